@@ -1,0 +1,188 @@
+//! Check-in at the door: scan, list, undo, live counts.
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::json::Json;
+use super::AppState;
+use crate::domain::checkin::{Direction, Reason};
+use crate::domain::ids::{GateId, ScanId, TicketId};
+use crate::domain::role::Role;
+use crate::domain::time::{format_rfc3339, parse_rfc3339};
+use crate::store::scans::{ScanFilter, ScanOutcome, ScanRecord, ScanRequest, Verdict};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+const MAX_CODE: usize = 1024;
+const MAX_NONCE: usize = 128;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinRequest {
+    code: String,
+    gate: String,
+    nonce: String,
+    #[serde(default)]
+    direction: Option<String>,
+    #[serde(default)]
+    scanned_at: Option<String>,
+    #[serde(default)]
+    device: Option<String>,
+}
+
+/// The answer the door shows. Built only from the stored record, so a
+/// replayed nonce gets the same answer as the first time.
+fn answer(st: &AppState, r: &ScanRecord) -> Value {
+    let event = st.store.event();
+    let tier_name = r
+        .tier
+        .as_ref()
+        .and_then(|t| event.as_ref().and_then(|e| e.tier(t).map(|t| t.name.clone())));
+    let gate_name = |g: &GateId| event.as_ref().and_then(|e| e.gate(g).map(|g| g.name.clone()));
+    json!({
+        "scan_id": r.id,
+        "verdict": r.verdict,
+        "reason": r.reason,
+        "message": match r.reason {
+            None => match r.direction { Direction::Entry => "Admit".to_string(), Direction::Exit => "Exit recorded".to_string() },
+            Some(reason) => reason.advice().to_string(),
+        },
+        "ticket": r.ticket.as_ref().map(|id| json!({
+            "id": id,
+            "tier": r.tier,
+            "tier_name": tier_name,
+            "holder": r.holder,
+        })),
+        "gate": r.gate,
+        "direction": r.direction,
+        "recorded_at": format_rfc3339(r.recorded_at),
+        "previous": r.prior.as_ref().map(|p| json!({
+            "at": format_rfc3339(p.at),
+            "gate": p.gate,
+            "gate_name": gate_name(&p.gate),
+        })),
+        "undone_at": r.undone_at.map(format_rfc3339),
+    })
+}
+
+fn validate(req: &CheckinRequest) -> Result<Direction, ApiError> {
+    if req.code.trim().is_empty() || req.code.len() > MAX_CODE {
+        return Err(ApiError::bad_request(format!("code must be the scanned text, 1 to {MAX_CODE} characters")));
+    }
+    if req.nonce.is_empty() || req.nonce.len() > MAX_NONCE || req.nonce.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "nonce must be 1 to {MAX_NONCE} printable characters, fresh for each scan (a UUID is ideal)"
+        )));
+    }
+    if req.gate.is_empty() {
+        return Err(ApiError::bad_request("gate is required: the id of the gate this device scans at (GET /api/v1/event lists them)"));
+    }
+    if let Some(t) = &req.scanned_at {
+        parse_rfc3339(t).map_err(|e| ApiError::bad_request(format!("scanned_at: {e}")))?;
+    }
+    match req.direction.as_deref() {
+        None => Ok(Direction::Entry),
+        Some(d) => Direction::parse(d).ok_or_else(|| ApiError::bad_request(format!("direction '{d}' must be entry or exit"))),
+    }
+}
+
+pub async fn create(State(st): State<AppState>, p: Principal, Json(req): Json<CheckinRequest>) -> Result<Response, ApiError> {
+    p.require(Role::Door)?;
+    let direction = validate(&req)?;
+    let outcome = st
+        .store
+        .record_scan(ScanRequest {
+            code: req.code,
+            gate: GateId(req.gate),
+            direction,
+            nonce: req.nonce,
+            scanned_at: req.scanned_at,
+            staff: p.actor.name,
+            device: req.device,
+            now: st.clock.now(),
+        })
+        .await?;
+    let mut resp = axum::Json(answer(&st, outcome.record())).into_response();
+    if let ScanOutcome::Replayed(_) = outcome {
+        resp.headers_mut().insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    verdict: Option<String>,
+    #[serde(default)]
+    gate: Option<String>,
+    #[serde(default)]
+    ticket: Option<String>,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+pub async fn list(State(st): State<AppState>, p: Principal, q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Door)?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let verdict = match q.verdict.as_deref() {
+        None => None,
+        Some("admit") => Some(Verdict::Admit),
+        Some("reject") => Some(Verdict::Reject),
+        Some(v) => return Err(ApiError::bad_request(format!("verdict '{v}' must be admit or reject"))),
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be 1 to 1000"));
+    }
+    let rows = st
+        .store
+        .list_scans(ScanFilter {
+            verdict,
+            gate: q.gate.map(GateId),
+            ticket: q.ticket.map(TicketId),
+            before: q.before.map(ScanId),
+            limit,
+        })
+        .await?;
+    let next = if rows.len() == limit { rows.last().map(|r| r.id) } else { None };
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut v = answer(&st, r);
+            v["code"] = json!(r.code);
+            v["nonce"] = json!(r.nonce);
+            v["staff"] = json!(r.staff);
+            v["device"] = json!(r.device);
+            v["scanned_at"] = json!(r.scanned_at);
+            v["undone_by"] = json!(r.undone_by);
+            v
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next_before": next})))
+}
+
+pub async fn undo(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Supervisor)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("'{id}' is not a scan id (a number from scan_id)")))?;
+    let rec = st.store.undo_scan(ScanId(id), p.actor, st.clock.now(), st.config.undo_window_ms).await?;
+    tracing::info!(scan = id, by = ?rec.undone_by, "check-in undone");
+    Ok(Json(answer(&st, &rec)))
+}
+
+pub async fn stats(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Door)?;
+    let counts = st.store.counts().await?;
+    let mut v = serde_json::to_value(&counts).map_err(|_| ApiError::internal())?;
+    // Every reason appears, zero or not, so dashboards have a stable shape.
+    for r in Reason::ALL {
+        if v["rejected_by_reason"].get(r.as_str()).is_none() {
+            v["rejected_by_reason"][r.as_str()] = json!(0);
+        }
+    }
+    Ok(Json(v))
+}

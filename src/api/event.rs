@@ -1,0 +1,47 @@
+//! The event as staff devices see it, and loading a signed manifest.
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::json::Json;
+use super::AppState;
+use crate::domain::role::Role;
+use crate::store::ImportOutcome;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The event, its gates and tiers: what a staff device needs to set up.
+pub async fn show(State(st): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
+    let ev = st.store.event().ok_or_else(|| {
+        ApiError::new(StatusCode::CONFLICT, "no_event", "no event is loaded on this box: an admin must import the manifest")
+    })?;
+    let m = &ev.manifest;
+    Ok(Json(json!({
+        "event": m.event,
+        "manifest_version": m.version,
+        "gates": m.gates,
+        "tiers": m.tiers,
+        "tickets_listed": m.tickets.len(),
+        "box_id": st.store.box_id(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// The manifest's exact text, as signed.
+    manifest: String,
+    /// Base64 Ed25519 signature over that text (the `.sig` file).
+    signature: String,
+}
+
+pub async fn import(State(st): State<AppState>, p: Principal, Json(req): Json<ImportRequest>) -> Result<Json<ImportOutcome>, ApiError> {
+    p.require(Role::Admin)?;
+    let outcome = st
+        .store
+        .import_manifest(req.manifest.into_bytes(), Some(req.signature), st.config.pinned_keys.clone(), p.actor, st.clock.now())
+        .await?;
+    tracing::info!(?outcome, "manifest import");
+    Ok(Json(outcome))
+}

@@ -1,0 +1,72 @@
+//! The HTTP API: the axum router, its shared state, and one handler module
+//! per resource. Only this module knows HTTP and JSON shapes; it turns
+//! requests into store calls and store results into answers.
+//!
+//! Every mutating endpoint takes a [`auth::Principal`] and checks its role
+//! before doing anything.
+
+pub mod auth;
+mod checkins;
+pub mod error;
+mod event;
+mod json;
+mod ops;
+mod session;
+
+use crate::clock::Clock;
+use crate::domain::keys::TrustedKeys;
+use crate::domain::time::Millis;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::Arc;
+
+pub use error::ApiError;
+
+/// Settings the handlers need.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// How long after a check-in a supervisor may undo it.
+    pub undo_window_ms: Millis,
+    /// How long a staff sign-in lasts.
+    pub session_ttl_ms: Millis,
+    /// Organiser keys pinned on the command line; when empty, the first
+    /// manifest's own keys are trusted.
+    pub pinned_keys: TrustedKeys,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { undo_window_ms: 120_000, session_ttl_ms: 16 * 3600 * 1000, pinned_keys: TrustedKeys::default() }
+    }
+}
+
+/// Cheap handles shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub clock: Clock,
+    pub config: Arc<ApiConfig>,
+    pub auth: Arc<auth::AuthState>,
+}
+
+/// Largest manifest accepted over HTTP; a 5,000-ticket manifest is ~1 MB.
+const MANIFEST_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/api/v1/session", post(session::sign_in).get(session::whoami).delete(session::sign_out))
+        .route("/api/v1/event", get(event::show))
+        .route("/api/v1/manifest", post(event::import).layer(DefaultBodyLimit::max(MANIFEST_BODY_LIMIT)))
+        .route("/api/v1/checkins", post(checkins::create).get(checkins::list))
+        .route("/api/v1/checkins/{id}/undo", post(checkins::undo))
+        .route("/api/v1/stats", get(checkins::stats))
+        .fallback(ops::not_found)
+        .with_state(state)
+}

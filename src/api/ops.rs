@@ -1,0 +1,37 @@
+//! Operations endpoints: health, Prometheus metrics, the OpenAPI document,
+//! and the 404 for everything else.
+
+use super::error::ApiError;
+use super::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+/// The OpenAPI 3.1 description of every route in `router()`; a test
+/// checks the two agree.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub async fn healthz(State(st): State<AppState>) -> Json<Value> {
+    let ev = st.store.event();
+    Json(json!({
+        "status": "ok",
+        "box_id": st.store.box_id(),
+        "event": ev.as_ref().map(|e| e.event_id().to_string()),
+        "manifest_version": ev.as_ref().map(|e| e.manifest.version),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+}
+
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint: see /api/v1/openapi.json")
+}

@@ -1,0 +1,381 @@
+//! The check-in decision: given a scanned code resolved to a ticket, the
+//! gate, the direction, the time and the ticket's last admitted scan, admit
+//! or reject with exactly one reason.
+//!
+//! Resolution (code text → ticket facts) and the decision are separate so
+//! each can be tested with a table; the store feeds both with what it reads
+//! inside its write transaction, which is what makes "admitted once" hold.
+
+use super::code::{self, ScannedCode};
+use super::ids::{GateId, TicketId, TierId};
+use super::manifest::{EventSnapshot, Gate, TicketStatus};
+use super::time::Millis;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Entry,
+    Exit,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Entry => "entry",
+            Direction::Exit => "exit",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Direction> {
+        match s {
+            "entry" => Some(Direction::Entry),
+            "exit" => Some(Direction::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// Why a scan was rejected. The set is fixed: dashboards, the cloud and
+/// the door lights all key on these names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    UnknownTicket,
+    BadSignature,
+    WrongEvent,
+    Revoked,
+    Blocked,
+    Unpaid,
+    Cancelled,
+    NotValidYet,
+    Expired,
+    NotAllowedAtGate,
+    AlreadyCheckedIn,
+    NotCheckedIn,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 12] = [
+        Reason::UnknownTicket,
+        Reason::BadSignature,
+        Reason::WrongEvent,
+        Reason::Revoked,
+        Reason::Blocked,
+        Reason::Unpaid,
+        Reason::Cancelled,
+        Reason::NotValidYet,
+        Reason::Expired,
+        Reason::NotAllowedAtGate,
+        Reason::AlreadyCheckedIn,
+        Reason::NotCheckedIn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UnknownTicket => "unknown_ticket",
+            Reason::BadSignature => "bad_signature",
+            Reason::WrongEvent => "wrong_event",
+            Reason::Revoked => "revoked",
+            Reason::Blocked => "blocked",
+            Reason::Unpaid => "unpaid",
+            Reason::Cancelled => "cancelled",
+            Reason::NotValidYet => "not_valid_yet",
+            Reason::Expired => "expired",
+            Reason::NotAllowedAtGate => "not_allowed_at_gate",
+            Reason::AlreadyCheckedIn => "already_checked_in",
+            Reason::NotCheckedIn => "not_checked_in",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// What door staff should say or do, in a few words.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Reason::UnknownTicket => "Code not recognised: check it is a ticket for this event, or send to the help desk",
+            Reason::BadSignature => "Code is forged or damaged: do not admit, send to the help desk",
+            Reason::WrongEvent => "Ticket is for another event",
+            Reason::Revoked => "This code was replaced or refunded: ask for the current ticket",
+            Reason::Blocked => "Ticket is blocked by the organiser: call a supervisor",
+            Reason::Unpaid => "Ticket is not paid: send to the box office",
+            Reason::Cancelled => "Ticket was cancelled: send to the box office",
+            Reason::NotValidYet => "Ticket is not valid yet: check the time on the ticket",
+            Reason::Expired => "Ticket is no longer valid",
+            Reason::NotAllowedAtGate => "Not allowed at this gate: direct to the right entrance",
+            Reason::AlreadyCheckedIn => "Already checked in: see when and where",
+            Reason::NotCheckedIn => "Cannot exit: this ticket has not entered",
+        }
+    }
+}
+
+/// The ticket facts a decision needs, whether they came from a signed code,
+/// the manifest, or both (the manifest wins on status and tier).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketFacts {
+    pub id: TicketId,
+    pub tier: TierId,
+    pub holder: Option<String>,
+    pub status: TicketStatus,
+    pub valid_from: Option<Millis>,
+    pub valid_until: Option<Millis>,
+    pub revoked: bool,
+    pub blocked: bool,
+}
+
+/// The ticket's latest admitted (and not undone) scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PriorScan {
+    pub direction: Direction,
+    pub gate: GateId,
+    pub at: Millis,
+}
+
+/// A ticket as the manifest lists it, looked up by the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedTicket {
+    pub id: TicketId,
+    pub tier: TierId,
+    pub holder: Option<String>,
+    pub status: TicketStatus,
+    pub valid_from: Option<Millis>,
+    pub valid_until: Option<Millis>,
+}
+
+/// How to find a scanned code's ticket in the manifest's ticket list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    ById(TicketId),
+    BySecret(String),
+}
+
+/// A scanned text after the first step: either rejected outright, or a
+/// ticket to look up (with what a verified signature already proved).
+#[derive(Clone, Debug)]
+pub enum Resolution {
+    Rejected(Reason),
+    Lookup { key: Lookup, claim: Option<ListedTicket> },
+}
+
+/// First step: read the text and check a signed code against the event.
+pub fn resolve(text: &str, event: &EventSnapshot) -> Resolution {
+    match code::parse(text) {
+        Err(_) => Resolution::Rejected(Reason::UnknownTicket),
+        Ok(ScannedCode::Secret(s)) => Resolution::Lookup { key: Lookup::BySecret(s), claim: None },
+        Ok(ScannedCode::Signed(signed)) => {
+            if signed.claim.event != event.tag {
+                return Resolution::Rejected(Reason::WrongEvent);
+            }
+            if !signed.verify(&event.keys) {
+                return Resolution::Rejected(Reason::BadSignature);
+            }
+            let c = signed.claim;
+            Resolution::Lookup {
+                key: Lookup::ById(c.ticket.clone()),
+                claim: Some(ListedTicket {
+                    id: c.ticket,
+                    tier: c.tier,
+                    holder: None,
+                    status: TicketStatus::Paid,
+                    valid_from: c.valid_from.map(|s| s as Millis * 1000),
+                    valid_until: c.valid_until.map(|s| s as Millis * 1000),
+                }),
+            }
+        }
+    }
+}
+
+/// Second step: combine what the signature proved with the manifest's
+/// listing. A verified signed code needs no listing; a secret does.
+pub fn facts(
+    text: &str,
+    claim: Option<ListedTicket>,
+    listed: Option<ListedTicket>,
+    event: &EventSnapshot,
+) -> Result<TicketFacts, Reason> {
+    let t = match (listed, claim) {
+        (Some(listed), Some(claim)) => ListedTicket {
+            // The organiser's later word (status, tier, holder) wins; the
+            // code's own window still applies if the listing has none.
+            valid_from: listed.valid_from.or(claim.valid_from),
+            valid_until: listed.valid_until.or(claim.valid_until),
+            ..listed
+        },
+        (Some(listed), None) => listed,
+        (None, Some(claim)) => claim,
+        (None, None) => return Err(Reason::UnknownTicket),
+    };
+    let text = text.trim_matches(|c| c == '\r' || c == '\n' || c == '\t');
+    Ok(TicketFacts {
+        revoked: event.revoked_codes.contains(text),
+        blocked: event.blocked.contains(&t.id),
+        id: t.id,
+        tier: t.tier,
+        holder: t.holder,
+        status: t.status,
+        valid_from: t.valid_from,
+        valid_until: t.valid_until,
+    })
+}
+
+/// The decision itself. Checks run from "is this a real, sellable ticket"
+/// through "may it pass here, now" to "has it already".
+pub fn decide(
+    ticket: &TicketFacts,
+    gate: &Gate,
+    direction: Direction,
+    now: Millis,
+    last: Option<&PriorScan>,
+) -> Result<(), Reason> {
+    if ticket.revoked {
+        return Err(Reason::Revoked);
+    }
+    if ticket.blocked {
+        return Err(Reason::Blocked);
+    }
+    match ticket.status {
+        TicketStatus::Cancelled => return Err(Reason::Cancelled),
+        TicketStatus::Unpaid => return Err(Reason::Unpaid),
+        TicketStatus::Paid => {}
+    }
+    let direction_allowed = match direction {
+        Direction::Entry => gate.entry,
+        Direction::Exit => gate.exit,
+    };
+    if !direction_allowed || !(gate.tiers.is_empty() || gate.tiers.contains(&ticket.tier)) {
+        return Err(Reason::NotAllowedAtGate);
+    }
+    if ticket.valid_from.is_some_and(|from| now < from) {
+        return Err(Reason::NotValidYet);
+    }
+    if ticket.valid_until.is_some_and(|until| now > until) {
+        return Err(Reason::Expired);
+    }
+    let inside = last.is_some_and(|l| l.direction == Direction::Entry);
+    match direction {
+        Direction::Entry if inside => Err(Reason::AlreadyCheckedIn),
+        Direction::Entry if last.is_some() && !gate.reentry => Err(Reason::AlreadyCheckedIn),
+        Direction::Entry => Ok(()),
+        Direction::Exit if inside => Ok(()),
+        Direction::Exit => Err(Reason::NotCheckedIn),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::code::{encode_signed, EventTag, TicketClaim};
+    use crate::domain::ids::EventId;
+    use crate::domain::keys::{sign_detached, signing_key_from_bytes, KeyId, TrustedKeys};
+    use crate::domain::manifest::{accept, tests::sample};
+
+    fn gate(tiers: &[&str], entry: bool, exit: bool, reentry: bool) -> Gate {
+        Gate {
+            id: GateId::from("g"),
+            name: "G".into(),
+            tiers: tiers.iter().map(|t| TierId::from(*t)).collect(),
+            entry,
+            exit,
+            reentry,
+        }
+    }
+
+    fn ticket() -> TicketFacts {
+        TicketFacts {
+            id: TicketId::from("t1"),
+            tier: TierId::from("ga"),
+            holder: None,
+            status: TicketStatus::Paid,
+            valid_from: Some(1_000),
+            valid_until: Some(2_000),
+            revoked: false,
+            blocked: false,
+        }
+    }
+
+    fn prior(direction: Direction) -> Option<PriorScan> {
+        Some(PriorScan { direction, gate: GateId::from("g"), at: 1_100 })
+    }
+
+    #[test]
+    fn decision_table() {
+        use Direction::*;
+        use Reason::*;
+        let plain = gate(&[], true, false, false);
+        let both_ways = gate(&[], true, true, true);
+        let both_no_reentry = gate(&[], true, true, false);
+        let vip_only = gate(&["vip"], true, false, false);
+        let exit_only = gate(&[], false, true, false);
+        let t = ticket;
+        let with = |f: fn(&mut TicketFacts)| {
+            let mut x = ticket();
+            f(&mut x);
+            x
+        };
+        #[rustfmt::skip]
+        let cases: Vec<(&str, TicketFacts, &Gate, Direction, Millis, Option<PriorScan>, Result<(), Reason>)> = vec![
+            ("first entry admits",                  t(), &plain, Entry, 1_500, None, Ok(())),
+            ("second entry is a repeat",            t(), &plain, Entry, 1_500, prior(Entry), Err(AlreadyCheckedIn)),
+            ("revoked beats everything",            with(|x| { x.revoked = true; x.blocked = true }), &plain, Entry, 1_500, None, Err(Revoked)),
+            ("blocked",                             with(|x| x.blocked = true), &plain, Entry, 1_500, None, Err(Blocked)),
+            ("cancelled",                           with(|x| x.status = TicketStatus::Cancelled), &plain, Entry, 1_500, None, Err(Cancelled)),
+            ("unpaid",                              with(|x| x.status = TicketStatus::Unpaid), &plain, Entry, 1_500, None, Err(Unpaid)),
+            ("tier not allowed at gate",            t(), &vip_only, Entry, 1_500, None, Err(NotAllowedAtGate)),
+            ("tier allowed at gate",                with(|x| x.tier = TierId::from("vip")), &vip_only, Entry, 1_500, None, Ok(())),
+            ("entry at an exit-only gate",          t(), &exit_only, Entry, 1_500, None, Err(NotAllowedAtGate)),
+            ("exit at an entry-only gate",          t(), &plain, Exit, 1_500, prior(Entry), Err(NotAllowedAtGate)),
+            ("before the window",                   t(), &plain, Entry, 999, None, Err(NotValidYet)),
+            ("window start is inclusive",           t(), &plain, Entry, 1_000, None, Ok(())),
+            ("window end is inclusive",             t(), &plain, Entry, 2_000, None, Ok(())),
+            ("after the window",                    t(), &plain, Entry, 2_001, None, Err(Expired)),
+            ("no window never expires",             with(|x| { x.valid_from = None; x.valid_until = None }), &plain, Entry, 9_999_999, None, Ok(())),
+            ("exit without entry",                  t(), &both_ways, Exit, 1_500, None, Err(NotCheckedIn)),
+            ("exit after exit",                     t(), &both_ways, Exit, 1_500, prior(Exit), Err(NotCheckedIn)),
+            ("exit after entry",                    t(), &both_ways, Exit, 1_500, prior(Entry), Ok(())),
+            ("re-entry where allowed",              t(), &both_ways, Entry, 1_500, prior(Exit), Ok(())),
+            ("re-entry where not allowed",          t(), &both_no_reentry, Entry, 1_500, prior(Exit), Err(AlreadyCheckedIn)),
+            ("inside and scanned in again at a re-entry gate", t(), &both_ways, Entry, 1_500, prior(Entry), Err(AlreadyCheckedIn)),
+        ];
+        for (name, ticket, gate, direction, now, last, want) in cases {
+            assert_eq!(decide(&ticket, gate, direction, now, last.as_ref()), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn resolution_table() {
+        let key = signing_key_from_bytes([1; 32]);
+        let stranger = signing_key_from_bytes([2; 32]);
+        let b = serde_json::to_vec(&sample(&[&key], 1)).unwrap();
+        let mut event = accept(&b, Some(&sign_detached(&key, &b)), None, &TrustedKeys::default()).unwrap();
+        let claim = |k: &ed25519_dalek::SigningKey, ev: &str, id: &str| TicketClaim {
+            event: EventTag::of(&EventId::from(ev)),
+            key: KeyId::of(&k.verifying_key()),
+            ticket: TicketId::from(id),
+            tier: TierId::from("ga"),
+            valid_from: None,
+            valid_until: None,
+        };
+        let good = encode_signed(&claim(&key, "evt-test", "s1"), &key).unwrap();
+        let forged = encode_signed(&claim(&stranger, "evt-test", "s2"), &stranger).unwrap();
+        let other_event = encode_signed(&claim(&key, "evt-other", "s3"), &key).unwrap();
+        event.revoked_codes.insert(good.clone());
+
+        assert!(matches!(resolve("VB1:###", &event), Resolution::Rejected(Reason::UnknownTicket)));
+        assert!(matches!(resolve(&forged, &event), Resolution::Rejected(Reason::BadSignature)));
+        assert!(matches!(resolve(&other_event, &event), Resolution::Rejected(Reason::WrongEvent)));
+        assert!(matches!(resolve("SECRET-ONE", &event), Resolution::Lookup { key: Lookup::BySecret(s), claim: None } if s == "SECRET-ONE"));
+        let Resolution::Lookup { key: Lookup::ById(id), claim: Some(c) } = resolve(&good, &event) else { panic!("signed code must resolve") };
+        assert_eq!(id, TicketId::from("s1"));
+
+        // A signed code never listed is valid on its own; revocation still applies.
+        let f = facts(&good, Some(c.clone()), None, &event).unwrap();
+        assert!(f.revoked);
+        // The listing overrides status from the code.
+        let listed = ListedTicket { status: TicketStatus::Cancelled, holder: Some("Bo".into()), ..c.clone() };
+        let f = facts(&good, Some(c), Some(listed), &event).unwrap();
+        assert_eq!((f.status, f.holder.as_deref()), (TicketStatus::Cancelled, Some("Bo")));
+        // A secret that is not listed is unknown.
+        assert_eq!(facts("NOPE-NOPE", None, None, &event).unwrap_err(), Reason::UnknownTicket);
+    }
+}

@@ -1,0 +1,484 @@
+//! The event manifest: everything the organiser prepared in the cloud that
+//! the box needs at the door — event, organiser keys, tiers, gates, tickets,
+//! revocations, blocks and staff — as one JSON document with a detached
+//! Ed25519 signature over its exact bytes.
+//!
+//! This module parses, validates and checks signatures and succession (a
+//! manifest replaces an older one of the same event only). Storing it is
+//! the store's job.
+
+use super::code::{EventTag, MAX_TICKET_ID, MAX_TIER, SIGNED_PREFIX};
+use super::ids::{EventId, GateId, TicketId, TierId};
+use super::keys::{self, KeyId, TrustedKeys};
+use super::role::Role;
+use super::time::{parse_rfc3339, Millis};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// The manifest schema this box understands.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: u32,
+    /// Revision number; every publish by the organiser increases it.
+    pub version: u64,
+    pub event: Event,
+    /// Keys that sign this manifest and the tickets. A list, so a key can be
+    /// rotated: list old and new together until the old one is retired.
+    pub organiser_keys: Vec<KeyEntry>,
+    pub tiers: Vec<Tier>,
+    pub gates: Vec<Gate>,
+    #[serde(default)]
+    pub tickets: Vec<TicketEntry>,
+    /// Exact code texts that must no longer scan (e.g. a reissued ticket's old code).
+    #[serde(default)]
+    pub revoked_codes: Vec<String>,
+    /// Tickets that must not enter, whatever code they show.
+    #[serde(default)]
+    pub blocked_tickets: Vec<TicketId>,
+    #[serde(default)]
+    pub staff: Vec<StaffEntry>,
+    // Later schema sections (creators, scholarships, drops) arrive as new
+    // optional fields; unknown fields are ignored so an older box can still
+    // read the parts it knows.
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Event {
+    pub id: EventId,
+    pub name: String,
+    /// IANA zone name, e.g. `Europe/Berlin`; shown to staff, times are absolute.
+    pub timezone: String,
+    /// ISO 4217 code, e.g. `EUR`; prices are integer minor units of it.
+    pub currency: String,
+    pub starts_at: String,
+    pub ends_at: String,
+    pub doors_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeyEntry {
+    /// Standard base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Tier {
+    pub id: TierId,
+    pub name: String,
+    pub price_minor: i64,
+    pub capacity: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Gate {
+    pub id: GateId,
+    pub name: String,
+    /// Tiers that may pass here; empty means every tier.
+    #[serde(default)]
+    pub tiers: Vec<TierId>,
+    /// Whether people may enter here.
+    #[serde(default = "yes")]
+    pub entry: bool,
+    /// Whether exits are scanned here.
+    #[serde(default)]
+    pub exit: bool,
+    /// Whether someone who scanned out may come back in here.
+    #[serde(default)]
+    pub reentry: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketStatus {
+    Paid,
+    Unpaid,
+    Cancelled,
+}
+
+impl TicketStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Paid => "paid",
+            TicketStatus::Unpaid => "unpaid",
+            TicketStatus::Cancelled => "cancelled",
+        }
+    }
+    pub fn parse(s: &str) -> Option<TicketStatus> {
+        [TicketStatus::Paid, TicketStatus::Unpaid, TicketStatus::Cancelled]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TicketEntry {
+    pub id: TicketId,
+    pub tier: TierId,
+    /// For tickets whose QR code is a random secret instead of a signed code.
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub holder: Option<String>,
+    #[serde(default = "paid")]
+    pub status: TicketStatus,
+    #[serde(default)]
+    pub valid_from: Option<String>,
+    #[serde(default)]
+    pub valid_until: Option<String>,
+}
+
+fn paid() -> TicketStatus {
+    TicketStatus::Paid
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StaffEntry {
+    pub name: String,
+    pub role: Role,
+    /// argon2id PHC string of the PIN (`venuebox staff hash-pin`).
+    pub pin_hash: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ManifestError {
+    #[error("manifest is not valid JSON for schema {SCHEMA}: {0}")]
+    Parse(String),
+    #[error("manifest schema {0} is not supported by this box (it reads schema {SCHEMA}): update venuebox")]
+    Schema(u32),
+    #[error("manifest is invalid: {0}")]
+    Invalid(String),
+    #[error("manifest signature is missing: export it again with its .sig file")]
+    Unsigned,
+    #[error("manifest signature does not verify with any trusted organiser key: it was changed after signing, or signed with a key this box does not trust")]
+    BadSignature,
+    #[error("manifest is for event '{got}' but this box holds event '{have}': close that event before loading another")]
+    OtherEvent { have: EventId, got: EventId },
+    #[error("manifest version {got} is not newer than the loaded version {have}: export the latest manifest")]
+    NotNewer { have: u64, got: u64 },
+}
+
+/// A manifest parsed, validated and with its derived lookups ready.
+#[derive(Clone, Debug)]
+pub struct EventSnapshot {
+    pub manifest: Manifest,
+    pub tag: EventTag,
+    pub keys: TrustedKeys,
+    pub key_ids: Vec<KeyId>,
+    pub starts_at: Millis,
+    pub ends_at: Millis,
+    pub doors_at: Millis,
+    pub revoked_codes: HashSet<String>,
+    pub blocked: HashSet<TicketId>,
+    tier_index: HashMap<TierId, usize>,
+    gate_index: HashMap<GateId, usize>,
+}
+
+impl EventSnapshot {
+    pub fn gate(&self, id: &GateId) -> Option<&Gate> {
+        self.gate_index.get(id).map(|&i| &self.manifest.gates[i])
+    }
+    pub fn tier(&self, id: &TierId) -> Option<&Tier> {
+        self.tier_index.get(id).map(|&i| &self.manifest.tiers[i])
+    }
+    pub fn event_id(&self) -> &EventId {
+        &self.manifest.event.id
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> ManifestError {
+    ManifestError::Invalid(msg.into())
+}
+
+/// Parses and validates a manifest without looking at any signature.
+pub fn parse(bytes: &[u8]) -> Result<EventSnapshot, ManifestError> {
+    #[derive(Deserialize)]
+    struct SchemaOnly {
+        schema: u32,
+    }
+    let probe: SchemaOnly =
+        serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse(e.to_string()))?;
+    if probe.schema != SCHEMA {
+        return Err(ManifestError::Schema(probe.schema));
+    }
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse(e.to_string()))?;
+    validate(m)
+}
+
+fn time(field: &str, s: &str) -> Result<Millis, ManifestError> {
+    parse_rfc3339(s).map_err(|e| invalid(format!("{field}: {e}")))
+}
+
+fn unique<'a, T: Eq + std::hash::Hash + std::fmt::Display + 'a>(
+    what: &str,
+    items: impl Iterator<Item = &'a T>,
+) -> Result<HashMap<&'a T, usize>, ManifestError> {
+    let mut seen = HashMap::new();
+    for (i, id) in items.enumerate() {
+        if seen.insert(id, i).is_some() {
+            return Err(invalid(format!("{what} id '{id}' appears twice")));
+        }
+    }
+    Ok(seen)
+}
+
+fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
+    if m.event.id.as_str().is_empty() {
+        return Err(invalid("event.id is empty"));
+    }
+    if m.event.currency.len() != 3 || !m.event.currency.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(invalid(format!("event.currency '{}' is not an ISO 4217 code such as EUR", m.event.currency)));
+    }
+    let starts_at = time("event.starts_at", &m.event.starts_at)?;
+    let ends_at = time("event.ends_at", &m.event.ends_at)?;
+    let doors_at = time("event.doors_at", &m.event.doors_at)?;
+    if ends_at <= starts_at {
+        return Err(invalid("event.ends_at must be after event.starts_at"));
+    }
+    if m.organiser_keys.is_empty() {
+        return Err(invalid("organiser_keys is empty: list at least the key that signs this manifest"));
+    }
+    let mut verifying = Vec::new();
+    for (i, k) in m.organiser_keys.iter().enumerate() {
+        verifying.push(keys::public_key_from_base64(&k.public_key).map_err(|e| invalid(format!("organiser_keys[{i}]: {e}")))?);
+    }
+    for t in &m.tiers {
+        if t.id.as_str().is_empty() || t.id.as_str().len() > MAX_TIER {
+            return Err(invalid(format!("tier id '{}' must be 1 to {MAX_TIER} bytes", t.id)));
+        }
+        if t.price_minor < 0 {
+            return Err(invalid(format!("tier '{}' has a negative price", t.id)));
+        }
+    }
+    let tier_index: HashMap<TierId, usize> =
+        unique("tier", m.tiers.iter().map(|t| &t.id))?.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+    if m.gates.is_empty() {
+        return Err(invalid("gates is empty: the door needs at least one gate"));
+    }
+    let gate_index: HashMap<GateId, usize> =
+        unique("gate", m.gates.iter().map(|g| &g.id))?.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+    for g in &m.gates {
+        if let Some(t) = g.tiers.iter().find(|t| !tier_index.contains_key(*t)) {
+            return Err(invalid(format!("gate '{}' admits tier '{t}', which is not in tiers", g.id)));
+        }
+        if !g.entry && !g.exit {
+            return Err(invalid(format!("gate '{}' allows neither entry nor exit", g.id)));
+        }
+    }
+    unique("ticket", m.tickets.iter().map(|t| &t.id))?;
+    let mut per_tier: HashMap<&TierId, u32> = HashMap::new();
+    let mut secrets = HashSet::new();
+    for t in &m.tickets {
+        if t.id.as_str().is_empty() || t.id.as_str().len() > MAX_TICKET_ID {
+            return Err(invalid(format!("ticket id '{}' must be 1 to {MAX_TICKET_ID} bytes", t.id)));
+        }
+        if !tier_index.contains_key(&t.tier) {
+            return Err(invalid(format!("ticket '{}' has tier '{}', which is not in tiers", t.id, t.tier)));
+        }
+        if let Some(s) = &t.secret {
+            if s.len() < 8 || s.starts_with(SIGNED_PREFIX) || s.trim() != s {
+                return Err(invalid(format!(
+                    "ticket '{}': a secret must be at least 8 characters, without surrounding spaces, and must not start with {SIGNED_PREFIX}",
+                    t.id
+                )));
+            }
+            if !secrets.insert(s.as_str()) {
+                return Err(invalid(format!("ticket '{}' reuses another ticket's secret", t.id)));
+            }
+        }
+        for (f, v) in [("valid_from", &t.valid_from), ("valid_until", &t.valid_until)] {
+            if let Some(v) = v {
+                time(&format!("ticket '{}' {f}", t.id), v)?;
+            }
+        }
+        if t.status != TicketStatus::Cancelled {
+            *per_tier.entry(&t.tier).or_default() += 1;
+        }
+    }
+    for tier in &m.tiers {
+        let n = per_tier.get(&tier.id).copied().unwrap_or(0);
+        if n > tier.capacity {
+            return Err(invalid(format!("tier '{}' has capacity {} but {n} tickets", tier.id, tier.capacity)));
+        }
+    }
+    let mut staff_names = HashSet::new();
+    for s in &m.staff {
+        if !staff_names.insert(s.name.as_str()) {
+            return Err(invalid(format!("staff name '{}' appears twice", s.name)));
+        }
+        argon2::PasswordHash::new(&s.pin_hash)
+            .map_err(|e| invalid(format!("staff '{}' pin_hash is not a PHC string ({e}): make it with `venuebox staff hash-pin`", s.name)))?;
+    }
+    let tag = EventTag::of(&m.event.id);
+    let key_ids = verifying.iter().map(KeyId::of).collect();
+    Ok(EventSnapshot {
+        tag,
+        keys: TrustedKeys::new(verifying),
+        key_ids,
+        starts_at,
+        ends_at,
+        doors_at,
+        revoked_codes: m.revoked_codes.iter().cloned().collect(),
+        blocked: m.blocked_tickets.iter().cloned().collect(),
+        tier_index,
+        gate_index,
+        manifest: m,
+    })
+}
+
+/// Checks a candidate manifest's signature and that it may replace
+/// `current`. Trusted keys are the pinned ones plus those of the current
+/// manifest; on a box that has neither, the manifest's own keys are
+/// trusted (first use), which the caller should log.
+pub fn accept(
+    bytes: &[u8],
+    signature: Option<&str>,
+    current: Option<&EventSnapshot>,
+    pinned: &TrustedKeys,
+) -> Result<EventSnapshot, ManifestError> {
+    let candidate = parse(bytes)?;
+    let sig_text = signature.filter(|s| !s.trim().is_empty()).ok_or(ManifestError::Unsigned)?;
+    let sig = keys::signature_from_base64(sig_text).map_err(|_| ManifestError::BadSignature)?;
+    let signed_by_pinned = pinned.verify_any(bytes, &sig).is_some();
+    let signed_by_current = current.is_some_and(|c| c.keys.verify_any(bytes, &sig).is_some());
+    let first_use = pinned.is_empty() && current.is_none();
+    let signed_by_itself = candidate.keys.verify_any(bytes, &sig).is_some();
+    if !(signed_by_pinned || signed_by_current || (first_use && signed_by_itself)) {
+        return Err(ManifestError::BadSignature);
+    }
+    if let Some(c) = current {
+        if c.event_id() != candidate.event_id() {
+            return Err(ManifestError::OtherEvent { have: c.event_id().clone(), got: candidate.event_id().clone() });
+        }
+        if candidate.manifest.version <= c.manifest.version {
+            return Err(ManifestError::NotNewer { have: c.manifest.version, got: candidate.manifest.version });
+        }
+    }
+    Ok(candidate)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::keys::{public_key_to_base64, sign_detached, signing_key_from_bytes};
+    use ed25519_dalek::SigningKey;
+    use serde_json::json;
+
+    pub(crate) const TEST_PIN_HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZxR0n3PFdLSwMYXH3VY0j/dKAWyWJ93X0tH3cU3hvG4";
+
+    pub(crate) fn sample(keys: &[&SigningKey], version: u64) -> serde_json::Value {
+        json!({
+            "schema": 1,
+            "version": version,
+            "event": {"id": "evt-test", "name": "Test night", "timezone": "Europe/Berlin", "currency": "EUR",
+                      "starts_at": "2026-11-27T19:00:00Z", "ends_at": "2026-11-27T23:00:00Z", "doors_at": "2026-11-27T18:30:00Z"},
+            "organiser_keys": keys.iter().map(|k| json!({"public_key": public_key_to_base64(&k.verifying_key())})).collect::<Vec<_>>(),
+            "tiers": [{"id": "ga", "name": "General", "price_minor": 2500, "capacity": 10},
+                      {"id": "vip", "name": "VIP", "price_minor": 9000, "capacity": 2}],
+            "gates": [{"id": "main", "name": "Main door"},
+                      {"id": "vip", "name": "VIP door", "tiers": ["vip"], "exit": true, "reentry": true}],
+            "tickets": [{"id": "t1", "tier": "ga", "secret": "SECRET-ONE", "holder": "Ada"}],
+            "staff": [{"name": "Door 1", "role": "door", "pin_hash": TEST_PIN_HASH}]
+        })
+    }
+
+    fn bytes(v: &serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec_pretty(v).unwrap()
+    }
+
+    #[test]
+    fn first_manifest_is_accepted_when_signed_by_its_own_key() {
+        let k = signing_key_from_bytes([1; 32]);
+        let b = bytes(&sample(&[&k], 1));
+        let snap = accept(&b, Some(&sign_detached(&k, &b)), None, &TrustedKeys::default()).unwrap();
+        assert_eq!(snap.manifest.tickets.len(), 1);
+        assert!(snap.gate(&GateId::from("vip")).unwrap().reentry);
+    }
+
+    #[test]
+    fn unsigned_tampered_and_foreign_manifests_are_refused() {
+        let k = signing_key_from_bytes([1; 32]);
+        let stranger = signing_key_from_bytes([2; 32]);
+        let b = bytes(&sample(&[&k], 1));
+        let sig = sign_detached(&k, &b);
+        let none = TrustedKeys::default();
+        assert_eq!(accept(&b, None, None, &none).unwrap_err(), ManifestError::Unsigned);
+        let mut tampered = b.clone();
+        let pos = tampered.windows(4).position(|w| w == b"2500").unwrap();
+        tampered[pos] = b'1';
+        assert_eq!(accept(&tampered, Some(&sig), None, &none).unwrap_err(), ManifestError::BadSignature);
+        let pinned = TrustedKeys::new([stranger.verifying_key()]);
+        assert_eq!(accept(&b, Some(&sig), None, &pinned).unwrap_err(), ManifestError::BadSignature, "pinned key overrides first use");
+    }
+
+    #[test]
+    fn successor_must_be_newer_same_event_and_signed_by_a_current_key() {
+        let old = signing_key_from_bytes([1; 32]);
+        let new = signing_key_from_bytes([2; 32]);
+        let none = TrustedKeys::default();
+        let b1 = bytes(&sample(&[&old, &new], 1));
+        let current = accept(&b1, Some(&sign_detached(&old, &b1)), None, &none).unwrap();
+        // Rotation: v2 lists only the new key and is signed by it; the box trusts it through v1.
+        let b2 = bytes(&sample(&[&new], 2));
+        let v2 = accept(&b2, Some(&sign_detached(&new, &b2)), Some(&current), &none).unwrap();
+        // The old key is now retired: a v3 signed by it is refused.
+        let b3 = bytes(&sample(&[&old], 3));
+        assert_eq!(accept(&b3, Some(&sign_detached(&old, &b3)), Some(&v2), &none).unwrap_err(), ManifestError::BadSignature);
+        // Older or equal versions are refused.
+        assert_eq!(
+            accept(&b1, Some(&sign_detached(&new, &b1)), Some(&v2), &none).unwrap_err(),
+            ManifestError::NotNewer { have: 2, got: 1 }
+        );
+        // A self-signed manifest cannot replace one from another organiser.
+        let evil = signing_key_from_bytes([6; 32]);
+        let b4 = bytes(&sample(&[&evil], 9));
+        assert_eq!(accept(&b4, Some(&sign_detached(&evil, &b4)), Some(&v2), &none).unwrap_err(), ManifestError::BadSignature);
+        // Another event is refused.
+        let mut other = sample(&[&new], 5);
+        other["event"]["id"] = json!("evt-other");
+        let b5 = bytes(&other);
+        assert!(matches!(accept(&b5, Some(&sign_detached(&new, &b5)), Some(&v2), &none), Err(ManifestError::OtherEvent { .. })));
+    }
+
+    #[test]
+    fn invalid_manifests_say_what_is_wrong() {
+        let k = signing_key_from_bytes([1; 32]);
+        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+            ("schema", Box::new(|m| m["schema"] = json!(2))),
+            ("not in tiers", Box::new(|m| m["tickets"][0]["tier"] = json!("nope"))),
+            ("appears twice", Box::new(|m| m["gates"][1]["id"] = json!("main"))),
+            ("capacity 2 but 3", Box::new(|m| {
+                for i in 0..3 {
+                    m["tickets"].as_array_mut().unwrap().push(json!({"id": format!("v{i}"), "tier": "vip"}));
+                }
+            })),
+            ("RFC 3339", Box::new(|m| m["event"]["doors_at"] = json!("7pm"))),
+            ("PHC", Box::new(|m| m["staff"][0]["pin_hash"] = json!("1234"))),
+            ("unknown role", Box::new(|m| m["staff"][0]["role"] = json!("boss"))),
+            ("secret", Box::new(|m| m["tickets"][0]["secret"] = json!("VB1:ABCDEFGH"))),
+            ("ISO 4217", Box::new(|m| m["event"]["currency"] = json!("euro"))),
+        ];
+        for (expect, change) in cases {
+            let mut m = sample(&[&k], 1);
+            change(&mut m);
+            let err = parse(&bytes(&m)).unwrap_err().to_string();
+            assert!(err.contains(expect), "expected '{expect}' in: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_later_sections_are_ignored() {
+        let k = signing_key_from_bytes([1; 32]);
+        let mut m = sample(&[&k], 1);
+        m["drops"] = json!([{"id": "d1"}]);
+        assert!(parse(&bytes(&m)).is_ok());
+    }
+}

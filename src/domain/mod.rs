@@ -1,0 +1,16 @@
+//! The venue's rules as pure types and decisions: tickets and their signed
+//! codes, the event manifest, staff roles and the check-in decision.
+//!
+//! Nothing in here does I/O, spawns tasks or speaks SQL (ARCHITECTURE.md):
+//! every function takes what it needs as arguments and returns a value, so
+//! the rules are tested with tables of cases.
+
+pub mod base44;
+pub mod checkin;
+pub mod code;
+pub mod ids;
+pub mod keys;
+pub mod manifest;
+pub mod qr;
+pub mod role;
+pub mod time;

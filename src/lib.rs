@@ -1,0 +1,29 @@
+//! venuebox: the box at the venue.
+//!
+//! One binary on a Raspberry Pi-class computer that runs a creator-led
+//! micro-event with or without internet. This crate is its library; the
+//! binary (`src/main.rs`) only parses the command line and calls in here.
+//!
+//! Modules, from the inside out:
+//!
+//! - [`domain`] — tickets, signed codes, the manifest, roles and the
+//!   check-in decision: pure types and functions, no I/O.
+//! - [`store`] — the SQLite file: migrations, the single writer with group
+//!   commit, the read pool, the outbox, the box identity. Only it speaks SQL.
+//! - [`api`] — the HTTP API (axum): routes, auth, one error type. Only it
+//!   knows HTTP and JSON shapes.
+//! - [`server`] — wires store and API together and runs them until shutdown.
+//! - [`organiser`] — the organiser's tools that run on a laptop or the box:
+//!   keys, signing manifests, minting tickets, the demo event.
+//! - [`metrics`] — counters and histograms for `/metrics`.
+//! - [`clock`] — the box's clock, settable in tests.
+//!
+//! See ARCHITECTURE.md for the invariants that hold across them.
+
+pub mod api;
+pub mod clock;
+pub mod domain;
+pub mod metrics;
+pub mod organiser;
+pub mod server;
+pub mod store;

@@ -1,0 +1,274 @@
+//! The `venuebox` binary: parses the command line, sets up logging and
+//! calls into the library. Nothing here decides anything about an event.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use venuebox::api::ApiConfig;
+use venuebox::clock::Clock;
+use venuebox::domain::ids::{EventId, TicketId, TierId};
+use venuebox::domain::keys::{public_key_from_base64, TrustedKeys};
+use venuebox::domain::role::{Actor, Role};
+use venuebox::domain::time::parse_rfc3339;
+use venuebox::organiser::{self, keyfile::KeyFile, tickets};
+use venuebox::server::{self, Config};
+use venuebox::store::ImportOutcome;
+
+#[derive(Parser)]
+#[command(name = "venuebox", version, about = "The box at the venue: offline ticket check-in for creator-led micro-events.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DataDir {
+    /// Directory holding the database, the box identity and demo files.
+    #[arg(long, env = "VENUEBOX_DATA_DIR", default_value = "venuebox-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the box: the HTTP API for staff devices.
+    Serve {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Address to listen on (TLS arrives with the venue LAN work; keep this on loopback until then).
+        #[arg(long, env = "VENUEBOX_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// On first start, create and load a demo event (files in DATA_DIR/demo/).
+        #[arg(long)]
+        demo: bool,
+        /// Seconds after a check-in during which a supervisor may undo it.
+        #[arg(long, default_value_t = 120)]
+        undo_window_secs: i64,
+        /// Hours a staff sign-in lasts.
+        #[arg(long, default_value_t = 16)]
+        session_hours: i64,
+        /// Organiser public key (base64) to trust for manifests; repeat for several.
+        /// Without one, the first manifest's own keys are trusted.
+        #[arg(long = "organiser-key")]
+        organiser_keys: Vec<String>,
+    },
+    /// Print a bearer token for scripts on the box itself.
+    Token {
+        #[command(flatten)]
+        dir: DataDir,
+        /// door, merch, capture, supervisor or admin.
+        #[arg(long)]
+        role: String,
+        /// Name recorded in the audit log.
+        #[arg(long, default_value = "box-cli")]
+        name: String,
+        #[arg(long, default_value_t = 16)]
+        hours: i64,
+    },
+    /// Event manifests: import one into the box, or sign one as organiser.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// Mint signed tickets (organiser).
+    #[command(subcommand)]
+    Tickets(TicketsCommand),
+    /// Make an organiser signing key file.
+    Keygen {
+        /// Where to write the key (mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Staff helpers.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+#[derive(Subcommand)]
+enum ManifestCommand {
+    /// Verify and load a signed manifest (FILE plus FILE.sig).
+    Import {
+        file: PathBuf,
+        /// Signature file; defaults to FILE.sig.
+        #[arg(long)]
+        signature: Option<PathBuf>,
+        #[command(flatten)]
+        dir: DataDir,
+        /// Organiser public key (base64) to trust; repeat for several.
+        #[arg(long = "organiser-key")]
+        organiser_keys: Vec<String>,
+    },
+    /// Sign FILE with an organiser key, writing FILE.sig.
+    Sign {
+        file: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TicketsCommand {
+    /// Mint signed ticket codes, a tickets.csv and one QR PNG per ticket.
+    Issue {
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        event: String,
+        #[arg(long)]
+        tier: String,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// Number of the first ticket; ids are PREFIX + number.
+        #[arg(long, default_value_t = 1)]
+        first: u32,
+        #[arg(long, default_value = "T-")]
+        prefix: String,
+        /// RFC 3339 time before which the tickets do not scan.
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// RFC 3339 time after which the tickets do not scan.
+        #[arg(long)]
+        valid_until: Option<String>,
+        /// Output directory (tickets.csv is appended to, qr/ filled).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Print the argon2id hash of a PIN for the manifest's staff list.
+    HashPin { pin: String },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let filter: Targets = std::env::var("RUST_LOG").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        Targets::new().with_default(tracing::Level::INFO)
+    });
+    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).with(filter).init();
+}
+
+fn pinned(keys: &[String]) -> Result<TrustedKeys> {
+    let keys = keys.iter().map(|k| public_key_from_base64(k).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?;
+    Ok(TrustedKeys::new(keys))
+}
+
+fn unix_secs(s: &Option<String>) -> Result<Option<u32>> {
+    s.as_deref()
+        .map(|t| parse_rfc3339(t).map(|ms| (ms / 1000) as u32).map_err(anyhow::Error::msg))
+        .transpose()
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(cli.command))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Serve { dir, listen, demo, undo_window_secs, session_hours, organiser_keys } => {
+            let config = Config {
+                data_dir: dir.data_dir.clone(),
+                api: ApiConfig {
+                    undo_window_ms: undo_window_secs * 1000,
+                    session_ttl_ms: session_hours * 3_600_000,
+                    pinned_keys: pinned(&organiser_keys)?,
+                },
+                read_connections: 4,
+            };
+            let state = server::open(&config, Clock::system()).with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
+            if demo {
+                load_demo(&state, &dir.data_dir).await?;
+            }
+            match state.store.event() {
+                Some(ev) => tracing::info!(event = %ev.event_id(), version = ev.manifest.version, "event loaded"),
+                None => tracing::warn!("no event loaded: import a manifest (venuebox manifest import FILE) or start with --demo"),
+            }
+            let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+            let addr = listener.local_addr()?;
+            println!("venuebox listening on http://{addr} (box {})", state.store.box_id());
+            tracing::info!(%addr, box_id = state.store.box_id(), "listening");
+            server::serve(state, listener, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Token { dir, role, name, hours } => {
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
+            let now = state.clock.now();
+            let (token, _) = state.store.create_session(Actor { name, role }, now, hours * 3_600_000).await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Manifest(ManifestCommand::Import { file, signature, dir, organiser_keys }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let sig_path = signature.unwrap_or_else(|| organiser::signature_path(&file));
+            let sig = std::fs::read_to_string(&sig_path).ok();
+            if sig.is_none() {
+                bail!("no signature at {}: sign the manifest (venuebox manifest sign) or pass --signature", sig_path.display());
+            }
+            let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
+            let actor = Actor { name: "box-cli".into(), role: Role::Admin };
+            let outcome = state.store.import_manifest(bytes, sig, pinned(&organiser_keys)?, actor, state.clock.now()).await?;
+            match outcome {
+                ImportOutcome::Imported { event_id, version, tickets, .. } => println!("imported {event_id} version {version} ({tickets} listed tickets)"),
+                ImportOutcome::Unchanged { event_id, version } => println!("{event_id} version {version} is already loaded"),
+            }
+            Ok(())
+        }
+        Command::Manifest(ManifestCommand::Sign { file, key }) => {
+            let key = KeyFile::load(&key)?;
+            let out = organiser::sign_manifest(&file, &key)?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Tickets(TicketsCommand::Issue { key, event, tier, count, first, prefix, valid_from, valid_until, out }) => {
+            let key = KeyFile::load(&key)?;
+            let ids = (first..first.saturating_add(count)).map(|n| TicketId(format!("{prefix}{n}")));
+            let window = (unix_secs(&valid_from)?, unix_secs(&valid_until)?);
+            let minted = tickets::mint(&key.signing_key(), &EventId(event), &TierId(tier), ids, window)?;
+            let rows: Vec<_> = minted.into_iter().map(|m| (m.id, m.tier, m.code)).collect();
+            tickets::write_out(&out, &rows, true)?;
+            println!("minted {} tickets into {}", rows.len(), out.display());
+            Ok(())
+        }
+        Command::Keygen { out } => {
+            if out.exists() {
+                bail!("{} exists: refusing to overwrite a key", out.display());
+            }
+            let key = KeyFile::generate();
+            key.save(&out)?;
+            println!("key {} written to {}\npublic key for the manifest's organiser_keys: {}", key.key_id, out.display(), key.public_key);
+            Ok(())
+        }
+        Command::Staff(StaffCommand::HashPin { pin }) => {
+            println!("{}", organiser::demo::hash_pin(&pin));
+            Ok(())
+        }
+    }
+}
+
+/// Creates and loads the demo event unless the box already holds an event.
+async fn load_demo(state: &venuebox::api::AppState, data_dir: &Path) -> Result<()> {
+    if let Some(ev) = state.store.event() {
+        tracing::info!(event = %ev.event_id(), "--demo: an event is already loaded, keeping it");
+        return Ok(());
+    }
+    let demo = organiser::demo::create(data_dir, state.clock.now())?;
+    let bytes = std::fs::read(&demo.manifest)?;
+    let sig = std::fs::read_to_string(&demo.signature)?;
+    let actor = Actor { name: "demo".into(), role: Role::Admin };
+    state.store.import_manifest(bytes, Some(sig), TrustedKeys::default(), actor, state.clock.now()).await?;
+    println!("demo event loaded: see {}", demo.dir.join("README.txt").display());
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Counters and histograms for `/metrics`, in the Prometheus text format.
+//!
+//! Plain atomics, written by the store's writer thread and the API, read by
+//! the scrape handler; no metrics crate, since the box needs a handful of
+//! series and the Pi pays for every dependency.
+
+use crate::domain::checkin::Reason;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A fixed-bucket histogram (cumulative on render, as Prometheus expects).
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    /// Sum in millionths, so it stays an integer atomic.
+    sum_micros: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: (0..bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+        self.sum_micros.fetch_add((v * 1e6) as u64, Relaxed);
+        self.total.fetch_add(1, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            cumulative += c.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let total = self.total.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {total}");
+    }
+}
+
+pub struct Metrics {
+    admitted: AtomicU64,
+    rejected: [AtomicU64; Reason::ALL.len()],
+    replayed: AtomicU64,
+    pub write_batch_size: Histogram,
+    pub commit_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            admitted: AtomicU64::new(0),
+            rejected: std::array::from_fn(|_| AtomicU64::new(0)),
+            replayed: AtomicU64::new(0),
+            write_batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            commit_seconds: Histogram::new(&[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn checkin(&self, reason: Option<Reason>) {
+        match reason {
+            None => self.admitted.fetch_add(1, Relaxed),
+            Some(r) => self.rejected[r as usize].fetch_add(1, Relaxed),
+        };
+    }
+
+    pub fn replayed(&self) {
+        self.replayed.fetch_add(1, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let n = "venuebox_checkins_total";
+        let _ = writeln!(out, "# HELP {n} Scans decided, by verdict and reason.\n# TYPE {n} counter");
+        let _ = writeln!(out, "{n}{{verdict=\"admit\",reason=\"\"}} {}", self.admitted.load(Relaxed));
+        for r in Reason::ALL {
+            let _ = writeln!(out, "{n}{{verdict=\"reject\",reason=\"{}\"}} {}", r.as_str(), self.rejected[r as usize].load(Relaxed));
+        }
+        let n = "venuebox_checkin_replays_total";
+        let _ = writeln!(out, "# HELP {n} Scans answered from an earlier request with the same nonce.\n# TYPE {n} counter");
+        let _ = writeln!(out, "{n} {}", self.replayed.load(Relaxed));
+        self.write_batch_size.render(&mut out, "venuebox_store_write_batch_size", "Commands committed together in one transaction.");
+        self.commit_seconds.render(&mut out, "venuebox_store_commit_seconds", "Time from BEGIN to durable COMMIT of one write batch.");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.checkin(None);
+        m.checkin(Some(Reason::AlreadyCheckedIn));
+        m.write_batch_size.observe(3.0);
+        m.write_batch_size.observe(100.0);
+        let text = m.render();
+        assert!(text.contains("venuebox_checkins_total{verdict=\"admit\",reason=\"\"} 1"));
+        assert!(text.contains("reason=\"already_checked_in\"} 1"));
+        assert!(text.contains("venuebox_store_write_batch_size_bucket{le=\"4\"} 1"));
+        assert!(text.contains("venuebox_store_write_batch_size_bucket{le=\"128\"} 2"));
+        assert!(text.contains("venuebox_store_write_batch_size_count 2"));
+    }
+}

@@ -1,0 +1,126 @@
+//! The demo event: everything needed to try the box without an organiser
+//! account — a fresh organiser key, a signed manifest with three tiers, two
+//! gates and five staff, 1,000 signed tickets and 100 random-secret
+//! tickets, their QR images, and a README saying how to try it.
+
+use super::keyfile::KeyFile;
+use super::tickets::{mint, write_out};
+use super::{io, sign_manifest, OrganiserError};
+use crate::domain::ids::{EventId, TicketId, TierId};
+use crate::domain::time::{format_rfc3339, Millis};
+use crate::store::identity::{hex, random_bytes};
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::Argon2;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+pub const EVENT_ID: &str = "evt-demo";
+/// (name, role, PIN) of the demo staff; the PINs are printed in README.txt.
+pub const STAFF: [(&str, &str, &str); 5] = [
+    ("Dana at the door", "door", "1111"),
+    ("Max at merch", "merch", "2222"),
+    ("Cam the capturer", "capture", "3333"),
+    ("Sam the supervisor", "supervisor", "4444"),
+    ("Alex the admin", "admin", "5555"),
+];
+
+pub struct Demo {
+    pub dir: PathBuf,
+    pub manifest: PathBuf,
+    pub signature: PathBuf,
+}
+
+/// An argon2id PHC string for a PIN, as the manifest's `pin_hash`.
+pub fn hash_pin(pin: &str) -> String {
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
+    Argon2::default().hash_password(pin.as_bytes(), &salt).expect("argon2 with default parameters").to_string()
+}
+
+/// Writes the demo event into `data_dir/demo/` and returns where.
+pub fn create(data_dir: &Path, now: Millis) -> Result<Demo, OrganiserError> {
+    let dir = data_dir.join("demo");
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let key = KeyFile::generate();
+    key.save(&dir.join("organiser.key"))?;
+    let sk = key.signing_key();
+    let event = EventId::from(EVENT_ID);
+
+    // Signed tickets: 800 general, 150 VIP, 50 crew. They are deliberately
+    // not listed in the manifest — like tickets sold online after the last
+    // sync, they scan on their signature alone.
+    let mut rows = Vec::new();
+    for (tier, range) in [("ga", 1..=800), ("vip", 801..=950), ("crew", 951..=1000)] {
+        let ids = range.map(|n| TicketId(format!("S-{n:04}")));
+        for m in mint(&sk, &event, &TierId::from(tier), ids, (None, None))? {
+            rows.push((m.id, m.tier, m.code));
+        }
+    }
+    // Random-secret tickets: listed in the manifest, 100 general admission.
+    let mut listed = Vec::new();
+    for n in 1..=100 {
+        let id = TicketId(format!("R-{n:03}"));
+        let secret = format!("VBR-{}", hex(&random_bytes::<8>()).to_uppercase());
+        listed.push(json!({"id": id, "tier": "ga", "secret": secret, "holder": format!("Guest {n}")}));
+        rows.push((id, TierId::from("ga"), secret));
+    }
+    let staff: Vec<_> = STAFF.iter().map(|(name, role, pin)| json!({"name": name, "role": role, "pin_hash": hash_pin(pin)})).collect();
+    let hour = 3_600_000;
+    let manifest = json!({
+        "schema": 1,
+        "version": 1,
+        "event": {
+            "id": EVENT_ID, "name": "venuebox demo night", "timezone": "UTC", "currency": "EUR",
+            "doors_at": format_rfc3339(now - hour), "starts_at": format_rfc3339(now), "ends_at": format_rfc3339(now + 12 * hour),
+        },
+        "organiser_keys": [{"public_key": key.public_key, "label": "demo organiser"}],
+        "tiers": [
+            {"id": "ga", "name": "General admission", "price_minor": 2500, "capacity": 900},
+            {"id": "vip", "name": "VIP", "price_minor": 9000, "capacity": 150},
+            {"id": "crew", "name": "Creator crew", "price_minor": 0, "capacity": 50},
+        ],
+        "gates": [
+            {"id": "main", "name": "Main door", "entry": true, "exit": true, "reentry": true},
+            {"id": "vip", "name": "VIP door", "tiers": ["vip", "crew"]},
+        ],
+        "tickets": listed,
+        "revoked_codes": [],
+        "blocked_tickets": [],
+        "staff": staff,
+    });
+    let manifest_path = dir.join("manifest.json");
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).expect("json")).map_err(io(&manifest_path))?;
+    let signature = sign_manifest(&manifest_path, &key)?;
+    write_out(&dir, &rows, false)?;
+    let readme = dir.join("README.txt");
+    std::fs::write(&readme, readme_text(&dir, &rows)).map_err(io(&readme))?;
+    Ok(Demo { dir, manifest: manifest_path, signature })
+}
+
+fn readme_text(dir: &Path, rows: &[(TicketId, TierId, String)]) -> String {
+    let signed = &rows[0].2;
+    let secret = &rows[1000].2;
+    let staff: String = STAFF.iter().map(|(n, r, p)| format!("  {p}  {r:<10} {n}\n")).collect();
+    format!(
+        "venuebox demo event ({EVENT_ID})\n\
+         ================================\n\n\
+         Files here:\n\
+         \x20 manifest.json, manifest.json.sig  the signed event manifest the box loaded\n\
+         \x20 organiser.key                     the demo organiser's signing key (mint more tickets with it)\n\
+         \x20 tickets.csv                       ticket_id,tier,code for 1,000 signed and 100 random-secret tickets\n\
+         \x20 qr/<ticket_id>.png                one QR code per ticket\n\n\
+         Tiers: ga (S-0001..S-0800, R-001..R-100), vip (S-0801..S-0950), crew (S-0951..S-1000).\n\
+         Gates: main (everyone; entry, exit, re-entry) and vip (vip and crew only).\n\n\
+         Staff PINs:\n{staff}\n\
+         Try a check-in (the box listens on 127.0.0.1:8080 by default):\n\n\
+         \x20 TOKEN=$(curl -s -X POST localhost:8080/api/v1/session -H 'content-type: application/json' \\\n\
+         \x20         -d '{{\"pin\":\"1111\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n\
+         \x20 curl -s -X POST localhost:8080/api/v1/checkins -H \"authorization: Bearer $TOKEN\" \\\n\
+         \x20      -H 'content-type: application/json' \\\n\
+         \x20      -d '{{\"code\":\"{signed}\",\"gate\":\"main\",\"nonce\":\"try-1\"}}'\n\n\
+         Run the second command again with nonce try-2: already_checked_in, with when and where.\n\
+         A random-secret ticket: {secret}\n\n\
+         Mint more signed tickets:\n\
+         \x20 venuebox tickets issue --key {key} --event {EVENT_ID} --tier ga --count 10 --first 2001 --out more-tickets\n",
+        key = dir.join("organiser.key").display(),
+    )
+}

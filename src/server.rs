@@ -1,0 +1,59 @@
+//! Start-up and the one entry point that serves: open the store, build the
+//! API state, and run the HTTP server on a given listener until `shutdown`
+//! resolves. Tests call [`serve`] with a listener on `127.0.0.1:0`.
+
+use crate::api::{self, ApiConfig, AppState};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError, StoreOptions};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub api: ApiConfig,
+    pub read_connections: usize,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        Config { data_dir: data_dir.into(), api: ApiConfig::default(), read_connections: 4 }
+    }
+}
+
+/// Opens the data directory and builds the state every request shares.
+pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
+    let metrics = Arc::new(Metrics::default());
+    let store = Store::open(
+        &config.data_dir,
+        metrics.clone(),
+        StoreOptions { read_connections: config.read_connections, ..StoreOptions::default() },
+    )?;
+    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default() })
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes
+/// the requests in flight. Every acknowledged write is already on disk.
+pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Open and serve: the whole box, as `venuebox serve` runs it.
+pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+    let state = open(&config, Clock::system())?;
+    serve(state, listener, shutdown).await?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,99 @@
+//! The box's identity: a random box id and an Ed25519 key pair, made on
+//! first start and kept in `DATA_DIR/identity.json` (mode 0600). The id
+//! names the box in every outbox row; the key will sign walk-up tickets.
+
+use super::StoreError;
+use crate::domain::keys::{public_key_to_base64, signing_key_from_bytes};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+pub struct BoxIdentity {
+    pub box_id: String,
+    pub key: SigningKey,
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdentityFile {
+    box_id: String,
+    secret_key: String,
+    public_key: String,
+}
+
+const FILE: &str = "identity.json";
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("the operating system's random source failed");
+    b
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl BoxIdentity {
+    pub fn load_or_create(dir: &Path) -> Result<BoxIdentity, StoreError> {
+        let path = dir.join(FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let f: IdentityFile = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::Identity(format!("{} is damaged ({e}); restore it from backup", path.display())))?;
+                let seed: [u8; 32] = B64
+                    .decode(&f.secret_key)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| StoreError::Identity(format!("{} has no valid secret_key; restore it from backup", path.display())))?;
+                Ok(BoxIdentity { box_id: f.box_id, key: signing_key_from_bytes(seed) })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = BoxIdentity { box_id: format!("box-{}", hex(&random_bytes::<8>())), key: signing_key_from_bytes(random_bytes()) };
+                let f = IdentityFile {
+                    box_id: id.box_id.clone(),
+                    secret_key: B64.encode(id.key.to_bytes()),
+                    public_key: public_key_to_base64(&id.key.verifying_key()),
+                };
+                write_private(&path, &serde_json::to_vec_pretty(&f).expect("identity serialises"))?;
+                tracing::info!(box_id = %id.box_id, "created box identity");
+                Ok(id)
+            }
+            Err(e) => Err(StoreError::Io(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+}
+
+/// Writes a secret file durably: mode 0600 from the first byte, fsynced,
+/// renamed into place, directory fsynced.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e: std::io::Error| StoreError::Io(format!("cannot write {}: {e}", path.display()));
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn created_once_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = BoxIdentity::load_or_create(dir.path()).unwrap();
+        let b = BoxIdentity::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.box_id, b.box_id);
+        assert_eq!(a.key.to_bytes(), b.key.to_bytes());
+        let mode = std::fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

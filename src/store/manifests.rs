@@ -1,0 +1,95 @@
+//! Storing manifests: import is one write job, so the manifest row, the
+//! replaced ticket list, the audit row and the outbox row commit together
+//! or not at all; a refused or failing import leaves the previous manifest
+//! in force.
+
+use super::{audit, outbox, Store, StoreError};
+use crate::domain::keys::TrustedKeys;
+use crate::domain::manifest::{self, EventSnapshot};
+use crate::domain::role::Actor;
+use crate::domain::time::{parse_rfc3339, Millis};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ImportOutcome {
+    Imported { event_id: String, version: u64, tickets: usize, first_use_trust: bool },
+    Unchanged { event_id: String, version: u64 },
+}
+
+/// The newest manifest in the database, parsed. Its signature was checked
+/// at import; it is not checked again here.
+pub fn load_current(conn: &Connection) -> Result<Option<Arc<EventSnapshot>>, StoreError> {
+    let body: Option<Vec<u8>> = conn
+        .query_row("SELECT body FROM manifests ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+        .optional()?;
+    match body {
+        None => Ok(None),
+        Some(b) => Ok(Some(Arc::new(manifest::parse(&b)?))),
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    super::identity::hex(&Sha256::digest(bytes))
+}
+
+impl Store {
+    /// Verifies and imports a signed manifest, atomically.
+    pub async fn import_manifest(
+        &self,
+        bytes: Vec<u8>,
+        signature: Option<String>,
+        pinned: TrustedKeys,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<ImportOutcome, StoreError> {
+        self.write(move |ctx| {
+            let digest = sha256_hex(&bytes);
+            if let Some(cur) = ctx.event.as_ref() {
+                let cur_sha: String = ctx.conn.query_row("SELECT sha256 FROM manifests ORDER BY id DESC LIMIT 1", [], |r| r.get(0))?;
+                if cur_sha == digest {
+                    return Ok(ImportOutcome::Unchanged { event_id: cur.event_id().to_string(), version: cur.manifest.version });
+                }
+            }
+            let first_use_trust = pinned.is_empty() && ctx.event.is_none();
+            let snap = manifest::accept(&bytes, signature.as_deref(), ctx.event.as_deref(), &pinned)?;
+            let m = &snap.manifest;
+            ctx.conn.execute(
+                "INSERT INTO manifests (event_id, version, sha256, body, signature, imported_at, imported_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![m.event.id.as_str(), m.version as i64, digest, bytes, signature.unwrap_or_default(), now, actor.name],
+            )?;
+            ctx.conn.execute("DELETE FROM tickets WHERE source = 'manifest'", [])?;
+            {
+                let mut ins = ctx.conn.prepare_cached(
+                    "INSERT INTO tickets (id, tier_id, secret, holder, status, valid_from, valid_until, source)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'manifest')",
+                )?;
+                for t in &m.tickets {
+                    let from = t.valid_from.as_deref().map(parse_rfc3339).transpose().map_err(StoreError::Internal)?;
+                    let until = t.valid_until.as_deref().map(parse_rfc3339).transpose().map_err(StoreError::Internal)?;
+                    ins.execute(params![t.id.as_str(), t.tier.as_str(), t.secret, t.holder, t.status.as_str(), from, until])?;
+                }
+            }
+            let outcome = ImportOutcome::Imported {
+                event_id: m.event.id.to_string(),
+                version: m.version,
+                tickets: m.tickets.len(),
+                first_use_trust,
+            };
+            audit::record(ctx, &actor, "manifest.import", &outcome, now)?;
+            outbox::append(ctx, "manifest.imported", &serde_json::json!({
+                "event_id": m.event.id, "version": m.version, "sha256": digest,
+            }), now)?;
+            if first_use_trust {
+                tracing::warn!(event = %m.event.id, "first manifest on this box: trusting the organiser keys it lists (pin keys with --organiser-key to avoid this)");
+            }
+            *ctx.event = Some(Arc::new(snap));
+            Ok(outcome)
+        })
+        .await
+    }
+}

@@ -1,0 +1,54 @@
+//! Schema migrations: SQL files embedded in the binary, applied in order,
+//! each in its own transaction together with the row recording it.
+
+use super::StoreError;
+use rusqlite::Connection;
+
+/// (version, name, SQL). Append only: a released migration never changes.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+
+pub fn latest() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+/// Brings the database up to this binary's schema. A database written by a
+/// newer venuebox is refused rather than guessed at.
+pub fn apply(conn: &mut Connection) -> Result<i64, StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )?;
+    let current: i64 =
+        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    if current > latest() {
+        return Err(StoreError::SchemaTooNew { found: current, known: latest() });
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, strftime('%s','now') * 1000)",
+            rusqlite::params![version, name],
+        )?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, name, "applied schema migration");
+    }
+    Ok(latest())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applies_once_and_refuses_a_newer_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(apply(&mut conn).unwrap(), latest());
+        assert_eq!(apply(&mut conn).unwrap(), latest(), "second run is a no-op");
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)", []).unwrap();
+        let err = apply(&mut conn).unwrap_err();
+        assert!(matches!(err, StoreError::SchemaTooNew { found: 999, .. }));
+        assert!(err.to_string().contains("newer venuebox"), "{err}");
+    }
+}

@@ -1,0 +1,393 @@
+//! The scan log: recording a check-in attempt (decided inside the write
+//! transaction, so two gates can never both admit one ticket), replaying a
+//! nonce, undoing a check-in, listing scans and counting per gate.
+
+use super::{audit, outbox, Store, StoreError, WriteCtx};
+use crate::domain::checkin::{self, Direction, ListedTicket, Lookup, PriorScan, Reason, Resolution};
+use crate::domain::ids::{GateId, ScanId, TicketId, TierId};
+use crate::domain::manifest::{EventSnapshot, TicketStatus};
+use crate::domain::role::Actor;
+use crate::domain::time::Millis;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One scan as the door asked for it.
+#[derive(Clone, Debug)]
+pub struct ScanRequest {
+    pub code: String,
+    pub gate: GateId,
+    pub direction: Direction,
+    /// Client-made; the same nonce always gets the same answer.
+    pub nonce: String,
+    /// The device's own clock, kept for the record; the box's clock decides.
+    pub scanned_at: Option<String>,
+    pub staff: String,
+    pub device: Option<String>,
+    pub now: Millis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Admit,
+    Reject,
+}
+
+/// One row of the scan log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ScanRecord {
+    pub id: ScanId,
+    pub nonce: String,
+    pub code: String,
+    pub gate: GateId,
+    pub direction: Direction,
+    pub verdict: Verdict,
+    pub reason: Option<Reason>,
+    pub ticket: Option<TicketId>,
+    pub tier: Option<TierId>,
+    pub holder: Option<String>,
+    /// For `already_checked_in`: the admission that came first.
+    pub prior: Option<PriorScan>,
+    pub scanned_at: Option<String>,
+    pub recorded_at: Millis,
+    pub staff: String,
+    pub device: Option<String>,
+    pub undone_at: Option<Millis>,
+    pub undone_by: Option<String>,
+}
+
+/// A fresh decision, or the stored answer to a nonce seen before.
+#[derive(Clone, Debug)]
+pub enum ScanOutcome {
+    New(ScanRecord),
+    Replayed(ScanRecord),
+}
+
+impl ScanOutcome {
+    pub fn record(&self) -> &ScanRecord {
+        match self {
+            ScanOutcome::New(r) | ScanOutcome::Replayed(r) => r,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, nonce, code, gate_id, direction, verdict, reason, ticket_id, tier_id, holder,
+     prior_gate_id, prior_at, scanned_at, recorded_at, staff, device, undone_at, undone_by";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
+    let direction: String = r.get(4)?;
+    let verdict: String = r.get(5)?;
+    let reason: Option<String> = r.get(6)?;
+    let prior_gate: Option<String> = r.get(10)?;
+    let prior_at: Option<Millis> = r.get(11)?;
+    let dir = Direction::parse(&direction).unwrap_or(Direction::Entry);
+    Ok(ScanRecord {
+        id: ScanId(r.get(0)?),
+        nonce: r.get(1)?,
+        code: r.get(2)?,
+        gate: GateId(r.get(3)?),
+        direction: dir,
+        verdict: if verdict == "admit" { Verdict::Admit } else { Verdict::Reject },
+        reason: reason.as_deref().and_then(Reason::parse),
+        ticket: r.get::<_, Option<String>>(7)?.map(TicketId),
+        tier: r.get::<_, Option<String>>(8)?.map(TierId),
+        holder: r.get(9)?,
+        prior: prior_gate.zip(prior_at).map(|(g, at)| PriorScan { direction: Direction::Entry, gate: GateId(g), at }),
+        scanned_at: r.get(12)?,
+        recorded_at: r.get(13)?,
+        staff: r.get(14)?,
+        device: r.get(15)?,
+        undone_at: r.get(16)?,
+        undone_by: r.get(17)?,
+    })
+}
+
+fn listed_ticket(conn: &Connection, key: &Lookup) -> Result<Option<ListedTicket>, StoreError> {
+    let (sql, arg) = match key {
+        Lookup::ById(id) => ("SELECT id, tier_id, holder, status, valid_from, valid_until FROM tickets WHERE id = ?1", id.as_str()),
+        Lookup::BySecret(s) => ("SELECT id, tier_id, holder, status, valid_from, valid_until FROM tickets WHERE secret = ?1", s.as_str()),
+    };
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row([arg], |r| {
+            let status: String = r.get(3)?;
+            Ok(ListedTicket {
+                id: TicketId(r.get(0)?),
+                tier: TierId(r.get(1)?),
+                holder: r.get(2)?,
+                status: TicketStatus::parse(&status).unwrap_or(TicketStatus::Cancelled),
+                valid_from: r.get(4)?,
+                valid_until: r.get(5)?,
+            })
+        })
+        .optional()?)
+}
+
+fn last_admitted(conn: &Connection, ticket: &TicketId) -> Result<Option<(ScanId, PriorScan)>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, direction, gate_id, recorded_at FROM scans
+             WHERE ticket_id = ?1 AND verdict = 'admit' AND undone_at IS NULL
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([ticket.as_str()], |r| {
+            let d: String = r.get(1)?;
+            Ok((
+                ScanId(r.get(0)?),
+                PriorScan { direction: Direction::parse(&d).unwrap_or(Direction::Entry), gate: GateId(r.get(2)?), at: r.get(3)? },
+            ))
+        })
+        .optional()?)
+}
+
+fn by_nonce(conn: &Connection, nonce: &str) -> Result<Option<ScanRecord>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM scans WHERE nonce = ?1"))?
+        .query_row([nonce], from_row)
+        .optional()?)
+}
+
+/// Decides a scan against the event and the ticket's history.
+fn decide(ctx: &WriteCtx<'_>, event: &EventSnapshot, req: &ScanRequest) -> Result<ScanRecord, StoreError> {
+    let gate = event.gate(&req.gate).ok_or_else(|| StoreError::UnknownGate {
+        gate: req.gate.to_string(),
+        known: event.manifest.gates.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", "),
+    })?;
+    let mut rec = ScanRecord {
+        id: ScanId(0),
+        nonce: req.nonce.clone(),
+        code: req.code.clone(),
+        gate: req.gate.clone(),
+        direction: req.direction,
+        verdict: Verdict::Reject,
+        reason: None,
+        ticket: None,
+        tier: None,
+        holder: None,
+        prior: None,
+        scanned_at: req.scanned_at.clone(),
+        recorded_at: req.now,
+        staff: req.staff.clone(),
+        device: req.device.clone(),
+        undone_at: None,
+        undone_by: None,
+    };
+    let facts = match checkin::resolve(&req.code, event) {
+        Resolution::Rejected(reason) => Err(reason),
+        Resolution::Lookup { key, claim } => {
+            let listed = listed_ticket(ctx.conn, &key)?;
+            checkin::facts(&req.code, claim, listed, event)
+        }
+    };
+    let facts = match facts {
+        Ok(f) => f,
+        Err(reason) => {
+            rec.reason = Some(reason);
+            return Ok(rec);
+        }
+    };
+    let last = last_admitted(ctx.conn, &facts.id)?.map(|(_, p)| p);
+    let verdict = checkin::decide(&facts, gate, req.direction, req.now, last.as_ref());
+    rec.ticket = Some(facts.id);
+    rec.tier = Some(facts.tier);
+    rec.holder = facts.holder;
+    match verdict {
+        Ok(()) => rec.verdict = Verdict::Admit,
+        Err(reason) => {
+            rec.reason = Some(reason);
+            if reason == Reason::AlreadyCheckedIn {
+                rec.prior = last;
+            }
+        }
+    }
+    Ok(rec)
+}
+
+fn insert(ctx: &WriteCtx<'_>, rec: &mut ScanRecord) -> Result<(), StoreError> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO scans (nonce, code, gate_id, direction, verdict, reason, ticket_id, tier_id, holder,
+                                prior_gate_id, prior_at, scanned_at, recorded_at, staff, device)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?
+        .execute(params![
+            rec.nonce,
+            rec.code,
+            rec.gate.as_str(),
+            rec.direction.as_str(),
+            if rec.verdict == Verdict::Admit { "admit" } else { "reject" },
+            rec.reason.map(Reason::as_str),
+            rec.ticket.as_ref().map(|t| t.as_str()),
+            rec.tier.as_ref().map(|t| t.as_str()),
+            rec.holder,
+            rec.prior.as_ref().map(|p| p.gate.as_str()),
+            rec.prior.as_ref().map(|p| p.at),
+            rec.scanned_at,
+            rec.recorded_at,
+            rec.staff,
+            rec.device,
+        ])?;
+    rec.id = ScanId(ctx.conn.last_insert_rowid());
+    Ok(())
+}
+
+/// Filters for listing the scan log, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct ScanFilter {
+    pub verdict: Option<Verdict>,
+    pub gate: Option<GateId>,
+    pub ticket: Option<TicketId>,
+    /// Only scans with an id below this (paging).
+    pub before: Option<ScanId>,
+    pub limit: usize,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct GateCounts {
+    pub entries: u64,
+    pub exits: u64,
+    pub rejected: u64,
+    pub undone: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    /// Tickets whose latest admitted scan is an entry.
+    pub inside: u64,
+    pub admitted: u64,
+    pub rejected: u64,
+    pub gates: BTreeMap<String, GateCounts>,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+}
+
+impl Store {
+    /// Decides and records one scan durably; a nonce seen before returns
+    /// the stored answer and changes nothing.
+    pub async fn record_scan(&self, req: ScanRequest) -> Result<ScanOutcome, StoreError> {
+        self.write(move |ctx| {
+            if let Some(prev) = by_nonce(ctx.conn, &req.nonce)? {
+                if prev.code != req.code || prev.gate != req.gate || prev.direction != req.direction {
+                    return Err(StoreError::NonceConflict(req.nonce));
+                }
+                ctx.metrics.replayed();
+                return Ok(ScanOutcome::Replayed(prev));
+            }
+            let event = ctx.event.clone().ok_or(StoreError::NoEvent)?;
+            let mut rec = decide(ctx, &event, &req)?;
+            insert(ctx, &mut rec)?;
+            let kind = if rec.verdict == Verdict::Admit { "checkin.admitted" } else { "checkin.rejected" };
+            outbox::append(ctx, kind, &rec, req.now)?;
+            ctx.metrics.checkin(rec.reason);
+            tracing::debug!(scan = rec.id.0, gate = %rec.gate, verdict = ?rec.verdict, reason = ?rec.reason.map(Reason::as_str), ticket = ?rec.ticket.as_ref().map(|t| t.as_str()), "scan");
+            Ok(ScanOutcome::New(rec))
+        })
+        .await
+    }
+
+    /// Takes back an admitted check-in within `window_ms` of it, if it is
+    /// still the ticket's latest admission.
+    pub async fn undo_scan(&self, id: ScanId, actor: Actor, now: Millis, window_ms: Millis) -> Result<ScanRecord, StoreError> {
+        self.write(move |ctx| {
+            let mut rec = ctx
+                .conn
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM scans WHERE id = ?1"))?
+                .query_row([id.0], from_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("scan {}", id.0)))?;
+            if rec.verdict != Verdict::Admit {
+                return Err(StoreError::Conflict(format!("scan {} was rejected; only admitted check-ins can be undone", id.0)));
+            }
+            if rec.undone_at.is_some() {
+                return Err(StoreError::Conflict(format!("scan {} was already undone", id.0)));
+            }
+            if now - rec.recorded_at > window_ms {
+                return Err(StoreError::Conflict(format!(
+                    "scan {} is older than the {} s undo window: correct it with a new scan instead",
+                    id.0,
+                    window_ms / 1000
+                )));
+            }
+            let ticket = rec.ticket.clone().ok_or_else(|| StoreError::Internal("admitted scan without ticket".into()))?;
+            if last_admitted(ctx.conn, &ticket)?.map(|(latest, _)| latest) != Some(id) {
+                return Err(StoreError::Conflict(format!("ticket {ticket} was scanned again after scan {}: undo the later scan first", id.0)));
+            }
+            ctx.conn
+                .prepare_cached("UPDATE scans SET undone_at = ?1, undone_by = ?2 WHERE id = ?3")?
+                .execute(params![now, actor.name, id.0])?;
+            rec.undone_at = Some(now);
+            rec.undone_by = Some(actor.name.clone());
+            audit::record(ctx, &actor, "checkin.undo", &serde_json::json!({"scan": id.0, "ticket": ticket}), now)?;
+            outbox::append(ctx, "checkin.undone", &serde_json::json!({"scan": id.0, "ticket": ticket, "by": actor.name, "at": now}), now)?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    pub async fn list_scans(&self, f: ScanFilter) -> Result<Vec<ScanRecord>, StoreError> {
+        self.read(move |conn| {
+            let mut sql = format!("SELECT {COLUMNS} FROM scans WHERE 1=1");
+            let mut args: Vec<rusqlite::types::Value> = Vec::new();
+            if let Some(v) = f.verdict {
+                sql.push_str(" AND verdict = ?");
+                args.push((if v == Verdict::Admit { "admit" } else { "reject" }).to_string().into());
+            }
+            if let Some(g) = f.gate {
+                sql.push_str(" AND gate_id = ?");
+                args.push(g.0.into());
+            }
+            if let Some(t) = f.ticket {
+                sql.push_str(" AND ticket_id = ?");
+                args.push(t.0.into());
+            }
+            if let Some(b) = f.before {
+                sql.push_str(" AND id < ?");
+                args.push(b.0.into());
+            }
+            sql.push_str(" ORDER BY id DESC LIMIT ?");
+            args.push((f.limit.clamp(1, 1000) as i64).into());
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Live counts: per gate, per reject reason, and people inside now.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        self.read(|conn| {
+            let mut c = Counts::default();
+            let mut stmt = conn.prepare_cached(
+                "SELECT gate_id, direction, verdict, reason, undone_at IS NOT NULL, COUNT(*) FROM scans GROUP BY 1, 2, 3, 4, 5",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let (gate, dir, verdict, reason, undone, n): (String, String, String, Option<String>, bool, u64) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+                let g = c.gates.entry(gate).or_default();
+                match (verdict.as_str(), undone) {
+                    ("admit", true) => g.undone += n,
+                    ("admit", false) => {
+                        c.admitted += n;
+                        if dir == "exit" { g.exits += n } else { g.entries += n }
+                    }
+                    _ => {
+                        c.rejected += n;
+                        g.rejected += n;
+                        *c.rejected_by_reason.entry(reason.unwrap_or_default()).or_default() += n;
+                    }
+                }
+            }
+            c.inside = conn.query_row(
+                "SELECT COUNT(*) FROM scans s JOIN (
+                     SELECT MAX(id) AS id FROM scans WHERE verdict = 'admit' AND undone_at IS NULL GROUP BY ticket_id
+                 ) latest ON latest.id = s.id WHERE s.direction = 'entry'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(c)
+        })
+        .await
+    }
+}
+

@@ -1,0 +1,165 @@
+//! The single writer: one OS thread owns the only read-write connection and
+//! takes jobs from a channel. It runs every job already waiting inside one
+//! transaction (group commit), each job in its own savepoint so one failing
+//! job does not undo its neighbours, commits once with `synchronous=FULL`,
+//! and only then answers each caller. One fsync serves the whole batch;
+//! nobody hears "done" before the disk has it.
+
+use super::{manifests, StoreError};
+use crate::domain::manifest::EventSnapshot;
+use crate::metrics::Metrics;
+use rusqlite::Connection;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// Upper bound on jobs per transaction, so one commit's latency stays short
+/// even when a burst queues thousands of scans.
+const MAX_BATCH: usize = 256;
+
+/// What a job sees: the open transaction and the state the writer owns.
+pub struct WriteCtx<'a> {
+    pub conn: &'a Connection,
+    pub box_id: &'a str,
+    /// The current event. A job that replaces it (manifest import) sets it
+    /// here; later jobs in the batch see the new one, and readers see it
+    /// once the batch has committed.
+    pub event: &'a mut Option<Arc<EventSnapshot>>,
+    pub metrics: &'a Metrics,
+}
+
+/// Shared, read-mostly view of the current event for request handlers.
+pub type EventCell = Arc<RwLock<Option<Arc<EventSnapshot>>>>;
+
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// One caller's unit of work and the way to answer it.
+pub(crate) trait Job: Send {
+    /// Runs inside the batch transaction; the reply is sent after COMMIT.
+    fn run(self: Box<Self>, ctx: &mut WriteCtx<'_>) -> Reply;
+    /// Answers without running, when no transaction could be started.
+    fn fail(self: Box<Self>, msg: String);
+}
+
+struct FnJob<F, T> {
+    f: F,
+    tx: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for FnJob<F, T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+{
+    fn run(self: Box<Self>, ctx: &mut WriteCtx<'_>) -> Reply {
+        let FnJob { f, tx } = *self;
+        let result = in_savepoint(ctx, f);
+        Box::new(move |commit: Result<(), String>| {
+            let _ = tx.send(match commit {
+                Ok(()) => result,
+                Err(e) => Err(StoreError::Commit(e)),
+            });
+        })
+    }
+
+    fn fail(self: Box<Self>, msg: String) {
+        let _ = self.tx.send(Err(StoreError::Commit(msg)));
+    }
+}
+
+pub(crate) fn job<T, F>(f: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    (Box::new(FnJob { f, tx }), rx)
+}
+
+fn in_savepoint<T>(
+    ctx: &mut WriteCtx<'_>,
+    f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    ctx.conn.execute_batch("SAVEPOINT job")?;
+    let before = ctx.event.clone();
+    let result = catch_unwind(AssertUnwindSafe(|| f(ctx)))
+        .unwrap_or_else(|_| Err(StoreError::Internal("a write job panicked; see the log".into())));
+    match result {
+        Ok(v) => {
+            ctx.conn.execute_batch("RELEASE job")?;
+            Ok(v)
+        }
+        Err(e) => {
+            *ctx.event = before;
+            ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+pub(crate) fn spawn(
+    conn: Connection,
+    box_id: String,
+    event: EventCell,
+    metrics: Arc<Metrics>,
+    capacity: usize,
+) -> (mpsc::Sender<Box<dyn Job>>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let handle = std::thread::Builder::new()
+        .name("venuebox-writer".into())
+        .spawn(move || run(conn, box_id, event, metrics, rx))
+        .expect("cannot start the writer thread");
+    (tx, handle)
+}
+
+fn run(conn: Connection, box_id: String, cell: EventCell, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+    let mut event = cell.read().expect("event lock").clone();
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        metrics.write_batch_size.observe(batch.len() as f64);
+        let started = Instant::now();
+        let before = event.clone();
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let msg = format!("cannot start a write transaction: {e}");
+            tracing::error!("{msg}");
+            batch.drain(..).for_each(|j| j.fail(msg.clone()));
+            continue;
+        }
+        for j in batch.drain(..) {
+            let mut ctx = WriteCtx { conn: &conn, box_id: &box_id, event: &mut event, metrics: &metrics };
+            replies.push(j.run(&mut ctx));
+        }
+        let outcome = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        match &outcome {
+            Ok(()) => {
+                let changed = match (&before, &event) {
+                    (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+                    (None, None) => false,
+                    _ => true,
+                };
+                if changed {
+                    *cell.write().expect("event lock") = event.clone();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "write batch failed to commit; every caller in it is told");
+                let _ = conn.execute_batch("ROLLBACK");
+                event = manifests::load_current(&conn).unwrap_or(before);
+            }
+        }
+        for r in replies.drain(..) {
+            r(outcome.clone());
+        }
+    }
+    tracing::debug!("writer stopped: every store handle is gone");
+}
