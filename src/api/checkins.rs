@@ -47,6 +47,14 @@ fn answer(st: &AppState, r: &ScanRecord) -> Value {
         "reason": r.reason,
         "message": match r.reason {
             None => match r.direction { Direction::Entry => "Admit".to_string(), Direction::Exit => "Exit recorded".to_string() },
+            Some(Reason::AlreadyCheckedIn) => match &r.prior {
+                Some(p) => format!(
+                    "Already checked in at {} ({} UTC)",
+                    gate_name(&p.gate).unwrap_or_else(|| p.gate.to_string()),
+                    format_rfc3339(p.at).get(11..19).unwrap_or_default()
+                ),
+                None => Reason::AlreadyCheckedIn.advice().to_string(),
+            },
             Some(reason) => reason.advice().to_string(),
         },
         "ticket": r.ticket.as_ref().map(|id| json!({

@@ -462,7 +462,7 @@ pub(crate) mod tests {
             })),
             ("RFC 3339", Box::new(|m| m["event"]["doors_at"] = json!("7pm"))),
             ("PHC", Box::new(|m| m["staff"][0]["pin_hash"] = json!("1234"))),
-            ("unknown role", Box::new(|m| m["staff"][0]["role"] = json!("boss"))),
+            ("expected one of `door`", Box::new(|m| m["staff"][0]["role"] = json!("boss"))),
             ("secret", Box::new(|m| m["tickets"][0]["secret"] = json!("VB1:ABCDEFGH"))),
             ("ISO 4217", Box::new(|m| m["event"]["currency"] = json!("euro"))),
         ];

@@ -117,6 +117,9 @@ fn run(conn: Connection, box_id: String, cell: EventCell, metrics: Arc<Metrics>,
     let mut event = cell.read().expect("event lock").clone();
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
+    // Changes when another connection (e.g. `venuebox manifest import` in a
+    // second process) commits, so the writer can reload the event.
+    let mut data_version = data_version_of(&conn);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -133,6 +136,14 @@ fn run(conn: Connection, box_id: String, cell: EventCell, metrics: Arc<Metrics>,
             tracing::error!("{msg}");
             batch.drain(..).for_each(|j| j.fail(msg.clone()));
             continue;
+        }
+        let dv = data_version_of(&conn);
+        if dv != data_version {
+            data_version = dv;
+            match manifests::load_current(&conn) {
+                Ok(current) => event = current,
+                Err(e) => tracing::error!(error = %e, "cannot reload the event after another process changed the database"),
+            }
         }
         for j in batch.drain(..) {
             let mut ctx = WriteCtx { conn: &conn, box_id: &box_id, event: &mut event, metrics: &metrics };
@@ -162,4 +173,8 @@ fn run(conn: Connection, box_id: String, cell: EventCell, metrics: Arc<Metrics>,
         }
     }
     tracing::debug!("writer stopped: every store handle is gone");
+}
+
+fn data_version_of(conn: &Connection) -> i64 {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0)).unwrap_or(0)
 }

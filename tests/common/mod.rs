@@ -1,0 +1,130 @@
+//! A real box for tests: a temp data directory, a signed manifest made
+//! with a fresh organiser key, the real store and the real HTTP server on
+//! 127.0.0.1:0, and a reqwest client.
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use venuebox::api::{ApiConfig, AppState};
+use venuebox::clock::Clock;
+use venuebox::domain::ids::{EventId, TicketId, TierId};
+use venuebox::domain::keys::{sign_detached, TrustedKeys};
+use venuebox::domain::role::{Actor, Role};
+use venuebox::organiser::demo::hash_pin;
+use venuebox::organiser::keyfile::KeyFile;
+use venuebox::organiser::tickets::mint;
+use venuebox::server::{self, Config};
+
+pub const EVENT: &str = "evt-test";
+pub const DOOR_PIN: &str = "2468";
+
+pub struct TestBox {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub key: KeyFile,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// The test event: tiers ga and vip, gate `main` (everyone, entry and exit
+/// with re-entry) and gate `vip` (vip only, entry only), a few listed
+/// tickets, one staff member per role.
+pub fn manifest(key: &KeyFile, version: u64, extra: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let pin_hash = hash_pin(DOOR_PIN);
+    let mut m = json!({
+        "schema": 1,
+        "version": version,
+        "event": {"id": EVENT, "name": "Test night", "timezone": "Europe/Berlin", "currency": "EUR",
+                  "doors_at": "2026-11-27T18:00:00Z", "starts_at": "2026-11-27T19:00:00Z", "ends_at": "2026-11-28T02:00:00Z"},
+        "organiser_keys": [{"public_key": key.public_key}],
+        "tiers": [{"id": "ga", "name": "General", "price_minor": 2500, "capacity": 5000},
+                  {"id": "vip", "name": "VIP", "price_minor": 9000, "capacity": 100}],
+        "gates": [{"id": "main", "name": "Main door", "exit": true, "reentry": true},
+                  {"id": "vip", "name": "VIP door", "tiers": ["vip"]}],
+        "tickets": [
+            {"id": "R-1", "tier": "ga", "secret": "SECRET-0001", "holder": "Ada"},
+            {"id": "R-2", "tier": "ga", "secret": "SECRET-0002", "status": "unpaid"},
+            {"id": "R-3", "tier": "ga", "secret": "SECRET-0003", "status": "cancelled"},
+            {"id": "R-4", "tier": "ga", "secret": "SECRET-0004"},
+            {"id": "R-5", "tier": "vip", "secret": "SECRET-0005", "holder": "Vic"}
+        ],
+        "staff": [{"name": "Dana", "role": "door", "pin_hash": pin_hash}]
+    });
+    extra(&mut m);
+    serde_json::to_vec_pretty(&m).unwrap()
+}
+
+impl TestBox {
+    pub async fn start() -> TestBox {
+        Self::start_with(Clock::system(), ApiConfig::default()).await
+    }
+
+    pub async fn start_with(clock: Clock, api: ApiConfig) -> TestBox {
+        let dir = tempfile::tempdir().unwrap();
+        let key = KeyFile::generate();
+        let config = Config { data_dir: dir.path().to_path_buf(), api, read_connections: 4 };
+        let state = server::open(&config, clock).unwrap();
+        let bytes = manifest(&key, 1, |_| {});
+        let sig = sign_detached(&key.signing_key(), &bytes);
+        let admin = Actor { name: "setup".into(), role: Role::Admin };
+        state.store.import_manifest(bytes, Some(sig), TrustedKeys::default(), admin, state.clock.now()).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server::serve(state.clone(), listener, async move {
+            let _ = rx.await;
+        }));
+        TestBox { dir, addr, state, key, http: reqwest::Client::new(), shutdown: Some(tx) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A token for `role`, made the way `venuebox token` makes one.
+    pub async fn token(&self, role: Role) -> String {
+        let actor = Actor { name: format!("test-{role}"), role };
+        self.state.store.create_session(actor, self.state.clock.now(), 3_600_000).await.unwrap().0
+    }
+
+    /// A signed code for this event, minted with the organiser key.
+    pub fn signed(&self, id: &str, tier: &str) -> String {
+        self.signed_window(id, tier, (None, None))
+    }
+
+    pub fn signed_window(&self, id: &str, tier: &str, window: (Option<u32>, Option<u32>)) -> String {
+        mint(&self.key.signing_key(), &EventId::from(EVENT), &TierId::from(tier), [TicketId::from(id)], window)
+            .unwrap()
+            .remove(0)
+            .code
+    }
+
+    pub async fn scan(&self, token: &str, body: Value) -> (u16, Value) {
+        let r = self.http.post(self.url("/api/v1/checkins")).bearer_auth(token).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for TestBox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A fresh nonce per call.
+pub fn nonce() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("n-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
