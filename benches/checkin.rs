@@ -1,1 +1,192 @@
-fn main(){}
+//! Check-in benchmark: `cargo bench --bench checkin`.
+//!
+//! 1. The decision alone (no HTTP, no SQL): resolving a signed code
+//!    (Ed25519 verify) plus the decision, and the decision by itself.
+//! 2. Durable check-ins through the store alone (group commit, fsync).
+//! 3. `POST /api/v1/checkins` over loopback against the real server, with
+//!    distinct signed tickets, at concurrency 1, 8 and 64: throughput and
+//!    p50/p99 latency. Client and server share this machine's cores.
+//!
+//! Each phase is bounded by a request count and a time limit.
+
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use venuebox::api::ApiConfig;
+use venuebox::clock::Clock;
+use venuebox::domain::checkin::{self, Direction, Resolution};
+use venuebox::domain::ids::{EventId, GateId, TicketId, TierId};
+use venuebox::domain::keys::{sign_detached, TrustedKeys};
+use venuebox::domain::role::{Actor, Role};
+use venuebox::organiser::keyfile::KeyFile;
+use venuebox::organiser::tickets::mint;
+use venuebox::server::{self, Config};
+use venuebox::store::scans::ScanRequest;
+
+const EVENT: &str = "evt-bench";
+
+fn manifest(key: &KeyFile) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schema": 1, "version": 1,
+        "event": {"id": EVENT, "name": "Bench", "timezone": "UTC", "currency": "EUR",
+                  "doors_at": "2026-01-01T18:00:00Z", "starts_at": "2026-01-01T19:00:00Z", "ends_at": "2026-01-02T02:00:00Z"},
+        "organiser_keys": [{"public_key": key.public_key}],
+        "tiers": [{"id": "ga", "name": "General", "price_minor": 2500, "capacity": 100000}],
+        "gates": [{"id": "main", "name": "Main"}, {"id": "side", "name": "Side"}],
+    }))
+    .unwrap()
+}
+
+fn codes(key: &KeyFile, prefix: &str, n: usize) -> Vec<String> {
+    let ids = (0..n).map(|i| TicketId(format!("{prefix}{i}")));
+    mint(&key.signing_key(), &EventId::from(EVENT), &TierId::from("ga"), ids, (None, None)).unwrap().into_iter().map(|m| m.code).collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn report(name: &str, mut lat: Vec<Duration>, wall: Duration) {
+    lat.sort();
+    println!(
+        "{name:<40} {:>6} req  {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+        lat.len(),
+        lat.len() as f64 / wall.as_secs_f64(),
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99)
+    );
+}
+
+fn decision_alone(key: &KeyFile) {
+    let bytes = manifest(key);
+    let event = venuebox::domain::manifest::parse(&bytes).unwrap();
+    let gate = event.gate(&GateId::from("main")).unwrap().clone();
+    let codes = codes(key, "D-", 2000);
+    let n = 20_000;
+    let start = Instant::now();
+    for i in 0..n {
+        let code = &codes[i % codes.len()];
+        let Resolution::Lookup { claim, .. } = checkin::resolve(code, &event) else { panic!("valid code") };
+        let facts = checkin::facts(code, claim, None, &event).unwrap();
+        std::hint::black_box(checkin::decide(&facts, &gate, Direction::Entry, 1_700_000_000_000, None)).unwrap();
+    }
+    let per = start.elapsed() / n as u32;
+    println!("{:<40} {:>8.1} µs/op  ({:.0} ops/s on one core)", "decision incl. signature check", per.as_secs_f64() * 1e6, 1.0 / per.as_secs_f64());
+    let Resolution::Lookup { claim, .. } = checkin::resolve(&codes[0], &event) else { panic!() };
+    let facts = checkin::facts(&codes[0], claim, None, &event).unwrap();
+    let n = 2_000_000;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(checkin::decide(std::hint::black_box(&facts), &gate, Direction::Entry, 1_700_000_000_000, None)).ok();
+    }
+    let per = start.elapsed() / n as u32;
+    println!("{:<40} {:>8.1} ns/op", "decision rule alone", per.as_secs_f64() * 1e9);
+}
+
+async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concurrency: usize) {
+    let codes = Arc::new(codes);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (store, codes, next, clock) = (state.store.clone(), codes.clone(), next.clone(), state.clock.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= codes.len() {
+                    return lat;
+                }
+                let t = Instant::now();
+                let out = store
+                    .record_scan(ScanRequest {
+                        code: codes[i].clone(),
+                        gate: GateId::from("main"),
+                        direction: Direction::Entry,
+                        nonce: format!("store-{i}"),
+                        scanned_at: None,
+                        staff: "bench".into(),
+                        device: None,
+                        now: clock.now(),
+                    })
+                    .await
+                    .unwrap();
+                assert!(out.record().reason.is_none());
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    report(&format!("store.record_scan, concurrency {concurrency}"), lat, start.elapsed());
+}
+
+async fn http(url: &str, token: &str, codes: Vec<String>, concurrency: usize, limit: Duration) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).tcp_nodelay(true).build().unwrap();
+    // Warm the connections so the figures are steady-state.
+    for _ in 0..concurrency.min(8) {
+        client.get(url.replace("/api/v1/checkins", "/healthz")).send().await.unwrap();
+    }
+    let codes = Arc::new(codes);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, codes, next, url, token) = (client.clone(), codes.clone(), next.clone(), url.to_string(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= codes.len() || start.elapsed() > limit {
+                    return lat;
+                }
+                let t = Instant::now();
+                let body = json!({"code": codes[i], "gate": if i % 2 == 0 { "main" } else { "side" }, "nonce": format!("http-{concurrency}-{i}")});
+                let r = client.post(&url).bearer_auth(&token).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let v: serde_json::Value = r.json().await.unwrap();
+                assert_eq!(v["verdict"], "admit", "{v}");
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    report(&format!("POST /api/v1/checkins, concurrency {concurrency}"), lat, start.elapsed());
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would pass nothing and should not run this.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let key = KeyFile::generate();
+    println!("venuebox check-in benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    decision_alone(&key);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { data_dir: dir.path().to_path_buf(), api: ApiConfig::default(), read_connections: 4 };
+        let state = server::open(&config, Clock::system()).unwrap();
+        let bytes = manifest(&key);
+        let sig = sign_detached(&key.signing_key(), &bytes);
+        let admin = Actor { name: "bench".into(), role: Role::Admin };
+        state.store.import_manifest(bytes, Some(sig), TrustedKeys::default(), admin.clone(), state.clock.now()).await.unwrap();
+        let token = state.store.create_session(Actor { name: "bench".into(), role: Role::Door }, state.clock.now(), 3_600_000).await.unwrap().0;
+
+        store_alone(&state, codes(&key, "S-", 5_000), 8).await;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1/checkins", listener.local_addr().unwrap());
+        tokio::spawn(server::serve(state.clone(), listener, std::future::pending()));
+        for (c, n) in [(1usize, 2_000usize), (8, 10_000), (64, 10_000)] {
+            http(&url, &token, codes(&key, &format!("H{c}-"), n), c, Duration::from_secs(10)).await;
+        }
+    });
+}
