@@ -70,3 +70,57 @@ pub fn router(state: AppState) -> Router {
         .fallback(ops::not_found)
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn state(dir: &std::path::Path) -> AppState {
+        let metrics = Arc::new(Metrics::default());
+        let store = Store::open(dir, metrics.clone(), Default::default()).unwrap();
+        AppState { store, metrics, clock: Clock::system(), config: Arc::default(), auth: Arc::default() }
+    }
+
+    async fn call(app: Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn a_box_without_an_event_is_healthy_and_says_what_to_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = state(dir.path());
+        let app = router(st.clone());
+        let (status, health) = call(app.clone(), Request::get("/healthz").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(health["event"], serde_json::Value::Null);
+        let token = st.store.create_session(crate::domain::role::Actor { name: "t".into(), role: crate::domain::role::Role::Door }, st.clock.now(), 60_000).await.unwrap().0;
+        let req = Request::post("/api/v1/checkins")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"code":"X-12345678","gate":"main","nonce":"n1"}"#))
+            .unwrap();
+        let (status, body) = call(app.clone(), req).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(body["error"]["message"].as_str().unwrap().contains("import the event manifest"), "{body}");
+        let req = Request::post("/api/v1/session").header("content-type", "application/json").body(Body::from(r#"{"pin":"1111"}"#)).unwrap();
+        let (status, body) = call(app, req).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(body["error"]["message"].as_str().unwrap().contains("venuebox token"));
+    }
+
+    #[test]
+    fn the_openapi_document_is_valid_json_with_every_reason() {
+        let doc: serde_json::Value = serde_json::from_str(ops::OPENAPI).unwrap();
+        let reasons = doc["components"]["schemas"]["CheckinAnswer"]["properties"]["reason"]["enum"].to_string();
+        for r in crate::domain::checkin::Reason::ALL {
+            assert!(reasons.contains(r.as_str()), "{} missing from the OpenAPI document", r.as_str());
+        }
+    }
+}

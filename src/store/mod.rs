@@ -147,3 +147,97 @@ impl Store {
         self.readers.read(f).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn open(dir: &Path) -> (Store, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        (Store::open(dir, metrics.clone(), StoreOptions::default()).unwrap(), metrics)
+    }
+
+    fn batches(m: &Metrics) -> u64 {
+        let text = m.render();
+        let line = text.lines().find(|l| l.starts_with("venuebox_store_write_batch_size_count")).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_writes_commit_together_and_a_failing_one_leaves_its_neighbours_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, metrics) = open(dir.path());
+        // Hold the writer so the next 99 jobs queue up behind it.
+        let blocker = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.write(|_| { std::thread::sleep(Duration::from_millis(200)); Ok(()) }).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut tasks = Vec::new();
+        for i in 0..99i64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .write(move |ctx| {
+                        ctx.conn.execute("INSERT INTO audit (at, actor, role, action, detail) VALUES (?1, 't', 'admin', 'x', '')", [i])?;
+                        if i % 10 == 0 {
+                            return Err(StoreError::Conflict(format!("job {i} fails")));
+                        }
+                        Ok(i)
+                    })
+                    .await
+            }));
+        }
+        blocker.await.unwrap().unwrap();
+        let mut failed = 0;
+        for t in tasks {
+            if t.await.unwrap().is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 10);
+        let kept: Vec<i64> = store
+            .read(|c| Ok(c.prepare("SELECT at FROM audit ORDER BY at")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?))
+            .await
+            .unwrap();
+        assert_eq!(kept, (0..99).filter(|i| i % 10 != 0).collect::<Vec<_>>());
+        assert!(batches(&metrics) < 20, "99 queued jobs took {} transactions", batches(&metrics));
+    }
+
+    #[tokio::test]
+    async fn the_writer_commits_with_full_sync_in_wal_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(dir.path());
+        let (mode, sync): (String, i64) = store
+            .write(|ctx| {
+                let mode = ctx.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+                let sync = ctx.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+                Ok((mode, sync))
+            })
+            .await
+            .unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2), "2 is FULL");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_writer_lives_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(dir.path());
+        let err = store.write::<(), _>(|_| panic!("boom")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Internal(_)));
+        assert_eq!(store.write(|_| Ok(7)).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_database_from_a_newer_venuebox_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path()));
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", []).unwrap();
+        let err = Store::open(dir.path(), Arc::default(), StoreOptions::default()).err().unwrap();
+        assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }), "{err}");
+    }
+}

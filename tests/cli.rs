@@ -1,0 +1,152 @@
+//! The organiser's and operator's command line, end to end with the real
+//! binary: make a key, sign a manifest, import it, mint tickets whose QR
+//! images decode to their codes, get a token, scan at the running box, and
+//! load a newer manifest from a second process while the box runs.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
+
+fn vb(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN).args(args).current_dir(dir).env("RUST_LOG", "warn").output().unwrap()
+}
+
+fn ok(args: &[&str], dir: &Path) -> String {
+    let out = vb(args, dir);
+    assert!(out.status.success(), "venuebox {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn write_manifest(dir: &Path, public_key: &str, pin_hash: &str, version: u64, revoked: &[&str]) {
+    let m = json!({
+        "schema": 1, "version": version,
+        "event": {"id": "evt-cli", "name": "CLI night", "timezone": "UTC", "currency": "GBP",
+                  "doors_at": "2026-11-27T18:00:00Z", "starts_at": "2026-11-27T19:00:00Z", "ends_at": "2026-11-28T01:00:00Z"},
+        "organiser_keys": [{"public_key": public_key}],
+        "tiers": [{"id": "ga", "name": "General", "price_minor": 1500, "capacity": 100}],
+        "gates": [{"id": "front", "name": "Front"}],
+        "revoked_codes": revoked,
+        "staff": [{"name": "Jo", "role": "door", "pin_hash": pin_hash}],
+    });
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+fn decode_qr(path: &Path) -> String {
+    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "{} holds one QR code", path.display());
+    grids[0].decode().unwrap().1
+}
+
+#[tokio::test]
+async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data = d.join("data");
+    let data_s = data.to_str().unwrap();
+
+    ok(&["keygen", "--out", "org.key"], d);
+    let refused = vb(&["keygen", "--out", "org.key"], d);
+    assert!(!refused.status.success(), "keygen never overwrites a key");
+    let key: Value = serde_json::from_slice(&std::fs::read(d.join("org.key")).unwrap()).unwrap();
+    let public_key = key["public_key"].as_str().unwrap();
+    let pin_hash = ok(&["staff", "hash-pin", "1234"], d).trim().to_string();
+    assert!(pin_hash.starts_with("$argon2id$"));
+
+    write_manifest(d, public_key, &pin_hash, 1, &[]);
+    let unsigned = vb(&["manifest", "import", "manifest.json", "--data-dir", data_s], d);
+    assert!(!unsigned.status.success());
+    assert!(String::from_utf8_lossy(&unsigned.stderr).contains("venuebox manifest sign"));
+    ok(&["manifest", "sign", "manifest.json", "--key", "org.key"], d);
+    assert!(ok(&["manifest", "import", "manifest.json", "--data-dir", data_s], d).contains("imported evt-cli version 1"));
+
+    ok(&["tickets", "issue", "--key", "org.key", "--event", "evt-cli", "--tier", "ga", "--count", "3", "--out", "tix"], d);
+    let csv = std::fs::read_to_string(d.join("tix/tickets.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(csv.lines().next(), Some("ticket_id,tier,code"));
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert_eq!(decode_qr(&d.join(format!("tix/qr/{}.png", r[0]))), r[2], "QR image carries the code");
+    }
+
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_s])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let l = lines.next().unwrap().unwrap();
+        if let Some(rest) = l.strip_prefix("venuebox listening on http://") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let http = reqwest::Client::new();
+    let token = ok(&["token", "--role", "door", "--data-dir", data_s], d).trim().to_string();
+    let scan = |code: &str, nonce: &str| {
+        http.post(format!("http://{addr}/api/v1/checkins"))
+            .bearer_auth(&token)
+            .json(&json!({"code": code, "gate": "front", "nonce": nonce}))
+            .send()
+    };
+    let v: Value = scan(rows[0][2], "cli-1").await.unwrap().json().await.unwrap();
+    assert_eq!(v["verdict"], "admit", "{v}");
+
+    // A newer manifest, imported by a second process while the box runs, revokes T-2.
+    write_manifest(d, public_key, &pin_hash, 2, &[rows[1][2]]);
+    ok(&["manifest", "sign", "manifest.json", "--key", "org.key"], d);
+    ok(&["manifest", "import", "manifest.json", "--data-dir", data_s], d);
+    let v: Value = scan(rows[1][2], "cli-2").await.unwrap().json().await.unwrap();
+    assert_eq!(v["reason"], "revoked", "{v}");
+    let v: Value = scan(rows[2][2], "cli-3").await.unwrap().json().await.unwrap();
+    assert_eq!(v["verdict"], "admit", "{v}");
+
+    // Staff sign in with the PIN from the manifest.
+    let s: Value = http.post(format!("http://{addr}/api/v1/session")).json(&json!({"pin": "1234", "name": "Jo"})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(s["role"], "door");
+
+    // A tampered manifest is refused and the loaded one stays.
+    let text = std::fs::read_to_string(d.join("manifest.json")).unwrap().replace("\"version\": 2", "\"version\": 3");
+    std::fs::write(d.join("manifest.json"), text).unwrap();
+    let out = vb(&["manifest", "import", "manifest.json", "--data-dir", data_s], d);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signature"), "{}", String::from_utf8_lossy(&out.stderr));
+    let h: Value = http.get(format!("http://{addr}/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(h["manifest_version"], 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn demo_writes_tickets_qr_images_and_a_readme() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while !lines.next().unwrap().unwrap().starts_with("venuebox listening") {}
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let demo = tmp.path().join("demo");
+    let csv = std::fs::read_to_string(demo.join("tickets.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 1000 + 100);
+    assert_eq!(csv.lines().filter(|l| l.contains(",VB1:")).count(), 1000);
+    assert_eq!(std::fs::read_dir(demo.join("qr")).unwrap().count(), 1100);
+    let first = csv.lines().nth(1).unwrap().split(',').collect::<Vec<_>>();
+    assert_eq!(decode_qr(&demo.join(format!("qr/{}.png", first[0]))), first[2]);
+    let readme = std::fs::read_to_string(demo.join("README.txt")).unwrap();
+    assert!(readme.contains("1111") && readme.contains("curl"));
+}
