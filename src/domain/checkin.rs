@@ -111,15 +111,11 @@ impl Reason {
 }
 
 /// The ticket facts a decision needs, whether they came from a signed code,
-/// the manifest, or both (the manifest wins on status and tier).
+/// the manifest, or both (the manifest wins on status and tier), plus what
+/// the manifest says against it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TicketFacts {
-    pub id: TicketId,
-    pub tier: TierId,
-    pub holder: Option<String>,
-    pub status: TicketStatus,
-    pub valid_from: Option<Millis>,
-    pub valid_until: Option<Millis>,
+    pub ticket: ListedTicket,
     pub revoked: bool,
     pub blocked: bool,
 }
@@ -207,33 +203,25 @@ pub fn facts(
         (None, None) => return Err(Reason::UnknownTicket),
     };
     let text = text.trim_matches(|c| c == '\r' || c == '\n' || c == '\t');
-    Ok(TicketFacts {
-        revoked: event.revoked_codes.contains(text),
-        blocked: event.blocked.contains(&t.id),
-        id: t.id,
-        tier: t.tier,
-        holder: t.holder,
-        status: t.status,
-        valid_from: t.valid_from,
-        valid_until: t.valid_until,
-    })
+    Ok(TicketFacts { revoked: event.revoked_codes.contains(text), blocked: event.blocked.contains(&t.id), ticket: t })
 }
 
 /// The decision itself. Checks run from "is this a real, sellable ticket"
 /// through "may it pass here, now" to "has it already".
 pub fn decide(
-    ticket: &TicketFacts,
+    facts: &TicketFacts,
     gate: &Gate,
     direction: Direction,
     now: Millis,
     last: Option<&PriorScan>,
 ) -> Result<(), Reason> {
-    if ticket.revoked {
+    if facts.revoked {
         return Err(Reason::Revoked);
     }
-    if ticket.blocked {
+    if facts.blocked {
         return Err(Reason::Blocked);
     }
+    let ticket = &facts.ticket;
     match ticket.status {
         TicketStatus::Cancelled => return Err(Reason::Cancelled),
         TicketStatus::Unpaid => return Err(Reason::Unpaid),
@@ -283,12 +271,14 @@ mod tests {
 
     fn ticket() -> TicketFacts {
         TicketFacts {
-            id: TicketId::from("t1"),
-            tier: TierId::from("ga"),
-            holder: None,
-            status: TicketStatus::Paid,
-            valid_from: Some(1_000),
-            valid_until: Some(2_000),
+            ticket: ListedTicket {
+                id: TicketId::from("t1"),
+                tier: TierId::from("ga"),
+                holder: None,
+                status: TicketStatus::Paid,
+                valid_from: Some(1_000),
+                valid_until: Some(2_000),
+            },
             revoked: false,
             blocked: false,
         }
@@ -313,23 +303,24 @@ mod tests {
             f(&mut x);
             x
         };
+        type Case<'a> = (&'a str, TicketFacts, &'a Gate, Direction, Millis, Option<PriorScan>, Result<(), Reason>);
         #[rustfmt::skip]
-        let cases: Vec<(&str, TicketFacts, &Gate, Direction, Millis, Option<PriorScan>, Result<(), Reason>)> = vec![
+        let cases: Vec<Case> = vec![
             ("first entry admits",                  t(), &plain, Entry, 1_500, None, Ok(())),
             ("second entry is a repeat",            t(), &plain, Entry, 1_500, prior(Entry), Err(AlreadyCheckedIn)),
             ("revoked beats everything",            with(|x| { x.revoked = true; x.blocked = true }), &plain, Entry, 1_500, None, Err(Revoked)),
             ("blocked",                             with(|x| x.blocked = true), &plain, Entry, 1_500, None, Err(Blocked)),
-            ("cancelled",                           with(|x| x.status = TicketStatus::Cancelled), &plain, Entry, 1_500, None, Err(Cancelled)),
-            ("unpaid",                              with(|x| x.status = TicketStatus::Unpaid), &plain, Entry, 1_500, None, Err(Unpaid)),
+            ("cancelled",                           with(|x| x.ticket.status = TicketStatus::Cancelled), &plain, Entry, 1_500, None, Err(Cancelled)),
+            ("unpaid",                              with(|x| x.ticket.status = TicketStatus::Unpaid), &plain, Entry, 1_500, None, Err(Unpaid)),
             ("tier not allowed at gate",            t(), &vip_only, Entry, 1_500, None, Err(NotAllowedAtGate)),
-            ("tier allowed at gate",                with(|x| x.tier = TierId::from("vip")), &vip_only, Entry, 1_500, None, Ok(())),
+            ("tier allowed at gate",                with(|x| x.ticket.tier = TierId::from("vip")), &vip_only, Entry, 1_500, None, Ok(())),
             ("entry at an exit-only gate",          t(), &exit_only, Entry, 1_500, None, Err(NotAllowedAtGate)),
             ("exit at an entry-only gate",          t(), &plain, Exit, 1_500, prior(Entry), Err(NotAllowedAtGate)),
             ("before the window",                   t(), &plain, Entry, 999, None, Err(NotValidYet)),
             ("window start is inclusive",           t(), &plain, Entry, 1_000, None, Ok(())),
             ("window end is inclusive",             t(), &plain, Entry, 2_000, None, Ok(())),
             ("after the window",                    t(), &plain, Entry, 2_001, None, Err(Expired)),
-            ("no window never expires",             with(|x| { x.valid_from = None; x.valid_until = None }), &plain, Entry, 9_999_999, None, Ok(())),
+            ("no window never expires",             with(|x| { x.ticket.valid_from = None; x.ticket.valid_until = None }), &plain, Entry, 9_999_999, None, Ok(())),
             ("exit without entry",                  t(), &both_ways, Exit, 1_500, None, Err(NotCheckedIn)),
             ("exit after exit",                     t(), &both_ways, Exit, 1_500, prior(Exit), Err(NotCheckedIn)),
             ("exit after entry",                    t(), &both_ways, Exit, 1_500, prior(Entry), Ok(())),
@@ -374,7 +365,7 @@ mod tests {
         // The listing overrides status from the code.
         let listed = ListedTicket { status: TicketStatus::Cancelled, holder: Some("Bo".into()), ..c.clone() };
         let f = facts(&good, Some(c), Some(listed), &event).unwrap();
-        assert_eq!((f.status, f.holder.as_deref()), (TicketStatus::Cancelled, Some("Bo")));
+        assert_eq!((f.ticket.status, f.ticket.holder.as_deref()), (TicketStatus::Cancelled, Some("Bo")));
         // A secret that is not listed is unknown.
         assert_eq!(facts("NOPE-NOPE", None, None, &event).unwrap_err(), Reason::UnknownTicket);
     }

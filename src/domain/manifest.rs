@@ -451,7 +451,8 @@ pub(crate) mod tests {
     #[test]
     fn invalid_manifests_say_what_is_wrong() {
         let k = signing_key_from_bytes([1; 32]);
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        type Change = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("schema", Box::new(|m| m["schema"] = json!(2))),
             ("not in tiers", Box::new(|m| m["tickets"][0]["tier"] = json!("nope"))),
             ("appears twice", Box::new(|m| m["gates"][1]["id"] = json!("main"))),

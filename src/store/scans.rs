@@ -187,11 +187,11 @@ fn decide(ctx: &WriteCtx<'_>, event: &EventSnapshot, req: &ScanRequest) -> Resul
             return Ok(rec);
         }
     };
-    let last = last_admitted(ctx.conn, &facts.id)?.map(|(_, p)| p);
+    let last = last_admitted(ctx.conn, &facts.ticket.id)?.map(|(_, p)| p);
     let verdict = checkin::decide(&facts, gate, req.direction, req.now, last.as_ref());
-    rec.ticket = Some(facts.id);
-    rec.tier = Some(facts.tier);
-    rec.holder = facts.holder;
+    rec.ticket = Some(facts.ticket.id);
+    rec.tier = Some(facts.ticket.tier);
+    rec.holder = facts.ticket.holder;
     match verdict {
         Ok(()) => rec.verdict = Verdict::Admit,
         Err(reason) => {
