@@ -163,7 +163,7 @@ pub fn resolve(text: &str, event: &EventSnapshot) -> Resolution {
             if signed.claim.event != event.tag {
                 return Resolution::Rejected(Reason::WrongEvent);
             }
-            if !signed.verify(&event.keys) {
+            if !signed.verify(&event.ticket_keys) {
                 return Resolution::Rejected(Reason::BadSignature);
             }
             let c = signed.claim;

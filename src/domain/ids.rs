@@ -49,6 +49,31 @@ string_id!(
     GateId
 );
 
+string_id!(
+    /// A creator, e.g. `cr-mara`.
+    CreatorId
+);
+string_id!(
+    /// A scholarship program.
+    ProgramId
+);
+string_id!(
+    /// A merchandise drop.
+    DropId
+);
+string_id!(
+    /// A product's stock-keeping unit, e.g. `TEE-BLK-M`.
+    Sku
+);
+string_id!(
+    /// An order (walk-up ticket, scholarship claim or drop sale).
+    OrderId
+);
+string_id!(
+    /// A cart hold on drop stock.
+    HoldId
+);
+
 /// The row id of one scan (admitted or rejected) in the box's log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

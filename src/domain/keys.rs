@@ -33,6 +33,13 @@ impl TrustedKeys {
         TrustedKeys { keys: keys.into_iter().map(|k| (KeyId::of(&k), k)).collect() }
     }
 
+    /// Adds a key unless it is already trusted.
+    pub fn add(&mut self, key: VerifyingKey) {
+        if !self.keys.iter().any(|(_, k)| *k == key) {
+            self.keys.push((KeyId::of(&key), key));
+        }
+    }
+
     pub fn get(&self, id: KeyId) -> Option<&VerifyingKey> {
         self.keys.iter().find(|(k, _)| *k == id).map(|(_, v)| v)
     }

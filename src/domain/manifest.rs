@@ -8,7 +8,7 @@
 //! the store's job.
 
 use super::code::{EventTag, MAX_TICKET_ID, MAX_TIER, SIGNED_PREFIX};
-use super::ids::{EventId, GateId, TicketId, TierId};
+use super::ids::{CreatorId, DropId, EventId, GateId, ProgramId, Sku, TicketId, TierId};
 use super::keys::{self, KeyId, TrustedKeys};
 use super::role::Role;
 use super::time::{parse_rfc3339, Millis};
@@ -39,9 +39,152 @@ pub struct Manifest {
     pub blocked_tickets: Vec<TicketId>,
     #[serde(default)]
     pub staff: Vec<StaffEntry>,
-    // Later schema sections (creators, scholarships, drops) arrive as new
-    // optional fields; unknown fields are ignored so an older box can still
-    // read the parts it knows.
+    /// Box keys the organiser trusts to mint walk-up tickets, so a ticket
+    /// sold at one box scans at every box and in the cloud.
+    #[serde(default)]
+    pub box_keys: Vec<KeyEntry>,
+    #[serde(default)]
+    pub creators: Vec<Creator>,
+    #[serde(default)]
+    pub scholarships: Vec<ScholarshipProgram>,
+    #[serde(default)]
+    pub drops: Vec<DropSpec>,
+    // Later schema sections arrive as new optional fields; unknown fields
+    // are ignored so an older box can still read the parts it knows.
+}
+
+/// A creator whose work sales, claims and captures are attributed to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Creator {
+    pub id: CreatorId,
+    pub name: String,
+    /// Codes a buyer can give at a walk-up sale to credit this creator.
+    #[serde(default)]
+    pub referral_codes: Vec<String>,
+    #[serde(default)]
+    pub payout: PayoutRules,
+}
+
+/// The creator's share of what they brought in, in basis points (1/100 %).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PayoutRules {
+    #[serde(default)]
+    pub ticket_share_bp: u32,
+    #[serde(default)]
+    pub drop_share_bp: u32,
+}
+
+/// A pool of sponsored seats in one tier, claimed with codes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ScholarshipProgram {
+    pub id: ProgramId,
+    pub name: String,
+    pub funder: Funder,
+    pub tier: TierId,
+    pub seats: u32,
+    pub discount: Discount,
+    #[serde(default)]
+    pub valid_from: Option<String>,
+    #[serde(default)]
+    pub valid_until: Option<String>,
+    pub codes: Vec<ClaimCode>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Funder {
+    pub kind: FunderKind,
+    /// The creator's id when `kind` is `creator`.
+    #[serde(default)]
+    pub creator: Option<CreatorId>,
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FunderKind {
+    Creator,
+    Sponsor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Discount {
+    /// The seat is free.
+    Full,
+    /// This many minor units off the tier price.
+    Amount { minor: i64 },
+    /// This percentage (0–100) off the tier price, rounded to the buyer's favour.
+    Percent { percent: u32 },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClaimCode {
+    pub code: String,
+    /// The creator who recruited whoever holds this code.
+    pub creator: CreatorId,
+    /// How many seats this one code may claim.
+    #[serde(default = "one")]
+    pub cap: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A timed release of limited products by a creator.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DropSpec {
+    pub id: DropId,
+    pub name: String,
+    pub creator: CreatorId,
+    pub opens_at: String,
+    pub closes_at: String,
+    pub products: Vec<Product>,
+    /// Most units of this drop one attendee (ticket) may buy.
+    #[serde(default)]
+    pub per_attendee_limit: Option<u32>,
+    #[serde(default)]
+    pub reserve: Option<Reserve>,
+    /// Where unsold stock goes when the drop closes.
+    #[serde(default)]
+    pub on_close: OnClose,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Product {
+    pub sku: Sku,
+    pub name: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+    pub price_minor: i64,
+    /// Initial stock, applied once when the drop first reaches the box.
+    pub quantity: u32,
+    /// Overrides the event's tax rate, in basis points.
+    #[serde(default)]
+    pub tax_rate_bp: Option<u32>,
+}
+
+/// Units of each product held back for given tiers or members until a time.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Reserve {
+    /// Units per product.
+    pub quantity: u32,
+    #[serde(default)]
+    pub tiers: Vec<TierId>,
+    /// Ticket ids of members.
+    #[serde(default)]
+    pub members: Vec<TicketId>,
+    pub release_at: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnClose {
+    /// To the next drop (by opening time) that sells the same SKU, else the pool.
+    NextDrop,
+    /// Back to the event's pool of unassigned stock.
+    #[default]
+    Pool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,6 +198,12 @@ pub struct Event {
     pub starts_at: String,
     pub ends_at: String,
     pub doors_at: String,
+    /// Default tax rate in basis points (1900 = 19 %); products may override.
+    #[serde(default)]
+    pub tax_rate_bp: u32,
+    /// Whether prices already include tax (the receipt then shows the tax part).
+    #[serde(default = "yes")]
+    pub prices_include_tax: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -177,8 +326,12 @@ pub struct EventSnapshot {
     pub doors_at: Millis,
     pub revoked_codes: HashSet<String>,
     pub blocked: HashSet<TicketId>,
+    /// Keys that may sign tickets: organiser keys plus trusted box keys.
+    pub ticket_keys: TrustedKeys,
     tier_index: HashMap<TierId, usize>,
     gate_index: HashMap<GateId, usize>,
+    creator_index: HashMap<CreatorId, usize>,
+    referral_index: HashMap<String, usize>,
 }
 
 impl EventSnapshot {
@@ -190,6 +343,32 @@ impl EventSnapshot {
     }
     pub fn event_id(&self) -> &EventId {
         &self.manifest.event.id
+    }
+    pub fn creator(&self, id: &CreatorId) -> Option<&Creator> {
+        self.creator_index.get(id).map(|&i| &self.manifest.creators[i])
+    }
+    /// The creator a walk-up referral code credits.
+    pub fn referral(&self, code: &str) -> Option<&Creator> {
+        self.referral_index.get(code).map(|&i| &self.manifest.creators[i])
+    }
+    pub fn program(&self, id: &ProgramId) -> Option<&ScholarshipProgram> {
+        self.manifest.scholarships.iter().find(|p| &p.id == id)
+    }
+    /// The program and code entry a claim code belongs to.
+    pub fn claim_code(&self, code: &str) -> Option<(&ScholarshipProgram, &ClaimCode)> {
+        self.manifest.scholarships.iter().find_map(|p| p.codes.iter().find(|c| c.code == code).map(|c| (p, c)))
+    }
+    /// Whether the manifest lists this public key among its trusted box keys
+    /// (so tickets it signs scan at other boxes and in the cloud too).
+    pub fn lists_box_key(&self, key: &ed25519_dalek::VerifyingKey) -> bool {
+        let text = keys::public_key_to_base64(key);
+        self.manifest.box_keys.iter().any(|k| k.public_key.trim() == text)
+    }
+
+    /// Adds this box's own key to the keys tickets may be signed with: a
+    /// walk-up ticket always scans at the box that sold it.
+    pub fn trust_own_box_key(&mut self, key: ed25519_dalek::VerifyingKey) {
+        self.ticket_keys.add(key);
     }
 }
 
@@ -308,6 +487,64 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             return Err(invalid(format!("tier '{}' has capacity {} but {n} tickets", tier.id, tier.capacity)));
         }
     }
+    let mut box_keys = Vec::new();
+    for (i, k) in m.box_keys.iter().enumerate() {
+        box_keys.push(keys::public_key_from_base64(&k.public_key).map_err(|e| invalid(format!("box_keys[{i}]: {e}")))?);
+    }
+    let creator_index: HashMap<CreatorId, usize> =
+        unique("creator", m.creators.iter().map(|c| &c.id))?.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+    let mut referral_index = HashMap::new();
+    for (i, c) in m.creators.iter().enumerate() {
+        for code in &c.referral_codes {
+            if code.trim().is_empty() || referral_index.insert(code.clone(), i).is_some() {
+                return Err(invalid(format!("referral code '{code}' is empty or used twice")));
+            }
+        }
+        if c.payout.ticket_share_bp > 10_000 || c.payout.drop_share_bp > 10_000 {
+            return Err(invalid(format!("creator '{}': a payout share cannot exceed 10000 basis points", c.id)));
+        }
+    }
+    let known_creator = |id: &CreatorId, what: &str| {
+        if creator_index.contains_key(id) {
+            Ok(())
+        } else {
+            Err(invalid(format!("{what} names creator '{id}', who is not in creators")))
+        }
+    };
+    unique("scholarship program", m.scholarships.iter().map(|p| &p.id))?;
+    let mut claim_codes = HashSet::new();
+    for p in &m.scholarships {
+        let what = format!("scholarship '{}'", p.id);
+        if !tier_index.contains_key(&p.tier) {
+            return Err(invalid(format!("{what} is for tier '{}', which is not in tiers", p.tier)));
+        }
+        match (&p.funder.kind, &p.funder.creator) {
+            (FunderKind::Creator, Some(c)) => known_creator(c, &what)?,
+            (FunderKind::Creator, None) => return Err(invalid(format!("{what}: a creator funder needs funder.creator"))),
+            (FunderKind::Sponsor, _) => {}
+        }
+        match p.discount {
+            Discount::Percent { percent } if percent > 100 => return Err(invalid(format!("{what}: percent must be 0 to 100"))),
+            Discount::Amount { minor } if minor < 0 => return Err(invalid(format!("{what}: a discount amount cannot be negative"))),
+            _ => {}
+        }
+        for (f, v) in [("valid_from", &p.valid_from), ("valid_until", &p.valid_until)] {
+            if let Some(v) = v {
+                time(&format!("{what} {f}"), v)?;
+            }
+        }
+        for c in &p.codes {
+            known_creator(&c.creator, &format!("{what} code '{}'", c.code))?;
+            if c.code.trim().is_empty() || c.cap == 0 || !claim_codes.insert(c.code.as_str()) {
+                return Err(invalid(format!("{what}: claim code '{}' is empty, has cap 0, or is used twice", c.code)));
+            }
+        }
+    }
+    unique("drop", m.drops.iter().map(|d| &d.id))?;
+    for d in &m.drops {
+        validate_drop(d, &tier_index)?;
+        known_creator(&d.creator, &format!("drop '{}'", d.id))?;
+    }
     let mut staff_names = HashSet::new();
     for s in &m.staff {
         if !staff_names.insert(s.name.as_str()) {
@@ -320,7 +557,10 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
     let key_ids = verifying.iter().map(KeyId::of).collect();
     Ok(EventSnapshot {
         tag,
+        ticket_keys: TrustedKeys::new(verifying.iter().copied().chain(box_keys)),
         keys: TrustedKeys::new(verifying),
+        creator_index,
+        referral_index,
         key_ids,
         starts_at,
         ends_at,
@@ -331,6 +571,42 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         gate_index,
         manifest: m,
     })
+}
+
+/// Checks one drop on its own: times, products, reserve. Used for
+/// manifest drops and for drops an admin creates on the box.
+pub fn validate_drop(d: &DropSpec, tiers: &HashMap<TierId, usize>) -> Result<(), ManifestError> {
+    let what = format!("drop '{}'", d.id);
+    if d.id.as_str().is_empty() {
+        return Err(invalid("a drop id is empty"));
+    }
+    let opens = time(&format!("{what} opens_at"), &d.opens_at)?;
+    let closes = time(&format!("{what} closes_at"), &d.closes_at)?;
+    if closes <= opens {
+        return Err(invalid(format!("{what}: closes_at must be after opens_at")));
+    }
+    if d.products.is_empty() {
+        return Err(invalid(format!("{what} has no products")));
+    }
+    unique(&format!("{what} product"), d.products.iter().map(|p| &p.sku))?;
+    for p in &d.products {
+        if p.sku.as_str().is_empty() || p.price_minor < 0 {
+            return Err(invalid(format!("{what}: product '{}' needs a SKU and a price of 0 or more", p.sku)));
+        }
+    }
+    if d.per_attendee_limit == Some(0) {
+        return Err(invalid(format!("{what}: per_attendee_limit 0 would sell nothing; leave it out for no limit")));
+    }
+    if let Some(r) = &d.reserve {
+        time(&format!("{what} reserve.release_at"), &r.release_at)?;
+        if let Some(t) = r.tiers.iter().find(|t| !tiers.contains_key(*t)) {
+            return Err(invalid(format!("{what} reserves stock for tier '{t}', which is not in tiers")));
+        }
+        if r.tiers.is_empty() && r.members.is_empty() {
+            return Err(invalid(format!("{what}: a reserve needs tiers or members to hold stock for")));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a candidate manifest's signature and that it may replace
@@ -479,7 +755,7 @@ pub(crate) mod tests {
     fn unknown_later_sections_are_ignored() {
         let k = signing_key_from_bytes([1; 32]);
         let mut m = sample(&[&k], 1);
-        m["drops"] = json!([{"id": "d1"}]);
+        m["future_section"] = json!([{"id": "x1"}]);
         assert!(parse(&bytes(&m)).is_ok());
     }
 }

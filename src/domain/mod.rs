@@ -7,10 +7,14 @@
 
 pub mod base44;
 pub mod checkin;
+pub mod drops;
 pub mod code;
 pub mod ids;
 pub mod keys;
 pub mod manifest;
+pub mod money;
 pub mod qr;
+pub mod receipt;
 pub mod role;
+pub mod scholarship;
 pub mod time;

@@ -3,7 +3,7 @@
 //! or not at all; a refused or failing import leaves the previous manifest
 //! in force.
 
-use super::{audit, outbox, Store, StoreError};
+use super::{audit, outbox, BoxIdentity, Store, StoreError};
 use crate::domain::keys::TrustedKeys;
 use crate::domain::manifest::{self, EventSnapshot};
 use crate::domain::role::Actor;
@@ -22,13 +22,17 @@ pub enum ImportOutcome {
 
 /// The newest manifest in the database, parsed. Its signature was checked
 /// at import; it is not checked again here.
-pub fn load_current(conn: &Connection) -> Result<Option<Arc<EventSnapshot>>, StoreError> {
+pub fn load_current(conn: &Connection, identity: &BoxIdentity) -> Result<Option<Arc<EventSnapshot>>, StoreError> {
     let body: Option<Vec<u8>> = conn
         .query_row("SELECT body FROM manifests ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
         .optional()?;
     match body {
         None => Ok(None),
-        Some(b) => Ok(Some(Arc::new(manifest::parse(&b)?))),
+        Some(b) => {
+            let mut snap = manifest::parse(&b)?;
+            snap.trust_own_box_key(identity.key.verifying_key());
+            Ok(Some(Arc::new(snap)))
+        }
     }
 }
 
@@ -55,7 +59,7 @@ impl Store {
                 }
             }
             let first_use_trust = pinned.is_empty() && ctx.event.is_none();
-            let snap = manifest::accept(&bytes, signature.as_deref(), ctx.event.as_deref(), &pinned)?;
+            let mut snap = manifest::accept(&bytes, signature.as_deref(), ctx.event.as_deref(), &pinned)?;
             let m = &snap.manifest;
             ctx.conn.execute(
                 "INSERT INTO manifests (event_id, version, sha256, body, signature, imported_at, imported_by)
@@ -87,6 +91,7 @@ impl Store {
             if first_use_trust {
                 tracing::warn!(event = %m.event.id, "first manifest on this box: trusting the organiser keys it lists (pin keys with --organiser-key to avoid this)");
             }
+            snap.trust_own_box_key(ctx.identity.key.verifying_key());
             *ctx.event = Some(Arc::new(snap));
             Ok(outcome)
         })

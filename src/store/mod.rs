@@ -104,9 +104,9 @@ impl Store {
         let mut conn = Connection::open(&path)?;
         configure(&conn)?;
         migrate::apply(&mut conn)?;
-        let event: EventCell = Arc::new(RwLock::new(manifests::load_current(&conn)?));
+        let event: EventCell = Arc::new(RwLock::new(manifests::load_current(&conn, &identity)?));
         let readers = Arc::new(ReadPool::open(path.clone(), opts.read_connections)?);
-        let (jobs, _thread) = writer::spawn(conn, identity.box_id.clone(), event.clone(), metrics, opts.write_queue);
+        let (jobs, _thread) = writer::spawn(conn, identity.clone(), event.clone(), metrics, opts.write_queue);
         Ok(Store { jobs, readers, event, identity, path: Arc::new(path) })
     }
 

@@ -5,7 +5,7 @@
 //! and only then answers each caller. One fsync serves the whole batch;
 //! nobody hears "done" before the disk has it.
 
-use super::{manifests, StoreError};
+use super::{manifests, BoxIdentity, StoreError};
 use crate::domain::manifest::EventSnapshot;
 use crate::metrics::Metrics;
 use rusqlite::Connection;
@@ -22,6 +22,8 @@ const MAX_BATCH: usize = 256;
 pub struct WriteCtx<'a> {
     pub conn: &'a Connection,
     pub box_id: &'a str,
+    /// The box's identity: its key signs walk-up tickets and receipt proofs.
+    pub identity: &'a BoxIdentity,
     /// The current event. A job that replaces it (manifest import) sets it
     /// here; later jobs in the batch see the new one, and readers see it
     /// once the batch has committed.
@@ -100,7 +102,7 @@ fn in_savepoint<T>(
 
 pub(crate) fn spawn(
     conn: Connection,
-    box_id: String,
+    identity: Arc<BoxIdentity>,
     event: EventCell,
     metrics: Arc<Metrics>,
     capacity: usize,
@@ -108,12 +110,12 @@ pub(crate) fn spawn(
     let (tx, rx) = mpsc::channel(capacity);
     let handle = std::thread::Builder::new()
         .name("venuebox-writer".into())
-        .spawn(move || run(conn, box_id, event, metrics, rx))
+        .spawn(move || run(conn, identity, event, metrics, rx))
         .expect("cannot start the writer thread");
     (tx, handle)
 }
 
-fn run(conn: Connection, box_id: String, cell: EventCell, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+fn run(conn: Connection, identity: Arc<BoxIdentity>, cell: EventCell, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<Box<dyn Job>>) {
     let mut event = cell.read().expect("event lock").clone();
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
@@ -140,13 +142,13 @@ fn run(conn: Connection, box_id: String, cell: EventCell, metrics: Arc<Metrics>,
         let dv = data_version_of(&conn);
         if dv != data_version {
             data_version = dv;
-            match manifests::load_current(&conn) {
+            match manifests::load_current(&conn, &identity) {
                 Ok(current) => event = current,
                 Err(e) => tracing::error!(error = %e, "cannot reload the event after another process changed the database"),
             }
         }
         for j in batch.drain(..) {
-            let mut ctx = WriteCtx { conn: &conn, box_id: &box_id, event: &mut event, metrics: &metrics };
+            let mut ctx = WriteCtx { conn: &conn, box_id: &identity.box_id, identity: &identity, event: &mut event, metrics: &metrics };
             replies.push(j.run(&mut ctx));
         }
         let outcome = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
@@ -165,7 +167,7 @@ fn run(conn: Connection, box_id: String, cell: EventCell, metrics: Arc<Metrics>,
             Err(e) => {
                 tracing::error!(error = %e, "write batch failed to commit; every caller in it is told");
                 let _ = conn.execute_batch("ROLLBACK");
-                event = manifests::load_current(&conn).unwrap_or(before);
+                event = manifests::load_current(&conn, &identity).unwrap_or(before);
             }
         }
         for r in replies.drain(..) {

@@ -1,0 +1,222 @@
+//! Money: integer minor units of the event's ISO currency, tax, totals and
+//! tender. Every order's totals are computed by [`totals`] and nowhere else.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One thing being sold, before totals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// `ticket:<tier>` or `<drop>/<sku>`: what the line is, for the ledger.
+    pub item: String,
+    pub name: String,
+    #[serde(default)]
+    pub variant: Option<String>,
+    pub qty: u32,
+    /// Price per unit actually charged (after any discount).
+    pub unit_minor: i64,
+    /// The list price per unit when a discount applied.
+    #[serde(default)]
+    pub list_unit_minor: Option<i64>,
+    pub tax_rate_bp: u32,
+}
+
+/// A line with its amounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricedLine {
+    #[serde(flatten)]
+    pub line: Line,
+    /// What the buyer pays for this line (tax included).
+    pub gross_minor: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxLine {
+    pub rate_bp: u32,
+    /// The amount the tax applies to.
+    pub net_minor: i64,
+    pub tax_minor: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub lines: Vec<PricedLine>,
+    pub net_minor: i64,
+    pub taxes: Vec<TaxLine>,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+}
+
+fn div_round_half_up(n: i64, d: i64) -> i64 {
+    (n * 2 + d) / (d * 2)
+}
+
+/// Totals for `lines`. With `prices_include_tax` the prices are gross and
+/// the tax is the part of them; otherwise tax is added on top. Tax is
+/// rounded once per rate (half up), not per line, so it never drifts.
+pub fn totals(lines: &[Line], prices_include_tax: bool) -> Totals {
+    let mut by_rate: BTreeMap<u32, i64> = BTreeMap::new();
+    let mut priced = Vec::with_capacity(lines.len());
+    for l in lines {
+        let amount = l.unit_minor * l.qty as i64;
+        *by_rate.entry(l.tax_rate_bp).or_default() += amount;
+        priced.push((l, amount));
+    }
+    let mut taxes = Vec::new();
+    for (&rate, &amount) in &by_rate {
+        let r = rate as i64;
+        let (net, tax) = if prices_include_tax {
+            let tax = div_round_half_up(amount * r, 10_000 + r);
+            (amount - tax, tax)
+        } else {
+            (amount, div_round_half_up(amount * r, 10_000))
+        };
+        taxes.push(TaxLine { rate_bp: rate, net_minor: net, tax_minor: tax });
+    }
+    let tax_minor: i64 = taxes.iter().map(|t| t.tax_minor).sum();
+    let net_minor: i64 = taxes.iter().map(|t| t.net_minor).sum();
+    let lines = priced
+        .into_iter()
+        .map(|(l, amount)| {
+            // Shown per line: tax-inclusive amount (exact when prices include
+            // tax; per-line rounding for display only otherwise).
+            let gross = if prices_include_tax { amount } else { amount + div_round_half_up(amount * l.tax_rate_bp as i64, 10_000) };
+            PricedLine { line: l.clone(), gross_minor: gross }
+        })
+        .collect();
+    Totals { lines, net_minor, taxes, tax_minor, total_minor: net_minor + tax_minor }
+}
+
+/// How an order was paid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Tender {
+    /// Cash handed over; the change is computed.
+    Cash { given_minor: i64 },
+    /// Paid on an external card terminal; its slip reference.
+    Card { reference: String },
+    /// Given away, approved by a supervisor.
+    Comp { approved_by: String },
+    /// Nothing to pay (a fully sponsored seat).
+    NoCharge,
+}
+
+impl Tender {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Tender::Cash { .. } => "cash",
+            Tender::Card { .. } => "card",
+            Tender::Comp { .. } => "comp",
+            Tender::NoCharge => "no_charge",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TenderError {
+    #[error("cash given ({given}) is less than the total ({total}): take more cash, or pay by card")]
+    NotEnoughCash { given: String, total: String },
+    #[error("a card payment needs the terminal's slip reference")]
+    MissingReference,
+    #[error("nothing is due, so no tender is needed; leave it out")]
+    NothingDue,
+    #[error("this order costs {0}: choose cash, card or comp")]
+    SomethingDue(String),
+}
+
+/// Checks a tender against a total; returns the change due.
+pub fn settle(total_minor: i64, tender: &Tender, currency: &str) -> Result<i64, TenderError> {
+    match tender {
+        Tender::NoCharge if total_minor == 0 => Ok(0),
+        Tender::NoCharge => Err(TenderError::SomethingDue(format_money(total_minor, currency))),
+        _ if total_minor == 0 => Err(TenderError::NothingDue),
+        Tender::Cash { given_minor } if *given_minor < total_minor => Err(TenderError::NotEnoughCash {
+            given: format_money(*given_minor, currency),
+            total: format_money(total_minor, currency),
+        }),
+        Tender::Cash { given_minor } => Ok(given_minor - total_minor),
+        Tender::Card { reference } if reference.trim().is_empty() => Err(TenderError::MissingReference),
+        Tender::Card { .. } | Tender::Comp { .. } => Ok(0),
+    }
+}
+
+/// Digits after the decimal point for a currency (ISO 4217 exponents).
+pub fn minor_digits(currency: &str) -> u32 {
+    match currency {
+        "JPY" | "KRW" | "ISK" | "CLP" | "VND" | "UGX" | "XAF" | "XOF" | "PYG" | "RWF" => 0,
+        "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "LYD" | "IQD" => 3,
+        _ => 2,
+    }
+}
+
+/// `2500, "EUR"` → `25.00 EUR`.
+pub fn format_money(minor: i64, currency: &str) -> String {
+    let digits = minor_digits(currency);
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    if digits == 0 {
+        return format!("{sign}{abs} {currency}");
+    }
+    let unit = 10u64.pow(digits);
+    format!("{sign}{}.{:0width$} {currency}", abs / unit, abs % unit, width = digits as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(unit: i64, qty: u32, rate: u32) -> Line {
+        Line { item: "x".into(), name: "x".into(), variant: None, qty, unit_minor: unit, list_unit_minor: None, tax_rate_bp: rate }
+    }
+
+    #[test]
+    fn totals_table() {
+        // (lines, inclusive, net, tax, total)
+        let cases = [
+            (vec![line(2500, 1, 0)], true, 2500, 0, 2500),
+            (vec![line(1190, 1, 1900)], true, 1000, 190, 1190),
+            (vec![line(1000, 1, 1900)], false, 1000, 190, 1190),
+            // Three items at 19 % inclusive: tax is rounded once for the rate.
+            (vec![line(333, 3, 1900)], true, 839, 160, 999),
+            // Two rates, each its own tax line.
+            (vec![line(1070, 1, 700), line(1190, 2, 1900)], true, 1000 + 2000, 70 + 380, 3450),
+            (vec![], true, 0, 0, 0),
+        ];
+        for (lines, inclusive, net, tax, total) in cases {
+            let t = totals(&lines, inclusive);
+            assert_eq!((t.net_minor, t.tax_minor, t.total_minor), (net, tax, total), "{lines:?} inclusive={inclusive}");
+            assert_eq!(t.net_minor + t.tax_minor, t.total_minor);
+        }
+    }
+
+    #[test]
+    fn tender_table() {
+        use Tender::*;
+        let cases: Vec<(i64, Tender, Result<i64, &str>)> = vec![
+            (2500, Cash { given_minor: 3000 }, Ok(500)),
+            (2500, Cash { given_minor: 2500 }, Ok(0)),
+            (2500, Cash { given_minor: 2000 }, Err("less than the total")),
+            (2500, Card { reference: "T-8812".into() }, Ok(0)),
+            (2500, Card { reference: " ".into() }, Err("slip reference")),
+            (2500, Comp { approved_by: "Sam".into() }, Ok(0)),
+            (2500, NoCharge, Err("choose cash")),
+            (0, NoCharge, Ok(0)),
+            (0, Cash { given_minor: 100 }, Err("no tender is needed")),
+        ];
+        for (total, tender, want) in cases {
+            match (settle(total, &tender, "EUR"), want) {
+                (Ok(change), Ok(w)) => assert_eq!(change, w, "{tender:?}"),
+                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{tender:?}: {e}"),
+                (got, want) => panic!("{tender:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn money_formats_with_the_currency_exponent() {
+        assert_eq!(format_money(2500, "EUR"), "25.00 EUR");
+        assert_eq!(format_money(-5, "GBP"), "-0.05 GBP");
+        assert_eq!(format_money(1500, "JPY"), "1500 JPY");
+        assert_eq!(format_money(1234, "KWD"), "1.234 KWD");
+    }
+}
