@@ -46,6 +46,9 @@ enum Command {
         /// Hours a staff sign-in lasts.
         #[arg(long, default_value_t = 16)]
         session_hours: i64,
+        /// Seconds a cart hold keeps drop stock for a buyer before it returns.
+        #[arg(long, default_value_t = 120)]
+        hold_secs: i64,
         /// Organiser public key (base64) to trust for manifests; repeat for several.
         /// Without one, the first manifest's own keys are trusted.
         #[arg(long = "organiser-key")]
@@ -177,12 +180,13 @@ async fn shutdown_signal() {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve { dir, listen, demo, undo_window_secs, session_hours, organiser_keys } => {
+        Command::Serve { dir, listen, demo, undo_window_secs, session_hours, hold_secs, organiser_keys } => {
             let config = Config {
                 data_dir: dir.data_dir.clone(),
                 api: ApiConfig {
                     undo_window_ms: undo_window_secs * 1000,
                     session_ttl_ms: session_hours * 3_600_000,
+                    hold_ttl_ms: hold_secs * 1000,
                     pinned_keys: pinned(&organiser_keys)?,
                 },
                 read_connections: 4,

@@ -10,7 +10,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -39,8 +42,33 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
 /// Serves the API on `listener` until `shutdown` resolves, then finishes
 /// the requests in flight. Every acknowledged write is already on disk.
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(housekeeping(state.clone(), stop.clone()));
+    tasks.close();
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    stop.cancel();
+    tasks.wait().await;
+    result
+}
+
+/// Every second: expire cart holds and cycle the stock of closed drops,
+/// so nothing waits for the next sale to happen.
+async fn housekeeping(state: AppState, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match state.store.housekeeping(state.clock.now()).await {
+            Ok(done) if done.holds_expired > 0 || !done.drops_cycled.is_empty() => tracing::debug!(?done, "housekeeping"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed; will retry in a second"),
+        }
+    }
 }
 
 /// Open and serve: the whole box, as `venuebox serve` runs it.

@@ -106,6 +106,22 @@ impl Principal {
     }
 }
 
+impl Principal {
+    /// 403 unless the caller's role may do what needs one of `roles`.
+    pub fn require_any(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.iter().any(|r| self.actor.role.allows(*r)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(ApiError::forbidden(format!(
+            "signed in as {} ({}); this needs the {} role: ask a supervisor",
+            self.actor.name,
+            self.actor.role,
+            names.join(" or ")
+        )))
+    }
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 

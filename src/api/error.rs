@@ -63,6 +63,8 @@ impl From<StoreError> for ApiError {
                 };
                 ApiError::new(status, code, e.to_string())
             }
+            StoreError::Refused { code, message } => ApiError::new(S::CONFLICT, code, message),
+            StoreError::Invalid { code, message } => ApiError::new(S::BAD_REQUEST, code, message),
             StoreError::Closed => ApiError::new(S::SERVICE_UNAVAILABLE, "shutting_down", "the box is restarting: retry in a few seconds"),
             other => {
                 tracing::error!(error = %other, "store failure");

@@ -7,10 +7,12 @@
 
 pub mod auth;
 mod checkins;
+mod drops;
 pub mod error;
 mod event;
 mod json;
 mod ops;
+mod sales;
 mod session;
 
 use crate::clock::Clock;
@@ -19,7 +21,7 @@ use crate::domain::time::Millis;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
 
@@ -32,6 +34,8 @@ pub struct ApiConfig {
     pub undo_window_ms: Millis,
     /// How long a staff sign-in lasts.
     pub session_ttl_ms: Millis,
+    /// How long a cart hold keeps drop stock for a buyer.
+    pub hold_ttl_ms: Millis,
     /// Organiser keys pinned on the command line; when empty, the first
     /// manifest's own keys are trusted.
     pub pinned_keys: TrustedKeys,
@@ -39,7 +43,7 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { undo_window_ms: 120_000, session_ttl_ms: 16 * 3600 * 1000, pinned_keys: TrustedKeys::default() }
+        ApiConfig { undo_window_ms: 120_000, session_ttl_ms: 16 * 3600 * 1000, hold_ttl_ms: 120_000, pinned_keys: TrustedKeys::default() }
     }
 }
 
@@ -67,6 +71,25 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/checkins", post(checkins::create).get(checkins::list))
         .route("/api/v1/checkins/{id}/undo", post(checkins::undo))
         .route("/api/v1/stats", get(checkins::stats))
+        .route("/api/v1/walkups", post(sales::walkup))
+        .route("/api/v1/scholarships", get(sales::scholarships))
+        .route("/api/v1/scholarships/claims", post(sales::claim))
+        .route("/api/v1/orders/{id}", get(sales::order))
+        .route("/api/v1/orders/{id}/receipt", get(sales::receipt_text))
+        .route("/api/v1/orders/{id}/void", post(sales::void))
+        .route("/api/v1/orders/{id}/refund", post(sales::refund))
+        .route("/api/v1/tickets/{id}/qr", get(sales::ticket_qr))
+        .route("/api/v1/receipts/verify", get(sales::verify_receipt))
+        .route("/api/v1/drops", get(drops::list).post(drops::create))
+        .route("/api/v1/drops/feed", get(drops::feed))
+        .route("/api/v1/drops/{id}", get(drops::show).put(drops::update))
+        .route("/api/v1/drops/{id}/restock", post(drops::restock))
+        .route("/api/v1/drops/{id}/ledger", get(drops::ledger))
+        .route("/api/v1/drops/{id}/holds", post(drops::hold))
+        .route("/api/v1/drops/{id}/sales", post(drops::sell))
+        .route("/api/v1/holds/{id}", delete(drops::release))
+        .route("/api/v1/holds/{id}/checkout", post(drops::checkout))
+        .route("/api/v1/pool", get(drops::pool))
         .fallback(ops::not_found)
         .with_state(state)
 }

@@ -24,6 +24,35 @@ pub struct SignIn {
     name: Option<String>,
 }
 
+/// Checks a PIN against the staff who pass `filter`, off the async
+/// threads (argon2 is slow on purpose), with the PIN-guessing throttle.
+pub(super) async fn staff_with_pin(
+    st: &AppState,
+    addr: Option<std::net::IpAddr>,
+    pin: String,
+    filter: impl Fn(&StaffEntry) -> bool,
+) -> Result<StaffEntry, ApiError> {
+    if pin.is_empty() || pin.len() > 64 {
+        return Err(ApiError::bad_request("pin must be 1 to 64 characters"));
+    }
+    st.auth.check_allowed(addr, st.clock.now())?;
+    let event = st.store.event().ok_or_else(|| {
+        ApiError::new(StatusCode::CONFLICT, "no_event", "no event is loaded, so there are no staff yet: import the manifest, or use `venuebox token` on the box")
+    })?;
+    let candidates: Vec<StaffEntry> = event.manifest.staff.iter().filter(|s| filter(s)).cloned().collect();
+    let found = tokio::task::spawn_blocking(move || verify(&pin, &candidates)).await.map_err(|_| ApiError::internal())?;
+    match found {
+        Some(s) => {
+            st.auth.record_success(addr);
+            Ok(s)
+        }
+        None => {
+            st.auth.record_failure(addr, st.clock.now());
+            Err(ApiError::unauthorized("wrong PIN: try again, or ask a supervisor"))
+        }
+    }
+}
+
 fn verify(pin: &str, staff: &[StaffEntry]) -> Option<StaffEntry> {
     let argon = Argon2::default();
     staff
@@ -33,31 +62,10 @@ fn verify(pin: &str, staff: &[StaffEntry]) -> Option<StaffEntry> {
 }
 
 pub async fn sign_in(State(st): State<AppState>, ext: Extensions, Json(req): Json<SignIn>) -> Result<Json<Value>, ApiError> {
-    if req.pin.is_empty() || req.pin.len() > 64 {
-        return Err(ApiError::bad_request("pin must be 1 to 64 characters"));
-    }
-    let addr = ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    st.auth.check_allowed(addr, st.clock.now())?;
-    let event = st.store.event().ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, "no_event", "no event is loaded, so there are no staff yet: import the manifest, or use `venuebox token` on the box")
-    })?;
-    let candidates: Vec<StaffEntry> = event
-        .manifest
-        .staff
-        .iter()
-        .filter(|s| req.name.as_deref().is_none_or(|n| n == s.name))
-        .cloned()
-        .collect();
-    let pin = req.pin;
-    let found = tokio::task::spawn_blocking(move || verify(&pin, &candidates))
-        .await
-        .map_err(|_| ApiError::internal())?;
+    let addr = client_addr(&ext);
+    let name = req.name;
+    let staff = staff_with_pin(&st, addr, req.pin, |s| name.as_deref().is_none_or(|n| n == s.name)).await?;
     let now = st.clock.now();
-    let Some(staff) = found else {
-        st.auth.record_failure(addr, now);
-        return Err(ApiError::unauthorized("wrong PIN: try again, or ask a supervisor"));
-    };
-    st.auth.record_success(addr);
     let actor = Actor { name: staff.name, role: staff.role };
     let (token, session) = st.store.create_session(actor, now, st.config.session_ttl_ms).await?;
     tracing::info!(staff = %session.actor.name, role = %session.actor.role, "staff signed in");
@@ -67,6 +75,10 @@ pub async fn sign_in(State(st): State<AppState>, ext: Extensions, Json(req): Jso
         "role": session.actor.role,
         "expires_at": format_rfc3339(session.expires_at),
     })))
+}
+
+pub(super) fn client_addr(ext: &Extensions) -> Option<std::net::IpAddr> {
+    ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
 }
 
 pub async fn whoami(p: Principal) -> Json<Value> {

@@ -542,7 +542,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
     }
     unique("drop", m.drops.iter().map(|d| &d.id))?;
     for d in &m.drops {
-        validate_drop(d, &tier_index)?;
+        validate_drop(d, |t| tier_index.contains_key(t))?;
         known_creator(&d.creator, &format!("drop '{}'", d.id))?;
     }
     let mut staff_names = HashSet::new();
@@ -575,7 +575,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
 
 /// Checks one drop on its own: times, products, reserve. Used for
 /// manifest drops and for drops an admin creates on the box.
-pub fn validate_drop(d: &DropSpec, tiers: &HashMap<TierId, usize>) -> Result<(), ManifestError> {
+pub fn validate_drop(d: &DropSpec, tier_known: impl Fn(&TierId) -> bool) -> Result<(), ManifestError> {
     let what = format!("drop '{}'", d.id);
     if d.id.as_str().is_empty() {
         return Err(invalid("a drop id is empty"));
@@ -599,7 +599,7 @@ pub fn validate_drop(d: &DropSpec, tiers: &HashMap<TierId, usize>) -> Result<(),
     }
     if let Some(r) = &d.reserve {
         time(&format!("{what} reserve.release_at"), &r.release_at)?;
-        if let Some(t) = r.tiers.iter().find(|t| !tiers.contains_key(*t)) {
+        if let Some(t) = r.tiers.iter().find(|t| !tier_known(t)) {
             return Err(invalid(format!("{what} reserves stock for tier '{t}', which is not in tiers")));
         }
         if r.tiers.is_empty() && r.members.is_empty() {

@@ -92,6 +92,7 @@ impl Store {
                 tracing::warn!(event = %m.event.id, "first manifest on this box: trusting the organiser keys it lists (pin keys with --organiser-key to avoid this)");
             }
             snap.trust_own_box_key(ctx.identity.key.verifying_key());
+            super::drops::import_manifest_drops(ctx, &snap, &actor.name, now)?;
             *ctx.event = Some(Arc::new(snap));
             Ok(outcome)
         })

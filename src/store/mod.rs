@@ -7,10 +7,12 @@
 //! job, hence the same transaction.
 
 mod audit;
+pub mod drops;
 pub mod identity;
 mod manifests;
 mod migrate;
 pub mod outbox;
+pub mod sales;
 mod readers;
 pub mod scans;
 pub mod sessions;
@@ -59,6 +61,22 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A sale, hold or claim the rules refuse (sold out, code used up...).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
+    /// Input the store could only judge against its data (an unknown SKU,
+    /// a tender that does not cover the total...).
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+}
+
+impl StoreError {
+    pub fn refused(code: &'static str, message: impl Into<String>) -> StoreError {
+        StoreError::Refused { code, message: message.into() }
+    }
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> StoreError {
+        StoreError::Invalid { code, message: message.into() }
+    }
 }
 
 pub struct StoreOptions {

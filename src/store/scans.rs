@@ -103,7 +103,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
     })
 }
 
-fn listed_ticket(conn: &Connection, key: &Lookup) -> Result<Option<ListedTicket>, StoreError> {
+pub(crate) fn listed_ticket(conn: &Connection, key: &Lookup) -> Result<Option<ListedTicket>, StoreError> {
     let (sql, arg) = match key {
         Lookup::ById(id) => ("SELECT id, tier_id, holder, status, valid_from, valid_until FROM tickets WHERE id = ?1", id.as_str()),
         Lookup::BySecret(s) => ("SELECT id, tier_id, holder, status, valid_from, valid_until FROM tickets WHERE secret = ?1", s.as_str()),

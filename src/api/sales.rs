@@ -1,0 +1,227 @@
+//! Selling tickets at the venue: walk-ups, scholarship claims, orders and
+//! their receipts, voids and refunds, ticket QR images, proof checks.
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::json::Json;
+use super::session::{client_addr, staff_with_pin};
+use super::AppState;
+use crate::domain::ids::{OrderId, TicketId, TierId};
+use crate::domain::money::Tender;
+use crate::domain::receipt::render_text;
+use crate::domain::role::Role;
+use crate::store::sales::{ClaimRequest, CloseKind, OrderView, WalkupRequest};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, Extensions, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// How the buyer pays, as a staff device sends it.
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TenderInput {
+    Cash { given_minor: i64 },
+    Card { reference: String },
+    /// Comp needs a supervisor: either the caller is one, or a supervisor
+    /// types their PIN on the seller's device.
+    Comp {
+        #[serde(default)]
+        approver_pin: Option<String>,
+        #[serde(default)]
+        approver_name: Option<String>,
+    },
+}
+
+/// Turns the device's tender into the domain's, checking comp approval.
+pub(super) async fn tender(st: &AppState, p: &Principal, ext: &Extensions, t: Option<TenderInput>) -> Result<Option<Tender>, ApiError> {
+    Ok(match t {
+        None => None,
+        Some(TenderInput::Cash { given_minor }) => Some(Tender::Cash { given_minor }),
+        Some(TenderInput::Card { reference }) => Some(Tender::Card { reference }),
+        Some(TenderInput::Comp { approver_pin, approver_name }) => {
+            if p.actor.role.allows(Role::Supervisor) {
+                Some(Tender::Comp { approved_by: p.actor.name.clone() })
+            } else {
+                let pin = approver_pin.ok_or_else(|| ApiError::forbidden("a comp needs a supervisor's approval: ask one to enter their PIN (approver_pin)"))?;
+                let approver = staff_with_pin(st, client_addr(ext), pin, |s| {
+                    s.role.allows(Role::Supervisor) && approver_name.as_deref().is_none_or(|n| n == s.name)
+                })
+                .await
+                .map_err(|e| if e.status.as_u16() == 401 { ApiError::forbidden("that PIN is not a supervisor's: the comp was not approved") } else { e })?;
+                Some(Tender::Comp { approved_by: approver.name })
+            }
+        }
+    })
+}
+
+pub(super) fn order_response(o: OrderView) -> Response {
+    let replayed = o.replayed;
+    let tickets: Vec<Value> = o
+        .receipt
+        .tickets
+        .iter()
+        .map(|t| json!({"id": t.id, "tier": t.tier, "code": t.code, "qr": format!("/api/v1/tickets/{}/qr", t.id)}))
+        .collect();
+    let body = json!({
+        "order_id": o.id,
+        "kind": o.kind,
+        "status": o.status,
+        "total_minor": o.receipt.total_minor,
+        "currency": o.receipt.currency,
+        "change_minor": o.receipt.change_minor,
+        "tickets": tickets,
+        "tickets_scan_elsewhere": o.tickets_scan_elsewhere,
+        "receipt": o.receipt,
+        "receipt_text": format!("/api/v1/orders/{}/receipt", o.id),
+    });
+    let mut resp = axum::Json(body).into_response();
+    if replayed {
+        resp.headers_mut().insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+pub(super) fn check_nonce(nonce: &str) -> Result<(), ApiError> {
+    if nonce.is_empty() || nonce.len() > 128 || nonce.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("nonce must be 1 to 128 printable characters, fresh for each sale (a UUID is ideal)"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalkupBody {
+    tier: String,
+    nonce: String,
+    #[serde(default)]
+    tender: Option<TenderInput>,
+    #[serde(default)]
+    referral_code: Option<String>,
+    #[serde(default)]
+    holder: Option<String>,
+}
+
+pub async fn walkup(State(st): State<AppState>, p: Principal, ext: Extensions, Json(b): Json<WalkupBody>) -> Result<Response, ApiError> {
+    p.require(Role::Merch)?;
+    check_nonce(&b.nonce)?;
+    let tender = tender(&st, &p, &ext, b.tender).await?;
+    let order = st
+        .store
+        .sell_walkup(WalkupRequest {
+            tier: TierId(b.tier),
+            tender,
+            referral: b.referral_code,
+            holder: b.holder,
+            nonce: b.nonce,
+            staff: p.actor,
+            now: st.clock.now(),
+        })
+        .await?;
+    Ok(order_response(order))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    code: String,
+    nonce: String,
+    #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
+    tender: Option<TenderInput>,
+    #[serde(default)]
+    holder: Option<String>,
+}
+
+pub async fn claim(State(st): State<AppState>, p: Principal, ext: Extensions, Json(b): Json<ClaimBody>) -> Result<Response, ApiError> {
+    p.require_any(&[Role::Door, Role::Merch])?;
+    check_nonce(&b.nonce)?;
+    if b.code.trim().is_empty() {
+        return Err(ApiError::bad_request("code is required: the scholarship code the guest was given"));
+    }
+    let tender = tender(&st, &p, &ext, b.tender).await?;
+    let order = st
+        .store
+        .claim_scholarship(ClaimRequest {
+            code: b.code,
+            tier: b.tier.map(TierId),
+            tender,
+            holder: b.holder,
+            nonce: b.nonce,
+            staff: p.actor,
+            now: st.clock.now(),
+        })
+        .await?;
+    Ok(order_response(order))
+}
+
+pub async fn scholarships(State(st): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"programs": st.store.scholarship_report().await?})))
+}
+
+pub async fn order(State(st): State<AppState>, _p: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(order_response(st.store.order(OrderId(id)).await?))
+}
+
+#[derive(Deserialize)]
+pub struct ReceiptQuery {
+    #[serde(default)]
+    width: Option<usize>,
+}
+
+/// The receipt as plain text, as it will print.
+pub async fn receipt_text(State(st): State<AppState>, _p: Principal, Path(id): Path<String>, Query(q): Query<ReceiptQuery>) -> Result<Response, ApiError> {
+    let width = q.width.unwrap_or(42);
+    if !(24..=64).contains(&width) {
+        return Err(ApiError::bad_request("width must be 24 to 64 characters (32 for 58 mm paper, 42 or 48 for 80 mm)"));
+    }
+    let o = st.store.order(OrderId(id)).await?;
+    let mut text = render_text(&o.receipt, width);
+    if o.status != "paid" {
+        text.push_str(&format!("*** {} ***\n", o.status.to_uppercase()));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseBody {
+    reason: String,
+}
+
+async fn close(st: AppState, p: Principal, id: String, kind: CloseKind, reason: String) -> Result<Response, ApiError> {
+    p.require(Role::Supervisor)?;
+    Ok(order_response(st.store.close_order(OrderId(id), kind, reason, p.actor, st.clock.now()).await?))
+}
+
+pub async fn void(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Json(b): Json<CloseBody>) -> Result<Response, ApiError> {
+    close(st, p, id, CloseKind::Void, b.reason).await
+}
+
+pub async fn refund(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Json(b): Json<CloseBody>) -> Result<Response, ApiError> {
+    close(st, p, id, CloseKind::Refund, b.reason).await
+}
+
+/// A ticket minted on this box, as a QR code PNG to show or print.
+pub async fn ticket_qr(State(st): State<AppState>, _p: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let code = st.store.minted_code(TicketId(id)).await?;
+    let png = crate::domain::qr::png(&code).map_err(|e| {
+        tracing::error!(error = %e, "QR rendering failed");
+        ApiError::internal()
+    })?;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct VerifyQuery {
+    proof: String,
+}
+
+/// Checks a receipt's proof code (from its QR) against this box's keys.
+pub async fn verify_receipt(State(st): State<AppState>, _p: Principal, Query(q): Query<VerifyQuery>) -> Json<Value> {
+    match st.store.verify_receipt_proof(&q.proof) {
+        Some(claim) => Json(json!({"valid": true, "claim": claim})),
+        None => Json(json!({"valid": false, "message": "not a receipt from this box or a box the organiser trusts, or it was altered"})),
+    }
+}

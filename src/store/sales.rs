@@ -1,0 +1,494 @@
+//! Orders: walk-up tickets minted on the box, scholarship claims, voids
+//! and refunds, receipts, and the scholarship report. Drop sales share the
+//! order and receipt code here; holds and stock live in `drops.rs`.
+
+use super::{audit, outbox, Store, StoreError, WriteCtx};
+use crate::domain::code::{encode_signed, EventTag, TicketClaim};
+use crate::domain::ids::{CreatorId, OrderId, TicketId, TierId};
+use crate::domain::keys::{public_key_to_base64, KeyId, TrustedKeys};
+use crate::domain::manifest::{EventSnapshot, FunderKind};
+use crate::domain::money::{self, Line, Tender, Totals};
+use crate::domain::receipt::{self, Attribution, IssuedTicket, Receipt};
+use crate::domain::role::Actor;
+use crate::domain::scholarship::{self, ClaimRefusal};
+use crate::domain::time::{format_rfc3339, Millis};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderKind {
+    Walkup,
+    Scholarship,
+    Drop,
+}
+
+impl OrderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderKind::Walkup => "walkup",
+            OrderKind::Scholarship => "scholarship",
+            OrderKind::Drop => "drop",
+        }
+    }
+}
+
+/// An order as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OrderView {
+    pub id: OrderId,
+    pub kind: String,
+    pub status: String,
+    pub receipt: Receipt,
+    /// False when this box's key is not in the manifest's `box_keys`: its
+    /// tickets then scan only at this box until the organiser lists it.
+    pub tickets_scan_elsewhere: bool,
+    /// True when this answer repeats an earlier request with the same nonce.
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+pub struct WalkupRequest {
+    pub tier: TierId,
+    pub tender: Option<Tender>,
+    pub referral: Option<String>,
+    pub holder: Option<String>,
+    pub nonce: String,
+    pub staff: Actor,
+    pub now: Millis,
+}
+
+pub struct ClaimRequest {
+    pub code: String,
+    pub tier: Option<TierId>,
+    pub tender: Option<Tender>,
+    pub holder: Option<String>,
+    pub nonce: String,
+    pub staff: Actor,
+    pub now: Millis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseKind {
+    Void,
+    Refund,
+}
+
+/// Seats used per scholarship program.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgramReport {
+    pub program: String,
+    pub name: String,
+    pub tier: String,
+    pub funder: String,
+    pub funder_kind: FunderKind,
+    pub seats: u32,
+    pub used: u32,
+    pub remaining: u32,
+    pub by_creator: BTreeMap<String, u32>,
+}
+
+/// `box-5ac691eafff7a5be` → `5ac691`: short enough for ticket ids.
+fn box_short(box_id: &str) -> &str {
+    let s = box_id.strip_prefix("box-").unwrap_or(box_id);
+    &s[..s.len().min(6)]
+}
+
+/// The next id in a per-box series, e.g. `O-5ac691-17`.
+pub(crate) fn next_id(ctx: &WriteCtx<'_>, series: &str, prefix: &str) -> Result<String, StoreError> {
+    let n: i64 = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO counters (name, value) VALUES (?1, 1)
+             ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+        )?
+        .query_row([series], |r| r.get(0))?;
+    Ok(format!("{prefix}-{}-{n}", box_short(ctx.box_id)))
+}
+
+pub(crate) fn event(ctx: &WriteCtx<'_>) -> Result<Arc<EventSnapshot>, StoreError> {
+    ctx.event.clone().ok_or(StoreError::NoEvent)
+}
+
+/// Tickets of a tier the box knows of that still count against capacity.
+fn tier_sold(conn: &Connection, tier: &TierId) -> Result<u32, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM tickets WHERE tier_id = ?1 AND status != 'cancelled'")?
+        .query_row([tier.as_str()], |r| r.get(0))?)
+}
+
+fn check_capacity(ctx: &WriteCtx<'_>, ev: &EventSnapshot, tier: &TierId) -> Result<i64, StoreError> {
+    let t = ev.tier(tier).ok_or_else(|| {
+        let known: Vec<&str> = ev.manifest.tiers.iter().map(|t| t.id.as_str()).collect();
+        StoreError::invalid("unknown_tier", format!("unknown tier '{tier}': this event's tiers are {}", known.join(", ")))
+    })?;
+    if tier_sold(ctx.conn, tier)? >= t.capacity {
+        return Err(StoreError::refused("tier_sold_out", format!("{} is sold out ({} of {} seats)", t.name, t.capacity, t.capacity)));
+    }
+    Ok(t.price_minor)
+}
+
+/// Mints a ticket signed with the box's key and records it.
+fn mint_ticket(
+    ctx: &WriteCtx<'_>,
+    ev: &EventSnapshot,
+    tier: &TierId,
+    prefix: &str,
+    order: &str,
+    holder: Option<&str>,
+    now: Millis,
+) -> Result<IssuedTicket, StoreError> {
+    let id = TicketId(next_id(ctx, "ticket", prefix)?);
+    let key = &ctx.identity.key;
+    let claim = TicketClaim {
+        event: EventTag::of(ev.event_id()),
+        key: KeyId::of(&key.verifying_key()),
+        ticket: id.clone(),
+        tier: tier.clone(),
+        valid_from: None,
+        valid_until: None,
+    };
+    let code = encode_signed(&claim, key).map_err(|e| StoreError::Internal(format!("cannot mint ticket: {e}")))?;
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO tickets (id, tier_id, holder, status, source, order_id, code) VALUES (?1, ?2, ?3, 'paid', ?4, ?5, ?6)",
+        )?
+        .execute(params![id.as_str(), tier.as_str(), holder, if prefix == "W" { "walkup" } else { "scholarship" }, order, code])?;
+    outbox::append(ctx, "ticket.issued", &serde_json::json!({"ticket": id, "tier": tier, "order": order, "code": code, "holder": holder}), now)?;
+    Ok(IssuedTicket { id: id.0, tier: tier.to_string(), code })
+}
+
+/// Everything an order row needs.
+pub(crate) struct NewOrder<'a> {
+    pub id: String,
+    pub nonce: &'a str,
+    pub kind: OrderKind,
+    pub staff: &'a Actor,
+    pub creator: Option<&'a CreatorId>,
+    pub drop: Option<&'a str>,
+    pub attendee: Option<&'a str>,
+    pub reserve_eligible: bool,
+    pub lines: Vec<Line>,
+    pub tender: Option<Tender>,
+    pub sponsored_by: Option<String>,
+    pub now: Millis,
+}
+
+/// Totals, tender, receipt and the order row, with its outbox row. The
+/// caller adds what is specific (tickets, stock movements) before or after.
+pub(crate) fn record_order(
+    ctx: &WriteCtx<'_>,
+    ev: &EventSnapshot,
+    o: NewOrder<'_>,
+    tickets: Vec<IssuedTicket>,
+) -> Result<OrderView, StoreError> {
+    let e = &ev.manifest.event;
+    let totals: Totals = money::totals(&o.lines, e.prices_include_tax);
+    let tender = match o.tender {
+        Some(t) => t,
+        None if totals.total_minor == 0 => Tender::NoCharge,
+        None => {
+            return Err(StoreError::invalid(
+                "tender_required",
+                format!("this order costs {}: add a tender (cash, card or comp)", money::format_money(totals.total_minor, &e.currency)),
+            ))
+        }
+    };
+    let change = money::settle(totals.total_minor, &tender, &e.currency).map_err(|err| StoreError::invalid("bad_tender", err.to_string()))?;
+    let attribution = o
+        .creator
+        .and_then(|c| ev.creator(c))
+        .map(|c| Attribution { creator_id: c.id.to_string(), creator_name: c.name.clone() });
+    let receipt = Receipt {
+        order_id: o.id.clone(),
+        event_name: e.name.clone(),
+        box_id: ctx.box_id.to_string(),
+        created_at: format_rfc3339(o.now),
+        staff: o.staff.name.clone(),
+        currency: e.currency.clone(),
+        lines: totals.lines,
+        taxes: totals.taxes,
+        net_minor: totals.net_minor,
+        tax_minor: totals.tax_minor,
+        total_minor: totals.total_minor,
+        prices_include_tax: e.prices_include_tax,
+        tender,
+        change_minor: change,
+        attribution,
+        sponsored_by: o.sponsored_by,
+        tickets,
+        proof: receipt::proof_code(&o.id, totals.total_minor, &e.currency, o.now, &ctx.identity.key),
+    };
+    let receipt_json = serde_json::to_string(&receipt).map_err(|err| StoreError::Internal(err.to_string()))?;
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO orders (id, nonce, kind, status, created_at, staff, creator_id, drop_id, attendee_ticket_id,
+                                 reserve_eligible, currency, total_minor, tax_minor, tender_kind, change_minor, receipt)
+             VALUES (?1, ?2, ?3, 'paid', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?
+        .execute(params![
+            o.id,
+            o.nonce,
+            o.kind.as_str(),
+            o.now,
+            o.staff.name,
+            o.creator.map(|c| c.as_str()),
+            o.drop,
+            o.attendee,
+            o.reserve_eligible,
+            receipt.currency,
+            receipt.total_minor,
+            receipt.tax_minor,
+            receipt.tender.kind(),
+            change,
+            receipt_json,
+        ])?;
+    outbox::append(ctx, "order.created", &serde_json::json!({"kind": o.kind, "drop": o.drop, "attendee": o.attendee, "receipt": receipt}), o.now)?;
+    Ok(OrderView {
+        id: OrderId(o.id),
+        kind: o.kind.as_str().into(),
+        status: "paid".into(),
+        tickets_scan_elsewhere: ev.lists_box_key(&ctx.identity.key.verifying_key()),
+        receipt,
+        replayed: false,
+    })
+}
+
+/// The stored answer for a nonce, if this order request was seen before.
+pub(crate) fn replay(ctx: &WriteCtx<'_>, nonce: &str, kind: OrderKind) -> Result<Option<OrderView>, StoreError> {
+    let row: Option<(String, String, String, String)> = ctx
+        .conn
+        .prepare_cached("SELECT id, kind, status, receipt FROM orders WHERE nonce = ?1")?
+        .query_row([nonce], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let Some((id, k, status, receipt)) = row else { return Ok(None) };
+    if k != kind.as_str() {
+        return Err(StoreError::NonceConflict(nonce.to_string()));
+    }
+    ctx.metrics.replayed();
+    let receipt: Receipt = serde_json::from_str(&receipt).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let scan_elsewhere = ctx.event.as_ref().is_some_and(|ev| ev.lists_box_key(&ctx.identity.key.verifying_key()));
+    Ok(Some(OrderView { id: OrderId(id), kind: k, status, receipt, tickets_scan_elsewhere: scan_elsewhere, replayed: true }))
+}
+
+fn ticket_line(ev: &EventSnapshot, tier: &TierId, unit: i64, list: Option<i64>) -> Line {
+    let t = ev.tier(tier).expect("tier checked");
+    Line {
+        item: format!("ticket:{tier}"),
+        name: format!("Ticket: {}", t.name),
+        variant: None,
+        qty: 1,
+        unit_minor: unit,
+        list_unit_minor: list,
+        tax_rate_bp: ev.manifest.event.tax_rate_bp,
+    }
+}
+
+fn read_order(conn: &Connection, id: &str) -> Result<Option<OrderView>, StoreError> {
+    let row: Option<(String, String, String)> = conn
+        .prepare_cached("SELECT kind, status, receipt FROM orders WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    row.map(|(kind, status, receipt)| {
+        let receipt: Receipt = serde_json::from_str(&receipt).map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok(OrderView { id: OrderId(id.to_string()), kind, status, receipt, tickets_scan_elsewhere: true, replayed: false })
+    })
+    .transpose()
+}
+
+impl Store {
+    /// Sells one ticket of a tier and mints its signed code on the box.
+    pub async fn sell_walkup(&self, req: WalkupRequest) -> Result<OrderView, StoreError> {
+        self.write(move |ctx| {
+            if let Some(v) = replay(ctx, &req.nonce, OrderKind::Walkup)? {
+                return Ok(v);
+            }
+            let ev = event(ctx)?;
+            let price = check_capacity(ctx, &ev, &req.tier)?;
+            let creator = match req.referral.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
+                None => None,
+                Some(code) => Some(
+                    ev.referral(code)
+                        .ok_or_else(|| StoreError::invalid("unknown_referral", format!("referral code '{code}' is not known: check it, or sell without one")))?
+                        .id
+                        .clone(),
+                ),
+            };
+            let id = next_id(ctx, "order", "O")?;
+            let ticket = mint_ticket(ctx, &ev, &req.tier, "W", &id, req.holder.as_deref(), req.now)?;
+            let lines = vec![ticket_line(&ev, &req.tier, price, None)];
+            let order = NewOrder {
+                id,
+                nonce: &req.nonce,
+                kind: OrderKind::Walkup,
+                staff: &req.staff,
+                creator: creator.as_ref(),
+                drop: None,
+                attendee: None,
+                reserve_eligible: false,
+                lines,
+                tender: req.tender,
+                sponsored_by: None,
+                now: req.now,
+            };
+            record_order(ctx, &ev, order, vec![ticket])
+        })
+        .await
+    }
+
+    /// Claims a scholarship seat with a code and issues its ticket.
+    pub async fn claim_scholarship(&self, req: ClaimRequest) -> Result<OrderView, StoreError> {
+        self.write(move |ctx| {
+            if let Some(v) = replay(ctx, &req.nonce, OrderKind::Scholarship)? {
+                return Ok(v);
+            }
+            let ev = event(ctx)?;
+            let code_text = req.code.trim();
+            let refuse = |r: ClaimRefusal| StoreError::refused(r.as_str(), r.to_string());
+            let (program, code) = ev.claim_code(code_text).ok_or_else(|| refuse(ClaimRefusal::UnknownCode))?;
+            let count = |sql: &str, arg: &str| -> Result<u32, StoreError> {
+                Ok(ctx.conn.prepare_cached(sql)?.query_row([arg], |r| r.get(0))?)
+            };
+            let program_used = count("SELECT COUNT(*) FROM scholarship_claims WHERE program_id = ?1 AND status = 'active'", program.id.as_str())?;
+            let code_used = count("SELECT COUNT(*) FROM scholarship_claims WHERE code = ?1 AND status = 'active'", &code.code)?;
+            scholarship::check_claim(program, code, req.tier.as_ref(), req.now, program_used, code_used).map_err(refuse)?;
+            let list_price = check_capacity(ctx, &ev, &program.tier).map_err(|e| match e {
+                StoreError::Refused { .. } => refuse(ClaimRefusal::TierSoldOut),
+                other => other,
+            })?;
+            let price = scholarship::discounted(list_price, program.discount);
+            let id = next_id(ctx, "order", "O")?;
+            let ticket = mint_ticket(ctx, &ev, &program.tier, "Z", &id, req.holder.as_deref(), req.now)?;
+            let funder = program.funder.name.clone();
+            ctx.conn
+                .prepare_cached(
+                    "INSERT INTO scholarship_claims (program_id, code, creator_id, funder, order_id, ticket_id, claimed_at, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active')",
+                )?
+                .execute(params![program.id.as_str(), code.code, code.creator.as_str(), funder, id, ticket.id, req.now])?;
+            outbox::append(ctx, "scholarship.claimed", &serde_json::json!({
+                "program": program.id, "code": code.code, "creator": code.creator, "funder": program.funder,
+                "order": id, "ticket": ticket.id, "list_minor": list_price, "paid_minor": price,
+            }), req.now)?;
+            let lines = vec![ticket_line(&ev, &program.tier, price, (price != list_price).then_some(list_price))];
+            let order = NewOrder {
+                id,
+                nonce: &req.nonce,
+                kind: OrderKind::Scholarship,
+                staff: &req.staff,
+                creator: Some(&code.creator),
+                drop: None,
+                attendee: None,
+                reserve_eligible: false,
+                lines,
+                tender: req.tender,
+                sponsored_by: Some(format!("{} ({})", funder, program.name)),
+                now: req.now,
+            };
+            record_order(ctx, &ev, order, vec![ticket])
+        })
+        .await
+    }
+
+    /// Voids or refunds a paid order: its tickets are cancelled (the seat
+    /// and any scholarship seat return), its drop units go back to stock.
+    pub async fn close_order(&self, id: OrderId, kind: CloseKind, reason: String, actor: Actor, now: Millis) -> Result<OrderView, StoreError> {
+        self.write(move |ctx| {
+            let status: Option<(String, String, Option<String>)> = ctx
+                .conn
+                .prepare_cached("SELECT status, kind, drop_id FROM orders WHERE id = ?1")?
+                .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let (status, order_kind, drop) = status.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
+            if status != "paid" {
+                return Err(StoreError::Conflict(format!("order {id} is already {status}")));
+            }
+            if reason.trim().is_empty() {
+                return Err(StoreError::invalid("reason_required", "say why (reason), for the record"));
+            }
+            let (new_status, ledger_reason) = match kind {
+                CloseKind::Void => ("voided", "void"),
+                CloseKind::Refund => ("refunded", "refund"),
+            };
+            ctx.conn
+                .prepare_cached("UPDATE orders SET status = ?1, closed_at = ?2, closed_by = ?3, close_reason = ?4 WHERE id = ?5")?
+                .execute(params![new_status, now, actor.name, reason, id.as_str()])?;
+            ctx.conn.prepare_cached("UPDATE tickets SET status = 'cancelled' WHERE order_id = ?1")?.execute([id.as_str()])?;
+            ctx.conn.prepare_cached("UPDATE scholarship_claims SET status = 'released' WHERE order_id = ?1")?.execute([id.as_str()])?;
+            if let (Some(drop), "drop") = (drop, order_kind.as_str()) {
+                super::drops::return_order_stock(ctx, &drop, id.as_str(), ledger_reason, &actor, now)?;
+            }
+            audit::record(ctx, &actor, &format!("order.{ledger_reason}"), &serde_json::json!({"order": id, "reason": reason}), now)?;
+            outbox::append(ctx, &format!("order.{new_status}"), &serde_json::json!({"order": id, "reason": reason, "by": actor.name, "at": now}), now)?;
+            read_order(ctx.conn, id.as_str())?.ok_or_else(|| StoreError::Internal("order vanished".into()))
+        })
+        .await
+    }
+
+    pub async fn order(&self, id: OrderId) -> Result<OrderView, StoreError> {
+        self.read(move |conn| read_order(conn, id.as_str())?.ok_or_else(|| StoreError::NotFound(format!("order {id}")))).await
+    }
+
+    /// The code of a ticket minted on this box, for its QR image.
+    pub async fn minted_code(&self, ticket: TicketId) -> Result<String, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT code FROM tickets WHERE id = ?1 AND code IS NOT NULL")?
+                .query_row([ticket.as_str()], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket} minted on this box")))
+        })
+        .await
+    }
+
+    /// Seats used and left per scholarship program, by recruiting creator.
+    pub async fn scholarship_report(&self) -> Result<Vec<ProgramReport>, StoreError> {
+        let ev = self.event().ok_or(StoreError::NoEvent)?;
+        self.read(move |conn| {
+            let mut out = Vec::new();
+            for p in &ev.manifest.scholarships {
+                let mut by_creator = BTreeMap::new();
+                let mut stmt = conn.prepare_cached(
+                    "SELECT creator_id, COUNT(*) FROM scholarship_claims WHERE program_id = ?1 AND status = 'active' GROUP BY creator_id",
+                )?;
+                let mut rows = stmt.query([p.id.as_str()])?;
+                while let Some(r) = rows.next()? {
+                    by_creator.insert(r.get::<_, String>(0)?, r.get::<_, u32>(1)?);
+                }
+                let used: u32 = by_creator.values().sum();
+                out.push(ProgramReport {
+                    program: p.id.to_string(),
+                    name: p.name.clone(),
+                    tier: p.tier.to_string(),
+                    funder: p.funder.name.clone(),
+                    funder_kind: p.funder.kind,
+                    seats: p.seats,
+                    used,
+                    remaining: p.seats.saturating_sub(used),
+                    by_creator,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// This box's public key, for the organiser's `box_keys`.
+    pub fn box_public_key(&self) -> String {
+        public_key_to_base64(&self.identity.key.verifying_key())
+    }
+
+    /// Verifies a receipt proof code against this box and trusted box keys.
+    pub fn verify_receipt_proof(&self, code: &str) -> Option<receipt::ProofClaim> {
+        let mut keys = TrustedKeys::new([self.identity.key.verifying_key()]);
+        if let Some(ev) = self.event() {
+            for k in &ev.manifest.box_keys {
+                if let Ok(k) = crate::domain::keys::public_key_from_base64(&k.public_key) {
+                    keys.add(k);
+                }
+            }
+        }
+        receipt::verify_proof(code, &keys)
+    }
+}
