@@ -268,7 +268,7 @@ async fn load_demo(state: &venuebox::api::AppState, data_dir: &Path) -> Result<(
         tracing::info!(event = %ev.event_id(), "--demo: an event is already loaded, keeping it");
         return Ok(());
     }
-    let demo = organiser::demo::create(data_dir, state.clock.now())?;
+    let demo = organiser::demo::create(data_dir, state.clock.now(), Some(&state.store.box_public_key()))?;
     let bytes = std::fs::read(&demo.manifest)?;
     let sig = std::fs::read_to_string(&demo.signature)?;
     let actor = Actor { name: "demo".into(), role: Role::Admin };

@@ -37,7 +37,9 @@ pub fn hash_pin(pin: &str) -> String {
 }
 
 /// Writes the demo event into `data_dir/demo/` and returns where.
-pub fn create(data_dir: &Path, now: Millis) -> Result<Demo, OrganiserError> {
+/// `box_key` (base64) is listed in `box_keys` so walk-up tickets this box
+/// mints scan at any box of the event.
+pub fn create(data_dir: &Path, now: Millis, box_key: Option<&str>) -> Result<Demo, OrganiserError> {
     let dir = data_dir.join("demo");
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let key = KeyFile::generate();
@@ -65,13 +67,47 @@ pub fn create(data_dir: &Path, now: Millis) -> Result<Demo, OrganiserError> {
     }
     let staff: Vec<_> = STAFF.iter().map(|(name, role, pin)| json!({"name": name, "role": role, "pin_hash": hash_pin(pin)})).collect();
     let hour = 3_600_000;
+    let minute = 60_000;
+    let at = |offset: Millis| format_rfc3339(now + offset);
+    let mut scholarship_codes: Vec<_> = (1..=10).map(|n| json!({"code": format!("MARA-FRIEND-{n:02}"), "creator": "cr-mara"})).collect();
+    scholarship_codes.push(json!({"code": "JULES-CREW", "creator": "cr-jules", "cap": 5}));
     let manifest = json!({
         "schema": 1,
         "version": 1,
         "event": {
             "id": EVENT_ID, "name": "venuebox demo night", "timezone": "UTC", "currency": "EUR",
             "doors_at": format_rfc3339(now - hour), "starts_at": format_rfc3339(now), "ends_at": format_rfc3339(now + 12 * hour),
+            "tax_rate_bp": 1900, "prices_include_tax": true,
         },
+        "box_keys": box_key.map(|k| vec![json!({"public_key": k, "label": "demo box"})]).unwrap_or_default(),
+        "creators": [
+            {"id": "cr-mara", "name": "Mara Lux", "referral_codes": ["MARA10"], "payout": {"ticket_share_bp": 1000, "drop_share_bp": 2000}},
+            {"id": "cr-jules", "name": "Jules Vega", "referral_codes": ["JULES"], "payout": {"ticket_share_bp": 500, "drop_share_bp": 1500}},
+        ],
+        "scholarships": [
+            {"id": "sch-mara", "name": "Mara's community seats", "funder": {"kind": "creator", "creator": "cr-mara", "name": "Mara Lux"},
+             "tier": "ga", "seats": 20, "discount": {"kind": "full"}, "codes": scholarship_codes},
+            {"id": "sch-acme", "name": "Acme Audio half-price seats", "funder": {"kind": "sponsor", "name": "Acme Audio"},
+             "tier": "ga", "seats": 10, "discount": {"kind": "percent", "percent": 50},
+             "codes": (1..=5).map(|n| json!({"code": format!("ACME-{n}"), "creator": "cr-jules", "cap": 2})).collect::<Vec<_>>()},
+        ],
+        "drops": [
+            {"id": "drop-live", "name": "Mara's tour merch", "creator": "cr-mara",
+             "opens_at": at(-10 * minute), "closes_at": at(3 * hour),
+             "per_attendee_limit": 4, "on_close": "next_drop",
+             "reserve": {"quantity": 5, "tiers": ["vip"], "release_at": at(30 * minute)},
+             "products": [
+                {"sku": "TEE-BLK-M", "name": "Tour tee", "variant": "black M", "price_minor": 2500, "quantity": 30},
+                {"sku": "TEE-BLK-L", "name": "Tour tee", "variant": "black L", "price_minor": 2500, "quantity": 30},
+                {"sku": "POSTER", "name": "Signed poster", "price_minor": 1500, "quantity": 50, "tax_rate_bp": 700},
+             ]},
+            {"id": "drop-late", "name": "Jules' after-show vinyl", "creator": "cr-jules",
+             "opens_at": at(3 * hour), "closes_at": at(6 * hour), "on_close": "pool",
+             "products": [
+                {"sku": "TEE-BLK-M", "name": "Tour tee", "variant": "black M", "price_minor": 2500, "quantity": 10},
+                {"sku": "VINYL", "name": "Live vinyl", "price_minor": 3000, "quantity": 20},
+             ]},
+        ],
         "organiser_keys": [{"public_key": key.public_key, "label": "demo organiser"}],
         "tiers": [
             {"id": "ga", "name": "General admission", "price_minor": 2500, "capacity": 900},
@@ -119,6 +155,19 @@ fn readme_text(dir: &Path, rows: &[(TicketId, TierId, String)]) -> String {
          \x20      -d '{{\"code\":\"{signed}\",\"gate\":\"main\",\"nonce\":\"try-1\"}}'\n\n\
          Run the second command again with nonce try-2: already_checked_in, with when and where.\n\
          A random-secret ticket: {secret}\n\n\
+         Selling (sign in as merch, PIN 2222, into $MERCH the same way):\n\
+         \x20 # a walk-up ticket, cash, credited to creator Mara by her referral code\n\
+         \x20 curl -s -X POST localhost:8080/api/v1/walkups -H \"authorization: Bearer $MERCH\" -H 'content-type: application/json' \\\n\
+         \x20      -d '{{\"tier\":\"ga\",\"nonce\":\"sale-1\",\"referral_code\":\"MARA10\",\"tender\":{{\"kind\":\"cash\",\"given_minor\":3000}}}}'\n\
+         \x20 # a free scholarship seat recruited by Mara\n\
+         \x20 curl -s -X POST localhost:8080/api/v1/scholarships/claims -H \"authorization: Bearer $MERCH\" -H 'content-type: application/json' \\\n\
+         \x20      -d '{{\"code\":\"MARA-FRIEND-01\",\"nonce\":\"claim-1\"}}'\n\
+         \x20 # the live drop: a tee for the holder of ticket S-0001 (the drop limits 4 per attendee)\n\
+         \x20 curl -s -X POST localhost:8080/api/v1/drops/drop-live/sales -H \"authorization: Bearer $MERCH\" -H 'content-type: application/json' \\\n\
+         \x20      -d '{{\"items\":[{{\"sku\":\"TEE-BLK-M\",\"qty\":1}}],\"attendee_code\":\"{signed}\",\"nonce\":\"sale-2\",\"tender\":{{\"kind\":\"card\",\"reference\":\"T-0042\"}}}}'\n\
+         \x20 curl -s localhost:8080/api/v1/drops -H \"authorization: Bearer $MERCH\"\n\
+         Scholarship codes: MARA-FRIEND-01..10 (free), JULES-CREW (free, 5 uses), ACME-1..5 (half price, 2 uses each).\n\
+         Drops: drop-live (now, 3 h; 5 of each product held for VIP until 30 min in) and drop-late (in 3 h).\n\n\
          Mint more signed tickets:\n\
          \x20 venuebox tickets issue --key {key} --event {EVENT_ID} --tier ga --count 10 --first 2001 --out more-tickets\n",
         key = dir.join("organiser.key").display(),
