@@ -18,6 +18,7 @@ use venuebox::server::{self, Config};
 
 pub const EVENT: &str = "evt-test";
 pub const DOOR_PIN: &str = "2468";
+pub const SUPERVISOR_PIN: &str = "1357";
 
 pub struct TestBox {
     pub dir: tempfile::TempDir,
@@ -50,7 +51,8 @@ pub fn manifest(key: &KeyFile, version: u64, extra: impl FnOnce(&mut Value)) -> 
             {"id": "R-4", "tier": "ga", "secret": "SECRET-0004"},
             {"id": "R-5", "tier": "vip", "secret": "SECRET-0005", "holder": "Vic"}
         ],
-        "staff": [{"name": "Dana", "role": "door", "pin_hash": pin_hash}]
+        "staff": [{"name": "Dana", "role": "door", "pin_hash": pin_hash},
+                  {"name": "Sam", "role": "supervisor", "pin_hash": hash_pin(SUPERVISOR_PIN)}]
     });
     extra(&mut m);
     serde_json::to_vec_pretty(&m).unwrap()
@@ -62,11 +64,16 @@ impl TestBox {
     }
 
     pub async fn start_with(clock: Clock, api: ApiConfig) -> TestBox {
+        Self::start_full(clock, api, |_| {}).await
+    }
+
+    /// A box whose manifest `extra` changed first (sections for selling...).
+    pub async fn start_full(clock: Clock, api: ApiConfig, extra: impl FnOnce(&mut Value)) -> TestBox {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyFile::generate();
         let config = Config { data_dir: dir.path().to_path_buf(), api, read_connections: 4 };
         let state = server::open(&config, clock).unwrap();
-        let bytes = manifest(&key, 1, |_| {});
+        let bytes = manifest(&key, 1, extra);
         let sig = sign_detached(&key.signing_key(), &bytes);
         let admin = Actor { name: "setup".into(), role: Role::Admin };
         state.store.import_manifest(bytes, Some(sig), TrustedKeys::default(), admin, state.clock.now()).await.unwrap();
@@ -86,7 +93,7 @@ impl TestBox {
     /// A token for `role`, made the way `venuebox token` makes one.
     pub async fn token(&self, role: Role) -> String {
         let actor = Actor { name: format!("test-{role}"), role };
-        self.state.store.create_session(actor, self.state.clock.now(), 3_600_000).await.unwrap().0
+        self.state.store.create_session(actor, self.state.clock.now(), 24 * 3_600_000).await.unwrap().0
     }
 
     /// A signed code for this event, minted with the organiser key.
@@ -103,6 +110,12 @@ impl TestBox {
 
     pub async fn scan(&self, token: &str, body: Value) -> (u16, Value) {
         let r = self.http.post(self.url("/api/v1/checkins")).bearer_auth(token).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let r = self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -127,4 +140,17 @@ pub fn nonce() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     format!("n-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Decodes the one QR code in a PNG image.
+pub fn decode_qr_png(bytes: &[u8]) -> String {
+    let decoder = png::Decoder::new(bytes);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().unwrap().1
 }
