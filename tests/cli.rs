@@ -3,6 +3,8 @@
 //! images decode to their codes, get a token, scan at the running box, and
 //! load a newer manifest from a second process while the box runs.
 
+mod common;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -35,15 +37,7 @@ fn write_manifest(dir: &Path, public_key: &str, pin_hash: &str, version: u64, re
 }
 
 fn decode_qr(path: &Path) -> String {
-    let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let (w, h) = (info.width as usize, info.height as usize);
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
-    let grids = img.detect_grids();
-    assert_eq!(grids.len(), 1, "{} holds one QR code", path.display());
-    grids[0].decode().unwrap().1
+    common::decode_qr_png(&std::fs::read(path).unwrap())
 }
 
 #[tokio::test]

@@ -13,9 +13,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
 
 /// Starts `venuebox serve` on a free loopback port and returns it with its address.
 fn start(dir: &Path) -> (Child, String) {
+    start_with(dir, &[])
+}
+
+fn start_with(dir: &Path, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -34,7 +39,11 @@ fn start(dir: &Path) -> (Child, String) {
 }
 
 fn token(dir: &Path) -> String {
-    let out = Command::new(BIN).args(["token", "--role", "door", "--data-dir"]).arg(dir).output().unwrap();
+    token_for(dir, "door")
+}
+
+fn token_for(dir: &Path, role: &str) -> String {
+    let out = Command::new(BIN).args(["token", "--role", role, "--data-dir"]).arg(dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
@@ -141,4 +150,122 @@ async fn sigkill_under_load_loses_no_acknowledged_checkin_and_admits_no_ticket_t
     assert!(in_db as usize >= admitted.len());
     let (count, max): (i64, i64) = db.query_row("SELECT COUNT(*), MAX(seq) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!(count, max, "outbox sequence has a gap");
+}
+
+#[derive(Clone, Debug)]
+struct AckedSale {
+    nonce: String,
+    order: String,
+    body: Value,
+}
+
+/// The demo's live drop and the stock it starts with.
+const DROP: &str = "drop-live";
+const INITIAL: [(&str, i64); 3] = [("TEE-BLK-M", 30), ("TEE-BLK-L", 30), ("POSTER", 50)];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_burst_of_checkouts_keeps_stock_equal_to_initial_minus_sales() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start_with(dir.path(), &["--hold-secs", "1"]);
+    let token = token_for(dir.path(), "merch");
+    let csv = std::fs::read_to_string(dir.path().join("demo/tickets.csv")).unwrap();
+    // General-admission buyers (the drop needs the buyer's ticket).
+    let buyers: Vec<String> = csv.lines().skip(1).filter(|l| l.contains(",ga,")).map(|l| l.splitn(3, ',').nth(2).unwrap().to_string()).collect();
+
+    let acked: Arc<Mutex<Vec<AckedSale>>> = Arc::default();
+    let held: Arc<Mutex<usize>> = Arc::default();
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+    let workers = 12;
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (http, acked, held, token, addr) = (http.clone(), acked.clone(), held.clone(), token.clone(), addr.clone());
+        let mine: Vec<String> = buyers.iter().skip(w).step_by(workers).cloned().collect();
+        tasks.push(tokio::spawn(async move {
+            for (i, buyer) in mine.into_iter().enumerate() {
+                let sku = INITIAL[i % 3].0;
+                let nonce = format!("crash-{w}-{i}");
+                let items = json!([{"sku": sku, "qty": 1 + (i % 2)}]);
+                // Every third buyer only holds (and never pays): that stock must come back.
+                let (path, body) = if i % 3 == 2 {
+                    ("holds", json!({"items": items, "attendee_code": buyer, "nonce": nonce}))
+                } else {
+                    ("sales", json!({"items": items, "attendee_code": buyer, "nonce": nonce, "tender": {"kind": "card", "reference": "T"}}))
+                };
+                let url = format!("http://{addr}/api/v1/drops/{DROP}/{path}");
+                let Ok(resp) = http.post(&url).bearer_auth(&token).json(&body).send().await else { return };
+                let status = resp.status().as_u16();
+                let Ok(v) = resp.json::<Value>().await else { return };
+                match (path, status) {
+                    ("sales", 200) => acked.lock().unwrap().push(AckedSale { nonce, order: v["order_id"].as_str().unwrap().into(), body }),
+                    ("holds", 201) => *held.lock().unwrap() += 1,
+                    (_, 409) => {} // sold out: fine, and nothing was sold
+                    _ => panic!("{path} answered {status}: {v}"),
+                }
+            }
+        }));
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        if acked.lock().unwrap().len() >= 25 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(*held.lock().unwrap() > 0, "the burst made holds that were never paid");
+
+    let (mut child, addr) = start_with(dir.path(), &["--hold-secs", "1"]);
+    // Every acknowledged sale is there: its nonce replays the same order.
+    for a in &acked {
+        let url = format!("http://{addr}/api/v1/drops/{DROP}/sales");
+        let v: Value = http.post(&url).bearer_auth(&token).json(&a.body).send().await.unwrap().json().await.unwrap();
+        assert_eq!(v["order_id"].as_str(), Some(a.order.as_str()), "sale {} was lost: {v}", a.nonce);
+        assert_eq!(v["status"], "paid");
+    }
+    // Unpaid holds expire by themselves: nothing stays reserved.
+    let drop_url = format!("http://{addr}/api/v1/drops/{DROP}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let products = loop {
+        let d: Value = http.get(&drop_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let products = d["products"].as_array().unwrap().clone();
+        if products.iter().all(|p| p["held"] == 0) {
+            break products;
+        }
+        assert!(std::time::Instant::now() < deadline, "holds never expired: {d}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Stock on hand = initial - what was sold, product by product, and the
+    // ledger explains it; every acknowledged sale is among those sold.
+    let db = rusqlite::Connection::open(dir.path().join("venuebox.db")).unwrap();
+    let sold_orders: HashSet<String> = db
+        .prepare("SELECT id FROM orders WHERE kind = 'drop' AND status = 'paid'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(acked.iter().all(|a| sold_orders.contains(&a.order)));
+    for (sku, initial) in INITIAL {
+        let sold: i64 = db
+            .query_row("SELECT COALESCE(SUM(oi.qty), 0) FROM order_items oi JOIN orders o ON o.id = oi.order_id WHERE o.status = 'paid' AND oi.sku = ?1", [sku], |r| r.get(0))
+            .unwrap();
+        let (on_hand, ledger): (i64, i64) = db
+            .query_row(
+                "SELECT (SELECT on_hand FROM stock WHERE drop_id = ?1 AND sku = ?2), (SELECT SUM(delta) FROM inventory_ledger WHERE drop_id = ?1 AND sku = ?2)",
+                [DROP, sku],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(on_hand, initial - sold, "{sku}");
+        assert_eq!(ledger, on_hand, "{sku}: the ledger explains the stock");
+        let shown = products.iter().find(|p| p["sku"] == sku).unwrap();
+        assert_eq!(shown["on_hand"], on_hand);
+    }
 }

@@ -751,6 +751,46 @@ pub(crate) mod tests {
         }
     }
 
+    fn with_selling(m: &mut serde_json::Value) {
+        m["creators"] = json!([{"id": "cr", "name": "Cr", "referral_codes": ["REF"]}]);
+        m["scholarships"] = json!([{"id": "p", "name": "P", "funder": {"kind": "sponsor", "name": "S"}, "tier": "ga", "seats": 2,
+            "discount": {"kind": "percent", "percent": 50}, "codes": [{"code": "C1", "creator": "cr"}]}]);
+        m["drops"] = json!([{"id": "d", "name": "D", "creator": "cr", "opens_at": "2026-11-27T19:00:00Z", "closes_at": "2026-11-27T21:00:00Z",
+            "reserve": {"quantity": 1, "tiers": ["vip"], "release_at": "2026-11-27T20:00:00Z"},
+            "products": [{"sku": "TEE", "name": "Tee", "price_minor": 2000, "quantity": 5}]}]);
+    }
+
+    #[test]
+    fn selling_sections_are_validated_too() {
+        let k = signing_key_from_bytes([1; 32]);
+        let mut ok = sample(&[&k], 1);
+        with_selling(&mut ok);
+        let snap = parse(&bytes(&ok)).unwrap();
+        assert_eq!(snap.referral("REF").unwrap().id, CreatorId::from("cr"));
+        assert_eq!(snap.claim_code("C1").unwrap().0.id, ProgramId::from("p"));
+        type Change = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Change)> = vec![
+            ("tier 'balcony'", Box::new(|m| m["scholarships"][0]["tier"] = json!("balcony"))),
+            ("creator 'ghost'", Box::new(|m| m["scholarships"][0]["codes"][0]["creator"] = json!("ghost"))),
+            ("used twice", Box::new(|m| m["scholarships"][0]["codes"].as_array_mut().unwrap().push(json!({"code": "C1", "creator": "cr"})))),
+            ("percent must be 0 to 100", Box::new(|m| m["scholarships"][0]["discount"]["percent"] = json!(150))),
+            ("a creator funder needs", Box::new(|m| m["scholarships"][0]["funder"]["kind"] = json!("creator"))),
+            ("closes_at must be after", Box::new(|m| m["drops"][0]["closes_at"] = json!("2026-11-27T18:00:00Z"))),
+            ("drop 'd' names creator 'x'", Box::new(|m| m["drops"][0]["creator"] = json!("x"))),
+            ("reserves stock for tier 'gold'", Box::new(|m| m["drops"][0]["reserve"]["tiers"] = json!(["gold"]))),
+            ("'TEE' appears twice", Box::new(|m| m["drops"][0]["products"].as_array_mut().unwrap().push(json!({"sku": "TEE", "name": "x", "price_minor": 1, "quantity": 1})))),
+            ("referral code 'REF'", Box::new(|m| m["creators"].as_array_mut().unwrap().push(json!({"id": "cr2", "name": "x", "referral_codes": ["REF"]})))),
+            ("per_attendee_limit 0", Box::new(|m| m["drops"][0]["per_attendee_limit"] = json!(0))),
+            ("box_keys[0]", Box::new(|m| m["box_keys"] = json!([{"public_key": "nope"}]))),
+        ];
+        for (expect, change) in cases {
+            let mut m = ok.clone();
+            change(&mut m);
+            let err = parse(&bytes(&m)).unwrap_err().to_string();
+            assert!(err.contains(expect), "expected '{expect}' in: {err}");
+        }
+    }
+
     #[test]
     fn unknown_later_sections_are_ignored() {
         let k = signing_key_from_bytes([1; 32]);

@@ -115,7 +115,8 @@ mod tests {
         let noon = parse_rfc3339("2026-11-27T12:00:00Z").unwrap();
         let ga = TierId::from("ga");
         let vip = TierId::from("vip");
-        let cases: Vec<(&str, Option<&TierId>, Millis, u32, u32, Result<(), ClaimRefusal>)> = vec![
+        type Case<'a> = (&'a str, Option<&'a TierId>, Millis, u32, u32, Result<(), ClaimRefusal>);
+        let cases: Vec<Case> = vec![
             ("first claim", None, noon, 0, 0, Ok(())),
             ("right tier named", Some(&ga), noon, 0, 0, Ok(())),
             ("wrong tier", Some(&vip), noon, 0, 0, Err(WrongTier)),

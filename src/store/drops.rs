@@ -183,14 +183,17 @@ pub struct HoldView {
     pub currency: String,
 }
 
-fn read_hold(ctx: &WriteCtx<'_>, ev: &EventSnapshot, id: &str) -> Result<Option<(HoldView, Vec<(String, u32)>)>, StoreError> {
+/// (SKU, quantity) pairs of a hold.
+type HoldItems = Vec<(String, u32)>;
+
+fn read_hold(ctx: &WriteCtx<'_>, ev: &EventSnapshot, id: &str) -> Result<Option<(HoldView, HoldItems)>, StoreError> {
     let row: Option<(String, Option<String>, bool, Millis, String)> = ctx
         .conn
         .prepare_cached("SELECT drop_id, attendee_ticket_id, reserve_eligible, expires_at, status FROM holds WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .optional()?;
     let Some((drop, attendee, eligible, expires_at, status)) = row else { return Ok(None) };
-    let items: Vec<(String, u32)> = ctx
+    let items: HoldItems = ctx
         .conn
         .prepare_cached("SELECT sku, qty FROM hold_items WHERE hold_id = ?1 ORDER BY sku")?
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?

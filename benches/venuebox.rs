@@ -1,4 +1,4 @@
-//! Check-in benchmark: `cargo bench --bench checkin`.
+//! The box's benchmark: `cargo bench --bench venuebox`.
 //!
 //! 1. The decision alone (no HTTP, no SQL): resolving a signed code
 //!    (Ed25519 verify) plus the decision, and the decision by itself.
@@ -6,6 +6,9 @@
 //! 3. `POST /api/v1/checkins` over loopback against the real server, with
 //!    distinct signed tickets, at concurrency 1, 8 and 64: throughput and
 //!    p50/p99 latency. Client and server share this machine's cores.
+//!
+//! 4. Drop checkouts over loopback with 8 concurrent clients against one
+//!    drop: one-step sales, and hold-then-checkout pairs.
 //!
 //! Each phase is bounded by a request count and a time limit.
 
@@ -33,6 +36,11 @@ fn manifest(key: &KeyFile) -> Vec<u8> {
         "organiser_keys": [{"public_key": key.public_key}],
         "tiers": [{"id": "ga", "name": "General", "price_minor": 2500, "capacity": 100000}],
         "gates": [{"id": "main", "name": "Main"}, {"id": "side", "name": "Side"}],
+        "creators": [{"id": "cr", "name": "Creator"}],
+        "drops": [{"id": "bench", "name": "Bench drop", "creator": "cr",
+                   "opens_at": "2000-01-01T00:00:00Z", "closes_at": "2100-01-01T00:00:00Z",
+                   "products": [{"sku": "TEE", "name": "Tee", "price_minor": 2500, "quantity": 1000000},
+                                {"sku": "CAP", "name": "Cap", "price_minor": 1500, "quantity": 1000000}]}],
     }))
     .unwrap()
 }
@@ -160,13 +168,60 @@ async fn http(url: &str, token: &str, codes: Vec<String>, concurrency: usize, li
     report(&format!("POST /api/v1/checkins, concurrency {concurrency}"), lat, start.elapsed());
 }
 
+/// Drop sales over HTTP: `pairs` = hold then checkout (two requests, the
+/// checkout timed); otherwise one-step sales.
+async fn checkouts(base: &str, token: &str, n: usize, concurrency: usize, pairs: bool, limit: Duration) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).tcp_nodelay(true).build().unwrap();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, next, base, token) = (client.clone(), next.clone(), base.to_string(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n || start.elapsed() > limit {
+                    return lat;
+                }
+                let items = json!([{"sku": if i % 2 == 0 { "TEE" } else { "CAP" }, "qty": 1}]);
+                let tender = json!({"kind": "cash", "given_minor": 5000});
+                let t = if pairs {
+                    let body = json!({"items": items, "nonce": format!("h-{i}")});
+                    let r = client.post(format!("{base}/api/v1/drops/bench/holds")).bearer_auth(&token).json(&body).send().await.unwrap();
+                    assert_eq!(r.status(), 201);
+                    let hold: serde_json::Value = r.json().await.unwrap();
+                    let t = Instant::now();
+                    let url = format!("{base}/api/v1/holds/{}/checkout", hold["id"].as_str().unwrap());
+                    let r = client.post(url).bearer_auth(&token).json(&json!({"nonce": format!("c-{i}"), "tender": tender})).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    t
+                } else {
+                    let t = Instant::now();
+                    let body = json!({"items": items, "nonce": format!("s-{i}"), "tender": tender});
+                    let r = client.post(format!("{base}/api/v1/drops/bench/sales")).bearer_auth(&token).json(&body).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    t
+                };
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let name = if pairs { "hold then checkout (pairs), concurrency" } else { "one-step drop sale, concurrency" };
+    report(&format!("{name} {concurrency}"), lat, start.elapsed());
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing and should not run this.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
     let key = KeyFile::generate();
-    println!("venuebox check-in benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!("venuebox benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
     decision_alone(&key);
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -188,5 +243,9 @@ fn main() {
         for (c, n) in [(1usize, 2_000usize), (8, 10_000), (64, 10_000)] {
             http(&url, &token, codes(&key, &format!("H{c}-"), n), c, Duration::from_secs(10)).await;
         }
+        let merch = state.store.create_session(Actor { name: "bench".into(), role: Role::Merch }, state.clock.now(), 3_600_000).await.unwrap().0;
+        let base = url.trim_end_matches("/api/v1/checkins").to_string();
+        checkouts(&base, &merch, 5_000, 8, false, Duration::from_secs(10)).await;
+        checkouts(&base, &merch, 3_000, 8, true, Duration::from_secs(10)).await;
     });
 }
