@@ -18,6 +18,7 @@ pub async fn healthz(State(st): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "box_id": st.store.box_id(),
+        "box_public_key": st.store.box_public_key(),
         "event": ev.as_ref().map(|e| e.event_id().to_string()),
         "manifest_version": ev.as_ref().map(|e| e.manifest.version),
         "version": env!("CARGO_PKG_VERSION"),
