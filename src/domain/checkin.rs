@@ -366,6 +366,23 @@ mod tests {
         let listed = ListedTicket { status: TicketStatus::Cancelled, holder: Some("Bo".into()), ..c.clone() };
         let f = facts(&good, Some(c), Some(listed), &event).unwrap();
         assert_eq!((f.ticket.status, f.ticket.holder.as_deref()), (TicketStatus::Cancelled, Some("Bo")));
+        // A ticket minted by a box: valid if the manifest lists the box's
+        // key, or if it is this box's own key; otherwise forged.
+        let listed_box = signing_key_from_bytes([7; 32]);
+        let other_box = signing_key_from_bytes([8; 32]);
+        let own_box = signing_key_from_bytes([9; 32]);
+        let mut m = sample(&[&key], 1);
+        m["box_keys"] = serde_json::json!([{"public_key": crate::domain::keys::public_key_to_base64(&listed_box.verifying_key())}]);
+        let b = serde_json::to_vec(&m).unwrap();
+        let mut event = accept(&b, Some(&sign_detached(&key, &b)), None, &TrustedKeys::default()).unwrap();
+        event.trust_own_box_key(own_box.verifying_key());
+        for (k, ok) in [(&listed_box, true), (&own_box, true), (&other_box, false)] {
+            let code = encode_signed(&claim(k, "evt-test", "W-1"), k).unwrap();
+            let got = resolve(&code, &event);
+            assert_eq!(matches!(got, Resolution::Lookup { .. }), ok, "{got:?}");
+        }
+        assert!(event.lists_box_key(&listed_box.verifying_key()));
+        assert!(!event.lists_box_key(&own_box.verifying_key()), "trusted here, but other boxes do not know it");
         // A secret that is not listed is unknown.
         assert_eq!(facts("NOPE-NOPE", None, None, &event).unwrap_err(), Reason::UnknownTicket);
     }
