@@ -42,13 +42,14 @@ pub fn png(text: &str) -> Result<Vec<u8>, QrError> {
         }
     }
     let mut out = Vec::with_capacity(side * side / 8);
-    {
-        let mut enc = png::Encoder::new(&mut out, side as u32, side as u32);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(|e| QrError::Png(e.to_string()))?;
-        w.write_image_data(&pixels).map_err(|e| QrError::Png(e.to_string()))?;
-    }
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut out),
+        &pixels,
+        side as u32,
+        side as u32,
+        image::ExtendedColorType::L8,
+    )
+    .map_err(|e| QrError::Png(e.to_string()))?;
     Ok(out)
 }
 
@@ -60,9 +61,8 @@ mod tests {
     fn renders_a_png_of_the_expected_size() {
         let bytes = png("VB1:HELLO").unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        let decoder = png::Decoder::new(&bytes[..]);
-        let reader = decoder.read_info().unwrap();
+        let img = image::load_from_memory(&bytes).unwrap();
         let modules = 21 + 4 * (version_for("VB1:HELLO").unwrap() as u32 - 1);
-        assert_eq!(reader.info().width, (modules + 8) * 4);
+        assert_eq!(img.width(), (modules + 8) * 4);
     }
 }

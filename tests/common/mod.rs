@@ -144,12 +144,9 @@ pub fn nonce() -> String {
 
 /// Decodes the one QR code in a PNG image.
 pub fn decode_qr_png(bytes: &[u8]) -> String {
-    let decoder = png::Decoder::new(bytes);
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let (w, h) = (info.width as usize, info.height as usize);
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let luma = image::load_from_memory(bytes).unwrap().to_luma8();
+    let (w, h) = (luma.width() as usize, luma.height() as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| luma.get_pixel(x as u32, y as u32).0[0]);
     let grids = img.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code in the image");
     grids[0].decode().unwrap().1
