@@ -23,6 +23,7 @@
 pub mod api;
 pub mod clock;
 pub mod domain;
+pub mod media;
 pub mod metrics;
 pub mod organiser;
 pub mod server;

@@ -28,6 +28,35 @@ struct DataDir {
     data_dir: PathBuf,
 }
 
+/// Limits for live proof uploads.
+#[derive(Args, Clone)]
+struct CaptureArgs {
+    /// Largest single upload, in MiB.
+    #[arg(long, default_value_t = 4096)]
+    max_upload_mb: u64,
+    /// Total space captures (and uploads in progress) may use, in GiB.
+    #[arg(long, default_value_t = 200)]
+    capture_quota_gb: u64,
+    /// Refuse and pause uploads when less than this much disk is free, in MiB.
+    #[arg(long, default_value_t = 512)]
+    disk_floor_mb: u64,
+    /// Abandoned uploads expire (and their partial files go) after this many minutes.
+    #[arg(long, default_value_t = 24 * 60)]
+    upload_expiry_minutes: i64,
+}
+
+impl CaptureArgs {
+    fn config(&self) -> venuebox::api::tus::CaptureConfig {
+        venuebox::api::tus::CaptureConfig {
+            max_upload_bytes: self.max_upload_mb << 20,
+            quota_bytes: self.capture_quota_gb << 30,
+            disk_floor_bytes: self.disk_floor_mb << 20,
+            upload_expiry_ms: self.upload_expiry_minutes * 60_000,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the box: the HTTP API for staff devices.
@@ -49,6 +78,8 @@ enum Command {
         /// Seconds a cart hold keeps drop stock for a buyer before it returns.
         #[arg(long, default_value_t = 120)]
         hold_secs: i64,
+        #[command(flatten)]
+        captures: CaptureArgs,
         /// Organiser public key (base64) to trust for manifests; repeat for several.
         /// Without one, the first manifest's own keys are trusted.
         #[arg(long = "organiser-key")]
@@ -180,13 +211,14 @@ async fn shutdown_signal() {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve { dir, listen, demo, undo_window_secs, session_hours, hold_secs, organiser_keys } => {
+        Command::Serve { dir, listen, demo, undo_window_secs, session_hours, hold_secs, captures, organiser_keys } => {
             let config = Config {
                 data_dir: dir.data_dir.clone(),
                 api: ApiConfig {
                     undo_window_ms: undo_window_secs * 1000,
                     session_ttl_ms: session_hours * 3_600_000,
                     hold_ttl_ms: hold_secs * 1000,
+                    captures: captures.config(),
                     pinned_keys: pinned(&organiser_keys)?,
                 },
                 read_connections: 4,

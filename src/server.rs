@@ -4,6 +4,7 @@
 
 use crate::api::{self, ApiConfig, AppState};
 use crate::clock::Clock;
+use crate::media::MediaFiles;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreOptions};
 use std::future::Future;
@@ -36,15 +37,18 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
         metrics.clone(),
         StoreOptions { read_connections: config.read_connections, ..StoreOptions::default() },
     )?;
-    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default() })
+    let media = MediaFiles::open(&config.data_dir).map_err(|e| StoreError::Io(e.to_string()))?;
+    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default() })
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes
 /// the requests in flight. Every acknowledged write is already on disk.
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    api::tus::recover(&state).await;
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(housekeeping(state.clone(), stop.clone()));
+    tasks.spawn(thumbnails(state.clone(), stop.clone()));
     tasks.close();
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
@@ -53,8 +57,9 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
     result
 }
 
-/// Every second: expire cart holds and cycle the stock of closed drops,
-/// so nothing waits for the next sale to happen.
+/// Every second: expire cart holds, cycle the stock of closed drops, and
+/// expire abandoned uploads (removing their partial files), so nothing
+/// waits for the next request to happen.
 async fn housekeeping(state: AppState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -67,6 +72,57 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
             Ok(done) if done.holds_expired > 0 || !done.drops_cycled.is_empty() => tracing::debug!(?done, "housekeeping"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "housekeeping failed; will retry in a second"),
+        }
+        match state.store.expire_uploads(state.clock.now()).await {
+            Ok(ids) => {
+                for id in ids {
+                    state.media.remove_part(&id);
+                    state.uploads.forget(&id);
+                    tracing::info!(upload = %id, "abandoned upload expired; partial file removed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "upload expiry failed; will retry in a second"),
+        }
+    }
+}
+
+/// Makes dashboard thumbnails for new photo captures, one at a time (a
+/// decoded 12-megapixel photo is ~36 MB; the Pi does one at once), off the
+/// upload path, and picks up where it left off after a restart.
+async fn thumbnails(state: AppState, stop: CancellationToken) {
+    loop {
+        let pending = state.store.thumbnails_pending(16).await.unwrap_or_default();
+        if pending.is_empty() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+            }
+        }
+        for (sha, media) in pending {
+            if stop.is_cancelled() {
+                return;
+            }
+            let files = state.media.clone();
+            let hash = sha.clone();
+            let made = tokio::task::spawn_blocking(move || -> Result<(), crate::media::MediaError> {
+                if !crate::media::thumbnail::can_thumbnail(media) {
+                    return Err(crate::media::MediaError::Unsupported);
+                }
+                let jpeg = crate::media::thumbnail::make(&files.capture(&hash))?;
+                files.write_thumbnail(&hash, &jpeg)
+            })
+            .await;
+            let status = match made {
+                Ok(Ok(())) => "ready",
+                Ok(Err(e)) => {
+                    tracing::warn!(sha256 = %sha, error = %e, "no thumbnail for this capture");
+                    "failed"
+                }
+                Err(_) => "failed",
+            };
+            if let Err(e) = state.store.set_thumbnail(sha, status).await {
+                tracing::warn!(error = %e, "cannot record thumbnail state");
+            }
         }
     }
 }

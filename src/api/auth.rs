@@ -3,6 +3,7 @@
 
 use super::error::ApiError;
 use super::AppState;
+use crate::domain::ids::CreatorId;
 use crate::domain::role::{Actor, Role};
 use crate::domain::time::Millis;
 use crate::store::sessions::{token_digest, Session};
@@ -90,7 +91,12 @@ impl AuthState {
 pub struct Principal {
     pub actor: Actor,
     pub token: String,
+    /// For upload links: the one creator this caller may upload for.
+    pub creator_scope: Option<CreatorId>,
 }
+
+/// The only paths an upload link may use.
+const LINK_PATHS: [&str; 2] = ["/api/v1/uploads", "/api/v1/captures/check"];
 
 impl Principal {
     /// 403 unless the caller's role may do what needs `role`.
@@ -151,7 +157,10 @@ impl FromRequestParts<AppState> for Principal {
             }
         };
         match session {
-            Some(s) if s.expires_at > now => Ok(Principal { actor: s.actor, token: token.to_owned() }),
+            Some(s) if s.creator_scope.is_some() && !LINK_PATHS.iter().any(|p| parts.uri.path().starts_with(p)) => {
+                Err(ApiError::forbidden("an upload link can only upload captures"))
+            }
+            Some(s) if s.expires_at > now => Ok(Principal { actor: s.actor, token: token.to_owned(), creator_scope: s.creator_scope }),
             Some(_) => {
                 state.auth.cache.lock().expect("auth cache").remove(&digest);
                 Err(ApiError::unauthorized("your session has expired: sign in again with your PIN"))

@@ -6,6 +6,7 @@
 //! before doing anything.
 
 pub mod auth;
+mod captures;
 mod checkins;
 mod drops;
 pub mod error;
@@ -13,15 +14,17 @@ mod event;
 mod json;
 mod ops;
 mod sales;
+pub mod tus;
 mod session;
 
 use crate::clock::Clock;
 use crate::domain::keys::TrustedKeys;
 use crate::domain::time::Millis;
+use crate::media::MediaFiles;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, head, post};
 use axum::Router;
 use std::sync::Arc;
 
@@ -36,6 +39,7 @@ pub struct ApiConfig {
     pub session_ttl_ms: Millis,
     /// How long a cart hold keeps drop stock for a buyer.
     pub hold_ttl_ms: Millis,
+    pub captures: tus::CaptureConfig,
     /// Organiser keys pinned on the command line; when empty, the first
     /// manifest's own keys are trusted.
     pub pinned_keys: TrustedKeys,
@@ -43,7 +47,13 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { undo_window_ms: 120_000, session_ttl_ms: 16 * 3600 * 1000, hold_ttl_ms: 120_000, pinned_keys: TrustedKeys::default() }
+        ApiConfig {
+            undo_window_ms: 120_000,
+            session_ttl_ms: 16 * 3600 * 1000,
+            hold_ttl_ms: 120_000,
+            captures: tus::CaptureConfig::default(),
+            pinned_keys: TrustedKeys::default(),
+        }
     }
 }
 
@@ -55,13 +65,22 @@ pub struct AppState {
     pub clock: Clock,
     pub config: Arc<ApiConfig>,
     pub auth: Arc<auth::AuthState>,
+    pub media: MediaFiles,
+    pub uploads: Arc<tus::UploadSlots>,
 }
 
 /// Largest manifest accepted over HTTP; a 5,000-ticket manifest is ~1 MB.
 const MANIFEST_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
+    // tus answers carry Tus-Resumable on every response, errors included.
+    let uploads = Router::new()
+        .route("/api/v1/uploads", post(tus::create).options(tus::options))
+        .route("/api/v1/uploads/", post(tus::create).options(tus::options))
+        .route("/api/v1/uploads/{id}", head(tus::head).patch(tus::patch).delete(tus::delete).options(tus::options))
+        .layer(axum::middleware::map_response(tus::add_tus_resumable));
     Router::new()
+        .merge(uploads)
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/openapi.json", get(ops::openapi))
@@ -90,8 +109,35 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/holds/{id}", delete(drops::release))
         .route("/api/v1/holds/{id}/checkout", post(drops::checkout))
         .route("/api/v1/pool", get(drops::pool))
+        .route("/api/v1/creators/{id}/captures", get(captures::by_creator))
+        .route("/api/v1/creators/{id}/summary", get(captures::summary))
+        .route("/api/v1/captures/check", post(captures::check))
+        .route("/api/v1/captures/{sha256}", head(captures::exists))
+        .route("/api/v1/captures/{sha256}/thumbnail", get(captures::thumbnail))
+        .route("/api/v1/captures/{sha256}/hide", post(captures::hide))
+        .route("/api/v1/upload-links", post(captures::create_link))
         .fallback(ops::not_found)
+        .layer(cors())
         .with_state(state)
+}
+
+/// Browsers on staff devices (and tus-js-client in them) may call the box
+/// from another origin, e.g. a page served by the organiser's site.
+fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    let h = |names: &[&'static str]| names.iter().map(|n| HeaderName::from_static(n)).collect::<Vec<_>>();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers(h(&[
+            "authorization", "content-type", "tus-resumable", "upload-length", "upload-offset", "upload-metadata",
+            "upload-defer-length", "upload-checksum", "upload-concat", "x-http-method-override", "x-requested-with",
+        ]))
+        .expose_headers(h(&[
+            "location", "tus-resumable", "tus-version", "tus-extension", "tus-max-size", "tus-checksum-algorithm",
+            "upload-offset", "upload-length", "upload-metadata", "upload-defer-length", "upload-expires", "idempotent-replayed",
+        ]))
+        .max_age(std::time::Duration::from_secs(86_400))
 }
 
 #[cfg(test)]
@@ -105,7 +151,8 @@ mod tests {
     fn state(dir: &std::path::Path) -> AppState {
         let metrics = Arc::new(Metrics::default());
         let store = Store::open(dir, metrics.clone(), Default::default()).unwrap();
-        AppState { store, metrics, clock: Clock::system(), config: Arc::default(), auth: Arc::default() }
+        let media = MediaFiles::open(dir).unwrap();
+        AppState { store, metrics, clock: Clock::system(), config: Arc::default(), auth: Arc::default(), media, uploads: Arc::default() }
     }
 
     async fn call(app: Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
@@ -149,7 +196,7 @@ mod tests {
             let path = line.split('"').nth(1).unwrap();
             let ops = &doc["paths"][path];
             assert!(ops.is_object(), "{path} is routed but not documented");
-            for method in ["get", "post", "put", "delete"] {
+            for method in ["get", "post", "put", "delete", "head", "patch", "options"] {
                 if line.contains(&format!("{method}(")) {
                     assert!(ops.get(method).is_some(), "{method} {path} is routed but not documented");
                     routed += 1;

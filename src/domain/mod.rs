@@ -6,6 +6,7 @@
 //! the rules are tested with tables of cases.
 
 pub mod base44;
+pub mod capture;
 pub mod checkin;
 pub mod drops;
 pub mod code;

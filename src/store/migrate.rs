@@ -8,6 +8,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "sales", include_str!("migrations/0002_sales.sql")),
+    (3, "captures", include_str!("migrations/0003_captures.sql")),
 ];
 
 pub fn latest() -> i64 {

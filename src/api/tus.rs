@@ -1,0 +1,554 @@
+//! The tus 1.0.0 resumable upload protocol under `/api/v1/uploads/`: core,
+//! creation, creation-with-upload, creation-defer-length, expiration,
+//! checksum (sha1, sha256) and termination — so any tus client works.
+//!
+//! Bytes stream to the upload's part file through a bounded buffer; the
+//! SHA-256 of the whole file is computed while streaming. The offset a
+//! HEAD reports is only what has been fsynced: a long PATCH checkpoints
+//! every few MiB, and a PATCH cut off mid-body keeps what arrived (unless
+//! it carried a checksum, which covers the whole body). One request at a
+//! time writes an upload; others get 423.
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::capture::{capture_meta, parse_metadata};
+use crate::domain::role::Role;
+use crate::domain::time::Millis;
+use crate::media::{probe, MediaError};
+use crate::store::captures::{NewUpload, UploadRow};
+use crate::store::identity::{hex, random_bytes};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use futures_util::StreamExt;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+pub const VERSION: &str = "1.0.0";
+pub const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination";
+pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
+const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+/// Bytes gathered before one write to the part file.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Limits and timings for captures.
+#[derive(Clone, Debug)]
+pub struct CaptureConfig {
+    pub max_upload_bytes: u64,
+    /// Captures plus uploads in progress may not exceed this.
+    pub quota_bytes: u64,
+    /// New uploads are refused, and running ones stop, below this much free disk.
+    pub disk_floor_bytes: u64,
+    /// An upload untouched this long expires and its partial file is removed.
+    pub upload_expiry_ms: Millis,
+    /// A long PATCH makes its bytes durable (and visible to HEAD) this often.
+    pub checkpoint_bytes: u64,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            max_upload_bytes: 4 << 30,
+            quota_bytes: 200 << 30,
+            disk_floor_bytes: 512 << 20,
+            upload_expiry_ms: 24 * 3_600_000,
+            checkpoint_bytes: 8 << 20,
+        }
+    }
+}
+
+/// The running state of uploads: which request holds which upload, and
+/// the SHA-256 of each upload's bytes so far.
+#[derive(Default)]
+pub struct UploadSlots {
+    /// One async mutex per upload in progress: a PATCH holds it while
+    /// writing, so two requests never write one file.
+    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+}
+
+#[derive(Default)]
+pub struct Slot {
+    /// Hash of the first `.1` bytes of the upload.
+    hasher: Option<(Sha256, u64)>,
+}
+
+impl UploadSlots {
+    fn slot(&self, id: &str) -> Arc<tokio::sync::Mutex<Slot>> {
+        self.slots.lock().expect("upload slots").entry(id.to_string()).or_default().clone()
+    }
+    pub fn forget(&self, id: &str) {
+        self.slots.lock().expect("upload slots").remove(id);
+    }
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn tus_error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, code, message)
+}
+
+/// Every request but OPTIONS must speak tus 1.0.0.
+fn check_resumable(h: &HeaderMap) -> Result<(), Response> {
+    match header(h, "tus-resumable") {
+        Some(VERSION) => Ok(()),
+        other => {
+            let msg = match other {
+                None => "send Tus-Resumable: 1.0.0 (this is a tus upload endpoint)".to_string(),
+                Some(v) => format!("tus version {v} is not supported: this box speaks tus 1.0.0"),
+            };
+            let mut r = tus_error(StatusCode::PRECONDITION_FAILED, "tus_version", msg).into_response();
+            r.headers_mut().insert("tus-version", HeaderValue::from_static(VERSION));
+            Err(r)
+        }
+    }
+}
+
+fn http_date(ms: Millis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
+    t.format(&f).unwrap_or_default()
+}
+
+fn set(r: &mut Response, name: &'static str, value: impl ToString) {
+    if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+        r.headers_mut().insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Adds `Tus-Resumable` to every answer of the upload routes.
+pub async fn add_tus_resumable(mut r: Response) -> Response {
+    r.headers_mut().insert("tus-resumable", HeaderValue::from_static(VERSION));
+    r
+}
+
+pub async fn options(State(st): State<AppState>) -> Response {
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    set(&mut r, "tus-version", VERSION);
+    set(&mut r, "tus-extension", EXTENSIONS);
+    set(&mut r, "tus-max-size", st.config.captures.max_upload_bytes);
+    set(&mut r, "tus-checksum-algorithm", CHECKSUM_ALGORITHMS);
+    r
+}
+
+fn require_uploader(p: &Principal) -> Result<(), ApiError> {
+    p.require(Role::Capture)
+}
+
+fn parse_u64(h: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
+    header(h, name)
+        .map(|v| v.trim().parse::<u64>().map_err(|_| ApiError::bad_request(format!("{name} must be a non-negative integer"))))
+        .transpose()
+}
+
+fn check_disk(st: &AppState, needed: u64) -> Result<(), ApiError> {
+    let free = st.media.free_bytes().map_err(|e| {
+        tracing::error!(error = %e, "cannot read free disk space");
+        ApiError::internal()
+    })?;
+    if free < st.config.captures.disk_floor_bytes.saturating_add(needed) {
+        return Err(tus_error(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "disk_full",
+            "the box's disk is nearly full, so uploads are paused: try again after the captures have synced, or tell a supervisor",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create(State(st): State<AppState>, p: Principal, h: HeaderMap, body: Body) -> Result<Response, Response> {
+    check_resumable(&h)?;
+    create_upload(st, p, h, body).await.map_err(IntoResponse::into_response)
+}
+
+async fn create_upload(st: AppState, p: Principal, h: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    require_uploader(&p)?;
+    let cfg = &st.config.captures;
+    let length = parse_u64(&h, "upload-length")?;
+    let deferred = match header(&h, "upload-defer-length") {
+        None => false,
+        Some("1") => true,
+        Some(_) => return Err(ApiError::bad_request("Upload-Defer-Length must be 1")),
+    };
+    if length.is_some() == deferred {
+        return Err(ApiError::bad_request("send exactly one of Upload-Length or Upload-Defer-Length: 1"));
+    }
+    if length.is_some_and(|l| l > cfg.max_upload_bytes) {
+        return Err(tus_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("an upload may be at most {} bytes (Tus-Max-Size)", cfg.max_upload_bytes)));
+    }
+    let raw_meta = header(&h, "upload-metadata").unwrap_or("").to_string();
+    let meta = parse_metadata(&raw_meta).and_then(|m| capture_meta(&m, p.creator_scope.as_ref())).map_err(ApiError::bad_request)?;
+    let ev = st.store.event().ok_or_else(|| tus_error(StatusCode::CONFLICT, "no_event", "no event is loaded: an admin must import the manifest first"))?;
+    if ev.creator(&meta.creator).is_none() {
+        return Err(ApiError::bad_request(format!("creator '{}' is not in this event's manifest", meta.creator)));
+    }
+    let committed = st.store.capture_bytes_committed().await?;
+    if committed.saturating_add(length.unwrap_or(0)) > cfg.quota_bytes {
+        return Err(tus_error(StatusCode::INSUFFICIENT_STORAGE, "quota_reached", "the box's capture quota is used up: new uploads wait until captures have synced and been cleared"));
+    }
+    check_disk(&st, length.unwrap_or(0))?;
+    let id = hex(&random_bytes::<16>());
+    let media = st.media.clone();
+    let part_id = id.clone();
+    tokio::task::spawn_blocking(move || media.create_part(&part_id)).await.map_err(|_| ApiError::internal())?.map_err(media_error)?;
+    let now = st.clock.now();
+    let row = st
+        .store
+        .create_upload(NewUpload { id: id.clone(), length, metadata: raw_meta, meta, created_by: p.actor.name.clone(), now, expires_at: now + cfg.upload_expiry_ms })
+        .await?;
+    tracing::info!(upload = %id, creator = %row.creator, length = ?length, "upload created");
+    let mut offset = 0;
+    // creation-with-upload: the first bytes may come with the POST.
+    if header(&h, "content-type") == Some(OFFSET_OCTET_STREAM) {
+        let slot = st.uploads.slot(&id);
+        let mut slot = slot.lock().await;
+        offset = append(&st, &row, &mut slot, &h, body).await?;
+    }
+    let mut r = StatusCode::CREATED.into_response();
+    set(&mut r, "location", format!("/api/v1/uploads/{id}"));
+    set(&mut r, "upload-expires", http_date(now + cfg.upload_expiry_ms));
+    set(&mut r, "upload-offset", offset);
+    Ok(r)
+}
+
+/// Finds an upload this caller may touch: 404 unknown, 410 gone.
+async fn upload_for(st: &AppState, p: &Principal, id: &str) -> Result<UploadRow, ApiError> {
+    require_uploader(p)?;
+    let row = st.store.upload(id.to_string()).await?.ok_or_else(|| ApiError::not_found(format!("upload {id} is not known to this box: start a new upload")))?;
+    if let Some(scope) = &p.creator_scope {
+        if &row.creator != scope {
+            return Err(ApiError::not_found(format!("upload {id} is not known to this box: start a new upload")));
+        }
+    }
+    match row.status.as_str() {
+        "active" | "complete" => Ok(row),
+        "refused" => Err(tus_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media", "this upload was refused: it is not a photo or video the box accepts")),
+        other => Err(tus_error(StatusCode::GONE, "upload_gone", format!("upload {id} was {other}: start a new upload"))),
+    }
+}
+
+pub async fn head(State(st): State<AppState>, p: Principal, Path(id): Path<String>, h: HeaderMap) -> Result<Response, Response> {
+    check_resumable(&h)?;
+    let row = upload_for(&st, &p, &id).await.map_err(IntoResponse::into_response)?;
+    let mut r = StatusCode::OK.into_response();
+    set(&mut r, "upload-offset", row.offset);
+    match row.length {
+        Some(l) => set(&mut r, "upload-length", l),
+        None => set(&mut r, "upload-defer-length", 1),
+    }
+    if !row.metadata.is_empty() {
+        set(&mut r, "upload-metadata", &row.metadata);
+    }
+    set(&mut r, "cache-control", "no-store");
+    if row.status == "active" {
+        set(&mut r, "upload-expires", http_date(row.expires_at));
+    }
+    Ok(r)
+}
+
+pub async fn patch(State(st): State<AppState>, p: Principal, Path(id): Path<String>, h: HeaderMap, body: Body) -> Result<Response, Response> {
+    check_resumable(&h)?;
+    patch_upload(st, p, id, h, body).await.map_err(IntoResponse::into_response)
+}
+
+async fn patch_upload(st: AppState, p: Principal, id: String, h: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    if header(&h, "content-type") != Some(OFFSET_OCTET_STREAM) {
+        return Err(tus_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type", format!("a PATCH body must have Content-Type: {OFFSET_OCTET_STREAM}")));
+    }
+    let claimed = parse_u64(&h, "upload-offset")?.ok_or_else(|| ApiError::bad_request("Upload-Offset is required"))?;
+    let slot = st.uploads.slot(&id);
+    let Ok(mut slot) = slot.try_lock() else {
+        return Err(tus_error(StatusCode::LOCKED, "upload_busy", "another request is writing this upload: wait for it, then HEAD for the offset"));
+    };
+    // Read the row only once the upload is ours, so the offset is current.
+    let row = upload_for(&st, &p, &id).await?;
+    if claimed != row.offset {
+        return Err(tus_error(StatusCode::CONFLICT, "offset_mismatch", format!("Upload-Offset {claimed} does not match the upload's offset {}: HEAD the upload and resume from there", row.offset)));
+    }
+    let offset = if row.status == "complete" {
+        row.offset
+    } else {
+        append(&st, &row, &mut slot, &h, body).await?
+    };
+    let mut r = StatusCode::NO_CONTENT.into_response();
+    set(&mut r, "upload-offset", offset);
+    if offset != row.length.unwrap_or(u64::MAX) {
+        set(&mut r, "upload-expires", http_date(st.clock.now() + st.config.captures.upload_expiry_ms));
+    }
+    Ok(r)
+}
+
+pub async fn delete(State(st): State<AppState>, p: Principal, Path(id): Path<String>, h: HeaderMap) -> Result<Response, Response> {
+    check_resumable(&h)?;
+    let result: Result<Response, ApiError> = async {
+        let slot = st.uploads.slot(&id);
+        let Ok(_held) = slot.try_lock() else {
+            return Err(tus_error(StatusCode::LOCKED, "upload_busy", "another request is writing this upload: try again when it ends"));
+        };
+        let row = upload_for(&st, &p, &id).await?;
+        // A finished upload's capture stays: it is proof; only the upload
+        // resource ends. A supervisor hides a capture instead.
+        st.store.end_upload(row.id.clone(), "terminated", None, st.clock.now()).await?;
+        st.media.remove_part(&row.id);
+        st.uploads.forget(&row.id);
+        Ok(StatusCode::NO_CONTENT.into_response())
+    }
+    .await;
+    result.map_err(IntoResponse::into_response)
+}
+
+enum Check {
+    Sha1(Sha1, Vec<u8>),
+    Sha256(Sha256, Vec<u8>),
+}
+
+fn parse_checksum(h: &HeaderMap) -> Result<Option<Check>, ApiError> {
+    let Some(v) = header(h, "upload-checksum") else { return Ok(None) };
+    let (alg, b64) = v.trim().split_once(' ').ok_or_else(|| ApiError::bad_request("Upload-Checksum must be '<algorithm> <base64 digest>'"))?;
+    let want = B64.decode(b64.trim()).map_err(|_| ApiError::bad_request("Upload-Checksum digest is not base64"))?;
+    match alg {
+        "sha1" => Ok(Some(Check::Sha1(Sha1::new(), want))),
+        "sha256" => Ok(Some(Check::Sha256(Sha256::new(), want))),
+        other => Err(ApiError::bad_request(format!("checksum algorithm '{other}' is not supported: use sha1 or sha256 (Tus-Checksum-Algorithm)"))),
+    }
+}
+
+fn media_error(e: MediaError) -> ApiError {
+    tracing::error!(error = %e, "capture file error");
+    ApiError::internal()
+}
+
+/// Why an append stopped early.
+enum Stop {
+    TooLarge,
+    DiskFull,
+    Interrupted,
+}
+
+/// Appends a request body at the upload's offset; returns the new durable
+/// offset. Finishes the capture when the last byte arrives.
+async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, body: Body) -> Result<u64, ApiError> {
+    let cfg = &st.config.captures;
+    let start = row.offset;
+    let mut length = row.length;
+    if let Some(l) = parse_u64(h, "upload-length")? {
+        match length {
+            Some(known) if known != l => return Err(ApiError::bad_request("Upload-Length cannot change once set")),
+            _ if l < start || l > cfg.max_upload_bytes => {
+                return Err(tus_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("Upload-Length must be between the offset and {}", cfg.max_upload_bytes)))
+            }
+            _ => length = Some(l),
+        }
+    }
+    let mut check = parse_checksum(h)?;
+    check_disk(st, 0)?;
+    let mut hasher = match slot.hasher.take() {
+        Some((hasher, at)) if at == start => hasher,
+        _ => rehash(st, &row.id, start).await?,
+    };
+    let before = check.is_some().then(|| hasher.clone());
+    let media = st.media.clone();
+    let id = row.id.clone();
+    let mut file = Some(tokio::task::spawn_blocking(move || media.open_part_at(&id, start)).await.map_err(|_| ApiError::internal())?.map_err(media_error)?);
+    let limit = length.unwrap_or(cfg.max_upload_bytes);
+    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUFFER);
+    let mut written = 0u64; // appended by this request, buffered or not
+    let mut durable = start;
+    let mut stop = None;
+    let mut stream = body.into_data_stream();
+    while let Some(frame) = stream.next().await {
+        let bytes = match frame {
+            Ok(b) => b,
+            Err(_) => {
+                stop = Some(Stop::Interrupted);
+                break;
+            }
+        };
+        if start + written + bytes.len() as u64 > limit {
+            stop = Some(Stop::TooLarge);
+            break;
+        }
+        hasher.update(&bytes);
+        match &mut check {
+            Some(Check::Sha1(c, _)) => c.update(&bytes),
+            Some(Check::Sha256(c, _)) => c.update(&bytes),
+            None => {}
+        }
+        buf.extend_from_slice(&bytes);
+        written += bytes.len() as u64;
+        if buf.len() >= WRITE_BUFFER {
+            let sync = check.is_none() && start + written - durable >= cfg.checkpoint_bytes;
+            buf = write_out(&mut file, buf, sync).await?;
+            if sync {
+                durable = start + written;
+                let now = st.clock.now();
+                st.store.upload_progress(row.id.clone(), durable, length, now, now + cfg.upload_expiry_ms).await?;
+                if check_disk(st, 0).is_err() {
+                    stop = Some(Stop::DiskFull);
+                    break;
+                }
+            }
+        }
+    }
+    let discard = matches!(stop, Some(Stop::TooLarge)) || (check.is_some() && stop.is_some());
+    if discard {
+        // Nothing of this request is kept: cut the file back to the start.
+        let media = st.media.clone();
+        let id = row.id.clone();
+        drop(file.take());
+        tokio::task::spawn_blocking(move || media.open_part_at(&id, start).and_then(|f| f.sync_all().map_err(|e| MediaError::Io(e.to_string()))))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(media_error)?;
+        slot.hasher = before.map(|b| (b, start));
+        return Err(match stop {
+            Some(Stop::TooLarge) => tus_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body goes past the upload's length ({limit} bytes)")),
+            _ => tus_error(StatusCode::BAD_REQUEST, "interrupted", "the body was cut off before its checksum could be checked: resume from the offset"),
+        });
+    }
+    write_out(&mut file, buf, true).await?;
+    let end = start + written;
+    if let Some(c) = check {
+        let (got, want) = match c {
+            Check::Sha1(c, w) => (c.finalize().to_vec(), w),
+            Check::Sha256(c, w) => (c.finalize().to_vec(), w),
+        };
+        if got != want {
+            let media = st.media.clone();
+            let id = row.id.clone();
+            drop(file.take());
+            tokio::task::spawn_blocking(move || media.open_part_at(&id, start).and_then(|f| f.sync_all().map_err(|e| MediaError::Io(e.to_string()))))
+                .await
+                .map_err(|_| ApiError::internal())?
+                .map_err(media_error)?;
+            slot.hasher = before.map(|b| (b, start));
+            return Err(tus_error(StatusCode::from_u16(460).expect("460 is a valid status"), "checksum_mismatch", "the chunk's checksum does not match: it was discarded, send it again"));
+        }
+    }
+    drop(file.take());
+    let now = st.clock.now();
+    if end != durable || length != row.length {
+        st.store.upload_progress(row.id.clone(), end, length, now, now + cfg.upload_expiry_ms).await?;
+    }
+    match stop {
+        Some(Stop::DiskFull) => {
+            slot.hasher = Some((hasher, end));
+            return Err(tus_error(StatusCode::INSUFFICIENT_STORAGE, "disk_full", "the box's disk is nearly full: what arrived is kept; resume after captures have synced"));
+        }
+        Some(Stop::Interrupted) => {
+            slot.hasher = Some((hasher, end));
+            return Err(tus_error(StatusCode::BAD_REQUEST, "interrupted", "the connection dropped: what arrived is kept, resume from the offset"));
+        }
+        _ => {}
+    }
+    if Some(end) == length {
+        let sha = hex(&hasher.finalize());
+        finish(st, &row.id, sha, end).await?;
+        st.uploads.forget(&row.id);
+    } else {
+        slot.hasher = Some((hasher, end));
+    }
+    Ok(end)
+}
+
+/// Writes the buffer (and fsyncs when asked) off the async threads,
+/// handing back an empty buffer of the same capacity.
+async fn write_out(file: &mut Option<std::fs::File>, mut buf: Vec<u8>, sync: bool) -> Result<Vec<u8>, ApiError> {
+    let mut f = file.take().expect("file is put back after every write");
+    let (f, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, Vec<u8>)> {
+        f.write_all(&buf)?;
+        if sync {
+            f.sync_data()?;
+        }
+        buf.clear();
+        Ok((f, buf))
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|e| media_error(MediaError::Io(e.to_string())))?;
+    *file = Some(f);
+    Ok(buf)
+}
+
+/// The hash of an upload's first `upto` bytes, read back from its part
+/// file — only needed when the box restarted in the middle of an upload.
+async fn rehash(st: &AppState, id: &str, upto: u64) -> Result<Sha256, ApiError> {
+    let path = st.media.part(id);
+    tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
+        use std::io::Read;
+        let mut h = Sha256::new();
+        let mut f = std::fs::File::open(&path)?.take(upto);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match f.read(&mut buf)? {
+                0 => break,
+                n => h.update(&buf[..n]),
+            }
+        }
+        Ok(h)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|e| media_error(MediaError::Io(e.to_string())))
+}
+
+/// Turns a complete part file into a capture: refuse what is not a photo
+/// or video, store the bytes by hash (once), write the capture row.
+pub(super) async fn finish(st: &AppState, id: &str, sha256: String, bytes: u64) -> Result<(), ApiError> {
+    let media = st.media.clone();
+    let (part_id, hash) = (id.to_string(), sha256.clone());
+    st.store.upload_hashed(id.to_string(), sha256.clone()).await?;
+    let probed = tokio::task::spawn_blocking(move || -> Result<probe::Probe, MediaError> {
+        let part = media.part(&part_id);
+        let path = if part.exists() { part } else { media.capture(&hash) };
+        let p = probe::probe(&path)?;
+        media.store_capture(&part_id, &hash).or_else(|e| if media.capture(&hash).exists() { Ok(false) } else { Err(e) })?;
+        Ok(p)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    let probe = match probed {
+        Ok(p) => p,
+        Err(MediaError::Unsupported) => {
+            st.store.end_upload(id.to_string(), "refused", Some("unsupported media type".into()), st.clock.now()).await?;
+            st.media.remove_part(id);
+            return Err(tus_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media", "this file is not a photo or video the box accepts (JPEG, PNG, HEIC/HEIF, WebP, MP4, MOV): it was not stored"));
+        }
+        Err(e) => return Err(media_error(e)),
+    };
+    let (view, duplicate) = st.store.complete_upload(id.to_string(), sha256, bytes, probe, st.clock.now()).await?;
+    tracing::info!(upload = id, sha256 = %view.sha256, creator = %view.creator, bytes, duplicate, "capture stored");
+    Ok(())
+}
+
+/// Completes uploads whose bytes were all on disk when the box stopped.
+pub async fn recover(st: &AppState) {
+    let pending = match st.store.uploads_awaiting_completion().await {
+        Ok(p) => p,
+        Err(e) => return tracing::error!(error = %e, "cannot list uploads to recover"),
+    };
+    for row in pending {
+        let sha = match &row.sha256 {
+            Some(s) => s.clone(),
+            None => match rehash(st, &row.id, row.offset).await {
+                Ok(h) => hex(&h.finalize()),
+                Err(e) => {
+                    tracing::error!(upload = %row.id, error = ?e.message, "cannot recover upload");
+                    continue;
+                }
+            },
+        };
+        match finish(st, &row.id, sha, row.offset).await {
+            Ok(()) => tracing::info!(upload = %row.id, "finished an upload interrupted by a restart"),
+            Err(e) => tracing::warn!(upload = %row.id, error = %e.message, "could not finish an upload after restart"),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! What a finished capture is: its type by magic bytes, its dimensions,
+//! and its capture time from EXIF (photos) or the `mvhd` box (videos).
+
+use super::{io_err, MediaError};
+use crate::domain::capture::{sniff, MediaType, SNIFF_LEN};
+use crate::domain::time::Millis;
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub media: MediaType,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// From the file itself, when it says.
+    pub captured_at: Option<Millis>,
+}
+
+pub fn probe(path: &Path) -> Result<Probe, MediaError> {
+    let mut f = File::open(path).map_err(io_err(path.display()))?;
+    let mut head = [0u8; SNIFF_LEN];
+    let n = read_up_to(&mut f, &mut head).map_err(io_err(path.display()))?;
+    let media = sniff(&head[..n]).ok_or(MediaError::Unsupported)?;
+    let mut p = Probe { media, width: None, height: None, captured_at: None };
+    match media {
+        MediaType::Jpeg | MediaType::Png | MediaType::Webp => {
+            if let Ok((w, h)) = image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(|_| ()).and_then(|r| r.into_dimensions().map_err(|_| ())) {
+                (p.width, p.height) = (Some(w), Some(h));
+            }
+            p.captured_at = exif_time(path);
+        }
+        MediaType::Heic => {
+            if let Some((w, h)) = heic_dimensions(&mut f) {
+                (p.width, p.height) = (Some(w), Some(h));
+            }
+            p.captured_at = exif_time(path);
+        }
+        MediaType::Mp4 | MediaType::Mov => {
+            let (time, dims) = movie_header(&mut f).unwrap_or((None, None));
+            p.captured_at = time;
+            if let Some((w, h)) = dims {
+                (p.width, p.height) = (Some(w), Some(h));
+            }
+        }
+    }
+    Ok(p)
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// DateTimeOriginal (with OffsetTimeOriginal when present; without it the
+/// camera's local time is taken as UTC, which is what most phones mean
+/// when they leave the offset out... and the client's time is kept too).
+fn exif_time(path: &Path) -> Option<Millis> {
+    let f = File::open(path).ok()?;
+    let exif = exif::Reader::new().read_from_container(&mut BufReader::new(f)).ok()?;
+    let field = exif.get_field(exif::Tag::DateTimeOriginal, exif::In::PRIMARY).or_else(|| exif.get_field(exif::Tag::DateTime, exif::In::PRIMARY))?;
+    let exif::Value::Ascii(ref v) = field.value else { return None };
+    let dt = exif::DateTime::from_ascii(v.first()?).ok()?;
+    let offset = exif
+        .get_field(exif::Tag::OffsetTimeOriginal, exif::In::PRIMARY)
+        .and_then(|f| match &f.value {
+            exif::Value::Ascii(v) => v.first().and_then(|s| std::str::from_utf8(s).ok()).map(str::to_string),
+            _ => None,
+        })
+        .unwrap_or_else(|| "Z".into());
+    let text = format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}", dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, if offset == "Z" { "Z" } else { &offset });
+    crate::domain::time::parse_rfc3339(&text).ok()
+}
+
+/// Reads a box header at the current position: (type, payload length).
+fn box_header(f: &mut File, limit: u64) -> Option<([u8; 4], u64)> {
+    let mut h = [0u8; 8];
+    f.read_exact(&mut h).ok()?;
+    let size = u32::from_be_bytes(h[..4].try_into().ok()?) as u64;
+    let kind: [u8; 4] = h[4..8].try_into().ok()?;
+    let (header, total) = match size {
+        1 => {
+            let mut big = [0u8; 8];
+            f.read_exact(&mut big).ok()?;
+            (16, u64::from_be_bytes(big))
+        }
+        0 => (8, limit),
+        s => (8, s),
+    };
+    (total >= header && total <= limit).then_some((kind, total - header))
+}
+
+/// Finds the first child box of `kind` among boxes in [start, start+len).
+fn find_box(f: &mut File, start: u64, len: u64, kind: &[u8; 4]) -> Option<(u64, u64)> {
+    let mut pos = start;
+    while pos + 8 <= start + len {
+        f.seek(SeekFrom::Start(pos)).ok()?;
+        let (k, payload) = box_header(f, start + len - pos)?;
+        let body = f.stream_position().ok()?;
+        if &k == kind {
+            return Some((body, payload));
+        }
+        pos = body + payload;
+    }
+    None
+}
+
+/// Creation time from `moov/mvhd` and the first video track's size from
+/// `moov/trak/tkhd`. QuickTime counts seconds from 1904.
+fn movie_header(f: &mut File) -> Option<(Option<Millis>, Option<(u32, u32)>)> {
+    let file_len = f.metadata().ok()?.len();
+    let (moov, moov_len) = find_box(f, 0, file_len, b"moov")?;
+    let mut time = None;
+    if let Some((mvhd, _)) = find_box(f, moov, moov_len, b"mvhd") {
+        f.seek(SeekFrom::Start(mvhd)).ok()?;
+        let mut b = [0u8; 12];
+        f.read_exact(&mut b).ok()?;
+        let secs = if b[0] == 1 { u64::from_be_bytes(b[4..12].try_into().ok()?) } else { u32::from_be_bytes(b[4..8].try_into().ok()?) as u64 };
+        const FROM_1904: u64 = 2_082_844_800;
+        if secs > FROM_1904 {
+            time = Some(((secs - FROM_1904) * 1000) as Millis);
+        }
+    }
+    let mut dims = None;
+    let mut pos = moov;
+    while let Some((trak, trak_len)) = find_box(f, pos, moov + moov_len - pos, b"trak") {
+        if let Some((tkhd, tkhd_len)) = find_box(f, trak, trak_len, b"tkhd") {
+            if tkhd_len >= 8 {
+                f.seek(SeekFrom::Start(tkhd + tkhd_len - 8)).ok()?;
+                let mut b = [0u8; 8];
+                f.read_exact(&mut b).ok()?;
+                let (w, h) = (u32::from_be_bytes(b[..4].try_into().ok()?) >> 16, u32::from_be_bytes(b[4..].try_into().ok()?) >> 16);
+                if w > 0 && h > 0 {
+                    dims = Some((w, h));
+                    break;
+                }
+            }
+        }
+        pos = trak + trak_len;
+    }
+    Some((time, dims))
+}
+
+/// HEIF image size from the first `ispe` property near the start.
+fn heic_dimensions(f: &mut File) -> Option<(u32, u32)> {
+    f.seek(SeekFrom::Start(0)).ok()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = read_up_to(f, &mut buf).ok()?;
+    let at = buf[..n].windows(4).position(|w| w == b"ispe")?;
+    let b = buf.get(at + 8..at + 16)?;
+    Some((u32::from_be_bytes(b[..4].try_into().ok()?), u32::from_be_bytes(b[4..].try_into().ok()?)))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A minimal MP4: ftyp, then moov with mvhd (v0) and one trak/tkhd.
+    pub(crate) fn tiny_mp4(created_unix: u64, w: u32, h: u32) -> Vec<u8> {
+        fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+            let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+            v.extend_from_slice(kind);
+            v.extend_from_slice(body);
+            v
+        }
+        let mut mvhd = vec![0u8; 4];
+        mvhd.extend_from_slice(&((created_unix + 2_082_844_800) as u32).to_be_bytes());
+        mvhd.extend_from_slice(&[0u8; 92]);
+        let mut tkhd = vec![0u8; 76];
+        tkhd.extend_from_slice(&(w << 16).to_be_bytes());
+        tkhd.extend_from_slice(&(h << 16).to_be_bytes());
+        let trak = bx(b"trak", &bx(b"tkhd", &tkhd));
+        let moov = bx(b"moov", &[bx(b"mvhd", &mvhd), trak].concat());
+        [bx(b"ftyp", b"isom\0\0\x02\0isomiso2"), bx(b"mdat", &[7u8; 64]), moov].concat()
+    }
+
+    #[test]
+    fn reads_time_and_size_from_a_video_with_moov_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.mp4");
+        std::fs::write(&p, tiny_mp4(1_800_000_000, 1920, 1080)).unwrap();
+        let probe = probe(&p).unwrap();
+        assert_eq!(probe.media, MediaType::Mp4);
+        assert_eq!(probe.captured_at, Some(1_800_000_000_000));
+        assert_eq!((probe.width, probe.height), (Some(1920), Some(1080)));
+    }
+
+    #[test]
+    fn reads_image_size_and_refuses_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("x.png");
+        image::RgbImage::new(40, 30).save(&png).unwrap();
+        let p = probe(&png).unwrap();
+        assert_eq!((p.media, p.width, p.height, p.captured_at), (MediaType::Png, Some(40), Some(30), None));
+        let txt = dir.path().join("notes.jpg");
+        std::fs::write(&txt, b"just some text pretending").unwrap();
+        assert!(matches!(probe(&txt), Err(MediaError::Unsupported)), "the name does not make it a JPEG");
+    }
+}
