@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/upload-links", post(captures::create_link))
         .fallback(ops::not_found)
         .layer(cors())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), tus::options_beside_cors))
         .with_state(state)
 }
 

@@ -139,6 +139,26 @@ pub async fn options(State(st): State<AppState>) -> Response {
     r
 }
 
+/// The CORS layer answers every OPTIONS request as a preflight. A tus
+/// client's plain OPTIONS (no `Access-Control-Request-Method`) must reach
+/// the tus answer instead, and a browser's preflight gets the tus
+/// capability headers too.
+pub async fn options_beside_cors(State(st): State<AppState>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req.method() != axum::http::Method::OPTIONS || !req.uri().path().starts_with("/api/v1/uploads") {
+        return next.run(req).await;
+    }
+    let preflight = req.headers().contains_key("access-control-request-method");
+    let tus = add_tus_resumable(options(State(st)).await).await;
+    if !preflight {
+        return tus;
+    }
+    let mut r = next.run(req).await;
+    for (k, v) in tus.headers() {
+        r.headers_mut().insert(k.clone(), v.clone());
+    }
+    r
+}
+
 fn require_uploader(p: &Principal) -> Result<(), ApiError> {
     p.require(Role::Capture)
 }

@@ -61,6 +61,8 @@ impl MediaFiles {
         if len > offset {
             f.set_len(offset).map_err(io_err(p.display()))?;
         }
+        let mut f = f;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).map_err(io_err(p.display()))?;
         Ok(f)
     }
 
@@ -129,8 +131,13 @@ mod tests {
         f.write_all(b"hello world").unwrap();
         drop(f);
         // Only 5 bytes were acknowledged: the rest is cut on resume.
-        let f = m.open_part_at("u1", 5).unwrap();
+        let mut f = m.open_part_at("u1", 5).unwrap();
         assert_eq!(f.metadata().unwrap().len(), 5);
+        f.write_all(b"!").unwrap();
+        drop(f);
+        let f = m.open_part_at("u1", 5).unwrap();
+        drop(f);
+        assert_eq!(std::fs::read(m.part("u1")).unwrap(), b"hello", "appends at the offset, and a resume cuts back");
         assert!(m.open_part_at("u1", 9).is_err(), "cannot resume beyond what the disk has");
         let sha = "ab".repeat(32);
         assert!(m.store_capture("u1", &sha).unwrap());

@@ -67,6 +67,18 @@ impl TestBox {
         Self::start_full(clock, api, |_| {}).await
     }
 
+    /// A box with a creator `cr-a` and `cr-b` and the given capture limits.
+    pub async fn start_captures(clock: Clock, captures: venuebox::api::tus::CaptureConfig) -> TestBox {
+        let api = ApiConfig { captures, ..ApiConfig::default() };
+        Self::start_full(clock, api, |m| {
+            m["creators"] = json!([
+                {"id": "cr-a", "name": "Alice", "referral_codes": ["ALICE"]},
+                {"id": "cr-b", "name": "Bo"}
+            ]);
+        })
+        .await
+    }
+
     /// A box whose manifest `extra` changed first (sections for selling...).
     pub async fn start_full(clock: Clock, api: ApiConfig, extra: impl FnOnce(&mut Value)) -> TestBox {
         let dir = tempfile::tempdir().unwrap();
@@ -150,4 +162,29 @@ pub fn decode_qr_png(bytes: &[u8]) -> String {
     let grids = img.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code in the image");
     grids[0].decode().unwrap().1
+}
+
+/// A real JPEG photo of `w`×`h` pixels (noise, so it does not compress away).
+pub fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2654435761) | 1;
+    let img = image::RgbImage::from_fn(w, h, |_, _| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        image::Rgb([x as u8, (x >> 8) as u8, (x >> 16) as u8])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
+    out
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `key value` pairs as a tus Upload-Metadata header.
+pub fn tus_metadata(pairs: &[(&str, &str)]) -> String {
+    use base64::Engine;
+    pairs.iter().map(|(k, v)| format!("{k} {}", base64::engine::general_purpose::STANDARD.encode(v))).collect::<Vec<_>>().join(",")
 }
