@@ -10,6 +10,10 @@
 //! 4. Drop checkouts over loopback with 8 concurrent clients against one
 //!    drop: one-step sales, and hold-then-checkout pairs.
 //!
+//! 5. Capture ingest over tus: 1 GiB in 8 MiB PATCHes (MB/s and peak
+//!    RSS, sampled while it runs), and 2,000 photos of about 3 MB with 8
+//!    concurrent uploaders; next to `dd` with fsync on the same disk.
+//!
 //! Each phase is bounded by a request count and a time limit.
 
 use serde_json::json;
@@ -215,6 +219,134 @@ async fn checkouts(base: &str, token: &str, n: usize, concurrency: usize, pairs:
     report(&format!("{name} {concurrency}"), lat, start.elapsed());
 }
 
+/// Resident set size of this process, in MiB (from /proc/self/status).
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// `dd` writing 1 GiB with fsync into `dir`, in MB/s as dd reports it.
+fn dd_speed(dir: &std::path::Path) -> String {
+    let out = std::process::Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", dir.join("dd.test").display()))
+        .args(["bs=8M", "count=128", "conv=fsync"])
+        .output()
+        .expect("dd");
+    let _ = std::fs::remove_file(dir.join("dd.test"));
+    String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_string()
+}
+
+async fn tus_create(client: &reqwest::Client, base: &str, token: &str, len: usize) -> String {
+    let r = client
+        .post(format!("{base}/api/v1/uploads/"))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", len.to_string())
+        .header("upload-metadata", "creator Y3I=,consent dHJ1ZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+async fn tus_patch(client: &reqwest::Client, base: &str, token: &str, loc: &str, offset: usize, body: Vec<u8>) {
+    let r = client
+        .patch(format!("{base}{loc}"))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", offset.to_string())
+        .header("content-type", "application/offset+octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+}
+
+async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    println!("{:<40} {}", "dd 1 GiB, bs=8M, conv=fsync", dd_speed(data_dir));
+    // 1 GiB in 8 MiB chunks, one uploader (a long video from one phone).
+    const CHUNK: usize = 8 << 20;
+    let total = 1usize << 30;
+    let mut header = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
+    header.resize(CHUNK, 0);
+    let loc = tus_create(&client, base, token, total).await;
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let before = rss_mib();
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_mib());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        })
+    };
+    let start = Instant::now();
+    for i in 0..total / CHUNK {
+        let mut chunk = if i == 0 { header.clone() } else { vec![0u8; CHUNK] };
+        chunk[CHUNK - 8..].copy_from_slice(&(i as u64).to_be_bytes());
+        tus_patch(&client, base, token, &loc, i * CHUNK, chunk).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    println!(
+        "{:<40} {:>8.1} MB/s  RSS before {:.0} MiB, peak {:.0} MiB (client and server in one process)",
+        "tus 1 GiB in 8 MiB PATCHes",
+        total as f64 / 1e6 / secs,
+        before,
+        peak
+    );
+
+    // 2,000 photos of ~3 MB, 8 phones at once: POST, then one PATCH each.
+    let photo = {
+        let img = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut out).encode_image(&img).unwrap();
+        out
+    };
+    let n = 2000;
+    let size = 3_000_000;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, next, base, token, photo) = (client.clone(), next.clone(), base.to_string(), token.to_string(), photo.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n || start.elapsed() > Duration::from_secs(120) {
+                    return lat;
+                }
+                // A valid JPEG followed by bytes that make every photo distinct.
+                let mut body = photo.clone();
+                body.resize(size, (i % 251) as u8);
+                body[size - 8..].copy_from_slice(&(i as u64).to_be_bytes());
+                let t = Instant::now();
+                let loc = tus_create(&client, &base, &token, size).await;
+                tus_patch(&client, &base, &token, &loc, 0, body).await;
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let wall = start.elapsed();
+    let mb = lat.len() as f64 * size as f64 / 1e6;
+    println!("{:<40} {:>8.1} MB/s  ({} photos)", "tus 3 MB photos, 8 uploaders", mb / wall.as_secs_f64(), lat.len());
+    report("  per photo (create + PATCH)", lat, wall);
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing and should not run this.
     if !std::env::args().any(|a| a == "--bench") {
@@ -247,5 +379,7 @@ fn main() {
         let base = url.trim_end_matches("/api/v1/checkins").to_string();
         checkouts(&base, &merch, 5_000, 8, false, Duration::from_secs(10)).await;
         checkouts(&base, &merch, 3_000, 8, true, Duration::from_secs(10)).await;
+        let capture = state.store.create_session(Actor { name: "bench".into(), role: Role::Capture }, state.clock.now(), 3_600_000).await.unwrap().0;
+        ingest(&base, &capture, dir.path()).await;
     });
 }

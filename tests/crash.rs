@@ -269,3 +269,84 @@ async fn sigkill_during_a_burst_of_checkouts_keeps_stock_equal_to_initial_minus_
         assert_eq!(shown["on_hand"], on_hand);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path());
+    let token = token_for(dir.path(), "capture");
+    let mut video = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
+    video.resize(40 << 20, 0x42);
+    let sha: String = sha2::Sha256::digest(&video).iter().map(|b| format!("{b:02x}")).collect();
+    let http = reqwest::Client::new();
+    let meta = format!("creator {}", base64_of("cr-mara"));
+    let r = http
+        .post(format!("http://{addr}/api/v1/uploads/"))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", video.len().to_string())
+        .header("upload-metadata", meta)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let head = |addr: String| {
+        let (http, token, loc) = (http.clone(), token.clone(), loc.clone());
+        async move {
+            let r = http.head(format!("http://{addr}{loc}")).bearer_auth(token).header("tus-resumable", "1.0.0").send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.headers()["upload-offset"].to_str().unwrap().parse::<u64>().unwrap()
+        }
+    };
+    // 20 MiB arrive, then the phone stalls with the request still open.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let req = http
+        .patch(format!("http://{addr}{loc}"))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(reqwest::Body::wrap_stream(stream));
+    let stalled = tokio::spawn(req.send());
+    for c in video[..20 << 20].chunks(1 << 20) {
+        tx.send(Ok(c.to_vec())).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while head(addr.clone()).await < 16 << 20 {
+        assert!(std::time::Instant::now() < deadline, "checkpoints never reached 16 MiB");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(tx);
+    let _ = stalled.await;
+
+    let (mut child, addr) = start(dir.path());
+    let durable = head(addr.clone()).await;
+    assert!(durable >= 16 << 20 && durable <= 20 << 20 && durable % (8 << 20) == 0, "resumes from a checkpoint: {durable}");
+    let r = http
+        .patch(format!("http://{addr}{loc}"))
+        .bearer_auth(&token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", durable.to_string())
+        .header("content-type", "application/offset+octet-stream")
+        .body(video[durable as usize..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let r = http.head(format!("http://{addr}/api/v1/captures/{sha}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the capture arrived whole, hash and all");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let stored = std::fs::read(dir.path().join("captures").join(&sha[..2]).join(&sha[2..])).unwrap();
+    assert!(stored == video, "stored bytes equal the original");
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
