@@ -326,7 +326,7 @@ async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
 
     let (mut child, addr) = start(dir.path());
     let durable = head(addr.clone()).await;
-    assert!(durable >= 16 << 20 && durable <= 20 << 20 && durable % (8 << 20) == 0, "resumes from a checkpoint: {durable}");
+    assert!((16 << 20..=20 << 20).contains(&durable) && durable % (8 << 20) == 0, "resumes from a checkpoint: {durable}");
     let r = http
         .patch(format!("http://{addr}{loc}"))
         .bearer_auth(&token)

@@ -7,7 +7,7 @@ mod common;
 
 use common::{jpeg, sha256_hex, tus_metadata, TestBox};
 use reqwest::{Method, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 use venuebox::api::tus::CaptureConfig;
 use venuebox::clock::Clock;
@@ -296,10 +296,11 @@ async fn size_limit_quota_and_body_past_the_length_are_refused() {
 async fn below_the_disk_floor_new_uploads_wait_and_running_ones_stop_cleanly() {
     let probe = venuebox::media::MediaFiles::open(&std::env::temp_dir()).unwrap();
     let free = probe.free_bytes().unwrap();
-    // Leave 24 MiB above the floor: a 64 MiB upload must stop part-way.
-    let (b, t) = start_with(CaptureConfig { disk_floor_bytes: free - 24 * MIB, ..CaptureConfig::default() }).await;
+    // Leave 40 MiB above the floor: a 128 MiB upload must stop part-way
+    // (other tests in this binary write a few MiB meanwhile).
+    let (b, t) = start_with(CaptureConfig { disk_floor_bytes: free - 40 * MIB, ..CaptureConfig::default() }).await;
     let mut big = jpeg(16, 16, 8);
-    big.resize(64 * MIB as usize, 0x55);
+    big.resize(128 * MIB as usize, 0x55);
     // Deferred length: the creation itself asks for no space.
     let r = tus(&b, &t, Method::POST, "/api/v1/uploads/", &[("upload-defer-length", "1".into()), ("upload-metadata", meta("cr-a"))], None).await;
     assert_eq!(r.status(), 201);

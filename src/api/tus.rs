@@ -97,7 +97,7 @@ fn tus_error(status: StatusCode, code: &'static str, message: impl Into<String>)
 }
 
 /// Every request but OPTIONS must speak tus 1.0.0.
-fn check_resumable(h: &HeaderMap) -> Result<(), Response> {
+fn check_resumable(h: &HeaderMap) -> Result<(), Box<Response>> {
     match header(h, "tus-resumable") {
         Some(VERSION) => Ok(()),
         other => {
@@ -107,7 +107,7 @@ fn check_resumable(h: &HeaderMap) -> Result<(), Response> {
             };
             let mut r = tus_error(StatusCode::PRECONDITION_FAILED, "tus_version", msg).into_response();
             r.headers_mut().insert("tus-version", HeaderValue::from_static(VERSION));
-            Err(r)
+            Err(Box::new(r))
         }
     }
 }
@@ -185,7 +185,7 @@ fn check_disk(st: &AppState, needed: u64) -> Result<(), ApiError> {
 }
 
 pub async fn create(State(st): State<AppState>, p: Principal, h: HeaderMap, body: Body) -> Result<Response, Response> {
-    check_resumable(&h)?;
+    check_resumable(&h).map_err(|r| *r)?;
     create_upload(st, p, h, body).await.map_err(IntoResponse::into_response)
 }
 
@@ -256,7 +256,7 @@ async fn upload_for(st: &AppState, p: &Principal, id: &str) -> Result<UploadRow,
 }
 
 pub async fn head(State(st): State<AppState>, p: Principal, Path(id): Path<String>, h: HeaderMap) -> Result<Response, Response> {
-    check_resumable(&h)?;
+    check_resumable(&h).map_err(|r| *r)?;
     let row = upload_for(&st, &p, &id).await.map_err(IntoResponse::into_response)?;
     let mut r = StatusCode::OK.into_response();
     set(&mut r, "upload-offset", row.offset);
@@ -275,7 +275,7 @@ pub async fn head(State(st): State<AppState>, p: Principal, Path(id): Path<Strin
 }
 
 pub async fn patch(State(st): State<AppState>, p: Principal, Path(id): Path<String>, h: HeaderMap, body: Body) -> Result<Response, Response> {
-    check_resumable(&h)?;
+    check_resumable(&h).map_err(|r| *r)?;
     patch_upload(st, p, id, h, body).await.map_err(IntoResponse::into_response)
 }
 
@@ -307,7 +307,7 @@ async fn patch_upload(st: AppState, p: Principal, id: String, h: HeaderMap, body
 }
 
 pub async fn delete(State(st): State<AppState>, p: Principal, Path(id): Path<String>, h: HeaderMap) -> Result<Response, Response> {
-    check_resumable(&h)?;
+    check_resumable(&h).map_err(|r| *r)?;
     let result: Result<Response, ApiError> = async {
         let slot = st.uploads.slot(&id);
         let Ok(_held) = slot.try_lock() else {
@@ -374,7 +374,8 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
         Some((hasher, at)) if at == start => hasher,
         _ => rehash(st, &row.id, start).await?,
     };
-    let before = check.is_some().then(|| hasher.clone());
+    // The hash state before this request, to go back to if it is discarded.
+    let before = hasher.clone();
     let media = st.media.clone();
     let id = row.id.clone();
     let mut file = Some(tokio::task::spawn_blocking(move || media.open_part_at(&id, start)).await.map_err(|_| ApiError::internal())?.map_err(media_error)?);
@@ -420,15 +421,9 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
     }
     let discard = matches!(stop, Some(Stop::TooLarge)) || (check.is_some() && stop.is_some());
     if discard {
-        // Nothing of this request is kept: cut the file back to the start.
-        let media = st.media.clone();
-        let id = row.id.clone();
         drop(file.take());
-        tokio::task::spawn_blocking(move || media.open_part_at(&id, start).and_then(|f| f.sync_all().map_err(|e| MediaError::Io(e.to_string()))))
-            .await
-            .map_err(|_| ApiError::internal())?
-            .map_err(media_error)?;
-        slot.hasher = before.map(|b| (b, start));
+        cut_back(st, &row.id, start).await?;
+        slot.hasher = Some((before, start));
         return Err(match stop {
             Some(Stop::TooLarge) => tus_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body goes past the upload's length ({limit} bytes)")),
             _ => tus_error(StatusCode::BAD_REQUEST, "interrupted", "the body was cut off before its checksum could be checked: resume from the offset"),
@@ -442,14 +437,9 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
             Check::Sha256(c, w) => (c.finalize().to_vec(), w),
         };
         if got != want {
-            let media = st.media.clone();
-            let id = row.id.clone();
             drop(file.take());
-            tokio::task::spawn_blocking(move || media.open_part_at(&id, start).and_then(|f| f.sync_all().map_err(|e| MediaError::Io(e.to_string()))))
-                .await
-                .map_err(|_| ApiError::internal())?
-                .map_err(media_error)?;
-            slot.hasher = before.map(|b| (b, start));
+            cut_back(st, &row.id, start).await?;
+            slot.hasher = Some((before, start));
             return Err(tus_error(StatusCode::from_u16(460).expect("460 is a valid status"), "checksum_mismatch", "the chunk's checksum does not match: it was discarded, send it again"));
         }
     }
@@ -477,6 +467,17 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
         slot.hasher = Some((hasher, end));
     }
     Ok(end)
+}
+
+/// Keeps nothing of a discarded request: the part file is cut back to
+/// where the request started, durably.
+async fn cut_back(st: &AppState, id: &str, start: u64) -> Result<(), ApiError> {
+    let media = st.media.clone();
+    let id = id.to_string();
+    tokio::task::spawn_blocking(move || media.open_part_at(&id, start).and_then(|f| f.sync_all().map_err(|e| MediaError::Io(e.to_string()))))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(media_error)
 }
 
 /// Writes the buffer (and fsyncs when asked) off the async threads,

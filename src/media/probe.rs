@@ -114,7 +114,10 @@ fn find_box(f: &mut File, start: u64, len: u64, kind: &[u8; 4]) -> Option<(u64, 
 
 /// Creation time from `moov/mvhd` and the first video track's size from
 /// `moov/trak/tkhd`. QuickTime counts seconds from 1904.
-fn movie_header(f: &mut File) -> Option<(Option<Millis>, Option<(u32, u32)>)> {
+/// (creation time, width × height) of a movie, each when present.
+type MovieHeader = (Option<Millis>, Option<(u32, u32)>);
+
+fn movie_header(f: &mut File) -> Option<MovieHeader> {
     let file_len = f.metadata().ok()?.len();
     let (moov, moov_len) = find_box(f, 0, file_len, b"moov")?;
     let mut time = None;
