@@ -59,9 +59,10 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// DateTimeOriginal (with OffsetTimeOriginal when present; without it the
-/// camera's local time is taken as UTC, which is what most phones mean
-/// when they leave the offset out... and the client's time is kept too).
+/// DateTimeOriginal (or DateTime) with OffsetTimeOriginal when present.
+/// Without an offset the camera's local time is read as UTC: the box has
+/// no time-zone database, and the device's own capture time (kept in the
+/// upload row) is there to cross-check.
 fn exif_time(path: &Path) -> Option<Millis> {
     let f = File::open(path).ok()?;
     let exif = exif::Reader::new().read_from_container(&mut BufReader::new(f)).ok()?;
@@ -193,6 +194,46 @@ pub(crate) mod tests {
         assert_eq!(probe.media, MediaType::Mp4);
         assert_eq!(probe.captured_at, Some(1_800_000_000_000));
         assert_eq!((probe.width, probe.height), (Some(1920), Some(1080)));
+    }
+
+    /// A JPEG with an EXIF APP1 segment carrying the given date fields.
+    fn jpeg_with_exif(fields: &[(exif::Tag, &str)]) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(30, 20, image::Rgb([1, 2, 3]));
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(&img).unwrap();
+        let owned: Vec<exif::Field> = fields
+            .iter()
+            .map(|(tag, v)| exif::Field { tag: *tag, ifd_num: exif::In::PRIMARY, value: exif::Value::Ascii(vec![v.as_bytes().to_vec()]) })
+            .collect();
+        let mut w = exif::experimental::Writer::new();
+        for f in &owned {
+            w.push_field(f);
+        }
+        let mut tiff = std::io::Cursor::new(Vec::new());
+        w.write(&mut tiff, false).unwrap();
+        let tiff = tiff.into_inner();
+        let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        out.extend_from_slice(&((tiff.len() + 8) as u16).to_be_bytes());
+        out.extend_from_slice(b"Exif\0\0");
+        out.extend_from_slice(&tiff);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn the_capture_time_comes_from_exif_with_its_offset_when_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (vec![(exif::Tag::DateTimeOriginal, "2026:11:27 21:30:00"), (exif::Tag::OffsetTimeOriginal, "+01:00")], "2026-11-27T20:30:00Z"),
+            (vec![(exif::Tag::DateTimeOriginal, "2026:11:27 21:30:00")], "2026-11-27T21:30:00Z"),
+        ];
+        for (fields, want) in cases {
+            let p = dir.path().join("exif.jpg");
+            std::fs::write(&p, jpeg_with_exif(&fields)).unwrap();
+            let probe = probe(&p).unwrap();
+            assert_eq!(probe.captured_at, Some(crate::domain::time::parse_rfc3339(want).unwrap()), "{fields:?}");
+            assert_eq!((probe.width, probe.height), (Some(30), Some(20)));
+        }
     }
 
     #[test]
