@@ -22,6 +22,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod devices;
 pub mod domain;
 pub mod media;
 pub mod metrics;

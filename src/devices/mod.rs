@@ -1,0 +1,10 @@
+//! What is plugged into the box: USB QR scanners, USB receipt printers,
+//! GPIO lights, buzzer, relay and button.
+//!
+//! Protocol code is pure and works on bytes (`hid`, `serial`, `escpos`);
+//! `signals` is the GPIO trait with its fake and its rppal adapter. Only
+//! this module's adapters touch USB or GPIO.
+
+pub mod escpos;
+pub mod hid;
+pub mod serial;
