@@ -8,3 +8,15 @@
 pub mod escpos;
 pub mod hid;
 pub mod serial;
+pub mod signals;
+
+/// Errors at the device boundary, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The device or bus is not there (no USB, no GPIO, unplugged).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The device is there but a transfer failed.
+    #[error("{0}")]
+    Io(String),
+}
