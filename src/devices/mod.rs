@@ -5,8 +5,12 @@
 //! `signals` is the GPIO trait with its fake and its rppal adapter. Only
 //! this module's adapters touch USB or GPIO.
 
+pub mod config;
 pub mod escpos;
 pub mod hid;
+pub mod pipeline;
+pub mod printing;
+pub mod registry;
 pub mod serial;
 pub mod signals;
 

@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "sales", include_str!("migrations/0002_sales.sql")),
     (3, "captures", include_str!("migrations/0003_captures.sql")),
+    (4, "printing", include_str!("migrations/0004_printing.sql")),
 ];
 
 pub fn latest() -> i64 {

@@ -246,6 +246,7 @@ pub(crate) fn record_order(
             receipt_json,
         ])?;
     outbox::append(ctx, "order.created", &serde_json::json!({"kind": o.kind, "drop": o.drop, "attendee": o.attendee, "receipt": receipt}), o.now)?;
+    super::printing::enqueue(ctx, Some(&o.id), "receipt", super::printing::DEFAULT_STATION, o.now)?;
     Ok(OrderView {
         id: OrderId(o.id),
         kind: o.kind.as_str().into(),

@@ -1,0 +1,133 @@
+//! Printing receipts: a worker per printer takes its station's pending
+//! jobs, asks the printer how it is, and prints only when it is ready —
+//! out of paper or cover open, the job waits (and staff see why) instead
+//! of being lost. `FakePrinter` writes what it would print to files.
+
+use super::escpos::{encode_receipt, EscPos, PrinterStatus};
+use super::registry::Registry;
+use super::DeviceError;
+use crate::clock::Clock;
+use crate::store::Store;
+use futures_util::future::BoxFuture;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub trait Printer: Send + Sync {
+    fn id(&self) -> String;
+    fn status(&self) -> BoxFuture<'_, Result<PrinterStatus, DeviceError>>;
+    fn print(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), DeviceError>>;
+}
+
+/// A test page: proves the printer, the paper and the cutter.
+pub fn test_page(name: &str) -> Vec<u8> {
+    EscPos::new().line("venuebox test page").line(name).qr(b"VENUEBOX-TEST", 4).cut(3).finish()
+}
+
+/// Prints `station`'s jobs on `printer` until `stop`.
+pub async fn run(printer: Arc<dyn Printer>, station: String, width: usize, store: Store, clock: Clock, registry: Arc<Registry>, stop: CancellationToken) {
+    let id = printer.id();
+    let idle = Duration::from_millis(250);
+    let mut last_status: Option<PrinterStatus> = None;
+    while !stop.is_cancelled() {
+        let job = match store.next_print_job(station.clone(), clock.now()).await {
+            Ok(Some(j)) => j,
+            Ok(None) => {
+                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(idle) => continue }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the print queue");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let status = match printer.status().await {
+            Ok(s) => s,
+            Err(DeviceError::Unavailable(why)) => {
+                registry.update(&id, "disconnected", Some(why));
+                return;
+            }
+            Err(e) => {
+                registry.update(&id, "needs_attention", Some(e.to_string()));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if last_status != Some(status) {
+            registry.update(&id, if status.ready() { "ready" } else { "needs_attention" }, status.advice().map(String::from));
+            if !status.ready() {
+                tracing::warn!(printer = %id, advice = ?status.advice(), "receipt waits for the printer");
+            }
+            last_status = Some(status);
+        }
+        if !status.ready() {
+            tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_millis(500)) => continue }
+        }
+        let bytes = match &job.receipt {
+            Some(r) => encode_receipt(r, width),
+            None => test_page(&id),
+        };
+        match printer.print(bytes).await {
+            Ok(()) => {
+                if let Err(e) = store.print_job_done(job.id, id.clone(), clock.now()).await {
+                    tracing::error!(error = %e, job = job.id, "printed, but could not record it");
+                }
+                tracing::info!(printer = %id, job = job.id, kind = %job.kind, "printed");
+            }
+            Err(e) => {
+                let _ = store.print_job_failed(job.id, e.to_string()).await;
+                if let DeviceError::Unavailable(why) = e {
+                    registry.update(&id, "disconnected", Some(why));
+                    return;
+                }
+                registry.update(&id, "needs_attention", Some(format!("printing failed: {e}; the receipt will be retried")));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Writes each job to `dir` as `<n>.escpos` (the bytes) and `<n>.txt`
+/// (what is readable of them), with a status a test can change.
+pub struct FakePrinter {
+    dir: PathBuf,
+    /// What the next status request answers.
+    pub status: Mutex<PrinterStatus>,
+    printed: Mutex<u64>,
+}
+
+impl FakePrinter {
+    pub fn new(dir: PathBuf) -> Result<FakePrinter, DeviceError> {
+        std::fs::create_dir_all(&dir).map_err(|e| DeviceError::Io(format!("{}: {e}", dir.display())))?;
+        Ok(FakePrinter { dir, status: Mutex::default(), printed: Mutex::new(0) })
+    }
+
+    pub fn set_status(&self, s: PrinterStatus) {
+        *self.status.lock().expect("fake printer") = s;
+    }
+}
+
+impl Printer for FakePrinter {
+    fn id(&self) -> String {
+        "simulated-printer".into()
+    }
+    fn status(&self) -> BoxFuture<'_, Result<PrinterStatus, DeviceError>> {
+        let s = *self.status.lock().expect("fake printer");
+        Box::pin(async move { Ok(s) })
+    }
+    fn print(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), DeviceError>> {
+        Box::pin(async move {
+            let n = {
+                let mut p = self.printed.lock().expect("fake printer");
+                *p += 1;
+                *p
+            };
+            let text: String = bytes.iter().map(|&b| if b == b'\n' || (0x20..0x7F).contains(&b) { b as char } else { ' ' }).collect();
+            let base = self.dir.join(format!("{n:05}"));
+            std::fs::write(base.with_extension("escpos"), &bytes).map_err(|e| DeviceError::Io(e.to_string()))?;
+            std::fs::write(base.with_extension("txt"), text).map_err(|e| DeviceError::Io(e.to_string()))?;
+            Ok(())
+        })
+    }
+}
