@@ -19,7 +19,6 @@
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use venuebox::api::ApiConfig;
 use venuebox::clock::Clock;
 use venuebox::domain::checkin::{self, Direction, Resolution};
 use venuebox::domain::ids::{EventId, GateId, TicketId, TierId};
@@ -359,7 +358,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config { data_dir: dir.path().to_path_buf(), api: ApiConfig::default(), read_connections: 4 };
+        let config = Config::new(dir.path());
         let state = server::open(&config, Clock::system()).unwrap();
         let bytes = manifest(&key);
         let sig = sign_detached(&key.signing_key(), &bytes);

@@ -69,6 +69,13 @@ enum Command {
         /// On first start, create and load a demo event (files in DATA_DIR/demo/).
         #[arg(long)]
         demo: bool,
+        /// No hardware: simulated lights, receipts written to DATA_DIR/printed/,
+        /// scans injected with POST /api/v1/devices/scan.
+        #[arg(long)]
+        simulate: bool,
+        /// Device configuration (JSON): scanners to gates, printers to stations, GPIO pins.
+        #[arg(long, env = "VENUEBOX_DEVICES")]
+        devices: Option<PathBuf>,
         /// Seconds after a check-in during which a supervisor may undo it.
         #[arg(long, default_value_t = 120)]
         undo_window_secs: i64,
@@ -113,6 +120,20 @@ enum Command {
     /// Staff helpers.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// USB scanners and printers attached to this machine, and what they would do.
+    Devices {
+        #[command(subcommand)]
+        action: Option<DevicesCommand>,
+        /// Device configuration (JSON), as for serve.
+        #[arg(long, env = "VENUEBOX_DEVICES")]
+        devices: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevicesCommand {
+    /// Blink the LEDs, beep, pulse the relay and print a test page on every printer.
+    Test,
 }
 
 #[derive(Subcommand)]
@@ -211,7 +232,7 @@ async fn shutdown_signal() {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve { dir, listen, demo, undo_window_secs, session_hours, hold_secs, captures, organiser_keys } => {
+        Command::Serve { dir, listen, demo, simulate, devices, undo_window_secs, session_hours, hold_secs, captures, organiser_keys } => {
             let config = Config {
                 data_dir: dir.data_dir.clone(),
                 api: ApiConfig {
@@ -222,6 +243,8 @@ async fn run(command: Command) -> Result<()> {
                     pinned_keys: pinned(&organiser_keys)?,
                 },
                 read_connections: 4,
+                devices: if simulate { venuebox::devices::Mode::Simulate } else { venuebox::devices::Mode::Hardware },
+                device_config: load_devices(devices.as_deref())?,
             };
             let state = server::open(&config, Clock::system()).with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
             if demo {
@@ -287,10 +310,46 @@ async fn run(command: Command) -> Result<()> {
             println!("key {} written to {}\npublic key for the manifest's organiser_keys: {}", key.key_id, out.display(), key.public_key);
             Ok(())
         }
+        Command::Devices { action, devices } => {
+            let config = load_devices(devices.as_deref())?;
+            match venuebox::devices::usb::list(&config).await {
+                Ok(list) if list.is_empty() => println!("no USB scanners or printers found"),
+                Ok(list) => {
+                    for (port, name, role) in list {
+                        println!("{port:<10} {name:<50} {role}");
+                    }
+                }
+                Err(e) => println!("USB unavailable: {e}"),
+            }
+            match venuebox::devices::signals::RppalGpio::open(&config.gpio) {
+                Ok(g) => {
+                    println!("{}", venuebox::devices::signals::Gpio::describe(&g));
+                    if matches!(action, Some(DevicesCommand::Test)) {
+                        let s = venuebox::devices::signals::Signaller::new(std::sync::Arc::new(g), config.gpio.clone());
+                        s.self_test();
+                        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                        println!("GPIO: green, red, buzzer and relay switched; watch the door");
+                    }
+                }
+                Err(e) => println!("GPIO unavailable: {e}"),
+            }
+            if matches!(action, Some(DevicesCommand::Test)) {
+                let n = venuebox::devices::usb::print_test_pages().await?;
+                println!("test page sent to {n} printer(s)");
+            }
+            Ok(())
+        }
         Command::Staff(StaffCommand::HashPin { pin }) => {
             println!("{}", organiser::demo::hash_pin(&pin));
             Ok(())
         }
+    }
+}
+
+fn load_devices(path: Option<&Path>) -> Result<venuebox::devices::config::DevicesConfig> {
+    match path {
+        Some(p) => venuebox::devices::config::DevicesConfig::load(p).map_err(anyhow::Error::msg),
+        None => Ok(Default::default()),
     }
 }
 

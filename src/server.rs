@@ -4,6 +4,13 @@
 
 use crate::api::{self, ApiConfig, AppState};
 use crate::clock::Clock;
+use crate::devices::config::DevicesConfig;
+use crate::devices::printing::{FakePrinter, Printer};
+use crate::devices::registry::{DeviceState, Registry};
+use crate::devices::pipeline::ScanPipeline;
+use crate::devices::signals::{FakeGpio, Gpio, RppalGpio, Signaller};
+use crate::devices::usb::UsbManager;
+use crate::devices::{self, Devices};
 use crate::media::MediaFiles;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreOptions};
@@ -21,12 +28,67 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub api: ApiConfig,
     pub read_connections: usize,
+    pub devices: devices::Mode,
+    pub device_config: DevicesConfig,
 }
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
-        Config { data_dir: data_dir.into(), api: ApiConfig::default(), read_connections: 4 }
+        Config { data_dir: data_dir.into(), api: ApiConfig::default(), read_connections: 4, devices: devices::Mode::Off, device_config: DevicesConfig::default() }
     }
+}
+
+/// The lights, the scan pipeline and (when simulating) the fake printer.
+fn open_devices(config: &Config, store: &Store, clock: &Clock) -> Result<Devices, StoreError> {
+    let mut fake_gpio = None;
+    let gpio: Arc<dyn Gpio> = match config.devices {
+        devices::Mode::Hardware => match RppalGpio::open(&config.device_config.gpio) {
+            Ok(g) => Arc::new(g),
+            Err(e) => {
+                tracing::warn!(reason = %e, "GPIO unavailable: the door lights, buzzer and relay are off");
+                let f = Arc::new(FakeGpio::default());
+                fake_gpio = Some(f.clone());
+                f
+            }
+        },
+        _ => {
+            let f = Arc::new(FakeGpio::default());
+            fake_gpio = Some(f.clone());
+            f
+        }
+    };
+    let registry = Arc::new(Registry::default());
+    registry.set(DeviceState {
+        id: "gpio".into(),
+        kind: "gpio".into(),
+        name: gpio.describe(),
+        role: "door lights, buzzer, relay".into(),
+        status: if fake_gpio.is_some() && config.devices == devices::Mode::Hardware { "unavailable".into() } else { "ready".into() },
+        detail: None,
+    });
+    let signaller = Signaller::new(gpio, config.device_config.gpio.clone());
+    let fake_printer = if config.devices == devices::Mode::Simulate {
+        let p = Arc::new(FakePrinter::new(config.data_dir.join("printed")).map_err(|e| StoreError::Io(e.to_string()))?);
+        registry.set(DeviceState {
+            id: p.id(),
+            kind: "printer".into(),
+            name: format!("simulated printer writing to {}", config.data_dir.join("printed").display()),
+            role: "station default".into(),
+            status: "ready".into(),
+            detail: None,
+        });
+        Some(p)
+    } else {
+        None
+    };
+    Ok(Devices {
+        mode: config.devices.clone(),
+        config: Arc::new(config.device_config.clone()),
+        pipeline: Arc::new(ScanPipeline::new(store.clone(), clock.clone(), signaller)),
+        registry,
+        fake_gpio,
+        fake_printer,
+    })
 }
 
 /// Opens the data directory and builds the state every request shares.
@@ -38,7 +100,8 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
         StoreOptions { read_connections: config.read_connections, ..StoreOptions::default() },
     )?;
     let media = MediaFiles::open(&config.data_dir).map_err(|e| StoreError::Io(e.to_string()))?;
-    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default() })
+    let devices = Arc::new(open_devices(config, &store, &clock)?);
+    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default(), devices })
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes
@@ -49,6 +112,20 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
     let tasks = TaskTracker::new();
     tasks.spawn(housekeeping(state.clone(), stop.clone()));
     tasks.spawn(thumbnails(state.clone(), stop.clone()));
+    let d = state.devices.clone();
+    match d.mode {
+        devices::Mode::Hardware => {
+            let usb = Arc::new(UsbManager { config: d.config.clone(), pipeline: d.pipeline.clone(), registry: d.registry.clone(), store: state.store.clone(), clock: state.clock.clone() });
+            tasks.spawn(usb.run(stop.clone()));
+        }
+        devices::Mode::Simulate => {
+            if let Some(p) = d.fake_printer.clone() {
+                let station = crate::store::printing::DEFAULT_STATION.to_string();
+                tasks.spawn(devices::printing::run(p, station, 42, state.store.clone(), state.clock.clone(), d.registry.clone(), stop.clone()));
+            }
+        }
+        devices::Mode::Off => {}
+    }
     tasks.close();
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;

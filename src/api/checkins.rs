@@ -113,6 +113,9 @@ pub async fn create(State(st): State<AppState>, p: Principal, Json(req): Json<Ch
         })
         .await?;
     let mut resp = axum::Json(answer(&st, outcome.record())).into_response();
+    if let ScanOutcome::New(r) = &outcome {
+        st.devices.pipeline.publish(&format!("staff {}", r.staff), r);
+    }
     if let ScanOutcome::Replayed(_) = outcome {
         resp.headers_mut().insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
     }

@@ -8,6 +8,7 @@
 pub mod auth;
 mod captures;
 mod checkins;
+mod devices;
 mod drops;
 pub mod error;
 mod event;
@@ -67,6 +68,7 @@ pub struct AppState {
     pub auth: Arc<auth::AuthState>,
     pub media: MediaFiles,
     pub uploads: Arc<tus::UploadSlots>,
+    pub devices: Arc<crate::devices::Devices>,
 }
 
 /// Largest manifest accepted over HTTP; a 5,000-ticket manifest is ~1 MB.
@@ -116,6 +118,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/captures/{sha256}/thumbnail", get(captures::thumbnail))
         .route("/api/v1/captures/{sha256}/hide", post(captures::hide))
         .route("/api/v1/upload-links", post(captures::create_link))
+        .route("/api/v1/devices", get(devices::list))
+        .route("/api/v1/devices/scan", post(devices::inject))
+        .route("/api/v1/devices/test", post(devices::self_test))
+        .route("/api/v1/scans/feed", get(devices::feed))
+        .route("/api/v1/orders/{id}/print", post(devices::reprint))
+        .route("/api/v1/print-jobs", get(devices::print_jobs))
         .fallback(ops::not_found)
         .layer(cors())
         .layer(axum::middleware::from_fn_with_state(state.clone(), tus::options_beside_cors))
@@ -150,10 +158,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn state(dir: &std::path::Path) -> AppState {
-        let metrics = Arc::new(Metrics::default());
-        let store = Store::open(dir, metrics.clone(), Default::default()).unwrap();
-        let media = MediaFiles::open(dir).unwrap();
-        AppState { store, metrics, clock: Clock::system(), config: Arc::default(), auth: Arc::default(), media, uploads: Arc::default() }
+        crate::server::open(&crate::server::Config::new(dir), Clock::system()).unwrap()
     }
 
     async fn call(app: Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {

@@ -13,6 +13,10 @@ pub struct SerialLineDecoder {
 }
 
 impl SerialLineDecoder {
+    pub fn new(prefix: &str, suffix: &str) -> Self {
+        SerialLineDecoder { buf: Vec::new(), prefix: prefix.into(), suffix: suffix.into() }
+    }
+
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
         let mut out = Vec::new();
         for &b in bytes {

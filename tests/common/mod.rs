@@ -83,7 +83,7 @@ impl TestBox {
     pub async fn start_full(clock: Clock, api: ApiConfig, extra: impl FnOnce(&mut Value)) -> TestBox {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyFile::generate();
-        let config = Config { data_dir: dir.path().to_path_buf(), api, read_connections: 4 };
+        let config = Config { api, ..Config::new(dir.path()) };
         let state = server::open(&config, clock).unwrap();
         let bytes = manifest(&key, 1, extra);
         let sig = sign_detached(&key.signing_key(), &bytes);

@@ -1,0 +1,115 @@
+//! The box's hardware as staff see it: devices and their state, the live
+//! verdict feed, reprints and the print queue, a device self-test, and —
+//! in `--simulate` — injecting a scan as if a USB scanner had read it.
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::json::Json;
+use super::AppState;
+use crate::devices::pipeline::Binding;
+use crate::devices::Mode;
+use crate::domain::checkin::Direction;
+use crate::domain::ids::{GateId, OrderId};
+use crate::domain::role::Role;
+use crate::store::printing::DEFAULT_STATION;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::time::Instant;
+
+pub async fn list(State(st): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
+    let pending = st.store.print_jobs(true, 1000).await?.len();
+    Ok(Json(json!({
+        "mode": format!("{:?}", st.devices.mode).to_lowercase(),
+        "devices": st.devices.registry.list(),
+        "print_jobs_pending": pending,
+    })))
+}
+
+/// Every verdict as it happens (scanners and staff phones alike), as
+/// server-sent events (`event: scan`), for the dashboard.
+pub async fn feed(State(st): State<AppState>, p: Principal) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    p.require(Role::Door)?;
+    let rx = st.devices.pipeline.subscribe();
+    let events = stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(v) => return Some((Ok(Event::default().event("scan").data(v.to_string())), rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let ev = Event::default().event("lagged").data(json!({"missed": n}).to_string());
+                    return Some((Ok(ev), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectBody {
+    code: String,
+    #[serde(default)]
+    scanner: Option<String>,
+    #[serde(default)]
+    gate: Option<String>,
+    #[serde(default)]
+    direction: Option<Direction>,
+}
+
+/// `--simulate` only: a scan as if a USB scanner read `code`.
+pub async fn inject(State(st): State<AppState>, p: Principal, Json(b): Json<InjectBody>) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Door)?;
+    if st.devices.mode != Mode::Simulate {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_simulating", "scan injection exists only when the box runs with --simulate"));
+    }
+    let binding = Binding {
+        scanner: b.scanner.unwrap_or_else(|| "simulated-scanner".into()),
+        gate: b.gate.map(GateId),
+        direction: b.direction.unwrap_or(Direction::Entry),
+    };
+    let rec = st.devices.pipeline.scan(&binding, b.code.trim(), Instant::now()).await?;
+    Ok(Json(match rec {
+        Some(r) => json!({"double_read": false, "scan_id": r.id, "verdict": r.verdict, "reason": r.reason, "gate": r.gate, "ticket": r.ticket}),
+        None => json!({"double_read": true}),
+    }))
+}
+
+/// Blinks, beeps and pulses every output once and queues a test page.
+pub async fn self_test(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Supervisor)?;
+    st.devices.pipeline.signaller().self_test();
+    let job = st.store.queue_print(None, DEFAULT_STATION.into(), st.clock.now()).await?;
+    Ok(Json(json!({"signals": "green, red, buzzer and relay switched once", "test_page_job": job})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReprintQuery {
+    #[serde(default)]
+    station: Option<String>,
+}
+
+pub async fn reprint(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Query(q): Query<ReprintQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    p.require_any(&[Role::Merch, Role::Door])?;
+    let station = q.station.unwrap_or_else(|| DEFAULT_STATION.into());
+    let job = st.store.queue_print(Some(OrderId(id)), station, st.clock.now()).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"job": job}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsQuery {
+    #[serde(default)]
+    pending: bool,
+}
+
+pub async fn print_jobs(State(st): State<AppState>, p: Principal, Query(q): Query<JobsQuery>) -> Result<Json<Value>, ApiError> {
+    p.require_any(&[Role::Merch, Role::Door])?;
+    Ok(Json(json!({"jobs": st.store.print_jobs(q.pending, 200).await?})))
+}
