@@ -81,9 +81,14 @@ impl TestBox {
 
     /// A box whose manifest `extra` changed first (sections for selling...).
     pub async fn start_full(clock: Clock, api: ApiConfig, extra: impl FnOnce(&mut Value)) -> TestBox {
+        Self::start_devices(clock, api, venuebox::devices::Mode::Off, extra).await
+    }
+
+    /// A box with its devices in `mode` (Simulate: fake lights and printer).
+    pub async fn start_devices(clock: Clock, api: ApiConfig, mode: venuebox::devices::Mode, extra: impl FnOnce(&mut Value)) -> TestBox {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyFile::generate();
-        let config = Config { api, ..Config::new(dir.path()) };
+        let config = Config { api, devices: mode, ..Config::new(dir.path()) };
         let state = server::open(&config, clock).unwrap();
         let bytes = manifest(&key, 1, extra);
         let sig = sign_detached(&key.signing_key(), &bytes);
