@@ -30,10 +30,28 @@ pub async fn run(printer: Arc<dyn Printer>, station: String, width: usize, store
     let id = printer.id();
     let idle = Duration::from_millis(250);
     let mut last_status: Option<PrinterStatus> = None;
+    let mut last_check = std::time::Instant::now();
     while !stop.is_cancelled() {
         let job = match store.next_print_job(station.clone(), clock.now()).await {
             Ok(Some(j)) => j,
             Ok(None) => {
+                // Idle: still look at the printer now and then, so staff
+                // see "out of paper" before the next sale, not after.
+                if last_check.elapsed() >= Duration::from_secs(2) {
+                    last_check = std::time::Instant::now();
+                    match printer.status().await {
+                        Ok(s) if last_status != Some(s) => {
+                            registry.update(&id, if s.ready() { "ready" } else { "needs_attention" }, s.advice().map(String::from));
+                            last_status = Some(s);
+                        }
+                        Ok(_) => {}
+                        Err(DeviceError::Unavailable(why)) => {
+                            registry.update(&id, "disconnected", Some(why));
+                            return;
+                        }
+                        Err(e) => tracing::debug!(printer = %id, error = %e, "status check failed"),
+                    }
+                }
                 tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(idle) => continue }
             }
             Err(e) => {

@@ -119,6 +119,14 @@ pub async fn print_test_pages() -> Result<usize, DeviceError> {
     Ok(n)
 }
 
+/// A device task and how to stop it when the device leaves.
+struct Running {
+    task: tokio::task::JoinHandle<()>,
+    stop: CancellationToken,
+    /// The registry id, `usb:<port>`.
+    name: String,
+}
+
 /// Finds devices as they come and go and runs a task for each.
 pub struct UsbManager {
     pub config: Arc<DevicesConfig>,
@@ -137,9 +145,9 @@ impl UsbManager {
                 None
             }
         };
-        // One token per running device task; a finished task means the
-        // device went away, and a re-list picks it up again when back.
-        let mut running: HashMap<DeviceId, tokio::task::JoinHandle<()>> = HashMap::new();
+        // One task per device in use; a finished task means the device went
+        // away, and a re-list picks it up again when it is back.
+        let mut running: HashMap<DeviceId, Running> = HashMap::new();
         let mut tick = tokio::time::interval(RELIST);
         let mut warned = false;
         loop {
@@ -151,13 +159,18 @@ impl UsbManager {
             };
             tokio::select! {
                 _ = stop.cancelled() => return,
-                ev = event => {
-                    if let Some(HotplugEvent::Connected(info)) = ev {
-                        self.attach(info, &mut running, &stop);
+                ev = event => match ev {
+                    Some(HotplugEvent::Connected(info)) => self.attach(info, &mut running, &stop),
+                    Some(HotplugEvent::Disconnected(id)) => {
+                        if let Some(r) = running.remove(&id) {
+                            r.stop.cancel();
+                            self.registry.update(&r.name, "disconnected", Some("unplugged".into()));
+                        }
                     }
-                }
+                    None => {}
+                },
                 _ = tick.tick() => {
-                    running.retain(|_, t| !t.is_finished());
+                    running.retain(|_, r| !r.task.is_finished());
                     match nusb::list_devices().await {
                         Ok(devices) => {
                             warned = false;
@@ -176,15 +189,17 @@ impl UsbManager {
         }
     }
 
-    fn attach(self: &Arc<Self>, info: DeviceInfo, running: &mut HashMap<DeviceId, tokio::task::JoinHandle<()>>, stop: &CancellationToken) {
-        if running.get(&info.id()).is_some_and(|t| !t.is_finished()) {
+    fn attach(self: &Arc<Self>, info: DeviceInfo, running: &mut HashMap<DeviceId, Running>, stop: &CancellationToken) {
+        if running.get(&info.id()).is_some_and(|r| !r.task.is_finished()) {
             return;
         }
         let Some(kind) = classify(&info) else { return };
         let me = self.clone();
-        let stop = stop.child_token();
+        let token = stop.child_token();
         let id = info.id();
-        running.insert(id, tokio::spawn(async move { me.drive(info, kind, stop).await }));
+        let name = format!("usb:{}", seen(&info).port);
+        let task_token = token.clone();
+        running.insert(id, Running { task: tokio::spawn(async move { me.drive(info, kind, task_token).await }), stop: token, name });
     }
 
     async fn drive(&self, info: DeviceInfo, kind: Kind, stop: CancellationToken) {
