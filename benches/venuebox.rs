@@ -14,6 +14,10 @@
 //!    RSS, sampled while it runs), and 2,000 photos of about 3 MB with 8
 //!    concurrent uploaders; next to `dd` with fsync on the same disk.
 //!
+//! 6. A USB scanner's code to the door light: boot-keyboard reports are
+//!    decoded, the scan is checked in (durably) and the fake GPIO's green
+//!    LED switches on; p50/p99 from the last report of a code to the LED.
+//!
 //! Each phase is bounded by a request count and a time limit.
 
 use serde_json::json;
@@ -346,14 +350,58 @@ async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
     report("  per photo (create + PATCH)", lat, wall);
 }
 
+/// HID reports of `code` + Enter, as a keyboard-mode scanner sends them.
+fn reports(code: &str) -> Vec<[u8; 8]> {
+    code.chars()
+        .chain(['\n'])
+        .flat_map(|c| {
+            let (m, k) = venuebox::devices::hid::char_to_report(c).unwrap();
+            [[m, 0, k, 0, 0, 0, 0, 0], [0; 8]]
+        })
+        .collect()
+}
+
+async fn scan_to_signal(state: &venuebox::api::AppState, codes: Vec<String>) {
+    use venuebox::devices::hid::{BootKeyboardDecoder, DecoderConfig};
+    use venuebox::devices::pipeline::Binding;
+    use venuebox::devices::signals::Output;
+    let gpio = state.devices.fake_gpio.clone().expect("fake GPIO in the benchmark");
+    let binding = Binding { scanner: "bench-scanner".into(), gate: None, direction: venuebox::domain::checkin::Direction::Entry };
+    let mut decoder = BootKeyboardDecoder::new(DecoderConfig::default());
+    let mut lat = Vec::new();
+    let start = Instant::now();
+    for code in codes {
+        // The code is complete on the Enter key's report: time from there.
+        let mut done = None;
+        for r in reports(&code) {
+            let t = Instant::now();
+            if let Some(c) = decoder.feed(&r, t) {
+                done = Some((c, t));
+                break;
+            }
+        }
+        let (scanned, t) = done.expect("Enter ends the code");
+        state.devices.pipeline.scan(&binding, &scanned, t).await.unwrap().unwrap();
+        let ev = gpio.wait_on(Output::Green, t, Duration::from_secs(5)).await.expect("green");
+        lat.push(ev.at.duration_since(t));
+    }
+    report("last HID report -> green LED (fake GPIO)", lat, start.elapsed());
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing and should not run this.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // `cargo bench --bench venuebox -- NAME` runs only the phases whose
+    // name contains NAME: decision, checkin, sales, ingest, signal.
+    let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |phase: &str| only.as_deref().is_none_or(|o| phase.contains(o));
     let key = KeyFile::generate();
     println!("venuebox benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
-    decision_alone(&key);
+    if run("decision") {
+        decision_alone(&key);
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -366,19 +414,30 @@ fn main() {
         state.store.import_manifest(bytes, Some(sig), TrustedKeys::default(), admin.clone(), state.clock.now()).await.unwrap();
         let token = state.store.create_session(Actor { name: "bench".into(), role: Role::Door }, state.clock.now(), 3_600_000).await.unwrap().0;
 
-        store_alone(&state, codes(&key, "S-", 5_000), 8).await;
+        if run("checkin") {
+            store_alone(&state, codes(&key, "S-", 5_000), 8).await;
+        }
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/api/v1/checkins", listener.local_addr().unwrap());
         tokio::spawn(server::serve(state.clone(), listener, std::future::pending()));
-        for (c, n) in [(1usize, 2_000usize), (8, 10_000), (64, 10_000)] {
-            http(&url, &token, codes(&key, &format!("H{c}-"), n), c, Duration::from_secs(10)).await;
+        if run("checkin") {
+            for (c, n) in [(1usize, 2_000usize), (8, 10_000), (64, 10_000)] {
+                http(&url, &token, codes(&key, &format!("H{c}-"), n), c, Duration::from_secs(10)).await;
+            }
         }
         let merch = state.store.create_session(Actor { name: "bench".into(), role: Role::Merch }, state.clock.now(), 3_600_000).await.unwrap().0;
         let base = url.trim_end_matches("/api/v1/checkins").to_string();
-        checkouts(&base, &merch, 5_000, 8, false, Duration::from_secs(10)).await;
-        checkouts(&base, &merch, 3_000, 8, true, Duration::from_secs(10)).await;
+        if run("sales") {
+            checkouts(&base, &merch, 5_000, 8, false, Duration::from_secs(10)).await;
+            checkouts(&base, &merch, 3_000, 8, true, Duration::from_secs(10)).await;
+        }
         let capture = state.store.create_session(Actor { name: "bench".into(), role: Role::Capture }, state.clock.now(), 3_600_000).await.unwrap().0;
-        ingest(&base, &capture, dir.path()).await;
+        if run("ingest") {
+            ingest(&base, &capture, dir.path()).await;
+        }
+        if run("signal") {
+            scan_to_signal(&state, codes(&key, "G-", 500)).await;
+        }
     });
 }
