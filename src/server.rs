@@ -41,11 +41,13 @@ impl Config {
 /// The lights, the scan pipeline and (when simulating) the fake printer.
 fn open_devices(config: &Config, store: &Store, clock: &Clock) -> Result<Devices, StoreError> {
     let mut fake_gpio = None;
+    let mut gpio_missing = None;
     let gpio: Arc<dyn Gpio> = match config.devices {
         devices::Mode::Hardware => match RppalGpio::open(&config.device_config.gpio) {
             Ok(g) => Arc::new(g),
             Err(e) => {
                 tracing::warn!(reason = %e, "GPIO unavailable: the door lights, buzzer and relay are off");
+                gpio_missing = Some(format!("{e}: the door lights, buzzer and relay are off; check-in works without them"));
                 let f = Arc::new(FakeGpio::default());
                 fake_gpio = Some(f.clone());
                 f
@@ -63,8 +65,8 @@ fn open_devices(config: &Config, store: &Store, clock: &Clock) -> Result<Devices
         kind: "gpio".into(),
         name: gpio.describe(),
         role: "door lights, buzzer, relay".into(),
-        status: if fake_gpio.is_some() && config.devices == devices::Mode::Hardware { "unavailable".into() } else { "ready".into() },
-        detail: None,
+        status: if gpio_missing.is_some() { "unavailable".into() } else { "ready".into() },
+        detail: gpio_missing,
     });
     let signaller = Signaller::new(gpio, config.device_config.gpio.clone());
     let fake_printer = if config.devices == devices::Mode::Simulate {

@@ -36,16 +36,13 @@ pub async fn feed(State(st): State<AppState>, p: Principal) -> Result<Sse<impl S
     p.require(Role::Door)?;
     let rx = st.devices.pipeline.subscribe();
     let events = stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(v) => return Some((Ok(Event::default().event("scan").data(v.to_string())), rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let ev = Event::default().event("lagged").data(json!({"missed": n}).to_string());
-                    return Some((Ok(ev), rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
+        let ev = match rx.recv().await {
+            Ok(v) => Event::default().event("scan").data(v.to_string()),
+            // A slow listener is told how much it missed, then carries on.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default().event("lagged").data(json!({"missed": n}).to_string()),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(ev), rx))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

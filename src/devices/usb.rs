@@ -173,6 +173,9 @@ impl UsbManager {
                     running.retain(|_, r| !r.task.is_finished());
                     match nusb::list_devices().await {
                         Ok(devices) => {
+                            if warned {
+                                self.registry.update("usb", "ready", None);
+                            }
                             warned = false;
                             for info in devices {
                                 self.attach(info, &mut running, &stop);
@@ -181,6 +184,14 @@ impl UsbManager {
                         Err(e) if !warned => {
                             warned = true;
                             tracing::warn!(error = %e, "no USB: scanners and printers are unavailable until it appears");
+                            self.registry.set(DeviceState {
+                                id: "usb".into(),
+                                kind: "usb".into(),
+                                name: "USB bus".into(),
+                                role: "scanners and printers".into(),
+                                status: "unavailable".into(),
+                                detail: Some(format!("cannot list USB devices ({e}): scan with staff phones; receipts wait in the queue")),
+                            });
                         }
                         Err(_) => {}
                     }
