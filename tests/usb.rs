@@ -139,6 +139,17 @@ async fn usb_scanner_hotplug_checks_in_lights_up_and_survives_replug() {
     kbd.unplug();
 }
 
+/// Waits until the printer side holds `n` bytes, then a little longer so
+/// that any extra bytes would show.
+async fn wait_for_bytes(got: &Mutex<Vec<u8>>, n: usize) {
+    let deadline = Instant::now() + T;
+    while got.lock().unwrap().len() < n {
+        assert!(Instant::now() < deadline, "receipt incomplete: {} of {n} bytes", got.lock().unwrap().len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
 /// The printer's side of the cable: answers DLE EOT status requests from
 /// `paper`, keeps GET_PORT_STATUS in step, and collects everything else.
 fn printer_side(node: String, paper: Arc<AtomicBool>, got: Arc<Mutex<Vec<u8>>>, stop: Arc<AtomicBool>) {
@@ -225,12 +236,7 @@ async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
     paper.store(true, Ordering::SeqCst);
     let order = b.state.store.order(venuebox::domain::ids::OrderId(sale["order_id"].as_str().unwrap().into())).await.unwrap();
     let want = encode_receipt(&order.receipt, 42);
-    let deadline = Instant::now() + T;
-    while got.lock().unwrap().len() < want.len() {
-        assert!(Instant::now() < deadline, "receipt incomplete: {} of {} bytes", got.lock().unwrap().len(), want.len());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_bytes(&got, want.len()).await;
     assert!(*got.lock().unwrap() == want, "the printer received exactly the receipt's ESC/POS bytes");
 
     // Unplugged while a sale happens: the receipt prints when it is back.
@@ -250,12 +256,7 @@ async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
     };
     let order2 = b.state.store.order(venuebox::domain::ids::OrderId(sale2["order_id"].as_str().unwrap().into())).await.unwrap();
     let want2 = encode_receipt(&order2.receipt, 42);
-    let deadline = Instant::now() + T;
-    while got.lock().unwrap().len() < want2.len() {
-        assert!(Instant::now() < deadline, "receipt after replug incomplete: {} of {} bytes", got.lock().unwrap().len(), want2.len());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for_bytes(&got, want2.len()).await;
     assert!(*got.lock().unwrap() == want2, "after a replug the waiting receipt prints whole");
     stop.store(true, Ordering::SeqCst);
     let _ = side.join();

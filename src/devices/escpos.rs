@@ -226,40 +226,14 @@ pub fn device_id(reply: &[u8]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use crate::domain::keys::signing_key_from_bytes;
-    use crate::domain::money::{totals, Line, Tender};
-    use crate::domain::receipt::{proof_code, Receipt};
-
-    fn receipt() -> Receipt {
-        let t = totals(&[Line { item: "d/T".into(), name: "Tee".into(), variant: None, qty: 1, unit_minor: 2500, list_unit_minor: None, tax_rate_bp: 1900 }], true);
-        Receipt {
-            order_id: "O-abc-1".into(),
-            event_name: "Rooftop".into(),
-            box_id: "box-1".into(),
-            created_at: "2026-11-27T20:00:00Z".into(),
-            staff: "Max".into(),
-            currency: "EUR".into(),
-            lines: t.lines,
-            taxes: t.taxes,
-            net_minor: t.net_minor,
-            tax_minor: t.tax_minor,
-            total_minor: t.total_minor,
-            prices_include_tax: true,
-            tender: Tender::Card { reference: "T-1".into() },
-            change_minor: 0,
-            attribution: None,
-            sponsored_by: None,
-            tickets: vec![],
-            proof: proof_code("O-abc-1", 2500, "EUR", 1_800_000_000_000, &signing_key_from_bytes([3; 32])),
-        }
-    }
 
     #[test]
     fn a_receipt_starts_initialised_ends_cut_and_carries_its_proof_as_a_qr_code() {
-        let r = receipt();
+        let r = crate::domain::receipt::tests::sample();
         let bytes = encode_receipt(&r, 42);
         assert_eq!(&bytes[..5], &[0x1B, b'@', 0x1B, b't', 16]);
         assert_eq!(&bytes[bytes.len() - 4..], &[0x1D, b'V', 65, 3]);
-        assert!(bytes.windows(9).any(|w| w == b"25.00 EUR"));
+        assert!(bytes.windows(9).any(|w| w == b"23.80 EUR"));
         // The stored QR payload, found by its pL pH length field, is the proof.
         let payloads = qr_payloads(&bytes);
         assert_eq!(payloads, vec![r.proof.as_bytes().to_vec()]);
@@ -278,8 +252,8 @@ mod tests {
             if dark { 0 } else { 255 }
         });
         let scanned = img.detect_grids()[0].decode().unwrap().1;
-        let keys = crate::domain::keys::TrustedKeys::new([signing_key_from_bytes([3; 32]).verifying_key()]);
-        assert_eq!(crate::domain::receipt::verify_proof(&scanned, &keys).unwrap().order_id, "O-abc-1");
+        let keys = crate::domain::keys::TrustedKeys::new([signing_key_from_bytes([4; 32]).verifying_key()]);
+        assert_eq!(crate::domain::receipt::verify_proof(&scanned, &keys).unwrap().order_id, "O-1");
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub fn render_text(r: &Receipt, width: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::keys::signing_key_from_bytes;
     use crate::domain::money::{totals, Line};
@@ -197,8 +197,8 @@ mod tests {
         assert!(verify_proof(&String::from_utf8(bad).unwrap(), &keys).is_none());
     }
 
-    #[test]
-    fn text_receipt_shows_lines_tax_total_change_and_proof_within_width() {
+    /// A cash sale of two tees at 11.90 EUR incl. 19 % tax, signed by key [4; 32].
+    pub(crate) fn sample() -> Receipt {
         let lines = vec![Line {
             item: "d1/TEE".into(),
             name: "Tour tee".into(),
@@ -209,7 +209,7 @@ mod tests {
             tax_rate_bp: 1900,
         }];
         let t = totals(&lines, true);
-        let r = Receipt {
+        Receipt {
             order_id: "O-1".into(),
             event_name: "Demo night".into(),
             box_id: "box-1".into(),
@@ -228,7 +228,12 @@ mod tests {
             sponsored_by: None,
             tickets: vec![],
             proof: proof_code("O-1", 2380, "EUR", 0, &signing_key_from_bytes([4; 32])),
-        };
+        }
+    }
+
+    #[test]
+    fn text_receipt_shows_lines_tax_total_change_and_proof_within_width() {
+        let r = sample();
         let text = render_text(&r, 32);
         for want in ["2 x Tour tee (M)", "23.80 EUR", "incl. tax 19.00%", "3.80 EUR", "Change", "26.20 EUR", "Mara", "VBP1:"] {
             assert!(text.contains(want), "missing {want}:\n{text}");
