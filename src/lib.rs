@@ -29,3 +29,4 @@ pub mod metrics;
 pub mod organiser;
 pub mod server;
 pub mod store;
+pub mod sync;
