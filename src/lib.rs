@@ -12,6 +12,11 @@
 //!   commit, the read pool, the outbox, the box identity. Only it speaks SQL.
 //! - [`api`] — the HTTP API (axum): routes, auth, one error type. Only it
 //!   knows HTTP and JSON shapes.
+//! - [`media`] — capture files: uploads in progress, the content-addressed
+//!   store, probing, thumbnails.
+//! - [`devices`] — USB scanners and printers, GPIO lights: pure protocol
+//!   code, nusb/rppal adapters, fakes, the scan pipeline and print worker.
+//! - [`sync`] — cloud sync (so far the pure event-log planner).
 //! - [`server`] — wires store and API together and runs them until shutdown.
 //! - [`organiser`] — the organiser's tools that run on a laptop or the box:
 //!   keys, signing manifests, minting tickets, the demo event.
