@@ -574,6 +574,11 @@ impl Store {
                     .execute([now])?,
                 ..Default::default()
             };
+            // Receipts no printer took in time are not printed on their own
+            // any more (a box without a printer must not pile them up).
+            ctx.conn
+                .prepare_cached("UPDATE print_jobs SET status = 'skipped' WHERE status = 'pending' AND created_at < ?1")?
+                .execute([now - super::printing::STALE_AFTER_MS])?;
             let due: Vec<String> = ctx
                 .conn
                 .prepare_cached(
