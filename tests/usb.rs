@@ -1,5 +1,5 @@
 //! Scanners and printers against a real kernel USB stack: these tests run
-//! inside the usbvm virtual machine (`bash .ci/usb`), where emulated USB
+//! inside the usbvm virtual machine (`bash scripts/usb-tests`), where emulated USB
 //! gadgets are real devices to the kernel and to nusb. Outside it they are
 //! ignored. The box runs in hardware mode: its USB manager finds the
 //! devices by hotplug, claims them from usbhid/usblp, and drives them; the
@@ -87,9 +87,9 @@ async fn start() -> TestBox {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the usbvm virtual machine: bash .ci/usb"]
+#[ignore = "needs the usbvm virtual machine: bash scripts/usb-tests"]
 async fn usb_scanner_hotplug_checks_in_lights_up_and_survives_replug() {
-    assert!(in_vm(), "run through bash .ci/usb");
+    assert!(in_vm(), "run through bash scripts/usb-tests");
     let b = start().await;
     let door = b.token(Role::Door).await;
     let gpio = b.state.devices.fake_gpio.clone().expect("no GPIO in the VM: lights are recorded");
@@ -210,9 +210,9 @@ fn printer_side(node: String, paper: Arc<AtomicBool>, got: Arc<Mutex<Vec<u8>>>, 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the usbvm virtual machine: bash .ci/usb"]
+#[ignore = "needs the usbvm virtual machine: bash scripts/usb-tests"]
 async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
-    assert!(in_vm(), "run through bash .ci/usb");
+    assert!(in_vm(), "run through bash scripts/usb-tests");
     let b = start().await;
     let merch = b.token(Role::Merch).await;
     let printer = gadget("printer");
