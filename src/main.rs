@@ -120,6 +120,9 @@ enum Command {
     /// Staff helpers.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// Creator payout statements.
+    #[command(subcommand)]
+    Payouts(PayoutsCommand),
     /// USB scanners and printers attached to this machine, and what they would do.
     Devices {
         #[command(subcommand)]
@@ -127,6 +130,15 @@ enum Command {
         /// Device configuration (JSON), as for serve.
         #[arg(long, env = "VENUEBOX_DEVICES")]
         devices: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PayoutsCommand {
+    /// Write one statement per creator (JSON and CSV) under DATA_DIR/payouts/.
+    Run {
+        #[command(flatten)]
+        dir: DataDir,
     },
 }
 
@@ -308,6 +320,18 @@ async fn run(command: Command) -> Result<()> {
             let key = KeyFile::generate();
             key.save(&out)?;
             println!("key {} written to {}\npublic key for the manifest's organiser_keys: {}", key.key_id, out.display(), key.public_key);
+            Ok(())
+        }
+        Command::Payouts(PayoutsCommand::Run { dir }) => {
+            let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
+            let now = state.clock.now();
+            let statements = state.store.payout_statements(now).await?;
+            let date = venuebox::domain::time::format_rfc3339(now)[..10].to_string();
+            let files = venuebox::store::payouts::write_statements(&dir.data_dir, &statements, &date)?;
+            for s in &statements {
+                println!("{:<16} {:<24} payout {}", s.creator, s.name, venuebox::domain::money::format_money(s.payout_minor, &s.currency));
+            }
+            println!("wrote {} files under {}", files.len(), dir.data_dir.join("payouts").display());
             Ok(())
         }
         Command::Devices { action, devices } => {

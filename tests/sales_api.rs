@@ -25,7 +25,7 @@ fn selling(m: &mut Value) {
     m["event"]["tax_rate_bp"] = json!(1900);
     m["tiers"].as_array_mut().unwrap().push(json!({"id": "mini", "name": "Mini", "price_minor": 1000, "capacity": 3}));
     m["creators"] = json!([
-        {"id": "cr-a", "name": "Alice", "referral_codes": ["ALICE"]},
+        {"id": "cr-a", "name": "Alice", "referral_codes": ["ALICE"], "payout": {"ticket_share_bp": 1000, "drop_share_bp": 2000}},
         {"id": "cr-b", "name": "Bo"}
     ]);
     let mut codes: Vec<Value> = (1..=10).map(|n| json!({"code": format!("C{n}"), "creator": "cr-a"})).collect();
@@ -447,4 +447,34 @@ async fn the_drop_feed_streams_drop_state_as_server_sent_events() {
     let text = String::from_utf8_lossy(&chunk);
     assert!(text.starts_with("event: drops"), "{text}");
     assert!(text.contains("\"d-now\""));
+}
+
+#[tokio::test]
+async fn payout_statements_sum_each_creators_sales_claims_and_refunds() {
+    let (b, _) = start().await;
+    let merch = b.token(Role::Merch).await;
+    let sup = b.token(Role::Supervisor).await;
+    // Alice: two referral walk-ups (one refunded), a free seat she funds and
+    // recruited, a drop sale of 2 tees.
+    b.post(&merch, "/api/v1/walkups", json!({"tier": "ga", "nonce": nonce(), "referral_code": "ALICE", "tender": card()})).await;
+    let (_, refunded) = b.post(&merch, "/api/v1/walkups", json!({"tier": "ga", "nonce": nonce(), "referral_code": "ALICE", "tender": card()})).await;
+    b.post(&sup, &format!("/api/v1/orders/{}/refund", refunded["order_id"].as_str().unwrap()), json!({"reason": "changed plans"})).await;
+    b.post(&merch, "/api/v1/scholarships/claims", json!({"code": "F1", "nonce": nonce()})).await;
+    b.post(&merch, "/api/v1/drops/d-now/sales", json!({"items": [{"sku": "TEE", "qty": 2}], "attendee_code": "SECRET-0001", "nonce": nonce(), "tender": card()})).await;
+    let mut statements = b.state.store.payout_statements(t0()).await.unwrap();
+    statements.sort_by(|a, b| a.creator.cmp(&b.creator));
+    let a = &statements[0];
+    assert_eq!(a.creator, "cr-a");
+    assert_eq!((a.referral_tickets.orders, a.referral_tickets.gross_minor, a.referral_tickets.refunded_minor), (2, 5000, 2500));
+    assert_eq!(a.referral_tickets.net_minor(), 2500 - 399, "one ticket, tax excluded");
+    assert_eq!((a.scholarship_tickets.orders, a.scholarship_tickets.gross_minor), (1, 0));
+    assert_eq!(a.scholarship_seats_funded, 1, "Alice funds p-free");
+    assert_eq!((a.drops.orders, a.drops.gross_minor, a.drops.tax_minor), (1, 4000, 639));
+    // 10 % of ticket net (2,101) + 20 % of drop net (3,361), each rounded down.
+    assert_eq!(a.payout_minor, 210 + 672);
+    assert_eq!(statements[1].payout_minor, 0, "Bo has no payout rules");
+    let files = venuebox::store::payouts::write_statements(b.dir.path(), &statements, "2026-11-27").unwrap();
+    assert_eq!(files.len(), 4, "JSON and CSV for each of two creators");
+    let csv = std::fs::read_to_string(b.dir.path().join("payouts/event=evt-test/date=2026-11-27/creator=cr-a.csv")).unwrap();
+    assert!(csv.contains("drops_gross_minor,4000") && csv.contains("referral_tickets_refunded_minor,2500"), "{csv}");
 }

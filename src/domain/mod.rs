@@ -13,6 +13,7 @@ pub mod code;
 pub mod ids;
 pub mod keys;
 pub mod manifest;
+pub mod payout;
 pub mod money;
 pub mod qr;
 pub mod receipt;

@@ -13,6 +13,7 @@ pub mod identity;
 mod manifests;
 mod migrate;
 pub mod outbox;
+pub mod payouts;
 pub mod printing;
 pub mod sales;
 mod readers;

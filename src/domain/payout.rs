@@ -1,0 +1,53 @@
+//! Creator payout statements: what a creator brought in and the share
+//! their payout rules give. The figures come from the store's rows; the
+//! share is computed here, in one place, on net amounts (tax excluded,
+//! refunds and voids taken off), rounded down to the minor unit.
+
+use super::manifest::PayoutRules;
+use serde::Serialize;
+
+/// Sums for one side of the business (tickets or drops).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Sales {
+    pub orders: u64,
+    pub gross_minor: i64,
+    pub tax_minor: i64,
+    /// Gross of orders later refunded or voided.
+    pub refunded_minor: i64,
+    /// Tax of those orders.
+    pub refunded_tax_minor: i64,
+}
+
+impl Sales {
+    /// Gross less tax, less what was refunded (net of its tax).
+    pub fn net_minor(&self) -> i64 {
+        (self.gross_minor - self.tax_minor) - (self.refunded_minor - self.refunded_tax_minor)
+    }
+}
+
+/// `amount × bp / 10 000`, rounded down (a payout never exceeds its rule).
+pub fn share(amount_minor: i64, bp: u32) -> i64 {
+    (amount_minor.max(0) as i128 * bp as i128 / 10_000) as i64
+}
+
+/// The creator's share: ticket rule on ticket net, drop rule on drop net.
+pub fn payout(rules: &PayoutRules, tickets: &Sales, drops: &Sales) -> i64 {
+    share(tickets.net_minor(), rules.ticket_share_bp) + share(drops.net_minor(), rules.drop_share_bp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_and_share_table() {
+        let s = Sales { orders: 3, gross_minor: 11_900, tax_minor: 1_900, refunded_minor: 1_190, refunded_tax_minor: 190 };
+        assert_eq!(s.net_minor(), 10_000 - 1_000);
+        assert_eq!(share(9_000, 1_000), 900);
+        assert_eq!(share(999, 1_500), 149, "rounded down");
+        assert_eq!(share(-50, 1_000), 0, "no negative payouts");
+        let rules = PayoutRules { ticket_share_bp: 1_000, drop_share_bp: 2_000 };
+        let drops = Sales { orders: 1, gross_minor: 5_950, tax_minor: 950, ..Default::default() };
+        assert_eq!(payout(&rules, &s, &drops), 900 + 1_000);
+    }
+}

@@ -1,0 +1,146 @@
+//! Payout statements per creator, from the rows the box holds: tickets
+//! sold with the creator's referral or recruited with their scholarship
+//! codes, scholarships they fund, drop sales, captures; the share from
+//! `domain::payout`. Written as JSON and CSV under
+//! `DATA_DIR/payouts/event=<id>/date=YYYY-MM-DD/creator=<id>.{json,csv}`.
+
+use super::{Store, StoreError};
+use crate::domain::payout::{self, Sales};
+use crate::domain::time::{format_rfc3339, Millis};
+use rusqlite::Connection;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Statement {
+    pub event: String,
+    pub creator: String,
+    pub name: String,
+    pub currency: String,
+    pub generated_at: String,
+    /// Walk-up tickets sold with the creator's referral code.
+    pub referral_tickets: Sales,
+    /// Scholarship seats recruited with the creator's codes (what buyers paid).
+    pub scholarship_tickets: Sales,
+    /// Seats claimed in programs this creator funds.
+    pub scholarship_seats_funded: u64,
+    pub drops: Sales,
+    pub captures: u64,
+    pub capture_bytes: u64,
+    pub ticket_share_bp: u32,
+    pub drop_share_bp: u32,
+    pub payout_minor: i64,
+}
+
+fn sales(conn: &Connection, creator: &str, kinds: &str) -> Result<Sales, StoreError> {
+    let sql = format!(
+        "SELECT COUNT(*), COALESCE(SUM(total_minor), 0), COALESCE(SUM(tax_minor), 0),
+                COALESCE(SUM(CASE WHEN status != 'paid' THEN total_minor ELSE 0 END), 0),
+                COALESCE(SUM(CASE WHEN status != 'paid' THEN tax_minor ELSE 0 END), 0)
+         FROM orders WHERE creator_id = ?1 AND kind IN ({kinds})"
+    );
+    Ok(conn.prepare(&sql)?.query_row([creator], |r| {
+        Ok(Sales {
+            orders: r.get::<_, i64>(0)? as u64,
+            gross_minor: r.get(1)?,
+            tax_minor: r.get(2)?,
+            refunded_minor: r.get(3)?,
+            refunded_tax_minor: r.get(4)?,
+        })
+    })?)
+}
+
+impl Store {
+    /// One statement per creator of the loaded event.
+    pub async fn payout_statements(&self, now: Millis) -> Result<Vec<Statement>, StoreError> {
+        let ev = self.event().ok_or(StoreError::NoEvent)?;
+        self.read(move |conn| {
+            let mut out = Vec::new();
+            for c in &ev.manifest.creators {
+                let id = c.id.as_str();
+                let funded_programs: Vec<&str> = ev
+                    .manifest
+                    .scholarships
+                    .iter()
+                    .filter(|p| p.funder.creator.as_ref().is_some_and(|f| f == &c.id))
+                    .map(|p| p.id.as_str())
+                    .collect();
+                let mut seats = 0u64;
+                for p in funded_programs {
+                    seats += conn
+                        .prepare_cached("SELECT COUNT(*) FROM scholarship_claims WHERE program_id = ?1 AND status = 'active'")?
+                        .query_row([p], |r| r.get::<_, i64>(0))? as u64;
+                }
+                let referral_tickets = sales(conn, id, "'walkup'")?;
+                let scholarship_tickets = sales(conn, id, "'scholarship'")?;
+                let drops = sales(conn, id, "'drop'")?;
+                let (captures, capture_bytes): (i64, i64) = conn
+                    .prepare_cached("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM captures WHERE creator_id = ?1 AND hidden_at IS NULL")?
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let tickets = Sales {
+                    orders: referral_tickets.orders + scholarship_tickets.orders,
+                    gross_minor: referral_tickets.gross_minor + scholarship_tickets.gross_minor,
+                    tax_minor: referral_tickets.tax_minor + scholarship_tickets.tax_minor,
+                    refunded_minor: referral_tickets.refunded_minor + scholarship_tickets.refunded_minor,
+                    refunded_tax_minor: referral_tickets.refunded_tax_minor + scholarship_tickets.refunded_tax_minor,
+                };
+                out.push(Statement {
+                    event: ev.event_id().to_string(),
+                    creator: id.to_string(),
+                    name: c.name.clone(),
+                    currency: ev.manifest.event.currency.clone(),
+                    generated_at: format_rfc3339(now),
+                    payout_minor: payout::payout(&c.payout, &tickets, &drops),
+                    referral_tickets,
+                    scholarship_tickets,
+                    scholarship_seats_funded: seats,
+                    drops,
+                    captures: captures as u64,
+                    capture_bytes: capture_bytes as u64,
+                    ticket_share_bp: c.payout.ticket_share_bp,
+                    drop_share_bp: c.payout.drop_share_bp,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn csv(s: &Statement) -> String {
+    let row = |k: &str, v: String| format!("{k},{v}\n");
+    let mut out = String::from("field,value\n");
+    out += &row("event", s.event.clone());
+    out += &row("creator", s.creator.clone());
+    out += &row("name", format!("\"{}\"", s.name.replace('"', "\"\"")));
+    out += &row("currency", s.currency.clone());
+    out += &row("generated_at", s.generated_at.clone());
+    for (prefix, v) in [("referral_tickets", &s.referral_tickets), ("scholarship_tickets", &s.scholarship_tickets), ("drops", &s.drops)] {
+        out += &row(&format!("{prefix}_orders"), v.orders.to_string());
+        out += &row(&format!("{prefix}_gross_minor"), v.gross_minor.to_string());
+        out += &row(&format!("{prefix}_tax_minor"), v.tax_minor.to_string());
+        out += &row(&format!("{prefix}_refunded_minor"), v.refunded_minor.to_string());
+        out += &row(&format!("{prefix}_net_minor"), v.net_minor().to_string());
+    }
+    out += &row("scholarship_seats_funded", s.scholarship_seats_funded.to_string());
+    out += &row("captures", s.captures.to_string());
+    out += &row("capture_bytes", s.capture_bytes.to_string());
+    out += &row("payout_minor", s.payout_minor.to_string());
+    out
+}
+
+/// Writes each statement as JSON and CSV; returns the files written.
+pub fn write_statements(data_dir: &Path, statements: &[Statement], date: &str) -> Result<Vec<PathBuf>, StoreError> {
+    let mut files = Vec::new();
+    for s in statements {
+        let dir = data_dir.join("payouts").join(format!("event={}", s.event)).join(format!("date={date}"));
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        let base = dir.join(format!("creator={}", s.creator));
+        let json = base.with_extension("json");
+        std::fs::write(&json, serde_json::to_vec_pretty(s).expect("statement serialises")).map_err(|e| StoreError::Io(format!("{}: {e}", json.display())))?;
+        let csv_path = base.with_extension("csv");
+        std::fs::write(&csv_path, csv(s)).map_err(|e| StoreError::Io(format!("{}: {e}", csv_path.display())))?;
+        files.extend([json, csv_path]);
+    }
+    Ok(files)
+}
