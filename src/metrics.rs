@@ -89,8 +89,8 @@ impl Metrics {
         for r in Reason::ALL {
             let _ = writeln!(out, "{n}{{verdict=\"reject\",reason=\"{}\"}} {}", r.as_str(), self.rejected[r as usize].load(Relaxed));
         }
-        let n = "venuebox_checkin_replays_total";
-        let _ = writeln!(out, "# HELP {n} Scans answered from an earlier request with the same nonce.\n# TYPE {n} counter");
+        let n = "venuebox_nonce_replays_total";
+        let _ = writeln!(out, "# HELP {n} Scans and orders answered from an earlier request with the same nonce.\n# TYPE {n} counter");
         let _ = writeln!(out, "{n} {}", self.replayed.load(Relaxed));
         self.write_batch_size.render(&mut out, "venuebox_store_write_batch_size", "Commands committed together in one transaction.");
         self.commit_seconds.render(&mut out, "venuebox_store_commit_seconds", "Time from BEGIN to durable COMMIT of one write batch.");

@@ -18,6 +18,19 @@ pub struct Sales {
     pub refunded_tax_minor: i64,
 }
 
+impl std::ops::Add for Sales {
+    type Output = Sales;
+    fn add(self, o: Sales) -> Sales {
+        Sales {
+            orders: self.orders + o.orders,
+            gross_minor: self.gross_minor + o.gross_minor,
+            tax_minor: self.tax_minor + o.tax_minor,
+            refunded_minor: self.refunded_minor + o.refunded_minor,
+            refunded_tax_minor: self.refunded_tax_minor + o.refunded_tax_minor,
+        }
+    }
+}
+
 impl Sales {
     /// Gross less tax, less what was refunded (net of its tax).
     pub fn net_minor(&self) -> i64 {

@@ -77,13 +77,7 @@ impl Store {
                 let (captures, capture_bytes): (i64, i64) = conn
                     .prepare_cached("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM captures WHERE creator_id = ?1 AND hidden_at IS NULL")?
                     .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                let tickets = Sales {
-                    orders: referral_tickets.orders + scholarship_tickets.orders,
-                    gross_minor: referral_tickets.gross_minor + scholarship_tickets.gross_minor,
-                    tax_minor: referral_tickets.tax_minor + scholarship_tickets.tax_minor,
-                    refunded_minor: referral_tickets.refunded_minor + scholarship_tickets.refunded_minor,
-                    refunded_tax_minor: referral_tickets.refunded_tax_minor + scholarship_tickets.refunded_tax_minor,
-                };
+                let tickets = referral_tickets.clone() + scholarship_tickets.clone();
                 out.push(Statement {
                     event: ev.event_id().to_string(),
                     creator: id.to_string(),
