@@ -16,7 +16,7 @@
 //!   store, probing, thumbnails.
 //! - [`devices`] — USB scanners and printers, GPIO lights: pure protocol
 //!   code, nusb/rppal adapters, fakes, the scan pipeline and print worker.
-//! - [`sync`] — cloud sync (so far the pure event-log planner).
+//! - [`sync`] — cloud sync: event log, captures, payouts and manifests to and from S3.
 //! - [`server`] — wires store and API together and runs them until shutdown.
 //! - [`organiser`] — the organiser's tools that run on a laptop or the box:
 //!   keys, signing manifests, minting tickets, the demo event.

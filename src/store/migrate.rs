@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "sales", include_str!("migrations/0002_sales.sql")),
     (3, "captures", include_str!("migrations/0003_captures.sql")),
     (4, "printing", include_str!("migrations/0004_printing.sql")),
+    (5, "sync", include_str!("migrations/0005_sync.sql")),
 ];
 
 pub fn latest() -> i64 {

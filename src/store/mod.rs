@@ -18,6 +18,7 @@ pub mod printing;
 pub mod sales;
 mod readers;
 pub mod scans;
+pub mod sync;
 pub mod sessions;
 mod writer;
 

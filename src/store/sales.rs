@@ -245,7 +245,9 @@ pub(crate) fn record_order(
             change,
             receipt_json,
         ])?;
-    outbox::append(ctx, "order.created", &serde_json::json!({"kind": o.kind, "drop": o.drop, "attendee": o.attendee, "receipt": receipt}), o.now)?;
+    outbox::append(ctx, "order.created", &serde_json::json!({
+        "order": o.id, "kind": o.kind, "creator": o.creator, "drop": o.drop, "attendee": o.attendee, "receipt": receipt,
+    }), o.now)?;
     super::printing::enqueue(ctx, Some(&o.id), "receipt", super::printing::DEFAULT_STATION, o.now)?;
     Ok(OrderView {
         id: OrderId(o.id),

@@ -1,6 +1,421 @@
-//! Cloud sync. So far: the pure planner of the event log (`plan`) — which
-//! outbox events make the next segment, its key and its bytes. The S3
-//! executor, capture uploads, manifest pulls and payout statements build
-//! on it (issue 6).
+//! Cloud sync: the outbox as immutable event-log segments, capture bytes,
+//! payout statements, and signed manifest updates, between the box and an
+//! S3-compatible bucket, whenever the venue's internet allows.
+//!
+//! - `plan`: pure: which events form the next segment, its key, its bytes.
+//! - `s3`: the adapter (rusty-s3 presigning, reqwest, error classes).
+//! - `events`, `captures`, `manifest`, `payouts`: one step each.
+//! - `recompute`: payout totals from the event log alone (what a cloud
+//!   job does with `events/`).
+//! - this file: the loop (timer, wake-ups, probe, backoff with jitter,
+//!   permanent errors), the lock that keeps one syncer per data directory,
+//!   and the status every surface shows.
+//!
+//! Invariants: a segment is recorded as pending before it is sent, and the
+//! cursor moves only after the bucket acknowledged it, so every seq lands
+//! exactly once and in order; nothing is ever dropped from the box.
 
+pub mod captures;
+pub mod config;
+pub mod events;
+pub mod manifest;
+pub mod payouts;
 pub mod plan;
+pub mod recompute;
+pub mod s3;
+pub mod throttle;
+
+use crate::clock::Clock;
+use crate::domain::keys::TrustedKeys;
+use crate::domain::time::{format_rfc3339, Millis};
+use crate::media::MediaFiles;
+use crate::store::{Store, StoreError};
+use config::SyncConfig;
+use s3::{S3Error, S3};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use throttle::Throttle;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub const LOCK_FILE: &str = "sync.lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    S3(#[from] S3Error),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// Something on the box itself (a capture file missing or short).
+    #[error("{0}")]
+    Local(String),
+}
+
+impl SyncError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SyncError::S3(e) => e.kind(),
+            SyncError::Store(_) => "retryable",
+            SyncError::Local(_) => "permanent",
+        }
+    }
+    pub fn is_permanent(&self) -> bool {
+        self.kind() == "permanent"
+    }
+}
+
+/// What the running loop knows beyond the database: shared with the API.
+#[derive(Default)]
+pub struct SyncHandle {
+    /// `s3://bucket/prefix (endpoint)`, or `None` when sync is off.
+    pub target: Option<String>,
+    pub wake: Notify,
+    live: Mutex<Live>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Live {
+    /// `idle`, `syncing`, `backoff` or `error`.
+    pub state: &'static str,
+    pub consecutive_failures: u32,
+    pub next_attempt_at: Option<Millis>,
+    pub segments_sent: u64,
+    pub events_sent: u64,
+    pub capture_bytes_sent: u64,
+}
+
+impl SyncHandle {
+    pub fn enabled(target: String) -> SyncHandle {
+        SyncHandle { target: Some(target), ..Default::default() }
+    }
+    pub fn live(&self) -> Live {
+        self.live.lock().expect("sync live lock").clone()
+    }
+    fn update(&self, f: impl FnOnce(&mut Live)) {
+        f(&mut self.live.lock().expect("sync live lock"));
+    }
+}
+
+/// One status for `venuebox sync status`, the API and the dashboard.
+#[derive(Clone, Debug, Serialize)]
+pub struct SyncStatus {
+    pub enabled: bool,
+    pub target: Option<String>,
+    /// `off`, `idle`, `syncing`, `backoff`, `error` (a permanent error), or
+    /// `not running` (configured, but no `serve` is syncing).
+    pub state: String,
+    pub events_pending: i64,
+    pub event_bytes_pending: i64,
+    pub captures_pending: i64,
+    pub capture_bytes_pending: i64,
+    pub files_pending: i64,
+    /// Age of the oldest event the bucket has not acknowledged.
+    pub lag_seconds: f64,
+    pub cursor: i64,
+    pub last_seq: i64,
+    pub last_success_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_kind: Option<String>,
+    pub last_error_at: Option<String>,
+    pub live: Option<Live>,
+    pub streams: Vec<crate::store::sync::StreamRow>,
+    pub manifest_updates_frozen: bool,
+}
+
+impl SyncStatus {
+    pub fn permanent_error(&self) -> bool {
+        self.last_error_kind.as_deref() == Some("permanent")
+    }
+}
+
+pub const FREEZE_SETTING: &str = "manifest_updates_frozen";
+
+/// The status from the database (any process) plus the loop's live view.
+pub async fn status(store: &Store, handle: &SyncHandle, now: Millis) -> Result<SyncStatus, StoreError> {
+    let backlog = store.sync_backlog().await?;
+    let streams = store.sync_streams().await?;
+    let frozen = store.setting(FREEZE_SETTING).await?.as_deref() == Some("true");
+    let (mut err, mut kind, mut err_at) = (None, None, None);
+    for s in &streams {
+        if s.last_error.is_some() && (kind.as_deref() != Some("permanent")) {
+            err = s.last_error.clone().map(|e| format!("{}: {e}", s.stream));
+            kind = s.last_error_kind.clone();
+            err_at = s.last_error_at;
+        }
+    }
+    let last_success = streams.iter().filter(|s| s.stream == "events" || s.stream == "captures").filter_map(|s| s.last_success_at).max();
+    let live = handle.target.as_ref().map(|_| handle.live());
+    let state = match (&handle.target, &live) {
+        (None, _) => "off".to_string(),
+        (Some(_), Some(l)) if !l.state.is_empty() => l.state.to_string(),
+        _ => "starting".to_string(),
+    };
+    Ok(SyncStatus {
+        enabled: handle.target.is_some(),
+        target: handle.target.clone(),
+        state,
+        events_pending: backlog.events_pending,
+        event_bytes_pending: backlog.event_bytes_pending,
+        captures_pending: backlog.captures_pending,
+        capture_bytes_pending: backlog.capture_bytes_pending,
+        files_pending: backlog.files_pending,
+        lag_seconds: backlog.oldest_pending_at.map(|t| ((now - t).max(0)) as f64 / 1000.0).unwrap_or(0.0),
+        cursor: backlog.cursor,
+        last_seq: backlog.last_seq,
+        last_success_at: last_success.map(format_rfc3339),
+        last_error: err,
+        last_error_kind: kind,
+        last_error_at: err_at.map(format_rfc3339),
+        live,
+        streams,
+        manifest_updates_frozen: frozen,
+    })
+}
+
+/// An exclusive lock on `DATA_DIR/sync.lock`: one syncer per data
+/// directory. `Ok(None)` when another process holds it.
+pub fn try_lock(data_dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(data_dir.join(LOCK_FILE))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        Ok(Some(f))
+    } else {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(None) } else { Err(e) }
+    }
+}
+
+/// Exponential backoff, capped, with "equal jitter": half fixed, half random.
+pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(cap);
+    let half = exp / 2;
+    let r = u64::from_le_bytes(crate::store::identity::random_bytes::<8>());
+    half + Duration::from_nanos(r % (half.as_nanos() as u64 + 1))
+}
+
+pub struct Syncer {
+    pub store: Store,
+    pub media: MediaFiles,
+    pub clock: Clock,
+    pub config: Arc<SyncConfig>,
+    pub s3: S3,
+    pub throttle: Option<Throttle>,
+    pub handle: Arc<SyncHandle>,
+    pub pinned: TrustedKeys,
+    pub data_dir: PathBuf,
+    /// Captures wait after a local problem with one of them.
+    captures_blocked_until: Mutex<Option<Instant>>,
+    manifest_seen: Mutex<manifest::Seen>,
+}
+
+impl Syncer {
+    pub fn new(
+        store: Store,
+        media: MediaFiles,
+        clock: Clock,
+        config: SyncConfig,
+        handle: Arc<SyncHandle>,
+        pinned: TrustedKeys,
+        data_dir: PathBuf,
+    ) -> Result<Syncer, String> {
+        let s3 = S3::new(&config.target)?;
+        Ok(Syncer {
+            store,
+            media,
+            clock,
+            throttle: config.capture_rate.map(Throttle::new),
+            config: Arc::new(config),
+            s3,
+            handle,
+            pinned,
+            data_dir,
+            captures_blocked_until: Mutex::new(None),
+            manifest_seen: Mutex::new(Default::default()),
+        })
+    }
+
+    /// One pass: every closed event segment first, then queued files, then
+    /// one capture step (an object or a part), so events never wait behind
+    /// a large video. True if anything moved.
+    pub async fn round(&self, flush: bool) -> Result<bool, SyncError> {
+        let mut moved = false;
+        while self.events_step(flush).await? {
+            moved = true;
+        }
+        moved |= self.files_step().await?;
+        if self.captures_blocked_until.lock().expect("lock").is_some_and(|t| Instant::now() < t) {
+            return Ok(moved);
+        }
+        match self.capture_step().await {
+            Ok(m) => moved |= m,
+            Err(e @ SyncError::Local(_)) => {
+                tracing::error!(error = %e, "a capture cannot be sent; other captures wait, events go on");
+                self.record("captures", Err(&e)).await;
+                *self.captures_blocked_until.lock().expect("lock") = Some(Instant::now() + self.config.permanent_retry);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(moved)
+    }
+
+    async fn record(&self, stream: &'static str, r: Result<(), &SyncError>) {
+        use crate::store::sync::Outcome;
+        let now = self.clock.now();
+        let outcome = match r {
+            Ok(()) => Outcome::Success,
+            Err(e) => {
+                let message = e.to_string();
+                let kind = e.kind();
+                return self.store.sync_outcome(stream, Outcome::Failure { kind, message: &message }, now).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot record the sync error");
+                });
+            }
+        };
+        if let Err(e) = self.store.sync_outcome(stream, outcome, now).await {
+            tracing::warn!(error = %e, "cannot record the sync outcome");
+        }
+    }
+
+    /// Puts every queued file (payout statements) as it is.
+    async fn files_step(&self) -> Result<bool, SyncError> {
+        let files = self.store.sync_files_pending().await?;
+        let mut moved = false;
+        for f in files {
+            let body = match tokio::fs::read(&f.path).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(path = %f.path, error = %e, "a queued file is gone; it will be written again by the next run");
+                    self.store.sync_file_done(f.key, self.clock.now()).await?;
+                    continue;
+                }
+            };
+            self.s3.put(&self.s3.key(&f.key), body.into(), false, None).await?;
+            self.store.sync_file_done(f.key, self.clock.now()).await?;
+            moved = true;
+        }
+        Ok(moved)
+    }
+
+    /// Sleeps up to `d`, returning early when woken or stopped.
+    async fn nap(&self, d: Duration, stop: &CancellationToken) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.handle.wake.notified() => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+
+    /// Waits out a backoff, probing the bucket now and then: when the link
+    /// is back, the wait ends early.
+    async fn backoff_wait(&self, d: Duration, stop: &CancellationToken) {
+        let until = Instant::now() + d;
+        while Instant::now() < until && !stop.is_cancelled() {
+            let slice = self.config.probe_every.min(until - Instant::now());
+            let woken = tokio::select! {
+                _ = tokio::time::sleep(slice) => false,
+                _ = self.handle.wake.notified() => true,
+                _ = stop.cancelled() => true,
+            };
+            if woken || self.s3.probe().await.is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// The loop `serve` runs: on a timer, on wake-ups (`sync now`, new
+    /// local work is not needed), with backoff and a probe after failures.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        tracing::info!(target = %self.config.describe(), "cloud sync on");
+        let mut failures = 0u32;
+        let mut error_on_record = false;
+        let mut permanent_until: Option<Instant> = None;
+        let mut next_manifest = Instant::now();
+        let first_payout_due = self.first_payout_due();
+        while !stop.is_cancelled() {
+            if self.store.sync_take_request().await.unwrap_or(false) {
+                permanent_until = None;
+                *self.captures_blocked_until.lock().expect("lock") = None;
+            }
+            if let Some(every) = self.config.manifest_poll {
+                if Instant::now() >= next_manifest {
+                    self.manifest_step().await;
+                    next_manifest = Instant::now() + every;
+                }
+            }
+            self.payouts_step(first_payout_due).await;
+            if permanent_until.is_some_and(|t| Instant::now() < t) {
+                // Stopped by a permanent error: `sync now` (a request) or
+                // the retry time lets it try again with what is configured.
+                self.nap(self.config.interval, &stop).await;
+                continue;
+            }
+            self.handle.update(|l| l.state = "syncing");
+            match self.round(false).await {
+                Ok(moved) => {
+                    failures = 0;
+                    permanent_until = None;
+                    if error_on_record {
+                        self.record("events", Ok(())).await;
+                        error_on_record = false;
+                        tracing::info!("cloud sync recovered");
+                    }
+                    self.handle.update(|l| {
+                        l.state = "idle";
+                        l.consecutive_failures = 0;
+                        l.next_attempt_at = None;
+                    });
+                    if !moved {
+                        self.nap(self.config.interval, &stop).await;
+                    }
+                }
+                Err(e) if e.is_permanent() => {
+                    tracing::error!(error = %e, "cloud sync stopped by a permanent error; fix the configuration (retrying every {:?})", self.config.permanent_retry);
+                    self.record("events", Err(&e)).await;
+                    error_on_record = true;
+                    permanent_until = Some(Instant::now() + self.config.permanent_retry);
+                    let at = self.clock.now() + self.config.permanent_retry.as_millis() as Millis;
+                    self.handle.update(|l| {
+                        l.state = "error";
+                        l.next_attempt_at = Some(at);
+                    });
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = backoff(failures, self.config.backoff_base, self.config.backoff_cap);
+                    tracing::warn!(error = %e, failures, retry_in = ?wait, "cloud sync failed; will retry");
+                    self.record("events", Err(&e)).await;
+                    error_on_record = true;
+                    let at = self.clock.now() + wait.as_millis() as Millis;
+                    self.handle.update(|l| {
+                        l.state = "backoff";
+                        l.consecutive_failures = failures;
+                        l.next_attempt_at = Some(at);
+                    });
+                    self.backoff_wait(wait, &stop).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_jittered() {
+        let (base, cap) = (Duration::from_secs(1), Duration::from_secs(60));
+        for f in 1..40 {
+            let d = backoff(f, base, cap);
+            let exp = base.saturating_mul(1 << (f - 1).min(16)).min(cap);
+            assert!(d >= exp / 2 && d <= exp, "failure {f}: {d:?} outside [{:?}, {exp:?}]", exp / 2);
+        }
+        let spread: std::collections::HashSet<_> = (0..20).map(|_| backoff(6, base, cap)).collect();
+        assert!(spread.len() > 10, "jitter spreads retries");
+    }
+}

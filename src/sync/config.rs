@@ -1,0 +1,211 @@
+//! Sync settings: the bucket (`s3://BUCKET/PREFIX`), where it is, the
+//! credentials, and the knobs of the loop. Endpoint, region and keys fall
+//! back to the environment variables AWS tools use; keys may instead sit
+//! in `DATA_DIR/sync-credentials`, which must be mode 0600.
+
+use super::plan::SegmentRules;
+use super::s3::Target;
+use rusty_s3::Credentials;
+use std::path::Path;
+use std::time::Duration;
+
+pub const CREDENTIALS_FILE: &str = "sync-credentials";
+
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    pub target: Target,
+    pub segment: SegmentRules,
+    /// How often an idle loop looks for new work.
+    pub interval: Duration,
+    /// First and largest wait after a retryable failure.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// While backing off, probe the bucket this often to notice the link return.
+    pub probe_every: Duration,
+    /// How often a permanent error is tried again (config may have been fixed).
+    pub permanent_retry: Duration,
+    /// Bytes per second for capture uploads; `None`: no cap.
+    pub capture_rate: Option<u64>,
+    /// Captures at least this big go by multipart upload.
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    /// How often to look for a newer signed manifest; `None`: never.
+    pub manifest_poll: Option<Duration>,
+    /// Fetch the manifest from this HTTPS URL (and URL.sig) instead of the bucket.
+    pub manifest_url: Option<url::Url>,
+    /// Local time (in the event's zone) of the nightly payout run.
+    pub payouts_at: (i8, i8),
+}
+
+/// What the command line gives; the rest comes from the environment.
+#[derive(Clone, Debug, Default)]
+pub struct SyncArgs {
+    /// `s3://BUCKET/PREFIX`.
+    pub url: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// `path`, `virtual`, or `None` for: path with a custom endpoint, else virtual.
+    pub addressing: Option<String>,
+    pub capture_kbps: Option<u64>,
+    pub segment_secs: Option<u64>,
+    pub manifest_poll_secs: Option<u64>,
+    pub manifest_url: Option<String>,
+    pub payouts_at: Option<String>,
+}
+
+impl SyncConfig {
+    /// Resolves `args` against the environment (`env`) and the data
+    /// directory. Errors say what to set; they never echo a secret.
+    pub fn resolve(args: &SyncArgs, data_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<SyncConfig, String> {
+        let rest = args
+            .url
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("--sync wants s3://BUCKET/PREFIX, not '{}'", args.url))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.len() < 3 || !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
+            return Err(format!("'{bucket}' is not a bucket name: 3-63 lowercase letters, digits, dots or hyphens"));
+        }
+        let env_nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let region = args.region.clone().or_else(|| env_nonempty("AWS_REGION")).or_else(|| env_nonempty("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
+        let custom = args.endpoint.clone().or_else(|| env_nonempty("AWS_ENDPOINT_URL_S3")).or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
+        let endpoint_text = custom.clone().unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let endpoint: url::Url = endpoint_text.parse().map_err(|e| format!("endpoint '{endpoint_text}' is not a URL ({e})"))?;
+        if !matches!(endpoint.scheme(), "http" | "https") {
+            return Err(format!("endpoint '{endpoint_text}' must be http:// or https://"));
+        }
+        let path_style = match args.addressing.as_deref() {
+            Some("path") => true,
+            Some("virtual") => false,
+            None => custom.is_some(),
+            Some(other) => return Err(format!("--sync-addressing is path or virtual, not '{other}'")),
+        };
+        let credentials = credentials(data_dir, env)?;
+        let payouts_at = match &args.payouts_at {
+            None => (3, 0),
+            Some(t) => parse_hhmm(t).ok_or_else(|| format!("--payouts-at wants HH:MM (24 h), not '{t}'"))?,
+        };
+        let manifest_url = match &args.manifest_url {
+            None => None,
+            Some(u) => Some(u.parse::<url::Url>().map_err(|e| format!("--manifest-url '{u}': {e}"))?),
+        };
+        let segment = SegmentRules {
+            max_age_ms: args.segment_secs.map(|s| s as i64 * 1000).unwrap_or(SegmentRules::default().max_age_ms),
+            ..SegmentRules::default()
+        };
+        Ok(SyncConfig {
+            target: Target { endpoint, region, bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string(), path_style, credentials: Some(credentials) },
+            segment,
+            interval: Duration::from_secs(1),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(60),
+            probe_every: Duration::from_secs(3),
+            permanent_retry: Duration::from_secs(60),
+            capture_rate: args.capture_kbps.filter(|k| *k > 0).map(|k| k * 1000 / 8),
+            multipart_threshold: 8 << 20,
+            part_size: 8 << 20,
+            manifest_poll: Some(Duration::from_secs(args.manifest_poll_secs.unwrap_or(30))).filter(|d| !d.is_zero()),
+            manifest_url,
+            payouts_at,
+        })
+    }
+
+    /// `s3://bucket/prefix`: safe to show anywhere.
+    pub fn describe(&self) -> String {
+        format!("s3://{}/{} ({})", self.target.bucket, self.target.prefix, self.target.endpoint)
+    }
+}
+
+fn parse_hhmm(t: &str) -> Option<(i8, i8)> {
+    let (h, m) = t.split_once(':')?;
+    let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..24).contains(&h) && (0..60).contains(&m)).then_some((h, m))
+}
+
+/// Keys from the environment, else from `DATA_DIR/sync-credentials`
+/// (`AWS_ACCESS_KEY_ID=…` lines, as in an env file).
+pub fn credentials(data_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Credentials, String> {
+    let from_env = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"));
+    if let (Some(k), Some(s)) = from_env {
+        return Ok(match env("AWS_SESSION_TOKEN") {
+            Some(t) if !t.is_empty() => Credentials::new_with_token(k, s, t),
+            _ => Credentials::new(k, s),
+        });
+    }
+    let path = data_dir.join(CREDENTIALS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "no credentials for the bucket: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or write them to {} (mode 0600)",
+                path.display()
+            ))
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!("{} is readable by other users (mode {:o}): chmod 600 it", path.display(), mode & 0o777));
+    }
+    let mut vals = std::collections::HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(format!("{}: lines are NAME=VALUE (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", path.display()));
+        };
+        vals.insert(k.trim().trim_start_matches("export ").to_string(), v.trim().trim_matches('"').to_string());
+    }
+    match (vals.get("AWS_ACCESS_KEY_ID"), vals.get("AWS_SECRET_ACCESS_KEY")) {
+        (Some(k), Some(s)) => Ok(match vals.get("AWS_SESSION_TOKEN") {
+            Some(t) => Credentials::new_with_token(k, s, t),
+            None => Credentials::new(k, s),
+        }),
+        _ => Err(format!("{} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(url: &str, vars: &[(&str, &str)], dir: &Path) -> Result<SyncConfig, String> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        SyncConfig::resolve(&SyncArgs { url: url.into(), ..Default::default() }, dir, &|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn target_endpoint_region_and_keys_come_from_the_flag_and_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = [("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "sekrit-value")];
+        let c = resolve("s3://venue-cloud/acme/rooftop/", &keys, dir.path()).unwrap();
+        assert_eq!((c.target.bucket.as_str(), c.target.prefix.as_str()), ("venue-cloud", "acme/rooftop"));
+        assert_eq!(c.target.endpoint.as_str(), "https://s3.us-east-1.amazonaws.com/");
+        assert!(!c.target.path_style, "AWS itself: virtual-host addressing");
+        let vars = [keys[0], keys[1], ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"), ("AWS_REGION", "eu-central-1")];
+        let c = resolve("s3://venue-cloud", &vars, dir.path()).unwrap();
+        assert!(c.target.path_style && c.target.region == "eu-central-1" && c.target.prefix.is_empty());
+        assert!(!format!("{:?} {}", c.target, c.describe()).contains("sekrit"), "no secret in what we print");
+        assert!(resolve("https://x/y", &keys, dir.path()).unwrap_err().contains("s3://BUCKET/PREFIX"));
+        assert!(resolve("s3://No_Such", &keys, dir.path()).unwrap_err().contains("not a bucket name"));
+    }
+
+    #[test]
+    fn the_credentials_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve("s3://bkt", &[], dir.path()).unwrap_err();
+        assert!(err.contains("AWS_ACCESS_KEY_ID") && err.contains(CREDENTIALS_FILE), "{err}");
+        let path = dir.path().join(CREDENTIALS_FILE);
+        std::fs::write(&path, "AWS_ACCESS_KEY_ID=AKID\nAWS_SECRET_ACCESS_KEY=topsecret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = resolve("s3://bkt", &[], dir.path()).unwrap_err();
+        assert!(err.contains("chmod 600") && !err.contains("topsecret"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = resolve("s3://bkt", &[], dir.path()).unwrap();
+        assert_eq!(c.target.credentials.unwrap().key(), "AKID");
+    }
+}

@@ -1,0 +1,90 @@
+//! Manifest updates from the cloud: the organiser publishes a signed
+//! manifest at `manifests/event=<id>/manifest.json` (+ `.json.sig`) in the
+//! bucket, or at an HTTPS URL (+ `.sig`). The box polls it and imports it
+//! through the same path as `venuebox manifest import`: signature checks,
+//! newer versions only, atomically; check-ins, sales and claims are never
+//! touched. An admin can freeze updates (during doors, say).
+
+use super::s3::S3Error;
+use super::{Syncer, FREEZE_SETTING};
+use crate::domain::role::{Actor, Role};
+use crate::store::{ImportOutcome, StoreError};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+/// The last bytes looked at, so a rejected manifest is reported once.
+#[derive(Default)]
+pub struct Seen {
+    sha256: Option<[u8; 32]>,
+}
+
+impl Syncer {
+    async fn fetch_manifest(&self, event_id: &str) -> Result<Option<(Bytes, String)>, S3Error> {
+        let (body, sig) = match &self.config.manifest_url {
+            Some(url) => {
+                let mut sig_url = url.clone();
+                sig_url.set_path(&format!("{}.sig", url.path()));
+                match self.s3.get_url(url).await {
+                    Ok(b) => (b, self.s3.get_url(&sig_url).await?),
+                    Err(S3Error::NotFound) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+            None => {
+                let key = self.s3.key(&format!("manifests/event={event_id}/manifest.json"));
+                match self.s3.get(&key).await {
+                    Ok(b) => (b, self.s3.get(&format!("{key}.sig")).await?),
+                    Err(S3Error::NotFound) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        Ok(Some((body, String::from_utf8_lossy(&sig).trim().to_string())))
+    }
+
+    /// Looks for a newer manifest and imports it. Returns what happened
+    /// (for tests and `sync now`); failures are recorded, never fatal.
+    pub async fn manifest_step(&self) -> Option<ImportOutcome> {
+        let ev = self.store.event()?;
+        if self.store.setting(FREEZE_SETTING).await.ok().flatten().as_deref() == Some("true") {
+            return None;
+        }
+        let fetched = match self.fetch_manifest(ev.event_id().as_str()).await {
+            Ok(f) => f?,
+            Err(e) => {
+                tracing::debug!(error = %e, "manifest poll failed; the next poll tries again");
+                self.record("manifest", Err(&e.into())).await;
+                return None;
+            }
+        };
+        let (body, sig) = fetched;
+        let digest: [u8; 32] = Sha256::digest(&body).into();
+        {
+            let mut seen = self.manifest_seen.lock().expect("manifest lock");
+            if seen.sha256 == Some(digest) {
+                return None;
+            }
+            seen.sha256 = Some(digest);
+        }
+        let actor = Actor { name: "cloud-sync".into(), role: Role::Admin };
+        match self.store.import_manifest(body.to_vec(), Some(sig), self.pinned.clone(), actor, self.clock.now()).await {
+            Ok(outcome) => {
+                if let ImportOutcome::Imported { event_id, version, tickets, .. } = &outcome {
+                    tracing::info!(event = %event_id, version, tickets, "newer manifest from the cloud applied");
+                }
+                self.record("manifest", Ok(())).await;
+                Some(outcome)
+            }
+            Err(e @ (StoreError::Manifest(_) | StoreError::Invalid { .. })) => {
+                tracing::warn!(error = %e, "the cloud's manifest was not applied; the loaded one stays");
+                self.record("manifest", Err(&super::SyncError::Local(format!("manifest not applied: {e}")))).await;
+                None
+            }
+            Err(e) => {
+                self.manifest_seen.lock().expect("manifest lock").sha256 = None;
+                tracing::warn!(error = %e, "cannot import the cloud's manifest now; will retry");
+                None
+            }
+        }
+    }
+}

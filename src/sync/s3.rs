@@ -1,0 +1,306 @@
+//! The S3 adapter: the few object operations sync needs, over reqwest
+//! (rustls), each request presigned by `rusty-s3` (no SigV4 of our own),
+//! and every failure sorted into retryable or permanent. URLs carry the
+//! access key id and a signature, so they never reach an error message.
+
+use super::throttle::Throttle;
+use bytes::Bytes;
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a presigned request stays valid: long enough for a slow part.
+const SIGN_FOR: Duration = Duration::from_secs(3600);
+/// Floor rate assumed for a request's time limit (the venue's worst uplink).
+const MIN_RATE: u64 = 32 << 10;
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum S3Error {
+    /// Network trouble, timeouts, 5xx, 429, slow-down: try again later.
+    #[error("{0}")]
+    Retryable(String),
+    /// Bad credentials, no such bucket, access denied: fix the configuration.
+    #[error("{0}")]
+    Permanent(String),
+    /// `If-None-Match: *` and the object is already there.
+    #[error("the object already exists")]
+    Exists,
+    /// No such key, or no such multipart upload.
+    #[error("not found")]
+    NotFound,
+}
+
+impl S3Error {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            S3Error::Permanent(_) => "permanent",
+            _ => "retryable",
+        }
+    }
+}
+
+/// Where the bucket is and how to reach it. `Debug` shows no secret.
+#[derive(Clone)]
+pub struct Target {
+    pub endpoint: url::Url,
+    pub region: String,
+    pub bucket: String,
+    pub prefix: String,
+    pub path_style: bool,
+    pub credentials: Option<Credentials>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{} at {} ({})", self.bucket, self.prefix, self.endpoint, self.region)
+    }
+}
+
+#[derive(Clone)]
+pub struct S3 {
+    bucket: Arc<Bucket>,
+    /// Swappable: fixed credentials (a new sync-credentials file) take
+    /// effect on the next retry without a restart.
+    credentials: Arc<std::sync::RwLock<Option<Arc<Credentials>>>>,
+    http: reqwest::Client,
+    prefix: String,
+}
+
+/// A response's metadata: size and entity tag.
+#[derive(Clone, Debug)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub etag: String,
+}
+
+fn error_code(body: &str) -> Option<String> {
+    let start = body.find("<Code>")? + 6;
+    let end = body[start..].find("</Code>")? + start;
+    Some(body[start..end].to_string())
+}
+
+/// Sorts an S3 error response. `what` names the operation for the message.
+pub fn classify(status: u16, body: &str, bucket: &str, what: &str) -> S3Error {
+    let code = error_code(body).unwrap_or_default();
+    let said = if code.is_empty() { format!("HTTP {status}") } else { format!("{code}, HTTP {status}") };
+    match (status, code.as_str()) {
+        (412, _) => S3Error::Exists,
+        (404, "NoSuchBucket") => S3Error::Permanent(format!("bucket '{bucket}' does not exist ({said}): create it, or fix the bucket in --sync")),
+        (404, "NoSuchUpload") | (404, "NoSuchKey") => S3Error::NotFound,
+        (404, "") => S3Error::NotFound,
+        (403, "RequestTimeTooSkewed") => S3Error::Permanent(format!("{what}: the box's clock is too far off ({said}): set the time (NTP) and sync resumes")),
+        (401 | 403, _) | (400, "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AuthorizationHeaderMalformed") => S3Error::Permanent(format!(
+            "{what}: access denied ({said}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or DATA_DIR/sync-credentials) and the bucket policy"
+        )),
+        (408 | 429, _) | (500..=599, _) | (409, _) => S3Error::Retryable(format!("{what}: server busy or failing ({said})")),
+        (400, "RequestTimeout" | "SlowDown" | "InternalError" | "ExpiredToken" | "IncompleteBody") => {
+            S3Error::Retryable(format!("{what}: {said}"))
+        }
+        _ => S3Error::Permanent(format!("{what}: refused ({said})")),
+    }
+}
+
+fn net_error(what: &str, e: reqwest::Error) -> S3Error {
+    let e = e.without_url();
+    let how = if e.is_timeout() { "timed out" } else if e.is_connect() { "cannot connect" } else { "connection failed" };
+    let mut detail = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        detail = format!("{detail}: {s}");
+        src = s.source();
+    }
+    S3Error::Retryable(format!("{what}: {how} ({detail})"))
+}
+
+impl S3 {
+    pub fn new(target: &Target) -> Result<S3, String> {
+        let style = if target.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
+        let bucket = Bucket::new(target.endpoint.clone(), style, target.bucket.clone(), target.region.clone())
+            .map_err(|e| format!("bucket '{}' at {}: {e}", target.bucket, target.endpoint))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(S3 {
+            bucket: Arc::new(bucket),
+            credentials: Arc::new(std::sync::RwLock::new(target.credentials.clone().map(Arc::new))),
+            http,
+            prefix: target.prefix.trim_matches('/').to_string(),
+        })
+    }
+
+    /// The full key for `rel` under the configured prefix.
+    pub fn key(&self, rel: &str) -> String {
+        if self.prefix.is_empty() { rel.to_string() } else { format!("{}/{rel}", self.prefix) }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn creds(&self) -> Option<Arc<Credentials>> {
+        self.credentials.read().expect("credentials lock").clone()
+    }
+
+    pub fn set_credentials(&self, c: Credentials) {
+        *self.credentials.write().expect("credentials lock") = Some(Arc::new(c));
+    }
+
+    async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> Result<reqwest::Response, S3Error> {
+        let resp = req.send().await.map_err(|e| net_error(what, e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        Err(classify(status, &body, self.bucket.name(), what))
+    }
+
+    fn limit(bytes: u64) -> Duration {
+        Duration::from_secs(30 + bytes / MIN_RATE)
+    }
+
+    /// The cheap connectivity probe: HEAD on the bucket.
+    pub async fn probe(&self) -> Result<(), S3Error> {
+        let url = self.bucket.head_bucket(self.creds().as_deref()).sign(SIGN_FOR);
+        let resp = self.http.head(url).timeout(Duration::from_secs(5)).send().await.map_err(|e| net_error("probe", e))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            404 => Err(classify(404, "<Code>NoSuchBucket</Code>", self.bucket.name(), "probe")),
+            s => Err(classify(s, "", self.bucket.name(), "probe")),
+        }
+    }
+
+    /// PUT `key`; with `if_absent`, only if no object is there yet
+    /// (`S3Error::Exists` otherwise).
+    pub async fn put(&self, key: &str, body: Bytes, if_absent: bool, throttle: Option<&Throttle>) -> Result<String, S3Error> {
+        let creds = self.creds();
+        let mut action = self.bucket.put_object(creds.as_deref(), key);
+        if if_absent {
+            action.headers_mut().insert("if-none-match", "*");
+        }
+        let url = action.sign(SIGN_FOR);
+        let len = body.len() as u64;
+        let mut req = self.http.put(url).timeout(Self::limit(len)).header(reqwest::header::CONTENT_LENGTH, len);
+        if if_absent {
+            req = req.header(reqwest::header::IF_NONE_MATCH, "*");
+        }
+        let req = req.body(body_of(body, throttle));
+        let resp = self.send("put object", req).await?;
+        Ok(etag(&resp))
+    }
+
+    /// GET `key` whole (segments and manifests: small objects).
+    pub async fn get(&self, key: &str) -> Result<Bytes, S3Error> {
+        let creds = self.creds();
+        let url = self.bucket.get_object(creds.as_deref(), key).sign(SIGN_FOR);
+        let resp = self.send("get object", self.http.get(url).timeout(Duration::from_secs(60))).await?;
+        resp.bytes().await.map_err(|e| net_error("get object", e))
+    }
+
+    /// GET a plain URL (a manifest published over HTTPS instead of the bucket).
+    pub async fn get_url(&self, url: &url::Url) -> Result<Bytes, S3Error> {
+        let resp = self.http.get(url.clone()).timeout(Duration::from_secs(60)).send().await.map_err(|e| net_error("get manifest", e))?;
+        match resp.status().as_u16() {
+            200..=299 => resp.bytes().await.map_err(|e| net_error("get manifest", e)),
+            404 => Err(S3Error::NotFound),
+            s @ (408 | 429 | 500..=599) => Err(S3Error::Retryable(format!("get manifest: HTTP {s}"))),
+            s => Err(S3Error::Permanent(format!("get manifest from {}: HTTP {s}", url.host_str().unwrap_or("?")))),
+        }
+    }
+
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, S3Error> {
+        let creds = self.creds();
+        let url = self.bucket.head_object(creds.as_deref(), key).sign(SIGN_FOR);
+        match self.send("head object", self.http.head(url).timeout(Duration::from_secs(30))).await {
+            Ok(resp) => Ok(Some(ObjectInfo { size: resp.content_length().unwrap_or(0), etag: etag(&resp) })),
+            Err(S3Error::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create_multipart(&self, key: &str) -> Result<String, S3Error> {
+        let creds = self.creds();
+        let url = self.bucket.create_multipart_upload(creds.as_deref(), key).sign(SIGN_FOR);
+        let resp = self.send("create multipart upload", self.http.post(url).timeout(Duration::from_secs(30))).await?;
+        let text = resp.text().await.map_err(|e| net_error("create multipart upload", e))?;
+        let parsed = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
+            .map_err(|e| S3Error::Retryable(format!("create multipart upload: unreadable answer ({e})")))?;
+        Ok(parsed.upload_id().to_string())
+    }
+
+    pub async fn upload_part(&self, key: &str, upload_id: &str, part: u16, body: Bytes, throttle: Option<&Throttle>) -> Result<String, S3Error> {
+        let creds = self.creds();
+        let url = self.bucket.upload_part(creds.as_deref(), key, part, upload_id).sign(SIGN_FOR);
+        let len = body.len() as u64;
+        let req = self.http.put(url).timeout(Self::limit(len)).header(reqwest::header::CONTENT_LENGTH, len).body(body_of(body, throttle));
+        let resp = self.send("upload part", req).await?;
+        let tag = etag(&resp);
+        if tag.is_empty() {
+            return Err(S3Error::Retryable("upload part: the server sent no ETag".into()));
+        }
+        Ok(tag)
+    }
+
+    pub async fn complete_multipart(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<(), S3Error> {
+        let creds = self.creds();
+        let action = self.bucket.complete_multipart_upload(creds.as_deref(), key, upload_id, etags.iter().map(String::as_str));
+        let url = action.sign(SIGN_FOR);
+        let body = action.body();
+        let resp = self.send("complete multipart upload", self.http.post(url).timeout(Duration::from_secs(120)).body(body)).await?;
+        // S3 may answer 200 and still report an error in the body.
+        let text = resp.text().await.map_err(|e| net_error("complete multipart upload", e))?;
+        if text.contains("<Error>") {
+            return Err(classify(500, &text, self.bucket.name(), "complete multipart upload"));
+        }
+        Ok(())
+    }
+}
+
+fn etag(resp: &reqwest::Response) -> String {
+    resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}
+
+/// The body as is, or paced by the capture bandwidth cap in 64 KiB steps.
+fn body_of(body: Bytes, throttle: Option<&Throttle>) -> reqwest::Body {
+    match throttle {
+        None => reqwest::Body::from(body),
+        Some(t) => {
+            let t = t.clone();
+            let chunks = futures_util::stream::unfold((body, t), |(mut rest, t)| async move {
+                if rest.is_empty() {
+                    return None;
+                }
+                let n = rest.len().min(64 << 10);
+                let chunk = rest.split_to(n);
+                t.take(n as u64).await;
+                Some((Ok::<_, std::io::Error>(chunk), (rest, t)))
+            });
+            reqwest::Body::wrap_stream(chunks)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_sorted_into_retryable_and_permanent() {
+        let kind = |s, b: &str| classify(s, b, "bkt", "put").kind();
+        assert_eq!(classify(412, "", "bkt", "put"), S3Error::Exists);
+        assert_eq!(classify(404, "<Error><Code>NoSuchUpload</Code></Error>", "bkt", "x"), S3Error::NotFound);
+        assert_eq!(kind(404, "<Error><Code>NoSuchBucket</Code></Error>"), "permanent");
+        assert_eq!(kind(403, "<Error><Code>AccessDenied</Code></Error>"), "permanent");
+        assert_eq!(kind(403, "<Error><Code>InvalidAccessKeyId</Code></Error>"), "permanent");
+        assert_eq!(kind(400, "<Error><Code>InvalidBucketName</Code></Error>"), "permanent");
+        assert_eq!(kind(503, "<Error><Code>SlowDown</Code></Error>"), "retryable");
+        assert_eq!(kind(500, ""), "retryable");
+        assert_eq!(kind(429, ""), "retryable");
+        assert_eq!(kind(400, "<Error><Code>RequestTimeout</Code></Error>"), "retryable");
+        let msg = classify(403, "<Error><Code>AccessDenied</Code></Error>", "bkt", "put").to_string();
+        assert!(msg.contains("AccessDenied") && msg.contains("AWS_ACCESS_KEY_ID"), "{msg}");
+    }
+}
