@@ -57,6 +57,58 @@ impl CaptureArgs {
     }
 }
 
+/// Cloud sync to an S3-compatible bucket. Keys come from AWS_ACCESS_KEY_ID /
+/// AWS_SECRET_ACCESS_KEY or DATA_DIR/sync-credentials (mode 0600), never flags.
+#[derive(Args, Clone)]
+struct SyncCli {
+    /// Turn sync on: s3://BUCKET/PREFIX.
+    #[arg(long = "sync", env = "VENUEBOX_SYNC", value_name = "s3://BUCKET/PREFIX")]
+    url: Option<String>,
+    /// S3 endpoint (MinIO, R2, Garage...); default AWS_ENDPOINT_URL, else AWS for the region.
+    #[arg(long = "sync-endpoint")]
+    endpoint: Option<String>,
+    /// Region; default AWS_REGION, else us-east-1.
+    #[arg(long = "sync-region")]
+    region: Option<String>,
+    /// path or virtual; default path with a custom endpoint, virtual for AWS.
+    #[arg(long = "sync-addressing")]
+    addressing: Option<String>,
+    /// Bandwidth cap for capture uploads, in kbit/s (0: none). Events are never capped.
+    #[arg(long = "sync-capture-kbps")]
+    capture_kbps: Option<u64>,
+    /// An event segment closes after this many seconds (or 10,000 events, or 8 MiB).
+    #[arg(long = "sync-segment-secs")]
+    segment_secs: Option<u64>,
+    /// Seconds between looks for a newer signed manifest (0: never).
+    #[arg(long = "manifest-poll-secs")]
+    manifest_poll_secs: Option<u64>,
+    /// Fetch manifests from this HTTPS URL (and URL.sig) instead of the bucket.
+    #[arg(long = "manifest-url")]
+    manifest_url: Option<String>,
+    /// Local time (event time zone) of the nightly payout statements.
+    #[arg(long = "payouts-at", value_name = "HH:MM")]
+    payouts_at: Option<String>,
+}
+
+impl SyncCli {
+    fn config(&self, data_dir: &Path) -> Result<Option<venuebox::sync::config::SyncConfig>> {
+        let Some(url) = self.url.clone() else { return Ok(None) };
+        let args = venuebox::sync::config::SyncArgs {
+            url,
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            addressing: self.addressing.clone(),
+            capture_kbps: self.capture_kbps,
+            segment_secs: self.segment_secs,
+            manifest_poll_secs: self.manifest_poll_secs,
+            manifest_url: self.manifest_url.clone(),
+            payouts_at: self.payouts_at.clone(),
+        };
+        let c = venuebox::sync::config::SyncConfig::resolve(&args, data_dir, &|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+        Ok(Some(c))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the box: the HTTP API for staff devices.
@@ -91,7 +143,12 @@ enum Command {
         /// Without one, the first manifest's own keys are trusted.
         #[arg(long = "organiser-key")]
         organiser_keys: Vec<String>,
+        #[command(flatten)]
+        sync: SyncCli,
     },
+    /// Cloud sync: what is pending, or sync now.
+    #[command(subcommand)]
+    Sync(SyncCommand),
     /// Print a bearer token for scripts on the box itself.
     Token {
         #[command(flatten)]
@@ -139,6 +196,29 @@ enum PayoutsCommand {
     Run {
         #[command(flatten)]
         dir: DataDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Events and bytes pending, lag, last success, last error.
+    Status {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The same status as JSON (as GET /api/v1/sync gives it).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send everything pending now, with a progress bar. With a running
+    /// `serve` on this data directory, asks it to sync and follows along.
+    Now {
+        #[command(flatten)]
+        dir: DataDir,
+        #[command(flatten)]
+        sync: SyncCli,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
     },
 }
 
@@ -244,7 +324,7 @@ async fn shutdown_signal() {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve { dir, listen, demo, simulate, devices, undo_window_secs, session_hours, hold_secs, captures, organiser_keys } => {
+        Command::Serve { dir, listen, demo, simulate, devices, undo_window_secs, session_hours, hold_secs, captures, organiser_keys, sync } => {
             let config = Config {
                 data_dir: dir.data_dir.clone(),
                 api: ApiConfig {
@@ -257,6 +337,7 @@ async fn run(command: Command) -> Result<()> {
                 read_connections: 4,
                 devices: if simulate { venuebox::devices::Mode::Simulate } else { venuebox::devices::Mode::Hardware },
                 device_config: load_devices(devices.as_deref())?,
+                sync: sync.config(&dir.data_dir)?,
             };
             let state = server::open(&config, Clock::system()).with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
             if demo {
@@ -322,16 +403,14 @@ async fn run(command: Command) -> Result<()> {
             println!("key {} written to {}\npublic key for the manifest's organiser_keys: {}", key.key_id, out.display(), key.public_key);
             Ok(())
         }
+        Command::Sync(cmd) => sync_command(cmd).await,
         Command::Payouts(PayoutsCommand::Run { dir }) => {
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
-            let now = state.clock.now();
-            let statements = state.store.payout_statements(now).await?;
-            let date = venuebox::domain::time::format_rfc3339(now)[..10].to_string();
-            let files = venuebox::store::payouts::write_statements(&dir.data_dir, &statements, &date)?;
+            let (statements, files) = venuebox::sync::payouts::run_statements(&state.store, &dir.data_dir, state.clock.now()).await?;
             for s in &statements {
                 println!("{:<16} {:<24} payout {}", s.creator, s.name, venuebox::domain::money::format_money(s.payout_minor, &s.currency));
             }
-            println!("wrote {} files under {}", files.len(), dir.data_dir.join("payouts").display());
+            println!("wrote {} files under {} (queued for the bucket when sync is on)", files.len(), dir.data_dir.join("payouts").display());
             Ok(())
         }
         Command::Devices { action, devices } => {
@@ -366,6 +445,113 @@ async fn run(command: Command) -> Result<()> {
         Command::Staff(StaffCommand::HashPin { pin }) => {
             println!("{}", organiser::demo::hash_pin(&pin));
             Ok(())
+        }
+    }
+}
+
+fn ago(now: i64, at: &Option<String>) -> String {
+    match at.as_deref().map(parse_rfc3339) {
+        Some(Ok(t)) => format!("{} ({}s ago)", at.as_deref().unwrap_or_default(), (now - t) / 1000),
+        _ => "never".into(),
+    }
+}
+
+fn mib(bytes: i64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+fn print_status(s: &venuebox::sync::SyncStatus, now: i64) {
+    println!("target          {}", s.target.as_deref().unwrap_or("(not given: pass --sync or VENUEBOX_SYNC to name it)"));
+    println!("events pending  {} ({}), seq {} of {}", s.events_pending, mib(s.event_bytes_pending), s.cursor, s.last_seq);
+    println!("captures        {} pending ({})", s.captures_pending, mib(s.capture_bytes_pending));
+    println!("files pending   {}", s.files_pending);
+    println!("lag             {:.1} s", s.lag_seconds);
+    println!("last success    {}", ago(now, &s.last_success_at));
+    match &s.last_error {
+        Some(e) => println!("last error      [{}] {} at {}", s.last_error_kind.as_deref().unwrap_or("?"), e, s.last_error_at.as_deref().unwrap_or("?")),
+        None => println!("last error      none"),
+    }
+    println!("manifest        updates {}", if s.manifest_updates_frozen { "FROZEN by an admin" } else { "applied when newer" });
+}
+
+fn progress(total: i64, left: i64, what: &str) -> String {
+    let done = (total - left).max(0);
+    let width = 30;
+    let filled = if total > 0 { (done * width / total) as usize } else { width as usize };
+    format!("[{}{}] {done}/{total} {what}", "#".repeat(filled), " ".repeat(width as usize - filled))
+}
+
+async fn sync_command(cmd: SyncCommand) -> Result<()> {
+    use std::io::Write;
+    match cmd {
+        SyncCommand::Status { dir, json } => {
+            let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
+            let now = state.clock.now();
+            let s = venuebox::sync::status(&state.store, &state.sync, now).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print_status(&s, now);
+            }
+            if s.permanent_error() {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+        SyncCommand::Now { dir, sync, timeout_secs } => {
+            let config = sync.config(&dir.data_dir)?;
+            let mut server_config = Config::new(&dir.data_dir);
+            server_config.sync = config.clone();
+            let state = server::open(&server_config, Clock::system())?;
+            let start = venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
+            let (events_total, captures_total) = (start.events_pending, start.captures_pending);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+            let lock = venuebox::sync::try_lock(&dir.data_dir)?;
+            let syncer = match (lock.is_some(), config) {
+                (true, Some(c)) => Some(venuebox::sync::Syncer::new(
+                    state.store.clone(), state.media.clone(), state.clock.clone(), c, state.sync.clone(), Default::default(), dir.data_dir.clone(),
+                ).map_err(anyhow::Error::msg)?),
+                (true, None) => bail!("no bucket given: pass --sync s3://BUCKET/PREFIX (or set VENUEBOX_SYNC)"),
+                (false, _) => {
+                    state.store.sync_request(state.clock.now()).await?;
+                    eprintln!("a running venuebox serve syncs this box; asked it to sync now");
+                    None
+                }
+            };
+            let mut failures = 0;
+            loop {
+                if let Some(s) = &syncer {
+                    match s.round(true).await {
+                        Ok(_) => failures = 0,
+                        Err(e) if e.is_permanent() => {
+                            eprintln!();
+                            bail!("sync stopped by a permanent error: {e}");
+                        }
+                        Err(e) => {
+                            failures += 1;
+                            eprintln!("\nretrying: {e}");
+                            tokio::time::sleep(venuebox::sync::backoff(failures, std::time::Duration::from_secs(1), std::time::Duration::from_secs(30))).await;
+                        }
+                    }
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                let s = venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
+                eprint!("\r{}  {}   ", progress(events_total, s.events_pending, "events"), progress(captures_total, s.captures_pending, "captures"));
+                let _ = std::io::stderr().flush();
+                if s.events_pending == 0 && s.captures_pending == 0 && s.files_pending == 0 {
+                    eprintln!("\nall synced");
+                    return Ok(());
+                }
+                if syncer.is_none() && s.permanent_error() {
+                    eprintln!();
+                    bail!("sync is stopped: {}", s.last_error.unwrap_or_default());
+                }
+                if std::time::Instant::now() > deadline {
+                    eprintln!();
+                    bail!("not caught up after {timeout_secs} s: {} events and {} captures pending; see venuebox sync status", s.events_pending, s.captures_pending);
+                }
+            }
         }
     }
 }

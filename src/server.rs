@@ -14,6 +14,7 @@ use crate::devices::{self, Devices};
 use crate::media::MediaFiles;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::sync::{SyncHandle, Syncer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,11 +31,13 @@ pub struct Config {
     pub read_connections: usize,
     pub devices: devices::Mode,
     pub device_config: DevicesConfig,
+    /// Cloud sync; `None`: the box keeps everything to itself.
+    pub sync: Option<crate::sync::config::SyncConfig>,
 }
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
-        Config { data_dir: data_dir.into(), api: ApiConfig::default(), read_connections: 4, devices: devices::Mode::Off, device_config: DevicesConfig::default() }
+        Config { data_dir: data_dir.into(), api: ApiConfig::default(), read_connections: 4, devices: devices::Mode::Off, device_config: DevicesConfig::default(), sync: None }
     }
 }
 
@@ -103,7 +106,11 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
     )?;
     let media = MediaFiles::open(&config.data_dir).map_err(|e| StoreError::Io(e.to_string()))?;
     let devices = Arc::new(open_devices(config, &store, &clock)?);
-    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default(), devices })
+    let sync = Arc::new(match &config.sync {
+        Some(c) => SyncHandle::enabled(c.clone(), config.data_dir.clone()),
+        None => SyncHandle::default(),
+    });
+    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default(), devices, sync })
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes
@@ -128,12 +135,49 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
         }
         devices::Mode::Off => {}
     }
+    let _sync_lock = start_sync(&state, &tasks, &stop);
     tasks.close();
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     stop.cancel();
     tasks.wait().await;
     result
+}
+
+/// Starts the sync loop when configured and no other process syncs this
+/// data directory; returns the lock, held while serving.
+fn start_sync(state: &AppState, tasks: &TaskTracker, stop: &CancellationToken) -> Option<std::fs::File> {
+    let (config, data_dir) = state.sync.setup.clone()?;
+    let lock = match crate::sync::try_lock(&data_dir) {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            tracing::error!("another venuebox process is syncing {}; this one will not", data_dir.display());
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot take the sync lock; cloud sync is off");
+            return None;
+        }
+    };
+    let syncer = Syncer::new(
+        state.store.clone(),
+        state.media.clone(),
+        state.clock.clone(),
+        config,
+        state.sync.clone(),
+        state.config.pinned_keys.clone(),
+        data_dir,
+    );
+    match syncer {
+        Ok(s) => {
+            tasks.spawn(Arc::new(s).run(stop.clone()));
+            Some(lock)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cloud sync cannot start");
+            None
+        }
+    }
 }
 
 /// Every second: expire cart holds, cycle the stock of closed drops, and

@@ -17,6 +17,7 @@ mod ops;
 mod sales;
 pub mod tus;
 mod session;
+mod sync;
 
 use crate::clock::Clock;
 use crate::domain::keys::TrustedKeys;
@@ -25,7 +26,7 @@ use crate::media::MediaFiles;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, head, post};
+use axum::routing::{delete, get, head, post, put};
 use axum::Router;
 use std::sync::Arc;
 
@@ -69,6 +70,7 @@ pub struct AppState {
     pub media: MediaFiles,
     pub uploads: Arc<tus::UploadSlots>,
     pub devices: Arc<crate::devices::Devices>,
+    pub sync: Arc<crate::sync::SyncHandle>,
 }
 
 /// Largest manifest accepted over HTTP; a 5,000-ticket manifest is ~1 MB.
@@ -124,6 +126,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/scans/feed", get(devices::feed))
         .route("/api/v1/orders/{id}/print", post(devices::reprint))
         .route("/api/v1/print-jobs", get(devices::print_jobs))
+        .route("/api/v1/sync", get(sync::status))
+        .route("/api/v1/sync/now", post(sync::now))
+        .route("/api/v1/sync/manifest-freeze", put(sync::freeze))
         .fallback(ops::not_found)
         .layer(cors())
         .layer(axum::middleware::from_fn_with_state(state.clone(), tus::options_beside_cors))

@@ -26,7 +26,11 @@ pub async fn healthz(State(st): State<AppState>) -> Json<Value> {
 }
 
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+    let mut text = st.metrics.render();
+    if let Ok(s) = crate::sync::status(&st.store, &st.sync, st.clock.now()).await {
+        text += &crate::sync::render_metrics(&s);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 pub async fn openapi() -> impl IntoResponse {

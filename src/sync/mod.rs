@@ -72,6 +72,8 @@ impl SyncError {
 pub struct SyncHandle {
     /// `s3://bucket/prefix (endpoint)`, or `None` when sync is off.
     pub target: Option<String>,
+    /// What `serve` needs to start the loop.
+    pub setup: Option<(SyncConfig, PathBuf)>,
     pub wake: Notify,
     live: Mutex<Live>,
 }
@@ -88,8 +90,8 @@ pub struct Live {
 }
 
 impl SyncHandle {
-    pub fn enabled(target: String) -> SyncHandle {
-        SyncHandle { target: Some(target), ..Default::default() }
+    pub fn enabled(config: SyncConfig, data_dir: PathBuf) -> SyncHandle {
+        SyncHandle { target: Some(config.describe()), setup: Some((config, data_dir)), ..Default::default() }
     }
     pub fn live(&self) -> Live {
         self.live.lock().expect("sync live lock").clone()
@@ -173,6 +175,22 @@ pub async fn status(store: &Store, handle: &SyncHandle, now: Millis) -> Result<S
         streams,
         manifest_updates_frozen: frozen,
     })
+}
+
+/// Sync series for `/metrics`.
+pub fn render_metrics(s: &SyncStatus) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, v: f64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    gauge("venuebox_sync_enabled", "1 when cloud sync is configured.", s.enabled as u8 as f64);
+    gauge("venuebox_sync_lag_seconds", "Age of the oldest event the bucket has not acknowledged.", s.lag_seconds);
+    gauge("venuebox_sync_events_pending", "Outbox events not yet in the bucket.", s.events_pending as f64);
+    gauge("venuebox_sync_captures_pending", "Captures whose bytes are not yet in the bucket.", s.captures_pending as f64);
+    gauge("venuebox_sync_capture_bytes_pending", "Bytes of those captures.", s.capture_bytes_pending as f64);
+    gauge("venuebox_sync_permanent_error", "1 while a permanent error (credentials, bucket) stops sync.", s.permanent_error() as u8 as f64);
+    out
 }
 
 /// An exclusive lock on `DATA_DIR/sync.lock`: one syncer per data
