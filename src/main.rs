@@ -523,11 +523,11 @@ async fn sync_command(cmd: SyncCommand) -> Result<()> {
                 if let Some(s) = &syncer {
                     match s.round(true).await {
                         Ok(_) => failures = 0,
-                        Err(e) if e.is_permanent() => {
+                        Err((stream, e)) if e.is_permanent() => {
                             eprintln!();
-                            bail!("sync stopped by a permanent error: {e}");
+                            bail!("sync of {stream} stopped by a permanent error: {e}");
                         }
-                        Err(e) => {
+                        Err((_, e)) => {
                             failures += 1;
                             eprintln!("\nretrying: {e}");
                             tokio::time::sleep(venuebox::sync::backoff(failures, std::time::Duration::from_secs(1), std::time::Duration::from_secs(30))).await;

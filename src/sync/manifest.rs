@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 #[derive(Default)]
 pub struct Seen {
     sha256: Option<[u8; 32]>,
+    /// The last poll failed (network): the next good one clears it.
+    failed: bool,
 }
 
 impl Syncer {
@@ -50,9 +52,15 @@ impl Syncer {
             return None;
         }
         let fetched = match self.fetch_manifest(ev.event_id().as_str()).await {
-            Ok(f) => f?,
+            Ok(f) => {
+                if std::mem::take(&mut self.manifest_seen.lock().expect("manifest lock").failed) {
+                    self.record("manifest", Ok(())).await;
+                }
+                f?
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "manifest poll failed; the next poll tries again");
+                self.manifest_seen.lock().expect("manifest lock").failed = true;
                 self.record("manifest", Err(&e.into())).await;
                 return None;
             }

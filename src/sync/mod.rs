@@ -259,13 +259,13 @@ impl Syncer {
 
     /// One pass: every closed event segment first, then queued files, then
     /// one capture step (an object or a part), so events never wait behind
-    /// a large video. True if anything moved.
-    pub async fn round(&self, flush: bool) -> Result<bool, SyncError> {
+    /// a large video. True if anything moved; an error names its stream.
+    pub async fn round(&self, flush: bool) -> Result<bool, (&'static str, SyncError)> {
         let mut moved = false;
-        while self.events_step(flush).await? {
+        while self.events_step(flush).await.map_err(|e| ("events", e))? {
             moved = true;
         }
-        moved |= self.files_step().await?;
+        moved |= self.files_step().await.map_err(|e| ("payouts", e))?;
         if self.captures_blocked_until.lock().expect("lock").is_some_and(|t| Instant::now() < t) {
             return Ok(moved);
         }
@@ -276,7 +276,7 @@ impl Syncer {
                 self.record("captures", Err(&e)).await;
                 *self.captures_blocked_until.lock().expect("lock") = Some(Instant::now() + self.config.permanent_retry);
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(("captures", e)),
         }
         Ok(moved)
     }
@@ -350,7 +350,7 @@ impl Syncer {
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         tracing::info!(target = %self.config.describe(), "cloud sync on");
         let mut failures = 0u32;
-        let mut error_on_record = false;
+        let mut errors_on_record: Vec<&'static str> = Vec::new();
         let mut permanent_until: Option<Instant> = None;
         let mut next_manifest = Instant::now();
         let first_payout_due = self.first_payout_due();
@@ -377,10 +377,9 @@ impl Syncer {
                 Ok(moved) => {
                     failures = 0;
                     permanent_until = None;
-                    if error_on_record {
-                        self.record("events", Ok(())).await;
-                        error_on_record = false;
-                        tracing::info!("cloud sync recovered");
+                    for stream in std::mem::take(&mut errors_on_record) {
+                        self.record(stream, Ok(())).await;
+                        tracing::info!(stream, "cloud sync recovered");
                     }
                     self.handle.update(|l| {
                         l.state = "idle";
@@ -391,10 +390,12 @@ impl Syncer {
                         self.nap(self.config.interval, &stop).await;
                     }
                 }
-                Err(e) if e.is_permanent() => {
+                Err((stream, e)) if e.is_permanent() => {
                     tracing::error!(error = %e, "cloud sync stopped by a permanent error; fix the configuration (retrying every {:?})", self.config.permanent_retry);
-                    self.record("events", Err(&e)).await;
-                    error_on_record = true;
+                    self.record(stream, Err(&e)).await;
+                    if !errors_on_record.contains(&stream) {
+                        errors_on_record.push(stream);
+                    }
                     permanent_until = Some(Instant::now() + self.config.permanent_retry);
                     let at = self.clock.now() + self.config.permanent_retry.as_millis() as Millis;
                     self.handle.update(|l| {
@@ -402,12 +403,14 @@ impl Syncer {
                         l.next_attempt_at = Some(at);
                     });
                 }
-                Err(e) => {
+                Err((stream, e)) => {
                     failures += 1;
                     let wait = backoff(failures, self.config.backoff_base, self.config.backoff_cap);
                     tracing::warn!(error = %e, failures, retry_in = ?wait, "cloud sync failed; will retry");
-                    self.record("events", Err(&e)).await;
-                    error_on_record = true;
+                    self.record(stream, Err(&e)).await;
+                    if !errors_on_record.contains(&stream) {
+                        errors_on_record.push(stream);
+                    }
                     let at = self.clock.now() + wait.as_millis() as Millis;
                     self.handle.update(|l| {
                         l.state = "backoff";

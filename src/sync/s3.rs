@@ -215,7 +215,11 @@ impl S3 {
         let creds = self.creds();
         let url = self.bucket.head_object(creds.as_deref(), key).sign(SIGN_FOR);
         match self.send("head object", self.http.head(url).timeout(Duration::from_secs(30))).await {
-            Ok(resp) => Ok(Some(ObjectInfo { size: resp.content_length().unwrap_or(0), etag: etag(&resp) })),
+            // The header, not `content_length()`: a HEAD response has no body.
+            Ok(resp) => {
+                let size = resp.headers().get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+                Ok(Some(ObjectInfo { size: size.unwrap_or(0), etag: etag(&resp) }))
+            }
             Err(S3Error::NotFound) => Ok(None),
             Err(e) => Err(e),
         }

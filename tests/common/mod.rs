@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod s3;
+
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use venuebox::api::{ApiConfig, AppState};
@@ -86,9 +88,32 @@ impl TestBox {
 
     /// A box with its devices in `mode` (Simulate: fake lights and printer).
     pub async fn start_devices(clock: Clock, api: ApiConfig, mode: venuebox::devices::Mode, extra: impl FnOnce(&mut Value)) -> TestBox {
+        Self::start_config(clock, |c| {
+            c.api = api;
+            c.devices = mode;
+        }, extra)
+        .await
+    }
+
+    /// A box syncing to a bucket, with creators `cr-a` (10 % of tickets,
+    /// 20 % of drops) and `cr-b`, and whatever `extra` adds.
+    pub async fn start_synced(sync: venuebox::sync::config::SyncConfig, extra: impl FnOnce(&mut Value)) -> TestBox {
+        Self::start_config(Clock::system(), |c| c.sync = Some(sync), |m| {
+            m["creators"] = json!([
+                {"id": "cr-a", "name": "Alice", "referral_codes": ["ALICE"], "payout": {"ticket_share_bp": 1000, "drop_share_bp": 2000}},
+                {"id": "cr-b", "name": "Bo"}
+            ]);
+            extra(m);
+        })
+        .await
+    }
+
+    /// A box whose server configuration `configure` set.
+    pub async fn start_config(clock: Clock, configure: impl FnOnce(&mut Config), extra: impl FnOnce(&mut Value)) -> TestBox {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyFile::generate();
-        let config = Config { api, devices: mode, ..Config::new(dir.path()) };
+        let mut config = Config::new(dir.path());
+        configure(&mut config);
         let state = server::open(&config, clock).unwrap();
         let bytes = manifest(&key, 1, extra);
         let sig = sign_detached(&key.signing_key(), &bytes);

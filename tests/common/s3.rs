@@ -1,0 +1,284 @@
+//! A real S3-compatible server for sync tests (moto's server mode,
+//! installed by the test itself from PyPI into target/ on first use), a
+//! fault proxy that cuts connections mid-body and takes the link down, and
+//! a sync configuration with test-sized timings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use venuebox::sync::config::{SyncArgs, SyncConfig};
+use venuebox::sync::s3::S3;
+
+pub const MOTO: &str = "moto[s3]==5.2.5";
+
+/// A Python path holding moto's S3 server, installed once per target dir.
+pub fn moto_path() -> PathBuf {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pydeps-moto");
+    let ok = |dir: &PathBuf| {
+        Command::new("python3").args(["-c", "import moto.server, flask, flask_cors"]).env("PYTHONPATH", dir).status().is_ok_and(|s| s.success())
+    };
+    if !ok(&dir) {
+        let out = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .arg(&dir)
+            .args([MOTO, "flask", "flask-cors"])
+            .output()
+            .expect("python3 is needed for the sync tests");
+        assert!(out.status.success(), "cannot install moto: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(ok(&dir), "moto installed but not importable");
+    }
+    dir
+}
+
+/// moto's S3 server on a loopback port, its request log in a file.
+pub struct Moto {
+    child: Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let pythonpath = moto_path();
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.path().join("moto.log");
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("PYTHONPATH", &pythonpath)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start moto");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let http = reqwest::Client::new();
+        for _ in 0..200 {
+            if http.get(format!("http://{addr}/")).send().await.is_ok() {
+                return Moto { child, addr, log, _dir: dir, http };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("moto did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn create_bucket(&self, bucket: &str) {
+        let r = self.http.put(format!("{}/{bucket}", self.endpoint())).send().await.unwrap();
+        assert!(r.status().is_success(), "create bucket: {}", r.status());
+    }
+
+    /// Every key under `prefix`, with its size, in key order.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = self.http.get(format!("{}/{bucket}", self.endpoint())).query(&[("list-type", "2"), ("prefix", prefix)]);
+            if let Some(t) = &token {
+                req = req.query(&[("continuation-token", t.as_str())]);
+            }
+            let text = req.send().await.unwrap().text().await.unwrap();
+            for item in text.split("<Contents>").skip(1) {
+                out.push((tag(item, "Key").unwrap(), tag(item, "Size").unwrap().parse().unwrap()));
+            }
+            match tag(&text, "NextContinuationToken") {
+                Some(t) if tag(&text, "IsTruncated").as_deref() == Some("true") => token = Some(t),
+                _ => break,
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// A signed client for `bucket` (objects are private).
+    fn client(&self, bucket: &str) -> S3 {
+        S3::new(&sync_config(&self.endpoint(), bucket).target).unwrap()
+    }
+
+    pub async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        self.client(bucket).get(key).await.unwrap_or_else(|e| panic!("GET {key}: {e}")).to_vec()
+    }
+
+    pub async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        self.client(bucket).put(key, body.into(), false, None).await.unwrap_or_else(|e| panic!("PUT {key}: {e}"));
+    }
+
+    /// The request lines moto logged: (method, path with query, status).
+    pub fn requests(&self) -> Vec<(String, String, u16)> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let start = l.find('"')? + 1;
+                let end = start + l[start..].find('"')?;
+                let mut req = l[start..end].split(' ');
+                let (method, path) = (req.next()?.to_string(), req.next()?.to_string());
+                let status = l[end + 1..].split_whitespace().next()?.parse().ok()?;
+                Some((method, path, status))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tag(text: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = start + text[start..].find(&format!("</{name}>"))?;
+    Some(text[start..end].to_string())
+}
+
+/// A TCP proxy in front of the bucket: `set_down(true)` drops every
+/// connection and refuses new ones (the venue's uplink is gone);
+/// `cut_after(n)` cuts the connection that carries the n-th byte sent from
+/// now on, in the middle of whatever body it is sending.
+#[derive(Clone)]
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    down: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
+    cut_at: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+    pub cuts: Arc<AtomicU64>,
+}
+
+impl FaultProxy {
+    pub async fn start(to: SocketAddr) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let p = FaultProxy {
+            addr: listener.local_addr().unwrap(),
+            down: Arc::default(),
+            generation: Arc::default(),
+            cut_at: Arc::new(AtomicU64::new(u64::MAX)),
+            sent: Arc::default(),
+            cuts: Arc::default(),
+        };
+        let proxy = p.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                if proxy.down.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                tokio::spawn(proxy.clone().pipe(client, to));
+            }
+        });
+        p
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    pub fn cut_after(&self, bytes: u64) {
+        self.cut_at.store(self.sent.load(Ordering::SeqCst) + bytes, Ordering::SeqCst);
+    }
+
+    async fn pipe(self, client: TcpStream, to: SocketAddr) {
+        let Ok(server) = TcpStream::connect(to).await else { return };
+        let born = self.generation.load(Ordering::SeqCst);
+        let (mut cr, mut cw) = client.into_split();
+        let (mut sr, mut sw) = server.into_split();
+        let alive = || !self.down.load(Ordering::SeqCst) && self.generation.load(Ordering::SeqCst) == born;
+        let up = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match tokio::time::timeout(Duration::from_millis(100), cr.read(&mut buf)).await {
+                    Err(_) if alive() => continue,
+                    Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return,
+                    Ok(Ok(n)) => n,
+                };
+                let before = self.sent.fetch_add(n as u64, Ordering::SeqCst);
+                let cut_at = self.cut_at.load(Ordering::SeqCst);
+                if !alive() {
+                    return;
+                }
+                if before < cut_at && before + n as u64 >= cut_at {
+                    self.cuts.fetch_add(1, Ordering::SeqCst);
+                    return; // pull the cable mid-body
+                }
+                if sw.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let down = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match tokio::time::timeout(Duration::from_millis(100), sr.read(&mut buf)).await {
+                    Err(_) if alive() => continue,
+                    Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return,
+                    Ok(Ok(n)) => n,
+                };
+                if !alive() || cw.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = up => {},
+            _ = down => {},
+        }
+    }
+}
+
+pub const BUCKET: &str = "venue-cloud";
+pub const PREFIX: &str = "acme/rooftop";
+
+/// Sync to `endpoint` with test-sized timings: segments close after
+/// 200 ms, backoff from 100 ms to 2 s, a probe every 250 ms.
+pub fn sync_config(endpoint: &str, bucket: &str) -> SyncConfig {
+    let args = SyncArgs { url: format!("s3://{bucket}/{PREFIX}"), endpoint: Some(endpoint.into()), ..Default::default() };
+    let env = |k: &str| match k {
+        "AWS_ACCESS_KEY_ID" => Some("AKIDTEST".to_string()),
+        "AWS_SECRET_ACCESS_KEY" => Some("test-secret-never-shown".to_string()),
+        _ => None,
+    };
+    let mut c = SyncConfig::resolve(&args, std::path::Path::new("/nonexistent"), &env).unwrap();
+    c.segment.max_age_ms = 200;
+    c.interval = Duration::from_millis(100);
+    c.backoff_base = Duration::from_millis(100);
+    c.backoff_cap = Duration::from_secs(2);
+    c.probe_every = Duration::from_millis(250);
+    c.permanent_retry = Duration::from_secs(3600);
+    c.manifest_poll = Some(Duration::from_millis(300));
+    c
+}
+
+/// Every event line under `events/`, decoded, in key order.
+pub async fn landed_events(moto: &Moto, bucket: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for (key, _) in moto.list(bucket, &format!("{PREFIX}/events/")).await {
+        assert!(key.ends_with(".ndjson.zst"), "{key}");
+        let bytes = moto.get(bucket, &key).await;
+        let text = zstd::stream::decode_all(&bytes[..]).unwrap();
+        for line in String::from_utf8(text).unwrap().lines() {
+            out.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    out
+}

@@ -1,0 +1,370 @@
+//! Cloud sync end to end: the real box (store, HTTP server, sync loop)
+//! syncing through a fault proxy to a real S3-compatible server (moto,
+//! installed by the test set-up from PyPI). Every seq lands exactly once
+//! and gap-free, captures arrive byte-identical, multipart uploads resume
+//! without re-sending finished parts, permanent errors are reported and
+//! lose nothing, a quiet box catches up when the link returns, manifests
+//! come down, and payout statements can be recomputed from `events/`.
+
+mod common;
+
+use common::s3::{landed_events, sync_config, FaultProxy, Moto, BUCKET, PREFIX};
+use common::{jpeg, nonce, sha256_hex, tus_metadata, TestBox, EVENT};
+use serde_json::{json, Value};
+use std::time::Duration;
+use venuebox::domain::keys::sign_detached;
+use venuebox::domain::role::Role;
+use venuebox::domain::time::format_rfc3339;
+
+async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < until {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn status(b: &TestBox) -> Value {
+    let t = b.token(Role::Supervisor).await;
+    let (st, s) = b.get(&t, "/api/v1/sync").await;
+    assert_eq!(st, 200, "{s}");
+    s
+}
+
+async fn wait_synced(b: &TestBox, secs: u64) {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = status(b).await;
+        if s["events_pending"] == 0 && s["captures_pending"] == 0 && s["files_pending"] == 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < until, "sync did not catch up in {secs} s: {s:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every seq from 1 to the box's last, exactly once, in key order.
+async fn assert_exactly_once(moto: &Moto, b: &TestBox) -> Vec<Value> {
+    let events = landed_events(moto, BUCKET).await;
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let last = status(b).await["last_seq"].as_i64().unwrap();
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "every seq once, gap-free, in order");
+    for e in &events {
+        assert_eq!(e["box_id"], b.state.store.box_id());
+        assert!(e["at"].as_str().unwrap().ends_with('Z') && e["kind"].is_string() && e.get("payload").is_some());
+    }
+    events
+}
+
+async fn check_in_many(b: &TestBox, n: usize) {
+    let door = b.token(Role::Door).await;
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (http, url, token, code) = (b.http.clone(), b.url("/api/v1/checkins"), door.clone(), b.signed(&format!("T-{}", nonce()), "ga"));
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"code": code, "gate": "main", "nonce": nonce()});
+            let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }));
+        if tasks.len() == 16 {
+            for t in tasks.drain(..) {
+                t.await.unwrap();
+            }
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn upload(b: &TestBox, creator: &str, bytes: &[u8], name: &str) -> String {
+    let t = b.token(Role::Capture).await;
+    let meta = tus_metadata(&[("filename", name), ("creator", creator), ("uploader", "Cam"), ("consent", "true")]);
+    let r = b
+        .http
+        .post(b.url("/api/v1/uploads/"))
+        .bearer_auth(&t)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", bytes.len().to_string())
+        .header("upload-metadata", meta)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    for (i, chunk) in bytes.chunks(8 << 20).enumerate() {
+        let r = b
+            .http
+            .patch(b.url(&loc))
+            .bearer_auth(&t)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-offset", (i * (8 << 20)).to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    sha256_hex(bytes)
+}
+
+fn video(mib: usize, seed: u8) -> Vec<u8> {
+    let mut v = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
+    let mut x = seed as u32 | 1;
+    v.resize(mib << 20, 0);
+    for b in v[24..].iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_seq_lands_exactly_once_through_cuts_and_an_outage() {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let proxy = FaultProxy::start(moto.addr).await;
+    let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
+    check_in_many(&b, 150).await;
+    // Cut a connection mid-body, then take the link away while writes go on.
+    proxy.cut_after(700);
+    check_in_many(&b, 150).await;
+    proxy.set_down(true);
+    check_in_many(&b, 200).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let s = status(&b).await;
+    assert!(s["events_pending"].as_i64().unwrap() >= 200, "nothing can leave while the link is down: {s}");
+    assert_eq!(s["last_error_kind"], "retryable", "{s}");
+    assert!(s["lag_seconds"].as_f64().unwrap() > 0.0);
+    proxy.set_down(false);
+    wait_synced(&b, 30).await;
+    assert!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1, "a body was cut mid-way");
+    let events = assert_exactly_once(&moto, &b).await;
+    assert!(events.iter().filter(|e| e["kind"] == "checkin.admitted").count() == 500);
+    let s = status(&b).await;
+    assert!(s["last_error"].is_null() && s["lag_seconds"] == 0.0, "recovered: {s}");
+    // Keys: hive-style partitions, zero-padded seqs that list in order.
+    let keys = moto.list(BUCKET, &format!("{PREFIX}/events/")).await;
+    let date = format_rfc3339(b.state.clock.now())[..10].to_string();
+    let first = &keys[0].0;
+    assert!(first.starts_with(&format!("{PREFIX}/events/box={}/date={date}/000000000001-", b.state.store.box_id())), "{first}");
+    // The metrics say the same.
+    let metrics = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("venuebox_sync_events_pending 0") && metrics.contains("venuebox_sync_permanent_error 0"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_box_catches_up_when_the_link_returns() {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let proxy = FaultProxy::start(moto.addr).await;
+    proxy.set_down(true);
+    let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
+    check_in_many(&b, 40).await;
+    wait_for("a few failed attempts", 10, async || status(&b).await["live"]["consecutive_failures"].as_u64().unwrap_or(0) >= 3).await;
+    assert_eq!(status(&b).await["state"], "backoff");
+    // No new local writes from here on: the link alone brings it back.
+    proxy.set_down(false);
+    wait_synced(&b, 15).await;
+    assert_exactly_once(&moto, &b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_is_reported_loses_nothing_and_clears_once_fixed() {
+    let moto = Moto::start().await;
+    let b = TestBox::start_synced(sync_config(&moto.endpoint(), "no-such-bucket"), |_| {}).await;
+    check_in_many(&b, 20).await;
+    wait_for("the permanent error", 10, async || status(&b).await["state"] == "error").await;
+    let s = status(&b).await;
+    assert_eq!(s["last_error_kind"], "permanent", "{s}");
+    let err = s["last_error"].as_str().unwrap();
+    assert!(err.contains("no-such-bucket") && err.contains("does not exist"), "{err}");
+    assert!(!err.contains("test-secret") && !err.contains("X-Amz-Signature"), "no secrets in errors: {err}");
+    let metrics = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("venuebox_sync_permanent_error 1"), "{metrics}");
+    assert!(s["events_pending"].as_i64().unwrap() >= 20, "nothing dropped: {s}");
+    // A door phone may not poke sync; a supervisor may.
+    let door = b.token(Role::Door).await;
+    assert_eq!(b.post(&door, "/api/v1/sync/now", json!({})).await.0, 403);
+    // Fix the configuration (create the bucket) and ask for a sync.
+    moto.create_bucket("no-such-bucket").await;
+    let sup = b.token(Role::Supervisor).await;
+    assert_eq!(b.post(&sup, "/api/v1/sync/now", json!({})).await.0, 202);
+    wait_for("the catch-up", 15, async || status(&b).await["events_pending"] == 0).await;
+    let events = landed_events_in(&moto, "no-such-bucket").await;
+    assert_eq!(events.len() as i64, status(&b).await["last_seq"].as_i64().unwrap());
+    assert!(status(&b).await["last_error"].is_null());
+}
+
+async fn landed_events_in(moto: &Moto, bucket: &str) -> Vec<Value> {
+    landed_events(moto, bucket).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_finished_parts() {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let proxy = FaultProxy::start(moto.addr).await;
+    proxy.set_down(true);
+    let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
+    let photo = jpeg(640, 480, 7);
+    let big = video(30, 3);
+    let photo_sha = upload(&b, "cr-a", &photo, "IMG_1.jpg").await;
+    let big_sha = upload(&b, "cr-b", &big, "clip.mp4").await;
+    // The link returns; cut it again in the middle of the third part.
+    proxy.cut_after(20 << 20);
+    proxy.set_down(false);
+    wait_synced(&b, 60).await;
+    assert!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the proxy cut a body");
+    assert_eq!(sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{photo_sha}")).await), photo_sha);
+    assert_eq!(sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{big_sha}")).await), big_sha);
+    let keys: Vec<String> = moto.list(BUCKET, &format!("{PREFIX}/captures/")).await.into_iter().map(|k| k.0).collect();
+    assert_eq!(keys.len(), 2, "nothing else under captures/: {keys:?}");
+    // Each part was accepted once: finished parts were not sent again.
+    let parts: Vec<(String, u16)> = moto
+        .requests()
+        .into_iter()
+        .filter(|(m, p, _)| m == "PUT" && p.contains("partNumber="))
+        .map(|(_, p, s)| (p.split("partNumber=").nth(1).unwrap().split('&').next().unwrap().to_string(), s))
+        .collect();
+    let accepted: Vec<&String> = parts.iter().filter(|p| p.1 == 200).map(|p| &p.0).collect();
+    let mut unique = accepted.clone();
+    unique.dedup();
+    assert_eq!(accepted.len(), 4, "30 MiB in 8 MiB parts: 4 parts accepted once each: {parts:?}");
+    assert_eq!(unique.len(), 4);
+    // Capture metadata travels in the event log.
+    let events = assert_exactly_once(&moto, &b).await;
+    let done: Vec<&Value> = events.iter().filter(|e| e["kind"] == "capture.completed").collect();
+    assert_eq!(done.len(), 2);
+    assert!(done.iter().any(|e| e["payload"]["sha256"] == big_sha && e["payload"]["creator"] == "cr-b" && e["payload"]["consent"] == true));
+}
+
+/// The test event with things to sell, timed around now.
+fn selling(m: &mut Value) {
+    let at = |mins: i64| format_rfc3339(venuebox::clock::Clock::system().now() + mins * 60_000);
+    m["event"]["tax_rate_bp"] = json!(1900);
+    m["scholarships"] = json!([
+        {"id": "p-free", "name": "Free", "funder": {"kind": "creator", "creator": "cr-a", "name": "Alice"}, "tier": "ga", "seats": 5,
+         "discount": {"kind": "full"}, "codes": [{"code": "F1", "creator": "cr-a", "cap": 5}]}
+    ]);
+    m["drops"] = json!([
+        {"id": "d-now", "name": "Now", "creator": "cr-a", "opens_at": at(-5), "closes_at": at(120),
+         "products": [{"sku": "TEE", "name": "Tee", "price_minor": 2000, "quantity": 50}]}
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let b = TestBox::start_synced(sync_config(&moto.endpoint(), BUCKET), selling).await;
+    let merch = b.token(Role::Merch).await;
+    let door = b.token(Role::Door).await;
+    let sup = b.token(Role::Supervisor).await;
+    let card = json!({"kind": "card", "reference": "T-1"});
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        let (st, o) = b.post(&merch, "/api/v1/walkups", json!({"tier": "ga", "nonce": nonce(), "referral_code": "ALICE", "tender": card})).await;
+        assert_eq!(st, 200, "{o}");
+        orders.push(o["order_id"].as_str().unwrap().to_string());
+    }
+    for _ in 0..2 {
+        let (st, o) = b.post(&merch, "/api/v1/drops/d-now/sales", json!({"items": [{"sku": "TEE", "qty": 2}], "nonce": nonce(), "tender": card})).await;
+        assert_eq!(st, 200, "{o}");
+        orders.push(o["order_id"].as_str().unwrap().to_string());
+    }
+    for _ in 0..2 {
+        let (st, o) = b.post(&door, "/api/v1/scholarships/claims", json!({"code": "F1", "nonce": nonce()})).await;
+        assert_eq!(st, 200, "{o}");
+    }
+    assert_eq!(b.post(&sup, &format!("/api/v1/orders/{}/refund", orders[0]), json!({"reason": "changed plans"})).await.0, 200);
+    assert_eq!(b.post(&sup, &format!("/api/v1/orders/{}/void", orders[4]), json!({"reason": "wrong size"})).await.0, 200);
+    let hidden = upload(&b, "cr-a", &jpeg(64, 64, 1), "a.jpg").await;
+    upload(&b, "cr-a", &jpeg(64, 64, 2), "b.jpg").await;
+    assert_eq!(b.post(&sup, &format!("/api/v1/captures/{hidden}/hide"), json!({"reason": "blurry"})).await.0, 200);
+
+    let dir = b.dir.path().to_path_buf();
+    venuebox::sync::payouts::run_statements(&b.state.store, &dir, b.state.clock.now()).await.unwrap();
+    wait_synced(&b, 30).await;
+    let statements = moto.list(BUCKET, &format!("{PREFIX}/payouts/event={EVENT}/")).await;
+    assert_eq!(statements.len(), 4, "JSON and CSV for two creators: {statements:?}");
+    let key = statements.iter().find(|k| k.0.ends_with("creator=cr-a.json")).unwrap().0.clone();
+    assert!(key.contains("/date="), "{key}");
+    let landed: Value = serde_json::from_slice(&moto.get(BUCKET, &key).await).unwrap();
+    assert!(landed["payout_minor"].as_i64().unwrap() > 0, "{landed}");
+    let csv = String::from_utf8(moto.get(BUCKET, &key.replace(".json", ".csv")).await).unwrap();
+    assert!(csv.contains(&format!("payout_minor,{}", landed["payout_minor"])), "{csv}");
+
+    // A cloud job with the manifest and events/ only gets the same totals.
+    let events = assert_exactly_once(&moto, &b).await;
+    let manifest = b.state.store.event().unwrap().manifest.clone();
+    let recomputed = venuebox::sync::recompute::totals(&manifest, events.iter().map(|e| (e["kind"].as_str().unwrap(), &e["payload"])));
+    let box_statements = b.state.store.payout_statements(b.state.clock.now()).await.unwrap();
+    for s in &box_statements {
+        assert_eq!(recomputed[&s.creator], venuebox::sync::recompute::Totals::from(s), "creator {}", s.creator);
+    }
+    let a = &recomputed["cr-a"];
+    assert_eq!((a.referral_tickets.orders, a.drops.orders, a.scholarship_seats_funded, a.captures), (3, 2, 2, 1));
+    assert!(a.referral_tickets.refunded_minor > 0 && a.drops.refunded_minor > 0);
+    assert_eq!(landed["payout_minor"].as_i64().unwrap(), a.payout_minor);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_be_frozen() {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let b = TestBox::start_synced(sync_config(&moto.endpoint(), BUCKET), |_| {}).await;
+    let door = b.token(Role::Door).await;
+    assert_eq!(b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()})).await.0, 200);
+    let publish = |version: u64, extra: fn(&mut Value)| {
+        let bytes = common::manifest(&b.key, version, extra);
+        let sig = sign_detached(&b.key.signing_key(), &bytes);
+        (bytes, sig)
+    };
+    let key = format!("{PREFIX}/manifests/event={EVENT}/manifest.json");
+    // Version 2: a ticket sold online, R-4 blocked.
+    let (bytes, sig) = publish(2, |m| {
+        m["tickets"].as_array_mut().unwrap().push(json!({"id": "ONLINE-1", "tier": "ga", "secret": "SECRET-ONLINE"}));
+        m["blocked_tickets"] = json!(["R-4"]);
+    });
+    moto.put(BUCKET, &format!("{key}.sig"), sig.into_bytes()).await;
+    moto.put(BUCKET, &key, bytes).await;
+    wait_for("version 2", 10, async || b.state.store.event().unwrap().manifest.version == 2).await;
+    let (st, v) = b.scan(&door, json!({"code": "SECRET-ONLINE", "gate": "main", "nonce": nonce()})).await;
+    assert_eq!((st, v["verdict"].as_str()), (200, Some("admit")), "{v}");
+    let (_, v) = b.scan(&door, json!({"code": "SECRET-0004", "gate": "main", "nonce": nonce()})).await;
+    assert_eq!(v["reason"], "blocked", "blocked by the update: {v}");
+    let (_, v) = b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()})).await;
+    assert_eq!(v["reason"], "already_checked_in", "the check-in made before the update stands: {v}");
+    // Frozen during doors: version 3 waits.
+    let admin = b.token(Role::Admin).await;
+    let r = b.http.put(b.url("/api/v1/sync/manifest-freeze")).bearer_auth(&door).json(&json!({"frozen": true})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = b.http.put(b.url("/api/v1/sync/manifest-freeze")).bearer_auth(&admin).json(&json!({"frozen": true})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (bytes, sig) = publish(3, |_| {});
+    moto.put(BUCKET, &format!("{key}.sig"), sig.into_bytes()).await;
+    moto.put(BUCKET, &key, bytes).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(b.state.store.event().unwrap().manifest.version, 2, "frozen");
+    let r = b.http.put(b.url("/api/v1/sync/manifest-freeze")).bearer_auth(&admin).json(&json!({"frozen": false})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    wait_for("version 3", 10, async || b.state.store.event().unwrap().manifest.version == 3).await;
+    // A manifest signed by someone else is refused and reported; v3 stays.
+    let (bytes, _) = publish(4, |_| {});
+    let stranger = venuebox::organiser::keyfile::KeyFile::generate();
+    moto.put(BUCKET, &format!("{key}.sig"), sign_detached(&stranger.signing_key(), &bytes).into_bytes()).await;
+    moto.put(BUCKET, &key, bytes).await;
+    wait_for("the refusal", 10, async || {
+        let s = status(&b).await;
+        s["streams"].as_array().unwrap().iter().any(|s| s["stream"] == "manifest" && s["last_error"].is_string())
+    })
+    .await;
+    assert_eq!(b.state.store.event().unwrap().manifest.version, 3);
+}
