@@ -18,6 +18,11 @@
 //!    decoded, the scan is checked in (durably) and the fake GPIO's green
 //!    LED switches on; p50/p99 from the last report of a code to the LED.
 //!
+//! 7. Cloud sync to a loopback S3 server (moto, installed on first use):
+//!    100,000 outbox events as segments, and a 1 GiB capture by multipart
+//!    next to a plain single-PUT client (curl) to the same server; peak
+//!    RSS of the syncing process.
+//!
 //! Each phase is bounded by a request count and a time limit.
 
 use serde_json::json;
@@ -34,6 +39,10 @@ use venuebox::server::{self, Config};
 use venuebox::store::scans::ScanRequest;
 
 const EVENT: &str = "evt-bench";
+
+#[allow(dead_code)]
+#[path = "../tests/common/s3.rs"]
+mod s3;
 
 fn manifest(key: &KeyFile) -> Vec<u8> {
     serde_json::to_vec(&json!({
@@ -229,6 +238,33 @@ fn rss_mib() -> f64 {
     kb / 1024.0
 }
 
+/// Samples this process's RSS every 20 ms until `finish`, for the peak.
+struct RssSampler {
+    running: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<f64>,
+}
+
+impl RssSampler {
+    fn start() -> RssSampler {
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = running.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while flag.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_mib());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        });
+        RssSampler { running, thread }
+    }
+
+    fn finish(self) -> f64 {
+        self.running.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 /// `dd` writing 1 GiB with fsync into `dir`, in MB/s as dd reports it.
 fn dd_speed(dir: &std::path::Path) -> String {
     let out = std::process::Command::new("dd")
@@ -278,19 +314,8 @@ async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
     let mut header = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
     header.resize(CHUNK, 0);
     let loc = tus_create(&client, base, token, total).await;
-    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let before = rss_mib();
-    let sampler = {
-        let sampling = sampling.clone();
-        std::thread::spawn(move || {
-            let mut peak: f64 = 0.0;
-            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(rss_mib());
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            peak
-        })
-    };
+    let sampler = RssSampler::start();
     let start = Instant::now();
     for i in 0..total / CHUNK {
         let mut chunk = if i == 0 { header.clone() } else { vec![0u8; CHUNK] };
@@ -298,8 +323,7 @@ async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
         tus_patch(&client, base, token, &loc, i * CHUNK, chunk).await;
     }
     let secs = start.elapsed().as_secs_f64();
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.join().unwrap();
+    let peak = sampler.finish();
     println!(
         "{:<40} {:>8.1} MB/s  RSS before {:.0} MiB, peak {:.0} MiB (client and server in one process)",
         "tus 1 GiB in 8 MiB PATCHes",
@@ -388,13 +412,113 @@ async fn scan_to_signal(state: &venuebox::api::AppState, codes: Vec<String>) {
     report("last HID report -> green LED (fake GPIO)", lat, start.elapsed());
 }
 
+/// Cloud sync against moto on loopback: 100,000 events, then a 1 GiB
+/// capture by multipart next to curl's single PUT of the same bytes.
+async fn sync_phase() {
+    use venuebox::sync::{SyncHandle, Syncer};
+    let moto = s3::Moto::start().await;
+    moto.create_bucket(s3::BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = server::open(&Config::new(dir.path()), Clock::system()).unwrap();
+    drop(state);
+    // 100,000 outbox rows shaped like check-ins, written straight into the file.
+    let n = 100_000i64;
+    let now = Clock::system().now();
+    let size: u64 = 1 << 30;
+    let sha = "ab".repeat(32);
+    {
+        let mut db = rusqlite::Connection::open(dir.path().join(venuebox::store::DB_FILE)).unwrap();
+        let tx = db.transaction().unwrap();
+        {
+            let mut ins = tx.prepare("INSERT INTO outbox (seq, box_id, kind, payload, created_at) VALUES (?1, 'box-bench', 'checkin.admitted', ?2, ?3)").unwrap();
+            for seq in 1..=n {
+                let payload = json!({"id": seq, "ticket": format!("T-{seq}"), "tier": "ga", "gate": "main", "direction": "in", "verdict": "admit",
+                                     "reason": null, "staff": "Dana", "device": "door-1", "nonce": format!("n-{seq}"), "recorded_at": now});
+                ins.execute(rusqlite::params![seq, payload.to_string(), now]).unwrap();
+            }
+        }
+        tx.execute(
+            "INSERT INTO captures (sha256, bytes, media_type, captured_at, captured_at_source, creator_id, consent, first_upload, created_at, thumbnail)
+             VALUES (?1, ?2, 'video/mp4', ?3, 'upload', 'cr-a', 1, 'bench', ?3, 'none')",
+            rusqlite::params![sha, size as i64, now],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let media = venuebox::media::MediaFiles::open(dir.path()).unwrap();
+    let path = media.capture(&sha);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let mut block = vec![0u8; 1 << 20];
+        for i in 0..(size >> 20) {
+            block[..8].copy_from_slice(&i.to_be_bytes());
+            f.write_all(&block).unwrap();
+        }
+    }
+    let state = server::open(&Config::new(dir.path()), Clock::system()).unwrap();
+    let config = s3::sync_config(&moto.endpoint(), s3::BUCKET);
+    let target = config.target.clone();
+    let label = format!("sync 1 GiB capture, 8 MiB parts x{}", config.part_concurrency);
+    let syncer = Syncer::new(state.store.clone(), media, state.clock.clone(), config, Arc::new(SyncHandle::default()), TrustedKeys::default(), dir.path().to_path_buf()).unwrap();
+    let before = rss_mib();
+    let sampler = RssSampler::start();
+    let start = Instant::now();
+    while syncer.events_step(true).await.unwrap() {
+        if start.elapsed() > Duration::from_secs(120) {
+            panic!("events did not finish in 120 s");
+        }
+    }
+    let events_secs = start.elapsed().as_secs_f64();
+    let events_peak = sampler.finish();
+    let sampler = RssSampler::start();
+    let segments = moto.list(s3::BUCKET, &format!("{}/events/", s3::PREFIX)).await.len();
+    println!("{:<40} {:>8.2} s  {:>8.0} events/s in {segments} segments", "sync 100,000 events to S3 (moto)", events_secs, n as f64 / events_secs);
+    let start = Instant::now();
+    while syncer.capture_step().await.unwrap() {
+        if start.elapsed() > Duration::from_secs(300) {
+            panic!("the capture did not finish in 300 s");
+        }
+    }
+    let multipart = size as f64 / 1e6 / start.elapsed().as_secs_f64();
+    let peak = sampler.finish();
+    // The same bytes by a plain client: curl, one PUT, presigned by rusty-s3.
+    let url = {
+        use rusty_s3::S3Action;
+        let bucket = rusty_s3::Bucket::new(target.endpoint.clone(), rusty_s3::UrlStyle::Path, target.bucket.clone(), target.region.clone()).unwrap();
+        bucket.put_object(target.credentials.as_ref(), "plain/curl-1g").sign(Duration::from_secs(3600))
+    };
+    let start = Instant::now();
+    let out = std::process::Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T"]).arg(&path).arg(url.as_str()).output().unwrap();
+    let plain = size as f64 / 1e6 / start.elapsed().as_secs_f64();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "curl: {}", String::from_utf8_lossy(&out.stderr));
+    // And by boto3's upload_file with its defaults (multipart, 8 MiB parts, 10 threads).
+    let script = format!(
+        "import boto3,time\ns=boto3.client('s3',endpoint_url='{}',aws_access_key_id='a',aws_secret_access_key='b',region_name='us-east-1')\nt=time.time()\ns.upload_file('{}','{}','plain/boto3-1g')\nprint(time.time()-t)",
+        moto.endpoint(),
+        path.display(),
+        s3::BUCKET
+    );
+    let out = std::process::Command::new("python3").args(["-c", &script]).env("PYTHONPATH", s3::moto_path()).output().unwrap();
+    let boto_secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("boto3: {}", String::from_utf8_lossy(&out.stderr)));
+    let boto = size as f64 / 1e6 / boto_secs;
+    println!("{:<40} {:>8.1} MB/s", "plain client: curl, one PUT", plain);
+    println!("{:<40} {:>8.1} MB/s", "plain client: boto3 upload_file", boto);
+    println!(
+        "{:<40} {:>8.1} MB/s  = {:.0} % of boto3, {:.0} % of curl (moto assembles parts in Python at completion)",
+        label, multipart, multipart / boto * 100.0, multipart / plain * 100.0
+    );
+    println!("{:<40} RSS before {:.0} MiB, peak {:.0} MiB sending events, {:.0} MiB sending the capture", "sync memory", before, events_peak, peak);
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would pass nothing and should not run this.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
     // `cargo bench --bench venuebox -- NAME` runs only the phases whose
-    // name contains NAME: decision, checkin, sales, ingest, signal.
+    // name contains NAME: decision, checkin, sales, ingest, signal, sync.
     let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |phase: &str| only.as_deref().is_none_or(|o| phase.contains(o));
     let key = KeyFile::generate();
@@ -438,6 +562,9 @@ fn main() {
         }
         if run("signal") {
             scan_to_signal(&state, codes(&key, "G-", 500)).await;
+        }
+        if run("sync") {
+            sync_phase().await;
         }
     });
 }

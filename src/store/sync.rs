@@ -55,8 +55,17 @@ pub struct CaptureToSync {
     pub bytes: u64,
     pub upload_id: Option<String>,
     pub part_size: Option<u64>,
-    /// Finished parts: (number, etag, bytes), in order.
-    pub parts: Vec<(u16, String, u64)>,
+    /// Finished parts, in order.
+    pub parts: Vec<FinishedPart>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FinishedPart {
+    pub number: u16,
+    pub etag: String,
+    /// base64 CRC32, as the server checked it.
+    pub crc32: String,
+    pub bytes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -235,9 +244,11 @@ impl Store {
                 })
                 .optional()?;
             let Some(mut c) = head else { return Ok(None) };
-            let mut stmt = conn.prepare_cached("SELECT part_number, etag, bytes FROM capture_sync_parts WHERE sha256 = ?1 ORDER BY part_number")?;
+            let mut stmt = conn.prepare_cached("SELECT part_number, etag, crc32, bytes FROM capture_sync_parts WHERE sha256 = ?1 ORDER BY part_number")?;
             c.parts = stmt
-                .query_map([&c.sha256], |r| Ok((r.get::<_, i64>(0)? as u16, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
+                .query_map([&c.sha256], |r| {
+                    Ok(FinishedPart { number: r.get::<_, i64>(0)? as u16, etag: r.get(1)?, crc32: r.get(2)?, bytes: r.get::<_, i64>(3)? as u64 })
+                })?
                 .collect::<Result<_, _>>()?;
             Ok(Some(c))
         })
@@ -258,11 +269,11 @@ impl Store {
         .await
     }
 
-    pub async fn capture_sync_part(&self, sha256: String, part: u16, etag: String, bytes: u64) -> Result<(), StoreError> {
+    pub async fn capture_sync_part(&self, sha256: String, part: FinishedPart) -> Result<(), StoreError> {
         self.write(move |ctx| {
             ctx.conn.execute(
-                "INSERT OR REPLACE INTO capture_sync_parts (sha256, part_number, etag, bytes) VALUES (?1, ?2, ?3, ?4)",
-                params![sha256, part, etag, bytes as i64],
+                "INSERT OR REPLACE INTO capture_sync_parts (sha256, part_number, etag, crc32, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![sha256, part.number, part.etag, part.crc32, part.bytes as i64],
             )?;
             Ok(())
         })

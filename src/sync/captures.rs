@@ -6,7 +6,8 @@
 //! finished object is checked (HEAD: size) before the capture counts as
 //! synced.
 
-use super::s3::S3Error;
+use super::s3::{crc32_base64, S3Error};
+use crate::store::sync::FinishedPart;
 use super::{SyncError, Syncer};
 use bytes::Bytes;
 use std::path::PathBuf;
@@ -63,28 +64,55 @@ impl Syncer {
             }
         };
         let parts = c.bytes.div_ceil(part_size);
-        let next = (1..=parts).find(|n| !c.parts.iter().any(|p| p.0 as u64 == *n));
-        match next {
-            Some(n) => {
-                let offset = (n - 1) * part_size;
-                let len = part_size.min(c.bytes - offset);
-                let body = read_range(path, offset, len).await?;
-                match self.s3.upload_part(&key, &upload_id, n as u16, body, self.throttle.as_ref()).await {
-                    Ok(etag) => {
-                        self.store.capture_sync_part(c.sha256, n as u16, etag, len).await?;
-                        self.handle.update(|l| l.capture_bytes_sent += len);
+        let missing: Vec<u64> = (1..=parts).filter(|n| !c.parts.iter().any(|p| p.number as u64 == *n)).take(self.config.part_concurrency.max(1)).collect();
+        match missing.first() {
+            Some(_) => {
+                // Up to `part_concurrency` parts in flight; each finished part
+                // is recorded as it finishes, whatever happens to the others.
+                let mut flight = tokio::task::JoinSet::new();
+                for n in missing {
+                    let offset = (n - 1) * part_size;
+                    let len = part_size.min(c.bytes - offset);
+                    let body = read_range(path.clone(), offset, len).await?;
+                    let (s3, key, id, throttle) = (self.s3.clone(), key.clone(), upload_id.clone(), self.throttle.clone());
+                    flight.spawn(async move {
+                        let crc = tokio::task::spawn_blocking({
+                            let body = body.clone();
+                            move || crc32_base64(&body)
+                        })
+                        .await
+                        .unwrap_or_default();
+                        let sent = s3.upload_part(&key, &id, n as u16, body, &crc, throttle.as_ref()).await;
+                        (n, len, crc, sent)
+                    });
+                }
+                let mut first_error = None;
+                while let Some(done) = flight.join_next().await {
+                    let (n, len, crc32, result) = done.map_err(|e| SyncError::Local(format!("part task: {e}")))?;
+                    match result {
+                        Ok(etag) => {
+                            let part = FinishedPart { number: n as u16, etag, crc32, bytes: len };
+                            self.store.capture_sync_part(c.sha256.clone(), part).await?;
+                            self.handle.update(|l| l.capture_bytes_sent += len);
+                        }
+                        Err(e) => {
+                            first_error.get_or_insert(e);
+                        }
                     }
-                    Err(S3Error::NotFound) => {
+                }
+                match first_error {
+                    None => Ok(true),
+                    Some(S3Error::NotFound) => {
                         tracing::warn!(sha256 = %c.sha256, "the multipart upload is gone on the server; starting this capture over");
                         self.store.capture_sync_reset(c.sha256).await?;
+                        Ok(true)
                     }
-                    Err(e) => return Err(e.into()),
+                    Some(e) => Err(e.into()),
                 }
-                Ok(true)
             }
             None => {
-                let etags: Vec<String> = c.parts.iter().map(|p| p.1.clone()).collect();
-                match self.s3.complete_multipart(&key, &upload_id, &etags).await {
+                let parts: Vec<(u16, String, String)> = c.parts.iter().map(|p| (p.number, p.etag.clone(), p.crc32.clone())).collect();
+                match self.s3.complete_multipart(&key, &upload_id, &parts).await {
                     Ok(()) => {}
                     // Completed by an attempt whose answer was lost, or expired.
                     Err(S3Error::NotFound) => {

@@ -29,6 +29,8 @@ pub struct SyncConfig {
     /// Captures at least this big go by multipart upload.
     pub multipart_threshold: u64,
     pub part_size: u64,
+    /// Parts of one capture in flight at once (memory: this × part size).
+    pub part_concurrency: usize,
     /// How often to look for a newer signed manifest; `None`: never.
     pub manifest_poll: Option<Duration>,
     /// Fetch the manifest from this HTTPS URL (and URL.sig) instead of the bucket.
@@ -103,6 +105,7 @@ impl SyncConfig {
             capture_rate: args.capture_kbps.filter(|k| *k > 0).map(|k| k * 1000 / 8),
             multipart_threshold: 8 << 20,
             part_size: 8 << 20,
+            part_concurrency: 2,
             manifest_poll: Some(Duration::from_secs(args.manifest_poll_secs.unwrap_or(30))).filter(|d| !d.is_zero()),
             manifest_url,
             payouts_at,

@@ -28,6 +28,8 @@ CREATE TABLE capture_sync_parts (
     sha256      TEXT    NOT NULL,
     part_number INTEGER NOT NULL,
     etag        TEXT    NOT NULL,
+    -- base64 CRC32 of the part, as S3 checked it on arrival.
+    crc32       TEXT    NOT NULL,
     bytes       INTEGER NOT NULL,
     PRIMARY KEY (sha256, part_number)
 );
