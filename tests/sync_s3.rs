@@ -481,3 +481,96 @@ mod crash {
         assert_eq!(created, 1, "restarts resumed the one multipart upload instead of starting over");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyst_queries_the_landing_with_duckdb() {
+    let duckdb = common::s3::python_deps("pydeps-duckdb", "import duckdb", &["duckdb==1.5.6"]);
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let b = TestBox::start_synced(sync_config(&moto.endpoint(), BUCKET), |_| {}).await;
+    check_in_many(&b, 30).await;
+    upload(&b, "cr-a", &jpeg(64, 64, 5), "x.jpg").await;
+    wait_synced(&b, 20).await;
+    let events = assert_exactly_once(&moto, &b).await;
+    // The analyst copies events/ down (aws s3 sync, rclone...) and asks DuckDB.
+    let landing = tempfile::tempdir().unwrap();
+    for (key, _) in moto.list(BUCKET, &format!("{PREFIX}/events/")).await {
+        let path = landing.path().join(key.strip_prefix(&format!("{PREFIX}/")).unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, moto.get(BUCKET, &key).await).unwrap();
+    }
+    let query = "select box, date, kind, count(*) as n, min(seq), max(seq) \
+                 from read_json_auto('events/**/*.ndjson.zst', hive_partitioning=true) group by all order by kind";
+    let out = std::process::Command::new("python3")
+        .args(["-c", &format!("import duckdb, json\nrows = duckdb.sql(\"{query}\").fetchall()\nprint(json.dumps([[str(c) for c in r] for r in rows]))")])
+        .current_dir(landing.path())
+        .env("PYTHONPATH", duckdb)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "duckdb: {}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
+    let admitted = rows.iter().find(|r| r[2] == "checkin.admitted").unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(admitted[0], b.state.store.box_id(), "box from the path");
+    assert_eq!(admitted[1], format_rfc3339(b.state.clock.now())[..10], "date from the path");
+    assert_eq!(admitted[3], "30");
+    let total: usize = rows.iter().map(|r| r[3].parse::<usize>().unwrap()).sum();
+    assert_eq!(total, events.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
+    use std::process::{Command, Stdio};
+    const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    // A demo box that ran for a moment and wrote its outbox.
+    let mut child = Command::new(BIN).args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", &d]).env("RUST_LOG", "warn").stdout(Stdio::piped()).spawn().unwrap();
+    let mut out = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    while !out.next().unwrap().unwrap().starts_with("venuebox listening") {}
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let vb = |args: &[&str], creds: bool| {
+        let mut c = Command::new(BIN);
+        c.args(args).args(["--data-dir", &d]).env("RUST_LOG", "warn").env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+        if creds {
+            c.env("AWS_ACCESS_KEY_ID", "AKIDCLI").env("AWS_SECRET_ACCESS_KEY", "cli-secret-value");
+        }
+        c.output().unwrap()
+    };
+    let status = vb(&["sync", "status"], false);
+    let text = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(status.status.success() && text.contains("events pending") && text.contains("seq 0 of") && text.contains("last success    never"), "{text}");
+    let target = format!("s3://{BUCKET}/{PREFIX}");
+    let sync = ["sync", "now", "--sync", &target, "--sync-endpoint", &moto.endpoint()];
+    // No keys anywhere: a clear error that says where keys go.
+    let no_keys = vb(&sync, false);
+    let err = String::from_utf8_lossy(&no_keys.stderr).to_string();
+    assert!(!no_keys.status.success() && err.contains("AWS_ACCESS_KEY_ID") && err.contains("sync-credentials"), "{err}");
+    // Keys in a file others can read: refused.
+    let creds = dir.path().join("sync-credentials");
+    std::fs::write(&creds, "AWS_ACCESS_KEY_ID=AKIDFILE\nAWS_SECRET_ACCESS_KEY=file-secret-value\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loose = vb(&sync, false);
+    let err = String::from_utf8_lossy(&loose.stderr).to_string();
+    assert!(!loose.status.success() && err.contains("chmod 600") && !err.contains("file-secret-value"), "{err}");
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let ok = vb(&sync, false);
+    let err = String::from_utf8_lossy(&ok.stderr).to_string();
+    assert!(ok.status.success() && err.contains("all synced"), "{err}");
+    // Statements on demand are queued for the bucket, and the next sync takes them.
+    let payouts = vb(&["payouts", "run"], false);
+    assert!(payouts.status.success(), "{}", String::from_utf8_lossy(&payouts.stderr));
+    assert!(vb(&sync, true).status.success());
+    let landed = moto.list(BUCKET, &format!("{PREFIX}/payouts/event=evt-demo/")).await;
+    assert_eq!(landed.len(), 4, "two creators, JSON and CSV: {landed:?}");
+    let json = vb(&["sync", "status", "--json"], false);
+    let s: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!((s["events_pending"].as_i64(), s["files_pending"].as_i64()), (Some(0), Some(0)), "{s}");
+    assert_eq!(landed_events(&moto, BUCKET).await.len() as i64, s["last_seq"].as_i64().unwrap());
+    // Secrets are never shown in help.
+    let help = String::from_utf8(Command::new(BIN).args(["serve", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(help.contains("--sync <s3://BUCKET/PREFIX>") && !help.to_lowercase().contains("secret-access"), "{help}");
+}

@@ -16,21 +16,9 @@ use venuebox::api::tus::CaptureConfig;
 use venuebox::clock::Clock;
 use venuebox::domain::role::Role;
 
-/// A Python path holding tuspy, installing it once if needed.
+/// A Python path holding tuspy.
 fn tuspy() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pydeps");
-    let ok = |dir: &PathBuf| Command::new("python3").args(["-c", "import tusclient"]).env("PYTHONPATH", dir).status().is_ok_and(|s| s.success());
-    if !ok(&dir) {
-        let out = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-            .arg(&dir)
-            .arg("tuspy==1.1.0")
-            .output()
-            .expect("python3 is needed for the tus interoperability test");
-        assert!(out.status.success(), "cannot install tuspy: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(ok(&dir), "tuspy installed but not importable");
-    }
-    dir
+    common::s3::python_deps("pydeps", "import tusclient", &["tuspy==1.1.0"])
 }
 
 /// Forwards 127.0.0.1:<port> to `to`, cutting the connection once when

@@ -16,25 +16,29 @@ use venuebox::sync::s3::S3;
 
 pub const MOTO: &str = "moto[s3]==5.2.5";
 
-/// A Python path holding moto's S3 server, installed once per target dir.
-pub fn moto_path() -> PathBuf {
+/// A Python path where `import_check` works, installing `specs` from
+/// PyPI into target/ once if it does not.
+pub fn python_deps(name: &str, import_check: &str, specs: &[&str]) -> PathBuf {
     static INSTALL: Mutex<()> = Mutex::new(());
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pydeps-moto");
-    let ok = |dir: &PathBuf| {
-        Command::new("python3").args(["-c", "import moto.server, flask, flask_cors"]).env("PYTHONPATH", dir).status().is_ok_and(|s| s.success())
-    };
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let ok = |dir: &PathBuf| Command::new("python3").args(["-c", import_check]).env("PYTHONPATH", dir).status().is_ok_and(|s| s.success());
     if !ok(&dir) {
         let out = Command::new("python3")
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
             .arg(&dir)
-            .args([MOTO, "flask", "flask-cors"])
+            .args(specs)
             .output()
-            .expect("python3 is needed for the sync tests");
-        assert!(out.status.success(), "cannot install moto: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(ok(&dir), "moto installed but not importable");
+            .expect("python3 is needed for this test");
+        assert!(out.status.success(), "cannot install {specs:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(ok(&dir), "{specs:?} installed but `{import_check}` fails");
     }
     dir
+}
+
+/// A Python path holding moto's S3 server.
+pub fn moto_path() -> PathBuf {
+    python_deps("pydeps-moto", "import moto.server, flask, flask_cors", &[MOTO, "flask", "flask-cors"])
 }
 
 /// moto's S3 server on a loopback port, its request log in a file.
