@@ -167,7 +167,7 @@ async fn a_quiet_box_catches_up_when_the_link_returns() {
     proxy.set_down(true);
     let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
     check_in_many(&b, 40).await;
-    wait_for("a few failed attempts", 10, async || status(&b).await["live"]["consecutive_failures"].as_u64().unwrap_or(0) >= 3).await;
+    wait_for("a few failed attempts", 10, async || status(&b).await["live"]["events"]["consecutive_failures"].as_u64().unwrap_or(0) >= 3).await;
     assert_eq!(status(&b).await["state"], "backoff");
     // No new local writes from here on: the link alone brings it back.
     proxy.set_down(false);
@@ -244,6 +244,31 @@ async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_fin
     let done: Vec<&Value> = events.iter().filter(|e| e["kind"] == "capture.completed").collect();
     assert_eq!(done.len(), 2);
     assert!(done.iter().any(|e| e["payload"]["sha256"] == big_sha && e["payload"]["creator"] == "cr-b" && e["payload"]["consent"] == true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bandwidth_cap_paces_captures_and_check_ins_do_not_wait_behind_them() {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let proxy = FaultProxy::start(moto.addr).await;
+    proxy.set_down(true);
+    let mut config = sync_config(&proxy.endpoint(), BUCKET);
+    config.capture_rate = Some(1_000_000); // 8 Mbit/s
+    let b = TestBox::start_synced(config, |_| {}).await;
+    let clip = video(6, 4);
+    let sha = upload(&b, "cr-a", &clip, "clip.mp4").await;
+    proxy.set_down(false);
+    let start = std::time::Instant::now();
+    wait_for("the upload's own events to land", 10, async || status(&b).await["events_pending"] == 0).await;
+    // While the video trickles out, the door keeps scanning: those events
+    // reach the bucket before the video is done.
+    check_in_many(&b, 20).await;
+    wait_for("the check-ins to land", 5, async || status(&b).await["events_pending"] == 0).await;
+    assert_eq!(status(&b).await["captures_pending"], 1, "the video is still going out");
+    wait_synced(&b, 30).await;
+    let took = start.elapsed();
+    assert!(took >= Duration::from_secs(5), "6.3 MB at 1 MB/s cannot take {took:?}");
+    assert_eq!(sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{sha}")).await), sha);
 }
 
 /// The test event with things to sell, timed around now.

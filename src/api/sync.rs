@@ -24,7 +24,7 @@ pub async fn now(State(st): State<AppState>, p: Principal) -> Result<(StatusCode
         return Err(ApiError::new(StatusCode::CONFLICT, "sync_off", "cloud sync is off on this box: start it with venuebox serve --sync s3://BUCKET/PREFIX"));
     }
     st.store.sync_request(st.clock.now()).await?;
-    st.sync.wake.notify_one();
+    st.sync.wake.notify_waiters();
     Ok((StatusCode::ACCEPTED, Json(sync::status(&st.store, &st.sync, st.clock.now()).await?)))
 }
 

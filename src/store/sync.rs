@@ -179,15 +179,6 @@ impl Store {
         .await
     }
 
-    /// Takes a pending request, if any.
-    pub async fn sync_take_request(&self) -> Result<bool, StoreError> {
-        self.write(|ctx| {
-            let n = ctx.conn.execute("UPDATE sync_streams SET requested_at = NULL WHERE stream = 'events' AND requested_at IS NOT NULL", [])?;
-            Ok(n > 0)
-        })
-        .await
-    }
-
     /// Outbox rows `first..=last`, in order.
     pub async fn outbox_range(&self, first: Seq, last: Seq) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = self.outbox_after(Seq(first.0 - 1), (last.0 - first.0 + 1).max(0) as usize).await?;

@@ -34,6 +34,7 @@ use config::SyncConfig;
 use s3::{S3Error, S3};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use throttle::Throttle;
@@ -80,13 +81,19 @@ pub struct SyncHandle {
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Live {
-    /// `idle`, `syncing`, `backoff` or `error`.
-    pub state: &'static str,
-    pub consecutive_failures: u32,
-    pub next_attempt_at: Option<Millis>,
+    pub events: LaneState,
+    pub captures: LaneState,
     pub segments_sent: u64,
     pub events_sent: u64,
     pub capture_bytes_sent: u64,
+}
+
+/// One lane of the loop: `idle`, `syncing`, `backoff` or `error`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LaneState {
+    pub state: &'static str,
+    pub consecutive_failures: u32,
+    pub next_attempt_at: Option<Millis>,
 }
 
 impl SyncHandle {
@@ -152,7 +159,10 @@ pub async fn status(store: &Store, handle: &SyncHandle, now: Millis) -> Result<S
     let live = handle.target.as_ref().map(|_| handle.live());
     let state = match (&handle.target, &live) {
         (None, _) => "off".to_string(),
-        (Some(_), Some(l)) if !l.state.is_empty() => l.state.to_string(),
+        (Some(_), Some(l)) if !l.events.state.is_empty() => match (l.events.state, l.captures.state) {
+            ("idle", c @ ("error" | "backoff")) => format!("captures {c}"),
+            (e, _) => e.to_string(),
+        },
         _ => "starting".to_string(),
     };
     Ok(SyncStatus {
@@ -226,8 +236,8 @@ pub struct Syncer {
     pub handle: Arc<SyncHandle>,
     pub pinned: TrustedKeys,
     pub data_dir: PathBuf,
-    /// Captures wait after a local problem with one of them.
-    captures_blocked_until: Mutex<Option<Instant>>,
+    /// The events lane is sending; capture steps wait for it.
+    events_busy: AtomicBool,
     manifest_seen: Mutex<manifest::Seen>,
 }
 
@@ -252,32 +262,21 @@ impl Syncer {
             handle,
             pinned,
             data_dir,
-            captures_blocked_until: Mutex::new(None),
+            events_busy: AtomicBool::new(false),
             manifest_seen: Mutex::new(Default::default()),
         })
     }
 
-    /// One pass: every closed event segment first, then queued files, then
-    /// one capture step (an object or a part), so events never wait behind
-    /// a large video. True if anything moved; an error names its stream.
+    /// One pass, in order (what `venuebox sync now` runs): every closed
+    /// event segment, then queued files, then one capture step. True if
+    /// anything moved; an error names its stream.
     pub async fn round(&self, flush: bool) -> Result<bool, (&'static str, SyncError)> {
         let mut moved = false;
         while self.events_step(flush).await.map_err(|e| ("events", e))? {
             moved = true;
         }
         moved |= self.files_step().await.map_err(|e| ("payouts", e))?;
-        if self.captures_blocked_until.lock().expect("lock").is_some_and(|t| Instant::now() < t) {
-            return Ok(moved);
-        }
-        match self.capture_step().await {
-            Ok(m) => moved |= m,
-            Err(e @ SyncError::Local(_)) => {
-                tracing::error!(error = %e, "a capture cannot be sent; other captures wait, events go on");
-                self.record("captures", Err(&e)).await;
-                *self.captures_blocked_until.lock().expect("lock") = Some(Instant::now() + self.config.permanent_retry);
-            }
-            Err(e) => return Err(("captures", e)),
-        }
+        moved |= self.capture_step().await.map_err(|e| ("captures", e))?;
         Ok(moved)
     }
 
@@ -345,35 +344,69 @@ impl Syncer {
         }
     }
 
-    /// The loop `serve` runs: on a timer, on wake-ups (`sync now`, new
-    /// local work is not needed), with backoff and a probe after failures.
+    /// The loop `serve` runs: two lanes, events (with queued files, the
+    /// manifest poll and the nightly payouts) and captures, so a large
+    /// video under the bandwidth cap never holds check-ins back. A capture
+    /// step starts only while the events lane is idle.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         tracing::info!(target = %self.config.describe(), "cloud sync on");
+        let captures = tokio::spawn(self.clone().lane(Lane::Captures, stop.clone()));
+        self.clone().lane(Lane::Events, stop.clone()).await;
+        let _ = captures.await;
+    }
+
+    async fn step(&self, lane: Lane) -> Result<bool, (&'static str, SyncError)> {
+        match lane {
+            Lane::Events => {
+                self.events_busy.store(true, Ordering::SeqCst);
+                let r = async {
+                    let mut moved = false;
+                    while self.events_step(false).await.map_err(|e| ("events", e))? {
+                        moved = true;
+                    }
+                    moved |= self.files_step().await.map_err(|e| ("payouts", e))?;
+                    Ok(moved)
+                }
+                .await;
+                self.events_busy.store(r.is_err(), Ordering::SeqCst);
+                r
+            }
+            Lane::Captures if self.events_busy.load(Ordering::SeqCst) => Ok(false),
+            Lane::Captures => self.capture_step().await.map_err(|e| ("captures", e)),
+        }
+    }
+
+    async fn lane(self: Arc<Self>, lane: Lane, stop: CancellationToken) {
         let mut failures = 0u32;
         let mut errors_on_record: Vec<&'static str> = Vec::new();
         let mut permanent_until: Option<Instant> = None;
         let mut next_manifest = Instant::now();
+        let mut seen_request = self.store.sync_stream("events").await.ok().and_then(|r| r.requested_at);
         let first_payout_due = self.first_payout_due();
+        let set = |f: &dyn Fn(&mut LaneState)| self.handle.update(|l| f(if lane == Lane::Events { &mut l.events } else { &mut l.captures }));
         while !stop.is_cancelled() {
-            if self.store.sync_take_request().await.unwrap_or(false) {
+            let requested = self.store.sync_stream("events").await.ok().and_then(|r| r.requested_at);
+            if requested != seen_request {
+                seen_request = requested;
                 permanent_until = None;
-                *self.captures_blocked_until.lock().expect("lock") = None;
             }
-            if let Some(every) = self.config.manifest_poll {
-                if Instant::now() >= next_manifest {
-                    self.manifest_step().await;
-                    next_manifest = Instant::now() + every;
+            if lane == Lane::Events {
+                if let Some(every) = self.config.manifest_poll {
+                    if Instant::now() >= next_manifest {
+                        self.manifest_step().await;
+                        next_manifest = Instant::now() + every;
+                    }
                 }
+                self.payouts_step(first_payout_due).await;
             }
-            self.payouts_step(first_payout_due).await;
             if permanent_until.is_some_and(|t| Instant::now() < t) {
                 // Stopped by a permanent error: `sync now` (a request) or
                 // the retry time lets it try again with what is configured.
                 self.nap(self.config.interval, &stop).await;
                 continue;
             }
-            self.handle.update(|l| l.state = "syncing");
-            match self.round(false).await {
+            set(&|l| l.state = "syncing");
+            match self.step(lane).await {
                 Ok(moved) => {
                     failures = 0;
                     permanent_until = None;
@@ -381,24 +414,20 @@ impl Syncer {
                         self.record(stream, Ok(())).await;
                         tracing::info!(stream, "cloud sync recovered");
                     }
-                    self.handle.update(|l| {
-                        l.state = "idle";
-                        l.consecutive_failures = 0;
-                        l.next_attempt_at = None;
-                    });
+                    set(&|l| *l = LaneState { state: "idle", ..Default::default() });
                     if !moved {
                         self.nap(self.config.interval, &stop).await;
                     }
                 }
                 Err((stream, e)) if e.is_permanent() => {
-                    tracing::error!(error = %e, "cloud sync stopped by a permanent error; fix the configuration (retrying every {:?})", self.config.permanent_retry);
+                    tracing::error!(error = %e, stream, "cloud sync stopped by a permanent error; fix the configuration (retrying every {:?})", self.config.permanent_retry);
                     self.record(stream, Err(&e)).await;
                     if !errors_on_record.contains(&stream) {
                         errors_on_record.push(stream);
                     }
                     permanent_until = Some(Instant::now() + self.config.permanent_retry);
                     let at = self.clock.now() + self.config.permanent_retry.as_millis() as Millis;
-                    self.handle.update(|l| {
+                    set(&|l| {
                         l.state = "error";
                         l.next_attempt_at = Some(at);
                     });
@@ -406,13 +435,13 @@ impl Syncer {
                 Err((stream, e)) => {
                     failures += 1;
                     let wait = backoff(failures, self.config.backoff_base, self.config.backoff_cap);
-                    tracing::warn!(error = %e, failures, retry_in = ?wait, "cloud sync failed; will retry");
+                    tracing::warn!(error = %e, stream, failures, retry_in = ?wait, "cloud sync failed; will retry");
                     self.record(stream, Err(&e)).await;
                     if !errors_on_record.contains(&stream) {
                         errors_on_record.push(stream);
                     }
                     let at = self.clock.now() + wait.as_millis() as Millis;
-                    self.handle.update(|l| {
+                    set(&|l| {
                         l.state = "backoff";
                         l.consecutive_failures = failures;
                         l.next_attempt_at = Some(at);
@@ -422,6 +451,12 @@ impl Syncer {
             }
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    Events,
+    Captures,
 }
 
 #[cfg(test)]
