@@ -218,6 +218,11 @@ async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_fin
     let big = video(30, 3);
     let photo_sha = upload(&b, "cr-a", &photo, "IMG_1.jpg").await;
     let big_sha = upload(&b, "cr-b", &big, "clip.mp4").await;
+    // Someone in a third photo withdraws consent before it left the box.
+    let withdrawn = upload(&b, "cr-a", &jpeg(320, 240, 8), "IMG_2.jpg").await;
+    let sup = b.token(Role::Supervisor).await;
+    let body = json!({"reason": "the guest asked", "consent_withdrawn": true});
+    assert_eq!(b.post(&sup, &format!("/api/v1/captures/{withdrawn}/hide"), body).await.0, 200);
     // The link returns; cut it again in the middle of the third part.
     proxy.cut_after(20 << 20);
     proxy.set_down(false);
@@ -226,7 +231,7 @@ async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_fin
     assert_eq!(sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{photo_sha}")).await), photo_sha);
     assert_eq!(sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{big_sha}")).await), big_sha);
     let keys: Vec<String> = moto.list(BUCKET, &format!("{PREFIX}/captures/")).await.into_iter().map(|k| k.0).collect();
-    assert_eq!(keys.len(), 2, "nothing else under captures/: {keys:?}");
+    assert_eq!(keys.len(), 2, "nothing else under captures/, and not the withdrawn photo: {keys:?}");
     // Each part was accepted once: finished parts were not sent again.
     let parts: Vec<(String, u16)> = moto
         .requests()
@@ -242,7 +247,9 @@ async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_fin
     // Capture metadata travels in the event log.
     let events = assert_exactly_once(&moto, &b).await;
     let done: Vec<&Value> = events.iter().filter(|e| e["kind"] == "capture.completed").collect();
-    assert_eq!(done.len(), 2);
+    assert_eq!(done.len(), 3);
+    let hidden = events.iter().find(|e| e["kind"] == "capture.hidden").unwrap();
+    assert_eq!((hidden["payload"]["sha256"].as_str(), hidden["payload"]["consent_withdrawn"].as_bool()), (Some(withdrawn.as_str()), Some(true)));
     assert!(done.iter().any(|e| e["payload"]["sha256"] == big_sha && e["payload"]["creator"] == "cr-b" && e["payload"]["consent"] == true));
 }
 

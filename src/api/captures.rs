@@ -88,12 +88,16 @@ pub async fn check(State(st): State<AppState>, p: Principal, Json(b): Json<Check
 #[serde(deny_unknown_fields)]
 pub struct HideBody {
     reason: String,
+    /// The person in it withdrew consent: the capture also loses its
+    /// consent flag and its bytes stay off the cloud if not sent yet.
+    #[serde(default)]
+    consent_withdrawn: bool,
 }
 
 pub async fn hide(State(st): State<AppState>, p: Principal, Path(sha): Path<String>, Json(b): Json<HideBody>) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
     check_hash(&sha)?;
-    let c = st.store.hide_capture(sha, b.reason, p.actor, st.clock.now()).await?;
+    let c = st.store.hide_capture(sha, b.reason, b.consent_withdrawn, p.actor, st.clock.now()).await?;
     Ok(Json(serde_json::to_value(c).map_err(|_| ApiError::internal())?))
 }
 

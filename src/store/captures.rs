@@ -359,17 +359,22 @@ impl Store {
         .await
     }
 
-    /// Takes a capture off the dashboard (consent withdrawn, wrong event...)
-    /// and tells the cloud.
-    pub async fn hide_capture(&self, sha256: String, reason: String, actor: Actor, now: Millis) -> Result<CaptureView, StoreError> {
+    /// Takes a capture off the dashboard (wrong event, blurry...) and tells
+    /// the cloud. With `consent_withdrawn`, the capture also loses its
+    /// consent, and its bytes are not sent to the cloud if they are not
+    /// there yet.
+    pub async fn hide_capture(&self, sha256: String, reason: String, consent_withdrawn: bool, actor: Actor, now: Millis) -> Result<CaptureView, StoreError> {
         self.write(move |ctx| {
             if reason.trim().is_empty() {
                 return Err(StoreError::invalid("reason_required", "say why the capture is hidden (reason), for the record"));
             }
             let n = ctx
                 .conn
-                .prepare_cached("UPDATE captures SET hidden_at = ?1, hidden_by = ?2, hidden_reason = ?3 WHERE sha256 = ?4 AND hidden_at IS NULL")?
-                .execute(params![now, actor.name, reason, sha256])?;
+                .prepare_cached(
+                    "UPDATE captures SET hidden_at = ?1, hidden_by = ?2, hidden_reason = ?3, consent = consent AND NOT ?5
+                     WHERE sha256 = ?4 AND hidden_at IS NULL",
+                )?
+                .execute(params![now, actor.name, reason, sha256, consent_withdrawn])?;
             let view = ctx
                 .conn
                 .prepare_cached(&format!("SELECT {CAPTURE_COLUMNS} FROM captures WHERE sha256 = ?1"))?
@@ -379,8 +384,9 @@ impl Store {
             if n == 0 {
                 return Err(StoreError::Conflict(format!("capture {sha256} is already hidden")));
             }
-            audit::record(ctx, &actor, "capture.hide", &serde_json::json!({"sha256": sha256, "reason": reason}), now)?;
-            outbox::append(ctx, "capture.hidden", &serde_json::json!({"sha256": sha256, "reason": reason, "by": actor.name, "at": now}), now)?;
+            let detail = serde_json::json!({"sha256": sha256, "reason": reason, "consent_withdrawn": consent_withdrawn, "by": actor.name, "at": now});
+            audit::record(ctx, &actor, "capture.hide", &detail, now)?;
+            outbox::append(ctx, "capture.hidden", &detail, now)?;
             Ok(view)
         })
         .await

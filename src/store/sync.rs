@@ -80,6 +80,10 @@ pub enum Outcome<'a> {
     Failure { kind: &'a str, message: &'a str },
 }
 
+/// A capture whose bytes the bucket still needs: not sent, and not
+/// withheld because consent was withdrawn (hidden and consent off).
+const CAPTURE_PENDING: &str = "(s.state IS NULL OR s.state != 'done') AND NOT (c.hidden_at IS NOT NULL AND c.consent = 0)";
+
 fn stream_row(conn: &rusqlite::Connection, stream: &str) -> Result<StreamRow, StoreError> {
     let row = conn
         .prepare_cached(
@@ -195,8 +199,8 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )?;
             let (captures, capture_bytes): (i64, i64) = conn.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(c.bytes), 0) FROM captures c
-                 LEFT JOIN capture_sync s ON s.sha256 = c.sha256 WHERE s.state IS NULL OR s.state != 'done'",
+                &format!("SELECT COUNT(*), COALESCE(SUM(c.bytes), 0) FROM captures c
+                 LEFT JOIN capture_sync s ON s.sha256 = c.sha256 WHERE {CAPTURE_PENDING}"),
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
@@ -220,9 +224,9 @@ impl Store {
         self.read(|conn| {
             let head = conn
                 .prepare_cached(
-                    "SELECT c.sha256, c.bytes, s.upload_id, s.part_size FROM captures c
+                    &format!("SELECT c.sha256, c.bytes, s.upload_id, s.part_size FROM captures c
                      LEFT JOIN capture_sync s ON s.sha256 = c.sha256
-                     WHERE s.state IS NULL OR s.state != 'done' ORDER BY c.id LIMIT 1",
+                     WHERE {CAPTURE_PENDING} ORDER BY c.id LIMIT 1"),
                 )?
                 .query_row([], |r| {
                     Ok(CaptureToSync {
