@@ -349,6 +349,25 @@ async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nightly_statements_are_written_at_three_in_the_event_zone_and_uploaded() {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    // 01:59:58 UTC on 28 Nov is 02:59:58 in Berlin, the test event's zone.
+    let clock = venuebox::clock::Clock::fixed(venuebox::domain::time::parse_rfc3339("2026-11-28T01:59:58Z").unwrap());
+    let b = TestBox::start_synced_at(clock.clone(), sync_config(&moto.endpoint(), BUCKET), |_| {}).await;
+    let prefix = format!("{PREFIX}/payouts/event={EVENT}/date=2026-11-28/");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(moto.list(BUCKET, &prefix).await.is_empty(), "not before 03:00");
+    clock.advance(3_000);
+    wait_for("the nightly statements", 10, async || moto.list(BUCKET, &prefix).await.len() == 4).await;
+    let keys: Vec<String> = moto.list(BUCKET, &prefix).await.into_iter().map(|k| k.0).collect();
+    assert!(keys.iter().any(|k| k.ends_with("creator=cr-a.csv")) && keys.iter().any(|k| k.ends_with("creator=cr-b.json")), "{keys:?}");
+    assert!(b.dir.path().join("payouts").join(format!("event={EVENT}")).join("date=2026-11-28").join("creator=cr-a.json").exists());
+    let payouts = status(&b).await["streams"].as_array().unwrap().iter().find(|s| s["stream"] == "payouts").unwrap().clone();
+    assert!(payouts["last_success_at"].is_i64(), "{payouts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_be_frozen() {
     let moto = Moto::start().await;
     moto.create_bucket(BUCKET).await;
@@ -606,4 +625,58 @@ async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
     // Secrets are never shown in help.
     let help = String::from_utf8(Command::new(BIN).args(["serve", "--help"]).output().unwrap().stdout).unwrap();
     assert!(help.contains("--sync <s3://BUCKET/PREFIX>") && !help.to_lowercase().contains("secret-access"), "{help}");
+}
+
+/// A plain web server for files: what an organiser's HTTPS site would be.
+async fn file_server(files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let files = files.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let path = String::from_utf8_lossy(&req).split_whitespace().nth(1).unwrap_or("/").to_string();
+                let body = files.lock().unwrap().get(&path).cloned();
+                let head = match &body {
+                    Some(b) => format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", b.len()),
+                    None => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string(),
+                };
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&body.unwrap_or_default()).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_published_at_a_url_is_applied_too() {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> = Default::default();
+    let site = file_server(files.clone()).await;
+    let mut config = sync_config(&moto.endpoint(), BUCKET);
+    config.manifest_url = Some(format!("{site}/events/rooftop.json").parse().unwrap());
+    let b = TestBox::start_synced(config, |_| {}).await;
+    let bytes = common::manifest(&b.key, 2, |m| {
+        m["tickets"].as_array_mut().unwrap().push(json!({"id": "WEB-1", "tier": "ga", "secret": "SECRET-WEB"}));
+        m["creators"] = json!([{"id": "cr-a", "name": "Alice"}, {"id": "cr-b", "name": "Bo"}]);
+    });
+    let sig = sign_detached(&b.key.signing_key(), &bytes);
+    files.lock().unwrap().insert("/events/rooftop.json.sig".into(), sig.into_bytes());
+    files.lock().unwrap().insert("/events/rooftop.json".into(), bytes);
+    wait_for("version 2 from the URL", 10, async || b.state.store.event().unwrap().manifest.version == 2).await;
+    let door = b.token(Role::Door).await;
+    let (_, v) = b.scan(&door, json!({"code": "SECRET-WEB", "gate": "main", "nonce": nonce()})).await;
+    assert_eq!(v["verdict"], "admit", "{v}");
 }

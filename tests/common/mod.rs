@@ -98,7 +98,11 @@ impl TestBox {
     /// A box syncing to a bucket, with creators `cr-a` (10 % of tickets,
     /// 20 % of drops) and `cr-b`, and whatever `extra` adds.
     pub async fn start_synced(sync: venuebox::sync::config::SyncConfig, extra: impl FnOnce(&mut Value)) -> TestBox {
-        Self::start_config(Clock::system(), |c| c.sync = Some(sync), |m| {
+        Self::start_synced_at(Clock::system(), sync, extra).await
+    }
+
+    pub async fn start_synced_at(clock: Clock, sync: venuebox::sync::config::SyncConfig, extra: impl FnOnce(&mut Value)) -> TestBox {
+        Self::start_config(clock, |c| c.sync = Some(sync), |m| {
             m["creators"] = json!([
                 {"id": "cr-a", "name": "Alice", "referral_codes": ["ALICE"], "payout": {"ticket_share_bp": 1000, "drop_share_bp": 2000}},
                 {"id": "cr-b", "name": "Bo"}
