@@ -61,7 +61,8 @@ impl CaptureArgs {
 /// AWS_SECRET_ACCESS_KEY or DATA_DIR/sync-credentials (mode 0600), never flags.
 #[derive(Args, Clone)]
 struct SyncCli {
-    /// Turn sync on: s3://BUCKET/PREFIX.
+    /// Turn sync on: s3://BUCKET/PREFIX. Keys come from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, or DATA_DIR/sync-credentials (mode 0600), never flags.
     #[arg(long = "sync", env = "VENUEBOX_SYNC", value_name = "s3://BUCKET/PREFIX")]
     url: Option<String>,
     /// S3 endpoint (MinIO, R2, Garage...); default AWS_ENDPOINT_URL, else AWS for the region.
@@ -461,7 +462,7 @@ fn mib(bytes: i64) -> String {
 }
 
 fn print_status(s: &venuebox::sync::SyncStatus, now: i64) {
-    println!("target          {}", s.target.as_deref().unwrap_or("(not given: pass --sync or VENUEBOX_SYNC to name it)"));
+    println!("sync            {}", s.state);
     println!("events pending  {} ({}), seq {} of {}", s.events_pending, mib(s.event_bytes_pending), s.cursor, s.last_seq);
     println!("captures        {} pending ({})", s.captures_pending, mib(s.capture_bytes_pending));
     println!("files pending   {}", s.files_pending);
@@ -487,7 +488,12 @@ async fn sync_command(cmd: SyncCommand) -> Result<()> {
         SyncCommand::Status { dir, json } => {
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
             let now = state.clock.now();
-            let s = venuebox::sync::status(&state.store, &state.sync, now).await?;
+            let mut s = venuebox::sync::status(&state.store, &state.sync, now).await?;
+            // This process does not sync; say whether a running box does.
+            s.state = match venuebox::sync::try_lock(&dir.data_dir)? {
+                None => "syncing in a running venuebox serve".into(),
+                Some(_) => "not running (no venuebox serve --sync on this data directory)".into(),
+            };
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
