@@ -282,19 +282,22 @@ impl Syncer {
 
     async fn record(&self, stream: &'static str, r: Result<(), &SyncError>) {
         use crate::store::sync::Outcome;
-        let now = self.clock.now();
-        let outcome = match r {
-            Ok(()) => Outcome::Success,
-            Err(e) => {
-                let message = e.to_string();
-                let kind = e.kind();
-                return self.store.sync_outcome(stream, Outcome::Failure { kind, message: &message }, now).await.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "cannot record the sync error");
-                });
-            }
+        let message = r.err().map(|e| (e.kind(), e.to_string()));
+        let outcome = match &message {
+            None => Outcome::Success,
+            Some((kind, message)) => Outcome::Failure { kind, message },
         };
-        if let Err(e) = self.store.sync_outcome(stream, outcome, now).await {
+        if let Err(e) = self.store.sync_outcome(stream, outcome, self.clock.now()).await {
             tracing::warn!(error = %e, "cannot record the sync outcome");
+        }
+    }
+
+    /// Reads the keys again (environment, then `sync-credentials`), so a
+    /// fixed credentials file takes effect without a restart.
+    fn reload_credentials(&self) {
+        match config::credentials(&self.data_dir, &|k| std::env::var(k).ok()) {
+            Ok(c) => self.s3.set_credentials(c),
+            Err(e) => tracing::warn!(error = %e, "cannot read the sync credentials; keeping the ones in use"),
         }
     }
 
@@ -388,7 +391,9 @@ impl Syncer {
             let requested = self.store.sync_stream("events").await.ok().and_then(|r| r.requested_at);
             if requested != seen_request {
                 seen_request = requested;
-                permanent_until = None;
+                if permanent_until.take().is_some() {
+                    self.reload_credentials();
+                }
             }
             if lane == Lane::Events {
                 if let Some(every) = self.config.manifest_poll {
@@ -399,11 +404,14 @@ impl Syncer {
                 }
                 self.payouts_step(first_payout_due).await;
             }
-            if permanent_until.is_some_and(|t| Instant::now() < t) {
+            if let Some(until) = permanent_until {
                 // Stopped by a permanent error: `sync now` (a request) or
                 // the retry time lets it try again with what is configured.
-                self.nap(self.config.interval, &stop).await;
-                continue;
+                if Instant::now() < until {
+                    self.nap(self.config.interval, &stop).await;
+                    continue;
+                }
+                self.reload_credentials();
             }
             set(&|l| l.state = "syncing");
             match self.step(lane).await {
