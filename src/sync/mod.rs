@@ -374,7 +374,6 @@ impl Syncer {
                 self.events_busy.store(r.is_err(), Ordering::SeqCst);
                 r
             }
-            Lane::Captures if self.events_busy.load(Ordering::SeqCst) => Ok(false),
             Lane::Captures => self.capture_step().await.map_err(|e| ("captures", e)),
         }
     }
@@ -412,6 +411,11 @@ impl Syncer {
                     continue;
                 }
                 self.reload_credentials();
+            }
+            if lane == Lane::Captures && self.events_busy.load(Ordering::SeqCst) {
+                // Events first: wait while that lane sends (or fails).
+                self.nap(self.config.interval, &stop).await;
+                continue;
             }
             set(&|l| l.state = "syncing");
             match self.step(lane).await {
