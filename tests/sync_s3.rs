@@ -203,6 +203,57 @@ async fn a_permanent_error_is_reported_loses_nothing_and_clears_once_fixed() {
     wait_for("the errors to clear", 10, async || status(&b).await["last_error"].is_null()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_put_and_the_cursor_update_leaves_each_seq_once() {
+    use venuebox::domain::ids::Seq;
+    use venuebox::store::sync::PendingSegment;
+    use venuebox::sync::plan::{encode, LogEvent};
+    use venuebox::sync::{SyncHandle, Syncer};
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    // A box with no sync loop of its own: the test plays the syncer.
+    let b = TestBox::start().await;
+    let store = &b.state.store;
+    let restart = || {
+        let st = &b.state;
+        let config = sync_config(&moto.endpoint(), BUCKET);
+        Syncer::new(st.store.clone(), st.media.clone(), st.clock.clone(), config, std::sync::Arc::new(SyncHandle::default()), Default::default(), b.dir.path().to_path_buf()).unwrap()
+    };
+    let key = |first: i64, last: i64| {
+        let date = format_rfc3339(b.state.clock.now())[..10].to_string();
+        format!("{PREFIX}/events/box={}/date={date}/{first:012}-{last:012}.ndjson.zst", store.box_id())
+    };
+    check_in_many(&b, 5).await;
+    let rows = store.outbox_after(Seq(0), 1000).await.unwrap();
+    let last = rows.last().unwrap().seq.0;
+    // The syncer planned the segment and its PUT reached the bucket; then
+    // the power went, before the cursor moved.
+    let planned = PendingSegment { first: 1, last, key: key(1, last) };
+    assert_eq!(store.sync_plan_segment(0, planned.clone()).await.unwrap(), Some(planned.clone()));
+    let events: Vec<LogEvent> = rows.into_iter().map(LogEvent::from).collect();
+    moto.put(BUCKET, &planned.key, encode(&events)).await;
+    // After the restart the pending segment goes again: 412, same bytes,
+    // counted as sent; the cursor moves; nothing is doubled.
+    let s = restart();
+    assert!(s.events_step(true).await.unwrap());
+    assert_eq!(store.sync_stream("events").await.unwrap().cursor, last);
+    assert!(!s.events_step(true).await.unwrap(), "nothing left");
+    let landed = moto.list(BUCKET, &format!("{PREFIX}/events/")).await;
+    assert_eq!(landed.len(), 1, "{landed:?}");
+    let seqs: Vec<i64> = landed_events(&moto, BUCKET).await.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
+
+    // Different bytes already at the next segment's key (another box with
+    // this identity?): a permanent error, nothing overwritten, cursor kept.
+    check_in_many(&b, 1).await;
+    let next = PendingSegment { first: last + 1, last: last + 1, key: key(last + 1, last + 1) };
+    moto.put(BUCKET, &next.key, b"not ours".to_vec()).await;
+    let err = restart().events_step(true).await.unwrap_err();
+    assert!(err.is_permanent() && err.to_string().contains("different bytes"), "{err}");
+    assert_eq!(moto.get(BUCKET, &next.key).await, b"not ours");
+    assert_eq!(store.sync_stream("events").await.unwrap().cursor, last);
+}
+
 async fn landed_events_in(moto: &Moto, bucket: &str) -> Vec<Value> {
     landed_events(moto, bucket).await
 }
