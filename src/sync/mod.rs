@@ -199,6 +199,8 @@ pub fn render_metrics(s: &SyncStatus) -> String {
     gauge("venuebox_sync_events_pending", "Outbox events not yet in the bucket.", s.events_pending as f64);
     gauge("venuebox_sync_captures_pending", "Captures whose bytes are not yet in the bucket.", s.captures_pending as f64);
     gauge("venuebox_sync_capture_bytes_pending", "Bytes of those captures.", s.capture_bytes_pending as f64);
+    let last_ok = s.last_success_at.as_deref().and_then(|t| crate::domain::time::parse_rfc3339(t).ok()).map(|ms| ms as f64 / 1000.0).unwrap_or(0.0);
+    gauge("venuebox_sync_last_success_timestamp_seconds", "When the bucket last acknowledged events or a capture (0: never).", last_ok);
     gauge("venuebox_sync_permanent_error", "1 while a permanent error (credentials, bucket) stops sync.", s.permanent_error() as u8 as f64);
     out
 }
