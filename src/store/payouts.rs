@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Serialize)]
 pub struct Statement {
     pub event: String,
+    /// The box whose rows these are (each box states its own sales).
+    pub box_id: String,
     pub creator: String,
     pub name: String,
     pub currency: String,
@@ -54,6 +56,7 @@ impl Store {
     /// One statement per creator of the loaded event.
     pub async fn payout_statements(&self, now: Millis) -> Result<Vec<Statement>, StoreError> {
         let ev = self.event().ok_or(StoreError::NoEvent)?;
+        let box_id = self.box_id().to_string();
         self.read(move |conn| {
             let mut out = Vec::new();
             for c in &ev.manifest.creators {
@@ -80,6 +83,7 @@ impl Store {
                 let tickets = referral_tickets.clone() + scholarship_tickets.clone();
                 out.push(Statement {
                     event: ev.event_id().to_string(),
+                    box_id: box_id.clone(),
                     creator: id.to_string(),
                     name: c.name.clone(),
                     currency: ev.manifest.event.currency.clone(),
@@ -105,6 +109,7 @@ fn csv(s: &Statement) -> String {
     let row = |k: &str, v: String| format!("{k},{v}\n");
     let mut out = String::from("field,value\n");
     out += &row("event", s.event.clone());
+    out += &row("box_id", s.box_id.clone());
     out += &row("creator", s.creator.clone());
     out += &row("name", format!("\"{}\"", s.name.replace('"', "\"\"")));
     out += &row("currency", s.currency.clone());
