@@ -77,9 +77,15 @@ struct SyncCli {
     /// Bandwidth cap for capture uploads, in kbit/s (0: none). Events are never capped.
     #[arg(long = "sync-capture-kbps")]
     capture_kbps: Option<u64>,
-    /// An event segment closes after this many seconds (or 10,000 events, or 8 MiB).
+    /// An event segment closes when its first event is this many seconds old [default: 5].
     #[arg(long = "sync-segment-secs")]
     segment_secs: Option<u64>,
+    /// ...or when it holds this many events [default: 10000].
+    #[arg(long = "sync-segment-events")]
+    segment_events: Option<usize>,
+    /// ...or this many KiB of uncompressed NDJSON [default: 8192].
+    #[arg(long = "sync-segment-kib")]
+    segment_kib: Option<usize>,
     /// Seconds between looks for a newer signed manifest (0: never).
     #[arg(long = "manifest-poll-secs")]
     manifest_poll_secs: Option<u64>,
@@ -101,6 +107,8 @@ impl SyncCli {
             addressing: self.addressing.clone(),
             capture_kbps: self.capture_kbps,
             segment_secs: self.segment_secs,
+            segment_events: self.segment_events,
+            segment_kib: self.segment_kib,
             manifest_poll_secs: self.manifest_poll_secs,
             manifest_url: self.manifest_url.clone(),
             payouts_at: self.payouts_at.clone(),

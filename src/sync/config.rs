@@ -50,6 +50,8 @@ pub struct SyncArgs {
     pub addressing: Option<String>,
     pub capture_kbps: Option<u64>,
     pub segment_secs: Option<u64>,
+    pub segment_events: Option<usize>,
+    pub segment_kib: Option<usize>,
     pub manifest_poll_secs: Option<u64>,
     pub manifest_url: Option<String>,
     pub payouts_at: Option<String>,
@@ -90,9 +92,11 @@ impl SyncConfig {
             None => None,
             Some(u) => Some(u.parse::<url::Url>().map_err(|e| format!("--manifest-url '{u}': {e}"))?),
         };
+        let d = SegmentRules::default();
         let segment = SegmentRules {
-            max_age_ms: args.segment_secs.map(|s| s as i64 * 1000).unwrap_or(SegmentRules::default().max_age_ms),
-            ..SegmentRules::default()
+            max_age_ms: args.segment_secs.map(|s| s as i64 * 1000).unwrap_or(d.max_age_ms),
+            max_events: args.segment_events.filter(|n| *n > 0).unwrap_or(d.max_events),
+            max_bytes: args.segment_kib.filter(|n| *n > 0).map(|k| k << 10).unwrap_or(d.max_bytes),
         };
         Ok(SyncConfig {
             target: Target { endpoint, region, bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string(), path_style, credentials: Some(credentials) },
