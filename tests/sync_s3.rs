@@ -168,7 +168,7 @@ async fn a_quiet_box_catches_up_when_the_link_returns() {
     let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
     check_in_many(&b, 40).await;
     wait_for("a few failed attempts", 10, async || status(&b).await["live"]["events"]["consecutive_failures"].as_u64().unwrap_or(0) >= 3).await;
-    assert_eq!(status(&b).await["state"], "backoff");
+    wait_for("the backoff state", 5, async || status(&b).await["state"] == "backoff").await;
     // No new local writes from here on: the link alone brings it back.
     proxy.set_down(false);
     wait_synced(&b, 15).await;
