@@ -119,7 +119,8 @@ impl S3 {
             .map_err(|e| format!("bucket '{}' at {}: {e}", target.bucket, target.endpoint))?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_secs(60))
+            // No read timeout: a capped upload may rightly hear nothing for
+            // minutes; every request has a total limit instead.
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
@@ -158,8 +159,11 @@ impl S3 {
         Err(classify(status, &body, self.bucket.name(), what))
     }
 
-    fn limit(bytes: u64) -> Duration {
-        Duration::from_secs(30 + bytes / MIN_RATE)
+    /// A request's time limit: generous for the worst uplink, and for a
+    /// capped rate shared by the parts in flight.
+    fn limit(bytes: u64, throttle: Option<&Throttle>) -> Duration {
+        let rate = throttle.map_or(MIN_RATE, |t| (t.rate() / 4).clamp(1, MIN_RATE));
+        Duration::from_secs(30 + bytes / rate)
     }
 
     /// The cheap connectivity probe: HEAD on the bucket.
@@ -183,7 +187,7 @@ impl S3 {
         }
         let url = action.sign(SIGN_FOR);
         let len = body.len() as u64;
-        let mut req = self.http.put(url).timeout(Self::limit(len)).header(reqwest::header::CONTENT_LENGTH, len);
+        let mut req = self.http.put(url).timeout(Self::limit(len, throttle)).header(reqwest::header::CONTENT_LENGTH, len);
         if if_absent {
             req = req.header(reqwest::header::IF_NONE_MATCH, "*");
         }
@@ -250,7 +254,7 @@ impl S3 {
         let req = self
             .http
             .put(url)
-            .timeout(Self::limit(len))
+            .timeout(Self::limit(len, throttle))
             .header(reqwest::header::CONTENT_LENGTH, len)
             .header("x-amz-checksum-crc32", crc32)
             .body(body_of(body, throttle));
@@ -317,6 +321,14 @@ fn body_of(body: Bytes, throttle: Option<&Throttle>) -> reqwest::Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_capped_upload_gets_time_enough_to_finish() {
+        let part = 8u64 << 20;
+        assert!(S3::limit(part, None) >= Duration::from_secs(256), "8 MiB at 32 KiB/s");
+        let slow = Throttle::new(12_500); // 100 kbit/s, shared by the parts in flight
+        assert!(S3::limit(part, Some(&slow)) >= Duration::from_secs(2 * part / 12_500), "{:?}", S3::limit(part, Some(&slow)));
+    }
 
     #[test]
     fn crc32_is_big_endian_base64() {
