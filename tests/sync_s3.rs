@@ -439,6 +439,9 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
     moto.put(BUCKET, &format!("{key}.sig"), sig.into_bytes()).await;
     moto.put(BUCKET, &key, bytes).await;
     wait_for("version 2", 10, async || b.state.store.event().unwrap().manifest.version == 2).await;
+    // Polls of an unchanged manifest download nothing (304).
+    let not_modified = || moto.requests().iter().filter(|(m, p, s)| m == "GET" && p.contains("manifest.json?") && *s == 304).count();
+    wait_for("a conditional poll", 5, async || not_modified() >= 1).await;
     let (st, v) = b.scan(&door, json!({"code": "SECRET-ONLINE", "gate": "main", "nonce": nonce()})).await;
     assert_eq!((st, v["verdict"].as_str()), (200, Some("admit")), "{v}");
     let (_, v) = b.scan(&door, json!({"code": "SECRET-0004", "gate": "main", "nonce": nonce()})).await;
@@ -460,16 +463,19 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
     assert_eq!(r.status(), 200);
     wait_for("version 3", 10, async || b.state.store.event().unwrap().manifest.version == 3).await;
     // A manifest signed by someone else is refused and reported; v3 stays.
-    let (bytes, _) = publish(4, |_| {});
+    let (v4, _) = publish(4, |_| {});
     let stranger = venuebox::organiser::keyfile::KeyFile::generate();
-    moto.put(BUCKET, &format!("{key}.sig"), sign_detached(&stranger.signing_key(), &bytes).into_bytes()).await;
-    moto.put(BUCKET, &key, bytes).await;
+    moto.put(BUCKET, &format!("{key}.sig"), sign_detached(&stranger.signing_key(), &v4).into_bytes()).await;
+    moto.put(BUCKET, &key, v4.clone()).await;
     wait_for("the refusal", 10, async || {
         let s = status(&b).await;
         s["streams"].as_array().unwrap().iter().any(|s| s["stream"] == "manifest" && s["last_error"].is_string())
     })
     .await;
     assert_eq!(b.state.store.event().unwrap().manifest.version, 3);
+    // The organiser fixes the signature alone; the same bytes now apply.
+    moto.put(BUCKET, &format!("{key}.sig"), sign_detached(&b.key.signing_key(), &v4).into_bytes()).await;
+    wait_for("version 4", 10, async || b.state.store.event().unwrap().manifest.version == 4).await;
 }
 
 mod crash {

@@ -15,32 +15,43 @@ use sha2::{Digest, Sha256};
 /// The last bytes looked at, so a rejected manifest is reported once.
 #[derive(Default)]
 pub struct Seen {
+    /// SHA-256 over the manifest and its signature.
     sha256: Option<[u8; 32]>,
+    /// Entity tag of the last manifest applied or unchanged, for a
+    /// conditional GET.
+    etag: Option<String>,
     /// The last poll failed (network): the next good one clears it.
     failed: bool,
 }
 
 impl Syncer {
+    /// The published manifest and its signature, or `None` when there is
+    /// none or it has not changed since the last look (a 304: polling
+    /// costs the uplink nothing while nothing changes).
     async fn fetch_manifest(&self, event_id: &str) -> Result<Option<(Bytes, String)>, S3Error> {
-        let (body, sig) = match &self.config.manifest_url {
+        let etag = self.manifest_seen.lock().expect("manifest lock").etag.clone();
+        let fetched = match &self.config.manifest_url {
             Some(url) => {
                 let mut sig_url = url.clone();
                 sig_url.set_path(&format!("{}.sig", url.path()));
-                match self.s3.get_url(url).await {
-                    Ok(b) => (b, self.s3.get_url(&sig_url).await?),
-                    Err(S3Error::NotFound) => return Ok(None),
+                match self.s3.get_url_fresh(url, etag.as_deref()).await {
+                    Ok(Some((body, tag))) => Some((body, self.s3.get_url_fresh(&sig_url, None).await?, tag)),
+                    Ok(None) | Err(S3Error::NotFound) => None,
                     Err(e) => return Err(e),
                 }
             }
             None => {
                 let key = self.s3.key(&format!("manifests/event={event_id}/manifest.json"));
-                match self.s3.get(&key).await {
-                    Ok(b) => (b, self.s3.get(&format!("{key}.sig")).await?),
-                    Err(S3Error::NotFound) => return Ok(None),
+                match self.s3.get_fresh(&key, etag.as_deref()).await {
+                    Ok(Some((body, tag))) => Some((body, self.s3.get_fresh(&format!("{key}.sig"), None).await?, tag)),
+                    Ok(None) | Err(S3Error::NotFound) => None,
                     Err(e) => return Err(e),
                 }
             }
         };
+        let Some((body, sig, tag)) = fetched else { return Ok(None) };
+        let sig = sig.map(|(b, _)| b).unwrap_or_default();
+        self.manifest_seen.lock().expect("manifest lock").etag = Some(tag);
         Ok(Some((body, String::from_utf8_lossy(&sig).trim().to_string())))
     }
 
@@ -66,7 +77,9 @@ impl Syncer {
             }
         };
         let (body, sig) = fetched;
-        let digest: [u8; 32] = Sha256::digest(&body).into();
+        // The pair is what counts: the same manifest with a corrected
+        // signature is looked at again.
+        let digest: [u8; 32] = Sha256::new().chain_update(&body).chain_update(sig.as_bytes()).finalize().into();
         {
             let mut seen = self.manifest_seen.lock().expect("manifest lock");
             if seen.sha256 == Some(digest) {
@@ -85,11 +98,14 @@ impl Syncer {
             }
             Err(e @ (StoreError::Manifest(_) | StoreError::Invalid { .. })) => {
                 tracing::warn!(error = %e, "the cloud's manifest was not applied; the loaded one stays");
+                // Fetch it whole next time: its signature may be fixed alone.
+                self.manifest_seen.lock().expect("manifest lock").etag = None;
                 self.record("manifest", Err(&super::SyncError::Local(format!("manifest not applied: {e}")))).await;
                 None
             }
             Err(e) => {
-                self.manifest_seen.lock().expect("manifest lock").sha256 = None;
+                let mut seen = self.manifest_seen.lock().expect("manifest lock");
+                (seen.sha256, seen.etag) = (None, None);
                 tracing::warn!(error = %e, "cannot import the cloud's manifest now; will retry");
                 None
             }

@@ -193,7 +193,7 @@ impl S3 {
         }
         let req = req.body(body_of(body, throttle));
         let resp = self.send("put object", req).await?;
-        Ok(etag(&resp))
+        Ok(etag_of(&resp))
     }
 
     /// GET `key` whole (segments and manifests: small objects).
@@ -204,14 +204,34 @@ impl S3 {
         resp.bytes().await.map_err(|e| net_error("get object", e))
     }
 
-    /// GET a plain URL (a manifest published over HTTPS instead of the bucket).
-    pub async fn get_url(&self, url: &url::Url) -> Result<Bytes, S3Error> {
-        let resp = self.http.get(url.clone()).timeout(Duration::from_secs(60)).send().await.map_err(|e| net_error("get manifest", e))?;
+    /// GET `key` unless it still has entity tag `etag`: `Ok(None)` then
+    /// (HTTP 304, nothing downloaded), else the bytes and their tag.
+    pub async fn get_fresh(&self, key: &str, etag: Option<&str>) -> Result<Option<(Bytes, String)>, S3Error> {
+        let url = self.bucket.get_object(self.creds().as_deref(), key).sign(SIGN_FOR);
+        self.conditional_get(url, etag, "get object").await
+    }
+
+    /// The same for a plain URL (a manifest published over HTTPS).
+    pub async fn get_url_fresh(&self, url: &url::Url, etag: Option<&str>) -> Result<Option<(Bytes, String)>, S3Error> {
+        self.conditional_get(url.clone(), etag, "get manifest").await
+    }
+
+    async fn conditional_get(&self, url: url::Url, etag: Option<&str>, what: &str) -> Result<Option<(Bytes, String)>, S3Error> {
+        let mut req = self.http.get(url).timeout(Duration::from_secs(60));
+        if let Some(tag) = etag.filter(|t| !t.is_empty()) {
+            req = req.header(reqwest::header::IF_NONE_MATCH, tag);
+        }
+        let resp = req.send().await.map_err(|e| net_error(what, e))?;
         match resp.status().as_u16() {
-            200..=299 => resp.bytes().await.map_err(|e| net_error("get manifest", e)),
-            404 => Err(S3Error::NotFound),
-            s @ (408 | 429 | 500..=599) => Err(S3Error::Retryable(format!("get manifest: HTTP {s}"))),
-            s => Err(S3Error::Permanent(format!("get manifest from {}: HTTP {s}", url.host_str().unwrap_or("?")))),
+            304 => Ok(None),
+            200..=299 => {
+                let tag = etag_of(&resp);
+                Ok(Some((resp.bytes().await.map_err(|e| net_error(what, e))?, tag)))
+            }
+            status => {
+                let body = resp.text().await.unwrap_or_default();
+                Err(classify(status, &body, self.bucket.name(), what))
+            }
         }
     }
 
@@ -222,7 +242,7 @@ impl S3 {
             // The header, not `content_length()`: a HEAD response has no body.
             Ok(resp) => {
                 let size = resp.headers().get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-                Ok(Some(ObjectInfo { size: size.unwrap_or(0), etag: etag(&resp) }))
+                Ok(Some(ObjectInfo { size: size.unwrap_or(0), etag: etag_of(&resp) }))
             }
             Err(S3Error::NotFound) => Ok(None),
             Err(e) => Err(e),
@@ -259,7 +279,7 @@ impl S3 {
             .header("x-amz-checksum-crc32", crc32)
             .body(body_of(body, throttle));
         let resp = self.send("upload part", req).await?;
-        let tag = etag(&resp);
+        let tag = etag_of(&resp);
         if tag.is_empty() {
             return Err(S3Error::Retryable("upload part: the server sent no ETag".into()));
         }
@@ -294,7 +314,7 @@ pub fn crc32_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(bytes).to_be_bytes())
 }
 
-fn etag(resp: &reqwest::Response) -> String {
+fn etag_of(resp: &reqwest::Response) -> String {
     resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 
