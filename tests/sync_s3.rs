@@ -473,7 +473,9 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
     })
     .await;
     assert_eq!(b.state.store.event().unwrap().manifest.version, 3);
-    // The organiser fixes the signature alone; the same bytes now apply.
+    // A few more polls see the same refused pair, then the organiser
+    // fixes the signature alone; the same bytes now apply.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     moto.put(BUCKET, &format!("{key}.sig"), sign_detached(&b.key.signing_key(), &v4).into_bytes()).await;
     wait_for("version 4", 10, async || b.state.store.event().unwrap().manifest.version == 4).await;
 }

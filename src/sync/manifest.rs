@@ -17,8 +17,7 @@ use sha2::{Digest, Sha256};
 pub struct Seen {
     /// SHA-256 over the manifest and its signature.
     sha256: Option<[u8; 32]>,
-    /// Entity tag of the last manifest applied or unchanged, for a
-    /// conditional GET.
+    /// Entity tag of the last manifest applied, for a conditional GET.
     etag: Option<String>,
     /// The last poll failed (network): the next good one clears it.
     failed: bool,
@@ -28,7 +27,7 @@ impl Syncer {
     /// The published manifest and its signature, or `None` when there is
     /// none or it has not changed since the last look (a 304: polling
     /// costs the uplink nothing while nothing changes).
-    async fn fetch_manifest(&self, event_id: &str) -> Result<Option<(Bytes, String)>, S3Error> {
+    async fn fetch_manifest(&self, event_id: &str) -> Result<Option<(Bytes, String, String)>, S3Error> {
         let etag = self.manifest_seen.lock().expect("manifest lock").etag.clone();
         let fetched = match &self.config.manifest_url {
             Some(url) => {
@@ -51,8 +50,7 @@ impl Syncer {
         };
         let Some((body, sig, tag)) = fetched else { return Ok(None) };
         let sig = sig.map(|(b, _)| b).unwrap_or_default();
-        self.manifest_seen.lock().expect("manifest lock").etag = Some(tag);
-        Ok(Some((body, String::from_utf8_lossy(&sig).trim().to_string())))
+        Ok(Some((body, String::from_utf8_lossy(&sig).trim().to_string(), tag)))
     }
 
     /// Looks for a newer manifest and imports it. Returns what happened
@@ -76,7 +74,7 @@ impl Syncer {
                 return None;
             }
         };
-        let (body, sig) = fetched;
+        let (body, sig, tag) = fetched;
         // The pair is what counts: the same manifest with a corrected
         // signature is looked at again.
         let digest: [u8; 32] = Sha256::new().chain_update(&body).chain_update(sig.as_bytes()).finalize().into();
@@ -90,6 +88,10 @@ impl Syncer {
         let actor = Actor { name: "cloud-sync".into(), role: Role::Admin };
         match self.store.import_manifest(body.to_vec(), Some(sig), self.pinned.clone(), actor, self.clock.now()).await {
             Ok(outcome) => {
+                // Only an applied (or already loaded) manifest is worth a
+                // 304 next time; a refused one is fetched whole again, as
+                // its signature may be fixed alone.
+                self.manifest_seen.lock().expect("manifest lock").etag = Some(tag);
                 if let ImportOutcome::Imported { event_id, version, tickets, .. } = &outcome {
                     tracing::info!(event = %event_id, version, tickets, "newer manifest from the cloud applied");
                 }
@@ -98,8 +100,6 @@ impl Syncer {
             }
             Err(e @ (StoreError::Manifest(_) | StoreError::Invalid { .. })) => {
                 tracing::warn!(error = %e, "the cloud's manifest was not applied; the loaded one stays");
-                // Fetch it whole next time: its signature may be fixed alone.
-                self.manifest_seen.lock().expect("manifest lock").etag = None;
                 self.record("manifest", Err(&super::SyncError::Local(format!("manifest not applied: {e}")))).await;
                 None
             }
