@@ -16,10 +16,13 @@ use std::path::PathBuf;
 async fn read_range(path: PathBuf, offset: u64, len: u64) -> Result<Bytes, SyncError> {
     tokio::task::spawn_blocking(move || {
         use std::os::unix::fs::FileExt;
-        let f = std::fs::File::open(&path).map_err(|e| SyncError::Local(format!("capture file {}: {e}", path.display())))?;
+        let f = std::fs::File::open(&path).map_err(|e| {
+            SyncError::Local(format!("capture file {} cannot be read ({e}): restore it from a backup; other captures wait", path.display()))
+        })?;
         let mut buf = vec![0u8; len as usize];
-        f.read_exact_at(&mut buf, offset)
-            .map_err(|e| SyncError::Local(format!("capture file {} is shorter than recorded: {e}", path.display())))?;
+        f.read_exact_at(&mut buf, offset).map_err(|e| {
+            SyncError::Local(format!("capture file {} is shorter than recorded ({e}): restore it from a backup; other captures wait", path.display()))
+        })?;
         Ok(Bytes::from(buf))
     })
     .await

@@ -23,8 +23,9 @@ impl Syncer {
     /// With `flush`, a segment closes whatever its age (`sync now`).
     pub async fn events_step(&self, flush: bool) -> Result<bool, SyncError> {
         let row = self.store.sync_stream("events").await?;
-        let seg = match row.pending {
-            Some(p) => p,
+        // The segment to send and, when just planned, its events (already read).
+        let (seg, mut events) = match row.pending {
+            Some(p) => (p, Vec::new()),
             None => {
                 let rows = self.store.outbox_after(Seq(row.cursor), self.config.segment.max_events).await?;
                 let events: Vec<LogEvent> = rows.into_iter().map(LogEvent::from).collect();
@@ -34,24 +35,34 @@ impl Syncer {
                 };
                 let key = seg.key(self.s3.prefix(), self.store.box_id());
                 let planned = PendingSegment { first: seg.first, last: seg.last, key };
-                match self.store.sync_plan_segment(row.cursor, planned).await? {
-                    Some(p) => p,
+                match self.store.sync_plan_segment(row.cursor, planned.clone()).await? {
+                    Some(p) if p == planned => (p, events),
+                    // Another syncer planned first: send its segment.
+                    Some(p) => (p, Vec::new()),
                     // Another syncer moved the cursor meanwhile: look again.
                     None => return Ok(true),
                 }
             }
         };
-        let rows = self.store.outbox_range(Seq(seg.first), Seq(seg.last)).await?;
-        if rows.len() as i64 != seg.last - seg.first + 1 {
-            return Err(SyncError::Local(format!("outbox rows {}..{} are incomplete ({} found)", seg.first, seg.last, rows.len())));
+        events.retain(|e| e.seq <= seg.last);
+        if events.is_empty() {
+            let rows = self.store.outbox_range(Seq(seg.first), Seq(seg.last)).await?;
+            events = rows.into_iter().map(LogEvent::from).collect();
         }
-        let events: Vec<LogEvent> = rows.into_iter().map(LogEvent::from).collect();
-        let bytes = plan::encode(&events);
-        match self.s3.put(&seg.key, bytes.clone().into(), true, None).await {
+        if events.len() as i64 != seg.last - seg.first + 1 {
+            return Err(SyncError::Local(format!(
+                "outbox rows {}..{} are incomplete ({} found): the database is damaged; restore it from a backup",
+                seg.first,
+                seg.last,
+                events.len()
+            )));
+        }
+        let bytes = bytes::Bytes::from(plan::encode(&events));
+        match self.s3.put(&seg.key, bytes.clone(), true, None).await {
             Ok(_) => {}
             Err(S3Error::Exists) => {
                 let there = self.s3.get(&seg.key).await?;
-                if there.as_ref() != bytes.as_slice() {
+                if there != bytes {
                     return Err(S3Error::Permanent(format!(
                         "{} already holds different bytes: is another box using this box's identity and prefix? Nothing was overwritten",
                         seg.key

@@ -273,13 +273,17 @@ impl Syncer {
     /// event segment, then queued files, then one capture step. True if
     /// anything moved; an error names its stream.
     pub async fn round(&self, flush: bool) -> Result<bool, (&'static str, SyncError)> {
+        let moved = self.events_and_files(flush).await?;
+        Ok(self.capture_step().await.map_err(|e| ("captures", e))? || moved)
+    }
+
+    /// Every closed event segment, then the queued files.
+    async fn events_and_files(&self, flush: bool) -> Result<bool, (&'static str, SyncError)> {
         let mut moved = false;
         while self.events_step(flush).await.map_err(|e| ("events", e))? {
             moved = true;
         }
-        moved |= self.files_step().await.map_err(|e| ("payouts", e))?;
-        moved |= self.capture_step().await.map_err(|e| ("captures", e))?;
-        Ok(moved)
+        Ok(self.files_step().await.map_err(|e| ("payouts", e))? || moved)
     }
 
     async fn record(&self, stream: &'static str, r: Result<(), &SyncError>) {
@@ -364,15 +368,7 @@ impl Syncer {
         match lane {
             Lane::Events => {
                 self.events_busy.store(true, Ordering::SeqCst);
-                let r = async {
-                    let mut moved = false;
-                    while self.events_step(false).await.map_err(|e| ("events", e))? {
-                        moved = true;
-                    }
-                    moved |= self.files_step().await.map_err(|e| ("payouts", e))?;
-                    Ok(moved)
-                }
-                .await;
+                let r = self.events_and_files(false).await;
                 self.events_busy.store(r.is_err(), Ordering::SeqCst);
                 r
             }
