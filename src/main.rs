@@ -417,7 +417,7 @@ async fn run(command: Command) -> Result<()> {
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
             let (statements, files) = venuebox::sync::payouts::run_statements(&state.store, &dir.data_dir, state.clock.now()).await?;
             for s in &statements {
-                println!("{:<16} {:<24} payout {}", s.creator, s.name, venuebox::domain::money::format_money(s.payout_minor, &s.currency));
+                println!("{:<16} {:<24} payout {}", s.creator, s.name, venuebox::domain::money::format_money(s.totals.payout_minor, &s.currency));
             }
             println!("wrote {} files under {} (queued for the bucket when sync is on)", files.len(), dir.data_dir.join("payouts").display());
             Ok(())

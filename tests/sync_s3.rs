@@ -391,7 +391,7 @@ async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
     let recomputed = venuebox::sync::recompute::totals(&manifest, events.iter().map(|e| (e["kind"].as_str().unwrap(), &e["payload"])));
     let box_statements = b.state.store.payout_statements(b.state.clock.now()).await.unwrap();
     for s in &box_statements {
-        assert_eq!(recomputed[&s.creator], venuebox::sync::recompute::Totals::from(s), "creator {}", s.creator);
+        assert_eq!(recomputed[&s.creator], s.totals, "creator {}", s.creator);
     }
     let a = &recomputed["cr-a"];
     assert_eq!((a.referral_tickets.orders, a.drops.orders, a.scholarship_seats_funded, a.captures), (3, 2, 2, 1));

@@ -38,6 +38,31 @@ impl Sales {
     }
 }
 
+/// One creator's figures and the share their rules give: what a statement
+/// states, and what a recomputation from the event log must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Walk-up tickets sold with the creator's referral code.
+    pub referral_tickets: Sales,
+    /// Scholarship seats recruited with the creator's codes (what buyers paid).
+    pub scholarship_tickets: Sales,
+    /// Seats claimed in programs this creator funds.
+    pub scholarship_seats_funded: u64,
+    pub drops: Sales,
+    /// Captures credited to the creator, hidden ones excluded.
+    pub captures: u64,
+    pub capture_bytes: u64,
+    pub payout_minor: i64,
+}
+
+impl Totals {
+    /// These figures with `payout_minor` set by `rules`.
+    pub fn priced(self, rules: &PayoutRules) -> Totals {
+        let tickets = self.referral_tickets.clone() + self.scholarship_tickets.clone();
+        Totals { payout_minor: payout(rules, &tickets, &self.drops), ..self }
+    }
+}
+
 /// `amount × bp / 10 000`, rounded down (a payout never exceeds its rule).
 pub fn share(amount_minor: i64, bp: u32) -> i64 {
     (amount_minor.max(0) as i128 * bp as i128 / 10_000) as i64

@@ -5,7 +5,7 @@
 //! `DATA_DIR/payouts/event=<id>/date=YYYY-MM-DD/creator=<id>.{json,csv}`.
 
 use super::{Store, StoreError};
-use crate::domain::payout::{self, Sales};
+use crate::domain::payout::{Sales, Totals};
 use crate::domain::time::{format_rfc3339, Millis};
 use rusqlite::Connection;
 use serde::Serialize;
@@ -20,18 +20,10 @@ pub struct Statement {
     pub name: String,
     pub currency: String,
     pub generated_at: String,
-    /// Walk-up tickets sold with the creator's referral code.
-    pub referral_tickets: Sales,
-    /// Scholarship seats recruited with the creator's codes (what buyers paid).
-    pub scholarship_tickets: Sales,
-    /// Seats claimed in programs this creator funds.
-    pub scholarship_seats_funded: u64,
-    pub drops: Sales,
-    pub captures: u64,
-    pub capture_bytes: u64,
+    #[serde(flatten)]
+    pub totals: Totals,
     pub ticket_share_bp: u32,
     pub drop_share_bp: u32,
-    pub payout_minor: i64,
 }
 
 fn sales(conn: &Connection, creator: &str, kinds: &str) -> Result<Sales, StoreError> {
@@ -74,13 +66,19 @@ impl Store {
                         .prepare_cached("SELECT COUNT(*) FROM scholarship_claims WHERE program_id = ?1 AND status = 'active'")?
                         .query_row([p], |r| r.get::<_, i64>(0))? as u64;
                 }
-                let referral_tickets = sales(conn, id, "'walkup'")?;
-                let scholarship_tickets = sales(conn, id, "'scholarship'")?;
-                let drops = sales(conn, id, "'drop'")?;
                 let (captures, capture_bytes): (i64, i64) = conn
                     .prepare_cached("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM captures WHERE creator_id = ?1 AND hidden_at IS NULL")?
                     .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                let tickets = referral_tickets.clone() + scholarship_tickets.clone();
+                let totals = Totals {
+                    referral_tickets: sales(conn, id, "'walkup'")?,
+                    scholarship_tickets: sales(conn, id, "'scholarship'")?,
+                    scholarship_seats_funded: seats,
+                    drops: sales(conn, id, "'drop'")?,
+                    captures: captures as u64,
+                    capture_bytes: capture_bytes as u64,
+                    payout_minor: 0,
+                }
+                .priced(&c.payout);
                 out.push(Statement {
                     event: ev.event_id().to_string(),
                     box_id: box_id.clone(),
@@ -88,13 +86,7 @@ impl Store {
                     name: c.name.clone(),
                     currency: ev.manifest.event.currency.clone(),
                     generated_at: format_rfc3339(now),
-                    payout_minor: payout::payout(&c.payout, &tickets, &drops),
-                    referral_tickets,
-                    scholarship_tickets,
-                    scholarship_seats_funded: seats,
-                    drops,
-                    captures: captures as u64,
-                    capture_bytes: capture_bytes as u64,
+                    totals,
                     ticket_share_bp: c.payout.ticket_share_bp,
                     drop_share_bp: c.payout.drop_share_bp,
                 });
@@ -114,17 +106,18 @@ fn csv(s: &Statement) -> String {
     out += &row("name", format!("\"{}\"", s.name.replace('"', "\"\"")));
     out += &row("currency", s.currency.clone());
     out += &row("generated_at", s.generated_at.clone());
-    for (prefix, v) in [("referral_tickets", &s.referral_tickets), ("scholarship_tickets", &s.scholarship_tickets), ("drops", &s.drops)] {
+    let t = &s.totals;
+    for (prefix, v) in [("referral_tickets", &t.referral_tickets), ("scholarship_tickets", &t.scholarship_tickets), ("drops", &t.drops)] {
         out += &row(&format!("{prefix}_orders"), v.orders.to_string());
         out += &row(&format!("{prefix}_gross_minor"), v.gross_minor.to_string());
         out += &row(&format!("{prefix}_tax_minor"), v.tax_minor.to_string());
         out += &row(&format!("{prefix}_refunded_minor"), v.refunded_minor.to_string());
         out += &row(&format!("{prefix}_net_minor"), v.net_minor().to_string());
     }
-    out += &row("scholarship_seats_funded", s.scholarship_seats_funded.to_string());
-    out += &row("captures", s.captures.to_string());
-    out += &row("capture_bytes", s.capture_bytes.to_string());
-    out += &row("payout_minor", s.payout_minor.to_string());
+    out += &row("scholarship_seats_funded", t.scholarship_seats_funded.to_string());
+    out += &row("captures", t.captures.to_string());
+    out += &row("capture_bytes", t.capture_bytes.to_string());
+    out += &row("payout_minor", t.payout_minor.to_string());
     out
 }
 

@@ -6,21 +6,9 @@
 //! upload of a hash) and `capture.hidden`.
 
 use crate::domain::manifest::Manifest;
-use crate::domain::payout::{self, Sales};
+use crate::domain::payout::{Sales, Totals};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-/// One creator's figures, as in the box's statement.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub referral_tickets: Sales,
-    pub scholarship_tickets: Sales,
-    pub scholarship_seats_funded: u64,
-    pub drops: Sales,
-    pub captures: u64,
-    pub capture_bytes: u64,
-    pub payout_minor: i64,
-}
 
 struct Order {
     kind: String,
@@ -107,33 +95,16 @@ pub fn totals<'a>(manifest: &Manifest, events: impl IntoIterator<Item = (&'a str
                 bytes += b;
             }
         }
-        let referral_tickets = sum("walkup");
-        let scholarship_tickets = sum("scholarship");
-        let drops = sum("drop");
-        let tickets = referral_tickets.clone() + scholarship_tickets.clone();
-        out.insert(id.to_string(), Totals {
-            payout_minor: payout::payout(&c.payout, &tickets, &drops),
-            referral_tickets,
-            scholarship_tickets,
+        let totals = Totals {
+            referral_tickets: sum("walkup"),
+            scholarship_tickets: sum("scholarship"),
             scholarship_seats_funded: seats,
-            drops,
+            drops: sum("drop"),
             captures: n,
             capture_bytes: bytes,
-        });
+            payout_minor: 0,
+        };
+        out.insert(id.to_string(), totals.priced(&c.payout));
     }
     out
-}
-
-impl From<&crate::store::payouts::Statement> for Totals {
-    fn from(s: &crate::store::payouts::Statement) -> Totals {
-        Totals {
-            referral_tickets: s.referral_tickets.clone(),
-            scholarship_tickets: s.scholarship_tickets.clone(),
-            scholarship_seats_funded: s.scholarship_seats_funded,
-            drops: s.drops.clone(),
-            captures: s.captures,
-            capture_bytes: s.capture_bytes,
-            payout_minor: s.payout_minor,
-        }
-    }
 }
