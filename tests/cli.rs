@@ -6,11 +6,10 @@
 mod common;
 
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
+use common::binary::BIN;
 
 fn vb(args: &[&str], dir: &Path) -> Output {
     Command::new(BIN).args(args).current_dir(dir).env("RUST_LOG", "warn").output().unwrap()
@@ -71,19 +70,7 @@ async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
         assert_eq!(decode_qr(&d.join(format!("tix/qr/{}.png", r[0]))), r[2], "QR image carries the code");
     }
 
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_s])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let l = lines.next().unwrap().unwrap();
-        if let Some(rest) = l.strip_prefix("venuebox listening on http://") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let (mut child, addr) = common::binary::serve(Path::new(data_s), &[], &[]);
     let http = reqwest::Client::new();
     let token = ok(&["token", "--role", "door", "--data-dir", data_s], d).trim().to_string();
     let scan = |code: &str, nonce: &str| {
@@ -123,15 +110,7 @@ async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
 #[test]
 fn demo_writes_tickets_qr_images_and_a_readme() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(tmp.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while !lines.next().unwrap().unwrap().starts_with("venuebox listening") {}
+    let (mut child, _) = common::binary::serve(tmp.path(), &["--demo"], &[]);
     child.kill().unwrap();
     child.wait().unwrap();
     let demo = tmp.path().join("demo");

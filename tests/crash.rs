@@ -4,48 +4,24 @@
 
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::binary;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 
-const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
-
-/// Starts `venuebox serve` on a free loopback port and returns it with its address.
+/// Starts `venuebox serve --demo` on a free loopback port and returns it with its address.
 fn start(dir: &Path) -> (Child, String) {
     start_with(dir, &[])
 }
 
 fn start_with(dir: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start venuebox");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("venuebox exited before listening").unwrap();
-        if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    binary::serve(dir, &[&["--demo"], extra].concat(), &[])
 }
 
 fn token(dir: &Path) -> String {
-    token_for(dir, "door")
-}
-
-fn token_for(dir: &Path, role: &str) -> String {
-    let out = Command::new(BIN).args(["token", "--role", role, "--data-dir"]).arg(dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    binary::token(dir, "door")
 }
 
 #[derive(Clone, Debug)]
@@ -167,7 +143,7 @@ const INITIAL: [(&str, i64); 3] = [("TEE-BLK-M", 30), ("TEE-BLK-L", 30), ("POSTE
 async fn sigkill_during_a_burst_of_checkouts_keeps_stock_equal_to_initial_minus_sales() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = start_with(dir.path(), &["--hold-secs", "1"]);
-    let token = token_for(dir.path(), "merch");
+    let token = binary::token(dir.path(), "merch");
     let csv = std::fs::read_to_string(dir.path().join("demo/tickets.csv")).unwrap();
     // General-admission buyers (the drop needs the buyer's ticket).
     let buyers: Vec<String> = csv.lines().skip(1).filter(|l| l.contains(",ga,")).map(|l| l.splitn(3, ',').nth(2).unwrap().to_string()).collect();
@@ -277,7 +253,7 @@ async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
     use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = start(dir.path());
-    let token = token_for(dir.path(), "capture");
+    let token = binary::token(dir.path(), "capture");
     let mut video = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
     video.resize(40 << 20, 0x42);
     let sha: String = sha2::Sha256::digest(&video).iter().map(|b| format!("{b:02x}")).collect();

@@ -197,7 +197,7 @@ async fn a_permanent_error_is_reported_loses_nothing_and_clears_once_fixed() {
     let sup = b.token(Role::Supervisor).await;
     assert_eq!(b.post(&sup, "/api/v1/sync/now", json!({})).await.0, 202);
     wait_for("the catch-up", 15, async || status(&b).await["events_pending"] == 0).await;
-    let events = landed_events_in(&moto, "no-such-bucket").await;
+    let events = landed_events(&moto, "no-such-bucket").await;
     assert_eq!(events.len() as i64, status(&b).await["last_seq"].as_i64().unwrap());
     // Every stream's error clears (the manifest poll's on its next look).
     wait_for("the errors to clear", 10, async || status(&b).await["last_error"].is_null()).await;
@@ -252,10 +252,6 @@ async fn a_crash_between_the_put_and_the_cursor_update_leaves_each_seq_once() {
     assert!(err.is_permanent() && err.to_string().contains("different bytes"), "{err}");
     assert_eq!(moto.get(BUCKET, &next.key).await, b"not ours");
     assert_eq!(store.sync_stream("events").await.unwrap().cursor, last);
-}
-
-async fn landed_events_in(moto: &Moto, bucket: &str) -> Vec<Value> {
-    landed_events(moto, bucket).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,40 +485,15 @@ mod crash {
     use super::common::sha256_hex;
     use super::video;
     use serde_json::{json, Value};
-    use std::io::{BufRead, BufReader};
+    use super::common::binary::{self, token};
     use std::path::Path;
-    use std::process::{Child, Command, Stdio};
+    use std::process::Child;
     use std::time::Duration;
 
-    const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
-
     fn start(dir: &Path, moto: &Moto) -> (Child, String) {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--sync-segment-secs", "1", "--sync-capture-kbps", "80000", "--data-dir"])
-            .arg(dir)
-            .args(["--sync", &format!("s3://{BUCKET}/{PREFIX}"), "--sync-endpoint", &moto.endpoint()])
-            .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "crash-secret")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start venuebox");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("venuebox exited before listening").unwrap();
-            if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
-                break rest.split_whitespace().next().unwrap().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        (child, addr)
-    }
-
-    fn token(dir: &Path, role: &str) -> String {
-        let out = Command::new(BIN).args(["token", "--role", role, "--data-dir"]).arg(dir).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        let target = format!("s3://{BUCKET}/{PREFIX}");
+        let args = ["--demo", "--sync-segment-secs", "1", "--sync-capture-kbps", "80000", "--sync", &target, "--sync-endpoint", &moto.endpoint()];
+        binary::serve(dir, &args, &[("AWS_ACCESS_KEY_ID", "AKIDTEST"), ("AWS_SECRET_ACCESS_KEY", "crash-secret")])
     }
 
     async fn upload(http: &reqwest::Client, addr: &str, token: &str, bytes: &[u8]) {
@@ -630,16 +601,14 @@ async fn an_analyst_queries_the_landing_with_duckdb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
-    use std::process::{Command, Stdio};
-    const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
+    use common::binary::BIN;
+    use std::process::Command;
     let moto = Moto::start().await;
     moto.create_bucket(BUCKET).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap().to_string();
     // A demo box that ran for a moment and wrote its outbox.
-    let mut child = Command::new(BIN).args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", &d]).env("RUST_LOG", "warn").stdout(Stdio::piped()).spawn().unwrap();
-    let mut out = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    while !out.next().unwrap().unwrap().starts_with("venuebox listening") {}
+    let (mut child, _) = common::binary::serve(dir.path(), &["--demo"], &[]);
     child.kill().unwrap();
     child.wait().unwrap();
     let vb = |args: &[&str], creds: bool| {

@@ -1,0 +1,39 @@
+//! The real `venuebox` binary, for tests that run, kill and restart it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
+
+/// Starts `venuebox serve --listen 127.0.0.1:0 --data-dir DIR ARGS` with
+/// `env` added, waits until it listens, and returns it with its address.
+pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start venuebox");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("venuebox exited before listening").unwrap();
+        if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// A bearer token for `role`, as `venuebox token` prints it.
+pub fn token(dir: &Path, role: &str) -> String {
+    let out = Command::new(BIN).args(["token", "--role", role, "--data-dir"]).arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
