@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::s3::{landed_events, sync_config, FaultProxy, Moto, BUCKET, PREFIX};
+use common::s3::{bucket_behind_proxy, landed_events, sync_config, Moto, BUCKET, PREFIX};
 use common::{jpeg, nonce, sha256_hex, tus_metadata, TestBox, EVENT};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -127,9 +127,7 @@ fn video(mib: usize, seed: u8) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_seq_lands_exactly_once_through_cuts_and_an_outage() {
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
-    let proxy = FaultProxy::start(moto.addr).await;
+    let (moto, proxy) = bucket_behind_proxy().await;
     let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
     check_in_many(&b, 150).await;
     // Cut a connection mid-body, then take the link away while writes go on.
@@ -161,9 +159,7 @@ async fn every_seq_lands_exactly_once_through_cuts_and_an_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_box_catches_up_when_the_link_returns() {
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
-    let proxy = FaultProxy::start(moto.addr).await;
+    let (moto, proxy) = bucket_behind_proxy().await;
     proxy.set_down(true);
     let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
     check_in_many(&b, 40).await;
@@ -256,9 +252,7 @@ async fn a_crash_between_the_put_and_the_cursor_update_leaves_each_seq_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_finished_parts() {
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
-    let proxy = FaultProxy::start(moto.addr).await;
+    let (moto, proxy) = bucket_behind_proxy().await;
     proxy.set_down(true);
     let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
     let photo = jpeg(640, 480, 7);
@@ -302,9 +296,7 @@ async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_fin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bandwidth_cap_paces_captures_and_check_ins_do_not_wait_behind_them() {
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
-    let proxy = FaultProxy::start(moto.addr).await;
+    let (moto, proxy) = bucket_behind_proxy().await;
     proxy.set_down(true);
     let mut config = sync_config(&proxy.endpoint(), BUCKET);
     config.capture_rate = Some(1_000_000); // 8 Mbit/s

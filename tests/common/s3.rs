@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use venuebox::sync::config::{SyncArgs, SyncConfig};
 use venuebox::sync::s3::S3;
@@ -205,49 +206,49 @@ impl FaultProxy {
     async fn pipe(self, client: TcpStream, to: SocketAddr) {
         let Ok(server) = TcpStream::connect(to).await else { return };
         let born = self.generation.load(Ordering::SeqCst);
-        let (mut cr, mut cw) = client.into_split();
-        let (mut sr, mut sw) = server.into_split();
+        let (cr, cw) = client.into_split();
+        let (sr, sw) = server.into_split();
+        tokio::select! {
+            _ = self.pump(cr, sw, born, true) => {},
+            _ = self.pump(sr, cw, born, false) => {},
+        }
+    }
+
+    /// Copies one direction until either side closes, the link goes down,
+    /// or (`upstream` only) the armed cut point is crossed mid-body.
+    async fn pump(&self, mut from: OwnedReadHalf, mut to: OwnedWriteHalf, born: u64, upstream: bool) {
         let alive = || !self.down.load(Ordering::SeqCst) && self.generation.load(Ordering::SeqCst) == born;
-        let up = async {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = match tokio::time::timeout(Duration::from_millis(100), cr.read(&mut buf)).await {
-                    Err(_) if alive() => continue,
-                    Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return,
-                    Ok(Ok(n)) => n,
-                };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match tokio::time::timeout(Duration::from_millis(100), from.read(&mut buf)).await {
+                Err(_) if alive() => continue,
+                Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => n,
+            };
+            if !alive() {
+                return;
+            }
+            if upstream {
                 let before = self.sent.fetch_add(n as u64, Ordering::SeqCst);
                 let cut_at = self.cut_at.load(Ordering::SeqCst);
-                if !alive() {
-                    return;
-                }
                 if before < cut_at && before + n as u64 >= cut_at {
                     self.cuts.fetch_add(1, Ordering::SeqCst);
                     return; // pull the cable mid-body
                 }
-                if sw.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
             }
-        };
-        let down = async {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = match tokio::time::timeout(Duration::from_millis(100), sr.read(&mut buf)).await {
-                    Err(_) if alive() => continue,
-                    Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return,
-                    Ok(Ok(n)) => n,
-                };
-                if !alive() || cw.write_all(&buf[..n]).await.is_err() {
-                    return;
-                }
+            if to.write_all(&buf[..n]).await.is_err() {
+                return;
             }
-        };
-        tokio::select! {
-            _ = up => {},
-            _ = down => {},
         }
     }
+}
+
+/// moto with the test bucket, behind a fault proxy (up).
+pub async fn bucket_behind_proxy() -> (Moto, FaultProxy) {
+    let moto = Moto::start().await;
+    moto.create_bucket(BUCKET).await;
+    let proxy = FaultProxy::start(moto.addr).await;
+    (moto, proxy)
 }
 
 pub const BUCKET: &str = "venue-cloud";
