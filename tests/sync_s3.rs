@@ -80,36 +80,27 @@ async fn check_in_many(b: &TestBox, n: usize) {
     }
 }
 
-async fn upload(b: &TestBox, creator: &str, bytes: &[u8], name: &str) -> String {
-    let t = b.token(Role::Capture).await;
+/// Uploads `bytes` with tus (create, then 8 MiB PATCHes) to the box at `base`.
+async fn tus_upload(http: &reqwest::Client, base: &str, token: &str, bytes: &[u8], creator: &str, name: &str) -> String {
     let meta = tus_metadata(&[("filename", name), ("creator", creator), ("uploader", "Cam"), ("consent", "true")]);
-    let r = b
-        .http
-        .post(b.url("/api/v1/uploads/"))
-        .bearer_auth(&t)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", bytes.len().to_string())
-        .header("upload-metadata", meta)
-        .send()
-        .await
-        .unwrap();
+    let tus = |req: reqwest::RequestBuilder| req.bearer_auth(token).header("tus-resumable", "1.0.0");
+    let create = http.post(format!("{base}/api/v1/uploads/")).header("upload-length", bytes.len().to_string()).header("upload-metadata", meta);
+    let r = tus(create).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let loc = r.headers()["location"].to_str().unwrap().to_string();
     for (i, chunk) in bytes.chunks(8 << 20).enumerate() {
-        let r = b
-            .http
-            .patch(b.url(&loc))
-            .bearer_auth(&t)
-            .header("tus-resumable", "1.0.0")
+        let patch = http
+            .patch(format!("{base}{loc}"))
             .header("upload-offset", (i * (8 << 20)).to_string())
             .header("content-type", "application/offset+octet-stream")
-            .body(chunk.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
+            .body(chunk.to_vec());
+        assert_eq!(tus(patch).send().await.unwrap().status(), 204);
     }
     sha256_hex(bytes)
+}
+
+async fn upload(b: &TestBox, creator: &str, bytes: &[u8], name: &str) -> String {
+    tus_upload(&b.http, &b.url(""), &b.token(Role::Capture).await, bytes, creator, name).await
 }
 
 fn video(mib: usize, seed: u8) -> Vec<u8> {
@@ -488,22 +479,6 @@ mod crash {
         binary::serve(dir, &args, &[("AWS_ACCESS_KEY_ID", "AKIDTEST"), ("AWS_SECRET_ACCESS_KEY", "crash-secret")])
     }
 
-    async fn upload(http: &reqwest::Client, addr: &str, token: &str, bytes: &[u8]) {
-        let meta = super::tus_metadata(&[("filename", "clip.mp4"), ("creator", "cr-mara"), ("consent", "true")]);
-        let r = http
-            .post(format!("http://{addr}/api/v1/uploads/"))
-            .bearer_auth(token)
-            .header("tus-resumable", "1.0.0")
-            .header("upload-length", bytes.len().to_string())
-            .header("upload-metadata", meta)
-            .header("content-type", "application/offset+octet-stream")
-            .body(bytes.to_vec())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kill_9_during_sync_loses_and_duplicates_nothing() {
         let moto = Moto::start().await;
@@ -513,7 +488,7 @@ mod crash {
         let (door, capture, sup) = (token(dir.path(), "door"), token(dir.path(), "capture"), token(dir.path(), "supervisor"));
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
         let clip = video(40, 9);
-        upload(&http, &addr, &capture, &clip).await;
+        super::tus_upload(&http, &format!("http://{addr}"), &capture, &clip, "cr-mara", "clip.mp4").await;
         let csv = std::fs::read_to_string(dir.path().join("demo/tickets.csv")).unwrap();
         let codes: Vec<String> = csv.lines().skip(1).map(|l| l.splitn(3, ',').nth(2).unwrap().to_string()).collect();
         let mut next = 0;
