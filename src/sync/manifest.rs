@@ -23,6 +23,16 @@ pub struct Seen {
     failed: bool,
 }
 
+/// A manifest published without its signature.
+fn missing_sig(e: S3Error) -> S3Error {
+    match e {
+        S3Error::NotFound => S3Error::Permanent(
+            "the published manifest has no signature next to it (manifest.json.sig): sign it with venuebox manifest sign and publish both".into(),
+        ),
+        e => e,
+    }
+}
+
 impl Syncer {
     /// The published manifest and its signature, or `None` when there is
     /// none or it has not changed since the last look (a 304: polling
@@ -34,7 +44,7 @@ impl Syncer {
                 let mut sig_url = url.clone();
                 sig_url.set_path(&format!("{}.sig", url.path()));
                 match self.s3.get_url_fresh(url, etag.as_deref()).await {
-                    Ok(Some((body, tag))) => Some((body, self.s3.get_url_fresh(&sig_url, None).await?, tag)),
+                    Ok(Some((body, tag))) => Some((body, self.s3.get_url_fresh(&sig_url, None).await.map_err(missing_sig)?, tag)),
                     Ok(None) | Err(S3Error::NotFound) => None,
                     Err(e) => return Err(e),
                 }
@@ -42,7 +52,7 @@ impl Syncer {
             None => {
                 let key = self.s3.key(&format!("manifests/event={event_id}/manifest.json"));
                 match self.s3.get_fresh(&key, etag.as_deref()).await {
-                    Ok(Some((body, tag))) => Some((body, self.s3.get_fresh(&format!("{key}.sig"), None).await?, tag)),
+                    Ok(Some((body, tag))) => Some((body, self.s3.get_fresh(&format!("{key}.sig"), None).await.map_err(missing_sig)?, tag)),
                     Ok(None) | Err(S3Error::NotFound) => None,
                     Err(e) => return Err(e),
                 }

@@ -96,7 +96,7 @@ pub fn classify(status: u16, body: &str, bucket: &str, what: &str) -> S3Error {
         (400, "RequestTimeout" | "SlowDown" | "InternalError" | "ExpiredToken" | "IncompleteBody") => {
             S3Error::Retryable(format!("{what}: {said}"))
         }
-        _ => S3Error::Permanent(format!("{what}: refused ({said})")),
+        _ => S3Error::Permanent(format!("{what}: refused ({said}): check the bucket and endpoint given to --sync and the bucket's settings")),
     }
 }
 
