@@ -118,6 +118,36 @@ impl SyncCli {
     }
 }
 
+/// What one client, or all of them, may hold open on the listener.
+#[derive(Args, Clone)]
+struct ConnArgs {
+    /// Seconds a request's headers may take to arrive; also how long an idle keep-alive connection stays open.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a connection may go without a byte either way (a stalled upload, a client that stopped reading).
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_secs: u64,
+    /// Connections open at once, in total.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
+    /// Connections open at once from one address (IPv6: one /64).
+    #[arg(long, default_value_t = 64)]
+    max_connections_per_address: usize,
+}
+
+impl ConnArgs {
+    fn limits(&self) -> venuebox::api::conn::ConnLimits {
+        use std::time::Duration;
+        venuebox::api::conn::ConnLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+            max_per_address: self.max_connections_per_address.max(1),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the box: the HTTP API for staff devices.
@@ -154,6 +184,8 @@ enum Command {
         organiser_keys: Vec<String>,
         #[command(flatten)]
         sync: SyncCli,
+        #[command(flatten)]
+        conn: ConnArgs,
     },
     /// Cloud sync: what is pending, or sync now.
     #[command(subcommand)]
@@ -333,7 +365,7 @@ async fn shutdown_signal() {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve { dir, listen, demo, simulate, devices, undo_window_secs, session_hours, hold_secs, captures, organiser_keys, sync } => {
+        Command::Serve { dir, listen, demo, simulate, devices, undo_window_secs, session_hours, hold_secs, captures, organiser_keys, sync, conn } => {
             let config = Config {
                 data_dir: dir.data_dir.clone(),
                 api: ApiConfig {
@@ -347,6 +379,7 @@ async fn run(command: Command) -> Result<()> {
                 devices: if simulate { venuebox::devices::Mode::Simulate } else { venuebox::devices::Mode::Hardware },
                 device_config: load_devices(devices.as_deref())?,
                 sync: sync.config(&dir.data_dir)?,
+                conn: conn.limits(),
             };
             let state = server::open(&config, Clock::system()).with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
             if demo {

@@ -49,8 +49,36 @@ impl Histogram {
     }
 }
 
+/// Why a sign-in (or a pairing, or an approver PIN) was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignInFailure {
+    WrongPin,
+    DeviceNotPaired,
+    BadPairingCode,
+    Throttled,
+    Busy,
+}
+
+impl SignInFailure {
+    pub const ALL: [SignInFailure; 5] =
+        [SignInFailure::WrongPin, SignInFailure::DeviceNotPaired, SignInFailure::BadPairingCode, SignInFailure::Throttled, SignInFailure::Busy];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInFailure::WrongPin => "wrong_pin",
+            SignInFailure::DeviceNotPaired => "device_not_paired",
+            SignInFailure::BadPairingCode => "bad_pairing_code",
+            SignInFailure::Throttled => "throttled",
+            SignInFailure::Busy => "busy",
+        }
+    }
+}
+
 pub struct Metrics {
     admitted: AtomicU64,
+    signin_failures: [AtomicU64; SignInFailure::ALL.len()],
+    connections_refused: AtomicU64,
+    /// Connections open now (set by the accept loop).
+    pub connections_open: AtomicU64,
     rejected: [AtomicU64; Reason::ALL.len()],
     replayed: AtomicU64,
     pub write_batch_size: Histogram,
@@ -61,6 +89,9 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             admitted: AtomicU64::new(0),
+            signin_failures: std::array::from_fn(|_| AtomicU64::new(0)),
+            connections_refused: AtomicU64::new(0),
+            connections_open: AtomicU64::new(0),
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             replayed: AtomicU64::new(0),
             write_batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
@@ -75,6 +106,14 @@ impl Metrics {
             None => self.admitted.fetch_add(1, Relaxed),
             Some(r) => self.rejected[r as usize].fetch_add(1, Relaxed),
         };
+    }
+
+    pub fn signin_failure(&self, why: SignInFailure) {
+        self.signin_failures[why as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Relaxed);
     }
 
     pub fn replayed(&self) {
@@ -92,6 +131,17 @@ impl Metrics {
         let n = "venuebox_nonce_replays_total";
         let _ = writeln!(out, "# HELP {n} Scans and orders answered from an earlier request with the same nonce.\n# TYPE {n} counter");
         let _ = writeln!(out, "{n} {}", self.replayed.load(Relaxed));
+        let n = "venuebox_signin_failures_total";
+        let _ = writeln!(out, "# HELP {n} Refused sign-ins, pairings and approver PINs, by reason.\n# TYPE {n} counter");
+        for f in SignInFailure::ALL {
+            let _ = writeln!(out, "{n}{{reason=\"{}\"}} {}", f.as_str(), self.signin_failures[f as usize].load(Relaxed));
+        }
+        let n = "venuebox_connections_refused_total";
+        let _ = writeln!(out, "# HELP {n} Connections closed at once because the box or their address had too many open.\n# TYPE {n} counter");
+        let _ = writeln!(out, "{n} {}", self.connections_refused.load(Relaxed));
+        let n = "venuebox_connections_open";
+        let _ = writeln!(out, "# HELP {n} HTTP connections open now.\n# TYPE {n} gauge");
+        let _ = writeln!(out, "{n} {}", self.connections_open.load(Relaxed));
         self.write_batch_size.render(&mut out, "venuebox_store_write_batch_size", "Commands committed together in one transaction.");
         self.commit_seconds.render(&mut out, "venuebox_store_commit_seconds", "Time from BEGIN to durable COMMIT of one write batch.");
         out

@@ -16,7 +16,6 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::sync::{SyncHandle, Syncer};
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,11 +32,13 @@ pub struct Config {
     pub device_config: DevicesConfig,
     /// Cloud sync; `None`: the box keeps everything to itself.
     pub sync: Option<crate::sync::config::SyncConfig>,
+    /// Connection caps and timeouts on the listener.
+    pub conn: api::conn::ConnLimits,
 }
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
-        Config { data_dir: data_dir.into(), api: ApiConfig::default(), read_connections: 4, devices: devices::Mode::Off, device_config: DevicesConfig::default(), sync: None }
+        Config { data_dir: data_dir.into(), api: ApiConfig::default(), read_connections: 4, devices: devices::Mode::Off, device_config: DevicesConfig::default(), sync: None, conn: Default::default() }
     }
 }
 
@@ -110,7 +111,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
         Some(c) => SyncHandle::enabled(c.clone(), config.data_dir.clone()),
         None => SyncHandle::default(),
     });
-    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default(), devices, sync })
+    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default(), devices, sync, conn: Arc::new(config.conn.clone()) })
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes
@@ -137,8 +138,9 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
     }
     let _sync_lock = start_sync(&state, &tasks, &stop);
     tasks.close();
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let limits = state.conn.clone();
+    let metrics = state.metrics.clone();
+    let result = api::conn::serve(listener, api::router(state), (*limits).clone(), metrics, shutdown).await;
     stop.cancel();
     tasks.wait().await;
     result

@@ -6,6 +6,7 @@
 //! before doing anything.
 
 pub mod auth;
+pub mod conn;
 mod captures;
 mod checkins;
 mod devices;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub uploads: Arc<tus::UploadSlots>,
     pub devices: Arc<crate::devices::Devices>,
     pub sync: Arc<crate::sync::SyncHandle>,
+    /// The listener's caps and timeouts (read by `serve`).
+    pub conn: Arc<conn::ConnLimits>,
 }
 
 /// Largest manifest accepted over HTTP; a 5,000-ticket manifest is ~1 MB.
