@@ -32,7 +32,7 @@ pub struct PageQuery {
 }
 
 pub async fn by_creator(State(st): State<AppState>, p: Principal, Path(creator): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<Value>, ApiError> {
-    p.require_any(&[Role::Capture, Role::Merch, Role::Door])?;
+    p.require(Role::Capture)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request("limit must be 1 to 500"));
@@ -43,11 +43,12 @@ pub async fn by_creator(State(st): State<AppState>, p: Principal, Path(creator):
 }
 
 pub async fn summary(State(st): State<AppState>, p: Principal, Path(creator): Path<String>) -> Result<Json<Value>, ApiError> {
-    p.require_any(&[Role::Capture, Role::Merch, Role::Door])?;
+    p.require_any(&[Role::Capture, Role::Merch])?;
     Ok(Json(serde_json::to_value(st.store.creator_summary(CreatorId(creator)).await?).map_err(|_| ApiError::internal())?))
 }
 
-pub async fn thumbnail(State(st): State<AppState>, _p: Principal, Path(sha): Path<String>) -> Result<Response, ApiError> {
+pub async fn thumbnail(State(st): State<AppState>, p: Principal, Path(sha): Path<String>) -> Result<Response, ApiError> {
+    p.require(Role::Capture)?;
     check_hash(&sha)?;
     let c = st.store.capture(sha.clone()).await?.ok_or_else(|| ApiError::not_found(format!("capture {sha}")))?;
     if c.hidden || c.thumbnail.is_none() {

@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::time::Instant;
 
-pub async fn list(State(st): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require_any(&[Role::Door, Role::Merch])?;
     let pending = st.store.print_jobs(true, 1000).await?.len();
     Ok(Json(json!({
         "mode": format!("{:?}", st.devices.mode).to_lowercase(),
@@ -93,7 +94,7 @@ pub struct ReprintQuery {
 }
 
 pub async fn reprint(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Query(q): Query<ReprintQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    p.require_any(&[Role::Merch, Role::Door])?;
+    p.require(Role::Merch)?;
     let station = q.station.unwrap_or_else(|| DEFAULT_STATION.into());
     let job = st.store.queue_print(Some(OrderId(id)), station, st.clock.now()).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job": job}))))
@@ -107,6 +108,6 @@ pub struct JobsQuery {
 }
 
 pub async fn print_jobs(State(st): State<AppState>, p: Principal, Query(q): Query<JobsQuery>) -> Result<Json<Value>, ApiError> {
-    p.require_any(&[Role::Merch, Role::Door])?;
+    p.require(Role::Merch)?;
     Ok(Json(json!({"jobs": st.store.print_jobs(q.pending, 200).await?})))
 }

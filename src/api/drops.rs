@@ -21,17 +21,20 @@ use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::time::Duration;
 
-pub async fn list(State(st): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Merch)?;
     Ok(Json(json!({"drops": st.store.drops(st.clock.now()).await?})))
 }
 
-pub async fn show(State(st): State<AppState>, _p: Principal, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Merch)?;
     Ok(Json(serde_json::to_value(st.store.drop_detail(DropId(id), st.clock.now()).await?).map_err(|_| ApiError::internal())?))
 }
 
 /// Server-sent events: the drops' state now, then again whenever it
 /// changes (checked every second), for dashboards and merch screens.
-pub async fn feed(State(st): State<AppState>, _p: Principal) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn feed(State(st): State<AppState>, p: Principal) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    p.require(Role::Merch)?;
     let events = stream::unfold((st, None::<String>), |(st, last)| async move {
         // The first state goes out at once; after that, only changes.
         let mut wait = last.is_some();
@@ -52,7 +55,7 @@ pub async fn feed(State(st): State<AppState>, _p: Principal) -> Sse<impl Stream<
             }
         }
     });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Deserialize)]
@@ -163,12 +166,14 @@ pub async fn restock(State(st): State<AppState>, p: Principal, Path(id): Path<St
     Ok(Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?))
 }
 
-pub async fn ledger(State(st): State<AppState>, _p: Principal, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn ledger(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Merch)?;
     let (stock, rows) = st.store.ledger(id).await?;
     Ok(Json(json!({"on_hand": stock, "ledger": rows})))
 }
 
-pub async fn pool(State(st): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn pool(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Merch)?;
     let (stock, rows) = st.store.ledger(POOL.to_string()).await?;
     Ok(Json(json!({"on_hand": stock, "ledger": rows})))
 }

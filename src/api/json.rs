@@ -24,6 +24,11 @@ where
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             )),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is too large: {}", e.body_text()),
+            )),
             Err(e) => Err(ApiError::bad_request(format!("request body is not valid: {}", e.body_text()))),
         }
     }

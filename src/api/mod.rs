@@ -15,6 +15,7 @@ pub mod error;
 mod event;
 mod json;
 mod ops;
+pub mod policy;
 mod sales;
 pub mod tus;
 mod session;
@@ -76,24 +77,25 @@ pub struct AppState {
     pub conn: Arc<conn::ConnLimits>,
 }
 
-/// Largest manifest accepted over HTTP; a 5,000-ticket manifest is ~1 MB.
-const MANIFEST_BODY_LIMIT: usize = 32 * 1024 * 1024;
-
+/// Every route, in one place. `policy::authorize` runs on each before its
+/// handler: the caller's role (from the OpenAPI document's `x-roles`) and
+/// the body size are checked before any body is read.
 pub fn router(state: AppState) -> Router {
+    let authorize = || axum::middleware::from_fn_with_state(state.clone(), policy::authorize);
     // tus answers carry Tus-Resumable on every response, errors included.
     let uploads = Router::new()
         .route("/api/v1/uploads", post(tus::create).options(tus::options))
         .route("/api/v1/uploads/", post(tus::create).options(tus::options))
         .route("/api/v1/uploads/{id}", head(tus::head).patch(tus::patch).delete(tus::delete).options(tus::options))
+        .route_layer(authorize())
         .layer(axum::middleware::map_response(tus::add_tus_resumable));
     Router::new()
-        .merge(uploads)
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/api/v1/session", post(session::sign_in).get(session::whoami).delete(session::sign_out))
         .route("/api/v1/event", get(event::show))
-        .route("/api/v1/manifest", post(event::import).layer(DefaultBodyLimit::max(MANIFEST_BODY_LIMIT)))
+        .route("/api/v1/manifest", post(event::import).layer(DefaultBodyLimit::max(policy::MANIFEST_BODY_LIMIT)))
         .route("/api/v1/checkins", post(checkins::create).get(checkins::list))
         .route("/api/v1/checkins/{id}/undo", post(checkins::undo))
         .route("/api/v1/stats", get(checkins::stats))
@@ -132,6 +134,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sync", get(sync::status))
         .route("/api/v1/sync/now", post(sync::now))
         .route("/api/v1/sync/manifest-freeze", put(sync::freeze))
+        .route_layer(authorize())
+        .layer(DefaultBodyLimit::max(policy::JSON_BODY_LIMIT))
+        .merge(uploads)
         .fallback(ops::not_found)
         .layer(cors())
         .layer(axum::middleware::from_fn_with_state(state.clone(), tus::options_beside_cors))

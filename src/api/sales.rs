@@ -156,11 +156,15 @@ pub async fn claim(State(st): State<AppState>, p: Principal, ext: Extensions, Js
     Ok(order_response(order))
 }
 
-pub async fn scholarships(State(st): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn scholarships(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require_any(&[Role::Door, Role::Merch])?;
     Ok(Json(json!({"programs": st.store.scholarship_report().await?})))
 }
 
-pub async fn order(State(st): State<AppState>, _p: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// Orders, receipts and minted ticket codes admit people and show what
+/// they paid: merch (and supervisors, admins) only.
+pub async fn order(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+    p.require(Role::Merch)?;
     Ok(order_response(st.store.order(OrderId(id)).await?))
 }
 
@@ -171,7 +175,8 @@ pub struct ReceiptQuery {
 }
 
 /// The receipt as plain text, as it will print.
-pub async fn receipt_text(State(st): State<AppState>, _p: Principal, Path(id): Path<String>, Query(q): Query<ReceiptQuery>) -> Result<Response, ApiError> {
+pub async fn receipt_text(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Query(q): Query<ReceiptQuery>) -> Result<Response, ApiError> {
+    p.require(Role::Merch)?;
     let width = q.width.unwrap_or(42);
     if !(24..=64).contains(&width) {
         return Err(ApiError::bad_request("width must be 24 to 64 characters (32 for 58 mm paper, 42 or 48 for 80 mm)"));
@@ -204,7 +209,8 @@ pub async fn refund(State(st): State<AppState>, p: Principal, Path(id): Path<Str
 }
 
 /// A ticket minted on this box, as a QR code PNG to show or print.
-pub async fn ticket_qr(State(st): State<AppState>, _p: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn ticket_qr(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+    p.require(Role::Merch)?;
     let code = st.store.minted_code(TicketId(id)).await?;
     let png = crate::domain::qr::png(&code).map_err(|e| {
         tracing::error!(error = %e, "QR rendering failed");
@@ -219,9 +225,10 @@ pub struct VerifyQuery {
 }
 
 /// Checks a receipt's proof code (from its QR) against this box's keys.
-pub async fn verify_receipt(State(st): State<AppState>, _p: Principal, Query(q): Query<VerifyQuery>) -> Json<Value> {
-    match st.store.verify_receipt_proof(&q.proof) {
+pub async fn verify_receipt(State(st): State<AppState>, p: Principal, Query(q): Query<VerifyQuery>) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Merch)?;
+    Ok(match st.store.verify_receipt_proof(&q.proof) {
         Some(claim) => Json(json!({"valid": true, "claim": claim})),
         None => Json(json!({"valid": false, "message": "not a receipt from this box or a box the organiser trusts, or it was altered"})),
-    }
+    })
 }

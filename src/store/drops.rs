@@ -248,7 +248,7 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
         let already = attendee_units(ctx.conn, req.drop.as_str(), id.as_str(), req.now)?;
         rules::check_attendee_limit(d.spec.per_attendee_limit, already, items.values().map(|q| *q as i64).sum()).map_err(refuse)?;
     }
-    let id = next_id(ctx, "hold", "H")?;
+    let id = next_id(ctx, "H")?;
     ctx.conn
         .prepare_cached(
             "INSERT INTO holds (id, nonce, drop_id, attendee_ticket_id, reserve_eligible, created_at, expires_at, staff, status)
@@ -274,7 +274,7 @@ fn checkout_in(ctx: &WriteCtx<'_>, hold: &str, tender: Option<Tender>, nonce: &s
     }
     let d = drop_or_404(ctx.conn, view.drop.as_str())?;
     let lines = items.iter().map(|(sku, qty)| line_for(&ev, &d.spec, sku, *qty)).collect::<Result<Vec<_>, _>>()?;
-    let id = next_id(ctx, "order", "O")?;
+    let id = next_id(ctx, "O")?;
     let order = record_order(
         ctx,
         &ev,

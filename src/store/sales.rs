@@ -96,16 +96,14 @@ fn box_short(box_id: &str) -> &str {
     &s[..s.len().min(6)]
 }
 
-/// The next id in a per-box series, e.g. `O-5ac691-17`.
-pub(crate) fn next_id(ctx: &WriteCtx<'_>, series: &str, prefix: &str) -> Result<String, StoreError> {
-    let n: i64 = ctx
-        .conn
-        .prepare_cached(
-            "INSERT INTO counters (name, value) VALUES (?1, 1)
-             ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-        )?
-        .query_row([series], |r| r.get(0))?;
-    Ok(format!("{prefix}-{}-{n}", box_short(ctx.box_id)))
+/// A new id for an order, hold or minted ticket, e.g.
+/// `O-5ac691-k3v9q0x7m1b2d`: the box it came from, then 65 random bits
+/// (13 base-32 characters, short enough for a ticket code's id), so
+/// knowing one id (or the box id) tells nothing of the next.
+pub(crate) fn next_id(ctx: &WriteCtx<'_>, prefix: &str) -> Result<String, StoreError> {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let tail: String = super::identity::random_bytes::<13>().iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect();
+    Ok(format!("{prefix}-{}-{tail}", box_short(ctx.box_id)))
 }
 
 pub(crate) fn event(ctx: &WriteCtx<'_>) -> Result<Arc<EventSnapshot>, StoreError> {
@@ -140,7 +138,7 @@ fn mint_ticket(
     holder: Option<&str>,
     now: Millis,
 ) -> Result<IssuedTicket, StoreError> {
-    let id = TicketId(next_id(ctx, "ticket", prefix)?);
+    let id = TicketId(next_id(ctx, prefix)?);
     let key = &ctx.identity.key;
     let claim = TicketClaim {
         event: EventTag::of(ev.event_id()),
@@ -319,7 +317,7 @@ impl Store {
                         .clone(),
                 ),
             };
-            let id = next_id(ctx, "order", "O")?;
+            let id = next_id(ctx, "O")?;
             let ticket = mint_ticket(ctx, &ev, &req.tier, "W", &id, req.holder.as_deref(), req.now)?;
             let lines = vec![ticket_line(&ev, &req.tier, price, None)];
             let order = NewOrder {
@@ -362,7 +360,7 @@ impl Store {
                 other => other,
             })?;
             let price = scholarship::discounted(list_price, program.discount);
-            let id = next_id(ctx, "order", "O")?;
+            let id = next_id(ctx, "O")?;
             let ticket = mint_ticket(ctx, &ev, &program.tier, "Z", &id, req.holder.as_deref(), req.now)?;
             let funder = program.funder.name.clone();
             ctx.conn

@@ -1,0 +1,123 @@
+//! Who may call what, enforced before any handler runs and before any
+//! body is read. The policy is the OpenAPI document itself: an operation
+//! with `security` needs a signed-in caller whose role is in its
+//! `x-roles`; one without is public. One table, so the documentation
+//! cannot drift from what the box enforces, and a route missing from the
+//! document is refused rather than left open.
+//!
+//! Handlers keep their own role checks where a decision needs more than
+//! the role (a comp needs a supervisor's PIN, an upload link one creator).
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::role::Role;
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// Largest JSON body on any route but the manifest import.
+pub const JSON_BODY_LIMIT: usize = 256 * 1024;
+/// Largest manifest accepted over HTTP; a 5,000-ticket manifest is ~1 MB.
+pub const MANIFEST_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// `None`: public. `Some(roles)`: signed in with one of `roles`.
+type Rule = Option<Vec<Role>>;
+
+static POLICY: LazyLock<HashMap<(String, String), Rule>> = LazyLock::new(|| {
+    let doc: serde_json::Value = serde_json::from_str(super::ops::OPENAPI).expect("the embedded OpenAPI document is JSON");
+    let mut rules = HashMap::new();
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("operations") {
+            let rule = op.get("security").map(|_| {
+                op["x-roles"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{method} {path} has security but no x-roles"))
+                    .iter()
+                    .map(|r| r.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{method} {path}: bad role {r}")))
+                    .collect()
+            });
+            rules.insert((method.to_uppercase(), path.clone()), rule);
+        }
+    }
+    rules
+});
+
+/// The rule for an operation, as the document states it. HEAD falls back
+/// to GET, as the router answers HEAD with the GET handler.
+pub fn rule(method: &Method, path: &str) -> Option<&'static Rule> {
+    POLICY
+        .get(&(method.as_str().to_string(), path.to_string()))
+        .or_else(|| (method == Method::HEAD).then(|| POLICY.get(&("GET".to_string(), path.to_string()))).flatten())
+}
+
+/// The body limit of a route: the manifest is large, uploads are limited
+/// by the tus rules, everything else is a small JSON document.
+pub fn body_limit(path: &str) -> Option<usize> {
+    if path == "/api/v1/manifest" {
+        Some(MANIFEST_BODY_LIMIT)
+    } else if path.starts_with("/api/v1/uploads") {
+        None
+    } else {
+        Some(JSON_BODY_LIMIT)
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body is over {limit} bytes: send less"))
+}
+
+/// The middleware: authenticate, check the role, check the declared body
+/// size; only then does the handler (and its body extractor) run.
+pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
+        return next.run(req).await;
+    };
+    let Some(rule) = rule(req.method(), &path) else {
+        tracing::error!(method = %req.method(), %path, "route is not in the OpenAPI document; refused");
+        return ApiError::forbidden("this operation is not documented, so the box refuses it").into_response();
+    };
+    let (mut parts, body) = req.into_parts();
+    if let Some(roles) = rule {
+        let p = match Principal::from_request_parts(&mut parts, &st).await {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        };
+        if !roles.contains(&p.actor.role) {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            return ApiError::forbidden(format!(
+                "signed in as {} ({}); this needs the {} role: ask a supervisor",
+                p.actor.name,
+                p.actor.role,
+                names.join(" or ")
+            ))
+            .into_response();
+        }
+        parts.extensions.insert(p);
+    }
+    if let Some(limit) = body_limit(&path) {
+        let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return too_large(limit).into_response();
+        }
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_gives_every_secured_operation_roles_and_leaves_sign_in_public() {
+        assert_eq!(rule(&Method::POST, "/api/v1/session"), Some(&None));
+        assert_eq!(rule(&Method::GET, "/healthz"), Some(&None));
+        assert_eq!(rule(&Method::HEAD, "/healthz"), Some(&None), "HEAD follows GET");
+        let orders = rule(&Method::GET, "/api/v1/orders/{id}").unwrap().as_ref().unwrap();
+        assert!(orders.contains(&Role::Merch) && !orders.contains(&Role::Capture) && !orders.contains(&Role::Door));
+        assert_eq!(rule(&Method::GET, "/api/v1/nowhere"), None);
+    }
+}
