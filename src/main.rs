@@ -130,7 +130,7 @@ struct ConnArgs {
     /// Connections open at once, in total.
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
-    /// Connections open at once from one address (IPv6: one /64).
+    /// Connections open at once from one address.
     #[arg(long, default_value_t = 64)]
     max_connections_per_address: usize,
 }
@@ -202,6 +202,12 @@ enum Command {
         name: String,
         #[arg(long, default_value_t = 16)]
         hours: i64,
+    },
+    /// Make a one-time code (valid 10 minutes) that pairs one staff device.
+    /// Only a paired device can sign in with a PIN.
+    Pair {
+        #[command(flatten)]
+        dir: DataDir,
     },
     /// Event manifests: import one into the box, or sign one as organiser.
     #[command(subcommand)]
@@ -402,6 +408,18 @@ async fn run(command: Command) -> Result<()> {
             let now = state.clock.now();
             let (token, _) = state.store.create_session(Actor { name, role }, now, hours * 3_600_000).await?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Pair { dir } => {
+            let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
+            let actor = Actor { name: "box-cli".into(), role: Role::Admin };
+            let ttl = venuebox::api::PAIRING_CODE_TTL_MS;
+            let (code, _) = state.store.create_pairing_code(actor, state.clock.now(), ttl).await?;
+            println!("{code}");
+            eprintln!(
+                "pairing code for one staff device, valid {} minutes: POST /api/v1/paired-devices {{\"code\": \"{code}\", \"name\": \"door phone\"}}",
+                ttl / 60_000
+            );
             Ok(())
         }
         Command::Manifest(ManifestCommand::Import { file, signature, dir, organiser_keys }) => {

@@ -118,6 +118,9 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
 /// the requests in flight. Every acknowledged write is already on disk.
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     api::tus::recover(&state).await;
+    if let Err(e) = state.auth.load_devices(&state.store).await {
+        tracing::warn!(error = %e, "cannot load the paired devices yet; the first sign-in will try again");
+    }
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(housekeeping(state.clone(), stop.clone()));

@@ -19,9 +19,9 @@ fn scan_body(code: &str, gate: &str) -> Value {
 #[tokio::test]
 async fn staff_sign_in_with_a_pin_and_scan_a_signed_ticket_once() {
     let b = TestBox::start().await;
-    let r = b.http.post(b.url("/api/v1/session")).json(&json!({"pin": DOOR_PIN})).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    let s: Value = r.json().await.unwrap();
+    let phone = b.pair_device("door phone").await;
+    let (status, s) = b.sign_in(&phone, DOOR_PIN).await;
+    assert_eq!(status, 200);
     assert_eq!(s["role"], "door");
     let token = s["token"].as_str().unwrap().to_string();
 
@@ -229,17 +229,19 @@ async fn roles_are_checked_on_every_endpoint() {
 }
 
 #[tokio::test]
-async fn pin_guessing_is_throttled() {
+async fn pin_guessing_is_throttled_per_device() {
     let b = TestBox::start().await;
+    let phone = b.pair_device("guessing phone").await;
+    let other = b.pair_device("door phone").await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        let r = b.http.post(b.url("/api/v1/session")).json(&json!({"pin": "0000"})).send().await.unwrap();
-        statuses.push(r.status().as_u16());
+        statuses.push(b.sign_in(&phone, "0000").await.0);
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
-    let r = b.http.post(b.url("/api/v1/session")).json(&json!({"pin": DOOR_PIN})).send().await.unwrap();
-    assert_eq!(r.status(), 429, "even the right PIN waits while locked");
+    let r = b.http.post(b.url("/api/v1/session")).json(&json!({"pin": DOOR_PIN, "device": phone})).send().await.unwrap();
+    assert_eq!(r.status(), 429, "even the right PIN waits on the guessing device");
     assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(b.sign_in(&other, DOOR_PIN).await.0, 200, "another paired device is not locked out");
 }
 
 #[tokio::test]

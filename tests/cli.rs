@@ -91,9 +91,31 @@ async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
     let v: Value = scan(rows[2][2], "cli-3").await.unwrap().json().await.unwrap();
     assert_eq!(v["verdict"], "admit", "{v}");
 
-    // Staff sign in with the PIN from the manifest.
-    let s: Value = http.post(format!("http://{addr}/api/v1/session")).json(&json!({"pin": "1234", "name": "Jo"})).send().await.unwrap().json().await.unwrap();
-    assert_eq!(s["role"], "door");
+    // A staff phone is paired with a code from `venuebox pair`, then Jo
+    // signs in on it with the PIN from the manifest.
+    let unpaired = http.post(format!("http://{addr}/api/v1/session")).json(&json!({"pin": "1234", "name": "Jo"})).send().await.unwrap();
+    assert_eq!(unpaired.status(), 401, "no PIN signs in from an unpaired device");
+    let code = ok(&["pair", "--data-dir", data_s], d);
+    let paired: Value = http
+        .post(format!("http://{addr}/api/v1/paired-devices"))
+        .json(&json!({"code": code.trim(), "name": "Jo's phone"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let device = paired["credential"].as_str().unwrap();
+    let s: Value = http
+        .post(format!("http://{addr}/api/v1/session"))
+        .json(&json!({"pin": "1234", "name": "Jo", "device": device}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["role"], "door", "{s}");
 
     // A tampered manifest is refused and the loaded one stays.
     let text = std::fs::read_to_string(d.join("manifest.json")).unwrap().replace("\"version\": 2", "\"version\": 3");

@@ -5,37 +5,29 @@ use super::error::ApiError;
 use super::AppState;
 use crate::domain::ids::CreatorId;
 use crate::domain::role::{Actor, Role};
-use crate::domain::time::Millis;
+use super::signin::{PinVerifier, SignInGuard};
+use crate::store::pairing::PairedDevice;
 use crate::store::sessions::{token_digest, Session};
+use crate::store::{Store, StoreError};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
-
-/// Failed sign-ins an address may make before it must wait.
-const FREE_ATTEMPTS: u32 = 5;
-/// Longest wait imposed on one address, in seconds.
-const MAX_LOCK_SECS: i64 = 300;
-/// Failed sign-ins across all addresses per minute before everyone waits,
-/// against guessing from many phones at once.
-const GLOBAL_FAILURES_PER_MINUTE: u32 = 30;
 
 #[derive(Default)]
 pub struct AuthState {
     /// Sessions already looked up, by token digest, so a check-in does not
     /// pay a database read for its token.
     cache: Mutex<HashMap<String, Session>>,
-    /// Sign-in failures per client address.
-    failures: Mutex<Throttle>,
-}
-
-#[derive(Default)]
-struct Throttle {
-    by_addr: HashMap<Option<IpAddr>, (u32, Millis)>,
-    window_start: Millis,
-    window_failures: u32,
+    /// Paired devices that are not revoked, by credential digest; `None`
+    /// until loaded. In memory so that a flood of sign-ins with made-up
+    /// credentials never reaches the database (and the door's reads).
+    devices: Mutex<Option<HashMap<String, PairedDevice>>>,
+    /// Counts and backs off sign-in attempts.
+    pub guard: SignInGuard,
+    /// The argon2 threads.
+    pub verifier: PinVerifier,
 }
 
 impl AuthState {
@@ -43,46 +35,39 @@ impl AuthState {
         self.cache.lock().expect("auth cache").remove(&token_digest(token));
     }
 
-    /// Refuses a sign-in attempt while its address (or the box) is locked.
-    pub fn check_allowed(&self, addr: Option<IpAddr>, now: Millis) -> Result<(), ApiError> {
-        let t = self.failures.lock().expect("throttle");
-        let wait_addr = t.by_addr.get(&addr).map(|(_, until)| until - now).unwrap_or(0);
-        let wait_global = if now - t.window_start < 60_000 && t.window_failures >= GLOBAL_FAILURES_PER_MINUTE {
-            t.window_start + 60_000 - now
-        } else {
-            0
-        };
-        let wait = wait_addr.max(wait_global);
-        if wait > 0 {
-            let secs = (wait + 999) / 1000;
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                format!("too many wrong PINs: wait {secs} s, or ask a supervisor for your PIN"),
-            );
-            e.retry_after_secs = Some(secs as u64);
-            return Err(e);
-        }
+    /// Loads the paired devices (at start, or on first use).
+    pub async fn load_devices(&self, store: &Store) -> Result<(), StoreError> {
+        let all = store.paired_devices().await?;
+        let map = all.into_iter().filter(|d| d.revoked_at.is_none()).map(|d| (d.credential_sha256.clone(), d)).collect();
+        self.devices.lock().expect("device cache").get_or_insert(map);
         Ok(())
     }
 
-    pub fn record_failure(&self, addr: Option<IpAddr>, now: Millis) {
-        let mut t = self.failures.lock().expect("throttle");
-        if now - t.window_start >= 60_000 {
-            t.window_start = now;
-            t.window_failures = 0;
+    /// The live paired device holding `credential`, if any.
+    pub async fn device(&self, store: &Store, credential: &str) -> Result<Option<PairedDevice>, StoreError> {
+        let digest = token_digest(credential);
+        if self.devices.lock().expect("device cache").is_none() {
+            self.load_devices(store).await?;
         }
-        t.window_failures += 1;
-        let entry = t.by_addr.entry(addr).or_insert((0, 0));
-        entry.0 += 1;
-        if entry.0 >= FREE_ATTEMPTS {
-            let secs = (1i64 << (entry.0 - FREE_ATTEMPTS).min(16)).min(MAX_LOCK_SECS);
-            entry.1 = now + secs * 1000;
+        Ok(self.devices.lock().expect("device cache").as_ref().and_then(|m| m.get(&digest).cloned()))
+    }
+
+    pub fn device_by_id(&self, id: &str) -> Option<PairedDevice> {
+        self.devices.lock().expect("device cache").as_ref().and_then(|m| m.values().find(|d| d.id == id).cloned())
+    }
+
+    pub fn device_paired(&self, d: PairedDevice) {
+        if let Some(m) = self.devices.lock().expect("device cache").as_mut() {
+            m.insert(d.credential_sha256.clone(), d);
         }
     }
 
-    pub fn record_success(&self, addr: Option<IpAddr>) {
-        self.failures.lock().expect("throttle").by_addr.remove(&addr);
+    /// Forgets a revoked device and every cached session signed in on it.
+    pub fn device_revoked(&self, id: &str) {
+        if let Some(m) = self.devices.lock().expect("device cache").as_mut() {
+            m.retain(|_, d| d.id != id);
+        }
+        self.cache.lock().expect("auth cache").retain(|_, s| s.device_id.as_deref() != Some(id));
     }
 }
 
@@ -93,6 +78,8 @@ pub struct Principal {
     pub token: String,
     /// For upload links: the one creator this caller may upload for.
     pub creator_scope: Option<CreatorId>,
+    /// The paired device this caller signed in on, if any.
+    pub device_id: Option<String>,
 }
 
 /// The only paths an upload link may use.
@@ -163,7 +150,7 @@ impl FromRequestParts<AppState> for Principal {
             Some(s) if s.creator_scope.is_some() && !LINK_PATHS.iter().any(|p| parts.uri.path().starts_with(p)) => {
                 Err(ApiError::forbidden("an upload link can only upload captures"))
             }
-            Some(s) if s.expires_at > now => Ok(Principal { actor: s.actor, token: token.to_owned(), creator_scope: s.creator_scope }),
+            Some(s) if s.expires_at > now => Ok(Principal { actor: s.actor, token: token.to_owned(), creator_scope: s.creator_scope, device_id: s.device_id }),
             Some(_) => {
                 state.auth.cache.lock().expect("auth cache").remove(&digest);
                 Err(ApiError::unauthorized("your session has expired: sign in again with your PIN"))
@@ -191,35 +178,5 @@ mod tests {
         assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearerabc"), None);
-    }
-
-    #[test]
-    fn an_address_is_locked_after_repeated_failures_and_freed_by_success() {
-        let a = AuthState::default();
-        let ip = Some(IpAddr::from([10, 0, 0, 7]));
-        for i in 0..FREE_ATTEMPTS - 1 {
-            a.record_failure(ip, 1000 + i as i64);
-            assert!(a.check_allowed(ip, 1000 + i as i64).is_ok());
-        }
-        a.record_failure(ip, 2000);
-        let e = a.check_allowed(ip, 2000).unwrap_err();
-        assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(e.retry_after_secs, Some(1));
-        assert!(a.check_allowed(None, 2000).is_ok(), "another address is not locked");
-        assert!(a.check_allowed(ip, 3000).is_ok(), "lock expires");
-        a.record_failure(ip, 3000);
-        assert_eq!(a.check_allowed(ip, 3000).unwrap_err().retry_after_secs, Some(2), "lock doubles");
-        a.record_success(ip);
-        assert!(a.check_allowed(ip, 3000).is_ok());
-    }
-
-    #[test]
-    fn many_addresses_guessing_at_once_lock_everyone_for_the_minute() {
-        let a = AuthState::default();
-        for i in 0..GLOBAL_FAILURES_PER_MINUTE {
-            a.record_failure(Some(IpAddr::from([10, 0, 1, i as u8])), 1000);
-        }
-        assert!(a.check_allowed(Some(IpAddr::from([10, 0, 2, 1])), 1000).is_err());
-        assert!(a.check_allowed(Some(IpAddr::from([10, 0, 2, 1])), 61_000).is_ok());
     }
 }

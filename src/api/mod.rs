@@ -19,6 +19,8 @@ pub mod policy;
 mod sales;
 pub mod tus;
 mod session;
+pub mod signin;
+mod pairing;
 mod sync;
 
 use crate::clock::Clock;
@@ -33,6 +35,7 @@ use axum::Router;
 use std::sync::Arc;
 
 pub use error::ApiError;
+pub use pairing::CODE_TTL_MS as PAIRING_CODE_TTL_MS;
 
 /// Settings the handlers need.
 #[derive(Clone, Debug)]
@@ -94,6 +97,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/api/v1/session", post(session::sign_in).get(session::whoami).delete(session::sign_out))
+        .route("/api/v1/pairing-codes", post(pairing::create_code))
+        .route("/api/v1/paired-devices", get(pairing::list).post(pairing::pair))
+        .route("/api/v1/paired-devices/{id}", delete(pairing::revoke))
         .route("/api/v1/event", get(event::show))
         .route("/api/v1/manifest", post(event::import).layer(DefaultBodyLimit::max(policy::MANIFEST_BODY_LIMIT)))
         .route("/api/v1/checkins", post(checkins::create).get(checkins::list))
@@ -199,6 +205,16 @@ mod tests {
         assert_eq!(status, StatusCode::CONFLICT);
         assert!(body["error"]["message"].as_str().unwrap().contains("import the event manifest"), "{body}");
         let req = Request::post("/api/v1/session").header("content-type", "application/json").body(Body::from(r#"{"pin":"1111"}"#)).unwrap();
+        let (status, body) = call(app.clone(), req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"]["code"], "device_not_paired");
+        let actor = crate::domain::role::Actor { name: "t".into(), role: crate::domain::role::Role::Supervisor };
+        let (code, _) = st.store.create_pairing_code(actor, st.clock.now(), 60_000).await.unwrap();
+        let req = Request::post("/api/v1/paired-devices").header("content-type", "application/json");
+        let (status, paired) = call(app.clone(), req.body(Body::from(format!(r#"{{"code":"{code}","name":"tablet"}}"#))).unwrap()).await;
+        assert_eq!(status, StatusCode::CREATED, "{paired}");
+        let sign_in = format!(r#"{{"pin":"1111","device":"{}"}}"#, paired["credential"].as_str().unwrap());
+        let req = Request::post("/api/v1/session").header("content-type", "application/json").body(Body::from(sign_in)).unwrap();
         let (status, body) = call(app, req).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert!(body["error"]["message"].as_str().unwrap().contains("venuebox token"));

@@ -4,7 +4,7 @@
 use super::auth::Principal;
 use super::error::ApiError;
 use super::json::Json;
-use super::session::{client_addr, staff_with_pin};
+use super::session::{client_addr, staff_with_pin, Origin};
 use super::AppState;
 use crate::domain::ids::{OrderId, TicketId, TierId};
 use crate::domain::money::Tender;
@@ -44,7 +44,13 @@ pub(super) async fn tender(st: &AppState, p: &Principal, ext: &Extensions, t: Op
                 Some(Tender::Comp { approved_by: p.actor.name.clone() })
             } else {
                 let pin = approver_pin.ok_or_else(|| ApiError::forbidden("a comp needs a supervisor's approval: ask one to enter their PIN (approver_pin)"))?;
-                let approver = staff_with_pin(st, client_addr(ext), pin, |s| {
+                let addr = client_addr(ext);
+                let origin = Origin {
+                    device: p.device_id.as_deref().and_then(|id| st.auth.device_by_id(id)),
+                    addr,
+                    label: format!("{} approving a comp at {}", p.actor.name, addr.map(|a| a.to_string()).unwrap_or_default()),
+                };
+                let approver = staff_with_pin(st, &origin, approver_name.as_deref(), pin, |s| {
                     s.role.allows(Role::Supervisor) && approver_name.as_deref().is_none_or(|n| n == s.name)
                 })
                 .await

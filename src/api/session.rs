@@ -7,12 +7,14 @@ use super::AppState;
 use crate::domain::manifest::StaffEntry;
 use crate::domain::role::Actor;
 use crate::domain::time::format_rfc3339;
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use super::signin::Key;
+use crate::metrics::SignInFailure;
+use crate::store::pairing::PairedDevice;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Extensions, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,57 +24,107 @@ pub struct SignIn {
     /// when two staff happen to share a PIN).
     #[serde(default)]
     name: Option<String>,
+    /// The credential this device got when a supervisor paired it.
+    #[serde(default)]
+    device: Option<String>,
 }
 
-/// Checks a PIN against the staff who pass `filter`, off the async
-/// threads (argon2 is slow on purpose), with the PIN-guessing throttle.
+/// Where a PIN attempt comes from, for the guard.
+pub(super) struct Origin {
+    pub device: Option<PairedDevice>,
+    pub addr: Option<IpAddr>,
+    /// What the log and the metrics call the caller.
+    pub label: String,
+}
+
+/// Checks a PIN against the staff who pass `filter`: counted by the guard
+/// before it is checked, checked on the PIN threads, answered 429 or 503
+/// at once when the device or the box must wait.
 pub(super) async fn staff_with_pin(
     st: &AppState,
-    addr: Option<std::net::IpAddr>,
+    origin: &Origin,
+    name: Option<&str>,
     pin: String,
     filter: impl Fn(&StaffEntry) -> bool,
 ) -> Result<StaffEntry, ApiError> {
     if pin.is_empty() || pin.len() > 64 {
         return Err(ApiError::bad_request("pin must be 1 to 64 characters"));
     }
-    st.auth.check_allowed(addr, st.clock.now())?;
     let event = st.store.event().ok_or_else(|| {
         ApiError::new(StatusCode::CONFLICT, "no_event", "no event is loaded, so there are no staff yet: import the manifest, or use `venuebox token` on the box")
     })?;
+    let mut keys = Vec::with_capacity(3);
+    if let Some(d) = &origin.device {
+        keys.push(Key::Device(d.id.clone()));
+    }
+    if let Some(a) = origin.addr {
+        keys.push(Key::Addr(a));
+    }
+    if let Some(n) = name {
+        keys.push(Key::Staff(n.to_string()));
+    }
+    let attempt = st.auth.guard.begin(keys, st.clock.now()).inspect_err(|_| {
+        st.metrics.signin_failure(SignInFailure::Throttled);
+        tracing::warn!(from = %origin.label, "sign-in refused: too many attempts, waiting");
+    })?;
     let candidates: Vec<StaffEntry> = event.manifest.staff.iter().filter(|s| filter(s)).cloned().collect();
-    let found = tokio::task::spawn_blocking(move || verify(&pin, &candidates)).await.map_err(|_| ApiError::internal())?;
+    let found = st.auth.verifier.verify(pin, candidates).await.map_err(|_| {
+        st.metrics.signin_failure(SignInFailure::Busy);
+        tracing::warn!(from = %origin.label, "sign-in refused: PIN checks are busy");
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the box is checking other PINs: try again in a second");
+        e.retry_after_secs = Some(1);
+        e
+    })?;
     match found {
         Some(s) => {
-            st.auth.record_success(addr);
+            attempt.succeeded();
             Ok(s)
         }
         None => {
-            st.auth.record_failure(addr, st.clock.now());
+            attempt.failed(st.clock.now());
+            st.metrics.signin_failure(SignInFailure::WrongPin);
+            tracing::warn!(from = %origin.label, staff = name.unwrap_or(""), "wrong PIN");
             Err(ApiError::unauthorized("wrong PIN: try again, or ask a supervisor"))
         }
     }
 }
 
-fn verify(pin: &str, staff: &[StaffEntry]) -> Option<StaffEntry> {
-    let argon = Argon2::default();
-    staff
-        .iter()
-        .find(|s| PasswordHash::new(&s.pin_hash).is_ok_and(|h| argon.verify_password(pin.as_bytes(), &h).is_ok()))
-        .cloned()
+fn not_paired() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "device_not_paired",
+        "this device is not paired with the box: ask a supervisor for a pairing code (POST /api/v1/paired-devices), then sign in with it",
+    )
 }
 
 pub async fn sign_in(State(st): State<AppState>, ext: Extensions, Json(req): Json<SignIn>) -> Result<Json<Value>, ApiError> {
     let addr = client_addr(&ext);
+    let label = addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown address".into());
+    let device = match req.device.as_deref().filter(|d| !d.is_empty() && d.len() <= 128) {
+        Some(credential) => st.auth.device(&st.store, credential).await?,
+        None => None,
+    };
+    let Some(device) = device else {
+        // Counted against the address, so even this cheap refusal backs off.
+        st.metrics.signin_failure(SignInFailure::DeviceNotPaired);
+        tracing::warn!(from = %label, "sign-in from a device that is not paired");
+        if let Some(a) = addr {
+            st.auth.guard.begin(vec![Key::Addr(a)], st.clock.now())?.failed(st.clock.now());
+        }
+        return Err(not_paired());
+    };
+    let origin = Origin { label: format!("device {} ({}) at {label}", device.id, device.name), device: Some(device.clone()), addr };
     let name = req.name;
-    let staff = staff_with_pin(&st, addr, req.pin, |s| name.as_deref().is_none_or(|n| n == s.name)).await?;
+    let staff = staff_with_pin(&st, &origin, name.as_deref(), req.pin, |s| name.as_deref().is_none_or(|n| n == s.name)).await?;
     let now = st.clock.now();
     let actor = Actor { name: staff.name, role: staff.role };
-    let (token, session) = st.store.create_session(actor, now, st.config.session_ttl_ms).await?;
-    tracing::info!(staff = %session.actor.name, role = %session.actor.role, "staff signed in");
+    let (token, session) = st.store.create_device_session(actor, device.id.clone(), now, st.config.session_ttl_ms).await?;
+    tracing::info!(staff = %session.actor.name, role = %session.actor.role, device = %device.id, "staff signed in");
     Ok(Json(json!({
         "token": token,
         "name": session.actor.name,
         "role": session.actor.role,
+        "device": device.id,
         "expires_at": format_rfc3339(session.expires_at),
     })))
 }

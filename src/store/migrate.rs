@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "captures", include_str!("migrations/0003_captures.sql")),
     (4, "printing", include_str!("migrations/0004_printing.sql")),
     (5, "sync", include_str!("migrations/0005_sync.sql")),
+    (6, "pairing", include_str!("migrations/0006_pairing.sql")),
 ];
 
 pub fn latest() -> i64 {

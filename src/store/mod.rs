@@ -13,6 +13,7 @@ pub mod identity;
 mod manifests;
 mod migrate;
 pub mod outbox;
+pub mod pairing;
 pub mod payouts;
 pub mod printing;
 pub mod sales;

@@ -15,6 +15,8 @@ pub struct Session {
     pub expires_at: Millis,
     /// Set for upload links: the only creator this session may upload for.
     pub creator_scope: Option<CreatorId>,
+    /// The paired device it was signed in on (`None`: `venuebox token`, upload links).
+    pub device_id: Option<String>,
 }
 
 pub fn token_digest(token: &str) -> String {
@@ -29,16 +31,30 @@ impl Store {
 
     /// A session that may only upload captures for `scope` (an upload link).
     pub async fn create_scoped_session(&self, actor: Actor, scope: Option<CreatorId>, now: Millis, ttl_ms: Millis) -> Result<(String, Session), StoreError> {
+        self.insert_session(Session { actor, expires_at: now + ttl_ms, creator_scope: scope, device_id: None }, now).await
+    }
+
+    /// A staff sign-in with a PIN on a paired device.
+    pub async fn create_device_session(&self, actor: Actor, device_id: String, now: Millis, ttl_ms: Millis) -> Result<(String, Session), StoreError> {
+        self.insert_session(Session { actor, expires_at: now + ttl_ms, creator_scope: None, device_id: Some(device_id) }, now).await
+    }
+
+    async fn insert_session(&self, session: Session, now: Millis) -> Result<(String, Session), StoreError> {
         let token = format!("vbx_{}", hex(&random_bytes::<24>()));
         let digest = token_digest(&token);
-        let session = Session { actor: actor.clone(), expires_at: now + ttl_ms, creator_scope: scope.clone() };
-        let expires_at = session.expires_at;
+        let s = session.clone();
         self.write(move |ctx| {
             ctx.conn
-                .prepare_cached("INSERT INTO sessions (token_sha256, staff, role, created_at, expires_at, creator_scope) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                .execute(params![digest, actor.name, actor.role.as_str(), now, expires_at, scope.as_ref().map(|c| c.as_str())])?;
+                .prepare_cached(
+                    "INSERT INTO sessions (token_sha256, staff, role, created_at, expires_at, creator_scope, device_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![digest, s.actor.name, s.actor.role.as_str(), now, s.expires_at, s.creator_scope.as_ref().map(|c| c.as_str()), s.device_id])?;
             ctx.conn.prepare_cached("DELETE FROM sessions WHERE expires_at < ?1")?.execute([now])?;
-            audit::record(ctx, &actor, "session.create", &serde_json::json!({"expires_at": expires_at, "creator_scope": scope}), now)?;
+            if let Some(device) = &s.device_id {
+                Store::touch_device(ctx, device, now)?;
+            }
+            let detail = serde_json::json!({"expires_at": s.expires_at, "creator_scope": s.creator_scope, "device": s.device_id});
+            audit::record(ctx, &s.actor, "session.create", &detail, now)?;
             Ok(())
         })
         .await?;
@@ -50,12 +66,14 @@ impl Store {
         let digest = token_digest(token);
         self.read(move |conn| {
             let row = conn
-                .prepare_cached("SELECT staff, role, expires_at, creator_scope FROM sessions WHERE token_sha256 = ?1")?
-                .query_row([digest], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Millis>(2)?, r.get::<_, Option<String>>(3)?)))
+                .prepare_cached("SELECT staff, role, expires_at, creator_scope, device_id FROM sessions WHERE token_sha256 = ?1")?
+                .query_row([digest], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Millis>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, Option<String>>(4)?))
+                })
                 .optional()?;
-            Ok(row.and_then(|(name, role, expires_at, scope)| {
+            Ok(row.and_then(|(name, role, expires_at, scope, device_id)| {
                 let role: Role = role.parse().ok()?;
-                (expires_at > now).then_some(Session { actor: Actor { name, role }, expires_at, creator_scope: scope.map(CreatorId) })
+                (expires_at > now).then_some(Session { actor: Actor { name, role }, expires_at, creator_scope: scope.map(CreatorId), device_id })
             }))
         })
         .await

@@ -143,6 +143,24 @@ impl TestBox {
         self.state.store.create_session(actor, self.state.clock.now(), 24 * 3_600_000).await.unwrap().0
     }
 
+    /// Pairs a new staff device the way a phone does (a supervisor's code,
+    /// traded over HTTP) and returns its credential.
+    pub async fn pair_device(&self, name: &str) -> String {
+        let actor = Actor { name: "test-supervisor".into(), role: Role::Supervisor };
+        let (code, _) = self.state.store.create_pairing_code(actor, self.state.clock.now(), 600_000).await.unwrap();
+        let r = self.http.post(self.url("/api/v1/paired-devices")).json(&json!({"code": code, "name": name})).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        v["credential"].as_str().unwrap().to_string()
+    }
+
+    /// Signs in with `pin` from the paired device `device`: (status, body).
+    pub async fn sign_in(&self, device: &str, pin: &str) -> (u16, Value) {
+        let r = self.http.post(self.url("/api/v1/session")).json(&json!({"pin": pin, "device": device})).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or_default())
+    }
+
     /// A signed code for this event, minted with the organiser key.
     pub fn signed(&self, id: &str, tier: &str) -> String {
         self.signed_window(id, tier, (None, None))

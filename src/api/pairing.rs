@@ -1,0 +1,94 @@
+//! Pairing staff devices: a supervisor makes a one-time code, the device
+//! trades it for a credential it keeps, and only then may a PIN sign in
+//! from it. Supervisors list and revoke devices; revoking ends every
+//! session on the device at once.
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::json::Json;
+use super::session::client_addr;
+use super::signin::Key;
+use super::AppState;
+use crate::domain::role::Role;
+use crate::domain::time::format_rfc3339;
+use crate::metrics::SignInFailure;
+use axum::extract::{Path, State};
+use axum::http::{Extensions, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// How long a pairing code works.
+pub const CODE_TTL_MS: i64 = 10 * 60_000;
+
+pub async fn create_code(State(st): State<AppState>, p: Principal) -> Result<(StatusCode, Json<Value>), ApiError> {
+    p.require(Role::Supervisor)?;
+    let (code, expires_at) = st.store.create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS).await?;
+    tracing::info!(by = %p.actor.name, "pairing code made");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "code": code,
+            "expires_at": format_rfc3339(expires_at),
+            "how": "on the staff device: POST /api/v1/paired-devices {\"code\": ..., \"name\": ...}, keep the credential, send it as \"device\" when signing in",
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairBody {
+    code: String,
+    /// What staff call the device ("door phone 2").
+    name: String,
+}
+
+pub async fn pair(State(st): State<AppState>, ext: Extensions, Json(b): Json<PairBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let name = b.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("name must be 1 to 64 printable characters, e.g. \"door phone 2\""));
+    }
+    if b.code.len() > 32 {
+        return Err(ApiError::bad_request("a pairing code is 12 characters, like ABCD-EFGH-JKMN"));
+    }
+    let addr = client_addr(&ext);
+    // Codes are guessed like PINs, so they are counted like PINs.
+    let keys = addr.map(|a| vec![Key::Addr(a)]).unwrap_or_default();
+    let attempt = st.auth.guard.begin(keys, st.clock.now()).inspect_err(|_| st.metrics.signin_failure(SignInFailure::Throttled))?;
+    match st.store.pair_device(&b.code, name, st.clock.now()).await? {
+        Some(new) => {
+            attempt.succeeded();
+            tracing::info!(device = %new.device.id, name = %new.device.name, by = %new.device.paired_by, "device paired");
+            let body = json!({
+                "device": new.device.id,
+                "name": new.device.name,
+                "credential": new.credential,
+                "paired_by": new.device.paired_by,
+            });
+            st.auth.device_paired(new.device);
+            Ok((StatusCode::CREATED, Json(body)))
+        }
+        None => {
+            attempt.failed(st.clock.now());
+            st.metrics.signin_failure(SignInFailure::BadPairingCode);
+            tracing::warn!(from = ?addr, "pairing refused: unknown, used or expired code");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "pairing_code_invalid",
+                "this pairing code is unknown, used or expired: ask a supervisor for a new one (they last 10 minutes)",
+            ))
+        }
+    }
+}
+
+pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Supervisor)?;
+    Ok(Json(json!({"devices": st.store.paired_devices().await?})))
+}
+
+pub async fn revoke(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Supervisor)?;
+    let (device, ended) = st.store.revoke_device(id, p.actor.clone(), st.clock.now()).await?;
+    st.auth.device_revoked(&device.id);
+    tracing::info!(device = %device.id, by = %p.actor.name, sessions_ended = ended, "device revoked");
+    Ok(Json(json!({"device": device, "sessions_ended": ended})))
+}
