@@ -131,3 +131,92 @@ async fn oversized_and_unauthenticated_bodies_are_refused_before_reading() {
     let r = b.http.post(b.url("/api/v1/checkins")).header("authorization", format!("bearer {door}")).header("content-type", "application/json").body(r#"{"code":"SECRET-0004","gate":"main","nonce":"lc"}"#).send().await.unwrap();
     assert_eq!(r.status(), 200, "the Bearer scheme in lower case");
 }
+
+async fn create_upload(b: &TestBox, token: &str, length: u64) -> (u16, Value, Option<String>) {
+    let r = b
+        .http
+        .post(b.url("/api/v1/uploads/"))
+        .bearer_auth(token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", length.to_string())
+        .header("upload-metadata", common::tus_metadata(&[("creator", "cr-a"), ("consent", "true")]))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let loc = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+    (status, r.json().await.unwrap_or_default(), loc)
+}
+
+/// PATCHes to made-up upload ids (long ones too) take no lock and leave
+/// nothing behind; a token that may not upload is refused before any
+/// lookup.
+#[tokio::test]
+async fn made_up_upload_ids_leave_nothing_behind() {
+    let b = TestBox::start_captures(venuebox::clock::Clock::system(), Default::default()).await;
+    let cap = b.token(Role::Capture).await;
+    let door = b.token(Role::Door).await;
+    for i in 0..300 {
+        let id = if i % 2 == 0 { format!("{:032x}", i) } else { "z".repeat(4000) };
+        for token in [&cap, &door] {
+            let r = b
+                .http
+                .patch(b.url(&format!("/api/v1/uploads/{id}")))
+                .bearer_auth(token)
+                .header("tus-resumable", "1.0.0")
+                .header("upload-offset", "0")
+                .header("content-type", "application/offset+octet-stream")
+                .body("x")
+                .send()
+                .await
+                .unwrap();
+            assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
+        }
+    }
+    assert_eq!(b.state.uploads.len(), 0, "no slot for an upload that does not exist");
+}
+
+/// Empty uploads with a huge Upload-Length cannot use up the quota: one
+/// sign-in keeps at most 16 open and promises at most two of the largest
+/// uploads; everyone else can still upload, and an admin sees and clears
+/// the reservations.
+#[tokio::test]
+async fn reservations_are_bounded_per_sign_in_and_admins_clear_them() {
+    let captures = venuebox::api::tus::CaptureConfig { max_upload_bytes: 1 << 30, quota_bytes: 3 << 30, ..Default::default() };
+    let b = TestBox::start_captures(venuebox::clock::Clock::system(), captures).await;
+    let admin = b.token(Role::Admin).await;
+    let link: Value = b.post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"})).await.1;
+    let link = link["token"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(create_upload(&b, &link, 1 << 30).await.0);
+    }
+    assert_eq!(statuses, [201, 201, 507, 507], "two of the largest uploads promised, no more");
+    let (s, body, _) = create_upload(&b, &link, 1 << 30).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (507, Some("reservation_full")));
+    let link2: Value = b.post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"})).await.1;
+    let link2 = link2["token"].as_str().unwrap().to_string();
+    for i in 0..16 {
+        assert_eq!(create_upload(&b, &link2, 10).await.0, 201, "small upload {i}");
+    }
+    let (s, body, _) = create_upload(&b, &link2, 10).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (429, Some("too_many_open_uploads")));
+    // Someone else still uploads.
+    let crew = b.token(Role::Capture).await;
+    let (s, _, loc) = create_upload(&b, &crew, 100).await;
+    assert_eq!(s, 201);
+    assert!(loc.is_some());
+    // The admin sees every open upload and clears the link's big ones.
+    let (s, open) = b.get(&admin, "/api/v1/open-uploads").await;
+    assert_eq!(s, 200);
+    assert_eq!(open["uploads"].as_array().unwrap().len(), 19);
+    assert_eq!(open["reserved_bytes"], (2u64 << 30) + 16 * 10 + 100);
+    let big: Vec<String> = open["uploads"].as_array().unwrap().iter().filter(|u| u["length"] == (1u64 << 30)).map(|u| u["id"].as_str().unwrap().to_string()).collect();
+    for id in &big {
+        let r = b.http.delete(b.url(&format!("/api/v1/open-uploads/{id}"))).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let r = b.http.delete(b.url(&format!("/api/v1/open-uploads/{}", big[0]))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 404, "already cleared");
+    assert_eq!(create_upload(&b, &crew, 1 << 30).await.0, 201, "the freed reservation is usable");
+}

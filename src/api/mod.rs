@@ -131,6 +131,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/captures/{sha256}/thumbnail", get(captures::thumbnail))
         .route("/api/v1/captures/{sha256}/hide", post(captures::hide))
         .route("/api/v1/upload-links", post(captures::create_link))
+        .route("/api/v1/open-uploads", get(tus::list_open))
+        .route("/api/v1/open-uploads/{id}", delete(tus::clear_open))
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/devices/scan", post(devices::inject))
         .route("/api/v1/devices/test", post(devices::self_test))

@@ -18,6 +18,7 @@ use crate::domain::time::Millis;
 use crate::media::{probe, MediaError};
 use crate::store::captures::{NewUpload, UploadRow};
 use crate::store::identity::{hex, random_bytes};
+use crate::store::sessions::token_digest;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -50,6 +51,17 @@ pub struct CaptureConfig {
     pub upload_expiry_ms: Millis,
     /// A long PATCH makes its bytes durable (and visible to HEAD) this often.
     pub checkpoint_bytes: u64,
+    /// Uploads one sign-in (or upload link) may have open at once.
+    pub max_open_per_session: u64,
+}
+
+impl CaptureConfig {
+    /// Bytes one sign-in's open uploads may promise: two of the largest
+    /// uploads, so a video and its retry fit, and no token can reserve the
+    /// whole quota with empty uploads.
+    pub fn per_session_reserve_bytes(&self) -> u64 {
+        self.max_upload_bytes.saturating_mul(2)
+    }
 }
 
 impl Default for CaptureConfig {
@@ -60,6 +72,7 @@ impl Default for CaptureConfig {
             disk_floor_bytes: 512 << 20,
             upload_expiry_ms: 24 * 3_600_000,
             checkpoint_bytes: 8 << 20,
+            max_open_per_session: 16,
         }
     }
 }
@@ -85,6 +98,13 @@ impl UploadSlots {
     }
     pub fn forget(&self, id: &str) {
         self.slots.lock().expect("upload slots").remove(id);
+    }
+    /// Uploads with a slot now (bounded by the uploads in progress).
+    pub fn len(&self) -> usize {
+        self.slots.lock().expect("upload slots").len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -210,8 +230,25 @@ async fn create_upload(st: AppState, p: Principal, h: HeaderMap, body: Body) -> 
     if ev.creator(&meta.creator).is_none() {
         return Err(ApiError::bad_request(format!("creator '{}' is not in this event's manifest", meta.creator)));
     }
-    let committed = st.store.capture_bytes_committed().await?;
-    if committed.saturating_add(length.unwrap_or(0)) > cfg.quota_bytes {
+    let session = token_digest(&p.token);
+    let per_session = cfg.per_session_reserve_bytes();
+    let q = st.store.capture_quota(session.clone(), per_session).await?;
+    if q.session_open >= cfg.max_open_per_session {
+        return Err(tus_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_open_uploads",
+            format!("this sign-in already has {} uploads open: finish or delete some (DELETE the upload URL) before starting more", q.session_open),
+        ));
+    }
+    let asked = length.unwrap_or(0);
+    if q.session_reserved.saturating_add(asked) > per_session {
+        return Err(tus_error(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "reservation_full",
+            format!("this sign-in's open uploads already promise {} bytes: send them (or delete them) before starting more", q.session_reserved),
+        ));
+    }
+    if q.received.saturating_add(q.reserved).saturating_add(asked) > cfg.quota_bytes {
         return Err(tus_error(StatusCode::INSUFFICIENT_STORAGE, "quota_reached", "the box's capture quota is used up: new uploads wait until captures have synced and been cleared"));
     }
     check_disk(&st, length.unwrap_or(0))?;
@@ -222,7 +259,16 @@ async fn create_upload(st: AppState, p: Principal, h: HeaderMap, body: Body) -> 
     let now = st.clock.now();
     let row = st
         .store
-        .create_upload(NewUpload { id: id.clone(), length, metadata: raw_meta, meta, created_by: p.actor.name.clone(), now, expires_at: now + cfg.upload_expiry_ms })
+        .create_upload(NewUpload {
+            id: id.clone(),
+            length,
+            metadata: raw_meta,
+            meta,
+            created_by: p.actor.name.clone(),
+            session_sha256: session,
+            now,
+            expires_at: now + cfg.upload_expiry_ms,
+        })
         .await?;
     tracing::info!(upload = %id, creator = %row.creator, length = ?length, "upload created");
     let mut offset = 0;
@@ -239,9 +285,18 @@ async fn create_upload(st: AppState, p: Principal, h: HeaderMap, body: Body) -> 
     Ok(r)
 }
 
+/// Upload ids are 32 lowercase hex characters; anything else is not one,
+/// and is answered without a lookup or a lock.
+fn is_upload_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Finds an upload this caller may touch: 404 unknown, 410 gone.
 async fn upload_for(st: &AppState, p: &Principal, id: &str) -> Result<UploadRow, ApiError> {
     require_uploader(p)?;
+    if !is_upload_id(id) {
+        return Err(ApiError::not_found(format!("upload {} is not known to this box: start a new upload", id.chars().take(40).collect::<String>())));
+    }
     let row = st.store.upload(id.to_string()).await?.ok_or_else(|| ApiError::not_found(format!("upload {id} is not known to this box: start a new upload")))?;
     if let Some(scope) = &p.creator_scope {
         if &row.creator != scope {
@@ -284,6 +339,9 @@ async fn patch_upload(st: AppState, p: Principal, id: String, h: HeaderMap, body
         return Err(tus_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type", format!("a PATCH body must have Content-Type: {OFFSET_OCTET_STREAM}")));
     }
     let claimed = parse_u64(&h, "upload-offset")?.ok_or_else(|| ApiError::bad_request("Upload-Offset is required"))?;
+    // Only an upload that exists and is the caller's gets a slot, so made-up
+    // ids never grow the slot table.
+    upload_for(&st, &p, &id).await?;
     let slot = st.uploads.slot(&id);
     let Ok(mut slot) = slot.try_lock() else {
         return Err(tus_error(StatusCode::LOCKED, "upload_busy", "another request is writing this upload: wait for it, then HEAD for the offset"));
@@ -309,20 +367,54 @@ async fn patch_upload(st: AppState, p: Principal, id: String, h: HeaderMap, body
 pub async fn delete(State(st): State<AppState>, p: Principal, Path(id): Path<String>, h: HeaderMap) -> Result<Response, Response> {
     check_resumable(&h).map_err(|r| *r)?;
     let result: Result<Response, ApiError> = async {
-        let slot = st.uploads.slot(&id);
-        let Ok(_held) = slot.try_lock() else {
-            return Err(tus_error(StatusCode::LOCKED, "upload_busy", "another request is writing this upload: try again when it ends"));
-        };
-        let row = upload_for(&st, &p, &id).await?;
-        // A finished upload's capture stays: it is proof; only the upload
-        // resource ends. A supervisor hides a capture instead.
-        st.store.end_upload(row.id.clone(), "terminated", None, st.clock.now()).await?;
-        st.media.remove_part(&row.id);
-        st.uploads.forget(&row.id);
+        upload_for(&st, &p, &id).await?;
+        terminate(&st, &id, || upload_for(&st, &p, &id)).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     }
     .await;
     result.map_err(IntoResponse::into_response)
+}
+
+/// Ends an upload that `current` finds (read again once no request writes
+/// it) and removes its partial file. A finished upload's capture stays: it
+/// is proof; only the upload resource ends (a supervisor hides a capture).
+pub(super) async fn terminate<F, Fut>(st: &AppState, id: &str, current: F) -> Result<(), ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<UploadRow, ApiError>>,
+{
+    let slot = st.uploads.slot(id);
+    let Ok(_held) = slot.try_lock() else {
+        return Err(tus_error(StatusCode::LOCKED, "upload_busy", "another request is writing this upload: try again when it ends"));
+    };
+    let row = current().await?;
+    st.store.end_upload(row.id.clone(), "terminated", None, st.clock.now()).await?;
+    st.media.remove_part(&row.id);
+    st.uploads.forget(&row.id);
+    Ok(())
+}
+
+/// `GET /api/v1/open-uploads`: what is in progress and what it reserves.
+pub async fn list_open(State(st): State<AppState>, p: Principal) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    p.require(Role::Admin)?;
+    let uploads = st.store.open_uploads(1000).await?;
+    let reserved: u64 = uploads.iter().map(|u| u.length.unwrap_or(u.offset).saturating_sub(u.offset)).sum();
+    let received: u64 = uploads.iter().map(|u| u.offset).sum();
+    Ok(axum::Json(serde_json::json!({"uploads": uploads, "received_bytes": received, "reserved_bytes": reserved})))
+}
+
+/// `DELETE /api/v1/open-uploads/{id}`: an admin ends someone's upload
+/// (e.g. one that reserves space and never sends).
+pub async fn clear_open(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    p.require(Role::Admin)?;
+    let find = || async {
+        let row = if is_upload_id(&id) { st.store.upload(id.clone()).await? } else { None };
+        row.filter(|r| r.status == "active").ok_or_else(|| ApiError::not_found(format!("no upload in progress with id '{}'", id.chars().take(40).collect::<String>())))
+    };
+    find().await?;
+    terminate(&st, &id, find).await?;
+    tracing::info!(upload = %id, by = %p.actor.name, "open upload cleared by an admin");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 enum Check {

@@ -63,7 +63,36 @@ pub struct NewUpload {
     pub metadata: String,
     pub meta: CaptureMeta,
     pub created_by: String,
+    /// Digest of the session (token) that created it: open uploads and
+    /// the bytes they reserve are bounded per session.
+    pub session_sha256: String,
     pub now: Millis,
+    pub expires_at: Millis,
+}
+
+/// How much of the capture quota is taken, for a new upload's admission.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaUse {
+    /// Bytes on disk: captures plus what active uploads received.
+    pub received: u64,
+    /// Bytes promised but not yet received, each session counting at most
+    /// the per-session cap (so one token cannot reserve the whole quota).
+    pub reserved: u64,
+    /// Active uploads of the asking session.
+    pub session_open: u64,
+    /// Bytes the asking session has promised and not yet sent.
+    pub session_reserved: u64,
+}
+
+/// An upload in progress, as an admin sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpenUpload {
+    pub id: String,
+    pub creator: String,
+    pub created_by: String,
+    pub length: Option<u64>,
+    pub offset: u64,
+    pub created_at: Millis,
     pub expires_at: Millis,
 }
 
@@ -138,8 +167,8 @@ impl Store {
             ctx.conn
                 .prepare_cached(
                     "INSERT INTO uploads (id, length, offset, metadata, filename, claimed_type, creator_id, uploader, consent,
-                                          client_captured_at, created_by, created_at, updated_at, expires_at, status)
-                     VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, 'active')",
+                                          client_captured_at, created_by, created_at, updated_at, expires_at, status, session_sha256)
+                     VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, 'active', ?13)",
                 )?
                 .execute(params![
                     u.id,
@@ -154,6 +183,7 @@ impl Store {
                     u.created_by,
                     u.now,
                     u.expires_at,
+                    u.session_sha256,
                 ])?;
             get_upload(ctx.conn, &u.id)?.ok_or_else(|| StoreError::Internal("upload vanished".into()))
         })
@@ -278,15 +308,43 @@ impl Store {
         .await
     }
 
-    /// Bytes stored and promised: captures plus the full length of active uploads.
-    pub async fn capture_bytes_committed(&self) -> Result<u64, StoreError> {
-        self.read(|conn| {
-            let n: i64 = conn.query_row(
-                "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM captures) + (SELECT COALESCE(SUM(COALESCE(length, offset)), 0) FROM uploads WHERE status = 'active')",
-                [],
-                |r| r.get(0),
-            )?;
-            Ok(n as u64)
+    /// The quota taken now, and by `session`; each session's promised
+    /// bytes count at most `per_session_cap`.
+    pub async fn capture_quota(&self, session: String, per_session_cap: u64) -> Result<QuotaUse, StoreError> {
+        self.read(move |conn| {
+            let (received, reserved): (i64, i64) = conn.prepare_cached(
+                "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM captures) + (SELECT COALESCE(SUM(offset), 0) FROM uploads WHERE status = 'active'),
+                        (SELECT COALESCE(SUM(MIN(promised, ?1)), 0) FROM
+                           (SELECT SUM(COALESCE(length, offset) - offset) AS promised FROM uploads WHERE status = 'active' GROUP BY session_sha256))",
+            )?
+            .query_row([per_session_cap.min(i64::MAX as u64) as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let (open, promised): (i64, i64) = conn
+                .prepare_cached("SELECT COUNT(*), COALESCE(SUM(COALESCE(length, offset) - offset), 0) FROM uploads WHERE status = 'active' AND session_sha256 = ?1")?
+                .query_row([&session], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(QuotaUse { received: received as u64, reserved: reserved as u64, session_open: open as u64, session_reserved: promised as u64 })
+        })
+        .await
+    }
+
+    /// Uploads in progress, oldest first (at most `limit`).
+    pub async fn open_uploads(&self, limit: usize) -> Result<Vec<OpenUpload>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, creator_id, created_by, length, offset, created_at, expires_at FROM uploads WHERE status = 'active' ORDER BY created_at LIMIT ?1",
+                )?
+                .query_map([limit as i64], |r| {
+                    Ok(OpenUpload {
+                        id: r.get(0)?,
+                        creator: r.get(1)?,
+                        created_by: r.get(2)?,
+                        length: r.get::<_, Option<i64>>(3)?.map(|l| l as u64),
+                        offset: r.get::<_, i64>(4)? as u64,
+                        created_at: r.get(5)?,
+                        expires_at: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?)
         })
         .await
     }
