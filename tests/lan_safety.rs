@@ -220,3 +220,39 @@ async fn reservations_are_bounded_per_sign_in_and_admins_clear_them() {
     assert_eq!(r.status(), 404, "already cleared");
     assert_eq!(create_upload(&b, &crew, 1 << 30).await.0, 201, "the freed reservation is usable");
 }
+
+/// Prices, quantities, tax rates and cash are bounded: what used to wrap
+/// a total to a negative paid order (and break the creator's summary for
+/// good) is refused with a 400 that says the range.
+#[tokio::test]
+async fn money_out_of_range_is_refused_instead_of_wrapping() {
+    let b = TestBox::start_captures(venuebox::clock::Clock::system(), Default::default()).await;
+    let admin = b.token(Role::Admin).await;
+    let merch = b.token(Role::Merch).await;
+    let now = venuebox::domain::time::format_rfc3339(b.state.clock.now() - 60_000);
+    let later = venuebox::domain::time::format_rfc3339(b.state.clock.now() + 3_600_000);
+    let spec = |price: i64, tax: u64, qty: u64| {
+        json!({"id": "d-x", "name": "X", "creator": "cr-a", "opens_at": now, "closes_at": later,
+               "products": [{"sku": "GOLD", "name": "Gold", "price_minor": price, "quantity": qty, "tax_rate_bp": tax}]})
+    };
+    for (price, tax, qty, says) in [(1i64 << 62, 0, 5, "price of 0 to"), (100, 1 << 31, 5, "tax_rate_bp must be 0 to"), (100, 0, 4_000_000, "quantity must be at most")] {
+        let (s, v) = b.post(&admin, "/api/v1/drops", spec(price, tax, qty)).await;
+        assert_eq!(s, 400, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{v}");
+    }
+    let (s, v) = b.post(&admin, "/api/v1/drops", spec(100_000_000, 0, 100_000)).await;
+    assert_eq!(s, 201, "{v}");
+    let sale = |qty: u64, tender: Value| json!({"items": [{"sku": "GOLD", "qty": qty}], "nonce": common::nonce(), "tender": tender});
+    let (s, v) = b.post(&merch, "/api/v1/drops/d-x/sales", sale(20_000, json!({"kind": "card", "reference": "T-1"}))).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = b.post(&merch, "/api/v1/drops/d-x/sales", sale(1, json!({"kind": "cash", "given_minor": i64::MAX}))).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_tender")), "{v}");
+    // The largest sale allowed, twice: totals stay positive and add up.
+    for _ in 0..2 {
+        let (s, v) = b.post(&merch, "/api/v1/drops/d-x/sales", sale(10_000, json!({"kind": "card", "reference": "T-2"}))).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["total_minor"], 1_000_000_000_000i64);
+    }
+    let (s, summary) = b.get(&merch, "/api/v1/creators/cr-a/summary").await;
+    assert_eq!(s, 200, "{summary}");
+}

@@ -7,6 +7,7 @@ use super::error::ApiError;
 use super::json::Json;
 use super::sales::{check_nonce, order_response, tender, TenderInput};
 use super::AppState;
+use crate::domain::money::{MAX_LINE_QTY, MAX_STOCK};
 use crate::domain::ids::{DropId, HoldId, Sku};
 use crate::domain::manifest::DropSpec;
 use crate::domain::role::Role;
@@ -83,6 +84,9 @@ fn hold_request(st: &AppState, p: &Principal, drop: String, b: HoldBody) -> Resu
     check_nonce(&b.nonce)?;
     if b.items.len() > 50 {
         return Err(ApiError::bad_request("at most 50 different products in one hold"));
+    }
+    if let Some(i) = b.items.iter().find(|i| !(1..=MAX_LINE_QTY).contains(&i.qty)) {
+        return Err(ApiError::bad_request(format!("qty of '{}' must be 1 to {MAX_LINE_QTY}", i.sku)));
     }
     Ok((
         HoldRequest {
@@ -162,6 +166,9 @@ pub struct RestockBody {
 
 pub async fn restock(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Json(b): Json<RestockBody>) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
+    if !(1..=MAX_STOCK).contains(&b.quantity) {
+        return Err(ApiError::bad_request(format!("quantity must be 1 to {MAX_STOCK}")));
+    }
     let d = st.store.restock(DropId(id), Sku(b.sku), b.quantity, b.reason, b.from_pool, p.actor, st.clock.now()).await?;
     Ok(Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?))
 }

@@ -10,6 +10,7 @@
 use super::code::{EventTag, MAX_TICKET_ID, MAX_TIER, SIGNED_PREFIX};
 use super::ids::{CreatorId, DropId, EventId, GateId, ProgramId, Sku, TicketId, TierId};
 use super::keys::{self, KeyId, TrustedKeys};
+use super::money::{MAX_STOCK, MAX_TAX_RATE_BP, MAX_UNIT_MINOR};
 use super::role::Role;
 use super::time::{parse_rfc3339, Millis};
 use serde::{Deserialize, Serialize};
@@ -428,12 +429,15 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
     for (i, k) in m.organiser_keys.iter().enumerate() {
         verifying.push(keys::public_key_from_base64(&k.public_key).map_err(|e| invalid(format!("organiser_keys[{i}]: {e}")))?);
     }
+    if m.event.tax_rate_bp > MAX_TAX_RATE_BP {
+        return Err(invalid(format!("event.tax_rate_bp must be 0 to {MAX_TAX_RATE_BP} (100 %)")));
+    }
     for t in &m.tiers {
         if t.id.as_str().is_empty() || t.id.as_str().len() > MAX_TIER {
             return Err(invalid(format!("tier id '{}' must be 1 to {MAX_TIER} bytes", t.id)));
         }
-        if t.price_minor < 0 {
-            return Err(invalid(format!("tier '{}' has a negative price", t.id)));
+        if !(0..=MAX_UNIT_MINOR).contains(&t.price_minor) {
+            return Err(invalid(format!("tier '{}' must have a price of 0 to {MAX_UNIT_MINOR} minor units", t.id)));
         }
     }
     let tier_index: HashMap<TierId, usize> =
@@ -525,7 +529,9 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         }
         match p.discount {
             Discount::Percent { percent } if percent > 100 => return Err(invalid(format!("{what}: percent must be 0 to 100"))),
-            Discount::Amount { minor } if minor < 0 => return Err(invalid(format!("{what}: a discount amount cannot be negative"))),
+            Discount::Amount { minor } if !(0..=MAX_UNIT_MINOR).contains(&minor) => {
+                return Err(invalid(format!("{what}: a discount amount must be 0 to {MAX_UNIT_MINOR} minor units")))
+            }
             _ => {}
         }
         for (f, v) in [("valid_from", &p.valid_from), ("valid_until", &p.valid_until)] {
@@ -590,8 +596,14 @@ pub fn validate_drop(d: &DropSpec, tier_known: impl Fn(&TierId) -> bool) -> Resu
     }
     unique(&format!("{what} product"), d.products.iter().map(|p| &p.sku))?;
     for p in &d.products {
-        if p.sku.as_str().is_empty() || p.price_minor < 0 {
-            return Err(invalid(format!("{what}: product '{}' needs a SKU and a price of 0 or more", p.sku)));
+        if p.sku.as_str().is_empty() || !(0..=MAX_UNIT_MINOR).contains(&p.price_minor) {
+            return Err(invalid(format!("{what}: product '{}' needs a SKU and a price of 0 to {MAX_UNIT_MINOR} minor units", p.sku)));
+        }
+        if p.quantity > MAX_STOCK {
+            return Err(invalid(format!("{what}: product '{}' quantity must be at most {MAX_STOCK}", p.sku)));
+        }
+        if p.tax_rate_bp.is_some_and(|r| r > MAX_TAX_RATE_BP) {
+            return Err(invalid(format!("{what}: product '{}' tax_rate_bp must be 0 to {MAX_TAX_RATE_BP} (100 %)", p.sku)));
         }
     }
     if d.per_attendee_limit == Some(0) {

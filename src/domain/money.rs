@@ -4,6 +4,26 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Largest price of one unit (1,000,000.00 in a two-decimal currency):
+/// far above any ticket or tee, far below where sums could overflow.
+pub const MAX_UNIT_MINOR: i64 = 100_000_000;
+/// Largest quantity of one line in one order.
+pub const MAX_LINE_QTY: u32 = 10_000;
+/// Largest stock of one product, or one restock.
+pub const MAX_STOCK: u32 = 1_000_000;
+/// Tax rates run from 0 to 100 %.
+pub const MAX_TAX_RATE_BP: u32 = 10_000;
+/// Largest total of one order, and the most cash one order may be handed.
+pub const MAX_ORDER_MINOR: i64 = 1_000_000_000_000;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MoneyError {
+    #[error("this order's total is over the box's limit of {limit}: split it into smaller orders")]
+    TooLarge { limit: String },
+    #[error("a line has a price or quantity out of range (price 0 to {max_price}, quantity 1 to {max_qty})")]
+    LineOutOfRange { max_price: i64, max_qty: u32 },
+}
+
 /// One thing being sold, before totals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
@@ -47,44 +67,57 @@ pub struct Totals {
     pub total_minor: i64,
 }
 
-fn div_round_half_up(n: i64, d: i64) -> i64 {
+fn div_round_half_up(n: i128, d: i128) -> i128 {
     (n * 2 + d) / (d * 2)
 }
 
 /// Totals for `lines`. With `prices_include_tax` the prices are gross and
 /// the tax is the part of them; otherwise tax is added on top. Tax is
 /// rounded once per rate (half up), not per line, so it never drifts.
-pub fn totals(lines: &[Line], prices_include_tax: bool) -> Totals {
-    let mut by_rate: BTreeMap<u32, i64> = BTreeMap::new();
+/// Computed in 128 bits and refused past [`MAX_ORDER_MINOR`], so no input
+/// can wrap a total around.
+pub fn totals(lines: &[Line], prices_include_tax: bool) -> Result<Totals, MoneyError> {
+    let mut by_rate: BTreeMap<u32, i128> = BTreeMap::new();
     let mut priced = Vec::with_capacity(lines.len());
     for l in lines {
-        let amount = l.unit_minor * l.qty as i64;
+        if !(0..=MAX_UNIT_MINOR).contains(&l.unit_minor) || l.qty > MAX_LINE_QTY || l.tax_rate_bp > MAX_TAX_RATE_BP {
+            return Err(MoneyError::LineOutOfRange { max_price: MAX_UNIT_MINOR, max_qty: MAX_LINE_QTY });
+        }
+        let amount = l.unit_minor as i128 * l.qty as i128;
         *by_rate.entry(l.tax_rate_bp).or_default() += amount;
         priced.push((l, amount));
     }
+    let too_large = || MoneyError::TooLarge { limit: format!("{MAX_ORDER_MINOR} minor units") };
     let mut taxes = Vec::new();
+    let (mut tax_minor, mut net_minor) = (0i128, 0i128);
     for (&rate, &amount) in &by_rate {
-        let r = rate as i64;
+        let r = rate as i128;
         let (net, tax) = if prices_include_tax {
             let tax = div_round_half_up(amount * r, 10_000 + r);
             (amount - tax, tax)
         } else {
             (amount, div_round_half_up(amount * r, 10_000))
         };
-        taxes.push(TaxLine { rate_bp: rate, net_minor: net, tax_minor: tax });
+        if net + tax > MAX_ORDER_MINOR as i128 {
+            return Err(too_large());
+        }
+        tax_minor += tax;
+        net_minor += net;
+        taxes.push(TaxLine { rate_bp: rate, net_minor: net as i64, tax_minor: tax as i64 });
     }
-    let tax_minor: i64 = taxes.iter().map(|t| t.tax_minor).sum();
-    let net_minor: i64 = taxes.iter().map(|t| t.net_minor).sum();
+    if net_minor + tax_minor > MAX_ORDER_MINOR as i128 {
+        return Err(too_large());
+    }
     let lines = priced
         .into_iter()
         .map(|(l, amount)| {
             // Shown per line: tax-inclusive amount (exact when prices include
             // tax; per-line rounding for display only otherwise).
-            let gross = if prices_include_tax { amount } else { amount + div_round_half_up(amount * l.tax_rate_bp as i64, 10_000) };
-            PricedLine { line: l.clone(), gross_minor: gross }
+            let gross = if prices_include_tax { amount } else { amount + div_round_half_up(amount * l.tax_rate_bp as i128, 10_000) };
+            PricedLine { line: l.clone(), gross_minor: gross as i64 }
         })
         .collect();
-    Totals { lines, net_minor, taxes, tax_minor, total_minor: net_minor + tax_minor }
+    Ok(Totals { lines, net_minor: net_minor as i64, taxes, tax_minor: tax_minor as i64, total_minor: (net_minor + tax_minor) as i64 })
 }
 
 /// How an order was paid.
@@ -122,6 +155,8 @@ pub enum TenderError {
     NothingDue,
     #[error("this order costs {0}: choose cash, card or comp")]
     SomethingDue(String),
+    #[error("cash given must be 0 to {0}: check the amount typed")]
+    CashOutOfRange(String),
 }
 
 /// Checks a tender against a total; returns the change due.
@@ -130,6 +165,9 @@ pub fn settle(total_minor: i64, tender: &Tender, currency: &str) -> Result<i64, 
         Tender::NoCharge if total_minor == 0 => Ok(0),
         Tender::NoCharge => Err(TenderError::SomethingDue(format_money(total_minor, currency))),
         _ if total_minor == 0 => Err(TenderError::NothingDue),
+        Tender::Cash { given_minor } if !(0..=MAX_ORDER_MINOR).contains(given_minor) => {
+            Err(TenderError::CashOutOfRange(format_money(MAX_ORDER_MINOR, currency)))
+        }
         Tender::Cash { given_minor } if *given_minor < total_minor => Err(TenderError::NotEnoughCash {
             given: format_money(*given_minor, currency),
             total: format_money(total_minor, currency),
@@ -183,10 +221,21 @@ mod tests {
             (vec![], true, 0, 0, 0),
         ];
         for (lines, inclusive, net, tax, total) in cases {
-            let t = totals(&lines, inclusive);
+            let t = totals(&lines, inclusive).unwrap();
             assert_eq!((t.net_minor, t.tax_minor, t.total_minor), (net, tax, total), "{lines:?} inclusive={inclusive}");
             assert_eq!(t.net_minor + t.tax_minor, t.total_minor);
         }
+    }
+
+    #[test]
+    fn totals_refuse_what_would_overflow_instead_of_wrapping() {
+        let huge = line(MAX_UNIT_MINOR, MAX_LINE_QTY, MAX_TAX_RATE_BP);
+        assert!(matches!(totals(&vec![huge.clone(); 3], false), Err(MoneyError::TooLarge { .. })));
+        assert!(matches!(totals(&[line(1 << 62, 2, 0)], true), Err(MoneyError::LineOutOfRange { .. })));
+        assert!(matches!(totals(&[line(-5, 1, 0)], true), Err(MoneyError::LineOutOfRange { .. })));
+        assert!(matches!(totals(&[line(100, 1, 1 << 31)], true), Err(MoneyError::LineOutOfRange { .. })));
+        let t = totals(&[line(MAX_UNIT_MINOR, MAX_LINE_QTY, 0)], true).unwrap();
+        assert_eq!(t.total_minor, MAX_ORDER_MINOR, "the largest line is exactly the largest order");
     }
 
     #[test]
@@ -202,6 +251,8 @@ mod tests {
             (2500, NoCharge, Err("choose cash")),
             (0, NoCharge, Ok(0)),
             (0, Cash { given_minor: 100 }, Err("no tender is needed")),
+            (2500, Cash { given_minor: i64::MAX }, Err("cash given must be 0 to")),
+            (2500, Cash { given_minor: -1 }, Err("cash given must be 0 to")),
         ];
         for (total, tender, want) in cases {
             match (settle(total, &tender, "EUR"), want) {

@@ -208,7 +208,7 @@ pub(crate) mod tests {
             list_unit_minor: None,
             tax_rate_bp: 1900,
         }];
-        let t = totals(&lines, true);
+        let t = totals(&lines, true).unwrap();
         Receipt {
             order_id: "O-1".into(),
             event_name: "Demo night".into(),

@@ -207,7 +207,7 @@ fn read_hold(ctx: &WriteCtx<'_>, ev: &EventSnapshot, id: &str) -> Result<Option<
         expires_at: format_rfc3339(expires_at),
         attendee,
         reserve_eligible: eligible,
-        totals: money::totals(&lines, ev.manifest.event.prices_include_tax),
+        totals: money::totals(&lines, ev.manifest.event.prices_include_tax).map_err(|err| StoreError::invalid("amount_out_of_range", err.to_string()))?,
         currency: ev.manifest.event.currency.clone(),
     };
     Ok(Some((view, items)))

@@ -183,7 +183,7 @@ pub(crate) fn record_order(
     tickets: Vec<IssuedTicket>,
 ) -> Result<OrderView, StoreError> {
     let e = &ev.manifest.event;
-    let totals: Totals = money::totals(&o.lines, e.prices_include_tax);
+    let totals: Totals = money::totals(&o.lines, e.prices_include_tax).map_err(|err| StoreError::invalid("amount_out_of_range", err.to_string()))?;
     let tender = match o.tender {
         Some(t) => t,
         None if totals.total_minor == 0 => Tender::NoCharge,
