@@ -256,3 +256,216 @@ async fn money_out_of_range_is_refused_instead_of_wrapping() {
     let (s, summary) = b.get(&merch, "/api/v1/creators/cr-a/summary").await;
     assert_eq!(s, 200, "{summary}");
 }
+
+mod real_binary {
+    //! The same attacks against the real binary with the demo event, from
+    //! other processes' worth of clients on several loopback addresses.
+
+    use super::common::binary::{self, client_from, memory_kib, pairing_code, reset_peak};
+    use serde_json::{json, Value};
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    struct Demo {
+        _dir: tempfile::TempDir,
+        dir: std::path::PathBuf,
+        child: std::process::Child,
+        addr: String,
+    }
+
+    impl Drop for Demo {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn demo(args: &[&str]) -> Demo {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut all = vec!["--demo"];
+        all.extend_from_slice(args);
+        let (child, addr) = binary::serve(&dir, &all, &[]);
+        Demo { _dir: tmp, dir, child, addr }
+    }
+
+    impl Demo {
+        fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+        async fn pair(&self, http: &reqwest::Client, name: &str) -> String {
+            let code = pairing_code(&self.dir);
+            let r = http.post(self.url("/api/v1/paired-devices")).json(&json!({"code": code, "name": name})).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()["credential"].as_str().unwrap().to_string()
+        }
+        async fn sign_in(&self, http: &reqwest::Client, device: &str, pin: &str) -> u16 {
+            let body = json!({"pin": pin, "device": device});
+            http.post(self.url("/api/v1/session")).json(&body).send().await.unwrap().status().as_u16()
+        }
+        async fn metric(&self, line_start: &str) -> u64 {
+            let text = reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap();
+            text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).unwrap().parse().unwrap()
+        }
+    }
+
+    /// 200 sign-ins at once from guests (no paired device) and 100 from
+    /// twenty paired devices with wrong PINs: the box's peak memory grows by
+    /// less than 64 MiB, no PIN is found, and at most a handful of checks
+    /// per device ever ran.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_wrong_sign_ins_keep_memory_bounded_and_are_counted_first() {
+        let d = demo(&[]);
+        let http = reqwest::Client::new();
+        let mut devices = Vec::new();
+        for i in 0..20 {
+            devices.push(d.pair(&http, &format!("phone {i}")).await);
+        }
+        let pid = d.child.id();
+        let (_, idle_rss) = memory_kib(pid);
+        reset_peak(pid);
+        let mut guests = Vec::new();
+        for i in 0..200u32 {
+            let c = client_from([127, 0, 1, (i % 250) as u8 + 1]);
+            let url = d.url("/api/v1/session");
+            guests.push(tokio::spawn(async move { c.post(url).json(&json!({"pin": format!("{:04}", i)})).send().await.unwrap().status().as_u16() }));
+        }
+        let mut staff = Vec::new();
+        for round in 0..5 {
+            for (i, dev) in devices.iter().enumerate() {
+                let (c, url, dev) = (client_from([127, 0, 2, i as u8 + 1]), d.url("/api/v1/session"), dev.clone());
+                let pin = format!("{:04}", 9000 + round * 20 + i);
+                staff.push(tokio::spawn(async move { c.post(url).json(&json!({"pin": pin, "device": dev})).send().await.unwrap().status().as_u16() }));
+            }
+        }
+        for g in guests {
+            assert_eq!(g.await.unwrap(), 401, "a guest without a paired device never gets a PIN checked");
+        }
+        let mut seen = std::collections::BTreeMap::new();
+        for s in staff {
+            *seen.entry(s.await.unwrap()).or_insert(0) += 1;
+        }
+        assert!(!seen.contains_key(&200), "a wrong PIN signed in: {seen:?}");
+        assert!(seen.keys().all(|s| [401, 429, 503].contains(s)), "{seen:?}");
+        let (peak, _) = memory_kib(pid);
+        assert!(peak < idle_rss + 64 * 1024, "peak {peak} KiB against {idle_rss} KiB idle");
+        let checked = d.metric("venuebox_signin_failures_total{reason=\"wrong_pin\"}").await;
+        assert!(checked <= 100 && checked as usize == seen.get(&401).copied().unwrap_or(0), "{checked} checked, {seen:?}");
+        assert!(d.metric("venuebox_signin_failures_total{reason=\"device_not_paired\"}").await >= 200);
+        // A right PIN on a fresh phone still signs in.
+        let fresh = d.pair(&client_from([127, 0, 3, 1]), "supervisor phone").await;
+        assert_eq!(d.sign_in(&client_from([127, 0, 3, 1]), &fresh, "4444").await, 200);
+    }
+
+    /// Thirty wrong PINs for the admin spread over six devices on six
+    /// addresses, guests hammering the admin's own address: the admin's
+    /// phone, paired and clean, signs in at once with the right PIN.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wrong_pins_from_elsewhere_cannot_lock_staff_out() {
+        let d = demo(&[]);
+        let mut bad = Vec::new();
+        for i in 0..6u8 {
+            let c = client_from([127, 0, 4, i + 1]);
+            let dev = d.pair(&c, &format!("stolen {i}")).await;
+            bad.push((c, dev));
+        }
+        let admins_phone = d.pair(&client_from([127, 0, 5, 1]), "admin phone").await;
+        for n in 0..30 {
+            let (c, dev) = &bad[n % 6];
+            let body = json!({"pin": format!("{:04}", 6000 + n), "name": "Alex the admin", "device": dev});
+            let s = c.post(d.url("/api/v1/session")).json(&body).send().await.unwrap().status().as_u16();
+            assert!(s == 401 || s == 429, "{s}");
+        }
+        let guest = client_from([127, 0, 5, 1]);
+        for _ in 0..20 {
+            let s = guest.post(d.url("/api/v1/session")).json(&json!({"pin": "0000"})).send().await.unwrap().status().as_u16();
+            assert!(s == 401 || s == 429);
+        }
+        let admin = client_from([127, 0, 5, 1]);
+        let r = admin.post(d.url("/api/v1/session")).json(&json!({"pin": "5555", "name": "Alex the admin", "device": admins_phone})).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        // The stolen devices are revoked by a supervisor and stop at once.
+        let sup: Value = admin.post(d.url("/api/v1/session")).json(&json!({"pin": "4444", "device": admins_phone})).send().await.unwrap().json().await.unwrap();
+        let sup = sup["token"].as_str().unwrap();
+        let list: Value = admin.get(d.url("/api/v1/paired-devices")).bearer_auth(sup).send().await.unwrap().json().await.unwrap();
+        let stolen = list["devices"].as_array().unwrap().iter().find(|x| x["name"] == "stolen 0").unwrap()["id"].as_str().unwrap().to_string();
+        let r = admin.delete(d.url(&format!("/api/v1/paired-devices/{stolen}"))).bearer_auth(sup).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let (c, dev) = &bad[0];
+        let body: Value = c.post(d.url("/api/v1/session")).json(&json!({"pin": "1111", "device": dev})).send().await.unwrap().json().await.unwrap();
+        assert_eq!(body["error"]["code"], "device_not_paired");
+    }
+
+    fn read_all(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, Duration) {
+        s.set_read_timeout(Some(limit)).unwrap();
+        let t0 = Instant::now();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        (got, t0.elapsed())
+    }
+
+    /// Idle, half-sent headers, a stalled body: each connection is closed by
+    /// the box on time. Past the cap for an address, more connections from
+    /// it are closed at once while another address is served.
+    #[test]
+    fn slow_idle_and_surplus_connections_are_closed_in_time() {
+        let d = demo(&["--header-timeout-secs", "1", "--idle-timeout-secs", "2", "--max-connections-per-address", "4"]);
+        let addr: std::net::SocketAddr = d.addr.parse().unwrap();
+        let cases: [(&str, &[u8], f64); 4] = [
+            ("idle", b"", 1.0),
+            ("half-sent headers", b"GET /healthz HTTP/1.1\r\nHost: box\r\n", 1.0),
+            ("keep-alive after a request", b"GET /healthz HTTP/1.1\r\nHost: box\r\n\r\n", 1.0),
+            ("stalled body", b"POST /api/v1/paired-devices HTTP/1.1\r\nHost: box\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"co", 2.0),
+        ];
+        for (what, send, after) in cases {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(send).unwrap();
+            let (_, took) = read_all(&mut s, Duration::from_secs(10));
+            let secs = took.as_secs_f64();
+            assert!(secs >= after * 0.8 && secs < after + 1.5, "{what}: closed after {secs:.2} s");
+        }
+        let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let mut surplus = TcpStream::connect(addr).unwrap();
+        let _ = surplus.write_all(b"GET /healthz HTTP/1.1\r\nHost: box\r\n\r\n");
+        let (got, took) = read_all(&mut surplus, Duration::from_secs(5));
+        assert!(got.is_empty() && took < Duration::from_millis(500), "the fifth connection from one address is closed at once");
+        let mut other = socket_from([127, 0, 6, 1], addr);
+        other.write_all(b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n").unwrap();
+        let (got, _) = read_all(&mut other, Duration::from_secs(5));
+        assert!(got.starts_with(b"HTTP/1.1 200"), "another address is served");
+        drop(held);
+    }
+
+    /// A TCP connection to `to` from the local address `from`.
+    fn socket_from(from: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        assert!(fd >= 0);
+        let bind = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(from) },
+            sin_zero: [0; 8],
+        };
+        let std::net::SocketAddr::V4(to4) = to else { panic!("IPv4 only") };
+        let dest = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: to4.port().to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(to4.ip().octets()) },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        unsafe {
+            assert_eq!(libc::bind(fd, &bind as *const _ as *const libc::sockaddr, len), 0);
+            assert_eq!(libc::connect(fd, &dest as *const _ as *const libc::sockaddr, len), 0);
+            std::os::fd::FromRawFd::from_raw_fd(fd)
+        }
+    }
+}

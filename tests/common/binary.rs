@@ -37,3 +37,31 @@ pub fn token(dir: &Path, role: &str) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// A one-time pairing code, as `venuebox pair` prints it.
+pub fn pairing_code(dir: &Path) -> String {
+    let out = Command::new(BIN).args(["pair", "--data-dir"]).arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A client whose connections come from `ip` (any of 127.0.0.0/8), so one
+/// test can be several phones on the LAN.
+pub fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).build().unwrap()
+}
+
+/// The kernel's peak resident set (VmHWM) and current one (VmRSS) of a
+/// process, in KiB.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap()
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Resets the peak resident set of `pid`, so VmHWM measures from now.
+pub fn reset_peak(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
