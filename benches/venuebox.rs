@@ -23,6 +23,13 @@
 //!    next to a plain single-PUT client (curl) to the same server; peak
 //!    RSS of the syncing process.
 //!
+//! 8. The door under a sign-in attack (`-- attack`): the release binary
+//!    with the demo event in its own process; 200 clients keep sending
+//!    wrong PINs (100 guests on 100 addresses without a paired device,
+//!    100 through twenty paired devices) while a door phone checks in
+//!    distinct tickets at concurrency 8: the box's peak RSS against idle,
+//!    and check-in p50/p99 with and without the attack.
+//!
 //! Each phase is bounded by a request count and a time limit.
 
 use serde_json::json;
@@ -566,5 +573,159 @@ fn main() {
         if run("sync") {
             sync_phase().await;
         }
+        if run("attack") {
+            attack_phase().await;
+        }
     });
+}
+
+/// VmHWM and VmRSS of another process, in MiB.
+fn memory_of(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> f64 {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0) / 1024.0
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Check-ins of `codes` at concurrency 8 from one client, each scanner
+/// pausing `pace` between scans; latencies.
+async fn door_run(base: &str, token: &str, codes: &[String], pace: Duration) -> (Vec<Duration>, Duration) {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(8).tcp_nodelay(true).build().unwrap();
+    let codes = Arc::new(codes.to_vec());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, codes, next, url, token) = (client.clone(), codes.clone(), next.clone(), format!("{base}/api/v1/checkins"), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= codes.len() {
+                    return lat;
+                }
+                let t = Instant::now();
+                let nonce: String = codes[i].chars().rev().take(48).collect();
+                let body = json!({"code": codes[i], "gate": "main", "nonce": format!("door-{nonce}")});
+                let r = client.post(&url).bearer_auth(&token).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let v: serde_json::Value = r.json().await.unwrap();
+                assert_eq!(v["verdict"], "admit", "{v}");
+                lat.push(t.elapsed());
+                tokio::time::sleep(pace).await;
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    (lat, start.elapsed())
+}
+
+async fn attack_phase() {
+    use std::io::BufRead;
+    let bin = env!("CARGO_BIN_EXE_venuebox");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let base = format!("http://{addr}");
+    let pid = child.id();
+    /// Kills the box when the phase ends, even by a panic.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    // Distinct signed tickets for the door, minted with the demo organiser's key.
+    let key = dir.path().join("demo/organiser.key");
+    let out = dir.path().join("door-tickets");
+    let st = std::process::Command::new(bin)
+        .args(["tickets", "issue", "--event", "evt-demo", "--tier", "ga", "--count", "12000", "--first", "50001", "--prefix", "B-", "--key"])
+        .arg(&key)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let codes: Vec<String> = std::fs::read_to_string(out.join("tickets.csv")).unwrap().lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_string()).collect();
+    let pair = |name: String| {
+        let (bin, dir, base) = (bin.to_string(), dir.path().to_path_buf(), base.clone());
+        async move {
+            let code = std::process::Command::new(&bin).args(["pair", "--data-dir"]).arg(&dir).output().unwrap().stdout;
+            let code = String::from_utf8(code).unwrap().trim().to_string();
+            let v: serde_json::Value = reqwest::Client::new().post(format!("{base}/api/v1/paired-devices")).json(&json!({"code": code, "name": name})).send().await.unwrap().json().await.unwrap();
+            v["credential"].as_str().unwrap().to_string()
+        }
+    };
+    let door_device = pair("door phone".into()).await;
+    let s: serde_json::Value = reqwest::Client::new().post(format!("{base}/api/v1/session")).json(&json!({"pin": "1111", "device": door_device})).send().await.unwrap().json().await.unwrap();
+    let door = s["token"].as_str().unwrap().to_string();
+    let mut attackers = Vec::new();
+    for i in 0..20 {
+        attackers.push(pair(format!("phone {i}")).await);
+    }
+    // Warm up, then the door alone.
+    // Eight scanners, each scanning every 5 ms (~1,400 scans/s, far above
+    // a real door), for about five seconds without and with the attack.
+    let pace = Duration::from_millis(5);
+    door_run(&base, &door, &codes[..500], pace).await;
+    let (lat, wall) = door_run(&base, &door, &codes[500..6000], pace).await;
+    report("check-in, 8 scanners, no attack", lat, wall);
+    let (_, idle) = memory_of(pid);
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attack = Vec::new();
+    for i in 0..200usize {
+        let client = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 10 + (i / 200) as u8, (i % 200) as u8 + 1])).build().unwrap();
+        let device = (i >= 100).then(|| attackers[i % 20].clone());
+        let (stop, url) = (stop.clone(), format!("{base}/api/v1/session"));
+        attack.push(tokio::spawn(async move {
+            let mut counts = std::collections::BTreeMap::<u16, u64>::new();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let body = json!({"pin": format!("{:04}", (i as u64 * 7919 + n) % 10_000), "device": device});
+                if let Ok(r) = client.post(&url).json(&body).send().await {
+                    *counts.entry(r.status().as_u16()).or_default() += 1;
+                }
+            }
+            counts
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let (lat, wall) = door_run(&base, &door, &codes[6000..], pace).await;
+    report("check-in, 8 scanners, under attack", lat, wall);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let attack_secs = started.elapsed().as_secs_f64() + 0.5;
+    let mut totals = std::collections::BTreeMap::<u16, u64>::new();
+    for a in attack {
+        for (k, v) in a.await.unwrap() {
+            *totals.entry(k).or_default() += v;
+        }
+    }
+    let (peak, now) = memory_of(pid);
+    let sent: u64 = totals.values().sum();
+    println!("sign-in attack: {sent} wrong sign-ins in {attack_secs:.1} s ({:.0}/s) from 200 clients, answers {totals:?}", sent as f64 / attack_secs);
+    println!("box RSS: idle {idle:.1} MiB, peak under attack {peak:.1} MiB (+{:.1} MiB), after {now:.1} MiB", peak - idle);
 }

@@ -130,6 +130,9 @@ struct ConnArgs {
     /// Connections open at once, in total.
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
+    /// Milliseconds a refused sign-in or pairing waits before its answer (a right PIN never waits).
+    #[arg(long, default_value_t = 1000)]
+    sign_in_refusal_delay_ms: u64,
     /// Connections open at once from one address.
     #[arg(long, default_value_t = 64)]
     max_connections_per_address: usize,
@@ -380,6 +383,7 @@ async fn run(command: Command) -> Result<()> {
                     hold_ttl_ms: hold_secs * 1000,
                     captures: captures.config(),
                     pinned_keys: pinned(&organiser_keys)?,
+                    refusal_delay_ms: conn.sign_in_refusal_delay_ms,
                 },
                 read_connections: 4,
                 devices: if simulate { venuebox::devices::Mode::Simulate } else { venuebox::devices::Mode::Hardware },

@@ -230,7 +230,8 @@ async fn roles_are_checked_on_every_endpoint() {
 
 #[tokio::test]
 async fn pin_guessing_is_throttled_per_device() {
-    let b = TestBox::start().await;
+    // No refusal delay, so the guard's own waits are what the test sees.
+    let b = TestBox::start_with(venuebox::clock::Clock::system(), ApiConfig { refusal_delay_ms: 0, ..ApiConfig::default() }).await;
     let phone = b.pair_device("guessing phone").await;
     let other = b.pair_device("door phone").await;
     let mut statuses = Vec::new();

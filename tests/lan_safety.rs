@@ -312,8 +312,8 @@ mod real_binary {
 
     /// 200 sign-ins at once from guests (no paired device) and 100 from
     /// twenty paired devices with wrong PINs: the box's peak memory grows by
-    /// less than 64 MiB, no PIN is found, and at most a handful of checks
-    /// per device ever ran.
+    /// less than 64 MiB, no PIN is found, at most a handful of checks per
+    /// device ever ran, and every refusal was held for the refusal delay.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_wrong_sign_ins_keep_memory_bounded_and_are_counted_first() {
         let d = demo(&[]);
@@ -339,9 +339,11 @@ mod real_binary {
                 staff.push(tokio::spawn(async move { c.post(url).json(&json!({"pin": pin, "device": dev})).send().await.unwrap().status().as_u16() }));
             }
         }
+        let t0 = std::time::Instant::now();
         for g in guests {
             assert_eq!(g.await.unwrap(), 401, "a guest without a paired device never gets a PIN checked");
         }
+        assert!(t0.elapsed() >= Duration::from_millis(500), "refusals are held, not answered at once");
         let mut seen = std::collections::BTreeMap::new();
         for s in staff {
             *seen.entry(s.await.unwrap()).or_insert(0) += 1;
@@ -363,7 +365,7 @@ mod real_binary {
     /// phone, paired and clean, signs in at once with the right PIN.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wrong_pins_from_elsewhere_cannot_lock_staff_out() {
-        let d = demo(&[]);
+        let d = demo(&["--sign-in-refusal-delay-ms", "20"]);
         let mut bad = Vec::new();
         for i in 0..6u8 {
             let c = client_from([127, 0, 4, i + 1]);

@@ -50,6 +50,8 @@ pub struct ApiConfig {
     /// Organiser keys pinned on the command line; when empty, the first
     /// manifest's own keys are trusted.
     pub pinned_keys: TrustedKeys,
+    /// A refused sign-in or pairing is answered after this long.
+    pub refusal_delay_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -60,6 +62,7 @@ impl Default for ApiConfig {
             hold_ttl_ms: 120_000,
             captures: tus::CaptureConfig::default(),
             pinned_keys: TrustedKeys::default(),
+            refusal_delay_ms: 1000,
         }
     }
 }

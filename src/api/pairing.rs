@@ -43,6 +43,11 @@ pub struct PairBody {
 }
 
 pub async fn pair(State(st): State<AppState>, ext: Extensions, Json(b): Json<PairBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let result = pair_checked(&st, &ext, b).await;
+    super::session::slow_refusal(&st, result).await
+}
+
+async fn pair_checked(st: &AppState, ext: &Extensions, b: PairBody) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = b.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request("name must be 1 to 64 printable characters, e.g. \"door phone 2\""));
@@ -50,7 +55,7 @@ pub async fn pair(State(st): State<AppState>, ext: Extensions, Json(b): Json<Pai
     if b.code.len() > 32 {
         return Err(ApiError::bad_request("a pairing code is 12 characters, like ABCD-EFGH-JKMN"));
     }
-    let addr = client_addr(&ext);
+    let addr = client_addr(ext);
     // Codes are guessed like PINs, so they are counted like PINs.
     let keys = addr.map(|a| vec![Key::Addr(a)]).unwrap_or_default();
     let attempt = st.auth.guard.begin(keys, st.clock.now()).inspect_err(|_| st.metrics.signin_failure(SignInFailure::Throttled))?;

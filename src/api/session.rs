@@ -97,8 +97,28 @@ fn not_paired() -> ApiError {
     )
 }
 
+/// Holds a refused sign-in (or pairing) before answering it. Refusals
+/// cost the box almost nothing, so without this a guest could ask as fast
+/// as the network allows and take the CPU the door needs; held, each
+/// connection gets at most one refusal per delay. Right PINs are answered
+/// at once.
+pub(super) async fn slow_refusal<T>(st: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
+    if let Err(e) = &result {
+        if matches!(e.status.as_u16(), 401 | 429 | 503) && st.config.refusal_delay_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(st.config.refusal_delay_ms)).await;
+        }
+    }
+    result
+}
+
 pub async fn sign_in(State(st): State<AppState>, ext: Extensions, Json(req): Json<SignIn>) -> Result<Json<Value>, ApiError> {
-    let addr = client_addr(&ext);
+    let result = sign_in_checked(&st, &ext, req).await;
+    slow_refusal(&st, result).await
+}
+
+async fn sign_in_checked(st: &AppState, ext: &Extensions, req: SignIn) -> Result<Json<Value>, ApiError> {
+    let st = st.clone();
+    let addr = client_addr(ext);
     let label = addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown address".into());
     let device = match req.device.as_deref().filter(|d| !d.is_empty() && d.len() <= 128) {
         Some(credential) => st.auth.device(&st.store, credential).await?,

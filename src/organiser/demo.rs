@@ -147,15 +147,19 @@ fn readme_text(dir: &Path, rows: &[(TicketId, TierId, String)]) -> String {
          Tiers: ga (S-0001..S-0800, R-001..R-100), vip (S-0801..S-0950), crew (S-0951..S-1000).\n\
          Gates: main (everyone; entry, exit, re-entry) and vip (vip and crew only).\n\n\
          Staff PINs:\n{staff}\n\
-         Try a check-in (the box listens on 127.0.0.1:8080 by default):\n\n\
+         Try a check-in (the box listens on 127.0.0.1:8080 by default). A PIN signs in only from a\n\
+         device a supervisor paired; `venuebox pair` on the box makes a one-time code (10 minutes):\n\n\
+         \x20 CODE=$(venuebox pair --data-dir {data_dir})\n\
+         \x20 DEVICE=$(curl -s -X POST localhost:8080/api/v1/paired-devices -H 'content-type: application/json' \\\n\
+         \x20         -d \"{{\\\"code\\\":\\\"$CODE\\\",\\\"name\\\":\\\"my laptop\\\"}}\" | sed 's/.*\"credential\":\"\\([^\"]*\\)\".*/\\1/')\n\
          \x20 TOKEN=$(curl -s -X POST localhost:8080/api/v1/session -H 'content-type: application/json' \\\n\
-         \x20         -d '{{\"pin\":\"1111\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n\
+         \x20         -d \"{{\\\"pin\\\":\\\"1111\\\",\\\"device\\\":\\\"$DEVICE\\\"}}\" | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n\
          \x20 curl -s -X POST localhost:8080/api/v1/checkins -H \"authorization: Bearer $TOKEN\" \\\n\
          \x20      -H 'content-type: application/json' \\\n\
          \x20      -d '{{\"code\":\"{signed}\",\"gate\":\"main\",\"nonce\":\"try-1\"}}'\n\n\
          Run the second command again with nonce try-2: already_checked_in, with when and where.\n\
          A random-secret ticket: {secret}\n\n\
-         Selling (sign in as merch, PIN 2222, into $MERCH the same way):\n\
+         Selling (sign in as merch, PIN 2222, on the same device into $MERCH the same way):\n\
          \x20 # a walk-up ticket, cash, credited to creator Mara by her referral code\n\
          \x20 curl -s -X POST localhost:8080/api/v1/walkups -H \"authorization: Bearer $MERCH\" -H 'content-type: application/json' \\\n\
          \x20      -d '{{\"tier\":\"ga\",\"nonce\":\"sale-1\",\"referral_code\":\"MARA10\",\"tender\":{{\"kind\":\"cash\",\"given_minor\":3000}}}}'\n\
@@ -171,5 +175,6 @@ fn readme_text(dir: &Path, rows: &[(TicketId, TierId, String)]) -> String {
          Mint more signed tickets:\n\
          \x20 venuebox tickets issue --key {key} --event {EVENT_ID} --tier ga --count 10 --first 2001 --out more-tickets\n",
         key = dir.join("organiser.key").display(),
+        data_dir = dir.parent().unwrap_or(dir).display(),
     )
 }
