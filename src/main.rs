@@ -394,6 +394,9 @@ async fn run(command: Command) -> Result<()> {
             let state = server::open(&config, Clock::system()).with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
             if demo {
                 load_demo(&state, &dir.data_dir).await?;
+                let actor = Actor { name: "demo".into(), role: Role::Supervisor };
+                let (code, _) = state.store.create_pairing_code(actor, state.clock.now(), venuebox::api::PAIRING_CODE_TTL_MS).await?;
+                println!("pair a staff device with code {code} (one device, 10 minutes; `venuebox pair` makes more)");
             }
             match state.store.event() {
                 Some(ev) => tracing::info!(event = %ev.event_id(), version = ev.manifest.version, "event loaded"),
