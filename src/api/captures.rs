@@ -4,11 +4,11 @@
 
 use super::auth::Principal;
 use super::error::ApiError;
-use super::json::Json;
+use super::json::{Json, Query};
 use super::AppState;
 use crate::domain::ids::CreatorId;
 use crate::domain::role::Role;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;

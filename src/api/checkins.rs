@@ -2,14 +2,14 @@
 
 use super::auth::Principal;
 use super::error::ApiError;
-use super::json::Json;
+use super::json::{Json, Query};
 use super::AppState;
 use crate::domain::checkin::{Direction, Reason};
 use crate::domain::ids::{GateId, ScanId, TicketId};
 use crate::domain::role::Role;
 use crate::domain::time::{format_rfc3339, parse_rfc3339};
 use crate::store::scans::{ScanFilter, ScanOutcome, ScanRecord, ScanRequest, Verdict};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -137,9 +137,8 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
-pub async fn list(State(st): State<AppState>, p: Principal, q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(st): State<AppState>, p: Principal, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
     p.require(Role::Door)?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
     let verdict = match q.verdict.as_deref() {
         None => None,
         Some("admit") => Some(Verdict::Admit),

@@ -4,7 +4,7 @@
 
 use super::auth::Principal;
 use super::error::ApiError;
-use super::json::Json;
+use super::json::{Json, Query};
 use super::AppState;
 use crate::devices::pipeline::Binding;
 use crate::devices::Mode;
@@ -12,7 +12,7 @@ use crate::domain::checkin::Direction;
 use crate::domain::ids::{GateId, OrderId};
 use crate::domain::role::Role;
 use crate::store::printing::DEFAULT_STATION;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};

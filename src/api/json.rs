@@ -1,5 +1,7 @@
-//! A JSON body extractor whose rejections are `ApiError`s: malformed JSON,
-//! a wrong field type or a missing field is a 400 that names the problem.
+//! Body and query extractors whose rejections are `ApiError`s: malformed
+//! JSON, a wrong field type or a missing field (in the body or the query
+//! string) is a JSON 400 that names the problem; a body over the limit is
+//! a 413.
 
 use super::error::ApiError;
 use axum::extract::rejection::JsonRejection;
@@ -31,6 +33,24 @@ where
             )),
             Err(e) => Err(ApiError::bad_request(format!("request body is not valid: {}", e.body_text()))),
         }
+    }
+}
+
+/// The query string, parsed; a bad one is a JSON 400 like any other.
+pub struct Query<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))
     }
 }
 

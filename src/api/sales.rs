@@ -3,7 +3,7 @@
 
 use super::auth::Principal;
 use super::error::ApiError;
-use super::json::Json;
+use super::json::{Json, Query};
 use super::session::{client_addr, staff_with_pin, Origin};
 use super::AppState;
 use crate::domain::ids::{OrderId, TicketId, TierId};
@@ -11,7 +11,7 @@ use crate::domain::money::Tender;
 use crate::domain::receipt::render_text;
 use crate::domain::role::Role;
 use crate::store::sales::{ClaimRequest, CloseKind, OrderView, WalkupRequest};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, Extensions, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
