@@ -156,17 +156,27 @@ async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concur
 }
 
 async fn http(url: &str, token: &str, codes: Vec<String>, concurrency: usize, limit: Duration) {
+    let base = url.trim_end_matches("/api/v1/checkins");
+    let (lat, wall) = checkin_run(base, token, &codes, &["main", "side"], concurrency, limit, Duration::ZERO).await;
+    report(&format!("POST /api/v1/checkins, concurrency {concurrency}"), lat, wall);
+}
+
+/// Check-ins of distinct `codes` from `concurrency` clients sharing one
+/// connection pool, taking `gates` in turn, each client pausing `pace` between
+/// scans, until the codes or `limit` run out; every answer must be an
+/// admit. Latencies and the wall time.
+async fn checkin_run(base: &str, token: &str, codes: &[String], gates: &'static [&'static str], concurrency: usize, limit: Duration, pace: Duration) -> (Vec<Duration>, Duration) {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).tcp_nodelay(true).build().unwrap();
     // Warm the connections so the figures are steady-state.
     for _ in 0..concurrency.min(8) {
-        client.get(url.replace("/api/v1/checkins", "/healthz")).send().await.unwrap();
+        client.get(format!("{base}/healthz")).send().await.unwrap();
     }
-    let codes = Arc::new(codes);
+    let codes = Arc::new(codes.to_vec());
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, codes, next, url, token) = (client.clone(), codes.clone(), next.clone(), url.to_string(), token.to_string());
+        let (client, codes, next, url, token) = (client.clone(), codes.clone(), next.clone(), format!("{base}/api/v1/checkins"), token.to_string());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -175,12 +185,17 @@ async fn http(url: &str, token: &str, codes: Vec<String>, concurrency: usize, li
                     return lat;
                 }
                 let t = Instant::now();
-                let body = json!({"code": codes[i], "gate": if i % 2 == 0 { "main" } else { "side" }, "nonce": format!("http-{concurrency}-{i}")});
+                // The code's tail is unique to it: a fresh nonce for each scan.
+                let nonce: String = codes[i].chars().rev().take(48).collect();
+                let body = json!({"code": codes[i], "gate": gates[i % gates.len()], "nonce": format!("http-{nonce}")});
                 let r = client.post(&url).bearer_auth(&token).json(&body).send().await.unwrap();
                 assert_eq!(r.status(), 200);
                 let v: serde_json::Value = r.json().await.unwrap();
                 assert_eq!(v["verdict"], "admit", "{v}");
                 lat.push(t.elapsed());
+                if !pace.is_zero() {
+                    tokio::time::sleep(pace).await;
+                }
             }
         }));
     }
@@ -188,7 +203,7 @@ async fn http(url: &str, token: &str, codes: Vec<String>, concurrency: usize, li
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    report(&format!("POST /api/v1/checkins, concurrency {concurrency}"), lat, start.elapsed());
+    (lat, start.elapsed())
 }
 
 /// Drop sales over HTTP: `pairs` = hold then checkout (two requests, the
@@ -588,42 +603,6 @@ fn memory_of(pid: u32) -> (f64, f64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-/// Check-ins of `codes` at concurrency 8 from one client, each scanner
-/// pausing `pace` between scans; latencies.
-async fn door_run(base: &str, token: &str, codes: &[String], pace: Duration) -> (Vec<Duration>, Duration) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(8).tcp_nodelay(true).build().unwrap();
-    let codes = Arc::new(codes.to_vec());
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let (client, codes, next, url, token) = (client.clone(), codes.clone(), next.clone(), format!("{base}/api/v1/checkins"), token.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= codes.len() {
-                    return lat;
-                }
-                let t = Instant::now();
-                let nonce: String = codes[i].chars().rev().take(48).collect();
-                let body = json!({"code": codes[i], "gate": "main", "nonce": format!("door-{nonce}")});
-                let r = client.post(&url).bearer_auth(&token).json(&body).send().await.unwrap();
-                assert_eq!(r.status(), 200);
-                let v: serde_json::Value = r.json().await.unwrap();
-                assert_eq!(v["verdict"], "admit", "{v}");
-                lat.push(t.elapsed());
-                tokio::time::sleep(pace).await;
-            }
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.unwrap());
-    }
-    (lat, start.elapsed())
-}
-
 async fn attack_phase() {
     use std::io::BufRead;
     let bin = env!("CARGO_BIN_EXE_venuebox");
@@ -687,8 +666,9 @@ async fn attack_phase() {
     // Eight scanners, each scanning every 5 ms (~1,400 scans/s, far above
     // a real door), for about five seconds without and with the attack.
     let pace = Duration::from_millis(5);
-    door_run(&base, &door, &codes[..500], pace).await;
-    let (lat, wall) = door_run(&base, &door, &codes[500..6000], pace).await;
+    let long = Duration::from_secs(60);
+    checkin_run(&base, &door, &codes[..500], &["main"], 8, long, pace).await;
+    let (lat, wall) = checkin_run(&base, &door, &codes[500..6000], &["main"], 8, long, pace).await;
     report("check-in, 8 scanners, no attack", lat, wall);
     let (_, idle) = memory_of(pid);
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
@@ -714,7 +694,7 @@ async fn attack_phase() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
-    let (lat, wall) = door_run(&base, &door, &codes[6000..], pace).await;
+    let (lat, wall) = checkin_run(&base, &door, &codes[6000..], &["main"], 8, long, pace).await;
     report("check-in, 8 scanners, under attack", lat, wall);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let attack_secs = started.elapsed().as_secs_f64() + 0.5;

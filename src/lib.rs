@@ -10,8 +10,10 @@
 //!   check-in decision: pure types and functions, no I/O.
 //! - [`store`] — the SQLite file: migrations, the single writer with group
 //!   commit, the read pool, the outbox, the box identity. Only it speaks SQL.
-//! - [`api`] — the HTTP API (axum): routes, auth, one error type. Only it
-//!   knows HTTP and JSON shapes.
+//! - [`api`] — the HTTP API (axum): routes, the access policy (the OpenAPI
+//!   document's roles), paired devices and PIN sign-in, the accept loop
+//!   with its timeouts and caps, one error type. Only it knows HTTP and
+//!   JSON shapes.
 //! - [`media`] — capture files: uploads in progress, the content-addressed
 //!   store, probing, thumbnails.
 //! - [`devices`] — USB scanners and printers, GPIO lights: pure protocol

@@ -96,25 +96,13 @@ async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
     let unpaired = http.post(format!("http://{addr}/api/v1/session")).json(&json!({"pin": "1234", "name": "Jo"})).send().await.unwrap();
     assert_eq!(unpaired.status(), 401, "no PIN signs in from an unpaired device");
     let code = ok(&["pair", "--data-dir", data_s], d);
-    let paired: Value = http
-        .post(format!("http://{addr}/api/v1/paired-devices"))
-        .json(&json!({"code": code.trim(), "name": "Jo's phone"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = |path: &str, body: Value| {
+        let r = http.post(format!("http://{addr}{path}")).json(&body).send();
+        async move { r.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let paired = post("/api/v1/paired-devices", json!({"code": code.trim(), "name": "Jo's phone"})).await;
     let device = paired["credential"].as_str().unwrap();
-    let s: Value = http
-        .post(format!("http://{addr}/api/v1/session"))
-        .json(&json!({"pin": "1234", "name": "Jo", "device": device}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = post("/api/v1/session", json!({"pin": "1234", "name": "Jo", "device": device})).await;
     assert_eq!(s["role"], "door", "{s}");
 
     // A tampered manifest is refused and the loaded one stays.
