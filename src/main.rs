@@ -118,7 +118,8 @@ impl SyncCli {
     }
 }
 
-/// What one client, or all of them, may hold open on the listener.
+/// What one client, or all of them, may hold open on the listener, and how
+/// fast a refused sign-in is answered.
 #[derive(Args, Clone)]
 struct ConnArgs {
     /// Seconds a request's headers may take to arrive; also how long an idle keep-alive connection stays open.
@@ -130,12 +131,12 @@ struct ConnArgs {
     /// Connections open at once, in total.
     #[arg(long, default_value_t = 512)]
     max_connections: usize,
-    /// Milliseconds a refused sign-in or pairing waits before its answer (a right PIN never waits).
-    #[arg(long, default_value_t = 1000)]
-    sign_in_refusal_delay_ms: u64,
     /// Connections open at once from one address.
     #[arg(long, default_value_t = 64)]
     max_connections_per_address: usize,
+    /// Milliseconds a refused sign-in or pairing waits before its answer (a right PIN never waits).
+    #[arg(long, default_value_t = 1000)]
+    sign_in_refusal_delay_ms: u64,
 }
 
 impl ConnArgs {
