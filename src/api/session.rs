@@ -117,7 +117,6 @@ pub async fn sign_in(State(st): State<AppState>, ext: Extensions, Json(req): Jso
 }
 
 async fn sign_in_checked(st: &AppState, ext: &Extensions, req: SignIn) -> Result<Json<Value>, ApiError> {
-    let st = st.clone();
     let addr = client_addr(ext);
     let label = addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown address".into());
     let device = match req.device.as_deref().filter(|d| !d.is_empty() && d.len() <= 128) {
@@ -135,7 +134,7 @@ async fn sign_in_checked(st: &AppState, ext: &Extensions, req: SignIn) -> Result
     };
     let origin = Origin { label: format!("device {} ({}) at {label}", device.id, device.name), device: Some(device.clone()), addr };
     let name = req.name;
-    let staff = staff_with_pin(&st, &origin, name.as_deref(), req.pin, |s| name.as_deref().is_none_or(|n| n == s.name)).await?;
+    let staff = staff_with_pin(st, &origin, name.as_deref(), req.pin, |s| name.as_deref().is_none_or(|n| n == s.name)).await?;
     let now = st.clock.now();
     let actor = Actor { name: staff.name, role: staff.role };
     let (token, session) = st.store.create_device_session(actor, device.id.clone(), now, st.config.session_ttl_ms).await?;
