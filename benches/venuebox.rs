@@ -608,7 +608,7 @@ async fn attack_phase() {
     let bin = env!("CARGO_BIN_EXE_venuebox");
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(bin)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--https-listen", "off", "--data-dir"])
         .arg(dir.path())
         .env("RUST_LOG", "error")
         .stdout(std::process::Stdio::piped())
@@ -649,7 +649,7 @@ async fn attack_phase() {
     let pair = |name: String| {
         let (bin, dir, base) = (bin.to_string(), dir.path().to_path_buf(), base.clone());
         async move {
-            let code = std::process::Command::new(&bin).args(["pair", "--data-dir"]).arg(&dir).output().unwrap().stdout;
+            let code = std::process::Command::new(&bin).args(["pair", "--code-only", "--data-dir"]).arg(&dir).output().unwrap().stdout;
             let code = String::from_utf8(code).unwrap().trim().to_string();
             let v: serde_json::Value = reqwest::Client::new().post(format!("{base}/api/v1/paired-devices")).json(&json!({"code": code, "name": name})).send().await.unwrap().json().await.unwrap();
             v["credential"].as_str().unwrap().to_string()

@@ -22,6 +22,8 @@
 //! - [`server`] — wires store and API together and runs them until shutdown.
 //! - [`organiser`] — the organiser's tools that run on a laptop or the box:
 //!   keys, signing manifests, minting tickets, the demo event.
+//! - [`net`] — the venue LAN: the box's certificate authority and server
+//!   certificate (re-issued when its addresses change), mDNS.
 //! - [`metrics`] — counters and histograms for `/metrics`.
 //! - [`clock`] — the box's clock, settable in tests.
 //!
@@ -33,6 +35,7 @@ pub mod devices;
 pub mod domain;
 pub mod media;
 pub mod metrics;
+pub mod net;
 pub mod organiser;
 pub mod server;
 pub mod store;

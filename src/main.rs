@@ -152,6 +152,95 @@ impl ConnArgs {
     }
 }
 
+/// The venue LAN: HTTPS with the box's own certificate authority, the
+/// pairing page, mDNS.
+#[derive(Args, Clone)]
+struct LanArgs {
+    /// HTTPS with the full API for staff devices on the LAN ("off": none).
+    #[arg(long, env = "VENUEBOX_HTTPS_LISTEN", default_value = "0.0.0.0:8443")]
+    https_listen: String,
+    /// Plain HTTP on the LAN serving only the pairing page and the CA certificate; everything else redirects to HTTPS ("off": none).
+    #[arg(long, env = "VENUEBOX_PAIR_LISTEN", default_value = "0.0.0.0:8081")]
+    pair_listen: String,
+    /// Serve this PEM certificate chain instead of the box's own (reloaded when it changes).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The box's mDNS name: staff open https://NAME.local:8443/ [default: venuebox- and the box id's start].
+    #[arg(long)]
+    mdns_name: Option<String>,
+    /// Do not announce the box on mDNS.
+    #[arg(long)]
+    no_mdns: bool,
+    /// Seconds between looks at the box's addresses (and --tls-cert files); a change re-issues the certificate.
+    #[arg(long, default_value_t = 30)]
+    lan_check_secs: u64,
+}
+
+impl LanArgs {
+    fn config(&self) -> venuebox::net::LanConfig {
+        venuebox::net::LanConfig {
+            mdns_name: self.mdns_name.clone(),
+            mdns: !self.no_mdns,
+            cert: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => venuebox::net::CertSource::Files { cert: cert.clone(), key: key.clone() },
+                _ => venuebox::net::CertSource::BoxCa,
+            },
+            check_every: std::time::Duration::from_secs(self.lan_check_secs.max(1)),
+            addresses: venuebox::net::system_addresses(),
+        }
+    }
+}
+
+async fn bind(what: &str, addr: &str) -> Result<Option<tokio::net::TcpListener>> {
+    if addr == "off" {
+        return Ok(None);
+    }
+    Ok(Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({what}); pick another with its flag, or \"off\""))?))
+}
+
+/// The staff URLs, the CA fingerprint and a QR code of the pairing URL,
+/// for the terminal.
+fn pairing_text(urls: &[String], pair_url: Option<&str>, fingerprint: Option<&str>, code: Option<&str>) -> String {
+    let mut out = String::new();
+    if !urls.is_empty() {
+        out += "staff devices open:\n";
+        for u in urls {
+            out += &format!("  {u}\n");
+        }
+    }
+    if let Some(fp) = fingerprint {
+        out += &format!("box CA fingerprint (SHA-256): {}\n", venuebox::net::tls::fingerprint_colons(fp));
+    }
+    if let Some(code) = code {
+        out += &format!("pairing code: {code} (one device, 10 minutes)\n");
+    }
+    if let Some(url) = pair_url {
+        out += &format!("scan to pair (installs the box's certificate, then continues over HTTPS): {url}\n");
+        if let Ok(qr) = venuebox::domain::qr::terminal(url) {
+            out += &qr;
+        }
+    }
+    out
+}
+
+/// `http://<first LAN address or name>:<pair port>/pair?code=…`
+fn pair_url(names: &venuebox::net::tls::Names, pair_port: u16, code: Option<&str>) -> String {
+    let host = names
+        .ips
+        .iter()
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .map(|ip| ip.to_string())
+        .or_else(|| names.dns.iter().find(|d| d.ends_with(".local")).cloned())
+        .unwrap_or_else(|| "localhost".into());
+    match code {
+        Some(c) => format!("http://{host}:{pair_port}/pair?code={c}"),
+        None => format!("http://{host}:{pair_port}/pair"),
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the box: the HTTP API for staff devices.
@@ -190,6 +279,8 @@ enum Command {
         sync: SyncCli,
         #[command(flatten)]
         conn: ConnArgs,
+        #[command(flatten)]
+        lan: LanArgs,
     },
     /// Cloud sync: what is pending, or sync now.
     #[command(subcommand)]
@@ -212,6 +303,24 @@ enum Command {
     Pair {
         #[command(flatten)]
         dir: DataDir,
+        /// The box's mDNS name, as given to serve.
+        #[arg(long)]
+        mdns_name: Option<String>,
+        /// The HTTPS port serve listens on.
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
+        /// The pairing page's port serve listens on.
+        #[arg(long, default_value_t = 8081)]
+        pair_port: u16,
+        /// Print only the code (for scripts).
+        #[arg(long)]
+        code_only: bool,
+    },
+    /// Boxes announcing themselves on the LAN (mDNS), with their TXT records.
+    Discover {
+        /// Seconds to listen.
+        #[arg(long, default_value_t = 3)]
+        wait_secs: u64,
     },
     /// Event manifests: import one into the box, or sign one as organiser.
     #[command(subcommand)]
@@ -375,7 +484,7 @@ async fn shutdown_signal() {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve { dir, listen, demo, simulate, devices, undo_window_secs, session_hours, hold_secs, captures, organiser_keys, sync, conn } => {
+        Command::Serve { dir, listen, demo, simulate, devices, undo_window_secs, session_hours, hold_secs, captures, organiser_keys, sync, conn, lan } => {
             let config = Config {
                 data_dir: dir.data_dir.clone(),
                 api: ApiConfig {
@@ -391,23 +500,50 @@ async fn run(command: Command) -> Result<()> {
                 device_config: load_devices(devices.as_deref())?,
                 sync: sync.config(&dir.data_dir)?,
                 conn: conn.limits(),
+                lan: (lan.https_listen != "off").then(|| lan.config()),
             };
             let state = server::open(&config, Clock::system()).with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
+            let mut code = None;
             if demo {
                 load_demo(&state, &dir.data_dir).await?;
                 let actor = Actor { name: "demo".into(), role: Role::Supervisor };
-                let (code, _) = state.store.create_pairing_code(actor, state.clock.now(), venuebox::api::PAIRING_CODE_TTL_MS).await?;
-                println!("pair a staff device with code {code} (one device, 10 minutes; `venuebox pair` makes more)");
+                code = Some(state.store.create_pairing_code(actor, state.clock.now(), venuebox::api::PAIRING_CODE_TTL_MS).await?.0);
             }
             match state.store.event() {
                 Some(ev) => tracing::info!(event = %ev.event_id(), version = ev.manifest.version, "event loaded"),
                 None => tracing::warn!("no event loaded: import a manifest (venuebox manifest import FILE) or start with --demo"),
             }
-            let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-            let addr = listener.local_addr()?;
-            println!("venuebox listening on http://{addr} (box {})", state.store.box_id());
-            tracing::info!(%addr, box_id = state.store.box_id(), "listening");
-            server::serve(state, listener, shutdown_signal()).await?;
+            let plain = bind("--listen", &listen).await?;
+            let (https, pair) = if state.lan.is_some() { (bind("--https-listen", &lan.https_listen).await?, bind("--pair-listen", &lan.pair_listen).await?) } else { (None, None) };
+            if let Some(l) = &plain {
+                let addr = l.local_addr()?;
+                println!("venuebox listening on http://{addr} (box {})", state.store.box_id());
+                tracing::info!(%addr, box_id = state.store.box_id(), "listening");
+            }
+            if let Some(l) = &https {
+                println!("venuebox listening on https://{} (CA certificate: {})", l.local_addr()?, venuebox::net::tls::tls_dir(&dir.data_dir).join("ca.pem").display());
+            }
+            if let (Some(l), Some(lan_state), Some(h)) = (&pair, &state.lan, &https) {
+                let (pair_port, https_port) = (l.local_addr()?.port(), h.local_addr()?.port());
+                println!("pairing page on http://{}", l.local_addr()?);
+                let urls = venuebox::api::lan::staff_urls(&state, https_port);
+                let url = pair_url(&lan_state.names(), pair_port, code.as_deref());
+                print!("{}", pairing_text(&urls, Some(&url), lan_state.fingerprint().as_deref(), code.as_deref()));
+            } else if let Some(code) = &code {
+                println!("pair a staff device with code {code} (one device, 10 minutes; `venuebox pair` makes more)");
+            }
+            server::serve_on(state, server::Listeners { plain, https, pair }, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Discover { wait_secs } => {
+            let found = tokio::task::spawn_blocking(move || venuebox::net::mdns::discover(std::time::Duration::from_secs(wait_secs))).await??;
+            if found.is_empty() {
+                println!("no venuebox found on this network in {wait_secs} s (is multicast allowed on this Wi-Fi?)");
+            }
+            for f in found {
+                let txt: Vec<String> = f.txt.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!("{}  https://{}:{}/  [{}]  {}", f.instance, f.host.trim_end_matches('.'), f.port, f.addresses.join(", "), txt.join(" "));
+            }
             Ok(())
         }
         Command::Token { dir, role, name, hours } => {
@@ -418,16 +554,25 @@ async fn run(command: Command) -> Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Pair { dir } => {
+        Command::Pair { dir, mdns_name, https_port, pair_port, code_only } => {
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
             let actor = Actor { name: "box-cli".into(), role: Role::Admin };
             let ttl = venuebox::api::PAIRING_CODE_TTL_MS;
             let (code, _) = state.store.create_pairing_code(actor, state.clock.now(), ttl).await?;
-            println!("{code}");
-            eprintln!(
-                "pairing code for one staff device, valid {} minutes: POST /api/v1/paired-devices {{\"code\": \"{code}\", \"name\": \"door phone\"}}",
-                ttl / 60_000
-            );
+            if code_only {
+                println!("{code}");
+                return Ok(());
+            }
+            let name = mdns_name.unwrap_or_else(|| venuebox::net::default_mdns_name(state.store.box_id()));
+            let names = venuebox::net::tls::Names::for_box(&name, venuebox::net::tls::local_addresses());
+            let ca = venuebox::net::tls::load_or_create_ca(&dir.data_dir, state.store.box_id())?;
+            let mut urls: Vec<String> = vec![format!("https://{name}.local:{https_port}/")];
+            urls.extend(names.ips.iter().filter(|ip| !ip.is_loopback()).map(|ip| match ip {
+                std::net::IpAddr::V6(v6) => format!("https://[{v6}]:{https_port}/"),
+                v4 => format!("https://{v4}:{https_port}/"),
+            }));
+            let url = pair_url(&names, pair_port, Some(&code));
+            print!("{}", pairing_text(&urls, Some(&url), Some(&ca.fingerprint()), Some(&code)));
             Ok(())
         }
         Command::Manifest(ManifestCommand::Import { file, signature, dir, organiser_keys }) => {

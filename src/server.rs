@@ -32,13 +32,15 @@ pub struct Config {
     pub device_config: DevicesConfig,
     /// Cloud sync; `None`: the box keeps everything to itself.
     pub sync: Option<crate::sync::config::SyncConfig>,
-    /// Connection caps and timeouts on the listener.
+    /// Connection caps and timeouts on the listeners.
     pub conn: api::conn::ConnLimits,
+    /// HTTPS certificates and mDNS; `None`: plain HTTP only (tests, scripts).
+    pub lan: Option<crate::net::LanConfig>,
 }
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
-        Config { data_dir: data_dir.into(), api: ApiConfig::default(), read_connections: 4, devices: devices::Mode::Off, device_config: DevicesConfig::default(), sync: None, conn: Default::default() }
+        Config { data_dir: data_dir.into(), api: ApiConfig::default(), read_connections: 4, devices: devices::Mode::Off, device_config: DevicesConfig::default(), sync: None, conn: Default::default(), lan: None }
     }
 }
 
@@ -107,16 +109,40 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
     )?;
     let media = MediaFiles::open(&config.data_dir).map_err(|e| StoreError::Io(e.to_string()))?;
     let devices = Arc::new(open_devices(config, &store, &clock)?);
+    let lan = match &config.lan {
+        Some(c) => Some(crate::net::Lan::open(config.data_dir.clone(), store.box_id(), c.clone()).map_err(|e| StoreError::Io(e.to_string()))?),
+        None => None,
+    };
     let sync = Arc::new(match &config.sync {
         Some(c) => SyncHandle::enabled(c.clone(), config.data_dir.clone()),
         None => SyncHandle::default(),
     });
-    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default(), devices, sync, conn: Arc::new(config.conn.clone()) })
+    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default(), devices, sync, conn: Arc::new(config.conn.clone()), lan })
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then finishes
-/// the requests in flight. Every acknowledged write is already on disk.
+/// Where the box listens.
+#[derive(Default)]
+pub struct Listeners {
+    /// Plain HTTP with the full API: scripts and tests, on loopback.
+    pub plain: Option<TcpListener>,
+    /// HTTPS with the full API: staff devices on the LAN.
+    pub https: Option<TcpListener>,
+    /// Plain HTTP on the LAN: only the pairing page and the CA
+    /// certificate; everything else is redirected to HTTPS.
+    pub pair: Option<TcpListener>,
+}
+
+/// Serves the API on `listener` (plain HTTP) until `shutdown` resolves,
+/// then finishes the requests in flight. Every acknowledged write is
+/// already on disk.
 pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    serve_on(state, Listeners { plain: Some(listener), ..Default::default() }, shutdown).await
+}
+
+/// Serves on every listener given until `shutdown` resolves. HTTPS and
+/// the pairing listener need the LAN side (`state.lan`); mDNS announces
+/// the HTTPS port when it is on.
+pub async fn serve_on(state: AppState, listeners: Listeners, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     api::tus::recover(&state).await;
     if let Err(e) = state.auth.load_devices(&state.store).await {
         tracing::warn!(error = %e, "cannot load the paired devices yet; the first sign-in will try again");
@@ -140,13 +166,84 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
         devices::Mode::Off => {}
     }
     let _sync_lock = start_sync(&state, &tasks, &stop);
+    let https_port = listeners.https.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
+    let announcer = match (&state.lan, https_port) {
+        (Some(lan), Some(port)) => start_lan(&state, lan, port, &tasks, &stop),
+        _ => None,
+    };
     tasks.close();
-    let limits = state.conn.clone();
-    let metrics = state.metrics.clone();
-    let result = api::conn::serve(listener, api::router(state), (*limits).clone(), metrics, shutdown).await;
+    // One token ends every listener; the caller's future cancels it.
+    let quit = CancellationToken::new();
+    let q = quit.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        q.cancel();
+    });
+    let limits = (*state.conn).clone();
+    let count = Arc::new(api::conn::ConnCount::default());
+    let app = api::router(state.clone());
+    let mut servers = tokio::task::JoinSet::new();
+    let mut run = |listener: TcpListener, app: axum::Router, tls: Option<Arc<rustls::ServerConfig>>| {
+        let (limits, count, metrics, quit) = (limits.clone(), count.clone(), state.metrics.clone(), quit.clone());
+        servers.spawn(async move { api::conn::serve(listener, app, limits, tls, count, metrics, quit.cancelled_owned()).await });
+    };
+    if let Some(l) = listeners.plain {
+        run(l, app.clone(), None);
+    }
+    if let (Some(l), Some(lan)) = (listeners.https, &state.lan) {
+        run(l, app.clone(), Some(crate::net::tls::server_config(lan.certs.clone())));
+    }
+    if let (Some(l), Some(port)) = (listeners.pair, https_port) {
+        run(l, api::lan::pair_router(state.clone(), port), None);
+    }
+    let mut result = Ok(());
+    while let Some(done) = servers.join_next().await {
+        if let Ok(Err(e)) = done {
+            result = Err(e);
+        }
+    }
+    if let Some(a) = announcer {
+        let _ = tokio::task::spawn_blocking(move || a.goodbye()).await;
+    }
     stop.cancel();
     tasks.wait().await;
     result
+}
+
+/// Keeps the certificate true to the box's addresses and, unless turned
+/// off, announces the HTTPS port on mDNS (re-announcing on changes).
+fn start_lan(state: &AppState, lan: &Arc<crate::net::Lan>, https_port: u16, tasks: &TaskTracker, stop: &CancellationToken) -> Option<Arc<crate::net::mdns::Announcer>> {
+    use crate::net::mdns::{Announcement, Announcer};
+    let announcer = if lan.config.mdns {
+        let what = Announcement {
+            name: lan.mdns_name.clone(),
+            port: https_port,
+            box_id: state.store.box_id().to_string(),
+            event_id: state.store.event().map(|e| e.event_id().to_string()).unwrap_or_default(),
+            fingerprint: lan.fingerprint().unwrap_or_default(),
+        };
+        let addrs: Vec<_> = lan.names().ips.into_iter().filter(|ip| !ip.is_loopback()).collect();
+        match Announcer::start(what, &addrs) {
+            Ok(a) => Some(Arc::new(a)),
+            Err(e) => {
+                tracing::error!(error = %e, "mDNS is off");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let a = announcer.clone();
+    tasks.spawn(lan.clone().watch(
+        move |names| {
+            if let Some(a) = &a {
+                let addrs: Vec<_> = names.ips.iter().copied().filter(|ip| !ip.is_loopback()).collect();
+                a.reannounce(&addrs);
+            }
+        },
+        stop.clone(),
+    ));
+    announcer
 }
 
 /// Starts the sync loop when configured and no other process syncs this

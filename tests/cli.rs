@@ -95,7 +95,7 @@ async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
     // signs in on it with the PIN from the manifest.
     let unpaired = http.post(format!("http://{addr}/api/v1/session")).json(&json!({"pin": "1234", "name": "Jo"})).send().await.unwrap();
     assert_eq!(unpaired.status(), 401, "no PIN signs in from an unpaired device");
-    let code = ok(&["pair", "--data-dir", data_s], d);
+    let code = ok(&["pair", "--code-only", "--data-dir", data_s], d);
     let post = |path: &str, body: Value| {
         let r = http.post(format!("http://{addr}{path}")).json(&body).send();
         async move { r.await.unwrap().json::<Value>().await.unwrap() }

@@ -57,7 +57,8 @@ impl Default for ConnLimits {
     }
 }
 
-/// Connections open now, in total and per address. A slot is given back
+/// Connections open now, in total and per address, across every listener.
+/// A slot is given back
 /// when its [`ConnSlot`] drops, whatever way the connection ended.
 #[derive(Default)]
 pub struct ConnCount {
@@ -190,18 +191,22 @@ impl AsyncWrite for IdleStream {
 }
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves,
-/// then lets connections in flight finish for `limits.drain`.
+/// then lets connections in flight finish for `limits.drain`. With `tls`,
+/// each connection first completes a TLS handshake, within the header
+/// timeout.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    count: Arc<ConnCount>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(64 * 1024);
-    let count = Arc::new(ConnCount::default());
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -223,17 +228,28 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(IdleStream::new(stream, limits.idle_timeout));
+        let stream = IdleStream::new(stream, limits.idle_timeout);
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(req.map(Body::new))
         });
-        let conn = graceful.watch(http.serve_connection(io, service));
         metrics.connections_open.store(count.open() as u64, Relaxed);
-        let (count, metrics) = (count.clone(), metrics.clone());
+        let (count, metrics, http, watcher, tls) = (count.clone(), metrics.clone(), http.clone(), graceful.watcher(), tls.clone());
+        let handshake_within = limits.header_timeout;
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => {
+                    let _ = watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await;
+                }
+                Some(acceptor) => match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let _ = watcher.watch(http.serve_connection(TokioIo::new(tls_stream), service)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(peer = %peer, "TLS handshake too slow; closed"),
+                },
+            }
             drop(slot);
             metrics.connections_open.store(count.open() as u64, Relaxed);
         });

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod conn;
+pub mod lan;
 mod captures;
 mod checkins;
 mod devices;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub sync: Arc<crate::sync::SyncHandle>,
     /// The listener's caps and timeouts (read by `serve`).
     pub conn: Arc<conn::ConnLimits>,
+    /// Certificates, names and fingerprint of the LAN side, when it is on.
+    pub lan: Option<Arc<crate::net::Lan>>,
 }
 
 /// Every route, in one place. `policy::authorize` runs on each before its

@@ -25,6 +25,34 @@ pub fn version_for(text: &str) -> Result<i16, QrError> {
     }
 }
 
+/// Renders `text` for a terminal: two modules per character cell with
+/// Unicode half blocks, light on dark as terminals usually are inverted
+/// for scanning, with the quiet zone phones need.
+pub fn terminal(text: &str) -> Result<String, QrError> {
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L).map_err(|e| QrError::TooLong(e.to_string()))?;
+    let n = code.width();
+    let colors = code.to_colors();
+    let dark = |x: isize, y: isize| x >= 0 && y >= 0 && (x as usize) < n && (y as usize) < n && colors[y as usize * n + x as usize] == Color::Dark;
+    let q = 2isize;
+    let mut out = String::new();
+    let mut y = -q;
+    while y < n as isize + q {
+        for x in -q..n as isize + q {
+            // Light modules are drawn as blocks so the code reads on a dark
+            // terminal background.
+            out.push(match (!dark(x, y), !dark(x, y + 1)) {
+                (true, true) => '█',
+                (true, false) => '▀',
+                (false, true) => '▄',
+                (false, false) => ' ',
+            });
+        }
+        out.push('\n');
+        y += 2;
+    }
+    Ok(out)
+}
+
 /// Renders `text` as a black-on-white 8-bit greyscale PNG at level M.
 pub fn png(text: &str) -> Result<Vec<u8>, QrError> {
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)

@@ -149,7 +149,7 @@ fn readme_text(dir: &Path, rows: &[(TicketId, TierId, String)]) -> String {
          Staff PINs:\n{staff}\n\
          Try a check-in (the box listens on 127.0.0.1:8080 by default). A PIN signs in only from a\n\
          device a supervisor paired; `venuebox pair` on the box makes a one-time code (10 minutes):\n\n\
-         \x20 CODE=$(venuebox pair --data-dir {data_dir})\n\
+         \x20 CODE=$(venuebox pair --code-only --data-dir {data_dir})\n\
          \x20 DEVICE=$(curl -s -X POST localhost:8080/api/v1/paired-devices -H 'content-type: application/json' \\\n\
          \x20         -d \"{{\\\"code\\\":\\\"$CODE\\\",\\\"name\\\":\\\"my laptop\\\"}}\" | sed 's/.*\"credential\":\"\\([^\"]*\\)\".*/\\1/')\n\
          \x20 TOKEN=$(curl -s -X POST localhost:8080/api/v1/session -H 'content-type: application/json' \\\n\

@@ -8,10 +8,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
 
 /// Starts `venuebox serve --listen 127.0.0.1:0 --data-dir DIR ARGS` with
 /// `env` added, waits until it listens, and returns it with its address.
+/// The LAN listeners are off unless `args` name `--https-listen`.
 pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    let lan: &[&str] = if args.contains(&"--https-listen") { &[] } else { &["--https-listen", "off"] };
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .args(lan)
         .args(args)
         .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
@@ -40,7 +43,7 @@ pub fn token(dir: &Path, role: &str) -> String {
 
 /// A one-time pairing code, as `venuebox pair` prints it.
 pub fn pairing_code(dir: &Path) -> String {
-    let out = Command::new(BIN).args(["pair", "--data-dir"]).arg(dir).output().unwrap();
+    let out = Command::new(BIN).args(["pair", "--code-only", "--data-dir"]).arg(dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

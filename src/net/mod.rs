@@ -1,0 +1,171 @@
+//! The venue LAN: TLS certificates (`tls`), mDNS announcements and
+//! discovery (`mdns`), and the watcher that keeps both true when the box's
+//! addresses change. No HTTP here: `api` serves, this module says with
+//! which certificate and under which names.
+
+pub mod mdns;
+pub mod tls;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// Where the box's addresses come from; tests inject their own.
+pub type AddressSource = Arc<dyn Fn() -> Vec<IpAddr> + Send + Sync>;
+
+pub fn system_addresses() -> AddressSource {
+    Arc::new(tls::local_addresses)
+}
+
+/// Which certificate HTTPS serves.
+#[derive(Clone, Debug)]
+pub enum CertSource {
+    /// The box's own authority, re-issuing for its names and addresses.
+    BoxCa,
+    /// An operator's PEM files, reloaded when they change.
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+/// Settings for the LAN side of the box.
+#[derive(Clone)]
+pub struct LanConfig {
+    /// The `<name>.local` of the box; `None`: derived from the box id.
+    pub mdns_name: Option<String>,
+    /// Announce on mDNS (`--no-mdns` turns it off).
+    pub mdns: bool,
+    pub cert: CertSource,
+    /// How often addresses (and operator files) are looked at again.
+    pub check_every: Duration,
+    pub addresses: AddressSource,
+}
+
+impl std::fmt::Debug for LanConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LanConfig").field("mdns_name", &self.mdns_name).field("mdns", &self.mdns).field("cert", &self.cert).field("check_every", &self.check_every).finish()
+    }
+}
+
+/// What the LAN side shows the rest of the box: the certificate switch,
+/// the CA's fingerprint, and the names and addresses now covered.
+pub struct Lan {
+    pub config: LanConfig,
+    /// The name in effect (`<name>.local`).
+    pub mdns_name: String,
+    pub certs: Arc<tls::CertSwitch>,
+    /// The box CA (None when an operator's certificate is served).
+    pub ca: Option<tls::BoxCa>,
+    /// Names and addresses the current certificate covers.
+    pub names: RwLock<tls::Names>,
+    data_dir: PathBuf,
+    files_seen: RwLock<Option<(SystemTime, SystemTime)>>,
+}
+
+fn mtimes(cert: &PathBuf, key: &PathBuf) -> Option<(SystemTime, SystemTime)> {
+    let m = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    Some((m(cert)?, m(key)?))
+}
+
+impl Lan {
+    /// Loads or makes the certificates for the box as it is now.
+    pub fn open(data_dir: PathBuf, box_id: &str, config: LanConfig) -> Result<Arc<Lan>, tls::TlsError> {
+        let mdns_name = config.mdns_name.clone().unwrap_or_else(|| default_mdns_name(box_id));
+        let names = tls::Names::for_box(&mdns_name, (config.addresses)());
+        let (ca, first, seen) = match &config.cert {
+            CertSource::BoxCa => {
+                let ca = tls::load_or_create_ca(&data_dir, box_id)?;
+                let ck = tls::issue_server(&data_dir, &ca, &names)?;
+                (Some(ca), ck, None)
+            }
+            CertSource::Files { cert, key } => (None, tls::load_operator(cert, key)?, mtimes(cert, key)),
+        };
+        Ok(Arc::new(Lan {
+            certs: tls::CertSwitch::new(first),
+            ca,
+            names: RwLock::new(names),
+            data_dir,
+            files_seen: RwLock::new(seen),
+            mdns_name,
+            config,
+        }))
+    }
+
+    pub fn fingerprint(&self) -> Option<String> {
+        self.ca.as_ref().map(|c| c.fingerprint())
+    }
+
+    pub fn names(&self) -> tls::Names {
+        self.names.read().expect("lan names").clone()
+    }
+
+    /// Looks at the addresses (or the operator's files) again; re-issues or
+    /// reloads the certificate when they changed. True when something did.
+    pub fn refresh(&self) -> bool {
+        match &self.config.cert {
+            CertSource::BoxCa => {
+                let names = tls::Names::for_box(&self.mdns_name, (self.config.addresses)());
+                if names == self.names() {
+                    return false;
+                }
+                let Some(ca) = &self.ca else { return false };
+                match tls::issue_server(&self.data_dir, ca, &names) {
+                    Ok(ck) => {
+                        self.certs.set(ck);
+                        tracing::info!(addresses = ?names.ips, "the box's addresses changed: server certificate re-issued");
+                        *self.names.write().expect("lan names") = names;
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot re-issue the server certificate; the old one stays");
+                        false
+                    }
+                }
+            }
+            CertSource::Files { cert, key } => {
+                let now = mtimes(cert, key);
+                if now.is_none() || now == *self.files_seen.read().expect("files seen") {
+                    return false;
+                }
+                match tls::load_operator(cert, key) {
+                    Ok(ck) => {
+                        self.certs.set(ck);
+                        *self.files_seen.write().expect("files seen") = now;
+                        tracing::info!(cert = %cert.display(), "certificate files changed: reloaded");
+                        true
+                    }
+                    // Half-written files: try again at the next look.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "certificate files changed but do not load yet; keeping the old certificate");
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every `check_every`: refresh, and tell `on_change` (the mDNS
+    /// announcer) when the addresses changed.
+    pub async fn watch(self: Arc<Self>, on_change: impl Fn(&tls::Names) + Send + 'static, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.check_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let lan = self.clone();
+            let changed = tokio::task::spawn_blocking(move || lan.refresh()).await.unwrap_or(false);
+            if changed {
+                on_change(&self.names());
+            }
+        }
+    }
+}
+
+/// The default mDNS name for a box: `venuebox-` and the start of its id.
+pub fn default_mdns_name(box_id: &str) -> String {
+    let id = box_id.strip_prefix("box-").unwrap_or(box_id);
+    format!("venuebox-{}", &id[..id.len().min(6)])
+}
