@@ -169,3 +169,56 @@ pub fn default_mdns_name(box_id: &str) -> String {
     let id = box_id.strip_prefix("box-").unwrap_or(box_id);
     format!("venuebox-{}", &id[..id.len().min(6)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{ServerName, UnixTime};
+    use std::sync::Mutex;
+
+    /// Whether the certificate `lan` serves now verifies, against the box
+    /// CA only, for `name`.
+    fn valid_for(lan: &Lan, name: &str) -> bool {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(lan.ca.as_ref().unwrap().cert_der.clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+        let ck = lan.certs.current();
+        let name = ServerName::try_from(name.to_string()).unwrap();
+        verifier.verify_server_cert(&ck.cert[0], &ck.cert[1..], &name, &[], UnixTime::now()).is_ok()
+    }
+
+    #[test]
+    fn the_certificate_follows_the_boxs_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let addrs = Arc::new(Mutex::new(vec![IpAddr::from([10, 0, 0, 5])]));
+        let source = addrs.clone();
+        let config = LanConfig {
+            mdns_name: Some("door-box".into()),
+            mdns: false,
+            cert: CertSource::BoxCa,
+            check_every: Duration::from_secs(1),
+            addresses: Arc::new(move || source.lock().unwrap().clone()),
+        };
+        let lan = Lan::open(dir.path().to_path_buf(), "box-1", config.clone()).unwrap();
+        for name in ["door-box.local", "localhost", "127.0.0.1", "::1", "10.0.0.5"] {
+            assert!(valid_for(&lan, name), "{name}");
+        }
+        assert!(!valid_for(&lan, "10.0.0.6"));
+        assert!(!lan.refresh(), "nothing changed, nothing re-issued");
+        *addrs.lock().unwrap() = vec![IpAddr::from([10, 0, 0, 6]), "fd00::6".parse().unwrap()];
+        assert!(lan.refresh());
+        assert!(valid_for(&lan, "10.0.0.6") && valid_for(&lan, "fd00::6"));
+        assert!(!valid_for(&lan, "10.0.0.5"), "an address the box no longer has is dropped");
+        // A restart keeps the authority (phones installed it) and the new names.
+        let again = Lan::open(dir.path().to_path_buf(), "box-1", config).unwrap();
+        assert_eq!(again.fingerprint(), lan.fingerprint());
+        assert!(valid_for(&again, "10.0.0.6"));
+    }
+
+    #[test]
+    fn the_default_name_comes_from_the_box_id() {
+        assert_eq!(default_mdns_name("box-5ac691e2"), "venuebox-5ac691");
+    }
+}

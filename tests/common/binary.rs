@@ -68,3 +68,63 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
 pub fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
+
+/// The addresses a box with its LAN side on prints at start.
+pub struct LanAddrs {
+    pub plain: String,
+    pub https: String,
+    pub pair: String,
+    /// Everything it printed before listening (URLs, fingerprint, QR).
+    pub banner: String,
+}
+
+/// Starts `venuebox serve` with every listener on 127.0.0.1:0 (mDNS off
+/// unless `args` turn it on with `--mdns-name`) and waits for all three.
+pub fn serve_lan(dir: &Path, args: &[&str]) -> (Child, LanAddrs) {
+    let mdns: &[&str] = if args.contains(&"--mdns-name") { &[] } else { &["--no-mdns"] };
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0", "--pair-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(mdns)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start venuebox");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut plain, mut https, mut pair, mut banner) = (None, None, None, String::new());
+    while plain.is_none() || https.is_none() || pair.is_none() {
+        let line = lines.next().expect("venuebox exited before listening").unwrap();
+        let addr = |rest: &str| rest.split_whitespace().next().unwrap().to_string();
+        if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
+            plain = Some(addr(rest));
+        } else if let Some(rest) = line.strip_prefix("venuebox listening on https://") {
+            https = Some(addr(rest));
+        } else if let Some(rest) = line.strip_prefix("pairing page on http://") {
+            pair = Some(addr(rest));
+        }
+        banner.push_str(&line);
+        banner.push('\n');
+    }
+    // The banner goes on after the listeners (URLs, QR); read it briefly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in lines {
+            if tx.send(l.unwrap_or_default()).is_err() {
+                // The test stopped listening; keep draining so the child never blocks.
+            }
+        }
+    });
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                banner.push_str(&l);
+                banner.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    (child, LanAddrs { plain: plain.unwrap(), https: https.unwrap(), pair: pair.unwrap(), banner })
+}
