@@ -264,7 +264,7 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         undo_window_secs: i64,
         /// Hours a staff sign-in lasts.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 12)]
         session_hours: i64,
         /// Seconds a cart hold keeps drop stock for a buyer before it returns.
         #[arg(long, default_value_t = 120)]

@@ -191,7 +191,8 @@ pub async fn serve_on(state: AppState, listeners: Listeners, shutdown: impl Futu
         run(l, app.clone(), None);
     }
     if let (Some(l), Some(lan)) = (listeners.https, &state.lan) {
-        run(l, app.clone(), Some(crate::net::tls::server_config(lan.certs.clone())));
+        let secure = app.clone().layer(axum::middleware::map_response(api::hsts));
+        run(l, secure, Some(crate::net::tls::server_config(lan.certs.clone())));
     }
     if let (Some(l), Some(port)) = (listeners.pair, https_port) {
         run(l, api::lan::pair_router(state.clone(), port), None);

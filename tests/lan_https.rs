@@ -52,8 +52,13 @@ async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused
     let h: Value = by_name.get(https("door-box.local", "/healthz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(h["status"], "ok");
     for host in ["localhost", "127.0.0.1"] {
-        assert!(phone.get(https(host, "/healthz")).send().await.unwrap().status().is_success(), "{host}");
+        let r = phone.get(https(host, "/healthz")).send().await.unwrap();
+        assert!(r.status().is_success(), "{host}");
+        assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     }
+    let plain = reqwest::get(format!("http://{}/healthz", addrs.plain)).await.unwrap();
+    assert!(!plain.headers().contains_key("strict-transport-security"), "HSTS only over HTTPS");
     // Not in the certificate: refused by the client's verification.
     let other = reqwest::Client::builder()
         .tls_built_in_root_certs(false)

@@ -559,3 +559,26 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     assert!(out.status.success(), "schemathesis found problems:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("API Operations:"), "{text}");
 }
+
+/// A supervisor sees who is signed in (never their tokens) and ends one
+/// session at once; every answer says nosniff and no framing.
+#[tokio::test]
+async fn supervisors_list_and_revoke_sessions() {
+    let b = TestBox::start().await;
+    let sup = b.token(Role::Supervisor).await;
+    let phone = b.pair_device("door phone").await;
+    let (s, signed) = b.sign_in(&phone, common::DOOR_PIN).await;
+    assert_eq!(s, 200);
+    let door = signed["token"].as_str().unwrap().to_string();
+    let r = b.http.get(b.url("/api/v1/sessions")).bearer_auth(&sup).send().await.unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["content-security-policy"], "frame-ancestors 'none'");
+    let list: Value = r.json().await.unwrap();
+    assert!(!list.to_string().contains(&door), "no token in the list");
+    let mine = list["sessions"].as_array().unwrap().iter().find(|x| x["staff"] == "Dana" && x["device"].is_string()).unwrap().clone();
+    assert_eq!(b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": "before"})).await.0, 200);
+    let r = b.http.delete(b.url(&format!("/api/v1/sessions/{}", mine["id"].as_str().unwrap()))).bearer_auth(&sup).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(b.scan(&door, json!({"code": "SECRET-0004", "gate": "main", "nonce": "after"})).await.0, 401, "revoked at once, cache included");
+    assert_eq!(b.http.delete(b.url("/api/v1/sessions/0123456789abcdef")).bearer_auth(&sup).send().await.unwrap().status(), 404);
+}

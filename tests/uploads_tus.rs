@@ -80,18 +80,22 @@ async fn options_advertises_exactly_what_is_implemented() {
     assert_eq!(h["tus-extension"], "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination");
     assert_eq!(h["tus-checksum-algorithm"], "sha1,sha256");
     assert_eq!(h["tus-max-size"], (4u64 << 30).to_string());
-    // A browser's CORS preflight gets the tus headers allowed and exposed.
-    let r = b
-        .http
-        .request(Method::OPTIONS, b.url("/api/v1/uploads/"))
-        .header("origin", "http://phone.local")
-        .header("access-control-request-method", "PATCH")
-        .header("access-control-request-headers", "tus-resumable,upload-offset,upload-checksum")
-        .send()
-        .await
-        .unwrap();
+    // A browser's CORS preflight from one of the box's own origins gets
+    // the tus headers allowed and exposed; another site gets no grant.
+    let preflight = |origin: &'static str| {
+        b.http
+            .request(Method::OPTIONS, b.url("/api/v1/uploads/"))
+            .header("origin", origin)
+            .header("access-control-request-method", "PATCH")
+            .header("access-control-request-headers", "tus-resumable,upload-offset,upload-checksum")
+            .send()
+    };
+    let r = preflight("http://localhost:8081").await.unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "http://localhost:8081");
     let allowed = r.headers()["access-control-allow-headers"].to_str().unwrap().to_string();
     assert!(allowed.contains("upload-offset") && allowed.contains("upload-checksum"), "{allowed}");
+    let r = preflight("https://evil.example").await.unwrap();
+    assert!(!r.headers().contains_key("access-control-allow-origin"), "no grant for another site");
 }
 
 #[tokio::test]

@@ -32,7 +32,11 @@ pub struct AuthState {
 
 impl AuthState {
     pub fn forget(&self, token: &str) {
-        self.cache.lock().expect("auth cache").remove(&token_digest(token));
+        self.forget_digest(&token_digest(token));
+    }
+
+    pub fn forget_digest(&self, digest: &str) {
+        self.cache.lock().expect("auth cache").remove(digest);
     }
 
     /// Loads the paired devices (at start, or on first use).

@@ -59,7 +59,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             undo_window_ms: 120_000,
-            session_ttl_ms: 16 * 3600 * 1000,
+            session_ttl_ms: 12 * 3600 * 1000,
             hold_ttl_ms: 120_000,
             captures: tus::CaptureConfig::default(),
             pinned_keys: TrustedKeys::default(),
@@ -103,6 +103,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/api/v1/session", post(session::sign_in).get(session::whoami).delete(session::sign_out))
+        .route("/api/v1/sessions", get(session::list))
+        .route("/api/v1/sessions/{id}", delete(session::revoke))
         .route("/api/v1/pairing-codes", post(pairing::create_code))
         .route("/api/v1/paired-devices", get(pairing::list).post(pairing::pair))
         .route("/api/v1/paired-devices/{id}", delete(pairing::revoke))
@@ -152,18 +154,55 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(policy::JSON_BODY_LIMIT))
         .merge(uploads)
         .fallback(ops::not_found)
-        .layer(cors())
+        .layer(cors(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), tus::options_beside_cors))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
 
-/// Browsers on staff devices (and tus-js-client in them) may call the box
-/// from another origin, e.g. a page served by the organiser's site.
-fn cors() -> tower_http::cors::CorsLayer {
+/// Every answer: no MIME sniffing, never inside a frame (the staff app
+/// must not be clickjacked from a page on the guest Wi-Fi).
+async fn security_headers(mut r: axum::response::Response) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    let h = r.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("content-security-policy", HeaderValue::from_static("frame-ancestors 'none'"));
+    r
+}
+
+/// HTTPS answers also tell browsers to use nothing but HTTPS for a year.
+pub async fn hsts(mut r: axum::response::Response) -> axum::response::Response {
+    r.headers_mut().insert("strict-transport-security", axum::http::HeaderValue::from_static("max-age=31536000"));
+    r
+}
+
+/// Whether `origin` is one of the box's own: its mDNS name, an address
+/// its certificate covers, or loopback. Other sites get no CORS grant.
+fn own_origin(st: &AppState, origin: &axum::http::HeaderValue) -> bool {
+    let Some(rest) = origin.to_str().ok().and_then(|o| o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"))) else {
+        return false;
+    };
+    let host = if let Some(v6) = rest.strip_prefix('[') { v6.split(']').next().unwrap_or("") } else { rest.split(':').next().unwrap_or("") };
+    if host == "localhost" {
+        return true;
+    }
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        if ip.is_loopback() {
+            return true;
+        }
+        return st.lan.as_ref().is_some_and(|l| l.names().ips.contains(&ip));
+    }
+    st.lan.as_ref().is_some_and(|l| l.names().dns.contains(&host.to_ascii_lowercase()))
+}
+
+/// The box's own pages (and tus-js-client in them) may call it from
+/// another of its origins (its pairing page, another of its addresses);
+/// no other site may.
+fn cors(st: AppState) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method};
     let h = |names: &[&'static str]| names.iter().map(|n| HeaderName::from_static(n)).collect::<Vec<_>>();
     tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::Any)
+        .allow_origin(tower_http::cors::AllowOrigin::predicate(move |origin, _| own_origin(&st, origin)))
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
         .allow_headers(h(&[
             "authorization", "content-type", "tus-resumable", "upload-length", "upload-offset", "upload-metadata",

@@ -161,3 +161,18 @@ pub async fn sign_out(State(st): State<AppState>, p: Principal) -> Result<Status
     st.auth.forget(&p.token);
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `GET /api/v1/sessions`: who is signed in, on which device, until when.
+pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+    p.require(crate::domain::role::Role::Supervisor)?;
+    Ok(Json(json!({"sessions": st.store.sessions(st.clock.now()).await?})))
+}
+
+/// `DELETE /api/v1/sessions/{id}`: ends one session at once.
+pub async fn revoke(State(st): State<AppState>, p: Principal, axum::extract::Path(id): axum::extract::Path<String>) -> Result<StatusCode, ApiError> {
+    p.require(crate::domain::role::Role::Supervisor)?;
+    let digest = st.store.revoke_session(id.clone(), p.actor.clone(), st.clock.now()).await?;
+    st.auth.forget_digest(&digest);
+    tracing::info!(session = %id, by = %p.actor.name, "session revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -19,6 +19,19 @@ pub struct Session {
     pub device_id: Option<String>,
 }
 
+/// A session as a supervisor sees it: no token, an id that names it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SessionView {
+    /// The first 16 hex characters of the token's SHA-256.
+    pub id: String,
+    pub staff: String,
+    pub role: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub device: Option<String>,
+    pub creator_scope: Option<String>,
+}
+
 pub fn token_digest(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
@@ -75,6 +88,49 @@ impl Store {
                 let role: Role = role.parse().ok()?;
                 (expires_at > now).then_some(Session { actor: Actor { name, role }, expires_at, creator_scope: scope.map(CreatorId), device_id })
             }))
+        })
+        .await
+    }
+
+    /// Live sessions, newest first: what a supervisor sees to revoke one.
+    pub async fn sessions(&self, now: Millis) -> Result<Vec<SessionView>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT substr(token_sha256, 1, 16), staff, role, created_at, expires_at, device_id, creator_scope
+                     FROM sessions WHERE expires_at > ?1 ORDER BY created_at DESC LIMIT 1000",
+                )?
+                .query_map([now], |r| {
+                    Ok(SessionView {
+                        id: r.get(0)?,
+                        staff: r.get(1)?,
+                        role: r.get(2)?,
+                        created_at: r.get(3)?,
+                        expires_at: r.get(4)?,
+                        device: r.get(5)?,
+                        creator_scope: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// Ends the session whose id (see [`SessionView`]) is `id`; returns
+    /// its token digest, for the caller's caches.
+    pub async fn revoke_session(&self, id: String, actor: Actor, now: Millis) -> Result<String, StoreError> {
+        self.write(move |ctx| {
+            if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(StoreError::NotFound(format!("no session '{id}': GET /api/v1/sessions lists them")));
+            }
+            let digest: Option<String> = ctx
+                .conn
+                .prepare_cached("DELETE FROM sessions WHERE substr(token_sha256, 1, 16) = ?1 RETURNING token_sha256")?
+                .query_row([&id], |r| r.get(0))
+                .optional()?;
+            let digest = digest.ok_or_else(|| StoreError::NotFound(format!("no session '{id}': it ended or never was")))?;
+            audit::record(ctx, &actor, "session.revoke", &serde_json::json!({"session": id}), now)?;
+            Ok(digest)
         })
         .await
     }
