@@ -30,6 +30,12 @@
 //!    distinct tickets at concurrency 8: the box's peak RSS against idle,
 //!    and check-in p50/p99 with and without the attack.
 //!
+//! 9. HTTPS (`-- https`): check-ins over HTTPS with keep-alive at
+//!    concurrency 8 and 64 next to plain HTTP in the same run, new TLS
+//!    connections per second (a full handshake each, ECDSA P-256), and the
+//!    release binary's idle RSS with its LAN side (HTTPS, pairing listener,
+//!    mDNS) on and off.
+//!
 //! Each phase is bounded by a request count and a time limit.
 
 use serde_json::json;
@@ -167,6 +173,21 @@ async fn http(url: &str, token: &str, codes: Vec<String>, concurrency: usize, li
 /// admit. Latencies and the wall time.
 async fn checkin_run(base: &str, token: &str, codes: &[String], gates: &'static [&'static str], concurrency: usize, limit: Duration, pace: Duration) -> (Vec<Duration>, Duration) {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).tcp_nodelay(true).build().unwrap();
+    checkin_run_with(&client, base, token, codes, gates, concurrency, limit, pace).await
+}
+
+/// [`checkin_run`] with a client of the caller's (HTTPS trusting the box CA).
+#[allow(clippy::too_many_arguments)]
+async fn checkin_run_with(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    codes: &[String],
+    gates: &'static [&'static str],
+    concurrency: usize,
+    limit: Duration,
+    pace: Duration,
+) -> (Vec<Duration>, Duration) {
     // Warm the connections so the figures are steady-state.
     for _ in 0..concurrency.min(8) {
         client.get(format!("{base}/healthz")).send().await.unwrap();
@@ -591,6 +612,9 @@ fn main() {
         if run("attack") {
             attack_phase().await;
         }
+        if run("https") {
+            https_phase(&key).await;
+        }
     });
 }
 
@@ -708,4 +732,116 @@ async fn attack_phase() {
     let sent: u64 = totals.values().sum();
     println!("sign-in attack: {sent} wrong sign-ins in {attack_secs:.1} s ({:.0}/s) from 200 clients, answers {totals:?}", sent as f64 / attack_secs);
     println!("box RSS: idle {idle:.1} MiB, peak under attack {peak:.1} MiB (+{:.1} MiB), after {now:.1} MiB", peak - idle);
+}
+
+/// Idle VmRSS (MiB) of the release binary with `args`, one second after it
+/// listens, with no event loaded.
+fn idle_rss_of(args: &[&str]) -> f64 {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_venuebox"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(Ok(l)) = lines.next() {
+        if l.starts_with("venuebox listening on http://") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, rss) = memory_of(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    rss
+}
+
+async fn https_phase(key: &KeyFile) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path());
+    // One client address holds the plain run's pooled connections while
+    // the HTTPS run opens its own: lift the per-address cap for the bench.
+    config.conn.max_per_address = 1024;
+    config.lan = Some(venuebox::net::LanConfig {
+        mdns_name: Some("bench-box".into()),
+        mdns: false,
+        cert: venuebox::net::CertSource::BoxCa,
+        check_every: Duration::from_secs(3600),
+        addresses: venuebox::net::system_addresses(),
+    });
+    let state = server::open(&config, Clock::system()).unwrap();
+    let bytes = manifest(key);
+    let sig = sign_detached(&key.signing_key(), &bytes);
+    let admin = Actor { name: "bench".into(), role: Role::Admin };
+    state.store.import_manifest(bytes, Some(sig), TrustedKeys::default(), admin, state.clock.now()).await.unwrap();
+    let token = state.store.create_session(Actor { name: "bench".into(), role: Role::Door }, state.clock.now(), 3_600_000).await.unwrap().0;
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (plain_addr, https_addr) = (plain.local_addr().unwrap(), https.local_addr().unwrap());
+    tokio::spawn(server::serve_on(state.clone(), server::Listeners { plain: Some(plain), https: Some(https), pair: None }, std::future::pending()));
+    let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
+    let tls_client = |idle: usize| {
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .pool_max_idle_per_host(idle)
+            .tcp_nodelay(true)
+            .build()
+            .unwrap()
+    };
+    let (plain_base, https_base) = (format!("http://{plain_addr}"), format!("https://localhost:{}", https_addr.port()));
+    let limit = Duration::from_secs(10);
+    // Warm the database (WAL growth) before either side is timed.
+    checkin_run(&plain_base, &token, &codes(key, "W-", 3_000), &["main"], 8, limit, Duration::ZERO).await;
+    // Three alternating rounds each way, so the machine's drift (this is a
+    // shared VM) falls on both sides alike; the ratio is of the totals.
+    for c in [8usize, 64] {
+        let (mut plain_lat, mut plain_wall, mut tls_lat, mut tls_wall) = (Vec::new(), Duration::ZERO, Vec::new(), Duration::ZERO);
+        let client = tls_client(c);
+        for round in 0..3 {
+            let (lat, wall) = checkin_run(&plain_base, &token, &codes(key, &format!("P{c}-{round}-"), 4_000), &["main", "side"], c, limit, Duration::ZERO).await;
+            plain_lat.extend(lat);
+            plain_wall += wall;
+            let (lat, wall) = checkin_run_with(&client, &https_base, &token, &codes(key, &format!("T{c}-{round}-"), 4_000), &["main", "side"], c, limit, Duration::ZERO).await;
+            tls_lat.extend(lat);
+            tls_wall += wall;
+        }
+        let ratio = (tls_lat.len() as f64 / tls_wall.as_secs_f64()) / (plain_lat.len() as f64 / plain_wall.as_secs_f64());
+        report(&format!("HTTP  check-ins, concurrency {c}"), plain_lat, plain_wall);
+        report(&format!("HTTPS check-ins, concurrency {c}"), tls_lat, tls_wall);
+        println!("HTTPS / HTTP at concurrency {c}: {:.0} %", 100.0 * ratio);
+    }
+    // New connections: no keep-alive, so every request is a TCP connect and
+    // a full TLS handshake.
+    let fresh = tls_client(0);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..8 {
+        let (client, url, done) = (fresh.clone(), format!("{https_base}/healthz"), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2_000 && start.elapsed() < Duration::from_secs(10) {
+                let t = Instant::now();
+                let r = client.get(&url).header("connection", "close").send().await.unwrap();
+                assert!(r.status().is_success());
+                r.bytes().await.unwrap();
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    report("new TLS connections (GET /healthz), 8 clients", lat, start.elapsed());
+    let off = idle_rss_of(&["--https-listen", "off"]);
+    let on = idle_rss_of(&["--https-listen", "127.0.0.1:0", "--pair-listen", "127.0.0.1:0"]);
+    println!("idle RSS of the release binary: LAN side off {off:.1} MiB, on (HTTPS, pairing page, mDNS) {on:.1} MiB: +{:.1} MiB", on - off);
 }
