@@ -226,21 +226,6 @@ fn pairing_text(urls: &[String], pair_url: Option<&str>, fingerprint: Option<&st
     out
 }
 
-/// `http://<first LAN address or name>:<pair port>/pair?code=…`
-fn pair_url(names: &venuebox::net::tls::Names, pair_port: u16, code: Option<&str>) -> String {
-    let host = names
-        .ips
-        .iter()
-        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
-        .map(|ip| ip.to_string())
-        .or_else(|| names.dns.iter().find(|d| d.ends_with(".local")).cloned())
-        .unwrap_or_else(|| "localhost".into());
-    match code {
-        Some(c) => format!("http://{host}:{pair_port}/pair?code={c}"),
-        None => format!("http://{host}:{pair_port}/pair"),
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run the box: the HTTP API for staff devices.
@@ -315,6 +300,13 @@ enum Command {
         /// Print only the code (for scripts).
         #[arg(long)]
         code_only: bool,
+        /// Also print the QR code, URLs and fingerprint on the receipt printer
+        /// (the running box's print queue), for staff to scan from paper.
+        #[arg(long)]
+        print: bool,
+        /// The printer station for --print.
+        #[arg(long, default_value = "default")]
+        station: String,
     },
     /// Boxes announcing themselves on the LAN (mDNS), with their TXT records.
     Discover {
@@ -527,7 +519,7 @@ async fn run(command: Command) -> Result<()> {
                 let (pair_port, https_port) = (l.local_addr()?.port(), h.local_addr()?.port());
                 println!("pairing page on http://{}", l.local_addr()?);
                 let urls = venuebox::api::lan::staff_urls(&state, https_port);
-                let url = pair_url(&lan_state.names(), pair_port, code.as_deref());
+                let url = lan_state.pair_url(pair_port, code.as_deref());
                 print!("{}", pairing_text(&urls, Some(&url), lan_state.fingerprint().as_deref(), code.as_deref()));
             } else if let Some(code) = &code {
                 println!("pair a staff device with code {code} (one device, 10 minutes; `venuebox pair` makes more)");
@@ -554,11 +546,12 @@ async fn run(command: Command) -> Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Pair { dir, mdns_name, https_port, pair_port, code_only } => {
+        Command::Pair { dir, mdns_name, https_port, pair_port, code_only, print, station } => {
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
             let actor = Actor { name: "box-cli".into(), role: Role::Admin };
             let ttl = venuebox::api::PAIRING_CODE_TTL_MS;
-            let (code, _) = state.store.create_pairing_code(actor, state.clock.now(), ttl).await?;
+            let now = state.clock.now();
+            let (code, expires_at) = state.store.create_pairing_code(actor, now, ttl).await?;
             if code_only {
                 println!("{code}");
                 return Ok(());
@@ -571,8 +564,19 @@ async fn run(command: Command) -> Result<()> {
                 std::net::IpAddr::V6(v6) => format!("https://[{v6}]:{https_port}/"),
                 v4 => format!("https://{v4}:{https_port}/"),
             }));
-            let url = pair_url(&names, pair_port, Some(&code));
+            let url = venuebox::net::pair_url(&names, pair_port, Some(&code));
             print!("{}", pairing_text(&urls, Some(&url), Some(&ca.fingerprint()), Some(&code)));
+            if print {
+                let slip = venuebox::store::printing::PairingSlip {
+                    url,
+                    urls,
+                    fingerprint: Some(ca.fingerprint()),
+                    code,
+                    expires_at: venuebox::domain::time::format_rfc3339(expires_at),
+                };
+                let job = state.store.queue_pairing_slip(slip, station.clone(), now).await?;
+                println!("queued for the printer at station {station} (job {job}); the running box prints it");
+            }
             Ok(())
         }
         Command::Manifest(ManifestCommand::Import { file, signature, dir, organiser_keys }) => {

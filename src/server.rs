@@ -167,6 +167,9 @@ pub async fn serve_on(state: AppState, listeners: Listeners, shutdown: impl Futu
     }
     let _sync_lock = start_sync(&state, &tasks, &stop);
     let https_port = listeners.https.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
+    if let Some(lan) = &state.lan {
+        lan.set_ports(https_port, listeners.pair.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port()));
+    }
     let announcer = match (&state.lan, https_port) {
         (Some(lan), Some(port)) => start_lan(&state, lan, port, &tasks, &stop),
         _ => None,

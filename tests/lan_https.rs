@@ -173,3 +173,47 @@ fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
     use rustls::pki_types::pem::PemObject;
     rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
 }
+
+/// Door staff pair by scanning paper: `venuebox pair --print` and the API
+/// both put the pairing QR code (the pairing page with a fresh code), the
+/// staff URLs and the CA fingerprint on the receipt printer.
+#[tokio::test]
+async fn pairing_slips_print_the_qr_code_and_the_fingerprint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, addrs) = serve_lan(tmp.path(), &["--demo", "--simulate"]);
+    let _box = Running(child);
+    let ca = std::fs::read_to_string(tmp.path().join("tls/ca.pem")).unwrap();
+    let fp = venuebox::net::tls::fingerprint(&rustls_pemfile_der(&ca));
+    let out = std::process::Command::new(common::binary::BIN).args(["pair", "--print", "--pair-port", "8081", "--data-dir"]).arg(tmp.path()).output().unwrap();
+    assert!(out.status.success());
+    let sup = common::binary::token(tmp.path(), "supervisor");
+    let r = reqwest::Client::new().post(format!("http://{}/api/v1/pairing/print", addrs.plain)).bearer_auth(&sup).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let printed = tmp.path().join("printed");
+    let mut slips = Vec::new();
+    for _ in 0..50 {
+        slips = std::fs::read_dir(&printed).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "escpos")).collect()).unwrap_or_default();
+        // The fake printer writes the bytes, then their text: wait for both.
+        let texts_done = slips.iter().all(|p| std::fs::read_to_string(p.with_extension("txt")).is_ok_and(|t| t.contains("SHA-256")));
+        if slips.len() >= 2 && texts_done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    slips.sort();
+    assert_eq!(slips.len(), 2, "both slips printed");
+    let pair_port = addrs.pair.rsplit(':').next().unwrap();
+    for (slip, port) in slips.iter().zip(["8081", pair_port]) {
+        let bytes = std::fs::read(slip).unwrap();
+        let qr = venuebox::devices::escpos::qr_payloads(&bytes);
+        let url = String::from_utf8(qr[0].clone()).unwrap();
+        assert!(url.starts_with("http://") && url.contains(&format!(":{port}/pair?code=")), "{url}");
+        let text = std::fs::read_to_string(slip.with_extension("txt")).unwrap();
+        let grouped = venuebox::net::tls::fingerprint_colons(&fp);
+        // Eight bytes a line on 42-column paper: each line stands whole.
+        for line in grouped.split(':').collect::<Vec<_>>().chunks(8) {
+            assert!(text.contains(&line.join(":")), "{text}");
+        }
+        assert!(text.contains("Code: "));
+    }
+}

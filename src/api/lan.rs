@@ -31,16 +31,7 @@ pub fn pair_router(st: AppState, https_port: u16) -> Router {
 
 /// The staff URLs of the box: by mDNS name first, then by address.
 pub fn staff_urls(st: &AppState, https_port: u16) -> Vec<String> {
-    let Some(lan) = &st.lan else { return Vec::new() };
-    let names = lan.names();
-    let mut urls: Vec<String> = names.dns.iter().filter(|d| d.ends_with(".local")).map(|d| format!("https://{d}:{https_port}/")).collect();
-    for ip in names.ips.iter().filter(|ip| !ip.is_loopback()) {
-        match ip {
-            std::net::IpAddr::V4(v4) => urls.push(format!("https://{v4}:{https_port}/")),
-            std::net::IpAddr::V6(v6) => urls.push(format!("https://[{v6}]:{https_port}/")),
-        }
-    }
-    urls
+    st.lan.as_ref().map(|l| l.staff_urls(https_port)).unwrap_or_default()
 }
 
 fn escape(s: &str) -> String {

@@ -106,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sessions", get(session::list))
         .route("/api/v1/sessions/{id}", delete(session::revoke))
         .route("/api/v1/pairing-codes", post(pairing::create_code))
+        .route("/api/v1/pairing/print", post(pairing::print))
         .route("/api/v1/paired-devices", get(pairing::list).post(pairing::pair))
         .route("/api/v1/paired-devices/{id}", delete(pairing::revoke))
         .route("/api/v1/event", get(event::show))

@@ -12,6 +12,7 @@ use super::AppState;
 use crate::domain::role::Role;
 use crate::domain::time::format_rfc3339;
 use crate::metrics::SignInFailure;
+use crate::store::printing::PairingSlip;
 use axum::extract::{Path, State};
 use axum::http::{Extensions, StatusCode};
 use serde::Deserialize;
@@ -24,14 +25,53 @@ pub async fn create_code(State(st): State<AppState>, p: Principal) -> Result<(St
     p.require(Role::Supervisor)?;
     let (code, expires_at) = st.store.create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS).await?;
     tracing::info!(by = %p.actor.name, "pairing code made");
+    let slip = slip(&st, &code, expires_at);
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "code": code,
             "expires_at": format_rfc3339(expires_at),
+            "pair_url": slip.as_ref().map(|s| s.url.clone()),
+            "urls": slip.as_ref().map(|s| s.urls.clone()).unwrap_or_default(),
+            "fingerprint": slip.and_then(|s| s.fingerprint),
             "how": "on the staff device: POST /api/v1/paired-devices {\"code\": ..., \"name\": ...}, keep the credential, send it as \"device\" when signing in",
         })),
     ))
+}
+
+/// What a pairing slip says, when the LAN side is on.
+fn slip(st: &AppState, code: &str, expires_at: i64) -> Option<PairingSlip> {
+    let lan = st.lan.as_ref()?;
+    let (https, pair) = lan.ports();
+    Some(PairingSlip {
+        url: lan.pair_url(pair?, Some(code)),
+        urls: https.map(|p| lan.staff_urls(p)).unwrap_or_default(),
+        fingerprint: lan.fingerprint(),
+        code: code.to_string(),
+        expires_at: format_rfc3339(expires_at),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PrintBody {
+    #[serde(default)]
+    station: Option<String>,
+}
+
+/// `POST /api/v1/pairing/print`: a fresh code, printed with its QR code,
+/// the staff URLs and the CA fingerprint on the station's receipt printer.
+pub async fn print(State(st): State<AppState>, p: Principal, Json(b): Json<PrintBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    p.require(Role::Supervisor)?;
+    if st.lan.as_ref().is_none_or(|l| l.ports().1.is_none()) {
+        return Err(ApiError::new(StatusCode::CONFLICT, "no_lan", "the box has no pairing listener (--pair-listen), so there is no page for a slip to point to"));
+    }
+    let station = b.station.unwrap_or_else(|| crate::store::printing::DEFAULT_STATION.into());
+    let (code, expires_at) = st.store.create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS).await?;
+    let slip = slip(&st, &code, expires_at).ok_or_else(ApiError::internal)?;
+    let job = st.store.queue_pairing_slip(slip, station.clone(), st.clock.now()).await?;
+    tracing::info!(by = %p.actor.name, %station, job, "pairing slip queued");
+    Ok((StatusCode::ACCEPTED, Json(json!({"job": job, "station": station, "expires_at": format_rfc3339(expires_at)}))))
 }
 
 #[derive(Deserialize)]

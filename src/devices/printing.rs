@@ -25,6 +25,31 @@ pub fn test_page(name: &str) -> Vec<u8> {
     EscPos::new().line("venuebox test page").line(name).qr(b"VENUEBOX-TEST", 4).cut(3).finish()
 }
 
+/// A pairing slip: the QR code of the pairing page (with its code), the
+/// staff URLs and the CA fingerprint to compare, in groups staff can read.
+pub fn pairing_slip(slip: &crate::store::printing::PairingSlip, width: usize) -> Vec<u8> {
+    use super::escpos::Align;
+    let mut p = EscPos::new();
+    p.align(Align::Center).bold(true).line("venuebox: pair a staff phone").bold(false).line("");
+    p.line("1. Scan with the phone's camera").line("2. Install the box's certificate").line("3. Check the fingerprint below").line("");
+    p.qr(slip.url.as_bytes(), 6).line("");
+    p.align(Align::Left);
+    p.line(&format!("Code: {}", slip.code)).line(&format!("valid until {}", slip.expires_at)).line("");
+    for u in &slip.urls {
+        p.line(u);
+    }
+    if let Some(fp) = &slip.fingerprint {
+        p.line("").line("CA fingerprint (SHA-256):");
+        let grouped = crate::net::tls::fingerprint_colons(fp);
+        // 16 bytes a line: "AB:CD:..." is 47 characters; narrower paper gets 8.
+        let per_line = if width >= 48 { 16 } else { 8 };
+        for chunk in grouped.split(':').collect::<Vec<_>>().chunks(per_line) {
+            p.line(&chunk.join(":"));
+        }
+    }
+    p.cut(3).finish()
+}
+
 /// Prints `station`'s jobs on `printer` until `stop`.
 pub async fn run(printer: Arc<dyn Printer>, station: String, width: usize, store: Store, clock: Clock, registry: Arc<Registry>, stop: CancellationToken) {
     let id = printer.id();
@@ -82,9 +107,10 @@ pub async fn run(printer: Arc<dyn Printer>, station: String, width: usize, store
         if !status.ready() {
             tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_millis(500)) => continue }
         }
-        let bytes = match &job.receipt {
-            Some(r) => encode_receipt(r, width),
-            None => test_page(&id),
+        let bytes = match (&job.receipt, &job.slip) {
+            (Some(r), _) => encode_receipt(r, width),
+            (None, Some(slip)) => pairing_slip(slip, width),
+            (None, None) => test_page(&id),
         };
         match printer.print(bytes).await {
             Ok(()) => {

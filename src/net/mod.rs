@@ -60,6 +60,8 @@ pub struct Lan {
     pub names: RwLock<tls::Names>,
     data_dir: PathBuf,
     files_seen: RwLock<Option<(SystemTime, SystemTime)>>,
+    /// The HTTPS and pairing ports once bound (for URLs on slips and pages).
+    ports: RwLock<(Option<u16>, Option<u16>)>,
 }
 
 fn mtimes(cert: &PathBuf, key: &PathBuf) -> Option<(SystemTime, SystemTime)> {
@@ -86,9 +88,38 @@ impl Lan {
             names: RwLock::new(names),
             data_dir,
             files_seen: RwLock::new(seen),
+            ports: RwLock::new((None, None)),
             mdns_name,
             config,
         }))
+    }
+
+    pub fn set_ports(&self, https: Option<u16>, pair: Option<u16>) {
+        *self.ports.write().expect("lan ports") = (https, pair);
+    }
+
+    /// (HTTPS port, pairing port), once the listeners are bound.
+    pub fn ports(&self) -> (Option<u16>, Option<u16>) {
+        *self.ports.read().expect("lan ports")
+    }
+
+    /// The staff URLs: by mDNS name first, then by address.
+    pub fn staff_urls(&self, https_port: u16) -> Vec<String> {
+        let names = self.names();
+        let mut urls: Vec<String> = names.dns.iter().filter(|d| d.ends_with(".local")).map(|d| format!("https://{d}:{https_port}/")).collect();
+        for ip in names.ips.iter().filter(|ip| !ip.is_loopback()) {
+            match ip {
+                IpAddr::V4(v4) => urls.push(format!("https://{v4}:{https_port}/")),
+                IpAddr::V6(v6) => urls.push(format!("https://[{v6}]:{https_port}/")),
+            }
+        }
+        urls
+    }
+
+    /// `http://<first IPv4 address, else the .local name>:<pair port>/pair?code=…`:
+    /// what a phone scans to pair (the pairing page works before the CA is installed).
+    pub fn pair_url(&self, pair_port: u16, code: Option<&str>) -> String {
+        pair_url(&self.names(), pair_port, code)
     }
 
     pub fn fingerprint(&self) -> Option<String> {
@@ -161,6 +192,20 @@ impl Lan {
                 on_change(&self.names());
             }
         }
+    }
+}
+
+pub fn pair_url(names: &tls::Names, pair_port: u16, code: Option<&str>) -> String {
+    let host = names
+        .ips
+        .iter()
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .map(|ip| ip.to_string())
+        .or_else(|| names.dns.iter().find(|d| d.ends_with(".local")).cloned())
+        .unwrap_or_else(|| "localhost".into());
+    match code {
+        Some(c) => format!("http://{host}:{pair_port}/pair?code={c}"),
+        None => format!("http://{host}:{pair_port}/pair"),
     }
 }
 

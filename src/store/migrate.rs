@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "printing", include_str!("migrations/0004_printing.sql")),
     (5, "sync", include_str!("migrations/0005_sync.sql")),
     (6, "pairing", include_str!("migrations/0006_pairing.sql")),
+    (7, "pairing_slips", include_str!("migrations/0007_pairing_slips.sql")),
 ];
 
 pub fn latest() -> i64 {

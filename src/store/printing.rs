@@ -28,8 +28,23 @@ pub(crate) fn enqueue(ctx: &WriteCtx<'_>, order: Option<&str>, kind: &str, stati
 pub struct PrintJob {
     pub id: i64,
     pub kind: String,
-    /// The receipt to print (absent for test pages).
+    /// The receipt to print (absent for test pages and pairing slips).
     pub receipt: Option<Receipt>,
+    /// What a pairing slip says.
+    pub slip: Option<PairingSlip>,
+}
+
+/// A slip that pairs a staff phone: scan the QR, check the fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PairingSlip {
+    /// The pairing page with the code, as the QR code carries it.
+    pub url: String,
+    /// The staff URLs over HTTPS.
+    pub urls: Vec<String>,
+    /// Hex SHA-256 of the box CA certificate (DER).
+    pub fingerprint: Option<String>,
+    pub code: String,
+    pub expires_at: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -53,17 +68,19 @@ impl Store {
             ctx.conn
                 .prepare_cached("UPDATE print_jobs SET status = 'skipped' WHERE station = ?1 AND status = 'pending' AND created_at < ?2")?
                 .execute(params![station, now - STALE_AFTER_MS])?;
-            let row: Option<(i64, String, Option<String>)> = ctx
+            let row: Option<(i64, String, Option<String>, Option<String>)> = ctx
                 .conn
                 .prepare_cached(
-                    "SELECT j.id, j.kind, o.receipt FROM print_jobs j LEFT JOIN orders o ON o.id = j.order_id
+                    "SELECT j.id, j.kind, o.receipt, j.payload FROM print_jobs j LEFT JOIN orders o ON o.id = j.order_id
                      WHERE j.station = ?1 AND j.status = 'pending' ORDER BY j.id LIMIT 1",
                 )?
-                .query_row([&station], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_row([&station], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .optional()?;
-            row.map(|(id, kind, receipt)| {
-                let receipt = receipt.map(|r| serde_json::from_str(&r)).transpose().map_err(|e| StoreError::Internal(e.to_string()))?;
-                Ok(PrintJob { id, kind, receipt })
+            row.map(|(id, kind, receipt, payload)| {
+                let internal = |e: serde_json::Error| StoreError::Internal(e.to_string());
+                let receipt = receipt.map(|r| serde_json::from_str(&r)).transpose().map_err(internal)?;
+                let slip = payload.map(|p| serde_json::from_str(&p)).transpose().map_err(internal)?;
+                Ok(PrintJob { id, kind, receipt, slip })
             })
             .transpose()
         })
@@ -98,6 +115,18 @@ impl Store {
                 }
             }
             enqueue(ctx, order.as_ref().map(|o| o.as_str()), if order.is_some() { "reprint" } else { "test" }, &station, now)
+        })
+        .await
+    }
+
+    /// Queues a pairing slip on `station`'s printer.
+    pub async fn queue_pairing_slip(&self, slip: PairingSlip, station: String, now: Millis) -> Result<i64, StoreError> {
+        let payload = serde_json::to_string(&slip).map_err(|e| StoreError::Internal(e.to_string()))?;
+        self.write(move |ctx| {
+            ctx.conn
+                .prepare_cached("INSERT INTO print_jobs (kind, station, created_at, status, payload) VALUES ('pairing', ?1, ?2, 'pending', ?3)")?
+                .execute(params![station, now, payload])?;
+            Ok(ctx.conn.last_insert_rowid())
         })
         .await
     }
