@@ -101,6 +101,9 @@ async fn plain_http_on_the_lan_serves_only_pairing_and_never_reads_a_pin() {
         &rustls_pemfile_der(&ca),
     ));
     assert!(page.contains(&fp), "the page shows the fingerprint");
+    assert!(page.contains("ABCD-EFGH-JKMN") && page.contains("#pair=ABCD-EFGH-JKMN"), "the code from the QR, carried on to HTTPS");
+    let hostile = http.get(format!("{base}/pair?code=<script>")).send().await.unwrap().text().await.unwrap();
+    assert!(!hostile.contains("<script>"), "a code that is not one is not echoed");
     assert!(page.contains("Android") && page.contains("iPhone") && page.contains("macOS") && page.contains("Windows"));
     assert_eq!(http.get(format!("{base}/ca.pem")).send().await.unwrap().text().await.unwrap(), ca);
     let der = http.get(format!("{base}/ca.crt")).send().await.unwrap().bytes().await.unwrap();

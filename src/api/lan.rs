@@ -38,10 +38,24 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-async fn page(State(p): State<Pairing>) -> Response {
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    code: Option<String>,
+}
+
+async fn page(State(p): State<Pairing>, q: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>) -> Response {
     let fp = p.st.lan.as_ref().and_then(|l| l.fingerprint());
     let urls = staff_urls(&p.st, p.https_port);
-    let links: String = urls.iter().map(|u| format!("<li><a href=\"{0}\">{0}</a></li>", escape(u))).collect();
+    // A pairing code from the QR: shown, and carried on to the HTTPS page
+    // in the fragment (never sent to a server in clear).
+    let code = q
+        .ok()
+        .and_then(|axum::extract::Query(q)| q.code)
+        .filter(|c| !c.is_empty() && c.len() <= 20 && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'));
+    let fragment = code.as_ref().map(|c| format!("#pair={c}")).unwrap_or_default();
+    let links: String = urls.iter().map(|u| format!("<li><a href=\"{0}{1}\">{0}</a></li>", escape(u), escape(&fragment))).collect();
+    let code_html = code.map(|c| format!("<p>Your pairing code: <strong class=fp>{}</strong> (valid 10 minutes, one device)</p>", escape(&c))).unwrap_or_default();
     let fp_html = match &fp {
         Some(f) => format!(
             "<p>Certificate authority fingerprint (SHA-256) — check that your device shows the same:</p><p class=fp>{}</p>\
@@ -57,7 +71,7 @@ async fn page(State(p): State<Pairing>) -> Response {
          h2{{margin-top:1.5em}}</style></head><body>\
          <h1>venuebox {box_id}</h1>\
          <p>Staff pages are served over HTTPS only. Install the box's certificate once, then open:</p><ul>{links}</ul>\
-         {fp_html}\
+         {code_html}{fp_html}\
          <h2>Android</h2><ol><li>Tap <em>Download the box's certificate</em>.</li><li>Settings → Security → More security settings → Install from device storage → CA certificate → Install anyway.</li><li>Pick the downloaded file, then open the HTTPS address above.</li></ol>\
          <h2>iPhone and iPad</h2><ol><li>Open this page in Safari and tap <em>Download the box's certificate</em>; allow the profile download.</li><li>Settings → General → VPN &amp; Device Management → the venuebox profile → Install.</li><li>Settings → General → About → Certificate Trust Settings → turn on full trust for the venuebox authority.</li></ol>\
          <h2>macOS</h2><ol><li>Download the certificate and double-click it: Keychain Access opens.</li><li>Add it to the System keychain, open it, and under Trust choose <em>Always Trust</em>.</li></ol>\
