@@ -11,17 +11,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
 /// The LAN listeners are off unless `args` name `--https-listen`.
 pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let lan: &[&str] = if args.contains(&"--https-listen") { &[] } else { &["--https-listen", "off"] };
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .args(lan)
-        .args(args)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start venuebox");
+    let mut child = spawn_serve(dir, &[lan, args].concat(), env);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("venuebox exited before listening").unwrap();
@@ -32,6 +22,20 @@ pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String)
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, addr)
+}
+
+/// `venuebox serve --listen 127.0.0.1:0 --data-dir DIR ARGS`, stdout piped.
+fn spawn_serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start venuebox")
 }
 
 /// A bearer token for `role`, as `venuebox token` prints it.
@@ -82,16 +86,8 @@ pub struct LanAddrs {
 /// unless `args` turn it on with `--mdns-name`) and waits for all three.
 pub fn serve_lan(dir: &Path, args: &[&str]) -> (Child, LanAddrs) {
     let mdns: &[&str] = if args.contains(&"--mdns-name") { &[] } else { &["--no-mdns"] };
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0", "--pair-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .args(mdns)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start venuebox");
+    let lan: &[&str] = &["--https-listen", "127.0.0.1:0", "--pair-listen", "127.0.0.1:0"];
+    let mut child = spawn_serve(dir, &[lan, mdns, args].concat(), &[]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut plain, mut https, mut pair, mut banner) = (None, None, None, String::new());
     while plain.is_none() || https.is_none() || pair.is_none() {
