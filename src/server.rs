@@ -315,39 +315,41 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
     }
 }
 
-/// Makes dashboard thumbnails for new photo captures, one at a time (a
-/// decoded 12-megapixel photo is ~36 MB; the Pi does one at once), off the
-/// upload path, and picks up where it left off after a restart.
+/// Makes dashboard thumbnails for new photo captures, one at a time on a
+/// lowest-priority thread (see `media::thumbnail`), off the upload path,
+/// and picks up where it left off after a restart.
 async fn thumbnails(state: AppState, stop: CancellationToken) {
+    let worker = crate::media::thumbnail::Worker::default();
     loop {
         let pending = state.store.thumbnails_pending(16).await.unwrap_or_default();
         if pending.is_empty() {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
             }
         }
         for (sha, media) in pending {
             if stop.is_cancelled() {
                 return;
             }
-            let files = state.media.clone();
-            let hash = sha.clone();
-            let made = tokio::task::spawn_blocking(move || -> Result<(), crate::media::MediaError> {
-                if !crate::media::thumbnail::can_thumbnail(media) {
-                    return Err(crate::media::MediaError::Unsupported);
+            let made = if crate::media::thumbnail::can_thumbnail(media) {
+                match worker.make(state.media.capture(&sha)).await {
+                    Ok(jpeg) => {
+                        let files = state.media.clone();
+                        let hash = sha.clone();
+                        tokio::task::spawn_blocking(move || files.write_thumbnail(&hash, &jpeg)).await.unwrap_or_else(|_| Err(crate::media::MediaError::Io("thumbnail writer stopped".into())))
+                    }
+                    Err(e) => Err(e),
                 }
-                let jpeg = crate::media::thumbnail::make(&files.capture(&hash))?;
-                files.write_thumbnail(&hash, &jpeg)
-            })
-            .await;
+            } else {
+                Err(crate::media::MediaError::Unsupported)
+            };
             let status = match made {
-                Ok(Ok(())) => "ready",
-                Ok(Err(e)) => {
+                Ok(()) => "ready",
+                Err(e) => {
                     tracing::warn!(sha256 = %sha, error = %e, "no thumbnail for this capture");
                     "failed"
                 }
-                Err(_) => "failed",
             };
             if let Err(e) = state.store.set_thumbnail(sha, status).await {
                 tracing::warn!(error = %e, "cannot record thumbnail state");

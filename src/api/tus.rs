@@ -79,11 +79,20 @@ impl Default for CaptureConfig {
 
 /// The running state of uploads: which request holds which upload, and
 /// the SHA-256 of each upload's bytes so far.
-#[derive(Default)]
 pub struct UploadSlots {
     /// One async mutex per upload in progress: a PATCH holds it while
     /// writing, so two requests never write one file.
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// Captures being finished (probed, moved into the store) at once: the
+    /// rest wait their turn, so a burst of last PATCHes never fans out into
+    /// as many probes on the blocking pool.
+    finishing: tokio::sync::Semaphore,
+}
+
+impl Default for UploadSlots {
+    fn default() -> Self {
+        UploadSlots { slots: Mutex::default(), finishing: tokio::sync::Semaphore::new(2) }
+    }
 }
 
 #[derive(Default)]
@@ -616,6 +625,7 @@ async fn rehash(st: &AppState, id: &str, upto: u64) -> Result<Sha256, ApiError> 
 /// Turns a complete part file into a capture: refuse what is not a photo
 /// or video, store the bytes by hash (once), write the capture row.
 pub(super) async fn finish(st: &AppState, id: &str, sha256: String, bytes: u64) -> Result<(), ApiError> {
+    let _turn = st.uploads.finishing.acquire().await.map_err(|_| ApiError::internal())?;
     let media = st.media.clone();
     let (part_id, hash) = (id.to_string(), sha256.clone());
     st.store.upload_hashed(id.to_string(), sha256.clone()).await?;

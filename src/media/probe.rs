@@ -1,12 +1,17 @@
 //! What a finished capture is: its type by magic bytes, its dimensions,
 //! and its capture time from EXIF (photos) or the `mvhd` box (videos).
+//!
+//! Memory is bounded by design, whatever the file holds: photos are probed
+//! from their first [`PROBE_BYTES`] only (where headers and EXIF live; a
+//! JPEG's APP1 segment is at most 64 KiB), and videos by seeking between box
+//! headers, reading a few bytes at each. Nothing here reads a capture whole.
 
 use super::{io_err, MediaError};
 use crate::domain::capture::{sniff, MediaType, SNIFF_LEN};
 use crate::domain::time::Millis;
 use serde::Serialize;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -18,26 +23,29 @@ pub struct Probe {
     pub captured_at: Option<Millis>,
 }
 
+/// How much of a photo is read to probe it.
+pub const PROBE_BYTES: u64 = 1 << 20;
+
 pub fn probe(path: &Path) -> Result<Probe, MediaError> {
-    let mut f = File::open(path).map_err(io_err(path.display()))?;
-    let mut head = [0u8; SNIFF_LEN];
-    let n = read_up_to(&mut f, &mut head).map_err(io_err(path.display()))?;
-    let media = sniff(&head[..n]).ok_or(MediaError::Unsupported)?;
+    let head = read_prefix(path, PROBE_BYTES)?;
+    let media = sniff(&head[..head.len().min(SNIFF_LEN)]).ok_or(MediaError::Unsupported)?;
     let mut p = Probe { media, width: None, height: None, captured_at: None };
     match media {
         MediaType::Jpeg | MediaType::Png | MediaType::Webp => {
-            if let Ok((w, h)) = image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(|_| ()).and_then(|r| r.into_dimensions().map_err(|_| ())) {
+            if let Some((w, h)) = image_dimensions(media, &head) {
                 (p.width, p.height) = (Some(w), Some(h));
             }
-            p.captured_at = exif_time(path);
+            p.captured_at = exif_time(&head);
         }
         MediaType::Heic => {
+            let mut f = File::open(path).map_err(io_err(path.display()))?;
             if let Some((w, h)) = heic_dimensions(&mut f) {
                 (p.width, p.height) = (Some(w), Some(h));
             }
-            p.captured_at = exif_time(path);
+            p.captured_at = exif_time(&head);
         }
         MediaType::Mp4 | MediaType::Mov => {
+            let mut f = File::open(path).map_err(io_err(path.display()))?;
             let (time, dims) = movie_header(&mut f).unwrap_or((None, None));
             p.captured_at = time;
             if let Some((w, h)) = dims {
@@ -46,6 +54,66 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
         }
     }
     Ok(p)
+}
+
+/// The first `limit` bytes of a file (fewer if it is shorter).
+pub fn read_prefix(path: &Path, limit: u64) -> Result<Vec<u8>, MediaError> {
+    let f = File::open(path).map_err(io_err(path.display()))?;
+    let mut head = Vec::with_capacity(limit.min(f.metadata().map(|m| m.len()).unwrap_or(limit)) as usize);
+    f.take(limit).read_to_end(&mut head).map_err(io_err(path.display()))?;
+    Ok(head)
+}
+
+/// Width and height from a photo's headers, read from `head` alone.
+pub fn image_dimensions(media: MediaType, head: &[u8]) -> Option<(u32, u32)> {
+    match media {
+        MediaType::Jpeg => {
+            let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(head));
+            d.read_info().ok()?;
+            // A frame header with a precision jpeg-decoder cannot describe
+            // panics in `info`; such a file simply has no dimensions.
+            let info = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.info())).ok()??;
+            Some((info.width as u32, info.height as u32))
+        }
+        // PNG: the IHDR chunk always comes first.
+        MediaType::Png if head.len() >= 24 && &head[12..16] == b"IHDR" => {
+            Some((u32::from_be_bytes(head[16..20].try_into().ok()?), u32::from_be_bytes(head[20..24].try_into().ok()?)))
+        }
+        MediaType::Webp => webp_dimensions(head),
+        _ => None,
+    }
+}
+
+/// WebP canvas size from the first chunk: VP8X (extended), VP8L
+/// (lossless) or "VP8 " (lossy).
+fn webp_dimensions(h: &[u8]) -> Option<(u32, u32)> {
+    let le24 = |b: &[u8]| b[0] as u32 | (b[1] as u32) << 8 | (b[2] as u32) << 16;
+    match h.get(12..16)? {
+        b"VP8X" => Some((le24(h.get(24..27)?) + 1, le24(h.get(27..30)?) + 1)),
+        b"VP8L" => {
+            let b = h.get(21..25)?;
+            let bits = u32::from_le_bytes(b.try_into().ok()?);
+            Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+        }
+        b"VP8 " => {
+            let b = h.get(26..30)?;
+            Some((u16::from_le_bytes([b[0], b[1]]) as u32 & 0x3FFF, u16::from_le_bytes([b[2], b[3]]) as u32 & 0x3FFF))
+        }
+        _ => None,
+    }
+}
+
+/// The EXIF block of a photo, parsed from its first bytes.
+fn exif_of(head: &[u8]) -> Option<exif::Exif> {
+    exif::Reader::new().read_from_container(&mut std::io::Cursor::new(head)).ok()
+}
+
+/// EXIF orientation (1–8), 1 when absent.
+pub fn exif_orientation(head: &[u8]) -> u32 {
+    exif_of(head)
+        .and_then(|e| e.get_field(exif::Tag::Orientation, exif::In::PRIMARY).and_then(|f| f.value.get_uint(0)))
+        .filter(|o| (1..=8).contains(o))
+        .unwrap_or(1)
 }
 
 fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -63,9 +131,8 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// Without an offset the camera's local time is read as UTC: the box has
 /// no time-zone database, and the device's own capture time (kept in the
 /// upload row) is there to cross-check.
-fn exif_time(path: &Path) -> Option<Millis> {
-    let f = File::open(path).ok()?;
-    let exif = exif::Reader::new().read_from_container(&mut BufReader::new(f)).ok()?;
+fn exif_time(head: &[u8]) -> Option<Millis> {
+    let exif = exif_of(head)?;
     let field = exif.get_field(exif::Tag::DateTimeOriginal, exif::In::PRIMARY).or_else(|| exif.get_field(exif::Tag::DateTime, exif::In::PRIMARY))?;
     let exif::Value::Ascii(ref v) = field.value else { return None };
     let dt = exif::DateTime::from_ascii(v.first()?).ok()?;
@@ -199,14 +266,19 @@ pub(crate) mod tests {
     /// A JPEG with an EXIF APP1 segment carrying the given date fields.
     fn jpeg_with_exif(fields: &[(exif::Tag, &str)]) -> Vec<u8> {
         let img = image::RgbImage::from_pixel(30, 20, image::Rgb([1, 2, 3]));
-        let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(&img).unwrap();
         let owned: Vec<exif::Field> = fields
             .iter()
             .map(|(tag, v)| exif::Field { tag: *tag, ifd_num: exif::In::PRIMARY, value: exif::Value::Ascii(vec![v.as_bytes().to_vec()]) })
             .collect();
+        jpeg_with_fields(&img, &owned)
+    }
+
+    /// `img` as a JPEG with an APP1 EXIF segment holding `fields`.
+    pub(crate) fn jpeg_with_fields(img: &image::RgbImage, fields: &[exif::Field]) -> Vec<u8> {
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(img).unwrap();
         let mut w = exif::experimental::Writer::new();
-        for f in &owned {
+        for f in fields {
             w.push_field(f);
         }
         let mut tiff = std::io::Cursor::new(Vec::new());
@@ -218,6 +290,30 @@ pub(crate) mod tests {
         out.extend_from_slice(&tiff);
         out.extend_from_slice(&jpeg[2..]);
         out
+    }
+
+    #[test]
+    fn a_huge_exif_block_and_a_truncated_jpeg_are_probed_within_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_pixel(64, 48, image::Rgb([9, 9, 9]));
+        let big = "x".repeat(60_000);
+        let fields = [
+            exif::Field { tag: exif::Tag::ImageDescription, ifd_num: exif::In::PRIMARY, value: exif::Value::Ascii(vec![big.into_bytes()]) },
+            exif::Field { tag: exif::Tag::DateTime, ifd_num: exif::In::PRIMARY, value: exif::Value::Ascii(vec![b"2026:11:27 21:30:00".to_vec()]) },
+        ];
+        let path = dir.path().join("big-exif.jpg");
+        std::fs::write(&path, jpeg_with_fields(&img, &fields)).unwrap();
+        let p = probe(&path).unwrap();
+        assert_eq!((p.width, p.height), (Some(64), Some(48)));
+        assert_eq!(p.captured_at, Some(crate::domain::time::parse_rfc3339("2026-11-27T21:30:00Z").unwrap()));
+        let whole = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.jpg");
+        std::fs::write(&cut, &whole[..whole.len() - 300]).unwrap();
+        let p = probe(&cut).unwrap();
+        assert_eq!(p.media, MediaType::Jpeg);
+        // A thumbnail of a cut file either is made from what is there or
+        // fails cleanly; it never takes the box down.
+        let _ = crate::media::thumbnail::make(&cut);
     }
 
     #[test]
