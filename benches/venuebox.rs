@@ -36,6 +36,15 @@
 //!    release binary's idle RSS with its LAN side (HTTPS, pairing listener,
 //!    mDNS) on and off.
 //!
+//! 10. Phone photos (`-- photos`): the release binary with the demo event
+//!    in its own process; 12-megapixel JPEGs with EXIF (about 3 MB, every
+//!    one distinct) from 8 uploaders: files/s until every upload is
+//!    acknowledged and until the box is idle again (all thumbnails made),
+//!    server CPU per photo, peak RSS; the thumbnail of one such photo in
+//!    CPU time (and the full decode it replaces); and check-ins at
+//!    concurrency 8 alone and while 8 uploaders push photos and one a
+//!    1 GiB video, from the same run.
+//!
 //! Each phase is bounded by a request count and a time limit.
 
 use serde_json::json;
@@ -321,12 +330,18 @@ fn dd_speed(dir: &std::path::Path) -> String {
 }
 
 async fn tus_create(client: &reqwest::Client, base: &str, token: &str, len: usize) -> String {
+    tus_create_for(client, base, token, len, "cr").await
+}
+
+async fn tus_create_for(client: &reqwest::Client, base: &str, token: &str, len: usize, creator: &str) -> String {
+    use base64::Engine;
+    let meta = format!("creator {},consent dHJ1ZQ==", base64::engine::general_purpose::STANDARD.encode(creator));
     let r = client
         .post(format!("{base}/api/v1/uploads/"))
         .bearer_auth(token)
         .header("tus-resumable", "1.0.0")
         .header("upload-length", len.to_string())
-        .header("upload-metadata", "creator Y3I=,consent dHJ1ZQ==")
+        .header("upload-metadata", meta)
         .send()
         .await
         .unwrap();
@@ -615,6 +630,9 @@ fn main() {
         if run("https") {
             https_phase(&key).await;
         }
+        if run("photos") {
+            photos_phase().await;
+        }
     });
 }
 
@@ -627,49 +645,74 @@ fn memory_of(pid: u32) -> (f64, f64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-async fn attack_phase() {
-    use std::io::BufRead;
-    let bin = env!("CARGO_BIN_EXE_venuebox");
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(bin)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--https-listen", "off", "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let base = format!("http://{addr}");
-    let pid = child.id();
-    /// Kills the box when the phase ends, even by a panic.
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+/// The release binary serving the demo event in its own process, killed
+/// when dropped (even by a panic), with `tickets` more distinct signed
+/// tickets minted with the demo organiser's key.
+struct DemoBox {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    base: String,
+    codes: Vec<String>,
+}
+
+impl Drop for DemoBox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-    let _child = Kill(child);
-    // Distinct signed tickets for the door, minted with the demo organiser's key.
-    let key = dir.path().join("demo/organiser.key");
-    let out = dir.path().join("door-tickets");
-    let st = std::process::Command::new(bin)
-        .args(["tickets", "issue", "--event", "evt-demo", "--tier", "ga", "--count", "12000", "--first", "50001", "--prefix", "B-", "--key"])
-        .arg(&key)
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let codes: Vec<String> = std::fs::read_to_string(out.join("tickets.csv")).unwrap().lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_string()).collect();
+}
+
+impl DemoBox {
+    fn start(tickets: u32) -> DemoBox {
+        use std::io::BufRead;
+        let bin = env!("CARGO_BIN_EXE_venuebox");
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(bin)
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--https-listen", "off", "--data-dir"])
+            .arg(dir.path())
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().unwrap().unwrap();
+            if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        let out = dir.path().join("door-tickets");
+        let st = std::process::Command::new(bin)
+            .args(["tickets", "issue", "--event", "evt-demo", "--tier", "ga", "--first", "50001", "--prefix", "B-", "--count"])
+            .arg(tickets.to_string())
+            .arg("--key")
+            .arg(dir.path().join("demo/organiser.key"))
+            .arg("--out")
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let codes = std::fs::read_to_string(out.join("tickets.csv")).unwrap().lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_string()).collect();
+        DemoBox { child, dir, base: format!("http://{addr}"), codes }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn token(&self, role: &str) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_venuebox")).args(["token", "--role", role, "--data-dir"]).arg(self.dir.path()).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+async fn attack_phase() {
+    let bin = env!("CARGO_BIN_EXE_venuebox");
+    let demo = DemoBox::start(12_000);
+    let (dir, base, pid) = (&demo.dir, demo.base.clone(), demo.pid());
+    let codes = demo.codes.clone();
     let pair = |name: String| {
         let (bin, dir, base) = (bin.to_string(), dir.path().to_path_buf(), base.clone());
         async move {
@@ -844,4 +887,189 @@ async fn https_phase(key: &KeyFile) {
     let off = idle_rss_of(&["--https-listen", "off"]);
     let on = idle_rss_of(&["--https-listen", "127.0.0.1:0", "--pair-listen", "127.0.0.1:0"]);
     println!("idle RSS of the release binary: LAN side off {off:.1} MiB, on (HTTPS, pairing page, mDNS) {on:.1} MiB: +{:.1} MiB", on - off);
+}
+
+/// A phone-like 12 MP JPEG (4000×3000, quality 90) with EXIF: smooth
+/// gradients with sensor-like noise, so it compresses as photos do.
+fn phone_photo(seed: u32) -> Vec<u8> {
+    let mut state = 0x2545_F491u32 ^ seed.wrapping_mul(2_654_435_761);
+    let img = image::RgbImage::from_fn(4000, 3000, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let n = (state % 24) as i32 - 12;
+        let c = |v: u32| ((v as i32 + n).clamp(0, 255)) as u8;
+        image::Rgb([c((x / 16 + seed * 40) % 256), c((y / 12 + x / 40) % 256), c(((x + y) / 28) % 256)])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
+    jpeg
+}
+
+/// `jpeg` with an APP1 EXIF segment (capture time, camera, a unique id).
+fn with_exif(jpeg: &[u8], i: usize) -> Vec<u8> {
+    let ascii = |tag, v: String| exif::Field { tag, ifd_num: exif::In::PRIMARY, value: exif::Value::Ascii(vec![v.into_bytes()]) };
+    let fields = [
+        ascii(exif::Tag::Make, "Phone".into()),
+        ascii(exif::Tag::Model, "Bench 12".into()),
+        ascii(exif::Tag::DateTime, format!("2026:11:30 20:{:02}:{:02}", (i / 60) % 60, i % 60)),
+        ascii(exif::Tag::ImageUniqueID, format!("{i:032x}")),
+        exif::Field { tag: exif::Tag::Orientation, ifd_num: exif::In::PRIMARY, value: exif::Value::Short(vec![1]) },
+    ];
+    let mut w = exif::experimental::Writer::new();
+    for f in &fields {
+        w.push_field(f);
+    }
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    w.write(&mut tiff, false).unwrap();
+    let tiff = tiff.into_inner();
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    out.extend_from_slice(&((tiff.len() + 8) as u16).to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU time of this thread, for timing one thumbnail.
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+async fn photos_phase() {
+    let bases: Vec<Vec<u8>> = (0..4).map(phone_photo).collect();
+    let photos: Vec<Vec<u8>> = (0..200).map(|i| with_exif(&bases[i % 4], i)).collect();
+    let avg = photos.iter().map(|p| p.len()).sum::<usize>() / photos.len();
+    println!("phone photos: 200 distinct 4000×3000 JPEGs with EXIF, {:.2} MB on average", avg as f64 / 1e6);
+
+    // The thumbnail of one, on this thread: the scaled decode the box does,
+    // and the full decode it replaced.
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("photo.jpg");
+    std::fs::write(&one, &photos[0]).unwrap();
+    let t = thread_cpu();
+    for _ in 0..10 {
+        venuebox::media::thumbnail::make(&one).unwrap();
+    }
+    let scaled = (thread_cpu() - t) / 10;
+    let t = thread_cpu();
+    for _ in 0..3 {
+        let _ = image::open(&one).unwrap().thumbnail(320, 320);
+    }
+    let full = (thread_cpu() - t) / 3;
+    println!("thumbnail of a 12 MP JPEG: {:.1} ms CPU (full decode + resize, as before: {:.1} ms)", scaled.as_secs_f64() * 1e3, full.as_secs_f64() * 1e3);
+
+    let demo = DemoBox::start(20_000);
+    let (base, pid) = (demo.base.clone(), demo.pid());
+    let (door, cap) = (demo.token("door"), demo.token("capture"));
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let limit = Duration::from_secs(30);
+    checkin_run(&base, &door, &demo.codes[..1_000], &["main"], 8, limit, Duration::ZERO).await;
+    let (lat, wall) = checkin_run(&base, &door, &demo.codes[1_000..5_000], &["main"], 8, limit, Duration::ZERO).await;
+    let alone = lat.len() as f64 / wall.as_secs_f64();
+    report("check-ins c=8, nothing else", lat, wall);
+
+    // 200 photos, 8 uploaders, each a create and one PATCH.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, idle) = memory_of(pid);
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    let photos = Arc::new(photos);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu0 = cpu_secs(pid);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, next, base, cap, photos) = (client.clone(), next.clone(), base.clone(), cap.clone(), photos.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= photos.len() {
+                    return;
+                }
+                let loc = tus_create_for(&client, &base, &cap, photos[i].len(), "cr-mara").await;
+                tus_patch(&client, &base, &cap, &loc, 0, photos[i].clone()).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = start.elapsed();
+    // Idle again: every thumbnail made.
+    let idle_at = loop {
+        let v: serde_json::Value = client.get(format!("{base}/api/v1/creators/cr-mara/captures?limit=500")).bearer_auth(&cap).send().await.unwrap().json().await.unwrap();
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        if items.len() >= 200 && items.iter().all(|c| !c["thumbnail"].is_null()) {
+            break start.elapsed();
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            println!("thumbnails still pending after 120 s");
+            break start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let cpu = cpu_secs(pid) - cpu0;
+    let (peak, _) = memory_of(pid);
+    println!(
+        "200 photos, 8 uploaders: {:.1} files/s acknowledged ({:.1} s), idle {:.2} s after the last ack; server CPU {:.1} ms/photo; RSS idle {idle:.1} MiB, peak {peak:.1} MiB (+{:.1})",
+        200.0 / acked.as_secs_f64(),
+        acked.as_secs_f64(),
+        (idle_at - acked).as_secs_f64(),
+        cpu * 1000.0 / 200.0,
+        peak - idle
+    );
+
+    // Check-ins while 8 phones upload photos and one a 1 GiB video.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for u in 0..8 {
+        let (client, base, cap, photos, stop) = (client.clone(), base.clone(), cap.clone(), photos.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut i = 1_000 + u;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = with_exif(&photos[i % 4][..], i);
+                let loc = tus_create_for(&client, &base, &cap, body.len(), "cr-mara").await;
+                tus_patch(&client, &base, &cap, &loc, 0, body).await;
+                i += 8;
+            }
+        }));
+    }
+    {
+        let (client, base, cap, stop) = (client.clone(), base.clone(), cap.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            const CHUNK: usize = 8 << 20;
+            let total = 1usize << 30;
+            let loc = tus_create_for(&client, &base, &cap, total, "cr-mara").await;
+            let mut header = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
+            header.resize(CHUNK, 0);
+            for i in 0..total / CHUNK {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let mut chunk = if i == 0 { header.clone() } else { vec![(i % 251) as u8; CHUNK] };
+                chunk[CHUNK - 8..].copy_from_slice(&(i as u64).to_be_bytes());
+                tus_patch(&client, &base, &cap, &loc, i * CHUNK, chunk).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (lat, wall) = checkin_run(&base, &door, &demo.codes[5_000..9_000], &["main"], 8, limit, Duration::ZERO).await;
+    let loaded = lat.len() as f64 / wall.as_secs_f64();
+    report("check-ins c=8, with 8 photo + 1 video uploaders", lat, wall);
+    println!("check-in throughput under upload load: {:.0} % of alone", 100.0 * loaded / alone);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        let _ = l.await;
+    }
 }

@@ -469,9 +469,10 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
             _ => length = Some(l),
         }
     }
-    let mut check = parse_checksum(h)?;
+    let check = parse_checksum(h)?;
+    let has_check = check.is_some();
     check_disk(st, 0)?;
-    let mut hasher = match slot.hasher.take() {
+    let hasher = match slot.hasher.take() {
         Some((hasher, at)) if at == start => hasher,
         _ => rehash(st, &row.id, start).await?,
     };
@@ -479,7 +480,8 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
     let before = hasher.clone();
     let media = st.media.clone();
     let id = row.id.clone();
-    let mut file = Some(tokio::task::spawn_blocking(move || media.open_part_at(&id, start)).await.map_err(|_| ApiError::internal())?.map_err(media_error)?);
+    let file = tokio::task::spawn_blocking(move || media.open_part_at(&id, start)).await.map_err(|_| ApiError::internal())?.map_err(media_error)?;
+    let mut sink = Some(Sink { file, hasher, check });
     let limit = length.unwrap_or(cfg.max_upload_bytes);
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUFFER);
     let mut written = 0u64; // appended by this request, buffered or not
@@ -498,17 +500,11 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
             stop = Some(Stop::TooLarge);
             break;
         }
-        hasher.update(&bytes);
-        match &mut check {
-            Some(Check::Sha1(c, _)) => c.update(&bytes),
-            Some(Check::Sha256(c, _)) => c.update(&bytes),
-            None => {}
-        }
         buf.extend_from_slice(&bytes);
         written += bytes.len() as u64;
         if buf.len() >= WRITE_BUFFER {
-            let sync = check.is_none() && start + written - durable >= cfg.checkpoint_bytes;
-            buf = write_out(&mut file, buf, sync).await?;
+            let sync = !has_check && start + written - durable >= cfg.checkpoint_bytes;
+            buf = write_out(&mut sink, buf, sync).await?;
             if sync {
                 durable = start + written;
                 let now = st.clock.now();
@@ -520,9 +516,9 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
             }
         }
     }
-    let discard = matches!(stop, Some(Stop::TooLarge)) || (check.is_some() && stop.is_some());
+    let discard = matches!(stop, Some(Stop::TooLarge)) || (has_check && stop.is_some());
     if discard {
-        drop(file.take());
+        drop(sink.take());
         cut_back(st, &row.id, start).await?;
         slot.hasher = Some((before, start));
         return Err(match stop {
@@ -530,21 +526,21 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
             _ => tus_error(StatusCode::BAD_REQUEST, "interrupted", "the body was cut off before its checksum could be checked: resume from the offset"),
         });
     }
-    write_out(&mut file, buf, true).await?;
+    write_out(&mut sink, buf, true).await?;
     let end = start + written;
+    let Sink { file, hasher, check } = sink.take().expect("the sink is put back after every write");
+    drop(file);
     if let Some(c) = check {
         let (got, want) = match c {
             Check::Sha1(c, w) => (c.finalize().to_vec(), w),
             Check::Sha256(c, w) => (c.finalize().to_vec(), w),
         };
         if got != want {
-            drop(file.take());
             cut_back(st, &row.id, start).await?;
             slot.hasher = Some((before, start));
             return Err(tus_error(StatusCode::from_u16(460).expect("460 is a valid status"), "checksum_mismatch", "the chunk's checksum does not match: it was discarded, send it again"));
         }
     }
-    drop(file.take());
     let now = st.clock.now();
     if end != durable || length != row.length {
         st.store.upload_progress(row.id.clone(), end, length, now, now + cfg.upload_expiry_ms).await?;
@@ -581,22 +577,41 @@ async fn cut_back(st: &AppState, id: &str, start: u64) -> Result<(), ApiError> {
         .map_err(media_error)
 }
 
-/// Writes the buffer (and fsyncs when asked) off the async threads,
-/// handing back an empty buffer of the same capacity.
-async fn write_out(file: &mut Option<std::fs::File>, mut buf: Vec<u8>, sync: bool) -> Result<Vec<u8>, ApiError> {
-    let mut f = file.take().expect("file is put back after every write");
-    let (f, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, Vec<u8>)> {
-        f.write_all(&buf)?;
+/// Where a PATCH body goes: the part file, and the digests that must see
+/// every byte (the whole file's SHA-256, the request's tus checksum).
+struct Sink {
+    file: std::fs::File,
+    hasher: Sha256,
+    check: Option<Check>,
+}
+
+/// Hashes and writes the buffer (and fsyncs when asked) on a blocking
+/// thread below the door's priority, handing back an empty buffer of the
+/// same capacity. Without an fsync, writeback of what was written starts at
+/// once: dirty upload data never piles up for a check-in's commit to wait
+/// behind.
+async fn write_out(sink: &mut Option<Sink>, mut buf: Vec<u8>, sync: bool) -> Result<Vec<u8>, ApiError> {
+    let mut s = sink.take().expect("the sink is put back after every write");
+    let (s, buf) = crate::media::below_the_door(move || -> std::io::Result<(Sink, Vec<u8>)> {
+        s.hasher.update(&buf);
+        match &mut s.check {
+            Some(Check::Sha1(c, _)) => c.update(&buf),
+            Some(Check::Sha256(c, _)) => c.update(&buf),
+            None => {}
+        }
+        s.file.write_all(&buf)?;
         if sync {
-            f.sync_data()?;
+            s.file.sync_data()?;
+        } else {
+            crate::media::start_writeback(&s.file);
         }
         buf.clear();
-        Ok((f, buf))
+        Ok((s, buf))
     })
     .await
     .map_err(|_| ApiError::internal())?
     .map_err(|e| media_error(MediaError::Io(e.to_string())))?;
-    *file = Some(f);
+    *sink = Some(s);
     Ok(buf)
 }
 

@@ -108,6 +108,14 @@ fn exif_of(head: &[u8]) -> Option<exif::Exif> {
     exif::Reader::new().read_from_container(&mut std::io::Cursor::new(head)).ok()
 }
 
+/// The JPEG thumbnail a camera embedded in its EXIF (IFD1), if any.
+pub fn exif_thumbnail(head: &[u8]) -> Option<Vec<u8>> {
+    let e = exif_of(head)?;
+    let at = e.get_field(exif::Tag::JPEGInterchangeFormat, exif::In::THUMBNAIL)?.value.get_uint(0)? as usize;
+    let len = e.get_field(exif::Tag::JPEGInterchangeFormatLength, exif::In::THUMBNAIL)?.value.get_uint(0)? as usize;
+    e.buf().get(at..at.checked_add(len)?).map(<[u8]>::to_vec)
+}
+
 /// EXIF orientation (1–8), 1 when absent.
 pub fn exif_orientation(head: &[u8]) -> u32 {
     exif_of(head)
@@ -275,11 +283,24 @@ pub(crate) mod tests {
 
     /// `img` as a JPEG with an APP1 EXIF segment holding `fields`.
     pub(crate) fn jpeg_with_fields(img: &image::RgbImage, fields: &[exif::Field]) -> Vec<u8> {
+        exif_jpeg(img, fields, None)
+    }
+
+    /// `img` as a JPEG whose EXIF embeds `thumb` (a JPEG) as cameras do.
+    pub(crate) fn jpeg_with_thumbnail(img: &image::RgbImage, thumb: &[u8]) -> Vec<u8> {
+        let f = exif::Field { tag: exif::Tag::Orientation, ifd_num: exif::In::PRIMARY, value: exif::Value::Short(vec![1]) };
+        exif_jpeg(img, &[f], Some(thumb))
+    }
+
+    fn exif_jpeg(img: &image::RgbImage, fields: &[exif::Field], thumb: Option<&[u8]>) -> Vec<u8> {
         let mut jpeg = Vec::new();
         image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(img).unwrap();
         let mut w = exif::experimental::Writer::new();
         for f in fields {
             w.push_field(f);
+        }
+        if let Some(t) = thumb {
+            w.set_jpeg(t, exif::In::THUMBNAIL);
         }
         let mut tiff = std::io::Cursor::new(Vec::new());
         w.write(&mut tiff, false).unwrap();

@@ -1,7 +1,10 @@
 //! Small JPEG thumbnails for the creator dashboard, cheap enough for a Pi
 //! and bounded in memory whatever the file holds:
 //!
-//! - JPEG is decoded at reduced scale (the decoder's 1/2, 1/4, 1/8 DCT
+//! - A JPEG whose EXIF carries a camera thumbnail at least
+//!   [`MIN_EMBEDDED_SIDE`] on its long side uses that (a few kilobytes to
+//!   decode instead of megabytes: most phones embed one).
+//! - Otherwise a JPEG is decoded at reduced scale (the decoder's 1/2, 1/4, 1/8 DCT
 //!   scaling, to the smallest size still at least [`MAX_SIDE`]), so a
 //!   12-megapixel photo costs a 500×375 decode, not a 4000×3000 one.
 //! - PNG streams row by row into a box filter: one row in memory, never the
@@ -22,6 +25,8 @@ use std::path::{Path, PathBuf};
 
 /// Longest side of a thumbnail, in pixels.
 pub const MAX_SIDE: u32 = 320;
+/// An embedded EXIF thumbnail is used when its long side is at least this.
+pub const MIN_EMBEDDED_SIDE: u32 = 240;
 /// Largest buffer a JPEG decode may allocate (the scaled planes and, for
 /// progressive files, their coefficients).
 const MAX_DECODE_BYTES: usize = 24 << 20;
@@ -45,7 +50,10 @@ pub fn make(path: &Path) -> Result<Vec<u8>, MediaError> {
     let head = read_prefix(path, PROBE_BYTES)?;
     let media = sniff(&head[..head.len().min(SNIFF_LEN)]).ok_or(MediaError::Unsupported)?;
     let small = match media {
-        MediaType::Jpeg => jpeg_scaled(path)?,
+        MediaType::Jpeg => match embedded(&head) {
+            Some(img) => img,
+            None => jpeg_scaled(path)?,
+        },
         MediaType::Png => png_scaled(path)?,
         MediaType::Webp => webp_bounded(path, &head)?,
         _ => return Err(MediaError::Unsupported),
@@ -54,6 +62,20 @@ pub fn make(path: &Path) -> Result<Vec<u8>, MediaError> {
     let mut out = Vec::with_capacity(16 * 1024);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 75).encode_image(&oriented).map_err(fail)?;
     Ok(out)
+}
+
+/// The camera's own thumbnail from EXIF, when it is big enough to stand in.
+fn embedded(head: &[u8]) -> Option<RgbImage> {
+    let bytes = super::probe::exif_thumbnail(head)?;
+    let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(&bytes));
+    d.set_max_decoding_buffer_size(4 << 20);
+    d.read_info().ok()?;
+    let info = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.info())).ok()??;
+    if (info.width.max(info.height) as u32) < MIN_EMBEDDED_SIDE || info.pixel_format != jpeg_decoder::PixelFormat::RGB24 {
+        return None;
+    }
+    let pixels = d.decode().ok()?;
+    RgbImage::from_raw(info.width as u32, info.height as u32, pixels)
 }
 
 /// Scales down to fit [`MAX_SIDE`] keeping the aspect (a no-op when it fits).
@@ -261,6 +283,28 @@ mod tests {
         let (top, bottom) = (t.get_pixel(80, 40).0, t.get_pixel(80, 280).0);
         assert!(top[0] > 150 && top[2] < 80, "red on top: {top:?}");
         assert!(bottom[2] > 150 && bottom[0] < 80, "blue below: {bottom:?}");
+    }
+
+    #[test]
+    fn a_camera_thumbnail_in_exif_is_used_when_big_enough() {
+        // The main image is red, the embedded 320×240 thumbnail green: the
+        // result is green, so the embedded one was used.
+        let main = image::RgbImage::from_pixel(1600, 1200, image::Rgb([220, 0, 0]));
+        let small = image::RgbImage::from_pixel(320, 240, image::Rgb([0, 200, 0]));
+        let mut thumb = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut thumb).encode_image(&small).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("camera.jpg");
+        std::fs::write(&p, crate::media::probe::tests::jpeg_with_thumbnail(&main, &thumb)).unwrap();
+        let t = decode(&make(&p).unwrap()).to_rgb8();
+        assert_eq!(t.dimensions(), (320, 240));
+        assert!(t.get_pixel(100, 100).0[1] > 150, "{:?}", t.get_pixel(100, 100));
+        // Too small an embedded thumbnail (160×120, as some phones embed) is not used.
+        let tiny = image::RgbImage::from_pixel(160, 120, image::Rgb([0, 200, 0]));
+        let mut thumb = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut thumb).encode_image(&tiny).unwrap();
+        std::fs::write(&p, crate::media::probe::tests::jpeg_with_thumbnail(&main, &thumb)).unwrap();
+        assert!(decode(&make(&p).unwrap()).to_rgb8().get_pixel(100, 100).0[0] > 150, "decoded from the main image");
     }
 
     #[test]
