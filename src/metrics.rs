@@ -79,6 +79,10 @@ pub struct Metrics {
     connections_refused: AtomicU64,
     /// Connections open now (set by the accept loop).
     pub connections_open: AtomicU64,
+    /// Milliseconds since `born` of the last scan decided: uploads slow
+    /// down while the door is busy.
+    last_scan_ms: AtomicU64,
+    born: std::time::Instant,
     rejected: [AtomicU64; Reason::ALL.len()],
     replayed: AtomicU64,
     pub write_batch_size: Histogram,
@@ -92,6 +96,8 @@ impl Default for Metrics {
             signin_failures: std::array::from_fn(|_| AtomicU64::new(0)),
             connections_refused: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
+            last_scan_ms: AtomicU64::new(0),
+            born: std::time::Instant::now(),
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             replayed: AtomicU64::new(0),
             write_batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
@@ -102,10 +108,17 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn checkin(&self, reason: Option<Reason>) {
+        self.last_scan_ms.store(self.born.elapsed().as_millis() as u64 + 1, Relaxed);
         match reason {
             None => self.admitted.fetch_add(1, Relaxed),
             Some(r) => self.rejected[r as usize].fetch_add(1, Relaxed),
         };
+    }
+
+    /// Whether a scan was decided within the last `window`.
+    pub fn door_busy_within(&self, window: std::time::Duration) -> bool {
+        let last = self.last_scan_ms.load(Relaxed);
+        last > 0 && (self.born.elapsed().as_millis() as u64 + 1).saturating_sub(last) <= window.as_millis() as u64
     }
 
     pub fn signin_failure(&self, why: SignInFailure) {

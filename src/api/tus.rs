@@ -87,11 +87,36 @@ pub struct UploadSlots {
     /// rest wait their turn, so a burst of last PATCHes never fans out into
     /// as many probes on the blocking pool.
     finishing: tokio::sync::Semaphore,
+    /// When the next upload write may start while the door is busy: all
+    /// uploads together share [`DOOR_BUSY_UPLOAD_BYTES_PER_SEC`].
+    paced_until: Mutex<std::time::Instant>,
 }
 
 impl Default for UploadSlots {
     fn default() -> Self {
-        UploadSlots { slots: Mutex::default(), finishing: tokio::sync::Semaphore::new(2) }
+        UploadSlots { slots: Mutex::default(), finishing: tokio::sync::Semaphore::new(2), paced_until: Mutex::new(std::time::Instant::now()) }
+    }
+}
+
+/// While a scan was decided in the last [`DOOR_BUSY_WINDOW`], uploads
+/// together write at most this fast (about what a venue's Wi-Fi carries
+/// anyway); the door's commits then never queue behind upload bytes.
+pub const DOOR_BUSY_UPLOAD_BYTES_PER_SEC: u64 = 16 << 20;
+pub const DOOR_BUSY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl UploadSlots {
+    /// How long to wait before writing `bytes` of upload while the door is
+    /// busy (zero when it is not).
+    fn pace(&self, door_busy: bool, bytes: usize) -> std::time::Duration {
+        let now = std::time::Instant::now();
+        let mut until = self.paced_until.lock().expect("upload pacing");
+        if !door_busy {
+            *until = now;
+            return std::time::Duration::ZERO;
+        }
+        let start = (*until).max(now);
+        *until = start + std::time::Duration::from_secs_f64(bytes as f64 / DOOR_BUSY_UPLOAD_BYTES_PER_SEC as f64);
+        start - now
     }
 }
 
@@ -504,7 +529,7 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
         written += bytes.len() as u64;
         if buf.len() >= WRITE_BUFFER {
             let sync = !has_check && start + written - durable >= cfg.checkpoint_bytes;
-            buf = write_out(&mut sink, buf, sync).await?;
+            buf = write_out(st, &mut sink, buf, sync).await?;
             if sync {
                 durable = start + written;
                 let now = st.clock.now();
@@ -526,7 +551,7 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
             _ => tus_error(StatusCode::BAD_REQUEST, "interrupted", "the body was cut off before its checksum could be checked: resume from the offset"),
         });
     }
-    write_out(&mut sink, buf, true).await?;
+    write_out(st, &mut sink, buf, true).await?;
     let end = start + written;
     let Sink { file, hasher, check } = sink.take().expect("the sink is put back after every write");
     drop(file);
@@ -590,7 +615,11 @@ struct Sink {
 /// same capacity. Without an fsync, writeback of what was written starts at
 /// once: dirty upload data never piles up for a check-in's commit to wait
 /// behind.
-async fn write_out(sink: &mut Option<Sink>, mut buf: Vec<u8>, sync: bool) -> Result<Vec<u8>, ApiError> {
+async fn write_out(st: &AppState, sink: &mut Option<Sink>, mut buf: Vec<u8>, sync: bool) -> Result<Vec<u8>, ApiError> {
+    let wait = st.uploads.pace(st.metrics.door_busy_within(DOOR_BUSY_WINDOW), buf.len());
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
     let mut s = sink.take().expect("the sink is put back after every write");
     let (s, buf) = crate::media::below_the_door(move || -> std::io::Result<(Sink, Vec<u8>)> {
         s.hasher.update(&buf);
