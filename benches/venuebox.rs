@@ -1050,6 +1050,8 @@ async fn photos_phase() {
         peak - idle
     );
 
+    tus_node_comparison(&photos).await;
+
     // Check-ins while 8 phones upload photos and one a 1 GiB video.
     let bases = Arc::new(bases);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1093,4 +1095,89 @@ async fn photos_phase() {
     for l in load {
         let _ = l.await;
     }
+}
+
+const TUS_NODE_SERVER: &str = r#"
+import { Server } from '@tus/server';
+import { FileStore } from '@tus/file-store';
+import http from 'node:http';
+const tus = new Server({ path: '/files', datastore: new FileStore({ directory: process.argv[2] }) });
+const s = http.createServer((req, res) => tus.handle(req, res));
+s.listen(0, '127.0.0.1', () => console.log(`listening ${s.address().port}`));
+"#;
+
+/// The same 200 photos, the same client and 8 uploaders against
+/// @tus/server 2.4.5 with @tus/file-store 2.1.1 (installed from npm into
+/// target/ on first use), for comparison. It writes without fsync; the box
+/// acknowledges only what reached the disk.
+async fn tus_node_comparison(photos: &Arc<Vec<Vec<u8>>>) {
+    use std::io::BufRead;
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tus-node");
+    if !dir.join("node_modules/@tus/server").exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "@tus/server@2.4.5", "@tus/file-store@2.1.1"])
+            .current_dir(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            println!("@tus/server comparison skipped: npm install failed");
+            return;
+        }
+    }
+    std::fs::write(dir.join("server.mjs"), TUS_NODE_SERVER).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("node").arg(dir.join("server.mjs")).arg(store.path()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let port: u16 = lines.next().unwrap().unwrap().trim_start_matches("listening ").parse().unwrap();
+    let pid = child.id();
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu0 = cpu_secs(pid);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, next, photos) = (client.clone(), next.clone(), photos.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= photos.len() {
+                    return;
+                }
+                let r = client
+                    .post(format!("http://127.0.0.1:{port}/files"))
+                    .header("tus-resumable", "1.0.0")
+                    .header("upload-length", photos[i].len().to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                let loc = r.headers()["location"].to_str().unwrap().to_string();
+                let r = client
+                    .patch(&loc)
+                    .header("tus-resumable", "1.0.0")
+                    .header("upload-offset", "0")
+                    .header("content-type", "application/offset+octet-stream")
+                    .body(photos[i].clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 204);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let wall = start.elapsed();
+    let cpu = cpu_secs(pid) - cpu0;
+    let (peak, _) = memory_of(pid);
+    println!(
+        "@tus/server + @tus/file-store, same 200 photos: {:.1} files/s acknowledged ({:.1} s); server CPU {:.1} ms/photo; peak RSS {peak:.1} MiB",
+        photos.len() as f64 / wall.as_secs_f64(),
+        wall.as_secs_f64(),
+        cpu * 1000.0 / photos.len() as f64
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
