@@ -478,3 +478,23 @@ async fn payout_statements_sum_each_creators_sales_claims_and_refunds() {
     let csv = std::fs::read_to_string(b.dir.path().join("payouts/event=evt-test/date=2026-11-27/creator=cr-a.csv")).unwrap();
     assert!(csv.contains("drops_gross_minor,4000") && csv.contains("referral_tickets_refunded_minor,2500"), "{csv}");
 }
+
+/// A hold replayed with its nonce is the same hold; the same nonce for
+/// other items or another drop is a different request: 409, nothing held.
+#[tokio::test]
+async fn a_hold_nonce_reused_for_other_items_is_refused() {
+    let (b, _clock) = start().await;
+    let merch = b.token(Role::Merch).await;
+    let body = |qty: u32| json!({"items": [{"sku": "LAST", "qty": qty}], "nonce": "hold-same"});
+    let (st, first) = b.post(&merch, "/api/v1/drops/d-open/holds", body(1)).await;
+    assert_eq!(st, 201, "{first}");
+    let (st, again) = b.post(&merch, "/api/v1/drops/d-open/holds", body(1)).await;
+    assert_eq!((st, &again["id"]), (201, &first["id"]), "a replay is the first hold");
+    let (st, v) = b.post(&merch, "/api/v1/drops/d-open/holds", body(2)).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (409, Some("nonce_reused")), "{v}");
+    let (st, v) = b.post(&merch, "/api/v1/drops/d-now/holds", json!({"items": [{"sku": "CAP", "qty": 1}], "attendee_code": "SECRET-0001", "nonce": "hold-same"})).await;
+    assert_eq!(st, 409, "another drop: {v}");
+    let (_, ledger) = b.get(&merch, "/api/v1/drops/d-open").await;
+    let last = ledger["products"].as_array().unwrap().iter().find(|p| p["sku"] == "LAST").unwrap().clone();
+    assert_eq!(last["available"], 4, "only the first hold holds stock: {last}");
+}

@@ -217,7 +217,19 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
     let ev = event(ctx)?;
     let existing: Option<String> = ctx.conn.prepare_cached("SELECT id FROM holds WHERE nonce = ?1")?.query_row([&req.nonce], |r| r.get(0)).optional()?;
     if let Some(id) = existing {
-        return Ok(read_hold(ctx, &ev, &id)?.expect("hold exists").0);
+        // A replay gets the first answer; the same nonce for another drop
+        // or other items is a different request, refused like an order's.
+        let (view, held) = read_hold(ctx, &ev, &id)?.expect("hold exists");
+        let mut asked: BTreeMap<String, u32> = BTreeMap::new();
+        for (sku, qty) in &req.items {
+            *asked.entry(sku.as_str().to_string()).or_default() += qty;
+        }
+        asked.retain(|_, q| *q > 0);
+        let held: BTreeMap<String, u32> = held.into_iter().collect();
+        if view.drop != req.drop || held != asked {
+            return Err(StoreError::NonceConflict(req.nonce.clone()));
+        }
+        return Ok(view);
     }
     let d = drop_or_404(ctx.conn, req.drop.as_str())?;
     rules::check_open(d.opens, d.closes, req.now).map_err(refuse)?;
