@@ -494,6 +494,7 @@ async fn run(command: Command) -> Result<()> {
                 conn: conn.limits(),
                 lan: (lan.https_listen != "off").then(|| lan.config()),
             };
+            let _serving = server::lock_data_dir(&dir.data_dir)?;
             let state = server::open(&config, Clock::system()).with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
             let mut code = None;
             if demo {

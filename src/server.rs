@@ -120,6 +120,20 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
     Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default(), devices, sync, conn: Arc::new(config.conn.clone()), lan })
 }
 
+/// Takes the data directory for this process: a second `serve` on the
+/// same directory (same box id, a second writer, a second sync loop) is
+/// refused. Hold the returned file while serving.
+pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, RunError> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(data_dir)?;
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(data_dir.join("serve.lock"))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(RunError::Busy(data_dir.to_path_buf()));
+    }
+    Ok(f)
+}
+
 /// Where the box listens.
 #[derive(Default)]
 pub struct Listeners {
@@ -360,6 +374,7 @@ async fn thumbnails(state: AppState, stop: CancellationToken) {
 
 /// Open and serve: the whole box, as `venuebox serve` runs it.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+    let _serving = lock_data_dir(&config.data_dir)?;
     let state = open(&config, Clock::system())?;
     serve(state, listener, shutdown).await?;
     Ok(())
@@ -371,4 +386,6 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("another venuebox is already serving {0}: stop it first, or give this one its own --data-dir")]
+    Busy(PathBuf),
 }

@@ -133,3 +133,21 @@ fn demo_writes_tickets_qr_images_and_a_readme() {
     let readme = std::fs::read_to_string(demo.join("README.txt")).unwrap();
     assert!(readme.contains("1111") && readme.contains("curl"));
 }
+
+/// Two boxes on one data directory would be two writers with one box id
+/// and two sync loops: the second `serve` is refused and says why.
+#[test]
+fn a_second_serve_on_the_same_data_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut first, _addr) = common::binary::serve(tmp.path(), &[], &[]);
+    let out = std::process::Command::new(common::binary::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--https-listen", "off", "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already serving") && err.contains("--data-dir"), "{err}");
+}

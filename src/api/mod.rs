@@ -291,6 +291,12 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_document_states_the_binarys_version() {
+        let doc: serde_json::Value = serde_json::from_str(ops::OPENAPI).unwrap();
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
     fn the_openapi_document_is_valid_json_with_every_reason() {
         let doc: serde_json::Value = serde_json::from_str(ops::OPENAPI).unwrap();
         let reasons = doc["components"]["schemas"]["CheckinAnswer"]["properties"]["reason"]["enum"].to_string();
