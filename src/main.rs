@@ -86,13 +86,13 @@ struct SyncCli {
     /// ...or this many KiB of uncompressed NDJSON [default: 8192].
     #[arg(long = "sync-segment-kib")]
     segment_kib: Option<usize>,
-    /// Seconds between looks for a newer signed manifest (0: never).
+    /// Seconds between looks for a newer signed manifest (0: never) [default: 30].
     #[arg(long = "manifest-poll-secs")]
     manifest_poll_secs: Option<u64>,
     /// Fetch manifests from this HTTPS URL (and URL.sig) instead of the bucket.
     #[arg(long = "manifest-url")]
     manifest_url: Option<String>,
-    /// Local time (event time zone) of the nightly payout statements.
+    /// Local time (event time zone) of the nightly payout statements [default: 03:00].
     #[arg(long = "payouts-at", value_name = "HH:MM")]
     payouts_at: Option<String>,
 }
@@ -198,7 +198,7 @@ async fn bind(what: &str, addr: &str) -> Result<Option<tokio::net::TcpListener>>
     if addr == "off" {
         return Ok(None);
     }
-    Ok(Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({what}); pick another with its flag, or \"off\""))?))
+    Ok(Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} ({what}): is another venuebox (or another program) using it? Stop it, or pick another address with {what} (\"off\" for none)"))?))
 }
 
 /// The staff URLs, the CA fingerprint and a QR code of the pairing URL,
@@ -280,7 +280,8 @@ enum Command {
         /// Name recorded in the audit log.
         #[arg(long, default_value = "box-cli")]
         name: String,
-        #[arg(long, default_value_t = 16)]
+        /// Hours the token is valid.
+        #[arg(long, default_value_t = 12)]
         hours: i64,
     },
     /// Make a one-time code (valid 10 minutes) that pairs one staff device.
@@ -396,7 +397,9 @@ enum ManifestCommand {
     },
     /// Sign FILE with an organiser key, writing FILE.sig.
     Sign {
+        /// The manifest (JSON) to sign, as it will be imported, byte for byte.
         file: PathBuf,
+        /// The organiser key file (from `venuebox keygen`).
         #[arg(long)]
         key: PathBuf,
     },
@@ -406,17 +409,22 @@ enum ManifestCommand {
 enum TicketsCommand {
     /// Mint signed ticket codes, a tickets.csv and one QR PNG per ticket.
     Issue {
+        /// The organiser key file that signs the tickets (from `venuebox keygen`).
         #[arg(long)]
         key: PathBuf,
+        /// The event id, as in the manifest.
         #[arg(long)]
         event: String,
+        /// The tier id, as in the manifest.
         #[arg(long)]
         tier: String,
+        /// How many tickets to mint.
         #[arg(long, default_value_t = 1)]
         count: u32,
         /// Number of the first ticket; ids are PREFIX + number.
         #[arg(long, default_value_t = 1)]
         first: u32,
+        /// Ticket id prefix.
         #[arg(long, default_value = "T-")]
         prefix: String,
         /// RFC 3339 time before which the tickets do not scan.
@@ -434,7 +442,10 @@ enum TicketsCommand {
 #[derive(Subcommand)]
 enum StaffCommand {
     /// Print the argon2id hash of a PIN for the manifest's staff list.
-    HashPin { pin: String },
+    HashPin {
+        /// The staff member's PIN.
+        pin: String,
+    },
 }
 
 fn init_tracing() {
@@ -495,6 +506,9 @@ async fn run(command: Command) -> Result<()> {
                 lan: (lan.https_listen != "off").then(|| lan.config()),
             };
             let _serving = server::lock_data_dir(&dir.data_dir)?;
+            // Ports first: a port in use is said before anything is opened.
+            let plain = bind("--listen", &listen).await?;
+            let (https, pair) = if config.lan.is_some() { (bind("--https-listen", &lan.https_listen).await?, bind("--pair-listen", &lan.pair_listen).await?) } else { (None, None) };
             let state = server::open(&config, Clock::system()).with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
             let mut code = None;
             if demo {
@@ -506,8 +520,6 @@ async fn run(command: Command) -> Result<()> {
                 Some(ev) => tracing::info!(event = %ev.event_id(), version = ev.manifest.version, "event loaded"),
                 None => tracing::warn!("no event loaded: import a manifest (venuebox manifest import FILE) or start with --demo"),
             }
-            let plain = bind("--listen", &listen).await?;
-            let (https, pair) = if state.lan.is_some() { (bind("--https-listen", &lan.https_listen).await?, bind("--pair-listen", &lan.pair_listen).await?) } else { (None, None) };
             if let Some(l) = &plain {
                 let addr = l.local_addr()?;
                 println!("venuebox listening on http://{addr} (box {})", state.store.box_id());

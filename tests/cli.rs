@@ -151,3 +151,21 @@ fn a_second_serve_on_the_same_data_directory_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already serving") && err.contains("--data-dir"), "{err}");
 }
+
+/// A port in use is said before anything is opened, naming the flag and
+/// the likely cause.
+#[test]
+fn a_port_in_use_names_its_flag_before_opening_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(common::binary::BIN)
+        .args(["serve", "--listen", &addr, "--https-listen", "off", "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--listen") && err.contains("another venuebox"), "{err}");
+    assert!(!tmp.path().join("venuebox.db").exists(), "the database was not opened");
+}
