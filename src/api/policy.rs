@@ -27,7 +27,9 @@ pub const MANIFEST_BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// `None`: public. `Some(roles)`: signed in with one of `roles`.
 type Rule = Option<Vec<Role>>;
 
-static POLICY: LazyLock<HashMap<(String, String), Rule>> = LazyLock::new(|| {
+/// Path, then upper-case method: looked up with borrowed strings, so the
+/// check on every request allocates nothing.
+static POLICY: LazyLock<HashMap<String, HashMap<String, Rule>>> = LazyLock::new(|| {
     let doc: serde_json::Value = serde_json::from_str(super::ops::OPENAPI).expect("the embedded OpenAPI document is JSON");
     let mut rules = HashMap::new();
     for (path, ops) in doc["paths"].as_object().expect("paths") {
@@ -40,7 +42,7 @@ static POLICY: LazyLock<HashMap<(String, String), Rule>> = LazyLock::new(|| {
                     .map(|r| r.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{method} {path}: bad role {r}")))
                     .collect()
             });
-            rules.insert((method.to_uppercase(), path.clone()), rule);
+            rules.entry(path.clone()).or_insert_with(HashMap::new).insert(method.to_uppercase(), rule);
         }
     }
     rules
@@ -49,9 +51,8 @@ static POLICY: LazyLock<HashMap<(String, String), Rule>> = LazyLock::new(|| {
 /// The rule for an operation, as the document states it. HEAD falls back
 /// to GET, as the router answers HEAD with the GET handler.
 pub fn rule(method: &Method, path: &str) -> Option<&'static Rule> {
-    POLICY
-        .get(&(method.as_str().to_string(), path.to_string()))
-        .or_else(|| (method == Method::HEAD).then(|| POLICY.get(&("GET".to_string(), path.to_string()))).flatten())
+    let ops = POLICY.get(path)?;
+    ops.get(method.as_str()).or_else(|| (method == Method::HEAD).then(|| ops.get("GET")).flatten())
 }
 
 /// The body limit of a route: the manifest is large, uploads are limited
@@ -73,10 +74,11 @@ fn too_large(limit: usize) -> ApiError {
 /// The middleware: authenticate, check the role, check the declared body
 /// size; only then does the handler (and its body extractor) run.
 pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
+    let Some(matched) = req.extensions().get::<MatchedPath>().cloned() else {
         return next.run(req).await;
     };
-    let Some(rule) = rule(req.method(), &path) else {
+    let path = matched.as_str();
+    let Some(rule) = rule(req.method(), path) else {
         tracing::error!(method = %req.method(), %path, "route is not in the OpenAPI document; refused");
         return ApiError::forbidden("this operation is not documented, so the box refuses it").into_response();
     };
@@ -98,7 +100,7 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
         }
         parts.extensions.insert(p);
     }
-    if let Some(limit) = body_limit(&path) {
+    if let Some(limit) = body_limit(path) {
         let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
             return too_large(limit).into_response();
