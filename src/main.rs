@@ -572,11 +572,7 @@ async fn run(command: Command) -> Result<()> {
             let name = mdns_name.unwrap_or_else(|| venuebox::net::default_mdns_name(state.store.box_id()));
             let names = venuebox::net::tls::Names::for_box(&name, venuebox::net::tls::local_addresses());
             let ca = venuebox::net::tls::load_or_create_ca(&dir.data_dir, state.store.box_id())?;
-            let mut urls: Vec<String> = vec![format!("https://{name}.local:{https_port}/")];
-            urls.extend(names.ips.iter().filter(|ip| !ip.is_loopback()).map(|ip| match ip {
-                std::net::IpAddr::V6(v6) => format!("https://[{v6}]:{https_port}/"),
-                v4 => format!("https://{v4}:{https_port}/"),
-            }));
+            let urls = venuebox::net::staff_urls(&names, https_port);
             let url = venuebox::net::pair_url(&names, pair_port, Some(&code));
             print!("{}", pairing_text(&urls, Some(&url), Some(&ca.fingerprint()), Some(&code)));
             if print {

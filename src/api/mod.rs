@@ -187,13 +187,10 @@ fn own_origin(st: &AppState, origin: &axum::http::HeaderValue) -> bool {
     if host == "localhost" {
         return true;
     }
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        if ip.is_loopback() {
-            return true;
-        }
-        return st.lan.as_ref().is_some_and(|l| l.names().ips.contains(&ip));
+    if host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        return true;
     }
-    st.lan.as_ref().is_some_and(|l| l.names().dns.contains(&host.to_ascii_lowercase()))
+    st.lan.as_ref().is_some_and(|l| l.covers(host))
 }
 
 /// The box's own pages (and tus-js-client in them) may call it from

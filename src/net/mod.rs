@@ -105,15 +105,17 @@ impl Lan {
 
     /// The staff URLs: by mDNS name first, then by address.
     pub fn staff_urls(&self, https_port: u16) -> Vec<String> {
-        let names = self.names();
-        let mut urls: Vec<String> = names.dns.iter().filter(|d| d.ends_with(".local")).map(|d| format!("https://{d}:{https_port}/")).collect();
-        for ip in names.ips.iter().filter(|ip| !ip.is_loopback()) {
-            match ip {
-                IpAddr::V4(v4) => urls.push(format!("https://{v4}:{https_port}/")),
-                IpAddr::V6(v6) => urls.push(format!("https://[{v6}]:{https_port}/")),
-            }
+        staff_urls(&self.names(), https_port)
+    }
+
+    /// Whether `host` (a name or an address, as in an Origin) is one the
+    /// certificate covers; looked at under the lock, nothing copied.
+    pub fn covers(&self, host: &str) -> bool {
+        let names = self.names.read().expect("lan names");
+        match host.parse::<IpAddr>() {
+            Ok(ip) => names.ips.contains(&ip),
+            Err(_) => names.dns.iter().any(|d| d.eq_ignore_ascii_case(host)),
         }
-        urls
     }
 
     /// `http://<first IPv4 address, else the .local name>:<pair port>/pair?code=…`:
@@ -193,6 +195,19 @@ impl Lan {
             }
         }
     }
+}
+
+/// The staff URLs for `names`: the `.local` name first, then every
+/// address but loopback.
+pub fn staff_urls(names: &tls::Names, https_port: u16) -> Vec<String> {
+    let mut urls: Vec<String> = names.dns.iter().filter(|d| d.ends_with(".local")).map(|d| format!("https://{d}:{https_port}/")).collect();
+    for ip in names.ips.iter().filter(|ip| !ip.is_loopback()) {
+        match ip {
+            IpAddr::V4(v4) => urls.push(format!("https://{v4}:{https_port}/")),
+            IpAddr::V6(v6) => urls.push(format!("https://[{v6}]:{https_port}/")),
+        }
+    }
+    urls
 }
 
 pub fn pair_url(names: &tls::Names, pair_port: u16, code: Option<&str>) -> String {

@@ -74,7 +74,7 @@ impl BoxCa {
 }
 
 pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
+    crate::store::identity::hex(&Sha256::digest(der))
 }
 
 /// `AB:CD:…` groups of the fingerprint, as phones show certificate details.
