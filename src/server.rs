@@ -124,14 +124,8 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
 /// same directory (same box id, a second writer, a second sync loop) is
 /// refused. Hold the returned file while serving.
 pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, RunError> {
-    use std::os::fd::AsRawFd;
     std::fs::create_dir_all(data_dir)?;
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(data_dir.join("serve.lock"))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(RunError::Busy(data_dir.to_path_buf()));
-    }
-    Ok(f)
+    crate::store::identity::try_lock_file(&data_dir.join("serve.lock"))?.ok_or_else(|| RunError::Busy(data_dir.to_path_buf()))
 }
 
 /// Where the box listens.
@@ -337,9 +331,12 @@ async fn thumbnails(state: AppState, stop: CancellationToken) {
     loop {
         let pending = state.store.thumbnails_pending(16).await.unwrap_or_default();
         if pending.is_empty() {
+            // A stored capture wakes this at once; the timer only catches
+            // what another process (a restart's recovery) left.
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
+                _ = state.uploads.stored.notified() => continue,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
             }
         }
         for (sha, media) in pending {

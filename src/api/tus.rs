@@ -87,14 +87,17 @@ pub struct UploadSlots {
     /// rest wait their turn, so a burst of last PATCHes never fans out into
     /// as many probes on the blocking pool.
     finishing: tokio::sync::Semaphore,
-    /// When the next upload write may start while the door is busy: all
-    /// uploads together share [`DOOR_BUSY_UPLOAD_BYTES_PER_SEC`].
-    paced_until: Mutex<std::time::Instant>,
+    /// While the door is busy, every upload write takes from this one
+    /// bucket: all uploads together get [`DOOR_BUSY_UPLOAD_BYTES_PER_SEC`].
+    door_busy_pace: crate::sync::throttle::Throttle,
+    /// Woken when a capture is stored, so its thumbnail is made at once
+    /// rather than at the thumbnailer's next look.
+    pub stored: tokio::sync::Notify,
 }
 
 impl Default for UploadSlots {
     fn default() -> Self {
-        UploadSlots { slots: Mutex::default(), finishing: tokio::sync::Semaphore::new(2), paced_until: Mutex::new(std::time::Instant::now()) }
+        UploadSlots { slots: Mutex::default(), finishing: tokio::sync::Semaphore::new(2), door_busy_pace: crate::sync::throttle::Throttle::new(DOOR_BUSY_UPLOAD_BYTES_PER_SEC), stored: tokio::sync::Notify::new() }
     }
 }
 
@@ -105,19 +108,6 @@ pub const DOOR_BUSY_UPLOAD_BYTES_PER_SEC: u64 = 16 << 20;
 pub const DOOR_BUSY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl UploadSlots {
-    /// How long to wait before writing `bytes` of upload while the door is
-    /// busy (zero when it is not).
-    fn pace(&self, door_busy: bool, bytes: usize) -> std::time::Duration {
-        let now = std::time::Instant::now();
-        let mut until = self.paced_until.lock().expect("upload pacing");
-        if !door_busy {
-            *until = now;
-            return std::time::Duration::ZERO;
-        }
-        let start = (*until).max(now);
-        *until = start + std::time::Duration::from_secs_f64(bytes as f64 / DOOR_BUSY_UPLOAD_BYTES_PER_SEC as f64);
-        start - now
-    }
 }
 
 #[derive(Default)]
@@ -616,9 +606,8 @@ struct Sink {
 /// once: dirty upload data never piles up for a check-in's commit to wait
 /// behind.
 async fn write_out(st: &AppState, sink: &mut Option<Sink>, mut buf: Vec<u8>, sync: bool) -> Result<Vec<u8>, ApiError> {
-    let wait = st.uploads.pace(st.metrics.door_busy_within(DOOR_BUSY_WINDOW), buf.len());
-    if !wait.is_zero() {
-        tokio::time::sleep(wait).await;
+    if st.metrics.door_busy_within(DOOR_BUSY_WINDOW) {
+        st.uploads.door_busy_pace.take(buf.len() as u64).await;
     }
     let mut s = sink.take().expect("the sink is put back after every write");
     let (s, buf) = crate::media::below_the_door(move || -> std::io::Result<(Sink, Vec<u8>)> {
@@ -693,6 +682,7 @@ pub(super) async fn finish(st: &AppState, id: &str, sha256: String, bytes: u64) 
     };
     let (view, duplicate) = st.store.complete_upload(id.to_string(), sha256, bytes, probe, st.clock.now()).await?;
     tracing::info!(upload = id, sha256 = %view.sha256, creator = %view.creator, bytes, duplicate, "capture stored");
+    st.uploads.stored.notify_one();
     Ok(())
 }
 

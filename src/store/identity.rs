@@ -67,6 +67,24 @@ impl BoxIdentity {
 
 /// Writes a secret file durably: mode 0600 from the first byte, fsynced,
 /// renamed into place, directory fsynced.
+/// An exclusive, non-blocking `flock` on `path` (created if missing):
+/// `None` when another process holds it. The lock lives as long as the
+/// returned file, and ends with the process whatever way it ends.
+pub fn try_lock_file(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(f));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |e: std::io::Error| StoreError::Io(format!("cannot write {}: {e}", path.display()));

@@ -208,16 +208,7 @@ pub fn render_metrics(s: &SyncStatus) -> String {
 /// An exclusive lock on `DATA_DIR/sync.lock`: one syncer per data
 /// directory. `Ok(None)` when another process holds it.
 pub fn try_lock(data_dir: &Path) -> std::io::Result<Option<std::fs::File>> {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(data_dir.join(LOCK_FILE))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(Some(f))
-    } else {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(None) } else { Err(e) }
-    }
+    crate::store::identity::try_lock_file(&data_dir.join(LOCK_FILE))
 }
 
 /// Exponential backoff, capped, with "equal jitter": half fixed, half random.
