@@ -72,8 +72,8 @@ impl Store {
         self.write(move |ctx| {
             ctx.conn.prepare_cached("DELETE FROM pairing_codes WHERE expires_at < ?1 AND used_at IS NULL")?.execute([now])?;
             ctx.conn
-                .prepare_cached("INSERT INTO pairing_codes (code_sha256, created_by, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![digest, actor.name, now, expires_at])?;
+                .prepare_cached("INSERT INTO pairing_codes (code_sha256, created_by, created_role, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![digest, actor.name, actor.role.as_str(), now, expires_at])?;
             audit::record(ctx, &actor, "pairing_code.create", &serde_json::json!({"expires_at": expires_at}), now)?;
             Ok(())
         })
@@ -88,10 +88,12 @@ impl Store {
         self.write(move |ctx| {
             let used = ctx
                 .conn
-                .prepare_cached("UPDATE pairing_codes SET used_at = ?2 WHERE code_sha256 = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING created_by")?
-                .query_row(params![digest, now], |r| r.get::<_, String>(0))
+                .prepare_cached("UPDATE pairing_codes SET used_at = ?2 WHERE code_sha256 = ?1 AND used_at IS NULL AND expires_at > ?2 RETURNING created_by, created_role")?
+                .query_row(params![digest, now], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .optional()?;
-            let Some(paired_by) = used else { return Ok(None) };
+            let Some((paired_by, role)) = used else { return Ok(None) };
+            // The pairing is the act of whoever made the code.
+            let role = role.parse().unwrap_or(crate::domain::role::Role::Supervisor);
             let id = format!("dev-{}", hex(&random_bytes::<6>()));
             let credential = format!("vbd_{}", hex(&random_bytes::<24>()));
             let device = PairedDevice {
@@ -108,7 +110,7 @@ impl Store {
                 .prepare_cached("INSERT INTO paired_devices (id, name, credential_sha256, paired_by, paired_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
                 .execute(params![device.id, device.name, device.credential_sha256, device.paired_by, now])?;
             ctx.conn.prepare_cached("UPDATE pairing_codes SET device_id = ?2 WHERE code_sha256 = ?1")?.execute(params![digest, id])?;
-            let actor = Actor { name: device.paired_by.clone(), role: crate::domain::role::Role::Supervisor };
+            let actor = Actor { name: device.paired_by.clone(), role };
             audit::record(ctx, &actor, "device.pair", &serde_json::json!({"device": id, "name": device.name}), now)?;
             Ok(Some(NewDevice { device, credential }))
         })

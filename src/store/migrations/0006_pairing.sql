@@ -16,6 +16,7 @@ CREATE TABLE paired_devices (
 CREATE TABLE pairing_codes (
     code_sha256         TEXT    PRIMARY KEY,
     created_by          TEXT    NOT NULL,
+    created_role        TEXT    NOT NULL,
     created_at          INTEGER NOT NULL,
     expires_at          INTEGER NOT NULL,
     used_at             INTEGER,
