@@ -137,7 +137,8 @@ fn the_box_is_found_by_mdns_sd_and_by_zeroconf_and_says_goodbye() {
     assert_eq!(added["server"], "door-box.local.");
     assert_eq!(added["port"], https_port);
     assert_eq!(added["txt"]["fp"], fp.as_str());
-    assert_eq!(added["txt"]["box"].as_str().unwrap().len() > 4, true);
+    let box_id = std::fs::read_to_string(dir.path().join("identity.json")).unwrap();
+    assert!(box_id.contains(added["txt"]["box"].as_str().unwrap()) && added["txt"]["box"].as_str().unwrap().starts_with("box-"), "{added}");
     assert!(added["addresses"].as_array().unwrap().iter().any(|a| a == lan.addr_a().as_str()), "{added}");
     // SIGTERM: the box shuts down and sends its goodbye, long before the
     // records' two-minute TTL would have run out.

@@ -74,7 +74,7 @@ impl ConnCount {
     /// A slot for a new connection from `ip`, or `None` when the box or
     /// that address already has as many as allowed.
     pub fn admit(self: &Arc<Self>, ip: IpAddr, limits: &ConnLimits) -> Option<ConnSlot> {
-        let ip = bucket(ip);
+        let ip = address_key(ip);
         let mut g = self.inner.lock().expect("connection count");
         let per = g.1.get(&ip).copied().unwrap_or(0);
         if g.0 >= limits.max_connections || per >= limits.max_per_address {
@@ -106,7 +106,7 @@ impl Drop for ConnSlot {
 /// The key an address counts under. IPv4-mapped IPv6 counts as its IPv4
 /// address; other IPv6 addresses count one by one (every phone on the venue
 /// LAN shares its /64), the total cap bounds the rest.
-fn bucket(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

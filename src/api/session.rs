@@ -93,7 +93,7 @@ fn not_paired() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
         "device_not_paired",
-        "this device is not paired with the box: ask a supervisor for a pairing code (POST /api/v1/paired-devices), then sign in with it",
+        "this device is not paired with the box: ask a supervisor for a pairing code, pair with it (POST /api/v1/paired-devices), then sign in sending the credential as \"device\"",
     )
 }
 
@@ -148,8 +148,10 @@ async fn sign_in_checked(st: &AppState, ext: &Extensions, req: SignIn) -> Result
     })))
 }
 
+/// The caller's address, as every limit counts it (an IPv4-mapped IPv6
+/// address is its IPv4 address).
 pub(super) fn client_addr(ext: &Extensions) -> Option<std::net::IpAddr> {
-    ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    ext.get::<ConnectInfo<SocketAddr>>().map(|c| super::conn::address_key(c.0.ip()))
 }
 
 pub async fn whoami(p: Principal) -> Json<Value> {

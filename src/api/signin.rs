@@ -4,7 +4,9 @@
 //! - [`PinVerifier`]: argon2 (≈19 MiB and tens of milliseconds a check, on
 //!   purpose) runs on two dedicated threads, each reusing one memory
 //!   buffer, behind a short queue. Memory is therefore bounded whatever
-//!   arrives: a full queue is answered 503 at once instead of waiting.
+//!   arrives: when the queue is full an attempt is refused (503) instead of
+//!   waiting for a thread (its answer is still held like every refusal,
+//!   see `session::slow_refusal`).
 //! - [`SignInGuard`]: every attempt is counted before it is verified, under
 //!   one lock, so concurrent guesses cannot slip past the backoff; at most
 //!   one attempt per device and two per address are in flight. Backoff is
