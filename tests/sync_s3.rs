@@ -367,7 +367,8 @@ async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
     // A cloud job with the manifest and events/ only gets the same totals.
     let events = assert_exactly_once(&moto, &b).await;
     let manifest = b.state.store.event().unwrap().manifest.clone();
-    let recomputed = venuebox::sync::recompute::totals(&manifest, events.iter().map(|e| (e["kind"].as_str().unwrap(), &e["payload"])));
+    let typed = venuebox::sync::recompute::parse(&events).expect("every event fits its type");
+    let recomputed = venuebox::sync::recompute::totals(&manifest, &typed);
     let box_statements = b.state.store.payout_statements(b.state.clock.now()).await.unwrap();
     for s in &box_statements {
         assert_eq!(recomputed[&s.creator], s.totals, "creator {}", s.creator);

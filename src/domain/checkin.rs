@@ -7,7 +7,7 @@
 //! inside its write transaction, which is what makes "admitted once" hold.
 
 use super::code::{self, ScannedCode};
-use super::ids::{GateId, TicketId, TierId};
+use super::ids::{GateId, ScanId, TicketId, TierId};
 use super::manifest::{EventSnapshot, Gate, TicketStatus};
 use super::time::Millis;
 use serde::{Deserialize, Serialize};
@@ -121,7 +121,7 @@ pub struct TicketFacts {
 }
 
 /// The ticket's latest admitted (and not undone) scan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriorScan {
     pub direction: Direction,
     pub gate: GateId,
@@ -248,6 +248,36 @@ pub fn decide(
         Direction::Exit if inside => Ok(()),
         Direction::Exit => Err(Reason::NotCheckedIn),
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Admit,
+    Reject,
+}
+
+/// One row of the scan log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanRecord {
+    pub id: ScanId,
+    pub nonce: String,
+    pub code: String,
+    pub gate: GateId,
+    pub direction: Direction,
+    pub verdict: Verdict,
+    pub reason: Option<Reason>,
+    pub ticket: Option<TicketId>,
+    pub tier: Option<TierId>,
+    pub holder: Option<String>,
+    /// For `already_checked_in`: the admission that came first.
+    pub prior: Option<PriorScan>,
+    pub scanned_at: Option<String>,
+    pub recorded_at: Millis,
+    pub staff: String,
+    pub device: Option<String>,
+    pub undone_at: Option<Millis>,
+    pub undone_by: Option<String>,
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@
 pub mod base44;
 pub mod capture;
 pub mod checkin;
-pub mod drops;
 pub mod code;
+pub mod drops;
+pub mod events;
 pub mod ids;
 pub mod keys;
 pub mod manifest;

@@ -177,6 +177,25 @@ pub fn render_text(r: &Receipt, width: usize) -> String {
     out
 }
 
+/// What an order sold: a walk-up ticket, a scholarship seat or a drop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderKind {
+    Walkup,
+    Scholarship,
+    Drop,
+}
+
+impl OrderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderKind::Walkup => "walkup",
+            OrderKind::Scholarship => "scholarship",
+            OrderKind::Drop => "drop",
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! dashboard queries, hiding, thumbnails' state, and upload links.
 
 use super::{audit, outbox, Store, StoreError};
+use crate::domain::events::{CaptureCompleted, CaptureHidden, Event};
 use crate::domain::capture::{CaptureMeta, MediaType};
 use crate::domain::ids::CreatorId;
 use crate::domain::role::{Actor, Role};
@@ -272,11 +273,20 @@ impl Store {
                 .conn
                 .prepare_cached(&format!("SELECT {CAPTURE_COLUMNS} FROM captures WHERE sha256 = ?1"))?
                 .query_row([&sha256], capture_view)?;
-            outbox::append(ctx, "capture.completed", &serde_json::json!({
-                "sha256": sha256, "bytes": bytes, "media_type": view.media_type, "creator": u.creator, "uploader": u.uploader,
-                "consent": u.consent, "captured_at": view.captured_at, "captured_at_source": view.captured_at_source,
-                "upload": id, "duplicate": exists, "filename": u.filename,
-            }), now)?;
+            let completed = CaptureCompleted {
+                sha256: sha256.clone(),
+                bytes,
+                media_type: view.media_type.clone(),
+                creator: u.creator.clone(),
+                uploader: u.uploader.clone(),
+                consent: u.consent,
+                captured_at: view.captured_at.clone(),
+                captured_at_source: view.captured_at_source.clone(),
+                upload: id.clone(),
+                duplicate: exists,
+                filename: u.filename.clone(),
+            };
+            outbox::append(ctx, &Event::CaptureCompleted(completed), now)?;
             Ok((view, exists))
         })
         .await
@@ -442,9 +452,9 @@ impl Store {
             if n == 0 {
                 return Err(StoreError::Conflict(format!("capture {sha256} is already hidden")));
             }
-            let detail = serde_json::json!({"sha256": sha256, "reason": reason, "consent_withdrawn": consent_withdrawn, "by": actor.name, "at": now});
-            audit::record(ctx, &actor, "capture.hide", &detail, now)?;
-            outbox::append(ctx, "capture.hidden", &detail, now)?;
+            let hidden = CaptureHidden { sha256: sha256.clone(), reason: reason.clone(), consent_withdrawn, by: actor.name.clone(), at: now };
+            audit::record(ctx, &actor, "capture.hide", &hidden, now)?;
+            outbox::append(ctx, &Event::CaptureHidden(hidden), now)?;
             Ok(view)
         })
         .await

@@ -10,6 +10,7 @@
 use super::sales::{event, next_id, record_order, replay, NewOrder, OrderKind, OrderView};
 use super::scans::listed_ticket;
 use super::{audit, outbox, Store, StoreError, WriteCtx};
+use crate::domain::events::{CycledStock, DropCycled, DropSaved, Event, InventoryMoved};
 use crate::domain::checkin::{self, Resolution};
 use crate::domain::drops::{self as rules, HoldRefusal, Phase, Stock};
 use crate::domain::ids::{DropId, HoldId, Sku, TicketId, TierId};
@@ -76,9 +77,17 @@ fn move_stock(ctx: &WriteCtx<'_>, drop: &str, sku: &str, delta: i64, reason: &st
     if on_hand < 0 {
         return Err(StoreError::Internal(format!("stock of {sku} in '{drop}' would go negative")));
     }
-    outbox::append(ctx, "inventory.moved", &serde_json::json!({
-        "drop": drop, "sku": sku, "delta": delta, "reason": reason, "ref": reference, "actor": actor, "note": note, "on_hand": on_hand,
-    }), now)?;
+    let moved = InventoryMoved {
+        drop: DropId(drop.into()),
+        sku: sku.into(),
+        delta,
+        reason: reason.into(),
+        reference: reference.map(str::to_string),
+        actor: actor.into(),
+        note: note.map(str::to_string),
+        on_hand,
+    };
+    outbox::append(ctx, &Event::InventoryMoved(moved), now)?;
     Ok(())
 }
 
@@ -364,7 +373,7 @@ fn save_drop(ctx: &WriteCtx<'_>, spec: &DropSpec, source: &str, actor: &str, now
             move_stock(ctx, spec.id.as_str(), p.sku.as_str(), p.quantity as i64, "initial", None, actor, None, now)?;
         }
     }
-    outbox::append(ctx, "drop.saved", &serde_json::json!({"drop": spec, "source": source}), now)?;
+    outbox::append(ctx, &Event::DropSaved(DropSaved { drop: spec.clone(), source: source.into() }), now)?;
     Ok(())
 }
 
@@ -681,11 +690,12 @@ fn cycle(ctx: &WriteCtx<'_>, id: &str, now: Millis) -> Result<(), StoreError> {
         let target = next.map(|(t, _)| t.as_str()).unwrap_or(POOL);
         move_stock(ctx, id, &sku, -n, "cycle_out", Some(target), "venuebox", None, now)?;
         move_stock(ctx, target, &sku, n, "cycle_in", Some(id), "venuebox", None, now)?;
-        moved.push(serde_json::json!({"sku": sku, "quantity": n, "to": if target == POOL { "pool" } else { target }}));
+        moved.push(CycledStock { sku, quantity: n, to: if target == POOL { "pool" } else { target }.into() });
     }
     ctx.conn.prepare_cached("UPDATE drops SET cycled_at = ?1 WHERE id = ?2")?.execute(params![now, id])?;
-    outbox::append(ctx, "drop.cycled", &serde_json::json!({"drop": id, "moved": moved}), now)?;
-    tracing::info!(drop = id, moved = moved.len(), "drop closed: unsold stock cycled");
+    let n = moved.len();
+    outbox::append(ctx, &Event::DropCycled(DropCycled { drop: DropId(id.into()), moved }), now)?;
+    tracing::info!(drop = id, moved = n, "drop closed: unsold stock cycled");
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! in force.
 
 use super::{audit, outbox, BoxIdentity, Store, StoreError};
+use crate::domain::events::{Event, ManifestImported};
 use crate::domain::keys::TrustedKeys;
 use crate::domain::manifest::{self, EventSnapshot};
 use crate::domain::role::Actor;
@@ -85,9 +86,8 @@ impl Store {
                 first_use_trust,
             };
             audit::record(ctx, &actor, "manifest.import", &outcome, now)?;
-            outbox::append(ctx, "manifest.imported", &serde_json::json!({
-                "event_id": m.event.id, "version": m.version, "sha256": digest,
-            }), now)?;
+            let imported = ManifestImported { event_id: m.event.id.clone(), version: m.version, sha256: digest.clone() };
+            outbox::append(ctx, &Event::ManifestImported(imported), now)?;
             if first_use_trust {
                 tracing::warn!(event = %m.event.id, "first manifest on this box: trusting the organiser keys it lists (pin keys with --organiser-key to avoid this)");
             }

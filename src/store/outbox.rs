@@ -3,6 +3,7 @@
 //! transaction; the sync loop (a later issue) reads them in order.
 
 use super::{Store, StoreError, WriteCtx};
+use crate::domain::events::Event;
 use crate::domain::ids::Seq;
 use crate::domain::time::Millis;
 use rusqlite::params;
@@ -17,9 +18,10 @@ pub struct OutboxRow {
     pub created_at: Millis,
 }
 
-/// Appends one row in the caller's transaction and returns its seq.
-pub fn append(ctx: &WriteCtx<'_>, kind: &str, payload: &impl Serialize, now: Millis) -> Result<Seq, StoreError> {
-    let payload = serde_json::to_string(payload).map_err(|e| StoreError::Internal(e.to_string()))?;
+/// Appends one event in the caller's transaction and returns its seq.
+pub fn append(ctx: &WriteCtx<'_>, event: &Event, now: Millis) -> Result<Seq, StoreError> {
+    let (kind, payload) = event.to_parts();
+    let payload = payload.to_string();
     let seq: i64 = ctx
         .conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox")?

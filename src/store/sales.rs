@@ -3,8 +3,9 @@
 //! order and receipt code here; holds and stock live in `drops.rs`.
 
 use super::{audit, outbox, Store, StoreError, WriteCtx};
+use crate::domain::events::{Event, OrderClosed, OrderCreated, ScholarshipClaimed, TicketIssued};
 use crate::domain::code::{encode_signed, EventTag, TicketClaim};
-use crate::domain::ids::{CreatorId, OrderId, TicketId, TierId};
+use crate::domain::ids::{CreatorId, DropId, OrderId, TicketId, TierId};
 use crate::domain::keys::{public_key_to_base64, KeyId, TrustedKeys};
 use crate::domain::manifest::{EventSnapshot, FunderKind};
 use crate::domain::money::{self, Line, Tender, Totals};
@@ -17,23 +18,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OrderKind {
-    Walkup,
-    Scholarship,
-    Drop,
-}
-
-impl OrderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderKind::Walkup => "walkup",
-            OrderKind::Scholarship => "scholarship",
-            OrderKind::Drop => "drop",
-        }
-    }
-}
+pub use crate::domain::receipt::OrderKind;
 
 /// An order as the API shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -154,7 +139,8 @@ fn mint_ticket(
             "INSERT INTO tickets (id, tier_id, holder, status, source, order_id, code) VALUES (?1, ?2, ?3, 'paid', ?4, ?5, ?6)",
         )?
         .execute(params![id.as_str(), tier.as_str(), holder, if prefix == "W" { "walkup" } else { "scholarship" }, order, code])?;
-    outbox::append(ctx, "ticket.issued", &serde_json::json!({"ticket": id, "tier": tier, "order": order, "code": code, "holder": holder}), now)?;
+    let issued = TicketIssued { ticket: id.clone(), tier: tier.clone(), order: OrderId(order.into()), code: code.clone(), holder: holder.map(str::to_string) };
+    outbox::append(ctx, &Event::TicketIssued(issued), now)?;
     Ok(IssuedTicket { id: id.0, tier: tier.to_string(), code })
 }
 
@@ -243,9 +229,15 @@ pub(crate) fn record_order(
             change,
             receipt_json,
         ])?;
-    outbox::append(ctx, "order.created", &serde_json::json!({
-        "order": o.id, "kind": o.kind, "creator": o.creator, "drop": o.drop, "attendee": o.attendee, "receipt": receipt,
-    }), o.now)?;
+    let created = OrderCreated {
+        order: OrderId(o.id.clone()),
+        kind: o.kind,
+        creator: o.creator.cloned(),
+        drop: o.drop.map(|d| DropId(d.into())),
+        attendee: o.attendee.map(|t| TicketId(t.into())),
+        receipt: receipt.clone(),
+    };
+    outbox::append(ctx, &Event::OrderCreated(created), o.now)?;
     super::printing::enqueue(ctx, Some(&o.id), "receipt", super::printing::DEFAULT_STATION, o.now)?;
     Ok(OrderView {
         id: OrderId(o.id),
@@ -369,10 +361,17 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active')",
                 )?
                 .execute(params![program.id.as_str(), code.code, code.creator.as_str(), funder, id, ticket.id, req.now])?;
-            outbox::append(ctx, "scholarship.claimed", &serde_json::json!({
-                "program": program.id, "code": code.code, "creator": code.creator, "funder": program.funder,
-                "order": id, "ticket": ticket.id, "list_minor": list_price, "paid_minor": price,
-            }), req.now)?;
+            let claimed = ScholarshipClaimed {
+                program: program.id.clone(),
+                code: code.code.clone(),
+                creator: code.creator.clone(),
+                funder: program.funder.clone(),
+                order: OrderId(id.clone()),
+                ticket: TicketId(ticket.id.clone()),
+                list_minor: list_price,
+                paid_minor: price,
+            };
+            outbox::append(ctx, &Event::ScholarshipClaimed(claimed), req.now)?;
             let lines = vec![ticket_line(&ev, &program.tier, price, (price != list_price).then_some(list_price))];
             let order = NewOrder {
                 id,
@@ -422,7 +421,12 @@ impl Store {
                 super::drops::return_order_stock(ctx, &drop, id.as_str(), ledger_reason, &actor, now)?;
             }
             audit::record(ctx, &actor, &format!("order.{ledger_reason}"), &serde_json::json!({"order": id, "reason": reason}), now)?;
-            outbox::append(ctx, &format!("order.{new_status}"), &serde_json::json!({"order": id, "reason": reason, "by": actor.name, "at": now}), now)?;
+            let closed = OrderClosed { order: id.clone(), reason: reason.clone(), by: actor.name.clone(), at: now };
+            let event = match kind {
+                CloseKind::Void => Event::OrderVoided(closed),
+                CloseKind::Refund => Event::OrderRefunded(closed),
+            };
+            outbox::append(ctx, &event, now)?;
             read_order(ctx.conn, id.as_str())?.ok_or_else(|| StoreError::Internal("order vanished".into()))
         })
         .await

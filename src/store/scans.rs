@@ -3,6 +3,7 @@
 //! nonce, undoing a check-in, listing scans and counting per gate.
 
 use super::{audit, outbox, Store, StoreError, WriteCtx};
+use crate::domain::events::{CheckinUndone, Event};
 use crate::domain::checkin::{self, Direction, ListedTicket, Lookup, PriorScan, Reason, Resolution};
 use crate::domain::ids::{GateId, ScanId, TicketId, TierId};
 use crate::domain::manifest::{EventSnapshot, TicketStatus};
@@ -27,35 +28,7 @@ pub struct ScanRequest {
     pub now: Millis,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Admit,
-    Reject,
-}
-
-/// One row of the scan log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ScanRecord {
-    pub id: ScanId,
-    pub nonce: String,
-    pub code: String,
-    pub gate: GateId,
-    pub direction: Direction,
-    pub verdict: Verdict,
-    pub reason: Option<Reason>,
-    pub ticket: Option<TicketId>,
-    pub tier: Option<TierId>,
-    pub holder: Option<String>,
-    /// For `already_checked_in`: the admission that came first.
-    pub prior: Option<PriorScan>,
-    pub scanned_at: Option<String>,
-    pub recorded_at: Millis,
-    pub staff: String,
-    pub device: Option<String>,
-    pub undone_at: Option<Millis>,
-    pub undone_by: Option<String>,
-}
+pub use crate::domain::checkin::{ScanRecord, Verdict};
 
 /// A fresh decision, or the stored answer to a nonce seen before.
 #[derive(Clone, Debug)]
@@ -276,8 +249,8 @@ impl Store {
             let event = ctx.event.clone().ok_or(StoreError::NoEvent)?;
             let mut rec = decide(ctx, &event, &req)?;
             insert(ctx, &mut rec)?;
-            let kind = if rec.verdict == Verdict::Admit { "checkin.admitted" } else { "checkin.rejected" };
-            outbox::append(ctx, kind, &rec, req.now)?;
+            let event = if rec.verdict == Verdict::Admit { Event::CheckinAdmitted(rec.clone()) } else { Event::CheckinRejected(rec.clone()) };
+            outbox::append(ctx, &event, req.now)?;
             ctx.metrics.checkin(rec.reason);
             tracing::debug!(scan = rec.id.0, gate = %rec.gate, verdict = ?rec.verdict, reason = ?rec.reason.map(Reason::as_str), ticket = ?rec.ticket.as_ref().map(|t| t.as_str()), "scan");
             Ok(ScanOutcome::New(rec))
@@ -318,7 +291,7 @@ impl Store {
             rec.undone_at = Some(now);
             rec.undone_by = Some(actor.name.clone());
             audit::record(ctx, &actor, "checkin.undo", &serde_json::json!({"scan": id.0, "ticket": ticket}), now)?;
-            outbox::append(ctx, "checkin.undone", &serde_json::json!({"scan": id.0, "ticket": ticket, "by": actor.name, "at": now}), now)?;
+            outbox::append(ctx, &Event::CheckinUndone(CheckinUndone { scan: id, ticket, by: actor.name.clone(), at: now }), now)?;
             Ok(rec)
         })
         .await

@@ -5,61 +5,64 @@
 //! `order.refunded`, `scholarship.claimed`, `capture.completed` (the first
 //! upload of a hash) and `capture.hidden`.
 
+use crate::domain::events::{Event, EventError};
 use crate::domain::manifest::Manifest;
 use crate::domain::payout::{Sales, Totals};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 struct Order {
-    kind: String,
+    kind: &'static str,
     creator: Option<String>,
     total: i64,
     tax: i64,
     closed: bool,
 }
 
-/// `events` as `(kind, payload)`, in seq order.
-pub fn totals<'a>(manifest: &Manifest, events: impl IntoIterator<Item = (&'a str, &'a Value)>) -> BTreeMap<String, Totals> {
-    let mut orders: HashMap<String, Order> = HashMap::new();
-    let mut order_seq: Vec<String> = Vec::new();
-    let mut claims: Vec<(String, String)> = Vec::new(); // (program, order)
-    let mut captures: HashMap<String, (String, u64)> = HashMap::new();
-    let mut hidden: HashSet<String> = HashSet::new();
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    for (kind, p) in events {
-        match kind {
-            "order.created" => {
-                let Some(id) = s(p, "order").or_else(|| p.pointer("/receipt/order_id").and_then(Value::as_str).map(str::to_string)) else { continue };
-                let receipt = p.get("receipt").cloned().unwrap_or(Value::Null);
-                orders.insert(id.clone(), Order {
-                    kind: s(p, "kind").unwrap_or_default(),
-                    creator: s(p, "creator"),
-                    total: receipt.get("total_minor").and_then(Value::as_i64).unwrap_or(0),
-                    tax: receipt.get("tax_minor").and_then(Value::as_i64).unwrap_or(0),
+/// Reads NDJSON lines of `events/` segments (`{"kind", "payload", ...}`)
+/// as typed events; kinds this version does not know are skipped, a known
+/// kind that does not fit its type is an error (never read as zero).
+pub fn parse<'a>(lines: impl IntoIterator<Item = &'a Value>) -> Result<Vec<Event>, EventError> {
+    let mut out = Vec::new();
+    for line in lines {
+        let kind = line.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if let Some(e) = Event::from_parts(kind, line.get("payload").unwrap_or(&Value::Null))? {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// Totals per creator from `events` in seq order.
+pub fn totals<'a>(manifest: &Manifest, events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<String, Totals> {
+    let mut orders: HashMap<&str, Order> = HashMap::new();
+    let mut order_seq: Vec<&str> = Vec::new();
+    let mut claims: Vec<(&str, &str)> = Vec::new(); // (program, order)
+    let mut captures: HashMap<&str, (&str, u64)> = HashMap::new();
+    let mut hidden: HashSet<&str> = HashSet::new();
+    for event in events {
+        match event {
+            Event::OrderCreated(o) => {
+                orders.insert(o.order.as_str(), Order {
+                    kind: o.kind.as_str(),
+                    creator: o.creator.as_ref().map(|c| c.to_string()),
+                    total: o.receipt.total_minor,
+                    tax: o.receipt.tax_minor,
                     closed: false,
                 });
-                order_seq.push(id);
+                order_seq.push(o.order.as_str());
             }
-            "order.voided" | "order.refunded" => {
-                if let Some(o) = s(p, "order").and_then(|id| orders.get_mut(&id)) {
+            Event::OrderVoided(c) | Event::OrderRefunded(c) => {
+                if let Some(o) = orders.get_mut(c.order.as_str()) {
                     o.closed = true;
                 }
             }
-            "scholarship.claimed" => {
-                if let (Some(program), Some(order)) = (s(p, "program"), s(p, "order")) {
-                    claims.push((program, order));
-                }
+            Event::ScholarshipClaimed(c) => claims.push((c.program.as_str(), c.order.as_str())),
+            Event::CaptureCompleted(c) => {
+                captures.entry(c.sha256.as_str()).or_insert((c.creator.as_str(), c.bytes));
             }
-            "capture.completed" => {
-                if let (Some(sha), Some(creator)) = (s(p, "sha256"), s(p, "creator")) {
-                    let bytes = p.get("bytes").and_then(Value::as_u64).unwrap_or(0);
-                    captures.entry(sha).or_insert((creator, bytes));
-                }
-            }
-            "capture.hidden" => {
-                if let Some(sha) = s(p, "sha256") {
-                    hidden.insert(sha);
-                }
+            Event::CaptureHidden(c) => {
+                hidden.insert(c.sha256.as_str());
             }
             _ => {}
         }
@@ -86,11 +89,11 @@ pub fn totals<'a>(manifest: &Manifest, events: impl IntoIterator<Item = (&'a str
             .collect();
         let seats = claims
             .iter()
-            .filter(|(program, order)| funded.contains(program.as_str()) && !orders.get(order).is_some_and(|o| o.closed))
+            .filter(|(program, order)| funded.contains(program) && !orders.get(order).is_some_and(|o| o.closed))
             .count() as u64;
         let (mut n, mut bytes) = (0, 0);
         for (sha, (creator, b)) in &captures {
-            if creator == id && !hidden.contains(sha) {
+            if *creator == id && !hidden.contains(sha) {
                 n += 1;
                 bytes += b;
             }
