@@ -55,6 +55,21 @@ pub fn rule(method: &Method, path: &str) -> Option<&'static Rule> {
     ops.get(method.as_str()).or_else(|| (method == Method::HEAD).then(|| ops.get("GET")).flatten())
 }
 
+/// 405 naming the methods the path has (logged quietly: any guest can
+/// send these, and the log must not fill with them).
+fn method_not_allowed(path: &str) -> Response {
+    let mut allowed: Vec<&str> = POLICY.get(path).map(|ops| ops.keys().map(String::as_str).collect()).unwrap_or_default();
+    allowed.sort_unstable();
+    let allow = allowed.join(", ");
+    tracing::debug!(%path, %allow, "method not allowed");
+    let msg = format!("{path} answers {allow} only");
+    let mut r = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", msg).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&allow) {
+        r.headers_mut().insert(header::ALLOW, v);
+    }
+    r
+}
+
 /// The body limit of a route: the manifest is large, uploads are limited
 /// by the tus rules, everything else is a small JSON document.
 pub fn body_limit(path: &str) -> Option<usize> {
@@ -79,8 +94,9 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
     };
     let path = matched.as_str();
     let Some(rule) = rule(req.method(), path) else {
-        tracing::error!(method = %req.method(), %path, "route is not in the OpenAPI document; refused");
-        return ApiError::forbidden("this operation is not documented, so the box refuses it").into_response();
+        // The router serves only documented operations (a test holds them
+        // equal), so this is a method the path does not have.
+        return method_not_allowed(path);
     };
     let (mut parts, body) = req.into_parts();
     if let Some(roles) = rule {
