@@ -85,7 +85,17 @@ fn manifest(key: &KeyFile) -> Vec<u8> {
 
 fn codes(key: &KeyFile, prefix: &str, n: usize) -> Vec<String> {
     let ids = (0..n).map(|i| TicketId(format!("{prefix}{i}")));
-    mint(&key.signing_key(), &EventId::from(EVENT), &TierId::from("ga"), ids, (None, None)).unwrap().into_iter().map(|m| m.code).collect()
+    mint(
+        &key.signing_key(),
+        &EventId::from(EVENT),
+        &TierId::from("ga"),
+        ids,
+        (None, None),
+    )
+    .unwrap()
+    .into_iter()
+    .map(|m| m.code)
+    .collect()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -113,21 +123,48 @@ fn decision_alone(key: &KeyFile) {
     let start = Instant::now();
     for i in 0..n {
         let code = &codes[i % codes.len()];
-        let Resolution::Lookup { claim, .. } = checkin::resolve(code, &event) else { panic!("valid code") };
+        let Resolution::Lookup { claim, .. } = checkin::resolve(code, &event) else {
+            panic!("valid code")
+        };
         let facts = checkin::facts(code, claim, None, &event).unwrap();
-        std::hint::black_box(checkin::decide(&facts, &gate, Direction::Entry, 1_700_000_000_000, None)).unwrap();
+        std::hint::black_box(checkin::decide(
+            &facts,
+            &gate,
+            Direction::Entry,
+            1_700_000_000_000,
+            None,
+        ))
+        .unwrap();
     }
     let per = start.elapsed() / n as u32;
-    println!("{:<40} {:>8.1} µs/op  ({:.0} ops/s on one core)", "decision incl. signature check", per.as_secs_f64() * 1e6, 1.0 / per.as_secs_f64());
-    let Resolution::Lookup { claim, .. } = checkin::resolve(&codes[0], &event) else { panic!() };
+    println!(
+        "{:<40} {:>8.1} µs/op  ({:.0} ops/s on one core)",
+        "decision incl. signature check",
+        per.as_secs_f64() * 1e6,
+        1.0 / per.as_secs_f64()
+    );
+    let Resolution::Lookup { claim, .. } = checkin::resolve(&codes[0], &event) else {
+        panic!()
+    };
     let facts = checkin::facts(&codes[0], claim, None, &event).unwrap();
     let n = 2_000_000;
     let start = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(checkin::decide(std::hint::black_box(&facts), &gate, Direction::Entry, 1_700_000_000_000, None)).ok();
+        std::hint::black_box(checkin::decide(
+            std::hint::black_box(&facts),
+            &gate,
+            Direction::Entry,
+            1_700_000_000_000,
+            None,
+        ))
+        .ok();
     }
     let per = start.elapsed() / n as u32;
-    println!("{:<40} {:>8.1} ns/op", "decision rule alone", per.as_secs_f64() * 1e9);
+    println!(
+        "{:<40} {:>8.1} ns/op",
+        "decision rule alone",
+        per.as_secs_f64() * 1e9
+    );
 }
 
 async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concurrency: usize) {
@@ -136,7 +173,12 @@ async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concur
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (store, codes, next, clock) = (state.store.clone(), codes.clone(), next.clone(), state.clock.clone());
+        let (store, codes, next, clock) = (
+            state.store.clone(),
+            codes.clone(),
+            next.clone(),
+            state.clock.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -167,21 +209,50 @@ async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concur
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    report(&format!("store.record_scan, concurrency {concurrency}"), lat, start.elapsed());
+    report(
+        &format!("store.record_scan, concurrency {concurrency}"),
+        lat,
+        start.elapsed(),
+    );
 }
 
 async fn http(url: &str, token: &str, codes: Vec<String>, concurrency: usize, limit: Duration) {
     let base = url.trim_end_matches("/api/v1/checkins");
-    let (lat, wall) = checkin_run(base, token, &codes, &["main", "side"], concurrency, limit, Duration::ZERO).await;
-    report(&format!("POST /api/v1/checkins, concurrency {concurrency}"), lat, wall);
+    let (lat, wall) = checkin_run(
+        base,
+        token,
+        &codes,
+        &["main", "side"],
+        concurrency,
+        limit,
+        Duration::ZERO,
+    )
+    .await;
+    report(
+        &format!("POST /api/v1/checkins, concurrency {concurrency}"),
+        lat,
+        wall,
+    );
 }
 
 /// Check-ins of distinct `codes` from `concurrency` clients sharing one
 /// connection pool, taking `gates` in turn, each client pausing `pace` between
 /// scans, until the codes or `limit` run out; every answer must be an
 /// admit. Latencies and the wall time.
-async fn checkin_run(base: &str, token: &str, codes: &[String], gates: &'static [&'static str], concurrency: usize, limit: Duration, pace: Duration) -> (Vec<Duration>, Duration) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).tcp_nodelay(true).build().unwrap();
+async fn checkin_run(
+    base: &str,
+    token: &str,
+    codes: &[String],
+    gates: &'static [&'static str],
+    concurrency: usize,
+    limit: Duration,
+    pace: Duration,
+) -> (Vec<Duration>, Duration) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
     checkin_run_with(&client, base, token, codes, gates, concurrency, limit, pace).await
 }
 
@@ -206,7 +277,13 @@ async fn checkin_run_with(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, codes, next, url, token) = (client.clone(), codes.clone(), next.clone(), format!("{base}/api/v1/checkins"), token.to_string());
+        let (client, codes, next, url, token) = (
+            client.clone(),
+            codes.clone(),
+            next.clone(),
+            format!("{base}/api/v1/checkins"),
+            token.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -238,13 +315,29 @@ async fn checkin_run_with(
 
 /// Drop sales over HTTP: `pairs` = hold then checkout (two requests, the
 /// checkout timed); otherwise one-step sales.
-async fn checkouts(base: &str, token: &str, n: usize, concurrency: usize, pairs: bool, limit: Duration) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).tcp_nodelay(true).build().unwrap();
+async fn checkouts(
+    base: &str,
+    token: &str,
+    n: usize,
+    concurrency: usize,
+    pairs: bool,
+    limit: Duration,
+) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, next, base, token) = (client.clone(), next.clone(), base.to_string(), token.to_string());
+        let (client, next, base, token) = (
+            client.clone(),
+            next.clone(),
+            base.to_string(),
+            token.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -256,18 +349,39 @@ async fn checkouts(base: &str, token: &str, n: usize, concurrency: usize, pairs:
                 let tender = json!({"kind": "cash", "given_minor": 5000});
                 let t = if pairs {
                     let body = json!({"items": items, "nonce": format!("h-{i}")});
-                    let r = client.post(format!("{base}/api/v1/drops/bench/holds")).bearer_auth(&token).json(&body).send().await.unwrap();
+                    let r = client
+                        .post(format!("{base}/api/v1/drops/bench/holds"))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
                     assert_eq!(r.status(), 201);
                     let hold: serde_json::Value = r.json().await.unwrap();
                     let t = Instant::now();
-                    let url = format!("{base}/api/v1/holds/{}/checkout", hold["id"].as_str().unwrap());
-                    let r = client.post(url).bearer_auth(&token).json(&json!({"nonce": format!("c-{i}"), "tender": tender})).send().await.unwrap();
+                    let url = format!(
+                        "{base}/api/v1/holds/{}/checkout",
+                        hold["id"].as_str().unwrap()
+                    );
+                    let r = client
+                        .post(url)
+                        .bearer_auth(&token)
+                        .json(&json!({"nonce": format!("c-{i}"), "tender": tender}))
+                        .send()
+                        .await
+                        .unwrap();
                     assert_eq!(r.status(), 200);
                     t
                 } else {
                     let t = Instant::now();
                     let body = json!({"items": items, "nonce": format!("s-{i}"), "tender": tender});
-                    let r = client.post(format!("{base}/api/v1/drops/bench/sales")).bearer_auth(&token).json(&body).send().await.unwrap();
+                    let r = client
+                        .post(format!("{base}/api/v1/drops/bench/sales"))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
                     assert_eq!(r.status(), 200);
                     t
                 };
@@ -279,14 +393,23 @@ async fn checkouts(base: &str, token: &str, n: usize, concurrency: usize, pairs:
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    let name = if pairs { "hold then checkout (pairs), concurrency" } else { "one-step drop sale, concurrency" };
+    let name = if pairs {
+        "hold then checkout (pairs), concurrency"
+    } else {
+        "one-step drop sale, concurrency"
+    };
     report(&format!("{name} {concurrency}"), lat, start.elapsed());
 }
 
 /// Resident set size of this process, in MiB (from /proc/self/status).
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb: f64 = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     kb / 1024.0
 }
 
@@ -312,7 +435,8 @@ impl RssSampler {
     }
 
     fn finish(self) -> f64 {
-        self.running.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().unwrap()
     }
 }
@@ -326,16 +450,29 @@ fn dd_speed(dir: &std::path::Path) -> String {
         .output()
         .expect("dd");
     let _ = std::fs::remove_file(dir.join("dd.test"));
-    String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_string()
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string()
 }
 
 async fn tus_create(client: &reqwest::Client, base: &str, token: &str, len: usize) -> String {
     tus_create_for(client, base, token, len, "cr").await
 }
 
-async fn tus_create_for(client: &reqwest::Client, base: &str, token: &str, len: usize, creator: &str) -> String {
+async fn tus_create_for(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    len: usize,
+    creator: &str,
+) -> String {
     use base64::Engine;
-    let meta = format!("creator {},consent dHJ1ZQ==", base64::engine::general_purpose::STANDARD.encode(creator));
+    let meta = format!(
+        "creator {},consent dHJ1ZQ==",
+        base64::engine::general_purpose::STANDARD.encode(creator)
+    );
     let r = client
         .post(format!("{base}/api/v1/uploads/"))
         .bearer_auth(token)
@@ -349,7 +486,14 @@ async fn tus_create_for(client: &reqwest::Client, base: &str, token: &str, len: 
     r.headers()["location"].to_str().unwrap().to_string()
 }
 
-async fn tus_patch(client: &reqwest::Client, base: &str, token: &str, loc: &str, offset: usize, body: Vec<u8>) {
+async fn tus_patch(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    loc: &str,
+    offset: usize,
+    body: Vec<u8>,
+) {
     let r = client
         .patch(format!("{base}{loc}"))
         .bearer_auth(token)
@@ -364,8 +508,15 @@ async fn tus_patch(client: &reqwest::Client, base: &str, token: &str, loc: &str,
 }
 
 async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
-    println!("{:<40} {}", "dd 1 GiB, bs=8M, conv=fsync", dd_speed(data_dir));
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    println!(
+        "{:<40} {}",
+        "dd 1 GiB, bs=8M, conv=fsync",
+        dd_speed(data_dir)
+    );
     // 1 GiB in 8 MiB chunks, one uploader (a long video from one phone).
     const CHUNK: usize = 8 << 20;
     let total = 1usize << 30;
@@ -376,7 +527,11 @@ async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
     let sampler = RssSampler::start();
     let start = Instant::now();
     for i in 0..total / CHUNK {
-        let mut chunk = if i == 0 { header.clone() } else { vec![0u8; CHUNK] };
+        let mut chunk = if i == 0 {
+            header.clone()
+        } else {
+            vec![0u8; CHUNK]
+        };
         chunk[CHUNK - 8..].copy_from_slice(&(i as u64).to_be_bytes());
         tus_patch(&client, base, token, &loc, i * CHUNK, chunk).await;
     }
@@ -394,7 +549,9 @@ async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
     let photo = {
         let img = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut out).encode_image(&img).unwrap();
+        image::codecs::jpeg::JpegEncoder::new(&mut out)
+            .encode_image(&img)
+            .unwrap();
         out
     };
     let n = 2000;
@@ -403,7 +560,13 @@ async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let (client, next, base, token, photo) = (client.clone(), next.clone(), base.to_string(), token.to_string(), photo.clone());
+        let (client, next, base, token, photo) = (
+            client.clone(),
+            next.clone(),
+            base.to_string(),
+            token.to_string(),
+            photo.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -428,7 +591,12 @@ async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
     }
     let wall = start.elapsed();
     let mb = lat.len() as f64 * size as f64 / 1e6;
-    println!("{:<40} {:>8.1} MB/s  ({} photos)", "tus 3 MB photos, 8 uploaders", mb / wall.as_secs_f64(), lat.len());
+    println!(
+        "{:<40} {:>8.1} MB/s  ({} photos)",
+        "tus 3 MB photos, 8 uploaders",
+        mb / wall.as_secs_f64(),
+        lat.len()
+    );
     report("  per photo (create + PATCH)", lat, wall);
 }
 
@@ -447,8 +615,16 @@ async fn scan_to_signal(state: &venuebox::api::AppState, codes: Vec<String>) {
     use venuebox::devices::hid::{BootKeyboardDecoder, DecoderConfig};
     use venuebox::devices::pipeline::Binding;
     use venuebox::devices::signals::Output;
-    let gpio = state.devices.fake_gpio.clone().expect("fake GPIO in the benchmark");
-    let binding = Binding { scanner: "bench-scanner".into(), gate: None, direction: venuebox::domain::checkin::Direction::Entry };
+    let gpio = state
+        .devices
+        .fake_gpio
+        .clone()
+        .expect("fake GPIO in the benchmark");
+    let binding = Binding {
+        scanner: "bench-scanner".into(),
+        gate: None,
+        direction: venuebox::domain::checkin::Direction::Entry,
+    };
     let mut decoder = BootKeyboardDecoder::new(DecoderConfig::default());
     let mut lat = Vec::new();
     let start = Instant::now();
@@ -463,11 +639,24 @@ async fn scan_to_signal(state: &venuebox::api::AppState, codes: Vec<String>) {
             }
         }
         let (scanned, t) = done.expect("Enter ends the code");
-        state.devices.pipeline.scan(&binding, &scanned, t).await.unwrap().unwrap();
-        let ev = gpio.wait_on(Output::Green, t, Duration::from_secs(5)).await.expect("green");
+        state
+            .devices
+            .pipeline
+            .scan(&binding, &scanned, t)
+            .await
+            .unwrap()
+            .unwrap();
+        let ev = gpio
+            .wait_on(Output::Green, t, Duration::from_secs(5))
+            .await
+            .expect("green");
         lat.push(ev.at.duration_since(t));
     }
-    report("last HID report -> green LED (fake GPIO)", lat, start.elapsed());
+    report(
+        "last HID report -> green LED (fake GPIO)",
+        lat,
+        start.elapsed(),
+    );
 }
 
 /// Cloud sync against moto on loopback: 100,000 events, then a 1 GiB
@@ -492,7 +681,8 @@ async fn sync_phase() {
             for seq in 1..=n {
                 let payload = json!({"id": seq, "ticket": format!("T-{seq}"), "tier": "ga", "gate": "main", "direction": "in", "verdict": "admit",
                                      "reason": null, "staff": "Dana", "device": "door-1", "nonce": format!("n-{seq}"), "recorded_at": now});
-                ins.execute(rusqlite::params![seq, payload.to_string(), now]).unwrap();
+                ins.execute(rusqlite::params![seq, payload.to_string(), now])
+                    .unwrap();
             }
         }
         tx.execute(
@@ -518,8 +708,20 @@ async fn sync_phase() {
     let state = server::open(&Config::new(dir.path()), Clock::system()).unwrap();
     let config = s3::sync_config(&moto.endpoint(), s3::BUCKET);
     let target = config.target.clone();
-    let label = format!("sync 1 GiB capture, 8 MiB parts x{}", config.part_concurrency);
-    let syncer = Syncer::new(state.store.clone(), media, state.clock.clone(), config, Arc::new(SyncHandle::default()), TrustedKeys::default(), dir.path().to_path_buf()).unwrap();
+    let label = format!(
+        "sync 1 GiB capture, 8 MiB parts x{}",
+        config.part_concurrency
+    );
+    let syncer = Syncer::new(
+        state.store.clone(),
+        media,
+        state.clock.clone(),
+        config,
+        Arc::new(SyncHandle::default()),
+        TrustedKeys::default(),
+        dir.path().to_path_buf(),
+    )
+    .unwrap();
     let before = rss_mib();
     let sampler = RssSampler::start();
     let start = Instant::now();
@@ -531,8 +733,16 @@ async fn sync_phase() {
     let events_secs = start.elapsed().as_secs_f64();
     let events_peak = sampler.finish();
     let sampler = RssSampler::start();
-    let segments = moto.list(s3::BUCKET, &format!("{}/events/", s3::PREFIX)).await.len();
-    println!("{:<40} {:>8.2} s  {:>8.0} events/s in {segments} segments", "sync 100,000 events to S3 (moto)", events_secs, n as f64 / events_secs);
+    let segments = moto
+        .list(s3::BUCKET, &format!("{}/events/", s3::PREFIX))
+        .await
+        .len();
+    println!(
+        "{:<40} {:>8.2} s  {:>8.0} events/s in {segments} segments",
+        "sync 100,000 events to S3 (moto)",
+        events_secs,
+        n as f64 / events_secs
+    );
     let start = Instant::now();
     while syncer.capture_step().await.unwrap() {
         if start.elapsed() > Duration::from_secs(300) {
@@ -544,13 +754,31 @@ async fn sync_phase() {
     // The same bytes by a plain client: curl, one PUT, presigned by rusty-s3.
     let url = {
         use rusty_s3::S3Action;
-        let bucket = rusty_s3::Bucket::new(target.endpoint.clone(), rusty_s3::UrlStyle::Path, target.bucket.clone(), target.region.clone()).unwrap();
-        bucket.put_object(target.credentials.as_ref(), "plain/curl-1g").sign(Duration::from_secs(3600))
+        let bucket = rusty_s3::Bucket::new(
+            target.endpoint.clone(),
+            rusty_s3::UrlStyle::Path,
+            target.bucket.clone(),
+            target.region.clone(),
+        )
+        .unwrap();
+        bucket
+            .put_object(target.credentials.as_ref(), "plain/curl-1g")
+            .sign(Duration::from_secs(3600))
     };
     let start = Instant::now();
-    let out = std::process::Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T"]).arg(&path).arg(url.as_str()).output().unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-T"])
+        .arg(&path)
+        .arg(url.as_str())
+        .output()
+        .unwrap();
     let plain = size as f64 / 1e6 / start.elapsed().as_secs_f64();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "curl: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // And by boto3's upload_file with its defaults (multipart, 8 MiB parts, 10 threads).
     let script = format!(
         "import boto3,time\ns=boto3.client('s3',endpoint_url='{}',aws_access_key_id='a',aws_secret_access_key='b',region_name='us-east-1')\nt=time.time()\ns.upload_file('{}','{}','plain/boto3-1g')\nprint(time.time()-t)",
@@ -558,16 +786,29 @@ async fn sync_phase() {
         path.display(),
         s3::BUCKET
     );
-    let out = std::process::Command::new("python3").args(["-c", &script]).env("PYTHONPATH", s3::moto_path()).output().unwrap();
-    let boto_secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("boto3: {}", String::from_utf8_lossy(&out.stderr)));
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .env("PYTHONPATH", s3::moto_path())
+        .output()
+        .unwrap();
+    let boto_secs: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("boto3: {}", String::from_utf8_lossy(&out.stderr)));
     let boto = size as f64 / 1e6 / boto_secs;
     println!("{:<40} {:>8.1} MB/s", "plain client: curl, one PUT", plain);
-    println!("{:<40} {:>8.1} MB/s", "plain client: boto3 upload_file", boto);
+    println!(
+        "{:<40} {:>8.1} MB/s",
+        "plain client: boto3 upload_file", boto
+    );
     println!(
         "{:<40} {:>8.1} MB/s  = {:.0} % of boto3, {:.0} % of curl (moto assembles parts in Python at completion)",
         label, multipart, multipart / boto * 100.0, multipart / plain * 100.0
     );
-    println!("{:<40} RSS before {:.0} MiB, peak {:.0} MiB sending events, {:.0} MiB sending the capture", "sync memory", before, events_peak, peak);
+    println!(
+        "{:<40} RSS before {:.0} MiB, peak {:.0} MiB sending events, {:.0} MiB sending the capture",
+        "sync memory", before, events_peak, peak
+    );
 }
 
 fn main() {
@@ -580,21 +821,54 @@ fn main() {
     let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |phase: &str| only.as_deref().is_none_or(|o| phase.contains(o));
     let key = KeyFile::generate();
-    println!("venuebox benchmark ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "venuebox benchmark ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     if run("decision") {
         decision_alone(&key);
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::new(dir.path());
         let state = server::open(&config, Clock::system()).unwrap();
         let bytes = manifest(&key);
         let sig = sign_detached(&key.signing_key(), &bytes);
-        let admin = Actor { name: "bench".into(), role: Role::Admin };
-        state.store.import_manifest(bytes, Some(sig), TrustedKeys::default(), admin.clone(), state.clock.now()).await.unwrap();
-        let token = state.store.create_session(Actor { name: "bench".into(), role: Role::Door }, state.clock.now(), 3_600_000).await.unwrap().0;
+        let admin = Actor {
+            name: "bench".into(),
+            role: Role::Admin,
+        };
+        state
+            .store
+            .import_manifest(
+                bytes,
+                Some(sig),
+                TrustedKeys::default(),
+                admin.clone(),
+                state.clock.now(),
+            )
+            .await
+            .unwrap();
+        let token = state
+            .store
+            .create_session(
+                Actor {
+                    name: "bench".into(),
+                    role: Role::Door,
+                },
+                state.clock.now(),
+                3_600_000,
+            )
+            .await
+            .unwrap()
+            .0;
 
         if run("checkin") {
             store_alone(&state, codes(&key, "S-", 5_000), 8).await;
@@ -602,19 +876,54 @@ fn main() {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/api/v1/checkins", listener.local_addr().unwrap());
-        tokio::spawn(server::serve(state.clone(), listener, std::future::pending()));
+        tokio::spawn(server::serve(
+            state.clone(),
+            listener,
+            std::future::pending(),
+        ));
         if run("checkin") {
             for (c, n) in [(1usize, 2_000usize), (8, 10_000), (64, 10_000)] {
-                http(&url, &token, codes(&key, &format!("H{c}-"), n), c, Duration::from_secs(10)).await;
+                http(
+                    &url,
+                    &token,
+                    codes(&key, &format!("H{c}-"), n),
+                    c,
+                    Duration::from_secs(10),
+                )
+                .await;
             }
         }
-        let merch = state.store.create_session(Actor { name: "bench".into(), role: Role::Merch }, state.clock.now(), 3_600_000).await.unwrap().0;
+        let merch = state
+            .store
+            .create_session(
+                Actor {
+                    name: "bench".into(),
+                    role: Role::Merch,
+                },
+                state.clock.now(),
+                3_600_000,
+            )
+            .await
+            .unwrap()
+            .0;
         let base = url.trim_end_matches("/api/v1/checkins").to_string();
         if run("sales") {
             checkouts(&base, &merch, 5_000, 8, false, Duration::from_secs(10)).await;
             checkouts(&base, &merch, 3_000, 8, true, Duration::from_secs(10)).await;
         }
-        let capture = state.store.create_session(Actor { name: "bench".into(), role: Role::Capture }, state.clock.now(), 3_600_000).await.unwrap().0;
+        let capture = state
+            .store
+            .create_session(
+                Actor {
+                    name: "bench".into(),
+                    role: Role::Capture,
+                },
+                state.clock.now(),
+                3_600_000,
+            )
+            .await
+            .unwrap()
+            .0;
         if run("ingest") {
             ingest(&base, &capture, dir.path()).await;
         }
@@ -640,7 +949,13 @@ fn main() {
 fn memory_of(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| -> f64 {
-        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0) / 1024.0
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+            / 1024.0
     };
     (field("VmHWM:"), field("VmRSS:"))
 }
@@ -668,7 +983,15 @@ impl DemoBox {
         let bin = env!("CARGO_BIN_EXE_venuebox");
         let dir = tempfile::tempdir().unwrap();
         let mut child = std::process::Command::new(bin)
-            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--https-listen", "off", "--data-dir"])
+            .args([
+                "serve",
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--https-listen",
+                "off",
+                "--data-dir",
+            ])
             .arg(dir.path())
             .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::piped())
@@ -684,7 +1007,10 @@ impl DemoBox {
         std::thread::spawn(move || for _ in lines {});
         let out = dir.path().join("door-tickets");
         let st = std::process::Command::new(bin)
-            .args(["tickets", "issue", "--event", "evt-demo", "--tier", "ga", "--first", "50001", "--prefix", "B-", "--count"])
+            .args([
+                "tickets", "issue", "--event", "evt-demo", "--tier", "ga", "--first", "50001",
+                "--prefix", "B-", "--count",
+            ])
             .arg(tickets.to_string())
             .arg("--key")
             .arg(dir.path().join("demo/organiser.key"))
@@ -694,8 +1020,18 @@ impl DemoBox {
             .status()
             .unwrap();
         assert!(st.success());
-        let codes = std::fs::read_to_string(out.join("tickets.csv")).unwrap().lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_string()).collect();
-        DemoBox { child, dir, base: format!("http://{addr}"), codes }
+        let codes = std::fs::read_to_string(out.join("tickets.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().to_string())
+            .collect();
+        DemoBox {
+            child,
+            dir,
+            base: format!("http://{addr}"),
+            codes,
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -703,7 +1039,11 @@ impl DemoBox {
     }
 
     fn token(&self, role: &str) -> String {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_venuebox")).args(["token", "--role", role, "--data-dir"]).arg(self.dir.path()).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_venuebox"))
+            .args(["token", "--role", role, "--data-dir"])
+            .arg(self.dir.path())
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 }
@@ -716,14 +1056,35 @@ async fn attack_phase() {
     let pair = |name: String| {
         let (bin, dir, base) = (bin.to_string(), dir.path().to_path_buf(), base.clone());
         async move {
-            let code = std::process::Command::new(&bin).args(["pair", "--code-only", "--data-dir"]).arg(&dir).output().unwrap().stdout;
+            let code = std::process::Command::new(&bin)
+                .args(["pair", "--code-only", "--data-dir"])
+                .arg(&dir)
+                .output()
+                .unwrap()
+                .stdout;
             let code = String::from_utf8(code).unwrap().trim().to_string();
-            let v: serde_json::Value = reqwest::Client::new().post(format!("{base}/api/v1/paired-devices")).json(&json!({"code": code, "name": name})).send().await.unwrap().json().await.unwrap();
+            let v: serde_json::Value = reqwest::Client::new()
+                .post(format!("{base}/api/v1/paired-devices"))
+                .json(&json!({"code": code, "name": name}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             v["credential"].as_str().unwrap().to_string()
         }
     };
     let door_device = pair("door phone".into()).await;
-    let s: serde_json::Value = reqwest::Client::new().post(format!("{base}/api/v1/session")).json(&json!({"pin": "1111", "device": door_device})).send().await.unwrap().json().await.unwrap();
+    let s: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/session"))
+        .json(&json!({"pin": "1111", "device": door_device}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let door = s["token"].as_str().unwrap().to_string();
     let mut attackers = Vec::new();
     for i in 0..20 {
@@ -743,7 +1104,15 @@ async fn attack_phase() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut attack = Vec::new();
     for i in 0..200usize {
-        let client = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 10 + (i / 200) as u8, (i % 200) as u8 + 1])).build().unwrap();
+        let client = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([
+                127,
+                0,
+                10 + (i / 200) as u8,
+                (i % 200) as u8 + 1,
+            ]))
+            .build()
+            .unwrap();
         let device = (i >= 100).then(|| attackers[i % 20].clone());
         let (stop, url) = (stop.clone(), format!("{base}/api/v1/session"));
         attack.push(tokio::spawn(async move {
@@ -820,13 +1189,46 @@ async fn https_phase(key: &KeyFile) {
     let state = server::open(&config, Clock::system()).unwrap();
     let bytes = manifest(key);
     let sig = sign_detached(&key.signing_key(), &bytes);
-    let admin = Actor { name: "bench".into(), role: Role::Admin };
-    state.store.import_manifest(bytes, Some(sig), TrustedKeys::default(), admin, state.clock.now()).await.unwrap();
-    let token = state.store.create_session(Actor { name: "bench".into(), role: Role::Door }, state.clock.now(), 3_600_000).await.unwrap().0;
+    let admin = Actor {
+        name: "bench".into(),
+        role: Role::Admin,
+    };
+    state
+        .store
+        .import_manifest(
+            bytes,
+            Some(sig),
+            TrustedKeys::default(),
+            admin,
+            state.clock.now(),
+        )
+        .await
+        .unwrap();
+    let token = state
+        .store
+        .create_session(
+            Actor {
+                name: "bench".into(),
+                role: Role::Door,
+            },
+            state.clock.now(),
+            3_600_000,
+        )
+        .await
+        .unwrap()
+        .0;
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let https = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (plain_addr, https_addr) = (plain.local_addr().unwrap(), https.local_addr().unwrap());
-    tokio::spawn(server::serve_on(state.clone(), server::Listeners { plain: Some(plain), https: Some(https), pair: None }, std::future::pending()));
+    tokio::spawn(server::serve_on(
+        state.clone(),
+        server::Listeners {
+            plain: Some(plain),
+            https: Some(https),
+            pair: None,
+        },
+        std::future::pending(),
+    ));
     let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
     let tls_client = |idle: usize| {
         reqwest::Client::builder()
@@ -837,26 +1239,67 @@ async fn https_phase(key: &KeyFile) {
             .build()
             .unwrap()
     };
-    let (plain_base, https_base) = (format!("http://{plain_addr}"), format!("https://localhost:{}", https_addr.port()));
+    let (plain_base, https_base) = (
+        format!("http://{plain_addr}"),
+        format!("https://localhost:{}", https_addr.port()),
+    );
     let limit = Duration::from_secs(10);
     // Warm the database (WAL growth) before either side is timed.
-    checkin_run(&plain_base, &token, &codes(key, "W-", 3_000), &["main"], 8, limit, Duration::ZERO).await;
+    checkin_run(
+        &plain_base,
+        &token,
+        &codes(key, "W-", 3_000),
+        &["main"],
+        8,
+        limit,
+        Duration::ZERO,
+    )
+    .await;
     // Three alternating rounds each way, so the machine's drift (this is a
     // shared VM) falls on both sides alike; the ratio is of the totals.
     for c in [8usize, 64] {
-        let (mut plain_lat, mut plain_wall, mut tls_lat, mut tls_wall) = (Vec::new(), Duration::ZERO, Vec::new(), Duration::ZERO);
+        let (mut plain_lat, mut plain_wall, mut tls_lat, mut tls_wall) =
+            (Vec::new(), Duration::ZERO, Vec::new(), Duration::ZERO);
         let client = tls_client(c);
         for round in 0..3 {
-            let (lat, wall) = checkin_run(&plain_base, &token, &codes(key, &format!("P{c}-{round}-"), 4_000), &["main", "side"], c, limit, Duration::ZERO).await;
+            let (lat, wall) = checkin_run(
+                &plain_base,
+                &token,
+                &codes(key, &format!("P{c}-{round}-"), 4_000),
+                &["main", "side"],
+                c,
+                limit,
+                Duration::ZERO,
+            )
+            .await;
             plain_lat.extend(lat);
             plain_wall += wall;
-            let (lat, wall) = checkin_run_with(&client, &https_base, &token, &codes(key, &format!("T{c}-{round}-"), 4_000), &["main", "side"], c, limit, Duration::ZERO).await;
+            let (lat, wall) = checkin_run_with(
+                &client,
+                &https_base,
+                &token,
+                &codes(key, &format!("T{c}-{round}-"), 4_000),
+                &["main", "side"],
+                c,
+                limit,
+                Duration::ZERO,
+            )
+            .await;
             tls_lat.extend(lat);
             tls_wall += wall;
         }
-        let ratio = (tls_lat.len() as f64 / tls_wall.as_secs_f64()) / (plain_lat.len() as f64 / plain_wall.as_secs_f64());
-        report(&format!("HTTP  check-ins, concurrency {c}"), plain_lat, plain_wall);
-        report(&format!("HTTPS check-ins, concurrency {c}"), tls_lat, tls_wall);
+        let ratio = (tls_lat.len() as f64 / tls_wall.as_secs_f64())
+            / (plain_lat.len() as f64 / plain_wall.as_secs_f64());
+        report(
+            &format!("HTTP  check-ins, concurrency {c}"),
+            plain_lat,
+            plain_wall,
+        );
+        report(
+            &format!("HTTPS check-ins, concurrency {c}"),
+            tls_lat,
+            tls_wall,
+        );
         println!("HTTPS / HTTP at concurrency {c}: {:.0} %", 100.0 * ratio);
     }
     // New connections: no keep-alive, so every request is a TCP connect and
@@ -869,9 +1312,16 @@ async fn https_phase(key: &KeyFile) {
         let (client, url, done) = (fresh.clone(), format!("{https_base}/healthz"), done.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            while done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2_000 && start.elapsed() < Duration::from_secs(10) {
+            while done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2_000
+                && start.elapsed() < Duration::from_secs(10)
+            {
                 let t = Instant::now();
-                let r = client.get(&url).header("connection", "close").send().await.unwrap();
+                let r = client
+                    .get(&url)
+                    .header("connection", "close")
+                    .send()
+                    .await
+                    .unwrap();
                 assert!(r.status().is_success());
                 r.bytes().await.unwrap();
                 lat.push(t.elapsed());
@@ -883,9 +1333,18 @@ async fn https_phase(key: &KeyFile) {
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    report("new TLS connections (GET /healthz), 8 clients", lat, start.elapsed());
+    report(
+        "new TLS connections (GET /healthz), 8 clients",
+        lat,
+        start.elapsed(),
+    );
     let off = idle_rss_of(&["--https-listen", "off"]);
-    let on = idle_rss_of(&["--https-listen", "127.0.0.1:0", "--pair-listen", "127.0.0.1:0"]);
+    let on = idle_rss_of(&[
+        "--https-listen",
+        "127.0.0.1:0",
+        "--pair-listen",
+        "127.0.0.1:0",
+    ]);
     println!("idle RSS of the release binary: LAN side off {off:.1} MiB, on (HTTPS, pairing page, mDNS) {on:.1} MiB: +{:.1} MiB", on - off);
 }
 
@@ -900,26 +1359,45 @@ fn phone_photo(seed: u32) -> (Vec<u8>, Vec<u8>) {
         state ^= state << 5;
         let n = (state % 24) as i32 - 12;
         let c = |v: u32| ((v as i32 + n).clamp(0, 255)) as u8;
-        image::Rgb([c((x / 16 + seed * 40) % 256), c((y / 12 + x / 40) % 256), c(((x + y) / 28) % 256)])
+        image::Rgb([
+            c((x / 16 + seed * 40) % 256),
+            c((y / 12 + x / 40) % 256),
+            c(((x + y) / 28) % 256),
+        ])
     });
     let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&img)
+        .unwrap();
     let preview = image::imageops::thumbnail(&img, 512, 384);
     let mut thumb = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut thumb, 80).encode_image(&preview).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut thumb, 80)
+        .encode_image(&preview)
+        .unwrap();
     (jpeg, thumb)
 }
 
 /// `jpeg` with an APP1 EXIF segment (capture time, camera, a unique id,
 /// and the embedded preview when given).
 fn with_exif(jpeg: &[u8], thumb: Option<&[u8]>, i: usize) -> Vec<u8> {
-    let ascii = |tag, v: String| exif::Field { tag, ifd_num: exif::In::PRIMARY, value: exif::Value::Ascii(vec![v.into_bytes()]) };
+    let ascii = |tag, v: String| exif::Field {
+        tag,
+        ifd_num: exif::In::PRIMARY,
+        value: exif::Value::Ascii(vec![v.into_bytes()]),
+    };
     let fields = [
         ascii(exif::Tag::Make, "Phone".into()),
         ascii(exif::Tag::Model, "Bench 12".into()),
-        ascii(exif::Tag::DateTime, format!("2026:11:30 20:{:02}:{:02}", (i / 60) % 60, i % 60)),
+        ascii(
+            exif::Tag::DateTime,
+            format!("2026:11:30 20:{:02}:{:02}", (i / 60) % 60, i % 60),
+        ),
         ascii(exif::Tag::ImageUniqueID, format!("{i:032x}")),
-        exif::Field { tag: exif::Tag::Orientation, ifd_num: exif::In::PRIMARY, value: exif::Value::Short(vec![1]) },
+        exif::Field {
+            tag: exif::Tag::Orientation,
+            ifd_num: exif::In::PRIMARY,
+            value: exif::Value::Short(vec![1]),
+        },
     ];
     let mut w = exif::experimental::Writer::new();
     for f in &fields {
@@ -942,14 +1420,27 @@ fn with_exif(jpeg: &[u8], thumb: Option<&[u8]>, i: usize) -> Vec<u8> {
 /// CPU seconds (user + system) a process has used.
 fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
 /// CPU time of this thread, for timing one thumbnail.
 fn thread_cpu() -> Duration {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
@@ -957,7 +1448,9 @@ fn thread_cpu() -> Duration {
 
 async fn photos_phase() {
     let bases: Vec<(Vec<u8>, Vec<u8>)> = (0..4).map(phone_photo).collect();
-    let photos: Vec<Vec<u8>> = (0..200).map(|i| with_exif(&bases[i % 4].0, Some(&bases[i % 4].1), i)).collect();
+    let photos: Vec<Vec<u8>> = (0..200)
+        .map(|i| with_exif(&bases[i % 4].0, Some(&bases[i % 4].1), i))
+        .collect();
     let avg = photos.iter().map(|p| p.len()).sum::<usize>() / photos.len();
     println!("phone photos: 200 distinct 4000×3000 JPEGs with EXIF and a 512×384 preview, {:.2} MB on average", avg as f64 / 1e6);
 
@@ -992,10 +1485,31 @@ async fn photos_phase() {
     let demo = DemoBox::start(20_000);
     let (base, pid) = (demo.base.clone(), demo.pid());
     let (door, cap) = (demo.token("door"), demo.token("capture"));
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
     let limit = Duration::from_secs(30);
-    checkin_run(&base, &door, &demo.codes[..1_000], &["main"], 8, limit, Duration::ZERO).await;
-    let (lat, wall) = checkin_run(&base, &door, &demo.codes[1_000..5_000], &["main"], 8, limit, Duration::ZERO).await;
+    checkin_run(
+        &base,
+        &door,
+        &demo.codes[..1_000],
+        &["main"],
+        8,
+        limit,
+        Duration::ZERO,
+    )
+    .await;
+    let (lat, wall) = checkin_run(
+        &base,
+        &door,
+        &demo.codes[1_000..5_000],
+        &["main"],
+        8,
+        limit,
+        Duration::ZERO,
+    )
+    .await;
     let alone = lat.len() as f64 / wall.as_secs_f64();
     report("check-ins c=8, nothing else", lat, wall);
 
@@ -1010,7 +1524,13 @@ async fn photos_phase() {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let (client, next, base, cap, photos) = (client.clone(), next.clone(), base.clone(), cap.clone(), photos.clone());
+        let (client, next, base, cap, photos) = (
+            client.clone(),
+            next.clone(),
+            base.clone(),
+            cap.clone(),
+            photos.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1028,7 +1548,15 @@ async fn photos_phase() {
     let acked = start.elapsed();
     // Idle again: every thumbnail made.
     let idle_at = loop {
-        let v: serde_json::Value = client.get(format!("{base}/api/v1/creators/cr-mara/captures?limit=500")).bearer_auth(&cap).send().await.unwrap().json().await.unwrap();
+        let v: serde_json::Value = client
+            .get(format!("{base}/api/v1/creators/cr-mara/captures?limit=500"))
+            .bearer_auth(&cap)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let items = v["items"].as_array().cloned().unwrap_or_default();
         if items.len() >= 200 && items.iter().all(|c| !c["thumbnail"].is_null()) {
             break start.elapsed();
@@ -1057,7 +1585,13 @@ async fn photos_phase() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut load = Vec::new();
     for u in 0..8 {
-        let (client, base, cap, bases_for_load, stop) = (client.clone(), base.clone(), cap.clone(), bases.clone(), stop.clone());
+        let (client, base, cap, bases_for_load, stop) = (
+            client.clone(),
+            base.clone(),
+            cap.clone(),
+            bases.clone(),
+            stop.clone(),
+        );
         load.push(tokio::spawn(async move {
             let mut i = 1_000 + u;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -1080,17 +1614,33 @@ async fn photos_phase() {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
-                let mut chunk = if i == 0 { header.clone() } else { vec![(i % 251) as u8; CHUNK] };
+                let mut chunk = if i == 0 {
+                    header.clone()
+                } else {
+                    vec![(i % 251) as u8; CHUNK]
+                };
                 chunk[CHUNK - 8..].copy_from_slice(&(i as u64).to_be_bytes());
                 tus_patch(&client, &base, &cap, &loc, i * CHUNK, chunk).await;
             }
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (lat, wall) = checkin_run(&base, &door, &demo.codes[5_000..9_000], &["main"], 8, limit, Duration::ZERO).await;
+    let (lat, wall) = checkin_run(
+        &base,
+        &door,
+        &demo.codes[5_000..9_000],
+        &["main"],
+        8,
+        limit,
+        Duration::ZERO,
+    )
+    .await;
     let loaded = lat.len() as f64 / wall.as_secs_f64();
     report("check-ins c=8, with 8 photo + 1 video uploaders", lat, wall);
-    println!("check-in throughput under upload load: {:.0} % of alone", 100.0 * loaded / alone);
+    println!(
+        "check-in throughput under upload load: {:.0} % of alone",
+        100.0 * loaded / alone
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for l in load {
         let _ = l.await;
@@ -1116,7 +1666,14 @@ async fn tus_node_comparison(photos: &Arc<Vec<Vec<u8>>>) {
     if !dir.join("node_modules/@tus/server").exists() {
         std::fs::create_dir_all(&dir).unwrap();
         let ok = std::process::Command::new("npm")
-            .args(["install", "--silent", "--no-audit", "--no-fund", "@tus/server@2.4.5", "@tus/file-store@2.1.1"])
+            .args([
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "@tus/server@2.4.5",
+                "@tus/file-store@2.1.1",
+            ])
             .current_dir(&dir)
             .status()
             .is_ok_and(|s| s.success());
@@ -1127,11 +1684,25 @@ async fn tus_node_comparison(photos: &Arc<Vec<Vec<u8>>>) {
     }
     std::fs::write(dir.join("server.mjs"), TUS_NODE_SERVER).unwrap();
     let store = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new("node").arg(dir.join("server.mjs")).arg(store.path()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = std::process::Command::new("node")
+        .arg(dir.join("server.mjs"))
+        .arg(store.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let port: u16 = lines.next().unwrap().unwrap().trim_start_matches("listening ").parse().unwrap();
+    let port: u16 = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .trim_start_matches("listening ")
+        .parse()
+        .unwrap();
     let pid = child.id();
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let cpu0 = cpu_secs(pid);
     let start = Instant::now();

@@ -15,7 +15,11 @@ use venuebox::server::{self, Config};
 use venuebox::store::ImportOutcome;
 
 #[derive(Parser)]
-#[command(name = "venuebox", version, about = "The box at the venue: offline ticket check-in for creator-led micro-events.")]
+#[command(
+    name = "venuebox",
+    version,
+    about = "The box at the venue: offline ticket check-in for creator-led micro-events."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -63,7 +67,11 @@ impl CaptureArgs {
 struct SyncCli {
     /// Turn sync on: s3://BUCKET/PREFIX. Keys come from AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY, or DATA_DIR/sync-credentials (mode 0600), never flags.
-    #[arg(long = "sync", env = "VENUEBOX_SYNC", value_name = "s3://BUCKET/PREFIX")]
+    #[arg(
+        long = "sync",
+        env = "VENUEBOX_SYNC",
+        value_name = "s3://BUCKET/PREFIX"
+    )]
     url: Option<String>,
     /// S3 endpoint (MinIO, R2, Garage...); default AWS_ENDPOINT_URL, else AWS for the region.
     #[arg(long = "sync-endpoint")]
@@ -99,7 +107,9 @@ struct SyncCli {
 
 impl SyncCli {
     fn config(&self, data_dir: &Path) -> Result<Option<venuebox::sync::config::SyncConfig>> {
-        let Some(url) = self.url.clone() else { return Ok(None) };
+        let Some(url) = self.url.clone() else {
+            return Ok(None);
+        };
         let args = venuebox::sync::config::SyncArgs {
             url,
             endpoint: self.endpoint.clone(),
@@ -113,7 +123,10 @@ impl SyncCli {
             manifest_url: self.manifest_url.clone(),
             payouts_at: self.payouts_at.clone(),
         };
-        let c = venuebox::sync::config::SyncConfig::resolve(&args, data_dir, &|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+        let c = venuebox::sync::config::SyncConfig::resolve(&args, data_dir, &|k| {
+            std::env::var(k).ok()
+        })
+        .map_err(anyhow::Error::msg)?;
         Ok(Some(c))
     }
 }
@@ -185,7 +198,10 @@ impl LanArgs {
             mdns_name: self.mdns_name.clone(),
             mdns: !self.no_mdns,
             cert: match (&self.tls_cert, &self.tls_key) {
-                (Some(cert), Some(key)) => venuebox::net::CertSource::Files { cert: cert.clone(), key: key.clone() },
+                (Some(cert), Some(key)) => venuebox::net::CertSource::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
                 _ => venuebox::net::CertSource::BoxCa,
             },
             check_every: std::time::Duration::from_secs(self.lan_check_secs.max(1)),
@@ -203,7 +219,12 @@ async fn bind(what: &str, addr: &str) -> Result<Option<tokio::net::TcpListener>>
 
 /// The staff URLs, the CA fingerprint and a QR code of the pairing URL,
 /// for the terminal.
-fn pairing_text(urls: &[String], pair_url: Option<&str>, fingerprint: Option<&str>, code: Option<&str>) -> String {
+fn pairing_text(
+    urls: &[String],
+    pair_url: Option<&str>,
+    fingerprint: Option<&str>,
+    code: Option<&str>,
+) -> String {
     let mut out = String::new();
     if !urls.is_empty() {
         out += "staff devices open:\n";
@@ -212,13 +233,18 @@ fn pairing_text(urls: &[String], pair_url: Option<&str>, fingerprint: Option<&st
         }
     }
     if let Some(fp) = fingerprint {
-        out += &format!("box CA fingerprint (SHA-256): {}\n", venuebox::net::tls::fingerprint_colons(fp));
+        out += &format!(
+            "box CA fingerprint (SHA-256): {}\n",
+            venuebox::net::tls::fingerprint_colons(fp)
+        );
     }
     if let Some(code) = code {
         out += &format!("pairing code: {code} (one device, 10 minutes)\n");
     }
     if let Some(url) = pair_url {
-        out += &format!("scan to pair (installs the box's certificate, then continues over HTTPS): {url}\n");
+        out += &format!(
+            "scan to pair (installs the box's certificate, then continues over HTTPS): {url}\n"
+        );
         if let Ok(qr) = venuebox::domain::qr::terminal(url) {
             out += &qr;
         }
@@ -451,27 +477,40 @@ enum StaffCommand {
 fn init_tracing() {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
-    let filter: Targets = std::env::var("RUST_LOG").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        Targets::new().with_default(tracing::Level::INFO)
-    });
-    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).with(filter).init();
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .init();
 }
 
 fn pinned(keys: &[String]) -> Result<TrustedKeys> {
-    let keys = keys.iter().map(|k| public_key_from_base64(k).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?;
+    let keys = keys
+        .iter()
+        .map(|k| public_key_from_base64(k).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
     Ok(TrustedKeys::new(keys))
 }
 
 fn unix_secs(s: &Option<String>) -> Result<Option<u32>> {
     s.as_deref()
-        .map(|t| parse_rfc3339(t).map(|ms| (ms / 1000) as u32).map_err(anyhow::Error::msg))
+        .map(|t| {
+            parse_rfc3339(t)
+                .map(|ms| (ms / 1000) as u32)
+                .map_err(anyhow::Error::msg)
+        })
         .transpose()
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     init_tracing();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run(cli.command))
 }
 
@@ -487,7 +526,21 @@ async fn shutdown_signal() {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Serve { dir, listen, demo, simulate, devices, undo_window_secs, session_hours, hold_secs, captures, organiser_keys, sync, conn, lan } => {
+        Command::Serve {
+            dir,
+            listen,
+            demo,
+            simulate,
+            devices,
+            undo_window_secs,
+            session_hours,
+            hold_secs,
+            captures,
+            organiser_keys,
+            sync,
+            conn,
+            lan,
+        } => {
             let config = Config {
                 data_dir: dir.data_dir.clone(),
                 api: ApiConfig {
@@ -499,7 +552,11 @@ async fn run(command: Command) -> Result<()> {
                     refusal_delay_ms: conn.sign_in_refusal_delay_ms,
                 },
                 read_connections: 4,
-                devices: if simulate { venuebox::devices::Mode::Simulate } else { venuebox::devices::Mode::Hardware },
+                devices: if simulate {
+                    venuebox::devices::Mode::Simulate
+                } else {
+                    venuebox::devices::Mode::Hardware
+                },
                 device_config: load_devices(devices.as_deref())?,
                 sync: sync.config(&dir.data_dir)?,
                 conn: conn.limits(),
@@ -508,13 +565,34 @@ async fn run(command: Command) -> Result<()> {
             let _serving = server::lock_data_dir(&dir.data_dir)?;
             // Ports first: a port in use is said before anything is opened.
             let plain = bind("--listen", &listen).await?;
-            let (https, pair) = if config.lan.is_some() { (bind("--https-listen", &lan.https_listen).await?, bind("--pair-listen", &lan.pair_listen).await?) } else { (None, None) };
-            let state = server::open(&config, Clock::system()).with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
+            let (https, pair) = if config.lan.is_some() {
+                (
+                    bind("--https-listen", &lan.https_listen).await?,
+                    bind("--pair-listen", &lan.pair_listen).await?,
+                )
+            } else {
+                (None, None)
+            };
+            let state = server::open(&config, Clock::system())
+                .with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
             let mut code = None;
             if demo {
                 load_demo(&state, &dir.data_dir).await?;
-                let actor = Actor { name: "demo".into(), role: Role::Supervisor };
-                code = Some(state.store.create_pairing_code(actor, state.clock.now(), venuebox::api::PAIRING_CODE_TTL_MS).await?.0);
+                let actor = Actor {
+                    name: "demo".into(),
+                    role: Role::Supervisor,
+                };
+                code = Some(
+                    state
+                        .store
+                        .create_pairing_code(
+                            actor,
+                            state.clock.now(),
+                            venuebox::api::PAIRING_CODE_TTL_MS,
+                        )
+                        .await?
+                        .0,
+                );
             }
             match state.store.event() {
                 Some(ev) => tracing::info!(event = %ev.event_id(), version = ev.manifest.version, "event loaded"),
@@ -522,46 +600,97 @@ async fn run(command: Command) -> Result<()> {
             }
             if let Some(l) = &plain {
                 let addr = l.local_addr()?;
-                println!("venuebox listening on http://{addr} (box {})", state.store.box_id());
+                println!(
+                    "venuebox listening on http://{addr} (box {})",
+                    state.store.box_id()
+                );
                 tracing::info!(%addr, box_id = state.store.box_id(), "listening");
             }
             if let Some(l) = &https {
-                println!("venuebox listening on https://{} (CA certificate: {})", l.local_addr()?, venuebox::net::tls::tls_dir(&dir.data_dir).join("ca.pem").display());
+                println!(
+                    "venuebox listening on https://{} (CA certificate: {})",
+                    l.local_addr()?,
+                    venuebox::net::tls::tls_dir(&dir.data_dir)
+                        .join("ca.pem")
+                        .display()
+                );
             }
             if let (Some(l), Some(lan_state), Some(h)) = (&pair, &state.lan, &https) {
                 let (pair_port, https_port) = (l.local_addr()?.port(), h.local_addr()?.port());
                 println!("pairing page on http://{}", l.local_addr()?);
                 let urls = venuebox::api::lan::staff_urls(&state, https_port);
                 let url = lan_state.pair_url(pair_port, code.as_deref());
-                print!("{}", pairing_text(&urls, Some(&url), lan_state.fingerprint().as_deref(), code.as_deref()));
+                print!(
+                    "{}",
+                    pairing_text(
+                        &urls,
+                        Some(&url),
+                        lan_state.fingerprint().as_deref(),
+                        code.as_deref()
+                    )
+                );
             } else if let Some(code) = &code {
                 println!("pair a staff device with code {code} (one device, 10 minutes; `venuebox pair` makes more)");
             }
-            server::serve_on(state, server::Listeners { plain, https, pair }, shutdown_signal()).await?;
+            server::serve_on(
+                state,
+                server::Listeners { plain, https, pair },
+                shutdown_signal(),
+            )
+            .await?;
             Ok(())
         }
         Command::Discover { wait_secs } => {
-            let found = tokio::task::spawn_blocking(move || venuebox::net::mdns::discover(std::time::Duration::from_secs(wait_secs))).await??;
+            let found = tokio::task::spawn_blocking(move || {
+                venuebox::net::mdns::discover(std::time::Duration::from_secs(wait_secs))
+            })
+            .await??;
             if found.is_empty() {
                 println!("no venuebox found on this network in {wait_secs} s (is multicast allowed on this Wi-Fi?)");
             }
             for f in found {
                 let txt: Vec<String> = f.txt.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!("{}  https://{}:{}/  [{}]  {}", f.instance, f.host.trim_end_matches('.'), f.port, f.addresses.join(", "), txt.join(" "));
+                println!(
+                    "{}  https://{}:{}/  [{}]  {}",
+                    f.instance,
+                    f.host.trim_end_matches('.'),
+                    f.port,
+                    f.addresses.join(", "),
+                    txt.join(" ")
+                );
             }
             Ok(())
         }
-        Command::Token { dir, role, name, hours } => {
+        Command::Token {
+            dir,
+            role,
+            name,
+            hours,
+        } => {
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
             let now = state.clock.now();
-            let (token, _) = state.store.create_session(Actor { name, role }, now, hours * 3_600_000).await?;
+            let (token, _) = state
+                .store
+                .create_session(Actor { name, role }, now, hours * 3_600_000)
+                .await?;
             println!("{token}");
             Ok(())
         }
-        Command::Pair { dir, mdns_name, https_port, pair_port, code_only, print, station } => {
+        Command::Pair {
+            dir,
+            mdns_name,
+            https_port,
+            pair_port,
+            code_only,
+            print,
+            station,
+        } => {
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
-            let actor = Actor { name: "box-cli".into(), role: Role::Admin };
+            let actor = Actor {
+                name: "box-cli".into(),
+                role: Role::Admin,
+            };
             let ttl = venuebox::api::PAIRING_CODE_TTL_MS;
             let now = state.clock.now();
             let (code, expires_at) = state.store.create_pairing_code(actor, now, ttl).await?;
@@ -569,12 +698,17 @@ async fn run(command: Command) -> Result<()> {
                 println!("{code}");
                 return Ok(());
             }
-            let name = mdns_name.unwrap_or_else(|| venuebox::net::default_mdns_name(state.store.box_id()));
-            let names = venuebox::net::tls::Names::for_box(&name, venuebox::net::tls::local_addresses());
+            let name =
+                mdns_name.unwrap_or_else(|| venuebox::net::default_mdns_name(state.store.box_id()));
+            let names =
+                venuebox::net::tls::Names::for_box(&name, venuebox::net::tls::local_addresses());
             let ca = venuebox::net::tls::load_or_create_ca(&dir.data_dir, state.store.box_id())?;
             let urls = venuebox::net::staff_urls(&names, https_port);
             let url = venuebox::net::pair_url(&names, pair_port, Some(&code));
-            print!("{}", pairing_text(&urls, Some(&url), Some(&ca.fingerprint()), Some(&code)));
+            print!(
+                "{}",
+                pairing_text(&urls, Some(&url), Some(&ca.fingerprint()), Some(&code))
+            );
             if print {
                 let slip = venuebox::store::printing::PairingSlip {
                     url,
@@ -583,24 +717,52 @@ async fn run(command: Command) -> Result<()> {
                     code,
                     expires_at: venuebox::domain::time::format_rfc3339(expires_at),
                 };
-                let job = state.store.queue_pairing_slip(slip, station.clone(), now).await?;
+                let job = state
+                    .store
+                    .queue_pairing_slip(slip, station.clone(), now)
+                    .await?;
                 println!("queued for the printer at station {station} (job {job}); the running box prints it");
             }
             Ok(())
         }
-        Command::Manifest(ManifestCommand::Import { file, signature, dir, organiser_keys }) => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        Command::Manifest(ManifestCommand::Import {
+            file,
+            signature,
+            dir,
+            organiser_keys,
+        }) => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let sig_path = signature.unwrap_or_else(|| organiser::signature_path(&file));
             let sig = std::fs::read_to_string(&sig_path).ok();
             if sig.is_none() {
                 bail!("no signature at {}: sign the manifest (venuebox manifest sign) or pass --signature", sig_path.display());
             }
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
-            let actor = Actor { name: "box-cli".into(), role: Role::Admin };
-            let outcome = state.store.import_manifest(bytes, sig, pinned(&organiser_keys)?, actor, state.clock.now()).await?;
+            let actor = Actor {
+                name: "box-cli".into(),
+                role: Role::Admin,
+            };
+            let outcome = state
+                .store
+                .import_manifest(
+                    bytes,
+                    sig,
+                    pinned(&organiser_keys)?,
+                    actor,
+                    state.clock.now(),
+                )
+                .await?;
             match outcome {
-                ImportOutcome::Imported { event_id, version, tickets, .. } => println!("imported {event_id} version {version} ({tickets} listed tickets)"),
-                ImportOutcome::Unchanged { event_id, version } => println!("{event_id} version {version} is already loaded"),
+                ImportOutcome::Imported {
+                    event_id,
+                    version,
+                    tickets,
+                    ..
+                } => println!("imported {event_id} version {version} ({tickets} listed tickets)"),
+                ImportOutcome::Unchanged { event_id, version } => {
+                    println!("{event_id} version {version} is already loaded")
+                }
             }
             Ok(())
         }
@@ -610,11 +772,28 @@ async fn run(command: Command) -> Result<()> {
             println!("wrote {}", out.display());
             Ok(())
         }
-        Command::Tickets(TicketsCommand::Issue { key, event, tier, count, first, prefix, valid_from, valid_until, out }) => {
+        Command::Tickets(TicketsCommand::Issue {
+            key,
+            event,
+            tier,
+            count,
+            first,
+            prefix,
+            valid_from,
+            valid_until,
+            out,
+        }) => {
             let key = KeyFile::load(&key)?;
-            let ids = (first..first.saturating_add(count)).map(|n| TicketId(format!("{prefix}{n}")));
+            let ids =
+                (first..first.saturating_add(count)).map(|n| TicketId(format!("{prefix}{n}")));
             let window = (unix_secs(&valid_from)?, unix_secs(&valid_until)?);
-            let minted = tickets::mint(&key.signing_key(), &EventId(event), &TierId(tier), ids, window)?;
+            let minted = tickets::mint(
+                &key.signing_key(),
+                &EventId(event),
+                &TierId(tier),
+                ids,
+                window,
+            )?;
             let rows: Vec<_> = minted.into_iter().map(|m| (m.id, m.tier, m.code)).collect();
             tickets::write_out(&out, &rows, true)?;
             println!("minted {} tickets into {}", rows.len(), out.display());
@@ -626,17 +805,36 @@ async fn run(command: Command) -> Result<()> {
             }
             let key = KeyFile::generate();
             key.save(&out)?;
-            println!("key {} written to {}\npublic key for the manifest's organiser_keys: {}", key.key_id, out.display(), key.public_key);
+            println!(
+                "key {} written to {}\npublic key for the manifest's organiser_keys: {}",
+                key.key_id,
+                out.display(),
+                key.public_key
+            );
             Ok(())
         }
         Command::Sync(cmd) => sync_command(cmd).await,
         Command::Payouts(PayoutsCommand::Run { dir }) => {
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
-            let (statements, files) = venuebox::sync::payouts::run_statements(&state.store, &dir.data_dir, state.clock.now()).await?;
+            let (statements, files) = venuebox::sync::payouts::run_statements(
+                &state.store,
+                &dir.data_dir,
+                state.clock.now(),
+            )
+            .await?;
             for s in &statements {
-                println!("{:<16} {:<24} payout {}", s.creator, s.name, venuebox::domain::money::format_money(s.totals.payout_minor, &s.currency));
+                println!(
+                    "{:<16} {:<24} payout {}",
+                    s.creator,
+                    s.name,
+                    venuebox::domain::money::format_money(s.totals.payout_minor, &s.currency)
+                );
             }
-            println!("wrote {} files under {} (queued for the bucket when sync is on)", files.len(), dir.data_dir.join("payouts").display());
+            println!(
+                "wrote {} files under {} (queued for the bucket when sync is on)",
+                files.len(),
+                dir.data_dir.join("payouts").display()
+            );
             Ok(())
         }
         Command::Devices { action, devices } => {
@@ -654,7 +852,10 @@ async fn run(command: Command) -> Result<()> {
                 Ok(g) => {
                     println!("{}", venuebox::devices::signals::Gpio::describe(&g));
                     if matches!(action, Some(DevicesCommand::Test)) {
-                        let s = venuebox::devices::signals::Signaller::new(std::sync::Arc::new(g), config.gpio.clone());
+                        let s = venuebox::devices::signals::Signaller::new(
+                            std::sync::Arc::new(g),
+                            config.gpio.clone(),
+                        );
                         s.self_test();
                         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
                         println!("GPIO: green, red, buzzer and relay switched; watch the door");
@@ -677,7 +878,11 @@ async fn run(command: Command) -> Result<()> {
 
 fn ago(now: i64, at: &Option<String>) -> String {
     match at.as_deref().map(parse_rfc3339) {
-        Some(Ok(t)) => format!("{} ({}s ago)", at.as_deref().unwrap_or_default(), (now - t) / 1000),
+        Some(Ok(t)) => format!(
+            "{} ({}s ago)",
+            at.as_deref().unwrap_or_default(),
+            (now - t) / 1000
+        ),
         _ => "never".into(),
     }
 }
@@ -688,23 +893,53 @@ fn mib(bytes: i64) -> String {
 
 fn print_status(s: &venuebox::sync::SyncStatus, now: i64) {
     println!("sync            {}", s.state);
-    println!("events pending  {} ({}), seq {} of {}", s.events_pending, mib(s.event_bytes_pending), s.cursor, s.last_seq);
-    println!("captures        {} pending ({})", s.captures_pending, mib(s.capture_bytes_pending));
+    println!(
+        "events pending  {} ({}), seq {} of {}",
+        s.events_pending,
+        mib(s.event_bytes_pending),
+        s.cursor,
+        s.last_seq
+    );
+    println!(
+        "captures        {} pending ({})",
+        s.captures_pending,
+        mib(s.capture_bytes_pending)
+    );
     println!("files pending   {}", s.files_pending);
     println!("lag             {:.1} s", s.lag_seconds);
     println!("last success    {}", ago(now, &s.last_success_at));
     match &s.last_error {
-        Some(e) => println!("last error      [{}] {} at {}", s.last_error_kind.as_deref().unwrap_or("?"), e, s.last_error_at.as_deref().unwrap_or("?")),
+        Some(e) => println!(
+            "last error      [{}] {} at {}",
+            s.last_error_kind.as_deref().unwrap_or("?"),
+            e,
+            s.last_error_at.as_deref().unwrap_or("?")
+        ),
         None => println!("last error      none"),
     }
-    println!("manifest        updates {}", if s.manifest_updates_frozen { "FROZEN by an admin" } else { "applied when newer" });
+    println!(
+        "manifest        updates {}",
+        if s.manifest_updates_frozen {
+            "FROZEN by an admin"
+        } else {
+            "applied when newer"
+        }
+    );
 }
 
 fn progress(total: i64, left: i64, what: &str) -> String {
     let done = (total - left).max(0);
     let width = 30;
-    let filled = if total > 0 { (done * width / total) as usize } else { width as usize };
-    format!("[{}{}] {done}/{total} {what}", "#".repeat(filled), " ".repeat(width as usize - filled))
+    let filled = if total > 0 {
+        (done * width / total) as usize
+    } else {
+        width as usize
+    };
+    format!(
+        "[{}{}] {done}/{total} {what}",
+        "#".repeat(filled),
+        " ".repeat(width as usize - filled)
+    )
 }
 
 async fn sync_command(cmd: SyncCommand) -> Result<()> {
@@ -729,20 +964,36 @@ async fn sync_command(cmd: SyncCommand) -> Result<()> {
             }
             Ok(())
         }
-        SyncCommand::Now { dir, sync, timeout_secs } => {
+        SyncCommand::Now {
+            dir,
+            sync,
+            timeout_secs,
+        } => {
             let config = sync.config(&dir.data_dir)?;
             let mut server_config = Config::new(&dir.data_dir);
             server_config.sync = config.clone();
             let state = server::open(&server_config, Clock::system())?;
-            let start = venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
+            let start =
+                venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
             let (events_total, captures_total) = (start.events_pending, start.captures_pending);
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
             let lock = venuebox::sync::try_lock(&dir.data_dir)?;
             let syncer = match (lock.is_some(), config) {
-                (true, Some(c)) => Some(venuebox::sync::Syncer::new(
-                    state.store.clone(), state.media.clone(), state.clock.clone(), c, state.sync.clone(), Default::default(), dir.data_dir.clone(),
-                ).map_err(anyhow::Error::msg)?),
-                (true, None) => bail!("no bucket given: pass --sync s3://BUCKET/PREFIX (or set VENUEBOX_SYNC)"),
+                (true, Some(c)) => Some(
+                    venuebox::sync::Syncer::new(
+                        state.store.clone(),
+                        state.media.clone(),
+                        state.clock.clone(),
+                        c,
+                        state.sync.clone(),
+                        Default::default(),
+                        dir.data_dir.clone(),
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                ),
+                (true, None) => {
+                    bail!("no bucket given: pass --sync s3://BUCKET/PREFIX (or set VENUEBOX_SYNC)")
+                }
                 (false, _) => {
                     state.store.sync_request(state.clock.now()).await?;
                     eprintln!("a running venuebox serve syncs this box; asked it to sync now");
@@ -761,14 +1012,24 @@ async fn sync_command(cmd: SyncCommand) -> Result<()> {
                         Err((_, e)) => {
                             failures += 1;
                             eprintln!("\nretrying: {e}");
-                            tokio::time::sleep(venuebox::sync::backoff(failures, std::time::Duration::from_secs(1), std::time::Duration::from_secs(30))).await;
+                            tokio::time::sleep(venuebox::sync::backoff(
+                                failures,
+                                std::time::Duration::from_secs(1),
+                                std::time::Duration::from_secs(30),
+                            ))
+                            .await;
                         }
                     }
                 } else {
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
-                let s = venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
-                eprint!("\r{}  {}   ", progress(events_total, s.events_pending, "events"), progress(captures_total, s.captures_pending, "captures"));
+                let s =
+                    venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
+                eprint!(
+                    "\r{}  {}   ",
+                    progress(events_total, s.events_pending, "events"),
+                    progress(captures_total, s.captures_pending, "captures")
+                );
                 let _ = std::io::stderr().flush();
                 if s.events_pending == 0 && s.captures_pending == 0 && s.files_pending == 0 {
                     eprintln!("\nall synced");
@@ -800,11 +1061,30 @@ async fn load_demo(state: &venuebox::api::AppState, data_dir: &Path) -> Result<(
         tracing::info!(event = %ev.event_id(), "--demo: an event is already loaded, keeping it");
         return Ok(());
     }
-    let demo = organiser::demo::create(data_dir, state.clock.now(), Some(&state.store.box_public_key()))?;
+    let demo = organiser::demo::create(
+        data_dir,
+        state.clock.now(),
+        Some(&state.store.box_public_key()),
+    )?;
     let bytes = std::fs::read(&demo.manifest)?;
     let sig = std::fs::read_to_string(&demo.signature)?;
-    let actor = Actor { name: "demo".into(), role: Role::Admin };
-    state.store.import_manifest(bytes, Some(sig), TrustedKeys::default(), actor, state.clock.now()).await?;
-    println!("demo event loaded: see {}", demo.dir.join("README.txt").display());
+    let actor = Actor {
+        name: "demo".into(),
+        role: Role::Admin,
+    };
+    state
+        .store
+        .import_manifest(
+            bytes,
+            Some(sig),
+            TrustedKeys::default(),
+            actor,
+            state.clock.now(),
+        )
+        .await?;
+    println!(
+        "demo event loaded: see {}",
+        demo.dir.join("README.txt").display()
+    );
     Ok(())
 }

@@ -44,7 +44,11 @@ impl Histogram {
         }
         let total = self.total.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "{name}_count {total}");
     }
 }
@@ -60,8 +64,13 @@ pub enum SignInFailure {
 }
 
 impl SignInFailure {
-    pub const ALL: [SignInFailure; 5] =
-        [SignInFailure::WrongPin, SignInFailure::DeviceNotPaired, SignInFailure::BadPairingCode, SignInFailure::Throttled, SignInFailure::Busy];
+    pub const ALL: [SignInFailure; 5] = [
+        SignInFailure::WrongPin,
+        SignInFailure::DeviceNotPaired,
+        SignInFailure::BadPairingCode,
+        SignInFailure::Throttled,
+        SignInFailure::Busy,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             SignInFailure::WrongPin => "wrong_pin",
@@ -101,14 +110,17 @@ impl Default for Metrics {
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             replayed: AtomicU64::new(0),
             write_batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
-            commit_seconds: Histogram::new(&[0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            commit_seconds: Histogram::new(&[
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
         }
     }
 }
 
 impl Metrics {
     pub fn checkin(&self, reason: Option<Reason>) {
-        self.last_scan_ms.store(self.born.elapsed().as_millis() as u64 + 1, Relaxed);
+        self.last_scan_ms
+            .store(self.born.elapsed().as_millis() as u64 + 1, Relaxed);
         match reason {
             None => self.admitted.fetch_add(1, Relaxed),
             Some(r) => self.rejected[r as usize].fetch_add(1, Relaxed),
@@ -118,7 +130,9 @@ impl Metrics {
     /// Whether a scan was decided within the last `window`.
     pub fn door_busy_within(&self, window: std::time::Duration) -> bool {
         let last = self.last_scan_ms.load(Relaxed);
-        last > 0 && (self.born.elapsed().as_millis() as u64 + 1).saturating_sub(last) <= window.as_millis() as u64
+        last > 0
+            && (self.born.elapsed().as_millis() as u64 + 1).saturating_sub(last)
+                <= window.as_millis() as u64
     }
 
     pub fn signin_failure(&self, why: SignInFailure) {
@@ -136,10 +150,22 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let n = "venuebox_checkins_total";
-        let _ = writeln!(out, "# HELP {n} Scans decided, by verdict and reason.\n# TYPE {n} counter");
-        let _ = writeln!(out, "{n}{{verdict=\"admit\",reason=\"\"}} {}", self.admitted.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP {n} Scans decided, by verdict and reason.\n# TYPE {n} counter"
+        );
+        let _ = writeln!(
+            out,
+            "{n}{{verdict=\"admit\",reason=\"\"}} {}",
+            self.admitted.load(Relaxed)
+        );
         for r in Reason::ALL {
-            let _ = writeln!(out, "{n}{{verdict=\"reject\",reason=\"{}\"}} {}", r.as_str(), self.rejected[r as usize].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{n}{{verdict=\"reject\",reason=\"{}\"}} {}",
+                r.as_str(),
+                self.rejected[r as usize].load(Relaxed)
+            );
         }
         let n = "venuebox_nonce_replays_total";
         let _ = writeln!(out, "# HELP {n} Scans and orders answered from an earlier request with the same nonce.\n# TYPE {n} counter");
@@ -147,16 +173,32 @@ impl Metrics {
         let n = "venuebox_signin_failures_total";
         let _ = writeln!(out, "# HELP {n} Refused sign-ins, pairings and approver PINs, by reason.\n# TYPE {n} counter");
         for f in SignInFailure::ALL {
-            let _ = writeln!(out, "{n}{{reason=\"{}\"}} {}", f.as_str(), self.signin_failures[f as usize].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{n}{{reason=\"{}\"}} {}",
+                f.as_str(),
+                self.signin_failures[f as usize].load(Relaxed)
+            );
         }
         let n = "venuebox_connections_refused_total";
         let _ = writeln!(out, "# HELP {n} Connections closed at once because the box or their address had too many open.\n# TYPE {n} counter");
         let _ = writeln!(out, "{n} {}", self.connections_refused.load(Relaxed));
         let n = "venuebox_connections_open";
-        let _ = writeln!(out, "# HELP {n} HTTP connections open now.\n# TYPE {n} gauge");
+        let _ = writeln!(
+            out,
+            "# HELP {n} HTTP connections open now.\n# TYPE {n} gauge"
+        );
         let _ = writeln!(out, "{n} {}", self.connections_open.load(Relaxed));
-        self.write_batch_size.render(&mut out, "venuebox_store_write_batch_size", "Commands committed together in one transaction.");
-        self.commit_seconds.render(&mut out, "venuebox_store_commit_seconds", "Time from BEGIN to durable COMMIT of one write batch.");
+        self.write_batch_size.render(
+            &mut out,
+            "venuebox_store_write_batch_size",
+            "Commands committed together in one transaction.",
+        );
+        self.commit_seconds.render(
+            &mut out,
+            "venuebox_store_commit_seconds",
+            "Time from BEGIN to durable COMMIT of one write batch.",
+        );
         out
     }
 }

@@ -5,9 +5,9 @@
 use crate::api::{self, ApiConfig, AppState};
 use crate::clock::Clock;
 use crate::devices::config::DevicesConfig;
+use crate::devices::pipeline::ScanPipeline;
 use crate::devices::printing::{FakePrinter, Printer};
 use crate::devices::registry::{DeviceState, Registry};
-use crate::devices::pipeline::ScanPipeline;
 use crate::devices::signals::{FakeGpio, Gpio, RppalGpio, Signaller};
 use crate::devices::usb::UsbManager;
 use crate::devices::{self, Devices};
@@ -40,7 +40,16 @@ pub struct Config {
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
-        Config { data_dir: data_dir.into(), api: ApiConfig::default(), read_connections: 4, devices: devices::Mode::Off, device_config: DevicesConfig::default(), sync: None, conn: Default::default(), lan: None }
+        Config {
+            data_dir: data_dir.into(),
+            api: ApiConfig::default(),
+            read_connections: 4,
+            devices: devices::Mode::Off,
+            device_config: DevicesConfig::default(),
+            sync: None,
+            conn: Default::default(),
+            lan: None,
+        }
     }
 }
 
@@ -49,16 +58,18 @@ fn open_devices(config: &Config, store: &Store, clock: &Clock) -> Result<Devices
     let mut fake_gpio = None;
     let mut gpio_missing = None;
     let gpio: Arc<dyn Gpio> = match config.devices {
-        devices::Mode::Hardware => match RppalGpio::open(&config.device_config.gpio) {
-            Ok(g) => Arc::new(g),
-            Err(e) => {
-                tracing::warn!(reason = %e, "GPIO unavailable: the door lights, buzzer and relay are off");
-                gpio_missing = Some(format!("{e}: the door lights, buzzer and relay are off; check-in works without them"));
-                let f = Arc::new(FakeGpio::default());
-                fake_gpio = Some(f.clone());
-                f
+        devices::Mode::Hardware => {
+            match RppalGpio::open(&config.device_config.gpio) {
+                Ok(g) => Arc::new(g),
+                Err(e) => {
+                    tracing::warn!(reason = %e, "GPIO unavailable: the door lights, buzzer and relay are off");
+                    gpio_missing = Some(format!("{e}: the door lights, buzzer and relay are off; check-in works without them"));
+                    let f = Arc::new(FakeGpio::default());
+                    fake_gpio = Some(f.clone());
+                    f
+                }
             }
-        },
+        }
         _ => {
             let f = Arc::new(FakeGpio::default());
             fake_gpio = Some(f.clone());
@@ -71,16 +82,26 @@ fn open_devices(config: &Config, store: &Store, clock: &Clock) -> Result<Devices
         kind: "gpio".into(),
         name: gpio.describe(),
         role: "door lights, buzzer, relay".into(),
-        status: if gpio_missing.is_some() { "unavailable".into() } else { "ready".into() },
+        status: if gpio_missing.is_some() {
+            "unavailable".into()
+        } else {
+            "ready".into()
+        },
         detail: gpio_missing,
     });
     let signaller = Signaller::new(gpio, config.device_config.gpio.clone());
     let fake_printer = if config.devices == devices::Mode::Simulate {
-        let p = Arc::new(FakePrinter::new(config.data_dir.join("printed")).map_err(|e| StoreError::Io(e.to_string()))?);
+        let p = Arc::new(
+            FakePrinter::new(config.data_dir.join("printed"))
+                .map_err(|e| StoreError::Io(e.to_string()))?,
+        );
         registry.set(DeviceState {
             id: p.id(),
             kind: "printer".into(),
-            name: format!("simulated printer writing to {}", config.data_dir.join("printed").display()),
+            name: format!(
+                "simulated printer writing to {}",
+                config.data_dir.join("printed").display()
+            ),
             role: "station default".into(),
             status: "ready".into(),
             detail: None,
@@ -105,19 +126,37 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
     let store = Store::open(
         &config.data_dir,
         metrics.clone(),
-        StoreOptions { read_connections: config.read_connections, ..StoreOptions::default() },
+        StoreOptions {
+            read_connections: config.read_connections,
+            ..StoreOptions::default()
+        },
     )?;
     let media = MediaFiles::open(&config.data_dir).map_err(|e| StoreError::Io(e.to_string()))?;
     let devices = Arc::new(open_devices(config, &store, &clock)?);
     let lan = match &config.lan {
-        Some(c) => Some(crate::net::Lan::open(config.data_dir.clone(), store.box_id(), c.clone()).map_err(|e| StoreError::Io(e.to_string()))?),
+        Some(c) => Some(
+            crate::net::Lan::open(config.data_dir.clone(), store.box_id(), c.clone())
+                .map_err(|e| StoreError::Io(e.to_string()))?,
+        ),
         None => None,
     };
     let sync = Arc::new(match &config.sync {
         Some(c) => SyncHandle::enabled(c.clone(), config.data_dir.clone()),
         None => SyncHandle::default(),
     });
-    Ok(AppState { store, metrics, clock, config: Arc::new(config.api.clone()), auth: Default::default(), media, uploads: Default::default(), devices, sync, conn: Arc::new(config.conn.clone()), lan })
+    Ok(AppState {
+        store,
+        metrics,
+        clock,
+        config: Arc::new(config.api.clone()),
+        auth: Default::default(),
+        media,
+        uploads: Default::default(),
+        devices,
+        sync,
+        conn: Arc::new(config.conn.clone()),
+        lan,
+    })
 }
 
 /// Takes the data directory for this process: a second `serve` on the
@@ -125,7 +164,8 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
 /// refused. Hold the returned file while serving.
 pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, RunError> {
     std::fs::create_dir_all(data_dir)?;
-    crate::store::identity::try_lock_file(&data_dir.join("serve.lock"))?.ok_or_else(|| RunError::Busy(data_dir.to_path_buf()))
+    crate::store::identity::try_lock_file(&data_dir.join("serve.lock"))?
+        .ok_or_else(|| RunError::Busy(data_dir.to_path_buf()))
 }
 
 /// Where the box listens.
@@ -143,14 +183,30 @@ pub struct Listeners {
 /// Serves the API on `listener` (plain HTTP) until `shutdown` resolves,
 /// then finishes the requests in flight. Every acknowledged write is
 /// already on disk.
-pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    serve_on(state, Listeners { plain: Some(listener), ..Default::default() }, shutdown).await
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_on(
+        state,
+        Listeners {
+            plain: Some(listener),
+            ..Default::default()
+        },
+        shutdown,
+    )
+    .await
 }
 
 /// Serves on every listener given until `shutdown` resolves. HTTPS and
 /// the pairing listener need the LAN side (`state.lan`); mDNS announces
 /// the HTTPS port when it is on.
-pub async fn serve_on(state: AppState, listeners: Listeners, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve_on(
+    state: AppState,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     api::tus::recover(&state).await;
     if let Err(e) = state.auth.load_devices(&state.store).await {
         tracing::warn!(error = %e, "cannot load the paired devices yet; the first sign-in will try again");
@@ -162,21 +218,46 @@ pub async fn serve_on(state: AppState, listeners: Listeners, shutdown: impl Futu
     let d = state.devices.clone();
     match d.mode {
         devices::Mode::Hardware => {
-            let usb = Arc::new(UsbManager { config: d.config.clone(), pipeline: d.pipeline.clone(), registry: d.registry.clone(), store: state.store.clone(), clock: state.clock.clone() });
+            let usb = Arc::new(UsbManager {
+                config: d.config.clone(),
+                pipeline: d.pipeline.clone(),
+                registry: d.registry.clone(),
+                store: state.store.clone(),
+                clock: state.clock.clone(),
+            });
             tasks.spawn(usb.run(stop.clone()));
         }
         devices::Mode::Simulate => {
             if let Some(p) = d.fake_printer.clone() {
                 let station = crate::store::printing::DEFAULT_STATION.to_string();
-                tasks.spawn(devices::printing::run(p, station, 42, state.store.clone(), state.clock.clone(), d.registry.clone(), stop.clone()));
+                tasks.spawn(devices::printing::run(
+                    p,
+                    station,
+                    42,
+                    state.store.clone(),
+                    state.clock.clone(),
+                    d.registry.clone(),
+                    stop.clone(),
+                ));
             }
         }
         devices::Mode::Off => {}
     }
     let _sync_lock = start_sync(&state, &tasks, &stop);
-    let https_port = listeners.https.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
+    let https_port = listeners
+        .https
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port());
     if let Some(lan) = &state.lan {
-        lan.set_ports(https_port, listeners.pair.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port()));
+        lan.set_ports(
+            https_port,
+            listeners
+                .pair
+                .as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .map(|a| a.port()),
+        );
     }
     let announcer = match (&state.lan, https_port) {
         (Some(lan), Some(port)) => start_lan(&state, lan, port, &tasks, &stop),
@@ -194,16 +275,37 @@ pub async fn serve_on(state: AppState, listeners: Listeners, shutdown: impl Futu
     let count = Arc::new(api::conn::ConnCount::default());
     let app = api::router(state.clone());
     let mut servers = tokio::task::JoinSet::new();
-    let mut run = |listener: TcpListener, app: axum::Router, tls: Option<Arc<rustls::ServerConfig>>| {
-        let (limits, count, metrics, quit) = (limits.clone(), count.clone(), state.metrics.clone(), quit.clone());
-        servers.spawn(async move { api::conn::serve(listener, app, limits, tls, count, metrics, quit.cancelled_owned()).await });
-    };
+    let mut run =
+        |listener: TcpListener, app: axum::Router, tls: Option<Arc<rustls::ServerConfig>>| {
+            let (limits, count, metrics, quit) = (
+                limits.clone(),
+                count.clone(),
+                state.metrics.clone(),
+                quit.clone(),
+            );
+            servers.spawn(async move {
+                api::conn::serve(
+                    listener,
+                    app,
+                    limits,
+                    tls,
+                    count,
+                    metrics,
+                    quit.cancelled_owned(),
+                )
+                .await
+            });
+        };
     if let Some(l) = listeners.plain {
         run(l, app.clone(), None);
     }
     if let (Some(l), Some(lan)) = (listeners.https, &state.lan) {
         let secure = app.clone().layer(axum::middleware::map_response(api::hsts));
-        run(l, secure, Some(crate::net::tls::server_config(lan.certs.clone())));
+        run(
+            l,
+            secure,
+            Some(crate::net::tls::server_config(lan.certs.clone())),
+        );
     }
     if let (Some(l), Some(port)) = (listeners.pair, https_port) {
         run(l, api::lan::pair_router(state.clone(), port), None);
@@ -224,17 +326,32 @@ pub async fn serve_on(state: AppState, listeners: Listeners, shutdown: impl Futu
 
 /// Keeps the certificate true to the box's addresses and, unless turned
 /// off, announces the HTTPS port on mDNS (re-announcing on changes).
-fn start_lan(state: &AppState, lan: &Arc<crate::net::Lan>, https_port: u16, tasks: &TaskTracker, stop: &CancellationToken) -> Option<Arc<crate::net::mdns::Announcer>> {
+fn start_lan(
+    state: &AppState,
+    lan: &Arc<crate::net::Lan>,
+    https_port: u16,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) -> Option<Arc<crate::net::mdns::Announcer>> {
     use crate::net::mdns::{Announcement, Announcer};
     let announcer = if lan.config.mdns {
         let what = Announcement {
             name: lan.mdns_name.clone(),
             port: https_port,
             box_id: state.store.box_id().to_string(),
-            event_id: state.store.event().map(|e| e.event_id().to_string()).unwrap_or_default(),
+            event_id: state
+                .store
+                .event()
+                .map(|e| e.event_id().to_string())
+                .unwrap_or_default(),
             fingerprint: lan.fingerprint().unwrap_or_default(),
         };
-        let addrs: Vec<_> = lan.names().ips.into_iter().filter(|ip| !ip.is_loopback()).collect();
+        let addrs: Vec<_> = lan
+            .names()
+            .ips
+            .into_iter()
+            .filter(|ip| !ip.is_loopback())
+            .collect();
         match Announcer::start(what, &addrs) {
             Ok(a) => Some(Arc::new(a)),
             Err(e) => {
@@ -249,7 +366,12 @@ fn start_lan(state: &AppState, lan: &Arc<crate::net::Lan>, https_port: u16, task
     tasks.spawn(lan.clone().watch(
         move |names| {
             if let Some(a) = &a {
-                let addrs: Vec<_> = names.ips.iter().copied().filter(|ip| !ip.is_loopback()).collect();
+                let addrs: Vec<_> = names
+                    .ips
+                    .iter()
+                    .copied()
+                    .filter(|ip| !ip.is_loopback())
+                    .collect();
                 a.reannounce(&addrs);
             }
         },
@@ -260,12 +382,19 @@ fn start_lan(state: &AppState, lan: &Arc<crate::net::Lan>, https_port: u16, task
 
 /// Starts the sync loop when configured and no other process syncs this
 /// data directory; returns the lock, held while serving.
-fn start_sync(state: &AppState, tasks: &TaskTracker, stop: &CancellationToken) -> Option<std::fs::File> {
+fn start_sync(
+    state: &AppState,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) -> Option<std::fs::File> {
     let (config, data_dir) = state.sync.setup.clone()?;
     let lock = match crate::sync::try_lock(&data_dir) {
         Ok(Some(f)) => f,
         Ok(None) => {
-            tracing::error!("another venuebox process is syncing {}; this one will not", data_dir.display());
+            tracing::error!(
+                "another venuebox process is syncing {}; this one will not",
+                data_dir.display()
+            );
             return None;
         }
         Err(e) => {
@@ -306,7 +435,9 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         match state.store.housekeeping(state.clock.now()).await {
-            Ok(done) if done.holds_expired > 0 || !done.drops_cycled.is_empty() => tracing::debug!(?done, "housekeeping"),
+            Ok(done) if done.holds_expired > 0 || !done.drops_cycled.is_empty() => {
+                tracing::debug!(?done, "housekeeping")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "housekeeping failed; will retry in a second"),
         }
@@ -348,7 +479,13 @@ async fn thumbnails(state: AppState, stop: CancellationToken) {
                     Ok(jpeg) => {
                         let files = state.media.clone();
                         let hash = sha.clone();
-                        tokio::task::spawn_blocking(move || files.write_thumbnail(&hash, &jpeg)).await.unwrap_or_else(|_| Err(crate::media::MediaError::Io("thumbnail writer stopped".into())))
+                        tokio::task::spawn_blocking(move || files.write_thumbnail(&hash, &jpeg))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(crate::media::MediaError::Io(
+                                    "thumbnail writer stopped".into(),
+                                ))
+                            })
                     }
                     Err(e) => Err(e),
                 }
@@ -370,7 +507,11 @@ async fn thumbnails(state: AppState, stop: CancellationToken) {
 }
 
 /// Open and serve: the whole box, as `venuebox serve` runs it.
-pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     let _serving = lock_data_dir(&config.data_dir)?;
     let state = open(&config, Clock::system())?;
     serve(state, listener, shutdown).await?;

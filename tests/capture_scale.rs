@@ -81,7 +81,15 @@ async fn a_hostile_gigabyte_photo_is_stored_with_bounded_memory() {
     // Both stored, typed by their magic bytes; their thumbnails fail cleanly.
     let mut listed = Value::Null;
     for _ in 0..100 {
-        listed = http.get(format!("http://{addr}/api/v1/creators/cr-mara/captures")).bearer_auth(&cap).send().await.unwrap().json().await.unwrap();
+        listed = http
+            .get(format!("http://{addr}/api/v1/creators/cr-mara/captures"))
+            .bearer_auth(&cap)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let items = listed["items"].as_array().cloned().unwrap_or_default();
         if items.len() == 2 {
             break;
@@ -90,11 +98,26 @@ async fn a_hostile_gigabyte_photo_is_stored_with_bounded_memory() {
     }
     // The thumbnailer looks every quarter second; give it time to try both.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut types: Vec<&str> = listed["items"].as_array().unwrap().iter().map(|c| c["media_type"].as_str().unwrap()).collect();
+    let mut types: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["media_type"].as_str().unwrap())
+        .collect();
     types.sort();
     assert_eq!(types, ["image/jpeg", "image/png"], "{listed}");
-    assert!(listed["items"].as_array().unwrap().iter().all(|c| c["thumbnail"].is_null()), "no thumbnail of noise");
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["thumbnail"].is_null()),
+        "no thumbnail of noise"
+    );
     let (peak, _) = memory_kib(pid);
-    assert!(peak < idle + 64 * 1024, "peak {peak} KiB against {idle} KiB idle");
+    assert!(
+        peak < idle + 64 * 1024,
+        "peak {peak} KiB against {idle} KiB idle"
+    );
     eprintln!("idle {idle} KiB, peak {peak} KiB over two 1 GiB hostile uploads");
 }

@@ -44,13 +44,19 @@ async fn sigkill_under_load_loses_no_acknowledged_checkin_and_admits_no_ticket_t
         .skip(1)
         .map(|l| {
             let mut f = l.splitn(3, ',');
-            (f.next().unwrap().to_string(), { f.next(); f.next().unwrap().to_string() })
+            (f.next().unwrap().to_string(), {
+                f.next();
+                f.next().unwrap().to_string()
+            })
         })
         .collect();
     assert_eq!(tickets.len(), 1100);
 
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
     let workers = 16;
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -63,8 +69,13 @@ async fn sigkill_under_load_loses_no_acknowledged_checkin_and_admits_no_ticket_t
                 for attempt in 0..2 {
                     let nonce = format!("{ticket}-{attempt}");
                     let body = json!({"code": code, "gate": "main", "nonce": nonce});
-                    let Ok(resp) = http.post(&url).bearer_auth(&token).json(&body).send().await else { return };
-                    let Ok(v) = resp.json::<Value>().await else { return };
+                    let Ok(resp) = http.post(&url).bearer_auth(&token).json(&body).send().await
+                    else {
+                        return;
+                    };
+                    let Ok(v) = resp.json::<Value>().await else {
+                        return;
+                    };
                     acked.lock().unwrap().push(Acked {
                         nonce,
                         code: code.clone(),
@@ -89,29 +100,72 @@ async fn sigkill_under_load_loses_no_acknowledged_checkin_and_admits_no_ticket_t
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 600 && acked.len() < 2200, "killed mid-load ({} acknowledged)", acked.len());
+    assert!(
+        acked.len() >= 600 && acked.len() < 2200,
+        "killed mid-load ({} acknowledged)",
+        acked.len()
+    );
 
     let (mut child, addr) = start(dir.path());
     let url = format!("http://{addr}/api/v1/checkins");
     // Every acknowledged scan is there: its nonce replays the same answer.
     for a in &acked {
         let body = json!({"code": a.code, "gate": "main", "nonce": a.nonce});
-        let r = http.post(&url).bearer_auth(&token).json(&body).send().await.unwrap();
-        assert_eq!(r.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"), "{a:?} was lost");
+        let r = http
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.headers()
+                .get("idempotent-replayed")
+                .map(|v| v.to_str().unwrap()),
+            Some("true"),
+            "{a:?} was lost"
+        );
         let v: Value = r.json().await.unwrap();
-        assert_eq!((v["scan_id"].as_i64().unwrap(), v["verdict"].as_str().unwrap()), (a.scan_id, a.verdict.as_str()), "{a:?}");
+        assert_eq!(
+            (
+                v["scan_id"].as_i64().unwrap(),
+                v["verdict"].as_str().unwrap()
+            ),
+            (a.scan_id, a.verdict.as_str()),
+            "{a:?}"
+        );
     }
     // No ticket was admitted twice, and each acknowledged admit now scans as already inside.
-    let admitted: HashSet<&str> = acked.iter().filter(|a| a.verdict == "admit").map(|a| a.ticket.as_str()).collect();
+    let admitted: HashSet<&str> = acked
+        .iter()
+        .filter(|a| a.verdict == "admit")
+        .map(|a| a.ticket.as_str())
+        .collect();
     let mut per_ticket: HashMap<&str, usize> = HashMap::new();
     for a in acked.iter().filter(|a| a.verdict == "admit") {
         *per_ticket.entry(a.ticket.as_str()).or_default() += 1;
     }
-    assert!(per_ticket.values().all(|n| *n == 1), "a ticket was admitted twice before the crash");
+    assert!(
+        per_ticket.values().all(|n| *n == 1),
+        "a ticket was admitted twice before the crash"
+    );
     for a in acked.iter().filter(|a| a.verdict == "admit") {
         let body = json!({"code": a.code, "gate": "main", "nonce": format!("after-{}", a.nonce)});
-        let v: Value = http.post(&url).bearer_auth(&token).json(&body).send().await.unwrap().json().await.unwrap();
-        assert_eq!(v["reason"], "already_checked_in", "{} after restart: {v}", a.ticket);
+        let v: Value = http
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            v["reason"], "already_checked_in",
+            "{} after restart: {v}",
+            a.ticket
+        );
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -122,9 +176,19 @@ async fn sigkill_under_load_loses_no_acknowledged_checkin_and_admits_no_ticket_t
         .query_row("SELECT COUNT(*) FROM (SELECT ticket_id FROM scans WHERE verdict = 'admit' GROUP BY ticket_id HAVING COUNT(*) > 1)", [], |r| r.get(0))
         .unwrap();
     assert_eq!(twice, 0);
-    let in_db: i64 = db.query_row("SELECT COUNT(DISTINCT ticket_id) FROM scans WHERE verdict = 'admit'", [], |r| r.get(0)).unwrap();
+    let in_db: i64 = db
+        .query_row(
+            "SELECT COUNT(DISTINCT ticket_id) FROM scans WHERE verdict = 'admit'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(in_db as usize >= admitted.len());
-    let (count, max): (i64, i64) = db.query_row("SELECT COUNT(*), MAX(seq) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let (count, max): (i64, i64) = db
+        .query_row("SELECT COUNT(*), MAX(seq) FROM outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
     assert_eq!(count, max, "outbox sequence has a gap");
 }
 
@@ -146,15 +210,29 @@ async fn sigkill_during_a_burst_of_checkouts_keeps_stock_equal_to_initial_minus_
     let token = binary::token(dir.path(), "merch");
     let csv = std::fs::read_to_string(dir.path().join("demo/tickets.csv")).unwrap();
     // General-admission buyers (the drop needs the buyer's ticket).
-    let buyers: Vec<String> = csv.lines().skip(1).filter(|l| l.contains(",ga,")).map(|l| l.splitn(3, ',').nth(2).unwrap().to_string()).collect();
+    let buyers: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(",ga,"))
+        .map(|l| l.splitn(3, ',').nth(2).unwrap().to_string())
+        .collect();
 
     let acked: Arc<Mutex<Vec<AckedSale>>> = Arc::default();
     let held: Arc<Mutex<usize>> = Arc::default();
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
     let workers = 12;
     let mut tasks = Vec::new();
     for w in 0..workers {
-        let (http, acked, held, token, addr) = (http.clone(), acked.clone(), held.clone(), token.clone(), addr.clone());
+        let (http, acked, held, token, addr) = (
+            http.clone(),
+            acked.clone(),
+            held.clone(),
+            token.clone(),
+            addr.clone(),
+        );
         let mine: Vec<String> = buyers.iter().skip(w).step_by(workers).cloned().collect();
         tasks.push(tokio::spawn(async move {
             for (i, buyer) in mine.into_iter().enumerate() {
@@ -193,27 +271,58 @@ async fn sigkill_during_a_burst_of_checkouts_keeps_stock_equal_to_initial_minus_
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(!acked.is_empty(), "the burst sold something before the kill");
-    assert!(*held.lock().unwrap() > 0, "the burst made holds that were never paid");
+    assert!(
+        !acked.is_empty(),
+        "the burst sold something before the kill"
+    );
+    assert!(
+        *held.lock().unwrap() > 0,
+        "the burst made holds that were never paid"
+    );
 
     let (mut child, addr) = start_with(dir.path(), &["--hold-secs", "1"]);
     // Every acknowledged sale is there: its nonce replays the same order.
     for a in &acked {
         let url = format!("http://{addr}/api/v1/drops/{DROP}/sales");
-        let v: Value = http.post(&url).bearer_auth(&token).json(&a.body).send().await.unwrap().json().await.unwrap();
-        assert_eq!(v["order_id"].as_str(), Some(a.order.as_str()), "sale {} was lost: {v}", a.nonce);
+        let v: Value = http
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&a.body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            v["order_id"].as_str(),
+            Some(a.order.as_str()),
+            "sale {} was lost: {v}",
+            a.nonce
+        );
         assert_eq!(v["status"], "paid");
     }
     // Unpaid holds expire by themselves: nothing stays reserved.
     let drop_url = format!("http://{addr}/api/v1/drops/{DROP}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let products = loop {
-        let d: Value = http.get(&drop_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        let d: Value = http
+            .get(&drop_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let products = d["products"].as_array().unwrap().clone();
         if products.iter().all(|p| p["held"] == 0) {
             break products;
         }
-        assert!(std::time::Instant::now() < deadline, "holds never expired: {d}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "holds never expired: {d}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     child.kill().unwrap();
@@ -256,7 +365,10 @@ async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
     let token = binary::token(dir.path(), "capture");
     let mut video = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
     video.resize(40 << 20, 0x42);
-    let sha: String = sha2::Sha256::digest(&video).iter().map(|b| format!("{b:02x}")).collect();
+    let sha: String = sha2::Sha256::digest(&video)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let http = reqwest::Client::new();
     let meta = format!("creator {}", base64_of("cr-mara"));
     let r = http
@@ -273,14 +385,26 @@ async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
     let head = |addr: String| {
         let (http, token, loc) = (http.clone(), token.clone(), loc.clone());
         async move {
-            let r = http.head(format!("http://{addr}{loc}")).bearer_auth(token).header("tus-resumable", "1.0.0").send().await.unwrap();
+            let r = http
+                .head(format!("http://{addr}{loc}"))
+                .bearer_auth(token)
+                .header("tus-resumable", "1.0.0")
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
-            r.headers()["upload-offset"].to_str().unwrap().parse::<u64>().unwrap()
+            r.headers()["upload-offset"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
         }
     };
     // 20 MiB arrive, then the phone stalls with the request still open.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
     let req = http
         .patch(format!("http://{addr}{loc}"))
         .bearer_auth(&token)
@@ -294,7 +418,10 @@ async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while head(addr.clone()).await < 16 << 20 {
-        assert!(std::time::Instant::now() < deadline, "checkpoints never reached 16 MiB");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "checkpoints never reached 16 MiB"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
@@ -304,7 +431,10 @@ async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
 
     let (mut child, addr) = start(dir.path());
     let durable = head(addr.clone()).await;
-    assert!((16 << 20..=20 << 20).contains(&durable) && durable % (8 << 20) == 0, "resumes from a checkpoint: {durable}");
+    assert!(
+        (16 << 20..=20 << 20).contains(&durable) && durable % (8 << 20) == 0,
+        "resumes from a checkpoint: {durable}"
+    );
     let r = http
         .patch(format!("http://{addr}{loc}"))
         .bearer_auth(&token)
@@ -316,11 +446,17 @@ async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
-    let r = http.head(format!("http://{addr}/api/v1/captures/{sha}")).bearer_auth(&token).send().await.unwrap();
+    let r = http
+        .head(format!("http://{addr}/api/v1/captures/{sha}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "the capture arrived whole, hash and all");
     child.kill().unwrap();
     child.wait().unwrap();
-    let stored = std::fs::read(dir.path().join("captures").join(&sha[..2]).join(&sha[2..])).unwrap();
+    let stored =
+        std::fs::read(dir.path().join("captures").join(&sha[..2]).join(&sha[2..])).unwrap();
     assert!(stored == video, "stored bytes equal the original");
 }
 

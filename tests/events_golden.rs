@@ -21,7 +21,8 @@ fn golden() -> String {
 fn round_trip(text: &str) -> String {
     let mut events = Vec::new();
     for line in text.lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {e}: {line}"));
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {e}: {line}"));
         let kind = v["kind"].as_str().expect("kind");
         let typed = Event::from_parts(kind, &v["payload"])
             .unwrap_or_else(|e| panic!("{e}"))
@@ -58,16 +59,28 @@ fn every_kind_encodes_exactly_as_the_golden_file() {
 fn the_golden_file_covers_every_kind_once() {
     let kinds: Vec<String> = golden()
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
-    assert_eq!(kinds, Event::KINDS.map(str::to_string).to_vec(), "one line per kind, in the enum's order");
+    assert_eq!(
+        kinds,
+        Event::KINDS.map(str::to_string).to_vec(),
+        "one line per kind, in the enum's order"
+    );
 }
 
 #[test]
 fn a_known_kind_that_does_not_fit_is_an_error_not_zero() {
-    let wrong = serde_json::json!({"order": "O-1", "kind": "walkup", "receipt": {"totalMinor": 100}});
+    let wrong =
+        serde_json::json!({"order": "O-1", "kind": "walkup", "receipt": {"totalMinor": 100}});
     let err = Event::from_parts("order.created", &wrong).unwrap_err();
     assert!(err.to_string().contains("order.created"), "{err}");
     // A kind from a newer box is skipped, not an error.
-    assert!(Event::from_parts("badge.printed", &serde_json::json!({})).unwrap().is_none());
+    assert!(Event::from_parts("badge.printed", &serde_json::json!({}))
+        .unwrap()
+        .is_none());
 }

@@ -31,12 +31,23 @@ impl Drop for Running {
 #[tokio::test]
 async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let (child, addrs) = serve_lan(tmp.path(), &["--demo", "--mdns-name", "door-box", "--no-mdns"]);
+    let (child, addrs) = serve_lan(
+        tmp.path(),
+        &["--demo", "--mdns-name", "door-box", "--no-mdns"],
+    );
     let _box = Running(child);
     let ca = std::fs::read(tmp.path().join("tls/ca.pem")).unwrap();
     // The banner gives staff the URLs, the fingerprint and a QR code.
-    assert!(addrs.banner.contains("https://door-box.local:"), "{}", addrs.banner);
-    assert!(addrs.banner.contains("box CA fingerprint (SHA-256): "), "{}", addrs.banner);
+    assert!(
+        addrs.banner.contains("https://door-box.local:"),
+        "{}",
+        addrs.banner
+    );
+    assert!(
+        addrs.banner.contains("box CA fingerprint (SHA-256): "),
+        "{}",
+        addrs.banner
+    );
     assert!(addrs.banner.contains('█'), "a QR code in the terminal");
     let port = addrs.https.rsplit(':').next().unwrap().to_string();
     let https = |host: &str, path: &str| format!("https://{host}:{port}{path}");
@@ -49,7 +60,14 @@ async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused
         .resolve("door-box.local", addrs.https.parse().unwrap())
         .build()
         .unwrap();
-    let h: Value = by_name.get(https("door-box.local", "/healthz")).send().await.unwrap().json().await.unwrap();
+    let h: Value = by_name
+        .get(https("door-box.local", "/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["status"], "ok");
     for host in ["localhost", "127.0.0.1"] {
         let r = phone.get(https(host, "/healthz")).send().await.unwrap();
@@ -57,8 +75,13 @@ async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused
         assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
         assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     }
-    let plain = reqwest::get(format!("http://{}/healthz", addrs.plain)).await.unwrap();
-    assert!(!plain.headers().contains_key("strict-transport-security"), "HSTS only over HTTPS");
+    let plain = reqwest::get(format!("http://{}/healthz", addrs.plain))
+        .await
+        .unwrap();
+    assert!(
+        !plain.headers().contains_key("strict-transport-security"),
+        "HSTS only over HTTPS"
+    );
     // Not in the certificate: refused by the client's verification.
     let other = reqwest::Client::builder()
         .tls_built_in_root_certs(false)
@@ -66,20 +89,58 @@ async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused
         .resolve("elsewhere.example", addrs.https.parse().unwrap())
         .build()
         .unwrap();
-    assert!(other.get(https("elsewhere.example", "/healthz")).send().await.is_err());
+    assert!(other
+        .get(https("elsewhere.example", "/healthz"))
+        .send()
+        .await
+        .is_err());
     // A client that does not trust the box's CA fails the handshake.
     let stranger = reqwest::Client::builder().https_only(true).build().unwrap();
-    let e = stranger.get(https("localhost", "/healthz")).send().await.unwrap_err();
+    let e = stranger
+        .get(https("localhost", "/healthz"))
+        .send()
+        .await
+        .unwrap_err();
     assert!(e.is_connect(), "{e:?}");
 
     // The check-in walk-through, over HTTPS only.
     let code = pairing_code(tmp.path());
-    let paired: Value = phone.post(https("localhost", "/api/v1/paired-devices")).json(&json!({"code": code, "name": "door phone"})).send().await.unwrap().json().await.unwrap();
+    let paired: Value = phone
+        .post(https("localhost", "/api/v1/paired-devices"))
+        .json(&json!({"code": code, "name": "door phone"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let device = paired["credential"].as_str().unwrap();
-    let s: Value = phone.post(https("localhost", "/api/v1/session")).json(&json!({"pin": "1111", "device": device})).send().await.unwrap().json().await.unwrap();
+    let s: Value = phone
+        .post(https("localhost", "/api/v1/session"))
+        .json(&json!({"pin": "1111", "device": device}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let token = s["token"].as_str().unwrap();
-    let ticket = std::fs::read_to_string(tmp.path().join("demo/tickets.csv")).unwrap().lines().nth(1).unwrap().split(',').nth(2).unwrap().to_string();
-    let scan = |nonce: &str| phone.post(https("localhost", "/api/v1/checkins")).bearer_auth(token).json(&json!({"code": ticket, "gate": "main", "nonce": nonce})).send();
+    let ticket = std::fs::read_to_string(tmp.path().join("demo/tickets.csv"))
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let scan = |nonce: &str| {
+        phone
+            .post(https("localhost", "/api/v1/checkins"))
+            .bearer_auth(token)
+            .json(&json!({"code": ticket, "gate": "main", "nonce": nonce}))
+            .send()
+    };
     let first: Value = scan("https-1").await.unwrap().json().await.unwrap();
     assert_eq!(first["verdict"], "admit", "{first}");
     let second: Value = scan("https-2").await.unwrap().json().await.unwrap();
@@ -93,26 +154,78 @@ async fn plain_http_on_the_lan_serves_only_pairing_and_never_reads_a_pin() {
     let tmp = tempfile::tempdir().unwrap();
     let (child, addrs) = serve_lan(tmp.path(), &["--demo"]);
     let _box = Running(child);
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let base = format!("http://{}", addrs.pair);
-    let page = http.get(format!("{base}/pair?code=ABCD-EFGH-JKMN")).send().await.unwrap().text().await.unwrap();
+    let page = http
+        .get(format!("{base}/pair?code=ABCD-EFGH-JKMN"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let ca = std::fs::read_to_string(tmp.path().join("tls/ca.pem")).unwrap();
     let fp = venuebox::net::tls::fingerprint_colons(&venuebox::net::tls::fingerprint(
         &rustls_pemfile_der(&ca),
     ));
     assert!(page.contains(&fp), "the page shows the fingerprint");
-    assert!(page.contains("ABCD-EFGH-JKMN") && page.contains("#pair=ABCD-EFGH-JKMN"), "the code from the QR, carried on to HTTPS");
-    let hostile = http.get(format!("{base}/pair?code=<script>")).send().await.unwrap().text().await.unwrap();
-    assert!(!hostile.contains("<script>"), "a code that is not one is not echoed");
-    assert!(page.contains("Android") && page.contains("iPhone") && page.contains("macOS") && page.contains("Windows"));
-    assert_eq!(http.get(format!("{base}/ca.pem")).send().await.unwrap().text().await.unwrap(), ca);
-    let der = http.get(format!("{base}/ca.crt")).send().await.unwrap().bytes().await.unwrap();
+    assert!(
+        page.contains("ABCD-EFGH-JKMN") && page.contains("#pair=ABCD-EFGH-JKMN"),
+        "the code from the QR, carried on to HTTPS"
+    );
+    let hostile = http
+        .get(format!("{base}/pair?code=<script>"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !hostile.contains("<script>"),
+        "a code that is not one is not echoed"
+    );
+    assert!(
+        page.contains("Android")
+            && page.contains("iPhone")
+            && page.contains("macOS")
+            && page.contains("Windows")
+    );
+    assert_eq!(
+        http.get(format!("{base}/ca.pem"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        ca
+    );
+    let der = http
+        .get(format!("{base}/ca.crt"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(der.as_ref(), rustls_pemfile_der(&ca).as_slice());
-    for path in ["/api/v1/event", "/healthz", "/metrics", "/api/v1/openapi.json"] {
+    for path in [
+        "/api/v1/event",
+        "/healthz",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 308, "{path}");
         let port = addrs.https.rsplit(':').next().unwrap();
-        assert_eq!(r.headers()["location"], format!("https://127.0.0.1:{port}{path}").as_str());
+        assert_eq!(
+            r.headers()["location"],
+            format!("https://127.0.0.1:{port}{path}").as_str()
+        );
     }
     // A sign-in sent in clear: the redirect comes back though the body
     // never left the client (only headers were sent), and the connection
@@ -124,8 +237,16 @@ async fn plain_http_on_the_lan_serves_only_pairing_and_never_reads_a_pin() {
     let _ = s.read_to_end(&mut got);
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 308"), "{text}");
-    assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
-    let m = reqwest::get(format!("http://{}/metrics", addrs.plain)).await.unwrap().text().await.unwrap();
+    assert!(
+        text.to_ascii_lowercase().contains("connection: close"),
+        "{text}"
+    );
+    let m = reqwest::get(format!("http://{}/metrics", addrs.plain))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(m.contains("venuebox_signin_failures_total{reason=\"wrong_pin\"} 0"));
 }
 
@@ -143,7 +264,17 @@ async fn an_operators_certificate_is_served_and_reloaded() {
     std::fs::write(&cert, &c1).unwrap();
     std::fs::write(&key, &k1).unwrap();
     let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
-    let (child, addrs) = serve_lan(&tmp.path().join("data"), &["--tls-cert", cert_s, "--tls-key", key_s, "--lan-check-secs", "1"]);
+    let (child, addrs) = serve_lan(
+        &tmp.path().join("data"),
+        &[
+            "--tls-cert",
+            cert_s,
+            "--tls-key",
+            key_s,
+            "--lan-check-secs",
+            "1",
+        ],
+    );
     let _box = Running(child);
     let trusting = |pem: &str| {
         reqwest::Client::builder()
@@ -153,8 +284,17 @@ async fn an_operators_certificate_is_served_and_reloaded() {
             .build()
             .unwrap()
     };
-    let url = format!("https://box.example.org:{}/healthz", addrs.https.rsplit(':').next().unwrap());
-    assert!(trusting(&c1).get(&url).send().await.unwrap().status().is_success());
+    let url = format!(
+        "https://box.example.org:{}/healthz",
+        addrs.https.rsplit(':').next().unwrap()
+    );
+    assert!(trusting(&c1)
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
     let (c2, k2) = make("box.example.org");
     // Key first, then certificate: in between the pair does not match and
     // the box keeps serving the old one.
@@ -169,12 +309,17 @@ async fn an_operators_certificate_is_served_and_reloaded() {
         }
     }
     assert!(reloaded, "the new certificate is served without a restart");
-    assert!(trusting(&c1).get(&url).send().await.is_err(), "the old one is gone");
+    assert!(
+        trusting(&c1).get(&url).send().await.is_err(),
+        "the old one is gone"
+    );
 }
 
 fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
 }
 
 /// Door staff pair by scanning paper: `venuebox pair --print` and the API
@@ -187,17 +332,36 @@ async fn pairing_slips_print_the_qr_code_and_the_fingerprint() {
     let _box = Running(child);
     let ca = std::fs::read_to_string(tmp.path().join("tls/ca.pem")).unwrap();
     let fp = venuebox::net::tls::fingerprint(&rustls_pemfile_der(&ca));
-    let out = std::process::Command::new(common::binary::BIN).args(["pair", "--print", "--pair-port", "8081", "--data-dir"]).arg(tmp.path()).output().unwrap();
+    let out = std::process::Command::new(common::binary::BIN)
+        .args(["pair", "--print", "--pair-port", "8081", "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let sup = common::binary::token(tmp.path(), "supervisor");
-    let r = reqwest::Client::new().post(format!("http://{}/api/v1/pairing/print", addrs.plain)).bearer_auth(&sup).json(&json!({})).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/pairing/print", addrs.plain))
+        .bearer_auth(&sup)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     let printed = tmp.path().join("printed");
     let mut slips = Vec::new();
     for _ in 0..50 {
-        slips = std::fs::read_dir(&printed).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "escpos")).collect()).unwrap_or_default();
+        slips = std::fs::read_dir(&printed)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "escpos"))
+                    .collect()
+            })
+            .unwrap_or_default();
         // The fake printer writes the bytes, then their text: wait for both.
-        let texts_done = slips.iter().all(|p| std::fs::read_to_string(p.with_extension("txt")).is_ok_and(|t| t.contains("SHA-256")));
+        let texts_done = slips.iter().all(|p| {
+            std::fs::read_to_string(p.with_extension("txt")).is_ok_and(|t| t.contains("SHA-256"))
+        });
         if slips.len() >= 2 && texts_done {
             break;
         }
@@ -210,7 +374,10 @@ async fn pairing_slips_print_the_qr_code_and_the_fingerprint() {
         let bytes = std::fs::read(slip).unwrap();
         let qr = venuebox::devices::escpos::qr_payloads(&bytes);
         let url = String::from_utf8(qr[0].clone()).unwrap();
-        assert!(url.starts_with("http://") && url.contains(&format!(":{port}/pair?code=")), "{url}");
+        assert!(
+            url.starts_with("http://") && url.contains(&format!(":{port}/pair?code=")),
+            "{url}"
+        );
         let text = std::fs::read_to_string(slip.with_extension("txt")).unwrap();
         let grouped = venuebox::net::tls::fingerprint_colons(&fp);
         // Eight bytes a line on 42-column paper: each line stands whole.

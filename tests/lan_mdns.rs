@@ -20,8 +20,15 @@ struct Lan {
 }
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("iproute2's `ip` is needed for this test");
-    assert!(out.status.success(), "ip {args:?}: {} (this test needs root for network namespaces)", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("iproute2's `ip` is needed for this test");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {} (this test needs root for network namespaces)",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Lan {
@@ -36,7 +43,10 @@ impl Lan {
         ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
         ip(&["link", "set", &va, "netns", &a]);
         ip(&["link", "set", &vb, "netns", &b]);
-        for (ns, dev, addr) in [(&a, &va, format!("10.77.{id}.1/24")), (&b, &vb, format!("10.77.{id}.2/24"))] {
+        for (ns, dev, addr) in [
+            (&a, &va, format!("10.77.{id}.1/24")),
+            (&b, &vb, format!("10.77.{id}.2/24")),
+        ] {
             ip(&["-n", ns, "addr", "add", &addr, "dev", dev]);
             ip(&["-n", ns, "link", "set", dev, "up", "multicast", "on"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
@@ -88,11 +98,25 @@ zc.close()
 
 #[test]
 fn the_box_is_found_by_mdns_sd_and_by_zeroconf_and_says_goodbye() {
-    let zeroconf = common::s3::python_deps("pydeps-zeroconf", "import zeroconf", &["zeroconf==0.154.0"]);
+    let zeroconf =
+        common::s3::python_deps("pydeps-zeroconf", "import zeroconf", &["zeroconf==0.154.0"]);
     let lan = Lan::new();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &lan.a, BIN, "serve", "--demo", "--listen", "127.0.0.1:0", "--https-listen", "0.0.0.0:0", "--pair-listen", "0.0.0.0:0"])
+        .args([
+            "netns",
+            "exec",
+            &lan.a,
+            BIN,
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--https-listen",
+            "0.0.0.0:0",
+            "--pair-listen",
+            "0.0.0.0:0",
+        ])
         .args(["--mdns-name", "door-box", "--data-dir"])
         .arg(dir.path())
         .env("RUST_LOG", "warn")
@@ -102,49 +126,96 @@ fn the_box_is_found_by_mdns_sd_and_by_zeroconf_and_says_goodbye() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let https_port: u16 = loop {
-        let line = lines.next().expect("the box exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("the box exited before listening")
+            .unwrap();
         if let Some(rest) = line.strip_prefix("venuebox listening on https://") {
-            break rest.split_whitespace().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
         }
     };
     std::thread::spawn(move || for _ in lines {});
     let pid = child.id();
     let mut running = Running(child);
     let ca = std::fs::read_to_string(dir.path().join("tls/ca.pem")).unwrap();
-    let der = rustls::pki_types::pem::PemObject::from_pem_slice(ca.as_bytes()).map(|c: rustls::pki_types::CertificateDer| c.to_vec()).unwrap();
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(ca.as_bytes())
+        .map(|c: rustls::pki_types::CertificateDer| c.to_vec())
+        .unwrap();
     let fp = venuebox::net::tls::fingerprint(&der);
 
     // Ours, from the other namespace.
-    let out = Command::new("ip").args(["netns", "exec", &lan.b, BIN, "discover", "--wait-secs", "4"]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lan.b, BIN, "discover", "--wait-secs", "4"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("https://door-box.local:{https_port}/")), "{text}");
-    for kv in [format!("fp={fp}"), "event=evt-demo".into(), "path=/".into(), format!("v={}", env!("CARGO_PKG_VERSION"))] {
+    assert!(
+        text.contains(&format!("https://door-box.local:{https_port}/")),
+        "{text}"
+    );
+    for kv in [
+        format!("fp={fp}"),
+        "event=evt-demo".into(),
+        "path=/".into(),
+        format!("v={}", env!("CARGO_PKG_VERSION")),
+    ] {
         assert!(text.contains(&kv), "{kv} in {text}");
     }
     assert!(text.contains(&lan.addr_a()), "{text}");
 
     // Not ours: python-zeroconf browses and resolves, then sees the goodbye.
     let mut watch = Command::new("ip")
-        .args(["netns", "exec", &lan.b, "python3", "-c", ZEROCONF_WATCH, "20"])
+        .args([
+            "netns",
+            "exec",
+            &lan.b,
+            "python3",
+            "-c",
+            ZEROCONF_WATCH,
+            "20",
+        ])
         .env("PYTHONPATH", &zeroconf)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut events = BufReader::new(watch.stdout.take().unwrap()).lines();
-    let added: serde_json::Value = serde_json::from_str(&events.next().expect("zeroconf saw nothing").unwrap()).unwrap();
+    let added: serde_json::Value =
+        serde_json::from_str(&events.next().expect("zeroconf saw nothing").unwrap()).unwrap();
     assert_eq!(added["event"], "added");
     assert_eq!(added["server"], "door-box.local.");
     assert_eq!(added["port"], https_port);
     assert_eq!(added["txt"]["fp"], fp.as_str());
     let box_id = std::fs::read_to_string(dir.path().join("identity.json")).unwrap();
-    assert!(box_id.contains(added["txt"]["box"].as_str().unwrap()) && added["txt"]["box"].as_str().unwrap().starts_with("box-"), "{added}");
-    assert!(added["addresses"].as_array().unwrap().iter().any(|a| a == lan.addr_a().as_str()), "{added}");
+    assert!(
+        box_id.contains(added["txt"]["box"].as_str().unwrap())
+            && added["txt"]["box"].as_str().unwrap().starts_with("box-"),
+        "{added}"
+    );
+    assert!(
+        added["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == lan.addr_a().as_str()),
+        "{added}"
+    );
     // SIGTERM: the box shuts down and sends its goodbye, long before the
     // records' two-minute TTL would have run out.
     let t0 = Instant::now();
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
-    let removed: serde_json::Value = serde_json::from_str(&events.next().expect("no goodbye seen").unwrap()).unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let removed: serde_json::Value =
+        serde_json::from_str(&events.next().expect("no goodbye seen").unwrap()).unwrap();
     assert_eq!(removed["event"], "removed");
     assert!(t0.elapsed() < Duration::from_secs(15));
     let _ = running.0.wait();

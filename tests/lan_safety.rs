@@ -13,7 +13,8 @@ const DOC: &str = include_str!("../src/api/openapi.json");
 /// A concrete path for a documented one: `{sha256}` gets a well-formed
 /// hash, other parameters a plausible id.
 fn concrete(path: &str) -> String {
-    path.replace("{sha256}", &"ab".repeat(32)).replace("{id}", "x-1")
+    path.replace("{sha256}", &"ab".repeat(32))
+        .replace("{id}", "x-1")
 }
 
 /// Every documented operation, with every role and with no token: the
@@ -33,18 +34,32 @@ async fn role_matrix_for_every_documented_operation() {
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
             let Some(roles) = op.get("x-roles") else {
-                assert!(op.get("security").is_none(), "{method} {path} has security but no x-roles");
+                assert!(
+                    op.get("security").is_none(),
+                    "{method} {path} has security but no x-roles"
+                );
                 continue;
             };
-            let allowed: Vec<&str> = roles.as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+            let allowed: Vec<&str> = roles
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
             let url = b.url(&concrete(path));
             let m: reqwest::Method = method.to_uppercase().parse().unwrap();
             let call = |token: Option<&str>| {
-                let mut r = b.http.request(m.clone(), &url).header("tus-resumable", "1.0.0");
+                let mut r = b
+                    .http
+                    .request(m.clone(), &url)
+                    .header("tus-resumable", "1.0.0");
                 if let Some(t) = token {
                     r = r.bearer_auth(t);
                 }
-                if m != reqwest::Method::GET && m != reqwest::Method::HEAD && m != reqwest::Method::DELETE {
+                if m != reqwest::Method::GET
+                    && m != reqwest::Method::HEAD
+                    && m != reqwest::Method::DELETE
+                {
                     r = r.header("content-type", "application/json").body("{}");
                 }
                 r.send()
@@ -53,13 +68,23 @@ async fn role_matrix_for_every_documented_operation() {
             assert_eq!(status, 401, "{method} {path} without a token");
             for (role, token) in &tokens {
                 // Signing out ends the session, so it gets a fresh one.
-                let fresh = if path == "/api/v1/session" && method == "delete" { b.token(*role).await } else { token.clone() };
+                let fresh = if path == "/api/v1/session" && method == "delete" {
+                    b.token(*role).await
+                } else {
+                    token.clone()
+                };
                 let status = call(Some(&fresh)).await.unwrap().status().as_u16();
                 if allowed.contains(&role.as_str()) {
-                    assert!(status != 401 && status != 403, "{method} {path} as {role}: {status}, but x-roles allows it");
+                    assert!(
+                        status != 401 && status != 403,
+                        "{method} {path} as {role}: {status}, but x-roles allows it"
+                    );
                     assert!(status < 500, "{method} {path} as {role}: {status}");
                 } else {
-                    assert_eq!(status, 403, "{method} {path} as {role}, not in x-roles {allowed:?}");
+                    assert_eq!(
+                        status, 403,
+                        "{method} {path} as {role}, not in x-roles {allowed:?}"
+                    );
                 }
                 checked += 1;
             }
@@ -81,13 +106,23 @@ async fn ticket_codes_are_for_merch_only_and_ids_cannot_be_guessed() {
         assert_eq!(s, 200, "{o}");
         orders.push(o);
     }
-    let (a, c) = (orders[0]["order_id"].as_str().unwrap(), orders[1]["order_id"].as_str().unwrap());
+    let (a, c) = (
+        orders[0]["order_id"].as_str().unwrap(),
+        orders[1]["order_id"].as_str().unwrap(),
+    );
     let common_prefix = a.chars().zip(c.chars()).take_while(|(x, y)| x == y).count();
-    assert!(a.len() - common_prefix >= 10, "order ids {a} and {c} share all but their tail");
+    assert!(
+        a.len() - common_prefix >= 10,
+        "order ids {a} and {c} share all but their tail"
+    );
     let t = orders[0]["tickets"][0]["id"].as_str().unwrap();
     for role in [Role::Capture, Role::Door] {
         let tok = b.token(role).await;
-        for path in [format!("/api/v1/orders/{a}"), format!("/api/v1/orders/{a}/receipt"), format!("/api/v1/tickets/{t}/qr")] {
+        for path in [
+            format!("/api/v1/orders/{a}"),
+            format!("/api/v1/orders/{a}/receipt"),
+            format!("/api/v1/tickets/{t}/qr"),
+        ] {
             let (s, _) = b.get(&tok, &path).await;
             assert_eq!(s, 403, "{role} reading {path}");
         }
@@ -101,11 +136,18 @@ async fn ticket_codes_are_for_merch_only_and_ids_cannot_be_guessed() {
 async fn the_scan_list_masks_codes_below_supervisor() {
     let b = TestBox::start().await;
     let door = b.token(Role::Door).await;
-    let (s, _) = b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": "n1"})).await;
+    let (s, _) = b
+        .scan(
+            &door,
+            json!({"code": "SECRET-0001", "gate": "main", "nonce": "n1"}),
+        )
+        .await;
     assert_eq!(s, 200);
     let (_, list) = b.get(&door, "/api/v1/checkins").await;
     assert_eq!(list["items"][0]["code"], "…0001");
-    let (_, list) = b.get(&b.token(Role::Supervisor).await, "/api/v1/checkins").await;
+    let (_, list) = b
+        .get(&b.token(Role::Supervisor).await, "/api/v1/checkins")
+        .await;
     assert_eq!(list["items"][0]["code"], "SECRET-0001");
 }
 
@@ -117,18 +159,50 @@ async fn oversized_and_unauthenticated_bodies_are_refused_before_reading() {
     let b = TestBox::start().await;
     let door = b.token(Role::Door).await;
     let big = vec![b'x'; 300 * 1024];
-    let r = b.http.post(b.url("/api/v1/checkins")).bearer_auth(&door).header("content-type", "application/json").body(big.clone()).send().await.unwrap();
+    let r = b
+        .http
+        .post(b.url("/api/v1/checkins"))
+        .bearer_auth(&door)
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "body_too_large");
     // Chunked, so no length is declared: still 413, once the limit is crossed.
-    let stream = futures_util::stream::iter((0..300).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024])));
-    let r = b.http.post(b.url("/api/v1/checkins")).bearer_auth(&door).header("content-type", "application/json").body(reqwest::Body::wrap_stream(stream)).send().await.unwrap();
+    let stream =
+        futures_util::stream::iter((0..300).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024])));
+    let r = b
+        .http
+        .post(b.url("/api/v1/checkins"))
+        .bearer_auth(&door)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     // Malformed JSON without a token: 401, not 400, so nothing was parsed.
-    let r = b.http.post(b.url("/api/v1/checkins")).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    let r = b
+        .http
+        .post(b.url("/api/v1/checkins"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let r = b.http.post(b.url("/api/v1/checkins")).header("authorization", format!("bearer {door}")).header("content-type", "application/json").body(r#"{"code":"SECRET-0004","gate":"main","nonce":"lc"}"#).send().await.unwrap();
+    let r = b
+        .http
+        .post(b.url("/api/v1/checkins"))
+        .header("authorization", format!("bearer {door}"))
+        .header("content-type", "application/json")
+        .body(r#"{"code":"SECRET-0004","gate":"main","nonce":"lc"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "the Bearer scheme in lower case");
 }
 
@@ -139,12 +213,18 @@ async fn create_upload(b: &TestBox, token: &str, length: u64) -> (u16, Value, Op
         .bearer_auth(token)
         .header("tus-resumable", "1.0.0")
         .header("upload-length", length.to_string())
-        .header("upload-metadata", common::tus_metadata(&[("creator", "cr-a"), ("consent", "true")]))
+        .header(
+            "upload-metadata",
+            common::tus_metadata(&[("creator", "cr-a"), ("consent", "true")]),
+        )
         .send()
         .await
         .unwrap();
     let status = r.status().as_u16();
-    let loc = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+    let loc = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string());
     (status, r.json().await.unwrap_or_default(), loc)
 }
 
@@ -157,7 +237,11 @@ async fn made_up_upload_ids_leave_nothing_behind() {
     let cap = b.token(Role::Capture).await;
     let door = b.token(Role::Door).await;
     for i in 0..300 {
-        let id = if i % 2 == 0 { format!("{:032x}", i) } else { "z".repeat(4000) };
+        let id = if i % 2 == 0 {
+            format!("{:032x}", i)
+        } else {
+            "z".repeat(4000)
+        };
         for token in [&cap, &door] {
             let r = b
                 .http
@@ -173,7 +257,11 @@ async fn made_up_upload_ids_leave_nothing_behind() {
             assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
         }
     }
-    assert_eq!(b.state.uploads.len(), 0, "no slot for an upload that does not exist");
+    assert_eq!(
+        b.state.uploads.len(),
+        0,
+        "no slot for an upload that does not exist"
+    );
 }
 
 /// Empty uploads with a huge Upload-Length cannot use up the quota: one
@@ -182,25 +270,49 @@ async fn made_up_upload_ids_leave_nothing_behind() {
 /// the reservations.
 #[tokio::test]
 async fn reservations_are_bounded_per_sign_in_and_admins_clear_them() {
-    let captures = venuebox::api::tus::CaptureConfig { max_upload_bytes: 1 << 30, quota_bytes: 3 << 30, ..Default::default() };
+    let captures = venuebox::api::tus::CaptureConfig {
+        max_upload_bytes: 1 << 30,
+        quota_bytes: 3 << 30,
+        ..Default::default()
+    };
     let b = TestBox::start_captures(venuebox::clock::Clock::system(), captures).await;
     let admin = b.token(Role::Admin).await;
-    let link: Value = b.post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"})).await.1;
+    let link: Value = b
+        .post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"}))
+        .await
+        .1;
     let link = link["token"].as_str().unwrap().to_string();
     let mut statuses = Vec::new();
     for _ in 0..4 {
         statuses.push(create_upload(&b, &link, 1 << 30).await.0);
     }
-    assert_eq!(statuses, [201, 201, 507, 507], "two of the largest uploads promised, no more");
+    assert_eq!(
+        statuses,
+        [201, 201, 507, 507],
+        "two of the largest uploads promised, no more"
+    );
     let (s, body, _) = create_upload(&b, &link, 1 << 30).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (507, Some("reservation_full")));
-    let link2: Value = b.post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"})).await.1;
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (507, Some("reservation_full"))
+    );
+    let link2: Value = b
+        .post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"}))
+        .await
+        .1;
     let link2 = link2["token"].as_str().unwrap().to_string();
     for i in 0..16 {
-        assert_eq!(create_upload(&b, &link2, 10).await.0, 201, "small upload {i}");
+        assert_eq!(
+            create_upload(&b, &link2, 10).await.0,
+            201,
+            "small upload {i}"
+        );
     }
     let (s, body, _) = create_upload(&b, &link2, 10).await;
-    assert_eq!((s, body["error"]["code"].as_str()), (429, Some("too_many_open_uploads")));
+    assert_eq!(
+        (s, body["error"]["code"].as_str()),
+        (429, Some("too_many_open_uploads"))
+    );
     // Someone else still uploads.
     let crew = b.token(Role::Capture).await;
     let (s, _, loc) = create_upload(&b, &crew, 100).await;
@@ -211,14 +323,36 @@ async fn reservations_are_bounded_per_sign_in_and_admins_clear_them() {
     assert_eq!(s, 200);
     assert_eq!(open["uploads"].as_array().unwrap().len(), 19);
     assert_eq!(open["reserved_bytes"], (2u64 << 30) + 16 * 10 + 100);
-    let big: Vec<String> = open["uploads"].as_array().unwrap().iter().filter(|u| u["length"] == (1u64 << 30)).map(|u| u["id"].as_str().unwrap().to_string()).collect();
+    let big: Vec<String> = open["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["length"] == (1u64 << 30))
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
     for id in &big {
-        let r = b.http.delete(b.url(&format!("/api/v1/open-uploads/{id}"))).bearer_auth(&admin).send().await.unwrap();
+        let r = b
+            .http
+            .delete(b.url(&format!("/api/v1/open-uploads/{id}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 204);
     }
-    let r = b.http.delete(b.url(&format!("/api/v1/open-uploads/{}", big[0]))).bearer_auth(&admin).send().await.unwrap();
+    let r = b
+        .http
+        .delete(b.url(&format!("/api/v1/open-uploads/{}", big[0])))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404, "already cleared");
-    assert_eq!(create_upload(&b, &crew, 1 << 30).await.0, 201, "the freed reservation is usable");
+    assert_eq!(
+        create_upload(&b, &crew, 1 << 30).await.0,
+        201,
+        "the freed reservation is usable"
+    );
 }
 
 /// Prices, quantities, tax rates and cash are bounded: what used to wrap
@@ -235,21 +369,52 @@ async fn money_out_of_range_is_refused_instead_of_wrapping() {
         json!({"id": "d-x", "name": "X", "creator": "cr-a", "opens_at": now, "closes_at": later,
                "products": [{"sku": "GOLD", "name": "Gold", "price_minor": price, "quantity": qty, "tax_rate_bp": tax}]})
     };
-    for (price, tax, qty, says) in [(1i64 << 62, 0, 5, "price of 0 to"), (100, 1 << 31, 5, "tax_rate_bp must be 0 to"), (100, 0, 4_000_000, "quantity must be at most")] {
+    for (price, tax, qty, says) in [
+        (1i64 << 62, 0, 5, "price of 0 to"),
+        (100, 1 << 31, 5, "tax_rate_bp must be 0 to"),
+        (100, 0, 4_000_000, "quantity must be at most"),
+    ] {
         let (s, v) = b.post(&admin, "/api/v1/drops", spec(price, tax, qty)).await;
         assert_eq!(s, 400, "{v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{v}"
+        );
     }
-    let (s, v) = b.post(&admin, "/api/v1/drops", spec(100_000_000, 0, 100_000)).await;
+    let (s, v) = b
+        .post(&admin, "/api/v1/drops", spec(100_000_000, 0, 100_000))
+        .await;
     assert_eq!(s, 201, "{v}");
     let sale = |qty: u64, tender: Value| json!({"items": [{"sku": "GOLD", "qty": qty}], "nonce": common::nonce(), "tender": tender});
-    let (s, v) = b.post(&merch, "/api/v1/drops/d-x/sales", sale(20_000, json!({"kind": "card", "reference": "T-1"}))).await;
+    let (s, v) = b
+        .post(
+            &merch,
+            "/api/v1/drops/d-x/sales",
+            sale(20_000, json!({"kind": "card", "reference": "T-1"})),
+        )
+        .await;
     assert_eq!(s, 400, "{v}");
-    let (s, v) = b.post(&merch, "/api/v1/drops/d-x/sales", sale(1, json!({"kind": "cash", "given_minor": i64::MAX}))).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_tender")), "{v}");
+    let (s, v) = b
+        .post(
+            &merch,
+            "/api/v1/drops/d-x/sales",
+            sale(1, json!({"kind": "cash", "given_minor": i64::MAX})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("bad_tender")),
+        "{v}"
+    );
     // The largest sale allowed, twice: totals stay positive and add up.
     for _ in 0..2 {
-        let (s, v) = b.post(&merch, "/api/v1/drops/d-x/sales", sale(10_000, json!({"kind": "card", "reference": "T-2"}))).await;
+        let (s, v) = b
+            .post(
+                &merch,
+                "/api/v1/drops/d-x/sales",
+                sale(10_000, json!({"kind": "card", "reference": "T-2"})),
+            )
+            .await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["total_minor"], 1_000_000_000_000i64);
     }
@@ -287,7 +452,12 @@ mod real_binary {
         let mut all = vec!["--demo"];
         all.extend_from_slice(args);
         let (child, addr) = binary::serve(&dir, &all, &[]);
-        Demo { _dir: tmp, dir, child, addr }
+        Demo {
+            _dir: tmp,
+            dir,
+            child,
+            addr,
+        }
     }
 
     impl Demo {
@@ -296,17 +466,41 @@ mod real_binary {
         }
         async fn pair(&self, http: &reqwest::Client, name: &str) -> String {
             let code = pairing_code(&self.dir);
-            let r = http.post(self.url("/api/v1/paired-devices")).json(&json!({"code": code, "name": name})).send().await.unwrap();
+            let r = http
+                .post(self.url("/api/v1/paired-devices"))
+                .json(&json!({"code": code, "name": name}))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 201);
-            r.json::<Value>().await.unwrap()["credential"].as_str().unwrap().to_string()
+            r.json::<Value>().await.unwrap()["credential"]
+                .as_str()
+                .unwrap()
+                .to_string()
         }
         async fn sign_in(&self, http: &reqwest::Client, device: &str, pin: &str) -> u16 {
             let body = json!({"pin": pin, "device": device});
-            http.post(self.url("/api/v1/session")).json(&body).send().await.unwrap().status().as_u16()
+            http.post(self.url("/api/v1/session"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }
         async fn metric(&self, line_start: &str) -> u64 {
-            let text = reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap();
-            text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()).unwrap().parse().unwrap()
+            let text = reqwest::get(self.url("/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .find(|l| l.starts_with(line_start))
+                .and_then(|l| l.rsplit(' ').next())
+                .unwrap()
+                .parse()
+                .unwrap()
         }
     }
 
@@ -329,21 +523,48 @@ mod real_binary {
         for i in 0..200u32 {
             let c = client_from([127, 0, 1, (i % 250) as u8 + 1]);
             let url = d.url("/api/v1/session");
-            guests.push(tokio::spawn(async move { c.post(url).json(&json!({"pin": format!("{:04}", i)})).send().await.unwrap().status().as_u16() }));
+            guests.push(tokio::spawn(async move {
+                c.post(url)
+                    .json(&json!({"pin": format!("{:04}", i)}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
         }
         let mut staff = Vec::new();
         for round in 0..5 {
             for (i, dev) in devices.iter().enumerate() {
-                let (c, url, dev) = (client_from([127, 0, 2, i as u8 + 1]), d.url("/api/v1/session"), dev.clone());
+                let (c, url, dev) = (
+                    client_from([127, 0, 2, i as u8 + 1]),
+                    d.url("/api/v1/session"),
+                    dev.clone(),
+                );
                 let pin = format!("{:04}", 9000 + round * 20 + i);
-                staff.push(tokio::spawn(async move { c.post(url).json(&json!({"pin": pin, "device": dev})).send().await.unwrap().status().as_u16() }));
+                staff.push(tokio::spawn(async move {
+                    c.post(url)
+                        .json(&json!({"pin": pin, "device": dev}))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                }));
             }
         }
         let t0 = std::time::Instant::now();
         for g in guests {
-            assert_eq!(g.await.unwrap(), 401, "a guest without a paired device never gets a PIN checked");
+            assert_eq!(
+                g.await.unwrap(),
+                401,
+                "a guest without a paired device never gets a PIN checked"
+            );
         }
-        assert!(t0.elapsed() >= Duration::from_millis(500), "refusals are held, not answered at once");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(500),
+            "refusals are held, not answered at once"
+        );
         let mut seen = std::collections::BTreeMap::new();
         for s in staff {
             *seen.entry(s.await.unwrap()).or_insert(0) += 1;
@@ -351,13 +572,31 @@ mod real_binary {
         assert!(!seen.contains_key(&200), "a wrong PIN signed in: {seen:?}");
         assert!(seen.keys().all(|s| [401, 429, 503].contains(s)), "{seen:?}");
         let (peak, _) = memory_kib(pid);
-        assert!(peak < idle_rss + 64 * 1024, "peak {peak} KiB against {idle_rss} KiB idle");
-        let checked = d.metric("venuebox_signin_failures_total{reason=\"wrong_pin\"}").await;
-        assert!(checked <= 100 && checked as usize == seen.get(&401).copied().unwrap_or(0), "{checked} checked, {seen:?}");
-        assert!(d.metric("venuebox_signin_failures_total{reason=\"device_not_paired\"}").await >= 200);
+        assert!(
+            peak < idle_rss + 64 * 1024,
+            "peak {peak} KiB against {idle_rss} KiB idle"
+        );
+        let checked = d
+            .metric("venuebox_signin_failures_total{reason=\"wrong_pin\"}")
+            .await;
+        assert!(
+            checked <= 100 && checked as usize == seen.get(&401).copied().unwrap_or(0),
+            "{checked} checked, {seen:?}"
+        );
+        assert!(
+            d.metric("venuebox_signin_failures_total{reason=\"device_not_paired\"}")
+                .await
+                >= 200
+        );
         // A right PIN on a fresh phone still signs in.
-        let fresh = d.pair(&client_from([127, 0, 3, 1]), "supervisor phone").await;
-        assert_eq!(d.sign_in(&client_from([127, 0, 3, 1]), &fresh, "4444").await, 200);
+        let fresh = d
+            .pair(&client_from([127, 0, 3, 1]), "supervisor phone")
+            .await;
+        assert_eq!(
+            d.sign_in(&client_from([127, 0, 3, 1]), &fresh, "4444")
+                .await,
+            200
+        );
     }
 
     /// Forty guesses at once from one paired device: one is checked, the
@@ -372,7 +611,15 @@ mod real_binary {
         for i in 0..40 {
             let (c, url, dev) = (c.clone(), d.url("/api/v1/session"), dev.clone());
             let body = json!({"pin": format!("{:04}", 7000 + i), "name": "Sam the supervisor", "device": dev});
-            tasks.push(tokio::spawn(async move { c.post(url).json(&body).send().await.unwrap().status().as_u16() }));
+            tasks.push(tokio::spawn(async move {
+                c.post(url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
         }
         let mut seen = std::collections::BTreeMap::new();
         for t in tasks {
@@ -381,8 +628,15 @@ mod real_binary {
         let checked = seen.get(&401).copied().unwrap_or(0);
         // Requests that arrive after the first check ended may be checked
         // in turn; never two at once, and never most of them.
-        assert!((1..=5).contains(&checked) && seen.get(&429).copied().unwrap_or(0) == 40 - checked, "{seen:?}");
-        assert_eq!(d.metric("venuebox_signin_failures_total{reason=\"wrong_pin\"}").await, checked as u64);
+        assert!(
+            (1..=5).contains(&checked) && seen.get(&429).copied().unwrap_or(0) == 40 - checked,
+            "{seen:?}"
+        );
+        assert_eq!(
+            d.metric("venuebox_signin_failures_total{reason=\"wrong_pin\"}")
+                .await,
+            checked as u64
+        );
     }
 
     /// PATCHes to 3,000 made-up upload ids of 30 KB each leave the real
@@ -407,11 +661,16 @@ mod real_binary {
         }
         let (_, before) = memory_kib(d.child.id());
         for i in 0..3000 {
-            let id: String = std::iter::repeat(format!("{i:08x}")).take(30_000 / 8).collect();
+            let id: String = std::iter::repeat(format!("{i:08x}"))
+                .take(30_000 / 8)
+                .collect();
             assert_eq!(patch(id).await.unwrap().status(), 404);
         }
         let (_, after) = memory_kib(d.child.id());
-        assert!(after < before + 16 * 1024, "RSS {before} KiB before, {after} KiB after");
+        assert!(
+            after < before + 16 * 1024,
+            "RSS {before} KiB before, {after} KiB after"
+        );
     }
 
     /// Thirty wrong PINs for the admin spread over six devices on six
@@ -429,27 +688,84 @@ mod real_binary {
         let admins_phone = d.pair(&client_from([127, 0, 5, 1]), "admin phone").await;
         for n in 0..30 {
             let (c, dev) = &bad[n % 6];
-            let body = json!({"pin": format!("{:04}", 6000 + n), "name": "Alex the admin", "device": dev});
-            let s = c.post(d.url("/api/v1/session")).json(&body).send().await.unwrap().status().as_u16();
+            let body =
+                json!({"pin": format!("{:04}", 6000 + n), "name": "Alex the admin", "device": dev});
+            let s = c
+                .post(d.url("/api/v1/session"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
             assert!(s == 401 || s == 429, "{s}");
         }
         let guest = client_from([127, 0, 5, 1]);
         for _ in 0..20 {
-            let s = guest.post(d.url("/api/v1/session")).json(&json!({"pin": "0000"})).send().await.unwrap().status().as_u16();
+            let s = guest
+                .post(d.url("/api/v1/session"))
+                .json(&json!({"pin": "0000"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
             assert!(s == 401 || s == 429);
         }
         let admin = client_from([127, 0, 5, 1]);
-        let r = admin.post(d.url("/api/v1/session")).json(&json!({"pin": "5555", "name": "Alex the admin", "device": admins_phone})).send().await.unwrap();
+        let r = admin
+            .post(d.url("/api/v1/session"))
+            .json(&json!({"pin": "5555", "name": "Alex the admin", "device": admins_phone}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         // The stolen devices are revoked by a supervisor and stop at once.
-        let sup: Value = admin.post(d.url("/api/v1/session")).json(&json!({"pin": "4444", "device": admins_phone})).send().await.unwrap().json().await.unwrap();
+        let sup: Value = admin
+            .post(d.url("/api/v1/session"))
+            .json(&json!({"pin": "4444", "device": admins_phone}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let sup = sup["token"].as_str().unwrap();
-        let list: Value = admin.get(d.url("/api/v1/paired-devices")).bearer_auth(sup).send().await.unwrap().json().await.unwrap();
-        let stolen = list["devices"].as_array().unwrap().iter().find(|x| x["name"] == "stolen 0").unwrap()["id"].as_str().unwrap().to_string();
-        let r = admin.delete(d.url(&format!("/api/v1/paired-devices/{stolen}"))).bearer_auth(sup).send().await.unwrap();
+        let list: Value = admin
+            .get(d.url("/api/v1/paired-devices"))
+            .bearer_auth(sup)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let stolen = list["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "stolen 0")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = admin
+            .delete(d.url(&format!("/api/v1/paired-devices/{stolen}")))
+            .bearer_auth(sup)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let (c, dev) = &bad[0];
-        let body: Value = c.post(d.url("/api/v1/session")).json(&json!({"pin": "1111", "device": dev})).send().await.unwrap().json().await.unwrap();
+        let body: Value = c
+            .post(d.url("/api/v1/session"))
+            .json(&json!({"pin": "1111", "device": dev}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(body["error"]["code"], "device_not_paired");
     }
 
@@ -472,7 +788,14 @@ mod real_binary {
     /// it are closed at once while another address is served.
     #[test]
     fn slow_idle_and_surplus_connections_are_closed_in_time() {
-        let d = demo(&["--header-timeout-secs", "1", "--idle-timeout-secs", "2", "--max-connections-per-address", "4"]);
+        let d = demo(&[
+            "--header-timeout-secs",
+            "1",
+            "--idle-timeout-secs",
+            "2",
+            "--max-connections-per-address",
+            "4",
+        ]);
         let addr: std::net::SocketAddr = d.addr.parse().unwrap();
         let cases: [(&str, &[u8], f64); 4] = [
             ("idle", b"", 1.0),
@@ -485,18 +808,29 @@ mod real_binary {
             s.write_all(send).unwrap();
             let (_, took) = read_all(&mut s, Duration::from_secs(10));
             let secs = took.as_secs_f64();
-            assert!(secs >= after * 0.8 && secs < after + 1.5, "{what}: closed after {secs:.2} s");
+            assert!(
+                secs >= after * 0.8 && secs < after + 1.5,
+                "{what}: closed after {secs:.2} s"
+            );
         }
         let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
         std::thread::sleep(Duration::from_millis(200));
         let mut surplus = TcpStream::connect(addr).unwrap();
         let _ = surplus.write_all(b"GET /healthz HTTP/1.1\r\nHost: box\r\n\r\n");
         let (got, took) = read_all(&mut surplus, Duration::from_secs(5));
-        assert!(got.is_empty() && took < Duration::from_millis(500), "the fifth connection from one address is closed at once");
+        assert!(
+            got.is_empty() && took < Duration::from_millis(500),
+            "the fifth connection from one address is closed at once"
+        );
         let mut other = socket_from([127, 0, 6, 1], addr);
-        other.write_all(b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n").unwrap();
+        other
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let (got, _) = read_all(&mut other, Duration::from_secs(5));
-        assert!(got.starts_with(b"HTTP/1.1 200"), "another address is served");
+        assert!(
+            got.starts_with(b"HTTP/1.1 200"),
+            "another address is served"
+        );
         drop(held);
     }
 
@@ -507,20 +841,32 @@ mod real_binary {
         let bind = libc::sockaddr_in {
             sin_family: libc::AF_INET as u16,
             sin_port: 0,
-            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(from) },
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(from),
+            },
             sin_zero: [0; 8],
         };
-        let std::net::SocketAddr::V4(to4) = to else { panic!("IPv4 only") };
+        let std::net::SocketAddr::V4(to4) = to else {
+            panic!("IPv4 only")
+        };
         let dest = libc::sockaddr_in {
             sin_family: libc::AF_INET as u16,
             sin_port: to4.port().to_be(),
-            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(to4.ip().octets()) },
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(to4.ip().octets()),
+            },
             sin_zero: [0; 8],
         };
         let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
         unsafe {
-            assert_eq!(libc::bind(fd, &bind as *const _ as *const libc::sockaddr, len), 0);
-            assert_eq!(libc::connect(fd, &dest as *const _ as *const libc::sockaddr, len), 0);
+            assert_eq!(
+                libc::bind(fd, &bind as *const _ as *const libc::sockaddr, len),
+                0
+            );
+            assert_eq!(
+                libc::connect(fd, &dest as *const _ as *const libc::sockaddr, len),
+                0
+            );
             std::os::fd::FromRawFd::from_raw_fd(fd)
         }
     }
@@ -537,9 +883,17 @@ mod real_binary {
 /// generate; tuspy and tests/uploads_tus.rs cover them).
 #[test]
 fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
-    let st = common::s3::python_deps("pydeps-schemathesis", "import schemathesis", &["schemathesis==4.32.5"]);
+    let st = common::s3::python_deps(
+        "pydeps-schemathesis",
+        "import schemathesis",
+        &["schemathesis==4.32.5"],
+    );
     let tmp = tempfile::tempdir().unwrap();
-    let (mut child, addr) = common::binary::serve(tmp.path(), &["--demo", "--sign-in-refusal-delay-ms", "0"], &[]);
+    let (mut child, addr) = common::binary::serve(
+        tmp.path(),
+        &["--demo", "--sign-in-refusal-delay-ms", "0"],
+        &[],
+    );
     let admin = common::binary::token(tmp.path(), "admin");
     let out = std::process::Command::new("python3")
         .args(["-m", "schemathesis.cli", "run"])
@@ -561,9 +915,16 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     let _ = child.kill();
     let _ = child.wait();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "schemathesis found problems:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("API Operations:"), "{text}");
-    assert!(!text.contains("Authentication failed"), "the admin's session ended mid-run; operations went untested:\n{text}");
+    assert!(
+        !text.contains("Authentication failed"),
+        "the admin's session ended mid-run; operations went untested:\n{text}"
+    );
 }
 
 /// A supervisor sees who is signed in (never their tokens) and ends one
@@ -576,15 +937,65 @@ async fn supervisors_list_and_revoke_sessions() {
     let (s, signed) = b.sign_in(&phone, common::DOOR_PIN).await;
     assert_eq!(s, 200);
     let door = signed["token"].as_str().unwrap().to_string();
-    let r = b.http.get(b.url("/api/v1/sessions")).bearer_auth(&sup).send().await.unwrap();
+    let r = b
+        .http
+        .get(b.url("/api/v1/sessions"))
+        .bearer_auth(&sup)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-    assert_eq!(r.headers()["content-security-policy"], "frame-ancestors 'none'");
+    assert_eq!(
+        r.headers()["content-security-policy"],
+        "frame-ancestors 'none'"
+    );
     let list: Value = r.json().await.unwrap();
     assert!(!list.to_string().contains(&door), "no token in the list");
-    let mine = list["sessions"].as_array().unwrap().iter().find(|x| x["staff"] == "Dana" && x["device"].is_string()).unwrap().clone();
-    assert_eq!(b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": "before"})).await.0, 200);
-    let r = b.http.delete(b.url(&format!("/api/v1/sessions/{}", mine["id"].as_str().unwrap()))).bearer_auth(&sup).send().await.unwrap();
+    let mine = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["staff"] == "Dana" && x["device"].is_string())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        b.scan(
+            &door,
+            json!({"code": "SECRET-0001", "gate": "main", "nonce": "before"})
+        )
+        .await
+        .0,
+        200
+    );
+    let r = b
+        .http
+        .delete(b.url(&format!(
+            "/api/v1/sessions/{}",
+            mine["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&sup)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    assert_eq!(b.scan(&door, json!({"code": "SECRET-0004", "gate": "main", "nonce": "after"})).await.0, 401, "revoked at once, cache included");
-    assert_eq!(b.http.delete(b.url("/api/v1/sessions/0123456789abcdef")).bearer_auth(&sup).send().await.unwrap().status(), 404);
+    assert_eq!(
+        b.scan(
+            &door,
+            json!({"code": "SECRET-0004", "gate": "main", "nonce": "after"})
+        )
+        .await
+        .0,
+        401,
+        "revoked at once, cache included"
+    );
+    assert_eq!(
+        b.http
+            .delete(b.url("/api/v1/sessions/0123456789abcdef"))
+            .bearer_auth(&sup)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 }

@@ -41,7 +41,10 @@ async fn wait_synced(b: &TestBox, secs: u64) {
         if s["events_pending"] == 0 && s["captures_pending"] == 0 && s["files_pending"] == 0 {
             return;
         }
-        assert!(std::time::Instant::now() < until, "sync did not catch up in {secs} s: {s:#}");
+        assert!(
+            std::time::Instant::now() < until,
+            "sync did not catch up in {secs} s: {s:#}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -51,10 +54,18 @@ async fn assert_exactly_once(moto: &Moto, b: &TestBox) -> Vec<Value> {
     let events = landed_events(moto, BUCKET).await;
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     let last = status(b).await["last_seq"].as_i64().unwrap();
-    assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "every seq once, gap-free, in order");
+    assert_eq!(
+        seqs,
+        (1..=last).collect::<Vec<_>>(),
+        "every seq once, gap-free, in order"
+    );
     for e in &events {
         assert_eq!(e["box_id"], b.state.store.box_id());
-        assert!(e["at"].as_str().unwrap().ends_with('Z') && e["kind"].is_string() && e.get("payload").is_some());
+        assert!(
+            e["at"].as_str().unwrap().ends_with('Z')
+                && e["kind"].is_string()
+                && e.get("payload").is_some()
+        );
     }
     events
 }
@@ -63,10 +74,21 @@ async fn check_in_many(b: &TestBox, n: usize) {
     let door = b.token(Role::Door).await;
     let mut tasks = Vec::new();
     for _ in 0..n {
-        let (http, url, token, code) = (b.http.clone(), b.url("/api/v1/checkins"), door.clone(), b.signed(&format!("T-{}", nonce()), "ga"));
+        let (http, url, token, code) = (
+            b.http.clone(),
+            b.url("/api/v1/checkins"),
+            door.clone(),
+            b.signed(&format!("T-{}", nonce()), "ga"),
+        );
         tasks.push(tokio::spawn(async move {
             let body = json!({"code": code, "gate": "main", "nonce": nonce()});
-            let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
         }));
         if tasks.len() == 16 {
@@ -81,10 +103,26 @@ async fn check_in_many(b: &TestBox, n: usize) {
 }
 
 /// Uploads `bytes` with tus (create, then 8 MiB PATCHes) to the box at `base`.
-async fn tus_upload(http: &reqwest::Client, base: &str, token: &str, bytes: &[u8], creator: &str, name: &str) -> String {
-    let meta = tus_metadata(&[("filename", name), ("creator", creator), ("uploader", "Cam"), ("consent", "true")]);
-    let tus = |req: reqwest::RequestBuilder| req.bearer_auth(token).header("tus-resumable", "1.0.0");
-    let create = http.post(format!("{base}/api/v1/uploads/")).header("upload-length", bytes.len().to_string()).header("upload-metadata", meta);
+async fn tus_upload(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    bytes: &[u8],
+    creator: &str,
+    name: &str,
+) -> String {
+    let meta = tus_metadata(&[
+        ("filename", name),
+        ("creator", creator),
+        ("uploader", "Cam"),
+        ("consent", "true"),
+    ]);
+    let tus =
+        |req: reqwest::RequestBuilder| req.bearer_auth(token).header("tus-resumable", "1.0.0");
+    let create = http
+        .post(format!("{base}/api/v1/uploads/"))
+        .header("upload-length", bytes.len().to_string())
+        .header("upload-metadata", meta);
     let r = tus(create).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let loc = r.headers()["location"].to_str().unwrap().to_string();
@@ -100,7 +138,15 @@ async fn tus_upload(http: &reqwest::Client, base: &str, token: &str, bytes: &[u8
 }
 
 async fn upload(b: &TestBox, creator: &str, bytes: &[u8], name: &str) -> String {
-    tus_upload(&b.http, &b.url(""), &b.token(Role::Capture).await, bytes, creator, name).await
+    tus_upload(
+        &b.http,
+        &b.url(""),
+        &b.token(Role::Capture).await,
+        bytes,
+        creator,
+        name,
+    )
+    .await
 }
 
 fn video(mib: usize, seed: u8) -> Vec<u8> {
@@ -128,24 +174,57 @@ async fn every_seq_lands_exactly_once_through_cuts_and_an_outage() {
     check_in_many(&b, 200).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let s = status(&b).await;
-    assert!(s["events_pending"].as_i64().unwrap() >= 200, "nothing can leave while the link is down: {s}");
+    assert!(
+        s["events_pending"].as_i64().unwrap() >= 200,
+        "nothing can leave while the link is down: {s}"
+    );
     assert_eq!(s["last_error_kind"], "retryable", "{s}");
     assert!(s["lag_seconds"].as_f64().unwrap() > 0.0);
     proxy.set_down(false);
     wait_synced(&b, 30).await;
-    assert!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1, "a body was cut mid-way");
+    assert!(
+        proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "a body was cut mid-way"
+    );
     let events = assert_exactly_once(&moto, &b).await;
-    assert!(events.iter().filter(|e| e["kind"] == "checkin.admitted").count() == 500);
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["kind"] == "checkin.admitted")
+            .count()
+            == 500
+    );
     let s = status(&b).await;
-    assert!(s["last_error"].is_null() && s["lag_seconds"] == 0.0, "recovered: {s}");
+    assert!(
+        s["last_error"].is_null() && s["lag_seconds"] == 0.0,
+        "recovered: {s}"
+    );
     // Keys: hive-style partitions, zero-padded seqs that list in order.
     let keys = moto.list(BUCKET, &format!("{PREFIX}/events/")).await;
     let date = format_rfc3339(b.state.clock.now())[..10].to_string();
     let first = &keys[0].0;
-    assert!(first.starts_with(&format!("{PREFIX}/events/box={}/date={date}/000000000001-", b.state.store.box_id())), "{first}");
+    assert!(
+        first.starts_with(&format!(
+            "{PREFIX}/events/box={}/date={date}/000000000001-",
+            b.state.store.box_id()
+        )),
+        "{first}"
+    );
     // The metrics say the same.
-    let metrics = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("venuebox_sync_events_pending 0") && metrics.contains("venuebox_sync_permanent_error 0"), "{metrics}");
+    let metrics = b
+        .http
+        .get(b.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("venuebox_sync_events_pending 0")
+            && metrics.contains("venuebox_sync_permanent_error 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,8 +233,17 @@ async fn a_quiet_box_catches_up_when_the_link_returns() {
     proxy.set_down(true);
     let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
     check_in_many(&b, 40).await;
-    wait_for("a few failed attempts", 10, async || status(&b).await["live"]["events"]["consecutive_failures"].as_u64().unwrap_or(0) >= 3).await;
-    wait_for("the backoff state", 5, async || status(&b).await["state"] == "backoff").await;
+    wait_for("a few failed attempts", 10, async || {
+        status(&b).await["live"]["events"]["consecutive_failures"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 3
+    })
+    .await;
+    wait_for("the backoff state", 5, async || {
+        status(&b).await["state"] == "backoff"
+    })
+    .await;
     // No new local writes from here on: the link alone brings it back.
     proxy.set_down(false);
     wait_synced(&b, 15).await;
@@ -167,15 +255,38 @@ async fn a_permanent_error_is_reported_loses_nothing_and_clears_once_fixed() {
     let moto = Moto::start().await;
     let b = TestBox::start_synced(sync_config(&moto.endpoint(), "no-such-bucket"), |_| {}).await;
     check_in_many(&b, 20).await;
-    wait_for("the permanent error", 10, async || status(&b).await["state"] == "error").await;
+    wait_for("the permanent error", 10, async || {
+        status(&b).await["state"] == "error"
+    })
+    .await;
     let s = status(&b).await;
     assert_eq!(s["last_error_kind"], "permanent", "{s}");
     let err = s["last_error"].as_str().unwrap();
-    assert!(err.contains("no-such-bucket") && err.contains("does not exist"), "{err}");
-    assert!(!err.contains("test-secret") && !err.contains("X-Amz-Signature"), "no secrets in errors: {err}");
-    let metrics = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("venuebox_sync_permanent_error 1"), "{metrics}");
-    assert!(s["events_pending"].as_i64().unwrap() >= 20, "nothing dropped: {s}");
+    assert!(
+        err.contains("no-such-bucket") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("test-secret") && !err.contains("X-Amz-Signature"),
+        "no secrets in errors: {err}"
+    );
+    let metrics = b
+        .http
+        .get(b.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("venuebox_sync_permanent_error 1"),
+        "{metrics}"
+    );
+    assert!(
+        s["events_pending"].as_i64().unwrap() >= 20,
+        "nothing dropped: {s}"
+    );
     // A door phone may not poke sync; a supervisor may.
     let door = b.token(Role::Door).await;
     assert_eq!(b.post(&door, "/api/v1/sync/now", json!({})).await.0, 403);
@@ -183,11 +294,20 @@ async fn a_permanent_error_is_reported_loses_nothing_and_clears_once_fixed() {
     moto.create_bucket("no-such-bucket").await;
     let sup = b.token(Role::Supervisor).await;
     assert_eq!(b.post(&sup, "/api/v1/sync/now", json!({})).await.0, 202);
-    wait_for("the catch-up", 15, async || status(&b).await["events_pending"] == 0).await;
+    wait_for("the catch-up", 15, async || {
+        status(&b).await["events_pending"] == 0
+    })
+    .await;
     let events = landed_events(&moto, "no-such-bucket").await;
-    assert_eq!(events.len() as i64, status(&b).await["last_seq"].as_i64().unwrap());
+    assert_eq!(
+        events.len() as i64,
+        status(&b).await["last_seq"].as_i64().unwrap()
+    );
     // Every stream's error clears (the manifest poll's on its next look).
-    wait_for("the errors to clear", 10, async || status(&b).await["last_error"].is_null()).await;
+    wait_for("the errors to clear", 10, async || {
+        status(&b).await["last_error"].is_null()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,19 +324,38 @@ async fn a_crash_between_the_put_and_the_cursor_update_leaves_each_seq_once() {
     let restart = || {
         let st = &b.state;
         let config = sync_config(&moto.endpoint(), BUCKET);
-        Syncer::new(st.store.clone(), st.media.clone(), st.clock.clone(), config, std::sync::Arc::new(SyncHandle::default()), Default::default(), b.dir.path().to_path_buf()).unwrap()
+        Syncer::new(
+            st.store.clone(),
+            st.media.clone(),
+            st.clock.clone(),
+            config,
+            std::sync::Arc::new(SyncHandle::default()),
+            Default::default(),
+            b.dir.path().to_path_buf(),
+        )
+        .unwrap()
     };
     let key = |first: i64, last: i64| {
         let date = format_rfc3339(b.state.clock.now())[..10].to_string();
-        format!("{PREFIX}/events/box={}/date={date}/{first:012}-{last:012}.ndjson.zst", store.box_id())
+        format!(
+            "{PREFIX}/events/box={}/date={date}/{first:012}-{last:012}.ndjson.zst",
+            store.box_id()
+        )
     };
     check_in_many(&b, 5).await;
     let rows = store.outbox_after(Seq(0), 1000).await.unwrap();
     let last = rows.last().unwrap().seq.0;
     // The syncer planned the segment and its PUT reached the bucket; then
     // the power went, before the cursor moved.
-    let planned = PendingSegment { first: 1, last, key: key(1, last) };
-    assert_eq!(store.sync_plan_segment(0, planned.clone()).await.unwrap(), Some(planned.clone()));
+    let planned = PendingSegment {
+        first: 1,
+        last,
+        key: key(1, last),
+    };
+    assert_eq!(
+        store.sync_plan_segment(0, planned.clone()).await.unwrap(),
+        Some(planned.clone())
+    );
     let events: Vec<LogEvent> = rows.into_iter().map(LogEvent::from).collect();
     moto.put(BUCKET, &planned.key, encode(&events)).await;
     // After the restart the pending segment goes again: 412, same bytes,
@@ -227,16 +366,27 @@ async fn a_crash_between_the_put_and_the_cursor_update_leaves_each_seq_once() {
     assert!(!s.events_step(true).await.unwrap(), "nothing left");
     let landed = moto.list(BUCKET, &format!("{PREFIX}/events/")).await;
     assert_eq!(landed.len(), 1, "{landed:?}");
-    let seqs: Vec<i64> = landed_events(&moto, BUCKET).await.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let seqs: Vec<i64> = landed_events(&moto, BUCKET)
+        .await
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
     assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
 
     // Different bytes already at the next segment's key (another box with
     // this identity?): a permanent error, nothing overwritten, cursor kept.
     check_in_many(&b, 1).await;
-    let next = PendingSegment { first: last + 1, last: last + 1, key: key(last + 1, last + 1) };
+    let next = PendingSegment {
+        first: last + 1,
+        last: last + 1,
+        key: key(last + 1, last + 1),
+    };
     moto.put(BUCKET, &next.key, b"not ours".to_vec()).await;
     let err = restart().events_step(true).await.unwrap_err();
-    assert!(err.is_permanent() && err.to_string().contains("different bytes"), "{err}");
+    assert!(
+        err.is_permanent() && err.to_string().contains("different bytes"),
+        "{err}"
+    );
     assert_eq!(moto.get(BUCKET, &next.key).await, b"not ours");
     assert_eq!(store.sync_stream("events").await.unwrap().cursor, last);
 }
@@ -254,35 +404,95 @@ async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_fin
     let withdrawn = upload(&b, "cr-a", &jpeg(320, 240, 8), "IMG_2.jpg").await;
     let sup = b.token(Role::Supervisor).await;
     let body = json!({"reason": "the guest asked", "consent_withdrawn": true});
-    assert_eq!(b.post(&sup, &format!("/api/v1/captures/{withdrawn}/hide"), body).await.0, 200);
+    assert_eq!(
+        b.post(&sup, &format!("/api/v1/captures/{withdrawn}/hide"), body)
+            .await
+            .0,
+        200
+    );
     // The link returns; cut it again in the middle of the third part.
     proxy.cut_after(20 << 20);
     proxy.set_down(false);
     wait_synced(&b, 60).await;
-    assert!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the proxy cut a body");
-    assert_eq!(sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{photo_sha}")).await), photo_sha);
-    assert_eq!(sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{big_sha}")).await), big_sha);
-    let keys: Vec<String> = moto.list(BUCKET, &format!("{PREFIX}/captures/")).await.into_iter().map(|k| k.0).collect();
-    assert_eq!(keys.len(), 2, "nothing else under captures/, and not the withdrawn photo: {keys:?}");
+    assert!(
+        proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the proxy cut a body"
+    );
+    assert_eq!(
+        sha256_hex(
+            &moto
+                .get(BUCKET, &format!("{PREFIX}/captures/{photo_sha}"))
+                .await
+        ),
+        photo_sha
+    );
+    assert_eq!(
+        sha256_hex(
+            &moto
+                .get(BUCKET, &format!("{PREFIX}/captures/{big_sha}"))
+                .await
+        ),
+        big_sha
+    );
+    let keys: Vec<String> = moto
+        .list(BUCKET, &format!("{PREFIX}/captures/"))
+        .await
+        .into_iter()
+        .map(|k| k.0)
+        .collect();
+    assert_eq!(
+        keys.len(),
+        2,
+        "nothing else under captures/, and not the withdrawn photo: {keys:?}"
+    );
     // Each part was accepted once: finished parts were not sent again.
     let parts: Vec<(String, u16)> = moto
         .requests()
         .into_iter()
         .filter(|(m, p, _)| m == "PUT" && p.contains("partNumber="))
-        .map(|(_, p, s)| (p.split("partNumber=").nth(1).unwrap().split('&').next().unwrap().to_string(), s))
+        .map(|(_, p, s)| {
+            (
+                p.split("partNumber=")
+                    .nth(1)
+                    .unwrap()
+                    .split('&')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                s,
+            )
+        })
         .collect();
     let accepted: Vec<&String> = parts.iter().filter(|p| p.1 == 200).map(|p| &p.0).collect();
     let mut unique = accepted.clone();
     unique.dedup();
-    assert_eq!(accepted.len(), 4, "30 MiB in 8 MiB parts: 4 parts accepted once each: {parts:?}");
+    assert_eq!(
+        accepted.len(),
+        4,
+        "30 MiB in 8 MiB parts: 4 parts accepted once each: {parts:?}"
+    );
     assert_eq!(unique.len(), 4);
     // Capture metadata travels in the event log.
     let events = assert_exactly_once(&moto, &b).await;
-    let done: Vec<&Value> = events.iter().filter(|e| e["kind"] == "capture.completed").collect();
+    let done: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "capture.completed")
+        .collect();
     assert_eq!(done.len(), 3);
-    let hidden = events.iter().find(|e| e["kind"] == "capture.hidden").unwrap();
-    assert_eq!((hidden["payload"]["sha256"].as_str(), hidden["payload"]["consent_withdrawn"].as_bool()), (Some(withdrawn.as_str()), Some(true)));
-    assert!(done.iter().any(|e| e["payload"]["sha256"] == big_sha && e["payload"]["creator"] == "cr-b" && e["payload"]["consent"] == true));
+    let hidden = events
+        .iter()
+        .find(|e| e["kind"] == "capture.hidden")
+        .unwrap();
+    assert_eq!(
+        (
+            hidden["payload"]["sha256"].as_str(),
+            hidden["payload"]["consent_withdrawn"].as_bool()
+        ),
+        (Some(withdrawn.as_str()), Some(true))
+    );
+    assert!(done.iter().any(|e| e["payload"]["sha256"] == big_sha
+        && e["payload"]["creator"] == "cr-b"
+        && e["payload"]["consent"] == true));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,16 +506,32 @@ async fn the_bandwidth_cap_paces_captures_and_check_ins_do_not_wait_behind_them(
     let sha = upload(&b, "cr-a", &clip, "clip.mp4").await;
     proxy.set_down(false);
     let start = std::time::Instant::now();
-    wait_for("the upload's own events to land", 10, async || status(&b).await["events_pending"] == 0).await;
+    wait_for("the upload's own events to land", 10, async || {
+        status(&b).await["events_pending"] == 0
+    })
+    .await;
     // While the video trickles out, the door keeps scanning: those events
     // reach the bucket before the video is done.
     check_in_many(&b, 20).await;
-    wait_for("the check-ins to land", 5, async || status(&b).await["events_pending"] == 0).await;
-    assert_eq!(status(&b).await["captures_pending"], 1, "the video is still going out");
+    wait_for("the check-ins to land", 5, async || {
+        status(&b).await["events_pending"] == 0
+    })
+    .await;
+    assert_eq!(
+        status(&b).await["captures_pending"],
+        1,
+        "the video is still going out"
+    );
     wait_synced(&b, 30).await;
     let took = start.elapsed();
-    assert!(took >= Duration::from_secs(5), "6.3 MB at 1 MB/s cannot take {took:?}");
-    assert_eq!(sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{sha}")).await), sha);
+    assert!(
+        took >= Duration::from_secs(5),
+        "6.3 MB at 1 MB/s cannot take {took:?}"
+    );
+    assert_eq!(
+        sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{sha}")).await),
+        sha
+    );
 }
 
 /// The test event with things to sell, timed around now.
@@ -333,48 +559,122 @@ async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
     let card = json!({"kind": "card", "reference": "T-1"});
     let mut orders = Vec::new();
     for _ in 0..3 {
-        let (st, o) = b.post(&merch, "/api/v1/walkups", json!({"tier": "ga", "nonce": nonce(), "referral_code": "ALICE", "tender": card})).await;
+        let (st, o) = b
+            .post(
+                &merch,
+                "/api/v1/walkups",
+                json!({"tier": "ga", "nonce": nonce(), "referral_code": "ALICE", "tender": card}),
+            )
+            .await;
         assert_eq!(st, 200, "{o}");
         orders.push(o["order_id"].as_str().unwrap().to_string());
     }
     for _ in 0..2 {
-        let (st, o) = b.post(&merch, "/api/v1/drops/d-now/sales", json!({"items": [{"sku": "TEE", "qty": 2}], "nonce": nonce(), "tender": card})).await;
+        let (st, o) = b
+            .post(
+                &merch,
+                "/api/v1/drops/d-now/sales",
+                json!({"items": [{"sku": "TEE", "qty": 2}], "nonce": nonce(), "tender": card}),
+            )
+            .await;
         assert_eq!(st, 200, "{o}");
         orders.push(o["order_id"].as_str().unwrap().to_string());
     }
     for _ in 0..2 {
-        let (st, o) = b.post(&door, "/api/v1/scholarships/claims", json!({"code": "F1", "nonce": nonce()})).await;
+        let (st, o) = b
+            .post(
+                &door,
+                "/api/v1/scholarships/claims",
+                json!({"code": "F1", "nonce": nonce()}),
+            )
+            .await;
         assert_eq!(st, 200, "{o}");
     }
-    assert_eq!(b.post(&sup, &format!("/api/v1/orders/{}/refund", orders[0]), json!({"reason": "changed plans"})).await.0, 200);
-    assert_eq!(b.post(&sup, &format!("/api/v1/orders/{}/void", orders[4]), json!({"reason": "wrong size"})).await.0, 200);
+    assert_eq!(
+        b.post(
+            &sup,
+            &format!("/api/v1/orders/{}/refund", orders[0]),
+            json!({"reason": "changed plans"})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        b.post(
+            &sup,
+            &format!("/api/v1/orders/{}/void", orders[4]),
+            json!({"reason": "wrong size"})
+        )
+        .await
+        .0,
+        200
+    );
     let hidden = upload(&b, "cr-a", &jpeg(64, 64, 1), "a.jpg").await;
     upload(&b, "cr-a", &jpeg(64, 64, 2), "b.jpg").await;
-    assert_eq!(b.post(&sup, &format!("/api/v1/captures/{hidden}/hide"), json!({"reason": "blurry"})).await.0, 200);
+    assert_eq!(
+        b.post(
+            &sup,
+            &format!("/api/v1/captures/{hidden}/hide"),
+            json!({"reason": "blurry"})
+        )
+        .await
+        .0,
+        200
+    );
 
     let dir = b.dir.path().to_path_buf();
-    venuebox::sync::payouts::run_statements(&b.state.store, &dir, b.state.clock.now()).await.unwrap();
+    venuebox::sync::payouts::run_statements(&b.state.store, &dir, b.state.clock.now())
+        .await
+        .unwrap();
     wait_synced(&b, 30).await;
-    let statements = moto.list(BUCKET, &format!("{PREFIX}/payouts/event={EVENT}/")).await;
-    assert_eq!(statements.len(), 4, "JSON and CSV for two creators: {statements:?}");
-    let key = statements.iter().find(|k| k.0.ends_with("creator=cr-a.json")).unwrap().0.clone();
+    let statements = moto
+        .list(BUCKET, &format!("{PREFIX}/payouts/event={EVENT}/"))
+        .await;
+    assert_eq!(
+        statements.len(),
+        4,
+        "JSON and CSV for two creators: {statements:?}"
+    );
+    let key = statements
+        .iter()
+        .find(|k| k.0.ends_with("creator=cr-a.json"))
+        .unwrap()
+        .0
+        .clone();
     assert!(key.contains("/date="), "{key}");
     let landed: Value = serde_json::from_slice(&moto.get(BUCKET, &key).await).unwrap();
     assert!(landed["payout_minor"].as_i64().unwrap() > 0, "{landed}");
     let csv = String::from_utf8(moto.get(BUCKET, &key.replace(".json", ".csv")).await).unwrap();
-    assert!(csv.contains(&format!("payout_minor,{}", landed["payout_minor"])), "{csv}");
+    assert!(
+        csv.contains(&format!("payout_minor,{}", landed["payout_minor"])),
+        "{csv}"
+    );
 
     // A cloud job with the manifest and events/ only gets the same totals.
     let events = assert_exactly_once(&moto, &b).await;
     let manifest = b.state.store.event().unwrap().manifest.clone();
     let typed = venuebox::sync::recompute::parse(&events).expect("every event fits its type");
     let recomputed = venuebox::sync::recompute::totals(&manifest, &typed);
-    let box_statements = b.state.store.payout_statements(b.state.clock.now()).await.unwrap();
+    let box_statements = b
+        .state
+        .store
+        .payout_statements(b.state.clock.now())
+        .await
+        .unwrap();
     for s in &box_statements {
         assert_eq!(recomputed[&s.creator], s.totals, "creator {}", s.creator);
     }
     let a = &recomputed["cr-a"];
-    assert_eq!((a.referral_tickets.orders, a.drops.orders, a.scholarship_seats_funded, a.captures), (3, 2, 2, 1));
+    assert_eq!(
+        (
+            a.referral_tickets.orders,
+            a.drops.orders,
+            a.scholarship_seats_funded,
+            a.captures
+        ),
+        (3, 2, 2, 1)
+    );
     assert!(a.referral_tickets.refunded_minor > 0 && a.drops.refunded_minor > 0);
     assert_eq!(landed["payout_minor"].as_i64().unwrap(), a.payout_minor);
 }
@@ -384,17 +684,48 @@ async fn the_nightly_statements_are_written_at_three_in_the_event_zone_and_uploa
     let moto = Moto::start().await;
     moto.create_bucket(BUCKET).await;
     // 01:59:58 UTC on 28 Nov is 02:59:58 in Berlin, the test event's zone.
-    let clock = venuebox::clock::Clock::fixed(venuebox::domain::time::parse_rfc3339("2026-11-28T01:59:58Z").unwrap());
-    let b = TestBox::start_synced_at(clock.clone(), sync_config(&moto.endpoint(), BUCKET), |_| {}).await;
+    let clock = venuebox::clock::Clock::fixed(
+        venuebox::domain::time::parse_rfc3339("2026-11-28T01:59:58Z").unwrap(),
+    );
+    let b = TestBox::start_synced_at(clock.clone(), sync_config(&moto.endpoint(), BUCKET), |_| {})
+        .await;
     let prefix = format!("{PREFIX}/payouts/event={EVENT}/date=2026-11-28/");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(moto.list(BUCKET, &prefix).await.is_empty(), "not before 03:00");
+    assert!(
+        moto.list(BUCKET, &prefix).await.is_empty(),
+        "not before 03:00"
+    );
     clock.advance(3_000);
-    wait_for("the nightly statements", 10, async || moto.list(BUCKET, &prefix).await.len() == 4).await;
-    let keys: Vec<String> = moto.list(BUCKET, &prefix).await.into_iter().map(|k| k.0).collect();
-    assert!(keys.iter().any(|k| k.ends_with("creator=cr-a.csv")) && keys.iter().any(|k| k.ends_with("creator=cr-b.json")), "{keys:?}");
-    assert!(b.dir.path().join("payouts").join(format!("event={EVENT}")).join("date=2026-11-28").join("creator=cr-a.json").exists());
-    let payouts = status(&b).await["streams"].as_array().unwrap().iter().find(|s| s["stream"] == "payouts").unwrap().clone();
+    wait_for("the nightly statements", 10, async || {
+        moto.list(BUCKET, &prefix).await.len() == 4
+    })
+    .await;
+    let keys: Vec<String> = moto
+        .list(BUCKET, &prefix)
+        .await
+        .into_iter()
+        .map(|k| k.0)
+        .collect();
+    assert!(
+        keys.iter().any(|k| k.ends_with("creator=cr-a.csv"))
+            && keys.iter().any(|k| k.ends_with("creator=cr-b.json")),
+        "{keys:?}"
+    );
+    assert!(b
+        .dir
+        .path()
+        .join("payouts")
+        .join(format!("event={EVENT}"))
+        .join("date=2026-11-28")
+        .join("creator=cr-a.json")
+        .exists());
+    let payouts = status(&b).await["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == "payouts")
+        .unwrap()
+        .clone();
     assert!(payouts["last_success_at"].is_i64(), "{payouts}");
 }
 
@@ -404,7 +735,15 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
     moto.create_bucket(BUCKET).await;
     let b = TestBox::start_synced(sync_config(&moto.endpoint(), BUCKET), |_| {}).await;
     let door = b.token(Role::Door).await;
-    assert_eq!(b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()})).await.0, 200);
+    assert_eq!(
+        b.scan(
+            &door,
+            json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()})
+        )
+        .await
+        .0,
+        200
+    );
     let publish = |version: u64, extra: fn(&mut Value)| {
         let bytes = common::manifest(&b.key, version, extra);
         let sig = sign_detached(&b.key.signing_key(), &bytes);
@@ -413,51 +752,123 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
     let key = format!("{PREFIX}/manifests/event={EVENT}/manifest.json");
     // Version 2: a ticket sold online, R-4 blocked.
     let (bytes, sig) = publish(2, |m| {
-        m["tickets"].as_array_mut().unwrap().push(json!({"id": "ONLINE-1", "tier": "ga", "secret": "SECRET-ONLINE"}));
+        m["tickets"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": "ONLINE-1", "tier": "ga", "secret": "SECRET-ONLINE"}));
         m["blocked_tickets"] = json!(["R-4"]);
     });
-    moto.put(BUCKET, &format!("{key}.sig"), sig.into_bytes()).await;
+    moto.put(BUCKET, &format!("{key}.sig"), sig.into_bytes())
+        .await;
     moto.put(BUCKET, &key, bytes).await;
-    wait_for("version 2", 10, async || b.state.store.event().unwrap().manifest.version == 2).await;
+    wait_for("version 2", 10, async || {
+        b.state.store.event().unwrap().manifest.version == 2
+    })
+    .await;
     // Polls of an unchanged manifest download nothing (304).
-    let not_modified = || moto.requests().iter().filter(|(m, p, s)| m == "GET" && p.contains("manifest.json?") && *s == 304).count();
+    let not_modified = || {
+        moto.requests()
+            .iter()
+            .filter(|(m, p, s)| m == "GET" && p.contains("manifest.json?") && *s == 304)
+            .count()
+    };
     wait_for("a conditional poll", 5, async || not_modified() >= 1).await;
-    let (st, v) = b.scan(&door, json!({"code": "SECRET-ONLINE", "gate": "main", "nonce": nonce()})).await;
+    let (st, v) = b
+        .scan(
+            &door,
+            json!({"code": "SECRET-ONLINE", "gate": "main", "nonce": nonce()}),
+        )
+        .await;
     assert_eq!((st, v["verdict"].as_str()), (200, Some("admit")), "{v}");
-    let (_, v) = b.scan(&door, json!({"code": "SECRET-0004", "gate": "main", "nonce": nonce()})).await;
+    let (_, v) = b
+        .scan(
+            &door,
+            json!({"code": "SECRET-0004", "gate": "main", "nonce": nonce()}),
+        )
+        .await;
     assert_eq!(v["reason"], "blocked", "blocked by the update: {v}");
-    let (_, v) = b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()})).await;
-    assert_eq!(v["reason"], "already_checked_in", "the check-in made before the update stands: {v}");
+    let (_, v) = b
+        .scan(
+            &door,
+            json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()}),
+        )
+        .await;
+    assert_eq!(
+        v["reason"], "already_checked_in",
+        "the check-in made before the update stands: {v}"
+    );
     // Frozen during doors: version 3 waits.
     let admin = b.token(Role::Admin).await;
-    let r = b.http.put(b.url("/api/v1/sync/manifest-freeze")).bearer_auth(&door).json(&json!({"frozen": true})).send().await.unwrap();
+    let r = b
+        .http
+        .put(b.url("/api/v1/sync/manifest-freeze"))
+        .bearer_auth(&door)
+        .json(&json!({"frozen": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    let r = b.http.put(b.url("/api/v1/sync/manifest-freeze")).bearer_auth(&admin).json(&json!({"frozen": true})).send().await.unwrap();
+    let r = b
+        .http
+        .put(b.url("/api/v1/sync/manifest-freeze"))
+        .bearer_auth(&admin)
+        .json(&json!({"frozen": true}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let (bytes, sig) = publish(3, |_| {});
-    moto.put(BUCKET, &format!("{key}.sig"), sig.into_bytes()).await;
+    moto.put(BUCKET, &format!("{key}.sig"), sig.into_bytes())
+        .await;
     moto.put(BUCKET, &key, bytes).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(b.state.store.event().unwrap().manifest.version, 2, "frozen");
-    let r = b.http.put(b.url("/api/v1/sync/manifest-freeze")).bearer_auth(&admin).json(&json!({"frozen": false})).send().await.unwrap();
+    let r = b
+        .http
+        .put(b.url("/api/v1/sync/manifest-freeze"))
+        .bearer_auth(&admin)
+        .json(&json!({"frozen": false}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    wait_for("version 3", 10, async || b.state.store.event().unwrap().manifest.version == 3).await;
+    wait_for("version 3", 10, async || {
+        b.state.store.event().unwrap().manifest.version == 3
+    })
+    .await;
     // A manifest signed by someone else is refused and reported; v3 stays.
     let (v4, _) = publish(4, |_| {});
     let stranger = venuebox::organiser::keyfile::KeyFile::generate();
-    moto.put(BUCKET, &format!("{key}.sig"), sign_detached(&stranger.signing_key(), &v4).into_bytes()).await;
+    moto.put(
+        BUCKET,
+        &format!("{key}.sig"),
+        sign_detached(&stranger.signing_key(), &v4).into_bytes(),
+    )
+    .await;
     moto.put(BUCKET, &key, v4.clone()).await;
     wait_for("the refusal", 10, async || {
         let s = status(&b).await;
-        s["streams"].as_array().unwrap().iter().any(|s| s["stream"] == "manifest" && s["last_error"].is_string())
+        s["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["stream"] == "manifest" && s["last_error"].is_string())
     })
     .await;
     assert_eq!(b.state.store.event().unwrap().manifest.version, 3);
     // A few more polls see the same refused pair, then the organiser
     // fixes the signature alone; the same bytes now apply.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    moto.put(BUCKET, &format!("{key}.sig"), sign_detached(&b.key.signing_key(), &v4).into_bytes()).await;
-    wait_for("version 4", 10, async || b.state.store.event().unwrap().manifest.version == 4).await;
+    moto.put(
+        BUCKET,
+        &format!("{key}.sig"),
+        sign_detached(&b.key.signing_key(), &v4).into_bytes(),
+    )
+    .await;
+    wait_for("version 4", 10, async || {
+        b.state.store.event().unwrap().manifest.version == 4
+    })
+    .await;
 }
 
 mod crash {
@@ -465,19 +876,36 @@ mod crash {
     //! bucket holds every seq exactly once, gap-free, and the capture
     //! whose multipart upload was cut by the kills arrives intact.
 
+    use super::common::binary::{self, token};
     use super::common::s3::{landed_events, Moto, BUCKET, PREFIX};
     use super::common::sha256_hex;
     use super::video;
     use serde_json::{json, Value};
-    use super::common::binary::{self, token};
     use std::path::Path;
     use std::process::Child;
     use std::time::Duration;
 
     fn start(dir: &Path, moto: &Moto) -> (Child, String) {
         let target = format!("s3://{BUCKET}/{PREFIX}");
-        let args = ["--demo", "--sync-segment-secs", "1", "--sync-capture-kbps", "80000", "--sync", &target, "--sync-endpoint", &moto.endpoint()];
-        binary::serve(dir, &args, &[("AWS_ACCESS_KEY_ID", "AKIDTEST"), ("AWS_SECRET_ACCESS_KEY", "crash-secret")])
+        let args = [
+            "--demo",
+            "--sync-segment-secs",
+            "1",
+            "--sync-capture-kbps",
+            "80000",
+            "--sync",
+            &target,
+            "--sync-endpoint",
+            &moto.endpoint(),
+        ];
+        binary::serve(
+            dir,
+            &args,
+            &[
+                ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+                ("AWS_SECRET_ACCESS_KEY", "crash-secret"),
+            ],
+        )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -486,20 +914,45 @@ mod crash {
         moto.create_bucket(BUCKET).await;
         let dir = tempfile::tempdir().unwrap();
         let (mut child, mut addr) = start(dir.path(), &moto);
-        let (door, capture, sup) = (token(dir.path(), "door"), token(dir.path(), "capture"), token(dir.path(), "supervisor"));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+        let (door, capture, sup) = (
+            token(dir.path(), "door"),
+            token(dir.path(), "capture"),
+            token(dir.path(), "supervisor"),
+        );
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
         let clip = video(40, 9);
-        super::tus_upload(&http, &format!("http://{addr}"), &capture, &clip, "cr-mara", "clip.mp4").await;
+        super::tus_upload(
+            &http,
+            &format!("http://{addr}"),
+            &capture,
+            &clip,
+            "cr-mara",
+            "clip.mp4",
+        )
+        .await;
         let csv = std::fs::read_to_string(dir.path().join("demo/tickets.csv")).unwrap();
-        let codes: Vec<String> = csv.lines().skip(1).map(|l| l.splitn(3, ',').nth(2).unwrap().to_string()).collect();
+        let codes: Vec<String> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.splitn(3, ',').nth(2).unwrap().to_string())
+            .collect();
         let mut next = 0;
         for round in 0..4 {
             // Check-ins keep coming while the box syncs...
             let until = std::time::Instant::now() + Duration::from_millis(700 + round * 300);
             while std::time::Instant::now() < until && next < codes.len() {
-                let body = json!({"code": codes[next], "gate": "main", "nonce": format!("k-{next}")});
+                let body =
+                    json!({"code": codes[next], "gate": "main", "nonce": format!("k-{next}")});
                 next += 1;
-                let _ = http.post(format!("http://{addr}/api/v1/checkins")).bearer_auth(&door).json(&body).send().await;
+                let _ = http
+                    .post(format!("http://{addr}/api/v1/checkins"))
+                    .bearer_auth(&door)
+                    .json(&body)
+                    .send()
+                    .await;
             }
             // ...and the power goes.
             child.kill().unwrap();
@@ -508,11 +961,22 @@ mod crash {
         }
         let until = std::time::Instant::now() + Duration::from_secs(60);
         let status = loop {
-            let s: Value = http.get(format!("http://{addr}/api/v1/sync")).bearer_auth(&sup).send().await.unwrap().json().await.unwrap();
+            let s: Value = http
+                .get(format!("http://{addr}/api/v1/sync"))
+                .bearer_auth(&sup)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             if s["events_pending"] == 0 && s["captures_pending"] == 0 {
                 break s;
             }
-            assert!(std::time::Instant::now() < until, "not caught up after the kills: {s:#}");
+            assert!(
+                std::time::Instant::now() < until,
+                "not caught up after the kills: {s:#}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         child.kill().unwrap();
@@ -521,14 +985,35 @@ mod crash {
         let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
         let last = status["last_seq"].as_i64().unwrap();
         assert!(last > 100, "load ran ({last} events)");
-        assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "every seq exactly once across four kills");
+        assert_eq!(
+            seqs,
+            (1..=last).collect::<Vec<_>>(),
+            "every seq exactly once across four kills"
+        );
         let sha = sha256_hex(&clip);
-        assert_eq!(sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{sha}")).await), sha);
+        assert_eq!(
+            sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{sha}")).await),
+            sha
+        );
         // A part the server took just before a kill may go again; no more.
-        let accepted = moto.requests().iter().filter(|(m, p, s)| m == "PUT" && p.contains("partNumber=") && *s == 200).count();
-        assert!((5..=5 + 4).contains(&accepted), "40 MiB is 5 parts; {accepted} accepted across 4 kills");
-        let created = moto.requests().iter().filter(|(m, p, _)| m == "POST" && p.contains("uploads") && !p.contains("uploadId")).count();
-        assert_eq!(created, 1, "restarts resumed the one multipart upload instead of starting over");
+        let accepted = moto
+            .requests()
+            .iter()
+            .filter(|(m, p, s)| m == "PUT" && p.contains("partNumber=") && *s == 200)
+            .count();
+        assert!(
+            (5..=5 + 4).contains(&accepted),
+            "40 MiB is 5 parts; {accepted} accepted across 4 kills"
+        );
+        let created = moto
+            .requests()
+            .iter()
+            .filter(|(m, p, _)| m == "POST" && p.contains("uploads") && !p.contains("uploadId"))
+            .count();
+        assert_eq!(
+            created, 1,
+            "restarts resumed the one multipart upload instead of starting over"
+        );
     }
 }
 
@@ -545,7 +1030,9 @@ async fn an_analyst_queries_the_landing_with_duckdb() {
     // The analyst copies events/ down (aws s3 sync, rclone...) and asks DuckDB.
     let landing = tempfile::tempdir().unwrap();
     for (key, _) in moto.list(BUCKET, &format!("{PREFIX}/events/")).await {
-        let path = landing.path().join(key.strip_prefix(&format!("{PREFIX}/")).unwrap());
+        let path = landing
+            .path()
+            .join(key.strip_prefix(&format!("{PREFIX}/")).unwrap());
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, moto.get(BUCKET, &key).await).unwrap();
     }
@@ -557,11 +1044,22 @@ async fn an_analyst_queries_the_landing_with_duckdb() {
         .env("PYTHONPATH", duckdb)
         .output()
         .unwrap();
-    assert!(out.status.success(), "duckdb: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
-    let admitted = rows.iter().find(|r| r[2] == "checkin.admitted").unwrap_or_else(|| panic!("{rows:?}"));
+    let admitted = rows
+        .iter()
+        .find(|r| r[2] == "checkin.admitted")
+        .unwrap_or_else(|| panic!("{rows:?}"));
     assert_eq!(admitted[0], b.state.store.box_id(), "box from the path");
-    assert_eq!(admitted[1], format_rfc3339(b.state.clock.now())[..10], "date from the path");
+    assert_eq!(
+        admitted[1],
+        format_rfc3339(b.state.clock.now())[..10],
+        "date from the path"
+    );
     assert_eq!(admitted[3], "30");
     let total: usize = rows.iter().map(|r| r[3].parse::<usize>().unwrap()).sum();
     assert_eq!(total, events.len());
@@ -581,58 +1079,119 @@ async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
     child.wait().unwrap();
     let vb = |args: &[&str], creds: bool| {
         let mut c = Command::new(BIN);
-        c.args(args).args(["--data-dir", &d]).env("RUST_LOG", "warn").env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+        c.args(args)
+            .args(["--data-dir", &d])
+            .env("RUST_LOG", "warn")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY");
         if creds {
-            c.env("AWS_ACCESS_KEY_ID", "AKIDCLI").env("AWS_SECRET_ACCESS_KEY", "cli-secret-value");
+            c.env("AWS_ACCESS_KEY_ID", "AKIDCLI")
+                .env("AWS_SECRET_ACCESS_KEY", "cli-secret-value");
         }
         c.output().unwrap()
     };
     let status = vb(&["sync", "status"], false);
     let text = String::from_utf8_lossy(&status.stdout).to_string();
-    assert!(status.status.success() && text.contains("events pending") && text.contains("seq 0 of") && text.contains("last success    never"), "{text}");
+    assert!(
+        status.status.success()
+            && text.contains("events pending")
+            && text.contains("seq 0 of")
+            && text.contains("last success    never"),
+        "{text}"
+    );
     let target = format!("s3://{BUCKET}/{PREFIX}");
-    let sync = ["sync", "now", "--sync", &target, "--sync-endpoint", &moto.endpoint()];
+    let sync = [
+        "sync",
+        "now",
+        "--sync",
+        &target,
+        "--sync-endpoint",
+        &moto.endpoint(),
+    ];
     // No keys anywhere: a clear error that says where keys go.
     let no_keys = vb(&sync, false);
     let err = String::from_utf8_lossy(&no_keys.stderr).to_string();
-    assert!(!no_keys.status.success() && err.contains("AWS_ACCESS_KEY_ID") && err.contains("sync-credentials"), "{err}");
+    assert!(
+        !no_keys.status.success()
+            && err.contains("AWS_ACCESS_KEY_ID")
+            && err.contains("sync-credentials"),
+        "{err}"
+    );
     // Keys in a file others can read: refused.
     let creds = dir.path().join("sync-credentials");
-    std::fs::write(&creds, "AWS_ACCESS_KEY_ID=AKIDFILE\nAWS_SECRET_ACCESS_KEY=file-secret-value\n").unwrap();
+    std::fs::write(
+        &creds,
+        "AWS_ACCESS_KEY_ID=AKIDFILE\nAWS_SECRET_ACCESS_KEY=file-secret-value\n",
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
     let loose = vb(&sync, false);
     let err = String::from_utf8_lossy(&loose.stderr).to_string();
-    assert!(!loose.status.success() && err.contains("chmod 600") && !err.contains("file-secret-value"), "{err}");
+    assert!(
+        !loose.status.success() && err.contains("chmod 600") && !err.contains("file-secret-value"),
+        "{err}"
+    );
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
     let ok = vb(&sync, false);
     let err = String::from_utf8_lossy(&ok.stderr).to_string();
     assert!(ok.status.success() && err.contains("all synced"), "{err}");
     // Statements on demand are queued for the bucket, and the next sync takes them.
     let payouts = vb(&["payouts", "run"], false);
-    assert!(payouts.status.success(), "{}", String::from_utf8_lossy(&payouts.stderr));
+    assert!(
+        payouts.status.success(),
+        "{}",
+        String::from_utf8_lossy(&payouts.stderr)
+    );
     assert!(vb(&sync, true).status.success());
-    let landed = moto.list(BUCKET, &format!("{PREFIX}/payouts/event=evt-demo/")).await;
+    let landed = moto
+        .list(BUCKET, &format!("{PREFIX}/payouts/event=evt-demo/"))
+        .await;
     assert_eq!(landed.len(), 4, "two creators, JSON and CSV: {landed:?}");
     let json = vb(&["sync", "status", "--json"], false);
     let s: Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!((s["events_pending"].as_i64(), s["files_pending"].as_i64()), (Some(0), Some(0)), "{s}");
-    assert_eq!(landed_events(&moto, BUCKET).await.len() as i64, s["last_seq"].as_i64().unwrap());
+    assert_eq!(
+        (s["events_pending"].as_i64(), s["files_pending"].as_i64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
+    assert_eq!(
+        landed_events(&moto, BUCKET).await.len() as i64,
+        s["last_seq"].as_i64().unwrap()
+    );
     // Secrets are never shown in help.
-    let help = String::from_utf8(Command::new(BIN).args(["serve", "--help"]).output().unwrap().stdout).unwrap();
+    let help = String::from_utf8(
+        Command::new(BIN)
+            .args(["serve", "--help"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     assert!(help.contains("--sync <s3://BUCKET/PREFIX>"), "{help}");
-    let secret_flags: Vec<&str> = help.lines().map(str::trim_start).filter(|l| l.starts_with("--") && l.to_lowercase().contains("secret")).collect();
-    assert!(secret_flags.is_empty(), "no flag takes a secret: {secret_flags:?}");
+    let secret_flags: Vec<&str> = help
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("--") && l.to_lowercase().contains("secret"))
+        .collect();
+    assert!(
+        secret_flags.is_empty(),
+        "no flag takes a secret: {secret_flags:?}"
+    );
 }
 
 /// A plain web server for files: what an organiser's HTTPS site would be.
-async fn file_server(files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>) -> String {
+async fn file_server(
+    files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
             let files = files.clone();
             tokio::spawn(async move {
                 let mut req = Vec::new();
@@ -643,11 +1202,21 @@ async fn file_server(files: std::sync::Arc<std::sync::Mutex<std::collections::Ha
                         Ok(n) => req.extend_from_slice(&buf[..n]),
                     }
                 }
-                let path = String::from_utf8_lossy(&req).split_whitespace().nth(1).unwrap_or("/").to_string();
+                let path = String::from_utf8_lossy(&req)
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .to_string();
                 let body = files.lock().unwrap().get(&path).cloned();
                 let head = match &body {
-                    Some(b) => format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", b.len()),
-                    None => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string(),
+                    Some(b) => format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        b.len()
+                    ),
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            .to_string()
+                    }
                 };
                 let _ = conn.write_all(head.as_bytes()).await;
                 let _ = conn.write_all(&body.unwrap_or_default()).await;
@@ -661,20 +1230,38 @@ async fn file_server(files: std::sync::Arc<std::sync::Mutex<std::collections::Ha
 async fn a_manifest_published_at_a_url_is_applied_too() {
     let moto = Moto::start().await;
     moto.create_bucket(BUCKET).await;
-    let files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> = Default::default();
+    let files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
+        Default::default();
     let site = file_server(files.clone()).await;
     let mut config = sync_config(&moto.endpoint(), BUCKET);
     config.manifest_url = Some(format!("{site}/events/rooftop.json").parse().unwrap());
     let b = TestBox::start_synced(config, |_| {}).await;
     let bytes = common::manifest(&b.key, 2, |m| {
-        m["tickets"].as_array_mut().unwrap().push(json!({"id": "WEB-1", "tier": "ga", "secret": "SECRET-WEB"}));
+        m["tickets"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": "WEB-1", "tier": "ga", "secret": "SECRET-WEB"}));
         m["creators"] = json!([{"id": "cr-a", "name": "Alice"}, {"id": "cr-b", "name": "Bo"}]);
     });
     let sig = sign_detached(&b.key.signing_key(), &bytes);
-    files.lock().unwrap().insert("/events/rooftop.json.sig".into(), sig.into_bytes());
-    files.lock().unwrap().insert("/events/rooftop.json".into(), bytes);
-    wait_for("version 2 from the URL", 10, async || b.state.store.event().unwrap().manifest.version == 2).await;
+    files
+        .lock()
+        .unwrap()
+        .insert("/events/rooftop.json.sig".into(), sig.into_bytes());
+    files
+        .lock()
+        .unwrap()
+        .insert("/events/rooftop.json".into(), bytes);
+    wait_for("version 2 from the URL", 10, async || {
+        b.state.store.event().unwrap().manifest.version == 2
+    })
+    .await;
     let door = b.token(Role::Door).await;
-    let (_, v) = b.scan(&door, json!({"code": "SECRET-WEB", "gate": "main", "nonce": nonce()})).await;
+    let (_, v) = b
+        .scan(
+            &door,
+            json!({"code": "SECRET-WEB", "gate": "main", "nonce": nonce()}),
+        )
+        .await;
     assert_eq!(v["verdict"], "admit", "{v}");
 }

@@ -23,7 +23,10 @@ fn tuspy() -> PathBuf {
 
 /// Forwards 127.0.0.1:<port> to `to`, cutting the connection once when
 /// the client has sent `cut_after` bytes in total.
-async fn cutting_proxy(to: std::net::SocketAddr, cut_after: u64) -> (std::net::SocketAddr, Arc<AtomicBool>) {
+async fn cutting_proxy(
+    to: std::net::SocketAddr,
+    cut_after: u64,
+) -> (std::net::SocketAddr, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let sent = Arc::new(AtomicU64::new(0));
@@ -31,7 +34,9 @@ async fn cutting_proxy(to: std::net::SocketAddr, cut_after: u64) -> (std::net::S
     let cut_flag = cut.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((client, _)) = listener.accept().await else { return };
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
             let (sent, cut) = (sent.clone(), cut.clone());
             tokio::spawn(async move {
                 let server = TcpStream::connect(to).await.unwrap();
@@ -76,12 +81,41 @@ async fn tuspy_uploads_through_a_dropped_connection_and_resumes() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/tus_upload.py");
     let url = format!("http://{proxy}/api/v1/uploads/");
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3").arg(script).arg(url).arg(token).arg(file).arg("cr-a").env("PYTHONPATH", pydeps).output().unwrap()
+        Command::new("python3")
+            .arg(script)
+            .arg(url)
+            .arg(token)
+            .arg(file)
+            .arg("cr-a")
+            .env("PYTHONPATH", pydeps)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "tuspy failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(cut.load(Ordering::SeqCst), "the proxy cut the connection mid-upload");
-    let capture = b.state.store.capture(sha256_hex(&photo)).await.unwrap().expect("capture stored intact");
-    assert_eq!((capture.bytes, capture.media_type.as_str(), capture.uploader.as_deref()), (photo.len() as u64, "image/jpeg", Some("tuspy")));
+    assert!(
+        out.status.success(),
+        "tuspy failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        cut.load(Ordering::SeqCst),
+        "the proxy cut the connection mid-upload"
+    );
+    let capture = b
+        .state
+        .store
+        .capture(sha256_hex(&photo))
+        .await
+        .unwrap()
+        .expect("capture stored intact");
+    assert_eq!(
+        (
+            capture.bytes,
+            capture.media_type.as_str(),
+            capture.uploader.as_deref()
+        ),
+        (photo.len() as u64, "image/jpeg", Some("tuspy"))
+    );
 }

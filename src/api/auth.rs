@@ -2,16 +2,16 @@
 //! the sessions table, and the PIN-guessing throttle for sign-in.
 
 use super::error::ApiError;
+use super::signin::{PinVerifier, SignInGuard};
 use super::AppState;
 use crate::domain::ids::CreatorId;
 use crate::domain::role::{Actor, Role};
-use super::signin::{PinVerifier, SignInGuard};
 use crate::store::pairing::PairedDevice;
 use crate::store::sessions::{token_digest, Session};
 use crate::store::{Store, StoreError};
 use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -42,22 +42,42 @@ impl AuthState {
     /// Loads the paired devices (at start, or on first use).
     pub async fn load_devices(&self, store: &Store) -> Result<(), StoreError> {
         let all = store.paired_devices().await?;
-        let map = all.into_iter().filter(|d| d.revoked_at.is_none()).map(|d| (d.credential_sha256.clone(), d)).collect();
-        self.devices.lock().expect("device cache").get_or_insert(map);
+        let map = all
+            .into_iter()
+            .filter(|d| d.revoked_at.is_none())
+            .map(|d| (d.credential_sha256.clone(), d))
+            .collect();
+        self.devices
+            .lock()
+            .expect("device cache")
+            .get_or_insert(map);
         Ok(())
     }
 
     /// The live paired device holding `credential`, if any.
-    pub async fn device(&self, store: &Store, credential: &str) -> Result<Option<PairedDevice>, StoreError> {
+    pub async fn device(
+        &self,
+        store: &Store,
+        credential: &str,
+    ) -> Result<Option<PairedDevice>, StoreError> {
         let digest = token_digest(credential);
         if self.devices.lock().expect("device cache").is_none() {
             self.load_devices(store).await?;
         }
-        Ok(self.devices.lock().expect("device cache").as_ref().and_then(|m| m.get(&digest).cloned()))
+        Ok(self
+            .devices
+            .lock()
+            .expect("device cache")
+            .as_ref()
+            .and_then(|m| m.get(&digest).cloned()))
     }
 
     pub fn device_by_id(&self, id: &str) -> Option<PairedDevice> {
-        self.devices.lock().expect("device cache").as_ref().and_then(|m| m.values().find(|d| d.id == id).cloned())
+        self.devices
+            .lock()
+            .expect("device cache")
+            .as_ref()
+            .and_then(|m| m.values().find(|d| d.id == id).cloned())
     }
 
     pub fn device_paired(&self, d: PairedDevice) {
@@ -71,7 +91,10 @@ impl AuthState {
         if let Some(m) = self.devices.lock().expect("device cache").as_mut() {
             m.retain(|_, d| d.id != id);
         }
-        self.cache.lock().expect("auth cache").retain(|_, s| s.device_id.as_deref() != Some(id));
+        self.cache
+            .lock()
+            .expect("auth cache")
+            .retain(|_, s| s.device_id.as_deref() != Some(id));
     }
 }
 
@@ -122,7 +145,10 @@ impl Principal {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         // `policy::authorize` already looked the caller up.
         if let Some(p) = parts.extensions.get::<Principal>() {
             return Ok(p.clone());
@@ -136,30 +162,57 @@ impl FromRequestParts<AppState> for Principal {
             .ok()
             .and_then(bearer_token)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
+            })?;
         let now = state.clock.now();
         let digest = token_digest(token);
-        let cached = state.auth.cache.lock().expect("auth cache").get(&digest).cloned();
+        let cached = state
+            .auth
+            .cache
+            .lock()
+            .expect("auth cache")
+            .get(&digest)
+            .cloned();
         let session = match cached {
             Some(s) => Some(s),
             None => {
                 let found = state.store.session(token, now).await?;
                 if let Some(s) = &found {
-                    state.auth.cache.lock().expect("auth cache").insert(digest.clone(), s.clone());
+                    state
+                        .auth
+                        .cache
+                        .lock()
+                        .expect("auth cache")
+                        .insert(digest.clone(), s.clone());
                 }
                 found
             }
         };
         match session {
-            Some(s) if s.creator_scope.is_some() && !LINK_PATHS.iter().any(|p| parts.uri.path().starts_with(p)) => {
-                Err(ApiError::forbidden("an upload link can only upload captures"))
+            Some(s)
+                if s.creator_scope.is_some()
+                    && !LINK_PATHS.iter().any(|p| parts.uri.path().starts_with(p)) =>
+            {
+                Err(ApiError::forbidden(
+                    "an upload link can only upload captures",
+                ))
             }
-            Some(s) if s.expires_at > now => Ok(Principal { actor: s.actor, token: token.to_owned(), creator_scope: s.creator_scope, device_id: s.device_id }),
+            Some(s) if s.expires_at > now => Ok(Principal {
+                actor: s.actor,
+                token: token.to_owned(),
+                creator_scope: s.creator_scope,
+                device_id: s.device_id,
+            }),
             Some(_) => {
                 state.auth.cache.lock().expect("auth cache").remove(&digest);
-                Err(ApiError::unauthorized("your session has expired: sign in again with your PIN"))
+                Err(ApiError::unauthorized(
+                    "your session has expired: sign in again with your PIN",
+                ))
             }
-            None => Err(ApiError::unauthorized("this token is not valid on this box: sign in again with your PIN")),
+            None => Err(ApiError::unauthorized(
+                "this token is not valid on this box: sign in again with your PIN",
+            )),
         }
     }
 }

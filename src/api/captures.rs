@@ -15,10 +15,16 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 fn check_hash(sha: &str) -> Result<(), ApiError> {
-    if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+    if sha.len() == 64
+        && sha
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
         Ok(())
     } else {
-        Err(ApiError::bad_request(format!("'{sha}' is not a SHA-256 in lower-case hex (64 characters)")))
+        Err(ApiError::bad_request(format!(
+            "'{sha}' is not a SHA-256 in lower-case hex (64 characters)"
+        )))
     }
 }
 
@@ -31,37 +37,85 @@ pub struct PageQuery {
     limit: Option<usize>,
 }
 
-pub async fn by_creator(State(st): State<AppState>, p: Principal, Path(creator): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn by_creator(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(creator): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Capture)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request("limit must be 1 to 500"));
     }
-    let (items, totals) = st.store.creator_captures(CreatorId(creator), q.before, limit).await?;
-    let next = if items.len() == limit { items.last().map(|c| c.id) } else { None };
-    Ok(Json(json!({"count": totals.count, "bytes": totals.bytes, "latest": totals.latest, "items": items, "next_before": next})))
+    let (items, totals) = st
+        .store
+        .creator_captures(CreatorId(creator), q.before, limit)
+        .await?;
+    let next = if items.len() == limit {
+        items.last().map(|c| c.id)
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({"count": totals.count, "bytes": totals.bytes, "latest": totals.latest, "items": items, "next_before": next}),
+    ))
 }
 
-pub async fn summary(State(st): State<AppState>, p: Principal, Path(creator): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn summary(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(creator): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     p.require_any(&[Role::Capture, Role::Merch])?;
-    Ok(Json(serde_json::to_value(st.store.creator_summary(CreatorId(creator)).await?).map_err(|_| ApiError::internal())?))
+    Ok(Json(
+        serde_json::to_value(st.store.creator_summary(CreatorId(creator)).await?)
+            .map_err(|_| ApiError::internal())?,
+    ))
 }
 
-pub async fn thumbnail(State(st): State<AppState>, p: Principal, Path(sha): Path<String>) -> Result<Response, ApiError> {
+pub async fn thumbnail(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(sha): Path<String>,
+) -> Result<Response, ApiError> {
     p.require(Role::Capture)?;
     check_hash(&sha)?;
-    let c = st.store.capture(sha.clone()).await?.ok_or_else(|| ApiError::not_found(format!("capture {sha}")))?;
+    let c = st
+        .store
+        .capture(sha.clone())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("capture {sha}")))?;
     if c.hidden || c.thumbnail.is_none() {
-        return Err(ApiError::not_found("this capture has no thumbnail (hidden, a video or HEIC, or not made yet)"));
+        return Err(ApiError::not_found(
+            "this capture has no thumbnail (hidden, a video or HEIC, or not made yet)",
+        ));
     }
-    let bytes = tokio::fs::read(st.media.thumbnail(&sha)).await.map_err(|_| ApiError::not_found("thumbnail file missing"))?;
-    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "max-age=86400, immutable")], bytes).into_response())
+    let bytes = tokio::fs::read(st.media.thumbnail(&sha))
+        .await
+        .map_err(|_| ApiError::not_found("thumbnail file missing"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "max-age=86400, immutable"),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `HEAD /api/v1/captures/{sha256}`: 200 when the box has those bytes.
-pub async fn exists(State(st): State<AppState>, _p: Principal, Path(sha): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn exists(
+    State(st): State<AppState>,
+    _p: Principal,
+    Path(sha): Path<String>,
+) -> Result<StatusCode, ApiError> {
     check_hash(&sha)?;
-    Ok(if st.store.capture(sha).await?.is_some() { StatusCode::OK } else { StatusCode::NOT_FOUND })
+    Ok(if st.store.capture(sha).await?.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    })
 }
 
 #[derive(Deserialize)]
@@ -71,17 +125,26 @@ pub struct CheckBody {
 }
 
 /// Which of a phone's files the box already has, so it skips them.
-pub async fn check(State(st): State<AppState>, p: Principal, Json(b): Json<CheckBody>) -> Result<Json<Value>, ApiError> {
+pub async fn check(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<CheckBody>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Capture)?;
     if b.sha256.len() > 5000 {
         return Err(ApiError::bad_request("at most 5000 hashes per check"));
     }
-    let hashes: Vec<String> = b.sha256.into_iter().map(|h| h.to_ascii_lowercase()).collect();
+    let hashes: Vec<String> = b
+        .sha256
+        .into_iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
     for h in &hashes {
         check_hash(h)?;
     }
     let present = st.store.captures_present(hashes.clone()).await?;
-    let (have, missing): (Vec<String>, Vec<String>) = hashes.into_iter().partition(|h| present.contains(h));
+    let (have, missing): (Vec<String>, Vec<String>) =
+        hashes.into_iter().partition(|h| present.contains(h));
     Ok(Json(json!({"present": have, "missing": missing})))
 }
 
@@ -95,11 +158,21 @@ pub struct HideBody {
     consent_withdrawn: bool,
 }
 
-pub async fn hide(State(st): State<AppState>, p: Principal, Path(sha): Path<String>, Json(b): Json<HideBody>) -> Result<Json<Value>, ApiError> {
+pub async fn hide(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(sha): Path<String>,
+    Json(b): Json<HideBody>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
     check_hash(&sha)?;
-    let c = st.store.hide_capture(sha, b.reason, b.consent_withdrawn, p.actor, st.clock.now()).await?;
-    Ok(Json(serde_json::to_value(c).map_err(|_| ApiError::internal())?))
+    let c = st
+        .store
+        .hide_capture(sha, b.reason, b.consent_withdrawn, p.actor, st.clock.now())
+        .await?;
+    Ok(Json(
+        serde_json::to_value(c).map_err(|_| ApiError::internal())?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -112,7 +185,11 @@ pub struct LinkBody {
 
 /// An upload link for a creator's crew: a token that can only upload
 /// captures for that creator.
-pub async fn create_link(State(st): State<AppState>, p: Principal, Json(b): Json<LinkBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_link(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<LinkBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     p.require(Role::Admin)?;
     let hours = b.hours.unwrap_or(24);
     if !(1..=24 * 14).contains(&hours) {
@@ -120,7 +197,10 @@ pub async fn create_link(State(st): State<AppState>, p: Principal, Json(b): Json
     }
     let now = st.clock.now();
     let creator = CreatorId(b.creator);
-    let token = st.store.create_upload_link(creator.clone(), hours * 3_600_000, p.actor, now).await?;
+    let token = st
+        .store
+        .create_upload_link(creator.clone(), hours * 3_600_000, p.actor, now)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

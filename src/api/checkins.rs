@@ -36,11 +36,16 @@ pub struct CheckinRequest {
 /// replayed nonce gets the same answer as the first time.
 fn answer(st: &AppState, r: &ScanRecord) -> Value {
     let event = st.store.event();
-    let tier_name = r
-        .tier
-        .as_ref()
-        .and_then(|t| event.as_ref().and_then(|e| e.tier(t).map(|t| t.name.clone())));
-    let gate_name = |g: &GateId| event.as_ref().and_then(|e| e.gate(g).map(|g| g.name.clone()));
+    let tier_name = r.tier.as_ref().and_then(|t| {
+        event
+            .as_ref()
+            .and_then(|e| e.tier(t).map(|t| t.name.clone()))
+    });
+    let gate_name = |g: &GateId| {
+        event
+            .as_ref()
+            .and_then(|e| e.gate(g).map(|g| g.name.clone()))
+    };
     json!({
         "scan_id": r.id,
         "verdict": r.verdict,
@@ -77,9 +82,14 @@ fn answer(st: &AppState, r: &ScanRecord) -> Value {
 
 fn validate(req: &CheckinRequest) -> Result<Direction, ApiError> {
     if req.code.trim().is_empty() || req.code.len() > MAX_CODE {
-        return Err(ApiError::bad_request(format!("code must be the scanned text, 1 to {MAX_CODE} characters")));
+        return Err(ApiError::bad_request(format!(
+            "code must be the scanned text, 1 to {MAX_CODE} characters"
+        )));
     }
-    if req.nonce.is_empty() || req.nonce.len() > MAX_NONCE || req.nonce.chars().any(char::is_control) {
+    if req.nonce.is_empty()
+        || req.nonce.len() > MAX_NONCE
+        || req.nonce.chars().any(char::is_control)
+    {
         return Err(ApiError::bad_request(format!(
             "nonce must be 1 to {MAX_NONCE} printable characters, fresh for each scan (a UUID is ideal)"
         )));
@@ -92,11 +102,16 @@ fn validate(req: &CheckinRequest) -> Result<Direction, ApiError> {
     }
     match req.direction.as_deref() {
         None => Ok(Direction::Entry),
-        Some(d) => Direction::parse(d).ok_or_else(|| ApiError::bad_request(format!("direction '{d}' must be entry or exit"))),
+        Some(d) => Direction::parse(d)
+            .ok_or_else(|| ApiError::bad_request(format!("direction '{d}' must be entry or exit"))),
     }
 }
 
-pub async fn create(State(st): State<AppState>, p: Principal, Json(req): Json<CheckinRequest>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(req): Json<CheckinRequest>,
+) -> Result<Response, ApiError> {
     p.require(Role::Door)?;
     let direction = validate(&req)?;
     let outcome = st
@@ -114,10 +129,15 @@ pub async fn create(State(st): State<AppState>, p: Principal, Json(req): Json<Ch
         .await?;
     let mut resp = axum::Json(answer(&st, outcome.record())).into_response();
     if let ScanOutcome::New(r) = &outcome {
-        st.devices.pipeline.publish(&format!("staff {}", r.staff), r);
+        st.devices
+            .pipeline
+            .publish(&format!("staff {}", r.staff), r);
     }
     if let ScanOutcome::Replayed(_) = outcome {
-        resp.headers_mut().insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
+        resp.headers_mut().insert(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
     }
     Ok(resp)
 }
@@ -137,13 +157,21 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
-pub async fn list(State(st): State<AppState>, p: Principal, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Door)?;
     let verdict = match q.verdict.as_deref() {
         None => None,
         Some("admit") => Some(Verdict::Admit),
         Some("reject") => Some(Verdict::Reject),
-        Some(v) => return Err(ApiError::bad_request(format!("verdict '{v}' must be admit or reject"))),
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "verdict '{v}' must be admit or reject"
+            )))
+        }
     };
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
@@ -159,13 +187,21 @@ pub async fn list(State(st): State<AppState>, p: Principal, Query(q): Query<List
             limit,
         })
         .await?;
-    let next = if rows.len() == limit { rows.last().map(|r| r.id) } else { None };
+    let next = if rows.len() == limit {
+        rows.last().map(|r| r.id)
+    } else {
+        None
+    };
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {
             let mut v = answer(&st, r);
             // The code admits at the door: only supervisors see it whole.
-            v["code"] = if p.actor.role.allows(Role::Supervisor) { json!(r.code) } else { json!(mask_code(&r.code)) };
+            v["code"] = if p.actor.role.allows(Role::Supervisor) {
+                json!(r.code)
+            } else {
+                json!(mask_code(&r.code))
+            };
             v["nonce"] = json!(r.nonce);
             v["staff"] = json!(r.staff);
             v["device"] = json!(r.device);
@@ -180,14 +216,35 @@ pub async fn list(State(st): State<AppState>, p: Principal, Query(q): Query<List
 /// `VB1:…XYZW`: enough for staff to tell two scans apart, not enough to
 /// admit anyone.
 fn mask_code(code: &str) -> String {
-    let tail: String = code.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = code
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     format!("…{tail}")
 }
 
-pub async fn undo(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn undo(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
-    let id: i64 = id.parse().map_err(|_| ApiError::bad_request(format!("'{id}' is not a scan id (a number from scan_id)")))?;
-    let rec = st.store.undo_scan(ScanId(id), p.actor, st.clock.now(), st.config.undo_window_ms).await?;
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::bad_request(format!("'{id}' is not a scan id (a number from scan_id)"))
+    })?;
+    let rec = st
+        .store
+        .undo_scan(
+            ScanId(id),
+            p.actor,
+            st.clock.now(),
+            st.config.undo_window_ms,
+        )
+        .await?;
     tracing::info!(scan = id, by = ?rec.undone_by, "check-in undone");
     Ok(Json(answer(&st, &rec)))
 }

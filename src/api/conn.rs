@@ -7,6 +7,7 @@
 //! It does not route or authorise; that is the router's job. It speaks
 //! HTTP/1.1 only (staff phones and scripts; TLS arrives with the LAN work).
 
+use crate::metrics::Metrics;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -18,6 +19,7 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -25,8 +27,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
-use crate::metrics::Metrics;
-use std::sync::atomic::Ordering::Relaxed;
 
 /// Bounds on what one client, or all of them, may hold open.
 #[derive(Clone, Debug)]
@@ -82,7 +82,10 @@ impl ConnCount {
         }
         g.0 += 1;
         g.1.insert(ip, per + 1);
-        Some(ConnSlot { count: self.clone(), ip })
+        Some(ConnSlot {
+            count: self.clone(),
+            ip,
+        })
     }
 
     pub fn open(&self) -> usize {
@@ -124,7 +127,11 @@ pub struct IdleStream {
 
 impl IdleStream {
     pub fn new(inner: TcpStream, idle: Duration) -> Self {
-        IdleStream { inner, idle, deadline: Box::pin(tokio::time::sleep(idle)) }
+        IdleStream {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
     }
 
     fn moved(&mut self) {
@@ -136,7 +143,11 @@ impl IdleStream {
     }
 
     /// A write that moved bytes resets the deadline; one that waits past it fails.
-    fn after_write(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        r: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
         match r {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
@@ -155,7 +166,11 @@ fn timed_out() -> io::Error {
 }
 
 impl AsyncRead for IdleStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -171,7 +186,11 @@ impl AsyncRead for IdleStream {
 }
 
 impl AsyncWrite for IdleStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, data);
         self.after_write(cx, r)
     }
@@ -181,7 +200,11 @@ impl AsyncWrite for IdleStream {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.after_write(cx, r)
     }
@@ -205,7 +228,10 @@ pub async fn serve(
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).max_buf_size(64 * 1024).writev(false);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(64 * 1024)
+        .writev(false);
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
@@ -235,27 +261,44 @@ pub async fn serve(
             app.clone().oneshot(req.map(Body::new))
         });
         metrics.connections_open.store(count.open() as u64, Relaxed);
-        let (count, metrics, http, watcher, tls) = (count.clone(), metrics.clone(), http.clone(), graceful.watcher(), tls.clone());
+        let (count, metrics, http, watcher, tls) = (
+            count.clone(),
+            metrics.clone(),
+            http.clone(),
+            graceful.watcher(),
+            tls.clone(),
+        );
         let handshake_within = limits.header_timeout;
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let _ = watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await;
+                    let _ = watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await;
                 }
-                Some(acceptor) => match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => {
-                        let _ = watcher.watch(http.serve_connection(TokioIo::new(tls_stream), service)).await;
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            let _ = watcher
+                                .watch(http.serve_connection(TokioIo::new(tls_stream), service))
+                                .await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(peer = %peer, "TLS handshake too slow; closed"),
                     }
-                    Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(peer = %peer, "TLS handshake too slow; closed"),
-                },
+                }
             }
             drop(slot);
             metrics.connections_open.store(count.open() as u64, Relaxed);
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::info!("connections still open after the drain time (live feeds); closing them");
     }
     Ok(())
@@ -267,7 +310,11 @@ mod tests {
 
     #[test]
     fn an_address_and_the_box_each_have_a_cap_and_slots_come_back() {
-        let limits = ConnLimits { max_connections: 3, max_per_address: 2, ..ConnLimits::default() };
+        let limits = ConnLimits {
+            max_connections: 3,
+            max_per_address: 2,
+            ..ConnLimits::default()
+        };
         let count = Arc::new(ConnCount::default());
         let a = IpAddr::from([10, 0, 0, 1]);
         let b = IpAddr::from([10, 0, 0, 2]);
@@ -278,15 +325,26 @@ mod tests {
         assert!(count.admit(b, &limits).is_none(), "box full");
         drop(a1);
         assert_eq!(count.open(), 2);
-        assert!(count.admit(b, &limits).is_some(), "a closed connection frees its slot");
+        assert!(
+            count.admit(b, &limits).is_some(),
+            "a closed connection frees its slot"
+        );
     }
 
     #[test]
     fn an_ipv4_mapped_address_counts_as_its_ipv4_address() {
-        let limits = ConnLimits { max_connections: 10, max_per_address: 1, ..ConnLimits::default() };
+        let limits = ConnLimits {
+            max_connections: 10,
+            max_per_address: 1,
+            ..ConnLimits::default()
+        };
         let count = Arc::new(ConnCount::default());
         let _x = count.admit("10.0.0.9".parse().unwrap(), &limits).unwrap();
-        assert!(count.admit("::ffff:10.0.0.9".parse().unwrap(), &limits).is_none());
-        assert!(count.admit("2001:db8::1".parse().unwrap(), &limits).is_some());
+        assert!(count
+            .admit("::ffff:10.0.0.9".parse().unwrap(), &limits)
+            .is_none());
+        assert!(count
+            .admit("2001:db8::1".parse().unwrap(), &limits)
+            .is_some());
     }
 }

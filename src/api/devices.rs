@@ -33,14 +33,19 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value
 
 /// Every verdict as it happens (scanners and staff phones alike), as
 /// server-sent events (`event: scan`), for the dashboard.
-pub async fn feed(State(st): State<AppState>, p: Principal) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+pub async fn feed(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     p.require(Role::Door)?;
     let rx = st.devices.pipeline.subscribe();
     let events = stream::unfold(rx, |mut rx| async move {
         let ev = match rx.recv().await {
             Ok(v) => Event::default().event("scan").data(v.to_string()),
             // A slow listener is told how much it missed, then carries on.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default().event("lagged").data(json!({"missed": n}).to_string()),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
+                .event("lagged")
+                .data(json!({"missed": n}).to_string()),
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
         };
         Some((Ok(ev), rx))
@@ -61,19 +66,33 @@ pub struct InjectBody {
 }
 
 /// `--simulate` only: a scan as if a USB scanner read `code`.
-pub async fn inject(State(st): State<AppState>, p: Principal, Json(b): Json<InjectBody>) -> Result<Json<Value>, ApiError> {
+pub async fn inject(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<InjectBody>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Door)?;
     if st.devices.mode != Mode::Simulate {
-        return Err(ApiError::new(StatusCode::CONFLICT, "not_simulating", "scan injection exists only when the box runs with --simulate"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_simulating",
+            "scan injection exists only when the box runs with --simulate",
+        ));
     }
     let binding = Binding {
         scanner: b.scanner.unwrap_or_else(|| "simulated-scanner".into()),
         gate: b.gate.map(GateId),
         direction: b.direction.unwrap_or(Direction::Entry),
     };
-    let rec = st.devices.pipeline.scan(&binding, b.code.trim(), Instant::now()).await?;
+    let rec = st
+        .devices
+        .pipeline
+        .scan(&binding, b.code.trim(), Instant::now())
+        .await?;
     Ok(Json(match rec {
-        Some(r) => json!({"double_read": false, "scan_id": r.id, "verdict": r.verdict, "reason": r.reason, "gate": r.gate, "ticket": r.ticket}),
+        Some(r) => {
+            json!({"double_read": false, "scan_id": r.id, "verdict": r.verdict, "reason": r.reason, "gate": r.gate, "ticket": r.ticket})
+        }
         None => json!({"double_read": true}),
     }))
 }
@@ -82,8 +101,13 @@ pub async fn inject(State(st): State<AppState>, p: Principal, Json(b): Json<Inje
 pub async fn self_test(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
     st.devices.pipeline.signaller().self_test();
-    let job = st.store.queue_print(None, DEFAULT_STATION.into(), st.clock.now()).await?;
-    Ok(Json(json!({"signals": "green, red, buzzer and relay switched once", "test_page_job": job})))
+    let job = st
+        .store
+        .queue_print(None, DEFAULT_STATION.into(), st.clock.now())
+        .await?;
+    Ok(Json(
+        json!({"signals": "green, red, buzzer and relay switched once", "test_page_job": job}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -93,10 +117,18 @@ pub struct ReprintQuery {
     station: Option<String>,
 }
 
-pub async fn reprint(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Query(q): Query<ReprintQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn reprint(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<ReprintQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     p.require(Role::Merch)?;
     let station = q.station.unwrap_or_else(|| DEFAULT_STATION.into());
-    let job = st.store.queue_print(Some(OrderId(id)), station, st.clock.now()).await?;
+    let job = st
+        .store
+        .queue_print(Some(OrderId(id)), station, st.clock.now())
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job": job}))))
 }
 
@@ -107,7 +139,13 @@ pub struct JobsQuery {
     pending: bool,
 }
 
-pub async fn print_jobs(State(st): State<AppState>, p: Principal, Query(q): Query<JobsQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn print_jobs(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<JobsQuery>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Merch)?;
-    Ok(Json(json!({"jobs": st.store.print_jobs(q.pending, 200).await?})))
+    Ok(Json(
+        json!({"jobs": st.store.print_jobs(q.pending, 200).await?}),
+    ))
 }

@@ -7,9 +7,9 @@ use super::error::ApiError;
 use super::json::Json;
 use super::sales::{check_nonce, order_response, tender, TenderInput};
 use super::AppState;
-use crate::domain::money::{MAX_LINE_QTY, MAX_STOCK};
 use crate::domain::ids::{DropId, HoldId, Sku};
 use crate::domain::manifest::DropSpec;
+use crate::domain::money::{MAX_LINE_QTY, MAX_STOCK};
 use crate::domain::role::Role;
 use crate::store::drops::{HoldRequest, POOL};
 use axum::extract::{Path, State};
@@ -24,17 +24,29 @@ use std::time::Duration;
 
 pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
     p.require(Role::Merch)?;
-    Ok(Json(json!({"drops": st.store.drops(st.clock.now()).await?})))
+    Ok(Json(
+        json!({"drops": st.store.drops(st.clock.now()).await?}),
+    ))
 }
 
-pub async fn show(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn show(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Merch)?;
-    Ok(Json(serde_json::to_value(st.store.drop_detail(DropId(id), st.clock.now()).await?).map_err(|_| ApiError::internal())?))
+    Ok(Json(
+        serde_json::to_value(st.store.drop_detail(DropId(id), st.clock.now()).await?)
+            .map_err(|_| ApiError::internal())?,
+    ))
 }
 
 /// Server-sent events: the drops' state now, then again whenever it
 /// changes (checked every second), for dashboards and merch screens.
-pub async fn feed(State(st): State<AppState>, p: Principal) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+pub async fn feed(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     p.require(Role::Merch)?;
     let events = stream::unfold((st, None::<String>), |(st, last)| async move {
         // The first state goes out at once; after that, only changes.
@@ -80,13 +92,27 @@ pub struct HoldBody {
     tender: Option<TenderInput>,
 }
 
-fn hold_request(st: &AppState, p: &Principal, drop: String, b: HoldBody) -> Result<(HoldRequest, Option<TenderInput>), ApiError> {
+fn hold_request(
+    st: &AppState,
+    p: &Principal,
+    drop: String,
+    b: HoldBody,
+) -> Result<(HoldRequest, Option<TenderInput>), ApiError> {
     check_nonce(&b.nonce)?;
     if b.items.len() > 50 {
-        return Err(ApiError::bad_request("at most 50 different products in one hold"));
+        return Err(ApiError::bad_request(
+            "at most 50 different products in one hold",
+        ));
     }
-    if let Some(i) = b.items.iter().find(|i| !(1..=MAX_LINE_QTY).contains(&i.qty)) {
-        return Err(ApiError::bad_request(format!("qty of '{}' must be 1 to {MAX_LINE_QTY}", i.sku)));
+    if let Some(i) = b
+        .items
+        .iter()
+        .find(|i| !(1..=MAX_LINE_QTY).contains(&i.qty))
+    {
+        return Err(ApiError::bad_request(format!(
+            "qty of '{}' must be 1 to {MAX_LINE_QTY}",
+            i.sku
+        )));
     }
     Ok((
         HoldRequest {
@@ -102,26 +128,48 @@ fn hold_request(st: &AppState, p: &Principal, drop: String, b: HoldBody) -> Resu
     ))
 }
 
-pub async fn hold(State(st): State<AppState>, p: Principal, Path(drop): Path<String>, Json(b): Json<HoldBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn hold(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(drop): Path<String>,
+    Json(b): Json<HoldBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     p.require(Role::Merch)?;
     let (req, tender) = hold_request(&st, &p, drop, b)?;
     if tender.is_some() {
-        return Err(ApiError::bad_request("a hold takes no tender: pay at POST /api/v1/holds/{id}/checkout"));
+        return Err(ApiError::bad_request(
+            "a hold takes no tender: pay at POST /api/v1/holds/{id}/checkout",
+        ));
     }
     let hold = st.store.create_hold(req).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(hold).map_err(|_| ApiError::internal())?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(hold).map_err(|_| ApiError::internal())?),
+    ))
 }
 
-pub async fn sell(State(st): State<AppState>, p: Principal, ext: Extensions, Path(drop): Path<String>, Json(b): Json<HoldBody>) -> Result<Response, ApiError> {
+pub async fn sell(
+    State(st): State<AppState>,
+    p: Principal,
+    ext: Extensions,
+    Path(drop): Path<String>,
+    Json(b): Json<HoldBody>,
+) -> Result<Response, ApiError> {
     p.require(Role::Merch)?;
     let (req, t) = hold_request(&st, &p, drop, b)?;
     let t = tender(&st, &p, &ext, t).await?;
     Ok(order_response(st.store.sell_drop(req, t).await?))
 }
 
-pub async fn release(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn release(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     p.require(Role::Merch)?;
-    st.store.release_hold(HoldId(id), p.actor, st.clock.now()).await?;
+    st.store
+        .release_hold(HoldId(id), p.actor, st.clock.now())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -133,25 +181,53 @@ pub struct CheckoutBody {
     tender: Option<TenderInput>,
 }
 
-pub async fn checkout(State(st): State<AppState>, p: Principal, ext: Extensions, Path(id): Path<String>, Json(b): Json<CheckoutBody>) -> Result<Response, ApiError> {
+pub async fn checkout(
+    State(st): State<AppState>,
+    p: Principal,
+    ext: Extensions,
+    Path(id): Path<String>,
+    Json(b): Json<CheckoutBody>,
+) -> Result<Response, ApiError> {
     p.require(Role::Merch)?;
     check_nonce(&b.nonce)?;
     let t = tender(&st, &p, &ext, b.tender).await?;
-    Ok(order_response(st.store.checkout_hold(HoldId(id), t, b.nonce, p.actor, st.clock.now()).await?))
+    Ok(order_response(
+        st.store
+            .checkout_hold(HoldId(id), t, b.nonce, p.actor, st.clock.now())
+            .await?,
+    ))
 }
 
-pub async fn create(State(st): State<AppState>, p: Principal, Json(spec): Json<DropSpec>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(spec): Json<DropSpec>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     p.require(Role::Admin)?;
     let d = st.store.create_drop(spec, p.actor, st.clock.now()).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?),
+    ))
 }
 
-pub async fn update(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Json(spec): Json<DropSpec>) -> Result<Json<Value>, ApiError> {
+pub async fn update(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(spec): Json<DropSpec>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Admin)?;
     if spec.id.as_str() != id {
-        return Err(ApiError::bad_request(format!("the body's id '{}' does not match the path's '{id}'", spec.id)));
+        return Err(ApiError::bad_request(format!(
+            "the body's id '{}' does not match the path's '{id}'",
+            spec.id
+        )));
     }
-    Ok(Json(serde_json::to_value(st.store.update_drop(spec, p.actor, st.clock.now()).await?).map_err(|_| ApiError::internal())?))
+    Ok(Json(
+        serde_json::to_value(st.store.update_drop(spec, p.actor, st.clock.now()).await?)
+            .map_err(|_| ApiError::internal())?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -164,16 +240,40 @@ pub struct RestockBody {
     from_pool: bool,
 }
 
-pub async fn restock(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Json(b): Json<RestockBody>) -> Result<Json<Value>, ApiError> {
+pub async fn restock(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<RestockBody>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
     if !(1..=MAX_STOCK).contains(&b.quantity) {
-        return Err(ApiError::bad_request(format!("quantity must be 1 to {MAX_STOCK}")));
+        return Err(ApiError::bad_request(format!(
+            "quantity must be 1 to {MAX_STOCK}"
+        )));
     }
-    let d = st.store.restock(DropId(id), Sku(b.sku), b.quantity, b.reason, b.from_pool, p.actor, st.clock.now()).await?;
-    Ok(Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?))
+    let d = st
+        .store
+        .restock(
+            DropId(id),
+            Sku(b.sku),
+            b.quantity,
+            b.reason,
+            b.from_pool,
+            p.actor,
+            st.clock.now(),
+        )
+        .await?;
+    Ok(Json(
+        serde_json::to_value(d).map_err(|_| ApiError::internal())?,
+    ))
 }
 
-pub async fn ledger(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn ledger(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Merch)?;
     let (stock, rows) = st.store.ledger(id).await?;
     Ok(Json(json!({"on_hand": stock, "ledger": rows})))

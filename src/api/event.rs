@@ -14,7 +14,11 @@ use serde_json::{json, Value};
 /// The event, its gates and tiers: what a staff device needs to set up.
 pub async fn show(State(st): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
     let ev = st.store.event().ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, "no_event", "no event is loaded on this box: an admin must import the manifest")
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_event",
+            "no event is loaded on this box: an admin must import the manifest",
+        )
     })?;
     let m = &ev.manifest;
     Ok(Json(json!({
@@ -36,11 +40,21 @@ pub struct ImportRequest {
     signature: String,
 }
 
-pub async fn import(State(st): State<AppState>, p: Principal, Json(req): Json<ImportRequest>) -> Result<Json<ImportOutcome>, ApiError> {
+pub async fn import(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(req): Json<ImportRequest>,
+) -> Result<Json<ImportOutcome>, ApiError> {
     p.require(Role::Admin)?;
     let outcome = st
         .store
-        .import_manifest(req.manifest.into_bytes(), Some(req.signature), st.config.pinned_keys.clone(), p.actor, st.clock.now())
+        .import_manifest(
+            req.manifest.into_bytes(),
+            Some(req.signature),
+            st.config.pinned_keys.clone(),
+            p.actor,
+            st.clock.now(),
+        )
         .await?;
     tracing::info!(?outcome, "manifest import");
     Ok(Json(outcome))

@@ -31,7 +31,10 @@ where
                 "body_too_large",
                 format!("the request body is too large: {}", e.body_text()),
             )),
-            Err(e) => Err(ApiError::bad_request(format!("request body is not valid: {}", e.body_text()))),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "request body is not valid: {}",
+                e.body_text()
+            ))),
         }
     }
 }
@@ -46,7 +49,10 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Query(v))

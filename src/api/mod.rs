@@ -6,23 +6,23 @@
 //! before doing anything.
 
 pub mod auth;
-pub mod conn;
-pub mod lan;
 mod captures;
 mod checkins;
+pub mod conn;
 mod devices;
 mod drops;
 pub mod error;
 mod event;
 mod json;
+pub mod lan;
 mod ops;
+mod pairing;
 pub mod policy;
 mod sales;
-pub mod tus;
 mod session;
 pub mod signin;
-mod pairing;
 mod sync;
+pub mod tus;
 
 use crate::clock::Clock;
 use crate::domain::keys::TrustedKeys;
@@ -170,14 +170,19 @@ routes! { UPLOAD_ROUTES, upload_routes;
 /// are checked before any body is read).
 pub fn router(state: AppState) -> Router {
     let authorize = || axum::middleware::from_fn_with_state(state.clone(), policy::authorize);
-    let uploads = upload_routes().route_layer(authorize()).layer(axum::middleware::map_response(tus::add_tus_resumable));
+    let uploads = upload_routes()
+        .route_layer(authorize())
+        .layer(axum::middleware::map_response(tus::add_tus_resumable));
     api_routes()
         .route_layer(authorize())
         .layer(DefaultBodyLimit::max(policy::JSON_BODY_LIMIT))
         .merge(uploads)
         .fallback(ops::not_found)
         .layer(cors(state.clone()))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), tus::options_beside_cors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            tus::options_beside_cors,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -187,28 +192,47 @@ pub fn router(state: AppState) -> Router {
 async fn security_headers(mut r: axum::response::Response) -> axum::response::Response {
     use axum::http::HeaderValue;
     let h = r.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert("content-security-policy", HeaderValue::from_static("frame-ancestors 'none'"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
     r
 }
 
 /// HTTPS answers also tell browsers to use nothing but HTTPS for a year.
 pub async fn hsts(mut r: axum::response::Response) -> axum::response::Response {
-    r.headers_mut().insert("strict-transport-security", axum::http::HeaderValue::from_static("max-age=31536000"));
+    r.headers_mut().insert(
+        "strict-transport-security",
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
     r
 }
 
 /// Whether `origin` is one of the box's own: its mDNS name, an address
 /// its certificate covers, or loopback. Other sites get no CORS grant.
 fn own_origin(st: &AppState, origin: &axum::http::HeaderValue) -> bool {
-    let Some(rest) = origin.to_str().ok().and_then(|o| o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"))) else {
+    let Some(rest) = origin.to_str().ok().and_then(|o| {
+        o.strip_prefix("https://")
+            .or_else(|| o.strip_prefix("http://"))
+    }) else {
         return false;
     };
-    let host = if let Some(v6) = rest.strip_prefix('[') { v6.split(']').next().unwrap_or("") } else { rest.split(':').next().unwrap_or("") };
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        rest.split(':').next().unwrap_or("")
+    };
     if host == "localhost" {
         return true;
     }
-    if host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+    if host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+    {
         return true;
     }
     st.lan.as_ref().is_some_and(|l| l.covers(host))
@@ -219,17 +243,51 @@ fn own_origin(st: &AppState, origin: &axum::http::HeaderValue) -> bool {
 /// no other site may.
 fn cors(st: AppState) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method};
-    let h = |names: &[&'static str]| names.iter().map(|n| HeaderName::from_static(n)).collect::<Vec<_>>();
+    let h = |names: &[&'static str]| {
+        names
+            .iter()
+            .map(|n| HeaderName::from_static(n))
+            .collect::<Vec<_>>()
+    };
     tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::AllowOrigin::predicate(move |origin, _| own_origin(&st, origin)))
-        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_origin(tower_http::cors::AllowOrigin::predicate(
+            move |origin, _| own_origin(&st, origin),
+        ))
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
         .allow_headers(h(&[
-            "authorization", "content-type", "tus-resumable", "upload-length", "upload-offset", "upload-metadata",
-            "upload-defer-length", "upload-checksum", "upload-concat", "x-http-method-override", "x-requested-with",
+            "authorization",
+            "content-type",
+            "tus-resumable",
+            "upload-length",
+            "upload-offset",
+            "upload-metadata",
+            "upload-defer-length",
+            "upload-checksum",
+            "upload-concat",
+            "x-http-method-override",
+            "x-requested-with",
         ]))
         .expose_headers(h(&[
-            "location", "tus-resumable", "tus-version", "tus-extension", "tus-max-size", "tus-checksum-algorithm",
-            "upload-offset", "upload-length", "upload-metadata", "upload-defer-length", "upload-expires", "idempotent-replayed",
+            "location",
+            "tus-resumable",
+            "tus-version",
+            "tus-extension",
+            "tus-max-size",
+            "tus-checksum-algorithm",
+            "upload-offset",
+            "upload-length",
+            "upload-metadata",
+            "upload-defer-length",
+            "upload-expires",
+            "idempotent-replayed",
         ]))
         .max_age(std::time::Duration::from_secs(86_400))
 }
@@ -258,32 +316,83 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let st = state(dir.path());
         let app = router(st.clone());
-        let (status, health) = call(app.clone(), Request::get("/healthz").body(Body::empty()).unwrap()).await;
+        let (status, health) = call(
+            app.clone(),
+            Request::get("/healthz").body(Body::empty()).unwrap(),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(health["event"], serde_json::Value::Null);
-        let token = st.store.create_session(crate::domain::role::Actor { name: "t".into(), role: crate::domain::role::Role::Door }, st.clock.now(), 60_000).await.unwrap().0;
+        let token = st
+            .store
+            .create_session(
+                crate::domain::role::Actor {
+                    name: "t".into(),
+                    role: crate::domain::role::Role::Door,
+                },
+                st.clock.now(),
+                60_000,
+            )
+            .await
+            .unwrap()
+            .0;
         let req = Request::post("/api/v1/checkins")
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
-            .body(Body::from(r#"{"code":"X-12345678","gate":"main","nonce":"n1"}"#))
+            .body(Body::from(
+                r#"{"code":"X-12345678","gate":"main","nonce":"n1"}"#,
+            ))
             .unwrap();
         let (status, body) = call(app.clone(), req).await;
         assert_eq!(status, StatusCode::CONFLICT);
-        assert!(body["error"]["message"].as_str().unwrap().contains("import the event manifest"), "{body}");
-        let req = Request::post("/api/v1/session").header("content-type", "application/json").body(Body::from(r#"{"pin":"1111"}"#)).unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("import the event manifest"),
+            "{body}"
+        );
+        let req = Request::post("/api/v1/session")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"pin":"1111"}"#))
+            .unwrap();
         let (status, body) = call(app.clone(), req).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"]["code"], "device_not_paired");
-        let actor = crate::domain::role::Actor { name: "t".into(), role: crate::domain::role::Role::Supervisor };
-        let (code, _) = st.store.create_pairing_code(actor, st.clock.now(), 60_000).await.unwrap();
-        let req = Request::post("/api/v1/paired-devices").header("content-type", "application/json");
-        let (status, paired) = call(app.clone(), req.body(Body::from(format!(r#"{{"code":"{code}","name":"tablet"}}"#))).unwrap()).await;
+        let actor = crate::domain::role::Actor {
+            name: "t".into(),
+            role: crate::domain::role::Role::Supervisor,
+        };
+        let (code, _) = st
+            .store
+            .create_pairing_code(actor, st.clock.now(), 60_000)
+            .await
+            .unwrap();
+        let req =
+            Request::post("/api/v1/paired-devices").header("content-type", "application/json");
+        let (status, paired) = call(
+            app.clone(),
+            req.body(Body::from(format!(
+                r#"{{"code":"{code}","name":"tablet"}}"#
+            )))
+            .unwrap(),
+        )
+        .await;
         assert_eq!(status, StatusCode::CREATED, "{paired}");
-        let sign_in = format!(r#"{{"pin":"1111","device":"{}"}}"#, paired["credential"].as_str().unwrap());
-        let req = Request::post("/api/v1/session").header("content-type", "application/json").body(Body::from(sign_in)).unwrap();
+        let sign_in = format!(
+            r#"{{"pin":"1111","device":"{}"}}"#,
+            paired["credential"].as_str().unwrap()
+        );
+        let req = Request::post("/api/v1/session")
+            .header("content-type", "application/json")
+            .body(Body::from(sign_in))
+            .unwrap();
         let (status, body) = call(app, req).await;
         assert_eq!(status, StatusCode::CONFLICT);
-        assert!(body["error"]["message"].as_str().unwrap().contains("venuebox token"));
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("venuebox token"));
     }
 
     /// The router serves exactly the documented operations, method by
@@ -294,7 +403,10 @@ mod tests {
         let mut routed = std::collections::BTreeSet::new();
         for (path, methods) in ROUTES.iter().chain(UPLOAD_ROUTES) {
             for m in *methods {
-                assert!(routed.insert(format!("{m} {path}")), "{m} {path} is routed twice");
+                assert!(
+                    routed.insert(format!("{m} {path}")),
+                    "{m} {path} is routed twice"
+                );
             }
         }
         let mut documented = std::collections::BTreeSet::new();
@@ -318,9 +430,14 @@ mod tests {
     #[test]
     fn the_openapi_document_is_valid_json_with_every_reason() {
         let doc: serde_json::Value = serde_json::from_str(ops::OPENAPI).unwrap();
-        let reasons = doc["components"]["schemas"]["CheckinAnswer"]["properties"]["reason"]["enum"].to_string();
+        let reasons = doc["components"]["schemas"]["CheckinAnswer"]["properties"]["reason"]["enum"]
+            .to_string();
         for r in crate::domain::checkin::Reason::ALL {
-            assert!(reasons.contains(r.as_str()), "{} missing from the OpenAPI document", r.as_str());
+            assert!(
+                reasons.contains(r.as_str()),
+                "{} missing from the OpenAPI document",
+                r.as_str()
+            );
         }
     }
 }

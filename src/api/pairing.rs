@@ -21,9 +21,15 @@ use serde_json::{json, Value};
 /// How long a pairing code works.
 pub const CODE_TTL_MS: i64 = 10 * 60_000;
 
-pub async fn create_code(State(st): State<AppState>, p: Principal) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn create_code(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     p.require(Role::Supervisor)?;
-    let (code, expires_at) = st.store.create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS).await?;
+    let (code, expires_at) = st
+        .store
+        .create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS)
+        .await?;
     tracing::info!(by = %p.actor.name, "pairing code made");
     let slip = slip(&st, &code, expires_at);
     Ok((
@@ -61,17 +67,32 @@ pub struct PrintBody {
 
 /// `POST /api/v1/pairing/print`: a fresh code, printed with its QR code,
 /// the staff URLs and the CA fingerprint on the station's receipt printer.
-pub async fn print(State(st): State<AppState>, p: Principal, Json(b): Json<PrintBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn print(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(b): Json<PrintBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     p.require(Role::Supervisor)?;
     if st.lan.as_ref().is_none_or(|l| l.ports().1.is_none()) {
         return Err(ApiError::new(StatusCode::CONFLICT, "no_lan", "the box has no pairing listener (--pair-listen), so there is no page for a slip to point to"));
     }
-    let station = b.station.unwrap_or_else(|| crate::store::printing::DEFAULT_STATION.into());
-    let (code, expires_at) = st.store.create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS).await?;
+    let station = b
+        .station
+        .unwrap_or_else(|| crate::store::printing::DEFAULT_STATION.into());
+    let (code, expires_at) = st
+        .store
+        .create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS)
+        .await?;
     let slip = slip(&st, &code, expires_at).ok_or_else(ApiError::internal)?;
-    let job = st.store.queue_pairing_slip(slip, station.clone(), st.clock.now()).await?;
+    let job = st
+        .store
+        .queue_pairing_slip(slip, station.clone(), st.clock.now())
+        .await?;
     tracing::info!(by = %p.actor.name, %station, job, "pairing slip queued");
-    Ok((StatusCode::ACCEPTED, Json(json!({"job": job, "station": station, "expires_at": format_rfc3339(expires_at)}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"job": job, "station": station, "expires_at": format_rfc3339(expires_at)})),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -82,23 +103,39 @@ pub struct PairBody {
     name: String,
 }
 
-pub async fn pair(State(st): State<AppState>, ext: Extensions, Json(b): Json<PairBody>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn pair(
+    State(st): State<AppState>,
+    ext: Extensions,
+    Json(b): Json<PairBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let result = pair_checked(&st, &ext, b).await;
     super::session::slow_refusal(&st, result).await
 }
 
-async fn pair_checked(st: &AppState, ext: &Extensions, b: PairBody) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn pair_checked(
+    st: &AppState,
+    ext: &Extensions,
+    b: PairBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = b.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("name must be 1 to 64 printable characters, e.g. \"door phone 2\""));
+        return Err(ApiError::bad_request(
+            "name must be 1 to 64 printable characters, e.g. \"door phone 2\"",
+        ));
     }
     if b.code.len() > 32 {
-        return Err(ApiError::bad_request("a pairing code is 12 characters, like ABCD-EFGH-JKMN"));
+        return Err(ApiError::bad_request(
+            "a pairing code is 12 characters, like ABCD-EFGH-JKMN",
+        ));
     }
     let addr = client_addr(ext);
     // Codes are guessed like PINs, so they are counted like PINs.
     let keys = addr.map(|a| vec![Key::Addr(a)]).unwrap_or_default();
-    let attempt = st.auth.guard.begin(keys, st.clock.now()).inspect_err(|_| st.metrics.signin_failure(SignInFailure::Throttled))?;
+    let attempt = st
+        .auth
+        .guard
+        .begin(keys, st.clock.now())
+        .inspect_err(|_| st.metrics.signin_failure(SignInFailure::Throttled))?;
     match st.store.pair_device(&b.code, name, st.clock.now()).await? {
         Some(new) => {
             attempt.succeeded();
@@ -130,9 +167,16 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value
     Ok(Json(json!({"devices": st.store.paired_devices().await?})))
 }
 
-pub async fn revoke(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn revoke(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
-    let (device, ended) = st.store.revoke_device(id, p.actor.clone(), st.clock.now()).await?;
+    let (device, ended) = st
+        .store
+        .revoke_device(id, p.actor.clone(), st.clock.now())
+        .await?;
     st.auth.device_revoked(&device.id);
     tracing::info!(device = %device.id, by = %p.actor.name, sessions_ended = ended, "device revoked");
     Ok(Json(json!({"device": device, "sessions_ended": ended})))

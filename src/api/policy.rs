@@ -30,7 +30,8 @@ type Rule = Option<Vec<Role>>;
 /// Path, then upper-case method: looked up with borrowed strings, so the
 /// check on every request allocates nothing.
 static POLICY: LazyLock<HashMap<String, HashMap<String, Rule>>> = LazyLock::new(|| {
-    let doc: serde_json::Value = serde_json::from_str(super::ops::OPENAPI).expect("the embedded OpenAPI document is JSON");
+    let doc: serde_json::Value =
+        serde_json::from_str(super::ops::OPENAPI).expect("the embedded OpenAPI document is JSON");
     let mut rules = HashMap::new();
     for (path, ops) in doc["paths"].as_object().expect("paths") {
         for (method, op) in ops.as_object().expect("operations") {
@@ -39,10 +40,17 @@ static POLICY: LazyLock<HashMap<String, HashMap<String, Rule>>> = LazyLock::new(
                     .as_array()
                     .unwrap_or_else(|| panic!("{method} {path} has security but no x-roles"))
                     .iter()
-                    .map(|r| r.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{method} {path}: bad role {r}")))
+                    .map(|r| {
+                        r.as_str()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or_else(|| panic!("{method} {path}: bad role {r}"))
+                    })
                     .collect()
             });
-            rules.entry(path.clone()).or_insert_with(HashMap::new).insert(method.to_uppercase(), rule);
+            rules
+                .entry(path.clone())
+                .or_insert_with(HashMap::new)
+                .insert(method.to_uppercase(), rule);
         }
     }
     rules
@@ -52,18 +60,23 @@ static POLICY: LazyLock<HashMap<String, HashMap<String, Rule>>> = LazyLock::new(
 /// to GET, as the router answers HEAD with the GET handler.
 pub fn rule(method: &Method, path: &str) -> Option<&'static Rule> {
     let ops = POLICY.get(path)?;
-    ops.get(method.as_str()).or_else(|| (method == Method::HEAD).then(|| ops.get("GET")).flatten())
+    ops.get(method.as_str())
+        .or_else(|| (method == Method::HEAD).then(|| ops.get("GET")).flatten())
 }
 
 /// 405 naming the methods the path has (logged quietly: any guest can
 /// send these, and the log must not fill with them).
 fn method_not_allowed(path: &str) -> Response {
-    let mut allowed: Vec<&str> = POLICY.get(path).map(|ops| ops.keys().map(String::as_str).collect()).unwrap_or_default();
+    let mut allowed: Vec<&str> = POLICY
+        .get(path)
+        .map(|ops| ops.keys().map(String::as_str).collect())
+        .unwrap_or_default();
     allowed.sort_unstable();
     let allow = allowed.join(", ");
     tracing::debug!(%path, %allow, "method not allowed");
     let msg = format!("{path} answers {allow} only");
-    let mut r = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", msg).into_response();
+    let mut r =
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", msg).into_response();
     if let Ok(v) = header::HeaderValue::from_str(&allow) {
         r.headers_mut().insert(header::ALLOW, v);
     }
@@ -83,7 +96,11 @@ pub fn body_limit(path: &str) -> Option<usize> {
 }
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the request body is over {limit} bytes: send less"))
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is over {limit} bytes: send less"),
+    )
 }
 
 /// The middleware: authenticate, check the role, check the declared body
@@ -117,7 +134,11 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
         parts.extensions.insert(p);
     }
     if let Some(limit) = body_limit(path) {
-        let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
             return too_large(limit).into_response();
         }
@@ -133,9 +154,20 @@ mod tests {
     fn the_document_gives_every_secured_operation_roles_and_leaves_sign_in_public() {
         assert_eq!(rule(&Method::POST, "/api/v1/session"), Some(&None));
         assert_eq!(rule(&Method::GET, "/healthz"), Some(&None));
-        assert_eq!(rule(&Method::HEAD, "/healthz"), Some(&None), "HEAD follows GET");
-        let orders = rule(&Method::GET, "/api/v1/orders/{id}").unwrap().as_ref().unwrap();
-        assert!(orders.contains(&Role::Merch) && !orders.contains(&Role::Capture) && !orders.contains(&Role::Door));
+        assert_eq!(
+            rule(&Method::HEAD, "/healthz"),
+            Some(&None),
+            "HEAD follows GET"
+        );
+        let orders = rule(&Method::GET, "/api/v1/orders/{id}")
+            .unwrap()
+            .as_ref()
+            .unwrap();
+        assert!(
+            orders.contains(&Role::Merch)
+                && !orders.contains(&Role::Capture)
+                && !orders.contains(&Role::Door)
+        );
         assert_eq!(rule(&Method::GET, "/api/v1/nowhere"), None);
     }
 }

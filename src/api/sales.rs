@@ -21,8 +21,12 @@ use serde_json::{json, Value};
 #[derive(Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TenderInput {
-    Cash { given_minor: i64 },
-    Card { reference: String },
+    Cash {
+        given_minor: i64,
+    },
+    Card {
+        reference: String,
+    },
     /// Comp needs a supervisor: either the caller is one, or a supervisor
     /// types their PIN on the seller's device.
     Comp {
@@ -34,28 +38,56 @@ pub enum TenderInput {
 }
 
 /// Turns the device's tender into the domain's, checking comp approval.
-pub(super) async fn tender(st: &AppState, p: &Principal, ext: &Extensions, t: Option<TenderInput>) -> Result<Option<Tender>, ApiError> {
+pub(super) async fn tender(
+    st: &AppState,
+    p: &Principal,
+    ext: &Extensions,
+    t: Option<TenderInput>,
+) -> Result<Option<Tender>, ApiError> {
     Ok(match t {
         None => None,
         Some(TenderInput::Cash { given_minor }) => Some(Tender::Cash { given_minor }),
         Some(TenderInput::Card { reference }) => Some(Tender::Card { reference }),
-        Some(TenderInput::Comp { approver_pin, approver_name }) => {
+        Some(TenderInput::Comp {
+            approver_pin,
+            approver_name,
+        }) => {
             if p.actor.role.allows(Role::Supervisor) {
-                Some(Tender::Comp { approved_by: p.actor.name.clone() })
+                Some(Tender::Comp {
+                    approved_by: p.actor.name.clone(),
+                })
             } else {
                 let pin = approver_pin.ok_or_else(|| ApiError::forbidden("a comp needs a supervisor's approval: ask one to enter their PIN (approver_pin)"))?;
                 let addr = client_addr(ext);
                 let origin = Origin {
-                    device: p.device_id.as_deref().and_then(|id| st.auth.device_by_id(id)),
+                    device: p
+                        .device_id
+                        .as_deref()
+                        .and_then(|id| st.auth.device_by_id(id)),
                     addr,
-                    label: format!("{} approving a comp at {}", p.actor.name, addr.map(|a| a.to_string()).unwrap_or_default()),
+                    label: format!(
+                        "{} approving a comp at {}",
+                        p.actor.name,
+                        addr.map(|a| a.to_string()).unwrap_or_default()
+                    ),
                 };
                 let approver = staff_with_pin(st, &origin, approver_name.as_deref(), pin, |s| {
-                    s.role.allows(Role::Supervisor) && approver_name.as_deref().is_none_or(|n| n == s.name)
+                    s.role.allows(Role::Supervisor)
+                        && approver_name.as_deref().is_none_or(|n| n == s.name)
                 })
                 .await
-                .map_err(|e| if e.status.as_u16() == 401 { ApiError::forbidden("that PIN is not a supervisor's: the comp was not approved") } else { e })?;
-                Some(Tender::Comp { approved_by: approver.name })
+                .map_err(|e| {
+                    if e.status.as_u16() == 401 {
+                        ApiError::forbidden(
+                            "that PIN is not a supervisor's: the comp was not approved",
+                        )
+                    } else {
+                        e
+                    }
+                })?;
+                Some(Tender::Comp {
+                    approved_by: approver.name,
+                })
             }
         }
     })
@@ -83,14 +115,19 @@ pub(super) fn order_response(o: OrderView) -> Response {
     });
     let mut resp = axum::Json(body).into_response();
     if replayed {
-        resp.headers_mut().insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
+        resp.headers_mut().insert(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
     }
     resp
 }
 
 pub(super) fn check_nonce(nonce: &str) -> Result<(), ApiError> {
     if nonce.is_empty() || nonce.len() > 128 || nonce.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("nonce must be 1 to 128 printable characters, fresh for each sale (a UUID is ideal)"));
+        return Err(ApiError::bad_request(
+            "nonce must be 1 to 128 printable characters, fresh for each sale (a UUID is ideal)",
+        ));
     }
     Ok(())
 }
@@ -108,7 +145,12 @@ pub struct WalkupBody {
     holder: Option<String>,
 }
 
-pub async fn walkup(State(st): State<AppState>, p: Principal, ext: Extensions, Json(b): Json<WalkupBody>) -> Result<Response, ApiError> {
+pub async fn walkup(
+    State(st): State<AppState>,
+    p: Principal,
+    ext: Extensions,
+    Json(b): Json<WalkupBody>,
+) -> Result<Response, ApiError> {
     p.require(Role::Merch)?;
     check_nonce(&b.nonce)?;
     let tender = tender(&st, &p, &ext, b.tender).await?;
@@ -140,11 +182,18 @@ pub struct ClaimBody {
     holder: Option<String>,
 }
 
-pub async fn claim(State(st): State<AppState>, p: Principal, ext: Extensions, Json(b): Json<ClaimBody>) -> Result<Response, ApiError> {
+pub async fn claim(
+    State(st): State<AppState>,
+    p: Principal,
+    ext: Extensions,
+    Json(b): Json<ClaimBody>,
+) -> Result<Response, ApiError> {
     p.require_any(&[Role::Door, Role::Merch])?;
     check_nonce(&b.nonce)?;
     if b.code.trim().is_empty() {
-        return Err(ApiError::bad_request("code is required: the scholarship code the guest was given"));
+        return Err(ApiError::bad_request(
+            "code is required: the scholarship code the guest was given",
+        ));
     }
     let tender = tender(&st, &p, &ext, b.tender).await?;
     let order = st
@@ -162,14 +211,23 @@ pub async fn claim(State(st): State<AppState>, p: Principal, ext: Extensions, Js
     Ok(order_response(order))
 }
 
-pub async fn scholarships(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn scholarships(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<Json<Value>, ApiError> {
     p.require_any(&[Role::Door, Role::Merch])?;
-    Ok(Json(json!({"programs": st.store.scholarship_report().await?})))
+    Ok(Json(
+        json!({"programs": st.store.scholarship_report().await?}),
+    ))
 }
 
 /// Orders, receipts and minted ticket codes admit people and show what
 /// they paid: merch (and supervisors, admins) only.
-pub async fn order(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn order(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     p.require(Role::Merch)?;
     Ok(order_response(st.store.order(OrderId(id)).await?))
 }
@@ -181,11 +239,18 @@ pub struct ReceiptQuery {
 }
 
 /// The receipt as plain text, as it will print.
-pub async fn receipt_text(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Query(q): Query<ReceiptQuery>) -> Result<Response, ApiError> {
+pub async fn receipt_text(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<ReceiptQuery>,
+) -> Result<Response, ApiError> {
     p.require(Role::Merch)?;
     let width = q.width.unwrap_or(42);
     if !(24..=64).contains(&width) {
-        return Err(ApiError::bad_request("width must be 24 to 64 characters (32 for 58 mm paper, 42 or 48 for 80 mm)"));
+        return Err(ApiError::bad_request(
+            "width must be 24 to 64 characters (32 for 58 mm paper, 42 or 48 for 80 mm)",
+        ));
     }
     let o = st.store.order(OrderId(id)).await?;
     let mut text = render_text(&o.receipt, width);
@@ -201,21 +266,45 @@ pub struct CloseBody {
     reason: String,
 }
 
-async fn close(st: AppState, p: Principal, id: String, kind: CloseKind, reason: String) -> Result<Response, ApiError> {
+async fn close(
+    st: AppState,
+    p: Principal,
+    id: String,
+    kind: CloseKind,
+    reason: String,
+) -> Result<Response, ApiError> {
     p.require(Role::Supervisor)?;
-    Ok(order_response(st.store.close_order(OrderId(id), kind, reason, p.actor, st.clock.now()).await?))
+    Ok(order_response(
+        st.store
+            .close_order(OrderId(id), kind, reason, p.actor, st.clock.now())
+            .await?,
+    ))
 }
 
-pub async fn void(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Json(b): Json<CloseBody>) -> Result<Response, ApiError> {
+pub async fn void(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<CloseBody>,
+) -> Result<Response, ApiError> {
     close(st, p, id, CloseKind::Void, b.reason).await
 }
 
-pub async fn refund(State(st): State<AppState>, p: Principal, Path(id): Path<String>, Json(b): Json<CloseBody>) -> Result<Response, ApiError> {
+pub async fn refund(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    Json(b): Json<CloseBody>,
+) -> Result<Response, ApiError> {
     close(st, p, id, CloseKind::Refund, b.reason).await
 }
 
 /// A ticket minted on this box, as a QR code PNG to show or print.
-pub async fn ticket_qr(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn ticket_qr(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     p.require(Role::Merch)?;
     let code = st.store.minted_code(TicketId(id)).await?;
     let png = crate::domain::qr::png(&code).map_err(|e| {
@@ -231,10 +320,16 @@ pub struct VerifyQuery {
 }
 
 /// Checks a receipt's proof code (from its QR) against this box's keys.
-pub async fn verify_receipt(State(st): State<AppState>, p: Principal, Query(q): Query<VerifyQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn verify_receipt(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<VerifyQuery>,
+) -> Result<Json<Value>, ApiError> {
     p.require(Role::Merch)?;
     Ok(match st.store.verify_receipt_proof(&q.proof) {
         Some(claim) => Json(json!({"valid": true, "claim": claim})),
-        None => Json(json!({"valid": false, "message": "not a receipt from this box or a box the organiser trusts, or it was altered"})),
+        None => Json(
+            json!({"valid": false, "message": "not a receipt from this box or a box the organiser trusts, or it was altered"}),
+        ),
     })
 }

@@ -3,11 +3,11 @@
 use super::auth::Principal;
 use super::error::ApiError;
 use super::json::Json;
+use super::signin::Key;
 use super::AppState;
 use crate::domain::manifest::StaffEntry;
 use crate::domain::role::Actor;
 use crate::domain::time::format_rfc3339;
-use super::signin::Key;
 use crate::metrics::SignInFailure;
 use crate::store::pairing::PairedDevice;
 use axum::extract::{ConnectInfo, State};
@@ -67,14 +67,29 @@ pub(super) async fn staff_with_pin(
         st.metrics.signin_failure(SignInFailure::Throttled);
         tracing::warn!(from = %origin.label, "sign-in refused: too many attempts, waiting");
     })?;
-    let candidates: Vec<StaffEntry> = event.manifest.staff.iter().filter(|s| filter(s)).cloned().collect();
-    let found = st.auth.verifier.verify(pin, candidates).await.map_err(|_| {
-        st.metrics.signin_failure(SignInFailure::Busy);
-        tracing::warn!(from = %origin.label, "sign-in refused: PIN checks are busy");
-        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the box is checking other PINs: try again in a second");
-        e.retry_after_secs = Some(1);
-        e
-    })?;
+    let candidates: Vec<StaffEntry> = event
+        .manifest
+        .staff
+        .iter()
+        .filter(|s| filter(s))
+        .cloned()
+        .collect();
+    let found = st
+        .auth
+        .verifier
+        .verify(pin, candidates)
+        .await
+        .map_err(|_| {
+            st.metrics.signin_failure(SignInFailure::Busy);
+            tracing::warn!(from = %origin.label, "sign-in refused: PIN checks are busy");
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the box is checking other PINs: try again in a second",
+            );
+            e.retry_after_secs = Some(1);
+            e
+        })?;
     match found {
         Some(s) => {
             attempt.succeeded();
@@ -84,7 +99,9 @@ pub(super) async fn staff_with_pin(
             attempt.failed(st.clock.now());
             st.metrics.signin_failure(SignInFailure::WrongPin);
             tracing::warn!(from = %origin.label, staff = name.unwrap_or(""), "wrong PIN");
-            Err(ApiError::unauthorized("wrong PIN: try again, or ask a supervisor"))
+            Err(ApiError::unauthorized(
+                "wrong PIN: try again, or ask a supervisor",
+            ))
         }
     }
 }
@@ -102,7 +119,10 @@ fn not_paired() -> ApiError {
 /// as the network allows and take the CPU the door needs; held, each
 /// connection gets at most one refusal per delay. Right PINs are answered
 /// at once.
-pub(super) async fn slow_refusal<T>(st: &AppState, result: Result<T, ApiError>) -> Result<T, ApiError> {
+pub(super) async fn slow_refusal<T>(
+    st: &AppState,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
     if let Err(e) = &result {
         if matches!(e.status.as_u16(), 401 | 429 | 503) && st.config.refusal_delay_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(st.config.refusal_delay_ms)).await;
@@ -111,15 +131,29 @@ pub(super) async fn slow_refusal<T>(st: &AppState, result: Result<T, ApiError>) 
     result
 }
 
-pub async fn sign_in(State(st): State<AppState>, ext: Extensions, Json(req): Json<SignIn>) -> Result<Json<Value>, ApiError> {
+pub async fn sign_in(
+    State(st): State<AppState>,
+    ext: Extensions,
+    Json(req): Json<SignIn>,
+) -> Result<Json<Value>, ApiError> {
     let result = sign_in_checked(&st, &ext, req).await;
     slow_refusal(&st, result).await
 }
 
-async fn sign_in_checked(st: &AppState, ext: &Extensions, req: SignIn) -> Result<Json<Value>, ApiError> {
+async fn sign_in_checked(
+    st: &AppState,
+    ext: &Extensions,
+    req: SignIn,
+) -> Result<Json<Value>, ApiError> {
     let addr = client_addr(ext);
-    let label = addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown address".into());
-    let device = match req.device.as_deref().filter(|d| !d.is_empty() && d.len() <= 128) {
+    let label = addr
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown address".into());
+    let device = match req
+        .device
+        .as_deref()
+        .filter(|d| !d.is_empty() && d.len() <= 128)
+    {
         Some(credential) => st.auth.device(&st.store, credential).await?,
         None => None,
     };
@@ -128,16 +162,32 @@ async fn sign_in_checked(st: &AppState, ext: &Extensions, req: SignIn) -> Result
         st.metrics.signin_failure(SignInFailure::DeviceNotPaired);
         tracing::warn!(from = %label, "sign-in from a device that is not paired");
         if let Some(a) = addr {
-            st.auth.guard.begin(vec![Key::Addr(a)], st.clock.now())?.failed(st.clock.now());
+            st.auth
+                .guard
+                .begin(vec![Key::Addr(a)], st.clock.now())?
+                .failed(st.clock.now());
         }
         return Err(not_paired());
     };
-    let origin = Origin { label: format!("device {} ({}) at {label}", device.id, device.name), device: Some(device.clone()), addr };
+    let origin = Origin {
+        label: format!("device {} ({}) at {label}", device.id, device.name),
+        device: Some(device.clone()),
+        addr,
+    };
     let name = req.name;
-    let staff = staff_with_pin(st, &origin, name.as_deref(), req.pin, |s| name.as_deref().is_none_or(|n| n == s.name)).await?;
+    let staff = staff_with_pin(st, &origin, name.as_deref(), req.pin, |s| {
+        name.as_deref().is_none_or(|n| n == s.name)
+    })
+    .await?;
     let now = st.clock.now();
-    let actor = Actor { name: staff.name, role: staff.role };
-    let (token, session) = st.store.create_device_session(actor, device.id.clone(), now, st.config.session_ttl_ms).await?;
+    let actor = Actor {
+        name: staff.name,
+        role: staff.role,
+    };
+    let (token, session) = st
+        .store
+        .create_device_session(actor, device.id.clone(), now, st.config.session_ttl_ms)
+        .await?;
     tracing::info!(staff = %session.actor.name, role = %session.actor.role, device = %device.id, "staff signed in");
     Ok(Json(json!({
         "token": token,
@@ -151,7 +201,8 @@ async fn sign_in_checked(st: &AppState, ext: &Extensions, req: SignIn) -> Result
 /// The caller's address, as every limit counts it (an IPv4-mapped IPv6
 /// address is its IPv4 address).
 pub(super) fn client_addr(ext: &Extensions) -> Option<std::net::IpAddr> {
-    ext.get::<ConnectInfo<SocketAddr>>().map(|c| super::conn::address_key(c.0.ip()))
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map(|c| super::conn::address_key(c.0.ip()))
 }
 
 pub async fn whoami(p: Principal) -> Json<Value> {
@@ -159,7 +210,9 @@ pub async fn whoami(p: Principal) -> Json<Value> {
 }
 
 pub async fn sign_out(State(st): State<AppState>, p: Principal) -> Result<StatusCode, ApiError> {
-    st.store.end_session(&p.token, p.actor.clone(), st.clock.now()).await?;
+    st.store
+        .end_session(&p.token, p.actor.clone(), st.clock.now())
+        .await?;
     st.auth.forget(&p.token);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -167,13 +220,22 @@ pub async fn sign_out(State(st): State<AppState>, p: Principal) -> Result<Status
 /// `GET /api/v1/sessions`: who is signed in, on which device, until when.
 pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
     p.require(crate::domain::role::Role::Supervisor)?;
-    Ok(Json(json!({"sessions": st.store.sessions(st.clock.now()).await?})))
+    Ok(Json(
+        json!({"sessions": st.store.sessions(st.clock.now()).await?}),
+    ))
 }
 
 /// `DELETE /api/v1/sessions/{id}`: ends one session at once.
-pub async fn revoke(State(st): State<AppState>, p: Principal, axum::extract::Path(id): axum::extract::Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn revoke(
+    State(st): State<AppState>,
+    p: Principal,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
     p.require(crate::domain::role::Role::Supervisor)?;
-    let digest = st.store.revoke_session(id.clone(), p.actor.clone(), st.clock.now()).await?;
+    let digest = st
+        .store
+        .revoke_session(id.clone(), p.actor.clone(), st.clock.now())
+        .await?;
     st.auth.forget_digest(&digest);
     tracing::info!(session = %id, by = %p.actor.name, "session revoked");
     Ok(StatusCode::NO_CONTENT)

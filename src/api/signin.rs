@@ -71,16 +71,27 @@ impl PinVerifier {
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads {
             let rx = rx.clone();
-            std::thread::Builder::new().name(format!("pin-check-{i}")).spawn(move || verifier_thread(&rx)).expect("spawn a PIN-check thread");
+            std::thread::Builder::new()
+                .name(format!("pin-check-{i}"))
+                .spawn(move || verifier_thread(&rx))
+                .expect("spawn a PIN-check thread");
         }
         PinVerifier { jobs }
     }
 
     /// The first of `candidates` whose PIN hash `pin` matches. `Err` when
     /// the box is already checking as many PINs as it will.
-    pub async fn verify(&self, pin: String, candidates: Vec<StaffEntry>) -> Result<Option<StaffEntry>, Busy> {
+    pub async fn verify(
+        &self,
+        pin: String,
+        candidates: Vec<StaffEntry>,
+    ) -> Result<Option<StaffEntry>, Busy> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        match self.jobs.try_send(Job { pin, candidates, reply }) {
+        match self.jobs.try_send(Job {
+            pin,
+            candidates,
+            reply,
+        }) {
             Ok(()) => answer.await.map_err(|_| Busy),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(Busy),
         }
@@ -103,7 +114,10 @@ fn verifier_thread(rx: &Mutex<Receiver<Job>>) {
             Ok(j) => j,
             Err(_) => return,
         };
-        let found = job.candidates.into_iter().find(|s| pin_matches(job.pin.as_bytes(), &s.pin_hash, &mut memory));
+        let found = job
+            .candidates
+            .into_iter()
+            .find(|s| pin_matches(job.pin.as_bytes(), &s.pin_hash, &mut memory));
         let _ = job.reply.send(found);
     }
 }
@@ -111,26 +125,49 @@ fn verifier_thread(rx: &Mutex<Receiver<Job>>) {
 /// Whether `pin` matches a PHC argon2 hash, computed in `memory` (grown
 /// once to the hash's cost and reused, so no allocation per check).
 pub fn pin_matches(pin: &[u8], phc: &str, memory: &mut Vec<Block>) -> bool {
-    let Ok(hash) = PasswordHash::new(phc) else { return false };
-    let (Ok(alg), Ok(params)) = (Algorithm::try_from(hash.algorithm), Params::try_from(&hash)) else { return false };
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(alg), Ok(params)) = (Algorithm::try_from(hash.algorithm), Params::try_from(&hash))
+    else {
+        return false;
+    };
     if params.m_cost() > MAX_M_COST_KIB {
-        tracing::warn!(m_cost = params.m_cost(), "a staff PIN hash asks for too much memory; it never matches");
+        tracing::warn!(
+            m_cost = params.m_cost(),
+            "a staff PIN hash asks for too much memory; it never matches"
+        );
         return false;
     }
-    let version = hash.version.and_then(|v| Version::try_from(v).ok()).unwrap_or_default();
-    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else { return false };
+    let version = hash
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or_default();
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
     let mut salt_buf = [0u8; 64];
-    let Ok(salt) = salt.decode_b64(&mut salt_buf) else { return false };
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
     if memory.len() < params.block_count() {
         memory.resize(params.block_count(), Block::default());
     }
     let mut out = vec![0u8; expected.len()];
     let argon = Argon2::new(alg, version, params);
-    if argon.hash_password_into_with_memory(pin, salt, &mut out, &mut memory[..]).is_err() {
+    if argon
+        .hash_password_into_with_memory(pin, salt, &mut out, &mut memory[..])
+        .is_err()
+    {
         return false;
     }
     // Constant time: the comparison must not tell how much matched.
-    out.iter().zip(expected.as_bytes()).fold(out.len() ^ expected.len(), |acc, (a, b)| acc | (a ^ b) as usize) == 0
+    out.iter()
+        .zip(expected.as_bytes())
+        .fold(out.len() ^ expected.len(), |acc, (a, b)| {
+            acc | (a ^ b) as usize
+        })
+        == 0
 }
 
 /// What an attempt is counted against.
@@ -179,10 +216,16 @@ impl SignInGuard {
     pub fn begin(&self, keys: Vec<Key>, now: Millis) -> Result<Attempt<'_>, ApiError> {
         let mut map = self.records.lock().expect("sign-in guard");
         if map.len() > MAX_TRACKED / 2 {
-            map.retain(|_, r| r.in_flight > 0 || r.locked_until > now || now - r.last < FORGET_AFTER_MS);
+            map.retain(|_, r| {
+                r.in_flight > 0 || r.locked_until > now || now - r.last < FORGET_AFTER_MS
+            });
         }
         // A device with a clean record is judged by that record alone.
-        let clean_device = matches!(keys.first(), Some(Key::Device(_))) && keys.first().and_then(|k| map.get(k)).is_none_or(|r| r.failures == 0);
+        let clean_device = matches!(keys.first(), Some(Key::Device(_)))
+            && keys
+                .first()
+                .and_then(|k| map.get(k))
+                .is_none_or(|r| r.failures == 0);
         for (i, k) in keys.iter().enumerate() {
             let r = map.get(k).copied().unwrap_or_default();
             let own = i == 0 || !clean_device;
@@ -202,7 +245,11 @@ impl SignInGuard {
             }
         }
         if keys.iter().any(|k| !map.contains_key(k)) && map.len() >= MAX_TRACKED {
-            let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the box is refusing many sign-ins right now: try again in a minute");
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the box is refusing many sign-ins right now: try again in a minute",
+            );
             e.retry_after_secs = Some(60);
             return Err(e);
         }
@@ -212,12 +259,21 @@ impl SignInGuard {
             r.in_flight += 1;
             r.last = now;
         }
-        Ok(Attempt { guard: self, keys, resolved: false })
+        Ok(Attempt {
+            guard: self,
+            keys,
+            resolved: false,
+        })
     }
 
     #[cfg(test)]
     fn failures(&self, k: &Key) -> u32 {
-        self.records.lock().unwrap().get(k).map(|r| r.failures).unwrap_or(0)
+        self.records
+            .lock()
+            .unwrap()
+            .get(k)
+            .map(|r| r.failures)
+            .unwrap_or(0)
     }
 }
 
@@ -279,30 +335,52 @@ mod tests {
         let g = SignInGuard::default();
         let a = g.begin(vec![dev("d1"), addr(1)], 0).unwrap();
         assert_eq!(g.failures(&dev("d1")), 1, "counted before the check");
-        assert_eq!(g.begin(vec![dev("d1"), addr(1)], 0).err().expect("one at a time").code, "sign_in_in_progress");
+        assert_eq!(
+            g.begin(vec![dev("d1"), addr(1)], 0)
+                .err()
+                .expect("one at a time")
+                .code,
+            "sign_in_in_progress"
+        );
         a.failed(0);
         let b = g.begin(vec![dev("d1"), addr(1)], 0).unwrap();
         drop(b);
-        assert_eq!(g.failures(&dev("d1")), 1, "an attempt never checked does not count");
+        assert_eq!(
+            g.failures(&dev("d1")),
+            1,
+            "an attempt never checked does not count"
+        );
     }
 
     #[test]
     fn a_device_backs_off_after_its_free_failures_and_a_right_pin_clears_it() {
         let g = SignInGuard::default();
         for i in 0..FREE_FAILURES {
-            g.begin(vec![dev("d1"), addr(1)], i as i64).unwrap().failed(i as i64);
+            g.begin(vec![dev("d1"), addr(1)], i as i64)
+                .unwrap()
+                .failed(i as i64);
         }
         let e = g.begin(vec![dev("d1"), addr(1)], 10).err().expect("locked");
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(g.begin(vec![dev("d1"), addr(1)], 1_010).is_ok(), "the first wait is a second");
+        assert!(
+            g.begin(vec![dev("d1"), addr(1)], 1_010).is_ok(),
+            "the first wait is a second"
+        );
         let mut now = 2_000;
         for _ in 0..20 {
             now += 400_000;
             g.begin(vec![dev("d1"), addr(1)], now).unwrap().failed(now);
         }
-        let secs = g.begin(vec![dev("d1"), addr(1)], now).err().expect("locked").retry_after_secs.unwrap();
+        let secs = g
+            .begin(vec![dev("d1"), addr(1)], now)
+            .err()
+            .expect("locked")
+            .retry_after_secs
+            .unwrap();
         assert_eq!(secs, MAX_LOCK_SECS as u64, "waits are capped");
-        g.begin(vec![dev("d1"), addr(1)], now + 300_000).unwrap().succeeded();
+        g.begin(vec![dev("d1"), addr(1)], now + 300_000)
+            .unwrap()
+            .succeeded();
         assert!(g.begin(vec![dev("d1"), addr(1)], now + 300_000).is_ok());
     }
 
@@ -323,9 +401,16 @@ mod tests {
                 a.failed(1000);
             }
         }
-        assert!(g.begin(vec![dev("bad0"), addr(0), staff.clone()], 1000).is_err(), "the guessing devices wait");
+        assert!(
+            g.begin(vec![dev("bad0"), addr(0), staff.clone()], 1000)
+                .is_err(),
+            "the guessing devices wait"
+        );
         let ok = g.begin(vec![dev("sams-phone"), addr(9), staff.clone()], 1000);
-        assert!(ok.is_ok(), "Sam's clean phone is not locked by others' failures");
+        assert!(
+            ok.is_ok(),
+            "Sam's clean phone is not locked by others' failures"
+        );
     }
 
     #[test]

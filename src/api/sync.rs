@@ -11,21 +11,36 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-pub async fn status(State(st): State<AppState>, p: Principal) -> Result<Json<SyncStatus>, ApiError> {
+pub async fn status(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<Json<SyncStatus>, ApiError> {
     p.require(Role::Supervisor)?;
-    Ok(Json(sync::status(&st.store, &st.sync, st.clock.now()).await?))
+    Ok(Json(
+        sync::status(&st.store, &st.sync, st.clock.now()).await?,
+    ))
 }
 
 /// Wakes the loop now, and lifts a permanent-error pause so a fixed
 /// configuration is tried at once.
-pub async fn now(State(st): State<AppState>, p: Principal) -> Result<(StatusCode, Json<SyncStatus>), ApiError> {
+pub async fn now(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<(StatusCode, Json<SyncStatus>), ApiError> {
     p.require(Role::Supervisor)?;
     if st.sync.target.is_none() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "sync_off", "cloud sync is off on this box: start it with venuebox serve --sync s3://BUCKET/PREFIX"));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "sync_off",
+            "cloud sync is off on this box: start it with venuebox serve --sync s3://BUCKET/PREFIX",
+        ));
     }
     st.store.sync_request(st.clock.now()).await?;
     st.sync.wake.notify_waiters();
-    Ok((StatusCode::ACCEPTED, Json(sync::status(&st.store, &st.sync, st.clock.now()).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(sync::status(&st.store, &st.sync, st.clock.now()).await?),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -34,8 +49,21 @@ pub struct FreezeRequest {
     pub frozen: bool,
 }
 
-pub async fn freeze(State(st): State<AppState>, p: Principal, Json(req): Json<FreezeRequest>) -> Result<Json<SyncStatus>, ApiError> {
+pub async fn freeze(
+    State(st): State<AppState>,
+    p: Principal,
+    Json(req): Json<FreezeRequest>,
+) -> Result<Json<SyncStatus>, ApiError> {
     p.require(Role::Admin)?;
-    st.store.set_setting(FREEZE_SETTING, req.frozen.to_string(), p.actor.clone(), st.clock.now()).await?;
-    Ok(Json(sync::status(&st.store, &st.sync, st.clock.now()).await?))
+    st.store
+        .set_setting(
+            FREEZE_SETTING,
+            req.frozen.to_string(),
+            p.actor.clone(),
+            st.clock.now(),
+        )
+        .await?;
+    Ok(Json(
+        sync::status(&st.store, &st.sync, st.clock.now()).await?,
+    ))
 }

@@ -33,7 +33,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 pub const VERSION: &str = "1.0.0";
-pub const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination";
+pub const EXTENSIONS: &str =
+    "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination";
 pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 /// Bytes gathered before one write to the part file.
@@ -97,7 +98,12 @@ pub struct UploadSlots {
 
 impl Default for UploadSlots {
     fn default() -> Self {
-        UploadSlots { slots: Mutex::default(), finishing: tokio::sync::Semaphore::new(2), door_busy_pace: crate::sync::throttle::Throttle::new(DOOR_BUSY_UPLOAD_BYTES_PER_SEC), stored: tokio::sync::Notify::new() }
+        UploadSlots {
+            slots: Mutex::default(),
+            finishing: tokio::sync::Semaphore::new(2),
+            door_busy_pace: crate::sync::throttle::Throttle::new(DOOR_BUSY_UPLOAD_BYTES_PER_SEC),
+            stored: tokio::sync::Notify::new(),
+        }
     }
 }
 
@@ -107,8 +113,7 @@ impl Default for UploadSlots {
 pub const DOOR_BUSY_UPLOAD_BYTES_PER_SEC: u64 = 16 << 20;
 pub const DOOR_BUSY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
 
-impl UploadSlots {
-}
+impl UploadSlots {}
 
 #[derive(Default)]
 pub struct Slot {
@@ -118,7 +123,12 @@ pub struct Slot {
 
 impl UploadSlots {
     fn slot(&self, id: &str) -> Arc<tokio::sync::Mutex<Slot>> {
-        self.slots.lock().expect("upload slots").entry(id.to_string()).or_default().clone()
+        self.slots
+            .lock()
+            .expect("upload slots")
+            .entry(id.to_string())
+            .or_default()
+            .clone()
     }
     pub fn forget(&self, id: &str) {
         self.slots.lock().expect("upload slots").remove(id);
@@ -149,16 +159,21 @@ fn check_resumable(h: &HeaderMap) -> Result<(), Box<Response>> {
                 None => "send Tus-Resumable: 1.0.0 (this is a tus upload endpoint)".to_string(),
                 Some(v) => format!("tus version {v} is not supported: this box speaks tus 1.0.0"),
             };
-            let mut r = tus_error(StatusCode::PRECONDITION_FAILED, "tus_version", msg).into_response();
-            r.headers_mut().insert("tus-version", HeaderValue::from_static(VERSION));
+            let mut r =
+                tus_error(StatusCode::PRECONDITION_FAILED, "tus_version", msg).into_response();
+            r.headers_mut()
+                .insert("tus-version", HeaderValue::from_static(VERSION));
             Err(Box::new(r))
         }
     }
 }
 
 fn http_date(ms: Millis) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
     t.format(&f).unwrap_or_default()
 }
 
@@ -170,7 +185,8 @@ fn set(r: &mut Response, name: &'static str, value: impl ToString) {
 
 /// Adds `Tus-Resumable` to every answer of the upload routes.
 pub async fn add_tus_resumable(mut r: Response) -> Response {
-    r.headers_mut().insert("tus-resumable", HeaderValue::from_static(VERSION));
+    r.headers_mut()
+        .insert("tus-resumable", HeaderValue::from_static(VERSION));
     r
 }
 
@@ -187,8 +203,14 @@ pub async fn options(State(st): State<AppState>) -> Response {
 /// client's plain OPTIONS (no `Access-Control-Request-Method`) must reach
 /// the tus answer instead, and a browser's preflight gets the tus
 /// capability headers too.
-pub async fn options_beside_cors(State(st): State<AppState>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    if req.method() != axum::http::Method::OPTIONS || !req.uri().path().starts_with("/api/v1/uploads") {
+pub async fn options_beside_cors(
+    State(st): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.method() != axum::http::Method::OPTIONS
+        || !req.uri().path().starts_with("/api/v1/uploads")
+    {
         return next.run(req).await;
     }
     let preflight = req.headers().contains_key("access-control-request-method");
@@ -209,7 +231,11 @@ fn require_uploader(p: &Principal) -> Result<(), ApiError> {
 
 fn parse_u64(h: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
     header(h, name)
-        .map(|v| v.trim().parse::<u64>().map_err(|_| ApiError::bad_request(format!("{name} must be a non-negative integer"))))
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("{name} must be a non-negative integer"))
+            })
+        })
         .transpose()
 }
 
@@ -228,12 +254,24 @@ fn check_disk(st: &AppState, needed: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn create(State(st): State<AppState>, p: Principal, h: HeaderMap, body: Body) -> Result<Response, Response> {
+pub async fn create(
+    State(st): State<AppState>,
+    p: Principal,
+    h: HeaderMap,
+    body: Body,
+) -> Result<Response, Response> {
     check_resumable(&h).map_err(|r| *r)?;
-    create_upload(st, p, h, body).await.map_err(IntoResponse::into_response)
+    create_upload(st, p, h, body)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
-async fn create_upload(st: AppState, p: Principal, h: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn create_upload(
+    st: AppState,
+    p: Principal,
+    h: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     require_uploader(&p)?;
     let cfg = &st.config.captures;
     let length = parse_u64(&h, "upload-length")?;
@@ -243,16 +281,36 @@ async fn create_upload(st: AppState, p: Principal, h: HeaderMap, body: Body) -> 
         Some(_) => return Err(ApiError::bad_request("Upload-Defer-Length must be 1")),
     };
     if length.is_some() == deferred {
-        return Err(ApiError::bad_request("send exactly one of Upload-Length or Upload-Defer-Length: 1"));
+        return Err(ApiError::bad_request(
+            "send exactly one of Upload-Length or Upload-Defer-Length: 1",
+        ));
     }
     if length.is_some_and(|l| l > cfg.max_upload_bytes) {
-        return Err(tus_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("an upload may be at most {} bytes (Tus-Max-Size)", cfg.max_upload_bytes)));
+        return Err(tus_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "an upload may be at most {} bytes (Tus-Max-Size)",
+                cfg.max_upload_bytes
+            ),
+        ));
     }
     let raw_meta = header(&h, "upload-metadata").unwrap_or("").to_string();
-    let meta = parse_metadata(&raw_meta).and_then(|m| capture_meta(&m, p.creator_scope.as_ref())).map_err(ApiError::bad_request)?;
-    let ev = st.store.event().ok_or_else(|| tus_error(StatusCode::CONFLICT, "no_event", "no event is loaded: an admin must import the manifest first"))?;
+    let meta = parse_metadata(&raw_meta)
+        .and_then(|m| capture_meta(&m, p.creator_scope.as_ref()))
+        .map_err(ApiError::bad_request)?;
+    let ev = st.store.event().ok_or_else(|| {
+        tus_error(
+            StatusCode::CONFLICT,
+            "no_event",
+            "no event is loaded: an admin must import the manifest first",
+        )
+    })?;
     if ev.creator(&meta.creator).is_none() {
-        return Err(ApiError::bad_request(format!("creator '{}' is not in this event's manifest", meta.creator)));
+        return Err(ApiError::bad_request(format!(
+            "creator '{}' is not in this event's manifest",
+            meta.creator
+        )));
     }
     let session = token_digest(&p.token);
     let per_session = cfg.per_session_reserve_bytes();
@@ -279,7 +337,10 @@ async fn create_upload(st: AppState, p: Principal, h: HeaderMap, body: Body) -> 
     let id = hex(&random_bytes::<16>());
     let media = st.media.clone();
     let part_id = id.clone();
-    tokio::task::spawn_blocking(move || media.create_part(&part_id)).await.map_err(|_| ApiError::internal())?.map_err(media_error)?;
+    tokio::task::spawn_blocking(move || media.create_part(&part_id))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(media_error)?;
     let now = st.clock.now();
     let row = st
         .store
@@ -304,7 +365,11 @@ async fn create_upload(st: AppState, p: Principal, h: HeaderMap, body: Body) -> 
     }
     let mut r = StatusCode::CREATED.into_response();
     set(&mut r, "location", format!("/api/v1/uploads/{id}"));
-    set(&mut r, "upload-expires", http_date(now + cfg.upload_expiry_ms));
+    set(
+        &mut r,
+        "upload-expires",
+        http_date(now + cfg.upload_expiry_ms),
+    );
     set(&mut r, "upload-offset", offset);
     Ok(r)
 }
@@ -312,31 +377,58 @@ async fn create_upload(st: AppState, p: Principal, h: HeaderMap, body: Body) -> 
 /// Upload ids are 32 lowercase hex characters; anything else is not one,
 /// and is answered without a lookup or a lock.
 fn is_upload_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Finds an upload this caller may touch: 404 unknown, 410 gone.
 async fn upload_for(st: &AppState, p: &Principal, id: &str) -> Result<UploadRow, ApiError> {
     require_uploader(p)?;
     if !is_upload_id(id) {
-        return Err(ApiError::not_found(format!("upload {} is not known to this box: start a new upload", id.chars().take(40).collect::<String>())));
+        return Err(ApiError::not_found(format!(
+            "upload {} is not known to this box: start a new upload",
+            id.chars().take(40).collect::<String>()
+        )));
     }
-    let row = st.store.upload(id.to_string()).await?.ok_or_else(|| ApiError::not_found(format!("upload {id} is not known to this box: start a new upload")))?;
+    let row = st.store.upload(id.to_string()).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "upload {id} is not known to this box: start a new upload"
+        ))
+    })?;
     if let Some(scope) = &p.creator_scope {
         if &row.creator != scope {
-            return Err(ApiError::not_found(format!("upload {id} is not known to this box: start a new upload")));
+            return Err(ApiError::not_found(format!(
+                "upload {id} is not known to this box: start a new upload"
+            )));
         }
     }
     match row.status.as_str() {
         "active" | "complete" => Ok(row),
-        "refused" => Err(tus_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media", "this upload was refused: it is not a photo or video the box accepts")),
-        other => Err(tus_error(StatusCode::GONE, "upload_gone", format!("upload {id} was {other}: start a new upload"))),
+        "refused" => Err(tus_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media",
+            "this upload was refused: it is not a photo or video the box accepts",
+        )),
+        other => Err(tus_error(
+            StatusCode::GONE,
+            "upload_gone",
+            format!("upload {id} was {other}: start a new upload"),
+        )),
     }
 }
 
-pub async fn head(State(st): State<AppState>, p: Principal, Path(id): Path<String>, h: HeaderMap) -> Result<Response, Response> {
+pub async fn head(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    h: HeaderMap,
+) -> Result<Response, Response> {
     check_resumable(&h).map_err(|r| *r)?;
-    let row = upload_for(&st, &p, &id).await.map_err(IntoResponse::into_response)?;
+    let row = upload_for(&st, &p, &id)
+        .await
+        .map_err(IntoResponse::into_response)?;
     let mut r = StatusCode::OK.into_response();
     set(&mut r, "upload-offset", row.offset);
     match row.length {
@@ -353,22 +445,45 @@ pub async fn head(State(st): State<AppState>, p: Principal, Path(id): Path<Strin
     Ok(r)
 }
 
-pub async fn patch(State(st): State<AppState>, p: Principal, Path(id): Path<String>, h: HeaderMap, body: Body) -> Result<Response, Response> {
+pub async fn patch(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    body: Body,
+) -> Result<Response, Response> {
     check_resumable(&h).map_err(|r| *r)?;
-    patch_upload(st, p, id, h, body).await.map_err(IntoResponse::into_response)
+    patch_upload(st, p, id, h, body)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
-async fn patch_upload(st: AppState, p: Principal, id: String, h: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn patch_upload(
+    st: AppState,
+    p: Principal,
+    id: String,
+    h: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     if header(&h, "content-type") != Some(OFFSET_OCTET_STREAM) {
-        return Err(tus_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "content_type", format!("a PATCH body must have Content-Type: {OFFSET_OCTET_STREAM}")));
+        return Err(tus_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            format!("a PATCH body must have Content-Type: {OFFSET_OCTET_STREAM}"),
+        ));
     }
-    let claimed = parse_u64(&h, "upload-offset")?.ok_or_else(|| ApiError::bad_request("Upload-Offset is required"))?;
+    let claimed = parse_u64(&h, "upload-offset")?
+        .ok_or_else(|| ApiError::bad_request("Upload-Offset is required"))?;
     // Only an upload that exists and is the caller's gets a slot, so made-up
     // ids never grow the slot table.
     upload_for(&st, &p, &id).await?;
     let slot = st.uploads.slot(&id);
     let Ok(mut slot) = slot.try_lock() else {
-        return Err(tus_error(StatusCode::LOCKED, "upload_busy", "another request is writing this upload: wait for it, then HEAD for the offset"));
+        return Err(tus_error(
+            StatusCode::LOCKED,
+            "upload_busy",
+            "another request is writing this upload: wait for it, then HEAD for the offset",
+        ));
     };
     // Read the row only once the upload is ours, so the offset is current.
     let row = upload_for(&st, &p, &id).await?;
@@ -383,12 +498,21 @@ async fn patch_upload(st: AppState, p: Principal, id: String, h: HeaderMap, body
     let mut r = StatusCode::NO_CONTENT.into_response();
     set(&mut r, "upload-offset", offset);
     if offset != row.length.unwrap_or(u64::MAX) {
-        set(&mut r, "upload-expires", http_date(st.clock.now() + st.config.captures.upload_expiry_ms));
+        set(
+            &mut r,
+            "upload-expires",
+            http_date(st.clock.now() + st.config.captures.upload_expiry_ms),
+        );
     }
     Ok(r)
 }
 
-pub async fn delete(State(st): State<AppState>, p: Principal, Path(id): Path<String>, h: HeaderMap) -> Result<Response, Response> {
+pub async fn delete(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    h: HeaderMap,
+) -> Result<Response, Response> {
     check_resumable(&h).map_err(|r| *r)?;
     let result: Result<Response, ApiError> = async {
         upload_for(&st, &p, &id).await?;
@@ -409,31 +533,58 @@ where
 {
     let slot = st.uploads.slot(id);
     let Ok(_held) = slot.try_lock() else {
-        return Err(tus_error(StatusCode::LOCKED, "upload_busy", "another request is writing this upload: try again when it ends"));
+        return Err(tus_error(
+            StatusCode::LOCKED,
+            "upload_busy",
+            "another request is writing this upload: try again when it ends",
+        ));
     };
     let row = current().await?;
-    st.store.end_upload(row.id.clone(), "terminated", None, st.clock.now()).await?;
+    st.store
+        .end_upload(row.id.clone(), "terminated", None, st.clock.now())
+        .await?;
     st.media.remove_part(&row.id);
     st.uploads.forget(&row.id);
     Ok(())
 }
 
 /// `GET /api/v1/open-uploads`: what is in progress and what it reserves.
-pub async fn list_open(State(st): State<AppState>, p: Principal) -> Result<axum::Json<serde_json::Value>, ApiError> {
+pub async fn list_open(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
     p.require(Role::Admin)?;
     let uploads = st.store.open_uploads(1000).await?;
-    let reserved: u64 = uploads.iter().map(|u| u.length.unwrap_or(u.offset).saturating_sub(u.offset)).sum();
+    let reserved: u64 = uploads
+        .iter()
+        .map(|u| u.length.unwrap_or(u.offset).saturating_sub(u.offset))
+        .sum();
     let received: u64 = uploads.iter().map(|u| u.offset).sum();
-    Ok(axum::Json(serde_json::json!({"uploads": uploads, "received_bytes": received, "reserved_bytes": reserved})))
+    Ok(axum::Json(
+        serde_json::json!({"uploads": uploads, "received_bytes": received, "reserved_bytes": reserved}),
+    ))
 }
 
 /// `DELETE /api/v1/open-uploads/{id}`: an admin ends someone's upload
 /// (e.g. one that reserves space and never sends).
-pub async fn clear_open(State(st): State<AppState>, p: Principal, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn clear_open(
+    State(st): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     p.require(Role::Admin)?;
     let find = || async {
-        let row = if is_upload_id(&id) { st.store.upload(id.clone()).await? } else { None };
-        row.filter(|r| r.status == "active").ok_or_else(|| ApiError::not_found(format!("no upload in progress with id '{}'", id.chars().take(40).collect::<String>())))
+        let row = if is_upload_id(&id) {
+            st.store.upload(id.clone()).await?
+        } else {
+            None
+        };
+        row.filter(|r| r.status == "active").ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no upload in progress with id '{}'",
+                id.chars().take(40).collect::<String>()
+            ))
+        })
     };
     find().await?;
     terminate(&st, &id, find).await?;
@@ -447,9 +598,15 @@ enum Check {
 }
 
 fn parse_checksum(h: &HeaderMap) -> Result<Option<Check>, ApiError> {
-    let Some(v) = header(h, "upload-checksum") else { return Ok(None) };
-    let (alg, b64) = v.trim().split_once(' ').ok_or_else(|| ApiError::bad_request("Upload-Checksum must be '<algorithm> <base64 digest>'"))?;
-    let want = B64.decode(b64.trim()).map_err(|_| ApiError::bad_request("Upload-Checksum digest is not base64"))?;
+    let Some(v) = header(h, "upload-checksum") else {
+        return Ok(None);
+    };
+    let (alg, b64) = v.trim().split_once(' ').ok_or_else(|| {
+        ApiError::bad_request("Upload-Checksum must be '<algorithm> <base64 digest>'")
+    })?;
+    let want = B64
+        .decode(b64.trim())
+        .map_err(|_| ApiError::bad_request("Upload-Checksum digest is not base64"))?;
     match alg {
         "sha1" => Ok(Some(Check::Sha1(Sha1::new(), want))),
         "sha256" => Ok(Some(Check::Sha256(Sha256::new(), want))),
@@ -471,15 +628,32 @@ enum Stop {
 
 /// Appends a request body at the upload's offset; returns the new durable
 /// offset. Finishes the capture when the last byte arrives.
-async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, body: Body) -> Result<u64, ApiError> {
+async fn append(
+    st: &AppState,
+    row: &UploadRow,
+    slot: &mut Slot,
+    h: &HeaderMap,
+    body: Body,
+) -> Result<u64, ApiError> {
     let cfg = &st.config.captures;
     let start = row.offset;
     let mut length = row.length;
     if let Some(l) = parse_u64(h, "upload-length")? {
         match length {
-            Some(known) if known != l => return Err(ApiError::bad_request("Upload-Length cannot change once set")),
+            Some(known) if known != l => {
+                return Err(ApiError::bad_request(
+                    "Upload-Length cannot change once set",
+                ))
+            }
             _ if l < start || l > cfg.max_upload_bytes => {
-                return Err(tus_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("Upload-Length must be between the offset and {}", cfg.max_upload_bytes)))
+                return Err(tus_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!(
+                        "Upload-Length must be between the offset and {}",
+                        cfg.max_upload_bytes
+                    ),
+                ))
             }
             _ => length = Some(l),
         }
@@ -495,8 +669,15 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
     let before = hasher.clone();
     let media = st.media.clone();
     let id = row.id.clone();
-    let file = tokio::task::spawn_blocking(move || media.open_part_at(&id, start)).await.map_err(|_| ApiError::internal())?.map_err(media_error)?;
-    let mut sink = Some(Sink { file, hasher, check });
+    let file = tokio::task::spawn_blocking(move || media.open_part_at(&id, start))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(media_error)?;
+    let mut sink = Some(Sink {
+        file,
+        hasher,
+        check,
+    });
     let limit = length.unwrap_or(cfg.max_upload_bytes);
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUFFER);
     let mut written = 0u64; // appended by this request, buffered or not
@@ -523,7 +704,15 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
             if sync {
                 durable = start + written;
                 let now = st.clock.now();
-                st.store.upload_progress(row.id.clone(), durable, length, now, now + cfg.upload_expiry_ms).await?;
+                st.store
+                    .upload_progress(
+                        row.id.clone(),
+                        durable,
+                        length,
+                        now,
+                        now + cfg.upload_expiry_ms,
+                    )
+                    .await?;
                 if check_disk(st, 0).is_err() {
                     stop = Some(Stop::DiskFull);
                     break;
@@ -537,13 +726,25 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
         cut_back(st, &row.id, start).await?;
         slot.hasher = Some((before, start));
         return Err(match stop {
-            Some(Stop::TooLarge) => tus_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("the body goes past the upload's length ({limit} bytes)")),
-            _ => tus_error(StatusCode::BAD_REQUEST, "interrupted", "the body was cut off before its checksum could be checked: resume from the offset"),
+            Some(Stop::TooLarge) => tus_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the body goes past the upload's length ({limit} bytes)"),
+            ),
+            _ => tus_error(
+                StatusCode::BAD_REQUEST,
+                "interrupted",
+                "the body was cut off before its checksum could be checked: resume from the offset",
+            ),
         });
     }
     write_out(st, &mut sink, buf, true).await?;
     let end = start + written;
-    let Sink { file, hasher, check } = sink.take().expect("the sink is put back after every write");
+    let Sink {
+        file,
+        hasher,
+        check,
+    } = sink.take().expect("the sink is put back after every write");
     drop(file);
     if let Some(c) = check {
         let (got, want) = match c {
@@ -553,12 +754,18 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
         if got != want {
             cut_back(st, &row.id, start).await?;
             slot.hasher = Some((before, start));
-            return Err(tus_error(StatusCode::from_u16(460).expect("460 is a valid status"), "checksum_mismatch", "the chunk's checksum does not match: it was discarded, send it again"));
+            return Err(tus_error(
+                StatusCode::from_u16(460).expect("460 is a valid status"),
+                "checksum_mismatch",
+                "the chunk's checksum does not match: it was discarded, send it again",
+            ));
         }
     }
     let now = st.clock.now();
     if end != durable || length != row.length {
-        st.store.upload_progress(row.id.clone(), end, length, now, now + cfg.upload_expiry_ms).await?;
+        st.store
+            .upload_progress(row.id.clone(), end, length, now, now + cfg.upload_expiry_ms)
+            .await?;
     }
     match stop {
         Some(Stop::DiskFull) => {
@@ -567,7 +774,11 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
         }
         Some(Stop::Interrupted) => {
             slot.hasher = Some((hasher, end));
-            return Err(tus_error(StatusCode::BAD_REQUEST, "interrupted", "the connection dropped: what arrived is kept, resume from the offset"));
+            return Err(tus_error(
+                StatusCode::BAD_REQUEST,
+                "interrupted",
+                "the connection dropped: what arrived is kept, resume from the offset",
+            ));
         }
         _ => {}
     }
@@ -586,10 +797,14 @@ async fn append(st: &AppState, row: &UploadRow, slot: &mut Slot, h: &HeaderMap, 
 async fn cut_back(st: &AppState, id: &str, start: u64) -> Result<(), ApiError> {
     let media = st.media.clone();
     let id = id.to_string();
-    tokio::task::spawn_blocking(move || media.open_part_at(&id, start).and_then(|f| f.sync_all().map_err(|e| MediaError::Io(e.to_string()))))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(media_error)
+    tokio::task::spawn_blocking(move || {
+        media
+            .open_part_at(&id, start)
+            .and_then(|f| f.sync_all().map_err(|e| MediaError::Io(e.to_string())))
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(media_error)
 }
 
 /// Where a PATCH body goes: the part file, and the digests that must see
@@ -605,7 +820,12 @@ struct Sink {
 /// same capacity. Without an fsync, writeback of what was written starts at
 /// once: dirty upload data never piles up for a check-in's commit to wait
 /// behind.
-async fn write_out(st: &AppState, sink: &mut Option<Sink>, mut buf: Vec<u8>, sync: bool) -> Result<Vec<u8>, ApiError> {
+async fn write_out(
+    st: &AppState,
+    sink: &mut Option<Sink>,
+    mut buf: Vec<u8>,
+    sync: bool,
+) -> Result<Vec<u8>, ApiError> {
     if st.metrics.door_busy_within(DOOR_BUSY_WINDOW) {
         st.uploads.door_busy_pace.take(buf.len() as u64).await;
     }
@@ -657,16 +877,38 @@ async fn rehash(st: &AppState, id: &str, upto: u64) -> Result<Sha256, ApiError> 
 
 /// Turns a complete part file into a capture: refuse what is not a photo
 /// or video, store the bytes by hash (once), write the capture row.
-pub(super) async fn finish(st: &AppState, id: &str, sha256: String, bytes: u64) -> Result<(), ApiError> {
-    let _turn = st.uploads.finishing.acquire().await.map_err(|_| ApiError::internal())?;
+pub(super) async fn finish(
+    st: &AppState,
+    id: &str,
+    sha256: String,
+    bytes: u64,
+) -> Result<(), ApiError> {
+    let _turn = st
+        .uploads
+        .finishing
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal())?;
     let media = st.media.clone();
     let (part_id, hash) = (id.to_string(), sha256.clone());
-    st.store.upload_hashed(id.to_string(), sha256.clone()).await?;
+    st.store
+        .upload_hashed(id.to_string(), sha256.clone())
+        .await?;
     let probed = tokio::task::spawn_blocking(move || -> Result<probe::Probe, MediaError> {
         let part = media.part(&part_id);
-        let path = if part.exists() { part } else { media.capture(&hash) };
+        let path = if part.exists() {
+            part
+        } else {
+            media.capture(&hash)
+        };
         let p = probe::probe(&path)?;
-        media.store_capture(&part_id, &hash).or_else(|e| if media.capture(&hash).exists() { Ok(false) } else { Err(e) })?;
+        media.store_capture(&part_id, &hash).or_else(|e| {
+            if media.capture(&hash).exists() {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        })?;
         Ok(p)
     })
     .await
@@ -674,13 +916,23 @@ pub(super) async fn finish(st: &AppState, id: &str, sha256: String, bytes: u64) 
     let probe = match probed {
         Ok(p) => p,
         Err(MediaError::Unsupported) => {
-            st.store.end_upload(id.to_string(), "refused", Some("unsupported media type".into()), st.clock.now()).await?;
+            st.store
+                .end_upload(
+                    id.to_string(),
+                    "refused",
+                    Some("unsupported media type".into()),
+                    st.clock.now(),
+                )
+                .await?;
             st.media.remove_part(id);
             return Err(tus_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media", "this file is not a photo or video the box accepts (JPEG, PNG, HEIC/HEIF, WebP, MP4, MOV): it was not stored"));
         }
         Err(e) => return Err(media_error(e)),
     };
-    let (view, duplicate) = st.store.complete_upload(id.to_string(), sha256, bytes, probe, st.clock.now()).await?;
+    let (view, duplicate) = st
+        .store
+        .complete_upload(id.to_string(), sha256, bytes, probe, st.clock.now())
+        .await?;
     tracing::info!(upload = id, sha256 = %view.sha256, creator = %view.creator, bytes, duplicate, "capture stored");
     st.uploads.stored.notify_one();
     Ok(())
@@ -704,8 +956,12 @@ pub async fn recover(st: &AppState) {
             },
         };
         match finish(st, &row.id, sha, row.offset).await {
-            Ok(()) => tracing::info!(upload = %row.id, "finished an upload interrupted by a restart"),
-            Err(e) => tracing::warn!(upload = %row.id, error = %e.message, "could not finish an upload after restart"),
+            Ok(()) => {
+                tracing::info!(upload = %row.id, "finished an upload interrupted by a restart")
+            }
+            Err(e) => {
+                tracing::warn!(upload = %row.id, error = %e.message, "could not finish an upload after restart")
+            }
         }
     }
 }

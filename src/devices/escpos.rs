@@ -29,7 +29,8 @@ pub struct EscPos {
 impl EscPos {
     pub fn new() -> Self {
         let mut p = EscPos::default();
-        p.out.extend_from_slice(&[ESC, b'@', ESC, b't', CODE_PAGE_WPC1252]);
+        p.out
+            .extend_from_slice(&[ESC, b'@', ESC, b't', CODE_PAGE_WPC1252]);
         p
     }
 
@@ -102,7 +103,11 @@ pub fn encode_receipt(r: &Receipt, width: usize) -> Vec<u8> {
     for l in lines.take_while(|l| !l.contains("Proof of purchase")) {
         p.line(l);
     }
-    p.align(Align::Center).line("Proof of purchase").qr(r.proof.as_bytes(), 4).line(&r.order_id).align(Align::Left);
+    p.align(Align::Center)
+        .line("Proof of purchase")
+        .qr(r.proof.as_bytes(), 4)
+        .line(&r.order_id)
+        .align(Align::Left);
     p.cut(3).finish()
 }
 
@@ -237,23 +242,47 @@ mod tests {
         // The stored QR payload, found by its pL pH length field, is the proof.
         let payloads = qr_payloads(&bytes);
         assert_eq!(payloads, vec![r.proof.as_bytes().to_vec()]);
-        let store = bytes.windows(8).position(|w| w[..3] == [0x1D, b'(', b'k'] && w[5..8] == [49, 80, 48]).unwrap();
+        let store = bytes
+            .windows(8)
+            .position(|w| w[..3] == [0x1D, b'(', b'k'] && w[5..8] == [49, 80, 48])
+            .unwrap();
         let len = bytes[store + 3] as usize | (bytes[store + 4] as usize) << 8;
-        assert_eq!(len, r.proof.len() + 3, "pL pH count the three function bytes");
+        assert_eq!(
+            len,
+            r.proof.len() + 3,
+            "pL pH count the three function bytes"
+        );
         // Rendered as a QR symbol and scanned back, it still verifies.
-        let code = qrcode::QrCode::with_error_correction_level(&payloads[0], qrcode::EcLevel::M).unwrap();
+        let code =
+            qrcode::QrCode::with_error_correction_level(&payloads[0], qrcode::EcLevel::M).unwrap();
         let w = code.width();
         let colors = code.to_colors();
         let scale = 4;
         let side = (w + 8) * scale;
         let mut img = rqrr::PreparedImage::prepare_from_greyscale(side, side, |x, y| {
             let (mx, my) = ((x / scale) as isize - 4, (y / scale) as isize - 4);
-            let dark = mx >= 0 && my >= 0 && (mx as usize) < w && (my as usize) < w && colors[my as usize * w + mx as usize] == qrcode::Color::Dark;
-            if dark { 0 } else { 255 }
+            let dark = mx >= 0
+                && my >= 0
+                && (mx as usize) < w
+                && (my as usize) < w
+                && colors[my as usize * w + mx as usize] == qrcode::Color::Dark;
+            if dark {
+                0
+            } else {
+                255
+            }
         });
         let scanned = img.detect_grids()[0].decode().unwrap().1;
-        let keys = crate::domain::keys::TrustedKeys::new([signing_key_from_bytes([4; 32]).verifying_key()]);
-        assert_eq!(crate::domain::receipt::verify_proof(&scanned, &keys).unwrap().order_id, "O-1");
+        let keys =
+            crate::domain::keys::TrustedKeys::new(
+                [signing_key_from_bytes([4; 32]).verifying_key()],
+            );
+        assert_eq!(
+            crate::domain::receipt::verify_proof(&scanned, &keys)
+                .unwrap()
+                .order_id,
+            "O-1"
+        );
     }
 
     #[test]
@@ -276,9 +305,20 @@ mod tests {
             (StatusKind::OfflineCause, 0x16, s(|p| p.cover_open = true)),
             (StatusKind::OfflineCause, 0x32, s(|p| p.paper_out = true)),
             (StatusKind::OfflineCause, 0x52, s(|p| p.error = true)),
-            (StatusKind::PaperSensor, 0x1E, s(|p| p.paper_near_end = true)),
+            (
+                StatusKind::PaperSensor,
+                0x1E,
+                s(|p| p.paper_near_end = true),
+            ),
             (StatusKind::PaperSensor, 0x72, s(|p| p.paper_out = true)),
-            (StatusKind::PaperSensor, 0x7E, s(|p| { p.paper_out = true; p.paper_near_end = true })),
+            (
+                StatusKind::PaperSensor,
+                0x7E,
+                s(|p| {
+                    p.paper_out = true;
+                    p.paper_near_end = true
+                }),
+            ),
         ];
         for (kind, byte, want) in cases {
             let mut got = PrinterStatus::default();
@@ -286,18 +326,34 @@ mod tests {
             assert_eq!(got, want, "{kind:?} {byte:#04x}");
         }
         let mut p = PrinterStatus::default();
-        assert!(!p.apply(StatusKind::Printer, 0xFF), "fixed bits wrong: not a status byte");
+        assert!(
+            !p.apply(StatusKind::Printer, 0xFF),
+            "fixed bits wrong: not a status byte"
+        );
         assert!(!p.apply(StatusKind::Printer, 0x00));
         assert_eq!(status_request(StatusKind::PaperSensor), [0x10, 0x04, 4]);
         assert!(!s(|p| p.paper_out = true).ready());
-        assert!(s(|p| p.paper_near_end = true).ready(), "near end still prints");
-        assert!(s(|p| p.paper_out = true).advice().unwrap().contains("load a roll"));
+        assert!(
+            s(|p| p.paper_near_end = true).ready(),
+            "near end still prints"
+        );
+        assert!(s(|p| p.paper_out = true)
+            .advice()
+            .unwrap()
+            .contains("load a roll"));
     }
 
     #[test]
     fn printer_class_replies() {
         assert_eq!(port_status(0x18), PrinterStatus::default());
-        assert_eq!(port_status(0x30), PrinterStatus { paper_out: true, error: true, ..Default::default() });
+        assert_eq!(
+            port_status(0x30),
+            PrinterStatus {
+                paper_out: true,
+                error: true,
+                ..Default::default()
+            }
+        );
         assert!(port_status(0x08).offline);
         let mut reply = vec![0, 0];
         reply.extend_from_slice(b"MFG:usbvm;CMD:ESC/POS;MDL:usbvm printer;CLS:PRINTER;");

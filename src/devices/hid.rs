@@ -91,7 +91,12 @@ pub struct BootKeyboardDecoder {
 
 impl BootKeyboardDecoder {
     pub fn new(config: DecoderConfig) -> Self {
-        BootKeyboardDecoder { config, pressed: [0; 6], text: String::new(), last_key: None }
+        BootKeyboardDecoder {
+            config,
+            pressed: [0; 6],
+            text: String::new(),
+            last_key: None,
+        }
     }
 
     /// Feeds one input report; returns a finished code if this report
@@ -176,12 +181,19 @@ mod tests {
     #[test]
     fn a_signed_ticket_code_round_trips_through_key_reports() {
         let code = "VB1:$50RT939I*/5560Z$0-/5GG66L6LTDT-GZLK5ZWD*W8GV8EOYK";
-        assert_eq!(decode(&typed(&format!("{code}\n")), DecoderConfig::default()), [code]);
+        assert_eq!(
+            decode(&typed(&format!("{code}\n")), DecoderConfig::default()),
+            [code]
+        );
     }
 
     #[test]
     fn decoder_table() {
-        let cfg = |prefix: &str, suffix: &str| DecoderConfig { prefix: prefix.into(), suffix: suffix.into(), inter_key_timeout: None };
+        let cfg = |prefix: &str, suffix: &str| DecoderConfig {
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+            inter_key_timeout: None,
+        };
         let cases: Vec<(&str, DecoderConfig, Vec<&str>)> = vec![
             ("abc\n", cfg("", ""), vec!["abc"]),
             ("]Q1VBR-12AB\n", cfg("", ""), vec!["VBR-12AB"]),
@@ -205,7 +217,7 @@ mod tests {
             [0, 0, a, 0, 0, 0, 0, 0], // held: not a second 'a'
             [0, 0, a, b, 0, 0, 0, 0], // b pressed while a held
             [0, 0, 0, 0, 0, 0, 0, 0],
-            [0x20, 0, a, 0, 0, 0, 0, 0], // right shift
+            [0x20, 0, a, 0, 0, 0, 0, 0],          // right shift
             [0, 0, 0x1, 0x1, 0x1, 0x1, 0x1, 0x1], // rollover error: ignored
             [0, 0, KEYPAD_ENTER, 0, 0, 0, 0, 0],
         ];
@@ -214,13 +226,19 @@ mod tests {
 
     #[test]
     fn a_scanner_without_enter_is_ended_by_the_inter_key_timeout() {
-        let mut d = BootKeyboardDecoder::new(DecoderConfig { inter_key_timeout: Some(Duration::from_millis(50)), ..Default::default() });
+        let mut d = BootKeyboardDecoder::new(DecoderConfig {
+            inter_key_timeout: Some(Duration::from_millis(50)),
+            ..Default::default()
+        });
         let t0 = Instant::now();
         for r in typed("XYZ") {
             assert_eq!(d.feed(&r, t0), None);
         }
         assert_eq!(d.timed_out(t0 + Duration::from_millis(10)), None);
-        assert_eq!(d.timed_out(t0 + Duration::from_millis(60)).as_deref(), Some("XYZ"));
+        assert_eq!(
+            d.timed_out(t0 + Duration::from_millis(60)).as_deref(),
+            Some("XYZ")
+        );
         assert_eq!(d.timed_out(t0 + Duration::from_millis(200)), None, "once");
     }
 }

@@ -45,7 +45,15 @@ pub struct ScanPipeline {
 impl ScanPipeline {
     pub fn new(store: Store, clock: Clock, signaller: Signaller) -> ScanPipeline {
         let run_id = crate::store::identity::hex(&crate::store::identity::random_bytes::<6>());
-        ScanPipeline { store, clock, signaller, feed: broadcast::channel(256).0, recent: Mutex::default(), run_id, counter: AtomicU64::new(0) }
+        ScanPipeline {
+            store,
+            clock,
+            signaller,
+            feed: broadcast::channel(256).0,
+            recent: Mutex::default(),
+            run_id,
+            counter: AtomicU64::new(0),
+        }
     }
 
     pub fn signaller(&self) -> &Signaller {
@@ -67,7 +75,12 @@ impl ScanPipeline {
 
     /// Checks a scanned code in at the scanner's gate and signals the
     /// verdict. `Ok(None)`: a double read, ignored.
-    pub async fn scan(&self, b: &Binding, code: &str, at: Instant) -> Result<Option<ScanRecord>, StoreError> {
+    pub async fn scan(
+        &self,
+        b: &Binding,
+        code: &str,
+        at: Instant,
+    ) -> Result<Option<ScanRecord>, StoreError> {
         {
             let mut recent = self.recent.lock().expect("recent scans");
             if let Some((last, when)) = recent.get(&b.scanner) {
@@ -80,7 +93,11 @@ impl ScanPipeline {
         }
         let gate = match &b.gate {
             Some(g) => g.clone(),
-            None => self.store.event().and_then(|e| e.manifest.gates.first().map(|g| g.id.clone())).ok_or(StoreError::NoEvent)?,
+            None => self
+                .store
+                .event()
+                .and_then(|e| e.manifest.gates.first().map(|g| g.id.clone()))
+                .ok_or(StoreError::NoEvent)?,
         };
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let outcome = self

@@ -22,7 +22,12 @@ pub trait Printer: Send + Sync {
 
 /// A test page: proves the printer, the paper and the cutter.
 pub fn test_page(name: &str) -> Vec<u8> {
-    EscPos::new().line("venuebox test page").line(name).qr(b"VENUEBOX-TEST", 4).cut(3).finish()
+    EscPos::new()
+        .line("venuebox test page")
+        .line(name)
+        .qr(b"VENUEBOX-TEST", 4)
+        .cut(3)
+        .finish()
 }
 
 /// A pairing slip: the QR code of the pairing page (with its code), the
@@ -30,11 +35,20 @@ pub fn test_page(name: &str) -> Vec<u8> {
 pub fn pairing_slip(slip: &crate::store::printing::PairingSlip, width: usize) -> Vec<u8> {
     use super::escpos::Align;
     let mut p = EscPos::new();
-    p.align(Align::Center).bold(true).line("venuebox: pair a staff phone").bold(false).line("");
-    p.line("1. Scan with the phone's camera").line("2. Install the box's certificate").line("3. Check the fingerprint below").line("");
+    p.align(Align::Center)
+        .bold(true)
+        .line("venuebox: pair a staff phone")
+        .bold(false)
+        .line("");
+    p.line("1. Scan with the phone's camera")
+        .line("2. Install the box's certificate")
+        .line("3. Check the fingerprint below")
+        .line("");
     p.qr(slip.url.as_bytes(), 6).line("");
     p.align(Align::Left);
-    p.line(&format!("Code: {}", slip.code)).line(&format!("valid until {}", slip.expires_at)).line("");
+    p.line(&format!("Code: {}", slip.code))
+        .line(&format!("valid until {}", slip.expires_at))
+        .line("");
     for u in &slip.urls {
         p.line(u);
     }
@@ -51,7 +65,15 @@ pub fn pairing_slip(slip: &crate::store::printing::PairingSlip, width: usize) ->
 }
 
 /// Prints `station`'s jobs on `printer` until `stop`.
-pub async fn run(printer: Arc<dyn Printer>, station: String, width: usize, store: Store, clock: Clock, registry: Arc<Registry>, stop: CancellationToken) {
+pub async fn run(
+    printer: Arc<dyn Printer>,
+    station: String,
+    width: usize,
+    store: Store,
+    clock: Clock,
+    registry: Arc<Registry>,
+    stop: CancellationToken,
+) {
     let id = printer.id();
     let idle = Duration::from_millis(250);
     let mut last_status: Option<PrinterStatus> = None;
@@ -66,7 +88,15 @@ pub async fn run(printer: Arc<dyn Printer>, station: String, width: usize, store
                     last_check = std::time::Instant::now();
                     match printer.status().await {
                         Ok(s) if last_status != Some(s) => {
-                            registry.update(&id, if s.ready() { "ready" } else { "needs_attention" }, s.advice().map(String::from));
+                            registry.update(
+                                &id,
+                                if s.ready() {
+                                    "ready"
+                                } else {
+                                    "needs_attention"
+                                },
+                                s.advice().map(String::from),
+                            );
                             last_status = Some(s);
                         }
                         Ok(_) => {}
@@ -98,7 +128,15 @@ pub async fn run(printer: Arc<dyn Printer>, station: String, width: usize, store
             }
         };
         if last_status != Some(status) {
-            registry.update(&id, if status.ready() { "ready" } else { "needs_attention" }, status.advice().map(String::from));
+            registry.update(
+                &id,
+                if status.ready() {
+                    "ready"
+                } else {
+                    "needs_attention"
+                },
+                status.advice().map(String::from),
+            );
             if !status.ready() {
                 tracing::warn!(printer = %id, advice = ?status.advice(), "receipt waits for the printer");
             }
@@ -125,7 +163,11 @@ pub async fn run(printer: Arc<dyn Printer>, station: String, width: usize, store
                     registry.update(&id, "disconnected", Some(why));
                     return;
                 }
-                registry.update(&id, "needs_attention", Some(format!("printing failed: {e}; the receipt will be retried")));
+                registry.update(
+                    &id,
+                    "needs_attention",
+                    Some(format!("printing failed: {e}; the receipt will be retried")),
+                );
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -143,8 +185,13 @@ pub struct FakePrinter {
 
 impl FakePrinter {
     pub fn new(dir: PathBuf) -> Result<FakePrinter, DeviceError> {
-        std::fs::create_dir_all(&dir).map_err(|e| DeviceError::Io(format!("{}: {e}", dir.display())))?;
-        Ok(FakePrinter { dir, status: Mutex::default(), printed: Mutex::new(0) })
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| DeviceError::Io(format!("{}: {e}", dir.display())))?;
+        Ok(FakePrinter {
+            dir,
+            status: Mutex::default(),
+            printed: Mutex::new(0),
+        })
     }
 
     pub fn set_status(&self, s: PrinterStatus) {
@@ -167,10 +214,21 @@ impl Printer for FakePrinter {
                 *p += 1;
                 *p
             };
-            let text: String = bytes.iter().map(|&b| if b == b'\n' || (0x20..0x7F).contains(&b) { b as char } else { ' ' }).collect();
+            let text: String = bytes
+                .iter()
+                .map(|&b| {
+                    if b == b'\n' || (0x20..0x7F).contains(&b) {
+                        b as char
+                    } else {
+                        ' '
+                    }
+                })
+                .collect();
             let base = self.dir.join(format!("{n:05}"));
-            std::fs::write(base.with_extension("escpos"), &bytes).map_err(|e| DeviceError::Io(e.to_string()))?;
-            std::fs::write(base.with_extension("txt"), text).map_err(|e| DeviceError::Io(e.to_string()))?;
+            std::fs::write(base.with_extension("escpos"), &bytes)
+                .map_err(|e| DeviceError::Io(e.to_string()))?;
+            std::fs::write(base.with_extension("txt"), text)
+                .map_err(|e| DeviceError::Io(e.to_string()))?;
             Ok(())
         })
     }

@@ -44,7 +44,17 @@ pub struct GpioConfig {
 
 impl Default for GpioConfig {
     fn default() -> Self {
-        GpioConfig { green: 17, red: 27, buzzer: 22, relay: 23, button: 24, led_ms: 1000, beep_admit_ms: 80, beep_reject_ms: 600, relay_pulse_ms: 500 }
+        GpioConfig {
+            green: 17,
+            red: 27,
+            buzzer: 22,
+            relay: 23,
+            button: 24,
+            led_ms: 1000,
+            beep_admit_ms: 80,
+            beep_reject_ms: 600,
+            relay_pulse_ms: 500,
+        }
     }
 }
 
@@ -73,7 +83,11 @@ impl Signaller {
     pub fn verdict(&self, admit: bool) {
         let c = &self.config;
         let plan: Vec<(Output, u64)> = if admit {
-            vec![(Output::Green, c.led_ms), (Output::Buzzer, c.beep_admit_ms), (Output::Relay, c.relay_pulse_ms)]
+            vec![
+                (Output::Green, c.led_ms),
+                (Output::Buzzer, c.beep_admit_ms),
+                (Output::Relay, c.relay_pulse_ms),
+            ]
         } else {
             vec![(Output::Red, c.led_ms), (Output::Buzzer, c.beep_reject_ms)]
         };
@@ -83,7 +97,12 @@ impl Signaller {
     /// `venuebox devices test`: every output once, in turn.
     pub fn self_test(&self) {
         let c = &self.config;
-        self.pulse(vec![(Output::Green, 300), (Output::Red, 300), (Output::Buzzer, c.beep_admit_ms), (Output::Relay, c.relay_pulse_ms)]);
+        self.pulse(vec![
+            (Output::Green, 300),
+            (Output::Red, 300),
+            (Output::Buzzer, c.beep_admit_ms),
+            (Output::Relay, c.relay_pulse_ms),
+        ]);
     }
 
     fn pulse(&self, plan: Vec<(Output, u64)>) {
@@ -140,11 +159,20 @@ impl FakeGpio {
     }
 
     /// Waits (up to `timeout`) for `out` to be switched on after `since`.
-    pub async fn wait_on(&self, out: Output, since: Instant, timeout: Duration) -> Option<GpioEvent> {
+    pub async fn wait_on(
+        &self,
+        out: Output,
+        since: Instant,
+        timeout: Duration,
+    ) -> Option<GpioEvent> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
-            if let Some(e) = self.events().into_iter().find(|e| e.output == out && e.on && e.at >= since) {
+            if let Some(e) = self
+                .events()
+                .into_iter()
+                .find(|e| e.output == out && e.on && e.at >= since)
+            {
                 return Some(e);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -154,7 +182,8 @@ impl FakeGpio {
     }
 
     pub fn press(&self, down: bool) {
-        self.pressed.store(down, std::sync::atomic::Ordering::SeqCst);
+        self.pressed
+            .store(down, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -166,7 +195,11 @@ impl Gpio for FakeGpio {
             if ev.len() >= 4096 {
                 ev.drain(..2048);
             }
-            ev.push(GpioEvent { at: Instant::now(), output, on });
+            ev.push(GpioEvent {
+                at: Instant::now(),
+                output,
+                on,
+            });
         }
         self.changed.notify_waiters();
         tracing::debug!(?output, on, "fake gpio");
@@ -190,19 +223,39 @@ pub struct RppalGpio {
 
 impl RppalGpio {
     pub fn open(config: &GpioConfig) -> Result<RppalGpio, DeviceError> {
-        let gpio = rppal::gpio::Gpio::new().map_err(|e| DeviceError::Unavailable(format!("GPIO: {e} (not a Raspberry Pi, or no access to /dev/gpiomem)")))?;
-        let pin = |n: u8| gpio.get(n).map_err(|e| DeviceError::Unavailable(format!("GPIO pin {n}: {e}")));
-        let outputs = [(Output::Green, config.green), (Output::Red, config.red), (Output::Buzzer, config.buzzer), (Output::Relay, config.relay)]
-            .into_iter()
-            .map(|(o, n)| Ok((o, Mutex::new(pin(n)?.into_output_low()))))
-            .collect::<Result<Vec<_>, DeviceError>>()?;
-        Ok(RppalGpio { outputs, button: pin(config.button)?.into_input_pullup(), config: config.clone() })
+        let gpio = rppal::gpio::Gpio::new().map_err(|e| {
+            DeviceError::Unavailable(format!(
+                "GPIO: {e} (not a Raspberry Pi, or no access to /dev/gpiomem)"
+            ))
+        })?;
+        let pin = |n: u8| {
+            gpio.get(n)
+                .map_err(|e| DeviceError::Unavailable(format!("GPIO pin {n}: {e}")))
+        };
+        let outputs = [
+            (Output::Green, config.green),
+            (Output::Red, config.red),
+            (Output::Buzzer, config.buzzer),
+            (Output::Relay, config.relay),
+        ]
+        .into_iter()
+        .map(|(o, n)| Ok((o, Mutex::new(pin(n)?.into_output_low()))))
+        .collect::<Result<Vec<_>, DeviceError>>()?;
+        Ok(RppalGpio {
+            outputs,
+            button: pin(config.button)?.into_input_pullup(),
+            config: config.clone(),
+        })
     }
 }
 
 impl Gpio for RppalGpio {
     fn set(&self, out: Output, on: bool) -> Result<(), DeviceError> {
-        let (_, pin) = self.outputs.iter().find(|(o, _)| *o == out).expect("every output has a pin");
+        let (_, pin) = self
+            .outputs
+            .iter()
+            .find(|(o, _)| *o == out)
+            .expect("every output has a pin");
         let mut pin = pin.lock().expect("gpio pin");
         if on {
             pin.set_high()
@@ -217,7 +270,10 @@ impl Gpio for RppalGpio {
     }
     fn describe(&self) -> String {
         let c = &self.config;
-        format!("Raspberry Pi GPIO: green {} red {} buzzer {} relay {} button {}", c.green, c.red, c.buzzer, c.relay, c.button)
+        format!(
+            "Raspberry Pi GPIO: green {} red {} buzzer {} relay {} button {}",
+            c.green, c.red, c.buzzer, c.relay, c.button
+        )
     }
 }
 
@@ -228,21 +284,52 @@ mod tests {
     #[tokio::test]
     async fn an_admit_lights_green_beeps_short_pulses_the_relay_and_all_go_off() {
         let gpio = Arc::new(FakeGpio::default());
-        let cfg = GpioConfig { led_ms: 30, beep_admit_ms: 10, relay_pulse_ms: 20, ..Default::default() };
+        let cfg = GpioConfig {
+            led_ms: 30,
+            beep_admit_ms: 10,
+            relay_pulse_ms: 20,
+            ..Default::default()
+        };
         let s = Signaller::new(gpio.clone(), cfg);
         let t0 = Instant::now();
         s.verdict(true);
-        let on: Vec<Output> = gpio.events().iter().filter(|e| e.on).map(|e| e.output).collect();
-        assert_eq!(on, [Output::Green, Output::Buzzer, Output::Relay], "on at once, before verdict() returns");
+        let on: Vec<Output> = gpio
+            .events()
+            .iter()
+            .filter(|e| e.on)
+            .map(|e| e.output)
+            .collect();
+        assert_eq!(
+            on,
+            [Output::Green, Output::Buzzer, Output::Relay],
+            "on at once, before verdict() returns"
+        );
         let off = gpio.wait_off_all(t0).await;
-        assert_eq!(off, [Output::Buzzer, Output::Relay, Output::Green], "shortest first");
+        assert_eq!(
+            off,
+            [Output::Buzzer, Output::Relay, Output::Green],
+            "shortest first"
+        );
     }
 
     #[tokio::test]
     async fn a_reject_lights_red_with_a_long_beep_and_no_relay() {
         let gpio = Arc::new(FakeGpio::default());
-        Signaller::new(gpio.clone(), GpioConfig { led_ms: 20, beep_reject_ms: 10, ..Default::default() }).verdict(false);
-        let on: Vec<Output> = gpio.events().iter().filter(|e| e.on).map(|e| e.output).collect();
+        Signaller::new(
+            gpio.clone(),
+            GpioConfig {
+                led_ms: 20,
+                beep_reject_ms: 10,
+                ..Default::default()
+            },
+        )
+        .verdict(false);
+        let on: Vec<Output> = gpio
+            .events()
+            .iter()
+            .filter(|e| e.on)
+            .map(|e| e.output)
+            .collect();
         assert_eq!(on, [Output::Red, Output::Buzzer]);
     }
 
@@ -251,7 +338,11 @@ mod tests {
             for _ in 0..100 {
                 let ev = self.events();
                 let on = ev.iter().filter(|e| e.on && e.at >= since).count();
-                let off: Vec<Output> = ev.iter().filter(|e| !e.on && e.at >= since).map(|e| e.output).collect();
+                let off: Vec<Output> = ev
+                    .iter()
+                    .filter(|e| !e.on && e.at >= since)
+                    .map(|e| e.output)
+                    .collect();
                 if off.len() == on {
                     return off;
                 }

@@ -20,7 +20,9 @@ use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use nusb::descriptors::TransferType;
 use nusb::hotplug::HotplugEvent;
-use nusb::transfer::{Buffer, Bulk, ControlIn, ControlType, Direction, In, Interrupt, Out, Recipient};
+use nusb::transfer::{
+    Buffer, Bulk, ControlIn, ControlType, Direction, In, Interrupt, Out, Recipient,
+};
 use nusb::{DeviceId, DeviceInfo, Interface};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,11 +57,17 @@ pub fn classify(info: &DeviceInfo) -> Option<Kind> {
     if let Some(i) = ifaces.iter().find(|i| i.class() == 0x07) {
         return Some(Kind::Printer(i.interface_number()));
     }
-    if let Some(i) = ifaces.iter().find(|i| i.class() == 0x03 && i.subclass() == 1 && i.protocol() == 1) {
+    if let Some(i) = ifaces
+        .iter()
+        .find(|i| i.class() == 0x03 && i.subclass() == 1 && i.protocol() == 1)
+    {
         return Some(Kind::KeyboardScanner(i.interface_number()));
     }
     // HID that is neither a boot keyboard nor a mouse: a HID POS scanner.
-    if let Some(i) = ifaces.iter().find(|i| i.class() == 0x03 && i.protocol() == 0) {
+    if let Some(i) = ifaces
+        .iter()
+        .find(|i| i.class() == 0x03 && i.protocol() == 0)
+    {
         return Some(Kind::PosScanner(i.interface_number()));
     }
     if ifaces.iter().any(|i| i.class() == 0x02) {
@@ -72,7 +80,12 @@ pub fn classify(info: &DeviceInfo) -> Option<Kind> {
 
 pub fn seen(info: &DeviceInfo) -> Seen {
     let chain: Vec<String> = info.port_chain().iter().map(|p| p.to_string()).collect();
-    Seen { vid: info.vendor_id(), pid: info.product_id(), serial: info.serial_number().map(String::from), port: format!("{}-{}", info.busnum(), chain.join(".")) }
+    Seen {
+        vid: info.vendor_id(),
+        pid: info.product_id(),
+        serial: info.serial_number().map(String::from),
+        port: format!("{}-{}", info.busnum(), chain.join(".")),
+    }
 }
 
 fn device_name(info: &DeviceInfo) -> String {
@@ -88,7 +101,9 @@ fn device_name(info: &DeviceInfo) -> String {
 /// Every USB device the box would use, with what it would do: for
 /// `venuebox devices`.
 pub async fn list(config: &DevicesConfig) -> Result<Vec<(String, String, String)>, DeviceError> {
-    let devices = nusb::list_devices().await.map_err(|e| DeviceError::Unavailable(format!("cannot list USB devices: {e}")))?;
+    let devices = nusb::list_devices()
+        .await
+        .map_err(|e| DeviceError::Unavailable(format!("cannot list USB devices: {e}")))?;
     Ok(devices
         .filter_map(|d| {
             let kind = classify(&d)?;
@@ -97,7 +112,11 @@ pub async fn list(config: &DevicesConfig) -> Result<Vec<(String, String, String)
                 Kind::Printer(_) => format!("printer, station {}", config.printer(&s).station),
                 _ => {
                     let r = config.scanner(&s);
-                    format!("scanner, gate {} ({})", r.gate.unwrap_or_else(|| "first gate".into()), r.direction.as_str())
+                    format!(
+                        "scanner, gate {} ({})",
+                        r.gate.unwrap_or_else(|| "first gate".into()),
+                        r.direction.as_str()
+                    )
                 }
             };
             Some((s.port, device_name(&d), role))
@@ -107,7 +126,9 @@ pub async fn list(config: &DevicesConfig) -> Result<Vec<(String, String, String)
 
 /// `venuebox devices test`: a test page on every attached printer.
 pub async fn print_test_pages() -> Result<usize, DeviceError> {
-    let devices = nusb::list_devices().await.map_err(|e| DeviceError::Unavailable(format!("cannot list USB devices: {e}")))?;
+    let devices = nusb::list_devices()
+        .await
+        .map_err(|e| DeviceError::Unavailable(format!("cannot list USB devices: {e}")))?;
     let mut n = 0;
     for info in devices {
         if let Some(Kind::Printer(iface)) = classify(&info) {
@@ -200,8 +221,16 @@ impl UsbManager {
         }
     }
 
-    fn attach(self: &Arc<Self>, info: DeviceInfo, running: &mut HashMap<DeviceId, Running>, stop: &CancellationToken) {
-        if running.get(&info.id()).is_some_and(|r| !r.task.is_finished()) {
+    fn attach(
+        self: &Arc<Self>,
+        info: DeviceInfo,
+        running: &mut HashMap<DeviceId, Running>,
+        stop: &CancellationToken,
+    ) {
+        if running
+            .get(&info.id())
+            .is_some_and(|r| !r.task.is_finished())
+        {
             return;
         }
         let Some(kind) = classify(&info) else { return };
@@ -210,7 +239,14 @@ impl UsbManager {
         let id = info.id();
         let name = format!("usb:{}", seen(&info).port);
         let task_token = token.clone();
-        running.insert(id, Running { task: tokio::spawn(async move { me.drive(info, kind, task_token).await }), stop: token, name });
+        running.insert(
+            id,
+            Running {
+                task: tokio::spawn(async move { me.drive(info, kind, task_token).await }),
+                stop: token,
+                name,
+            },
+        );
     }
 
     async fn drive(&self, info: DeviceInfo, kind: Kind, stop: CancellationToken) {
@@ -220,10 +256,26 @@ impl UsbManager {
         let result = match kind {
             Kind::Printer(iface) => {
                 let rule = self.config.printer(&s);
-                self.registry.set(DeviceState { id: id.clone(), kind: "printer".into(), name, role: format!("station {}", rule.station), status: "connected".into(), detail: None });
+                self.registry.set(DeviceState {
+                    id: id.clone(),
+                    kind: "printer".into(),
+                    name,
+                    role: format!("station {}", rule.station),
+                    status: "connected".into(),
+                    detail: None,
+                });
                 match UsbPrinter::open(&info, iface, id.clone()).await {
                     Ok(p) => {
-                        printing::run(Arc::new(p), rule.station, rule.width, self.store.clone(), self.clock.clone(), self.registry.clone(), stop).await;
+                        printing::run(
+                            Arc::new(p),
+                            rule.station,
+                            rule.width,
+                            self.store.clone(),
+                            self.clock.clone(),
+                            self.registry.clone(),
+                            stop,
+                        )
+                        .await;
                         Ok(())
                     }
                     Err(e) => Err(e),
@@ -231,10 +283,29 @@ impl UsbManager {
             }
             Kind::KeyboardScanner(iface) | Kind::PosScanner(iface) | Kind::SerialScanner(iface) => {
                 let rule = self.config.scanner(&s);
-                let binding = Binding { scanner: id.clone(), gate: rule.gate.clone().map(GateId), direction: rule.direction };
-                let role = format!("gate {} ({})", rule.gate.clone().unwrap_or_else(|| "first".into()), rule.direction.as_str());
-                self.registry.set(DeviceState { id: id.clone(), kind: "scanner".into(), name, role, status: "connected".into(), detail: None });
-                let decoder = DecoderConfig { prefix: rule.prefix.clone(), suffix: rule.suffix.clone(), inter_key_timeout: rule.inter_key_timeout_ms.map(Duration::from_millis) };
+                let binding = Binding {
+                    scanner: id.clone(),
+                    gate: rule.gate.clone().map(GateId),
+                    direction: rule.direction,
+                };
+                let role = format!(
+                    "gate {} ({})",
+                    rule.gate.clone().unwrap_or_else(|| "first".into()),
+                    rule.direction.as_str()
+                );
+                self.registry.set(DeviceState {
+                    id: id.clone(),
+                    kind: "scanner".into(),
+                    name,
+                    role,
+                    status: "connected".into(),
+                    detail: None,
+                });
+                let decoder = DecoderConfig {
+                    prefix: rule.prefix.clone(),
+                    suffix: rule.suffix.clone(),
+                    inter_key_timeout: rule.inter_key_timeout_ms.map(Duration::from_millis),
+                };
                 scanner(&info, kind, iface, decoder, &binding, &self.pipeline, stop).await
             }
         };
@@ -250,12 +321,29 @@ impl UsbManager {
 }
 
 /// Reads a scanner until it is unplugged or the box stops.
-async fn scanner(info: &DeviceInfo, kind: Kind, iface: u8, cfg: DecoderConfig, b: &Binding, pipeline: &ScanPipeline, stop: CancellationToken) -> Result<(), DeviceError> {
+async fn scanner(
+    info: &DeviceInfo,
+    kind: Kind,
+    iface: u8,
+    cfg: DecoderConfig,
+    b: &Binding,
+    pipeline: &ScanPipeline,
+    stop: CancellationToken,
+) -> Result<(), DeviceError> {
     let dev = info.open().await.map_err(usb_err)?;
     // Detaching usbhid / cdc_acm: the codes come to us, not to a console.
-    let iface: Interface = dev.detach_and_claim_interface(iface).await.map_err(usb_err)?;
-    let desc = iface.descriptor().ok_or_else(|| DeviceError::Io("interface has no descriptor".into()))?;
-    let want = if matches!(kind, Kind::SerialScanner(_)) { TransferType::Bulk } else { TransferType::Interrupt };
+    let iface: Interface = dev
+        .detach_and_claim_interface(iface)
+        .await
+        .map_err(usb_err)?;
+    let desc = iface
+        .descriptor()
+        .ok_or_else(|| DeviceError::Io("interface has no descriptor".into()))?;
+    let want = if matches!(kind, Kind::SerialScanner(_)) {
+        TransferType::Bulk
+    } else {
+        TransferType::Interrupt
+    };
     let addr = desc
         .endpoints()
         .find(|e| e.transfer_type() == want && e.direction() == Direction::In)
@@ -322,28 +410,62 @@ pub struct UsbPrinter {
 }
 
 impl UsbPrinter {
-    pub async fn open(info: &DeviceInfo, number: u8, id: String) -> Result<UsbPrinter, DeviceError> {
+    pub async fn open(
+        info: &DeviceInfo,
+        number: u8,
+        id: String,
+    ) -> Result<UsbPrinter, DeviceError> {
         let dev = info.open().await.map_err(usb_err)?;
         // Detach usblp: the box owns the printer.
-        let iface = dev.detach_and_claim_interface(number).await.map_err(usb_err)?;
-        let desc = iface.descriptor().ok_or_else(|| DeviceError::Io("printer interface has no descriptor".into()))?;
-        let bulk = |dir: Direction| desc.endpoints().find(|e| e.transfer_type() == TransferType::Bulk && e.direction() == dir).map(|e| e.address());
-        let out_addr = bulk(Direction::Out).ok_or_else(|| DeviceError::Io("printer has no bulk OUT endpoint".into()))?;
+        let iface = dev
+            .detach_and_claim_interface(number)
+            .await
+            .map_err(usb_err)?;
+        let desc = iface
+            .descriptor()
+            .ok_or_else(|| DeviceError::Io("printer interface has no descriptor".into()))?;
+        let bulk = |dir: Direction| {
+            desc.endpoints()
+                .find(|e| e.transfer_type() == TransferType::Bulk && e.direction() == dir)
+                .map(|e| e.address())
+        };
+        let out_addr = bulk(Direction::Out)
+            .ok_or_else(|| DeviceError::Io("printer has no bulk OUT endpoint".into()))?;
         let in_addr = bulk(Direction::In);
-        let out = iface.endpoint::<Bulk, Out>(out_addr).map_err(usb_err)?.writer(16 * 1024).with_write_timeout(USB_TIMEOUT);
+        let out = iface
+            .endpoint::<Bulk, Out>(out_addr)
+            .map_err(usb_err)?
+            .writer(16 * 1024)
+            .with_write_timeout(USB_TIMEOUT);
         let status_in = match in_addr {
             Some(a) => Some(iface.endpoint::<Bulk, In>(a).map_err(usb_err)?),
             None => None,
         };
-        let p = UsbPrinter { id, iface, number, out: tokio::sync::Mutex::new(out), status_in: tokio::sync::Mutex::new(status_in) };
+        let p = UsbPrinter {
+            id,
+            iface,
+            number,
+            out: tokio::sync::Mutex::new(out),
+            status_in: tokio::sync::Mutex::new(status_in),
+        };
         let dev_id = p.device_id().await.unwrap_or_default();
         tracing::info!(printer = %p.id, device_id = ?dev_id, "printer ready");
         Ok(p)
     }
 
     async fn class_in(&self, request: u8, value: u16, length: u16) -> Result<Vec<u8>, DeviceError> {
-        let req = ControlIn { control_type: ControlType::Class, recipient: Recipient::Interface, request, value, index: (self.number as u16) << 8, length };
-        self.iface.control_in(req, USB_TIMEOUT).await.map_err(usb_err)
+        let req = ControlIn {
+            control_type: ControlType::Class,
+            recipient: Recipient::Interface,
+            request,
+            value,
+            index: (self.number as u16) << 8,
+            length,
+        };
+        self.iface
+            .control_in(req, USB_TIMEOUT)
+            .await
+            .map_err(usb_err)
     }
 
     /// IEEE 1284 device id (GET_DEVICE_ID).
@@ -354,10 +476,14 @@ impl UsbPrinter {
     /// One `DLE EOT n` round trip; `None` when the printer does not answer.
     async fn realtime(&self, kind: StatusKind) -> Result<Option<u8>, DeviceError> {
         let mut guard = self.status_in.lock().await;
-        let Some(ep) = guard.as_mut() else { return Ok(None) };
+        let Some(ep) = guard.as_mut() else {
+            return Ok(None);
+        };
         {
             let mut out = self.out.lock().await;
-            out.write_all(&escpos::status_request(kind)).await.map_err(usb_err)?;
+            out.write_all(&escpos::status_request(kind))
+                .await
+                .map_err(usb_err)?;
             out.flush().await.map_err(usb_err)?;
         }
         ep.submit(Buffer::new(ep.max_packet_size()));

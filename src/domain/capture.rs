@@ -37,9 +37,16 @@ impl MediaType {
     }
 
     pub fn parse_mime(s: &str) -> Option<MediaType> {
-        [MediaType::Jpeg, MediaType::Png, MediaType::Heic, MediaType::Webp, MediaType::Mp4, MediaType::Mov]
-            .into_iter()
-            .find(|m| m.mime() == s)
+        [
+            MediaType::Jpeg,
+            MediaType::Png,
+            MediaType::Heic,
+            MediaType::Webp,
+            MediaType::Mp4,
+            MediaType::Mov,
+        ]
+        .into_iter()
+        .find(|m| m.mime() == s)
     }
 }
 
@@ -61,15 +68,23 @@ pub fn sniff(head: &[u8]) -> Option<MediaType> {
     if head.len() >= 12 && &head[4..8] == b"ftyp" {
         let major = &head[8..12];
         return match major {
-            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"hevm" | b"hevs" | b"mif1" | b"msf1" => Some(MediaType::Heic),
+            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"hevm" | b"hevs"
+            | b"mif1" | b"msf1" => Some(MediaType::Heic),
             b"qt  " => Some(MediaType::Mov),
-            b"isom" | b"iso2" | b"iso3" | b"iso4" | b"iso5" | b"iso6" | b"mp41" | b"mp42" | b"avc1" | b"M4V " | b"MSNV" | b"3gp4"
-            | b"3gp5" | b"3g2a" | b"mmp4" | b"dash" => Some(MediaType::Mp4),
+            b"isom" | b"iso2" | b"iso3" | b"iso4" | b"iso5" | b"iso6" | b"mp41" | b"mp42"
+            | b"avc1" | b"M4V " | b"MSNV" | b"3gp4" | b"3gp5" | b"3g2a" | b"mmp4" | b"dash" => {
+                Some(MediaType::Mp4)
+            }
             _ => None,
         };
     }
     // Old QuickTime files start straight with an atom.
-    if head.len() >= 8 && matches!(&head[4..8], b"moov" | b"mdat" | b"wide" | b"free" | b"skip" | b"pnot") {
+    if head.len() >= 8
+        && matches!(
+            &head[4..8],
+            b"moov" | b"mdat" | b"wide" | b"free" | b"skip" | b"pnot"
+        )
+    {
         return Some(MediaType::Mov);
     }
     None
@@ -87,8 +102,11 @@ pub fn parse_metadata(header: &str) -> Result<BTreeMap<String, String>, String> 
         let value = match parts.next().map(str::trim) {
             None | Some("") => String::new(),
             Some(v) => {
-                let bytes = B64.decode(v).map_err(|_| format!("Upload-Metadata value of '{key}' is not base64"))?;
-                String::from_utf8(bytes).map_err(|_| format!("Upload-Metadata value of '{key}' is not UTF-8"))?
+                let bytes = B64
+                    .decode(v)
+                    .map_err(|_| format!("Upload-Metadata value of '{key}' is not base64"))?;
+                String::from_utf8(bytes)
+                    .map_err(|_| format!("Upload-Metadata value of '{key}' is not UTF-8"))?
             }
         };
         if out.insert(key.to_string(), value).is_some() {
@@ -114,20 +132,44 @@ pub struct CaptureMeta {
 /// Reads the capture fields from tus metadata. `scope` is the creator an
 /// upload link is bound to: it is the default, and no other is allowed.
 /// Keys follow tus-js-client and Uppy (`filename`, `filetype`) plus ours.
-pub fn capture_meta(m: &BTreeMap<String, String>, scope: Option<&CreatorId>) -> Result<CaptureMeta, String> {
-    let get = |keys: &[&str]| keys.iter().find_map(|k| m.get(*k)).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let creator = match (get(&["creator", "creator_id"]), scope) {
-        (Some(c), Some(s)) if c != s.as_str() => return Err(format!("this upload link is for creator '{s}', not '{c}'")),
-        (Some(c), _) => CreatorId(c),
-        (None, Some(s)) => s.clone(),
-        (None, None) => return Err("Upload-Metadata needs 'creator': the id of the creator this capture is proof for".into()),
+pub fn capture_meta(
+    m: &BTreeMap<String, String>,
+    scope: Option<&CreatorId>,
+) -> Result<CaptureMeta, String> {
+    let get = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| m.get(*k))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
     };
-    let consent = match get(&["consent"]).as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let creator =
+        match (get(&["creator", "creator_id"]), scope) {
+            (Some(c), Some(s)) if c != s.as_str() => {
+                return Err(format!("this upload link is for creator '{s}', not '{c}'"))
+            }
+            (Some(c), _) => CreatorId(c),
+            (None, Some(s)) => s.clone(),
+            (None, None) => return Err(
+                "Upload-Metadata needs 'creator': the id of the creator this capture is proof for"
+                    .into(),
+            ),
+        };
+    let consent = match get(&["consent"])
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("false") | Some("0") | Some("no") => false,
         Some("true") | Some("1") | Some("yes") => true,
-        Some(other) => return Err(format!("Upload-Metadata consent '{other}' must be true or false")),
+        Some(other) => {
+            return Err(format!(
+                "Upload-Metadata consent '{other}' must be true or false"
+            ))
+        }
     };
-    let captured_at = get(&["captured_at"]).map(|t| parse_rfc3339(&t).map_err(|e| format!("Upload-Metadata captured_at: {e}"))).transpose()?;
+    let captured_at = get(&["captured_at"])
+        .map(|t| parse_rfc3339(&t).map_err(|e| format!("Upload-Metadata captured_at: {e}")))
+        .transpose()?;
     Ok(CaptureMeta {
         filename: get(&["filename", "name"]),
         claimed_type: get(&["filetype", "content_type", "type"]),
@@ -150,7 +192,10 @@ mod tests {
             (b"RIFF\x10\0\0\0WEBPVP8 ", Some(MediaType::Webp)),
             (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", Some(MediaType::Heic)),
             (b"\0\0\0\x18ftypmif1\0\0\0\0mif1heic", Some(MediaType::Heic)),
-            (b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2", Some(MediaType::Mp4)),
+            (
+                b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2",
+                Some(MediaType::Mp4),
+            ),
             (b"\0\0\0\x14ftypqt  \0\0\x02\0qt  ", Some(MediaType::Mov)),
             (b"\0\0\0\x08wide\0\0\0\0mdat", Some(MediaType::Mov)),
             (b"\0\0\0\x18ftypavif\0\0\0\0", None),
@@ -166,27 +211,65 @@ mod tests {
 
     #[test]
     fn metadata_parses_tus_pairs_and_refuses_garbage() {
-        let m = parse_metadata("filename bXkucG5n,creator Y3ItYQ==,consent dHJ1ZQ==,empty").unwrap();
+        let m =
+            parse_metadata("filename bXkucG5n,creator Y3ItYQ==,consent dHJ1ZQ==,empty").unwrap();
         assert_eq!(m["filename"], "my.png");
         assert_eq!(m["creator"], "cr-a");
         assert_eq!(m["empty"], "");
-        assert!(parse_metadata("filename !!!").unwrap_err().contains("base64"));
-        assert!(parse_metadata("a YQ==,a YQ==").unwrap_err().contains("twice"));
+        assert!(parse_metadata("filename !!!")
+            .unwrap_err()
+            .contains("base64"));
+        assert!(parse_metadata("a YQ==,a YQ==")
+            .unwrap_err()
+            .contains("twice"));
     }
 
     #[test]
     fn capture_meta_table() {
-        let m = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+        let m = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
         let scope = CreatorId::from("cr-a");
-        let ok = capture_meta(&m(&[("creator", "cr-a"), ("consent", "yes"), ("filetype", "image/png"), ("captured_at", "2026-11-27T20:00:00Z")]), None).unwrap();
+        let ok = capture_meta(
+            &m(&[
+                ("creator", "cr-a"),
+                ("consent", "yes"),
+                ("filetype", "image/png"),
+                ("captured_at", "2026-11-27T20:00:00Z"),
+            ]),
+            None,
+        )
+        .unwrap();
         assert!(ok.consent);
         assert_eq!(ok.claimed_type.as_deref(), Some("image/png"));
         assert!(ok.captured_at.is_some());
-        assert_eq!(capture_meta(&m(&[]), Some(&scope)).unwrap().creator, scope, "a link supplies its creator");
-        assert!(!capture_meta(&m(&[("creator", "cr-a")]), None).unwrap().consent, "no consent unless given");
+        assert_eq!(
+            capture_meta(&m(&[]), Some(&scope)).unwrap().creator,
+            scope,
+            "a link supplies its creator"
+        );
+        assert!(
+            !capture_meta(&m(&[("creator", "cr-a")]), None)
+                .unwrap()
+                .consent,
+            "no consent unless given"
+        );
         assert!(capture_meta(&m(&[]), None).unwrap_err().contains("creator"));
-        assert!(capture_meta(&m(&[("creator", "cr-b")]), Some(&scope)).unwrap_err().contains("upload link"));
-        assert!(capture_meta(&m(&[("creator", "cr-a"), ("consent", "maybe")]), None).unwrap_err().contains("true or false"));
-        assert!(capture_meta(&m(&[("creator", "cr-a"), ("captured_at", "noon")]), None).unwrap_err().contains("RFC 3339"));
+        assert!(capture_meta(&m(&[("creator", "cr-b")]), Some(&scope))
+            .unwrap_err()
+            .contains("upload link"));
+        assert!(
+            capture_meta(&m(&[("creator", "cr-a"), ("consent", "maybe")]), None)
+                .unwrap_err()
+                .contains("true or false")
+        );
+        assert!(
+            capture_meta(&m(&[("creator", "cr-a"), ("captured_at", "noon")]), None)
+                .unwrap_err()
+                .contains("RFC 3339")
+        );
     }
 }

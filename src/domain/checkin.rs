@@ -94,8 +94,12 @@ impl Reason {
     /// What door staff should say or do, in a few words.
     pub fn advice(self) -> &'static str {
         match self {
-            Reason::UnknownTicket => "Code not recognised: check it is a ticket for this event, or send to the help desk",
-            Reason::BadSignature => "Code is forged or damaged: do not admit, send to the help desk",
+            Reason::UnknownTicket => {
+                "Code not recognised: check it is a ticket for this event, or send to the help desk"
+            }
+            Reason::BadSignature => {
+                "Code is forged or damaged: do not admit, send to the help desk"
+            }
             Reason::WrongEvent => "Ticket is for another event",
             Reason::Revoked => "This code was replaced or refunded: ask for the current ticket",
             Reason::Blocked => "Ticket is blocked by the organiser: call a supervisor",
@@ -151,14 +155,20 @@ pub enum Lookup {
 #[derive(Clone, Debug)]
 pub enum Resolution {
     Rejected(Reason),
-    Lookup { key: Lookup, claim: Option<ListedTicket> },
+    Lookup {
+        key: Lookup,
+        claim: Option<ListedTicket>,
+    },
 }
 
 /// First step: read the text and check a signed code against the event.
 pub fn resolve(text: &str, event: &EventSnapshot) -> Resolution {
     match code::parse(text) {
         Err(_) => Resolution::Rejected(Reason::UnknownTicket),
-        Ok(ScannedCode::Secret(s)) => Resolution::Lookup { key: Lookup::BySecret(s), claim: None },
+        Ok(ScannedCode::Secret(s)) => Resolution::Lookup {
+            key: Lookup::BySecret(s),
+            claim: None,
+        },
         Ok(ScannedCode::Signed(signed)) => {
             if signed.claim.event != event.tag {
                 return Resolution::Rejected(Reason::WrongEvent);
@@ -203,7 +213,11 @@ pub fn facts(
         (None, None) => return Err(Reason::UnknownTicket),
     };
     let text = text.trim_matches(|c| c == '\r' || c == '\n' || c == '\t');
-    Ok(TicketFacts { revoked: event.revoked_codes.contains(text), blocked: event.blocked.contains(&t.id), ticket: t })
+    Ok(TicketFacts {
+        revoked: event.revoked_codes.contains(text),
+        blocked: event.blocked.contains(&t.id),
+        ticket: t,
+    })
 }
 
 /// The decision itself. Checks run from "is this a real, sellable ticket"
@@ -315,7 +329,11 @@ mod tests {
     }
 
     fn prior(direction: Direction) -> Option<PriorScan> {
-        Some(PriorScan { direction, gate: GateId::from("g"), at: 1_100 })
+        Some(PriorScan {
+            direction,
+            gate: GateId::from("g"),
+            at: 1_100,
+        })
     }
 
     #[test]
@@ -333,7 +351,15 @@ mod tests {
             f(&mut x);
             x
         };
-        type Case<'a> = (&'a str, TicketFacts, &'a Gate, Direction, Millis, Option<PriorScan>, Result<(), Reason>);
+        type Case<'a> = (
+            &'a str,
+            TicketFacts,
+            &'a Gate,
+            Direction,
+            Millis,
+            Option<PriorScan>,
+            Result<(), Reason>,
+        );
         #[rustfmt::skip]
         let cases: Vec<Case> = vec![
             ("first entry admits",                  t(), &plain, Entry, 1_500, None, Ok(())),
@@ -359,7 +385,11 @@ mod tests {
             ("inside and scanned in again at a re-entry gate", t(), &both_ways, Entry, 1_500, prior(Entry), Err(AlreadyCheckedIn)),
         ];
         for (name, ticket, gate, direction, now, last, want) in cases {
-            assert_eq!(decide(&ticket, gate, direction, now, last.as_ref()), want, "{name}");
+            assert_eq!(
+                decide(&ticket, gate, direction, now, last.as_ref()),
+                want,
+                "{name}"
+            );
         }
     }
 
@@ -368,7 +398,13 @@ mod tests {
         let key = signing_key_from_bytes([1; 32]);
         let stranger = signing_key_from_bytes([2; 32]);
         let b = serde_json::to_vec(&sample(&[&key], 1)).unwrap();
-        let mut event = accept(&b, Some(&sign_detached(&key, &b)), None, &TrustedKeys::default()).unwrap();
+        let mut event = accept(
+            &b,
+            Some(&sign_detached(&key, &b)),
+            None,
+            &TrustedKeys::default(),
+        )
+        .unwrap();
         let claim = |k: &ed25519_dalek::SigningKey, ev: &str, id: &str| TicketClaim {
             event: EventTag::of(&EventId::from(ev)),
             key: KeyId::of(&k.verifying_key()),
@@ -382,20 +418,44 @@ mod tests {
         let other_event = encode_signed(&claim(&key, "evt-other", "s3"), &key).unwrap();
         event.revoked_codes.insert(good.clone());
 
-        assert!(matches!(resolve("VB1:###", &event), Resolution::Rejected(Reason::UnknownTicket)));
-        assert!(matches!(resolve(&forged, &event), Resolution::Rejected(Reason::BadSignature)));
-        assert!(matches!(resolve(&other_event, &event), Resolution::Rejected(Reason::WrongEvent)));
-        assert!(matches!(resolve("SECRET-ONE", &event), Resolution::Lookup { key: Lookup::BySecret(s), claim: None } if s == "SECRET-ONE"));
-        let Resolution::Lookup { key: Lookup::ById(id), claim: Some(c) } = resolve(&good, &event) else { panic!("signed code must resolve") };
+        assert!(matches!(
+            resolve("VB1:###", &event),
+            Resolution::Rejected(Reason::UnknownTicket)
+        ));
+        assert!(matches!(
+            resolve(&forged, &event),
+            Resolution::Rejected(Reason::BadSignature)
+        ));
+        assert!(matches!(
+            resolve(&other_event, &event),
+            Resolution::Rejected(Reason::WrongEvent)
+        ));
+        assert!(
+            matches!(resolve("SECRET-ONE", &event), Resolution::Lookup { key: Lookup::BySecret(s), claim: None } if s == "SECRET-ONE")
+        );
+        let Resolution::Lookup {
+            key: Lookup::ById(id),
+            claim: Some(c),
+        } = resolve(&good, &event)
+        else {
+            panic!("signed code must resolve")
+        };
         assert_eq!(id, TicketId::from("s1"));
 
         // A signed code never listed is valid on its own; revocation still applies.
         let f = facts(&good, Some(c.clone()), None, &event).unwrap();
         assert!(f.revoked);
         // The listing overrides status from the code.
-        let listed = ListedTicket { status: TicketStatus::Cancelled, holder: Some("Bo".into()), ..c.clone() };
+        let listed = ListedTicket {
+            status: TicketStatus::Cancelled,
+            holder: Some("Bo".into()),
+            ..c.clone()
+        };
         let f = facts(&good, Some(c), Some(listed), &event).unwrap();
-        assert_eq!((f.ticket.status, f.ticket.holder.as_deref()), (TicketStatus::Cancelled, Some("Bo")));
+        assert_eq!(
+            (f.ticket.status, f.ticket.holder.as_deref()),
+            (TicketStatus::Cancelled, Some("Bo"))
+        );
         // A ticket minted by a box: valid if the manifest lists the box's
         // key, or if it is this box's own key; otherwise forged.
         let listed_box = signing_key_from_bytes([7; 32]);
@@ -404,7 +464,13 @@ mod tests {
         let mut m = sample(&[&key], 1);
         m["box_keys"] = serde_json::json!([{"public_key": crate::domain::keys::public_key_to_base64(&listed_box.verifying_key())}]);
         let b = serde_json::to_vec(&m).unwrap();
-        let mut event = accept(&b, Some(&sign_detached(&key, &b)), None, &TrustedKeys::default()).unwrap();
+        let mut event = accept(
+            &b,
+            Some(&sign_detached(&key, &b)),
+            None,
+            &TrustedKeys::default(),
+        )
+        .unwrap();
         event.trust_own_box_key(own_box.verifying_key());
         for (k, ok) in [(&listed_box, true), (&own_box, true), (&other_box, false)] {
             let code = encode_signed(&claim(k, "evt-test", "W-1"), k).unwrap();
@@ -412,8 +478,14 @@ mod tests {
             assert_eq!(matches!(got, Resolution::Lookup { .. }), ok, "{got:?}");
         }
         assert!(event.lists_box_key(&listed_box.verifying_key()));
-        assert!(!event.lists_box_key(&own_box.verifying_key()), "trusted here, but other boxes do not know it");
+        assert!(
+            !event.lists_box_key(&own_box.verifying_key()),
+            "trusted here, but other boxes do not know it"
+        );
         // A secret that is not listed is unknown.
-        assert_eq!(facts("NOPE-NOPE", None, None, &event).unwrap_err(), Reason::UnknownTicket);
+        assert_eq!(
+            facts("NOPE-NOPE", None, None, &event).unwrap_err(),
+            Reason::UnknownTicket
+        );
     }
 }

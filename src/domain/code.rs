@@ -104,12 +104,27 @@ impl TicketClaim {
         let key = KeyId(r.array()?);
         let ticket = TicketId(r.short_str(MAX_TICKET_ID)?);
         let tier = TierId(r.short_str(MAX_TIER)?);
-        let valid_from = if flags & 1 != 0 { Some(u32::from_be_bytes(r.array()?)) } else { None };
-        let valid_until = if flags & 2 != 0 { Some(u32::from_be_bytes(r.array()?)) } else { None };
+        let valid_from = if flags & 1 != 0 {
+            Some(u32::from_be_bytes(r.array()?))
+        } else {
+            None
+        };
+        let valid_until = if flags & 2 != 0 {
+            Some(u32::from_be_bytes(r.array()?))
+        } else {
+            None
+        };
         if !r.0.is_empty() {
             return Err(CodeError::Malformed);
         }
-        Ok(TicketClaim { event, key, ticket, tier, valid_from, valid_until })
+        Ok(TicketClaim {
+            event,
+            key,
+            ticket,
+            tier,
+            valid_from,
+            valid_until,
+        })
     }
 }
 
@@ -164,8 +179,10 @@ pub struct SignedCode {
 impl SignedCode {
     /// Whether the key the claim names is trusted and made the signature.
     pub fn verify(&self, keys: &TrustedKeys) -> bool {
-        keys.get(self.claim.key)
-            .is_some_and(|k| k.verify_strict(&signed_message(&self.claim_bytes), &self.signature).is_ok())
+        keys.get(self.claim.key).is_some_and(|k| {
+            k.verify_strict(&signed_message(&self.claim_bytes), &self.signature)
+                .is_ok()
+        })
     }
 }
 
@@ -190,7 +207,11 @@ pub fn parse(text: &str) -> Result<ScannedCode, CodeError> {
     let (claim_bytes, sig) = bytes.split_at(bytes.len() - 64);
     let claim = TicketClaim::from_bytes(claim_bytes)?;
     let signature = Signature::from_bytes(sig.try_into().expect("64 bytes"));
-    Ok(ScannedCode::Signed(SignedCode { claim, claim_bytes: claim_bytes.to_vec(), signature }))
+    Ok(ScannedCode::Signed(SignedCode {
+        claim,
+        claim_bytes: claim_bytes.to_vec(),
+        signature,
+    }))
 }
 
 #[cfg(test)]
@@ -220,7 +241,15 @@ mod tests {
     #[test]
     fn round_trip_keeps_every_field_and_verifies() {
         let key = signing_key_from_bytes([9; 32]);
-        for c in [claim(&key, "T-1", "ga", None), claim(&key, "ticket-000042", "vip", Some((1_700_000_000, 1_800_000_000)))] {
+        for c in [
+            claim(&key, "T-1", "ga", None),
+            claim(
+                &key,
+                "ticket-000042",
+                "vip",
+                Some((1_700_000_000, 1_800_000_000)),
+            ),
+        ] {
             let code = encode_signed(&c, &key).unwrap();
             assert!(code.starts_with("VB1:"));
             let s = signed(&code);
@@ -257,10 +286,17 @@ mod tests {
         let new = signing_key_from_bytes([2; 32]);
         let stranger = signing_key_from_bytes([3; 32]);
         let by_old = signed(&encode_signed(&claim(&old, "T-4", "ga", None), &old).unwrap());
-        let by_stranger = signed(&encode_signed(&claim(&stranger, "T-5", "ga", None), &stranger).unwrap());
+        let by_stranger =
+            signed(&encode_signed(&claim(&stranger, "T-5", "ga", None), &stranger).unwrap());
         let rotated = TrustedKeys::new([new.verifying_key(), old.verifying_key()]);
-        assert!(by_old.verify(&rotated), "old key still listed after rotation");
-        assert!(!by_old.verify(&TrustedKeys::new([new.verifying_key()])), "old key dropped");
+        assert!(
+            by_old.verify(&rotated),
+            "old key still listed after rotation"
+        );
+        assert!(
+            !by_old.verify(&TrustedKeys::new([new.verifying_key()])),
+            "old key dropped"
+        );
         assert!(!by_stranger.verify(&rotated));
     }
 
@@ -272,13 +308,18 @@ mod tests {
         let bytes = c.to_bytes().unwrap();
         let sig = b.sign(&signed_message(&bytes));
         c.key = KeyId::of(&a.verifying_key());
-        let forged = format!("{SIGNED_PREFIX}{}", base44::encode(&[bytes, sig.to_bytes().to_vec()].concat()));
+        let forged = format!(
+            "{SIGNED_PREFIX}{}",
+            base44::encode(&[bytes, sig.to_bytes().to_vec()].concat())
+        );
         assert!(!signed(&forged).verify(&TrustedKeys::new([a.verifying_key(), b.verifying_key()])));
     }
 
     #[test]
     fn other_text_is_a_secret_and_scanner_suffixes_are_ignored() {
-        assert!(matches!(parse("AB12CD34\r\n").unwrap(), ScannedCode::Secret(s) if s == "AB12CD34"));
+        assert!(
+            matches!(parse("AB12CD34\r\n").unwrap(), ScannedCode::Secret(s) if s == "AB12CD34")
+        );
         assert_eq!(parse("VB1:!!!").unwrap_err(), CodeError::Malformed);
         assert_eq!(parse("VB1:").unwrap_err(), CodeError::Malformed);
     }
@@ -287,14 +328,25 @@ mod tests {
     fn over_long_ids_are_refused_when_minting() {
         let key = signing_key_from_bytes([9; 32]);
         let long = "x".repeat(MAX_TICKET_ID + 1);
-        assert_eq!(encode_signed(&claim(&key, &long, "ga", None), &key).unwrap_err(), CodeError::TicketIdLength);
-        assert_eq!(encode_signed(&claim(&key, "ok", "tier-too-long", None), &key).unwrap_err(), CodeError::TierLength);
+        assert_eq!(
+            encode_signed(&claim(&key, &long, "ga", None), &key).unwrap_err(),
+            CodeError::TicketIdLength
+        );
+        assert_eq!(
+            encode_signed(&claim(&key, "ok", "tier-too-long", None), &key).unwrap_err(),
+            CodeError::TierLength
+        );
     }
 
     #[test]
     fn the_longest_code_fits_a_version_8_qr_at_level_m() {
         let key = signing_key_from_bytes([9; 32]);
-        let c = claim(&key, &"x".repeat(MAX_TICKET_ID), &"y".repeat(MAX_TIER), Some((u32::MAX, u32::MAX)));
+        let c = claim(
+            &key,
+            &"x".repeat(MAX_TICKET_ID),
+            &"y".repeat(MAX_TIER),
+            Some((u32::MAX, u32::MAX)),
+        );
         let code = encode_signed(&c, &key).unwrap();
         assert_eq!(code.len(), 184);
         QrCode::with_version(code.as_bytes(), Version::Normal(8), EcLevel::M)

@@ -44,13 +44,23 @@ impl Stock {
     /// not held; everyone else only what the reserve does not keep back.
     pub fn available(&self, eligible_for_reserve: bool) -> i64 {
         let free = self.on_hand - self.held;
-        if eligible_for_reserve { free } else { free - self.reserved_left }.max(0)
+        if eligible_for_reserve {
+            free
+        } else {
+            free - self.reserved_left
+        }
+        .max(0)
     }
 }
 
 /// Units of the reserve still held back: its size minus what eligible
 /// buyers already took (held or bought), until `release_at`.
-pub fn reserved_left(reserve_qty: u32, release_at: Millis, now: Millis, taken_by_eligible: i64) -> i64 {
+pub fn reserved_left(
+    reserve_qty: u32,
+    release_at: Millis,
+    now: Millis,
+    taken_by_eligible: i64,
+) -> i64 {
     if now >= release_at {
         0
     } else {
@@ -101,9 +111,15 @@ pub fn check_open(opens: Millis, closes: Millis, now: Millis) -> Result<(), Hold
 }
 
 /// Whether an attendee who already has `already` units may take `more`.
-pub fn check_attendee_limit(limit: Option<u32>, already: i64, more: i64) -> Result<(), HoldRefusal> {
+pub fn check_attendee_limit(
+    limit: Option<u32>,
+    already: i64,
+    more: i64,
+) -> Result<(), HoldRefusal> {
     match limit {
-        Some(l) if already + more > l as i64 => Err(HoldRefusal::AttendeeLimit { limit: l, already }),
+        Some(l) if already + more > l as i64 => {
+            Err(HoldRefusal::AttendeeLimit { limit: l, already })
+        }
         _ => Ok(()),
     }
 }
@@ -122,7 +138,11 @@ mod tests {
             (25, 3, Phase::Closed),
         ];
         for (now, available, want) in cases {
-            assert_eq!(phase(10, 20, now, available), want, "now={now} available={available}");
+            assert_eq!(
+                phase(10, 20, now, available),
+                want,
+                "now={now} available={available}"
+            );
         }
     }
 
@@ -138,7 +158,11 @@ mod tests {
             (2, 3, 0, true, 0),
         ];
         for (on_hand, held, reserved, eligible, want) in cases {
-            let s = Stock { on_hand, held, reserved_left: reserved };
+            let s = Stock {
+                on_hand,
+                held,
+                reserved_left: reserved,
+            };
             assert_eq!(s.available(eligible), want, "{s:?} eligible={eligible}");
         }
     }
@@ -156,7 +180,13 @@ mod tests {
         assert!(check_attendee_limit(None, 99, 1).is_ok());
         assert!(check_attendee_limit(Some(2), 0, 2).is_ok());
         assert!(check_attendee_limit(Some(2), 1, 1).is_ok());
-        assert_eq!(check_attendee_limit(Some(2), 1, 2), Err(HoldRefusal::AttendeeLimit { limit: 2, already: 1 }));
+        assert_eq!(
+            check_attendee_limit(Some(2), 1, 2),
+            Err(HoldRefusal::AttendeeLimit {
+                limit: 2,
+                already: 1
+            })
+        );
         assert_eq!(check_open(10, 20, 9), Err(HoldRefusal::NotOpenYet));
         assert_eq!(check_open(10, 20, 20), Err(HoldRefusal::Closed));
         assert!(check_open(10, 20, 19).is_ok());

@@ -211,8 +211,11 @@ impl Event {
 
     /// The kind and the payload as the outbox stores them.
     pub fn to_parts(&self) -> (String, serde_json::Value) {
-        let v = serde_json::to_value(self).expect("events serialise: string keys, no maps of non-strings");
-        let serde_json::Value::Object(mut m) = v else { unreachable!("an adjacently tagged enum is an object") };
+        let v = serde_json::to_value(self)
+            .expect("events serialise: string keys, no maps of non-strings");
+        let serde_json::Value::Object(mut m) = v else {
+            unreachable!("an adjacently tagged enum is an object")
+        };
         let kind = match m.remove("kind") {
             Some(serde_json::Value::String(k)) => k,
             _ => unreachable!("the tag is a string"),
@@ -223,11 +226,19 @@ impl Event {
     /// A stored row back as its type: `Ok(None)` for a kind this version
     /// does not know (a newer box wrote it), an error when a known kind's
     /// payload does not fit (never read as zeros).
-    pub fn from_parts(kind: &str, payload: &serde_json::Value) -> Result<Option<Event>, EventError> {
+    pub fn from_parts(
+        kind: &str,
+        payload: &serde_json::Value,
+    ) -> Result<Option<Event>, EventError> {
         if !Self::KINDS.contains(&kind) {
             return Ok(None);
         }
         let tagged = serde_json::json!({"kind": kind, "payload": payload});
-        serde_json::from_value(tagged).map(Some).map_err(|source| EventError { kind: kind.to_string(), source })
+        serde_json::from_value(tagged)
+            .map(Some)
+            .map_err(|source| EventError {
+                kind: kind.to_string(),
+                source,
+            })
     }
 }

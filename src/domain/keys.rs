@@ -30,7 +30,9 @@ pub struct TrustedKeys {
 
 impl TrustedKeys {
     pub fn new(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
-        TrustedKeys { keys: keys.into_iter().map(|k| (KeyId::of(&k), k)).collect() }
+        TrustedKeys {
+            keys: keys.into_iter().map(|k| (KeyId::of(&k), k)).collect(),
+        }
     }
 
     /// Adds a key unless it is already trusted.
@@ -50,7 +52,10 @@ impl TrustedKeys {
 
     /// The id of the first trusted key that made `sig` over `msg`.
     pub fn verify_any(&self, msg: &[u8], sig: &Signature) -> Option<KeyId> {
-        self.keys.iter().find(|(_, k)| k.verify(msg, sig).is_ok()).map(|(id, _)| *id)
+        self.keys
+            .iter()
+            .find(|(_, k)| k.verify(msg, sig).is_ok())
+            .map(|(id, _)| *id)
     }
 }
 
@@ -61,7 +66,8 @@ pub fn public_key_from_base64(text: &str) -> Result<VerifyingKey, String> {
     let arr: [u8; 32] = bytes
         .try_into()
         .map_err(|_| "public key must be 32 bytes (Ed25519)".to_string())?;
-    VerifyingKey::from_bytes(&arr).map_err(|_| "public key is not a valid Ed25519 point".to_string())
+    VerifyingKey::from_bytes(&arr)
+        .map_err(|_| "public key is not a valid Ed25519 point".to_string())
 }
 
 pub fn public_key_to_base64(key: &VerifyingKey) -> String {
@@ -97,16 +103,29 @@ mod tests {
         let b = signing_key_from_bytes([2; 32]);
         let sig = signature_from_base64(&sign_detached(&a, b"hello")).unwrap();
         let trusted = TrustedKeys::new([b.verifying_key(), a.verifying_key()]);
-        assert_eq!(trusted.verify_any(b"hello", &sig), Some(KeyId::of(&a.verifying_key())));
+        assert_eq!(
+            trusted.verify_any(b"hello", &sig),
+            Some(KeyId::of(&a.verifying_key()))
+        );
         assert_eq!(trusted.verify_any(b"hellO", &sig), None);
-        assert_eq!(TrustedKeys::new([b.verifying_key()]).verify_any(b"hello", &sig), None);
+        assert_eq!(
+            TrustedKeys::new([b.verifying_key()]).verify_any(b"hello", &sig),
+            None
+        );
     }
 
     #[test]
     fn public_keys_round_trip_and_bad_ones_are_explained() {
         let k = signing_key_from_bytes([7; 32]).verifying_key();
-        assert_eq!(public_key_from_base64(&public_key_to_base64(&k)).unwrap(), k);
-        assert!(public_key_from_base64("AAAA").unwrap_err().contains("32 bytes"));
-        assert!(public_key_from_base64("%%%").unwrap_err().contains("base64"));
+        assert_eq!(
+            public_key_from_base64(&public_key_to_base64(&k)).unwrap(),
+            k
+        );
+        assert!(public_key_from_base64("AAAA")
+            .unwrap_err()
+            .contains("32 bytes"));
+        assert!(public_key_from_base64("%%%")
+            .unwrap_err()
+            .contains("base64"));
     }
 }

@@ -262,9 +262,13 @@ impl TicketStatus {
         }
     }
     pub fn parse(s: &str) -> Option<TicketStatus> {
-        [TicketStatus::Paid, TicketStatus::Unpaid, TicketStatus::Cancelled]
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        [
+            TicketStatus::Paid,
+            TicketStatus::Unpaid,
+            TicketStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 }
 
@@ -346,24 +350,34 @@ impl EventSnapshot {
         &self.manifest.event.id
     }
     pub fn creator(&self, id: &CreatorId) -> Option<&Creator> {
-        self.creator_index.get(id).map(|&i| &self.manifest.creators[i])
+        self.creator_index
+            .get(id)
+            .map(|&i| &self.manifest.creators[i])
     }
     /// The creator a walk-up referral code credits.
     pub fn referral(&self, code: &str) -> Option<&Creator> {
-        self.referral_index.get(code).map(|&i| &self.manifest.creators[i])
+        self.referral_index
+            .get(code)
+            .map(|&i| &self.manifest.creators[i])
     }
     pub fn program(&self, id: &ProgramId) -> Option<&ScholarshipProgram> {
         self.manifest.scholarships.iter().find(|p| &p.id == id)
     }
     /// The program and code entry a claim code belongs to.
     pub fn claim_code(&self, code: &str) -> Option<(&ScholarshipProgram, &ClaimCode)> {
-        self.manifest.scholarships.iter().find_map(|p| p.codes.iter().find(|c| c.code == code).map(|c| (p, c)))
+        self.manifest
+            .scholarships
+            .iter()
+            .find_map(|p| p.codes.iter().find(|c| c.code == code).map(|c| (p, c)))
     }
     /// Whether the manifest lists this public key among its trusted box keys
     /// (so tickets it signs scan at other boxes and in the cloud too).
     pub fn lists_box_key(&self, key: &ed25519_dalek::VerifyingKey) -> bool {
         let text = keys::public_key_to_base64(key);
-        self.manifest.box_keys.iter().any(|k| k.public_key.trim() == text)
+        self.manifest
+            .box_keys
+            .iter()
+            .any(|k| k.public_key.trim() == text)
     }
 
     /// Adds this box's own key to the keys tickets may be signed with: a
@@ -388,7 +402,8 @@ pub fn parse(bytes: &[u8]) -> Result<EventSnapshot, ManifestError> {
     if probe.schema != SCHEMA {
         return Err(ManifestError::Schema(probe.schema));
     }
-    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse(e.to_string()))?;
+    let m: Manifest =
+        serde_json::from_slice(bytes).map_err(|e| ManifestError::Parse(e.to_string()))?;
     validate(m)
 }
 
@@ -414,7 +429,10 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         return Err(invalid("event.id is empty"));
     }
     if m.event.currency.len() != 3 || !m.event.currency.chars().all(|c| c.is_ascii_uppercase()) {
-        return Err(invalid(format!("event.currency '{}' is not an ISO 4217 code such as EUR", m.event.currency)));
+        return Err(invalid(format!(
+            "event.currency '{}' is not an ISO 4217 code such as EUR",
+            m.event.currency
+        )));
     }
     let starts_at = time("event.starts_at", &m.event.starts_at)?;
     let ends_at = time("event.ends_at", &m.event.ends_at)?;
@@ -423,36 +441,59 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         return Err(invalid("event.ends_at must be after event.starts_at"));
     }
     if m.organiser_keys.is_empty() {
-        return Err(invalid("organiser_keys is empty: list at least the key that signs this manifest"));
+        return Err(invalid(
+            "organiser_keys is empty: list at least the key that signs this manifest",
+        ));
     }
     let mut verifying = Vec::new();
     for (i, k) in m.organiser_keys.iter().enumerate() {
-        verifying.push(keys::public_key_from_base64(&k.public_key).map_err(|e| invalid(format!("organiser_keys[{i}]: {e}")))?);
+        verifying.push(
+            keys::public_key_from_base64(&k.public_key)
+                .map_err(|e| invalid(format!("organiser_keys[{i}]: {e}")))?,
+        );
     }
     if m.event.tax_rate_bp > MAX_TAX_RATE_BP {
-        return Err(invalid(format!("event.tax_rate_bp must be 0 to {MAX_TAX_RATE_BP} (100 %)")));
+        return Err(invalid(format!(
+            "event.tax_rate_bp must be 0 to {MAX_TAX_RATE_BP} (100 %)"
+        )));
     }
     for t in &m.tiers {
         if t.id.as_str().is_empty() || t.id.as_str().len() > MAX_TIER {
-            return Err(invalid(format!("tier id '{}' must be 1 to {MAX_TIER} bytes", t.id)));
+            return Err(invalid(format!(
+                "tier id '{}' must be 1 to {MAX_TIER} bytes",
+                t.id
+            )));
         }
         if !(0..=MAX_UNIT_MINOR).contains(&t.price_minor) {
-            return Err(invalid(format!("tier '{}' must have a price of 0 to {MAX_UNIT_MINOR} minor units", t.id)));
+            return Err(invalid(format!(
+                "tier '{}' must have a price of 0 to {MAX_UNIT_MINOR} minor units",
+                t.id
+            )));
         }
     }
-    let tier_index: HashMap<TierId, usize> =
-        unique("tier", m.tiers.iter().map(|t| &t.id))?.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+    let tier_index: HashMap<TierId, usize> = unique("tier", m.tiers.iter().map(|t| &t.id))?
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v))
+        .collect();
     if m.gates.is_empty() {
         return Err(invalid("gates is empty: the door needs at least one gate"));
     }
-    let gate_index: HashMap<GateId, usize> =
-        unique("gate", m.gates.iter().map(|g| &g.id))?.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+    let gate_index: HashMap<GateId, usize> = unique("gate", m.gates.iter().map(|g| &g.id))?
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v))
+        .collect();
     for g in &m.gates {
         if let Some(t) = g.tiers.iter().find(|t| !tier_index.contains_key(*t)) {
-            return Err(invalid(format!("gate '{}' admits tier '{t}', which is not in tiers", g.id)));
+            return Err(invalid(format!(
+                "gate '{}' admits tier '{t}', which is not in tiers",
+                g.id
+            )));
         }
         if !g.entry && !g.exit {
-            return Err(invalid(format!("gate '{}' allows neither entry nor exit", g.id)));
+            return Err(invalid(format!(
+                "gate '{}' allows neither entry nor exit",
+                g.id
+            )));
         }
     }
     unique("ticket", m.tickets.iter().map(|t| &t.id))?;
@@ -460,10 +501,16 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
     let mut secrets = HashSet::new();
     for t in &m.tickets {
         if t.id.as_str().is_empty() || t.id.as_str().len() > MAX_TICKET_ID {
-            return Err(invalid(format!("ticket id '{}' must be 1 to {MAX_TICKET_ID} bytes", t.id)));
+            return Err(invalid(format!(
+                "ticket id '{}' must be 1 to {MAX_TICKET_ID} bytes",
+                t.id
+            )));
         }
         if !tier_index.contains_key(&t.tier) {
-            return Err(invalid(format!("ticket '{}' has tier '{}', which is not in tiers", t.id, t.tier)));
+            return Err(invalid(format!(
+                "ticket '{}' has tier '{}', which is not in tiers",
+                t.id, t.tier
+            )));
         }
         if let Some(s) = &t.secret {
             if s.len() < 8 || s.starts_with(SIGNED_PREFIX) || s.trim() != s {
@@ -473,10 +520,16 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
                 )));
             }
             if !secrets.insert(s.as_str()) {
-                return Err(invalid(format!("ticket '{}' reuses another ticket's secret", t.id)));
+                return Err(invalid(format!(
+                    "ticket '{}' reuses another ticket's secret",
+                    t.id
+                )));
             }
         }
-        for (f, v) in [("valid_from", &t.valid_from), ("valid_until", &t.valid_until)] {
+        for (f, v) in [
+            ("valid_from", &t.valid_from),
+            ("valid_until", &t.valid_until),
+        ] {
             if let Some(v) = v {
                 time(&format!("ticket '{}' {f}", t.id), v)?;
             }
@@ -488,31 +541,47 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
     for tier in &m.tiers {
         let n = per_tier.get(&tier.id).copied().unwrap_or(0);
         if n > tier.capacity {
-            return Err(invalid(format!("tier '{}' has capacity {} but {n} tickets", tier.id, tier.capacity)));
+            return Err(invalid(format!(
+                "tier '{}' has capacity {} but {n} tickets",
+                tier.id, tier.capacity
+            )));
         }
     }
     let mut box_keys = Vec::new();
     for (i, k) in m.box_keys.iter().enumerate() {
-        box_keys.push(keys::public_key_from_base64(&k.public_key).map_err(|e| invalid(format!("box_keys[{i}]: {e}")))?);
+        box_keys.push(
+            keys::public_key_from_base64(&k.public_key)
+                .map_err(|e| invalid(format!("box_keys[{i}]: {e}")))?,
+        );
     }
     let creator_index: HashMap<CreatorId, usize> =
-        unique("creator", m.creators.iter().map(|c| &c.id))?.into_iter().map(|(k, v)| (k.clone(), v)).collect();
+        unique("creator", m.creators.iter().map(|c| &c.id))?
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v))
+            .collect();
     let mut referral_index = HashMap::new();
     for (i, c) in m.creators.iter().enumerate() {
         for code in &c.referral_codes {
             if code.trim().is_empty() || referral_index.insert(code.clone(), i).is_some() {
-                return Err(invalid(format!("referral code '{code}' is empty or used twice")));
+                return Err(invalid(format!(
+                    "referral code '{code}' is empty or used twice"
+                )));
             }
         }
         if c.payout.ticket_share_bp > 10_000 || c.payout.drop_share_bp > 10_000 {
-            return Err(invalid(format!("creator '{}': a payout share cannot exceed 10000 basis points", c.id)));
+            return Err(invalid(format!(
+                "creator '{}': a payout share cannot exceed 10000 basis points",
+                c.id
+            )));
         }
     }
     let known_creator = |id: &CreatorId, what: &str| {
         if creator_index.contains_key(id) {
             Ok(())
         } else {
-            Err(invalid(format!("{what} names creator '{id}', who is not in creators")))
+            Err(invalid(format!(
+                "{what} names creator '{id}', who is not in creators"
+            )))
         }
     };
     unique("scholarship program", m.scholarships.iter().map(|p| &p.id))?;
@@ -520,21 +589,35 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
     for p in &m.scholarships {
         let what = format!("scholarship '{}'", p.id);
         if !tier_index.contains_key(&p.tier) {
-            return Err(invalid(format!("{what} is for tier '{}', which is not in tiers", p.tier)));
+            return Err(invalid(format!(
+                "{what} is for tier '{}', which is not in tiers",
+                p.tier
+            )));
         }
         match (&p.funder.kind, &p.funder.creator) {
             (FunderKind::Creator, Some(c)) => known_creator(c, &what)?,
-            (FunderKind::Creator, None) => return Err(invalid(format!("{what}: a creator funder needs funder.creator"))),
+            (FunderKind::Creator, None) => {
+                return Err(invalid(format!(
+                    "{what}: a creator funder needs funder.creator"
+                )))
+            }
             (FunderKind::Sponsor, _) => {}
         }
         match p.discount {
-            Discount::Percent { percent } if percent > 100 => return Err(invalid(format!("{what}: percent must be 0 to 100"))),
+            Discount::Percent { percent } if percent > 100 => {
+                return Err(invalid(format!("{what}: percent must be 0 to 100")))
+            }
             Discount::Amount { minor } if !(0..=MAX_UNIT_MINOR).contains(&minor) => {
-                return Err(invalid(format!("{what}: a discount amount must be 0 to {MAX_UNIT_MINOR} minor units")))
+                return Err(invalid(format!(
+                    "{what}: a discount amount must be 0 to {MAX_UNIT_MINOR} minor units"
+                )))
             }
             _ => {}
         }
-        for (f, v) in [("valid_from", &p.valid_from), ("valid_until", &p.valid_until)] {
+        for (f, v) in [
+            ("valid_from", &p.valid_from),
+            ("valid_until", &p.valid_until),
+        ] {
             if let Some(v) = v {
                 time(&format!("{what} {f}"), v)?;
             }
@@ -542,7 +625,10 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         for c in &p.codes {
             known_creator(&c.creator, &format!("{what} code '{}'", c.code))?;
             if c.code.trim().is_empty() || c.cap == 0 || !claim_codes.insert(c.code.as_str()) {
-                return Err(invalid(format!("{what}: claim code '{}' is empty, has cap 0, or is used twice", c.code)));
+                return Err(invalid(format!(
+                    "{what}: claim code '{}' is empty, has cap 0, or is used twice",
+                    c.code
+                )));
             }
         }
     }
@@ -581,7 +667,10 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
 
 /// Checks one drop on its own: times, products, reserve. Used for
 /// manifest drops and for drops an admin creates on the box.
-pub fn validate_drop(d: &DropSpec, tier_known: impl Fn(&TierId) -> bool) -> Result<(), ManifestError> {
+pub fn validate_drop(
+    d: &DropSpec,
+    tier_known: impl Fn(&TierId) -> bool,
+) -> Result<(), ManifestError> {
     let what = format!("drop '{}'", d.id);
     if d.id.as_str().is_empty() {
         return Err(invalid("a drop id is empty"));
@@ -594,28 +683,46 @@ pub fn validate_drop(d: &DropSpec, tier_known: impl Fn(&TierId) -> bool) -> Resu
     if d.products.is_empty() {
         return Err(invalid(format!("{what} has no products")));
     }
-    unique(&format!("{what} product"), d.products.iter().map(|p| &p.sku))?;
+    unique(
+        &format!("{what} product"),
+        d.products.iter().map(|p| &p.sku),
+    )?;
     for p in &d.products {
         if p.sku.as_str().is_empty() || !(0..=MAX_UNIT_MINOR).contains(&p.price_minor) {
-            return Err(invalid(format!("{what}: product '{}' needs a SKU and a price of 0 to {MAX_UNIT_MINOR} minor units", p.sku)));
+            return Err(invalid(format!(
+                "{what}: product '{}' needs a SKU and a price of 0 to {MAX_UNIT_MINOR} minor units",
+                p.sku
+            )));
         }
         if p.quantity > MAX_STOCK {
-            return Err(invalid(format!("{what}: product '{}' quantity must be at most {MAX_STOCK}", p.sku)));
+            return Err(invalid(format!(
+                "{what}: product '{}' quantity must be at most {MAX_STOCK}",
+                p.sku
+            )));
         }
         if p.tax_rate_bp.is_some_and(|r| r > MAX_TAX_RATE_BP) {
-            return Err(invalid(format!("{what}: product '{}' tax_rate_bp must be 0 to {MAX_TAX_RATE_BP} (100 %)", p.sku)));
+            return Err(invalid(format!(
+                "{what}: product '{}' tax_rate_bp must be 0 to {MAX_TAX_RATE_BP} (100 %)",
+                p.sku
+            )));
         }
     }
     if d.per_attendee_limit == Some(0) {
-        return Err(invalid(format!("{what}: per_attendee_limit 0 would sell nothing; leave it out for no limit")));
+        return Err(invalid(format!(
+            "{what}: per_attendee_limit 0 would sell nothing; leave it out for no limit"
+        )));
     }
     if let Some(r) = &d.reserve {
         time(&format!("{what} reserve.release_at"), &r.release_at)?;
         if let Some(t) = r.tiers.iter().find(|t| !tier_known(t)) {
-            return Err(invalid(format!("{what} reserves stock for tier '{t}', which is not in tiers")));
+            return Err(invalid(format!(
+                "{what} reserves stock for tier '{t}', which is not in tiers"
+            )));
         }
         if r.tiers.is_empty() && r.members.is_empty() {
-            return Err(invalid(format!("{what}: a reserve needs tiers or members to hold stock for")));
+            return Err(invalid(format!(
+                "{what}: a reserve needs tiers or members to hold stock for"
+            )));
         }
     }
     Ok(())
@@ -632,7 +739,9 @@ pub fn accept(
     pinned: &TrustedKeys,
 ) -> Result<EventSnapshot, ManifestError> {
     let candidate = parse(bytes)?;
-    let sig_text = signature.filter(|s| !s.trim().is_empty()).ok_or(ManifestError::Unsigned)?;
+    let sig_text = signature
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(ManifestError::Unsigned)?;
     let sig = keys::signature_from_base64(sig_text).map_err(|_| ManifestError::BadSignature)?;
     let signed_by_pinned = pinned.verify_any(bytes, &sig).is_some();
     let signed_by_current = current.is_some_and(|c| c.keys.verify_any(bytes, &sig).is_some());
@@ -643,10 +752,16 @@ pub fn accept(
     }
     if let Some(c) = current {
         if c.event_id() != candidate.event_id() {
-            return Err(ManifestError::OtherEvent { have: c.event_id().clone(), got: candidate.event_id().clone() });
+            return Err(ManifestError::OtherEvent {
+                have: c.event_id().clone(),
+                got: candidate.event_id().clone(),
+            });
         }
         if candidate.manifest.version <= c.manifest.version {
-            return Err(ManifestError::NotNewer { have: c.manifest.version, got: candidate.manifest.version });
+            return Err(ManifestError::NotNewer {
+                have: c.manifest.version,
+                got: candidate.manifest.version,
+            });
         }
     }
     Ok(candidate)
@@ -686,7 +801,13 @@ pub(crate) mod tests {
     fn first_manifest_is_accepted_when_signed_by_its_own_key() {
         let k = signing_key_from_bytes([1; 32]);
         let b = bytes(&sample(&[&k], 1));
-        let snap = accept(&b, Some(&sign_detached(&k, &b)), None, &TrustedKeys::default()).unwrap();
+        let snap = accept(
+            &b,
+            Some(&sign_detached(&k, &b)),
+            None,
+            &TrustedKeys::default(),
+        )
+        .unwrap();
         assert_eq!(snap.manifest.tickets.len(), 1);
         assert!(snap.gate(&GateId::from("vip")).unwrap().reentry);
     }
@@ -698,13 +819,23 @@ pub(crate) mod tests {
         let b = bytes(&sample(&[&k], 1));
         let sig = sign_detached(&k, &b);
         let none = TrustedKeys::default();
-        assert_eq!(accept(&b, None, None, &none).unwrap_err(), ManifestError::Unsigned);
+        assert_eq!(
+            accept(&b, None, None, &none).unwrap_err(),
+            ManifestError::Unsigned
+        );
         let mut tampered = b.clone();
         let pos = tampered.windows(4).position(|w| w == b"2500").unwrap();
         tampered[pos] = b'1';
-        assert_eq!(accept(&tampered, Some(&sig), None, &none).unwrap_err(), ManifestError::BadSignature);
+        assert_eq!(
+            accept(&tampered, Some(&sig), None, &none).unwrap_err(),
+            ManifestError::BadSignature
+        );
         let pinned = TrustedKeys::new([stranger.verifying_key()]);
-        assert_eq!(accept(&b, Some(&sig), None, &pinned).unwrap_err(), ManifestError::BadSignature, "pinned key overrides first use");
+        assert_eq!(
+            accept(&b, Some(&sig), None, &pinned).unwrap_err(),
+            ManifestError::BadSignature,
+            "pinned key overrides first use"
+        );
     }
 
     #[test]
@@ -719,7 +850,10 @@ pub(crate) mod tests {
         let v2 = accept(&b2, Some(&sign_detached(&new, &b2)), Some(&current), &none).unwrap();
         // The old key is now retired: a v3 signed by it is refused.
         let b3 = bytes(&sample(&[&old], 3));
-        assert_eq!(accept(&b3, Some(&sign_detached(&old, &b3)), Some(&v2), &none).unwrap_err(), ManifestError::BadSignature);
+        assert_eq!(
+            accept(&b3, Some(&sign_detached(&old, &b3)), Some(&v2), &none).unwrap_err(),
+            ManifestError::BadSignature
+        );
         // Older or equal versions are refused.
         assert_eq!(
             accept(&b1, Some(&sign_detached(&new, &b1)), Some(&v2), &none).unwrap_err(),
@@ -728,12 +862,18 @@ pub(crate) mod tests {
         // A self-signed manifest cannot replace one from another organiser.
         let evil = signing_key_from_bytes([6; 32]);
         let b4 = bytes(&sample(&[&evil], 9));
-        assert_eq!(accept(&b4, Some(&sign_detached(&evil, &b4)), Some(&v2), &none).unwrap_err(), ManifestError::BadSignature);
+        assert_eq!(
+            accept(&b4, Some(&sign_detached(&evil, &b4)), Some(&v2), &none).unwrap_err(),
+            ManifestError::BadSignature
+        );
         // Another event is refused.
         let mut other = sample(&[&new], 5);
         other["event"]["id"] = json!("evt-other");
         let b5 = bytes(&other);
-        assert!(matches!(accept(&b5, Some(&sign_detached(&new, &b5)), Some(&v2), &none), Err(ManifestError::OtherEvent { .. })));
+        assert!(matches!(
+            accept(&b5, Some(&sign_detached(&new, &b5)), Some(&v2), &none),
+            Err(ManifestError::OtherEvent { .. })
+        ));
     }
 
     #[test]
@@ -742,18 +882,45 @@ pub(crate) mod tests {
         type Change = Box<dyn Fn(&mut serde_json::Value)>;
         let cases: Vec<(&str, Change)> = vec![
             ("schema", Box::new(|m| m["schema"] = json!(2))),
-            ("not in tiers", Box::new(|m| m["tickets"][0]["tier"] = json!("nope"))),
-            ("appears twice", Box::new(|m| m["gates"][1]["id"] = json!("main"))),
-            ("capacity 2 but 3", Box::new(|m| {
-                for i in 0..3 {
-                    m["tickets"].as_array_mut().unwrap().push(json!({"id": format!("v{i}"), "tier": "vip"}));
-                }
-            })),
-            ("RFC 3339", Box::new(|m| m["event"]["doors_at"] = json!("7pm"))),
-            ("PHC", Box::new(|m| m["staff"][0]["pin_hash"] = json!("1234"))),
-            ("expected one of `door`", Box::new(|m| m["staff"][0]["role"] = json!("boss"))),
-            ("secret", Box::new(|m| m["tickets"][0]["secret"] = json!("VB1:ABCDEFGH"))),
-            ("ISO 4217", Box::new(|m| m["event"]["currency"] = json!("euro"))),
+            (
+                "not in tiers",
+                Box::new(|m| m["tickets"][0]["tier"] = json!("nope")),
+            ),
+            (
+                "appears twice",
+                Box::new(|m| m["gates"][1]["id"] = json!("main")),
+            ),
+            (
+                "capacity 2 but 3",
+                Box::new(|m| {
+                    for i in 0..3 {
+                        m["tickets"]
+                            .as_array_mut()
+                            .unwrap()
+                            .push(json!({"id": format!("v{i}"), "tier": "vip"}));
+                    }
+                }),
+            ),
+            (
+                "RFC 3339",
+                Box::new(|m| m["event"]["doors_at"] = json!("7pm")),
+            ),
+            (
+                "PHC",
+                Box::new(|m| m["staff"][0]["pin_hash"] = json!("1234")),
+            ),
+            (
+                "expected one of `door`",
+                Box::new(|m| m["staff"][0]["role"] = json!("boss")),
+            ),
+            (
+                "secret",
+                Box::new(|m| m["tickets"][0]["secret"] = json!("VB1:ABCDEFGH")),
+            ),
+            (
+                "ISO 4217",
+                Box::new(|m| m["event"]["currency"] = json!("euro")),
+            ),
         ];
         for (expect, change) in cases {
             let mut m = sample(&[&k], 1);
@@ -782,18 +949,69 @@ pub(crate) mod tests {
         assert_eq!(snap.claim_code("C1").unwrap().0.id, ProgramId::from("p"));
         type Change = Box<dyn Fn(&mut serde_json::Value)>;
         let cases: Vec<(&str, Change)> = vec![
-            ("tier 'balcony'", Box::new(|m| m["scholarships"][0]["tier"] = json!("balcony"))),
-            ("creator 'ghost'", Box::new(|m| m["scholarships"][0]["codes"][0]["creator"] = json!("ghost"))),
-            ("used twice", Box::new(|m| m["scholarships"][0]["codes"].as_array_mut().unwrap().push(json!({"code": "C1", "creator": "cr"})))),
-            ("percent must be 0 to 100", Box::new(|m| m["scholarships"][0]["discount"]["percent"] = json!(150))),
-            ("a creator funder needs", Box::new(|m| m["scholarships"][0]["funder"]["kind"] = json!("creator"))),
-            ("closes_at must be after", Box::new(|m| m["drops"][0]["closes_at"] = json!("2026-11-27T18:00:00Z"))),
-            ("drop 'd' names creator 'x'", Box::new(|m| m["drops"][0]["creator"] = json!("x"))),
-            ("reserves stock for tier 'gold'", Box::new(|m| m["drops"][0]["reserve"]["tiers"] = json!(["gold"]))),
-            ("'TEE' appears twice", Box::new(|m| m["drops"][0]["products"].as_array_mut().unwrap().push(json!({"sku": "TEE", "name": "x", "price_minor": 1, "quantity": 1})))),
-            ("referral code 'REF'", Box::new(|m| m["creators"].as_array_mut().unwrap().push(json!({"id": "cr2", "name": "x", "referral_codes": ["REF"]})))),
-            ("per_attendee_limit 0", Box::new(|m| m["drops"][0]["per_attendee_limit"] = json!(0))),
-            ("box_keys[0]", Box::new(|m| m["box_keys"] = json!([{"public_key": "nope"}]))),
+            (
+                "tier 'balcony'",
+                Box::new(|m| m["scholarships"][0]["tier"] = json!("balcony")),
+            ),
+            (
+                "creator 'ghost'",
+                Box::new(|m| m["scholarships"][0]["codes"][0]["creator"] = json!("ghost")),
+            ),
+            (
+                "used twice",
+                Box::new(|m| {
+                    m["scholarships"][0]["codes"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"code": "C1", "creator": "cr"}))
+                }),
+            ),
+            (
+                "percent must be 0 to 100",
+                Box::new(|m| m["scholarships"][0]["discount"]["percent"] = json!(150)),
+            ),
+            (
+                "a creator funder needs",
+                Box::new(|m| m["scholarships"][0]["funder"]["kind"] = json!("creator")),
+            ),
+            (
+                "closes_at must be after",
+                Box::new(|m| m["drops"][0]["closes_at"] = json!("2026-11-27T18:00:00Z")),
+            ),
+            (
+                "drop 'd' names creator 'x'",
+                Box::new(|m| m["drops"][0]["creator"] = json!("x")),
+            ),
+            (
+                "reserves stock for tier 'gold'",
+                Box::new(|m| m["drops"][0]["reserve"]["tiers"] = json!(["gold"])),
+            ),
+            (
+                "'TEE' appears twice",
+                Box::new(|m| {
+                    m["drops"][0]["products"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"sku": "TEE", "name": "x", "price_minor": 1, "quantity": 1}))
+                }),
+            ),
+            (
+                "referral code 'REF'",
+                Box::new(|m| {
+                    m["creators"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"id": "cr2", "name": "x", "referral_codes": ["REF"]}))
+                }),
+            ),
+            (
+                "per_attendee_limit 0",
+                Box::new(|m| m["drops"][0]["per_attendee_limit"] = json!(0)),
+            ),
+            (
+                "box_keys[0]",
+                Box::new(|m| m["box_keys"] = json!([{"public_key": "nope"}])),
+            ),
         ];
         for (expect, change) in cases {
             let mut m = ok.clone();

@@ -80,14 +80,22 @@ pub fn totals(lines: &[Line], prices_include_tax: bool) -> Result<Totals, MoneyE
     let mut by_rate: BTreeMap<u32, i128> = BTreeMap::new();
     let mut priced = Vec::with_capacity(lines.len());
     for l in lines {
-        if !(0..=MAX_UNIT_MINOR).contains(&l.unit_minor) || l.qty > MAX_LINE_QTY || l.tax_rate_bp > MAX_TAX_RATE_BP {
-            return Err(MoneyError::LineOutOfRange { max_price: MAX_UNIT_MINOR, max_qty: MAX_LINE_QTY });
+        if !(0..=MAX_UNIT_MINOR).contains(&l.unit_minor)
+            || l.qty > MAX_LINE_QTY
+            || l.tax_rate_bp > MAX_TAX_RATE_BP
+        {
+            return Err(MoneyError::LineOutOfRange {
+                max_price: MAX_UNIT_MINOR,
+                max_qty: MAX_LINE_QTY,
+            });
         }
         let amount = l.unit_minor as i128 * l.qty as i128;
         *by_rate.entry(l.tax_rate_bp).or_default() += amount;
         priced.push((l, amount));
     }
-    let too_large = || MoneyError::TooLarge { limit: format!("{MAX_ORDER_MINOR} minor units") };
+    let too_large = || MoneyError::TooLarge {
+        limit: format!("{MAX_ORDER_MINOR} minor units"),
+    };
     let mut taxes = Vec::new();
     let (mut tax_minor, mut net_minor) = (0i128, 0i128);
     for (&rate, &amount) in &by_rate {
@@ -103,7 +111,11 @@ pub fn totals(lines: &[Line], prices_include_tax: bool) -> Result<Totals, MoneyE
         }
         tax_minor += tax;
         net_minor += net;
-        taxes.push(TaxLine { rate_bp: rate, net_minor: net as i64, tax_minor: tax as i64 });
+        taxes.push(TaxLine {
+            rate_bp: rate,
+            net_minor: net as i64,
+            tax_minor: tax as i64,
+        });
     }
     if net_minor + tax_minor > MAX_ORDER_MINOR as i128 {
         return Err(too_large());
@@ -113,11 +125,24 @@ pub fn totals(lines: &[Line], prices_include_tax: bool) -> Result<Totals, MoneyE
         .map(|(l, amount)| {
             // Shown per line: tax-inclusive amount (exact when prices include
             // tax; per-line rounding for display only otherwise).
-            let gross = if prices_include_tax { amount } else { amount + div_round_half_up(amount * l.tax_rate_bp as i128, 10_000) };
-            PricedLine { line: l.clone(), gross_minor: gross as i64 }
+            let gross = if prices_include_tax {
+                amount
+            } else {
+                amount + div_round_half_up(amount * l.tax_rate_bp as i128, 10_000)
+            };
+            PricedLine {
+                line: l.clone(),
+                gross_minor: gross as i64,
+            }
         })
         .collect();
-    Ok(Totals { lines, net_minor: net_minor as i64, taxes, tax_minor: tax_minor as i64, total_minor: (net_minor + tax_minor) as i64 })
+    Ok(Totals {
+        lines,
+        net_minor: net_minor as i64,
+        taxes,
+        tax_minor: tax_minor as i64,
+        total_minor: (net_minor + tax_minor) as i64,
+    })
 }
 
 /// How an order was paid.
@@ -147,7 +172,9 @@ impl Tender {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TenderError {
-    #[error("cash given ({given}) is less than the total ({total}): take more cash, or pay by card")]
+    #[error(
+        "cash given ({given}) is less than the total ({total}): take more cash, or pay by card"
+    )]
     NotEnoughCash { given: String, total: String },
     #[error("a card payment needs the terminal's slip reference")]
     MissingReference,
@@ -163,17 +190,24 @@ pub enum TenderError {
 pub fn settle(total_minor: i64, tender: &Tender, currency: &str) -> Result<i64, TenderError> {
     match tender {
         Tender::NoCharge if total_minor == 0 => Ok(0),
-        Tender::NoCharge => Err(TenderError::SomethingDue(format_money(total_minor, currency))),
+        Tender::NoCharge => Err(TenderError::SomethingDue(format_money(
+            total_minor,
+            currency,
+        ))),
         _ if total_minor == 0 => Err(TenderError::NothingDue),
-        Tender::Cash { given_minor } if !(0..=MAX_ORDER_MINOR).contains(given_minor) => {
-            Err(TenderError::CashOutOfRange(format_money(MAX_ORDER_MINOR, currency)))
+        Tender::Cash { given_minor } if !(0..=MAX_ORDER_MINOR).contains(given_minor) => Err(
+            TenderError::CashOutOfRange(format_money(MAX_ORDER_MINOR, currency)),
+        ),
+        Tender::Cash { given_minor } if *given_minor < total_minor => {
+            Err(TenderError::NotEnoughCash {
+                given: format_money(*given_minor, currency),
+                total: format_money(total_minor, currency),
+            })
         }
-        Tender::Cash { given_minor } if *given_minor < total_minor => Err(TenderError::NotEnoughCash {
-            given: format_money(*given_minor, currency),
-            total: format_money(total_minor, currency),
-        }),
         Tender::Cash { given_minor } => Ok(given_minor - total_minor),
-        Tender::Card { reference } if reference.trim().is_empty() => Err(TenderError::MissingReference),
+        Tender::Card { reference } if reference.trim().is_empty() => {
+            Err(TenderError::MissingReference)
+        }
         Tender::Card { .. } | Tender::Comp { .. } => Ok(0),
     }
 }
@@ -196,7 +230,12 @@ pub fn format_money(minor: i64, currency: &str) -> String {
         return format!("{sign}{abs} {currency}");
     }
     let unit = 10u64.pow(digits);
-    format!("{sign}{}.{:0width$} {currency}", abs / unit, abs % unit, width = digits as usize)
+    format!(
+        "{sign}{}.{:0width$} {currency}",
+        abs / unit,
+        abs % unit,
+        width = digits as usize
+    )
 }
 
 #[cfg(test)]
@@ -204,7 +243,15 @@ mod tests {
     use super::*;
 
     fn line(unit: i64, qty: u32, rate: u32) -> Line {
-        Line { item: "x".into(), name: "x".into(), variant: None, qty, unit_minor: unit, list_unit_minor: None, tax_rate_bp: rate }
+        Line {
+            item: "x".into(),
+            name: "x".into(),
+            variant: None,
+            qty,
+            unit_minor: unit,
+            list_unit_minor: None,
+            tax_rate_bp: rate,
+        }
     }
 
     #[test]
@@ -217,12 +264,22 @@ mod tests {
             // Three items at 19 % inclusive: tax is rounded once for the rate.
             (vec![line(333, 3, 1900)], true, 839, 160, 999),
             // Two rates, each its own tax line.
-            (vec![line(1070, 1, 700), line(1190, 2, 1900)], true, 1000 + 2000, 70 + 380, 3450),
+            (
+                vec![line(1070, 1, 700), line(1190, 2, 1900)],
+                true,
+                1000 + 2000,
+                70 + 380,
+                3450,
+            ),
             (vec![], true, 0, 0, 0),
         ];
         for (lines, inclusive, net, tax, total) in cases {
             let t = totals(&lines, inclusive).unwrap();
-            assert_eq!((t.net_minor, t.tax_minor, t.total_minor), (net, tax, total), "{lines:?} inclusive={inclusive}");
+            assert_eq!(
+                (t.net_minor, t.tax_minor, t.total_minor),
+                (net, tax, total),
+                "{lines:?} inclusive={inclusive}"
+            );
             assert_eq!(t.net_minor + t.tax_minor, t.total_minor);
         }
     }
@@ -230,12 +287,27 @@ mod tests {
     #[test]
     fn totals_refuse_what_would_overflow_instead_of_wrapping() {
         let huge = line(MAX_UNIT_MINOR, MAX_LINE_QTY, MAX_TAX_RATE_BP);
-        assert!(matches!(totals(&vec![huge.clone(); 3], false), Err(MoneyError::TooLarge { .. })));
-        assert!(matches!(totals(&[line(1 << 62, 2, 0)], true), Err(MoneyError::LineOutOfRange { .. })));
-        assert!(matches!(totals(&[line(-5, 1, 0)], true), Err(MoneyError::LineOutOfRange { .. })));
-        assert!(matches!(totals(&[line(100, 1, 1 << 31)], true), Err(MoneyError::LineOutOfRange { .. })));
+        assert!(matches!(
+            totals(&vec![huge.clone(); 3], false),
+            Err(MoneyError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            totals(&[line(1 << 62, 2, 0)], true),
+            Err(MoneyError::LineOutOfRange { .. })
+        ));
+        assert!(matches!(
+            totals(&[line(-5, 1, 0)], true),
+            Err(MoneyError::LineOutOfRange { .. })
+        ));
+        assert!(matches!(
+            totals(&[line(100, 1, 1 << 31)], true),
+            Err(MoneyError::LineOutOfRange { .. })
+        ));
         let t = totals(&[line(MAX_UNIT_MINOR, MAX_LINE_QTY, 0)], true).unwrap();
-        assert_eq!(t.total_minor, MAX_ORDER_MINOR, "the largest line is exactly the largest order");
+        assert_eq!(
+            t.total_minor, MAX_ORDER_MINOR,
+            "the largest line is exactly the largest order"
+        );
     }
 
     #[test]
@@ -245,14 +317,42 @@ mod tests {
             (2500, Cash { given_minor: 3000 }, Ok(500)),
             (2500, Cash { given_minor: 2500 }, Ok(0)),
             (2500, Cash { given_minor: 2000 }, Err("less than the total")),
-            (2500, Card { reference: "T-8812".into() }, Ok(0)),
-            (2500, Card { reference: " ".into() }, Err("slip reference")),
-            (2500, Comp { approved_by: "Sam".into() }, Ok(0)),
+            (
+                2500,
+                Card {
+                    reference: "T-8812".into(),
+                },
+                Ok(0),
+            ),
+            (
+                2500,
+                Card {
+                    reference: " ".into(),
+                },
+                Err("slip reference"),
+            ),
+            (
+                2500,
+                Comp {
+                    approved_by: "Sam".into(),
+                },
+                Ok(0),
+            ),
             (2500, NoCharge, Err("choose cash")),
             (0, NoCharge, Ok(0)),
             (0, Cash { given_minor: 100 }, Err("no tender is needed")),
-            (2500, Cash { given_minor: i64::MAX }, Err("cash given must be 0 to")),
-            (2500, Cash { given_minor: -1 }, Err("cash given must be 0 to")),
+            (
+                2500,
+                Cash {
+                    given_minor: i64::MAX,
+                },
+                Err("cash given must be 0 to"),
+            ),
+            (
+                2500,
+                Cash { given_minor: -1 },
+                Err("cash given must be 0 to"),
+            ),
         ];
         for (total, tender, want) in cases {
             match (settle(total, &tender, "EUR"), want) {

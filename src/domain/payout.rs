@@ -59,7 +59,10 @@ impl Totals {
     /// These figures with `payout_minor` set by `rules`.
     pub fn priced(self, rules: &PayoutRules) -> Totals {
         let tickets = self.referral_tickets.clone() + self.scholarship_tickets.clone();
-        Totals { payout_minor: payout(rules, &tickets, &self.drops), ..self }
+        Totals {
+            payout_minor: payout(rules, &tickets, &self.drops),
+            ..self
+        }
     }
 }
 
@@ -70,7 +73,8 @@ pub fn share(amount_minor: i64, bp: u32) -> i64 {
 
 /// The creator's share: ticket rule on ticket net, drop rule on drop net.
 pub fn payout(rules: &PayoutRules, tickets: &Sales, drops: &Sales) -> i64 {
-    share(tickets.net_minor(), rules.ticket_share_bp) + share(drops.net_minor(), rules.drop_share_bp)
+    share(tickets.net_minor(), rules.ticket_share_bp)
+        + share(drops.net_minor(), rules.drop_share_bp)
 }
 
 #[cfg(test)]
@@ -79,13 +83,27 @@ mod tests {
 
     #[test]
     fn net_and_share_table() {
-        let s = Sales { orders: 3, gross_minor: 11_900, tax_minor: 1_900, refunded_minor: 1_190, refunded_tax_minor: 190 };
+        let s = Sales {
+            orders: 3,
+            gross_minor: 11_900,
+            tax_minor: 1_900,
+            refunded_minor: 1_190,
+            refunded_tax_minor: 190,
+        };
         assert_eq!(s.net_minor(), 10_000 - 1_000);
         assert_eq!(share(9_000, 1_000), 900);
         assert_eq!(share(999, 1_500), 149, "rounded down");
         assert_eq!(share(-50, 1_000), 0, "no negative payouts");
-        let rules = PayoutRules { ticket_share_bp: 1_000, drop_share_bp: 2_000 };
-        let drops = Sales { orders: 1, gross_minor: 5_950, tax_minor: 950, ..Default::default() };
+        let rules = PayoutRules {
+            ticket_share_bp: 1_000,
+            drop_share_bp: 2_000,
+        };
+        let drops = Sales {
+            orders: 1,
+            gross_minor: 5_950,
+            tax_minor: 950,
+            ..Default::default()
+        };
         assert_eq!(payout(&rules, &s, &drops), 900 + 1_000);
     }
 }

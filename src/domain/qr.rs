@@ -29,10 +29,17 @@ pub fn version_for(text: &str) -> Result<i16, QrError> {
 /// Unicode half blocks, light on dark as terminals usually are inverted
 /// for scanning, with the quiet zone phones need.
 pub fn terminal(text: &str) -> Result<String, QrError> {
-    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L).map_err(|e| QrError::TooLong(e.to_string()))?;
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L)
+        .map_err(|e| QrError::TooLong(e.to_string()))?;
     let n = code.width();
     let colors = code.to_colors();
-    let dark = |x: isize, y: isize| x >= 0 && y >= 0 && (x as usize) < n && (y as usize) < n && colors[y as usize * n + x as usize] == Color::Dark;
+    let dark = |x: isize, y: isize| {
+        x >= 0
+            && y >= 0
+            && (x as usize) < n
+            && (y as usize) < n
+            && colors[y as usize * n + x as usize] == Color::Dark
+    };
     let q = 2isize;
     let mut out = String::new();
     let mut y = -q;

@@ -62,7 +62,13 @@ pub struct ProofClaim {
     pub created_at: String,
 }
 
-pub fn proof_code(order_id: &str, total_minor: i64, currency: &str, created_at: Millis, key: &SigningKey) -> String {
+pub fn proof_code(
+    order_id: &str,
+    total_minor: i64,
+    currency: &str,
+    created_at: Millis,
+    key: &SigningKey,
+) -> String {
     let id = order_id.as_bytes();
     let mut b = Vec::with_capacity(20 + id.len());
     b.push(1);
@@ -98,7 +104,12 @@ pub fn verify_proof(code: &str, keys: &TrustedKeys) -> Option<ProofClaim> {
     let total_minor = i64::from_be_bytes(rest[..8].try_into().ok()?);
     let currency = String::from_utf8(rest[8..11].to_vec()).ok()?;
     let secs = u32::from_be_bytes(rest[11..15].try_into().ok()?);
-    Some(ProofClaim { order_id, total_minor, currency, created_at: format_rfc3339(secs as Millis * 1000) })
+    Some(ProofClaim {
+        order_id,
+        total_minor,
+        currency,
+        created_at: format_rfc3339(secs as Millis * 1000),
+    })
 }
 
 /// The receipt as monospaced text, `width` characters wide (32 for 58 mm
@@ -133,7 +144,11 @@ pub fn render_text(r: &Receipt, width: usize) -> String {
             Some(v) => format!("{} ({v})", l.line.name),
             None => l.line.name.clone(),
         };
-        row(&format!("{} x {name}", l.line.qty), &money(l.gross_minor), &mut out);
+        row(
+            &format!("{} x {name}", l.line.qty),
+            &money(l.gross_minor),
+            &mut out,
+        );
         if let Some(list) = l.line.list_unit_minor {
             row(&format!("  list price {}", money(list)), "", &mut out);
         }
@@ -143,7 +158,11 @@ pub fn render_text(r: &Receipt, width: usize) -> String {
     for t in &r.taxes {
         if t.rate_bp > 0 {
             let pct = format!("{}.{:02}%", t.rate_bp / 100, t.rate_bp % 100);
-            let label = if r.prices_include_tax { format!("incl. tax {pct}") } else { format!("tax {pct}") };
+            let label = if r.prices_include_tax {
+                format!("incl. tax {pct}")
+            } else {
+                format!("tax {pct}")
+            };
             row(&label, &money(t.tax_minor), &mut out);
         }
     }
@@ -208,8 +227,19 @@ pub(crate) mod tests {
         let code = proof_code("O-ab12cd-42", 3450, "EUR", 1_800_000_000_000, &key);
         let keys = TrustedKeys::new([key.verifying_key()]);
         let claim = verify_proof(&code, &keys).unwrap();
-        assert_eq!((claim.order_id.as_str(), claim.total_minor, claim.currency.as_str()), ("O-ab12cd-42", 3450, "EUR"));
-        assert!(verify_proof(&code, &TrustedKeys::new([signing_key_from_bytes([5; 32]).verifying_key()])).is_none());
+        assert_eq!(
+            (
+                claim.order_id.as_str(),
+                claim.total_minor,
+                claim.currency.as_str()
+            ),
+            ("O-ab12cd-42", 3450, "EUR")
+        );
+        assert!(verify_proof(
+            &code,
+            &TrustedKeys::new([signing_key_from_bytes([5; 32]).verifying_key()])
+        )
+        .is_none());
         let mut bad = code.into_bytes();
         let i = bad.len() - 70;
         bad[i] = if bad[i] == b'0' { b'1' } else { b'0' };
@@ -243,7 +273,10 @@ pub(crate) mod tests {
             prices_include_tax: true,
             tender: Tender::Cash { given_minor: 5000 },
             change_minor: 5000 - 2380,
-            attribution: Some(Attribution { creator_id: "cr".into(), creator_name: "Mara".into() }),
+            attribution: Some(Attribution {
+                creator_id: "cr".into(),
+                creator_name: "Mara".into(),
+            }),
             sponsored_by: None,
             tickets: vec![],
             proof: proof_code("O-1", 2380, "EUR", 0, &signing_key_from_bytes([4; 32])),
@@ -254,7 +287,16 @@ pub(crate) mod tests {
     fn text_receipt_shows_lines_tax_total_change_and_proof_within_width() {
         let r = sample();
         let text = render_text(&r, 32);
-        for want in ["2 x Tour tee (M)", "23.80 EUR", "incl. tax 19.00%", "3.80 EUR", "Change", "26.20 EUR", "Mara", "VBP1:"] {
+        for want in [
+            "2 x Tour tee (M)",
+            "23.80 EUR",
+            "incl. tax 19.00%",
+            "3.80 EUR",
+            "Change",
+            "26.20 EUR",
+            "Mara",
+            "VBP1:",
+        ] {
             assert!(text.contains(want), "missing {want}:\n{text}");
         }
         assert!(text.lines().all(|l| l.chars().count() <= 32), "{text}");

@@ -19,7 +19,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Door, Role::Merch, Role::Capture, Role::Supervisor, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Door,
+        Role::Merch,
+        Role::Capture,
+        Role::Supervisor,
+        Role::Admin,
+    ];
 
     /// Whether someone signed in with `self` may do what needs `required`.
     pub fn allows(self, required: Role) -> bool {
@@ -53,7 +59,9 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role '{s}': use one of door, merch, capture, supervisor, admin"))
+            .ok_or_else(|| {
+                format!("unknown role '{s}': use one of door, merch, capture, supervisor, admin")
+            })
     }
 }
 
@@ -95,4 +103,3 @@ mod tests {
         assert!("boss".parse::<Role>().unwrap_err().contains("door, merch"));
     }
 }
-

@@ -17,12 +17,16 @@ pub struct MediaFiles {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), MediaError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir.display()))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir.display()))
 }
 
 impl MediaFiles {
     pub fn open(data_dir: &Path) -> Result<MediaFiles, MediaError> {
-        let m = MediaFiles { root: data_dir.to_path_buf() };
+        let m = MediaFiles {
+            root: data_dir.to_path_buf(),
+        };
         for d in ["uploads", "captures", "thumbs"] {
             let p = m.root.join(d);
             std::fs::create_dir_all(&p).map_err(io_err(p.display()))?;
@@ -35,17 +39,25 @@ impl MediaFiles {
     }
 
     pub fn capture(&self, sha256: &str) -> PathBuf {
-        self.root.join("captures").join(&sha256[..2]).join(&sha256[2..])
+        self.root
+            .join("captures")
+            .join(&sha256[..2])
+            .join(&sha256[2..])
     }
 
     pub fn thumbnail(&self, sha256: &str) -> PathBuf {
-        self.root.join("thumbs").join(&sha256[..2]).join(format!("{}.jpg", &sha256[2..]))
+        self.root
+            .join("thumbs")
+            .join(&sha256[..2])
+            .join(format!("{}.jpg", &sha256[2..]))
     }
 
     /// Makes the empty part file of a new upload, durably.
     pub fn create_part(&self, upload: &str) -> Result<(), MediaError> {
         let p = self.part(upload);
-        File::create(&p).and_then(|f| f.sync_all()).map_err(io_err(p.display()))?;
+        File::create(&p)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(p.display()))?;
         sync_dir(&self.root.join("uploads"))
     }
 
@@ -53,16 +65,23 @@ impl MediaFiles {
     /// (bytes a crash left behind that were never acknowledged).
     pub fn open_part_at(&self, upload: &str, offset: u64) -> Result<File, MediaError> {
         let p = self.part(upload);
-        let f = OpenOptions::new().write(true).open(&p).map_err(io_err(p.display()))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .map_err(io_err(p.display()))?;
         let len = f.metadata().map_err(io_err(p.display()))?.len();
         if len < offset {
-            return Err(MediaError::Io(format!("{} has {len} bytes but {offset} were acknowledged: the disk lost data", p.display())));
+            return Err(MediaError::Io(format!(
+                "{} has {len} bytes but {offset} were acknowledged: the disk lost data",
+                p.display()
+            )));
         }
         if len > offset {
             f.set_len(offset).map_err(io_err(p.display()))?;
         }
         let mut f = f;
-        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset)).map_err(io_err(p.display()))?;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset))
+            .map_err(io_err(p.display()))?;
         Ok(f)
     }
 
@@ -106,12 +125,17 @@ impl MediaFiles {
     pub fn free_bytes(&self) -> Result<u64, MediaError> {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
-        let path = CString::new(self.root.as_os_str().as_bytes()).map_err(|_| MediaError::Io("data directory path has a NUL byte".into()))?;
+        let path = CString::new(self.root.as_os_str().as_bytes())
+            .map_err(|_| MediaError::Io("data directory path has a NUL byte".into()))?;
         // SAFETY: `path` is a valid C string and `st` a properly sized out-parameter.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
         let rc = unsafe { libc::statvfs(path.as_ptr(), &mut st) };
         if rc != 0 {
-            return Err(MediaError::Io(format!("statvfs {}: {}", self.root.display(), std::io::Error::last_os_error())));
+            return Err(MediaError::Io(format!(
+                "statvfs {}: {}",
+                self.root.display(),
+                std::io::Error::last_os_error()
+            )));
         }
         Ok(st.f_bavail as u64 * st.f_frsize as u64)
     }
@@ -137,13 +161,23 @@ mod tests {
         drop(f);
         let f = m.open_part_at("u1", 5).unwrap();
         drop(f);
-        assert_eq!(std::fs::read(m.part("u1")).unwrap(), b"hello", "appends at the offset, and a resume cuts back");
-        assert!(m.open_part_at("u1", 9).is_err(), "cannot resume beyond what the disk has");
+        assert_eq!(
+            std::fs::read(m.part("u1")).unwrap(),
+            b"hello",
+            "appends at the offset, and a resume cuts back"
+        );
+        assert!(
+            m.open_part_at("u1", 9).is_err(),
+            "cannot resume beyond what the disk has"
+        );
         let sha = "ab".repeat(32);
         assert!(m.store_capture("u1", &sha).unwrap());
         assert_eq!(std::fs::read(m.capture(&sha)).unwrap(), b"hello");
         m.create_part("u2").unwrap();
-        assert!(!m.store_capture("u2", &sha).unwrap(), "same bytes are stored once");
+        assert!(
+            !m.store_capture("u2", &sha).unwrap(),
+            "same bytes are stored once"
+        );
         assert!(!m.part("u2").exists());
         assert!(m.free_bytes().unwrap() > 0);
     }

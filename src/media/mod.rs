@@ -81,8 +81,14 @@ where
     let job: Job = Box::new(move || {
         let _ = tx.send(f());
     });
-    bulk_lane().lock().expect("bulk lane").jobs.send(job).map_err(|_| MediaError::Io("upload I/O threads stopped".into()))?;
-    rx.await.map_err(|_| MediaError::Io("upload I/O thread failed".into()))
+    bulk_lane()
+        .lock()
+        .expect("bulk lane")
+        .jobs
+        .send(job)
+        .map_err(|_| MediaError::Io("upload I/O threads stopped".into()))?;
+    rx.await
+        .map_err(|_| MediaError::Io("upload I/O thread failed".into()))
 }
 
 /// Asks the kernel to start writing `file`'s dirty pages back now, without

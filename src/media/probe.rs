@@ -29,7 +29,12 @@ pub const PROBE_BYTES: u64 = 1 << 20;
 pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     let head = read_prefix(path, PROBE_BYTES)?;
     let media = sniff(&head[..head.len().min(SNIFF_LEN)]).ok_or(MediaError::Unsupported)?;
-    let mut p = Probe { media, width: None, height: None, captured_at: None };
+    let mut p = Probe {
+        media,
+        width: None,
+        height: None,
+        captured_at: None,
+    };
     match media {
         MediaType::Jpeg | MediaType::Png | MediaType::Webp => {
             if let Some((w, h)) = image_dimensions(media, &head) {
@@ -59,8 +64,11 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
 /// The first `limit` bytes of a file (fewer if it is shorter).
 pub fn read_prefix(path: &Path, limit: u64) -> Result<Vec<u8>, MediaError> {
     let f = File::open(path).map_err(io_err(path.display()))?;
-    let mut head = Vec::with_capacity(limit.min(f.metadata().map(|m| m.len()).unwrap_or(limit)) as usize);
-    f.take(limit).read_to_end(&mut head).map_err(io_err(path.display()))?;
+    let mut head =
+        Vec::with_capacity(limit.min(f.metadata().map(|m| m.len()).unwrap_or(limit)) as usize);
+    f.take(limit)
+        .read_to_end(&mut head)
+        .map_err(io_err(path.display()))?;
     Ok(head)
 }
 
@@ -72,13 +80,15 @@ pub fn image_dimensions(media: MediaType, head: &[u8]) -> Option<(u32, u32)> {
             d.read_info().ok()?;
             // A frame header with a precision jpeg-decoder cannot describe
             // panics in `info`; such a file simply has no dimensions.
-            let info = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.info())).ok()??;
+            let info =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.info())).ok()??;
             Some((info.width as u32, info.height as u32))
         }
         // PNG: the IHDR chunk always comes first.
-        MediaType::Png if head.len() >= 24 && &head[12..16] == b"IHDR" => {
-            Some((u32::from_be_bytes(head[16..20].try_into().ok()?), u32::from_be_bytes(head[20..24].try_into().ok()?)))
-        }
+        MediaType::Png if head.len() >= 24 && &head[12..16] == b"IHDR" => Some((
+            u32::from_be_bytes(head[16..20].try_into().ok()?),
+            u32::from_be_bytes(head[20..24].try_into().ok()?),
+        )),
         MediaType::Webp => webp_dimensions(head),
         _ => None,
     }
@@ -97,7 +107,10 @@ fn webp_dimensions(h: &[u8]) -> Option<(u32, u32)> {
         }
         b"VP8 " => {
             let b = h.get(26..30)?;
-            Some((u16::from_le_bytes([b[0], b[1]]) as u32 & 0x3FFF, u16::from_le_bytes([b[2], b[3]]) as u32 & 0x3FFF))
+            Some((
+                u16::from_le_bytes([b[0], b[1]]) as u32 & 0x3FFF,
+                u16::from_le_bytes([b[2], b[3]]) as u32 & 0x3FFF,
+            ))
         }
         _ => None,
     }
@@ -105,21 +118,32 @@ fn webp_dimensions(h: &[u8]) -> Option<(u32, u32)> {
 
 /// The EXIF block of a photo, parsed from its first bytes.
 fn exif_of(head: &[u8]) -> Option<exif::Exif> {
-    exif::Reader::new().read_from_container(&mut std::io::Cursor::new(head)).ok()
+    exif::Reader::new()
+        .read_from_container(&mut std::io::Cursor::new(head))
+        .ok()
 }
 
 /// The JPEG thumbnail a camera embedded in its EXIF (IFD1), if any.
 pub fn exif_thumbnail(head: &[u8]) -> Option<Vec<u8>> {
     let e = exif_of(head)?;
-    let at = e.get_field(exif::Tag::JPEGInterchangeFormat, exif::In::THUMBNAIL)?.value.get_uint(0)? as usize;
-    let len = e.get_field(exif::Tag::JPEGInterchangeFormatLength, exif::In::THUMBNAIL)?.value.get_uint(0)? as usize;
+    let at = e
+        .get_field(exif::Tag::JPEGInterchangeFormat, exif::In::THUMBNAIL)?
+        .value
+        .get_uint(0)? as usize;
+    let len = e
+        .get_field(exif::Tag::JPEGInterchangeFormatLength, exif::In::THUMBNAIL)?
+        .value
+        .get_uint(0)? as usize;
     e.buf().get(at..at.checked_add(len)?).map(<[u8]>::to_vec)
 }
 
 /// EXIF orientation (1–8), 1 when absent.
 pub fn exif_orientation(head: &[u8]) -> u32 {
     exif_of(head)
-        .and_then(|e| e.get_field(exif::Tag::Orientation, exif::In::PRIMARY).and_then(|f| f.value.get_uint(0)))
+        .and_then(|e| {
+            e.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
+                .and_then(|f| f.value.get_uint(0))
+        })
         .filter(|o| (1..=8).contains(o))
         .unwrap_or(1)
 }
@@ -141,17 +165,33 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// upload row) is there to cross-check.
 fn exif_time(head: &[u8]) -> Option<Millis> {
     let exif = exif_of(head)?;
-    let field = exif.get_field(exif::Tag::DateTimeOriginal, exif::In::PRIMARY).or_else(|| exif.get_field(exif::Tag::DateTime, exif::In::PRIMARY))?;
-    let exif::Value::Ascii(ref v) = field.value else { return None };
+    let field = exif
+        .get_field(exif::Tag::DateTimeOriginal, exif::In::PRIMARY)
+        .or_else(|| exif.get_field(exif::Tag::DateTime, exif::In::PRIMARY))?;
+    let exif::Value::Ascii(ref v) = field.value else {
+        return None;
+    };
     let dt = exif::DateTime::from_ascii(v.first()?).ok()?;
     let offset = exif
         .get_field(exif::Tag::OffsetTimeOriginal, exif::In::PRIMARY)
         .and_then(|f| match &f.value {
-            exif::Value::Ascii(v) => v.first().and_then(|s| std::str::from_utf8(s).ok()).map(str::to_string),
+            exif::Value::Ascii(v) => v
+                .first()
+                .and_then(|s| std::str::from_utf8(s).ok())
+                .map(str::to_string),
             _ => None,
         })
         .unwrap_or_else(|| "Z".into());
-    let text = format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}", dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, if offset == "Z" { "Z" } else { &offset });
+    let text = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}",
+        dt.year,
+        dt.month,
+        dt.day,
+        dt.hour,
+        dt.minute,
+        dt.second,
+        if offset == "Z" { "Z" } else { &offset }
+    );
     crate::domain::time::parse_rfc3339(&text).ok()
 }
 
@@ -201,7 +241,11 @@ fn movie_header(f: &mut File) -> Option<MovieHeader> {
         f.seek(SeekFrom::Start(mvhd)).ok()?;
         let mut b = [0u8; 12];
         f.read_exact(&mut b).ok()?;
-        let secs = if b[0] == 1 { u64::from_be_bytes(b[4..12].try_into().ok()?) } else { u32::from_be_bytes(b[4..8].try_into().ok()?) as u64 };
+        let secs = if b[0] == 1 {
+            u64::from_be_bytes(b[4..12].try_into().ok()?)
+        } else {
+            u32::from_be_bytes(b[4..8].try_into().ok()?) as u64
+        };
         const FROM_1904: u64 = 2_082_844_800;
         if secs > FROM_1904 {
             time = Some(((secs - FROM_1904) * 1000) as Millis);
@@ -215,7 +259,10 @@ fn movie_header(f: &mut File) -> Option<MovieHeader> {
                 f.seek(SeekFrom::Start(tkhd + tkhd_len - 8)).ok()?;
                 let mut b = [0u8; 8];
                 f.read_exact(&mut b).ok()?;
-                let (w, h) = (u32::from_be_bytes(b[..4].try_into().ok()?) >> 16, u32::from_be_bytes(b[4..].try_into().ok()?) >> 16);
+                let (w, h) = (
+                    u32::from_be_bytes(b[..4].try_into().ok()?) >> 16,
+                    u32::from_be_bytes(b[4..].try_into().ok()?) >> 16,
+                );
                 if w > 0 && h > 0 {
                     dims = Some((w, h));
                     break;
@@ -234,7 +281,10 @@ fn heic_dimensions(f: &mut File) -> Option<(u32, u32)> {
     let n = read_up_to(f, &mut buf).ok()?;
     let at = buf[..n].windows(4).position(|w| w == b"ispe")?;
     let b = buf.get(at + 8..at + 16)?;
-    Some((u32::from_be_bytes(b[..4].try_into().ok()?), u32::from_be_bytes(b[4..].try_into().ok()?)))
+    Some((
+        u32::from_be_bytes(b[..4].try_into().ok()?),
+        u32::from_be_bytes(b[4..].try_into().ok()?),
+    ))
 }
 
 #[cfg(test)]
@@ -257,7 +307,12 @@ pub(crate) mod tests {
         tkhd.extend_from_slice(&(h << 16).to_be_bytes());
         let trak = bx(b"trak", &bx(b"tkhd", &tkhd));
         let moov = bx(b"moov", &[bx(b"mvhd", &mvhd), trak].concat());
-        [bx(b"ftyp", b"isom\0\0\x02\0isomiso2"), bx(b"mdat", &[7u8; 64]), moov].concat()
+        [
+            bx(b"ftyp", b"isom\0\0\x02\0isomiso2"),
+            bx(b"mdat", &[7u8; 64]),
+            moov,
+        ]
+        .concat()
     }
 
     #[test]
@@ -276,7 +331,11 @@ pub(crate) mod tests {
         let img = image::RgbImage::from_pixel(30, 20, image::Rgb([1, 2, 3]));
         let owned: Vec<exif::Field> = fields
             .iter()
-            .map(|(tag, v)| exif::Field { tag: *tag, ifd_num: exif::In::PRIMARY, value: exif::Value::Ascii(vec![v.as_bytes().to_vec()]) })
+            .map(|(tag, v)| exif::Field {
+                tag: *tag,
+                ifd_num: exif::In::PRIMARY,
+                value: exif::Value::Ascii(vec![v.as_bytes().to_vec()]),
+            })
             .collect();
         jpeg_with_fields(&img, &owned)
     }
@@ -288,13 +347,19 @@ pub(crate) mod tests {
 
     /// `img` as a JPEG whose EXIF embeds `thumb` (a JPEG) as cameras do.
     pub(crate) fn jpeg_with_thumbnail(img: &image::RgbImage, thumb: &[u8]) -> Vec<u8> {
-        let f = exif::Field { tag: exif::Tag::Orientation, ifd_num: exif::In::PRIMARY, value: exif::Value::Short(vec![1]) };
+        let f = exif::Field {
+            tag: exif::Tag::Orientation,
+            ifd_num: exif::In::PRIMARY,
+            value: exif::Value::Short(vec![1]),
+        };
         exif_jpeg(img, &[f], Some(thumb))
     }
 
     fn exif_jpeg(img: &image::RgbImage, fields: &[exif::Field], thumb: Option<&[u8]>) -> Vec<u8> {
         let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(img).unwrap();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode_image(img)
+            .unwrap();
         let mut w = exif::experimental::Writer::new();
         for f in fields {
             w.push_field(f);
@@ -319,14 +384,25 @@ pub(crate) mod tests {
         let img = image::RgbImage::from_pixel(64, 48, image::Rgb([9, 9, 9]));
         let big = "x".repeat(60_000);
         let fields = [
-            exif::Field { tag: exif::Tag::ImageDescription, ifd_num: exif::In::PRIMARY, value: exif::Value::Ascii(vec![big.into_bytes()]) },
-            exif::Field { tag: exif::Tag::DateTime, ifd_num: exif::In::PRIMARY, value: exif::Value::Ascii(vec![b"2026:11:27 21:30:00".to_vec()]) },
+            exif::Field {
+                tag: exif::Tag::ImageDescription,
+                ifd_num: exif::In::PRIMARY,
+                value: exif::Value::Ascii(vec![big.into_bytes()]),
+            },
+            exif::Field {
+                tag: exif::Tag::DateTime,
+                ifd_num: exif::In::PRIMARY,
+                value: exif::Value::Ascii(vec![b"2026:11:27 21:30:00".to_vec()]),
+            },
         ];
         let path = dir.path().join("big-exif.jpg");
         std::fs::write(&path, jpeg_with_fields(&img, &fields)).unwrap();
         let p = probe(&path).unwrap();
         assert_eq!((p.width, p.height), (Some(64), Some(48)));
-        assert_eq!(p.captured_at, Some(crate::domain::time::parse_rfc3339("2026-11-27T21:30:00Z").unwrap()));
+        assert_eq!(
+            p.captured_at,
+            Some(crate::domain::time::parse_rfc3339("2026-11-27T21:30:00Z").unwrap())
+        );
         let whole = std::fs::read(&path).unwrap();
         let cut = dir.path().join("cut.jpg");
         std::fs::write(&cut, &whole[..whole.len() - 300]).unwrap();
@@ -341,14 +417,27 @@ pub(crate) mod tests {
     fn the_capture_time_comes_from_exif_with_its_offset_when_given() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
-            (vec![(exif::Tag::DateTimeOriginal, "2026:11:27 21:30:00"), (exif::Tag::OffsetTimeOriginal, "+01:00")], "2026-11-27T20:30:00Z"),
-            (vec![(exif::Tag::DateTimeOriginal, "2026:11:27 21:30:00")], "2026-11-27T21:30:00Z"),
+            (
+                vec![
+                    (exif::Tag::DateTimeOriginal, "2026:11:27 21:30:00"),
+                    (exif::Tag::OffsetTimeOriginal, "+01:00"),
+                ],
+                "2026-11-27T20:30:00Z",
+            ),
+            (
+                vec![(exif::Tag::DateTimeOriginal, "2026:11:27 21:30:00")],
+                "2026-11-27T21:30:00Z",
+            ),
         ];
         for (fields, want) in cases {
             let p = dir.path().join("exif.jpg");
             std::fs::write(&p, jpeg_with_exif(&fields)).unwrap();
             let probe = probe(&p).unwrap();
-            assert_eq!(probe.captured_at, Some(crate::domain::time::parse_rfc3339(want).unwrap()), "{fields:?}");
+            assert_eq!(
+                probe.captured_at,
+                Some(crate::domain::time::parse_rfc3339(want).unwrap()),
+                "{fields:?}"
+            );
             assert_eq!((probe.width, probe.height), (Some(30), Some(20)));
         }
     }
@@ -359,9 +448,15 @@ pub(crate) mod tests {
         let png = dir.path().join("x.png");
         image::RgbImage::new(40, 30).save(&png).unwrap();
         let p = probe(&png).unwrap();
-        assert_eq!((p.media, p.width, p.height, p.captured_at), (MediaType::Png, Some(40), Some(30), None));
+        assert_eq!(
+            (p.media, p.width, p.height, p.captured_at),
+            (MediaType::Png, Some(40), Some(30), None)
+        );
         let txt = dir.path().join("notes.jpg");
         std::fs::write(&txt, b"just some text pretending").unwrap();
-        assert!(matches!(probe(&txt), Err(MediaError::Unsupported)), "the name does not make it a JPEG");
+        assert!(
+            matches!(probe(&txt), Err(MediaError::Unsupported)),
+            "the name does not make it a JPEG"
+        );
     }
 }

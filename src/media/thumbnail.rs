@@ -60,7 +60,9 @@ pub fn make(path: &Path) -> Result<Vec<u8>, MediaError> {
     };
     let oriented = orient(fit(small), exif_orientation(&head));
     let mut out = Vec::with_capacity(16 * 1024);
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 75).encode_image(&oriented).map_err(fail)?;
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 75)
+        .encode_image(&oriented)
+        .map_err(fail)?;
     Ok(out)
 }
 
@@ -71,7 +73,9 @@ fn embedded(head: &[u8]) -> Option<RgbImage> {
     d.set_max_decoding_buffer_size(4 << 20);
     d.read_info().ok()?;
     let info = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.info())).ok()??;
-    if (info.width.max(info.height) as u32) < MIN_EMBEDDED_SIDE || info.pixel_format != jpeg_decoder::PixelFormat::RGB24 {
+    if (info.width.max(info.height) as u32) < MIN_EMBEDDED_SIDE
+        || info.pixel_format != jpeg_decoder::PixelFormat::RGB24
+    {
         return None;
     }
     let pixels = d.decode().ok()?;
@@ -85,7 +89,10 @@ fn fit(img: RgbImage) -> RgbImage {
         return img;
     }
     let scale = MAX_SIDE as f64 / w.max(h) as f64;
-    let (tw, th) = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
+    let (tw, th) = (
+        ((w as f64 * scale).round() as u32).max(1),
+        ((h as f64 * scale).round() as u32).max(1),
+    );
     imageops::thumbnail(&img, tw, th)
 }
 
@@ -109,8 +116,13 @@ fn jpeg_scaled(path: &Path) -> Result<RgbImage, MediaError> {
     let mut d = jpeg_decoder::Decoder::new(BufReader::new(f));
     d.set_max_decoding_buffer_size(MAX_DECODE_BYTES);
     d.read_info().map_err(fail)?;
-    let info = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.info())).ok().flatten().ok_or_else(|| fail("unreadable JPEG header"))?;
-    if info.coding_process == CodingProcess::DctProgressive && info.width as u64 * info.height as u64 > MAX_PROGRESSIVE_PIXELS {
+    let info = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.info()))
+        .ok()
+        .flatten()
+        .ok_or_else(|| fail("unreadable JPEG header"))?;
+    if info.coding_process == CodingProcess::DctProgressive
+        && info.width as u64 * info.height as u64 > MAX_PROGRESSIVE_PIXELS
+    {
         return Err(fail("a progressive JPEG this large is not thumbnailed (it would need its whole coefficient set in memory)"));
     }
     d.scale(MAX_SIDE as u16, MAX_SIDE as u16).map_err(fail)?;
@@ -124,10 +136,17 @@ fn jpeg_scaled(path: &Path) -> Result<RgbImage, MediaError> {
             .chunks_exact(4)
             .flat_map(|p| {
                 let k = 255 - p[3] as u32;
-                [((255 - p[0] as u32) * k / 255) as u8, ((255 - p[1] as u32) * k / 255) as u8, ((255 - p[2] as u32) * k / 255) as u8]
+                [
+                    ((255 - p[0] as u32) * k / 255) as u8,
+                    ((255 - p[1] as u32) * k / 255) as u8,
+                    ((255 - p[2] as u32) * k / 255) as u8,
+                ]
             })
             .collect(),
-        PixelFormat::L16 => pixels.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
+        PixelFormat::L16 => pixels
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0]])
+            .collect(),
     };
     RgbImage::from_raw(w, h, rgb).ok_or_else(|| fail("decoded size does not match"))
 }
@@ -147,11 +166,19 @@ fn png_scaled(path: &Path) -> Result<RgbImage, MediaError> {
     let (color, _) = reader.output_color_type();
     let channels = color.samples();
     let scale = (MAX_SIDE as f64 / w.max(h) as f64).min(1.0);
-    let (tw, th) = (((w as f64 * scale).ceil() as u32).max(1), ((h as f64 * scale).ceil() as u32).max(1));
+    let (tw, th) = (
+        ((w as f64 * scale).ceil() as u32).max(1),
+        ((h as f64 * scale).ceil() as u32).max(1),
+    );
     let mut sums = vec![0u64; tw as usize * th as usize * 3];
     let mut counts = vec![0u32; tw as usize * th as usize];
     if info.interlaced {
-        let mut buf = vec![0u8; reader.output_buffer_size().ok_or_else(|| fail("PNG too large"))?];
+        let mut buf = vec![
+            0u8;
+            reader
+                .output_buffer_size()
+                .ok_or_else(|| fail("PNG too large"))?
+        ];
         let frame = reader.next_frame(&mut buf).map_err(fail)?;
         for y in 0..h {
             let row = &buf[(y as usize * frame.line_size)..][..frame.line_size];
@@ -160,23 +187,49 @@ fn png_scaled(path: &Path) -> Result<RgbImage, MediaError> {
     } else {
         let mut y = 0;
         while let Some(row) = reader.next_row().map_err(fail)? {
-            accumulate(row.data(), y, w, h, tw, th, channels, &mut sums, &mut counts);
+            accumulate(
+                row.data(),
+                y,
+                w,
+                h,
+                tw,
+                th,
+                channels,
+                &mut sums,
+                &mut counts,
+            );
             y += 1;
         }
     }
     let mut out = RgbImage::new(tw, th);
     for (i, px) in out.pixels_mut().enumerate() {
         let n = counts[i].max(1) as u64;
-        px.0 = [(sums[i * 3] / n) as u8, (sums[i * 3 + 1] / n) as u8, (sums[i * 3 + 2] / n) as u8];
+        px.0 = [
+            (sums[i * 3] / n) as u8,
+            (sums[i * 3 + 1] / n) as u8,
+            (sums[i * 3 + 2] / n) as u8,
+        ];
     }
     Ok(out)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn accumulate(row: &[u8], y: u32, w: u32, h: u32, tw: u32, th: u32, channels: usize, sums: &mut [u64], counts: &mut [u32]) {
+fn accumulate(
+    row: &[u8],
+    y: u32,
+    w: u32,
+    h: u32,
+    tw: u32,
+    th: u32,
+    channels: usize,
+    sums: &mut [u64],
+    counts: &mut [u32],
+) {
     let ty = (y as u64 * th as u64 / h as u64) as usize;
     for x in 0..w as usize {
-        let Some(p) = row.get(x * channels..(x + 1) * channels) else { break };
+        let Some(p) = row.get(x * channels..(x + 1) * channels) else {
+            break;
+        };
         let (r, g, b) = match channels {
             1 | 2 => (p[0], p[0], p[0]),
             _ => (p[0], p[1], p[2]),
@@ -191,11 +244,15 @@ fn accumulate(row: &[u8], y: u32, w: u32, h: u32, tw: u32, th: u32, channels: us
 }
 
 fn webp_bounded(path: &Path, head: &[u8]) -> Result<RgbImage, MediaError> {
-    let (w, h) = super::probe::image_dimensions(MediaType::Webp, head).ok_or_else(|| fail("unreadable WebP header"))?;
+    let (w, h) = super::probe::image_dimensions(MediaType::Webp, head)
+        .ok_or_else(|| fail("unreadable WebP header"))?;
     if w as u64 * h as u64 > MAX_WEBP_PIXELS {
         return Err(fail("a WebP this large is not thumbnailed"));
     }
-    let mut reader = image::ImageReader::open(path).map_err(fail)?.with_guessed_format().map_err(fail)?;
+    let mut reader = image::ImageReader::open(path)
+        .map_err(fail)?
+        .with_guessed_format()
+        .map_err(fail)?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(w);
     limits.max_image_height = Some(h);
@@ -208,12 +265,18 @@ fn webp_bounded(path: &Path, head: &[u8]) -> Result<RgbImage, MediaError> {
 /// (a decode is CPU-bound; the door's requests must always come first).
 pub struct Worker {
     /// Jobs for the thread; it ends when this is dropped.
-    jobs: std::sync::mpsc::Sender<(PathBuf, tokio::sync::oneshot::Sender<Result<Vec<u8>, MediaError>>)>,
+    jobs: std::sync::mpsc::Sender<(
+        PathBuf,
+        tokio::sync::oneshot::Sender<Result<Vec<u8>, MediaError>>,
+    )>,
 }
 
 impl Default for Worker {
     fn default() -> Self {
-        let (jobs, rx) = std::sync::mpsc::channel::<(PathBuf, tokio::sync::oneshot::Sender<Result<Vec<u8>, MediaError>>)>();
+        let (jobs, rx) = std::sync::mpsc::channel::<(
+            PathBuf,
+            tokio::sync::oneshot::Sender<Result<Vec<u8>, MediaError>>,
+        )>();
         std::thread::Builder::new()
             .name("thumbnails".into())
             .spawn(move || {
@@ -233,7 +296,9 @@ impl Default for Worker {
 impl Worker {
     pub async fn make(&self, path: PathBuf) -> Result<Vec<u8>, MediaError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs.send((path, tx)).map_err(|_| fail("the thumbnail thread stopped"))?;
+        self.jobs
+            .send((path, tx))
+            .map_err(|_| fail("the thumbnail thread stopped"))?;
         rx.await.map_err(|_| fail("the thumbnail thread stopped"))?
     }
 }
@@ -250,20 +315,27 @@ mod tests {
     fn thumbnails_fit_the_box_and_keep_the_aspect() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("big.png");
-        image::RgbImage::from_pixel(1200, 600, image::Rgb([200, 30, 30])).save(&p).unwrap();
+        image::RgbImage::from_pixel(1200, 600, image::Rgb([200, 30, 30]))
+            .save(&p)
+            .unwrap();
         let jpeg = make(&p).unwrap();
         let t = decode(&jpeg);
         assert_eq!((t.width(), t.height()), (320, 160));
         assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF]);
         let px = t.to_rgb8().get_pixel(100, 80).0;
-        assert!(px[0] > 170 && px[1] < 70, "the colour survives the row-by-row average: {px:?}");
+        assert!(
+            px[0] > 170 && px[1] < 70,
+            "the colour survives the row-by-row average: {px:?}"
+        );
     }
 
     #[test]
     fn a_big_jpeg_is_decoded_at_reduced_scale_and_fits() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("photo.jpg");
-        let img = image::RgbImage::from_fn(4000, 3000, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+        let img = image::RgbImage::from_fn(4000, 3000, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+        });
         img.save(&p).unwrap();
         let t = decode(&make(&p).unwrap());
         assert_eq!((t.width(), t.height()), (320, 240));
@@ -273,11 +345,25 @@ mod tests {
     fn exif_orientation_6_stands_a_portrait_photo_up() {
         // Stored landscape, left half red, right half blue; orientation 6
         // says "rotate 90° clockwise to view": the red half ends on top.
-        let img = image::RgbImage::from_fn(400, 200, |x, _| if x < 200 { image::Rgb([220, 0, 0]) } else { image::Rgb([0, 0, 220]) });
-        let field = exif::Field { tag: exif::Tag::Orientation, ifd_num: exif::In::PRIMARY, value: exif::Value::Short(vec![6]) };
+        let img = image::RgbImage::from_fn(400, 200, |x, _| {
+            if x < 200 {
+                image::Rgb([220, 0, 0])
+            } else {
+                image::Rgb([0, 0, 220])
+            }
+        });
+        let field = exif::Field {
+            tag: exif::Tag::Orientation,
+            ifd_num: exif::In::PRIMARY,
+            value: exif::Value::Short(vec![6]),
+        };
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("portrait.jpg");
-        std::fs::write(&p, crate::media::probe::tests::jpeg_with_fields(&img, &[field])).unwrap();
+        std::fs::write(
+            &p,
+            crate::media::probe::tests::jpeg_with_fields(&img, &[field]),
+        )
+        .unwrap();
         let t = decode(&make(&p).unwrap()).to_rgb8();
         assert_eq!(t.dimensions(), (160, 320));
         let (top, bottom) = (t.get_pixel(80, 40).0, t.get_pixel(80, 280).0);
@@ -292,25 +378,47 @@ mod tests {
         let main = image::RgbImage::from_pixel(1600, 1200, image::Rgb([220, 0, 0]));
         let small = image::RgbImage::from_pixel(320, 240, image::Rgb([0, 200, 0]));
         let mut thumb = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut thumb).encode_image(&small).unwrap();
+        image::codecs::jpeg::JpegEncoder::new(&mut thumb)
+            .encode_image(&small)
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("camera.jpg");
-        std::fs::write(&p, crate::media::probe::tests::jpeg_with_thumbnail(&main, &thumb)).unwrap();
+        std::fs::write(
+            &p,
+            crate::media::probe::tests::jpeg_with_thumbnail(&main, &thumb),
+        )
+        .unwrap();
         let t = decode(&make(&p).unwrap()).to_rgb8();
         assert_eq!(t.dimensions(), (320, 240));
-        assert!(t.get_pixel(100, 100).0[1] > 150, "{:?}", t.get_pixel(100, 100));
+        assert!(
+            t.get_pixel(100, 100).0[1] > 150,
+            "{:?}",
+            t.get_pixel(100, 100)
+        );
         // Too small an embedded thumbnail (160×120, as some phones embed) is not used.
         let tiny = image::RgbImage::from_pixel(160, 120, image::Rgb([0, 200, 0]));
         let mut thumb = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut thumb).encode_image(&tiny).unwrap();
-        std::fs::write(&p, crate::media::probe::tests::jpeg_with_thumbnail(&main, &thumb)).unwrap();
-        assert!(decode(&make(&p).unwrap()).to_rgb8().get_pixel(100, 100).0[0] > 150, "decoded from the main image");
+        image::codecs::jpeg::JpegEncoder::new(&mut thumb)
+            .encode_image(&tiny)
+            .unwrap();
+        std::fs::write(
+            &p,
+            crate::media::probe::tests::jpeg_with_thumbnail(&main, &thumb),
+        )
+        .unwrap();
+        assert!(
+            decode(&make(&p).unwrap()).to_rgb8().get_pixel(100, 100).0[0] > 150,
+            "decoded from the main image"
+        );
     }
 
     #[test]
     fn garbage_after_a_jpeg_or_png_header_is_refused_not_decoded() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, header) in [("x.jpg", &b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00"[..]), ("x.png", &b"\x89PNG\r\n\x1a\n"[..])] {
+        for (name, header) in [
+            ("x.jpg", &b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00"[..]),
+            ("x.png", &b"\x89PNG\r\n\x1a\n"[..]),
+        ] {
             let p = dir.path().join(name);
             let mut bytes = header.to_vec();
             bytes.extend((0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));

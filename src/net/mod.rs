@@ -43,7 +43,12 @@ pub struct LanConfig {
 
 impl std::fmt::Debug for LanConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LanConfig").field("mdns_name", &self.mdns_name).field("mdns", &self.mdns).field("cert", &self.cert).field("check_every", &self.check_every).finish()
+        f.debug_struct("LanConfig")
+            .field("mdns_name", &self.mdns_name)
+            .field("mdns", &self.mdns)
+            .field("cert", &self.cert)
+            .field("check_every", &self.check_every)
+            .finish()
     }
 }
 
@@ -71,8 +76,15 @@ fn mtimes(cert: &PathBuf, key: &PathBuf) -> Option<(SystemTime, SystemTime)> {
 
 impl Lan {
     /// Loads or makes the certificates for the box as it is now.
-    pub fn open(data_dir: PathBuf, box_id: &str, config: LanConfig) -> Result<Arc<Lan>, tls::TlsError> {
-        let mdns_name = config.mdns_name.clone().unwrap_or_else(|| default_mdns_name(box_id));
+    pub fn open(
+        data_dir: PathBuf,
+        box_id: &str,
+        config: LanConfig,
+    ) -> Result<Arc<Lan>, tls::TlsError> {
+        let mdns_name = config
+            .mdns_name
+            .clone()
+            .unwrap_or_else(|| default_mdns_name(box_id));
         let names = tls::Names::for_box(&mdns_name, (config.addresses)());
         let (ca, first, seen) = match &config.cert {
             CertSource::BoxCa => {
@@ -80,7 +92,9 @@ impl Lan {
                 let ck = tls::issue_server(&data_dir, &ca, &names)?;
                 (Some(ca), ck, None)
             }
-            CertSource::Files { cert, key } => (None, tls::load_operator(cert, key)?, mtimes(cert, key)),
+            CertSource::Files { cert, key } => {
+                (None, tls::load_operator(cert, key)?, mtimes(cert, key))
+            }
         };
         Ok(Arc::new(Lan {
             certs: tls::CertSwitch::new(first),
@@ -179,7 +193,11 @@ impl Lan {
 
     /// Every `check_every`: refresh, and tell `on_change` (the mDNS
     /// announcer) when the addresses changed.
-    pub async fn watch(self: Arc<Self>, on_change: impl Fn(&tls::Names) + Send + 'static, stop: CancellationToken) {
+    pub async fn watch(
+        self: Arc<Self>,
+        on_change: impl Fn(&tls::Names) + Send + 'static,
+        stop: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(self.config.check_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
@@ -189,7 +207,9 @@ impl Lan {
                 _ = tick.tick() => {}
             }
             let lan = self.clone();
-            let changed = tokio::task::spawn_blocking(move || lan.refresh()).await.unwrap_or(false);
+            let changed = tokio::task::spawn_blocking(move || lan.refresh())
+                .await
+                .unwrap_or(false);
             if changed {
                 on_change(&self.names());
             }
@@ -200,7 +220,12 @@ impl Lan {
 /// The staff URLs for `names`: the `.local` name first, then every
 /// address but loopback.
 pub fn staff_urls(names: &tls::Names, https_port: u16) -> Vec<String> {
-    let mut urls: Vec<String> = names.dns.iter().filter(|d| d.ends_with(".local")).map(|d| format!("https://{d}:{https_port}/")).collect();
+    let mut urls: Vec<String> = names
+        .dns
+        .iter()
+        .filter(|d| d.ends_with(".local"))
+        .map(|d| format!("https://{d}:{https_port}/"))
+        .collect();
     for ip in names.ips.iter().filter(|ip| !ip.is_loopback()) {
         match ip {
             IpAddr::V4(v4) => urls.push(format!("https://{v4}:{https_port}/")),
@@ -241,12 +266,19 @@ mod tests {
     /// CA only, for `name`.
     fn valid_for(lan: &Lan, name: &str) -> bool {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(lan.ca.as_ref().unwrap().cert_der.clone()).unwrap();
+        roots
+            .add(lan.ca.as_ref().unwrap().cert_der.clone())
+            .unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
         let ck = lan.certs.current();
         let name = ServerName::try_from(name.to_string()).unwrap();
-        verifier.verify_server_cert(&ck.cert[0], &ck.cert[1..], &name, &[], UnixTime::now()).is_ok()
+        verifier
+            .verify_server_cert(&ck.cert[0], &ck.cert[1..], &name, &[], UnixTime::now())
+            .is_ok()
     }
 
     #[test]
@@ -262,7 +294,13 @@ mod tests {
             addresses: Arc::new(move || source.lock().unwrap().clone()),
         };
         let lan = Lan::open(dir.path().to_path_buf(), "box-1", config.clone()).unwrap();
-        for name in ["door-box.local", "localhost", "127.0.0.1", "::1", "10.0.0.5"] {
+        for name in [
+            "door-box.local",
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "10.0.0.5",
+        ] {
             assert!(valid_for(&lan, name), "{name}");
         }
         assert!(!valid_for(&lan, "10.0.0.6"));
@@ -270,7 +308,10 @@ mod tests {
         *addrs.lock().unwrap() = vec![IpAddr::from([10, 0, 0, 6]), "fd00::6".parse().unwrap()];
         assert!(lan.refresh());
         assert!(valid_for(&lan, "10.0.0.6") && valid_for(&lan, "fd00::6"));
-        assert!(!valid_for(&lan, "10.0.0.5"), "an address the box no longer has is dropped");
+        assert!(
+            !valid_for(&lan, "10.0.0.5"),
+            "an address the box no longer has is dropped"
+        );
         // A restart keeps the authority (phones installed it) and the new names.
         let again = Lan::open(dir.path().to_path_buf(), "box-1", config).unwrap();
         assert_eq!(again.fingerprint(), lan.fingerprint());

@@ -11,7 +11,10 @@
 //! It does not listen or accept; `api::conn` does, with the acceptor made
 //! here.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -26,7 +29,10 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read or write {path}: {source}: check the data directory's permissions")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}: delete DATA_DIR/tls/ to have the box make a new authority (staff devices must then install it again)")]
     BadCa(String),
     #[error("{path}: {why}: give a PEM certificate chain and its PEM private key")]
@@ -36,7 +42,10 @@ pub enum TlsError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
-    move |source| TlsError::Io { path: path.to_path_buf(), source }
+    move |source| TlsError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What the server certificate must be valid for.
@@ -79,7 +88,11 @@ pub fn fingerprint(der: &[u8]) -> String {
 
 /// `AB:CD:…` groups of the fingerprint, as phones show certificate details.
 pub fn fingerprint_colons(hex: &str) -> String {
-    hex.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect::<Vec<_>>().join(":")
+    hex.as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).to_uppercase())
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// The CA's parameters: the same every time for one box, so a stored CA
@@ -87,9 +100,17 @@ pub fn fingerprint_colons(hex: &str) -> String {
 fn ca_params(box_id: &str) -> CertificateParams {
     let mut p = CertificateParams::default();
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.distinguished_name.push(DnType::OrganizationName, "venuebox");
-    p.distinguished_name.push(DnType::CommonName, format!("venuebox {box_id} local authority"));
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.distinguished_name
+        .push(DnType::OrganizationName, "venuebox");
+    p.distinguished_name.push(
+        DnType::CommonName,
+        format!("venuebox {box_id} local authority"),
+    );
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let now = time::OffsetDateTime::now_utc();
     p.not_before = now - time::Duration::days(2);
     p.not_after = now + time::Duration::days(3650);
@@ -108,21 +129,37 @@ pub fn load_or_create_ca(data_dir: &Path, box_id: &str) -> Result<BoxCa, TlsErro
     if cert_path.exists() && key_path.exists() {
         let key_pem = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
         let cert_pem = std::fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| TlsError::BadCa(format!("{}: {e}", key_path.display())))?;
-        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| TlsError::BadCa(format!("{}: {e}", cert_path.display())))?;
-        return Ok(BoxCa { cert_pem, cert_der, issuer: Issuer::new(ca_params(box_id), key) });
+        let key = KeyPair::from_pem(&key_pem)
+            .map_err(|e| TlsError::BadCa(format!("{}: {e}", key_path.display())))?;
+        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| TlsError::BadCa(format!("{}: {e}", cert_path.display())))?;
+        return Ok(BoxCa {
+            cert_pem,
+            cert_der,
+            issuer: Issuer::new(ca_params(box_id), key),
+        });
     }
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     let params = ca_params(box_id);
-    let cert = params.self_signed(&key).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     write_private(&key_path, key.serialize_pem().as_bytes())?;
     write_public(&cert_path, cert.pem().as_bytes())?;
     tracing::info!(path = %cert_path.display(), "made the box's certificate authority");
-    Ok(BoxCa { cert_pem: cert.pem(), cert_der: cert.der().clone(), issuer: Issuer::new(params, key) })
+    Ok(BoxCa {
+        cert_pem: cert.pem(),
+        cert_der: cert.der().clone(),
+        issuer: Issuer::new(params, key),
+    })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    crate::store::identity::write_private(path, bytes).map_err(|e| TlsError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })
+    crate::store::identity::write_private(path, bytes).map_err(|e| TlsError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
 }
 
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
@@ -133,15 +170,31 @@ fn write_public(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
 
 /// A server certificate for `names`, signed by the CA, written to
 /// `server.pem`/`server.key`, and ready to serve.
-pub fn issue_server(data_dir: &Path, ca: &BoxCa, names: &Names) -> Result<Arc<CertifiedKey>, TlsError> {
+pub fn issue_server(
+    data_dir: &Path,
+    ca: &BoxCa,
+    names: &Names,
+) -> Result<Arc<CertifiedKey>, TlsError> {
     let mut sans: Vec<SanType> = Vec::new();
     for d in &names.dns {
-        sans.push(SanType::DnsName(d.clone().try_into().map_err(|e| TlsError::Generate(format!("name {d}: {e}")))?));
+        sans.push(SanType::DnsName(
+            d.clone()
+                .try_into()
+                .map_err(|e| TlsError::Generate(format!("name {d}: {e}")))?,
+        ));
     }
     sans.extend(names.ips.iter().map(|ip| SanType::IpAddress(*ip)));
     let mut p = CertificateParams::default();
     p.subject_alt_names = sans;
-    p.distinguished_name.push(DnType::CommonName, names.dns.iter().next().cloned().unwrap_or_else(|| "venuebox".into()));
+    p.distinguished_name.push(
+        DnType::CommonName,
+        names
+            .dns
+            .iter()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| "venuebox".into()),
+    );
     p.use_authority_key_identifier_extension = true;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -149,19 +202,32 @@ pub fn issue_server(data_dir: &Path, ca: &BoxCa, names: &Names) -> Result<Arc<Ce
     // Apple devices refuse server certificates valid for more than 825 days.
     p.not_before = now - time::Duration::days(2);
     p.not_after = now + time::Duration::days(397);
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| TlsError::Generate(e.to_string()))?;
-    let cert = p.signed_by(&key, &ca.issuer).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert = p
+        .signed_by(&key, &ca.issuer)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     let dir = tls_dir(data_dir);
     write_private(&dir.join("server.key"), key.serialize_pem().as_bytes())?;
-    write_public(&dir.join("server.pem"), format!("{}{}", cert.pem(), ca.cert_pem).as_bytes())?;
-    let key_der = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| TlsError::Generate(e.to_string()))?;
+    write_public(
+        &dir.join("server.pem"),
+        format!("{}{}", cert.pem(), ca.cert_pem).as_bytes(),
+    )?;
+    let key_der = PrivateKeyDer::try_from(key.serialize_der())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     let signer = any_supported_type(&key_der).map_err(|e| TlsError::Generate(e.to_string()))?;
-    Ok(Arc::new(CertifiedKey::new(vec![cert.der().clone(), ca.cert_der.clone()], signer)))
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone(), ca.cert_der.clone()],
+        signer,
+    )))
 }
 
 /// An operator's certificate chain and key from PEM files.
 pub fn load_operator(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
-    let bad = |path: &Path, why: String| TlsError::BadOperatorFile { path: path.to_path_buf(), why };
+    let bad = |path: &Path, why: String| TlsError::BadOperatorFile {
+        path: path.to_path_buf(),
+        why,
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| bad(cert, e.to_string()))?
         .collect::<Result<_, _>>()
@@ -172,7 +238,8 @@ pub fn load_operator(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsEr
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e.to_string()))?;
     let signer = any_supported_type(&key_der).map_err(|e| bad(key, e.to_string()))?;
     let ck = CertifiedKey::new(chain, signer);
-    ck.keys_match().map_err(|e| bad(key, format!("does not belong to the certificate ({e})")))?;
+    ck.keys_match()
+        .map_err(|e| bad(key, format!("does not belong to the certificate ({e})")))?;
     Ok(Arc::new(ck))
 }
 
@@ -185,7 +252,9 @@ pub struct CertSwitch {
 
 impl CertSwitch {
     pub fn new(first: Arc<CertifiedKey>) -> Arc<Self> {
-        Arc::new(CertSwitch { current: RwLock::new(first) })
+        Arc::new(CertSwitch {
+            current: RwLock::new(first),
+        })
     }
     pub fn set(&self, next: Arc<CertifiedKey>) {
         *self.current.write().expect("certificate switch") = next;
@@ -242,7 +311,11 @@ mod tests {
         let again = load_or_create_ca(dir.path(), "box-1").unwrap();
         assert_eq!(ca.fingerprint(), again.fingerprint());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("tls/ca.key")).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(dir.path().join("tls/ca.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         let names = Names::for_box("venuebox-abc", [IpAddr::from([10, 0, 0, 5])]);
         let ck = issue_server(dir.path(), &again, &names).unwrap();

@@ -33,7 +33,10 @@ pub struct Demo {
 /// An argon2id PHC string for a PIN, as the manifest's `pin_hash`.
 pub fn hash_pin(pin: &str) -> String {
     let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
-    Argon2::default().hash_password(pin.as_bytes(), &salt).expect("argon2 with default parameters").to_string()
+    Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .expect("argon2 with default parameters")
+        .to_string()
 }
 
 /// Writes the demo event into `data_dir/demo/` and returns where.
@@ -62,14 +65,21 @@ pub fn create(data_dir: &Path, now: Millis, box_key: Option<&str>) -> Result<Dem
     for n in 1..=100 {
         let id = TicketId(format!("R-{n:03}"));
         let secret = format!("VBR-{}", hex(&random_bytes::<8>()).to_uppercase());
-        listed.push(json!({"id": id, "tier": "ga", "secret": secret, "holder": format!("Guest {n}")}));
+        listed.push(
+            json!({"id": id, "tier": "ga", "secret": secret, "holder": format!("Guest {n}")}),
+        );
         rows.push((id, TierId::from("ga"), secret));
     }
-    let staff: Vec<_> = STAFF.iter().map(|(name, role, pin)| json!({"name": name, "role": role, "pin_hash": hash_pin(pin)})).collect();
+    let staff: Vec<_> = STAFF
+        .iter()
+        .map(|(name, role, pin)| json!({"name": name, "role": role, "pin_hash": hash_pin(pin)}))
+        .collect();
     let hour = 3_600_000;
     let minute = 60_000;
     let at = |offset: Millis| format_rfc3339(now + offset);
-    let mut scholarship_codes: Vec<_> = (1..=10).map(|n| json!({"code": format!("MARA-FRIEND-{n:02}"), "creator": "cr-mara"})).collect();
+    let mut scholarship_codes: Vec<_> = (1..=10)
+        .map(|n| json!({"code": format!("MARA-FRIEND-{n:02}"), "creator": "cr-mara"}))
+        .collect();
     scholarship_codes.push(json!({"code": "JULES-CREW", "creator": "cr-jules", "cap": 5}));
     let manifest = json!({
         "schema": 1,
@@ -124,18 +134,29 @@ pub fn create(data_dir: &Path, now: Millis, box_key: Option<&str>) -> Result<Dem
         "staff": staff,
     });
     let manifest_path = dir.join("manifest.json");
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).expect("json")).map_err(io(&manifest_path))?;
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).expect("json"),
+    )
+    .map_err(io(&manifest_path))?;
     let signature = sign_manifest(&manifest_path, &key)?;
     write_out(&dir, &rows, false)?;
     let readme = dir.join("README.txt");
     std::fs::write(&readme, readme_text(&dir, &rows)).map_err(io(&readme))?;
-    Ok(Demo { dir, manifest: manifest_path, signature })
+    Ok(Demo {
+        dir,
+        manifest: manifest_path,
+        signature,
+    })
 }
 
 fn readme_text(dir: &Path, rows: &[(TicketId, TierId, String)]) -> String {
     let signed = &rows[0].2;
     let secret = &rows[1000].2;
-    let staff: String = STAFF.iter().map(|(n, r, p)| format!("  {p}  {r:<10} {n}\n")).collect();
+    let staff: String = STAFF
+        .iter()
+        .map(|(n, r, p)| format!("  {p}  {r:<10} {n}\n"))
+        .collect();
     format!(
         "venuebox demo event ({EVENT_ID})\n\
          ================================\n\n\

@@ -35,17 +35,32 @@ impl KeyFile {
     }
 
     pub fn signing_key(&self) -> SigningKey {
-        let seed: [u8; 32] = B64.decode(&self.secret_key).ok().and_then(|b| b.try_into().ok()).expect("checked at load");
+        let seed: [u8; 32] = B64
+            .decode(&self.secret_key)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .expect("checked at load");
         signing_key_from_bytes(seed)
     }
 
     pub fn load(path: &Path) -> Result<KeyFile, OrganiserError> {
         let bytes = std::fs::read(path).map_err(io(path))?;
-        let k: KeyFile = serde_json::from_slice(&bytes)
-            .map_err(|e| OrganiserError::Invalid(format!("{} is not a venuebox key file ({e}): make one with `venuebox keygen`", path.display())))?;
-        let ok = k.kind == KIND && B64.decode(&k.secret_key).map(|b| b.len() == 32).unwrap_or(false);
+        let k: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
+            OrganiserError::Invalid(format!(
+                "{} is not a venuebox key file ({e}): make one with `venuebox keygen`",
+                path.display()
+            ))
+        })?;
+        let ok = k.kind == KIND
+            && B64
+                .decode(&k.secret_key)
+                .map(|b| b.len() == 32)
+                .unwrap_or(false);
         if !ok {
-            return Err(OrganiserError::Invalid(format!("{} is not a venuebox organiser key file", path.display())));
+            return Err(OrganiserError::Invalid(format!(
+                "{} is not a venuebox organiser key file",
+                path.display()
+            )));
         }
         Ok(k)
     }

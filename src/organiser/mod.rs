@@ -33,9 +33,11 @@ pub fn signature_path(manifest: &Path) -> PathBuf {
 /// Signs `manifest`'s exact bytes and writes the base64 signature next to it.
 pub fn sign_manifest(manifest: &Path, key: &KeyFile) -> Result<PathBuf, OrganiserError> {
     let bytes = std::fs::read(manifest).map_err(io(manifest))?;
-    crate::domain::manifest::parse(&bytes).map_err(|e| OrganiserError::Invalid(format!("{}: {e}", manifest.display())))?;
+    crate::domain::manifest::parse(&bytes)
+        .map_err(|e| OrganiserError::Invalid(format!("{}: {e}", manifest.display())))?;
     let sig = crate::domain::keys::sign_detached(&key.signing_key(), &bytes);
     let out = signature_path(manifest);
-    write_private(&out, format!("{sig}\n").as_bytes()).map_err(|e| OrganiserError::Io(e.to_string()))?;
+    write_private(&out, format!("{sig}\n").as_bytes())
+        .map_err(|e| OrganiserError::Io(e.to_string()))?;
     Ok(out)
 }

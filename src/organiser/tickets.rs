@@ -29,21 +29,47 @@ pub fn mint(
     let key_id = KeyId::of(&key.verifying_key());
     ids.into_iter()
         .map(|id| {
-            let claim = TicketClaim { event: tag, key: key_id, ticket: id.clone(), tier: tier.clone(), valid_from: window.0, valid_until: window.1 };
-            let code = encode_signed(&claim, key).map_err(|e| OrganiserError::Invalid(format!("ticket {id}: {e}")))?;
-            Ok(Minted { id, tier: tier.clone(), code })
+            let claim = TicketClaim {
+                event: tag,
+                key: key_id,
+                ticket: id.clone(),
+                tier: tier.clone(),
+                valid_from: window.0,
+                valid_until: window.1,
+            };
+            let code = encode_signed(&claim, key)
+                .map_err(|e| OrganiserError::Invalid(format!("ticket {id}: {e}")))?;
+            Ok(Minted {
+                id,
+                tier: tier.clone(),
+                code,
+            })
         })
         .collect()
 }
 
 /// A QR image file name for a ticket id, safe on any filesystem.
 pub fn qr_file_name(id: &TicketId) -> String {
-    let safe: String = id.as_str().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let safe: String = id
+        .as_str()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     format!("{safe}.png")
 }
 
 /// Writes (or appends to) `dir/tickets.csv` and `dir/qr/<id>.png`.
-pub fn write_out(dir: &Path, tickets: &[(TicketId, TierId, String)], append: bool) -> Result<(), OrganiserError> {
+pub fn write_out(
+    dir: &Path,
+    tickets: &[(TicketId, TierId, String)],
+    append: bool,
+) -> Result<(), OrganiserError> {
     let qr_dir = dir.join("qr");
     std::fs::create_dir_all(&qr_dir).map_err(io(&qr_dir))?;
     let csv_path = dir.join("tickets.csv");
@@ -61,7 +87,8 @@ pub fn write_out(dir: &Path, tickets: &[(TicketId, TierId, String)], append: boo
     }
     for (id, tier, code) in tickets {
         text.push_str(&format!("{id},{tier},{code}\n"));
-        let png = qr::png(code).map_err(|e| OrganiserError::Invalid(format!("ticket {id}: {e}")))?;
+        let png =
+            qr::png(code).map_err(|e| OrganiserError::Invalid(format!("ticket {id}: {e}")))?;
         let path = qr_dir.join(qr_file_name(id));
         std::fs::write(&path, png).map_err(io(&path))?;
     }

@@ -8,10 +8,24 @@ use crate::domain::time::Millis;
 use rusqlite::params;
 use serde::Serialize;
 
-pub fn record(ctx: &WriteCtx<'_>, actor: &Actor, action: &str, detail: &impl Serialize, now: Millis) -> Result<(), StoreError> {
+pub fn record(
+    ctx: &WriteCtx<'_>,
+    actor: &Actor,
+    action: &str,
+    detail: &impl Serialize,
+    now: Millis,
+) -> Result<(), StoreError> {
     let detail = serde_json::to_string(detail).map_err(|e| StoreError::Internal(e.to_string()))?;
     ctx.conn
-        .prepare_cached("INSERT INTO audit (at, actor, role, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![now, actor.name, actor.role.as_str(), action, detail])?;
+        .prepare_cached(
+            "INSERT INTO audit (at, actor, role, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            now,
+            actor.name,
+            actor.role.as_str(),
+            action,
+            detail
+        ])?;
     Ok(())
 }

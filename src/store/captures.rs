@@ -3,8 +3,8 @@
 //! dashboard queries, hiding, thumbnails' state, and upload links.
 
 use super::{audit, outbox, Store, StoreError};
-use crate::domain::events::{CaptureCompleted, CaptureHidden, Event};
 use crate::domain::capture::{CaptureMeta, MediaType};
+use crate::domain::events::{CaptureCompleted, CaptureHidden, Event};
 use crate::domain::ids::CreatorId;
 use crate::domain::role::{Actor, Role};
 use crate::domain::time::{format_rfc3339, Millis};
@@ -52,7 +52,9 @@ fn upload_row(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
 
 fn get_upload(conn: &Connection, id: &str) -> Result<Option<UploadRow>, StoreError> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1"
+        ))?
         .query_row([id], upload_row)
         .optional()?)
 }
@@ -197,7 +199,14 @@ impl Store {
 
     /// Records bytes that have reached the disk (and a deferred length once
     /// known), pushing the expiry out: an active upload does not expire.
-    pub async fn upload_progress(&self, id: String, offset: u64, length: Option<u64>, now: Millis, expires_at: Millis) -> Result<(), StoreError> {
+    pub async fn upload_progress(
+        &self,
+        id: String,
+        offset: u64,
+        length: Option<u64>,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             let n = ctx
                 .conn
@@ -218,7 +227,9 @@ impl Store {
     /// content-addressed store, so a restart in between can finish it.
     pub async fn upload_hashed(&self, id: String, sha256: String) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.prepare_cached("UPDATE uploads SET sha256 = ?1 WHERE id = ?2")?.execute([&sha256, &id])?;
+            ctx.conn
+                .prepare_cached("UPDATE uploads SET sha256 = ?1 WHERE id = ?2")?
+                .execute([&sha256, &id])?;
             Ok(())
         })
         .await
@@ -226,7 +237,13 @@ impl Store {
 
     /// Ends an upload without a capture: refused (bad type), terminated by
     /// the client, or expired.
-    pub async fn end_upload(&self, id: String, status: &'static str, error: Option<String>, now: Millis) -> Result<(), StoreError> {
+    pub async fn end_upload(
+        &self,
+        id: String,
+        status: &'static str,
+        error: Option<String>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             ctx.conn
                 .prepare_cached("UPDATE uploads SET status = ?1, error = ?2, updated_at = ?3 WHERE id = ?4 AND status IN ('active', 'complete')")?
@@ -238,7 +255,14 @@ impl Store {
 
     /// Turns a finished upload into a capture (or a second upload of one
     /// already stored), with its outbox row, in one transaction.
-    pub async fn complete_upload(&self, id: String, sha256: String, bytes: u64, probe: Probe, now: Millis) -> Result<(CaptureView, bool), StoreError> {
+    pub async fn complete_upload(
+        &self,
+        id: String,
+        sha256: String,
+        bytes: u64,
+        probe: Probe,
+        now: Millis,
+    ) -> Result<(CaptureView, bool), StoreError> {
         self.write(move |ctx| {
             let u = get_upload(ctx.conn, &id)?.ok_or_else(|| StoreError::NotFound(format!("upload {id}")))?;
             if u.status != "active" {
@@ -320,7 +344,11 @@ impl Store {
 
     /// The quota taken now, and by `session`; each session's promised
     /// bytes count at most `per_session_cap`.
-    pub async fn capture_quota(&self, session: String, per_session_cap: u64) -> Result<QuotaUse, StoreError> {
+    pub async fn capture_quota(
+        &self,
+        session: String,
+        per_session_cap: u64,
+    ) -> Result<QuotaUse, StoreError> {
         self.read(move |conn| {
             let (received, reserved): (i64, i64) = conn.prepare_cached(
                 "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM captures) + (SELECT COALESCE(SUM(offset), 0) FROM uploads WHERE status = 'active'),
@@ -360,7 +388,10 @@ impl Store {
     }
 
     /// Which of these hashes the box already has.
-    pub async fn captures_present(&self, hashes: Vec<String>) -> Result<HashSet<String>, StoreError> {
+    pub async fn captures_present(
+        &self,
+        hashes: Vec<String>,
+    ) -> Result<HashSet<String>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT 1 FROM captures WHERE sha256 = ?1")?;
             let mut present = HashSet::new();
@@ -377,7 +408,9 @@ impl Store {
     pub async fn capture(&self, sha256: String) -> Result<Option<CaptureView>, StoreError> {
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(&format!("SELECT {CAPTURE_COLUMNS} FROM captures WHERE sha256 = ?1"))?
+                .prepare_cached(&format!(
+                    "SELECT {CAPTURE_COLUMNS} FROM captures WHERE sha256 = ?1"
+                ))?
                 .query_row([sha256], capture_view)
                 .optional()?)
         })
@@ -385,7 +418,12 @@ impl Store {
     }
 
     /// A creator's visible captures, newest first, `limit` at a time.
-    pub async fn creator_captures(&self, creator: CreatorId, before: Option<i64>, limit: usize) -> Result<(Vec<CaptureView>, CaptureTotals), StoreError> {
+    pub async fn creator_captures(
+        &self,
+        creator: CreatorId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<(Vec<CaptureView>, CaptureTotals), StoreError> {
         self.read(move |conn| {
             let items = conn
                 .prepare_cached(&format!(
@@ -400,7 +438,10 @@ impl Store {
 
     pub async fn creator_summary(&self, creator: CreatorId) -> Result<CreatorSummary, StoreError> {
         let ev = self.event().ok_or(StoreError::NoEvent)?;
-        let c = ev.creator(&creator).ok_or_else(|| StoreError::NotFound(format!("creator '{creator}'")))?.clone();
+        let c = ev
+            .creator(&creator)
+            .ok_or_else(|| StoreError::NotFound(format!("creator '{creator}'")))?
+            .clone();
         let currency = ev.manifest.event.currency.clone();
         self.read(move |conn| {
             let one = |sql: &str| -> Result<i64, StoreError> { Ok(conn.prepare_cached(sql)?.query_row([creator.as_str()], |r| r.get(0))?) };
@@ -431,7 +472,14 @@ impl Store {
     /// the cloud. With `consent_withdrawn`, the capture also loses its
     /// consent, and its bytes are not sent to the cloud if they are not
     /// there yet.
-    pub async fn hide_capture(&self, sha256: String, reason: String, consent_withdrawn: bool, actor: Actor, now: Millis) -> Result<CaptureView, StoreError> {
+    pub async fn hide_capture(
+        &self,
+        sha256: String,
+        reason: String,
+        consent_withdrawn: bool,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<CaptureView, StoreError> {
         self.write(move |ctx| {
             if reason.trim().is_empty() {
                 return Err(StoreError::invalid("reason_required", "say why the capture is hidden (reason), for the record"));
@@ -461,7 +509,10 @@ impl Store {
     }
 
     /// Captures waiting for a thumbnail, oldest first.
-    pub async fn thumbnails_pending(&self, limit: usize) -> Result<Vec<(String, MediaType)>, StoreError> {
+    pub async fn thumbnails_pending(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, MediaType)>, StoreError> {
         self.read(move |conn| {
             let rows = conn
                 .prepare_cached("SELECT sha256, media_type FROM captures WHERE thumbnail = 'pending' ORDER BY id LIMIT ?1")?
@@ -472,9 +523,15 @@ impl Store {
         .await
     }
 
-    pub async fn set_thumbnail(&self, sha256: String, state: &'static str) -> Result<(), StoreError> {
+    pub async fn set_thumbnail(
+        &self,
+        sha256: String,
+        state: &'static str,
+    ) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.prepare_cached("UPDATE captures SET thumbnail = ?1 WHERE sha256 = ?2")?.execute([state, &sha256])?;
+            ctx.conn
+                .prepare_cached("UPDATE captures SET thumbnail = ?1 WHERE sha256 = ?2")?
+                .execute([state, &sha256])?;
             Ok(())
         })
         .await
@@ -482,13 +539,28 @@ impl Store {
 
     /// A token that lets a creator's crew upload captures for that creator
     /// only, without a staff account.
-    pub async fn create_upload_link(&self, creator: CreatorId, ttl_ms: Millis, by: Actor, now: Millis) -> Result<String, StoreError> {
+    pub async fn create_upload_link(
+        &self,
+        creator: CreatorId,
+        ttl_ms: Millis,
+        by: Actor,
+        now: Millis,
+    ) -> Result<String, StoreError> {
         let ev = self.event().ok_or(StoreError::NoEvent)?;
         if ev.creator(&creator).is_none() {
-            return Err(StoreError::invalid("unknown_creator", format!("creator '{creator}' is not in the manifest")));
+            return Err(StoreError::invalid(
+                "unknown_creator",
+                format!("creator '{creator}' is not in the manifest"),
+            ));
         }
-        let actor = Actor { name: format!("link:{creator} (by {})", by.name), role: Role::Capture };
-        Ok(self.create_scoped_session(actor, Some(creator), now, ttl_ms).await?.0)
+        let actor = Actor {
+            name: format!("link:{creator} (by {})", by.name),
+            role: Role::Capture,
+        };
+        Ok(self
+            .create_scoped_session(actor, Some(creator), now, ttl_ms)
+            .await?
+            .0)
     }
 }
 

@@ -10,9 +10,9 @@
 use super::sales::{event, next_id, record_order, replay, NewOrder, OrderKind, OrderView};
 use super::scans::listed_ticket;
 use super::{audit, outbox, Store, StoreError, WriteCtx};
-use crate::domain::events::{CycledStock, DropCycled, DropSaved, Event, InventoryMoved};
 use crate::domain::checkin::{self, Resolution};
 use crate::domain::drops::{self as rules, HoldRefusal, Phase, Stock};
+use crate::domain::events::{CycledStock, DropCycled, DropSaved, Event, InventoryMoved};
 use crate::domain::ids::{DropId, HoldId, Sku, TicketId, TierId};
 use crate::domain::manifest::{validate_drop, DropSpec, EventSnapshot, OnClose, TicketStatus};
 use crate::domain::money::{self, Line, Tender, Totals};
@@ -35,12 +35,23 @@ struct StoredDrop {
 
 fn load_drop(conn: &Connection, id: &str) -> Result<Option<StoredDrop>, StoreError> {
     let row: Option<(String, Millis, Millis, String, Option<Millis>)> = conn
-        .prepare_cached("SELECT spec, opens_at, closes_at, source, cycled_at FROM drops WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .prepare_cached(
+            "SELECT spec, opens_at, closes_at, source, cycled_at FROM drops WHERE id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
     row.map(|(spec, opens, closes, source, cycled_at)| {
-        let spec = serde_json::from_str(&spec).map_err(|e| StoreError::Internal(format!("drop {id}: {e}")))?;
-        Ok(StoredDrop { spec, opens, closes, source, cycled_at })
+        let spec = serde_json::from_str(&spec)
+            .map_err(|e| StoreError::Internal(format!("drop {id}: {e}")))?;
+        Ok(StoredDrop {
+            spec,
+            opens,
+            closes,
+            source,
+            cycled_at,
+        })
     })
     .transpose()
 }
@@ -55,7 +66,9 @@ fn millis(s: &str) -> Result<Millis, StoreError> {
 
 fn refuse(r: HoldRefusal) -> StoreError {
     match r {
-        HoldRefusal::UnknownProduct { .. } | HoldRefusal::AttendeeRequired | HoldRefusal::Empty => StoreError::invalid(r.code(), r.to_string()),
+        HoldRefusal::UnknownProduct { .. } | HoldRefusal::AttendeeRequired | HoldRefusal::Empty => {
+            StoreError::invalid(r.code(), r.to_string())
+        }
         _ => StoreError::refused(r.code(), r.to_string()),
     }
 }
@@ -63,7 +76,17 @@ fn refuse(r: HoldRefusal) -> StoreError {
 /// Appends one ledger row, keeps the stock table equal to the ledger, and
 /// tells the cloud, all in the caller's transaction.
 #[allow(clippy::too_many_arguments)]
-fn move_stock(ctx: &WriteCtx<'_>, drop: &str, sku: &str, delta: i64, reason: &str, reference: Option<&str>, actor: &str, note: Option<&str>, now: Millis) -> Result<(), StoreError> {
+fn move_stock(
+    ctx: &WriteCtx<'_>,
+    drop: &str,
+    sku: &str,
+    delta: i64,
+    reason: &str,
+    reference: Option<&str>,
+    actor: &str,
+    note: Option<&str>,
+    now: Millis,
+) -> Result<(), StoreError> {
     ctx.conn
         .prepare_cached("INSERT INTO inventory_ledger (at, drop_id, sku, delta, reason, ref, actor, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?
         .execute(params![now, drop, sku, delta, reason, reference, actor, note])?;
@@ -75,7 +98,9 @@ fn move_stock(ctx: &WriteCtx<'_>, drop: &str, sku: &str, delta: i64, reason: &st
         )?
         .query_row(params![drop, sku, delta], |r| r.get(0))?;
     if on_hand < 0 {
-        return Err(StoreError::Internal(format!("stock of {sku} in '{drop}' would go negative")));
+        return Err(StoreError::Internal(format!(
+            "stock of {sku} in '{drop}' would go negative"
+        )));
     }
     let moved = InventoryMoved {
         drop: DropId(drop.into()),
@@ -100,7 +125,13 @@ fn on_hand(conn: &Connection, drop: &str, sku: &str) -> Result<(i64, i64), Store
 }
 
 /// Units of a product in unexpired holds (optionally only reserve holders').
-fn held(conn: &Connection, drop: &str, sku: &str, now: Millis, eligible_only: bool) -> Result<i64, StoreError> {
+fn held(
+    conn: &Connection,
+    drop: &str,
+    sku: &str,
+    now: Millis,
+    eligible_only: bool,
+) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT COALESCE(SUM(hi.qty), 0) FROM holds h JOIN hold_items hi ON hi.hold_id = h.id
@@ -110,7 +141,12 @@ fn held(conn: &Connection, drop: &str, sku: &str, now: Millis, eligible_only: bo
         .query_row(params![drop, now, sku, eligible_only], |r| r.get(0))?)
 }
 
-fn stock_of(conn: &Connection, d: &StoredDrop, sku: &str, now: Millis) -> Result<Stock, StoreError> {
+fn stock_of(
+    conn: &Connection,
+    d: &StoredDrop,
+    sku: &str,
+    now: Millis,
+) -> Result<Stock, StoreError> {
     let (on_hand, eligible_sold) = on_hand(conn, d.spec.id.as_str(), sku)?;
     let held_all = held(conn, d.spec.id.as_str(), sku, now, false)?;
     let reserved_left = match &d.spec.reserve {
@@ -120,11 +156,20 @@ fn stock_of(conn: &Connection, d: &StoredDrop, sku: &str, now: Millis) -> Result
             rules::reserved_left(r.quantity, millis(&r.release_at)?, now, taken)
         }
     };
-    Ok(Stock { on_hand, held: held_all, reserved_left })
+    Ok(Stock {
+        on_hand,
+        held: held_all,
+        reserved_left,
+    })
 }
 
 /// Units an attendee holds or bought in a drop.
-fn attendee_units(conn: &Connection, drop: &str, attendee: &str, now: Millis) -> Result<i64, StoreError> {
+fn attendee_units(
+    conn: &Connection,
+    drop: &str,
+    attendee: &str,
+    now: Millis,
+) -> Result<i64, StoreError> {
     let held: i64 = conn
         .prepare_cached(
             "SELECT COALESCE(SUM(hi.qty), 0) FROM holds h JOIN hold_items hi ON hi.hold_id = h.id
@@ -141,8 +186,17 @@ fn attendee_units(conn: &Connection, drop: &str, attendee: &str, now: Millis) ->
 }
 
 /// The buyer's ticket, from its scanned code: it must be a valid ticket.
-fn attendee(ctx: &WriteCtx<'_>, ev: &EventSnapshot, code: &str) -> Result<(TicketId, TierId), StoreError> {
-    let bad = |why: &str| StoreError::invalid("attendee_ticket_invalid", format!("the buyer's ticket does not count: {why}"));
+fn attendee(
+    ctx: &WriteCtx<'_>,
+    ev: &EventSnapshot,
+    code: &str,
+) -> Result<(TicketId, TierId), StoreError> {
+    let bad = |why: &str| {
+        StoreError::invalid(
+            "attendee_ticket_invalid",
+            format!("the buyer's ticket does not count: {why}"),
+        )
+    };
     let facts = match checkin::resolve(code, ev) {
         Resolution::Rejected(r) => return Err(bad(r.advice())),
         Resolution::Lookup { key, claim } => {
@@ -157,7 +211,11 @@ fn attendee(ctx: &WriteCtx<'_>, ev: &EventSnapshot, code: &str) -> Result<(Ticke
 }
 
 fn line_for(ev: &EventSnapshot, spec: &DropSpec, sku: &str, qty: u32) -> Result<Line, StoreError> {
-    let p = spec.products.iter().find(|p| p.sku.as_str() == sku).ok_or_else(|| refuse(HoldRefusal::UnknownProduct { sku: sku.into() }))?;
+    let p = spec
+        .products
+        .iter()
+        .find(|p| p.sku.as_str() == sku)
+        .ok_or_else(|| refuse(HoldRefusal::UnknownProduct { sku: sku.into() }))?;
     Ok(Line {
         item: format!("{}/{}", spec.id, p.sku),
         name: p.name.clone(),
@@ -195,20 +253,29 @@ pub struct HoldView {
 /// (SKU, quantity) pairs of a hold.
 type HoldItems = Vec<(String, u32)>;
 
-fn read_hold(ctx: &WriteCtx<'_>, ev: &EventSnapshot, id: &str) -> Result<Option<(HoldView, HoldItems)>, StoreError> {
+fn read_hold(
+    ctx: &WriteCtx<'_>,
+    ev: &EventSnapshot,
+    id: &str,
+) -> Result<Option<(HoldView, HoldItems)>, StoreError> {
     let row: Option<(String, Option<String>, bool, Millis, String)> = ctx
         .conn
         .prepare_cached("SELECT drop_id, attendee_ticket_id, reserve_eligible, expires_at, status FROM holds WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .optional()?;
-    let Some((drop, attendee, eligible, expires_at, status)) = row else { return Ok(None) };
+    let Some((drop, attendee, eligible, expires_at, status)) = row else {
+        return Ok(None);
+    };
     let items: HoldItems = ctx
         .conn
         .prepare_cached("SELECT sku, qty FROM hold_items WHERE hold_id = ?1 ORDER BY sku")?
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let d = drop_or_404(ctx.conn, &drop)?;
-    let lines = items.iter().map(|(sku, qty)| line_for(ev, &d.spec, sku, *qty)).collect::<Result<Vec<_>, _>>()?;
+    let lines = items
+        .iter()
+        .map(|(sku, qty)| line_for(ev, &d.spec, sku, *qty))
+        .collect::<Result<Vec<_>, _>>()?;
     let view = HoldView {
         id: HoldId(id.to_string()),
         drop: DropId(drop),
@@ -216,7 +283,8 @@ fn read_hold(ctx: &WriteCtx<'_>, ev: &EventSnapshot, id: &str) -> Result<Option<
         expires_at: format_rfc3339(expires_at),
         attendee,
         reserve_eligible: eligible,
-        totals: money::totals(&lines, ev.manifest.event.prices_include_tax).map_err(|err| StoreError::invalid("amount_out_of_range", err.to_string()))?,
+        totals: money::totals(&lines, ev.manifest.event.prices_include_tax)
+            .map_err(|err| StoreError::invalid("amount_out_of_range", err.to_string()))?,
         currency: ev.manifest.event.currency.clone(),
     };
     Ok(Some((view, items)))
@@ -224,7 +292,11 @@ fn read_hold(ctx: &WriteCtx<'_>, ev: &EventSnapshot, id: &str) -> Result<Option<
 
 fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, StoreError> {
     let ev = event(ctx)?;
-    let existing: Option<String> = ctx.conn.prepare_cached("SELECT id FROM holds WHERE nonce = ?1")?.query_row([&req.nonce], |r| r.get(0)).optional()?;
+    let existing: Option<String> = ctx
+        .conn
+        .prepare_cached("SELECT id FROM holds WHERE nonce = ?1")?
+        .query_row([&req.nonce], |r| r.get(0))
+        .optional()?;
     if let Some(id) = existing {
         // A replay gets the first answer; the same nonce for another drop
         // or other items is a different request, refused like an order's.
@@ -250,7 +322,11 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
     if items.is_empty() {
         return Err(refuse(HoldRefusal::Empty));
     }
-    let buyer = req.attendee_code.as_deref().map(|c| attendee(ctx, &ev, c)).transpose()?;
+    let buyer = req
+        .attendee_code
+        .as_deref()
+        .map(|c| attendee(ctx, &ev, c))
+        .transpose()?;
     if d.spec.per_attendee_limit.is_some() && buyer.is_none() {
         return Err(refuse(HoldRefusal::AttendeeRequired));
     }
@@ -262,12 +338,20 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
         line_for(&ev, &d.spec, sku, qty)?;
         let available = stock_of(ctx.conn, &d, sku, req.now)?.available(eligible);
         if (qty as i64) > available {
-            return Err(refuse(HoldRefusal::NotEnoughStock { sku: sku.into(), available }));
+            return Err(refuse(HoldRefusal::NotEnoughStock {
+                sku: sku.into(),
+                available,
+            }));
         }
     }
     if let Some((id, _)) = &buyer {
         let already = attendee_units(ctx.conn, req.drop.as_str(), id.as_str(), req.now)?;
-        rules::check_attendee_limit(d.spec.per_attendee_limit, already, items.values().map(|q| *q as i64).sum()).map_err(refuse)?;
+        rules::check_attendee_limit(
+            d.spec.per_attendee_limit,
+            already,
+            items.values().map(|q| *q as i64).sum(),
+        )
+        .map_err(refuse)?;
     }
     let id = next_id(ctx, "H")?;
     ctx.conn
@@ -277,24 +361,44 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
         )?
         .execute(params![id, req.nonce, req.drop.as_str(), buyer.as_ref().map(|b| b.0.as_str()), eligible, req.now, req.now + req.ttl_ms, req.staff.name])?;
     for (sku, qty) in &items {
-        ctx.conn.prepare_cached("INSERT INTO hold_items (hold_id, sku, qty) VALUES (?1, ?2, ?3)")?.execute(params![id, sku, qty])?;
+        ctx.conn
+            .prepare_cached("INSERT INTO hold_items (hold_id, sku, qty) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, sku, qty])?;
     }
     Ok(read_hold(ctx, &ev, &id)?.expect("just inserted").0)
 }
 
-fn checkout_in(ctx: &WriteCtx<'_>, hold: &str, tender: Option<Tender>, nonce: &str, staff: &Actor, now: Millis) -> Result<OrderView, StoreError> {
+fn checkout_in(
+    ctx: &WriteCtx<'_>,
+    hold: &str,
+    tender: Option<Tender>,
+    nonce: &str,
+    staff: &Actor,
+    now: Millis,
+) -> Result<OrderView, StoreError> {
     if let Some(v) = replay(ctx, nonce, OrderKind::Drop)? {
         return Ok(v);
     }
     let ev = event(ctx)?;
-    let (view, items) = read_hold(ctx, &ev, hold)?.ok_or_else(|| StoreError::NotFound(format!("hold {hold}")))?;
+    let (view, items) =
+        read_hold(ctx, &ev, hold)?.ok_or_else(|| StoreError::NotFound(format!("hold {hold}")))?;
     let expires = millis(&view.expires_at)?;
     if view.status != "active" || expires <= now {
-        let why = if view.status == "active" || view.status == "expired" { "expired".to_string() } else { view.status.replace('_', " ") };
-        return Err(StoreError::refused("hold_not_active", format!("hold {hold} is {why}: its items went back on sale; make a new hold")));
+        let why = if view.status == "active" || view.status == "expired" {
+            "expired".to_string()
+        } else {
+            view.status.replace('_', " ")
+        };
+        return Err(StoreError::refused(
+            "hold_not_active",
+            format!("hold {hold} is {why}: its items went back on sale; make a new hold"),
+        ));
     }
     let d = drop_or_404(ctx.conn, view.drop.as_str())?;
-    let lines = items.iter().map(|(sku, qty)| line_for(&ev, &d.spec, sku, *qty)).collect::<Result<Vec<_>, _>>()?;
+    let lines = items
+        .iter()
+        .map(|(sku, qty)| line_for(&ev, &d.spec, sku, *qty))
+        .collect::<Result<Vec<_>, _>>()?;
     let id = next_id(ctx, "O")?;
     let order = record_order(
         ctx,
@@ -317,24 +421,48 @@ fn checkout_in(ctx: &WriteCtx<'_>, hold: &str, tender: Option<Tender>, nonce: &s
     )?;
     for (sku, qty) in &items {
         ctx.conn
-            .prepare_cached("INSERT INTO order_items (order_id, drop_id, sku, qty) VALUES (?1, ?2, ?3, ?4)")?
+            .prepare_cached(
+                "INSERT INTO order_items (order_id, drop_id, sku, qty) VALUES (?1, ?2, ?3, ?4)",
+            )?
             .execute(params![id, view.drop.as_str(), sku, qty])?;
-        move_stock(ctx, view.drop.as_str(), sku, -(*qty as i64), "sale", Some(&id), &staff.name, None, now)?;
+        move_stock(
+            ctx,
+            view.drop.as_str(),
+            sku,
+            -(*qty as i64),
+            "sale",
+            Some(&id),
+            &staff.name,
+            None,
+            now,
+        )?;
         if view.reserve_eligible {
             ctx.conn
                 .prepare_cached("UPDATE stock SET eligible_sold = eligible_sold + ?1 WHERE drop_id = ?2 AND sku = ?3")?
                 .execute(params![qty, view.drop.as_str(), sku])?;
         }
     }
-    ctx.conn.prepare_cached("UPDATE holds SET status = 'checked_out', order_id = ?1 WHERE id = ?2")?.execute([&id, hold])?;
+    ctx.conn
+        .prepare_cached("UPDATE holds SET status = 'checked_out', order_id = ?1 WHERE id = ?2")?
+        .execute([&id, hold])?;
     Ok(order)
 }
 
 /// Puts a voided or refunded drop order's units back: into its drop while
 /// that drop has not been cycled, else into the pool.
-pub(crate) fn return_order_stock(ctx: &WriteCtx<'_>, drop: &str, order: &str, reason: &str, actor: &Actor, now: Millis) -> Result<(), StoreError> {
+pub(crate) fn return_order_stock(
+    ctx: &WriteCtx<'_>,
+    drop: &str,
+    order: &str,
+    reason: &str,
+    actor: &Actor,
+    now: Millis,
+) -> Result<(), StoreError> {
     let d = drop_or_404(ctx.conn, drop)?;
-    let eligible: bool = ctx.conn.prepare_cached("SELECT reserve_eligible FROM orders WHERE id = ?1")?.query_row([order], |r| r.get(0))?;
+    let eligible: bool = ctx
+        .conn
+        .prepare_cached("SELECT reserve_eligible FROM orders WHERE id = ?1")?
+        .query_row([order], |r| r.get(0))?;
     let items: Vec<(String, i64)> = ctx
         .conn
         .prepare_cached("SELECT sku, qty FROM order_items WHERE order_id = ?1")?
@@ -342,7 +470,17 @@ pub(crate) fn return_order_stock(ctx: &WriteCtx<'_>, drop: &str, order: &str, re
         .collect::<Result<_, _>>()?;
     let target = if d.cycled_at.is_some() { POOL } else { drop };
     for (sku, qty) in items {
-        move_stock(ctx, target, &sku, qty, reason, Some(order), &actor.name, None, now)?;
+        move_stock(
+            ctx,
+            target,
+            &sku,
+            qty,
+            reason,
+            Some(order),
+            &actor.name,
+            None,
+            now,
+        )?;
         if eligible && target == drop {
             ctx.conn
                 .prepare_cached("UPDATE stock SET eligible_sold = MAX(0, eligible_sold - ?1) WHERE drop_id = ?2 AND sku = ?3")?
@@ -353,7 +491,13 @@ pub(crate) fn return_order_stock(ctx: &WriteCtx<'_>, drop: &str, order: &str, re
 }
 
 /// Inserts or updates a drop; new products get their initial stock once.
-fn save_drop(ctx: &WriteCtx<'_>, spec: &DropSpec, source: &str, actor: &str, now: Millis) -> Result<(), StoreError> {
+fn save_drop(
+    ctx: &WriteCtx<'_>,
+    spec: &DropSpec,
+    source: &str,
+    actor: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
     let opens = millis(&spec.opens_at)?;
     let closes = millis(&spec.closes_at)?;
     let json = serde_json::to_string(spec).map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -367,19 +511,43 @@ fn save_drop(ctx: &WriteCtx<'_>, spec: &DropSpec, source: &str, actor: &str, now
     for p in &spec.products {
         let seen: bool = ctx
             .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM inventory_ledger WHERE drop_id = ?1 AND sku = ?2)")?
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM inventory_ledger WHERE drop_id = ?1 AND sku = ?2)",
+            )?
             .query_row([spec.id.as_str(), p.sku.as_str()], |r| r.get(0))?;
         if !seen {
-            move_stock(ctx, spec.id.as_str(), p.sku.as_str(), p.quantity as i64, "initial", None, actor, None, now)?;
+            move_stock(
+                ctx,
+                spec.id.as_str(),
+                p.sku.as_str(),
+                p.quantity as i64,
+                "initial",
+                None,
+                actor,
+                None,
+                now,
+            )?;
         }
     }
-    outbox::append(ctx, &Event::DropSaved(DropSaved { drop: spec.clone(), source: source.into() }), now)?;
+    outbox::append(
+        ctx,
+        &Event::DropSaved(DropSaved {
+            drop: spec.clone(),
+            source: source.into(),
+        }),
+        now,
+    )?;
     Ok(())
 }
 
 /// Called by manifest import: manifest drops are added, or updated while
 /// they have not closed and cycled. Drops made on the box are left alone.
-pub(crate) fn import_manifest_drops(ctx: &WriteCtx<'_>, ev: &EventSnapshot, actor: &str, now: Millis) -> Result<(), StoreError> {
+pub(crate) fn import_manifest_drops(
+    ctx: &WriteCtx<'_>,
+    ev: &EventSnapshot,
+    actor: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
     for spec in &ev.manifest.drops {
         match load_drop(ctx.conn, spec.id.as_str())? {
             Some(d) if d.source != "manifest" || d.cycled_at.is_some() || d.spec == *spec => {}
@@ -418,7 +586,12 @@ pub struct DropView {
     pub products: Vec<ProductView>,
 }
 
-fn drop_view(conn: &Connection, d: &StoredDrop, now: Millis, currency: &str) -> Result<DropView, StoreError> {
+fn drop_view(
+    conn: &Connection,
+    d: &StoredDrop,
+    now: Millis,
+    currency: &str,
+) -> Result<DropView, StoreError> {
     let mut products = Vec::new();
     let mut left_for_anyone = 0;
     for p in &d.spec.products {
@@ -471,9 +644,16 @@ pub struct Housekeeping {
 }
 
 fn check_drop_spec(ev: &EventSnapshot, spec: &DropSpec) -> Result<(), StoreError> {
-    validate_drop(spec, |t| ev.tier(t).is_some()).map_err(|e| StoreError::invalid("invalid_drop", e.to_string()))?;
+    validate_drop(spec, |t| ev.tier(t).is_some())
+        .map_err(|e| StoreError::invalid("invalid_drop", e.to_string()))?;
     if ev.creator(&spec.creator).is_none() {
-        return Err(StoreError::invalid("invalid_drop", format!("drop '{}' names creator '{}', who is not in the manifest", spec.id, spec.creator)));
+        return Err(StoreError::invalid(
+            "invalid_drop",
+            format!(
+                "drop '{}' names creator '{}', who is not in the manifest",
+                spec.id, spec.creator
+            ),
+        ));
     }
     Ok(())
 }
@@ -483,79 +663,162 @@ impl Store {
         self.write(move |ctx| create_hold_in(ctx, &req)).await
     }
 
-    pub async fn release_hold(&self, id: HoldId, actor: Actor, now: Millis) -> Result<(), StoreError> {
+    pub async fn release_hold(
+        &self,
+        id: HoldId,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             let n = ctx
                 .conn
-                .prepare_cached("UPDATE holds SET status = 'released' WHERE id = ?1 AND status = 'active'")?
+                .prepare_cached(
+                    "UPDATE holds SET status = 'released' WHERE id = ?1 AND status = 'active'",
+                )?
                 .execute([id.as_str()])?;
             if n == 0 {
-                let exists: bool = ctx.conn.query_row("SELECT EXISTS (SELECT 1 FROM holds WHERE id = ?1)", [id.as_str()], |r| r.get(0))?;
-                return Err(if exists { StoreError::Conflict(format!("hold {id} is no longer active")) } else { StoreError::NotFound(format!("hold {id}")) });
+                let exists: bool = ctx.conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM holds WHERE id = ?1)",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )?;
+                return Err(if exists {
+                    StoreError::Conflict(format!("hold {id} is no longer active"))
+                } else {
+                    StoreError::NotFound(format!("hold {id}"))
+                });
             }
-            audit::record(ctx, &actor, "hold.release", &serde_json::json!({"hold": id}), now)
+            audit::record(
+                ctx,
+                &actor,
+                "hold.release",
+                &serde_json::json!({"hold": id}),
+                now,
+            )
         })
         .await
     }
 
     /// Turns an active hold into a paid order.
-    pub async fn checkout_hold(&self, hold: HoldId, tender: Option<Tender>, nonce: String, staff: Actor, now: Millis) -> Result<OrderView, StoreError> {
-        self.write(move |ctx| checkout_in(ctx, hold.as_str(), tender, &nonce, &staff, now)).await
+    pub async fn checkout_hold(
+        &self,
+        hold: HoldId,
+        tender: Option<Tender>,
+        nonce: String,
+        staff: Actor,
+        now: Millis,
+    ) -> Result<OrderView, StoreError> {
+        self.write(move |ctx| checkout_in(ctx, hold.as_str(), tender, &nonce, &staff, now))
+            .await
     }
 
     /// Hold and checkout in one step, for a sale that needs no cart.
-    pub async fn sell_drop(&self, req: HoldRequest, tender: Option<Tender>) -> Result<OrderView, StoreError> {
+    pub async fn sell_drop(
+        &self,
+        req: HoldRequest,
+        tender: Option<Tender>,
+    ) -> Result<OrderView, StoreError> {
         self.write(move |ctx| {
             if let Some(v) = replay(ctx, &req.nonce, OrderKind::Drop)? {
                 return Ok(v);
             }
             let order_nonce = req.nonce.clone();
-            let hold_req = HoldRequest { nonce: format!("sale:{order_nonce}"), ..req };
+            let hold_req = HoldRequest {
+                nonce: format!("sale:{order_nonce}"),
+                ..req
+            };
             let hold = create_hold_in(ctx, &hold_req)?;
-            checkout_in(ctx, hold.id.as_str(), tender, &order_nonce, &hold_req.staff, hold_req.now)
+            checkout_in(
+                ctx,
+                hold.id.as_str(),
+                tender,
+                &order_nonce,
+                &hold_req.staff,
+                hold_req.now,
+            )
         })
         .await
     }
 
-    pub async fn create_drop(&self, spec: DropSpec, actor: Actor, now: Millis) -> Result<DropView, StoreError> {
+    pub async fn create_drop(
+        &self,
+        spec: DropSpec,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<DropView, StoreError> {
         self.write(move |ctx| {
             let ev = event(ctx)?;
             check_drop_spec(&ev, &spec)?;
             if load_drop(ctx.conn, spec.id.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!("drop '{}' exists: edit it instead", spec.id)));
+                return Err(StoreError::Conflict(format!(
+                    "drop '{}' exists: edit it instead",
+                    spec.id
+                )));
             }
             save_drop(ctx, &spec, "box", &actor.name, now)?;
             audit::record(ctx, &actor, "drop.create", &spec, now)?;
-            drop_view(ctx.conn, &drop_or_404(ctx.conn, spec.id.as_str())?, now, &ev.manifest.event.currency)
+            drop_view(
+                ctx.conn,
+                &drop_or_404(ctx.conn, spec.id.as_str())?,
+                now,
+                &ev.manifest.event.currency,
+            )
         })
         .await
     }
 
     /// Replaces a drop's description. Quantities of existing products are
     /// not changed here (restock does that); new products get theirs.
-    pub async fn update_drop(&self, spec: DropSpec, actor: Actor, now: Millis) -> Result<DropView, StoreError> {
+    pub async fn update_drop(
+        &self,
+        spec: DropSpec,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<DropView, StoreError> {
         self.write(move |ctx| {
             let ev = event(ctx)?;
             check_drop_spec(&ev, &spec)?;
             let old = drop_or_404(ctx.conn, spec.id.as_str())?;
             if old.cycled_at.is_some() {
-                return Err(StoreError::Conflict(format!("drop '{}' has closed and its stock has moved on", spec.id)));
+                return Err(StoreError::Conflict(format!(
+                    "drop '{}' has closed and its stock has moved on",
+                    spec.id
+                )));
             }
             for p in &old.spec.products {
-                if !spec.products.iter().any(|n| n.sku == p.sku) && on_hand(ctx.conn, spec.id.as_str(), p.sku.as_str())?.0 > 0 {
-                    return Err(StoreError::Conflict(format!("product {} still has stock in this drop: move it to the pool first", p.sku)));
+                if !spec.products.iter().any(|n| n.sku == p.sku)
+                    && on_hand(ctx.conn, spec.id.as_str(), p.sku.as_str())?.0 > 0
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "product {} still has stock in this drop: move it to the pool first",
+                        p.sku
+                    )));
                 }
             }
             save_drop(ctx, &spec, &old.source, &actor.name, now)?;
             audit::record(ctx, &actor, "drop.update", &spec, now)?;
-            drop_view(ctx.conn, &drop_or_404(ctx.conn, spec.id.as_str())?, now, &ev.manifest.event.currency)
+            drop_view(
+                ctx.conn,
+                &drop_or_404(ctx.conn, spec.id.as_str())?,
+                now,
+                &ev.manifest.event.currency,
+            )
         })
         .await
     }
 
     /// Adds stock to a drop's product (new stock, or from the pool).
     #[allow(clippy::too_many_arguments)]
-    pub async fn restock(&self, drop: DropId, sku: Sku, quantity: u32, reason: String, from_pool: bool, actor: Actor, now: Millis) -> Result<DropView, StoreError> {
+    pub async fn restock(
+        &self,
+        drop: DropId,
+        sku: Sku,
+        quantity: u32,
+        reason: String,
+        from_pool: bool,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<DropView, StoreError> {
         self.write(move |ctx| {
             let ev = event(ctx)?;
             let d = drop_or_404(ctx.conn, drop.as_str())?;
@@ -619,22 +882,37 @@ impl Store {
     }
 
     pub async fn drops(&self, now: Millis) -> Result<Vec<DropView>, StoreError> {
-        let currency = self.event().map(|e| e.manifest.event.currency.clone()).unwrap_or_default();
+        let currency = self
+            .event()
+            .map(|e| e.manifest.event.currency.clone())
+            .unwrap_or_default();
         self.read(move |conn| {
-            let ids: Vec<String> = conn.prepare_cached("SELECT id FROM drops ORDER BY opens_at, id")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-            ids.iter().map(|id| drop_view(conn, &drop_or_404(conn, id)?, now, &currency)).collect()
+            let ids: Vec<String> = conn
+                .prepare_cached("SELECT id FROM drops ORDER BY opens_at, id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            ids.iter()
+                .map(|id| drop_view(conn, &drop_or_404(conn, id)?, now, &currency))
+                .collect()
         })
         .await
     }
 
     pub async fn drop_detail(&self, id: DropId, now: Millis) -> Result<DropView, StoreError> {
-        let currency = self.event().map(|e| e.manifest.event.currency.clone()).unwrap_or_default();
-        self.read(move |conn| drop_view(conn, &drop_or_404(conn, id.as_str())?, now, &currency)).await
+        let currency = self
+            .event()
+            .map(|e| e.manifest.event.currency.clone())
+            .unwrap_or_default();
+        self.read(move |conn| drop_view(conn, &drop_or_404(conn, id.as_str())?, now, &currency))
+            .await
     }
 
     /// The ledger of one drop, or of the pool with `""`, oldest first,
     /// with stock on hand per product.
-    pub async fn ledger(&self, drop: String) -> Result<(BTreeMap<String, i64>, Vec<LedgerRow>), StoreError> {
+    pub async fn ledger(
+        &self,
+        drop: String,
+    ) -> Result<(BTreeMap<String, i64>, Vec<LedgerRow>), StoreError> {
         self.read(move |conn| {
             if drop != POOL {
                 drop_or_404(conn, &drop)?;
@@ -671,7 +949,9 @@ fn cycle(ctx: &WriteCtx<'_>, id: &str, now: Millis) -> Result<(), StoreError> {
     let d = drop_or_404(ctx.conn, id)?;
     let stock: Vec<(String, i64)> = ctx
         .conn
-        .prepare_cached("SELECT sku, on_hand FROM stock WHERE drop_id = ?1 AND on_hand > 0 ORDER BY sku")?
+        .prepare_cached(
+            "SELECT sku, on_hand FROM stock WHERE drop_id = ?1 AND on_hand > 0 ORDER BY sku",
+        )?
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let later: Vec<(String, String)> = ctx
@@ -684,18 +964,51 @@ fn cycle(ctx: &WriteCtx<'_>, id: &str, now: Millis) -> Result<(), StoreError> {
         let next = match d.spec.on_close {
             OnClose::Pool => None,
             OnClose::NextDrop => later.iter().find(|(_, spec)| {
-                serde_json::from_str::<DropSpec>(spec).is_ok_and(|s| s.products.iter().any(|p| p.sku.as_str() == sku))
+                serde_json::from_str::<DropSpec>(spec)
+                    .is_ok_and(|s| s.products.iter().any(|p| p.sku.as_str() == sku))
             }),
         };
         let target = next.map(|(t, _)| t.as_str()).unwrap_or(POOL);
-        move_stock(ctx, id, &sku, -n, "cycle_out", Some(target), "venuebox", None, now)?;
-        move_stock(ctx, target, &sku, n, "cycle_in", Some(id), "venuebox", None, now)?;
-        moved.push(CycledStock { sku, quantity: n, to: if target == POOL { "pool" } else { target }.into() });
+        move_stock(
+            ctx,
+            id,
+            &sku,
+            -n,
+            "cycle_out",
+            Some(target),
+            "venuebox",
+            None,
+            now,
+        )?;
+        move_stock(
+            ctx,
+            target,
+            &sku,
+            n,
+            "cycle_in",
+            Some(id),
+            "venuebox",
+            None,
+            now,
+        )?;
+        moved.push(CycledStock {
+            sku,
+            quantity: n,
+            to: if target == POOL { "pool" } else { target }.into(),
+        });
     }
-    ctx.conn.prepare_cached("UPDATE drops SET cycled_at = ?1 WHERE id = ?2")?.execute(params![now, id])?;
+    ctx.conn
+        .prepare_cached("UPDATE drops SET cycled_at = ?1 WHERE id = ?2")?
+        .execute(params![now, id])?;
     let n = moved.len();
-    outbox::append(ctx, &Event::DropCycled(DropCycled { drop: DropId(id.into()), moved }), now)?;
+    outbox::append(
+        ctx,
+        &Event::DropCycled(DropCycled {
+            drop: DropId(id.into()),
+            moved,
+        }),
+        now,
+    )?;
     tracing::info!(drop = id, moved = n, "drop closed: unsold stock cycled");
     Ok(())
 }
-

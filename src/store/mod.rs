@@ -16,11 +16,11 @@ pub mod outbox;
 pub mod pairing;
 pub mod payouts;
 pub mod printing;
-pub mod sales;
 mod readers;
+pub mod sales;
 pub mod scans;
-pub mod sync;
 pub mod sessions;
+pub mod sync;
 mod writer;
 
 pub use identity::BoxIdentity;
@@ -60,7 +60,9 @@ pub enum StoreError {
     Manifest(#[from] ManifestError),
     #[error("unknown gate '{gate}': this event's gates are {known}")]
     UnknownGate { gate: String, known: String },
-    #[error("nonce '{0}' was already used for a different scan: make a fresh nonce for every scan")]
+    #[error(
+        "nonce '{0}' was already used for a different scan: make a fresh nonce for every scan"
+    )]
     NonceConflict(String),
     #[error("{0} not found")]
     NotFound(String),
@@ -77,10 +79,16 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn refused(code: &'static str, message: impl Into<String>) -> StoreError {
-        StoreError::Refused { code, message: message.into() }
+        StoreError::Refused {
+            code,
+            message: message.into(),
+        }
     }
     pub fn invalid(code: &'static str, message: impl Into<String>) -> StoreError {
-        StoreError::Invalid { code, message: message.into() }
+        StoreError::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -92,7 +100,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { read_connections: 4, write_queue: 4096 }
+        StoreOptions {
+            read_connections: 4,
+            write_queue: 4096,
+        }
     }
 }
 
@@ -120,8 +131,17 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 impl Store {
     /// Opens (creating if needed) the data directory's database, applies
     /// migrations, loads the current event and starts the writer.
-    pub fn open(dir: &Path, metrics: Arc<Metrics>, opts: StoreOptions) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("cannot create data directory {}: {e}", dir.display())))?;
+    pub fn open(
+        dir: &Path,
+        metrics: Arc<Metrics>,
+        opts: StoreOptions,
+    ) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
         let identity = Arc::new(BoxIdentity::load_or_create(dir)?);
         let path = dir.join(DB_FILE);
         let mut conn = Connection::open(&path)?;
@@ -129,8 +149,20 @@ impl Store {
         migrate::apply(&mut conn)?;
         let event: EventCell = Arc::new(RwLock::new(manifests::load_current(&conn, &identity)?));
         let readers = Arc::new(ReadPool::open(path.clone(), opts.read_connections)?);
-        let (jobs, _thread) = writer::spawn(conn, identity.clone(), event.clone(), metrics, opts.write_queue);
-        Ok(Store { jobs, readers, event, identity, path: Arc::new(path) })
+        let (jobs, _thread) = writer::spawn(
+            conn,
+            identity.clone(),
+            event.clone(),
+            metrics,
+            opts.write_queue,
+        );
+        Ok(Store {
+            jobs,
+            readers,
+            event,
+            identity,
+            path: Arc::new(path),
+        })
     }
 
     pub fn box_id(&self) -> &str {
@@ -178,12 +210,18 @@ mod tests {
 
     fn open(dir: &Path) -> (Store, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
-        (Store::open(dir, metrics.clone(), StoreOptions::default()).unwrap(), metrics)
+        (
+            Store::open(dir, metrics.clone(), StoreOptions::default()).unwrap(),
+            metrics,
+        )
     }
 
     fn batches(m: &Metrics) -> u64 {
         let text = m.render();
-        let line = text.lines().find(|l| l.starts_with("venuebox_store_write_batch_size_count")).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("venuebox_store_write_batch_size_count"))
+            .unwrap();
         line.rsplit(' ').next().unwrap().parse().unwrap()
     }
 
@@ -195,7 +233,12 @@ mod tests {
         let blocker = {
             let store = store.clone();
             tokio::spawn(async move {
-                store.write(|_| { std::thread::sleep(Duration::from_millis(200)); Ok(()) }).await
+                store
+                    .write(|_| {
+                        std::thread::sleep(Duration::from_millis(200));
+                        Ok(())
+                    })
+                    .await
             })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -223,11 +266,19 @@ mod tests {
         }
         assert_eq!(failed, 10);
         let kept: Vec<i64> = store
-            .read(|c| Ok(c.prepare("SELECT at FROM audit ORDER BY at")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?))
+            .read(|c| {
+                Ok(c.prepare("SELECT at FROM audit ORDER BY at")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?)
+            })
             .await
             .unwrap();
         assert_eq!(kept, (0..99).filter(|i| i % 10 != 0).collect::<Vec<_>>());
-        assert!(batches(&metrics) < 20, "99 queued jobs took {} transactions", batches(&metrics));
+        assert!(
+            batches(&metrics) < 20,
+            "99 queued jobs took {} transactions",
+            batches(&metrics)
+        );
     }
 
     #[tokio::test]
@@ -236,7 +287,9 @@ mod tests {
         let (store, _) = open(dir.path());
         let (mode, sync): (String, i64) = store
             .write(|ctx| {
-                let mode = ctx.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+                let mode = ctx
+                    .conn
+                    .query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
                 let sync = ctx.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
                 Ok((mode, sync))
             })
@@ -259,8 +312,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(open(dir.path()));
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", []).unwrap();
-        let err = Store::open(dir.path(), Arc::default(), StoreOptions::default()).err().unwrap();
-        assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }), "{err}");
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", [])
+            .unwrap();
+        let err = Store::open(dir.path(), Arc::default(), StoreOptions::default())
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+            "{err}"
+        );
     }
 }

@@ -34,7 +34,11 @@ pub fn append(ctx: &WriteCtx<'_>, event: &Event, now: Millis) -> Result<Seq, Sto
 
 impl Store {
     /// Outbox rows after `after`, oldest first.
-    pub async fn outbox_after(&self, after: Seq, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+    pub async fn outbox_after(
+        &self,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, box_id, kind, payload, created_at FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",

@@ -39,12 +39,18 @@ pub struct NewDevice {
 
 /// A code as staff type it: case, spaces and dashes do not matter.
 pub fn normalise_code(code: &str) -> String {
-    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 fn new_code() -> String {
     let raw = random_bytes::<CODE_LEN>();
-    let s: String = raw.iter().map(|b| CODE_ALPHABET[(b & 31) as usize] as char).collect();
+    let s: String = raw
+        .iter()
+        .map(|b| CODE_ALPHABET[(b & 31) as usize] as char)
+        .collect();
     format!("{}-{}-{}", &s[0..4], &s[4..8], &s[8..12])
 }
 
@@ -61,11 +67,17 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PairedDevice> {
     })
 }
 
-const DEVICE_COLUMNS: &str = "id, name, paired_by, paired_at, last_sign_in_at, revoked_at, revoked_by, credential_sha256";
+const DEVICE_COLUMNS: &str =
+    "id, name, paired_by, paired_at, last_sign_in_at, revoked_at, revoked_by, credential_sha256";
 
 impl Store {
     /// A fresh one-time pairing code, valid for `ttl_ms`.
-    pub async fn create_pairing_code(&self, actor: Actor, now: Millis, ttl_ms: Millis) -> Result<(String, Millis), StoreError> {
+    pub async fn create_pairing_code(
+        &self,
+        actor: Actor,
+        now: Millis,
+        ttl_ms: Millis,
+    ) -> Result<(String, Millis), StoreError> {
         let code = new_code();
         let digest = token_digest(&normalise_code(&code));
         let expires_at = now + ttl_ms;
@@ -83,7 +95,12 @@ impl Store {
 
     /// Pairs a device with a code: `None` when the code is unknown, used
     /// or expired (the caller cannot tell which, on purpose).
-    pub async fn pair_device(&self, code: &str, name: String, now: Millis) -> Result<Option<NewDevice>, StoreError> {
+    pub async fn pair_device(
+        &self,
+        code: &str,
+        name: String,
+        now: Millis,
+    ) -> Result<Option<NewDevice>, StoreError> {
         let digest = token_digest(&normalise_code(code));
         self.write(move |ctx| {
             let used = ctx
@@ -121,7 +138,9 @@ impl Store {
     pub async fn paired_devices(&self) -> Result<Vec<PairedDevice>, StoreError> {
         self.read(|conn| {
             let rows = conn
-                .prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM paired_devices ORDER BY paired_at DESC"))?
+                .prepare_cached(&format!(
+                    "SELECT {DEVICE_COLUMNS} FROM paired_devices ORDER BY paired_at DESC"
+                ))?
                 .query_map([], device_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
@@ -131,7 +150,12 @@ impl Store {
 
     /// Revokes a device and ends every session signed in on it. Returns the
     /// device and how many sessions ended.
-    pub async fn revoke_device(&self, id: String, actor: Actor, now: Millis) -> Result<(PairedDevice, usize), StoreError> {
+    pub async fn revoke_device(
+        &self,
+        id: String,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<(PairedDevice, usize), StoreError> {
         self.write(move |ctx| {
             let n = ctx
                 .conn
@@ -153,8 +177,14 @@ impl Store {
     }
 
     /// Records a sign-in on a device (shown in the device list).
-    pub(crate) fn touch_device(ctx: &super::WriteCtx<'_>, id: &str, now: Millis) -> Result<(), StoreError> {
-        ctx.conn.prepare_cached("UPDATE paired_devices SET last_sign_in_at = ?2 WHERE id = ?1")?.execute(params![id, now])?;
+    pub(crate) fn touch_device(
+        ctx: &super::WriteCtx<'_>,
+        id: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        ctx.conn
+            .prepare_cached("UPDATE paired_devices SET last_sign_in_at = ?2 WHERE id = ?1")?
+            .execute(params![id, now])?;
         Ok(())
     }
 }
@@ -167,7 +197,14 @@ mod tests {
     fn codes_are_grouped_unambiguous_and_typed_any_way() {
         let c = new_code();
         assert_eq!(c.len(), 14);
-        assert!(c.chars().all(|ch| ch == '-' || CODE_ALPHABET.contains(&(ch as u8))), "{c}");
-        assert_eq!(normalise_code(&c.to_lowercase().replace('-', " ")), c.replace('-', ""));
+        assert!(
+            c.chars()
+                .all(|ch| ch == '-' || CODE_ALPHABET.contains(&(ch as u8))),
+            "{c}"
+        );
+        assert_eq!(
+            normalise_code(&c.to_lowercase().replace('-', " ")),
+            c.replace('-', "")
+        );
     }
 }

@@ -107,14 +107,24 @@ fn csv(s: &Statement) -> String {
     out += &row("currency", s.currency.clone());
     out += &row("generated_at", s.generated_at.clone());
     let t = &s.totals;
-    for (prefix, v) in [("referral_tickets", &t.referral_tickets), ("scholarship_tickets", &t.scholarship_tickets), ("drops", &t.drops)] {
+    for (prefix, v) in [
+        ("referral_tickets", &t.referral_tickets),
+        ("scholarship_tickets", &t.scholarship_tickets),
+        ("drops", &t.drops),
+    ] {
         out += &row(&format!("{prefix}_orders"), v.orders.to_string());
         out += &row(&format!("{prefix}_gross_minor"), v.gross_minor.to_string());
         out += &row(&format!("{prefix}_tax_minor"), v.tax_minor.to_string());
-        out += &row(&format!("{prefix}_refunded_minor"), v.refunded_minor.to_string());
+        out += &row(
+            &format!("{prefix}_refunded_minor"),
+            v.refunded_minor.to_string(),
+        );
         out += &row(&format!("{prefix}_net_minor"), v.net_minor().to_string());
     }
-    out += &row("scholarship_seats_funded", t.scholarship_seats_funded.to_string());
+    out += &row(
+        "scholarship_seats_funded",
+        t.scholarship_seats_funded.to_string(),
+    );
     out += &row("captures", t.captures.to_string());
     out += &row("capture_bytes", t.capture_bytes.to_string());
     out += &row("payout_minor", t.payout_minor.to_string());
@@ -122,16 +132,29 @@ fn csv(s: &Statement) -> String {
 }
 
 /// Writes each statement as JSON and CSV; returns the files written.
-pub fn write_statements(data_dir: &Path, statements: &[Statement], date: &str) -> Result<Vec<PathBuf>, StoreError> {
+pub fn write_statements(
+    data_dir: &Path,
+    statements: &[Statement],
+    date: &str,
+) -> Result<Vec<PathBuf>, StoreError> {
     let mut files = Vec::new();
     for s in statements {
-        let dir = data_dir.join("payouts").join(format!("event={}", s.event)).join(format!("date={date}"));
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        let dir = data_dir
+            .join("payouts")
+            .join(format!("event={}", s.event))
+            .join(format!("date={date}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
         let base = dir.join(format!("creator={}", s.creator));
         let json = base.with_extension("json");
-        std::fs::write(&json, serde_json::to_vec_pretty(s).expect("statement serialises")).map_err(|e| StoreError::Io(format!("{}: {e}", json.display())))?;
+        std::fs::write(
+            &json,
+            serde_json::to_vec_pretty(s).expect("statement serialises"),
+        )
+        .map_err(|e| StoreError::Io(format!("{}: {e}", json.display())))?;
         let csv_path = base.with_extension("csv");
-        std::fs::write(&csv_path, csv(s)).map_err(|e| StoreError::Io(format!("{}: {e}", csv_path.display())))?;
+        std::fs::write(&csv_path, csv(s))
+            .map_err(|e| StoreError::Io(format!("{}: {e}", csv_path.display())))?;
         files.extend([json, csv_path]);
     }
     Ok(files)

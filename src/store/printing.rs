@@ -16,7 +16,13 @@ pub const DEFAULT_STATION: &str = "default";
 /// it can still be reprinted on request.
 pub const STALE_AFTER_MS: Millis = 15 * 60_000;
 
-pub(crate) fn enqueue(ctx: &WriteCtx<'_>, order: Option<&str>, kind: &str, station: &str, now: Millis) -> Result<i64, StoreError> {
+pub(crate) fn enqueue(
+    ctx: &WriteCtx<'_>,
+    order: Option<&str>,
+    kind: &str,
+    station: &str,
+    now: Millis,
+) -> Result<i64, StoreError> {
     ctx.conn
         .prepare_cached("INSERT INTO print_jobs (order_id, kind, station, created_at, status) VALUES (?1, ?2, ?3, ?4, 'pending')")?
         .execute(params![order, kind, station, now])?;
@@ -63,7 +69,11 @@ pub struct PrintJobView {
 
 impl Store {
     /// The oldest pending job for `station`; stale ones are skipped first.
-    pub async fn next_print_job(&self, station: String, now: Millis) -> Result<Option<PrintJob>, StoreError> {
+    pub async fn next_print_job(
+        &self,
+        station: String,
+        now: Millis,
+    ) -> Result<Option<PrintJob>, StoreError> {
         self.write(move |ctx| {
             ctx.conn
                 .prepare_cached("UPDATE print_jobs SET status = 'skipped' WHERE station = ?1 AND status = 'pending' AND created_at < ?2")?
@@ -87,7 +97,12 @@ impl Store {
         .await
     }
 
-    pub async fn print_job_done(&self, id: i64, printer: String, now: Millis) -> Result<(), StoreError> {
+    pub async fn print_job_done(
+        &self,
+        id: i64,
+        printer: String,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             ctx.conn
                 .prepare_cached("UPDATE print_jobs SET status = 'done', printed_at = ?1, printer = ?2, attempts = attempts + 1 WHERE id = ?3")?
@@ -99,29 +114,53 @@ impl Store {
 
     pub async fn print_job_failed(&self, id: i64, error: String) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.prepare_cached("UPDATE print_jobs SET attempts = attempts + 1, last_error = ?1 WHERE id = ?2")?.execute(params![error, id])?;
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE print_jobs SET attempts = attempts + 1, last_error = ?1 WHERE id = ?2",
+                )?
+                .execute(params![error, id])?;
             Ok(())
         })
         .await
     }
 
     /// Queues a reprint of an order's receipt, or a test page (`None`).
-    pub async fn queue_print(&self, order: Option<OrderId>, station: String, now: Millis) -> Result<i64, StoreError> {
+    pub async fn queue_print(
+        &self,
+        order: Option<OrderId>,
+        station: String,
+        now: Millis,
+    ) -> Result<i64, StoreError> {
         self.write(move |ctx| {
             if let Some(o) = &order {
-                let exists: bool = ctx.conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM orders WHERE id = ?1)")?.query_row([o.as_str()], |r| r.get(0))?;
+                let exists: bool = ctx
+                    .conn
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM orders WHERE id = ?1)")?
+                    .query_row([o.as_str()], |r| r.get(0))?;
                 if !exists {
                     return Err(StoreError::NotFound(format!("order {o}")));
                 }
             }
-            enqueue(ctx, order.as_ref().map(|o| o.as_str()), if order.is_some() { "reprint" } else { "test" }, &station, now)
+            enqueue(
+                ctx,
+                order.as_ref().map(|o| o.as_str()),
+                if order.is_some() { "reprint" } else { "test" },
+                &station,
+                now,
+            )
         })
         .await
     }
 
     /// Queues a pairing slip on `station`'s printer.
-    pub async fn queue_pairing_slip(&self, slip: PairingSlip, station: String, now: Millis) -> Result<i64, StoreError> {
-        let payload = serde_json::to_string(&slip).map_err(|e| StoreError::Internal(e.to_string()))?;
+    pub async fn queue_pairing_slip(
+        &self,
+        slip: PairingSlip,
+        station: String,
+        now: Millis,
+    ) -> Result<i64, StoreError> {
+        let payload =
+            serde_json::to_string(&slip).map_err(|e| StoreError::Internal(e.to_string()))?;
         self.write(move |ctx| {
             ctx.conn
                 .prepare_cached("INSERT INTO print_jobs (kind, station, created_at, status, payload) VALUES ('pairing', ?1, ?2, 'pending', ?3)")?
@@ -131,7 +170,11 @@ impl Store {
         .await
     }
 
-    pub async fn print_jobs(&self, pending_only: bool, limit: usize) -> Result<Vec<PrintJobView>, StoreError> {
+    pub async fn print_jobs(
+        &self,
+        pending_only: bool,
+        limit: usize,
+    ) -> Result<Vec<PrintJobView>, StoreError> {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(

@@ -3,8 +3,8 @@
 //! order and receipt code here; holds and stock live in `drops.rs`.
 
 use super::{audit, outbox, Store, StoreError, WriteCtx};
-use crate::domain::events::{Event, OrderClosed, OrderCreated, ScholarshipClaimed, TicketIssued};
 use crate::domain::code::{encode_signed, EventTag, TicketClaim};
+use crate::domain::events::{Event, OrderClosed, OrderCreated, ScholarshipClaimed, TicketIssued};
 use crate::domain::ids::{CreatorId, DropId, OrderId, TicketId, TierId};
 use crate::domain::keys::{public_key_to_base64, KeyId, TrustedKeys};
 use crate::domain::manifest::{EventSnapshot, FunderKind};
@@ -87,7 +87,10 @@ fn box_short(box_id: &str) -> &str {
 /// knowing one id (or the box id) tells nothing of the next.
 pub(crate) fn next_id(ctx: &WriteCtx<'_>, prefix: &str) -> Result<String, StoreError> {
     const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    let tail: String = super::identity::random_bytes::<13>().iter().map(|b| ALPHABET[(b & 31) as usize] as char).collect();
+    let tail: String = super::identity::random_bytes::<13>()
+        .iter()
+        .map(|b| ALPHABET[(b & 31) as usize] as char)
+        .collect();
     Ok(format!("{prefix}-{}-{tail}", box_short(ctx.box_id)))
 }
 
@@ -98,17 +101,35 @@ pub(crate) fn event(ctx: &WriteCtx<'_>) -> Result<Arc<EventSnapshot>, StoreError
 /// Tickets of a tier the box knows of that still count against capacity.
 fn tier_sold(conn: &Connection, tier: &TierId) -> Result<u32, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT COUNT(*) FROM tickets WHERE tier_id = ?1 AND status != 'cancelled'")?
+        .prepare_cached(
+            "SELECT COUNT(*) FROM tickets WHERE tier_id = ?1 AND status != 'cancelled'",
+        )?
         .query_row([tier.as_str()], |r| r.get(0))?)
 }
 
-fn check_capacity(ctx: &WriteCtx<'_>, ev: &EventSnapshot, tier: &TierId) -> Result<i64, StoreError> {
+fn check_capacity(
+    ctx: &WriteCtx<'_>,
+    ev: &EventSnapshot,
+    tier: &TierId,
+) -> Result<i64, StoreError> {
     let t = ev.tier(tier).ok_or_else(|| {
         let known: Vec<&str> = ev.manifest.tiers.iter().map(|t| t.id.as_str()).collect();
-        StoreError::invalid("unknown_tier", format!("unknown tier '{tier}': this event's tiers are {}", known.join(", ")))
+        StoreError::invalid(
+            "unknown_tier",
+            format!(
+                "unknown tier '{tier}': this event's tiers are {}",
+                known.join(", ")
+            ),
+        )
     })?;
     if tier_sold(ctx.conn, tier)? >= t.capacity {
-        return Err(StoreError::refused("tier_sold_out", format!("{} is sold out ({} of {} seats)", t.name, t.capacity, t.capacity)));
+        return Err(StoreError::refused(
+            "tier_sold_out",
+            format!(
+                "{} is sold out ({} of {} seats)",
+                t.name, t.capacity, t.capacity
+            ),
+        ));
     }
     Ok(t.price_minor)
 }
@@ -133,15 +154,26 @@ fn mint_ticket(
         valid_from: None,
         valid_until: None,
     };
-    let code = encode_signed(&claim, key).map_err(|e| StoreError::Internal(format!("cannot mint ticket: {e}")))?;
+    let code = encode_signed(&claim, key)
+        .map_err(|e| StoreError::Internal(format!("cannot mint ticket: {e}")))?;
     ctx.conn
         .prepare_cached(
             "INSERT INTO tickets (id, tier_id, holder, status, source, order_id, code) VALUES (?1, ?2, ?3, 'paid', ?4, ?5, ?6)",
         )?
         .execute(params![id.as_str(), tier.as_str(), holder, if prefix == "W" { "walkup" } else { "scholarship" }, order, code])?;
-    let issued = TicketIssued { ticket: id.clone(), tier: tier.clone(), order: OrderId(order.into()), code: code.clone(), holder: holder.map(str::to_string) };
+    let issued = TicketIssued {
+        ticket: id.clone(),
+        tier: tier.clone(),
+        order: OrderId(order.into()),
+        code: code.clone(),
+        holder: holder.map(str::to_string),
+    };
     outbox::append(ctx, &Event::TicketIssued(issued), now)?;
-    Ok(IssuedTicket { id: id.0, tier: tier.to_string(), code })
+    Ok(IssuedTicket {
+        id: id.0,
+        tier: tier.to_string(),
+        code,
+    })
 }
 
 /// Everything an order row needs.
@@ -169,22 +201,27 @@ pub(crate) fn record_order(
     tickets: Vec<IssuedTicket>,
 ) -> Result<OrderView, StoreError> {
     let e = &ev.manifest.event;
-    let totals: Totals = money::totals(&o.lines, e.prices_include_tax).map_err(|err| StoreError::invalid("amount_out_of_range", err.to_string()))?;
+    let totals: Totals = money::totals(&o.lines, e.prices_include_tax)
+        .map_err(|err| StoreError::invalid("amount_out_of_range", err.to_string()))?;
     let tender = match o.tender {
         Some(t) => t,
         None if totals.total_minor == 0 => Tender::NoCharge,
         None => {
             return Err(StoreError::invalid(
                 "tender_required",
-                format!("this order costs {}: add a tender (cash, card or comp)", money::format_money(totals.total_minor, &e.currency)),
+                format!(
+                    "this order costs {}: add a tender (cash, card or comp)",
+                    money::format_money(totals.total_minor, &e.currency)
+                ),
             ))
         }
     };
-    let change = money::settle(totals.total_minor, &tender, &e.currency).map_err(|err| StoreError::invalid("bad_tender", err.to_string()))?;
-    let attribution = o
-        .creator
-        .and_then(|c| ev.creator(c))
-        .map(|c| Attribution { creator_id: c.id.to_string(), creator_name: c.name.clone() });
+    let change = money::settle(totals.total_minor, &tender, &e.currency)
+        .map_err(|err| StoreError::invalid("bad_tender", err.to_string()))?;
+    let attribution = o.creator.and_then(|c| ev.creator(c)).map(|c| Attribution {
+        creator_id: c.id.to_string(),
+        creator_name: c.name.clone(),
+    });
     let receipt = Receipt {
         order_id: o.id.clone(),
         event_name: e.name.clone(),
@@ -203,9 +240,16 @@ pub(crate) fn record_order(
         attribution,
         sponsored_by: o.sponsored_by,
         tickets,
-        proof: receipt::proof_code(&o.id, totals.total_minor, &e.currency, o.now, &ctx.identity.key),
+        proof: receipt::proof_code(
+            &o.id,
+            totals.total_minor,
+            &e.currency,
+            o.now,
+            &ctx.identity.key,
+        ),
     };
-    let receipt_json = serde_json::to_string(&receipt).map_err(|err| StoreError::Internal(err.to_string()))?;
+    let receipt_json =
+        serde_json::to_string(&receipt).map_err(|err| StoreError::Internal(err.to_string()))?;
     ctx.conn
         .prepare_cached(
             "INSERT INTO orders (id, nonce, kind, status, created_at, staff, creator_id, drop_id, attendee_ticket_id,
@@ -238,7 +282,13 @@ pub(crate) fn record_order(
         receipt: receipt.clone(),
     };
     outbox::append(ctx, &Event::OrderCreated(created), o.now)?;
-    super::printing::enqueue(ctx, Some(&o.id), "receipt", super::printing::DEFAULT_STATION, o.now)?;
+    super::printing::enqueue(
+        ctx,
+        Some(&o.id),
+        "receipt",
+        super::printing::DEFAULT_STATION,
+        o.now,
+    )?;
     Ok(OrderView {
         id: OrderId(o.id),
         kind: o.kind.as_str().into(),
@@ -250,20 +300,39 @@ pub(crate) fn record_order(
 }
 
 /// The stored answer for a nonce, if this order request was seen before.
-pub(crate) fn replay(ctx: &WriteCtx<'_>, nonce: &str, kind: OrderKind) -> Result<Option<OrderView>, StoreError> {
+pub(crate) fn replay(
+    ctx: &WriteCtx<'_>,
+    nonce: &str,
+    kind: OrderKind,
+) -> Result<Option<OrderView>, StoreError> {
     let row: Option<(String, String, String, String)> = ctx
         .conn
         .prepare_cached("SELECT id, kind, status, receipt FROM orders WHERE nonce = ?1")?
-        .query_row([nonce], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row([nonce], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
-    let Some((id, k, status, receipt)) = row else { return Ok(None) };
+    let Some((id, k, status, receipt)) = row else {
+        return Ok(None);
+    };
     if k != kind.as_str() {
         return Err(StoreError::NonceConflict(nonce.to_string()));
     }
     ctx.metrics.replayed();
-    let receipt: Receipt = serde_json::from_str(&receipt).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let scan_elsewhere = ctx.event.as_ref().is_some_and(|ev| ev.lists_box_key(&ctx.identity.key.verifying_key()));
-    Ok(Some(OrderView { id: OrderId(id), kind: k, status, receipt, tickets_scan_elsewhere: scan_elsewhere, replayed: true }))
+    let receipt: Receipt =
+        serde_json::from_str(&receipt).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let scan_elsewhere = ctx
+        .event
+        .as_ref()
+        .is_some_and(|ev| ev.lists_box_key(&ctx.identity.key.verifying_key()));
+    Ok(Some(OrderView {
+        id: OrderId(id),
+        kind: k,
+        status,
+        receipt,
+        tickets_scan_elsewhere: scan_elsewhere,
+        replayed: true,
+    }))
 }
 
 fn ticket_line(ev: &EventSnapshot, tier: &TierId, unit: i64, list: Option<i64>) -> Line {
@@ -285,8 +354,16 @@ fn read_order(conn: &Connection, id: &str) -> Result<Option<OrderView>, StoreErr
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     row.map(|(kind, status, receipt)| {
-        let receipt: Receipt = serde_json::from_str(&receipt).map_err(|e| StoreError::Internal(e.to_string()))?;
-        Ok(OrderView { id: OrderId(id.to_string()), kind, status, receipt, tickets_scan_elsewhere: true, replayed: false })
+        let receipt: Receipt =
+            serde_json::from_str(&receipt).map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok(OrderView {
+            id: OrderId(id.to_string()),
+            kind,
+            status,
+            receipt,
+            tickets_scan_elsewhere: true,
+            replayed: false,
+        })
     })
     .transpose()
 }
@@ -394,7 +471,14 @@ impl Store {
 
     /// Voids or refunds a paid order: its tickets are cancelled (the seat
     /// and any scholarship seat return), its drop units go back to stock.
-    pub async fn close_order(&self, id: OrderId, kind: CloseKind, reason: String, actor: Actor, now: Millis) -> Result<OrderView, StoreError> {
+    pub async fn close_order(
+        &self,
+        id: OrderId,
+        kind: CloseKind,
+        reason: String,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<OrderView, StoreError> {
         self.write(move |ctx| {
             let status: Option<(String, String, Option<String>)> = ctx
                 .conn
@@ -433,7 +517,11 @@ impl Store {
     }
 
     pub async fn order(&self, id: OrderId) -> Result<OrderView, StoreError> {
-        self.read(move |conn| read_order(conn, id.as_str())?.ok_or_else(|| StoreError::NotFound(format!("order {id}")))).await
+        self.read(move |conn| {
+            read_order(conn, id.as_str())?
+                .ok_or_else(|| StoreError::NotFound(format!("order {id}")))
+        })
+        .await
     }
 
     /// The code of a ticket minted on this box, for its QR image.

@@ -3,8 +3,10 @@
 //! nonce, undoing a check-in, listing scans and counting per gate.
 
 use super::{audit, outbox, Store, StoreError, WriteCtx};
+use crate::domain::checkin::{
+    self, Direction, ListedTicket, Lookup, PriorScan, Reason, Resolution,
+};
 use crate::domain::events::{CheckinUndone, Event};
-use crate::domain::checkin::{self, Direction, ListedTicket, Lookup, PriorScan, Reason, Resolution};
 use crate::domain::ids::{GateId, ScanId, TicketId, TierId};
 use crate::domain::manifest::{EventSnapshot, TicketStatus};
 use crate::domain::role::Actor;
@@ -45,7 +47,8 @@ impl ScanOutcome {
     }
 }
 
-const COLUMNS: &str = "id, nonce, code, gate_id, direction, verdict, reason, ticket_id, tier_id, holder,
+const COLUMNS: &str =
+    "id, nonce, code, gate_id, direction, verdict, reason, ticket_id, tier_id, holder,
      prior_gate_id, prior_at, scanned_at, recorded_at, staff, device, undone_at, undone_by";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
@@ -61,12 +64,20 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
         code: r.get(2)?,
         gate: GateId(r.get(3)?),
         direction: dir,
-        verdict: if verdict == "admit" { Verdict::Admit } else { Verdict::Reject },
+        verdict: if verdict == "admit" {
+            Verdict::Admit
+        } else {
+            Verdict::Reject
+        },
         reason: reason.as_deref().and_then(Reason::parse),
         ticket: r.get::<_, Option<String>>(7)?.map(TicketId),
         tier: r.get::<_, Option<String>>(8)?.map(TierId),
         holder: r.get(9)?,
-        prior: prior_gate.zip(prior_at).map(|(g, at)| PriorScan { direction: Direction::Entry, gate: GateId(g), at }),
+        prior: prior_gate.zip(prior_at).map(|(g, at)| PriorScan {
+            direction: Direction::Entry,
+            gate: GateId(g),
+            at,
+        }),
         scanned_at: r.get(12)?,
         recorded_at: r.get(13)?,
         staff: r.get(14)?,
@@ -76,7 +87,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
     })
 }
 
-pub(crate) fn listed_ticket(conn: &Connection, key: &Lookup) -> Result<Option<ListedTicket>, StoreError> {
+pub(crate) fn listed_ticket(
+    conn: &Connection,
+    key: &Lookup,
+) -> Result<Option<ListedTicket>, StoreError> {
     let (sql, arg) = match key {
         Lookup::ById(id) => ("SELECT id, tier_id, holder, status, valid_from, valid_until FROM tickets WHERE id = ?1", id.as_str()),
         Lookup::BySecret(s) => ("SELECT id, tier_id, holder, status, valid_from, valid_until FROM tickets WHERE secret = ?1", s.as_str()),
@@ -97,7 +111,10 @@ pub(crate) fn listed_ticket(conn: &Connection, key: &Lookup) -> Result<Option<Li
         .optional()?)
 }
 
-fn last_admitted(conn: &Connection, ticket: &TicketId) -> Result<Option<(ScanId, PriorScan)>, StoreError> {
+fn last_admitted(
+    conn: &Connection,
+    ticket: &TicketId,
+) -> Result<Option<(ScanId, PriorScan)>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT id, direction, gate_id, recorded_at FROM scans
@@ -108,7 +125,11 @@ fn last_admitted(conn: &Connection, ticket: &TicketId) -> Result<Option<(ScanId,
             let d: String = r.get(1)?;
             Ok((
                 ScanId(r.get(0)?),
-                PriorScan { direction: Direction::parse(&d).unwrap_or(Direction::Entry), gate: GateId(r.get(2)?), at: r.get(3)? },
+                PriorScan {
+                    direction: Direction::parse(&d).unwrap_or(Direction::Entry),
+                    gate: GateId(r.get(2)?),
+                    at: r.get(3)?,
+                },
             ))
         })
         .optional()?)
@@ -122,11 +143,23 @@ fn by_nonce(conn: &Connection, nonce: &str) -> Result<Option<ScanRecord>, StoreE
 }
 
 /// Decides a scan against the event and the ticket's history.
-fn decide(ctx: &WriteCtx<'_>, event: &EventSnapshot, req: &ScanRequest) -> Result<ScanRecord, StoreError> {
-    let gate = event.gate(&req.gate).ok_or_else(|| StoreError::UnknownGate {
-        gate: req.gate.to_string(),
-        known: event.manifest.gates.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", "),
-    })?;
+fn decide(
+    ctx: &WriteCtx<'_>,
+    event: &EventSnapshot,
+    req: &ScanRequest,
+) -> Result<ScanRecord, StoreError> {
+    let gate = event
+        .gate(&req.gate)
+        .ok_or_else(|| StoreError::UnknownGate {
+            gate: req.gate.to_string(),
+            known: event
+                .manifest
+                .gates
+                .iter()
+                .map(|g| g.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
     let mut rec = ScanRecord {
         id: ScanId(0),
         nonce: req.nonce.clone(),
@@ -260,7 +293,13 @@ impl Store {
 
     /// Takes back an admitted check-in within `window_ms` of it, if it is
     /// still the ticket's latest admission.
-    pub async fn undo_scan(&self, id: ScanId, actor: Actor, now: Millis, window_ms: Millis) -> Result<ScanRecord, StoreError> {
+    pub async fn undo_scan(
+        &self,
+        id: ScanId,
+        actor: Actor,
+        now: Millis,
+        window_ms: Millis,
+    ) -> Result<ScanRecord, StoreError> {
         self.write(move |ctx| {
             let mut rec = ctx
                 .conn
@@ -303,7 +342,15 @@ impl Store {
             let mut args: Vec<rusqlite::types::Value> = Vec::new();
             if let Some(v) = f.verdict {
                 sql.push_str(" AND verdict = ?");
-                args.push((if v == Verdict::Admit { "admit" } else { "reject" }).to_string().into());
+                args.push(
+                    (if v == Verdict::Admit {
+                        "admit"
+                    } else {
+                        "reject"
+                    })
+                    .to_string()
+                    .into(),
+                );
             }
             if let Some(g) = f.gate {
                 sql.push_str(" AND gate_id = ?");
@@ -363,4 +410,3 @@ impl Store {
         .await
     }
 }
-

@@ -38,21 +38,60 @@ pub fn token_digest(token: &str) -> String {
 
 impl Store {
     /// Makes a new session and returns its token (shown once, never stored).
-    pub async fn create_session(&self, actor: Actor, now: Millis, ttl_ms: Millis) -> Result<(String, Session), StoreError> {
+    pub async fn create_session(
+        &self,
+        actor: Actor,
+        now: Millis,
+        ttl_ms: Millis,
+    ) -> Result<(String, Session), StoreError> {
         self.create_scoped_session(actor, None, now, ttl_ms).await
     }
 
     /// A session that may only upload captures for `scope` (an upload link).
-    pub async fn create_scoped_session(&self, actor: Actor, scope: Option<CreatorId>, now: Millis, ttl_ms: Millis) -> Result<(String, Session), StoreError> {
-        self.insert_session(Session { actor, expires_at: now + ttl_ms, creator_scope: scope, device_id: None }, now).await
+    pub async fn create_scoped_session(
+        &self,
+        actor: Actor,
+        scope: Option<CreatorId>,
+        now: Millis,
+        ttl_ms: Millis,
+    ) -> Result<(String, Session), StoreError> {
+        self.insert_session(
+            Session {
+                actor,
+                expires_at: now + ttl_ms,
+                creator_scope: scope,
+                device_id: None,
+            },
+            now,
+        )
+        .await
     }
 
     /// A staff sign-in with a PIN on a paired device.
-    pub async fn create_device_session(&self, actor: Actor, device_id: String, now: Millis, ttl_ms: Millis) -> Result<(String, Session), StoreError> {
-        self.insert_session(Session { actor, expires_at: now + ttl_ms, creator_scope: None, device_id: Some(device_id) }, now).await
+    pub async fn create_device_session(
+        &self,
+        actor: Actor,
+        device_id: String,
+        now: Millis,
+        ttl_ms: Millis,
+    ) -> Result<(String, Session), StoreError> {
+        self.insert_session(
+            Session {
+                actor,
+                expires_at: now + ttl_ms,
+                creator_scope: None,
+                device_id: Some(device_id),
+            },
+            now,
+        )
+        .await
     }
 
-    async fn insert_session(&self, session: Session, now: Millis) -> Result<(String, Session), StoreError> {
+    async fn insert_session(
+        &self,
+        session: Session,
+        now: Millis,
+    ) -> Result<(String, Session), StoreError> {
         let token = format!("vbx_{}", hex(&random_bytes::<24>()));
         let digest = token_digest(&token);
         let s = session.clone();
@@ -118,7 +157,12 @@ impl Store {
 
     /// Ends the session whose id (see [`SessionView`]) is `id`; returns
     /// its token digest, for the caller's caches.
-    pub async fn revoke_session(&self, id: String, actor: Actor, now: Millis) -> Result<String, StoreError> {
+    pub async fn revoke_session(
+        &self,
+        id: String,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<String, StoreError> {
         self.write(move |ctx| {
             if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(StoreError::NotFound(format!("no session '{id}': GET /api/v1/sessions lists them")));
@@ -135,10 +179,17 @@ impl Store {
         .await
     }
 
-    pub async fn end_session(&self, token: &str, actor: Actor, now: Millis) -> Result<(), StoreError> {
+    pub async fn end_session(
+        &self,
+        token: &str,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         let digest = token_digest(token);
         self.write(move |ctx| {
-            ctx.conn.prepare_cached("DELETE FROM sessions WHERE token_sha256 = ?1")?.execute([digest])?;
+            ctx.conn
+                .prepare_cached("DELETE FROM sessions WHERE token_sha256 = ?1")?
+                .execute([digest])?;
             audit::record(ctx, &actor, "session.end", &serde_json::json!({}), now)?;
             Ok(())
         })

@@ -82,7 +82,8 @@ pub enum Outcome<'a> {
 
 /// A capture whose bytes the bucket still needs: not sent, and not
 /// withheld because consent was withdrawn (hidden and consent off).
-const CAPTURE_PENDING: &str = "(s.state IS NULL OR s.state != 'done') AND NOT (c.hidden_at IS NOT NULL AND c.consent = 0)";
+const CAPTURE_PENDING: &str =
+    "(s.state IS NULL OR s.state != 'done') AND NOT (c.hidden_at IS NOT NULL AND c.consent = 0)";
 
 fn stream_row(conn: &rusqlite::Connection, stream: &str) -> Result<StreamRow, StoreError> {
     let row = conn
@@ -116,13 +117,23 @@ impl Store {
     }
 
     pub async fn sync_streams(&self) -> Result<Vec<StreamRow>, StoreError> {
-        self.read(|conn| ["events", "captures", "manifest", "payouts"].iter().map(|s| stream_row(conn, s)).collect()).await
+        self.read(|conn| {
+            ["events", "captures", "manifest", "payouts"]
+                .iter()
+                .map(|s| stream_row(conn, s))
+                .collect()
+        })
+        .await
     }
 
     /// Records the segment about to be sent, unless another syncer already
     /// planned one or moved the cursor. Returns the pending segment now on
     /// record (ours or the other's), or `None` if the cursor moved.
-    pub async fn sync_plan_segment(&self, expected_cursor: i64, seg: PendingSegment) -> Result<Option<PendingSegment>, StoreError> {
+    pub async fn sync_plan_segment(
+        &self,
+        expected_cursor: i64,
+        seg: PendingSegment,
+    ) -> Result<Option<PendingSegment>, StoreError> {
         self.write(move |ctx| {
             ctx.conn.execute(
                 "UPDATE sync_streams SET pending_first = ?1, pending_last = ?2, pending_key = ?3
@@ -130,14 +141,22 @@ impl Store {
                 params![seg.first, seg.last, seg.key, expected_cursor],
             )?;
             let row = stream_row(ctx.conn, "events")?;
-            Ok(if row.cursor == expected_cursor { row.pending } else { None })
+            Ok(if row.cursor == expected_cursor {
+                row.pending
+            } else {
+                None
+            })
         })
         .await
     }
 
     /// The bucket acknowledged `seg`: the cursor moves to its last seq.
     /// Returns false if the segment was no longer the pending one.
-    pub async fn sync_ack_segment(&self, seg: PendingSegment, now: Millis) -> Result<bool, StoreError> {
+    pub async fn sync_ack_segment(
+        &self,
+        seg: PendingSegment,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         self.write(move |ctx| {
             let n = ctx.conn.execute(
                 "UPDATE sync_streams SET cursor = ?2, pending_first = NULL, pending_last = NULL, pending_key = NULL,
@@ -151,10 +170,17 @@ impl Store {
     }
 
     /// Records how the last attempt on `stream` went.
-    pub async fn sync_outcome(&self, stream: &'static str, outcome: Outcome<'_>, now: Millis) -> Result<(), StoreError> {
+    pub async fn sync_outcome(
+        &self,
+        stream: &'static str,
+        outcome: Outcome<'_>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         let (kind, message) = match outcome {
             Outcome::Success => (None, None),
-            Outcome::Failure { kind, message } => (Some(kind.to_string()), Some(message.to_string())),
+            Outcome::Failure { kind, message } => {
+                (Some(kind.to_string()), Some(message.to_string()))
+            }
         };
         self.write(move |ctx| {
             if kind.is_none() {
@@ -177,7 +203,10 @@ impl Store {
     /// Asks the syncer (possibly another process) to try now.
     pub async fn sync_request(&self, now: Millis) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.execute("UPDATE sync_streams SET requested_at = ?1 WHERE stream = 'events'", [now])?;
+            ctx.conn.execute(
+                "UPDATE sync_streams SET requested_at = ?1 WHERE stream = 'events'",
+                [now],
+            )?;
             Ok(())
         })
         .await
@@ -185,7 +214,9 @@ impl Store {
 
     /// Outbox rows `first..=last`, in order.
     pub async fn outbox_range(&self, first: Seq, last: Seq) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = self.outbox_after(Seq(first.0 - 1), (last.0 - first.0 + 1).max(0) as usize).await?;
+        let rows = self
+            .outbox_after(Seq(first.0 - 1), (last.0 - first.0 + 1).max(0) as usize)
+            .await?;
         Ok(rows.into_iter().filter(|r| r.seq.0 <= last.0).collect())
     }
 
@@ -251,7 +282,12 @@ impl Store {
     }
 
     /// A multipart upload was created for `sha256`; forget older parts.
-    pub async fn capture_sync_begin(&self, sha256: String, upload_id: String, part_size: u64) -> Result<(), StoreError> {
+    pub async fn capture_sync_begin(
+        &self,
+        sha256: String,
+        upload_id: String,
+        part_size: u64,
+    ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             ctx.conn.execute("DELETE FROM capture_sync_parts WHERE sha256 = ?1", [&sha256])?;
             ctx.conn.execute(
@@ -264,7 +300,11 @@ impl Store {
         .await
     }
 
-    pub async fn capture_sync_part(&self, sha256: String, part: FinishedPart) -> Result<(), StoreError> {
+    pub async fn capture_sync_part(
+        &self,
+        sha256: String,
+        part: FinishedPart,
+    ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             ctx.conn.execute(
                 "INSERT OR REPLACE INTO capture_sync_parts (sha256, part_number, etag, crc32, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -278,8 +318,12 @@ impl Store {
     /// The multipart upload is gone on the server: start that capture over.
     pub async fn capture_sync_reset(&self, sha256: String) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.execute("DELETE FROM capture_sync_parts WHERE sha256 = ?1", [&sha256])?;
-            ctx.conn.execute("DELETE FROM capture_sync WHERE sha256 = ?1", [&sha256])?;
+            ctx.conn.execute(
+                "DELETE FROM capture_sync_parts WHERE sha256 = ?1",
+                [&sha256],
+            )?;
+            ctx.conn
+                .execute("DELETE FROM capture_sync WHERE sha256 = ?1", [&sha256])?;
             Ok(())
         })
         .await
@@ -287,7 +331,10 @@ impl Store {
 
     pub async fn capture_sync_done(&self, sha256: String, now: Millis) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.execute("DELETE FROM capture_sync_parts WHERE sha256 = ?1", [&sha256])?;
+            ctx.conn.execute(
+                "DELETE FROM capture_sync_parts WHERE sha256 = ?1",
+                [&sha256],
+            )?;
             ctx.conn.execute(
                 "INSERT INTO capture_sync (sha256, state, done_at) VALUES (?1, 'done', ?2)
                  ON CONFLICT (sha256) DO UPDATE SET state = 'done', upload_id = NULL, done_at = ?2",
@@ -299,7 +346,11 @@ impl Store {
     }
 
     /// Queues (or re-queues) a local file for the bucket.
-    pub async fn sync_file_queue(&self, files: Vec<(String, String)>, now: Millis) -> Result<(), StoreError> {
+    pub async fn sync_file_queue(
+        &self,
+        files: Vec<(String, String)>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             for (key, path) in files {
                 ctx.conn.execute(
@@ -324,18 +375,35 @@ impl Store {
 
     pub async fn sync_file_done(&self, key: String, now: Millis) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.execute("UPDATE sync_files SET uploaded_at = ?2 WHERE key = ?1", params![key, now])?;
+            ctx.conn.execute(
+                "UPDATE sync_files SET uploaded_at = ?2 WHERE key = ?1",
+                params![key, now],
+            )?;
             Ok(())
         })
         .await
     }
 
     pub async fn setting(&self, key: &'static str) -> Result<Option<String>, StoreError> {
-        self.read(move |conn| Ok(conn.query_row("SELECT value FROM box_settings WHERE key = ?1", [key], |r| r.get(0)).optional()?))
-            .await
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT value FROM box_settings WHERE key = ?1",
+                    [key],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
     }
 
-    pub async fn set_setting(&self, key: &'static str, value: String, actor: Actor, now: Millis) -> Result<(), StoreError> {
+    pub async fn set_setting(
+        &self,
+        key: &'static str,
+        value: String,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             ctx.conn.execute(
                 "INSERT INTO box_settings (key, value, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)

@@ -85,8 +85,11 @@ fn in_savepoint<T>(
 ) -> Result<T, StoreError> {
     ctx.conn.execute_batch("SAVEPOINT job")?;
     let before = ctx.event.clone();
-    let result = catch_unwind(AssertUnwindSafe(|| f(ctx)))
-        .unwrap_or_else(|_| Err(StoreError::Internal("a write job panicked; see the log".into())));
+    let result = catch_unwind(AssertUnwindSafe(|| f(ctx))).unwrap_or_else(|_| {
+        Err(StoreError::Internal(
+            "a write job panicked; see the log".into(),
+        ))
+    });
     match result {
         Ok(v) => {
             ctx.conn.execute_batch("RELEASE job")?;
@@ -115,7 +118,13 @@ pub(crate) fn spawn(
     (tx, handle)
 }
 
-fn run(conn: Connection, identity: Arc<BoxIdentity>, cell: EventCell, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+fn run(
+    conn: Connection,
+    identity: Arc<BoxIdentity>,
+    cell: EventCell,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+) {
     let mut event = cell.read().expect("event lock").clone();
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
@@ -144,15 +153,25 @@ fn run(conn: Connection, identity: Arc<BoxIdentity>, cell: EventCell, metrics: A
             data_version = dv;
             match manifests::load_current(&conn, &identity) {
                 Ok(current) => event = current,
-                Err(e) => tracing::error!(error = %e, "cannot reload the event after another process changed the database"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot reload the event after another process changed the database")
+                }
             }
         }
         for j in batch.drain(..) {
-            let mut ctx = WriteCtx { conn: &conn, box_id: &identity.box_id, identity: &identity, event: &mut event, metrics: &metrics };
+            let mut ctx = WriteCtx {
+                conn: &conn,
+                box_id: &identity.box_id,
+                identity: &identity,
+                event: &mut event,
+                metrics: &metrics,
+            };
             replies.push(j.run(&mut ctx));
         }
         let outcome = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         match &outcome {
             Ok(()) => {
                 let changed = match (&before, &event) {
@@ -178,5 +197,6 @@ fn run(conn: Connection, identity: Arc<BoxIdentity>, cell: EventCell, metrics: A
 }
 
 fn data_version_of(conn: &Connection) -> i64 {
-    conn.query_row("PRAGMA data_version", [], |r| r.get(0)).unwrap_or(0)
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        .unwrap_or(0)
 }

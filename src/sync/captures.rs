@@ -7,8 +7,8 @@
 //! synced.
 
 use super::s3::{crc32_base64, S3Error};
-use crate::store::sync::FinishedPart;
 use super::{SyncError, Syncer};
+use crate::store::sync::FinishedPart;
 use bytes::Bytes;
 use std::path::PathBuf;
 
@@ -62,12 +62,17 @@ impl Syncer {
                     return Ok(true);
                 }
                 let id = self.s3.create_multipart(&key).await?;
-                self.store.capture_sync_begin(c.sha256.clone(), id.clone(), part_size).await?;
+                self.store
+                    .capture_sync_begin(c.sha256.clone(), id.clone(), part_size)
+                    .await?;
                 id
             }
         };
         let parts = c.bytes.div_ceil(part_size);
-        let missing: Vec<u64> = (1..=parts).filter(|n| !c.parts.iter().any(|p| p.number as u64 == *n)).take(self.config.part_concurrency.max(1)).collect();
+        let missing: Vec<u64> = (1..=parts)
+            .filter(|n| !c.parts.iter().any(|p| p.number as u64 == *n))
+            .take(self.config.part_concurrency.max(1))
+            .collect();
         match missing.first() {
             Some(_) => {
                 // Up to `part_concurrency` parts in flight; each finished part
@@ -77,7 +82,12 @@ impl Syncer {
                     let offset = (n - 1) * part_size;
                     let len = part_size.min(c.bytes - offset);
                     let body = read_range(path.clone(), offset, len).await?;
-                    let (s3, key, id, throttle) = (self.s3.clone(), key.clone(), upload_id.clone(), self.throttle.clone());
+                    let (s3, key, id, throttle) = (
+                        self.s3.clone(),
+                        key.clone(),
+                        upload_id.clone(),
+                        self.throttle.clone(),
+                    );
                     flight.spawn(async move {
                         let crc = tokio::task::spawn_blocking({
                             let body = body.clone();
@@ -85,16 +95,24 @@ impl Syncer {
                         })
                         .await
                         .unwrap_or_default();
-                        let sent = s3.upload_part(&key, &id, n as u16, body, &crc, throttle.as_ref()).await;
+                        let sent = s3
+                            .upload_part(&key, &id, n as u16, body, &crc, throttle.as_ref())
+                            .await;
                         (n, len, crc, sent)
                     });
                 }
                 let mut first_error = None;
                 while let Some(done) = flight.join_next().await {
-                    let (n, len, crc32, result) = done.map_err(|e| SyncError::Local(format!("part task: {e}")))?;
+                    let (n, len, crc32, result) =
+                        done.map_err(|e| SyncError::Local(format!("part task: {e}")))?;
                     match result {
                         Ok(etag) => {
-                            let part = FinishedPart { number: n as u16, etag, crc32, bytes: len };
+                            let part = FinishedPart {
+                                number: n as u16,
+                                etag,
+                                crc32,
+                                bytes: len,
+                            };
                             self.store.capture_sync_part(c.sha256.clone(), part).await?;
                             self.handle.update(|l| l.capture_bytes_sent += len);
                         }
@@ -114,7 +132,11 @@ impl Syncer {
                 }
             }
             None => {
-                let parts: Vec<(u16, String, String)> = c.parts.iter().map(|p| (p.number, p.etag.clone(), p.crc32.clone())).collect();
+                let parts: Vec<(u16, String, String)> = c
+                    .parts
+                    .iter()
+                    .map(|p| (p.number, p.etag.clone(), p.crc32.clone()))
+                    .collect();
                 match self.s3.complete_multipart(&key, &upload_id, &parts).await {
                     Ok(()) => {}
                     // Completed by an attempt whose answer was lost, or expired.
@@ -131,17 +153,29 @@ impl Syncer {
         }
     }
 
-    async fn verify_and_finish(&self, key: &str, sha256: String, bytes: u64) -> Result<bool, SyncError> {
+    async fn verify_and_finish(
+        &self,
+        key: &str,
+        sha256: String,
+        bytes: u64,
+    ) -> Result<bool, SyncError> {
         match self.s3.head(key).await? {
             Some(info) if info.size == bytes => {
-                self.store.capture_sync_done(sha256, self.clock.now()).await?;
+                self.store
+                    .capture_sync_done(sha256, self.clock.now())
+                    .await?;
                 Ok(true)
             }
             other => {
-                let found = other.map(|i| i.size.to_string()).unwrap_or_else(|| "nothing".into());
+                let found = other
+                    .map(|i| i.size.to_string())
+                    .unwrap_or_else(|| "nothing".into());
                 tracing::warn!(%key, expected = bytes, %found, "the object in the bucket does not match the capture; sending it again");
                 self.store.capture_sync_reset(sha256).await?;
-                Err(S3Error::Retryable(format!("{key}: expected {bytes} bytes in the bucket, found {found}")).into())
+                Err(S3Error::Retryable(format!(
+                    "{key}: expected {bytes} bytes in the bucket, found {found}"
+                ))
+                .into())
             }
         }
     }

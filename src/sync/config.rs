@@ -60,46 +60,96 @@ pub struct SyncArgs {
 impl SyncConfig {
     /// Resolves `args` against the environment (`env`) and the data
     /// directory. Errors say what to set; they never echo a secret.
-    pub fn resolve(args: &SyncArgs, data_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<SyncConfig, String> {
+    pub fn resolve(
+        args: &SyncArgs,
+        data_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<SyncConfig, String> {
         let rest = args
             .url
             .strip_prefix("s3://")
             .ok_or_else(|| format!("--sync wants s3://BUCKET/PREFIX, not '{}'", args.url))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.len() < 3 || !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
-            return Err(format!("'{bucket}' is not a bucket name: 3-63 lowercase letters, digits, dots or hyphens"));
+        if bucket.len() < 3
+            || !bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        {
+            return Err(format!(
+                "'{bucket}' is not a bucket name: 3-63 lowercase letters, digits, dots or hyphens"
+            ));
         }
         let env_nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-        let region = args.region.clone().or_else(|| env_nonempty("AWS_REGION")).or_else(|| env_nonempty("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
-        let custom = args.endpoint.clone().or_else(|| env_nonempty("AWS_ENDPOINT_URL_S3")).or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
-        let endpoint_text = custom.clone().unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-        let endpoint: url::Url = endpoint_text.parse().map_err(|e| format!("endpoint '{endpoint_text}' is not a URL ({e})"))?;
+        let region = args
+            .region
+            .clone()
+            .or_else(|| env_nonempty("AWS_REGION"))
+            .or_else(|| env_nonempty("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        let custom = args
+            .endpoint
+            .clone()
+            .or_else(|| env_nonempty("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
+        let endpoint_text = custom
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let endpoint: url::Url = endpoint_text
+            .parse()
+            .map_err(|e| format!("endpoint '{endpoint_text}' is not a URL ({e})"))?;
         if !matches!(endpoint.scheme(), "http" | "https") {
-            return Err(format!("endpoint '{endpoint_text}' must be http:// or https://"));
+            return Err(format!(
+                "endpoint '{endpoint_text}' must be http:// or https://"
+            ));
         }
         let path_style = match args.addressing.as_deref() {
             Some("path") => true,
             Some("virtual") => false,
             None => custom.is_some(),
-            Some(other) => return Err(format!("--sync-addressing is path or virtual, not '{other}'")),
+            Some(other) => {
+                return Err(format!(
+                    "--sync-addressing is path or virtual, not '{other}'"
+                ))
+            }
         };
         let credentials = credentials(data_dir, env)?;
         let payouts_at = match &args.payouts_at {
             None => (3, 0),
-            Some(t) => parse_hhmm(t).ok_or_else(|| format!("--payouts-at wants HH:MM (24 h), not '{t}'"))?,
+            Some(t) => parse_hhmm(t)
+                .ok_or_else(|| format!("--payouts-at wants HH:MM (24 h), not '{t}'"))?,
         };
         let manifest_url = match &args.manifest_url {
             None => None,
-            Some(u) => Some(u.parse::<url::Url>().map_err(|e| format!("--manifest-url '{u}': {e}"))?),
+            Some(u) => Some(
+                u.parse::<url::Url>()
+                    .map_err(|e| format!("--manifest-url '{u}': {e}"))?,
+            ),
         };
         let d = SegmentRules::default();
         let segment = SegmentRules {
-            max_age_ms: args.segment_secs.map(|s| s as i64 * 1000).unwrap_or(d.max_age_ms),
-            max_events: args.segment_events.filter(|n| *n > 0).unwrap_or(d.max_events),
-            max_bytes: args.segment_kib.filter(|n| *n > 0).map(|k| k << 10).unwrap_or(d.max_bytes),
+            max_age_ms: args
+                .segment_secs
+                .map(|s| s as i64 * 1000)
+                .unwrap_or(d.max_age_ms),
+            max_events: args
+                .segment_events
+                .filter(|n| *n > 0)
+                .unwrap_or(d.max_events),
+            max_bytes: args
+                .segment_kib
+                .filter(|n| *n > 0)
+                .map(|k| k << 10)
+                .unwrap_or(d.max_bytes),
         };
         Ok(SyncConfig {
-            target: Target { endpoint, region, bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string(), path_style, credentials: Some(credentials) },
+            target: Target {
+                endpoint,
+                region,
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+                path_style,
+                credentials: Some(credentials),
+            },
             segment,
             interval: Duration::from_secs(1),
             backoff_base: Duration::from_secs(1),
@@ -110,7 +160,8 @@ impl SyncConfig {
             multipart_threshold: 8 << 20,
             part_size: 8 << 20,
             part_concurrency: 2,
-            manifest_poll: Some(Duration::from_secs(args.manifest_poll_secs.unwrap_or(30))).filter(|d| !d.is_zero()),
+            manifest_poll: Some(Duration::from_secs(args.manifest_poll_secs.unwrap_or(30)))
+                .filter(|d| !d.is_zero()),
             manifest_url,
             payouts_at,
         })
@@ -118,7 +169,10 @@ impl SyncConfig {
 
     /// `s3://bucket/prefix`: safe to show anywhere.
     pub fn describe(&self) -> String {
-        format!("s3://{}/{} ({})", self.target.bucket, self.target.prefix, self.target.endpoint)
+        format!(
+            "s3://{}/{} ({})",
+            self.target.bucket, self.target.prefix, self.target.endpoint
+        )
     }
 }
 
@@ -130,7 +184,10 @@ fn parse_hhmm(t: &str) -> Option<(i8, i8)> {
 
 /// Keys from the environment, else from `DATA_DIR/sync-credentials`
 /// (`AWS_ACCESS_KEY_ID=…` lines, as in an env file).
-pub fn credentials(data_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Credentials, String> {
+pub fn credentials(
+    data_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Credentials, String> {
     let from_env = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"));
     if let (Some(k), Some(s)) = from_env {
         return Ok(match env("AWS_SESSION_TOKEN") {
@@ -150,9 +207,16 @@ pub fn credentials(data_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Res
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.permissions().mode();
+    let mode = std::fs::metadata(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .permissions()
+        .mode();
     if mode & 0o077 != 0 {
-        return Err(format!("{} is readable by other users (mode {:o}): chmod 600 it", path.display(), mode & 0o777));
+        return Err(format!(
+            "{} is readable by other users (mode {:o}): chmod 600 it",
+            path.display(),
+            mode & 0o777
+        ));
     }
     let mut vals = std::collections::HashMap::new();
     for line in text.lines() {
@@ -163,14 +227,23 @@ pub fn credentials(data_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Res
         let Some((k, v)) = line.split_once('=') else {
             return Err(format!("{}: lines are NAME=VALUE (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", path.display()));
         };
-        vals.insert(k.trim().trim_start_matches("export ").to_string(), v.trim().trim_matches('"').to_string());
+        vals.insert(
+            k.trim().trim_start_matches("export ").to_string(),
+            v.trim().trim_matches('"').to_string(),
+        );
     }
-    match (vals.get("AWS_ACCESS_KEY_ID"), vals.get("AWS_SECRET_ACCESS_KEY")) {
+    match (
+        vals.get("AWS_ACCESS_KEY_ID"),
+        vals.get("AWS_SECRET_ACCESS_KEY"),
+    ) {
         (Some(k), Some(s)) => Ok(match vals.get("AWS_SESSION_TOKEN") {
             Some(t) => Credentials::new_with_token(k, s, t),
             None => Credentials::new(k, s),
         }),
-        _ => Err(format!("{} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", path.display())),
+        _ => Err(format!(
+            "{} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            path.display()
+        )),
     }
 }
 
@@ -180,24 +253,57 @@ mod tests {
     use std::collections::HashMap;
 
     fn resolve(url: &str, vars: &[(&str, &str)], dir: &Path) -> Result<SyncConfig, String> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        SyncConfig::resolve(&SyncArgs { url: url.into(), ..Default::default() }, dir, &|k| map.get(k).cloned())
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        SyncConfig::resolve(
+            &SyncArgs {
+                url: url.into(),
+                ..Default::default()
+            },
+            dir,
+            &|k| map.get(k).cloned(),
+        )
     }
 
     #[test]
     fn target_endpoint_region_and_keys_come_from_the_flag_and_the_environment() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = [("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "sekrit-value")];
+        let keys = [
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "sekrit-value"),
+        ];
         let c = resolve("s3://venue-cloud/acme/rooftop/", &keys, dir.path()).unwrap();
-        assert_eq!((c.target.bucket.as_str(), c.target.prefix.as_str()), ("venue-cloud", "acme/rooftop"));
-        assert_eq!(c.target.endpoint.as_str(), "https://s3.us-east-1.amazonaws.com/");
+        assert_eq!(
+            (c.target.bucket.as_str(), c.target.prefix.as_str()),
+            ("venue-cloud", "acme/rooftop")
+        );
+        assert_eq!(
+            c.target.endpoint.as_str(),
+            "https://s3.us-east-1.amazonaws.com/"
+        );
         assert!(!c.target.path_style, "AWS itself: virtual-host addressing");
-        let vars = [keys[0], keys[1], ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"), ("AWS_REGION", "eu-central-1")];
+        let vars = [
+            keys[0],
+            keys[1],
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_REGION", "eu-central-1"),
+        ];
         let c = resolve("s3://venue-cloud", &vars, dir.path()).unwrap();
-        assert!(c.target.path_style && c.target.region == "eu-central-1" && c.target.prefix.is_empty());
-        assert!(!format!("{:?} {}", c.target, c.describe()).contains("sekrit"), "no secret in what we print");
-        assert!(resolve("https://x/y", &keys, dir.path()).unwrap_err().contains("s3://BUCKET/PREFIX"));
-        assert!(resolve("s3://No_Such", &keys, dir.path()).unwrap_err().contains("not a bucket name"));
+        assert!(
+            c.target.path_style && c.target.region == "eu-central-1" && c.target.prefix.is_empty()
+        );
+        assert!(
+            !format!("{:?} {}", c.target, c.describe()).contains("sekrit"),
+            "no secret in what we print"
+        );
+        assert!(resolve("https://x/y", &keys, dir.path())
+            .unwrap_err()
+            .contains("s3://BUCKET/PREFIX"));
+        assert!(resolve("s3://No_Such", &keys, dir.path())
+            .unwrap_err()
+            .contains("not a bucket name"));
     }
 
     #[test]
@@ -205,12 +311,22 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let err = resolve("s3://bkt", &[], dir.path()).unwrap_err();
-        assert!(err.contains("AWS_ACCESS_KEY_ID") && err.contains(CREDENTIALS_FILE), "{err}");
+        assert!(
+            err.contains("AWS_ACCESS_KEY_ID") && err.contains(CREDENTIALS_FILE),
+            "{err}"
+        );
         let path = dir.path().join(CREDENTIALS_FILE);
-        std::fs::write(&path, "AWS_ACCESS_KEY_ID=AKID\nAWS_SECRET_ACCESS_KEY=topsecret\n").unwrap();
+        std::fs::write(
+            &path,
+            "AWS_ACCESS_KEY_ID=AKID\nAWS_SECRET_ACCESS_KEY=topsecret\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = resolve("s3://bkt", &[], dir.path()).unwrap_err();
-        assert!(err.contains("chmod 600") && !err.contains("topsecret"), "{err}");
+        assert!(
+            err.contains("chmod 600") && !err.contains("topsecret"),
+            "{err}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let c = resolve("s3://bkt", &[], dir.path()).unwrap();
         assert_eq!(c.target.credentials.unwrap().key(), "AKID");

@@ -14,7 +14,14 @@ use crate::store::sync::PendingSegment;
 
 impl From<OutboxRow> for LogEvent {
     fn from(r: OutboxRow) -> LogEvent {
-        LogEvent { box_id: r.box_id, seq: r.seq.0, kind: r.kind, at: format_rfc3339(r.created_at), payload: r.payload, at_ms: r.created_at }
+        LogEvent {
+            box_id: r.box_id,
+            seq: r.seq.0,
+            kind: r.kind,
+            at: format_rfc3339(r.created_at),
+            payload: r.payload,
+            at_ms: r.created_at,
+        }
     }
 }
 
@@ -27,15 +34,33 @@ impl Syncer {
         let (seg, mut events) = match row.pending {
             Some(p) => (p, Vec::new()),
             None => {
-                let rows = self.store.outbox_after(Seq(row.cursor), self.config.segment.max_events).await?;
+                let rows = self
+                    .store
+                    .outbox_after(Seq(row.cursor), self.config.segment.max_events)
+                    .await?;
                 let events: Vec<LogEvent> = rows.into_iter().map(LogEvent::from).collect();
-                let rules = if flush { SegmentRules { max_age_ms: 0, ..self.config.segment.clone() } } else { self.config.segment.clone() };
+                let rules = if flush {
+                    SegmentRules {
+                        max_age_ms: 0,
+                        ..self.config.segment.clone()
+                    }
+                } else {
+                    self.config.segment.clone()
+                };
                 let Some(seg) = plan::next_segment(&events, &rules, self.clock.now()) else {
                     return Ok(false);
                 };
                 let key = seg.key(self.s3.prefix(), self.store.box_id());
-                let planned = PendingSegment { first: seg.first, last: seg.last, key };
-                match self.store.sync_plan_segment(row.cursor, planned.clone()).await? {
+                let planned = PendingSegment {
+                    first: seg.first,
+                    last: seg.last,
+                    key,
+                };
+                match self
+                    .store
+                    .sync_plan_segment(row.cursor, planned.clone())
+                    .await?
+                {
                     Some(p) if p == planned => (p, events),
                     // Another syncer planned first: send its segment.
                     Some(p) => (p, Vec::new()),
@@ -46,7 +71,10 @@ impl Syncer {
         };
         events.retain(|e| e.seq <= seg.last);
         if events.is_empty() {
-            let rows = self.store.outbox_range(Seq(seg.first), Seq(seg.last)).await?;
+            let rows = self
+                .store
+                .outbox_range(Seq(seg.first), Seq(seg.last))
+                .await?;
             events = rows.into_iter().map(LogEvent::from).collect();
         }
         if events.len() as i64 != seg.last - seg.first + 1 {

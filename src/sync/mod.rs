@@ -98,7 +98,11 @@ pub struct LaneState {
 
 impl SyncHandle {
     pub fn enabled(config: SyncConfig, data_dir: PathBuf) -> SyncHandle {
-        SyncHandle { target: Some(config.describe()), setup: Some((config, data_dir)), ..Default::default() }
+        SyncHandle {
+            target: Some(config.describe()),
+            setup: Some((config, data_dir)),
+            ..Default::default()
+        }
     }
     pub fn live(&self) -> Live {
         self.live.lock().expect("sync live lock").clone()
@@ -143,7 +147,11 @@ impl SyncStatus {
 pub const FREEZE_SETTING: &str = "manifest_updates_frozen";
 
 /// The status from the database (any process) plus the loop's live view.
-pub async fn status(store: &Store, handle: &SyncHandle, now: Millis) -> Result<SyncStatus, StoreError> {
+pub async fn status(
+    store: &Store,
+    handle: &SyncHandle,
+    now: Millis,
+) -> Result<SyncStatus, StoreError> {
     let backlog = store.sync_backlog().await?;
     let streams = store.sync_streams().await?;
     let frozen = store.setting(FREEZE_SETTING).await?.as_deref() == Some("true");
@@ -155,14 +163,20 @@ pub async fn status(store: &Store, handle: &SyncHandle, now: Millis) -> Result<S
             err_at = s.last_error_at;
         }
     }
-    let last_success = streams.iter().filter(|s| s.stream == "events" || s.stream == "captures").filter_map(|s| s.last_success_at).max();
+    let last_success = streams
+        .iter()
+        .filter(|s| s.stream == "events" || s.stream == "captures")
+        .filter_map(|s| s.last_success_at)
+        .max();
     let live = handle.target.as_ref().map(|_| handle.live());
     let state = match (&handle.target, &live) {
         (None, _) => "off".to_string(),
-        (Some(_), Some(l)) if !l.events.state.is_empty() => match (l.events.state, l.captures.state) {
-            ("idle", c @ ("error" | "backoff")) => format!("captures {c}"),
-            (e, _) => e.to_string(),
-        },
+        (Some(_), Some(l)) if !l.events.state.is_empty() => {
+            match (l.events.state, l.captures.state) {
+                ("idle", c @ ("error" | "backoff")) => format!("captures {c}"),
+                (e, _) => e.to_string(),
+            }
+        }
         _ => "starting".to_string(),
     };
     Ok(SyncStatus {
@@ -174,7 +188,10 @@ pub async fn status(store: &Store, handle: &SyncHandle, now: Millis) -> Result<S
         captures_pending: backlog.captures_pending,
         capture_bytes_pending: backlog.capture_bytes_pending,
         files_pending: backlog.files_pending,
-        lag_seconds: backlog.oldest_pending_at.map(|t| ((now - t).max(0)) as f64 / 1000.0).unwrap_or(0.0),
+        lag_seconds: backlog
+            .oldest_pending_at
+            .map(|t| ((now - t).max(0)) as f64 / 1000.0)
+            .unwrap_or(0.0),
         cursor: backlog.cursor,
         last_seq: backlog.last_seq,
         last_success_at: last_success.map(format_rfc3339),
@@ -194,14 +211,47 @@ pub fn render_metrics(s: &SyncStatus) -> String {
     let mut gauge = |name: &str, help: &str, v: f64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     };
-    gauge("venuebox_sync_enabled", "1 when cloud sync is configured.", s.enabled as u8 as f64);
-    gauge("venuebox_sync_lag_seconds", "Age of the oldest event the bucket has not acknowledged.", s.lag_seconds);
-    gauge("venuebox_sync_events_pending", "Outbox events not yet in the bucket.", s.events_pending as f64);
-    gauge("venuebox_sync_captures_pending", "Captures whose bytes are not yet in the bucket.", s.captures_pending as f64);
-    gauge("venuebox_sync_capture_bytes_pending", "Bytes of those captures.", s.capture_bytes_pending as f64);
-    let last_ok = s.last_success_at.as_deref().and_then(|t| crate::domain::time::parse_rfc3339(t).ok()).map(|ms| ms as f64 / 1000.0).unwrap_or(0.0);
-    gauge("venuebox_sync_last_success_timestamp_seconds", "When the bucket last acknowledged events or a capture (0: never).", last_ok);
-    gauge("venuebox_sync_permanent_error", "1 while a permanent error (credentials, bucket) stops sync.", s.permanent_error() as u8 as f64);
+    gauge(
+        "venuebox_sync_enabled",
+        "1 when cloud sync is configured.",
+        s.enabled as u8 as f64,
+    );
+    gauge(
+        "venuebox_sync_lag_seconds",
+        "Age of the oldest event the bucket has not acknowledged.",
+        s.lag_seconds,
+    );
+    gauge(
+        "venuebox_sync_events_pending",
+        "Outbox events not yet in the bucket.",
+        s.events_pending as f64,
+    );
+    gauge(
+        "venuebox_sync_captures_pending",
+        "Captures whose bytes are not yet in the bucket.",
+        s.captures_pending as f64,
+    );
+    gauge(
+        "venuebox_sync_capture_bytes_pending",
+        "Bytes of those captures.",
+        s.capture_bytes_pending as f64,
+    );
+    let last_ok = s
+        .last_success_at
+        .as_deref()
+        .and_then(|t| crate::domain::time::parse_rfc3339(t).ok())
+        .map(|ms| ms as f64 / 1000.0)
+        .unwrap_or(0.0);
+    gauge(
+        "venuebox_sync_last_success_timestamp_seconds",
+        "When the bucket last acknowledged events or a capture (0: never).",
+        last_ok,
+    );
+    gauge(
+        "venuebox_sync_permanent_error",
+        "1 while a permanent error (credentials, bucket) stops sync.",
+        s.permanent_error() as u8 as f64,
+    );
     out
 }
 
@@ -213,7 +263,9 @@ pub fn try_lock(data_dir: &Path) -> std::io::Result<Option<std::fs::File>> {
 
 /// Exponential backoff, capped, with "equal jitter": half fixed, half random.
 pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
-    let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(cap);
+    let exp = base
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(cap);
     let half = exp / 2;
     let r = u64::from_le_bytes(crate::store::identity::random_bytes::<8>());
     half + Duration::from_nanos(r % (half.as_nanos() as u64 + 1))
@@ -284,7 +336,11 @@ impl Syncer {
             None => Outcome::Success,
             Some((kind, message)) => Outcome::Failure { kind, message },
         };
-        if let Err(e) = self.store.sync_outcome(stream, outcome, self.clock.now()).await {
+        if let Err(e) = self
+            .store
+            .sync_outcome(stream, outcome, self.clock.now())
+            .await
+        {
             tracing::warn!(error = %e, "cannot record the sync outcome");
         }
     }
@@ -294,7 +350,9 @@ impl Syncer {
     fn reload_credentials(&self) {
         match config::credentials(&self.data_dir, &|k| std::env::var(k).ok()) {
             Ok(c) => self.s3.set_credentials(c),
-            Err(e) => tracing::warn!(error = %e, "cannot read the sync credentials; keeping the ones in use"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sync credentials; keeping the ones in use")
+            }
         }
     }
 
@@ -311,7 +369,9 @@ impl Syncer {
                     continue;
                 }
             };
-            self.s3.put(&self.s3.key(&f.key), body.into(), false, None).await?;
+            self.s3
+                .put(&self.s3.key(&f.key), body.into(), false, None)
+                .await?;
             self.store.sync_file_done(f.key, self.clock.now()).await?;
             moved = true;
         }
@@ -372,11 +432,29 @@ impl Syncer {
         let mut errors_on_record: Vec<&'static str> = Vec::new();
         let mut permanent_until: Option<Instant> = None;
         let mut next_manifest = Instant::now();
-        let mut seen_request = self.store.sync_stream("events").await.ok().and_then(|r| r.requested_at);
+        let mut seen_request = self
+            .store
+            .sync_stream("events")
+            .await
+            .ok()
+            .and_then(|r| r.requested_at);
         let first_payout_due = self.first_payout_due();
-        let set = |f: &dyn Fn(&mut LaneState)| self.handle.update(|l| f(if lane == Lane::Events { &mut l.events } else { &mut l.captures }));
+        let set = |f: &dyn Fn(&mut LaneState)| {
+            self.handle.update(|l| {
+                f(if lane == Lane::Events {
+                    &mut l.events
+                } else {
+                    &mut l.captures
+                })
+            })
+        };
         while !stop.is_cancelled() {
-            let requested = self.store.sync_stream("events").await.ok().and_then(|r| r.requested_at);
+            let requested = self
+                .store
+                .sync_stream("events")
+                .await
+                .ok()
+                .and_then(|r| r.requested_at);
             if requested != seen_request {
                 seen_request = requested;
                 if permanent_until.take().is_some() {
@@ -415,7 +493,12 @@ impl Syncer {
                         self.record(stream, Ok(())).await;
                         tracing::info!(stream, "cloud sync recovered");
                     }
-                    set(&|l| *l = LaneState { state: "idle", ..Default::default() });
+                    set(&|l| {
+                        *l = LaneState {
+                            state: "idle",
+                            ..Default::default()
+                        }
+                    });
                     if !moved {
                         self.nap(self.config.interval, &stop).await;
                     }
@@ -470,7 +553,11 @@ mod tests {
         for f in 1..40 {
             let d = backoff(f, base, cap);
             let exp = base.saturating_mul(1 << (f - 1).min(16)).min(cap);
-            assert!(d >= exp / 2 && d <= exp, "failure {f}: {d:?} outside [{:?}, {exp:?}]", exp / 2);
+            assert!(
+                d >= exp / 2 && d <= exp,
+                "failure {f}: {d:?} outside [{:?}, {exp:?}]",
+                exp / 2
+            );
         }
         let spread: std::collections::HashSet<_> = (0..20).map(|_| backoff(6, base, cap)).collect();
         assert!(spread.len() > 10, "jitter spreads retries");

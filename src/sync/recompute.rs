@@ -34,7 +34,10 @@ pub fn parse<'a>(lines: impl IntoIterator<Item = &'a Value>) -> Result<Vec<Event
 }
 
 /// Totals per creator from `events` in seq order.
-pub fn totals<'a>(manifest: &Manifest, events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<String, Totals> {
+pub fn totals<'a>(
+    manifest: &Manifest,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> BTreeMap<String, Totals> {
     let mut orders: HashMap<&str, Order> = HashMap::new();
     let mut order_seq: Vec<&str> = Vec::new();
     let mut claims: Vec<(&str, &str)> = Vec::new(); // (program, order)
@@ -43,13 +46,16 @@ pub fn totals<'a>(manifest: &Manifest, events: impl IntoIterator<Item = &'a Even
     for event in events {
         match event {
             Event::OrderCreated(o) => {
-                orders.insert(o.order.as_str(), Order {
-                    kind: o.kind.as_str(),
-                    creator: o.creator.as_ref().map(|c| c.to_string()),
-                    total: o.receipt.total_minor,
-                    tax: o.receipt.tax_minor,
-                    closed: false,
-                });
+                orders.insert(
+                    o.order.as_str(),
+                    Order {
+                        kind: o.kind.as_str(),
+                        creator: o.creator.as_ref().map(|c| c.to_string()),
+                        total: o.receipt.total_minor,
+                        tax: o.receipt.tax_minor,
+                        closed: false,
+                    },
+                );
                 order_seq.push(o.order.as_str());
             }
             Event::OrderVoided(c) | Event::OrderRefunded(c) => {
@@ -59,7 +65,9 @@ pub fn totals<'a>(manifest: &Manifest, events: impl IntoIterator<Item = &'a Even
             }
             Event::ScholarshipClaimed(c) => claims.push((c.program.as_str(), c.order.as_str())),
             Event::CaptureCompleted(c) => {
-                captures.entry(c.sha256.as_str()).or_insert((c.creator.as_str(), c.bytes));
+                captures
+                    .entry(c.sha256.as_str())
+                    .or_insert((c.creator.as_str(), c.bytes));
             }
             Event::CaptureHidden(c) => {
                 hidden.insert(c.sha256.as_str());
@@ -71,15 +79,19 @@ pub fn totals<'a>(manifest: &Manifest, events: impl IntoIterator<Item = &'a Even
     for c in &manifest.creators {
         let id = c.id.as_str();
         let sum = |kind: &str| {
-            order_seq.iter().filter_map(|o| orders.get(o)).filter(|o| o.kind == kind && o.creator.as_deref() == Some(id)).fold(Sales::default(), |acc, o| {
-                acc + Sales {
-                    orders: 1,
-                    gross_minor: o.total,
-                    tax_minor: o.tax,
-                    refunded_minor: if o.closed { o.total } else { 0 },
-                    refunded_tax_minor: if o.closed { o.tax } else { 0 },
-                }
-            })
+            order_seq
+                .iter()
+                .filter_map(|o| orders.get(o))
+                .filter(|o| o.kind == kind && o.creator.as_deref() == Some(id))
+                .fold(Sales::default(), |acc, o| {
+                    acc + Sales {
+                        orders: 1,
+                        gross_minor: o.total,
+                        tax_minor: o.tax,
+                        refunded_minor: if o.closed { o.total } else { 0 },
+                        refunded_tax_minor: if o.closed { o.tax } else { 0 },
+                    }
+                })
         };
         let funded: HashSet<&str> = manifest
             .scholarships
@@ -89,7 +101,9 @@ pub fn totals<'a>(manifest: &Manifest, events: impl IntoIterator<Item = &'a Even
             .collect();
         let seats = claims
             .iter()
-            .filter(|(program, order)| funded.contains(program) && !orders.get(order).is_some_and(|o| o.closed))
+            .filter(|(program, order)| {
+                funded.contains(program) && !orders.get(order).is_some_and(|o| o.closed)
+            })
             .count() as u64;
         let (mut n, mut bytes) = (0, 0);
         for (sha, (creator, b)) in &captures {

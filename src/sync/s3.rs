@@ -52,7 +52,11 @@ pub struct Target {
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s3://{}/{} at {} ({})", self.bucket, self.prefix, self.endpoint, self.region)
+        write!(
+            f,
+            "s3://{}/{} at {} ({})",
+            self.bucket, self.prefix, self.endpoint, self.region
+        )
     }
 }
 
@@ -82,7 +86,11 @@ fn error_code(body: &str) -> Option<String> {
 /// Sorts an S3 error response. `what` names the operation for the message.
 pub fn classify(status: u16, body: &str, bucket: &str, what: &str) -> S3Error {
     let code = error_code(body).unwrap_or_default();
-    let said = if code.is_empty() { format!("HTTP {status}") } else { format!("{code}, HTTP {status}") };
+    let said = if code.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("{code}, HTTP {status}")
+    };
     match (status, code.as_str()) {
         (412, _) => S3Error::Exists,
         (404, "NoSuchBucket") => S3Error::Permanent(format!("bucket '{bucket}' does not exist ({said}): create it, or fix the bucket in --sync")),
@@ -102,7 +110,13 @@ pub fn classify(status: u16, body: &str, bucket: &str, what: &str) -> S3Error {
 
 fn net_error(what: &str, e: reqwest::Error) -> S3Error {
     let e = e.without_url();
-    let how = if e.is_timeout() { "timed out" } else if e.is_connect() { "cannot connect" } else { "connection failed" };
+    let how = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "connection failed"
+    };
     let mut detail = e.to_string();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
@@ -114,9 +128,18 @@ fn net_error(what: &str, e: reqwest::Error) -> S3Error {
 
 impl S3 {
     pub fn new(target: &Target) -> Result<S3, String> {
-        let style = if target.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
-        let bucket = Bucket::new(target.endpoint.clone(), style, target.bucket.clone(), target.region.clone())
-            .map_err(|e| format!("bucket '{}' at {}: {e}", target.bucket, target.endpoint))?;
+        let style = if target.path_style {
+            UrlStyle::Path
+        } else {
+            UrlStyle::VirtualHost
+        };
+        let bucket = Bucket::new(
+            target.endpoint.clone(),
+            style,
+            target.bucket.clone(),
+            target.region.clone(),
+        )
+        .map_err(|e| format!("bucket '{}' at {}: {e}", target.bucket, target.endpoint))?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             // No read timeout: a capped upload may rightly hear nothing for
@@ -126,7 +149,9 @@ impl S3 {
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(S3 {
             bucket: Arc::new(bucket),
-            credentials: Arc::new(std::sync::RwLock::new(target.credentials.clone().map(Arc::new))),
+            credentials: Arc::new(std::sync::RwLock::new(
+                target.credentials.clone().map(Arc::new),
+            )),
             http,
             prefix: target.prefix.trim_matches('/').to_string(),
         })
@@ -134,7 +159,11 @@ impl S3 {
 
     /// The full key for `rel` under the configured prefix.
     pub fn key(&self, rel: &str) -> String {
-        if self.prefix.is_empty() { rel.to_string() } else { format!("{}/{rel}", self.prefix) }
+        if self.prefix.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{}/{rel}", self.prefix)
+        }
     }
 
     pub fn prefix(&self) -> &str {
@@ -149,7 +178,11 @@ impl S3 {
         *self.credentials.write().expect("credentials lock") = Some(Arc::new(c));
     }
 
-    async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> Result<reqwest::Response, S3Error> {
+    async fn send(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, S3Error> {
         let resp = req.send().await.map_err(|e| net_error(what, e))?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -168,18 +201,38 @@ impl S3 {
 
     /// The cheap connectivity probe: HEAD on the bucket.
     pub async fn probe(&self) -> Result<(), S3Error> {
-        let url = self.bucket.head_bucket(self.creds().as_deref()).sign(SIGN_FOR);
-        let resp = self.http.head(url).timeout(Duration::from_secs(5)).send().await.map_err(|e| net_error("probe", e))?;
+        let url = self
+            .bucket
+            .head_bucket(self.creds().as_deref())
+            .sign(SIGN_FOR);
+        let resp = self
+            .http
+            .head(url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| net_error("probe", e))?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
-            404 => Err(classify(404, "<Code>NoSuchBucket</Code>", self.bucket.name(), "probe")),
+            404 => Err(classify(
+                404,
+                "<Code>NoSuchBucket</Code>",
+                self.bucket.name(),
+                "probe",
+            )),
             s => Err(classify(s, "", self.bucket.name(), "probe")),
         }
     }
 
     /// PUT `key`; with `if_absent`, only if no object is there yet
     /// (`S3Error::Exists` otherwise).
-    pub async fn put(&self, key: &str, body: Bytes, if_absent: bool, throttle: Option<&Throttle>) -> Result<String, S3Error> {
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        if_absent: bool,
+        throttle: Option<&Throttle>,
+    ) -> Result<String, S3Error> {
         let creds = self.creds();
         let mut action = self.bucket.put_object(creds.as_deref(), key);
         if if_absent {
@@ -187,7 +240,11 @@ impl S3 {
         }
         let url = action.sign(SIGN_FOR);
         let len = body.len() as u64;
-        let mut req = self.http.put(url).timeout(Self::limit(len, throttle)).header(reqwest::header::CONTENT_LENGTH, len);
+        let mut req = self
+            .http
+            .put(url)
+            .timeout(Self::limit(len, throttle))
+            .header(reqwest::header::CONTENT_LENGTH, len);
         if if_absent {
             req = req.header(reqwest::header::IF_NONE_MATCH, "*");
         }
@@ -200,23 +257,45 @@ impl S3 {
     pub async fn get(&self, key: &str) -> Result<Bytes, S3Error> {
         let creds = self.creds();
         let url = self.bucket.get_object(creds.as_deref(), key).sign(SIGN_FOR);
-        let resp = self.send("get object", self.http.get(url).timeout(Duration::from_secs(60))).await?;
+        let resp = self
+            .send(
+                "get object",
+                self.http.get(url).timeout(Duration::from_secs(60)),
+            )
+            .await?;
         resp.bytes().await.map_err(|e| net_error("get object", e))
     }
 
     /// GET `key` unless it still has entity tag `etag`: `Ok(None)` then
     /// (HTTP 304, nothing downloaded), else the bytes and their tag.
-    pub async fn get_fresh(&self, key: &str, etag: Option<&str>) -> Result<Option<(Bytes, String)>, S3Error> {
-        let url = self.bucket.get_object(self.creds().as_deref(), key).sign(SIGN_FOR);
+    pub async fn get_fresh(
+        &self,
+        key: &str,
+        etag: Option<&str>,
+    ) -> Result<Option<(Bytes, String)>, S3Error> {
+        let url = self
+            .bucket
+            .get_object(self.creds().as_deref(), key)
+            .sign(SIGN_FOR);
         self.conditional_get(url, etag, "get object").await
     }
 
     /// The same for a plain URL (a manifest published over HTTPS).
-    pub async fn get_url_fresh(&self, url: &url::Url, etag: Option<&str>) -> Result<Option<(Bytes, String)>, S3Error> {
-        self.conditional_get(url.clone(), etag, "get manifest").await
+    pub async fn get_url_fresh(
+        &self,
+        url: &url::Url,
+        etag: Option<&str>,
+    ) -> Result<Option<(Bytes, String)>, S3Error> {
+        self.conditional_get(url.clone(), etag, "get manifest")
+            .await
     }
 
-    async fn conditional_get(&self, url: url::Url, etag: Option<&str>, what: &str) -> Result<Option<(Bytes, String)>, S3Error> {
+    async fn conditional_get(
+        &self,
+        url: url::Url,
+        etag: Option<&str>,
+        what: &str,
+    ) -> Result<Option<(Bytes, String)>, S3Error> {
         let mut req = self.http.get(url).timeout(Duration::from_secs(60));
         if let Some(tag) = etag.filter(|t| !t.is_empty()) {
             req = req.header(reqwest::header::IF_NONE_MATCH, tag);
@@ -226,7 +305,10 @@ impl S3 {
             304 => Ok(None),
             200..=299 => {
                 let tag = etag_of(&resp);
-                Ok(Some((resp.bytes().await.map_err(|e| net_error(what, e))?, tag)))
+                Ok(Some((
+                    resp.bytes().await.map_err(|e| net_error(what, e))?,
+                    tag,
+                )))
             }
             status => {
                 let body = resp.text().await.unwrap_or_default();
@@ -237,12 +319,28 @@ impl S3 {
 
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, S3Error> {
         let creds = self.creds();
-        let url = self.bucket.head_object(creds.as_deref(), key).sign(SIGN_FOR);
-        match self.send("head object", self.http.head(url).timeout(Duration::from_secs(30))).await {
+        let url = self
+            .bucket
+            .head_object(creds.as_deref(), key)
+            .sign(SIGN_FOR);
+        match self
+            .send(
+                "head object",
+                self.http.head(url).timeout(Duration::from_secs(30)),
+            )
+            .await
+        {
             // The header, not `content_length()`: a HEAD response has no body.
             Ok(resp) => {
-                let size = resp.headers().get(reqwest::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-                Ok(Some(ObjectInfo { size: size.unwrap_or(0), etag: etag_of(&resp) }))
+                let size = resp
+                    .headers()
+                    .get(reqwest::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                Ok(Some(ObjectInfo {
+                    size: size.unwrap_or(0),
+                    etag: etag_of(&resp),
+                }))
             }
             Err(S3Error::NotFound) => Ok(None),
             Err(e) => Err(e),
@@ -254,21 +352,44 @@ impl S3 {
     pub async fn create_multipart(&self, key: &str) -> Result<String, S3Error> {
         let creds = self.creds();
         let mut action = self.bucket.create_multipart_upload(creds.as_deref(), key);
-        action.headers_mut().insert("x-amz-checksum-algorithm", "CRC32");
+        action
+            .headers_mut()
+            .insert("x-amz-checksum-algorithm", "CRC32");
         let url = action.sign(SIGN_FOR);
-        let req = self.http.post(url).timeout(Duration::from_secs(30)).header("x-amz-checksum-algorithm", "CRC32");
+        let req = self
+            .http
+            .post(url)
+            .timeout(Duration::from_secs(30))
+            .header("x-amz-checksum-algorithm", "CRC32");
         let resp = self.send("create multipart upload", req).await?;
-        let text = resp.text().await.map_err(|e| net_error("create multipart upload", e))?;
-        let parsed = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
-            .map_err(|e| S3Error::Retryable(format!("create multipart upload: unreadable answer ({e})")))?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| net_error("create multipart upload", e))?;
+        let parsed =
+            rusty_s3::actions::CreateMultipartUpload::parse_response(&text).map_err(|e| {
+                S3Error::Retryable(format!("create multipart upload: unreadable answer ({e})"))
+            })?;
         Ok(parsed.upload_id().to_string())
     }
 
     /// Sends one part with its CRC32 (base64); returns the part's ETag.
-    pub async fn upload_part(&self, key: &str, upload_id: &str, part: u16, body: Bytes, crc32: &str, throttle: Option<&Throttle>) -> Result<String, S3Error> {
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: u16,
+        body: Bytes,
+        crc32: &str,
+        throttle: Option<&Throttle>,
+    ) -> Result<String, S3Error> {
         let creds = self.creds();
-        let mut action = self.bucket.upload_part(creds.as_deref(), key, part, upload_id);
-        action.headers_mut().insert("x-amz-checksum-crc32", crc32.to_string());
+        let mut action = self
+            .bucket
+            .upload_part(creds.as_deref(), key, part, upload_id);
+        action
+            .headers_mut()
+            .insert("x-amz-checksum-crc32", crc32.to_string());
         let url = action.sign(SIGN_FOR);
         let len = body.len() as u64;
         let req = self
@@ -281,28 +402,60 @@ impl S3 {
         let resp = self.send("upload part", req).await?;
         let tag = etag_of(&resp);
         if tag.is_empty() {
-            return Err(S3Error::Retryable("upload part: the server sent no ETag".into()));
+            return Err(S3Error::Retryable(
+                "upload part: the server sent no ETag".into(),
+            ));
         }
         Ok(tag)
     }
 
     /// Completes with every part's number, ETag and CRC32, in order.
-    pub async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[(u16, String, String)]) -> Result<(), S3Error> {
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u16, String, String)],
+    ) -> Result<(), S3Error> {
         let creds = self.creds();
-        let action = self.bucket.complete_multipart_upload(creds.as_deref(), key, upload_id, std::iter::empty::<&str>());
+        let action = self.bucket.complete_multipart_upload(
+            creds.as_deref(),
+            key,
+            upload_id,
+            std::iter::empty::<&str>(),
+        );
         let url = action.sign(SIGN_FOR);
         // rusty-s3's body has no checksums; the XML is small enough to write.
-        let esc = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
+        let esc = |s: &str| {
+            s.replace('&', "&amp;")
+                .replace('"', "&quot;")
+                .replace('<', "&lt;")
+        };
         let mut body = String::from("<CompleteMultipartUpload>");
         for (n, etag, crc) in parts {
             body += &format!("<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag><ChecksumCRC32>{}</ChecksumCRC32></Part>", esc(etag), esc(crc));
         }
         body += "</CompleteMultipartUpload>";
-        let resp = self.send("complete multipart upload", self.http.post(url).timeout(Duration::from_secs(120)).body(body)).await?;
+        let resp = self
+            .send(
+                "complete multipart upload",
+                self.http
+                    .post(url)
+                    .timeout(Duration::from_secs(120))
+                    .body(body),
+            )
+            .await?;
         // S3 may answer 200 and still report an error in the body.
-        let text = resp.text().await.map_err(|e| net_error("complete multipart upload", e))?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| net_error("complete multipart upload", e))?;
         if text.contains("<Error>") {
-            return Err(classify(500, &text, self.bucket.name(), "complete multipart upload"));
+            return Err(classify(
+                500,
+                &text,
+                self.bucket.name(),
+                "complete multipart upload",
+            ));
         }
         Ok(())
     }
@@ -315,7 +468,11 @@ pub fn crc32_base64(bytes: &[u8]) -> String {
 }
 
 fn etag_of(resp: &reqwest::Response) -> String {
-    resp.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    resp.headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The body as is, or paced by the capture bandwidth cap in 64 KiB steps.
@@ -345,9 +502,16 @@ mod tests {
     #[test]
     fn a_capped_upload_gets_time_enough_to_finish() {
         let part = 8u64 << 20;
-        assert!(S3::limit(part, None) >= Duration::from_secs(256), "8 MiB at 32 KiB/s");
+        assert!(
+            S3::limit(part, None) >= Duration::from_secs(256),
+            "8 MiB at 32 KiB/s"
+        );
         let slow = Throttle::new(12_500); // 100 kbit/s, shared by the parts in flight
-        assert!(S3::limit(part, Some(&slow)) >= Duration::from_secs(2 * part / 12_500), "{:?}", S3::limit(part, Some(&slow)));
+        assert!(
+            S3::limit(part, Some(&slow)) >= Duration::from_secs(2 * part / 12_500),
+            "{:?}",
+            S3::limit(part, Some(&slow))
+        );
     }
 
     #[test]
@@ -360,16 +524,46 @@ mod tests {
     fn errors_are_sorted_into_retryable_and_permanent() {
         let kind = |s, b: &str| classify(s, b, "bkt", "put").kind();
         assert_eq!(classify(412, "", "bkt", "put"), S3Error::Exists);
-        assert_eq!(classify(404, "<Error><Code>NoSuchUpload</Code></Error>", "bkt", "x"), S3Error::NotFound);
-        assert_eq!(kind(404, "<Error><Code>NoSuchBucket</Code></Error>"), "permanent");
-        assert_eq!(kind(403, "<Error><Code>AccessDenied</Code></Error>"), "permanent");
-        assert_eq!(kind(403, "<Error><Code>InvalidAccessKeyId</Code></Error>"), "permanent");
-        assert_eq!(kind(400, "<Error><Code>InvalidBucketName</Code></Error>"), "permanent");
-        assert_eq!(kind(503, "<Error><Code>SlowDown</Code></Error>"), "retryable");
+        assert_eq!(
+            classify(404, "<Error><Code>NoSuchUpload</Code></Error>", "bkt", "x"),
+            S3Error::NotFound
+        );
+        assert_eq!(
+            kind(404, "<Error><Code>NoSuchBucket</Code></Error>"),
+            "permanent"
+        );
+        assert_eq!(
+            kind(403, "<Error><Code>AccessDenied</Code></Error>"),
+            "permanent"
+        );
+        assert_eq!(
+            kind(403, "<Error><Code>InvalidAccessKeyId</Code></Error>"),
+            "permanent"
+        );
+        assert_eq!(
+            kind(400, "<Error><Code>InvalidBucketName</Code></Error>"),
+            "permanent"
+        );
+        assert_eq!(
+            kind(503, "<Error><Code>SlowDown</Code></Error>"),
+            "retryable"
+        );
         assert_eq!(kind(500, ""), "retryable");
         assert_eq!(kind(429, ""), "retryable");
-        assert_eq!(kind(400, "<Error><Code>RequestTimeout</Code></Error>"), "retryable");
-        let msg = classify(403, "<Error><Code>AccessDenied</Code></Error>", "bkt", "put").to_string();
-        assert!(msg.contains("AccessDenied") && msg.contains("AWS_ACCESS_KEY_ID"), "{msg}");
+        assert_eq!(
+            kind(400, "<Error><Code>RequestTimeout</Code></Error>"),
+            "retryable"
+        );
+        let msg = classify(
+            403,
+            "<Error><Code>AccessDenied</Code></Error>",
+            "bkt",
+            "put",
+        )
+        .to_string();
+        assert!(
+            msg.contains("AccessDenied") && msg.contains("AWS_ACCESS_KEY_ID"),
+            "{msg}"
+        );
     }
 }

@@ -14,7 +14,10 @@ pub struct Throttle {
 impl Throttle {
     /// `rate` bytes per second, with up to a second's worth of burst.
     pub fn new(rate: u64) -> Throttle {
-        Throttle { rate: rate.max(1), state: Arc::new(Mutex::new((Instant::now(), 0.0))) }
+        Throttle {
+            rate: rate.max(1),
+            state: Arc::new(Mutex::new((Instant::now(), 0.0))),
+        }
     }
 
     pub fn rate(&self) -> u64 {
@@ -30,7 +33,11 @@ impl Throttle {
             s.1 = (s.1 + refill).min(self.rate as f64);
             s.0 = now;
             s.1 -= n as f64;
-            if s.1 >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.1 / self.rate as f64) }
+            if s.1 >= 0.0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(-s.1 / self.rate as f64)
+            }
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -50,6 +57,9 @@ mod tests {
             t.take(64 << 10).await;
         }
         let took = start.elapsed();
-        assert!(took >= Duration::from_millis(3_900) && took <= Duration::from_millis(4_100), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(3_900) && took <= Duration::from_millis(4_100),
+            "{took:?}"
+        );
     }
 }

@@ -71,8 +71,14 @@ impl TestBox {
     }
 
     /// A box with a creator `cr-a` and `cr-b` and the given capture limits.
-    pub async fn start_captures(clock: Clock, captures: venuebox::api::tus::CaptureConfig) -> TestBox {
-        let api = ApiConfig { captures, ..ApiConfig::default() };
+    pub async fn start_captures(
+        clock: Clock,
+        captures: venuebox::api::tus::CaptureConfig,
+    ) -> TestBox {
+        let api = ApiConfig {
+            captures,
+            ..ApiConfig::default()
+        };
         Self::start_full(clock, api, |m| {
             m["creators"] = json!([
                 {"id": "cr-a", "name": "Alice", "referral_codes": ["ALICE"]},
@@ -83,26 +89,46 @@ impl TestBox {
     }
 
     /// A box whose manifest `extra` changed first (sections for selling...).
-    pub async fn start_full(clock: Clock, api: ApiConfig, extra: impl FnOnce(&mut Value)) -> TestBox {
+    pub async fn start_full(
+        clock: Clock,
+        api: ApiConfig,
+        extra: impl FnOnce(&mut Value),
+    ) -> TestBox {
         Self::start_devices(clock, api, venuebox::devices::Mode::Off, extra).await
     }
 
     /// A box with its devices in `mode` (Simulate: fake lights and printer).
-    pub async fn start_devices(clock: Clock, api: ApiConfig, mode: venuebox::devices::Mode, extra: impl FnOnce(&mut Value)) -> TestBox {
-        Self::start_config(clock, |c| {
-            c.api = api;
-            c.devices = mode;
-        }, extra)
+    pub async fn start_devices(
+        clock: Clock,
+        api: ApiConfig,
+        mode: venuebox::devices::Mode,
+        extra: impl FnOnce(&mut Value),
+    ) -> TestBox {
+        Self::start_config(
+            clock,
+            |c| {
+                c.api = api;
+                c.devices = mode;
+            },
+            extra,
+        )
         .await
     }
 
     /// A box syncing to a bucket, with creators `cr-a` (10 % of tickets,
     /// 20 % of drops) and `cr-b`, and whatever `extra` adds.
-    pub async fn start_synced(sync: venuebox::sync::config::SyncConfig, extra: impl FnOnce(&mut Value)) -> TestBox {
+    pub async fn start_synced(
+        sync: venuebox::sync::config::SyncConfig,
+        extra: impl FnOnce(&mut Value),
+    ) -> TestBox {
         Self::start_synced_at(Clock::system(), sync, extra).await
     }
 
-    pub async fn start_synced_at(clock: Clock, sync: venuebox::sync::config::SyncConfig, extra: impl FnOnce(&mut Value)) -> TestBox {
+    pub async fn start_synced_at(
+        clock: Clock,
+        sync: venuebox::sync::config::SyncConfig,
+        extra: impl FnOnce(&mut Value),
+    ) -> TestBox {
         Self::start_config(clock, |c| c.sync = Some(sync), |m| {
             m["creators"] = json!([
                 {"id": "cr-a", "name": "Alice", "referral_codes": ["ALICE"], "payout": {"ticket_share_bp": 1000, "drop_share_bp": 2000}},
@@ -114,7 +140,11 @@ impl TestBox {
     }
 
     /// A box whose server configuration `configure` set.
-    pub async fn start_config(clock: Clock, configure: impl FnOnce(&mut Config), extra: impl FnOnce(&mut Value)) -> TestBox {
+    pub async fn start_config(
+        clock: Clock,
+        configure: impl FnOnce(&mut Config),
+        extra: impl FnOnce(&mut Value),
+    ) -> TestBox {
         let dir = tempfile::tempdir().unwrap();
         let key = KeyFile::generate();
         let mut config = Config::new(dir.path());
@@ -122,15 +152,35 @@ impl TestBox {
         let state = server::open(&config, clock).unwrap();
         let bytes = manifest(&key, 1, extra);
         let sig = sign_detached(&key.signing_key(), &bytes);
-        let admin = Actor { name: "setup".into(), role: Role::Admin };
-        state.store.import_manifest(bytes, Some(sig), TrustedKeys::default(), admin, state.clock.now()).await.unwrap();
+        let admin = Actor {
+            name: "setup".into(),
+            role: Role::Admin,
+        };
+        state
+            .store
+            .import_manifest(
+                bytes,
+                Some(sig),
+                TrustedKeys::default(),
+                admin,
+                state.clock.now(),
+            )
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server::serve(state.clone(), listener, async move {
             let _ = rx.await;
         }));
-        TestBox { dir, addr, state, key, http: reqwest::Client::new(), shutdown: Some(tx) }
+        TestBox {
+            dir,
+            addr,
+            state,
+            key,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -139,16 +189,38 @@ impl TestBox {
 
     /// A token for `role`, made the way `venuebox token` makes one.
     pub async fn token(&self, role: Role) -> String {
-        let actor = Actor { name: format!("test-{role}"), role };
-        self.state.store.create_session(actor, self.state.clock.now(), 24 * 3_600_000).await.unwrap().0
+        let actor = Actor {
+            name: format!("test-{role}"),
+            role,
+        };
+        self.state
+            .store
+            .create_session(actor, self.state.clock.now(), 24 * 3_600_000)
+            .await
+            .unwrap()
+            .0
     }
 
     /// Pairs a new staff device the way a phone does (a supervisor's code,
     /// traded over HTTP) and returns its credential.
     pub async fn pair_device(&self, name: &str) -> String {
-        let actor = Actor { name: "test-supervisor".into(), role: Role::Supervisor };
-        let (code, _) = self.state.store.create_pairing_code(actor, self.state.clock.now(), 600_000).await.unwrap();
-        let r = self.http.post(self.url("/api/v1/paired-devices")).json(&json!({"code": code, "name": name})).send().await.unwrap();
+        let actor = Actor {
+            name: "test-supervisor".into(),
+            role: Role::Supervisor,
+        };
+        let (code, _) = self
+            .state
+            .store
+            .create_pairing_code(actor, self.state.clock.now(), 600_000)
+            .await
+            .unwrap();
+        let r = self
+            .http
+            .post(self.url("/api/v1/paired-devices"))
+            .json(&json!({"code": code, "name": name}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 201);
         let v: Value = r.json().await.unwrap();
         v["credential"].as_str().unwrap().to_string()
@@ -156,7 +228,13 @@ impl TestBox {
 
     /// Signs in with `pin` from the paired device `device`: (status, body).
     pub async fn sign_in(&self, device: &str, pin: &str) -> (u16, Value) {
-        let r = self.http.post(self.url("/api/v1/session")).json(&json!({"pin": pin, "device": device})).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url("/api/v1/session"))
+            .json(&json!({"pin": pin, "device": device}))
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or_default())
     }
@@ -166,27 +244,58 @@ impl TestBox {
         self.signed_window(id, tier, (None, None))
     }
 
-    pub fn signed_window(&self, id: &str, tier: &str, window: (Option<u32>, Option<u32>)) -> String {
-        mint(&self.key.signing_key(), &EventId::from(EVENT), &TierId::from(tier), [TicketId::from(id)], window)
-            .unwrap()
-            .remove(0)
-            .code
+    pub fn signed_window(
+        &self,
+        id: &str,
+        tier: &str,
+        window: (Option<u32>, Option<u32>),
+    ) -> String {
+        mint(
+            &self.key.signing_key(),
+            &EventId::from(EVENT),
+            &TierId::from(tier),
+            [TicketId::from(id)],
+            window,
+        )
+        .unwrap()
+        .remove(0)
+        .code
     }
 
     pub async fn scan(&self, token: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.url("/api/v1/checkins")).bearer_auth(token).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url("/api/v1/checkins"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -204,14 +313,20 @@ impl Drop for TestBox {
 pub fn nonce() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("n-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "n-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Decodes the one QR code in a PNG image.
 pub fn decode_qr_png(bytes: &[u8]) -> String {
     let luma = image::load_from_memory(bytes).unwrap().to_luma8();
     let (w, h) = (luma.width() as usize, luma.height() as usize);
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| luma.get_pixel(x as u32, y as u32).0[0]);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+        luma.get_pixel(x as u32, y as u32).0[0]
+    });
     let grids = img.detect_grids();
     assert_eq!(grids.len(), 1, "one QR code in the image");
     grids[0].decode().unwrap().1
@@ -227,17 +342,31 @@ pub fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
         image::Rgb([x as u8, (x >> 8) as u8, (x >> 16) as u8])
     });
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .unwrap();
     out
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `key value` pairs as a tus Upload-Metadata header.
 pub fn tus_metadata(pairs: &[(&str, &str)]) -> String {
     use base64::Engine;
-    pairs.iter().map(|(k, v)| format!("{k} {}", base64::engine::general_purpose::STANDARD.encode(v))).collect::<Vec<_>>().join(",")
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k} {}",
+                base64::engine::general_purpose::STANDARD.encode(v)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }

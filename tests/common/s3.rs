@@ -23,15 +23,32 @@ pub fn python_deps(name: &str, import_check: &str, specs: &[&str]) -> PathBuf {
     static INSTALL: Mutex<()> = Mutex::new(());
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let ok = |dir: &PathBuf| Command::new("python3").args(["-c", import_check]).env("PYTHONPATH", dir).status().is_ok_and(|s| s.success());
+    let ok = |dir: &PathBuf| {
+        Command::new("python3")
+            .args(["-c", import_check])
+            .env("PYTHONPATH", dir)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
     if !ok(&dir) {
         let out = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
             .arg(&dir)
             .args(specs)
             .output()
             .expect("python3 is needed for this test");
-        assert!(out.status.success(), "cannot install {specs:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cannot install {specs:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(ok(&dir), "{specs:?} installed but `{import_check}` fails");
     }
     dir
@@ -39,7 +56,11 @@ pub fn python_deps(name: &str, import_check: &str, specs: &[&str]) -> PathBuf {
 
 /// A Python path holding moto's S3 server.
 pub fn moto_path() -> PathBuf {
-    python_deps("pydeps-moto", "import moto.server, flask, flask_cors", &[MOTO, "flask", "flask-cors"])
+    python_deps(
+        "pydeps-moto",
+        "import moto.server, flask, flask_cors",
+        &[MOTO, "flask", "flask-cors"],
+    )
 }
 
 /// moto's S3 server on a loopback port, its request log in a file.
@@ -55,10 +76,21 @@ impl Moto {
     pub async fn start() -> Moto {
         let pythonpath = moto_path();
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = dir.path().join("moto.log");
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .env("PYTHONPATH", &pythonpath)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -68,11 +100,20 @@ impl Moto {
         let http = reqwest::Client::new();
         for _ in 0..200 {
             if http.get(format!("http://{addr}/")).send().await.is_ok() {
-                return Moto { child, addr, log, _dir: dir, http };
+                return Moto {
+                    child,
+                    addr,
+                    log,
+                    _dir: dir,
+                    http,
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("moto did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        panic!(
+            "moto did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
 
     pub fn endpoint(&self) -> String {
@@ -80,7 +121,12 @@ impl Moto {
     }
 
     pub async fn create_bucket(&self, bucket: &str) {
-        let r = self.http.put(format!("{}/{bucket}", self.endpoint())).send().await.unwrap();
+        let r = self
+            .http
+            .put(format!("{}/{bucket}", self.endpoint()))
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "create bucket: {}", r.status());
     }
 
@@ -89,13 +135,19 @@ impl Moto {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut req = self.http.get(format!("{}/{bucket}", self.endpoint())).query(&[("list-type", "2"), ("prefix", prefix)]);
+            let mut req = self
+                .http
+                .get(format!("{}/{bucket}", self.endpoint()))
+                .query(&[("list-type", "2"), ("prefix", prefix)]);
             if let Some(t) = &token {
                 req = req.query(&[("continuation-token", t.as_str())]);
             }
             let text = req.send().await.unwrap().text().await.unwrap();
             for item in text.split("<Contents>").skip(1) {
-                out.push((tag(item, "Key").unwrap(), tag(item, "Size").unwrap().parse().unwrap()));
+                out.push((
+                    tag(item, "Key").unwrap(),
+                    tag(item, "Size").unwrap().parse().unwrap(),
+                ));
             }
             match tag(&text, "NextContinuationToken") {
                 Some(t) if tag(&text, "IsTruncated").as_deref() == Some("true") => token = Some(t),
@@ -112,11 +164,18 @@ impl Moto {
     }
 
     pub async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
-        self.client(bucket).get(key).await.unwrap_or_else(|e| panic!("GET {key}: {e}")).to_vec()
+        self.client(bucket)
+            .get(key)
+            .await
+            .unwrap_or_else(|e| panic!("GET {key}: {e}"))
+            .to_vec()
     }
 
     pub async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
-        self.client(bucket).put(key, body.into(), false, None).await.unwrap_or_else(|e| panic!("PUT {key}: {e}"));
+        self.client(bucket)
+            .put(key, body.into(), false, None)
+            .await
+            .unwrap_or_else(|e| panic!("PUT {key}: {e}"));
     }
 
     /// The request lines moto logged: (method, path with query, status).
@@ -177,7 +236,9 @@ impl FaultProxy {
         let proxy = p.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { return };
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
                 if proxy.down.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -200,11 +261,14 @@ impl FaultProxy {
     }
 
     pub fn cut_after(&self, bytes: u64) {
-        self.cut_at.store(self.sent.load(Ordering::SeqCst) + bytes, Ordering::SeqCst);
+        self.cut_at
+            .store(self.sent.load(Ordering::SeqCst) + bytes, Ordering::SeqCst);
     }
 
     async fn pipe(self, client: TcpStream, to: SocketAddr) {
-        let Ok(server) = TcpStream::connect(to).await else { return };
+        let Ok(server) = TcpStream::connect(to).await else {
+            return;
+        };
         let born = self.generation.load(Ordering::SeqCst);
         let (cr, cw) = client.into_split();
         let (sr, sw) = server.into_split();
@@ -216,15 +280,23 @@ impl FaultProxy {
 
     /// Copies one direction until either side closes, the link goes down,
     /// or (`upstream` only) the armed cut point is crossed mid-body.
-    async fn pump(&self, mut from: OwnedReadHalf, mut to: OwnedWriteHalf, born: u64, upstream: bool) {
-        let alive = || !self.down.load(Ordering::SeqCst) && self.generation.load(Ordering::SeqCst) == born;
+    async fn pump(
+        &self,
+        mut from: OwnedReadHalf,
+        mut to: OwnedWriteHalf,
+        born: u64,
+        upstream: bool,
+    ) {
+        let alive =
+            || !self.down.load(Ordering::SeqCst) && self.generation.load(Ordering::SeqCst) == born;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = match tokio::time::timeout(Duration::from_millis(100), from.read(&mut buf)).await {
-                Err(_) if alive() => continue,
-                Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(n)) => n,
-            };
+            let n =
+                match tokio::time::timeout(Duration::from_millis(100), from.read(&mut buf)).await {
+                    Err(_) if alive() => continue,
+                    Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return,
+                    Ok(Ok(n)) => n,
+                };
             if !alive() {
                 return;
             }
@@ -257,7 +329,11 @@ pub const PREFIX: &str = "acme/rooftop";
 /// Sync to `endpoint` with test-sized timings: segments close after
 /// 200 ms, backoff from 100 ms to 2 s, a probe every 250 ms.
 pub fn sync_config(endpoint: &str, bucket: &str) -> SyncConfig {
-    let args = SyncArgs { url: format!("s3://{bucket}/{PREFIX}"), endpoint: Some(endpoint.into()), ..Default::default() };
+    let args = SyncArgs {
+        url: format!("s3://{bucket}/{PREFIX}"),
+        endpoint: Some(endpoint.into()),
+        ..Default::default()
+    };
     let env = |k: &str| match k {
         "AWS_ACCESS_KEY_ID" => Some("AKIDTEST".to_string()),
         "AWS_SECRET_ACCESS_KEY" => Some("test-secret-never-shown".to_string()),
