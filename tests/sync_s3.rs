@@ -1133,6 +1133,16 @@ async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
         "{err}"
     );
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A bucket that does not exist: a permanent error, said at once.
+    let missing = format!("s3://no-such-bucket-cli/{PREFIX}");
+    let wrong = [&sync[..3], &[missing.as_str()], &sync[4..]].concat();
+    let stopped = vb(&wrong, false);
+    let err = String::from_utf8_lossy(&stopped.stderr).to_string();
+    assert!(
+        !stopped.status.success() && err.contains("permanent error"),
+        "{err}"
+    );
+    // Fixed, the next run retries at once and catches up.
     let ok = vb(&sync, false);
     let err = String::from_utf8_lossy(&ok.stderr).to_string();
     assert!(ok.status.success() && err.contains("all synced"), "{err}");

@@ -261,22 +261,22 @@ fn webp_bounded(path: &Path, head: &[u8]) -> Result<RgbImage, MediaError> {
     Ok(reader.decode().map_err(fail)?.to_rgb8())
 }
 
+/// A file to make a thumbnail of, and where to send the JPEG.
+type Job = (
+    PathBuf,
+    tokio::sync::oneshot::Sender<Result<Vec<u8>, MediaError>>,
+);
+
 /// One thread, at the lowest CPU priority, making thumbnails one at a time
 /// (a decode is CPU-bound; the door's requests must always come first).
 pub struct Worker {
     /// Jobs for the thread; it ends when this is dropped.
-    jobs: std::sync::mpsc::Sender<(
-        PathBuf,
-        tokio::sync::oneshot::Sender<Result<Vec<u8>, MediaError>>,
-    )>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Default for Worker {
     fn default() -> Self {
-        let (jobs, rx) = std::sync::mpsc::channel::<(
-            PathBuf,
-            tokio::sync::oneshot::Sender<Result<Vec<u8>, MediaError>>,
-        )>();
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("thumbnails".into())
             .spawn(move || {

@@ -12,6 +12,14 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
+/// The HTTPS port staff devices use, unless `--https-listen` says another.
+pub const HTTPS_PORT: u16 = 8443;
+/// The plain-HTTP pairing page's port, unless `--pair-listen` says another.
+pub const PAIR_PORT: u16 = 8081;
+/// How often the box looks at its addresses (and an operator's
+/// certificate files) for a change.
+pub const LAN_CHECK_EVERY: Duration = Duration::from_secs(30);
+
 /// Where the box's addresses come from; tests inject their own.
 pub type AddressSource = Arc<dyn Fn() -> Vec<IpAddr> + Send + Sync>;
 

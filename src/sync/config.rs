@@ -39,21 +39,42 @@ pub struct SyncConfig {
     pub payouts_at: (i8, i8),
 }
 
-/// What the command line gives; the rest comes from the environment.
-#[derive(Clone, Debug, Default)]
+/// What the command line gives (`--sync-*` flags, flattened into `serve`
+/// and `sync now`); the rest comes from the environment.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct SyncArgs {
-    /// `s3://BUCKET/PREFIX`.
+    /// `s3://BUCKET/PREFIX` (the `--sync` flag, which turns sync on).
+    #[arg(skip)]
     pub url: String,
+    /// S3 endpoint (MinIO, R2, Garage...); default AWS_ENDPOINT_URL, else AWS for the region.
+    #[arg(long = "sync-endpoint")]
     pub endpoint: Option<String>,
+    /// Region; default AWS_REGION, else us-east-1.
+    #[arg(long = "sync-region")]
     pub region: Option<String>,
-    /// `path`, `virtual`, or `None` for: path with a custom endpoint, else virtual.
+    /// path or virtual; default path with a custom endpoint, virtual for AWS.
+    #[arg(long = "sync-addressing")]
     pub addressing: Option<String>,
+    /// Bandwidth cap for capture uploads, in kbit/s (0: none). Events are never capped.
+    #[arg(long = "sync-capture-kbps")]
     pub capture_kbps: Option<u64>,
+    /// An event segment closes when its first event is this many seconds old [default: 5].
+    #[arg(long = "sync-segment-secs")]
     pub segment_secs: Option<u64>,
+    /// ...or when it holds this many events [default: 10000].
+    #[arg(long = "sync-segment-events")]
     pub segment_events: Option<usize>,
+    /// ...or this many KiB of uncompressed NDJSON [default: 8192].
+    #[arg(long = "sync-segment-kib")]
     pub segment_kib: Option<usize>,
+    /// Seconds between looks for a newer signed manifest (0: never) [default: 30].
+    #[arg(long = "manifest-poll-secs")]
     pub manifest_poll_secs: Option<u64>,
+    /// Fetch manifests from this HTTPS URL (and URL.sig) instead of the bucket.
+    #[arg(long = "manifest-url")]
     pub manifest_url: Option<String>,
+    /// Local time (event time zone) of the nightly payout statements [default: 03:00].
+    #[arg(long = "payouts-at", value_name = "HH:MM")]
     pub payouts_at: Option<String>,
 }
 
