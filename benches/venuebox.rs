@@ -37,13 +37,13 @@
 //!    mDNS) on and off.
 //!
 //! 10. Phone photos (`-- photos`): the release binary with the demo event
-//!    in its own process; 12-megapixel JPEGs with EXIF (about 3 MB, every
-//!    one distinct) from 8 uploaders: files/s until every upload is
-//!    acknowledged and until the box is idle again (all thumbnails made),
-//!    server CPU per photo, peak RSS; the thumbnail of one such photo in
-//!    CPU time (and the full decode it replaces); and check-ins at
-//!    concurrency 8 alone and while 8 uploaders push photos and one a
-//!    1 GiB video, from the same run.
+//!     in its own process; 12-megapixel JPEGs with EXIF (about 3 MB, every
+//!     one distinct) from 8 uploaders: files/s until every upload is
+//!     acknowledged and until the box is idle again (all thumbnails made),
+//!     server CPU per photo, peak RSS; the thumbnail of one such photo in
+//!     CPU time (and the full decode it replaces); and check-ins at
+//!     concurrency 8 alone and while 8 uploaders push photos and one a
+//!     1 GiB video, from the same run.
 //!
 //! Each phase is bounded by a request count and a time limit.
 
@@ -85,17 +85,11 @@ fn manifest(key: &KeyFile) -> Vec<u8> {
 
 fn codes(key: &KeyFile, prefix: &str, n: usize) -> Vec<String> {
     let ids = (0..n).map(|i| TicketId(format!("{prefix}{i}")));
-    mint(
-        &key.signing_key(),
-        &EventId::from(EVENT),
-        &TierId::from("ga"),
-        ids,
-        (None, None),
-    )
-    .unwrap()
-    .into_iter()
-    .map(|m| m.code)
-    .collect()
+    mint(&key.signing_key(), &EventId::from(EVENT), &TierId::from("ga"), ids, (None, None))
+        .unwrap()
+        .into_iter()
+        .map(|m| m.code)
+        .collect()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -143,9 +137,7 @@ fn decision_alone(key: &KeyFile) {
         per.as_secs_f64() * 1e6,
         1.0 / per.as_secs_f64()
     );
-    let Resolution::Lookup { claim, .. } = checkin::resolve(&codes[0], &event) else {
-        panic!()
-    };
+    let Resolution::Lookup { claim, .. } = checkin::resolve(&codes[0], &event) else { panic!() };
     let facts = checkin::facts(&codes[0], claim, None, &event).unwrap();
     let n = 2_000_000;
     let start = Instant::now();
@@ -160,11 +152,7 @@ fn decision_alone(key: &KeyFile) {
         .ok();
     }
     let per = start.elapsed() / n as u32;
-    println!(
-        "{:<40} {:>8.1} ns/op",
-        "decision rule alone",
-        per.as_secs_f64() * 1e9
-    );
+    println!("{:<40} {:>8.1} ns/op", "decision rule alone", per.as_secs_f64() * 1e9);
 }
 
 async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concurrency: usize) {
@@ -173,12 +161,8 @@ async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concur
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (store, codes, next, clock) = (
-            state.store.clone(),
-            codes.clone(),
-            next.clone(),
-            state.clock.clone(),
-        );
+        let (store, codes, next, clock) =
+            (state.store.clone(), codes.clone(), next.clone(), state.clock.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -209,30 +193,15 @@ async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concur
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    report(
-        &format!("store.record_scan, concurrency {concurrency}"),
-        lat,
-        start.elapsed(),
-    );
+    report(&format!("store.record_scan, concurrency {concurrency}"), lat, start.elapsed());
 }
 
 async fn http(url: &str, token: &str, codes: Vec<String>, concurrency: usize, limit: Duration) {
     let base = url.trim_end_matches("/api/v1/checkins");
-    let (lat, wall) = checkin_run(
-        base,
-        token,
-        &codes,
-        &["main", "side"],
-        concurrency,
-        limit,
-        Duration::ZERO,
-    )
-    .await;
-    report(
-        &format!("POST /api/v1/checkins, concurrency {concurrency}"),
-        lat,
-        wall,
-    );
+    let (lat, wall) =
+        checkin_run(base, token, &codes, &["main", "side"], concurrency, limit, Duration::ZERO)
+            .await;
+    report(&format!("POST /api/v1/checkins, concurrency {concurrency}"), lat, wall);
 }
 
 /// Check-ins of distinct `codes` from `concurrency` clients sharing one
@@ -332,12 +301,8 @@ async fn checkouts(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, next, base, token) = (
-            client.clone(),
-            next.clone(),
-            base.to_string(),
-            token.to_string(),
-        );
+        let (client, next, base, token) =
+            (client.clone(), next.clone(), base.to_string(), token.to_string());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -359,10 +324,8 @@ async fn checkouts(
                     assert_eq!(r.status(), 201);
                     let hold: serde_json::Value = r.json().await.unwrap();
                     let t = Instant::now();
-                    let url = format!(
-                        "{base}/api/v1/holds/{}/checkout",
-                        hold["id"].as_str().unwrap()
-                    );
+                    let url =
+                        format!("{base}/api/v1/holds/{}/checkout", hold["id"].as_str().unwrap());
                     let r = client
                         .post(url)
                         .bearer_auth(&token)
@@ -435,8 +398,7 @@ impl RssSampler {
     }
 
     fn finish(self) -> f64 {
-        self.running
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.running.store(false, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().unwrap()
     }
 }
@@ -450,11 +412,7 @@ fn dd_speed(dir: &std::path::Path) -> String {
         .output()
         .expect("dd");
     let _ = std::fs::remove_file(dir.join("dd.test"));
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .last()
-        .unwrap_or("")
-        .to_string()
+    String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_string()
 }
 
 async fn tus_create(client: &reqwest::Client, base: &str, token: &str, len: usize) -> String {
@@ -508,15 +466,8 @@ async fn tus_patch(
 }
 
 async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
-    let client = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
-    println!(
-        "{:<40} {}",
-        "dd 1 GiB, bs=8M, conv=fsync",
-        dd_speed(data_dir)
-    );
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
+    println!("{:<40} {}", "dd 1 GiB, bs=8M, conv=fsync", dd_speed(data_dir));
     // 1 GiB in 8 MiB chunks, one uploader (a long video from one phone).
     const CHUNK: usize = 8 << 20;
     let total = 1usize << 30;
@@ -527,11 +478,7 @@ async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
     let sampler = RssSampler::start();
     let start = Instant::now();
     for i in 0..total / CHUNK {
-        let mut chunk = if i == 0 {
-            header.clone()
-        } else {
-            vec![0u8; CHUNK]
-        };
+        let mut chunk = if i == 0 { header.clone() } else { vec![0u8; CHUNK] };
         chunk[CHUNK - 8..].copy_from_slice(&(i as u64).to_be_bytes());
         tus_patch(&client, base, token, &loc, i * CHUNK, chunk).await;
     }
@@ -549,9 +496,7 @@ async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
     let photo = {
         let img = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8, y as u8, 7]));
         let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut out)
-            .encode_image(&img)
-            .unwrap();
+        image::codecs::jpeg::JpegEncoder::new(&mut out).encode_image(&img).unwrap();
         out
     };
     let n = 2000;
@@ -560,13 +505,8 @@ async fn ingest(base: &str, token: &str, data_dir: &std::path::Path) {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let (client, next, base, token, photo) = (
-            client.clone(),
-            next.clone(),
-            base.to_string(),
-            token.to_string(),
-            photo.clone(),
-        );
+        let (client, next, base, token, photo) =
+            (client.clone(), next.clone(), base.to_string(), token.to_string(), photo.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -615,11 +555,7 @@ async fn scan_to_signal(state: &venuebox::api::AppState, codes: Vec<String>) {
     use venuebox::devices::hid::{BootKeyboardDecoder, DecoderConfig};
     use venuebox::devices::pipeline::Binding;
     use venuebox::devices::signals::Output;
-    let gpio = state
-        .devices
-        .fake_gpio
-        .clone()
-        .expect("fake GPIO in the benchmark");
+    let gpio = state.devices.fake_gpio.clone().expect("fake GPIO in the benchmark");
     let binding = Binding {
         scanner: "bench-scanner".into(),
         gate: None,
@@ -639,32 +575,19 @@ async fn scan_to_signal(state: &venuebox::api::AppState, codes: Vec<String>) {
             }
         }
         let (scanned, t) = done.expect("Enter ends the code");
-        state
-            .devices
-            .pipeline
-            .scan(&binding, &scanned, t)
-            .await
-            .unwrap()
-            .unwrap();
-        let ev = gpio
-            .wait_on(Output::Green, t, Duration::from_secs(5))
-            .await
-            .expect("green");
+        state.devices.pipeline.scan(&binding, &scanned, t).await.unwrap().unwrap();
+        let ev = gpio.wait_on(Output::Green, t, Duration::from_secs(5)).await.expect("green");
         lat.push(ev.at.duration_since(t));
     }
-    report(
-        "last HID report -> green LED (fake GPIO)",
-        lat,
-        start.elapsed(),
-    );
+    report("last HID report -> green LED (fake GPIO)", lat, start.elapsed());
 }
 
 /// Cloud sync against moto on loopback: 100,000 events, then a 1 GiB
 /// capture by multipart next to curl's single PUT of the same bytes.
 async fn sync_phase() {
     use venuebox::sync::{SyncHandle, Syncer};
-    let moto = s3::Moto::start().await;
-    moto.create_bucket(s3::BUCKET).await;
+    let moto = s3::Moto::shared();
+    let bucket = moto.new_bucket().await;
     let dir = tempfile::tempdir().unwrap();
     let state = server::open(&Config::new(dir.path()), Clock::system()).unwrap();
     drop(state);
@@ -681,8 +604,7 @@ async fn sync_phase() {
             for seq in 1..=n {
                 let payload = json!({"id": seq, "ticket": format!("T-{seq}"), "tier": "ga", "gate": "main", "direction": "in", "verdict": "admit",
                                      "reason": null, "staff": "Dana", "device": "door-1", "nonce": format!("n-{seq}"), "recorded_at": now});
-                ins.execute(rusqlite::params![seq, payload.to_string(), now])
-                    .unwrap();
+                ins.execute(rusqlite::params![seq, payload.to_string(), now]).unwrap();
             }
         }
         tx.execute(
@@ -706,12 +628,9 @@ async fn sync_phase() {
         }
     }
     let state = server::open(&Config::new(dir.path()), Clock::system()).unwrap();
-    let config = s3::sync_config(&moto.endpoint(), s3::BUCKET);
+    let config = s3::sync_config(&moto.endpoint(), &bucket);
     let target = config.target.clone();
-    let label = format!(
-        "sync 1 GiB capture, 8 MiB parts x{}",
-        config.part_concurrency
-    );
+    let label = format!("sync 1 GiB capture, 8 MiB parts x{}", config.part_concurrency);
     let syncer = Syncer::new(
         state.store.clone(),
         media,
@@ -733,10 +652,7 @@ async fn sync_phase() {
     let events_secs = start.elapsed().as_secs_f64();
     let events_peak = sampler.finish();
     let sampler = RssSampler::start();
-    let segments = moto
-        .list(s3::BUCKET, &format!("{}/events/", s3::PREFIX))
-        .await
-        .len();
+    let segments = moto.list(&bucket, &format!("{}/events/", s3::PREFIX)).await.len();
     println!(
         "{:<40} {:>8.2} s  {:>8.0} events/s in {segments} segments",
         "sync 100,000 events to S3 (moto)",
@@ -784,7 +700,7 @@ async fn sync_phase() {
         "import boto3,time\ns=boto3.client('s3',endpoint_url='{}',aws_access_key_id='a',aws_secret_access_key='b',region_name='us-east-1')\nt=time.time()\ns.upload_file('{}','{}','plain/boto3-1g')\nprint(time.time()-t)",
         moto.endpoint(),
         path.display(),
-        s3::BUCKET
+        &bucket
     );
     let out = std::process::Command::new("python3")
         .args(["-c", &script])
@@ -797,10 +713,7 @@ async fn sync_phase() {
         .unwrap_or_else(|_| panic!("boto3: {}", String::from_utf8_lossy(&out.stderr)));
     let boto = size as f64 / 1e6 / boto_secs;
     println!("{:<40} {:>8.1} MB/s", "plain client: curl, one PUT", plain);
-    println!(
-        "{:<40} {:>8.1} MB/s",
-        "plain client: boto3 upload_file", boto
-    );
+    println!("{:<40} {:>8.1} MB/s", "plain client: boto3 upload_file", boto);
     println!(
         "{:<40} {:>8.1} MB/s  = {:.0} % of boto3, {:.0} % of curl (moto assembles parts in Python at completion)",
         label, multipart, multipart / boto * 100.0, multipart / plain * 100.0
@@ -823,28 +736,20 @@ fn main() {
     let key = KeyFile::generate();
     println!(
         "venuebox benchmark ({} cores)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     if run("decision") {
         decision_alone(&key);
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::new(dir.path());
         let state = server::open(&config, Clock::system()).unwrap();
         let bytes = manifest(&key);
         let sig = sign_detached(&key.signing_key(), &bytes);
-        let admin = Actor {
-            name: "bench".into(),
-            role: Role::Admin,
-        };
+        let admin = Actor { name: "bench".into(), role: Role::Admin };
         state
             .store
             .import_manifest(
@@ -859,10 +764,7 @@ fn main() {
         let token = state
             .store
             .create_session(
-                Actor {
-                    name: "bench".into(),
-                    role: Role::Door,
-                },
+                Actor { name: "bench".into(), role: Role::Door },
                 state.clock.now(),
                 3_600_000,
             )
@@ -876,30 +778,17 @@ fn main() {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/api/v1/checkins", listener.local_addr().unwrap());
-        tokio::spawn(server::serve(
-            state.clone(),
-            listener,
-            std::future::pending(),
-        ));
+        tokio::spawn(server::serve(state.clone(), listener, std::future::pending()));
         if run("checkin") {
             for (c, n) in [(1usize, 2_000usize), (8, 10_000), (64, 10_000)] {
-                http(
-                    &url,
-                    &token,
-                    codes(&key, &format!("H{c}-"), n),
-                    c,
-                    Duration::from_secs(10),
-                )
-                .await;
+                http(&url, &token, codes(&key, &format!("H{c}-"), n), c, Duration::from_secs(10))
+                    .await;
             }
         }
         let merch = state
             .store
             .create_session(
-                Actor {
-                    name: "bench".into(),
-                    role: Role::Merch,
-                },
+                Actor { name: "bench".into(), role: Role::Merch },
                 state.clock.now(),
                 3_600_000,
             )
@@ -914,10 +803,7 @@ fn main() {
         let capture = state
             .store
             .create_session(
-                Actor {
-                    name: "bench".into(),
-                    role: Role::Capture,
-                },
+                Actor { name: "bench".into(), role: Role::Capture },
                 state.clock.now(),
                 3_600_000,
             )
@@ -1026,12 +912,7 @@ impl DemoBox {
             .skip(1)
             .map(|l| l.split(',').nth(2).unwrap().to_string())
             .collect();
-        DemoBox {
-            child,
-            dir,
-            base: format!("http://{addr}"),
-            codes,
-        }
+        DemoBox { child, dir, base: format!("http://{addr}"), codes }
     }
 
     fn pid(&self) -> u32 {
@@ -1189,28 +1070,16 @@ async fn https_phase(key: &KeyFile) {
     let state = server::open(&config, Clock::system()).unwrap();
     let bytes = manifest(key);
     let sig = sign_detached(&key.signing_key(), &bytes);
-    let admin = Actor {
-        name: "bench".into(),
-        role: Role::Admin,
-    };
+    let admin = Actor { name: "bench".into(), role: Role::Admin };
     state
         .store
-        .import_manifest(
-            bytes,
-            Some(sig),
-            TrustedKeys::default(),
-            admin,
-            state.clock.now(),
-        )
+        .import_manifest(bytes, Some(sig), TrustedKeys::default(), admin, state.clock.now())
         .await
         .unwrap();
     let token = state
         .store
         .create_session(
-            Actor {
-                name: "bench".into(),
-                role: Role::Door,
-            },
+            Actor { name: "bench".into(), role: Role::Door },
             state.clock.now(),
             3_600_000,
         )
@@ -1222,11 +1091,7 @@ async fn https_phase(key: &KeyFile) {
     let (plain_addr, https_addr) = (plain.local_addr().unwrap(), https.local_addr().unwrap());
     tokio::spawn(server::serve_on(
         state.clone(),
-        server::Listeners {
-            plain: Some(plain),
-            https: Some(https),
-            pair: None,
-        },
+        server::Listeners { plain: Some(plain), https: Some(https), pair: None },
         std::future::pending(),
     ));
     let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();
@@ -1239,22 +1104,12 @@ async fn https_phase(key: &KeyFile) {
             .build()
             .unwrap()
     };
-    let (plain_base, https_base) = (
-        format!("http://{plain_addr}"),
-        format!("https://localhost:{}", https_addr.port()),
-    );
+    let (plain_base, https_base) =
+        (format!("http://{plain_addr}"), format!("https://localhost:{}", https_addr.port()));
     let limit = Duration::from_secs(10);
     // Warm the database (WAL growth) before either side is timed.
-    checkin_run(
-        &plain_base,
-        &token,
-        &codes(key, "W-", 3_000),
-        &["main"],
-        8,
-        limit,
-        Duration::ZERO,
-    )
-    .await;
+    checkin_run(&plain_base, &token, &codes(key, "W-", 3_000), &["main"], 8, limit, Duration::ZERO)
+        .await;
     // Three alternating rounds each way, so the machine's drift (this is a
     // shared VM) falls on both sides alike; the ratio is of the totals.
     for c in [8usize, 64] {
@@ -1290,16 +1145,8 @@ async fn https_phase(key: &KeyFile) {
         }
         let ratio = (tls_lat.len() as f64 / tls_wall.as_secs_f64())
             / (plain_lat.len() as f64 / plain_wall.as_secs_f64());
-        report(
-            &format!("HTTP  check-ins, concurrency {c}"),
-            plain_lat,
-            plain_wall,
-        );
-        report(
-            &format!("HTTPS check-ins, concurrency {c}"),
-            tls_lat,
-            tls_wall,
-        );
+        report(&format!("HTTP  check-ins, concurrency {c}"), plain_lat, plain_wall);
+        report(&format!("HTTPS check-ins, concurrency {c}"), tls_lat, tls_wall);
         println!("HTTPS / HTTP at concurrency {c}: {:.0} %", 100.0 * ratio);
     }
     // New connections: no keep-alive, so every request is a TCP connect and
@@ -1316,12 +1163,7 @@ async fn https_phase(key: &KeyFile) {
                 && start.elapsed() < Duration::from_secs(10)
             {
                 let t = Instant::now();
-                let r = client
-                    .get(&url)
-                    .header("connection", "close")
-                    .send()
-                    .await
-                    .unwrap();
+                let r = client.get(&url).header("connection", "close").send().await.unwrap();
                 assert!(r.status().is_success());
                 r.bytes().await.unwrap();
                 lat.push(t.elapsed());
@@ -1333,18 +1175,9 @@ async fn https_phase(key: &KeyFile) {
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    report(
-        "new TLS connections (GET /healthz), 8 clients",
-        lat,
-        start.elapsed(),
-    );
+    report("new TLS connections (GET /healthz), 8 clients", lat, start.elapsed());
     let off = idle_rss_of(&["--https-listen", "off"]);
-    let on = idle_rss_of(&[
-        "--https-listen",
-        "127.0.0.1:0",
-        "--pair-listen",
-        "127.0.0.1:0",
-    ]);
+    let on = idle_rss_of(&["--https-listen", "127.0.0.1:0", "--pair-listen", "127.0.0.1:0"]);
     println!("idle RSS of the release binary: LAN side off {off:.1} MiB, on (HTTPS, pairing page, mDNS) {on:.1} MiB: +{:.1} MiB", on - off);
 }
 
@@ -1366,9 +1199,7 @@ fn phone_photo(seed: u32) -> (Vec<u8>, Vec<u8>) {
         ])
     });
     let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
-        .encode_image(&img)
-        .unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&img).unwrap();
     let preview = image::imageops::thumbnail(&img, 512, 384);
     let mut thumb = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut thumb, 80)
@@ -1388,10 +1219,7 @@ fn with_exif(jpeg: &[u8], thumb: Option<&[u8]>, i: usize) -> Vec<u8> {
     let fields = [
         ascii(exif::Tag::Make, "Phone".into()),
         ascii(exif::Tag::Model, "Bench 12".into()),
-        ascii(
-            exif::Tag::DateTime,
-            format!("2026:11:30 20:{:02}:{:02}", (i / 60) % 60, i % 60),
-        ),
+        ascii(exif::Tag::DateTime, format!("2026:11:30 20:{:02}:{:02}", (i / 60) % 60, i % 60)),
         ascii(exif::Tag::ImageUniqueID, format!("{i:032x}")),
         exif::Field {
             tag: exif::Tag::Orientation,
@@ -1420,27 +1248,14 @@ fn with_exif(jpeg: &[u8], thumb: Option<&[u8]>, i: usize) -> Vec<u8> {
 /// CPU seconds (user + system) a process has used.
 fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
 }
 
 /// CPU time of this thread, for timing one thumbnail.
 fn thread_cpu() -> Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
@@ -1448,9 +1263,8 @@ fn thread_cpu() -> Duration {
 
 async fn photos_phase() {
     let bases: Vec<(Vec<u8>, Vec<u8>)> = (0..4).map(phone_photo).collect();
-    let photos: Vec<Vec<u8>> = (0..200)
-        .map(|i| with_exif(&bases[i % 4].0, Some(&bases[i % 4].1), i))
-        .collect();
+    let photos: Vec<Vec<u8>> =
+        (0..200).map(|i| with_exif(&bases[i % 4].0, Some(&bases[i % 4].1), i)).collect();
     let avg = photos.iter().map(|p| p.len()).sum::<usize>() / photos.len();
     println!("phone photos: 200 distinct 4000×3000 JPEGs with EXIF and a 512×384 preview, {:.2} MB on average", avg as f64 / 1e6);
 
@@ -1485,31 +1299,12 @@ async fn photos_phase() {
     let demo = DemoBox::start(20_000);
     let (base, pid) = (demo.base.clone(), demo.pid());
     let (door, cap) = (demo.token("door"), demo.token("capture"));
-    let client = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
     let limit = Duration::from_secs(30);
-    checkin_run(
-        &base,
-        &door,
-        &demo.codes[..1_000],
-        &["main"],
-        8,
-        limit,
-        Duration::ZERO,
-    )
-    .await;
-    let (lat, wall) = checkin_run(
-        &base,
-        &door,
-        &demo.codes[1_000..5_000],
-        &["main"],
-        8,
-        limit,
-        Duration::ZERO,
-    )
-    .await;
+    checkin_run(&base, &door, &demo.codes[..1_000], &["main"], 8, limit, Duration::ZERO).await;
+    let (lat, wall) =
+        checkin_run(&base, &door, &demo.codes[1_000..5_000], &["main"], 8, limit, Duration::ZERO)
+            .await;
     let alone = lat.len() as f64 / wall.as_secs_f64();
     report("check-ins c=8, nothing else", lat, wall);
 
@@ -1524,13 +1319,8 @@ async fn photos_phase() {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let (client, next, base, cap, photos) = (
-            client.clone(),
-            next.clone(),
-            base.clone(),
-            cap.clone(),
-            photos.clone(),
-        );
+        let (client, next, base, cap, photos) =
+            (client.clone(), next.clone(), base.clone(), cap.clone(), photos.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1585,13 +1375,8 @@ async fn photos_phase() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut load = Vec::new();
     for u in 0..8 {
-        let (client, base, cap, bases_for_load, stop) = (
-            client.clone(),
-            base.clone(),
-            cap.clone(),
-            bases.clone(),
-            stop.clone(),
-        );
+        let (client, base, cap, bases_for_load, stop) =
+            (client.clone(), base.clone(), cap.clone(), bases.clone(), stop.clone());
         load.push(tokio::spawn(async move {
             let mut i = 1_000 + u;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -1614,33 +1399,19 @@ async fn photos_phase() {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
-                let mut chunk = if i == 0 {
-                    header.clone()
-                } else {
-                    vec![(i % 251) as u8; CHUNK]
-                };
+                let mut chunk = if i == 0 { header.clone() } else { vec![(i % 251) as u8; CHUNK] };
                 chunk[CHUNK - 8..].copy_from_slice(&(i as u64).to_be_bytes());
                 tus_patch(&client, &base, &cap, &loc, i * CHUNK, chunk).await;
             }
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (lat, wall) = checkin_run(
-        &base,
-        &door,
-        &demo.codes[5_000..9_000],
-        &["main"],
-        8,
-        limit,
-        Duration::ZERO,
-    )
-    .await;
+    let (lat, wall) =
+        checkin_run(&base, &door, &demo.codes[5_000..9_000], &["main"], 8, limit, Duration::ZERO)
+            .await;
     let loaded = lat.len() as f64 / wall.as_secs_f64();
     report("check-ins c=8, with 8 photo + 1 video uploaders", lat, wall);
-    println!(
-        "check-in throughput under upload load: {:.0} % of alone",
-        100.0 * loaded / alone
-    );
+    println!("check-in throughput under upload load: {:.0} % of alone", 100.0 * loaded / alone);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for l in load {
         let _ = l.await;
@@ -1691,18 +1462,10 @@ async fn tus_node_comparison(photos: &Arc<Vec<Vec<u8>>>) {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let port: u16 = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .trim_start_matches("listening ")
-        .parse()
-        .unwrap();
+    let port: u16 =
+        lines.next().unwrap().unwrap().trim_start_matches("listening ").parse().unwrap();
     let pid = child.id();
-    let client = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().unwrap();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let cpu0 = cpu_secs(pid);
     let start = Instant::now();

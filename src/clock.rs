@@ -17,9 +17,7 @@ impl Clock {
     }
 
     pub fn fixed(at: Millis) -> Clock {
-        Clock {
-            fixed: Some(Arc::new(AtomicI64::new(at))),
-        }
+        Clock { fixed: Some(Arc::new(AtomicI64::new(at))) }
     }
 
     pub fn now(&self) -> Millis {

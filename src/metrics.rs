@@ -44,11 +44,7 @@ impl Histogram {
         }
         let total = self.total.load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micros.load(Relaxed) as f64 / 1e6
-        );
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count {total}");
     }
 }
@@ -119,8 +115,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn checkin(&self, reason: Option<Reason>) {
-        self.last_scan_ms
-            .store(self.born.elapsed().as_millis() as u64 + 1, Relaxed);
+        self.last_scan_ms.store(self.born.elapsed().as_millis() as u64 + 1, Relaxed);
         match reason {
             None => self.admitted.fetch_add(1, Relaxed),
             Some(r) => self.rejected[r as usize].fetch_add(1, Relaxed),
@@ -150,15 +145,10 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let n = "venuebox_checkins_total";
-        let _ = writeln!(
-            out,
-            "# HELP {n} Scans decided, by verdict and reason.\n# TYPE {n} counter"
-        );
-        let _ = writeln!(
-            out,
-            "{n}{{verdict=\"admit\",reason=\"\"}} {}",
-            self.admitted.load(Relaxed)
-        );
+        let _ =
+            writeln!(out, "# HELP {n} Scans decided, by verdict and reason.\n# TYPE {n} counter");
+        let _ =
+            writeln!(out, "{n}{{verdict=\"admit\",reason=\"\"}} {}", self.admitted.load(Relaxed));
         for r in Reason::ALL {
             let _ = writeln!(
                 out,
@@ -184,10 +174,7 @@ impl Metrics {
         let _ = writeln!(out, "# HELP {n} Connections closed at once because the box or their address had too many open.\n# TYPE {n} counter");
         let _ = writeln!(out, "{n} {}", self.connections_refused.load(Relaxed));
         let n = "venuebox_connections_open";
-        let _ = writeln!(
-            out,
-            "# HELP {n} HTTP connections open now.\n# TYPE {n} gauge"
-        );
+        let _ = writeln!(out, "# HELP {n} HTTP connections open now.\n# TYPE {n} gauge");
         let _ = writeln!(out, "{n} {}", self.connections_open.load(Relaxed));
         self.write_batch_size.render(
             &mut out,

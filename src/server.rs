@@ -82,11 +82,7 @@ fn open_devices(config: &Config, store: &Store, clock: &Clock) -> Result<Devices
         kind: "gpio".into(),
         name: gpio.describe(),
         role: "door lights, buzzer, relay".into(),
-        status: if gpio_missing.is_some() {
-            "unavailable".into()
-        } else {
-            "ready".into()
-        },
+        status: if gpio_missing.is_some() { "unavailable".into() } else { "ready".into() },
         detail: gpio_missing,
     });
     let signaller = Signaller::new(gpio, config.device_config.gpio.clone());
@@ -126,10 +122,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
     let store = Store::open(
         &config.data_dir,
         metrics.clone(),
-        StoreOptions {
-            read_connections: config.read_connections,
-            ..StoreOptions::default()
-        },
+        StoreOptions { read_connections: config.read_connections, ..StoreOptions::default() },
     )?;
     let media = MediaFiles::open(&config.data_dir).map_err(|e| StoreError::Io(e.to_string()))?;
     let devices = Arc::new(open_devices(config, &store, &clock)?);
@@ -188,15 +181,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_on(
-        state,
-        Listeners {
-            plain: Some(listener),
-            ..Default::default()
-        },
-        shutdown,
-    )
-    .await
+    serve_on(state, Listeners { plain: Some(listener), ..Default::default() }, shutdown).await
 }
 
 /// Serves on every listener given until `shutdown` resolves. HTTPS and
@@ -244,19 +229,11 @@ pub async fn serve_on(
         devices::Mode::Off => {}
     }
     let _sync_lock = start_sync(&state, &tasks, &stop);
-    let https_port = listeners
-        .https
-        .as_ref()
-        .and_then(|l| l.local_addr().ok())
-        .map(|a| a.port());
+    let https_port = listeners.https.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
     if let Some(lan) = &state.lan {
         lan.set_ports(
             https_port,
-            listeners
-                .pair
-                .as_ref()
-                .and_then(|l| l.local_addr().ok())
-                .map(|a| a.port()),
+            listeners.pair.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port()),
         );
     }
     let announcer = match (&state.lan, https_port) {
@@ -277,23 +254,11 @@ pub async fn serve_on(
     let mut servers = tokio::task::JoinSet::new();
     let mut run =
         |listener: TcpListener, app: axum::Router, tls: Option<Arc<rustls::ServerConfig>>| {
-            let (limits, count, metrics, quit) = (
-                limits.clone(),
-                count.clone(),
-                state.metrics.clone(),
-                quit.clone(),
-            );
+            let (limits, count, metrics, quit) =
+                (limits.clone(), count.clone(), state.metrics.clone(), quit.clone());
             servers.spawn(async move {
-                api::conn::serve(
-                    listener,
-                    app,
-                    limits,
-                    tls,
-                    count,
-                    metrics,
-                    quit.cancelled_owned(),
-                )
-                .await
+                api::conn::serve(listener, app, limits, tls, count, metrics, quit.cancelled_owned())
+                    .await
             });
         };
     if let Some(l) = listeners.plain {
@@ -301,11 +266,7 @@ pub async fn serve_on(
     }
     if let (Some(l), Some(lan)) = (listeners.https, &state.lan) {
         let secure = app.clone().layer(axum::middleware::map_response(api::hsts));
-        run(
-            l,
-            secure,
-            Some(crate::net::tls::server_config(lan.certs.clone())),
-        );
+        run(l, secure, Some(crate::net::tls::server_config(lan.certs.clone())));
     }
     if let (Some(l), Some(port)) = (listeners.pair, https_port) {
         run(l, api::lan::pair_router(state.clone(), port), None);
@@ -339,19 +300,10 @@ fn start_lan(
             name: lan.mdns_name.clone(),
             port: https_port,
             box_id: state.store.box_id().to_string(),
-            event_id: state
-                .store
-                .event()
-                .map(|e| e.event_id().to_string())
-                .unwrap_or_default(),
+            event_id: state.store.event().map(|e| e.event_id().to_string()).unwrap_or_default(),
             fingerprint: lan.fingerprint().unwrap_or_default(),
         };
-        let addrs: Vec<_> = lan
-            .names()
-            .ips
-            .into_iter()
-            .filter(|ip| !ip.is_loopback())
-            .collect();
+        let addrs: Vec<_> = lan.names().ips.into_iter().filter(|ip| !ip.is_loopback()).collect();
         match Announcer::start(what, &addrs) {
             Ok(a) => Some(Arc::new(a)),
             Err(e) => {
@@ -366,12 +318,8 @@ fn start_lan(
     tasks.spawn(lan.clone().watch(
         move |names| {
             if let Some(a) = &a {
-                let addrs: Vec<_> = names
-                    .ips
-                    .iter()
-                    .copied()
-                    .filter(|ip| !ip.is_loopback())
-                    .collect();
+                let addrs: Vec<_> =
+                    names.ips.iter().copied().filter(|ip| !ip.is_loopback()).collect();
                 a.reannounce(&addrs);
             }
         },
@@ -482,9 +430,7 @@ async fn thumbnails(state: AppState, stop: CancellationToken) {
                         tokio::task::spawn_blocking(move || files.write_thumbnail(&hash, &jpeg))
                             .await
                             .unwrap_or_else(|_| {
-                                Err(crate::media::MediaError::Io(
-                                    "thumbnail writer stopped".into(),
-                                ))
+                                Err(crate::media::MediaError::Io("thumbnail writer stopped".into()))
                             })
                     }
                     Err(e) => Err(e),

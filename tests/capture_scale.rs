@@ -107,17 +107,10 @@ async fn a_hostile_gigabyte_photo_is_stored_with_bounded_memory() {
     types.sort();
     assert_eq!(types, ["image/jpeg", "image/png"], "{listed}");
     assert!(
-        listed["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["thumbnail"].is_null()),
+        listed["items"].as_array().unwrap().iter().all(|c| c["thumbnail"].is_null()),
         "no thumbnail of noise"
     );
     let (peak, _) = memory_kib(pid);
-    assert!(
-        peak < idle + 64 * 1024,
-        "peak {peak} KiB against {idle} KiB idle"
-    );
+    assert!(peak < idle + 64 * 1024, "peak {peak} KiB against {idle} KiB idle");
     eprintln!("idle {idle} KiB, peak {peak} KiB over two 1 GiB hostile uploads");
 }

@@ -34,19 +34,13 @@ async fn staff_sign_in_with_a_pin_and_scan_a_signed_ticket_once() {
     assert_eq!(first["ticket"]["tier_name"], "General");
 
     let (_, again) = b.scan(&token, scan_body(&code, "vip")).await;
-    assert_eq!(
-        again["reason"], "not_allowed_at_gate",
-        "ga ticket at the vip gate"
-    );
+    assert_eq!(again["reason"], "not_allowed_at_gate", "ga ticket at the vip gate");
     let (_, again) = b.scan(&token, scan_body(&code, "main")).await;
     assert_eq!(again["verdict"], "reject");
     assert_eq!(again["reason"], "already_checked_in");
     assert_eq!(again["previous"]["gate"], "main");
     assert_eq!(again["previous"]["at"], first["recorded_at"]);
-    assert!(
-        again["message"].as_str().unwrap().contains("Main door"),
-        "{again}"
-    );
+    assert!(again["message"].as_str().unwrap().contains("Main door"), "{again}");
 }
 
 #[tokio::test]
@@ -93,24 +87,16 @@ async fn every_reject_reason_reaches_the_door() {
     ];
     for (code, gate, dir, want) in cases {
         let (st, v) = b
-            .scan(
-                &t,
-                json!({"code": code, "gate": gate, "direction": dir, "nonce": nonce()}),
-            )
+            .scan(&t, json!({"code": code, "gate": gate, "direction": dir, "nonce": nonce()}))
             .await;
         assert_eq!(st, 200, "{code}: {v}");
         assert_eq!(v["reason"], want, "{code} at {gate} ({dir}): {v}");
-        assert_eq!(
-            v["verdict"],
-            if want.is_null() { "admit" } else { "reject" }
-        );
+        assert_eq!(v["verdict"], if want.is_null() { "admit" } else { "reject" });
     }
     // Exit, then re-entry where the gate allows it.
-    for (dir, want) in [
-        ("exit", Value::Null),
-        ("exit", json!("not_checked_in")),
-        ("entry", Value::Null),
-    ] {
+    for (dir, want) in
+        [("exit", Value::Null), ("exit", json!("not_checked_in")), ("entry", Value::Null)]
+    {
         let (_, v) = b
             .scan(
                 &t,
@@ -129,52 +115,25 @@ async fn the_same_nonce_returns_the_first_answer_and_changes_nothing() {
     let b = TestBox::start().await;
     let t = b.token(Role::Door).await;
     let body = json!({"code": b.signed("T-1", "ga"), "gate": "main", "nonce": "phone-7-scan-1"});
-    let first = b
-        .http
-        .post(b.url("/api/v1/checkins"))
-        .bearer_auth(&t)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let first =
+        b.http.post(b.url("/api/v1/checkins")).bearer_auth(&t).json(&body).send().await.unwrap();
     assert!(first.headers().get("idempotent-replayed").is_none());
     let first: Value = first.json().await.unwrap();
-    let before = b
-        .state
-        .store
-        .outbox_after(Seq(0), 1000)
-        .await
-        .unwrap()
-        .len();
-    let second = b
-        .http
-        .post(b.url("/api/v1/checkins"))
-        .bearer_auth(&t)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let before = b.state.store.outbox_after(Seq(0), 1000).await.unwrap().len();
+    let second =
+        b.http.post(b.url("/api/v1/checkins")).bearer_auth(&t).json(&body).send().await.unwrap();
     assert_eq!(second.headers()["idempotent-replayed"], "true");
     let second: Value = second.json().await.unwrap();
     assert_eq!(first, second);
     assert_eq!(second["verdict"], "admit");
     assert_eq!(
-        b.state
-            .store
-            .outbox_after(Seq(0), 1000)
-            .await
-            .unwrap()
-            .len(),
+        b.state.store.outbox_after(Seq(0), 1000).await.unwrap().len(),
         before,
         "a replay writes nothing"
     );
     // The same nonce for a different scan is a client bug, not a replay.
-    let (st, v) = b
-        .scan(
-            &t,
-            json!({"code": "SECRET-0004", "gate": "main", "nonce": "phone-7-scan-1"}),
-        )
-        .await;
+    let (st, v) =
+        b.scan(&t, json!({"code": "SECRET-0004", "gate": "main", "nonce": "phone-7-scan-1"})).await;
     assert_eq!(st, 409, "{v}");
     assert_eq!(v["error"]["code"], "nonce_reused");
 }
@@ -186,12 +145,8 @@ async fn fifty_clients_scanning_one_ticket_at_two_gates_admit_it_exactly_once() 
     let code = b.signed("T-RACE", "vip");
     let mut tasks = Vec::new();
     for i in 0..50 {
-        let (http, url, t, code) = (
-            b.http.clone(),
-            b.url("/api/v1/checkins"),
-            t.clone(),
-            code.clone(),
-        );
+        let (http, url, t, code) =
+            (b.http.clone(), b.url("/api/v1/checkins"), t.clone(), code.clone());
         let gate = if i % 2 == 0 { "main" } else { "vip" };
         tasks.push(tokio::spawn(async move {
             let r = http
@@ -215,9 +170,7 @@ async fn fifty_clients_scanning_one_ticket_at_two_gates_admit_it_exactly_once() 
         }
     }
     assert_eq!(admits, 1);
-    let (_, list) = b
-        .get(&t, "/api/v1/checkins?verdict=admit&ticket=T-RACE")
-        .await;
+    let (_, list) = b.get(&t, "/api/v1/checkins?verdict=admit&ticket=T-RACE").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "the log agrees");
 }
 
@@ -226,10 +179,7 @@ async fn every_scan_and_undo_appends_a_gap_free_outbox_row_in_its_transaction() 
     let clock = Clock::fixed(1_800_000_000_000);
     let b = TestBox::start_with(
         clock.clone(),
-        ApiConfig {
-            undo_window_ms: 60_000,
-            ..ApiConfig::default()
-        },
+        ApiConfig { undo_window_ms: 60_000, ..ApiConfig::default() },
     )
     .await;
     let door = b.token(Role::Door).await;
@@ -243,11 +193,7 @@ async fn every_scan_and_undo_appends_a_gap_free_outbox_row_in_its_transaction() 
             .bearer_auth(tok.to_string())
             .send()
     };
-    assert_eq!(
-        undo(&door).await.unwrap().status(),
-        403,
-        "door staff cannot undo"
-    );
+    assert_eq!(undo(&door).await.unwrap().status(), 403, "door staff cannot undo");
     clock.advance(30_000);
     let r = undo(&sup).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -296,14 +242,8 @@ async fn bad_input_gets_a_400_that_says_what_to_do_and_stores_nothing() {
     let t = b.token(Role::Door).await;
     let cases = [
         (json!({"gate": "main", "nonce": "x"}), "code"),
-        (
-            json!({"code": "", "gate": "main", "nonce": "x"}),
-            "code must be",
-        ),
-        (
-            json!({"code": "SECRET-0001", "gate": "main", "nonce": ""}),
-            "nonce",
-        ),
+        (json!({"code": "", "gate": "main", "nonce": "x"}), "code must be"),
+        (json!({"code": "SECRET-0001", "gate": "main", "nonce": ""}), "nonce"),
         (
             json!({"code": "SECRET-0001", "gate": "main", "nonce": "x", "direction": "sideways"}),
             "entry or exit",
@@ -312,10 +252,7 @@ async fn bad_input_gets_a_400_that_says_what_to_do_and_stores_nothing() {
             json!({"code": "SECRET-0001", "gate": "main", "nonce": "x", "scanned_at": "yesterday"}),
             "RFC 3339",
         ),
-        (
-            json!({"code": "SECRET-0001", "gate": "roof", "nonce": "x"}),
-            "main, vip",
-        ),
+        (json!({"code": "SECRET-0001", "gate": "roof", "nonce": "x"}), "main, vip"),
         (
             json!({"code": "SECRET-0001", "gate": "main", "nonce": "x", "colour": "red"}),
             "unknown field",
@@ -324,10 +261,7 @@ async fn bad_input_gets_a_400_that_says_what_to_do_and_stores_nothing() {
     for (body, hint) in cases {
         let (st, v) = b.scan(&t, body.clone()).await;
         assert_eq!(st, 400, "{body}: {v}");
-        assert!(
-            v["error"]["message"].as_str().unwrap().contains(hint),
-            "{body}: {v}"
-        );
+        assert!(v["error"]["message"].as_str().unwrap().contains(hint), "{body}: {v}");
     }
     let raw = b
         .http
@@ -339,11 +273,7 @@ async fn bad_input_gets_a_400_that_says_what_to_do_and_stores_nothing() {
         .await
         .unwrap();
     assert_eq!(raw.status(), 400);
-    assert_eq!(
-        b.state.store.outbox_after(Seq(1), 100).await.unwrap().len(),
-        0,
-        "nothing recorded"
-    );
+    assert_eq!(b.state.store.outbox_after(Seq(1), 100).await.unwrap().len(), 0, "nothing recorded");
 }
 
 #[tokio::test]
@@ -352,13 +282,7 @@ async fn roles_are_checked_on_every_endpoint() {
     let merch = b.token(Role::Merch).await;
     let door = b.token(Role::Door).await;
     let scan = json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()});
-    let r = b
-        .http
-        .post(b.url("/api/v1/checkins"))
-        .json(&scan)
-        .send()
-        .await
-        .unwrap();
+    let r = b.http.post(b.url("/api/v1/checkins")).json(&scan).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.text().await.unwrap().contains("sign in"));
     let r = b
@@ -383,13 +307,7 @@ async fn roles_are_checked_on_every_endpoint() {
         .unwrap();
     assert_eq!(r.status(), 403);
     // Signing out ends the token.
-    let r = b
-        .http
-        .delete(b.url("/api/v1/session"))
-        .bearer_auth(&door)
-        .send()
-        .await
-        .unwrap();
+    let r = b.http.delete(b.url("/api/v1/session")).bearer_auth(&door).send().await.unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(b.scan(&door, scan).await.0, 401);
 }
@@ -399,10 +317,7 @@ async fn pin_guessing_is_throttled_per_device() {
     // No refusal delay, so the guard's own waits are what the test sees.
     let b = TestBox::start_with(
         venuebox::clock::Clock::system(),
-        ApiConfig {
-            refusal_delay_ms: 0,
-            ..ApiConfig::default()
-        },
+        ApiConfig { refusal_delay_ms: 0, ..ApiConfig::default() },
     )
     .await;
     let phone = b.pair_device("guessing phone").await;
@@ -419,17 +334,9 @@ async fn pin_guessing_is_throttled_per_device() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.status(),
-        429,
-        "even the right PIN waits on the guessing device"
-    );
+    assert_eq!(r.status(), 429, "even the right PIN waits on the guessing device");
     assert!(r.headers().contains_key("retry-after"));
-    assert_eq!(
-        b.sign_in(&other, DOOR_PIN).await.0,
-        200,
-        "another paired device is not locked out"
-    );
+    assert_eq!(b.sign_in(&other, DOOR_PIN).await.0, 200, "another paired device is not locked out");
 }
 
 #[tokio::test]
@@ -457,15 +364,11 @@ async fn a_bad_manifest_leaves_the_loaded_one_intact_and_a_newer_one_applies_ato
     assert_eq!(r.status(), 400);
     // Signed by a key the box does not trust.
     let evil = signing_key_from_bytes([66; 32]);
-    let r = post(good.clone(), sign_detached(&evil, &good))
-        .await
-        .unwrap();
+    let r = post(good.clone(), sign_detached(&evil, &good)).await.unwrap();
     assert_eq!(r.status(), 400);
     // Valid signature, invalid content (a ticket in an unknown tier).
     let broken = common::manifest(&b.key, 3, |m| m["tickets"][0]["tier"] = json!("balcony"));
-    let r = post(broken.clone(), sign_detached(&b.key.signing_key(), &broken))
-        .await
-        .unwrap();
+    let r = post(broken.clone(), sign_detached(&b.key.signing_key(), &broken)).await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("balcony"));
     // The old manifest is still in force: version 1, SECRET-0004 scans.
@@ -483,9 +386,7 @@ async fn a_bad_manifest_leaves_the_loaded_one_intact_and_a_newer_one_applies_ato
     let v: Value = post(good, sig).await.unwrap().json().await.unwrap();
     assert_eq!(v["outcome"], "unchanged");
     let old = common::manifest(&b.key, 1, |_| {});
-    let r = post(old.clone(), sign_detached(&b.key.signing_key(), &old))
-        .await
-        .unwrap();
+    let r = post(old.clone(), sign_detached(&b.key.signing_key(), &old)).await.unwrap();
     assert_eq!(r.status(), 409);
     assert!(r.text().await.unwrap().contains("not newer"));
 }
@@ -496,64 +397,29 @@ async fn health_metrics_and_the_openapi_document_cover_every_route() {
     let t = b.token(Role::Door).await;
     b.scan(&t, scan_body("SECRET-0001", "main")).await;
     b.scan(&t, scan_body("SECRET-0001", "main")).await;
-    let h: Value = b
-        .http
-        .get(b.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h: Value = b.http.get(b.url("/healthz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(h["event"], EVENT);
-    let m = b
-        .http
-        .get(b.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        m.contains("venuebox_checkins_total{verdict=\"admit\",reason=\"\"} 1"),
-        "{m}"
-    );
+    let m = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("venuebox_checkins_total{verdict=\"admit\",reason=\"\"} 1"), "{m}");
     assert!(
         m.contains("venuebox_checkins_total{verdict=\"reject\",reason=\"already_checked_in\"} 1")
     );
     assert!(m.contains("venuebox_store_commit_seconds_count"));
-    let doc: Value = b
-        .http
-        .get(b.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value =
+        b.http.get(b.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 9);
     for (path, ops) in paths {
         for method in ops.as_object().unwrap().keys() {
             let url = b.url(&path.replace("{id}", "1"));
-            let r = b
-                .http
-                .request(method.to_uppercase().parse().unwrap(), url)
-                .send()
-                .await
-                .unwrap();
+            let r =
+                b.http.request(method.to_uppercase().parse().unwrap(), url).send().await.unwrap();
             assert!(
                 ![404, 405].contains(&r.status().as_u16()),
                 "{method} {path} is documented but not routed"
             );
         }
     }
-    let r = b
-        .http
-        .get(b.url("/api/v1/nothing-here"))
-        .send()
-        .await
-        .unwrap();
+    let r = b.http.get(b.url("/api/v1/nothing-here")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }

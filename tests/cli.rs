@@ -12,12 +12,7 @@ use std::process::{Command, Output};
 use common::binary::BIN;
 
 fn vb(args: &[&str], dir: &Path) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+    Command::new(BIN).args(args).current_dir(dir).env("RUST_LOG", "warn").output().unwrap()
 }
 
 fn ok(args: &[&str], dir: &Path) -> String {
@@ -41,11 +36,7 @@ fn write_manifest(dir: &Path, public_key: &str, pin_hash: &str, version: u64, re
         "revoked_codes": revoked,
         "staff": [{"name": "Jo", "role": "door", "pin_hash": pin_hash}],
     });
-    std::fs::write(
-        dir.join("manifest.json"),
-        serde_json::to_vec_pretty(&m).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 }
 
 fn decode_qr(path: &Path) -> String {
@@ -68,21 +59,12 @@ async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
     assert!(pin_hash.starts_with("$argon2id$"));
 
     write_manifest(d, public_key, &pin_hash, 1, &[]);
-    let unsigned = vb(
-        &["manifest", "import", "manifest.json", "--data-dir", data_s],
-        d,
-    );
+    let unsigned = vb(&["manifest", "import", "manifest.json", "--data-dir", data_s], d);
     assert!(!unsigned.status.success());
     assert!(String::from_utf8_lossy(&unsigned.stderr).contains("venuebox manifest sign"));
-    ok(
-        &["manifest", "sign", "manifest.json", "--key", "org.key"],
-        d,
-    );
-    assert!(ok(
-        &["manifest", "import", "manifest.json", "--data-dir", data_s],
-        d
-    )
-    .contains("imported evt-cli version 1"));
+    ok(&["manifest", "sign", "manifest.json", "--key", "org.key"], d);
+    assert!(ok(&["manifest", "import", "manifest.json", "--data-dir", data_s], d)
+        .contains("imported evt-cli version 1"));
 
     ok(
         &[
@@ -92,11 +74,7 @@ async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
         d,
     );
     let csv = std::fs::read_to_string(d.join("tix/tickets.csv")).unwrap();
-    let rows: Vec<Vec<&str>> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
     assert_eq!(csv.lines().next(), Some("ticket_id,tier,code"));
     assert_eq!(rows.len(), 3);
     for r in &rows {
@@ -109,46 +87,23 @@ async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
 
     let (mut child, addr) = common::binary::serve(Path::new(data_s), &[], &[]);
     let http = reqwest::Client::new();
-    let token = ok(&["token", "--role", "door", "--data-dir", data_s], d)
-        .trim()
-        .to_string();
+    let token = ok(&["token", "--role", "door", "--data-dir", data_s], d).trim().to_string();
     let scan = |code: &str, nonce: &str| {
         http.post(format!("http://{addr}/api/v1/checkins"))
             .bearer_auth(&token)
             .json(&json!({"code": code, "gate": "front", "nonce": nonce}))
             .send()
     };
-    let v: Value = scan(rows[0][2], "cli-1")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = scan(rows[0][2], "cli-1").await.unwrap().json().await.unwrap();
     assert_eq!(v["verdict"], "admit", "{v}");
 
     // A newer manifest, imported by a second process while the box runs, revokes T-2.
     write_manifest(d, public_key, &pin_hash, 2, &[rows[1][2]]);
-    ok(
-        &["manifest", "sign", "manifest.json", "--key", "org.key"],
-        d,
-    );
-    ok(
-        &["manifest", "import", "manifest.json", "--data-dir", data_s],
-        d,
-    );
-    let v: Value = scan(rows[1][2], "cli-2")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    ok(&["manifest", "sign", "manifest.json", "--key", "org.key"], d);
+    ok(&["manifest", "import", "manifest.json", "--data-dir", data_s], d);
+    let v: Value = scan(rows[1][2], "cli-2").await.unwrap().json().await.unwrap();
     assert_eq!(v["reason"], "revoked", "{v}");
-    let v: Value = scan(rows[2][2], "cli-3")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = scan(rows[2][2], "cli-3").await.unwrap().json().await.unwrap();
     assert_eq!(v["verdict"], "admit", "{v}");
 
     // A staff phone is paired with a code from `venuebox pair`, then Jo
@@ -159,27 +114,16 @@ async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        unpaired.status(),
-        401,
-        "no PIN signs in from an unpaired device"
-    );
+    assert_eq!(unpaired.status(), 401, "no PIN signs in from an unpaired device");
     let code = ok(&["pair", "--code-only", "--data-dir", data_s], d);
     let post = |path: &str, body: Value| {
         let r = http.post(format!("http://{addr}{path}")).json(&body).send();
         async move { r.await.unwrap().json::<Value>().await.unwrap() }
     };
-    let paired = post(
-        "/api/v1/paired-devices",
-        json!({"code": code.trim(), "name": "Jo's phone"}),
-    )
-    .await;
+    let paired =
+        post("/api/v1/paired-devices", json!({"code": code.trim(), "name": "Jo's phone"})).await;
     let device = paired["credential"].as_str().unwrap();
-    let s = post(
-        "/api/v1/session",
-        json!({"pin": "1234", "name": "Jo", "device": device}),
-    )
-    .await;
+    let s = post("/api/v1/session", json!({"pin": "1234", "name": "Jo", "device": device})).await;
     assert_eq!(s["role"], "door", "{s}");
 
     // A tampered manifest is refused and the loaded one stays.
@@ -187,24 +131,15 @@ async fn organiser_workflow_from_keygen_to_a_scan_at_the_running_box() {
         .unwrap()
         .replace("\"version\": 2", "\"version\": 3");
     std::fs::write(d.join("manifest.json"), text).unwrap();
-    let out = vb(
-        &["manifest", "import", "manifest.json", "--data-dir", data_s],
-        d,
-    );
+    let out = vb(&["manifest", "import", "manifest.json", "--data-dir", data_s], d);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("signature"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let h: Value = http
-        .get(format!("http://{addr}/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h: Value =
+        http.get(format!("http://{addr}/healthz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(h["manifest_version"], 2);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -222,10 +157,7 @@ fn demo_writes_tickets_qr_images_and_a_readme() {
     assert_eq!(csv.lines().filter(|l| l.contains(",VB1:")).count(), 1000);
     assert_eq!(std::fs::read_dir(demo.join("qr")).unwrap().count(), 1100);
     let first = csv.lines().nth(1).unwrap().split(',').collect::<Vec<_>>();
-    assert_eq!(
-        decode_qr(&demo.join(format!("qr/{}.png", first[0]))),
-        first[2]
-    );
+    assert_eq!(decode_qr(&demo.join(format!("qr/{}.png", first[0]))), first[2]);
     let readme = std::fs::read_to_string(demo.join("README.txt")).unwrap();
     assert!(readme.contains("1111") && readme.contains("curl"));
 }
@@ -237,14 +169,7 @@ fn a_second_serve_on_the_same_data_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut first, _addr) = common::binary::serve(tmp.path(), &[], &[]);
     let out = std::process::Command::new(common::binary::BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--https-listen",
-            "off",
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--https-listen", "off", "--data-dir"])
         .arg(tmp.path())
         .output()
         .unwrap();
@@ -252,10 +177,7 @@ fn a_second_serve_on_the_same_data_directory_is_refused() {
     let _ = first.wait();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("already serving") && err.contains("--data-dir"),
-        "{err}"
-    );
+    assert!(err.contains("already serving") && err.contains("--data-dir"), "{err}");
 }
 
 /// A port in use is said before anything is opened, naming the flag and
@@ -266,25 +188,12 @@ fn a_port_in_use_names_its_flag_before_opening_anything() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let out = std::process::Command::new(common::binary::BIN)
-        .args([
-            "serve",
-            "--listen",
-            &addr,
-            "--https-listen",
-            "off",
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", &addr, "--https-listen", "off", "--data-dir"])
         .arg(tmp.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--listen") && err.contains("another venuebox"),
-        "{err}"
-    );
-    assert!(
-        !tmp.path().join("venuebox.db").exists(),
-        "the database was not opened"
-    );
+    assert!(err.contains("--listen") && err.contains("another venuebox"), "{err}");
+    assert!(!tmp.path().join("venuebox.db").exists(), "the database was not opened");
 }

@@ -53,10 +53,8 @@ async fn sigkill_under_load_loses_no_acknowledged_checkin_and_admits_no_ticket_t
     assert_eq!(tickets.len(), 1100);
 
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let http =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
     let workers = 16;
     let mut tasks = Vec::new();
     for w in 0..workers {
@@ -111,44 +109,27 @@ async fn sigkill_under_load_loses_no_acknowledged_checkin_and_admits_no_ticket_t
     // Every acknowledged scan is there: its nonce replays the same answer.
     for a in &acked {
         let body = json!({"code": a.code, "gate": "main", "nonce": a.nonce});
-        let r = http
-            .post(&url)
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = http.post(&url).bearer_auth(&token).json(&body).send().await.unwrap();
         assert_eq!(
-            r.headers()
-                .get("idempotent-replayed")
-                .map(|v| v.to_str().unwrap()),
+            r.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()),
             Some("true"),
             "{a:?} was lost"
         );
         let v: Value = r.json().await.unwrap();
         assert_eq!(
-            (
-                v["scan_id"].as_i64().unwrap(),
-                v["verdict"].as_str().unwrap()
-            ),
+            (v["scan_id"].as_i64().unwrap(), v["verdict"].as_str().unwrap()),
             (a.scan_id, a.verdict.as_str()),
             "{a:?}"
         );
     }
     // No ticket was admitted twice, and each acknowledged admit now scans as already inside.
-    let admitted: HashSet<&str> = acked
-        .iter()
-        .filter(|a| a.verdict == "admit")
-        .map(|a| a.ticket.as_str())
-        .collect();
+    let admitted: HashSet<&str> =
+        acked.iter().filter(|a| a.verdict == "admit").map(|a| a.ticket.as_str()).collect();
     let mut per_ticket: HashMap<&str, usize> = HashMap::new();
     for a in acked.iter().filter(|a| a.verdict == "admit") {
         *per_ticket.entry(a.ticket.as_str()).or_default() += 1;
     }
-    assert!(
-        per_ticket.values().all(|n| *n == 1),
-        "a ticket was admitted twice before the crash"
-    );
+    assert!(per_ticket.values().all(|n| *n == 1), "a ticket was admitted twice before the crash");
     for a in acked.iter().filter(|a| a.verdict == "admit") {
         let body = json!({"code": a.code, "gate": "main", "nonce": format!("after-{}", a.nonce)});
         let v: Value = http
@@ -161,11 +142,7 @@ async fn sigkill_under_load_loses_no_acknowledged_checkin_and_admits_no_ticket_t
             .json()
             .await
             .unwrap();
-        assert_eq!(
-            v["reason"], "already_checked_in",
-            "{} after restart: {v}",
-            a.ticket
-        );
+        assert_eq!(v["reason"], "already_checked_in", "{} after restart: {v}", a.ticket);
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -177,17 +154,13 @@ async fn sigkill_under_load_loses_no_acknowledged_checkin_and_admits_no_ticket_t
         .unwrap();
     assert_eq!(twice, 0);
     let in_db: i64 = db
-        .query_row(
-            "SELECT COUNT(DISTINCT ticket_id) FROM scans WHERE verdict = 'admit'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT COUNT(DISTINCT ticket_id) FROM scans WHERE verdict = 'admit'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert!(in_db as usize >= admitted.len());
     let (count, max): (i64, i64) = db
-        .query_row("SELECT COUNT(*), MAX(seq) FROM outbox", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row("SELECT COUNT(*), MAX(seq) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
     assert_eq!(count, max, "outbox sequence has a gap");
 }
@@ -219,20 +192,13 @@ async fn sigkill_during_a_burst_of_checkouts_keeps_stock_equal_to_initial_minus_
 
     let acked: Arc<Mutex<Vec<AckedSale>>> = Arc::default();
     let held: Arc<Mutex<usize>> = Arc::default();
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let http =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().unwrap();
     let workers = 12;
     let mut tasks = Vec::new();
     for w in 0..workers {
-        let (http, acked, held, token, addr) = (
-            http.clone(),
-            acked.clone(),
-            held.clone(),
-            token.clone(),
-            addr.clone(),
-        );
+        let (http, acked, held, token, addr) =
+            (http.clone(), acked.clone(), held.clone(), token.clone(), addr.clone());
         let mine: Vec<String> = buyers.iter().skip(w).step_by(workers).cloned().collect();
         tasks.push(tokio::spawn(async move {
             for (i, buyer) in mine.into_iter().enumerate() {
@@ -271,14 +237,8 @@ async fn sigkill_during_a_burst_of_checkouts_keeps_stock_equal_to_initial_minus_
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(
-        !acked.is_empty(),
-        "the burst sold something before the kill"
-    );
-    assert!(
-        *held.lock().unwrap() > 0,
-        "the burst made holds that were never paid"
-    );
+    assert!(!acked.is_empty(), "the burst sold something before the kill");
+    assert!(*held.lock().unwrap() > 0, "the burst made holds that were never paid");
 
     let (mut child, addr) = start_with(dir.path(), &["--hold-secs", "1"]);
     // Every acknowledged sale is there: its nonce replays the same order.
@@ -306,23 +266,13 @@ async fn sigkill_during_a_burst_of_checkouts_keeps_stock_equal_to_initial_minus_
     let drop_url = format!("http://{addr}/api/v1/drops/{DROP}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let products = loop {
-        let d: Value = http
-            .get(&drop_url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let d: Value =
+            http.get(&drop_url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
         let products = d["products"].as_array().unwrap().clone();
         if products.iter().all(|p| p["held"] == 0) {
             break products;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "holds never expired: {d}"
-        );
+        assert!(std::time::Instant::now() < deadline, "holds never expired: {d}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     child.kill().unwrap();
@@ -365,10 +315,7 @@ async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
     let token = binary::token(dir.path(), "capture");
     let mut video = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
     video.resize(40 << 20, 0x42);
-    let sha: String = sha2::Sha256::digest(&video)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha: String = sha2::Sha256::digest(&video).iter().map(|b| format!("{b:02x}")).collect();
     let http = reqwest::Client::new();
     let meta = format!("creator {}", base64_of("cr-mara"));
     let r = http
@@ -393,18 +340,16 @@ async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
                 .await
                 .unwrap();
             assert_eq!(r.status(), 200);
-            r.headers()["upload-offset"]
-                .to_str()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
+            r.headers()["upload-offset"].to_str().unwrap().parse::<u64>().unwrap()
         }
     };
     // 20 MiB arrive, then the phone stalls with the request still open.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        );
     let req = http
         .patch(format!("http://{addr}{loc}"))
         .bearer_auth(&token)
@@ -418,10 +363,7 @@ async fn sigkill_mid_upload_resumes_from_the_last_durable_offset() {
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while head(addr.clone()).await < 16 << 20 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "checkpoints never reached 16 MiB"
-        );
+        assert!(std::time::Instant::now() < deadline, "checkpoints never reached 16 MiB");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     child.kill().unwrap();

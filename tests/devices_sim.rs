@@ -32,48 +32,25 @@ async fn a_scanned_ticket_is_checked_in_and_lights_green_and_a_double_read_is_on
     let gpio = b.state.devices.fake_gpio.clone().unwrap();
     let code = b.signed("T-1", "ga");
     let t0 = Instant::now();
-    let (st, v) = b
-        .post(
-            &door,
-            "/api/v1/devices/scan",
-            json!({"code": code, "scanner": "usb:1-1"}),
-        )
-        .await;
+    let (st, v) =
+        b.post(&door, "/api/v1/devices/scan", json!({"code": code, "scanner": "usb:1-1"})).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["verdict"], "admit");
-    assert!(gpio
-        .wait_on(Output::Green, t0, Duration::from_secs(2))
-        .await
-        .is_some());
+    assert!(gpio.wait_on(Output::Green, t0, Duration::from_secs(2)).await.is_some());
     assert!(
-        gpio.wait_on(Output::Relay, t0, Duration::from_secs(2))
-            .await
-            .is_some(),
+        gpio.wait_on(Output::Relay, t0, Duration::from_secs(2)).await.is_some(),
         "door released"
     );
     // The same code again at once from the same scanner: a double read.
-    let (_, v) = b
-        .post(
-            &door,
-            "/api/v1/devices/scan",
-            json!({"code": code, "scanner": "usb:1-1"}),
-        )
-        .await;
+    let (_, v) =
+        b.post(&door, "/api/v1/devices/scan", json!({"code": code, "scanner": "usb:1-1"})).await;
     assert_eq!(v["double_read"], true);
     // From another scanner it is a second scan: rejected, red.
     let t1 = Instant::now();
-    let (_, v) = b
-        .post(
-            &door,
-            "/api/v1/devices/scan",
-            json!({"code": code, "scanner": "usb:1-2"}),
-        )
-        .await;
+    let (_, v) =
+        b.post(&door, "/api/v1/devices/scan", json!({"code": code, "scanner": "usb:1-2"})).await;
     assert_eq!(v["reason"], "already_checked_in");
-    assert!(gpio
-        .wait_on(Output::Red, t1, Duration::from_secs(2))
-        .await
-        .is_some());
+    assert!(gpio.wait_on(Output::Red, t1, Duration::from_secs(2)).await.is_some());
     let (_, list) = b.get(&door, "/api/v1/checkins?ticket=T-1").await;
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "the double read was not recorded");
@@ -85,10 +62,7 @@ async fn receipts_print_wait_for_paper_and_carry_the_proof() {
     let b = start().await;
     let merch = b.token(Role::Merch).await;
     let printer = b.state.devices.fake_printer.clone().unwrap();
-    printer.set_status(PrinterStatus {
-        paper_out: true,
-        ..Default::default()
-    });
+    printer.set_status(PrinterStatus { paper_out: true, ..Default::default() });
     let (st, sale) = b.post(&merch, "/api/v1/drops/d/sales", json!({"items": [{"sku": "TEE", "qty": 1}], "nonce": nonce(), "tender": {"kind": "card", "reference": "T"}})).await;
     assert_eq!(st, 200);
     let printed = b.dir.path().join("printed");
@@ -108,25 +82,15 @@ async fn receipts_print_wait_for_paper_and_carry_the_proof() {
             assert_eq!(d["print_jobs_pending"], 1);
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "printer never reported paper out: {d}"
-        );
+        assert!(Instant::now() < deadline, "printer never reported paper out: {d}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        std::fs::read_dir(&printed).unwrap().count(),
-        0,
-        "nothing printed without paper"
-    );
+    assert_eq!(std::fs::read_dir(&printed).unwrap().count(), 0, "nothing printed without paper");
     printer.set_status(PrinterStatus::default());
     let file = printed.join("00001.escpos");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !file.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the receipt never printed after the paper came back"
-        );
+        assert!(Instant::now() < deadline, "the receipt never printed after the paper came back");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -134,27 +98,15 @@ async fn receipts_print_wait_for_paper_and_carry_the_proof() {
     let order = b
         .state
         .store
-        .order(venuebox::domain::ids::OrderId(
-            sale["order_id"].as_str().unwrap().into(),
-        ))
+        .order(venuebox::domain::ids::OrderId(sale["order_id"].as_str().unwrap().into()))
         .await
         .unwrap();
-    assert_eq!(
-        bytes,
-        encode_receipt(&order.receipt, 42),
-        "byte-identical ESC/POS"
-    );
-    assert_eq!(
-        qr_payloads(&bytes),
-        vec![order.receipt.proof.as_bytes().to_vec()]
-    );
+    assert_eq!(bytes, encode_receipt(&order.receipt, 42), "byte-identical ESC/POS");
+    assert_eq!(qr_payloads(&bytes), vec![order.receipt.proof.as_bytes().to_vec()]);
     // A reprint on request.
     let r = b
         .http
-        .post(b.url(&format!(
-            "/api/v1/orders/{}/print",
-            sale["order_id"].as_str().unwrap()
-        )))
+        .post(b.url(&format!("/api/v1/orders/{}/print", sale["order_id"].as_str().unwrap())))
         .bearer_auth(&merch)
         .send()
         .await
@@ -166,12 +118,8 @@ async fn receipts_print_wait_for_paper_and_carry_the_proof() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (_, jobs) = b.get(&merch, "/api/v1/print-jobs").await;
-    let kinds: Vec<&str> = jobs["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|j| j["kind"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> =
+        jobs["jobs"].as_array().unwrap().iter().map(|j| j["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["reprint", "receipt"]);
 }
 
@@ -179,25 +127,10 @@ async fn receipts_print_wait_for_paper_and_carry_the_proof() {
 async fn every_verdict_reaches_the_staff_feed_and_injection_needs_simulate() {
     let b = start().await;
     let door = b.token(Role::Door).await;
-    let mut feed = b
-        .http
-        .get(b.url("/api/v1/scans/feed"))
-        .bearer_auth(&door)
-        .send()
-        .await
-        .unwrap();
+    let mut feed = b.http.get(b.url("/api/v1/scans/feed")).bearer_auth(&door).send().await.unwrap();
     assert_eq!(feed.headers()["content-type"], "text/event-stream");
-    b.scan(
-        &door,
-        json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()}),
-    )
-    .await;
-    b.post(
-        &door,
-        "/api/v1/devices/scan",
-        json!({"code": "NOT-A-TICKET"}),
-    )
-    .await;
+    b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()})).await;
+    b.post(&door, "/api/v1/devices/scan", json!({"code": "NOT-A-TICKET"})).await;
     let mut text = String::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while text.matches("event: scan").count() < 2 {
@@ -220,8 +153,6 @@ async fn every_verdict_reaches_the_staff_feed_and_injection_needs_simulate() {
 
     let off = TestBox::start().await;
     let t = off.token(Role::Door).await;
-    let (st, _) = off
-        .post(&t, "/api/v1/devices/scan", json!({"code": "X"}))
-        .await;
+    let (st, _) = off.post(&t, "/api/v1/devices/scan", json!({"code": "X"})).await;
     assert_eq!(st, 409, "no injection on a real box");
 }

@@ -59,12 +59,7 @@ fn every_kind_encodes_exactly_as_the_golden_file() {
 fn the_golden_file_covers_every_kind_once() {
     let kinds: Vec<String> = golden()
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["kind"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["kind"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(
         kinds,
@@ -80,7 +75,5 @@ fn a_known_kind_that_does_not_fit_is_an_error_not_zero() {
     let err = Event::from_parts("order.created", &wrong).unwrap_err();
     assert!(err.to_string().contains("order.created"), "{err}");
     // A kind from a newer box is skipped, not an error.
-    assert!(Event::from_parts("badge.printed", &serde_json::json!({}))
-        .unwrap()
-        .is_none());
+    assert!(Event::from_parts("badge.printed", &serde_json::json!({})).unwrap().is_none());
 }

@@ -31,23 +31,12 @@ impl Drop for Running {
 #[tokio::test]
 async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let (child, addrs) = serve_lan(
-        tmp.path(),
-        &["--demo", "--mdns-name", "door-box", "--no-mdns"],
-    );
+    let (child, addrs) = serve_lan(tmp.path(), &["--demo", "--mdns-name", "door-box", "--no-mdns"]);
     let _box = Running(child);
     let ca = std::fs::read(tmp.path().join("tls/ca.pem")).unwrap();
     // The banner gives staff the URLs, the fingerprint and a QR code.
-    assert!(
-        addrs.banner.contains("https://door-box.local:"),
-        "{}",
-        addrs.banner
-    );
-    assert!(
-        addrs.banner.contains("box CA fingerprint (SHA-256): "),
-        "{}",
-        addrs.banner
-    );
+    assert!(addrs.banner.contains("https://door-box.local:"), "{}", addrs.banner);
+    assert!(addrs.banner.contains("box CA fingerprint (SHA-256): "), "{}", addrs.banner);
     assert!(addrs.banner.contains('█'), "a QR code in the terminal");
     let port = addrs.https.rsplit(':').next().unwrap().to_string();
     let https = |host: &str, path: &str| format!("https://{host}:{port}{path}");
@@ -75,13 +64,8 @@ async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused
         assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
         assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     }
-    let plain = reqwest::get(format!("http://{}/healthz", addrs.plain))
-        .await
-        .unwrap();
-    assert!(
-        !plain.headers().contains_key("strict-transport-security"),
-        "HSTS only over HTTPS"
-    );
+    let plain = reqwest::get(format!("http://{}/healthz", addrs.plain)).await.unwrap();
+    assert!(!plain.headers().contains_key("strict-transport-security"), "HSTS only over HTTPS");
     // Not in the certificate: refused by the client's verification.
     let other = reqwest::Client::builder()
         .tls_built_in_root_certs(false)
@@ -89,18 +73,10 @@ async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused
         .resolve("elsewhere.example", addrs.https.parse().unwrap())
         .build()
         .unwrap();
-    assert!(other
-        .get(https("elsewhere.example", "/healthz"))
-        .send()
-        .await
-        .is_err());
+    assert!(other.get(https("elsewhere.example", "/healthz")).send().await.is_err());
     // A client that does not trust the box's CA fails the handshake.
     let stranger = reqwest::Client::builder().https_only(true).build().unwrap();
-    let e = stranger
-        .get(https("localhost", "/healthz"))
-        .send()
-        .await
-        .unwrap_err();
+    let e = stranger.get(https("localhost", "/healthz")).send().await.unwrap_err();
     assert!(e.is_connect(), "{e:?}");
 
     // The check-in walk-through, over HTTPS only.
@@ -154,10 +130,8 @@ async fn plain_http_on_the_lan_serves_only_pairing_and_never_reads_a_pin() {
     let tmp = tempfile::tempdir().unwrap();
     let (child, addrs) = serve_lan(tmp.path(), &["--demo"]);
     let _box = Running(child);
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let base = format!("http://{}", addrs.pair);
     let page = http
         .get(format!("{base}/pair?code=ABCD-EFGH-JKMN"))
@@ -176,56 +150,23 @@ async fn plain_http_on_the_lan_serves_only_pairing_and_never_reads_a_pin() {
         page.contains("ABCD-EFGH-JKMN") && page.contains("#pair=ABCD-EFGH-JKMN"),
         "the code from the QR, carried on to HTTPS"
     );
-    let hostile = http
-        .get(format!("{base}/pair?code=<script>"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        !hostile.contains("<script>"),
-        "a code that is not one is not echoed"
-    );
+    let hostile =
+        http.get(format!("{base}/pair?code=<script>")).send().await.unwrap().text().await.unwrap();
+    assert!(!hostile.contains("<script>"), "a code that is not one is not echoed");
     assert!(
         page.contains("Android")
             && page.contains("iPhone")
             && page.contains("macOS")
             && page.contains("Windows")
     );
-    assert_eq!(
-        http.get(format!("{base}/ca.pem"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        ca
-    );
-    let der = http
-        .get(format!("{base}/ca.crt"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    assert_eq!(http.get(format!("{base}/ca.pem")).send().await.unwrap().text().await.unwrap(), ca);
+    let der = http.get(format!("{base}/ca.crt")).send().await.unwrap().bytes().await.unwrap();
     assert_eq!(der.as_ref(), rustls_pemfile_der(&ca).as_slice());
-    for path in [
-        "/api/v1/event",
-        "/healthz",
-        "/metrics",
-        "/api/v1/openapi.json",
-    ] {
+    for path in ["/api/v1/event", "/healthz", "/metrics", "/api/v1/openapi.json"] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 308, "{path}");
         let port = addrs.https.rsplit(':').next().unwrap();
-        assert_eq!(
-            r.headers()["location"],
-            format!("https://127.0.0.1:{port}{path}").as_str()
-        );
+        assert_eq!(r.headers()["location"], format!("https://127.0.0.1:{port}{path}").as_str());
     }
     // A sign-in sent in clear: the redirect comes back though the body
     // never left the client (only headers were sent), and the connection
@@ -237,10 +178,7 @@ async fn plain_http_on_the_lan_serves_only_pairing_and_never_reads_a_pin() {
     let _ = s.read_to_end(&mut got);
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 308"), "{text}");
-    assert!(
-        text.to_ascii_lowercase().contains("connection: close"),
-        "{text}"
-    );
+    assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
     let m = reqwest::get(format!("http://{}/metrics", addrs.plain))
         .await
         .unwrap()
@@ -266,14 +204,7 @@ async fn an_operators_certificate_is_served_and_reloaded() {
     let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let (child, addrs) = serve_lan(
         &tmp.path().join("data"),
-        &[
-            "--tls-cert",
-            cert_s,
-            "--tls-key",
-            key_s,
-            "--lan-check-secs",
-            "1",
-        ],
+        &["--tls-cert", cert_s, "--tls-key", key_s, "--lan-check-secs", "1"],
     );
     let _box = Running(child);
     let trusting = |pem: &str| {
@@ -284,17 +215,9 @@ async fn an_operators_certificate_is_served_and_reloaded() {
             .build()
             .unwrap()
     };
-    let url = format!(
-        "https://box.example.org:{}/healthz",
-        addrs.https.rsplit(':').next().unwrap()
-    );
-    assert!(trusting(&c1)
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .is_success());
+    let url =
+        format!("https://box.example.org:{}/healthz", addrs.https.rsplit(':').next().unwrap());
+    assert!(trusting(&c1).get(&url).send().await.unwrap().status().is_success());
     let (c2, k2) = make("box.example.org");
     // Key first, then certificate: in between the pair does not match and
     // the box keeps serving the old one.
@@ -309,17 +232,12 @@ async fn an_operators_certificate_is_served_and_reloaded() {
         }
     }
     assert!(reloaded, "the new certificate is served without a restart");
-    assert!(
-        trusting(&c1).get(&url).send().await.is_err(),
-        "the old one is gone"
-    );
+    assert!(trusting(&c1).get(&url).send().await.is_err(), "the old one is gone");
 }
 
 fn rustls_pemfile_der(pem: &str) -> Vec<u8> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
-        .unwrap()
-        .to_vec()
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
 }
 
 /// Door staff pair by scanning paper: `venuebox pair --print` and the API

@@ -20,10 +20,8 @@ struct Lan {
 }
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .expect("iproute2's `ip` is needed for this test");
+    let out =
+        Command::new("ip").args(args).output().expect("iproute2's `ip` is needed for this test");
     assert!(
         out.status.success(),
         "ip {args:?}: {} (this test needs root for network namespaces)",
@@ -43,10 +41,9 @@ impl Lan {
         ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
         ip(&["link", "set", &va, "netns", &a]);
         ip(&["link", "set", &vb, "netns", &b]);
-        for (ns, dev, addr) in [
-            (&a, &va, format!("10.77.{id}.1/24")),
-            (&b, &vb, format!("10.77.{id}.2/24")),
-        ] {
+        for (ns, dev, addr) in
+            [(&a, &va, format!("10.77.{id}.1/24")), (&b, &vb, format!("10.77.{id}.2/24"))]
+        {
             ip(&["-n", ns, "addr", "add", &addr, "dev", dev]);
             ip(&["-n", ns, "link", "set", dev, "up", "multicast", "on"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
@@ -126,10 +123,7 @@ fn the_box_is_found_by_mdns_sd_and_by_zeroconf_and_says_goodbye() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let https_port: u16 = loop {
-        let line = lines
-            .next()
-            .expect("the box exited before listening")
-            .unwrap();
+        let line = lines.next().expect("the box exited before listening").unwrap();
         if let Some(rest) = line.strip_prefix("venuebox listening on https://") {
             break rest
                 .split_whitespace()
@@ -157,10 +151,7 @@ fn the_box_is_found_by_mdns_sd_and_by_zeroconf_and_says_goodbye() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains(&format!("https://door-box.local:{https_port}/")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("https://door-box.local:{https_port}/")), "{text}");
     for kv in [
         format!("fp={fp}"),
         "event=evt-demo".into(),
@@ -173,15 +164,7 @@ fn the_box_is_found_by_mdns_sd_and_by_zeroconf_and_says_goodbye() {
 
     // Not ours: python-zeroconf browses and resolves, then sees the goodbye.
     let mut watch = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lan.b,
-            "python3",
-            "-c",
-            ZEROCONF_WATCH,
-            "20",
-        ])
+        .args(["netns", "exec", &lan.b, "python3", "-c", ZEROCONF_WATCH, "20"])
         .env("PYTHONPATH", &zeroconf)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -201,23 +184,18 @@ fn the_box_is_found_by_mdns_sd_and_by_zeroconf_and_says_goodbye() {
         "{added}"
     );
     assert!(
-        added["addresses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a == lan.addr_a().as_str()),
+        added["addresses"].as_array().unwrap().iter().any(|a| a == lan.addr_a().as_str()),
         "{added}"
     );
     // SIGTERM: the box shuts down and sends its goodbye, long before the
     // records' two-minute TTL would have run out.
     let t0 = Instant::now();
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let removed: serde_json::Value =
         serde_json::from_str(&events.next().expect("no goodbye seen").unwrap()).unwrap();
     assert_eq!(removed["event"], "removed");
     assert!(t0.elapsed() < Duration::from_secs(15));
     let _ = running.0.wait();
     let _ = watch.kill();
+    let _ = watch.wait();
 }

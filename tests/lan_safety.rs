@@ -13,8 +13,7 @@ const DOC: &str = include_str!("../src/api/openapi.json");
 /// A concrete path for a documented one: `{sha256}` gets a well-formed
 /// hash, other parameters a plausible id.
 fn concrete(path: &str) -> String {
-    path.replace("{sha256}", &"ab".repeat(32))
-        .replace("{id}", "x-1")
+    path.replace("{sha256}", &"ab".repeat(32)).replace("{id}", "x-1")
 }
 
 /// Every documented operation, with every role and with no token: the
@@ -40,19 +39,12 @@ async fn role_matrix_for_every_documented_operation() {
                 );
                 continue;
             };
-            let allowed: Vec<&str> = roles
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r.as_str().unwrap())
-                .collect();
+            let allowed: Vec<&str> =
+                roles.as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
             let url = b.url(&concrete(path));
             let m: reqwest::Method = method.to_uppercase().parse().unwrap();
             let call = |token: Option<&str>| {
-                let mut r = b
-                    .http
-                    .request(m.clone(), &url)
-                    .header("tus-resumable", "1.0.0");
+                let mut r = b.http.request(m.clone(), &url).header("tus-resumable", "1.0.0");
                 if let Some(t) = token {
                     r = r.bearer_auth(t);
                 }
@@ -106,15 +98,9 @@ async fn ticket_codes_are_for_merch_only_and_ids_cannot_be_guessed() {
         assert_eq!(s, 200, "{o}");
         orders.push(o);
     }
-    let (a, c) = (
-        orders[0]["order_id"].as_str().unwrap(),
-        orders[1]["order_id"].as_str().unwrap(),
-    );
+    let (a, c) = (orders[0]["order_id"].as_str().unwrap(), orders[1]["order_id"].as_str().unwrap());
     let common_prefix = a.chars().zip(c.chars()).take_while(|(x, y)| x == y).count();
-    assert!(
-        a.len() - common_prefix >= 10,
-        "order ids {a} and {c} share all but their tail"
-    );
+    assert!(a.len() - common_prefix >= 10, "order ids {a} and {c} share all but their tail");
     let t = orders[0]["tickets"][0]["id"].as_str().unwrap();
     for role in [Role::Capture, Role::Door] {
         let tok = b.token(role).await;
@@ -136,18 +122,11 @@ async fn ticket_codes_are_for_merch_only_and_ids_cannot_be_guessed() {
 async fn the_scan_list_masks_codes_below_supervisor() {
     let b = TestBox::start().await;
     let door = b.token(Role::Door).await;
-    let (s, _) = b
-        .scan(
-            &door,
-            json!({"code": "SECRET-0001", "gate": "main", "nonce": "n1"}),
-        )
-        .await;
+    let (s, _) = b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": "n1"})).await;
     assert_eq!(s, 200);
     let (_, list) = b.get(&door, "/api/v1/checkins").await;
     assert_eq!(list["items"][0]["code"], "…0001");
-    let (_, list) = b
-        .get(&b.token(Role::Supervisor).await, "/api/v1/checkins")
-        .await;
+    let (_, list) = b.get(&b.token(Role::Supervisor).await, "/api/v1/checkins").await;
     assert_eq!(list["items"][0]["code"], "SECRET-0001");
 }
 
@@ -221,10 +200,7 @@ async fn create_upload(b: &TestBox, token: &str, length: u64) -> (u16, Value, Op
         .await
         .unwrap();
     let status = r.status().as_u16();
-    let loc = r
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string());
+    let loc = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
     (status, r.json().await.unwrap_or_default(), loc)
 }
 
@@ -237,11 +213,7 @@ async fn made_up_upload_ids_leave_nothing_behind() {
     let cap = b.token(Role::Capture).await;
     let door = b.token(Role::Door).await;
     for i in 0..300 {
-        let id = if i % 2 == 0 {
-            format!("{:032x}", i)
-        } else {
-            "z".repeat(4000)
-        };
+        let id = if i % 2 == 0 { format!("{:032x}", i) } else { "z".repeat(4000) };
         for token in [&cap, &door] {
             let r = b
                 .http
@@ -257,11 +229,7 @@ async fn made_up_upload_ids_leave_nothing_behind() {
             assert!(matches!(r.status().as_u16(), 403 | 404), "{}", r.status());
         }
     }
-    assert_eq!(
-        b.state.uploads.len(),
-        0,
-        "no slot for an upload that does not exist"
-    );
+    assert_eq!(b.state.uploads.len(), 0, "no slot for an upload that does not exist");
 }
 
 /// Empty uploads with a huge Upload-Length cannot use up the quota: one
@@ -277,42 +245,22 @@ async fn reservations_are_bounded_per_sign_in_and_admins_clear_them() {
     };
     let b = TestBox::start_captures(venuebox::clock::Clock::system(), captures).await;
     let admin = b.token(Role::Admin).await;
-    let link: Value = b
-        .post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"}))
-        .await
-        .1;
+    let link: Value = b.post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"})).await.1;
     let link = link["token"].as_str().unwrap().to_string();
     let mut statuses = Vec::new();
     for _ in 0..4 {
         statuses.push(create_upload(&b, &link, 1 << 30).await.0);
     }
-    assert_eq!(
-        statuses,
-        [201, 201, 507, 507],
-        "two of the largest uploads promised, no more"
-    );
+    assert_eq!(statuses, [201, 201, 507, 507], "two of the largest uploads promised, no more");
     let (s, body, _) = create_upload(&b, &link, 1 << 30).await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (507, Some("reservation_full"))
-    );
-    let link2: Value = b
-        .post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"}))
-        .await
-        .1;
+    assert_eq!((s, body["error"]["code"].as_str()), (507, Some("reservation_full")));
+    let link2: Value = b.post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"})).await.1;
     let link2 = link2["token"].as_str().unwrap().to_string();
     for i in 0..16 {
-        assert_eq!(
-            create_upload(&b, &link2, 10).await.0,
-            201,
-            "small upload {i}"
-        );
+        assert_eq!(create_upload(&b, &link2, 10).await.0, 201, "small upload {i}");
     }
     let (s, body, _) = create_upload(&b, &link2, 10).await;
-    assert_eq!(
-        (s, body["error"]["code"].as_str()),
-        (429, Some("too_many_open_uploads"))
-    );
+    assert_eq!((s, body["error"]["code"].as_str()), (429, Some("too_many_open_uploads")));
     // Someone else still uploads.
     let crew = b.token(Role::Capture).await;
     let (s, _, loc) = create_upload(&b, &crew, 100).await;
@@ -348,11 +296,7 @@ async fn reservations_are_bounded_per_sign_in_and_admins_clear_them() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404, "already cleared");
-    assert_eq!(
-        create_upload(&b, &crew, 1 << 30).await.0,
-        201,
-        "the freed reservation is usable"
-    );
+    assert_eq!(create_upload(&b, &crew, 1 << 30).await.0, 201, "the freed reservation is usable");
 }
 
 /// Prices, quantities, tax rates and cash are bounded: what used to wrap
@@ -376,14 +320,9 @@ async fn money_out_of_range_is_refused_instead_of_wrapping() {
     ] {
         let (s, v) = b.post(&admin, "/api/v1/drops", spec(price, tax, qty)).await;
         assert_eq!(s, 400, "{v}");
-        assert!(
-            v["error"]["message"].as_str().unwrap().contains(says),
-            "{v}"
-        );
+        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{v}");
     }
-    let (s, v) = b
-        .post(&admin, "/api/v1/drops", spec(100_000_000, 0, 100_000))
-        .await;
+    let (s, v) = b.post(&admin, "/api/v1/drops", spec(100_000_000, 0, 100_000)).await;
     assert_eq!(s, 201, "{v}");
     let sale = |qty: u64, tender: Value| json!({"items": [{"sku": "GOLD", "qty": qty}], "nonce": common::nonce(), "tender": tender});
     let (s, v) = b
@@ -401,11 +340,7 @@ async fn money_out_of_range_is_refused_instead_of_wrapping() {
             sale(1, json!({"kind": "cash", "given_minor": i64::MAX})),
         )
         .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (400, Some("bad_tender")),
-        "{v}"
-    );
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_tender")), "{v}");
     // The largest sale allowed, twice: totals stay positive and add up.
     for _ in 0..2 {
         let (s, v) = b
@@ -452,12 +387,7 @@ mod real_binary {
         let mut all = vec!["--demo"];
         all.extend_from_slice(args);
         let (child, addr) = binary::serve(&dir, &all, &[]);
-        Demo {
-            _dir: tmp,
-            dir,
-            child,
-            addr,
-        }
+        Demo { _dir: tmp, dir, child, addr }
     }
 
     impl Demo {
@@ -473,10 +403,7 @@ mod real_binary {
                 .await
                 .unwrap();
             assert_eq!(r.status(), 201);
-            r.json::<Value>().await.unwrap()["credential"]
-                .as_str()
-                .unwrap()
-                .to_string()
+            r.json::<Value>().await.unwrap()["credential"].as_str().unwrap().to_string()
         }
         async fn sign_in(&self, http: &reqwest::Client, device: &str, pin: &str) -> u16 {
             let body = json!({"pin": pin, "device": device});
@@ -489,12 +416,7 @@ mod real_binary {
                 .as_u16()
         }
         async fn metric(&self, line_start: &str) -> u64 {
-            let text = reqwest::get(self.url("/metrics"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap();
             text.lines()
                 .find(|l| l.starts_with(line_start))
                 .and_then(|l| l.rsplit(' ').next())
@@ -536,11 +458,8 @@ mod real_binary {
         let mut staff = Vec::new();
         for round in 0..5 {
             for (i, dev) in devices.iter().enumerate() {
-                let (c, url, dev) = (
-                    client_from([127, 0, 2, i as u8 + 1]),
-                    d.url("/api/v1/session"),
-                    dev.clone(),
-                );
+                let (c, url, dev) =
+                    (client_from([127, 0, 2, i as u8 + 1]), d.url("/api/v1/session"), dev.clone());
                 let pin = format!("{:04}", 9000 + round * 20 + i);
                 staff.push(tokio::spawn(async move {
                     c.post(url)
@@ -572,31 +491,18 @@ mod real_binary {
         assert!(!seen.contains_key(&200), "a wrong PIN signed in: {seen:?}");
         assert!(seen.keys().all(|s| [401, 429, 503].contains(s)), "{seen:?}");
         let (peak, _) = memory_kib(pid);
-        assert!(
-            peak < idle_rss + 64 * 1024,
-            "peak {peak} KiB against {idle_rss} KiB idle"
-        );
-        let checked = d
-            .metric("venuebox_signin_failures_total{reason=\"wrong_pin\"}")
-            .await;
+        assert!(peak < idle_rss + 64 * 1024, "peak {peak} KiB against {idle_rss} KiB idle");
+        let checked = d.metric("venuebox_signin_failures_total{reason=\"wrong_pin\"}").await;
         assert!(
             checked <= 100 && checked as usize == seen.get(&401).copied().unwrap_or(0),
             "{checked} checked, {seen:?}"
         );
         assert!(
-            d.metric("venuebox_signin_failures_total{reason=\"device_not_paired\"}")
-                .await
-                >= 200
+            d.metric("venuebox_signin_failures_total{reason=\"device_not_paired\"}").await >= 200
         );
         // A right PIN on a fresh phone still signs in.
-        let fresh = d
-            .pair(&client_from([127, 0, 3, 1]), "supervisor phone")
-            .await;
-        assert_eq!(
-            d.sign_in(&client_from([127, 0, 3, 1]), &fresh, "4444")
-                .await,
-            200
-        );
+        let fresh = d.pair(&client_from([127, 0, 3, 1]), "supervisor phone").await;
+        assert_eq!(d.sign_in(&client_from([127, 0, 3, 1]), &fresh, "4444").await, 200);
     }
 
     /// Forty guesses at once from one paired device: one is checked, the
@@ -612,13 +518,7 @@ mod real_binary {
             let (c, url, dev) = (c.clone(), d.url("/api/v1/session"), dev.clone());
             let body = json!({"pin": format!("{:04}", 7000 + i), "name": "Sam the supervisor", "device": dev});
             tasks.push(tokio::spawn(async move {
-                c.post(url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
+                c.post(url).json(&body).send().await.unwrap().status().as_u16()
             }));
         }
         let mut seen = std::collections::BTreeMap::new();
@@ -633,8 +533,7 @@ mod real_binary {
             "{seen:?}"
         );
         assert_eq!(
-            d.metric("venuebox_signin_failures_total{reason=\"wrong_pin\"}")
-                .await,
+            d.metric("venuebox_signin_failures_total{reason=\"wrong_pin\"}").await,
             checked as u64
         );
     }
@@ -661,16 +560,11 @@ mod real_binary {
         }
         let (_, before) = memory_kib(d.child.id());
         for i in 0..3000 {
-            let id: String = std::iter::repeat(format!("{i:08x}"))
-                .take(30_000 / 8)
-                .collect();
+            let id = format!("{i:08x}").repeat(30_000 / 8);
             assert_eq!(patch(id).await.unwrap().status(), 404);
         }
         let (_, after) = memory_kib(d.child.id());
-        assert!(
-            after < before + 16 * 1024,
-            "RSS {before} KiB before, {after} KiB after"
-        );
+        assert!(after < before + 16 * 1024, "RSS {before} KiB before, {after} KiB after");
     }
 
     /// Thirty wrong PINs for the admin spread over six devices on six
@@ -740,15 +634,12 @@ mod real_binary {
             .json()
             .await
             .unwrap();
-        let stolen = list["devices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["name"] == "stolen 0")
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let stolen =
+            list["devices"].as_array().unwrap().iter().find(|x| x["name"] == "stolen 0").unwrap()
+                ["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
         let r = admin
             .delete(d.url(&format!("/api/v1/paired-devices/{stolen}")))
             .bearer_auth(sup)
@@ -808,10 +699,7 @@ mod real_binary {
             s.write_all(send).unwrap();
             let (_, took) = read_all(&mut s, Duration::from_secs(10));
             let secs = took.as_secs_f64();
-            assert!(
-                secs >= after * 0.8 && secs < after + 1.5,
-                "{what}: closed after {secs:.2} s"
-            );
+            assert!(secs >= after * 0.8 && secs < after + 1.5, "{what}: closed after {secs:.2} s");
         }
         let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(addr).unwrap()).collect();
         std::thread::sleep(Duration::from_millis(200));
@@ -827,10 +715,7 @@ mod real_binary {
             .write_all(b"GET /healthz HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n")
             .unwrap();
         let (got, _) = read_all(&mut other, Duration::from_secs(5));
-        assert!(
-            got.starts_with(b"HTTP/1.1 200"),
-            "another address is served"
-        );
+        assert!(got.starts_with(b"HTTP/1.1 200"), "another address is served");
         drop(held);
     }
 
@@ -841,32 +726,20 @@ mod real_binary {
         let bind = libc::sockaddr_in {
             sin_family: libc::AF_INET as u16,
             sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(from),
-            },
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(from) },
             sin_zero: [0; 8],
         };
-        let std::net::SocketAddr::V4(to4) = to else {
-            panic!("IPv4 only")
-        };
+        let std::net::SocketAddr::V4(to4) = to else { panic!("IPv4 only") };
         let dest = libc::sockaddr_in {
             sin_family: libc::AF_INET as u16,
             sin_port: to4.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(to4.ip().octets()),
-            },
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(to4.ip().octets()) },
             sin_zero: [0; 8],
         };
         let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
         unsafe {
-            assert_eq!(
-                libc::bind(fd, &bind as *const _ as *const libc::sockaddr, len),
-                0
-            );
-            assert_eq!(
-                libc::connect(fd, &dest as *const _ as *const libc::sockaddr, len),
-                0
-            );
+            assert_eq!(libc::bind(fd, &bind as *const _ as *const libc::sockaddr, len), 0);
+            assert_eq!(libc::connect(fd, &dest as *const _ as *const libc::sockaddr, len), 0);
             std::os::fd::FromRawFd::from_raw_fd(fd)
         }
     }
@@ -889,11 +762,8 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         &["schemathesis==4.32.5"],
     );
     let tmp = tempfile::tempdir().unwrap();
-    let (mut child, addr) = common::binary::serve(
-        tmp.path(),
-        &["--demo", "--sign-in-refusal-delay-ms", "0"],
-        &[],
-    );
+    let (mut child, addr) =
+        common::binary::serve(tmp.path(), &["--demo", "--sign-in-refusal-delay-ms", "0"], &[]);
     let admin = common::binary::token(tmp.path(), "admin");
     let out = std::process::Command::new("python3")
         .args(["-m", "schemathesis.cli", "run"])
@@ -937,18 +807,9 @@ async fn supervisors_list_and_revoke_sessions() {
     let (s, signed) = b.sign_in(&phone, common::DOOR_PIN).await;
     assert_eq!(s, 200);
     let door = signed["token"].as_str().unwrap().to_string();
-    let r = b
-        .http
-        .get(b.url("/api/v1/sessions"))
-        .bearer_auth(&sup)
-        .send()
-        .await
-        .unwrap();
+    let r = b.http.get(b.url("/api/v1/sessions")).bearer_auth(&sup).send().await.unwrap();
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-    assert_eq!(
-        r.headers()["content-security-policy"],
-        "frame-ancestors 'none'"
-    );
+    assert_eq!(r.headers()["content-security-policy"], "frame-ancestors 'none'");
     let list: Value = r.json().await.unwrap();
     assert!(!list.to_string().contains(&door), "no token in the list");
     let mine = list["sessions"]
@@ -959,32 +820,19 @@ async fn supervisors_list_and_revoke_sessions() {
         .unwrap()
         .clone();
     assert_eq!(
-        b.scan(
-            &door,
-            json!({"code": "SECRET-0001", "gate": "main", "nonce": "before"})
-        )
-        .await
-        .0,
+        b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": "before"})).await.0,
         200
     );
     let r = b
         .http
-        .delete(b.url(&format!(
-            "/api/v1/sessions/{}",
-            mine["id"].as_str().unwrap()
-        )))
+        .delete(b.url(&format!("/api/v1/sessions/{}", mine["id"].as_str().unwrap())))
         .bearer_auth(&sup)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(
-        b.scan(
-            &door,
-            json!({"code": "SECRET-0004", "gate": "main", "nonce": "after"})
-        )
-        .await
-        .0,
+        b.scan(&door, json!({"code": "SECRET-0004", "gate": "main", "nonce": "after"})).await.0,
         401,
         "revoked at once, cache included"
     );

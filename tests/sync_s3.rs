@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::s3::{bucket_behind_proxy, landed_events, sync_config, Moto, BUCKET, PREFIX};
+use common::s3::{bucket_behind_proxy, landed_events, sync_config, Moto, PREFIX};
 use common::{jpeg, nonce, sha256_hex, tus_metadata, TestBox, EVENT};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -41,24 +41,17 @@ async fn wait_synced(b: &TestBox, secs: u64) {
         if s["events_pending"] == 0 && s["captures_pending"] == 0 && s["files_pending"] == 0 {
             return;
         }
-        assert!(
-            std::time::Instant::now() < until,
-            "sync did not catch up in {secs} s: {s:#}"
-        );
+        assert!(std::time::Instant::now() < until, "sync did not catch up in {secs} s: {s:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Every seq from 1 to the box's last, exactly once, in key order.
-async fn assert_exactly_once(moto: &Moto, b: &TestBox) -> Vec<Value> {
-    let events = landed_events(moto, BUCKET).await;
+async fn assert_exactly_once(moto: &Moto, bucket: &str, b: &TestBox) -> Vec<Value> {
+    let events = landed_events(moto, bucket).await;
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     let last = status(b).await["last_seq"].as_i64().unwrap();
-    assert_eq!(
-        seqs,
-        (1..=last).collect::<Vec<_>>(),
-        "every seq once, gap-free, in order"
-    );
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "every seq once, gap-free, in order");
     for e in &events {
         assert_eq!(e["box_id"], b.state.store.box_id());
         assert!(
@@ -82,13 +75,7 @@ async fn check_in_many(b: &TestBox, n: usize) {
         );
         tasks.push(tokio::spawn(async move {
             let body = json!({"code": code, "gate": "main", "nonce": nonce()});
-            let r = http
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
             assert_eq!(r.status(), 200);
         }));
         if tasks.len() == 16 {
@@ -138,15 +125,7 @@ async fn tus_upload(
 }
 
 async fn upload(b: &TestBox, creator: &str, bytes: &[u8], name: &str) -> String {
-    tus_upload(
-        &b.http,
-        &b.url(""),
-        &b.token(Role::Capture).await,
-        bytes,
-        creator,
-        name,
-    )
-    .await
+    tus_upload(&b.http, &b.url(""), &b.token(Role::Capture).await, bytes, creator, name).await
 }
 
 fn video(mib: usize, seed: u8) -> Vec<u8> {
@@ -164,8 +143,8 @@ fn video(mib: usize, seed: u8) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_seq_lands_exactly_once_through_cuts_and_an_outage() {
-    let (moto, proxy) = bucket_behind_proxy().await;
-    let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
+    let (moto, proxy, bucket) = bucket_behind_proxy().await;
+    let b = TestBox::start_synced(sync_config(&proxy.endpoint(), &bucket), |_| {}).await;
     check_in_many(&b, 150).await;
     // Cut a connection mid-body, then take the link away while writes go on.
     proxy.cut_after(700);
@@ -182,25 +161,13 @@ async fn every_seq_lands_exactly_once_through_cuts_and_an_outage() {
     assert!(s["lag_seconds"].as_f64().unwrap() > 0.0);
     proxy.set_down(false);
     wait_synced(&b, 30).await;
-    assert!(
-        proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1,
-        "a body was cut mid-way"
-    );
-    let events = assert_exactly_once(&moto, &b).await;
-    assert!(
-        events
-            .iter()
-            .filter(|e| e["kind"] == "checkin.admitted")
-            .count()
-            == 500
-    );
+    assert!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1, "a body was cut mid-way");
+    let events = assert_exactly_once(moto, &bucket, &b).await;
+    assert!(events.iter().filter(|e| e["kind"] == "checkin.admitted").count() == 500);
     let s = status(&b).await;
-    assert!(
-        s["last_error"].is_null() && s["lag_seconds"] == 0.0,
-        "recovered: {s}"
-    );
+    assert!(s["last_error"].is_null() && s["lag_seconds"] == 0.0, "recovered: {s}");
     // Keys: hive-style partitions, zero-padded seqs that list in order.
-    let keys = moto.list(BUCKET, &format!("{PREFIX}/events/")).await;
+    let keys = moto.list(&bucket, &format!("{PREFIX}/events/")).await;
     let date = format_rfc3339(b.state.clock.now())[..10].to_string();
     let first = &keys[0].0;
     assert!(
@@ -211,15 +178,7 @@ async fn every_seq_lands_exactly_once_through_cuts_and_an_outage() {
         "{first}"
     );
     // The metrics say the same.
-    let metrics = b
-        .http
-        .get(b.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains("venuebox_sync_events_pending 0")
             && metrics.contains("venuebox_sync_permanent_error 0"),
@@ -229,85 +188,52 @@ async fn every_seq_lands_exactly_once_through_cuts_and_an_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_box_catches_up_when_the_link_returns() {
-    let (moto, proxy) = bucket_behind_proxy().await;
+    let (moto, proxy, bucket) = bucket_behind_proxy().await;
     proxy.set_down(true);
-    let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
+    let b = TestBox::start_synced(sync_config(&proxy.endpoint(), &bucket), |_| {}).await;
     check_in_many(&b, 40).await;
     wait_for("a few failed attempts", 10, async || {
-        status(&b).await["live"]["events"]["consecutive_failures"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 3
+        status(&b).await["live"]["events"]["consecutive_failures"].as_u64().unwrap_or(0) >= 3
     })
     .await;
-    wait_for("the backoff state", 5, async || {
-        status(&b).await["state"] == "backoff"
-    })
-    .await;
+    wait_for("the backoff state", 5, async || status(&b).await["state"] == "backoff").await;
     // No new local writes from here on: the link alone brings it back.
     proxy.set_down(false);
     wait_synced(&b, 15).await;
-    assert_exactly_once(&moto, &b).await;
+    assert_exactly_once(moto, &bucket, &b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_error_is_reported_loses_nothing_and_clears_once_fixed() {
-    let moto = Moto::start().await;
-    let b = TestBox::start_synced(sync_config(&moto.endpoint(), "no-such-bucket"), |_| {}).await;
+    let moto = Moto::shared();
+    // A bucket name no other test uses, created only once "fixed".
+    let missing = format!("no-such-bucket-{}", std::process::id());
+    let b = TestBox::start_synced(sync_config(&moto.endpoint(), &missing), |_| {}).await;
     check_in_many(&b, 20).await;
-    wait_for("the permanent error", 10, async || {
-        status(&b).await["state"] == "error"
-    })
-    .await;
+    wait_for("the permanent error", 10, async || status(&b).await["state"] == "error").await;
     let s = status(&b).await;
     assert_eq!(s["last_error_kind"], "permanent", "{s}");
     let err = s["last_error"].as_str().unwrap();
-    assert!(
-        err.contains("no-such-bucket") && err.contains("does not exist"),
-        "{err}"
-    );
+    assert!(err.contains("no-such-bucket") && err.contains("does not exist"), "{err}");
     assert!(
         !err.contains("test-secret") && !err.contains("X-Amz-Signature"),
         "no secrets in errors: {err}"
     );
-    let metrics = b
-        .http
-        .get(b.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("venuebox_sync_permanent_error 1"),
-        "{metrics}"
-    );
-    assert!(
-        s["events_pending"].as_i64().unwrap() >= 20,
-        "nothing dropped: {s}"
-    );
+    let metrics = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("venuebox_sync_permanent_error 1"), "{metrics}");
+    assert!(s["events_pending"].as_i64().unwrap() >= 20, "nothing dropped: {s}");
     // A door phone may not poke sync; a supervisor may.
     let door = b.token(Role::Door).await;
     assert_eq!(b.post(&door, "/api/v1/sync/now", json!({})).await.0, 403);
     // Fix the configuration (create the bucket) and ask for a sync.
-    moto.create_bucket("no-such-bucket").await;
+    moto.create_bucket(&missing).await;
     let sup = b.token(Role::Supervisor).await;
     assert_eq!(b.post(&sup, "/api/v1/sync/now", json!({})).await.0, 202);
-    wait_for("the catch-up", 15, async || {
-        status(&b).await["events_pending"] == 0
-    })
-    .await;
-    let events = landed_events(&moto, "no-such-bucket").await;
-    assert_eq!(
-        events.len() as i64,
-        status(&b).await["last_seq"].as_i64().unwrap()
-    );
+    wait_for("the catch-up", 15, async || status(&b).await["events_pending"] == 0).await;
+    let events = landed_events(moto, &missing).await;
+    assert_eq!(events.len() as i64, status(&b).await["last_seq"].as_i64().unwrap());
     // Every stream's error clears (the manifest poll's on its next look).
-    wait_for("the errors to clear", 10, async || {
-        status(&b).await["last_error"].is_null()
-    })
-    .await;
+    wait_for("the errors to clear", 10, async || status(&b).await["last_error"].is_null()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,14 +242,14 @@ async fn a_crash_between_the_put_and_the_cursor_update_leaves_each_seq_once() {
     use venuebox::store::sync::PendingSegment;
     use venuebox::sync::plan::{encode, LogEvent};
     use venuebox::sync::{SyncHandle, Syncer};
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
+    let moto = Moto::shared();
+    let bucket = moto.new_bucket().await;
     // A box with no sync loop of its own: the test plays the syncer.
     let b = TestBox::start().await;
     let store = &b.state.store;
     let restart = || {
         let st = &b.state;
-        let config = sync_config(&moto.endpoint(), BUCKET);
+        let config = sync_config(&moto.endpoint(), &bucket);
         Syncer::new(
             st.store.clone(),
             st.media.clone(),
@@ -347,55 +273,38 @@ async fn a_crash_between_the_put_and_the_cursor_update_leaves_each_seq_once() {
     let last = rows.last().unwrap().seq.0;
     // The syncer planned the segment and its PUT reached the bucket; then
     // the power went, before the cursor moved.
-    let planned = PendingSegment {
-        first: 1,
-        last,
-        key: key(1, last),
-    };
-    assert_eq!(
-        store.sync_plan_segment(0, planned.clone()).await.unwrap(),
-        Some(planned.clone())
-    );
+    let planned = PendingSegment { first: 1, last, key: key(1, last) };
+    assert_eq!(store.sync_plan_segment(0, planned.clone()).await.unwrap(), Some(planned.clone()));
     let events: Vec<LogEvent> = rows.into_iter().map(LogEvent::from).collect();
-    moto.put(BUCKET, &planned.key, encode(&events)).await;
+    moto.put(&bucket, &planned.key, encode(&events)).await;
     // After the restart the pending segment goes again: 412, same bytes,
     // counted as sent; the cursor moves; nothing is doubled.
     let s = restart();
     assert!(s.events_step(true).await.unwrap());
     assert_eq!(store.sync_stream("events").await.unwrap().cursor, last);
     assert!(!s.events_step(true).await.unwrap(), "nothing left");
-    let landed = moto.list(BUCKET, &format!("{PREFIX}/events/")).await;
+    let landed = moto.list(&bucket, &format!("{PREFIX}/events/")).await;
     assert_eq!(landed.len(), 1, "{landed:?}");
-    let seqs: Vec<i64> = landed_events(&moto, BUCKET)
-        .await
-        .iter()
-        .map(|e| e["seq"].as_i64().unwrap())
-        .collect();
+    let seqs: Vec<i64> =
+        landed_events(moto, &bucket).await.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
 
     // Different bytes already at the next segment's key (another box with
     // this identity?): a permanent error, nothing overwritten, cursor kept.
     check_in_many(&b, 1).await;
-    let next = PendingSegment {
-        first: last + 1,
-        last: last + 1,
-        key: key(last + 1, last + 1),
-    };
-    moto.put(BUCKET, &next.key, b"not ours".to_vec()).await;
+    let next = PendingSegment { first: last + 1, last: last + 1, key: key(last + 1, last + 1) };
+    moto.put(&bucket, &next.key, b"not ours".to_vec()).await;
     let err = restart().events_step(true).await.unwrap_err();
-    assert!(
-        err.is_permanent() && err.to_string().contains("different bytes"),
-        "{err}"
-    );
-    assert_eq!(moto.get(BUCKET, &next.key).await, b"not ours");
+    assert!(err.is_permanent() && err.to_string().contains("different bytes"), "{err}");
+    assert_eq!(moto.get(&bucket, &next.key).await, b"not ours");
     assert_eq!(store.sync_stream("events").await.unwrap().cursor, last);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_finished_parts() {
-    let (moto, proxy) = bucket_behind_proxy().await;
+    let (moto, proxy, bucket) = bucket_behind_proxy().await;
     proxy.set_down(true);
-    let b = TestBox::start_synced(sync_config(&proxy.endpoint(), BUCKET), |_| {}).await;
+    let b = TestBox::start_synced(sync_config(&proxy.endpoint(), &bucket), |_| {}).await;
     let photo = jpeg(640, 480, 7);
     let big = video(30, 3);
     let photo_sha = upload(&b, "cr-a", &photo, "IMG_1.jpg").await;
@@ -404,42 +313,22 @@ async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_fin
     let withdrawn = upload(&b, "cr-a", &jpeg(320, 240, 8), "IMG_2.jpg").await;
     let sup = b.token(Role::Supervisor).await;
     let body = json!({"reason": "the guest asked", "consent_withdrawn": true});
-    assert_eq!(
-        b.post(&sup, &format!("/api/v1/captures/{withdrawn}/hide"), body)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(b.post(&sup, &format!("/api/v1/captures/{withdrawn}/hide"), body).await.0, 200);
     // The link returns; cut it again in the middle of the third part.
     proxy.cut_after(20 << 20);
     proxy.set_down(false);
     wait_synced(&b, 60).await;
-    assert!(
-        proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1,
-        "the proxy cut a body"
-    );
+    assert!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1, "the proxy cut a body");
     assert_eq!(
-        sha256_hex(
-            &moto
-                .get(BUCKET, &format!("{PREFIX}/captures/{photo_sha}"))
-                .await
-        ),
+        sha256_hex(&moto.get(&bucket, &format!("{PREFIX}/captures/{photo_sha}")).await),
         photo_sha
     );
     assert_eq!(
-        sha256_hex(
-            &moto
-                .get(BUCKET, &format!("{PREFIX}/captures/{big_sha}"))
-                .await
-        ),
+        sha256_hex(&moto.get(&bucket, &format!("{PREFIX}/captures/{big_sha}")).await),
         big_sha
     );
-    let keys: Vec<String> = moto
-        .list(BUCKET, &format!("{PREFIX}/captures/"))
-        .await
-        .into_iter()
-        .map(|k| k.0)
-        .collect();
+    let keys: Vec<String> =
+        moto.list(&bucket, &format!("{PREFIX}/captures/")).await.into_iter().map(|k| k.0).collect();
     assert_eq!(
         keys.len(),
         2,
@@ -447,47 +336,25 @@ async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_fin
     );
     // Each part was accepted once: finished parts were not sent again.
     let parts: Vec<(String, u16)> = moto
-        .requests()
+        .requests(&bucket)
         .into_iter()
         .filter(|(m, p, _)| m == "PUT" && p.contains("partNumber="))
         .map(|(_, p, s)| {
-            (
-                p.split("partNumber=")
-                    .nth(1)
-                    .unwrap()
-                    .split('&')
-                    .next()
-                    .unwrap()
-                    .to_string(),
-                s,
-            )
+            (p.split("partNumber=").nth(1).unwrap().split('&').next().unwrap().to_string(), s)
         })
         .collect();
     let accepted: Vec<&String> = parts.iter().filter(|p| p.1 == 200).map(|p| &p.0).collect();
     let mut unique = accepted.clone();
     unique.dedup();
-    assert_eq!(
-        accepted.len(),
-        4,
-        "30 MiB in 8 MiB parts: 4 parts accepted once each: {parts:?}"
-    );
+    assert_eq!(accepted.len(), 4, "30 MiB in 8 MiB parts: 4 parts accepted once each: {parts:?}");
     assert_eq!(unique.len(), 4);
     // Capture metadata travels in the event log.
-    let events = assert_exactly_once(&moto, &b).await;
-    let done: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["kind"] == "capture.completed")
-        .collect();
+    let events = assert_exactly_once(moto, &bucket, &b).await;
+    let done: Vec<&Value> = events.iter().filter(|e| e["kind"] == "capture.completed").collect();
     assert_eq!(done.len(), 3);
-    let hidden = events
-        .iter()
-        .find(|e| e["kind"] == "capture.hidden")
-        .unwrap();
+    let hidden = events.iter().find(|e| e["kind"] == "capture.hidden").unwrap();
     assert_eq!(
-        (
-            hidden["payload"]["sha256"].as_str(),
-            hidden["payload"]["consent_withdrawn"].as_bool()
-        ),
+        (hidden["payload"]["sha256"].as_str(), hidden["payload"]["consent_withdrawn"].as_bool()),
         (Some(withdrawn.as_str()), Some(true))
     );
     assert!(done.iter().any(|e| e["payload"]["sha256"] == big_sha
@@ -497,9 +364,9 @@ async fn captures_arrive_byte_identical_and_a_cut_multipart_upload_keeps_its_fin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bandwidth_cap_paces_captures_and_check_ins_do_not_wait_behind_them() {
-    let (moto, proxy) = bucket_behind_proxy().await;
+    let (moto, proxy, bucket) = bucket_behind_proxy().await;
     proxy.set_down(true);
-    let mut config = sync_config(&proxy.endpoint(), BUCKET);
+    let mut config = sync_config(&proxy.endpoint(), &bucket);
     config.capture_rate = Some(1_000_000); // 8 Mbit/s
     let b = TestBox::start_synced(config, |_| {}).await;
     let clip = video(6, 4);
@@ -513,25 +380,12 @@ async fn the_bandwidth_cap_paces_captures_and_check_ins_do_not_wait_behind_them(
     // While the video trickles out, the door keeps scanning: those events
     // reach the bucket before the video is done.
     check_in_many(&b, 20).await;
-    wait_for("the check-ins to land", 5, async || {
-        status(&b).await["events_pending"] == 0
-    })
-    .await;
-    assert_eq!(
-        status(&b).await["captures_pending"],
-        1,
-        "the video is still going out"
-    );
+    wait_for("the check-ins to land", 5, async || status(&b).await["events_pending"] == 0).await;
+    assert_eq!(status(&b).await["captures_pending"], 1, "the video is still going out");
     wait_synced(&b, 30).await;
     let took = start.elapsed();
-    assert!(
-        took >= Duration::from_secs(5),
-        "6.3 MB at 1 MB/s cannot take {took:?}"
-    );
-    assert_eq!(
-        sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{sha}")).await),
-        sha
-    );
+    assert!(took >= Duration::from_secs(5), "6.3 MB at 1 MB/s cannot take {took:?}");
+    assert_eq!(sha256_hex(&moto.get(&bucket, &format!("{PREFIX}/captures/{sha}")).await), sha);
 }
 
 /// The test event with things to sell, timed around now.
@@ -550,9 +404,9 @@ fn selling(m: &mut Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
-    let b = TestBox::start_synced(sync_config(&moto.endpoint(), BUCKET), selling).await;
+    let moto = Moto::shared();
+    let bucket = moto.new_bucket().await;
+    let b = TestBox::start_synced(sync_config(&moto.endpoint(), &bucket), selling).await;
     let merch = b.token(Role::Merch).await;
     let door = b.token(Role::Door).await;
     let sup = b.token(Role::Supervisor).await;
@@ -582,11 +436,7 @@ async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
     }
     for _ in 0..2 {
         let (st, o) = b
-            .post(
-                &door,
-                "/api/v1/scholarships/claims",
-                json!({"code": "F1", "nonce": nonce()}),
-            )
+            .post(&door, "/api/v1/scholarships/claims", json!({"code": "F1", "nonce": nonce()}))
             .await;
         assert_eq!(st, 200, "{o}");
     }
@@ -613,13 +463,9 @@ async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
     let hidden = upload(&b, "cr-a", &jpeg(64, 64, 1), "a.jpg").await;
     upload(&b, "cr-a", &jpeg(64, 64, 2), "b.jpg").await;
     assert_eq!(
-        b.post(
-            &sup,
-            &format!("/api/v1/captures/{hidden}/hide"),
-            json!({"reason": "blurry"})
-        )
-        .await
-        .0,
+        b.post(&sup, &format!("/api/v1/captures/{hidden}/hide"), json!({"reason": "blurry"}))
+            .await
+            .0,
         200
     );
 
@@ -628,51 +474,27 @@ async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
         .await
         .unwrap();
     wait_synced(&b, 30).await;
-    let statements = moto
-        .list(BUCKET, &format!("{PREFIX}/payouts/event={EVENT}/"))
-        .await;
-    assert_eq!(
-        statements.len(),
-        4,
-        "JSON and CSV for two creators: {statements:?}"
-    );
-    let key = statements
-        .iter()
-        .find(|k| k.0.ends_with("creator=cr-a.json"))
-        .unwrap()
-        .0
-        .clone();
+    let statements = moto.list(&bucket, &format!("{PREFIX}/payouts/event={EVENT}/")).await;
+    assert_eq!(statements.len(), 4, "JSON and CSV for two creators: {statements:?}");
+    let key = statements.iter().find(|k| k.0.ends_with("creator=cr-a.json")).unwrap().0.clone();
     assert!(key.contains("/date="), "{key}");
-    let landed: Value = serde_json::from_slice(&moto.get(BUCKET, &key).await).unwrap();
+    let landed: Value = serde_json::from_slice(&moto.get(&bucket, &key).await).unwrap();
     assert!(landed["payout_minor"].as_i64().unwrap() > 0, "{landed}");
-    let csv = String::from_utf8(moto.get(BUCKET, &key.replace(".json", ".csv")).await).unwrap();
-    assert!(
-        csv.contains(&format!("payout_minor,{}", landed["payout_minor"])),
-        "{csv}"
-    );
+    let csv = String::from_utf8(moto.get(&bucket, &key.replace(".json", ".csv")).await).unwrap();
+    assert!(csv.contains(&format!("payout_minor,{}", landed["payout_minor"])), "{csv}");
 
     // A cloud job with the manifest and events/ only gets the same totals.
-    let events = assert_exactly_once(&moto, &b).await;
+    let events = assert_exactly_once(moto, &bucket, &b).await;
     let manifest = b.state.store.event().unwrap().manifest.clone();
     let typed = venuebox::sync::recompute::parse(&events).expect("every event fits its type");
     let recomputed = venuebox::sync::recompute::totals(&manifest, &typed);
-    let box_statements = b
-        .state
-        .store
-        .payout_statements(b.state.clock.now())
-        .await
-        .unwrap();
+    let box_statements = b.state.store.payout_statements(b.state.clock.now()).await.unwrap();
     for s in &box_statements {
         assert_eq!(recomputed[&s.creator], s.totals, "creator {}", s.creator);
     }
     let a = &recomputed["cr-a"];
     assert_eq!(
-        (
-            a.referral_tickets.orders,
-            a.drops.orders,
-            a.scholarship_seats_funded,
-            a.captures
-        ),
+        (a.referral_tickets.orders, a.drops.orders, a.scholarship_seats_funded, a.captures),
         (3, 2, 2, 1)
     );
     assert!(a.referral_tickets.refunded_minor > 0 && a.drops.refunded_minor > 0);
@@ -681,31 +503,21 @@ async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nightly_statements_are_written_at_three_in_the_event_zone_and_uploaded() {
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
+    let moto = Moto::shared();
+    let bucket = moto.new_bucket().await;
     // 01:59:58 UTC on 28 Nov is 02:59:58 in Berlin, the test event's zone.
     let clock = venuebox::clock::Clock::fixed(
         venuebox::domain::time::parse_rfc3339("2026-11-28T01:59:58Z").unwrap(),
     );
-    let b = TestBox::start_synced_at(clock.clone(), sync_config(&moto.endpoint(), BUCKET), |_| {})
+    let b = TestBox::start_synced_at(clock.clone(), sync_config(&moto.endpoint(), &bucket), |_| {})
         .await;
     let prefix = format!("{PREFIX}/payouts/event={EVENT}/date=2026-11-28/");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        moto.list(BUCKET, &prefix).await.is_empty(),
-        "not before 03:00"
-    );
+    assert!(moto.list(&bucket, &prefix).await.is_empty(), "not before 03:00");
     clock.advance(3_000);
-    wait_for("the nightly statements", 10, async || {
-        moto.list(BUCKET, &prefix).await.len() == 4
-    })
-    .await;
-    let keys: Vec<String> = moto
-        .list(BUCKET, &prefix)
-        .await
-        .into_iter()
-        .map(|k| k.0)
-        .collect();
+    wait_for("the nightly statements", 10, async || moto.list(&bucket, &prefix).await.len() == 4)
+        .await;
+    let keys: Vec<String> = moto.list(&bucket, &prefix).await.into_iter().map(|k| k.0).collect();
     assert!(
         keys.iter().any(|k| k.ends_with("creator=cr-a.csv"))
             && keys.iter().any(|k| k.ends_with("creator=cr-b.json")),
@@ -731,17 +543,12 @@ async fn the_nightly_statements_are_written_at_three_in_the_event_zone_and_uploa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_be_frozen() {
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
-    let b = TestBox::start_synced(sync_config(&moto.endpoint(), BUCKET), |_| {}).await;
+    let moto = Moto::shared();
+    let bucket = moto.new_bucket().await;
+    let b = TestBox::start_synced(sync_config(&moto.endpoint(), &bucket), |_| {}).await;
     let door = b.token(Role::Door).await;
     assert_eq!(
-        b.scan(
-            &door,
-            json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()})
-        )
-        .await
-        .0,
+        b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()})).await.0,
         200
     );
     let publish = |version: u64, extra: fn(&mut Value)| {
@@ -758,41 +565,25 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
             .push(json!({"id": "ONLINE-1", "tier": "ga", "secret": "SECRET-ONLINE"}));
         m["blocked_tickets"] = json!(["R-4"]);
     });
-    moto.put(BUCKET, &format!("{key}.sig"), sig.into_bytes())
-        .await;
-    moto.put(BUCKET, &key, bytes).await;
-    wait_for("version 2", 10, async || {
-        b.state.store.event().unwrap().manifest.version == 2
-    })
-    .await;
+    moto.put(&bucket, &format!("{key}.sig"), sig.into_bytes()).await;
+    moto.put(&bucket, &key, bytes).await;
+    wait_for("version 2", 10, async || b.state.store.event().unwrap().manifest.version == 2).await;
     // Polls of an unchanged manifest download nothing (304).
     let not_modified = || {
-        moto.requests()
+        moto.requests(&bucket)
             .iter()
             .filter(|(m, p, s)| m == "GET" && p.contains("manifest.json?") && *s == 304)
             .count()
     };
     wait_for("a conditional poll", 5, async || not_modified() >= 1).await;
-    let (st, v) = b
-        .scan(
-            &door,
-            json!({"code": "SECRET-ONLINE", "gate": "main", "nonce": nonce()}),
-        )
-        .await;
+    let (st, v) =
+        b.scan(&door, json!({"code": "SECRET-ONLINE", "gate": "main", "nonce": nonce()})).await;
     assert_eq!((st, v["verdict"].as_str()), (200, Some("admit")), "{v}");
-    let (_, v) = b
-        .scan(
-            &door,
-            json!({"code": "SECRET-0004", "gate": "main", "nonce": nonce()}),
-        )
-        .await;
+    let (_, v) =
+        b.scan(&door, json!({"code": "SECRET-0004", "gate": "main", "nonce": nonce()})).await;
     assert_eq!(v["reason"], "blocked", "blocked by the update: {v}");
-    let (_, v) = b
-        .scan(
-            &door,
-            json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()}),
-        )
-        .await;
+    let (_, v) =
+        b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": nonce()})).await;
     assert_eq!(
         v["reason"], "already_checked_in",
         "the check-in made before the update stands: {v}"
@@ -818,9 +609,8 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
         .unwrap();
     assert_eq!(r.status(), 200);
     let (bytes, sig) = publish(3, |_| {});
-    moto.put(BUCKET, &format!("{key}.sig"), sig.into_bytes())
-        .await;
-    moto.put(BUCKET, &key, bytes).await;
+    moto.put(&bucket, &format!("{key}.sig"), sig.into_bytes()).await;
+    moto.put(&bucket, &key, bytes).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(b.state.store.event().unwrap().manifest.version, 2, "frozen");
     let r = b
@@ -832,20 +622,17 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    wait_for("version 3", 10, async || {
-        b.state.store.event().unwrap().manifest.version == 3
-    })
-    .await;
+    wait_for("version 3", 10, async || b.state.store.event().unwrap().manifest.version == 3).await;
     // A manifest signed by someone else is refused and reported; v3 stays.
     let (v4, _) = publish(4, |_| {});
     let stranger = venuebox::organiser::keyfile::KeyFile::generate();
     moto.put(
-        BUCKET,
+        &bucket,
         &format!("{key}.sig"),
         sign_detached(&stranger.signing_key(), &v4).into_bytes(),
     )
     .await;
-    moto.put(BUCKET, &key, v4.clone()).await;
+    moto.put(&bucket, &key, v4.clone()).await;
     wait_for("the refusal", 10, async || {
         let s = status(&b).await;
         s["streams"]
@@ -859,16 +646,9 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
     // A few more polls see the same refused pair, then the organiser
     // fixes the signature alone; the same bytes now apply.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    moto.put(
-        BUCKET,
-        &format!("{key}.sig"),
-        sign_detached(&b.key.signing_key(), &v4).into_bytes(),
-    )
-    .await;
-    wait_for("version 4", 10, async || {
-        b.state.store.event().unwrap().manifest.version == 4
-    })
-    .await;
+    moto.put(&bucket, &format!("{key}.sig"), sign_detached(&b.key.signing_key(), &v4).into_bytes())
+        .await;
+    wait_for("version 4", 10, async || b.state.store.event().unwrap().manifest.version == 4).await;
 }
 
 mod crash {
@@ -877,7 +657,7 @@ mod crash {
     //! whose multipart upload was cut by the kills arrives intact.
 
     use super::common::binary::{self, token};
-    use super::common::s3::{landed_events, Moto, BUCKET, PREFIX};
+    use super::common::s3::{landed_events, Moto, PREFIX};
     use super::common::sha256_hex;
     use super::video;
     use serde_json::{json, Value};
@@ -885,8 +665,8 @@ mod crash {
     use std::process::Child;
     use std::time::Duration;
 
-    fn start(dir: &Path, moto: &Moto) -> (Child, String) {
-        let target = format!("s3://{BUCKET}/{PREFIX}");
+    fn start(dir: &Path, moto: &Moto, bucket: &str) -> (Child, String) {
+        let target = format!("s3://{bucket}/{PREFIX}");
         let args = [
             "--demo",
             "--sync-segment-secs",
@@ -901,44 +681,28 @@ mod crash {
         binary::serve(
             dir,
             &args,
-            &[
-                ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
-                ("AWS_SECRET_ACCESS_KEY", "crash-secret"),
-            ],
+            &[("AWS_ACCESS_KEY_ID", "AKIDTEST"), ("AWS_SECRET_ACCESS_KEY", "crash-secret")],
         )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kill_9_during_sync_loses_and_duplicates_nothing() {
-        let moto = Moto::start().await;
-        moto.create_bucket(BUCKET).await;
+        let moto = Moto::shared();
+        let bucket = moto.new_bucket().await;
         let dir = tempfile::tempdir().unwrap();
-        let (mut child, mut addr) = start(dir.path(), &moto);
+        let (mut child, mut addr) = start(dir.path(), moto, &bucket);
         let (door, capture, sup) = (
             token(dir.path(), "door"),
             token(dir.path(), "capture"),
             token(dir.path(), "supervisor"),
         );
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
         let clip = video(40, 9);
-        super::tus_upload(
-            &http,
-            &format!("http://{addr}"),
-            &capture,
-            &clip,
-            "cr-mara",
-            "clip.mp4",
-        )
-        .await;
+        super::tus_upload(&http, &format!("http://{addr}"), &capture, &clip, "cr-mara", "clip.mp4")
+            .await;
         let csv = std::fs::read_to_string(dir.path().join("demo/tickets.csv")).unwrap();
-        let codes: Vec<String> = csv
-            .lines()
-            .skip(1)
-            .map(|l| l.splitn(3, ',').nth(2).unwrap().to_string())
-            .collect();
+        let codes: Vec<String> =
+            csv.lines().skip(1).map(|l| l.splitn(3, ',').nth(2).unwrap().to_string()).collect();
         let mut next = 0;
         for round in 0..4 {
             // Check-ins keep coming while the box syncs...
@@ -957,7 +721,7 @@ mod crash {
             // ...and the power goes.
             child.kill().unwrap();
             child.wait().unwrap();
-            (child, addr) = start(dir.path(), &moto);
+            (child, addr) = start(dir.path(), moto, &bucket);
         }
         let until = std::time::Instant::now() + Duration::from_secs(60);
         let status = loop {
@@ -973,15 +737,12 @@ mod crash {
             if s["events_pending"] == 0 && s["captures_pending"] == 0 {
                 break s;
             }
-            assert!(
-                std::time::Instant::now() < until,
-                "not caught up after the kills: {s:#}"
-            );
+            assert!(std::time::Instant::now() < until, "not caught up after the kills: {s:#}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         child.kill().unwrap();
         child.wait().unwrap();
-        let events = landed_events(&moto, BUCKET).await;
+        let events = landed_events(moto, &bucket).await;
         let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
         let last = status["last_seq"].as_i64().unwrap();
         assert!(last > 100, "load ran ({last} events)");
@@ -991,13 +752,10 @@ mod crash {
             "every seq exactly once across four kills"
         );
         let sha = sha256_hex(&clip);
-        assert_eq!(
-            sha256_hex(&moto.get(BUCKET, &format!("{PREFIX}/captures/{sha}")).await),
-            sha
-        );
+        assert_eq!(sha256_hex(&moto.get(&bucket, &format!("{PREFIX}/captures/{sha}")).await), sha);
         // A part the server took just before a kill may go again; no more.
         let accepted = moto
-            .requests()
+            .requests(&bucket)
             .iter()
             .filter(|(m, p, s)| m == "PUT" && p.contains("partNumber=") && *s == 200)
             .count();
@@ -1006,7 +764,7 @@ mod crash {
             "40 MiB is 5 parts; {accepted} accepted across 4 kills"
         );
         let created = moto
-            .requests()
+            .requests(&bucket)
             .iter()
             .filter(|(m, p, _)| m == "POST" && p.contains("uploads") && !p.contains("uploadId"))
             .count();
@@ -1020,21 +778,19 @@ mod crash {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_analyst_queries_the_landing_with_duckdb() {
     let duckdb = common::s3::python_deps("pydeps-duckdb", "import duckdb", &["duckdb==1.5.6"]);
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
-    let b = TestBox::start_synced(sync_config(&moto.endpoint(), BUCKET), |_| {}).await;
+    let moto = Moto::shared();
+    let bucket = moto.new_bucket().await;
+    let b = TestBox::start_synced(sync_config(&moto.endpoint(), &bucket), |_| {}).await;
     check_in_many(&b, 30).await;
     upload(&b, "cr-a", &jpeg(64, 64, 5), "x.jpg").await;
     wait_synced(&b, 20).await;
-    let events = assert_exactly_once(&moto, &b).await;
+    let events = assert_exactly_once(moto, &bucket, &b).await;
     // The analyst copies events/ down (aws s3 sync, rclone...) and asks DuckDB.
     let landing = tempfile::tempdir().unwrap();
-    for (key, _) in moto.list(BUCKET, &format!("{PREFIX}/events/")).await {
-        let path = landing
-            .path()
-            .join(key.strip_prefix(&format!("{PREFIX}/")).unwrap());
+    for (key, _) in moto.list(&bucket, &format!("{PREFIX}/events/")).await {
+        let path = landing.path().join(key.strip_prefix(&format!("{PREFIX}/")).unwrap());
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, moto.get(BUCKET, &key).await).unwrap();
+        std::fs::write(path, moto.get(&bucket, &key).await).unwrap();
     }
     let query = "select box, date, kind, count(*) as n, min(seq), max(seq) \
                  from read_json_auto('events/**/*.ndjson.zst', hive_partitioning=true) group by all order by kind";
@@ -1044,22 +800,12 @@ async fn an_analyst_queries_the_landing_with_duckdb() {
         .env("PYTHONPATH", duckdb)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "duckdb: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "duckdb: {}", String::from_utf8_lossy(&out.stderr));
     let rows: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
-    let admitted = rows
-        .iter()
-        .find(|r| r[2] == "checkin.admitted")
-        .unwrap_or_else(|| panic!("{rows:?}"));
+    let admitted =
+        rows.iter().find(|r| r[2] == "checkin.admitted").unwrap_or_else(|| panic!("{rows:?}"));
     assert_eq!(admitted[0], b.state.store.box_id(), "box from the path");
-    assert_eq!(
-        admitted[1],
-        format_rfc3339(b.state.clock.now())[..10],
-        "date from the path"
-    );
+    assert_eq!(admitted[1], format_rfc3339(b.state.clock.now())[..10], "date from the path");
     assert_eq!(admitted[3], "30");
     let total: usize = rows.iter().map(|r| r[3].parse::<usize>().unwrap()).sum();
     assert_eq!(total, events.len());
@@ -1069,8 +815,8 @@ async fn an_analyst_queries_the_landing_with_duckdb() {
 async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
     use common::binary::BIN;
     use std::process::Command;
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
+    let moto = Moto::shared();
+    let bucket = moto.new_bucket().await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap().to_string();
     // A demo box that ran for a moment and wrote its outbox.
@@ -1085,8 +831,7 @@ async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY");
         if creds {
-            c.env("AWS_ACCESS_KEY_ID", "AKIDCLI")
-                .env("AWS_SECRET_ACCESS_KEY", "cli-secret-value");
+            c.env("AWS_ACCESS_KEY_ID", "AKIDCLI").env("AWS_SECRET_ACCESS_KEY", "cli-secret-value");
         }
         c.output().unwrap()
     };
@@ -1099,15 +844,8 @@ async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
             && text.contains("last success    never"),
         "{text}"
     );
-    let target = format!("s3://{BUCKET}/{PREFIX}");
-    let sync = [
-        "sync",
-        "now",
-        "--sync",
-        &target,
-        "--sync-endpoint",
-        &moto.endpoint(),
-    ];
+    let target = format!("s3://{bucket}/{PREFIX}");
+    let sync = ["sync", "now", "--sync", &target, "--sync-endpoint", &moto.endpoint()];
     // No keys anywhere: a clear error that says where keys go.
     let no_keys = vb(&sync, false);
     let err = String::from_utf8_lossy(&no_keys.stderr).to_string();
@@ -1119,11 +857,8 @@ async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
     );
     // Keys in a file others can read: refused.
     let creds = dir.path().join("sync-credentials");
-    std::fs::write(
-        &creds,
-        "AWS_ACCESS_KEY_ID=AKIDFILE\nAWS_SECRET_ACCESS_KEY=file-secret-value\n",
-    )
-    .unwrap();
+    std::fs::write(&creds, "AWS_ACCESS_KEY_ID=AKIDFILE\nAWS_SECRET_ACCESS_KEY=file-secret-value\n")
+        .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
     let loose = vb(&sync, false);
@@ -1138,25 +873,16 @@ async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
     let wrong = [&sync[..3], &[missing.as_str()], &sync[4..]].concat();
     let stopped = vb(&wrong, false);
     let err = String::from_utf8_lossy(&stopped.stderr).to_string();
-    assert!(
-        !stopped.status.success() && err.contains("permanent error"),
-        "{err}"
-    );
+    assert!(!stopped.status.success() && err.contains("permanent error"), "{err}");
     // Fixed, the next run retries at once and catches up.
     let ok = vb(&sync, false);
     let err = String::from_utf8_lossy(&ok.stderr).to_string();
     assert!(ok.status.success() && err.contains("all synced"), "{err}");
     // Statements on demand are queued for the bucket, and the next sync takes them.
     let payouts = vb(&["payouts", "run"], false);
-    assert!(
-        payouts.status.success(),
-        "{}",
-        String::from_utf8_lossy(&payouts.stderr)
-    );
+    assert!(payouts.status.success(), "{}", String::from_utf8_lossy(&payouts.stderr));
     assert!(vb(&sync, true).status.success());
-    let landed = moto
-        .list(BUCKET, &format!("{PREFIX}/payouts/event=evt-demo/"))
-        .await;
+    let landed = moto.list(&bucket, &format!("{PREFIX}/payouts/event=evt-demo/")).await;
     assert_eq!(landed.len(), 4, "two creators, JSON and CSV: {landed:?}");
     let json = vb(&["sync", "status", "--json"], false);
     let s: Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -1165,29 +891,18 @@ async fn the_operator_runs_sync_status_and_sync_now_from_the_command_line() {
         (Some(0), Some(0)),
         "{s}"
     );
-    assert_eq!(
-        landed_events(&moto, BUCKET).await.len() as i64,
-        s["last_seq"].as_i64().unwrap()
-    );
+    assert_eq!(landed_events(moto, &bucket).await.len() as i64, s["last_seq"].as_i64().unwrap());
     // Secrets are never shown in help.
-    let help = String::from_utf8(
-        Command::new(BIN)
-            .args(["serve", "--help"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let help =
+        String::from_utf8(Command::new(BIN).args(["serve", "--help"]).output().unwrap().stdout)
+            .unwrap();
     assert!(help.contains("--sync <s3://BUCKET/PREFIX>"), "{help}");
     let secret_flags: Vec<&str> = help
         .lines()
         .map(str::trim_start)
         .filter(|l| l.starts_with("--") && l.to_lowercase().contains("secret"))
         .collect();
-    assert!(
-        secret_flags.is_empty(),
-        "no flag takes a secret: {secret_flags:?}"
-    );
+    assert!(secret_flags.is_empty(), "no flag takes a secret: {secret_flags:?}");
 }
 
 /// A plain web server for files: what an organiser's HTTPS site would be.
@@ -1238,12 +953,12 @@ async fn file_server(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manifest_published_at_a_url_is_applied_too() {
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
+    let moto = Moto::shared();
+    let bucket = moto.new_bucket().await;
     let files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
         Default::default();
     let site = file_server(files.clone()).await;
-    let mut config = sync_config(&moto.endpoint(), BUCKET);
+    let mut config = sync_config(&moto.endpoint(), &bucket);
     config.manifest_url = Some(format!("{site}/events/rooftop.json").parse().unwrap());
     let b = TestBox::start_synced(config, |_| {}).await;
     let bytes = common::manifest(&b.key, 2, |m| {
@@ -1254,24 +969,14 @@ async fn a_manifest_published_at_a_url_is_applied_too() {
         m["creators"] = json!([{"id": "cr-a", "name": "Alice"}, {"id": "cr-b", "name": "Bo"}]);
     });
     let sig = sign_detached(&b.key.signing_key(), &bytes);
-    files
-        .lock()
-        .unwrap()
-        .insert("/events/rooftop.json.sig".into(), sig.into_bytes());
-    files
-        .lock()
-        .unwrap()
-        .insert("/events/rooftop.json".into(), bytes);
+    files.lock().unwrap().insert("/events/rooftop.json.sig".into(), sig.into_bytes());
+    files.lock().unwrap().insert("/events/rooftop.json".into(), bytes);
     wait_for("version 2 from the URL", 10, async || {
         b.state.store.event().unwrap().manifest.version == 2
     })
     .await;
     let door = b.token(Role::Door).await;
-    let (_, v) = b
-        .scan(
-            &door,
-            json!({"code": "SECRET-WEB", "gate": "main", "nonce": nonce()}),
-        )
-        .await;
+    let (_, v) =
+        b.scan(&door, json!({"code": "SECRET-WEB", "gate": "main", "nonce": nonce()})).await;
     assert_eq!(v["verdict"], "admit", "{v}");
 }

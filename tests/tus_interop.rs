@@ -99,23 +99,11 @@ async fn tuspy_uploads_through_a_dropped_connection_and_resumes() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        cut.load(Ordering::SeqCst),
-        "the proxy cut the connection mid-upload"
-    );
-    let capture = b
-        .state
-        .store
-        .capture(sha256_hex(&photo))
-        .await
-        .unwrap()
-        .expect("capture stored intact");
+    assert!(cut.load(Ordering::SeqCst), "the proxy cut the connection mid-upload");
+    let capture =
+        b.state.store.capture(sha256_hex(&photo)).await.unwrap().expect("capture stored intact");
     assert_eq!(
-        (
-            capture.bytes,
-            capture.media_type.as_str(),
-            capture.uploader.as_deref()
-        ),
+        (capture.bytes, capture.media_type.as_str(), capture.uploader.as_deref()),
         (photo.len() as u64, "image/jpeg", Some("tuspy"))
     );
 }

@@ -44,18 +44,13 @@ async fn tus(
     headers: &[(&str, String)],
     body: Option<Vec<u8>>,
 ) -> Response {
-    let mut req = b
-        .http
-        .request(method, b.url(path))
-        .bearer_auth(token)
-        .header("tus-resumable", "1.0.0");
+    let mut req =
+        b.http.request(method, b.url(path)).bearer_auth(token).header("tus-resumable", "1.0.0");
     for (k, v) in headers {
         req = req.header(*k, v);
     }
     if let Some(body) = body {
-        req = req
-            .header("content-type", "application/offset+octet-stream")
-            .body(body);
+        req = req.header("content-type", "application/offset+octet-stream").body(body);
     }
     req.send().await.unwrap()
 }
@@ -66,10 +61,7 @@ async fn create(b: &TestBox, token: &str, length: usize, metadata: &str) -> Stri
         token,
         Method::POST,
         "/api/v1/uploads/",
-        &[
-            ("upload-length", length.to_string()),
-            ("upload-metadata", metadata.to_string()),
-        ],
+        &[("upload-length", length.to_string()), ("upload-metadata", metadata.to_string())],
         None,
     )
     .await;
@@ -95,11 +87,7 @@ async fn offset(b: &TestBox, token: &str, loc: &str) -> u64 {
     let r = tus(b, token, Method::HEAD, loc, &[], None).await;
     assert_eq!(r.status(), 200, "HEAD {loc}");
     assert_eq!(r.headers()["cache-control"], "no-store");
-    r.headers()["upload-offset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+    r.headers()["upload-offset"].to_str().unwrap().parse().unwrap()
 }
 
 /// Uploads all of `bytes` in `chunk`-sized PATCHes.
@@ -115,12 +103,7 @@ async fn upload(b: &TestBox, token: &str, bytes: &[u8], chunk: usize, metadata: 
 #[tokio::test]
 async fn options_advertises_exactly_what_is_implemented() {
     let (b, _) = start().await;
-    let r = b
-        .http
-        .request(Method::OPTIONS, b.url("/api/v1/uploads/"))
-        .send()
-        .await
-        .unwrap();
+    let r = b.http.request(Method::OPTIONS, b.url("/api/v1/uploads/")).send().await.unwrap();
     assert_eq!(r.status(), 204);
     let h = r.headers();
     assert_eq!(h["tus-version"], "1.0.0");
@@ -137,30 +120,15 @@ async fn options_advertises_exactly_what_is_implemented() {
             .request(Method::OPTIONS, b.url("/api/v1/uploads/"))
             .header("origin", origin)
             .header("access-control-request-method", "PATCH")
-            .header(
-                "access-control-request-headers",
-                "tus-resumable,upload-offset,upload-checksum",
-            )
+            .header("access-control-request-headers", "tus-resumable,upload-offset,upload-checksum")
             .send()
     };
     let r = preflight("http://localhost:8081").await.unwrap();
-    assert_eq!(
-        r.headers()["access-control-allow-origin"],
-        "http://localhost:8081"
-    );
-    let allowed = r.headers()["access-control-allow-headers"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        allowed.contains("upload-offset") && allowed.contains("upload-checksum"),
-        "{allowed}"
-    );
+    assert_eq!(r.headers()["access-control-allow-origin"], "http://localhost:8081");
+    let allowed = r.headers()["access-control-allow-headers"].to_str().unwrap().to_string();
+    assert!(allowed.contains("upload-offset") && allowed.contains("upload-checksum"), "{allowed}");
     let r = preflight("https://evil.example").await.unwrap();
-    assert!(
-        !r.headers().contains_key("access-control-allow-origin"),
-        "no grant for another site"
-    );
+    assert!(!r.headers().contains_key("access-control-allow-origin"), "no grant for another site");
 }
 
 #[tokio::test]
@@ -171,9 +139,7 @@ async fn a_photo_uploads_in_chunks_and_becomes_a_capture_with_a_thumbnail() {
     let third = photo.len() / 3;
     for (i, range) in [0..third, third..2 * third].into_iter().enumerate() {
         assert_eq!(
-            patch(&b, &t, &loc, range.start, &photo[range.clone()])
-                .await
-                .status(),
+            patch(&b, &t, &loc, range.start, &photo[range.clone()]).await.status(),
             204,
             "chunk {i}"
         );
@@ -188,18 +154,11 @@ async fn a_photo_uploads_in_chunks_and_becomes_a_capture_with_a_thumbnail() {
         &t,
         Method::PATCH,
         &loc,
-        &[
-            ("upload-offset", (2 * third).to_string()),
-            ("content-type", "application/json".into()),
-        ],
+        &[("upload-offset", (2 * third).to_string()), ("content-type", "application/json".into())],
         None,
     )
     .await;
-    assert_eq!(
-        r.status(),
-        415,
-        "PATCH needs application/offset+octet-stream"
-    );
+    assert_eq!(r.status(), 415, "PATCH needs application/offset+octet-stream");
     let r = patch(&b, &t, &loc, 2 * third, &photo[2 * third..]).await;
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["upload-offset"], photo.len().to_string());
@@ -209,17 +168,10 @@ async fn a_photo_uploads_in_chunks_and_becomes_a_capture_with_a_thumbnail() {
     let c = &list["items"][0];
     assert_eq!(c["sha256"], sha256_hex(&photo));
     assert_eq!(
-        (
-            c["media_type"].as_str(),
-            c["width"].as_u64(),
-            c["height"].as_u64()
-        ),
+        (c["media_type"].as_str(), c["width"].as_u64(), c["height"].as_u64()),
         (Some("image/jpeg"), Some(800), Some(600))
     );
-    assert_eq!(
-        (c["consent"].as_bool(), c["uploader"].as_str()),
-        (Some(true), Some("Cam"))
-    );
+    assert_eq!((c["consent"].as_bool(), c["uploader"].as_str()), (Some(true), Some("Cam")));
     let stored = std::fs::read(
         b.dir
             .path()
@@ -249,10 +201,7 @@ async fn a_photo_uploads_in_chunks_and_becomes_a_capture_with_a_thumbnail() {
     let rows = b.state.store.outbox_after(Seq(0), 100).await.unwrap();
     let done = rows.iter().find(|r| r.kind == "capture.completed").unwrap();
     assert_eq!(
-        (
-            done.payload["creator"].as_str(),
-            done.payload["duplicate"].as_bool()
-        ),
+        (done.payload["creator"].as_str(), done.payload["duplicate"].as_bool()),
         (Some("cr-a"), Some(false))
     );
 }
@@ -261,11 +210,8 @@ async fn a_photo_uploads_in_chunks_and_becomes_a_capture_with_a_thumbnail() {
 async fn every_request_needs_tus_resumable_1_0_0() {
     let (b, t) = start().await;
     for version in [None, Some("0.2.2")] {
-        let mut req = b
-            .http
-            .post(b.url("/api/v1/uploads/"))
-            .bearer_auth(&t)
-            .header("upload-length", "10");
+        let mut req =
+            b.http.post(b.url("/api/v1/uploads/")).bearer_auth(&t).header("upload-length", "10");
         if let Some(v) = version {
             req = req.header("tus-resumable", v);
         }
@@ -301,28 +247,18 @@ async fn a_chunk_with_a_wrong_checksum_is_discarded_with_460() {
         &t,
         Method::PATCH,
         &loc,
-        &[
-            ("upload-offset", half.to_string()),
-            ("upload-checksum", bad),
-        ],
+        &[("upload-offset", half.to_string()), ("upload-checksum", bad)],
         Some(photo[half..].to_vec()),
     )
     .await;
     assert_eq!(r.status().as_u16(), 460);
-    assert_eq!(
-        offset(&b, &t, &loc).await,
-        half as u64,
-        "the bad chunk was discarded"
-    );
+    assert_eq!(offset(&b, &t, &loc).await, half as u64, "the bad chunk was discarded");
     let r = tus(
         &b,
         &t,
         Method::PATCH,
         &loc,
-        &[
-            ("upload-offset", half.to_string()),
-            ("upload-checksum", "md5 AAAA".into()),
-        ],
+        &[("upload-offset", half.to_string()), ("upload-checksum", "md5 AAAA".into())],
         Some(photo[half..].to_vec()),
     )
     .await;
@@ -333,23 +269,14 @@ async fn a_chunk_with_a_wrong_checksum_is_discarded_with_460() {
         &t,
         Method::PATCH,
         &loc,
-        &[
-            ("upload-offset", half.to_string()),
-            ("upload-checksum", good),
-        ],
+        &[("upload-offset", half.to_string()), ("upload-checksum", good)],
         Some(photo[half..].to_vec()),
     )
     .await;
     assert_eq!(r.status(), 204);
     // The whole-file hash survived the discarded chunk.
     assert_eq!(
-        b.state
-            .store
-            .capture(sha256_hex(&photo))
-            .await
-            .unwrap()
-            .unwrap()
-            .bytes,
+        b.state.store.capture(sha256_hex(&photo)).await.unwrap().unwrap().bytes,
         photo.len() as u64
     );
 }
@@ -363,10 +290,7 @@ async fn creation_with_upload_and_deferred_length() {
         &t,
         Method::POST,
         "/api/v1/uploads/",
-        &[
-            ("upload-length", photo.len().to_string()),
-            ("upload-metadata", meta("cr-a")),
-        ],
+        &[("upload-length", photo.len().to_string()), ("upload-metadata", meta("cr-a"))],
         Some(photo[..100].to_vec()),
     )
     .await;
@@ -381,10 +305,7 @@ async fn creation_with_upload_and_deferred_length() {
         &t,
         Method::POST,
         "/api/v1/uploads",
-        &[
-            ("upload-defer-length", "1".into()),
-            ("upload-metadata", meta("cr-a")),
-        ],
+        &[("upload-defer-length", "1".into()), ("upload-metadata", meta("cr-a"))],
         None,
     )
     .await;
@@ -399,10 +320,7 @@ async fn creation_with_upload_and_deferred_length() {
         &t,
         Method::PATCH,
         &loc,
-        &[
-            ("upload-offset", "50".into()),
-            ("upload-length", other.len().to_string()),
-        ],
+        &[("upload-offset", "50".into()), ("upload-length", other.len().to_string())],
         Some(other[50..].to_vec()),
     )
     .await;
@@ -437,22 +355,11 @@ async fn termination_removes_the_upload_and_its_partial_file() {
     let id = loc.rsplit('/').next().unwrap();
     let part = b.dir.path().join("uploads").join(format!("{id}.part"));
     assert!(part.exists());
-    assert_eq!(
-        tus(&b, &t, Method::DELETE, &loc, &[], None).await.status(),
-        204
-    );
+    assert_eq!(tus(&b, &t, Method::DELETE, &loc, &[], None).await.status(), 204);
     assert!(!part.exists());
-    assert_eq!(
-        tus(&b, &t, Method::HEAD, &loc, &[], None).await.status(),
-        410
-    );
+    assert_eq!(tus(&b, &t, Method::HEAD, &loc, &[], None).await.status(), 410);
     assert_eq!(patch(&b, &t, &loc, 100, &photo[100..]).await.status(), 410);
-    assert_eq!(
-        tus(&b, &t, Method::HEAD, "/api/v1/uploads/nope", &[], None)
-            .await
-            .status(),
-        404
-    );
+    assert_eq!(tus(&b, &t, Method::HEAD, "/api/v1/uploads/nope", &[], None).await.status(), 404);
 }
 
 #[tokio::test]
@@ -460,10 +367,7 @@ async fn abandoned_uploads_expire_and_the_janitor_removes_their_files() {
     let clock = Clock::fixed(1_800_000_000_000);
     let b = TestBox::start_captures(
         clock.clone(),
-        CaptureConfig {
-            upload_expiry_ms: 60_000,
-            ..CaptureConfig::default()
-        },
+        CaptureConfig { upload_expiry_ms: 60_000, ..CaptureConfig::default() },
     )
     .await;
     let t = b.token(Role::Capture).await;
@@ -478,17 +382,10 @@ async fn abandoned_uploads_expire_and_the_janitor_removes_their_files() {
     // The housekeeping task runs every second on the box's clock.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while part.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "janitor never removed {}",
-            part.display()
-        );
+        assert!(std::time::Instant::now() < deadline, "janitor never removed {}", part.display());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(
-        tus(&b, &t, Method::HEAD, &loc, &[], None).await.status(),
-        410
-    );
+    assert_eq!(tus(&b, &t, Method::HEAD, &loc, &[], None).await.status(), 410);
 }
 
 #[tokio::test]
@@ -496,19 +393,12 @@ async fn the_same_bytes_are_stored_once_and_phones_can_ask_first() {
     let (b, t) = start().await;
     let photo = jpeg(200, 100, 7);
     let sha = sha256_hex(&photo);
-    let (_, check) = b
-        .post(&t, "/api/v1/captures/check", json!({"sha256": [sha]}))
-        .await;
+    let (_, check) = b.post(&t, "/api/v1/captures/check", json!({"sha256": [sha]})).await;
     assert_eq!(check["missing"], json!([sha]));
     upload(&b, &t, &photo, 1000, &meta("cr-a")).await;
     upload(&b, &t, &photo, 5000, &meta("cr-b")).await;
-    let (_, check) = b
-        .post(
-            &t,
-            "/api/v1/captures/check",
-            json!({"sha256": [sha, "0".repeat(64)]}),
-        )
-        .await;
+    let (_, check) =
+        b.post(&t, "/api/v1/captures/check", json!({"sha256": [sha, "0".repeat(64)]})).await;
     assert_eq!(
         (check["present"].clone(), check["missing"].clone()),
         (json!([sha]), json!(["0".repeat(64)]))
@@ -521,9 +411,7 @@ async fn the_same_bytes_are_stored_once_and_phones_can_ask_first() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let files = std::fs::read_dir(b.dir.path().join("captures").join(&sha[..2]))
-        .unwrap()
-        .count();
+    let files = std::fs::read_dir(b.dir.path().join("captures").join(&sha[..2])).unwrap().count();
     assert_eq!(files, 1, "bytes stored once");
     let rows = b.state.store.outbox_after(Seq(0), 100).await.unwrap();
     let dup: Vec<bool> = rows
@@ -532,10 +420,7 @@ async fn the_same_bytes_are_stored_once_and_phones_can_ask_first() {
         .map(|r| r.payload["duplicate"].as_bool().unwrap())
         .collect();
     assert_eq!(dup, [false, true], "both uploads are recorded");
-    assert_eq!(
-        b.get(&t, "/api/v1/creators/cr-a/captures").await.1["count"],
-        1
-    );
+    assert_eq!(b.get(&t, "/api/v1/creators/cr-a/captures").await.1["count"], 1);
 }
 
 #[tokio::test]
@@ -546,21 +431,10 @@ async fn a_file_that_is_not_a_photo_or_video_is_refused_with_415_when_complete()
     let r = patch(&b, &t, &loc, 0, &text).await;
     assert_eq!(r.status(), 415);
     assert!(r.text().await.unwrap().contains("JPEG"));
-    assert_eq!(
-        tus(&b, &t, Method::HEAD, &loc, &[], None).await.status(),
-        415
-    );
-    assert_eq!(
-        b.get(&t, "/api/v1/creators/cr-a/captures").await.1["count"],
-        0
-    );
+    assert_eq!(tus(&b, &t, Method::HEAD, &loc, &[], None).await.status(), 415);
+    assert_eq!(b.get(&t, "/api/v1/creators/cr-a/captures").await.1["count"], 0);
     let id = loc.rsplit('/').next().unwrap();
-    assert!(!b
-        .dir
-        .path()
-        .join("uploads")
-        .join(format!("{id}.part"))
-        .exists());
+    assert!(!b.dir.path().join("uploads").join(format!("{id}.part")).exists());
 }
 
 #[tokio::test]
@@ -576,10 +450,7 @@ async fn size_limit_quota_and_body_past_the_length_are_refused() {
         &t,
         Method::POST,
         "/api/v1/uploads/",
-        &[
-            ("upload-length", "10001".into()),
-            ("upload-metadata", meta("cr-a")),
-        ],
+        &[("upload-length", "10001".into()), ("upload-metadata", meta("cr-a"))],
         None,
     )
     .await;
@@ -590,21 +461,14 @@ async fn size_limit_quota_and_body_past_the_length_are_refused() {
         &t,
         Method::POST,
         "/api/v1/uploads/",
-        &[
-            ("upload-length", "8000".into()),
-            ("upload-metadata", meta("cr-a")),
-        ],
+        &[("upload-length", "8000".into()), ("upload-metadata", meta("cr-a"))],
         None,
     )
     .await;
     assert_eq!(r.status(), 507, "quota counts uploads in progress");
     let r = patch(&b, &t, &loc, 0, &vec![0xFF; 9000]).await;
     assert_eq!(r.status(), 413);
-    assert_eq!(
-        offset(&b, &t, &loc).await,
-        0,
-        "nothing of the oversized body was kept"
-    );
+    assert_eq!(offset(&b, &t, &loc).await, 0, "nothing of the oversized body was kept");
 }
 
 #[tokio::test]
@@ -613,11 +477,9 @@ async fn below_the_disk_floor_new_uploads_wait_and_running_ones_stop_cleanly() {
     let free = probe.free_bytes().unwrap();
     // Leave 40 MiB above the floor: a 128 MiB upload must stop part-way
     // (other tests in this binary write a few MiB meanwhile).
-    let (b, t) = start_with(CaptureConfig {
-        disk_floor_bytes: free - 40 * MIB,
-        ..CaptureConfig::default()
-    })
-    .await;
+    let (b, t) =
+        start_with(CaptureConfig { disk_floor_bytes: free - 40 * MIB, ..CaptureConfig::default() })
+            .await;
     let mut big = jpeg(16, 16, 8);
     big.resize(128 * MIB as usize, 0x55);
     // Deferred length: the creation itself asks for no space.
@@ -626,10 +488,7 @@ async fn below_the_disk_floor_new_uploads_wait_and_running_ones_stop_cleanly() {
         &t,
         Method::POST,
         "/api/v1/uploads/",
-        &[
-            ("upload-defer-length", "1".into()),
-            ("upload-metadata", meta("cr-a")),
-        ],
+        &[("upload-defer-length", "1".into()), ("upload-metadata", meta("cr-a"))],
         None,
     )
     .await;
@@ -640,24 +499,16 @@ async fn below_the_disk_floor_new_uploads_wait_and_running_ones_stop_cleanly() {
         &t,
         Method::PATCH,
         &loc,
-        &[
-            ("upload-offset", "0".into()),
-            ("upload-length", big.len().to_string()),
-        ],
+        &[("upload-offset", "0".into()), ("upload-length", big.len().to_string())],
         Some(big.clone()),
     )
     .await;
     assert_eq!(r.status(), 507, "{}", r.text().await.unwrap());
     let at = offset(&b, &t, &loc).await;
-    assert!(
-        at > 0 && at < big.len() as u64,
-        "kept what arrived durably: {at}"
-    );
+    assert!(at > 0 && at < big.len() as u64, "kept what arrived durably: {at}");
     let id = loc.rsplit('/').next().unwrap();
     assert_eq!(
-        std::fs::metadata(b.dir.path().join("uploads").join(format!("{id}.part")))
-            .unwrap()
-            .len(),
+        std::fs::metadata(b.dir.path().join("uploads").join(format!("{id}.part"))).unwrap().len(),
         at
     );
     let r = tus(
@@ -665,10 +516,7 @@ async fn below_the_disk_floor_new_uploads_wait_and_running_ones_stop_cleanly() {
         &t,
         Method::POST,
         "/api/v1/uploads/",
-        &[
-            ("upload-length", "100".into()),
-            ("upload-metadata", meta("cr-a")),
-        ],
+        &[("upload-length", "100".into()), ("upload-metadata", meta("cr-a"))],
         None,
     )
     .await;
@@ -684,9 +532,11 @@ async fn an_interrupted_patch_keeps_what_arrived_and_one_writer_at_a_time() {
     let loc = create(&b, &t, big.len(), &meta("cr-a")).await;
     // A body that sends 3 MiB, then waits, then fails like a dropped connection.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        );
     let req = b
         .http
         .patch(b.url(&loc))
@@ -703,9 +553,7 @@ async fn an_interrupted_patch_keeps_what_arrived_and_one_writer_at_a_time() {
     // Meanwhile another request may not write the same upload.
     let r = patch(&b, &t, &loc, 0, &big[..10]).await;
     assert_eq!(r.status(), 423);
-    tx.send(Err(std::io::Error::other("cable pulled")))
-        .await
-        .unwrap();
+    tx.send(Err(std::io::Error::other("cable pulled"))).await.unwrap();
     drop(tx);
     let _ = first.await;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -719,13 +567,7 @@ async fn an_interrupted_patch_keeps_what_arrived_and_one_writer_at_a_time() {
     assert_eq!(at, 3 * MIB, "what arrived was kept");
     let r = patch(&b, &t, &loc, at as usize, &big[at as usize..]).await;
     assert_eq!(r.status(), 204);
-    assert!(b
-        .state
-        .store
-        .capture(sha256_hex(&big))
-        .await
-        .unwrap()
-        .is_some());
+    assert!(b.state.store.capture(sha256_hex(&big)).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -748,10 +590,7 @@ async fn who_may_upload_links_hiding_and_the_creator_summary() {
         &door,
         Method::POST,
         "/api/v1/uploads/",
-        &[
-            ("upload-length", "5".into()),
-            ("upload-metadata", meta("cr-a")),
-        ],
+        &[("upload-length", "5".into()), ("upload-metadata", meta("cr-a"))],
         None,
     )
     .await;
@@ -761,23 +600,15 @@ async fn who_may_upload_links_hiding_and_the_creator_summary() {
         &t,
         Method::POST,
         "/api/v1/uploads/",
-        &[
-            ("upload-length", "5".into()),
-            ("upload-metadata", meta("cr-zz")),
-        ],
+        &[("upload-length", "5".into()), ("upload-metadata", meta("cr-zz"))],
         None,
     )
     .await;
     assert_eq!(r.status(), 400, "unknown creator");
 
     // An upload link for Alice's crew: no creator needed, no other creator allowed, nothing else reachable.
-    let (st, link) = b
-        .post(
-            &admin,
-            "/api/v1/upload-links",
-            json!({"creator": "cr-a", "hours": 6}),
-        )
-        .await;
+    let (st, link) =
+        b.post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a", "hours": 6})).await;
     assert_eq!(st, 201, "{link}");
     let crew = link["token"].as_str().unwrap().to_string();
     let photo = jpeg(90, 90, 10);
@@ -794,19 +625,14 @@ async fn who_may_upload_links_hiding_and_the_creator_summary() {
         &crew,
         Method::POST,
         "/api/v1/uploads/",
-        &[
-            ("upload-length", "5".into()),
-            ("upload-metadata", meta("cr-b")),
-        ],
+        &[("upload-length", "5".into()), ("upload-metadata", meta("cr-b"))],
         None,
     )
     .await;
     assert_eq!(r.status(), 400);
     assert_eq!(b.get(&crew, "/api/v1/event").await.0, 403);
     assert_eq!(
-        b.post(&t, "/api/v1/upload-links", json!({"creator": "cr-a"}))
-            .await
-            .0,
+        b.post(&t, "/api/v1/upload-links", json!({"creator": "cr-a"})).await.0,
         403,
         "only admins make links"
     );
@@ -815,38 +641,22 @@ async fn who_may_upload_links_hiding_and_the_creator_summary() {
     let sha = sha256_hex(&photo);
     let (_, summary) = b.get(&t, "/api/v1/creators/cr-a/summary").await;
     assert_eq!(
-        (
-            summary["captures"]["count"].as_u64(),
-            summary["captures"]["bytes"].as_u64()
-        ),
+        (summary["captures"]["count"].as_u64(), summary["captures"]["bytes"].as_u64()),
         (Some(1), Some(photo.len() as u64))
     );
     assert_eq!(
-        b.post(
-            &t,
-            &format!("/api/v1/captures/{sha}/hide"),
-            json!({"reason": "consent withdrawn"})
-        )
-        .await
-        .0,
+        b.post(&t, &format!("/api/v1/captures/{sha}/hide"), json!({"reason": "consent withdrawn"}))
+            .await
+            .0,
         403
     );
     let (st, _) = b
-        .post(
-            &sup,
-            &format!("/api/v1/captures/{sha}/hide"),
-            json!({"reason": "consent withdrawn"}),
-        )
+        .post(&sup, &format!("/api/v1/captures/{sha}/hide"), json!({"reason": "consent withdrawn"}))
         .await;
     assert_eq!(st, 200);
-    assert_eq!(
-        b.get(&t, "/api/v1/creators/cr-a/captures").await.1["count"],
-        0
-    );
+    assert_eq!(b.get(&t, "/api/v1/creators/cr-a/captures").await.1["count"], 0);
     let rows = b.state.store.outbox_after(Seq(0), 100).await.unwrap();
-    assert!(rows
-        .iter()
-        .any(|r| r.kind == "capture.hidden" && r.payload["sha256"] == sha));
+    assert!(rows.iter().any(|r| r.kind == "capture.hidden" && r.payload["sha256"] == sha));
 }
 
 #[tokio::test]
@@ -873,11 +683,7 @@ async fn the_creator_summary_counts_attributed_tickets_checkins_and_drop_sales()
         json!({"tier": "ga", "nonce": "w2", "referral_code": "ALICE", "tender": card}),
     )
     .await;
-    b.scan(
-        &door,
-        json!({"code": sold["tickets"][0]["code"], "gate": "main", "nonce": "s1"}),
-    )
-    .await;
+    b.scan(&door, json!({"code": sold["tickets"][0]["code"], "gate": "main", "nonce": "s1"})).await;
     b.post(
         &merch,
         "/api/v1/drops/d/sales",
@@ -886,10 +692,7 @@ async fn the_creator_summary_counts_attributed_tickets_checkins_and_drop_sales()
     .await;
     let (_, s) = b.get(&merch, "/api/v1/creators/cr-a/summary").await;
     assert_eq!(
-        (
-            s["tickets_attributed"].as_u64(),
-            s["checkins_attributed"].as_u64()
-        ),
+        (s["tickets_attributed"].as_u64(), s["checkins_attributed"].as_u64()),
         (Some(2), Some(1)),
         "{s}"
     );
@@ -901,8 +704,5 @@ async fn the_creator_summary_counts_attributed_tickets_checkins_and_drop_sales()
         ),
         (Some(1), Some(4000), Some(5000))
     );
-    assert_eq!(
-        b.get(&merch, "/api/v1/creators/nobody/summary").await.0,
-        404
-    );
+    assert_eq!(b.get(&merch, "/api/v1/creators/nobody/summary").await.0, 404);
 }

@@ -36,14 +36,8 @@ struct Gadget {
 fn gadget(kind: &str) -> Gadget {
     let n: usize = std::env::var("USBVM_GADGETS").unwrap().parse().unwrap();
     let var = |i: usize, f: &str| std::env::var(format!("USBVM_GADGET_{i}_{f}")).unwrap();
-    let i = (0..n)
-        .find(|&i| var(i, "KIND") == kind)
-        .unwrap_or_else(|| panic!("no {kind} gadget"));
-    Gadget {
-        node: var(i, "NODE"),
-        udc: var(i, "UDC"),
-        configfs: var(i, "CONFIGFS"),
-    }
+    let i = (0..n).find(|&i| var(i, "KIND") == kind).unwrap_or_else(|| panic!("no {kind} gadget"));
+    Gadget { node: var(i, "NODE"), udc: var(i, "UDC"), configfs: var(i, "CONFIGFS") }
 }
 
 impl Gadget {
@@ -62,10 +56,7 @@ fn in_vm() -> bool {
 /// Types `text` and Enter as a scanner in keyboard mode would; returns
 /// when the last report was written.
 fn type_code(node: &str, text: &str) -> Instant {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .open(node)
-        .expect("open HID gadget node");
+    let mut f = OpenOptions::new().write(true).open(node).expect("open HID gadget node");
     for c in text.chars().chain(['\n']) {
         let (mods, key) = char_to_report(c).unwrap_or_else(|| panic!("cannot type {c:?}"));
         f.write_all(&[mods, 0, key, 0, 0, 0, 0, 0]).unwrap();
@@ -106,12 +97,7 @@ async fn usb_scanner_hotplug_checks_in_lights_up_and_survives_replug() {
     assert!(in_vm(), "run through bash scripts/usb-tests");
     let b = start().await;
     let door = b.token(Role::Door).await;
-    let gpio = b
-        .state
-        .devices
-        .fake_gpio
-        .clone()
-        .expect("no GPIO in the VM: lights are recorded");
+    let gpio = b.state.devices.fake_gpio.clone().expect("no GPIO in the VM: lights are recorded");
     let kbd = gadget("hidkbd");
     kbd.plug();
     let dev = device(&b, &door, "scanner", "connected").await;
@@ -126,9 +112,7 @@ async fn usb_scanner_hotplug_checks_in_lights_up_and_survives_replug() {
         let code = b.signed(&format!("U-{i}"), "ga");
         let node = kbd.node.clone();
         let before = Instant::now();
-        let typed = tokio::task::spawn_blocking(move || type_code(&node, &code))
-            .await
-            .unwrap();
+        let typed = tokio::task::spawn_blocking(move || type_code(&node, &code)).await.unwrap();
         let ev = gpio
             .wait_on(Output::Green, before, T)
             .await
@@ -145,22 +129,14 @@ async fn usb_scanner_hotplug_checks_in_lights_up_and_survives_replug() {
     let (_, list) = b.get(&door, "/api/v1/checkins?verdict=admit").await;
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 12);
-    assert!(
-        items.iter().all(|s| s["device"] == id.as_str()),
-        "recorded as scanned by {id}"
-    );
+    assert!(items.iter().all(|s| s["device"] == id.as_str()), "recorded as scanned by {id}");
 
     // A code that is already in: red.
     let code = b.signed("U-0", "ga");
     let node = kbd.node.clone();
     let before = Instant::now();
-    tokio::task::spawn_blocking(move || type_code(&node, &code))
-        .await
-        .unwrap();
-    assert!(
-        gpio.wait_on(Output::Red, before, T).await.is_some(),
-        "a repeat entry lights red"
-    );
+    tokio::task::spawn_blocking(move || type_code(&node, &code)).await.unwrap();
+    assert!(gpio.wait_on(Output::Red, before, T).await.is_some(), "a repeat entry lights red");
 
     // Unplug mid-operation, plug back in: scanning carries on.
     kbd.unplug();
@@ -171,13 +147,8 @@ async fn usb_scanner_hotplug_checks_in_lights_up_and_survives_replug() {
     let code = b.signed("U-after-replug", "ga");
     let node = kbd.node.clone();
     let before = Instant::now();
-    tokio::task::spawn_blocking(move || type_code(&node, &code))
-        .await
-        .unwrap();
-    assert!(
-        gpio.wait_on(Output::Green, before, T).await.is_some(),
-        "scans after a replug"
-    );
+    tokio::task::spawn_blocking(move || type_code(&node, &code)).await.unwrap();
+    assert!(gpio.wait_on(Output::Green, before, T).await.is_some(), "scans after a replug");
     kbd.unplug();
 }
 
@@ -228,11 +199,7 @@ fn printer_side(
             last = ok;
         }
         // Non-blocking poll so paper changes take effect while idle.
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
         if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
             // Idle: the bytes held back (a status request may have been
@@ -246,9 +213,8 @@ fn printer_side(
         };
         pending.extend_from_slice(&buf[..n]);
         // Status requests are answered and kept out of the job bytes.
-        while let Some(at) = pending
-            .windows(3)
-            .position(|w| w[0] == 0x10 && w[1] == 0x04 && (1..=4).contains(&w[2]))
+        while let Some(at) =
+            pending.windows(3).position(|w| w[0] == 0x10 && w[1] == 0x04 && (1..=4).contains(&w[2]))
         {
             let kind = pending[at + 2];
             got.lock().unwrap().extend_from_slice(&pending[..at]);
@@ -280,12 +246,8 @@ async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
     printer.plug();
     device(&b, &merch, "printer", "connected").await;
     let side = {
-        let (node, paper, got, stop) = (
-            printer.node.clone(),
-            paper.clone(),
-            got.clone(),
-            stop.clone(),
-        );
+        let (node, paper, got, stop) =
+            (printer.node.clone(), paper.clone(), got.clone(), stop.clone());
         std::thread::spawn(move || printer_side(node, paper, got, stop))
     };
     // Out of paper: the sale's receipt waits, and staff are told.
@@ -294,18 +256,13 @@ async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
     let dev = device(&b, &merch, "printer", "needs_attention").await;
     assert!(dev["detail"].as_str().unwrap().contains("paper"), "{dev}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        got.lock().unwrap().is_empty(),
-        "nothing printed without paper"
-    );
+    assert!(got.lock().unwrap().is_empty(), "nothing printed without paper");
     // Paper in: it prints, byte for byte.
     paper.store(true, Ordering::SeqCst);
     let order = b
         .state
         .store
-        .order(venuebox::domain::ids::OrderId(
-            sale["order_id"].as_str().unwrap().into(),
-        ))
+        .order(venuebox::domain::ids::OrderId(sale["order_id"].as_str().unwrap().into()))
         .await
         .unwrap();
     let want = encode_receipt(&order.receipt, 42);
@@ -327,28 +284,19 @@ async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
     printer.plug();
     stop.store(false, Ordering::SeqCst);
     let side = {
-        let (node, paper, got, stop) = (
-            printer.node.clone(),
-            paper.clone(),
-            got.clone(),
-            stop.clone(),
-        );
+        let (node, paper, got, stop) =
+            (printer.node.clone(), paper.clone(), got.clone(), stop.clone());
         std::thread::spawn(move || printer_side(node, paper, got, stop))
     };
     let order2 = b
         .state
         .store
-        .order(venuebox::domain::ids::OrderId(
-            sale2["order_id"].as_str().unwrap().into(),
-        ))
+        .order(venuebox::domain::ids::OrderId(sale2["order_id"].as_str().unwrap().into()))
         .await
         .unwrap();
     let want2 = encode_receipt(&order2.receipt, 42);
     wait_for_bytes(&got, want2.len()).await;
-    assert!(
-        *got.lock().unwrap() == want2,
-        "after a replug the waiting receipt prints whole"
-    );
+    assert!(*got.lock().unwrap() == want2, "after a replug the waiting receipt prints whole");
     stop.store(true, Ordering::SeqCst);
     let _ = side.join();
     printer.unplug();

@@ -47,10 +47,7 @@ impl AuthState {
             .filter(|d| d.revoked_at.is_none())
             .map(|d| (d.credential_sha256.clone(), d))
             .collect();
-        self.devices
-            .lock()
-            .expect("device cache")
-            .get_or_insert(map);
+        self.devices.lock().expect("device cache").get_or_insert(map);
         Ok(())
     }
 
@@ -91,10 +88,7 @@ impl AuthState {
         if let Some(m) = self.devices.lock().expect("device cache").as_mut() {
             m.retain(|_, d| d.id != id);
         }
-        self.cache
-            .lock()
-            .expect("auth cache")
-            .retain(|_, s| s.device_id.as_deref() != Some(id));
+        self.cache.lock().expect("auth cache").retain(|_, s| s.device_id.as_deref() != Some(id));
     }
 }
 
@@ -157,34 +151,19 @@ impl FromRequestParts<AppState> for Principal {
             .headers
             .get(header::AUTHORIZATION)
             .ok_or_else(|| ApiError::unauthorized("sign in first: send Authorization: Bearer <token> (POST /api/v1/session with your PIN)"))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(bearer_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
-            })?;
+        let token =
+            value.to_str().ok().and_then(bearer_token).filter(|t| !t.is_empty()).ok_or_else(
+                || ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"),
+            )?;
         let now = state.clock.now();
         let digest = token_digest(token);
-        let cached = state
-            .auth
-            .cache
-            .lock()
-            .expect("auth cache")
-            .get(&digest)
-            .cloned();
+        let cached = state.auth.cache.lock().expect("auth cache").get(&digest).cloned();
         let session = match cached {
             Some(s) => Some(s),
             None => {
                 let found = state.store.session(token, now).await?;
                 if let Some(s) = &found {
-                    state
-                        .auth
-                        .cache
-                        .lock()
-                        .expect("auth cache")
-                        .insert(digest.clone(), s.clone());
+                    state.auth.cache.lock().expect("auth cache").insert(digest.clone(), s.clone());
                 }
                 found
             }
@@ -194,9 +173,7 @@ impl FromRequestParts<AppState> for Principal {
                 if s.creator_scope.is_some()
                     && !LINK_PATHS.iter().any(|p| parts.uri.path().starts_with(p)) =>
             {
-                Err(ApiError::forbidden(
-                    "an upload link can only upload captures",
-                ))
+                Err(ApiError::forbidden("an upload link can only upload captures"))
             }
             Some(s) if s.expires_at > now => Ok(Principal {
                 actor: s.actor,
@@ -206,9 +183,7 @@ impl FromRequestParts<AppState> for Principal {
             }),
             Some(_) => {
                 state.auth.cache.lock().expect("auth cache").remove(&digest);
-                Err(ApiError::unauthorized(
-                    "your session has expired: sign in again with your PIN",
-                ))
+                Err(ApiError::unauthorized("your session has expired: sign in again with your PIN"))
             }
             None => Err(ApiError::unauthorized(
                 "this token is not valid on this box: sign in again with your PIN",

@@ -15,11 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 fn check_hash(sha: &str) -> Result<(), ApiError> {
-    if sha.len() == 64
-        && sha
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
+    if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
@@ -48,15 +44,8 @@ pub async fn by_creator(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request("limit must be 1 to 500"));
     }
-    let (items, totals) = st
-        .store
-        .creator_captures(CreatorId(creator), q.before, limit)
-        .await?;
-    let next = if items.len() == limit {
-        items.last().map(|c| c.id)
-    } else {
-        None
-    };
+    let (items, totals) = st.store.creator_captures(CreatorId(creator), q.before, limit).await?;
+    let next = if items.len() == limit { items.last().map(|c| c.id) } else { None };
     Ok(Json(
         json!({"count": totals.count, "bytes": totals.bytes, "latest": totals.latest, "items": items, "next_before": next}),
     ))
@@ -95,10 +84,7 @@ pub async fn thumbnail(
         .await
         .map_err(|_| ApiError::not_found("thumbnail file missing"))?;
     Ok((
-        [
-            (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "max-age=86400, immutable"),
-        ],
+        [(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "max-age=86400, immutable")],
         bytes,
     )
         .into_response())
@@ -111,11 +97,7 @@ pub async fn exists(
     Path(sha): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     check_hash(&sha)?;
-    Ok(if st.store.capture(sha).await?.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    })
+    Ok(if st.store.capture(sha).await?.is_some() { StatusCode::OK } else { StatusCode::NOT_FOUND })
 }
 
 #[derive(Deserialize)]
@@ -134,11 +116,7 @@ pub async fn check(
     if b.sha256.len() > 5000 {
         return Err(ApiError::bad_request("at most 5000 hashes per check"));
     }
-    let hashes: Vec<String> = b
-        .sha256
-        .into_iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
+    let hashes: Vec<String> = b.sha256.into_iter().map(|h| h.to_ascii_lowercase()).collect();
     for h in &hashes {
         check_hash(h)?;
     }
@@ -166,13 +144,9 @@ pub async fn hide(
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
     check_hash(&sha)?;
-    let c = st
-        .store
-        .hide_capture(sha, b.reason, b.consent_withdrawn, p.actor, st.clock.now())
-        .await?;
-    Ok(Json(
-        serde_json::to_value(c).map_err(|_| ApiError::internal())?,
-    ))
+    let c =
+        st.store.hide_capture(sha, b.reason, b.consent_withdrawn, p.actor, st.clock.now()).await?;
+    Ok(Json(serde_json::to_value(c).map_err(|_| ApiError::internal())?))
 }
 
 #[derive(Deserialize)]
@@ -197,10 +171,8 @@ pub async fn create_link(
     }
     let now = st.clock.now();
     let creator = CreatorId(b.creator);
-    let token = st
-        .store
-        .create_upload_link(creator.clone(), hours * 3_600_000, p.actor, now)
-        .await?;
+    let token =
+        st.store.create_upload_link(creator.clone(), hours * 3_600_000, p.actor, now).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({

@@ -36,16 +36,11 @@ pub struct CheckinRequest {
 /// replayed nonce gets the same answer as the first time.
 fn answer(st: &AppState, r: &ScanRecord) -> Value {
     let event = st.store.event();
-    let tier_name = r.tier.as_ref().and_then(|t| {
-        event
-            .as_ref()
-            .and_then(|e| e.tier(t).map(|t| t.name.clone()))
-    });
-    let gate_name = |g: &GateId| {
-        event
-            .as_ref()
-            .and_then(|e| e.gate(g).map(|g| g.name.clone()))
-    };
+    let tier_name = r
+        .tier
+        .as_ref()
+        .and_then(|t| event.as_ref().and_then(|e| e.tier(t).map(|t| t.name.clone())));
+    let gate_name = |g: &GateId| event.as_ref().and_then(|e| e.gate(g).map(|g| g.name.clone()));
     json!({
         "scan_id": r.id,
         "verdict": r.verdict,
@@ -129,9 +124,7 @@ pub async fn create(
         .await?;
     let mut resp = axum::Json(answer(&st, outcome.record())).into_response();
     if let ScanOutcome::New(r) = &outcome {
-        st.devices
-            .pipeline
-            .publish(&format!("staff {}", r.staff), r);
+        st.devices.pipeline.publish(&format!("staff {}", r.staff), r);
     }
     if let ScanOutcome::Replayed(_) = outcome {
         resp.headers_mut().insert(
@@ -168,9 +161,7 @@ pub async fn list(
         Some("admit") => Some(Verdict::Admit),
         Some("reject") => Some(Verdict::Reject),
         Some(v) => {
-            return Err(ApiError::bad_request(format!(
-                "verdict '{v}' must be admit or reject"
-            )))
+            return Err(ApiError::bad_request(format!("verdict '{v}' must be admit or reject")))
         }
     };
     let limit = q.limit.unwrap_or(50);
@@ -187,11 +178,7 @@ pub async fn list(
             limit,
         })
         .await?;
-    let next = if rows.len() == limit {
-        rows.last().map(|r| r.id)
-    } else {
-        None
-    };
+    let next = if rows.len() == limit { rows.last().map(|r| r.id) } else { None };
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -216,14 +203,7 @@ pub async fn list(
 /// `VB1:…XYZW`: enough for staff to tell two scans apart, not enough to
 /// admit anyone.
 fn mask_code(code: &str) -> String {
-    let tail: String = code
-        .chars()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let tail: String = code.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     format!("…{tail}")
 }
 
@@ -236,15 +216,8 @@ pub async fn undo(
     let id: i64 = id.parse().map_err(|_| {
         ApiError::bad_request(format!("'{id}' is not a scan id (a number from scan_id)"))
     })?;
-    let rec = st
-        .store
-        .undo_scan(
-            ScanId(id),
-            p.actor,
-            st.clock.now(),
-            st.config.undo_window_ms,
-        )
-        .await?;
+    let rec =
+        st.store.undo_scan(ScanId(id), p.actor, st.clock.now(), st.config.undo_window_ms).await?;
     tracing::info!(scan = id, by = ?rec.undone_by, "check-in undone");
     Ok(Json(answer(&st, &rec)))
 }

@@ -82,10 +82,7 @@ impl ConnCount {
         }
         g.0 += 1;
         g.1.insert(ip, per + 1);
-        Some(ConnSlot {
-            count: self.clone(),
-            ip,
-        })
+        Some(ConnSlot { count: self.clone(), ip })
     }
 
     pub fn open(&self) -> usize {
@@ -127,11 +124,7 @@ pub struct IdleStream {
 
 impl IdleStream {
     pub fn new(inner: TcpStream, idle: Duration) -> Self {
-        IdleStream {
-            inner,
-            idle,
-            deadline: Box::pin(tokio::time::sleep(idle)),
-        }
+        IdleStream { inner, idle, deadline: Box::pin(tokio::time::sleep(idle)) }
     }
 
     fn moved(&mut self) {
@@ -261,20 +254,14 @@ pub async fn serve(
             app.clone().oneshot(req.map(Body::new))
         });
         metrics.connections_open.store(count.open() as u64, Relaxed);
-        let (count, metrics, http, watcher, tls) = (
-            count.clone(),
-            metrics.clone(),
-            http.clone(),
-            graceful.watcher(),
-            tls.clone(),
-        );
+        let (count, metrics, http, watcher, tls) =
+            (count.clone(), metrics.clone(), http.clone(), graceful.watcher(), tls.clone());
         let handshake_within = limits.header_timeout;
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let _ = watcher
-                        .watch(http.serve_connection(TokioIo::new(stream), service))
-                        .await;
+                    let _ =
+                        watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await;
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_within, acceptor.accept(stream)).await {
@@ -295,10 +282,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(limits.drain, graceful.shutdown()).await.is_err() {
         tracing::info!("connections still open after the drain time (live feeds); closing them");
     }
     Ok(())
@@ -310,11 +294,7 @@ mod tests {
 
     #[test]
     fn an_address_and_the_box_each_have_a_cap_and_slots_come_back() {
-        let limits = ConnLimits {
-            max_connections: 3,
-            max_per_address: 2,
-            ..ConnLimits::default()
-        };
+        let limits = ConnLimits { max_connections: 3, max_per_address: 2, ..ConnLimits::default() };
         let count = Arc::new(ConnCount::default());
         let a = IpAddr::from([10, 0, 0, 1]);
         let b = IpAddr::from([10, 0, 0, 2]);
@@ -325,26 +305,16 @@ mod tests {
         assert!(count.admit(b, &limits).is_none(), "box full");
         drop(a1);
         assert_eq!(count.open(), 2);
-        assert!(
-            count.admit(b, &limits).is_some(),
-            "a closed connection frees its slot"
-        );
+        assert!(count.admit(b, &limits).is_some(), "a closed connection frees its slot");
     }
 
     #[test]
     fn an_ipv4_mapped_address_counts_as_its_ipv4_address() {
-        let limits = ConnLimits {
-            max_connections: 10,
-            max_per_address: 1,
-            ..ConnLimits::default()
-        };
+        let limits =
+            ConnLimits { max_connections: 10, max_per_address: 1, ..ConnLimits::default() };
         let count = Arc::new(ConnCount::default());
         let _x = count.admit("10.0.0.9".parse().unwrap(), &limits).unwrap();
-        assert!(count
-            .admit("::ffff:10.0.0.9".parse().unwrap(), &limits)
-            .is_none());
-        assert!(count
-            .admit("2001:db8::1".parse().unwrap(), &limits)
-            .is_some());
+        assert!(count.admit("::ffff:10.0.0.9".parse().unwrap(), &limits).is_none());
+        assert!(count.admit("2001:db8::1".parse().unwrap(), &limits).is_some());
     }
 }

@@ -43,9 +43,9 @@ pub async fn feed(
         let ev = match rx.recv().await {
             Ok(v) => Event::default().event("scan").data(v.to_string()),
             // A slow listener is told how much it missed, then carries on.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
-                .event("lagged")
-                .data(json!({"missed": n}).to_string()),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                Event::default().event("lagged").data(json!({"missed": n}).to_string())
+            }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
         };
         Some((Ok(ev), rx))
@@ -84,11 +84,7 @@ pub async fn inject(
         gate: b.gate.map(GateId),
         direction: b.direction.unwrap_or(Direction::Entry),
     };
-    let rec = st
-        .devices
-        .pipeline
-        .scan(&binding, b.code.trim(), Instant::now())
-        .await?;
+    let rec = st.devices.pipeline.scan(&binding, b.code.trim(), Instant::now()).await?;
     Ok(Json(match rec {
         Some(r) => {
             json!({"double_read": false, "scan_id": r.id, "verdict": r.verdict, "reason": r.reason, "gate": r.gate, "ticket": r.ticket})
@@ -101,13 +97,8 @@ pub async fn inject(
 pub async fn self_test(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
     st.devices.pipeline.signaller().self_test();
-    let job = st
-        .store
-        .queue_print(None, DEFAULT_STATION.into(), st.clock.now())
-        .await?;
-    Ok(Json(
-        json!({"signals": "green, red, buzzer and relay switched once", "test_page_job": job}),
-    ))
+    let job = st.store.queue_print(None, DEFAULT_STATION.into(), st.clock.now()).await?;
+    Ok(Json(json!({"signals": "green, red, buzzer and relay switched once", "test_page_job": job})))
 }
 
 #[derive(Deserialize)]
@@ -125,10 +116,7 @@ pub async fn reprint(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     p.require(Role::Merch)?;
     let station = q.station.unwrap_or_else(|| DEFAULT_STATION.into());
-    let job = st
-        .store
-        .queue_print(Some(OrderId(id)), station, st.clock.now())
-        .await?;
+    let job = st.store.queue_print(Some(OrderId(id)), station, st.clock.now()).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"job": job}))))
 }
 
@@ -145,7 +133,5 @@ pub async fn print_jobs(
     Query(q): Query<JobsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Merch)?;
-    Ok(Json(
-        json!({"jobs": st.store.print_jobs(q.pending, 200).await?}),
-    ))
+    Ok(Json(json!({"jobs": st.store.print_jobs(q.pending, 200).await?})))
 }

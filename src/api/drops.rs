@@ -24,9 +24,7 @@ use std::time::Duration;
 
 pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
     p.require(Role::Merch)?;
-    Ok(Json(
-        json!({"drops": st.store.drops(st.clock.now()).await?}),
-    ))
+    Ok(Json(json!({"drops": st.store.drops(st.clock.now()).await?})))
 }
 
 pub async fn show(
@@ -100,15 +98,9 @@ fn hold_request(
 ) -> Result<(HoldRequest, Option<TenderInput>), ApiError> {
     check_nonce(&b.nonce)?;
     if b.items.len() > 50 {
-        return Err(ApiError::bad_request(
-            "at most 50 different products in one hold",
-        ));
+        return Err(ApiError::bad_request("at most 50 different products in one hold"));
     }
-    if let Some(i) = b
-        .items
-        .iter()
-        .find(|i| !(1..=MAX_LINE_QTY).contains(&i.qty))
-    {
+    if let Some(i) = b.items.iter().find(|i| !(1..=MAX_LINE_QTY).contains(&i.qty)) {
         return Err(ApiError::bad_request(format!(
             "qty of '{}' must be 1 to {MAX_LINE_QTY}",
             i.sku
@@ -142,10 +134,7 @@ pub async fn hold(
         ));
     }
     let hold = st.store.create_hold(req).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(hold).map_err(|_| ApiError::internal())?),
-    ))
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(hold).map_err(|_| ApiError::internal())?)))
 }
 
 pub async fn sell(
@@ -167,9 +156,7 @@ pub async fn release(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Role::Merch)?;
-    st.store
-        .release_hold(HoldId(id), p.actor, st.clock.now())
-        .await?;
+    st.store.release_hold(HoldId(id), p.actor, st.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -192,9 +179,7 @@ pub async fn checkout(
     check_nonce(&b.nonce)?;
     let t = tender(&st, &p, &ext, b.tender).await?;
     Ok(order_response(
-        st.store
-            .checkout_hold(HoldId(id), t, b.nonce, p.actor, st.clock.now())
-            .await?,
+        st.store.checkout_hold(HoldId(id), t, b.nonce, p.actor, st.clock.now()).await?,
     ))
 }
 
@@ -205,10 +190,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     p.require(Role::Admin)?;
     let d = st.store.create_drop(spec, p.actor, st.clock.now()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?),
-    ))
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?)))
 }
 
 pub async fn update(
@@ -248,25 +230,13 @@ pub async fn restock(
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
     if !(1..=MAX_STOCK).contains(&b.quantity) {
-        return Err(ApiError::bad_request(format!(
-            "quantity must be 1 to {MAX_STOCK}"
-        )));
+        return Err(ApiError::bad_request(format!("quantity must be 1 to {MAX_STOCK}")));
     }
     let d = st
         .store
-        .restock(
-            DropId(id),
-            Sku(b.sku),
-            b.quantity,
-            b.reason,
-            b.from_pool,
-            p.actor,
-            st.clock.now(),
-        )
+        .restock(DropId(id), Sku(b.sku), b.quantity, b.reason, b.from_pool, p.actor, st.clock.now())
         .await?;
-    Ok(Json(
-        serde_json::to_value(d).map_err(|_| ApiError::internal())?,
-    ))
+    Ok(Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?))
 }
 
 pub async fn ledger(

@@ -31,10 +31,9 @@ where
                 "body_too_large",
                 format!("the request body is too large: {}", e.body_text()),
             )),
-            Err(e) => Err(ApiError::bad_request(format!(
-                "request body is not valid: {}",
-                e.body_text()
-            ))),
+            Err(e) => {
+                Err(ApiError::bad_request(format!("request body is not valid: {}", e.body_text())))
+            }
         }
     }
 }

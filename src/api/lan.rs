@@ -31,17 +31,11 @@ pub fn pair_router(st: AppState, https_port: u16) -> Router {
 
 /// The staff URLs of the box: by mDNS name first, then by address.
 pub fn staff_urls(st: &AppState, https_port: u16) -> Vec<String> {
-    st.lan
-        .as_ref()
-        .map(|l| l.staff_urls(https_port))
-        .unwrap_or_default()
+    st.lan.as_ref().map(|l| l.staff_urls(https_port)).unwrap_or_default()
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 #[derive(serde::Deserialize)]
@@ -58,27 +52,15 @@ async fn page(
     let urls = staff_urls(&p.st, p.https_port);
     // A pairing code from the QR: shown, and carried on to the HTTPS page
     // in the fragment (never sent to a server in clear).
-    let code = q
-        .ok()
-        .and_then(|axum::extract::Query(q)| q.code)
-        .filter(|c| {
-            !c.is_empty()
-                && c.len() <= 20
-                && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
-        });
-    let fragment = code
-        .as_ref()
-        .map(|c| format!("#pair={c}"))
-        .unwrap_or_default();
+    let code = q.ok().and_then(|axum::extract::Query(q)| q.code).filter(|c| {
+        !c.is_empty()
+            && c.len() <= 20
+            && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+    });
+    let fragment = code.as_ref().map(|c| format!("#pair={c}")).unwrap_or_default();
     let links: String = urls
         .iter()
-        .map(|u| {
-            format!(
-                "<li><a href=\"{0}{1}\">{0}</a></li>",
-                escape(u),
-                escape(&fragment)
-            )
-        })
+        .map(|u| format!("<li><a href=\"{0}{1}\">{0}</a></li>", escape(u), escape(&fragment)))
         .collect();
     let code_html = code.map(|c| format!("<p>Your pairing code: <strong class=fp>{}</strong> (valid 10 minutes, one device)</p>", escape(&c))).unwrap_or_default();
     let fp_html = match &fp {
@@ -114,10 +96,7 @@ fn ca(p: &Pairing) -> Option<&crate::net::tls::BoxCa> {
 
 async fn ca_pem(State(p): State<Pairing>) -> Response {
     match ca(&p) {
-        Some(ca) => (
-            [(header::CONTENT_TYPE, "application/x-pem-file")],
-            ca.cert_pem.clone(),
-        )
+        Some(ca) => ([(header::CONTENT_TYPE, "application/x-pem-file")], ca.cert_pem.clone())
             .into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -159,9 +138,7 @@ fn request_host(h: &HeaderMap) -> Option<String> {
     };
     let ok = !host.is_empty()
         && host.len() <= 255
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c));
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c));
     ok.then_some(host)
 }
 
@@ -175,25 +152,17 @@ async fn to_https(State(p): State<Pairing>, req: Request) -> Response {
             .and_then(|l| l.names().dns.into_iter().next())
             .unwrap_or_else(|| "localhost".into())
     });
-    let path = req
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
+    let path = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     let location = format!("https://{host}:{}{path}", p.https_port);
-    let mut r = (
-        StatusCode::PERMANENT_REDIRECT,
-        format!("use HTTPS: {location}\n"),
-    )
-        .into_response();
+    let mut r =
+        (StatusCode::PERMANENT_REDIRECT, format!("use HTTPS: {location}\n")).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     let has_body = req.headers().contains_key(header::CONTENT_LENGTH)
         || req.headers().contains_key(header::TRANSFER_ENCODING);
     if has_body {
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     drop(req);
     r

@@ -179,10 +179,7 @@ pub fn router(state: AppState) -> Router {
         .merge(uploads)
         .fallback(ops::not_found)
         .layer(cors(state.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            tus::options_beside_cors,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), tus::options_beside_cors))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -192,14 +189,8 @@ pub fn router(state: AppState) -> Router {
 async fn security_headers(mut r: axum::response::Response) -> axum::response::Response {
     use axum::http::HeaderValue;
     let h = r.headers_mut();
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("frame-ancestors 'none'"),
-    );
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("content-security-policy", HeaderValue::from_static("frame-ancestors 'none'"));
     r
 }
 
@@ -215,10 +206,11 @@ pub async fn hsts(mut r: axum::response::Response) -> axum::response::Response {
 /// Whether `origin` is one of the box's own: its mDNS name, an address
 /// its certificate covers, or loopback. Other sites get no CORS grant.
 fn own_origin(st: &AppState, origin: &axum::http::HeaderValue) -> bool {
-    let Some(rest) = origin.to_str().ok().and_then(|o| {
-        o.strip_prefix("https://")
-            .or_else(|| o.strip_prefix("http://"))
-    }) else {
+    let Some(rest) = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")))
+    else {
         return false;
     };
     let host = if let Some(v6) = rest.strip_prefix('[') {
@@ -229,10 +221,7 @@ fn own_origin(st: &AppState, origin: &axum::http::HeaderValue) -> bool {
     if host == "localhost" {
         return true;
     }
-    if host
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
-    {
+    if host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
         return true;
     }
     st.lan.as_ref().is_some_and(|l| l.covers(host))
@@ -244,15 +233,12 @@ fn own_origin(st: &AppState, origin: &axum::http::HeaderValue) -> bool {
 fn cors(st: AppState) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, Method};
     let h = |names: &[&'static str]| {
-        names
-            .iter()
-            .map(|n| HeaderName::from_static(n))
-            .collect::<Vec<_>>()
+        names.iter().map(|n| HeaderName::from_static(n)).collect::<Vec<_>>()
     };
     tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::AllowOrigin::predicate(
-            move |origin, _| own_origin(&st, origin),
-        ))
+        .allow_origin(tower_http::cors::AllowOrigin::predicate(move |origin, _| {
+            own_origin(&st, origin)
+        }))
         .allow_methods([
             Method::GET,
             Method::HEAD,
@@ -316,11 +302,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let st = state(dir.path());
         let app = router(st.clone());
-        let (status, health) = call(
-            app.clone(),
-            Request::get("/healthz").body(Body::empty()).unwrap(),
-        )
-        .await;
+        let (status, health) =
+            call(app.clone(), Request::get("/healthz").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(health["event"], serde_json::Value::Null);
         let token = st
@@ -339,17 +322,12 @@ mod tests {
         let req = Request::post("/api/v1/checkins")
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
-            .body(Body::from(
-                r#"{"code":"X-12345678","gate":"main","nonce":"n1"}"#,
-            ))
+            .body(Body::from(r#"{"code":"X-12345678","gate":"main","nonce":"n1"}"#))
             .unwrap();
         let (status, body) = call(app.clone(), req).await;
         assert_eq!(status, StatusCode::CONFLICT);
         assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("import the event manifest"),
+            body["error"]["message"].as_str().unwrap().contains("import the event manifest"),
             "{body}"
         );
         let req = Request::post("/api/v1/session")
@@ -363,36 +341,24 @@ mod tests {
             name: "t".into(),
             role: crate::domain::role::Role::Supervisor,
         };
-        let (code, _) = st
-            .store
-            .create_pairing_code(actor, st.clock.now(), 60_000)
-            .await
-            .unwrap();
+        let (code, _) = st.store.create_pairing_code(actor, st.clock.now(), 60_000).await.unwrap();
         let req =
             Request::post("/api/v1/paired-devices").header("content-type", "application/json");
         let (status, paired) = call(
             app.clone(),
-            req.body(Body::from(format!(
-                r#"{{"code":"{code}","name":"tablet"}}"#
-            )))
-            .unwrap(),
+            req.body(Body::from(format!(r#"{{"code":"{code}","name":"tablet"}}"#))).unwrap(),
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{paired}");
-        let sign_in = format!(
-            r#"{{"pin":"1111","device":"{}"}}"#,
-            paired["credential"].as_str().unwrap()
-        );
+        let sign_in =
+            format!(r#"{{"pin":"1111","device":"{}"}}"#, paired["credential"].as_str().unwrap());
         let req = Request::post("/api/v1/session")
             .header("content-type", "application/json")
             .body(Body::from(sign_in))
             .unwrap();
         let (status, body) = call(app, req).await;
         assert_eq!(status, StatusCode::CONFLICT);
-        assert!(body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("venuebox token"));
+        assert!(body["error"]["message"].as_str().unwrap().contains("venuebox token"));
     }
 
     /// The router serves exactly the documented operations, method by
@@ -403,10 +369,7 @@ mod tests {
         let mut routed = std::collections::BTreeSet::new();
         for (path, methods) in ROUTES.iter().chain(UPLOAD_ROUTES) {
             for m in *methods {
-                assert!(
-                    routed.insert(format!("{m} {path}")),
-                    "{m} {path} is routed twice"
-                );
+                assert!(routed.insert(format!("{m} {path}")), "{m} {path} is routed twice");
             }
         }
         let mut documented = std::collections::BTreeSet::new();

@@ -26,10 +26,8 @@ pub async fn create_code(
     p: Principal,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     p.require(Role::Supervisor)?;
-    let (code, expires_at) = st
-        .store
-        .create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS)
-        .await?;
+    let (code, expires_at) =
+        st.store.create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS).await?;
     tracing::info!(by = %p.actor.name, "pairing code made");
     let slip = slip(&st, &code, expires_at);
     Ok((
@@ -76,18 +74,11 @@ pub async fn print(
     if st.lan.as_ref().is_none_or(|l| l.ports().1.is_none()) {
         return Err(ApiError::new(StatusCode::CONFLICT, "no_lan", "the box has no pairing listener (--pair-listen), so there is no page for a slip to point to"));
     }
-    let station = b
-        .station
-        .unwrap_or_else(|| crate::store::printing::DEFAULT_STATION.into());
-    let (code, expires_at) = st
-        .store
-        .create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS)
-        .await?;
+    let station = b.station.unwrap_or_else(|| crate::store::printing::DEFAULT_STATION.into());
+    let (code, expires_at) =
+        st.store.create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS).await?;
     let slip = slip(&st, &code, expires_at).ok_or_else(ApiError::internal)?;
-    let job = st
-        .store
-        .queue_pairing_slip(slip, station.clone(), st.clock.now())
-        .await?;
+    let job = st.store.queue_pairing_slip(slip, station.clone(), st.clock.now()).await?;
     tracing::info!(by = %p.actor.name, %station, job, "pairing slip queued");
     Ok((
         StatusCode::ACCEPTED,
@@ -124,9 +115,7 @@ async fn pair_checked(
         ));
     }
     if b.code.len() > 32 {
-        return Err(ApiError::bad_request(
-            "a pairing code is 12 characters, like ABCD-EFGH-JKMN",
-        ));
+        return Err(ApiError::bad_request("a pairing code is 12 characters, like ABCD-EFGH-JKMN"));
     }
     let addr = client_addr(ext);
     // Codes are guessed like PINs, so they are counted like PINs.
@@ -173,10 +162,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Supervisor)?;
-    let (device, ended) = st
-        .store
-        .revoke_device(id, p.actor.clone(), st.clock.now())
-        .await?;
+    let (device, ended) = st.store.revoke_device(id, p.actor.clone(), st.clock.now()).await?;
     st.auth.device_revoked(&device.id);
     tracing::info!(device = %device.id, by = %p.actor.name, sessions_ended = ended, "device revoked");
     Ok(Json(json!({"device": device, "sessions_ended": ended})))

@@ -60,17 +60,14 @@ static POLICY: LazyLock<HashMap<String, HashMap<String, Rule>>> = LazyLock::new(
 /// to GET, as the router answers HEAD with the GET handler.
 pub fn rule(method: &Method, path: &str) -> Option<&'static Rule> {
     let ops = POLICY.get(path)?;
-    ops.get(method.as_str())
-        .or_else(|| (method == Method::HEAD).then(|| ops.get("GET")).flatten())
+    ops.get(method.as_str()).or_else(|| (method == Method::HEAD).then(|| ops.get("GET")).flatten())
 }
 
 /// 405 naming the methods the path has (logged quietly: any guest can
 /// send these, and the log must not fill with them).
 fn method_not_allowed(path: &str) -> Response {
-    let mut allowed: Vec<&str> = POLICY
-        .get(path)
-        .map(|ops| ops.keys().map(String::as_str).collect())
-        .unwrap_or_default();
+    let mut allowed: Vec<&str> =
+        POLICY.get(path).map(|ops| ops.keys().map(String::as_str).collect()).unwrap_or_default();
     allowed.sort_unstable();
     let allow = allowed.join(", ");
     tracing::debug!(%path, %allow, "method not allowed");
@@ -154,15 +151,8 @@ mod tests {
     fn the_document_gives_every_secured_operation_roles_and_leaves_sign_in_public() {
         assert_eq!(rule(&Method::POST, "/api/v1/session"), Some(&None));
         assert_eq!(rule(&Method::GET, "/healthz"), Some(&None));
-        assert_eq!(
-            rule(&Method::HEAD, "/healthz"),
-            Some(&None),
-            "HEAD follows GET"
-        );
-        let orders = rule(&Method::GET, "/api/v1/orders/{id}")
-            .unwrap()
-            .as_ref()
-            .unwrap();
+        assert_eq!(rule(&Method::HEAD, "/healthz"), Some(&None), "HEAD follows GET");
+        let orders = rule(&Method::GET, "/api/v1/orders/{id}").unwrap().as_ref().unwrap();
         assert!(
             orders.contains(&Role::Merch)
                 && !orders.contains(&Role::Capture)

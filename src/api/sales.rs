@@ -48,22 +48,14 @@ pub(super) async fn tender(
         None => None,
         Some(TenderInput::Cash { given_minor }) => Some(Tender::Cash { given_minor }),
         Some(TenderInput::Card { reference }) => Some(Tender::Card { reference }),
-        Some(TenderInput::Comp {
-            approver_pin,
-            approver_name,
-        }) => {
+        Some(TenderInput::Comp { approver_pin, approver_name }) => {
             if p.actor.role.allows(Role::Supervisor) {
-                Some(Tender::Comp {
-                    approved_by: p.actor.name.clone(),
-                })
+                Some(Tender::Comp { approved_by: p.actor.name.clone() })
             } else {
                 let pin = approver_pin.ok_or_else(|| ApiError::forbidden("a comp needs a supervisor's approval: ask one to enter their PIN (approver_pin)"))?;
                 let addr = client_addr(ext);
                 let origin = Origin {
-                    device: p
-                        .device_id
-                        .as_deref()
-                        .and_then(|id| st.auth.device_by_id(id)),
+                    device: p.device_id.as_deref().and_then(|id| st.auth.device_by_id(id)),
                     addr,
                     label: format!(
                         "{} approving a comp at {}",
@@ -85,9 +77,7 @@ pub(super) async fn tender(
                         e
                     }
                 })?;
-                Some(Tender::Comp {
-                    approved_by: approver.name,
-                })
+                Some(Tender::Comp { approved_by: approver.name })
             }
         }
     })
@@ -216,9 +206,7 @@ pub async fn scholarships(
     p: Principal,
 ) -> Result<Json<Value>, ApiError> {
     p.require_any(&[Role::Door, Role::Merch])?;
-    Ok(Json(
-        json!({"programs": st.store.scholarship_report().await?}),
-    ))
+    Ok(Json(json!({"programs": st.store.scholarship_report().await?})))
 }
 
 /// Orders, receipts and minted ticket codes admit people and show what
@@ -275,9 +263,7 @@ async fn close(
 ) -> Result<Response, ApiError> {
     p.require(Role::Supervisor)?;
     Ok(order_response(
-        st.store
-            .close_order(OrderId(id), kind, reason, p.actor, st.clock.now())
-            .await?,
+        st.store.close_order(OrderId(id), kind, reason, p.actor, st.clock.now()).await?,
     ))
 }
 

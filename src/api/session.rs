@@ -67,29 +67,19 @@ pub(super) async fn staff_with_pin(
         st.metrics.signin_failure(SignInFailure::Throttled);
         tracing::warn!(from = %origin.label, "sign-in refused: too many attempts, waiting");
     })?;
-    let candidates: Vec<StaffEntry> = event
-        .manifest
-        .staff
-        .iter()
-        .filter(|s| filter(s))
-        .cloned()
-        .collect();
-    let found = st
-        .auth
-        .verifier
-        .verify(pin, candidates)
-        .await
-        .map_err(|_| {
-            st.metrics.signin_failure(SignInFailure::Busy);
-            tracing::warn!(from = %origin.label, "sign-in refused: PIN checks are busy");
-            let mut e = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "the box is checking other PINs: try again in a second",
-            );
-            e.retry_after_secs = Some(1);
-            e
-        })?;
+    let candidates: Vec<StaffEntry> =
+        event.manifest.staff.iter().filter(|s| filter(s)).cloned().collect();
+    let found = st.auth.verifier.verify(pin, candidates).await.map_err(|_| {
+        st.metrics.signin_failure(SignInFailure::Busy);
+        tracing::warn!(from = %origin.label, "sign-in refused: PIN checks are busy");
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the box is checking other PINs: try again in a second",
+        );
+        e.retry_after_secs = Some(1);
+        e
+    })?;
     match found {
         Some(s) => {
             attempt.succeeded();
@@ -99,9 +89,7 @@ pub(super) async fn staff_with_pin(
             attempt.failed(st.clock.now());
             st.metrics.signin_failure(SignInFailure::WrongPin);
             tracing::warn!(from = %origin.label, staff = name.unwrap_or(""), "wrong PIN");
-            Err(ApiError::unauthorized(
-                "wrong PIN: try again, or ask a supervisor",
-            ))
+            Err(ApiError::unauthorized("wrong PIN: try again, or ask a supervisor"))
         }
     }
 }
@@ -146,14 +134,8 @@ async fn sign_in_checked(
     req: SignIn,
 ) -> Result<Json<Value>, ApiError> {
     let addr = client_addr(ext);
-    let label = addr
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "unknown address".into());
-    let device = match req
-        .device
-        .as_deref()
-        .filter(|d| !d.is_empty() && d.len() <= 128)
-    {
+    let label = addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown address".into());
+    let device = match req.device.as_deref().filter(|d| !d.is_empty() && d.len() <= 128) {
         Some(credential) => st.auth.device(&st.store, credential).await?,
         None => None,
     };
@@ -162,10 +144,7 @@ async fn sign_in_checked(
         st.metrics.signin_failure(SignInFailure::DeviceNotPaired);
         tracing::warn!(from = %label, "sign-in from a device that is not paired");
         if let Some(a) = addr {
-            st.auth
-                .guard
-                .begin(vec![Key::Addr(a)], st.clock.now())?
-                .failed(st.clock.now());
+            st.auth.guard.begin(vec![Key::Addr(a)], st.clock.now())?.failed(st.clock.now());
         }
         return Err(not_paired());
     };
@@ -180,10 +159,7 @@ async fn sign_in_checked(
     })
     .await?;
     let now = st.clock.now();
-    let actor = Actor {
-        name: staff.name,
-        role: staff.role,
-    };
+    let actor = Actor { name: staff.name, role: staff.role };
     let (token, session) = st
         .store
         .create_device_session(actor, device.id.clone(), now, st.config.session_ttl_ms)
@@ -201,8 +177,7 @@ async fn sign_in_checked(
 /// The caller's address, as every limit counts it (an IPv4-mapped IPv6
 /// address is its IPv4 address).
 pub(super) fn client_addr(ext: &Extensions) -> Option<std::net::IpAddr> {
-    ext.get::<ConnectInfo<SocketAddr>>()
-        .map(|c| super::conn::address_key(c.0.ip()))
+    ext.get::<ConnectInfo<SocketAddr>>().map(|c| super::conn::address_key(c.0.ip()))
 }
 
 pub async fn whoami(p: Principal) -> Json<Value> {
@@ -210,9 +185,7 @@ pub async fn whoami(p: Principal) -> Json<Value> {
 }
 
 pub async fn sign_out(State(st): State<AppState>, p: Principal) -> Result<StatusCode, ApiError> {
-    st.store
-        .end_session(&p.token, p.actor.clone(), st.clock.now())
-        .await?;
+    st.store.end_session(&p.token, p.actor.clone(), st.clock.now()).await?;
     st.auth.forget(&p.token);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -220,9 +193,7 @@ pub async fn sign_out(State(st): State<AppState>, p: Principal) -> Result<Status
 /// `GET /api/v1/sessions`: who is signed in, on which device, until when.
 pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
     p.require(crate::domain::role::Role::Supervisor)?;
-    Ok(Json(
-        json!({"sessions": st.store.sessions(st.clock.now()).await?}),
-    ))
+    Ok(Json(json!({"sessions": st.store.sessions(st.clock.now()).await?})))
 }
 
 /// `DELETE /api/v1/sessions/{id}`: ends one session at once.
@@ -232,10 +203,7 @@ pub async fn revoke(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<StatusCode, ApiError> {
     p.require(crate::domain::role::Role::Supervisor)?;
-    let digest = st
-        .store
-        .revoke_session(id.clone(), p.actor.clone(), st.clock.now())
-        .await?;
+    let digest = st.store.revoke_session(id.clone(), p.actor.clone(), st.clock.now()).await?;
     st.auth.forget_digest(&digest);
     tracing::info!(session = %id, by = %p.actor.name, "session revoked");
     Ok(StatusCode::NO_CONTENT)

@@ -87,11 +87,7 @@ impl PinVerifier {
         candidates: Vec<StaffEntry>,
     ) -> Result<Option<StaffEntry>, Busy> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        match self.jobs.try_send(Job {
-            pin,
-            candidates,
-            reply,
-        }) {
+        match self.jobs.try_send(Job { pin, candidates, reply }) {
             Ok(()) => answer.await.map_err(|_| Busy),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(Busy),
         }
@@ -139,10 +135,7 @@ pub fn pin_matches(pin: &[u8], phc: &str, memory: &mut Vec<Block>) -> bool {
         );
         return false;
     }
-    let version = hash
-        .version
-        .and_then(|v| Version::try_from(v).ok())
-        .unwrap_or_default();
+    let version = hash.version.and_then(|v| Version::try_from(v).ok()).unwrap_or_default();
     let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
         return false;
     };
@@ -155,18 +148,13 @@ pub fn pin_matches(pin: &[u8], phc: &str, memory: &mut Vec<Block>) -> bool {
     }
     let mut out = vec![0u8; expected.len()];
     let argon = Argon2::new(alg, version, params);
-    if argon
-        .hash_password_into_with_memory(pin, salt, &mut out, &mut memory[..])
-        .is_err()
-    {
+    if argon.hash_password_into_with_memory(pin, salt, &mut out, &mut memory[..]).is_err() {
         return false;
     }
     // Constant time: the comparison must not tell how much matched.
     out.iter()
         .zip(expected.as_bytes())
-        .fold(out.len() ^ expected.len(), |acc, (a, b)| {
-            acc | (a ^ b) as usize
-        })
+        .fold(out.len() ^ expected.len(), |acc, (a, b)| acc | (a ^ b) as usize)
         == 0
 }
 
@@ -222,10 +210,7 @@ impl SignInGuard {
         }
         // A device with a clean record is judged by that record alone.
         let clean_device = matches!(keys.first(), Some(Key::Device(_)))
-            && keys
-                .first()
-                .and_then(|k| map.get(k))
-                .is_none_or(|r| r.failures == 0);
+            && keys.first().and_then(|k| map.get(k)).is_none_or(|r| r.failures == 0);
         for (i, k) in keys.iter().enumerate() {
             let r = map.get(k).copied().unwrap_or_default();
             let own = i == 0 || !clean_device;
@@ -259,21 +244,12 @@ impl SignInGuard {
             r.in_flight += 1;
             r.last = now;
         }
-        Ok(Attempt {
-            guard: self,
-            keys,
-            resolved: false,
-        })
+        Ok(Attempt { guard: self, keys, resolved: false })
     }
 
     #[cfg(test)]
     fn failures(&self, k: &Key) -> u32 {
-        self.records
-            .lock()
-            .unwrap()
-            .get(k)
-            .map(|r| r.failures)
-            .unwrap_or(0)
+        self.records.lock().unwrap().get(k).map(|r| r.failures).unwrap_or(0)
     }
 }
 
@@ -336,51 +312,33 @@ mod tests {
         let a = g.begin(vec![dev("d1"), addr(1)], 0).unwrap();
         assert_eq!(g.failures(&dev("d1")), 1, "counted before the check");
         assert_eq!(
-            g.begin(vec![dev("d1"), addr(1)], 0)
-                .err()
-                .expect("one at a time")
-                .code,
+            g.begin(vec![dev("d1"), addr(1)], 0).err().expect("one at a time").code,
             "sign_in_in_progress"
         );
         a.failed(0);
         let b = g.begin(vec![dev("d1"), addr(1)], 0).unwrap();
         drop(b);
-        assert_eq!(
-            g.failures(&dev("d1")),
-            1,
-            "an attempt never checked does not count"
-        );
+        assert_eq!(g.failures(&dev("d1")), 1, "an attempt never checked does not count");
     }
 
     #[test]
     fn a_device_backs_off_after_its_free_failures_and_a_right_pin_clears_it() {
         let g = SignInGuard::default();
         for i in 0..FREE_FAILURES {
-            g.begin(vec![dev("d1"), addr(1)], i as i64)
-                .unwrap()
-                .failed(i as i64);
+            g.begin(vec![dev("d1"), addr(1)], i as i64).unwrap().failed(i as i64);
         }
         let e = g.begin(vec![dev("d1"), addr(1)], 10).err().expect("locked");
         assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(
-            g.begin(vec![dev("d1"), addr(1)], 1_010).is_ok(),
-            "the first wait is a second"
-        );
+        assert!(g.begin(vec![dev("d1"), addr(1)], 1_010).is_ok(), "the first wait is a second");
         let mut now = 2_000;
         for _ in 0..20 {
             now += 400_000;
             g.begin(vec![dev("d1"), addr(1)], now).unwrap().failed(now);
         }
-        let secs = g
-            .begin(vec![dev("d1"), addr(1)], now)
-            .err()
-            .expect("locked")
-            .retry_after_secs
-            .unwrap();
+        let secs =
+            g.begin(vec![dev("d1"), addr(1)], now).err().expect("locked").retry_after_secs.unwrap();
         assert_eq!(secs, MAX_LOCK_SECS as u64, "waits are capped");
-        g.begin(vec![dev("d1"), addr(1)], now + 300_000)
-            .unwrap()
-            .succeeded();
+        g.begin(vec![dev("d1"), addr(1)], now + 300_000).unwrap().succeeded();
         assert!(g.begin(vec![dev("d1"), addr(1)], now + 300_000).is_ok());
     }
 
@@ -402,15 +360,11 @@ mod tests {
             }
         }
         assert!(
-            g.begin(vec![dev("bad0"), addr(0), staff.clone()], 1000)
-                .is_err(),
+            g.begin(vec![dev("bad0"), addr(0), staff.clone()], 1000).is_err(),
             "the guessing devices wait"
         );
         let ok = g.begin(vec![dev("sams-phone"), addr(9), staff.clone()], 1000);
-        assert!(
-            ok.is_ok(),
-            "Sam's clean phone is not locked by others' failures"
-        );
+        assert!(ok.is_ok(), "Sam's clean phone is not locked by others' failures");
     }
 
     #[test]

@@ -16,9 +16,7 @@ pub async fn status(
     p: Principal,
 ) -> Result<Json<SyncStatus>, ApiError> {
     p.require(Role::Supervisor)?;
-    Ok(Json(
-        sync::status(&st.store, &st.sync, st.clock.now()).await?,
-    ))
+    Ok(Json(sync::status(&st.store, &st.sync, st.clock.now()).await?))
 }
 
 /// Wakes the loop now, and lifts a permanent-error pause so a fixed
@@ -37,10 +35,7 @@ pub async fn now(
     }
     st.store.sync_request(st.clock.now()).await?;
     st.sync.wake.notify_waiters();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(sync::status(&st.store, &st.sync, st.clock.now()).await?),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(sync::status(&st.store, &st.sync, st.clock.now()).await?)))
 }
 
 #[derive(Deserialize)]
@@ -56,14 +51,7 @@ pub async fn freeze(
 ) -> Result<Json<SyncStatus>, ApiError> {
     p.require(Role::Admin)?;
     st.store
-        .set_setting(
-            FREEZE_SETTING,
-            req.frozen.to_string(),
-            p.actor.clone(),
-            st.clock.now(),
-        )
+        .set_setting(FREEZE_SETTING, req.frozen.to_string(), p.actor.clone(), st.clock.now())
         .await?;
-    Ok(Json(
-        sync::status(&st.store, &st.sync, st.clock.now()).await?,
-    ))
+    Ok(Json(sync::status(&st.store, &st.sync, st.clock.now()).await?))
 }

@@ -123,12 +123,7 @@ pub struct Slot {
 
 impl UploadSlots {
     fn slot(&self, id: &str) -> Arc<tokio::sync::Mutex<Slot>> {
-        self.slots
-            .lock()
-            .expect("upload slots")
-            .entry(id.to_string())
-            .or_default()
-            .clone()
+        self.slots.lock().expect("upload slots").entry(id.to_string()).or_default().clone()
     }
     pub fn forget(&self, id: &str) {
         self.slots.lock().expect("upload slots").remove(id);
@@ -161,8 +156,7 @@ fn check_resumable(h: &HeaderMap) -> Result<(), Box<Response>> {
             };
             let mut r =
                 tus_error(StatusCode::PRECONDITION_FAILED, "tus_version", msg).into_response();
-            r.headers_mut()
-                .insert("tus-version", HeaderValue::from_static(VERSION));
+            r.headers_mut().insert("tus-version", HeaderValue::from_static(VERSION));
             Err(Box::new(r))
         }
     }
@@ -185,8 +179,7 @@ fn set(r: &mut Response, name: &'static str, value: impl ToString) {
 
 /// Adds `Tus-Resumable` to every answer of the upload routes.
 pub async fn add_tus_resumable(mut r: Response) -> Response {
-    r.headers_mut()
-        .insert("tus-resumable", HeaderValue::from_static(VERSION));
+    r.headers_mut().insert("tus-resumable", HeaderValue::from_static(VERSION));
     r
 }
 
@@ -261,9 +254,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, Response> {
     check_resumable(&h).map_err(|r| *r)?;
-    create_upload(st, p, h, body)
-        .await
-        .map_err(IntoResponse::into_response)
+    create_upload(st, p, h, body).await.map_err(IntoResponse::into_response)
 }
 
 async fn create_upload(
@@ -289,10 +280,7 @@ async fn create_upload(
         return Err(tus_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!(
-                "an upload may be at most {} bytes (Tus-Max-Size)",
-                cfg.max_upload_bytes
-            ),
+            format!("an upload may be at most {} bytes (Tus-Max-Size)", cfg.max_upload_bytes),
         ));
     }
     let raw_meta = header(&h, "upload-metadata").unwrap_or("").to_string();
@@ -365,11 +353,7 @@ async fn create_upload(
     }
     let mut r = StatusCode::CREATED.into_response();
     set(&mut r, "location", format!("/api/v1/uploads/{id}"));
-    set(
-        &mut r,
-        "upload-expires",
-        http_date(now + cfg.upload_expiry_ms),
-    );
+    set(&mut r, "upload-expires", http_date(now + cfg.upload_expiry_ms));
     set(&mut r, "upload-offset", offset);
     Ok(r)
 }
@@ -377,10 +361,7 @@ async fn create_upload(
 /// Upload ids are 32 lowercase hex characters; anything else is not one,
 /// and is answered without a lookup or a lock.
 fn is_upload_id(id: &str) -> bool {
-    id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Finds an upload this caller may touch: 404 unknown, 410 gone.
@@ -393,9 +374,7 @@ async fn upload_for(st: &AppState, p: &Principal, id: &str) -> Result<UploadRow,
         )));
     }
     let row = st.store.upload(id.to_string()).await?.ok_or_else(|| {
-        ApiError::not_found(format!(
-            "upload {id} is not known to this box: start a new upload"
-        ))
+        ApiError::not_found(format!("upload {id} is not known to this box: start a new upload"))
     })?;
     if let Some(scope) = &p.creator_scope {
         if &row.creator != scope {
@@ -426,9 +405,7 @@ pub async fn head(
     h: HeaderMap,
 ) -> Result<Response, Response> {
     check_resumable(&h).map_err(|r| *r)?;
-    let row = upload_for(&st, &p, &id)
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let row = upload_for(&st, &p, &id).await.map_err(IntoResponse::into_response)?;
     let mut r = StatusCode::OK.into_response();
     set(&mut r, "upload-offset", row.offset);
     match row.length {
@@ -453,9 +430,7 @@ pub async fn patch(
     body: Body,
 ) -> Result<Response, Response> {
     check_resumable(&h).map_err(|r| *r)?;
-    patch_upload(st, p, id, h, body)
-        .await
-        .map_err(IntoResponse::into_response)
+    patch_upload(st, p, id, h, body).await.map_err(IntoResponse::into_response)
 }
 
 async fn patch_upload(
@@ -540,9 +515,7 @@ where
         ));
     };
     let row = current().await?;
-    st.store
-        .end_upload(row.id.clone(), "terminated", None, st.clock.now())
-        .await?;
+    st.store.end_upload(row.id.clone(), "terminated", None, st.clock.now()).await?;
     st.media.remove_part(&row.id);
     st.uploads.forget(&row.id);
     Ok(())
@@ -555,10 +528,8 @@ pub async fn list_open(
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     p.require(Role::Admin)?;
     let uploads = st.store.open_uploads(1000).await?;
-    let reserved: u64 = uploads
-        .iter()
-        .map(|u| u.length.unwrap_or(u.offset).saturating_sub(u.offset))
-        .sum();
+    let reserved: u64 =
+        uploads.iter().map(|u| u.length.unwrap_or(u.offset).saturating_sub(u.offset)).sum();
     let received: u64 = uploads.iter().map(|u| u.offset).sum();
     Ok(axum::Json(
         serde_json::json!({"uploads": uploads, "received_bytes": received, "reserved_bytes": reserved}),
@@ -574,11 +545,7 @@ pub async fn clear_open(
 ) -> Result<StatusCode, ApiError> {
     p.require(Role::Admin)?;
     let find = || async {
-        let row = if is_upload_id(&id) {
-            st.store.upload(id.clone()).await?
-        } else {
-            None
-        };
+        let row = if is_upload_id(&id) { st.store.upload(id.clone()).await? } else { None };
         row.filter(|r| r.status == "active").ok_or_else(|| {
             ApiError::not_found(format!(
                 "no upload in progress with id '{}'",
@@ -641,9 +608,7 @@ async fn append(
     if let Some(l) = parse_u64(h, "upload-length")? {
         match length {
             Some(known) if known != l => {
-                return Err(ApiError::bad_request(
-                    "Upload-Length cannot change once set",
-                ))
+                return Err(ApiError::bad_request("Upload-Length cannot change once set"))
             }
             _ if l < start || l > cfg.max_upload_bytes => {
                 return Err(tus_error(
@@ -673,11 +638,7 @@ async fn append(
         .await
         .map_err(|_| ApiError::internal())?
         .map_err(media_error)?;
-    let mut sink = Some(Sink {
-        file,
-        hasher,
-        check,
-    });
+    let mut sink = Some(Sink { file, hasher, check });
     let limit = length.unwrap_or(cfg.max_upload_bytes);
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUFFER);
     let mut written = 0u64; // appended by this request, buffered or not
@@ -740,11 +701,7 @@ async fn append(
     }
     write_out(st, &mut sink, buf, true).await?;
     let end = start + written;
-    let Sink {
-        file,
-        hasher,
-        check,
-    } = sink.take().expect("the sink is put back after every write");
+    let Sink { file, hasher, check } = sink.take().expect("the sink is put back after every write");
     drop(file);
     if let Some(c) = check {
         let (got, want) = match c {
@@ -883,24 +840,13 @@ pub(super) async fn finish(
     sha256: String,
     bytes: u64,
 ) -> Result<(), ApiError> {
-    let _turn = st
-        .uploads
-        .finishing
-        .acquire()
-        .await
-        .map_err(|_| ApiError::internal())?;
+    let _turn = st.uploads.finishing.acquire().await.map_err(|_| ApiError::internal())?;
     let media = st.media.clone();
     let (part_id, hash) = (id.to_string(), sha256.clone());
-    st.store
-        .upload_hashed(id.to_string(), sha256.clone())
-        .await?;
+    st.store.upload_hashed(id.to_string(), sha256.clone()).await?;
     let probed = tokio::task::spawn_blocking(move || -> Result<probe::Probe, MediaError> {
         let part = media.part(&part_id);
-        let path = if part.exists() {
-            part
-        } else {
-            media.capture(&hash)
-        };
+        let path = if part.exists() { part } else { media.capture(&hash) };
         let p = probe::probe(&path)?;
         media.store_capture(&part_id, &hash).or_else(|e| {
             if media.capture(&hash).exists() {
@@ -929,10 +875,8 @@ pub(super) async fn finish(
         }
         Err(e) => return Err(media_error(e)),
     };
-    let (view, duplicate) = st
-        .store
-        .complete_upload(id.to_string(), sha256, bytes, probe, st.clock.now())
-        .await?;
+    let (view, duplicate) =
+        st.store.complete_upload(id.to_string(), sha256, bytes, probe, st.clock.now()).await?;
     tracing::info!(upload = id, sha256 = %view.sha256, creator = %view.creator, bytes, duplicate, "capture stored");
     st.uploads.stored.notify_one();
     Ok(())

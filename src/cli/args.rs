@@ -52,11 +52,7 @@ impl CaptureArgs {
 pub struct SyncCli {
     /// Turn sync on: s3://BUCKET/PREFIX. Keys come from AWS_ACCESS_KEY_ID and
     /// AWS_SECRET_ACCESS_KEY, or DATA_DIR/sync-credentials (mode 0600), never flags.
-    #[arg(
-        long = "sync",
-        env = "VENUEBOX_SYNC",
-        value_name = "s3://BUCKET/PREFIX"
-    )]
+    #[arg(long = "sync", env = "VENUEBOX_SYNC", value_name = "s3://BUCKET/PREFIX")]
     pub url: Option<String>,
     #[command(flatten)]
     pub settings: SyncArgs,
@@ -67,14 +63,9 @@ impl SyncCli {
         let Some(url) = self.url.clone() else {
             return Ok(None);
         };
-        let args = SyncArgs {
-            url,
-            ..self.settings.clone()
-        };
+        let args = SyncArgs { url, ..self.settings.clone() };
         let env = |k: &str| std::env::var(k).ok();
-        Ok(Some(
-            SyncConfig::resolve(&args, data_dir, &env).map_err(anyhow::Error::msg)?,
-        ))
+        Ok(Some(SyncConfig::resolve(&args, data_dir, &env).map_err(anyhow::Error::msg)?))
     }
 }
 
@@ -145,10 +136,9 @@ impl LanArgs {
             mdns_name: self.mdns_name.clone(),
             mdns: !self.no_mdns,
             cert: match (&self.tls_cert, &self.tls_key) {
-                (Some(cert), Some(key)) => venuebox::net::CertSource::Files {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                },
+                (Some(cert), Some(key)) => {
+                    venuebox::net::CertSource::Files { cert: cert.clone(), key: key.clone() }
+                }
                 _ => venuebox::net::CertSource::BoxCa,
             },
             check_every: std::time::Duration::from_secs(self.lan_check_secs.max(1)),

@@ -63,9 +63,7 @@ enum Command {
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
     init_tracing();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve(a) => serve::run(a).await,

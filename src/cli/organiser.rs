@@ -40,12 +40,7 @@ pub enum ManifestCommand {
 
 pub async fn manifest(cmd: ManifestCommand) -> Result<()> {
     match cmd {
-        ManifestCommand::Import {
-            file,
-            signature,
-            dir,
-            organiser_keys,
-        } => {
+        ManifestCommand::Import { file, signature, dir, organiser_keys } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let sig_path = signature.unwrap_or_else(|| organiser::signature_path(&file));
@@ -54,27 +49,15 @@ pub async fn manifest(cmd: ManifestCommand) -> Result<()> {
                 bail!("no signature at {}: sign the manifest (venuebox manifest sign) or pass --signature", sig_path.display());
             }
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
-            let actor = Actor {
-                name: "box-cli".into(),
-                role: Role::Admin,
-            };
+            let actor = Actor { name: "box-cli".into(), role: Role::Admin };
             let outcome = state
                 .store
-                .import_manifest(
-                    bytes,
-                    sig,
-                    pinned(&organiser_keys)?,
-                    actor,
-                    state.clock.now(),
-                )
+                .import_manifest(bytes, sig, pinned(&organiser_keys)?, actor, state.clock.now())
                 .await?;
             match outcome {
-                ImportOutcome::Imported {
-                    event_id,
-                    version,
-                    tickets,
-                    ..
-                } => println!("imported {event_id} version {version} ({tickets} listed tickets)"),
+                ImportOutcome::Imported { event_id, version, tickets, .. } => {
+                    println!("imported {event_id} version {version} ({tickets} listed tickets)")
+                }
                 ImportOutcome::Unchanged { event_id, version } => {
                     println!("{event_id} version {version} is already loaded")
                 }
@@ -141,13 +124,8 @@ pub fn tickets(cmd: TicketsCommand) -> Result<()> {
             let ids =
                 (first..first.saturating_add(count)).map(|n| TicketId(format!("{prefix}{n}")));
             let window = (unix_secs(&valid_from)?, unix_secs(&valid_until)?);
-            let minted = tickets::mint(
-                &key.signing_key(),
-                &EventId(event),
-                &TierId(tier),
-                ids,
-                window,
-            )?;
+            let minted =
+                tickets::mint(&key.signing_key(), &EventId(event), &TierId(tier), ids, window)?;
             let rows: Vec<_> = minted.into_iter().map(|m| (m.id, m.tier, m.code)).collect();
             tickets::write_out(&out, &rows, true)?;
             println!("minted {} tickets into {}", rows.len(), out.display());
@@ -181,10 +159,6 @@ pub fn keygen(args: KeygenArgs) -> Result<()> {
 
 fn unix_secs(s: &Option<String>) -> Result<Option<u32>> {
     s.as_deref()
-        .map(|t| {
-            parse_rfc3339(t)
-                .map(|ms| (ms / 1000) as u32)
-                .map_err(anyhow::Error::msg)
-        })
+        .map(|t| parse_rfc3339(t).map(|ms| (ms / 1000) as u32).map_err(anyhow::Error::msg))
         .transpose()
 }

@@ -109,10 +109,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut code = None;
     if demo {
         load_demo(&state, &dir.data_dir).await?;
-        let actor = Actor {
-            name: "demo".into(),
-            role: Role::Supervisor,
-        };
+        let actor = Actor { name: "demo".into(), role: Role::Supervisor };
         code = Some(
             state
                 .store
@@ -127,19 +124,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     if let Some(l) = &plain {
         let addr = l.local_addr()?;
-        println!(
-            "venuebox listening on http://{addr} (box {})",
-            state.store.box_id()
-        );
+        println!("venuebox listening on http://{addr} (box {})", state.store.box_id());
         tracing::info!(%addr, box_id = state.store.box_id(), "listening");
     }
     if let Some(l) = &https {
         println!(
             "venuebox listening on https://{} (CA certificate: {})",
             l.local_addr()?,
-            venuebox::net::tls::tls_dir(&dir.data_dir)
-                .join("ca.pem")
-                .display()
+            venuebox::net::tls::tls_dir(&dir.data_dir).join("ca.pem").display()
         );
     }
     if let (Some(l), Some(lan_state), Some(h)) = (&pair, &state.lan, &https) {
@@ -149,22 +141,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         let url = lan_state.pair_url(pair_port, code.as_deref());
         print!(
             "{}",
-            pairing_text(
-                &urls,
-                Some(&url),
-                lan_state.fingerprint().as_deref(),
-                code.as_deref()
-            )
+            pairing_text(&urls, Some(&url), lan_state.fingerprint().as_deref(), code.as_deref())
         );
     } else if let Some(code) = &code {
         println!("pair a staff device with code {code} (one device, 10 minutes; `venuebox pair` makes more)");
     }
-    server::serve_on(
-        state,
-        server::Listeners { plain, https, pair },
-        shutdown_signal(),
-    )
-    .await?;
+    server::serve_on(state, server::Listeners { plain, https, pair }, shutdown_signal()).await?;
     Ok(())
 }
 
@@ -226,30 +208,15 @@ async fn load_demo(state: &venuebox::api::AppState, data_dir: &Path) -> Result<(
         tracing::info!(event = %ev.event_id(), "--demo: an event is already loaded, keeping it");
         return Ok(());
     }
-    let demo = organiser::demo::create(
-        data_dir,
-        state.clock.now(),
-        Some(&state.store.box_public_key()),
-    )?;
+    let demo =
+        organiser::demo::create(data_dir, state.clock.now(), Some(&state.store.box_public_key()))?;
     let bytes = std::fs::read(&demo.manifest)?;
     let sig = std::fs::read_to_string(&demo.signature)?;
-    let actor = Actor {
-        name: "demo".into(),
-        role: Role::Admin,
-    };
+    let actor = Actor { name: "demo".into(), role: Role::Admin };
     state
         .store
-        .import_manifest(
-            bytes,
-            Some(sig),
-            TrustedKeys::default(),
-            actor,
-            state.clock.now(),
-        )
+        .import_manifest(bytes, Some(sig), TrustedKeys::default(), actor, state.clock.now())
         .await?;
-    println!(
-        "demo event loaded: see {}",
-        demo.dir.join("README.txt").display()
-    );
+    println!("demo event loaded: see {}", demo.dir.join("README.txt").display());
     Ok(())
 }

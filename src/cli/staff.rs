@@ -29,19 +29,12 @@ pub struct TokenArgs {
 
 /// Prints a bearer token.
 pub async fn token(args: TokenArgs) -> Result<()> {
-    let TokenArgs {
-        dir,
-        role,
-        name,
-        hours,
-    } = args;
+    let TokenArgs { dir, role, name, hours } = args;
     let role: Role = role.parse().map_err(anyhow::Error::msg)?;
     let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
     let now = state.clock.now();
-    let (token, _) = state
-        .store
-        .create_session(Actor { name, role }, now, hours * 3_600_000)
-        .await?;
+    let (token, _) =
+        state.store.create_session(Actor { name, role }, now, hours * 3_600_000).await?;
     println!("{token}");
     Ok(())
 }
@@ -73,20 +66,9 @@ pub struct PairArgs {
 
 /// Makes a pairing code and shows (or prints) how to use it.
 pub async fn pair(args: PairArgs) -> Result<()> {
-    let PairArgs {
-        dir,
-        mdns_name,
-        https_port,
-        pair_port,
-        code_only,
-        print,
-        station,
-    } = args;
+    let PairArgs { dir, mdns_name, https_port, pair_port, code_only, print, station } = args;
     let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
-    let actor = Actor {
-        name: "box-cli".into(),
-        role: Role::Admin,
-    };
+    let actor = Actor { name: "box-cli".into(), role: Role::Admin };
     let ttl = venuebox::api::PAIRING_CODE_TTL_MS;
     let now = state.clock.now();
     let (code, expires_at) = state.store.create_pairing_code(actor, now, ttl).await?;
@@ -99,10 +81,7 @@ pub async fn pair(args: PairArgs) -> Result<()> {
     let ca = venuebox::net::tls::load_or_create_ca(&dir.data_dir, state.store.box_id())?;
     let urls = venuebox::net::staff_urls(&names, https_port);
     let url = venuebox::net::pair_url(&names, pair_port, Some(&code));
-    print!(
-        "{}",
-        pairing_text(&urls, Some(&url), Some(&ca.fingerprint()), Some(&code))
-    );
+    print!("{}", pairing_text(&urls, Some(&url), Some(&ca.fingerprint()), Some(&code)));
     if print {
         let slip = venuebox::store::printing::PairingSlip {
             url,
@@ -111,10 +90,7 @@ pub async fn pair(args: PairArgs) -> Result<()> {
             code,
             expires_at: venuebox::domain::time::format_rfc3339(expires_at),
         };
-        let job = state
-            .store
-            .queue_pairing_slip(slip, station.clone(), now)
-            .await?;
+        let job = state.store.queue_pairing_slip(slip, station.clone(), now).await?;
         println!(
             "queued for the printer at station {station} (job {job}); the running box prints it"
         );

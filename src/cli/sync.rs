@@ -11,6 +11,8 @@ use venuebox::domain::time::parse_rfc3339;
 use venuebox::server::{self, Config};
 
 #[derive(Subcommand)]
+// `now` carries the sync flags; parsed once and moved, never copied.
+#[allow(clippy::large_enum_variant)]
 pub enum SyncCommand {
     /// Events and bytes pending, lag, last success, last error.
     Status {
@@ -55,11 +57,7 @@ pub async fn sync(cmd: SyncCommand) -> Result<()> {
             }
             Ok(())
         }
-        SyncCommand::Now {
-            dir,
-            sync,
-            timeout_secs,
-        } => {
+        SyncCommand::Now { dir, sync, timeout_secs } => {
             // Everything pending goes now: a segment closes whatever its age.
             let mut config = sync.config(&dir.data_dir)?;
             if let Some(c) = &mut config {
@@ -144,11 +142,7 @@ pub async fn sync(cmd: SyncCommand) -> Result<()> {
 
 fn ago(now: i64, at: &Option<String>) -> String {
     match at.as_deref().map(parse_rfc3339) {
-        Some(Ok(t)) => format!(
-            "{} ({}s ago)",
-            at.as_deref().unwrap_or_default(),
-            (now - t) / 1000
-        ),
+        Some(Ok(t)) => format!("{} ({}s ago)", at.as_deref().unwrap_or_default(), (now - t) / 1000),
         _ => "never".into(),
     }
 }
@@ -166,11 +160,7 @@ fn print_status(s: &venuebox::sync::SyncStatus, now: i64) {
         s.cursor,
         s.last_seq
     );
-    println!(
-        "captures        {} pending ({})",
-        s.captures_pending,
-        mib(s.capture_bytes_pending)
-    );
+    println!("captures        {} pending ({})", s.captures_pending, mib(s.capture_bytes_pending));
     println!("files pending   {}", s.files_pending);
     println!("lag             {:.1} s", s.lag_seconds);
     println!("last success    {}", ago(now, &s.last_success_at));
@@ -185,27 +175,15 @@ fn print_status(s: &venuebox::sync::SyncStatus, now: i64) {
     }
     println!(
         "manifest        updates {}",
-        if s.manifest_updates_frozen {
-            "FROZEN by an admin"
-        } else {
-            "applied when newer"
-        }
+        if s.manifest_updates_frozen { "FROZEN by an admin" } else { "applied when newer" }
     );
 }
 
 fn progress(total: i64, left: i64, what: &str) -> String {
     let done = (total - left).max(0);
     let width = 30;
-    let filled = if total > 0 {
-        (done * width / total) as usize
-    } else {
-        width as usize
-    };
-    format!(
-        "[{}{}] {done}/{total} {what}",
-        "#".repeat(filled),
-        " ".repeat(width as usize - filled)
-    )
+    let filled = if total > 0 { (done * width / total) as usize } else { width as usize };
+    format!("[{}{}] {done}/{total} {what}", "#".repeat(filled), " ".repeat(width as usize - filled))
 }
 
 #[derive(Subcommand)]

@@ -35,15 +35,11 @@ pub struct Seen {
 impl DeviceMatch {
     pub fn matches(&self, d: &Seen) -> bool {
         let hex = |v: &Option<String>, x: u16| {
-            v.as_ref()
-                .is_none_or(|s| u16::from_str_radix(s, 16).ok() == Some(x))
+            v.as_ref().is_none_or(|s| u16::from_str_radix(s, 16).ok() == Some(x))
         };
         hex(&self.vid, d.vid)
             && hex(&self.pid, d.pid)
-            && self
-                .serial
-                .as_ref()
-                .is_none_or(|s| d.serial.as_deref() == Some(s.as_str()))
+            && self.serial.as_ref().is_none_or(|s| d.serial.as_deref() == Some(s.as_str()))
             && self.port.as_ref().is_none_or(|p| *p == d.port)
     }
 }
@@ -106,40 +102,28 @@ impl DevicesConfig {
     pub fn load(path: &std::path::Path) -> Result<DevicesConfig, String> {
         let bytes =
             std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "{} is not a valid device configuration: {e}",
-                path.display()
-            )
-        })
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{} is not a valid device configuration: {e}", path.display()))
     }
 
     /// The rule for a scanner: the first that matches, else the default.
     pub fn scanner(&self, d: &Seen) -> ScannerRule {
-        self.scanners
-            .iter()
-            .find(|r| r.matcher.matches(d))
-            .cloned()
-            .unwrap_or(ScannerRule {
-                matcher: DeviceMatch::default(),
-                gate: None,
-                direction: Direction::Entry,
-                prefix: String::new(),
-                suffix: String::new(),
-                inter_key_timeout_ms: None,
-            })
+        self.scanners.iter().find(|r| r.matcher.matches(d)).cloned().unwrap_or(ScannerRule {
+            matcher: DeviceMatch::default(),
+            gate: None,
+            direction: Direction::Entry,
+            prefix: String::new(),
+            suffix: String::new(),
+            inter_key_timeout_ms: None,
+        })
     }
 
     pub fn printer(&self, d: &Seen) -> PrinterRule {
-        self.printers
-            .iter()
-            .find(|r| r.matcher.matches(d))
-            .cloned()
-            .unwrap_or(PrinterRule {
-                matcher: DeviceMatch::default(),
-                station: default_station(),
-                width: default_width(),
-            })
+        self.printers.iter().find(|r| r.matcher.matches(d)).cloned().unwrap_or(PrinterRule {
+            matcher: DeviceMatch::default(),
+            station: default_station(),
+            width: default_width(),
+        })
     }
 }
 
@@ -164,40 +148,22 @@ mod tests {
             port: port.into(),
         };
         assert_eq!(
-            cfg.scanner(&seen(0x05e0, 0x1200, Some("S1"), "1-1"))
-                .gate
-                .as_deref(),
+            cfg.scanner(&seen(0x05e0, 0x1200, Some("S1"), "1-1")).gate.as_deref(),
             Some("vip")
         );
         assert_eq!(
-            cfg.scanner(&seen(0x05e0, 0x1200, Some("S1"), "1-1"))
-                .direction,
+            cfg.scanner(&seen(0x05e0, 0x1200, Some("S1"), "1-1")).direction,
             Direction::Exit
         );
         assert_eq!(
-            cfg.scanner(&seen(0x05e0, 0x1200, Some("S2"), "1-1.3"))
-                .gate
-                .as_deref(),
+            cfg.scanner(&seen(0x05e0, 0x1200, Some("S2"), "1-1.3")).gate.as_deref(),
             Some("side"),
             "serial differs, port matches"
         );
-        assert_eq!(
-            cfg.scanner(&seen(0x1234, 0x1, None, "2-1")).gate,
-            None,
-            "default: first gate"
-        );
-        assert_eq!(
-            cfg.printer(&seen(0x04b8, 0x0e28, None, "1-2")).station,
-            "merch"
-        );
-        assert_eq!(
-            cfg.printer(&seen(0x0416, 0x5011, None, "1-2")).station,
-            "default"
-        );
-        assert_eq!(
-            (cfg.gpio.green, cfg.gpio.led_ms, cfg.gpio.red),
-            (5, 400, 27)
-        );
+        assert_eq!(cfg.scanner(&seen(0x1234, 0x1, None, "2-1")).gate, None, "default: first gate");
+        assert_eq!(cfg.printer(&seen(0x04b8, 0x0e28, None, "1-2")).station, "merch");
+        assert_eq!(cfg.printer(&seen(0x0416, 0x5011, None, "1-2")).station, "default");
+        assert_eq!((cfg.gpio.green, cfg.gpio.led_ms, cfg.gpio.red), (5, 400, 27));
         assert!(
             serde_json::from_str::<DevicesConfig>(r#"{"scaners": []}"#).is_err(),
             "typos are refused"

@@ -29,8 +29,7 @@ pub struct EscPos {
 impl EscPos {
     pub fn new() -> Self {
         let mut p = EscPos::default();
-        p.out
-            .extend_from_slice(&[ESC, b'@', ESC, b't', CODE_PAGE_WPC1252]);
+        p.out.extend_from_slice(&[ESC, b'@', ESC, b't', CODE_PAGE_WPC1252]);
         p
     }
 
@@ -247,11 +246,7 @@ mod tests {
             .position(|w| w[..3] == [0x1D, b'(', b'k'] && w[5..8] == [49, 80, 48])
             .unwrap();
         let len = bytes[store + 3] as usize | (bytes[store + 4] as usize) << 8;
-        assert_eq!(
-            len,
-            r.proof.len() + 3,
-            "pL pH count the three function bytes"
-        );
+        assert_eq!(len, r.proof.len() + 3, "pL pH count the three function bytes");
         // Rendered as a QR symbol and scanned back, it still verifies.
         let code =
             qrcode::QrCode::with_error_correction_level(&payloads[0], qrcode::EcLevel::M).unwrap();
@@ -277,12 +272,7 @@ mod tests {
             crate::domain::keys::TrustedKeys::new(
                 [signing_key_from_bytes([4; 32]).verifying_key()],
             );
-        assert_eq!(
-            crate::domain::receipt::verify_proof(&scanned, &keys)
-                .unwrap()
-                .order_id,
-            "O-1"
-        );
+        assert_eq!(crate::domain::receipt::verify_proof(&scanned, &keys).unwrap().order_id, "O-1");
     }
 
     #[test]
@@ -305,11 +295,7 @@ mod tests {
             (StatusKind::OfflineCause, 0x16, s(|p| p.cover_open = true)),
             (StatusKind::OfflineCause, 0x32, s(|p| p.paper_out = true)),
             (StatusKind::OfflineCause, 0x52, s(|p| p.error = true)),
-            (
-                StatusKind::PaperSensor,
-                0x1E,
-                s(|p| p.paper_near_end = true),
-            ),
+            (StatusKind::PaperSensor, 0x1E, s(|p| p.paper_near_end = true)),
             (StatusKind::PaperSensor, 0x72, s(|p| p.paper_out = true)),
             (
                 StatusKind::PaperSensor,
@@ -326,21 +312,12 @@ mod tests {
             assert_eq!(got, want, "{kind:?} {byte:#04x}");
         }
         let mut p = PrinterStatus::default();
-        assert!(
-            !p.apply(StatusKind::Printer, 0xFF),
-            "fixed bits wrong: not a status byte"
-        );
+        assert!(!p.apply(StatusKind::Printer, 0xFF), "fixed bits wrong: not a status byte");
         assert!(!p.apply(StatusKind::Printer, 0x00));
         assert_eq!(status_request(StatusKind::PaperSensor), [0x10, 0x04, 4]);
         assert!(!s(|p| p.paper_out = true).ready());
-        assert!(
-            s(|p| p.paper_near_end = true).ready(),
-            "near end still prints"
-        );
-        assert!(s(|p| p.paper_out = true)
-            .advice()
-            .unwrap()
-            .contains("load a roll"));
+        assert!(s(|p| p.paper_near_end = true).ready(), "near end still prints");
+        assert!(s(|p| p.paper_out = true).advice().unwrap().contains("load a roll"));
     }
 
     #[test]
@@ -348,11 +325,7 @@ mod tests {
         assert_eq!(port_status(0x18), PrinterStatus::default());
         assert_eq!(
             port_status(0x30),
-            PrinterStatus {
-                paper_out: true,
-                error: true,
-                ..Default::default()
-            }
+            PrinterStatus { paper_out: true, error: true, ..Default::default() }
         );
         assert!(port_status(0x08).offline);
         let mut reply = vec![0, 0];

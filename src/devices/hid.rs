@@ -91,12 +91,7 @@ pub struct BootKeyboardDecoder {
 
 impl BootKeyboardDecoder {
     pub fn new(config: DecoderConfig) -> Self {
-        BootKeyboardDecoder {
-            config,
-            pressed: [0; 6],
-            text: String::new(),
-            last_key: None,
-        }
+        BootKeyboardDecoder { config, pressed: [0; 6], text: String::new(), last_key: None }
     }
 
     /// Feeds one input report; returns a finished code if this report
@@ -181,10 +176,7 @@ mod tests {
     #[test]
     fn a_signed_ticket_code_round_trips_through_key_reports() {
         let code = "VB1:$50RT939I*/5560Z$0-/5GG66L6LTDT-GZLK5ZWD*W8GV8EOYK";
-        assert_eq!(
-            decode(&typed(&format!("{code}\n")), DecoderConfig::default()),
-            [code]
-        );
+        assert_eq!(decode(&typed(&format!("{code}\n")), DecoderConfig::default()), [code]);
     }
 
     #[test]
@@ -235,10 +227,7 @@ mod tests {
             assert_eq!(d.feed(&r, t0), None);
         }
         assert_eq!(d.timed_out(t0 + Duration::from_millis(10)), None);
-        assert_eq!(
-            d.timed_out(t0 + Duration::from_millis(60)).as_deref(),
-            Some("XYZ")
-        );
+        assert_eq!(d.timed_out(t0 + Duration::from_millis(60)).as_deref(), Some("XYZ"));
         assert_eq!(d.timed_out(t0 + Duration::from_millis(200)), None, "once");
     }
 }

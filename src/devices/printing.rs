@@ -22,12 +22,7 @@ pub trait Printer: Send + Sync {
 
 /// A test page: proves the printer, the paper and the cutter.
 pub fn test_page(name: &str) -> Vec<u8> {
-    EscPos::new()
-        .line("venuebox test page")
-        .line(name)
-        .qr(b"VENUEBOX-TEST", 4)
-        .cut(3)
-        .finish()
+    EscPos::new().line("venuebox test page").line(name).qr(b"VENUEBOX-TEST", 4).cut(3).finish()
 }
 
 /// A pairing slip: the QR code of the pairing page (with its code), the
@@ -35,11 +30,7 @@ pub fn test_page(name: &str) -> Vec<u8> {
 pub fn pairing_slip(slip: &crate::store::printing::PairingSlip, width: usize) -> Vec<u8> {
     use super::escpos::Align;
     let mut p = EscPos::new();
-    p.align(Align::Center)
-        .bold(true)
-        .line("venuebox: pair a staff phone")
-        .bold(false)
-        .line("");
+    p.align(Align::Center).bold(true).line("venuebox: pair a staff phone").bold(false).line("");
     p.line("1. Scan with the phone's camera")
         .line("2. Install the box's certificate")
         .line("3. Check the fingerprint below")
@@ -90,11 +81,7 @@ pub async fn run(
                         Ok(s) if last_status != Some(s) => {
                             registry.update(
                                 &id,
-                                if s.ready() {
-                                    "ready"
-                                } else {
-                                    "needs_attention"
-                                },
+                                if s.ready() { "ready" } else { "needs_attention" },
                                 s.advice().map(String::from),
                             );
                             last_status = Some(s);
@@ -130,11 +117,7 @@ pub async fn run(
         if last_status != Some(status) {
             registry.update(
                 &id,
-                if status.ready() {
-                    "ready"
-                } else {
-                    "needs_attention"
-                },
+                if status.ready() { "ready" } else { "needs_attention" },
                 status.advice().map(String::from),
             );
             if !status.ready() {
@@ -187,11 +170,7 @@ impl FakePrinter {
     pub fn new(dir: PathBuf) -> Result<FakePrinter, DeviceError> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| DeviceError::Io(format!("{}: {e}", dir.display())))?;
-        Ok(FakePrinter {
-            dir,
-            status: Mutex::default(),
-            printed: Mutex::new(0),
-        })
+        Ok(FakePrinter { dir, status: Mutex::default(), printed: Mutex::new(0) })
     }
 
     pub fn set_status(&self, s: PrinterStatus) {
@@ -216,13 +195,7 @@ impl Printer for FakePrinter {
             };
             let text: String = bytes
                 .iter()
-                .map(|&b| {
-                    if b == b'\n' || (0x20..0x7F).contains(&b) {
-                        b as char
-                    } else {
-                        ' '
-                    }
-                })
+                .map(|&b| if b == b'\n' || (0x20..0x7F).contains(&b) { b as char } else { ' ' })
                 .collect();
             let base = self.dir.join(format!("{n:05}"));
             std::fs::write(base.with_extension("escpos"), &bytes)

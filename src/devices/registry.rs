@@ -27,10 +27,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn set(&self, state: DeviceState) {
-        self.devices
-            .lock()
-            .expect("registry")
-            .insert(state.id.clone(), state);
+        self.devices.lock().expect("registry").insert(state.id.clone(), state);
     }
 
     pub fn update(&self, id: &str, status: &str, detail: Option<String>) {
@@ -41,11 +38,6 @@ impl Registry {
     }
 
     pub fn list(&self) -> Vec<DeviceState> {
-        self.devices
-            .lock()
-            .expect("registry")
-            .values()
-            .cloned()
-            .collect()
+        self.devices.lock().expect("registry").values().cloned().collect()
     }
 }

@@ -14,11 +14,7 @@ pub struct SerialLineDecoder {
 
 impl SerialLineDecoder {
     pub fn new(prefix: &str, suffix: &str) -> Self {
-        SerialLineDecoder {
-            buf: Vec::new(),
-            prefix: prefix.into(),
-            suffix: suffix.into(),
-        }
+        SerialLineDecoder { buf: Vec::new(), prefix: prefix.into(), suffix: suffix.into() }
     }
 
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
@@ -51,9 +47,7 @@ impl HidPosDecoder {
         if report.len() < 2 || report[0] != POS_REPORT_ID {
             return None;
         }
-        let len = (report[1] as usize)
-            .min(56)
-            .min(report.len().saturating_sub(2));
+        let len = (report[1] as usize).min(56).min(report.len().saturating_sub(2));
         self.data.extend_from_slice(&report[2..2 + len]);
         let more = report.get(63).is_some_and(|f| f & 1 != 0);
         if more {
@@ -90,14 +84,8 @@ mod tests {
         let mut d = HidPosDecoder::default();
         let long = "X".repeat(56);
         assert_eq!(d.feed(&pos_report(long.as_bytes(), true)), None);
-        assert_eq!(
-            d.feed(&pos_report(b"YZ", false)).unwrap(),
-            format!("{long}YZ")
-        );
+        assert_eq!(d.feed(&pos_report(b"YZ", false)).unwrap(), format!("{long}YZ"));
         assert_eq!(d.feed(&[0x01, 0, 0]), None, "another report id");
-        assert_eq!(
-            d.feed(&pos_report(b"SECRET-9", false)).as_deref(),
-            Some("SECRET-9")
-        );
+        assert_eq!(d.feed(&pos_report(b"SECRET-9", false)).as_deref(), Some("SECRET-9"));
     }
 }

@@ -168,10 +168,8 @@ impl FakeGpio {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.changed.notified();
-            if let Some(e) = self
-                .events()
-                .into_iter()
-                .find(|e| e.output == out && e.on && e.at >= since)
+            if let Some(e) =
+                self.events().into_iter().find(|e| e.output == out && e.on && e.at >= since)
             {
                 return Some(e);
             }
@@ -182,8 +180,7 @@ impl FakeGpio {
     }
 
     pub fn press(&self, down: bool) {
-        self.pressed
-            .store(down, std::sync::atomic::Ordering::SeqCst);
+        self.pressed.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -195,11 +192,7 @@ impl Gpio for FakeGpio {
             if ev.len() >= 4096 {
                 ev.drain(..2048);
             }
-            ev.push(GpioEvent {
-                at: Instant::now(),
-                output,
-                on,
-            });
+            ev.push(GpioEvent { at: Instant::now(), output, on });
         }
         self.changed.notify_waiters();
         tracing::debug!(?output, on, "fake gpio");
@@ -228,10 +221,8 @@ impl RppalGpio {
                 "GPIO: {e} (not a Raspberry Pi, or no access to /dev/gpiomem)"
             ))
         })?;
-        let pin = |n: u8| {
-            gpio.get(n)
-                .map_err(|e| DeviceError::Unavailable(format!("GPIO pin {n}: {e}")))
-        };
+        let pin =
+            |n: u8| gpio.get(n).map_err(|e| DeviceError::Unavailable(format!("GPIO pin {n}: {e}")));
         let outputs = [
             (Output::Green, config.green),
             (Output::Red, config.red),
@@ -251,11 +242,8 @@ impl RppalGpio {
 
 impl Gpio for RppalGpio {
     fn set(&self, out: Output, on: bool) -> Result<(), DeviceError> {
-        let (_, pin) = self
-            .outputs
-            .iter()
-            .find(|(o, _)| *o == out)
-            .expect("every output has a pin");
+        let (_, pin) =
+            self.outputs.iter().find(|(o, _)| *o == out).expect("every output has a pin");
         let mut pin = pin.lock().expect("gpio pin");
         if on {
             pin.set_high()
@@ -284,32 +272,19 @@ mod tests {
     #[tokio::test]
     async fn an_admit_lights_green_beeps_short_pulses_the_relay_and_all_go_off() {
         let gpio = Arc::new(FakeGpio::default());
-        let cfg = GpioConfig {
-            led_ms: 30,
-            beep_admit_ms: 10,
-            relay_pulse_ms: 20,
-            ..Default::default()
-        };
+        let cfg =
+            GpioConfig { led_ms: 30, beep_admit_ms: 10, relay_pulse_ms: 20, ..Default::default() };
         let s = Signaller::new(gpio.clone(), cfg);
         let t0 = Instant::now();
         s.verdict(true);
-        let on: Vec<Output> = gpio
-            .events()
-            .iter()
-            .filter(|e| e.on)
-            .map(|e| e.output)
-            .collect();
+        let on: Vec<Output> = gpio.events().iter().filter(|e| e.on).map(|e| e.output).collect();
         assert_eq!(
             on,
             [Output::Green, Output::Buzzer, Output::Relay],
             "on at once, before verdict() returns"
         );
         let off = gpio.wait_off_all(t0).await;
-        assert_eq!(
-            off,
-            [Output::Buzzer, Output::Relay, Output::Green],
-            "shortest first"
-        );
+        assert_eq!(off, [Output::Buzzer, Output::Relay, Output::Green], "shortest first");
     }
 
     #[tokio::test]
@@ -317,19 +292,10 @@ mod tests {
         let gpio = Arc::new(FakeGpio::default());
         Signaller::new(
             gpio.clone(),
-            GpioConfig {
-                led_ms: 20,
-                beep_reject_ms: 10,
-                ..Default::default()
-            },
+            GpioConfig { led_ms: 20, beep_reject_ms: 10, ..Default::default() },
         )
         .verdict(false);
-        let on: Vec<Output> = gpio
-            .events()
-            .iter()
-            .filter(|e| e.on)
-            .map(|e| e.output)
-            .collect();
+        let on: Vec<Output> = gpio.events().iter().filter(|e| e.on).map(|e| e.output).collect();
         assert_eq!(on, [Output::Red, Output::Buzzer]);
     }
 
@@ -338,11 +304,8 @@ mod tests {
             for _ in 0..100 {
                 let ev = self.events();
                 let on = ev.iter().filter(|e| e.on && e.at >= since).count();
-                let off: Vec<Output> = ev
-                    .iter()
-                    .filter(|e| !e.on && e.at >= since)
-                    .map(|e| e.output)
-                    .collect();
+                let off: Vec<Output> =
+                    ev.iter().filter(|e| !e.on && e.at >= since).map(|e| e.output).collect();
                 if off.len() == on {
                     return off;
                 }

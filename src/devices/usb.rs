@@ -57,17 +57,13 @@ pub fn classify(info: &DeviceInfo) -> Option<Kind> {
     if let Some(i) = ifaces.iter().find(|i| i.class() == 0x07) {
         return Some(Kind::Printer(i.interface_number()));
     }
-    if let Some(i) = ifaces
-        .iter()
-        .find(|i| i.class() == 0x03 && i.subclass() == 1 && i.protocol() == 1)
+    if let Some(i) =
+        ifaces.iter().find(|i| i.class() == 0x03 && i.subclass() == 1 && i.protocol() == 1)
     {
         return Some(Kind::KeyboardScanner(i.interface_number()));
     }
     // HID that is neither a boot keyboard nor a mouse: a HID POS scanner.
-    if let Some(i) = ifaces
-        .iter()
-        .find(|i| i.class() == 0x03 && i.protocol() == 0)
-    {
+    if let Some(i) = ifaces.iter().find(|i| i.class() == 0x03 && i.protocol() == 0) {
         return Some(Kind::PosScanner(i.interface_number()));
     }
     if ifaces.iter().any(|i| i.class() == 0x02) {
@@ -227,10 +223,7 @@ impl UsbManager {
         running: &mut HashMap<DeviceId, Running>,
         stop: &CancellationToken,
     ) {
-        if running
-            .get(&info.id())
-            .is_some_and(|r| !r.task.is_finished())
-        {
+        if running.get(&info.id()).is_some_and(|r| !r.task.is_finished()) {
             return;
         }
         let Some(kind) = classify(&info) else { return };
@@ -332,13 +325,9 @@ async fn scanner(
 ) -> Result<(), DeviceError> {
     let dev = info.open().await.map_err(usb_err)?;
     // Detaching usbhid / cdc_acm: the codes come to us, not to a console.
-    let iface: Interface = dev
-        .detach_and_claim_interface(iface)
-        .await
-        .map_err(usb_err)?;
-    let desc = iface
-        .descriptor()
-        .ok_or_else(|| DeviceError::Io("interface has no descriptor".into()))?;
+    let iface: Interface = dev.detach_and_claim_interface(iface).await.map_err(usb_err)?;
+    let desc =
+        iface.descriptor().ok_or_else(|| DeviceError::Io("interface has no descriptor".into()))?;
     let want = if matches!(kind, Kind::SerialScanner(_)) {
         TransferType::Bulk
     } else {
@@ -417,10 +406,7 @@ impl UsbPrinter {
     ) -> Result<UsbPrinter, DeviceError> {
         let dev = info.open().await.map_err(usb_err)?;
         // Detach usblp: the box owns the printer.
-        let iface = dev
-            .detach_and_claim_interface(number)
-            .await
-            .map_err(usb_err)?;
+        let iface = dev.detach_and_claim_interface(number).await.map_err(usb_err)?;
         let desc = iface
             .descriptor()
             .ok_or_else(|| DeviceError::Io("printer interface has no descriptor".into()))?;
@@ -462,10 +448,7 @@ impl UsbPrinter {
             index: (self.number as u16) << 8,
             length,
         };
-        self.iface
-            .control_in(req, USB_TIMEOUT)
-            .await
-            .map_err(usb_err)
+        self.iface.control_in(req, USB_TIMEOUT).await.map_err(usb_err)
     }
 
     /// IEEE 1284 device id (GET_DEVICE_ID).
@@ -481,9 +464,7 @@ impl UsbPrinter {
         };
         {
             let mut out = self.out.lock().await;
-            out.write_all(&escpos::status_request(kind))
-                .await
-                .map_err(usb_err)?;
+            out.write_all(&escpos::status_request(kind)).await.map_err(usb_err)?;
             out.flush().await.map_err(usb_err)?;
         }
         ep.submit(Buffer::new(ep.max_packet_size()));

@@ -80,10 +80,7 @@ pub fn sniff(head: &[u8]) -> Option<MediaType> {
     }
     // Old QuickTime files start straight with an atom.
     if head.len() >= 8
-        && matches!(
-            &head[4..8],
-            b"moov" | b"mdat" | b"wide" | b"free" | b"skip" | b"pnot"
-        )
+        && matches!(&head[4..8], b"moov" | b"mdat" | b"wide" | b"free" | b"skip" | b"pnot")
     {
         return Some(MediaType::Mov);
     }
@@ -137,10 +134,7 @@ pub fn capture_meta(
     scope: Option<&CreatorId>,
 ) -> Result<CaptureMeta, String> {
     let get = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| m.get(*k))
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
+        keys.iter().find_map(|k| m.get(*k)).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
     };
     let creator =
         match (get(&["creator", "creator_id"]), scope) {
@@ -154,17 +148,11 @@ pub fn capture_meta(
                     .into(),
             ),
         };
-    let consent = match get(&["consent"])
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    let consent = match get(&["consent"]).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("false") | Some("0") | Some("no") => false,
         Some("true") | Some("1") | Some("yes") => true,
         Some(other) => {
-            return Err(format!(
-                "Upload-Metadata consent '{other}' must be true or false"
-            ))
+            return Err(format!("Upload-Metadata consent '{other}' must be true or false"))
         }
     };
     let captured_at = get(&["captured_at"])
@@ -192,10 +180,7 @@ mod tests {
             (b"RIFF\x10\0\0\0WEBPVP8 ", Some(MediaType::Webp)),
             (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", Some(MediaType::Heic)),
             (b"\0\0\0\x18ftypmif1\0\0\0\0mif1heic", Some(MediaType::Heic)),
-            (
-                b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2",
-                Some(MediaType::Mp4),
-            ),
+            (b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2", Some(MediaType::Mp4)),
             (b"\0\0\0\x14ftypqt  \0\0\x02\0qt  ", Some(MediaType::Mov)),
             (b"\0\0\0\x08wide\0\0\0\0mdat", Some(MediaType::Mov)),
             (b"\0\0\0\x18ftypavif\0\0\0\0", None),
@@ -216,21 +201,14 @@ mod tests {
         assert_eq!(m["filename"], "my.png");
         assert_eq!(m["creator"], "cr-a");
         assert_eq!(m["empty"], "");
-        assert!(parse_metadata("filename !!!")
-            .unwrap_err()
-            .contains("base64"));
-        assert!(parse_metadata("a YQ==,a YQ==")
-            .unwrap_err()
-            .contains("twice"));
+        assert!(parse_metadata("filename !!!").unwrap_err().contains("base64"));
+        assert!(parse_metadata("a YQ==,a YQ==").unwrap_err().contains("twice"));
     }
 
     #[test]
     fn capture_meta_table() {
         let m = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>()
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()
         };
         let scope = CreatorId::from("cr-a");
         let ok = capture_meta(
@@ -252,24 +230,18 @@ mod tests {
             "a link supplies its creator"
         );
         assert!(
-            !capture_meta(&m(&[("creator", "cr-a")]), None)
-                .unwrap()
-                .consent,
+            !capture_meta(&m(&[("creator", "cr-a")]), None).unwrap().consent,
             "no consent unless given"
         );
         assert!(capture_meta(&m(&[]), None).unwrap_err().contains("creator"));
         assert!(capture_meta(&m(&[("creator", "cr-b")]), Some(&scope))
             .unwrap_err()
             .contains("upload link"));
-        assert!(
-            capture_meta(&m(&[("creator", "cr-a"), ("consent", "maybe")]), None)
-                .unwrap_err()
-                .contains("true or false")
-        );
-        assert!(
-            capture_meta(&m(&[("creator", "cr-a"), ("captured_at", "noon")]), None)
-                .unwrap_err()
-                .contains("RFC 3339")
-        );
+        assert!(capture_meta(&m(&[("creator", "cr-a"), ("consent", "maybe")]), None)
+            .unwrap_err()
+            .contains("true or false"));
+        assert!(capture_meta(&m(&[("creator", "cr-a"), ("captured_at", "noon")]), None)
+            .unwrap_err()
+            .contains("RFC 3339"));
     }
 }

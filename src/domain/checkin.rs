@@ -155,20 +155,14 @@ pub enum Lookup {
 #[derive(Clone, Debug)]
 pub enum Resolution {
     Rejected(Reason),
-    Lookup {
-        key: Lookup,
-        claim: Option<ListedTicket>,
-    },
+    Lookup { key: Lookup, claim: Option<ListedTicket> },
 }
 
 /// First step: read the text and check a signed code against the event.
 pub fn resolve(text: &str, event: &EventSnapshot) -> Resolution {
     match code::parse(text) {
         Err(_) => Resolution::Rejected(Reason::UnknownTicket),
-        Ok(ScannedCode::Secret(s)) => Resolution::Lookup {
-            key: Lookup::BySecret(s),
-            claim: None,
-        },
+        Ok(ScannedCode::Secret(s)) => Resolution::Lookup { key: Lookup::BySecret(s), claim: None },
         Ok(ScannedCode::Signed(signed)) => {
             if signed.claim.event != event.tag {
                 return Resolution::Rejected(Reason::WrongEvent);
@@ -329,11 +323,7 @@ mod tests {
     }
 
     fn prior(direction: Direction) -> Option<PriorScan> {
-        Some(PriorScan {
-            direction,
-            gate: GateId::from("g"),
-            at: 1_100,
-        })
+        Some(PriorScan { direction, gate: GateId::from("g"), at: 1_100 })
     }
 
     #[test]
@@ -385,11 +375,7 @@ mod tests {
             ("inside and scanned in again at a re-entry gate", t(), &both_ways, Entry, 1_500, prior(Entry), Err(AlreadyCheckedIn)),
         ];
         for (name, ticket, gate, direction, now, last, want) in cases {
-            assert_eq!(
-                decide(&ticket, gate, direction, now, last.as_ref()),
-                want,
-                "{name}"
-            );
+            assert_eq!(decide(&ticket, gate, direction, now, last.as_ref()), want, "{name}");
         }
     }
 
@@ -398,13 +384,8 @@ mod tests {
         let key = signing_key_from_bytes([1; 32]);
         let stranger = signing_key_from_bytes([2; 32]);
         let b = serde_json::to_vec(&sample(&[&key], 1)).unwrap();
-        let mut event = accept(
-            &b,
-            Some(&sign_detached(&key, &b)),
-            None,
-            &TrustedKeys::default(),
-        )
-        .unwrap();
+        let mut event =
+            accept(&b, Some(&sign_detached(&key, &b)), None, &TrustedKeys::default()).unwrap();
         let claim = |k: &ed25519_dalek::SigningKey, ev: &str, id: &str| TicketClaim {
             event: EventTag::of(&EventId::from(ev)),
             key: KeyId::of(&k.verifying_key()),
@@ -418,25 +399,13 @@ mod tests {
         let other_event = encode_signed(&claim(&key, "evt-other", "s3"), &key).unwrap();
         event.revoked_codes.insert(good.clone());
 
-        assert!(matches!(
-            resolve("VB1:###", &event),
-            Resolution::Rejected(Reason::UnknownTicket)
-        ));
-        assert!(matches!(
-            resolve(&forged, &event),
-            Resolution::Rejected(Reason::BadSignature)
-        ));
-        assert!(matches!(
-            resolve(&other_event, &event),
-            Resolution::Rejected(Reason::WrongEvent)
-        ));
+        assert!(matches!(resolve("VB1:###", &event), Resolution::Rejected(Reason::UnknownTicket)));
+        assert!(matches!(resolve(&forged, &event), Resolution::Rejected(Reason::BadSignature)));
+        assert!(matches!(resolve(&other_event, &event), Resolution::Rejected(Reason::WrongEvent)));
         assert!(
             matches!(resolve("SECRET-ONE", &event), Resolution::Lookup { key: Lookup::BySecret(s), claim: None } if s == "SECRET-ONE")
         );
-        let Resolution::Lookup {
-            key: Lookup::ById(id),
-            claim: Some(c),
-        } = resolve(&good, &event)
+        let Resolution::Lookup { key: Lookup::ById(id), claim: Some(c) } = resolve(&good, &event)
         else {
             panic!("signed code must resolve")
         };
@@ -464,13 +433,8 @@ mod tests {
         let mut m = sample(&[&key], 1);
         m["box_keys"] = serde_json::json!([{"public_key": crate::domain::keys::public_key_to_base64(&listed_box.verifying_key())}]);
         let b = serde_json::to_vec(&m).unwrap();
-        let mut event = accept(
-            &b,
-            Some(&sign_detached(&key, &b)),
-            None,
-            &TrustedKeys::default(),
-        )
-        .unwrap();
+        let mut event =
+            accept(&b, Some(&sign_detached(&key, &b)), None, &TrustedKeys::default()).unwrap();
         event.trust_own_box_key(own_box.verifying_key());
         for (k, ok) in [(&listed_box, true), (&own_box, true), (&other_box, false)] {
             let code = encode_signed(&claim(k, "evt-test", "W-1"), k).unwrap();
@@ -483,9 +447,6 @@ mod tests {
             "trusted here, but other boxes do not know it"
         );
         // A secret that is not listed is unknown.
-        assert_eq!(
-            facts("NOPE-NOPE", None, None, &event).unwrap_err(),
-            Reason::UnknownTicket
-        );
+        assert_eq!(facts("NOPE-NOPE", None, None, &event).unwrap_err(), Reason::UnknownTicket);
     }
 }

@@ -104,27 +104,12 @@ impl TicketClaim {
         let key = KeyId(r.array()?);
         let ticket = TicketId(r.short_str(MAX_TICKET_ID)?);
         let tier = TierId(r.short_str(MAX_TIER)?);
-        let valid_from = if flags & 1 != 0 {
-            Some(u32::from_be_bytes(r.array()?))
-        } else {
-            None
-        };
-        let valid_until = if flags & 2 != 0 {
-            Some(u32::from_be_bytes(r.array()?))
-        } else {
-            None
-        };
+        let valid_from = if flags & 1 != 0 { Some(u32::from_be_bytes(r.array()?)) } else { None };
+        let valid_until = if flags & 2 != 0 { Some(u32::from_be_bytes(r.array()?)) } else { None };
         if !r.0.is_empty() {
             return Err(CodeError::Malformed);
         }
-        Ok(TicketClaim {
-            event,
-            key,
-            ticket,
-            tier,
-            valid_from,
-            valid_until,
-        })
+        Ok(TicketClaim { event, key, ticket, tier, valid_from, valid_until })
     }
 }
 
@@ -180,8 +165,7 @@ impl SignedCode {
     /// Whether the key the claim names is trusted and made the signature.
     pub fn verify(&self, keys: &TrustedKeys) -> bool {
         keys.get(self.claim.key).is_some_and(|k| {
-            k.verify_strict(&signed_message(&self.claim_bytes), &self.signature)
-                .is_ok()
+            k.verify_strict(&signed_message(&self.claim_bytes), &self.signature).is_ok()
         })
     }
 }
@@ -207,11 +191,7 @@ pub fn parse(text: &str) -> Result<ScannedCode, CodeError> {
     let (claim_bytes, sig) = bytes.split_at(bytes.len() - 64);
     let claim = TicketClaim::from_bytes(claim_bytes)?;
     let signature = Signature::from_bytes(sig.try_into().expect("64 bytes"));
-    Ok(ScannedCode::Signed(SignedCode {
-        claim,
-        claim_bytes: claim_bytes.to_vec(),
-        signature,
-    }))
+    Ok(ScannedCode::Signed(SignedCode { claim, claim_bytes: claim_bytes.to_vec(), signature }))
 }
 
 #[cfg(test)]
@@ -243,12 +223,7 @@ mod tests {
         let key = signing_key_from_bytes([9; 32]);
         for c in [
             claim(&key, "T-1", "ga", None),
-            claim(
-                &key,
-                "ticket-000042",
-                "vip",
-                Some((1_700_000_000, 1_800_000_000)),
-            ),
+            claim(&key, "ticket-000042", "vip", Some((1_700_000_000, 1_800_000_000))),
         ] {
             let code = encode_signed(&c, &key).unwrap();
             assert!(code.starts_with("VB1:"));
@@ -289,14 +264,8 @@ mod tests {
         let by_stranger =
             signed(&encode_signed(&claim(&stranger, "T-5", "ga", None), &stranger).unwrap());
         let rotated = TrustedKeys::new([new.verifying_key(), old.verifying_key()]);
-        assert!(
-            by_old.verify(&rotated),
-            "old key still listed after rotation"
-        );
-        assert!(
-            !by_old.verify(&TrustedKeys::new([new.verifying_key()])),
-            "old key dropped"
-        );
+        assert!(by_old.verify(&rotated), "old key still listed after rotation");
+        assert!(!by_old.verify(&TrustedKeys::new([new.verifying_key()])), "old key dropped");
         assert!(!by_stranger.verify(&rotated));
     }
 

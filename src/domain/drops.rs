@@ -44,12 +44,7 @@ impl Stock {
     /// not held; everyone else only what the reserve does not keep back.
     pub fn available(&self, eligible_for_reserve: bool) -> i64 {
         let free = self.on_hand - self.held;
-        if eligible_for_reserve {
-            free
-        } else {
-            free - self.reserved_left
-        }
-        .max(0)
+        if eligible_for_reserve { free } else { free - self.reserved_left }.max(0)
     }
 }
 
@@ -138,11 +133,7 @@ mod tests {
             (25, 3, Phase::Closed),
         ];
         for (now, available, want) in cases {
-            assert_eq!(
-                phase(10, 20, now, available),
-                want,
-                "now={now} available={available}"
-            );
+            assert_eq!(phase(10, 20, now, available), want, "now={now} available={available}");
         }
     }
 
@@ -158,11 +149,7 @@ mod tests {
             (2, 3, 0, true, 0),
         ];
         for (on_hand, held, reserved, eligible, want) in cases {
-            let s = Stock {
-                on_hand,
-                held,
-                reserved_left: reserved,
-            };
+            let s = Stock { on_hand, held, reserved_left: reserved };
             assert_eq!(s.available(eligible), want, "{s:?} eligible={eligible}");
         }
     }
@@ -182,10 +169,7 @@ mod tests {
         assert!(check_attendee_limit(Some(2), 1, 1).is_ok());
         assert_eq!(
             check_attendee_limit(Some(2), 1, 2),
-            Err(HoldRefusal::AttendeeLimit {
-                limit: 2,
-                already: 1
-            })
+            Err(HoldRefusal::AttendeeLimit { limit: 2, already: 1 })
         );
         assert_eq!(check_open(10, 20, 9), Err(HoldRefusal::NotOpenYet));
         assert_eq!(check_open(10, 20, 20), Err(HoldRefusal::Closed));

@@ -236,9 +236,6 @@ impl Event {
         let tagged = serde_json::json!({"kind": kind, "payload": payload});
         serde_json::from_value(tagged)
             .map(Some)
-            .map_err(|source| EventError {
-                kind: kind.to_string(),
-                source,
-            })
+            .map_err(|source| EventError { kind: kind.to_string(), source })
     }
 }

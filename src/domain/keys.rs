@@ -30,9 +30,7 @@ pub struct TrustedKeys {
 
 impl TrustedKeys {
     pub fn new(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
-        TrustedKeys {
-            keys: keys.into_iter().map(|k| (KeyId::of(&k), k)).collect(),
-        }
+        TrustedKeys { keys: keys.into_iter().map(|k| (KeyId::of(&k), k)).collect() }
     }
 
     /// Adds a key unless it is already trusted.
@@ -52,20 +50,14 @@ impl TrustedKeys {
 
     /// The id of the first trusted key that made `sig` over `msg`.
     pub fn verify_any(&self, msg: &[u8], sig: &Signature) -> Option<KeyId> {
-        self.keys
-            .iter()
-            .find(|(_, k)| k.verify(msg, sig).is_ok())
-            .map(|(id, _)| *id)
+        self.keys.iter().find(|(_, k)| k.verify(msg, sig).is_ok()).map(|(id, _)| *id)
     }
 }
 
 pub fn public_key_from_base64(text: &str) -> Result<VerifyingKey, String> {
-    let bytes = B64
-        .decode(text.trim())
-        .map_err(|e| format!("public key is not base64 ({e})"))?;
-    let arr: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| "public key must be 32 bytes (Ed25519)".to_string())?;
+    let bytes = B64.decode(text.trim()).map_err(|e| format!("public key is not base64 ({e})"))?;
+    let arr: [u8; 32] =
+        bytes.try_into().map_err(|_| "public key must be 32 bytes (Ed25519)".to_string())?;
     VerifyingKey::from_bytes(&arr)
         .map_err(|_| "public key is not a valid Ed25519 point".to_string())
 }
@@ -84,12 +76,9 @@ pub fn sign_detached(key: &SigningKey, msg: &[u8]) -> String {
 }
 
 pub fn signature_from_base64(text: &str) -> Result<Signature, String> {
-    let bytes = B64
-        .decode(text.trim())
-        .map_err(|e| format!("signature is not base64 ({e})"))?;
-    let arr: [u8; 64] = bytes
-        .try_into()
-        .map_err(|_| "signature must be 64 bytes (Ed25519)".to_string())?;
+    let bytes = B64.decode(text.trim()).map_err(|e| format!("signature is not base64 ({e})"))?;
+    let arr: [u8; 64] =
+        bytes.try_into().map_err(|_| "signature must be 64 bytes (Ed25519)".to_string())?;
     Ok(Signature::from_bytes(&arr))
 }
 
@@ -103,29 +92,16 @@ mod tests {
         let b = signing_key_from_bytes([2; 32]);
         let sig = signature_from_base64(&sign_detached(&a, b"hello")).unwrap();
         let trusted = TrustedKeys::new([b.verifying_key(), a.verifying_key()]);
-        assert_eq!(
-            trusted.verify_any(b"hello", &sig),
-            Some(KeyId::of(&a.verifying_key()))
-        );
+        assert_eq!(trusted.verify_any(b"hello", &sig), Some(KeyId::of(&a.verifying_key())));
         assert_eq!(trusted.verify_any(b"hellO", &sig), None);
-        assert_eq!(
-            TrustedKeys::new([b.verifying_key()]).verify_any(b"hello", &sig),
-            None
-        );
+        assert_eq!(TrustedKeys::new([b.verifying_key()]).verify_any(b"hello", &sig), None);
     }
 
     #[test]
     fn public_keys_round_trip_and_bad_ones_are_explained() {
         let k = signing_key_from_bytes([7; 32]).verifying_key();
-        assert_eq!(
-            public_key_from_base64(&public_key_to_base64(&k)).unwrap(),
-            k
-        );
-        assert!(public_key_from_base64("AAAA")
-            .unwrap_err()
-            .contains("32 bytes"));
-        assert!(public_key_from_base64("%%%")
-            .unwrap_err()
-            .contains("base64"));
+        assert_eq!(public_key_from_base64(&public_key_to_base64(&k)).unwrap(), k);
+        assert!(public_key_from_base64("AAAA").unwrap_err().contains("32 bytes"));
+        assert!(public_key_from_base64("%%%").unwrap_err().contains("base64"));
     }
 }

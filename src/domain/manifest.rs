@@ -262,13 +262,9 @@ impl TicketStatus {
         }
     }
     pub fn parse(s: &str) -> Option<TicketStatus> {
-        [
-            TicketStatus::Paid,
-            TicketStatus::Unpaid,
-            TicketStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == s)
+        [TicketStatus::Paid, TicketStatus::Unpaid, TicketStatus::Cancelled]
+            .into_iter()
+            .find(|t| t.as_str() == s)
     }
 }
 
@@ -350,15 +346,11 @@ impl EventSnapshot {
         &self.manifest.event.id
     }
     pub fn creator(&self, id: &CreatorId) -> Option<&Creator> {
-        self.creator_index
-            .get(id)
-            .map(|&i| &self.manifest.creators[i])
+        self.creator_index.get(id).map(|&i| &self.manifest.creators[i])
     }
     /// The creator a walk-up referral code credits.
     pub fn referral(&self, code: &str) -> Option<&Creator> {
-        self.referral_index
-            .get(code)
-            .map(|&i| &self.manifest.creators[i])
+        self.referral_index.get(code).map(|&i| &self.manifest.creators[i])
     }
     pub fn program(&self, id: &ProgramId) -> Option<&ScholarshipProgram> {
         self.manifest.scholarships.iter().find(|p| &p.id == id)
@@ -374,10 +366,7 @@ impl EventSnapshot {
     /// (so tickets it signs scan at other boxes and in the cloud too).
     pub fn lists_box_key(&self, key: &ed25519_dalek::VerifyingKey) -> bool {
         let text = keys::public_key_to_base64(key);
-        self.manifest
-            .box_keys
-            .iter()
-            .any(|k| k.public_key.trim() == text)
+        self.manifest.box_keys.iter().any(|k| k.public_key.trim() == text)
     }
 
     /// Adds this box's own key to the keys tickets may be signed with: a
@@ -453,16 +442,11 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         );
     }
     if m.event.tax_rate_bp > MAX_TAX_RATE_BP {
-        return Err(invalid(format!(
-            "event.tax_rate_bp must be 0 to {MAX_TAX_RATE_BP} (100 %)"
-        )));
+        return Err(invalid(format!("event.tax_rate_bp must be 0 to {MAX_TAX_RATE_BP} (100 %)")));
     }
     for t in &m.tiers {
         if t.id.as_str().is_empty() || t.id.as_str().len() > MAX_TIER {
-            return Err(invalid(format!(
-                "tier id '{}' must be 1 to {MAX_TIER} bytes",
-                t.id
-            )));
+            return Err(invalid(format!("tier id '{}' must be 1 to {MAX_TIER} bytes", t.id)));
         }
         if !(0..=MAX_UNIT_MINOR).contains(&t.price_minor) {
             return Err(invalid(format!(
@@ -490,10 +474,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             )));
         }
         if !g.entry && !g.exit {
-            return Err(invalid(format!(
-                "gate '{}' allows neither entry nor exit",
-                g.id
-            )));
+            return Err(invalid(format!("gate '{}' allows neither entry nor exit", g.id)));
         }
     }
     unique("ticket", m.tickets.iter().map(|t| &t.id))?;
@@ -520,16 +501,10 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
                 )));
             }
             if !secrets.insert(s.as_str()) {
-                return Err(invalid(format!(
-                    "ticket '{}' reuses another ticket's secret",
-                    t.id
-                )));
+                return Err(invalid(format!("ticket '{}' reuses another ticket's secret", t.id)));
             }
         }
-        for (f, v) in [
-            ("valid_from", &t.valid_from),
-            ("valid_until", &t.valid_until),
-        ] {
+        for (f, v) in [("valid_from", &t.valid_from), ("valid_until", &t.valid_until)] {
             if let Some(v) = v {
                 time(&format!("ticket '{}' {f}", t.id), v)?;
             }
@@ -563,9 +538,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
     for (i, c) in m.creators.iter().enumerate() {
         for code in &c.referral_codes {
             if code.trim().is_empty() || referral_index.insert(code.clone(), i).is_some() {
-                return Err(invalid(format!(
-                    "referral code '{code}' is empty or used twice"
-                )));
+                return Err(invalid(format!("referral code '{code}' is empty or used twice")));
             }
         }
         if c.payout.ticket_share_bp > 10_000 || c.payout.drop_share_bp > 10_000 {
@@ -579,9 +552,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         if creator_index.contains_key(id) {
             Ok(())
         } else {
-            Err(invalid(format!(
-                "{what} names creator '{id}', who is not in creators"
-            )))
+            Err(invalid(format!("{what} names creator '{id}', who is not in creators")))
         }
     };
     unique("scholarship program", m.scholarships.iter().map(|p| &p.id))?;
@@ -589,17 +560,12 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
     for p in &m.scholarships {
         let what = format!("scholarship '{}'", p.id);
         if !tier_index.contains_key(&p.tier) {
-            return Err(invalid(format!(
-                "{what} is for tier '{}', which is not in tiers",
-                p.tier
-            )));
+            return Err(invalid(format!("{what} is for tier '{}', which is not in tiers", p.tier)));
         }
         match (&p.funder.kind, &p.funder.creator) {
             (FunderKind::Creator, Some(c)) => known_creator(c, &what)?,
             (FunderKind::Creator, None) => {
-                return Err(invalid(format!(
-                    "{what}: a creator funder needs funder.creator"
-                )))
+                return Err(invalid(format!("{what}: a creator funder needs funder.creator")))
             }
             (FunderKind::Sponsor, _) => {}
         }
@@ -614,10 +580,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             }
             _ => {}
         }
-        for (f, v) in [
-            ("valid_from", &p.valid_from),
-            ("valid_until", &p.valid_until),
-        ] {
+        for (f, v) in [("valid_from", &p.valid_from), ("valid_until", &p.valid_until)] {
             if let Some(v) = v {
                 time(&format!("{what} {f}"), v)?;
             }
@@ -683,10 +646,7 @@ pub fn validate_drop(
     if d.products.is_empty() {
         return Err(invalid(format!("{what} has no products")));
     }
-    unique(
-        &format!("{what} product"),
-        d.products.iter().map(|p| &p.sku),
-    )?;
+    unique(&format!("{what} product"), d.products.iter().map(|p| &p.sku))?;
     for p in &d.products {
         if p.sku.as_str().is_empty() || !(0..=MAX_UNIT_MINOR).contains(&p.price_minor) {
             return Err(invalid(format!(
@@ -739,9 +699,7 @@ pub fn accept(
     pinned: &TrustedKeys,
 ) -> Result<EventSnapshot, ManifestError> {
     let candidate = parse(bytes)?;
-    let sig_text = signature
-        .filter(|s| !s.trim().is_empty())
-        .ok_or(ManifestError::Unsigned)?;
+    let sig_text = signature.filter(|s| !s.trim().is_empty()).ok_or(ManifestError::Unsigned)?;
     let sig = keys::signature_from_base64(sig_text).map_err(|_| ManifestError::BadSignature)?;
     let signed_by_pinned = pinned.verify_any(bytes, &sig).is_some();
     let signed_by_current = current.is_some_and(|c| c.keys.verify_any(bytes, &sig).is_some());
@@ -801,13 +759,7 @@ pub(crate) mod tests {
     fn first_manifest_is_accepted_when_signed_by_its_own_key() {
         let k = signing_key_from_bytes([1; 32]);
         let b = bytes(&sample(&[&k], 1));
-        let snap = accept(
-            &b,
-            Some(&sign_detached(&k, &b)),
-            None,
-            &TrustedKeys::default(),
-        )
-        .unwrap();
+        let snap = accept(&b, Some(&sign_detached(&k, &b)), None, &TrustedKeys::default()).unwrap();
         assert_eq!(snap.manifest.tickets.len(), 1);
         assert!(snap.gate(&GateId::from("vip")).unwrap().reentry);
     }
@@ -819,10 +771,7 @@ pub(crate) mod tests {
         let b = bytes(&sample(&[&k], 1));
         let sig = sign_detached(&k, &b);
         let none = TrustedKeys::default();
-        assert_eq!(
-            accept(&b, None, None, &none).unwrap_err(),
-            ManifestError::Unsigned
-        );
+        assert_eq!(accept(&b, None, None, &none).unwrap_err(), ManifestError::Unsigned);
         let mut tampered = b.clone();
         let pos = tampered.windows(4).position(|w| w == b"2500").unwrap();
         tampered[pos] = b'1';
@@ -882,14 +831,8 @@ pub(crate) mod tests {
         type Change = Box<dyn Fn(&mut serde_json::Value)>;
         let cases: Vec<(&str, Change)> = vec![
             ("schema", Box::new(|m| m["schema"] = json!(2))),
-            (
-                "not in tiers",
-                Box::new(|m| m["tickets"][0]["tier"] = json!("nope")),
-            ),
-            (
-                "appears twice",
-                Box::new(|m| m["gates"][1]["id"] = json!("main")),
-            ),
+            ("not in tiers", Box::new(|m| m["tickets"][0]["tier"] = json!("nope"))),
+            ("appears twice", Box::new(|m| m["gates"][1]["id"] = json!("main"))),
             (
                 "capacity 2 but 3",
                 Box::new(|m| {
@@ -901,26 +844,11 @@ pub(crate) mod tests {
                     }
                 }),
             ),
-            (
-                "RFC 3339",
-                Box::new(|m| m["event"]["doors_at"] = json!("7pm")),
-            ),
-            (
-                "PHC",
-                Box::new(|m| m["staff"][0]["pin_hash"] = json!("1234")),
-            ),
-            (
-                "expected one of `door`",
-                Box::new(|m| m["staff"][0]["role"] = json!("boss")),
-            ),
-            (
-                "secret",
-                Box::new(|m| m["tickets"][0]["secret"] = json!("VB1:ABCDEFGH")),
-            ),
-            (
-                "ISO 4217",
-                Box::new(|m| m["event"]["currency"] = json!("euro")),
-            ),
+            ("RFC 3339", Box::new(|m| m["event"]["doors_at"] = json!("7pm"))),
+            ("PHC", Box::new(|m| m["staff"][0]["pin_hash"] = json!("1234"))),
+            ("expected one of `door`", Box::new(|m| m["staff"][0]["role"] = json!("boss"))),
+            ("secret", Box::new(|m| m["tickets"][0]["secret"] = json!("VB1:ABCDEFGH"))),
+            ("ISO 4217", Box::new(|m| m["event"]["currency"] = json!("euro"))),
         ];
         for (expect, change) in cases {
             let mut m = sample(&[&k], 1);
@@ -949,10 +877,7 @@ pub(crate) mod tests {
         assert_eq!(snap.claim_code("C1").unwrap().0.id, ProgramId::from("p"));
         type Change = Box<dyn Fn(&mut serde_json::Value)>;
         let cases: Vec<(&str, Change)> = vec![
-            (
-                "tier 'balcony'",
-                Box::new(|m| m["scholarships"][0]["tier"] = json!("balcony")),
-            ),
+            ("tier 'balcony'", Box::new(|m| m["scholarships"][0]["tier"] = json!("balcony"))),
             (
                 "creator 'ghost'",
                 Box::new(|m| m["scholarships"][0]["codes"][0]["creator"] = json!("ghost")),
@@ -978,10 +903,7 @@ pub(crate) mod tests {
                 "closes_at must be after",
                 Box::new(|m| m["drops"][0]["closes_at"] = json!("2026-11-27T18:00:00Z")),
             ),
-            (
-                "drop 'd' names creator 'x'",
-                Box::new(|m| m["drops"][0]["creator"] = json!("x")),
-            ),
+            ("drop 'd' names creator 'x'", Box::new(|m| m["drops"][0]["creator"] = json!("x"))),
             (
                 "reserves stock for tier 'gold'",
                 Box::new(|m| m["drops"][0]["reserve"]["tiers"] = json!(["gold"])),
@@ -1004,14 +926,8 @@ pub(crate) mod tests {
                         .push(json!({"id": "cr2", "name": "x", "referral_codes": ["REF"]}))
                 }),
             ),
-            (
-                "per_attendee_limit 0",
-                Box::new(|m| m["drops"][0]["per_attendee_limit"] = json!(0)),
-            ),
-            (
-                "box_keys[0]",
-                Box::new(|m| m["box_keys"] = json!([{"public_key": "nope"}])),
-            ),
+            ("per_attendee_limit 0", Box::new(|m| m["drops"][0]["per_attendee_limit"] = json!(0))),
+            ("box_keys[0]", Box::new(|m| m["box_keys"] = json!([{"public_key": "nope"}]))),
         ];
         for (expect, change) in cases {
             let mut m = ok.clone();

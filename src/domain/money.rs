@@ -93,9 +93,7 @@ pub fn totals(lines: &[Line], prices_include_tax: bool) -> Result<Totals, MoneyE
         *by_rate.entry(l.tax_rate_bp).or_default() += amount;
         priced.push((l, amount));
     }
-    let too_large = || MoneyError::TooLarge {
-        limit: format!("{MAX_ORDER_MINOR} minor units"),
-    };
+    let too_large = || MoneyError::TooLarge { limit: format!("{MAX_ORDER_MINOR} minor units") };
     let mut taxes = Vec::new();
     let (mut tax_minor, mut net_minor) = (0i128, 0i128);
     for (&rate, &amount) in &by_rate {
@@ -111,11 +109,7 @@ pub fn totals(lines: &[Line], prices_include_tax: bool) -> Result<Totals, MoneyE
         }
         tax_minor += tax;
         net_minor += net;
-        taxes.push(TaxLine {
-            rate_bp: rate,
-            net_minor: net as i64,
-            tax_minor: tax as i64,
-        });
+        taxes.push(TaxLine { rate_bp: rate, net_minor: net as i64, tax_minor: tax as i64 });
     }
     if net_minor + tax_minor > MAX_ORDER_MINOR as i128 {
         return Err(too_large());
@@ -130,10 +124,7 @@ pub fn totals(lines: &[Line], prices_include_tax: bool) -> Result<Totals, MoneyE
             } else {
                 amount + div_round_half_up(amount * l.tax_rate_bp as i128, 10_000)
             };
-            PricedLine {
-                line: l.clone(),
-                gross_minor: gross as i64,
-            }
+            PricedLine { line: l.clone(), gross_minor: gross as i64 }
         })
         .collect();
     Ok(Totals {
@@ -190,14 +181,11 @@ pub enum TenderError {
 pub fn settle(total_minor: i64, tender: &Tender, currency: &str) -> Result<i64, TenderError> {
     match tender {
         Tender::NoCharge if total_minor == 0 => Ok(0),
-        Tender::NoCharge => Err(TenderError::SomethingDue(format_money(
-            total_minor,
-            currency,
-        ))),
+        Tender::NoCharge => Err(TenderError::SomethingDue(format_money(total_minor, currency))),
         _ if total_minor == 0 => Err(TenderError::NothingDue),
-        Tender::Cash { given_minor } if !(0..=MAX_ORDER_MINOR).contains(given_minor) => Err(
-            TenderError::CashOutOfRange(format_money(MAX_ORDER_MINOR, currency)),
-        ),
+        Tender::Cash { given_minor } if !(0..=MAX_ORDER_MINOR).contains(given_minor) => {
+            Err(TenderError::CashOutOfRange(format_money(MAX_ORDER_MINOR, currency)))
+        }
         Tender::Cash { given_minor } if *given_minor < total_minor => {
             Err(TenderError::NotEnoughCash {
                 given: format_money(*given_minor, currency),
@@ -230,12 +218,7 @@ pub fn format_money(minor: i64, currency: &str) -> String {
         return format!("{sign}{abs} {currency}");
     }
     let unit = 10u64.pow(digits);
-    format!(
-        "{sign}{}.{:0width$} {currency}",
-        abs / unit,
-        abs % unit,
-        width = digits as usize
-    )
+    format!("{sign}{}.{:0width$} {currency}", abs / unit, abs % unit, width = digits as usize)
 }
 
 #[cfg(test)]
@@ -264,13 +247,7 @@ mod tests {
             // Three items at 19 % inclusive: tax is rounded once for the rate.
             (vec![line(333, 3, 1900)], true, 839, 160, 999),
             // Two rates, each its own tax line.
-            (
-                vec![line(1070, 1, 700), line(1190, 2, 1900)],
-                true,
-                1000 + 2000,
-                70 + 380,
-                3450,
-            ),
+            (vec![line(1070, 1, 700), line(1190, 2, 1900)], true, 1000 + 2000, 70 + 380, 3450),
             (vec![], true, 0, 0, 0),
         ];
         for (lines, inclusive, net, tax, total) in cases {
@@ -287,27 +264,18 @@ mod tests {
     #[test]
     fn totals_refuse_what_would_overflow_instead_of_wrapping() {
         let huge = line(MAX_UNIT_MINOR, MAX_LINE_QTY, MAX_TAX_RATE_BP);
-        assert!(matches!(
-            totals(&vec![huge.clone(); 3], false),
-            Err(MoneyError::TooLarge { .. })
-        ));
+        assert!(matches!(totals(&vec![huge.clone(); 3], false), Err(MoneyError::TooLarge { .. })));
         assert!(matches!(
             totals(&[line(1 << 62, 2, 0)], true),
             Err(MoneyError::LineOutOfRange { .. })
         ));
-        assert!(matches!(
-            totals(&[line(-5, 1, 0)], true),
-            Err(MoneyError::LineOutOfRange { .. })
-        ));
+        assert!(matches!(totals(&[line(-5, 1, 0)], true), Err(MoneyError::LineOutOfRange { .. })));
         assert!(matches!(
             totals(&[line(100, 1, 1 << 31)], true),
             Err(MoneyError::LineOutOfRange { .. })
         ));
         let t = totals(&[line(MAX_UNIT_MINOR, MAX_LINE_QTY, 0)], true).unwrap();
-        assert_eq!(
-            t.total_minor, MAX_ORDER_MINOR,
-            "the largest line is exactly the largest order"
-        );
+        assert_eq!(t.total_minor, MAX_ORDER_MINOR, "the largest line is exactly the largest order");
     }
 
     #[test]
@@ -317,42 +285,14 @@ mod tests {
             (2500, Cash { given_minor: 3000 }, Ok(500)),
             (2500, Cash { given_minor: 2500 }, Ok(0)),
             (2500, Cash { given_minor: 2000 }, Err("less than the total")),
-            (
-                2500,
-                Card {
-                    reference: "T-8812".into(),
-                },
-                Ok(0),
-            ),
-            (
-                2500,
-                Card {
-                    reference: " ".into(),
-                },
-                Err("slip reference"),
-            ),
-            (
-                2500,
-                Comp {
-                    approved_by: "Sam".into(),
-                },
-                Ok(0),
-            ),
+            (2500, Card { reference: "T-8812".into() }, Ok(0)),
+            (2500, Card { reference: " ".into() }, Err("slip reference")),
+            (2500, Comp { approved_by: "Sam".into() }, Ok(0)),
             (2500, NoCharge, Err("choose cash")),
             (0, NoCharge, Ok(0)),
             (0, Cash { given_minor: 100 }, Err("no tender is needed")),
-            (
-                2500,
-                Cash {
-                    given_minor: i64::MAX,
-                },
-                Err("cash given must be 0 to"),
-            ),
-            (
-                2500,
-                Cash { given_minor: -1 },
-                Err("cash given must be 0 to"),
-            ),
+            (2500, Cash { given_minor: i64::MAX }, Err("cash given must be 0 to")),
+            (2500, Cash { given_minor: -1 }, Err("cash given must be 0 to")),
         ];
         for (total, tender, want) in cases {
             match (settle(total, &tender, "EUR"), want) {

@@ -59,10 +59,7 @@ impl Totals {
     /// These figures with `payout_minor` set by `rules`.
     pub fn priced(self, rules: &PayoutRules) -> Totals {
         let tickets = self.referral_tickets.clone() + self.scholarship_tickets.clone();
-        Totals {
-            payout_minor: payout(rules, &tickets, &self.drops),
-            ..self
-        }
+        Totals { payout_minor: payout(rules, &tickets, &self.drops), ..self }
     }
 }
 
@@ -94,16 +91,8 @@ mod tests {
         assert_eq!(share(9_000, 1_000), 900);
         assert_eq!(share(999, 1_500), 149, "rounded down");
         assert_eq!(share(-50, 1_000), 0, "no negative payouts");
-        let rules = PayoutRules {
-            ticket_share_bp: 1_000,
-            drop_share_bp: 2_000,
-        };
-        let drops = Sales {
-            orders: 1,
-            gross_minor: 5_950,
-            tax_minor: 950,
-            ..Default::default()
-        };
+        let rules = PayoutRules { ticket_share_bp: 1_000, drop_share_bp: 2_000 };
+        let drops = Sales { orders: 1, gross_minor: 5_950, tax_minor: 950, ..Default::default() };
         assert_eq!(payout(&rules, &s, &drops), 900 + 1_000);
     }
 }

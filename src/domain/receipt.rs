@@ -144,11 +144,7 @@ pub fn render_text(r: &Receipt, width: usize) -> String {
             Some(v) => format!("{} ({v})", l.line.name),
             None => l.line.name.clone(),
         };
-        row(
-            &format!("{} x {name}", l.line.qty),
-            &money(l.gross_minor),
-            &mut out,
-        );
+        row(&format!("{} x {name}", l.line.qty), &money(l.gross_minor), &mut out);
         if let Some(list) = l.line.list_unit_minor {
             row(&format!("  list price {}", money(list)), "", &mut out);
         }
@@ -228,11 +224,7 @@ pub(crate) mod tests {
         let keys = TrustedKeys::new([key.verifying_key()]);
         let claim = verify_proof(&code, &keys).unwrap();
         assert_eq!(
-            (
-                claim.order_id.as_str(),
-                claim.total_minor,
-                claim.currency.as_str()
-            ),
+            (claim.order_id.as_str(), claim.total_minor, claim.currency.as_str()),
             ("O-ab12cd-42", 3450, "EUR")
         );
         assert!(verify_proof(
@@ -273,10 +265,7 @@ pub(crate) mod tests {
             prices_include_tax: true,
             tender: Tender::Cash { given_minor: 5000 },
             change_minor: 5000 - 2380,
-            attribution: Some(Attribution {
-                creator_id: "cr".into(),
-                creator_name: "Mara".into(),
-            }),
+            attribution: Some(Attribution { creator_id: "cr".into(), creator_name: "Mara".into() }),
             sponsored_by: None,
             tickets: vec![],
             proof: proof_code("O-1", 2380, "EUR", 0, &signing_key_from_bytes([4; 32])),

@@ -19,13 +19,8 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Door,
-        Role::Merch,
-        Role::Capture,
-        Role::Supervisor,
-        Role::Admin,
-    ];
+    pub const ALL: [Role; 5] =
+        [Role::Door, Role::Merch, Role::Capture, Role::Supervisor, Role::Admin];
 
     /// Whether someone signed in with `self` may do what needs `required`.
     pub fn allows(self, required: Role) -> bool {
@@ -56,12 +51,9 @@ impl fmt::Display for Role {
 impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown role '{s}': use one of door, merch, capture, supervisor, admin")
-            })
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            format!("unknown role '{s}': use one of door, merch, capture, supervisor, admin")
+        })
     }
 }
 

@@ -87,11 +87,7 @@ mod tests {
         ScholarshipProgram {
             id: "p".into(),
             name: "P".into(),
-            funder: Funder {
-                kind: FunderKind::Sponsor,
-                creator: None,
-                name: "Acme".into(),
-            },
+            funder: Funder { kind: FunderKind::Sponsor, creator: None, name: "Acme".into() },
             tier: TierId::from("ga"),
             seats: 2,
             discount: Discount::Full,
@@ -119,44 +115,22 @@ mod tests {
     fn claim_table() {
         use ClaimRefusal::*;
         let p = program();
-        let code = ClaimCode {
-            code: "C".into(),
-            creator: "cr".into(),
-            cap: 1,
-        };
+        let code = ClaimCode { code: "C".into(), creator: "cr".into(), cap: 1 };
         let noon = parse_rfc3339("2026-11-27T12:00:00Z").unwrap();
         let ga = TierId::from("ga");
         let vip = TierId::from("vip");
-        type Case<'a> = (
-            &'a str,
-            Option<&'a TierId>,
-            Millis,
-            u32,
-            u32,
-            Result<(), ClaimRefusal>,
-        );
+        type Case<'a> = (&'a str, Option<&'a TierId>, Millis, u32, u32, Result<(), ClaimRefusal>);
         let cases: Vec<Case> = vec![
             ("first claim", None, noon, 0, 0, Ok(())),
             ("right tier named", Some(&ga), noon, 0, 0, Ok(())),
             ("wrong tier", Some(&vip), noon, 0, 0, Err(WrongTier)),
-            (
-                "too early",
-                None,
-                noon - 3 * 3_600_000,
-                0,
-                0,
-                Err(NotValidYet),
-            ),
+            ("too early", None, noon - 3 * 3_600_000, 0, 0, Err(NotValidYet)),
             ("too late", None, noon + 9 * 3_600_000, 0, 0, Err(Expired)),
             ("code used up", None, noon, 1, 1, Err(CodeUsedUp)),
             ("program full", None, noon, 2, 0, Err(ProgramFull)),
         ];
         for (name, tier, now, program_used, code_used, want) in cases {
-            assert_eq!(
-                check_claim(&p, &code, tier, now, program_used, code_used),
-                want,
-                "{name}"
-            );
+            assert_eq!(check_claim(&p, &code, tier, now, program_used, code_used), want, "{name}");
         }
     }
 }

@@ -18,9 +18,7 @@ pub fn parse_rfc3339(s: &str) -> Result<Millis, String> {
 pub fn format_rfc3339(ms: Millis) -> String {
     let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let t = t
-        .replace_nanosecond((ms.rem_euclid(1000) as u32) * 1_000_000)
-        .unwrap_or(t);
+    let t = t.replace_nanosecond((ms.rem_euclid(1000) as u32) * 1_000_000).unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_else(|_| ms.to_string())
 }
 

@@ -17,16 +17,12 @@ pub struct MediaFiles {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), MediaError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir.display()))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir.display()))
 }
 
 impl MediaFiles {
     pub fn open(data_dir: &Path) -> Result<MediaFiles, MediaError> {
-        let m = MediaFiles {
-            root: data_dir.to_path_buf(),
-        };
+        let m = MediaFiles { root: data_dir.to_path_buf() };
         for d in ["uploads", "captures", "thumbs"] {
             let p = m.root.join(d);
             std::fs::create_dir_all(&p).map_err(io_err(p.display()))?;
@@ -39,25 +35,17 @@ impl MediaFiles {
     }
 
     pub fn capture(&self, sha256: &str) -> PathBuf {
-        self.root
-            .join("captures")
-            .join(&sha256[..2])
-            .join(&sha256[2..])
+        self.root.join("captures").join(&sha256[..2]).join(&sha256[2..])
     }
 
     pub fn thumbnail(&self, sha256: &str) -> PathBuf {
-        self.root
-            .join("thumbs")
-            .join(&sha256[..2])
-            .join(format!("{}.jpg", &sha256[2..]))
+        self.root.join("thumbs").join(&sha256[..2]).join(format!("{}.jpg", &sha256[2..]))
     }
 
     /// Makes the empty part file of a new upload, durably.
     pub fn create_part(&self, upload: &str) -> Result<(), MediaError> {
         let p = self.part(upload);
-        File::create(&p)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err(p.display()))?;
+        File::create(&p).and_then(|f| f.sync_all()).map_err(io_err(p.display()))?;
         sync_dir(&self.root.join("uploads"))
     }
 
@@ -65,10 +53,7 @@ impl MediaFiles {
     /// (bytes a crash left behind that were never acknowledged).
     pub fn open_part_at(&self, upload: &str, offset: u64) -> Result<File, MediaError> {
         let p = self.part(upload);
-        let f = OpenOptions::new()
-            .write(true)
-            .open(&p)
-            .map_err(io_err(p.display()))?;
+        let f = OpenOptions::new().write(true).open(&p).map_err(io_err(p.display()))?;
         let len = f.metadata().map_err(io_err(p.display()))?.len();
         if len < offset {
             return Err(MediaError::Io(format!(
@@ -166,18 +151,12 @@ mod tests {
             b"hello",
             "appends at the offset, and a resume cuts back"
         );
-        assert!(
-            m.open_part_at("u1", 9).is_err(),
-            "cannot resume beyond what the disk has"
-        );
+        assert!(m.open_part_at("u1", 9).is_err(), "cannot resume beyond what the disk has");
         let sha = "ab".repeat(32);
         assert!(m.store_capture("u1", &sha).unwrap());
         assert_eq!(std::fs::read(m.capture(&sha)).unwrap(), b"hello");
         m.create_part("u2").unwrap();
-        assert!(
-            !m.store_capture("u2", &sha).unwrap(),
-            "same bytes are stored once"
-        );
+        assert!(!m.store_capture("u2", &sha).unwrap(), "same bytes are stored once");
         assert!(!m.part("u2").exists());
         assert!(m.free_bytes().unwrap() > 0);
     }

@@ -87,8 +87,7 @@ where
         .jobs
         .send(job)
         .map_err(|_| MediaError::Io("upload I/O threads stopped".into()))?;
-    rx.await
-        .map_err(|_| MediaError::Io("upload I/O thread failed".into()))
+    rx.await.map_err(|_| MediaError::Io("upload I/O thread failed".into()))
 }
 
 /// Asks the kernel to start writing `file`'s dirty pages back now, without

@@ -29,12 +29,7 @@ pub const PROBE_BYTES: u64 = 1 << 20;
 pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     let head = read_prefix(path, PROBE_BYTES)?;
     let media = sniff(&head[..head.len().min(SNIFF_LEN)]).ok_or(MediaError::Unsupported)?;
-    let mut p = Probe {
-        media,
-        width: None,
-        height: None,
-        captured_at: None,
-    };
+    let mut p = Probe { media, width: None, height: None, captured_at: None };
     match media {
         MediaType::Jpeg | MediaType::Png | MediaType::Webp => {
             if let Some((w, h)) = image_dimensions(media, &head) {
@@ -66,9 +61,7 @@ pub fn read_prefix(path: &Path, limit: u64) -> Result<Vec<u8>, MediaError> {
     let f = File::open(path).map_err(io_err(path.display()))?;
     let mut head =
         Vec::with_capacity(limit.min(f.metadata().map(|m| m.len()).unwrap_or(limit)) as usize);
-    f.take(limit)
-        .read_to_end(&mut head)
-        .map_err(io_err(path.display()))?;
+    f.take(limit).read_to_end(&mut head).map_err(io_err(path.display()))?;
     Ok(head)
 }
 
@@ -118,18 +111,15 @@ fn webp_dimensions(h: &[u8]) -> Option<(u32, u32)> {
 
 /// The EXIF block of a photo, parsed from its first bytes.
 fn exif_of(head: &[u8]) -> Option<exif::Exif> {
-    exif::Reader::new()
-        .read_from_container(&mut std::io::Cursor::new(head))
-        .ok()
+    exif::Reader::new().read_from_container(&mut std::io::Cursor::new(head)).ok()
 }
 
 /// The JPEG thumbnail a camera embedded in its EXIF (IFD1), if any.
 pub fn exif_thumbnail(head: &[u8]) -> Option<Vec<u8>> {
     let e = exif_of(head)?;
-    let at = e
-        .get_field(exif::Tag::JPEGInterchangeFormat, exif::In::THUMBNAIL)?
-        .value
-        .get_uint(0)? as usize;
+    let at =
+        e.get_field(exif::Tag::JPEGInterchangeFormat, exif::In::THUMBNAIL)?.value.get_uint(0)?
+            as usize;
     let len = e
         .get_field(exif::Tag::JPEGInterchangeFormatLength, exif::In::THUMBNAIL)?
         .value
@@ -141,8 +131,7 @@ pub fn exif_thumbnail(head: &[u8]) -> Option<Vec<u8>> {
 pub fn exif_orientation(head: &[u8]) -> u32 {
     exif_of(head)
         .and_then(|e| {
-            e.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
-                .and_then(|f| f.value.get_uint(0))
+            e.get_field(exif::Tag::Orientation, exif::In::PRIMARY).and_then(|f| f.value.get_uint(0))
         })
         .filter(|o| (1..=8).contains(o))
         .unwrap_or(1)
@@ -175,10 +164,9 @@ fn exif_time(head: &[u8]) -> Option<Millis> {
     let offset = exif
         .get_field(exif::Tag::OffsetTimeOriginal, exif::In::PRIMARY)
         .and_then(|f| match &f.value {
-            exif::Value::Ascii(v) => v
-                .first()
-                .and_then(|s| std::str::from_utf8(s).ok())
-                .map(str::to_string),
+            exif::Value::Ascii(v) => {
+                v.first().and_then(|s| std::str::from_utf8(s).ok()).map(str::to_string)
+            }
             _ => None,
         })
         .unwrap_or_else(|| "Z".into());
@@ -281,10 +269,7 @@ fn heic_dimensions(f: &mut File) -> Option<(u32, u32)> {
     let n = read_up_to(f, &mut buf).ok()?;
     let at = buf[..n].windows(4).position(|w| w == b"ispe")?;
     let b = buf.get(at + 8..at + 16)?;
-    Some((
-        u32::from_be_bytes(b[..4].try_into().ok()?),
-        u32::from_be_bytes(b[4..].try_into().ok()?),
-    ))
+    Some((u32::from_be_bytes(b[..4].try_into().ok()?), u32::from_be_bytes(b[4..].try_into().ok()?)))
 }
 
 #[cfg(test)]
@@ -307,12 +292,7 @@ pub(crate) mod tests {
         tkhd.extend_from_slice(&(h << 16).to_be_bytes());
         let trak = bx(b"trak", &bx(b"tkhd", &tkhd));
         let moov = bx(b"moov", &[bx(b"mvhd", &mvhd), trak].concat());
-        [
-            bx(b"ftyp", b"isom\0\0\x02\0isomiso2"),
-            bx(b"mdat", &[7u8; 64]),
-            moov,
-        ]
-        .concat()
+        [bx(b"ftyp", b"isom\0\0\x02\0isomiso2"), bx(b"mdat", &[7u8; 64]), moov].concat()
     }
 
     #[test]
@@ -357,9 +337,7 @@ pub(crate) mod tests {
 
     fn exif_jpeg(img: &image::RgbImage, fields: &[exif::Field], thumb: Option<&[u8]>) -> Vec<u8> {
         let mut jpeg = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
-            .encode_image(img)
-            .unwrap();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(img).unwrap();
         let mut w = exif::experimental::Writer::new();
         for f in fields {
             w.push_field(f);
@@ -424,10 +402,7 @@ pub(crate) mod tests {
                 ],
                 "2026-11-27T20:30:00Z",
             ),
-            (
-                vec![(exif::Tag::DateTimeOriginal, "2026:11:27 21:30:00")],
-                "2026-11-27T21:30:00Z",
-            ),
+            (vec![(exif::Tag::DateTimeOriginal, "2026:11:27 21:30:00")], "2026-11-27T21:30:00Z"),
         ];
         for (fields, want) in cases {
             let p = dir.path().join("exif.jpg");

@@ -89,10 +89,8 @@ fn fit(img: RgbImage) -> RgbImage {
         return img;
     }
     let scale = MAX_SIDE as f64 / w.max(h) as f64;
-    let (tw, th) = (
-        ((w as f64 * scale).round() as u32).max(1),
-        ((h as f64 * scale).round() as u32).max(1),
-    );
+    let (tw, th) =
+        (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
     imageops::thumbnail(&img, tw, th)
 }
 
@@ -143,10 +141,7 @@ fn jpeg_scaled(path: &Path) -> Result<RgbImage, MediaError> {
                 ]
             })
             .collect(),
-        PixelFormat::L16 => pixels
-            .chunks_exact(2)
-            .flat_map(|p| [p[0], p[0], p[0]])
-            .collect(),
+        PixelFormat::L16 => pixels.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0]]).collect(),
     };
     RgbImage::from_raw(w, h, rgb).ok_or_else(|| fail("decoded size does not match"))
 }
@@ -166,19 +161,12 @@ fn png_scaled(path: &Path) -> Result<RgbImage, MediaError> {
     let (color, _) = reader.output_color_type();
     let channels = color.samples();
     let scale = (MAX_SIDE as f64 / w.max(h) as f64).min(1.0);
-    let (tw, th) = (
-        ((w as f64 * scale).ceil() as u32).max(1),
-        ((h as f64 * scale).ceil() as u32).max(1),
-    );
+    let (tw, th) =
+        (((w as f64 * scale).ceil() as u32).max(1), ((h as f64 * scale).ceil() as u32).max(1));
     let mut sums = vec![0u64; tw as usize * th as usize * 3];
     let mut counts = vec![0u32; tw as usize * th as usize];
     if info.interlaced {
-        let mut buf = vec![
-            0u8;
-            reader
-                .output_buffer_size()
-                .ok_or_else(|| fail("PNG too large"))?
-        ];
+        let mut buf = vec![0u8; reader.output_buffer_size().ok_or_else(|| fail("PNG too large"))?];
         let frame = reader.next_frame(&mut buf).map_err(fail)?;
         for y in 0..h {
             let row = &buf[(y as usize * frame.line_size)..][..frame.line_size];
@@ -187,28 +175,14 @@ fn png_scaled(path: &Path) -> Result<RgbImage, MediaError> {
     } else {
         let mut y = 0;
         while let Some(row) = reader.next_row().map_err(fail)? {
-            accumulate(
-                row.data(),
-                y,
-                w,
-                h,
-                tw,
-                th,
-                channels,
-                &mut sums,
-                &mut counts,
-            );
+            accumulate(row.data(), y, w, h, tw, th, channels, &mut sums, &mut counts);
             y += 1;
         }
     }
     let mut out = RgbImage::new(tw, th);
     for (i, px) in out.pixels_mut().enumerate() {
         let n = counts[i].max(1) as u64;
-        px.0 = [
-            (sums[i * 3] / n) as u8,
-            (sums[i * 3 + 1] / n) as u8,
-            (sums[i * 3 + 2] / n) as u8,
-        ];
+        px.0 = [(sums[i * 3] / n) as u8, (sums[i * 3 + 1] / n) as u8, (sums[i * 3 + 2] / n) as u8];
     }
     Ok(out)
 }
@@ -249,10 +223,8 @@ fn webp_bounded(path: &Path, head: &[u8]) -> Result<RgbImage, MediaError> {
     if w as u64 * h as u64 > MAX_WEBP_PIXELS {
         return Err(fail("a WebP this large is not thumbnailed"));
     }
-    let mut reader = image::ImageReader::open(path)
-        .map_err(fail)?
-        .with_guessed_format()
-        .map_err(fail)?;
+    let mut reader =
+        image::ImageReader::open(path).map_err(fail)?.with_guessed_format().map_err(fail)?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(w);
     limits.max_image_height = Some(h);
@@ -262,10 +234,7 @@ fn webp_bounded(path: &Path, head: &[u8]) -> Result<RgbImage, MediaError> {
 }
 
 /// A file to make a thumbnail of, and where to send the JPEG.
-type Job = (
-    PathBuf,
-    tokio::sync::oneshot::Sender<Result<Vec<u8>, MediaError>>,
-);
+type Job = (PathBuf, tokio::sync::oneshot::Sender<Result<Vec<u8>, MediaError>>);
 
 /// One thread, at the lowest CPU priority, making thumbnails one at a time
 /// (a decode is CPU-bound; the door's requests must always come first).
@@ -296,9 +265,7 @@ impl Default for Worker {
 impl Worker {
     pub async fn make(&self, path: PathBuf) -> Result<Vec<u8>, MediaError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send((path, tx))
-            .map_err(|_| fail("the thumbnail thread stopped"))?;
+        self.jobs.send((path, tx)).map_err(|_| fail("the thumbnail thread stopped"))?;
         rx.await.map_err(|_| fail("the thumbnail thread stopped"))?
     }
 }
@@ -315,18 +282,13 @@ mod tests {
     fn thumbnails_fit_the_box_and_keep_the_aspect() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("big.png");
-        image::RgbImage::from_pixel(1200, 600, image::Rgb([200, 30, 30]))
-            .save(&p)
-            .unwrap();
+        image::RgbImage::from_pixel(1200, 600, image::Rgb([200, 30, 30])).save(&p).unwrap();
         let jpeg = make(&p).unwrap();
         let t = decode(&jpeg);
         assert_eq!((t.width(), t.height()), (320, 160));
         assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF]);
         let px = t.to_rgb8().get_pixel(100, 80).0;
-        assert!(
-            px[0] > 170 && px[1] < 70,
-            "the colour survives the row-by-row average: {px:?}"
-        );
+        assert!(px[0] > 170 && px[1] < 70, "the colour survives the row-by-row average: {px:?}");
     }
 
     #[test]
@@ -359,11 +321,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("portrait.jpg");
-        std::fs::write(
-            &p,
-            crate::media::probe::tests::jpeg_with_fields(&img, &[field]),
-        )
-        .unwrap();
+        std::fs::write(&p, crate::media::probe::tests::jpeg_with_fields(&img, &[field])).unwrap();
         let t = decode(&make(&p).unwrap()).to_rgb8();
         assert_eq!(t.dimensions(), (160, 320));
         let (top, bottom) = (t.get_pixel(80, 40).0, t.get_pixel(80, 280).0);
@@ -378,34 +336,18 @@ mod tests {
         let main = image::RgbImage::from_pixel(1600, 1200, image::Rgb([220, 0, 0]));
         let small = image::RgbImage::from_pixel(320, 240, image::Rgb([0, 200, 0]));
         let mut thumb = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut thumb)
-            .encode_image(&small)
-            .unwrap();
+        image::codecs::jpeg::JpegEncoder::new(&mut thumb).encode_image(&small).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("camera.jpg");
-        std::fs::write(
-            &p,
-            crate::media::probe::tests::jpeg_with_thumbnail(&main, &thumb),
-        )
-        .unwrap();
+        std::fs::write(&p, crate::media::probe::tests::jpeg_with_thumbnail(&main, &thumb)).unwrap();
         let t = decode(&make(&p).unwrap()).to_rgb8();
         assert_eq!(t.dimensions(), (320, 240));
-        assert!(
-            t.get_pixel(100, 100).0[1] > 150,
-            "{:?}",
-            t.get_pixel(100, 100)
-        );
+        assert!(t.get_pixel(100, 100).0[1] > 150, "{:?}", t.get_pixel(100, 100));
         // Too small an embedded thumbnail (160×120, as some phones embed) is not used.
         let tiny = image::RgbImage::from_pixel(160, 120, image::Rgb([0, 200, 0]));
         let mut thumb = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new(&mut thumb)
-            .encode_image(&tiny)
-            .unwrap();
-        std::fs::write(
-            &p,
-            crate::media::probe::tests::jpeg_with_thumbnail(&main, &thumb),
-        )
-        .unwrap();
+        image::codecs::jpeg::JpegEncoder::new(&mut thumb).encode_image(&tiny).unwrap();
+        std::fs::write(&p, crate::media::probe::tests::jpeg_with_thumbnail(&main, &thumb)).unwrap();
         assert!(
             decode(&make(&p).unwrap()).to_rgb8().get_pixel(100, 100).0[0] > 150,
             "decoded from the main image"

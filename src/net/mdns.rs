@@ -59,11 +59,7 @@ pub struct Announcer {
 impl Announcer {
     pub fn start(what: Announcement, addrs: &[IpAddr]) -> Result<Announcer, MdnsError> {
         let daemon = ServiceDaemon::new().map_err(err)?;
-        let a = Announcer {
-            daemon,
-            what: Mutex::new(what),
-            fullname: Mutex::new(String::new()),
-        };
+        let a = Announcer { daemon, what: Mutex::new(what), fullname: Mutex::new(String::new()) };
         a.register(addrs)?;
         Ok(a)
     }
@@ -73,16 +69,9 @@ impl Announcer {
         let host = format!("{}.local.", what.name);
         // Addresses follow the interfaces by themselves (addr_auto); the
         // ones known now are announced at once.
-        let info = ServiceInfo::new(
-            SERVICE,
-            &what.name,
-            &host,
-            addrs,
-            what.port,
-            &what.txt()[..],
-        )
-        .map_err(err)?
-        .enable_addr_auto();
+        let info = ServiceInfo::new(SERVICE, &what.name, &host, addrs, what.port, &what.txt()[..])
+            .map_err(err)?
+            .enable_addr_auto();
         *self.fullname.lock().expect("fullname") = info.get_fullname().to_string();
         self.daemon.register(info).map_err(err)?;
         tracing::info!(name = %host, port = what.port, "announced on mDNS");
@@ -136,20 +125,11 @@ pub fn discover(wait: Duration) -> Result<Vec<Found>, MdnsError> {
                     .iter()
                     .map(|p| (p.key().to_string(), p.val_str().to_string()))
                     .collect();
-                let instance = s
-                    .fullname
-                    .trim_end_matches(SERVICE)
-                    .trim_end_matches('.')
-                    .to_string();
+                let instance =
+                    s.fullname.trim_end_matches(SERVICE).trim_end_matches('.').to_string();
                 found.insert(
                     s.fullname.clone(),
-                    Found {
-                        instance,
-                        host: s.host.clone(),
-                        port: s.port,
-                        addresses,
-                        txt,
-                    },
+                    Found { instance, host: s.host.clone(), port: s.port, addresses, txt },
                 );
             }
             Ok(ServiceEvent::ServiceRemoved(_, fullname)) => {

@@ -89,10 +89,7 @@ impl Lan {
         box_id: &str,
         config: LanConfig,
     ) -> Result<Arc<Lan>, tls::TlsError> {
-        let mdns_name = config
-            .mdns_name
-            .clone()
-            .unwrap_or_else(|| default_mdns_name(box_id));
+        let mdns_name = config.mdns_name.clone().unwrap_or_else(|| default_mdns_name(box_id));
         let names = tls::Names::for_box(&mdns_name, (config.addresses)());
         let (ca, first, seen) = match &config.cert {
             CertSource::BoxCa => {
@@ -215,9 +212,7 @@ impl Lan {
                 _ = tick.tick() => {}
             }
             let lan = self.clone();
-            let changed = tokio::task::spawn_blocking(move || lan.refresh())
-                .await
-                .unwrap_or(false);
+            let changed = tokio::task::spawn_blocking(move || lan.refresh()).await.unwrap_or(false);
             if changed {
                 on_change(&self.names());
             }
@@ -274,9 +269,7 @@ mod tests {
     /// CA only, for `name`.
     fn valid_for(lan: &Lan, name: &str) -> bool {
         let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(lan.ca.as_ref().unwrap().cert_der.clone())
-            .unwrap();
+        roots.add(lan.ca.as_ref().unwrap().cert_der.clone()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier =
             rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -284,9 +277,7 @@ mod tests {
                 .unwrap();
         let ck = lan.certs.current();
         let name = ServerName::try_from(name.to_string()).unwrap();
-        verifier
-            .verify_server_cert(&ck.cert[0], &ck.cert[1..], &name, &[], UnixTime::now())
-            .is_ok()
+        verifier.verify_server_cert(&ck.cert[0], &ck.cert[1..], &name, &[], UnixTime::now()).is_ok()
     }
 
     #[test]
@@ -302,13 +293,7 @@ mod tests {
             addresses: Arc::new(move || source.lock().unwrap().clone()),
         };
         let lan = Lan::open(dir.path().to_path_buf(), "box-1", config.clone()).unwrap();
-        for name in [
-            "door-box.local",
-            "localhost",
-            "127.0.0.1",
-            "::1",
-            "10.0.0.5",
-        ] {
+        for name in ["door-box.local", "localhost", "127.0.0.1", "::1", "10.0.0.5"] {
             assert!(valid_for(&lan, name), "{name}");
         }
         assert!(!valid_for(&lan, "10.0.0.6"));
@@ -316,10 +301,7 @@ mod tests {
         *addrs.lock().unwrap() = vec![IpAddr::from([10, 0, 0, 6]), "fd00::6".parse().unwrap()];
         assert!(lan.refresh());
         assert!(valid_for(&lan, "10.0.0.6") && valid_for(&lan, "fd00::6"));
-        assert!(
-            !valid_for(&lan, "10.0.0.5"),
-            "an address the box no longer has is dropped"
-        );
+        assert!(!valid_for(&lan, "10.0.0.5"), "an address the box no longer has is dropped");
         // A restart keeps the authority (phones installed it) and the new names.
         let again = Lan::open(dir.path().to_path_buf(), "box-1", config).unwrap();
         assert_eq!(again.fingerprint(), lan.fingerprint());

@@ -29,10 +29,7 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read or write {path}: {source}: check the data directory's permissions")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{0}: delete DATA_DIR/tls/ to have the box make a new authority (staff devices must then install it again)")]
     BadCa(String),
     #[error("{path}: {why}: give a PEM certificate chain and its PEM private key")]
@@ -42,10 +39,7 @@ pub enum TlsError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError + '_ {
-    move |source| TlsError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| TlsError::Io { path: path.to_path_buf(), source }
 }
 
 /// What the server certificate must be valid for.
@@ -100,12 +94,8 @@ pub fn fingerprint_colons(hex: &str) -> String {
 fn ca_params(box_id: &str) -> CertificateParams {
     let mut p = CertificateParams::default();
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.distinguished_name
-        .push(DnType::OrganizationName, "venuebox");
-    p.distinguished_name.push(
-        DnType::CommonName,
-        format!("venuebox {box_id} local authority"),
-    );
+    p.distinguished_name.push(DnType::OrganizationName, "venuebox");
+    p.distinguished_name.push(DnType::CommonName, format!("venuebox {box_id} local authority"));
     p.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -133,18 +123,12 @@ pub fn load_or_create_ca(data_dir: &Path, box_id: &str) -> Result<BoxCa, TlsErro
             .map_err(|e| TlsError::BadCa(format!("{}: {e}", key_path.display())))?;
         let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
             .map_err(|e| TlsError::BadCa(format!("{}: {e}", cert_path.display())))?;
-        return Ok(BoxCa {
-            cert_pem,
-            cert_der,
-            issuer: Issuer::new(ca_params(box_id), key),
-        });
+        return Ok(BoxCa { cert_pem, cert_der, issuer: Issuer::new(ca_params(box_id), key) });
     }
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     let params = ca_params(box_id);
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert = params.self_signed(&key).map_err(|e| TlsError::Generate(e.to_string()))?;
     write_private(&key_path, key.serialize_pem().as_bytes())?;
     write_public(&cert_path, cert.pem().as_bytes())?;
     tracing::info!(path = %cert_path.display(), "made the box's certificate authority");
@@ -178,9 +162,7 @@ pub fn issue_server(
     let mut sans: Vec<SanType> = Vec::new();
     for d in &names.dns {
         sans.push(SanType::DnsName(
-            d.clone()
-                .try_into()
-                .map_err(|e| TlsError::Generate(format!("name {d}: {e}")))?,
+            d.clone().try_into().map_err(|e| TlsError::Generate(format!("name {d}: {e}")))?,
         ));
     }
     sans.extend(names.ips.iter().map(|ip| SanType::IpAddress(*ip)));
@@ -188,12 +170,7 @@ pub fn issue_server(
     p.subject_alt_names = sans;
     p.distinguished_name.push(
         DnType::CommonName,
-        names
-            .dns
-            .iter()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| "venuebox".into()),
+        names.dns.iter().next().cloned().unwrap_or_else(|| "venuebox".into()),
     );
     p.use_authority_key_identifier_extension = true;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -204,30 +181,20 @@ pub fn issue_server(
     p.not_after = now + time::Duration::days(397);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
-    let cert = p
-        .signed_by(&key, &ca.issuer)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert = p.signed_by(&key, &ca.issuer).map_err(|e| TlsError::Generate(e.to_string()))?;
     let dir = tls_dir(data_dir);
     write_private(&dir.join("server.key"), key.serialize_pem().as_bytes())?;
-    write_public(
-        &dir.join("server.pem"),
-        format!("{}{}", cert.pem(), ca.cert_pem).as_bytes(),
-    )?;
+    write_public(&dir.join("server.pem"), format!("{}{}", cert.pem(), ca.cert_pem).as_bytes())?;
     let key_der = PrivateKeyDer::try_from(key.serialize_der())
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     let signer = any_supported_type(&key_der).map_err(|e| TlsError::Generate(e.to_string()))?;
-    Ok(Arc::new(CertifiedKey::new(
-        vec![cert.der().clone(), ca.cert_der.clone()],
-        signer,
-    )))
+    Ok(Arc::new(CertifiedKey::new(vec![cert.der().clone(), ca.cert_der.clone()], signer)))
 }
 
 /// An operator's certificate chain and key from PEM files.
 pub fn load_operator(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
-    let bad = |path: &Path, why: String| TlsError::BadOperatorFile {
-        path: path.to_path_buf(),
-        why,
-    };
+    let bad =
+        |path: &Path, why: String| TlsError::BadOperatorFile { path: path.to_path_buf(), why };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| bad(cert, e.to_string()))?
         .collect::<Result<_, _>>()
@@ -238,8 +205,7 @@ pub fn load_operator(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsEr
     let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e.to_string()))?;
     let signer = any_supported_type(&key_der).map_err(|e| bad(key, e.to_string()))?;
     let ck = CertifiedKey::new(chain, signer);
-    ck.keys_match()
-        .map_err(|e| bad(key, format!("does not belong to the certificate ({e})")))?;
+    ck.keys_match().map_err(|e| bad(key, format!("does not belong to the certificate ({e})")))?;
     Ok(Arc::new(ck))
 }
 
@@ -252,9 +218,7 @@ pub struct CertSwitch {
 
 impl CertSwitch {
     pub fn new(first: Arc<CertifiedKey>) -> Arc<Self> {
-        Arc::new(CertSwitch {
-            current: RwLock::new(first),
-        })
+        Arc::new(CertSwitch { current: RwLock::new(first) })
     }
     pub fn set(&self, next: Arc<CertifiedKey>) {
         *self.current.write().expect("certificate switch") = next;
@@ -311,11 +275,8 @@ mod tests {
         let again = load_or_create_ca(dir.path(), "box-1").unwrap();
         assert_eq!(ca.fingerprint(), again.fingerprint());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("tls/ca.key"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode =
+            std::fs::metadata(dir.path().join("tls/ca.key")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let names = Names::for_box("venuebox-abc", [IpAddr::from([10, 0, 0, 5])]);
         let ck = issue_server(dir.path(), &again, &names).unwrap();

@@ -134,29 +134,19 @@ pub fn create(data_dir: &Path, now: Millis, box_key: Option<&str>) -> Result<Dem
         "staff": staff,
     });
     let manifest_path = dir.join("manifest.json");
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_vec_pretty(&manifest).expect("json"),
-    )
-    .map_err(io(&manifest_path))?;
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).expect("json"))
+        .map_err(io(&manifest_path))?;
     let signature = sign_manifest(&manifest_path, &key)?;
     write_out(&dir, &rows, false)?;
     let readme = dir.join("README.txt");
     std::fs::write(&readme, readme_text(&dir, &rows)).map_err(io(&readme))?;
-    Ok(Demo {
-        dir,
-        manifest: manifest_path,
-        signature,
-    })
+    Ok(Demo { dir, manifest: manifest_path, signature })
 }
 
 fn readme_text(dir: &Path, rows: &[(TicketId, TierId, String)]) -> String {
     let signed = &rows[0].2;
     let secret = &rows[1000].2;
-    let staff: String = STAFF
-        .iter()
-        .map(|(n, r, p)| format!("  {p}  {r:<10} {n}\n"))
-        .collect();
+    let staff: String = STAFF.iter().map(|(n, r, p)| format!("  {p}  {r:<10} {n}\n")).collect();
     format!(
         "venuebox demo event ({EVENT_ID})\n\
          ================================\n\n\

@@ -51,11 +51,8 @@ impl KeyFile {
                 path.display()
             ))
         })?;
-        let ok = k.kind == KIND
-            && B64
-                .decode(&k.secret_key)
-                .map(|b| b.len() == 32)
-                .unwrap_or(false);
+        let ok =
+            k.kind == KIND && B64.decode(&k.secret_key).map(|b| b.len() == 32).unwrap_or(false);
         if !ok {
             return Err(OrganiserError::Invalid(format!(
                 "{} is not a venuebox organiser key file",

@@ -39,11 +39,7 @@ pub fn mint(
             };
             let code = encode_signed(&claim, key)
                 .map_err(|e| OrganiserError::Invalid(format!("ticket {id}: {e}")))?;
-            Ok(Minted {
-                id,
-                tier: tier.clone(),
-                code,
-            })
+            Ok(Minted { id, tier: tier.clone(), code })
         })
         .collect()
 }
@@ -53,13 +49,7 @@ pub fn qr_file_name(id: &TicketId) -> String {
     let safe: String = id
         .as_str()
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .collect();
     format!("{safe}.png")
 }

@@ -20,12 +20,6 @@ pub fn record(
         .prepare_cached(
             "INSERT INTO audit (at, actor, role, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![
-            now,
-            actor.name,
-            actor.role.as_str(),
-            action,
-            detail
-        ])?;
+        .execute(params![now, actor.name, actor.role.as_str(), action, detail])?;
     Ok(())
 }

@@ -52,9 +52,7 @@ fn upload_row(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
 
 fn get_upload(conn: &Connection, id: &str) -> Result<Option<UploadRow>, StoreError> {
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1"
-        ))?
+        .prepare_cached(&format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?1"))?
         .query_row([id], upload_row)
         .optional()?)
 }
@@ -553,14 +551,8 @@ impl Store {
                 format!("creator '{creator}' is not in the manifest"),
             ));
         }
-        let actor = Actor {
-            name: format!("link:{creator} (by {})", by.name),
-            role: Role::Capture,
-        };
-        Ok(self
-            .create_scoped_session(actor, Some(creator), now, ttl_ms)
-            .await?
-            .0)
+        let actor = Actor { name: format!("link:{creator} (by {})", by.name), role: Role::Capture };
+        Ok(self.create_scoped_session(actor, Some(creator), now, ttl_ms).await?.0)
     }
 }
 

@@ -38,20 +38,12 @@ fn load_drop(conn: &Connection, id: &str) -> Result<Option<StoredDrop>, StoreErr
         .prepare_cached(
             "SELECT spec, opens_at, closes_at, source, cycled_at FROM drops WHERE id = ?1",
         )?
-        .query_row([id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .optional()?;
     row.map(|(spec, opens, closes, source, cycled_at)| {
         let spec = serde_json::from_str(&spec)
             .map_err(|e| StoreError::Internal(format!("drop {id}: {e}")))?;
-        Ok(StoredDrop {
-            spec,
-            opens,
-            closes,
-            source,
-            cycled_at,
-        })
+        Ok(StoredDrop { spec, opens, closes, source, cycled_at })
     })
     .transpose()
 }
@@ -98,9 +90,7 @@ fn move_stock(
         )?
         .query_row(params![drop, sku, delta], |r| r.get(0))?;
     if on_hand < 0 {
-        return Err(StoreError::Internal(format!(
-            "stock of {sku} in '{drop}' would go negative"
-        )));
+        return Err(StoreError::Internal(format!("stock of {sku} in '{drop}' would go negative")));
     }
     let moved = InventoryMoved {
         drop: DropId(drop.into()),
@@ -156,11 +146,7 @@ fn stock_of(
             rules::reserved_left(r.quantity, millis(&r.release_at)?, now, taken)
         }
     };
-    Ok(Stock {
-        on_hand,
-        held: held_all,
-        reserved_left,
-    })
+    Ok(Stock { on_hand, held: held_all, reserved_left })
 }
 
 /// Units an attendee holds or bought in a drop.
@@ -322,11 +308,7 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
     if items.is_empty() {
         return Err(refuse(HoldRefusal::Empty));
     }
-    let buyer = req
-        .attendee_code
-        .as_deref()
-        .map(|c| attendee(ctx, &ev, c))
-        .transpose()?;
+    let buyer = req.attendee_code.as_deref().map(|c| attendee(ctx, &ev, c)).transpose()?;
     if d.spec.per_attendee_limit.is_some() && buyer.is_none() {
         return Err(refuse(HoldRefusal::AttendeeRequired));
     }
@@ -338,10 +320,7 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
         line_for(&ev, &d.spec, sku, qty)?;
         let available = stock_of(ctx.conn, &d, sku, req.now)?.available(eligible);
         if (qty as i64) > available {
-            return Err(refuse(HoldRefusal::NotEnoughStock {
-                sku: sku.into(),
-                available,
-            }));
+            return Err(refuse(HoldRefusal::NotEnoughStock { sku: sku.into(), available }));
         }
     }
     if let Some((id, _)) = &buyer {
@@ -470,17 +449,7 @@ pub(crate) fn return_order_stock(
         .collect::<Result<_, _>>()?;
     let target = if d.cycled_at.is_some() { POOL } else { drop };
     for (sku, qty) in items {
-        move_stock(
-            ctx,
-            target,
-            &sku,
-            qty,
-            reason,
-            Some(order),
-            &actor.name,
-            None,
-            now,
-        )?;
+        move_stock(ctx, target, &sku, qty, reason, Some(order), &actor.name, None, now)?;
         if eligible && target == drop {
             ctx.conn
                 .prepare_cached("UPDATE stock SET eligible_sold = MAX(0, eligible_sold - ?1) WHERE drop_id = ?2 AND sku = ?3")?
@@ -531,10 +500,7 @@ fn save_drop(
     }
     outbox::append(
         ctx,
-        &Event::DropSaved(DropSaved {
-            drop: spec.clone(),
-            source: source.into(),
-        }),
+        &Event::DropSaved(DropSaved { drop: spec.clone(), source: source.into() }),
         now,
     )?;
     Ok(())
@@ -688,13 +654,7 @@ impl Store {
                     StoreError::NotFound(format!("hold {id}"))
                 });
             }
-            audit::record(
-                ctx,
-                &actor,
-                "hold.release",
-                &serde_json::json!({"hold": id}),
-                now,
-            )
+            audit::record(ctx, &actor, "hold.release", &serde_json::json!({"hold": id}), now)
         })
         .await
     }
@@ -708,8 +668,7 @@ impl Store {
         staff: Actor,
         now: Millis,
     ) -> Result<OrderView, StoreError> {
-        self.write(move |ctx| checkout_in(ctx, hold.as_str(), tender, &nonce, &staff, now))
-            .await
+        self.write(move |ctx| checkout_in(ctx, hold.as_str(), tender, &nonce, &staff, now)).await
     }
 
     /// Hold and checkout in one step, for a sale that needs no cart.
@@ -723,19 +682,9 @@ impl Store {
                 return Ok(v);
             }
             let order_nonce = req.nonce.clone();
-            let hold_req = HoldRequest {
-                nonce: format!("sale:{order_nonce}"),
-                ..req
-            };
+            let hold_req = HoldRequest { nonce: format!("sale:{order_nonce}"), ..req };
             let hold = create_hold_in(ctx, &hold_req)?;
-            checkout_in(
-                ctx,
-                hold.id.as_str(),
-                tender,
-                &order_nonce,
-                &hold_req.staff,
-                hold_req.now,
-            )
+            checkout_in(ctx, hold.id.as_str(), tender, &order_nonce, &hold_req.staff, hold_req.now)
         })
         .await
     }
@@ -882,27 +831,19 @@ impl Store {
     }
 
     pub async fn drops(&self, now: Millis) -> Result<Vec<DropView>, StoreError> {
-        let currency = self
-            .event()
-            .map(|e| e.manifest.event.currency.clone())
-            .unwrap_or_default();
+        let currency = self.event().map(|e| e.manifest.event.currency.clone()).unwrap_or_default();
         self.read(move |conn| {
             let ids: Vec<String> = conn
                 .prepare_cached("SELECT id FROM drops ORDER BY opens_at, id")?
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            ids.iter()
-                .map(|id| drop_view(conn, &drop_or_404(conn, id)?, now, &currency))
-                .collect()
+            ids.iter().map(|id| drop_view(conn, &drop_or_404(conn, id)?, now, &currency)).collect()
         })
         .await
     }
 
     pub async fn drop_detail(&self, id: DropId, now: Millis) -> Result<DropView, StoreError> {
-        let currency = self
-            .event()
-            .map(|e| e.manifest.event.currency.clone())
-            .unwrap_or_default();
+        let currency = self.event().map(|e| e.manifest.event.currency.clone()).unwrap_or_default();
         self.read(move |conn| drop_view(conn, &drop_or_404(conn, id.as_str())?, now, &currency))
             .await
     }
@@ -969,28 +910,8 @@ fn cycle(ctx: &WriteCtx<'_>, id: &str, now: Millis) -> Result<(), StoreError> {
             }),
         };
         let target = next.map(|(t, _)| t.as_str()).unwrap_or(POOL);
-        move_stock(
-            ctx,
-            id,
-            &sku,
-            -n,
-            "cycle_out",
-            Some(target),
-            "venuebox",
-            None,
-            now,
-        )?;
-        move_stock(
-            ctx,
-            target,
-            &sku,
-            n,
-            "cycle_in",
-            Some(id),
-            "venuebox",
-            None,
-            now,
-        )?;
+        move_stock(ctx, id, &sku, -n, "cycle_out", Some(target), "venuebox", None, now)?;
+        move_stock(ctx, target, &sku, n, "cycle_in", Some(id), "venuebox", None, now)?;
         moved.push(CycledStock {
             sku,
             quantity: n,
@@ -1001,14 +922,7 @@ fn cycle(ctx: &WriteCtx<'_>, id: &str, now: Millis) -> Result<(), StoreError> {
         .prepare_cached("UPDATE drops SET cycled_at = ?1 WHERE id = ?2")?
         .execute(params![now, id])?;
     let n = moved.len();
-    outbox::append(
-        ctx,
-        &Event::DropCycled(DropCycled {
-            drop: DropId(id.into()),
-            moved,
-        }),
-        now,
-    )?;
+    outbox::append(ctx, &Event::DropCycled(DropCycled { drop: DropId(id.into()), moved }), now)?;
     tracing::info!(drop = id, moved = n, "drop closed: unsold stock cycled");
     Ok(())
 }

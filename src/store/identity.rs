@@ -46,20 +46,16 @@ impl BoxIdentity {
                         path.display()
                     ))
                 })?;
-                let seed: [u8; 32] = B64
-                    .decode(&f.secret_key)
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| {
-                        StoreError::Identity(format!(
-                            "{} has no valid secret_key; restore it from backup",
-                            path.display()
-                        ))
-                    })?;
-                Ok(BoxIdentity {
-                    box_id: f.box_id,
-                    key: signing_key_from_bytes(seed),
-                })
+                let seed: [u8; 32] =
+                    B64.decode(&f.secret_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(
+                        || {
+                            StoreError::Identity(format!(
+                                "{} has no valid secret_key; restore it from backup",
+                                path.display()
+                            ))
+                        },
+                    )?;
+                Ok(BoxIdentity { box_id: f.box_id, key: signing_key_from_bytes(seed) })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let id = BoxIdentity {
@@ -71,17 +67,11 @@ impl BoxIdentity {
                     secret_key: B64.encode(id.key.to_bytes()),
                     public_key: public_key_to_base64(&id.key.verifying_key()),
                 };
-                write_private(
-                    &path,
-                    &serde_json::to_vec_pretty(&f).expect("identity serialises"),
-                )?;
+                write_private(&path, &serde_json::to_vec_pretty(&f).expect("identity serialises"))?;
                 tracing::info!(box_id = %id.box_id, "created box identity");
                 Ok(id)
             }
-            Err(e) => Err(StoreError::Io(format!(
-                "cannot read {}: {e}",
-                path.display()
-            ))),
+            Err(e) => Err(StoreError::Io(format!("cannot read {}: {e}", path.display()))),
         }
     }
 }
@@ -93,11 +83,7 @@ impl BoxIdentity {
 /// returned file, and ends with the process whatever way it ends.
 pub fn try_lock_file(path: &Path) -> std::io::Result<Option<std::fs::File>> {
     use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)?;
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
     // SAFETY: flock on a file descriptor we own; no memory is involved.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
         return Ok(Some(f));
@@ -128,9 +114,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::File::open(parent)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
+    std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(())
 }
 
@@ -146,10 +130,7 @@ mod tests {
         let b = BoxIdentity::load_or_create(dir.path()).unwrap();
         assert_eq!(a.box_id, b.box_id);
         assert_eq!(a.key.to_bytes(), b.key.to_bytes());
-        let mode = std::fs::metadata(dir.path().join(FILE))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(dir.path().join(FILE)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

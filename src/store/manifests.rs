@@ -17,16 +17,8 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum ImportOutcome {
-    Imported {
-        event_id: String,
-        version: u64,
-        tickets: usize,
-        first_use_trust: bool,
-    },
-    Unchanged {
-        event_id: String,
-        version: u64,
-    },
+    Imported { event_id: String, version: u64, tickets: usize, first_use_trust: bool },
+    Unchanged { event_id: String, version: u64 },
 }
 
 /// The newest manifest in the database, parsed. Its signature was checked
@@ -36,11 +28,7 @@ pub fn load_current(
     identity: &BoxIdentity,
 ) -> Result<Option<Arc<EventSnapshot>>, StoreError> {
     let body: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT body FROM manifests ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT body FROM manifests ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
         .optional()?;
     match body {
         None => Ok(None),

@@ -12,11 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "printing", include_str!("migrations/0004_printing.sql")),
     (5, "sync", include_str!("migrations/0005_sync.sql")),
     (6, "pairing", include_str!("migrations/0006_pairing.sql")),
-    (
-        7,
-        "pairing_slips",
-        include_str!("migrations/0007_pairing_slips.sql"),
-    ),
+    (7, "pairing_slips", include_str!("migrations/0007_pairing_slips.sql")),
 ];
 
 pub fn latest() -> i64 {
@@ -30,16 +26,12 @@ pub fn apply(conn: &mut Connection) -> Result<i64, StoreError> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
     )?;
-    let current: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
+    let current: i64 =
+        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })?;
     if current > latest() {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known: latest(),
-        });
+        return Err(StoreError::SchemaTooNew { found: current, known: latest() });
     }
     for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let tx = conn.transaction()?;
@@ -64,11 +56,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         assert_eq!(apply(&mut conn).unwrap(), latest());
         assert_eq!(apply(&mut conn).unwrap(), latest(), "second run is a no-op");
-        conn.execute(
-            "INSERT INTO schema_migrations VALUES (999, 'future', 0)",
-            [],
-        )
-        .unwrap();
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)", []).unwrap();
         let err = apply(&mut conn).unwrap_err();
         assert!(matches!(err, StoreError::SchemaTooNew { found: 999, .. }));
         assert!(err.to_string().contains("newer venuebox"), "{err}");

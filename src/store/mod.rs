@@ -79,16 +79,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub fn refused(code: &'static str, message: impl Into<String>) -> StoreError {
-        StoreError::Refused {
-            code,
-            message: message.into(),
-        }
+        StoreError::Refused { code, message: message.into() }
     }
     pub fn invalid(code: &'static str, message: impl Into<String>) -> StoreError {
-        StoreError::Invalid {
-            code,
-            message: message.into(),
-        }
+        StoreError::Invalid { code, message: message.into() }
     }
 }
 
@@ -100,10 +94,7 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions {
-            read_connections: 4,
-            write_queue: 4096,
-        }
+        StoreOptions { read_connections: 4, write_queue: 4096 }
     }
 }
 
@@ -137,10 +128,7 @@ impl Store {
         opts: StoreOptions,
     ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Io(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ))
+            StoreError::Io(format!("cannot create data directory {}: {e}", dir.display()))
         })?;
         let identity = Arc::new(BoxIdentity::load_or_create(dir)?);
         let path = dir.join(DB_FILE);
@@ -149,20 +137,9 @@ impl Store {
         migrate::apply(&mut conn)?;
         let event: EventCell = Arc::new(RwLock::new(manifests::load_current(&conn, &identity)?));
         let readers = Arc::new(ReadPool::open(path.clone(), opts.read_connections)?);
-        let (jobs, _thread) = writer::spawn(
-            conn,
-            identity.clone(),
-            event.clone(),
-            metrics,
-            opts.write_queue,
-        );
-        Ok(Store {
-            jobs,
-            readers,
-            event,
-            identity,
-            path: Arc::new(path),
-        })
+        let (jobs, _thread) =
+            writer::spawn(conn, identity.clone(), event.clone(), metrics, opts.write_queue);
+        Ok(Store { jobs, readers, event, identity, path: Arc::new(path) })
     }
 
     pub fn box_id(&self) -> &str {
@@ -210,18 +187,13 @@ mod tests {
 
     fn open(dir: &Path) -> (Store, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
-        (
-            Store::open(dir, metrics.clone(), StoreOptions::default()).unwrap(),
-            metrics,
-        )
+        (Store::open(dir, metrics.clone(), StoreOptions::default()).unwrap(), metrics)
     }
 
     fn batches(m: &Metrics) -> u64 {
         let text = m.render();
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("venuebox_store_write_batch_size_count"))
-            .unwrap();
+        let line =
+            text.lines().find(|l| l.starts_with("venuebox_store_write_batch_size_count")).unwrap();
         line.rsplit(' ').next().unwrap().parse().unwrap()
     }
 
@@ -274,11 +246,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kept, (0..99).filter(|i| i % 10 != 0).collect::<Vec<_>>());
-        assert!(
-            batches(&metrics) < 20,
-            "99 queued jobs took {} transactions",
-            batches(&metrics)
-        );
+        assert!(batches(&metrics) < 20, "99 queued jobs took {} transactions", batches(&metrics));
     }
 
     #[tokio::test]
@@ -287,9 +255,7 @@ mod tests {
         let (store, _) = open(dir.path());
         let (mode, sync): (String, i64) = store
             .write(|ctx| {
-                let mode = ctx
-                    .conn
-                    .query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+                let mode = ctx.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
                 let sync = ctx.conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
                 Ok((mode, sync))
             })
@@ -312,14 +278,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(open(dir.path()));
         let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", [])
-            .unwrap();
-        let err = Store::open(dir.path(), Arc::default(), StoreOptions::default())
-            .err()
-            .unwrap();
-        assert!(
-            matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
-            "{err}"
-        );
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", []).unwrap();
+        let err = Store::open(dir.path(), Arc::default(), StoreOptions::default()).err().unwrap();
+        assert!(matches!(err, StoreError::SchemaTooNew { found: 99, .. }), "{err}");
     }
 }

@@ -39,18 +39,12 @@ pub struct NewDevice {
 
 /// A code as staff type it: case, spaces and dashes do not matter.
 pub fn normalise_code(code: &str) -> String {
-    code.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
+    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
 }
 
 fn new_code() -> String {
     let raw = random_bytes::<CODE_LEN>();
-    let s: String = raw
-        .iter()
-        .map(|b| CODE_ALPHABET[(b & 31) as usize] as char)
-        .collect();
+    let s: String = raw.iter().map(|b| CODE_ALPHABET[(b & 31) as usize] as char).collect();
     format!("{}-{}-{}", &s[0..4], &s[4..8], &s[8..12])
 }
 
@@ -197,14 +191,7 @@ mod tests {
     fn codes_are_grouped_unambiguous_and_typed_any_way() {
         let c = new_code();
         assert_eq!(c.len(), 14);
-        assert!(
-            c.chars()
-                .all(|ch| ch == '-' || CODE_ALPHABET.contains(&(ch as u8))),
-            "{c}"
-        );
-        assert_eq!(
-            normalise_code(&c.to_lowercase().replace('-', " ")),
-            c.replace('-', "")
-        );
+        assert!(c.chars().all(|ch| ch == '-' || CODE_ALPHABET.contains(&(ch as u8))), "{c}");
+        assert_eq!(normalise_code(&c.to_lowercase().replace('-', " ")), c.replace('-', ""));
     }
 }

@@ -115,16 +115,10 @@ fn csv(s: &Statement) -> String {
         out += &row(&format!("{prefix}_orders"), v.orders.to_string());
         out += &row(&format!("{prefix}_gross_minor"), v.gross_minor.to_string());
         out += &row(&format!("{prefix}_tax_minor"), v.tax_minor.to_string());
-        out += &row(
-            &format!("{prefix}_refunded_minor"),
-            v.refunded_minor.to_string(),
-        );
+        out += &row(&format!("{prefix}_refunded_minor"), v.refunded_minor.to_string());
         out += &row(&format!("{prefix}_net_minor"), v.net_minor().to_string());
     }
-    out += &row(
-        "scholarship_seats_funded",
-        t.scholarship_seats_funded.to_string(),
-    );
+    out += &row("scholarship_seats_funded", t.scholarship_seats_funded.to_string());
     out += &row("captures", t.captures.to_string());
     out += &row("capture_bytes", t.capture_bytes.to_string());
     out += &row("payout_minor", t.payout_minor.to_string());
@@ -147,11 +141,8 @@ pub fn write_statements(
             .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
         let base = dir.join(format!("creator={}", s.creator));
         let json = base.with_extension("json");
-        std::fs::write(
-            &json,
-            serde_json::to_vec_pretty(s).expect("statement serialises"),
-        )
-        .map_err(|e| StoreError::Io(format!("{}: {e}", json.display())))?;
+        std::fs::write(&json, serde_json::to_vec_pretty(s).expect("statement serialises"))
+            .map_err(|e| StoreError::Io(format!("{}: {e}", json.display())))?;
         let csv_path = base.with_extension("csv");
         std::fs::write(&csv_path, csv(s))
             .map_err(|e| StoreError::Io(format!("{}: {e}", csv_path.display())))?;

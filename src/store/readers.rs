@@ -28,14 +28,8 @@ pub fn open_reader(path: &PathBuf) -> Result<Connection, StoreError> {
 
 impl ReadPool {
     pub fn open(path: PathBuf, size: usize) -> Result<ReadPool, StoreError> {
-        let conns = (0..size)
-            .map(|_| open_reader(&path))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ReadPool {
-            path,
-            idle: Mutex::new(conns),
-            permits: Semaphore::new(size),
-        })
+        let conns = (0..size).map(|_| open_reader(&path)).collect::<Result<Vec<_>, _>>()?;
+        Ok(ReadPool { path, idle: Mutex::new(conns), permits: Semaphore::new(size) })
     }
 
     pub async fn read<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
@@ -43,11 +37,7 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        let _permit = self.permits.acquire().await.map_err(|_| StoreError::Closed)?;
         let conn = self.idle.lock().expect("read pool lock").pop();
         let pool = Arc::clone(self);
         let joined = tokio::task::spawn_blocking(move || {

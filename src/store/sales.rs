@@ -116,19 +116,13 @@ fn check_capacity(
         let known: Vec<&str> = ev.manifest.tiers.iter().map(|t| t.id.as_str()).collect();
         StoreError::invalid(
             "unknown_tier",
-            format!(
-                "unknown tier '{tier}': this event's tiers are {}",
-                known.join(", ")
-            ),
+            format!("unknown tier '{tier}': this event's tiers are {}", known.join(", ")),
         )
     })?;
     if tier_sold(ctx.conn, tier)? >= t.capacity {
         return Err(StoreError::refused(
             "tier_sold_out",
-            format!(
-                "{} is sold out ({} of {} seats)",
-                t.name, t.capacity, t.capacity
-            ),
+            format!("{} is sold out ({} of {} seats)", t.name, t.capacity, t.capacity),
         ));
     }
     Ok(t.price_minor)
@@ -169,11 +163,7 @@ fn mint_ticket(
         holder: holder.map(str::to_string),
     };
     outbox::append(ctx, &Event::TicketIssued(issued), now)?;
-    Ok(IssuedTicket {
-        id: id.0,
-        tier: tier.to_string(),
-        code,
-    })
+    Ok(IssuedTicket { id: id.0, tier: tier.to_string(), code })
 }
 
 /// Everything an order row needs.
@@ -218,10 +208,10 @@ pub(crate) fn record_order(
     };
     let change = money::settle(totals.total_minor, &tender, &e.currency)
         .map_err(|err| StoreError::invalid("bad_tender", err.to_string()))?;
-    let attribution = o.creator.and_then(|c| ev.creator(c)).map(|c| Attribution {
-        creator_id: c.id.to_string(),
-        creator_name: c.name.clone(),
-    });
+    let attribution = o
+        .creator
+        .and_then(|c| ev.creator(c))
+        .map(|c| Attribution { creator_id: c.id.to_string(), creator_name: c.name.clone() });
     let receipt = Receipt {
         order_id: o.id.clone(),
         event_name: e.name.clone(),
@@ -282,13 +272,7 @@ pub(crate) fn record_order(
         receipt: receipt.clone(),
     };
     outbox::append(ctx, &Event::OrderCreated(created), o.now)?;
-    super::printing::enqueue(
-        ctx,
-        Some(&o.id),
-        "receipt",
-        super::printing::DEFAULT_STATION,
-        o.now,
-    )?;
+    super::printing::enqueue(ctx, Some(&o.id), "receipt", super::printing::DEFAULT_STATION, o.now)?;
     Ok(OrderView {
         id: OrderId(o.id),
         kind: o.kind.as_str().into(),
@@ -308,9 +292,7 @@ pub(crate) fn replay(
     let row: Option<(String, String, String, String)> = ctx
         .conn
         .prepare_cached("SELECT id, kind, status, receipt FROM orders WHERE nonce = ?1")?
-        .query_row([nonce], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
+        .query_row([nonce], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
     let Some((id, k, status, receipt)) = row else {
         return Ok(None);
@@ -321,10 +303,8 @@ pub(crate) fn replay(
     ctx.metrics.replayed();
     let receipt: Receipt =
         serde_json::from_str(&receipt).map_err(|e| StoreError::Internal(e.to_string()))?;
-    let scan_elsewhere = ctx
-        .event
-        .as_ref()
-        .is_some_and(|ev| ev.lists_box_key(&ctx.identity.key.verifying_key()));
+    let scan_elsewhere =
+        ctx.event.as_ref().is_some_and(|ev| ev.lists_box_key(&ctx.identity.key.verifying_key()));
     Ok(Some(OrderView {
         id: OrderId(id),
         kind: k,

@@ -64,11 +64,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
         code: r.get(2)?,
         gate: GateId(r.get(3)?),
         direction: dir,
-        verdict: if verdict == "admit" {
-            Verdict::Admit
-        } else {
-            Verdict::Reject
-        },
+        verdict: if verdict == "admit" { Verdict::Admit } else { Verdict::Reject },
         reason: reason.as_deref().and_then(Reason::parse),
         ticket: r.get::<_, Option<String>>(7)?.map(TicketId),
         tier: r.get::<_, Option<String>>(8)?.map(TierId),
@@ -148,18 +144,10 @@ fn decide(
     event: &EventSnapshot,
     req: &ScanRequest,
 ) -> Result<ScanRecord, StoreError> {
-    let gate = event
-        .gate(&req.gate)
-        .ok_or_else(|| StoreError::UnknownGate {
-            gate: req.gate.to_string(),
-            known: event
-                .manifest
-                .gates
-                .iter()
-                .map(|g| g.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let gate = event.gate(&req.gate).ok_or_else(|| StoreError::UnknownGate {
+        gate: req.gate.to_string(),
+        known: event.manifest.gates.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", "),
+    })?;
     let mut rec = ScanRecord {
         id: ScanId(0),
         nonce: req.nonce.clone(),
@@ -343,13 +331,7 @@ impl Store {
             if let Some(v) = f.verdict {
                 sql.push_str(" AND verdict = ?");
                 args.push(
-                    (if v == Verdict::Admit {
-                        "admit"
-                    } else {
-                        "reject"
-                    })
-                    .to_string()
-                    .into(),
+                    (if v == Verdict::Admit { "admit" } else { "reject" }).to_string().into(),
                 );
             }
             if let Some(g) = f.gate {

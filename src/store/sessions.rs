@@ -56,12 +56,7 @@ impl Store {
         ttl_ms: Millis,
     ) -> Result<(String, Session), StoreError> {
         self.insert_session(
-            Session {
-                actor,
-                expires_at: now + ttl_ms,
-                creator_scope: scope,
-                device_id: None,
-            },
+            Session { actor, expires_at: now + ttl_ms, creator_scope: scope, device_id: None },
             now,
         )
         .await

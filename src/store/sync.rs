@@ -141,11 +141,7 @@ impl Store {
                 params![seg.first, seg.last, seg.key, expected_cursor],
             )?;
             let row = stream_row(ctx.conn, "events")?;
-            Ok(if row.cursor == expected_cursor {
-                row.pending
-            } else {
-                None
-            })
+            Ok(if row.cursor == expected_cursor { row.pending } else { None })
         })
         .await
     }
@@ -214,9 +210,8 @@ impl Store {
 
     /// Outbox rows `first..=last`, in order.
     pub async fn outbox_range(&self, first: Seq, last: Seq) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = self
-            .outbox_after(Seq(first.0 - 1), (last.0 - first.0 + 1).max(0) as usize)
-            .await?;
+        let rows =
+            self.outbox_after(Seq(first.0 - 1), (last.0 - first.0 + 1).max(0) as usize).await?;
         Ok(rows.into_iter().filter(|r| r.seq.0 <= last.0).collect())
     }
 
@@ -318,12 +313,8 @@ impl Store {
     /// The multipart upload is gone on the server: start that capture over.
     pub async fn capture_sync_reset(&self, sha256: String) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.execute(
-                "DELETE FROM capture_sync_parts WHERE sha256 = ?1",
-                [&sha256],
-            )?;
-            ctx.conn
-                .execute("DELETE FROM capture_sync WHERE sha256 = ?1", [&sha256])?;
+            ctx.conn.execute("DELETE FROM capture_sync_parts WHERE sha256 = ?1", [&sha256])?;
+            ctx.conn.execute("DELETE FROM capture_sync WHERE sha256 = ?1", [&sha256])?;
             Ok(())
         })
         .await
@@ -331,10 +322,7 @@ impl Store {
 
     pub async fn capture_sync_done(&self, sha256: String, now: Millis) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.execute(
-                "DELETE FROM capture_sync_parts WHERE sha256 = ?1",
-                [&sha256],
-            )?;
+            ctx.conn.execute("DELETE FROM capture_sync_parts WHERE sha256 = ?1", [&sha256])?;
             ctx.conn.execute(
                 "INSERT INTO capture_sync (sha256, state, done_at) VALUES (?1, 'done', ?2)
                  ON CONFLICT (sha256) DO UPDATE SET state = 'done', upload_id = NULL, done_at = ?2",
@@ -387,11 +375,7 @@ impl Store {
     pub async fn setting(&self, key: &'static str) -> Result<Option<String>, StoreError> {
         self.read(move |conn| {
             Ok(conn
-                .query_row(
-                    "SELECT value FROM box_settings WHERE key = ?1",
-                    [key],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT value FROM box_settings WHERE key = ?1", [key], |r| r.get(0))
                 .optional()?)
         })
         .await

@@ -85,11 +85,8 @@ fn in_savepoint<T>(
 ) -> Result<T, StoreError> {
     ctx.conn.execute_batch("SAVEPOINT job")?;
     let before = ctx.event.clone();
-    let result = catch_unwind(AssertUnwindSafe(|| f(ctx))).unwrap_or_else(|_| {
-        Err(StoreError::Internal(
-            "a write job panicked; see the log".into(),
-        ))
-    });
+    let result = catch_unwind(AssertUnwindSafe(|| f(ctx)))
+        .unwrap_or_else(|_| Err(StoreError::Internal("a write job panicked; see the log".into())));
     match result {
         Ok(v) => {
             ctx.conn.execute_batch("RELEASE job")?;
@@ -169,9 +166,7 @@ fn run(
             replies.push(j.run(&mut ctx));
         }
         let outcome = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-        metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
+        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         match &outcome {
             Ok(()) => {
                 let changed = match (&before, &event) {
@@ -197,6 +192,5 @@ fn run(
 }
 
 fn data_version_of(conn: &Connection) -> i64 {
-    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
-        .unwrap_or(0)
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0)).unwrap_or(0)
 }

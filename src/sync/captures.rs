@@ -62,9 +62,7 @@ impl Syncer {
                     return Ok(true);
                 }
                 let id = self.s3.create_multipart(&key).await?;
-                self.store
-                    .capture_sync_begin(c.sha256.clone(), id.clone(), part_size)
-                    .await?;
+                self.store.capture_sync_begin(c.sha256.clone(), id.clone(), part_size).await?;
                 id
             }
         };
@@ -82,12 +80,8 @@ impl Syncer {
                     let offset = (n - 1) * part_size;
                     let len = part_size.min(c.bytes - offset);
                     let body = read_range(path.clone(), offset, len).await?;
-                    let (s3, key, id, throttle) = (
-                        self.s3.clone(),
-                        key.clone(),
-                        upload_id.clone(),
-                        self.throttle.clone(),
-                    );
+                    let (s3, key, id, throttle) =
+                        (self.s3.clone(), key.clone(), upload_id.clone(), self.throttle.clone());
                     flight.spawn(async move {
                         let crc = tokio::task::spawn_blocking({
                             let body = body.clone();
@@ -107,12 +101,7 @@ impl Syncer {
                         done.map_err(|e| SyncError::Local(format!("part task: {e}")))?;
                     match result {
                         Ok(etag) => {
-                            let part = FinishedPart {
-                                number: n as u16,
-                                etag,
-                                crc32,
-                                bytes: len,
-                            };
+                            let part = FinishedPart { number: n as u16, etag, crc32, bytes: len };
                             self.store.capture_sync_part(c.sha256.clone(), part).await?;
                             self.handle.update(|l| l.capture_bytes_sent += len);
                         }
@@ -132,11 +121,8 @@ impl Syncer {
                 }
             }
             None => {
-                let parts: Vec<(u16, String, String)> = c
-                    .parts
-                    .iter()
-                    .map(|p| (p.number, p.etag.clone(), p.crc32.clone()))
-                    .collect();
+                let parts: Vec<(u16, String, String)> =
+                    c.parts.iter().map(|p| (p.number, p.etag.clone(), p.crc32.clone())).collect();
                 match self.s3.complete_multipart(&key, &upload_id, &parts).await {
                     Ok(()) => {}
                     // Completed by an attempt whose answer was lost, or expired.
@@ -161,15 +147,11 @@ impl Syncer {
     ) -> Result<bool, SyncError> {
         match self.s3.head(key).await? {
             Some(info) if info.size == bytes => {
-                self.store
-                    .capture_sync_done(sha256, self.clock.now())
-                    .await?;
+                self.store.capture_sync_done(sha256, self.clock.now()).await?;
                 Ok(true)
             }
             other => {
-                let found = other
-                    .map(|i| i.size.to_string())
-                    .unwrap_or_else(|| "nothing".into());
+                let found = other.map(|i| i.size.to_string()).unwrap_or_else(|| "nothing".into());
                 tracing::warn!(%key, expected = bytes, %found, "the object in the bucket does not match the capture; sending it again");
                 self.store.capture_sync_reset(sha256).await?;
                 Err(S3Error::Retryable(format!(

@@ -112,25 +112,20 @@ impl SyncConfig {
             .clone()
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL_S3"))
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
-        let endpoint_text = custom
-            .clone()
-            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let endpoint_text =
+            custom.clone().unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
         let endpoint: url::Url = endpoint_text
             .parse()
             .map_err(|e| format!("endpoint '{endpoint_text}' is not a URL ({e})"))?;
         if !matches!(endpoint.scheme(), "http" | "https") {
-            return Err(format!(
-                "endpoint '{endpoint_text}' must be http:// or https://"
-            ));
+            return Err(format!("endpoint '{endpoint_text}' must be http:// or https://"));
         }
         let path_style = match args.addressing.as_deref() {
             Some("path") => true,
             Some("virtual") => false,
             None => custom.is_some(),
             Some(other) => {
-                return Err(format!(
-                    "--sync-addressing is path or virtual, not '{other}'"
-                ))
+                return Err(format!("--sync-addressing is path or virtual, not '{other}'"))
             }
         };
         let credentials = credentials(data_dir, env)?;
@@ -141,26 +136,15 @@ impl SyncConfig {
         };
         let manifest_url = match &args.manifest_url {
             None => None,
-            Some(u) => Some(
-                u.parse::<url::Url>()
-                    .map_err(|e| format!("--manifest-url '{u}': {e}"))?,
-            ),
+            Some(u) => {
+                Some(u.parse::<url::Url>().map_err(|e| format!("--manifest-url '{u}': {e}"))?)
+            }
         };
         let d = SegmentRules::default();
         let segment = SegmentRules {
-            max_age_ms: args
-                .segment_secs
-                .map(|s| s as i64 * 1000)
-                .unwrap_or(d.max_age_ms),
-            max_events: args
-                .segment_events
-                .filter(|n| *n > 0)
-                .unwrap_or(d.max_events),
-            max_bytes: args
-                .segment_kib
-                .filter(|n| *n > 0)
-                .map(|k| k << 10)
-                .unwrap_or(d.max_bytes),
+            max_age_ms: args.segment_secs.map(|s| s as i64 * 1000).unwrap_or(d.max_age_ms),
+            max_events: args.segment_events.filter(|n| *n > 0).unwrap_or(d.max_events),
+            max_bytes: args.segment_kib.filter(|n| *n > 0).map(|k| k << 10).unwrap_or(d.max_bytes),
         };
         Ok(SyncConfig {
             target: Target {
@@ -190,10 +174,7 @@ impl SyncConfig {
 
     /// `s3://bucket/prefix`: safe to show anywhere.
     pub fn describe(&self) -> String {
-        format!(
-            "s3://{}/{} ({})",
-            self.target.bucket, self.target.prefix, self.target.endpoint
-        )
+        format!("s3://{}/{} ({})", self.target.bucket, self.target.prefix, self.target.endpoint)
     }
 }
 
@@ -253,18 +234,12 @@ pub fn credentials(
             v.trim().trim_matches('"').to_string(),
         );
     }
-    match (
-        vals.get("AWS_ACCESS_KEY_ID"),
-        vals.get("AWS_SECRET_ACCESS_KEY"),
-    ) {
+    match (vals.get("AWS_ACCESS_KEY_ID"), vals.get("AWS_SECRET_ACCESS_KEY")) {
         (Some(k), Some(s)) => Ok(match vals.get("AWS_SESSION_TOKEN") {
             Some(t) => Credentials::new_with_token(k, s, t),
             None => Credentials::new(k, s),
         }),
-        _ => Err(format!(
-            "{} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            path.display()
-        )),
+        _ => Err(format!("{} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", path.display())),
     }
 }
 
@@ -274,36 +249,24 @@ mod tests {
     use std::collections::HashMap;
 
     fn resolve(url: &str, vars: &[(&str, &str)], dir: &Path) -> Result<SyncConfig, String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        SyncConfig::resolve(
-            &SyncArgs {
-                url: url.into(),
-                ..Default::default()
-            },
-            dir,
-            &|k| map.get(k).cloned(),
-        )
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        SyncConfig::resolve(&SyncArgs { url: url.into(), ..Default::default() }, dir, &|k| {
+            map.get(k).cloned()
+        })
     }
 
     #[test]
     fn target_endpoint_region_and_keys_come_from_the_flag_and_the_environment() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = [
-            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-            ("AWS_SECRET_ACCESS_KEY", "sekrit-value"),
-        ];
+        let keys =
+            [("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "sekrit-value")];
         let c = resolve("s3://venue-cloud/acme/rooftop/", &keys, dir.path()).unwrap();
         assert_eq!(
             (c.target.bucket.as_str(), c.target.prefix.as_str()),
             ("venue-cloud", "acme/rooftop")
         );
-        assert_eq!(
-            c.target.endpoint.as_str(),
-            "https://s3.us-east-1.amazonaws.com/"
-        );
+        assert_eq!(c.target.endpoint.as_str(), "https://s3.us-east-1.amazonaws.com/");
         assert!(!c.target.path_style, "AWS itself: virtual-host addressing");
         let vars = [
             keys[0],
@@ -332,22 +295,12 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let err = resolve("s3://bkt", &[], dir.path()).unwrap_err();
-        assert!(
-            err.contains("AWS_ACCESS_KEY_ID") && err.contains(CREDENTIALS_FILE),
-            "{err}"
-        );
+        assert!(err.contains("AWS_ACCESS_KEY_ID") && err.contains(CREDENTIALS_FILE), "{err}");
         let path = dir.path().join(CREDENTIALS_FILE);
-        std::fs::write(
-            &path,
-            "AWS_ACCESS_KEY_ID=AKID\nAWS_SECRET_ACCESS_KEY=topsecret\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "AWS_ACCESS_KEY_ID=AKID\nAWS_SECRET_ACCESS_KEY=topsecret\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = resolve("s3://bkt", &[], dir.path()).unwrap_err();
-        assert!(
-            err.contains("chmod 600") && !err.contains("topsecret"),
-            "{err}"
-        );
+        assert!(err.contains("chmod 600") && !err.contains("topsecret"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let c = resolve("s3://bkt", &[], dir.path()).unwrap();
         assert_eq!(c.target.credentials.unwrap().key(), "AKID");

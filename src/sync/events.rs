@@ -40,10 +40,7 @@ impl Syncer {
                     .await?;
                 let events: Vec<LogEvent> = rows.into_iter().map(LogEvent::from).collect();
                 let rules = if flush {
-                    SegmentRules {
-                        max_age_ms: 0,
-                        ..self.config.segment.clone()
-                    }
+                    SegmentRules { max_age_ms: 0, ..self.config.segment.clone() }
                 } else {
                     self.config.segment.clone()
                 };
@@ -51,16 +48,8 @@ impl Syncer {
                     return Ok(false);
                 };
                 let key = seg.key(self.s3.prefix(), self.store.box_id());
-                let planned = PendingSegment {
-                    first: seg.first,
-                    last: seg.last,
-                    key,
-                };
-                match self
-                    .store
-                    .sync_plan_segment(row.cursor, planned.clone())
-                    .await?
-                {
+                let planned = PendingSegment { first: seg.first, last: seg.last, key };
+                match self.store.sync_plan_segment(row.cursor, planned.clone()).await? {
                     Some(p) if p == planned => (p, events),
                     // Another syncer planned first: send its segment.
                     Some(p) => (p, Vec::new()),
@@ -71,10 +60,7 @@ impl Syncer {
         };
         events.retain(|e| e.seq <= seg.last);
         if events.is_empty() {
-            let rows = self
-                .store
-                .outbox_range(Seq(seg.first), Seq(seg.last))
-                .await?;
+            let rows = self.store.outbox_range(Seq(seg.first), Seq(seg.last)).await?;
             events = rows.into_iter().map(LogEvent::from).collect();
         }
         if events.len() as i64 != seg.last - seg.first + 1 {

@@ -41,12 +41,7 @@ impl Syncer {
         &self,
         event_id: &str,
     ) -> Result<Option<(Bytes, String, String)>, S3Error> {
-        let etag = self
-            .manifest_seen
-            .lock()
-            .expect("manifest lock")
-            .etag
-            .clone();
+        let etag = self.manifest_seen.lock().expect("manifest lock").etag.clone();
         let fetched = match &self.config.manifest_url {
             Some(url) => {
                 let mut sig_url = url.clone();
@@ -54,10 +49,7 @@ impl Syncer {
                 match self.s3.get_url_fresh(url, etag.as_deref()).await {
                     Ok(Some((body, tag))) => Some((
                         body,
-                        self.s3
-                            .get_url_fresh(&sig_url, None)
-                            .await
-                            .map_err(missing_sig)?,
+                        self.s3.get_url_fresh(&sig_url, None).await.map_err(missing_sig)?,
                         tag,
                     )),
                     Ok(None) | Err(S3Error::NotFound) => None,
@@ -65,9 +57,7 @@ impl Syncer {
                 }
             }
             None => {
-                let key = self
-                    .s3
-                    .key(&format!("manifests/event={event_id}/manifest.json"));
+                let key = self.s3.key(&format!("manifests/event={event_id}/manifest.json"));
                 match self.s3.get_fresh(&key, etag.as_deref()).await {
                     Ok(Some((body, tag))) => Some((
                         body,
@@ -86,26 +76,14 @@ impl Syncer {
             return Ok(None);
         };
         let sig = sig.map(|(b, _)| b).unwrap_or_default();
-        Ok(Some((
-            body,
-            String::from_utf8_lossy(&sig).trim().to_string(),
-            tag,
-        )))
+        Ok(Some((body, String::from_utf8_lossy(&sig).trim().to_string(), tag)))
     }
 
     /// Looks for a newer manifest and imports it. Returns what happened
     /// (for tests and `sync now`); failures are recorded, never fatal.
     pub async fn manifest_step(&self) -> Option<ImportOutcome> {
         let ev = self.store.event()?;
-        if self
-            .store
-            .setting(FREEZE_SETTING)
-            .await
-            .ok()
-            .flatten()
-            .as_deref()
-            == Some("true")
-        {
+        if self.store.setting(FREEZE_SETTING).await.ok().flatten().as_deref() == Some("true") {
             return None;
         }
         let fetched = match self.fetch_manifest(ev.event_id().as_str()).await {
@@ -125,11 +103,8 @@ impl Syncer {
         let (body, sig, tag) = fetched;
         // The pair is what counts: the same manifest with a corrected
         // signature is looked at again.
-        let digest: [u8; 32] = Sha256::new()
-            .chain_update(&body)
-            .chain_update(sig.as_bytes())
-            .finalize()
-            .into();
+        let digest: [u8; 32] =
+            Sha256::new().chain_update(&body).chain_update(sig.as_bytes()).finalize().into();
         {
             let mut seen = self.manifest_seen.lock().expect("manifest lock");
             if seen.sha256 == Some(digest) {
@@ -137,19 +112,10 @@ impl Syncer {
             }
             seen.sha256 = Some(digest);
         }
-        let actor = Actor {
-            name: "cloud-sync".into(),
-            role: Role::Admin,
-        };
+        let actor = Actor { name: "cloud-sync".into(), role: Role::Admin };
         match self
             .store
-            .import_manifest(
-                body.to_vec(),
-                Some(sig),
-                self.pinned.clone(),
-                actor,
-                self.clock.now(),
-            )
+            .import_manifest(body.to_vec(), Some(sig), self.pinned.clone(), actor, self.clock.now())
             .await
         {
             Ok(outcome) => {
@@ -157,13 +123,7 @@ impl Syncer {
                 // 304 next time; a refused one is fetched whole again, as
                 // its signature may be fixed alone.
                 self.manifest_seen.lock().expect("manifest lock").etag = Some(tag);
-                if let ImportOutcome::Imported {
-                    event_id,
-                    version,
-                    tickets,
-                    ..
-                } = &outcome
-                {
+                if let ImportOutcome::Imported { event_id, version, tickets, .. } = &outcome {
                     tracing::info!(event = %event_id, version, tickets, "newer manifest from the cloud applied");
                 }
                 self.record("manifest", Ok(())).await;
@@ -173,9 +133,7 @@ impl Syncer {
                 tracing::warn!(error = %e, "the cloud's manifest was not applied; the loaded one stays");
                 self.record(
                     "manifest",
-                    Err(&super::SyncError::Local(format!(
-                        "manifest not applied: {e}"
-                    ))),
+                    Err(&super::SyncError::Local(format!("manifest not applied: {e}"))),
                 )
                 .await;
                 None

@@ -211,11 +211,7 @@ pub fn render_metrics(s: &SyncStatus) -> String {
     let mut gauge = |name: &str, help: &str, v: f64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     };
-    gauge(
-        "venuebox_sync_enabled",
-        "1 when cloud sync is configured.",
-        s.enabled as u8 as f64,
-    );
+    gauge("venuebox_sync_enabled", "1 when cloud sync is configured.", s.enabled as u8 as f64);
     gauge(
         "venuebox_sync_lag_seconds",
         "Age of the oldest event the bucket has not acknowledged.",
@@ -263,9 +259,7 @@ pub fn try_lock(data_dir: &Path) -> std::io::Result<Option<std::fs::File>> {
 
 /// Exponential backoff, capped, with "equal jitter": half fixed, half random.
 pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
-    let exp = base
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(cap);
+    let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(cap);
     let half = exp / 2;
     let r = u64::from_le_bytes(crate::store::identity::random_bytes::<8>());
     half + Duration::from_nanos(r % (half.as_nanos() as u64 + 1))
@@ -336,11 +330,7 @@ impl Syncer {
             None => Outcome::Success,
             Some((kind, message)) => Outcome::Failure { kind, message },
         };
-        if let Err(e) = self
-            .store
-            .sync_outcome(stream, outcome, self.clock.now())
-            .await
-        {
+        if let Err(e) = self.store.sync_outcome(stream, outcome, self.clock.now()).await {
             tracing::warn!(error = %e, "cannot record the sync outcome");
         }
     }
@@ -369,9 +359,7 @@ impl Syncer {
                     continue;
                 }
             };
-            self.s3
-                .put(&self.s3.key(&f.key), body.into(), false, None)
-                .await?;
+            self.s3.put(&self.s3.key(&f.key), body.into(), false, None).await?;
             self.store.sync_file_done(f.key, self.clock.now()).await?;
             moved = true;
         }
@@ -432,29 +420,16 @@ impl Syncer {
         let mut errors_on_record: Vec<&'static str> = Vec::new();
         let mut permanent_until: Option<Instant> = None;
         let mut next_manifest = Instant::now();
-        let mut seen_request = self
-            .store
-            .sync_stream("events")
-            .await
-            .ok()
-            .and_then(|r| r.requested_at);
+        let mut seen_request =
+            self.store.sync_stream("events").await.ok().and_then(|r| r.requested_at);
         let first_payout_due = self.first_payout_due();
         let set = |f: &dyn Fn(&mut LaneState)| {
-            self.handle.update(|l| {
-                f(if lane == Lane::Events {
-                    &mut l.events
-                } else {
-                    &mut l.captures
-                })
-            })
+            self.handle
+                .update(|l| f(if lane == Lane::Events { &mut l.events } else { &mut l.captures }))
         };
         while !stop.is_cancelled() {
-            let requested = self
-                .store
-                .sync_stream("events")
-                .await
-                .ok()
-                .and_then(|r| r.requested_at);
+            let requested =
+                self.store.sync_stream("events").await.ok().and_then(|r| r.requested_at);
             if requested != seen_request {
                 seen_request = requested;
                 if permanent_until.take().is_some() {
@@ -493,12 +468,7 @@ impl Syncer {
                         self.record(stream, Ok(())).await;
                         tracing::info!(stream, "cloud sync recovered");
                     }
-                    set(&|l| {
-                        *l = LaneState {
-                            state: "idle",
-                            ..Default::default()
-                        }
-                    });
+                    set(&|l| *l = LaneState { state: "idle", ..Default::default() });
                     if !moved {
                         self.nap(self.config.interval, &stop).await;
                     }

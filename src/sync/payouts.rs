@@ -26,10 +26,8 @@ pub fn next_run(after: Millis, tz: &str, at: (i8, i8)) -> Millis {
     let local = ts.to_zoned(zone.clone());
     let mut day = local.date();
     for _ in 0..3 {
-        let candidate = day
-            .at(at.0, at.1, 0, 0)
-            .to_zoned(zone.clone())
-            .map(|z| z.timestamp().as_millisecond());
+        let candidate =
+            day.at(at.0, at.1, 0, 0).to_zoned(zone.clone()).map(|z| z.timestamp().as_millisecond());
         if let Ok(c) = candidate {
             if c > after {
                 return c;
@@ -73,11 +71,7 @@ impl Syncer {
     /// When the first nightly run is due if none has run yet.
     pub(super) fn first_payout_due(&self) -> Option<Millis> {
         let ev = self.store.event()?;
-        Some(next_run(
-            self.clock.now(),
-            &ev.manifest.event.timezone,
-            self.config.payouts_at,
-        ))
+        Some(next_run(self.clock.now(), &ev.manifest.event.timezone, self.config.payouts_at))
     }
 
     /// Runs the statements when the nightly time has come.
@@ -90,11 +84,9 @@ impl Syncer {
             Some(last) => next_run(last, &ev.manifest.event.timezone, self.config.payouts_at),
             None => match first_due {
                 Some(d) => d,
-                None => next_run(
-                    self.clock.now(),
-                    &ev.manifest.event.timezone,
-                    self.config.payouts_at,
-                ),
+                None => {
+                    next_run(self.clock.now(), &ev.manifest.event.timezone, self.config.payouts_at)
+                }
             },
         };
         let now = self.clock.now();
@@ -145,9 +137,6 @@ mod tests {
             t("2026-11-28T03:30:00Z"),
             "unknown zone: UTC"
         );
-        assert_eq!(
-            local_date(t("2026-11-27T23:30:00Z"), "Europe/Berlin"),
-            "2026-11-28"
-        );
+        assert_eq!(local_date(t("2026-11-27T23:30:00Z"), "Europe/Berlin"), "2026-11-28");
     }
 }

@@ -19,11 +19,7 @@ pub struct SegmentRules {
 
 impl Default for SegmentRules {
     fn default() -> Self {
-        SegmentRules {
-            max_events: 10_000,
-            max_bytes: 8 << 20,
-            max_age_ms: 5_000,
-        }
+        SegmentRules { max_events: 10_000, max_bytes: 8 << 20, max_age_ms: 5_000 }
     }
 }
 
@@ -53,11 +49,7 @@ impl Segment {
     /// zero-padded to 12 digits so keys list in order.
     pub fn key(&self, prefix: &str, box_id: &str) -> String {
         let prefix = prefix.trim_matches('/');
-        let head = if prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{prefix}/")
-        };
+        let head = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
         format!(
             "{head}events/box={box_id}/date={}/{:012}-{:012}.ndjson.zst",
             self.date, self.first, self.last
@@ -85,34 +77,18 @@ pub fn next_segment(events: &[LogEvent], rules: &SegmentRules, now: Millis) -> O
     let mut last = first.seq;
     for (i, e) in events.iter().enumerate() {
         if i > 0 && utc_date(e.at_ms) != date {
-            return Some(Segment {
-                first: first.seq,
-                last,
-                date,
-            });
+            return Some(Segment { first: first.seq, last, date });
         }
         bytes += line(e).len();
         if i > 0 && bytes > rules.max_bytes {
-            return Some(Segment {
-                first: first.seq,
-                last,
-                date,
-            });
+            return Some(Segment { first: first.seq, last, date });
         }
         last = e.seq;
         if i + 1 == rules.max_events {
-            return Some(Segment {
-                first: first.seq,
-                last,
-                date,
-            });
+            return Some(Segment { first: first.seq, last, date });
         }
     }
-    (now - first.at_ms >= rules.max_age_ms).then_some(Segment {
-        first: first.seq,
-        last,
-        date,
-    })
+    (now - first.at_ms >= rules.max_age_ms).then_some(Segment { first: first.seq, last, date })
 }
 
 /// The segment's exact bytes: NDJSON, zstd level 3. Same events, same bytes.
@@ -145,11 +121,7 @@ mod tests {
     #[test]
     fn segment_table() {
         let t = 1_800_000_000_000 - (1_800_000_000_000 % DAY) + 3_600_000; // 01:00 UTC
-        let rules = SegmentRules {
-            max_events: 3,
-            max_bytes: 1 << 20,
-            max_age_ms: 5_000,
-        };
+        let rules = SegmentRules { max_events: 3, max_bytes: 1 << 20, max_age_ms: 5_000 };
         let run =
             |evs: Vec<LogEvent>, now| next_segment(&evs, &rules, now).map(|s| (s.first, s.last));
         assert_eq!(run(vec![], t), None, "nothing to send");
@@ -158,11 +130,7 @@ mod tests {
             None,
             "young and small: keep filling"
         );
-        assert_eq!(
-            run(vec![ev(1, t), ev(2, t + 1)], t + 5_000),
-            Some((1, 2)),
-            "old enough: close"
-        );
+        assert_eq!(run(vec![ev(1, t), ev(2, t + 1)], t + 5_000), Some((1, 2)), "old enough: close");
         assert_eq!(
             run(vec![ev(1, t), ev(2, t), ev(3, t), ev(4, t)], t),
             Some((1, 3)),
@@ -173,10 +141,7 @@ mod tests {
             Some((7, 7)),
             "midnight splits"
         );
-        let small = SegmentRules {
-            max_bytes: 150,
-            ..rules.clone()
-        };
+        let small = SegmentRules { max_bytes: 150, ..rules.clone() };
         let one = line(&ev(1, t)).len();
         assert!(one < 150 && 2 * one > 150);
         assert_eq!(
@@ -184,10 +149,7 @@ mod tests {
             Some((1, 1)),
             "size reached"
         );
-        let tiny = SegmentRules {
-            max_bytes: 10,
-            ..rules
-        };
+        let tiny = SegmentRules { max_bytes: 10, ..rules };
         assert_eq!(
             next_segment(&[ev(1, t), ev(2, t)], &tiny, t).map(|s| (s.first, s.last)),
             Some((1, 1)),
@@ -197,11 +159,7 @@ mod tests {
 
     #[test]
     fn keys_sort_in_seq_order_and_bytes_are_deterministic() {
-        let s = Segment {
-            first: 9,
-            last: 10,
-            date: "2026-11-27".into(),
-        };
+        let s = Segment { first: 9, last: 10, date: "2026-11-27".into() };
         assert_eq!(
             s.key("acme/rooftop/", "box-1"),
             "acme/rooftop/events/box=box-1/date=2026-11-27/000000000009-000000000010.ndjson.zst"
@@ -210,18 +168,8 @@ mod tests {
             s.key("", "box-1"),
             "events/box=box-1/date=2026-11-27/000000000009-000000000010.ndjson.zst"
         );
-        let a = Segment {
-            first: 99,
-            last: 120,
-            date: s.date.clone(),
-        }
-        .key("", "b");
-        let b = Segment {
-            first: 121,
-            last: 1000,
-            date: s.date.clone(),
-        }
-        .key("", "b");
+        let a = Segment { first: 99, last: 120, date: s.date.clone() }.key("", "b");
+        let b = Segment { first: 121, last: 1000, date: s.date.clone() }.key("", "b");
         assert!(a < b);
         let evs = vec![ev(1, 1_800_000_000_000), ev(2, 1_800_000_000_001)];
         assert_eq!(encode(&evs), encode(&evs));

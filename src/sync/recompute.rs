@@ -65,9 +65,7 @@ pub fn totals<'a>(
             }
             Event::ScholarshipClaimed(c) => claims.push((c.program.as_str(), c.order.as_str())),
             Event::CaptureCompleted(c) => {
-                captures
-                    .entry(c.sha256.as_str())
-                    .or_insert((c.creator.as_str(), c.bytes));
+                captures.entry(c.sha256.as_str()).or_insert((c.creator.as_str(), c.bytes));
             }
             Event::CaptureHidden(c) => {
                 hidden.insert(c.sha256.as_str());

@@ -52,11 +52,7 @@ pub struct Target {
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "s3://{}/{} at {} ({})",
-            self.bucket, self.prefix, self.endpoint, self.region
-        )
+        write!(f, "s3://{}/{} at {} ({})", self.bucket, self.prefix, self.endpoint, self.region)
     }
 }
 
@@ -86,11 +82,8 @@ fn error_code(body: &str) -> Option<String> {
 /// Sorts an S3 error response. `what` names the operation for the message.
 pub fn classify(status: u16, body: &str, bucket: &str, what: &str) -> S3Error {
     let code = error_code(body).unwrap_or_default();
-    let said = if code.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!("{code}, HTTP {status}")
-    };
+    let said =
+        if code.is_empty() { format!("HTTP {status}") } else { format!("{code}, HTTP {status}") };
     match (status, code.as_str()) {
         (412, _) => S3Error::Exists,
         (404, "NoSuchBucket") => S3Error::Permanent(format!("bucket '{bucket}' does not exist ({said}): create it, or fix the bucket in --sync")),
@@ -128,11 +121,7 @@ fn net_error(what: &str, e: reqwest::Error) -> S3Error {
 
 impl S3 {
     pub fn new(target: &Target) -> Result<S3, String> {
-        let style = if target.path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
-        };
+        let style = if target.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
         let bucket = Bucket::new(
             target.endpoint.clone(),
             style,
@@ -149,9 +138,7 @@ impl S3 {
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(S3 {
             bucket: Arc::new(bucket),
-            credentials: Arc::new(std::sync::RwLock::new(
-                target.credentials.clone().map(Arc::new),
-            )),
+            credentials: Arc::new(std::sync::RwLock::new(target.credentials.clone().map(Arc::new))),
             http,
             prefix: target.prefix.trim_matches('/').to_string(),
         })
@@ -201,10 +188,7 @@ impl S3 {
 
     /// The cheap connectivity probe: HEAD on the bucket.
     pub async fn probe(&self) -> Result<(), S3Error> {
-        let url = self
-            .bucket
-            .head_bucket(self.creds().as_deref())
-            .sign(SIGN_FOR);
+        let url = self.bucket.head_bucket(self.creds().as_deref()).sign(SIGN_FOR);
         let resp = self
             .http
             .head(url)
@@ -214,12 +198,7 @@ impl S3 {
             .map_err(|e| net_error("probe", e))?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
-            404 => Err(classify(
-                404,
-                "<Code>NoSuchBucket</Code>",
-                self.bucket.name(),
-                "probe",
-            )),
+            404 => Err(classify(404, "<Code>NoSuchBucket</Code>", self.bucket.name(), "probe")),
             s => Err(classify(s, "", self.bucket.name(), "probe")),
         }
     }
@@ -257,12 +236,8 @@ impl S3 {
     pub async fn get(&self, key: &str) -> Result<Bytes, S3Error> {
         let creds = self.creds();
         let url = self.bucket.get_object(creds.as_deref(), key).sign(SIGN_FOR);
-        let resp = self
-            .send(
-                "get object",
-                self.http.get(url).timeout(Duration::from_secs(60)),
-            )
-            .await?;
+        let resp =
+            self.send("get object", self.http.get(url).timeout(Duration::from_secs(60))).await?;
         resp.bytes().await.map_err(|e| net_error("get object", e))
     }
 
@@ -273,10 +248,7 @@ impl S3 {
         key: &str,
         etag: Option<&str>,
     ) -> Result<Option<(Bytes, String)>, S3Error> {
-        let url = self
-            .bucket
-            .get_object(self.creds().as_deref(), key)
-            .sign(SIGN_FOR);
+        let url = self.bucket.get_object(self.creds().as_deref(), key).sign(SIGN_FOR);
         self.conditional_get(url, etag, "get object").await
     }
 
@@ -286,8 +258,7 @@ impl S3 {
         url: &url::Url,
         etag: Option<&str>,
     ) -> Result<Option<(Bytes, String)>, S3Error> {
-        self.conditional_get(url.clone(), etag, "get manifest")
-            .await
+        self.conditional_get(url.clone(), etag, "get manifest").await
     }
 
     async fn conditional_get(
@@ -305,10 +276,7 @@ impl S3 {
             304 => Ok(None),
             200..=299 => {
                 let tag = etag_of(&resp);
-                Ok(Some((
-                    resp.bytes().await.map_err(|e| net_error(what, e))?,
-                    tag,
-                )))
+                Ok(Some((resp.bytes().await.map_err(|e| net_error(what, e))?, tag)))
             }
             status => {
                 let body = resp.text().await.unwrap_or_default();
@@ -319,17 +287,8 @@ impl S3 {
 
     pub async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, S3Error> {
         let creds = self.creds();
-        let url = self
-            .bucket
-            .head_object(creds.as_deref(), key)
-            .sign(SIGN_FOR);
-        match self
-            .send(
-                "head object",
-                self.http.head(url).timeout(Duration::from_secs(30)),
-            )
-            .await
-        {
+        let url = self.bucket.head_object(creds.as_deref(), key).sign(SIGN_FOR);
+        match self.send("head object", self.http.head(url).timeout(Duration::from_secs(30))).await {
             // The header, not `content_length()`: a HEAD response has no body.
             Ok(resp) => {
                 let size = resp
@@ -337,10 +296,7 @@ impl S3 {
                     .get(reqwest::header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok());
-                Ok(Some(ObjectInfo {
-                    size: size.unwrap_or(0),
-                    etag: etag_of(&resp),
-                }))
+                Ok(Some(ObjectInfo { size: size.unwrap_or(0), etag: etag_of(&resp) }))
             }
             Err(S3Error::NotFound) => Ok(None),
             Err(e) => Err(e),
@@ -352,9 +308,7 @@ impl S3 {
     pub async fn create_multipart(&self, key: &str) -> Result<String, S3Error> {
         let creds = self.creds();
         let mut action = self.bucket.create_multipart_upload(creds.as_deref(), key);
-        action
-            .headers_mut()
-            .insert("x-amz-checksum-algorithm", "CRC32");
+        action.headers_mut().insert("x-amz-checksum-algorithm", "CRC32");
         let url = action.sign(SIGN_FOR);
         let req = self
             .http
@@ -362,10 +316,7 @@ impl S3 {
             .timeout(Duration::from_secs(30))
             .header("x-amz-checksum-algorithm", "CRC32");
         let resp = self.send("create multipart upload", req).await?;
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| net_error("create multipart upload", e))?;
+        let text = resp.text().await.map_err(|e| net_error("create multipart upload", e))?;
         let parsed =
             rusty_s3::actions::CreateMultipartUpload::parse_response(&text).map_err(|e| {
                 S3Error::Retryable(format!("create multipart upload: unreadable answer ({e})"))
@@ -384,12 +335,8 @@ impl S3 {
         throttle: Option<&Throttle>,
     ) -> Result<String, S3Error> {
         let creds = self.creds();
-        let mut action = self
-            .bucket
-            .upload_part(creds.as_deref(), key, part, upload_id);
-        action
-            .headers_mut()
-            .insert("x-amz-checksum-crc32", crc32.to_string());
+        let mut action = self.bucket.upload_part(creds.as_deref(), key, part, upload_id);
+        action.headers_mut().insert("x-amz-checksum-crc32", crc32.to_string());
         let url = action.sign(SIGN_FOR);
         let len = body.len() as u64;
         let req = self
@@ -402,9 +349,7 @@ impl S3 {
         let resp = self.send("upload part", req).await?;
         let tag = etag_of(&resp);
         if tag.is_empty() {
-            return Err(S3Error::Retryable(
-                "upload part: the server sent no ETag".into(),
-            ));
+            return Err(S3Error::Retryable("upload part: the server sent no ETag".into()));
         }
         Ok(tag)
     }
@@ -425,11 +370,7 @@ impl S3 {
         );
         let url = action.sign(SIGN_FOR);
         // rusty-s3's body has no checksums; the XML is small enough to write.
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('"', "&quot;")
-                .replace('<', "&lt;")
-        };
+        let esc = |s: &str| s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;");
         let mut body = String::from("<CompleteMultipartUpload>");
         for (n, etag, crc) in parts {
             body += &format!("<Part><PartNumber>{n}</PartNumber><ETag>{}</ETag><ChecksumCRC32>{}</ChecksumCRC32></Part>", esc(etag), esc(crc));
@@ -438,24 +379,13 @@ impl S3 {
         let resp = self
             .send(
                 "complete multipart upload",
-                self.http
-                    .post(url)
-                    .timeout(Duration::from_secs(120))
-                    .body(body),
+                self.http.post(url).timeout(Duration::from_secs(120)).body(body),
             )
             .await?;
         // S3 may answer 200 and still report an error in the body.
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| net_error("complete multipart upload", e))?;
+        let text = resp.text().await.map_err(|e| net_error("complete multipart upload", e))?;
         if text.contains("<Error>") {
-            return Err(classify(
-                500,
-                &text,
-                self.bucket.name(),
-                "complete multipart upload",
-            ));
+            return Err(classify(500, &text, self.bucket.name(), "complete multipart upload"));
         }
         Ok(())
     }
@@ -502,10 +432,7 @@ mod tests {
     #[test]
     fn a_capped_upload_gets_time_enough_to_finish() {
         let part = 8u64 << 20;
-        assert!(
-            S3::limit(part, None) >= Duration::from_secs(256),
-            "8 MiB at 32 KiB/s"
-        );
+        assert!(S3::limit(part, None) >= Duration::from_secs(256), "8 MiB at 32 KiB/s");
         let slow = Throttle::new(12_500); // 100 kbit/s, shared by the parts in flight
         assert!(
             S3::limit(part, Some(&slow)) >= Duration::from_secs(2 * part / 12_500),
@@ -528,42 +455,16 @@ mod tests {
             classify(404, "<Error><Code>NoSuchUpload</Code></Error>", "bkt", "x"),
             S3Error::NotFound
         );
-        assert_eq!(
-            kind(404, "<Error><Code>NoSuchBucket</Code></Error>"),
-            "permanent"
-        );
-        assert_eq!(
-            kind(403, "<Error><Code>AccessDenied</Code></Error>"),
-            "permanent"
-        );
-        assert_eq!(
-            kind(403, "<Error><Code>InvalidAccessKeyId</Code></Error>"),
-            "permanent"
-        );
-        assert_eq!(
-            kind(400, "<Error><Code>InvalidBucketName</Code></Error>"),
-            "permanent"
-        );
-        assert_eq!(
-            kind(503, "<Error><Code>SlowDown</Code></Error>"),
-            "retryable"
-        );
+        assert_eq!(kind(404, "<Error><Code>NoSuchBucket</Code></Error>"), "permanent");
+        assert_eq!(kind(403, "<Error><Code>AccessDenied</Code></Error>"), "permanent");
+        assert_eq!(kind(403, "<Error><Code>InvalidAccessKeyId</Code></Error>"), "permanent");
+        assert_eq!(kind(400, "<Error><Code>InvalidBucketName</Code></Error>"), "permanent");
+        assert_eq!(kind(503, "<Error><Code>SlowDown</Code></Error>"), "retryable");
         assert_eq!(kind(500, ""), "retryable");
         assert_eq!(kind(429, ""), "retryable");
-        assert_eq!(
-            kind(400, "<Error><Code>RequestTimeout</Code></Error>"),
-            "retryable"
-        );
-        let msg = classify(
-            403,
-            "<Error><Code>AccessDenied</Code></Error>",
-            "bkt",
-            "put",
-        )
-        .to_string();
-        assert!(
-            msg.contains("AccessDenied") && msg.contains("AWS_ACCESS_KEY_ID"),
-            "{msg}"
-        );
+        assert_eq!(kind(400, "<Error><Code>RequestTimeout</Code></Error>"), "retryable");
+        let msg =
+            classify(403, "<Error><Code>AccessDenied</Code></Error>", "bkt", "put").to_string();
+        assert!(msg.contains("AccessDenied") && msg.contains("AWS_ACCESS_KEY_ID"), "{msg}");
     }
 }

@@ -14,10 +14,7 @@ pub struct Throttle {
 impl Throttle {
     /// `rate` bytes per second, with up to a second's worth of burst.
     pub fn new(rate: u64) -> Throttle {
-        Throttle {
-            rate: rate.max(1),
-            state: Arc::new(Mutex::new((Instant::now(), 0.0))),
-        }
+        Throttle { rate: rate.max(1), state: Arc::new(Mutex::new((Instant::now(), 0.0))) }
     }
 
     pub fn rate(&self) -> u64 {

@@ -10,18 +10,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
 /// `env` added, waits until it listens, and returns it with its address.
 /// The LAN listeners are off unless `args` name `--https-listen`.
 pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
-    let lan: &[&str] = if args.contains(&"--https-listen") {
-        &[]
-    } else {
-        &["--https-listen", "off"]
-    };
+    let lan: &[&str] =
+        if args.contains(&"--https-listen") { &[] } else { &["--https-listen", "off"] };
     let mut child = spawn_serve(dir, &[lan, args].concat(), env);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = loop {
-        let line = lines
-            .next()
-            .expect("venuebox exited before listening")
-            .unwrap();
+        let line = lines.next().expect("venuebox exited before listening").unwrap();
         if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
             break rest.split_whitespace().next().unwrap().to_string();
         }
@@ -47,41 +41,24 @@ fn spawn_serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
 
 /// A bearer token for `role`, as `venuebox token` prints it.
 pub fn token(dir: &Path, role: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", "--role", role, "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new(BIN).args(["token", "--role", role, "--data-dir"]).arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// A one-time pairing code, as `venuebox pair` prints it.
 pub fn pairing_code(dir: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["pair", "--code-only", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new(BIN).args(["pair", "--code-only", "--data-dir"]).arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// A client whose connections come from `ip` (any of 127.0.0.0/8), so one
 /// test can be several phones on the LAN.
 pub fn client_from(ip: [u8; 4]) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from(ip))
-        .build()
-        .unwrap()
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(ip)).build().unwrap()
 }
 
 /// The kernel's peak resident set (VmHWM) and current one (VmRSS) of a
@@ -116,25 +93,13 @@ pub struct LanAddrs {
 /// Starts `venuebox serve` with every listener on 127.0.0.1:0 (mDNS off
 /// unless `args` turn it on with `--mdns-name`) and waits for all three.
 pub fn serve_lan(dir: &Path, args: &[&str]) -> (Child, LanAddrs) {
-    let mdns: &[&str] = if args.contains(&"--mdns-name") {
-        &[]
-    } else {
-        &["--no-mdns"]
-    };
-    let lan: &[&str] = &[
-        "--https-listen",
-        "127.0.0.1:0",
-        "--pair-listen",
-        "127.0.0.1:0",
-    ];
+    let mdns: &[&str] = if args.contains(&"--mdns-name") { &[] } else { &["--no-mdns"] };
+    let lan: &[&str] = &["--https-listen", "127.0.0.1:0", "--pair-listen", "127.0.0.1:0"];
     let mut child = spawn_serve(dir, &[lan, mdns, args].concat(), &[]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut plain, mut https, mut pair, mut banner) = (None, None, None, String::new());
     while plain.is_none() || https.is_none() || pair.is_none() {
-        let line = lines
-            .next()
-            .expect("venuebox exited before listening")
-            .unwrap();
+        let line = lines.next().expect("venuebox exited before listening").unwrap();
         let addr = |rest: &str| rest.split_whitespace().next().unwrap().to_string();
         if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
             plain = Some(addr(rest));
@@ -165,13 +130,5 @@ pub fn serve_lan(dir: &Path, args: &[&str]) -> (Child, LanAddrs) {
             Err(_) => break,
         }
     }
-    (
-        child,
-        LanAddrs {
-            plain: plain.unwrap(),
-            https: https.unwrap(),
-            pair: pair.unwrap(),
-            banner,
-        },
-    )
+    (child, LanAddrs { plain: plain.unwrap(), https: https.unwrap(), pair: pair.unwrap(), banner })
 }

@@ -75,10 +75,7 @@ impl TestBox {
         clock: Clock,
         captures: venuebox::api::tus::CaptureConfig,
     ) -> TestBox {
-        let api = ApiConfig {
-            captures,
-            ..ApiConfig::default()
-        };
+        let api = ApiConfig { captures, ..ApiConfig::default() };
         Self::start_full(clock, api, |m| {
             m["creators"] = json!([
                 {"id": "cr-a", "name": "Alice", "referral_codes": ["ALICE"]},
@@ -152,19 +149,10 @@ impl TestBox {
         let state = server::open(&config, clock).unwrap();
         let bytes = manifest(&key, 1, extra);
         let sig = sign_detached(&key.signing_key(), &bytes);
-        let admin = Actor {
-            name: "setup".into(),
-            role: Role::Admin,
-        };
+        let admin = Actor { name: "setup".into(), role: Role::Admin };
         state
             .store
-            .import_manifest(
-                bytes,
-                Some(sig),
-                TrustedKeys::default(),
-                admin,
-                state.clock.now(),
-            )
+            .import_manifest(bytes, Some(sig), TrustedKeys::default(), admin, state.clock.now())
             .await
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -173,14 +161,7 @@ impl TestBox {
         tokio::spawn(server::serve(state.clone(), listener, async move {
             let _ = rx.await;
         }));
-        TestBox {
-            dir,
-            addr,
-            state,
-            key,
-            http: reqwest::Client::new(),
-            shutdown: Some(tx),
-        }
+        TestBox { dir, addr, state, key, http: reqwest::Client::new(), shutdown: Some(tx) }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -189,10 +170,7 @@ impl TestBox {
 
     /// A token for `role`, made the way `venuebox token` makes one.
     pub async fn token(&self, role: Role) -> String {
-        let actor = Actor {
-            name: format!("test-{role}"),
-            role,
-        };
+        let actor = Actor { name: format!("test-{role}"), role };
         self.state
             .store
             .create_session(actor, self.state.clock.now(), 24 * 3_600_000)
@@ -204,10 +182,7 @@ impl TestBox {
     /// Pairs a new staff device the way a phone does (a supervisor's code,
     /// traded over HTTP) and returns its credential.
     pub async fn pair_device(&self, name: &str) -> String {
-        let actor = Actor {
-            name: "test-supervisor".into(),
-            role: Role::Supervisor,
-        };
+        let actor = Actor { name: "test-supervisor".into(), role: Role::Supervisor };
         let (code, _) = self
             .state
             .store
@@ -276,26 +251,13 @@ impl TestBox {
     }
 
     pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -313,11 +275,7 @@ impl Drop for TestBox {
 pub fn nonce() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "n-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("n-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Decodes the one QR code in a PNG image.
@@ -342,18 +300,13 @@ pub fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
         image::Rgb([x as u8, (x >> 8) as u8, (x >> 16) as u8])
     });
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&img)
-        .unwrap();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
     out
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `key value` pairs as a tus Upload-Metadata header.
@@ -361,12 +314,7 @@ pub fn tus_metadata(pairs: &[(&str, &str)]) -> String {
     use base64::Engine;
     pairs
         .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k} {}",
-                base64::engine::general_purpose::STANDARD.encode(v)
-            )
-        })
+        .map(|(k, v)| format!("{k} {}", base64::engine::general_purpose::STANDARD.encode(v)))
         .collect::<Vec<_>>()
         .join(",")
 }

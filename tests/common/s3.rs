@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,22 +24,18 @@ pub fn python_deps(name: &str, import_check: &str, specs: &[&str]) -> PathBuf {
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let ok = |dir: &PathBuf| {
+        // Quiet: a missing module is expected before the first install.
         Command::new("python3")
             .args(["-c", import_check])
             .env("PYTHONPATH", dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
     if !ok(&dir) {
         let out = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
             .arg(&dir)
             .args(specs)
             .output()
@@ -63,9 +59,10 @@ pub fn moto_path() -> PathBuf {
     )
 }
 
-/// moto's S3 server on a loopback port, its request log in a file.
+/// moto's S3 server on a loopback port, its request log in a file: one
+/// per test binary, started on first use and gone when the binary exits;
+/// each test takes a bucket of its own ([`Moto::new_bucket`]).
 pub struct Moto {
-    child: Child,
     pub addr: SocketAddr,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
@@ -73,47 +70,58 @@ pub struct Moto {
 }
 
 impl Moto {
-    pub async fn start() -> Moto {
+    pub fn shared() -> &'static Moto {
+        static SHARED: std::sync::OnceLock<Moto> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Moto::launch)
+    }
+
+    /// Starts moto from a thread that lives as long as the test binary:
+    /// the child is killed when that thread's process ends (PDEATHSIG), so
+    /// no server outlives its tests.
+    fn launch() -> Moto {
+        use std::os::unix::process::CommandExt;
         let pythonpath = moto_path();
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = dir.path().join("moto.log");
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .env("PYTHONPATH", &pythonpath)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start moto");
+        let stderr = std::fs::File::create(&log).unwrap();
+        std::thread::Builder::new()
+            .name("moto".into())
+            .spawn(move || {
+                let mut cmd = Command::new("python3");
+                cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+                    .env("PYTHONPATH", &pythonpath)
+                    .stdout(Stdio::null())
+                    .stderr(stderr);
+                // SAFETY: prctl is async-signal-safe and touches only the child.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let mut child = cmd.spawn().expect("start moto");
+                let _ = child.wait();
+            })
+            .unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            if http.get(format!("http://{addr}/")).send().await.is_ok() {
-                return Moto {
-                    child,
-                    addr,
-                    log,
-                    _dir: dir,
-                    http,
-                };
+        for _ in 0..400 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                // No pooled connections: each test runs its own runtime.
+                let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+                return Moto { addr, log, _dir: dir, http };
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "moto did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        panic!("moto did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    }
+
+    /// A new, empty bucket only this test uses.
+    pub async fn new_bucket(&self) -> String {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let bucket = format!("venue-cloud-{}", N.fetch_add(1, Ordering::SeqCst));
+        self.create_bucket(&bucket).await;
+        bucket
     }
 
     pub fn endpoint(&self) -> String {
@@ -121,12 +129,7 @@ impl Moto {
     }
 
     pub async fn create_bucket(&self, bucket: &str) {
-        let r = self
-            .http
-            .put(format!("{}/{bucket}", self.endpoint()))
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.put(format!("{}/{bucket}", self.endpoint())).send().await.unwrap();
         assert!(r.status().is_success(), "create bucket: {}", r.status());
     }
 
@@ -144,10 +147,7 @@ impl Moto {
             }
             let text = req.send().await.unwrap().text().await.unwrap();
             for item in text.split("<Contents>").skip(1) {
-                out.push((
-                    tag(item, "Key").unwrap(),
-                    tag(item, "Size").unwrap().parse().unwrap(),
-                ));
+                out.push((tag(item, "Key").unwrap(), tag(item, "Size").unwrap().parse().unwrap()));
             }
             match tag(&text, "NextContinuationToken") {
                 Some(t) if tag(&text, "IsTruncated").as_deref() == Some("true") => token = Some(t),
@@ -164,11 +164,7 @@ impl Moto {
     }
 
     pub async fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
-        self.client(bucket)
-            .get(key)
-            .await
-            .unwrap_or_else(|e| panic!("GET {key}: {e}"))
-            .to_vec()
+        self.client(bucket).get(key).await.unwrap_or_else(|e| panic!("GET {key}: {e}")).to_vec()
     }
 
     pub async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
@@ -178,8 +174,14 @@ impl Moto {
             .unwrap_or_else(|e| panic!("PUT {key}: {e}"));
     }
 
-    /// The request lines moto logged: (method, path with query, status).
-    pub fn requests(&self) -> Vec<(String, String, u16)> {
+    /// The request lines moto logged for `bucket`: (method, path with
+    /// query, status).
+    pub fn requests(&self, bucket: &str) -> Vec<(String, String, u16)> {
+        let mine = |p: &str| {
+            p.strip_prefix('/')
+                .and_then(|p| p.strip_prefix(bucket))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+        };
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
             .filter_map(|l| {
@@ -190,14 +192,8 @@ impl Moto {
                 let status = l[end + 1..].split_whitespace().next()?.parse().ok()?;
                 Some((method, path, status))
             })
+            .filter(|(_, path, _)| mine(path))
             .collect()
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -261,8 +257,7 @@ impl FaultProxy {
     }
 
     pub fn cut_after(&self, bytes: u64) {
-        self.cut_at
-            .store(self.sent.load(Ordering::SeqCst) + bytes, Ordering::SeqCst);
+        self.cut_at.store(self.sent.load(Ordering::SeqCst) + bytes, Ordering::SeqCst);
     }
 
     async fn pipe(self, client: TcpStream, to: SocketAddr) {
@@ -315,15 +310,15 @@ impl FaultProxy {
     }
 }
 
-/// moto with the test bucket, behind a fault proxy (up).
-pub async fn bucket_behind_proxy() -> (Moto, FaultProxy) {
-    let moto = Moto::start().await;
-    moto.create_bucket(BUCKET).await;
+/// A bucket of this test's own on the shared moto, behind a fault proxy
+/// (up).
+pub async fn bucket_behind_proxy() -> (&'static Moto, FaultProxy, String) {
+    let moto = Moto::shared();
+    let bucket = moto.new_bucket().await;
     let proxy = FaultProxy::start(moto.addr).await;
-    (moto, proxy)
+    (moto, proxy, bucket)
 }
 
-pub const BUCKET: &str = "venue-cloud";
 pub const PREFIX: &str = "acme/rooftop";
 
 /// Sync to `endpoint` with test-sized timings: segments close after
