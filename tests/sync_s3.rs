@@ -402,6 +402,33 @@ fn selling(m: &mut Value) {
     ]);
 }
 
+/// A photo goes in one PUT (below the multipart threshold); the status
+/// then counts its bytes as sent and the captures stream's last success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_sent_in_one_put_shows_in_the_status() {
+    let moto = Moto::shared();
+    let bucket = moto.new_bucket().await;
+    let b = TestBox::start_synced(sync_config(&moto.endpoint(), &bucket), |_| {}).await;
+    let before = status(&b).await;
+    let captures = |s: &Value| {
+        s["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["stream"] == "captures")
+            .cloned()
+            .unwrap()
+    };
+    assert!(captures(&before)["last_success_at"].is_null(), "{before}");
+    let photo = jpeg(640, 480, 9);
+    upload(&b, "cr-a", &photo, "IMG_9.jpg").await;
+    wait_for("the photo in the bucket", 10, async || status(&b).await["captures_pending"] == 0)
+        .await;
+    let s = status(&b).await;
+    assert_eq!(s["live"]["capture_bytes_sent"], photo.len() as u64, "{s}");
+    assert!(captures(&s)["last_success_at"].is_i64(), "{s}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payout_statements_land_and_recompute_from_the_event_log_alone() {
     let moto = Moto::shared();

@@ -180,11 +180,7 @@ impl Store {
         };
         self.write(move |ctx| {
             if kind.is_none() {
-                ctx.conn.execute(
-                    "UPDATE sync_streams SET last_success_at = ?2, last_error = NULL, last_error_kind = NULL, last_error_at = NULL
-                     WHERE stream = ?1",
-                    params![stream, now],
-                )?;
+                stream_succeeded(ctx.conn, stream, now)?;
             } else {
                 ctx.conn.execute(
                     "UPDATE sync_streams SET last_error = ?2, last_error_kind = ?3, last_error_at = ?4 WHERE stream = ?1",
@@ -328,6 +324,7 @@ impl Store {
                  ON CONFLICT (sha256) DO UPDATE SET state = 'done', upload_id = NULL, done_at = ?2",
                 params![sha256, now],
             )?;
+            stream_succeeded(ctx.conn, "captures", now)?;
             Ok(())
         })
         .await
@@ -367,6 +364,7 @@ impl Store {
                 "UPDATE sync_files SET uploaded_at = ?2 WHERE key = ?1",
                 params![key, now],
             )?;
+            stream_succeeded(ctx.conn, "payouts", now)?;
             Ok(())
         })
         .await
@@ -399,4 +397,19 @@ impl Store {
         })
         .await
     }
+}
+
+/// `stream` just moved something: its last success is now and any error
+/// it showed is over.
+fn stream_succeeded(
+    conn: &rusqlite::Connection,
+    stream: &str,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE sync_streams SET last_success_at = ?2, last_error = NULL, last_error_kind = NULL, last_error_at = NULL
+         WHERE stream = ?1",
+    )?
+    .execute(params![stream, now])?;
+    Ok(())
 }

@@ -47,7 +47,8 @@ impl Syncer {
             }
             let body = read_range(path, 0, c.bytes).await?;
             match self.s3.put(&key, body, true, self.throttle.as_ref()).await {
-                Ok(_) | Err(S3Error::Exists) => {}
+                Ok(_) => self.handle.update(|l| l.capture_bytes_sent += c.bytes),
+                Err(S3Error::Exists) => {}
                 Err(e) => return Err(e.into()),
             }
             return self.verify_and_finish(&key, c.sha256, c.bytes).await;
