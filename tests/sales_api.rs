@@ -751,3 +751,30 @@ async fn a_hold_nonce_reused_for_other_items_is_refused() {
         ledger["products"].as_array().unwrap().iter().find(|p| p["sku"] == "LAST").unwrap().clone();
     assert_eq!(last["available"], 4, "only the first hold holds stock: {last}");
 }
+
+/// An order replayed with its nonce gets the first answer; the same nonce
+/// with another tier, tender or items is a different request: 409, and
+/// nothing more is sold.
+#[tokio::test]
+async fn an_order_nonce_reused_for_another_sale_is_refused() {
+    let (b, _clock) = start().await;
+    let merch = b.token(Role::Merch).await;
+    let walkup = |tier: &str, reference: &str| json!({"tier": tier, "nonce": "order-same", "tender": {"kind": "card", "reference": reference}});
+    let (st, first) = b.post(&merch, "/api/v1/walkups", walkup("ga", "T-1")).await;
+    assert_eq!(st, 200, "{first}");
+    let (st, again) = b.post(&merch, "/api/v1/walkups", walkup("ga", "T-1")).await;
+    assert_eq!((st, &again["order_id"]), (200, &first["order_id"]), "a replay: {again}");
+    for other in [walkup("vip", "T-1"), walkup("ga", "T-2")] {
+        let (st, v) = b.post(&merch, "/api/v1/walkups", other).await;
+        assert_eq!((st, v["error"]["code"].as_str()), (409, Some("nonce_reused")), "{v}");
+    }
+    let sale = |qty: u32| json!({"items": [{"sku": "LAST", "qty": qty}], "nonce": "sale-same", "tender": card()});
+    let (st, sold) = b.post(&merch, "/api/v1/drops/d-open/sales", sale(1)).await;
+    assert_eq!(st, 200, "{sold}");
+    let (st, v) = b.post(&merch, "/api/v1/drops/d-open/sales", sale(2)).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (409, Some("nonce_reused")), "{v}");
+    let (_, d) = b.get(&merch, "/api/v1/drops/d-open").await;
+    let last =
+        d["products"].as_array().unwrap().iter().find(|p| p["sku"] == "LAST").unwrap().clone();
+    assert_eq!(last["available"], 4, "one unit sold, not three: {last}");
+}

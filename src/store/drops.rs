@@ -7,7 +7,9 @@
 //! ledger-backed stock table and the unexpired holds, so concurrent
 //! devices can never sell one unit twice.
 
-use super::sales::{event, next_id, record_order, replay, NewOrder, OrderKind, OrderView};
+use super::sales::{
+    event, next_id, record_order, replay, request_digest, NewOrder, OrderKind, OrderView,
+};
 use super::scans::listed_ticket;
 use super::{audit, outbox, Store, StoreError, WriteCtx};
 use crate::domain::checkin::{self, Resolution};
@@ -347,15 +349,19 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
     Ok(read_hold(ctx, &ev, &id)?.expect("just inserted").0)
 }
 
+/// `request`: the digest of what the caller asked (a checkout of this
+/// hold, or a one-step sale), compared on a replay.
+#[allow(clippy::too_many_arguments)]
 fn checkout_in(
     ctx: &WriteCtx<'_>,
     hold: &str,
     tender: Option<Tender>,
     nonce: &str,
+    request: &str,
     staff: &Actor,
     now: Millis,
 ) -> Result<OrderView, StoreError> {
-    if let Some(v) = replay(ctx, nonce, OrderKind::Drop)? {
+    if let Some(v) = replay(ctx, nonce, OrderKind::Drop, request)? {
         return Ok(v);
     }
     let ev = event(ctx)?;
@@ -385,6 +391,7 @@ fn checkout_in(
         NewOrder {
             id: id.clone(),
             nonce,
+            request,
             kind: OrderKind::Drop,
             staff,
             creator: Some(&d.spec.creator),
@@ -668,7 +675,11 @@ impl Store {
         staff: Actor,
         now: Millis,
     ) -> Result<OrderView, StoreError> {
-        self.write(move |ctx| checkout_in(ctx, hold.as_str(), tender, &nonce, &staff, now)).await
+        self.write(move |ctx| {
+            let request = request_digest(("checkout", &hold, &tender));
+            checkout_in(ctx, hold.as_str(), tender, &nonce, &request, &staff, now)
+        })
+        .await
     }
 
     /// Hold and checkout in one step, for a sale that needs no cart.
@@ -678,13 +689,16 @@ impl Store {
         tender: Option<Tender>,
     ) -> Result<OrderView, StoreError> {
         self.write(move |ctx| {
-            if let Some(v) = replay(ctx, &req.nonce, OrderKind::Drop)? {
+            let request =
+                request_digest(("sale", &req.drop, &req.items, &req.attendee_code, &tender));
+            if let Some(v) = replay(ctx, &req.nonce, OrderKind::Drop, &request)? {
                 return Ok(v);
             }
             let order_nonce = req.nonce.clone();
             let hold_req = HoldRequest { nonce: format!("sale:{order_nonce}"), ..req };
             let hold = create_hold_in(ctx, &hold_req)?;
-            checkout_in(ctx, hold.id.as_str(), tender, &order_nonce, &hold_req.staff, hold_req.now)
+            let (staff, now) = (&hold_req.staff, hold_req.now);
+            checkout_in(ctx, hold.id.as_str(), tender, &order_nonce, &request, staff, now)
         })
         .await
     }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "sync", include_str!("migrations/0005_sync.sql")),
     (6, "pairing", include_str!("migrations/0006_pairing.sql")),
     (7, "pairing_slips", include_str!("migrations/0007_pairing_slips.sql")),
+    (8, "order_requests", include_str!("migrations/0008_order_requests.sql")),
 ];
 
 pub fn latest() -> i64 {

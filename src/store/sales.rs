@@ -167,9 +167,18 @@ fn mint_ticket(
 }
 
 /// Everything an order row needs.
+/// SHA-256 (hex) of an order request's parameters, as `replay` compares
+/// them.
+pub(crate) fn request_digest(parameters: impl std::fmt::Debug) -> String {
+    use sha2::Digest;
+    super::identity::hex(&sha2::Sha256::digest(format!("{parameters:?}").as_bytes()))
+}
+
 pub(crate) struct NewOrder<'a> {
     pub id: String,
     pub nonce: &'a str,
+    /// [`request_digest`] of the request, for replays.
+    pub request: &'a str,
     pub kind: OrderKind,
     pub staff: &'a Actor,
     pub creator: Option<&'a CreatorId>,
@@ -243,8 +252,9 @@ pub(crate) fn record_order(
     ctx.conn
         .prepare_cached(
             "INSERT INTO orders (id, nonce, kind, status, created_at, staff, creator_id, drop_id, attendee_ticket_id,
-                                 reserve_eligible, currency, total_minor, tax_minor, tender_kind, change_minor, receipt)
-             VALUES (?1, ?2, ?3, 'paid', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                                 reserve_eligible, currency, total_minor, tax_minor, tender_kind, change_minor, receipt,
+                                 request_sha256)
+             VALUES (?1, ?2, ?3, 'paid', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?
         .execute(params![
             o.id,
@@ -262,6 +272,7 @@ pub(crate) fn record_order(
             receipt.tender.kind(),
             change,
             receipt_json,
+            o.request,
         ])?;
     let created = OrderCreated {
         order: OrderId(o.id.clone()),
@@ -284,20 +295,27 @@ pub(crate) fn record_order(
 }
 
 /// The stored answer for a nonce, if this order request was seen before.
+/// `request` is [`request_digest`] of what this call asks for: the same
+/// nonce with another kind or other parameters is a different request,
+/// refused with a conflict.
 pub(crate) fn replay(
     ctx: &WriteCtx<'_>,
     nonce: &str,
     kind: OrderKind,
+    request: &str,
 ) -> Result<Option<OrderView>, StoreError> {
-    let row: Option<(String, String, String, String)> = ctx
+    type Row = (String, String, String, String, Option<String>);
+    let row: Option<Row> = ctx
         .conn
-        .prepare_cached("SELECT id, kind, status, receipt FROM orders WHERE nonce = ?1")?
-        .query_row([nonce], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .prepare_cached(
+            "SELECT id, kind, status, receipt, request_sha256 FROM orders WHERE nonce = ?1",
+        )?
+        .query_row([nonce], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .optional()?;
-    let Some((id, k, status, receipt)) = row else {
+    let Some((id, k, status, receipt, asked)) = row else {
         return Ok(None);
     };
-    if k != kind.as_str() {
+    if k != kind.as_str() || asked.is_some_and(|a| a != request) {
         return Err(StoreError::NonceConflict(nonce.to_string()));
     }
     ctx.metrics.replayed();
@@ -352,7 +370,8 @@ impl Store {
     /// Sells one ticket of a tier and mints its signed code on the box.
     pub async fn sell_walkup(&self, req: WalkupRequest) -> Result<OrderView, StoreError> {
         self.write(move |ctx| {
-            if let Some(v) = replay(ctx, &req.nonce, OrderKind::Walkup)? {
+            let request = request_digest((&req.tier, &req.referral, &req.holder, &req.tender));
+            if let Some(v) = replay(ctx, &req.nonce, OrderKind::Walkup, &request)? {
                 return Ok(v);
             }
             let ev = event(ctx)?;
@@ -372,6 +391,7 @@ impl Store {
             let order = NewOrder {
                 id,
                 nonce: &req.nonce,
+                request: &request,
                 kind: OrderKind::Walkup,
                 staff: &req.staff,
                 creator: creator.as_ref(),
@@ -391,7 +411,8 @@ impl Store {
     /// Claims a scholarship seat with a code and issues its ticket.
     pub async fn claim_scholarship(&self, req: ClaimRequest) -> Result<OrderView, StoreError> {
         self.write(move |ctx| {
-            if let Some(v) = replay(ctx, &req.nonce, OrderKind::Scholarship)? {
+            let request = request_digest((&req.code, &req.tier, &req.holder, &req.tender));
+            if let Some(v) = replay(ctx, &req.nonce, OrderKind::Scholarship, &request)? {
                 return Ok(v);
             }
             let ev = event(ctx)?;
@@ -433,6 +454,7 @@ impl Store {
             let order = NewOrder {
                 id,
                 nonce: &req.nonce,
+                request: &request,
                 kind: OrderKind::Scholarship,
                 staff: &req.staff,
                 creator: Some(&code.creator),
