@@ -1,4 +1,5 @@
-//! Storing manifests: import is one write job, so the manifest row, the
+//! Storing manifests: the bytes are hashed, parsed and verified off the
+//! writer; the import itself is one write job, so the manifest row, the
 //! replaced ticket list, the audit row and the outbox row commit together
 //! or not at all; a refused or failing import leaves the previous manifest
 //! in force.
@@ -54,8 +55,23 @@ impl Store {
         actor: Actor,
         now: Millis,
     ) -> Result<ImportOutcome, StoreError> {
+        // Hashing, parsing and the signature check (a large manifest takes
+        // a while) run here, off the writer, so check-ins never wait behind
+        // them; the write job redoes them only if another import landed
+        // meanwhile.
+        let base = self.event();
+        let (bytes, signature, digest, checked) = {
+            let (base, pinned) = (base.clone(), pinned.clone());
+            tokio::task::spawn_blocking(move || {
+                let digest = sha256_hex(&bytes);
+                let checked =
+                    manifest::accept(&bytes, signature.as_deref(), base.as_deref(), &pinned);
+                (bytes, signature, digest, checked)
+            })
+            .await
+            .map_err(|e| StoreError::Internal(format!("manifest check task: {e}")))?
+        };
         self.write(move |ctx| {
-            let digest = sha256_hex(&bytes);
             if let Some(cur) = ctx.event.as_ref() {
                 let cur_sha: String = ctx.conn.query_row("SELECT sha256 FROM manifests ORDER BY id DESC LIMIT 1", [], |r| r.get(0))?;
                 if cur_sha == digest {
@@ -63,7 +79,16 @@ impl Store {
                 }
             }
             let first_use_trust = pinned.is_empty() && ctx.event.is_none();
-            let mut snap = manifest::accept(&bytes, signature.as_deref(), ctx.event.as_deref(), &pinned)?;
+            let same_base = match (&base, ctx.event.as_ref()) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            let mut snap = if same_base {
+                checked?
+            } else {
+                manifest::accept(&bytes, signature.as_deref(), ctx.event.as_deref(), &pinned)?
+            };
             let m = &snap.manifest;
             ctx.conn.execute(
                 "INSERT INTO manifests (event_id, version, sha256, body, signature, imported_at, imported_by)
