@@ -1310,7 +1310,8 @@ async fn photos_phase() {
 
     // 200 photos, 8 uploaders, each a create and one PATCH; after the
     // door has been quiet long enough that uploads run at full speed.
-    tokio::time::sleep(venuebox::api::tus::DOOR_BUSY_WINDOW + Duration::from_millis(500)).await;
+    tokio::time::sleep(venuebox::media::uploads::DOOR_BUSY_WINDOW + Duration::from_millis(500))
+        .await;
     let (_, idle) = memory_of(pid);
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
     let photos = Arc::new(photos);

@@ -192,7 +192,7 @@ pub async fn serve_on(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    api::tus::recover(&state).await;
+    api::tus::lifecycle(&state).recover().await;
     if let Err(e) = state.auth.load_devices(&state.store).await {
         tracing::warn!(error = %e, "cannot load the paired devices yet; the first sign-in will try again");
     }

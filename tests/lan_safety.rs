@@ -238,7 +238,7 @@ async fn made_up_upload_ids_leave_nothing_behind() {
 /// the reservations.
 #[tokio::test]
 async fn reservations_are_bounded_per_sign_in_and_admins_clear_them() {
-    let captures = venuebox::api::tus::CaptureConfig {
+    let captures = venuebox::media::uploads::CaptureConfig {
         max_upload_bytes: 1 << 30,
         quota_bytes: 3 << 30,
         ..Default::default()

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use venuebox::api::tus::CaptureConfig;
 use venuebox::clock::Clock;
 use venuebox::domain::role::Role;
+use venuebox::media::uploads::CaptureConfig;
 
 /// A Python path holding tuspy.
 fn tuspy() -> PathBuf {

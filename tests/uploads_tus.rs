@@ -9,10 +9,10 @@ use common::{jpeg, sha256_hex, tus_metadata, TestBox};
 use reqwest::{Method, Response};
 use serde_json::json;
 use std::time::Duration;
-use venuebox::api::tus::CaptureConfig;
 use venuebox::clock::Clock;
 use venuebox::domain::ids::Seq;
 use venuebox::domain::role::Role;
+use venuebox::media::uploads::CaptureConfig;
 
 const MIB: u64 = 1 << 20;
 

@@ -46,7 +46,7 @@ pub struct ApiConfig {
     pub session_ttl_ms: Millis,
     /// How long a cart hold keeps drop stock for a buyer.
     pub hold_ttl_ms: Millis,
-    pub captures: tus::CaptureConfig,
+    pub captures: crate::media::uploads::CaptureConfig,
     /// Organiser keys pinned on the command line; when empty, the first
     /// manifest's own keys are trusted.
     pub pinned_keys: TrustedKeys,
@@ -60,7 +60,7 @@ impl Default for ApiConfig {
             undo_window_ms: 120_000,
             session_ttl_ms: 12 * 3600 * 1000,
             hold_ttl_ms: 120_000,
-            captures: tus::CaptureConfig::default(),
+            captures: crate::media::uploads::CaptureConfig::default(),
             pinned_keys: TrustedKeys::default(),
             refusal_delay_ms: 1000,
         }
@@ -76,7 +76,7 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     pub auth: Arc<auth::AuthState>,
     pub media: MediaFiles,
-    pub uploads: Arc<tus::UploadSlots>,
+    pub uploads: Arc<crate::media::uploads::UploadSlots>,
     pub devices: Arc<crate::devices::Devices>,
     pub sync: Arc<crate::sync::SyncHandle>,
     /// The listener's caps and timeouts (read by `serve`).

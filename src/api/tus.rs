@@ -15,7 +15,8 @@ use super::AppState;
 use crate::domain::capture::{capture_meta, parse_metadata};
 use crate::domain::role::Role;
 use crate::domain::time::Millis;
-use crate::media::{probe, MediaError};
+use crate::media::uploads::{rehash, FinishError, Lifecycle, Slot, DOOR_BUSY_WINDOW};
+use crate::media::MediaError;
 use crate::store::captures::{NewUpload, UploadRow};
 use crate::store::identity::{hex, random_bytes};
 use crate::store::sessions::token_digest;
@@ -28,9 +29,7 @@ use base64::Engine;
 use futures_util::StreamExt;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 pub const VERSION: &str = "1.0.0";
 pub const EXTENSIONS: &str =
@@ -39,103 +38,6 @@ pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 /// Bytes gathered before one write to the part file.
 const WRITE_BUFFER: usize = 1 << 20;
-
-/// Limits and timings for captures.
-#[derive(Clone, Debug)]
-pub struct CaptureConfig {
-    pub max_upload_bytes: u64,
-    /// Captures plus uploads in progress may not exceed this.
-    pub quota_bytes: u64,
-    /// New uploads are refused, and running ones stop, below this much free disk.
-    pub disk_floor_bytes: u64,
-    /// An upload untouched this long expires and its partial file is removed.
-    pub upload_expiry_ms: Millis,
-    /// A long PATCH makes its bytes durable (and visible to HEAD) this often.
-    pub checkpoint_bytes: u64,
-    /// Uploads one sign-in (or upload link) may have open at once.
-    pub max_open_per_session: u64,
-}
-
-impl CaptureConfig {
-    /// Bytes one sign-in's open uploads may promise: two of the largest
-    /// uploads, so a video and its retry fit, and no token can reserve the
-    /// whole quota with empty uploads.
-    pub fn per_session_reserve_bytes(&self) -> u64 {
-        self.max_upload_bytes.saturating_mul(2)
-    }
-}
-
-impl Default for CaptureConfig {
-    fn default() -> Self {
-        CaptureConfig {
-            max_upload_bytes: 4 << 30,
-            quota_bytes: 200 << 30,
-            disk_floor_bytes: 512 << 20,
-            upload_expiry_ms: 24 * 3_600_000,
-            checkpoint_bytes: 8 << 20,
-            max_open_per_session: 16,
-        }
-    }
-}
-
-/// The running state of uploads: which request holds which upload, and
-/// the SHA-256 of each upload's bytes so far.
-pub struct UploadSlots {
-    /// One async mutex per upload in progress: a PATCH holds it while
-    /// writing, so two requests never write one file.
-    slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
-    /// Captures being finished (probed, moved into the store) at once: the
-    /// rest wait their turn, so a burst of last PATCHes never fans out into
-    /// as many probes on the blocking pool.
-    finishing: tokio::sync::Semaphore,
-    /// While the door is busy, every upload write takes from this one
-    /// bucket: all uploads together get [`DOOR_BUSY_UPLOAD_BYTES_PER_SEC`].
-    door_busy_pace: crate::sync::throttle::Throttle,
-    /// Woken when a capture is stored, so its thumbnail is made at once
-    /// rather than at the thumbnailer's next look.
-    pub stored: tokio::sync::Notify,
-}
-
-impl Default for UploadSlots {
-    fn default() -> Self {
-        UploadSlots {
-            slots: Mutex::default(),
-            finishing: tokio::sync::Semaphore::new(2),
-            door_busy_pace: crate::sync::throttle::Throttle::new(DOOR_BUSY_UPLOAD_BYTES_PER_SEC),
-            stored: tokio::sync::Notify::new(),
-        }
-    }
-}
-
-/// While a scan was decided in the last [`DOOR_BUSY_WINDOW`], uploads
-/// together write at most this fast (about what a venue's Wi-Fi carries
-/// anyway); the door's commits then never queue behind upload bytes.
-pub const DOOR_BUSY_UPLOAD_BYTES_PER_SEC: u64 = 16 << 20;
-pub const DOOR_BUSY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
-
-impl UploadSlots {}
-
-#[derive(Default)]
-pub struct Slot {
-    /// Hash of the first `.1` bytes of the upload.
-    hasher: Option<(Sha256, u64)>,
-}
-
-impl UploadSlots {
-    fn slot(&self, id: &str) -> Arc<tokio::sync::Mutex<Slot>> {
-        self.slots.lock().expect("upload slots").entry(id.to_string()).or_default().clone()
-    }
-    pub fn forget(&self, id: &str) {
-        self.slots.lock().expect("upload slots").remove(id);
-    }
-    /// Uploads with a slot now (bounded by the uploads in progress).
-    pub fn len(&self) -> usize {
-        self.slots.lock().expect("upload slots").len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -628,7 +530,7 @@ async fn append(
     check_disk(st, 0)?;
     let hasher = match slot.hasher.take() {
         Some((hasher, at)) if at == start => hasher,
-        _ => rehash(st, &row.id, start).await?,
+        _ => rehash(&st.media, &row.id, start).await.map_err(media_error)?,
     };
     // The hash state before this request, to go back to if it is discarded.
     let before = hasher.clone();
@@ -741,7 +643,7 @@ async fn append(
     }
     if Some(end) == length {
         let sha = hex(&hasher.finalize());
-        finish(st, &row.id, sha, end).await?;
+        lifecycle(st).finish(&row.id, sha, end).await.map_err(finish_error)?;
         st.uploads.forget(&row.id);
     } else {
         slot.hasher = Some((hasher, end));
@@ -810,102 +712,19 @@ async fn write_out(
     Ok(buf)
 }
 
-/// The hash of an upload's first `upto` bytes, read back from its part
-/// file — only needed when the box restarted in the middle of an upload.
-async fn rehash(st: &AppState, id: &str, upto: u64) -> Result<Sha256, ApiError> {
-    let path = st.media.part(id);
-    tokio::task::spawn_blocking(move || -> std::io::Result<Sha256> {
-        use std::io::Read;
-        let mut h = Sha256::new();
-        let mut f = std::fs::File::open(&path)?.take(upto);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match f.read(&mut buf)? {
-                0 => break,
-                n => h.update(&buf[..n]),
-            }
-        }
-        Ok(h)
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| media_error(MediaError::Io(e.to_string())))
+/// The upload life cycle over this box's store, files and slots.
+pub fn lifecycle(st: &AppState) -> Lifecycle<'_> {
+    Lifecycle { store: &st.store, media: &st.media, slots: &st.uploads, clock: &st.clock }
 }
 
-/// Turns a complete part file into a capture: refuse what is not a photo
-/// or video, store the bytes by hash (once), write the capture row.
-pub(super) async fn finish(
-    st: &AppState,
-    id: &str,
-    sha256: String,
-    bytes: u64,
-) -> Result<(), ApiError> {
-    let _turn = st.uploads.finishing.acquire().await.map_err(|_| ApiError::internal())?;
-    let media = st.media.clone();
-    let (part_id, hash) = (id.to_string(), sha256.clone());
-    st.store.upload_hashed(id.to_string(), sha256.clone()).await?;
-    let probed = tokio::task::spawn_blocking(move || -> Result<probe::Probe, MediaError> {
-        let part = media.part(&part_id);
-        let path = if part.exists() { part } else { media.capture(&hash) };
-        let p = probe::probe(&path)?;
-        media.store_capture(&part_id, &hash).or_else(|e| {
-            if media.capture(&hash).exists() {
-                Ok(false)
-            } else {
-                Err(e)
-            }
-        })?;
-        Ok(p)
-    })
-    .await
-    .map_err(|_| ApiError::internal())?;
-    let probe = match probed {
-        Ok(p) => p,
-        Err(MediaError::Unsupported) => {
-            st.store
-                .end_upload(
-                    id.to_string(),
-                    "refused",
-                    Some("unsupported media type".into()),
-                    st.clock.now(),
-                )
-                .await?;
-            st.media.remove_part(id);
-            return Err(tus_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media", "this file is not a photo or video the box accepts (JPEG, PNG, HEIC/HEIF, WebP, MP4, MOV): it was not stored"));
-        }
-        Err(e) => return Err(media_error(e)),
-    };
-    let (view, duplicate) =
-        st.store.complete_upload(id.to_string(), sha256, bytes, probe, st.clock.now()).await?;
-    tracing::info!(upload = id, sha256 = %view.sha256, creator = %view.creator, bytes, duplicate, "capture stored");
-    st.uploads.stored.notify_one();
-    Ok(())
-}
-
-/// Completes uploads whose bytes were all on disk when the box stopped.
-pub async fn recover(st: &AppState) {
-    let pending = match st.store.uploads_awaiting_completion().await {
-        Ok(p) => p,
-        Err(e) => return tracing::error!(error = %e, "cannot list uploads to recover"),
-    };
-    for row in pending {
-        let sha = match &row.sha256 {
-            Some(s) => s.clone(),
-            None => match rehash(st, &row.id, row.offset).await {
-                Ok(h) => hex(&h.finalize()),
-                Err(e) => {
-                    tracing::error!(upload = %row.id, error = ?e.message, "cannot recover upload");
-                    continue;
-                }
-            },
-        };
-        match finish(st, &row.id, sha, row.offset).await {
-            Ok(()) => {
-                tracing::info!(upload = %row.id, "finished an upload interrupted by a restart")
-            }
-            Err(e) => {
-                tracing::warn!(upload = %row.id, error = %e.message, "could not finish an upload after restart")
-            }
-        }
+fn finish_error(e: FinishError) -> ApiError {
+    match e {
+        FinishError::Media(MediaError::Unsupported) => tus_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media",
+            "this file is not a photo or video the box accepts (JPEG, PNG, HEIC/HEIF, WebP, MP4, MOV): it was not stored",
+        ),
+        FinishError::Media(e) => media_error(e),
+        FinishError::Store(e) => e.into(),
     }
 }

@@ -5,8 +5,8 @@ use anyhow::Result;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use venuebox::api::conn::ConnLimits;
-use venuebox::api::tus::CaptureConfig;
 use venuebox::api::ApiConfig;
+use venuebox::media::uploads::CaptureConfig;
 use venuebox::net;
 use venuebox::sync::config::{SyncArgs, SyncConfig};
 
@@ -35,8 +35,8 @@ pub struct CaptureArgs {
 }
 
 impl CaptureArgs {
-    pub fn config(&self) -> venuebox::api::tus::CaptureConfig {
-        venuebox::api::tus::CaptureConfig {
+    pub fn config(&self) -> venuebox::media::uploads::CaptureConfig {
+        venuebox::media::uploads::CaptureConfig {
             max_upload_bytes: self.max_upload_mb << 20,
             quota_bytes: self.capture_quota_gb << 30,
             disk_floor_bytes: self.disk_floor_mb << 20,

@@ -2,13 +2,15 @@
 //! (`captures/ab/cdef…`, named by SHA-256), thumbnails, free-disk checks,
 //! and reading what a finished file is (type, dimensions, capture time).
 //!
-//! Only this module touches capture files. It knows nothing of HTTP (the
-//! tus protocol is in `api::tus`) or SQL (upload and capture rows are in
-//! `store::captures`).
+//! Only this module touches capture files, and `uploads` is the upload
+//! life cycle (limits, slots, finishing into a capture, recovery). It knows
+//! nothing of HTTP (the tus protocol is in `api::tus`) or SQL (upload and
+//! capture rows go through `Store`).
 
 pub mod files;
 pub mod probe;
 pub mod thumbnail;
+pub mod uploads;
 
 pub use files::MediaFiles;
 

@@ -73,7 +73,7 @@ impl TestBox {
     /// A box with a creator `cr-a` and `cr-b` and the given capture limits.
     pub async fn start_captures(
         clock: Clock,
-        captures: venuebox::api::tus::CaptureConfig,
+        captures: venuebox::media::uploads::CaptureConfig,
     ) -> TestBox {
         let api = ApiConfig { captures, ..ApiConfig::default() };
         Self::start_full(clock, api, |m| {
