@@ -54,7 +54,7 @@ impl Config {
 }
 
 /// The lights, the scan pipeline and (when simulating) the fake printer.
-fn open_devices(config: &Config, store: &Store, clock: &Clock) -> Result<Devices, StoreError> {
+fn open_devices(config: &Config, store: &Store, clock: &Clock) -> Result<Devices, OpenError> {
     let mut fake_gpio = None;
     let mut gpio_missing = None;
     let gpio: Arc<dyn Gpio> = match config.devices {
@@ -87,10 +87,7 @@ fn open_devices(config: &Config, store: &Store, clock: &Clock) -> Result<Devices
     });
     let signaller = Signaller::new(gpio, config.device_config.gpio.clone());
     let fake_printer = if config.devices == devices::Mode::Simulate {
-        let p = Arc::new(
-            FakePrinter::new(config.data_dir.join("printed"))
-                .map_err(|e| StoreError::Io(e.to_string()))?,
-        );
+        let p = Arc::new(FakePrinter::new(config.data_dir.join("printed"))?);
         registry.set(DeviceState {
             id: p.id(),
             kind: "printer".into(),
@@ -117,20 +114,17 @@ fn open_devices(config: &Config, store: &Store, clock: &Clock) -> Result<Devices
 }
 
 /// Opens the data directory and builds the state every request shares.
-pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
+pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
     let metrics = Arc::new(Metrics::default());
     let store = Store::open(
         &config.data_dir,
         metrics.clone(),
         StoreOptions { read_connections: config.read_connections, ..StoreOptions::default() },
     )?;
-    let media = MediaFiles::open(&config.data_dir).map_err(|e| StoreError::Io(e.to_string()))?;
+    let media = MediaFiles::open(&config.data_dir)?;
     let devices = Arc::new(open_devices(config, &store, &clock)?);
     let lan = match &config.lan {
-        Some(c) => Some(
-            crate::net::Lan::open(config.data_dir.clone(), store.box_id(), c.clone())
-                .map_err(|e| StoreError::Io(e.to_string()))?,
-        ),
+        Some(c) => Some(crate::net::Lan::open(config.data_dir.clone(), store.box_id(), c.clone())?),
         None => None,
     };
     let sync = Arc::new(match &config.sync {
@@ -155,10 +149,12 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, StoreError> {
 /// Takes the data directory for this process: a second `serve` on the
 /// same directory (same box id, a second writer, a second sync loop) is
 /// refused. Hold the returned file while serving.
-pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, RunError> {
-    std::fs::create_dir_all(data_dir)?;
-    crate::store::identity::try_lock_file(&data_dir.join("serve.lock"))?
-        .ok_or_else(|| RunError::Busy(data_dir.to_path_buf()))
+pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, LockError> {
+    let io = |source| LockError::Io { dir: data_dir.to_path_buf(), source };
+    std::fs::create_dir_all(data_dir).map_err(io)?;
+    crate::store::identity::try_lock_file(&data_dir.join("serve.lock"))
+        .map_err(io)?
+        .ok_or_else(|| LockError::Busy(data_dir.to_path_buf()))
 }
 
 /// Where the box listens.
@@ -452,24 +448,24 @@ async fn thumbnails(state: AppState, stop: CancellationToken) {
     }
 }
 
-/// Open and serve: the whole box, as `venuebox serve` runs it.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
-    let _serving = lock_data_dir(&config.data_dir)?;
-    let state = open(&config, Clock::system())?;
-    serve(state, listener, shutdown).await?;
-    Ok(())
-}
-
+/// Why the box could not open: each part with its cause.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub enum OpenError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("server: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("capture files: {0}")]
+    Media(#[from] crate::media::MediaError),
+    #[error("devices: {0}")]
+    Devices(#[from] crate::devices::DeviceError),
+    #[error("LAN certificates: {0}")]
+    Tls(#[from] crate::net::tls::TlsError),
+}
+
+/// Why `serve` could not take its data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("cannot lock {dir}: {source}")]
+    Io { dir: PathBuf, source: std::io::Error },
     #[error("another venuebox is already serving {0}: stop it first, or give this one its own --data-dir")]
     Busy(PathBuf),
 }

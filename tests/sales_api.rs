@@ -717,8 +717,8 @@ async fn payout_statements_sum_each_creators_sales_claims_and_refunds() {
     // 10 % of ticket net (2,101) + 20 % of drop net (3,361), each rounded down.
     assert_eq!(a.payout_minor, 210 + 672);
     assert_eq!(statements[1].totals.payout_minor, 0, "Bo has no payout rules");
-    let files = venuebox::store::payouts::write_statements(b.dir.path(), &statements, "2026-11-27")
-        .unwrap();
+    let files =
+        venuebox::sync::payouts::write_statements(b.dir.path(), &statements, "2026-11-27").unwrap();
     assert_eq!(files.len(), 4, "JSON and CSV for each of two creators");
     let csv = std::fs::read_to_string(
         b.dir.path().join("payouts/event=evt-test/date=2026-11-27/creator=cr-a.csv"),

@@ -74,6 +74,53 @@ pub fn payout(rules: &PayoutRules, tickets: &Sales, drops: &Sales) -> i64 {
         + share(drops.net_minor(), rules.drop_share_bp)
 }
 
+/// One creator's statement from one box, as JSON (this) and CSV.
+#[derive(Clone, Debug, Serialize)]
+pub struct Statement {
+    pub event: String,
+    /// The box whose rows these are (each box states its own sales).
+    pub box_id: String,
+    pub creator: String,
+    pub name: String,
+    pub currency: String,
+    pub generated_at: String,
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub ticket_share_bp: u32,
+    pub drop_share_bp: u32,
+}
+
+impl Statement {
+    /// The statement as a two-column CSV (`field,value`), for spreadsheets.
+    pub fn csv(&self) -> String {
+        let row = |k: &str, v: String| format!("{k},{v}\n");
+        let mut out = String::from("field,value\n");
+        out += &row("event", self.event.clone());
+        out += &row("box_id", self.box_id.clone());
+        out += &row("creator", self.creator.clone());
+        out += &row("name", format!("\"{}\"", self.name.replace('"', "\"\"")));
+        out += &row("currency", self.currency.clone());
+        out += &row("generated_at", self.generated_at.clone());
+        let t = &self.totals;
+        for (prefix, v) in [
+            ("referral_tickets", &t.referral_tickets),
+            ("scholarship_tickets", &t.scholarship_tickets),
+            ("drops", &t.drops),
+        ] {
+            out += &row(&format!("{prefix}_orders"), v.orders.to_string());
+            out += &row(&format!("{prefix}_gross_minor"), v.gross_minor.to_string());
+            out += &row(&format!("{prefix}_tax_minor"), v.tax_minor.to_string());
+            out += &row(&format!("{prefix}_refunded_minor"), v.refunded_minor.to_string());
+            out += &row(&format!("{prefix}_net_minor"), v.net_minor().to_string());
+        }
+        out += &row("scholarship_seats_funded", t.scholarship_seats_funded.to_string());
+        out += &row("captures", t.captures.to_string());
+        out += &row("capture_bytes", t.capture_bytes.to_string());
+        out += &row("payout_minor", t.payout_minor.to_string());
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

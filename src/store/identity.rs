@@ -71,7 +71,7 @@ impl BoxIdentity {
                 tracing::info!(box_id = %id.box_id, "created box identity");
                 Ok(id)
             }
-            Err(e) => Err(StoreError::Io(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(StoreError::io(format!("cannot read {}", path.display()))(e)),
         }
     }
 }
@@ -98,7 +98,7 @@ pub fn try_lock_file(path: &Path) -> std::io::Result<Option<std::fs::File>> {
 
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |e: std::io::Error| StoreError::Io(format!("cannot write {}: {e}", path.display()));
+    let io = |e: std::io::Error| StoreError::io(format!("cannot write {}", path.display()))(e);
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)

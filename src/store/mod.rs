@@ -42,8 +42,14 @@ pub const DB_FILE: &str = "venuebox.db";
 pub enum StoreError {
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("{0}")]
-    Io(String),
+    /// A file the store needs (identity, data directory, a written
+    /// statement): what it was doing, and the system's error.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("box identity: {0}")]
     Identity(String),
     #[error("the database has schema version {found}, newer than this venuebox knows ({known}): install a newer venuebox, or restore a backup made by this version")]
@@ -78,6 +84,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
+        let what = what.into();
+        move |source| StoreError::Io { what, source }
+    }
+
     pub fn refused(code: &'static str, message: impl Into<String>) -> StoreError {
         StoreError::Refused { code, message: message.into() }
     }
@@ -127,9 +139,8 @@ impl Store {
         metrics: Arc<Metrics>,
         opts: StoreOptions,
     ) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Io(format!("cannot create data directory {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(StoreError::io(format!("cannot create data directory {}", dir.display())))?;
         let identity = Arc::new(BoxIdentity::load_or_create(dir)?);
         let path = dir.join(DB_FILE);
         let mut conn = Connection::open(&path)?;

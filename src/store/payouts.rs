@@ -1,30 +1,13 @@
 //! Payout statements per creator, from the rows the box holds: tickets
 //! sold with the creator's referral or recruited with their scholarship
 //! codes, scholarships they fund, drop sales, captures; the share from
-//! `domain::payout`. Written as JSON and CSV under
-//! `DATA_DIR/payouts/event=<id>/date=YYYY-MM-DD/creator=<id>.{json,csv}`.
+//! `domain::payout`, which also renders them; `sync::payouts` writes and
+//! uploads them.
 
 use super::{Store, StoreError};
-use crate::domain::payout::{Sales, Totals};
+use crate::domain::payout::{Sales, Statement, Totals};
 use crate::domain::time::{format_rfc3339, Millis};
 use rusqlite::Connection;
-use serde::Serialize;
-use std::path::{Path, PathBuf};
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Statement {
-    pub event: String,
-    /// The box whose rows these are (each box states its own sales).
-    pub box_id: String,
-    pub creator: String,
-    pub name: String,
-    pub currency: String,
-    pub generated_at: String,
-    #[serde(flatten)]
-    pub totals: Totals,
-    pub ticket_share_bp: u32,
-    pub drop_share_bp: u32,
-}
 
 fn sales(conn: &Connection, creator: &str, kinds: &str) -> Result<Sales, StoreError> {
     let sql = format!(
@@ -95,58 +78,4 @@ impl Store {
         })
         .await
     }
-}
-
-fn csv(s: &Statement) -> String {
-    let row = |k: &str, v: String| format!("{k},{v}\n");
-    let mut out = String::from("field,value\n");
-    out += &row("event", s.event.clone());
-    out += &row("box_id", s.box_id.clone());
-    out += &row("creator", s.creator.clone());
-    out += &row("name", format!("\"{}\"", s.name.replace('"', "\"\"")));
-    out += &row("currency", s.currency.clone());
-    out += &row("generated_at", s.generated_at.clone());
-    let t = &s.totals;
-    for (prefix, v) in [
-        ("referral_tickets", &t.referral_tickets),
-        ("scholarship_tickets", &t.scholarship_tickets),
-        ("drops", &t.drops),
-    ] {
-        out += &row(&format!("{prefix}_orders"), v.orders.to_string());
-        out += &row(&format!("{prefix}_gross_minor"), v.gross_minor.to_string());
-        out += &row(&format!("{prefix}_tax_minor"), v.tax_minor.to_string());
-        out += &row(&format!("{prefix}_refunded_minor"), v.refunded_minor.to_string());
-        out += &row(&format!("{prefix}_net_minor"), v.net_minor().to_string());
-    }
-    out += &row("scholarship_seats_funded", t.scholarship_seats_funded.to_string());
-    out += &row("captures", t.captures.to_string());
-    out += &row("capture_bytes", t.capture_bytes.to_string());
-    out += &row("payout_minor", t.payout_minor.to_string());
-    out
-}
-
-/// Writes each statement as JSON and CSV; returns the files written.
-pub fn write_statements(
-    data_dir: &Path,
-    statements: &[Statement],
-    date: &str,
-) -> Result<Vec<PathBuf>, StoreError> {
-    let mut files = Vec::new();
-    for s in statements {
-        let dir = data_dir
-            .join("payouts")
-            .join(format!("event={}", s.event))
-            .join(format!("date={date}"));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
-        let base = dir.join(format!("creator={}", s.creator));
-        let json = base.with_extension("json");
-        std::fs::write(&json, serde_json::to_vec_pretty(s).expect("statement serialises"))
-            .map_err(|e| StoreError::Io(format!("{}: {e}", json.display())))?;
-        let csv_path = base.with_extension("csv");
-        std::fs::write(&csv_path, csv(s))
-            .map_err(|e| StoreError::Io(format!("{}: {e}", csv_path.display())))?;
-        files.extend([json, csv_path]);
-    }
-    Ok(files)
 }

@@ -5,8 +5,8 @@
 //! (`payouts/event=<id>/date=YYYY-MM-DD/creator=<id>.{json,csv}`).
 
 use super::Syncer;
+use crate::domain::payout::Statement;
 use crate::domain::time::Millis;
-use crate::store::payouts::{write_statements, Statement};
 use crate::store::{Store, StoreError};
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,32 @@ pub fn local_date(now: Millis, tz: &str) -> String {
     jiff::Timestamp::from_millisecond(now)
         .map(|t| t.to_zoned(zone(tz)).date().to_string())
         .unwrap_or_default()
+}
+
+/// Writes each statement as JSON and CSV under
+/// `DATA_DIR/payouts/event=<id>/date=YYYY-MM-DD/creator=<id>.{json,csv}`;
+/// returns the files written.
+pub fn write_statements(
+    data_dir: &Path,
+    statements: &[Statement],
+    date: &str,
+) -> Result<Vec<PathBuf>, StoreError> {
+    let mut files = Vec::new();
+    for s in statements {
+        let dir = data_dir
+            .join("payouts")
+            .join(format!("event={}", s.event))
+            .join(format!("date={date}"));
+        std::fs::create_dir_all(&dir).map_err(StoreError::io(dir.display().to_string()))?;
+        let base = dir.join(format!("creator={}", s.creator));
+        let json = base.with_extension("json");
+        let body = serde_json::to_vec_pretty(s).expect("statement serialises");
+        std::fs::write(&json, body).map_err(StoreError::io(json.display().to_string()))?;
+        let csv = base.with_extension("csv");
+        std::fs::write(&csv, s.csv()).map_err(StoreError::io(csv.display().to_string()))?;
+        files.extend([json, csv]);
+    }
+    Ok(files)
 }
 
 /// Computes every statement, writes JSON and CSV, and queues the files
