@@ -37,6 +37,7 @@ pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod organiser;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod sync;

@@ -44,7 +44,7 @@ pub struct ScanPipeline {
 
 impl ScanPipeline {
     pub fn new(store: Store, clock: Clock, signaller: Signaller) -> ScanPipeline {
-        let run_id = crate::store::identity::hex(&crate::store::identity::random_bytes::<6>());
+        let run_id = crate::secrets::hex(&crate::secrets::random_bytes::<6>());
         ScanPipeline {
             store,
             clock,

@@ -10,7 +10,7 @@
 use super::{probe, MediaError, MediaFiles};
 use crate::clock::Clock;
 use crate::domain::time::Millis;
-use crate::store::identity::hex;
+use crate::secrets::hex;
 use crate::store::{Store, StoreError};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

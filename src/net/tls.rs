@@ -77,7 +77,7 @@ impl BoxCa {
 }
 
 pub fn fingerprint(der: &[u8]) -> String {
-    crate::store::identity::hex(&Sha256::digest(der))
+    crate::secrets::hex(&Sha256::digest(der))
 }
 
 /// `AB:CD:…` groups of the fingerprint, as phones show certificate details.
@@ -140,10 +140,7 @@ pub fn load_or_create_ca(data_dir: &Path, box_id: &str) -> Result<BoxCa, TlsErro
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
-    crate::store::identity::write_private(path, bytes).map_err(|e| TlsError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e.to_string()),
-    })
+    crate::secrets::write_private(path, bytes).map_err(io(path))
 }
 
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {

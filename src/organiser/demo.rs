@@ -8,7 +8,7 @@ use super::tickets::{mint, write_out};
 use super::{io, sign_manifest, OrganiserError};
 use crate::domain::ids::{EventId, TicketId, TierId};
 use crate::domain::time::{format_rfc3339, Millis};
-use crate::store::identity::{hex, random_bytes};
+use crate::secrets::{hex, random_bytes};
 use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
 use serde_json::json;

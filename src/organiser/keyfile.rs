@@ -2,7 +2,7 @@
 
 use super::{io, OrganiserError};
 use crate::domain::keys::{public_key_to_base64, signing_key_from_bytes, KeyId};
-use crate::store::identity::{random_bytes, write_private};
+use crate::secrets::{random_bytes, write_private};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
@@ -64,6 +64,6 @@ impl KeyFile {
 
     pub fn save(&self, path: &Path) -> Result<(), OrganiserError> {
         let bytes = serde_json::to_vec_pretty(self).expect("key file serialises");
-        write_private(path, &bytes).map_err(|e| OrganiserError::Io(e.to_string()))
+        write_private(path, &bytes).map_err(super::io(path))
     }
 }

@@ -7,20 +7,20 @@ pub mod demo;
 pub mod keyfile;
 pub mod tickets;
 
-use crate::store::identity::write_private;
+use crate::secrets::write_private;
 use keyfile::KeyFile;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrganiserError {
-    #[error("{0}")]
-    Io(String),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Invalid(String),
 }
 
 pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> OrganiserError + '_ {
-    move |e| OrganiserError::Io(format!("{}: {e}", path.display()))
+    move |source| OrganiserError::Io { path: path.to_path_buf(), source }
 }
 
 /// The signature file that goes with a manifest: `FILE.sig`.
@@ -37,7 +37,6 @@ pub fn sign_manifest(manifest: &Path, key: &KeyFile) -> Result<PathBuf, Organise
         .map_err(|e| OrganiserError::Invalid(format!("{}: {e}", manifest.display())))?;
     let sig = crate::domain::keys::sign_detached(&key.signing_key(), &bytes);
     let out = signature_path(manifest);
-    write_private(&out, format!("{sig}\n").as_bytes())
-        .map_err(|e| OrganiserError::Io(e.to_string()))?;
+    write_private(&out, format!("{sig}\n").as_bytes()).map_err(io(&out))?;
     Ok(out)
 }

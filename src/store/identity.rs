@@ -4,11 +4,11 @@
 
 use super::StoreError;
 use crate::domain::keys::{public_key_to_base64, signing_key_from_bytes};
+use crate::secrets::{hex, random_bytes};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::Path;
 
 pub struct BoxIdentity {
@@ -24,16 +24,6 @@ struct IdentityFile {
 }
 
 const FILE: &str = "identity.json";
-
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    getrandom::getrandom(&mut b).expect("the operating system's random source failed");
-    b
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 impl BoxIdentity {
     pub fn load_or_create(dir: &Path) -> Result<BoxIdentity, StoreError> {
@@ -96,26 +86,10 @@ pub fn try_lock_file(path: &Path) -> std::io::Result<Option<std::fs::File>> {
     }
 }
 
+/// Writes a secret file (mode 0600) whole, or not at all.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |e: std::io::Error| StoreError::io(format!("cannot write {}", path.display()))(e);
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(io)?;
-    Ok(())
+    crate::secrets::write_private(path, bytes)
+        .map_err(StoreError::io(format!("cannot write {}", path.display())))
 }
 
 #[cfg(test)]

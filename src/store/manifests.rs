@@ -42,7 +42,7 @@ pub fn load_current(
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    super::identity::hex(&Sha256::digest(bytes))
+    crate::secrets::hex(&Sha256::digest(bytes))
 }
 
 impl Store {

@@ -2,11 +2,11 @@
 //! in only from a paired device, so a guest on the venue Wi-Fi cannot even
 //! try one. Codes and credentials are kept as SHA-256 digests only.
 
-use super::identity::{hex, random_bytes};
 use super::sessions::token_digest;
 use super::{audit, Store, StoreError};
 use crate::domain::role::Actor;
 use crate::domain::time::Millis;
+use crate::secrets::{hex, random_bytes};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 

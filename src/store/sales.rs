@@ -87,7 +87,7 @@ fn box_short(box_id: &str) -> &str {
 /// knowing one id (or the box id) tells nothing of the next.
 pub(crate) fn next_id(ctx: &WriteCtx<'_>, prefix: &str) -> Result<String, StoreError> {
     const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    let tail: String = super::identity::random_bytes::<13>()
+    let tail: String = crate::secrets::random_bytes::<13>()
         .iter()
         .map(|b| ALPHABET[(b & 31) as usize] as char)
         .collect();
@@ -171,7 +171,7 @@ fn mint_ticket(
 /// them.
 pub(crate) fn request_digest(parameters: impl std::fmt::Debug) -> String {
     use sha2::Digest;
-    super::identity::hex(&sha2::Sha256::digest(format!("{parameters:?}").as_bytes()))
+    crate::secrets::hex(&sha2::Sha256::digest(format!("{parameters:?}").as_bytes()))
 }
 
 pub(crate) struct NewOrder<'a> {

@@ -1,11 +1,11 @@
 //! Staff sessions: bearer tokens stored by their SHA-256, with role and
 //! expiry, so a restart of the box does not sign the door out.
 
-use super::identity::{hex, random_bytes};
 use super::{audit, Store, StoreError};
 use crate::domain::ids::CreatorId;
 use crate::domain::role::{Actor, Role};
 use crate::domain::time::Millis;
+use crate::secrets::{hex, random_bytes};
 use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
 

@@ -261,7 +261,7 @@ pub fn try_lock(data_dir: &Path) -> std::io::Result<Option<std::fs::File>> {
 pub fn backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
     let exp = base.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(cap);
     let half = exp / 2;
-    let r = u64::from_le_bytes(crate::store::identity::random_bytes::<8>());
+    let r = u64::from_le_bytes(crate::secrets::random_bytes::<8>());
     half + Duration::from_nanos(r % (half.as_nanos() as u64 + 1))
 }
 
