@@ -192,6 +192,9 @@ impl Store {
 }
 
 #[cfg(test)]
+mod rules_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
