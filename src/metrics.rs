@@ -90,6 +90,8 @@ pub struct Metrics {
     born: std::time::Instant,
     rejected: [AtomicU64; Reason::ALL.len()],
     replayed: AtomicU64,
+    /// Thumbnails made and refused (noise, a video, a decode error).
+    thumbnails: [AtomicU64; 2],
     pub write_batch_size: Histogram,
     pub commit_seconds: Histogram,
 }
@@ -105,6 +107,7 @@ impl Default for Metrics {
             born: std::time::Instant::now(),
             rejected: std::array::from_fn(|_| AtomicU64::new(0)),
             replayed: AtomicU64::new(0),
+            thumbnails: [AtomicU64::new(0), AtomicU64::new(0)],
             write_batch_size: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             commit_seconds: Histogram::new(&[
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -142,6 +145,11 @@ impl Metrics {
         self.replayed.fetch_add(1, Relaxed);
     }
 
+    /// One capture's thumbnail was tried: made, or not.
+    pub fn thumbnail(&self, made: bool) {
+        self.thumbnails[usize::from(!made)].fetch_add(1, Relaxed);
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let n = "venuebox_checkins_total";
@@ -156,6 +164,13 @@ impl Metrics {
                 r.as_str(),
                 self.rejected[r as usize].load(Relaxed)
             );
+        }
+        let n = "venuebox_thumbnails_total";
+        let _ =
+            writeln!(out, "# HELP {n} Capture thumbnails tried, by outcome.\n# TYPE {n} counter");
+        for (i, outcome) in ["made", "failed"].iter().enumerate() {
+            let _ =
+                writeln!(out, "{n}{{outcome=\"{outcome}\"}} {}", self.thumbnails[i].load(Relaxed));
         }
         let n = "venuebox_nonce_replays_total";
         let _ = writeln!(out, "# HELP {n} Scans and orders answered from an earlier request with the same nonce.\n# TYPE {n} counter");

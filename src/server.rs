@@ -444,6 +444,7 @@ async fn thumbnails(state: AppState, stop: CancellationToken) {
             if let Err(e) = state.store.set_thumbnail(sha, status).await {
                 tracing::warn!(error = %e, "cannot record thumbnail state");
             }
+            state.metrics.thumbnail(status == "ready");
         }
     }
 }

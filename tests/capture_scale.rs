@@ -96,8 +96,23 @@ async fn a_hostile_gigabyte_photo_is_stored_with_bounded_memory() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The thumbnailer looks every quarter second; give it time to try both.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Observed, not slept for: the thumbnailer has tried (and refused) both.
+    let failed = || async {
+        let text = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await;
+        let line = text
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("venuebox_thumbnails_total{outcome=\"failed\"}"))
+            .map(str::to_string);
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).unwrap_or(0)
+    };
+    for _ in 0..100 {
+        if failed().await >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(failed().await, 2, "both thumbnails were tried and refused");
     let mut types: Vec<&str> = listed["items"]
         .as_array()
         .unwrap()

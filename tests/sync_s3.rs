@@ -27,6 +27,14 @@ async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Waits until the events lane has looked for a manifest `n` more times
+/// (each pass of the lane does, frozen or not).
+async fn checks_pass(b: &TestBox, n: u64) {
+    let checks = || b.state.sync.live().manifest_checks;
+    let until = checks() + n;
+    wait_for("passes of the events lane", 10, async || checks() >= until).await;
+}
+
 async fn status(b: &TestBox) -> Value {
     let t = b.token(Role::Supervisor).await;
     let (st, s) = b.get(&t, "/api/v1/sync").await;
@@ -151,7 +159,9 @@ async fn every_seq_lands_exactly_once_through_cuts_and_an_outage() {
     check_in_many(&b, 150).await;
     proxy.set_down(true);
     check_in_many(&b, 200).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Observed, not slept for: attempts fail while the link is down.
+    wait_for("a failed attempt", 10, async || status(&b).await["last_error_kind"] == "retryable")
+        .await;
     let s = status(&b).await;
     assert!(
         s["events_pending"].as_i64().unwrap() >= 200,
@@ -164,6 +174,8 @@ async fn every_seq_lands_exactly_once_through_cuts_and_an_outage() {
     assert!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1, "a body was cut mid-way");
     let events = assert_exactly_once(moto, &bucket, &b).await;
     assert!(events.iter().filter(|e| e["kind"] == "checkin.admitted").count() == 500);
+    // The manifest poll that failed during the outage clears on its next try.
+    wait_for("every stream recovered", 10, async || status(&b).await["last_error"].is_null()).await;
     let s = status(&b).await;
     assert!(s["last_error"].is_null() && s["lag_seconds"] == 0.0, "recovered: {s}");
     // Keys: hive-style partitions, zero-padded seqs that list in order.
@@ -539,7 +551,9 @@ async fn the_nightly_statements_are_written_at_three_in_the_event_zone_and_uploa
     let b = TestBox::start_synced_at(clock.clone(), sync_config(&moto.endpoint(), &bucket), |_| {})
         .await;
     let prefix = format!("{PREFIX}/payouts/event={EVENT}/date=2026-11-28/");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Each pass of the events lane looks for a manifest and then at the
+    // payouts: two looks, and nothing was written at 02:59:58.
+    checks_pass(&b, 2).await;
     assert!(moto.list(&bucket, &prefix).await.is_empty(), "not before 03:00");
     clock.advance(3_000);
     wait_for("the nightly statements", 10, async || moto.list(&bucket, &prefix).await.len() == 4)
@@ -638,7 +652,7 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
     let (bytes, sig) = publish(3, |_| {});
     moto.put(&bucket, &format!("{key}.sig"), sig.into_bytes()).await;
     moto.put(&bucket, &key, bytes).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    checks_pass(&b, 2).await;
     assert_eq!(b.state.store.event().unwrap().manifest.version, 2, "frozen");
     let r = b
         .http
@@ -672,7 +686,8 @@ async fn a_newer_signed_manifest_comes_down_without_touching_check_ins_and_can_b
     assert_eq!(b.state.store.event().unwrap().manifest.version, 3);
     // A few more polls see the same refused pair, then the organiser
     // fixes the signature alone; the same bytes now apply.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    checks_pass(&b, 2).await;
+    assert_eq!(b.state.store.event().unwrap().manifest.version, 3);
     moto.put(&bucket, &format!("{key}.sig"), sign_detached(&b.key.signing_key(), &v4).into_bytes())
         .await;
     wait_for("version 4", 10, async || b.state.store.event().unwrap().manifest.version == 4).await;

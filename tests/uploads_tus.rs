@@ -549,8 +549,14 @@ async fn an_interrupted_patch_keeps_what_arrived_and_one_writer_at_a_time() {
     for c in big[..3 * MIB as usize].chunks(MIB as usize) {
         tx.send(Ok(c.to_vec())).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    // Meanwhile another request may not write the same upload.
+    // The first request holds the upload (observed, not slept for)...
+    let id = loc.rsplit('/').next().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while b.state.uploads.slot(&id).try_lock().is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the first PATCH never took the upload");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // ...so meanwhile another request may not write the same upload.
     let r = patch(&b, &t, &loc, 0, &big[..10]).await;
     assert_eq!(r.status(), 423);
     tx.send(Err(std::io::Error::other("cable pulled"))).await.unwrap();

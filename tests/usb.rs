@@ -152,19 +152,24 @@ async fn usb_scanner_hotplug_checks_in_lights_up_and_survives_replug() {
     kbd.unplug();
 }
 
-/// Waits until the printer side holds `n` bytes, then a little longer so
-/// that any extra bytes would show.
-async fn wait_for_bytes(got: &Mutex<Vec<u8>>, n: usize) {
+/// Waits until the printer side holds `n` bytes and the box has marked
+/// the job printed (which it does only after writing every byte), so any
+/// extra bytes would already be there.
+async fn wait_for_bytes(b: &TestBox, token: &str, got: &Mutex<Vec<u8>>, n: usize) {
     let deadline = Instant::now() + T;
-    while got.lock().unwrap().len() < n {
+    loop {
+        let (_, d) = b.get(token, "/api/v1/devices").await;
+        if got.lock().unwrap().len() >= n && d["print_jobs_pending"] == 0 {
+            return;
+        }
         assert!(
             Instant::now() < deadline,
-            "receipt incomplete: {} of {n} bytes",
-            got.lock().unwrap().len()
+            "receipt incomplete: {} of {n} bytes, {} jobs pending",
+            got.lock().unwrap().len(),
+            d["print_jobs_pending"]
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
 /// The printer's side of the cable: answers DLE EOT status requests from
@@ -255,7 +260,9 @@ async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
     assert_eq!(st, 200, "{sale}");
     let dev = device(&b, &merch, "printer", "needs_attention").await;
     assert!(dev["detail"].as_str().unwrap().contains("paper"), "{dev}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The worker has asked the printer and holds the job back.
+    let (_, d) = b.get(&merch, "/api/v1/devices").await;
+    assert_eq!(d["print_jobs_pending"], 1, "{d}");
     assert!(got.lock().unwrap().is_empty(), "nothing printed without paper");
     // Paper in: it prints, byte for byte.
     paper.store(true, Ordering::SeqCst);
@@ -266,7 +273,7 @@ async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
         .await
         .unwrap();
     let want = encode_receipt(&order.receipt, 42);
-    wait_for_bytes(&got, want.len()).await;
+    wait_for_bytes(&b, &merch, &got, want.len()).await;
     assert!(
         *got.lock().unwrap() == want,
         "the printer received exactly the receipt's ESC/POS bytes"
@@ -295,7 +302,7 @@ async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
         .await
         .unwrap();
     let want2 = encode_receipt(&order2.receipt, 42);
-    wait_for_bytes(&got, want2.len()).await;
+    wait_for_bytes(&b, &merch, &got, want2.len()).await;
     assert!(*got.lock().unwrap() == want2, "after a replug the waiting receipt prints whole");
     stop.store(true, Ordering::SeqCst);
     let _ = side.join();

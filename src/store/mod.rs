@@ -216,18 +216,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, metrics) = open(dir.path());
         // Hold the writer so the next 99 jobs queue up behind it.
+        let (started, holding) = tokio::sync::oneshot::channel();
         let blocker = {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .write(|_| {
+                    .write(move |_| {
+                        let _ = started.send(());
                         std::thread::sleep(Duration::from_millis(200));
                         Ok(())
                     })
                     .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        holding.await.unwrap();
         let mut tasks = Vec::new();
         for i in 0..99i64 {
             let store = store.clone();

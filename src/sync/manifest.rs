@@ -82,6 +82,7 @@ impl Syncer {
     /// Looks for a newer manifest and imports it. Returns what happened
     /// (for tests and `sync now`); failures are recorded, never fatal.
     pub async fn manifest_step(&self) -> Option<ImportOutcome> {
+        self.handle.update(|l| l.manifest_checks += 1);
         let ev = self.store.event()?;
         if self.store.setting(FREEZE_SETTING).await.ok().flatten().as_deref() == Some("true") {
             return None;

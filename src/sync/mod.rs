@@ -86,6 +86,9 @@ pub struct Live {
     pub segments_sent: u64,
     pub events_sent: u64,
     pub capture_bytes_sent: u64,
+    /// Looks for a newer manifest (each poll, also one skipped while
+    /// updates are frozen): tests watch it instead of sleeping.
+    pub manifest_checks: u64,
 }
 
 /// One lane of the loop: `idle`, `syncing`, `backoff` or `error`.
