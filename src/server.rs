@@ -434,17 +434,18 @@ async fn thumbnails(state: AppState, stop: CancellationToken) {
             } else {
                 Err(crate::media::MediaError::Unsupported)
             };
+            use crate::store::captures::ThumbnailState;
             let status = match made {
-                Ok(()) => "ready",
+                Ok(()) => ThumbnailState::Ready,
                 Err(e) => {
                     tracing::warn!(sha256 = %sha, error = %e, "no thumbnail for this capture");
-                    "failed"
+                    ThumbnailState::Failed
                 }
             };
             if let Err(e) = state.store.set_thumbnail(sha, status).await {
                 tracing::warn!(error = %e, "cannot record thumbnail state");
             }
-            state.metrics.thumbnail(status == "ready");
+            state.metrics.thumbnail(status == ThumbnailState::Ready);
         }
     }
 }

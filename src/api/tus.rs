@@ -18,7 +18,7 @@ use crate::domain::time::Millis;
 use crate::media::uploads::{rehash, FinishError, Lifecycle, Slot, DOOR_BUSY_WINDOW};
 use crate::media::MediaError;
 use crate::secrets::{hex, random_bytes};
-use crate::store::captures::{NewUpload, UploadRow};
+use crate::store::captures::{NewUpload, UploadRow, UploadStatus};
 use crate::store::sessions::token_digest;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -285,9 +285,9 @@ async fn upload_for(st: &AppState, p: &Principal, id: &str) -> Result<UploadRow,
             )));
         }
     }
-    match row.status.as_str() {
-        "active" | "complete" => Ok(row),
-        "refused" => Err(tus_error(
+    match row.status {
+        UploadStatus::Active | UploadStatus::Complete => Ok(row),
+        UploadStatus::Refused => Err(tus_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media",
             "this upload was refused: it is not a photo or video the box accepts",
@@ -295,7 +295,7 @@ async fn upload_for(st: &AppState, p: &Principal, id: &str) -> Result<UploadRow,
         other => Err(tus_error(
             StatusCode::GONE,
             "upload_gone",
-            format!("upload {id} was {other}: start a new upload"),
+            format!("upload {id} was {}: start a new upload", other.as_str()),
         )),
     }
 }
@@ -318,7 +318,7 @@ pub async fn head(
         set(&mut r, "upload-metadata", &row.metadata);
     }
     set(&mut r, "cache-control", "no-store");
-    if row.status == "active" {
+    if row.status == UploadStatus::Active {
         set(&mut r, "upload-expires", http_date(row.expires_at));
     }
     Ok(r)
@@ -367,7 +367,7 @@ async fn patch_upload(
     if claimed != row.offset {
         return Err(tus_error(StatusCode::CONFLICT, "offset_mismatch", format!("Upload-Offset {claimed} does not match the upload's offset {}: HEAD the upload and resume from there", row.offset)));
     }
-    let offset = if row.status == "complete" {
+    let offset = if row.status == UploadStatus::Complete {
         row.offset
     } else {
         append(&st, &row, &mut slot, &h, body).await?
@@ -417,7 +417,7 @@ where
         ));
     };
     let row = current().await?;
-    st.store.end_upload(row.id.clone(), "terminated", None, st.clock.now()).await?;
+    st.store.end_upload(row.id.clone(), UploadStatus::Terminated, None, st.clock.now()).await?;
     st.media.remove_part(&row.id);
     st.uploads.forget(&row.id);
     Ok(())
@@ -448,7 +448,7 @@ pub async fn clear_open(
     p.require(Role::Admin)?;
     let find = || async {
         let row = if is_upload_id(&id) { st.store.upload(id.clone()).await? } else { None };
-        row.filter(|r| r.status == "active").ok_or_else(|| {
+        row.filter(|r| r.status == UploadStatus::Active).ok_or_else(|| {
             ApiError::not_found(format!(
                 "no upload in progress with id '{}'",
                 id.chars().take(40).collect::<String>()

@@ -116,7 +116,8 @@ pub async fn sync(cmd: SyncCommand) -> Result<()> {
                 let stopped = match &lanes {
                     Some(_) => {
                         let live = state.sync.live();
-                        live.events.state == "error" || live.captures.state == "error"
+                        use venuebox::sync::LaneStatus::Error;
+                        live.events.state == Error || live.captures.state == Error
                     }
                     None => s.permanent_error(),
                 };

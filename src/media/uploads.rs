@@ -185,7 +185,8 @@ impl Lifecycle<'_> {
             Ok(p) => p,
             Err(MediaError::Unsupported) => {
                 let why = Some("unsupported media type".into());
-                self.store.end_upload(id.to_string(), "refused", why, self.clock.now()).await?;
+                let refused = crate::store::captures::UploadStatus::Refused;
+                self.store.end_upload(id.to_string(), refused, why, self.clock.now()).await?;
                 self.media.remove_part(id);
                 return Err(MediaError::Unsupported.into());
             }

@@ -13,6 +13,56 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use std::collections::HashSet;
 
+/// Where an upload is in its life (the `uploads.status` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadStatus {
+    /// Receiving bytes.
+    Active,
+    /// Every byte arrived and it became a capture.
+    Complete,
+    /// Not a photo or video the box accepts.
+    Refused,
+    /// Untouched past its expiry.
+    Expired,
+    /// Ended by the client (tus termination) or an admin.
+    Terminated,
+}
+
+impl UploadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadStatus::Active => "active",
+            UploadStatus::Complete => "complete",
+            UploadStatus::Refused => "refused",
+            UploadStatus::Expired => "expired",
+            UploadStatus::Terminated => "terminated",
+        }
+    }
+}
+
+impl rusqlite::types::FromSql for UploadStatus {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        use UploadStatus::*;
+        match v.as_str()? {
+            "active" => Ok(Active),
+            "complete" => Ok(Complete),
+            "refused" => Ok(Refused),
+            "expired" => Ok(Expired),
+            "terminated" => Ok(Terminated),
+            _ => Err(rusqlite::types::FromSqlError::InvalidType),
+        }
+    }
+}
+
+/// Whether a capture's thumbnail was made (the `captures.thumbnail` column
+/// holds it, or `failed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThumbnailState {
+    Ready,
+    Failed,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UploadRow {
     pub id: String,
@@ -26,7 +76,7 @@ pub struct UploadRow {
     pub filename: Option<String>,
     pub created_by: String,
     pub expires_at: Millis,
-    pub status: String,
+    pub status: UploadStatus,
     pub sha256: Option<String>,
 }
 
@@ -238,10 +288,11 @@ impl Store {
     pub async fn end_upload(
         &self,
         id: String,
-        status: &'static str,
+        status: UploadStatus,
         error: Option<String>,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let status = status.as_str();
         self.write(move |ctx| {
             ctx.conn
                 .prepare_cached("UPDATE uploads SET status = ?1, error = ?2, updated_at = ?3 WHERE id = ?4 AND status IN ('active', 'complete')")?
@@ -263,8 +314,9 @@ impl Store {
     ) -> Result<(CaptureView, bool), StoreError> {
         self.write(move |ctx| {
             let u = get_upload(ctx.conn, &id)?.ok_or_else(|| StoreError::NotFound(format!("upload {id}")))?;
-            if u.status != "active" {
-                return Err(StoreError::Conflict(format!("upload {id} is {}", u.status)));
+            if u.status != UploadStatus::Active {
+                let status = u.status.as_str();
+                return Err(StoreError::Conflict(format!("upload {id} is {status}")));
             }
             let exists: bool = ctx.conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM captures WHERE sha256 = ?1)")?.query_row([&sha256], |r| r.get(0))?;
             if !exists {
@@ -524,8 +576,12 @@ impl Store {
     pub async fn set_thumbnail(
         &self,
         sha256: String,
-        state: &'static str,
+        state: ThumbnailState,
     ) -> Result<(), StoreError> {
+        let state = match state {
+            ThumbnailState::Ready => "ready",
+            ThumbnailState::Failed => "failed",
+        };
         self.write(move |ctx| {
             ctx.conn
                 .prepare_cached("UPDATE captures SET thumbnail = ?1 WHERE sha256 = ?2")?

@@ -39,6 +39,20 @@ pub struct SyncConfig {
     pub payouts_at: (i8, i8),
 }
 
+/// Why sync cannot be set up; every message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A `--sync*` flag (or its environment variable) has a wrong value.
+    #[error("{0}")]
+    Flag(String),
+    /// The bucket's keys are missing, malformed or readable by others.
+    #[error("{0}")]
+    Credentials(String),
+    /// The credentials file exists but cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+}
+
 /// What the command line gives (`--sync-*` flags, flattened into `serve`
 /// and `sync now`); the rest comes from the environment.
 #[derive(Clone, Debug, Default, clap::Args)]
@@ -85,20 +99,19 @@ impl SyncConfig {
         args: &SyncArgs,
         data_dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<SyncConfig, String> {
-        let rest = args
-            .url
-            .strip_prefix("s3://")
-            .ok_or_else(|| format!("--sync wants s3://BUCKET/PREFIX, not '{}'", args.url))?;
+    ) -> Result<SyncConfig, ConfigError> {
+        let rest = args.url.strip_prefix("s3://").ok_or_else(|| {
+            ConfigError::Flag(format!("--sync wants s3://BUCKET/PREFIX, not '{}'", args.url))
+        })?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.len() < 3
             || !bucket
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         {
-            return Err(format!(
+            return Err(ConfigError::Flag(format!(
                 "'{bucket}' is not a bucket name: 3-63 lowercase letters, digits, dots or hyphens"
-            ));
+            )));
         }
         let env_nonempty = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         let region = args
@@ -114,30 +127,34 @@ impl SyncConfig {
             .or_else(|| env_nonempty("AWS_ENDPOINT_URL"));
         let endpoint_text =
             custom.clone().unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-        let endpoint: url::Url = endpoint_text
-            .parse()
-            .map_err(|e| format!("endpoint '{endpoint_text}' is not a URL ({e})"))?;
+        let endpoint: url::Url = endpoint_text.parse().map_err(|e| {
+            ConfigError::Flag(format!("endpoint '{endpoint_text}' is not a URL ({e})"))
+        })?;
         if !matches!(endpoint.scheme(), "http" | "https") {
-            return Err(format!("endpoint '{endpoint_text}' must be http:// or https://"));
+            let why = format!("endpoint '{endpoint_text}' must be http:// or https://");
+            return Err(ConfigError::Flag(why));
         }
         let path_style = match args.addressing.as_deref() {
             Some("path") => true,
             Some("virtual") => false,
             None => custom.is_some(),
             Some(other) => {
-                return Err(format!("--sync-addressing is path or virtual, not '{other}'"))
+                let why = format!("--sync-addressing is path or virtual, not '{other}'");
+                return Err(ConfigError::Flag(why));
             }
         };
         let credentials = credentials(data_dir, env)?;
         let payouts_at = match &args.payouts_at {
             None => (3, 0),
-            Some(t) => parse_hhmm(t)
-                .ok_or_else(|| format!("--payouts-at wants HH:MM (24 h), not '{t}'"))?,
+            Some(t) => parse_hhmm(t).ok_or_else(|| {
+                ConfigError::Flag(format!("--payouts-at wants HH:MM (24 h), not '{t}'"))
+            })?,
         };
         let manifest_url = match &args.manifest_url {
             None => None,
             Some(u) => {
-                Some(u.parse::<url::Url>().map_err(|e| format!("--manifest-url '{u}': {e}"))?)
+                let bad = |e| ConfigError::Flag(format!("--manifest-url '{u}': {e}"));
+                Some(u.parse::<url::Url>().map_err(bad)?)
             }
         };
         let d = SegmentRules::default();
@@ -189,7 +206,7 @@ fn parse_hhmm(t: &str) -> Option<(i8, i8)> {
 pub fn credentials(
     data_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Credentials, String> {
+) -> Result<Credentials, ConfigError> {
     let from_env = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"));
     if let (Some(k), Some(s)) = from_env {
         return Ok(match env("AWS_SESSION_TOKEN") {
@@ -201,24 +218,24 @@ pub fn credentials(
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!(
+            return Err(ConfigError::Credentials(format!(
                 "no credentials for the bucket: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or write them to {} (mode 0600)",
                 path.display()
-            ))
+            )))
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => return Err(ConfigError::Io { path, source }),
     };
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(|source| ConfigError::Io { path: path.clone(), source })?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
-        return Err(format!(
+        return Err(ConfigError::Credentials(format!(
             "{} is readable by other users (mode {:o}): chmod 600 it",
             path.display(),
             mode & 0o777
-        ));
+        )));
     }
     let mut vals = std::collections::HashMap::new();
     for line in text.lines() {
@@ -227,7 +244,7 @@ pub fn credentials(
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
-            return Err(format!("{}: lines are NAME=VALUE (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", path.display()));
+            return Err(ConfigError::Credentials(format!("{}: lines are NAME=VALUE (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", path.display())));
         };
         vals.insert(
             k.trim().trim_start_matches("export ").to_string(),
@@ -239,7 +256,10 @@ pub fn credentials(
             Some(t) => Credentials::new_with_token(k, s, t),
             None => Credentials::new(k, s),
         }),
-        _ => Err(format!("{} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", path.display())),
+        _ => Err(ConfigError::Credentials(format!(
+            "{} needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            path.display()
+        ))),
     }
 }
 
@@ -248,12 +268,12 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// The config, or the message the operator would read.
     fn resolve(url: &str, vars: &[(&str, &str)], dir: &Path) -> Result<SyncConfig, String> {
         let map: HashMap<String, String> =
             vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        SyncConfig::resolve(&SyncArgs { url: url.into(), ..Default::default() }, dir, &|k| {
-            map.get(k).cloned()
-        })
+        let args = SyncArgs { url: url.into(), ..Default::default() };
+        SyncConfig::resolve(&args, dir, &|k| map.get(k).cloned()).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -91,10 +91,37 @@ pub struct Live {
     pub manifest_checks: u64,
 }
 
-/// One lane of the loop: `idle`, `syncing`, `backoff` or `error`.
+/// Where one lane of the loop is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LaneStatus {
+    /// Not run yet (the box just started).
+    #[default]
+    Starting,
+    Idle,
+    Syncing,
+    /// Waiting out a retryable failure.
+    Backoff,
+    /// Stopped by a permanent error until it is fixed or retried.
+    Error,
+}
+
+impl LaneStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LaneStatus::Starting => "starting",
+            LaneStatus::Idle => "idle",
+            LaneStatus::Syncing => "syncing",
+            LaneStatus::Backoff => "backoff",
+            LaneStatus::Error => "error",
+        }
+    }
+}
+
+/// One lane of the loop.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LaneState {
-    pub state: &'static str,
+    pub state: LaneStatus,
     pub consecutive_failures: u32,
     pub next_attempt_at: Option<Millis>,
 }
@@ -174,10 +201,12 @@ pub async fn status(
     let live = handle.target.as_ref().map(|_| handle.live());
     let state = match (&handle.target, &live) {
         (None, _) => "off".to_string(),
-        (Some(_), Some(l)) if !l.events.state.is_empty() => {
+        (Some(_), Some(l)) if l.events.state != LaneStatus::Starting => {
             match (l.events.state, l.captures.state) {
-                ("idle", c @ ("error" | "backoff")) => format!("captures {c}"),
-                (e, _) => e.to_string(),
+                (LaneStatus::Idle, c @ (LaneStatus::Error | LaneStatus::Backoff)) => {
+                    format!("captures {}", c.as_str())
+                }
+                (e, _) => e.as_str().to_string(),
             }
         }
         _ => "starting".to_string(),
@@ -292,7 +321,7 @@ impl Syncer {
         handle: Arc<SyncHandle>,
         pinned: TrustedKeys,
         data_dir: PathBuf,
-    ) -> Result<Syncer, String> {
+    ) -> Result<Syncer, S3Error> {
         let s3 = S3::new(&config.target)?;
         Ok(Syncer {
             store,
@@ -462,7 +491,7 @@ impl Syncer {
                 self.nap(self.config.interval, &stop).await;
                 continue;
             }
-            set(&|l| l.state = "syncing");
+            set(&|l| l.state = LaneStatus::Syncing);
             match self.step(lane).await {
                 Ok(moved) => {
                     failures = 0;
@@ -471,7 +500,7 @@ impl Syncer {
                         self.record(stream, Ok(())).await;
                         tracing::info!(stream, "cloud sync recovered");
                     }
-                    set(&|l| *l = LaneState { state: "idle", ..Default::default() });
+                    set(&|l| *l = LaneState { state: LaneStatus::Idle, ..Default::default() });
                     if !moved {
                         self.nap(self.config.interval, &stop).await;
                     }
@@ -485,7 +514,7 @@ impl Syncer {
                     permanent_until = Some(Instant::now() + self.config.permanent_retry);
                     let at = self.clock.now() + self.config.permanent_retry.as_millis() as Millis;
                     set(&|l| {
-                        l.state = "error";
+                        l.state = LaneStatus::Error;
                         l.next_attempt_at = Some(at);
                     });
                 }
@@ -499,7 +528,7 @@ impl Syncer {
                     }
                     let at = self.clock.now() + wait.as_millis() as Millis;
                     set(&|l| {
-                        l.state = "backoff";
+                        l.state = LaneStatus::Backoff;
                         l.consecutive_failures = failures;
                         l.next_attempt_at = Some(at);
                     });

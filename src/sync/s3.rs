@@ -120,7 +120,9 @@ fn net_error(what: &str, e: reqwest::Error) -> S3Error {
 }
 
 impl S3 {
-    pub fn new(target: &Target) -> Result<S3, String> {
+    /// A client for `target`; a target that cannot be addressed is a
+    /// permanent error (fix the configuration).
+    pub fn new(target: &Target) -> Result<S3, S3Error> {
         let style = if target.path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
         let bucket = Bucket::new(
             target.endpoint.clone(),
@@ -128,14 +130,16 @@ impl S3 {
             target.bucket.clone(),
             target.region.clone(),
         )
-        .map_err(|e| format!("bucket '{}' at {}: {e}", target.bucket, target.endpoint))?;
+        .map_err(|e| {
+            S3Error::Permanent(format!("bucket '{}' at {}: {e}", target.bucket, target.endpoint))
+        })?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             // No read timeout: a capped upload may rightly hear nothing for
             // minutes; every request has a total limit instead.
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .map_err(|e| S3Error::Permanent(format!("HTTP client: {e}")))?;
         Ok(S3 {
             bucket: Arc::new(bucket),
             credentials: Arc::new(std::sync::RwLock::new(target.credentials.clone().map(Arc::new))),
