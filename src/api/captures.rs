@@ -8,11 +8,11 @@ use super::json::{Json, Query};
 use super::AppState;
 use crate::domain::ids::CreatorId;
 use crate::domain::role::Role;
+use crate::store::captures::CaptureView;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 fn check_hash(sha: &str) -> Result<(), ApiError> {
     if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
@@ -38,7 +38,7 @@ pub async fn by_creator(
     p: Principal,
     Path(creator): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Capture)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -46,16 +46,23 @@ pub async fn by_creator(
     }
     let (items, totals) = st.store.creator_captures(CreatorId(creator), q.before, limit).await?;
     let next = if items.len() == limit { items.last().map(|c| c.id) } else { None };
-    Ok(Json(
-        json!({"count": totals.count, "bytes": totals.bytes, "latest": totals.latest, "items": items, "next_before": next}),
-    ))
+    #[derive(Serialize)]
+    struct CapturePage {
+        count: u64,
+        bytes: u64,
+        latest: Option<String>,
+        items: Vec<CaptureView>,
+        next_before: Option<i64>,
+    }
+    let (count, bytes, latest) = (totals.count, totals.bytes, totals.latest);
+    Ok(Json(CapturePage { count, bytes, latest, items, next_before: next }))
 }
 
 pub async fn summary(
     State(st): State<AppState>,
     p: Principal,
     Path(creator): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require_any(&[Role::Capture, Role::Merch])?;
     Ok(Json(
         serde_json::to_value(st.store.creator_summary(CreatorId(creator)).await?)
@@ -111,7 +118,7 @@ pub async fn check(
     State(st): State<AppState>,
     p: Principal,
     Json(b): Json<CheckBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Capture)?;
     if b.sha256.len() > 5000 {
         return Err(ApiError::bad_request("at most 5000 hashes per check"));
@@ -123,7 +130,12 @@ pub async fn check(
     let present = st.store.captures_present(hashes.clone()).await?;
     let (have, missing): (Vec<String>, Vec<String>) =
         hashes.into_iter().partition(|h| present.contains(h));
-    Ok(Json(json!({"present": have, "missing": missing})))
+    #[derive(Serialize)]
+    struct Present {
+        present: Vec<String>,
+        missing: Vec<String>,
+    }
+    Ok(Json(Present { present: have, missing }))
 }
 
 #[derive(Deserialize)]
@@ -141,7 +153,7 @@ pub async fn hide(
     p: Principal,
     Path(sha): Path<String>,
     Json(b): Json<HideBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Supervisor)?;
     check_hash(&sha)?;
     let c =
@@ -159,11 +171,21 @@ pub struct LinkBody {
 
 /// An upload link for a creator's crew: a token that can only upload
 /// captures for that creator.
+/// A creator's upload link: a token for the crew, bound to that creator.
+#[derive(Serialize)]
+struct UploadLink {
+    creator: CreatorId,
+    token: String,
+    upload_url: &'static str,
+    expires_at: String,
+    how: &'static str,
+}
+
 pub async fn create_link(
     State(st): State<AppState>,
     p: Principal,
     Json(b): Json<LinkBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     p.require(Role::Admin)?;
     let hours = b.hours.unwrap_or(24);
     if !(1..=24 * 14).contains(&hours) {
@@ -175,12 +197,12 @@ pub async fn create_link(
         st.store.create_upload_link(creator.clone(), hours * 3_600_000, p.actor, now).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "creator": creator,
-            "token": token,
-            "upload_url": "/api/v1/uploads/",
-            "expires_at": crate::domain::time::format_rfc3339(now + hours * 3_600_000),
-            "how": "tus 1.0.0: send Authorization: Bearer <token>; the creator is filled in for you",
-        })),
+        Json(UploadLink {
+            creator,
+            token,
+            upload_url: "/api/v1/uploads/",
+            expires_at: crate::domain::time::format_rfc3339(now + hours * 3_600_000),
+            how: "tus 1.0.0: send Authorization: Bearer <token>; the creator is filled in for you",
+        }),
     ))
 }

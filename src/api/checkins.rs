@@ -5,15 +5,14 @@ use super::error::ApiError;
 use super::json::{Json, Query};
 use super::AppState;
 use crate::domain::checkin::{Direction, Reason};
-use crate::domain::ids::{GateId, ScanId, TicketId};
+use crate::domain::ids::{GateId, ScanId, TicketId, TierId};
 use crate::domain::role::Role;
 use crate::domain::time::{format_rfc3339, parse_rfc3339};
-use crate::store::scans::{ScanFilter, ScanOutcome, ScanRecord, ScanRequest, Verdict};
+use crate::store::scans::{Counts, ScanFilter, ScanOutcome, ScanRecord, ScanRequest, Verdict};
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 const MAX_CODE: usize = 1024;
 const MAX_NONCE: usize = 128;
@@ -32,47 +31,103 @@ pub struct CheckinRequest {
     device: Option<String>,
 }
 
+/// The answer the door shows (`CheckinAnswer` in the OpenAPI document).
+#[derive(Serialize)]
+pub struct CheckinAnswer {
+    scan_id: ScanId,
+    verdict: Verdict,
+    reason: Option<Reason>,
+    /// What staff say to the guest.
+    message: String,
+    ticket: Option<TicketSummary>,
+    gate: GateId,
+    direction: Direction,
+    recorded_at: String,
+    /// For `already_checked_in`: the admission that came first.
+    previous: Option<PreviousAdmission>,
+    undone_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TicketSummary {
+    id: TicketId,
+    tier: Option<TierId>,
+    tier_name: Option<String>,
+    holder: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PreviousAdmission {
+    at: String,
+    gate: GateId,
+    gate_name: Option<String>,
+}
+
+/// One row of the scan list: the answer and who scanned what, when.
+#[derive(Serialize)]
+struct ScanListItem {
+    #[serde(flatten)]
+    answer: CheckinAnswer,
+    /// Whole for supervisors, masked for everyone else.
+    code: String,
+    nonce: String,
+    staff: String,
+    device: Option<String>,
+    scanned_at: Option<String>,
+    undone_by: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ScanPage {
+    items: Vec<ScanListItem>,
+    next_before: Option<ScanId>,
+}
+
 /// The answer the door shows. Built only from the stored record, so a
 /// replayed nonce gets the same answer as the first time.
-fn answer(st: &AppState, r: &ScanRecord) -> Value {
+fn answer(st: &AppState, r: &ScanRecord) -> CheckinAnswer {
     let event = st.store.event();
     let tier_name = r
         .tier
         .as_ref()
         .and_then(|t| event.as_ref().and_then(|e| e.tier(t).map(|t| t.name.clone())));
     let gate_name = |g: &GateId| event.as_ref().and_then(|e| e.gate(g).map(|g| g.name.clone()));
-    json!({
-        "scan_id": r.id,
-        "verdict": r.verdict,
-        "reason": r.reason,
-        "message": match r.reason {
-            None => match r.direction { Direction::Entry => "Admit".to_string(), Direction::Exit => "Exit recorded".to_string() },
-            Some(Reason::AlreadyCheckedIn) => match &r.prior {
-                Some(p) => format!(
-                    "Already checked in at {} ({} UTC)",
-                    gate_name(&p.gate).unwrap_or_else(|| p.gate.to_string()),
-                    format_rfc3339(p.at).get(11..19).unwrap_or_default()
-                ),
-                None => Reason::AlreadyCheckedIn.advice().to_string(),
-            },
-            Some(reason) => reason.advice().to_string(),
+    let message = match r.reason {
+        None => match r.direction {
+            Direction::Entry => "Admit".to_string(),
+            Direction::Exit => "Exit recorded".to_string(),
         },
-        "ticket": r.ticket.as_ref().map(|id| json!({
-            "id": id,
-            "tier": r.tier,
-            "tier_name": tier_name,
-            "holder": r.holder,
-        })),
-        "gate": r.gate,
-        "direction": r.direction,
-        "recorded_at": format_rfc3339(r.recorded_at),
-        "previous": r.prior.as_ref().map(|p| json!({
-            "at": format_rfc3339(p.at),
-            "gate": p.gate,
-            "gate_name": gate_name(&p.gate),
-        })),
-        "undone_at": r.undone_at.map(format_rfc3339),
-    })
+        Some(Reason::AlreadyCheckedIn) => match &r.prior {
+            Some(p) => format!(
+                "Already checked in at {} ({} UTC)",
+                gate_name(&p.gate).unwrap_or_else(|| p.gate.to_string()),
+                format_rfc3339(p.at).get(11..19).unwrap_or_default()
+            ),
+            None => Reason::AlreadyCheckedIn.advice().to_string(),
+        },
+        Some(reason) => reason.advice().to_string(),
+    };
+    CheckinAnswer {
+        scan_id: r.id,
+        verdict: r.verdict,
+        reason: r.reason,
+        message,
+        ticket: r.ticket.as_ref().map(|id| TicketSummary {
+            id: id.clone(),
+            tier: r.tier.clone(),
+            tier_name,
+            holder: r.holder.clone(),
+        }),
+        gate: r.gate.clone(),
+        direction: r.direction,
+        recorded_at: format_rfc3339(r.recorded_at),
+        previous: r.prior.as_ref().map(|p| PreviousAdmission {
+            at: format_rfc3339(p.at),
+            gate: p.gate.clone(),
+            gate_name: gate_name(&p.gate),
+        }),
+        undone_at: r.undone_at.map(format_rfc3339),
+    }
 }
 
 fn validate(req: &CheckinRequest) -> Result<Direction, ApiError> {
@@ -154,7 +209,7 @@ pub async fn list(
     State(st): State<AppState>,
     p: Principal,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScanPage>, ApiError> {
     p.require(Role::Door)?;
     let verdict = match q.verdict.as_deref() {
         None => None,
@@ -179,25 +234,21 @@ pub async fn list(
         })
         .await?;
     let next = if rows.len() == limit { rows.last().map(|r| r.id) } else { None };
-    let items: Vec<Value> = rows
+    let whole = p.actor.role.allows(Role::Supervisor);
+    let items = rows
         .iter()
-        .map(|r| {
-            let mut v = answer(&st, r);
+        .map(|r| ScanListItem {
+            answer: answer(&st, r),
             // The code admits at the door: only supervisors see it whole.
-            v["code"] = if p.actor.role.allows(Role::Supervisor) {
-                json!(r.code)
-            } else {
-                json!(mask_code(&r.code))
-            };
-            v["nonce"] = json!(r.nonce);
-            v["staff"] = json!(r.staff);
-            v["device"] = json!(r.device);
-            v["scanned_at"] = json!(r.scanned_at);
-            v["undone_by"] = json!(r.undone_by);
-            v
+            code: if whole { r.code.clone() } else { mask_code(&r.code) },
+            nonce: r.nonce.clone(),
+            staff: r.staff.clone(),
+            device: r.device.clone(),
+            scanned_at: r.scanned_at.clone(),
+            undone_by: r.undone_by.clone(),
         })
         .collect();
-    Ok(Json(json!({"items": items, "next_before": next})))
+    Ok(Json(ScanPage { items, next_before: next }))
 }
 
 /// `VB1:…XYZW`: enough for staff to tell two scans apart, not enough to
@@ -211,7 +262,7 @@ pub async fn undo(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CheckinAnswer>, ApiError> {
     p.require(Role::Supervisor)?;
     let id: i64 = id.parse().map_err(|_| {
         ApiError::bad_request(format!("'{id}' is not a scan id (a number from scan_id)"))
@@ -222,15 +273,12 @@ pub async fn undo(
     Ok(Json(answer(&st, &rec)))
 }
 
-pub async fn stats(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn stats(State(st): State<AppState>, p: Principal) -> Result<Json<Counts>, ApiError> {
     p.require(Role::Door)?;
-    let counts = st.store.counts().await?;
-    let mut v = serde_json::to_value(&counts).map_err(|_| ApiError::internal())?;
+    let mut counts = st.store.counts().await?;
     // Every reason appears, zero or not, so dashboards have a stable shape.
     for r in Reason::ALL {
-        if v["rejected_by_reason"].get(r.as_str()).is_none() {
-            v["rejected_by_reason"][r.as_str()] = json!(0);
-        }
+        counts.rejected_by_reason.entry(r.as_str().to_string()).or_insert(0);
     }
-    Ok(Json(v))
+    Ok(Json(counts))
 }

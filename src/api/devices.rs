@@ -7,28 +7,60 @@ use super::error::ApiError;
 use super::json::{Json, Query};
 use super::AppState;
 use crate::devices::pipeline::Binding;
+use crate::devices::registry::DeviceState;
 use crate::devices::Mode;
-use crate::domain::checkin::Direction;
-use crate::domain::ids::{GateId, OrderId};
+use crate::domain::checkin::{Direction, Reason};
+use crate::domain::ids::{GateId, OrderId, ScanId, TicketId};
 use crate::domain::role::Role;
-use crate::store::printing::DEFAULT_STATION;
+use crate::store::printing::{PrintJobView, DEFAULT_STATION};
+use crate::store::scans::Verdict;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::time::Instant;
 
-pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+/// The box's devices and the receipts waiting for a printer.
+#[derive(Serialize)]
+pub struct DeviceList {
+    /// `hardware` or `simulate`.
+    mode: String,
+    devices: Vec<DeviceState>,
+    print_jobs_pending: usize,
+}
+
+/// What an injected scan did: its verdict, or nothing (a double read).
+#[derive(Serialize)]
+pub struct Injected {
+    double_read: bool,
+    #[serde(flatten)]
+    scan: Option<InjectedScan>,
+}
+
+#[derive(Serialize)]
+struct InjectedScan {
+    scan_id: ScanId,
+    verdict: Verdict,
+    reason: Option<Reason>,
+    gate: GateId,
+    ticket: Option<TicketId>,
+}
+
+#[derive(Serialize)]
+pub struct Job {
+    job: i64,
+}
+
+pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<DeviceList>, ApiError> {
     p.require_any(&[Role::Door, Role::Merch])?;
-    let pending = st.store.print_jobs(true, 1000).await?.len();
-    Ok(Json(json!({
-        "mode": format!("{:?}", st.devices.mode).to_lowercase(),
-        "devices": st.devices.registry.list(),
-        "print_jobs_pending": pending,
-    })))
+    let print_jobs_pending = st.store.print_jobs(true, 1000).await?.len();
+    Ok(Json(DeviceList {
+        mode: format!("{:?}", st.devices.mode).to_lowercase(),
+        devices: st.devices.registry.list(),
+        print_jobs_pending,
+    }))
 }
 
 /// Every verdict as it happens (scanners and staff phones alike), as
@@ -44,7 +76,7 @@ pub async fn feed(
             Ok(v) => Event::default().event("scan").data(v.to_string()),
             // A slow listener is told how much it missed, then carries on.
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                Event::default().event("lagged").data(json!({"missed": n}).to_string())
+                Event::default().event("lagged").data(format!("{{\"missed\":{n}}}"))
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
         };
@@ -70,7 +102,7 @@ pub async fn inject(
     State(st): State<AppState>,
     p: Principal,
     Json(b): Json<InjectBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Door)?;
     if st.devices.mode != Mode::Simulate {
         return Err(ApiError::new(
@@ -85,20 +117,32 @@ pub async fn inject(
         direction: b.direction.unwrap_or(Direction::Entry),
     };
     let rec = st.devices.pipeline.scan(&binding, b.code.trim(), Instant::now()).await?;
-    Ok(Json(match rec {
-        Some(r) => {
-            json!({"double_read": false, "scan_id": r.id, "verdict": r.verdict, "reason": r.reason, "gate": r.gate, "ticket": r.ticket})
-        }
-        None => json!({"double_read": true}),
+    Ok(Json(Injected {
+        double_read: rec.is_none(),
+        scan: rec.map(|r| InjectedScan {
+            scan_id: r.id,
+            verdict: r.verdict,
+            reason: r.reason,
+            gate: r.gate,
+            ticket: r.ticket,
+        }),
     }))
 }
 
 /// Blinks, beeps and pulses every output once and queues a test page.
-pub async fn self_test(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn self_test(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Supervisor)?;
     st.devices.pipeline.signaller().self_test();
     let job = st.store.queue_print(None, DEFAULT_STATION.into(), st.clock.now()).await?;
-    Ok(Json(json!({"signals": "green, red, buzzer and relay switched once", "test_page_job": job})))
+    #[derive(Serialize)]
+    struct SelfTest {
+        signals: &'static str,
+        test_page_job: i64,
+    }
+    Ok(Json(SelfTest { signals: "green, red, buzzer and relay switched once", test_page_job: job }))
 }
 
 #[derive(Deserialize)]
@@ -113,11 +157,11 @@ pub async fn reprint(
     p: Principal,
     Path(id): Path<String>,
     Query(q): Query<ReprintQuery>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     p.require(Role::Merch)?;
     let station = q.station.unwrap_or_else(|| DEFAULT_STATION.into());
     let job = st.store.queue_print(Some(OrderId(id)), station, st.clock.now()).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"job": job}))))
+    Ok((StatusCode::ACCEPTED, Json(Job { job })))
 }
 
 #[derive(Deserialize)]
@@ -131,7 +175,11 @@ pub async fn print_jobs(
     State(st): State<AppState>,
     p: Principal,
     Query(q): Query<JobsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Merch)?;
-    Ok(Json(json!({"jobs": st.store.print_jobs(q.pending, 200).await?})))
+    #[derive(Serialize)]
+    struct Jobs {
+        jobs: Vec<PrintJobView>,
+    }
+    Ok(Json(Jobs { jobs: st.store.print_jobs(q.pending, 200).await? }))
 }

@@ -11,27 +11,40 @@ use crate::domain::ids::{DropId, HoldId, Sku};
 use crate::domain::manifest::DropSpec;
 use crate::domain::money::{MAX_LINE_QTY, MAX_STOCK};
 use crate::domain::role::Role;
-use crate::store::drops::{HoldRequest, POOL};
+use crate::store::drops::{DropView, HoldRequest, LedgerRow, POOL};
 use axum::extract::{Path, State};
 use axum::http::{Extensions, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::Response;
 use futures_util::stream::{self, Stream};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
-pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+/// Every drop with its live stock (also each event of the drop feed).
+#[derive(Serialize)]
+pub struct Drops {
+    drops: Vec<DropView>,
+}
+
+/// Stock on hand per product and the ledger rows that explain it.
+#[derive(Serialize)]
+pub struct Ledger {
+    on_hand: BTreeMap<String, i64>,
+    ledger: Vec<LedgerRow>,
+}
+
+pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Drops>, ApiError> {
     p.require(Role::Merch)?;
-    Ok(Json(json!({"drops": st.store.drops(st.clock.now()).await?})))
+    Ok(Json(Drops { drops: st.store.drops(st.clock.now()).await? }))
 }
 
 pub async fn show(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Merch)?;
     Ok(Json(
         serde_json::to_value(st.store.drop_detail(DropId(id), st.clock.now()).await?)
@@ -56,7 +69,7 @@ pub async fn feed(
             wait = true;
             match st.store.drops(st.clock.now()).await {
                 Ok(d) => {
-                    let now_json = serde_json::to_string(&json!({"drops": d})).unwrap_or_default();
+                    let now_json = serde_json::to_string(&Drops { drops: d }).unwrap_or_default();
                     if last.as_deref() != Some(now_json.as_str()) {
                         let ev = Event::default().event("drops").data(now_json.clone());
                         return Some((Ok(ev), (st, Some(now_json))));
@@ -125,7 +138,7 @@ pub async fn hold(
     p: Principal,
     Path(drop): Path<String>,
     Json(b): Json<HoldBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     p.require(Role::Merch)?;
     let (req, tender) = hold_request(&st, &p, drop, b)?;
     if tender.is_some() {
@@ -187,7 +200,7 @@ pub async fn create(
     State(st): State<AppState>,
     p: Principal,
     Json(spec): Json<DropSpec>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     p.require(Role::Admin)?;
     let d = st.store.create_drop(spec, p.actor, st.clock.now()).await?;
     Ok((StatusCode::CREATED, Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?)))
@@ -198,7 +211,7 @@ pub async fn update(
     p: Principal,
     Path(id): Path<String>,
     Json(spec): Json<DropSpec>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Admin)?;
     if spec.id.as_str() != id {
         return Err(ApiError::bad_request(format!(
@@ -227,7 +240,7 @@ pub async fn restock(
     p: Principal,
     Path(id): Path<String>,
     Json(b): Json<RestockBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Supervisor)?;
     if !(1..=MAX_STOCK).contains(&b.quantity) {
         return Err(ApiError::bad_request(format!("quantity must be 1 to {MAX_STOCK}")));
@@ -243,14 +256,14 @@ pub async fn ledger(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Ledger>, ApiError> {
     p.require(Role::Merch)?;
-    let (stock, rows) = st.store.ledger(id).await?;
-    Ok(Json(json!({"on_hand": stock, "ledger": rows})))
+    let (on_hand, ledger) = st.store.ledger(id).await?;
+    Ok(Json(Ledger { on_hand, ledger }))
 }
 
-pub async fn pool(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn pool(State(st): State<AppState>, p: Principal) -> Result<Json<Ledger>, ApiError> {
     p.require(Role::Merch)?;
-    let (stock, rows) = st.store.ledger(POOL.to_string()).await?;
-    Ok(Json(json!({"on_hand": stock, "ledger": rows})))
+    let (on_hand, ledger) = st.store.ledger(POOL.to_string()).await?;
+    Ok(Json(Ledger { on_hand, ledger }))
 }

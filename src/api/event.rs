@@ -4,15 +4,30 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::json::Json;
 use super::AppState;
+use crate::domain::manifest::{Event, Gate, Tier};
 use crate::domain::role::Role;
 use crate::store::ImportOutcome;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+
+/// The loaded event as staff devices need it.
+#[derive(Serialize)]
+pub struct EventSummary<'a> {
+    event: &'a Event,
+    manifest_version: u64,
+    gates: &'a [Gate],
+    tiers: &'a [Tier],
+    tickets_listed: usize,
+    box_id: &'a str,
+}
 
 /// The event, its gates and tiers: what a staff device needs to set up.
-pub async fn show(State(st): State<AppState>, _p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn show(
+    State(st): State<AppState>,
+    _p: Principal,
+) -> Result<axum::response::Response, ApiError> {
     let ev = st.store.event().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -21,14 +36,15 @@ pub async fn show(State(st): State<AppState>, _p: Principal) -> Result<Json<Valu
         )
     })?;
     let m = &ev.manifest;
-    Ok(Json(json!({
-        "event": m.event,
-        "manifest_version": m.version,
-        "gates": m.gates,
-        "tiers": m.tiers,
-        "tickets_listed": m.tickets.len(),
-        "box_id": st.store.box_id(),
-    })))
+    Ok(Json(EventSummary {
+        event: &m.event,
+        manifest_version: m.version,
+        gates: &m.gates,
+        tiers: &m.tiers,
+        tickets_listed: m.tickets.len(),
+        box_id: st.store.box_id(),
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]

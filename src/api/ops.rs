@@ -7,22 +7,32 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
 
 /// The OpenAPI 3.1 description of every route in `router()`; a test
 /// checks the two agree.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-pub async fn healthz(State(st): State<AppState>) -> Json<Value> {
+/// What `/healthz` answers: the box, its key, its event, its version.
+#[derive(serde::Serialize)]
+pub struct Health {
+    status: &'static str,
+    box_id: String,
+    box_public_key: String,
+    event: Option<String>,
+    manifest_version: Option<u64>,
+    version: &'static str,
+}
+
+pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
     let ev = st.store.event();
-    Json(json!({
-        "status": "ok",
-        "box_id": st.store.box_id(),
-        "box_public_key": st.store.box_public_key(),
-        "event": ev.as_ref().map(|e| e.event_id().to_string()),
-        "manifest_version": ev.as_ref().map(|e| e.manifest.version),
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+    Json(Health {
+        status: "ok",
+        box_id: st.store.box_id().to_string(),
+        box_public_key: st.store.box_public_key(),
+        event: ev.as_ref().map(|e| e.event_id().to_string()),
+        manifest_version: ev.as_ref().map(|e| e.manifest.version),
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {

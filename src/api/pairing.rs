@@ -12,19 +12,57 @@ use super::AppState;
 use crate::domain::role::Role;
 use crate::domain::time::format_rfc3339;
 use crate::metrics::SignInFailure;
+use crate::store::pairing::PairedDevice;
 use crate::store::printing::PairingSlip;
 use axum::extract::{Path, State};
 use axum::http::{Extensions, StatusCode};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 /// How long a pairing code works.
+/// A new pairing code, with where a phone uses it.
+#[derive(Serialize)]
+struct NewCode {
+    code: String,
+    expires_at: String,
+    pair_url: Option<String>,
+    urls: Vec<String>,
+    fingerprint: Option<String>,
+    how: &'static str,
+}
+
+#[derive(Serialize)]
+struct SlipQueued {
+    job: i64,
+    station: String,
+    expires_at: String,
+}
+
+/// A paired device's credential: shown once, kept by the device.
+#[derive(Serialize)]
+struct Paired {
+    device: String,
+    name: String,
+    credential: String,
+    paired_by: String,
+}
+
+#[derive(Serialize)]
+struct Devices {
+    devices: Vec<PairedDevice>,
+}
+
+#[derive(Serialize)]
+struct Revoked {
+    device: PairedDevice,
+    sessions_ended: usize,
+}
+
 pub const CODE_TTL_MS: i64 = 10 * 60_000;
 
 pub async fn create_code(
     State(st): State<AppState>,
     p: Principal,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     p.require(Role::Supervisor)?;
     let (code, expires_at) =
         st.store.create_pairing_code(p.actor.clone(), st.clock.now(), CODE_TTL_MS).await?;
@@ -32,14 +70,14 @@ pub async fn create_code(
     let slip = slip(&st, &code, expires_at);
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "code": code,
-            "expires_at": format_rfc3339(expires_at),
-            "pair_url": slip.as_ref().map(|s| s.url.clone()),
-            "urls": slip.as_ref().map(|s| s.urls.clone()).unwrap_or_default(),
-            "fingerprint": slip.and_then(|s| s.fingerprint),
-            "how": "on the staff device: POST /api/v1/paired-devices {\"code\": ..., \"name\": ...}, keep the credential, send it as \"device\" when signing in",
-        })),
+        Json(NewCode {
+            code,
+            expires_at: format_rfc3339(expires_at),
+            pair_url: slip.as_ref().map(|s| s.url.clone()),
+            urls: slip.as_ref().map(|s| s.urls.clone()).unwrap_or_default(),
+            fingerprint: slip.and_then(|s| s.fingerprint),
+            how: "on the staff device: POST /api/v1/paired-devices {\"code\": ..., \"name\": ...}, keep the credential, send it as \"device\" when signing in",
+        }),
     ))
 }
 
@@ -69,7 +107,7 @@ pub async fn print(
     State(st): State<AppState>,
     p: Principal,
     Json(b): Json<PrintBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     p.require(Role::Supervisor)?;
     if st.lan.as_ref().is_none_or(|l| l.ports().1.is_none()) {
         return Err(ApiError::new(StatusCode::CONFLICT, "no_lan", "the box has no pairing listener (--pair-listen), so there is no page for a slip to point to"));
@@ -82,7 +120,7 @@ pub async fn print(
     tracing::info!(by = %p.actor.name, %station, job, "pairing slip queued");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"job": job, "station": station, "expires_at": format_rfc3339(expires_at)})),
+        Json(SlipQueued { job, station, expires_at: format_rfc3339(expires_at) }),
     ))
 }
 
@@ -98,7 +136,7 @@ pub async fn pair(
     State(st): State<AppState>,
     ext: Extensions,
     Json(b): Json<PairBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     let result = pair_checked(&st, &ext, b).await;
     super::session::slow_refusal(&st, result).await
 }
@@ -107,7 +145,7 @@ async fn pair_checked(
     st: &AppState,
     ext: &Extensions,
     b: PairBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     let name = b.name.trim().to_string();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
@@ -129,12 +167,12 @@ async fn pair_checked(
         Some(new) => {
             attempt.succeeded();
             tracing::info!(device = %new.device.id, name = %new.device.name, by = %new.device.paired_by, "device paired");
-            let body = json!({
-                "device": new.device.id,
-                "name": new.device.name,
-                "credential": new.credential,
-                "paired_by": new.device.paired_by,
-            });
+            let body = Paired {
+                device: new.device.id.clone(),
+                name: new.device.name.clone(),
+                credential: new.credential,
+                paired_by: new.device.paired_by.clone(),
+            };
             st.auth.device_paired(new.device);
             Ok((StatusCode::CREATED, Json(body)))
         }
@@ -151,19 +189,22 @@ async fn pair_checked(
     }
 }
 
-pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Supervisor)?;
-    Ok(Json(json!({"devices": st.store.paired_devices().await?})))
+    Ok(Json(Devices { devices: st.store.paired_devices().await? }))
 }
 
 pub async fn revoke(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Supervisor)?;
     let (device, ended) = st.store.revoke_device(id, p.actor.clone(), st.clock.now()).await?;
     st.auth.device_revoked(&device.id);
     tracing::info!(device = %device.id, by = %p.actor.name, sessions_ended = ended, "device revoked");
-    Ok(Json(json!({"device": device, "sessions_ended": ended})))
+    Ok(Json(Revoked { device, sessions_ended: ended }))
 }

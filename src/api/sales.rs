@@ -8,14 +8,13 @@ use super::session::{client_addr, staff_with_pin, Origin};
 use super::AppState;
 use crate::domain::ids::{OrderId, TicketId, TierId};
 use crate::domain::money::Tender;
-use crate::domain::receipt::render_text;
+use crate::domain::receipt::{render_text, ProofClaim, Receipt};
 use crate::domain::role::Role;
-use crate::store::sales::{ClaimRequest, CloseKind, OrderView, WalkupRequest};
+use crate::store::sales::{ClaimRequest, CloseKind, OrderView, ProgramReport, WalkupRequest};
 use axum::extract::{Path, State};
 use axum::http::{header, Extensions, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 /// How the buyer pays, as a staff device sends it.
 #[derive(Deserialize)]
@@ -83,26 +82,56 @@ pub(super) async fn tender(
     })
 }
 
+/// What a sale answers (`OrderAnswer` in the OpenAPI document).
+#[derive(Serialize)]
+pub struct OrderAnswer {
+    order_id: OrderId,
+    kind: String,
+    status: String,
+    total_minor: i64,
+    currency: String,
+    change_minor: i64,
+    tickets: Vec<NewTicket>,
+    /// The order's tickets also scan at other boxes of the event.
+    tickets_scan_elsewhere: bool,
+    receipt: Receipt,
+    receipt_text: String,
+}
+
+/// A ticket the sale minted, with where its QR image is.
+#[derive(Serialize)]
+struct NewTicket {
+    id: String,
+    tier: String,
+    code: String,
+    qr: String,
+}
+
 pub(super) fn order_response(o: OrderView) -> Response {
     let replayed = o.replayed;
-    let tickets: Vec<Value> = o
+    let tickets = o
         .receipt
         .tickets
         .iter()
-        .map(|t| json!({"id": t.id, "tier": t.tier, "code": t.code, "qr": format!("/api/v1/tickets/{}/qr", t.id)}))
+        .map(|t| NewTicket {
+            id: t.id.clone(),
+            tier: t.tier.clone(),
+            code: t.code.clone(),
+            qr: format!("/api/v1/tickets/{}/qr", t.id),
+        })
         .collect();
-    let body = json!({
-        "order_id": o.id,
-        "kind": o.kind,
-        "status": o.status,
-        "total_minor": o.receipt.total_minor,
-        "currency": o.receipt.currency,
-        "change_minor": o.receipt.change_minor,
-        "tickets": tickets,
-        "tickets_scan_elsewhere": o.tickets_scan_elsewhere,
-        "receipt": o.receipt,
-        "receipt_text": format!("/api/v1/orders/{}/receipt", o.id),
-    });
+    let body = OrderAnswer {
+        receipt_text: format!("/api/v1/orders/{}/receipt", o.id),
+        order_id: o.id,
+        kind: o.kind,
+        status: o.status,
+        total_minor: o.receipt.total_minor,
+        currency: o.receipt.currency.clone(),
+        change_minor: o.receipt.change_minor,
+        tickets,
+        tickets_scan_elsewhere: o.tickets_scan_elsewhere,
+        receipt: o.receipt,
+    };
     let mut resp = axum::Json(body).into_response();
     if replayed {
         resp.headers_mut().insert(
@@ -204,9 +233,13 @@ pub async fn claim(
 pub async fn scholarships(
     State(st): State<AppState>,
     p: Principal,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require_any(&[Role::Door, Role::Merch])?;
-    Ok(Json(json!({"programs": st.store.scholarship_report().await?})))
+    #[derive(Serialize)]
+    struct Programs {
+        programs: Vec<ProgramReport>,
+    }
+    Ok(Json(Programs { programs: st.store.scholarship_report().await? }))
 }
 
 /// Orders, receipts and minted ticket codes admit people and show what
@@ -310,12 +343,19 @@ pub async fn verify_receipt(
     State(st): State<AppState>,
     p: Principal,
     Query(q): Query<VerifyQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Merch)?;
-    Ok(match st.store.verify_receipt_proof(&q.proof) {
-        Some(claim) => Json(json!({"valid": true, "claim": claim})),
-        None => Json(
-            json!({"valid": false, "message": "not a receipt from this box or a box the organiser trusts, or it was altered"}),
-        ),
-    })
+    #[derive(Serialize)]
+    struct Verified {
+        valid: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        claim: Option<ProofClaim>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'static str>,
+    }
+    let claim = st.store.verify_receipt_proof(&q.proof);
+    let message = claim
+        .is_none()
+        .then_some("not a receipt from this box or a box the organiser trusts, or it was altered");
+    Ok(Json(Verified { valid: claim.is_some(), claim, message }))
 }

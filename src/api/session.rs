@@ -12,8 +12,7 @@ use crate::metrics::SignInFailure;
 use crate::store::pairing::PairedDevice;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Extensions, StatusCode};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 
 #[derive(Deserialize)]
@@ -119,11 +118,21 @@ pub(super) async fn slow_refusal<T>(
     result
 }
 
+/// A signed-in staff member's token, on this paired device, until when.
+#[derive(Serialize)]
+struct SignedIn {
+    token: String,
+    name: String,
+    role: crate::domain::role::Role,
+    device: String,
+    expires_at: String,
+}
+
 pub async fn sign_in(
     State(st): State<AppState>,
     ext: Extensions,
     Json(req): Json<SignIn>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let result = sign_in_checked(&st, &ext, req).await;
     slow_refusal(&st, result).await
 }
@@ -132,7 +141,7 @@ async fn sign_in_checked(
     st: &AppState,
     ext: &Extensions,
     req: SignIn,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<impl Serialize>, ApiError> {
     let addr = client_addr(ext);
     let label = addr.map(|a| a.to_string()).unwrap_or_else(|| "unknown address".into());
     let device = match req.device.as_deref().filter(|d| !d.is_empty() && d.len() <= 128) {
@@ -165,13 +174,13 @@ async fn sign_in_checked(
         .create_device_session(actor, device.id.clone(), now, st.config.session_ttl_ms)
         .await?;
     tracing::info!(staff = %session.actor.name, role = %session.actor.role, device = %device.id, "staff signed in");
-    Ok(Json(json!({
-        "token": token,
-        "name": session.actor.name,
-        "role": session.actor.role,
-        "device": device.id,
-        "expires_at": format_rfc3339(session.expires_at),
-    })))
+    Ok(Json(SignedIn {
+        token,
+        name: session.actor.name,
+        role: session.actor.role,
+        device: device.id,
+        expires_at: format_rfc3339(session.expires_at),
+    }))
 }
 
 /// The caller's address, as every limit counts it (an IPv4-mapped IPv6
@@ -180,8 +189,8 @@ pub(super) fn client_addr(ext: &Extensions) -> Option<std::net::IpAddr> {
     ext.get::<ConnectInfo<SocketAddr>>().map(|c| super::conn::address_key(c.0.ip()))
 }
 
-pub async fn whoami(p: Principal) -> Json<Value> {
-    Json(json!({"name": p.actor.name, "role": p.actor.role}))
+pub async fn whoami(p: Principal) -> Json<Actor> {
+    Json(p.actor)
 }
 
 pub async fn sign_out(State(st): State<AppState>, p: Principal) -> Result<StatusCode, ApiError> {
@@ -191,9 +200,16 @@ pub async fn sign_out(State(st): State<AppState>, p: Principal) -> Result<Status
 }
 
 /// `GET /api/v1/sessions`: who is signed in, on which device, until when.
-pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(st): State<AppState>,
+    p: Principal,
+) -> Result<Json<impl Serialize>, ApiError> {
     p.require(crate::domain::role::Role::Supervisor)?;
-    Ok(Json(json!({"sessions": st.store.sessions(st.clock.now()).await?})))
+    #[derive(Serialize)]
+    struct Sessions {
+        sessions: Vec<crate::store::sessions::SessionView>,
+    }
+    Ok(Json(Sessions { sessions: st.store.sessions(st.clock.now()).await? }))
 }
 
 /// `DELETE /api/v1/sessions/{id}`: ends one session at once.

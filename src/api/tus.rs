@@ -427,15 +427,21 @@ where
 pub async fn list_open(
     State(st): State<AppState>,
     p: Principal,
-) -> Result<axum::Json<serde_json::Value>, ApiError> {
+) -> Result<axum::Json<OpenUploads>, ApiError> {
     p.require(Role::Admin)?;
     let uploads = st.store.open_uploads(1000).await?;
-    let reserved: u64 =
+    let reserved_bytes: u64 =
         uploads.iter().map(|u| u.length.unwrap_or(u.offset).saturating_sub(u.offset)).sum();
-    let received: u64 = uploads.iter().map(|u| u.offset).sum();
-    Ok(axum::Json(
-        serde_json::json!({"uploads": uploads, "received_bytes": received, "reserved_bytes": reserved}),
-    ))
+    let received_bytes: u64 = uploads.iter().map(|u| u.offset).sum();
+    Ok(axum::Json(OpenUploads { uploads, received_bytes, reserved_bytes }))
+}
+
+/// Uploads in progress, what they received and what they still promise.
+#[derive(serde::Serialize)]
+pub struct OpenUploads {
+    uploads: Vec<crate::store::captures::OpenUpload>,
+    received_bytes: u64,
+    reserved_bytes: u64,
 }
 
 /// `DELETE /api/v1/open-uploads/{id}`: an admin ends someone's upload
