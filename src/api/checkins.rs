@@ -282,3 +282,34 @@ pub async fn stats(State(st): State<AppState>, p: Principal) -> Result<Json<Coun
     }
     Ok(Json(counts))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_in_answer_is_the_documented_one() {
+        let answer = CheckinAnswer {
+            scan_id: ScanId(7),
+            verdict: Verdict::Reject,
+            reason: Some(Reason::AlreadyCheckedIn),
+            message: "Already checked in at Main door (20:14:00 UTC)".into(),
+            ticket: Some(TicketSummary {
+                id: TicketId("R-1".into()),
+                tier: Some(TierId("ga".into())),
+                tier_name: Some("General".into()),
+                holder: Some("Ada".into()),
+            }),
+            gate: GateId("main".into()),
+            direction: Direction::Entry,
+            recorded_at: "2026-11-27T20:20:00Z".into(),
+            previous: Some(PreviousAdmission {
+                at: "2026-11-27T20:14:00Z".into(),
+                gate: GateId("main".into()),
+                gate_name: Some("Main door".into()),
+            }),
+            undone_at: Some("2026-11-27T20:21:00Z".into()),
+        };
+        super::super::contract::assert_documented("CheckinAnswer", &answer);
+    }
+}

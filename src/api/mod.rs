@@ -9,6 +9,8 @@ pub mod auth;
 mod captures;
 mod checkins;
 pub mod conn;
+#[cfg(test)]
+mod contract;
 mod devices;
 mod drops;
 pub mod error;

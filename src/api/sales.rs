@@ -359,3 +359,31 @@ pub async fn verify_receipt(
         .then_some("not a receipt from this box or a box the organiser trusts, or it was altered");
     Ok(Json(Verified { valid: claim.is_some(), claim, message }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_order_answer_is_the_documented_one() {
+        let receipt = crate::domain::receipt::tests::sample();
+        let answer = OrderAnswer {
+            order_id: OrderId(receipt.order_id.clone()),
+            kind: "walkup".into(),
+            status: "paid".into(),
+            total_minor: receipt.total_minor,
+            currency: receipt.currency.clone(),
+            change_minor: receipt.change_minor,
+            tickets: vec![NewTicket {
+                id: "W-1".into(),
+                tier: "ga".into(),
+                code: "VB1:...".into(),
+                qr: "/api/v1/tickets/W-1/qr".into(),
+            }],
+            tickets_scan_elsewhere: true,
+            receipt_text: "/api/v1/orders/O-1/receipt".into(),
+            receipt,
+        };
+        super::super::contract::assert_documented("Order", &answer);
+    }
+}

@@ -224,3 +224,31 @@ pub async fn revoke(
     tracing::info!(session = %id, by = %p.actor.name, "session revoked");
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sign_in_answer_and_a_paired_device_are_the_documented_ones() {
+        let signed = SignedIn {
+            token: "vbx_0123".into(),
+            name: "Dana".into(),
+            role: crate::domain::role::Role::Door,
+            device: "dev-1".into(),
+            expires_at: "2026-11-28T08:00:00Z".into(),
+        };
+        super::super::contract::assert_documented("Session", &signed);
+        let device = PairedDevice {
+            id: "dev-1".into(),
+            name: "door phone".into(),
+            paired_by: "Sam".into(),
+            paired_at: 1,
+            last_sign_in_at: Some(2),
+            revoked_at: Some(3),
+            revoked_by: Some("Sam".into()),
+            credential_sha256: "never shown".into(),
+        };
+        super::super::contract::assert_documented("PairedDevice", &device);
+    }
+}
