@@ -559,6 +559,20 @@ pub struct DropView {
     pub products: Vec<ProductView>,
 }
 
+/// Saves an admin's drop, audits it, and answers with the drop as it now is.
+fn saved(
+    ctx: &WriteCtx<'_>,
+    ev: &EventSnapshot,
+    spec: &DropSpec,
+    source: &str,
+    (action, actor): (&str, &Actor),
+    now: Millis,
+) -> Result<DropView, StoreError> {
+    save_drop(ctx, spec, source, &actor.name, now)?;
+    audit::record(ctx, actor, action, spec, now)?;
+    drop_view(ctx.conn, &drop_or_404(ctx.conn, spec.id.as_str())?, now, &ev.manifest.event.currency)
+}
+
 fn drop_view(
     conn: &Connection,
     d: &StoredDrop,
@@ -718,14 +732,7 @@ impl Store {
                     spec.id
                 )));
             }
-            save_drop(ctx, &spec, "box", &actor.name, now)?;
-            audit::record(ctx, &actor, "drop.create", &spec, now)?;
-            drop_view(
-                ctx.conn,
-                &drop_or_404(ctx.conn, spec.id.as_str())?,
-                now,
-                &ev.manifest.event.currency,
-            )
+            saved(ctx, &ev, &spec, "box", ("drop.create", &actor), now)
         })
         .await
     }
@@ -758,14 +765,7 @@ impl Store {
                     )));
                 }
             }
-            save_drop(ctx, &spec, &old.source, &actor.name, now)?;
-            audit::record(ctx, &actor, "drop.update", &spec, now)?;
-            drop_view(
-                ctx.conn,
-                &drop_or_404(ctx.conn, spec.id.as_str())?,
-                now,
-                &ev.manifest.event.currency,
-            )
+            saved(ctx, &ev, &spec, &old.source, ("drop.update", &actor), now)
         })
         .await
     }
