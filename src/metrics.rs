@@ -153,43 +153,42 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let n = "venuebox_checkins_total";
-        let _ =
-            writeln!(out, "# HELP {n} Scans decided, by verdict and reason.\n# TYPE {n} counter");
+        family(&mut out, n, "Scans decided, by verdict and reason.", "counter");
         let _ =
             writeln!(out, "{n}{{verdict=\"admit\",reason=\"\"}} {}", self.admitted.load(Relaxed));
-        for r in Reason::ALL {
-            let _ = writeln!(
-                out,
-                "{n}{{verdict=\"reject\",reason=\"{}\"}} {}",
-                r.as_str(),
-                self.rejected[r as usize].load(Relaxed)
-            );
-        }
+        let rejected = Reason::ALL.map(|r| (r.as_str(), self.rejected[r as usize].load(Relaxed)));
+        labelled(&mut out, "venuebox_checkins_total{verdict=\"reject\",reason", &rejected);
         let n = "venuebox_thumbnails_total";
-        let _ =
-            writeln!(out, "# HELP {n} Capture thumbnails tried, by outcome.\n# TYPE {n} counter");
-        for (i, outcome) in ["made", "failed"].iter().enumerate() {
-            let _ =
-                writeln!(out, "{n}{{outcome=\"{outcome}\"}} {}", self.thumbnails[i].load(Relaxed));
-        }
+        family(&mut out, n, "Capture thumbnails tried, by outcome.", "counter");
+        let thumbs = [("made", &self.thumbnails[0]), ("failed", &self.thumbnails[1])];
+        labelled(
+            &mut out,
+            "venuebox_thumbnails_total{outcome",
+            &thumbs.map(|(k, c)| (k, c.load(Relaxed))),
+        );
         let n = "venuebox_nonce_replays_total";
-        let _ = writeln!(out, "# HELP {n} Scans and orders answered from an earlier request with the same nonce.\n# TYPE {n} counter");
+        family(
+            &mut out,
+            n,
+            "Scans and orders answered from an earlier request with the same nonce.",
+            "counter",
+        );
         let _ = writeln!(out, "{n} {}", self.replayed.load(Relaxed));
         let n = "venuebox_signin_failures_total";
-        let _ = writeln!(out, "# HELP {n} Refused sign-ins, pairings and approver PINs, by reason.\n# TYPE {n} counter");
-        for f in SignInFailure::ALL {
-            let _ = writeln!(
-                out,
-                "{n}{{reason=\"{}\"}} {}",
-                f.as_str(),
-                self.signin_failures[f as usize].load(Relaxed)
-            );
-        }
+        family(&mut out, n, "Refused sign-ins, pairings and approver PINs, by reason.", "counter");
+        let failures = SignInFailure::ALL
+            .map(|f| (f.as_str(), self.signin_failures[f as usize].load(Relaxed)));
+        labelled(&mut out, "venuebox_signin_failures_total{reason", &failures);
         let n = "venuebox_connections_refused_total";
-        let _ = writeln!(out, "# HELP {n} Connections closed at once because the box or their address had too many open.\n# TYPE {n} counter");
+        family(
+            &mut out,
+            n,
+            "Connections closed at once because the box or their address had too many open.",
+            "counter",
+        );
         let _ = writeln!(out, "{n} {}", self.connections_refused.load(Relaxed));
         let n = "venuebox_connections_open";
-        let _ = writeln!(out, "# HELP {n} HTTP connections open now.\n# TYPE {n} gauge");
+        family(&mut out, n, "HTTP connections open now.", "gauge");
         let _ = writeln!(out, "{n} {}", self.connections_open.load(Relaxed));
         self.write_batch_size.render(
             &mut out,
@@ -202,6 +201,19 @@ impl Metrics {
             "Time from BEGIN to durable COMMIT of one write batch.",
         );
         out
+    }
+}
+
+/// A metric family's HELP and TYPE lines.
+fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// One sample per label value: `prefix` is the name and labels up to the
+/// last label's `=` (e.g. `name{reason`).
+fn labelled(out: &mut String, prefix: &str, rows: &[(&str, u64)]) {
+    for (value, count) in rows {
+        let _ = writeln!(out, "{prefix}=\"{value}\"}} {count}");
     }
 }
 
