@@ -25,6 +25,7 @@ mod session;
 pub mod signin;
 mod sync;
 pub mod tus;
+pub mod web;
 
 use crate::clock::Clock;
 use crate::domain::keys::TrustedKeys;
@@ -179,6 +180,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(authorize())
         .layer(DefaultBodyLimit::max(policy::JSON_BODY_LIMIT))
         .merge(uploads)
+        .merge(web::routes())
         .fallback(ops::not_found)
         .layer(cors(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), tus::options_beside_cors))
@@ -192,7 +194,9 @@ async fn security_headers(mut r: axum::response::Response) -> axum::response::Re
     use axum::http::HeaderValue;
     let h = r.headers_mut();
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert("content-security-policy", HeaderValue::from_static("frame-ancestors 'none'"));
+    // The staff app's pages bring a stricter policy of their own.
+    h.entry("content-security-policy")
+        .or_insert(HeaderValue::from_static("frame-ancestors 'none'"));
     r
 }
 

@@ -1,0 +1,316 @@
+// The staff app: pairing, PIN sign-in and the door. Served by the box
+// (embedded in the binary), talking only to the box's own API. Every text
+// a guest could have chosen (holder names) is set with textContent, never
+// as HTML.
+import { t } from "./strings.js";
+
+const DEVICE_KEY = "venuebox.device";
+const TOKEN_KEY = "venuebox.token";
+const main = document.getElementById("main");
+const status = document.getElementById("status");
+
+const state = {
+  device: localStorage.getItem(DEVICE_KEY),
+  token: sessionStorage.getItem(TOKEN_KEY),
+  who: null,
+  event: null,
+  // What the door had typed when a sign-in ended, kept for after.
+  draft: "",
+};
+
+/** Builds an element: el("button", {type: "button", onclick}, "text", child). */
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v === true) e.setAttribute(k, "");
+    else if (v !== false && v != null) e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function announce(text) {
+  status.textContent = text;
+}
+
+function show(...nodes) {
+  main.replaceChildren(...nodes);
+  main.focus();
+}
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Calls the box; a 401 on a signed-in call returns to sign-in. */
+async function api(method, path, body) {
+  const headers = { accept: "application/json" };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (state.token) headers.authorization = `Bearer ${state.token}`;
+  let r;
+  try {
+    r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, "unreachable", t.unreachable);
+  }
+  const data = r.status === 204 ? null : await r.json().catch(() => null);
+  if (!r.ok) {
+    const e = data && data.error ? data.error : { code: "http_" + r.status, message: r.statusText };
+    if (r.status === 401 && state.token) {
+      state.token = null;
+      sessionStorage.removeItem(TOKEN_KEY);
+    }
+    throw new ApiError(r.status, e.code, e.message);
+  }
+  return data;
+}
+
+function errorBox(e) {
+  return el("p", { class: "error", role: "alert" }, e.code === "unreachable" ? e.message : t.error(e.message));
+}
+
+// --- pairing ---------------------------------------------------------------
+
+function pairScreen(message) {
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("code") || "";
+  const code = el("input", { id: "pair-code", name: "code", autocomplete: "off", autocapitalize: "characters", value: fromLink, required: true });
+  const name = el("input", { id: "pair-name", name: "name", value: t.deviceNameDefault, required: true });
+  const out = el("div");
+  const form = el("form", {
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        const r = await api("POST", "/api/v1/paired-devices", { code: code.value.trim(), name: name.value.trim() });
+        state.device = r.credential;
+        localStorage.setItem(DEVICE_KEY, r.credential);
+        history.replaceState(null, "", location.pathname);
+        announce(t.paired);
+        signInScreen(t.paired);
+      } catch (e) {
+        out.replaceChildren(errorBox(e));
+      }
+    },
+  },
+    el("h2", {}, t.pairTitle),
+    el("p", {}, t.pairHelp),
+    el("label", { for: "pair-code" }, t.pairCode), code,
+    el("label", { for: "pair-name" }, t.deviceName), name,
+    el("button", { type: "submit", class: "primary" }, t.pairButton),
+    out);
+  show(form);
+  if (message) out.replaceChildren(el("p", { role: "alert" }, message));
+}
+
+// --- sign-in -----------------------------------------------------------------
+
+function signInScreen(message) {
+  let pin = "";
+  const dots = el("output", { id: "pin", "aria-label": t.pinLabel }, "");
+  const out = el("div");
+  const render = () => (dots.textContent = "•".repeat(pin.length));
+  const submit = async () => {
+    try {
+      const r = await api("POST", "/api/v1/session", { pin, device: state.device });
+      state.token = r.token;
+      sessionStorage.setItem(TOKEN_KEY, r.token);
+      state.who = { name: r.name, role: r.role };
+      await home();
+    } catch (e) {
+      pin = "";
+      render();
+      if (e.code === "device_not_paired") {
+        localStorage.removeItem(DEVICE_KEY);
+        state.device = null;
+        return pairScreen(e.message);
+      }
+      out.replaceChildren(errorBox(e));
+    }
+  };
+  const key = (label, aria, action) => el("button", { type: "button", class: "key", "aria-label": aria, onclick: action }, label);
+  const pad = el("div", { class: "keypad" },
+    ..."123456789".split("").map((d) => key(d, d, () => { if (pin.length < 12) pin += d; render(); })),
+    key("⌫", t.keyDelete, () => { pin = pin.slice(0, -1); render(); }),
+    key("0", "0", () => { if (pin.length < 12) pin += "0"; render(); }),
+    key("OK", t.keyOk, submit));
+  show(el("section", {}, el("h2", {}, t.signInTitle), message ? el("p", { role: "alert" }, message) : "", dots, pad, out));
+}
+
+// --- door --------------------------------------------------------------------
+
+function verdictView(answer, onNext) {
+  const admit = answer.verdict === "admit";
+  const box = el("section", { class: admit ? "verdict admit" : "verdict reject", role: "alert", "aria-live": "assertive" },
+    el("p", { class: "big" }, admit ? t.admitted : t.rejected),
+    el("p", { class: "message" }, answer.message));
+  if (answer.ticket) {
+    const dl = el("dl", {});
+    if (answer.ticket.holder) dl.append(el("dt", {}, t.holder), el("dd", { class: "holder" }, answer.ticket.holder));
+    dl.append(el("dt", {}, t.tier), el("dd", {}, answer.ticket.tier_name || answer.ticket.tier || ""));
+    box.append(dl);
+  }
+  box.append(el("button", { type: "button", class: "primary", onclick: onNext }, t.next));
+  if (navigator.vibrate) navigator.vibrate(admit ? 80 : [200, 80, 200]);
+  beep(admit);
+  return box;
+}
+
+function beep(admit) {
+  try {
+    const ctx = new AudioContext();
+    const o = ctx.createOscillator();
+    o.frequency.value = admit ? 880 : 220;
+    o.connect(ctx.destination);
+    o.start();
+    o.stop(ctx.currentTime + (admit ? 0.12 : 0.4));
+  } catch {
+    // No sound on this device: the screen says it.
+  }
+}
+
+function nonce() {
+  const b = new Uint8Array(12);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+async function doorScreen() {
+  const gates = (state.event && state.event.gates) || [];
+  const gate = el("select", { id: "gate" }, ...gates.map((g) => el("option", { value: g.id }, g.name)));
+  const saved = localStorage.getItem("venuebox.gate");
+  if (saved) gate.value = saved;
+  gate.addEventListener("change", () => localStorage.setItem("venuebox.gate", gate.value));
+  const direction = el("select", { id: "direction" }, el("option", { value: "entry" }, t.entry), el("option", { value: "exit" }, t.exit));
+  const code = el("input", { id: "code", name: "code", autocomplete: "off", inputmode: "text", value: state.draft });
+  code.addEventListener("input", () => (state.draft = code.value));
+  const out = el("div", { id: "door-out" });
+  const video = el("video", { id: "camera", playsinline: true, muted: true, hidden: true });
+  let scanning = false;
+
+  const checkIn = async (text) => {
+    const value = (text || "").trim();
+    if (!value) return;
+    try {
+      const answer = await api("POST", "/api/v1/checkins", { code: value, gate: gate.value, direction: direction.value, nonce: nonce() });
+      state.draft = "";
+      code.value = "";
+      announce(answer.message);
+      out.replaceChildren(verdictView(answer, () => { out.replaceChildren(); code.focus(); resume(); }));
+    } catch (e) {
+      if (e.status === 401) return signInScreen(t.sessionExpired);
+      out.replaceChildren(errorBox(e));
+      resume();
+    }
+  };
+  let resume = () => {};
+  const camera = el("button", { type: "button", id: "camera-button", onclick: () => (scanning ? stop() : start()) }, t.camera);
+  async function start() {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+      video.srcObject = stream;
+      video.hidden = false;
+      await video.play();
+      scanning = true;
+      camera.textContent = t.cameraStop;
+      announce(t.scanning);
+      const detect = await detector();
+      const loop = async () => {
+        if (!scanning) return;
+        const found = await detect(video).catch(() => null);
+        if (found) {
+          scanning = false;
+          resume = () => { scanning = true; requestAnimationFrame(loop); };
+          return checkIn(found);
+        }
+        requestAnimationFrame(loop);
+      };
+      requestAnimationFrame(loop);
+    } catch {
+      out.replaceChildren(el("p", { role: "alert" }, t.cameraUnavailable));
+    }
+  }
+  function stop() {
+    scanning = false;
+    resume = () => {};
+    if (video.srcObject) video.srcObject.getTracks().forEach((tr) => tr.stop());
+    video.hidden = true;
+    camera.textContent = t.camera;
+  }
+  const form = el("form", { onsubmit: (ev) => { ev.preventDefault(); checkIn(code.value); } },
+    el("label", { for: "gate" }, t.gate), gate,
+    el("label", { for: "direction" }, t.direction), direction,
+    el("label", { for: "code" }, t.code), code,
+    el("button", { type: "submit", class: "primary", id: "check-in" }, t.checkIn));
+  show(el("section", {}, el("h2", {}, t.doorTitle), camera, video, form, out));
+}
+
+/** A QR reader: the browser's BarcodeDetector, else the vendored jsQR. */
+async function detector() {
+  if ("BarcodeDetector" in window) {
+    const d = new window.BarcodeDetector({ formats: ["qr_code"] });
+    return async (video) => {
+      const codes = await d.detect(video);
+      return codes.length ? codes[0].rawValue : null;
+    };
+  }
+  if (!window.jsQR) {
+    await new Promise((ok, fail) => {
+      const s = document.createElement("script");
+      s.src = "/app/vendor/jsQR.js";
+      s.onload = ok;
+      s.onerror = fail;
+      document.head.append(s);
+    });
+  }
+  const canvas = document.createElement("canvas");
+  const g = canvas.getContext("2d", { willReadFrequently: true });
+  return async (video) => {
+    const w = video.videoWidth, h = video.videoHeight;
+    if (!w || !h) return null;
+    canvas.width = w;
+    canvas.height = h;
+    g.drawImage(video, 0, 0, w, h);
+    const found = window.jsQR(g.getImageData(0, 0, w, h).data, w, h, { inversionAttempts: "dontInvert" });
+    return found ? found.data : null;
+  };
+}
+
+// --- start -------------------------------------------------------------------
+
+async function home() {
+  const who = document.getElementById("who");
+  const out = document.getElementById("sign-out");
+  if (!state.who) state.who = await api("GET", "/api/v1/session");
+  who.textContent = t.signedInAs(state.who.name, state.who.role);
+  out.hidden = false;
+  out.textContent = t.signOut;
+  out.onclick = async () => {
+    await api("DELETE", "/api/v1/session").catch(() => {});
+    state.token = null;
+    state.who = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    who.textContent = "";
+    out.hidden = true;
+    signInScreen();
+  };
+  state.event = await api("GET", "/api/v1/event").catch(() => null);
+  await doorScreen();
+}
+
+async function boot() {
+  document.getElementById("title").textContent = t.title;
+  if (!state.device || new URLSearchParams(location.hash.slice(1)).get("code")) return pairScreen();
+  if (!state.token) return signInScreen();
+  try {
+    await home();
+  } catch (e) {
+    if (e.status === 401) return signInScreen();
+    show(errorBox(e));
+  }
+}
+
+boot();

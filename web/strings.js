@@ -1,0 +1,43 @@
+// Every word the staff app shows, in one place: add a language by adding
+// a table with the same keys.
+export const STRINGS = {
+  en: {
+    title: "venuebox",
+    pairTitle: "Pair this device",
+    pairHelp: "Ask a supervisor for a pairing code (venuebox pair, or the box's screen).",
+    pairCode: "Pairing code",
+    deviceName: "Name of this device",
+    deviceNameDefault: "door phone",
+    pairButton: "Pair",
+    paired: "Paired. Now sign in with your PIN.",
+    signInTitle: "Sign in",
+    pinLabel: "PIN",
+    keyDelete: "Delete last digit",
+    keyOk: "Sign in",
+    signedInAs: (name, role) => `${name} (${role})`,
+    signOut: "Sign out",
+    sessionExpired: "Your sign-in ended. Sign in again; what you typed is kept.",
+    doorTitle: "Door",
+    gate: "Gate",
+    direction: "Direction",
+    entry: "Entry",
+    exit: "Exit",
+    code: "Ticket code",
+    checkIn: "Check in",
+    camera: "Scan with camera",
+    cameraStop: "Stop camera",
+    cameraUnavailable: "No camera here: type the code instead.",
+    scanning: "Point the camera at the ticket's QR code.",
+    admitted: "ADMIT",
+    rejected: "STOP",
+    next: "Next guest",
+    holder: "Holder",
+    tier: "Tier",
+    undo: "Undo this check-in",
+    undone: "Check-in undone.",
+    unreachable: "The box cannot be reached. Nothing can be admitted until it is back: the box decides every ticket.",
+    error: (message) => `The box said: ${message}`,
+  },
+};
+
+export const t = STRINGS[(navigator.language || "en").slice(0, 2)] || STRINGS.en;
