@@ -57,14 +57,57 @@ fn playwright() -> PathBuf {
     dir
 }
 
-fn demo_ticket(data: &Path, row: usize) -> String {
+/// (id, code) of the demo's ticket on `row` of tickets.csv.
+fn demo_ticket(data: &Path, row: usize) -> (String, String) {
     let csv = std::fs::read_to_string(data.join("demo/tickets.csv")).unwrap();
-    let line = csv.lines().nth(row).unwrap();
-    line.split(',').nth(2).unwrap().to_string()
+    let mut fields = csv.lines().nth(row).unwrap().split(',');
+    let id = fields.next().unwrap().to_string();
+    (id, fields.nth(1).unwrap().to_string())
 }
 
-#[test]
-fn door_staff_pair_sign_in_and_check_a_ticket_in_twice_in_the_browser() {
+/// A y4m video (what Chromium's fake camera plays, looped) of a QR code
+/// PNG held up in front of the camera: 640×480, the code twice its size in
+/// the middle of a white frame, grey (I420 with neutral chroma).
+fn qr_video(png: &Path, out: &Path) {
+    let qr = image::open(png).unwrap().to_luma8();
+    let (w, h, scale) = (640u32, 480u32, 2u32);
+    let (qw, qh) = (qr.width() * scale, qr.height() * scale);
+    let (ox, oy) = ((w - qw) / 2, (h - qh) / 2);
+    let mut luma = vec![255u8; (w * h) as usize];
+    for y in 0..qh {
+        for x in 0..qw {
+            luma[((oy + y) * w + ox + x) as usize] = qr.get_pixel(x / scale, y / scale).0[0];
+        }
+    }
+    let chroma = vec![128u8; (w * h / 2) as usize];
+    let mut video = format!("YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for _ in 0..10 {
+        video.extend_from_slice(b"FRAME\n");
+        video.extend_from_slice(&luma);
+        video.extend_from_slice(&chroma);
+    }
+    std::fs::write(out, video).unwrap();
+}
+
+/// A walk-up ticket sold with `holder` as its holder name; its code.
+async fn walkup(plain: &str, merch: &str, holder: &str) -> String {
+    let body = serde_json::json!({"tier": "ga", "nonce": "web-xss", "holder": holder,
+        "tender": {"kind": "card", "reference": "T-1"}});
+    let r: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{plain}/api/v1/walkups"))
+        .bearer_auth(merch)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["tickets"][0]["code"].as_str().unwrap_or_else(|| panic!("no walk-up: {r}")).to_string()
+}
+
+#[tokio::test]
+async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     chromium();
     let node = playwright();
     let dir = tempfile::tempdir().unwrap();
@@ -72,6 +115,11 @@ fn door_staff_pair_sign_in_and_check_a_ticket_in_twice_in_the_browser() {
     let code = common::binary::pairing_code(dir.path());
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-shots");
     std::fs::create_dir_all(&shots).unwrap();
+    const XSS: &str = "<img src=x onerror=\"window.__xss=1\">";
+    let xss_code = walkup(&addrs.plain, &common::binary::token(dir.path(), "merch"), XSS).await;
+    let (camera_id, _) = demo_ticket(dir.path(), 2);
+    let video = dir.path().join("qr.y4m");
+    qr_video(&dir.path().join(format!("demo/qr/{camera_id}.png")), &video);
     let script = node.join("door.mjs");
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/door.mjs"), &script).unwrap();
     let out = Command::new("node")
@@ -80,7 +128,10 @@ fn door_staff_pair_sign_in_and_check_a_ticket_in_twice_in_the_browser() {
         .env("BOX", format!("https://{}", addrs.https))
         .env("CA_PEM", dir.path().join("tls/ca.pem"))
         .env("PAIR_CODE", &code)
-        .env("TICKET_CODE", demo_ticket(dir.path(), 1))
+        .env("TICKET_CODE", demo_ticket(dir.path(), 1).1)
+        .env("XSS_CODE", &xss_code)
+        .env("LATER_CODE", demo_ticket(dir.path(), 3).1)
+        .env("VIDEO", &video)
         .env("SHOTS", &shots)
         .output()
         .unwrap();
@@ -102,7 +153,26 @@ fn door_staff_pair_sign_in_and_check_a_ticket_in_twice_in_the_browser() {
     let message = r["second"]["message"].as_str().unwrap();
     assert!(message.starts_with("Already checked in at Main"), "said in words staff can say: {r}");
     assert_eq!(r["second"]["status"], message, "the verdict is announced (role=status): {r}");
-    for shot in ["1-pair", "2-sign-in", "3-door", "4-admit", "5-already-in"] {
+    assert_eq!(
+        (r["xss"]["holder"].as_str(), &r["injected"]),
+        (Some(XSS), &serde_json::json!(false)),
+        "{r}"
+    );
+    assert!(r["expired"].as_str().unwrap().contains("what you typed is kept"), "{r}");
+    assert_eq!(r["kept"], demo_ticket(dir.path(), 3).1, "the typed code survived the sign-in: {r}");
+    assert_eq!(r["after"]["big"], "ADMIT", "{r}");
+    assert_eq!(r["camera1"]["big"], "ADMIT", "the fake camera's QR code admits: {r}");
+    assert_eq!(r["camera2"]["big"], "STOP", "{r}");
+    assert!(r["camera2"]["message"].as_str().unwrap().starts_with("Already checked in"), "{r}");
+    for shot in [
+        "1-pair",
+        "2-sign-in",
+        "3-door",
+        "4-admit",
+        "5-already-in",
+        "6-holder-as-text",
+        "8-camera-admit",
+    ] {
         assert!(shots.join(format!("{shot}.png")).exists(), "screenshot {shot}");
     }
 }

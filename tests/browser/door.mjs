@@ -2,12 +2,16 @@
 // at phone size, against the real box over HTTPS trusting only the box's
 // CA: pair with a code from the link, sign in on the keypad, check a
 // ticket in by typing its code (admit), then again (refused, with the
-// first admission named). Screenshots go to SHOTS. Run by tests/web_app.rs.
+// first admission named); a holder name made of HTML shown as text; a
+// sign-in that ends mid-shift (what was typed is kept); and a ticket's QR
+// code shown to Chromium's fake camera (VIDEO, a y4m file): admitted, then
+// refused when it is shown again. Screenshots go to SHOTS. Run by
+// tests/web_app.rs.
 import { chromium } from "playwright-core";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 
-const { BOX, CA_PEM, PAIR_CODE, TICKET_CODE, SHOTS } = process.env;
+const { BOX, CA_PEM, PAIR_CODE, TICKET_CODE, XSS_CODE, LATER_CODE, VIDEO, SHOTS } = process.env;
 const ca = new X509Certificate(readFileSync(CA_PEM));
 const spki = createHash("sha256")
   .update(ca.publicKey.export({ type: "spki", format: "der" }))
@@ -18,12 +22,15 @@ const browser = await chromium.launch({
   args: [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    `--use-file-for-fake-video-capture=${VIDEO}`,
     // Trust the box's own CA and nothing else extra.
     `--ignore-certificate-errors-spki-list=${spki}`,
   ],
 });
 try {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+  await context.grantPermissions(["camera"], { origin: BOX });
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -37,26 +44,56 @@ try {
   await page.getByLabel("Ticket code").waitFor();
   await page.screenshot({ path: `${SHOTS}/3-door.png` });
 
-  const scan = async (shot) => {
-    await page.getByLabel("Ticket code").fill(TICKET_CODE);
-    await page.getByRole("button", { name: "Check in" }).click();
-    const verdict = page.locator(".verdict");
+  const verdict = page.locator(".verdict");
+  const read = async (shot) => {
     await verdict.waitFor();
     await page.screenshot({ path: `${SHOTS}/${shot}.png` });
+    const holder = verdict.locator(".holder");
     const result = {
       class: await verdict.getAttribute("class"),
       big: await verdict.locator(".big").textContent(),
       message: await verdict.locator(".message").textContent(),
-      holder: (await verdict.locator(".holder").count()) ? await verdict.locator(".holder").textContent() : null,
+      holder: (await holder.count()) ? await holder.textContent() : null,
       status: await page.locator("#status").textContent(),
     };
     await page.getByRole("button", { name: "Next guest" }).click();
     await verdict.waitFor({ state: "detached" });
     return result;
   };
-  const first = await scan("4-admit");
-  const second = await scan("5-already-in");
-  console.log(JSON.stringify({ first, second, who: await page.locator("#who").textContent(), errors }));
+  const scan = async (code, shot) => {
+    await page.getByLabel("Ticket code").fill(code);
+    await page.getByRole("button", { name: "Check in" }).click();
+    return read(shot);
+  };
+  const first = await scan(TICKET_CODE, "4-admit");
+  const second = await scan(TICKET_CODE, "5-already-in");
+  const xss = await scan(XSS_CODE, "6-holder-as-text");
+  const injected = await page.evaluate(() => window.__xss === 1 || !!document.querySelector("main img"));
+
+  // The sign-in ends (revoked elsewhere) while a code is typed: sign in
+  // again, and the code is still there.
+  await page.getByLabel("Ticket code").fill(LATER_CODE);
+  await page.evaluate(() => fetch("/api/v1/session", {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${sessionStorage.getItem("venuebox.token")}` },
+  }));
+  await page.getByRole("button", { name: "Check in" }).click();
+  await page.getByRole("button", { name: "Sign in" }).waitFor();
+  const expired = await page.getByRole("alert").first().textContent();
+  for (const d of "1111") await page.getByRole("button", { name: d, exact: true }).click();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByLabel("Ticket code").waitFor();
+  const kept = await page.getByLabel("Ticket code").inputValue();
+  const after = await scan(kept, "7-after-sign-in");
+
+  // The camera: the fake device shows a ticket's QR code.
+  await page.getByRole("button", { name: "Scan with camera" }).click();
+  const camera1 = await read("8-camera-admit");
+  const camera2 = await read("9-camera-already-in");
+  console.log(JSON.stringify({
+    first, second, xss, injected, expired, kept, after, camera1, camera2,
+    who: await page.locator("#who").textContent(), errors,
+  }));
 } finally {
   await browser.close();
 }
