@@ -122,21 +122,29 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     qr_video(&dir.path().join(format!("demo/qr/{camera_id}.png")), &video);
     let script = node.join("door.mjs");
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/door.mjs"), &script).unwrap();
-    let out = Command::new("node")
-        .arg(&script)
-        .current_dir(&node)
-        .env("BOX", format!("https://{}", addrs.https))
-        .env("CA_PEM", dir.path().join("tls/ca.pem"))
-        .env("PAIR_CODE", &code)
-        .env("TICKET_CODE", demo_ticket(dir.path(), 1).1)
-        .env("XSS_CODE", &xss_code)
-        .env("LATER_CODE", demo_ticket(dir.path(), 3).1)
-        .env("VIDEO", &video)
-        .env("SHOTS", &shots)
-        .output()
-        .unwrap();
+    let profile = dir.path().join("chromium-profile");
+    let run = |step: &str| {
+        Command::new("node")
+            .arg(&script)
+            .current_dir(&node)
+            .env("BOX", format!("https://{}", addrs.https))
+            .env("CA_PEM", dir.path().join("tls/ca.pem"))
+            .env("PAIR_CODE", &code)
+            .env("TICKET_CODE", demo_ticket(dir.path(), 1).1)
+            .env("XSS_CODE", &xss_code)
+            .env("LATER_CODE", demo_ticket(dir.path(), 3).1)
+            .env("VIDEO", &video)
+            .env("SHOTS", &shots)
+            .env("PROFILE", &profile)
+            .env("STEP", step)
+            .output()
+            .unwrap()
+    };
+    let out = run("door");
+    // Then the box goes away: the phone opens the app again.
     let _ = child.kill();
     let _ = child.wait();
+    let offline = run("offline");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -164,7 +172,15 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(r["camera1"]["big"], "ADMIT", "the fake camera's QR code admits: {r}");
     assert_eq!(r["camera2"]["big"], "STOP", "{r}");
     assert!(r["camera2"]["message"].as_str().unwrap().starts_with("Already checked in"), "{r}");
+    let cached = r["shell"]["cached"].as_u64().unwrap_or(0);
+    assert!(r["shell"]["active"] == true && cached >= 4, "the shell is cached: {r}");
+    let stdout = String::from_utf8_lossy(&offline.stdout);
+    assert!(offline.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&offline.stderr));
+    let o: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let said = o["offline"].as_str().unwrap_or_default();
+    assert!(said.contains("cannot be reached") && said.contains("Nothing can be admitted"), "{o}");
     for shot in [
+        "10-offline",
         "1-pair",
         "2-sign-in",
         "3-door",

@@ -303,9 +303,14 @@ async function home() {
 
 async function boot() {
   document.getElementById("title").textContent = t.title;
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
   if (!state.device || new URLSearchParams(location.hash.slice(1)).get("code")) return pairScreen();
-  if (!state.token) return signInScreen();
   try {
+    if (!state.token) {
+      // Is the box there at all? Say so before asking for a PIN.
+      await api("GET", "/healthz");
+      return signInScreen();
+    }
     await home();
   } catch (e) {
     if (e.status === 401) return signInScreen();

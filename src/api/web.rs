@@ -1,6 +1,6 @@
 //! The staff web app: the files under `web/`, embedded in the binary when
 //! it is built (no Node.js or build step at run time), served at `/` and
-//! `/app/…`. They are public (they hold no data; every call they make to
+//! `/app/…` (the service worker at `/sw.js`). They are public (they hold no data; every call they make to
 //! the API carries the staff member's token), answered with a strict
 //! content security policy (this origin only, no inline script) and an
 //! ETag, so a phone revalidates instead of downloading again.
@@ -38,6 +38,7 @@ static ASSETS: &[Asset] = &[
     asset!("app.js", "text/javascript; charset=utf-8"),
     asset!("strings.js", "text/javascript; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
+    asset!("sw.js", "text/javascript; charset=utf-8"),
     asset!("vendor/jsQR.js", "text/javascript; charset=utf-8"),
     asset!("vendor/jsQR.LICENSE", "text/plain; charset=utf-8"),
 ];
@@ -52,7 +53,15 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
 
 /// The app's routes, outside the API's access policy.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/", get(index)).route("/app/{*file}", get(file))
+    Router::new()
+        .route("/", get(index))
+        .route("/sw.js", get(worker))
+        .route("/app/{*file}", get(file))
+}
+
+/// The service worker lives at the root so that it may serve `/`.
+async fn worker(headers: HeaderMap) -> Response {
+    serve("sw.js", &headers)
 }
 
 async fn index(headers: HeaderMap) -> Response {

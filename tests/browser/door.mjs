@@ -11,14 +11,18 @@ import { chromium } from "playwright-core";
 import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 
-const { BOX, CA_PEM, PAIR_CODE, TICKET_CODE, XSS_CODE, LATER_CODE, VIDEO, SHOTS } = process.env;
+const { BOX, CA_PEM, PAIR_CODE, TICKET_CODE, XSS_CODE, LATER_CODE, VIDEO, SHOTS, PROFILE, STEP } = process.env;
 const ca = new X509Certificate(readFileSync(CA_PEM));
 const spki = createHash("sha256")
   .update(ca.publicKey.export({ type: "spki", format: "der" }))
   .digest("base64");
 
-const browser = await chromium.launch({
+// One browser profile across steps, as on a phone: the offline step opens
+// the app again after the box has stopped.
+const context = await chromium.launchPersistentContext(PROFILE, {
   executablePath: "/usr/bin/chromium",
+  viewport: { width: 390, height: 844 },
+  deviceScaleFactor: 2,
   args: [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -29,11 +33,18 @@ const browser = await chromium.launch({
   ],
 });
 try {
-  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
   await context.grantPermissions(["camera"], { origin: BOX });
-  const page = await context.newPage();
+  const page = context.pages()[0] || (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
+  if (STEP === "offline") {
+    // The box is stopped: the shell still opens and says why nothing works.
+    await page.goto(`${BOX}/`);
+    const alert = page.getByRole("alert").first();
+    await alert.waitFor();
+    await page.screenshot({ path: `${SHOTS}/10-offline.png` });
+    console.log(JSON.stringify({ offline: await alert.textContent(), errors }));
+  } else {
   await page.goto(`${BOX}/#code=${PAIR_CODE}`);
   await page.screenshot({ path: `${SHOTS}/1-pair.png` });
   await page.getByRole("button", { name: "Pair" }).click();
@@ -90,10 +101,17 @@ try {
   await page.getByRole("button", { name: "Scan with camera" }).click();
   const camera1 = await read("8-camera-admit");
   const camera2 = await read("9-camera-already-in");
+  // The offline shell is in place before the box goes away.
+  const shell = await page.evaluate(async () => {
+    const reg = await navigator.serviceWorker.ready;
+    const cache = await caches.open("venuebox-shell-v1");
+    return { active: !!reg.active, cached: (await cache.keys()).length };
+  });
   console.log(JSON.stringify({
-    first, second, xss, injected, expired, kept, after, camera1, camera2,
+    shell, first, second, xss, injected, expired, kept, after, camera1, camera2,
     who: await page.locator("#who").textContent(), errors,
   }));
+  }
 } finally {
-  await browser.close();
+  await context.close();
 }
