@@ -123,6 +123,7 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let script = node.join("door.mjs");
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/door.mjs"), &script).unwrap();
     let profile = dir.path().join("chromium-profile");
+    let door = common::binary::token(dir.path(), "door");
     let run = |step: &str| {
         Command::new("node")
             .arg(&script)
@@ -134,6 +135,9 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
             .env("XSS_CODE", &xss_code)
             .env("LATER_CODE", demo_ticket(dir.path(), 3).1)
             .env("VIDEO", &video)
+            .env("OTHER_CODE", demo_ticket(dir.path(), 4).1)
+            .env("DOOR_TOKEN", &door)
+            .env("NODE_EXTRA_CA_CERTS", dir.path().join("tls/ca.pem"))
             .env("SHOTS", &shots)
             .env("PROFILE", &profile)
             .env("STEP", step)
@@ -172,6 +176,10 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(r["camera1"]["big"], "ADMIT", "the fake camera's QR code admits: {r}");
     assert_eq!(r["camera2"]["big"], "STOP", "{r}");
     assert!(r["camera2"]["message"].as_str().unwrap().starts_with("Already checked in"), "{r}");
+    let d = &r["dashboard"];
+    assert_eq!(d["verdict"], "admit", "{r}");
+    assert_eq!(r["supervisor"], "Sam the supervisor (supervisor)", "{r}");
+    assert!(d["ms"].as_u64().unwrap() <= 1000, "the dashboard counted it within 1 s: {d}");
     let cached = r["shell"]["cached"].as_u64().unwrap_or(0);
     assert!(r["shell"]["active"] == true && cached >= 4, "the shell is cached: {r}");
     let stdout = String::from_utf8_lossy(&offline.stdout);

@@ -233,6 +233,7 @@ async function doorScreen() {
       out.replaceChildren(el("p", { role: "alert" }, t.cameraUnavailable));
     }
   }
+  leave = () => stop();
   function stop() {
     scanning = false;
     resume = () => {};
@@ -281,6 +282,100 @@ async function detector() {
 
 // --- start -------------------------------------------------------------------
 
+// --- dashboard ---------------------------------------------------------------
+
+/** Reads a server-sent event stream with the staff token (EventSource
+ * cannot send one), calling onEvent(name, data) until signal aborts. */
+async function events(path, signal, onEvent) {
+  const r = await fetch(path, { headers: { authorization: `Bearer ${state.token}` }, signal });
+  if (!r.ok || !r.body) throw new ApiError(r.status, "feed", r.statusText);
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let end;
+    while ((end = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      let name = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      onEvent(name, data);
+    }
+  }
+}
+
+function table(headers, rows) {
+  return el("table", {},
+    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c))))));
+}
+
+async function dashboardScreen() {
+  const stop = new AbortController();
+  leave = () => stop.abort();
+  const body = el("div", { id: "dashboard" });
+  show(el("section", {}, el("h2", {}, t.dashboardTitle), body));
+  const render = async () => {
+    const [stats, drops, devices, sync, clock] = await Promise.all([
+      api("GET", "/api/v1/stats"),
+      api("GET", "/api/v1/drops").catch(() => ({ drops: [] })),
+      api("GET", "/api/v1/devices").catch(() => ({ devices: [] })),
+      api("GET", "/api/v1/sync").catch(() => null),
+      // The box's own clock, from its Date header.
+      fetch("/healthz").then((r) => r.headers.get("date")).catch(() => null),
+    ]);
+    const figure = (id, label, n) => el("div", { class: "figure" }, el("span", { class: "n", id }, String(n)), el("span", {}, label));
+    const reasons = Object.entries(stats.rejected_by_reason).filter(([, n]) => n > 0);
+    body.replaceChildren(
+      el("div", { class: "figures" },
+        figure("inside", t.inside, stats.inside),
+        figure("admitted", t.admittedTotal, stats.admitted),
+        figure("rejected", t.rejectedTotal, stats.rejected)),
+      el("h3", {}, t.perGate),
+      table(["", t.gateEntries, t.gateExits, t.gateRejected],
+        Object.entries(stats.gates).map(([g, c]) => [g, c.entries, c.exits, c.rejected])),
+      reasons.length ? el("h3", {}, t.refusedWhy) : "",
+      reasons.length ? table(["", ""], reasons) : "",
+      el("h3", {}, t.drops),
+      table(["", "", t.available], drops.drops.flatMap((d) =>
+        d.products.map((p) => [d.name, p.variant ? `${p.name} (${p.variant})` : p.name, p.available]))),
+      el("h3", {}, t.devices),
+      table(["", ""], devices.devices.map((d) => [d.name, d.status])),
+      el("h3", {}, t.sync),
+      el("p", {}, sync && sync.enabled ? t.syncLast(sync.state, sync.last_success_at) : "off"),
+      el("p", {}, `${t.boxClock}: `, el("time", {}, clock || "?")));
+  };
+  try {
+    await render();
+  } catch (e) {
+    if (e.status === 401) return signInScreen(t.sessionExpired);
+    return body.replaceChildren(errorBox(e));
+  }
+  const timer = setInterval(() => render().catch(() => {}), 5000);
+  stop.signal.addEventListener("abort", () => clearInterval(timer));
+  // Every verdict, from any phone or scanner, refreshes the figures.
+  events("/api/v1/scans/feed", stop.signal, (name) => {
+    if (name === "scan") render().catch(() => {});
+  }).catch(() => {});
+}
+
+/** What to stop when the screen changes (a feed, a timer, the camera). */
+let leave = () => {};
+
+function nav() {
+  const role = state.who.role;
+  const screens = [["door", t.navDoor, doorScreen]];
+  if (role === "supervisor" || role === "admin") screens.push(["dashboard", t.navDashboard, dashboardScreen]);
+  if (screens.length < 2) return null;
+  return el("nav", { "aria-label": "Screens" }, ...screens.map(([id, label, open]) =>
+    el("button", { type: "button", id: `nav-${id}`, onclick: () => { leave(); leave = () => {}; open(); } }, label)));
+}
+
 async function home() {
   const who = document.getElementById("who");
   const out = document.getElementById("sign-out");
@@ -295,9 +390,17 @@ async function home() {
     sessionStorage.removeItem(TOKEN_KEY);
     who.textContent = "";
     out.hidden = true;
+    leave();
+    document.getElementById("nav")?.remove();
     signInScreen();
   };
   state.event = await api("GET", "/api/v1/event").catch(() => null);
+  document.getElementById("nav")?.remove();
+  const screens = nav();
+  if (screens) {
+    screens.id = "nav";
+    main.before(screens);
+  }
   await doorScreen();
 }
 

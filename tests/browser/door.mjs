@@ -12,6 +12,7 @@ import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 
 const { BOX, CA_PEM, PAIR_CODE, TICKET_CODE, XSS_CODE, LATER_CODE, VIDEO, SHOTS, PROFILE, STEP } = process.env;
+const { OTHER_CODE, DOOR_TOKEN } = process.env;
 const ca = new X509Certificate(readFileSync(CA_PEM));
 const spki = createHash("sha256")
   .update(ca.publicKey.export({ type: "spki", format: "der" }))
@@ -53,10 +54,11 @@ try {
   for (const d of "1111") await page.getByRole("button", { name: d, exact: true }).click();
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByLabel("Ticket code").waitFor();
+  const who = await page.locator("#who").textContent();
   await page.screenshot({ path: `${SHOTS}/3-door.png` });
 
   const verdict = page.locator(".verdict");
-  const read = async (shot) => {
+  const read = async (shot, next = true) => {
     await verdict.waitFor();
     await page.screenshot({ path: `${SHOTS}/${shot}.png` });
     const holder = verdict.locator(".holder");
@@ -67,8 +69,10 @@ try {
       holder: (await holder.count()) ? await holder.textContent() : null,
       status: await page.locator("#status").textContent(),
     };
-    await page.getByRole("button", { name: "Next guest" }).click();
-    await verdict.waitFor({ state: "detached" });
+    if (next) {
+      await page.getByRole("button", { name: "Next guest" }).click();
+      await verdict.waitFor({ state: "detached" });
+    }
     return result;
   };
   const scan = async (code, shot) => {
@@ -100,7 +104,28 @@ try {
   // The camera: the fake device shows a ticket's QR code.
   await page.getByRole("button", { name: "Scan with camera" }).click();
   const camera1 = await read("8-camera-admit");
-  const camera2 = await read("9-camera-already-in");
+  // Left on screen: the header (sign-out, screens) stays usable over it.
+  const camera2 = await read("9-camera-already-in", false);
+  // A supervisor's dashboard counts a check-in made by another client
+  // within a second (NODE_EXTRA_CA_CERTS makes node trust the box's CA).
+  await page.locator("#sign-out").click();
+  await page.getByRole("button", { name: "Sign in" }).waitFor();
+  for (const d of "4444") await page.getByRole("button", { name: d, exact: true }).click();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Dashboard" }).click();
+  const admitted = page.locator("#admitted");
+  await admitted.waitFor();
+  const before = Number(await admitted.textContent());
+  const at = Date.now();
+  const other = await fetch(`${BOX}/api/v1/checkins`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${DOOR_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ code: OTHER_CODE, gate: "main", nonce: `other-${at}` }),
+  }).then((r) => r.json());
+  await page.waitForFunction((n) => Number(document.getElementById("admitted").textContent) === n, before + 1, { timeout: 5000 });
+  const dashboard = { before, verdict: other.verdict, ms: Date.now() - at };
+  await page.screenshot({ path: `${SHOTS}/11-dashboard.png`, fullPage: true });
+
   // The offline shell is in place before the box goes away.
   const shell = await page.evaluate(async () => {
     const reg = await navigator.serviceWorker.ready;
@@ -108,8 +133,8 @@ try {
     return { active: !!reg.active, cached: (await cache.keys()).length };
   });
   console.log(JSON.stringify({
-    shell, first, second, xss, injected, expired, kept, after, camera1, camera2,
-    who: await page.locator("#who").textContent(), errors,
+    shell, dashboard, first, second, xss, injected, expired, kept, after, camera1, camera2,
+    who, supervisor: await page.locator("#who").textContent(), errors,
   }));
   }
 } finally {
