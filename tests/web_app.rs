@@ -179,6 +179,12 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let d = &r["dashboard"];
     assert_eq!(d["verdict"], "admit", "{r}");
     assert_eq!(r["supervisor"], "Sam the supervisor (supervisor)", "{r}");
+    let sale = &r["sale"];
+    assert_eq!(sale["total"], "50.00 EUR", "{sale}");
+    assert!(sale["held"].as_str().unwrap().starts_with("Held for"), "the hold counts down: {sale}");
+    assert_eq!(sale["change"], "Change: 10.00 EUR", "{sale}");
+    let receipt = sale["receipt"].as_str().unwrap();
+    assert!(receipt.contains("Tour tee") && receipt.contains("50.00"), "{receipt}");
     assert!(d["ms"].as_u64().unwrap() <= 1000, "the dashboard counted it within 1 s: {d}");
     let cached = r["shell"]["cached"].as_u64().unwrap_or(0);
     assert!(r["shell"]["active"] == true && cached >= 4, "the shell is cached: {r}");

@@ -364,13 +364,120 @@ async function dashboardScreen() {
   }).catch(() => {});
 }
 
+// --- merch ---------------------------------------------------------------------
+
+function money(minor, currency) {
+  return `${(minor / 100).toFixed(2)} ${currency}`;
+}
+
+async function merchScreen() {
+  const stop = new AbortController();
+  leave = () => stop.abort();
+  const cart = new Map(); // sku -> {name, qty, drop}
+  let drop = null;
+  let hold = null;
+  const buyer = el("input", { id: "buyer", autocomplete: "off" });
+  const list = el("div", { id: "products" });
+  const cartBox = el("div", { id: "cart" });
+  const out = el("div", { id: "merch-out" });
+  show(el("section", {}, el("h2", {}, t.merchTitle), el("label", { for: "buyer" }, t.buyer), buyer, list,
+    el("h3", {}, t.cart), cartBox, out));
+
+  const renderCart = () => {
+    if (!cart.size) return cartBox.replaceChildren(el("p", {}, t.cartEmpty));
+    const rows = [...cart.entries()].map(([sku, c]) => el("li", {}, `${c.qty} × ${c.name}`));
+    const holdButton = el("button", { type: "button", class: "primary", id: "hold", onclick: placeHold }, t.hold);
+    cartBox.replaceChildren(el("ul", {}, ...rows), hold ? "" : holdButton);
+  };
+  const renderDrops = async () => {
+    const { drops } = await api("GET", "/api/v1/drops");
+    list.replaceChildren(...drops.filter((d) => d.phase === "live").map((d) =>
+      el("div", { class: "drop" }, el("h3", {}, d.name), ...d.products.map((p) => {
+        const name = p.variant ? `${p.name} (${p.variant})` : p.name;
+        return el("button", {
+          type: "button", class: "product", disabled: p.available <= 0 || !!hold,
+          "aria-label": t.add(name),
+          onclick: () => {
+            if (drop && drop !== d.id) cart.clear();
+            drop = d.id;
+            const c = cart.get(p.sku) || { name, qty: 0 };
+            c.qty += 1;
+            cart.set(p.sku, c);
+            renderCart();
+          },
+        }, `${name} · ${money(p.price_minor, d.currency)} · ${p.available} ${t.available}`);
+      }))));
+  };
+  async function placeHold() {
+    try {
+      const items = [...cart.entries()].map(([sku, c]) => ({ sku, qty: c.qty }));
+      const body = { items, nonce: nonce() };
+      if (buyer.value.trim()) body.attendee_code = buyer.value.trim();
+      hold = await api("POST", `/api/v1/drops/${drop}/holds`, body);
+      renderCart();
+      renderDrops().catch(() => {});
+      const total = money(hold.totals.total_minor, hold.currency);
+      const given = el("input", { id: "cash", inputmode: "decimal", autocomplete: "off" });
+      const left = el("p", { id: "hold-left", role: "timer" });
+      const tick = () => {
+        const secs = Math.max(0, Math.round((Date.parse(hold.expires_at) - Date.now()) / 1000));
+        left.textContent = secs ? t.heldFor(secs) : t.holdEnded;
+      };
+      tick();
+      const timer = setInterval(tick, 1000);
+      stop.signal.addEventListener("abort", () => clearInterval(timer));
+      out.replaceChildren(el("form", {
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          const givenMinor = Math.round(Number(given.value.replace(",", ".")) * 100);
+          try {
+            const order = await api("POST", `/api/v1/holds/${hold.id}/checkout`, {
+              nonce: nonce(), tender: { kind: "cash", given_minor: givenMinor },
+            });
+            clearInterval(timer);
+            const text = await fetch(order.receipt_text, { headers: { authorization: `Bearer ${state.token}` } }).then((r) => r.text());
+            announce(t.change(money(order.change_minor, order.currency)));
+            out.replaceChildren(el("section", { class: "receipt" },
+              el("p", { class: "big", id: "change" }, t.change(money(order.change_minor, order.currency))),
+              el("h3", {}, t.receipt), el("pre", { id: "receipt" }, text),
+              el("button", { type: "button", class: "primary", onclick: () => merchScreen() }, t.newSale)));
+          } catch (e) {
+            if (e.status === 401) return signInScreen(t.sessionExpired);
+            out.querySelector(".error")?.remove();
+            out.append(errorBox(e));
+          }
+        },
+      }, el("p", { class: "big", id: "total" }, total), left,
+        el("label", { for: "cash" }, t.cashGiven), given,
+        el("button", { type: "submit", class: "primary", id: "pay-cash" }, t.payCash)));
+    } catch (e) {
+      if (e.status === 401) return signInScreen(t.sessionExpired);
+      hold = null;
+      out.replaceChildren(errorBox(e));
+    }
+  }
+  renderCart();
+  try {
+    await renderDrops();
+  } catch (e) {
+    out.replaceChildren(errorBox(e));
+  }
+  // Live stock: the drop feed (every change, from any till).
+  events("/api/v1/drops/feed", stop.signal, (name) => {
+    if (name === "drops") renderDrops().catch(() => {});
+  }).catch(() => {});
+}
+
 /** What to stop when the screen changes (a feed, a timer, the camera). */
 let leave = () => {};
 
 function nav() {
   const role = state.who.role;
-  const screens = [["door", t.navDoor, doorScreen]];
-  if (role === "supervisor" || role === "admin") screens.push(["dashboard", t.navDashboard, dashboardScreen]);
+  const boss = role === "supervisor" || role === "admin";
+  const screens = [];
+  if (role === "door" || boss) screens.push(["door", t.navDoor, doorScreen]);
+  if (role === "merch" || boss) screens.push(["merch", t.navMerch, merchScreen]);
+  if (boss) screens.push(["dashboard", t.navDashboard, dashboardScreen]);
   if (screens.length < 2) return null;
   return el("nav", { "aria-label": "Screens" }, ...screens.map(([id, label, open]) =>
     el("button", { type: "button", id: `nav-${id}`, onclick: () => { leave(); leave = () => {}; open(); } }, label)));
@@ -401,7 +508,7 @@ async function home() {
     screens.id = "nav";
     main.before(screens);
   }
-  await doorScreen();
+  await (state.who.role === "merch" ? merchScreen() : doorScreen());
 }
 
 async function boot() {

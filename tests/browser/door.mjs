@@ -126,6 +126,23 @@ try {
   const dashboard = { before, verdict: other.verdict, ms: Date.now() - at };
   await page.screenshot({ path: `${SHOTS}/11-dashboard.png`, fullPage: true });
 
+  // A sale at the merch stand: two tees for a guest, held while they pay
+  // cash, change and the receipt on screen.
+  await page.getByRole("button", { name: "Merch" }).click();
+  await page.getByLabel("Buyer's ticket code").fill(TICKET_CODE);
+  const tee = page.getByRole("button", { name: "Add Tour tee (black M)" });
+  await tee.click();
+  await tee.click();
+  await page.getByRole("button", { name: "Hold for the buyer" }).click();
+  const total = await page.locator("#total").textContent();
+  const held = await page.locator("#hold-left").textContent();
+  await page.screenshot({ path: `${SHOTS}/12-cart.png`, fullPage: true });
+  await page.getByLabel("Cash given").fill("60");
+  await page.getByRole("button", { name: "Take cash" }).click();
+  await page.locator("#receipt").waitFor();
+  const sale = { total, held, change: await page.locator("#change").textContent(), receipt: await page.locator("#receipt").textContent() };
+  await page.screenshot({ path: `${SHOTS}/13-receipt.png`, fullPage: true });
+
   // The offline shell is in place before the box goes away.
   const shell = await page.evaluate(async () => {
     const reg = await navigator.serviceWorker.ready;
@@ -133,7 +150,7 @@ try {
     return { active: !!reg.active, cached: (await cache.keys()).length };
   });
   console.log(JSON.stringify({
-    shell, dashboard, first, second, xss, injected, expired, kept, after, camera1, camera2,
+    shell, dashboard, sale, first, second, xss, injected, expired, kept, after, camera1, camera2,
     who, supervisor: await page.locator("#who").textContent(), errors,
   }));
   }
