@@ -183,6 +183,11 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(sale["total"], "50.00 EUR", "{sale}");
     assert!(sale["held"].as_str().unwrap().starts_with("Held for"), "the hold counts down: {sale}");
     assert_eq!(sale["change"], "Change: 10.00 EUR", "{sale}");
+    let w = &r["walkup"];
+    assert_eq!(w["change"], "Change: 5.00 EUR", "{w}");
+    assert_eq!(w["decoded"], true, "the QR on screen reads back: {w}");
+    assert_eq!(w["door"]["big"], "ADMIT", "the walk-up's QR scans at the door: {w}");
+    assert_eq!(w["door"]["holder"], "Walk In", "{w}");
     let receipt = sale["receipt"].as_str().unwrap();
     assert!(receipt.contains("Tour tee") && receipt.contains("50.00"), "{receipt}");
     assert!(d["ms"].as_u64().unwrap() <= 1000, "the dashboard counted it within 1 s: {d}");

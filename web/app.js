@@ -456,6 +456,38 @@ async function merchScreen() {
       out.replaceChildren(errorBox(e));
     }
   }
+  // A walk-up ticket, paid cash, its QR code on screen.
+  const tiers = (state.event && state.event.tiers) || [];
+  const tier = el("select", { id: "tier" }, ...tiers.map((x) => el("option", { value: x.id }, `${x.name} · ${money(x.price_minor, state.event.event.currency)}`)));
+  const referral = el("input", { id: "referral", autocomplete: "off" });
+  const holderName = el("input", { id: "holder-name", autocomplete: "off" });
+  const walkCash = el("input", { id: "walkup-cash", inputmode: "decimal", autocomplete: "off" });
+  const walkOut = el("div", { id: "walkup-out" });
+  main.querySelector("section").append(el("form", {
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = { tier: tier.value, nonce: nonce(), tender: { kind: "cash", given_minor: Math.round(Number(walkCash.value.replace(",", ".")) * 100) } };
+      if (referral.value.trim()) body.referral_code = referral.value.trim();
+      if (holderName.value.trim()) body.holder = holderName.value.trim();
+      try {
+        const order = await api("POST", "/api/v1/walkups", body);
+        const ticket = order.tickets[0];
+        const png = await fetch(ticket.qr, { headers: { authorization: `Bearer ${state.token}` } }).then((r) => r.blob());
+        const img = el("img", { id: "ticket-qr", alt: `QR code of ticket ${ticket.id}`, src: URL.createObjectURL(png) });
+        announce(t.change(money(order.change_minor, order.currency)));
+        walkOut.replaceChildren(el("p", { class: "big", id: "walkup-change" }, t.change(money(order.change_minor, order.currency))),
+          el("p", {}, t.newTicket), img);
+      } catch (e) {
+        if (e.status === 401) return signInScreen(t.sessionExpired);
+        walkOut.replaceChildren(errorBox(e));
+      }
+    },
+  }, el("h3", {}, t.walkupTitle),
+    el("label", { for: "tier" }, t.tier), tier,
+    el("label", { for: "referral" }, t.referral), referral,
+    el("label", { for: "holder-name" }, t.holderName), holderName,
+    el("label", { for: "walkup-cash" }, t.walkupCash), walkCash,
+    el("button", { type: "submit", class: "primary", id: "sell-ticket" }, t.sellTicket), walkOut));
   renderCart();
   try {
     await renderDrops();

@@ -137,11 +137,39 @@ try {
   const total = await page.locator("#total").textContent();
   const held = await page.locator("#hold-left").textContent();
   await page.screenshot({ path: `${SHOTS}/12-cart.png`, fullPage: true });
-  await page.getByLabel("Cash given").fill("60");
+  await page.getByLabel("Cash given", { exact: true }).fill("60");
   await page.getByRole("button", { name: "Take cash" }).click();
   await page.locator("#receipt").waitFor();
   const sale = { total, held, change: await page.locator("#change").textContent(), receipt: await page.locator("#receipt").textContent() };
   await page.screenshot({ path: `${SHOTS}/13-receipt.png`, fullPage: true });
+
+  // A walk-up ticket for cash, credited by a referral code: its QR code
+  // on screen is read back (jsQR on the shown image) and scans at the door.
+  await page.getByRole("button", { name: "New sale" }).click();
+  await page.getByLabel("Referral code").fill("MARA10");
+  await page.getByLabel("Name on the ticket").fill("Walk In");
+  await page.getByLabel("Cash given for the ticket").fill("30");
+  await page.getByRole("button", { name: "Sell ticket for cash" }).click();
+  const qr = page.locator("#ticket-qr");
+  await qr.waitFor();
+  await page.waitForFunction(() => document.getElementById("ticket-qr").complete);
+  await page.screenshot({ path: `${SHOTS}/14-walkup.png`, fullPage: true });
+  const decoded = await page.evaluate(async () => {
+    if (!window.jsQR) {
+      await new Promise((ok) => { const s = document.createElement("script"); s.src = "/app/vendor/jsQR.js"; s.onload = ok; document.head.append(s); });
+    }
+    const img = document.getElementById("ticket-qr");
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    const found = window.jsQR(g.getImageData(0, 0, c.width, c.height).data, c.width, c.height);
+    return found && found.data;
+  });
+  const walkup = { change: await page.locator("#walkup-change").textContent(), decoded: !!decoded };
+  await page.getByRole("button", { name: "Door" }).click();
+  walkup.door = await scan(decoded, "15-walkup-at-door");
 
   // The offline shell is in place before the box goes away.
   const shell = await page.evaluate(async () => {
@@ -150,7 +178,7 @@ try {
     return { active: !!reg.active, cached: (await cache.keys()).length };
   });
   console.log(JSON.stringify({
-    shell, dashboard, sale, first, second, xss, injected, expired, kept, after, camera1, camera2,
+    shell, dashboard, sale, walkup, first, second, xss, injected, expired, kept, after, camera1, camera2,
     who, supervisor: await page.locator("#who").textContent(), errors,
   }));
   }
