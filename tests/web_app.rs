@@ -188,6 +188,8 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(w["decoded"], true, "the QR on screen reads back: {w}");
     assert_eq!(w["door"]["big"], "ADMIT", "the walk-up's QR scans at the door: {w}");
     assert_eq!(w["door"]["holder"], "Walk In", "{w}");
+    assert_eq!(w["undone"], "Check-in undone.", "a supervisor undid it: {w}");
+    assert_eq!(w["rescan"], "ADMIT", "undone, the ticket scans again: {w}");
     let receipt = sale["receipt"].as_str().unwrap();
     assert!(receipt.contains("Tour tee") && receipt.contains("50.00"), "{receipt}");
     assert!(d["ms"].as_u64().unwrap() <= 1000, "the dashboard counted it within 1 s: {d}");

@@ -153,6 +153,23 @@ function verdictView(answer, onNext) {
     dl.append(el("dt", {}, t.tier), el("dd", {}, answer.ticket.tier_name || answer.ticket.tier || ""));
     box.append(dl);
   }
+  const boss = state.who && (state.who.role === "supervisor" || state.who.role === "admin");
+  if (admit && boss) {
+    // A supervisor takes back a mistaken admission (within the box's window).
+    const undo = el("button", {
+      type: "button", id: "undo",
+      onclick: async () => {
+        try {
+          await api("POST", `/api/v1/checkins/${answer.scan_id}/undo`, {});
+          undo.replaceWith(el("p", { id: "undone" }, t.undone));
+          announce(t.undone);
+        } catch (e) {
+          undo.replaceWith(errorBox(e));
+        }
+      },
+    }, t.undo);
+    box.append(undo);
+  }
   box.append(el("button", { type: "button", class: "primary", onclick: onNext }, t.next));
   if (navigator.vibrate) navigator.vibrate(admit ? 80 : [200, 80, 200]);
   beep(admit);

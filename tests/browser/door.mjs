@@ -169,7 +169,20 @@ try {
   });
   const walkup = { change: await page.locator("#walkup-change").textContent(), decoded: !!decoded };
   await page.getByRole("button", { name: "Door" }).click();
-  walkup.door = await scan(decoded, "15-walkup-at-door");
+  await page.getByLabel("Ticket code").fill(decoded);
+  await page.getByRole("button", { name: "Check in" }).click();
+  await verdict.waitFor();
+  await page.screenshot({ path: `${SHOTS}/15-walkup-at-door.png` });
+  walkup.door = {
+    big: await verdict.locator(".big").textContent(),
+    holder: await verdict.locator(".holder").textContent(),
+  };
+  // The supervisor takes that admission back; the ticket then scans again.
+  await page.getByRole("button", { name: "Undo this check-in" }).click();
+  walkup.undone = await page.locator("#undone").textContent();
+  await page.getByRole("button", { name: "Next guest" }).click();
+  await verdict.waitFor({ state: "detached" });
+  walkup.rescan = (await scan(decoded, "16-after-undo")).big;
 
   // The offline shell is in place before the box goes away.
   const shell = await page.evaluate(async () => {
