@@ -183,6 +183,10 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(sale["total"], "50.00 EUR", "{sale}");
     assert!(sale["held"].as_str().unwrap().starts_with("Held for"), "the hold counts down: {sale}");
     assert_eq!(sale["change"], "Change: 10.00 EUR", "{sale}");
+    let card = &r["card"];
+    assert!(card["receipt"].as_str().unwrap().contains("Card"), "{card}");
+    assert_eq!(card["voided"], "Order voided: its items are back in stock.", "{card}");
+    assert_eq!(card["stockBack"], true, "{card}");
     let w = &r["walkup"];
     assert_eq!(w["change"], "Change: 5.00 EUR", "{w}");
     assert_eq!(w["decoded"], true, "the QR on screen reads back: {w}");

@@ -443,30 +443,59 @@ async function merchScreen() {
       tick();
       const timer = setInterval(tick, 1000);
       stop.signal.addEventListener("abort", () => clearInterval(timer));
-      out.replaceChildren(el("form", {
-        onsubmit: async (ev) => {
-          ev.preventDefault();
-          const givenMinor = Math.round(Number(given.value.replace(",", ".")) * 100);
-          try {
-            const order = await api("POST", `/api/v1/holds/${hold.id}/checkout`, {
-              nonce: nonce(), tender: { kind: "cash", given_minor: givenMinor },
-            });
-            clearInterval(timer);
-            const text = await fetch(order.receipt_text, { headers: { authorization: `Bearer ${state.token}` } }).then((r) => r.text());
-            announce(t.change(money(order.change_minor, order.currency)));
-            out.replaceChildren(el("section", { class: "receipt" },
-              el("p", { class: "big", id: "change" }, t.change(money(order.change_minor, order.currency))),
-              el("h3", {}, t.receipt), el("pre", { id: "receipt" }, text),
-              el("button", { type: "button", class: "primary", onclick: () => merchScreen() }, t.newSale)));
-          } catch (e) {
-            if (e.status === 401) return signInScreen(t.sessionExpired);
-            out.querySelector(".error")?.remove();
-            out.append(errorBox(e));
+      const reference = el("input", { id: "card-ref", autocomplete: "off" });
+      const pay = async (tender) => {
+        try {
+          const order = await api("POST", `/api/v1/holds/${hold.id}/checkout`, { nonce: nonce(), tender });
+          clearInterval(timer);
+          const text = await fetch(order.receipt_text, { headers: { authorization: `Bearer ${state.token}` } }).then((r) => r.text());
+          announce(t.change(money(order.change_minor, order.currency)));
+          const receipt = el("section", { class: "receipt" },
+            el("p", { class: "big", id: "change" }, t.change(money(order.change_minor, order.currency))),
+            el("h3", {}, t.receipt), el("pre", { id: "receipt" }, text));
+          const boss = state.who.role === "supervisor" || state.who.role === "admin";
+          if (boss) {
+            // A supervisor voids a sale on the spot, saying why.
+            const reason = el("input", { id: "void-reason", autocomplete: "off" });
+            const done = el("div");
+            receipt.append(el("form", {
+              onsubmit: async (ev) => {
+                ev.preventDefault();
+                try {
+                  await api("POST", `/api/v1/orders/${order.order_id}/void`, { reason: reason.value });
+                  done.replaceChildren(el("p", { id: "voided", role: "status" }, t.voided));
+                  renderDrops().catch(() => {});
+                } catch (e) {
+                  done.replaceChildren(errorBox(e));
+                }
+              },
+            }, el("label", { for: "void-reason" }, t.voidReason), reason,
+              el("button", { type: "submit" }, t.voidOrder), done));
           }
-        },
-      }, el("p", { class: "big", id: "total" }, total), left,
-        el("label", { for: "cash" }, t.cashGiven), given,
-        el("button", { type: "submit", class: "primary", id: "pay-cash" }, t.payCash)));
+          receipt.append(el("button", { type: "button", class: "primary", onclick: () => merchScreen() }, t.newSale));
+          out.replaceChildren(receipt);
+        } catch (e) {
+          if (e.status === 401) return signInScreen(t.sessionExpired);
+          out.querySelector(".error")?.remove();
+          out.append(errorBox(e));
+        }
+      };
+      out.replaceChildren(
+        el("p", { class: "big", id: "total" }, total), left,
+        el("form", {
+          onsubmit: (ev) => {
+            ev.preventDefault();
+            pay({ kind: "cash", given_minor: Math.round(Number(given.value.replace(",", ".")) * 100) });
+          },
+        }, el("label", { for: "cash" }, t.cashGiven), given,
+          el("button", { type: "submit", class: "primary", id: "pay-cash" }, t.payCash)),
+        el("form", {
+          onsubmit: (ev) => {
+            ev.preventDefault();
+            pay({ kind: "card", reference: reference.value.trim() });
+          },
+        }, el("label", { for: "card-ref" }, t.cardReference), reference,
+          el("button", { type: "submit", id: "pay-card" }, t.payCard)));
     } catch (e) {
       if (e.status === 401) return signInScreen(t.sessionExpired);
       hold = null;

@@ -143,6 +143,27 @@ try {
   const sale = { total, held, change: await page.locator("#change").textContent(), receipt: await page.locator("#receipt").textContent() };
   await page.screenshot({ path: `${SHOTS}/13-receipt.png`, fullPage: true });
 
+  // A card sale of a poster, voided by the supervisor: the stock returns.
+  await page.getByRole("button", { name: "New sale" }).click();
+  const poster = page.getByRole("button", { name: "Add Signed poster" });
+  const left = async () => Number((await poster.textContent()).match(/(\d+) left/)[1]);
+  const postersBefore = await left();
+  await poster.click();
+  await page.getByLabel("Buyer's ticket code").fill(TICKET_CODE);
+  await page.getByRole("button", { name: "Hold for the buyer" }).click();
+  await page.getByLabel("Card terminal slip number").fill("T-0042");
+  await page.getByRole("button", { name: "Paid by card" }).click();
+  await page.locator("#receipt").waitFor();
+  const card = { receipt: await page.locator("#receipt").textContent() };
+  await page.getByLabel("Why void it").fill("wrong size");
+  await page.getByRole("button", { name: "Void this order" }).click();
+  card.voided = await page.locator("#voided").textContent();
+  await page.waitForFunction(async (n) => {
+    const b = [...document.querySelectorAll(".product")].find((x) => x.textContent.startsWith("Signed poster"));
+    return b && Number(b.textContent.match(/(\d+) left/)[1]) === n;
+  }, postersBefore);
+  card.stockBack = true;
+
   // A walk-up ticket for cash, credited by a referral code: its QR code
   // on screen is read back (jsQR on the shown image) and scans at the door.
   await page.getByRole("button", { name: "New sale" }).click();
@@ -191,7 +212,7 @@ try {
     return { active: !!reg.active, cached: (await cache.keys()).length };
   });
   console.log(JSON.stringify({
-    shell, dashboard, sale, walkup, first, second, xss, injected, expired, kept, after, camera1, camera2,
+    shell, dashboard, sale, card, walkup, first, second, xss, injected, expired, kept, after, camera1, camera2,
     who, supervisor: await page.locator("#who").textContent(), errors,
   }));
   }
