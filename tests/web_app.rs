@@ -106,7 +106,7 @@ async fn walkup(plain: &str, merch: &str, holder: &str) -> String {
     r["tickets"][0]["code"].as_str().unwrap_or_else(|| panic!("no walk-up: {r}")).to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     chromium();
     let node = playwright();
@@ -124,9 +124,15 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/door.mjs"), &script).unwrap();
     let profile = dir.path().join("chromium-profile");
     let door = common::binary::token(dir.path(), "door");
+    // Captures go through a proxy that cuts the connection mid-upload.
+    let proxy = common::s3::FaultProxy::start(addrs.https.parse().unwrap()).await;
+    let photo = common::jpeg(1000, 700, 5);
+    let photo_path = dir.path().join("IMG_0001.jpg");
+    std::fs::write(&photo_path, &photo).unwrap();
+    let capture_code = common::binary::pairing_code(dir.path());
     let run = |step: &str| {
-        Command::new("node")
-            .arg(&script)
+        let mut cmd = Command::new("node");
+        cmd.arg(&script)
             .current_dir(&node)
             .env("BOX", format!("https://{}", addrs.https))
             .env("CA_PEM", dir.path().join("tls/ca.pem"))
@@ -141,14 +147,26 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
             .env("SHOTS", &shots)
             .env("PROFILE", &profile)
             .env("STEP", step)
-            .output()
-            .unwrap()
+            .env("PROXY_BOX", format!("https://{}", proxy.endpoint().trim_start_matches("http://")))
+            .env("CAPTURE_PAIR_CODE", &capture_code)
+            .env("PHOTO", &photo_path);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
     };
-    let out = run("door");
+    let out = run("door").await.unwrap();
+    proxy.cut_after(500_000);
+    let capture = run("capture").await.unwrap();
+    let on_box = reqwest::Client::new()
+        .head(format!("http://{}/api/v1/captures/{}", addrs.plain, common::sha256_hex(&photo)))
+        .bearer_auth(common::binary::token(dir.path(), "capture"))
+        .send()
+        .await
+        .unwrap();
+    let on_box = on_box.status();
+    assert_eq!(on_box, 200, "the box holds the photo's bytes");
     // Then the box goes away: the phone opens the app again.
     let _ = child.kill();
     let _ = child.wait();
-    let offline = run("offline");
+    let offline = run("offline").await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -197,6 +215,15 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let receipt = sale["receipt"].as_str().unwrap();
     assert!(receipt.contains("Tour tee") && receipt.contains("50.00"), "{receipt}");
     assert!(d["ms"].as_u64().unwrap() <= 1000, "the dashboard counted it within 1 s: {d}");
+    let stdout = String::from_utf8_lossy(&capture.stdout);
+    assert!(capture.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&capture.stderr));
+    let c: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(c["state"], "on the box", "{c}");
+    assert!(
+        proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the upload was cut mid-way"
+    );
+    assert_eq!(c["sha256"], common::sha256_hex(&photo), "{c}");
     let cached = r["shell"]["cached"].as_u64().unwrap_or(0);
     assert!(r["shell"]["active"] == true && cached >= 4, "the shell is cached: {r}");
     let stdout = String::from_utf8_lossy(&offline.stdout);

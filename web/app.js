@@ -546,6 +546,79 @@ async function merchScreen() {
   }).catch(() => {});
 }
 
+// --- capture -------------------------------------------------------------------
+
+async function sha256Hex(file) {
+  const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function loadScript(src, global) {
+  if (window[global]) return Promise.resolve();
+  return new Promise((ok, fail) => {
+    const s = document.createElement("script");
+    s.src = src;
+    s.onload = ok;
+    s.onerror = fail;
+    document.head.append(s);
+  });
+}
+
+async function captureScreen() {
+  const creators = (state.event && state.event.creators) || [];
+  const creator = el("select", { id: "creator" }, ...creators.map((c) => el("option", { value: c.id }, c.name)));
+  const consent = el("input", { id: "consent", type: "checkbox" });
+  const files = el("input", { id: "files", type: "file", accept: "image/*,video/*", multiple: true });
+  const list = el("ul", { id: "uploads" });
+  const form = el("form", {
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      await loadScript("/app/vendor/tus.min.js", "tus");
+      const picked = [...files.files];
+      // Ask first which files the box already has (same bytes, same hash).
+      const hashes = await Promise.all(picked.map(sha256Hex));
+      const { present } = await api("POST", "/api/v1/captures/check", { sha256: hashes });
+      picked.forEach((file, i) => {
+        const progress = el("progress", { max: 100, value: 0, "aria-label": file.name });
+        const note = el("span", { class: "upload-state" });
+        list.append(el("li", { "data-sha256": hashes[i] }, `${file.name} `, progress, " ", note));
+        if (present.includes(hashes[i])) {
+          progress.value = 100;
+          note.textContent = t.alreadyOnBox;
+          return;
+        }
+        const upload = new window.tus.Upload(file, {
+          endpoint: "/api/v1/uploads/",
+          headers: { authorization: `Bearer ${state.token}` },
+          metadata: { creator: creator.value, consent: String(consent.checked), filename: file.name, filetype: file.type },
+          chunkSize: 4 * 1024 * 1024,
+          // A Wi-Fi drop: try again, from what reached the box's disk.
+          retryDelays: [0, 500, 1000, 2000, 5000, 10000],
+          storeFingerprintForResuming: true,
+          removeFingerprintOnSuccess: true,
+          onProgress: (sent, total) => (progress.value = Math.floor((sent / total) * 100)),
+          onSuccess: () => {
+            progress.value = 100;
+            note.textContent = t.uploaded;
+            announce(`${file.name}: ${t.uploaded}`);
+          },
+          onError: (e) => (note.textContent = t.uploadFailed(e.message || e)),
+        });
+        // After a reload the same file resumes where the box left it.
+        upload.findPreviousUploads().then((previous) => {
+          if (previous.length) upload.resumeFromPreviousUpload(previous[0]);
+          upload.start();
+        });
+      });
+    },
+  },
+    el("label", { for: "creator" }, t.creator), creator,
+    el("label", { for: "files" }, t.files), files,
+    el("label", { class: "check" }, consent, " ", t.consent),
+    el("button", { type: "submit", class: "primary", id: "upload" }, t.upload));
+  show(el("section", {}, el("h2", {}, t.captureTitle), form, list));
+}
+
 /** What to stop when the screen changes (a feed, a timer, the camera). */
 let leave = () => {};
 
@@ -555,6 +628,7 @@ function nav() {
   const screens = [];
   if (role === "door" || boss) screens.push(["door", t.navDoor, doorScreen]);
   if (role === "merch" || boss) screens.push(["merch", t.navMerch, merchScreen]);
+  if (role === "capture" || boss) screens.push(["capture", t.navCapture, captureScreen]);
   if (boss) screens.push(["dashboard", t.navDashboard, dashboardScreen]);
   if (screens.length < 2) return null;
   return el("nav", { "aria-label": "Screens" }, ...screens.map(([id, label, open]) =>
@@ -586,7 +660,8 @@ async function home() {
     screens.id = "nav";
     main.before(screens);
   }
-  await (state.who.role === "merch" ? merchScreen() : doorScreen());
+  const first = { merch: merchScreen, capture: captureScreen }[state.who.role] || doorScreen;
+  await first();
 }
 
 async function boot() {

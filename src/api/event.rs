@@ -12,6 +12,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
+#[derive(Serialize)]
+pub struct CreatorRef<'a> {
+    id: &'a str,
+    name: &'a str,
+}
+
 /// The loaded event as staff devices need it.
 #[derive(Serialize)]
 pub struct EventSummary<'a> {
@@ -19,6 +25,8 @@ pub struct EventSummary<'a> {
     manifest_version: u64,
     gates: &'a [Gate],
     tiers: &'a [Tier],
+    /// Who captures are credited to (id and name only).
+    creators: Vec<CreatorRef<'a>>,
     tickets_listed: usize,
     box_id: &'a str,
 }
@@ -41,6 +49,11 @@ pub async fn show(
         manifest_version: m.version,
         gates: &m.gates,
         tiers: &m.tiers,
+        creators: m
+            .creators
+            .iter()
+            .map(|c| CreatorRef { id: c.id.as_str(), name: &c.name })
+            .collect(),
         tickets_listed: m.tickets.len(),
         box_id: st.store.box_id(),
     })

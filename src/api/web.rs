@@ -41,6 +41,8 @@ static ASSETS: &[Asset] = &[
     asset!("sw.js", "text/javascript; charset=utf-8"),
     asset!("vendor/jsQR.js", "text/javascript; charset=utf-8"),
     asset!("vendor/jsQR.LICENSE", "text/plain; charset=utf-8"),
+    asset!("vendor/tus.min.js", "text/javascript; charset=utf-8"),
+    asset!("vendor/tus.LICENSE", "text/plain; charset=utf-8"),
 ];
 
 /// Each asset's ETag: the start of its SHA-256, computed once.

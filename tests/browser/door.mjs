@@ -12,7 +12,7 @@ import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 
 const { BOX, CA_PEM, PAIR_CODE, TICKET_CODE, XSS_CODE, LATER_CODE, VIDEO, SHOTS, PROFILE, STEP } = process.env;
-const { OTHER_CODE, DOOR_TOKEN } = process.env;
+const { OTHER_CODE, DOOR_TOKEN, PROXY_BOX, CAPTURE_PAIR_CODE, PHOTO } = process.env;
 const ca = new X509Certificate(readFileSync(CA_PEM));
 const spki = createHash("sha256")
   .update(ca.publicKey.export({ type: "spki", format: "der" }))
@@ -38,7 +38,26 @@ try {
   const page = context.pages()[0] || (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
-  if (STEP === "offline") {
+  if (STEP === "capture") {
+    // A crew phone behind a Wi-Fi that drops mid-upload (the test's proxy
+    // cuts the connection): the upload resumes and completes.
+    await page.goto(`${PROXY_BOX}/#code=${CAPTURE_PAIR_CODE}`);
+    await page.getByRole("button", { name: "Pair" }).click();
+    await page.getByRole("button", { name: "Sign in" }).waitFor();
+    for (const d of "3333") await page.getByRole("button", { name: d, exact: true }).click();
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByLabel("Photos and videos", { exact: true }).setInputFiles(PHOTO);
+    await page.getByLabel("The people in these photos").check();
+    await page.getByRole("button", { name: "Upload" }).click();
+    const state = page.locator("#uploads .upload-state");
+    await page.waitForFunction(() => /on the box|failed/.test(document.querySelector("#uploads .upload-state")?.textContent || ""), null, { timeout: 60000 });
+    await page.screenshot({ path: `${SHOTS}/17-capture.png` });
+    console.log(JSON.stringify({
+      state: await state.textContent(),
+      sha256: await page.locator("#uploads li").getAttribute("data-sha256"),
+      errors,
+    }));
+  } else if (STEP === "offline") {
     // The box is stopped: the shell still opens and says why nothing works.
     await page.goto(`${BOX}/`);
     const alert = page.getByRole("alert").first();
