@@ -383,6 +383,19 @@ async function dashboardScreen() {
 
 // --- merch ---------------------------------------------------------------------
 
+/** The change and the new ticket's QR code (fetched with the token). */
+async function ticketView(order, prefix) {
+  const ticket = order.tickets[0];
+  const png = await fetch(ticket.qr, { headers: { authorization: `Bearer ${state.token}` } }).then((r) => r.blob());
+  const change = t.change(money(order.change_minor, order.currency));
+  announce(change);
+  return [
+    el("p", { class: "big", id: `${prefix}-change` }, change),
+    el("p", {}, t.newTicket),
+    el("img", { class: "ticket-qr", id: `${prefix}-qr`, alt: `QR code of ticket ${ticket.id}`, src: URL.createObjectURL(png) }),
+  ];
+}
+
 function money(minor, currency) {
   return `${(minor / 100).toFixed(2)} ${currency}`;
 }
@@ -517,12 +530,7 @@ async function merchScreen() {
       if (holderName.value.trim()) body.holder = holderName.value.trim();
       try {
         const order = await api("POST", "/api/v1/walkups", body);
-        const ticket = order.tickets[0];
-        const png = await fetch(ticket.qr, { headers: { authorization: `Bearer ${state.token}` } }).then((r) => r.blob());
-        const img = el("img", { id: "ticket-qr", alt: `QR code of ticket ${ticket.id}`, src: URL.createObjectURL(png) });
-        announce(t.change(money(order.change_minor, order.currency)));
-        walkOut.replaceChildren(el("p", { class: "big", id: "walkup-change" }, t.change(money(order.change_minor, order.currency))),
-          el("p", {}, t.newTicket), img);
+        walkOut.replaceChildren(...(await ticketView(order, "walkup")));
       } catch (e) {
         if (e.status === 401) return signInScreen(t.sessionExpired);
         walkOut.replaceChildren(errorBox(e));
@@ -534,6 +542,30 @@ async function merchScreen() {
     el("label", { for: "holder-name" }, t.holderName), holderName,
     el("label", { for: "walkup-cash" }, t.walkupCash), walkCash,
     el("button", { type: "submit", class: "primary", id: "sell-ticket" }, t.sellTicket), walkOut));
+  // A scholarship seat by code (free, or discounted and paid cash).
+  const claimCode = el("input", { id: "claim-code", autocomplete: "off", autocapitalize: "characters" });
+  const claimHolder = el("input", { id: "claim-holder", autocomplete: "off" });
+  const claimCash = el("input", { id: "claim-cash", inputmode: "decimal", autocomplete: "off" });
+  const claimOut = el("div", { id: "claim-out" });
+  main.querySelector("section").append(el("form", {
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      const body = { code: claimCode.value.trim(), nonce: nonce() };
+      if (claimHolder.value.trim()) body.holder = claimHolder.value.trim();
+      if (claimCash.value.trim()) body.tender = { kind: "cash", given_minor: Math.round(Number(claimCash.value.replace(",", ".")) * 100) };
+      try {
+        const order = await api("POST", "/api/v1/scholarships/claims", body);
+        claimOut.replaceChildren(...(await ticketView(order, "claim")));
+      } catch (e) {
+        if (e.status === 401) return signInScreen(t.sessionExpired);
+        claimOut.replaceChildren(errorBox(e));
+      }
+    },
+  }, el("h3", {}, t.claimTitle),
+    el("label", { for: "claim-code" }, t.claimCode), claimCode,
+    el("label", { for: "claim-holder" }, t.claimHolder), claimHolder,
+    el("label", { for: "claim-cash" }, t.claimCash), claimCash,
+    el("button", { type: "submit", class: "primary", id: "claim-seat" }, t.claimSeat), claimOut));
   renderCart();
   try {
     await renderDrops();

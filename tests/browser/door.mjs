@@ -187,18 +187,18 @@ try {
   // on screen is read back (jsQR on the shown image) and scans at the door.
   await page.getByRole("button", { name: "New sale" }).click();
   await page.getByLabel("Referral code").fill("MARA10");
-  await page.getByLabel("Name on the ticket").fill("Walk In");
+  await page.getByLabel("Name on the ticket", { exact: false }).first().fill("Walk In");
   await page.getByLabel("Cash given for the ticket").fill("30");
   await page.getByRole("button", { name: "Sell ticket for cash" }).click();
-  const qr = page.locator("#ticket-qr");
+  const qr = page.locator("#walkup-qr");
   await qr.waitFor();
-  await page.waitForFunction(() => document.getElementById("ticket-qr").complete);
+  await page.waitForFunction(() => document.getElementById("walkup-qr").complete);
   await page.screenshot({ path: `${SHOTS}/14-walkup.png`, fullPage: true });
   const decoded = await page.evaluate(async () => {
     if (!window.jsQR) {
       await new Promise((ok) => { const s = document.createElement("script"); s.src = "/app/vendor/jsQR.js"; s.onload = ok; document.head.append(s); });
     }
-    const img = document.getElementById("ticket-qr");
+    const img = document.getElementById("walkup-qr");
     const c = document.createElement("canvas");
     c.width = img.naturalWidth;
     c.height = img.naturalHeight;
@@ -224,6 +224,19 @@ try {
   await verdict.waitFor({ state: "detached" });
   walkup.rescan = (await scan(decoded, "16-after-undo")).big;
 
+  // A free scholarship seat by code: a ticket with its QR, nothing to pay;
+  // the same code is then used up.
+  await page.getByRole("button", { name: "Merch" }).click();
+  await page.getByLabel("Scholarship code").fill("MARA-FRIEND-02");
+  await page.getByLabel("Name on the scholarship ticket").fill("Friend");
+  await page.getByRole("button", { name: "Claim the seat" }).click();
+  await page.locator("#claim-qr").waitFor();
+  const claim = { change: await page.locator("#claim-change").textContent() };
+  await page.screenshot({ path: `${SHOTS}/18-scholarship.png`, fullPage: true });
+  await page.getByLabel("Scholarship code").fill("MARA-FRIEND-02");
+  await page.getByRole("button", { name: "Claim the seat" }).click();
+  claim.again = await page.locator("#claim-out .error").textContent();
+
   // The offline shell is in place before the box goes away.
   const shell = await page.evaluate(async () => {
     const reg = await navigator.serviceWorker.ready;
@@ -231,7 +244,7 @@ try {
     return { active: !!reg.active, cached: (await cache.keys()).length };
   });
   console.log(JSON.stringify({
-    shell, dashboard, sale, card, walkup, first, second, xss, injected, expired, kept, after, camera1, camera2,
+    shell, dashboard, sale, card, walkup, claim, first, second, xss, injected, expired, kept, after, camera1, camera2,
     who, supervisor: await page.locator("#who").textContent(), errors,
   }));
   }
