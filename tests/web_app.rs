@@ -207,7 +207,10 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(card["stockBack"], true, "{card}");
     let claim = &r["claim"];
     assert_eq!(claim["change"], "Change: 0.00 EUR", "a free seat: {claim}");
-    assert!(claim["again"].as_str().unwrap().starts_with("The box said:"), "used up, said: {claim}");
+    assert!(
+        claim["again"].as_str().unwrap().starts_with("The box said:"),
+        "used up, said: {claim}"
+    );
     let w = &r["walkup"];
     assert_eq!(w["change"], "Change: 5.00 EUR", "{w}");
     assert_eq!(w["decoded"], true, "the QR on screen reads back: {w}");
