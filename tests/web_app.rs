@@ -205,6 +205,9 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert!(card["receipt"].as_str().unwrap().contains("Card"), "{card}");
     assert_eq!(card["voided"], "Order voided: its items are back in stock.", "{card}");
     assert_eq!(card["stockBack"], true, "{card}");
+    let comp = &r["comp"];
+    assert_eq!(comp["pinField"], 0, "a supervisor needs no approver: {comp}");
+    assert!(comp["receipt"].as_str().unwrap().contains("Comp"), "{comp}");
     let claim = &r["claim"];
     assert_eq!(claim["change"], "Change: 0.00 EUR", "a free seat: {claim}");
     assert!(

@@ -457,6 +457,8 @@ async function merchScreen() {
       const timer = setInterval(tick, 1000);
       stop.signal.addEventListener("abort", () => clearInterval(timer));
       const reference = el("input", { id: "card-ref", autocomplete: "off" });
+      const approver = el("input", { id: "approver-pin", type: "password", inputmode: "numeric", autocomplete: "off" });
+      const bossHere = state.who.role === "supervisor" || state.who.role === "admin";
       const pay = async (tender) => {
         try {
           const order = await api("POST", `/api/v1/holds/${hold.id}/checkout`, { nonce: nonce(), tender });
@@ -508,7 +510,15 @@ async function merchScreen() {
             pay({ kind: "card", reference: reference.value.trim() });
           },
         }, el("label", { for: "card-ref" }, t.cardReference), reference,
-          el("button", { type: "submit", id: "pay-card" }, t.payCard)));
+          el("button", { type: "submit", id: "pay-card" }, t.payCard)),
+        el("form", {
+          onsubmit: (ev) => {
+            ev.preventDefault();
+            // A supervisor approves by being signed in; others need one's PIN.
+            pay(bossHere ? { kind: "comp" } : { kind: "comp", approver_pin: approver.value });
+          },
+        }, bossHere ? "" : el("label", { for: "approver-pin" }, t.approverPin), bossHere ? "" : approver,
+          el("button", { type: "submit", id: "pay-comp" }, t.payComp)));
     } catch (e) {
       if (e.status === 401) return signInScreen(t.sessionExpired);
       hold = null;

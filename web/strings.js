@@ -64,6 +64,8 @@ export const STRINGS = {
     claimSeat: "Claim the seat",
     cardReference: "Card terminal slip number",
     payCard: "Paid by card",
+    approverPin: "Supervisor's PIN, to give it away",
+    payComp: "Give away (comp)",
     voidReason: "Why void it",
     voidOrder: "Void this order",
     voided: "Order voided: its items are back in stock.",

@@ -183,6 +183,16 @@ try {
   }, postersBefore);
   card.stockBack = true;
 
+  // A comp: a signed-in supervisor gives it away without a PIN field.
+  await page.getByRole("button", { name: "New sale" }).click();
+  await page.getByLabel("Buyer's ticket code").fill(TICKET_CODE);
+  await page.getByRole("button", { name: "Add Signed poster" }).click();
+  await page.getByRole("button", { name: "Hold for the buyer" }).click();
+  const comp = { pinField: await page.getByLabel("Supervisor's PIN").count() };
+  await page.getByRole("button", { name: "Give away (comp)" }).click();
+  await page.locator("#receipt").waitFor();
+  comp.receipt = await page.locator("#receipt").textContent();
+
   // A walk-up ticket for cash, credited by a referral code: its QR code
   // on screen is read back (jsQR on the shown image) and scans at the door.
   await page.getByRole("button", { name: "New sale" }).click();
@@ -244,7 +254,7 @@ try {
     return { active: !!reg.active, cached: (await cache.keys()).length };
   });
   console.log(JSON.stringify({
-    shell, dashboard, sale, card, walkup, claim, first, second, xss, injected, expired, kept, after, camera1, camera2,
+    shell, dashboard, sale, card, comp, walkup, claim, first, second, xss, injected, expired, kept, after, camera1, camera2,
     who, supervisor: await page.locator("#who").textContent(), errors,
   }));
   }
