@@ -54,8 +54,9 @@ fn check(doc: &Value, schema: &Value, value: &Value, path: &str, problems: &mut 
     match value {
         Value::Object(fields) => {
             let Some(props) = schema.get("properties").and_then(Value::as_object) else { return };
-            let open = schema.get("additionalProperties").is_some_and(|a| a != &Value::Bool(false))
-                && schema.get("additionalProperties").is_some();
+            // A schema that allows more fields than it names (`additionalProperties`
+            // set and not false) is not held to its list.
+            let open = schema.get("additionalProperties").is_some_and(|a| a != &Value::Bool(false));
             for (k, v) in fields {
                 match props.get(k) {
                     Some(s) => check(doc, s, v, &format!("{path}.{k}"), problems),

@@ -70,11 +70,11 @@ pub async fn sync(cmd: SyncCommand) -> Result<()> {
                 venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
             let (events_total, captures_total) = (start.events_pending, start.captures_pending);
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
-            let _lock = venuebox::sync::try_lock(&dir.data_dir)?;
+            let lock = venuebox::sync::try_lock(&dir.data_dir)?;
             let stop = CancellationToken::new();
             // The same lanes `serve` runs (backoff, probes, permanent
             // errors), here until everything is sent.
-            let lanes = match (_lock.is_some(), config) {
+            let lanes = match (lock.is_some(), config) {
                 (true, Some(c)) => {
                     let syncer = venuebox::sync::Syncer::new(
                         state.store.clone(),
