@@ -111,7 +111,7 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     chromium();
     let node = playwright();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addrs) = common::binary::serve_lan(dir.path(), &["--demo"]);
+    let (mut child, addrs) = common::binary::serve_lan(dir.path(), &["--demo", "--simulate"]);
     let code = common::binary::pairing_code(dir.path());
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-shots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -129,6 +129,10 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let photo = common::jpeg(1000, 700, 5);
     let photo_path = dir.path().join("IMG_0001.jpg");
     std::fs::write(&photo_path, &photo).unwrap();
+    // The creator's crew: one photo sent at once, one picked offline.
+    let (link_photo, queued_photo) = (common::jpeg(800, 600, 6), common::jpeg(640, 480, 7));
+    std::fs::write(dir.path().join("IMG_0002.jpg"), &link_photo).unwrap();
+    std::fs::write(dir.path().join("IMG_0003.jpg"), &queued_photo).unwrap();
     let capture_code = common::binary::pairing_code(dir.path());
     let run = |step: &str| {
         let mut cmd = Command::new("node");
@@ -149,7 +153,12 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
             .env("STEP", step)
             .env("PROXY_BOX", format!("https://{}", proxy.endpoint().trim_start_matches("http://")))
             .env("CAPTURE_PAIR_CODE", &capture_code)
-            .env("PHOTO", &photo_path);
+            .env("PHOTO", &photo_path)
+            .env("LINK_PHOTO", dir.path().join("IMG_0002.jpg"))
+            .env("QUEUED_PHOTO", dir.path().join("IMG_0003.jpg"))
+            .env("SCANNER_CODE", demo_ticket(dir.path(), 5).1)
+            .env("MANIFEST", dir.path().join("demo/manifest.json"))
+            .env("MANIFEST_SIG", dir.path().join("demo/manifest.json.sig"));
         tokio::task::spawn_blocking(move || cmd.output().unwrap())
     };
     let out = run("door").await.unwrap();
@@ -163,6 +172,17 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
         .unwrap();
     let on_box = on_box.status();
     assert_eq!(on_box, 200, "the box holds the photo's bytes");
+    let admin = common::binary::token(dir.path(), "admin");
+    let captures: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/creators/cr-mara/captures", addrs.plain))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
     // Then the box goes away: the phone opens the app again.
     let _ = child.kill();
     let _ = child.wait();
@@ -221,9 +241,37 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(w["door"]["holder"], "Walk In", "{w}");
     assert_eq!(w["undone"], "Check-in undone.", "a supervisor undid it: {w}");
     assert_eq!(w["rescan"], "ADMIT", "undone, the ticket scans again: {w}");
+    assert!(sale["print"].as_str().unwrap().starts_with("Receipt printed"), "{sale}");
+    assert!(sale["found"].as_str().unwrap().ends_with("50.00 EUR, paid"), "{sale}");
+    assert!(sale["refunded"].as_str().unwrap().starts_with("Order refunded"), "{sale}");
+    let s = &r["scanner"];
+    assert_eq!(s["injected"], "admit", "{s}");
+    assert!(s["shown"].as_str().unwrap().starts_with("ADMIT Admit"), "the scanner's verdict at the gate: {s}");
+    assert!(s["shown"].as_str().unwrap().contains("usb-scanner-1"), "{s}");
+    let a = &r["admin"];
+    assert_eq!(a["pairing"].as_str().unwrap().len(), 14, "a pairing code: {a}");
+    assert!(a["manifest"].as_str().unwrap().starts_with("Already loaded: evt-demo"), "{a}");
+    assert_eq!(a["frozen"], true, "{a}");
+    assert_eq!(a["dropSaved"], "Saved: Late caps.", "{a}");
+    assert_eq!(a["capsOnHand"], "8", "5 to start, 3 restocked: {a}");
+    assert_eq!(a["doorAfterRevoke"], 401, "the revoked door session is out: {a}");
+    let l = &r["linkPage"];
+    assert_eq!((&l["creator"], &l["fixed"]), (&serde_json::json!("cr-mara"), &serde_json::json!(true)), "{l}");
+    assert_eq!(l["state"], "on the box", "{l}");
+    assert_eq!(l["captures"], "1", "the creator sees their capture: {l}");
+    assert!(l["queued"].as_str().unwrap().starts_with("waiting for the box"), "{l}");
+    assert_eq!(l["afterReload"], "on the box", "{l}");
+    assert_eq!(l["sliced"], true, "{l}");
+    assert_eq!(r["unlabelled"], serde_json::json!({}), "every control is labelled: {r}");
     let receipt = sale["receipt"].as_str().unwrap();
     assert!(receipt.contains("Tour tee") && receipt.contains("50.00"), "{receipt}");
     assert!(d["ms"].as_u64().unwrap() <= 1000, "the dashboard counted it within 1 s: {d}");
+    let held: Vec<&str> =
+        captures["items"].as_array().unwrap().iter().filter_map(|c| c["sha256"].as_str()).collect();
+    for (what, bytes) in [("sent from the link", &link_photo), ("queued offline", &queued_photo)] {
+        let sha = common::sha256_hex(bytes);
+        assert!(held.contains(&sha.as_str()), "the photo {what} is Mara's on the box: {captures}");
+    }
     let stdout = String::from_utf8_lossy(&capture.stdout);
     assert!(capture.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&capture.stderr));
     let c: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();

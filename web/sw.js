@@ -2,8 +2,11 @@
 // the box unreachable the app still opens and says so. The network comes
 // first (an updated box serves its new app at once); the API is never
 // cached: only the box decides a ticket.
-const CACHE = "venuebox-shell-v1";
-const SHELL = ["/", "/app/app.js", "/app/strings.js", "/app/app.css"];
+const CACHE = "venuebox-shell-v2";
+const SHELL = [
+  "/", "/app/app.js", "/app/strings.js", "/app/app.css", "/app/ui.js", "/app/door.js", "/app/merch.js",
+  "/app/capture.js", "/app/sha256.js", "/app/dashboard.js", "/app/admin.js", "/app/vendor/tus.min.js",
+];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));

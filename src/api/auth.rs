@@ -103,8 +103,21 @@ pub struct Principal {
     pub device_id: Option<String>,
 }
 
-/// The only paths an upload link may use.
-const LINK_PATHS: [&str; 2] = ["/api/v1/uploads", "/api/v1/captures/check"];
+/// The only paths an upload link may use: uploading, the duplicate check,
+/// and its own creator's captures (with thumbnails; the handler checks
+/// whose they are) and figures.
+fn link_may_use(path: &str, creator: &CreatorId) -> bool {
+    const UPLOADS: [&str; 2] = ["/api/v1/uploads", "/api/v1/captures/check"];
+    if UPLOADS.iter().any(|p| path.starts_with(p)) {
+        return true;
+    }
+    if let Some(sha) = path.strip_prefix("/api/v1/captures/") {
+        return sha.strip_suffix("/thumbnail").is_some_and(|s| !s.contains('/'));
+    }
+    path.strip_prefix("/api/v1/creators/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(id, what)| id == creator.as_str() && (what == "captures" || what == "summary"))
+}
 
 impl Principal {
     /// 403 unless the caller's role may do what needs `role`.
@@ -170,10 +183,11 @@ impl FromRequestParts<AppState> for Principal {
         };
         match session {
             Some(s)
-                if s.creator_scope.is_some()
-                    && !LINK_PATHS.iter().any(|p| parts.uri.path().starts_with(p)) =>
+                if s.creator_scope.as_ref().is_some_and(|c| !link_may_use(parts.uri.path(), c)) =>
             {
-                Err(ApiError::forbidden("an upload link can only upload captures"))
+                Err(ApiError::forbidden(
+                    "an upload link can only upload captures and see its own creator's",
+                ))
             }
             Some(s) if s.expires_at > now => Ok(Principal {
                 actor: s.actor,

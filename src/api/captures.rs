@@ -82,6 +82,9 @@ pub async fn thumbnail(
         .capture(sha.clone())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("capture {sha}")))?;
+    if p.creator_scope.as_ref().is_some_and(|scope| scope.as_str() != c.creator) {
+        return Err(ApiError::not_found(format!("capture {sha}")));
+    }
     if c.hidden || c.thumbnail.is_none() {
         return Err(ApiError::not_found(
             "this capture has no thumbnail (hidden, a video or HEIC, or not made yet)",

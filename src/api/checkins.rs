@@ -92,21 +92,7 @@ fn answer(st: &AppState, r: &ScanRecord) -> CheckinAnswer {
         .as_ref()
         .and_then(|t| event.as_ref().and_then(|e| e.tier(t).map(|t| t.name.clone())));
     let gate_name = |g: &GateId| event.as_ref().and_then(|e| e.gate(g).map(|g| g.name.clone()));
-    let message = match r.reason {
-        None => match r.direction {
-            Direction::Entry => "Admit".to_string(),
-            Direction::Exit => "Exit recorded".to_string(),
-        },
-        Some(Reason::AlreadyCheckedIn) => match &r.prior {
-            Some(p) => format!(
-                "Already checked in at {} ({} UTC)",
-                gate_name(&p.gate).unwrap_or_else(|| p.gate.to_string()),
-                format_rfc3339(p.at).get(11..19).unwrap_or_default()
-            ),
-            None => Reason::AlreadyCheckedIn.advice().to_string(),
-        },
-        Some(reason) => reason.advice().to_string(),
-    };
+    let message = r.message(gate_name);
     CheckinAnswer {
         scan_id: r.id,
         verdict: r.verdict,

@@ -9,14 +9,29 @@ use crate::domain::role::Role;
 use crate::sync::{self, SyncStatus, FREEZE_SETTING};
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+/// The sync status and the disk it drains: captures wait on the box's
+/// disk until they are in the bucket.
+#[derive(Serialize)]
+pub struct StatusAnswer {
+    #[serde(flatten)]
+    status: SyncStatus,
+    /// Free bytes on the data directory's file system (null if unknown).
+    disk_free_bytes: Option<u64>,
+}
+
+async fn answer(st: &AppState) -> Result<Json<StatusAnswer>, ApiError> {
+    let status = sync::status(&st.store, &st.sync, st.clock.now()).await?;
+    Ok(Json(StatusAnswer { status, disk_free_bytes: st.media.free_bytes().ok() }))
+}
 
 pub async fn status(
     State(st): State<AppState>,
     p: Principal,
-) -> Result<Json<SyncStatus>, ApiError> {
+) -> Result<Json<StatusAnswer>, ApiError> {
     p.require(Role::Supervisor)?;
-    Ok(Json(sync::status(&st.store, &st.sync, st.clock.now()).await?))
+    answer(&st).await
 }
 
 /// Wakes the loop now, and lifts a permanent-error pause so a fixed
@@ -24,7 +39,7 @@ pub async fn status(
 pub async fn now(
     State(st): State<AppState>,
     p: Principal,
-) -> Result<(StatusCode, Json<SyncStatus>), ApiError> {
+) -> Result<(StatusCode, Json<StatusAnswer>), ApiError> {
     p.require(Role::Supervisor)?;
     if st.sync.target.is_none() {
         return Err(ApiError::new(
@@ -35,7 +50,7 @@ pub async fn now(
     }
     st.store.sync_request(st.clock.now()).await?;
     st.sync.wake.notify_waiters();
-    Ok((StatusCode::ACCEPTED, Json(sync::status(&st.store, &st.sync, st.clock.now()).await?)))
+    Ok((StatusCode::ACCEPTED, answer(&st).await?))
 }
 
 #[derive(Deserialize)]
@@ -48,10 +63,10 @@ pub async fn freeze(
     State(st): State<AppState>,
     p: Principal,
     Json(req): Json<FreezeRequest>,
-) -> Result<Json<SyncStatus>, ApiError> {
+) -> Result<Json<StatusAnswer>, ApiError> {
     p.require(Role::Admin)?;
     st.store
         .set_setting(FREEZE_SETTING, req.frozen.to_string(), p.actor.clone(), st.clock.now())
         .await?;
-    Ok(Json(sync::status(&st.store, &st.sync, st.clock.now()).await?))
+    answer(&st).await
 }

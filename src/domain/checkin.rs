@@ -288,6 +288,28 @@ pub struct ScanRecord {
     pub undone_by: Option<String>,
 }
 
+impl ScanRecord {
+    /// The verdict in words door staff can say to the guest ("Already
+    /// checked in at Main (20:14:00 UTC)"); `gate_name` names a gate id.
+    pub fn message(&self, gate_name: impl Fn(&GateId) -> Option<String>) -> String {
+        match self.reason {
+            None => match self.direction {
+                Direction::Entry => "Admit".to_string(),
+                Direction::Exit => "Exit recorded".to_string(),
+            },
+            Some(Reason::AlreadyCheckedIn) => match &self.prior {
+                Some(p) => format!(
+                    "Already checked in at {} ({} UTC)",
+                    gate_name(&p.gate).unwrap_or_else(|| p.gate.to_string()),
+                    crate::domain::time::format_rfc3339(p.at).get(11..19).unwrap_or_default()
+                ),
+                None => Reason::AlreadyCheckedIn.advice().to_string(),
+            },
+            Some(reason) => reason.advice().to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use crate::domain::events::{CheckinUndone, Event};
 use crate::domain::ids::{GateId, ScanId, TicketId, TierId};
 use crate::domain::manifest::{EventSnapshot, TicketStatus};
 use crate::domain::role::Actor;
-use crate::domain::time::Millis;
+use crate::domain::time::{format_rfc3339, Millis};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -253,7 +253,21 @@ pub struct Counts {
     pub rejected: u64,
     pub gates: BTreeMap<String, GateCounts>,
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Entries admitted per quarter hour, oldest first: the last
+    /// `ARRIVAL_BUCKETS` quarters that had any (the arrivals curve).
+    pub arrivals: Vec<Arrivals>,
 }
+
+/// Entries admitted in the quarter hour starting at `start`.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Arrivals {
+    pub start: String,
+    pub entries: u64,
+}
+
+/// How many quarter hours the arrivals curve keeps (8 hours).
+pub const ARRIVAL_BUCKETS: usize = 32;
+const QUARTER_HOUR_MS: Millis = 15 * 60_000;
 
 impl Store {
     /// Decides and records one scan durably; a nonce seen before returns
@@ -387,6 +401,15 @@ impl Store {
                 [],
                 |r| r.get(0),
             )?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT recorded_at / ?1, COUNT(*) FROM scans WHERE verdict = 'admit' AND direction = 'entry' AND undone_at IS NULL
+                 GROUP BY 1 ORDER BY 1 DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![QUARTER_HOUR_MS, ARRIVAL_BUCKETS as i64], |r| {
+                Ok(Arrivals { start: format_rfc3339(r.get::<_, Millis>(0)? * QUARTER_HOUR_MS), entries: r.get(1)? })
+            })?;
+            c.arrivals = rows.collect::<Result<Vec<_>, _>>()?;
+            c.arrivals.reverse();
             Ok(c)
         })
         .await

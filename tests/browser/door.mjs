@@ -12,7 +12,8 @@ import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 
 const { BOX, CA_PEM, PAIR_CODE, TICKET_CODE, XSS_CODE, LATER_CODE, VIDEO, SHOTS, PROFILE, STEP } = process.env;
-const { OTHER_CODE, DOOR_TOKEN, PROXY_BOX, CAPTURE_PAIR_CODE, PHOTO } = process.env;
+const { OTHER_CODE, DOOR_TOKEN, PROXY_BOX, CAPTURE_PAIR_CODE, PHOTO, SCANNER_CODE } = process.env;
+const { MANIFEST, MANIFEST_SIG, LINK_PHOTO, QUEUED_PHOTO } = process.env;
 const ca = new X509Certificate(readFileSync(CA_PEM));
 const spki = createHash("sha256")
   .update(ca.publicKey.export({ type: "spki", format: "der" }))
@@ -38,6 +39,14 @@ try {
   const page = context.pages()[0] || (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
+  // Every control on the screen has a name a screen reader can say.
+  const unlabelled = {};
+  const audit = async (name) => {
+    const missing = await page.evaluate(() => [...document.querySelectorAll("input, select, button, textarea")]
+      .filter((e) => !e.hidden && !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
+      .map((e) => e.outerHTML.slice(0, 80)));
+    if (missing.length) unlabelled[name] = missing;
+  };
   if (STEP === "capture") {
     // A crew phone behind a Wi-Fi that drops mid-upload (the test's proxy
     // cuts the connection): the upload resumes and completes.
@@ -120,6 +129,17 @@ try {
   const kept = await page.getByLabel("Ticket code").inputValue();
   const after = await scan(kept, "7-after-sign-in");
 
+  // A USB scanner at this gate reads a ticket: its verdict shows here too.
+  const injected2 = await fetch(`${BOX}/api/v1/devices/scan`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${DOOR_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ code: SCANNER_CODE, gate: "main", scanner: "usb-scanner-1" }),
+  }).then((r) => r.json());
+  const fromScanner = page.locator("#scanner-verdicts li").first();
+  await fromScanner.waitFor();
+  const scanner = { injected: injected2.verdict, shown: await fromScanner.textContent() };
+  await page.screenshot({ path: `${SHOTS}/9b-scanner-verdict.png` });
+  await audit("door");
   // The camera: the fake device shows a ticket's QR code.
   await page.getByRole("button", { name: "Scan with camera" }).click();
   const camera1 = await read("8-camera-admit");
@@ -143,6 +163,7 @@ try {
   }).then((r) => r.json());
   await page.waitForFunction((n) => Number(document.getElementById("admitted").textContent) === n, before + 1, { timeout: 5000 });
   const dashboard = { before, verdict: other.verdict, ms: Date.now() - at };
+  const supervisor = await page.locator("#who").textContent();
   await page.screenshot({ path: `${SHOTS}/11-dashboard.png`, fullPage: true });
 
   // A sale at the merch stand: two tees for a guest, held while they pay
@@ -160,10 +181,24 @@ try {
   await page.getByRole("button", { name: "Take cash" }).click();
   await page.locator("#receipt").waitFor();
   const sale = { total, held, change: await page.locator("#change").textContent(), receipt: await page.locator("#receipt").textContent() };
+  await page.waitForFunction(() => /printed|waiting/.test(document.getElementById("print-state")?.textContent || ""));
+  await page.waitForFunction(() => /printed/.test(document.getElementById("print-state").textContent), null, { timeout: 10000 }).catch(() => {});
+  sale.print = await page.locator("#print-state").textContent();
   await page.screenshot({ path: `${SHOTS}/13-receipt.png`, fullPage: true });
+  await audit("merch");
+  // The guest brings the tees back later: the supervisor finds the order
+  // by the number on the receipt and refunds it.
+  const orderNumber = sale.receipt.match(/Order (\S+)/)[1];
+  await page.getByRole("button", { name: "New sale" }).click();
+  await page.getByLabel("Order number (on the receipt)").fill(orderNumber);
+  await page.getByRole("button", { name: "Find", exact: true }).click();
+  await page.locator("#order-found p").first().waitFor();
+  sale.found = await page.locator("#order-found p").first().textContent();
+  await page.locator("#order-found").getByLabel("Why void it").fill("brought back");
+  await page.getByRole("button", { name: "Refund this order (money back)" }).click();
+  sale.refunded = await page.locator("#refunded").textContent();
 
   // A card sale of a poster, voided by the supervisor: the stock returns.
-  await page.getByRole("button", { name: "New sale" }).click();
   const poster = page.getByRole("button", { name: "Add Signed poster" });
   const left = async () => Number((await poster.textContent()).match(/(\d+) left/)[1]);
   const postersBefore = await left();
@@ -174,8 +209,8 @@ try {
   await page.getByRole("button", { name: "Paid by card" }).click();
   await page.locator("#receipt").waitFor();
   const card = { receipt: await page.locator("#receipt").textContent() };
-  await page.getByLabel("Why void it").fill("wrong size");
-  await page.getByRole("button", { name: "Void this order" }).click();
+  await page.locator(".receipt").getByLabel("Why void it").fill("wrong size");
+  await page.locator(".receipt").getByRole("button", { name: "Void this order" }).click();
   card.voided = await page.locator("#voided").textContent();
   await page.waitForFunction(async (n) => {
     const b = [...document.querySelectorAll(".product")].find((x) => x.textContent.startsWith("Signed poster"));
@@ -247,15 +282,98 @@ try {
   await page.getByRole("button", { name: "Claim the seat" }).click();
   claim.again = await page.locator("#claim-out .error").textContent();
 
+  // The admin: a pairing code, an upload link, the manifest, a new drop
+  // and its restock, the staff sessions.
+  await audit("merch-scholarship");
+  await page.locator("#sign-out").click();
+  await page.getByRole("button", { name: "Sign in" }).waitFor();
+  for (const d of "5555") await page.getByRole("button", { name: d, exact: true }).click();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Admin" }).click();
+  await page.getByRole("button", { name: "New pairing code" }).click();
+  const admin = { pairing: await page.locator("#new-pairing-code").textContent() };
+  await page.getByLabel("Creator", { exact: true }).selectOption({ label: "Mara Lux" });
+  await page.getByRole("button", { name: "Make the link" }).click();
+  const link = await page.locator("#new-upload-link").getAttribute("href");
+  await page.getByLabel("Manifest file (manifest.json)").setInputFiles(MANIFEST);
+  await page.getByLabel("Its signature (manifest.json.sig)").setInputFiles(MANIFEST_SIG);
+  await page.getByRole("button", { name: "Import the manifest" }).click();
+  admin.manifest = await page.locator("#manifest-done").textContent();
+  await page.getByLabel("Freeze: ignore manifest updates from the cloud").check();
+  await page.getByText("Manifest updates from the cloud are frozen.").waitFor();
+  admin.frozen = (await (await fetch(`${BOX}/api/v1/sync`, { headers: { authorization: `Bearer ${await page.evaluate(() => sessionStorage.getItem("venuebox.token"))}` } })).json()).manifest_updates_frozen;
+  await page.getByRole("button", { name: "New drop" }).click();
+  await page.getByLabel("Drop id (letters, digits, dashes)").fill("late-caps");
+  await page.getByLabel("Drop name").fill("Late caps");
+  await page.locator("#drop-form").getByLabel("Creator", { exact: true }).selectOption({ label: "Mara Lux" });
+  await page.getByLabel("Opens at (UTC)").fill("2026-01-01T00:00");
+  await page.getByLabel("Closes at (UTC)").fill("2030-01-01T00:00");
+  await page.getByLabel("SKU (product 1)").fill("cap-1");
+  await page.getByLabel("Name (product 1)").fill("Cap");
+  await page.getByLabel("Price (product 1)").fill("15");
+  await page.getByLabel("Starting stock (new products only; add stock later by restocking) (product 1)").fill("5");
+  await page.getByRole("button", { name: "Create the drop" }).click();
+  admin.dropSaved = await page.locator("#drop-saved").textContent();
+  const restock = page.locator("#restock-late-caps");
+  await restock.getByLabel("How many").fill("3");
+  await restock.getByLabel("Why (delivery, found a box…)").fill("second box");
+  await restock.getByRole("button", { name: "Add the stock" }).click();
+  await page.waitForFunction(() => document.getElementById("status").textContent === "Stock added.");
+  admin.capsOnHand = await page.locator("#admin-drops .drop", { hasText: "Late caps" }).locator("tbody td").nth(2).textContent();
+  await page.screenshot({ path: `${SHOTS}/19-admin.png`, fullPage: true });
+  await audit("admin");
+  // The door phone made by the test is signed out from here.
+  const doorSessions = page.locator("#admin-sessions li", { hasText: "(door)" });
+  const doorCount = await doorSessions.count();
+  await doorSessions.first().getByRole("button").click();
+  await page.waitForFunction((n) => [...document.querySelectorAll("#admin-sessions li")].filter((l) => l.textContent.includes("(door)")).length === n - 1, doorCount);
+  admin.doorAfterRevoke = (await fetch(`${BOX}/api/v1/stats`, { headers: { authorization: `Bearer ${DOOR_TOKEN}` } })).status;
+
+  // The creator's crew opens the upload link: the creator is fixed; they
+  // upload a photo and see their captures and figures. A photo picked
+  // while the box is unreachable waits in the browser, survives a reload,
+  // and goes up when the box is back.
+  const crew = await context.newPage();
+  crew.on("pageerror", (e) => errors.push(String(e)));
+  await crew.goto(link);
+  await crew.getByLabel("Photos and videos", { exact: true }).setInputFiles(LINK_PHOTO);
+  const linkPage = { creator: await crew.locator("#creator").inputValue(), fixed: await crew.locator("#creator").isDisabled() };
+  await crew.getByRole("button", { name: "Upload" }).click();
+  await crew.waitForFunction(() => /on the box|failed/.test(document.querySelector("#uploads .upload-state")?.textContent || ""), null, { timeout: 30000 });
+  linkPage.state = await crew.locator("#uploads .upload-state").first().textContent();
+  await crew.waitForFunction(() => Number(document.getElementById("link-captures")?.textContent) >= 1);
+  linkPage.captures = await crew.locator("#link-captures").textContent();
+  await context.setOffline(true);
+  await crew.getByLabel("Photos and videos", { exact: true }).setInputFiles(QUEUED_PHOTO);
+  await crew.getByRole("button", { name: "Upload" }).click();
+  await crew.getByText("waiting for the box", { exact: false }).first().waitFor();
+  linkPage.queued = await crew.locator("#uploads .upload-state").last().textContent();
+  await crew.screenshot({ path: `${SHOTS}/20-link-queued.png`, fullPage: true });
+  await crew.reload();
+  await context.setOffline(false);
+  await crew.waitForFunction(() => [...document.querySelectorAll("#uploads .upload-state")].some((n) => n.textContent === "on the box"), null, { timeout: 30000 });
+  linkPage.afterReload = await crew.locator("#uploads .upload-state").first().textContent();
+  await crew.screenshot({ path: `${SHOTS}/21-link-page.png`, fullPage: true });
+  // A long video is hashed in slices: the same digest as in one go.
+  linkPage.sliced = await crew.evaluate(async () => {
+    const { sha256File } = await import("/app/sha256.js");
+    const bytes = new Uint8Array(70 * 1024 * 1024 + 3);
+    for (let i = 0; i < bytes.length; i += 4096) bytes[i] = i % 251;
+    const sliced = await sha256File(new Blob([bytes]));
+    const whole = Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+    return sliced === whole;
+  });
+  await crew.close();
+
   // The offline shell is in place before the box goes away.
   const shell = await page.evaluate(async () => {
     const reg = await navigator.serviceWorker.ready;
-    const cache = await caches.open("venuebox-shell-v1");
+    const cache = await caches.open("venuebox-shell-v2");
     return { active: !!reg.active, cached: (await cache.keys()).length };
   });
   console.log(JSON.stringify({
-    shell, dashboard, sale, card, comp, walkup, claim, first, second, xss, injected, expired, kept, after, camera1, camera2,
-    who, supervisor: await page.locator("#who").textContent(), errors,
+    shell, dashboard, sale, card, comp, walkup, claim, scanner, admin, linkPage, unlabelled, first, second, xss, injected, expired, kept, after, camera1, camera2,
+    who, supervisor, errors,
   }));
   }
 } finally {

@@ -1,0 +1,118 @@
+// The supervisor's dashboard: live figures from the box. The door's
+// figures follow every verdict (the scans feed; one request at a time,
+// however fast the door scans); the rest is refreshed every few seconds.
+import { t } from "./strings.js";
+import { api, el, errorBox, events, money, screen, show, state, table } from "./ui.js";
+
+const figure = (id, label, n) => el("div", { class: "figure" }, el("span", { class: "n", id }, String(n)), el("span", {}, label));
+
+/** Entries per quarter hour as bars, gaps filled with zeros. */
+function arrivalsCurve(arrivals) {
+  if (!arrivals.length) return el("p", {}, t.noArrivals);
+  const quarter = 15 * 60 * 1000;
+  const first = Date.parse(arrivals[0].start), last = Date.parse(arrivals[arrivals.length - 1].start);
+  const by = new Map(arrivals.map((a) => [Date.parse(a.start), a.entries]));
+  const bars = [];
+  for (let at = Math.max(first, last - 31 * quarter); at <= last; at += quarter) bars.push([at, by.get(at) || 0]);
+  const top = Math.max(...bars.map(([, n]) => n));
+  const hhmm = (ms) => new Date(ms).toISOString().slice(11, 16);
+  return el("figure", {},
+    el("div", { class: "bars", role: "img", "aria-label": t.arrivalsLabel(bars.map(([at, n]) => `${hhmm(at)} ${n}`).join(", ")) },
+      ...bars.map(([at, n]) => {
+        // Set through the CSSOM: the CSP allows no inline style attributes.
+        const bar = el("span", { title: `${hhmm(at)}: ${n}` });
+        bar.style.height = `${Math.round((n / top) * 100)}%`;
+        return bar;
+      })),
+    el("figcaption", {}, t.arrivalsCaption(hhmm(bars[0][0]), hhmm(last + quarter), top)));
+}
+
+function doorFigures(stats) {
+  const reasons = Object.entries(stats.rejected_by_reason).filter(([, n]) => n > 0);
+  return [
+    el("div", { class: "figures" },
+      figure("inside", t.inside, stats.inside),
+      figure("admitted", t.admittedTotal, stats.admitted),
+      figure("rejected", t.rejectedTotal, stats.rejected)),
+    el("h3", {}, t.arrivals), arrivalsCurve(stats.arrivals || []),
+    el("h3", {}, t.perGate),
+    table(["", t.gateEntries, t.gateExits, t.gateRejected],
+      Object.entries(stats.gates).map(([g, c]) => [g, c.entries, c.exits, c.rejected])),
+    reasons.length ? el("h3", {}, t.refusedWhy) : "",
+    reasons.length ? table(["", ""], reasons) : "",
+  ];
+}
+
+async function restFigures() {
+  const creators = (state.event && state.event.creators) || [];
+  const [drops, devices, sync, seats, summaries, clock] = await Promise.all([
+    api("GET", "/api/v1/drops").catch(() => ({ drops: [] })),
+    api("GET", "/api/v1/devices").catch(() => ({ devices: [], print_jobs_pending: 0 })),
+    api("GET", "/api/v1/sync").catch(() => null),
+    api("GET", "/api/v1/scholarships").catch(() => ({ programs: [] })),
+    Promise.all(creators.map((c) => api("GET", `/api/v1/creators/${encodeURIComponent(c.id)}/summary`).catch(() => null))),
+    // The box's own clock, from its Date header.
+    fetch("/healthz").then((r) => r.headers.get("date")).catch(() => null),
+  ]);
+  const gib = (b) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+  return [
+    el("h3", {}, t.drops),
+    table(["", "", t.onHand, t.held, t.available], drops.drops.flatMap((d) =>
+      d.products.map((p) => [`${d.name} (${d.phase})`, p.variant ? `${p.name} (${p.variant})` : p.name, p.on_hand, p.held, p.available]))),
+    el("h3", {}, t.scholarships),
+    table(["", t.seatsUsed, t.seatsLeft], seats.programs.map((p) => [p.name, p.used, p.remaining])),
+    el("h3", {}, t.perCreator),
+    table(["", t.capturesCol, t.ticketsCol, t.salesCol], summaries.filter(Boolean).map((s) =>
+      [s.name, `${s.captures.count} · ${gib(s.captures.bytes)}`, `${s.tickets_attributed} (${s.checkins_attributed} ${t.inShort})`,
+        money(s.drop_sales_minor + s.ticket_sales_minor, s.currency)])),
+    el("h3", {}, t.devices),
+    table(["", "", ""], devices.devices.map((d) => [d.name, d.status, d.detail || ""])),
+    el("p", { id: "print-queue" }, t.printQueue(devices.print_jobs_pending)),
+    el("h3", {}, t.sync),
+    el("p", { id: "sync-state" }, sync && sync.enabled ? t.syncLast(sync.state, sync.last_success_at) : t.syncOff),
+    sync ? el("p", {}, t.syncBacklog(sync.events_pending, sync.captures_pending, gib(sync.capture_bytes_pending))) : "",
+    sync && sync.last_error ? el("p", { class: "error" }, t.syncError(sync.last_error, sync.last_error_at)) : "",
+    sync && sync.disk_free_bytes != null ? el("p", { id: "disk-free" }, t.diskFree(gib(sync.disk_free_bytes))) : "",
+    el("p", {}, `${t.boxClock}: `, el("time", {}, clock || "?")),
+  ];
+}
+
+export async function dashboardScreen() {
+  const stop = new AbortController();
+  screen.leave = () => stop.abort();
+  const door = el("div", { id: "dashboard" });
+  const rest = el("div", { id: "dashboard-more" });
+  show(el("section", {}, el("h2", {}, t.dashboardTitle), door, rest));
+  // One request for the door's figures at a time; a verdict arriving
+  // meanwhile asks for one more after it, never a queue of them.
+  let busy = false, again = false;
+  const refreshDoor = async () => {
+    if (busy) return void (again = true);
+    busy = true;
+    try {
+      do {
+        again = false;
+        door.replaceChildren(...doorFigures(await api("GET", "/api/v1/stats")));
+      } while (again);
+    } finally {
+      busy = false;
+    }
+  };
+  try {
+    await refreshDoor();
+  } catch (e) {
+    if (e.status === 401) return screen.signIn(t.sessionExpired);
+    return door.replaceChildren(errorBox(e));
+  }
+  const refreshRest = async () => rest.replaceChildren(...(await restFigures()));
+  refreshRest().catch(() => {});
+  const timer = setInterval(() => {
+    refreshDoor().catch(() => {});
+    refreshRest().catch(() => {});
+  }, 5000);
+  stop.signal.addEventListener("abort", () => clearInterval(timer));
+  // Every verdict, from any phone or scanner, refreshes the door's figures.
+  events("/api/v1/scans/feed", stop.signal, (name) => {
+    if (name === "scan") refreshDoor().catch(() => {});
+  }).catch(() => {});
+}

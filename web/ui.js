@@ -1,0 +1,130 @@
+// What every screen of the staff app shares: the app's state, building
+// elements, talking to the box (JSON calls and event streams), and the
+// hooks a screen uses to hand over to sign-in or to stop what it started.
+import { t } from "./strings.js";
+
+export const DEVICE_KEY = "venuebox.device";
+export const TOKEN_KEY = "venuebox.token";
+export const main = document.getElementById("main");
+const status = document.getElementById("status");
+
+export const state = {
+  device: localStorage.getItem(DEVICE_KEY),
+  token: sessionStorage.getItem(TOKEN_KEY),
+  who: null,
+  event: null,
+  // What the door had typed when a sign-in ended, kept for after.
+  draft: "",
+};
+
+/** Builds an element: el("button", {type: "button", onclick}, "text", child). */
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v === true) e.setAttribute(k, "");
+    else if (v !== false && v != null) e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+export function announce(text) {
+  status.textContent = text;
+}
+
+export function show(...nodes) {
+  main.replaceChildren(...nodes);
+  main.focus();
+}
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Calls the box; a 401 on a signed-in call returns to sign-in. */
+export async function api(method, path, body) {
+  const headers = { accept: "application/json" };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (state.token) headers.authorization = `Bearer ${state.token}`;
+  let r;
+  try {
+    r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, "unreachable", t.unreachable);
+  }
+  const data = r.status === 204 ? null : await r.json().catch(() => null);
+  if (!r.ok) {
+    const e = data && data.error ? data.error : { code: "http_" + r.status, message: r.statusText };
+    if (r.status === 401 && state.token) {
+      state.token = null;
+      sessionStorage.removeItem(TOKEN_KEY);
+    }
+    throw new ApiError(r.status, e.code, e.message);
+  }
+  return data;
+}
+
+export function errorBox(e) {
+  return el("p", { class: "error", role: "alert" }, e.code === "unreachable" ? e.message : t.error(e.message));
+}
+
+export function nonce() {
+  const b = new Uint8Array(12);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** Reads a server-sent event stream with the staff token (EventSource
+ * cannot send one), calling onEvent(name, data) until signal aborts. */
+export async function events(path, signal, onEvent) {
+  const r = await fetch(path, { headers: { authorization: `Bearer ${state.token}` }, signal });
+  if (!r.ok || !r.body) throw new ApiError(r.status, "feed", r.statusText);
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let end;
+    while ((end = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      let name = "message", data = "";
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data += line.slice(5).trim();
+      }
+      onEvent(name, data);
+    }
+  }
+}
+
+export function table(headers, rows) {
+  return el("table", {},
+    el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c))))));
+}
+
+export function money(minor, currency) {
+  return `${(minor / 100).toFixed(2)} ${currency}`;
+}
+
+export function loadScript(src, global) {
+  if (window[global]) return Promise.resolve();
+  return new Promise((ok, fail) => {
+    const s = document.createElement("script");
+    s.src = src;
+    s.onload = ok;
+    s.onerror = fail;
+    document.head.append(s);
+  });
+}
+
+/** What to stop when the screen changes (a feed, a timer, the camera),
+ * and how a screen returns to sign-in when the box says the sign-in ended. */
+export const screen = { leave: () => {}, signIn: () => {} };
