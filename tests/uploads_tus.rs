@@ -198,6 +198,19 @@ async fn a_photo_uploads_in_chunks_and_becomes_a_capture_with_a_thumbnail() {
     };
     let img = image::load_from_memory(&thumb).unwrap();
     assert_eq!((img.width(), img.height()), (320, 240));
+    // Creators' upload links see their own thumbnails only.
+    let admin = b.token(Role::Admin).await;
+    for (creator, status) in [("cr-a", 200), ("cr-b", 404)] {
+        let (_, link) = b.post(&admin, "/api/v1/upload-links", json!({"creator": creator})).await;
+        let r = b
+            .http
+            .get(b.url(&format!("/api/v1/captures/{sha}/thumbnail")))
+            .bearer_auth(link["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{creator}'s link");
+    }
     let rows = b.state.store.outbox_after(Seq(0), 100).await.unwrap();
     let done = rows.iter().find(|r| r.kind == "capture.completed").unwrap();
     assert_eq!(
@@ -637,6 +650,15 @@ async fn who_may_upload_links_hiding_and_the_creator_summary() {
     .await;
     assert_eq!(r.status(), 400);
     assert_eq!(b.get(&crew, "/api/v1/event").await.0, 403);
+    // The crew's page: their creator's captures and figures, no one else's.
+    let (st, own) = b.get(&crew, "/api/v1/creators/cr-a/captures").await;
+    assert_eq!((st, own["count"].as_u64()), (200, Some(1)), "{own}");
+    assert_eq!(b.get(&crew, "/api/v1/creators/cr-a/summary").await.0, 200);
+    for other in
+        ["/api/v1/creators/cr-b/captures", "/api/v1/creators/cr-b/summary", "/api/v1/checkins"]
+    {
+        assert_eq!(b.get(&crew, other).await.0, 403, "{other}");
+    }
     assert_eq!(
         b.post(&t, "/api/v1/upload-links", json!({"creator": "cr-a"})).await.0,
         403,

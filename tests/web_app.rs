@@ -246,7 +246,10 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert!(sale["refunded"].as_str().unwrap().starts_with("Order refunded"), "{sale}");
     let s = &r["scanner"];
     assert_eq!(s["injected"], "admit", "{s}");
-    assert!(s["shown"].as_str().unwrap().starts_with("ADMIT Admit"), "the scanner's verdict at the gate: {s}");
+    assert!(
+        s["shown"].as_str().unwrap().starts_with("ADMIT Admit"),
+        "the scanner's verdict at the gate: {s}"
+    );
     assert!(s["shown"].as_str().unwrap().contains("usb-scanner-1"), "{s}");
     let a = &r["admin"];
     assert_eq!(a["pairing"].as_str().unwrap().len(), 14, "a pairing code: {a}");
@@ -256,11 +259,16 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(a["capsOnHand"], "8", "5 to start, 3 restocked: {a}");
     assert_eq!(a["doorAfterRevoke"], 401, "the revoked door session is out: {a}");
     let l = &r["linkPage"];
-    assert_eq!((&l["creator"], &l["fixed"]), (&serde_json::json!("cr-mara"), &serde_json::json!(true)), "{l}");
+    assert_eq!(
+        (&l["creator"], &l["fixed"]),
+        (&serde_json::json!("cr-mara"), &serde_json::json!(true)),
+        "{l}"
+    );
     assert_eq!(l["state"], "on the box", "{l}");
     assert_eq!(l["captures"], "1", "the creator sees their capture: {l}");
     assert!(l["queued"].as_str().unwrap().starts_with("waiting for the box"), "{l}");
     assert_eq!(l["afterReload"], "on the box", "{l}");
+    assert_eq!(l["capturesAfter"], "2", "the page counts the queued photo once it is up: {l}");
     assert_eq!(l["sliced"], true, "{l}");
     assert_eq!(r["unlabelled"], serde_json::json!({}), "every control is labelled: {r}");
     let receipt = sale["receipt"].as_str().unwrap();

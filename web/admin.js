@@ -18,7 +18,7 @@ function form(id, title, fields, button, action) {
         out.replaceChildren(e instanceof ApiError ? errorBox(e) : el("p", { class: "error", role: "alert" }, e.message));
       }
     },
-  }, el("h3", {}, title), ...fields, el("button", { type: "submit", class: "primary" }, button), out);
+  }, title ? el("h3", {}, title) : "", ...fields, el("button", { type: "submit", class: "primary" }, button), out);
 }
 
 /** A labelled input: [label, input]. */
@@ -124,7 +124,7 @@ function restockForm(d, list) {
   const [ql, qty] = field(`restock-qty-${d.id}`, t.restockQuantity, { type: "number", min: 1, value: 1, required: true });
   const [rl, reason] = field(`restock-reason-${d.id}`, t.restockReason, { required: true });
   const pool = el("input", { id: `restock-pool-${d.id}`, type: "checkbox" });
-  return form(`restock-${d.id}`, t.restock(d.name), [sl, sku, ql, qty, rl, reason, el("label", { class: "check" }, pool, " ", t.fromPool)], t.restockButton, async () => {
+  return form(`restock-${d.id}`, "", [sl, sku, ql, qty, rl, reason, el("label", { class: "check" }, pool, " ", t.fromPool)], t.restockButton, async () => {
     await api("POST", `/api/v1/drops/${encodeURIComponent(d.id)}/restock`, { sku: sku.value, quantity: Number(qty.value), reason: reason.value, from_pool: pool.checked });
     // The list is drawn again (this form with it): say it in the status line.
     await list();
@@ -142,7 +142,8 @@ function drops() {
       el("h4", {}, `${d.name} · ${d.phase}`),
       table([t.product, t.price, t.onHand, t.available], d.products.map((p) => [p.variant ? `${p.name} (${p.variant})` : p.name, money(p.price_minor, d.currency), p.on_hand, p.available])),
       el("button", { type: "button", onclick: () => editor.replaceChildren(dropForm(list, d)) }, t.editDrop(d.name)),
-      restockForm(d, list))),
+      // Folded away: a screen of restock forms hides everything else.
+      el("details", {}, el("summary", {}, t.restock(d.name)), restockForm(d, list)))),
     el("button", { type: "button", id: "new-drop", onclick: () => editor.replaceChildren(dropForm(list)) }, t.newDrop));
   };
   list().catch((e) => box.replaceChildren(errorBox(e)));

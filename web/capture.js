@@ -96,7 +96,7 @@ async function send(file, meta, r) {
 /** Sends what waits in the browser, oldest first; stops at the first file
  * the box cannot be reached for. */
 let draining = false;
-async function drain(list) {
+async function drain(list, onSent) {
   if (draining || !state.token) return;
   draining = true;
   try {
@@ -108,6 +108,7 @@ async function drain(list) {
       try {
         await send(file, item.meta, r);
         await queue.remove(item.id);
+        onSent();
       } catch (e) {
         if (e.code === "unreachable") {
           r.note.textContent = t.waitingForBox;
@@ -150,7 +151,7 @@ export async function captureScreen(fixed) {
         }
       }
       files.value = "";
-      if (fixed) refreshLinkFigures(fixed, figures).catch(() => {});
+      figuresNow();
     },
   },
     el("label", { for: "creator" }, t.creator), creator,
@@ -161,7 +162,9 @@ export async function captureScreen(fixed) {
   show(el("section", {}, el("h2", {}, fixed ? t.linkTitle(fixed.name) : t.captureTitle), form, list, fixed ? figures : ""));
   // Whatever waited from before (a reload, the box away) goes now, and
   // again whenever the phone is back online or every few seconds.
-  const retry = () => drain(list).catch(() => {});
+  const figuresNow = () => fixed && refreshLinkFigures(fixed, figures).catch((e) => figures.replaceChildren(
+    e.code === "unreachable" ? el("p", { role: "alert" }, t.linkOffline) : errorBox(e)));
+  const retry = () => drain(list, figuresNow).catch(() => {});
   const timer = setInterval(retry, 5000);
   addEventListener("online", retry);
   screen.leave = () => {
@@ -169,7 +172,7 @@ export async function captureScreen(fixed) {
     removeEventListener("online", retry);
   };
   retry();
-  if (fixed) await refreshLinkFigures(fixed, figures).catch((e) => figures.replaceChildren(errorBox(e)));
+  await figuresNow();
 }
 
 /** A creator's own page (from their upload link): what the box holds of

@@ -27,6 +27,8 @@ function arrivalsCurve(arrivals) {
     el("figcaption", {}, t.arrivalsCaption(hhmm(bars[0][0]), hhmm(last + quarter), top)));
 }
 
+const gateName = (id) => ((state.event && state.event.gates) || []).find((g) => g.id === id)?.name || id;
+
 function doorFigures(stats) {
   const reasons = Object.entries(stats.rejected_by_reason).filter(([, n]) => n > 0);
   return [
@@ -37,9 +39,9 @@ function doorFigures(stats) {
     el("h3", {}, t.arrivals), arrivalsCurve(stats.arrivals || []),
     el("h3", {}, t.perGate),
     table(["", t.gateEntries, t.gateExits, t.gateRejected],
-      Object.entries(stats.gates).map(([g, c]) => [g, c.entries, c.exits, c.rejected])),
+      Object.entries(stats.gates).map(([g, c]) => [gateName(g), c.entries, c.exits, c.rejected])),
     reasons.length ? el("h3", {}, t.refusedWhy) : "",
-    reasons.length ? table(["", ""], reasons) : "",
+    reasons.length ? table(["", ""], reasons.map(([r, n]) => [t.reasons[r] || r, n])) : "",
   ];
 }
 
@@ -98,6 +100,12 @@ export async function dashboardScreen() {
       busy = false;
     }
   };
+  // Every verdict, from any phone or scanner, refreshes the door's figures;
+  // listening starts first, and the figures are read again once it is
+  // open, so a verdict between the two is never missed.
+  events("/api/v1/scans/feed", stop.signal, (name) => {
+    if (name === "scan") refreshDoor().catch(() => {});
+  }, () => refreshDoor().catch(() => {})).catch(() => {});
   try {
     await refreshDoor();
   } catch (e) {
@@ -111,8 +119,4 @@ export async function dashboardScreen() {
     refreshRest().catch(() => {});
   }, 5000);
   stop.signal.addEventListener("abort", () => clearInterval(timer));
-  // Every verdict, from any phone or scanner, refreshes the door's figures.
-  events("/api/v1/scans/feed", stop.signal, (name) => {
-    if (name === "scan") refreshDoor().catch(() => {});
-  }).catch(() => {});
 }

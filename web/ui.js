@@ -80,10 +80,12 @@ export function nonce() {
 }
 
 /** Reads a server-sent event stream with the staff token (EventSource
- * cannot send one), calling onEvent(name, data) until signal aborts. */
-export async function events(path, signal, onEvent) {
+ * cannot send one), calling onEvent(name, data) until signal aborts;
+ * onOpen() once the box has answered (what happened before is not sent). */
+export async function events(path, signal, onEvent, onOpen = () => {}) {
   const r = await fetch(path, { headers: { authorization: `Bearer ${state.token}` }, signal });
   if (!r.ok || !r.body) throw new ApiError(r.status, "feed", r.statusText);
+  onOpen();
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
   for (;;) {

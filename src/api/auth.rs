@@ -114,9 +114,9 @@ fn link_may_use(path: &str, creator: &CreatorId) -> bool {
     if let Some(sha) = path.strip_prefix("/api/v1/captures/") {
         return sha.strip_suffix("/thumbnail").is_some_and(|s| !s.contains('/'));
     }
-    path.strip_prefix("/api/v1/creators/")
-        .and_then(|rest| rest.split_once('/'))
-        .is_some_and(|(id, what)| id == creator.as_str() && (what == "captures" || what == "summary"))
+    path.strip_prefix("/api/v1/creators/").and_then(|rest| rest.split_once('/')).is_some_and(
+        |(id, what)| id == creator.as_str() && (what == "captures" || what == "summary"),
+    )
 }
 
 impl Principal {

@@ -67,8 +67,7 @@ impl ScanPipeline {
     /// Puts a verdict on the staff feed.
     pub fn publish(&self, source: &str, r: &ScanRecord) {
         let event = self.store.event();
-        let gate_name =
-            |g: &GateId| event.as_ref().and_then(|e| e.gate(g).map(|g| g.name.clone()));
+        let gate_name = |g: &GateId| event.as_ref().and_then(|e| e.gate(g).map(|g| g.name.clone()));
         let _ = self.feed.send(serde_json::json!({
             "message": r.message(gate_name), "source": source, "scan_id": r.id, "verdict": r.verdict, "reason": r.reason, "gate": r.gate,
             "direction": r.direction, "ticket": r.ticket, "tier": r.tier, "holder": r.holder,

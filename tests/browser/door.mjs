@@ -314,6 +314,7 @@ try {
   await page.getByLabel("Starting stock (new products only; add stock later by restocking) (product 1)").fill("5");
   await page.getByRole("button", { name: "Create the drop" }).click();
   admin.dropSaved = await page.locator("#drop-saved").textContent();
+  await page.locator("summary", { hasText: "Restock Late caps" }).click();
   const restock = page.locator("#restock-late-caps");
   await restock.getByLabel("How many").fill("3");
   await restock.getByLabel("Why (delivery, found a box…)").fill("second box");
@@ -353,6 +354,8 @@ try {
   await context.setOffline(false);
   await crew.waitForFunction(() => [...document.querySelectorAll("#uploads .upload-state")].some((n) => n.textContent === "on the box"), null, { timeout: 30000 });
   linkPage.afterReload = await crew.locator("#uploads .upload-state").first().textContent();
+  await crew.waitForFunction(() => document.getElementById("link-captures")?.textContent === "2", null, { timeout: 10000 }).catch(() => {});
+  linkPage.capturesAfter = await crew.locator("#link-captures").textContent().catch(() => null);
   await crew.screenshot({ path: `${SHOTS}/21-link-page.png`, fullPage: true });
   // A long video is hashed in slices: the same digest as in one go.
   linkPage.sliced = await crew.evaluate(async () => {
