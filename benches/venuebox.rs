@@ -45,7 +45,15 @@
 //!     concurrency 8 alone and while 8 uploaders push photos and one a
 //!     1 GiB video, from the same run.
 //!
+//! 11. The staff app's camera (`-- camera`): headless Chromium's fake
+//!     camera showing distinct demo tickets' QR codes to the door screen,
+//!     against the release binary over HTTPS: p50/p95 from "Next guest"
+//!     (a code in view) to the verdict on screen, over 50 scans.
+//!
 //! Each phase is bounded by a request count and a time limit.
+
+#[path = "../tests/common/browser.rs"]
+mod browser;
 
 use serde_json::json;
 use std::sync::Arc;
@@ -828,6 +836,9 @@ fn main() {
         if run("photos") {
             photos_phase().await;
         }
+        if run("camera") {
+            camera_phase();
+        }
     });
 }
 
@@ -853,6 +864,8 @@ struct DemoBox {
     child: std::process::Child,
     dir: tempfile::TempDir,
     base: String,
+    /// `https://127.0.0.1:PORT` when started with its HTTPS listener.
+    https: Option<String>,
     codes: Vec<String>,
 }
 
@@ -865,31 +878,40 @@ impl Drop for DemoBox {
 
 impl DemoBox {
     fn start(tickets: u32) -> DemoBox {
+        DemoBox::start_with(tickets, false)
+    }
+
+    /// With `https`, its HTTPS listener too (on 127.0.0.1:0).
+    fn start_with(tickets: u32, https: bool) -> DemoBox {
         use std::io::BufRead;
         let bin = env!("CARGO_BIN_EXE_venuebox");
         let dir = tempfile::tempdir().unwrap();
+        let lan: &[&str] = if https {
+            &["--https-listen", "127.0.0.1:0", "--pair-listen", "off", "--no-mdns"]
+        } else {
+            &["--https-listen", "off"]
+        };
         let mut child = std::process::Command::new(bin)
-            .args([
-                "serve",
-                "--demo",
-                "--listen",
-                "127.0.0.1:0",
-                "--https-listen",
-                "off",
-                "--data-dir",
-            ])
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+            .args(lan)
+            .arg("--data-dir")
             .arg(dir.path())
             .env("RUST_LOG", "error")
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
+        let (mut addr, mut tls) = (None, None);
+        while addr.is_none() || (https && tls.is_none()) {
             let line = lines.next().unwrap().unwrap();
+            let first = |rest: &str| Some(rest.split_whitespace().next().unwrap().to_string());
             if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
-                break rest.split_whitespace().next().unwrap().to_string();
+                addr = first(rest);
+            } else if let Some(rest) = line.strip_prefix("venuebox listening on https://") {
+                tls = first(rest).map(|a| format!("https://{a}"));
             }
-        };
+        }
+        let addr = addr.unwrap();
         std::thread::spawn(move || for _ in lines {});
         let out = dir.path().join("door-tickets");
         let st = std::process::Command::new(bin)
@@ -912,7 +934,7 @@ impl DemoBox {
             .skip(1)
             .map(|l| l.split(',').nth(2).unwrap().to_string())
             .collect();
-        DemoBox { child, dir, base: format!("http://{addr}"), codes }
+        DemoBox { child, dir, base: format!("http://{addr}"), https: tls, codes }
     }
 
     fn pid(&self) -> u32 {
@@ -1515,4 +1537,61 @@ async fn tus_node_comparison(photos: &Arc<Vec<Vec<u8>>>) {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The staff app's camera (`-- camera`): headless Chromium at phone
+/// size, its fake camera playing 50 distinct demo tickets' QR codes (one
+/// every 200 ms, looped), against the release binary over HTTPS; 50 times
+/// "Next guest" with a code in view until the verdict is on screen (the
+/// browser side is `benches/browser/camera.mjs`).
+fn camera_phase() {
+    browser::chromium();
+    let node = browser::playwright();
+    let demo = DemoBox::start_with(1, true);
+    let data = demo.dir.path();
+    let csv = std::fs::read_to_string(data.join("demo/tickets.csv")).unwrap();
+    let pngs: Vec<_> = csv
+        .lines()
+        .skip(1)
+        .take(50)
+        .map(|l| data.join(format!("demo/qr/{}.png", l.split(',').next().unwrap())))
+        .collect();
+    let video = data.join("tickets.y4m");
+    browser::qr_video(&pngs, 1, 5, &video);
+    let script = node.join("camera.mjs");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/browser/camera.mjs"), &script)
+        .unwrap();
+    let code = std::process::Command::new(env!("CARGO_BIN_EXE_venuebox"))
+        .args(["pair", "--code-only", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap()
+        .stdout;
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .current_dir(&node)
+        .env("BOX", demo.https.as_deref().unwrap())
+        .env("CA_PEM", data.join("tls/ca.pem"))
+        .env("PAIR_CODE", String::from_utf8(code).unwrap().trim())
+        .env("VIDEO", &video)
+        .env("SCANS", "50")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let rounds = r["verdicts"].as_array().unwrap();
+    let first = rounds[0]["ms"].as_f64().unwrap();
+    let mut ms: Vec<f64> = rounds[1..].iter().map(|v| v["ms"].as_f64().unwrap()).collect();
+    let admits = rounds[1..].iter().filter(|v| v["big"] == "ADMIT").count();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
+    println!(
+        "camera to verdict on screen, {} scans ({admits} admitted, {} already in): p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms; camera start to the first verdict {first:.0} ms",
+        ms.len(),
+        ms.len() - admits,
+        pct(0.50),
+        pct(0.95),
+        ms[ms.len() - 1],
+    );
 }

@@ -6,56 +6,10 @@
 
 mod common;
 
+use common::browser::{chromium, playwright, qr_video};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const PLAYWRIGHT: &str = "playwright-core@1.64.1";
-
-/// Debian's chromium, installed with apt when missing (the test machines
-/// run as root and reach Debian's mirrors).
-fn chromium() {
-    if Path::new("/usr/bin/chromium").exists() {
-        return;
-    }
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "chromium"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-            .expect("apt-get is needed to install chromium for the browser tests")
-    };
-    let mut out = install();
-    if !out.status.success() {
-        // Package lists may be stale on a fresh machine.
-        let _ = Command::new("apt-get").args(["update", "-q"]).output();
-        out = install();
-    }
-    assert!(
-        out.status.success() && Path::new("/usr/bin/chromium").exists(),
-        "cannot install chromium (run `apt-get install chromium` as root): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A directory with playwright-core in node_modules (installed once).
-fn playwright() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("node-web");
-    if !dir.join("node_modules/playwright-core/package.json").exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
-            .arg(&dir)
-            .arg(PLAYWRIGHT)
-            .output()
-            .expect("node and npm are needed for the browser tests");
-        assert!(
-            out.status.success(),
-            "npm install {PLAYWRIGHT}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    dir
-}
 
 /// (id, code) of the demo's ticket on `row` of tickets.csv.
 fn demo_ticket(data: &Path, row: usize) -> (String, String) {
@@ -63,30 +17,6 @@ fn demo_ticket(data: &Path, row: usize) -> (String, String) {
     let mut fields = csv.lines().nth(row).unwrap().split(',');
     let id = fields.next().unwrap().to_string();
     (id, fields.nth(1).unwrap().to_string())
-}
-
-/// A y4m video (what Chromium's fake camera plays, looped) of a QR code
-/// PNG held up in front of the camera: 640×480, the code twice its size in
-/// the middle of a white frame, grey (I420 with neutral chroma).
-fn qr_video(png: &Path, out: &Path) {
-    let qr = image::open(png).unwrap().to_luma8();
-    let (w, h, scale) = (640u32, 480u32, 2u32);
-    let (qw, qh) = (qr.width() * scale, qr.height() * scale);
-    let (ox, oy) = ((w - qw) / 2, (h - qh) / 2);
-    let mut luma = vec![255u8; (w * h) as usize];
-    for y in 0..qh {
-        for x in 0..qw {
-            luma[((oy + y) * w + ox + x) as usize] = qr.get_pixel(x / scale, y / scale).0[0];
-        }
-    }
-    let chroma = vec![128u8; (w * h / 2) as usize];
-    let mut video = format!("YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n").into_bytes();
-    for _ in 0..10 {
-        video.extend_from_slice(b"FRAME\n");
-        video.extend_from_slice(&luma);
-        video.extend_from_slice(&chroma);
-    }
-    std::fs::write(out, video).unwrap();
 }
 
 /// A walk-up ticket sold with `holder` as its holder name; its code.
@@ -119,7 +49,7 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let xss_code = walkup(&addrs.plain, &common::binary::token(dir.path(), "merch"), XSS).await;
     let (camera_id, _) = demo_ticket(dir.path(), 2);
     let video = dir.path().join("qr.y4m");
-    qr_video(&dir.path().join(format!("demo/qr/{camera_id}.png")), &video);
+    qr_video(&[dir.path().join(format!("demo/qr/{camera_id}.png"))], 10, 10, &video);
     let script = node.join("door.mjs");
     std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/door.mjs"), &script).unwrap();
     let profile = dir.path().join("chromium-profile");

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod browser;
 pub mod s3;
 
 use serde_json::{json, Value};

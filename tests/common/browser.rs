@@ -1,0 +1,81 @@
+//! What the browser tests (and the camera benchmark) need: Debian's
+//! chromium and playwright-core, installed on first use, and a fake camera
+//! video of QR codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PLAYWRIGHT: &str = "playwright-core@1.64.1";
+
+/// Debian's chromium, installed with apt when missing (the test machines
+/// run as root and reach Debian's mirrors).
+pub fn chromium() {
+    if Path::new("/usr/bin/chromium").exists() {
+        return;
+    }
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "chromium"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .expect("apt-get is needed to install chromium for the browser tests")
+    };
+    let mut out = install();
+    if !out.status.success() {
+        // Package lists may be stale on a fresh machine.
+        let _ = Command::new("apt-get").args(["update", "-q"]).output();
+        out = install();
+    }
+    assert!(
+        out.status.success() && Path::new("/usr/bin/chromium").exists(),
+        "cannot install chromium (run `apt-get install chromium` as root): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A directory with playwright-core in node_modules (installed once).
+pub fn playwright() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("node-web");
+    if !dir.join("node_modules/playwright-core/package.json").exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&dir)
+            .arg(PLAYWRIGHT)
+            .output()
+            .expect("node and npm are needed for the browser tests");
+        assert!(
+            out.status.success(),
+            "npm install {PLAYWRIGHT}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dir
+}
+
+/// A y4m video (what Chromium's fake camera plays, looped) of QR code
+/// PNGs held up in front of the camera one after another, `frames` frames
+/// each at `fps`: 640×480, each code twice its size in the middle of a
+/// white frame, grey (I420 with neutral chroma).
+pub fn qr_video(pngs: &[PathBuf], frames: usize, fps: u32, out: &Path) {
+    let (w, h, scale) = (640u32, 480u32, 2u32);
+    let chroma = vec![128u8; (w * h / 2) as usize];
+    let mut video = format!("YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for png in pngs {
+        let qr = image::open(png).unwrap().to_luma8();
+        let (qw, qh) = (qr.width() * scale, qr.height() * scale);
+        let (ox, oy) = ((w - qw) / 2, (h - qh) / 2);
+        let mut luma = vec![255u8; (w * h) as usize];
+        for y in 0..qh {
+            for x in 0..qw {
+                luma[((oy + y) * w + ox + x) as usize] = qr.get_pixel(x / scale, y / scale).0[0];
+            }
+        }
+        for _ in 0..frames {
+            video.extend_from_slice(b"FRAME\n");
+            video.extend_from_slice(&luma);
+            video.extend_from_slice(&chroma);
+        }
+    }
+    std::fs::write(out, video).unwrap();
+}
