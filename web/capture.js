@@ -195,7 +195,8 @@ async function refreshLinkFigures(creator, box) {
       el("dt", {}, t.yourTickets), el("dd", { id: "link-tickets" }, String(s.tickets_attributed)),
       el("dt", {}, t.yourCheckins), el("dd", { id: "link-checkins" }, String(s.checkins_attributed)),
       el("dt", {}, t.yourScholarships), el("dd", {}, String(s.scholarship_claims)),
-      el("dt", {}, t.yourSales), el("dd", { id: "link-sales" }, `${s.drop_orders} · ${money(s.drop_sales_minor + s.ticket_sales_minor, s.currency)}`)),
+      el("dt", {}, t.yourMerchOrders), el("dd", {}, String(s.drop_orders)),
+      el("dt", {}, t.yourSales), el("dd", { id: "link-sales" }, money(s.drop_sales_minor + s.ticket_sales_minor, s.currency))),
     el("h3", {}, t.yourCapturesList),
     el("ul", { class: "thumbs", id: "link-thumbs" }, ...thumbs));
 }
