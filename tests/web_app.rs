@@ -126,6 +126,9 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(r["errors"], serde_json::json!([]), "no script errors on the page: {r}");
     assert_eq!(r["who"], "Dana at the door (door)", "{r}");
+    let small = &r["small"];
+    let bottom = small["y"].as_f64().unwrap() + small["height"].as_f64().unwrap();
+    assert!(bottom <= 640.0, "Check in is on the first screen at 360×640: {small}");
     assert_eq!(r["first"]["class"], "verdict admit", "{r}");
     assert_eq!(r["first"]["big"], "ADMIT", "{r}");
     assert_eq!(r["second"]["class"], "verdict reject", "{r}");
@@ -158,6 +161,12 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let comp = &r["comp"];
     assert_eq!(comp["pinField"], 0, "a supervisor needs no approver: {comp}");
     assert!(comp["receipt"].as_str().unwrap().contains("Comp"), "{comp}");
+    assert!(comp["wrongPin"].as_str().unwrap().starts_with("The box said:"), "{comp}");
+    let by_merch = comp["byMerch"].as_str().unwrap();
+    assert!(
+        by_merch.contains("Comp, approved by") && by_merch.contains("Max at merch"),
+        "merch staff, a supervisor's PIN: {comp}"
+    );
     let claim = &r["claim"];
     assert_eq!(claim["change"], "Change: 0.00 EUR", "a free seat: {claim}");
     assert!(

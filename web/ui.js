@@ -79,10 +79,8 @@ export function nonce() {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** Reads a server-sent event stream with the staff token (EventSource
- * cannot send one), calling onEvent(name, data) until signal aborts;
- * onOpen() once the box has answered (what happened before is not sent). */
-export async function events(path, signal, onEvent, onOpen = () => {}) {
+/** Reads one server-sent event stream until it ends. */
+async function readStream(path, signal, onEvent, onOpen) {
   const r = await fetch(path, { headers: { authorization: `Bearer ${state.token}` }, signal });
   if (!r.ok || !r.body) throw new ApiError(r.status, "feed", r.statusText);
   onOpen();
@@ -103,6 +101,22 @@ export async function events(path, signal, onEvent, onOpen = () => {}) {
       }
       onEvent(name, data);
     }
+  }
+}
+
+/** Follows a server-sent event stream with the staff token (EventSource
+ * cannot send one), calling onEvent(name, data) until signal aborts, and
+ * onOpen() each time the box has answered (what happened before is not
+ * sent, so a screen reads its figures again). A stream cut by the Wi-Fi
+ * or a restart of the box is opened again; a sign-in that ended stops it. */
+export async function events(path, signal, onEvent, onOpen = () => {}) {
+  while (!signal.aborted) {
+    try {
+      await readStream(path, signal, onEvent, onOpen);
+    } catch (e) {
+      if (signal.aborted || e.status === 401 || e.status === 403) return;
+    }
+    await new Promise((ok) => setTimeout(ok, 2000));
   }
 }
 

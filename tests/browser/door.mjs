@@ -84,6 +84,12 @@ try {
   await page.getByLabel("Ticket code").waitFor();
   const who = await page.locator("#who").textContent();
   await page.screenshot({ path: `${SHOTS}/3-door.png` });
+  // One-handed on a small phone: at 360×640 the whole door form, down to
+  // "Check in", is on the first screen.
+  await page.setViewportSize({ width: 360, height: 640 });
+  const small = await page.getByRole("button", { name: "Check in" }).boundingBox();
+  await page.screenshot({ path: `${SHOTS}/3b-door-360x640.png` });
+  await page.setViewportSize({ width: 390, height: 844 });
 
   const verdict = page.locator(".verdict");
   const read = async (shot, next = true) => {
@@ -285,6 +291,21 @@ try {
   // The admin: a pairing code, an upload link, the manifest, a new drop
   // and its restock, the staff sessions.
   await audit("merch-scholarship");
+  // Merch staff give a poster away with a supervisor's PIN typed in.
+  await page.locator("#sign-out").click();
+  await page.getByRole("button", { name: "Sign in" }).waitFor();
+  for (const d of "2222") await page.getByRole("button", { name: d, exact: true }).click();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByLabel("Buyer's ticket code").fill(TICKET_CODE);
+  await page.getByRole("button", { name: "Add Signed poster" }).click();
+  await page.getByRole("button", { name: "Hold for the buyer" }).click();
+  await page.getByLabel("Supervisor's PIN, to give it away").fill("0000");
+  await page.getByRole("button", { name: "Give away (comp)" }).click();
+  comp.wrongPin = await page.locator("#merch-out .error").textContent();
+  await page.getByLabel("Supervisor's PIN, to give it away").fill("4444");
+  await page.getByRole("button", { name: "Give away (comp)" }).click();
+  await page.locator("#receipt").waitFor();
+  comp.byMerch = await page.locator("#receipt").textContent();
   await page.locator("#sign-out").click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();
   for (const d of "5555") await page.getByRole("button", { name: d, exact: true }).click();
@@ -375,7 +396,7 @@ try {
     return { active: !!reg.active, cached: (await cache.keys()).length };
   });
   console.log(JSON.stringify({
-    shell, dashboard, sale, card, comp, walkup, claim, scanner, admin, linkPage, unlabelled, first, second, xss, injected, expired, kept, after, camera1, camera2,
+    small, shell, dashboard, sale, card, comp, walkup, claim, scanner, admin, linkPage, unlabelled, first, second, xss, injected, expired, kept, after, camera1, camera2,
     who, supervisor, errors,
   }));
   }
