@@ -26,6 +26,7 @@
 //!   certificate (re-issued when its addresses change), mDNS.
 //! - [`metrics`] — counters and histograms for `/metrics`.
 //! - [`clock`] — the box's clock, settable in tests.
+//! - [`systemd`] — sd_notify: ready, status, the watchdog, stopping.
 //!
 //! See ARCHITECTURE.md for the invariants that hold across them.
 
@@ -41,3 +42,4 @@ pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod systemd;

@@ -236,9 +236,10 @@ pub async fn serve_on(
         (Some(lan), Some(port)) => start_lan(&state, lan, port, &tasks, &stop),
         _ => None,
     };
-    tasks.close();
     // One token ends every listener; the caller's future cancels it.
     let quit = CancellationToken::new();
+    tasks.spawn(tell_systemd(state.clone(), quit.clone()));
+    tasks.close();
     let q = quit.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -279,6 +280,57 @@ pub async fn serve_on(
     stop.cancel();
     tasks.wait().await;
     result
+}
+
+/// Under systemd (`Type=notify`): READY=1 now (the listeners are bound
+/// and the store is open), then every half watchdog period (at most 10 s)
+/// a WATCHDOG=1 — only if the store's writer thread answered in that time,
+/// so a stuck writer gets the box restarted — and a STATUS= line; on
+/// shutdown STOPPING=1.
+async fn tell_systemd(state: AppState, quit: CancellationToken) {
+    let systemd = crate::systemd::Notifier::from_env();
+    if !systemd.enabled() {
+        return;
+    }
+    systemd.ready(&status_line(&state).await);
+    let every = systemd.watchdog().map_or(Duration::from_secs(10), |w| w / 2);
+    let every = every.min(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = quit.cancelled() => {
+                systemd.stopping();
+                return;
+            }
+            _ = tokio::time::sleep(every) => {}
+        }
+        match tokio::time::timeout(every, state.store.writer_alive()).await {
+            Ok(Ok(())) => systemd.watchdog_ping(),
+            Ok(Err(e)) => tracing::error!(error = %e, "the store's writer failed: no watchdog ping"),
+            Err(_) => tracing::error!(
+                "the store's writer did not answer in {every:?}: no watchdog ping (systemd restarts the box)"
+            ),
+        }
+        systemd.status(&status_line(&state).await);
+    }
+}
+
+/// What `systemctl status venuebox` shows: the event, people inside, sync.
+async fn status_line(state: &AppState) -> String {
+    let event = state
+        .store
+        .event()
+        .map(|e| format!("{} v{}", e.event_id(), e.manifest.version))
+        .unwrap_or_else(|| "no event loaded".into());
+    let inside = match state.store.counts().await {
+        Ok(c) => format!("{} inside", c.inside),
+        Err(_) => "inside: unknown".into(),
+    };
+    let sync = match crate::sync::status(&state.store, &state.sync, state.clock.now()).await {
+        Ok(s) if s.enabled => format!("sync {}, {} events pending", s.state, s.events_pending),
+        Ok(_) => "sync off".into(),
+        Err(_) => "sync: unknown".into(),
+    };
+    format!("{event}; {inside}; {sync}")
 }
 
 /// Keeps the certificate true to the box's addresses and, unless turned

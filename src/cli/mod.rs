@@ -4,6 +4,7 @@
 
 mod args;
 mod devices;
+mod logging;
 mod organiser;
 mod serve;
 mod staff;
@@ -21,6 +22,10 @@ use venuebox::domain::keys::{public_key_from_base64, TrustedKeys};
     about = "The box at the venue: offline ticket check-in for creator-led micro-events."
 )]
 struct Cli {
+    /// How the log on stderr looks: text (coloured only on a terminal) or
+    /// json (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t, env = "VENUEBOX_LOG_FORMAT")]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -62,7 +67,7 @@ enum Command {
 /// Parses the command line and runs it on a multi-threaded runtime.
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_tracing();
+    logging::init(cli.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
@@ -79,19 +84,6 @@ pub fn main() -> Result<()> {
             Command::Devices(a) => devices::run(a).await,
         }
     })
-}
-
-fn init_tracing() {
-    use tracing_subscriber::filter::Targets;
-    use tracing_subscriber::prelude::*;
-    let filter: Targets = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(filter)
-        .init();
 }
 
 fn pinned(keys: &[String]) -> Result<TrustedKeys> {

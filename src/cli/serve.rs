@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Device configuration (JSON): scanners to gates, printers to stations, GPIO pins.
     #[arg(long, env = "VENUEBOX_DEVICES")]
     pub devices: Option<PathBuf>,
+    /// Fault injection for the watchdog test: after SECS, block the store's
+    /// writer thread for good (systemd's watchdog should restart the box).
+    #[arg(long, value_name = "SECS", hide = true)]
+    pub fault_stall_writer_after: Option<u64>,
     /// Seconds after a check-in during which a supervisor may undo it.
     #[arg(long, default_value_t = ApiConfig::default().undo_window_ms / 1000)]
     pub undo_window_secs: i64,
@@ -66,6 +70,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         undo_window_secs,
         session_hours,
         hold_secs,
+        fault_stall_writer_after,
         captures,
         organiser_keys,
         sync,
@@ -117,6 +122,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 .await?
                 .0,
         );
+    }
+    if let Some(secs) = fault_stall_writer_after {
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+            tracing::warn!("fault injection: stalling the store's writer thread");
+            let _ = store.stall_writer().await;
+        });
     }
     match state.store.event() {
         Some(ev) => tracing::info!(event = %ev.event_id(), version = ev.manifest.version, "event loaded"),

@@ -181,6 +181,22 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Returns once the writer thread has run an empty job: proof it is
+    /// alive and not stuck (the systemd watchdog pings only then).
+    pub async fn writer_alive(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(())).await
+    }
+
+    /// Fault injection for the watchdog test (`serve
+    /// --fault-stall-writer-after`): blocks the writer thread for good.
+    #[doc(hidden)]
+    pub async fn stall_writer(&self) -> Result<(), StoreError> {
+        self.write(|_| loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        })
+        .await
+    }
+
     /// Runs `f` on a pooled read-only connection off the async threads.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
