@@ -124,3 +124,22 @@ fn a_stuck_writer_stops_the_watchdog_pings() {
     let after = s.drain();
     assert!(!after.iter().any(|m| m == "WATCHDOG=1"), "no ping from a stuck box: {after:?}");
 }
+
+/// The shipped unit's exposure as `systemd-analyze security` scores it
+/// (offline, from the file): at most 2.0 of 10.
+#[test]
+fn the_unit_file_is_locked_down() {
+    let unit = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/venuebox.service");
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager", unit])
+        .output()
+        .expect("systemd-analyze (Debian's systemd package) is needed for this test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no score: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let score: f64 =
+        line.split(": ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(score <= 2.0, "exposure {score} > 2.0: {text}");
+}

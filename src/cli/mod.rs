@@ -3,6 +3,7 @@
 //! does not; defaults come from the library's `Default`s.
 
 mod args;
+mod config;
 mod devices;
 mod logging;
 mod organiser;
@@ -10,7 +11,7 @@ mod serve;
 mod staff;
 mod sync;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::Path;
 use venuebox::domain::keys::{public_key_from_base64, TrustedKeys};
@@ -26,6 +27,10 @@ struct Cli {
     /// json (one object per line).
     #[arg(long, global = true, value_enum, default_value_t, env = "VENUEBOX_LOG_FORMAT")]
     log_format: logging::LogFormat,
+    /// A configuration file with `serve` settings (TOML, the flags' long
+    /// names); flags and environment variables override it.
+    #[arg(long, global = true, value_name = "FILE", env = "VENUEBOX_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,7 +40,11 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the box: the HTTP API for staff devices.
+    #[command(args_override_self = true)]
     Serve(serve::ServeArgs),
+    /// The configuration file: check it and show the effective settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Cloud sync: what is pending, or sync now.
     #[command(subcommand)]
     Sync(sync::SyncCommand),
@@ -64,14 +73,78 @@ enum Command {
     Devices(devices::DevicesArgs),
 }
 
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Read the configuration file (--config, VENUEBOX_CONFIG, else
+    /// /etc/venuebox/venuebox.toml), check every setting as `serve` would,
+    /// and print the effective settings (secrets masked) with where each
+    /// came from: file, environment, flag or default.
+    Check,
+}
+
+/// `serve` as clap sees it (global flags included).
+fn serve_command() -> clap::Command {
+    let mut cli = <Cli as clap::CommandFactory>::command();
+    cli.build();
+    cli.find_subcommand("serve").expect("serve").clone()
+}
+
+/// The command line, with the configuration file's settings in front of
+/// `serve`'s own flags.
+fn parse() -> Result<Cli> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = Cli::parse_from(&argv);
+    let (Command::Serve(_), Some(file)) = (&cli.command, config::named(&argv)) else {
+        return Ok(cli);
+    };
+    let settings = config::flags(&serve_command(), &file)?;
+    // Right after the subcommand's name: the first word that is not a
+    // global option or its value.
+    let mut at = 1;
+    while at < argv.len() {
+        let a = argv[at].to_string_lossy();
+        if a == "serve" {
+            break;
+        }
+        at += if a == "--config" || a == "--log-format" { 2 } else { 1 };
+    }
+    Ok(Cli::parse_from(config::inject(argv, at + 1, settings)))
+}
+
+fn config_check() -> Result<()> {
+    use clap::FromArgMatches;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let file = config::named(&argv).unwrap_or_else(|| config::PACKAGED.into());
+    let serve = serve_command();
+    let settings = config::flags(&serve, &file)?;
+    let from_file: Vec<String> = settings
+        .iter()
+        .map(|s| {
+            let s = s.to_string_lossy();
+            s.trim_start_matches("--").split('=').next().unwrap_or_default().to_string()
+        })
+        .collect();
+    let synthetic = config::inject(vec!["serve".into()], 1, settings);
+    let matches = serve
+        .clone()
+        .try_get_matches_from(synthetic)
+        .with_context(|| format!("{} has a setting serve refuses", file.display()))?;
+    let args = serve::ServeArgs::from_arg_matches(&matches)?;
+    serve::server_config(&args).with_context(|| format!("{} does not work", file.display()))?;
+    println!("{}: OK", file.display());
+    print!("{}", config::effective(&serve, &matches, &from_file));
+    Ok(())
+}
+
 /// Parses the command line and runs it on a multi-threaded runtime.
 pub fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = parse()?;
     logging::init(cli.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Serve(a) => serve::run(a).await,
+            Command::Config(ConfigCommand::Check) => config_check(),
             Command::Sync(c) => sync::sync(c).await,
             Command::Token(a) => staff::token(a).await,
             Command::Pair(a) => staff::pair(a).await,

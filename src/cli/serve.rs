@@ -59,45 +59,38 @@ pub struct ServeArgs {
     pub lan: LanArgs,
 }
 
-/// Serves until a shutdown signal.
-pub async fn run(args: ServeArgs) -> Result<()> {
-    let ServeArgs {
-        dir,
-        listen,
-        demo,
-        simulate,
-        devices,
-        undo_window_secs,
-        session_hours,
-        hold_secs,
-        fault_stall_writer_after,
-        captures,
-        organiser_keys,
-        sync,
-        conn,
-        lan,
-    } = args;
-    let config = Config {
-        data_dir: dir.data_dir.clone(),
+/// The server's configuration from the flags (and the configuration file
+/// behind them); files it names (devices, sync credentials) are read and
+/// checked, nothing is bound or opened.
+pub fn server_config(args: &ServeArgs) -> Result<Config> {
+    let data_dir = args.dir.data_dir.clone();
+    Ok(Config {
         api: ApiConfig {
-            undo_window_ms: undo_window_secs * 1000,
-            session_ttl_ms: session_hours * 3_600_000,
-            hold_ttl_ms: hold_secs * 1000,
-            captures: captures.config(),
-            pinned_keys: pinned(&organiser_keys)?,
-            refusal_delay_ms: conn.sign_in_refusal_delay_ms,
+            undo_window_ms: args.undo_window_secs * 1000,
+            session_ttl_ms: args.session_hours * 3_600_000,
+            hold_ttl_ms: args.hold_secs * 1000,
+            captures: args.captures.config(),
+            pinned_keys: pinned(&args.organiser_keys)?,
+            refusal_delay_ms: args.conn.sign_in_refusal_delay_ms,
         },
         read_connections: 4,
-        devices: if simulate {
+        devices: if args.simulate {
             venuebox::devices::Mode::Simulate
         } else {
             venuebox::devices::Mode::Hardware
         },
-        device_config: load_devices(devices.as_deref())?,
-        sync: sync.config(&dir.data_dir)?,
-        conn: conn.limits(),
-        lan: (lan.https_listen != "off").then(|| lan.config()),
-    };
+        device_config: load_devices(args.devices.as_deref())?,
+        sync: args.sync.config(&data_dir)?,
+        conn: args.conn.limits(),
+        lan: (args.lan.https_listen != "off").then(|| args.lan.config()),
+        data_dir,
+    })
+}
+
+/// Serves until a shutdown signal.
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let config = server_config(&args)?;
+    let ServeArgs { dir, listen, demo, fault_stall_writer_after, lan, .. } = args;
     let _serving = server::lock_data_dir(&dir.data_dir)?;
     // Ports first: a port in use is said before anything is opened.
     let plain = bind("--listen", &listen).await?;
