@@ -188,6 +188,7 @@ pub async fn serve_on(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    apply_clock(&state).await;
     api::tus::lifecycle(&state).recover().await;
     if let Err(e) = state.auth.load_devices(&state.store).await {
         tracing::warn!(error = %e, "cannot load the paired devices yet; the first sign-in will try again");
@@ -282,6 +283,23 @@ pub async fn serve_on(
     result
 }
 
+/// The time an admin gave the box before (its offset), and a loud error
+/// when the clock cannot be right (earlier than the newest record).
+async fn apply_clock(state: &AppState) {
+    use crate::store::sync::CLOCK_OFFSET_SETTING;
+    if let Ok(Some(offset)) = state.store.setting(CLOCK_OFFSET_SETTING).await {
+        if let Ok(ms) = offset.parse() {
+            state.clock.set_offset(ms);
+            tracing::info!(offset_ms = ms, "the box's clock runs at the time an admin gave it");
+        }
+    }
+    if let Ok(floor) = state.store.clock_floor().await {
+        if let Some(advice) = crate::clock::ClockReport::judge(&state.clock, floor).advice {
+            tracing::error!("{advice}");
+        }
+    }
+}
+
 /// Under systemd (`Type=notify`): READY=1 now (the listeners are bound
 /// and the store is open), then every half watchdog period (at most 10 s)
 /// a WATCHDOG=1 — only if the store's writer thread answered in that time,
@@ -330,7 +348,11 @@ async fn status_line(state: &AppState) -> String {
         Ok(_) => "sync off".into(),
         Err(_) => "sync: unknown".into(),
     };
-    format!("{event}; {inside}; {sync}")
+    let clock = match state.store.clock_floor().await {
+        Ok(f) if !crate::clock::ClockReport::judge(&state.clock, f).plausible => "; CLOCK WRONG",
+        _ => "",
+    };
+    format!("{event}; {inside}; {sync}{clock}")
 }
 
 /// Keeps the certificate true to the box's addresses and, unless turned

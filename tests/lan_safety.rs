@@ -771,6 +771,8 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         .args(["--url", &format!("http://{addr}")])
         .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
         .args(["--max-examples", "10", "--generation-deterministic", "--continue-on-failure", "--request-timeout", "10"])
+        // Setting the box's time to random dates would expire the run's own sign-in.
+        .args(["--exclude-name", "PUT /api/v1/clock"])
         .args(["--exclude-name", "DELETE /api/v1/session"])
         .args(["--exclude-name", "DELETE /api/v1/sessions/{id}"])
         .args(["--exclude-name", "PATCH /api/v1/uploads/{id}"])

@@ -168,8 +168,16 @@ function sessions() {
   return box;
 }
 
+/** The box has no battery clock: give it this phone's time. */
+function clock() {
+  return form("set-clock", t.clockTitle, [el("p", {}, t.clockHelp)], t.setClock, async () => {
+    const r = await api("PUT", "/api/v1/clock", { now: new Date().toISOString() });
+    return el("p", { id: "clock-set" }, t.clockSet(r.now.slice(0, 19).replace("T", " ")));
+  });
+}
+
 export async function adminScreen() {
   const sync = await api("GET", "/api/v1/sync").catch(() => null);
   show(el("section", {}, el("h2", {}, t.adminTitle),
-    pairing(), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), sessions()));
+    pairing(), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), sessions(), clock()));
 }

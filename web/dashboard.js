@@ -53,8 +53,8 @@ async function restFigures() {
     api("GET", "/api/v1/sync").catch(() => null),
     api("GET", "/api/v1/scholarships").catch(() => ({ programs: [] })),
     Promise.all(creators.map((c) => api("GET", `/api/v1/creators/${encodeURIComponent(c.id)}/summary`).catch(() => null))),
-    // The box's own clock, from its Date header.
-    fetch("/healthz").then((r) => r.headers.get("date")).catch(() => null),
+    // The box's own clock, and whether it can be right.
+    fetch("/healthz").then((r) => r.json()).then((h) => h.clock).catch(() => null),
   ]);
   const gib = (b) => `${(b / 2 ** 30).toFixed(1)} GiB`;
   return [
@@ -75,7 +75,9 @@ async function restFigures() {
     sync ? el("p", {}, t.syncBacklog(sync.events_pending, sync.captures_pending, gib(sync.capture_bytes_pending))) : "",
     sync && sync.last_error ? el("p", { class: "error" }, t.syncError(sync.last_error, sync.last_error_at)) : "",
     sync && sync.disk_free_bytes != null ? el("p", { id: "disk-free" }, t.diskFree(gib(sync.disk_free_bytes))) : "",
-    el("p", {}, `${t.boxClock}: `, el("time", {}, clock || "?")),
+    el("p", {}, `${t.boxClock}: `, el("time", { id: "box-clock" }, clock ? clock.now.slice(0, 19).replace("T", " ") + " UTC" : "?"),
+      clock && clock.source !== "system" ? ` (${t.clockSetByAdmin})` : ""),
+    clock && !clock.plausible ? el("p", { class: "error", role: "alert", id: "clock-wrong" }, t.clockWrong(clock.advice)) : "",
   ];
 }
 

@@ -1,8 +1,13 @@
-//! Operations endpoints: health, Prometheus metrics, the OpenAPI document,
-//! and the 404 for everything else.
+//! Operations endpoints: health (with the clock check), the box's time set
+//! from a phone, Prometheus metrics, the OpenAPI document, and the 404 for
+//! everything else.
 
+use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
+use crate::clock::ClockReport;
+use crate::domain::role::Role;
+use crate::domain::time::parse_rfc3339;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -21,6 +26,8 @@ pub struct Health {
     event: Option<String>,
     manifest_version: Option<u64>,
     version: &'static str,
+    /// Whether the box's clock can be right (a Pi has no battery clock).
+    clock: Option<ClockReport>,
 }
 
 pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
@@ -32,7 +39,45 @@ pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
         event: ev.as_ref().map(|e| e.event_id().to_string()),
         manifest_version: ev.as_ref().map(|e| e.manifest.version),
         version: env!("CARGO_PKG_VERSION"),
+        clock: st.store.clock_floor().await.ok().map(|f| ClockReport::judge(&st.clock, f)),
     })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetClock {
+    /// The time on the admin's phone, RFC 3339.
+    now: String,
+}
+
+/// No real event happens before this (2020-01-01): a phone saying so is wrong.
+const EARLIEST_PLAUSIBLE: i64 = 1_577_836_800_000;
+
+/// An admin gives the box the time from their phone: the box keeps the
+/// difference to its system clock (stored, applied again after restarts)
+/// and records it as a `clock.set` event.
+pub async fn set_clock(
+    State(st): State<AppState>,
+    p: Principal,
+    super::json::Json(b): super::json::Json<SetClock>,
+) -> Result<Json<ClockReport>, ApiError> {
+    p.require(Role::Admin)?;
+    let given = parse_rfc3339(&b.now).map_err(|e| {
+        ApiError::bad_request(format!(
+            "now must be an RFC 3339 time such as 2026-11-30T20:14:00Z ({e})"
+        ))
+    })?;
+    if given < EARLIEST_PLAUSIBLE {
+        return Err(ApiError::bad_request(
+            "that time is before 2020: check the phone's own clock and send it again",
+        ));
+    }
+    let system = st.clock.system_now();
+    let (offset, previous) = (given - system, st.clock.offset());
+    st.store.set_clock_offset(offset, previous, system, p.actor.clone(), given).await?;
+    st.clock.set_offset(offset);
+    tracing::warn!(offset_ms = offset, previous_offset_ms = previous, by = %p.actor.name, "the box's time was set from a phone");
+    Ok(Json(ClockReport::judge(&st.clock, st.store.clock_floor().await?)))
 }
 
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {

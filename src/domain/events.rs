@@ -54,6 +54,10 @@ pub enum Event {
     CaptureHidden(CaptureHidden),
     #[serde(rename = "manifest.imported")]
     ManifestImported(ManifestImported),
+    /// An admin gave the box the time: every later record (by seq) used
+    /// the system clock plus `offset_ms`.
+    #[serde(rename = "clock.set")]
+    ClockSet(ClockSet),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -181,6 +185,15 @@ pub struct ManifestImported {
     pub sha256: String,
 }
 
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClockSet {
+    pub offset_ms: i64,
+    pub previous_offset_ms: i64,
+    /// The system clock's reading when the time was given.
+    pub system_at: Millis,
+    pub by: String,
+}
+
 /// A stored row whose payload does not fit its kind.
 #[derive(Debug, thiserror::Error)]
 #[error("outbox event '{kind}' does not match its type: {source}")]
@@ -192,7 +205,7 @@ pub struct EventError {
 
 impl Event {
     /// Every kind this version writes, in the order of the enum.
-    pub const KINDS: [&'static str; 14] = [
+    pub const KINDS: [&'static str; 15] = [
         "checkin.admitted",
         "checkin.rejected",
         "checkin.undone",
@@ -207,6 +220,7 @@ impl Event {
         "capture.completed",
         "capture.hidden",
         "manifest.imported",
+        "clock.set",
     ];
 
     /// The kind and the payload as the outbox stores them.

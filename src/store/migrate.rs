@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "pairing", include_str!("migrations/0006_pairing.sql")),
     (7, "pairing_slips", include_str!("migrations/0007_pairing_slips.sql")),
     (8, "order_requests", include_str!("migrations/0008_order_requests.sql")),
+    (9, "clock", include_str!("migrations/0009_clock.sql")),
 ];
 
 pub fn latest() -> i64 {

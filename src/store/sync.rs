@@ -5,7 +5,8 @@
 //! updates so two syncers on one data directory can never plan two
 //! different segments for the same seqs.
 
-use super::{audit, outbox::OutboxRow, Store, StoreError};
+use super::{audit, outbox, outbox::OutboxRow, Store, StoreError};
+use crate::domain::events::{ClockSet, Event};
 use crate::domain::ids::Seq;
 use crate::domain::role::Actor;
 use crate::domain::time::Millis;
@@ -412,4 +413,46 @@ fn stream_succeeded(
     )?
     .execute(params![stream, now])?;
     Ok(())
+}
+
+/// Where the admin-given clock offset is kept.
+pub const CLOCK_OFFSET_SETTING: &str = "clock_offset_ms";
+
+impl Store {
+    /// The newest time the box recorded (an outbox event, a manifest
+    /// import): its clock cannot be right before it.
+    pub async fn clock_floor(&self) -> Result<Option<Millis>, StoreError> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT MAX(t) FROM (SELECT MAX(created_at) AS t FROM outbox UNION ALL SELECT MAX(imported_at) FROM manifests)",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    /// Keeps an admin's clock offset (applied again at every start) and
+    /// records it as a `clock.set` event: records after its seq used it.
+    pub async fn set_clock_offset(
+        &self,
+        offset_ms: i64,
+        previous_offset_ms: i64,
+        system_at: Millis,
+        actor: Actor,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            ctx.conn.execute(
+                "INSERT INTO box_settings (key, value, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET value = ?2, updated_at = ?3, updated_by = ?4",
+                params![CLOCK_OFFSET_SETTING, offset_ms.to_string(), now, actor.name],
+            )?;
+            let set = ClockSet { offset_ms, previous_offset_ms, system_at, by: actor.name.clone() };
+            audit::record(ctx, &actor, "clock.set", &serde_json::to_value(&set).unwrap_or_default(), now)?;
+            outbox::append(ctx, &Event::ClockSet(set), now)?;
+            Ok(())
+        })
+        .await
+    }
 }
