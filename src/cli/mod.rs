@@ -3,6 +3,7 @@
 //! does not; defaults come from the library's `Default`s.
 
 mod args;
+mod backup;
 mod config;
 mod devices;
 mod logging;
@@ -42,6 +43,8 @@ enum Command {
     /// Run the box: the HTTP API for staff devices.
     #[command(args_override_self = true)]
     Serve(serve::ServeArgs),
+    /// A consistent copy of the database and the box identity while the box runs.
+    Backup(backup::BackupArgs),
     /// The configuration file: check it and show the effective settings.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -145,6 +148,7 @@ pub fn main() -> Result<()> {
         match cli.command {
             Command::Serve(a) => serve::run(a).await,
             Command::Config(ConfigCommand::Check) => config_check(),
+            Command::Backup(a) => backup::run(a).await,
             Command::Sync(c) => sync::sync(c).await,
             Command::Token(a) => staff::token(a).await,
             Command::Pair(a) => staff::pair(a).await,

@@ -23,7 +23,7 @@ struct IdentityFile {
     public_key: String,
 }
 
-const FILE: &str = "identity.json";
+pub const FILE: &str = "identity.json";
 
 impl BoxIdentity {
     pub fn load_or_create(dir: &Path) -> Result<BoxIdentity, StoreError> {

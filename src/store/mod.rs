@@ -7,6 +7,7 @@
 //! job, hence the same transaction.
 
 mod audit;
+pub mod backup;
 pub mod captures;
 pub mod drops;
 pub mod identity;
