@@ -2,7 +2,7 @@
 // event manifest (import a signed file, freeze cloud updates), drops
 // (create, edit, restock) and the staff sessions (revoke one).
 import { t } from "./strings.js";
-import { ApiError, announce, api, el, errorBox, money, screen, show, state, table } from "./ui.js";
+import { ApiError, announce, api, el, errorBox, minor, money, screen, show, state, table } from "./ui.js";
 
 /** A form whose submit runs `action` and shows its result or error in `out`. */
 function form(id, title, fields, button, action) {
@@ -105,7 +105,7 @@ function dropForm(list, existing) {
     [il, id, nl, name, cl, creator, ol, opens, xl, closes, ll, limit, rows, more], existing ? t.saveDrop : t.createDrop, async () => {
       const products = [...rows.querySelectorAll(".product-row")].map((r) => {
         const v = (k) => r.querySelector(`[id$="-${k}"]`).value.trim();
-        const p = { sku: v("sku"), name: v("name"), price_minor: Math.round(Number(v("price").replace(",", ".")) * 100), quantity: Number(v("quantity")) };
+        const p = { sku: v("sku"), name: v("name"), price_minor: minor(v("price")), quantity: Number(v("quantity")) };
         if (v("variant")) p.variant = v("variant");
         return p;
       });

@@ -2,7 +2,7 @@
 // screen and its print status, walk-up tickets and scholarship claims, and
 // a supervisor's void and refund.
 import { t } from "./strings.js";
-import { announce, api, el, errorBox, events, main, money, nonce, screen, show, state } from "./ui.js";
+import { announce, api, el, errorBox, events, main, minor, money, nonce, screen, show, state } from "./ui.js";
 
 /** The change and the new ticket's QR code (fetched with the token). */
 async function ticketView(order, prefix) {
@@ -100,7 +100,7 @@ export async function merchScreen() {
         el("form", {
           onsubmit: (ev) => {
             ev.preventDefault();
-            pay({ kind: "cash", given_minor: Math.round(Number(given.value.replace(",", ".")) * 100) });
+            pay({ kind: "cash", given_minor: minor(given.value) });
           },
         }, el("label", { for: "cash" }, t.cashGiven), given,
           el("button", { type: "submit", class: "primary", id: "pay-cash" }, t.payCash)),
@@ -131,51 +131,31 @@ export async function merchScreen() {
   const referral = el("input", { id: "referral", autocomplete: "off" });
   const holderName = el("input", { id: "holder-name", autocomplete: "off" });
   const walkCash = el("input", { id: "walkup-cash", inputmode: "decimal", autocomplete: "off" });
-  const walkOut = el("div", { id: "walkup-out" });
-  main.querySelector("section").append(el("form", {
-    onsubmit: async (ev) => {
-      ev.preventDefault();
-      const body = { tier: tier.value, nonce: nonce(), tender: { kind: "cash", given_minor: Math.round(Number(walkCash.value.replace(",", ".")) * 100) } };
-      if (referral.value.trim()) body.referral_code = referral.value.trim();
-      if (holderName.value.trim()) body.holder = holderName.value.trim();
-      try {
-        const order = await api("POST", "/api/v1/walkups", body);
-        walkOut.replaceChildren(...(await ticketView(order, "walkup")));
-      } catch (e) {
-        if (e.status === 401) return screen.signIn(t.sessionExpired);
-        walkOut.replaceChildren(errorBox(e));
-      }
-    },
-  }, el("h3", {}, t.walkupTitle),
+  main.querySelector("section").append(ticketForm("walkup", "/api/v1/walkups", t.walkupTitle, [
     el("label", { for: "tier" }, t.tier), tier,
     el("label", { for: "referral" }, t.referral), referral,
     el("label", { for: "holder-name" }, t.holderName), holderName,
     el("label", { for: "walkup-cash" }, t.walkupCash), walkCash,
-    el("button", { type: "submit", class: "primary", id: "sell-ticket" }, t.sellTicket), walkOut));
+    el("button", { type: "submit", class: "primary", id: "sell-ticket" }, t.sellTicket)], () => {
+    const body = { tier: tier.value, nonce: nonce(), tender: { kind: "cash", given_minor: minor(walkCash.value) } };
+    if (referral.value.trim()) body.referral_code = referral.value.trim();
+    if (holderName.value.trim()) body.holder = holderName.value.trim();
+    return body;
+  }));
   // A scholarship seat by code (free, or discounted and paid cash).
   const claimCode = el("input", { id: "claim-code", autocomplete: "off", autocapitalize: "characters" });
   const claimHolder = el("input", { id: "claim-holder", autocomplete: "off" });
   const claimCash = el("input", { id: "claim-cash", inputmode: "decimal", autocomplete: "off" });
-  const claimOut = el("div", { id: "claim-out" });
-  main.querySelector("section").append(el("form", {
-    onsubmit: async (ev) => {
-      ev.preventDefault();
-      const body = { code: claimCode.value.trim(), nonce: nonce() };
-      if (claimHolder.value.trim()) body.holder = claimHolder.value.trim();
-      if (claimCash.value.trim()) body.tender = { kind: "cash", given_minor: Math.round(Number(claimCash.value.replace(",", ".")) * 100) };
-      try {
-        const order = await api("POST", "/api/v1/scholarships/claims", body);
-        claimOut.replaceChildren(...(await ticketView(order, "claim")));
-      } catch (e) {
-        if (e.status === 401) return screen.signIn(t.sessionExpired);
-        claimOut.replaceChildren(errorBox(e));
-      }
-    },
-  }, el("h3", {}, t.claimTitle),
+  main.querySelector("section").append(ticketForm("claim", "/api/v1/scholarships/claims", t.claimTitle, [
     el("label", { for: "claim-code" }, t.claimCode), claimCode,
     el("label", { for: "claim-holder" }, t.claimHolder), claimHolder,
     el("label", { for: "claim-cash" }, t.claimCash), claimCash,
-    el("button", { type: "submit", class: "primary", id: "claim-seat" }, t.claimSeat), claimOut));
+    el("button", { type: "submit", class: "primary", id: "claim-seat" }, t.claimSeat)], () => {
+    const body = { code: claimCode.value.trim(), nonce: nonce() };
+    if (claimHolder.value.trim()) body.holder = claimHolder.value.trim();
+    if (claimCash.value.trim()) body.tender = { kind: "cash", given_minor: minor(claimCash.value) };
+    return body;
+  }));
   if (state.who.role === "supervisor" || state.who.role === "admin") {
     main.querySelector("section").append(findOrderForm(() => renderDrops().catch(() => {})));
   }
@@ -189,6 +169,24 @@ export async function merchScreen() {
   events("/api/v1/drops/feed", stop.signal, (name) => {
     if (name === "drops") renderDrops().catch(() => {});
   }).catch(() => {});
+}
+
+/** A form that sells or claims a ticket (POST `path` with `body()`), then
+ * shows the change and the new ticket's QR code under it. */
+function ticketForm(prefix, path, title, fields, body) {
+  const out = el("div", { id: `${prefix}-out` });
+  return el("form", {
+    onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        const order = await api("POST", path, body());
+        out.replaceChildren(...(await ticketView(order, prefix)));
+      } catch (e) {
+        if (e.status === 401) return screen.signIn(t.sessionExpired);
+        out.replaceChildren(errorBox(e));
+      }
+    },
+  }, el("h3", {}, title), ...fields, out);
 }
 
 /** The receipt's print job, followed until it prints: "printed", or

@@ -126,6 +126,11 @@ export function table(headers, rows) {
     el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c))))));
 }
 
+/** An amount typed as "12,50" or "12.5", in minor units. */
+export function minor(text) {
+  return Math.round(Number(text.replace(",", ".")) * 100);
+}
+
 export function money(minor, currency) {
   return `${(minor / 100).toFixed(2)} ${currency}`;
 }

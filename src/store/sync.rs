@@ -5,7 +5,7 @@
 //! updates so two syncers on one data directory can never plan two
 //! different segments for the same seqs.
 
-use super::{audit, outbox, outbox::OutboxRow, Store, StoreError};
+use super::{audit, outbox, outbox::OutboxRow, Store, StoreError, WriteCtx};
 use crate::domain::events::{ClockSet, Event};
 use crate::domain::ids::Seq;
 use crate::domain::role::Actor;
@@ -388,16 +388,33 @@ impl Store {
         now: Millis,
     ) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.execute(
-                "INSERT INTO box_settings (key, value, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (key) DO UPDATE SET value = ?2, updated_at = ?3, updated_by = ?4",
-                params![key, value, now, actor.name],
+            upsert_setting(ctx, key, &value, &actor, now)?;
+            audit::record(
+                ctx,
+                &actor,
+                &format!("setting.{key}"),
+                &serde_json::json!({"value": value}),
+                now,
             )?;
-            audit::record(ctx, &actor, &format!("setting.{key}"), &serde_json::json!({"value": value}), now)?;
             Ok(())
         })
         .await
     }
+}
+
+fn upsert_setting(
+    ctx: &WriteCtx<'_>,
+    key: &str,
+    value: &str,
+    actor: &Actor,
+    now: Millis,
+) -> Result<(), StoreError> {
+    ctx.conn.execute(
+        "INSERT INTO box_settings (key, value, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (key) DO UPDATE SET value = ?2, updated_at = ?3, updated_by = ?4",
+        params![key, value, now, actor.name],
+    )?;
+    Ok(())
 }
 
 /// `stream` just moved something: its last success is now and any error
@@ -443,13 +460,15 @@ impl Store {
         now: Millis,
     ) -> Result<(), StoreError> {
         self.write(move |ctx| {
-            ctx.conn.execute(
-                "INSERT INTO box_settings (key, value, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (key) DO UPDATE SET value = ?2, updated_at = ?3, updated_by = ?4",
-                params![CLOCK_OFFSET_SETTING, offset_ms.to_string(), now, actor.name],
-            )?;
+            upsert_setting(ctx, CLOCK_OFFSET_SETTING, &offset_ms.to_string(), &actor, now)?;
             let set = ClockSet { offset_ms, previous_offset_ms, system_at, by: actor.name.clone() };
-            audit::record(ctx, &actor, "clock.set", &serde_json::to_value(&set).unwrap_or_default(), now)?;
+            audit::record(
+                ctx,
+                &actor,
+                "clock.set",
+                &serde_json::to_value(&set).unwrap_or_default(),
+                now,
+            )?;
             outbox::append(ctx, &Event::ClockSet(set), now)?;
             Ok(())
         })
