@@ -6,6 +6,7 @@ mod args;
 mod backup;
 mod config;
 mod devices;
+mod event;
 mod logging;
 mod organiser;
 mod serve;
@@ -43,6 +44,9 @@ enum Command {
     /// Run the box: the HTTP API for staff devices.
     #[command(args_override_self = true)]
     Serve(serve::ServeArgs),
+    /// The end of an event: close it on this box, archive, erase personal data.
+    #[command(subcommand)]
+    Event(event::EventCommand),
     /// A consistent copy of the database and the box identity while the box runs.
     Backup(backup::BackupArgs),
     /// The configuration file: check it and show the effective settings.
@@ -149,6 +153,7 @@ pub fn main() -> Result<()> {
             Command::Serve(a) => serve::run(a).await,
             Command::Config(ConfigCommand::Check) => config_check(),
             Command::Backup(a) => backup::run(a).await,
+            Command::Event(c) => event::run(c).await,
             Command::Sync(c) => sync::sync(c).await,
             Command::Token(a) => staff::token(a).await,
             Command::Pair(a) => staff::pair(a).await,

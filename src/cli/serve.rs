@@ -104,6 +104,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let state = server::open(&config, Clock::system())
         .with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
+    if let (Some(ev), Some(closed)) = (state.store.event(), state.store.closed_event().await?) {
+        if ev.event_id().to_string() == closed {
+            anyhow::bail!("event {closed} was closed on this box (venuebox event close): import the next event's manifest (venuebox manifest import FILE) to serve again");
+        }
+    }
     let mut code = None;
     if demo {
         load_demo(&state, &dir.data_dir).await?;

@@ -9,6 +9,7 @@
 mod audit;
 pub mod backup;
 pub mod captures;
+pub mod closing;
 pub mod drops;
 pub mod identity;
 mod manifests;

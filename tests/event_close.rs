@@ -1,0 +1,112 @@
+//! `venuebox event close` with the real binary: it will not run beside a
+//! serving box; it will not erase personal data without proof or
+//! `--force`; with both it archives first, then leaves no holder name or
+//! ticket code anywhere in the database file (checked on its bytes) while
+//! the figures stay; and the box then refuses to serve the closed event.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn venuebox(args: &[&str], dir: &Path) -> Output {
+    Command::new(common::binary::BIN).args(args).arg("--data-dir").arg(dir).output().unwrap()
+}
+
+/// Every byte of the database, its WAL and shared memory included.
+fn db_bytes(dir: &Path) -> Vec<u8> {
+    ["venuebox.db", "venuebox.db-wal", "venuebox.db-shm"]
+        .iter()
+        .filter_map(|f| std::fs::read(dir.join(f)).ok())
+        .flatten()
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn closing_archives_then_erases_personal_data_but_keeps_the_figures() {
+    const NAME: &str = "Zebulon Quartermain";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, addr) = common::binary::serve(&data, &["--demo"], &[]);
+    let http = reqwest::Client::new();
+    let merch = common::binary::token(&data, "merch");
+    let sold: serde_json::Value = http
+        .post(format!("http://{addr}/api/v1/walkups"))
+        .bearer_auth(&merch)
+        .json(&serde_json::json!({"tier": "ga", "nonce": "close-1", "holder": NAME,
+            "tender": {"kind": "cash", "given_minor": 5000}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = sold["tickets"][0]["code"].as_str().unwrap().to_string();
+    let door = common::binary::token(&data, "door");
+    let r = http
+        .post(format!("http://{addr}/api/v1/checkins"))
+        .bearer_auth(&door)
+        .json(&serde_json::json!({"code": code, "gate": "main", "nonce": "close-2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Not beside a running box.
+    let out = venuebox(&["event", "close"], &data);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stop it first"));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Not without proof or --force; nothing changes.
+    let out = venuebox(&["event", "close", "--wipe-personal-data"], &data);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert!(contains(&db_bytes(&data), NAME), "untouched");
+
+    let archive = dir.path().join("archive");
+    let out = venuebox(
+        &[
+            "event",
+            "close",
+            "--archive",
+            archive.to_str().unwrap(),
+            "--wipe-personal-data",
+            "--force",
+        ],
+        &data,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("personal data erased"), "{said}");
+    let bytes = db_bytes(&data);
+    assert!(!contains(&bytes, NAME), "no holder name left in the database file");
+    assert!(!contains(&bytes, &code), "no ticket code left in the database file");
+    assert!(
+        contains(&std::fs::read(archive.join("venuebox.db")).unwrap(), NAME),
+        "the archive keeps the record"
+    );
+    assert!(archive.join("captures.ndjson").exists() && archive.join("identity.json").exists());
+
+    // The figures stay.
+    let db = rusqlite::Connection::open(data.join("venuebox.db")).unwrap();
+    let one = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(one("SELECT COUNT(*) FROM scans WHERE verdict = 'admit'"), 1);
+    assert_eq!(one("SELECT COALESCE(SUM(total_minor), 0) FROM orders WHERE status = 'paid'"), 2500);
+    assert_eq!(one("SELECT COUNT(*) FROM sessions"), 0);
+    drop(db);
+
+    // The closed event is not served again.
+    let out = Command::new(common::binary::BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--https-listen", "off", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was closed on this box"));
+}
