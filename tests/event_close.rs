@@ -10,7 +10,48 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn venuebox(args: &[&str], dir: &Path) -> Output {
-    Command::new(common::binary::BIN).args(args).arg("--data-dir").arg(dir).output().unwrap()
+    Command::new(common::binary::BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap()
+}
+
+/// A demo box that sold a walk-up ticket to `holder` and checked it in,
+/// then stopped: (data directory, the ticket's code).
+async fn evening(dir: &Path, holder: &str) -> (std::path::PathBuf, String) {
+    let data = dir.join("data");
+    let (mut child, addr) = common::binary::serve(&data, &["--demo"], &[]);
+    let http = reqwest::Client::new();
+    let merch = common::binary::token(&data, "merch");
+    let sold: serde_json::Value = http
+        .post(format!("http://{addr}/api/v1/walkups"))
+        .bearer_auth(&merch)
+        .json(&serde_json::json!({"tier": "ga", "nonce": "close-1", "holder": holder,
+            "tender": {"kind": "cash", "given_minor": 5000}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = sold["tickets"][0]["code"].as_str().unwrap().to_string();
+    let door = common::binary::token(&data, "door");
+    let r = http
+        .post(format!("http://{addr}/api/v1/checkins"))
+        .bearer_auth(&door)
+        .json(&serde_json::json!({"code": code, "gate": "main", "nonce": "close-2"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = child.kill();
+    let _ = child.wait();
+    (data, code)
 }
 
 /// Every byte of the database, its WAL and shared memory included.
@@ -30,32 +71,8 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 async fn closing_archives_then_erases_personal_data_but_keeps_the_figures() {
     const NAME: &str = "Zebulon Quartermain";
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut child, addr) = common::binary::serve(&data, &["--demo"], &[]);
-    let http = reqwest::Client::new();
-    let merch = common::binary::token(&data, "merch");
-    let sold: serde_json::Value = http
-        .post(format!("http://{addr}/api/v1/walkups"))
-        .bearer_auth(&merch)
-        .json(&serde_json::json!({"tier": "ga", "nonce": "close-1", "holder": NAME,
-            "tender": {"kind": "cash", "given_minor": 5000}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let code = sold["tickets"][0]["code"].as_str().unwrap().to_string();
-    let door = common::binary::token(&data, "door");
-    let r = http
-        .post(format!("http://{addr}/api/v1/checkins"))
-        .bearer_auth(&door)
-        .json(&serde_json::json!({"code": code, "gate": "main", "nonce": "close-2"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-
+    let (data, code) = evening(dir.path(), NAME).await;
+    let (mut child, _) = common::binary::serve(&data, &[], &[]);
     // Not beside a running box.
     let out = venuebox(&["event", "close"], &data);
     assert!(!out.status.success());
@@ -109,4 +126,47 @@ async fn closing_archives_then_erases_personal_data_but_keeps_the_figures() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("was closed on this box"));
+}
+
+#[tokio::test]
+async fn the_bucket_is_verified_before_anything_is_erased() {
+    const NAME: &str = "Quillon Marchbanks";
+    let moto = common::s3::Moto::shared();
+    let bucket = moto.new_bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, _) = evening(dir.path(), NAME).await;
+    let target = format!("s3://{bucket}/venue");
+    let endpoint = moto.endpoint();
+    let sync = ["--sync", target.as_str(), "--sync-endpoint", endpoint.as_str()];
+
+    // Close with the bucket: a final sync, the bucket verified, the archive there.
+    let out = venuebox(&[&["event", "close"][..], &sync].concat(), &data);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("bucket verified"), "{said}");
+    let archived = moto.list(&bucket, "venue/archive/").await;
+    assert_eq!(archived.len(), 2, "database and capture index: {archived:?}");
+
+    // An events segment goes missing from the bucket: the check names the
+    // seqs and nothing is erased.
+    let segments = moto.list(&bucket, "venue/events/").await;
+    let (lost, _) = segments.first().expect("a segment").clone();
+    let kept = moto.get(&bucket, &lost).await;
+    moto.delete(&bucket, &lost).await;
+    let out = venuebox(&[&["event", "close", "--wipe-personal-data"][..], &sync].concat(), &data);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "refused: {said}");
+    assert!(
+        said.contains("MISSING in the bucket: events 1 to") && said.contains("INCOMPLETE"),
+        "{said}"
+    );
+    assert!(contains(&db_bytes(&data), NAME), "nothing erased");
+
+    // Back in the bucket: verified, and the wipe needs no --force.
+    moto.put(&bucket, &lost, kept).await;
+    let out = venuebox(&[&["event", "close", "--wipe-personal-data"][..], &sync].concat(), &data);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("bucket verified") && said.contains("personal data erased"), "{said}");
+    assert!(!contains(&db_bytes(&data), NAME), "erased once the bucket holds everything");
 }

@@ -36,7 +36,6 @@ pub enum SyncCommand {
 }
 
 pub async fn sync(cmd: SyncCommand) -> Result<()> {
-    use std::io::Write;
     match cmd {
         SyncCommand::Status { dir, json } => {
             let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
@@ -57,88 +56,92 @@ pub async fn sync(cmd: SyncCommand) -> Result<()> {
             }
             Ok(())
         }
-        SyncCommand::Now { dir, sync, timeout_secs } => {
-            // Everything pending goes now: a segment closes whatever its age.
-            let mut config = sync.config(&dir.data_dir)?;
-            if let Some(c) = &mut config {
-                c.segment.max_age_ms = 0;
-            }
-            let mut server_config = Config::new(&dir.data_dir);
-            server_config.sync = config.clone();
-            let state = server::open(&server_config, Clock::system())?;
-            let start =
-                venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
-            let (events_total, captures_total) = (start.events_pending, start.captures_pending);
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
-            let lock = venuebox::sync::try_lock(&dir.data_dir)?;
-            let stop = CancellationToken::new();
-            // The same lanes `serve` runs (backoff, probes, permanent
-            // errors), here until everything is sent.
-            let lanes = match (lock.is_some(), config) {
-                (true, Some(c)) => {
-                    let syncer = venuebox::sync::Syncer::new(
-                        state.store.clone(),
-                        state.media.clone(),
-                        state.clock.clone(),
-                        c,
-                        state.sync.clone(),
-                        Default::default(),
-                        dir.data_dir.clone(),
-                    )
-                    .map_err(anyhow::Error::msg)?;
-                    Some(tokio::spawn(Arc::new(syncer).run(stop.clone())))
-                }
-                (true, None) => {
-                    bail!("no bucket given: pass --sync s3://BUCKET/PREFIX (or set VENUEBOX_SYNC)")
-                }
-                (false, _) => {
-                    state.store.sync_request(state.clock.now()).await?;
-                    eprintln!("a running venuebox serve syncs this box; asked it to sync now");
-                    None
-                }
-            };
-            let outcome = loop {
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                let s =
-                    venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
-                eprint!(
-                    "\r{}  {}   ",
-                    progress(events_total, s.events_pending, "events"),
-                    progress(captures_total, s.captures_pending, "captures")
-                );
-                let _ = std::io::stderr().flush();
-                if s.events_pending == 0 && s.captures_pending == 0 && s.files_pending == 0 {
-                    eprintln!("\nall synced");
-                    break Ok(());
-                }
-                // Our own lanes say so live (a stored error may be an old
-                // one they are retrying); a running box's only in the store.
-                let stopped = match &lanes {
-                    Some(_) => {
-                        let live = state.sync.live();
-                        use venuebox::sync::LaneStatus::Error;
-                        live.events.state == Error || live.captures.state == Error
-                    }
-                    None => s.permanent_error(),
-                };
-                if stopped {
-                    eprintln!();
-                    let e = s.last_error.unwrap_or_default();
-                    break Err(anyhow::anyhow!("sync is stopped by a permanent error: {e}"));
-                }
-                if std::time::Instant::now() > deadline {
-                    eprintln!();
-                    let (events, captures) = (s.events_pending, s.captures_pending);
-                    break Err(anyhow::anyhow!("not caught up after {timeout_secs} s: {events} events and {captures} captures pending; see venuebox sync status"));
-                }
-            };
-            stop.cancel();
-            if let Some(l) = lanes {
-                let _ = l.await;
-            }
-            outcome
-        }
+        SyncCommand::Now { dir, sync, timeout_secs } => sync_now(&dir, sync, timeout_secs).await,
     }
+}
+
+/// Sends everything pending now (the lanes `serve` runs, or a running
+/// box asked to), following the progress until nothing is left, a
+/// permanent error, or `timeout_secs`.
+pub(super) async fn sync_now(dir: &DataDir, sync: SyncCli, timeout_secs: u64) -> Result<()> {
+    use std::io::Write;
+    // Everything pending goes now: a segment closes whatever its age.
+    let mut config = sync.config(&dir.data_dir)?;
+    if let Some(c) = &mut config {
+        c.segment.max_age_ms = 0;
+    }
+    let mut server_config = Config::new(&dir.data_dir);
+    server_config.sync = config.clone();
+    let state = server::open(&server_config, Clock::system())?;
+    let start = venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
+    let (events_total, captures_total) = (start.events_pending, start.captures_pending);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+    let lock = venuebox::sync::try_lock(&dir.data_dir)?;
+    let stop = CancellationToken::new();
+    // The same lanes `serve` runs (backoff, probes, permanent
+    // errors), here until everything is sent.
+    let lanes = match (lock.is_some(), config) {
+        (true, Some(c)) => {
+            let syncer = venuebox::sync::Syncer::new(
+                state.store.clone(),
+                state.media.clone(),
+                state.clock.clone(),
+                c,
+                state.sync.clone(),
+                Default::default(),
+                dir.data_dir.clone(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            Some(tokio::spawn(Arc::new(syncer).run(stop.clone())))
+        }
+        (true, None) => {
+            bail!("no bucket given: pass --sync s3://BUCKET/PREFIX (or set VENUEBOX_SYNC)")
+        }
+        (false, _) => {
+            state.store.sync_request(state.clock.now()).await?;
+            eprintln!("a running venuebox serve syncs this box; asked it to sync now");
+            None
+        }
+    };
+    let outcome = loop {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let s = venuebox::sync::status(&state.store, &state.sync, state.clock.now()).await?;
+        eprint!(
+            "\r{}  {}   ",
+            progress(events_total, s.events_pending, "events"),
+            progress(captures_total, s.captures_pending, "captures")
+        );
+        let _ = std::io::stderr().flush();
+        if s.events_pending == 0 && s.captures_pending == 0 && s.files_pending == 0 {
+            eprintln!("\nall synced");
+            break Ok(());
+        }
+        // Our own lanes say so live (a stored error may be an old
+        // one they are retrying); a running box's only in the store.
+        let stopped = match &lanes {
+            Some(_) => {
+                let live = state.sync.live();
+                use venuebox::sync::LaneStatus::Error;
+                live.events.state == Error || live.captures.state == Error
+            }
+            None => s.permanent_error(),
+        };
+        if stopped {
+            eprintln!();
+            let e = s.last_error.unwrap_or_default();
+            break Err(anyhow::anyhow!("sync is stopped by a permanent error: {e}"));
+        }
+        if std::time::Instant::now() > deadline {
+            eprintln!();
+            let (events, captures) = (s.events_pending, s.captures_pending);
+            break Err(anyhow::anyhow!("not caught up after {timeout_secs} s: {events} events and {captures} captures pending; see venuebox sync status"));
+        }
+    };
+    stop.cancel();
+    if let Some(l) = lanes {
+        let _ = l.await;
+    }
+    outcome
 }
 
 fn ago(now: i64, at: &Option<String>) -> String {

@@ -28,6 +28,7 @@ pub struct CaptureIndexEntry {
     pub media_type: String,
     pub captured_at: Millis,
     pub hidden: bool,
+    pub consent: bool,
 }
 
 /// What the wipe changed.
@@ -58,7 +59,7 @@ impl Store {
     pub async fn capture_index(&self) -> Result<Vec<CaptureIndexEntry>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT sha256, creator_id, bytes, media_type, captured_at, hidden_at IS NOT NULL FROM captures ORDER BY id",
+                "SELECT sha256, creator_id, bytes, media_type, captured_at, hidden_at IS NOT NULL, consent FROM captures ORDER BY id",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(CaptureIndexEntry {
@@ -68,6 +69,7 @@ impl Store {
                     media_type: r.get(3)?,
                     captured_at: r.get(4)?,
                     hidden: r.get(5)?,
+                    consent: r.get(6)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod recompute;
 pub mod s3;
 pub mod throttle;
+pub mod verify;
 
 use crate::clock::Clock;
 use crate::domain::keys::TrustedKeys;

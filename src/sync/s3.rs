@@ -236,6 +236,46 @@ impl S3 {
         Ok(etag_of(&resp))
     }
 
+    /// Every object whose key starts with `rel` (under the configured
+    /// prefix): its key relative to that prefix, and its size.
+    pub async fn list(&self, rel: &str) -> Result<Vec<(String, u64)>, S3Error> {
+        let creds = self.creds();
+        let full = self.key(rel);
+        let head = self.key("");
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut action = self.bucket.list_objects_v2(creds.as_deref());
+            action.with_prefix(full.as_str());
+            if let Some(t) = &token {
+                action.with_continuation_token(t.as_str());
+            }
+            let url = action.sign(SIGN_FOR);
+            let resp = self
+                .send("list objects", self.http.get(url).timeout(Duration::from_secs(60)))
+                .await?;
+            let text = resp.text().await.map_err(|e| net_error("list objects", e))?;
+            let page = rusty_s3::actions::ListObjectsV2::parse_response(&text).map_err(|e| {
+                S3Error::Retryable(format!("list objects: an answer that is not a listing ({e})"))
+            })?;
+            for c in page.contents {
+                let key = c.key.strip_prefix(head.as_str()).unwrap_or(&c.key).to_string();
+                out.push((key, c.size.unwrap_or(0)));
+            }
+            match page.next_continuation_token {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// DELETE `key` (a probe object, a test's lost segment).
+    pub async fn delete(&self, key: &str) -> Result<(), S3Error> {
+        let url = self.bucket.delete_object(self.creds().as_deref(), key).sign(SIGN_FOR);
+        self.send("delete object", self.http.delete(url).timeout(Duration::from_secs(30))).await?;
+        Ok(())
+    }
+
     /// GET `key` whole (segments and manifests: small objects).
     pub async fn get(&self, key: &str) -> Result<Bytes, S3Error> {
         let creds = self.creds();

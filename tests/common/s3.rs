@@ -167,6 +167,10 @@ impl Moto {
         self.client(bucket).get(key).await.unwrap_or_else(|e| panic!("GET {key}: {e}")).to_vec()
     }
 
+    pub async fn delete(&self, bucket: &str, key: &str) {
+        self.client(bucket).delete(key).await.unwrap_or_else(|e| panic!("DELETE {key}: {e}"));
+    }
+
     pub async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
         self.client(bucket)
             .put(key, body.into(), false, None)
