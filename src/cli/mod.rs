@@ -9,6 +9,7 @@ mod devices;
 mod event;
 mod logging;
 mod organiser;
+mod rehearse;
 mod serve;
 mod staff;
 mod sync;
@@ -47,6 +48,9 @@ enum Command {
     /// The end of an event: close it on this box, archive, erase personal data.
     #[command(subcommand)]
     Event(event::EventCommand),
+    /// Before doors: run the real code paths on a scratch copy, check devices,
+    /// the bucket, disk and clock, and say what is not ready.
+    Rehearse(rehearse::RehearseArgs),
     /// A consistent copy of the database and the box identity while the box runs.
     Backup(backup::BackupArgs),
     /// The configuration file: check it and show the effective settings.
@@ -154,6 +158,7 @@ pub fn main() -> Result<()> {
             Command::Config(ConfigCommand::Check) => config_check(),
             Command::Backup(a) => backup::run(a).await,
             Command::Event(c) => event::run(c).await,
+            Command::Rehearse(a) => rehearse::run(a).await,
             Command::Sync(c) => sync::sync(c).await,
             Command::Token(a) => staff::token(a).await,
             Command::Pair(a) => staff::pair(a).await,

@@ -1,0 +1,134 @@
+//! `venuebox rehearse` with the real binary: on a demo box with simulated
+//! devices and a bucket (moto) holding the published manifest, every check
+//! is ready and the real database is unchanged; on a box whose clock is
+//! behind its records, with a configured printer that is not plugged in
+//! (no USB here) and an unreachable bucket, the report names each and the
+//! exit status is 1.
+
+mod common;
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn rehearse(data: &Path, args: &[&str]) -> (i32, Value) {
+    let out = Command::new(common::binary::BIN)
+        .arg("rehearse")
+        .args(args)
+        .args(["--json", "--expected-capture-gb", "1", "--data-dir"])
+        .arg(data)
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// A demo data directory (the box started once, then stopped).
+fn demo(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    let (mut child, _) = common::binary::serve(&data, &["--demo"], &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    data
+}
+
+fn counts(data: &Path) -> (i64, i64, i64) {
+    let db = rusqlite::Connection::open(data.join("venuebox.db")).unwrap();
+    let one = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    (
+        one("SELECT COUNT(*) FROM scans"),
+        one("SELECT COUNT(*) FROM orders"),
+        one("SELECT COUNT(*) FROM captures"),
+    )
+}
+
+fn failing(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ready"] == false)
+        .map(|c| format!("{}: {}", c["check"].as_str().unwrap(), c["said"].as_str().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_ready_box_rehearses_on_a_scratch_copy() {
+    let moto = common::s3::Moto::shared();
+    let bucket = moto.new_bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo(dir.path());
+    let manifest = std::fs::read(data.join("demo/manifest.json")).unwrap();
+    moto.put(&bucket, "venue/manifests/event=evt-demo/manifest.json", manifest).await;
+    let before = counts(&data);
+    let target = format!("s3://{bucket}/venue");
+    let (code, report) =
+        rehearse(&data, &["--simulate", "--sync", &target, "--sync-endpoint", &moto.endpoint()]);
+    assert_eq!(failing(&report), Vec::<String>::new(), "{report}");
+    assert_eq!((code, &report["ready"]), (0, &Value::Bool(true)), "{report}");
+    let checks: Vec<&str> =
+        report["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
+    for c in [
+        "clock",
+        "disk",
+        "sale",
+        "check-in",
+        "scholarship",
+        "capture",
+        "receipt",
+        "sync",
+        "manifest",
+    ] {
+        assert!(checks.contains(&c), "{c} checked: {checks:?}");
+    }
+    assert_eq!(counts(&data), before, "the real database is not changed");
+    assert!(moto.list(&bucket, "venue/rehearsal/").await.is_empty(), "the probe object is removed");
+    let left: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rehearsal-"))
+        .collect();
+    assert!(left.is_empty(), "the scratch copy is gone");
+}
+
+#[tokio::test]
+async fn a_wrong_clock_an_unplugged_printer_and_an_unreachable_bucket_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = demo(dir.path());
+    // Records from tomorrow: the clock is behind them.
+    let db = rusqlite::Connection::open(data.join("venuebox.db")).unwrap();
+    db.execute("UPDATE outbox SET created_at = created_at + 86400000", []).unwrap();
+    drop(db);
+    let devices = dir.path().join("devices.json");
+    std::fs::write(
+        &devices,
+        r#"{"printers": [{"match": {"vid": "04b8"}, "station": "front", "width": 42}]}"#,
+    )
+    .unwrap();
+    let (code, report) = rehearse(
+        &data,
+        &[
+            "--devices",
+            devices.to_str().unwrap(),
+            "--sync",
+            "s3://nowhere/venue",
+            "--sync-endpoint",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert_eq!(code, 1, "{report}");
+    let fix = failing(&report).join("\n");
+    assert!(fix.contains("clock: the box's clock says"), "{fix}");
+    assert!(fix.contains("printer: no printer for station front is plugged in"), "{fix}");
+    assert!(fix.contains("sync: ") && fix.contains("cannot connect"), "{fix}");
+    // What works still works on the scratch copy.
+    let ok = |c: &str| {
+        report["checks"].as_array().unwrap().iter().any(|x| x["check"] == c && x["ready"] == true)
+    };
+    assert!(ok("sale") && ok("check-in") && ok("capture"), "{report}");
+}
