@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::binary::call;
+use reqwest::Method;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -26,29 +28,15 @@ fn venuebox(args: &[&str], dir: &Path) -> Output {
 async fn evening(dir: &Path, holder: &str) -> (std::path::PathBuf, String) {
     let data = dir.join("data");
     let (mut child, addr) = common::binary::serve(&data, &["--demo"], &[]);
-    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
     let merch = common::binary::token(&data, "merch");
-    let sold: serde_json::Value = http
-        .post(format!("http://{addr}/api/v1/walkups"))
-        .bearer_auth(&merch)
-        .json(&serde_json::json!({"tier": "ga", "nonce": "close-1", "holder": holder,
-            "tender": {"kind": "cash", "given_minor": 5000}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sale = serde_json::json!({"tier": "ga", "nonce": "close-1", "holder": holder,
+        "tender": {"kind": "cash", "given_minor": 5000}});
+    let (_, sold) = call(Method::POST, &base, "/api/v1/walkups", &merch, Some(sale)).await;
     let code = sold["tickets"][0]["code"].as_str().unwrap().to_string();
     let door = common::binary::token(&data, "door");
-    let r = http
-        .post(format!("http://{addr}/api/v1/checkins"))
-        .bearer_auth(&door)
-        .json(&serde_json::json!({"code": code, "gate": "main", "nonce": "close-2"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let scan = serde_json::json!({"code": code, "gate": "main", "nonce": "close-2"});
+    assert_eq!(call(Method::POST, &base, "/api/v1/checkins", &door, Some(scan)).await.0, 200);
     let _ = child.kill();
     let _ = child.wait();
     (data, code)

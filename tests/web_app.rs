@@ -23,16 +23,10 @@ fn demo_ticket(data: &Path, row: usize) -> (String, String) {
 async fn walkup(plain: &str, merch: &str, holder: &str) -> String {
     let body = serde_json::json!({"tier": "ga", "nonce": "web-xss", "holder": holder,
         "tender": {"kind": "card", "reference": "T-1"}});
-    let r: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{plain}/api/v1/walkups"))
-        .bearer_auth(merch)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let base = format!("http://{plain}");
+    let (_, r) =
+        common::binary::call(reqwest::Method::POST, &base, "/api/v1/walkups", merch, Some(body))
+            .await;
     r["tickets"][0]["code"].as_str().unwrap_or_else(|| panic!("no walk-up: {r}")).to_string()
 }
 
@@ -103,15 +97,10 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let on_box = on_box.status();
     assert_eq!(on_box, 200, "the box holds the photo's bytes");
     let admin = common::binary::token(dir.path(), "admin");
-    let captures: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{}/api/v1/creators/cr-mara/captures", addrs.plain))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plain = format!("http://{}", addrs.plain);
+    let path = "/api/v1/creators/cr-mara/captures";
+    let (_, captures) =
+        common::binary::call(reqwest::Method::GET, &plain, path, &admin, None).await;
 
     // Then the box goes away: the phone opens the app again.
     let _ = child.kill();

@@ -132,3 +132,22 @@ pub fn serve_lan(dir: &Path, args: &[&str]) -> (Child, LanAddrs) {
     }
     (child, LanAddrs { plain: plain.unwrap(), https: https.unwrap(), pair: pair.unwrap(), banner })
 }
+
+/// A JSON call to the box at `base` (`http://ADDR`) as `token`: the
+/// status and the answer (`null` when it is not JSON).
+pub async fn call(
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req =
+        reqwest::Client::new().request(method, format!("{base}{path}")).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
