@@ -81,6 +81,9 @@ async function send(file, meta, r) {
         done();
       },
       onError: (e) => {
+        // No answer at all once the retries ran out: the box is away, so
+        // the file waits like one picked offline. An answer is a refusal.
+        if (!e.originalResponse) return fail(Object.assign(e, { code: "unreachable" }));
         r.note.textContent = t.uploadFailed(e.message || e);
         fail(e);
       },
@@ -114,6 +117,13 @@ async function drain(list, onSent) {
           r.note.textContent = t.waitingForBox;
           return;
         }
+        // A sign-in (or link) that ended is no reason to lose the file:
+        // it waits for the next sign-in.
+        const status = e.status || (e.originalResponse && e.originalResponse.getStatus());
+        if (status === 401) {
+          r.note.textContent = t.waitingForSignIn;
+          return;
+        }
         // Refused by the box (too large, not a photo): say so, drop it.
         r.note.textContent = t.uploadFailed(e.message || e);
         await queue.remove(item.id);
@@ -142,7 +152,11 @@ export async function captureScreen(fixed) {
         try {
           await send(file, meta, r);
         } catch (e) {
-          if (e.code !== "unreachable") continue;
+          if (e.code !== "unreachable") {
+            // Refused (a sign-in that ended, a file too large): say why.
+            r.note.textContent = t.uploadFailed(e.message || e);
+            continue;
+          }
           // The box is away: keep the file here until it is back.
           const id = await queue.add({ blob: file, name: file.name, type: file.type, meta, at: Date.now() });
           r.li.dataset.queued = id;

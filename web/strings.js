@@ -198,6 +198,7 @@ export const STRINGS = {
     hashing: "checking…",
     uploading: "uploading…",
     waitingForBox: "waiting for the box: it goes as soon as the box is back",
+    waitingForSignIn: "kept on this phone: sign in again (or ask for a new upload link) to send it",
     uploadsList: "Uploads",
     linkTitle: (name) => `Uploads for ${name}`,
     captureAt: (when) => `Capture of ${when}`,
