@@ -188,7 +188,9 @@ pub async fn serve_on(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    apply_clock(&state).await;
+    if let Err(e) = apply_clock(&state).await {
+        tracing::warn!(error = %e, "cannot check the box's clock");
+    }
     api::tus::lifecycle(&state).recover().await;
     if let Err(e) = state.auth.load_devices(&state.store).await {
         tracing::warn!(error = %e, "cannot load the paired devices yet; the first sign-in will try again");
@@ -283,21 +285,24 @@ pub async fn serve_on(
     result
 }
 
-/// The time an admin gave the box before (its offset), and a loud error
-/// when the clock cannot be right (earlier than the newest record).
-async fn apply_clock(state: &AppState) {
+/// Applies the time an admin gave the box before (its offset) and judges
+/// the clock against the newest record, saying so loudly when it cannot
+/// be right. `serve` does this at start, `rehearse` to report it.
+pub async fn apply_clock(
+    state: &AppState,
+) -> Result<crate::clock::ClockReport, crate::store::StoreError> {
     use crate::store::sync::CLOCK_OFFSET_SETTING;
-    if let Ok(Some(offset)) = state.store.setting(CLOCK_OFFSET_SETTING).await {
+    if let Some(offset) = state.store.setting(CLOCK_OFFSET_SETTING).await? {
         if let Ok(ms) = offset.parse() {
             state.clock.set_offset(ms);
             tracing::info!(offset_ms = ms, "the box's clock runs at the time an admin gave it");
         }
     }
-    if let Ok(floor) = state.store.clock_floor().await {
-        if let Some(advice) = crate::clock::ClockReport::judge(&state.clock, floor).advice {
-            tracing::error!("{advice}");
-        }
+    let report = crate::clock::ClockReport::judge(&state.clock, state.store.clock_floor().await?);
+    if let Some(advice) = &report.advice {
+        tracing::error!("{advice}");
     }
+    Ok(report)
 }
 
 /// Under systemd (`Type=notify`): READY=1 now (the listeners are bound

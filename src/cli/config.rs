@@ -11,26 +11,10 @@ use anyhow::{bail, Context, Result};
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Command};
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Where the Debian package puts the file (the systemd unit names it).
 pub const PACKAGED: &str = "/etc/venuebox/venuebox.toml";
-
-/// The file named by `--config FILE` (anywhere on the command line) or
-/// `VENUEBOX_CONFIG`.
-pub fn named(argv: &[OsString]) -> Option<PathBuf> {
-    let mut args = argv.iter().skip(1);
-    while let Some(a) = args.next() {
-        let a = a.to_string_lossy();
-        if a == "--config" {
-            return args.next().map(PathBuf::from);
-        }
-        if let Some(v) = a.strip_prefix("--config=") {
-            return Some(PathBuf::from(v));
-        }
-    }
-    std::env::var_os("VENUEBOX_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from)
-}
 
 /// The file's settings as `serve` flags, checked against `serve`'s own
 /// arguments: an unknown name, a table or a wrong type is an error naming

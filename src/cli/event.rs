@@ -81,23 +81,14 @@ pub async fn run(cmd: EventCommand) -> Result<()> {
         counts.admitted, counts.rejected, counts.inside
     );
     if let Some(dest) = archive {
-        if dest.exists() {
-            bail!("{} exists already: archive into a new directory", dest.display());
-        }
-        std::fs::create_dir_all(&dest)?;
-        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o700))?;
-        let report = state.store.backup(dest.join("venuebox.db")).await?;
-        let identity = venuebox::store::identity::FILE;
-        std::fs::copy(dir.data_dir.join(identity), dest.join(identity))?;
-        let mut index = std::fs::File::create(dest.join("captures.ndjson"))?;
+        let report = super::backup::snapshot(&state, &dir.data_dir, &dest).await?;
+        let index = dest.join("captures.ndjson");
         let captures = state.store.capture_index().await?;
-        for c in &captures {
-            writeln!(index, "{}", serde_json::to_string(c)?)?;
-        }
-        index.sync_all()?;
-        for f in ["venuebox.db", identity, "captures.ndjson"] {
-            std::fs::set_permissions(dest.join(f), std::fs::Permissions::from_mode(0o600))?;
-        }
+        let mut file = std::fs::File::create(&index)?;
+        file.write_all(&capture_lines(&captures)?)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.sync_all()?;
+        std::fs::File::open(&dest)?.sync_all()?;
         println!(
             "archive in {}: database {} bytes (integrity ok, {} events), {} captures listed",
             dest.display(),
@@ -149,10 +140,7 @@ async fn archive_to_bucket(
     let snapshot = data_dir.join(format!("archive-{event}.db"));
     let _ = std::fs::remove_file(&snapshot);
     state.store.backup(snapshot.clone()).await?;
-    let mut index = Vec::new();
-    for c in state.store.capture_index().await? {
-        writeln!(index, "{}", serde_json::to_string(&c)?)?;
-    }
+    let index = capture_lines(&state.store.capture_index().await?)?;
     let head = format!("archive/box={}/event={event}", state.store.box_id());
     let db = std::fs::read(&snapshot)?;
     std::fs::remove_file(&snapshot)?;
@@ -160,4 +148,13 @@ async fn archive_to_bucket(
     s3.put(&s3.key(&format!("{head}/captures.ndjson")), index.into(), false, None).await?;
     println!("archive in the bucket under {head}/");
     Ok(())
+}
+
+/// The capture index as NDJSON, one capture a line.
+fn capture_lines(captures: &[venuebox::store::closing::CaptureIndexEntry]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for c in captures {
+        writeln!(out, "{}", serde_json::to_string(c)?)?;
+    }
+    Ok(out)
 }

@@ -105,10 +105,10 @@ fn serve_command() -> clap::Command {
 fn parse() -> Result<Cli> {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = Cli::parse_from(&argv);
-    let (Command::Serve(_), Some(file)) = (&cli.command, config::named(&argv)) else {
+    let (Command::Serve(_), Some(file)) = (&cli.command, &cli.config) else {
         return Ok(cli);
     };
-    let settings = config::flags(&serve_command(), &file)?;
+    let settings = config::flags(&serve_command(), file)?;
     // Right after the subcommand's name: the first word that is not a
     // global option or its value.
     let mut at = 1;
@@ -122,10 +122,9 @@ fn parse() -> Result<Cli> {
     Ok(Cli::parse_from(config::inject(argv, at + 1, settings)))
 }
 
-fn config_check() -> Result<()> {
+fn config_check(file: Option<std::path::PathBuf>) -> Result<()> {
     use clap::FromArgMatches;
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let file = config::named(&argv).unwrap_or_else(|| config::PACKAGED.into());
+    let file = file.unwrap_or_else(|| config::PACKAGED.into());
     let serve = serve_command();
     let settings = config::flags(&serve, &file)?;
     let from_file: Vec<String> = settings
@@ -155,7 +154,7 @@ pub fn main() -> Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Serve(a) => serve::run(a).await,
-            Command::Config(ConfigCommand::Check) => config_check(),
+            Command::Config(ConfigCommand::Check) => config_check(cli.config),
             Command::Backup(a) => backup::run(a).await,
             Command::Event(c) => event::run(c).await,
             Command::Rehearse(a) => rehearse::run(a).await,

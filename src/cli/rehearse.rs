@@ -17,7 +17,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
-use venuebox::clock::{Clock, ClockReport};
+use venuebox::clock::Clock;
 use venuebox::domain::role::{Actor, Role};
 use venuebox::server::{self, Config};
 
@@ -67,10 +67,7 @@ pub async fn run(args: RehearseArgs) -> Result<()> {
     let mut report = Report::default();
     let real = server::open(&Config::new(&dir.data_dir), Clock::system())
         .with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
-    if let Ok(Some(o)) = real.store.setting(venuebox::store::sync::CLOCK_OFFSET_SETTING).await {
-        real.clock.set_offset(o.parse().unwrap_or(0));
-    }
-    let clock = ClockReport::judge(&real.clock, real.store.clock_floor().await?);
+    let clock = server::apply_clock(&real).await?;
     report.add(
         "clock",
         match clock.advice {
@@ -145,10 +142,7 @@ async fn scratch_copy(
 ) -> Result<PathBuf> {
     let scratch = data_dir.join(format!("rehearsal-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)?;
-    real.store.backup(scratch.join("venuebox.db")).await?;
-    let identity = venuebox::store::identity::FILE;
-    std::fs::copy(data_dir.join(identity), scratch.join(identity))?;
+    super::backup::snapshot(real, data_dir, &scratch).await?;
     Ok(scratch)
 }
 
@@ -264,7 +258,8 @@ async fn flows(config: &Config, report: &mut Report) -> Result<()> {
     );
     // Lights, printers, scanners as the device configuration expects them.
     state.devices.pipeline.signaller().self_test();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // USB devices announce themselves as the device task finds them.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     device_checks(&state, config, order.as_deref(), report).await?;
     let _ = stop.send(());
     let _ = server.await;
@@ -349,15 +344,24 @@ async fn device_checks(
     }
     if let Some(order) = order {
         if listed.iter().any(|d| d.kind == "printer") {
-            let jobs = state.store.print_jobs(false, 50).await?;
-            let printed =
-                jobs.iter().any(|j| j.order_id.as_deref() == Some(order) && j.status == "done");
+            // Printed as soon as the printer is done, or said after 10 s.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let printed = loop {
+                let jobs = state.store.print_jobs(false, 50).await?;
+                if jobs.iter().any(|j| j.order_id.as_deref() == Some(order) && j.status == "done") {
+                    break true;
+                }
+                if std::time::Instant::now() > deadline {
+                    break false;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
             report.add(
                 "receipt",
                 if printed {
                     Ok("the sale's receipt printed".into())
                 } else {
-                    Err("the sale's receipt did not print within 2 s: check paper and cover".into())
+                    Err("the sale's receipt did not print within 10 s: check the paper, the cover and the printer's light".into())
                 },
             );
         }
