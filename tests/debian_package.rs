@@ -3,35 +3,12 @@
 //! here around this test build's binary: the files where Debian expects
 //! them, the configuration a conffile, the unit enabled and started by the
 //! maintainer scripts, the service user and groups created on configure.
-//! Installing it under systemd is the VM test's job (event-day issue).
+//! Installing it under systemd is tests/debian_vm.rs's job.
+
+mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-
-fn cargo_deb() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let script = std::fs::read_to_string(root.join("deploy/build-deb")).unwrap();
-    let version = script
-        .lines()
-        .find_map(|l| l.strip_prefix("CARGO_DEB_VERSION="))
-        .expect("deploy/build-deb pins cargo-deb");
-    let tools = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../tools");
-    let bin = tools.join("bin/cargo-deb");
-    let have = Command::new(&bin).arg("--version").output().ok();
-    if !have.is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains(version)) {
-        let out = Command::new("cargo")
-            .args(["install", "cargo-deb", "--locked", "--quiet", "--version", version, "--root"])
-            .arg(&tools)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "cargo install cargo-deb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    bin
-}
 
 fn dpkg_deb(args: &[&str], deb: &std::path::Path) -> String {
     let out = Command::new("dpkg-deb").args(args).arg(deb).output().expect("dpkg-deb");
@@ -43,13 +20,7 @@ fn dpkg_deb(args: &[&str], deb: &std::path::Path) -> String {
 fn the_package_installs_the_service_its_user_and_its_files() {
     let dir = tempfile::tempdir().unwrap();
     let deb = dir.path().join("venuebox.deb");
-    let out = Command::new(cargo_deb())
-        .args(["deb", "--no-build", "--profile", "dev", "--no-strip", "--fast", "-o"])
-        .arg(&deb)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "cargo deb: {}", String::from_utf8_lossy(&out.stderr));
+    common::deb::build(&deb, false);
 
     let files = dpkg_deb(&["--contents"], &deb);
     for path in [

@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod browser;
+pub mod deb;
 pub mod s3;
 
 use serde_json::{json, Value};
