@@ -1,0 +1,109 @@
+//! The arm64 build (Raspberry Pi OS 64-bit): cross-built by
+//! `deploy/cross-arm64` with Debian's toolchain (dev profile here; the
+//! package uses --release), linked for Debian 12's C library, packaged by
+//! cargo-deb as arm64, and run under qemu-user against Debian 12's arm64
+//! libraries: it starts, opens (creates and migrates) its store, serves
+//! /healthz, stops cleanly on SIGTERM, and the database it wrote opens on
+//! x86-64 too.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const TRIPLE: &str = "aarch64-unknown-linux-gnu";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cross(args: &[&str]) -> String {
+    let out = Command::new(root().join("deploy/cross-arm64"))
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "deploy/cross-arm64 {args:?} failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn qemu_aarch64() -> &'static str {
+    if Command::new("qemu-aarch64").arg("--version").output().is_err() {
+        let out = Command::new("apt-get").args(["install", "-y", "-q", "qemu-user"]).output();
+        assert!(out.is_ok_and(|o| o.status.success()), "apt-get install qemu-user");
+    }
+    "qemu-aarch64"
+}
+
+/// `venuebox ARGS` for arm64 under qemu-user, with Debian 12's libraries.
+fn arm64(bin: &Path, sysroot: &str) -> Command {
+    let mut c = Command::new(qemu_aarch64());
+    c.args(["-L", sysroot]).arg(bin);
+    c
+}
+
+#[tokio::test]
+async fn the_arm64_binary_starts_and_opens_its_store_under_qemu_user() {
+    cross(&["build", "--locked"]);
+    let sysroot = cross(&["--sysroot"]).trim().to_string();
+    let bin = root().join(format!("target/cross-arm64/{TRIPLE}/debug/venuebox"));
+    let elf = std::fs::read(&bin).unwrap();
+    assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183, "an AArch64 ELF (e_machine 183)");
+
+    let version = arm64(&bin, &sysroot).arg("--version").output().unwrap();
+    assert!(version.status.success(), "{}", String::from_utf8_lossy(&version.stderr));
+    let host = Command::new(common::binary::BIN).arg("--version").output().unwrap();
+    assert_eq!(version.stdout, host.stdout, "the same version as this build");
+
+    // The store: created, migrated, served, closed on SIGTERM.
+    let data = tempfile::tempdir().unwrap();
+    let mut serve = arm64(&bin, &sysroot)
+        .args(["serve", "--listen", "127.0.0.1:0", "--https-listen", "off", "--data-dir"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the arm64 box exited before listening").unwrap();
+        if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let health: serde_json::Value =
+        reqwest::get(format!("http://{addr}/healthz")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
+    // SIGTERM, as systemd stops it: a clean exit.
+    let pid = serve.id() as i32;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "the arm64 box stops cleanly: {status:?}");
+
+    // What it wrote is an ordinary venuebox database: the x86-64 build
+    // opens it, and so does arm64 again.
+    let token = common::binary::token(data.path(), "door");
+    assert!(!token.is_empty());
+    let again = arm64(&bin, &sysroot)
+        .args(["token", "--role", "supervisor", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+
+    // Packaged as arm64 by the same cargo-deb as the amd64 package.
+    let deb = data.path().join("venuebox-arm64.deb");
+    let out = Command::new(common::deb::cargo_deb())
+        .args(["deb", "--no-build", "--no-strip", "--profile", "dev", "--fast", "--target", TRIPLE])
+        .arg("-o")
+        .arg(&deb)
+        .env("CARGO_TARGET_DIR", root().join("target/cross-arm64"))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo deb: {}", String::from_utf8_lossy(&out.stderr));
+    let field = Command::new("dpkg-deb").args(["--field"]).arg(&deb).arg("Architecture").output();
+    assert_eq!(String::from_utf8(field.unwrap().stdout).unwrap().trim(), "arm64");
+}
