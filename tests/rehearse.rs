@@ -9,19 +9,54 @@ mod common;
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
-fn rehearse(data: &Path, args: &[&str]) -> (i32, Value) {
-    let out = Command::new(common::binary::BIN)
-        .arg("rehearse")
+fn command(data: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(common::binary::BIN);
+    c.arg("rehearse")
         .args(args)
         .args(["--json", "--expected-capture-gb", "1", "--data-dir"])
         .arg(data)
         .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-        .env("AWS_REGION", "us-east-1")
-        .output()
+        .env("AWS_REGION", "us-east-1");
+    c
+}
+
+fn rehearse(data: &Path, args: &[&str]) -> (i32, Value) {
+    report(command(data, args).output().unwrap())
+}
+
+/// Rehearses with `--simulate`, where the terminal is a scanner: waits for
+/// the prompt with the scanner test code and types it, as a keyboard-mode
+/// scanner would; also returns what rehearse told the operator.
+fn rehearse_scanning(data: &Path, args: &[&str]) -> (i32, Value, String) {
+    use std::io::{BufRead, Write};
+    let mut child = command(data, args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let told = std::thread::spawn(move || {
+        let mut told = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(code) = line.split("test slip): ").nth(1) {
+                writeln!(stdin, "{}", code.trim()).unwrap();
+            }
+            told.push_str(&line);
+            told.push('\n');
+        }
+        told
+    });
+    let out = child.wait_with_output().unwrap();
+    let (code, v) = report(out);
+    (code, v, told.join().unwrap())
+}
+
+fn report(out: std::process::Output) -> (i32, Value) {
     let text = String::from_utf8_lossy(&out.stdout);
     let v = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{e}: {text}\n{}", String::from_utf8_lossy(&out.stderr)));
@@ -67,9 +102,19 @@ async fn a_ready_box_rehearses_on_a_scratch_copy() {
     moto.put(&bucket, "venue/manifests/event=evt-demo/manifest.json", manifest).await;
     let before = counts(&data);
     let target = format!("s3://{bucket}/venue");
-    let (code, report) =
-        rehearse(&data, &["--simulate", "--sync", &target, "--sync-endpoint", &moto.endpoint()]);
-    assert_eq!(failing(&report), Vec::<String>::new(), "{report}");
+    let (code, report, told) = rehearse_scanning(
+        &data,
+        &[
+            "--simulate",
+            "--scan-wait-secs",
+            "30",
+            "--sync",
+            &target,
+            "--sync-endpoint",
+            &moto.endpoint(),
+        ],
+    );
+    assert_eq!(failing(&report), Vec::<String>::new(), "{report}\n{told}");
     assert_eq!((code, &report["ready"]), (0, &Value::Bool(true)), "{report}");
     let checks: Vec<&str> =
         report["checks"].as_array().unwrap().iter().map(|c| c["check"].as_str().unwrap()).collect();
@@ -81,11 +126,22 @@ async fn a_ready_box_rehearses_on_a_scratch_copy() {
         "scholarship",
         "capture",
         "receipt",
+        "printer",
+        "scanner",
         "sync",
         "manifest",
     ] {
         assert!(checks.contains(&c), "{c} checked: {checks:?}");
     }
+    // The operator was asked to scan, and the read went through the door's
+    // path to a verdict; the printer printed the slip with both QR codes.
+    assert!(told.contains("Scan the test code now with this terminal"), "{told}");
+    let said = |check: &str| -> String {
+        let found = report["checks"].as_array().unwrap().iter().filter(|c| c["check"] == check);
+        found.map(|c| c["said"].as_str().unwrap().to_string()).collect::<Vec<_>>().join("\n")
+    };
+    assert!(said("scanner").contains("read the test code, gate main said admit"), "{report}");
+    assert!(said("printer").contains("printed the test slip"), "{report}");
     assert_eq!(counts(&data), before, "the real database is not changed");
     assert!(moto.list(&bucket, "venue/rehearsal/").await.is_empty(), "the probe object is removed");
     let left: Vec<_> = std::fs::read_dir(&data)
@@ -107,7 +163,8 @@ async fn a_wrong_clock_an_unplugged_printer_and_an_unreachable_bucket_are_named(
     let devices = dir.path().join("devices.json");
     std::fs::write(
         &devices,
-        r#"{"printers": [{"match": {"vid": "04b8"}, "station": "front", "width": 42}]}"#,
+        r#"{"printers": [{"match": {"vid": "04b8"}, "station": "front", "width": 42}],
+            "scanners": [{"match": {"vid": "05e0"}, "gate": "main"}]}"#,
     )
     .unwrap();
     let (code, report) = rehearse(
@@ -125,6 +182,7 @@ async fn a_wrong_clock_an_unplugged_printer_and_an_unreachable_bucket_are_named(
     let fix = failing(&report).join("\n");
     assert!(fix.contains("clock: the box's clock says"), "{fix}");
     assert!(fix.contains("printer: no printer for station front is plugged in"), "{fix}");
+    assert!(fix.contains("scanner: no scanner for gate main (entry) is plugged in"), "{fix}");
     assert!(fix.contains("sync: ") && fix.contains("cannot connect"), "{fix}");
     // What works still works on the scratch copy.
     let ok = |c: &str| {

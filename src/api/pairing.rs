@@ -89,8 +89,9 @@ fn slip(st: &AppState, code: &str, expires_at: i64) -> Option<PairingSlip> {
         url: lan.pair_url(pair?, Some(code)),
         urls: https.map(|p| lan.staff_urls(p)).unwrap_or_default(),
         fingerprint: lan.fingerprint(),
-        code: code.to_string(),
-        expires_at: format_rfc3339(expires_at),
+        code: Some(code.to_string()),
+        expires_at: Some(format_rfc3339(expires_at)),
+        test_code: None,
     })
 }
 

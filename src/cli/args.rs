@@ -17,6 +17,35 @@ pub struct DataDir {
     pub data_dir: PathBuf,
 }
 
+/// How staff phones reach a running box (as given to serve), for the
+/// pairing QR codes `pair` and `rehearse` print.
+#[derive(Args, Clone)]
+pub struct StaffUrlArgs {
+    /// The box's mDNS name, as given to serve.
+    #[arg(long)]
+    pub mdns_name: Option<String>,
+    /// The HTTPS port serve listens on.
+    #[arg(long, default_value_t = venuebox::net::HTTPS_PORT)]
+    pub https_port: u16,
+    /// The pairing page's port serve listens on.
+    #[arg(long, default_value_t = venuebox::net::PAIR_PORT)]
+    pub pair_port: u16,
+}
+
+impl StaffUrlArgs {
+    /// The staff URLs over HTTPS and the pairing page (with `code`, if any).
+    pub fn urls(&self, box_id: &str, code: Option<&str>) -> (Vec<String>, String) {
+        let name =
+            self.mdns_name.clone().unwrap_or_else(|| venuebox::net::default_mdns_name(box_id));
+        let names =
+            venuebox::net::tls::Names::for_box(&name, venuebox::net::tls::local_addresses());
+        (
+            venuebox::net::staff_urls(&names, self.https_port),
+            venuebox::net::pair_url(&names, self.pair_port, code),
+        )
+    }
+}
+
 /// Limits for live proof uploads.
 #[derive(Args, Clone)]
 pub struct CaptureArgs {

@@ -8,10 +8,12 @@
 //! and the newest published manifest is looked for. Free disk is compared
 //! with the expected capture volume and the clock is checked. The report
 //! says what to fix, line by line (or JSON); exit status 1 when anything
-//! is not ready. Scanners are listed, not waited for: scan a ticket at
-//! each gate once the box runs.
+//! is not ready. Each printer prints a test slip (the pairing QR code and
+//! the scanner test code); each scanner is asked to read the test code
+//! ("scan the test code now") and its verdict is shown as the door would
+//! see it. With `--simulate` this terminal is a scanner: type the code.
 
-use super::args::{DataDir, SyncCli};
+use super::args::{DataDir, StaffUrlArgs, SyncCli};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
@@ -20,6 +22,7 @@ use std::time::Duration;
 use venuebox::clock::Clock;
 use venuebox::domain::role::{Actor, Role};
 use venuebox::server::{self, Config};
+use venuebox::store::printing::{PairingSlip, PrintJobView, DEFAULT_STATION};
 
 #[derive(Args)]
 pub struct RehearseArgs {
@@ -37,9 +40,23 @@ pub struct RehearseArgs {
     /// Captures expected tonight, in GiB: free disk must hold them.
     #[arg(long, default_value_t = 20)]
     pub expected_capture_gb: u64,
+    /// Seconds to wait for each scanner to read the test code (0: list
+    /// the scanners without a test read).
+    #[arg(long, default_value_t = 60)]
+    pub scan_wait_secs: u64,
+    /// Where phones reach the box, for the pairing QR on the test slips.
+    #[command(flatten)]
+    pub lan: StaffUrlArgs,
     /// The report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What the device checks print and ask for.
+struct DeviceTest {
+    /// The test slip, without its scanner test code yet.
+    slip: PairingSlip,
+    scan_wait: Duration,
 }
 
 #[derive(serde::Serialize)]
@@ -63,7 +80,16 @@ impl Report {
 }
 
 pub async fn run(args: RehearseArgs) -> Result<()> {
-    let RehearseArgs { dir, devices, simulate, sync, expected_capture_gb, json } = args;
+    let RehearseArgs {
+        dir,
+        devices,
+        simulate,
+        sync,
+        expected_capture_gb,
+        scan_wait_secs,
+        lan,
+        json,
+    } = args;
     let mut report = Report::default();
     let real = server::open(&Config::new(&dir.data_dir), Clock::system())
         .with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
@@ -104,7 +130,11 @@ pub async fn run(args: RehearseArgs) -> Result<()> {
                 venuebox::devices::Mode::Hardware
             };
             config.device_config = super::load_devices(devices.as_deref())?;
-            let outcome = flows(&config, &mut report).await;
+            let test = DeviceTest {
+                slip: test_slip(&real, &dir.data_dir, &lan),
+                scan_wait: Duration::from_secs(scan_wait_secs),
+            };
+            let outcome = flows(&config, &test, &mut report).await;
             let _ = std::fs::remove_dir_all(&scratch);
             outcome?;
             if let Some(b) = &bucket {
@@ -146,9 +176,26 @@ async fn scratch_copy(
     Ok(scratch)
 }
 
+/// The test slip each printer prints: the real box's pairing page (no
+/// code: the real database is not written) and CA fingerprint, if the box
+/// has made its CA yet.
+fn test_slip(
+    real: &venuebox::api::AppState,
+    data_dir: &std::path::Path,
+    lan: &StaffUrlArgs,
+) -> PairingSlip {
+    let (urls, url) = lan.urls(real.store.box_id(), None);
+    let has_ca = venuebox::net::tls::tls_dir(data_dir).join("ca.pem").exists();
+    let fingerprint = has_ca
+        .then(|| venuebox::net::tls::load_or_create_ca(data_dir, real.store.box_id()).ok())
+        .flatten()
+        .map(|ca| ca.fingerprint());
+    PairingSlip { url, urls, fingerprint, code: None, expires_at: None, test_code: None }
+}
+
 /// The door, the till, a scholarship seat, a capture and the devices, on
 /// the scratch copy through the real HTTP server.
-async fn flows(config: &Config, report: &mut Report) -> Result<()> {
+async fn flows(config: &Config, test: &DeviceTest, report: &mut Report) -> Result<()> {
     let state = server::open(config, Clock::system())?;
     let ev = state.store.event().context("the scratch copy has no event")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -188,18 +235,13 @@ async fn flows(config: &Config, report: &mut Report) -> Result<()> {
 
     // A walk-up ticket for cash, then that ticket at the first gate.
     let tier = ev.manifest.tiers.first().context("the manifest has no tier")?;
-    let sale = async {
-        let r = post(
-            "/api/v1/walkups".into(),
-            &merch,
-            json!({"tier": tier.id, "nonce": "rehearsal-sale", "holder": "Rehearsal",
-            "tender": {"kind": "cash", "given_minor": tier.price_minor}}),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        said(r).await
-    }
-    .await;
+    let walk_up = |nonce: &'static str, holder: &'static str| {
+        let body = json!({"tier": tier.id, "nonce": nonce, "holder": holder,
+            "tender": {"kind": "cash", "given_minor": tier.price_minor}});
+        let sent = post("/api/v1/walkups".into(), &merch, body);
+        async move { said(sent.await.map_err(|e| e.to_string())?).await }
+    };
+    let sale = walk_up("rehearsal-sale", "Rehearsal").await;
     let code =
         sale.as_ref().ok().and_then(|v| v["tickets"][0]["code"].as_str().map(str::to_string));
     let order = sale.as_ref().ok().and_then(|v| v["order_id"].as_str().map(str::to_string));
@@ -256,11 +298,23 @@ async fn flows(config: &Config, report: &mut Report) -> Result<()> {
             Some(creator) => upload_photo(&http, &base, &capture, creator.id.as_str()).await,
         },
     );
+    // The scanner test code: one more walk-up ticket, scanned only by the
+    // scanners under test.
+    let test_code = walk_up("rehearsal-scanner-test", "Scanner test")
+        .await
+        .ok()
+        .and_then(|v| v["tickets"][0]["code"].as_str().map(str::to_string));
     // Lights, printers, scanners as the device configuration expects them.
     state.devices.pipeline.signaller().self_test();
     // USB devices announce themselves as the device task finds them.
     tokio::time::sleep(Duration::from_secs(1)).await;
     device_checks(&state, config, order.as_deref(), report).await?;
+    if let Some(code) = test_code {
+        let mut slip = test.slip.clone();
+        slip.test_code = Some(code.clone());
+        printer_tests(&state, slip, report).await?;
+        scanner_tests(&state, config, &code, test.scan_wait, report).await;
+    }
     let _ = stop.send(());
     let _ = server.await;
     Ok(())
@@ -344,18 +398,10 @@ async fn device_checks(
     }
     if let Some(order) = order {
         if listed.iter().any(|d| d.kind == "printer") {
-            // Printed as soon as the printer is done, or said after 10 s.
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            let printed = loop {
-                let jobs = state.store.print_jobs(false, 50).await?;
-                if jobs.iter().any(|j| j.order_id.as_deref() == Some(order) && j.status == "done") {
-                    break true;
-                }
-                if std::time::Instant::now() > deadline {
-                    break false;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            };
+            let printed = wait_for_jobs(state, |jobs| {
+                jobs.iter().any(|j| j.order_id.as_deref() == Some(order) && j.status == "done")
+            })
+            .await?;
             report.add(
                 "receipt",
                 if printed {
@@ -367,6 +413,166 @@ async fn device_checks(
         }
     }
     Ok(())
+}
+
+/// Waits up to 10 s for the print queue to satisfy `done`.
+async fn wait_for_jobs(
+    state: &venuebox::api::AppState,
+    done: impl Fn(&[PrintJobView]) -> bool,
+) -> Result<bool> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if done(&state.store.print_jobs(false, 50).await?) {
+            return Ok(true);
+        }
+        if std::time::Instant::now() > deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A test slip on every station that has a printer plugged in.
+async fn printer_tests(
+    state: &venuebox::api::AppState,
+    slip: PairingSlip,
+    report: &mut Report,
+) -> Result<()> {
+    let mut queued: Vec<(String, String, i64)> = Vec::new();
+    for p in state.devices.registry.list().into_iter().filter(|d| d.kind == "printer") {
+        let station = p.role.strip_prefix("station ").unwrap_or(DEFAULT_STATION).to_string();
+        if queued.iter().any(|(s, _, _)| *s == station) {
+            continue;
+        }
+        let job = state
+            .store
+            .queue_pairing_slip(slip.clone(), station.clone(), state.clock.now())
+            .await?;
+        queued.push((station, p.name, job));
+    }
+    let ids: Vec<i64> = queued.iter().map(|q| q.2).collect();
+    wait_for_jobs(state, |jobs| {
+        ids.iter().all(|id| jobs.iter().any(|j| j.id == *id && j.status == "done"))
+    })
+    .await?;
+    let jobs = state.store.print_jobs(false, 50).await?;
+    for (station, name, job) in queued {
+        let done = jobs.iter().any(|j| j.id == job && j.status == "done");
+        report.add(
+            "printer",
+            if done {
+                Ok(format!("{name} (station {station}) printed the test slip: the pairing QR code and the scanner test code"))
+            } else {
+                Err(format!("{name} (station {station}) did not print the test slip within 10 s: check the paper, the cover and the printer's light"))
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Asks each scanner to read the test code and shows the verdict it led to.
+async fn scanner_tests(
+    state: &venuebox::api::AppState,
+    config: &Config,
+    code: &str,
+    wait: Duration,
+    report: &mut Report,
+) {
+    let listed = state.devices.registry.list();
+    let mut scanners: Vec<(String, String)> = listed
+        .iter()
+        .filter(|d| d.kind == "scanner" && d.status == "connected")
+        .map(|d| (d.id.clone(), format!("{} ({})", d.name, d.role)))
+        .collect();
+    for rule in &config.device_config.scanners {
+        let role = format!(
+            "gate {} ({})",
+            rule.gate.as_deref().unwrap_or("first"),
+            rule.direction.as_str()
+        );
+        if !listed.iter().any(|d| d.kind == "scanner" && d.role == role) {
+            report.add("scanner", Err(format!("no scanner for {role} is plugged in: connect it, or fix its entry in the device configuration")));
+        }
+    }
+    let simulated = state.devices.mode == venuebox::devices::Mode::Simulate;
+    if simulated {
+        scanners.push((TERMINAL.into(), "this terminal (simulated: type the code, Enter)".into()));
+    }
+    if scanners.is_empty() {
+        return;
+    }
+    if wait.is_zero() {
+        for (_, label) in scanners {
+            report.add(
+                "scanner",
+                Ok(format!("{label}: connected, not test-read (--scan-wait-secs 0)")),
+            );
+        }
+        return;
+    }
+    let mut feed = state.devices.pipeline.subscribe();
+    if simulated {
+        terminal_scanner(state.devices.pipeline.clone());
+    }
+    eprintln!("\nScanner test code (also on each printer's test slip): {code}");
+    if let Ok(qr) = venuebox::domain::qr::terminal(code) {
+        eprintln!("{qr}");
+    }
+    for (id, label) in scanners {
+        eprintln!("Scan the test code now with {label}: waiting up to {} s", wait.as_secs());
+        let deadline = tokio::time::Instant::now() + wait;
+        let read = loop {
+            match tokio::time::timeout_at(deadline, feed.recv()).await {
+                Ok(Ok(v)) if v["source"] == id.as_str() => break Some(v),
+                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(_)) | Err(_) => break None,
+            }
+        };
+        report.add(
+            "scanner",
+            match read {
+                Some(v) => {
+                    let gate = v["gate"].as_str().unwrap_or("?");
+                    let verdict = v["verdict"].as_str().unwrap_or("?");
+                    let message = v["message"].as_str().unwrap_or("");
+                    eprintln!("  read: gate {gate}, {verdict}: {message}");
+                    Ok(format!("{label}: read the test code, gate {gate} said {verdict} ({message}), lights signalled"))
+                }
+                None => Err(format!("{label}: nothing read in {} s: check its cable and that it is in USB keyboard (HID) mode, then rehearse again", wait.as_secs())),
+            },
+        );
+    }
+}
+
+/// The simulated scanner's name: lines typed on standard input.
+const TERMINAL: &str = "terminal";
+
+/// `--simulate`: each line on standard input is a read by a scanner at the
+/// first gate, through the same pipeline as a USB scanner's.
+fn terminal_scanner(pipeline: std::sync::Arc<venuebox::devices::pipeline::ScanPipeline>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(8);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let binding = venuebox::devices::pipeline::Binding {
+            scanner: TERMINAL.into(),
+            gate: None,
+            direction: venuebox::domain::checkin::Direction::Entry,
+        };
+        while let Some(line) = rx.recv().await {
+            let code = line.trim();
+            if !code.is_empty() {
+                if let Err(e) = pipeline.scan(&binding, code, std::time::Instant::now()).await {
+                    eprintln!("  that read failed: {e}");
+                }
+            }
+        }
+    });
 }
 
 async fn bucket_checks(

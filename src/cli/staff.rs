@@ -2,7 +2,7 @@
 //! (with the terminal QR and the printed slip), PIN hashes, and finding
 //! boxes on the LAN.
 
-use super::args::DataDir;
+use super::args::{DataDir, StaffUrlArgs};
 use super::serve::pairing_text;
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -43,15 +43,8 @@ pub async fn token(args: TokenArgs) -> Result<()> {
 pub struct PairArgs {
     #[command(flatten)]
     pub dir: DataDir,
-    /// The box's mDNS name, as given to serve.
-    #[arg(long)]
-    pub mdns_name: Option<String>,
-    /// The HTTPS port serve listens on.
-    #[arg(long, default_value_t = venuebox::net::HTTPS_PORT)]
-    pub https_port: u16,
-    /// The pairing page's port serve listens on.
-    #[arg(long, default_value_t = venuebox::net::PAIR_PORT)]
-    pub pair_port: u16,
+    #[command(flatten)]
+    pub lan: StaffUrlArgs,
     /// Print only the code (for scripts).
     #[arg(long)]
     pub code_only: bool,
@@ -66,7 +59,7 @@ pub struct PairArgs {
 
 /// Makes a pairing code and shows (or prints) how to use it.
 pub async fn pair(args: PairArgs) -> Result<()> {
-    let PairArgs { dir, mdns_name, https_port, pair_port, code_only, print, station } = args;
+    let PairArgs { dir, lan, code_only, print, station } = args;
     let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
     let actor = Actor { name: "box-cli".into(), role: Role::Admin };
     let ttl = venuebox::api::PAIRING_CODE_TTL_MS;
@@ -76,19 +69,17 @@ pub async fn pair(args: PairArgs) -> Result<()> {
         println!("{code}");
         return Ok(());
     }
-    let name = mdns_name.unwrap_or_else(|| venuebox::net::default_mdns_name(state.store.box_id()));
-    let names = venuebox::net::tls::Names::for_box(&name, venuebox::net::tls::local_addresses());
     let ca = venuebox::net::tls::load_or_create_ca(&dir.data_dir, state.store.box_id())?;
-    let urls = venuebox::net::staff_urls(&names, https_port);
-    let url = venuebox::net::pair_url(&names, pair_port, Some(&code));
+    let (urls, url) = lan.urls(state.store.box_id(), Some(&code));
     print!("{}", pairing_text(&urls, Some(&url), Some(&ca.fingerprint()), Some(&code)));
     if print {
         let slip = venuebox::store::printing::PairingSlip {
             url,
             urls,
             fingerprint: Some(ca.fingerprint()),
-            code,
-            expires_at: venuebox::domain::time::format_rfc3339(expires_at),
+            code: Some(code),
+            expires_at: Some(venuebox::domain::time::format_rfc3339(expires_at)),
+            test_code: None,
         };
         let job = state.store.queue_pairing_slip(slip, station.clone(), now).await?;
         println!(

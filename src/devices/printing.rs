@@ -27,19 +27,34 @@ pub fn test_page(name: &str) -> Vec<u8> {
 
 /// A pairing slip: the QR code of the pairing page (with its code), the
 /// staff URLs and the CA fingerprint to compare, in groups staff can read.
+/// A rehearsal slip (`test_code`) says the printer works and carries the
+/// scanner test code as a second QR code.
 pub fn pairing_slip(slip: &crate::store::printing::PairingSlip, width: usize) -> Vec<u8> {
     use super::escpos::Align;
     let mut p = EscPos::new();
-    p.align(Align::Center).bold(true).line("venuebox: pair a staff phone").bold(false).line("");
+    p.align(Align::Center);
+    if slip.test_code.is_some() {
+        p.bold(true).line("venuebox rehearsal").bold(false).line("this printer works").line("");
+    }
+    p.bold(true).line("venuebox: pair a staff phone").bold(false).line("");
     p.line("1. Scan with the phone's camera")
         .line("2. Install the box's certificate")
         .line("3. Check the fingerprint below")
         .line("");
     p.qr(slip.url.as_bytes(), 6).line("");
     p.align(Align::Left);
-    p.line(&format!("Code: {}", slip.code))
-        .line(&format!("valid until {}", slip.expires_at))
-        .line("");
+    match (&slip.code, &slip.expires_at) {
+        (Some(code), Some(until)) => {
+            p.line(&format!("Code: {code}")).line(&format!("valid until {until}"));
+        }
+        (Some(code), None) => {
+            p.line(&format!("Code: {code}"));
+        }
+        _ => {
+            p.line("Code: a supervisor makes one").line("(admin screen, or venuebox pair)");
+        }
+    }
+    p.line("");
     for u in &slip.urls {
         p.line(u);
     }
@@ -51,6 +66,11 @@ pub fn pairing_slip(slip: &crate::store::printing::PairingSlip, width: usize) ->
         for chunk in grouped.split(':').collect::<Vec<_>>().chunks(per_line) {
             p.line(&chunk.join(":"));
         }
+    }
+    if let Some(test) = &slip.test_code {
+        p.line("").align(Align::Center).bold(true).line("Scanner test").bold(false);
+        p.line("scan this with each scanner").line("when the rehearsal asks").line("");
+        p.qr(test.as_bytes(), 4).line("");
     }
     p.cut(3).finish()
 }
@@ -204,5 +224,47 @@ impl Printer for FakePrinter {
                 .map_err(|e| DeviceError::Io(e.to_string()))?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::escpos::qr_payloads;
+    use crate::store::printing::PairingSlip;
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    #[test]
+    fn a_rehearsal_slip_carries_the_pairing_page_and_the_scanner_test_code() {
+        let slip = PairingSlip {
+            url: "http://10.0.0.2:8081/".into(),
+            urls: vec!["https://box.local:8443/".into()],
+            fingerprint: Some("ab".repeat(32)),
+            code: None,
+            expires_at: None,
+            test_code: Some("VB1.test".into()),
+        };
+        let bytes = pairing_slip(&slip, 42);
+        assert_eq!(
+            qr_payloads(&bytes),
+            vec![b"http://10.0.0.2:8081/".to_vec(), b"VB1.test".to_vec()],
+            "the pairing QR first, then the scanner test code"
+        );
+        let t = text(&bytes);
+        assert!(t.contains("this printer works") && t.contains("a supervisor makes one"), "{t}");
+        // A staff pairing slip: one QR with its code, no rehearsal words.
+        let pairing = PairingSlip {
+            code: Some("123456".into()),
+            expires_at: Some("2026-11-30T20:00:00Z".into()),
+            test_code: None,
+            ..slip
+        };
+        let bytes = pairing_slip(&pairing, 42);
+        assert_eq!(qr_payloads(&bytes).len(), 1);
+        let t = text(&bytes);
+        assert!(t.contains("Code: 123456") && !t.contains("rehearsal"), "{t}");
     }
 }

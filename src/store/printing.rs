@@ -49,8 +49,14 @@ pub struct PairingSlip {
     pub urls: Vec<String>,
     /// Hex SHA-256 of the box CA certificate (DER).
     pub fingerprint: Option<String>,
-    pub code: String,
-    pub expires_at: String,
+    /// The pairing code in the URL; none on a rehearsal slip (the page
+    /// then asks for one).
+    pub code: Option<String>,
+    pub expires_at: Option<String>,
+    /// A rehearsal slip: the code staff scan to test each scanner, printed
+    /// as a second QR code under the pairing one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_code: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
