@@ -11,13 +11,7 @@ use std::time::Duration;
 
 const GIB: u64 = 1 << 30;
 
-struct Running(std::process::Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::binary::Running;
 
 /// `header` then pseudo-random bytes up to `len`, made as they are sent.
 fn hostile_body(header: &'static [u8], len: u64) -> reqwest::Body {

@@ -20,13 +20,7 @@ fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
         .unwrap()
 }
 
-struct Running(std::process::Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::binary::Running;
 
 #[tokio::test]
 async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused() {

@@ -62,13 +62,7 @@ impl Drop for Lan {
     }
 }
 
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::binary::Running;
 
 const ZEROCONF_WATCH: &str = r#"
 import json, sys, time

@@ -190,3 +190,72 @@ async fn a_wrong_clock_an_unplugged_printer_and_an_unreachable_bucket_are_named(
     };
     assert!(ok("sale") && ok("check-in") && ok("capture"), "{report}");
 }
+
+/// The admin's rehearsal from the running box (`POST /api/v1/rehearsal`):
+/// the same report, its flows on a scratch copy (the running box's figures
+/// do not move), its devices as it holds them; admins only.
+#[tokio::test]
+async fn an_admin_rehearses_from_the_running_box() {
+    let moto = common::s3::Moto::shared();
+    let bucket = moto.new_bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let target = format!("s3://{bucket}/venue");
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "test-secret"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let (child, addr) = common::binary::serve(
+        &data,
+        &["--demo", "--simulate", "--sync", &target, "--sync-endpoint", &moto.endpoint()],
+        &env,
+    );
+    let _box = common::binary::Running(child);
+    let base = format!("http://{addr}");
+    let admin = common::binary::token(&data, "admin");
+    let door = common::binary::token(&data, "door");
+    let stats = |token: String| {
+        let base = base.clone();
+        async move {
+            let (_, s) =
+                common::binary::call(reqwest::Method::GET, &base, "/api/v1/stats", &token, None)
+                    .await;
+            s["admitted"].clone()
+        }
+    };
+    let before = stats(admin.clone()).await;
+    let body = Some(serde_json::json!({"expected_capture_gb": 1}));
+    let (status, _) = common::binary::call(
+        reqwest::Method::POST,
+        &base,
+        "/api/v1/rehearsal",
+        &door,
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 403, "door staff cannot rehearse");
+    let (status, report) =
+        common::binary::call(reqwest::Method::POST, &base, "/api/v1/rehearsal", &admin, body).await;
+    assert_eq!(status, 200, "{report}");
+    let ok = |c: &str| {
+        report["checks"].as_array().unwrap().iter().any(|x| x["check"] == c && x["ready"] == true)
+    };
+    for c in ["clock", "disk", "sale", "check-in", "capture", "device", "devices", "sync"] {
+        assert!(ok(c), "{c} ready: {report}");
+    }
+    // No manifest published in this bucket: named, so the box is not ready.
+    assert_eq!(report["ready"], false, "{report}");
+    let fix = failing(&report).join("\n");
+    assert!(fix.contains("manifest: no manifest published"), "{fix}");
+    assert_eq!(stats(admin.clone()).await, before, "the running box's figures do not move");
+    let (status, bad) = common::binary::call(
+        reqwest::Method::POST,
+        &base,
+        "/api/v1/rehearsal",
+        &admin,
+        Some(serde_json::json!({"expected_capture_gb": "lots"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+}

@@ -109,6 +109,7 @@ macro_rules! routes {
 routes! { ROUTES, api_routes;
     "/healthz" => get ops::healthz;
     "/api/v1/clock" => put ops::set_clock;
+    "/api/v1/rehearsal" => post ops::rehearse;
     "/metrics" => get ops::metrics;
     "/api/v1/openapi.json" => get ops::openapi;
     "/api/v1/session" => post session::sign_in, get session::whoami, delete session::sign_out;

@@ -80,6 +80,50 @@ pub async fn set_clock(
     Ok(Json(ClockReport::judge(&st.clock, st.store.clock_floor().await?)))
 }
 
+/// One rehearsal at a time: each copies the database.
+static REHEARSING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RehearseBody {
+    /// Captures expected tonight, in GiB (default 20).
+    #[serde(default)]
+    expected_capture_gb: Option<u64>,
+}
+
+/// `POST /api/v1/rehearsal` (admin): the readiness report of
+/// `venuebox rehearse`, from the running box: the flows on a scratch copy,
+/// the bucket it syncs to, disk, clock, and its devices as it holds them.
+pub async fn rehearse(
+    State(st): State<AppState>,
+    p: Principal,
+    super::json::Json(b): super::json::Json<RehearseBody>,
+) -> Result<Json<crate::rehearsal::Report>, ApiError> {
+    use crate::rehearsal::{DeviceCheck, Options};
+    p.require(Role::Admin)?;
+    let expected_capture_gb = b.expected_capture_gb.unwrap_or(20);
+    if expected_capture_gb > 1 << 20 {
+        return Err(ApiError::bad_request(
+            "expected_capture_gb is in GiB: give tonight's expected captures, at most 1048576",
+        ));
+    }
+    let Ok(_one) = REHEARSING.try_lock() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "rehearsal_running",
+            "a rehearsal is already running: wait for its report",
+        ));
+    };
+    let options = Options {
+        expected_capture_gb,
+        bucket: st.sync.setup.as_ref().map(|(c, _)| c.clone()),
+        devices: DeviceCheck::Running(st.devices.clone()),
+    };
+    let report = crate::rehearsal::run(&st, st.media.data_dir(), options).await;
+    tracing::info!(by = %p.actor.name, ready = report.ready, "rehearsal from the admin screen");
+    Ok(Json(report))
+}
+
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     let mut text = st.metrics.render();
     if let Ok(s) = crate::sync::status(&st.store, &st.sync, st.clock.now()).await {

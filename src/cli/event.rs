@@ -81,7 +81,7 @@ pub async fn run(cmd: EventCommand) -> Result<()> {
         counts.admitted, counts.rejected, counts.inside
     );
     if let Some(dest) = archive {
-        let report = super::backup::snapshot(&state, &dir.data_dir, &dest).await?;
+        let report = state.store.snapshot_dir(&dir.data_dir, &dest).await?;
         let index = dest.join("captures.ndjson");
         let captures = state.store.capture_index().await?;
         let mut file = std::fs::File::create(&index)?;

@@ -107,6 +107,11 @@ impl MediaFiles {
     }
 
     /// Bytes free for an unprivileged writer on the data directory's disk.
+    /// The data directory the files live under.
+    pub fn data_dir(&self) -> &Path {
+        &self.root
+    }
+
     pub fn free_bytes(&self) -> Result<u64, MediaError> {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;

@@ -6,6 +6,17 @@ use std::process::{Child, Command, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
 
+/// A child process killed when the test ends, passed or panicked (an
+/// orphaned box would hold the test's output open).
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `venuebox serve --listen 127.0.0.1:0 --data-dir DIR ARGS` with
 /// `env` added, waits until it listens, and returns it with its address.
 /// The LAN listeners are off unless `args` name `--https-listen`.
