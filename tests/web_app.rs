@@ -187,6 +187,11 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(a["capsOnHand"], "8", "5 to start, 3 restocked: {a}");
     assert_eq!(a["doorAfterRevoke"], 401, "the revoked door session is out: {a}");
     assert!(a["clock"].as_str().unwrap().starts_with("The box's time is now 20"), "{a}");
+    // The rehearsal from the admin screen: the flows ran on a copy; no
+    // bucket is configured in this test, which it names.
+    let rehearsal = a["rehearsal"].as_str().unwrap();
+    assert!(rehearsal.contains("OK check-in: admitted at"), "{rehearsal}");
+    assert!(rehearsal.contains("FIX sync: no bucket configured"), "{rehearsal}");
     let l = &r["linkPage"];
     assert_eq!(
         (&l["creator"], &l["fixed"]),

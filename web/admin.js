@@ -1,4 +1,4 @@
-// The admin's screen: pair another phone, creators' upload links, the
+// The admin's screen: rehearse before doors, pair another phone, creators' upload links, the
 // event manifest (import a signed file, freeze cloud updates), drops
 // (create, edit, restock) and the staff sessions (revoke one).
 import { t } from "./strings.js";
@@ -176,8 +176,18 @@ function clock() {
   });
 }
 
+/** Before doors: the box's readiness report, each line saying what to fix. */
+function rehearsal() {
+  return form("rehearse", t.rehearseTitle, [el("p", {}, t.rehearseHelp)], t.rehearse, async () => {
+    const r = await api("POST", "/api/v1/rehearsal", {});
+    return [el("p", { id: "rehearsal-verdict", class: r.ready ? "ok" : "error" }, r.ready ? t.rehearsalReady : t.rehearsalNotReady),
+      el("ul", { id: "rehearsal-checks" }, ...r.checks.map((c) =>
+        el("li", { class: c.ready ? "ok" : "error" }, `${c.ready ? t.ok : t.fix} ${c.check}: ${c.said}`)))];
+  });
+}
+
 export async function adminScreen() {
   const sync = await api("GET", "/api/v1/sync").catch(() => null);
   show(el("section", {}, el("h2", {}, t.adminTitle),
-    pairing(), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), sessions(), clock()));
+    rehearsal(), pairing(), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), sessions(), clock()));
 }

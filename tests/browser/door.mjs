@@ -342,6 +342,9 @@ try {
   await restock.getByRole("button", { name: "Add the stock" }).click();
   await page.waitForFunction(() => document.getElementById("status").textContent === "Stock added.");
   admin.capsOnHand = await page.locator("#admin-drops .drop", { hasText: "Late caps" }).locator("tbody td").nth(2).textContent();
+  await page.getByRole("button", { name: "Rehearse now" }).click();
+  await page.locator("#rehearsal-verdict").waitFor({ timeout: 30000 });
+  admin.rehearsal = await page.locator("#rehearsal-checks").textContent();
   await page.getByRole("button", { name: "Set the box's time from this phone" }).click();
   admin.clock = await page.locator("#clock-set").textContent();
   await page.screenshot({ path: `${SHOTS}/19-admin.png`, fullPage: true });
