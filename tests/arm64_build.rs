@@ -96,7 +96,8 @@ async fn the_arm64_binary_starts_and_opens_its_store_under_qemu_user() {
     // Packaged as arm64 by the same cargo-deb as the amd64 package.
     let deb = data.path().join("venuebox-arm64.deb");
     let out = Command::new(common::deb::cargo_deb())
-        .args(["deb", "--no-build", "--no-strip", "--profile", "dev", "--fast", "--target", TRIPLE])
+        .args(["deb", "--no-build", "--no-strip", "--profile", "dev", "--fast", "--variant", "arm64"])
+        .args(["--target", TRIPLE])
         .arg("-o")
         .arg(&deb)
         .env("CARGO_TARGET_DIR", root().join("target/cross-arm64"))
@@ -104,6 +105,11 @@ async fn the_arm64_binary_starts_and_opens_its_store_under_qemu_user() {
         .output()
         .unwrap();
     assert!(out.status.success(), "cargo deb: {}", String::from_utf8_lossy(&out.stderr));
-    let field = Command::new("dpkg-deb").args(["--field"]).arg(&deb).arg("Architecture").output();
-    assert_eq!(String::from_utf8(field.unwrap().stdout).unwrap().trim(), "arm64");
+    let field = |name: &str| {
+        let out = Command::new("dpkg-deb").arg("--field").arg(&deb).arg(name).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(field("Package"), "venuebox");
+    assert_eq!(field("Architecture"), "arm64");
+    assert!(field("Depends").contains("libc6 (>= 2.36)"), "{}", field("Depends"));
 }
