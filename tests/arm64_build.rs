@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -65,14 +64,7 @@ async fn the_arm64_binary_starts_and_opens_its_store_under_qemu_user() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the arm64 box exited before listening").unwrap();
-        if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let addr = common::binary::listening(&mut serve);
     let health: serde_json::Value =
         reqwest::get(format!("http://{addr}/healthz")).await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok", "{health}");
@@ -96,7 +88,16 @@ async fn the_arm64_binary_starts_and_opens_its_store_under_qemu_user() {
     // Packaged as arm64 by the same cargo-deb as the amd64 package.
     let deb = data.path().join("venuebox-arm64.deb");
     let out = Command::new(common::deb::cargo_deb())
-        .args(["deb", "--no-build", "--no-strip", "--profile", "dev", "--fast", "--variant", "arm64"])
+        .args([
+            "deb",
+            "--no-build",
+            "--no-strip",
+            "--profile",
+            "dev",
+            "--fast",
+            "--variant",
+            "arm64",
+        ])
         .args(["--target", TRIPLE])
         .arg("-o")
         .arg(&deb)

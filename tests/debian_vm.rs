@@ -9,7 +9,7 @@
 
 mod common;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -216,34 +216,13 @@ async fn the_package_runs_under_systemd_survives_kills_and_stalls_and_stops_clea
         .to_string();
     let phone = phone(&ca);
     let base = format!("https://localhost:{}", vm.https_port);
-    let paired: Value = phone
-        .post(format!("{base}/api/v1/paired-devices"))
-        .json(&json!({"code": code, "name": "door phone"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let device = paired["credential"].as_str().unwrap_or_else(|| panic!("{paired}"));
-    let session: Value = phone
-        .post(format!("{base}/api/v1/session"))
-        .json(&json!({"pin": "1111", "device": device}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["token"].as_str().unwrap_or_else(|| panic!("{session}")).to_string();
-    let scan = |nonce: &'static str| {
-        phone
-            .post(format!("{base}/api/v1/checkins"))
-            .bearer_auth(&token)
-            .json(&json!({"code": ticket, "gate": "main", "nonce": nonce}))
-            .send()
+    let token = common::binary::phone_session(&phone, &base, &code, "1111").await;
+    let url = format!("{base}/api/v1/checkins");
+    let scan = |nonce: &str| {
+        let body = json!({"code": ticket, "gate": "main", "nonce": nonce});
+        common::binary::post_json(&phone, &url, Some(&token), body)
     };
-    let first: Value = scan("vm-1").await.unwrap().json().await.unwrap();
+    let first = scan("vm-1").await;
     assert_eq!(first["verdict"], "admit", "{first}");
 
     // Killed outright: systemd restarts it and the check-in is still there.
@@ -251,7 +230,7 @@ async fn the_package_runs_under_systemd_survives_kills_and_stalls_and_stops_clea
     vm.ok("systemctl kill -s KILL venuebox");
     vm.until(120, &format!("[ \"$(systemctl show -p MainPID --value venuebox)\" != {pid} ] && systemctl is-active venuebox"));
     assert_eq!(vm.show("NRestarts"), "1");
-    let again: Value = scan("vm-2").await.unwrap().json().await.unwrap();
+    let again = scan("vm-2").await;
     assert_eq!(again["reason"], "already_checked_in", "{again}");
 
     // A writer that stops answering (the test-only switch): no more
@@ -268,7 +247,7 @@ async fn the_package_runs_under_systemd_survives_kills_and_stalls_and_stops_clea
     vm.until(60, "[ $(systemctl show -p NRestarts --value venuebox) -ge 2 ]");
     vm.ok("rm /etc/systemd/system/venuebox.service.d/stall.conf && systemctl daemon-reload && systemctl restart venuebox");
     vm.until(120, "systemctl is-active venuebox");
-    let after: Value = scan("vm-3").await.unwrap().json().await.unwrap();
+    let after = scan("vm-3").await;
     assert_eq!(after["reason"], "already_checked_in", "still there after the watchdog: {after}");
 
     // The hardening as systemd itself scores it on the running unit.

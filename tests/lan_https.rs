@@ -75,26 +75,8 @@ async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused
 
     // The check-in walk-through, over HTTPS only.
     let code = pairing_code(tmp.path());
-    let paired: Value = phone
-        .post(https("localhost", "/api/v1/paired-devices"))
-        .json(&json!({"code": code, "name": "door phone"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let device = paired["credential"].as_str().unwrap();
-    let s: Value = phone
-        .post(https("localhost", "/api/v1/session"))
-        .json(&json!({"pin": "1111", "device": device}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = s["token"].as_str().unwrap();
+    let token =
+        &common::binary::phone_session(&phone, &https("localhost", ""), &code, "1111").await;
     let ticket = std::fs::read_to_string(tmp.path().join("demo/tickets.csv"))
         .unwrap()
         .lines()

@@ -24,6 +24,14 @@ pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String)
     let lan: &[&str] =
         if args.contains(&"--https-listen") { &[] } else { &["--https-listen", "off"] };
     let mut child = spawn_serve(dir, &[lan, args].concat(), env);
+    let addr = listening(&mut child);
+    (child, addr)
+}
+
+/// Reads a starting `venuebox serve`'s piped stdout until it listens; its
+/// plain HTTP address. Stdout is drained from then on, so the child never
+/// blocks on a full pipe.
+pub fn listening(child: &mut Child) -> String {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("venuebox exited before listening").unwrap();
@@ -31,9 +39,8 @@ pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Child, String)
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    addr
 }
 
 /// `venuebox serve --listen 127.0.0.1:0 --data-dir DIR ARGS`, stdout piped.
@@ -161,4 +168,31 @@ pub async fn call(
     let r = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or_default())
+}
+
+/// POSTs `body` as JSON to `url` (as `token`, if any) and reads the JSON
+/// answer (`null` when it is not JSON).
+pub async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let mut req = http.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    r.json().await.unwrap_or_default()
+}
+
+/// A staff phone's way in at `base`: paired with the one-time `code`, then
+/// signed in with `pin`; its session token.
+pub async fn phone_session(http: &reqwest::Client, base: &str, code: &str, pin: &str) -> String {
+    let body = serde_json::json!({"code": code, "name": "door phone"});
+    let paired = post_json(http, &format!("{base}/api/v1/paired-devices"), None, body).await;
+    let device = paired["credential"].as_str().unwrap_or_else(|| panic!("pairing: {paired}"));
+    let body = serde_json::json!({"pin": pin, "device": device});
+    let s = post_json(http, &format!("{base}/api/v1/session"), None, body).await;
+    s["token"].as_str().unwrap_or_else(|| panic!("sign-in: {s}")).to_string()
 }
