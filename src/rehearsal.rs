@@ -69,14 +69,25 @@ pub type Tell = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Which devices the rehearsal meets, and how.
 pub enum DeviceCheck {
-    /// The rehearsal opens them itself (`Hardware` with the box stopped,
-    /// or `Simulate`): lights, a test slip per printer, a test read per
-    /// scanner (`scan_wait` each; zero lists them only).
-    Own { mode: Mode, config: DevicesConfig, slip: PairingSlip, scan_wait: Duration, tell: Tell },
+    /// The rehearsal opens them itself (the box stopped, or simulated).
+    Own(Box<OwnDevices>),
     /// A running box holds them: its registry against its configuration.
     Running(Arc<Devices>),
     /// Another process holds them: not checked (a FIX line saying so).
     Held,
+}
+
+/// Devices the rehearsal opens: lights, a test slip per printer, a test
+/// read per scanner.
+pub struct OwnDevices {
+    /// `Hardware` or `Simulate`.
+    pub mode: Mode,
+    pub config: DevicesConfig,
+    /// The test slip, without its scanner test code yet.
+    pub slip: PairingSlip,
+    /// How long each scanner has to read the test code; zero lists them only.
+    pub scan_wait: Duration,
+    pub tell: Tell,
 }
 
 pub struct Options {
@@ -156,9 +167,9 @@ pub fn test_slip(data_dir: &Path, box_id: &str, url: String, urls: Vec<String>) 
 /// the scratch copy through the real HTTP server.
 async fn flows(scratch: &Path, devices: DeviceCheck, report: &mut Report) -> Result<(), String> {
     let mut config = Config::new(scratch);
-    if let DeviceCheck::Own { mode, config: c, .. } = &devices {
-        config.devices = mode.clone();
-        config.device_config = c.clone();
+    if let DeviceCheck::Own(own) = &devices {
+        config.devices = own.mode.clone();
+        config.device_config = own.config.clone();
     }
     let state = server::open(&config, Clock::system()).map_err(|e| e.to_string())?;
     let ev = state.store.event().ok_or("the scratch copy has no event")?;
@@ -268,7 +279,8 @@ async fn flows(scratch: &Path, devices: DeviceCheck, report: &mut Report) -> Res
         },
     );
     match devices {
-        DeviceCheck::Own { config: device_config, slip, scan_wait, tell, .. } => {
+        DeviceCheck::Own(own) => {
+            let OwnDevices { config: device_config, slip, scan_wait, tell, .. } = *own;
             // The scanner test code: one more walk-up ticket, scanned only
             // by the scanners under test.
             let test_code = walk_up("rehearsal-scanner-test", "Scanner test")

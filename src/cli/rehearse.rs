@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use venuebox::clock::Clock;
 use venuebox::devices::Mode;
-use venuebox::rehearsal::{self, DeviceCheck, Options};
+use venuebox::rehearsal::{self, DeviceCheck, Options, OwnDevices};
 use venuebox::server::{self, Config};
 
 #[derive(Args)]
@@ -65,13 +65,13 @@ pub async fn run(args: RehearseArgs) -> Result<()> {
         DeviceCheck::Held
     } else {
         let (urls, url) = lan.urls(real.store.box_id(), None);
-        DeviceCheck::Own {
+        DeviceCheck::Own(Box::new(OwnDevices {
             mode: if simulate { Mode::Simulate } else { Mode::Hardware },
             config: super::load_devices(devices.as_deref())?,
             slip: rehearsal::test_slip(&dir.data_dir, real.store.box_id(), url, urls),
             scan_wait: Duration::from_secs(scan_wait_secs),
             tell: Arc::new(|line: &str| eprintln!("{line}")),
-        }
+        }))
     };
     let bucket = sync.config(&dir.data_dir)?;
     let report =
