@@ -94,3 +94,48 @@ async fn a_clock_behind_its_records_is_reported_and_set_from_a_phone() {
         "{h}"
     );
 }
+
+/// A box that was off for a week boots believing it is last week: the
+/// organiser's manifest, signed yesterday, says its clock cannot be right
+/// even before it records anything.
+#[tokio::test]
+async fn a_clock_before_the_manifest_was_signed_is_reported() {
+    let evening = parse_rfc3339(EVENING).unwrap();
+    let clock = Clock::fixed(evening);
+    let b = TestBox::start_with(clock.clone(), ApiConfig::default()).await;
+    assert_eq!(health(&b).await["clock"]["plausible"], true);
+    let signed = "2026-11-29T10:00:00Z";
+    let bytes = common::manifest(&b.key, 2, |m| m["signed_at"] = json!(signed));
+    let sig = venuebox::domain::keys::sign_detached(&b.key.signing_key(), &bytes);
+    let admin = b.token(Role::Admin).await;
+    let import = json!({"manifest": String::from_utf8(bytes).unwrap(), "signature": sig});
+    let (status, r) = b.post(&admin, "/api/v1/manifest", import).await;
+    assert_eq!(status, 200, "{r}");
+    let h = health(&b).await;
+    assert_eq!(h["clock"]["plausible"], false, "{h}");
+    assert_eq!(h["clock"]["not_before"], signed, "the manifest's signing time: {h}");
+}
+
+/// `venuebox manifest sign` stamps the signing time into a manifest that
+/// has none, as its first field, and signs the stamped bytes.
+#[test]
+fn signing_a_manifest_stamps_when_it_was_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = venuebox::organiser::keyfile::KeyFile::generate();
+    let path = dir.path().join("manifest.json");
+    std::fs::write(&path, common::manifest(&key, 1, |_| {})).unwrap();
+    let now = parse_rfc3339("2026-11-29T10:00:00Z").unwrap();
+    let sig = venuebox::organiser::sign_manifest(&path, &key, now).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.starts_with("{\n  \"signed_at\": \"2026-11-29T10:00:00Z\","), "{text}");
+    let snapshot = venuebox::domain::manifest::parse(&bytes).unwrap();
+    assert_eq!(snapshot.signed_at, Some(now));
+    let signature = std::fs::read_to_string(sig).unwrap();
+    let signature = venuebox::domain::keys::signature_from_base64(signature.trim()).unwrap();
+    let trusted = venuebox::domain::keys::TrustedKeys::new([key.signing_key().verifying_key()]);
+    assert!(trusted.verify_any(&bytes, &signature).is_some(), "the stamped bytes are signed");
+    // Signed again: the stamp is kept, not added twice.
+    venuebox::organiser::sign_manifest(&path, &key, now + 1000).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}

@@ -66,7 +66,8 @@ pub async fn manifest(cmd: ManifestCommand) -> Result<()> {
         }
         ManifestCommand::Sign { file, key } => {
             let key = KeyFile::load(&key)?;
-            let out = organiser::sign_manifest(&file, &key)?;
+            let now = venuebox::clock::Clock::system().now();
+            let out = organiser::sign_manifest(&file, &key, now)?;
             println!("wrote {}", out.display());
             Ok(())
         }

@@ -24,6 +24,11 @@ pub struct Manifest {
     pub schema: u32,
     /// Revision number; every publish by the organiser increases it.
     pub version: u64,
+    /// When the organiser signed it (RFC 3339, their clock;
+    /// `venuebox manifest sign` stamps it): a box whose clock is earlier
+    /// cannot be right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<String>,
     pub event: Event,
     /// Keys that sign this manifest and the tickets. A list, so a key can be
     /// rotated: list old and new together until the old one is retired.
@@ -325,6 +330,8 @@ pub struct EventSnapshot {
     pub starts_at: Millis,
     pub ends_at: Millis,
     pub doors_at: Millis,
+    /// `signed_at`, parsed.
+    pub signed_at: Option<Millis>,
     pub revoked_codes: HashSet<String>,
     pub blocked: HashSet<TicketId>,
     /// Keys that may sign tickets: organiser keys plus trusted box keys.
@@ -426,6 +433,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
     let starts_at = time("event.starts_at", &m.event.starts_at)?;
     let ends_at = time("event.ends_at", &m.event.ends_at)?;
     let doors_at = time("event.doors_at", &m.event.doors_at)?;
+    let signed_at = m.signed_at.as_deref().map(|t| time("signed_at", t)).transpose()?;
     if ends_at <= starts_at {
         return Err(invalid("event.ends_at must be after event.starts_at"));
     }
@@ -620,6 +628,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         starts_at,
         ends_at,
         doors_at,
+        signed_at,
         revoked_codes: m.revoked_codes.iter().cloned().collect(),
         blocked: m.blocked_tickets.iter().cloned().collect(),
         tier_index,

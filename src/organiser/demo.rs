@@ -136,7 +136,7 @@ pub fn create(data_dir: &Path, now: Millis, box_key: Option<&str>) -> Result<Dem
     let manifest_path = dir.join("manifest.json");
     std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(io(&manifest_path))?;
-    let signature = sign_manifest(&manifest_path, &key)?;
+    let signature = sign_manifest(&manifest_path, &key, now)?;
     write_out(&dir, &rows, false)?;
     let readme = dir.join("README.txt");
     std::fs::write(&readme, readme_text(&dir, &rows)).map_err(io(&readme))?;

@@ -30,11 +30,27 @@ pub fn signature_path(manifest: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Signs `manifest`'s exact bytes and writes the base64 signature next to it.
-pub fn sign_manifest(manifest: &Path, key: &KeyFile) -> Result<PathBuf, OrganiserError> {
-    let bytes = std::fs::read(manifest).map_err(io(manifest))?;
-    crate::domain::manifest::parse(&bytes)
-        .map_err(|e| OrganiserError::Invalid(format!("{}: {e}", manifest.display())))?;
+/// Signs `manifest`'s exact bytes and writes the base64 signature next to
+/// it. A manifest without `signed_at` gets one first (`now`, the signer's
+/// clock), written into the file as its first field, the rest untouched:
+/// boxes use it to tell that their own clock cannot be right.
+pub fn sign_manifest(
+    manifest: &Path,
+    key: &KeyFile,
+    now: crate::domain::time::Millis,
+) -> Result<PathBuf, OrganiserError> {
+    let mut bytes = std::fs::read(manifest).map_err(io(manifest))?;
+    let invalid = |e| OrganiserError::Invalid(format!("{}: {e}", manifest.display()));
+    let parsed = crate::domain::manifest::parse(&bytes).map_err(invalid)?;
+    if parsed.manifest.signed_at.is_none() {
+        let open = bytes.iter().position(|b| *b == b'{').expect("a parsed manifest is an object");
+        let stamp = format!("\n  \"signed_at\": \"{}\",", crate::domain::time::format_rfc3339(now));
+        bytes.splice(open + 1..open + 1, stamp.into_bytes());
+        crate::domain::manifest::parse(&bytes).map_err(invalid)?;
+        let tmp = manifest.with_extension("json.tmp");
+        std::fs::write(&tmp, &bytes).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, manifest).map_err(io(manifest))?;
+    }
     let sig = crate::domain::keys::sign_detached(&key.signing_key(), &bytes);
     let out = signature_path(manifest);
     write_private(&out, format!("{sig}\n").as_bytes()).map_err(io(&out))?;

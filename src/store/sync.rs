@@ -437,16 +437,20 @@ pub const CLOCK_OFFSET_SETTING: &str = "clock_offset_ms";
 
 impl Store {
     /// The newest time the box recorded (an outbox event, a manifest
-    /// import): its clock cannot be right before it.
+    /// import) or the current manifest was signed: its clock cannot be
+    /// right before it.
     pub async fn clock_floor(&self) -> Result<Option<Millis>, StoreError> {
-        self.read(|conn| {
-            Ok(conn.query_row(
-                "SELECT MAX(t) FROM (SELECT MAX(created_at) AS t FROM outbox UNION ALL SELECT MAX(imported_at) FROM manifests)",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await
+        let recorded: Option<Millis> = self
+            .read(|conn| {
+                Ok(conn.query_row(
+                    "SELECT MAX(t) FROM (SELECT MAX(created_at) AS t FROM outbox UNION ALL SELECT MAX(imported_at) FROM manifests)",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await?;
+        let signed = self.event().and_then(|e| e.signed_at);
+        Ok(recorded.max(signed))
     }
 
     /// Keeps an admin's clock offset (applied again at every start) and
