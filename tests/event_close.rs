@@ -134,6 +134,12 @@ async fn the_bucket_is_verified_before_anything_is_erased() {
     assert!(said.contains("bucket verified"), "{said}");
     let archived = moto.list(&bucket, "venue/archive/").await;
     assert_eq!(archived.len(), 2, "database and capture index: {archived:?}");
+    // The database arrived whole (streamed from its snapshot file): a
+    // SQLite file of the listed size holding the record.
+    let (db_key, db_size) = archived.iter().find(|(k, _)| k.ends_with("/venuebox.db")).unwrap();
+    let db = moto.get(&bucket, db_key).await;
+    assert_eq!((db.len() as u64, &db[..16]), (*db_size, &b"SQLite format 3\0"[..]));
+    assert!(contains(&db, NAME), "the archive in the bucket keeps the record");
 
     // An events segment goes missing from the bucket: the check names the
     // seqs and nothing is erased.

@@ -142,9 +142,9 @@ async fn archive_to_bucket(
     state.store.backup(snapshot.clone()).await?;
     let index = capture_lines(&state.store.capture_index().await?)?;
     let head = format!("archive/box={}/event={event}", state.store.box_id());
-    let db = std::fs::read(&snapshot)?;
+    let sent = s3.put_file(&s3.key(&format!("{head}/venuebox.db")), &snapshot).await;
     std::fs::remove_file(&snapshot)?;
-    s3.put(&s3.key(&format!("{head}/venuebox.db")), db.into(), false, None).await?;
+    sent?;
     s3.put(&s3.key(&format!("{head}/captures.ndjson")), index.into(), false, None).await?;
     println!("archive in the bucket under {head}/");
     Ok(())

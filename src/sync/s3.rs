@@ -216,13 +216,42 @@ impl S3 {
         if_absent: bool,
         throttle: Option<&Throttle>,
     ) -> Result<String, S3Error> {
+        let len = body.len() as u64;
+        self.put_body(key, body_of(body, throttle), len, if_absent, throttle).await
+    }
+
+    /// PUT `key` from the file at `path`, read as it is sent (a database
+    /// archive never sits in memory whole).
+    pub async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<String, S3Error> {
+        use tokio::io::AsyncReadExt;
+        let local = |e: std::io::Error| S3Error::Permanent(format!("{}: {e}", path.display()));
+        let file = tokio::fs::File::open(path).await.map_err(local)?;
+        let len = file.metadata().await.map_err(local)?.len();
+        let chunks = futures_util::stream::unfold(file, |mut f| async move {
+            let mut buf = bytes::BytesMut::with_capacity(256 << 10);
+            match f.read_buf(&mut buf).await {
+                Ok(0) => None,
+                Ok(_) => Some((Ok::<_, std::io::Error>(buf.freeze()), f)),
+                Err(e) => Some((Err(e), f)),
+            }
+        });
+        self.put_body(key, reqwest::Body::wrap_stream(chunks), len, false, None).await
+    }
+
+    async fn put_body(
+        &self,
+        key: &str,
+        body: reqwest::Body,
+        len: u64,
+        if_absent: bool,
+        throttle: Option<&Throttle>,
+    ) -> Result<String, S3Error> {
         let creds = self.creds();
         let mut action = self.bucket.put_object(creds.as_deref(), key);
         if if_absent {
             action.headers_mut().insert("if-none-match", "*");
         }
         let url = action.sign(SIGN_FOR);
-        let len = body.len() as u64;
         let mut req = self
             .http
             .put(url)
@@ -231,8 +260,7 @@ impl S3 {
         if if_absent {
             req = req.header(reqwest::header::IF_NONE_MATCH, "*");
         }
-        let req = req.body(body_of(body, throttle));
-        let resp = self.send("put object", req).await?;
+        let resp = self.send("put object", req.body(body)).await?;
         Ok(etag_of(&resp))
     }
 
