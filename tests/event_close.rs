@@ -23,8 +23,9 @@ fn venuebox(args: &[&str], dir: &Path) -> Output {
         .unwrap()
 }
 
-/// A demo box that sold a walk-up ticket to `holder` and checked it in,
-/// then stopped: (data directory, the ticket's code).
+/// A demo box that sold a walk-up ticket to `holder`, checked it in and
+/// took a photo of the night (tus), then stopped: (data directory, the
+/// ticket's code).
 async fn evening(dir: &Path, holder: &str) -> (std::path::PathBuf, String) {
     let data = dir.join("data");
     let (mut child, addr) = common::binary::serve(&data, &["--demo"], &[]);
@@ -37,6 +38,32 @@ async fn evening(dir: &Path, holder: &str) -> (std::path::PathBuf, String) {
     let door = common::binary::token(&data, "door");
     let scan = serde_json::json!({"code": code, "gate": "main", "nonce": "close-2"});
     assert_eq!(call(Method::POST, &base, "/api/v1/checkins", &door, Some(scan)).await.0, 200);
+    let capture = common::binary::token(&data, "capture");
+    let photo = common::jpeg(640, 480, 7);
+    let http = reqwest::Client::new();
+    let meta = common::tus_metadata(&[("creator", "cr-mara"), ("consent", "true")]);
+    let created = http
+        .post(format!("{base}/api/v1/uploads/"))
+        .bearer_auth(&capture)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", photo.len().to_string())
+        .header("upload-metadata", meta)
+        .send()
+        .await
+        .unwrap();
+    let at = created.headers()["location"].to_str().unwrap().to_string();
+    let url = if at.starts_with("http") { at } else { format!("{base}{at}") };
+    let sent = http
+        .patch(url)
+        .bearer_auth(&capture)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(photo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 204);
     let _ = child.kill();
     let _ = child.wait();
     (data, code)
@@ -156,11 +183,26 @@ async fn the_bucket_is_verified_before_anything_is_erased() {
     );
     assert!(contains(&db_bytes(&data), NAME), "nothing erased");
 
-    // Back in the bucket: verified, and the wipe needs no --force.
+    // The segment back, but the photo in the bucket is not the photo on the
+    // box (same key, same size, other bytes): named, nothing erased.
     moto.put(&bucket, &lost, kept).await;
+    let photos = moto.list(&bucket, "venue/captures/").await;
+    let (photo_key, size) = photos.first().expect("the photo was synced").clone();
+    let original = moto.get(&bucket, &photo_key).await;
+    moto.put(&bucket, &photo_key, vec![0x55; size as usize]).await;
+    let out = venuebox(&[&["event", "close", "--wipe-personal-data"][..], &sync].concat(), &data);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "refused: {said}");
+    let sha = photo_key.rsplit('/').next().unwrap();
+    assert!(said.contains(&format!("DIFFERENT in the bucket: capture {sha}")), "{said}");
+    assert!(contains(&db_bytes(&data), NAME), "nothing erased");
+
+    // Back in the bucket: verified, and the wipe needs no --force.
+    moto.put(&bucket, &photo_key, original).await;
     let out = venuebox(&[&["event", "close", "--wipe-personal-data"][..], &sync].concat(), &data);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.contains("bucket verified") && said.contains("personal data erased"), "{said}");
+    assert!(said.contains("1 captures checked, 1 of them byte for byte"), "{said}");
     assert!(!contains(&db_bytes(&data), NAME), "erased once the bucket holds everything");
 }

@@ -100,19 +100,23 @@ pub async fn run(cmd: EventCommand) -> Result<()> {
     let mut verified = false;
     if let Some(config) = &bucket {
         let s3 = venuebox::sync::s3::S3::new(&config.target)?;
-        let v = venuebox::sync::verify::verify(&state.store, &s3).await?;
+        let v = venuebox::sync::verify::verify(&state.store, &s3, &state.media).await?;
         for (first, last) in &v.missing_events {
             println!("MISSING in the bucket: events {first} to {last}");
         }
         for sha in &v.missing_captures {
             println!("MISSING in the bucket: capture {sha}");
         }
+        for sha in &v.differing_captures {
+            println!("DIFFERENT in the bucket: capture {sha} (its bytes there are not the box's: sync it again)");
+        }
         verified = v.complete();
         println!(
-            "bucket {}: events 1 to {}, {} captures checked",
+            "bucket {}: events 1 to {}, {} captures checked, {} of them byte for byte (MD5)",
             if verified { "verified" } else { "INCOMPLETE" },
             v.last_seq,
-            v.captures_checked
+            v.captures_checked,
+            v.captures_hashed
         );
         archive_to_bucket(&state, &s3, &event, &dir.data_dir).await?;
     }

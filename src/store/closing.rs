@@ -29,6 +29,9 @@ pub struct CaptureIndexEntry {
     pub captured_at: Millis,
     pub hidden: bool,
     pub consent: bool,
+    /// The part size of its multipart upload, when it went up in parts.
+    #[serde(skip)]
+    pub part_size: Option<u64>,
 }
 
 /// What the wipe changed.
@@ -59,7 +62,8 @@ impl Store {
     pub async fn capture_index(&self) -> Result<Vec<CaptureIndexEntry>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT sha256, creator_id, bytes, media_type, captured_at, hidden_at IS NOT NULL, consent FROM captures ORDER BY id",
+                "SELECT c.sha256, c.creator_id, c.bytes, c.media_type, c.captured_at, c.hidden_at IS NOT NULL, c.consent, s.part_size
+                 FROM captures c LEFT JOIN capture_sync s ON s.sha256 = c.sha256 ORDER BY c.id",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(CaptureIndexEntry {
@@ -70,6 +74,7 @@ impl Store {
                     captured_at: r.get(4)?,
                     hidden: r.get(5)?,
                     consent: r.get(6)?,
+                    part_size: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

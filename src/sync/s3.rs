@@ -266,7 +266,7 @@ impl S3 {
 
     /// Every object whose key starts with `rel` (under the configured
     /// prefix): its key relative to that prefix, and its size.
-    pub async fn list(&self, rel: &str) -> Result<Vec<(String, u64)>, S3Error> {
+    pub async fn list(&self, rel: &str) -> Result<Vec<Listed>, S3Error> {
         let creds = self.creds();
         let full = self.key(rel);
         let head = self.key("");
@@ -288,7 +288,8 @@ impl S3 {
             })?;
             for c in page.contents {
                 let key = c.key.strip_prefix(head.as_str()).unwrap_or(&c.key).to_string();
-                out.push((key, c.size.unwrap_or(0)));
+                let etag = c.etag.map(|e| e.trim_matches('"').to_string());
+                out.push(Listed { key, size: c.size.unwrap_or(0), etag });
             }
             match page.next_continuation_token {
                 Some(t) => token = Some(t),
@@ -461,6 +462,17 @@ impl S3 {
         }
         Ok(())
     }
+}
+
+/// An object in a listing: its key relative to the prefix, size, ETag.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// Without quotes: the MD5 of a single PUT's bytes, or of the parts'
+    /// MD5s then `-N` for a multipart upload (unless the bucket encrypts
+    /// with KMS).
+    pub etag: Option<String>,
 }
 
 /// base64 of the big-endian CRC32, as S3's `x-amz-checksum-crc32` wants it.

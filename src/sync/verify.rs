@@ -3,10 +3,14 @@
 //! the event segments' keys (`events/box=<id>/…/<first>-<last>.ndjson.zst`)
 //! must cover every outbox seq from 1 to the last, and every capture the
 //! box syncs must be at `captures/<sha256>` (content-addressed: the key is
-//! its hash) with its size.
+//! its hash) with its size and with the bytes on the box: its ETag, the
+//! MD5 S3 computed of what it received, is compared with the MD5 of the
+//! file here (per part for a multipart upload).
 
-use super::s3::{S3Error, S3};
+use super::s3::{Listed, S3Error, S3};
+use crate::store::closing::CaptureIndexEntry;
 use crate::store::{Store, StoreError};
+use std::path::Path;
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Verification {
@@ -16,12 +20,70 @@ pub struct Verification {
     pub captures_checked: usize,
     /// Captures absent from the bucket, or there with another size.
     pub missing_captures: Vec<String>,
+    /// Captures whose bytes in the bucket differ from the file here.
+    pub differing_captures: Vec<String>,
+    /// Captures compared byte for byte (by MD5); the rest of those present
+    /// had an ETag that is not an MD5 (a KMS-encrypted bucket) or a file
+    /// no longer on the box.
+    pub captures_hashed: usize,
 }
 
 impl Verification {
     pub fn complete(&self) -> bool {
-        self.missing_events.is_empty() && self.missing_captures.is_empty()
+        self.missing_events.is_empty()
+            && self.missing_captures.is_empty()
+            && self.differing_captures.is_empty()
     }
+}
+
+/// What the bucket's ETag says of the file at `path`: `Some(true)` the
+/// same bytes, `Some(false)` other bytes, `None` not an MD5 ETag, no part
+/// size known for a multipart one, or no file to compare.
+fn same_bytes(path: &Path, etag: &str, part_size: Option<u64>) -> Option<bool> {
+    use md5::{Digest, Md5};
+    use std::io::Read;
+    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let (sum, parts) = match etag.split_once('-') {
+        Some((sum, n)) => (sum, Some(n.parse::<u64>().ok()?)),
+        None => (etag, None),
+    };
+    if sum.len() != 32 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut file = std::fs::File::open(path).ok()?;
+    let part = match parts {
+        None => u64::MAX,
+        Some(_) => part_size?,
+    };
+    let (mut whole, mut of_parts, mut count) = (Md5::new(), Md5::new(), 0u64);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        // One part (or the whole file) at a time.
+        let mut in_part = 0u64;
+        let mut this = Md5::new();
+        while in_part < part {
+            let want = buf.len().min((part - in_part).min(usize::MAX as u64) as usize);
+            let n = file.read(&mut buf[..want]).ok()?;
+            if n == 0 {
+                break;
+            }
+            this.update(&buf[..n]);
+            whole.update(&buf[..n]);
+            in_part += n as u64;
+        }
+        if in_part == 0 && count > 0 {
+            break;
+        }
+        count += 1;
+        of_parts.update(this.finalize());
+        if in_part < part {
+            break;
+        }
+    }
+    Some(match parts {
+        None => hex(&whole.finalize()) == sum,
+        Some(n) => n == count && hex(&of_parts.finalize()) == sum,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,22 +122,55 @@ fn segment_range(key: &str) -> Option<(u64, u64)> {
     Some((first.parse().ok()?, last.parse().ok()?))
 }
 
-pub async fn verify(store: &Store, s3: &S3) -> Result<Verification, VerifyError> {
+/// Lists the bucket and checks it against the store; capture files are
+/// read from `media` (a capture's bytes at `media.capture(sha256)`).
+pub async fn verify(
+    store: &Store,
+    s3: &S3,
+    media: &crate::media::files::MediaFiles,
+) -> Result<Verification, VerifyError> {
     let last_seq = store.sync_backlog().await?.last_seq.max(0) as u64;
     let segments = s3.list(&format!("events/box={}/", store.box_id())).await?;
-    let have = segments.iter().filter_map(|(k, _)| segment_range(k)).collect();
-    let in_bucket: std::collections::HashMap<String, u64> =
-        s3.list("captures/").await?.into_iter().collect();
+    let have = segments.iter().filter_map(|l| segment_range(&l.key)).collect();
+    let in_bucket: std::collections::HashMap<String, Listed> =
+        s3.list("captures/").await?.into_iter().map(|l| (l.key.clone(), l)).collect();
     let mut v =
         Verification { last_seq, missing_events: gaps(last_seq, have), ..Default::default() };
+    let mut to_hash: Vec<(CaptureIndexEntry, String)> = Vec::new();
     for c in store.capture_index().await? {
         // Withdrawn consent: never sent, so not expected.
         if c.hidden && !c.consent {
             continue;
         }
         v.captures_checked += 1;
-        if in_bucket.get(&format!("captures/{}", c.sha256)) != Some(&c.bytes) {
-            v.missing_captures.push(c.sha256);
+        match in_bucket.get(&format!("captures/{}", c.sha256)) {
+            Some(l) if l.size == c.bytes => {
+                if let Some(etag) = &l.etag {
+                    to_hash.push((c, etag.clone()));
+                }
+            }
+            _ => v.missing_captures.push(c.sha256),
+        }
+    }
+    // Reading every capture takes a while on a Pi's card: off the async
+    // threads, one file at a time.
+    let files: Vec<_> = to_hash
+        .into_iter()
+        .map(|(c, etag)| (media.capture(&c.sha256), etag, c.part_size, c.sha256))
+        .collect();
+    let compared = tokio::task::spawn_blocking(move || {
+        files
+            .into_iter()
+            .map(|(path, etag, part, sha)| (sha, same_bytes(&path, &etag, part)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| StoreError::Internal(format!("hash task: {e}")))?;
+    for (sha, same) in compared {
+        match same {
+            Some(true) => v.captures_hashed += 1,
+            Some(false) => v.differing_captures.push(sha),
+            None => {}
         }
     }
     Ok(v)
@@ -84,6 +179,31 @@ pub async fn verify(store: &Store, s3: &S3) -> Result<Verification, VerifyError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etags_are_compared_with_the_file_whole_or_per_part() {
+        use md5::{Digest, Md5};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("capture");
+        let bytes: Vec<u8> = (0..(5u32 << 20) + 123).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let whole = hex(&Md5::digest(&bytes));
+        assert_eq!(same_bytes(&path, &whole, None), Some(true));
+        assert_eq!(same_bytes(&path, &hex(&Md5::digest(b"other")), None), Some(false));
+        // Two parts of 4 MiB and the rest, as S3 computes a multipart ETag.
+        let part = 4u64 << 20;
+        let mut of_parts = Md5::new();
+        for chunk in bytes.chunks(part as usize) {
+            of_parts.update(Md5::digest(chunk));
+        }
+        let multipart = format!("{}-2", hex(&of_parts.finalize()));
+        assert_eq!(same_bytes(&path, &multipart, Some(part)), Some(true));
+        assert_eq!(same_bytes(&path, &multipart, Some(part * 2)), Some(false), "other parts");
+        assert_eq!(same_bytes(&path, &multipart, None), None, "part size unknown");
+        assert_eq!(same_bytes(&path, "not-an-md5", None), None, "a KMS ETag");
+        assert_eq!(same_bytes(&dir.path().join("gone"), &whole, None), None);
+    }
 
     #[test]
     fn gaps_are_the_seqs_no_segment_holds() {
