@@ -44,9 +44,7 @@ fn arm64(bin: &Path, sysroot: &str) -> Command {
 
 #[tokio::test]
 async fn the_arm64_binary_starts_and_opens_its_store_under_qemu_user() {
-    // No debug information: the test needs a binary that runs, and a cold
-    // cross build is the longest step of the suite.
-    cross(&["build", "--locked", "--config", "profile.dev.debug=0"]);
+    cross(&["build", "--locked"]);
     let sysroot = cross(&["--sysroot"]).trim().to_string();
     let bin = root().join(format!("target/cross-arm64/{TRIPLE}/debug/venuebox"));
     let elf = std::fs::read(&bin).unwrap();
