@@ -16,6 +16,7 @@ pub mod keys;
 pub mod manifest;
 pub mod money;
 pub mod payout;
+pub mod pretix;
 pub mod qr;
 pub mod receipt;
 pub mod role;

@@ -7,6 +7,7 @@
 pub mod binary;
 pub mod browser;
 pub mod deb;
+pub mod pretix;
 pub mod s3;
 
 use serde_json::{json, Value};
