@@ -140,7 +140,11 @@ impl Pretix {
             .env("PRETIX_CONFIG_FILE", &self.config)
             .output()
             .unwrap();
-        assert!(out.status.success(), "pretix_setup {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pretix_setup {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -150,10 +154,17 @@ impl Pretix {
     }
 
     /// A call to `/api/v1/organizers/venue{path}`: status and JSON answer.
-    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let url = format!("{}/api/v1/organizers/venue{path}", self.base);
-        let mut req =
-            self.http.request(method, &url).header("authorization", format!("Token {}", self.token));
+        let mut req = self
+            .http
+            .request(method, &url)
+            .header("authorization", format!("Token {}", self.token));
         if let Some(b) = body {
             req = req.json(&b);
         }
