@@ -70,7 +70,6 @@ fn python() -> PathBuf {
 impl Pretix {
     /// A fresh pretix (its own database), ready for API calls.
     pub fn start() -> Pretix {
-        use std::os::unix::process::CommandExt;
         let python = python();
         let shm = Path::new("/dev/shm");
         let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() };
@@ -99,26 +98,12 @@ impl Pretix {
         };
         pretix.token = pretix.setup(&["setup"]).trim().to_string();
         let log = std::fs::File::create(pretix._dir.path().join("server.log")).unwrap();
-        let (python, config) = (pretix.python.clone(), pretix.config.clone());
-        std::thread::Builder::new()
-            .name("pretix".into())
-            .spawn(move || {
-                let mut cmd = Command::new(python);
-                cmd.args(["-m", "pretix", "runserver", &format!("127.0.0.1:{port}"), "--noreload"])
-                    .env("PRETIX_CONFIG_FILE", &config)
-                    .stdout(log.try_clone().unwrap())
-                    .stderr(log);
-                // SAFETY: prctl is async-signal-safe and touches only the child.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                let mut child = cmd.spawn().expect("start pretix");
-                let _ = child.wait();
-            })
-            .unwrap();
+        let mut cmd = Command::new(&pretix.python);
+        cmd.args(["-m", "pretix", "runserver", &format!("127.0.0.1:{port}"), "--noreload"])
+            .env("PRETIX_CONFIG_FILE", &pretix.config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        super::s3::spawn_tied(cmd, "pretix");
         for _ in 0..600 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return pretix;

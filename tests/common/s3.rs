@@ -17,6 +17,27 @@ use venuebox::sync::s3::S3;
 
 pub const MOTO: &str = "moto[s3]==5.2.5";
 
+/// Runs `cmd` from a thread that lives as long as the test binary: the
+/// child is killed when the binary's process ends (PDEATHSIG), so no
+/// server outlives its tests.
+pub fn spawn_tied(mut cmd: std::process::Command, what: &'static str) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    std::thread::Builder::new()
+        .name(what.into())
+        .spawn(move || {
+            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("start {what}: {e}"));
+            let _ = child.wait();
+        })
+        .unwrap();
+}
+
 /// A Python path where `import_check` works, installing `specs` from
 /// PyPI into target/ once if it does not.
 pub fn python_deps(name: &str, import_check: &str, specs: &[&str]) -> PathBuf {
@@ -75,35 +96,19 @@ impl Moto {
         SHARED.get_or_init(Moto::launch)
     }
 
-    /// Starts moto from a thread that lives as long as the test binary:
-    /// the child is killed when that thread's process ends (PDEATHSIG), so
-    /// no server outlives its tests.
+    /// Starts moto, tied to the test binary (`spawn_tied`).
     fn launch() -> Moto {
-        use std::os::unix::process::CommandExt;
         let pythonpath = moto_path();
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = dir.path().join("moto.log");
         let stderr = std::fs::File::create(&log).unwrap();
-        std::thread::Builder::new()
-            .name("moto".into())
-            .spawn(move || {
-                let mut cmd = Command::new("python3");
-                cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-                    .env("PYTHONPATH", &pythonpath)
-                    .stdout(Stdio::null())
-                    .stderr(stderr);
-                // SAFETY: prctl is async-signal-safe and touches only the child.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                let mut child = cmd.spawn().expect("start moto");
-                let _ = child.wait();
-            })
-            .unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("PYTHONPATH", &pythonpath)
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        spawn_tied(cmd, "moto");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         for _ in 0..400 {
             if std::net::TcpStream::connect(addr).is_ok() {
