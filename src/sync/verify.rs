@@ -42,47 +42,44 @@ impl Verification {
 fn same_bytes(path: &Path, etag: &str, part_size: Option<u64>) -> Option<bool> {
     use md5::{Digest, Md5};
     use std::io::Read;
-    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let (sum, parts) = match etag.split_once('-') {
-        Some((sum, n)) => (sum, Some(n.parse::<u64>().ok()?)),
+        Some((sum, n)) => (sum, Some(n.parse::<usize>().ok()?)),
         None => (etag, None),
     };
     if sum.len() != 32 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut file = std::fs::File::open(path).ok()?;
+    // A single PUT is one part as long as the file.
     let part = match parts {
         None => u64::MAX,
         Some(_) => part_size?,
     };
-    let (mut whole, mut of_parts, mut count) = (Md5::new(), Md5::new(), 0u64);
+    let mut digests = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        // One part (or the whole file) at a time.
-        let mut in_part = 0u64;
-        let mut this = Md5::new();
+        let (mut in_part, mut this) = (0u64, Md5::new());
         while in_part < part {
-            let want = buf.len().min((part - in_part).min(usize::MAX as u64) as usize);
+            let want = (buf.len() as u64).min(part - in_part) as usize;
             let n = file.read(&mut buf[..want]).ok()?;
             if n == 0 {
                 break;
             }
             this.update(&buf[..n]);
-            whole.update(&buf[..n]);
             in_part += n as u64;
         }
-        if in_part == 0 && count > 0 {
+        if in_part == 0 && !digests.is_empty() {
             break;
         }
-        count += 1;
-        of_parts.update(this.finalize());
+        digests.push(this.finalize());
         if in_part < part {
             break;
         }
     }
+    let hex = crate::secrets::hex;
     Some(match parts {
-        None => hex(&whole.finalize()) == sum,
-        Some(n) => n == count && hex(&of_parts.finalize()) == sum,
+        None => hex(&digests[0]) == sum,
+        Some(n) => n == digests.len() && hex(&Md5::digest(digests.concat())) == sum,
     })
 }
 
@@ -187,7 +184,7 @@ mod tests {
         let path = dir.path().join("capture");
         let bytes: Vec<u8> = (0..(5u32 << 20) + 123).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &bytes).unwrap();
-        let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let hex = crate::secrets::hex;
         let whole = hex(&Md5::digest(&bytes));
         assert_eq!(same_bytes(&path, &whole, None), Some(true));
         assert_eq!(same_bytes(&path, &hex(&Md5::digest(b"other")), None), Some(false));
