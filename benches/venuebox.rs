@@ -125,10 +125,10 @@ fn decision_alone(key: &KeyFile) {
     let start = Instant::now();
     for i in 0..n {
         let code = &codes[i % codes.len()];
-        let Resolution::Lookup { claim, .. } = checkin::resolve(code, &event) else {
+        let Resolution::Lookup { claim, unlisted, .. } = checkin::resolve(code, &event) else {
             panic!("valid code")
         };
-        let facts = checkin::facts(code, claim, None, &event).unwrap();
+        let facts = checkin::facts(code, claim, None, unlisted, &event).unwrap();
         std::hint::black_box(checkin::decide(
             &facts,
             &gate,
@@ -145,8 +145,10 @@ fn decision_alone(key: &KeyFile) {
         per.as_secs_f64() * 1e6,
         1.0 / per.as_secs_f64()
     );
-    let Resolution::Lookup { claim, .. } = checkin::resolve(&codes[0], &event) else { panic!() };
-    let facts = checkin::facts(&codes[0], claim, None, &event).unwrap();
+    let Resolution::Lookup { claim, unlisted, .. } = checkin::resolve(&codes[0], &event) else {
+        panic!()
+    };
+    let facts = checkin::facts(&codes[0], claim, None, unlisted, &event).unwrap();
     let n = 2_000_000;
     let start = Instant::now();
     for _ in 0..n {

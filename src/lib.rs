@@ -38,6 +38,7 @@ pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod organiser;
+pub mod pretix;
 pub mod rehearsal;
 pub mod secrets;
 pub mod server;

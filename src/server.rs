@@ -36,6 +36,8 @@ pub struct Config {
     pub conn: api::conn::ConnLimits,
     /// HTTPS certificates and mDNS; `None`: plain HTTP only (tests, scripts).
     pub lan: Option<crate::net::LanConfig>,
+    /// Sending scans back to pretix and importing again; `None`: no token.
+    pub pretix: Option<crate::pretix::PretixConfig>,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
             sync: None,
             conn: Default::default(),
             lan: None,
+            pretix: None,
         }
     }
 }
@@ -141,6 +144,10 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
         uploads: Default::default(),
         devices,
         sync,
+        pretix: Arc::new(crate::pretix::PretixHandle {
+            setup: config.pretix.clone(),
+            ..Default::default()
+        }),
         conn: Arc::new(config.conn.clone()),
         lan,
     })
@@ -228,6 +235,14 @@ pub async fn serve_on(
         devices::Mode::Off => {}
     }
     let _sync_lock = start_sync(&state, &tasks, &stop);
+    if state.pretix.setup.is_some() {
+        tasks.spawn(crate::pretix::run(
+            state.pretix.clone(),
+            state.store.clone(),
+            state.clock.clone(),
+            stop.clone(),
+        ));
+    }
     let https_port = listeners.https.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
     if let Some(lan) = &state.lan {
         lan.set_ports(

@@ -5,13 +5,30 @@
 //! secret verifies with the key pretix publishes for its event and says
 //! which item and variation it admits; another event's key refuses it; a
 //! classic (random) pretix secret is not taken for a signed one.
+//!
+//! And the whole round trip with the real binary: `venuebox pretix
+//! import` (its clear refusals first), the door scanning pretix tickets
+//! with pretix out of reach, the check-ins sent back through a link that
+//! loses answers, pretix's check-in log holding each exactly once with the
+//! box's times, and the box importing again by itself.
 
 mod common;
 
+use common::binary::{call, serve, token, Running, BIN};
 use common::pretix::Pretix;
+use common::s3::FaultProxy;
 use reqwest::Method;
 use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 use venuebox::domain::pretix::{parse_sig1, sig1_key, Sig1Error};
+use venuebox::domain::time::parse_rfc3339;
+
+/// pretix on SQLite fails writes that meet (500, "database is locked"):
+/// the tests of this binary take turns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// An event with general admission and a VIP item in two variations, a
 /// quota for all, a check-in list; its item ids.
@@ -70,17 +87,18 @@ async fn keys(p: &Pretix, slug: &str) -> Vec<ed25519_dalek::VerifyingKey> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pretix_signed_tickets_verify_offline_with_their_events_key() {
-    let p = tokio::task::spawn_blocking(Pretix::start).await.unwrap();
-    let (ga, vip, variations) = event(&p, "night", true).await;
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let p = tokio::task::spawn_blocking(Pretix::shared).await.unwrap();
+    let (ga, vip, variations) = event(p, "night", true).await;
     let paid = order(
-        &p,
+        p,
         "night",
         true,
         &[(ga, None, "Ada Lovelace"), (vip, Some(variations[0]), "Grace Hopper")],
     )
     .await;
-    let pending = order(&p, "night", false, &[(vip, Some(variations[1]), "Alan Turing")]).await;
-    let night = keys(&p, "night").await;
+    let pending = order(p, "night", false, &[(vip, Some(variations[1]), "Alan Turing")]).await;
+    let night = keys(p, "night").await;
     assert_eq!(night.len(), 1, "one signing key for the event");
 
     for o in [&paid, &pending] {
@@ -96,15 +114,305 @@ async fn pretix_signed_tickets_verify_offline_with_their_events_key() {
 
     // Another signed event has its own key: this event's tickets do not
     // verify with it.
-    let (mga, _, _) = event(&p, "matinee", true).await;
-    order(&p, "matinee", true, &[(mga, None, "Someone")]).await;
-    let matinee = keys(&p, "matinee").await;
+    let (mga, _, _) = event(p, "matinee", true).await;
+    order(p, "matinee", true, &[(mga, None, "Someone")]).await;
+    let matinee = keys(p, "matinee").await;
     let ada = paid["positions"][0]["secret"].as_str().unwrap();
     assert_eq!(parse_sig1(ada, &matinee), Err(Sig1Error::BadSignature));
 
     // A classic event: pretix's random secrets are not signed tickets.
-    let (cga, _, _) = event(&p, "classic", false).await;
-    let classic = order(&p, "classic", true, &[(cga, None, "Linus")]).await;
+    let (cga, _, _) = event(p, "classic", false).await;
+    let classic = order(p, "classic", true, &[(cga, None, "Linus")]).await;
     let secret = classic["positions"][0]["secret"].as_str().unwrap();
     assert_eq!(parse_sig1(secret, &night), Err(Sig1Error::NotSig1), "{secret}");
+}
+
+/// `venuebox pretix import` against `url` for `event`, with `token_file`
+/// and any `extra` flags: (succeeded, stdout, stderr).
+fn import(
+    dir: &Path,
+    url: &str,
+    event: &str,
+    token_file: &Path,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args([
+            "pretix",
+            "import",
+            "--url",
+            url,
+            "--organizer",
+            "venue",
+            "--event",
+            event,
+            "--token-file",
+        ])
+        .arg(token_file)
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("VENUEBOX_PRETIX_TOKEN")
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+fn private_file(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// pretix's check-ins of `slug`: (successful, error reason, type, list, datetime in ms).
+async fn pretix_checkins(p: &Pretix, slug: &str) -> Vec<(bool, String, String, i64, i64)> {
+    let mut out = Vec::new();
+    let mut page = 1;
+    loop {
+        let v = p.ok(Method::GET, &format!("/events/{slug}/checkins/?page={page}"), None).await;
+        for c in v["results"].as_array().unwrap() {
+            out.push((
+                c["successful"].as_bool().unwrap(),
+                c["error_reason"].as_str().unwrap_or_default().to_string(),
+                c["type"].as_str().unwrap().to_string(),
+                c["list"].as_i64().unwrap(),
+                parse_rfc3339(c["datetime"].as_str().unwrap()).unwrap(),
+            ));
+        }
+        if v["next"].is_null() {
+            return out;
+        }
+        page += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_once() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let p = tokio::task::spawn_blocking(Pretix::shared).await.unwrap();
+    let slug = "doors";
+    let (ga, vip, variations) = event(p, slug, true).await;
+    let lists = p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await;
+    let main_list = lists["results"][0]["id"].as_i64().unwrap();
+    let vip_list = json!({"name": "VIP door", "all_products": false, "limit_products": [vip]});
+    let vip_list =
+        p.ok(Method::POST, &format!("/events/{slug}/checkinlists/"), Some(vip_list)).await["id"]
+            .as_i64()
+            .unwrap();
+    let secret = |o: &Value| o["positions"][0]["secret"].as_str().unwrap().to_string();
+    let ada = secret(&order(p, slug, true, &[(ga, None, "Ada Lovelace")]).await);
+    let grace = secret(&order(p, slug, true, &[(vip, Some(variations[0]), "Grace Hopper")]).await);
+    let alan = secret(&order(p, slug, false, &[(ga, None, "Alan Turing")]).await);
+    let linus = order(p, slug, true, &[(ga, None, "Linus")]).await;
+    let linus_old = secret(&linus);
+    // Linus's ticket is reissued: pretix revokes the old signed secret.
+    let pos = linus["positions"][0]["id"].as_i64().unwrap();
+    let reissued = p
+        .ok(Method::POST, &format!("/events/{slug}/orderpositions/{pos}/regenerate_secrets/"), None)
+        .await;
+    let linus_new = reissued["secret"].as_str().unwrap().to_string();
+    assert_ne!(linus_new, linus_old);
+
+    let upstream: std::net::SocketAddr = p.base.trim_start_matches("http://").parse().unwrap();
+    let proxy = FaultProxy::start(upstream).await;
+    let url = proxy.endpoint();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("box");
+    let token_file = work.path().join("pretix.token");
+    private_file(&token_file, &p.token);
+    let staff = work.path().join("staff.json");
+    let hash = |pin: &str| venuebox::organiser::demo::hash_pin(pin);
+    std::fs::write(
+        &staff,
+        json!([{"name": "Dana", "role": "door", "pin_hash": hash("1111")},
+                                  {"name": "Sam", "role": "supervisor", "pin_hash": hash("4444")}])
+        .to_string(),
+    )
+    .unwrap();
+    let staff_flag = ["--staff", staff.to_str().unwrap()];
+
+    // Refusals that say what to do, and leave the box without an event.
+    let wrong = work.path().join("wrong.token");
+    private_file(&wrong, "not-a-real-token");
+    let (ok, _, err) = import(&dir, &url, slug, &wrong, &staff_flag);
+    assert!(!ok && err.contains("refused the API token (401)"), "{err}");
+    let (ok, _, err) = import(&dir, &url, "nope", &token_file, &staff_flag);
+    assert!(!ok && err.contains("no event 'nope' under organizer 'venue'"), "{err}");
+    let (ok, _, err) =
+        import(&dir, &url, slug, &token_file, &["--list", "999999", staff_flag[0], staff_flag[1]]);
+    assert!(!ok && err.contains("no check-in list 999999") && err.contains("VIP door"), "{err}");
+    let (ok, _, err) = import(&dir, &url, slug, &token_file, &[]);
+    assert!(!ok && err.contains("--staff"), "{err}");
+    let team = json!({"name": "no orders", "all_events": true, "limit_events": [], "all_event_permissions": false,
+                      "limit_event_permissions": {}, "all_organizer_permissions": false, "limit_organizer_permissions": {}});
+    let team = p.ok(Method::POST, "/teams/", Some(team)).await["id"].as_i64().unwrap();
+    let weak =
+        p.ok(Method::POST, &format!("/teams/{team}/tokens/"), Some(json!({"name": "weak"}))).await;
+    let weak_file = work.path().join("weak.token");
+    private_file(&weak_file, weak["token"].as_str().unwrap());
+    let (ok, _, err) = import(&dir, &url, slug, &weak_file, &staff_flag);
+    assert!(!ok && err.contains("403") && err.contains("may not"), "{err}");
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, err) = import(&dir, &url, slug, &token_file, &staff_flag);
+    assert!(!ok && err.contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let (ok, out, err) = import(&dir, &url, slug, &token_file, &staff_flag);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("imported pretix-venue-doors version 1")
+            && out.contains("4 tickets")
+            && out.contains("1 signing key"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("gate pretix-{main_list}: Main door"))
+            && out.contains(&format!("gate pretix-{vip_list}: VIP door")),
+        "{out}"
+    );
+    let kept = dir.join("pretix-token");
+    assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // Sold online after the import: the box has never heard of it.
+    let late = secret(&order(p, slug, true, &[(ga, None, "Late Comer")]).await);
+
+    let door = token(&dir, "door");
+    let sup = token(&dir, "supervisor");
+    proxy.set_down(true); // the venue's internet is gone
+    let (child, addr) =
+        serve(&dir, &["--pretix-send-every-ms", "200", "--pretix-import-every", "10"], &[]);
+    let _box = Running(child);
+    let base = format!("http://{addr}");
+    let main = format!("pretix-{main_list}");
+    let vipg = format!("pretix-{vip_list}");
+    let mut n = 0;
+    let mut scan = |code: &str, gate: &str, direction: &str| {
+        n += 1;
+        let body =
+            json!({"code": code, "gate": gate, "direction": direction, "nonce": format!("t-{n}")});
+        let (base, door) = (base.clone(), door.clone());
+        async move {
+            let (status, v) =
+                call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
+            assert!(status == 200 || status == 201, "{status} {v}");
+            v
+        }
+    };
+    let verdict = |v: &Value| v["reason"].as_str().unwrap_or("admit").to_string();
+    let mut admitted = Vec::new();
+    let mut refused = Vec::new();
+    let (ada, grace, alan, linus_old, linus_new, late, main, vipg) =
+        (&*ada, &*grace, &*alan, &*linus_old, &*linus_new, &*late, &*main, &*vipg);
+    let expect = [
+        (ada, main, "entry", "admit"),
+        (ada, main, "entry", "already_checked_in"),
+        (ada, vipg, "entry", "not_allowed_at_gate"),
+        (grace, vipg, "entry", "admit"),
+        (alan, main, "entry", "unpaid"),
+        (linus_old, main, "entry", "revoked"),
+        (linus_new, main, "entry", "admit"),
+        (late, main, "entry", "admit"),
+        ("FORGED-OR-FOREIGN-CODE", main, "entry", "unknown_ticket"),
+        (ada, main, "exit", "admit"),
+        (ada, main, "entry", "admit"),
+    ];
+    let (mut grace_scan, mut linus_scan) = (0, 0);
+    for (code, gate, dir_, want) in expect {
+        let v = scan(code, gate, dir_).await;
+        assert_eq!(verdict(&v), want, "{code} at {gate}: {v}");
+        let at = parse_rfc3339(v["recorded_at"].as_str().unwrap()).unwrap();
+        if want == "admit" {
+            admitted.push(at)
+        } else {
+            refused.push(at)
+        }
+        if code == grace {
+            grace_scan = v["scan_id"].as_i64().unwrap();
+        }
+        if code == linus_new {
+            linus_scan = v["scan_id"].as_i64().unwrap();
+        }
+    }
+    // A supervisor takes Grace's check-in back before pretix heard of it:
+    // pretix never counts it.
+    let (status, v) =
+        call(Method::POST, &base, &format!("/api/v1/checkins/{grace_scan}/undo"), &sup, None).await;
+    assert_eq!(status, 200, "{v}");
+    admitted.remove(1);
+
+    // The link returns, and the first three answers are lost on the way
+    // back: pretix acted, the box did not hear it, and sends them again.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        pretix_checkins(p, slug).await.is_empty(),
+        "nothing reached pretix while it was out of reach"
+    );
+    proxy.lose_answers(3);
+    proxy.set_down(false);
+    let want_ok = admitted.len();
+    let want_failed = refused.len();
+    for _ in 0..600 {
+        let got = pretix_checkins(p, slug).await;
+        if got.len() >= want_ok + want_failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 3, "answers were lost");
+    tokio::time::sleep(Duration::from_secs(2)).await; // any duplicate would arrive by now
+    let got = pretix_checkins(p, slug).await;
+    let mut ok_times: Vec<i64> = got.iter().filter(|c| c.0).map(|c| c.4).collect();
+    ok_times.sort();
+    admitted.sort();
+    assert_eq!(ok_times, admitted, "each admitted scan once, at the box's time: {got:?}");
+    let types: Vec<&str> = got.iter().filter(|c| c.0).map(|c| c.2.as_str()).collect();
+    assert_eq!(types.iter().filter(|t| **t == "exit").count(), 1, "{got:?}");
+    let mut failed: Vec<(String, i64)> =
+        got.iter().filter(|c| !c.0).map(|c| (c.1.clone(), c.4)).collect();
+    failed.sort();
+    let mut want: Vec<(String, i64)> =
+        ["already_redeemed", "product", "unpaid", "revoked", "invalid"]
+            .iter()
+            .map(|r| r.to_string())
+            .zip(refused.iter().copied())
+            .collect();
+    want.sort();
+    assert_eq!(failed, want, "each refused scan once, with pretix's reason and the box's time");
+    assert!(got.iter().filter(|c| c.1 == "product").all(|c| c.3 == vip_list), "on the gate's list");
+
+    // Linus's check-in, already in pretix, is taken back: pretix annuls it.
+    let (status, v) =
+        call(Method::POST, &base, &format!("/api/v1/checkins/{linus_scan}/undo"), &sup, None).await;
+    assert_eq!(status, 200, "{v}");
+    let linus_at = parse_rfc3339(v["recorded_at"].as_str().unwrap()).unwrap();
+    let mut annulled = Vec::new();
+    for _ in 0..300 {
+        annulled =
+            pretix_checkins(p, slug).await.into_iter().filter(|c| c.1 == "annulled").collect();
+        if !annulled.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(annulled.len(), 1, "{annulled:?}");
+    assert_eq!(
+        (annulled[0].0, annulled[0].4),
+        (false, linus_at),
+        "the check-in at the box's time, annulled"
+    );
+
+    // The box imports again by itself: the late ticket is listed now,
+    // under the same id its signature gave it, so it is still inside.
+    for _ in 0..300 {
+        let h = call(Method::GET, &base, "/healthz", &door, None).await.1;
+        if h["manifest_version"].as_u64() >= Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let h = call(Method::GET, &base, "/healthz", &door, None).await.1;
+    assert_eq!(h["manifest_version"], 2, "re-imported: {h}");
+    let v = scan(late, main, "entry").await;
+    assert_eq!(verdict(&v), "already_checked_in", "{v}");
+    assert_eq!(v["ticket"]["holder"], "Late Comer", "listed now: {v}");
 }

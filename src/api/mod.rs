@@ -82,6 +82,8 @@ pub struct AppState {
     pub uploads: Arc<crate::media::uploads::UploadSlots>,
     pub devices: Arc<crate::devices::Devices>,
     pub sync: Arc<crate::sync::SyncHandle>,
+    /// The pretix lane's settings and status.
+    pub pretix: Arc<crate::pretix::PretixHandle>,
     /// The listener's caps and timeouts (read by `serve`).
     pub conn: Arc<conn::ConnLimits>,
     /// Certificates, names and fingerprint of the LAN side, when it is on.

@@ -98,6 +98,37 @@ impl SyncCli {
     }
 }
 
+/// pretix: where the token is and how often to import again (the event's
+/// address and lists come from the last `venuebox pretix import`).
+#[derive(Args, Clone)]
+pub struct PretixCli {
+    /// The pretix API token's file (mode 0600); default DATA_DIR/pretix-token
+    /// when it exists, or VENUEBOX_PRETIX_TOKEN. With a token and an event
+    /// imported from pretix, scans are sent back and the event re-imported.
+    #[arg(long, env = "VENUEBOX_PRETIX_TOKEN_FILE", value_name = "FILE")]
+    pub pretix_token_file: Option<PathBuf>,
+    /// Seconds between imports from pretix while the box runs.
+    #[arg(long, default_value_t = 300)]
+    pub pretix_import_every: u64,
+    /// Milliseconds between looks for scans to send back to pretix.
+    #[arg(long, default_value_t = 2000, hide = true)]
+    pub pretix_send_every_ms: u64,
+}
+
+impl PretixCli {
+    pub fn config(&self, data_dir: &Path) -> Result<Option<venuebox::pretix::PretixConfig>> {
+        let env = |k: &str| std::env::var(k).ok();
+        let token = venuebox::pretix::token(self.pretix_token_file.as_deref(), data_dir, &env)
+            .map_err(anyhow::Error::msg)?;
+        Ok(token.map(|token| venuebox::pretix::PretixConfig {
+            token,
+            data_dir: data_dir.to_path_buf(),
+            import_every: std::time::Duration::from_secs(self.pretix_import_every.max(10)),
+            send_every: std::time::Duration::from_millis(self.pretix_send_every_ms.max(100)),
+        }))
+    }
+}
+
 /// What one client, or all of them, may hold open on the listener, and how
 /// fast a refused sign-in is answered.
 #[derive(Args, Clone)]

@@ -9,6 +9,7 @@ mod devices;
 mod event;
 mod logging;
 mod organiser;
+mod pretix;
 mod rehearse;
 mod serve;
 mod staff;
@@ -69,6 +70,9 @@ enum Command {
     /// Event manifests: import one into the box, or sign one as organiser.
     #[command(subcommand)]
     Manifest(organiser::ManifestCommand),
+    /// Tickets sold with pretix: import the event, see what waits to go back.
+    #[command(subcommand)]
+    Pretix(pretix::PretixCommand),
     /// Mint signed tickets (organiser).
     #[command(subcommand)]
     Tickets(organiser::TicketsCommand),
@@ -163,6 +167,7 @@ pub fn main() -> Result<()> {
             Command::Pair(a) => staff::pair(a).await,
             Command::Discover(a) => staff::discover(a).await,
             Command::Manifest(c) => organiser::manifest(c).await,
+            Command::Pretix(c) => pretix::run(c).await,
             Command::Tickets(c) => organiser::tickets(c),
             Command::Keygen(a) => organiser::keygen(a),
             Command::Staff(c) => staff::staff(c),

@@ -2,7 +2,7 @@
 //! demo event when asked, print how staff reach and pair with the box, and
 //! serve until SIGTERM or Ctrl-C.
 
-use super::args::{CaptureArgs, ConnArgs, DataDir, LanArgs, SyncCli};
+use super::args::{CaptureArgs, ConnArgs, DataDir, LanArgs, PretixCli, SyncCli};
 use super::{load_devices, pinned};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -54,6 +54,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub sync: SyncCli,
     #[command(flatten)]
+    pub pretix: PretixCli,
+    #[command(flatten)]
     pub conn: ConnArgs,
     #[command(flatten)]
     pub lan: LanArgs,
@@ -83,6 +85,7 @@ pub fn server_config(args: &ServeArgs) -> Result<Config> {
         sync: args.sync.config(&data_dir)?,
         conn: args.conn.limits(),
         lan: (args.lan.https_listen != "off").then(|| args.lan.config()),
+        pretix: args.pretix.config(&data_dir)?,
         data_dir,
     })
 }

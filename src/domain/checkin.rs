@@ -9,6 +9,7 @@
 use super::code::{self, ScannedCode};
 use super::ids::{GateId, ScanId, TicketId, TierId};
 use super::manifest::{EventSnapshot, Gate, TicketStatus};
+use super::pretix;
 use super::time::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -155,14 +156,25 @@ pub enum Lookup {
 #[derive(Clone, Debug)]
 pub enum Resolution {
     Rejected(Reason),
-    Lookup { key: Lookup, claim: Option<ListedTicket> },
+    /// `unlisted`: the reason if the manifest does not list the ticket
+    /// either (unknown, or a signature that no trusted key made).
+    Lookup {
+        key: Lookup,
+        claim: Option<ListedTicket>,
+        unlisted: Reason,
+    },
 }
 
 /// First step: read the text and check a signed code against the event.
 pub fn resolve(text: &str, event: &EventSnapshot) -> Resolution {
     match code::parse(text) {
         Err(_) => Resolution::Rejected(Reason::UnknownTicket),
-        Ok(ScannedCode::Secret(s)) => Resolution::Lookup { key: Lookup::BySecret(s), claim: None },
+        Ok(ScannedCode::Secret(s)) if !event.pretix_keys.is_empty() => pretix_secret(s, event),
+        Ok(ScannedCode::Secret(s)) => Resolution::Lookup {
+            key: Lookup::BySecret(s),
+            claim: None,
+            unlisted: Reason::UnknownTicket,
+        },
         Ok(ScannedCode::Signed(signed)) => {
             if signed.claim.event != event.tag {
                 return Resolution::Rejected(Reason::WrongEvent);
@@ -181,9 +193,32 @@ pub fn resolve(text: &str, event: &EventSnapshot) -> Resolution {
                     valid_from: c.valid_from.map(|s| s as Millis * 1000),
                     valid_until: c.valid_until.map(|s| s as Millis * 1000),
                 }),
+                unlisted: Reason::UnknownTicket,
             }
         }
     }
+}
+
+/// A secret at an event whose tickets come from pretix: a signed one
+/// (`pretix_sig1`) proves its item and window itself, so a ticket sold
+/// after the last import still scans; the listing (by secret) still wins.
+fn pretix_secret(secret: String, event: &EventSnapshot) -> Resolution {
+    let (claim, unlisted) = match pretix::parse_sig1(&secret, &event.pretix_keys) {
+        Ok(t) => (
+            Some(ListedTicket {
+                id: pretix::signed_ticket_id(&t.seed),
+                tier: pretix::item_tier(t.item),
+                holder: None,
+                status: TicketStatus::Paid,
+                valid_from: t.valid_from.map(|s| s * 1000),
+                valid_until: t.valid_until.map(|s| s * 1000),
+            }),
+            Reason::UnknownTicket,
+        ),
+        Err(pretix::Sig1Error::BadSignature) => (None, Reason::BadSignature),
+        Err(_) => (None, Reason::UnknownTicket),
+    };
+    Resolution::Lookup { key: Lookup::BySecret(secret), claim, unlisted }
 }
 
 /// Second step: combine what the signature proved with the manifest's
@@ -192,6 +227,7 @@ pub fn facts(
     text: &str,
     claim: Option<ListedTicket>,
     listed: Option<ListedTicket>,
+    unlisted: Reason,
     event: &EventSnapshot,
 ) -> Result<TicketFacts, Reason> {
     let t = match (listed, claim) {
@@ -204,7 +240,7 @@ pub fn facts(
         },
         (Some(listed), None) => listed,
         (None, Some(claim)) => claim,
-        (None, None) => return Err(Reason::UnknownTicket),
+        (None, None) => return Err(unlisted),
     };
     let text = text.trim_matches(|c| c == '\r' || c == '\n' || c == '\t');
     Ok(TicketFacts {
@@ -232,7 +268,8 @@ pub fn decide(
     let ticket = &facts.ticket;
     match ticket.status {
         TicketStatus::Cancelled => return Err(Reason::Cancelled),
-        TicketStatus::Unpaid => return Err(Reason::Unpaid),
+        TicketStatus::Unpaid if !gate.admit_unpaid => return Err(Reason::Unpaid),
+        TicketStatus::Unpaid => {}
         TicketStatus::Paid => {}
     }
     let direction_allowed = match direction {
@@ -250,6 +287,7 @@ pub fn decide(
     }
     let inside = last.is_some_and(|l| l.direction == Direction::Entry);
     match direction {
+        Direction::Entry if gate.multiple_entries => Ok(()),
         Direction::Entry if inside => Err(Reason::AlreadyCheckedIn),
         Direction::Entry if last.is_some() && !gate.reentry => Err(Reason::AlreadyCheckedIn),
         Direction::Entry => Ok(()),
@@ -326,6 +364,8 @@ mod tests {
             entry,
             exit,
             reentry,
+            multiple_entries: false,
+            admit_unpaid: false,
         }
     }
 
@@ -425,16 +465,17 @@ mod tests {
         assert!(matches!(resolve(&forged, &event), Resolution::Rejected(Reason::BadSignature)));
         assert!(matches!(resolve(&other_event, &event), Resolution::Rejected(Reason::WrongEvent)));
         assert!(
-            matches!(resolve("SECRET-ONE", &event), Resolution::Lookup { key: Lookup::BySecret(s), claim: None } if s == "SECRET-ONE")
+            matches!(resolve("SECRET-ONE", &event), Resolution::Lookup { key: Lookup::BySecret(s), claim: None, .. } if s == "SECRET-ONE")
         );
-        let Resolution::Lookup { key: Lookup::ById(id), claim: Some(c) } = resolve(&good, &event)
+        let Resolution::Lookup { key: Lookup::ById(id), claim: Some(c), .. } =
+            resolve(&good, &event)
         else {
             panic!("signed code must resolve")
         };
         assert_eq!(id, TicketId::from("s1"));
 
         // A signed code never listed is valid on its own; revocation still applies.
-        let f = facts(&good, Some(c.clone()), None, &event).unwrap();
+        let f = facts(&good, Some(c.clone()), None, Reason::UnknownTicket, &event).unwrap();
         assert!(f.revoked);
         // The listing overrides status from the code.
         let listed = ListedTicket {
@@ -442,7 +483,7 @@ mod tests {
             holder: Some("Bo".into()),
             ..c.clone()
         };
-        let f = facts(&good, Some(c), Some(listed), &event).unwrap();
+        let f = facts(&good, Some(c), Some(listed), Reason::UnknownTicket, &event).unwrap();
         assert_eq!(
             (f.ticket.status, f.ticket.holder.as_deref()),
             (TicketStatus::Cancelled, Some("Bo"))
@@ -469,6 +510,9 @@ mod tests {
             "trusted here, but other boxes do not know it"
         );
         // A secret that is not listed is unknown.
-        assert_eq!(facts("NOPE-NOPE", None, None, &event).unwrap_err(), Reason::UnknownTicket);
+        assert_eq!(
+            facts("NOPE-NOPE", None, None, Reason::UnknownTicket, &event).unwrap_err(),
+            Reason::UnknownTicket
+        );
     }
 }

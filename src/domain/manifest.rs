@@ -55,8 +55,34 @@ pub struct Manifest {
     pub scholarships: Vec<ScholarshipProgram>,
     #[serde(default)]
     pub drops: Vec<DropSpec>,
+    /// Set when the tickets come from pretix (`venuebox pretix import`):
+    /// where they were sold, the event's signing keys, and which pretix
+    /// check-in list each gate reports to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretix: Option<PretixLink>,
     // Later schema sections arrive as new optional fields; unknown fields
     // are ignored so an older box can still read the parts it knows.
+}
+
+/// The pretix event a manifest's tickets came from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PretixLink {
+    /// pretix's base address, e.g. `https://pretix.eu`.
+    pub url: String,
+    pub organizer: String,
+    pub event: String,
+    /// The event's `valid_keys.pretix_sig1`, as pretix lists them: tickets
+    /// signed with one of these scan even when they are not listed.
+    #[serde(default)]
+    pub sig1_keys: Vec<String>,
+    /// The check-in list each gate's scans are sent to.
+    pub lists: Vec<PretixList>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PretixList {
+    pub id: i64,
+    pub gate: GateId,
 }
 
 /// A creator whose work sales, claims and captures are attributed to.
@@ -244,6 +270,17 @@ pub struct Gate {
     /// Whether someone who scanned out may come back in here.
     #[serde(default)]
     pub reentry: bool,
+    /// Whether a ticket already inside may enter again without an exit
+    /// scan (pretix's "allow multiple entries").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub multiple_entries: bool,
+    /// Whether tickets not paid yet may pass (pretix's "include pending").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub admit_unpaid: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn yes() -> bool {
@@ -336,6 +373,8 @@ pub struct EventSnapshot {
     pub blocked: HashSet<TicketId>,
     /// Keys that may sign tickets: organiser keys plus trusted box keys.
     pub ticket_keys: TrustedKeys,
+    /// pretix's keys for its signed tickets (`pretix.sig1_keys`).
+    pub pretix_keys: Vec<ed25519_dalek::VerifyingKey>,
     tier_index: HashMap<TierId, usize>,
     gate_index: HashMap<GateId, usize>,
     creator_index: HashMap<CreatorId, usize>,
@@ -348,6 +387,10 @@ impl EventSnapshot {
     }
     pub fn tier(&self, id: &TierId) -> Option<&Tier> {
         self.tier_index.get(id).map(|&i| &self.manifest.tiers[i])
+    }
+    /// The pretix check-in list a gate's scans are sent to.
+    pub fn pretix_list(&self, gate: &GateId) -> Option<i64> {
+        self.manifest.pretix.as_ref()?.lists.iter().find(|l| &l.gate == gate).map(|l| l.id)
     }
     pub fn event_id(&self) -> &EventId {
         &self.manifest.event.id
@@ -616,11 +659,29 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         argon2::PasswordHash::new(&s.pin_hash)
             .map_err(|e| invalid(format!("staff '{}' pin_hash is not a PHC string ({e}): make it with `venuebox staff hash-pin`", s.name)))?;
     }
+    let mut pretix_keys = Vec::new();
+    if let Some(px) = &m.pretix {
+        for (i, k) in px.sig1_keys.iter().enumerate() {
+            pretix_keys.push(
+                super::pretix::sig1_key(k)
+                    .map_err(|e| invalid(format!("pretix.sig1_keys[{i}]: {e}")))?,
+            );
+        }
+        for l in &px.lists {
+            if !gate_index.contains_key(&l.gate) {
+                return Err(invalid(format!(
+                    "pretix list {} is for gate '{}', which is not in gates",
+                    l.id, l.gate
+                )));
+            }
+        }
+    }
     let tag = EventTag::of(&m.event.id);
     let key_ids = verifying.iter().map(KeyId::of).collect();
     Ok(EventSnapshot {
         tag,
         ticket_keys: TrustedKeys::new(verifying.iter().copied().chain(box_keys)),
+        pretix_keys,
         keys: TrustedKeys::new(verifying),
         creator_index,
         referral_index,

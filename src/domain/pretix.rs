@@ -12,6 +12,7 @@
 //! over the payload's bytes. The event's public key is published (its
 //! `valid_keys.pretix_sig1`) as base64 of a PEM SubjectPublicKeyInfo.
 
+use super::ids::{TicketId, TierId};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
@@ -68,6 +69,29 @@ pub fn sig1_key(listed: &str) -> Result<VerifyingKey, String> {
         .ok_or("a pretix_sig1 key is not an Ed25519 public key")?;
     VerifyingKey::from_bytes(raw.try_into().expect("32 bytes"))
         .map_err(|e| format!("a pretix_sig1 key is not a valid Ed25519 point ({e})"))
+}
+
+/// The box's ticket id for a pretix signed ticket: its seed, which the
+/// secret carries, so the same ticket has the same id whether the box
+/// learnt of it from an import or from its signature alone.
+pub fn signed_ticket_id(seed: &str) -> TicketId {
+    TicketId(format!("pxs-{seed}"))
+}
+
+/// The box's ticket id for a pretix position with a random secret.
+pub fn position_ticket_id(position: i64) -> TicketId {
+    TicketId(format!("pxp-{position}"))
+}
+
+/// Whether a ticket id is one of pretix's (`signed_ticket_id`,
+/// `position_ticket_id`).
+pub fn is_pretix_ticket(id: &TicketId) -> bool {
+    id.as_str().starts_with("pxs-") || id.as_str().starts_with("pxp-")
+}
+
+/// The tier of a pretix item (check-in lists filter by item).
+pub fn item_tier(item: i64) -> TierId {
+    TierId(format!("px{item}"))
 }
 
 /// Reads and checks a scanned text against the event's keys.
@@ -139,8 +163,12 @@ fn decode_ticket(mut b: &[u8]) -> Result<Sig1Ticket, Sig1Error> {
             _ => return Err(Sig1Error::Malformed("an unknown protobuf wire type")),
         }
     }
-    if t.item <= 0 {
-        return Err(Sig1Error::Malformed("no item"));
+    if t.item <= 0 || t.item > 9_999_999_999 {
+        return Err(Sig1Error::Malformed("no item, or an item id past ten digits"));
+    }
+    if t.seed.is_empty() || t.seed.len() > 20 || !t.seed.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(Sig1Error::Malformed("the seed is not 1 to 20 letters and digits"));
     }
     Ok(t)
 }

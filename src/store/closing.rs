@@ -104,6 +104,8 @@ impl Store {
                 c.execute("UPDATE uploads SET uploader = NULL, metadata = ''", [])?;
                 c.execute("UPDATE capture_uploads SET uploader = NULL", [])?;
                 c.execute("DELETE FROM pairing_codes", [])?;
+                // pretix's orders (attendee names, secrets): pretix keeps them.
+                c.execute("DELETE FROM pretix_orders", [])?;
                 // Ticket codes sit in scan rows and in receipts' ticket lists.
                 r.outbox_events = redact_column(c, "outbox", "seq", "payload", true)?;
                 redact_column(c, "orders", "id", "receipt", true)?;

@@ -187,9 +187,9 @@ fn attendee(
     };
     let facts = match checkin::resolve(code, ev) {
         Resolution::Rejected(r) => return Err(bad(r.advice())),
-        Resolution::Lookup { key, claim } => {
+        Resolution::Lookup { key, claim, unlisted } => {
             let listed = listed_ticket(ctx.conn, &key)?;
-            checkin::facts(code, claim, listed, ev).map_err(|r| bad(r.advice()))?
+            checkin::facts(code, claim, listed, unlisted, ev).map_err(|r| bad(r.advice()))?
         }
     };
     if facts.revoked || facts.blocked || facts.ticket.status != TicketStatus::Paid {

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "pairing_slips", include_str!("migrations/0007_pairing_slips.sql")),
     (8, "order_requests", include_str!("migrations/0008_order_requests.sql")),
     (9, "clock", include_str!("migrations/0009_clock.sql")),
+    (10, "pretix", include_str!("migrations/0010_pretix.sql")),
 ];
 
 pub fn latest() -> i64 {

@@ -17,6 +17,7 @@ mod migrate;
 pub mod outbox;
 pub mod pairing;
 pub mod payouts;
+pub mod pretix;
 pub mod printing;
 mod readers;
 pub mod sales;

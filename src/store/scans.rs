@@ -47,11 +47,11 @@ impl ScanOutcome {
     }
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, nonce, code, gate_id, direction, verdict, reason, ticket_id, tier_id, holder,
      prior_gate_id, prior_at, scanned_at, recorded_at, staff, device, undone_at, undone_by";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
+pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<ScanRecord> {
     let direction: String = r.get(4)?;
     let verdict: String = r.get(5)?;
     let reason: Option<String> = r.get(6)?;
@@ -169,9 +169,9 @@ fn decide(
     };
     let facts = match checkin::resolve(&req.code, event) {
         Resolution::Rejected(reason) => Err(reason),
-        Resolution::Lookup { key, claim } => {
+        Resolution::Lookup { key, claim, unlisted } => {
             let listed = listed_ticket(ctx.conn, &key)?;
-            checkin::facts(&req.code, claim, listed, event)
+            checkin::facts(&req.code, claim, listed, unlisted, event)
         }
     };
     let facts = match facts {

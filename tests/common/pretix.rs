@@ -68,12 +68,34 @@ fn python() -> PathBuf {
 }
 
 impl Pretix {
+    /// One pretix for the whole test binary (its migrations take a minute
+    /// or more); tests keep to events of their own.
+    pub fn shared() -> &'static Pretix {
+        static SHARED: std::sync::OnceLock<Pretix> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Pretix::start)
+    }
+
     /// A fresh pretix (its own database), ready for API calls.
     pub fn start() -> Pretix {
         let python = python();
         let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() };
-        let dir = dir.unwrap();
+        let parent = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+        // The shared pretix's directory outlives its test binary (statics
+        // are never dropped): sweep those of binaries that are gone.
+        for e in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) =
+                name.strip_prefix("venuebox-pretix-").and_then(|r| r.split('-').next())
+            {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("venuebox-pretix-{}-", std::process::id()))
+            .tempdir_in(parent)
+            .unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let base = format!("http://127.0.0.1:{port}");
         let config = dir.path().join("pretix.cfg");

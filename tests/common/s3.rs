@@ -225,6 +225,7 @@ pub struct FaultProxy {
     cut_at: Arc<AtomicU64>,
     sent: Arc<AtomicU64>,
     pub cuts: Arc<AtomicU64>,
+    lose: Arc<AtomicU64>,
 }
 
 impl FaultProxy {
@@ -237,6 +238,7 @@ impl FaultProxy {
             cut_at: Arc::new(AtomicU64::new(u64::MAX)),
             sent: Arc::default(),
             cuts: Arc::default(),
+            lose: Arc::default(),
         };
         let proxy = p.clone();
         tokio::spawn(async move {
@@ -269,13 +271,35 @@ impl FaultProxy {
         self.cut_at.store(self.sent.load(Ordering::SeqCst) + bytes, Ordering::SeqCst);
     }
 
+    /// The next `n` connections lose their answer: the server gets the
+    /// whole request and answers, the client hears nothing (the link died
+    /// after the server acted).
+    pub fn lose_answers(&self, n: u64) {
+        self.lose.store(n, Ordering::SeqCst);
+    }
+
     async fn pipe(self, client: TcpStream, to: SocketAddr) {
         let Ok(server) = TcpStream::connect(to).await else {
             return;
         };
         let born = self.generation.load(Ordering::SeqCst);
+        let lose = self
+            .lose
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
         let (cr, cw) = client.into_split();
-        let (sr, sw) = server.into_split();
+        let (mut sr, sw) = server.into_split();
+        if lose {
+            // Send the request, wait for the first byte of the answer, drop both.
+            let up = self.pump(cr, sw, born, true);
+            let mut first = [0u8; 1];
+            tokio::select! {
+                _ = up => {},
+                _ = sr.read(&mut first) => {},
+            }
+            self.cuts.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
         tokio::select! {
             _ = self.pump(cr, sw, born, true) => {},
             _ = self.pump(sr, cw, born, false) => {},

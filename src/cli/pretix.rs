@@ -1,0 +1,134 @@
+//! `venuebox pretix`: bring an event in from pretix (the box must be
+//! stopped; a running box with the token re-imports by itself), and the
+//! state of the check-ins waiting to go back.
+
+use super::args::DataDir;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use venuebox::clock::Clock;
+use venuebox::domain::manifest::StaffEntry;
+use venuebox::pretix::{self, client::Client, import};
+use venuebox::server::{self, Config};
+
+#[derive(Subcommand)]
+pub enum PretixCommand {
+    /// Import an event's products, check-in lists, orders and signing keys
+    /// from pretix as this box's event (again: only what changed).
+    Import(ImportArgs),
+    /// The check-ins waiting to be sent back to pretix, and the last import.
+    Status {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// pretix's address, e.g. https://pretix.eu.
+    #[arg(long)]
+    url: String,
+    /// The organizer's short form (in the event's address: /ORGANIZER/EVENT/).
+    #[arg(long)]
+    organizer: String,
+    /// The event's short form.
+    #[arg(long)]
+    event: String,
+    /// File (mode 0600) holding an API token of a pretix team with access to
+    /// the event (view and change orders); or set VENUEBOX_PRETIX_TOKEN. The
+    /// box keeps a copy in DATA_DIR/pretix-token to send check-ins back.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// A check-in list to bring in as a gate (its id in pretix); repeat for
+    /// several. Default: the lists of the last import, or all of them.
+    #[arg(long = "list", value_name = "ID")]
+    lists: Vec<i64>,
+    /// Staff who may sign in (JSON list of {"name", "role", "pin_hash"};
+    /// `venuebox staff hash-pin` makes a hash). Needed on the first import;
+    /// later imports keep the staff already loaded.
+    #[arg(long, value_name = "FILE")]
+    staff: Option<PathBuf>,
+    #[command(flatten)]
+    dir: DataDir,
+}
+
+pub async fn run(cmd: PretixCommand) -> Result<()> {
+    match cmd {
+        PretixCommand::Import(a) => import(a).await,
+        PretixCommand::Status { dir } => status(dir).await,
+    }
+}
+
+async fn import(a: ImportArgs) -> Result<()> {
+    let _lock = match server::lock_data_dir(&a.dir.data_dir) {
+        Ok(l) => l,
+        Err(server::LockError::Busy(_)) => bail!(
+            "the box is running on {}: with a pretix token it imports again by itself (serve --pretix-import-every); stop it to import by hand",
+            a.dir.data_dir.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let token = pretix::token(a.token_file.as_deref(), &a.dir.data_dir, &env)
+        .map_err(anyhow::Error::msg)?
+        .with_context(|| {
+            format!(
+                "no pretix API token: give --token-file FILE (mode 0600) or set {}",
+                pretix::TOKEN_ENV
+            )
+        })?;
+    let staff: Option<Vec<StaffEntry>> = match &a.staff {
+        Some(p) => Some(
+            serde_json::from_slice(
+                &std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+            )
+            .with_context(|| {
+                format!(
+                    "{}: expected a JSON list of {{\"name\", \"role\", \"pin_hash\"}}",
+                    p.display()
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let client = Client::new(&a.url, &a.organizer, &a.event, &token).map_err(anyhow::Error::msg)?;
+    let state = server::open(&Config::new(&a.dir.data_dir), Clock::system())
+        .with_context(|| format!("cannot open {}", a.dir.data_dir.display()))?;
+    let key = pretix::organiser_key(&a.dir.data_dir).map_err(anyhow::Error::msg)?;
+    let opts = import::ImportOptions { lists: (!a.lists.is_empty()).then_some(a.lists), staff };
+    let r = import::run(&state.store, &client, &opts, &key, state.clock.now()).await?;
+    if a.token_file.is_some() {
+        let kept = a.dir.data_dir.join(pretix::TOKEN_FILE);
+        if a.token_file.as_deref() != Some(kept.as_path()) {
+            venuebox::secrets::write_private(&kept, format!("{token}\n").as_bytes())
+                .with_context(|| format!("cannot write {}", kept.display()))?;
+        }
+    }
+    if r.changed {
+        println!(
+            "imported {} version {} from pretix: {} tickets ({} orders read), {} signing key(s)",
+            r.event_id, r.version, r.tickets, r.orders_fetched, r.signed_keys
+        );
+    } else {
+        println!(
+            "{} version {} is up to date with pretix ({} orders read)",
+            r.event_id, r.version, r.orders_fetched
+        );
+    }
+    for (id, name) in &r.gates {
+        println!("  gate {id}: {name}");
+    }
+    Ok(())
+}
+
+async fn status(dir: DataDir) -> Result<()> {
+    let state = server::open(&Config::new(&dir.data_dir), Clock::system())
+        .with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
+    let Some(link) = state.store.event().and_then(|e| e.manifest.pretix.clone()) else {
+        bail!("the loaded event did not come from pretix (venuebox pretix import)");
+    };
+    let (cursor, after, refused) = state.store.pretix_counts().await?;
+    println!("pretix event {}/{} at {}", link.organizer, link.event, link.url);
+    println!("scans sent through #{cursor}; {after} newer scan(s) not yet handled; {refused} refused by pretix");
+    Ok(())
+}

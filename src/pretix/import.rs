@@ -1,0 +1,673 @@
+//! An import from pretix: the event, its items, check-in lists, orders
+//! (only those changed since the last import), revoked and blocked secrets
+//! and signing keys, turned into a manifest signed by the box's own
+//! organiser key and imported like any other, so the door, the scanners
+//! and sync see nothing new.
+//!
+//! Mapping: an item is a tier (`px<item id>`; check-in lists filter by
+//! item); a check-in list is a gate (`pretix-<list id>`) with its item
+//! filter and entry rules; an order position is a listed ticket — id
+//! `pxs-<seed>` for a signed secret (the same id the signature gives a
+//! ticket the box has not seen listed), `pxp-<position id>` otherwise.
+//! Staff, creators, drops and box keys are the box's own: kept from the
+//! loaded manifest, or given (`--staff`) on the first import.
+
+use super::client::{Client, PretixError};
+use crate::domain::ids::{GateId, TicketId, TierId};
+use crate::domain::manifest::{
+    self, Event, Gate, KeyEntry, Manifest, PretixLink, PretixList, StaffEntry, TicketEntry,
+    TicketStatus, Tier,
+};
+use crate::domain::money::minor_digits;
+use crate::domain::pretix::{self, item_tier};
+use crate::domain::role::Actor;
+use crate::domain::time::{format_rfc3339, parse_rfc3339, Millis};
+use crate::store::pretix::StoredOrder;
+use crate::store::{ImportOutcome, Store, StoreError};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// The import cursor: pretix's `last_modified` of the newest order seen.
+const CURSOR: &str = "orders_modified_since";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Pretix(#[from] PretixError),
+    /// The event cannot be run by the box as it is set up in pretix, or
+    /// the import lacks something only the operator can give.
+    #[error("{0}")]
+    Setup(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl ImportError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ImportError::Pretix(e) if e.is_retryable())
+    }
+}
+
+/// What the operator chooses.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Check-in lists to bring in; `None`: the same as the last import, or
+    /// every list of the event on the first.
+    pub lists: Option<Vec<i64>>,
+    /// Staff (names, roles, PIN hashes); `None`: keep the loaded manifest's.
+    pub staff: Option<Vec<StaffEntry>>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImportReport {
+    pub event_id: String,
+    pub version: u64,
+    /// False when pretix had nothing new: no manifest was written.
+    pub changed: bool,
+    pub orders_fetched: usize,
+    pub tickets: usize,
+    pub gates: Vec<(String, String)>,
+    pub signed_keys: usize,
+}
+
+/// Imports (or refreshes) the event from pretix into the store.
+pub async fn run(
+    store: &Store,
+    client: &Client,
+    opts: &ImportOptions,
+    key: &SigningKey,
+    now: Millis,
+) -> Result<ImportReport, ImportError> {
+    // pretix answers 403, not 404, for an event the token cannot see,
+    // whether or not it exists: one message covers both.
+    let event = client.get("event:", "").await.map_err(|e| match e {
+        PretixError::Forbidden { .. } | PretixError::NotFound { .. } => ImportError::Setup(format!(
+            "pretix has no event '{}' under organizer '{}' that this token may see: check --organizer and --event (the short forms in the event's address, /{}/{}/) and that the token's team has access to the event",
+            client.event, client.organizer, client.organizer, client.event
+        )),
+        e => e.into(),
+    })?;
+    let items = client.get_all("event:items/", &[], "list the event's products").await?;
+    let lists =
+        client.get_all("event:checkinlists/", &[], "list the event's check-in lists").await?;
+    let current = store.event();
+    let link_of_current = current.as_ref().and_then(|c| c.manifest.pretix.clone());
+    let same_event = link_of_current
+        .as_ref()
+        .is_some_and(|l| l.organizer == client.organizer && l.event == client.event);
+    if let Some(cur) = current.as_ref().filter(|_| !same_event) {
+        return Err(ImportError::Setup(format!(
+            "this box holds event '{}': close it (venuebox event close) before importing another",
+            cur.event_id()
+        )));
+    }
+    let wanted = match (&opts.lists, &link_of_current) {
+        (Some(l), _) => Some(l.clone()),
+        (None, Some(link)) if same_event => Some(link.lists.iter().map(|l| l.id).collect()),
+        _ => None,
+    };
+    let cursor = if same_event { store.pretix_value(CURSOR).await? } else { None };
+    let mut query = vec![("include_canceled_positions", "true"), ("ordering", "last_modified")];
+    if let Some(c) = cursor.as_deref() {
+        query.push(("modified_since", c));
+    }
+    let orders = client.get_all("event:orders/", &query, "read the event's orders").await?;
+    let revoked =
+        client.get_all("event:revokedsecrets/", &[], "read the event's revoked secrets").await?;
+    let blocked =
+        client.get_all("event:blockedsecrets/", &[], "read the event's blocked secrets").await?;
+
+    let keys = sig1_keys(&event)?;
+    let verifying: Vec<VerifyingKey> =
+        keys.iter().map(|k| pretix::sig1_key(k)).collect::<Result<_, _>>().map_err(|e| {
+            ImportError::Setup(format!("pretix lists a signing key the box cannot read: {e}"))
+        })?;
+    let mut changed_orders = Vec::new();
+    let mut newest = cursor.clone();
+    for o in &orders {
+        let stored = order_tickets(o, &verifying)?;
+        if newest.as_deref().is_none_or(|n| n < stored.modified.as_str()) {
+            newest = Some(stored.modified.clone());
+        }
+        changed_orders.push(stored);
+    }
+    let values = newest.map(|n| vec![(CURSOR, n)]).unwrap_or_default();
+    let orders_fetched = changed_orders.len();
+    store.pretix_save(changed_orders, values).await?;
+    let all_orders = store.pretix_orders().await?;
+
+    let carried = current.as_ref().filter(|_| same_event).map(|c| c.manifest.clone());
+    let staff = match (&opts.staff, &carried) {
+        (Some(s), _) => s.clone(),
+        (None, Some(m)) => m.staff.clone(),
+        (None, None) => {
+            return Err(ImportError::Setup(
+                "nobody could sign in to the box: give --staff FILE (a JSON list of {\"name\", \"role\", \"pin_hash\"}; make each hash with `venuebox staff hash-pin`)".into(),
+            ))
+        }
+    };
+    let input = Input {
+        base_url: client.base_url(),
+        organizer: client.organizer.clone(),
+        event_slug: client.event.clone(),
+        event,
+        items,
+        lists,
+        wanted,
+        orders: all_orders,
+        revoked,
+        blocked,
+        keys,
+        verifying,
+        organiser_key: crate::domain::keys::public_key_to_base64(&key.verifying_key()),
+    };
+    let mut m = build(&input, staff, carried.as_ref())?;
+    let gates = m.gates.iter().map(|g| (g.id.to_string(), g.name.clone())).collect();
+    let report = |m: &Manifest, changed| ImportReport {
+        event_id: m.event.id.to_string(),
+        version: m.version,
+        changed,
+        orders_fetched,
+        tickets: m.tickets.len(),
+        gates,
+        signed_keys: m.pretix.as_ref().map_or(0, |p| p.sig1_keys.len()),
+    };
+    if let Some(cur) = &carried {
+        if same_content(cur, &m) {
+            return Ok(report(cur, false));
+        }
+        m.version = cur.version + 1;
+    }
+    m.signed_at = Some(format_rfc3339(now));
+    let bytes = serde_json::to_vec_pretty(&m).expect("a manifest serialises");
+    let signature = crate::domain::keys::sign_detached(key, &bytes);
+    let actor = Actor { name: "pretix-import".into(), role: crate::domain::role::Role::Admin };
+    let pinned = crate::domain::keys::TrustedKeys::new([key.verifying_key()]);
+    match store.import_manifest(bytes, Some(signature), pinned, actor, now).await? {
+        ImportOutcome::Imported { .. } | ImportOutcome::Unchanged { .. } => Ok(report(&m, true)),
+    }
+}
+
+/// Whether two manifests say the same, apart from version and signing time.
+fn same_content(a: &Manifest, b: &Manifest) -> bool {
+    let strip = |m: &Manifest| {
+        let mut v = serde_json::to_value(m).expect("a manifest serialises");
+        v["version"] = Value::Null;
+        v["signed_at"] = Value::Null;
+        v
+    };
+    strip(a) == strip(b)
+}
+
+fn sig1_keys(event: &Value) -> Result<Vec<String>, ImportError> {
+    Ok(event
+        .pointer("/valid_keys/pretix_sig1")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default())
+}
+
+/// Everything pretix said, gathered.
+struct Input {
+    base_url: String,
+    organizer: String,
+    event_slug: String,
+    event: Value,
+    items: Vec<Value>,
+    lists: Vec<Value>,
+    wanted: Option<Vec<i64>>,
+    orders: Vec<StoredOrder>,
+    revoked: Vec<Value>,
+    blocked: Vec<Value>,
+    keys: Vec<String>,
+    verifying: Vec<VerifyingKey>,
+    organiser_key: String,
+}
+
+/// A stored position: the ticket as listed, and whether pretix blocks it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredPosition {
+    ticket: TicketEntry,
+    #[serde(default)]
+    blocked: bool,
+}
+
+/// pretix's text in the event's first language (`{"en": "…"}` or a plain string).
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(m) => m
+            .get("en")
+            .or_else(|| m.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        _ => String::new(),
+    }
+}
+
+fn time(v: &Value, what: &str) -> Result<Option<String>, ImportError> {
+    match v.as_str() {
+        None => Ok(None),
+        Some(s) => parse_rfc3339(s)
+            .map(|ms| Some(format_rfc3339(ms)))
+            .map_err(|e| ImportError::Setup(format!("pretix's {what}: {e}"))),
+    }
+}
+
+/// A decimal amount ("25.00") in minor units of the currency.
+fn minor(amount: &Value, currency: &str) -> i64 {
+    let s = amount.as_str().unwrap_or("0");
+    let digits = minor_digits(currency) as usize;
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let frac: String = frac.chars().chain(std::iter::repeat('0')).take(digits).collect();
+    format!("{whole}{frac}").parse::<i64>().unwrap_or(0).max(0)
+}
+
+/// The ticket id of a position: by its signed secret's seed, else by its id.
+fn ticket_id(secret: &str, position: i64, keys: &[VerifyingKey]) -> TicketId {
+    match pretix::parse_sig1(secret, keys) {
+        Ok(t) => pretix::signed_ticket_id(&t.seed),
+        Err(_) => pretix::position_ticket_id(position),
+    }
+}
+
+/// One order's positions in the manifest's shape.
+fn order_tickets(o: &Value, keys: &[VerifyingKey]) -> Result<StoredOrder, ImportError> {
+    let code = o["code"].as_str().unwrap_or_default().to_string();
+    let bad = |what: &str| ImportError::Setup(format!("pretix order '{code}' has no {what}"));
+    let modified = o["last_modified"].as_str().ok_or_else(|| bad("last_modified"))?.to_string();
+    let order_status = match o["status"].as_str() {
+        Some("p") => TicketStatus::Paid,
+        Some("n") if o["valid_if_pending"].as_bool() == Some(true) => TicketStatus::Paid,
+        Some("n") => TicketStatus::Unpaid,
+        _ => TicketStatus::Cancelled,
+    };
+    let mut positions = Vec::new();
+    for p in o["positions"].as_array().into_iter().flatten() {
+        let (Some(id), Some(item), Some(secret)) =
+            (p["id"].as_i64(), p["item"].as_i64(), p["secret"].as_str())
+        else {
+            return Err(bad("position id, item or secret"));
+        };
+        let status = if p["canceled"].as_bool() == Some(true) {
+            TicketStatus::Cancelled
+        } else {
+            order_status
+        };
+        positions.push(StoredPosition {
+            ticket: TicketEntry {
+                id: ticket_id(secret, id, keys),
+                tier: item_tier(item),
+                secret: Some(secret.to_string()),
+                holder: p["attendee_name"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+                status,
+                valid_from: time(&p["valid_from"], "valid_from")?,
+                valid_until: time(&p["valid_until"], "valid_until")?,
+            },
+            blocked: p["blocked"].as_array().is_some_and(|b| !b.is_empty()),
+        });
+    }
+    Ok(StoredOrder {
+        code,
+        positions: serde_json::to_string(&positions).expect("positions serialise"),
+        modified,
+    })
+}
+
+fn list_gate(l: &Value, tiers: &HashSet<TierId>) -> Result<(i64, Gate), ImportError> {
+    let id = l["id"].as_i64().unwrap_or_default();
+    let name = text(&l["name"]);
+    let setup = |why: String| ImportError::Setup(format!("check-in list {id} ({name}) {why}"));
+    if !l["subevent"].is_null() {
+        return Err(setup(
+            "is for one date of an event series, which the box cannot run yet".into(),
+        ));
+    }
+    if l["rules"].as_object().is_some_and(|r| !r.is_empty()) {
+        return Err(setup("has custom check-in rules, which the box cannot check offline: remove them in pretix, or leave the list out with --list".into()));
+    }
+    let all = l["all_products"].as_bool() == Some(true);
+    let limit: Vec<TierId> = l["limit_products"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_i64)
+        .map(item_tier)
+        .filter(|t| tiers.contains(t))
+        .collect();
+    if !all && limit.is_empty() {
+        return Err(setup("admits no product: choose its products in pretix".into()));
+    }
+    let flag = |k: &str, default: bool| l[k].as_bool().unwrap_or(default);
+    Ok((
+        id,
+        Gate {
+            id: GateId(format!("pretix-{id}")),
+            name: if name.is_empty() { format!("List {id}") } else { name.clone() },
+            tiers: if all { Vec::new() } else { limit },
+            entry: true,
+            exit: true,
+            reentry: flag("allow_entry_after_exit", true),
+            multiple_entries: flag("allow_multiple_entries", false),
+            admit_unpaid: flag("include_pending", false),
+        },
+    ))
+}
+
+/// The manifest pretix's data makes, with the box's own parts carried over.
+fn build(
+    input: &Input,
+    staff: Vec<StaffEntry>,
+    carried: Option<&Manifest>,
+) -> Result<Manifest, ImportError> {
+    let ev = &input.event;
+    if ev["has_subevents"].as_bool() == Some(true) {
+        return Err(ImportError::Setup(format!(
+            "event '{}' is an event series: the box can run one date only, and importing series is not supported yet",
+            input.event_slug
+        )));
+    }
+    let currency = ev["currency"].as_str().unwrap_or("EUR").to_string();
+    let starts_at = time(&ev["date_from"], "event date_from")?
+        .ok_or_else(|| ImportError::Setup("the pretix event has no start date".into()))?;
+    let start_ms = parse_rfc3339(&starts_at).expect("just formatted");
+    let ends_at = time(&ev["date_to"], "event date_to")?
+        .filter(|e| parse_rfc3339(e).is_ok_and(|e| e > start_ms))
+        .unwrap_or_else(|| format_rfc3339(start_ms + 24 * 3_600_000));
+    let doors_at =
+        time(&ev["date_admission"], "event date_admission")?.unwrap_or_else(|| starts_at.clone());
+
+    // Tickets first: a tier's capacity is what it has listed.
+    let mut tickets = Vec::new();
+    let mut blocked = Vec::new();
+    for o in &input.orders {
+        let positions: Vec<StoredPosition> = serde_json::from_str(&o.positions).map_err(|e| {
+            ImportError::Setup(format!(
+                "stored pretix order {} cannot be read ({e}): import again",
+                o.code
+            ))
+        })?;
+        for p in positions {
+            if p.blocked {
+                blocked.push(p.ticket.id.clone());
+            }
+            tickets.push(p.ticket);
+        }
+    }
+    let mut per_item: HashMap<TierId, u32> = HashMap::new();
+    for t in tickets.iter().filter(|t| t.status != TicketStatus::Cancelled) {
+        *per_item.entry(t.tier.clone()).or_default() += 1;
+    }
+    let mut tiers: BTreeMap<i64, Tier> = BTreeMap::new();
+    for it in &input.items {
+        let Some(id) = it["id"].as_i64() else { continue };
+        let tier = item_tier(id);
+        tiers.insert(
+            id,
+            Tier {
+                capacity: per_item.get(&tier).copied().unwrap_or(0),
+                id: tier,
+                name: text(&it["name"]),
+                price_minor: minor(&it["default_price"], &currency),
+            },
+        );
+    }
+    let tier_ids: HashSet<TierId> = tiers.values().map(|t| t.id.clone()).collect();
+    if let Some(t) = tickets.iter().find(|t| !tier_ids.contains(&t.tier)) {
+        return Err(ImportError::Setup(format!(
+            "a ticket of product {} is not among the event's products: import again",
+            t.tier
+        )));
+    }
+
+    let mut gates = Vec::new();
+    let mut links = Vec::new();
+    let known: Vec<String> = input
+        .lists
+        .iter()
+        .map(|l| format!("{} ({})", l["id"].as_i64().unwrap_or_default(), text(&l["name"])))
+        .collect();
+    match &input.wanted {
+        Some(wanted) => {
+            for id in wanted {
+                let l = input.lists.iter().find(|l| l["id"].as_i64() == Some(*id)).ok_or_else(
+                    || {
+                        ImportError::Setup(format!(
+                            "event '{}' has no check-in list {id}; its lists are: {}",
+                            input.event_slug,
+                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                        ))
+                    },
+                )?;
+                gates.push(list_gate(l, &tier_ids)?);
+            }
+        }
+        None => {
+            for l in &input.lists {
+                gates.push(list_gate(l, &tier_ids)?);
+            }
+        }
+    }
+    if gates.is_empty() {
+        return Err(ImportError::Setup(format!(
+            "event '{}' has no check-in list: create one in pretix (the event's Check-in section)",
+            input.event_slug
+        )));
+    }
+    for (id, g) in &gates {
+        links.push(PretixList { id: *id, gate: g.id.clone() });
+    }
+
+    let secret_ids: HashMap<&str, &TicketId> =
+        tickets.iter().filter_map(|t| t.secret.as_deref().map(|s| (s, &t.id))).collect();
+    for b in &input.blocked {
+        if b["blocked"].as_bool() != Some(true) {
+            continue;
+        }
+        let Some(secret) = b["secret"].as_str() else { continue };
+        match secret_ids.get(secret) {
+            Some(id) => blocked.push((*id).clone()),
+            None => {
+                if let Ok(t) = pretix::parse_sig1(secret, &input.verifying) {
+                    blocked.push(pretix::signed_ticket_id(&t.seed));
+                }
+            }
+        }
+    }
+    blocked.sort();
+    blocked.dedup();
+    let mut revoked: Vec<String> =
+        input.revoked.iter().filter_map(|r| r["secret"].as_str().map(str::to_string)).collect();
+    revoked.sort();
+    revoked.dedup();
+
+    let (tax_rate_bp, prices_include_tax) =
+        carried.map_or((0, true), |m| (m.event.tax_rate_bp, m.event.prices_include_tax));
+    let m = Manifest {
+        schema: manifest::SCHEMA,
+        version: 1,
+        signed_at: None,
+        event: Event {
+            id: crate::domain::ids::EventId(format!(
+                "pretix-{}-{}",
+                input.organizer, input.event_slug
+            )),
+            name: text(&ev["name"]),
+            timezone: ev["timezone"].as_str().unwrap_or("UTC").to_string(),
+            currency,
+            starts_at,
+            ends_at,
+            doors_at,
+            tax_rate_bp,
+            prices_include_tax,
+        },
+        organiser_keys: vec![KeyEntry {
+            public_key: input.organiser_key.clone(),
+            label: Some("this box (pretix import)".into()),
+        }],
+        tiers: tiers.into_values().collect(),
+        gates: gates.into_iter().map(|(_, g)| g).collect(),
+        tickets,
+        revoked_codes: revoked,
+        blocked_tickets: blocked,
+        staff,
+        box_keys: carried.map(|m| m.box_keys.clone()).unwrap_or_default(),
+        creators: carried.map(|m| m.creators.clone()).unwrap_or_default(),
+        scholarships: carried.map(|m| m.scholarships.clone()).unwrap_or_default(),
+        drops: carried.map(|m| m.drops.clone()).unwrap_or_default(),
+        pretix: Some(PretixLink {
+            url: input.base_url.clone(),
+            organizer: input.organizer.clone(),
+            event: input.event_slug.clone(),
+            sig1_keys: input.keys.clone(),
+            lists: links,
+        }),
+    };
+    // The same checks every manifest passes, before anything is signed.
+    let bytes = serde_json::to_vec(&m).expect("a manifest serialises");
+    manifest::parse(&bytes)
+        .map_err(|e| ImportError::Setup(format!("pretix's data makes no valid event: {e}")))?;
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn input(lists: Vec<Value>, orders: Vec<Value>) -> Input {
+        let stored = orders.iter().map(|o| order_tickets(o, &[]).unwrap()).collect();
+        Input {
+            base_url: "https://pretix.example".into(),
+            organizer: "venue".into(),
+            event_slug: "night".into(),
+            event: json!({"name": {"en": "Night"}, "currency": "EUR", "date_from": "2026-12-01T19:00:00+01:00",
+                          "date_to": null, "date_admission": "2026-12-01T18:00:00Z", "has_subevents": false,
+                          "timezone": "Europe/Berlin", "valid_keys": {"pretix_sig1": []}}),
+            items: vec![
+                json!({"id": 7, "name": {"en": "GA"}, "default_price": "25.00"}),
+                json!({"id": 8, "name": {"en": "VIP"}, "default_price": "90.5"}),
+            ],
+            lists,
+            wanted: None,
+            orders: stored,
+            revoked: vec![json!({"secret": "old-secret-123"})],
+            blocked: vec![json!({"secret": "blockedsecret99", "blocked": true})],
+            keys: vec![],
+            verifying: vec![],
+            organiser_key: crate::domain::keys::public_key_to_base64(
+                &crate::domain::keys::signing_key_from_bytes([3; 32]).verifying_key(),
+            ),
+        }
+    }
+
+    fn order(code: &str, status: &str, positions: Value) -> Value {
+        json!({"code": code, "status": status, "last_modified": "2026-11-30T10:00:00Z", "positions": positions})
+    }
+
+    #[test]
+    fn items_lists_and_positions_become_tiers_gates_and_tickets() {
+        let lists = vec![
+            json!({"id": 1, "name": "Main", "all_products": true, "limit_products": [], "subevent": null,
+                   "include_pending": false, "allow_multiple_entries": false, "allow_entry_after_exit": true, "rules": {}}),
+            json!({"id": 2, "name": "VIP door", "all_products": false, "limit_products": [8], "subevent": null,
+                   "include_pending": true, "allow_multiple_entries": true, "allow_entry_after_exit": false, "rules": {}}),
+        ];
+        let orders = vec![
+            order(
+                "ABC12",
+                "p",
+                json!([
+                    {"id": 11, "item": 7, "variation": null, "secret": "secretsecret0011", "attendee_name": "Ana", "canceled": false, "blocked": null},
+                    {"id": 12, "item": 8, "variation": 3, "secret": "blockedsecret99", "attendee_name": "", "canceled": true, "blocked": null},
+                ]),
+            ),
+            order(
+                "DEF34",
+                "n",
+                json!([{"id": 13, "item": 8, "secret": "secretsecret0013", "attendee_name": "Bo", "blocked": ["admin"],
+                                        "valid_until": "2026-12-02T03:00:00Z"}]),
+            ),
+            order("GHI56", "c", json!([{"id": 14, "item": 7, "secret": "secretsecret0014"}])),
+        ];
+        let staff = vec![StaffEntry {
+            name: "Dana".into(),
+            role: crate::domain::role::Role::Door,
+            pin_hash: crate::organiser::demo::hash_pin("1111"),
+        }];
+        let m = build(&input(lists, orders), staff, None).unwrap();
+        assert_eq!(m.event.id.as_str(), "pretix-venue-night");
+        assert_eq!(m.event.starts_at, "2026-12-01T18:00:00Z");
+        assert_eq!(m.event.ends_at, "2026-12-02T18:00:00Z", "no end date: a day after the start");
+        let tiers: Vec<_> =
+            m.tiers.iter().map(|t| (t.id.as_str(), t.price_minor, t.capacity)).collect();
+        assert_eq!(
+            tiers,
+            [("px7", 2500, 1), ("px8", 9050, 1)],
+            "capacity: the tier's tickets not cancelled"
+        );
+        let gate = &m.gates[1];
+        assert_eq!(
+            (
+                gate.id.as_str(),
+                gate.tiers.len(),
+                gate.reentry,
+                gate.multiple_entries,
+                gate.admit_unpaid
+            ),
+            ("pretix-2", 1, false, true, true)
+        );
+        assert!(m.gates[0].tiers.is_empty() && m.gates[0].reentry);
+        let t: Vec<_> =
+            m.tickets.iter().map(|t| (t.id.as_str(), t.status, t.holder.as_deref())).collect();
+        assert_eq!(
+            t,
+            [
+                ("pxp-11", TicketStatus::Paid, Some("Ana")),
+                ("pxp-12", TicketStatus::Cancelled, None),
+                ("pxp-13", TicketStatus::Unpaid, Some("Bo")),
+                ("pxp-14", TicketStatus::Cancelled, None)
+            ]
+        );
+        assert_eq!(
+            m.blocked_tickets,
+            [TicketId::from("pxp-12"), TicketId::from("pxp-13")],
+            "blocked by position and by secret"
+        );
+        assert_eq!(m.revoked_codes, ["old-secret-123"]);
+        assert_eq!(
+            m.pretix.as_ref().unwrap().lists,
+            [
+                PretixList { id: 1, gate: "pretix-1".into() },
+                PretixList { id: 2, gate: "pretix-2".into() }
+            ]
+        );
+    }
+
+    #[test]
+    fn what_the_box_cannot_run_is_refused_with_what_to_do() {
+        let staff = Vec::new();
+        let with_rules = json!({"id": 5, "name": "Rules", "all_products": true, "subevent": null, "rules": {"and": []}});
+        let e =
+            build(&input(vec![with_rules], vec![]), staff.clone(), None).unwrap_err().to_string();
+        assert!(e.contains("custom check-in rules") && e.contains("--list"), "{e}");
+        let empty = json!({"id": 6, "name": "Nobody", "all_products": false, "limit_products": [], "subevent": null, "rules": {}});
+        let e = build(&input(vec![empty], vec![]), staff.clone(), None).unwrap_err().to_string();
+        assert!(e.contains("admits no product"), "{e}");
+        let e = build(&input(vec![], vec![]), staff.clone(), None).unwrap_err().to_string();
+        assert!(e.contains("has no check-in list"), "{e}");
+        let mut i = input(
+            vec![
+                json!({"id": 1, "name": "Main", "all_products": true, "subevent": null, "rules": {}}),
+            ],
+            vec![],
+        );
+        i.wanted = Some(vec![9]);
+        let e = build(&i, staff, None).unwrap_err().to_string();
+        assert!(e.contains("no check-in list 9") && e.contains("1 (Main)"), "{e}");
+        assert_eq!(minor(&json!("12.3"), "EUR"), 1230);
+        assert_eq!(minor(&json!("1200"), "JPY"), 1200);
+    }
+}

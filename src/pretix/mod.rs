@@ -1,0 +1,240 @@
+//! Working with pretix, where many organisers already sell their tickets:
+//! `import` turns a pretix event into a manifest signed by the box's own
+//! organiser key, `checkins` sends the door's scans back, `client` is the
+//! REST adapter. This module holds the credentials (a 0600 file or the
+//! environment, never a flag), the box's organiser key and the loop a
+//! running box keeps while the event is a pretix one: send scans back as
+//! soon as pretix answers, re-import every few minutes.
+
+pub mod checkins;
+pub mod client;
+pub mod import;
+
+use crate::clock::Clock;
+use crate::store::Store;
+use client::Client;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The token's file in the data directory (mode 0600), written by
+/// `venuebox pretix import` so the running box can go on.
+pub const TOKEN_FILE: &str = "pretix-token";
+/// The environment variable that may hold the token instead.
+pub const TOKEN_ENV: &str = "VENUEBOX_PRETIX_TOKEN";
+/// The key the box signs its pretix manifests with (mode 0600).
+pub const KEY_FILE: &str = "pretix-organiser.key";
+
+/// Reads a token file, refusing one other users could read.
+pub fn read_token_file(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read the pretix token file {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by other users (mode {mode:o}): chmod 600 it, the token gives access to your pretix orders",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the pretix token file {}: {e}", path.display()))?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(format!("{} is empty: put the pretix API token in it", path.display()));
+    }
+    Ok(token)
+}
+
+/// The token: the environment first, then `file` (the given one must
+/// exist; the data directory's may be absent, which means "no pretix").
+pub fn token(
+    file: Option<&Path>,
+    data_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, String> {
+    if let Some(t) = env(TOKEN_ENV).filter(|t| !t.trim().is_empty()) {
+        return Ok(Some(t.trim().to_string()));
+    }
+    match file {
+        Some(f) => read_token_file(f).map(Some),
+        None => {
+            let f = data_dir.join(TOKEN_FILE);
+            if f.exists() {
+                read_token_file(&f).map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The box's organiser key for pretix manifests, made on first use.
+pub fn organiser_key(data_dir: &Path) -> Result<ed25519_dalek::SigningKey, String> {
+    use crate::organiser::keyfile::KeyFile;
+    let path = data_dir.join(KEY_FILE);
+    if path.exists() {
+        return KeyFile::load(&path).map(|k| k.signing_key()).map_err(|e| e.to_string());
+    }
+    let key = KeyFile::generate();
+    key.save(&path).map_err(|e| e.to_string())?;
+    Ok(key.signing_key())
+}
+
+/// How a running box works with pretix.
+#[derive(Clone, Debug)]
+pub struct PretixConfig {
+    pub token: String,
+    pub data_dir: PathBuf,
+    /// How often the event is imported again.
+    pub import_every: Duration,
+    /// How often the lane looks for scans to send when idle.
+    pub send_every: Duration,
+}
+
+/// What the admin and `/metrics` see of the pretix lane.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PretixStatus {
+    pub last_import_at: Option<crate::domain::time::Millis>,
+    pub last_import: Option<String>,
+    pub last_sent_at: Option<crate::domain::time::Millis>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<crate::domain::time::Millis>,
+}
+
+#[derive(Debug, Default)]
+pub struct PretixHandle {
+    pub setup: Option<PretixConfig>,
+    pub status: Mutex<PretixStatus>,
+}
+
+impl PretixHandle {
+    fn update(&self, f: impl FnOnce(&mut PretixStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// The running box's pretix loop: while the loaded event came from pretix,
+/// send scans back (backing off while pretix cannot be reached) and import
+/// again every `import_every`.
+pub async fn run(
+    handle: std::sync::Arc<PretixHandle>,
+    store: Store,
+    clock: Clock,
+    stop: CancellationToken,
+) {
+    let Some(cfg) = handle.setup.clone() else { return };
+    let mut next_import = tokio::time::Instant::now() + cfg.import_every;
+    let mut backoff = Duration::ZERO;
+    let mut current: Option<(crate::domain::manifest::PretixLink, checkins::Sender, Client)> = None;
+    loop {
+        let wait = if backoff.is_zero() { cfg.send_every } else { backoff };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let Some(link) = store.event().and_then(|e| e.manifest.pretix.clone()) else { continue };
+        if current.as_ref().is_none_or(|(l, _, _)| {
+            l.url != link.url || l.organizer != link.organizer || l.event != link.event
+        }) {
+            match Client::new(&link.url, &link.organizer, &link.event, &cfg.token) {
+                Ok(c) => {
+                    current =
+                        Some((link.clone(), checkins::Sender::new(store.clone(), c.clone()), c))
+                }
+                Err(e) => {
+                    handle
+                        .update(|s| (s.last_error, s.last_error_at) = (Some(e), Some(clock.now())));
+                    backoff = Duration::from_secs(300);
+                    continue;
+                }
+            }
+        }
+        let (_, sender, client) = current.as_ref().expect("set above");
+        let mut failed = None;
+        loop {
+            match sender.step(clock.now()).await {
+                Ok(0) => break,
+                Ok(_) => handle.update(|s| s.last_sent_at = Some(clock.now())),
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if failed.is_none() && tokio::time::Instant::now() >= next_import {
+            next_import = tokio::time::Instant::now() + cfg.import_every;
+            let key = organiser_key(&cfg.data_dir);
+            let outcome = match key {
+                Ok(key) => import::run(
+                    &store,
+                    client,
+                    &import::ImportOptions::default(),
+                    &key,
+                    clock.now(),
+                )
+                .await
+                .map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(r) => {
+                    tracing::info!(
+                        version = r.version,
+                        changed = r.changed,
+                        orders = r.orders_fetched,
+                        "imported from pretix"
+                    );
+                    let text = format!(
+                        "version {} ({} tickets; {} orders changed)",
+                        r.version, r.tickets, r.orders_fetched
+                    );
+                    handle.update(|s| {
+                        (s.last_import_at, s.last_import) = (Some(clock.now()), Some(text))
+                    });
+                }
+                Err(e) => failed = Some(format!("import: {e}")),
+            }
+        }
+        match failed {
+            None => {
+                backoff = Duration::ZERO;
+                handle.update(|s| s.last_error = None);
+            }
+            Some(e) => {
+                tracing::warn!(error = %e, "pretix: will try again");
+                handle.update(|s| (s.last_error, s.last_error_at) = (Some(e), Some(clock.now())));
+                let base = cfg.send_every.max(Duration::from_secs(1));
+                backoff = (backoff * 2).clamp(base, Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_comes_from_the_environment_or_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let none = |_: &str| None;
+        assert_eq!(
+            token(None, dir.path(), &none).unwrap(),
+            None,
+            "no file, no variable: no pretix"
+        );
+        let f = dir.path().join(TOKEN_FILE);
+        std::fs::write(&f, "abc\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(token(None, dir.path(), &none).unwrap_err().contains("chmod 600"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(token(None, dir.path(), &none).unwrap().as_deref(), Some("abc"));
+        let env = |k: &str| (k == TOKEN_ENV).then(|| "fromenv".to_string());
+        assert_eq!(token(None, dir.path(), &env).unwrap().as_deref(), Some("fromenv"));
+        let missing = dir.path().join("nope");
+        assert!(token(Some(&missing), dir.path(), &none).unwrap_err().contains("cannot read"));
+    }
+}
