@@ -515,4 +515,77 @@ mod tests {
             Reason::UnknownTicket
         );
     }
+
+    #[test]
+    fn pretix_signed_secrets_resolve_by_signature_and_gates_follow_pretix_rules() {
+        use crate::domain::pretix::tests::{listed, secret};
+        let key = signing_key_from_bytes([1; 32]);
+        let px = signing_key_from_bytes([5; 32]);
+        let other = signing_key_from_bytes([6; 32]);
+        let mut m = sample(&[&key], 1);
+        m["tiers"] =
+            serde_json::json!([{"id": "px7", "name": "GA", "price_minor": 0, "capacity": 1}]);
+        m["gates"] = serde_json::json!([{"id": "pretix-1", "name": "Main"}]);
+        m["tickets"] = serde_json::json!([]);
+        m["pretix"] = serde_json::json!({"url": "https://pretix.example", "organizer": "o", "event": "e",
+            "sig1_keys": [listed(&px.verifying_key())], "lists": [{"id": 1, "gate": "pretix-1"}]});
+        let b = serde_json::to_vec(&m).unwrap();
+        let event =
+            accept(&b, Some(&sign_detached(&key, &b)), None, &TrustedKeys::default()).unwrap();
+        assert_eq!(event.pretix_list(&GateId::from("pretix-1")), Some(1));
+
+        // Sold after the import: its signature names item and window.
+        let text = secret(&px, "abcDEF123", 7, 0, 1_900_000_000);
+        let Resolution::Lookup { key: Lookup::BySecret(s), claim: Some(c), unlisted } =
+            resolve(&text, &event)
+        else {
+            panic!("a pretix signed secret resolves")
+        };
+        assert_eq!(s, text);
+        assert_eq!(
+            (c.id.as_str(), c.tier.as_str(), c.valid_until),
+            ("pxs-abcDEF123", "px7", Some(1_900_000_000_000))
+        );
+        assert_eq!(
+            facts(&text, Some(c), None, unlisted, &event).unwrap().ticket.id.as_str(),
+            "pxs-abcDEF123"
+        );
+        // Signed by another event's key: refused as forged unless listed.
+        let forged = secret(&other, "abcDEF124", 7, 0, 0);
+        let Resolution::Lookup { claim: None, unlisted, .. } = resolve(&forged, &event) else {
+            panic!()
+        };
+        assert_eq!(facts(&forged, None, None, unlisted, &event).unwrap_err(), Reason::BadSignature);
+        // A random secret still needs its listing.
+        let Resolution::Lookup { claim: None, unlisted, .. } = resolve("abcdefghijklmnop", &event)
+        else {
+            panic!()
+        };
+        assert_eq!(unlisted, Reason::UnknownTicket);
+
+        // pretix's list flags: "allow multiple entries" and "include pending".
+        let f = TicketFacts {
+            ticket: ListedTicket {
+                id: TicketId::from("pxp-1"),
+                tier: TierId::from("px7"),
+                holder: None,
+                status: TicketStatus::Unpaid,
+                valid_from: None,
+                valid_until: None,
+            },
+            revoked: false,
+            blocked: false,
+        };
+        let inside = PriorScan { direction: Direction::Entry, gate: GateId::from("g"), at: 1 };
+        let mut g = gate(&[], true, true, false);
+        assert_eq!(decide(&f, &g, Direction::Entry, 2, None), Err(Reason::Unpaid));
+        g.admit_unpaid = true;
+        assert_eq!(decide(&f, &g, Direction::Entry, 2, None), Ok(()));
+        assert_eq!(
+            decide(&f, &g, Direction::Entry, 2, Some(&inside)),
+            Err(Reason::AlreadyCheckedIn)
+        );
+        g.multiple_entries = true;
+        assert_eq!(decide(&f, &g, Direction::Entry, 2, Some(&inside)), Ok(()));
+    }
 }

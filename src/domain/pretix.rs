@@ -188,7 +188,7 @@ fn varint(b: &mut &[u8]) -> Result<u64, Sig1Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ed25519_dalek::{Signer, SigningKey};
 
@@ -205,7 +205,13 @@ mod tests {
     }
 
     /// A secret as pretix makes it (fields in order, zeros left out).
-    fn secret(key: &SigningKey, seed: &str, item: u64, variation: u64, until: u64) -> String {
+    pub(crate) fn secret(
+        key: &SigningKey,
+        seed: &str,
+        item: u64,
+        variation: u64,
+        until: u64,
+    ) -> String {
         let mut p = vec![0x0a, seed.len() as u8];
         p.extend_from_slice(seed.as_bytes());
         for (field, v) in [(2u64, item), (3, variation), (6, until)] {
@@ -223,7 +229,7 @@ mod tests {
         B64.encode(raw).chars().rev().collect()
     }
 
-    fn listed(key: &VerifyingKey) -> String {
+    pub(crate) fn listed(key: &VerifyingKey) -> String {
         let mut der = ED25519_SPKI.to_vec();
         der.extend_from_slice(key.as_bytes());
         let pem =
