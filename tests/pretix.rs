@@ -412,6 +412,16 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     }
     let h = call(Method::GET, &base, "/healthz", &door, None).await.1;
     assert_eq!(h["manifest_version"], 2, "re-imported: {h}");
+    // What the dashboard shows of it.
+    let (status, sync) = call(Method::GET, &base, "/api/v1/sync", &sup, None).await;
+    assert_eq!(status, 200, "{sync}");
+    let px = &sync["pretix"];
+    assert_eq!(
+        (px["sending"].as_bool(), px["waiting_scans"].as_i64(), px["refused_scans"].as_i64()),
+        (Some(true), Some(0), Some(0)),
+        "{px}"
+    );
+    assert!(px["last_import"].as_str().is_some_and(|t| t.starts_with("version 2")), "{px}");
     let v = scan(late, main, "entry").await;
     assert_eq!(verdict(&v), "already_checked_in", "{v}");
     assert_eq!(v["ticket"]["holder"], "Late Comer", "listed now: {v}");

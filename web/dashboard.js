@@ -74,6 +74,8 @@ async function restFigures() {
     el("p", { id: "sync-state" }, sync && sync.enabled ? t.syncLast(sync.state, sync.last_success_at) : t.syncOff),
     sync ? el("p", {}, t.syncBacklog(sync.events_pending, sync.captures_pending, gib(sync.capture_bytes_pending))) : "",
     sync && sync.last_error ? el("p", { class: "error" }, t.syncError(sync.last_error, sync.last_error_at)) : "",
+    sync && sync.pretix ? el("p", { id: "pretix-state" }, t.pretixState(sync.pretix)) : "",
+    sync && sync.pretix && sync.pretix.last_error ? el("p", { class: "error" }, t.pretixError(sync.pretix.last_error, sync.pretix.last_error_at)) : "",
     sync && sync.disk_free_bytes != null ? el("p", { id: "disk-free" }, t.diskFree(gib(sync.disk_free_bytes))) : "",
     el("p", {}, `${t.boxClock}: `, el("time", { id: "box-clock" }, clock ? clock.now.slice(0, 19).replace("T", " ") + " UTC" : "?"),
       clock && clock.source !== "system" ? ` (${t.clockSetByAdmin})` : ""),

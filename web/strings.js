@@ -152,6 +152,10 @@ export const STRINGS = {
     syncBacklog: (events, captures, bytes) => `Waiting to go up: ${events} events, ${captures} captures (${bytes})`,
     syncError: (error, at) => `Last error${at ? ` at ${at}` : ""}: ${error}`,
     diskFree: (free) => `Disk free: ${free}`,
+    pretixState: (p) => p.sending
+      ? `pretix ${p.organizer}/${p.event}: ${p.waiting_scans} scans waiting to go back, ${p.refused_scans} refused by pretix`
+      : `pretix ${p.organizer}/${p.event}: not sending check-ins back (no token on the box: venuebox pretix import, or --pretix-token-file)`,
+    pretixError: (msg, at) => `pretix: ${msg} (${at})`,
     live: "Live",
     navAdmin: "Admin",
     adminTitle: "Admin",

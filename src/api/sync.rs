@@ -19,11 +19,58 @@ pub struct StatusAnswer {
     status: SyncStatus,
     /// Free bytes on the data directory's file system (null if unknown).
     disk_free_bytes: Option<u64>,
+    /// The check-ins going back to pretix (null: the event is not pretix's).
+    pretix: Option<PretixAnswer>,
+}
+
+/// What waits to go back to pretix, and how the last tries went.
+#[derive(Serialize)]
+pub struct PretixAnswer {
+    url: String,
+    organizer: String,
+    event: String,
+    /// Whether the box has a token, so it sends and re-imports at all.
+    sending: bool,
+    /// The last scan handled (sent, refused, or not for pretix).
+    sent_through: i64,
+    /// Scans after it, not yet handled.
+    waiting_scans: i64,
+    /// Scans pretix refused for good (kept on the box).
+    refused_scans: i64,
+    last_import_at: Option<String>,
+    last_import: Option<String>,
+    last_sent_at: Option<String>,
+    last_error: Option<String>,
+    last_error_at: Option<String>,
+}
+
+async fn pretix(st: &AppState) -> Result<Option<PretixAnswer>, ApiError> {
+    let Some(link) = st.store.event().and_then(|e| e.manifest.pretix.clone()) else {
+        return Ok(None);
+    };
+    let (sent_through, waiting_scans, refused_scans) = st.store.pretix_counts().await?;
+    let s = st.pretix.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let time = |t: Option<i64>| t.map(crate::domain::time::format_rfc3339);
+    Ok(Some(PretixAnswer {
+        url: link.url,
+        organizer: link.organizer,
+        event: link.event,
+        sending: st.pretix.setup.is_some(),
+        sent_through,
+        waiting_scans,
+        refused_scans,
+        last_import_at: time(s.last_import_at),
+        last_import: s.last_import,
+        last_sent_at: time(s.last_sent_at),
+        last_error: s.last_error,
+        last_error_at: time(s.last_error_at),
+    }))
 }
 
 async fn answer(st: &AppState) -> Result<Json<StatusAnswer>, ApiError> {
     let status = sync::status(&st.store, &st.sync, st.clock.now()).await?;
-    Ok(Json(StatusAnswer { status, disk_free_bytes: st.media.free_bytes().ok() }))
+    let pretix = pretix(st).await?;
+    Ok(Json(StatusAnswer { status, disk_free_bytes: st.media.free_bytes().ok(), pretix }))
 }
 
 pub async fn status(
