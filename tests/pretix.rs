@@ -279,10 +279,16 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     let door = token(&dir, "door");
     let sup = token(&dir, "supervisor");
     proxy.set_down(true); // the venue's internet is gone
-    let (child, addr) =
-        serve(&dir, &["--pretix-send-every-ms", "200", "--pretix-import-every", "10"], &[]);
-    let _box = Running(child);
-    let base = format!("http://{addr}");
+                          // A fixed port, so the box restarted after a crash is where it was.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let start = || {
+        let flags =
+            ["--pretix-send-every-ms", "200", "--pretix-import-every", "10", "--listen", &listen];
+        Running(serve(&dir, &flags, &[]).0)
+    };
+    let mut running = start();
+    let base = format!("http://{listen}");
     let main = format!("pretix-{main_list}");
     let vipg = format!("pretix-{vip_list}");
     let mut n = 0;
@@ -351,6 +357,17 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     proxy.set_down(false);
     let want_ok = admitted.len();
     let want_failed = refused.len();
+    // Part way through, the box is killed (power cut) and starts again.
+    for _ in 0..600 {
+        if pretix_checkins(p, slug).await.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.0.kill().unwrap();
+    running.0.wait().unwrap();
+    assert!(pretix_checkins(p, slug).await.len() < want_ok + want_failed, "killed part way");
+    running = start();
     for _ in 0..600 {
         let got = pretix_checkins(p, slug).await;
         if got.len() >= want_ok + want_failed {
