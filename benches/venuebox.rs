@@ -50,6 +50,15 @@
 //!     against the release binary over HTTPS: p50/p95 from "Next guest"
 //!     (a code in view) to the verdict on screen, over 50 scans.
 //!
+//! 12. pretix (`-- pretix`): a real pretix (PyPI, SQLite, loopback) with
+//!     an event of signed tickets, orders placed through its REST API; the
+//!     release binary's `pretix import` (first, unchanged, after a few new
+//!     orders); then the box serving with pretix out of reach, every
+//!     imported ticket scanned at concurrency 4 (door p50/p99 with the lane
+//!     idle), the link back: how long until pretix holds every check-in,
+//!     and door latency for tickets sold after the import (admitted by
+//!     signature) while the lane sends.
+//!
 //! Each phase is bounded by a request count and a time limit.
 
 #[path = "../tests/common/browser.rs"]
@@ -73,6 +82,10 @@ const EVENT: &str = "evt-bench";
 #[allow(dead_code)]
 #[path = "../tests/common/s3.rs"]
 mod s3;
+
+#[allow(dead_code)]
+#[path = "../tests/common/pretix.rs"]
+mod pretix;
 
 fn manifest(key: &KeyFile) -> Vec<u8> {
     serde_json::to_vec(&json!({
@@ -841,6 +854,9 @@ fn main() {
         if run("camera") {
             camera_phase();
         }
+        if run("pretix") {
+            pretix_phase().await;
+        }
     });
 }
 
@@ -1596,4 +1612,171 @@ fn camera_phase() {
         pct(0.95),
         ms[ms.len() - 1],
     );
+}
+
+/// Orders of one ticket each for `item`; their secrets, and the time taken.
+async fn pretix_orders(
+    p: &pretix::Pretix,
+    slug: &str,
+    item: i64,
+    n: usize,
+) -> (Vec<String>, Duration) {
+    let start = Instant::now();
+    let mut secrets = Vec::new();
+    for i in 0..n {
+        let body = json!({"email": format!("guest{i}@example.org"), "locale": "en", "sales_channel": "web",
+            "payment_provider": "manual", "status": "p", "send_email": false,
+            "positions": [{"item": item, "attendee_name": format!("Guest {i}")}]});
+        let o = p.ok(reqwest::Method::POST, &format!("/events/{slug}/orders/"), Some(body)).await;
+        secrets.push(o["positions"][0]["secret"].as_str().unwrap().to_string());
+    }
+    (secrets, start.elapsed())
+}
+
+async fn pretix_phase() {
+    const IMPORTED: usize = 500;
+    const LATE: usize = 200;
+    println!("pretix: starting pretix (migrations take a minute or two)");
+    let p = tokio::task::spawn_blocking(pretix::Pretix::start).await.unwrap();
+    let slug = "bench";
+    let ev = json!({"name": {"en": "Bench night"}, "slug": slug, "date_from": "2026-12-05T19:00:00Z", "currency": "EUR", "live": false});
+    p.ok(reqwest::Method::POST, "/events/", Some(ev)).await;
+    p.use_signed_secrets(slug);
+    let ga = json!({"name": {"en": "General admission"}, "default_price": "25.00", "admission": true, "active": true});
+    let ga = p.ok(reqwest::Method::POST, &format!("/events/{slug}/items/"), Some(ga)).await["id"]
+        .as_i64()
+        .unwrap();
+    let quota = json!({"name": "all", "size": 5000, "items": [ga]});
+    p.ok(reqwest::Method::POST, &format!("/events/{slug}/quotas/"), Some(quota)).await;
+    let list = json!({"name": "Main door", "all_products": true});
+    let list = p
+        .ok(reqwest::Method::POST, &format!("/events/{slug}/checkinlists/"), Some(list))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let (imported, took) = pretix_orders(&p, slug, ga, IMPORTED).await;
+    println!("pretix: {IMPORTED} orders placed through its API in {:.1} s", took.as_secs_f64());
+
+    let bin = env!("CARGO_BIN_EXE_venuebox");
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("box");
+    let token_file = work.path().join("token");
+    std::fs::write(&token_file, &p.token).unwrap();
+    std::fs::set_permissions(&token_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
+    let staff = work.path().join("staff.json");
+    std::fs::write(&staff, json!([{"name": "Dana", "role": "door", "pin_hash": venuebox::organiser::demo::hash_pin("1111")}]).to_string()).unwrap();
+    let upstream: std::net::SocketAddr = p.base.trim_start_matches("http://").parse().unwrap();
+    let proxy = s3::FaultProxy::start(upstream).await;
+    let import = |what: &str| {
+        let t = Instant::now();
+        let out = std::process::Command::new(bin)
+            .args([
+                "pretix",
+                "import",
+                "--url",
+                &proxy.endpoint(),
+                "--organizer",
+                "venue",
+                "--event",
+                slug,
+                "--token-file",
+            ])
+            .arg(&token_file)
+            .arg("--staff")
+            .arg(&staff)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        println!(
+            "pretix import, {what:<28} {:>7.2} s  ({})",
+            t.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("")
+        );
+    };
+    import(&format!("first ({IMPORTED} orders)"));
+    import("nothing changed");
+    pretix_orders(&p, slug, ga, 10).await;
+    import("10 new orders");
+    let (late, _) = pretix_orders(&p, slug, ga, LATE).await;
+
+    let token = {
+        let out = std::process::Command::new(bin)
+            .args(["token", "--role", "door", "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    proxy.set_down(true);
+    let mut child = std::process::Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--https-listen",
+            "off",
+            "--pretix-send-every-ms",
+            "500",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let l = lines.next().unwrap().unwrap();
+            if let Some(rest) = l.strip_prefix("venuebox listening on http://") {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        format!("http://{addr}")
+    };
+    let gate: &'static str = Box::leak(format!("pretix-{list}").into_boxed_str());
+    let gates: &'static [&'static str] = Box::leak(vec![gate].into_boxed_slice());
+    let (lat, wall) =
+        checkin_run(&base, &token, &imported, gates, 4, Duration::from_secs(60), Duration::ZERO)
+            .await;
+    report("pretix tickets, pretix unreachable, c4", lat, wall);
+
+    // The link returns: the lane sends every check-in; the door keeps
+    // scanning tickets sold after the import (signature only).
+    let t = Instant::now();
+    proxy.set_down(false);
+    let door = checkin_run(
+        &base,
+        &token,
+        &late,
+        gates,
+        4,
+        Duration::from_secs(60),
+        Duration::from_millis(20),
+    );
+    let counted = async {
+        loop {
+            // The lane sends in scan order: the imported tickets' come first.
+            let v = p.ok(reqwest::Method::GET, &format!("/events/{slug}/checkins/"), None).await;
+            if v["count"].as_u64().unwrap_or(0) >= IMPORTED as u64 {
+                return t.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let ((lat, wall), sent) = tokio::join!(door, counted);
+    report("late tickets by signature, lane sending", lat, wall);
+    println!(
+        "pretix send-back: {IMPORTED} check-ins in pretix {:.1} s after the link returned ({:.0}/s)",
+        sent.as_secs_f64(),
+        IMPORTED as f64 / sent.as_secs_f64()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
