@@ -191,7 +191,9 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let p = tokio::task::spawn_blocking(Pretix::shared).await.unwrap();
     let slug = "doors";
-    let (ga, vip, variations) = event(p, slug, true).await;
+    // The event starts with classic random secrets and switches to signed
+    // ones after its first sale, as an organiser may: both kinds scan.
+    let (ga, vip, variations) = event(p, slug, false).await;
     let lists = p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await;
     let main_list = lists["results"][0]["id"].as_i64().unwrap();
     let vip_list = json!({"name": "VIP door", "all_products": false, "limit_products": [vip]});
@@ -200,6 +202,8 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
             .as_i64()
             .unwrap();
     let secret = |o: &Value| o["positions"][0]["secret"].as_str().unwrap().to_string();
+    let cleo = secret(&order(p, slug, true, &[(ga, None, "Cleo Classic")]).await);
+    p.use_signed_secrets(slug);
     let ada = secret(&order(p, slug, true, &[(ga, None, "Ada Lovelace")]).await);
     let grace = secret(&order(p, slug, true, &[(vip, Some(variations[0]), "Grace Hopper")]).await);
     let alan = secret(&order(p, slug, false, &[(ga, None, "Alan Turing")]).await);
@@ -212,6 +216,13 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
         .await;
     let linus_new = reissued["secret"].as_str().unwrap().to_string();
     assert_ne!(linus_new, linus_old);
+    // Bea's ticket is blocked in pretix.
+    let bea = order(p, slug, true, &[(ga, None, "Bea Blocked")]).await;
+    let pos = bea["positions"][0]["id"].as_i64().unwrap();
+    let body = json!({"name": "admin"});
+    p.ok(Method::POST, &format!("/events/{slug}/orderpositions/{pos}/add_block/"), Some(body))
+        .await;
+    let bea = secret(&bea);
 
     let upstream: std::net::SocketAddr = p.base.trim_start_matches("http://").parse().unwrap();
     let proxy = FaultProxy::start(upstream).await;
@@ -261,7 +272,7 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     assert!(ok, "{err}");
     assert!(
         out.contains("imported pretix-venue-doors version 1")
-            && out.contains("4 tickets")
+            && out.contains("6 tickets")
             && out.contains("1 signing key"),
         "{out}"
     );
@@ -270,6 +281,9 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
             && out.contains(&format!("gate pretix-{vip_list}: VIP door")),
         "{out}"
     );
+    // Again: only what changed since is read, and nothing has.
+    let (ok, out, err) = import(&dir, &url, slug, &token_file, &[]);
+    assert!(ok && out.contains("version 1 is up to date"), "{out}{err}");
     let kept = dir.join("pretix-token");
     assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o600);
 
@@ -309,6 +323,7 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     let mut refused = Vec::new();
     let (ada, grace, alan, linus_old, linus_new, late, main, vipg) =
         (&*ada, &*grace, &*alan, &*linus_old, &*linus_new, &*late, &*main, &*vipg);
+    let (cleo, bea) = (&*cleo, &*bea);
     let expect = [
         (ada, main, "entry", "admit"),
         (ada, main, "entry", "already_checked_in"),
@@ -318,6 +333,8 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
         (linus_old, main, "entry", "revoked"),
         (linus_new, main, "entry", "admit"),
         (late, main, "entry", "admit"),
+        (cleo, main, "entry", "admit"),
+        (bea, main, "entry", "blocked"),
         ("FORGED-OR-FOREIGN-CODE", main, "entry", "unknown_ticket"),
         (ada, main, "exit", "admit"),
         (ada, main, "entry", "admit"),
@@ -388,7 +405,7 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
         got.iter().filter(|c| !c.0).map(|c| (c.1.clone(), c.4)).collect();
     failed.sort();
     let mut want: Vec<(String, i64)> =
-        ["already_redeemed", "product", "unpaid", "revoked", "invalid"]
+        ["already_redeemed", "product", "unpaid", "revoked", "blocked", "invalid"]
             .iter()
             .map(|r| r.to_string())
             .zip(refused.iter().copied())
