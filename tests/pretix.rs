@@ -384,7 +384,8 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     running.0.kill().unwrap();
     running.0.wait().unwrap();
     assert!(pretix_checkins(p, slug).await.len() < want_ok + want_failed, "killed part way");
-    running = start();
+    drop(running);
+    let _restarted = start();
     for _ in 0..600 {
         let got = pretix_checkins(p, slug).await;
         if got.len() >= want_ok + want_failed {

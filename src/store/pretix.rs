@@ -74,14 +74,7 @@ impl Store {
         cursor: i64,
         limit: usize,
     ) -> Result<Vec<ScanRecord>, StoreError> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM scans WHERE id > ?1 ORDER BY id LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![cursor, limit as i64], from_row)?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
+        self.scans_where("id > ?1", cursor, limit).await
     }
 
     /// Admitted scans up to `cursor` (so already sent, or skipped) that
@@ -91,11 +84,21 @@ impl Store {
         cursor: i64,
         limit: usize,
     ) -> Result<Vec<ScanRecord>, StoreError> {
+        let filter = "id <= ?1 AND undone_at IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM pretix_annulled a WHERE a.scan_id = s.id)";
+        self.scans_where(filter, cursor, limit).await
+    }
+
+    /// Scans matching `filter` (on `?1` = `cursor`), oldest first.
+    async fn scans_where(
+        &self,
+        filter: &'static str,
+        cursor: i64,
+        limit: usize,
+    ) -> Result<Vec<ScanRecord>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM scans s WHERE id <= ?1 AND undone_at IS NOT NULL
-                   AND NOT EXISTS (SELECT 1 FROM pretix_annulled a WHERE a.scan_id = s.id)
-                 ORDER BY id LIMIT ?2"
+                "SELECT {COLUMNS} FROM scans s WHERE {filter} ORDER BY id LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![cursor, limit as i64], from_row)?;
             Ok(rows.collect::<Result<_, _>>()?)
