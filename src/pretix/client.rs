@@ -71,8 +71,12 @@ impl Client {
     pub fn new(url: &str, organizer: &str, event: &str, token: &str) -> Result<Client, String> {
         let mut base = Url::parse(url.trim())
             .map_err(|e| format!("--url '{url}' is not an address ({e}): give pretix's address, e.g. https://pretix.eu"))?;
-        if !matches!(base.scheme(), "https" | "http") {
-            return Err(format!("--url '{url}' must start with https://"));
+        // The token opens every order: plain HTTP only to this machine.
+        let loopback = matches!(base.host(), Some(url::Host::Ipv4(a)) if a.is_loopback())
+            || matches!(base.host(), Some(url::Host::Ipv6(a)) if a.is_loopback())
+            || base.host_str() == Some("localhost");
+        if !(base.scheme() == "https" || (base.scheme() == "http" && loopback)) {
+            return Err(format!("--url '{url}' must start with https:// (plain http only for a pretix on this machine)"));
         }
         slug("organizer", organizer)?;
         slug("event", event)?;
@@ -252,6 +256,10 @@ mod tests {
         );
         assert_eq!(c.base_url(), "https://pretix.example/base");
         assert!(Client::new("ftp://x", "venue", "night", "t").unwrap_err().contains("https://"));
+        assert!(Client::new("http://pretix.example", "venue", "night", "t")
+            .unwrap_err()
+            .contains("https://"));
+        assert!(Client::new("http://127.0.0.1:8000", "venue", "night", "t").is_ok());
         assert!(Client::new("https://x", "ven ue", "night", "t")
             .unwrap_err()
             .contains("short form"));

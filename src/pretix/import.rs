@@ -22,14 +22,11 @@ use crate::domain::money::minor_digits;
 use crate::domain::pretix::{self, item_tier};
 use crate::domain::role::Actor;
 use crate::domain::time::{format_rfc3339, parse_rfc3339, Millis};
-use crate::store::pretix::StoredOrder;
+use crate::store::pretix::{StoredOrder, ORDERS_CURSOR as CURSOR};
 use crate::store::{ImportOutcome, Store, StoreError};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-/// The import cursor: pretix's `last_modified` of the newest order seen.
-const CURSOR: &str = "orders_modified_since";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -98,7 +95,7 @@ pub async fn run(
         .is_some_and(|l| l.organizer == client.organizer && l.event == client.event);
     if let Some(cur) = current.as_ref().filter(|_| !same_event) {
         return Err(ImportError::Setup(format!(
-            "this box holds event '{}': close it (venuebox event close) before importing another",
+            "this box holds event '{}': a box runs one event (give this one its own --data-dir)",
             cur.event_id()
         )));
     }
@@ -134,7 +131,9 @@ pub async fn run(
     }
     let values = newest.map(|n| vec![(CURSOR, n)]).unwrap_or_default();
     let orders_fetched = changed_orders.len();
-    store.pretix_save(changed_orders, values).await?;
+    // A first import starts clean: nothing of an earlier, failed attempt
+    // at another event may end up in this one.
+    store.pretix_save(!same_event, changed_orders, values).await?;
     let all_orders = store.pretix_orders().await?;
 
     let carried = current.as_ref().filter(|_| same_event).map(|c| c.manifest.clone());

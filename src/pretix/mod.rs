@@ -47,26 +47,24 @@ pub fn read_token_file(path: &Path) -> Result<String, String> {
     Ok(token)
 }
 
-/// The token: the environment first, then `file` (the given one must
-/// exist; the data directory's may be absent, which means "no pretix").
+/// The token: from the file given (which must exist), else the
+/// environment, else the data directory's file (absent: "no pretix").
 pub fn token(
     file: Option<&Path>,
     data_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<String>, String> {
+    if let Some(f) = file {
+        return read_token_file(f).map(Some);
+    }
     if let Some(t) = env(TOKEN_ENV).filter(|t| !t.trim().is_empty()) {
         return Ok(Some(t.trim().to_string()));
     }
-    match file {
-        Some(f) => read_token_file(f).map(Some),
-        None => {
-            let f = data_dir.join(TOKEN_FILE);
-            if f.exists() {
-                read_token_file(&f).map(Some)
-            } else {
-                Ok(None)
-            }
-        }
+    let f = data_dir.join(TOKEN_FILE);
+    if f.exists() {
+        read_token_file(&f).map(Some)
+    } else {
+        Ok(None)
     }
 }
 
@@ -235,6 +233,9 @@ mod tests {
         let env = |k: &str| (k == TOKEN_ENV).then(|| "fromenv".to_string());
         assert_eq!(token(None, dir.path(), &env).unwrap().as_deref(), Some("fromenv"));
         let missing = dir.path().join("nope");
-        assert!(token(Some(&missing), dir.path(), &none).unwrap_err().contains("cannot read"));
+        assert!(
+            token(Some(&missing), dir.path(), &env).unwrap_err().contains("cannot read"),
+            "a file given wins"
+        );
     }
 }

@@ -9,6 +9,9 @@ use crate::domain::checkin::ScanRecord;
 use crate::domain::time::Millis;
 use rusqlite::{params, OptionalExtension};
 
+/// The import cursor's key: pretix's `last_modified` of the newest order seen.
+pub const ORDERS_CURSOR: &str = "orders_modified_since";
+
 /// An order as the box keeps it: its positions already in the manifest's
 /// shape (JSON), and pretix's `modified` time.
 #[derive(Clone, Debug)]
@@ -19,13 +22,19 @@ pub struct StoredOrder {
 }
 
 impl Store {
-    /// Replaces the given orders and sets named values, in one transaction.
+    /// Replaces the given orders and sets named values, in one
+    /// transaction; `fresh` first forgets every order and the import cursor.
     pub async fn pretix_save(
         &self,
+        fresh: bool,
         orders: Vec<StoredOrder>,
         values: Vec<(&'static str, String)>,
     ) -> Result<(), StoreError> {
         self.write(move |ctx| {
+            if fresh {
+                ctx.conn.execute("DELETE FROM pretix_orders", [])?;
+                ctx.conn.execute("DELETE FROM pretix_state WHERE key = ?1", [ORDERS_CURSOR])?;
+            }
             let mut up = ctx.conn.prepare_cached(
                 "INSERT INTO pretix_orders (code, positions, modified) VALUES (?1, ?2, ?3)
                  ON CONFLICT (code) DO UPDATE SET positions = excluded.positions, modified = excluded.modified",
