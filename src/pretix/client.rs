@@ -22,7 +22,7 @@ pub enum PretixError {
     #[error("the API token's team may not {what} (pretix answered 403): in pretix, give the team that permission for this event")]
     Forbidden { what: String },
     /// No such organizer, event, list or object.
-    #[error("pretix has no {what} (404)")]
+    #[error("pretix found nothing to {what} (404): the event, a check-in list or a ticket was deleted there, or --organizer is wrong; import the event again")]
     NotFound { what: String },
     /// pretix refused the request itself (400 and similar): not worth retrying.
     #[error("pretix refused the request ({status}): {body}")]
