@@ -312,7 +312,13 @@ try {
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("button", { name: "Admin" }).click();
   await page.getByRole("button", { name: "New pairing code" }).click();
-  const admin = { pairing: await page.locator("#new-pairing-code").textContent() };
+  // Say what was on screen if the code never shows (once seen in CI, not since).
+  await page.locator("#pair-device-out > *").first().waitFor().catch(async (e) => {
+    throw new Error(`no pairing code after 30 s; on screen: ${(await page.locator("main").textContent()).slice(0, 600)} (${e.message})`);
+  });
+  const admin = { pairing: await page.locator("#new-pairing-code").textContent({ timeout: 2000 }).catch(async () => {
+    throw new Error(`pairing code refused: ${await page.locator("#pair-device-out").textContent()}`);
+  }) };
   await page.getByLabel("Creator", { exact: true }).selectOption({ label: "Mara Lux" });
   await page.getByRole("button", { name: "Make the link" }).click();
   const link = await page.locator("#new-upload-link").getAttribute("href");
