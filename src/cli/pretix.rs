@@ -102,6 +102,7 @@ async fn import(a: ImportArgs) -> Result<()> {
         if a.token_file.as_deref() != Some(kept.as_path()) {
             venuebox::secrets::write_private(&kept, format!("{token}\n").as_bytes())
                 .with_context(|| format!("cannot write {}", kept.display()))?;
+            pretix::owned_like_dir(&kept, &a.dir.data_dir);
         }
     }
     if r.changed {

@@ -77,7 +77,19 @@ pub fn organiser_key(data_dir: &Path) -> Result<ed25519_dalek::SigningKey, Strin
     }
     let key = KeyFile::generate();
     key.save(&path).map_err(|e| e.to_string())?;
+    owned_like_dir(&path, data_dir);
     Ok(key.signing_key())
+}
+
+/// Gives a file the data directory's owner, so one made by `venuebox
+/// pretix import` run as root stays readable by the service's user.
+pub fn owned_like_dir(path: &Path, data_dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(dir) = std::fs::metadata(data_dir) {
+        if let Err(e) = std::os::unix::fs::chown(path, Some(dir.uid()), Some(dir.gid())) {
+            tracing::debug!(error = %e, path = %path.display(), "cannot give the file the data directory's owner");
+        }
+    }
 }
 
 /// How a running box works with pretix.
@@ -237,5 +249,20 @@ mod tests {
             token(Some(&missing), dir.path(), &env).unwrap_err().contains("cannot read"),
             "a file given wins"
         );
+    }
+
+    #[test]
+    fn the_key_made_by_root_belongs_to_the_data_directorys_owner() {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // only root can give a file away (CI runs as root)
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+        organiser_key(dir.path()).unwrap();
+        let meta = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap();
+        assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o777), (65534, 65534, 0o600));
+        organiser_key(dir.path()).unwrap();
     }
 }
