@@ -28,16 +28,8 @@ pub const KEY_FILE: &str = "pretix-organiser.key";
 
 /// Reads a token file, refusing one other users could read.
 pub fn read_token_file(path: &Path) -> Result<String, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read the pretix token file {}: {e}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} is readable by other users (mode {mode:o}): chmod 600 it, the token gives access to your pretix orders",
-            path.display()
-        ));
-    }
+    crate::secrets::check_private(path)
+        .map_err(|e| format!("the pretix token file: {e} (the token opens your pretix orders)"))?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the pretix token file {}: {e}", path.display()))?;
     let token = text.trim().to_string();

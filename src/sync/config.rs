@@ -225,18 +225,7 @@ pub fn credentials(
         }
         Err(source) => return Err(ConfigError::Io { path, source }),
     };
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&path)
-        .map_err(|source| ConfigError::Io { path: path.clone(), source })?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(ConfigError::Credentials(format!(
-            "{} is readable by other users (mode {:o}): chmod 600 it",
-            path.display(),
-            mode & 0o777
-        )));
-    }
+    crate::secrets::check_private(&path).map_err(ConfigError::Credentials)?;
     let mut vals = std::collections::HashMap::new();
     for line in text.lines() {
         let line = line.trim();
