@@ -78,10 +78,16 @@ impl SignInFailure {
     }
 }
 
+/// The connection classes' names, in `api::conn::Class` order.
+pub const CONNECTION_CLASSES: [&str; 3] = ["local", "known", "stranger"];
+
 pub struct Metrics {
     admitted: AtomicU64,
     signin_failures: [AtomicU64; SignInFailure::ALL.len()],
-    connections_refused: AtomicU64,
+    /// Connections refused at once, by class (local, known, stranger).
+    connections_refused: [AtomicU64; 3],
+    /// Request bodies cut off for arriving too slowly.
+    bodies_too_slow: AtomicU64,
     /// Connections open now (set by the accept loop).
     pub connections_open: AtomicU64,
     /// Milliseconds since `born` of the last scan decided: uploads slow
@@ -101,7 +107,8 @@ impl Default for Metrics {
         Metrics {
             admitted: AtomicU64::new(0),
             signin_failures: std::array::from_fn(|_| AtomicU64::new(0)),
-            connections_refused: AtomicU64::new(0),
+            connections_refused: std::array::from_fn(|_| AtomicU64::new(0)),
+            bodies_too_slow: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             last_scan_ms: AtomicU64::new(0),
             born: std::time::Instant::now(),
@@ -137,8 +144,16 @@ impl Metrics {
         self.signin_failures[why as usize].fetch_add(1, Relaxed);
     }
 
-    pub fn connection_refused(&self) {
-        self.connections_refused.fetch_add(1, Relaxed);
+    /// A connection closed at once; `class` is its index among
+    /// [`CONNECTION_CLASSES`].
+    pub fn connection_refused(&self, class: usize) {
+        if let Some(c) = self.connections_refused.get(class) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn body_too_slow(&self) {
+        self.bodies_too_slow.fetch_add(1, Relaxed);
     }
 
     pub fn replayed(&self) {
@@ -183,10 +198,18 @@ impl Metrics {
         family(
             &mut out,
             n,
-            "Connections closed at once because the box or their address had too many open.",
+            "Connections closed at once because their class or their address had too many open.",
             "counter",
         );
-        let _ = writeln!(out, "{n} {}", self.connections_refused.load(Relaxed));
+        let refused: Vec<(&str, u64)> = CONNECTION_CLASSES
+            .iter()
+            .zip(&self.connections_refused)
+            .map(|(c, n)| (*c, n.load(Relaxed)))
+            .collect();
+        labelled(&mut out, "venuebox_connections_refused_total{class", &refused);
+        let n = "venuebox_request_bodies_too_slow_total";
+        family(&mut out, n, "Requests whose body arrived slower than the minimum rate (answered 408).", "counter");
+        let _ = writeln!(out, "{n} {}", self.bodies_too_slow.load(Relaxed));
         let n = "venuebox_connections_open";
         family(&mut out, n, "HTTP connections open now.", "gauge");
         let _ = writeln!(out, "{n} {}", self.connections_open.load(Relaxed));

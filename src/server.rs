@@ -149,8 +149,31 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
             ..Default::default()
         }),
         conn: Arc::new(config.conn.clone()),
+        conns: Default::default(),
+        feeds: Default::default(),
         lan,
     })
+}
+
+/// Raises this process's open-file limit to its hard limit: the
+/// connection budgets (LAN and loopback, each up to `max_connections`)
+/// plus the database and capture files need more than the common soft
+/// limit of 1,024. Returns the limit now in force.
+pub fn raise_file_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: plain syscalls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit { rlim_cur: lim.rlim_max.min(65_536), rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim.rlim_cur = want.rlim_cur;
+            }
+        }
+    }
+    lim.rlim_cur as u64
 }
 
 /// Takes the data directory for this process: a second `serve` on the
@@ -264,27 +287,29 @@ pub async fn serve_on(
         q.cancel();
     });
     let limits = (*state.conn).clone();
-    let count = Arc::new(api::conn::ConnCount::default());
     let app = api::router(state.clone());
     let mut servers = tokio::task::JoinSet::new();
-    let mut run =
-        |listener: TcpListener, app: axum::Router, tls: Option<Arc<rustls::ServerConfig>>| {
-            let (limits, count, metrics, quit) =
-                (limits.clone(), count.clone(), state.metrics.clone(), quit.clone());
-            servers.spawn(async move {
-                api::conn::serve(listener, app, limits, tls, count, metrics, quit.cancelled_owned())
-                    .await
-            });
-        };
+    let mut run = |listener: TcpListener,
+                   kind: api::conn::Listener,
+                   app: axum::Router,
+                   tls: Option<Arc<rustls::ServerConfig>>| {
+        let (limits, budget, metrics, quit) =
+            (limits.clone(), state.conns.clone(), state.metrics.clone(), quit.clone());
+        servers.spawn(async move {
+            let stop = quit.cancelled_owned();
+            api::conn::serve(listener, kind, app, limits, tls, budget, metrics, stop).await
+        });
+    };
+    use api::conn::Listener::{Lan, Local};
     if let Some(l) = listeners.plain {
-        run(l, app.clone(), None);
+        run(l, Local, app.clone(), None);
     }
     if let (Some(l), Some(lan)) = (listeners.https, &state.lan) {
         let secure = app.clone().layer(axum::middleware::map_response(api::hsts));
-        run(l, secure, Some(crate::net::tls::server_config(lan.certs.clone())));
+        run(l, Lan, secure, Some(crate::net::tls::server_config(lan.certs.clone())));
     }
     if let (Some(l), Some(port)) = (listeners.pair, https_port) {
-        run(l, api::lan::pair_router(state.clone(), port), None);
+        run(l, Lan, api::lan::pair_router(state.clone(), port), None);
     }
     let mut result = Ok(());
     while let Some(done) = servers.join_next().await {

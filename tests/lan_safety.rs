@@ -849,3 +849,145 @@ async fn supervisors_list_and_revoke_sessions() {
         404
     );
 }
+
+mod door_room {
+    //! The door keeps its room on a shared Wi-Fi: strangers trickling
+    //! bodies, idling and knocking from many addresses fill only their own
+    //! share of connections, and a signed-in phone goes on checking in.
+
+    use super::common::binary::{pairing_code, phone_session, serve_lan, Running};
+    use serde_json::{json, Value};
+    use std::time::{Duration, Instant};
+
+    fn https_client(ca: &[u8], from: Option<[u8; 4]>) -> reqwest::Client {
+        let mut b = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(ca).unwrap())
+            .https_only(true);
+        if let Some(ip) = from {
+            b = b.local_address(std::net::IpAddr::from(ip));
+        }
+        b.build().unwrap()
+    }
+
+    /// A sign-in that announces 200,000 bytes and sends one every `every`.
+    async fn trickle(c: reqwest::Client, url: String, every: Duration) -> Result<u16, String> {
+        let body = futures_util::stream::unfold(0u32, move |n| async move {
+            if n > 0 {
+                tokio::time::sleep(every).await;
+            }
+            (n < 200_000).then(|| (Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")), n + 1))
+        });
+        c.post(url)
+            .header("content-type", "application/json")
+            .header("content-length", "200000")
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Eight guest addresses each try 16 trickling sign-ins over TLS (a
+    /// byte every 3 s), and 200 more addresses open idle TLS connections;
+    /// before this work they took every slot of every listener. Now: the
+    /// door phone, signed in before, checks in over HTTPS on its kept
+    /// connection and on new ones, the loopback listener answers, and each
+    /// trickled sign-in is cut off with 408 soon after the grace.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn strangers_trickling_and_idling_never_take_the_doors_connections() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (child, addrs) = serve_lan(
+            tmp.path(),
+            &[
+                "--demo",
+                "--max-connections",
+                "64",
+                "--max-connections-per-address",
+                "16",
+                "--body-grace-secs",
+                "2",
+                "--idle-timeout-secs",
+                "60",
+            ],
+        );
+        let _box = Running(child);
+        let ca = std::fs::read(tmp.path().join("tls/ca.pem")).unwrap();
+        let port = addrs.https.rsplit(':').next().unwrap().to_string();
+        let base = format!("https://localhost:{port}");
+        let phone = https_client(&ca, Some([127, 0, 5, 1]));
+        let code = pairing_code(tmp.path());
+        let token = phone_session(&phone, &base, &code, "1111").await;
+        let tickets = std::fs::read_to_string(tmp.path().join("demo/tickets.csv")).unwrap();
+        let codes: Vec<String> = tickets
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().to_string())
+            .collect();
+
+        let t0 = Instant::now();
+        let mut attack = Vec::new();
+        for a in 0..8u8 {
+            let c = https_client(&ca, Some([127, 0, 9, a + 1]));
+            for _ in 0..16 {
+                let url = format!("{base}/api/v1/session");
+                attack.push(tokio::spawn(trickle(c.clone(), url, Duration::from_secs(3))));
+            }
+        }
+        // The trickles take the strangers' share first; idle sockets knock on a full room.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let mut idle = Vec::new();
+        for a in 0..200u32 {
+            let from = std::net::SocketAddr::from(([127, 0, 10 + (a / 250) as u8, (a % 250) as u8 + 1], 0));
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.bind(from).unwrap();
+            if let Ok(s) = sock.connect(addrs.https.parse().unwrap()).await {
+                idle.push(s);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let checkin = |c: &reqwest::Client, code: &str, nonce: String| {
+            c.post(format!("{base}/api/v1/checkins"))
+                .bearer_auth(&token)
+                .json(&json!({"code": code, "gate": "main", "nonce": nonce}))
+                .send()
+        };
+        for (i, code) in codes.iter().take(20).enumerate() {
+            let r = checkin(&phone, code, format!("room-{i}")).await.expect("kept connection");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["verdict"], "admit", "{v}");
+        }
+        // A new connection from the phone (a fresh client) is accepted at once.
+        let fresh = https_client(&ca, Some([127, 0, 5, 1]));
+        let t = Instant::now();
+        let r = checkin(&fresh, &codes[20], "room-new".into()).await.expect("new connection");
+        assert_eq!(r.status(), 200);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        // The loopback listener is never starved by the LAN.
+        let h = reqwest::get(format!("http://{}/healthz", addrs.plain)).await.unwrap();
+        assert_eq!(h.status(), 200);
+
+        // Every trickled sign-in ends: refused at once, or cut off after the grace.
+        let mut seen = std::collections::BTreeMap::new();
+        for a in attack {
+            let got = tokio::time::timeout(Duration::from_secs(30), a)
+                .await
+                .expect("a trickled request is never held for long")
+                .unwrap();
+            *seen.entry(got.map_err(|_| 0).unwrap_or_else(|e| e)).or_insert(0) += 1;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30));
+        let cut = seen.get(&408).copied().unwrap_or(0);
+        assert!(cut >= 1 && cut <= 16, "a stranger's share at most: {seen:?}");
+        assert_eq!(cut + seen.get(&0).copied().unwrap_or(0), 128, "{seen:?}");
+        let metrics = reqwest::get(format!("http://{}/metrics", addrs.plain))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("venuebox_connections_refused_total{class=\"stranger\"}"));
+        drop(idle);
+    }
+}

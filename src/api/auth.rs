@@ -9,10 +9,11 @@ use crate::domain::role::{Actor, Role};
 use crate::store::pairing::PairedDevice;
 use crate::store::sessions::{token_digest, Session};
 use crate::store::{Store, StoreError};
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 #[derive(Default)]
@@ -85,6 +86,7 @@ impl AuthState {
 
     /// Forgets a revoked device and every cached session signed in on it.
     pub fn device_revoked(&self, id: &str) {
+        self.guard.forget_device(id);
         if let Some(m) = self.devices.lock().expect("device cache").as_mut() {
             m.retain(|_, d| d.id != id);
         }
@@ -189,12 +191,17 @@ impl FromRequestParts<AppState> for Principal {
                     "an upload link can only upload captures and see its own creator's",
                 ))
             }
-            Some(s) if s.expires_at > now => Ok(Principal {
+            Some(s) if s.expires_at > now => {
+                if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+                    state.conns.mark_known(peer.ip());
+                }
+                Ok(Principal {
                 actor: s.actor,
                 token: token.to_owned(),
                 creator_scope: s.creator_scope,
                 device_id: s.device_id,
-            }),
+            })
+            }
             Some(_) => {
                 state.auth.cache.lock().expect("auth cache").remove(&digest);
                 Err(ApiError::unauthorized("your session has expired: sign in again with your PIN"))

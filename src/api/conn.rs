@@ -1,17 +1,27 @@
 //! The accept loop: how many connections the box takes, from whom, and how
 //! long a connection may sit without sending. The venue Wi-Fi may be shared
 //! with guests, so nothing a client does with sockets alone (opening many,
-//! sending headers a byte a minute, stalling mid-body, idling on
-//! keep-alive) may hold file descriptors or memory without a bound.
+//! sending headers a byte a minute, trickling a body, idling on
+//! keep-alive) may hold file descriptors or memory without a bound, nor
+//! take the room the door needs.
+//!
+//! Connections are counted in three classes, each with its own budget
+//! ([`Class`]): the loopback API listener (`--listen`), LAN clients at an
+//! address where staff signed in recently, and strangers. Strangers can
+//! only ever fill their own quarter of the LAN's connections; a phone that
+//! signed in keeps getting connections however many strangers knock.
+//! A request body must keep up a minimum rate after a short grace
+//! ([`PacedBody`]), so a body trickled a byte at a time frees its slot.
 //!
 //! It does not route or authorise; that is the router's job. It speaks
-//! HTTP/1.1 only (staff phones and scripts; TLS arrives with the LAN work).
+//! HTTP/1.1 only.
 
 use crate::metrics::Metrics;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
-use hyper::body::Incoming;
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::HashMap;
@@ -35,12 +45,22 @@ pub struct ConnLimits {
     /// idle keep-alive connection waits for its next request.
     pub header_timeout: Duration,
     /// A connection on which no byte moved either way for this long is
-    /// closed (a stalled body, a client that stopped reading).
+    /// closed (a client that stopped reading, a feed nobody reads).
     pub idle_timeout: Duration,
-    /// Connections open at once, from everyone.
+    /// Connections open at once on the LAN listeners (HTTPS and pairing
+    /// together), and separately on the loopback listener. Strangers (no
+    /// staff sign-in from their address lately) get a quarter of the LAN's.
     pub max_connections: usize,
-    /// Connections open at once from one address.
+    /// Connections open at once from one address; a stranger gets an
+    /// eighth of it.
     pub max_per_address: usize,
+    /// A request body may take this long before it must keep up
+    /// `body_min_rate`.
+    pub body_grace: Duration,
+    /// Bytes a second a request body must average, counted from its first
+    /// read after `body_grace`; slower, the request fails with 408 and the
+    /// connection closes.
+    pub body_min_rate: u64,
     /// After shutdown is asked, how long connections in flight may finish.
     pub drain: Duration,
 }
@@ -52,52 +72,138 @@ impl Default for ConnLimits {
             idle_timeout: Duration::from_secs(60),
             max_connections: 512,
             max_per_address: 64,
+            body_grace: Duration::from_secs(10),
+            body_min_rate: 1024,
             drain: Duration::from_secs(5),
         }
     }
 }
 
-/// Connections open now, in total and per address, across every listener.
-/// A slot is given back
-/// when its [`ConnSlot`] drops, whatever way the connection ended.
+/// Who a connection is counted as, decided when it is accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// The plain API listener (`--listen`, loopback by default): the box's
+    /// own scripts and tools. Never starved by the LAN.
+    Local,
+    /// A LAN client at an address from which staff signed in or used a
+    /// valid token lately.
+    Known,
+    /// Anyone else on the LAN.
+    Stranger,
+}
+
+impl Class {
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn as_str(self) -> &'static str {
+        crate::metrics::CONNECTION_CLASSES[self.index()]
+    }
+
+    /// (total, per address) for this class under `limits`.
+    fn caps(self, limits: &ConnLimits) -> (usize, usize) {
+        match self {
+            Class::Local => (limits.max_connections, limits.max_per_address),
+            Class::Known => (limits.max_connections - Class::Stranger.caps(limits).0, limits.max_per_address),
+            Class::Stranger => ((limits.max_connections / 4).max(1), (limits.max_per_address / 8).max(1)),
+        }
+    }
+}
+
+/// How long an address stays known after staff last used it.
+const KNOWN_FOR: Duration = Duration::from_secs(12 * 3600);
+/// Addresses remembered as known; the oldest is forgotten first. Only a
+/// valid sign-in or token adds one, so staff devices alone fill it.
+const MAX_KNOWN: usize = 4096;
+
 #[derive(Default)]
-pub struct ConnCount {
-    inner: Mutex<(usize, HashMap<IpAddr, usize>)>,
+struct Counts {
+    per_class: [usize; 3],
+    per_addr: HashMap<(Class, IpAddr), usize>,
+}
+
+/// Connections open now, per class and per address, across every
+/// listener, and the addresses staff use. A slot is given back when its
+/// [`ConnSlot`] drops, whatever way the connection ended.
+#[derive(Default)]
+pub struct ConnBudget {
+    counts: Mutex<Counts>,
+    /// Address → when staff last proved themselves from it. Read on every
+    /// accept, written on every authenticated request (cheap: one lock,
+    /// one insert).
+    known: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 pub struct ConnSlot {
-    count: Arc<ConnCount>,
+    budget: Arc<ConnBudget>,
+    class: Class,
     ip: IpAddr,
 }
 
-impl ConnCount {
-    /// A slot for a new connection from `ip`, or `None` when the box or
-    /// that address already has as many as allowed.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr, limits: &ConnLimits) -> Option<ConnSlot> {
+impl ConnBudget {
+    /// Remembers that staff proved themselves from `ip`: its next
+    /// connections count as [`Class::Known`].
+    pub fn mark_known(&self, ip: IpAddr) {
         let ip = address_key(ip);
-        let mut g = self.inner.lock().expect("connection count");
-        let per = g.1.get(&ip).copied().unwrap_or(0);
-        if g.0 >= limits.max_connections || per >= limits.max_per_address {
-            return None;
+        let now = Instant::now();
+        let mut known = self.known.lock().expect("known addresses");
+        if known.len() >= MAX_KNOWN && !known.contains_key(&ip) {
+            known.retain(|_, at| now.duration_since(*at) < KNOWN_FOR);
+            if known.len() >= MAX_KNOWN {
+                if let Some(oldest) = known.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k) {
+                    known.remove(&oldest);
+                }
+            }
         }
-        g.0 += 1;
-        g.1.insert(ip, per + 1);
-        Some(ConnSlot { count: self.clone(), ip })
+        known.insert(ip, now);
     }
 
+    /// The class a new LAN connection from `ip` counts in.
+    pub fn lan_class(&self, ip: IpAddr) -> Class {
+        let ip = address_key(ip);
+        let known = self.known.lock().expect("known addresses");
+        match known.get(&ip) {
+            Some(at) if at.elapsed() < KNOWN_FOR => Class::Known,
+            _ => Class::Stranger,
+        }
+    }
+
+    /// A slot for a new connection from `ip` in `class`, or `None` when
+    /// that class or that address already has as many as allowed.
+    pub fn admit(self: &Arc<Self>, class: Class, ip: IpAddr, limits: &ConnLimits) -> Option<ConnSlot> {
+        let ip = address_key(ip);
+        let (total, per_addr) = class.caps(limits);
+        let mut g = self.counts.lock().expect("connection count");
+        let per = g.per_addr.get(&(class, ip)).copied().unwrap_or(0);
+        if g.per_class[class.index()] >= total || per >= per_addr {
+            return None;
+        }
+        g.per_class[class.index()] += 1;
+        g.per_addr.insert((class, ip), per + 1);
+        Some(ConnSlot { budget: self.clone(), class, ip })
+    }
+
+    /// Connections open now, in every class.
     pub fn open(&self) -> usize {
-        self.inner.lock().expect("connection count").0
+        self.counts.lock().expect("connection count").per_class.iter().sum()
+    }
+
+    /// Connections open now in `class`.
+    pub fn open_in(&self, class: Class) -> usize {
+        self.counts.lock().expect("connection count").per_class[class.index()]
     }
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        let mut g = self.count.inner.lock().expect("connection count");
-        g.0 -= 1;
-        if let Some(n) = g.1.get_mut(&self.ip) {
+        let mut g = self.budget.counts.lock().expect("connection count");
+        g.per_class[self.class.index()] -= 1;
+        let key = (self.class, self.ip);
+        if let Some(n) = g.per_addr.get_mut(&key) {
             *n -= 1;
             if *n == 0 {
-                g.1.remove(&self.ip);
+                g.per_addr.remove(&key);
             }
         }
     }
@@ -206,16 +312,124 @@ impl AsyncWrite for IdleStream {
     }
 }
 
+/// A request body that must keep up [`ConnLimits::body_min_rate`]: by
+/// `grace + received / min_rate` after its first read, counted from that
+/// read, the next bytes must have arrived, or the body fails with
+/// [`BodyTooSlow`]. The clock starts at the first read, not at the
+/// request, so a handler that waits (for an upload slot) before reading
+/// costs the client nothing.
+pub struct PacedBody {
+    inner: Incoming,
+    grace: Duration,
+    min_rate: u64,
+    started: Option<Instant>,
+    received: u64,
+    /// Fires when the bytes so far stop paying for more time.
+    deadline: Pin<Box<Sleep>>,
+    /// Counts the bodies cut off.
+    metrics: Arc<Metrics>,
+}
+
+impl PacedBody {
+    pub fn new(inner: Incoming, limits: &ConnLimits, metrics: Arc<Metrics>) -> Self {
+        PacedBody {
+            inner,
+            metrics,
+            grace: limits.body_grace,
+            min_rate: limits.body_min_rate.max(1),
+            started: None,
+            received: 0,
+            deadline: Box::pin(tokio::time::sleep(limits.body_grace)),
+        }
+    }
+
+    fn push_deadline(&mut self) {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let earned = Duration::from_secs_f64(self.received as f64 / self.min_rate as f64);
+        self.deadline.as_mut().reset(started + self.grace + earned);
+    }
+}
+
+/// A request body that arrived slower than the box accepts.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body arrived too slowly: check the connection and send it again")]
+pub struct BodyTooSlow;
+
+impl HttpBody for PacedBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.started.is_none() {
+            self.push_deadline();
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.received += data.len() as u64;
+                    self.push_deadline();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if self.deadline.as_mut().poll(cx).is_ready() {
+                    self.metrics.body_too_slow();
+                    Poll::Ready(Some(Err(BodyTooSlow.into())))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Whether `e` (or what caused it) is a [`BodyTooSlow`].
+pub fn is_too_slow(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BodyTooSlow>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Which budget a listener's connections are counted in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// The plain API listener (`--listen`): [`Class::Local`].
+    Local,
+    /// HTTPS and the pairing page: [`Class::Known`] or [`Class::Stranger`]
+    /// by the caller's address.
+    Lan,
+}
+
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves,
 /// then lets connections in flight finish for `limits.drain`. With `tls`,
 /// each connection first completes a TLS handshake, within the header
 /// timeout.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
+    kind: Listener,
     app: Router,
     limits: ConnLimits,
     tls: Option<Arc<rustls::ServerConfig>>,
-    count: Arc<ConnCount>,
+    budget: Arc<ConnBudget>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
@@ -241,21 +455,27 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = count.admit(peer.ip(), &limits) else {
-            metrics.connection_refused();
-            tracing::debug!(peer = %peer, "connection refused: too many open");
+        let class = match kind {
+            Listener::Local => Class::Local,
+            Listener::Lan => budget.lan_class(peer.ip()),
+        };
+        let Some(slot) = budget.admit(class, peer.ip(), &limits) else {
+            metrics.connection_refused(class.index());
+            tracing::debug!(peer = %peer, class = class.as_str(), "connection refused: too many open");
             continue;
         };
         let _ = stream.set_nodelay(true);
         let stream = IdleStream::new(stream, limits.idle_timeout);
         let app = app.clone();
+        let (pace, m) = (limits.clone(), metrics.clone());
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(req.map(Body::new))
+            let body = |b| Body::new(PacedBody::new(b, &pace, m.clone()));
+            app.clone().oneshot(req.map(body))
         });
-        metrics.connections_open.store(count.open() as u64, Relaxed);
-        let (count, metrics, http, watcher, tls) =
-            (count.clone(), metrics.clone(), http.clone(), graceful.watcher(), tls.clone());
+        metrics.connections_open.store(budget.open() as u64, Relaxed);
+        let (budget, metrics, http, watcher, tls) =
+            (budget.clone(), metrics.clone(), http.clone(), graceful.watcher(), tls.clone());
         let handshake_within = limits.header_timeout;
         tokio::spawn(async move {
             match tls {
@@ -278,7 +498,7 @@ pub async fn serve(
                 }
             }
             drop(slot);
-            metrics.connections_open.store(count.open() as u64, Relaxed);
+            metrics.connections_open.store(budget.open() as u64, Relaxed);
         });
     }
     drop(listener);
@@ -292,29 +512,71 @@ pub async fn serve(
 mod tests {
     use super::*;
 
+    fn limits(total: usize, per: usize) -> ConnLimits {
+        ConnLimits { max_connections: total, max_per_address: per, ..ConnLimits::default() }
+    }
+
     #[test]
     fn an_address_and_the_box_each_have_a_cap_and_slots_come_back() {
-        let limits = ConnLimits { max_connections: 3, max_per_address: 2, ..ConnLimits::default() };
-        let count = Arc::new(ConnCount::default());
+        let limits = limits(3, 2);
+        let count = Arc::new(ConnBudget::default());
         let a = IpAddr::from([10, 0, 0, 1]);
         let b = IpAddr::from([10, 0, 0, 2]);
-        let a1 = count.admit(a, &limits).unwrap();
-        let _a2 = count.admit(a, &limits).unwrap();
-        assert!(count.admit(a, &limits).is_none(), "third from one address");
-        let _b1 = count.admit(b, &limits).unwrap();
-        assert!(count.admit(b, &limits).is_none(), "box full");
+        let a1 = count.admit(Class::Local, a, &limits).unwrap();
+        let _a2 = count.admit(Class::Local, a, &limits).unwrap();
+        assert!(count.admit(Class::Local, a, &limits).is_none(), "third from one address");
+        let _b1 = count.admit(Class::Local, b, &limits).unwrap();
+        assert!(count.admit(Class::Local, b, &limits).is_none(), "box full");
         drop(a1);
         assert_eq!(count.open(), 2);
-        assert!(count.admit(b, &limits).is_some(), "a closed connection frees its slot");
+        assert!(count.admit(Class::Local, b, &limits).is_some(), "a closed connection frees its slot");
     }
 
     #[test]
     fn an_ipv4_mapped_address_counts_as_its_ipv4_address() {
-        let limits =
-            ConnLimits { max_connections: 10, max_per_address: 1, ..ConnLimits::default() };
-        let count = Arc::new(ConnCount::default());
-        let _x = count.admit("10.0.0.9".parse().unwrap(), &limits).unwrap();
-        assert!(count.admit("::ffff:10.0.0.9".parse().unwrap(), &limits).is_none());
-        assert!(count.admit("2001:db8::1".parse().unwrap(), &limits).is_some());
+        let limits = limits(10, 1);
+        let count = Arc::new(ConnBudget::default());
+        let _x = count.admit(Class::Local, "10.0.0.9".parse().unwrap(), &limits).unwrap();
+        assert!(count.admit(Class::Local, "::ffff:10.0.0.9".parse().unwrap(), &limits).is_none());
+        assert!(count.admit(Class::Local, "2001:db8::1".parse().unwrap(), &limits).is_some());
+    }
+
+    #[test]
+    fn strangers_fill_only_their_quarter_and_never_a_known_phone_or_loopback() {
+        let limits = limits(64, 16);
+        let budget = Arc::new(ConnBudget::default());
+        let phone = IpAddr::from([10, 0, 0, 50]);
+        budget.mark_known(phone);
+        let mut held = Vec::new();
+        for a in 1..=200u8 {
+            let ip = IpAddr::from([10, 0, 1, a]);
+            assert_eq!(budget.lan_class(ip), Class::Stranger);
+            while let Some(s) = budget.admit(Class::Stranger, ip, &limits) {
+                held.push(s);
+            }
+        }
+        assert_eq!(held.len(), 16, "a quarter of 64");
+        assert_eq!(budget.lan_class(phone), Class::Known);
+        let mine: Vec<_> =
+            (0..16).map(|_| budget.admit(Class::Known, phone, &limits).expect("known")).collect();
+        assert_eq!(mine.len(), 16);
+        assert!(budget.admit(Class::Local, IpAddr::from([127, 0, 0, 1]), &limits).is_some());
+        // One stranger address holds at most an eighth of the per-address cap.
+        let one = Arc::new(ConnBudget::default());
+        let s = IpAddr::from([10, 0, 2, 1]);
+        let held: Vec<_> =
+            std::iter::from_fn(|| one.admit(Class::Stranger, s, &limits)).take(100).collect();
+        assert_eq!(held.len(), 2);
+    }
+
+    #[test]
+    fn known_addresses_stay_bounded() {
+        let budget = ConnBudget::default();
+        for i in 0..(MAX_KNOWN as u32 + 10) {
+            budget.mark_known(IpAddr::from(std::net::Ipv6Addr::from(i as u128 + 1)));
+        }
+        assert!(budget.known.lock().unwrap().len() <= MAX_KNOWN);
+        let newest = IpAddr::from(std::net::Ipv6Addr::from(MAX_KNOWN as u128 + 10));
+        assert_eq!(budget.lan_class(newest), Class::Known);
     }
 }

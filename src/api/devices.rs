@@ -17,7 +17,7 @@ use crate::store::scans::Verdict;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::time::Instant;
@@ -70,6 +70,7 @@ pub async fn feed(
     p: Principal,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     p.require(Role::Door)?;
+    let slot = st.feeds.open(&crate::store::sessions::token_digest(&p.token))?;
     let rx = st.devices.pipeline.subscribe();
     let events = stream::unfold(rx, |mut rx| async move {
         let ev = match rx.recv().await {
@@ -81,6 +82,11 @@ pub async fn feed(
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
         };
         Some((Ok(ev), rx))
+    });
+    // The slot lives as long as the stream.
+    let events = events.map(move |e| {
+        let _held = &slot;
+        e
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

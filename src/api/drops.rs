@@ -16,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{Extensions, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::Response;
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -59,6 +59,7 @@ pub async fn feed(
     p: Principal,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     p.require(Role::Merch)?;
+    let slot = st.feeds.open(&crate::store::sessions::token_digest(&p.token))?;
     let events = stream::unfold((st, None::<String>), |(st, last)| async move {
         // The first state goes out at once; after that, only changes.
         let mut wait = last.is_some();
@@ -78,6 +79,11 @@ pub async fn feed(
                 Err(e) => tracing::warn!(error = %e, "drop feed could not read drops"),
             }
         }
+    });
+    // The slot lives as long as the stream.
+    let events = events.map(move |e| {
+        let _held = &slot;
+        e
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }

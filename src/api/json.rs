@@ -31,6 +31,11 @@ where
                 "body_too_large",
                 format!("the request body is too large: {}", e.body_text()),
             )),
+            Err(e) if super::conn::is_too_slow(&e) => Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_too_slow",
+                super::conn::BodyTooSlow.to_string(),
+            )),
             Err(e) => {
                 Err(ApiError::bad_request(format!("request body is not valid: {}", e.body_text())))
             }

@@ -15,6 +15,7 @@ mod devices;
 mod drops;
 pub mod error;
 mod event;
+pub mod feeds;
 mod json;
 pub mod lan;
 mod ops;
@@ -86,6 +87,11 @@ pub struct AppState {
     pub pretix: Arc<crate::pretix::PretixHandle>,
     /// The listener's caps and timeouts (read by `serve`).
     pub conn: Arc<conn::ConnLimits>,
+    /// Connections open per class, and the addresses staff use (marked
+    /// by every authenticated request, read by every accept).
+    pub conns: Arc<conn::ConnBudget>,
+    /// Live feeds open per session and in total.
+    pub feeds: Arc<feeds::FeedSlots>,
     /// Certificates, names and fingerprint of the LAN side, when it is on.
     pub lan: Option<Arc<crate::net::Lan>>,
 }

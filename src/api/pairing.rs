@@ -7,7 +7,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::json::Json;
 use super::session::client_addr;
-use super::signin::Key;
+use super::signin::Who;
 use super::AppState;
 use crate::domain::role::Role;
 use crate::domain::time::format_rfc3339;
@@ -158,15 +158,15 @@ async fn pair_checked(
     }
     let addr = client_addr(ext);
     // Codes are guessed like PINs, so they are counted like PINs.
-    let keys = addr.map(|a| vec![Key::Addr(a)]).unwrap_or_default();
+    let who = Who { addr, ..Who::default() };
     let attempt = st
         .auth
         .guard
-        .begin(keys, st.clock.now())
+        .begin(who, &[], st.clock.now())
         .inspect_err(|_| st.metrics.signin_failure(SignInFailure::Throttled))?;
     match st.store.pair_device(&b.code, name, st.clock.now()).await? {
         Some(new) => {
-            attempt.succeeded();
+            attempt.succeeded(&new.device.id);
             tracing::info!(device = %new.device.id, name = %new.device.name, by = %new.device.paired_by, "device paired");
             let body = Paired {
                 device: new.device.id.clone(),
@@ -175,10 +175,13 @@ async fn pair_checked(
                 paired_by: new.device.paired_by.clone(),
             };
             st.auth.device_paired(new.device);
+            if let Some(a) = addr {
+                st.conns.mark_known(a);
+            }
             Ok((StatusCode::CREATED, Json(body)))
         }
         None => {
-            attempt.failed(st.clock.now());
+            let _ = attempt.failed(st.clock.now());
             st.metrics.signin_failure(SignInFailure::BadPairingCode);
             tracing::warn!(from = ?addr, "pairing refused: unknown, used or expired code");
             Err(ApiError::new(

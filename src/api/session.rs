@@ -3,7 +3,7 @@
 use super::auth::Principal;
 use super::error::ApiError;
 use super::json::Json;
-use super::signin::Key;
+use super::signin::{AfterWrong, Who, REVOKE_AFTER};
 use super::AppState;
 use crate::domain::manifest::StaffEntry;
 use crate::domain::role::Actor;
@@ -52,22 +52,21 @@ pub(super) async fn staff_with_pin(
     let event = st.store.event().ok_or_else(|| {
         ApiError::new(StatusCode::CONFLICT, "no_event", "no event is loaded, so there are no staff yet: import the manifest, or use `venuebox token` on the box")
     })?;
-    let mut keys = Vec::with_capacity(3);
-    if let Some(d) = &origin.device {
-        keys.push(Key::Device(d.id.clone()));
-    }
-    if let Some(a) = origin.addr {
-        keys.push(Key::Addr(a));
-    }
-    if let Some(n) = name {
-        keys.push(Key::Staff(n.to_string()));
-    }
-    let attempt = st.auth.guard.begin(keys, st.clock.now()).inspect_err(|_| {
+    let candidates: Vec<StaffEntry> =
+        event.manifest.staff.iter().filter(|s| filter(s)).cloned().collect();
+    let names: Vec<String> = candidates.iter().map(|s| s.name.clone()).collect();
+    let who = Who {
+        device: origin.device.as_ref().map(|d| d.id.clone()),
+        addr: origin.addr,
+        // Only real names are tracked: made-up ones cannot fill the table.
+        named: name.filter(|n| names.iter().any(|x| x == n)).map(str::to_string),
+    };
+    let attempt = st.auth.guard.begin(who, &names, st.clock.now()).inspect_err(|_| {
         st.metrics.signin_failure(SignInFailure::Throttled);
         tracing::warn!(from = %origin.label, "sign-in refused: too many attempts, waiting");
     })?;
     let candidates: Vec<StaffEntry> =
-        event.manifest.staff.iter().filter(|s| filter(s)).cloned().collect();
+        candidates.into_iter().filter(|s| attempt.allowed.contains(&s.name)).collect();
     let found = st.auth.verifier.verify(pin, candidates).await.map_err(|_| {
         st.metrics.signin_failure(SignInFailure::Busy);
         tracing::warn!(from = %origin.label, "sign-in refused: PIN checks are busy");
@@ -81,15 +80,35 @@ pub(super) async fn staff_with_pin(
     })?;
     match found {
         Some(s) => {
-            attempt.succeeded();
+            attempt.succeeded(&s.name);
             Ok(s)
         }
         None => {
-            attempt.failed(st.clock.now());
+            let after = attempt.failed(st.clock.now());
             st.metrics.signin_failure(SignInFailure::WrongPin);
             tracing::warn!(from = %origin.label, staff = name.unwrap_or(""), "wrong PIN");
+            if let (AfterWrong::Revoke, Some(d)) = (after, &origin.device) {
+                unpair_guessing_device(st, d).await;
+            }
             Err(ApiError::unauthorized("wrong PIN: try again, or ask a supervisor"))
         }
+    }
+}
+
+/// A paired device past [`REVOKE_AFTER`] wrong PINs loses its pairing, as
+/// if a supervisor had revoked it (audited, its sessions ended); the
+/// supervisors' device list shows why.
+async fn unpair_guessing_device(st: &AppState, d: &PairedDevice) {
+    let by = Actor {
+        name: format!("venuebox ({REVOKE_AFTER} wrong PINs)"),
+        role: crate::domain::role::Role::Admin,
+    };
+    match st.store.revoke_device(d.id.clone(), by, st.clock.now()).await {
+        Ok(_) => {
+            st.auth.device_revoked(&d.id);
+            tracing::warn!(device = %d.id, name = %d.name, "device unpaired after {REVOKE_AFTER} wrong PINs: a supervisor can pair it again");
+        }
+        Err(e) => tracing::error!(device = %d.id, error = %e, "cannot unpair a guessing device"),
     }
 }
 
@@ -153,7 +172,8 @@ async fn sign_in_checked(
         st.metrics.signin_failure(SignInFailure::DeviceNotPaired);
         tracing::warn!(from = %label, "sign-in from a device that is not paired");
         if let Some(a) = addr {
-            st.auth.guard.begin(vec![Key::Addr(a)], st.clock.now())?.failed(st.clock.now());
+            let who = Who { addr: Some(a), ..Who::default() };
+            st.auth.guard.begin(who, &[], st.clock.now())?.failed(st.clock.now());
         }
         return Err(not_paired());
     };
@@ -174,6 +194,9 @@ async fn sign_in_checked(
         .create_device_session(actor, device.id.clone(), now, st.config.session_ttl_ms)
         .await?;
     tracing::info!(staff = %session.actor.name, role = %session.actor.role, device = %device.id, "staff signed in");
+    if let Some(a) = addr {
+        st.conns.mark_known(a);
+    }
     Ok(Json(SignedIn {
         token,
         name: session.actor.name,

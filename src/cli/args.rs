@@ -139,12 +139,18 @@ pub struct ConnArgs {
     /// Seconds a connection may go without a byte either way (a stalled upload, a client that stopped reading).
     #[arg(long, default_value_t = ConnLimits::default().idle_timeout.as_secs())]
     pub idle_timeout_secs: u64,
-    /// Connections open at once, in total.
+    /// Connections open at once on the LAN listeners (strangers, with no staff sign-in from their address, get a quarter), and again on the loopback listener.
     #[arg(long, default_value_t = ConnLimits::default().max_connections)]
     pub max_connections: usize,
-    /// Connections open at once from one address.
+    /// Connections open at once from one address (a stranger gets an eighth).
     #[arg(long, default_value_t = ConnLimits::default().max_per_address)]
     pub max_connections_per_address: usize,
+    /// Seconds a request body may take before it must keep up --body-min-bytes-per-sec.
+    #[arg(long, default_value_t = ConnLimits::default().body_grace.as_secs())]
+    pub body_grace_secs: u64,
+    /// Bytes a second a request body must average after the grace; slower ones are answered 408 and closed.
+    #[arg(long, default_value_t = ConnLimits::default().body_min_rate)]
+    pub body_min_bytes_per_sec: u64,
     /// Milliseconds a refused sign-in or pairing waits before its answer (a right PIN never waits).
     #[arg(long, default_value_t = ApiConfig::default().refusal_delay_ms)]
     pub sign_in_refusal_delay_ms: u64,
@@ -158,6 +164,8 @@ impl ConnArgs {
             idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
             max_connections: self.max_connections.max(1),
             max_per_address: self.max_connections_per_address.max(1),
+            body_grace: Duration::from_secs(self.body_grace_secs.max(1)),
+            body_min_rate: self.body_min_bytes_per_sec.max(1),
             ..Default::default()
         }
     }

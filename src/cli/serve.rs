@@ -95,6 +95,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let config = server_config(&args)?;
     let ServeArgs { dir, listen, demo, fault_stall_writer_after, lan, .. } = args;
     let _serving = server::lock_data_dir(&dir.data_dir)?;
+    let files = server::raise_file_limit();
+    if files < 2048 {
+        tracing::warn!(
+            limit = files,
+            "the open-file limit is low for the connection budgets: raise LimitNOFILE"
+        );
+    }
     // Ports first: a port in use is said before anything is opened.
     let plain = bind("--listen", &listen).await?;
     let (https, pair) = if config.lan.is_some() {
