@@ -208,7 +208,12 @@ impl Metrics {
             .collect();
         labelled(&mut out, "venuebox_connections_refused_total{class", &refused);
         let n = "venuebox_request_bodies_too_slow_total";
-        family(&mut out, n, "Requests whose body arrived slower than the minimum rate (answered 408).", "counter");
+        family(
+            &mut out,
+            n,
+            "Requests whose body arrived slower than the minimum rate (answered 408).",
+            "counter",
+        );
         let _ = writeln!(out, "{n} {}", self.bodies_too_slow.load(Relaxed));
         let n = "venuebox_connections_open";
         family(&mut out, n, "HTTP connections open now.", "gauge");

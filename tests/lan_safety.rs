@@ -357,6 +357,90 @@ async fn money_out_of_range_is_refused_instead_of_wrapping() {
     assert_eq!(s, 200, "{summary}");
 }
 
+/// A sign-in as `body` asks, on `b`: (status, answer, Retry-After).
+async fn session_attempt(b: &TestBox, body: Value) -> (u16, Value, i64) {
+    let r = b.http.post(b.url("/api/v1/session")).json(&body).send().await.unwrap();
+    let s = r.status().as_u16();
+    let wait =
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+    (s, r.json().await.unwrap_or_default(), wait)
+}
+
+/// The walk the issue found: a door phone alternating a guess at the
+/// supervisor's PIN with its own right PIN (before: the admin's 5555
+/// found at 5.5 guesses a second), and a merch phone guessing the comp
+/// approver's PIN (4444 at 11.4 a second). With the box's clock moved on
+/// by every wait it asks for: a right PIN never clears the device's wrong
+/// ones, supervisors see them, and after 20 the device is unpaired; the
+/// approver's PIN is counted the same way. Neither PIN is found.
+#[tokio::test]
+async fn staff_phones_cannot_walk_a_supervisors_pin_by_sign_in_or_comp() {
+    let clock = venuebox::clock::Clock::fixed(1_800_000_000_000);
+    let api = venuebox::api::ApiConfig { refusal_delay_ms: 0, ..Default::default() };
+    let b = TestBox::start_full(clock.clone(), api, |m| {
+        m["staff"].as_array_mut().unwrap().push(json!({"name": "Max", "role": "merch", "pin_hash": venuebox::organiser::demo::hash_pin("8642")}));
+    })
+    .await;
+    let door = b.pair_device("door phone").await;
+    let own = json!({"pin": common::DOOR_PIN, "device": door});
+    let (mut checked, mut found, mut unpaired) = (0, false, false);
+    for guess in 0..2_000u32 {
+        let pin = format!("{:04}", 3000 + guess);
+        let (s, v, wait) =
+            session_attempt(&b, json!({"pin": pin, "name": "Sam", "device": door})).await;
+        match s {
+            401 if v["error"]["code"] == "device_not_paired" => {
+                unpaired = true;
+                break;
+            }
+            401 => checked += 1,
+            429 => {
+                assert!(wait >= 1, "{v}");
+                clock.advance(wait * 1000);
+            }
+            200 => found = true,
+            s => panic!("{s} {v}"),
+        }
+        let _ = session_attempt(&b, own.clone()).await;
+    }
+    assert!(!found && unpaired, "checked {checked}");
+    assert_eq!(checked, 20, "unpaired at its 20th wrong PIN");
+    let (s, v, _) = session_attempt(&b, own.clone()).await;
+    assert_eq!((s, v["error"]["code"].as_str()), (401, Some("device_not_paired")));
+    let sup = b.token(Role::Supervisor).await;
+    let (_, list) = b.get(&sup, "/api/v1/paired-devices").await;
+    let d = &list["devices"][0];
+    assert_eq!((d["wrong_pins"].as_u64(), d["revoked_at"].is_null()), (Some(20), false), "{d}");
+    assert!(d["revoked_by"].as_str().unwrap().contains("wrong PINs"), "{d}");
+
+    // A merch phone, signed in, guessing the approver's PIN for comps.
+    let merch_dev = b.pair_device("merch phone").await;
+    let (s, m, _) = session_attempt(&b, json!({"pin": "8642", "device": merch_dev})).await;
+    assert_eq!(s, 200, "{m}");
+    let merch = m["token"].as_str().unwrap().to_string();
+    let (mut checked, mut unpaired) = (0, false);
+    for guess in 0..2_000u32 {
+        let body = json!({
+            "nonce": format!("comp-{guess}"),
+            "tier": "ga",
+            "tender": {"kind": "comp", "approver_pin": format!("{:04}", 5000 + guess)}
+        });
+        let (s, v) = b.post(&merch, "/api/v1/walkups", body).await;
+        match s {
+            403 => checked += 1,
+            // Longer than any wait the guard asks for.
+            429 => clock.advance(3_600_000),
+            401 => {
+                unpaired = true;
+                break;
+            }
+            s => panic!("{s} {v}"),
+        }
+    }
+    assert!(unpaired, "the merch phone's sign-in ended with its pairing");
+    assert_eq!(checked, 20, "approver PINs checked");
+}
+
 mod real_binary {
     //! The same attacks against the real binary with the demo event, from
     //! other processes' worth of clients on several loopback addresses.
@@ -567,9 +651,12 @@ mod real_binary {
         assert!(after < before + 16 * 1024, "RSS {before} KiB before, {after} KiB after");
     }
 
-    /// Thirty wrong PINs for the admin spread over six devices on six
-    /// addresses, guests hammering the admin's own address: the admin's
-    /// phone, paired and clean, signs in at once with the right PIN.
+    /// Thirty wrong PINs (checked against every staff member, as the app
+    /// signs in) spread over six devices on six addresses, guests
+    /// hammering the admin's own address: the admin's phone (signed in as
+    /// the admin before) signs in at once with the right PIN. The box-wide
+    /// budget of wrong PINs is spent, so a phone that never signed in as
+    /// the admin waits, until a supervisor clears the locks.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wrong_pins_from_elsewhere_cannot_lock_staff_out() {
         let d = demo(&["--sign-in-refusal-delay-ms", "20"]);
@@ -579,11 +666,17 @@ mod real_binary {
             let dev = d.pair(&c, &format!("stolen {i}")).await;
             bad.push((c, dev));
         }
-        let admins_phone = d.pair(&client_from([127, 0, 5, 1]), "admin phone").await;
+        let admin = client_from([127, 0, 5, 1]);
+        let admins_phone = d.pair(&admin, "admin phone").await;
+        let as_admin = json!({"pin": "5555", "name": "Alex the admin", "device": admins_phone});
+        assert_eq!(
+            admin.post(d.url("/api/v1/session")).json(&as_admin).send().await.unwrap().status(),
+            200
+        );
+        let mut checked = 0;
         for n in 0..30 {
             let (c, dev) = &bad[n % 6];
-            let body =
-                json!({"pin": format!("{:04}", 6000 + n), "name": "Alex the admin", "device": dev});
+            let body = json!({"pin": format!("{:04}", 6000 + n), "device": dev});
             let s = c
                 .post(d.url("/api/v1/session"))
                 .json(&body)
@@ -593,7 +686,9 @@ mod real_binary {
                 .status()
                 .as_u16();
             assert!(s == 401 || s == 429, "{s}");
+            checked += usize::from(s == 401);
         }
+        assert_eq!(checked, 20, "the box-wide budget of wrong PINs");
         let guest = client_from([127, 0, 5, 1]);
         for _ in 0..20 {
             let s = guest
@@ -606,25 +701,22 @@ mod real_binary {
                 .as_u16();
             assert!(s == 401 || s == 429);
         }
-        let admin = client_from([127, 0, 5, 1]);
-        let r = admin
-            .post(d.url("/api/v1/session"))
-            .json(&json!({"pin": "5555", "name": "Alex the admin", "device": admins_phone}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let r = admin.post(d.url("/api/v1/session")).json(&as_admin).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let signed: Value = r.json().await.unwrap();
+        let sup = signed["token"].as_str().unwrap();
+        // A phone that never signed in as the admin is held back...
+        let fresh_c = client_from([127, 0, 5, 2]);
+        let fresh = d.pair(&fresh_c, "new admin phone").await;
+        let body = json!({"pin": "5555", "name": "Alex the admin", "device": fresh});
+        let r = fresh_c.post(d.url("/api/v1/session")).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 429);
+        // ...until a supervisor (here the admin) clears the locks.
+        let r = admin.delete(d.url("/api/v1/sign-in-locks")).bearer_auth(sup).send().await.unwrap();
+        assert_eq!(r.status(), 204);
+        let r = fresh_c.post(d.url("/api/v1/session")).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 200);
         // The stolen devices are revoked by a supervisor and stop at once.
-        let sup: Value = admin
-            .post(d.url("/api/v1/session"))
-            .json(&json!({"pin": "4444", "device": admins_phone}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let sup = sup["token"].as_str().unwrap();
         let list: Value = admin
             .get(d.url("/api/v1/paired-devices"))
             .bearer_auth(sup)
@@ -635,11 +727,9 @@ mod real_binary {
             .await
             .unwrap();
         let stolen =
-            list["devices"].as_array().unwrap().iter().find(|x| x["name"] == "stolen 0").unwrap()
-                ["id"]
-                .as_str()
-                .unwrap()
-                .to_string();
+            list["devices"].as_array().unwrap().iter().find(|x| x["name"] == "stolen 0").unwrap();
+        assert!(stolen["wrong_pins"].as_u64().unwrap() >= 1, "{stolen}");
+        let stolen = stolen["id"].as_str().unwrap().to_string();
         let r = admin
             .delete(d.url(&format!("/api/v1/paired-devices/{stolen}")))
             .bearer_auth(sup)
@@ -919,11 +1009,8 @@ mod door_room {
         let code = pairing_code(tmp.path());
         let token = phone_session(&phone, &base, &code, "1111").await;
         let tickets = std::fs::read_to_string(tmp.path().join("demo/tickets.csv")).unwrap();
-        let codes: Vec<String> = tickets
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(2).unwrap().to_string())
-            .collect();
+        let codes: Vec<String> =
+            tickets.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().to_string()).collect();
 
         let t0 = Instant::now();
         let mut attack = Vec::new();
@@ -938,7 +1025,10 @@ mod door_room {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let mut idle = Vec::new();
         for a in 0..200u32 {
-            let from = std::net::SocketAddr::from(([127, 0, 10 + (a / 250) as u8, (a % 250) as u8 + 1], 0));
+            let from = std::net::SocketAddr::from((
+                [127, 0, 10 + (a / 250) as u8, (a % 250) as u8 + 1],
+                0,
+            ));
             let sock = tokio::net::TcpSocket::new_v4().unwrap();
             sock.bind(from).unwrap();
             if let Ok(s) = sock.connect(addrs.https.parse().unwrap()).await {

@@ -196,11 +196,11 @@ impl FromRequestParts<AppState> for Principal {
                     state.conns.mark_known(peer.ip());
                 }
                 Ok(Principal {
-                actor: s.actor,
-                token: token.to_owned(),
-                creator_scope: s.creator_scope,
-                device_id: s.device_id,
-            })
+                    actor: s.actor,
+                    token: token.to_owned(),
+                    creator_scope: s.creator_scope,
+                    device_id: s.device_id,
+                })
             }
             Some(_) => {
                 state.auth.cache.lock().expect("auth cache").remove(&digest);

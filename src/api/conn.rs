@@ -105,8 +105,12 @@ impl Class {
     fn caps(self, limits: &ConnLimits) -> (usize, usize) {
         match self {
             Class::Local => (limits.max_connections, limits.max_per_address),
-            Class::Known => (limits.max_connections - Class::Stranger.caps(limits).0, limits.max_per_address),
-            Class::Stranger => ((limits.max_connections / 4).max(1), (limits.max_per_address / 8).max(1)),
+            Class::Known => {
+                (limits.max_connections - Class::Stranger.caps(limits).0, limits.max_per_address)
+            }
+            Class::Stranger => {
+                ((limits.max_connections / 4).max(1), (limits.max_per_address / 8).max(1))
+            }
         }
     }
 }
@@ -171,7 +175,12 @@ impl ConnBudget {
 
     /// A slot for a new connection from `ip` in `class`, or `None` when
     /// that class or that address already has as many as allowed.
-    pub fn admit(self: &Arc<Self>, class: Class, ip: IpAddr, limits: &ConnLimits) -> Option<ConnSlot> {
+    pub fn admit(
+        self: &Arc<Self>,
+        class: Class,
+        ip: IpAddr,
+        limits: &ConnLimits,
+    ) -> Option<ConnSlot> {
         let ip = address_key(ip);
         let (total, per_addr) = class.caps(limits);
         let mut g = self.counts.lock().expect("connection count");
@@ -529,7 +538,10 @@ mod tests {
         assert!(count.admit(Class::Local, b, &limits).is_none(), "box full");
         drop(a1);
         assert_eq!(count.open(), 2);
-        assert!(count.admit(Class::Local, b, &limits).is_some(), "a closed connection frees its slot");
+        assert!(
+            count.admit(Class::Local, b, &limits).is_some(),
+            "a closed connection frees its slot"
+        );
     }
 
     #[test]

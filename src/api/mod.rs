@@ -123,6 +123,7 @@ routes! { ROUTES, api_routes;
     "/api/v1/session" => post session::sign_in, get session::whoami, delete session::sign_out;
     "/api/v1/sessions" => get session::list;
     "/api/v1/sessions/{id}" => delete session::revoke;
+    "/api/v1/sign-in-locks" => delete session::clear_locks;
     "/api/v1/pairing-codes" => post pairing::create_code;
     "/api/v1/pairing/print" => post pairing::print;
     "/api/v1/paired-devices" => get pairing::list, post pairing::pair;

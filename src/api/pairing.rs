@@ -48,12 +48,28 @@ struct Paired {
 
 #[derive(Serialize)]
 struct Devices {
-    devices: Vec<PairedDevice>,
+    devices: Vec<DeviceView>,
+}
+
+/// A paired device as supervisors see it: with the wrong PINs sent from
+/// it, so a device that keeps guessing stands out.
+#[derive(Serialize)]
+pub(super) struct DeviceView {
+    #[serde(flatten)]
+    pub device: PairedDevice,
+    pub wrong_pins: u32,
+}
+
+impl DeviceView {
+    fn of(st: &AppState, device: PairedDevice) -> DeviceView {
+        let wrong_pins = st.auth.guard.wrong_pins(&device.id);
+        DeviceView { device, wrong_pins }
+    }
 }
 
 #[derive(Serialize)]
 struct Revoked {
-    device: PairedDevice,
+    device: DeviceView,
     sessions_ended: usize,
 }
 
@@ -198,7 +214,8 @@ pub async fn list(
     p: Principal,
 ) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Supervisor)?;
-    Ok(Json(Devices { devices: st.store.paired_devices().await? }))
+    let all = st.store.paired_devices().await?;
+    Ok(Json(Devices { devices: all.into_iter().map(|d| DeviceView::of(&st, d)).collect() }))
 }
 
 pub async fn revoke(
@@ -210,5 +227,5 @@ pub async fn revoke(
     let (device, ended) = st.store.revoke_device(id, p.actor.clone(), st.clock.now()).await?;
     st.auth.device_revoked(&device.id);
     tracing::info!(device = %device.id, by = %p.actor.name, sessions_ended = ended, "device revoked");
-    Ok(Json(Revoked { device, sessions_ended: ended }))
+    Ok(Json(Revoked { device: DeviceView::of(&st, device), sessions_ended: ended }))
 }

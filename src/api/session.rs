@@ -235,6 +235,18 @@ pub async fn list(
     Ok(Json(Sessions { sessions: st.store.sessions(st.clock.now()).await? }))
 }
 
+/// `DELETE /api/v1/sign-in-locks`: a supervisor clears the PIN locks
+/// (after a burst of wrong PINs, so staff on new phones can sign in).
+pub async fn clear_locks(State(st): State<AppState>, p: Principal) -> Result<StatusCode, ApiError> {
+    p.require(crate::domain::role::Role::Supervisor)?;
+    st.auth.guard.clear_locks(st.clock.now());
+    st.store
+        .audit_note(p.actor.clone(), "sign_in_locks.clear", serde_json::Value::Null, st.clock.now())
+        .await?;
+    tracing::warn!(by = %p.actor.name, "PIN locks cleared");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `DELETE /api/v1/sessions/{id}`: ends one session at once.
 pub async fn revoke(
     State(st): State<AppState>,
@@ -272,6 +284,7 @@ mod tests {
             revoked_by: Some("Sam".into()),
             credential_sha256: "never shown".into(),
         };
-        super::super::contract::assert_documented("PairedDevice", &device);
+        let view = super::super::pairing::DeviceView { device, wrong_pins: 3 };
+        super::super::contract::assert_documented("PairedDevice", &view);
     }
 }

@@ -530,11 +530,7 @@ mod tests {
     use super::*;
 
     fn on(device: &str, addr: u8) -> Who {
-        Who {
-            device: Some(device.into()),
-            addr: Some(IpAddr::from([10, 0, 0, addr])),
-            named: None,
-        }
+        Who { device: Some(device.into()), addr: Some(IpAddr::from([10, 0, 0, addr])), named: None }
     }
     fn naming(mut w: Who, name: &str) -> Who {
         w.named = Some(name.into());

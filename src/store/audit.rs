@@ -23,3 +23,17 @@ pub fn record(
         .execute(params![now, actor.name, actor.role.as_str(), action, detail])?;
     Ok(())
 }
+
+impl super::Store {
+    /// An audited action that changes no table of its own (clearing the
+    /// PIN locks, a device unpaired by the box).
+    pub async fn audit_note(
+        &self,
+        actor: Actor,
+        action: &'static str,
+        detail: serde_json::Value,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| record(ctx, &actor, action, &detail, now)).await
+    }
+}
