@@ -173,7 +173,7 @@ pub fn raise_file_limit() -> u64 {
             }
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// Takes the data directory for this process: a second `serve` on the

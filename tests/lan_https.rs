@@ -109,26 +109,27 @@ async fn plain_http_on_the_lan_serves_only_pairing_and_never_reads_a_pin() {
     let http =
         reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let base = format!("http://{}", addrs.pair);
-    let page = http
-        .get(format!("{base}/pair?code=ABCD-EFGH-JKMN"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The printed link is /pair#pair=CODE: a browser sends only /pair.
+    let answer = http.get(format!("{base}/pair#pair=ABCD-EFGH-JKMN")).send().await.unwrap();
+    for (name, value) in [("x-content-type-options", "nosniff"), ("referrer-policy", "no-referrer")]
+    {
+        assert_eq!(answer.headers()[name], value);
+    }
+    let csp = answer.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    let page = answer.text().await.unwrap();
     let ca = std::fs::read_to_string(tmp.path().join("tls/ca.pem")).unwrap();
     let fp = venuebox::net::tls::fingerprint_colons(&venuebox::net::tls::fingerprint(
         &rustls_pemfile_der(&ca),
     ));
     assert!(page.contains(&fp), "the page shows the fingerprint");
-    assert!(
-        page.contains("ABCD-EFGH-JKMN") && page.contains("#pair=ABCD-EFGH-JKMN"),
-        "the code from the QR, carried on to HTTPS"
-    );
+    assert!(!page.contains("ABCD-EFGH-JKMN"), "the server never saw the code");
+    assert!(page.contains("<script src=/pair.js"), "the page's script hands the code on");
+    let js = http.get(format!("{base}/pair.js")).send().await.unwrap().text().await.unwrap();
+    assert!(js.contains("get(\"pair\")") && js.contains("a.staff"), "{js}");
     let hostile =
         http.get(format!("{base}/pair?code=<script>")).send().await.unwrap().text().await.unwrap();
-    assert!(!hostile.contains("<script>"), "a code that is not one is not echoed");
+    assert_eq!(hostile, page, "nothing of a query is echoed");
     assert!(
         page.contains("Android")
             && page.contains("iPhone")
@@ -269,7 +270,7 @@ async fn pairing_slips_print_the_qr_code_and_the_fingerprint() {
         let qr = venuebox::devices::escpos::qr_payloads(&bytes);
         let url = String::from_utf8(qr[0].clone()).unwrap();
         assert!(
-            url.starts_with("http://") && url.contains(&format!(":{port}/pair?code=")),
+            url.starts_with("http://") && url.contains(&format!(":{port}/pair#pair=")),
             "{url}"
         );
         let text = std::fs::read_to_string(slip.with_extension("txt")).unwrap();

@@ -1069,7 +1069,7 @@ mod door_room {
         }
         assert!(t0.elapsed() < Duration::from_secs(30));
         let cut = seen.get(&408).copied().unwrap_or(0);
-        assert!(cut >= 1 && cut <= 16, "a stranger's share at most: {seen:?}");
+        assert!((1..=16).contains(&cut), "a stranger's share at most: {seen:?}");
         assert_eq!(cut + seen.get(&0).copied().unwrap_or(0), 128, "{seen:?}");
         let metrics = reqwest::get(format!("http://{}/metrics", addrs.plain))
             .await

@@ -30,13 +30,42 @@ async fn walkup(plain: &str, merch: &str, holder: &str) -> String {
     r["tickets"][0]["code"].as_str().unwrap_or_else(|| panic!("no walk-up: {r}")).to_string()
 }
 
+/// The pairing link `venuebox pair` prints (as text beside its QR code)
+/// and its code. The box prints its LAN address; the test's box listens
+/// on loopback, so the link's host and port become the pairing
+/// listener's, and its path and fragment are kept as printed.
+fn printed_pairing_link(dir: &std::path::Path, https_port: &str, pair: &str) -> (String, String) {
+    let pair_port = pair.rsplit(':').next().unwrap();
+    let out = Command::new(common::binary::BIN)
+        .args(["pair", "--mdns-name", "door-box", "--https-port", https_port])
+        .args(["--pair-port", pair_port, "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let url = text
+        .lines()
+        .find_map(|l| l.strip_prefix("scan to pair").and_then(|r| r.split(": ").nth(1)))
+        .unwrap_or_else(|| panic!("no pairing link in:\n{text}"));
+    let rest = url.strip_prefix("http://").unwrap();
+    let (_, path) = rest.split_at(rest.find('/').unwrap());
+    assert!(path.starts_with("/pair#pair="), "{url}");
+    let code = path.rsplit('=').next().unwrap().to_string();
+    (format!("http://{pair}{path}"), code)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     chromium();
     let node = playwright();
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addrs) = common::binary::serve_lan(dir.path(), &["--demo", "--simulate"]);
-    let code = common::binary::pairing_code(dir.path());
+    let (mut child, addrs) = common::binary::serve_lan(
+        dir.path(),
+        &["--demo", "--simulate", "--mdns-name", "door-box", "--no-mdns"],
+    );
+    let https_port = addrs.https.rsplit(':').next().unwrap().to_string();
+    let (pair_url, code) = printed_pairing_link(dir.path(), &https_port, &addrs.pair);
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-shots");
     std::fs::create_dir_all(&shots).unwrap();
     const XSS: &str = "<img src=x onerror=\"window.__xss=1\">";
@@ -63,6 +92,9 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
         cmd.arg(&script)
             .current_dir(&node)
             .env("BOX", format!("https://{}", addrs.https))
+            .env("APP", format!("https://door-box.local:{https_port}"))
+            .env("APP_HOST", "door-box.local")
+            .env("PAIR_URL", &pair_url)
             .env("CA_PEM", dir.path().join("tls/ca.pem"))
             .env("PAIR_CODE", &code)
             .env("TICKET_CODE", demo_ticket(dir.path(), 1).1)
@@ -114,6 +146,11 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     );
     let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(r["errors"], serde_json::json!([]), "no script errors on the page: {r}");
+    assert_eq!(
+        (r["pairPage"]["code"].as_str(), r["pairPage"]["fieldValue"].as_str()),
+        (Some(code.as_str()), Some(code.as_str())),
+        "the printed link's code shown on the pairing page and carried into the app: {r}"
+    );
     assert_eq!(r["who"], "Dana at the door (door)", "{r}");
     let small = &r["small"];
     let bottom = small["y"].as_f64().unwrap() + small["height"].as_f64().unwrap();
@@ -181,6 +218,9 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert!(s["shown"].as_str().unwrap().contains("usb-scanner-1"), "{s}");
     let a = &r["admin"];
     assert_eq!(a["pairing"].as_str().unwrap().len(), 14, "a pairing code: {a}");
+    let taken = a["codeTaken"].as_str().unwrap_or_default();
+    assert!(taken.contains("guest phone") && taken.contains("127.0.0.1"), "who took it: {a}");
+    assert_eq!(a["takerAfter"], 401, "revoked in one tap: {a}");
     assert!(a["manifest"].as_str().unwrap().starts_with("Already loaded: evt-demo"), "{a}");
     assert_eq!(a["frozen"], true, "{a}");
     assert_eq!(a["dropSaved"], "Saved: Late caps.", "{a}");

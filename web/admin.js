@@ -27,11 +27,35 @@ function field(id, label, attrs = {}) {
   return [el("label", { for: id }, label), input];
 }
 
+/** Says which device took the code `codeId` (polled until it expires), with revocation in one tap. */
+function watchCode(codeId, expiresAt, out) {
+  const until = Date.parse(expiresAt);
+  const look = async () => {
+    if (!out.isConnected || Date.now() > until) return;
+    const { devices } = await api("GET", "/api/v1/paired-devices").catch(() => ({ devices: [] }));
+    const d = devices.find((x) => x.code_id === codeId);
+    if (!d) return setTimeout(look, 2000);
+    const at = new Date(d.paired_at).toLocaleTimeString();
+    const revoke = el("button", { type: "button", class: "danger", onclick: async () => {
+      try {
+        await api("DELETE", `/api/v1/paired-devices/${encodeURIComponent(d.id)}`);
+        out.replaceChildren(el("p", { role: "status" }, t.deviceRevoked(d.name)));
+      } catch (e) {
+        out.append(errorBox(e));
+      }
+    } }, t.revokeDevice(d.name));
+    out.replaceChildren(el("p", { role: "status", id: "code-taken" }, t.codeTaken(d.name, d.paired_from, at)), revoke);
+  };
+  setTimeout(look, 2000);
+}
+
 function pairing() {
   return form("pair-device", t.pairAnother, [el("p", {}, t.pairAnotherHelp)], t.newPairingCode, async () => {
     const c = await api("POST", "/api/v1/pairing-codes");
+    const taken = el("div", { id: "code-status" }, el("p", {}, t.codeWaiting));
+    watchCode(c.code_id, c.expires_at, taken);
     return [el("p", { class: "big", id: "new-pairing-code" }, c.code), el("p", {}, t.until(c.expires_at)),
-      c.pair_url ? el("p", {}, el("a", { href: c.pair_url }, c.pair_url)) : ""];
+      c.pair_url ? el("p", {}, el("a", { href: c.pair_url }, c.pair_url)) : "", taken];
   });
 }
 

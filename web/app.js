@@ -13,7 +13,7 @@ import { adminScreen } from "./admin.js";
 // --- pairing ---------------------------------------------------------------
 
 function pairScreen(message) {
-  const fromLink = new URLSearchParams(location.hash.slice(1)).get("code") || "";
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("pair") || "";
   const code = el("input", { id: "pair-code", name: "code", autocomplete: "off", autocapitalize: "characters", value: fromLink, required: true });
   const name = el("input", { id: "pair-name", name: "name", value: t.deviceNameDefault, required: true });
   const out = el("div");
@@ -141,7 +141,7 @@ async function boot() {
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
   const params = new URLSearchParams(location.hash.slice(1));
   if (params.get("link")) return linkPage(params);
-  if (!state.device || new URLSearchParams(location.hash.slice(1)).get("code")) return pairScreen();
+  if (!state.device || new URLSearchParams(location.hash.slice(1)).get("pair")) return pairScreen();
   try {
     if (!state.token) {
       // Is the box there at all? Say so before asking for a PIN.

@@ -26,7 +26,7 @@ try {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
   await context.grantPermissions(["camera"], { origin: BOX });
   const page = await context.newPage();
-  await page.goto(`${BOX}/#code=${PAIR_CODE}`);
+  await page.goto(`${BOX}/#pair=${PAIR_CODE}`);
   await page.getByRole("button", { name: "Pair" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();
   for (const d of "1111") await page.getByRole("button", { name: d, exact: true }).click();

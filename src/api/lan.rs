@@ -4,6 +4,9 @@
 //! redirect to HTTPS for everything else. No API runs here, so no PIN or
 //! token is ever read in clear text: a request with a body is answered
 //! with the redirect and the connection closed before its body is read.
+//! A pairing code reaches this page only in the URL fragment (which no
+//! browser sends): the page's script shows it and hands it on to the
+//! HTTPS links, so the code never crosses the Wi-Fi in clear.
 
 use super::AppState;
 use crate::net::tls::fingerprint_colons;
@@ -23,10 +26,41 @@ pub fn pair_router(st: AppState, https_port: u16) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/pair", get(page))
+        .route("/pair.js", get(script))
         .route("/ca.pem", get(ca_pem))
         .route("/ca.crt", get(ca_der))
         .fallback(to_https)
+        .layer(axum::middleware::map_response(page_headers))
         .with_state(Pairing { st, https_port })
+}
+
+/// Every answer of the pairing listener: no sniffing, no framing, and
+/// nothing but the page's own script and inline styles.
+async fn page_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    r
+}
+
+/// The page's script: the code from the fragment, shown and carried on to
+/// the HTTPS links under the same fragment key the staff app reads.
+async fn script() -> Response {
+    let key = crate::net::PAIR_FRAGMENT;
+    let js = format!(
+        "// The pairing code rides in the URL fragment, which browsers never send.\n\
+         const code = new URLSearchParams(location.hash.slice(1)).get(\"{key}\") || \"\";\n\
+         if (/^[A-Za-z0-9-]{{1,20}}$/.test(code)) {{\n\
+           document.getElementById(\"code\").textContent = code;\n\
+           document.getElementById(\"code-box\").hidden = false;\n\
+           for (const a of document.querySelectorAll(\"a.staff\")) a.href = a.href.split(\"#\")[0] + \"#{key}=\" + encodeURIComponent(code);\n\
+         }}\n"
+    );
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], js).into_response()
 }
 
 /// The staff URLs of the box: by mDNS name first, then by address.
@@ -38,31 +72,14 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-#[derive(serde::Deserialize)]
-struct PageQuery {
-    #[serde(default)]
-    code: Option<String>,
-}
-
-async fn page(
-    State(p): State<Pairing>,
-    q: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
+async fn page(State(p): State<Pairing>) -> Response {
     let fp = p.st.lan.as_ref().and_then(|l| l.fingerprint());
     let urls = staff_urls(&p.st, p.https_port);
-    // A pairing code from the QR: shown, and carried on to the HTTPS page
-    // in the fragment (never sent to a server in clear).
-    let code = q.ok().and_then(|axum::extract::Query(q)| q.code).filter(|c| {
-        !c.is_empty()
-            && c.len() <= 20
-            && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
-    });
-    let fragment = code.as_ref().map(|c| format!("#pair={c}")).unwrap_or_default();
     let links: String = urls
         .iter()
-        .map(|u| format!("<li><a href=\"{0}{1}\">{0}</a></li>", escape(u), escape(&fragment)))
+        .map(|u| format!("<li><a class=staff href=\"{0}\">{0}</a></li>", escape(u)))
         .collect();
-    let code_html = code.map(|c| format!("<p>Your pairing code: <strong class=fp>{}</strong> (valid 10 minutes, one device)</p>", escape(&c))).unwrap_or_default();
+    let code_html = "<p id=code-box hidden>Your pairing code: <strong class=fp id=code></strong> (valid 10 minutes, one device)</p>";
     let fp_html = match &fp {
         Some(f) => format!(
             "<p>Certificate authority fingerprint (SHA-256) — check that your device shows the same:</p><p class=fp>{}</p>\
@@ -74,8 +91,8 @@ async fn page(
     let html = format!(
         "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content=\"width=device-width,initial-scale=1\">\
          <title>Pair with venuebox</title><style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:1em auto;padding:0 1em;line-height:1.4}}\
-         .fp{{font-family:monospace;word-break:break-all;background:#f3f3f3;padding:.5em}}.button{{display:inline-block;padding:.6em 1em;background:#0a7;color:#fff;border-radius:.3em;text-decoration:none}}\
-         h2{{margin-top:1.5em}}</style></head><body>\
+         .fp{{font-family:monospace;word-break:break-all;background:#f3f3f3;padding:.5em}}.button{{display:inline-block;padding:.75em 1em;background:#06603f;color:#fff;border-radius:.3em;text-decoration:none}}\
+         a{{display:inline-block;min-height:44px;line-height:44px}}h2{{margin-top:1.5em}}</style><script src=/pair.js defer></script></head><body>\
          <h1>venuebox {box_id}</h1>\
          <p>Staff pages are served over HTTPS only. Install the box's certificate once, then open:</p><ul>{links}</ul>\
          {code_html}{fp_html}\

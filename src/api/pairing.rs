@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize)]
 struct NewCode {
     code: String,
+    /// Names the code in the device list once a device took it.
+    code_id: String,
     expires_at: String,
     pair_url: Option<String>,
     urls: Vec<String>,
@@ -87,6 +89,7 @@ pub async fn create_code(
     Ok((
         StatusCode::CREATED,
         Json(NewCode {
+            code_id: crate::store::pairing::code_id(&code),
             code,
             expires_at: format_rfc3339(expires_at),
             pair_url: slip.as_ref().map(|s| s.url.clone()),
@@ -180,7 +183,8 @@ async fn pair_checked(
         .guard
         .begin(who, &[], st.clock.now())
         .inspect_err(|_| st.metrics.signin_failure(SignInFailure::Throttled))?;
-    match st.store.pair_device(&b.code, name, st.clock.now()).await? {
+    let from = addr.map(|a| a.to_string());
+    match st.store.pair_device(&b.code, name, from, st.clock.now()).await? {
         Some(new) => {
             attempt.succeeded(&new.device.id);
             tracing::info!(device = %new.device.id, name = %new.device.name, by = %new.device.paired_by, "device paired");

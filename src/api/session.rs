@@ -283,6 +283,8 @@ mod tests {
             revoked_at: Some(3),
             revoked_by: Some("Sam".into()),
             credential_sha256: "never shown".into(),
+            code_id: Some("0a1b2c3d4e5f".into()),
+            paired_from: Some("192.168.1.23".into()),
         };
         let view = super::super::pairing::DeviceView { device, wrong_pins: 3 };
         super::super::contract::assert_documented("PairedDevice", &view);

@@ -137,7 +137,7 @@ impl Lan {
         }
     }
 
-    /// `http://<first IPv4 address, else the .local name>:<pair port>/pair?code=…`:
+    /// `http://<first IPv4 address, else the .local name>:<pair port>/pair#pair=…`:
     /// what a phone scans to pair (the pairing page works before the CA is installed).
     pub fn pair_url(&self, pair_port: u16, code: Option<&str>) -> String {
         pair_url(&self.names(), pair_port, code)
@@ -247,10 +247,16 @@ pub fn pair_url(names: &tls::Names, pair_port: u16, code: Option<&str>) -> Strin
         .or_else(|| names.dns.iter().find(|d| d.ends_with(".local")).cloned())
         .unwrap_or_else(|| "localhost".into());
     match code {
-        Some(c) => format!("http://{host}:{pair_port}/pair?code={c}"),
+        // In the fragment: a browser never sends it, so the code does not
+        // cross the Wi-Fi in clear; the page hands it on to HTTPS.
+        Some(c) => format!("http://{host}:{pair_port}/pair#{PAIR_FRAGMENT}={c}"),
         None => format!("http://{host}:{pair_port}/pair"),
     }
 }
+
+/// The URL fragment key that carries a pairing code, in the printed link,
+/// on the pairing page and in the staff app (`web/app.js` reads it).
+pub const PAIR_FRAGMENT: &str = "pair";
 
 /// The default mDNS name for a box: `venuebox-` and the start of its id.
 pub fn default_mdns_name(box_id: &str) -> String {
@@ -261,6 +267,18 @@ pub fn default_mdns_name(box_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One name for the fragment: the link the box prints, the pairing
+    /// page's hand-over and the staff app all use `PAIR_FRAGMENT`.
+    #[test]
+    fn the_printed_link_and_the_app_carry_the_code_in_one_fragment() {
+        let names = tls::Names { dns: ["door.local".to_string()].into(), ips: Default::default() };
+        let url = pair_url(&names, 8081, Some("ABCD-EFGH-JKMN"));
+        assert_eq!(url, format!("http://door.local:8081/pair#{PAIR_FRAGMENT}=ABCD-EFGH-JKMN"));
+        assert!(!url.contains('?'), "nothing of the code in what is sent over plain HTTP");
+        let app = include_str!("../../web/app.js");
+        assert!(app.contains(&format!("get(\"{PAIR_FRAGMENT}\")")), "the app reads the same key");
+    }
     use rustls::client::danger::ServerCertVerifier;
     use rustls::pki_types::{ServerName, UnixTime};
     use std::sync::Mutex;

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "order_requests", include_str!("migrations/0008_order_requests.sql")),
     (9, "clock", include_str!("migrations/0009_clock.sql")),
     (10, "pretix", include_str!("migrations/0010_pretix.sql")),
+    (11, "pairing_witness", include_str!("migrations/0011_pairing_witness.sql")),
 ];
 
 pub fn latest() -> i64 {

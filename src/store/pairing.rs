@@ -25,6 +25,10 @@ pub struct PairedDevice {
     pub last_sign_in_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
     pub revoked_by: Option<String>,
+    /// The pairing code that paired it, by [`code_id`].
+    pub code_id: Option<String>,
+    /// The address it paired from.
+    pub paired_from: Option<String>,
     /// SHA-256 of the device's credential (never the credential itself).
     #[serde(skip)]
     pub credential_sha256: String,
@@ -40,6 +44,13 @@ pub struct NewDevice {
 /// A code as staff type it: case, spaces and dashes do not matter.
 pub fn normalise_code(code: &str) -> String {
     code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+}
+
+/// What a code is called once made: the start of its SHA-256, so the
+/// supervisor's screen can say which device took it without the code
+/// itself being stored or listed.
+pub fn code_id(code: &str) -> String {
+    token_digest(&normalise_code(code))[..12].to_string()
 }
 
 fn new_code() -> String {
@@ -58,11 +69,13 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PairedDevice> {
         revoked_at: r.get(5)?,
         revoked_by: r.get(6)?,
         credential_sha256: r.get(7)?,
+        code_id: r.get(8)?,
+        paired_from: r.get(9)?,
     })
 }
 
 const DEVICE_COLUMNS: &str =
-    "id, name, paired_by, paired_at, last_sign_in_at, revoked_at, revoked_by, credential_sha256";
+    "id, name, paired_by, paired_at, last_sign_in_at, revoked_at, revoked_by, credential_sha256, code_id, paired_from";
 
 impl Store {
     /// A fresh one-time pairing code, valid for `ttl_ms`.
@@ -93,9 +106,11 @@ impl Store {
         &self,
         code: &str,
         name: String,
+        from: Option<String>,
         now: Millis,
     ) -> Result<Option<NewDevice>, StoreError> {
         let digest = token_digest(&normalise_code(code));
+        let code_id = code_id(code);
         self.write(move |ctx| {
             let used = ctx
                 .conn
@@ -116,13 +131,15 @@ impl Store {
                 revoked_at: None,
                 revoked_by: None,
                 credential_sha256: token_digest(&credential),
+                code_id: Some(code_id),
+                paired_from: from,
             };
             ctx.conn
-                .prepare_cached("INSERT INTO paired_devices (id, name, credential_sha256, paired_by, paired_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute(params![device.id, device.name, device.credential_sha256, device.paired_by, now])?;
+                .prepare_cached("INSERT INTO paired_devices (id, name, credential_sha256, paired_by, paired_at, code_id, paired_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                .execute(params![device.id, device.name, device.credential_sha256, device.paired_by, now, device.code_id, device.paired_from])?;
             ctx.conn.prepare_cached("UPDATE pairing_codes SET device_id = ?2 WHERE code_sha256 = ?1")?.execute(params![digest, id])?;
             let actor = Actor { name: device.paired_by.clone(), role };
-            audit::record(ctx, &actor, "device.pair", &serde_json::json!({"device": id, "name": device.name}), now)?;
+            audit::record(ctx, &actor, "device.pair", &serde_json::json!({"device": id, "name": device.name, "from": device.paired_from}), now)?;
             Ok(Some(NewDevice { device, credential }))
         })
         .await

@@ -13,7 +13,7 @@ import { readFileSync } from "node:fs";
 
 const { BOX, CA_PEM, PAIR_CODE, TICKET_CODE, XSS_CODE, LATER_CODE, VIDEO, SHOTS, PROFILE, STEP } = process.env;
 const { OTHER_CODE, DOOR_TOKEN, PROXY_BOX, CAPTURE_PAIR_CODE, PHOTO, SCANNER_CODE } = process.env;
-const { MANIFEST, MANIFEST_SIG, LINK_PHOTO, QUEUED_PHOTO } = process.env;
+const { MANIFEST, MANIFEST_SIG, LINK_PHOTO, QUEUED_PHOTO, APP, PAIR_URL, APP_HOST } = process.env;
 const ca = new X509Certificate(readFileSync(CA_PEM));
 const spki = createHash("sha256")
   .update(ca.publicKey.export({ type: "spki", format: "der" }))
@@ -32,10 +32,13 @@ const context = await chromium.launchPersistentContext(PROFILE, {
     `--use-file-for-fake-video-capture=${VIDEO}`,
     // Trust the box's own CA and nothing else extra.
     `--ignore-certificate-errors-spki-list=${spki}`,
+    // The box's mDNS name, as a phone on the venue Wi-Fi resolves it.
+    `--host-resolver-rules=MAP ${APP_HOST} 127.0.0.1`,
   ],
 });
 try {
   await context.grantPermissions(["camera"], { origin: BOX });
+  await context.grantPermissions(["camera"], { origin: APP });
   const page = context.pages()[0] || (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -50,7 +53,7 @@ try {
   if (STEP === "capture") {
     // A crew phone behind a Wi-Fi that drops mid-upload (the test's proxy
     // cuts the connection): the upload resumes and completes.
-    await page.goto(`${PROXY_BOX}/#code=${CAPTURE_PAIR_CODE}`);
+    await page.goto(`${PROXY_BOX}/#pair=${CAPTURE_PAIR_CODE}`);
     await page.getByRole("button", { name: "Pair" }).click();
     await page.getByRole("button", { name: "Sign in" }).waitFor();
     for (const d of "3333") await page.getByRole("button", { name: d, exact: true }).click();
@@ -68,13 +71,21 @@ try {
     }));
   } else if (STEP === "offline") {
     // The box is stopped: the shell still opens and says why nothing works.
-    await page.goto(`${BOX}/`);
+    await page.goto(`${APP}/`);
     const alert = page.getByRole("alert").first();
     await alert.waitFor();
     await page.screenshot({ path: `${SHOTS}/10-offline.png` });
     console.log(JSON.stringify({ offline: await alert.textContent(), errors }));
   } else {
-  await page.goto(`${BOX}/#code=${PAIR_CODE}`);
+  // Where a phone starts: the link in the QR code the box printed, over
+  // plain HTTP. The code rides in the fragment (never sent); the page
+  // shows it and carries it on to the HTTPS address.
+  await page.goto(PAIR_URL);
+  const pairPage = { code: await page.locator("#code").textContent() };
+  await page.screenshot({ path: `${SHOTS}/0-pairing-page.png` });
+  await page.getByRole("link", { name: new RegExp(`^https://${APP_HOST}:`) }).click();
+  await page.waitForURL(`${APP}/**`);
+  pairPage.fieldValue = await page.locator("#pair-code").inputValue();
   await page.screenshot({ path: `${SHOTS}/1-pair.png` });
   await page.getByRole("button", { name: "Pair" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();
@@ -319,6 +330,15 @@ try {
   const admin = { pairing: await page.locator("#new-pairing-code").textContent({ timeout: 2000 }).catch(async () => {
     throw new Error(`pairing code refused: ${await page.locator("#pair-device-out").textContent()}`);
   }) };
+  // Another phone takes the code: the admin's screen says which device, from
+  // where, and revokes it in one tap.
+  const json = { "content-type": "application/json" };
+  const taker = await (await fetch(`${BOX}/api/v1/paired-devices`, { method: "POST", headers: json, body: JSON.stringify({ code: admin.pairing, name: "guest phone" }) })).json();
+  await page.locator("#code-taken").waitFor({ timeout: 10000 });
+  admin.codeTaken = await page.locator("#code-taken").textContent();
+  await page.getByRole("button", { name: "Revoke “guest phone”" }).click();
+  await page.getByText("“guest phone” is revoked").waitFor();
+  admin.takerAfter = (await fetch(`${BOX}/api/v1/session`, { method: "POST", headers: json, body: JSON.stringify({ pin: "1111", device: taker.credential }) })).status;
   await page.getByLabel("Creator", { exact: true }).selectOption({ label: "Mara Lux" });
   await page.getByRole("button", { name: "Make the link" }).click();
   const link = await page.locator("#new-upload-link").getAttribute("href");
@@ -407,7 +427,7 @@ try {
     return { active: !!reg.active, cached: (await cache.keys()).length };
   });
   console.log(JSON.stringify({
-    small, shell, dashboard, sale, card, comp, walkup, claim, scanner, admin, linkPage, unlabelled, first, second, xss, injected, expired, kept, after, camera1, camera2,
+    pairPage, small, shell, dashboard, sale, card, comp, walkup, claim, scanner, admin, linkPage, unlabelled, first, second, xss, injected, expired, kept, after, camera1, camera2,
     who, supervisor, errors,
   }));
   }
