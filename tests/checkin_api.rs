@@ -405,6 +405,21 @@ async fn health_metrics_and_the_openapi_document_cover_every_route() {
         m.contains("venuebox_checkins_total{verdict=\"reject\",reason=\"already_checked_in\"} 1")
     );
     assert!(m.contains("venuebox_store_commit_seconds_count"));
+    // A scrape flood does not read the outbox each time: the sync figures
+    // are computed at most every two seconds (before: a table scan per
+    // scrape, 39-71 ms at 20-60k rows).
+    let pending = |m: &str| {
+        m.lines().find_map(|l| l.strip_prefix("venuebox_sync_events_pending ")).unwrap().to_string()
+    };
+    let before = pending(&m);
+    b.scan(&t, scan_body("SECRET-0004", "main")).await;
+    let (_, sync) = b.get(&b.token(Role::Supervisor).await, "/api/v1/sync").await;
+    assert_eq!(
+        sync["events_pending"].to_string(),
+        (before.parse::<i64>().unwrap() + 1).to_string()
+    );
+    let again = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(pending(&again), before, "the same figures within two seconds");
     let doc: Value =
         b.http.get(b.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     let paths = doc["paths"].as_object().unwrap();

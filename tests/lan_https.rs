@@ -93,6 +93,13 @@ async fn a_phone_trusting_the_box_ca_checks_in_over_https_and_others_are_refused
             .json(&json!({"code": ticket, "gate": "main", "nonce": nonce}))
             .send()
     };
+    // The metrics and the document: staff only on the LAN.
+    for path in ["/metrics", "/api/v1/openapi.json"] {
+        let anon = phone.get(https("localhost", path)).send().await.unwrap().status();
+        let staff =
+            phone.get(https("localhost", path)).bearer_auth(token).send().await.unwrap().status();
+        assert_eq!((anon.as_u16(), staff.as_u16()), (401, 200), "{path}");
+    }
     let first: Value = scan("https-1").await.unwrap().json().await.unwrap();
     assert_eq!(first["verdict"], "admit", "{first}");
     let second: Value = scan("https-2").await.unwrap().json().await.unwrap();

@@ -57,7 +57,13 @@ async fn role_matrix_for_every_documented_operation() {
                 r.send()
             };
             let status = call(None).await.unwrap().status().as_u16();
-            assert_eq!(status, 401, "{method} {path} without a token");
+            if op.get("x-loopback") == Some(&Value::Bool(true)) {
+                // The test box serves on the loopback listener (the LAN side
+                // is checked in lan_https).
+                assert_eq!(status, 200, "{method} {path} on loopback without a token");
+            } else {
+                assert_eq!(status, 401, "{method} {path} without a token");
+            }
             for (role, token) in &tokens {
                 // Signing out ends the session, so it gets a fresh one.
                 let fresh = if path == "/api/v1/session" && method == "delete" {

@@ -479,6 +479,7 @@ pub async fn serve(
         let (pace, m) = (limits.clone(), metrics.clone());
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(kind);
             let body = |b| Body::new(PacedBody::new(b, &pace, m.clone()));
             app.clone().oneshot(req.map(body))
         });

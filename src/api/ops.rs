@@ -126,7 +126,7 @@ pub async fn rehearse(
 
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     let mut text = st.metrics.render();
-    if let Ok(s) = crate::sync::status(&st.store, &st.sync, st.clock.now()).await {
+    if let Ok(s) = crate::sync::scraped_status(&st.store, &st.sync, st.clock.now()).await {
         text += &crate::sync::render_metrics(&s);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)

@@ -7,6 +7,11 @@
 //!
 //! Handlers keep their own role checks where a decision needs more than
 //! the role (a comp needs a supervisor's PIN, an upload link one creator).
+//!
+//! An operation marked `x-loopback: true` (the metrics, the document
+//! itself) is also open without a token on the loopback listener, where
+//! the box's own tools and a local scraper call it; on the LAN it needs a
+//! signed-in caller like any other.
 
 use super::auth::Principal;
 use super::error::ApiError;
@@ -24,8 +29,14 @@ pub const JSON_BODY_LIMIT: usize = 256 * 1024;
 /// Largest manifest accepted over HTTP; a 5,000-ticket manifest is ~1 MB.
 pub const MANIFEST_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
-/// `None`: public. `Some(roles)`: signed in with one of `roles`.
-type Rule = Option<Vec<Role>>;
+/// Who may call an operation.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// `None`: public. `Some(roles)`: signed in with one of `roles`.
+    pub roles: Option<Vec<Role>>,
+    /// Open without a token on the loopback listener.
+    pub loopback: bool,
+}
 
 /// Path, then upper-case method: looked up with borrowed strings, so the
 /// check on every request allocates nothing.
@@ -35,7 +46,7 @@ static POLICY: LazyLock<HashMap<String, HashMap<String, Rule>>> = LazyLock::new(
     let mut rules = HashMap::new();
     for (path, ops) in doc["paths"].as_object().expect("paths") {
         for (method, op) in ops.as_object().expect("operations") {
-            let rule = op.get("security").map(|_| {
+            let roles = op.get("security").map(|_| {
                 op["x-roles"]
                     .as_array()
                     .unwrap_or_else(|| panic!("{method} {path} has security but no x-roles"))
@@ -47,6 +58,8 @@ static POLICY: LazyLock<HashMap<String, HashMap<String, Rule>>> = LazyLock::new(
                     })
                     .collect()
             });
+            let loopback = op.get("x-loopback").and_then(|v| v.as_bool()).unwrap_or(false);
+            let rule = Rule { roles, loopback };
             rules
                 .entry(path.clone())
                 .or_insert_with(HashMap::new)
@@ -113,7 +126,9 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
         return method_not_allowed(path);
     };
     let (mut parts, body) = req.into_parts();
-    if let Some(roles) = rule {
+    let local =
+        parts.extensions.get::<super::conn::Listener>() == Some(&super::conn::Listener::Local);
+    if let Some(roles) = rule.roles.as_ref().filter(|_| !(rule.loopback && local)) {
         let p = match Principal::from_request_parts(&mut parts, &st).await {
             Ok(p) => p,
             Err(e) => return e.into_response(),
@@ -149,10 +164,13 @@ mod tests {
 
     #[test]
     fn the_document_gives_every_secured_operation_roles_and_leaves_sign_in_public() {
-        assert_eq!(rule(&Method::POST, "/api/v1/session"), Some(&None));
-        assert_eq!(rule(&Method::GET, "/healthz"), Some(&None));
-        assert_eq!(rule(&Method::HEAD, "/healthz"), Some(&None), "HEAD follows GET");
-        let orders = rule(&Method::GET, "/api/v1/orders/{id}").unwrap().as_ref().unwrap();
+        let public = Rule { roles: None, loopback: false };
+        assert_eq!(rule(&Method::POST, "/api/v1/session"), Some(&public));
+        assert_eq!(rule(&Method::GET, "/healthz"), Some(&public));
+        assert_eq!(rule(&Method::HEAD, "/healthz"), Some(&public), "HEAD follows GET");
+        let metrics = rule(&Method::GET, "/metrics").unwrap();
+        assert!(metrics.loopback && metrics.roles.is_some(), "metrics: loopback or staff");
+        let orders = rule(&Method::GET, "/api/v1/orders/{id}").unwrap().roles.as_ref().unwrap();
         assert!(
             orders.contains(&Role::Merch)
                 && !orders.contains(&Role::Capture)

@@ -215,11 +215,18 @@ impl Store {
     pub async fn sync_backlog(&self) -> Result<Backlog, StoreError> {
         self.read(|conn| {
             let cursor: i64 = conn.query_row("SELECT cursor FROM sync_streams WHERE stream = 'events'", [], |r| r.get(0))?;
-            let (last_seq, pending, bytes, oldest): (i64, i64, i64, Option<Millis>) = conn.query_row(
-                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM outbox), COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), MIN(created_at)
-                 FROM outbox WHERE seq > ?1",
+            // Seqs are gap-free, so the count and the oldest row are
+            // primary-key look-ups; only the byte figure reads the rows.
+            let (last_seq, oldest): (i64, Option<Millis>) = conn.query_row(
+                "SELECT (SELECT COALESCE(MAX(seq), 0) FROM outbox), (SELECT created_at FROM outbox WHERE seq = ?1 + 1)",
                 [cursor],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let pending = (last_seq - cursor).max(0);
+            let bytes: i64 = conn.query_row(
+                "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE seq > ?1",
+                [cursor],
+                |r| r.get(0),
             )?;
             let (captures, capture_bytes): (i64, i64) = conn.query_row(
                 &format!("SELECT COUNT(*), COALESCE(SUM(c.bytes), 0) FROM captures c

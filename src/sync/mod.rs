@@ -78,7 +78,13 @@ pub struct SyncHandle {
     pub setup: Option<(SyncConfig, PathBuf)>,
     pub wake: Notify,
     live: Mutex<Live>,
+    /// The last status `/metrics` computed, and when: a scrape flood
+    /// reads the backlog at most once per [`METRICS_STATUS_MAX_AGE`].
+    scraped: Mutex<Option<(std::time::Instant, SyncStatus)>>,
 }
+
+/// How old the sync figures in `/metrics` may be.
+pub const METRICS_STATUS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Live {
@@ -235,6 +241,23 @@ pub async fn status(
         streams,
         manifest_updates_frozen: frozen,
     })
+}
+
+/// The status for `/metrics`: computed at most once every
+/// [`METRICS_STATUS_MAX_AGE`], whatever the scrape rate.
+pub async fn scraped_status(
+    store: &Store,
+    handle: &SyncHandle,
+    now: Millis,
+) -> Result<SyncStatus, StoreError> {
+    if let Some((at, s)) = handle.scraped.lock().expect("scraped status").as_ref() {
+        if at.elapsed() < METRICS_STATUS_MAX_AGE {
+            return Ok(s.clone());
+        }
+    }
+    let s = status(store, handle, now).await?;
+    *handle.scraped.lock().expect("scraped status") = Some((std::time::Instant::now(), s.clone()));
+    Ok(s)
 }
 
 /// Sync series for `/metrics`.
