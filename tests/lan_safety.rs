@@ -92,8 +92,8 @@ async fn role_matrix_for_every_documented_operation() {
 }
 
 /// Orders, receipts and the QR images of minted tickets admit people at
-/// the door: capture and door staff cannot read them, and their ids do not
-/// follow each other.
+/// the door: capture and door staff cannot read them, other merch staff
+/// see them masked, and their ids do not follow each other.
 #[tokio::test]
 async fn ticket_codes_are_for_merch_only_and_ids_cannot_be_guessed() {
     let b = TestBox::start().await;
@@ -121,6 +121,37 @@ async fn ticket_codes_are_for_merch_only_and_ids_cannot_be_guessed() {
     }
     let (s, _) = b.get(&merch, &format!("/api/v1/tickets/{t}/qr")).await;
     assert_eq!(s, 200);
+
+    // Another merch staff member (before: read the print queue's order ids,
+    // then each order's admitting codes): codes masked, no QR, no reprint,
+    // no order ids in the print queue. The seller and supervisors see all.
+    let other = venuebox::domain::role::Actor { name: "Mo at merch".into(), role: Role::Merch };
+    let (other, _) =
+        b.state.store.create_session(other, b.state.clock.now(), 3_600_000).await.unwrap();
+    let code = orders[0]["tickets"][0]["code"].as_str().unwrap();
+    let (s, seen) = b.get(&other, &format!("/api/v1/orders/{a}")).await;
+    assert_eq!(s, 200);
+    let shown = seen["tickets"][0]["code"].as_str().unwrap();
+    assert!(shown.starts_with('…') && shown.len() < 10, "{shown}");
+    assert!(!seen.to_string().contains(code), "no code anywhere in the answer: {seen}");
+    let r = b
+        .http
+        .get(b.url(&format!("/api/v1/orders/{a}/receipt")))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert!(!r.text().await.unwrap().contains(code));
+    assert_eq!(b.get(&other, &format!("/api/v1/tickets/{t}/qr")).await.0, 403);
+    assert_eq!(b.post(&other, &format!("/api/v1/orders/{a}/print"), json!({})).await.0, 403);
+    let (_, jobs) = b.get(&other, "/api/v1/print-jobs").await;
+    assert!(jobs["jobs"].as_array().unwrap().iter().all(|j| j["order_id"].is_null()), "{jobs}");
+    let (_, jobs) = b.get(&merch, "/api/v1/print-jobs").await;
+    assert!(jobs["jobs"].as_array().unwrap().iter().any(|j| j["order_id"] == a), "{jobs}");
+    let sup = b.token(Role::Supervisor).await;
+    let (_, full) = b.get(&sup, &format!("/api/v1/orders/{a}")).await;
+    assert_eq!(full["tickets"][0]["code"], code);
+    assert_eq!(b.post(&merch, &format!("/api/v1/orders/{a}/print"), json!({})).await.0, 202);
 }
 
 /// The door's scan list shows the codes it scanned only to supervisors.

@@ -239,7 +239,7 @@ pub async fn list(
 
 /// `VB1:…XYZW`: enough for staff to tell two scans apart, not enough to
 /// admit anyone.
-fn mask_code(code: &str) -> String {
+pub(super) fn mask_code(code: &str) -> String {
     let tail: String = code.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     format!("…{tail}")
 }

@@ -165,8 +165,10 @@ pub async fn reprint(
     Query(q): Query<ReprintQuery>,
 ) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     p.require(Role::Merch)?;
+    let order = OrderId(id);
+    super::sales::check_seller(&st, &p, &order).await?;
     let station = q.station.unwrap_or_else(|| DEFAULT_STATION.into());
-    let job = st.store.queue_print(Some(OrderId(id)), station, st.clock.now()).await?;
+    let job = st.store.queue_print(Some(order), station, st.clock.now()).await?;
     Ok((StatusCode::ACCEPTED, Json(Job { job })))
 }
 
@@ -187,5 +189,12 @@ pub async fn print_jobs(
     struct Jobs {
         jobs: Vec<PrintJobView>,
     }
-    Ok(Json(Jobs { jobs: st.store.print_jobs(q.pending, 200).await? }))
+    let mut jobs = st.store.print_jobs(q.pending, 200).await?;
+    // Order ids lead to the orders' tickets: only for those who may see them.
+    for j in &mut jobs {
+        if !super::sales::sees_codes(&p, j.seller.as_deref().unwrap_or("")) {
+            j.order_id = None;
+        }
+    }
+    Ok(Json(Jobs { jobs }))
 }

@@ -107,6 +107,19 @@ struct NewTicket {
     qr: String,
 }
 
+pub(super) async fn check_seller(
+    st: &AppState,
+    p: &Principal,
+    order: &OrderId,
+) -> Result<(), ApiError> {
+    let o = st.store.order(order.clone()).await?;
+    if sees_codes(p, &o.receipt.staff) {
+        Ok(())
+    } else {
+        Err(not_the_seller())
+    }
+}
+
 pub(super) fn order_response(o: OrderView) -> Response {
     let replayed = o.replayed;
     let tickets = o
@@ -244,13 +257,36 @@ pub async fn scholarships(
 
 /// Orders, receipts and minted ticket codes admit people and show what
 /// they paid: merch (and supervisors, admins) only.
+/// Whether `p` may see the admitting codes of the tickets `seller` sold:
+/// the seller (to hand them over, or reprint them) and supervisors. Other
+/// merch staff see an order with its codes masked.
+pub(super) fn sees_codes(p: &Principal, seller: &str) -> bool {
+    p.actor.role.allows(Role::Supervisor) || p.actor.name == seller
+}
+
+/// The order as `p` may see it.
+fn for_caller(p: &Principal, mut o: OrderView) -> OrderView {
+    if !sees_codes(p, &o.receipt.staff) {
+        for t in &mut o.receipt.tickets {
+            t.code = super::checkins::mask_code(&t.code);
+        }
+    }
+    o
+}
+
+fn not_the_seller() -> ApiError {
+    ApiError::forbidden(
+        "only the staff member who sold this order (or a supervisor) may see or print its tickets",
+    )
+}
+
 pub async fn order(
     State(st): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     p.require(Role::Merch)?;
-    Ok(order_response(st.store.order(OrderId(id)).await?))
+    Ok(order_response(for_caller(&p, st.store.order(OrderId(id)).await?)))
 }
 
 #[derive(Deserialize)]
@@ -273,7 +309,7 @@ pub async fn receipt_text(
             "width must be 24 to 64 characters (32 for 58 mm paper, 42 or 48 for 80 mm)",
         ));
     }
-    let o = st.store.order(OrderId(id)).await?;
+    let o = for_caller(&p, st.store.order(OrderId(id)).await?);
     let mut text = render_text(&o.receipt, width);
     if o.status != "paid" {
         text.push_str(&format!("*** {} ***\n", o.status.to_uppercase()));
@@ -325,7 +361,10 @@ pub async fn ticket_qr(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     p.require(Role::Merch)?;
-    let code = st.store.minted_code(TicketId(id)).await?;
+    let (code, seller) = st.store.minted_code(TicketId(id)).await?;
+    if !sees_codes(&p, &seller) {
+        return Err(not_the_seller());
+    }
     let png = crate::domain::qr::png(&code).map_err(|e| {
         tracing::error!(error = %e, "QR rendering failed");
         ApiError::internal()

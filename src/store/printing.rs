@@ -71,6 +71,10 @@ pub struct PrintJobView {
     pub printer: Option<String>,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// Who sold the job's order (never sent: it decides whether the
+    /// caller may see the order id).
+    #[serde(skip)]
+    pub seller: Option<String>,
 }
 
 impl Store {
@@ -184,8 +188,9 @@ impl Store {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT id, order_id, kind, station, created_at, status, printed_at, printer, attempts, last_error FROM print_jobs
-                     WHERE (?1 = 0 OR status = 'pending') ORDER BY id DESC LIMIT ?2",
+                    "SELECT j.id, j.order_id, j.kind, j.station, j.created_at, j.status, j.printed_at, j.printer, j.attempts, j.last_error, o.staff
+                     FROM print_jobs j LEFT JOIN orders o ON o.id = j.order_id
+                     WHERE (?1 = 0 OR j.status = 'pending') ORDER BY j.id DESC LIMIT ?2",
                 )?
                 .query_map(params![pending_only, limit as i64], |r| {
                     Ok(PrintJobView {
@@ -199,6 +204,7 @@ impl Store {
                         printer: r.get(7)?,
                         attempts: r.get(8)?,
                         last_error: r.get(9)?,
+                        seller: r.get(10)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?)

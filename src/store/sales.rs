@@ -527,10 +527,11 @@ impl Store {
     }
 
     /// The code of a ticket minted on this box, for its QR image.
-    pub async fn minted_code(&self, ticket: TicketId) -> Result<String, StoreError> {
+    /// A ticket minted on this box: its code and who sold it.
+    pub async fn minted_code(&self, ticket: TicketId) -> Result<(String, String), StoreError> {
         self.read(move |conn| {
-            conn.prepare_cached("SELECT code FROM tickets WHERE id = ?1 AND code IS NOT NULL")?
-                .query_row([ticket.as_str()], |r| r.get(0))
+            conn.prepare_cached("SELECT t.code, COALESCE(o.staff, '') FROM tickets t LEFT JOIN orders o ON o.id = t.order_id WHERE t.id = ?1 AND t.code IS NOT NULL")?
+                .query_row([ticket.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?
                 .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket} minted on this box")))
         })
