@@ -280,7 +280,8 @@ async fn reservations_are_bounded_per_sign_in_and_admins_clear_them() {
         quota_bytes: 3 << 30,
         ..Default::default()
     };
-    let b = TestBox::start_captures(venuebox::clock::Clock::system(), captures).await;
+    let clock = venuebox::clock::Clock::fixed(1_800_000_000_000);
+    let b = TestBox::start_captures(clock.clone(), captures).await;
     let admin = b.token(Role::Admin).await;
     let link: Value = b.post(&admin, "/api/v1/upload-links", json!({"creator": "cr-a"})).await.1;
     let link = link["token"].as_str().unwrap().to_string();
@@ -334,6 +335,62 @@ async fn reservations_are_bounded_per_sign_in_and_admins_clear_them() {
         .unwrap();
     assert_eq!(r.status(), 404, "already cleared");
     assert_eq!(create_upload(&b, &crew, 1 << 30).await.0, 201, "the freed reservation is usable");
+}
+
+/// One capture user signing in again and again (before: 23 sign-ins ×
+/// two 4 GiB promises reserved 200 GiB, and every phone got 507 for a
+/// day): promises are counted per staff member across sign-ins, an
+/// upload that sees no bytes for five minutes stops holding its promise,
+/// and an admin clears one person's reservations at once.
+#[tokio::test]
+async fn one_capture_user_cannot_reserve_the_box_across_sign_ins() {
+    let captures = venuebox::media::uploads::CaptureConfig {
+        max_upload_bytes: 1 << 30,
+        quota_bytes: 4 << 30,
+        ..Default::default()
+    };
+    let clock = venuebox::clock::Clock::fixed(1_800_000_000_000);
+    let b = TestBox::start_captures(clock.clone(), captures).await;
+    let cam = venuebox::domain::role::Actor { name: "Cam".into(), role: Role::Capture };
+    let mut created = 0;
+    for _ in 0..5 {
+        let (tok, _) =
+            b.state.store.create_session(cam.clone(), clock.now(), 3_600_000).await.unwrap();
+        for _ in 0..2 {
+            created += usize::from(create_upload(&b, &tok, 1 << 30).await.0 == 201);
+        }
+    }
+    assert_eq!(created, 2, "two of the largest promised by Cam in all, however many sign-ins");
+    let other = b.token(Role::Capture).await;
+    assert_eq!(create_upload(&b, &other, 1 << 30).await.0, 201, "another person still uploads");
+    // Five minutes without a byte: Cam's promises give their room back.
+    clock.advance(5 * 60_000 + 1);
+    let (tok, _) = b.state.store.create_session(cam.clone(), clock.now(), 3_600_000).await.unwrap();
+    assert_eq!(create_upload(&b, &tok, 1 << 30).await.0, 201, "idle promises are reclaimed");
+    // The admin clears everything Cam has open in one call.
+    let admin = b.token(Role::Admin).await;
+    let (_, open) = b.get(&admin, "/api/v1/open-uploads").await;
+    assert!(
+        open["uploads"].as_array().unwrap().iter().any(|u| u["owner"] == "staff:Cam"),
+        "{open}"
+    );
+    let r = b
+        .http
+        .delete(b.url("/api/v1/open-uploads?owner=staff:Cam"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["cleared"], 3, "{v}");
+    let (_, open) = b.get(&admin, "/api/v1/open-uploads").await;
+    assert!(
+        open["uploads"].as_array().unwrap().iter().all(|u| u["owner"] != "staff:Cam"),
+        "{open}"
+    );
+    assert_eq!(create_upload(&b, &tok, 1 << 30).await.0, 201);
+    assert_eq!(create_upload(&b, &tok, 1 << 30).await.0, 201);
 }
 
 /// Prices, quantities, tax rates and cash are bounded: what used to wrap

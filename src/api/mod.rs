@@ -159,7 +159,7 @@ routes! { ROUTES, api_routes;
     "/api/v1/captures/{sha256}/thumbnail" => get captures::thumbnail;
     "/api/v1/captures/{sha256}/hide" => post captures::hide;
     "/api/v1/upload-links" => post captures::create_link;
-    "/api/v1/open-uploads" => get tus::list_open;
+    "/api/v1/open-uploads" => get tus::list_open, delete tus::clear_owner;
     "/api/v1/open-uploads/{id}" => delete tus::clear_open;
     "/api/v1/devices" => get devices::list;
     "/api/v1/devices/scan" => post devices::inject;

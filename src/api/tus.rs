@@ -203,21 +203,23 @@ async fn create_upload(
         )));
     }
     let session = token_digest(&p.token);
-    let per_session = cfg.per_session_reserve_bytes();
-    let q = st.store.capture_quota(session.clone(), per_session).await?;
-    if q.session_open >= cfg.max_open_per_session {
+    let owner = upload_owner(&p, &session);
+    let per_owner = cfg.per_session_reserve_bytes();
+    let moved_since = st.clock.now() - cfg.promise_idle_ms;
+    let q = st.store.capture_quota(owner.clone(), per_owner, moved_since).await?;
+    if q.owner_open >= cfg.max_open_per_session {
         return Err(tus_error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_open_uploads",
-            format!("this sign-in already has {} uploads open: finish or delete some (DELETE the upload URL) before starting more", q.session_open),
+            format!("you already have {} uploads open: finish or delete some (DELETE the upload URL) before starting more", q.owner_open),
         ));
     }
     let asked = length.unwrap_or(0);
-    if q.session_reserved.saturating_add(asked) > per_session {
+    if q.owner_reserved.saturating_add(asked) > per_owner {
         return Err(tus_error(
             StatusCode::INSUFFICIENT_STORAGE,
             "reservation_full",
-            format!("this sign-in's open uploads already promise {} bytes: send them (or delete them) before starting more", q.session_reserved),
+            format!("your open uploads already promise {} bytes: send them (or delete them) before starting more", q.owner_reserved),
         ));
     }
     if q.received.saturating_add(q.reserved).saturating_add(asked) > cfg.quota_bytes {
@@ -241,6 +243,7 @@ async fn create_upload(
             meta,
             created_by: p.actor.name.clone(),
             session_sha256: session,
+            owner,
             now,
             expires_at: now + cfg.upload_expiry_ms,
         })
@@ -421,6 +424,56 @@ where
     st.media.remove_part(&row.id);
     st.uploads.forget(&row.id);
     Ok(())
+}
+
+/// Whose promise an upload is: a staff member by name (across their
+/// sign-ins), or one upload link.
+fn upload_owner(p: &Principal, session: &str) -> String {
+    match &p.creator_scope {
+        Some(_) => format!("link:{}", &session[..12]),
+        None => format!("staff:{}", p.actor.name),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerQuery {
+    owner: String,
+}
+
+/// `DELETE /api/v1/open-uploads?owner=…`: an admin ends every open upload
+/// of one staff member or upload link at once.
+pub async fn clear_owner(
+    State(st): State<AppState>,
+    p: Principal,
+    super::json::Query(q): super::json::Query<OwnerQuery>,
+) -> Result<axum::Json<Cleared>, ApiError> {
+    p.require(Role::Admin)?;
+    if q.owner.is_empty() || q.owner.len() > 200 {
+        return Err(ApiError::bad_request(
+            "owner must be an owner from GET /api/v1/open-uploads, e.g. staff:Cam",
+        ));
+    }
+    let ids = st.store.open_uploads_of(q.owner.clone()).await?;
+    let mut cleared = 0;
+    for id in ids {
+        let find = || async {
+            let row = st.store.upload(id.clone()).await?;
+            row.filter(|r| r.status == UploadStatus::Active)
+                .ok_or_else(|| ApiError::not_found("upload already ended"))
+        };
+        if find().await.is_ok() && terminate(&st, &id, find).await.is_ok() {
+            cleared += 1;
+        }
+    }
+    tracing::warn!(owner = %q.owner, cleared, by = %p.actor.name, "an owner's open uploads cleared by an admin");
+    Ok(axum::Json(Cleared { cleared }))
+}
+
+/// How many uploads an admin's clearing ended.
+#[derive(serde::Serialize)]
+pub struct Cleared {
+    cleared: usize,
 }
 
 /// `GET /api/v1/open-uploads`: what is in progress and what it reserves.

@@ -28,14 +28,19 @@ pub struct CaptureConfig {
     pub upload_expiry_ms: Millis,
     /// A long PATCH makes its bytes durable (and visible to HEAD) this often.
     pub checkpoint_bytes: u64,
-    /// Uploads one sign-in (or upload link) may have open at once.
+    /// Uploads one staff member (across sign-ins) or upload link may have
+    /// open at once.
     pub max_open_per_session: u64,
+    /// An open upload that received nothing for this long stops holding
+    /// its promised bytes against the quota (it may still resume).
+    pub promise_idle_ms: Millis,
 }
 
 impl CaptureConfig {
-    /// Bytes one sign-in's open uploads may promise: two of the largest
-    /// uploads, so a video and its retry fit, and no token can reserve the
-    /// whole quota with empty uploads.
+    /// Bytes one staff member's (or upload link's) open uploads may
+    /// promise: two of the largest uploads, so a video and its retry fit,
+    /// and nobody can reserve the whole quota with empty uploads, however
+    /// often they sign in.
     pub fn per_session_reserve_bytes(&self) -> u64 {
         self.max_upload_bytes.saturating_mul(2)
     }
@@ -50,6 +55,7 @@ impl Default for CaptureConfig {
             upload_expiry_ms: 24 * 3_600_000,
             checkpoint_bytes: 8 << 20,
             max_open_per_session: 16,
+            promise_idle_ms: 5 * 60_000,
         }
     }
 }

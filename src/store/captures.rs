@@ -114,9 +114,12 @@ pub struct NewUpload {
     pub metadata: String,
     pub meta: CaptureMeta,
     pub created_by: String,
-    /// Digest of the session (token) that created it: open uploads and
-    /// the bytes they reserve are bounded per session.
+    /// Digest of the session (token) that created it: only that sign-in
+    /// (or a supervisor) may continue or delete it.
     pub session_sha256: String,
+    /// Whose promise it is (a staff member across sign-ins, or one upload
+    /// link): open uploads and the bytes they reserve are bounded per owner.
+    pub owner: String,
     pub now: Millis,
     pub expires_at: Millis,
 }
@@ -126,13 +129,14 @@ pub struct NewUpload {
 pub struct QuotaUse {
     /// Bytes on disk: captures plus what active uploads received.
     pub received: u64,
-    /// Bytes promised but not yet received, each session counting at most
-    /// the per-session cap (so one token cannot reserve the whole quota).
+    /// Bytes promised but not yet received by uploads that moved lately,
+    /// each owner counting at most the per-owner cap (so one person cannot
+    /// reserve the whole quota).
     pub reserved: u64,
-    /// Active uploads of the asking session.
-    pub session_open: u64,
-    /// Bytes the asking session has promised and not yet sent.
-    pub session_reserved: u64,
+    /// Active uploads of the asking owner.
+    pub owner_open: u64,
+    /// Bytes the asking owner's uploads that moved lately still promise.
+    pub owner_reserved: u64,
 }
 
 /// An upload in progress, as an admin sees it.
@@ -145,6 +149,8 @@ pub struct OpenUpload {
     pub offset: u64,
     pub created_at: Millis,
     pub expires_at: Millis,
+    /// Whose promise it is: `staff:<name>` or `link:<id>`.
+    pub owner: String,
 }
 
 /// One capture as the dashboard shows it.
@@ -218,8 +224,8 @@ impl Store {
             ctx.conn
                 .prepare_cached(
                     "INSERT INTO uploads (id, length, offset, metadata, filename, claimed_type, creator_id, uploader, consent,
-                                          client_captured_at, created_by, created_at, updated_at, expires_at, status, session_sha256)
-                     VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, 'active', ?13)",
+                                          client_captured_at, created_by, created_at, updated_at, expires_at, status, session_sha256, owner)
+                     VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, 'active', ?13, ?14)",
                 )?
                 .execute(params![
                     u.id,
@@ -235,6 +241,7 @@ impl Store {
                     u.now,
                     u.expires_at,
                     u.session_sha256,
+                    u.owner,
                 ])?;
             get_upload(ctx.conn, &u.id)?.ok_or_else(|| StoreError::Internal("upload vanished".into()))
         })
@@ -392,24 +399,40 @@ impl Store {
         .await
     }
 
-    /// The quota taken now, and by `session`; each session's promised
-    /// bytes count at most `per_session_cap`.
+    /// The quota taken now, and by `owner`. Promised bytes count only for
+    /// uploads that moved since `moved_since` (a promise that sees no bytes
+    /// for a while gives its room back; the upload itself may still
+    /// resume), and each owner's count at most `per_owner_cap`.
     pub async fn capture_quota(
         &self,
-        session: String,
-        per_session_cap: u64,
+        owner: String,
+        per_owner_cap: u64,
+        moved_since: Millis,
     ) -> Result<QuotaUse, StoreError> {
         self.read(move |conn| {
+            let cap = per_owner_cap.min(i64::MAX as u64) as i64;
             let (received, reserved): (i64, i64) = conn.prepare_cached(
                 "SELECT (SELECT COALESCE(SUM(bytes), 0) FROM captures) + (SELECT COALESCE(SUM(offset), 0) FROM uploads WHERE status = 'active'),
                         (SELECT COALESCE(SUM(MIN(promised, ?1)), 0) FROM
-                           (SELECT SUM(COALESCE(length, offset) - offset) AS promised FROM uploads WHERE status = 'active' GROUP BY session_sha256))",
+                           (SELECT SUM(COALESCE(length, offset) - offset) AS promised FROM uploads
+                            WHERE status = 'active' AND updated_at > ?2 GROUP BY COALESCE(owner, session_sha256)))",
             )?
-            .query_row([per_session_cap.min(i64::MAX as u64) as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .query_row(params![cap, moved_since], |r| Ok((r.get(0)?, r.get(1)?)))?;
             let (open, promised): (i64, i64) = conn
-                .prepare_cached("SELECT COUNT(*), COALESCE(SUM(COALESCE(length, offset) - offset), 0) FROM uploads WHERE status = 'active' AND session_sha256 = ?1")?
-                .query_row([&session], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(QuotaUse { received: received as u64, reserved: reserved as u64, session_open: open as u64, session_reserved: promised as u64 })
+                .prepare_cached("SELECT COUNT(*), COALESCE(SUM(CASE WHEN updated_at > ?2 THEN COALESCE(length, offset) - offset ELSE 0 END), 0) FROM uploads WHERE status = 'active' AND owner = ?1")?
+                .query_row(params![owner, moved_since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(QuotaUse { received: received as u64, reserved: reserved as u64, owner_open: open as u64, owner_reserved: promised as u64 })
+        })
+        .await
+    }
+
+    /// The ids of `owner`'s open uploads (an admin clears them at once).
+    pub async fn open_uploads_of(&self, owner: String) -> Result<Vec<String>, StoreError> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT id FROM uploads WHERE status = 'active' AND owner = ?1")?
+                .query_map([owner], |r| r.get(0))?
+                .collect::<Result<_, _>>()?)
         })
         .await
     }
@@ -419,7 +442,7 @@ impl Store {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT id, creator_id, created_by, length, offset, created_at, expires_at FROM uploads WHERE status = 'active' ORDER BY created_at LIMIT ?1",
+                    "SELECT id, creator_id, created_by, length, offset, created_at, expires_at, COALESCE(owner, '') FROM uploads WHERE status = 'active' ORDER BY created_at LIMIT ?1",
                 )?
                 .query_map([limit as i64], |r| {
                     Ok(OpenUpload {
@@ -430,6 +453,7 @@ impl Store {
                         offset: r.get::<_, i64>(4)? as u64,
                         created_at: r.get(5)?,
                         expires_at: r.get(6)?,
+                        owner: r.get(7)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?)

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "clock", include_str!("migrations/0009_clock.sql")),
     (10, "pretix", include_str!("migrations/0010_pretix.sql")),
     (11, "pairing_witness", include_str!("migrations/0011_pairing_witness.sql")),
+    (12, "upload_owners", include_str!("migrations/0012_upload_owners.sql")),
 ];
 
 pub fn latest() -> i64 {

@@ -312,6 +312,7 @@ fn new_upload(id: &str, length: u64, session: &str) -> super::captures::NewUploa
         },
         created_by: "test-capture".into(),
         session_sha256: session.into(),
+        owner: format!("staff:{session}"),
         now: t0(),
         expires_at: t0() + 60 * MIN,
     }
@@ -340,10 +341,13 @@ async fn the_same_bytes_twice_are_one_capture_and_a_reservation_is_capped_per_se
     }
     let summary = f.store.creator_summary("cr-a".into()).await.unwrap();
     assert_eq!(summary.captures.count, 1, "one capture, however often it was sent");
-    // Open uploads promise bytes; one session counts at most its cap.
+    // Open uploads promise bytes; one owner counts at most its cap, and a
+    // promise that saw no bytes lately counts nothing.
     f.store.create_upload(new_upload("u3", 10 << 30, "s2")).await.unwrap();
-    let quota = f.store.capture_quota("s2".into(), 1 << 30).await.unwrap();
-    assert_eq!((quota.received, quota.reserved, quota.session_open), (3_000_000, 1 << 30, 1));
+    let quota = f.store.capture_quota("staff:s2".into(), 1 << 30, t0() - 1).await.unwrap();
+    assert_eq!((quota.received, quota.reserved, quota.owner_open), (3_000_000, 1 << 30, 1));
+    let idle = f.store.capture_quota("staff:s2".into(), 1 << 30, t0()).await.unwrap();
+    assert_eq!((idle.reserved, idle.owner_reserved, idle.owner_open), (0, 0, 1));
     let sup = actor(Role::Supervisor);
     f.store.hide_capture(sha.clone(), "asked".into(), true, sup.clone(), t0()).await.unwrap();
     let again = f.store.hide_capture(sha, "asked".into(), true, sup, t0()).await.unwrap_err();
