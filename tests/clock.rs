@@ -21,14 +21,11 @@ async fn health(b: &TestBox) -> Value {
 }
 
 async fn set_clock(b: &TestBox, token: &str, now: &str) -> (u16, Value) {
-    let r = b
-        .http
-        .put(b.url("/api/v1/clock"))
-        .bearer_auth(token)
-        .json(&json!({ "now": now }))
-        .send()
-        .await
-        .unwrap();
+    put_clock(b, token, json!({ "now": now })).await
+}
+
+async fn put_clock(b: &TestBox, token: &str, body: Value) -> (u16, Value) {
+    let r = b.http.put(b.url("/api/v1/clock")).bearer_auth(token).json(&body).send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
 
@@ -60,7 +57,15 @@ async fn a_clock_behind_its_records_is_reported_and_set_from_a_phone() {
     assert_eq!(set_clock(&b, &door, "2026-11-28T09:00:00Z").await.0, 403);
     assert_eq!(set_clock(&b, &admin, "yesterday").await.0, 400);
     assert_eq!(set_clock(&b, &admin, "1970-01-02T00:00:00Z").await.0, 400);
+    // Before what the box already recorded: cannot be right.
+    let (s, r) =
+        put_clock(&b, &admin, json!({"now": "2026-11-27T19:00:00Z", "confirm": true})).await;
+    assert_eq!((s, r["error"]["code"].as_str()), (409, Some("clock_before_records")), "{r}");
+    // A jump of decades needs the admin's second "yes".
     let (s, r) = set_clock(&b, &admin, "2026-11-28T09:00:00Z").await;
+    assert_eq!((s, r["error"]["code"].as_str()), (409, Some("confirm_clock_jump")), "{r}");
+    let (s, r) =
+        put_clock(&b, &admin, json!({"now": "2026-11-28T09:00:00Z", "confirm": true})).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(
         (r["plausible"].as_bool(), r["source"].as_str()),
@@ -93,6 +98,39 @@ async fn a_clock_behind_its_records_is_reported_and_set_from_a_phone() {
         (Some(true), Some("set by an admin")),
         "{h}"
     );
+}
+
+/// The clock set back (before: moving it earlier reopened an undo window
+/// that had closed, and stretched cart holds): the undo windows of the
+/// scans before stay closed, and the clock still cannot go before them.
+#[tokio::test]
+async fn setting_the_clock_back_never_reopens_an_undo_window() {
+    let evening = parse_rfc3339(EVENING).unwrap();
+    let clock = Clock::fixed(evening);
+    let b = TestBox::start_with(clock.clone(), ApiConfig::default()).await;
+    let door = b.token(Role::Door).await;
+    let (s, v) =
+        b.scan(&door, json!({"code": b.signed("T-9", "ga"), "gate": "main", "nonce": "u1"})).await;
+    assert_eq!(s, 200, "{v}");
+    let scan = v["scan_id"].as_i64().unwrap();
+    // Ten minutes on, the undo window (two minutes) has closed.
+    clock.advance(10 * 60_000);
+    let sup = b.token(Role::Supervisor).await;
+    let undo_path = format!("/api/v1/checkins/{scan}/undo");
+    assert_eq!(b.post(&sup, &undo_path, json!({})).await.0, 409);
+    // The admin sets the box's time one minute after the check-in.
+    let admin = b.token(Role::Admin).await;
+    let (s, r) = set_clock(&b, &admin, "2026-11-27T20:01:00Z").await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(b.state.clock.now(), evening + 60_000);
+    let (s, r) = b.post(&sup, &undo_path, json!({})).await;
+    assert_eq!(s, 409, "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("set back"), "{r}");
+    // A check-in after the change has its window as usual.
+    let (_, v) =
+        b.scan(&door, json!({"code": b.signed("T-10", "ga"), "gate": "main", "nonce": "u2"})).await;
+    let later = v["scan_id"].as_i64().unwrap();
+    assert_eq!(b.post(&sup, &format!("/api/v1/checkins/{later}/undo"), json!({})).await.0, 200);
 }
 
 /// A box that was off for a week boots believing it is last week: the

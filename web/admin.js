@@ -195,7 +195,14 @@ function sessions() {
 /** The box has no battery clock: give it this phone's time. */
 function clock() {
   return form("set-clock", t.clockTitle, [el("p", {}, t.clockHelp)], t.setClock, async () => {
-    const r = await api("PUT", "/api/v1/clock", { now: new Date().toISOString() });
+    let r;
+    try {
+      r = await api("PUT", "/api/v1/clock", { now: new Date().toISOString() });
+    } catch (e) {
+      // A jump of hours: the box asks for a second "yes".
+      if (e.code !== "confirm_clock_jump" || !window.confirm(e.message)) throw e;
+      r = await api("PUT", "/api/v1/clock", { now: new Date().toISOString(), confirm: true });
+    }
     return el("p", { id: "clock-set" }, t.clockSet(r.now.slice(0, 19).replace("T", " ")));
   });
 }

@@ -48,7 +48,13 @@ pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
 pub struct SetClock {
     /// The time on the admin's phone, RFC 3339.
     now: String,
+    /// The admin's second "yes" for a jump of more than a few hours.
+    #[serde(default)]
+    confirm: bool,
 }
+
+/// A change of the box's time larger than this needs `confirm`.
+const CONFIRM_JUMP_MS: i64 = 3 * 3_600_000;
 
 /// No real event happens before this (2020-01-01): a phone saying so is wrong.
 const EARLIEST_PLAUSIBLE: i64 = 1_577_836_800_000;
@@ -70,6 +76,30 @@ pub async fn set_clock(
     if given < EARLIEST_PLAUSIBLE {
         return Err(ApiError::bad_request(
             "that time is before 2020: check the phone's own clock and send it again",
+        ));
+    }
+    if let Some(floor) = st.store.clock_floor().await? {
+        if given < floor {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                "clock_before_records",
+                format!(
+                    "the box already recorded things at {}: a time before that cannot be right; check the phone's own clock",
+                    crate::domain::time::format_rfc3339(floor)
+                ),
+            ));
+        }
+    }
+    let jump = (given - st.clock.now()).abs();
+    if jump > CONFIRM_JUMP_MS && !b.confirm {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "confirm_clock_jump",
+            format!(
+                "that moves the box's time by {} h {} min: if the phone is right, send it again with \"confirm\": true",
+                jump / 3_600_000,
+                jump % 3_600_000 / 60_000
+            ),
         ));
     }
     let system = st.clock.system_now();

@@ -315,6 +315,19 @@ impl Store {
             if rec.undone_at.is_some() {
                 return Err(StoreError::Conflict(format!("scan {} was already undone", id.0)));
             }
+            let closed_through: i64 = ctx
+                .conn
+                .prepare_cached("SELECT value FROM box_settings WHERE key = ?1")?
+                .query_row([super::sync::UNDO_CLOSED_THROUGH_SETTING], |r| r.get::<_, String>(0))
+                .optional()?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if id.0 <= closed_through || now < rec.recorded_at {
+                return Err(StoreError::Conflict(format!(
+                    "the box's clock was set back after scan {}: its undo window is closed; correct it with a new scan instead",
+                    id.0
+                )));
+            }
             if now - rec.recorded_at > window_ms {
                 return Err(StoreError::Conflict(format!(
                     "scan {} is older than the {} s undo window: correct it with a new scan instead",

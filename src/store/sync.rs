@@ -441,6 +441,10 @@ fn stream_succeeded(
 
 /// Where the admin-given clock offset is kept.
 pub const CLOCK_OFFSET_SETTING: &str = "clock_offset_ms";
+/// The last scan decided before the clock was last set back: its undo
+/// window (and every earlier one) stays closed, however far back the clock
+/// went.
+pub const UNDO_CLOSED_THROUGH_SETTING: &str = "undo_closed_through_scan";
 
 impl Store {
     /// The newest time the box recorded (an outbox event, a manifest
@@ -472,6 +476,21 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(move |ctx| {
             upsert_setting(ctx, CLOCK_OFFSET_SETTING, &offset_ms.to_string(), &actor, now)?;
+            let back = previous_offset_ms - offset_ms;
+            if back > 0 {
+                // Set back: a window measured on the box's time must not
+                // open again. Undo windows of scans so far close; holds keep
+                // the real time they had left.
+                let last: i64 =
+                    ctx.conn
+                        .query_row("SELECT COALESCE(MAX(id), 0) FROM scans", [], |r| r.get(0))?;
+                upsert_setting(ctx, UNDO_CLOSED_THROUGH_SETTING, &last.to_string(), &actor, now)?;
+                ctx.conn
+                    .prepare_cached(
+                        "UPDATE holds SET expires_at = expires_at - ?1 WHERE status = 'active'",
+                    )?
+                    .execute([back])?;
+            }
             let set = ClockSet { offset_ms, previous_offset_ms, system_at, by: actor.name.clone() };
             audit::record(
                 ctx,
