@@ -176,6 +176,25 @@ pub fn raise_file_limit() -> u64 {
     lim.rlim_cur
 }
 
+/// Applies the offset an admin gave the box's clock, if any.
+async fn load_clock_offset(state: &AppState) -> Result<Option<i64>, crate::store::StoreError> {
+    use crate::store::sync::CLOCK_OFFSET_SETTING;
+    let offset = state.store.setting(CLOCK_OFFSET_SETTING).await?.and_then(|o| o.parse().ok());
+    if let Some(ms) = offset {
+        state.clock.set_offset(ms);
+    }
+    Ok(offset)
+}
+
+/// Opens the box's data for a command run beside (or instead of) the
+/// box, on the box's clock: the admin's offset applied, so a token, a
+/// pairing code or an import is timed as the running box times things.
+pub async fn open_on_box_clock(config: &Config) -> Result<AppState, OpenError> {
+    let state = open(config, Clock::system())?;
+    load_clock_offset(&state).await?;
+    Ok(state)
+}
+
 /// Takes the data directory for this process: a second `serve` on the
 /// same directory (same box id, a second writer, a second sync loop) is
 /// refused. Hold the returned file while serving.
@@ -331,12 +350,8 @@ pub async fn serve_on(
 pub async fn apply_clock(
     state: &AppState,
 ) -> Result<crate::clock::ClockReport, crate::store::StoreError> {
-    use crate::store::sync::CLOCK_OFFSET_SETTING;
-    if let Some(offset) = state.store.setting(CLOCK_OFFSET_SETTING).await? {
-        if let Ok(ms) = offset.parse() {
-            state.clock.set_offset(ms);
-            tracing::info!(offset_ms = ms, "the box's clock runs at the time an admin gave it");
-        }
+    if let Some(ms) = load_clock_offset(state).await? {
+        tracing::info!(offset_ms = ms, "the box's clock runs at the time an admin gave it");
     }
     let report = crate::clock::ClockReport::judge(&state.clock, state.store.clock_floor().await?);
     if let Some(advice) = &report.advice {

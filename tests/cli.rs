@@ -197,3 +197,34 @@ fn a_port_in_use_names_its_flag_before_opening_anything() {
     assert!(err.contains("--listen") && err.contains("another venuebox"), "{err}");
     assert!(!tmp.path().join("venuebox.db").exists(), "the database was not opened");
 }
+
+/// A box whose clock an admin set two days ahead of its system clock:
+/// `venuebox token` and `venuebox pair` time what they make on the box's
+/// clock, as the running box would (before: on the system clock, so the
+/// token expired two days early and the pairing code was dead at once).
+#[tokio::test]
+async fn token_and_pair_follow_the_boxs_clock_offset() {
+    use venuebox::domain::role::{Actor, Role};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let offset = 2 * 86_400_000;
+    {
+        let config = venuebox::server::Config::new(&dir);
+        let st = venuebox::server::open(&config, venuebox::clock::Clock::system()).unwrap();
+        let admin = Actor { name: "Alex".into(), role: Role::Admin };
+        let system = st.clock.system_now();
+        st.store.set_clock_offset(offset, 0, system, admin, system + offset).await.unwrap();
+    }
+    let d = dir.to_str().unwrap();
+    let token = ok(&["token", "--role", "door", "--hours", "1", "--data-dir", d], tmp.path());
+    let code = ok(&["pair", "--code-only", "--data-dir", d], tmp.path());
+    let config = venuebox::server::Config::new(&dir);
+    let st = venuebox::server::open(&config, venuebox::clock::Clock::system()).unwrap();
+    let box_now = st.clock.system_now() + offset;
+    let session = st.store.session(token.trim(), box_now).await.unwrap().expect("a session");
+    let left = session.expires_at - box_now;
+    assert!((3_500_000..=3_600_000).contains(&left), "an hour on the box's clock, {left} ms left");
+    // The code pairs on the box's clock (it would have expired two days ago).
+    let paired = st.store.pair_device(code.trim(), "phone".into(), None, box_now).await.unwrap();
+    assert!(paired.is_some(), "the code is valid at the box's time");
+}

@@ -6,7 +6,6 @@ use super::pinned;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use venuebox::clock::Clock;
 use venuebox::domain::ids::{EventId, TicketId, TierId};
 use venuebox::domain::role::{Actor, Role};
 use venuebox::domain::time::parse_rfc3339;
@@ -48,7 +47,7 @@ pub async fn manifest(cmd: ManifestCommand) -> Result<()> {
             if sig.is_none() {
                 bail!("no signature at {}: sign the manifest (venuebox manifest sign) or pass --signature", sig_path.display());
             }
-            let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
+            let state = server::open_on_box_clock(&Config::new(&dir.data_dir)).await?;
             let actor = Actor { name: "box-cli".into(), role: Role::Admin };
             let outcome = state
                 .store

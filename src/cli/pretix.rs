@@ -92,7 +92,8 @@ async fn import(a: ImportArgs) -> Result<()> {
         None => None,
     };
     let client = Client::new(&a.url, &a.organizer, &a.event, &token).map_err(anyhow::Error::msg)?;
-    let state = server::open(&Config::new(&a.dir.data_dir), Clock::system())
+    let state = server::open_on_box_clock(&Config::new(&a.dir.data_dir))
+        .await
         .with_context(|| format!("cannot open {}", a.dir.data_dir.display()))?;
     let key = pretix::organiser_key(&a.dir.data_dir).map_err(anyhow::Error::msg)?;
     let opts = import::ImportOptions { lists: (!a.lists.is_empty()).then_some(a.lists), staff };

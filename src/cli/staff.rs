@@ -7,7 +7,6 @@ use super::serve::pairing_text;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use venuebox::api::ApiConfig;
-use venuebox::clock::Clock;
 use venuebox::domain::role::{Actor, Role};
 use venuebox::organiser;
 use venuebox::server::{self, Config};
@@ -31,7 +30,7 @@ pub struct TokenArgs {
 pub async fn token(args: TokenArgs) -> Result<()> {
     let TokenArgs { dir, role, name, hours } = args;
     let role: Role = role.parse().map_err(anyhow::Error::msg)?;
-    let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
+    let state = server::open_on_box_clock(&Config::new(&dir.data_dir)).await?;
     let now = state.clock.now();
     let (token, _) =
         state.store.create_session(Actor { name, role }, now, hours * 3_600_000).await?;
@@ -60,7 +59,7 @@ pub struct PairArgs {
 /// Makes a pairing code and shows (or prints) how to use it.
 pub async fn pair(args: PairArgs) -> Result<()> {
     let PairArgs { dir, lan, code_only, print, station } = args;
-    let state = server::open(&Config::new(&dir.data_dir), Clock::system())?;
+    let state = server::open_on_box_clock(&Config::new(&dir.data_dir)).await?;
     let actor = Actor { name: "box-cli".into(), role: Role::Admin };
     let ttl = venuebox::api::PAIRING_CODE_TTL_MS;
     let now = state.clock.now();
