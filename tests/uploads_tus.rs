@@ -375,6 +375,26 @@ async fn termination_removes_the_upload_and_its_partial_file() {
     assert_eq!(tus(&b, &t, Method::HEAD, "/api/v1/uploads/nope", &[], None).await.status(), 404);
 }
 
+/// An upload's URL seen by someone else on the Wi-Fi, or by another crew
+/// member (before: any capture token could continue or delete it): only
+/// the sign-in that made it, or a supervisor, can touch it.
+#[tokio::test]
+async fn only_the_sign_in_that_made_an_upload_continues_or_ends_it() {
+    let (b, mine) = start().await;
+    let photo = jpeg(64, 64, 6);
+    let loc = create(&b, &mine, photo.len(), &meta("cr-a")).await;
+    assert_eq!(patch(&b, &mine, &loc, 0, &photo[..100]).await.status(), 204);
+    let other = b.token(Role::Capture).await;
+    assert_eq!(tus(&b, &other, Method::HEAD, &loc, &[], None).await.status(), 404);
+    assert_eq!(patch(&b, &other, &loc, 100, &photo[100..]).await.status(), 404);
+    assert_eq!(tus(&b, &other, Method::DELETE, &loc, &[], None).await.status(), 404);
+    assert_eq!(offset(&b, &mine, &loc).await, 100, "untouched by the others");
+    assert_eq!(patch(&b, &mine, &loc, 100, &photo[100..]).await.status(), 204);
+    let loc2 = create(&b, &mine, photo.len(), &meta("cr-a")).await;
+    let sup = b.token(Role::Supervisor).await;
+    assert_eq!(tus(&b, &sup, Method::DELETE, &loc2, &[], None).await.status(), 204);
+}
+
 #[tokio::test]
 async fn abandoned_uploads_expire_and_the_janitor_removes_their_files() {
     let clock = Clock::fixed(1_800_000_000_000);

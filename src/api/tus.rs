@@ -288,6 +288,14 @@ async fn upload_for(st: &AppState, p: &Principal, id: &str) -> Result<UploadRow,
             )));
         }
     }
+    // Only the sign-in (or link) that made it continues or ends it, or a
+    // supervisor; to anyone else it does not exist.
+    let mine = row.session_sha256.as_deref().is_none_or(|s| s == token_digest(&p.token));
+    if !mine && !p.actor.role.allows(Role::Supervisor) {
+        return Err(ApiError::not_found(format!(
+            "upload {id} is not known to this sign-in: start a new upload"
+        )));
+    }
     match row.status {
         UploadStatus::Active | UploadStatus::Complete => Ok(row),
         UploadStatus::Refused => Err(tus_error(

@@ -78,9 +78,12 @@ pub struct UploadRow {
     pub expires_at: Millis,
     pub status: UploadStatus,
     pub sha256: Option<String>,
+    /// Digest of the sign-in (or link) that made it; `None` for uploads
+    /// from before that was recorded.
+    pub session_sha256: Option<String>,
 }
 
-const UPLOAD_COLUMNS: &str = "id, length, offset, metadata, creator_id, uploader, consent, client_captured_at, filename, created_by, expires_at, status, sha256";
+const UPLOAD_COLUMNS: &str = "id, length, offset, metadata, creator_id, uploader, consent, client_captured_at, filename, created_by, expires_at, status, sha256, session_sha256";
 
 fn upload_row(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
     Ok(UploadRow {
@@ -97,6 +100,7 @@ fn upload_row(r: &Row<'_>) -> rusqlite::Result<UploadRow> {
         expires_at: r.get(10)?,
         status: r.get(11)?,
         sha256: r.get(12)?,
+        session_sha256: r.get(13)?,
     })
 }
 
