@@ -154,6 +154,36 @@ async fn ticket_codes_are_for_merch_only_and_ids_cannot_be_guessed() {
     assert_eq!(b.post(&merch, &format!("/api/v1/orders/{a}/print"), json!({})).await.0, 202);
 }
 
+/// Free text is bounded as the document says, in bodies and query strings,
+/// on the real server: one character over is a 400 naming the field.
+#[tokio::test]
+async fn documented_maximum_lengths_are_enforced() {
+    let b = TestBox::start().await;
+    let door = b.token(Role::Door).await;
+    let (s, v) =
+        b.scan(&door, json!({"code": "x".repeat(1025), "gate": "main", "nonce": "n1"})).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("body.code is longer than 1024"),
+        "{v}"
+    );
+    let merch = b.token(Role::Merch).await;
+    let (s, v) = b
+        .post(
+            &merch,
+            "/api/v1/walkups",
+            json!({"tier": "ga", "nonce": "w", "holder": "h".repeat(129)}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = b
+        .get(&b.token(Role::Supervisor).await, &format!("/api/v1/checkins?gate={}", "g".repeat(65)))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = b.scan(&door, json!({"code": "SECRET-0001", "gate": "main", "nonce": "n2"})).await;
+    assert_eq!(s, 200, "within the limits, as before");
+}
+
 /// The door's scan list shows the codes it scanned only to supervisors.
 #[tokio::test]
 async fn the_scan_list_masks_codes_below_supervisor() {

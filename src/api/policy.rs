@@ -38,11 +38,15 @@ pub struct Rule {
     pub loopback: bool,
 }
 
+/// The embedded OpenAPI document, parsed once.
+static DOC: LazyLock<serde_json::Value> = LazyLock::new(|| {
+    serde_json::from_str(super::ops::OPENAPI).expect("the embedded OpenAPI document is JSON")
+});
+
 /// Path, then upper-case method: looked up with borrowed strings, so the
 /// check on every request allocates nothing.
 static POLICY: LazyLock<HashMap<String, HashMap<String, Rule>>> = LazyLock::new(|| {
-    let doc: serde_json::Value =
-        serde_json::from_str(super::ops::OPENAPI).expect("the embedded OpenAPI document is JSON");
+    let doc = &*DOC;
     let mut rules = HashMap::new();
     for (path, ops) in doc["paths"].as_object().expect("paths") {
         for (method, op) in ops.as_object().expect("operations") {
@@ -74,6 +78,88 @@ static POLICY: LazyLock<HashMap<String, HashMap<String, Rule>>> = LazyLock::new(
 pub fn rule(method: &Method, path: &str) -> Option<&'static Rule> {
     let ops = POLICY.get(path)?;
     ops.get(method.as_str()).or_else(|| (method == Method::HEAD).then(|| ops.get("GET")).flatten())
+}
+
+/// Checks every string in a JSON request body against the `maxLength`
+/// its schema documents for the operation (`method`, the router's
+/// `path`): the documented limit is the enforced one. `Err` names the
+/// first field that is too long.
+pub fn check_lengths(
+    method: &Method,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let doc = &*DOC;
+    let schema = &doc["paths"][path][method.as_str().to_ascii_lowercase()]["requestBody"]
+        ["content"]["application/json"]["schema"];
+    if schema.is_null() {
+        return Ok(());
+    }
+    walk_lengths(doc, schema, body, "body")
+}
+
+/// The same for the query string's documented parameters.
+pub fn check_query_lengths(method: &Method, path: &str, query: &str) -> Result<(), ApiError> {
+    let params = &DOC["paths"][path][method.as_str().to_ascii_lowercase()]["parameters"];
+    let Some(params) = params.as_array() else { return Ok(()) };
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        let declared = params.iter().find(|p| p["in"] == "query" && p["name"] == k.as_ref());
+        if let Some(max) = declared.and_then(|p| p["schema"]["maxLength"].as_u64()) {
+            if v.chars().count() as u64 > max {
+                return Err(ApiError::bad_request(format!(
+                    "query parameter {k} is longer than {max} characters: send a shorter one"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn walk_lengths(
+    doc: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+) -> Result<(), ApiError> {
+    use serde_json::Value;
+    let schema = match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => &doc["components"]["schemas"][r.rsplit('/').next().unwrap_or_default()],
+        None => schema,
+    };
+    for alt in ["oneOf", "anyOf", "allOf"] {
+        for s in schema.get(alt).and_then(Value::as_array).into_iter().flatten() {
+            walk_lengths(doc, s, value, at)?;
+        }
+    }
+    match value {
+        Value::String(text) => {
+            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
+                if text.chars().count() as u64 > max {
+                    return Err(ApiError::bad_request(format!(
+                        "{at} is longer than {max} characters: send a shorter one"
+                    )));
+                }
+            }
+        }
+        Value::Object(fields) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (k, v) in fields {
+                    if let Some(s) = props.get(k) {
+                        walk_lengths(doc, s, v, &format!("{at}.{k}"))?;
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for v in items {
+                    walk_lengths(doc, item, v, &format!("{at}[]"))?;
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// 405 naming the methods the path has (logged quietly: any guest can
@@ -161,6 +247,80 @@ pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every free-text field of every JSON body and query string has a
+    /// documented maximum, and that maximum is what the box enforces.
+    #[test]
+    fn every_free_text_field_has_a_documented_and_enforced_maximum() {
+        fn strings(
+            doc: &serde_json::Value,
+            s: &serde_json::Value,
+            at: String,
+            out: &mut Vec<(String, Option<u64>)>,
+            depth: u8,
+        ) {
+            let s = match s.get("$ref").and_then(|r| r.as_str()) {
+                Some(r) => &doc["components"]["schemas"][r.rsplit('/').next().unwrap()],
+                None => s,
+            };
+            if depth > 8 {
+                return;
+            }
+            let is_string = s["type"] == "string"
+                || s["type"].as_array().is_some_and(|t| t.iter().any(|x| x == "string"));
+            if is_string && s.get("enum").is_none() && s["format"] != "date-time" {
+                out.push((at.clone(), s["maxLength"].as_u64()));
+            }
+            for (k, v) in s["properties"].as_object().into_iter().flatten() {
+                strings(doc, v, format!("{at}.{k}"), out, depth + 1);
+            }
+            if let Some(i) = s.get("items") {
+                strings(doc, i, format!("{at}[]"), out, depth + 1);
+            }
+            for alt in ["oneOf", "anyOf", "allOf"] {
+                for v in s[alt].as_array().into_iter().flatten() {
+                    strings(doc, v, at.clone(), out, depth + 1);
+                }
+            }
+        }
+        let doc = &*DOC;
+        let mut found = Vec::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let body = &op["requestBody"]["content"]["application/json"]["schema"];
+                if !body.is_null() {
+                    strings(doc, body, format!("{method} {path} body"), &mut found, 0);
+                }
+                for p in
+                    op["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "query")
+                {
+                    strings(
+                        doc,
+                        &p["schema"],
+                        format!("{method} {path} ?{}", p["name"]),
+                        &mut found,
+                        0,
+                    );
+                }
+            }
+        }
+        let missing: Vec<_> = found.iter().filter(|(_, m)| m.is_none()).map(|(a, _)| a).collect();
+        assert!(missing.is_empty(), "free-text fields without maxLength: {missing:?}");
+        assert!(found.len() > 60, "{}", found.len());
+        // Enforced as documented: one character over is refused, naming the field.
+        let over = serde_json::json!({"code": "x".repeat(1025), "gate": "main", "nonce": "n"});
+        let e = check_lengths(&Method::POST, "/api/v1/checkins", &over).unwrap_err();
+        assert!(e.message.contains("body.code") && e.message.contains("1024"), "{}", e.message);
+        let ok = serde_json::json!({"code": "x".repeat(1024), "gate": "main", "nonce": "n"});
+        assert!(check_lengths(&Method::POST, "/api/v1/checkins", &ok).is_ok());
+        let tender = serde_json::json!({"tier": "ga", "nonce": "n", "tender": {"kind": "card", "reference": "r".repeat(129)}});
+        assert!(
+            check_lengths(&Method::POST, "/api/v1/walkups", &tender).is_err(),
+            "inside oneOf too"
+        );
+        let q = format!("gate={}", "g".repeat(65));
+        assert!(check_query_lengths(&Method::GET, "/api/v1/checkins", &q).is_err());
+    }
 
     #[test]
     fn the_document_gives_every_secured_operation_roles_and_leaves_sign_in_public() {
