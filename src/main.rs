@@ -4,5 +4,6 @@
 mod cli;
 
 fn main() -> anyhow::Result<()> {
+    venuebox::secrets::private_by_default();
     cli::main()
 }

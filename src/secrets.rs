@@ -19,6 +19,29 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Makes every file and directory this process creates from now on
+/// readable by its user only (umask 077), however the box was started (a
+/// shell's 022, a unit without `UMask=`): the data directory holds PINs'
+/// hashes, tokens' digests, personal data and keys.
+pub fn private_by_default() {
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Takes group and other permissions off `path` if it has any (a data
+/// directory or database made before, or by another tool).
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)?;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` with mode 0600, atomically and durably: after
 /// a crash the file holds either the old bytes or the new ones.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -38,6 +38,10 @@ pub struct Config {
     pub lan: Option<crate::net::LanConfig>,
     /// Sending scans back to pretix and importing again; `None`: no token.
     pub pretix: Option<crate::pretix::PretixConfig>,
+    /// Tests only: judge free disk space on a pretend disk of this many
+    /// bytes holding just the capture files (the real disk is shared with
+    /// other tests).
+    pub pretend_disk_bytes: Option<u64>,
 }
 
 impl Config {
@@ -52,6 +56,7 @@ impl Config {
             conn: Default::default(),
             lan: None,
             pretix: None,
+            pretend_disk_bytes: None,
         }
     }
 }
@@ -124,7 +129,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
         metrics.clone(),
         StoreOptions { read_connections: config.read_connections, ..StoreOptions::default() },
     )?;
-    let media = MediaFiles::open(&config.data_dir)?;
+    let media = MediaFiles::open_on(&config.data_dir, config.pretend_disk_bytes)?;
     let devices = Arc::new(open_devices(config, &store, &clock)?);
     let lan = match &config.lan {
         Some(c) => Some(crate::net::Lan::open(config.data_dir.clone(), store.box_id(), c.clone())?),

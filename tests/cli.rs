@@ -228,3 +228,43 @@ async fn token_and_pair_follow_the_boxs_clock_offset() {
     let paired = st.store.pair_device(code.trim(), "phone".into(), None, box_now).await.unwrap();
     assert!(paired.is_some(), "the code is valid at the box's time");
 }
+
+/// Started from a shell whose umask lets everyone read new files (022),
+/// the box still keeps its data directory and every file in it to its own
+/// user (before: venuebox.db, captures and the demo were world-readable).
+#[test]
+fn the_data_directory_is_private_however_the_box_is_started() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--demo", "--listen", "127.0.0.1:0", "--https-listen", "off", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped());
+    // SAFETY: umask is async-signal-safe; nothing else runs in the child yet.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
+    let mut child = common::binary::Running(cmd.spawn().unwrap());
+    common::binary::listening(&mut child.0);
+    let mut open = Vec::new();
+    let mut seen = 0;
+    let mut stack = vec![dir.clone()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        seen += 1;
+        if meta.permissions().mode() & 0o077 != 0 {
+            open.push(format!("{} {:o}", p.display(), meta.permissions().mode() & 0o777));
+        }
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(seen > 10, "the demo, the database, the CA: {seen} entries");
+    assert!(open.is_empty(), "readable by others: {open:?}");
+}

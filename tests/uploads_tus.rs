@@ -506,13 +506,22 @@ async fn size_limit_quota_and_body_past_the_length_are_refused() {
 
 #[tokio::test]
 async fn below_the_disk_floor_new_uploads_wait_and_running_ones_stop_cleanly() {
-    let probe = venuebox::media::MediaFiles::open(&std::env::temp_dir()).unwrap();
-    let free = probe.free_bytes().unwrap();
-    // Leave 40 MiB above the floor: a 128 MiB upload must stop part-way
-    // (other tests in this binary write a few MiB meanwhile).
-    let (b, t) =
-        start_with(CaptureConfig { disk_floor_bytes: free - 40 * MIB, ..CaptureConfig::default() })
-            .await;
+    // A pretend disk 40 MiB above the floor, holding only this box's
+    // capture files (the real disk is shared with every other test): a
+    // 128 MiB upload must stop part-way.
+    let floor = CaptureConfig::default().disk_floor_bytes;
+    let b = TestBox::start_config(
+        Clock::system(),
+        |c| {
+            c.api.captures = CaptureConfig::default();
+            c.pretend_disk_bytes = Some(floor + 40 * MIB);
+        },
+        |m| {
+            m["creators"] = serde_json::json!([{"id": "cr-a", "name": "Alice"}]);
+        },
+    )
+    .await;
+    let t = b.token(Role::Capture).await;
     let mut big = jpeg(16, 16, 8);
     big.resize(128 * MIB as usize, 0x55);
     // Deferred length: the creation itself asks for no space.

@@ -86,6 +86,7 @@ pub fn server_config(args: &ServeArgs) -> Result<Config> {
         conn: args.conn.limits(),
         lan: (args.lan.https_listen != "off").then(|| args.lan.config()),
         pretix: args.pretix.config(&data_dir)?,
+        pretend_disk_bytes: None,
         data_dir,
     })
 }

@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug)]
 pub struct MediaFiles {
     root: PathBuf,
+    /// `Some(bytes)`: a pretend disk of this size holding only the capture
+    /// files, instead of the real free space (tests, where other tests
+    /// share the real disk).
+    pretend_disk: Option<u64>,
 }
 
 fn sync_dir(dir: &Path) -> Result<(), MediaError> {
@@ -22,7 +26,12 @@ fn sync_dir(dir: &Path) -> Result<(), MediaError> {
 
 impl MediaFiles {
     pub fn open(data_dir: &Path) -> Result<MediaFiles, MediaError> {
-        let m = MediaFiles { root: data_dir.to_path_buf() };
+        Self::open_on(data_dir, None)
+    }
+
+    /// Opens with a pretend disk of `pretend_disk` bytes (see the field).
+    pub fn open_on(data_dir: &Path, pretend_disk: Option<u64>) -> Result<MediaFiles, MediaError> {
+        let m = MediaFiles { root: data_dir.to_path_buf(), pretend_disk };
         for d in ["uploads", "captures", "thumbs"] {
             let p = m.root.join(d);
             std::fs::create_dir_all(&p).map_err(io_err(p.display()))?;
@@ -113,6 +122,13 @@ impl MediaFiles {
     }
 
     pub fn free_bytes(&self) -> Result<u64, MediaError> {
+        if let Some(size) = self.pretend_disk {
+            let used: u64 = ["uploads", "captures", "thumbs"]
+                .iter()
+                .map(|d| bytes_under(&self.root.join(d)))
+                .sum();
+            return Ok(size.saturating_sub(used));
+        }
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
         let path = CString::new(self.root.as_os_str().as_bytes())
@@ -129,6 +145,19 @@ impl MediaFiles {
         }
         Ok(st.f_bavail as u64 * st.f_frsize as u64)
     }
+}
+
+/// The bytes of every file under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => bytes_under(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]

@@ -144,9 +144,21 @@ impl Store {
     ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(StoreError::io(format!("cannot create data directory {}", dir.display())))?;
+        // Private whoever made it: 0700, and the database 0600 (SQLite
+        // gives its -wal and -shm files the database's permissions).
+        if let Err(e) = crate::secrets::make_private(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data directory private (0700): others on this machine may read it");
+        }
         let identity = Arc::new(BoxIdentity::load_or_create(dir)?);
         let path = dir.join(DB_FILE);
         let mut conn = Connection::open(&path)?;
+        for f in [DB_FILE, "venuebox.db-wal", "venuebox.db-shm"] {
+            let p = dir.join(f);
+            if p.exists() {
+                crate::secrets::make_private(&p)
+                    .map_err(StoreError::io(format!("cannot make {} private", p.display())))?;
+            }
+        }
         configure(&conn)?;
         migrate::apply(&mut conn)?;
         let event: EventCell = Arc::new(RwLock::new(manifests::load_current(&conn, &identity)?));
