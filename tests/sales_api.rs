@@ -529,8 +529,19 @@ async fn refunds_and_voids_return_stock_tickets_and_seats() {
         );
     }
 
+    // The claimed seat's holder walked in: refunding it needs the
+    // supervisor's explicit yes (before: refunded like any other).
+    let (_, scan) = b
+        .scan(&door, json!({"code": claim["tickets"][0]["code"], "gate": "main", "nonce": nonce()}))
+        .await;
+    assert_eq!(scan["verdict"], "admit", "{scan}");
     let (path, body) = close(&claim["order_id"], "refund", "left early").await;
-    b.post(&sup, &path, body).await;
+    let (st, v) = b.post(&sup, &path, body).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (409, Some("ticket_admitted")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("admitted_confirmed"), "{v}");
+    let (st, v) =
+        b.post(&sup, &path, json!({"reason": "left early", "admitted_confirmed": true})).await;
+    assert_eq!((st, v["status"].as_str()), (200, Some("refunded")), "{v}");
     let (_, report) = b.get(&merch, "/api/v1/scholarships").await;
     assert_eq!(report["programs"][1]["used"], 0, "the scholarship seat returned");
     let receipt = b

@@ -233,12 +233,14 @@ function printStatus(orderId, signal) {
 function closeOrderForm(orderId, onDone) {
   const reason = el("input", { id: `close-reason-${orderId}`, autocomplete: "off", required: true });
   const done = el("div");
-  const close = async (kind) => {
+  const close = async (kind, admitted_confirmed = false) => {
     try {
-      await api("POST", `/api/v1/orders/${orderId}/${kind}`, { reason: reason.value });
+      await api("POST", `/api/v1/orders/${orderId}/${kind}`, { reason: reason.value, admitted_confirmed });
       done.replaceChildren(el("p", { id: kind === "void" ? "voided" : "refunded", role: "status" }, kind === "void" ? t.voided : t.refunded));
       onDone();
     } catch (e) {
+      // A ticket of it was admitted: the supervisor says yes explicitly.
+      if (e.code === "ticket_admitted" && !admitted_confirmed && window.confirm(e.message)) return close(kind, true);
       done.replaceChildren(errorBox(e));
     }
   };

@@ -321,6 +321,10 @@ pub async fn receipt_text(
 #[serde(deny_unknown_fields)]
 pub struct CloseBody {
     reason: String,
+    /// The supervisor's explicit yes when a ticket of the order was
+    /// already admitted at the door.
+    #[serde(default)]
+    admitted_confirmed: bool,
 }
 
 async fn close(
@@ -328,11 +332,13 @@ async fn close(
     p: Principal,
     id: String,
     kind: CloseKind,
-    reason: String,
+    b: CloseBody,
 ) -> Result<Response, ApiError> {
     p.require(Role::Supervisor)?;
+    let now = st.clock.now();
+    let order = OrderId(id);
     Ok(order_response(
-        st.store.close_order(OrderId(id), kind, reason, p.actor, st.clock.now()).await?,
+        st.store.close_order(order, kind, b.reason, b.admitted_confirmed, p.actor, now).await?,
     ))
 }
 
@@ -342,7 +348,7 @@ pub async fn void(
     Path(id): Path<String>,
     Json(b): Json<CloseBody>,
 ) -> Result<Response, ApiError> {
-    close(st, p, id, CloseKind::Void, b.reason).await
+    close(st, p, id, CloseKind::Void, b).await
 }
 
 pub async fn refund(
@@ -351,7 +357,7 @@ pub async fn refund(
     Path(id): Path<String>,
     Json(b): Json<CloseBody>,
 ) -> Result<Response, ApiError> {
-    close(st, p, id, CloseKind::Refund, b.reason).await
+    close(st, p, id, CloseKind::Refund, b).await
 }
 
 /// A ticket minted on this box, as a QR code PNG to show or print.

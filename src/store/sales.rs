@@ -473,11 +473,15 @@ impl Store {
 
     /// Voids or refunds a paid order: its tickets are cancelled (the seat
     /// and any scholarship seat return), its drop units go back to stock.
+    /// Voids or refunds an order. One whose ticket was admitted at the door
+    /// (and not undone) closes only with `admitted_confirmed`: the person
+    /// is, or was, inside.
     pub async fn close_order(
         &self,
         id: OrderId,
         kind: CloseKind,
         reason: String,
+        admitted_confirmed: bool,
         actor: Actor,
         now: Millis,
     ) -> Result<OrderView, StoreError> {
@@ -494,6 +498,24 @@ impl Store {
             if reason.trim().is_empty() {
                 return Err(StoreError::invalid("reason_required", "say why (reason), for the record"));
             }
+            let admitted: Option<(String, Millis)> = ctx
+                .conn
+                .prepare_cached(
+                    "SELECT s.ticket_id, s.recorded_at FROM scans s JOIN tickets t ON t.id = s.ticket_id
+                     WHERE t.order_id = ?1 AND s.verdict = 'admit' AND s.direction = 'entry' AND s.undone_at IS NULL
+                     ORDER BY s.id LIMIT 1",
+                )?
+                .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let (Some((ticket, at)), false) = (&admitted, admitted_confirmed) {
+                return Err(StoreError::refused(
+                    "ticket_admitted",
+                    format!(
+                        "ticket {ticket} of this order was admitted at the door at {}: its holder is (or was) inside. If that is known and it should still be closed, send it again with \"admitted_confirmed\": true",
+                        crate::domain::time::format_rfc3339(*at)
+                    ),
+                ));
+            }
             let (new_status, ledger_reason) = match kind {
                 CloseKind::Void => ("voided", "void"),
                 CloseKind::Refund => ("refunded", "refund"),
@@ -506,7 +528,7 @@ impl Store {
             if let (Some(drop), "drop") = (drop, order_kind.as_str()) {
                 super::drops::return_order_stock(ctx, &drop, id.as_str(), ledger_reason, &actor, now)?;
             }
-            audit::record(ctx, &actor, &format!("order.{ledger_reason}"), &serde_json::json!({"order": id, "reason": reason}), now)?;
+            audit::record(ctx, &actor, &format!("order.{ledger_reason}"), &serde_json::json!({"order": id, "reason": reason, "admitted": admitted.as_ref().map(|(t, _)| t)}), now)?;
             let closed = OrderClosed { order: id.clone(), reason: reason.clone(), by: actor.name.clone(), at: now };
             let event = match kind {
                 CloseKind::Void => Event::OrderVoided(closed),
