@@ -1073,6 +1073,25 @@ async fn attack_phase() {
     let (_, idle) = memory_of(pid);
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 
+    // Staff devices paired before doors: the insider who will hold feeds
+    // open, and twenty phones that will guess PINs.
+    let insider = lan_client(&ca, [127, 0, 40, 1]);
+    let insider_device = pair_device(&insider, &https, dir, "insider").await;
+    let t: serde_json::Value = insider
+        .post(format!("{https}/api/v1/session"))
+        .json(&json!({"pin": "2222", "device": insider_device}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let insider_token = t["token"].as_str().unwrap().to_string();
+    let mut attackers = Vec::new();
+    for i in 0..20u8 {
+        let c = lan_client(&ca, [127, 0, 50, i + 1]);
+        attackers.push(pair_device(&c, &https, dir, &format!("phone {i}")).await);
+    }
     // Item 1: 8 guest addresses × 64 TLS sign-ins announcing 200,000
     // bytes and trickling one every 2 s; 200 more addresses holding idle
     // TLS connections; 480 held-open feeds from a staff token.
@@ -1083,7 +1102,8 @@ async fn attack_phase() {
         for _ in 0..64 {
             let (c, url, stop) = (c.clone(), format!("{https}/api/v1/session"), stop.clone());
             trickles.push(tokio::spawn(async move {
-                let mut ended = 0u32;
+                // (cut off with 408 after the grace, refused or closed at once)
+                let mut ended = (0u32, 0u32);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let body = futures_util::stream::unfold(0u32, |n| async move {
                         if n > 0 {
@@ -1091,14 +1111,17 @@ async fn attack_phase() {
                         }
                         (n < 200_000).then(|| (Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")), n + 1))
                     });
-                    let _ = c
+                    let r = c
                         .post(&url)
                         .header("content-type", "application/json")
                         .header("content-length", "200000")
                         .body(reqwest::Body::wrap_stream(body))
                         .send()
                         .await;
-                    ended += 1;
+                    match r {
+                        Ok(r) if r.status() == 408 => ended.0 += 1,
+                        _ => ended.1 += 1,
+                    }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 ended
@@ -1116,18 +1139,6 @@ async fn attack_phase() {
             }
         }
     }
-    let insider = lan_client(&ca, [127, 0, 40, 1]);
-    let insider_device = pair_device(&insider, &https, dir, "insider").await;
-    let t: serde_json::Value = insider
-        .post(format!("{https}/api/v1/session"))
-        .json(&json!({"pin": "2222", "device": insider_device}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let insider_token = t["token"].as_str().unwrap().to_string();
     let mut feeds = Vec::new();
     let mut feeds_open = 0;
     for _ in 0..480 {
@@ -1144,23 +1155,20 @@ async fn attack_phase() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     run_door("door over HTTPS, slow/idle/feeds attack").await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut ended = 0;
+    let (mut cut, mut refused) = (0, 0);
     for t in trickles {
-        ended += t.await.unwrap();
+        let (c, r) = t.await.unwrap();
+        cut += c;
+        refused += r;
     }
     println!(
-        "  item 1: {} idle sockets from 200 addresses, {ended} trickled sign-ins ended by the box, {feeds_open} of 480 feeds accepted",
+        "  item 1: {} idle TCP sockets from 200 addresses; trickled sign-ins: {cut} cut off with 408, {refused} refused or closed at once; {feeds_open} of 480 feeds accepted",
         idle_socks.len()
     );
     drop((idle_socks, feeds));
 
     // Item 2: 200 clients sending wrong PINs as fast as answered (100 guests
     // without a paired device, 100 through twenty paired devices).
-    let mut attackers = Vec::new();
-    for i in 0..20u8 {
-        let c = lan_client(&ca, [127, 0, 50, i + 1]);
-        attackers.push(pair_device(&c, &https, dir, &format!("phone {i}")).await);
-    }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut attack = Vec::new();
     for i in 0..200usize {
