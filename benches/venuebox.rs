@@ -984,7 +984,12 @@ fn lan_client(ca: &[u8], from: [u8; 4]) -> reqwest::Client {
 }
 
 /// Pairs a device with a code from `venuebox pair` over `client`.
-async fn pair_device(client: &reqwest::Client, https: &str, dir: &std::path::Path, name: &str) -> String {
+async fn pair_device(
+    client: &reqwest::Client,
+    https: &str,
+    dir: &std::path::Path,
+    name: &str,
+) -> String {
     let code = std::process::Command::new(env!("CARGO_BIN_EXE_venuebox"))
         .args(["pair", "--code-only", "--data-dir"])
         .arg(dir)
@@ -1007,7 +1012,11 @@ async fn pair_device(client: &reqwest::Client, https: &str, dir: &std::path::Pat
 /// How long a new HTTPS connection from the door phone's address takes to
 /// answer (TCP, TLS handshake, one request), sampled every 250 ms until
 /// `stop`.
-async fn accept_times(ca: Vec<u8>, url: String, stop: Arc<std::sync::atomic::AtomicBool>) -> Vec<Duration> {
+async fn accept_times(
+    ca: Vec<u8>,
+    url: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<Duration> {
     let mut out = Vec::new();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let fresh = lan_client(&ca, [127, 0, 0, 1]);
@@ -1049,13 +1058,15 @@ async fn attack_phase() {
     let long = Duration::from_secs(60);
     let mut next = 0usize;
     let mut run_door = |label: &'static str| {
-        let (phone, https, door, codes) = (phone.clone(), https.clone(), door.clone(), codes[next..next + 1500].to_vec());
+        let (phone, https, door, codes) =
+            (phone.clone(), https.clone(), door.clone(), codes[next..next + 1500].to_vec());
         let ca = ca.clone();
         next += 1500;
         async move {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let acc = tokio::spawn(accept_times(ca, format!("{https}/healthz"), stop.clone()));
-            let (lat, wall) = checkin_run_with(&phone, &https, &door, &codes, &["main"], 4, long, pace).await;
+            let (lat, wall) =
+                checkin_run_with(&phone, &https, &door, &codes, &["main"], 4, long, pace).await;
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             let mut acc = acc.await.unwrap();
             acc.sort();
@@ -1109,7 +1120,9 @@ async fn attack_phase() {
                         if n > 0 {
                             tokio::time::sleep(Duration::from_secs(2)).await;
                         }
-                        (n < 200_000).then(|| (Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")), n + 1))
+                        (n < 200_000).then(|| {
+                            (Ok::<_, std::io::Error>(bytes::Bytes::from_static(b" ")), n + 1)
+                        })
                     });
                     let r = c
                         .post(&url)
@@ -1133,7 +1146,11 @@ async fn attack_phase() {
     for a in 0..200u32 {
         for _ in 0..4 {
             let sock = tokio::net::TcpSocket::new_v4().unwrap();
-            sock.bind(std::net::SocketAddr::from(([127, 0, 30 + (a / 250) as u8, (a % 250) as u8 + 1], 0))).unwrap();
+            sock.bind(std::net::SocketAddr::from((
+                [127, 0, 30 + (a / 250) as u8, (a % 250) as u8 + 1],
+                0,
+            )))
+            .unwrap();
             if let Ok(s) = sock.connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await {
                 idle_socks.push(s);
             }
@@ -1210,7 +1227,8 @@ async fn attack_phase() {
     let mut scrapers = Vec::new();
     for i in 0..10u8 {
         let (stop, lan) = (stop.clone(), i < 8);
-        let client = if lan { lan_client(&ca, [127, 0, 70, i + 1]) } else { reqwest::Client::new() };
+        let client =
+            if lan { lan_client(&ca, [127, 0, 70, i + 1]) } else { reqwest::Client::new() };
         let url = if lan { format!("{https}/metrics") } else { format!("{base}/metrics") };
         scrapers.push(tokio::spawn(async move {
             let mut n = std::collections::BTreeMap::<u16, u64>::new();
@@ -1235,7 +1253,10 @@ async fn attack_phase() {
         }
     }
     let scraped: u64 = totals.values().sum();
-    println!("  item 6: {scraped} scrapes in {secs:.1} s ({:.0}/s), answers {totals:?}", scraped as f64 / secs);
+    println!(
+        "  item 6: {scraped} scrapes in {secs:.1} s ({:.0}/s), answers {totals:?}",
+        scraped as f64 / secs
+    );
     let (peak, now) = memory_of(pid);
     println!("box RSS: idle {idle:.1} MiB, peak under the attacks {peak:.1} MiB (+{:.1} MiB), after {now:.1} MiB", peak - idle);
 }

@@ -490,6 +490,29 @@ async fn session_attempt(b: &TestBox, body: Value) -> (u16, Value, i64) {
     (s, r.json().await.unwrap_or_default(), wait)
 }
 
+/// A manifest may ask six digits of supervisors: a four-digit guess is
+/// never checked against them (it costs the box no argon2 check and takes
+/// nothing from the box-wide budget), and the supervisor's six digits work.
+#[tokio::test]
+async fn a_role_may_need_longer_pins_and_short_guesses_never_reach_it() {
+    let api = venuebox::api::ApiConfig { refusal_delay_ms: 0, ..Default::default() };
+    let b = TestBox::start_full(venuebox::clock::Clock::system(), api, |m| {
+        m["pin_length"] = json!({"supervisor": 6, "admin": 6});
+        m["staff"][1]["pin_hash"] = json!(venuebox::organiser::demo::hash_pin("135799"));
+    })
+    .await;
+    let phone = b.pair_device("supervisor phone").await;
+    let (s, v, _) =
+        session_attempt(&b, json!({"pin": "1357", "device": phone, "name": "Sam"})).await;
+    assert_eq!(s, 401, "{v}");
+    let (s, v, _) = session_attempt(&b, json!({"pin": common::DOOR_PIN, "device": phone})).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("door")), "door PINs stay four digits: {v}");
+    let (s, v, _) = session_attempt(&b, json!({"pin": "135799", "device": phone})).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("supervisor")), "{v}");
+    let m = b.http.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("venuebox_signin_failures_total{reason=\"wrong_pin\"} 1"), "{m}");
+}
+
 /// The walk the issue found: a door phone alternating a guess at the
 /// supervisor's PIN with its own right PIN (before: the admin's 5555
 /// found at 5.5 guesses a second), and a merch phone guessing the comp

@@ -52,8 +52,13 @@ pub(super) async fn staff_with_pin(
     let event = st.store.event().ok_or_else(|| {
         ApiError::new(StatusCode::CONFLICT, "no_event", "no event is loaded, so there are no staff yet: import the manifest, or use `venuebox token` on the box")
     })?;
+    // A PIN shorter than its role asks for is never checked against it.
+    let typed = pin.chars().count();
+    let long_enough = |s: &StaffEntry| {
+        typed >= event.manifest.pin_length.get(&s.role).copied().unwrap_or(0) as usize
+    };
     let candidates: Vec<StaffEntry> =
-        event.manifest.staff.iter().filter(|s| filter(s)).cloned().collect();
+        event.manifest.staff.iter().filter(|s| filter(s) && long_enough(s)).cloned().collect();
     let names: Vec<String> = candidates.iter().map(|s| s.name.clone()).collect();
     let who = Who {
         device: origin.device.as_ref().map(|d| d.id.clone()),

@@ -45,6 +45,11 @@ pub struct Manifest {
     pub blocked_tickets: Vec<TicketId>,
     #[serde(default)]
     pub staff: Vec<StaffEntry>,
+    /// Fewest characters a PIN of a role has (e.g. `{"supervisor": 6,
+    /// "admin": 6}`): a shorter PIN is never checked against staff of that
+    /// role, so walking a supervisor's PIN means walking six digits.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub pin_length: std::collections::BTreeMap<Role, u8>,
     /// Box keys the organiser trusts to mint walk-up tickets, so a ticket
     /// sold at one box scans at every box and in the cloud.
     #[serde(default)]
@@ -651,6 +656,9 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         validate_drop(d, |t| tier_index.contains_key(t))?;
         known_creator(&d.creator, &format!("drop '{}'", d.id))?;
     }
+    if let Some((role, n)) = m.pin_length.iter().find(|(_, n)| !(4..=12).contains(*n)) {
+        return Err(invalid(format!("pin_length for {role} is {n}: a PIN has 4 to 12 digits")));
+    }
     let mut staff_names = HashSet::new();
     for s in &m.staff {
         if !staff_names.insert(s.name.as_str()) {
@@ -917,6 +925,7 @@ pub(crate) mod tests {
             ("RFC 3339", Box::new(|m| m["event"]["doors_at"] = json!("7pm"))),
             ("PHC", Box::new(|m| m["staff"][0]["pin_hash"] = json!("1234"))),
             ("expected one of `door`", Box::new(|m| m["staff"][0]["role"] = json!("boss"))),
+            ("4 to 12 digits", Box::new(|m| m["pin_length"] = json!({"admin": 3}))),
             ("secret", Box::new(|m| m["tickets"][0]["secret"] = json!("VB1:ABCDEFGH"))),
             ("ISO 4217", Box::new(|m| m["event"]["currency"] = json!("euro"))),
         ];

@@ -512,6 +512,7 @@ fn build(
         revoked_codes: revoked,
         blocked_tickets: blocked,
         staff,
+        pin_length: carried.map(|m| m.pin_length.clone()).unwrap_or_default(),
         box_keys: carried.map(|m| m.box_keys.clone()).unwrap_or_default(),
         creators: carried.map(|m| m.creators.clone()).unwrap_or_default(),
         scholarships: carried.map(|m| m.scholarships.clone()).unwrap_or_default(),
