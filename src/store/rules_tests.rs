@@ -194,6 +194,21 @@ async fn holds_keep_stock_until_they_expire_by_time_and_never_oversell() {
     f.store.create_hold(hold(3, "h3", t0() + 3 * MIN)).await.expect("expired stock is free");
 }
 
+/// The clock set back ten minutes a minute after a two-minute hold: the
+/// hold keeps its real minute left on the new time (before: it held the
+/// stock eleven minutes).
+#[tokio::test]
+async fn setting_the_clock_back_keeps_holds_to_their_real_time() {
+    let f = fixture().await;
+    f.store.create_hold(hold(2, "h1", t0())).await.unwrap();
+    let back = 10 * MIN;
+    let now = t0() + MIN;
+    f.store.set_clock_offset(-back, 0, now, actor(Role::Admin), now - back).await.unwrap();
+    let new_now = now - back;
+    assert_eq!(available(&f.store, new_now).await, 1, "still held");
+    assert_eq!(available(&f.store, new_now + MIN + 1).await, 3, "freed a real minute later");
+}
+
 #[tokio::test]
 async fn the_ledger_explains_every_unit_of_stock() {
     let f = fixture().await;
