@@ -221,6 +221,13 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let taken = a["codeTaken"].as_str().unwrap_or_default();
     assert!(taken.contains("guest phone") && taken.contains("127.0.0.1"), "who took it: {a}");
     assert_eq!(a["takerAfter"], 401, "revoked in one tap: {a}");
+    let devices = a["devices"].as_array().unwrap();
+    assert!(
+        devices
+            .iter()
+            .any(|d| d.as_str().unwrap().contains("door phone · 127.0.0.1 · 1 wrong PIN")),
+        "the paired phones with their wrong PINs: {a}"
+    );
     assert!(a["manifest"].as_str().unwrap().starts_with("Already loaded: evt-demo"), "{a}");
     assert_eq!(a["frozen"], true, "{a}");
     assert_eq!(a["dropSaved"], "Saved: Late caps.", "{a}");

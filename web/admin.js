@@ -192,6 +192,36 @@ function sessions() {
   return box;
 }
 
+/** Paired phones, the wrong PINs sent from each (a guessing phone stands
+ * out; at 20 the box unpairs it), revoking in one tap, and clearing the
+ * PIN locks after a burst of wrong PINs. */
+function devices() {
+  const box = el("div", { id: "admin-devices" });
+  const load = async () => {
+    const { devices: all } = await api("GET", "/api/v1/paired-devices");
+    const live = all.filter((d) => !d.revoked_at);
+    const unlock = el("button", { type: "button", id: "clear-pin-locks", onclick: async () => {
+      try {
+        await api("DELETE", "/api/v1/sign-in-locks");
+        announce(t.locksCleared);
+      } catch (e) {
+        box.append(errorBox(e));
+      }
+    } }, t.clearLocks);
+    box.replaceChildren(el("h3", {}, t.pairedDevices), el("ul", {}, ...live.map((d) => el("li", { class: d.wrong_pins >= 5 ? "error" : "" },
+      `${d.name}${d.paired_from ? ` · ${d.paired_from}` : ""} · ${t.wrongPins(d.wrong_pins)} `,
+      el("button", {
+        type: "button", "aria-label": t.revokeDevice(d.name),
+        onclick: async () => {
+          await api("DELETE", `/api/v1/paired-devices/${encodeURIComponent(d.id)}`).catch((e) => box.append(errorBox(e)));
+          load().catch(() => {});
+        },
+      }, t.unpair)))), unlock);
+  };
+  load().catch((e) => box.replaceChildren(errorBox(e)));
+  return box;
+}
+
 /** The box has no battery clock: give it this phone's time. */
 function clock() {
   return form("set-clock", t.clockTitle, [el("p", {}, t.clockHelp)], t.setClock, async () => {
@@ -220,5 +250,5 @@ function rehearsal() {
 export async function adminScreen() {
   const sync = await api("GET", "/api/v1/sync").catch(() => null);
   show(el("section", {}, el("h2", {}, t.adminTitle),
-    rehearsal(), pairing(), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), sessions(), clock()));
+    rehearsal(), pairing(), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), devices(), sessions(), clock()));
 }

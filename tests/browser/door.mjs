@@ -339,6 +339,11 @@ try {
   await page.getByRole("button", { name: "Revoke “guest phone”" }).click();
   await page.getByText("“guest phone” is revoked").waitFor();
   admin.takerAfter = (await fetch(`${BOX}/api/v1/session`, { method: "POST", headers: json, body: JSON.stringify({ pin: "1111", device: taker.credential }) })).status;
+  // Paired phones with their wrong PINs, and clearing the PIN locks.
+  await page.locator("#admin-devices li").first().waitFor();
+  admin.devices = await page.locator("#admin-devices li").allTextContents();
+  await page.getByRole("button", { name: "Clear the PIN locks" }).click();
+  await page.waitForFunction(() => (document.getElementById("status")?.textContent || "").startsWith("PIN locks cleared"));
   await page.getByLabel("Creator", { exact: true }).selectOption({ label: "Mara Lux" });
   await page.getByRole("button", { name: "Make the link" }).click();
   const link = await page.locator("#new-upload-link").getAttribute("href");
