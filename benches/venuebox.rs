@@ -86,6 +86,10 @@ const EVENT: &str = "evt-bench";
 mod s3;
 
 #[allow(dead_code)]
+#[path = "../tests/common/binary.rs"]
+mod binary;
+
+#[allow(dead_code)]
 #[path = "../tests/common/pretix.rs"]
 mod pretix;
 
@@ -983,30 +987,26 @@ fn lan_client(ca: &[u8], from: [u8; 4]) -> reqwest::Client {
         .unwrap()
 }
 
-/// Pairs a device with a code from `venuebox pair` over `client`.
+/// Pairs a device with a code from `venuebox pair` over `client`: its credential.
 async fn pair_device(
     client: &reqwest::Client,
     https: &str,
     dir: &std::path::Path,
     name: &str,
 ) -> String {
-    let code = std::process::Command::new(env!("CARGO_BIN_EXE_venuebox"))
-        .args(["pair", "--code-only", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap()
-        .stdout;
-    let code = String::from_utf8(code).unwrap().trim().to_string();
-    let v: serde_json::Value = client
-        .post(format!("{https}/api/v1/paired-devices"))
-        .json(&json!({"code": code, "name": name}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"code": binary::pairing_code(dir), "name": name});
+    let v = binary::post_json(client, &format!("{https}/api/v1/paired-devices"), None, body).await;
     v["credential"].as_str().unwrap_or_else(|| panic!("pairing: {v}")).to_string()
+}
+
+/// A phone paired over `client` and signed in with `pin`: its token.
+async fn staff_phone(
+    client: &reqwest::Client,
+    https: &str,
+    dir: &std::path::Path,
+    pin: &str,
+) -> String {
+    binary::phone_session(client, https, &binary::pairing_code(dir), pin).await
 }
 
 /// How long a new HTTPS connection from the door phone's address takes to
@@ -1043,17 +1043,7 @@ async fn attack_phase() {
     let ca = std::fs::read(dir.join("tls/ca.pem")).unwrap();
     let codes = demo.codes.clone();
     let phone = lan_client(&ca, [127, 0, 0, 1]);
-    let door_device = pair_device(&phone, &https, dir, "door phone").await;
-    let s: serde_json::Value = phone
-        .post(format!("{https}/api/v1/session"))
-        .json(&json!({"pin": "1111", "device": door_device}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let door = s["token"].as_str().unwrap().to_string();
+    let door = staff_phone(&phone, &https, dir, "1111").await;
     let pace = Duration::from_millis(20);
     let long = Duration::from_secs(60);
     let mut next = 0usize;
@@ -1087,17 +1077,7 @@ async fn attack_phase() {
     // Staff devices paired before doors: the insider who will hold feeds
     // open, and twenty phones that will guess PINs.
     let insider = lan_client(&ca, [127, 0, 40, 1]);
-    let insider_device = pair_device(&insider, &https, dir, "insider").await;
-    let t: serde_json::Value = insider
-        .post(format!("{https}/api/v1/session"))
-        .json(&json!({"pin": "2222", "device": insider_device}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let insider_token = t["token"].as_str().unwrap().to_string();
+    let insider_token = staff_phone(&insider, &https, dir, "2222").await;
     let mut attackers = Vec::new();
     for i in 0..20u8 {
         let c = lan_client(&ca, [127, 0, 50, i + 1]);
