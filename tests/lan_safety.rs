@@ -956,6 +956,35 @@ mod real_binary {
         drop(held);
     }
 
+    /// A body trickled a byte every 300 ms (each byte resets the idle
+    /// timer, so before this work it held its connection for as long as
+    /// the client liked): answered 408 once it falls below the minimum
+    /// rate after the grace, and the connection closed.
+    #[test]
+    fn a_trickled_body_is_cut_off_with_408_and_its_connection_closed() {
+        let d = demo(&["--body-grace-secs", "1", "--idle-timeout-secs", "60"]);
+        let addr: std::net::SocketAddr = d.addr.parse().unwrap();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"POST /api/v1/paired-devices HTTP/1.1\r\nHost: box\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n{").unwrap();
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            for _ in 0..40 {
+                std::thread::sleep(Duration::from_millis(300));
+                if w.write_all(b" ").is_err() {
+                    break;
+                }
+            }
+        });
+        let (got, took) = read_all(&mut s, Duration::from_secs(10));
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("too slowly"), "{text}");
+        let secs = took.as_secs_f64();
+        assert!((0.8..4.0).contains(&secs), "closed after {secs:.2} s");
+        drop(s);
+        writer.join().unwrap();
+    }
+
     /// A TCP connection to `to` from the local address `from`.
     fn socket_from(from: [u8; 4], to: std::net::SocketAddr) -> TcpStream {
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };

@@ -106,7 +106,8 @@ impl Class {
         match self {
             Class::Local => (limits.max_connections, limits.max_per_address),
             Class::Known => {
-                (limits.max_connections - Class::Stranger.caps(limits).0, limits.max_per_address)
+                let strangers = Class::Stranger.caps(limits).0;
+                (limits.max_connections.saturating_sub(strangers).max(1), limits.max_per_address)
             }
             Class::Stranger => {
                 ((limits.max_connections / 4).max(1), (limits.max_per_address / 8).max(1))

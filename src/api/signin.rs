@@ -248,6 +248,9 @@ pub struct Attempt<'a> {
     pub allowed: Vec<String>,
     /// Whether this attempt took a token from the box-wide bucket.
     took_token: bool,
+    /// Whether it counted against the named staff member (a device that
+    /// signed in as them before does not).
+    counted_staff: bool,
     resolved: bool,
 }
 
@@ -398,12 +401,15 @@ impl SignInGuard {
             r.in_flight += 1;
             r.last = now;
         }
-        if let Some(n) = who.named.as_ref().filter(|n| candidates.contains(n) && !trusted(&g, n)) {
+        let staff =
+            who.named.as_ref().filter(|n| candidates.contains(n) && !trusted(&g, n)).cloned();
+        if let Some(n) = &staff {
             let r = g.staff.entry(n.clone()).or_default();
             r.failures += 1;
             r.last = now;
         }
-        Ok(Attempt { guard: self, who, allowed, took_token, resolved: false })
+        let counted_staff = staff.is_some();
+        Ok(Attempt { guard: self, who, allowed, took_token, counted_staff, resolved: false })
     }
 
     /// Wrong PINs each device sent since the box started.
@@ -460,7 +466,7 @@ impl Attempt<'_> {
                 }
             }
         }
-        if let Some(n) = &self.who.named {
+        if let Some(n) = self.who.named.as_ref().filter(|_| self.counted_staff) {
             if let Some(r) = g.staff.get_mut(n) {
                 r.failures = r.failures.saturating_sub(1);
             }
@@ -505,7 +511,7 @@ impl Attempt<'_> {
                 r.lock_after_failure(now, MAX_LOCK_SECS);
             }
         }
-        if let Some(n) = &self.who.named {
+        if let Some(n) = self.who.named.as_ref().filter(|_| self.counted_staff) {
             if let Some(r) = g.staff.get_mut(n) {
                 r.lock_after_failure(now, MAX_STAFF_LOCK_SECS);
             }
