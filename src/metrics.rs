@@ -88,6 +88,8 @@ pub struct Metrics {
     connections_refused: [AtomicU64; 3],
     /// Request bodies cut off for arriving too slowly.
     bodies_too_slow: AtomicU64,
+    /// Strangers' idle connections closed to let another stranger in.
+    connections_evicted: AtomicU64,
     /// Connections open now (set by the accept loop).
     pub connections_open: AtomicU64,
     /// Milliseconds since `born` of the last scan decided: uploads slow
@@ -109,6 +111,7 @@ impl Default for Metrics {
             signin_failures: std::array::from_fn(|_| AtomicU64::new(0)),
             connections_refused: std::array::from_fn(|_| AtomicU64::new(0)),
             bodies_too_slow: AtomicU64::new(0),
+            connections_evicted: AtomicU64::new(0),
             connections_open: AtomicU64::new(0),
             last_scan_ms: AtomicU64::new(0),
             born: std::time::Instant::now(),
@@ -150,6 +153,10 @@ impl Metrics {
         if let Some(c) = self.connections_refused.get(class) {
             c.fetch_add(1, Relaxed);
         }
+    }
+
+    pub fn connection_evicted(&self) {
+        self.connections_evicted.fetch_add(1, Relaxed);
     }
 
     pub fn body_too_slow(&self) {
@@ -207,6 +214,14 @@ impl Metrics {
             .map(|(c, n)| (*c, n.load(Relaxed)))
             .collect();
         labelled(&mut out, "venuebox_connections_refused_total{class", &refused);
+        let n = "venuebox_connections_evicted_total";
+        family(
+            &mut out,
+            n,
+            "Strangers' idle or stuck connections closed to let another stranger in.",
+            "counter",
+        );
+        let _ = writeln!(out, "{n} {}", self.connections_evicted.load(Relaxed));
         let n = "venuebox_request_bodies_too_slow_total";
         family(
             &mut out,

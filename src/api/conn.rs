@@ -51,8 +51,8 @@ pub struct ConnLimits {
     /// together), and separately on the loopback listener. Strangers (no
     /// staff sign-in from their address lately) get a quarter of the LAN's.
     pub max_connections: usize,
-    /// Connections open at once from one address; a stranger gets an
-    /// eighth of it.
+    /// Connections open at once from one address; a stranger gets a
+    /// quarter of it.
     pub max_per_address: usize,
     /// A request body may take this long before it must keep up
     /// `body_min_rate`.
@@ -110,7 +110,7 @@ impl Class {
                 (limits.max_connections.saturating_sub(strangers).max(1), limits.max_per_address)
             }
             Class::Stranger => {
-                ((limits.max_connections / 4).max(1), (limits.max_per_address / 8).max(1))
+                ((limits.max_connections / 4).max(1), (limits.max_per_address / 4).max(1))
             }
         }
     }
@@ -126,7 +126,27 @@ const MAX_KNOWN: usize = 4096;
 struct Counts {
     per_class: [usize; 3],
     per_addr: HashMap<(Class, IpAddr), usize>,
+    /// Open strangers' connections by id, for choosing one to close when
+    /// their share is full and another stranger knocks.
+    strangers: HashMap<u64, Stranger>,
+    next_id: u64,
 }
+
+/// A stranger's connection, as far as choosing whom to close goes.
+struct Stranger {
+    ip: IpAddr,
+    /// When it last started or finished a request (or was accepted).
+    since: Instant,
+    /// A request is being read or answered.
+    in_flight: bool,
+    /// Closes the connection.
+    close: tokio_util::sync::CancellationToken,
+}
+
+/// A request in flight longer than this on a stranger's connection is a
+/// slow one (a trickled body, a held read): its connection may be closed
+/// for a newcomer.
+const SLOW_REQUEST: Duration = Duration::from_secs(1);
 
 /// Connections open now, per class and per address, across every
 /// listener, and the addresses staff use. A slot is given back when its
@@ -140,10 +160,52 @@ pub struct ConnBudget {
     known: Mutex<HashMap<IpAddr, Instant>>,
 }
 
+impl Counts {
+    /// Closes the stranger connection idle (or stuck in one request) the
+    /// longest and frees its place; `false` when every one is busy with a
+    /// request that is not yet slow.
+    fn close_idlest_stranger(&mut self) -> bool {
+        let victim = self
+            .strangers
+            .iter()
+            .filter(|(_, s)| !s.in_flight || s.since.elapsed() > SLOW_REQUEST)
+            .min_by_key(|(_, s)| s.since)
+            .map(|(id, _)| *id);
+        let Some(s) = victim.and_then(|id| self.strangers.remove(&id)) else { return false };
+        s.close.cancel();
+        self.per_class[Class::Stranger.index()] -= 1;
+        let key = (Class::Stranger, s.ip);
+        if let Some(n) = self.per_addr.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_addr.remove(&key);
+            }
+        }
+        true
+    }
+}
+
 pub struct ConnSlot {
     budget: Arc<ConnBudget>,
     class: Class,
     ip: IpAddr,
+    /// For a stranger: its id among `Counts::strangers`.
+    id: Option<u64>,
+    /// Cancelled when the box closes this connection for a newcomer.
+    pub close: tokio_util::sync::CancellationToken,
+}
+
+impl ConnSlot {
+    /// Marks a request starting (`true`) or finished (`false`) on this
+    /// connection; only strangers' connections are tracked.
+    pub fn request(&self, started: bool) {
+        let Some(id) = self.id else { return };
+        let mut g = self.budget.counts.lock().expect("connection count");
+        if let Some(s) = g.strangers.get_mut(&id) {
+            s.in_flight = started;
+            s.since = Instant::now();
+        }
+    }
 }
 
 impl ConnBudget {
@@ -175,7 +237,10 @@ impl ConnBudget {
     }
 
     /// A slot for a new connection from `ip` in `class`, or `None` when
-    /// that class or that address already has as many as allowed.
+    /// that class or that address already has as many as allowed. When
+    /// the strangers' share is full, a new stranger takes the place of the
+    /// stranger that has been idle (or stuck in one request) the longest,
+    /// so the share cannot be held shut against a phone coming to pair.
     pub fn admit(
         self: &Arc<Self>,
         class: Class,
@@ -186,12 +251,25 @@ impl ConnBudget {
         let (total, per_addr) = class.caps(limits);
         let mut g = self.counts.lock().expect("connection count");
         let per = g.per_addr.get(&(class, ip)).copied().unwrap_or(0);
-        if g.per_class[class.index()] >= total || per >= per_addr {
+        if per >= per_addr {
+            return None;
+        }
+        let full = g.per_class[class.index()] >= total;
+        if full && (class != Class::Stranger || !g.close_idlest_stranger()) {
             return None;
         }
         g.per_class[class.index()] += 1;
-        g.per_addr.insert((class, ip), per + 1);
-        Some(ConnSlot { budget: self.clone(), class, ip })
+        *g.per_addr.entry((class, ip)).or_insert(0) += 1;
+        let close = tokio_util::sync::CancellationToken::new();
+        let id = (class == Class::Stranger).then(|| {
+            g.next_id += 1;
+            let id = g.next_id;
+            let entry =
+                Stranger { ip, since: Instant::now(), in_flight: false, close: close.clone() };
+            g.strangers.insert(id, entry);
+            id
+        });
+        Some(ConnSlot { budget: self.clone(), class, ip, id, close })
     }
 
     /// Connections open now, in every class.
@@ -208,6 +286,12 @@ impl ConnBudget {
 impl Drop for ConnSlot {
     fn drop(&mut self) {
         let mut g = self.budget.counts.lock().expect("connection count");
+        if let Some(id) = self.id {
+            if g.strangers.remove(&id).is_none() {
+                // Closed for a newcomer: its place was given back then.
+                return;
+            }
+        }
         g.per_class[self.class.index()] -= 1;
         let key = (self.class, self.ip);
         if let Some(n) = g.per_addr.get_mut(&key) {
@@ -478,17 +562,27 @@ pub async fn serve(
         let stream = IdleStream::new(stream, limits.idle_timeout);
         let app = app.clone();
         let (pace, m) = (limits.clone(), metrics.clone());
+        let slot = Arc::new(slot);
+        let tracked = slot.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(kind);
             let body = |b| Body::new(PacedBody::new(b, &pace, m.clone()));
-            app.clone().oneshot(req.map(body))
+            let answer = app.clone().oneshot(req.map(body));
+            let tracked = tracked.clone();
+            tracked.request(true);
+            async move {
+                let r = answer.await;
+                tracked.request(false);
+                r
+            }
         });
         metrics.connections_open.store(budget.open() as u64, Relaxed);
         let (budget, metrics, http, watcher, tls) =
             (budget.clone(), metrics.clone(), http.clone(), graceful.watcher(), tls.clone());
         let handshake_within = limits.header_timeout;
-        tokio::spawn(async move {
+        let close = slot.close.clone();
+        let connection = async move {
             match tls {
                 None => {
                     let _ =
@@ -506,6 +600,15 @@ pub async fn serve(
                         }
                         Err(_) => tracing::debug!(peer = %peer, "TLS handshake too slow; closed"),
                     }
+                }
+            }
+        };
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = connection => {}
+                _ = close.cancelled() => {
+                    metrics.connection_evicted();
+                    tracing::debug!(peer = %peer, "stranger's idle connection closed for a newcomer");
                 }
             }
             drop(slot);
@@ -566,21 +669,44 @@ mod tests {
             let ip = IpAddr::from([10, 0, 1, a]);
             assert_eq!(budget.lan_class(ip), Class::Stranger);
             while let Some(s) = budget.admit(Class::Stranger, ip, &limits) {
+                // Each one busy with a request: none can be closed for another.
+                s.request(true);
                 held.push(s);
             }
         }
-        assert_eq!(held.len(), 16, "a quarter of 64");
+        assert_eq!(budget.open_in(Class::Stranger), 16, "a quarter of 64");
+        assert_eq!(held.len(), 16);
         assert_eq!(budget.lan_class(phone), Class::Known);
         let mine: Vec<_> =
             (0..16).map(|_| budget.admit(Class::Known, phone, &limits).expect("known")).collect();
         assert_eq!(mine.len(), 16);
         assert!(budget.admit(Class::Local, IpAddr::from([127, 0, 0, 1]), &limits).is_some());
-        // One stranger address holds at most an eighth of the per-address cap.
+        // One stranger address holds at most a quarter of the per-address cap.
         let one = Arc::new(ConnBudget::default());
         let s = IpAddr::from([10, 0, 2, 1]);
         let held: Vec<_> =
             std::iter::from_fn(|| one.admit(Class::Stranger, s, &limits)).take(100).collect();
-        assert_eq!(held.len(), 2);
+        assert_eq!(held.len(), 4);
+    }
+
+    /// Strangers that only hold a connection open cannot keep the share
+    /// shut: a newcomer (a phone coming to pair) takes the place of the
+    /// one idle the longest, which is closed.
+    #[test]
+    fn a_newcomer_takes_the_place_of_the_idlest_stranger() {
+        let limits = limits(16, 16);
+        let budget = Arc::new(ConnBudget::default());
+        let idle: Vec<_> = (1..=4u8)
+            .map(|a| budget.admit(Class::Stranger, IpAddr::from([10, 0, 3, a]), &limits).unwrap())
+            .collect();
+        assert_eq!(budget.open_in(Class::Stranger), 4);
+        let phone = budget.admit(Class::Stranger, IpAddr::from([10, 0, 4, 1]), &limits);
+        assert!(phone.is_some(), "let in");
+        assert!(idle[0].close.is_cancelled(), "the idlest one is closed");
+        assert!(!idle[1].close.is_cancelled());
+        assert_eq!(budget.open_in(Class::Stranger), 4, "the share stays a quarter");
+        drop(idle);
+        assert_eq!(budget.open_in(Class::Stranger), 1, "a closed one is not given back twice");
     }
 
     #[test]

@@ -142,7 +142,7 @@ pub struct ConnArgs {
     /// Connections open at once on the LAN listeners (strangers, with no staff sign-in from their address, get a quarter), and again on the loopback listener.
     #[arg(long, default_value_t = ConnLimits::default().max_connections)]
     pub max_connections: usize,
-    /// Connections open at once from one address (a stranger gets an eighth).
+    /// Connections open at once from one address (a stranger gets a quarter).
     #[arg(long, default_value_t = ConnLimits::default().max_per_address)]
     pub max_connections_per_address: usize,
     /// Seconds a request body may take before it must keep up --body-min-bytes-per-sec.
