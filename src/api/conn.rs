@@ -147,6 +147,11 @@ struct Stranger {
 /// slow one (a trickled body, a held read): its connection may be closed
 /// for a newcomer.
 const SLOW_REQUEST: Duration = Duration::from_secs(1);
+/// A stranger's connection idle this long may be closed for a newcomer.
+/// Busy clients are never closed, so a flood of requests cannot make the
+/// box churn through TLS handshakes; at most the whole share every two
+/// seconds.
+const IDLE_TO_CLOSE: Duration = Duration::from_secs(2);
 
 /// Connections open now, per class and per address, across every
 /// listener, and the addresses staff use. A slot is given back when its
@@ -168,7 +173,10 @@ impl Counts {
         let victim = self
             .strangers
             .iter()
-            .filter(|(_, s)| !s.in_flight || s.since.elapsed() > SLOW_REQUEST)
+            .filter(|(_, s)| {
+                let limit = if s.in_flight { SLOW_REQUEST } else { IDLE_TO_CLOSE };
+                s.since.elapsed() > limit
+            })
             .min_by_key(|(_, s)| s.since)
             .map(|(id, _)| *id);
         let Some(s) = victim.and_then(|id| self.strangers.remove(&id)) else { return false };
@@ -692,14 +700,18 @@ mod tests {
     /// Strangers that only hold a connection open cannot keep the share
     /// shut: a newcomer (a phone coming to pair) takes the place of the
     /// one idle the longest, which is closed.
-    #[test]
-    fn a_newcomer_takes_the_place_of_the_idlest_stranger() {
+    #[tokio::test(start_paused = true)]
+    async fn a_newcomer_takes_the_place_of_the_idlest_stranger() {
         let limits = limits(16, 16);
         let budget = Arc::new(ConnBudget::default());
         let idle: Vec<_> = (1..=4u8)
             .map(|a| budget.admit(Class::Stranger, IpAddr::from([10, 0, 3, a]), &limits).unwrap())
             .collect();
         assert_eq!(budget.open_in(Class::Stranger), 4);
+        let newer = IpAddr::from([10, 0, 4, 2]);
+        assert!(budget.admit(Class::Stranger, newer, &limits).is_none(), "none idle long yet");
+        tokio::time::advance(IDLE_TO_CLOSE + Duration::from_millis(10)).await;
+        idle[3].request(true);
         let phone = budget.admit(Class::Stranger, IpAddr::from([10, 0, 4, 1]), &limits);
         assert!(phone.is_some(), "let in");
         assert!(idle[0].close.is_cancelled(), "the idlest one is closed");
