@@ -564,6 +564,16 @@ async fn a_comp_needs_a_supervisors_approval() {
     let sale = |tender: Value| json!({"items": [{"sku": "LAST", "qty": 1}], "nonce": nonce(), "tender": tender});
     let (st, v) = b.post(&merch, "/api/v1/drops/d-open/sales", sale(json!({"kind": "comp"}))).await;
     assert_eq!(st, 403, "{v}");
+    // An empty PIN box says what is missing (before: "pin must be 1 to 64 characters").
+    let (st, v) = b
+        .post(
+            &merch,
+            "/api/v1/drops/d-open/sales",
+            sale(json!({"kind": "comp", "approver_pin": ""})),
+        )
+        .await;
+    assert_eq!(st, 403, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("supervisor's approval"), "{v}");
     let (st, _) = b
         .post(
             &merch,

@@ -51,7 +51,7 @@ pub(super) async fn tender(
             if p.actor.role.allows(Role::Supervisor) {
                 Some(Tender::Comp { approved_by: p.actor.name.clone() })
             } else {
-                let pin = approver_pin.ok_or_else(|| ApiError::forbidden("a comp needs a supervisor's approval: ask one to enter their PIN (approver_pin)"))?;
+                let pin = approver_pin.filter(|p| !p.trim().is_empty()).ok_or_else(|| ApiError::forbidden("a comp needs a supervisor's approval: ask one to enter their PIN (approver_pin)"))?;
                 let addr = client_addr(ext);
                 let origin = Origin {
                     device: p.device_id.as_deref().and_then(|id| st.auth.device_by_id(id)),
