@@ -177,7 +177,7 @@ impl Counts {
                 let limit = if s.in_flight { SLOW_REQUEST } else { IDLE_TO_CLOSE };
                 s.since.elapsed() > limit
             })
-            .min_by_key(|(_, s)| s.since)
+            .min_by_key(|(id, s)| (s.since, **id))
             .map(|(id, _)| *id);
         let Some(s) = victim.and_then(|id| self.strangers.remove(&id)) else { return false };
         s.close.cancel();
