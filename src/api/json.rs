@@ -4,10 +4,9 @@
 //! a 413.
 
 use super::error::ApiError;
-use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::StatusCode;
-use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 
 pub struct Json<T>(pub T);
@@ -20,17 +19,19 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-            ));
-        }
         let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
         let method = req.method().clone();
-        let bytes = match Bytes::from_request(req, state).await {
-            Ok(b) => b,
+        // Parsed once, as a document: its lengths are checked against the
+        // OpenAPI schema, then it becomes the handler's type.
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "send the body as JSON with Content-Type: application/json",
+                ))
+            }
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -54,28 +55,12 @@ where
         };
         // Every documented maximum length is enforced, whatever the handler checks.
         if let Some(route) = route {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                super::policy::check_lengths(&method, &route, &v)?;
-            }
+            super::policy::check_lengths(&method, &route, &value)?;
         }
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(e) => {
-                Err(ApiError::bad_request(format!("request body is not valid: {}", e.body_text())))
-            }
-        }
+        serde_json::from_value(value)
+            .map(Json)
+            .map_err(|e| ApiError::bad_request(format!("request body is not valid: {e}")))
     }
-}
-
-/// Whether the request says its body is JSON (`application/json` or a
-/// `+json` type), as axum's own extractor decides.
-fn is_json(h: &HeaderMap) -> bool {
-    let Some(ct) = h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// The query string, parsed; a bad one is a JSON 400 like any other.

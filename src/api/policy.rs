@@ -95,7 +95,12 @@ pub fn check_lengths(
     if schema.is_null() {
         return Ok(());
     }
-    walk_lengths(doc, schema, body, "body")
+    match walk_lengths(doc, schema, body) {
+        None => Ok(()),
+        Some((at, max)) => Err(ApiError::bad_request(format!(
+            "body{at} is longer than {max} characters: send a shorter one"
+        ))),
+    }
 }
 
 /// The same for the query string's documented parameters.
@@ -115,12 +120,14 @@ pub fn check_query_lengths(method: &Method, path: &str, query: &str) -> Result<(
     Ok(())
 }
 
+/// The first string in `value` longer than its schema's `maxLength`: its
+/// place (built only then, so a request within the limits allocates
+/// nothing here) and the limit.
 fn walk_lengths(
     doc: &serde_json::Value,
     schema: &serde_json::Value,
     value: &serde_json::Value,
-    at: &str,
-) -> Result<(), ApiError> {
+) -> Option<(String, u64)> {
     use serde_json::Value;
     let schema = match schema.get("$ref").and_then(Value::as_str) {
         Some(r) => &doc["components"]["schemas"][r.rsplit('/').next().unwrap_or_default()],
@@ -128,38 +135,32 @@ fn walk_lengths(
     };
     for alt in ["oneOf", "anyOf", "allOf"] {
         for s in schema.get(alt).and_then(Value::as_array).into_iter().flatten() {
-            walk_lengths(doc, s, value, at)?;
+            if let Some(found) = walk_lengths(doc, s, value) {
+                return Some(found);
+            }
         }
     }
     match value {
         Value::String(text) => {
-            if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-                if text.chars().count() as u64 > max {
-                    return Err(ApiError::bad_request(format!(
-                        "{at} is longer than {max} characters: send a shorter one"
-                    )));
-                }
-            }
+            let max = schema.get("maxLength").and_then(Value::as_u64)?;
+            (text.chars().count() as u64 > max).then(|| (String::new(), max))
         }
         Value::Object(fields) => {
-            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-                for (k, v) in fields {
-                    if let Some(s) = props.get(k) {
-                        walk_lengths(doc, s, v, &format!("{at}.{k}"))?;
-                    }
-                }
-            }
+            let props = schema.get("properties").and_then(Value::as_object)?;
+            fields.iter().find_map(|(k, v)| {
+                let (at, max) = walk_lengths(doc, props.get(k)?, v)?;
+                Some((format!(".{k}{at}"), max))
+            })
         }
         Value::Array(items) => {
-            if let Some(item) = schema.get("items") {
-                for v in items {
-                    walk_lengths(doc, item, v, &format!("{at}[]"))?;
-                }
-            }
+            let item = schema.get("items")?;
+            items
+                .iter()
+                .find_map(|v| walk_lengths(doc, item, v))
+                .map(|(at, max)| (format!("[]{at}"), max))
         }
-        _ => {}
+        _ => None,
     }
-    Ok(())
 }
 
 /// 405 naming the methods the path has (logged quietly: any guest can
