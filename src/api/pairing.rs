@@ -186,6 +186,8 @@ async fn pair_checked(
     let from = addr.map(|a| a.to_string());
     match st.store.pair_device(&b.code, name, from, st.clock.now()).await? {
         Some(new) => {
+            // No device was attempting (this is a pairing), so nothing
+            // becomes trusted: the attempt is only taken back.
             attempt.succeeded(&new.device.id);
             tracing::info!(device = %new.device.id, name = %new.device.name, by = %new.device.paired_by, "device paired");
             let body = Paired {
