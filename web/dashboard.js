@@ -75,7 +75,12 @@ async function restFigures() {
     sync ? el("p", {}, t.syncBacklog(sync.events_pending, sync.captures_pending, gib(sync.capture_bytes_pending))) : "",
     sync && sync.last_error ? el("p", { class: "error" }, t.syncError(sync.last_error, sync.last_error_at)) : "",
     sync && sync.pretix ? el("p", { id: "pretix-state" }, t.pretixState(sync.pretix)) : "",
-    sync && sync.pretix && sync.pretix.last_error ? el("p", { class: "error" }, t.pretixError(sync.pretix.last_error, sync.pretix.last_error_at)) : "",
+    sync && sync.pretix && sync.pretix.paused
+      ? el("p", { class: "error", role: "alert", id: "pretix-paused" }, t.pretixPaused(sync.pretix.paused, sync.pretix.paused_since))
+      : sync && sync.pretix && sync.pretix.last_error ? el("p", { class: "error" }, t.pretixError(sync.pretix.last_error, sync.pretix.last_error_at)) : "",
+    sync && sync.pretix && sync.pretix.refusals.length
+      ? el("ul", { id: "pretix-refusals" }, ...sync.pretix.refusals.map((r) => el("li", {}, t.pretixRefusal(r))))
+      : "",
     sync && sync.disk_free_bytes != null ? el("p", { id: "disk-free" }, t.diskFree(gib(sync.disk_free_bytes))) : "",
     el("p", {}, `${t.boxClock}: `, el("time", { id: "box-clock" }, clock ? clock.now.slice(0, 19).replace("T", " ") + " UTC" : "?"),
       clock && clock.source !== "system" ? ` (${t.clockSetByAdmin})` : ""),

@@ -108,6 +108,7 @@ export const STRINGS = {
       revoked: "Replaced or refunded code",
       blocked: "Blocked by the organiser",
       unpaid: "Not paid",
+      unapproved: "Awaiting approval",
       cancelled: "Cancelled",
       not_valid_yet: "Not valid yet",
       expired: "No longer valid",
@@ -153,9 +154,13 @@ export const STRINGS = {
     syncError: (error, at) => `Last error${at ? ` at ${at}` : ""}: ${error}`,
     diskFree: (free) => `Disk free: ${free}`,
     pretixState: (p) => p.sending
-      ? `pretix ${p.organizer}/${p.event}: ${p.waiting_scans} scans waiting to go back, ${p.refused_scans} refused by pretix`
+      ? `pretix ${p.organizer}/${p.event}: ${p.waiting_scans} scans waiting to go back, ${p.refused_scans} refused by pretix, ${p.refused_annulments} undone here but still counted by pretix`
       : `pretix ${p.organizer}/${p.event}: not sending check-ins back (no token on the box: venuebox pretix import, or --pretix-token-file)`,
     pretixError: (msg, at) => `pretix: ${msg} (${at})`,
+    pretixPaused: (msg, since) => `Check-ins are NOT going back to pretix${since ? ` since ${since}` : ""} (they wait on the box): ${msg}`,
+    pretixRefusal: (r) => r.kind === "annulment"
+      ? `Scan #${r.scan_id} was undone here, but pretix still counts it (${r.at}): ${r.detail}`
+      : `pretix declined scan #${r.scan_id} (${r.at}): ${r.detail}`,
     live: "Live",
     navAdmin: "Admin",
     adminTitle: "Admin",

@@ -31,12 +31,24 @@ pub struct PretixAnswer {
     event: String,
     /// Whether the box has a token, so it sends and re-imports at all.
     sending: bool,
+    /// Why check-ins are not going back (the link, not one scan: the
+    /// token, its permission, pretix out of reach) and what to do; null
+    /// while they go. The scans wait on the box; none is skipped.
+    paused: Option<String>,
+    paused_since: Option<String>,
+    /// Whether someone must mend the token or a setting (else: wait).
+    needs_fixing: bool,
     /// The last scan handled (sent, refused, or not for pretix).
     sent_through: i64,
     /// Scans after it, not yet handled.
     waiting_scans: i64,
-    /// Scans pretix refused for good (kept on the box).
+    /// Scans pretix declined (kept on the box).
     refused_scans: i64,
+    /// Check-ins undone at the door that pretix would not annul (it still
+    /// counts those guests in).
+    refused_annulments: i64,
+    /// The latest of both, newest first: what pretix said.
+    refusals: Vec<RefusalAnswer>,
     last_import_at: Option<String>,
     last_import: Option<String>,
     last_sent_at: Option<String>,
@@ -44,21 +56,45 @@ pub struct PretixAnswer {
     last_error_at: Option<String>,
 }
 
+/// One scan pretix declined, or one annulment it refused.
+#[derive(Serialize)]
+pub struct RefusalAnswer {
+    scan_id: i64,
+    /// "check-in" or "annulment".
+    kind: String,
+    detail: String,
+    at: String,
+}
+
 async fn pretix(st: &AppState) -> Result<Option<PretixAnswer>, ApiError> {
     let Some(link) = st.store.event().and_then(|e| e.manifest.pretix.clone()) else {
         return Ok(None);
     };
-    let (sent_through, waiting_scans, refused_scans) = st.store.pretix_counts().await?;
-    let s = st.pretix.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let counts = st.store.pretix_counts(20).await?;
+    let s = st.pretix.status();
     let time = |t: Option<i64>| t.map(crate::domain::time::format_rfc3339);
     Ok(Some(PretixAnswer {
         url: link.url,
         organizer: link.organizer,
         event: link.event,
         sending: st.pretix.setup.is_some(),
-        sent_through,
-        waiting_scans,
-        refused_scans,
+        paused: s.paused,
+        paused_since: time(s.paused_since),
+        needs_fixing: s.needs_fixing,
+        sent_through: counts.sent_through,
+        waiting_scans: counts.waiting,
+        refused_scans: counts.refused,
+        refused_annulments: counts.annul_refused,
+        refusals: counts
+            .latest
+            .into_iter()
+            .map(|r| RefusalAnswer {
+                scan_id: r.scan_id,
+                kind: r.kind,
+                detail: r.detail,
+                at: crate::domain::time::format_rfc3339(r.at),
+            })
+            .collect(),
         last_import_at: time(s.last_import_at),
         last_import: s.last_import,
         last_sent_at: time(s.last_sent_at),

@@ -122,6 +122,7 @@ impl PretixCli {
             .map_err(anyhow::Error::msg)?;
         Ok(token.map(|token| venuebox::pretix::PretixConfig {
             token,
+            token_file: self.pretix_token_file.clone(),
             data_dir: data_dir.to_path_buf(),
             import_every: std::time::Duration::from_secs(self.pretix_import_every.max(10)),
             send_every: std::time::Duration::from_millis(self.pretix_send_every_ms.max(100)),

@@ -21,6 +21,16 @@ pub enum PretixCommand {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// Give the box a new API token (the box may be running: it takes the
+    /// token within a minute and sends every check-in that waited). The
+    /// token is checked against the event first.
+    Token {
+        /// File (mode 0600) holding the new API token.
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+        #[command(flatten)]
+        dir: DataDir,
+    },
 }
 
 #[derive(Args)]
@@ -56,7 +66,38 @@ pub async fn run(cmd: PretixCommand) -> Result<()> {
     match cmd {
         PretixCommand::Import(a) => import(a).await,
         PretixCommand::Status { dir } => status(dir).await,
+        PretixCommand::Token { token_file, dir } => new_token(token_file, dir).await,
     }
+}
+
+async fn new_token(file: PathBuf, dir: DataDir) -> Result<()> {
+    let token = pretix::read_token_file(&file).map_err(anyhow::Error::msg)?;
+    let state = server::open(&Config::new(&dir.data_dir), Clock::system())
+        .with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
+    let Some(link) = state.store.event().and_then(|e| e.manifest.pretix.clone()) else {
+        bail!("the loaded event did not come from pretix: use `venuebox pretix import --token-file FILE`");
+    };
+    let client =
+        Client::new(&link.url, &link.organizer, &link.event, &token).map_err(anyhow::Error::msg)?;
+    client
+        .get("event:", "read the event")
+        .await
+        .context("the new token cannot read the event in pretix; the box keeps its old token")?;
+    let lists: Vec<i64> = link.lists.iter().map(|l| l.id).collect();
+    pretix::checkins::check_permission(&client, &lists)
+        .await
+        .context("the box keeps its old token")?;
+    let kept = dir.data_dir.join(pretix::TOKEN_FILE);
+    venuebox::secrets::write_private(&kept, format!("{token}\n").as_bytes())
+        .with_context(|| format!("cannot write {}", kept.display()))?;
+    pretix::owned_like_dir(&kept, &dir.data_dir);
+    println!(
+        "the token may read the event and check in on its {} list(s); kept in {} (a running box takes it within a minute; unless --pretix-token-file or {} names another)",
+        lists.len(),
+        kept.display(),
+        pretix::TOKEN_ENV
+    );
+    Ok(())
 }
 
 async fn import(a: ImportArgs) -> Result<()> {
@@ -120,6 +161,9 @@ async fn import(a: ImportArgs) -> Result<()> {
     for (id, name) in &r.gates {
         println!("  gate {id}: {name}");
     }
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     Ok(())
 }
 
@@ -129,8 +173,23 @@ async fn status(dir: DataDir) -> Result<()> {
     let Some(link) = state.store.event().and_then(|e| e.manifest.pretix.clone()) else {
         bail!("the loaded event did not come from pretix (venuebox pretix import)");
     };
-    let (cursor, after, refused) = state.store.pretix_counts().await?;
+    let c = state.store.pretix_counts(10).await?;
     println!("pretix event {}/{} at {}", link.organizer, link.event, link.url);
-    println!("scans sent through #{cursor}; {after} newer scan(s) not yet handled; {refused} refused by pretix");
+    println!(
+        "scans sent through #{}; {} newer scan(s) not yet handled; {} refused by pretix; {} undone at the door that pretix would not annul",
+        c.sent_through, c.waiting, c.refused, c.annul_refused
+    );
+    if let Some(why) = state.store.pretix_value(pretix::PAUSED_KEY).await? {
+        println!("CHECK-INS ARE NOT GOING BACK: {why}");
+    }
+    for r in &c.latest {
+        println!(
+            "  scan #{} ({}) refused at {}: {}",
+            r.scan_id,
+            r.kind,
+            venuebox::domain::time::format_rfc3339(r.at),
+            r.detail
+        );
+    }
     Ok(())
 }

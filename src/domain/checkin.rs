@@ -47,6 +47,8 @@ pub enum Reason {
     Revoked,
     Blocked,
     Unpaid,
+    /// The order waits for the organiser's approval (pretix).
+    Unapproved,
     Cancelled,
     NotValidYet,
     Expired,
@@ -56,13 +58,14 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::UnknownTicket,
         Reason::BadSignature,
         Reason::WrongEvent,
         Reason::Revoked,
         Reason::Blocked,
         Reason::Unpaid,
+        Reason::Unapproved,
         Reason::Cancelled,
         Reason::NotValidYet,
         Reason::Expired,
@@ -79,6 +82,7 @@ impl Reason {
             Reason::Revoked => "revoked",
             Reason::Blocked => "blocked",
             Reason::Unpaid => "unpaid",
+            Reason::Unapproved => "unapproved",
             Reason::Cancelled => "cancelled",
             Reason::NotValidYet => "not_valid_yet",
             Reason::Expired => "expired",
@@ -105,6 +109,9 @@ impl Reason {
             Reason::Revoked => "This code was replaced or refunded: ask for the current ticket",
             Reason::Blocked => "Ticket is blocked by the organiser: call a supervisor",
             Reason::Unpaid => "Ticket is not paid: send to the box office",
+            Reason::Unapproved => {
+                "The order waits for the organiser's approval: send to the box office"
+            }
             Reason::Cancelled => "Ticket was cancelled: send to the box office",
             Reason::NotValidYet => "Ticket is not valid yet: check the time on the ticket",
             Reason::Expired => "Ticket is no longer valid",
@@ -268,6 +275,8 @@ pub fn decide(
     let ticket = &facts.ticket;
     match ticket.status {
         TicketStatus::Cancelled => return Err(Reason::Cancelled),
+        // Refused on every gate, as pretix does, whatever it admits unpaid.
+        TicketStatus::Unapproved => return Err(Reason::Unapproved),
         TicketStatus::Unpaid if !gate.admit_unpaid => return Err(Reason::Unpaid),
         TicketStatus::Unpaid => {}
         TicketStatus::Paid => {}
@@ -420,6 +429,7 @@ mod tests {
             ("blocked",                             with(|x| x.blocked = true), &plain, Entry, 1_500, None, Err(Blocked)),
             ("cancelled",                           with(|x| x.ticket.status = TicketStatus::Cancelled), &plain, Entry, 1_500, None, Err(Cancelled)),
             ("unpaid",                              with(|x| x.ticket.status = TicketStatus::Unpaid), &plain, Entry, 1_500, None, Err(Unpaid)),
+            ("awaiting approval",                   with(|x| x.ticket.status = TicketStatus::Unapproved), &plain, Entry, 1_500, None, Err(Unapproved)),
             ("tier not allowed at gate",            t(), &vip_only, Entry, 1_500, None, Err(NotAllowedAtGate)),
             ("tier allowed at gate",                with(|x| x.ticket.tier = TierId::from("vip")), &vip_only, Entry, 1_500, None, Ok(())),
             ("entry at an exit-only gate",          t(), &exit_only, Entry, 1_500, None, Err(NotAllowedAtGate)),
@@ -581,6 +591,13 @@ mod tests {
         assert_eq!(decide(&f, &g, Direction::Entry, 2, None), Err(Reason::Unpaid));
         g.admit_unpaid = true;
         assert_eq!(decide(&f, &g, Direction::Entry, 2, None), Ok(()));
+        let mut waiting = f.clone();
+        waiting.ticket.status = TicketStatus::Unapproved;
+        assert_eq!(
+            decide(&waiting, &g, Direction::Entry, 2, None),
+            Err(Reason::Unapproved),
+            "a gate that admits unpaid orders still refuses one awaiting approval"
+        );
         assert_eq!(
             decide(&f, &g, Direction::Entry, 2, Some(&inside)),
             Err(Reason::AlreadyCheckedIn)

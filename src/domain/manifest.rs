@@ -297,6 +297,9 @@ fn yes() -> bool {
 pub enum TicketStatus {
     Paid,
     Unpaid,
+    /// Ordered, waiting for the organiser's approval (pretix's
+    /// "require approval"): refused at every gate until approved.
+    Unapproved,
     Cancelled,
 }
 
@@ -305,13 +308,19 @@ impl TicketStatus {
         match self {
             TicketStatus::Paid => "paid",
             TicketStatus::Unpaid => "unpaid",
+            TicketStatus::Unapproved => "unapproved",
             TicketStatus::Cancelled => "cancelled",
         }
     }
     pub fn parse(s: &str) -> Option<TicketStatus> {
-        [TicketStatus::Paid, TicketStatus::Unpaid, TicketStatus::Cancelled]
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        [
+            TicketStatus::Paid,
+            TicketStatus::Unpaid,
+            TicketStatus::Unapproved,
+            TicketStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 }
 

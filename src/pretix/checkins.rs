@@ -7,7 +7,15 @@
 //! scanners report them. pretix ignores a nonce it has already seen, so a
 //! retry after a lost answer — in this process or after a crash, since the
 //! cursor moves only after pretix answered — never counts twice. A
-//! check-in undone at the door after it was sent is annulled by its nonce.
+//! check-in undone at the door after it was sent is annulled by its nonce
+//! (pretix refuses that after 15 minutes: the box keeps the refusal).
+//!
+//! pretix's answers are of two kinds. One about a scan (`{"status":
+//! "error", "reason": "already_redeemed"}`) files that scan as refused and
+//! the lane goes on. One about the link (401, 403, a check-in list the
+//! token may not use, a request pretix cannot read, 5xx, no answer) stops
+//! the lane *before* the scan: nothing is filed, the cursor stays, and the
+//! scan goes again once the token or setting is mended.
 
 use super::client::{Client, PretixError};
 use crate::domain::checkin::{Direction, Reason, ScanRecord, Verdict};
@@ -24,10 +32,69 @@ const BATCH: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
+    /// pretix cannot take what the lane sends: the token, its permission,
+    /// the request, pretix itself. The lane waits with its cursor where it
+    /// was; nothing is filed as refused.
     #[error("{0}")]
-    Pretix(#[from] PretixError),
+    Link(String, #[source] PretixError),
     #[error("{0}")]
     Store(#[from] StoreError),
+}
+
+impl SendError {
+    /// Whether the link will come back by itself (network, pretix busy),
+    /// or someone must fix something (token, permission, setting).
+    pub fn needs_fixing(&self) -> bool {
+        match self {
+            SendError::Link(_, e) => !e.is_retryable(),
+            SendError::Store(_) => false,
+        }
+    }
+}
+
+/// What to do about an answer that is not about one scan.
+pub fn link_problem(e: PretixError) -> SendError {
+    let text = match &e {
+        PretixError::Refused { body, .. } if body.contains("\"lists\"") => format!(
+            "pretix will not take check-ins from this API token on the event's check-in lists ({body}): \
+             in pretix, give the token's team the permission to check in (or change) orders of this event, \
+             then `venuebox pretix token --token-file FILE` on the box; nothing is lost meanwhile"
+        ),
+        PretixError::Refused { status, body } => format!(
+            "pretix refused the box's request ({status}: {body}); the check-ins wait on the box: \
+             see the log, fix the setting in pretix, or import the event again"
+        ),
+        PretixError::Unauthorized | PretixError::Forbidden { .. } => format!(
+            "{e}; then `venuebox pretix token --token-file FILE` on the box; the check-ins wait until then"
+        ),
+        e => format!("{e}; the check-ins wait on the box"),
+    };
+    SendError::Link(text, e)
+}
+
+/// Whether the token may check in on `lists`, asked without leaving a
+/// trace in pretix: an annulment of a nonce nobody used is answered "no
+/// check-in found" (404) for a token that may check in on the lists, and
+/// "invalid pk" for the lists (400) for one that may not.
+pub async fn check_permission(client: &Client, lists: &[i64]) -> Result<(), SendError> {
+    if lists.is_empty() {
+        return Ok(());
+    }
+    let mut probe = [0u8; 8];
+    getrandom::getrandom(&mut probe).expect("the OS has randomness");
+    let nonce = format!("venuebox-permission-check-{}", hex(&probe));
+    let body = json!({"lists": lists, "nonce": nonce});
+    match client.post("checkinrpc/annul/", &body, "check tickets in").await {
+        Err(PretixError::NotFound { detail, .. }) if detail.contains("nonce") => Ok(()),
+        // Nothing was annulled (the nonce is new); pretix's answer only
+        // shows the token got through.
+        Ok(_) => Ok(()),
+        Err(e) => Err(link_problem(e)),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// pretix's name for why a scan was refused.
@@ -37,6 +104,7 @@ fn pretix_reason(r: Reason) -> &'static str {
         Reason::Revoked => "revoked",
         Reason::Blocked => "blocked",
         Reason::Unpaid => "unpaid",
+        Reason::Unapproved => "unapproved",
         Reason::Cancelled => "canceled",
         Reason::NotValidYet | Reason::Expired => "invalid_time",
         Reason::NotAllowedAtGate => "product",
@@ -99,8 +167,10 @@ impl Sender {
     }
 
     /// Sends what is waiting, a batch at a time; returns how many scans it
-    /// handled (0: nothing waits). Stops at the first error that is not
-    /// pretix refusing one scan for good.
+    /// handled (0: nothing waits). pretix's answer about one scan (a
+    /// `{"status": "error", "reason": …}`) files that scan as refused and
+    /// goes on; any other failure stops the step with the cursor before
+    /// the scan, to be sent again once the link is mended.
     pub async fn step(&self, now: Millis) -> Result<usize, SendError> {
         let Some(event) = self.store.event() else { return Ok(0) };
         if event.manifest.pretix.is_none() {
@@ -114,11 +184,11 @@ impl Sender {
                 Some((path, body)) => {
                     match self.client.post(&path, &body, "check tickets in").await {
                         Ok(_) => ScanDone::Sent,
-                        Err(PretixError::Refused { body, .. }) => {
-                            tracing::warn!(scan = s.id.0, answer = %body, "pretix refused a check-in for good; it is kept on the box");
+                        Err(PretixError::Declined { reason, body }) => {
+                            tracing::warn!(scan = s.id.0, reason, answer = %body, "pretix declined a check-in; it is kept on the box");
                             ScanDone::Refused(body)
                         }
-                        Err(e) => return Err(e.into()),
+                        Err(e) => return Err(link_problem(e)),
                     }
                 }
             };
@@ -127,18 +197,26 @@ impl Sender {
         }
         let cursor = self.cursor().await?;
         for s in self.store.pretix_undone_unannulled(cursor, BATCH).await? {
+            let mut done = ScanDone::Annulled;
             if let (Some(list), Some(undone)) = (event.pretix_list(&s.gate), s.undone_at) {
                 let body = json!({"lists": [list], "nonce": self.nonce(s.id.0), "datetime": format_rfc3339(undone),
                                   "error_explanation": format!("undone at the door by {}", s.undone_by.as_deref().unwrap_or("staff"))});
                 match self.client.post("checkinrpc/annul/", &body, "annul check-ins").await {
-                    // Annulled; or nothing to annul (never sent, or already annulled).
-                    Ok(_)
-                    | Err(PretixError::NotFound { .. })
-                    | Err(PretixError::Refused { .. }) => {}
-                    Err(e) => return Err(e.into()),
+                    Ok(_) => {}
+                    // Nothing to annul: never sent, or pretix never took it.
+                    Err(PretixError::NotFound { detail, .. }) if detail.contains("nonce") => {}
+                    // pretix keeps the check-in (it annuls only within a
+                    // while of it, and only those it took): the box says so.
+                    Err(PretixError::Refused { status: 400, body })
+                        if body.contains("non_field_errors") =>
+                    {
+                        tracing::warn!(scan = s.id.0, answer = %body, "pretix refused to annul a check-in undone at the door");
+                        done = ScanDone::AnnulRefused(body);
+                    }
+                    Err(e) => return Err(link_problem(e)),
                 }
             }
-            self.store.pretix_scan_done(s.id.0, ScanDone::Annulled, now).await?;
+            self.store.pretix_scan_done(s.id.0, done, now).await?;
             handled += 1;
         }
         Ok(handled)
@@ -154,12 +232,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_link_problem_says_what_to_mend_and_whether_it_mends_itself() {
+        let lists = link_problem(PretixError::Refused {
+            status: 400,
+            body: r#"{"lists":["Invalid pk \"3\" - object does not exist."]}"#.into(),
+        });
+        assert!(lists.needs_fixing());
+        let text = lists.to_string();
+        assert!(
+            text.contains("permission to check in") && text.contains("venuebox pretix token"),
+            "{text}"
+        );
+        let down = link_problem(PretixError::Retryable("cannot reach pretix".into()));
+        assert!(!down.needs_fixing(), "the network comes back by itself");
+        assert!(link_problem(PretixError::Unauthorized).to_string().contains("pretix token"));
+    }
+
+    #[test]
     fn every_reason_has_a_pretix_name() {
         let allowed = [
             "invalid",
             "revoked",
             "blocked",
             "unpaid",
+            "unapproved",
             "canceled",
             "invalid_time",
             "product",

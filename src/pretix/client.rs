@@ -4,6 +4,7 @@
 //! must fix (token, permission, a name that does not exist) and what will
 //! pass (network, pretix busy).
 
+use crate::domain::time::Millis;
 use serde_json::Value;
 use std::time::Duration;
 use url::Url;
@@ -21,9 +22,13 @@ pub enum PretixError {
     /// The token's team lacks a permission for this call.
     #[error("the API token's team may not {what} (pretix answered 403): in pretix, give the team that permission for this event")]
     Forbidden { what: String },
-    /// No such organizer, event, list or object.
+    /// No such organizer, event, list or object; `detail` is pretix's word.
     #[error("pretix found nothing to {what} (404): the event, a check-in list or a ticket was deleted there, or --organizer is wrong; import the event again")]
-    NotFound { what: String },
+    NotFound { what: String, detail: String },
+    /// pretix's answer about one ticket (`{"status": "error", "reason":
+    /// "already_redeemed"}`): a business answer, not a fault of the link.
+    #[error("pretix declined it ({reason}): {body}")]
+    Declined { reason: String, body: String },
     /// pretix refused the request itself (400 and similar): not worth retrying.
     #[error("pretix refused the request ({status}): {body}")]
     Refused { status: u16, body: String },
@@ -131,6 +136,15 @@ impl Client {
         req: reqwest::RequestBuilder,
         what: &str,
     ) -> Result<(u16, Value), PretixError> {
+        self.send_dated(req, what).await.map(|(status, v, _)| (status, v))
+    }
+
+    /// `send`, with pretix's clock: the answer's `Date` header (Unix ms).
+    async fn send_dated(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<(u16, Value, Option<Millis>), PretixError> {
         let resp = req
             .header("Authorization", format!("Token {}", self.token))
             .header("Accept", "application/json")
@@ -140,6 +154,13 @@ impl Client {
                 PretixError::Retryable(format!("cannot reach pretix: {}", without_url(&e)))
             })?;
         let status = resp.status().as_u16();
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as Millis);
         let mut body = Vec::new();
         let mut resp = resp;
         while let Some(chunk) = resp.chunk().await.map_err(|e| {
@@ -156,10 +177,17 @@ impl Client {
         let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let text = || String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
         match status {
-            200..=299 => Ok((status, json)),
+            200..=299 => Ok((status, json, date)),
             401 => Err(PretixError::Unauthorized),
             403 => Err(PretixError::Forbidden { what: what.to_string() }),
-            404 => Err(PretixError::NotFound { what: what.to_string() }),
+            400 | 404 if declined(&json).is_some() => Err(PretixError::Declined {
+                reason: declined(&json).unwrap_or_default().to_string(),
+                body: json.to_string(),
+            }),
+            404 => Err(PretixError::NotFound {
+                what: what.to_string(),
+                detail: json["detail"].as_str().unwrap_or_default().to_string(),
+            }),
             408 | 425 | 429 | 500..=599 => Err(PretixError::Retryable(format!(
                 "pretix is busy or failing ({status}): {}",
                 text()
@@ -174,6 +202,17 @@ impl Client {
     /// One object (`what` names it for a 403 or 404).
     pub async fn get(&self, path: &str, what: &str) -> Result<Value, PretixError> {
         Ok(self.send(self.http.get(self.url(path)), what).await?.1)
+    }
+
+    /// `get`, with the time on pretix's clock when it answered (its `Date`
+    /// header; `None` when it sent none).
+    pub async fn get_dated(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<(Value, Option<Millis>), PretixError> {
+        let (_, v, date) = self.send_dated(self.http.get(self.url(path)), what).await?;
+        Ok((v, date))
     }
 
     /// Every result of a list endpoint, following `next` (same host only).
@@ -228,6 +267,13 @@ impl Client {
             .body(body.to_string());
         self.send(req, what).await
     }
+}
+
+/// The reason of pretix's answer about one ticket (check-in endpoints
+/// answer `{"status": "error", "reason": "…"}` for a ticket they will not
+/// take; a request pretix cannot read gets field errors instead).
+fn declined(v: &Value) -> Option<&str> {
+    (v["status"].as_str() == Some("error")).then(|| v["reason"].as_str()).flatten()
 }
 
 /// reqwest's message without the URL (it may hold a query string).

@@ -66,6 +66,9 @@ pub struct ImportReport {
     pub tickets: usize,
     pub gates: Vec<(String, String)>,
     pub signed_keys: usize,
+    /// What works but will not do all it should (a token that may read
+    /// orders but not check in: the door works, check-ins wait on the box).
+    pub warnings: Vec<String>,
 }
 
 /// Imports (or refreshes) the event from pretix into the store.
@@ -78,7 +81,9 @@ pub async fn run(
 ) -> Result<ImportReport, ImportError> {
     // pretix answers 403, not 404, for an event the token cannot see,
     // whether or not it exists: one message covers both.
-    let event = client.get("event:", "").await.map_err(|e| match e {
+    // pretix's clock before the first order is read: every change after
+    // this instant is in the next import (see `next_cursor`).
+    let (event, pretix_now) = client.get_dated("event:", "").await.map_err(|e| match e {
         PretixError::Forbidden { .. } | PretixError::NotFound { .. } => ImportError::Setup(format!(
             "pretix has no event '{}' under organizer '{}' that this token may see: check --organizer and --event (the short forms in the event's address, /{}/{}/) and that the token's team has access to the event",
             client.event, client.organizer, client.organizer, client.event
@@ -105,7 +110,11 @@ pub async fn run(
         _ => None,
     };
     let cursor = if same_event { store.pretix_value(CURSOR).await? } else { None };
-    let mut query = vec![("include_canceled_positions", "true"), ("ordering", "last_modified")];
+    // Pages sorted by order code, which no edit changes: an order changed
+    // while the pages are read stays where it was (sorted by last change,
+    // it would jump to the end and shift a later order onto a page already
+    // read, never to be seen again).
+    let mut query = vec![("include_canceled_positions", "true"), ("ordering", "code")];
     if let Some(c) = cursor.as_deref() {
         query.push(("modified_since", c));
     }
@@ -120,16 +129,28 @@ pub async fn run(
         keys.iter().map(|k| pretix::sig1_key(k)).collect::<Result<_, _>>().map_err(|e| {
             ImportError::Setup(format!("pretix lists a signing key the box cannot read: {e}"))
         })?;
-    let mut changed_orders = Vec::new();
-    let mut newest = cursor.clone();
+    // One row per order code: an order read twice (pages shift forward
+    // when an order is created meanwhile) keeps its newer reading.
+    let mut by_code: BTreeMap<String, StoredOrder> = BTreeMap::new();
     for o in &orders {
         let stored = order_tickets(o, &verifying)?;
-        if newest.as_deref().is_none_or(|n| n < stored.modified.as_str()) {
-            newest = Some(stored.modified.clone());
+        match by_code.get(&stored.code) {
+            Some(seen) if seen.modified > stored.modified => {}
+            _ => {
+                by_code.insert(stored.code.clone(), stored);
+            }
         }
-        changed_orders.push(stored);
     }
-    let values = newest.map(|n| vec![(CURSOR, n)]).unwrap_or_default();
+    let changed_orders: Vec<StoredOrder> = by_code.into_values().collect();
+    let values = match next_cursor(pretix_now) {
+        Some(c) => vec![(CURSOR, c)],
+        None => {
+            tracing::warn!(
+                "pretix sent no Date header: the next import reads the same orders again"
+            );
+            Vec::new()
+        }
+    };
     let orders_fetched = changed_orders.len();
     // A first import starts clean: nothing of an earlier, failed attempt
     // at another event may end up in this one.
@@ -162,6 +183,14 @@ pub async fn run(
         organiser_key: crate::domain::keys::public_key_to_base64(&key.verifying_key()),
     };
     let mut m = build(&input, staff, carried.as_ref())?;
+    let mut warnings = Vec::new();
+    let lists: Vec<i64> =
+        m.pretix.as_ref().map(|p| p.lists.iter().map(|l| l.id).collect()).unwrap_or_default();
+    match super::checkins::check_permission(client, &lists).await {
+        Ok(()) => {}
+        Err(super::checkins::SendError::Link(_, e)) if e.is_retryable() => return Err(e.into()),
+        Err(e) => warnings.push(format!("check-ins cannot go back to pretix with this token: {e}")),
+    }
     let gates = m.gates.iter().map(|g| (g.id.to_string(), g.name.clone())).collect();
     let report = |m: &Manifest, changed| ImportReport {
         event_id: m.event.id.to_string(),
@@ -171,6 +200,7 @@ pub async fn run(
         tickets: m.tickets.len(),
         gates,
         signed_keys: m.pretix.as_ref().map_or(0, |p| p.sig1_keys.len()),
+        warnings: warnings.clone(),
     };
     if let Some(cur) = &carried {
         if same_content(cur, &m) {
@@ -186,6 +216,19 @@ pub async fn run(
     match store.import_manifest(bytes, Some(signature), pinned, actor, now).await? {
         ImportOutcome::Imported { .. } | ImportOutcome::Unchanged { .. } => Ok(report(&m, true)),
     }
+}
+
+/// How far before pretix's clock at the start of an import the next one
+/// begins reading: an order saved in a transaction that committed after
+/// its `last_modified` was set, or a clock that steps, is still read.
+pub const CURSOR_OVERLAP_MS: Millis = 120_000;
+
+/// The next import's `modified_since`: pretix's time before this import
+/// read its first order, less the overlap. Every change made after that
+/// instant has a later `last_modified`, whichever page it was on; what is
+/// read twice is stored once (by order code) and changes nothing.
+fn next_cursor(pretix_now: Option<Millis>) -> Option<String> {
+    pretix_now.map(|t| format_rfc3339(t - CURSOR_OVERLAP_MS))
 }
 
 /// Whether two manifests say the same, apart from version and signing time.
@@ -278,6 +321,8 @@ fn order_tickets(o: &Value, keys: &[VerifyingKey]) -> Result<StoredOrder, Import
     let bad = |what: &str| ImportError::Setup(format!("pretix order '{code}' has no {what}"));
     let modified = o["last_modified"].as_str().ok_or_else(|| bad("last_modified"))?.to_string();
     let order_status = match o["status"].as_str() {
+        // pretix refuses such an order on every list (`unapproved`).
+        Some("n") if o["require_approval"].as_bool() == Some(true) => TicketStatus::Unapproved,
         Some("p") => TicketStatus::Paid,
         Some("n") if o["valid_if_pending"].as_bool() == Some(true) => TicketStatus::Paid,
         Some("n") => TicketStatus::Unpaid,
@@ -644,6 +689,22 @@ mod tests {
                 PretixList { id: 2, gate: "pretix-2".into() }
             ]
         );
+    }
+
+    #[test]
+    fn an_order_awaiting_approval_is_unapproved_whatever_it_admits_pending() {
+        let o = json!({"code": "APR01", "status": "n", "require_approval": true, "valid_if_pending": true,
+                       "last_modified": "2026-11-30T10:00:00Z", "positions": [{"id": 1, "item": 7, "secret": "s3cretsecret0001"}]});
+        let stored = order_tickets(&o, &[]).unwrap();
+        let p: Vec<StoredPosition> = serde_json::from_str(&stored.positions).unwrap();
+        assert_eq!(p[0].ticket.status, TicketStatus::Unapproved);
+    }
+
+    #[test]
+    fn the_next_import_starts_before_this_one_began_on_pretixs_clock() {
+        let began = parse_rfc3339("2026-12-03T20:00:00Z").unwrap();
+        assert_eq!(next_cursor(Some(began)).as_deref(), Some("2026-12-03T19:58:00Z"));
+        assert_eq!(next_cursor(None), None, "no Date header: the cursor stays where it was");
     }
 
     #[test]

@@ -87,7 +87,12 @@ pub fn owned_like_dir(path: &Path, data_dir: &Path) {
 /// How a running box works with pretix.
 #[derive(Clone, Debug)]
 pub struct PretixConfig {
+    /// The token the box started with.
     pub token: String,
+    /// The file given for it (`--pretix-token-file`); `None`: the
+    /// environment, or the data directory's file. Read again while the
+    /// link is stopped, so a mended token is taken without a restart.
+    pub token_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     /// How often the event is imported again.
     pub import_every: Duration,
@@ -103,6 +108,13 @@ pub struct PretixStatus {
     pub last_sent_at: Option<crate::domain::time::Millis>,
     pub last_error: Option<String>,
     pub last_error_at: Option<crate::domain::time::Millis>,
+    /// Why check-ins are not going back (the link, not one scan), and
+    /// what to do; `None` while they go.
+    pub paused: Option<String>,
+    pub paused_since: Option<crate::domain::time::Millis>,
+    /// Whether someone must mend something (token, permission, setting),
+    /// rather than wait for the network or pretix.
+    pub needs_fixing: bool,
 }
 
 #[derive(Debug, Default)]
@@ -115,10 +127,19 @@ impl PretixHandle {
     fn update(&self, f: impl FnOnce(&mut PretixStatus)) {
         f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
     }
+
+    pub fn status(&self) -> PretixStatus {
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
+/// The named value that keeps why the lane is stopped, for `venuebox
+/// pretix status` and across restarts.
+pub const PAUSED_KEY: &str = "link_problem";
+
 /// The running box's pretix loop: while the loaded event came from pretix,
-/// send scans back (backing off while pretix cannot be reached) and import
+/// check the token may check in, send scans back (backing off while the
+/// link is down, re-reading the token while it is refused) and import
 /// again every `import_every`.
 pub async fn run(
     handle: std::sync::Arc<PretixHandle>,
@@ -129,7 +150,10 @@ pub async fn run(
     let Some(cfg) = handle.setup.clone() else { return };
     let mut next_import = tokio::time::Instant::now() + cfg.import_every;
     let mut backoff = Duration::ZERO;
+    let mut token = cfg.token.clone();
     let mut current: Option<(crate::domain::manifest::PretixLink, checkins::Sender, Client)> = None;
+    // Whether the current client's token was shown to be allowed to check in.
+    let mut allowed = false;
     loop {
         let wait = if backoff.is_zero() { cfg.send_every } else { backoff };
         tokio::select! {
@@ -137,34 +161,58 @@ pub async fn run(
             _ = tokio::time::sleep(wait) => {}
         }
         let Some(link) = store.event().and_then(|e| e.manifest.pretix.clone()) else { continue };
+        if handle.status().paused.is_some() {
+            let env = |k: &str| std::env::var(k).ok();
+            match self::token(cfg.token_file.as_deref(), &cfg.data_dir, &env) {
+                Ok(Some(t)) if t != token => {
+                    tracing::info!("pretix: a new API token was found; trying it");
+                    token = t;
+                    current = None;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pretix: cannot read the token again"),
+            }
+        }
         if current.as_ref().is_none_or(|(l, _, _)| {
             l.url != link.url || l.organizer != link.organizer || l.event != link.event
         }) {
-            match Client::new(&link.url, &link.organizer, &link.event, &cfg.token) {
+            allowed = false;
+            match Client::new(&link.url, &link.organizer, &link.event, &token) {
                 Ok(c) => {
                     current =
                         Some((link.clone(), checkins::Sender::new(store.clone(), c.clone()), c))
                 }
                 Err(e) => {
-                    handle
-                        .update(|s| (s.last_error, s.last_error_at) = (Some(e), Some(clock.now())));
-                    backoff = Duration::from_secs(300);
+                    pause(&handle, &store, &clock, e, true).await;
+                    backoff = Duration::from_secs(60);
                     continue;
                 }
             }
         }
         let (_, sender, client) = current.as_ref().expect("set above");
-        let mut failed = None;
-        loop {
+        let lists: Vec<i64> = link.lists.iter().map(|l| l.id).collect();
+        let mut failed: Option<checkins::SendError> = None;
+        if !allowed {
+            match checkins::check_permission(client, &lists).await {
+                Ok(()) => allowed = true,
+                Err(e) => failed = Some(e),
+            }
+        }
+        while failed.is_none() {
             match sender.step(clock.now()).await {
                 Ok(0) => break,
                 Ok(_) => handle.update(|s| s.last_sent_at = Some(clock.now())),
-                Err(e) => {
-                    failed = Some(e.to_string());
-                    break;
-                }
+                Err(e) => failed = Some(e),
             }
         }
+        if let Some(e) = &failed {
+            if e.needs_fixing() {
+                // Check the token again before the next send: a mended
+                // token or permission is found by the check.
+                allowed = false;
+            }
+        }
+        let mut import_failed = None;
         if failed.is_none() && tokio::time::Instant::now() >= next_import {
             next_import = tokio::time::Instant::now() + cfg.import_every;
             let key = organiser_key(&cfg.data_dir);
@@ -196,22 +244,116 @@ pub async fn run(
                         (s.last_import_at, s.last_import) = (Some(clock.now()), Some(text))
                     });
                 }
-                Err(e) => failed = Some(format!("import: {e}")),
+                Err(e) => import_failed = Some(format!("import: {e}")),
             }
         }
-        match failed {
-            None => {
+        match (failed, import_failed) {
+            (None, None) => {
                 backoff = Duration::ZERO;
-                handle.update(|s| s.last_error = None);
+                resume(&handle, &store).await;
             }
-            Some(e) => {
+            (None, Some(e)) => {
+                resume(&handle, &store).await;
                 tracing::warn!(error = %e, "pretix: will try again");
                 handle.update(|s| (s.last_error, s.last_error_at) = (Some(e), Some(clock.now())));
-                let base = cfg.send_every.max(Duration::from_secs(1));
-                backoff = (backoff * 2).clamp(base, Duration::from_secs(60));
+                backoff = next_backoff(backoff, cfg.send_every);
+            }
+            (Some(e), _) => {
+                let fix = e.needs_fixing();
+                pause(&handle, &store, &clock, e.to_string(), fix).await;
+                backoff = next_backoff(backoff, cfg.send_every);
             }
         }
     }
+}
+
+fn next_backoff(backoff: Duration, send_every: Duration) -> Duration {
+    let base = send_every.max(Duration::from_secs(1));
+    (backoff * 2).clamp(base, Duration::from_secs(60))
+}
+
+/// The lane stopped on the link: said once in the log (an error when
+/// someone must act), kept in the status and the store.
+async fn pause(handle: &PretixHandle, store: &Store, clock: &Clock, why: String, fix: bool) {
+    let now = clock.now();
+    let before = handle.status().paused;
+    if before.as_deref() != Some(why.as_str()) {
+        if fix {
+            tracing::error!(why = %why, "pretix: check-ins are not going back");
+        } else {
+            tracing::warn!(why = %why, "pretix: check-ins wait for pretix");
+        }
+        if let Err(e) = store.pretix_set_value(PAUSED_KEY, Some(why.clone())).await {
+            tracing::warn!(error = %e, "pretix: cannot note the stop");
+        }
+    }
+    handle.update(|s| {
+        s.paused_since = s.paused_since.or(Some(now));
+        s.paused = Some(why.clone());
+        s.needs_fixing = fix;
+        (s.last_error, s.last_error_at) = (Some(why), Some(now));
+    });
+}
+
+/// The lane goes again.
+async fn resume(handle: &PretixHandle, store: &Store) {
+    let was = handle.status().paused;
+    handle.update(|s| {
+        s.paused = None;
+        s.paused_since = None;
+        s.needs_fixing = false;
+        s.last_error = None;
+    });
+    if was.is_some() {
+        tracing::info!("pretix: check-ins go back again");
+    }
+    // Also clears a stop noted before a restart.
+    if let Err(e) = store.pretix_set_value(PAUSED_KEY, None).await {
+        tracing::warn!(error = %e, "pretix: cannot clear the stop");
+    }
+}
+
+/// `/metrics` lines of the pretix lane.
+pub fn render_metrics(
+    status: &PretixStatus,
+    counts: &crate::store::pretix::PretixCounts,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    gauge(
+        &mut out,
+        "venuebox_pretix_link_paused",
+        "1 while check-ins cannot go back to pretix (token, permission, pretix unreachable).",
+        i64::from(status.paused.is_some()),
+    );
+    gauge(
+        &mut out,
+        "venuebox_pretix_link_needs_fixing",
+        "1 while the pretix link waits for someone to mend the token or a setting.",
+        i64::from(status.needs_fixing),
+    );
+    gauge(
+        &mut out,
+        "venuebox_pretix_scans_waiting",
+        "Scans not yet sent back to pretix.",
+        counts.waiting,
+    );
+    gauge(
+        &mut out,
+        "venuebox_pretix_scans_refused",
+        "Scans pretix declined (kept on the box).",
+        counts.refused,
+    );
+    gauge(
+        &mut out,
+        "venuebox_pretix_annulments_refused",
+        "Check-ins undone at the door that pretix would not annul.",
+        counts.annul_refused,
+    );
+    out
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use crate::domain::checkin::ScanRecord;
 use crate::domain::time::Millis;
 use rusqlite::{params, OptionalExtension};
 
-/// The import cursor's key: pretix's `last_modified` of the newest order seen.
+/// The import cursor's key: the `modified_since` of the next import
+/// (pretix's clock when the last one began, less an overlap).
 pub const ORDERS_CURSOR: &str = "orders_modified_since";
 
 /// An order as the box keeps it: its positions already in the manifest's
@@ -77,6 +78,26 @@ impl Store {
         .await
     }
 
+    /// Sets (or, with `None`, removes) a named value.
+    pub async fn pretix_set_value(
+        &self,
+        key: &'static str,
+        value: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            match &value {
+                Some(v) => ctx.conn.execute(
+                    "INSERT INTO pretix_state (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![key, v],
+                )?,
+                None => ctx.conn.execute("DELETE FROM pretix_state WHERE key = ?1", [key])?,
+            };
+            Ok(())
+        })
+        .await
+    }
+
     /// Scans after `cursor`, oldest first.
     pub async fn pretix_scans_after(
         &self,
@@ -132,10 +153,14 @@ impl Store {
                         params![scan, detail, now],
                     )?;
                 }
-                ScanDone::Annulled => {
+                ScanDone::Annulled | ScanDone::AnnulRefused(_) => {
+                    let refused = match &outcome {
+                        ScanDone::AnnulRefused(d) => Some(d.as_str()),
+                        _ => None,
+                    };
                     ctx.conn.execute(
-                        "INSERT OR IGNORE INTO pretix_annulled (scan_id, at) VALUES (?1, ?2)",
-                        params![scan, now],
+                        "INSERT OR IGNORE INTO pretix_annulled (scan_id, at, refused) VALUES (?1, ?2, ?3)",
+                        params![scan, now, refused],
                     )?;
                     return Ok(());
                 }
@@ -152,9 +177,10 @@ impl Store {
         .await
     }
 
-    /// How many scans after the send-back cursor, and how many pretix refused.
-    pub async fn pretix_counts(&self) -> Result<(i64, i64, i64), StoreError> {
-        self.read(|conn| {
+    /// Where the send-back lane is: its cursor, what waits after it, and
+    /// what pretix would not take (the latest `recent` of them listed).
+    pub async fn pretix_counts(&self, recent: usize) -> Result<PretixCounts, StoreError> {
+        self.read(move |conn| {
             let cursor: i64 = conn
                 .query_row(
                     "SELECT CAST(value AS INTEGER) FROM pretix_state WHERE key = 'sent_through'",
@@ -167,10 +193,57 @@ impl Store {
                 conn.query_row("SELECT COUNT(*) FROM scans WHERE id > ?1", [cursor], |r| r.get(0))?;
             let refused: i64 =
                 conn.query_row("SELECT COUNT(*) FROM pretix_refused", [], |r| r.get(0))?;
-            Ok((cursor, after, refused))
+            let annul_refused: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM pretix_annulled WHERE refused IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT scan_id, 'check-in', detail, at FROM pretix_refused
+                 UNION ALL
+                 SELECT scan_id, 'annulment', refused, at FROM pretix_annulled WHERE refused IS NOT NULL
+                 ORDER BY at DESC, scan_id DESC LIMIT ?1",
+            )?;
+            let latest = stmt
+                .query_map([recent as i64], |r| {
+                    Ok(PretixRefusal {
+                        scan_id: r.get(0)?,
+                        kind: r.get(1)?,
+                        detail: r.get(2)?,
+                        at: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(PretixCounts { sent_through: cursor, waiting: after, refused, annul_refused, latest })
         })
         .await
     }
+}
+
+/// The send-back lane's position and what pretix would not take.
+#[derive(Clone, Debug)]
+pub struct PretixCounts {
+    /// The last scan handled (sent, refused, or not for pretix).
+    pub sent_through: i64,
+    /// Scans after it.
+    pub waiting: i64,
+    /// Scans pretix declined.
+    pub refused: i64,
+    /// Check-ins undone at the door that pretix would not annul.
+    pub annul_refused: i64,
+    /// The latest of both, newest first.
+    pub latest: Vec<PretixRefusal>,
+}
+
+/// One scan pretix would not take, or one annulment it refused.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PretixRefusal {
+    pub scan_id: i64,
+    /// "check-in" or "annulment".
+    pub kind: String,
+    /// What pretix said.
+    pub detail: String,
+    pub at: Millis,
 }
 
 /// What became of a scan the send-back lane handled.
@@ -182,4 +255,7 @@ pub enum ScanDone {
     Refused(String),
     /// An undone check-in: pretix annulled it, or had nothing to annul.
     Annulled,
+    /// An undone check-in pretix would not annul (what it said): pretix
+    /// still counts the guest in.
+    AnnulRefused(String),
 }
