@@ -65,14 +65,77 @@ async fn order(
     paid: bool,
     positions: &[(i64, Option<i64>, &str)],
 ) -> Value {
+    order_with(p, slug, paid, positions, json!({})).await
+}
+
+/// `order`, with more of pretix's order fields (`require_approval`, …).
+async fn order_with(
+    p: &Pretix,
+    slug: &str,
+    paid: bool,
+    positions: &[(i64, Option<i64>, &str)],
+    extra: Value,
+) -> Value {
     let positions: Vec<Value> = positions
         .iter()
         .map(|(item, variation, name)| json!({"item": item, "variation": variation, "attendee_name": name}))
         .collect();
-    let body = json!({"email": "guest@example.org", "locale": "en", "sales_channel": "web",
+    let mut body = json!({"email": "guest@example.org", "locale": "en", "sales_channel": "web",
         "payment_provider": "manual", "status": if paid { "p" } else { "n" }, "send_email": false,
         "positions": positions});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
     p.ok(Method::POST, &format!("/events/{slug}/orders/"), Some(body)).await
+}
+
+/// A token of a new team of the organizer with `permissions` (pretix's
+/// team fields), written to a private file in `dir`.
+async fn team_token(p: &Pretix, dir: &Path, name: &str, permissions: Value) -> std::path::PathBuf {
+    let mut team = json!({"name": name, "all_events": true, "limit_events": []});
+    for (k, v) in permissions.as_object().unwrap() {
+        team[k] = v.clone();
+    }
+    let team = p.ok(Method::POST, "/teams/", Some(team)).await["id"].as_i64().unwrap();
+    let t =
+        p.ok(Method::POST, &format!("/teams/{team}/tokens/"), Some(json!({"name": name}))).await;
+    let file = dir.join(format!("{name}.token"));
+    private_file(&file, t["token"].as_str().unwrap());
+    file
+}
+
+/// A staff file with Dana (door, 1111) and Sam (supervisor, 4444).
+fn staff_file(dir: &Path) -> std::path::PathBuf {
+    let staff = dir.join("staff.json");
+    let hash = |pin: &str| venuebox::organiser::demo::hash_pin(pin);
+    std::fs::write(
+        &staff,
+        json!([{"name": "Dana", "role": "door", "pin_hash": hash("1111")},
+               {"name": "Sam", "role": "supervisor", "pin_hash": hash("4444")}])
+        .to_string(),
+    )
+    .unwrap();
+    staff
+}
+
+/// Polls `GET /api/v1/sync` until `done` holds for its `pretix` part.
+async fn pretix_state_until(
+    base: &str,
+    sup: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..600 {
+        let (status, v) = call(Method::GET, base, "/api/v1/sync", sup, None).await;
+        assert_eq!(status, 200, "{v}");
+        last = v["pretix"].clone();
+        if done(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: {last}");
 }
 
 async fn keys(p: &Pretix, slug: &str) -> Vec<ed25519_dalek::VerifyingKey> {
@@ -231,15 +294,7 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     let dir = work.path().join("box");
     let token_file = work.path().join("pretix.token");
     private_file(&token_file, &p.token);
-    let staff = work.path().join("staff.json");
-    let hash = |pin: &str| venuebox::organiser::demo::hash_pin(pin);
-    std::fs::write(
-        &staff,
-        json!([{"name": "Dana", "role": "door", "pin_hash": hash("1111")},
-                                  {"name": "Sam", "role": "supervisor", "pin_hash": hash("4444")}])
-        .to_string(),
-    )
-    .unwrap();
+    let staff = staff_file(work.path());
     let staff_flag = ["--staff", staff.to_str().unwrap()];
 
     // Refusals that say what to do, and leave the box without an event.
@@ -460,4 +515,162 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     let v = scan(late, main, "entry").await;
     assert_eq!(verdict(&v), "already_checked_in", "{v}");
     assert_eq!(v["ticket"]["holder"], "Late Comer", "listed now: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_may_not_check_in_costs_no_check_in_and_pretixs_refusals_stay_refusals() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let p = tokio::task::spawn_blocking(Pretix::shared).await.unwrap();
+    let slug = "readonly";
+    let (ga, _, _) = event(p, slug, true).await;
+    let secret = |o: &Value| o["positions"][0]["secret"].as_str().unwrap().to_string();
+    let ada = secret(&order(p, slug, true, &[(ga, None, "Ada")]).await);
+    let bo = secret(&order(p, slug, true, &[(ga, None, "Bo")]).await);
+    // Waits for the organiser's approval: refused at every list, even one
+    // that admits pending orders (pretix's own rule).
+    let cy = json!({"require_approval": true});
+    let cy = secret(&order_with(p, slug, false, &[(ga, None, "Cy")], cy).await);
+    let lists = p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await;
+    let list = lists["results"][0]["id"].as_i64().unwrap();
+    let pending = json!({"include_pending": true});
+    p.ok(Method::PATCH, &format!("/events/{slug}/checkinlists/{list}/"), Some(pending)).await;
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("box");
+    // The organiser's first token may read orders, not check in.
+    let reader = team_token(p, work.path(), "readers", json!({"can_view_orders": true})).await;
+    let full = team_token(
+        p,
+        work.path(),
+        "door",
+        json!({"can_view_orders": true, "can_checkin_orders": true}),
+    )
+    .await;
+    let staff = staff_file(work.path());
+    let (ok, out, err) =
+        import(&dir, &p.base, slug, &reader, &["--staff", staff.to_str().unwrap()]);
+    assert!(ok, "the door works with a token that reads orders: {out}{err}");
+    assert!(
+        err.contains("warning: check-ins cannot go back to pretix")
+            && err.contains("permission to check in"),
+        "the import says which permission is missing: {err}"
+    );
+
+    let flags = ["--pretix-send-every-ms", "200", "--undo-window-secs", "3600"];
+    let (child, addr) = serve(&dir, &flags, &[]);
+    let _running = Running(child);
+    let base = format!("http://{addr}");
+    let (door, sup, admin) = (token(&dir, "door"), token(&dir, "supervisor"), token(&dir, "admin"));
+    let gate = format!("pretix-{list}");
+    let mut n = 0;
+    let mut scan = |code: &str| {
+        n += 1;
+        let body =
+            json!({"code": code, "gate": gate, "direction": "entry", "nonce": format!("ro-{n}")});
+        let (base, door) = (base.clone(), door.clone());
+        async move {
+            let (status, v) =
+                call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
+            assert!(status == 200 || status == 201, "{status} {v}");
+            v
+        }
+    };
+    let verdict = |v: &Value| v["reason"].as_str().unwrap_or("admit").to_string();
+    let a = scan(&ada).await;
+    assert_eq!(verdict(&a), "admit");
+    let b = scan(&bo).await;
+    assert_eq!(verdict(&b), "admit");
+    assert_eq!(verdict(&scan(&ada).await), "already_checked_in");
+    assert_eq!(
+        verdict(&scan(&cy).await),
+        "unapproved",
+        "awaiting approval, on a list that admits pending"
+    );
+
+    // The lane stops on the link, loudly, and files nothing as refused.
+    let px = pretix_state_until(&base, &sup, "the lane says it stopped", |px| {
+        px["paused"].is_string() && px["needs_fixing"] == true
+    })
+    .await;
+    assert!(px["paused"].as_str().unwrap().contains("permission to check in"), "{px}");
+    assert_eq!(
+        (px["waiting_scans"].as_i64(), px["refused_scans"].as_i64()),
+        (Some(4), Some(0)),
+        "{px}"
+    );
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("venuebox_pretix_link_paused 1")
+            && metrics.contains("venuebox_pretix_scans_waiting 4"),
+        "{metrics}"
+    );
+    let status =
+        Command::new(BIN).args(["pretix", "status", "--data-dir"]).arg(&dir).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("CHECK-INS ARE NOT GOING BACK"), "{status}");
+    assert!(pretix_checkins(p, slug).await.is_empty(), "pretix heard of nothing yet");
+
+    // A token that still may not check in is refused; the right one is taken
+    // while the box runs, and every check-in arrives once.
+    let give = |file: &Path| {
+        let out = Command::new(BIN)
+            .args(["pretix", "token", "--token-file"])
+            .arg(file)
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, said) = give(&reader);
+    assert!(
+        !ok && said.contains("permission to check in") && said.contains("keeps its old token"),
+        "{said}"
+    );
+    let (ok, said) = give(&full);
+    assert!(ok, "{said}");
+    let px = pretix_state_until(&base, &sup, "the lane goes again", |px| {
+        px["paused"].is_null() && px["waiting_scans"] == 0
+    })
+    .await;
+    assert_eq!(px["refused_scans"], 0, "{px}");
+    tokio::time::sleep(Duration::from_secs(1)).await; // a duplicate would arrive by now
+    let got = pretix_checkins(p, slug).await;
+    let ok_count = got.iter().filter(|c| c.0).count();
+    let mut reasons: Vec<&str> = got.iter().filter(|c| !c.0).map(|c| c.1.as_str()).collect();
+    reasons.sort();
+    assert_eq!((ok_count, reasons), (2, vec!["already_redeemed", "unapproved"]), "{got:?}");
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("venuebox_pretix_link_paused 0"), "{metrics}");
+
+    // Twenty minutes later (the box's clock set on), a supervisor undoes
+    // Bo's check-in: pretix annuls only within 15 minutes, so it keeps Bo
+    // inside, and the box says so instead of calling it annulled.
+    let later = venuebox::domain::time::format_rfc3339(
+        parse_rfc3339(b["recorded_at"].as_str().unwrap()).unwrap() + 20 * 60_000,
+    );
+    let (status, v) =
+        call(Method::PUT, &base, "/api/v1/clock", &admin, Some(json!({"now": later}))).await;
+    assert_eq!(status, 200, "{v}");
+    let bo_scan = b["scan_id"].as_i64().unwrap();
+    let (status, v) =
+        call(Method::POST, &base, &format!("/api/v1/checkins/{bo_scan}/undo"), &sup, None).await;
+    assert_eq!(status, 200, "{v}");
+    let px = pretix_state_until(&base, &sup, "the refused annulment is shown", |px| {
+        px["refused_annulments"] == 1
+    })
+    .await;
+    let r = &px["refusals"][0];
+    assert_eq!(
+        (r["scan_id"].as_i64(), r["kind"].as_str()),
+        (Some(bo_scan), Some("annulment")),
+        "{px}"
+    );
+    assert!(r["detail"].as_str().unwrap().contains("15 minutes"), "pretix's own words: {px}");
+    let got = pretix_checkins(p, slug).await;
+    assert_eq!(got.iter().filter(|c| c.0).count(), 2, "pretix still counts Bo in: {got:?}");
 }

@@ -160,6 +160,11 @@ impl Pretix {
         self.setup(&["sig1", event]);
     }
 
+    /// Places `n` paid one-ticket orders of `item` in `event` at once.
+    pub fn bulk_orders(&self, event: &str, item: i64, n: usize) {
+        self.setup(&["orders", event, &item.to_string(), &n.to_string()]);
+    }
+
     /// A call to `/api/v1/organizers/venue{path}`: status and JSON answer.
     pub async fn api(
         &self,

@@ -2,7 +2,9 @@
 in pretix's back office: `setup` migrates the (SQLite) database and makes
 an organizer `venue` with a team allowed everything and an API token
 (printed); `sig1 EVENT` switches the event to pretix's signature scheme 1
-for ticket secrets (a back-office setting the REST API does not expose).
+for ticket secrets (a back-office setting the REST API does not expose); `orders EVENT ITEM N`
+places N paid one-ticket orders at once (the REST API takes minutes for
+thousands), as a busy on-sale would have.
 Run with PRETIX_CONFIG_FILE set."""
 import os
 import sys
@@ -36,5 +38,26 @@ def sig1(slug):
         event.settings.ticket_secret_generator = "pretix_sig1"
 
 
+def orders(slug, item_id, n):
+    from decimal import Decimal
+
+    from django.db import transaction
+    from pretix.base.models import Order, OrderPosition
+
+    with scopes_disabled(), transaction.atomic():
+        event = Event.objects.get(organizer__slug="venue", slug=slug)
+        item = event.items.get(pk=int(item_id))
+        for i in range(int(n)):
+            order = Order.objects.create(
+                event=event, status=Order.STATUS_PAID, email=f"guest{i}@example.org",
+                locale="en", total=Decimal("25.00"), sales_channel=event.organizer.sales_channels.get(identifier="web"),
+            )
+            OrderPosition.objects.create(
+                order=order, item=item, price=Decimal("25.00"), positionid=1,
+                attendee_name_parts={"_scheme": "full", "full_name": f"Guest {i:04d}"},
+            )
+
+
 if __name__ == "__main__":
-    {"setup": lambda: setup(), "sig1": lambda: sig1(sys.argv[2])}[sys.argv[1]]()
+    {"setup": lambda: setup(), "sig1": lambda: sig1(sys.argv[2]),
+     "orders": lambda: orders(*sys.argv[2:5])}[sys.argv[1]]()
