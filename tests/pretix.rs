@@ -674,3 +674,120 @@ async fn a_token_that_may_not_check_in_costs_no_check_in_and_pretixs_refusals_st
     let got = pretix_checkins(p, slug).await;
     assert_eq!(got.iter().filter(|c| c.0).count(), 2, "pretix still counts Bo in: {got:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_raced_by_edits_and_new_orders_misses_no_order() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let p = tokio::task::spawn_blocking(Pretix::shared).await.unwrap();
+    let slug = "busy";
+    let (ga, _, _) = event(p, slug, false).await;
+    let quota = p.ok(Method::GET, &format!("/events/{slug}/quotas/"), None).await["results"][0]
+        ["id"]
+        .as_i64()
+        .unwrap();
+    let unlimited = json!({"size": null});
+    p.ok(Method::PATCH, &format!("/events/{slug}/quotas/{quota}/"), Some(unlimited)).await;
+    tokio::task::spawn_blocking(move || p.bulk_orders("busy", ga, 2_000)).await.unwrap();
+    // The orders pretix changed longest ago: edited, each jumps to the end
+    // of a listing sorted by last change.
+    let oldest = p
+        .ok(
+            Method::GET,
+            &format!("/events/{slug}/orders/?ordering=last_modified&page_size=50"),
+            None,
+        )
+        .await;
+    let oldest: Vec<(i64, String)> = oldest["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let pos = &o["positions"][0];
+            (pos["id"].as_i64().unwrap(), pos["secret"].as_str().unwrap().to_string())
+        })
+        .collect();
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("box");
+    let token_file = work.path().join("pretix.token");
+    private_file(&token_file, &p.token);
+    let staff = staff_file(work.path());
+    let mut first = Command::new(BIN)
+        .args(["pretix", "import", "--url", &p.base, "--organizer", "venue", "--event", slug])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--staff")
+        .arg(&staff)
+        .arg("--data-dir")
+        .arg(&dir)
+        .env_remove("VENUEBOX_PRETIX_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While it reads, the organiser's team edits attendees of the oldest
+    // orders and the shop sells more.
+    let started = std::time::Instant::now();
+    let mut names: std::collections::HashMap<String, String> = Default::default();
+    let mut edits = 0;
+    let mut sold = Vec::new();
+    while first.try_wait().unwrap().is_none() {
+        let (pos, secret) = &oldest[edits % oldest.len()];
+        let name = format!("Edited {edits}");
+        let body = json!({"attendee_name": name});
+        p.ok(Method::PATCH, &format!("/events/{slug}/orderpositions/{pos}/"), Some(body)).await;
+        names.insert(secret.clone(), name);
+        edits += 1;
+        if edits % 5 == 0 {
+            let o = order(p, slug, true, &[(ga, None, &format!("Sold {edits}"))]).await;
+            sold.push(o["positions"][0]["secret"].as_str().unwrap().to_string());
+        }
+    }
+    let took = started.elapsed();
+    let out = first.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(edits >= 10, "the import raced {edits} edits only ({took:?}): {text}");
+    println!("import of 2,000 orders raced by {edits} edits and {} sales: {took:?}", sold.len());
+
+    // The next import brings what changed meanwhile; one order never read
+    // would be missing from it and from every later one.
+    let (ok, text, err) = import(&dir, &p.base, slug, &token_file, &[]);
+    assert!(ok, "{err}");
+    let count = p.ok(Method::GET, &format!("/events/{slug}/orders/?page_size=1"), None).await
+        ["count"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(count, 2_000 + sold.len() as i64);
+    assert!(text.contains(&format!("{count} tickets")), "every position is on the box: {text}");
+    let started = std::time::Instant::now();
+    let (ok, text, err) = import(&dir, &p.base, slug, &token_file, &[]);
+    assert!(ok && text.contains("version 2 is up to date"), "nothing changed since: {text}{err}");
+    println!("re-import with nothing changed: {:?}", started.elapsed());
+
+    // The last edits and the sales made during the race are at the door.
+    let (child, addr) = serve(&dir, &[], &[]);
+    let _running = Running(child);
+    let base = format!("http://{addr}");
+    let door = token(&dir, "door");
+    let gate = p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await["results"]
+        [0]["id"]
+        .as_i64()
+        .unwrap();
+    let mut n = 0;
+    let wanted = names
+        .iter()
+        .map(|(s, h)| (s.clone(), h.clone()))
+        .chain(sold.iter().enumerate().map(|(i, s)| (s.clone(), format!("Sold {}", (i + 1) * 5))));
+    for (secret, holder) in wanted {
+        n += 1;
+        let body = json!({"code": secret, "gate": format!("pretix-{gate}"), "direction": "entry", "nonce": format!("busy-{n}")});
+        let (status, v) = call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
+        assert!(status == 200 || status == 201, "{status} {v}");
+        assert_eq!(
+            (v["reason"].as_str(), v["ticket"]["holder"].as_str()),
+            (None, Some(&*holder)),
+            "{v}"
+        );
+    }
+}

@@ -4,7 +4,7 @@ an organizer `venue` with a team allowed everything and an API token
 (printed); `sig1 EVENT` switches the event to pretix's signature scheme 1
 for ticket secrets (a back-office setting the REST API does not expose); `orders EVENT ITEM N`
 places N paid one-ticket orders at once (the REST API takes minutes for
-thousands), as a busy on-sale would have.
+thousands), as a busy on-sale the day before would have.
 Run with PRETIX_CONFIG_FILE set."""
 import os
 import sys
@@ -56,6 +56,11 @@ def orders(slug, item_id, n):
                 order=order, item=item, price=Decimal("25.00"), positionid=1,
                 attendee_name_parts={"_scheme": "full", "full_name": f"Guest {i:04d}"},
             )
+        # Sold the day before: older than any import's overlap window.
+        from datetime import timedelta
+
+        from django.utils.timezone import now
+        Order.objects.filter(event=event).update(last_modified=now() - timedelta(days=1))
 
 
 if __name__ == "__main__":
