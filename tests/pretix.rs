@@ -530,10 +530,22 @@ async fn a_token_that_may_not_check_in_costs_no_check_in_and_pretixs_refusals_st
     // that admits pending orders (pretix's own rule).
     let cy = json!({"require_approval": true});
     let cy = secret(&order_with(p, slug, false, &[(ga, None, "Cy")], cy).await);
+    // Unpaid, on a list that admits pending orders after asking; the
+    // order asks staff to check ID, the product to hand over a wristband.
+    let di = json!({"checkin_attention": true, "checkin_text": "Check ID: under 18"});
+    let di = secret(&order_with(p, slug, false, &[(ga, None, "Di")], di).await);
+    let note = json!({"checkin_text": "Hand over a wristband"});
+    p.ok(Method::PATCH, &format!("/events/{slug}/items/{ga}/"), Some(note)).await;
     let lists = p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await;
     let list = lists["results"][0]["id"].as_i64().unwrap();
     let pending = json!({"include_pending": true});
     p.ok(Method::PATCH, &format!("/events/{slug}/checkinlists/{list}/"), Some(pending)).await;
+    // A second list: pretix counts entries per list.
+    let lounge = json!({"name": "Lounge", "all_products": true});
+    let lounge = p.ok(Method::POST, &format!("/events/{slug}/checkinlists/"), Some(lounge)).await
+        ["id"]
+        .as_i64()
+        .unwrap();
 
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("box");
@@ -561,12 +573,12 @@ async fn a_token_that_may_not_check_in_costs_no_check_in_and_pretixs_refusals_st
     let _running = Running(child);
     let base = format!("http://{addr}");
     let (door, sup, admin) = (token(&dir, "door"), token(&dir, "supervisor"), token(&dir, "admin"));
-    let gate = format!("pretix-{list}");
+    let main = format!("pretix-{list}");
     let mut n = 0;
-    let mut scan = |code: &str| {
+    let mut scan_at = |code: &str, gate: &str, confirm_unpaid: bool| {
         n += 1;
-        let body =
-            json!({"code": code, "gate": gate, "direction": "entry", "nonce": format!("ro-{n}")});
+        let body = json!({"code": code, "gate": gate, "direction": "entry", "nonce": format!("ro-{n}"),
+                          "confirm_unpaid": confirm_unpaid});
         let (base, door) = (base.clone(), door.clone());
         async move {
             let (status, v) =
@@ -576,15 +588,34 @@ async fn a_token_that_may_not_check_in_costs_no_check_in_and_pretixs_refusals_st
         }
     };
     let verdict = |v: &Value| v["reason"].as_str().unwrap_or("admit").to_string();
-    let a = scan(&ada).await;
+    let a = scan_at(&ada, &main, false).await;
     assert_eq!(verdict(&a), "admit");
-    let b = scan(&bo).await;
+    assert_eq!(a["checkin_texts"], json!(["Hand over a wristband"]), "{a}");
+    let b = scan_at(&bo, &main, false).await;
     assert_eq!(verdict(&b), "admit");
-    assert_eq!(verdict(&scan(&ada).await), "already_checked_in");
+    assert_eq!(verdict(&scan_at(&ada, &main, false).await), "already_checked_in");
+    let lounge_gate = format!("pretix-{lounge}");
     assert_eq!(
-        verdict(&scan(&cy).await),
-        "unapproved",
-        "awaiting approval, on a list that admits pending"
+        verdict(&scan_at(&ada, &lounge_gate, false).await),
+        "admit",
+        "another list, its own count"
+    );
+    let c = scan_at(&cy, &main, true).await;
+    assert_eq!(
+        (verdict(&c), c["ask"].clone()),
+        ("unapproved".into(), Value::Null),
+        "awaiting approval, on a list that admits pending: {c}"
+    );
+    let d = scan_at(&di, &main, false).await;
+    assert_eq!((verdict(&d), d["ask"].as_str()), ("unpaid".into(), Some("unpaid")), "{d}");
+    assert_eq!(d["attention"], true, "{d}");
+    assert_eq!(d["checkin_texts"], json!(["Hand over a wristband", "Check ID: under 18"]), "{d}");
+    let d = scan_at(&di, &main, true).await;
+    assert_eq!(verdict(&d), "admit", "staff let Di in anyway: {d}");
+    assert_eq!(
+        verdict(&scan_at(&di, &lounge_gate, true).await),
+        "unpaid",
+        "the lounge admits paid orders only"
     );
 
     // The lane stops on the link, loudly, and files nothing as refused.
@@ -595,13 +626,13 @@ async fn a_token_that_may_not_check_in_costs_no_check_in_and_pretixs_refusals_st
     assert!(px["paused"].as_str().unwrap().contains("permission to check in"), "{px}");
     assert_eq!(
         (px["waiting_scans"].as_i64(), px["refused_scans"].as_i64()),
-        (Some(4), Some(0)),
+        (Some(8), Some(0)),
         "{px}"
     );
     let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains("venuebox_pretix_link_paused 1")
-            && metrics.contains("venuebox_pretix_scans_waiting 4"),
+            && metrics.contains("venuebox_pretix_scans_waiting 8"),
         "{metrics}"
     );
     let status =
@@ -640,10 +671,15 @@ async fn a_token_that_may_not_check_in_costs_no_check_in_and_pretixs_refusals_st
     assert_eq!(px["refused_scans"], 0, "{px}");
     tokio::time::sleep(Duration::from_secs(1)).await; // a duplicate would arrive by now
     let got = pretix_checkins(p, slug).await;
-    let ok_count = got.iter().filter(|c| c.0).count();
+    let mut ok: Vec<i64> = got.iter().filter(|c| c.0).map(|c| c.3).collect();
+    ok.sort();
     let mut reasons: Vec<&str> = got.iter().filter(|c| !c.0).map(|c| c.1.as_str()).collect();
     reasons.sort();
-    assert_eq!((ok_count, reasons), (2, vec!["already_redeemed", "unapproved"]), "{got:?}");
+    assert_eq!(
+        (ok, reasons),
+        (vec![list, list, list, lounge], vec!["already_redeemed", "unapproved", "unpaid"]),
+        "Ada, Bo and Di (let in unpaid) on the main list, Ada in the lounge, Di refused there (paid only); the question to staff never reached pretix: {got:?}"
+    );
     let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("venuebox_pretix_link_paused 0"), "{metrics}");
 
@@ -672,7 +708,7 @@ async fn a_token_that_may_not_check_in_costs_no_check_in_and_pretixs_refusals_st
     );
     assert!(r["detail"].as_str().unwrap().contains("15 minutes"), "pretix's own words: {px}");
     let got = pretix_checkins(p, slug).await;
-    assert_eq!(got.iter().filter(|c| c.0).count(), 2, "pretix still counts Bo in: {got:?}");
+    assert_eq!(got.iter().filter(|c| c.0).count(), 4, "pretix still counts Bo in: {got:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,11 +4,18 @@
 import { t } from "./strings.js";
 import { announce, api, el, errorBox, events, nonce, screen, show, state } from "./ui.js";
 
-function verdictView(answer, onNext) {
+function verdictView(answer, onNext, onConfirmUnpaid) {
   const admit = answer.verdict === "admit";
-  const box = el("section", { class: admit ? "verdict admit" : "verdict reject", role: "alert", "aria-live": "assertive" },
-    el("p", { class: "big" }, admit ? t.admitted : t.rejected),
-    el("p", { class: "message" }, answer.message));
+  const kind = (admit ? "verdict admit" : "verdict reject") + (answer.attention ? " attention" : "");
+  const box = el("section", { class: kind, role: "alert", "aria-live": "assertive" },
+    answer.attention ? el("p", { class: "attention-flag", id: "attention" }, t.attention) : "",
+    el("p", { class: "big" }, admit ? t.admitted : answer.ask === "unpaid" ? t.unpaidAsk : t.rejected),
+    el("p", { class: "message" }, answer.message),
+    ...(answer.checkin_texts || []).map((text) => el("p", { class: "checkin-text" }, text)));
+  if (answer.ask === "unpaid") {
+    // pretix's lists that include pending orders: staff decide.
+    box.append(el("button", { type: "button", id: "confirm-unpaid", onclick: onConfirmUnpaid }, t.letInUnpaid));
+  }
   if (answer.ticket) {
     const dl = el("dl", {});
     if (answer.ticket.holder) dl.append(el("dt", {}, t.holder), el("dd", { class: "holder" }, answer.ticket.holder));
@@ -64,15 +71,18 @@ export async function doorScreen() {
   const video = el("video", { id: "camera", playsinline: true, muted: true, hidden: true });
   let scanning = false;
 
-  const checkIn = async (text) => {
+  const checkIn = async (text, confirmUnpaid = false) => {
     const value = (text || "").trim();
     if (!value) return;
     try {
-      const answer = await api("POST", "/api/v1/checkins", { code: value, gate: gate.value, direction: direction.value, nonce: nonce() });
+      const body = { code: value, gate: gate.value, direction: direction.value, nonce: nonce() };
+      if (confirmUnpaid) body.confirm_unpaid = true;
+      const answer = await api("POST", "/api/v1/checkins", body);
       state.draft = "";
       code.value = "";
       announce(answer.message);
-      out.replaceChildren(verdictView(answer, () => { out.replaceChildren(); code.focus(); resume(); }));
+      out.replaceChildren(verdictView(answer, () => { out.replaceChildren(); code.focus(); resume(); },
+        () => checkIn(value, true)));
     } catch (e) {
       if (e.status === 401) return screen.signIn(t.sessionExpired);
       out.replaceChildren(errorBox(e));

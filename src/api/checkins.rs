@@ -29,6 +29,10 @@ pub struct CheckinRequest {
     scanned_at: Option<String>,
     #[serde(default)]
     device: Option<String>,
+    /// Staff answered "let in anyway" to an unpaid ticket the gate admits
+    /// after asking (the answer's `ask` was `unpaid`).
+    #[serde(default)]
+    confirm_unpaid: bool,
 }
 
 /// The answer the door shows (`CheckinAnswer` in the OpenAPI document).
@@ -46,6 +50,14 @@ pub struct CheckinAnswer {
     /// For `already_checked_in`: the admission that came first.
     previous: Option<PreviousAdmission>,
     undone_at: Option<String>,
+    /// A question staff may answer by scanning again with a confirmation:
+    /// `unpaid` ("Unpaid: let in anyway?" → `confirm_unpaid`).
+    ask: Option<&'static str>,
+    /// Staff must notice something (the product's or order's check-in
+    /// attention flag): the verdict stands out.
+    attention: bool,
+    /// What to do or say for this ticket (the product's, then the order's).
+    checkin_texts: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -93,6 +105,15 @@ fn answer(st: &AppState, r: &ScanRecord) -> CheckinAnswer {
         .and_then(|t| event.as_ref().and_then(|e| e.tier(t).map(|t| t.name.clone())));
     let gate_name = |g: &GateId| event.as_ref().and_then(|e| e.gate(g).map(|g| g.name.clone()));
     let message = r.message(gate_name);
+    let (attention, checkin_texts) = match (&event, &r.ticket) {
+        (Some(e), Some(t)) => e.checkin_note(Some(t), r.tier.as_ref()),
+        _ => (false, Vec::new()),
+    };
+    let ask = (r.reason == Some(Reason::Unpaid)
+        && event.as_ref().is_some_and(|e| {
+            e.manifest.pretix.is_some() && e.gate(&r.gate).is_some_and(|g| g.admit_unpaid)
+        }))
+    .then_some("unpaid");
     CheckinAnswer {
         scan_id: r.id,
         verdict: r.verdict,
@@ -113,6 +134,9 @@ fn answer(st: &AppState, r: &ScanRecord) -> CheckinAnswer {
             gate_name: gate_name(&p.gate),
         }),
         undone_at: r.undone_at.map(format_rfc3339),
+        ask,
+        attention,
+        checkin_texts,
     }
 }
 
@@ -161,6 +185,7 @@ pub async fn create(
             staff: p.actor.name,
             device: req.device,
             now: st.clock.now(),
+            confirm_unpaid: req.confirm_unpaid,
         })
         .await?;
     let mut resp = axum::Json(answer(&st, outcome.record())).into_response();
@@ -295,6 +320,9 @@ mod tests {
                 gate_name: Some("Main door".into()),
             }),
             undone_at: Some("2026-11-27T20:21:00Z".into()),
+            ask: Some("unpaid"),
+            attention: true,
+            checkin_texts: vec!["Hand over the VIP wristband".into()],
         };
         super::super::contract::assert_documented("CheckinAnswer", &answer);
     }

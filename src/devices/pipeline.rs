@@ -68,10 +68,15 @@ impl ScanPipeline {
     pub fn publish(&self, source: &str, r: &ScanRecord) {
         let event = self.store.event();
         let gate_name = |g: &GateId| event.as_ref().and_then(|e| e.gate(g).map(|g| g.name.clone()));
+        let (attention, texts) = match (&event, &r.ticket) {
+            (Some(e), Some(t)) => e.checkin_note(Some(t), r.tier.as_ref()),
+            _ => (false, Vec::new()),
+        };
         let _ = self.feed.send(serde_json::json!({
             "message": r.message(gate_name), "source": source, "scan_id": r.id, "verdict": r.verdict, "reason": r.reason, "gate": r.gate,
             "direction": r.direction, "ticket": r.ticket, "tier": r.tier, "holder": r.holder,
             "at": crate::domain::time::format_rfc3339(r.recorded_at),
+            "attention": attention, "checkin_texts": texts,
         }));
     }
 
@@ -113,6 +118,8 @@ impl ScanPipeline {
                 staff: format!("scanner {}", b.scanner),
                 device: Some(b.scanner.clone()),
                 now: self.clock.now(),
+                // Nobody at a USB scanner can answer "let in anyway?".
+                confirm_unpaid: false,
             })
             .await;
         let rec = match outcome {

@@ -305,6 +305,13 @@ pub fn decide(
     }
 }
 
+/// pretix's rule where a check-in list admits pending orders: an unpaid
+/// ticket enters only once staff confirmed ("Unpaid: let in anyway?"), as
+/// pretixSCAN asks. `asks`: the event follows pretix's rules.
+pub fn must_confirm_unpaid(facts: &TicketFacts, gate: &Gate, asks: bool) -> bool {
+    asks && gate.admit_unpaid && facts.ticket.status == TicketStatus::Unpaid
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {

@@ -257,6 +257,28 @@ pub struct Tier {
     pub name: String,
     pub price_minor: i64,
     pub capacity: u32,
+    /// Shown on every verdict of this tier's tickets (pretix: the
+    /// product's check-in attention flag and text).
+    #[serde(default, skip_serializing_if = "CheckinNote::is_empty")]
+    pub checkin_note: CheckinNote,
+}
+
+/// What door staff must notice when a ticket is scanned: a flag that
+/// makes the verdict stand out (a wristband to hand over, an ID to check)
+/// and a text saying what to do.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckinNote {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attention: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl CheckinNote {
+    pub fn is_empty(&self) -> bool {
+        !self.attention && self.text.as_deref().is_none_or(str::is_empty)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -339,6 +361,10 @@ pub struct TicketEntry {
     pub valid_from: Option<String>,
     #[serde(default)]
     pub valid_until: Option<String>,
+    /// Shown on every verdict of this ticket (pretix: the order's check-in
+    /// attention flag and text).
+    #[serde(default, skip_serializing_if = "CheckinNote::is_empty")]
+    pub checkin_note: CheckinNote,
 }
 
 fn paid() -> TicketStatus {
@@ -391,6 +417,8 @@ pub struct EventSnapshot {
     pub pretix_keys: Vec<ed25519_dalek::VerifyingKey>,
     tier_index: HashMap<TierId, usize>,
     gate_index: HashMap<GateId, usize>,
+    /// The tickets that carry a check-in note (few).
+    ticket_notes: HashMap<TicketId, CheckinNote>,
     creator_index: HashMap<CreatorId, usize>,
     referral_index: HashMap<String, usize>,
 }
@@ -402,6 +430,31 @@ impl EventSnapshot {
     pub fn tier(&self, id: &TierId) -> Option<&Tier> {
         self.tier_index.get(id).map(|&i| &self.manifest.tiers[i])
     }
+    /// What staff must notice when this ticket is scanned: attention if
+    /// its tier or the ticket asks for it, and their texts (tier first).
+    pub fn checkin_note(
+        &self,
+        ticket: Option<&TicketId>,
+        tier: Option<&TierId>,
+    ) -> (bool, Vec<String>) {
+        let notes = [
+            tier.and_then(|t| self.tier(t)).map(|t| &t.checkin_note),
+            ticket.and_then(|t| self.ticket_notes.get(t)),
+        ];
+        let notes = notes.into_iter().flatten();
+        let attention = notes.clone().any(|n| n.attention);
+        let texts = notes.filter_map(|n| n.text.clone()).filter(|t| !t.trim().is_empty()).collect();
+        (attention, texts)
+    }
+
+    /// Whether each gate keeps its own history of a ticket. pretix counts
+    /// entries per check-in list (a pass admitted on one list may still
+    /// enter on another), so an event imported from pretix does; the
+    /// box's own events keep one history across the doors.
+    pub fn history_per_gate(&self) -> bool {
+        self.manifest.pretix.is_some()
+    }
+
     /// The pretix check-in list a gate's scans are sent to.
     pub fn pretix_list(&self, gate: &GateId) -> Option<i64> {
         self.manifest.pretix.as_ref()?.lists.iter().find(|l| &l.gate == gate).map(|l| l.id)
@@ -711,6 +764,12 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         blocked: m.blocked_tickets.iter().cloned().collect(),
         tier_index,
         gate_index,
+        ticket_notes: m
+            .tickets
+            .iter()
+            .filter(|t| !t.checkin_note.is_empty())
+            .map(|t| (t.id.clone(), t.checkin_note.clone()))
+            .collect(),
         manifest: m,
     })
 }

@@ -139,6 +139,13 @@ fn request(s: &ScanRecord, event: &EventSnapshot, nonce: &str) -> Option<(String
             if code.is_empty() || code.starts_with(SIGNED_PREFIX) {
                 return None;
             }
+            // "Unpaid: let in anyway?" was a question to staff, not a
+            // refusal; their answer is its own scan.
+            if s.reason == Some(Reason::Unpaid)
+                && event.gate(&s.gate).is_some_and(|g| g.admit_unpaid)
+            {
+                return None;
+            }
             let reason = pretix_reason(s.reason.unwrap_or(Reason::UnknownTicket));
             Some((
                 format!("event:checkinlists/{list}/failed_checkins/"),

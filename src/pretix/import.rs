@@ -15,8 +15,8 @@
 use super::client::{Client, PretixError};
 use crate::domain::ids::{GateId, TicketId, TierId};
 use crate::domain::manifest::{
-    self, Event, Gate, KeyEntry, Manifest, PretixLink, PretixList, StaffEntry, TicketEntry,
-    TicketStatus, Tier,
+    self, CheckinNote, Event, Gate, KeyEntry, Manifest, PretixLink, PretixList, StaffEntry,
+    TicketEntry, TicketStatus, Tier,
 };
 use crate::domain::money::minor_digits;
 use crate::domain::pretix::{self, item_tier};
@@ -267,12 +267,32 @@ struct Input {
     organiser_key: String,
 }
 
-/// A stored position: the ticket as listed, and whether pretix blocks it.
+/// A stored position: the ticket as listed (its note: the order's), its
+/// variation, and whether pretix blocks it.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredPosition {
     ticket: TicketEntry,
     #[serde(default)]
     blocked: bool,
+    #[serde(default)]
+    variation: Option<i64>,
+}
+
+/// pretix's check-in attention flag and text of an item, variation or order.
+fn note(v: &Value) -> CheckinNote {
+    CheckinNote {
+        attention: v["checkin_attention"].as_bool() == Some(true),
+        text: Some(text(&v["checkin_text"])).filter(|t| !t.trim().is_empty()),
+    }
+}
+
+/// Two notes as one: attention if either asks, both texts.
+fn merged(a: &CheckinNote, b: &CheckinNote) -> CheckinNote {
+    let texts: Vec<&str> = [&a.text, &b.text].into_iter().flatten().map(String::as_str).collect();
+    CheckinNote {
+        attention: a.attention || b.attention,
+        text: (!texts.is_empty()).then(|| texts.join(" · ")),
+    }
 }
 
 /// pretix's text in the event's first language (`{"en": "…"}` or a plain string).
@@ -349,8 +369,10 @@ fn order_tickets(o: &Value, keys: &[VerifyingKey]) -> Result<StoredOrder, Import
                 status,
                 valid_from: time(&p["valid_from"], "valid_from")?,
                 valid_until: time(&p["valid_until"], "valid_until")?,
+                checkin_note: note(o),
             },
             blocked: p["blocked"].as_array().is_some_and(|b| !b.is_empty()),
+            variation: p["variation"].as_i64(),
         });
     }
     Ok(StoredOrder {
@@ -423,6 +445,13 @@ fn build(
     let doors_at =
         time(&ev["date_admission"], "event date_admission")?.unwrap_or_else(|| starts_at.clone());
 
+    let variation_notes: HashMap<i64, CheckinNote> = input
+        .items
+        .iter()
+        .flat_map(|it| it["variations"].as_array().into_iter().flatten())
+        .filter_map(|v| Some((v["id"].as_i64()?, note(v))))
+        .filter(|(_, n)| !n.is_empty())
+        .collect();
     // Tickets first: a tier's capacity is what it has listed.
     let mut tickets = Vec::new();
     let mut blocked = Vec::new();
@@ -433,9 +462,12 @@ fn build(
                 o.code
             ))
         })?;
-        for p in positions {
+        for mut p in positions {
             if p.blocked {
                 blocked.push(p.ticket.id.clone());
+            }
+            if let Some(v) = p.variation.and_then(|v| variation_notes.get(&v)) {
+                p.ticket.checkin_note = merged(v, &p.ticket.checkin_note);
             }
             tickets.push(p.ticket);
         }
@@ -455,6 +487,7 @@ fn build(
                 id: tier,
                 name: text(&it["name"]),
                 price_minor: minor(&it["default_price"], &currency),
+                checkin_note: note(it),
             },
         );
     }

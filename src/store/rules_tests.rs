@@ -66,6 +66,7 @@ fn scan(code: &str, gate: &str, nonce: &str, now: Millis) -> ScanRequest {
         staff: "door".into(),
         device: None,
         now,
+        confirm_unpaid: false,
     }
 }
 

@@ -28,6 +28,9 @@ pub struct ScanRequest {
     pub staff: String,
     pub device: Option<String>,
     pub now: Millis,
+    /// Staff confirmed letting an unpaid ticket in where the gate allows
+    /// it after asking (pretix's lists that include pending orders).
+    pub confirm_unpaid: bool,
 }
 
 pub use crate::domain::checkin::{ScanRecord, Verdict};
@@ -107,17 +110,21 @@ pub(crate) fn listed_ticket(
         .optional()?)
 }
 
+/// The ticket's latest admitted scan that is not undone: anywhere, or at
+/// `gate` only (an event from pretix keeps one history per check-in list).
 fn last_admitted(
     conn: &Connection,
     ticket: &TicketId,
+    gate: Option<&GateId>,
 ) -> Result<Option<(ScanId, PriorScan)>, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT id, direction, gate_id, recorded_at FROM scans
              WHERE ticket_id = ?1 AND verdict = 'admit' AND undone_at IS NULL
+               AND (?2 IS NULL OR gate_id = ?2)
              ORDER BY id DESC LIMIT 1",
         )?
-        .query_row([ticket.as_str()], |r| {
+        .query_row(params![ticket.as_str(), gate.map(|g| g.as_str())], |r| {
             let d: String = r.get(1)?;
             Ok((
                 ScanId(r.get(0)?),
@@ -181,8 +188,16 @@ fn decide(
             return Ok(rec);
         }
     };
-    let last = last_admitted(ctx.conn, &facts.ticket.id)?.map(|(_, p)| p);
-    let verdict = checkin::decide(&facts, gate, req.direction, req.now, last.as_ref());
+    let history = event.history_per_gate().then_some(&req.gate);
+    let last = last_admitted(ctx.conn, &facts.ticket.id, history)?.map(|(_, p)| p);
+    let mut verdict = checkin::decide(&facts, gate, req.direction, req.now, last.as_ref());
+    if verdict.is_ok()
+        && req.direction == Direction::Entry
+        && checkin::must_confirm_unpaid(&facts, gate, event.manifest.pretix.is_some())
+        && !req.confirm_unpaid
+    {
+        verdict = Err(Reason::Unpaid);
+    }
     rec.ticket = Some(facts.ticket.id);
     rec.tier = Some(facts.ticket.tier);
     rec.holder = facts.ticket.holder;
@@ -302,6 +317,7 @@ impl Store {
         now: Millis,
         window_ms: Millis,
     ) -> Result<ScanRecord, StoreError> {
+        let per_gate = self.event().is_some_and(|e| e.history_per_gate());
         self.write(move |ctx| {
             let mut rec = ctx
                 .conn
@@ -336,7 +352,8 @@ impl Store {
                 )));
             }
             let ticket = rec.ticket.clone().ok_or_else(|| StoreError::Internal("admitted scan without ticket".into()))?;
-            if last_admitted(ctx.conn, &ticket)?.map(|(latest, _)| latest) != Some(id) {
+            let history = per_gate.then_some(&rec.gate);
+            if last_admitted(ctx.conn, &ticket, history)?.map(|(latest, _)| latest) != Some(id) {
                 return Err(StoreError::Conflict(format!("ticket {ticket} was scanned again after scan {}: undo the later scan first", id.0)));
             }
             ctx.conn
