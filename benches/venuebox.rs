@@ -210,6 +210,7 @@ async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concur
                         staff: "bench".into(),
                         device: None,
                         now: clock.now(),
+                        confirm_unpaid: false,
                     })
                     .await
                     .unwrap();

@@ -827,3 +827,116 @@ async fn an_import_raced_by_edits_and_new_orders_misses_no_order() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_date_of_an_event_series_is_imported_and_its_tickets_only_admit() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let p = tokio::task::spawn_blocking(Pretix::shared).await.unwrap();
+    let slug = "tour";
+    let ev = json!({"name": {"en": "The tour"}, "slug": slug, "has_subevents": true,
+        "date_from": "2026-12-05T19:00:00Z", "currency": "EUR", "live": false});
+    p.ok(Method::POST, "/events/", Some(ev)).await;
+    p.use_signed_secrets(slug);
+    let ga = json!({"name": {"en": "Ticket"}, "default_price": "20.00", "admission": true, "active": true});
+    let ga = p.ok(Method::POST, &format!("/events/{slug}/items/"), Some(ga)).await["id"]
+        .as_i64()
+        .unwrap();
+    let mut dates = Vec::new();
+    for (name, from) in [
+        ("Friday", "2026-12-05T19:00:00Z"),
+        ("Saturday matinee", "2026-12-06T15:00:00Z"),
+        ("Saturday night", "2026-12-06T20:00:00Z"),
+    ] {
+        let d = json!({"name": {"en": name}, "date_from": from, "active": true, "meta_data": {}});
+        let id = p.ok(Method::POST, &format!("/events/{slug}/subevents/"), Some(d)).await["id"]
+            .as_i64()
+            .unwrap();
+        let quota = json!({"name": name, "size": 100, "items": [ga], "subevent": id});
+        p.ok(Method::POST, &format!("/events/{slug}/quotas/"), Some(quota)).await;
+        dates.push(id);
+    }
+    let (fri, sat) = (dates[0], dates[1]);
+    for (name, subevent) in
+        [("All dates", None), ("Friday door", Some(fri)), ("Matinee door", Some(sat))]
+    {
+        let list = json!({"name": name, "all_products": true, "subevent": subevent});
+        p.ok(Method::POST, &format!("/events/{slug}/checkinlists/"), Some(list)).await;
+    }
+    let buy = |positions: Vec<(i64, &'static str)>| async move {
+        let positions: Vec<Value> = positions
+            .into_iter()
+            .map(|(d, name)| json!({"item": ga, "subevent": d, "attendee_name": name}))
+            .collect();
+        let body = json!({"email": "fan@example.org", "locale": "en", "sales_channel": "web",
+            "payment_provider": "manual", "status": "p", "send_email": false, "positions": positions});
+        let o = p.ok(Method::POST, &format!("/events/{slug}/orders/"), Some(body)).await;
+        o["positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["secret"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let ana = buy(vec![(fri, "Ana")]).await.remove(0);
+    let ben = buy(vec![(sat, "Ben")]).await.remove(0);
+    let both = buy(vec![(fri, "Cleo"), (sat, "Cleo")]).await;
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("box");
+    let token_file = work.path().join("pretix.token");
+    private_file(&token_file, &p.token);
+    let staff = staff_file(work.path());
+    let staff = staff.to_str().unwrap();
+    let with = |extra: &[&'static str]| -> Vec<&str> { [&["--staff", staff], extra].concat() };
+    let (ok, _, err) = import(&dir, &p.base, slug, &token_file, &with(&[]));
+    assert!(
+        !ok && err.contains("is an event series")
+            && err.contains("--date YYYY-MM-DD")
+            && err.contains(&format!("--subevent {sat}")),
+        "no date chosen: the dates there are: {err}"
+    );
+    let (ok, _, err) = import(&dir, &p.base, slug, &token_file, &with(&["--date", "2026-12-06"]));
+    assert!(!ok && err.contains("has 2 dates then") && err.contains("Saturday night"), "{err}");
+    let (ok, _, err) = import(&dir, &p.base, slug, &token_file, &with(&["--date", "2026-12-07"]));
+    assert!(!ok && err.contains("no date on 2026-12-07"), "{err}");
+    let (ok, out, err) = import(&dir, &p.base, slug, &token_file, &with(&["--date", "2026-12-05"]));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("imported pretix-venue-tour-{fri} version 1"))
+            && out.contains(" 2 tickets"),
+        "Ana's ticket and Cleo's Friday one: {out}"
+    );
+    assert!(
+        out.contains("All dates") && out.contains("Friday door") && !out.contains("Matinee door"),
+        "{out}"
+    );
+    let (ok, out, err) = import(&dir, &p.base, slug, &token_file, &[]);
+    assert!(ok && out.contains("is up to date"), "the date is kept: {out}{err}");
+
+    let (child, addr) = serve(&dir, &[], &[]);
+    let _running = Running(child);
+    let base = format!("http://{addr}");
+    let door = token(&dir, "door");
+    let (status, event) = call(Method::GET, &base, "/api/v1/event", &door, None).await;
+    assert_eq!(status, 200, "{event}");
+    let gate =
+        event["gates"].as_array().unwrap().iter().find(|g| g["name"] == "Friday door").unwrap()
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    for (i, (code, want)) in
+        [(&ana, "admit"), (&ben, "wrong_event"), (&both[0], "admit"), (&both[1], "wrong_event")]
+            .into_iter()
+            .enumerate()
+    {
+        let body = json!({"code": code, "gate": gate, "nonce": format!("tour-{i}")});
+        let (status, v) = call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
+        assert!(status == 200 || status == 201, "{status} {v}");
+        assert_eq!(
+            v["reason"].as_str().unwrap_or("admit"),
+            want,
+            "a ticket for Saturday at Friday's door: {v}"
+        );
+    }
+}

@@ -53,6 +53,14 @@ pub struct ImportArgs {
     /// several. Default: the lists of the last import, or all of them.
     #[arg(long = "list", value_name = "ID")]
     lists: Vec<i64>,
+    /// For an event series: the date to run, by the day it starts
+    /// (YYYY-MM-DD, the event's time zone). A box runs one date.
+    #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "subevent")]
+    date: Option<String>,
+    /// For an event series: the date to run, by pretix's id for it (when
+    /// a day has several).
+    #[arg(long, value_name = "ID")]
+    subevent: Option<i64>,
     /// Staff who may sign in (JSON list of {"name", "role", "pin_hash"};
     /// `venuebox staff hash-pin` makes a hash). Needed on the first import;
     /// later imports keep the staff already loaded.
@@ -137,7 +145,21 @@ async fn import(a: ImportArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot open {}", a.dir.data_dir.display()))?;
     let key = pretix::organiser_key(&a.dir.data_dir).map_err(anyhow::Error::msg)?;
-    let opts = import::ImportOptions { lists: (!a.lists.is_empty()).then_some(a.lists), staff };
+    if let Some(d) = &a.date {
+        if d.len() != 10
+            || time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
+                .is_err()
+        {
+            bail!("--date '{d}' must be a day as YYYY-MM-DD, e.g. 2026-12-05");
+        }
+    }
+    let date = match (a.subevent, a.date) {
+        (Some(id), _) => Some(import::DateChoice::Subevent(id)),
+        (None, Some(d)) => Some(import::DateChoice::Day(d)),
+        (None, None) => None,
+    };
+    let opts =
+        import::ImportOptions { lists: (!a.lists.is_empty()).then_some(a.lists), staff, date };
     let r = import::run(&state.store, &client, &opts, &key, state.clock.now()).await?;
     if a.token_file.is_some() {
         let kept = a.dir.data_dir.join(pretix::TOKEN_FILE);

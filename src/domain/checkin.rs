@@ -210,7 +210,12 @@ pub fn resolve(text: &str, event: &EventSnapshot) -> Resolution {
 /// (`pretix_sig1`) proves its item and window itself, so a ticket sold
 /// after the last import still scans; the listing (by secret) still wins.
 fn pretix_secret(secret: String, event: &EventSnapshot) -> Resolution {
+    let date = event.manifest.pretix.as_ref().and_then(|p| p.subevent);
     let (claim, unlisted) = match pretix::parse_sig1(&secret, &event.pretix_keys) {
+        // A genuine ticket for another date of the series.
+        Ok(t) if date.is_some_and(|d| d != t.subevent) => {
+            return Resolution::Rejected(Reason::WrongEvent)
+        }
         Ok(t) => (
             Some(ListedTicket {
                 id: pretix::signed_ticket_id(&t.seed),

@@ -82,6 +82,10 @@ pub struct PretixLink {
     pub sig1_keys: Vec<String>,
     /// The check-in list each gate's scans are sent to.
     pub lists: Vec<PretixList>,
+    /// For one date of an event series: pretix's subevent id. Its tickets
+    /// only; a signed ticket of another date is refused (`wrong_event`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subevent: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -54,6 +54,17 @@ pub struct ImportOptions {
     pub lists: Option<Vec<i64>>,
     /// Staff (names, roles, PIN hashes); `None`: keep the loaded manifest's.
     pub staff: Option<Vec<StaffEntry>>,
+    /// For an event series, the date to run; `None`: the one imported
+    /// before (a series needs a choice on its first import).
+    pub date: Option<DateChoice>,
+}
+
+/// One date of an event series: by pretix's subevent id, or by its day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DateChoice {
+    Subevent(i64),
+    /// `YYYY-MM-DD`, the day the date starts in the event's time zone.
+    Day(String),
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -109,6 +120,24 @@ pub async fn run(
         (None, Some(link)) if same_event => Some(link.lists.iter().map(|l| l.id).collect()),
         _ => None,
     };
+    let subevent = choose_date(
+        client,
+        &event,
+        opts.date.as_ref(),
+        link_of_current.as_ref().filter(|_| same_event),
+    )
+    .await?;
+    if let (Some(cur), Some(link)) =
+        (current.as_ref(), link_of_current.as_ref().filter(|_| same_event))
+    {
+        let id = subevent.as_ref().and_then(|s| s["id"].as_i64());
+        if link.subevent != id {
+            return Err(ImportError::Setup(format!(
+                "this box holds {} of the series; a box runs one date (give this one its own --data-dir)",
+                cur.event_id()
+            )));
+        }
+    }
     let cursor = if same_event { store.pretix_value(CURSOR).await? } else { None };
     // Pages sorted by order code, which no edit changes: an order changed
     // while the pages are read stays where it was (sorted by last change,
@@ -168,6 +197,7 @@ pub async fn run(
         }
     };
     let input = Input {
+        subevent,
         base_url: client.base_url(),
         organizer: client.organizer.clone(),
         event_slug: client.event.clone(),
@@ -250,8 +280,85 @@ fn sig1_keys(event: &Value) -> Result<Vec<String>, ImportError> {
         .unwrap_or_default())
 }
 
+/// The series date to import: the one asked for, else the one imported
+/// before; `None` for an event that is not a series. An unclear choice is
+/// refused with the dates there are.
+async fn choose_date(
+    client: &Client,
+    event: &Value,
+    asked: Option<&DateChoice>,
+    current: Option<&PretixLink>,
+) -> Result<Option<Value>, ImportError> {
+    if event["has_subevents"].as_bool() != Some(true) {
+        return match asked {
+            Some(_) => Err(ImportError::Setup(format!(
+                "event '{}' is not an event series: leave out --date and --subevent",
+                client.event
+            ))),
+            None => Ok(None),
+        };
+    }
+    let dates = client.get_all("event:subevents/", &[], "list the series' dates").await?;
+    let listing = |dates: &[&Value]| {
+        dates
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} ({}, --subevent {})",
+                    d["date_from"].as_str().unwrap_or("?"),
+                    text(&d["name"]),
+                    d["id"].as_i64().unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let all: Vec<&Value> = dates.iter().collect();
+    let asked = match (asked, current.and_then(|l| l.subevent)) {
+        (Some(a), _) => a.clone(),
+        (None, Some(id)) => DateChoice::Subevent(id),
+        (None, None) => {
+            return Err(ImportError::Setup(format!(
+                "event '{}' is an event series: a box runs one date; choose it with --date YYYY-MM-DD or --subevent ID. Its dates: {}",
+                client.event,
+                listing(&all)
+            )))
+        }
+    };
+    let found: Vec<&Value> = match &asked {
+        DateChoice::Subevent(id) => {
+            all.iter().copied().filter(|d| d["id"].as_i64() == Some(*id)).collect()
+        }
+        DateChoice::Day(day) => all
+            .iter()
+            .copied()
+            .filter(|d| d["date_from"].as_str().is_some_and(|f| f.starts_with(day.as_str())))
+            .collect(),
+    };
+    match found.as_slice() {
+        [one] => Ok(Some((*one).clone())),
+        [] => Err(ImportError::Setup(format!(
+            "event '{}' has no date {}: its dates are: {}",
+            client.event,
+            match &asked {
+                DateChoice::Subevent(id) => format!("with subevent id {id}"),
+                DateChoice::Day(d) => format!("on {d}"),
+            },
+            listing(&all)
+        ))),
+        many => Err(ImportError::Setup(format!(
+            "event '{}' has {} dates then: choose one with --subevent: {}",
+            client.event,
+            many.len(),
+            listing(many)
+        ))),
+    }
+}
+
 /// Everything pretix said, gathered.
 struct Input {
+    /// The series date imported (pretix's subevent), if a series.
+    subevent: Option<Value>,
     base_url: String,
     organizer: String,
     event_slug: String,
@@ -276,6 +383,9 @@ struct StoredPosition {
     blocked: bool,
     #[serde(default)]
     variation: Option<i64>,
+    /// The series date it is for (pretix's subevent), if any.
+    #[serde(default)]
+    subevent: Option<i64>,
 }
 
 /// pretix's check-in attention flag and text of an item, variation or order.
@@ -373,6 +483,7 @@ fn order_tickets(o: &Value, keys: &[VerifyingKey]) -> Result<StoredOrder, Import
             },
             blocked: p["blocked"].as_array().is_some_and(|b| !b.is_empty()),
             variation: p["variation"].as_i64(),
+            subevent: p["subevent"].as_i64(),
         });
     }
     Ok(StoredOrder {
@@ -382,14 +493,25 @@ fn order_tickets(o: &Value, keys: &[VerifyingKey]) -> Result<StoredOrder, Import
     })
 }
 
-fn list_gate(l: &Value, tiers: &HashSet<TierId>) -> Result<(i64, Gate), ImportError> {
+/// Whether a check-in list is for the date imported: a list of a series is
+/// for one date or (no subevent) for all of them.
+fn for_date(l: &Value, date: Option<i64>) -> bool {
+    l["subevent"].is_null() || l["subevent"].as_i64() == date
+}
+
+fn list_gate(
+    l: &Value,
+    tiers: &HashSet<TierId>,
+    date: Option<i64>,
+) -> Result<(i64, Gate), ImportError> {
     let id = l["id"].as_i64().unwrap_or_default();
     let name = text(&l["name"]);
     let setup = |why: String| ImportError::Setup(format!("check-in list {id} ({name}) {why}"));
-    if !l["subevent"].is_null() {
-        return Err(setup(
-            "is for one date of an event series, which the box cannot run yet".into(),
-        ));
+    if !for_date(l, date) {
+        return Err(setup(format!(
+            "is for another date of the series (subevent {}): leave it out, or import that date on its own box",
+            l["subevent"]
+        )));
     }
     if l["rules"].as_object().is_some_and(|r| !r.is_empty()) {
         return Err(setup("has custom check-in rules, which the box cannot check offline: remove them in pretix, or leave the list out with --list".into()));
@@ -429,21 +551,18 @@ fn build(
     carried: Option<&Manifest>,
 ) -> Result<Manifest, ImportError> {
     let ev = &input.event;
-    if ev["has_subevents"].as_bool() == Some(true) {
-        return Err(ImportError::Setup(format!(
-            "event '{}' is an event series: the box can run one date only, and importing series is not supported yet",
-            input.event_slug
-        )));
-    }
+    let date_id = input.subevent.as_ref().and_then(|d| d["id"].as_i64());
+    // A series date has its own times.
+    let when = input.subevent.as_ref().unwrap_or(ev);
     let currency = ev["currency"].as_str().unwrap_or("EUR").to_string();
-    let starts_at = time(&ev["date_from"], "event date_from")?
+    let starts_at = time(&when["date_from"], "event date_from")?
         .ok_or_else(|| ImportError::Setup("the pretix event has no start date".into()))?;
     let start_ms = parse_rfc3339(&starts_at).expect("just formatted");
-    let ends_at = time(&ev["date_to"], "event date_to")?
+    let ends_at = time(&when["date_to"], "event date_to")?
         .filter(|e| parse_rfc3339(e).is_ok_and(|e| e > start_ms))
         .unwrap_or_else(|| format_rfc3339(start_ms + 24 * 3_600_000));
     let doors_at =
-        time(&ev["date_admission"], "event date_admission")?.unwrap_or_else(|| starts_at.clone());
+        time(&when["date_admission"], "event date_admission")?.unwrap_or_else(|| starts_at.clone());
 
     let variation_notes: HashMap<i64, CheckinNote> = input
         .items
@@ -463,6 +582,9 @@ fn build(
             ))
         })?;
         for mut p in positions {
+            if date_id.is_some() && p.subevent != date_id {
+                continue; // another date of the series
+            }
             if p.blocked {
                 blocked.push(p.ticket.id.clone());
             }
@@ -518,12 +640,12 @@ fn build(
                         ))
                     },
                 )?;
-                gates.push(list_gate(l, &tier_ids)?);
+                gates.push(list_gate(l, &tier_ids, date_id)?);
             }
         }
         None => {
-            for l in &input.lists {
-                gates.push(list_gate(l, &tier_ids)?);
+            for l in input.lists.iter().filter(|l| for_date(l, date_id)) {
+                gates.push(list_gate(l, &tier_ids, date_id)?);
             }
         }
     }
@@ -567,11 +689,14 @@ fn build(
         version: 1,
         signed_at: None,
         event: Event {
-            id: crate::domain::ids::EventId(format!(
-                "pretix-{}-{}",
-                input.organizer, input.event_slug
-            )),
-            name: text(&ev["name"]),
+            id: crate::domain::ids::EventId(match date_id {
+                Some(d) => format!("pretix-{}-{}-{d}", input.organizer, input.event_slug),
+                None => format!("pretix-{}-{}", input.organizer, input.event_slug),
+            }),
+            name: match &input.subevent {
+                Some(d) => format!("{} ({})", text(&d["name"]), &starts_at[..10]),
+                None => text(&ev["name"]),
+            },
             timezone: ev["timezone"].as_str().unwrap_or("UTC").to_string(),
             currency,
             starts_at,
@@ -601,6 +726,7 @@ fn build(
             event: input.event_slug.clone(),
             sig1_keys: input.keys.clone(),
             lists: links,
+            subevent: date_id,
         }),
     };
     // The same checks every manifest passes, before anything is signed.
@@ -618,6 +744,7 @@ mod tests {
     fn input(lists: Vec<Value>, orders: Vec<Value>) -> Input {
         let stored = orders.iter().map(|o| order_tickets(o, &[]).unwrap()).collect();
         Input {
+            subevent: None,
             base_url: "https://pretix.example".into(),
             organizer: "venue".into(),
             event_slug: "night".into(),
