@@ -940,3 +940,86 @@ async fn one_date_of_an_event_series_is_imported_and_its_tickets_only_admit() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_connected_as_a_pretix_device_checks_in_as_that_device() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let p = tokio::task::spawn_blocking(Pretix::shared).await.unwrap();
+    let slug = "devices";
+    let (ga, _, _) = event(p, slug, true).await;
+    let ada = order(p, slug, true, &[(ga, None, "Ada")]).await["positions"][0]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // In pretix's back office: Organizer → Devices → Connect a device.
+    let device = json!({"name": "Box at the main door", "all_events": true, "limit_events": [],
+                        "security_profile": "pretixscan"});
+    let device = p.ok(Method::POST, "/devices/", Some(device)).await;
+    let setup = device["initialization_token"].as_str().unwrap().to_string();
+    let device_id = device["device_id"].as_i64().unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("box");
+    let init = |token: &str| {
+        let out = Command::new(BIN)
+            .args(["pretix", "init", "--url", &p.base, "--setup-token", token, "--data-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, said) = init(&setup);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains(&format!("pretix device #{device_id}"))
+            && said.contains("organizer venue")
+            && said.contains("venuebox pretix import"),
+        "{said}"
+    );
+    let (ok, said) = init(&setup);
+    assert!(!ok && said.contains("already been used"), "a setup token works once: {said}");
+
+    let staff = staff_file(work.path());
+    let out = Command::new(BIN)
+        .args(["pretix", "import", "--url", &p.base, "--organizer", "venue", "--event", slug])
+        .arg("--staff")
+        .arg(&staff)
+        .arg("--data-dir")
+        .arg(&dir)
+        .env_remove("VENUEBOX_PRETIX_TOKEN")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success() && text.contains("imported"), "{text}{err}");
+    assert!(!err.contains("warning"), "a pretixSCAN device may check in: {err}");
+
+    let (child, addr) = serve(&dir, &["--pretix-send-every-ms", "200"], &[]);
+    let _running = Running(child);
+    let base = format!("http://{addr}");
+    let door = token(&dir, "door");
+    let list = p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await["results"]
+        [0]["id"]
+        .as_i64()
+        .unwrap();
+    let body = json!({"code": ada, "gate": format!("pretix-{list}"), "nonce": "device-1"});
+    let (status, v) = call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
+    assert!(status == 200 || status == 201, "{status} {v}");
+    assert!(v["reason"].is_null(), "{v}");
+    let mut got = Value::Null;
+    for _ in 0..300 {
+        got = p.ok(Method::GET, &format!("/events/{slug}/checkins/"), None).await;
+        if got["count"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = &got["results"][0];
+    assert_eq!(
+        (c["successful"].as_bool(), c["device"].as_i64()),
+        (Some(true), Some(device_id)),
+        "pretix shows which device checked Ada in: {got}"
+    );
+}

@@ -21,6 +21,21 @@ pub enum PretixCommand {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// Connect this box to pretix as a device, with a one-time setup token
+    /// from pretix's back office (Organizer → Devices → Connect a device),
+    /// as pretixSCAN does: pretix then shows which device checked whom in.
+    /// Then `venuebox pretix import` (no --token-file needed).
+    Init {
+        /// pretix's address, e.g. https://pretix.eu.
+        #[arg(long)]
+        url: String,
+        /// The device's one-time setup token (used once; make another in
+        /// pretix if it fails).
+        #[arg(long, value_name = "TOKEN")]
+        setup_token: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
     /// Give the box a new API token (the box may be running: it takes the
     /// token within a minute and sends every check-in that waited). The
     /// token is checked against the event first.
@@ -75,7 +90,32 @@ pub async fn run(cmd: PretixCommand) -> Result<()> {
         PretixCommand::Import(a) => import(a).await,
         PretixCommand::Status { dir } => status(dir).await,
         PretixCommand::Token { token_file, dir } => new_token(token_file, dir).await,
+        PretixCommand::Init { url, setup_token, dir } => init(url, setup_token, dir).await,
     }
+}
+
+async fn init(url: String, setup_token: String, dir: DataDir) -> Result<()> {
+    std::fs::create_dir_all(&dir.data_dir)
+        .with_context(|| format!("cannot make {}", dir.data_dir.display()))?;
+    let device =
+        pretix::client::initialize_device(&url, &setup_token).await.map_err(anyhow::Error::msg)?;
+    let kept = dir.data_dir.join(pretix::TOKEN_FILE);
+    venuebox::secrets::write_private(&kept, format!("{}\n", device.token).as_bytes())
+        .with_context(|| format!("cannot write {}", kept.display()))?;
+    pretix::owned_like_dir(&kept, &dir.data_dir);
+    println!(
+        "this box is pretix device #{} \"{}\" of organizer {} (security profile {}); its token is in {}",
+        device.device_id,
+        device.name,
+        device.organizer,
+        device.security_profile,
+        kept.display()
+    );
+    println!(
+        "next: venuebox pretix import --url {url} --organizer {} --event EVENT --staff FILE",
+        device.organizer
+    );
+    Ok(())
 }
 
 async fn new_token(file: PathBuf, dir: DataDir) -> Result<()> {

@@ -52,7 +52,8 @@ pub struct Client {
     root: Url,
     pub organizer: String,
     pub event: String,
-    token: String,
+    /// The Authorization header: `Token …` (a team's) or `Device …`.
+    authorization: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -86,11 +87,17 @@ impl Client {
         slug("organizer", organizer)?;
         slug("event", event)?;
         let token = token.trim();
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        // A device's token (`venuebox pretix init`) is kept as "Device …".
+        let (scheme, bare) = match token.strip_prefix(DEVICE_PREFIX) {
+            Some(t) => ("Device", t),
+            None => ("Token", token),
+        };
+        if bare.is_empty() || !bare.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(
                 "the pretix API token is empty or has spaces in it: paste the token alone".into()
             );
         }
+        let token = format!("{scheme} {bare}");
         if !base.path().ends_with('/') {
             let p = format!("{}/", base.path());
             base.set_path(&p);
@@ -110,7 +117,7 @@ impl Client {
             root,
             organizer: organizer.into(),
             event: event.into(),
-            token: token.into(),
+            authorization: token,
         })
     }
 
@@ -146,7 +153,7 @@ impl Client {
         what: &str,
     ) -> Result<(u16, Value, Option<Millis>), PretixError> {
         let resp = req
-            .header("Authorization", format!("Token {}", self.token))
+            .header("Authorization", &self.authorization)
             .header("Accept", "application/json")
             .send()
             .await
@@ -267,6 +274,67 @@ impl Client {
             .body(body.to_string());
         self.send(req, what).await
     }
+}
+
+/// How a device's token is kept in the token file: pretix authenticates
+/// devices with `Authorization: Device <token>`.
+pub const DEVICE_PREFIX: &str = "Device ";
+
+/// What pretix says of a device it initialised.
+#[derive(Clone, Debug)]
+pub struct DeviceInit {
+    pub organizer: String,
+    pub device_id: i64,
+    pub name: String,
+    pub security_profile: String,
+    /// `Device <api token>`, as the token file keeps it.
+    pub token: String,
+}
+
+/// Initialises this box as a pretix device with a one-time setup token
+/// from pretix's back office (Organizer → Devices → Connect a device):
+/// pretix then shows which device checked whom in.
+pub async fn initialize_device(url: &str, setup_token: &str) -> Result<DeviceInit, String> {
+    // The same address checks as a client's (https, or loopback).
+    let probe = Client::new(url, "x", "x", "x")?;
+    let endpoint = probe.root.join("../../device/initialize").map_err(|e| e.to_string())?;
+    let model = std::fs::read_to_string("/proc/device-tree/model")
+        .map(|m| m.trim_end_matches('\0').trim().to_string())
+        .unwrap_or_else(|_| std::env::consts::ARCH.to_string());
+    let body = serde_json::json!({
+        "token": setup_token.trim(), "hardware_brand": "venuebox", "hardware_model": model,
+        "os_name": std::env::consts::OS, "software_brand": "venuebox",
+        "software_version": env!("CARGO_PKG_VERSION"),
+    });
+    let resp = probe
+        .http
+        .post(endpoint)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach pretix: {}", without_url(&e)))?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("pretix's answer broke off: {}", without_url(&e)))?;
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if status != 200 {
+        return Err(match v["token"][0].as_str() {
+            Some(why) => format!("pretix refused the setup token: {why} (make a new one in pretix: Organizer → Devices)"),
+            None => format!("pretix refused to initialise the device ({status}): {v}"),
+        });
+    }
+    let api_token =
+        v["api_token"].as_str().filter(|t| !t.is_empty()).ok_or("pretix sent no device token")?;
+    Ok(DeviceInit {
+        organizer: v["organizer"].as_str().unwrap_or_default().to_string(),
+        device_id: v["device_id"].as_i64().unwrap_or_default(),
+        name: v["name"].as_str().unwrap_or_default().to_string(),
+        security_profile: v["security_profile"].as_str().unwrap_or_default().to_string(),
+        token: format!("{DEVICE_PREFIX}{api_token}"),
+    })
 }
 
 /// The reason of pretix's answer about one ticket (check-in endpoints
