@@ -116,6 +116,7 @@ export const STRINGS = {
       not_valid_yet: "Not valid yet",
       expired: "No longer valid",
       not_allowed_at_gate: "Wrong gate",
+      rules: "Not permitted by the list's rules",
       already_checked_in: "Already checked in",
       not_checked_in: "Exit without entry",
     },

@@ -53,12 +53,14 @@ pub enum Reason {
     NotValidYet,
     Expired,
     NotAllowedAtGate,
+    /// The check-in list's custom rules do not let this entry in (pretix).
+    Rules,
     AlreadyCheckedIn,
     NotCheckedIn,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 14] = [
         Reason::UnknownTicket,
         Reason::BadSignature,
         Reason::WrongEvent,
@@ -70,6 +72,7 @@ impl Reason {
         Reason::NotValidYet,
         Reason::Expired,
         Reason::NotAllowedAtGate,
+        Reason::Rules,
         Reason::AlreadyCheckedIn,
         Reason::NotCheckedIn,
     ];
@@ -87,6 +90,7 @@ impl Reason {
             Reason::NotValidYet => "not_valid_yet",
             Reason::Expired => "expired",
             Reason::NotAllowedAtGate => "not_allowed_at_gate",
+            Reason::Rules => "rules",
             Reason::AlreadyCheckedIn => "already_checked_in",
             Reason::NotCheckedIn => "not_checked_in",
         }
@@ -116,6 +120,7 @@ impl Reason {
             Reason::NotValidYet => "Ticket is not valid yet: check the time on the ticket",
             Reason::Expired => "Ticket is no longer valid",
             Reason::NotAllowedAtGate => "Not allowed at this gate: direct to the right entrance",
+            Reason::Rules => "Entry not permitted by this list's rules now: call a supervisor",
             Reason::AlreadyCheckedIn => "Already checked in: see when and where",
             Reason::NotCheckedIn => "Cannot exit: this ticket has not entered",
         }
@@ -387,6 +392,7 @@ mod tests {
             reentry,
             multiple_entries: false,
             admit_unpaid: false,
+            rules: None,
         }
     }
 

@@ -86,6 +86,10 @@ pub struct PretixLink {
     /// only; a signed ticket of another date is refused (`wrong_event`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subevent: Option<i64>,
+    /// pretix's variation of each listed ticket that has one (check-in
+    /// rules may ask for it).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub variations: std::collections::BTreeMap<TicketId, i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -308,6 +312,10 @@ pub struct Gate {
     /// Whether tickets not paid yet may pass (pretix's "include pending").
     #[serde(default, skip_serializing_if = "is_false")]
     pub admit_unpaid: bool,
+    /// pretix's custom check-in rules (JSON logic) for entries here,
+    /// decided offline (`domain::checkin_rules`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<serde_json::Value>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -421,6 +429,8 @@ pub struct EventSnapshot {
     pub pretix_keys: Vec<ed25519_dalek::VerifyingKey>,
     tier_index: HashMap<TierId, usize>,
     gate_index: HashMap<GateId, usize>,
+    /// Each gate's compiled check-in rules (pretix's lists that have them).
+    gate_rules: HashMap<GateId, super::checkin_rules::CompiledRules>,
     /// The tickets that carry a check-in note (few).
     ticket_notes: HashMap<TicketId, CheckinNote>,
     creator_index: HashMap<CreatorId, usize>,
@@ -449,6 +459,16 @@ impl EventSnapshot {
         let attention = notes.clone().any(|n| n.attention);
         let texts = notes.filter_map(|n| n.text.clone()).filter(|t| !t.trim().is_empty()).collect();
         (attention, texts)
+    }
+
+    /// The gate's check-in rules, compiled.
+    pub fn gate_rules(&self, gate: &GateId) -> Option<&super::checkin_rules::CompiledRules> {
+        self.gate_rules.get(gate)
+    }
+
+    /// pretix's variation of a listed ticket, for check-in rules.
+    pub fn pretix_variation(&self, ticket: &TicketId) -> Option<i64> {
+        self.manifest.pretix.as_ref()?.variations.get(ticket).copied()
     }
 
     /// Whether each gate keeps its own history of a ticket. pretix counts
@@ -584,6 +604,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
     if m.gates.is_empty() {
         return Err(invalid("gates is empty: the door needs at least one gate"));
     }
+    let mut gate_rules = HashMap::new();
     let gate_index: HashMap<GateId, usize> = unique("gate", m.gates.iter().map(|g| &g.id))?
         .into_iter()
         .map(|(k, v)| (k.clone(), v))
@@ -597,6 +618,11 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         }
         if !g.entry && !g.exit {
             return Err(invalid(format!("gate '{}' allows neither entry nor exit", g.id)));
+        }
+        if let Some(r) = &g.rules {
+            let compiled = super::checkin_rules::compile(r)
+                .map_err(|e| invalid(format!("gate '{}': {e}", g.id)))?;
+            gate_rules.insert(g.id.clone(), compiled);
         }
     }
     unique("ticket", m.tickets.iter().map(|t| &t.id))?;
@@ -768,6 +794,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         blocked: m.blocked_tickets.iter().cloned().collect(),
         tier_index,
         gate_index,
+        gate_rules,
         ticket_notes: m
             .tickets
             .iter()

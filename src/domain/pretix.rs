@@ -94,6 +94,11 @@ pub fn item_tier(item: i64) -> TierId {
     TierId(format!("px{item}"))
 }
 
+/// The pretix item of a tier made by `item_tier`.
+pub fn tier_item(tier: &TierId) -> Option<i64> {
+    tier.as_str().strip_prefix("px")?.parse().ok()
+}
+
 /// Reads and checks a scanned text against the event's keys.
 pub fn parse_sig1(text: &str, keys: &[VerifyingKey]) -> Result<Sig1Ticket, Sig1Error> {
     // The scheme's texts are base64 only; anything else is not one.

@@ -108,6 +108,7 @@ fn pretix_reason(r: Reason) -> &'static str {
         Reason::Cancelled => "canceled",
         Reason::NotValidYet | Reason::Expired => "invalid_time",
         Reason::NotAllowedAtGate => "product",
+        Reason::Rules => "rules",
         Reason::AlreadyCheckedIn => "already_redeemed",
         Reason::NotCheckedIn => "error",
     }
@@ -266,6 +267,7 @@ mod tests {
             "canceled",
             "invalid_time",
             "product",
+            "rules",
             "already_redeemed",
             "error",
         ];

@@ -513,8 +513,11 @@ fn list_gate(
             l["subevent"]
         )));
     }
-    if l["rules"].as_object().is_some_and(|r| !r.is_empty()) {
-        return Err(setup("has custom check-in rules, which the box cannot check offline: remove them in pretix, or leave the list out with --list".into()));
+    let rules = l["rules"].as_object().filter(|r| !r.is_empty()).map(|_| l["rules"].clone());
+    if let Some(r) = &rules {
+        crate::domain::checkin_rules::compile(r).map_err(|e| {
+            setup(format!("has custom check-in rules the box cannot decide offline ({e}): change them in pretix, or leave the list out with --list"))
+        })?;
     }
     let all = l["all_products"].as_bool() == Some(true);
     let limit: Vec<TierId> = l["limit_products"]
@@ -540,6 +543,7 @@ fn list_gate(
             reentry: flag("allow_entry_after_exit", true),
             multiple_entries: flag("allow_multiple_entries", false),
             admit_unpaid: flag("include_pending", false),
+            rules,
         },
     ))
 }
@@ -571,6 +575,7 @@ fn build(
         .filter_map(|v| Some((v["id"].as_i64()?, note(v))))
         .filter(|(_, n)| !n.is_empty())
         .collect();
+    let mut variations = BTreeMap::new();
     // Tickets first: a tier's capacity is what it has listed.
     let mut tickets = Vec::new();
     let mut blocked = Vec::new();
@@ -590,6 +595,9 @@ fn build(
             }
             if let Some(v) = p.variation.and_then(|v| variation_notes.get(&v)) {
                 p.ticket.checkin_note = merged(v, &p.ticket.checkin_note);
+            }
+            if let Some(v) = p.variation {
+                variations.insert(p.ticket.id.clone(), v);
             }
             tickets.push(p.ticket);
         }
@@ -727,6 +735,7 @@ fn build(
             sig1_keys: input.keys.clone(),
             lists: links,
             subevent: date_id,
+            variations,
         }),
     };
     // The same checks every manifest passes, before anything is signed.
@@ -870,10 +879,14 @@ mod tests {
     #[test]
     fn what_the_box_cannot_run_is_refused_with_what_to_do() {
         let staff = Vec::new();
-        let with_rules = json!({"id": 5, "name": "Rules", "all_products": true, "subevent": null, "rules": {"and": []}});
+        let with_rules = json!({"id": 5, "name": "Rules", "all_products": true, "subevent": null,
+                                "rules": {"and": [{"plugin_op": [1]}]}});
         let e =
             build(&input(vec![with_rules], vec![]), staff.clone(), None).unwrap_err().to_string();
-        assert!(e.contains("custom check-in rules") && e.contains("--list"), "{e}");
+        assert!(
+            e.contains("custom check-in rules") && e.contains("plugin_op") && e.contains("--list"),
+            "{e}"
+        );
         let empty = json!({"id": 6, "name": "Nobody", "all_products": false, "limit_products": [], "subevent": null, "rules": {}});
         let e = build(&input(vec![empty], vec![]), staff.clone(), None).unwrap_err().to_string();
         assert!(e.contains("admits no product"), "{e}");

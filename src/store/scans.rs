@@ -6,6 +6,7 @@ use super::{audit, outbox, Store, StoreError, WriteCtx};
 use crate::domain::checkin::{
     self, Direction, ListedTicket, Lookup, PriorScan, Reason, Resolution,
 };
+use crate::domain::checkin_rules;
 use crate::domain::events::{CheckinUndone, Event};
 use crate::domain::ids::{GateId, ScanId, TicketId, TierId};
 use crate::domain::manifest::{EventSnapshot, TicketStatus};
@@ -138,6 +139,23 @@ fn last_admitted(
         .optional()?)
 }
 
+/// The times of a ticket's admitted entries at a gate, oldest first (what
+/// pretix's check-in rules count).
+fn entries_at(
+    conn: &Connection,
+    ticket: &TicketId,
+    gate: &GateId,
+) -> Result<Vec<Millis>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT recorded_at FROM scans
+         WHERE ticket_id = ?1 AND gate_id = ?2 AND verdict = 'admit' AND direction = 'entry'
+           AND undone_at IS NULL
+         ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![ticket.as_str(), gate.as_str()], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn by_nonce(conn: &Connection, nonce: &str) -> Result<Option<ScanRecord>, StoreError> {
     Ok(conn
         .prepare_cached(&format!("SELECT {COLUMNS} FROM scans WHERE nonce = ?1"))?
@@ -197,6 +215,32 @@ fn decide(
         && !req.confirm_unpaid
     {
         verdict = Err(Reason::Unpaid);
+    }
+    // pretix decides its custom rules after payment, before "already".
+    if req.direction == Direction::Entry
+        && matches!(verdict, Ok(()) | Err(Reason::AlreadyCheckedIn))
+    {
+        if let Some(rules) = event.gate_rules(&req.gate) {
+            let rule_facts = checkin_rules::RuleFacts {
+                product: crate::domain::pretix::tier_item(&facts.ticket.tier).unwrap_or(0),
+                variation: event.pretix_variation(&facts.ticket.id),
+                now: req.now,
+                entries: entries_at(ctx.conn, &facts.ticket.id, &req.gate)?,
+                present: last.as_ref().is_some_and(|l| l.direction == Direction::Entry),
+                date_from: event.starts_at,
+                date_to: event.ends_at,
+                date_admission: event.doors_at,
+                timezone: event.manifest.event.timezone.clone(),
+            };
+            match checkin_rules::allows(rules, &rule_facts) {
+                Ok(true) => {}
+                Ok(false) => verdict = Err(Reason::Rules),
+                Err(e) => {
+                    tracing::warn!(gate = %req.gate, error = %e, "a check-in rule failed to evaluate: refused, as pretix does");
+                    verdict = Err(Reason::Rules);
+                }
+            }
+        }
     }
     rec.ticket = Some(facts.ticket.id);
     rec.tier = Some(facts.ticket.tier);
