@@ -1023,3 +1023,103 @@ async fn a_box_connected_as_a_pretix_device_checks_in_as_that_device() {
         "pretix shows which device checked Ada in: {got}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_with_custom_rules_is_decided_offline_as_pretix_decides_it() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let p = tokio::task::spawn_blocking(Pretix::shared).await.unwrap();
+    let slug = "ruled";
+    let ev = json!({"name": {"en": "Day festival"}, "slug": slug, "date_from": "2026-12-05T19:00:00Z",
+        "date_admission": "2026-12-05T18:00:00Z", "currency": "EUR", "live": false, "timezone": "Europe/Berlin"});
+    p.ok(Method::POST, "/events/", Some(ev)).await;
+    let item = |name: &str| {
+        let body = json!({"name": {"en": name}, "default_price": "10.00", "admission": true, "active": true});
+        async move {
+            p.ok(Method::POST, &format!("/events/{slug}/items/"), Some(body)).await["id"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let (ga, vip) = (item("Day pass").await, item("VIP").await);
+    let quota = json!({"name": "all", "size": null, "items": [ga, vip]});
+    p.ok(Method::POST, &format!("/events/{slug}/quotas/"), Some(quota)).await;
+    // Day passes only; two entries a day, an hour apart; from ten minutes
+    // before admission.
+    let rules = json!({"and": [
+        {"inList": [{"var": "product"}, {"objectList": [{"lookup": ["product", ga.to_string(), "Day pass"]}]}]},
+        {"<": [{"var": "entries_today"}, 2]},
+        {"or": [{">": [{"var": "minutes_since_last_entry"}, 59]}, {"==": [{"var": "minutes_since_last_entry"}, -1]}]},
+        {"isAfter": [{"var": "now"}, {"buildTime": ["date_admission"]}, 10]}]});
+    let list = json!({"name": "Day door", "all_products": true, "allow_multiple_entries": true,
+                      "allow_entry_after_exit": true, "rules": rules});
+    let list = p.ok(Method::POST, &format!("/events/{slug}/checkinlists/"), Some(list)).await["id"]
+        .as_i64()
+        .unwrap();
+    let secret = |o: Value| o["positions"][0]["secret"].as_str().unwrap().to_string();
+    // Each step scans one ticket at the box and its twin at pretix.
+    let (box_pass, px_pass) = (
+        secret(order(p, slug, true, &[(ga, None, "At the box")]).await),
+        secret(order(p, slug, true, &[(ga, None, "At pretix")]).await),
+    );
+    let (box_vip, px_vip) = (
+        secret(order(p, slug, true, &[(vip, None, "VIP at the box")]).await),
+        secret(order(p, slug, true, &[(vip, None, "VIP at pretix")]).await),
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("box");
+    let token_file = work.path().join("pretix.token");
+    private_file(&token_file, &p.token);
+    let staff = staff_file(work.path());
+    let (ok, out, err) =
+        import(&dir, &p.base, slug, &token_file, &["--staff", staff.to_str().unwrap()]);
+    assert!(ok, "a list with rules imports: {out}{err}");
+    let (child, addr) = serve(&dir, &[], &[]);
+    let _running = Running(child);
+    let base = format!("http://{addr}");
+    let script = [
+        ("2026-12-05T17:40:00Z", false, "rules"),
+        ("2026-12-05T17:55:00Z", false, "admit"),
+        ("2026-12-05T18:20:00Z", false, "rules"),
+        ("2026-12-05T19:00:00Z", false, "admit"),
+        ("2026-12-05T19:01:00Z", true, "rules"),
+        ("2026-12-05T20:30:00Z", false, "rules"),
+        // After midnight in Berlin (23:30 UTC), a new day.
+        ("2026-12-05T23:30:00Z", false, "admit"),
+    ];
+    for (i, (at, is_vip, want)) in script.into_iter().enumerate() {
+        // Sessions end with the day they were made on: sign in anew after
+        // moving the box's clock on.
+        let admin = token(&dir, "admin");
+        let (status, v) = call(
+            Method::PUT,
+            &base,
+            "/api/v1/clock",
+            &admin,
+            Some(json!({"now": at, "confirm": true})),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        let door = token(&dir, "door");
+        let code = if is_vip { &box_vip } else { &box_pass };
+        let body =
+            json!({"code": code, "gate": format!("pretix-{list}"), "nonce": format!("rule-{i}")});
+        let (status, v) = call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
+        assert!(status == 200 || status == 201, "{status} {v}");
+        let at_box = v["reason"].as_str().unwrap_or("admit").to_string();
+        let twin = if is_vip { &px_vip } else { &px_pass };
+        let body = json!({"secret": twin, "lists": [list], "type": "entry", "datetime": v["recorded_at"],
+                          "nonce": format!("pretix-rule-{i}"), "force": false, "ignore_unpaid": false,
+                          "questions_supported": false, "source_type": "barcode"});
+        let (_, answer) = p.api(Method::POST, "/checkinrpc/redeem/", Some(body)).await;
+        let at_pretix = match answer["status"].as_str() {
+            Some("ok") => "admit".to_string(),
+            _ => answer["reason"].as_str().unwrap_or("?").to_string(),
+        };
+        assert_eq!(
+            (at_box.as_str(), at_pretix.as_str()),
+            (want, want),
+            "step {i} at {at}: box {v}, pretix {answer}"
+        );
+    }
+}
