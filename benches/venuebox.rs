@@ -211,6 +211,7 @@ async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concur
                         device: None,
                         now: clock.now(),
                         confirm_unpaid: false,
+                        answers: Default::default(),
                     })
                     .await
                     .unwrap();

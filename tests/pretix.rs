@@ -1123,3 +1123,114 @@ async fn a_list_with_custom_rules_is_decided_offline_as_pretix_decides_it() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn questions_asked_at_check_in_are_answered_at_the_door_and_reach_pretix() {
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let p = tokio::task::spawn_blocking(Pretix::shared).await.unwrap();
+    let slug = "asked";
+    let (ga, _, _) = event(p, slug, false).await;
+    let q = |body: Value| async move {
+        p.ok(Method::POST, &format!("/events/{slug}/questions/"), Some(body)).await
+    };
+    let band = q(json!({"question": {"en": "Wristband number"}, "identifier": "BAND", "type": "S", "required": true,
+                        "items": [ga], "ask_during_checkin": true, "position": 1}))
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let drink = q(
+        json!({"question": {"en": "Drink voucher"}, "identifier": "DRINK", "type": "C", "required": false, "items": [ga],
+                         "ask_during_checkin": true, "position": 2,
+                         "options": [{"answer": {"en": "Beer"}, "identifier": "BEER"}, {"answer": {"en": "Juice"}, "identifier": "JUICE"}]}),
+    )
+    .await;
+    let juice = drink["options"][1]["id"].as_i64().unwrap();
+    let drink = drink["id"].as_i64().unwrap();
+    let ana = order(p, slug, true, &[(ga, None, "Ana")]).await;
+    // Bo gave a wristband number when buying: only the drink is asked.
+    let bo = json!({"email": "bo@example.org", "locale": "en", "sales_channel": "web", "payment_provider": "manual",
+        "status": "p", "send_email": false,
+        "positions": [{"item": ga, "attendee_name": "Bo", "answers": [{"question": band, "answer": "W-12", "options": []}]}]});
+    let bo = p.ok(Method::POST, &format!("/events/{slug}/orders/"), Some(bo)).await;
+    let secret = |o: &Value| o["positions"][0]["secret"].as_str().unwrap().to_string();
+
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("box");
+    let token_file = work.path().join("pretix.token");
+    private_file(&token_file, &p.token);
+    let staff = staff_file(work.path());
+    let (ok, out, err) =
+        import(&dir, &p.base, slug, &token_file, &["--staff", staff.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let (child, addr) = serve(&dir, &["--pretix-send-every-ms", "200"], &[]);
+    let _running = Running(child);
+    let base = format!("http://{addr}");
+    let (door, sup) = (token(&dir, "door"), token(&dir, "supervisor"));
+    let list = p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await["results"]
+        [0]["id"]
+        .as_i64()
+        .unwrap();
+    let mut n = 0;
+    let mut scan = |code: String, answers: Value| {
+        n += 1;
+        let body = json!({"code": code, "gate": format!("pretix-{list}"), "nonce": format!("asked-{n}"), "answers": answers});
+        let (base, door) = (base.clone(), door.clone());
+        async move {
+            let (status, v) =
+                call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
+            assert!(status == 200 || status == 201, "{status} {v}");
+            v
+        }
+    };
+    let asked = |v: &Value| -> Vec<i64> {
+        v["questions"].as_array().unwrap().iter().map(|q| q["id"].as_i64().unwrap()).collect()
+    };
+    let v = scan(secret(&ana), json!({})).await;
+    assert_eq!((v["reason"].as_str(), asked(&v)), (Some("incomplete"), vec![band, drink]), "{v}");
+    assert_eq!(v["questions"][1]["options"][1]["answer"], "Juice", "{v}");
+    let v =
+        scan(secret(&ana), json!({band.to_string(): " ", drink.to_string(): juice.to_string()}))
+            .await;
+    assert_eq!(
+        (v["reason"].as_str(), asked(&v)),
+        (Some("incomplete"), vec![band, drink]),
+        "a required answer left empty: {v}"
+    );
+    let v =
+        scan(secret(&ana), json!({band.to_string(): "W-77", drink.to_string(): juice.to_string()}))
+            .await;
+    assert!(v["reason"].is_null(), "{v}");
+    let v = scan(secret(&bo), json!({})).await;
+    assert_eq!((v["reason"].as_str(), asked(&v)), (Some("incomplete"), vec![drink]), "{v}");
+    let v = scan(secret(&bo), json!({drink.to_string(): ""})).await;
+    assert!(v["reason"].is_null(), "the drink is optional: {v}");
+    let (status, v) = call(Method::POST, &base, "/api/v1/checkins", &door,
+        Some(json!({"code": secret(&ana), "gate": format!("pretix-{list}"), "nonce": "asked-bad", "answers": {"first": "x"}}))).await;
+    assert!(
+        status == 400 && v["error"]["message"].as_str().unwrap().contains("question ids"),
+        "{status} {v}"
+    );
+
+    pretix_state_until(&base, &sup, "every scan went back", |px| px["waiting_scans"] == 0).await;
+    let got = pretix_checkins(p, slug).await;
+    assert_eq!(
+        (got.iter().filter(|c| c.0).count(), got.iter().filter(|c| !c.0).count()),
+        (2, 0),
+        "the questions never reached pretix as refusals: {got:?}"
+    );
+    let ana = p
+        .ok(Method::GET, &format!("/events/{slug}/orders/{}/", ana["code"].as_str().unwrap()), None)
+        .await;
+    let answers = &ana["positions"][0]["answers"];
+    let given: Vec<(i64, String)> = answers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["question"].as_i64().unwrap(), a["answer"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(
+        given.contains(&(band, "W-77".into()))
+            && given.iter().any(|(q, a)| *q == drink && a == "Juice"),
+        "Ana's answers in pretix: {answers}"
+    );
+}

@@ -4,7 +4,38 @@
 import { t } from "./strings.js";
 import { announce, api, el, errorBox, events, nonce, screen, show, state } from "./ui.js";
 
-function verdictView(answer, onNext, onConfirmUnpaid) {
+// The questions pretix asks at check-in: one field each, by type.
+function questionsForm(questions, onAnswers) {
+  const fields = questions.map((q) => {
+    const id = `question-${q.id}`;
+    let input;
+    if (q.type === "B") {
+      input = el("input", { id, type: "checkbox", name: String(q.id) });
+    } else if (q.type === "C" || q.type === "M") {
+      input = el("select", { id, name: String(q.id), multiple: q.type === "M" },
+        q.type === "C" ? el("option", { value: "" }, "") : "",
+        ...q.options.map((o) => el("option", { value: String(o.id) }, o.answer)));
+    } else {
+      const type = { N: "number", D: "date", H: "time", W: "datetime-local", TEL: "tel" }[q.type] || "text";
+      input = el("input", { id, type, name: String(q.id), required: q.required, autocomplete: "off" });
+    }
+    return { q, input, row: el("p", {}, el("label", { for: id }, q.question + (q.required ? " *" : "")), input) };
+  });
+  const form = el("form", { id: "checkin-questions", onsubmit: (e) => {
+    e.preventDefault();
+    const answers = {};
+    for (const { q, input } of fields) {
+      if (q.type === "B") answers[q.id] = input.checked ? "true" : "false";
+      else if (q.type === "M") answers[q.id] = [...input.selectedOptions].map((o) => o.value).join(",");
+      else if (q.type === "W" && input.value) answers[q.id] = new Date(input.value).toISOString();
+      else answers[q.id] = input.value;
+    }
+    onAnswers(answers);
+  } }, el("p", {}, t.questionsFirst), ...fields.map((f) => f.row), el("button", { type: "submit", class: "primary" }, t.checkInWithAnswers));
+  return form;
+}
+
+function verdictView(answer, onNext, onConfirmUnpaid, onAnswers) {
   const admit = answer.verdict === "admit";
   const kind = (admit ? "verdict admit" : "verdict reject") + (answer.attention ? " attention" : "");
   const box = el("section", { class: kind, role: "alert", "aria-live": "assertive" },
@@ -16,6 +47,7 @@ function verdictView(answer, onNext, onConfirmUnpaid) {
     // pretix's lists that include pending orders: staff decide.
     box.append(el("button", { type: "button", id: "confirm-unpaid", onclick: onConfirmUnpaid }, t.letInUnpaid));
   }
+  if (answer.questions && answer.questions.length) box.append(questionsForm(answer.questions, onAnswers));
   if (answer.ticket) {
     const dl = el("dl", {});
     if (answer.ticket.holder) dl.append(el("dt", {}, t.holder), el("dd", { class: "holder" }, answer.ticket.holder));
@@ -71,18 +103,19 @@ export async function doorScreen() {
   const video = el("video", { id: "camera", playsinline: true, muted: true, hidden: true });
   let scanning = false;
 
-  const checkIn = async (text, confirmUnpaid = false) => {
+  const checkIn = async (text, confirmUnpaid = false, answers = null) => {
     const value = (text || "").trim();
     if (!value) return;
     try {
       const body = { code: value, gate: gate.value, direction: direction.value, nonce: nonce() };
       if (confirmUnpaid) body.confirm_unpaid = true;
+      if (answers) body.answers = answers;
       const answer = await api("POST", "/api/v1/checkins", body);
       state.draft = "";
       code.value = "";
       announce(answer.message);
       out.replaceChildren(verdictView(answer, () => { out.replaceChildren(); code.focus(); resume(); },
-        () => checkIn(value, true)));
+        () => checkIn(value, true, answers), (given) => checkIn(value, confirmUnpaid, given)));
     } catch (e) {
       if (e.status === 401) return screen.signIn(t.sessionExpired);
       out.replaceChildren(errorBox(e));

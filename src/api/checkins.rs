@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 const MAX_CODE: usize = 1024;
 const MAX_NONCE: usize = 128;
+/// Questions answered with one scan at most.
+const MAX_ANSWERS: usize = 50;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +35,10 @@ pub struct CheckinRequest {
     /// after asking (the answer's `ask` was `unpaid`).
     #[serde(default)]
     confirm_unpaid: bool,
+    /// Answers to the questions asked at check-in (the answer's
+    /// `questions`): question id → answer.
+    #[serde(default)]
+    answers: std::collections::BTreeMap<String, String>,
 }
 
 /// The answer the door shows (`CheckinAnswer` in the OpenAPI document).
@@ -58,6 +64,8 @@ pub struct CheckinAnswer {
     attention: bool,
     /// What to do or say for this ticket (the product's, then the order's).
     checkin_texts: Vec<String>,
+    /// For `incomplete`: the questions to ask before the ticket enters.
+    questions: Vec<crate::domain::checkin_questions::CheckinQuestion>,
 }
 
 #[derive(Serialize)]
@@ -114,6 +122,16 @@ fn answer(st: &AppState, r: &ScanRecord) -> CheckinAnswer {
             e.manifest.pretix.is_some() && e.gate(&r.gate).is_some_and(|g| g.admit_unpaid)
         }))
     .then_some("unpaid");
+    let questions = match (&event, &r.ticket, &r.tier) {
+        (Some(e), Some(t), Some(tier)) if r.reason == Some(Reason::Incomplete) => {
+            let (all, answered) = e.checkin_questions(t);
+            crate::domain::checkin_questions::unanswered(all, tier, &answered, &Default::default())
+                .into_iter()
+                .cloned()
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     CheckinAnswer {
         scan_id: r.id,
         verdict: r.verdict,
@@ -137,6 +155,7 @@ fn answer(st: &AppState, r: &ScanRecord) -> CheckinAnswer {
         ask,
         attention,
         checkin_texts,
+        questions,
     }
 }
 
@@ -156,6 +175,16 @@ fn validate(req: &CheckinRequest) -> Result<Direction, ApiError> {
     }
     if req.gate.is_empty() {
         return Err(ApiError::bad_request("gate is required: the id of the gate this device scans at (GET /api/v1/event lists them)"));
+    }
+    if req.answers.len() > MAX_ANSWERS
+        || req
+            .answers
+            .keys()
+            .any(|k| k.is_empty() || k.len() > 20 || !k.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "answers must map question ids (digits, from the answer's questions) to answers, at most {MAX_ANSWERS}"
+        )));
     }
     if let Some(t) = &req.scanned_at {
         parse_rfc3339(t).map_err(|e| ApiError::bad_request(format!("scanned_at: {e}")))?;
@@ -186,6 +215,7 @@ pub async fn create(
             device: req.device,
             now: st.clock.now(),
             confirm_unpaid: req.confirm_unpaid,
+            answers: req.answers,
         })
         .await?;
     let mut resp = axum::Json(answer(&st, outcome.record())).into_response();
@@ -323,6 +353,17 @@ mod tests {
             ask: Some("unpaid"),
             attention: true,
             checkin_texts: vec!["Hand over the VIP wristband".into()],
+            questions: vec![crate::domain::checkin_questions::CheckinQuestion {
+                id: 5,
+                question: "Wristband number".into(),
+                kind: "C".into(),
+                required: true,
+                tiers: vec![TierId("ga".into())],
+                options: vec![crate::domain::checkin_questions::QuestionOption {
+                    id: 7,
+                    answer: "Red".into(),
+                }],
+            }],
         };
         super::super::contract::assert_documented("CheckinAnswer", &answer);
     }

@@ -146,9 +146,12 @@ fn walk_lengths(
             (text.chars().count() as u64 > max).then(|| (String::new(), max))
         }
         Value::Object(fields) => {
-            let props = schema.get("properties").and_then(Value::as_object)?;
+            let props = schema.get("properties").and_then(Value::as_object);
+            // A map (`additionalProperties`): every value has that schema.
+            let rest = schema.get("additionalProperties").filter(|s| s.is_object());
             fields.iter().find_map(|(k, v)| {
-                let (at, max) = walk_lengths(doc, props.get(k)?, v)?;
+                let field = props.and_then(|p| p.get(k)).or(rest)?;
+                let (at, max) = walk_lengths(doc, field, v)?;
                 Some((format!(".{k}{at}"), max))
             })
         }

@@ -120,6 +120,8 @@ impl ScanPipeline {
                 now: self.clock.now(),
                 // Nobody at a USB scanner can answer "let in anyway?".
                 confirm_unpaid: false,
+                // A scanner cannot answer questions: such tickets go to a phone.
+                answers: Default::default(),
             })
             .await;
         let rec = match outcome {

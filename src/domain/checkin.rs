@@ -55,12 +55,15 @@ pub enum Reason {
     NotAllowedAtGate,
     /// The check-in list's custom rules do not let this entry in (pretix).
     Rules,
+    /// Questions must be answered at check-in first (pretix): a question
+    /// to staff, not a refusal.
+    Incomplete,
     AlreadyCheckedIn,
     NotCheckedIn,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::UnknownTicket,
         Reason::BadSignature,
         Reason::WrongEvent,
@@ -73,6 +76,7 @@ impl Reason {
         Reason::Expired,
         Reason::NotAllowedAtGate,
         Reason::Rules,
+        Reason::Incomplete,
         Reason::AlreadyCheckedIn,
         Reason::NotCheckedIn,
     ];
@@ -91,6 +95,7 @@ impl Reason {
             Reason::Expired => "expired",
             Reason::NotAllowedAtGate => "not_allowed_at_gate",
             Reason::Rules => "rules",
+            Reason::Incomplete => "incomplete",
             Reason::AlreadyCheckedIn => "already_checked_in",
             Reason::NotCheckedIn => "not_checked_in",
         }
@@ -121,6 +126,7 @@ impl Reason {
             Reason::Expired => "Ticket is no longer valid",
             Reason::NotAllowedAtGate => "Not allowed at this gate: direct to the right entrance",
             Reason::Rules => "Entry not permitted by this list's rules now: call a supervisor",
+            Reason::Incomplete => "Ask the check-in questions, then check in with the answers",
             Reason::AlreadyCheckedIn => "Already checked in: see when and where",
             Reason::NotCheckedIn => "Cannot exit: this ticket has not entered",
         }

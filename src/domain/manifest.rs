@@ -90,6 +90,12 @@ pub struct PretixLink {
     /// rules may ask for it).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub variations: std::collections::BTreeMap<TicketId, i64>,
+    /// Questions asked at check-in (pretix's "ask during check-in").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub questions: Vec<super::checkin_questions::CheckinQuestion>,
+    /// The check-in questions each ticket already has answers to.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub answered: std::collections::BTreeMap<TicketId, Vec<i64>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -469,6 +475,20 @@ impl EventSnapshot {
     /// pretix's variation of a listed ticket, for check-in rules.
     pub fn pretix_variation(&self, ticket: &TicketId) -> Option<i64> {
         self.manifest.pretix.as_ref()?.variations.get(ticket).copied()
+    }
+
+    /// The questions asked at check-in, and those `ticket` has answered.
+    pub fn checkin_questions(
+        &self,
+        ticket: &TicketId,
+    ) -> (&[super::checkin_questions::CheckinQuestion], std::collections::BTreeSet<i64>) {
+        match &self.manifest.pretix {
+            Some(p) => (
+                &p.questions,
+                p.answered.get(ticket).map(|a| a.iter().copied().collect()).unwrap_or_default(),
+            ),
+            None => (&[], Default::default()),
+        }
     }
 
     /// Whether each gate keeps its own history of a ticket. pretix counts

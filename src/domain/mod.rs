@@ -8,6 +8,7 @@
 pub mod base44;
 pub mod capture;
 pub mod checkin;
+pub mod checkin_questions;
 pub mod checkin_rules;
 pub mod code;
 pub mod drops;

@@ -109,13 +109,20 @@ fn pretix_reason(r: Reason) -> &'static str {
         Reason::NotValidYet | Reason::Expired => "invalid_time",
         Reason::NotAllowedAtGate => "product",
         Reason::Rules => "rules",
+        Reason::Incomplete => "incomplete",
         Reason::AlreadyCheckedIn => "already_redeemed",
         Reason::NotCheckedIn => "error",
     }
 }
 
-/// What a scan means for pretix: a request (path, body, what it does) or nothing.
-fn request(s: &ScanRecord, event: &EventSnapshot, nonce: &str) -> Option<(String, Value)> {
+/// What a scan means for pretix: a request (path, body, what it does) or
+/// nothing. `answers`: those given at the door with an admission.
+fn request(
+    s: &ScanRecord,
+    event: &EventSnapshot,
+    nonce: &str,
+    answers: &std::collections::BTreeMap<String, String>,
+) -> Option<(String, Value)> {
     let list = event.pretix_list(&s.gate)?;
     let code = s.code.trim_matches(|c| c == '\r' || c == '\n' || c == '\t');
     let kind = match s.direction {
@@ -133,17 +140,19 @@ fn request(s: &ScanRecord, event: &EventSnapshot, nonce: &str) -> Option<(String
             Some((
                 "checkinrpc/redeem/".into(),
                 json!({"secret": code, "lists": [list], "type": kind, "datetime": at, "nonce": nonce,
-                       "force": true, "ignore_unpaid": true, "questions_supported": false, "source_type": "barcode"}),
+                       "force": true, "ignore_unpaid": true, "questions_supported": false, "source_type": "barcode",
+                       "answers": answers}),
             ))
         }
         Verdict::Reject => {
             if code.is_empty() || code.starts_with(SIGNED_PREFIX) {
                 return None;
             }
-            // "Unpaid: let in anyway?" was a question to staff, not a
-            // refusal; their answer is its own scan.
-            if s.reason == Some(Reason::Unpaid)
-                && event.gate(&s.gate).is_some_and(|g| g.admit_unpaid)
+            // "Unpaid: let in anyway?" and the check-in questions were
+            // questions to staff, not refusals; their answer is its own scan.
+            if s.reason == Some(Reason::Incomplete)
+                || (s.reason == Some(Reason::Unpaid)
+                    && event.gate(&s.gate).is_some_and(|g| g.admit_unpaid))
             {
                 return None;
             }
@@ -187,7 +196,12 @@ impl Sender {
         let cursor = self.cursor().await?;
         let mut handled = 0;
         for s in self.store.pretix_scans_after(cursor, BATCH).await? {
-            let done = match request(&s, &event, &self.nonce(s.id.0)) {
+            let answers = if s.verdict == Verdict::Admit {
+                self.store.scan_answers(s.id).await?
+            } else {
+                Default::default()
+            };
+            let done = match request(&s, &event, &self.nonce(s.id.0), &answers) {
                 None => ScanDone::Sent,
                 Some((path, body)) => {
                     match self.client.post(&path, &body, "check tickets in").await {
@@ -268,6 +282,7 @@ mod tests {
             "invalid_time",
             "product",
             "rules",
+            "incomplete",
             "already_redeemed",
             "error",
         ];

@@ -13,6 +13,7 @@
 //! loaded manifest, or given (`--staff`) on the first import.
 
 use super::client::{Client, PretixError};
+use crate::domain::checkin_questions::{CheckinQuestion, QuestionOption};
 use crate::domain::ids::{GateId, TicketId, TierId};
 use crate::domain::manifest::{
     self, CheckinNote, Event, Gate, KeyEntry, Manifest, PretixLink, PretixList, StaffEntry,
@@ -102,6 +103,7 @@ pub async fn run(
         e => e.into(),
     })?;
     let items = client.get_all("event:items/", &[], "list the event's products").await?;
+    let questions = client.get_all("event:questions/", &[], "list the event's questions").await?;
     let lists =
         client.get_all("event:checkinlists/", &[], "list the event's check-in lists").await?;
     let current = store.event();
@@ -203,6 +205,7 @@ pub async fn run(
         event_slug: client.event.clone(),
         event,
         items,
+        questions,
         lists,
         wanted,
         orders: all_orders,
@@ -364,6 +367,7 @@ struct Input {
     event_slug: String,
     event: Value,
     items: Vec<Value>,
+    questions: Vec<Value>,
     lists: Vec<Value>,
     wanted: Option<Vec<i64>>,
     orders: Vec<StoredOrder>,
@@ -386,6 +390,39 @@ struct StoredPosition {
     /// The series date it is for (pretix's subevent), if any.
     #[serde(default)]
     subevent: Option<i64>,
+    /// The questions it has answers to.
+    #[serde(default)]
+    answered: Vec<i64>,
+}
+
+/// pretix's questions asked at check-in, for the products imported.
+fn checkin_questions(questions: &[Value]) -> Vec<CheckinQuestion> {
+    questions
+        .iter()
+        .filter(|q| q["ask_during_checkin"].as_bool() == Some(true))
+        .filter_map(|q| {
+            Some(CheckinQuestion {
+                id: q["id"].as_i64()?,
+                question: text(&q["question"]),
+                kind: q["type"].as_str()?.to_string(),
+                required: q["required"].as_bool() == Some(true),
+                tiers: q["items"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(Value::as_i64)
+                    .map(item_tier)
+                    .collect(),
+                options: q["options"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|o| {
+                        Some(QuestionOption { id: o["id"].as_i64()?, answer: text(&o["answer"]) })
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// pretix's check-in attention flag and text of an item, variation or order.
@@ -484,6 +521,12 @@ fn order_tickets(o: &Value, keys: &[VerifyingKey]) -> Result<StoredOrder, Import
             blocked: p["blocked"].as_array().is_some_and(|b| !b.is_empty()),
             variation: p["variation"].as_i64(),
             subevent: p["subevent"].as_i64(),
+            answered: p["answers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["question"].as_i64())
+                .collect(),
         });
     }
     Ok(StoredOrder {
@@ -576,6 +619,9 @@ fn build(
         .filter(|(_, n)| !n.is_empty())
         .collect();
     let mut variations = BTreeMap::new();
+    let questions = checkin_questions(&input.questions);
+    let asked_ids: HashSet<i64> = questions.iter().map(|q| q.id).collect();
+    let mut answered = BTreeMap::new();
     // Tickets first: a tier's capacity is what it has listed.
     let mut tickets = Vec::new();
     let mut blocked = Vec::new();
@@ -598,6 +644,12 @@ fn build(
             }
             if let Some(v) = p.variation {
                 variations.insert(p.ticket.id.clone(), v);
+            }
+            let mut done: Vec<i64> =
+                p.answered.iter().copied().filter(|q| asked_ids.contains(q)).collect();
+            if !done.is_empty() {
+                done.sort_unstable();
+                answered.insert(p.ticket.id.clone(), done);
             }
             tickets.push(p.ticket);
         }
@@ -736,6 +788,8 @@ fn build(
             lists: links,
             subevent: date_id,
             variations,
+            questions,
+            answered,
         }),
     };
     // The same checks every manifest passes, before anything is signed.
@@ -764,6 +818,7 @@ mod tests {
                 json!({"id": 7, "name": {"en": "GA"}, "default_price": "25.00"}),
                 json!({"id": 8, "name": {"en": "VIP"}, "default_price": "90.5"}),
             ],
+            questions: vec![],
             lists,
             wanted: None,
             orders: stored,

@@ -67,6 +67,7 @@ fn scan(code: &str, gate: &str, nonce: &str, now: Millis) -> ScanRequest {
         device: None,
         now,
         confirm_unpaid: false,
+        answers: Default::default(),
     }
 }
 

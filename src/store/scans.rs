@@ -6,12 +6,12 @@ use super::{audit, outbox, Store, StoreError, WriteCtx};
 use crate::domain::checkin::{
     self, Direction, ListedTicket, Lookup, PriorScan, Reason, Resolution,
 };
-use crate::domain::checkin_rules;
 use crate::domain::events::{CheckinUndone, Event};
 use crate::domain::ids::{GateId, ScanId, TicketId, TierId};
 use crate::domain::manifest::{EventSnapshot, TicketStatus};
 use crate::domain::role::Actor;
 use crate::domain::time::{format_rfc3339, Millis};
+use crate::domain::{checkin_questions, checkin_rules};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -32,6 +32,8 @@ pub struct ScanRequest {
     /// Staff confirmed letting an unpaid ticket in where the gate allows
     /// it after asking (pretix's lists that include pending orders).
     pub confirm_unpaid: bool,
+    /// Answers to the questions asked at check-in: question id → answer.
+    pub answers: BTreeMap<String, String>,
 }
 
 pub use crate::domain::checkin::{ScanRecord, Verdict};
@@ -168,7 +170,7 @@ fn decide(
     ctx: &WriteCtx<'_>,
     event: &EventSnapshot,
     req: &ScanRequest,
-) -> Result<ScanRecord, StoreError> {
+) -> Result<(ScanRecord, BTreeMap<String, String>), StoreError> {
     let gate = event.gate(&req.gate).ok_or_else(|| StoreError::UnknownGate {
         gate: req.gate.to_string(),
         known: event.manifest.gates.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", "),
@@ -203,7 +205,7 @@ fn decide(
         Ok(f) => f,
         Err(reason) => {
             rec.reason = Some(reason);
-            return Ok(rec);
+            return Ok((rec, BTreeMap::new()));
         }
     };
     let history = event.history_per_gate().then_some(&req.gate);
@@ -242,6 +244,34 @@ fn decide(
             }
         }
     }
+    // Questions asked at check-in come last, as at pretix.
+    let mut answers = BTreeMap::new();
+    if verdict.is_ok() && req.direction == Direction::Entry {
+        let (questions, mut answered) = event.checkin_questions(&facts.ticket.id);
+        let asked: Vec<_> =
+            questions.iter().filter(|q| q.tiers.contains(&facts.ticket.tier)).collect();
+        if !asked.is_empty() {
+            answered.extend(answered_at_door(ctx.conn, &facts.ticket.id)?);
+            if !checkin_questions::unanswered(
+                questions,
+                &facts.ticket.tier,
+                &answered,
+                &req.answers,
+            )
+            .is_empty()
+            {
+                verdict = Err(Reason::Incomplete);
+            } else {
+                for q in asked {
+                    if let Some(a) = req.answers.get(&q.id.to_string()) {
+                        if let Ok(clean) = checkin_questions::clean(q, a) {
+                            answers.insert(q.id.to_string(), clean);
+                        }
+                    }
+                }
+            }
+        }
+    }
     rec.ticket = Some(facts.ticket.id);
     rec.tier = Some(facts.ticket.tier);
     rec.holder = facts.ticket.holder;
@@ -254,7 +284,23 @@ fn decide(
             }
         }
     }
-    Ok(rec)
+    Ok((rec, answers))
+}
+
+/// The check-in questions a ticket answered at the door (admitted scans
+/// not undone).
+fn answered_at_door(conn: &Connection, ticket: &TicketId) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.answers FROM scan_answers a JOIN scans s ON s.id = a.scan_id
+         WHERE s.ticket_id = ?1 AND s.verdict = 'admit' AND s.undone_at IS NULL",
+    )?;
+    let rows = stmt.query_map([ticket.as_str()], |r| r.get::<_, String>(0))?;
+    let mut ids = Vec::new();
+    for json in rows {
+        let map: BTreeMap<String, String> = serde_json::from_str(&json?).unwrap_or_default();
+        ids.extend(map.keys().filter_map(|k| k.parse::<i64>().ok()));
+    }
+    Ok(ids)
 }
 
 fn insert(ctx: &WriteCtx<'_>, rec: &mut ScanRecord) -> Result<(), StoreError> {
@@ -341,8 +387,13 @@ impl Store {
                 return Ok(ScanOutcome::Replayed(prev));
             }
             let event = ctx.event.clone().ok_or(StoreError::NoEvent)?;
-            let mut rec = decide(ctx, &event, &req)?;
+            let (mut rec, answers) = decide(ctx, &event, &req)?;
             insert(ctx, &mut rec)?;
+            if rec.verdict == Verdict::Admit && !answers.is_empty() {
+                ctx.conn
+                    .prepare_cached("INSERT INTO scan_answers (scan_id, answers) VALUES (?1, ?2)")?
+                    .execute(params![rec.id.0, serde_json::to_string(&answers).expect("a map serialises")])?;
+            }
             let event = if rec.verdict == Verdict::Admit { Event::CheckinAdmitted(rec.clone()) } else { Event::CheckinRejected(rec.clone()) };
             outbox::append(ctx, &event, req.now)?;
             ctx.metrics.checkin(rec.reason);
@@ -408,6 +459,18 @@ impl Store {
             audit::record(ctx, &actor, "checkin.undo", &serde_json::json!({"scan": id.0, "ticket": ticket}), now)?;
             outbox::append(ctx, &Event::CheckinUndone(CheckinUndone { scan: id, ticket, by: actor.name.clone(), at: now }), now)?;
             Ok(rec)
+        })
+        .await
+    }
+
+    /// The answers given with an admitted scan (question id → answer).
+    pub async fn scan_answers(&self, scan: ScanId) -> Result<BTreeMap<String, String>, StoreError> {
+        self.read(move |conn| {
+            let json: Option<String> = conn
+                .prepare_cached("SELECT answers FROM scan_answers WHERE scan_id = ?1")?
+                .query_row([scan.0], |r| r.get(0))
+                .optional()?;
+            Ok(json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
         })
         .await
     }

@@ -24,3 +24,11 @@ INSERT INTO tickets_new (id, tier_id, secret, holder, status, valid_from, valid_
 DROP TABLE tickets;
 ALTER TABLE tickets_new RENAME TO tickets;
 CREATE INDEX tickets_by_tier ON tickets (tier_id, status);
+
+-- Answers to the questions asked at check-in (pretix), given with an
+-- admitted scan and sent back with it.
+CREATE TABLE scan_answers (
+    scan_id INTEGER PRIMARY KEY REFERENCES scans (id),
+    -- JSON object: question id → answer, as pretix takes it.
+    answers TEXT NOT NULL
+);
