@@ -1842,11 +1842,18 @@ async fn pretix_phase() {
     let t = Instant::now();
     let pp = &p;
     tokio::task::block_in_place(|| pp.bulk_orders(slug, ga, IMPORTED));
-    println!("pretix: {IMPORTED} orders placed in its database in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "pretix: {IMPORTED} orders placed in its database in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let mut imported = Vec::new();
     for page in 1.. {
         let v = p
-            .ok(reqwest::Method::GET, &format!("/events/{slug}/orders/?page_size=50&page={page}"), None)
+            .ok(
+                reqwest::Method::GET,
+                &format!("/events/{slug}/orders/?page_size=50&page={page}"),
+                None,
+            )
             .await;
         imported.extend(
             v["results"]

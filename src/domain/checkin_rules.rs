@@ -61,16 +61,16 @@ fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         Engine::builder()
-            .add_operator("objectList", ObjectList)
-            .add_operator("lookup", Lookup)
-            .add_operator("inList", InList)
-            .add_operator("buildTime", BuildTime)
-            .add_operator("isBefore", IsBefore { after: false })
-            .add_operator("isAfter", IsBefore { after: true })
-            .add_operator("entries_since", Entries { since: true, days: false })
-            .add_operator("entries_before", Entries { since: false, days: false })
-            .add_operator("entries_days_since", Entries { since: true, days: true })
-            .add_operator("entries_days_before", Entries { since: false, days: true })
+            .add_operator("objectList", Op(object_list))
+            .add_operator("lookup", Op(lookup))
+            .add_operator("inList", Op(in_list))
+            .add_operator("buildTime", Op(build_time))
+            .add_operator("isBefore", Op(is_before))
+            .add_operator("isAfter", Op(is_after))
+            .add_operator("entries_since", Op(entries_since))
+            .add_operator("entries_before", Op(entries_before))
+            .add_operator("entries_days_since", Op(entries_days_since))
+            .add_operator("entries_days_before", Op(entries_days_before))
             .build()
     })
 }
@@ -242,8 +242,8 @@ fn number(v: &DataValue<'_>) -> Option<f64> {
 }
 
 /// A value of the rule's input (the `__` ones).
-fn input<'a>(ctx: &datalogic_rs::operator::EvalContext<'_, 'a>, key: &str) -> &'a DataValue<'a> {
-    match ctx.root_input() {
+fn input<'a>(root: &'a DataValue<'a>, key: &str) -> &'a DataValue<'a> {
+    match root {
         DataValue::Object(pairs) => {
             pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v).unwrap_or(&DataValue::Null)
         }
@@ -251,141 +251,156 @@ fn input<'a>(ctx: &datalogic_rs::operator::EvalContext<'_, 'a>, key: &str) -> &'
     }
 }
 
-struct ObjectList;
-impl CustomOperator for ObjectList {
-    fn evaluate<'a>(
-        &self,
-        args: &[&'a DataValue<'a>],
-        _ctx: &mut datalogic_rs::operator::EvalContext<'_, 'a>,
-        arena: &'a datalogic_rs::bumpalo::Bump,
-    ) -> datalogic_rs::Result<&'a DataValue<'a>> {
-        let items: Vec<DataValue<'a>> = args.iter().map(|a| (*a).clone()).collect();
-        Ok(arena.array(&items))
-    }
-}
+type Bump = datalogic_rs::bumpalo::Bump;
+type Out<'a> = datalogic_rs::Result<&'a DataValue<'a>>;
+/// One of pretix's operators: its evaluated arguments, the rule's input.
+type OpFn = for<'a> fn(&[&'a DataValue<'a>], &'a DataValue<'a>, &'a Bump) -> Out<'a>;
 
-struct Lookup;
-impl CustomOperator for Lookup {
-    fn evaluate<'a>(
-        &self,
-        args: &[&'a DataValue<'a>],
-        _ctx: &mut datalogic_rs::operator::EvalContext<'_, 'a>,
-        arena: &'a datalogic_rs::bumpalo::Bump,
-    ) -> datalogic_rs::Result<&'a DataValue<'a>> {
-        let pk = args.get(1).and_then(|v| number(v)).ok_or_else(|| bad("lookup needs an id"))?;
-        Ok(arena.i64(pk as i64))
-    }
-}
+/// A plain function as a datalogic operator.
+struct Op(OpFn);
 
-struct InList;
-impl CustomOperator for InList {
-    fn evaluate<'a>(
-        &self,
-        args: &[&'a DataValue<'a>],
-        _ctx: &mut datalogic_rs::operator::EvalContext<'_, 'a>,
-        arena: &'a datalogic_rs::bumpalo::Bump,
-    ) -> datalogic_rs::Result<&'a DataValue<'a>> {
-        let (Some(a), Some(DataValue::Array(list))) = (args.first(), args.get(1)) else {
-            return Ok(arena.bool(false));
-        };
-        let found = list.iter().any(|b| match (number(a), number(b)) {
-            (Some(x), Some(y)) => x == y,
-            _ => **a == *b,
-        });
-        Ok(arena.bool(found))
-    }
-}
-
-struct BuildTime;
-impl CustomOperator for BuildTime {
+impl CustomOperator for Op {
     fn evaluate<'a>(
         &self,
         args: &[&'a DataValue<'a>],
         ctx: &mut datalogic_rs::operator::EvalContext<'_, 'a>,
-        arena: &'a datalogic_rs::bumpalo::Bump,
-    ) -> datalogic_rs::Result<&'a DataValue<'a>> {
-        let kind = args.first().and_then(|v| v.as_str()).unwrap_or_default();
-        let value = args.get(1).and_then(|v| v.as_str()).unwrap_or_default();
-        let ms = match kind {
-            "custom" => super::time::parse_rfc3339(value).map_err(bad)?,
-            "customtime" => {
-                let today = input(ctx, "__today").as_str().ok_or_else(|| bad("no date"))?;
-                let tz = zone(input(ctx, "__tz").as_str().unwrap_or("UTC"));
-                let time: jiff::civil::Time =
-                    value.parse().map_err(|e| bad(format!("customtime '{value}': {e}")))?;
-                let date: jiff::civil::Date = today.parse().map_err(|e| bad(format!("{e}")))?;
-                date.to_datetime(time)
-                    .to_zoned(tz)
-                    .map_err(|e| bad(e.to_string()))?
-                    .timestamp()
-                    .as_millisecond()
-            }
-            "date_from" | "date_to" | "date_admission" => number(input(ctx, &format!("__{kind}")))
-                .ok_or_else(|| bad("no event time"))?
-                as Millis,
-            other => return Err(bad(format!("buildTime '{other}'"))),
-        };
-        Ok(arena.i64(ms))
+        arena: &'a Bump,
+    ) -> Out<'a> {
+        (self.0)(args, ctx.root_input(), arena)
     }
 }
 
-struct IsBefore {
-    after: bool,
+fn arg(args: &[&DataValue<'_>], i: usize) -> Option<f64> {
+    args.get(i).and_then(|v| number(v))
 }
-impl CustomOperator for IsBefore {
-    fn evaluate<'a>(
-        &self,
-        args: &[&'a DataValue<'a>],
-        _ctx: &mut datalogic_rs::operator::EvalContext<'_, 'a>,
-        arena: &'a datalogic_rs::bumpalo::Bump,
-    ) -> datalogic_rs::Result<&'a DataValue<'a>> {
-        let (Some(a), Some(b)) =
-            (args.first().and_then(|v| number(v)), args.get(1).and_then(|v| number(v)))
-        else {
-            return Err(bad("isBefore/isAfter compare two times"));
-        };
-        let (t1, t2) = if self.after { (b, a) } else { (a, b) };
-        let tolerance = args.get(2).and_then(|v| number(v)).unwrap_or(0.0) * 60_000.0;
-        Ok(arena.bool(t1 < t2 + tolerance))
+
+fn object_list<'a>(args: &[&'a DataValue<'a>], _: &'a DataValue<'a>, arena: &'a Bump) -> Out<'a> {
+    let items: Vec<DataValue<'a>> = args.iter().map(|a| (*a).clone()).collect();
+    Ok(arena.array(&items))
+}
+
+fn lookup<'a>(args: &[&'a DataValue<'a>], _: &'a DataValue<'a>, arena: &'a Bump) -> Out<'a> {
+    let pk = arg(args, 1).ok_or_else(|| bad("lookup needs an id"))?;
+    Ok(arena.i64(pk as i64))
+}
+
+fn in_list<'a>(args: &[&'a DataValue<'a>], _: &'a DataValue<'a>, arena: &'a Bump) -> Out<'a> {
+    let (Some(a), Some(DataValue::Array(list))) = (args.first(), args.get(1)) else {
+        return Ok(arena.bool(false));
+    };
+    let found = list.iter().any(|b| match (number(a), number(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => **a == *b,
+    });
+    Ok(arena.bool(found))
+}
+
+fn build_time<'a>(args: &[&'a DataValue<'a>], root: &'a DataValue<'a>, arena: &'a Bump) -> Out<'a> {
+    let kind = args.first().and_then(|v| v.as_str()).unwrap_or_default();
+    let value = args.get(1).and_then(|v| v.as_str()).unwrap_or_default();
+    let ms = match kind {
+        "custom" => super::time::parse_rfc3339(value).map_err(bad)?,
+        "customtime" => {
+            let today = input(root, "__today").as_str().ok_or_else(|| bad("no date"))?;
+            let tz = zone(input(root, "__tz").as_str().unwrap_or("UTC"));
+            let time: jiff::civil::Time =
+                value.parse().map_err(|e| bad(format!("customtime '{value}': {e}")))?;
+            let date: jiff::civil::Date = today.parse().map_err(|e| bad(format!("{e}")))?;
+            date.to_datetime(time)
+                .to_zoned(tz)
+                .map_err(|e| bad(e.to_string()))?
+                .timestamp()
+                .as_millisecond()
+        }
+        "date_from" | "date_to" | "date_admission" => {
+            number(input(root, &format!("__{kind}"))).ok_or_else(|| bad("no event time"))? as Millis
+        }
+        other => return Err(bad(format!("buildTime '{other}'"))),
+    };
+    Ok(arena.i64(ms))
+}
+
+/// Whether `t1` is before `t2`, with a tolerance in minutes.
+fn before<'a>(t1: f64, t2: f64, args: &[&'a DataValue<'a>], arena: &'a Bump) -> Out<'a> {
+    let tolerance = arg(args, 2).unwrap_or(0.0) * 60_000.0;
+    Ok(arena.bool(t1 < t2 + tolerance))
+}
+
+fn two_times(args: &[&DataValue<'_>]) -> datalogic_rs::Result<(f64, f64)> {
+    match (arg(args, 0), arg(args, 1)) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(bad("isBefore/isAfter compare two times")),
     }
 }
 
-struct Entries {
+fn is_before<'a>(args: &[&'a DataValue<'a>], _: &'a DataValue<'a>, arena: &'a Bump) -> Out<'a> {
+    let (a, b) = two_times(args)?;
+    before(a, b, args, arena)
+}
+
+fn is_after<'a>(args: &[&'a DataValue<'a>], _: &'a DataValue<'a>, arena: &'a Bump) -> Out<'a> {
+    let (a, b) = two_times(args)?;
+    before(b, a, args, arena)
+}
+
+/// Entries at or after (`since`) or before the time given, or the days
+/// with one (`days`).
+fn entries<'a>(
+    args: &[&'a DataValue<'a>],
+    root: &'a DataValue<'a>,
+    arena: &'a Bump,
     since: bool,
     days: bool,
-}
-impl CustomOperator for Entries {
-    fn evaluate<'a>(
-        &self,
-        args: &[&'a DataValue<'a>],
-        ctx: &mut datalogic_rs::operator::EvalContext<'_, 'a>,
-        arena: &'a datalogic_rs::bumpalo::Bump,
-    ) -> datalogic_rs::Result<&'a DataValue<'a>> {
-        let cutoff = args.first().and_then(|v| number(v)).ok_or_else(|| bad("a time"))?;
-        let (DataValue::Array(times), DataValue::Array(days)) =
-            (input(ctx, "__entries"), input(ctx, "__entry_days"))
-        else {
-            return Err(bad("no entries"));
-        };
-        let mut picked: Vec<i64> = times
-            .iter()
-            .zip(days.iter())
-            .filter(|(t, _)| {
-                let t = number(t).unwrap_or(0.0);
-                if self.since {
-                    t >= cutoff
-                } else {
-                    t < cutoff
-                }
-            })
-            .map(|(_, d)| number(d).unwrap_or(0.0) as i64)
-            .collect();
-        if self.days {
-            picked.sort_unstable();
-            picked.dedup();
-        }
-        Ok(arena.i64(picked.len() as i64))
+) -> Out<'a> {
+    let cutoff = arg(args, 0).ok_or_else(|| bad("a time"))?;
+    let (DataValue::Array(times), DataValue::Array(day)) =
+        (input(root, "__entries"), input(root, "__entry_days"))
+    else {
+        return Err(bad("no entries"));
+    };
+    let mut picked: Vec<i64> = times
+        .iter()
+        .zip(day.iter())
+        .filter(|(t, _)| (number(t).unwrap_or(0.0) >= cutoff) == since)
+        .map(|(_, d)| number(d).unwrap_or(0.0) as i64)
+        .collect();
+    if days {
+        picked.sort_unstable();
+        picked.dedup();
     }
+    Ok(arena.i64(picked.len() as i64))
+}
+
+fn entries_since<'a>(
+    args: &[&'a DataValue<'a>],
+    root: &'a DataValue<'a>,
+    arena: &'a Bump,
+) -> Out<'a> {
+    entries(args, root, arena, true, false)
+}
+
+fn entries_before<'a>(
+    args: &[&'a DataValue<'a>],
+    root: &'a DataValue<'a>,
+    arena: &'a Bump,
+) -> Out<'a> {
+    entries(args, root, arena, false, false)
+}
+
+fn entries_days_since<'a>(
+    args: &[&'a DataValue<'a>],
+    root: &'a DataValue<'a>,
+    arena: &'a Bump,
+) -> Out<'a> {
+    entries(args, root, arena, true, true)
+}
+
+fn entries_days_before<'a>(
+    args: &[&'a DataValue<'a>],
+    root: &'a DataValue<'a>,
+    arena: &'a Bump,
+) -> Out<'a> {
+    entries(args, root, arena, false, true)
 }
 
 #[cfg(test)]
