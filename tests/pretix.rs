@@ -118,6 +118,32 @@ fn staff_file(dir: &Path) -> std::path::PathBuf {
     staff
 }
 
+/// A test's files: the box's data directory (made by the import), pretix's
+/// full team token in a private file, the staff file.
+struct Work {
+    tmp: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    token_file: std::path::PathBuf,
+    staff: std::path::PathBuf,
+}
+
+impl Work {
+    fn new(p: &Pretix) -> Work {
+        let tmp = tempfile::tempdir().unwrap();
+        let token_file = tmp.path().join("pretix.token");
+        private_file(&token_file, &p.token);
+        let staff = staff_file(tmp.path());
+        Work { dir: tmp.path().join("box"), token_file, staff, tmp }
+    }
+}
+
+/// The id of the event's first check-in list.
+async fn first_list(p: &Pretix, slug: &str) -> i64 {
+    p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await["results"][0]["id"]
+        .as_i64()
+        .unwrap()
+}
+
 /// Polls `GET /api/v1/sync` until `done` holds for its `pretix` part.
 async fn pretix_state_until(
     base: &str,
@@ -290,15 +316,12 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     let upstream: std::net::SocketAddr = p.base.trim_start_matches("http://").parse().unwrap();
     let proxy = FaultProxy::start(upstream).await;
     let url = proxy.endpoint();
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("box");
-    let token_file = work.path().join("pretix.token");
-    private_file(&token_file, &p.token);
-    let staff = staff_file(work.path());
+    let work = Work::new(p);
+    let (dir, token_file, staff) = (&work.dir, &work.token_file, &work.staff);
     let staff_flag = ["--staff", staff.to_str().unwrap()];
 
     // Refusals that say what to do, and leave the box without an event.
-    let wrong = work.path().join("wrong.token");
+    let wrong = work.tmp.path().join("wrong.token");
     private_file(&wrong, "not-a-real-token");
     let (ok, _, err) = import(&dir, &url, slug, &wrong, &staff_flag);
     assert!(!ok && err.contains("refused the API token (401)"), "{err}");
@@ -314,7 +337,7 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     let team = p.ok(Method::POST, "/teams/", Some(team)).await["id"].as_i64().unwrap();
     let weak =
         p.ok(Method::POST, &format!("/teams/{team}/tokens/"), Some(json!({"name": "weak"}))).await;
-    let weak_file = work.path().join("weak.token");
+    let weak_file = work.tmp.path().join("weak.token");
     private_file(&weak_file, weak["token"].as_str().unwrap());
     let (ok, _, err) = import(&dir, &url, slug, &weak_file, &staff_flag);
     assert!(!ok && err.contains("403") && err.contains("may not"), "{err}");
@@ -743,11 +766,8 @@ async fn an_import_raced_by_edits_and_new_orders_misses_no_order() {
         })
         .collect();
 
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("box");
-    let token_file = work.path().join("pretix.token");
-    private_file(&token_file, &p.token);
-    let staff = staff_file(work.path());
+    let work = Work::new(p);
+    let (dir, token_file, staff) = (&work.dir, &work.token_file, &work.staff);
     let mut first = Command::new(BIN)
         .args(["pretix", "import", "--url", &p.base, "--organizer", "venue", "--event", slug])
         .arg("--token-file")
@@ -806,10 +826,7 @@ async fn an_import_raced_by_edits_and_new_orders_misses_no_order() {
     let _running = Running(child);
     let base = format!("http://{addr}");
     let door = token(&dir, "door");
-    let gate = p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await["results"]
-        [0]["id"]
-        .as_i64()
-        .unwrap();
+    let gate = first_list(p, slug).await;
     let mut n = 0;
     let wanted = names
         .iter()
@@ -881,11 +898,8 @@ async fn one_date_of_an_event_series_is_imported_and_its_tickets_only_admit() {
     let ben = buy(vec![(sat, "Ben")]).await.remove(0);
     let both = buy(vec![(fri, "Cleo"), (sat, "Cleo")]).await;
 
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("box");
-    let token_file = work.path().join("pretix.token");
-    private_file(&token_file, &p.token);
-    let staff = staff_file(work.path());
+    let work = Work::new(p);
+    let (dir, token_file, staff) = (&work.dir, &work.token_file, &work.staff);
     let staff = staff.to_str().unwrap();
     let with = |extra: &[&'static str]| -> Vec<&str> { [&["--staff", staff], extra].concat() };
     let (ok, _, err) = import(&dir, &p.base, slug, &token_file, &with(&[]));
@@ -1000,10 +1014,7 @@ async fn a_box_connected_as_a_pretix_device_checks_in_as_that_device() {
     let _running = Running(child);
     let base = format!("http://{addr}");
     let door = token(&dir, "door");
-    let list = p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await["results"]
-        [0]["id"]
-        .as_i64()
-        .unwrap();
+    let list = first_list(p, slug).await;
     let body = json!({"code": ada, "gate": format!("pretix-{list}"), "nonce": "device-1"});
     let (status, v) = call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
     assert!(status == 200 || status == 201, "{status} {v}");
@@ -1066,11 +1077,8 @@ async fn a_list_with_custom_rules_is_decided_offline_as_pretix_decides_it() {
         secret(order(p, slug, true, &[(vip, None, "VIP at pretix")]).await),
     );
 
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("box");
-    let token_file = work.path().join("pretix.token");
-    private_file(&token_file, &p.token);
-    let staff = staff_file(work.path());
+    let work = Work::new(p);
+    let (dir, token_file, staff) = (&work.dir, &work.token_file, &work.staff);
     let (ok, out, err) =
         import(&dir, &p.base, slug, &token_file, &["--staff", staff.to_str().unwrap()]);
     assert!(ok, "a list with rules imports: {out}{err}");
@@ -1154,11 +1162,8 @@ async fn questions_asked_at_check_in_are_answered_at_the_door_and_reach_pretix()
     let bo = p.ok(Method::POST, &format!("/events/{slug}/orders/"), Some(bo)).await;
     let secret = |o: &Value| o["positions"][0]["secret"].as_str().unwrap().to_string();
 
-    let work = tempfile::tempdir().unwrap();
-    let dir = work.path().join("box");
-    let token_file = work.path().join("pretix.token");
-    private_file(&token_file, &p.token);
-    let staff = staff_file(work.path());
+    let work = Work::new(p);
+    let (dir, token_file, staff) = (&work.dir, &work.token_file, &work.staff);
     let (ok, out, err) =
         import(&dir, &p.base, slug, &token_file, &["--staff", staff.to_str().unwrap()]);
     assert!(ok, "{out}{err}");
@@ -1166,10 +1171,7 @@ async fn questions_asked_at_check_in_are_answered_at_the_door_and_reach_pretix()
     let _running = Running(child);
     let base = format!("http://{addr}");
     let (door, sup) = (token(&dir, "door"), token(&dir, "supervisor"));
-    let list = p.ok(Method::GET, &format!("/events/{slug}/checkinlists/"), None).await["results"]
-        [0]["id"]
-        .as_i64()
-        .unwrap();
+    let list = first_list(p, slug).await;
     let mut n = 0;
     let mut scan = |code: String, answers: Value| {
         n += 1;
