@@ -317,7 +317,7 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
     let proxy = FaultProxy::start(upstream).await;
     let url = proxy.endpoint();
     let work = Work::new(p);
-    let (dir, token_file, staff) = (&work.dir, &work.token_file, &work.staff);
+    let (dir, token_file, staff) = (work.dir.clone(), work.token_file.clone(), work.staff.clone());
     let staff_flag = ["--staff", staff.to_str().unwrap()];
 
     // Refusals that say what to do, and leave the box without an event.
@@ -767,7 +767,7 @@ async fn an_import_raced_by_edits_and_new_orders_misses_no_order() {
         .collect();
 
     let work = Work::new(p);
-    let (dir, token_file, staff) = (&work.dir, &work.token_file, &work.staff);
+    let (dir, token_file, staff) = (work.dir.clone(), work.token_file.clone(), work.staff.clone());
     let mut first = Command::new(BIN)
         .args(["pretix", "import", "--url", &p.base, "--organizer", "venue", "--event", slug])
         .arg("--token-file")
@@ -899,7 +899,7 @@ async fn one_date_of_an_event_series_is_imported_and_its_tickets_only_admit() {
     let both = buy(vec![(fri, "Cleo"), (sat, "Cleo")]).await;
 
     let work = Work::new(p);
-    let (dir, token_file, staff) = (&work.dir, &work.token_file, &work.staff);
+    let (dir, token_file, staff) = (work.dir.clone(), work.token_file.clone(), work.staff.clone());
     let staff = staff.to_str().unwrap();
     let with = |extra: &[&'static str]| -> Vec<&str> { [&["--staff", staff], extra].concat() };
     let (ok, _, err) = import(&dir, &p.base, slug, &token_file, &with(&[]));
@@ -1078,7 +1078,7 @@ async fn a_list_with_custom_rules_is_decided_offline_as_pretix_decides_it() {
     );
 
     let work = Work::new(p);
-    let (dir, token_file, staff) = (&work.dir, &work.token_file, &work.staff);
+    let (dir, token_file, staff) = (work.dir.clone(), work.token_file.clone(), work.staff.clone());
     let (ok, out, err) =
         import(&dir, &p.base, slug, &token_file, &["--staff", staff.to_str().unwrap()]);
     assert!(ok, "a list with rules imports: {out}{err}");
@@ -1163,7 +1163,7 @@ async fn questions_asked_at_check_in_are_answered_at_the_door_and_reach_pretix()
     let secret = |o: &Value| o["positions"][0]["secret"].as_str().unwrap().to_string();
 
     let work = Work::new(p);
-    let (dir, token_file, staff) = (&work.dir, &work.token_file, &work.staff);
+    let (dir, token_file, staff) = (work.dir.clone(), work.token_file.clone(), work.staff.clone());
     let (ok, out, err) =
         import(&dir, &p.base, slug, &token_file, &["--staff", staff.to_str().unwrap()]);
     assert!(ok, "{out}{err}");

@@ -275,7 +275,7 @@ fn arg(args: &[&DataValue<'_>], i: usize) -> Option<f64> {
 }
 
 fn object_list<'a>(args: &[&'a DataValue<'a>], _: &'a DataValue<'a>, arena: &'a Bump) -> Out<'a> {
-    let items: Vec<DataValue<'a>> = args.iter().map(|a| (*a).clone()).collect();
+    let items: Vec<DataValue<'a>> = args.iter().map(|a| **a).collect();
     Ok(arena.array(&items))
 }
 
