@@ -122,6 +122,9 @@ export async function dashboardScreen() {
     return door.replaceChildren(errorBox(e));
   }
   const refreshRest = async () => rest.replaceChildren(...(await restFigures()));
+  // Left before the first figures came: no timer may outlive the screen
+  // (it would call the box with a session that has ended).
+  if (stop.signal.aborted) return;
   refreshRest().catch(() => {});
   const timer = setInterval(() => {
     refreshDoor().catch(() => {});

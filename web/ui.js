@@ -50,7 +50,8 @@ export class ApiError extends Error {
 export async function api(method, path, body) {
   const headers = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
-  if (state.token) headers.authorization = `Bearer ${state.token}`;
+  const sent = state.token;
+  if (sent) headers.authorization = `Bearer ${sent}`;
   let r;
   try {
     r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -60,7 +61,9 @@ export async function api(method, path, body) {
   const data = r.status === 204 ? null : await r.json().catch(() => null);
   if (!r.ok) {
     const e = data && data.error ? data.error : { code: "http_" + r.status, message: r.statusText };
-    if (r.status === 401 && state.token) {
+    // Only the session this call used has ended: a late answer to a call
+    // made before a new sign-in must not end the new one.
+    if (r.status === 401 && sent && state.token === sent) {
       state.token = null;
       sessionStorage.removeItem(TOKEN_KEY);
     }
