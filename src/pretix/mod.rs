@@ -307,9 +307,13 @@ async fn resume(handle: &PretixHandle, store: &Store) {
     if was.is_some() {
         tracing::info!("pretix: check-ins go back again");
     }
-    // Also clears a stop noted before a restart.
-    if let Err(e) = store.pretix_set_value(PAUSED_KEY, None).await {
-        tracing::warn!(error = %e, "pretix: cannot clear the stop");
+    // The note in the store (kept across restarts) is cleared once, not
+    // written on every healthy round: the writer serves the door.
+    let noted = was.is_some() || matches!(store.pretix_value(PAUSED_KEY).await, Ok(Some(_)));
+    if noted {
+        if let Err(e) = store.pretix_set_value(PAUSED_KEY, None).await {
+            tracing::warn!(error = %e, "pretix: cannot clear the stop");
+        }
     }
 }
 
