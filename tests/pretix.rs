@@ -1236,3 +1236,94 @@ async fn questions_asked_at_check_in_are_answered_at_the_door_and_reach_pretix()
         "Ana's answers in pretix: {answers}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn door_staff_on_a_phone_see_pretixs_notes_let_an_unpaid_guest_in_and_answer_its_question() {
+    common::browser::chromium();
+    let node = common::browser::playwright();
+    let _one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let p = tokio::task::spawn_blocking(Pretix::shared).await.unwrap();
+    let slug = "phone";
+    let (ga, _, _) = event(p, slug, true).await;
+    let note = json!({"checkin_text": "Hand over a wristband"});
+    p.ok(Method::PATCH, &format!("/events/{slug}/items/{ga}/"), Some(note)).await;
+    let band = json!({"question": {"en": "Wristband number"}, "identifier": "BAND", "type": "S",
+        "required": true, "items": [ga], "ask_during_checkin": true, "position": 1});
+    let band = p.ok(Method::POST, &format!("/events/{slug}/questions/"), Some(band)).await["id"]
+        .as_i64()
+        .unwrap();
+    let list = first_list(p, slug).await;
+    let pending = json!({"include_pending": true});
+    p.ok(Method::PATCH, &format!("/events/{slug}/checkinlists/{list}/"), Some(pending)).await;
+    // Bo answered when buying; Di has not paid, and staff are to check ID.
+    let bo = json!({"email": "bo@example.org", "locale": "en", "sales_channel": "web", "payment_provider": "manual",
+        "status": "p", "send_email": false,
+        "positions": [{"item": ga, "attendee_name": "Bo", "answers": [{"question": band, "answer": "W-12", "options": []}]}]});
+    let bo = p.ok(Method::POST, &format!("/events/{slug}/orders/"), Some(bo)).await;
+    let di = json!({"checkin_attention": true, "checkin_text": "Check ID: under 18"});
+    let di = order_with(p, slug, false, &[(ga, None, "Di")], di).await;
+    let secret = |o: &Value| o["positions"][0]["secret"].as_str().unwrap().to_string();
+
+    let work = Work::new(p);
+    let (ok, out, err) = import(
+        &work.dir,
+        &p.base,
+        slug,
+        &work.token_file,
+        &["--staff", work.staff.to_str().unwrap()],
+    );
+    assert!(ok, "{out}{err}");
+    let (child, addrs) =
+        common::binary::serve_lan(&work.dir, &["--pretix-send-every-ms", "200", "--no-mdns"]);
+    let _running = Running(child);
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = node.join("pretix_door.mjs");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/pretix_door.mjs"), &script)
+        .unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .current_dir(&node)
+        .env("BOX", format!("https://{}", addrs.https))
+        .env("CA_PEM", work.dir.join("tls/ca.pem"))
+        .env("PAIR_CODE", common::binary::pairing_code(&work.dir))
+        .env("BO_CODE", secret(&bo))
+        .env("DI_CODE", secret(&di))
+        .env("SHOTS", &shots);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(r["errors"], json!([]), "no script errors on the page: {r}");
+    let (b, d) = (&r["bo"], &r["di"]);
+    assert_eq!(
+        (&b["big"], &b["notes"]),
+        (&json!("ADMIT"), &json!(["Hand over a wristband"])),
+        "{r}"
+    );
+    assert_eq!(b["attention"], false, "{r}");
+    assert_eq!(d["big"], "UNPAID", "staff are asked, not refused: {r}");
+    assert_eq!(d["attention"], true, "the order's attention mark: {r}");
+    assert_eq!(d["notes"], json!(["Hand over a wristband", "Check ID: under 18"]), "{r}");
+    assert_eq!(r["asked"]["questions"], json!(["Wristband number *"]), "{r}");
+    assert_eq!(r["answered"]["big"], "ADMIT", "{r}");
+
+    let sup = token(&work.dir, "supervisor");
+    let base = format!("http://{}", addrs.plain);
+    pretix_state_until(&base, &sup, "both check-ins went back", |px| px["waiting_scans"] == 0)
+        .await;
+    let got = pretix_checkins(p, slug).await;
+    assert_eq!(
+        (got.iter().filter(|c| c.0).count(), got.iter().filter(|c| !c.0).count()),
+        (2, 0),
+        "pretix holds both check-ins, Di's unpaid one too: {got:?}"
+    );
+    let di = p
+        .ok(Method::GET, &format!("/events/{slug}/orders/{}/", di["code"].as_str().unwrap()), None)
+        .await;
+    let answers = &di["positions"][0]["answers"];
+    assert!(
+        answers.as_array().unwrap().iter().any(|a| a["question"] == band && a["answer"] == "W-99"),
+        "the answer typed on the phone is in pretix: {answers}"
+    );
+}
