@@ -144,6 +144,14 @@ async fn first_list(p: &Pretix, slug: &str) -> i64 {
         .unwrap()
 }
 
+/// `POST /api/v1/checkins` as door staff: the box's answer (a verdict,
+/// admit or not), after checking it was one (200 or 201).
+async fn check_in(base: &str, door: &str, body: Value) -> Value {
+    let (status, v) = call(Method::POST, base, "/api/v1/checkins", door, Some(body)).await;
+    assert!(status == 200 || status == 201, "{status} {v}");
+    v
+}
+
 /// Polls `GET /api/v1/sync` until `done` holds for its `pretix` part.
 async fn pretix_state_until(
     base: &str,
@@ -389,12 +397,7 @@ async fn the_door_admits_pretix_tickets_offline_and_pretix_counts_each_check_in_
         let body =
             json!({"code": code, "gate": gate, "direction": direction, "nonce": format!("t-{n}")});
         let (base, door) = (base.clone(), door.clone());
-        async move {
-            let (status, v) =
-                call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
-            assert!(status == 200 || status == 201, "{status} {v}");
-            v
-        }
+        async move { check_in(&base, &door, body).await }
     };
     let verdict = |v: &Value| v["reason"].as_str().unwrap_or("admit").to_string();
     let mut admitted = Vec::new();
@@ -603,12 +606,7 @@ async fn a_token_that_may_not_check_in_costs_no_check_in_and_pretixs_refusals_st
         let body = json!({"code": code, "gate": gate, "direction": "entry", "nonce": format!("ro-{n}"),
                           "confirm_unpaid": confirm_unpaid});
         let (base, door) = (base.clone(), door.clone());
-        async move {
-            let (status, v) =
-                call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
-            assert!(status == 200 || status == 201, "{status} {v}");
-            v
-        }
+        async move { check_in(&base, &door, body).await }
     };
     let verdict = |v: &Value| v["reason"].as_str().unwrap_or("admit").to_string();
     let a = scan_at(&ada, &main, false).await;
@@ -835,8 +833,7 @@ async fn an_import_raced_by_edits_and_new_orders_misses_no_order() {
     for (secret, holder) in wanted {
         n += 1;
         let body = json!({"code": secret, "gate": format!("pretix-{gate}"), "direction": "entry", "nonce": format!("busy-{n}")});
-        let (status, v) = call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
-        assert!(status == 200 || status == 201, "{status} {v}");
+        let v = check_in(&base, &door, body).await;
         assert_eq!(
             (v["reason"].as_str(), v["ticket"]["holder"].as_str()),
             (None, Some(&*holder)),
@@ -945,8 +942,7 @@ async fn one_date_of_an_event_series_is_imported_and_its_tickets_only_admit() {
             .enumerate()
     {
         let body = json!({"code": code, "gate": gate, "nonce": format!("tour-{i}")});
-        let (status, v) = call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
-        assert!(status == 200 || status == 201, "{status} {v}");
+        let v = check_in(&base, &door, body).await;
         assert_eq!(
             v["reason"].as_str().unwrap_or("admit"),
             want,
@@ -1016,8 +1012,7 @@ async fn a_box_connected_as_a_pretix_device_checks_in_as_that_device() {
     let door = token(&dir, "door");
     let list = first_list(p, slug).await;
     let body = json!({"code": ada, "gate": format!("pretix-{list}"), "nonce": "device-1"});
-    let (status, v) = call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
-    assert!(status == 200 || status == 201, "{status} {v}");
+    let v = check_in(&base, &door, body).await;
     assert!(v["reason"].is_null(), "{v}");
     let mut got = Value::Null;
     for _ in 0..300 {
@@ -1112,8 +1107,7 @@ async fn a_list_with_custom_rules_is_decided_offline_as_pretix_decides_it() {
         let code = if is_vip { &box_vip } else { &box_pass };
         let body =
             json!({"code": code, "gate": format!("pretix-{list}"), "nonce": format!("rule-{i}")});
-        let (status, v) = call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
-        assert!(status == 200 || status == 201, "{status} {v}");
+        let v = check_in(&base, &door, body).await;
         let at_box = v["reason"].as_str().unwrap_or("admit").to_string();
         let twin = if is_vip { &px_vip } else { &px_pass };
         let body = json!({"secret": twin, "lists": [list], "type": "entry", "datetime": v["recorded_at"],
@@ -1177,12 +1171,7 @@ async fn questions_asked_at_check_in_are_answered_at_the_door_and_reach_pretix()
         n += 1;
         let body = json!({"code": code, "gate": format!("pretix-{list}"), "nonce": format!("asked-{n}"), "answers": answers});
         let (base, door) = (base.clone(), door.clone());
-        async move {
-            let (status, v) =
-                call(Method::POST, &base, "/api/v1/checkins", &door, Some(body)).await;
-            assert!(status == 200 || status == 201, "{status} {v}");
-            v
-        }
+        async move { check_in(&base, &door, body).await }
     };
     let asked = |v: &Value| -> Vec<i64> {
         v["questions"].as_array().unwrap().iter().map(|q| q["id"].as_i64().unwrap()).collect()
