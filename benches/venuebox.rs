@@ -214,6 +214,7 @@ async fn store_alone(state: &venuebox::api::AppState, codes: Vec<String>, concur
                         now: clock.now(),
                         confirm_unpaid: false,
                         answers: Default::default(),
+                        ticket: None,
                     })
                     .await
                     .unwrap();

@@ -156,6 +156,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
         conn: Arc::new(config.conn.clone()),
         conns: Default::default(),
         feeds: Default::default(),
+        lookups: Default::default(),
         lan,
     })
 }

@@ -438,3 +438,90 @@ async fn health_metrics_and_the_openapi_document_cover_every_route() {
     let r = b.http.get(b.url("/api/v1/nothing-here")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn a_guest_with_a_dead_phone_is_found_by_name_order_or_email_and_checked_in_once() {
+    let b = TestBox::start_full(Clock::system(), ApiConfig::default(), |m| {
+        m["tickets"][0]["order"] = json!("ORD-7");
+        m["tickets"][0]["email"] = json!("Ada@Example.org");
+        m["tickets"][3]["holder"] = json!("Adam 100%_sure");
+    })
+    .await;
+    let door = b.token(Role::Door).await;
+    let find = |q: &str| {
+        let url = reqwest::Url::parse_with_params(&b.url("/api/v1/tickets"), [("q", q)]).unwrap();
+        let (http, door) = (b.http.clone(), door.clone());
+        async move {
+            let r = http.get(url).bearer_auth(&door).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let ids = |v: &Value| -> Vec<String> {
+        v["items"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().into()).collect()
+    };
+    let (status, by_name) = find("ada").await;
+    assert_eq!((status, ids(&by_name)), (200, vec!["R-1".to_string(), "R-4".into()]), "{by_name}");
+    let ada = &by_name["items"][0];
+    assert_eq!(
+        (&ada["holder"], &ada["tier_name"], &ada["order"], &ada["status"]),
+        (&json!("Ada"), &json!("General"), &json!("ORD-7"), &json!("paid")),
+        "{ada}"
+    );
+    let text = by_name.to_string();
+    assert!(
+        !text.contains("SECRET-0001") && !text.to_lowercase().contains("example.org"),
+        "neither the code nor the email leaves: {text}"
+    );
+    assert_eq!(ids(&find("ord-7").await.1), ["R-1"], "a whole order code");
+    assert_eq!(ids(&find("ada@example.ORG").await.1), ["R-1"], "a whole email");
+    assert_eq!(
+        ids(&find("example.org").await.1),
+        Vec::<String>::new(),
+        "part of an email is not searched"
+    );
+    assert_eq!(ids(&find("0%_").await.1), ["R-4"], "wildcards are letters");
+    let (status, e) = find(" a ").await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("2 to 100 characters"), "{e}");
+
+    // Checked in from the result: the same table as a scan of its code.
+    let body = |ticket: &str| json!({"ticket": ticket, "gate": "main", "nonce": nonce()});
+    let (status, first) = b.scan(&door, body("R-1")).await;
+    assert_eq!((status, &first["verdict"]), (200, &json!("admit")), "{first}");
+    let (_, again) = b.scan(&door, scan_body("SECRET-0001", "main")).await;
+    assert_eq!(again["reason"], "already_checked_in", "then her code is already in: {again}");
+    let (_, found) = find("ORD-7").await;
+    assert_eq!(found["items"][0]["admitted"]["gate_name"], "Main door", "{found}");
+    let (_, unpaid) = b.scan(&door, body("R-2")).await;
+    assert_eq!(unpaid["reason"], "unpaid", "{unpaid}");
+    let (_, vip) = b.scan(&door, json!({"ticket": "R-5", "gate": "vip", "nonce": nonce()})).await;
+    assert_eq!(vip["verdict"], "admit", "{vip}");
+    let (_, unknown) = b.scan(&door, body("R-404")).await;
+    assert_eq!(unknown["reason"], "unknown_ticket", "{unknown}");
+    let sup = b.token(Role::Supervisor).await;
+    let (_, scans) = b.get(&sup, "/api/v1/checkins?ticket=R-1").await;
+    assert_eq!(scans["items"][1]["code"], "SECRET-0001", "recorded with her code: {scans}");
+    let (status, both) = b
+        .scan(
+            &door,
+            json!({"ticket": "R-1", "code": "SECRET-0001", "gate": "main", "nonce": nonce()}),
+        )
+        .await;
+    assert_eq!(status, 400, "{both}");
+
+    // Who may search, and how often.
+    let merch = b.token(Role::Merch).await;
+    let r = b.http.get(b.url("/api/v1/tickets?q=ada")).bearer_auth(&merch).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // Six searches above; the rest of the minute's budget, then 429.
+    let mut more = 0;
+    let (status, e) = loop {
+        let (status, v) = find("Vic").await;
+        if status != 200 || more > 100 {
+            break (status, v);
+        }
+        more += 1;
+    };
+    assert_eq!((6 + more, status), (venuebox::api::lookup::PER_WINDOW, 429), "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("scan the guest's code"), "{e}");
+}

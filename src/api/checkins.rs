@@ -22,7 +22,13 @@ const MAX_ANSWERS: usize = 50;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckinRequest {
-    code: String,
+    /// The scanned or typed text; or `ticket` instead.
+    #[serde(default)]
+    code: Option<String>,
+    /// A ticket found with `GET /api/v1/tickets` (a guest whose phone is
+    /// dead): decided as a scan of its code.
+    #[serde(default)]
+    ticket: Option<String>,
     gate: String,
     nonce: String,
     #[serde(default)]
@@ -160,10 +166,19 @@ fn answer(st: &AppState, r: &ScanRecord) -> CheckinAnswer {
 }
 
 fn validate(req: &CheckinRequest) -> Result<Direction, ApiError> {
-    if req.code.trim().is_empty() || req.code.len() > MAX_CODE {
-        return Err(ApiError::bad_request(format!(
-            "code must be the scanned text, 1 to {MAX_CODE} characters"
-        )));
+    match (&req.code, &req.ticket) {
+        (Some(code), None) if !code.trim().is_empty() && code.len() <= MAX_CODE => {}
+        (None, Some(t)) if !t.is_empty() && t.len() <= MAX_CODE => {}
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "send either code (what was scanned) or ticket (a ticket found by lookup), not both",
+            ))
+        }
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "code must be the scanned text, 1 to {MAX_CODE} characters (or ticket: the id of a ticket found with GET /api/v1/tickets)"
+            )))
+        }
     }
     if req.nonce.is_empty()
         || req.nonce.len() > MAX_NONCE
@@ -206,7 +221,8 @@ pub async fn create(
     let outcome = st
         .store
         .record_scan(ScanRequest {
-            code: req.code,
+            code: req.code.unwrap_or_default(),
+            ticket: req.ticket.map(TicketId),
             gate: GateId(req.gate),
             direction,
             nonce: req.nonce,

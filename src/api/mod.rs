@@ -18,6 +18,7 @@ mod event;
 pub mod feeds;
 mod json;
 pub mod lan;
+pub mod lookup;
 mod ops;
 mod pairing;
 pub mod policy;
@@ -92,6 +93,8 @@ pub struct AppState {
     pub conns: Arc<conn::ConnBudget>,
     /// Live feeds open per session and in total.
     pub feeds: Arc<feeds::FeedSlots>,
+    /// Guest searches per staff member per minute.
+    pub lookups: Arc<lookup::LookupBudget>,
     /// Certificates, names and fingerprint of the LAN side, when it is on.
     pub lan: Option<Arc<crate::net::Lan>>,
 }
@@ -132,6 +135,7 @@ routes! { ROUTES, api_routes;
     "/api/v1/manifest" => post event::import; layer DefaultBodyLimit::max(policy::MANIFEST_BODY_LIMIT);
     "/api/v1/checkins" => post checkins::create, get checkins::list;
     "/api/v1/checkins/{id}/undo" => post checkins::undo;
+    "/api/v1/tickets" => get lookup::find;
     "/api/v1/stats" => get checkins::stats;
     "/api/v1/walkups" => post sales::walkup;
     "/api/v1/scholarships" => get sales::scholarships;

@@ -122,6 +122,7 @@ impl ScanPipeline {
                 confirm_unpaid: false,
                 // A scanner cannot answer questions: such tickets go to a phone.
                 answers: Default::default(),
+                ticket: None,
             })
             .await;
         let rec = match outcome {

@@ -373,6 +373,13 @@ pub struct TicketEntry {
     pub secret: Option<String>,
     #[serde(default)]
     pub holder: Option<String>,
+    /// The order it was sold in (pretix's order code): the door finds a
+    /// guest by it when their phone is dead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// The buyer's email: searched at the door, never shown there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     #[serde(default = "paid")]
     pub status: TicketStatus,
     #[serde(default)]

@@ -65,9 +65,9 @@ pub fn create(data_dir: &Path, now: Millis, box_key: Option<&str>) -> Result<Dem
     for n in 1..=100 {
         let id = TicketId(format!("R-{n:03}"));
         let secret = format!("VBR-{}", hex(&random_bytes::<8>()).to_uppercase());
-        listed.push(
-            json!({"id": id, "tier": "ga", "secret": secret, "holder": format!("Guest {n}")}),
-        );
+        listed
+            .push(json!({"id": id, "tier": "ga", "secret": secret, "holder": format!("Guest {n}"),
+                   "order": format!("DEMO{n:03}"), "email": format!("guest{n}@example.org")}));
         rows.push((id, TierId::from("ga"), secret));
     }
     let staff: Vec<_> = STAFF

@@ -513,6 +513,12 @@ fn order_tickets(o: &Value, keys: &[VerifyingKey]) -> Result<StoredOrder, Import
                 tier: item_tier(item),
                 secret: Some(secret.to_string()),
                 holder: p["attendee_name"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+                order: Some(code.clone()),
+                email: p["attendee_email"]
+                    .as_str()
+                    .or(o["email"].as_str())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
                 status,
                 valid_from: time(&p["valid_from"], "valid_from")?,
                 valid_until: time(&p["valid_until"], "valid_until")?,

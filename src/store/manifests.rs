@@ -98,13 +98,13 @@ impl Store {
             ctx.conn.execute("DELETE FROM tickets WHERE source = 'manifest'", [])?;
             {
                 let mut ins = ctx.conn.prepare_cached(
-                    "INSERT INTO tickets (id, tier_id, secret, holder, status, valid_from, valid_until, source)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'manifest')",
+                    "INSERT INTO tickets (id, tier_id, secret, holder, status, valid_from, valid_until, source, order_id, email)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'manifest', ?8, ?9)",
                 )?;
                 for t in &m.tickets {
                     let from = t.valid_from.as_deref().map(parse_rfc3339).transpose().map_err(StoreError::Internal)?;
                     let until = t.valid_until.as_deref().map(parse_rfc3339).transpose().map_err(StoreError::Internal)?;
-                    ins.execute(params![t.id.as_str(), t.tier.as_str(), t.secret, t.holder, t.status.as_str(), from, until])?;
+                    ins.execute(params![t.id.as_str(), t.tier.as_str(), t.secret, t.holder, t.status.as_str(), from, until, t.order, t.email])?;
                 }
             }
             let outcome = ImportOutcome::Imported {

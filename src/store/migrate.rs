@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "pairing_witness", include_str!("migrations/0011_pairing_witness.sql")),
     (12, "upload_owners", include_str!("migrations/0012_upload_owners.sql")),
     (13, "pretix_link", include_str!("migrations/0013_pretix_link.sql")),
+    (14, "ticket_lookup", include_str!("migrations/0014_ticket_lookup.sql")),
 ];
 
 pub fn latest() -> i64 {

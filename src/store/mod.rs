@@ -24,6 +24,7 @@ pub mod sales;
 pub mod scans;
 pub mod sessions;
 pub mod sync;
+pub mod tickets;
 mod writer;
 
 pub use identity::BoxIdentity;

@@ -68,6 +68,7 @@ fn scan(code: &str, gate: &str, nonce: &str, now: Millis) -> ScanRequest {
         now,
         confirm_unpaid: false,
         answers: Default::default(),
+        ticket: None,
     }
 }
 

@@ -34,6 +34,10 @@ pub struct ScanRequest {
     pub confirm_unpaid: bool,
     /// Answers to the questions asked at check-in: question id → answer.
     pub answers: BTreeMap<String, String>,
+    /// A ticket found by name, order or email instead of a scanned code
+    /// (`code` is then ignored): decided by the same table, recorded with
+    /// the ticket's own code where the box knows it.
+    pub ticket: Option<TicketId>,
 }
 
 pub use crate::domain::checkin::{ScanRecord, Verdict};
@@ -113,9 +117,19 @@ pub(crate) fn listed_ticket(
         .optional()?)
 }
 
+/// The code a ticket found by lookup is recorded with: its secret or
+/// walk-up code (what pretix and the cloud know it by), else `ticket:ID`.
+fn looked_up_code(conn: &Connection, id: &TicketId) -> Result<String, StoreError> {
+    let code: Option<Option<String>> = conn
+        .prepare_cached("SELECT coalesce(secret, code) FROM tickets WHERE id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))
+        .optional()?;
+    Ok(code.flatten().unwrap_or_else(|| format!("ticket:{id}")))
+}
+
 /// The ticket's latest admitted scan that is not undone: anywhere, or at
 /// `gate` only (an event from pretix keeps one history per check-in list).
-fn last_admitted(
+pub(super) fn last_admitted(
     conn: &Connection,
     ticket: &TicketId,
     gate: Option<&GateId>,
@@ -194,7 +208,15 @@ fn decide(
         undone_at: None,
         undone_by: None,
     };
-    let facts = match checkin::resolve(&req.code, event) {
+    let resolution = match &req.ticket {
+        Some(id) => Resolution::Lookup {
+            key: Lookup::ById(id.clone()),
+            claim: None,
+            unlisted: Reason::UnknownTicket,
+        },
+        None => checkin::resolve(&req.code, event),
+    };
+    let facts = match resolution {
         Resolution::Rejected(reason) => Err(reason),
         Resolution::Lookup { key, claim, unlisted } => {
             let listed = listed_ticket(ctx.conn, &key)?;
@@ -377,8 +399,11 @@ const QUARTER_HOUR_MS: Millis = 15 * 60_000;
 impl Store {
     /// Decides and records one scan durably; a nonce seen before returns
     /// the stored answer and changes nothing.
-    pub async fn record_scan(&self, req: ScanRequest) -> Result<ScanOutcome, StoreError> {
+    pub async fn record_scan(&self, mut req: ScanRequest) -> Result<ScanOutcome, StoreError> {
         self.write(move |ctx| {
+            if let Some(id) = &req.ticket {
+                req.code = looked_up_code(ctx.conn, id)?;
+            }
             if let Some(prev) = by_nonce(ctx.conn, &req.nonce)? {
                 if prev.code != req.code || prev.gate != req.gate || prev.direction != req.direction {
                     return Err(StoreError::NonceConflict(req.nonce));
