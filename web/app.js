@@ -4,7 +4,7 @@
 // textContent, never as HTML.
 import { t } from "./strings.js";
 import { DEVICE_KEY, TOKEN_KEY, announce, api, el, errorBox, main, screen, show, state } from "./ui.js";
-import { doorScreen } from "./door.js";
+import { doorScreen, unlockSound } from "./door.js";
 import { merchScreen } from "./merch.js";
 import { captureScreen } from "./capture.js";
 import { dashboardScreen } from "./dashboard.js";
@@ -50,6 +50,8 @@ function signInScreen(message) {
   const out = el("div");
   const render = () => (dots.textContent = "•".repeat(pin.length));
   const submit = async () => {
+    // The tap that signs in also allows the door's sound for the shift.
+    unlockSound();
     try {
       const r = await api("POST", "/api/v1/session", { pin, device: state.device });
       state.token = r.token;

@@ -1,8 +1,61 @@
-// The door: gate and direction, a typed code or the camera (BarcodeDetector,
-// else the vendored jsQR), the verdict filling the screen, a supervisor's
-// undo, and the verdicts of the gate's USB scanners (the scans feed).
+// The door, scan-first: the camera opens by itself for door staff and
+// reads codes continuously (decoded off the page's thread, inside the
+// aiming frame); each verdict fills the screen, ADMIT clears itself after
+// a moment, STOP waits for a tap. Typing a code and finding a guest by
+// name, order code or email (a dead phone) sit behind one button. A
+// supervisor may undo an admission; the gate's USB scanners' verdicts show
+// below (the scans feed).
 import { t } from "./strings.js";
 import { announce, api, el, errorBox, events, nonce, screen, show, state } from "./ui.js";
+
+/** How long an ADMIT stays on screen (ms; 0: until tapped), per device. */
+const CLEAR_KEY = "venuebox.admitClearMs";
+/** A code still in view after its verdict is not decided again until it
+ * has been out of view this long. */
+const REPEAT_MS = 2000;
+
+// One AudioContext for the whole shift, made on the first tap (browsers
+// allow sound only after one), reused for every verdict.
+let audio = null;
+export function unlockSound() {
+  try {
+    audio = audio || new AudioContext();
+    if (audio.state === "suspended") audio.resume();
+  } catch {
+    audio = null;
+  }
+}
+
+function beep(admit) {
+  if (!audio) return;
+  try {
+    const o = audio.createOscillator();
+    o.frequency.value = admit ? 880 : 220;
+    o.connect(audio.destination);
+    o.start();
+    o.stop(audio.currentTime + (admit ? 0.12 : 0.4));
+  } catch {
+    // No sound on this device: the screen says it.
+  }
+}
+
+/** "21:14" in the event's time zone. */
+export function clock(iso) {
+  const zone = state.event && state.event.event && state.event.event.timezone;
+  try {
+    return new Intl.DateTimeFormat(t.locale, { hour: "2-digit", minute: "2-digit", timeZone: zone || undefined }).format(new Date(iso));
+  } catch {
+    return new Intl.DateTimeFormat(t.locale, { hour: "2-digit", minute: "2-digit" }).format(new Date(iso));
+  }
+}
+
+/** "at Main door, 3 min ago (21:14)": measured on the box's clock (the
+ * answer's time against the earlier one), not the phone's. */
+function previousLine(answer) {
+  const p = answer.previous;
+  const mins = Math.max(0, Math.round((Date.parse(answer.recorded_at) - Date.parse(p.at)) / 60000));
+  return t.previousAt(p.gate_name || p.gate, mins, clock(p.at));
+}
 
 // The questions pretix asks at check-in: one field each, by type.
 function questionsForm(questions, onAnswers) {
@@ -35,28 +88,35 @@ function questionsForm(questions, onAnswers) {
   return form;
 }
 
-function verdictView(answer, onNext, onConfirmUnpaid, onAnswers) {
+/** The verdict, full screen. `interactive` tells the caller whether staff
+ * must act on it (it then stays until they do). */
+function verdictView(answer, actions) {
   const admit = answer.verdict === "admit";
   const kind = (admit ? "verdict admit" : "verdict reject") + (answer.attention ? " attention" : "");
   const box = el("section", { class: kind, role: "alert", "aria-live": "assertive" },
     answer.attention ? el("p", { class: "attention-flag", id: "attention" }, t.attention) : "",
     el("p", { class: "big" }, admit ? t.admitted : answer.ask === "unpaid" ? t.unpaidAsk : t.rejected),
-    el("p", { class: "message" }, answer.message),
+    // The box's words, except for a time: the earlier check-in in the
+    // event's time zone, and how long ago.
+    el("p", { class: "message" }, answer.previous ? t.alreadyIn : answer.message),
+    answer.previous ? el("p", { class: "previous" }, previousLine(answer)) : "",
     ...(answer.checkin_texts || []).map((text) => el("p", { class: "checkin-text" }, text)));
+  let interactive = !admit;
   if (answer.ask === "unpaid") {
     // pretix's lists that include pending orders: staff decide.
-    box.append(el("button", { type: "button", id: "confirm-unpaid", onclick: onConfirmUnpaid }, t.letInUnpaid));
+    box.append(el("button", { type: "button", id: "confirm-unpaid", onclick: actions.confirmUnpaid }, t.letInUnpaid));
   }
-  if (answer.questions && answer.questions.length) box.append(questionsForm(answer.questions, onAnswers));
+  if (answer.questions && answer.questions.length) box.append(questionsForm(answer.questions, actions.answer));
   if (answer.ticket) {
     const dl = el("dl", {});
-    if (answer.ticket.holder) dl.append(el("dt", {}, t.holder), el("dd", { class: "holder" }, answer.ticket.holder));
+    dl.append(el("dt", {}, t.holder), el("dd", { class: "holder" }, answer.ticket.holder || answer.ticket.id));
     dl.append(el("dt", {}, t.tier), el("dd", {}, answer.ticket.tier_name || answer.ticket.tier || ""));
     box.append(dl);
   }
   const boss = state.who && (state.who.role === "supervisor" || state.who.role === "admin");
   if (admit && boss) {
     // A supervisor takes back a mistaken admission (within the box's window).
+    interactive = true;
     const undo = el("button", {
       type: "button", id: "undo",
       onclick: async () => {
@@ -71,126 +131,66 @@ function verdictView(answer, onNext, onConfirmUnpaid, onAnswers) {
     }, t.undo);
     box.append(undo);
   }
-  box.append(el("button", { type: "button", class: "primary", onclick: onNext }, t.next));
+  box.append(el("button", { type: "button", class: "primary", id: "verdict-next", onclick: actions.next }, t.next));
+  // A tap anywhere on a STOP (not on its buttons or fields) clears it.
+  box.addEventListener("click", (e) => {
+    if (e.target === box || (e.target.parentElement === box && e.target.tagName === "P")) actions.next();
+  });
   if (navigator.vibrate) navigator.vibrate(admit ? 80 : [200, 80, 200]);
   beep(admit);
-  return box;
+  return { box, interactive };
 }
 
-function beep(admit) {
-  try {
-    const ctx = new AudioContext();
-    const o = ctx.createOscillator();
-    o.frequency.value = admit ? 880 : 220;
-    o.connect(ctx.destination);
-    o.start();
-    o.stop(ctx.currentTime + (admit ? 0.12 : 0.4));
-  } catch {
-    // No sound on this device: the screen says it.
+/** Reads QR codes from `video` inside the aiming frame, calling onCode for
+ * each text seen; off the page's thread where the browser can. */
+function qrReader(video, onCode) {
+  let running = true, busy = false, seq = 0;
+  const offThread = typeof OffscreenCanvas !== "undefined" && "createImageBitmap" in window && "Worker" in window;
+  const worker = offThread ? new Worker("/app/qr-worker.js") : null;
+  let mainThread = null;
+  if (worker) {
+    worker.onmessage = (e) => {
+      busy = false;
+      if (running && e.data.text) onCode(e.data.text);
+    };
+    worker.onerror = () => { busy = false; };
   }
-}
-
-export async function doorScreen() {
-  const gates = (state.event && state.event.gates) || [];
-  const gate = el("select", { id: "gate" }, ...gates.map((g) => el("option", { value: g.id }, g.name)));
-  const saved = localStorage.getItem("venuebox.gate");
-  if (saved) gate.value = saved;
-  gate.addEventListener("change", () => localStorage.setItem("venuebox.gate", gate.value));
-  const direction = el("select", { id: "direction" }, el("option", { value: "entry" }, t.entry), el("option", { value: "exit" }, t.exit));
-  const code = el("input", { id: "code", name: "code", autocomplete: "off", inputmode: "text", value: state.draft });
-  code.addEventListener("input", () => (state.draft = code.value));
-  const out = el("div", { id: "door-out" });
-  const video = el("video", { id: "camera", playsinline: true, muted: true, hidden: true });
-  let scanning = false;
-
-  const checkIn = async (text, confirmUnpaid = false, answers = null) => {
-    const value = (text || "").trim();
-    if (!value) return;
+  // The aiming frame: a centred square, 80 % of the short side; read
+  // scaled to at most 320 px (a ticket's QR code held there keeps ≥ 2 px
+  // a module).
+  const grab = async () => {
+    const w = video.videoWidth, h = video.videoHeight;
+    if (!w || !h) return;
+    const side = Math.round(Math.min(w, h) * 0.8);
+    const out = Math.min(side, 320);
+    const sx = Math.round((w - side) / 2), sy = Math.round((h - side) / 2);
+    busy = true;
     try {
-      const body = { code: value, gate: gate.value, direction: direction.value, nonce: nonce() };
-      if (confirmUnpaid) body.confirm_unpaid = true;
-      if (answers) body.answers = answers;
-      const answer = await api("POST", "/api/v1/checkins", body);
-      state.draft = "";
-      code.value = "";
-      announce(answer.message);
-      out.replaceChildren(verdictView(answer, () => { out.replaceChildren(); code.focus(); resume(); },
-        () => checkIn(value, true, answers), (given) => checkIn(value, confirmUnpaid, given)));
-    } catch (e) {
-      if (e.status === 401) return screen.signIn(t.sessionExpired);
-      out.replaceChildren(errorBox(e));
-      resume();
+      if (worker) {
+        const bitmap = await createImageBitmap(video, sx, sy, side, side, { resizeWidth: out, resizeHeight: out, resizeQuality: "low" });
+        worker.postMessage({ bitmap, id: ++seq }, [bitmap]);
+      } else {
+        mainThread = mainThread || (await slowReader());
+        const text = mainThread(video, sx, sy, side, out);
+        busy = false;
+        if (running && text) onCode(text);
+      }
+    } catch {
+      busy = false;
     }
   };
-  let resume = () => {};
-  const camera = el("button", { type: "button", id: "camera-button", onclick: () => (scanning ? stop() : start()) }, t.camera);
-  async function start() {
-    try {
-      const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
-      video.srcObject = stream;
-      video.hidden = false;
-      await video.play();
-      scanning = true;
-      camera.textContent = t.cameraStop;
-      announce(t.scanning);
-      const detect = await detector();
-      const loop = async () => {
-        if (!scanning) return;
-        const found = await detect(video).catch(() => null);
-        if (found) {
-          scanning = false;
-          resume = () => { scanning = true; requestAnimationFrame(loop); };
-          return checkIn(found);
-        }
-        requestAnimationFrame(loop);
-      };
-      requestAnimationFrame(loop);
-    } catch {
-      out.replaceChildren(el("p", { role: "alert" }, t.cameraUnavailable));
-    }
-  }
-  function stop() {
-    scanning = false;
-    resume = () => {};
-    if (video.srcObject) video.srcObject.getTracks().forEach((tr) => tr.stop());
-    video.hidden = true;
-    camera.textContent = t.camera;
-  }
-  const form = el("form", { onsubmit: (ev) => { ev.preventDefault(); checkIn(code.value); } },
-    el("label", { for: "gate" }, t.gate), gate,
-    el("label", { for: "direction" }, t.direction), direction,
-    el("label", { for: "code" }, t.code), code,
-    el("button", { type: "submit", class: "primary", id: "check-in" }, t.checkIn));
-  // The USB scanners at this gate: their verdicts appear here too.
-  const scanners = el("ol", { id: "scanner-verdicts", "aria-live": "polite", "aria-label": t.scannerVerdicts });
-  show(el("section", {}, el("h2", {}, t.doorTitle), camera, video, form, out,
-    el("h3", {}, t.scannerVerdicts), scanners));
-  const feed = new AbortController();
-  screen.leave = () => { stop(); feed.abort(); };
-  events("/api/v1/scans/feed", feed.signal, (name, data) => {
-    if (name !== "scan") return;
-    const v = JSON.parse(data);
-    if (v.source.startsWith("staff ") || v.gate !== gate.value) return;
-    const admit = v.verdict === "admit";
-    const item = el("li", { class: admit ? "scan admit" : "scan reject" },
-      el("strong", {}, admit ? t.admitted : t.rejected), " ", el("span", { class: "message" }, v.message),
-      v.holder ? el("span", { class: "holder" }, ` · ${v.holder}`) : "",
-      el("small", {}, ` · ${v.source} · ${v.at.slice(11, 19)}`));
-    scanners.prepend(item);
-    while (scanners.children.length > 5) scanners.lastChild.remove();
-    if (navigator.vibrate && !admit) navigator.vibrate([200, 80, 200]);
-  }).catch(() => {});
+  const tick = () => {
+    if (!running) return;
+    if (!busy && !video.paused) grab();
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(tick);
+    else setTimeout(tick, 40);
+  };
+  tick();
+  return () => { running = false; if (worker) worker.terminate(); };
 }
 
-/** A QR reader: the browser's BarcodeDetector, else the vendored jsQR. */
-async function detector() {
-  if ("BarcodeDetector" in window) {
-    const d = new window.BarcodeDetector({ formats: ["qr_code"] });
-    return async (video) => {
-      const codes = await d.detect(video);
-      return codes.length ? codes[0].rawValue : null;
-    };
-  }
+/** jsQR on the page's thread, for browsers without OffscreenCanvas. */
+async function slowReader() {
   if (!window.jsQR) {
     await new Promise((ok, fail) => {
       const s = document.createElement("script");
@@ -202,13 +202,190 @@ async function detector() {
   }
   const canvas = document.createElement("canvas");
   const g = canvas.getContext("2d", { willReadFrequently: true });
-  return async (video) => {
-    const w = video.videoWidth, h = video.videoHeight;
-    if (!w || !h) return null;
-    canvas.width = w;
-    canvas.height = h;
-    g.drawImage(video, 0, 0, w, h);
-    const found = window.jsQR(g.getImageData(0, 0, w, h).data, w, h, { inversionAttempts: "dontInvert" });
+  return (video, sx, sy, side, out) => {
+    canvas.width = out;
+    canvas.height = out;
+    g.drawImage(video, sx, sy, side, side, 0, 0, out, out);
+    const found = window.jsQR(g.getImageData(0, 0, out, out).data, out, out, { inversionAttempts: "dontInvert" });
     return found ? found.data : null;
   };
+}
+
+function guestList(items, checkInTicket) {
+  if (!items.length) return el("p", { id: "found-none" }, t.foundNone);
+  return el("ul", { id: "found", class: "found" }, ...items.map((f) => {
+    const who = f.holder || f.id;
+    const facts = [f.tier_name || f.tier, f.order ? t.orderCode(f.order) : "", f.status !== "paid" ? t.ticketStatus(f.status) : ""]
+      .filter(Boolean).join(" · ");
+    return el("li", {},
+      el("strong", {}, who), el("span", {}, ` · ${facts}`),
+      f.admitted ? el("small", { class: "previous" }, ` · ${t.inAt(f.admitted.gate_name || f.admitted.gate, clock(f.admitted.at))}`) : "",
+      el("button", { type: "button", onclick: () => checkInTicket(f.id) }, t.checkInGuest(who)));
+  }));
+}
+
+export async function doorScreen() {
+  const gates = (state.event && state.event.gates) || [];
+  const gate = el("select", { id: "gate" }, ...gates.map((g) => el("option", { value: g.id }, g.name)));
+  const saved = localStorage.getItem("venuebox.gate");
+  if (saved && gates.some((g) => g.id === saved)) gate.value = saved;
+  gate.addEventListener("change", () => localStorage.setItem("venuebox.gate", gate.value));
+  const direction = el("select", { id: "direction" }, el("option", { value: "entry" }, t.entry), el("option", { value: "exit" }, t.exit));
+  const clearMs = el("select", { id: "admit-clear" },
+    ...[["1000", t.clearAfter(1)], ["2000", t.clearAfter(2)], ["3000", t.clearAfter(3)], ["0", t.clearOnTap]]
+      .map(([v, label]) => el("option", { value: v }, label)));
+  clearMs.value = localStorage.getItem(CLEAR_KEY) || "1000";
+  clearMs.addEventListener("change", () => localStorage.setItem(CLEAR_KEY, clearMs.value));
+
+  const layer = el("div", { id: "verdict-layer" });
+  const video = el("video", { id: "camera", playsinline: true, muted: true, "aria-label": t.cameraView });
+  const finder = el("div", { class: "viewfinder", hidden: true }, video, el("div", { class: "aim", "aria-hidden": "true" }));
+  let stopReading = () => {};
+  let stream = null;
+  // What the camera last decided, so a code held in view is read once.
+  let last = { text: null, seen: 0 };
+  let blocking = false;
+  let clearTimer = null;
+
+  const dismiss = () => {
+    clearTimeout(clearTimer);
+    layer.replaceChildren();
+    blocking = false;
+  };
+  const showVerdict = (answer, again) => {
+    clearTimeout(clearTimer);
+    const { box, interactive } = verdictView(answer, {
+      next: dismiss,
+      confirmUnpaid: () => again(true, null),
+      answer: (given) => again(false, given),
+    });
+    layer.replaceChildren(box);
+    blocking = interactive;
+    const ms = Number(clearMs.value);
+    if (!interactive && ms > 0) clearTimer = setTimeout(dismiss, ms);
+  };
+
+  const send = async (what, confirmUnpaid = false, answers = null) => {
+    try {
+      const body = { ...what, gate: gate.value, direction: direction.value, nonce: nonce() };
+      if (confirmUnpaid) body.confirm_unpaid = true;
+      if (answers) body.answers = answers;
+      const answer = await api("POST", "/api/v1/checkins", body);
+      if (what.code) {
+        state.draft = "";
+        code.value = "";
+      }
+      announce(answer.previous ? `${t.alreadyIn} ${previousLine(answer)}` : answer.message);
+      showVerdict(answer, (unpaid, given) => send(what, unpaid || confirmUnpaid, given || answers));
+    } catch (e) {
+      if (e.status === 401) return screen.signIn(t.sessionExpired);
+      layer.replaceChildren(el("section", { class: "verdict reject", role: "alert" },
+        el("p", { class: "big" }, t.rejected), errorBox(e),
+        el("button", { type: "button", class: "primary", id: "verdict-next", onclick: dismiss }, t.next)));
+      blocking = true;
+    }
+  };
+  const onCode = (text) => {
+    const now = performance.now();
+    if (text === last.text && now - last.seen < REPEAT_MS) {
+      last.seen = now;
+      return;
+    }
+    last = { text, seen: now };
+    if (blocking) return;
+    send({ code: text.trim() });
+  };
+
+  const cameraButton = el("button", { type: "button", id: "camera-button", onclick: () => (stream ? stop() : start()) }, t.camera);
+  const torch = el("button", { type: "button", id: "torch", hidden: true, "aria-pressed": "false" }, t.torch);
+  async function start() {
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+      video.srcObject = stream;
+      finder.hidden = false;
+      await video.play();
+      cameraButton.textContent = t.cameraStop;
+      announce(t.scanning);
+      const track = stream.getVideoTracks()[0];
+      const caps = track && track.getCapabilities ? track.getCapabilities() : {};
+      if (caps.torch) {
+        torch.hidden = false;
+        torch.onclick = async () => {
+          const on = torch.getAttribute("aria-pressed") !== "true";
+          await track.applyConstraints({ advanced: [{ torch: on }] }).catch(() => {});
+          torch.setAttribute("aria-pressed", String(on));
+        };
+      }
+      stopReading = qrReader(video, onCode);
+    } catch {
+      stream = null;
+      finder.hidden = true;
+      cameraNote.replaceChildren(el("p", { role: "alert" }, t.cameraUnavailable));
+      manual.hidden = false;
+    }
+  }
+  function stop() {
+    stopReading();
+    stopReading = () => {};
+    if (stream) stream.getTracks().forEach((tr) => tr.stop());
+    stream = null;
+    finder.hidden = true;
+    torch.hidden = true;
+    cameraButton.textContent = t.camera;
+  }
+  const cameraNote = el("div");
+
+  // Behind one button: typing a code, and finding a guest by name.
+  const code = el("input", { id: "code", name: "code", autocomplete: "off", inputmode: "text", value: state.draft });
+  code.addEventListener("input", () => (state.draft = code.value));
+  const typed = el("form", { id: "typed", onsubmit: (ev) => { ev.preventDefault(); if (code.value.trim()) send({ code: code.value.trim() }); } },
+    el("label", { for: "code" }, t.code), code,
+    el("button", { type: "submit", class: "primary", id: "check-in" }, t.checkIn));
+  const query = el("input", { id: "find", name: "q", type: "search", autocomplete: "off", minlength: "2", maxlength: "100" });
+  const found = el("div", { id: "found-out", "aria-live": "polite" });
+  const search = el("form", { id: "find-guest", onsubmit: async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api("GET", `/api/v1/tickets?q=${encodeURIComponent(query.value.trim())}`);
+      found.replaceChildren(guestList(r.items, (id) => send({ ticket: id })));
+    } catch (e) {
+      if (e.status === 401) return screen.signIn(t.sessionExpired);
+      found.replaceChildren(errorBox(e));
+    }
+  } }, el("label", { for: "find" }, t.findGuest), query, el("button", { type: "submit" }, t.search), found);
+  const manual = el("section", { id: "manual", hidden: !state.draft }, typed, search);
+  const manualButton = el("button", { type: "button", id: "manual-button", "aria-expanded": String(!!state.draft), "aria-controls": "manual",
+    onclick: () => {
+      manual.hidden = !manual.hidden;
+      manualButton.setAttribute("aria-expanded", String(!manual.hidden));
+    } }, t.typeOrFind);
+
+  const settings = el("details", { class: "door-settings" }, el("summary", {}, t.doorSettings),
+    el("label", { for: "gate" }, t.gate), gate,
+    el("label", { for: "direction" }, t.direction), direction,
+    el("label", { for: "admit-clear" }, t.admitClear), clearMs);
+  const gateName = el("p", { class: "gate-now" }, t.scanningAt(gates.find((g) => g.id === gate.value)?.name || gate.value));
+  gate.addEventListener("change", () => (gateName.textContent = t.scanningAt(gate.selectedOptions[0]?.textContent || gate.value)));
+  // The USB scanners at this gate: their verdicts appear here too.
+  const scanners = el("ol", { id: "scanner-verdicts", "aria-live": "polite", "aria-label": t.scannerVerdicts });
+  show(el("section", { class: "door" }, el("h2", {}, t.doorTitle), gateName, finder, cameraNote,
+    el("div", { class: "row" }, cameraButton, torch, manualButton), manual, settings, layer,
+    el("h3", {}, t.scannerVerdicts), scanners));
+  const feed = new AbortController();
+  screen.leave = () => { stop(); dismiss(); feed.abort(); };
+  events("/api/v1/scans/feed", feed.signal, (name, data) => {
+    if (name !== "scan") return;
+    const v = JSON.parse(data);
+    if (v.source.startsWith("staff ") || v.gate !== gate.value) return;
+    const admit = v.verdict === "admit";
+    const item = el("li", { class: admit ? "scan admit" : "scan reject" },
+      el("strong", {}, admit ? t.admitted : t.rejected), " ", el("span", { class: "message" }, v.message),
+      v.holder ? el("span", { class: "holder" }, ` · ${v.holder}`) : "",
+      el("small", {}, ` · ${v.source} · ${clock(v.at)}`));
+    scanners.prepend(item);
+    while (scanners.children.length > 5) scanners.lastChild.remove();
+    if (navigator.vibrate && !admit) navigator.vibrate([200, 80, 200]);
+  }).catch(() => {});
+  // Door staff scan first: the camera opens by itself.
+  if (state.who && state.who.role === "door") await start();
 }

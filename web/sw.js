@@ -2,10 +2,11 @@
 // the box unreachable the app still opens and says so. The network comes
 // first (an updated box serves its new app at once); the API is never
 // cached: only the box decides a ticket.
-const CACHE = "venuebox-shell-v2";
+const CACHE = "venuebox-shell-v3";
 const SHELL = [
   "/", "/app/app.js", "/app/strings.js", "/app/app.css", "/app/ui.js", "/app/door.js", "/app/merch.js",
   "/app/capture.js", "/app/sha256.js", "/app/dashboard.js", "/app/admin.js", "/app/vendor/tus.min.js",
+  "/app/qr-worker.js", "/app/vendor/jsQR.js",
 ];
 
 self.addEventListener("install", (event) => {

@@ -46,6 +46,7 @@ static ASSETS: &[Asset] = &[
     asset!("admin.js", "text/javascript; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("sw.js", "text/javascript; charset=utf-8"),
+    asset!("qr-worker.js", "text/javascript; charset=utf-8"),
     asset!("vendor/jsQR.js", "text/javascript; charset=utf-8"),
     asset!("vendor/jsQR.LICENSE", "text/plain; charset=utf-8"),
     asset!("vendor/tus.min.js", "text/javascript; charset=utf-8"),

@@ -54,27 +54,42 @@ pub fn playwright() -> PathBuf {
 }
 
 /// A y4m video (what Chromium's fake camera plays, looped) of QR code
-/// PNGs held up in front of the camera one after another, `frames` frames
-/// each at `fps`: 640×480, each code twice its size in the middle of a
-/// white frame, grey (I420 with neutral chroma).
-pub fn qr_video(pngs: &[PathBuf], frames: usize, fps: u32, out: &Path) {
-    let (w, h, scale) = (640u32, 480u32, 2u32);
+/// PNGs held up in front of the camera one after another: 640×480, grey
+/// (I420 with neutral chroma), each code `frames` frames at `fps` in the
+/// middle of a white frame, drawn `scale` times its size (1: a ticket at
+/// arm's length, inside the door's aiming frame), then `gap` white frames
+/// (the camera between two guests). With no PNGs, a white video (a camera
+/// that sees no code).
+pub fn qr_video(pngs: &[PathBuf], frames: usize, gap: usize, fps: u32, out: &Path, scale: u32) {
+    let (w, h) = (640u32, 480u32);
     let chroma = vec![128u8; (w * h / 2) as usize];
+    let white = vec![255u8; (w * h) as usize];
     let mut video = format!("YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n").into_bytes();
+    let mut frame = |luma: &[u8]| {
+        video.extend_from_slice(b"FRAME\n");
+        video.extend_from_slice(luma);
+        video.extend_from_slice(&chroma);
+    };
     for png in pngs {
         let qr = image::open(png).unwrap().to_luma8();
         let (qw, qh) = (qr.width() * scale, qr.height() * scale);
         let (ox, oy) = ((w - qw) / 2, (h - qh) / 2);
-        let mut luma = vec![255u8; (w * h) as usize];
+        let mut luma = white.clone();
         for y in 0..qh {
             for x in 0..qw {
                 luma[((oy + y) * w + ox + x) as usize] = qr.get_pixel(x / scale, y / scale).0[0];
             }
         }
         for _ in 0..frames {
-            video.extend_from_slice(b"FRAME\n");
-            video.extend_from_slice(&luma);
-            video.extend_from_slice(&chroma);
+            frame(&luma);
+        }
+        for _ in 0..gap {
+            frame(&white);
+        }
+    }
+    if pngs.is_empty() {
+        for _ in 0..gap.max(1) {
+            frame(&white);
         }
     }
     std::fs::write(out, video).unwrap();
