@@ -30,9 +30,10 @@ async fn walkup(plain: &str, merch: &str, holder: &str) -> String {
     r["tickets"][0]["code"].as_str().unwrap_or_else(|| panic!("no walk-up: {r}")).to_string()
 }
 
-/// The pairing link `venuebox pair` prints (as text beside its QR code)
-/// and its code. The box prints its LAN address; the test's box listens
-/// on loopback, so the link's host and port become the pairing
+/// The pairing link in the QR code `venuebox pair` prints (read from the
+/// terminal's QR code, as a phone's camera reads it; the same as the text
+/// beside it) and its code. The box prints its LAN address; the test's box
+/// listens on loopback, so the link's host and port become the pairing
 /// listener's, and its path and fragment are kept as printed.
 fn printed_pairing_link(dir: &std::path::Path, https_port: &str, pair: &str) -> (String, String) {
     let pair_port = pair.rsplit(':').next().unwrap();
@@ -48,7 +49,9 @@ fn printed_pairing_link(dir: &std::path::Path, https_port: &str, pair: &str) -> 
         .lines()
         .find_map(|l| l.strip_prefix("scan to pair").and_then(|r| r.split(": ").nth(1)))
         .unwrap_or_else(|| panic!("no pairing link in:\n{text}"));
-    let rest = url.strip_prefix("http://").unwrap();
+    let scanned = common::decode_terminal_qr(&text);
+    assert_eq!(scanned, url, "the QR code holds the link printed beside it");
+    let rest = scanned.strip_prefix("http://").unwrap();
     let (_, path) = rest.split_at(rest.find('/').unwrap());
     assert!(path.starts_with("/pair#pair="), "{url}");
     let code = path.rsplit('=').next().unwrap().to_string();

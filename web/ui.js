@@ -72,8 +72,14 @@ export async function api(method, path, body) {
   return data;
 }
 
+/** What went wrong, in the staff member's language, with the box's own
+ * words (the details: which gate, how many are left) beneath. */
 export function errorBox(e) {
-  return el("p", { class: "error", role: "alert" }, e.code === "unreachable" ? e.message : t.error(e.message));
+  const said = t.errors[e.code];
+  if (e.code === "unreachable" || !said) {
+    return el("p", { class: "error", role: "alert" }, e.code === "unreachable" ? e.message : t.error(e.message));
+  }
+  return el("div", { class: "error", role: "alert" }, el("p", {}, said), el("p", { class: "detail" }, t.error(e.message)));
 }
 
 export function nonce() {

@@ -10,6 +10,7 @@ use crate::devices::pipeline::Binding;
 use crate::devices::registry::DeviceState;
 use crate::devices::Mode;
 use crate::domain::checkin::{Direction, Reason};
+use crate::domain::error_code::ErrorCode;
 use crate::domain::ids::{GateId, OrderId, ScanId, TicketId};
 use crate::domain::role::Role;
 use crate::store::printing::{PrintJobView, DEFAULT_STATION};
@@ -113,7 +114,7 @@ pub async fn inject(
     if st.devices.mode != Mode::Simulate {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "not_simulating",
+            ErrorCode::NotSimulating,
             "scan injection exists only when the box runs with --simulate",
         ));
     }

@@ -4,6 +4,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::json::Json;
 use super::AppState;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::manifest::{Event, Gate, Tier};
 use crate::domain::role::Role;
 use crate::store::ImportOutcome;
@@ -39,7 +40,7 @@ pub async fn show(
     let ev = st.store.event().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
-            "no_event",
+            ErrorCode::NoEvent,
             "no event is loaded on this box: an admin must import the manifest",
         )
     })?;

@@ -6,6 +6,7 @@
 //! It does not produce the events; the feed handlers do.
 
 use super::error::ApiError;
+use crate::domain::error_code::ErrorCode;
 use axum::http::StatusCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,14 +37,14 @@ impl FeedSlots {
         if mine >= PER_SESSION {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_feeds",
+                ErrorCode::TooManyFeeds,
                 format!("this sign-in already has {PER_SESSION} live feeds open: close another screen (or reload the app) and try again"),
             ));
         }
         if g.0 >= TOTAL {
             let mut e = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_feeds",
+                ErrorCode::TooManyFeeds,
                 "the box is serving as many live feeds as it will: try again in a minute",
             );
             e.retry_after_secs = Some(30);

@@ -4,6 +4,7 @@
 //! a 413.
 
 use super::error::ApiError;
+use crate::domain::error_code::ErrorCode;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::StatusCode;
@@ -28,21 +29,21 @@ where
             Err(JsonRejection::MissingJsonContentType(_)) => {
                 return Err(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    ErrorCode::UnsupportedMediaType,
                     "send the body as JSON with Content-Type: application/json",
                 ))
             }
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                     format!("the request body is too large: {}", e.body_text()),
                 ))
             }
             Err(e) if super::conn::is_too_slow(&e) => {
                 return Err(ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
-                    "body_too_slow",
+                    ErrorCode::BodyTooSlow,
                     super::conn::BodyTooSlow.to_string(),
                 ))
             }

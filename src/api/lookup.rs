@@ -8,6 +8,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::json::{Json, Query};
 use super::AppState;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::ids::{GateId, TicketId, TierId};
 use crate::domain::manifest::TicketStatus;
 use crate::domain::role::Role;
@@ -46,7 +47,7 @@ impl LookupBudget {
         if entry.1 >= PER_WINDOW {
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_lookups",
+                ErrorCode::TooManyLookups,
                 format!("{PER_WINDOW} searches a minute at most: wait a moment, or scan the guest's code"),
             );
             e.retry_after_secs = Some(((entry.0 + WINDOW_MS - now) / 1000).max(1) as u64);
@@ -148,7 +149,7 @@ mod tests {
         let e = b.spend("Dana", 30_000).unwrap_err();
         assert_eq!(
             (e.status, e.code, e.retry_after_secs),
-            (StatusCode::TOO_MANY_REQUESTS, "too_many_lookups", Some(31))
+            (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyLookups, Some(31))
         );
         b.spend("Sam", 30_000).expect("another staff member has their own");
         b.spend("Dana", 61_000).expect("a new minute");

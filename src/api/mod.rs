@@ -412,6 +412,20 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_document_lists_every_error_code_and_no_other() {
+        let doc: serde_json::Value = serde_json::from_str(ops::OPENAPI).unwrap();
+        let listed: std::collections::BTreeSet<&str> = doc["components"]["schemas"]["Error"]
+            ["properties"]["error"]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let codes = crate::domain::error_code::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, codes);
+    }
+
+    #[test]
     fn the_openapi_document_is_valid_json_with_every_reason() {
         let doc: serde_json::Value = serde_json::from_str(ops::OPENAPI).unwrap();
         let reasons = doc["components"]["schemas"]["CheckinAnswer"]["properties"]["reason"]["enum"]

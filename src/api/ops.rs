@@ -6,6 +6,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
 use crate::clock::ClockReport;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::domain::time::parse_rfc3339;
 use axum::extract::State;
@@ -82,7 +83,7 @@ pub async fn set_clock(
         if given < floor {
             return Err(ApiError::new(
                 axum::http::StatusCode::CONFLICT,
-                "clock_before_records",
+                ErrorCode::ClockBeforeRecords,
                 format!(
                     "the box already recorded things at {}: a time before that cannot be right; check the phone's own clock",
                     crate::domain::time::format_rfc3339(floor)
@@ -94,7 +95,7 @@ pub async fn set_clock(
     if jump > CONFIRM_JUMP_MS && !b.confirm {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
-            "confirm_clock_jump",
+            ErrorCode::ConfirmClockJump,
             format!(
                 "that moves the box's time by {} h {} min: if the phone is right, send it again with \"confirm\": true",
                 jump / 3_600_000,
@@ -140,7 +141,7 @@ pub async fn rehearse(
     let Ok(_one) = REHEARSING.try_lock() else {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
-            "rehearsal_running",
+            ErrorCode::RehearsalRunning,
             "a rehearsal is already running: wait for its report",
         ));
     };

@@ -9,6 +9,7 @@ use super::json::Json;
 use super::session::client_addr;
 use super::signin::Who;
 use super::AppState;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::domain::time::format_rfc3339;
 use crate::metrics::SignInFailure;
@@ -130,7 +131,7 @@ pub async fn print(
 ) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     p.require(Role::Supervisor)?;
     if st.lan.as_ref().is_none_or(|l| l.ports().1.is_none()) {
-        return Err(ApiError::new(StatusCode::CONFLICT, "no_lan", "the box has no pairing listener (--pair-listen), so there is no page for a slip to point to"));
+        return Err(ApiError::new(StatusCode::CONFLICT, ErrorCode::NoLan, "the box has no pairing listener (--pair-listen), so there is no page for a slip to point to"));
     }
     let station = b.station.unwrap_or_else(|| crate::store::printing::DEFAULT_STATION.into());
     let (code, expires_at) =
@@ -208,7 +209,7 @@ async fn pair_checked(
             tracing::warn!(from = ?addr, "pairing refused: unknown, used or expired code");
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "pairing_code_invalid",
+                ErrorCode::PairingCodeInvalid,
                 "this pairing code is unknown, used or expired: ask a supervisor for a new one (they last 10 minutes)",
             ))
         }

@@ -16,6 +16,7 @@
 use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -175,8 +176,8 @@ fn method_not_allowed(path: &str) -> Response {
     let allow = allowed.join(", ");
     tracing::debug!(%path, %allow, "method not allowed");
     let msg = format!("{path} answers {allow} only");
-    let mut r =
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", msg).into_response();
+    let mut r = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, msg)
+        .into_response();
     if let Ok(v) = header::HeaderValue::from_str(&allow) {
         r.headers_mut().insert(header::ALLOW, v);
     }
@@ -198,7 +199,7 @@ pub fn body_limit(path: &str) -> Option<usize> {
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
+        ErrorCode::BodyTooLarge,
         format!("the request body is over {limit} bytes: send less"),
     )
 }

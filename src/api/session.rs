@@ -5,6 +5,7 @@ use super::error::ApiError;
 use super::json::Json;
 use super::signin::{AfterWrong, Who, REVOKE_AFTER};
 use super::AppState;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::manifest::StaffEntry;
 use crate::domain::role::Actor;
 use crate::domain::time::format_rfc3339;
@@ -50,7 +51,7 @@ pub(super) async fn staff_with_pin(
         return Err(ApiError::bad_request("pin must be 1 to 64 characters"));
     }
     let event = st.store.event().ok_or_else(|| {
-        ApiError::new(StatusCode::CONFLICT, "no_event", "no event is loaded, so there are no staff yet: import the manifest, or use `venuebox token` on the box")
+        ApiError::new(StatusCode::CONFLICT, ErrorCode::NoEvent, "no event is loaded, so there are no staff yet: import the manifest, or use `venuebox token` on the box")
     })?;
     // A PIN shorter than its role asks for is never checked against it.
     let typed = pin.chars().count();
@@ -77,7 +78,7 @@ pub(super) async fn staff_with_pin(
         tracing::warn!(from = %origin.label, "sign-in refused: PIN checks are busy");
         let mut e = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            ErrorCode::Busy,
             "the box is checking other PINs: try again in a second",
         );
         e.retry_after_secs = Some(1);
@@ -120,7 +121,7 @@ async fn unpair_guessing_device(st: &AppState, d: &PairedDevice) {
 fn not_paired() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "device_not_paired",
+        ErrorCode::DeviceNotPaired,
         "this device is not paired with the box: ask a supervisor for a pairing code, pair with it (POST /api/v1/paired-devices), then sign in sending the credential as \"device\"",
     )
 }

@@ -17,6 +17,7 @@
 //! It does not know HTTP beyond the errors it returns.
 
 use super::error::ApiError;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::manifest::StaffEntry;
 use crate::domain::time::Millis;
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
@@ -265,7 +266,7 @@ pub enum AfterWrong {
 fn wait_error(secs: i64) -> ApiError {
     let mut e = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "too_many_attempts",
+        ErrorCode::TooManyAttempts,
         format!("too many wrong PINs from here: wait {secs} s, or ask a supervisor for your PIN"),
     );
     e.retry_after_secs = Some(secs as u64);
@@ -275,7 +276,7 @@ fn wait_error(secs: i64) -> ApiError {
 fn box_locked_error(secs: i64) -> ApiError {
     let mut e = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "pins_locked",
+        ErrorCode::PinsLocked,
         format!("too many wrong PINs on the box lately: sign in on a phone you used before, ask a supervisor to clear the lock, or wait {} min", (secs + 59) / 60),
     );
     e.retry_after_secs = Some(secs as u64);
@@ -444,7 +445,7 @@ impl SignInGuard {
 fn in_progress() -> ApiError {
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "sign_in_in_progress",
+        ErrorCode::SignInInProgress,
         "a sign-in from this device is already being checked: wait for its answer",
     )
 }
@@ -553,7 +554,7 @@ mod tests {
         assert_eq!(g.failures("d1"), 1, "counted before the check");
         assert_eq!(
             g.begin(on("d1", 1), &staff(), 0).err().expect("one at a time").code,
-            "sign_in_in_progress"
+            ErrorCode::SignInInProgress
         );
         a.failed(0);
         let b = g.begin(on("d1", 1), &staff(), 0).unwrap();
@@ -625,7 +626,7 @@ mod tests {
         }
         assert_eq!(checked, BOX_WRONG_PINS as u32, "only the box-wide budget was checked");
         let e = g.begin(on("fresh", 201), &staff(), 1000).err().expect("restricted");
-        assert_eq!(e.code, "pins_locked");
+        assert_eq!(e.code, ErrorCode::PinsLocked);
         let own = g.begin(on("alex-phone", 9), &staff(), 1000).unwrap();
         assert_eq!(own.allowed, vec!["Alex".to_string()], "only the PIN it signed in with before");
         own.succeeded("Alex");

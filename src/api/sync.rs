@@ -5,6 +5,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::json::Json;
 use super::AppState;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::sync::{self, SyncStatus, FREEZE_SETTING};
 use axum::extract::State;
@@ -127,7 +128,7 @@ pub async fn now(
     if st.sync.target.is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "sync_off",
+            ErrorCode::SyncOff,
             "cloud sync is off on this box: start it with venuebox serve --sync s3://BUCKET/PREFIX",
         ));
     }

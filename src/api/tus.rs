@@ -13,6 +13,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::capture::{capture_meta, parse_metadata};
+use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::domain::time::Millis;
 use crate::media::uploads::{rehash, FinishError, Lifecycle, Slot, DOOR_BUSY_WINDOW};
@@ -43,7 +44,7 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn tus_error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+fn tus_error(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError::new(status, code, message)
 }
 
@@ -56,8 +57,8 @@ fn check_resumable(h: &HeaderMap) -> Result<(), Box<Response>> {
                 None => "send Tus-Resumable: 1.0.0 (this is a tus upload endpoint)".to_string(),
                 Some(v) => format!("tus version {v} is not supported: this box speaks tus 1.0.0"),
             };
-            let mut r =
-                tus_error(StatusCode::PRECONDITION_FAILED, "tus_version", msg).into_response();
+            let mut r = tus_error(StatusCode::PRECONDITION_FAILED, ErrorCode::TusVersion, msg)
+                .into_response();
             r.headers_mut().insert("tus-version", HeaderValue::from_static(VERSION));
             Err(Box::new(r))
         }
@@ -142,7 +143,7 @@ fn check_disk(st: &AppState, needed: u64) -> Result<(), ApiError> {
     if free < st.config.captures.disk_floor_bytes.saturating_add(needed) {
         return Err(tus_error(
             StatusCode::INSUFFICIENT_STORAGE,
-            "disk_full",
+            ErrorCode::DiskFull,
             "the box's disk is nearly full, so uploads are paused: try again after the captures have synced, or tell a supervisor",
         ));
     }
@@ -181,7 +182,7 @@ async fn create_upload(
     if length.is_some_and(|l| l > cfg.max_upload_bytes) {
         return Err(tus_error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!("an upload may be at most {} bytes (Tus-Max-Size)", cfg.max_upload_bytes),
         ));
     }
@@ -192,7 +193,7 @@ async fn create_upload(
     let ev = st.store.event().ok_or_else(|| {
         tus_error(
             StatusCode::CONFLICT,
-            "no_event",
+            ErrorCode::NoEvent,
             "no event is loaded: an admin must import the manifest first",
         )
     })?;
@@ -210,7 +211,7 @@ async fn create_upload(
     if q.owner_open >= cfg.max_open_per_session {
         return Err(tus_error(
             StatusCode::TOO_MANY_REQUESTS,
-            "too_many_open_uploads",
+            ErrorCode::TooManyOpenUploads,
             format!("you already have {} uploads open: finish or delete some (DELETE the upload URL) before starting more", q.owner_open),
         ));
     }
@@ -218,12 +219,12 @@ async fn create_upload(
     if q.owner_reserved.saturating_add(asked) > per_owner {
         return Err(tus_error(
             StatusCode::INSUFFICIENT_STORAGE,
-            "reservation_full",
+            ErrorCode::ReservationFull,
             format!("your open uploads already promise {} bytes: send them (or delete them) before starting more", q.owner_reserved),
         ));
     }
     if q.received.saturating_add(q.reserved).saturating_add(asked) > cfg.quota_bytes {
-        return Err(tus_error(StatusCode::INSUFFICIENT_STORAGE, "quota_reached", "the box's capture quota is used up: new uploads wait until captures have synced and been cleared"));
+        return Err(tus_error(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::QuotaReached, "the box's capture quota is used up: new uploads wait until captures have synced and been cleared"));
     }
     check_disk(&st, length.unwrap_or(0))?;
     let id = hex(&random_bytes::<16>());
@@ -300,12 +301,12 @@ async fn upload_for(st: &AppState, p: &Principal, id: &str) -> Result<UploadRow,
         UploadStatus::Active | UploadStatus::Complete => Ok(row),
         UploadStatus::Refused => Err(tus_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media",
+            ErrorCode::UnsupportedMedia,
             "this upload was refused: it is not a photo or video the box accepts",
         )),
         other => Err(tus_error(
             StatusCode::GONE,
-            "upload_gone",
+            ErrorCode::UploadGone,
             format!("upload {id} was {}: start a new upload", other.as_str()),
         )),
     }
@@ -356,7 +357,7 @@ async fn patch_upload(
     if header(&h, "content-type") != Some(OFFSET_OCTET_STREAM) {
         return Err(tus_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content_type",
+            ErrorCode::ContentType,
             format!("a PATCH body must have Content-Type: {OFFSET_OCTET_STREAM}"),
         ));
     }
@@ -369,14 +370,14 @@ async fn patch_upload(
     let Ok(mut slot) = slot.try_lock() else {
         return Err(tus_error(
             StatusCode::LOCKED,
-            "upload_busy",
+            ErrorCode::UploadBusy,
             "another request is writing this upload: wait for it, then HEAD for the offset",
         ));
     };
     // Read the row only once the upload is ours, so the offset is current.
     let row = upload_for(&st, &p, &id).await?;
     if claimed != row.offset {
-        return Err(tus_error(StatusCode::CONFLICT, "offset_mismatch", format!("Upload-Offset {claimed} does not match the upload's offset {}: HEAD the upload and resume from there", row.offset)));
+        return Err(tus_error(StatusCode::CONFLICT, ErrorCode::OffsetMismatch, format!("Upload-Offset {claimed} does not match the upload's offset {}: HEAD the upload and resume from there", row.offset)));
     }
     let offset = if row.status == UploadStatus::Complete {
         row.offset
@@ -423,7 +424,7 @@ where
     let Ok(_held) = slot.try_lock() else {
         return Err(tus_error(
             StatusCode::LOCKED,
-            "upload_busy",
+            ErrorCode::UploadBusy,
             "another request is writing this upload: try again when it ends",
         ));
     };
@@ -582,7 +583,7 @@ async fn append(
             _ if l < start || l > cfg.max_upload_bytes => {
                 return Err(tus_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
+                    ErrorCode::TooLarge,
                     format!(
                         "Upload-Length must be between the offset and {}",
                         cfg.max_upload_bytes
@@ -658,12 +659,12 @@ async fn append(
         return Err(match stop {
             Some(Stop::TooLarge) => tus_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
+                ErrorCode::TooLarge,
                 format!("the body goes past the upload's length ({limit} bytes)"),
             ),
             _ => tus_error(
                 StatusCode::BAD_REQUEST,
-                "interrupted",
+                ErrorCode::Interrupted,
                 "the body was cut off before its checksum could be checked: resume from the offset",
             ),
         });
@@ -682,7 +683,7 @@ async fn append(
             slot.hasher = Some((before, start));
             return Err(tus_error(
                 StatusCode::from_u16(460).expect("460 is a valid status"),
-                "checksum_mismatch",
+                ErrorCode::ChecksumMismatch,
                 "the chunk's checksum does not match: it was discarded, send it again",
             ));
         }
@@ -696,13 +697,13 @@ async fn append(
     match stop {
         Some(Stop::DiskFull) => {
             slot.hasher = Some((hasher, end));
-            return Err(tus_error(StatusCode::INSUFFICIENT_STORAGE, "disk_full", "the box's disk is nearly full: what arrived is kept; resume after captures have synced"));
+            return Err(tus_error(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::DiskFull, "the box's disk is nearly full: what arrived is kept; resume after captures have synced"));
         }
         Some(Stop::Interrupted) => {
             slot.hasher = Some((hasher, end));
             return Err(tus_error(
                 StatusCode::BAD_REQUEST,
-                "interrupted",
+                ErrorCode::Interrupted,
                 "the connection dropped: what arrived is kept, resume from the offset",
             ));
         }
@@ -788,7 +789,7 @@ fn finish_error(e: FinishError) -> ApiError {
     match e {
         FinishError::Media(MediaError::Unsupported) => tus_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media",
+            ErrorCode::UnsupportedMedia,
             "this file is not a photo or video the box accepts (JPEG, PNG, HEIC/HEIF, WebP, MP4, MOV): it was not stored",
         ),
         FinishError::Media(e) => media_error(e),

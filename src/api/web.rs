@@ -102,3 +102,79 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// The keys of each language's table in `strings.js` (a nested
+    /// table's as `table.key`), read from its layout: languages at two
+    /// spaces, keys at four, a nested table's keys at six.
+    fn string_keys() -> BTreeMap<String, BTreeSet<String>> {
+        let text =
+            std::str::from_utf8(ASSETS.iter().find(|a| a.name == "strings.js").unwrap().bytes)
+                .unwrap();
+        let key = |line: &str, indent: usize| -> Option<String> {
+            let rest = line.strip_prefix(&" ".repeat(indent))?;
+            let name: String =
+                rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            (!name.is_empty() && rest[name.len()..].starts_with(':')).then_some(name)
+        };
+        let (mut langs, mut lang, mut table) = (BTreeMap::new(), None::<String>, None::<String>);
+        for line in text.lines() {
+            if let Some(l) = key(line, 2).filter(|_| line.ends_with('{')) {
+                lang = Some(l);
+                continue;
+            }
+            let Some(l) = &lang else { continue };
+            let keys: &mut BTreeSet<String> = langs.entry(l.clone()).or_default();
+            if let Some(k) = key(line, 4) {
+                table = line.ends_with('{').then(|| k.clone());
+                keys.insert(k);
+            } else if let (Some(t), Some(k)) = (&table, key(line, 6)) {
+                keys.insert(format!("{t}.{k}"));
+            } else if line.starts_with("    }") {
+                table = None;
+            }
+        }
+        langs
+    }
+
+    #[test]
+    fn every_error_code_has_a_sentence_in_every_language() {
+        let langs = string_keys();
+        let codes: BTreeSet<String> = crate::domain::error_code::ErrorCode::ALL
+            .iter()
+            .map(|c| format!("errors.{}", c.as_str()))
+            .collect();
+        assert!(!langs.is_empty());
+        for (lang, keys) in &langs {
+            let said: BTreeSet<String> =
+                keys.iter().filter(|k| k.starts_with("errors.")).cloned().collect();
+            assert_eq!(
+                said, codes,
+                "strings.js, {lang}: the error sentences and the box's codes differ"
+            );
+        }
+    }
+
+    #[test]
+    fn every_language_has_every_word() {
+        let langs = string_keys();
+        let en = &langs["en"];
+        assert!(en.len() > 200, "the English table was read: {}", en.len());
+        for (lang, keys) in &langs {
+            assert_eq!(
+                en.difference(keys).collect::<Vec<_>>(),
+                Vec::<&String>::new(),
+                "strings.js, {lang}: missing"
+            );
+            assert_eq!(
+                keys.difference(en).collect::<Vec<_>>(),
+                Vec::<&String>::new(),
+                "strings.js, {lang}: not in English"
+            );
+        }
+    }
+}

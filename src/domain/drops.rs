@@ -2,6 +2,7 @@
 //! buyer may take (stock on hand, minus what others hold, minus what the
 //! reserve keeps back for someone else), and the per-attendee limit.
 
+use super::error_code::ErrorCode;
 use super::time::Millis;
 use serde::Serialize;
 
@@ -83,15 +84,15 @@ pub enum HoldRefusal {
 }
 
 impl HoldRefusal {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            HoldRefusal::NotOpenYet => "not_open_yet",
-            HoldRefusal::Closed => "closed",
-            HoldRefusal::UnknownProduct { .. } => "unknown_product",
-            HoldRefusal::NotEnoughStock { .. } => "sold_out",
-            HoldRefusal::AttendeeLimit { .. } => "attendee_limit",
-            HoldRefusal::AttendeeRequired => "attendee_required",
-            HoldRefusal::Empty => "empty",
+            HoldRefusal::NotOpenYet => ErrorCode::NotOpenYet,
+            HoldRefusal::Closed => ErrorCode::Closed,
+            HoldRefusal::UnknownProduct { .. } => ErrorCode::UnknownProduct,
+            HoldRefusal::NotEnoughStock { .. } => ErrorCode::SoldOut,
+            HoldRefusal::AttendeeLimit { .. } => ErrorCode::AttendeeLimit,
+            HoldRefusal::AttendeeRequired => ErrorCode::AttendeeRequired,
+            HoldRefusal::Empty => ErrorCode::Empty,
         }
     }
 }

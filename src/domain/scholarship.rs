@@ -2,6 +2,7 @@
 //! claim may go ahead given how many seats the program and the code have
 //! already used.
 
+use super::error_code::ErrorCode;
 use super::ids::TierId;
 use super::manifest::{ClaimCode, Discount, ScholarshipProgram};
 use super::time::{parse_rfc3339, Millis};
@@ -27,15 +28,15 @@ pub enum ClaimRefusal {
 }
 
 impl ClaimRefusal {
-    pub fn as_str(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            ClaimRefusal::UnknownCode => "unknown_code",
-            ClaimRefusal::CodeUsedUp => "code_used_up",
-            ClaimRefusal::ProgramFull => "program_full",
-            ClaimRefusal::NotValidYet => "not_valid_yet",
-            ClaimRefusal::Expired => "expired",
-            ClaimRefusal::WrongTier => "wrong_tier",
-            ClaimRefusal::TierSoldOut => "tier_sold_out",
+            ClaimRefusal::UnknownCode => ErrorCode::UnknownCode,
+            ClaimRefusal::CodeUsedUp => ErrorCode::CodeUsedUp,
+            ClaimRefusal::ProgramFull => ErrorCode::ProgramFull,
+            ClaimRefusal::NotValidYet => ErrorCode::NotValidYet,
+            ClaimRefusal::Expired => ErrorCode::Expired,
+            ClaimRefusal::WrongTier => ErrorCode::WrongTier,
+            ClaimRefusal::TierSoldOut => ErrorCode::TierSoldOut,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! counted.
 
 use super::{Store, StoreError};
+use crate::domain::error_code::ErrorCode;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 
@@ -31,7 +32,7 @@ impl Store {
         use std::os::unix::fs::PermissionsExt;
         if dest.exists() {
             return Err(StoreError::invalid(
-                "backup_exists",
+                ErrorCode::BackupExists,
                 format!("{} exists already: use a new directory", dest.display()),
             ));
         }
@@ -58,7 +59,7 @@ impl Store {
     pub async fn backup(&self, dest: PathBuf) -> Result<BackupReport, StoreError> {
         if dest.exists() {
             return Err(StoreError::invalid(
-                "backup_exists",
+                ErrorCode::BackupExists,
                 format!("{} exists already: pick a new file", dest.display()),
             ));
         }
@@ -72,7 +73,7 @@ impl Store {
         let check: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         if check != "ok" {
             return Err(StoreError::invalid(
-                "backup_damaged",
+                ErrorCode::BackupDamaged,
                 format!("the copy at {} fails its integrity check: {check}", dest.display()),
             ));
         }

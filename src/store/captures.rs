@@ -4,6 +4,7 @@
 
 use super::{audit, outbox, Store, StoreError};
 use crate::domain::capture::{CaptureMeta, MediaType};
+use crate::domain::error_code::ErrorCode;
 use crate::domain::events::{CaptureCompleted, CaptureHidden, Event};
 use crate::domain::ids::CreatorId;
 use crate::domain::role::{Actor, Role};
@@ -560,7 +561,7 @@ impl Store {
     ) -> Result<CaptureView, StoreError> {
         self.write(move |ctx| {
             if reason.trim().is_empty() {
-                return Err(StoreError::invalid("reason_required", "say why the capture is hidden (reason), for the record"));
+                return Err(StoreError::invalid(ErrorCode::ReasonRequired, "say why the capture is hidden (reason), for the record"));
             }
             let n = ctx
                 .conn
@@ -631,7 +632,7 @@ impl Store {
         let ev = self.event().ok_or(StoreError::NoEvent)?;
         if ev.creator(&creator).is_none() {
             return Err(StoreError::invalid(
-                "unknown_creator",
+                ErrorCode::UnknownCreator,
                 format!("creator '{creator}' is not in the manifest"),
             ));
         }

@@ -14,6 +14,7 @@ use super::scans::listed_ticket;
 use super::{audit, outbox, Store, StoreError, WriteCtx};
 use crate::domain::checkin::{self, Resolution};
 use crate::domain::drops::{self as rules, HoldRefusal, Phase, Stock};
+use crate::domain::error_code::ErrorCode;
 use crate::domain::events::{CycledStock, DropCycled, DropSaved, Event, InventoryMoved};
 use crate::domain::ids::{DropId, HoldId, Sku, TicketId, TierId};
 use crate::domain::manifest::{validate_drop, DropSpec, EventSnapshot, OnClose, TicketStatus};
@@ -55,7 +56,7 @@ fn drop_or_404(conn: &Connection, id: &str) -> Result<StoredDrop, StoreError> {
 }
 
 fn millis(s: &str) -> Result<Millis, StoreError> {
-    parse_rfc3339(s).map_err(|e| StoreError::invalid("bad_time", e))
+    parse_rfc3339(s).map_err(|e| StoreError::invalid(ErrorCode::BadTime, e))
 }
 
 fn refuse(r: HoldRefusal) -> StoreError {
@@ -181,7 +182,7 @@ fn attendee(
 ) -> Result<(TicketId, TierId), StoreError> {
     let bad = |why: &str| {
         StoreError::invalid(
-            "attendee_ticket_invalid",
+            ErrorCode::AttendeeTicketInvalid,
             format!("the buyer's ticket does not count: {why}"),
         )
     };
@@ -272,7 +273,7 @@ fn read_hold(
         attendee,
         reserve_eligible: eligible,
         totals: money::totals(&lines, ev.manifest.event.prices_include_tax)
-            .map_err(|err| StoreError::invalid("amount_out_of_range", err.to_string()))?,
+            .map_err(|err| StoreError::invalid(ErrorCode::AmountOutOfRange, err.to_string()))?,
         currency: ev.manifest.event.currency.clone(),
     };
     Ok(Some((view, items)))
@@ -375,7 +376,7 @@ fn checkout_in(
             view.status.replace('_', " ")
         };
         return Err(StoreError::refused(
-            "hold_not_active",
+            ErrorCode::HoldNotActive,
             format!("hold {hold} is {why}: its items went back on sale; make a new hold"),
         ));
     }
@@ -632,10 +633,10 @@ pub struct Housekeeping {
 
 fn check_drop_spec(ev: &EventSnapshot, spec: &DropSpec) -> Result<(), StoreError> {
     validate_drop(spec, |t| ev.tier(t).is_some())
-        .map_err(|e| StoreError::invalid("invalid_drop", e.to_string()))?;
+        .map_err(|e| StoreError::invalid(ErrorCode::InvalidDrop, e.to_string()))?;
     if ev.creator(&spec.creator).is_none() {
         return Err(StoreError::invalid(
-            "invalid_drop",
+            ErrorCode::InvalidDrop,
             format!(
                 "drop '{}' names creator '{}', who is not in the manifest",
                 spec.id, spec.creator
@@ -789,7 +790,7 @@ impl Store {
                 return Err(refuse(HoldRefusal::UnknownProduct { sku: sku.to_string() }));
             }
             if quantity == 0 || reason.trim().is_empty() {
-                return Err(StoreError::invalid("bad_restock", "a restock needs a quantity of 1 or more and a reason"));
+                return Err(StoreError::invalid(ErrorCode::BadRestock, "a restock needs a quantity of 1 or more and a reason"));
             }
             if d.cycled_at.is_some() {
                 return Err(StoreError::Conflict(format!("drop '{drop}' has closed: restock the next drop instead")));
@@ -797,7 +798,7 @@ impl Store {
             if from_pool {
                 let in_pool = on_hand(ctx.conn, POOL, sku.as_str())?.0;
                 if in_pool < quantity as i64 {
-                    return Err(StoreError::refused("pool_short", format!("the pool has only {in_pool} of {sku}")));
+                    return Err(StoreError::refused(ErrorCode::PoolShort, format!("the pool has only {in_pool} of {sku}")));
                 }
                 move_stock(ctx, POOL, sku.as_str(), -(quantity as i64), "transfer_out", Some(drop.as_str()), &actor.name, Some(&reason), now)?;
                 move_stock(ctx, drop.as_str(), sku.as_str(), quantity as i64, "transfer_in", Some(POOL), &actor.name, Some(&reason), now)?;

@@ -31,6 +31,7 @@ pub use identity::BoxIdentity;
 pub use manifests::ImportOutcome;
 pub use writer::WriteCtx;
 
+use crate::domain::error_code::ErrorCode;
 use crate::domain::manifest::{EventSnapshot, ManifestError};
 use crate::metrics::Metrics;
 use readers::ReadPool;
@@ -80,11 +81,11 @@ pub enum StoreError {
     Conflict(String),
     /// A sale, hold or claim the rules refuse (sold out, code used up...).
     #[error("{message}")]
-    Refused { code: &'static str, message: String },
+    Refused { code: ErrorCode, message: String },
     /// Input the store could only judge against its data (an unknown SKU,
     /// a tender that does not cover the total...).
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid { code: ErrorCode, message: String },
 }
 
 impl StoreError {
@@ -94,10 +95,10 @@ impl StoreError {
         move |source| StoreError::Io { what, source }
     }
 
-    pub fn refused(code: &'static str, message: impl Into<String>) -> StoreError {
+    pub fn refused(code: ErrorCode, message: impl Into<String>) -> StoreError {
         StoreError::Refused { code, message: message.into() }
     }
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> StoreError {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> StoreError {
         StoreError::Invalid { code, message: message.into() }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::{audit, outbox, Store, StoreError, WriteCtx};
 use crate::domain::code::{encode_signed, EventTag, TicketClaim};
+use crate::domain::error_code::ErrorCode;
 use crate::domain::events::{Event, OrderClosed, OrderCreated, ScholarshipClaimed, TicketIssued};
 use crate::domain::ids::{CreatorId, DropId, OrderId, TicketId, TierId};
 use crate::domain::keys::{public_key_to_base64, KeyId, TrustedKeys};
@@ -115,13 +116,13 @@ fn check_capacity(
     let t = ev.tier(tier).ok_or_else(|| {
         let known: Vec<&str> = ev.manifest.tiers.iter().map(|t| t.id.as_str()).collect();
         StoreError::invalid(
-            "unknown_tier",
+            ErrorCode::UnknownTier,
             format!("unknown tier '{tier}': this event's tiers are {}", known.join(", ")),
         )
     })?;
     if tier_sold(ctx.conn, tier)? >= t.capacity {
         return Err(StoreError::refused(
-            "tier_sold_out",
+            ErrorCode::TierSoldOut,
             format!("{} is sold out ({} of {} seats)", t.name, t.capacity, t.capacity),
         ));
     }
@@ -201,13 +202,13 @@ pub(crate) fn record_order(
 ) -> Result<OrderView, StoreError> {
     let e = &ev.manifest.event;
     let totals: Totals = money::totals(&o.lines, e.prices_include_tax)
-        .map_err(|err| StoreError::invalid("amount_out_of_range", err.to_string()))?;
+        .map_err(|err| StoreError::invalid(ErrorCode::AmountOutOfRange, err.to_string()))?;
     let tender = match o.tender {
         Some(t) => t,
         None if totals.total_minor == 0 => Tender::NoCharge,
         None => {
             return Err(StoreError::invalid(
-                "tender_required",
+                ErrorCode::TenderRequired,
                 format!(
                     "this order costs {}: add a tender (cash, card or comp)",
                     money::format_money(totals.total_minor, &e.currency)
@@ -216,7 +217,7 @@ pub(crate) fn record_order(
         }
     };
     let change = money::settle(totals.total_minor, &tender, &e.currency)
-        .map_err(|err| StoreError::invalid("bad_tender", err.to_string()))?;
+        .map_err(|err| StoreError::invalid(ErrorCode::BadTender, err.to_string()))?;
     let attribution = o
         .creator
         .and_then(|c| ev.creator(c))
@@ -380,7 +381,7 @@ impl Store {
                 None => None,
                 Some(code) => Some(
                     ev.referral(code)
-                        .ok_or_else(|| StoreError::invalid("unknown_referral", format!("referral code '{code}' is not known: check it, or sell without one")))?
+                        .ok_or_else(|| StoreError::invalid(ErrorCode::UnknownReferral, format!("referral code '{code}' is not known: check it, or sell without one")))?
                         .id
                         .clone(),
                 ),
@@ -417,7 +418,7 @@ impl Store {
             }
             let ev = event(ctx)?;
             let code_text = req.code.trim();
-            let refuse = |r: ClaimRefusal| StoreError::refused(r.as_str(), r.to_string());
+            let refuse = |r: ClaimRefusal| StoreError::refused(r.code(), r.to_string());
             let (program, code) = ev.claim_code(code_text).ok_or_else(|| refuse(ClaimRefusal::UnknownCode))?;
             let count = |sql: &str, arg: &str| -> Result<u32, StoreError> {
                 Ok(ctx.conn.prepare_cached(sql)?.query_row([arg], |r| r.get(0))?)
@@ -496,7 +497,7 @@ impl Store {
                 return Err(StoreError::Conflict(format!("order {id} is already {status}")));
             }
             if reason.trim().is_empty() {
-                return Err(StoreError::invalid("reason_required", "say why (reason), for the record"));
+                return Err(StoreError::invalid(ErrorCode::ReasonRequired, "say why (reason), for the record"));
             }
             let admitted: Option<(String, Millis)> = ctx
                 .conn
@@ -509,7 +510,7 @@ impl Store {
                 .optional()?;
             if let (Some((ticket, at)), false) = (&admitted, admitted_confirmed) {
                 return Err(StoreError::refused(
-                    "ticket_admitted",
+                    ErrorCode::TicketAdmitted,
                     format!(
                         "ticket {ticket} of this order was admitted at the door at {}: its holder is (or was) inside. If that is known and it should still be closed, send it again with \"admitted_confirmed\": true",
                         crate::domain::time::format_rfc3339(*at)

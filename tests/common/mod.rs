@@ -293,6 +293,49 @@ pub fn decode_qr_png(bytes: &[u8]) -> String {
     grids[0].decode().unwrap().1
 }
 
+/// The text of the QR code a terminal shows (`venuebox pair`, the
+/// banner): lines of half blocks, light drawn as blocks, read back into
+/// modules as a phone's camera would and decoded.
+pub fn decode_terminal_qr(text: &str) -> String {
+    let rows: Vec<Vec<char>> = text
+        .lines()
+        .filter(|l| !l.is_empty() && l.chars().all(|c| matches!(c, '█' | '▀' | '▄' | ' ')))
+        .map(|l| l.chars().collect())
+        .collect();
+    assert!(!rows.is_empty(), "no QR code in:\n{text}");
+    let (scale, quiet) = (4usize, 4usize);
+    let w = rows.iter().map(Vec::len).max().unwrap();
+    let (pw, ph) = ((w + 2 * quiet) * scale, (rows.len() * 2 + 2 * quiet) * scale);
+    let light = |x: usize, y: usize| -> bool {
+        let (mx, my) = (x / scale, y / scale);
+        if mx < quiet || my < quiet || mx >= w + quiet || my >= rows.len() * 2 + quiet {
+            return true;
+        }
+        let (cx, cy) = (mx - quiet, my - quiet);
+        let c = rows[cy / 2].get(cx).copied().unwrap_or(' ');
+        if cy % 2 == 0 {
+            matches!(c, '█' | '▀')
+        } else {
+            matches!(c, '█' | '▄')
+        }
+    };
+    let mut img =
+        rqrr::PreparedImage::prepare_from_greyscale(
+            pw,
+            ph,
+            |x, y| {
+                if light(x, y) {
+                    255
+                } else {
+                    0
+                }
+            },
+        );
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in:\n{text}");
+    grids[0].decode().unwrap().1
+}
+
 /// A real JPEG photo of `w`×`h` pixels (noise, so it does not compress away).
 pub fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2654435761) | 1;
