@@ -3,7 +3,7 @@
 // API. Every text a guest could have chosen (holder names) is set with
 // textContent, never as HTML.
 import { t } from "./strings.js";
-import { DEVICE_KEY, TOKEN_KEY, announce, api, el, errorBox, main, screen, show, state } from "./ui.js";
+import { DEVICE_KEY, TOKEN_KEY, announce, api, el, errorBox, main, onReconnect, screen, show, state } from "./ui.js";
 import { doorScreen, unlockSound } from "./door.js";
 import { merchScreen } from "./merch.js";
 import { captureScreen } from "./capture.js";
@@ -153,7 +153,11 @@ async function boot() {
     await home();
   } catch (e) {
     if (e.status === 401) return signInScreen();
-    show(errorBox(e));
+    if (e.code !== "unreachable") return show(errorBox(e));
+    // The box is away (restarting, or the Wi-Fi; the bar above says so):
+    // start again by itself when it is back, no reload needed.
+    show(el("p", { id: "waiting" }, t.carryOnWhenBack));
+    const off = onReconnect(() => { off(); boot(); });
   }
 }
 

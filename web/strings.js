@@ -262,11 +262,16 @@ export const STRINGS = {
     yourCapturesList: "Your latest captures",
     linkOffline: "The box cannot be reached: your uploads wait on this phone and go when it is back.",
     linkExpired: "This upload link has ended: ask the organiser for a new one.",
+    linkAge: (since, secs) => `Not reached since ${since}: what this screen shows is ${secs} s old. Trying again every few seconds.`,
+    retry: "Retry now",
+    carryOnWhenBack: "This phone carries on by itself when the box is back.",
     unreachable: "The box cannot be reached. Nothing can be admitted until it is back: the box decides every ticket.",
     error: (message) => `The box said: ${message}`,
     // A sentence for every error code the box answers (ErrorCode in the
     // box; a test holds the lists equal).
     errors: {
+      approval_refused: "That PIN cannot approve this: a supervisor must type their own PIN.",
+      approval_required: "A comp needs a supervisor's approval: ask one to type their PIN.",
       amount_out_of_range: "That amount is out of range: check it and type it again.",
       attendee_limit: "This guest already has as many of these as the drop allows.",
       attendee_required: "This drop has a limit per guest: scan or type the buyer's ticket first.",

@@ -38,6 +38,68 @@ export function show(...nodes) {
   main.focus();
 }
 
+// --- is the box there? ---------------------------------------------------
+// Every screen says when the box cannot be reached and how old what it
+// shows is; the app keeps asking (and has a Retry button), and tells the
+// screens when the box is back.
+
+const linkBar = document.getElementById("link");
+export const link = { up: true, since: 0, lastOk: Date.now(), listeners: new Set() };
+let probeTimer = 0, tickTimer = 0;
+
+/** Calls fn each time the box is reachable again after it was not. */
+export function onReconnect(fn) {
+  link.listeners.add(fn);
+  return () => link.listeners.delete(fn);
+}
+
+function renderLink() {
+  if (link.up) {
+    linkBar.hidden = true;
+    linkBar.replaceChildren();
+    clearInterval(tickTimer);
+    return;
+  }
+  const age = Math.round((Date.now() - link.lastOk) / 1000);
+  const since = new Date(link.since).toLocaleTimeString(t.locale, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  linkBar.replaceChildren(
+    el("p", {}, t.unreachable),
+    el("p", { id: "link-age" }, t.linkAge(since, age)),
+    el("button", { type: "button", id: "link-retry", onclick: () => probe() }, t.retry));
+  linkBar.hidden = false;
+}
+
+export function markUp() {
+  link.lastOk = Date.now();
+  if (link.up) return;
+  link.up = true;
+  clearTimeout(probeTimer);
+  renderLink();
+  for (const fn of [...link.listeners]) fn();
+}
+
+function markDown() {
+  if (!link.up) return;
+  link.up = false;
+  link.since = Date.now();
+  renderLink();
+  clearInterval(tickTimer);
+  tickTimer = setInterval(() => { if (!link.up) document.getElementById("link-age").textContent = t.linkAge(new Date(link.since).toLocaleTimeString(t.locale), Math.round((Date.now() - link.lastOk) / 1000)); }, 1000);
+  probeTimer = setTimeout(probe, 2000);
+}
+
+/** Asks the box whether it is there: now, then every 3 s while it is not. */
+async function probe() {
+  clearTimeout(probeTimer);
+  try {
+    await fetch("/healthz", { cache: "no-store" });
+    markUp();
+  } catch {
+    markDown();
+    probeTimer = setTimeout(probe, 3000);
+  }
+}
+
 export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -56,8 +118,10 @@ export async function api(method, path, body) {
   try {
     r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch {
+    markDown();
     throw new ApiError(0, "unreachable", t.unreachable);
   }
+  markUp();
   const data = r.status === 204 ? null : await r.json().catch(() => null);
   if (!r.ok) {
     const e = data && data.error ? data.error : { code: "http_" + r.status, message: r.statusText };
@@ -90,7 +154,14 @@ export function nonce() {
 
 /** Reads one server-sent event stream until it ends. */
 async function readStream(path, signal, onEvent, onOpen) {
-  const r = await fetch(path, { headers: { authorization: `Bearer ${state.token}` }, signal });
+  let r;
+  try {
+    r = await fetch(path, { headers: { authorization: `Bearer ${state.token}` }, signal });
+  } catch (e) {
+    if (!signal.aborted) markDown();
+    throw e;
+  }
+  markUp();
   if (!r.ok || !r.body) throw new ApiError(r.status, "feed", r.statusText);
   onOpen();
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -99,6 +170,7 @@ async function readStream(path, signal, onEvent, onOpen) {
     const { value, done } = await reader.read();
     if (done) return;
     buf += value;
+    link.lastOk = Date.now();
     let end;
     while ((end = buf.indexOf("\n\n")) >= 0) {
       const block = buf.slice(0, end);

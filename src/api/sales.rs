@@ -6,6 +6,7 @@ use super::error::ApiError;
 use super::json::{Json, Query};
 use super::session::{client_addr, staff_with_pin, Origin};
 use super::AppState;
+use crate::domain::error_code::ErrorCode;
 use crate::domain::ids::{OrderId, TicketId, TierId};
 use crate::domain::money::Tender;
 use crate::domain::receipt::{render_text, ProofClaim, Receipt};
@@ -51,7 +52,7 @@ pub(super) async fn tender(
             if p.actor.role.allows(Role::Supervisor) {
                 Some(Tender::Comp { approved_by: p.actor.name.clone() })
             } else {
-                let pin = approver_pin.filter(|p| !p.trim().is_empty()).ok_or_else(|| ApiError::forbidden("a comp needs a supervisor's approval: ask one to enter their PIN (approver_pin)"))?;
+                let pin = approver_pin.filter(|p| !p.trim().is_empty()).ok_or_else(|| ApiError::new(axum::http::StatusCode::FORBIDDEN, ErrorCode::ApprovalRequired, "a comp needs a supervisor's approval: ask one to enter their PIN (approver_pin)"))?;
                 let addr = client_addr(ext);
                 let origin = Origin {
                     device: p.device_id.as_deref().and_then(|id| st.auth.device_by_id(id)),
@@ -69,7 +70,9 @@ pub(super) async fn tender(
                 .await
                 .map_err(|e| {
                     if e.status.as_u16() == 401 {
-                        ApiError::forbidden(
+                        ApiError::new(
+                            axum::http::StatusCode::FORBIDDEN,
+                            ErrorCode::ApprovalRefused,
                             "that PIN is not a supervisor's: the comp was not approved",
                         )
                     } else {

@@ -25,11 +25,29 @@ struct Asset {
     name: &'static str,
     mime: &'static str,
     bytes: &'static [u8],
+    /// Compressed when the binary was built (build.rs); none for images.
+    gzip: Option<&'static [u8]>,
+    brotli: Option<&'static [u8]>,
 }
 
 macro_rules! asset {
     ($name:literal, $mime:literal) => {
-        Asset { name: $name, mime: $mime, bytes: include_bytes!(concat!("../../web/", $name)) }
+        Asset {
+            name: $name,
+            mime: $mime,
+            bytes: include_bytes!(concat!("../../web/", $name)),
+            gzip: Some(include_bytes!(concat!(env!("OUT_DIR"), "/web/", $name, ".gz"))),
+            brotli: Some(include_bytes!(concat!(env!("OUT_DIR"), "/web/", $name, ".br"))),
+        }
+    };
+    ($name:literal, $mime:literal, as is) => {
+        Asset {
+            name: $name,
+            mime: $mime,
+            bytes: include_bytes!(concat!("../../web/", $name)),
+            gzip: None,
+            brotli: None,
+        }
     };
 }
 
@@ -47,18 +65,57 @@ static ASSETS: &[Asset] = &[
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("sw.js", "text/javascript; charset=utf-8"),
     asset!("qr-worker.js", "text/javascript; charset=utf-8"),
+    asset!("manifest.webmanifest", "application/manifest+json"),
     asset!("vendor/jsQR.js", "text/javascript; charset=utf-8"),
     asset!("vendor/jsQR.LICENSE", "text/plain; charset=utf-8"),
     asset!("vendor/tus.min.js", "text/javascript; charset=utf-8"),
     asset!("vendor/tus.LICENSE", "text/plain; charset=utf-8"),
+    asset!("icons/icon-32.png", "image/png", as is),
+    asset!("icons/icon-192.png", "image/png", as is),
+    asset!("icons/icon-512.png", "image/png", as is),
 ];
 
-/// Each asset's ETag: the start of its SHA-256, computed once.
+/// How one asset is sent: as is, gzip or brotli.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Brotli,
+}
+
+impl Encoding {
+    /// The best the client takes (`Accept-Encoding`, q=0 meaning "not
+    /// this"): brotli, then gzip, else the file as is.
+    fn chosen(headers: &HeaderMap) -> Encoding {
+        let accepted = |name: &str| {
+            headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(
+                |v| {
+                    v.split(',').any(|part| {
+                        let mut it = part.split(';');
+                        let coding = it.next().unwrap_or("").trim();
+                        let q = it
+                            .find_map(|p| p.trim().strip_prefix("q="))
+                            .and_then(|q| q.trim().parse::<f32>().ok())
+                            .unwrap_or(1.0);
+                        coding.eq_ignore_ascii_case(name) && q > 0.0
+                    })
+                },
+            )
+        };
+        if accepted("br") {
+            Encoding::Brotli
+        } else if accepted("gzip") {
+            Encoding::Gzip
+        } else {
+            Encoding::Identity
+        }
+    }
+}
+
+/// Each asset's ETag: the start of its SHA-256, computed once (one per
+/// encoding: they are different bytes).
 static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    ASSETS
-        .iter()
-        .map(|a| format!("\"{}\"", &crate::secrets::hex(&Sha256::digest(a.bytes))[..16]))
-        .collect()
+    ASSETS.iter().map(|a| crate::secrets::hex(&Sha256::digest(a.bytes))[..16].to_string()).collect()
 });
 
 /// The app's routes, outside the API's access policy.
@@ -66,12 +123,18 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(index))
         .route("/sw.js", get(worker))
+        .route("/favicon.ico", get(favicon))
         .route("/app/{*file}", get(file))
 }
 
 /// The service worker lives at the root so that it may serve `/`.
 async fn worker(headers: HeaderMap) -> Response {
     serve("sw.js", &headers)
+}
+
+/// Browsers ask for it on their own; a PNG is what they all read.
+async fn favicon(headers: HeaderMap) -> Response {
+    serve("icons/icon-32.png", &headers)
 }
 
 async fn index(headers: HeaderMap) -> Response {
@@ -86,18 +149,28 @@ fn serve(name: &str, headers: &HeaderMap) -> Response {
     let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
         return (StatusCode::NOT_FOUND, "no such file in the staff app").into_response();
     };
-    let (asset, etag) = (&ASSETS[i], &ETAGS[i]);
+    let asset = &ASSETS[i];
+    let (bytes, encoding, suffix) = match (Encoding::chosen(headers), asset.brotli, asset.gzip) {
+        (Encoding::Brotli, Some(br), _) => (br, Some("br"), "-br"),
+        (Encoding::Brotli | Encoding::Gzip, _, Some(gz)) => (gz, Some("gzip"), "-gz"),
+        _ => (asset.bytes, None, ""),
+    };
+    let etag = format!("\"{}{suffix}\"", ETAGS[i]);
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
     let mut r =
-        if fresh { StatusCode::NOT_MODIFIED.into_response() } else { asset.bytes.into_response() };
+        if fresh { StatusCode::NOT_MODIFIED.into_response() } else { bytes.into_response() };
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.mime));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    if let Ok(v) = HeaderValue::from_str(etag) {
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let Some(e) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(e));
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
     r
@@ -139,6 +212,51 @@ mod tests {
             }
         }
         langs
+    }
+
+    #[test]
+    fn the_best_encoding_the_client_takes_is_sent() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            Encoding::chosen(&h)
+        };
+        assert_eq!(with("gzip, deflate, br, zstd"), Encoding::Brotli);
+        assert_eq!(with("gzip"), Encoding::Gzip);
+        assert_eq!(with("br;q=0, gzip;q=0.5"), Encoding::Gzip);
+        assert_eq!(with("identity"), Encoding::Identity);
+        assert_eq!(Encoding::chosen(&HeaderMap::new()), Encoding::Identity);
+    }
+
+    #[test]
+    fn every_compressed_file_is_its_file_and_each_encoding_has_its_own_etag() {
+        use std::io::Read;
+        for a in ASSETS {
+            if let Some(gz) = a.gzip {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(gz).read_to_end(&mut out).unwrap();
+                assert_eq!(out, a.bytes, "{}.gz", a.name);
+            }
+            if let Some(br) = a.brotli {
+                let mut out = Vec::new();
+                brotli::BrotliDecompress(&mut &br[..], &mut out).unwrap();
+                assert_eq!(out, a.bytes, "{}.br", a.name);
+            }
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br"));
+        let br = serve("app.js", &h);
+        assert_eq!(br.headers()[header::CONTENT_ENCODING], "br");
+        let etag = br.headers()[header::ETAG].clone();
+        h.insert(header::IF_NONE_MATCH, etag.clone());
+        assert_eq!(serve("app.js", &h).status(), StatusCode::NOT_MODIFIED);
+        let mut plain = HeaderMap::new();
+        plain.insert(header::IF_NONE_MATCH, etag);
+        let r = serve("app.js", &plain);
+        assert_eq!(r.status(), StatusCode::OK, "another encoding, another ETag");
+        assert!(r.headers().get(header::CONTENT_ENCODING).is_none());
+        let png = serve("icons/icon-32.png", &h);
+        assert!(png.headers().get(header::CONTENT_ENCODING).is_none(), "images as they are");
     }
 
     #[test]

@@ -27,6 +27,8 @@ macro_rules! error_codes {
 
 error_codes! {
     AmountOutOfRange => "amount_out_of_range",
+    ApprovalRefused => "approval_refused",
+    ApprovalRequired => "approval_required",
     AttendeeLimit => "attendee_limit",
     AttendeeRequired => "attendee_required",
     AttendeeTicketInvalid => "attendee_ticket_invalid",

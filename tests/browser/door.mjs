@@ -124,12 +124,20 @@ try {
     const byName = await page.evaluate(() => window.__verdicts[window.__verdicts.length - 1]);
     console.log(JSON.stringify({ log, stop, stopStays, tapsBefore, found, byName, errors }));
   } else if (STEP === "offline") {
-    // The box is stopped: the shell still opens and says why nothing works.
+    // The box is stopped: the shell still opens and says why nothing works,
+    // and how old the screen is. The test then starts the box again: the
+    // app notices by itself and asks for the PIN, with no reload.
+    let navigations = 0;
+    page.on("framenavigated", (f) => { if (f === page.mainFrame()) navigations++; });
     await page.goto(`${APP}/`);
-    const alert = page.getByRole("alert").first();
+    const alert = page.locator("#link");
     await alert.waitFor();
+    const offline = await alert.textContent();
+    const age = await page.locator("#link-age").textContent();
     await page.screenshot({ path: `${SHOTS}/10-offline.png` });
-    console.log(JSON.stringify({ offline: await alert.textContent(), errors }));
+    const recovered = await page.getByRole("button", { name: "Sign in" }).waitFor({ timeout: 60000 }).then(() => true, () => false);
+    await page.screenshot({ path: `${SHOTS}/10b-back.png` });
+    console.log(JSON.stringify({ offline, age, recovered, navigations, linkHidden: await alert.isHidden(), errors }));
   } else {
   // Where a phone starts: the link in the QR code the box printed, over
   // plain HTTP. The code rides in the fragment (never sent); the page

@@ -111,8 +111,14 @@ pub struct LanAddrs {
 /// Starts `venuebox serve` with every listener on 127.0.0.1:0 (mDNS off
 /// unless `args` turn it on with `--mdns-name`) and waits for all three.
 pub fn serve_lan(dir: &Path, args: &[&str]) -> (Child, LanAddrs) {
+    serve_lan_at(dir, "127.0.0.1:0", args)
+}
+
+/// `serve_lan` with the HTTPS side on `https` (a box started again on the
+/// address its phones know).
+pub fn serve_lan_at(dir: &Path, https: &str, args: &[&str]) -> (Child, LanAddrs) {
     let mdns: &[&str] = if args.contains(&"--mdns-name") { &[] } else { &["--no-mdns"] };
-    let lan: &[&str] = &["--https-listen", "127.0.0.1:0", "--pair-listen", "127.0.0.1:0"];
+    let lan: &[&str] = &["--https-listen", https, "--pair-listen", "127.0.0.1:0"];
     let mut child = spawn_serve(dir, &[lan, mdns, args].concat(), &[]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut plain, mut https, mut pair, mut banner) = (None, None, None, String::new());
