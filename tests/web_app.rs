@@ -212,9 +212,13 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(d["verdict"], "admit", "{r}");
     assert_eq!(r["supervisor"], "Sam the supervisor (supervisor)", "{r}");
     let sale = &r["sale"];
-    assert_eq!(sale["total"], "50.00 EUR", "{sale}");
+    assert_eq!(sale["total"], "€50.00", "{sale}");
     assert!(sale["held"].as_str().unwrap().starts_with("Held for"), "the hold counts down: {sale}");
-    assert_eq!(sale["change"], "Change: 10.00 EUR", "{sale}");
+    assert_eq!(sale["change"], "Change: €10.00", "{sale}");
+    assert_eq!(
+        sale["cartAfter"], "Nothing in the cart yet.",
+        "the cart is empty once paid: {sale}"
+    );
     let card = &r["card"];
     assert!(card["receipt"].as_str().unwrap().contains("Card"), "{card}");
     assert_eq!(card["voided"], "Order voided: its items are back in stock.", "{card}");
@@ -234,20 +238,20 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
         "merch staff, a supervisor's PIN: {comp}"
     );
     let claim = &r["claim"];
-    assert_eq!(claim["change"], "Change: 0.00 EUR", "a free seat: {claim}");
+    assert_eq!(claim["change"], "Change: €0.00", "a free seat: {claim}");
     assert!(
         claim["again"].as_str().unwrap().starts_with("This scholarship code has been used up."),
         "used up, said: {claim}"
     );
     let w = &r["walkup"];
-    assert_eq!(w["change"], "Change: 5.00 EUR", "{w}");
+    assert_eq!(w["change"], "Change: €5.00", "{w}");
     assert_eq!(w["decoded"], true, "the QR on screen reads back: {w}");
     assert_eq!(w["door"]["big"], "ADMIT", "the walk-up's QR scans at the door: {w}");
     assert_eq!(w["door"]["holder"], "Walk In", "{w}");
     assert_eq!(w["undone"], "Check-in undone.", "a supervisor undid it: {w}");
     assert_eq!(w["rescan"], "ADMIT", "undone, the ticket scans again: {w}");
     assert!(sale["print"].as_str().unwrap().starts_with("Receipt printed"), "{sale}");
-    assert!(sale["found"].as_str().unwrap().ends_with("50.00 EUR, paid"), "{sale}");
+    assert!(sale["found"].as_str().unwrap().ends_with("€50.00, paid"), "{sale}");
     assert!(sale["refunded"].as_str().unwrap().starts_with("Order refunded"), "{sale}");
     let s = &r["scanner"];
     assert_eq!(s["injected"], "admit", "{s}");
@@ -337,6 +341,18 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
         (&c["byName"]["big"], &c["byName"]["holder"]),
         (&serde_json::json!("ADMIT"), &serde_json::json!("Guest 42")),
         "{c}"
+    );
+    let m = &c["merch"];
+    let codes: Vec<String> = (10..35).map(|row| demo_ticket(dir.path(), row).1).collect();
+    assert!(
+        codes.contains(&m["buyer"].as_str().unwrap_or_default().to_string()),
+        "the buyer's ticket read by the camera: {m}"
+    );
+    assert_eq!(m["quick"], serde_json::json!(["Exact", "€50.00", "€100.00", "€200.00"]), "{m}");
+    assert_eq!(
+        (&m["change"], &m["cart"]),
+        (&serde_json::json!("Change: €25.00"), &serde_json::json!("Nothing in the cart yet.")),
+        "{m}"
     );
     let stdout = String::from_utf8_lossy(&offline.stdout);
     assert!(offline.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&offline.stderr));

@@ -129,7 +129,7 @@ function dropForm(list, existing) {
     [il, id, nl, name, cl, creator, ol, opens, xl, closes, ll, limit, rows, more], existing ? t.saveDrop : t.createDrop, async () => {
       const products = [...rows.querySelectorAll(".product-row")].map((r) => {
         const v = (k) => r.querySelector(`[id$="-${k}"]`).value.trim();
-        const p = { sku: v("sku"), name: v("name"), price_minor: minor(v("price")), quantity: Number(v("quantity")) };
+        const p = { sku: v("sku"), name: v("name"), price_minor: minor(v("price"), state.event.event.currency), quantity: Number(v("quantity")) };
         if (v("variant")) p.variant = v("variant");
         return p;
       });

@@ -6,7 +6,8 @@
 // supervisor may undo an admission; the gate's USB scanners' verdicts show
 // below (the scans feed).
 import { t } from "./strings.js";
-import { announce, api, el, errorBox, events, nonce, screen, show, state } from "./ui.js";
+import { announce, api, el, errorBox, events, nonce, screen, show, state, timeOfDay } from "./ui.js";
+import { openCamera, qrReader } from "./camera.js";
 
 /** How long an ADMIT stays on screen (ms; 0: until tapped), per device. */
 const CLEAR_KEY = "venuebox.admitClearMs";
@@ -40,14 +41,7 @@ function beep(admit) {
 }
 
 /** "21:14" in the event's time zone. */
-export function clock(iso) {
-  const zone = state.event && state.event.event && state.event.event.timezone;
-  try {
-    return new Intl.DateTimeFormat(t.locale, { hour: "2-digit", minute: "2-digit", timeZone: zone || undefined }).format(new Date(iso));
-  } catch {
-    return new Intl.DateTimeFormat(t.locale, { hour: "2-digit", minute: "2-digit" }).format(new Date(iso));
-  }
-}
+const clock = (iso) => timeOfDay(iso);
 
 /** "at Main door, 3 min ago (21:14)": measured on the box's clock (the
  * answer's time against the earlier one), not the phone's. */
@@ -141,76 +135,6 @@ function verdictView(answer, actions) {
   return { box, interactive };
 }
 
-/** Reads QR codes from `video` inside the aiming frame, calling onCode for
- * each text seen; off the page's thread where the browser can. */
-function qrReader(video, onCode) {
-  let running = true, busy = false, seq = 0;
-  const offThread = typeof OffscreenCanvas !== "undefined" && "createImageBitmap" in window && "Worker" in window;
-  const worker = offThread ? new Worker("/app/qr-worker.js") : null;
-  let mainThread = null;
-  if (worker) {
-    worker.onmessage = (e) => {
-      busy = false;
-      if (running && e.data.text) onCode(e.data.text);
-    };
-    worker.onerror = () => { busy = false; };
-  }
-  // The aiming frame: a centred square, 80 % of the short side; read
-  // scaled to at most 320 px (a ticket's QR code held there keeps ≥ 2 px
-  // a module).
-  const grab = async () => {
-    const w = video.videoWidth, h = video.videoHeight;
-    if (!w || !h) return;
-    const side = Math.round(Math.min(w, h) * 0.8);
-    const out = Math.min(side, 320);
-    const sx = Math.round((w - side) / 2), sy = Math.round((h - side) / 2);
-    busy = true;
-    try {
-      if (worker) {
-        const bitmap = await createImageBitmap(video, sx, sy, side, side, { resizeWidth: out, resizeHeight: out, resizeQuality: "low" });
-        worker.postMessage({ bitmap, id: ++seq }, [bitmap]);
-      } else {
-        mainThread = mainThread || (await slowReader());
-        const text = mainThread(video, sx, sy, side, out);
-        busy = false;
-        if (running && text) onCode(text);
-      }
-    } catch {
-      busy = false;
-    }
-  };
-  const tick = () => {
-    if (!running) return;
-    if (!busy && !video.paused) grab();
-    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(tick);
-    else setTimeout(tick, 40);
-  };
-  tick();
-  return () => { running = false; if (worker) worker.terminate(); };
-}
-
-/** jsQR on the page's thread, for browsers without OffscreenCanvas. */
-async function slowReader() {
-  if (!window.jsQR) {
-    await new Promise((ok, fail) => {
-      const s = document.createElement("script");
-      s.src = "/app/vendor/jsQR.js";
-      s.onload = ok;
-      s.onerror = fail;
-      document.head.append(s);
-    });
-  }
-  const canvas = document.createElement("canvas");
-  const g = canvas.getContext("2d", { willReadFrequently: true });
-  return (video, sx, sy, side, out) => {
-    canvas.width = out;
-    canvas.height = out;
-    g.drawImage(video, sx, sy, side, side, 0, 0, out, out);
-    const found = window.jsQR(g.getImageData(0, 0, out, out).data, out, out, { inversionAttempts: "dontInvert" });
-    return found ? found.data : null;
-  };
-}
-
 function guestList(items, checkInTicket) {
   if (!items.length) return el("p", { id: "found-none" }, t.foundNone);
   return el("ul", { id: "found", class: "found" }, ...items.map((f) => {
@@ -300,10 +224,8 @@ export async function doorScreen() {
   const torch = el("button", { type: "button", id: "torch", hidden: true, "aria-pressed": "false" }, t.torch);
   async function start() {
     try {
-      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
-      video.srcObject = stream;
       finder.hidden = false;
-      await video.play();
+      stream = await openCamera(video);
       cameraButton.textContent = t.cameraStop;
       announce(t.scanning);
       const track = stream.getVideoTracks()[0];

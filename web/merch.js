@@ -1,8 +1,12 @@
-// The merch stand: live drops, a held cart and its tender, the receipt on
-// screen and its print status, walk-up tickets and scholarship claims, and
-// a supervisor's void and refund.
+// The merch stand, in three tabs: a sale from the live drops (the buyer's
+// ticket scanned with the camera for drops with a limit per guest, a held
+// cart, quick cash buttons, the change large, the receipt and its print
+// status), walk-up tickets, and scholarship claims; a supervisor's void
+// and refund. Money in the event's currency, formatted for the staff
+// member's language.
 import { t } from "./strings.js";
-import { announce, api, el, errorBox, events, main, minor, money, nonce, screen, show, state } from "./ui.js";
+import { announce, api, digits, el, errorBox, events, minor, money, nonce, screen, show, state } from "./ui.js";
+import { openCamera, qrReader } from "./camera.js";
 
 /** The change and the new ticket's QR code (fetched with the token). */
 async function ticketView(order, prefix) {
@@ -11,30 +15,99 @@ async function ticketView(order, prefix) {
   const change = t.change(money(order.change_minor, order.currency));
   announce(change);
   return [
-    el("p", { class: "big", id: `${prefix}-change` }, change),
+    el("p", { class: "change-big", id: `${prefix}-change` }, change),
     el("p", {}, t.newTicket),
-    el("img", { class: "ticket-qr", id: `${prefix}-qr`, alt: `QR code of ticket ${ticket.id}`, src: URL.createObjectURL(png) }),
+    el("img", { class: "ticket-qr", id: `${prefix}-qr`, alt: t.ticketQr(ticket.id), src: URL.createObjectURL(png) }),
   ];
+}
+
+/** Cash amounts a buyer is likely to hand over for `total` (minor units
+ * of `currency`): the exact sum, then the next three notes above it. */
+export function quickCash(total, currency) {
+  const unit = 10 ** digits(currency);
+  const notes = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000].map((n) => n * unit);
+  return [total, ...notes.filter((n) => n > total).slice(0, 3)];
+}
+
+/** The camera, opened under `field` to read a ticket's QR code into it. */
+function scanInto(field, signal) {
+  const video = el("video", { playsinline: true, muted: true, "aria-label": t.cameraView });
+  const finder = el("div", { class: "viewfinder", hidden: true }, video, el("div", { class: "aim", "aria-hidden": "true" }));
+  let stop = () => {};
+  const close = () => {
+    stop();
+    stop = () => {};
+    if (video.srcObject) video.srcObject.getTracks().forEach((tr) => tr.stop());
+    video.srcObject = null;
+    finder.hidden = true;
+    button.textContent = t.scanBuyer;
+  };
+  const button = el("button", { type: "button", id: "scan-buyer", onclick: async () => {
+    if (!finder.hidden) return close();
+    try {
+      finder.hidden = false;
+      button.textContent = t.cameraStop;
+      await openCamera(video);
+      stop = qrReader(video, (text) => {
+        field.value = text.trim();
+        field.dispatchEvent(new Event("input"));
+        announce(t.buyerScanned);
+        close();
+      });
+    } catch {
+      close();
+      field.after(el("p", { role: "alert" }, t.cameraUnavailable));
+    }
+  } }, t.scanBuyer);
+  signal.addEventListener("abort", close);
+  return [button, finder];
+}
+
+/** Tabs over panels: one shown at a time, the choice kept per device. */
+function tabs(list) {
+  const bar = el("div", { role: "tablist", class: "tabs", "aria-label": t.merchTitle });
+  const saved = localStorage.getItem("venuebox.merchTab");
+  const select = (id) => {
+    for (const [tid, , panel, tab] of list) {
+      const on = tid === id;
+      tab.setAttribute("aria-selected", String(on));
+      tab.tabIndex = on ? 0 : -1;
+      panel.hidden = !on;
+    }
+    localStorage.setItem("venuebox.merchTab", id);
+  };
+  for (const item of list) {
+    const [id, label, panel] = item;
+    const tab = el("button", { type: "button", role: "tab", id: `tab-${id}`, "aria-controls": `panel-${id}`, onclick: () => select(id) }, label);
+    panel.id = `panel-${id}`;
+    panel.setAttribute("role", "tabpanel");
+    panel.setAttribute("aria-labelledby", `tab-${id}`);
+    item.push(tab);
+    bar.append(tab);
+  }
+  select(list.some(([id]) => id === saved) ? saved : list[0][0]);
+  return [bar, ...list.map(([, , panel]) => panel)];
 }
 
 export async function merchScreen() {
   const stop = new AbortController();
   screen.leave = () => stop.abort();
-  const cart = new Map(); // sku -> {name, qty, drop}
+  const cart = new Map(); // sku -> {name, qty}
   let drop = null;
   let hold = null;
+  let holdTimer = null;
   const buyer = el("input", { id: "buyer", autocomplete: "off" });
   const list = el("div", { id: "products" });
   const cartBox = el("div", { id: "cart" });
   const out = el("div", { id: "merch-out" });
-  show(el("section", {}, el("h2", {}, t.merchTitle), el("label", { for: "buyer" }, t.buyer), buyer, list,
-    el("h3", {}, t.cart), cartBox, out));
+  const boss = state.who.role === "supervisor" || state.who.role === "admin";
 
   const renderCart = () => {
     if (!cart.size) return cartBox.replaceChildren(el("p", {}, t.cartEmpty));
-    const rows = [...cart.entries()].map(([sku, c]) => el("li", {}, `${c.qty} × ${c.name}`));
+    const rows = [...cart.entries()].map(([, c]) => el("li", {}, `${c.qty} × ${c.name}`));
     const holdButton = el("button", { type: "button", class: "primary", id: "hold", onclick: placeHold }, t.hold);
-    cartBox.replaceChildren(el("ul", {}, ...rows), hold ? "" : holdButton);
+    const clear = el("button", { type: "button", id: "clear-cart", onclick: () => { cart.clear(); drop = null; renderCart(); } }, t.clearCart);
+    cartBox.replaceChildren(el("ul", {}, ...rows), hold ? "" : holdButton, hold ? "" : clear);
   };
   const renderDrops = async () => {
     const { drops } = await api("GET", "/api/v1/drops");
@@ -55,6 +128,16 @@ export async function merchScreen() {
         }, `${name} · ${money(p.price_minor, d.currency)} · ${p.available} ${t.available}`);
       }))));
   };
+  /** After a payment: the cart is empty and the products sell again. */
+  const saleDone = () => {
+    clearInterval(holdTimer);
+    cart.clear();
+    drop = null;
+    hold = null;
+    buyer.value = "";
+    renderCart();
+    renderDrops().catch(() => {});
+  };
   async function placeHold() {
     try {
       const items = [...cart.entries()].map(([sku, c]) => ({ sku, qty: c.qty }));
@@ -71,22 +154,22 @@ export async function merchScreen() {
         left.textContent = secs ? t.heldFor(secs) : t.holdEnded;
       };
       tick();
-      const timer = setInterval(tick, 1000);
-      stop.signal.addEventListener("abort", () => clearInterval(timer));
+      holdTimer = setInterval(tick, 1000);
+      stop.signal.addEventListener("abort", () => clearInterval(holdTimer));
       const reference = el("input", { id: "card-ref", autocomplete: "off" });
       const approver = el("input", { id: "approver-pin", type: "password", inputmode: "numeric", autocomplete: "off" });
-      const bossHere = state.who.role === "supervisor" || state.who.role === "admin";
       const pay = async (tender) => {
         try {
           const order = await api("POST", `/api/v1/holds/${hold.id}/checkout`, { nonce: nonce(), tender });
-          clearInterval(timer);
+          saleDone();
           const text = await fetch(order.receipt_text, { headers: { authorization: `Bearer ${state.token}` } }).then((r) => r.text());
-          announce(t.change(money(order.change_minor, order.currency)));
+          const change = t.change(money(order.change_minor, order.currency));
+          announce(change);
           const receipt = el("section", { class: "receipt" },
-            el("p", { class: "big", id: "change" }, t.change(money(order.change_minor, order.currency))),
+            el("p", { class: "change-big", id: "change" }, change),
             el("h3", {}, t.receipt), el("pre", { id: "receipt" }, text));
           receipt.append(printStatus(order.order_id, stop.signal));
-          if (bossHere) receipt.append(closeOrderForm(order.order_id, () => renderDrops().catch(() => {})));
+          if (boss) receipt.append(closeOrderForm(order.order_id, () => renderDrops().catch(() => {})));
           receipt.append(el("button", { type: "button", class: "primary", onclick: () => merchScreen() }, t.newSale));
           out.replaceChildren(receipt);
         } catch (e) {
@@ -95,12 +178,19 @@ export async function merchScreen() {
           out.append(errorBox(e));
         }
       };
+      const cur = hold.currency;
+      const quick = el("div", { class: "quick-cash", role: "group", "aria-label": t.quickCash },
+        ...quickCash(hold.totals.total_minor, cur).map((amount, i) => el("button", {
+          type: "button", class: i ? "" : "primary", "aria-label": i ? t.cashNote(money(amount, cur)) : t.cashExact(money(amount, cur)),
+          onclick: () => pay({ kind: "cash", given_minor: amount }),
+        }, i ? money(amount, cur) : t.exact)));
       out.replaceChildren(
         el("p", { class: "big", id: "total" }, total), left,
+        quick,
         el("form", {
           onsubmit: (ev) => {
             ev.preventDefault();
-            pay({ kind: "cash", given_minor: minor(given.value) });
+            pay({ kind: "cash", given_minor: minor(given.value, cur) });
           },
         }, el("label", { for: "cash" }, t.cashGiven), given,
           el("button", { type: "submit", class: "primary", id: "pay-cash" }, t.payCash)),
@@ -115,29 +205,34 @@ export async function merchScreen() {
           onsubmit: (ev) => {
             ev.preventDefault();
             // A supervisor approves by being signed in; others need one's PIN.
-            pay(bossHere ? { kind: "comp" } : { kind: "comp", approver_pin: approver.value });
+            pay(boss ? { kind: "comp" } : { kind: "comp", approver_pin: approver.value });
           },
-        }, bossHere ? "" : el("label", { for: "approver-pin" }, t.approverPin), bossHere ? "" : approver,
+        }, boss ? "" : el("label", { for: "approver-pin" }, t.approverPin), boss ? "" : approver,
           el("button", { type: "submit", id: "pay-comp" }, t.payComp)));
     } catch (e) {
       if (e.status === 401) return screen.signIn(t.sessionExpired);
       hold = null;
+      renderCart();
       out.replaceChildren(errorBox(e));
     }
   }
+  const sale = el("section", {}, el("label", { for: "buyer" }, t.buyer), buyer, ...scanInto(buyer, stop.signal),
+    list, el("h3", {}, t.cart), cartBox, out);
+  if (boss) sale.append(findOrderForm(() => renderDrops().catch(() => {})));
   // A walk-up ticket, paid cash, its QR code on screen.
+  const currency = state.event.event.currency;
   const tiers = (state.event && state.event.tiers) || [];
-  const tier = el("select", { id: "tier" }, ...tiers.map((x) => el("option", { value: x.id }, `${x.name} · ${money(x.price_minor, state.event.event.currency)}`)));
+  const tier = el("select", { id: "tier" }, ...tiers.map((x) => el("option", { value: x.id }, `${x.name} · ${money(x.price_minor, currency)}`)));
   const referral = el("input", { id: "referral", autocomplete: "off" });
   const holderName = el("input", { id: "holder-name", autocomplete: "off" });
   const walkCash = el("input", { id: "walkup-cash", inputmode: "decimal", autocomplete: "off" });
-  main.querySelector("section").append(ticketForm("walkup", "/api/v1/walkups", t.walkupTitle, [
+  const walkup = el("section", {}, ticketForm("walkup", "/api/v1/walkups", t.walkupTitle, [
     el("label", { for: "tier" }, t.tier), tier,
     el("label", { for: "referral" }, t.referral), referral,
     el("label", { for: "holder-name" }, t.holderName), holderName,
     el("label", { for: "walkup-cash" }, t.walkupCash), walkCash,
     el("button", { type: "submit", class: "primary", id: "sell-ticket" }, t.sellTicket)], () => {
-    const body = { tier: tier.value, nonce: nonce(), tender: { kind: "cash", given_minor: minor(walkCash.value) } };
+    const body = { tier: tier.value, nonce: nonce(), tender: { kind: "cash", given_minor: minor(walkCash.value, currency) } };
     if (referral.value.trim()) body.referral_code = referral.value.trim();
     if (holderName.value.trim()) body.holder = holderName.value.trim();
     return body;
@@ -146,19 +241,18 @@ export async function merchScreen() {
   const claimCode = el("input", { id: "claim-code", autocomplete: "off", autocapitalize: "characters" });
   const claimHolder = el("input", { id: "claim-holder", autocomplete: "off" });
   const claimCash = el("input", { id: "claim-cash", inputmode: "decimal", autocomplete: "off" });
-  main.querySelector("section").append(ticketForm("claim", "/api/v1/scholarships/claims", t.claimTitle, [
+  const claim = el("section", {}, ticketForm("claim", "/api/v1/scholarships/claims", t.claimTitle, [
     el("label", { for: "claim-code" }, t.claimCode), claimCode,
     el("label", { for: "claim-holder" }, t.claimHolder), claimHolder,
     el("label", { for: "claim-cash" }, t.claimCash), claimCash,
     el("button", { type: "submit", class: "primary", id: "claim-seat" }, t.claimSeat)], () => {
     const body = { code: claimCode.value.trim(), nonce: nonce() };
     if (claimHolder.value.trim()) body.holder = claimHolder.value.trim();
-    if (claimCash.value.trim()) body.tender = { kind: "cash", given_minor: minor(claimCash.value) };
+    if (claimCash.value.trim()) body.tender = { kind: "cash", given_minor: minor(claimCash.value, currency) };
     return body;
   }));
-  if (state.who.role === "supervisor" || state.who.role === "admin") {
-    main.querySelector("section").append(findOrderForm(() => renderDrops().catch(() => {})));
-  }
+  show(el("section", {}, el("h2", {}, t.merchTitle),
+    ...tabs([["sale", t.tabSale, sale], ["walkup", t.tabWalkup, walkup], ["claim", t.tabClaim, claim]])));
   renderCart();
   try {
     await renderDrops();

@@ -6,7 +6,7 @@ const CACHE = "venuebox-shell-v3";
 const SHELL = [
   "/", "/app/app.js", "/app/strings.js", "/app/app.css", "/app/ui.js", "/app/door.js", "/app/merch.js",
   "/app/capture.js", "/app/sha256.js", "/app/dashboard.js", "/app/admin.js", "/app/vendor/tus.min.js",
-  "/app/qr-worker.js", "/app/vendor/jsQR.js", "/app/manifest.webmanifest", "/app/icons/icon-192.png",
+  "/app/camera.js", "/app/qr-worker.js", "/app/vendor/jsQR.js", "/app/manifest.webmanifest", "/app/icons/icon-192.png",
 ];
 
 self.addEventListener("install", (event) => {

@@ -207,13 +207,39 @@ export function table(headers, rows) {
     el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c))))));
 }
 
-/** An amount typed as "12,50" or "12.5", in minor units. */
-export function minor(text) {
-  return Math.round(Number(text.replace(",", ".")) * 100);
+/** How many digits a currency's minor unit has (JPY 0, EUR 2, KWD 3). */
+export function digits(currency) {
+  try {
+    return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
+  } catch {
+    return 2;
+  }
 }
 
+/** An amount typed as "12,50" or "12.5", in minor units of `currency`. */
+export function minor(text, currency) {
+  return Math.round(Number(String(text).trim().replace(",", ".")) * 10 ** digits(currency));
+}
+
+/** Minor units as staff read money, in their language: "€12.50". */
 export function money(minor, currency) {
-  return `${(minor / 100).toFixed(2)} ${currency}`;
+  const d = digits(currency);
+  try {
+    return new Intl.NumberFormat(t.locale, { style: "currency", currency, minimumFractionDigits: d, maximumFractionDigits: d }).format(minor / 10 ** d);
+  } catch {
+    return `${(minor / 10 ** d).toFixed(d)} ${currency}`;
+  }
+}
+
+/** A time as staff read it: "21:14" in the event's time zone. */
+export function timeOfDay(iso, seconds = false) {
+  const zone = state.event && state.event.event && state.event.event.timezone;
+  const opts = { hour: "2-digit", minute: "2-digit", ...(seconds ? { second: "2-digit" } : {}) };
+  try {
+    return new Intl.DateTimeFormat(t.locale, { ...opts, timeZone: zone || undefined }).format(new Date(iso));
+  } catch {
+    return new Intl.DateTimeFormat(t.locale, opts).format(new Date(iso));
+  }
 }
 
 export function loadScript(src, global) {

@@ -65,6 +65,7 @@ static ASSETS: &[Asset] = &[
     asset!("app.css", "text/css; charset=utf-8"),
     asset!("sw.js", "text/javascript; charset=utf-8"),
     asset!("qr-worker.js", "text/javascript; charset=utf-8"),
+    asset!("camera.js", "text/javascript; charset=utf-8"),
     asset!("manifest.webmanifest", "application/manifest+json"),
     asset!("vendor/jsQR.js", "text/javascript; charset=utf-8"),
     asset!("vendor/jsQR.LICENSE", "text/plain; charset=utf-8"),

@@ -122,7 +122,26 @@ try {
     await page.locator(".verdict").waitFor();
     await page.screenshot({ path: `${SHOTS}/9b-lookup-admit.png` });
     const byName = await page.evaluate(() => window.__verdicts[window.__verdicts.length - 1]);
-    console.log(JSON.stringify({ log, stop, stopStays, tapsBefore, found, byName, errors }));
+    // Merch staff hold a tee for a guest whose ticket they scan with the
+    // camera (the drop has a limit per guest), paid with a quick cash button.
+    await page.getByRole("button", { name: "Next guest" }).click();
+    await page.locator("#sign-out").click();
+    await page.getByRole("button", { name: "Sign in" }).waitFor();
+    for (const d of "2222") await page.getByRole("button", { name: d, exact: true }).click();
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("tab", { name: "Sale" }).click();
+    await page.getByRole("button", { name: "Scan the buyer's ticket" }).click();
+    await page.waitForFunction(() => document.getElementById("buyer").value.length > 20, null, { timeout: 30000 });
+    const buyer = await page.locator("#buyer").inputValue();
+    await page.getByRole("button", { name: "Add Tour tee (black M)" }).click();
+    await page.getByRole("button", { name: "Hold for the buyer" }).click();
+    await page.locator("#total").waitFor();
+    await page.screenshot({ path: `${SHOTS}/12b-quick-cash.png`, fullPage: true });
+    const quick = await page.locator(".quick-cash button").evaluateAll((bs) => bs.map((b) => b.textContent));
+    await page.getByRole("button", { name: "Cash: €50.00" }).click();
+    await page.locator("#receipt").waitFor();
+    const merch = { buyer, quick, change: await page.locator("#change").textContent(), cart: await page.locator("#cart").textContent() };
+    console.log(JSON.stringify({ log, stop, stopStays, tapsBefore, found, byName, merch, errors }));
   } else if (STEP === "offline") {
     // The box is stopped: the shell still opens and says why nothing works,
     // and how old the screen is. The test then starts the box again: the
@@ -273,7 +292,10 @@ try {
   await page.getByLabel("Cash given", { exact: true }).fill("60");
   await page.getByRole("button", { name: "Take cash" }).click();
   await page.locator("#receipt").waitFor();
-  const sale = { total, held, change: await page.locator("#change").textContent(), receipt: await page.locator("#receipt").textContent() };
+  const sale = {
+    total, held, change: await page.locator("#change").textContent(), receipt: await page.locator("#receipt").textContent(),
+    cartAfter: await page.locator("#cart").textContent(),
+  };
   await page.waitForFunction(() => /printed|waiting/.test(document.getElementById("print-state")?.textContent || ""));
   await page.waitForFunction(() => /printed/.test(document.getElementById("print-state").textContent), null, { timeout: 10000 }).catch(() => {});
   sale.print = await page.locator("#print-state").textContent();
@@ -324,6 +346,7 @@ try {
   // A walk-up ticket for cash, credited by a referral code: its QR code
   // on screen is read back (jsQR on the shown image) and scans at the door.
   await page.getByRole("button", { name: "New sale" }).click();
+  await page.getByRole("tab", { name: "Walk-up ticket" }).click();
   await page.getByLabel("Referral code").fill("MARA10");
   await page.getByLabel("Name on the ticket", { exact: false }).first().fill("Walk In");
   await page.getByLabel("Cash given for the ticket").fill("30");
@@ -364,6 +387,7 @@ try {
   // A free scholarship seat by code: a ticket with its QR, nothing to pay;
   // the same code is then used up.
   await page.getByRole("button", { name: "Merch" }).click();
+  await page.getByRole("tab", { name: "Scholarship seat" }).click();
   await page.getByLabel("Scholarship code").fill("MARA-FRIEND-02");
   await page.getByLabel("Name on the scholarship ticket").fill("Friend");
   await page.getByRole("button", { name: "Claim the seat" }).click();
@@ -382,6 +406,7 @@ try {
   await page.getByRole("button", { name: "Sign in" }).waitFor();
   for (const d of "2222") await page.getByRole("button", { name: d, exact: true }).click();
   await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("tab", { name: "Sale" }).click();
   await page.getByLabel("Buyer's ticket code").fill(TICKET_CODE);
   await page.getByRole("button", { name: "Add Signed poster" }).click();
   await page.getByRole("button", { name: "Hold for the buyer" }).click();
