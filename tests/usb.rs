@@ -272,7 +272,7 @@ async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
         .order(venuebox::domain::ids::OrderId(sale["order_id"].as_str().unwrap().into()))
         .await
         .unwrap();
-    let want = encode_receipt(&order.receipt, 42);
+    let want = encode_receipt(&order.receipt, 42, "Europe/Berlin");
     wait_for_bytes(&b, &merch, &got, want.len()).await;
     assert!(
         *got.lock().unwrap() == want,
@@ -301,7 +301,7 @@ async fn usb_printer_prints_byte_identical_receipts_and_waits_out_paper_out() {
         .order(venuebox::domain::ids::OrderId(sale2["order_id"].as_str().unwrap().into()))
         .await
         .unwrap();
-    let want2 = encode_receipt(&order2.receipt, 42);
+    let want2 = encode_receipt(&order2.receipt, 42, "Europe/Berlin");
     wait_for_bytes(&b, &merch, &got, want2.len()).await;
     assert!(*got.lock().unwrap() == want2, "after a replug the waiting receipt prints whole");
     stop.store(true, Ordering::SeqCst);

@@ -2,7 +2,7 @@
 // event manifest (import a signed file, freeze cloud updates), drops
 // (create, edit, restock) and the staff sessions (revoke one).
 import { t } from "./strings.js";
-import { ApiError, announce, api, el, errorBox, minor, money, screen, show, state, table } from "./ui.js";
+import { ApiError, announce, api, el, errorBox, minor, money, screen, show, state, table, timeOfDay } from "./ui.js";
 
 /** A form whose submit runs `action` and shows its result or error in `out`. */
 function form(id, title, fields, button, action) {
@@ -179,7 +179,7 @@ function sessions() {
   const load = async () => {
     const { sessions: all } = await api("GET", "/api/v1/sessions");
     box.replaceChildren(el("h3", {}, t.sessions), el("ul", {}, ...all.map((s) => el("li", {},
-      `${s.staff} (${s.role})${s.device ? ` · ${s.device}` : ""} · ${t.until(new Date(s.expires_at).toISOString().slice(0, 16).replace("T", " "))} `,
+      `${s.staff} (${s.role})${s.device ? ` · ${s.device}` : ""} · ${t.until(timeOfDay(s.expires_at))} `,
       el("button", {
         type: "button", "aria-label": t.revokeWho(s.staff),
         onclick: async () => {

@@ -2,7 +2,7 @@
 // figures follow every verdict (the scans feed; one request at a time,
 // however fast the door scans); the rest is refreshed every few seconds.
 import { t } from "./strings.js";
-import { api, el, errorBox, events, money, screen, show, state, table } from "./ui.js";
+import { api, el, errorBox, events, money, screen, show, state, table, timeOfDay } from "./ui.js";
 
 const figure = (id, label, n) => el("div", { class: "figure" }, el("span", { class: "n", id }, String(n)), el("span", {}, label));
 
@@ -15,7 +15,7 @@ function arrivalsCurve(arrivals) {
   const bars = [];
   for (let at = Math.max(first, last - 31 * quarter); at <= last; at += quarter) bars.push([at, by.get(at) || 0]);
   const top = Math.max(...bars.map(([, n]) => n));
-  const hhmm = (ms) => new Date(ms).toISOString().slice(11, 16);
+  const hhmm = (ms) => timeOfDay(new Date(ms).toISOString());
   return el("figure", {},
     el("div", { class: "bars", role: "img", "aria-label": t.arrivalsLabel(bars.map(([at, n]) => `${hhmm(at)} ${n}`).join(", ")) },
       ...bars.map(([at, n]) => {
@@ -71,13 +71,13 @@ async function restFigures() {
     table(["", "", ""], devices.devices.map((d) => [d.name, d.status, d.detail || ""])),
     el("p", { id: "print-queue" }, t.printQueue(devices.print_jobs_pending)),
     el("h3", {}, t.sync),
-    el("p", { id: "sync-state" }, sync && sync.enabled ? t.syncLast(sync.state, sync.last_success_at) : t.syncOff),
+    el("p", { id: "sync-state" }, sync && sync.enabled ? t.syncLast(sync.state, sync.last_success_at && timeOfDay(sync.last_success_at, true)) : t.syncOff),
     sync ? el("p", {}, t.syncBacklog(sync.events_pending, sync.captures_pending, gib(sync.capture_bytes_pending))) : "",
-    sync && sync.last_error ? el("p", { class: "error" }, t.syncError(sync.last_error, sync.last_error_at)) : "",
+    sync && sync.last_error ? el("p", { class: "error" }, t.syncError(sync.last_error, sync.last_error_at && timeOfDay(sync.last_error_at, true))) : "",
     sync && sync.pretix ? el("p", { id: "pretix-state" }, t.pretixState(sync.pretix)) : "",
     sync && sync.pretix && sync.pretix.paused
-      ? el("p", { class: "error", role: "alert", id: "pretix-paused" }, t.pretixPaused(sync.pretix.paused, sync.pretix.paused_since))
-      : sync && sync.pretix && sync.pretix.last_error ? el("p", { class: "error" }, t.pretixError(sync.pretix.last_error, sync.pretix.last_error_at)) : "",
+      ? el("p", { class: "error", role: "alert", id: "pretix-paused" }, t.pretixPaused(sync.pretix.paused, sync.pretix.paused_since && timeOfDay(sync.pretix.paused_since)))
+      : sync && sync.pretix && sync.pretix.last_error ? el("p", { class: "error" }, t.pretixError(sync.pretix.last_error, sync.pretix.last_error_at && timeOfDay(sync.pretix.last_error_at, true))) : "",
     sync && sync.pretix && sync.pretix.refusals.length
       ? el("ul", { id: "pretix-refusals" }, ...sync.pretix.refusals.map((r) => el("li", {}, t.pretixRefusal(r))))
       : "",

@@ -174,7 +174,7 @@ export const STRINGS = {
     arrivals: "Arrivals per quarter hour",
     noArrivals: "Nobody has come in yet.",
     arrivalsLabel: (list) => `Entries per quarter hour: ${list}`,
-    arrivalsCaption: (from, to, top) => `${from}–${to} UTC; the highest bar is ${top} entries`,
+    arrivalsCaption: (from, to, top) => `${from}–${to}; the highest bar is ${top} entries`,
     held: "held",
     scholarships: "Scholarship seats",
     seatsUsed: "used",

@@ -313,7 +313,8 @@ pub async fn receipt_text(
         ));
     }
     let o = for_caller(&p, st.store.order(OrderId(id)).await?);
-    let mut text = render_text(&o.receipt, width);
+    let zone = st.store.event().map(|e| e.manifest.event.timezone.clone());
+    let mut text = render_text(&o.receipt, width, zone.as_deref().unwrap_or("UTC"));
     if o.status != "paid" {
         text.push_str(&format!("*** {} ***\n", o.status.to_uppercase()));
     }

@@ -90,8 +90,8 @@ impl EscPos {
 
 /// A receipt as the printer gets it: the event name large and bold, the
 /// text body, the proof of purchase as a QR code, then a cut.
-pub fn encode_receipt(r: &Receipt, width: usize) -> Vec<u8> {
-    let text = render_text(r, width);
+pub fn encode_receipt(r: &Receipt, width: usize, zone: &str) -> Vec<u8> {
+    let text = render_text(r, width, zone);
     let mut lines = text.lines();
     let mut p = EscPos::new();
     p.align(Align::Center).bold(true).size(1, 2);
@@ -234,7 +234,7 @@ mod tests {
     #[test]
     fn a_receipt_starts_initialised_ends_cut_and_carries_its_proof_as_a_qr_code() {
         let r = crate::domain::receipt::tests::sample();
-        let bytes = encode_receipt(&r, 42);
+        let bytes = encode_receipt(&r, 42, "UTC");
         assert_eq!(&bytes[..5], &[0x1B, b'@', 0x1B, b't', 16]);
         assert_eq!(&bytes[bytes.len() - 4..], &[0x1D, b'V', 65, 3]);
         assert!(bytes.windows(9).any(|w| w == b"23.80 EUR"));

@@ -149,7 +149,10 @@ pub async fn run(
             tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_millis(500)) => continue }
         }
         let bytes = match (&job.receipt, &job.slip) {
-            (Some(r), _) => encode_receipt(r, width),
+            (Some(r), _) => {
+                let zone = store.event().map(|e| e.manifest.event.timezone.clone());
+                encode_receipt(r, width, zone.as_deref().unwrap_or("UTC"))
+            }
             (None, Some(slip)) => pairing_slip(slip, width),
             (None, None) => test_page(&id),
         };

@@ -112,9 +112,20 @@ pub fn verify_proof(code: &str, keys: &TrustedKeys) -> Option<ProofClaim> {
     })
 }
 
+/// When the sale was made, as the buyer reads it: the event's local time
+/// (`zone`, IANA) with its abbreviation, e.g. `2026-11-27 21:00 CET`; the
+/// stored instant as it is when either cannot be read.
+pub fn local_time(created_at: &str, zone: &str) -> String {
+    let (Ok(ts), Ok(tz)) = (created_at.parse::<jiff::Timestamp>(), jiff::tz::TimeZone::get(zone))
+    else {
+        return created_at.to_string();
+    };
+    ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M %Z").to_string()
+}
+
 /// The receipt as monospaced text, `width` characters wide (32 for 58 mm
-/// paper, 42 or 48 for 80 mm).
-pub fn render_text(r: &Receipt, width: usize) -> String {
+/// paper, 42 or 48 for 80 mm), times in the event's `zone`.
+pub fn render_text(r: &Receipt, width: usize, zone: &str) -> String {
     let money = |m: i64| format_money(m, &r.currency);
     let mut out = String::new();
     let center = |s: &str, out: &mut String| {
@@ -136,7 +147,7 @@ pub fn render_text(r: &Receipt, width: usize) -> String {
     let rule = "-".repeat(width);
     center(&r.event_name, &mut out);
     center(&format!("Order {}", r.order_id), &mut out);
-    center(&r.created_at, &mut out);
+    center(&local_time(&r.created_at, zone), &mut out);
     out.push_str(&rule);
     out.push('\n');
     for l in &r.lines {
@@ -214,6 +225,13 @@ impl OrderKind {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn the_time_on_a_receipt_is_the_events_local_time() {
+        assert_eq!(local_time("2026-11-27T20:00:00Z", "Europe/Berlin"), "2026-11-27 21:00 CET");
+        assert_eq!(local_time("2026-07-01T20:00:00.250Z", "Europe/Berlin"), "2026-07-01 22:00 CEST");
+        assert_eq!(local_time("not a time", "Europe/Berlin"), "not a time");
+    }
     use crate::domain::keys::signing_key_from_bytes;
     use crate::domain::money::{totals, Line};
 
@@ -275,7 +293,7 @@ pub(crate) mod tests {
     #[test]
     fn text_receipt_shows_lines_tax_total_change_and_proof_within_width() {
         let r = sample();
-        let text = render_text(&r, 32);
+        let text = render_text(&r, 32, "Europe/Berlin");
         for want in [
             "2 x Tour tee (M)",
             "23.80 EUR",
