@@ -105,7 +105,11 @@ async fn receipts_print_wait_for_paper_and_carry_the_proof() {
         .order(venuebox::domain::ids::OrderId(sale["order_id"].as_str().unwrap().into()))
         .await
         .unwrap();
-    assert_eq!(bytes, encode_receipt(&order.receipt, 42, "Europe/Berlin"), "byte-identical ESC/POS");
+    assert_eq!(
+        bytes,
+        encode_receipt(&order.receipt, 42, "Europe/Berlin"),
+        "byte-identical ESC/POS"
+    );
     assert_eq!(qr_payloads(&bytes), vec![order.receipt.proof.as_bytes().to_vec()]);
     // A reprint on request.
     let r = b

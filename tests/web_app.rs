@@ -308,6 +308,7 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let stdout = String::from_utf8_lossy(&capture.stdout);
     assert!(capture.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&capture.stderr));
     let c: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let mut axe = vec![("capture", c["axe"].clone())];
     assert_eq!(c["state"], "on the box", "{c}");
     assert!(
         proxy.cuts.load(std::sync::atomic::Ordering::SeqCst) >= 1,
@@ -319,6 +320,7 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let stdout = String::from_utf8_lossy(&scan.stdout);
     assert!(scan.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&scan.stderr));
     let c: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    axe.push(("scan", c["axe"].clone()));
     assert_eq!(c["errors"], serde_json::json!([]), "{c}");
     let log = c["log"].as_array().unwrap();
     let admitted: Vec<&str> =
@@ -357,6 +359,13 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let stdout = String::from_utf8_lossy(&offline.stdout);
     assert!(offline.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&offline.stderr));
     let o: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    axe.push(("offline", o["axe"].clone()));
+    axe.push(("door", r["axe"].clone()));
+    let serious: Vec<_> = axe.iter().filter(|(_, v)| v != &serde_json::json!({})).collect();
+    assert!(
+        serious.is_empty(),
+        "axe-core: serious or critical violations on these screens: {serious:?}"
+    );
     let said = o["offline"].as_str().unwrap_or_default();
     assert!(said.contains("cannot be reached") && said.contains("Nothing can be admitted"), "{o}");
     assert!(o["age"].as_str().unwrap_or_default().contains("s old"), "how old the screen is: {o}");

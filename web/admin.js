@@ -35,7 +35,7 @@ function watchCode(codeId, expiresAt, out) {
     const { devices } = await api("GET", "/api/v1/paired-devices").catch(() => ({ devices: [] }));
     const d = devices.find((x) => x.code_id === codeId);
     if (!d) return setTimeout(look, 2000);
-    const at = new Date(d.paired_at).toLocaleTimeString();
+    const at = timeOfDay(d.paired_at, true);
     const revoke = el("button", { type: "button", class: "danger", onclick: async () => {
       try {
         await api("DELETE", `/api/v1/paired-devices/${encodeURIComponent(d.id)}`);
@@ -211,7 +211,7 @@ function devices() {
     box.replaceChildren(el("h3", {}, t.pairedDevices), el("ul", {}, ...live.map((d) => el("li", { class: d.wrong_pins >= 5 ? "error" : "" },
       `${d.name}${d.paired_from ? ` · ${d.paired_from}` : ""} · ${t.wrongPins(d.wrong_pins)} `,
       el("button", {
-        type: "button", "aria-label": t.revokeDevice(d.name),
+        type: "button", "aria-label": t.unpairDevice(d.name),
         onclick: async () => {
           await api("DELETE", `/api/v1/paired-devices/${encodeURIComponent(d.id)}`).catch((e) => box.append(errorBox(e)));
           load().catch(() => {});

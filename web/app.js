@@ -69,12 +69,13 @@ function signInScreen(message) {
       out.replaceChildren(errorBox(e));
     }
   };
-  const key = (label, aria, action) => el("button", { type: "button", class: "key", "aria-label": aria, onclick: action }, label);
+  // Each key's name is what it shows (a screen reader says what is seen).
+  const key = (label, aria, action) => el("button", { type: "button", class: "key", "aria-label": aria === label ? null : aria, onclick: action }, label);
   const pad = el("div", { class: "keypad" },
     ..."123456789".split("").map((d) => key(d, d, () => { if (pin.length < 12) pin += d; render(); })),
     key("⌫", t.keyDelete, () => { pin = pin.slice(0, -1); render(); }),
     key("0", "0", () => { if (pin.length < 12) pin += "0"; render(); }),
-    key("OK", t.keyOk, submit));
+    key(t.keyOk, t.keyOk, submit));
   show(el("section", {}, el("h2", {}, t.signInTitle), message ? el("p", { role: "alert" }, message) : "", dots, pad, out));
 }
 

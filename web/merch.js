@@ -116,7 +116,6 @@ export async function merchScreen() {
         const name = p.variant ? `${p.name} (${p.variant})` : p.name;
         return el("button", {
           type: "button", class: "product", disabled: p.available <= 0 || !!hold,
-          "aria-label": t.add(name),
           onclick: () => {
             if (drop && drop !== d.id) cart.clear();
             drop = d.id;
@@ -125,7 +124,7 @@ export async function merchScreen() {
             cart.set(p.sku, c);
             renderCart();
           },
-        }, `${name} · ${money(p.price_minor, d.currency)} · ${p.available} ${t.available}`);
+        }, `${t.add(name)} · ${money(p.price_minor, d.currency)} · ${p.available} ${t.available}`);
       }))));
   };
   /** After a payment: the cart is empty and the products sell again. */

@@ -211,6 +211,7 @@ export const STRINGS = {
     pairedDevices: "Paired phones",
     wrongPins: (n) => (n === 1 ? "1 wrong PIN" : `${n} wrong PINs`),
     unpair: "Unpair",
+    unpairDevice: (name) => `Unpair “${name}”`,
     clearLocks: "Clear the PIN locks",
     locksCleared: "PIN locks cleared: new phones can sign in again.",
     uploadLinkTitle: "Upload link for a creator's crew",

@@ -229,7 +229,10 @@ pub(crate) mod tests {
     #[test]
     fn the_time_on_a_receipt_is_the_events_local_time() {
         assert_eq!(local_time("2026-11-27T20:00:00Z", "Europe/Berlin"), "2026-11-27 21:00 CET");
-        assert_eq!(local_time("2026-07-01T20:00:00.250Z", "Europe/Berlin"), "2026-07-01 22:00 CEST");
+        assert_eq!(
+            local_time("2026-07-01T20:00:00.250Z", "Europe/Berlin"),
+            "2026-07-01 22:00 CEST"
+        );
         assert_eq!(local_time("not a time", "Europe/Berlin"), "not a time");
     }
     use crate::domain::keys::signing_key_from_bytes;

@@ -61,10 +61,22 @@ try {
   const page = context.pages()[0] || (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
+  // axe-core on each screen: what it finds serious or critical, by screen
+  // (evaluated through DevTools, which the page's CSP does not govern).
+  const axeSource = readFileSync("node_modules/axe-core/axe.min.js", "utf8");
+  const axeFound = {};
+  const axe = async (name, p = page) => {
+    await p.evaluate(axeSource);
+    const r = await p.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+    const bad = r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+    if (bad.length) axeFound[name] = bad;
+  };
   // Every control on the screen has a name a screen reader can say.
   const unlabelled = {};
-  const audit = async (name) => {
-    const missing = await page.evaluate(() => [...document.querySelectorAll("input, select, button, textarea")]
+  const audit = async (name, p = page) => {
+    await axe(name, p);
+    const missing = await p.evaluate(() => [...document.querySelectorAll("input, select, button, textarea")]
       .filter((e) => !e.hidden && !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
       .map((e) => e.outerHTML.slice(0, 80)));
     if (missing.length) unlabelled[name] = missing;
@@ -83,10 +95,11 @@ try {
     const state = page.locator("#uploads .upload-state");
     await page.waitForFunction(() => /on the box|failed/.test(document.querySelector("#uploads .upload-state")?.textContent || ""), null, { timeout: 60000 });
     await page.screenshot({ path: `${SHOTS}/17-capture.png` });
+    await audit("capture");
     console.log(JSON.stringify({
       state: await state.textContent(),
       sha256: await page.locator("#uploads li").getAttribute("data-sha256"),
-      errors,
+      errors, axe: axeFound, unlabelled,
     }));
   } else if (STEP === "scan") {
     // Door staff at a busy door: the camera opens by itself after sign-in
@@ -94,6 +107,8 @@ try {
     // tap between admits (each ADMIT clears itself after a second). The
     // video then loops: its first ticket again is a STOP, which stays until
     // tapped. Then a guest whose phone is dead, found by name.
+    // The small phone of the two sizes: 360×640.
+    await page.setViewportSize({ width: 360, height: 640 });
     await page.goto(`${APP}/`);
     await page.evaluate(() => localStorage.setItem("venuebox.admitClearMs", "1000"));
     await page.getByRole("button", { name: "Sign in" }).waitFor();
@@ -106,6 +121,7 @@ try {
     const log = await page.evaluate(() => window.__verdicts);
     const stop = log[log.length - 1];
     await page.screenshot({ path: `${SHOTS}/8-camera-stop.png` });
+    await audit("camera-stop");
     await page.waitForTimeout(2500);
     const stopStays = await page.locator(".verdict.reject").count();
     const tapsBefore = taps;
@@ -118,6 +134,7 @@ try {
     await page.locator("#found li").first().waitFor();
     const found = await page.locator("#found li").evaluateAll((ls) => ls.map((l) => l.querySelector("strong").textContent));
     await page.screenshot({ path: `${SHOTS}/9-lookup.png`, fullPage: true });
+    await audit("lookup");
     await page.getByRole("button", { name: `Check in ${FIND}` }).click();
     await page.locator(".verdict").waitFor();
     await page.screenshot({ path: `${SHOTS}/9b-lookup-admit.png` });
@@ -137,11 +154,12 @@ try {
     await page.getByRole("button", { name: "Hold for the buyer" }).click();
     await page.locator("#total").waitFor();
     await page.screenshot({ path: `${SHOTS}/12b-quick-cash.png`, fullPage: true });
+    await audit("merch-hold");
     const quick = await page.locator(".quick-cash button").evaluateAll((bs) => bs.map((b) => b.textContent));
     await page.getByRole("button", { name: "Cash: €50.00" }).click();
     await page.locator("#receipt").waitFor();
     const merch = { buyer, quick, change: await page.locator("#change").textContent(), cart: await page.locator("#cart").textContent() };
-    console.log(JSON.stringify({ log, stop, stopStays, tapsBefore, found, byName, merch, errors }));
+    console.log(JSON.stringify({ log, stop, stopStays, tapsBefore, found, byName, merch, errors, axe: axeFound, unlabelled }));
   } else if (STEP === "offline") {
     // The box is stopped: the shell still opens and says why nothing works,
     // and how old the screen is. The test then starts the box again: the
@@ -154,9 +172,10 @@ try {
     const offline = await alert.textContent();
     const age = await page.locator("#link-age").textContent();
     await page.screenshot({ path: `${SHOTS}/10-offline.png` });
+    await audit("offline");
     const recovered = await page.getByRole("button", { name: "Sign in" }).waitFor({ timeout: 60000 }).then(() => true, () => false);
     await page.screenshot({ path: `${SHOTS}/10b-back.png` });
-    console.log(JSON.stringify({ offline, age, recovered, navigations, linkHidden: await alert.isHidden(), errors }));
+    console.log(JSON.stringify({ offline, age, recovered, navigations, linkHidden: await alert.isHidden(), errors, axe: axeFound }));
   } else {
   // Where a phone starts: the link in the QR code the box printed, over
   // plain HTTP. The code rides in the fragment (never sent); the page
@@ -164,13 +183,16 @@ try {
   await page.goto(PAIR_URL);
   const pairPage = { code: await page.locator("#code").textContent() };
   await page.screenshot({ path: `${SHOTS}/0-pairing-page.png` });
+  await audit("pairing-page");
   await page.getByRole("link", { name: new RegExp(`^https://${APP_HOST}:`) }).click();
   await page.waitForURL(`${APP}/**`);
   pairPage.fieldValue = await page.locator("#pair-code").inputValue();
   await page.screenshot({ path: `${SHOTS}/1-pair.png` });
+  await audit("pair");
   await page.getByRole("button", { name: "Pair" }).click();
   await page.getByRole("button", { name: "Sign in" }).waitFor();
   await page.screenshot({ path: `${SHOTS}/2-sign-in.png` });
+  await audit("sign-in");
   for (const d of "1111") await page.getByRole("button", { name: d, exact: true }).click();
   await page.getByRole("button", { name: "Sign in" }).click();
   const manualButton = page.getByRole("button", { name: "Type a code or find a guest" });
@@ -208,6 +230,7 @@ try {
       holder: (await holder.count()) ? await holder.textContent() : null,
       status: await page.locator("#status").textContent(),
     };
+    if (shot === "4-admit" || shot === "5-already-in") await audit(`verdict-${shot}`);
     if (next) {
       await page.getByRole("button", { name: "Next guest" }).click();
       await verdict.waitFor({ state: "detached" });
@@ -277,6 +300,7 @@ try {
   const dashboard = { before, verdict: other.verdict, ms: Date.now() - at };
   const supervisor = await page.locator("#who").textContent();
   await page.screenshot({ path: `${SHOTS}/11-dashboard.png`, fullPage: true });
+  await audit("dashboard");
 
   // A sale at the merch stand: two tees for a guest, held while they pay
   // cash, change and the receipt on screen.
@@ -328,7 +352,7 @@ try {
   await page.locator(".receipt").getByRole("button", { name: "Void this order" }).click();
   card.voided = await page.locator("#voided").textContent();
   await page.waitForFunction(async (n) => {
-    const b = [...document.querySelectorAll(".product")].find((x) => x.textContent.startsWith("Signed poster"));
+    const b = [...document.querySelectorAll(".product")].find((x) => x.textContent.startsWith("Add Signed poster"));
     return b && Number(b.textContent.match(/(\d+) left/)[1]) === n;
   }, postersBefore);
   card.stockBack = true;
@@ -355,6 +379,7 @@ try {
   await qr.waitFor();
   await page.waitForFunction(() => document.getElementById("walkup-qr").complete);
   await page.screenshot({ path: `${SHOTS}/14-walkup.png`, fullPage: true });
+  await audit("merch-walkup");
   const decoded = await page.evaluate(async () => {
     if (!window.jsQR) {
       await new Promise((ok) => { const s = document.createElement("script"); s.src = "/app/vendor/jsQR.js"; s.onload = ok; document.head.append(s); });
@@ -514,6 +539,7 @@ try {
   await crew.waitForFunction(() => document.getElementById("link-captures")?.textContent === "2", null, { timeout: 10000 }).catch(() => {});
   linkPage.capturesAfter = await crew.locator("#link-captures").textContent().catch(() => null);
   await crew.screenshot({ path: `${SHOTS}/21-link-page.png`, fullPage: true });
+  await audit("link-page", crew);
   // A long video is hashed in slices: the same digest as in one go.
   linkPage.sliced = await crew.evaluate(async () => {
     const { sha256File } = await import("/app/sha256.js");
@@ -533,7 +559,7 @@ try {
   });
   console.log(JSON.stringify({
     pairPage, small, shell, dashboard, sale, card, comp, walkup, claim, scanner, admin, linkPage, unlabelled, first, second, xss, injected, expired, kept, after, door,
-    who, supervisor, errors,
+    who, supervisor, errors, axe: axeFound,
   }));
   }
 } finally {

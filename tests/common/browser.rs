@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const PLAYWRIGHT: &str = "playwright-core@1.64.1";
+/// The accessibility checker the browser test runs on every screen.
+const AXE: &str = "axe-core@4.14.1";
 
 /// Debian's chromium, installed with apt when missing (the test machines
 /// run as root and reach Debian's mirrors).
@@ -33,15 +35,18 @@ pub fn chromium() {
     );
 }
 
-/// A directory with playwright-core in node_modules (installed once).
+/// A directory with playwright-core and axe-core in node_modules
+/// (installed once).
 pub fn playwright() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("node-web");
-    if !dir.join("node_modules/playwright-core/package.json").exists() {
+    if !dir.join("node_modules/playwright-core/package.json").exists()
+        || !dir.join("node_modules/axe-core/axe.min.js").exists()
+    {
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
             .arg(&dir)
-            .arg(PLAYWRIGHT)
+            .args([PLAYWRIGHT, AXE])
             .output()
             .expect("node and npm are needed for the browser tests");
         assert!(
