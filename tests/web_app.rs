@@ -111,6 +111,7 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
             .env("LATER_CODE", demo_ticket(dir.path(), 3).1)
             .env("VIDEO", if step == "scan" { &video } else { &blank })
             .env("FIND", "Guest 42")
+            .env("LOCALE", if step == "german" { "de-DE" } else { "en-US" })
             .env("OTHER_CODE", demo_ticket(dir.path(), 4).1)
             .env("DOOR_TOKEN", &door)
             .env("NODE_EXTRA_CA_CERTS", dir.path().join("tls/ca.pem"))
@@ -131,6 +132,7 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     proxy.cut_after(500_000);
     let capture = run("capture").await.unwrap();
     let scan = run("scan").await.unwrap();
+    let german = run("german").await.unwrap();
     let on_box = reqwest::Client::new()
         .head(format!("http://{}/api/v1/captures/{}", addrs.plain, common::sha256_hex(&photo)))
         .bearer_auth(common::binary::token(dir.path(), "capture"))
@@ -321,6 +323,16 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert!(scan.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&scan.stderr));
     let c: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     axe.push(("scan", c["axe"].clone()));
+    let stdout = String::from_utf8_lossy(&german.stdout);
+    assert!(german.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&german.stderr));
+    let g: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&g["lang"], &g["signIn"], &g["verdict"]),
+        (&serde_json::json!("de"), &serde_json::json!("Anmelden"), &serde_json::json!("STOPP")),
+        "a German phone gets German: {g}"
+    );
+    assert_eq!(g["message"], "Code nicht erkannt", "{g}");
+    axe.push(("german", g["axe"].clone()));
     assert_eq!(c["errors"], serde_json::json!([]), "{c}");
     let log = c["log"].as_array().unwrap();
     let admitted: Vec<&str> =

@@ -99,7 +99,7 @@ async function home() {
   const who = document.getElementById("who");
   const out = document.getElementById("sign-out");
   if (!state.who) state.who = await api("GET", "/api/v1/session");
-  who.textContent = t.signedInAs(state.who.name, state.who.role);
+  who.textContent = t.signedInAs(state.who.name, t.roles[state.who.role] || state.who.role);
   out.hidden = false;
   out.textContent = t.signOut;
   out.onclick = async () => {
@@ -141,6 +141,7 @@ async function linkPage(params) {
 
 async function boot() {
   document.getElementById("title").textContent = t.title;
+  document.documentElement.lang = t.lang;
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
   const params = new URLSearchParams(location.hash.slice(1));
   if (params.get("link")) return linkPage(params);

@@ -82,6 +82,15 @@ function questionsForm(questions, onAnswers) {
   return form;
 }
 
+/** What staff say to the guest: the box's words in English (they name
+ * gates and times), the app's own in another language; an earlier
+ * check-in is said apart, in the event's time zone. */
+function said(answer) {
+  if (answer.previous) return t.alreadyIn;
+  if (t.lang === "en") return answer.message;
+  return answer.reason ? t.reasons[answer.reason] || answer.message : t.welcome;
+}
+
 /** The verdict, full screen. `interactive` tells the caller whether staff
  * must act on it (it then stays until they do). */
 function verdictView(answer, actions) {
@@ -92,7 +101,7 @@ function verdictView(answer, actions) {
     el("p", { class: "big" }, admit ? t.admitted : answer.ask === "unpaid" ? t.unpaidAsk : t.rejected),
     // The box's words, except for a time: the earlier check-in in the
     // event's time zone, and how long ago.
-    el("p", { class: "message" }, answer.previous ? t.alreadyIn : answer.message),
+    el("p", { class: "message" }, said(answer)),
     answer.previous ? el("p", { class: "previous" }, previousLine(answer)) : "",
     ...(answer.checkin_texts || []).map((text) => el("p", { class: "checkin-text" }, text)));
   let interactive = !admit;
@@ -199,7 +208,7 @@ export async function doorScreen() {
         state.draft = "";
         code.value = "";
       }
-      announce(answer.previous ? `${t.alreadyIn} ${previousLine(answer)}` : answer.message);
+      announce(answer.previous ? `${t.alreadyIn} ${previousLine(answer)}` : said(answer));
       showVerdict(answer, (unpaid, given) => send(what, unpaid || confirmUnpaid, given || answers));
     } catch (e) {
       if (e.status === 401) return screen.signIn(t.sessionExpired);

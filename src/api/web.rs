@@ -283,6 +283,7 @@ mod tests {
         let langs = string_keys();
         let en = &langs["en"];
         assert!(en.len() > 200, "the English table was read: {}", en.len());
+        assert!(langs.contains_key("de"), "German is there: {:?}", langs.keys());
         for (lang, keys) in &langs {
             assert_eq!(
                 en.difference(keys).collect::<Vec<_>>(),

@@ -24,6 +24,7 @@ const spki = createHash("sha256")
 const context = await chromium.launchPersistentContext(PROFILE, {
   executablePath: "/usr/bin/chromium",
   viewport: { width: 390, height: 844 },
+  locale: process.env.LOCALE || "en-US",
   deviceScaleFactor: 2,
   args: [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -160,6 +161,24 @@ try {
     await page.locator("#receipt").waitFor();
     const merch = { buyer, quick, change: await page.locator("#change").textContent(), cart: await page.locator("#cart").textContent() };
     console.log(JSON.stringify({ log, stop, stopStays, tapsBefore, found, byName, merch, errors, axe: axeFound, unlabelled }));
+  } else if (STEP === "german") {
+    // A phone set to German: the app speaks German (chosen from the
+    // browser), from the sign-in to the door.
+    await page.goto(`${APP}/`);
+    await page.getByRole("button", { name: "Anmelden" }).waitFor();
+    const lang = await page.evaluate(() => document.documentElement.lang);
+    const signIn = await page.locator("h2").textContent();
+    for (const d of "1111") await page.getByRole("button", { name: d, exact: true }).click();
+    await page.getByRole("button", { name: "Anmelden" }).click();
+    await page.getByRole("button", { name: "Code tippen oder Gast suchen" }).click();
+    await page.getByLabel("Ticketcode").fill("nonsense");
+    await page.getByRole("button", { name: "Einchecken", exact: true }).click();
+    await page.locator(".verdict").waitFor();
+    const verdict = await page.locator(".verdict .big").textContent();
+    const message = await page.locator(".verdict .message").textContent();
+    await page.screenshot({ path: `${SHOTS}/22-german.png` });
+    await audit("german-door");
+    console.log(JSON.stringify({ lang, signIn, verdict, message, errors, axe: axeFound }));
   } else if (STEP === "offline") {
     // The box is stopped: the shell still opens and says why nothing works,
     // and how old the screen is. The test then starts the box again: the
