@@ -53,6 +53,10 @@
 //!     from the first frame showing a ticket to its verdict on screen, 30
 //!     distinct tickets at full speed and 30 with the CPU slowed 4×.
 //!
+//! 11b. The staff app's first load (`-- shell`): a phone's first visit
+//!     with the CPU slowed 4× over a slow Wi-Fi: compressed bytes and the
+//!     time until the pairing screen can be used, and a second visit.
+//!
 //! 12. pretix (`-- pretix`): a real pretix (PyPI, SQLite, loopback) with
 //!     an event of signed tickets, 2,000 orders placed the day before (in
 //!     its database), a check-in list with custom rules; the release
@@ -865,6 +869,9 @@ fn main() {
         }
         if run("camera") {
             camera_phase();
+        }
+        if run("shell") {
+            shell_phase();
         }
         if run("pretix") {
             pretix_phase().await;
@@ -1795,6 +1802,37 @@ fn camera_phase() {
             pct(0.50),
             pct(0.95),
             ms[ms.len() - 1],
+        );
+    }
+}
+
+/// The staff app's first load (`-- shell`): a phone's first visit at 4×
+/// slower CPU over a slow Wi-Fi, no cache: bytes over the network until the
+/// pairing screen can be used, and how long that took; then a second
+/// visit (the browser side is `benches/browser/shell.mjs`).
+fn shell_phase() {
+    browser::chromium();
+    let node = browser::playwright();
+    let demo = DemoBox::start_with(1, true);
+    let script = node.join("shell.mjs");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/browser/shell.mjs"), &script)
+        .unwrap();
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .current_dir(&node)
+        .env("BOX", demo.https.as_deref().unwrap())
+        .env("CA_PEM", demo.dir.path().join("tls/ca.pem"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for (what, v) in [("first visit", &r["first"]), ("second visit", &r["again"])] {
+        println!(
+            "staff app, {what} (CPU 4× slower, 1.6 Mbit/s, 150 ms): {:.1} KB over the network in {} requests, usable after {} ms",
+            v["bytes"].as_f64().unwrap() / 1024.0,
+            v["requests"],
+            v["ms"],
         );
     }
 }
