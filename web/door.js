@@ -224,8 +224,10 @@ export async function doorScreen() {
       last.seen = now;
       return;
     }
-    last = { text, seen: now };
+    // Under a STOP nothing new is decided, nor remembered: the next
+    // guest's code is read once the STOP is tapped away.
     if (blocking) return;
+    last = { text, seen: now };
     send({ code: text.trim() });
   };
 
