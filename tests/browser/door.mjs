@@ -144,7 +144,8 @@ try {
     const byName = await page.evaluate(() => window.__verdicts[window.__verdicts.length - 1]);
     // Merch staff hold a tee for a guest whose ticket they scan with the
     // camera (the drop has a limit per guest), paid with a quick cash button.
-    await page.getByRole("button", { name: "Next guest" }).click();
+    // The ADMIT clears itself within a second; clear it now if it is there.
+    await page.evaluate(() => document.getElementById("verdict-next")?.click());
     await page.locator("#sign-out").click();
     await page.getByRole("button", { name: "Sign in" }).waitFor();
     for (const d of "2222") await page.getByRole("button", { name: d, exact: true }).click();
