@@ -138,8 +138,9 @@ try {
     const found = await page.locator("#found li").evaluateAll((ls) => ls.map((l) => l.querySelector("strong").textContent));
     await page.screenshot({ path: `${SHOTS}/9-lookup.png`, fullPage: true });
     await audit("lookup");
+    const seen = await page.evaluate(() => window.__verdicts.length);
     await page.getByRole("button", { name: `Check in ${FIND}` }).click();
-    await page.locator(".verdict").waitFor();
+    await page.waitForFunction((n) => window.__verdicts.length > n, seen);
     await page.screenshot({ path: `${SHOTS}/9b-lookup-admit.png` });
     const byName = await page.evaluate(() => window.__verdicts[window.__verdicts.length - 1]);
     // Merch staff hold a tee for a guest whose ticket they scan with the
