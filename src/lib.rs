@@ -45,3 +45,4 @@ pub mod server;
 pub mod store;
 pub mod sync;
 pub mod systemd;
+pub mod throttle;

@@ -558,7 +558,7 @@ async fn thumbnails(state: AppState, stop: CancellationToken) {
             if stop.is_cancelled() {
                 return;
             }
-            let made = if crate::media::thumbnail::can_thumbnail(media) {
+            let made = if media.can_thumbnail() {
                 match worker.make(state.media.capture(&sha)).await {
                     Ok(jpeg) => {
                         let files = state.media.clone();

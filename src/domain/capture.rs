@@ -9,6 +9,17 @@ use base64::Engine;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// What the first bytes of an upload said: its type, its size in pixels
+/// and its own capture time, when it says them (`media::probe` reads it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub media: MediaType,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// From the file itself, when it says.
+    pub captured_at: Option<Millis>,
+}
+
 /// The file types the box accepts, recognised by their bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum MediaType {
@@ -34,6 +45,11 @@ impl MediaType {
 
     pub fn is_video(self) -> bool {
         matches!(self, MediaType::Mp4 | MediaType::Mov)
+    }
+
+    /// Whether the box makes thumbnails of this type.
+    pub fn can_thumbnail(self) -> bool {
+        matches!(self, MediaType::Jpeg | MediaType::Png | MediaType::Webp)
     }
 
     pub fn parse_mime(s: &str) -> Option<MediaType> {

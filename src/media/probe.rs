@@ -9,19 +9,11 @@
 use super::{io_err, MediaError};
 use crate::domain::capture::{sniff, MediaType, SNIFF_LEN};
 use crate::domain::time::Millis;
-use serde::Serialize;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Probe {
-    pub media: MediaType,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    /// From the file itself, when it says.
-    pub captured_at: Option<Millis>,
-}
+pub use crate::domain::capture::Probe;
 
 /// How much of a photo is read to probe it.
 pub const PROBE_BYTES: u64 = 1 << 20;

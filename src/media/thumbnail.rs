@@ -41,10 +41,6 @@ fn fail(e: impl std::fmt::Display) -> MediaError {
     MediaError::Thumbnail(e.to_string())
 }
 
-pub fn can_thumbnail(media: MediaType) -> bool {
-    matches!(media, MediaType::Jpeg | MediaType::Png | MediaType::Webp)
-}
-
 /// A thumbnail of the photo at `path`, as JPEG bytes.
 pub fn make(path: &Path) -> Result<Vec<u8>, MediaError> {
     let head = read_prefix(path, PROBE_BYTES)?;

@@ -72,7 +72,7 @@ pub struct UploadSlots {
     pub(crate) finishing: tokio::sync::Semaphore,
     /// While the door is busy, every upload write takes from this one
     /// bucket: all uploads together get [`DOOR_BUSY_UPLOAD_BYTES_PER_SEC`].
-    pub(crate) door_busy_pace: crate::sync::throttle::Throttle,
+    pub(crate) door_busy_pace: crate::throttle::Throttle,
     /// Woken when a capture is stored, so its thumbnail is made at once
     /// rather than at the thumbnailer's next look.
     pub stored: tokio::sync::Notify,
@@ -83,7 +83,7 @@ impl Default for UploadSlots {
         UploadSlots {
             slots: Mutex::default(),
             finishing: tokio::sync::Semaphore::new(2),
-            door_busy_pace: crate::sync::throttle::Throttle::new(DOOR_BUSY_UPLOAD_BYTES_PER_SEC),
+            door_busy_pace: crate::throttle::Throttle::new(DOOR_BUSY_UPLOAD_BYTES_PER_SEC),
             stored: tokio::sync::Notify::new(),
         }
     }

@@ -9,7 +9,7 @@ use crate::domain::events::{CaptureCompleted, CaptureHidden, Event};
 use crate::domain::ids::CreatorId;
 use crate::domain::role::{Actor, Role};
 use crate::domain::time::{format_rfc3339, Millis};
-use crate::media::probe::Probe;
+use crate::domain::capture::Probe;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -337,7 +337,7 @@ impl Store {
                     (None, Some(t)) => (t, "client"),
                     (None, None) => (now, "upload"),
                 };
-                let thumb = if crate::media::thumbnail::can_thumbnail(probe.media) { "pending" } else { "none" };
+                let thumb = if probe.media.can_thumbnail() { "pending" } else { "none" };
                 ctx.conn
                     .prepare_cached(
                         "INSERT INTO captures (sha256, bytes, media_type, width, height, captured_at, captured_at_source, creator_id,

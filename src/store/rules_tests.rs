@@ -343,7 +343,7 @@ fn new_upload(id: &str, length: u64, session: &str) -> super::captures::NewUploa
 #[tokio::test]
 async fn the_same_bytes_twice_are_one_capture_and_a_reservation_is_capped_per_session() {
     use crate::domain::capture::MediaType;
-    use crate::media::probe::Probe;
+    use crate::domain::capture::Probe;
     let f = fixture().await;
     let probe = || Probe {
         media: MediaType::Jpeg,

@@ -23,7 +23,6 @@ pub mod payouts;
 pub mod plan;
 pub mod recompute;
 pub mod s3;
-pub mod throttle;
 pub mod verify;
 
 use crate::clock::Clock;
@@ -38,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use throttle::Throttle;
+use crate::throttle::Throttle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;

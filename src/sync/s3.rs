@@ -3,7 +3,7 @@
 //! and every failure sorted into retryable or permanent. URLs carry the
 //! access key id and a signature, so they never reach an error message.
 
-use super::throttle::Throttle;
+use crate::throttle::Throttle;
 use bytes::Bytes;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use std::sync::Arc;

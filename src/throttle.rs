@@ -1,5 +1,7 @@
-//! A token bucket shared by every capture upload, so the venue's thin
-//! uplink keeps room for check-in traffic. Event segments are not paced.
+//! A token bucket: bytes per second with a second's burst. Sync paces
+//! capture uploads with one (the venue's thin uplink keeps room for
+//! check-in traffic; event segments are not paced), and the upload
+//! handler paces tus bodies while the door is busy.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
