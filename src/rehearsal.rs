@@ -21,47 +21,12 @@ use crate::domain::role::{Actor, Role};
 use crate::server::{self, Config};
 use crate::store::printing::{PairingSlip, PrintJobView, DEFAULT_STATION};
 use crate::sync::config::SyncConfig;
-use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One line of the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct Check {
-    pub check: &'static str,
-    pub ready: bool,
-    /// What was seen, or what to fix.
-    pub said: String,
-}
-
-/// The readiness report: ready when every check is.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Report {
-    pub ready: bool,
-    pub checks: Vec<Check>,
-}
-
-impl Report {
-    fn add(&mut self, check: &'static str, outcome: Result<String, String>) {
-        let (ready, said) = match outcome {
-            Ok(s) => (true, s),
-            Err(s) => (false, s),
-        };
-        self.checks.push(Check { check, ready, said });
-    }
-
-    /// The report as the terminal shows it.
-    pub fn text(&self) -> String {
-        let mut out = String::new();
-        for c in &self.checks {
-            let mark = if c.ready { "OK " } else { "FIX" };
-            out += &format!("{mark} {:<12} {}\n", c.check, c.said);
-        }
-        out + if self.ready { "READY for doors\n" } else { "NOT READY: fix the lines marked FIX\n" }
-    }
-}
+pub use crate::domain::readiness::{Check, Report};
 
 /// Lines the operator must read while the rehearsal runs ("scan the test
 /// code now").
@@ -94,6 +59,28 @@ pub struct Options {
     pub expected_capture_gb: u64,
     pub bucket: Option<SyncConfig>,
     pub devices: DeviceCheck,
+}
+
+/// The rehearsal the running box's admin screen asks for (`POST
+/// /api/v1/rehearsal`): its bucket, its devices as it holds them.
+pub struct FromRunningBox;
+
+impl crate::api::Rehearse for FromRunningBox {
+    fn rehearse(
+        &self,
+        st: AppState,
+        expected_capture_gb: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Report> + Send>> {
+        Box::pin(async move {
+            let options = Options {
+                expected_capture_gb,
+                bucket: st.sync.setup.as_ref().map(|(c, _)| c.clone()),
+                devices: DeviceCheck::Running(st.devices.clone()),
+            };
+            let dir = st.media.data_dir().to_path_buf();
+            run(&st, &dir, options).await
+        })
+    }
 }
 
 /// Runs every check against the box whose state is `real` and whose data

@@ -157,6 +157,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
         conns: Default::default(),
         feeds: Default::default(),
         lookups: Default::default(),
+        rehearse: None,
         lan,
     })
 }

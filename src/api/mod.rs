@@ -72,6 +72,18 @@ impl Default for ApiConfig {
     }
 }
 
+/// Runs the readiness rehearsal for `POST /api/v1/rehearsal`. The
+/// rehearsal sits above the server (it starts a scratch box of its own),
+/// so the HTTP layer does not import it: the binary hands one in
+/// (`rehearsal::FromRunningBox`).
+pub trait Rehearse: Send + Sync {
+    fn rehearse(
+        &self,
+        st: AppState,
+        expected_capture_gb: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::domain::readiness::Report> + Send>>;
+}
+
 /// Cheap handles shared by every request.
 #[derive(Clone)]
 pub struct AppState {
@@ -95,6 +107,9 @@ pub struct AppState {
     pub feeds: Arc<feeds::FeedSlots>,
     /// Guest searches per staff member per minute.
     pub lookups: Arc<lookup::LookupBudget>,
+    /// What runs `POST /api/v1/rehearsal`, handed in by the binary (none:
+    /// the endpoint says to rehearse on the box's console).
+    pub rehearse: Option<Arc<dyn Rehearse>>,
     /// Certificates, names and fingerprint of the LAN side, when it is on.
     pub lan: Option<Arc<crate::net::Lan>>,
 }

@@ -129,8 +129,7 @@ pub async fn rehearse(
     State(st): State<AppState>,
     p: Principal,
     super::json::Json(b): super::json::Json<RehearseBody>,
-) -> Result<Json<crate::rehearsal::Report>, ApiError> {
-    use crate::rehearsal::{DeviceCheck, Options};
+) -> Result<Json<crate::domain::readiness::Report>, ApiError> {
     p.require(Role::Admin)?;
     let expected_capture_gb = b.expected_capture_gb.unwrap_or(20);
     if expected_capture_gb > 1 << 20 {
@@ -138,6 +137,13 @@ pub async fn rehearse(
             "expected_capture_gb is in GiB: give tonight's expected captures, at most 1048576",
         ));
     }
+    let Some(rehearsal) = st.rehearse.clone() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::RehearsalUnavailable,
+            "this process cannot rehearse: run `venuebox rehearse` on the box",
+        ));
+    };
     let Ok(_one) = REHEARSING.try_lock() else {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
@@ -145,12 +151,7 @@ pub async fn rehearse(
             "a rehearsal is already running: wait for its report",
         ));
     };
-    let options = Options {
-        expected_capture_gb,
-        bucket: st.sync.setup.as_ref().map(|(c, _)| c.clone()),
-        devices: DeviceCheck::Running(st.devices.clone()),
-    };
-    let report = crate::rehearsal::run(&st, st.media.data_dir(), options).await;
+    let report = rehearsal.rehearse(st.clone(), expected_capture_gb).await;
     tracing::info!(by = %p.actor.name, ready = report.ready, "rehearsal from the admin screen");
     Ok(Json(report))
 }

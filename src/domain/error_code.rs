@@ -77,6 +77,7 @@ error_codes! {
     QuotaReached => "quota_reached",
     ReasonRequired => "reason_required",
     RehearsalRunning => "rehearsal_running",
+    RehearsalUnavailable => "rehearsal_unavailable",
     ReservationFull => "reservation_full",
     ShuttingDown => "shutting_down",
     SignInInProgress => "sign_in_in_progress",

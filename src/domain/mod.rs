@@ -21,6 +21,7 @@ pub mod money;
 pub mod payout;
 pub mod pretix;
 pub mod qr;
+pub mod readiness;
 pub mod receipt;
 pub mod role;
 pub mod scholarship;

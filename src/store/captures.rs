@@ -3,13 +3,13 @@
 //! dashboard queries, hiding, thumbnails' state, and upload links.
 
 use super::{audit, outbox, Store, StoreError};
+use crate::domain::capture::Probe;
 use crate::domain::capture::{CaptureMeta, MediaType};
 use crate::domain::error_code::ErrorCode;
 use crate::domain::events::{CaptureCompleted, CaptureHidden, Event};
 use crate::domain::ids::CreatorId;
 use crate::domain::role::{Actor, Role};
 use crate::domain::time::{format_rfc3339, Millis};
-use crate::domain::capture::Probe;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use std::collections::HashSet;
