@@ -131,3 +131,122 @@ fn the_checks_find_what_they_look_for() {
     assert!(!offenders("rppal", &[]).is_empty());
     assert!(!offenders("axum", &[]).is_empty());
 }
+
+/// Which top-level modules each module may import (`crate::…`), inside
+/// out: a module names only those below it. The table is acyclic (checked
+/// below), so an import that closes a cycle is an import the table lacks.
+/// Tests inside a file (after its `#[cfg(test)]`) are not counted; `cli`
+/// is the binary's, above everything, and imports through `venuebox::`.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("domain", &[]),
+    ("secrets", &[]),
+    ("systemd", &[]),
+    ("throttle", &[]),
+    ("clock", &["domain"]),
+    ("metrics", &["domain"]),
+    ("net", &["secrets"]),
+    ("organiser", &["domain", "secrets"]),
+    ("store", &["domain", "metrics", "secrets"]),
+    ("media", &["clock", "domain", "secrets", "store", "throttle"]),
+    ("sync", &["clock", "domain", "media", "secrets", "store", "throttle"]),
+    ("pretix", &["clock", "domain", "organiser", "secrets", "store"]),
+    ("devices", &["clock", "domain", "net", "secrets", "store"]),
+    (
+        "api",
+        &[
+            "clock",
+            "devices",
+            "domain",
+            "media",
+            "metrics",
+            "net",
+            "organiser",
+            "pretix",
+            "secrets",
+            "store",
+            "sync",
+        ],
+    ),
+    (
+        "server",
+        &[
+            "api", "clock", "devices", "media", "metrics", "net", "pretix", "store", "sync",
+            "systemd",
+        ],
+    ),
+    (
+        "rehearsal",
+        &["api", "clock", "devices", "domain", "net", "secrets", "server", "store", "sync"],
+    ),
+];
+
+/// The top-level module of a file under `src/` (`store/scans.rs` → `store`).
+fn top_module(rel: &str) -> String {
+    let rest = rel.trim_start_matches("src/");
+    rest.split('/').next().unwrap().trim_end_matches(".rs").to_string()
+}
+
+/// Every `crate::x` a module's code names, by module, tests left out.
+fn imports() -> std::collections::BTreeMap<String, std::collections::BTreeSet<(String, String)>> {
+    let mut out: std::collections::BTreeMap<_, std::collections::BTreeSet<_>> = Default::default();
+    for path in rust_files("src") {
+        let rel = relative(&path);
+        let from = top_module(&rel);
+        let text = code(&path);
+        let text = text.split("#[cfg(test)]").next().unwrap();
+        let mut rest = text;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            let to: String =
+                rest.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            if to != from && !to.is_empty() {
+                out.entry(from.clone()).or_default().insert((to, rel.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn modules_import_only_what_lies_below_them() {
+    let allowed: std::collections::BTreeMap<&str, &[&str]> = LAYERS.iter().copied().collect();
+    let mut wrong = Vec::new();
+    for (from, tos) in imports() {
+        if from == "cli" || from == "main" || from == "lib" {
+            continue;
+        }
+        let Some(may) = allowed.get(from.as_str()) else {
+            wrong.push(format!("{from}: a new top-level module; add it to LAYERS"));
+            continue;
+        };
+        for (to, file) in tos {
+            if !may.contains(&to.as_str()) {
+                wrong.push(format!("{file} imports crate::{to}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "imports outside the layers (tests/tidy.rs LAYERS): {wrong:#?}");
+}
+
+#[test]
+fn the_layers_have_no_cycle() {
+    // Kahn's algorithm: repeatedly take a module whose imports are all taken.
+    let mut left: Vec<(&str, &[&str])> = LAYERS.to_vec();
+    let mut taken: Vec<&str> = Vec::new();
+    while !left.is_empty() {
+        let before = left.len();
+        left.retain(|(m, deps)| {
+            let ready = deps.iter().all(|d| taken.contains(d));
+            if ready {
+                taken.push(m);
+            }
+            !ready
+        });
+        assert!(left.len() < before, "LAYERS has a cycle among {left:?}");
+    }
+    // And the scan sees imports: the server's of the API, the store's of
+    // the domain.
+    let found = imports();
+    assert!(found["server"].iter().any(|(to, _)| to == "api"), "{found:?}");
+    assert!(found["store"].iter().any(|(to, _)| to == "domain"), "{found:?}");
+}
