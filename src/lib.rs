@@ -19,7 +19,11 @@
 //! - [`devices`] — USB scanners and printers, GPIO lights: pure protocol
 //!   code, nusb/rppal adapters, fakes, the scan pipeline and print worker.
 //! - [`sync`] — cloud sync: event log, captures, payouts and manifests to and from S3.
+//! - [`pretix`] — the pretix link: import, the door's pretix rules, the
+//!   send-back lane.
 //! - [`server`] — wires store and API together and runs them until shutdown.
+//! - [`rehearsal`] — "ready for doors?": the real flows on a scratch copy,
+//!   above the server (the API runs it through `api::Rehearse`).
 //! - [`organiser`] — the organiser's tools that run on a laptop or the box:
 //!   keys, signing manifests, minting tickets, the demo event.
 //! - [`net`] — the venue LAN: the box's certificate authority and server
@@ -27,6 +31,12 @@
 //! - [`metrics`] — counters and histograms for `/metrics`.
 //! - [`clock`] — the box's clock, settable in tests.
 //! - [`systemd`] — sd_notify: ready, status, the watchdog, stopping.
+//! - [`secrets`] — randomness (ids, tokens, keys) and secret files written
+//!   whole, readable by the box only.
+//! - [`throttle`] — a token bucket (capture uploads, tus while the door is busy).
+//!
+//! Which module may import which is a table in `tests/tidy.rs` (`LAYERS`),
+//! checked on the source and itself acyclic.
 //!
 //! See ARCHITECTURE.md for the invariants that hold across them.
 
