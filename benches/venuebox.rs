@@ -88,15 +88,15 @@ use venuebox::store::scans::ScanRequest;
 
 const EVENT: &str = "evt-bench";
 
-#[allow(dead_code)]
+#[expect(dead_code)]
 #[path = "../tests/common/s3.rs"]
 mod s3;
 
-#[allow(dead_code)]
+#[expect(dead_code)]
 #[path = "../tests/common/binary.rs"]
 mod binary;
 
-#[allow(dead_code)]
+#[expect(dead_code)]
 #[path = "../tests/common/pretix.rs"]
 mod pretix;
 
@@ -265,7 +265,7 @@ async fn checkin_run(
 }
 
 /// [`checkin_run`] with a client of the caller's (HTTPS trusting the box CA).
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments)]
 async fn checkin_run_with(
     client: &reqwest::Client,
     base: &str,

@@ -524,7 +524,7 @@ pub enum Listener {
 /// then lets connections in flight finish for `limits.drain`. With `tls`,
 /// each connection first completes a TLS handshake, within the header
 /// timeout.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     kind: Listener,

@@ -41,7 +41,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 // `serve` has many flags; the value is parsed once and moved, never copied.
-#[allow(clippy::large_enum_variant)]
+#[expect(clippy::large_enum_variant)]
 enum Command {
     /// Run the box: the HTTP API for staff devices.
     #[command(args_override_self = true)]

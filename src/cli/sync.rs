@@ -12,7 +12,7 @@ use venuebox::server::{self, Config};
 
 #[derive(Subcommand)]
 // `now` carries the sync flags; parsed once and moved, never copied.
-#[allow(clippy::large_enum_variant)]
+#[expect(clippy::large_enum_variant)]
 pub enum SyncCommand {
     /// Events and bytes pending, lag, last success, last error.
     Status {

@@ -183,7 +183,7 @@ fn png_scaled(path: &Path) -> Result<RgbImage, MediaError> {
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments)]
 fn accumulate(
     row: &[u8],
     y: u32,

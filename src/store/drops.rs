@@ -70,7 +70,7 @@ fn refuse(r: HoldRefusal) -> StoreError {
 
 /// Appends one ledger row, keeps the stock table equal to the ledger, and
 /// tells the cloud, all in the caller's transaction.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments)]
 fn move_stock(
     ctx: &WriteCtx<'_>,
     drop: &str,
@@ -352,7 +352,6 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
 
 /// `request`: the digest of what the caller asked (a checkout of this
 /// hold, or a one-step sale), compared on a replay.
-#[allow(clippy::too_many_arguments)]
 fn checkout_in(
     ctx: &WriteCtx<'_>,
     hold: &str,
@@ -772,7 +771,7 @@ impl Store {
     }
 
     /// Adds stock to a drop's product (new stock, or from the pool).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments)]
     pub async fn restock(
         &self,
         drop: DropId,
