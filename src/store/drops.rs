@@ -7,7 +7,7 @@
 //! ledger-backed stock table and the unexpired holds, so concurrent
 //! devices can never sell one unit twice.
 
-use super::sales::{
+use super::orders::{
     event, next_id, record_order, replay, request_digest, NewOrder, OrderKind, OrderView,
 };
 use super::scans::listed_ticket;

@@ -13,6 +13,7 @@ pub mod closing;
 pub mod drops;
 pub mod identity;
 mod manifests;
+mod orders;
 mod migrate;
 pub mod outbox;
 pub mod pairing;
