@@ -465,13 +465,23 @@ fn time(v: &Value, what: &str) -> Result<Option<String>, ImportError> {
     }
 }
 
-/// A decimal amount ("25.00") in minor units of the currency.
-fn minor(amount: &Value, currency: &str) -> i64 {
-    let s = amount.as_str().unwrap_or("0");
+/// A decimal amount ("25.00") in minor units of the currency; what is
+/// not one (missing, negative, more decimals than the currency has, not a
+/// number) is refused, never taken for 0.
+fn minor(amount: &Value, currency: &str) -> Result<i64, String> {
+    let s = amount.as_str().ok_or_else(|| format!("no amount ({amount})"))?;
     let digits = minor_digits(currency) as usize;
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    let extra = frac.get(digits..).unwrap_or("");
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || extra.bytes().any(|b| b != b'0')
+    {
+        return Err(format!("\"{s}\" is not an amount in {currency}"));
+    }
     let frac: String = frac.chars().chain(std::iter::repeat('0')).take(digits).collect();
-    format!("{whole}{frac}").parse::<i64>().unwrap_or(0).max(0)
+    format!("{whole}{frac}").parse::<i64>().map_err(|e| format!("\"{s}\": {e}"))
 }
 
 /// The ticket id of a position: by its signed secret's seed, else by its id.
@@ -484,7 +494,13 @@ fn ticket_id(secret: &str, position: i64, keys: &[VerifyingKey]) -> TicketId {
 
 /// One order's positions in the manifest's shape.
 fn order_tickets(o: &Value, keys: &[VerifyingKey]) -> Result<StoredOrder, ImportError> {
-    let code = o["code"].as_str().unwrap_or_default().to_string();
+    let code = o["code"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            ImportError::Setup(format!("pretix sent an order without a code: {}", o["id"]))
+        })?
+        .to_string();
     let bad = |what: &str| ImportError::Setup(format!("pretix order '{code}' has no {what}"));
     let modified = o["last_modified"].as_str().ok_or_else(|| bad("last_modified"))?.to_string();
     let order_status = match o["status"].as_str() {
@@ -607,7 +623,13 @@ fn build(
     let date_id = input.subevent.as_ref().and_then(|d| d["id"].as_i64());
     // A series date has its own times.
     let when = input.subevent.as_ref().unwrap_or(ev);
-    let currency = ev["currency"].as_str().unwrap_or("EUR").to_string();
+    let currency = ev["currency"]
+        .as_str()
+        .filter(|c| c.len() == 3)
+        .ok_or_else(|| {
+            ImportError::Setup(format!("the pretix event has no currency ({})", ev["currency"]))
+        })?
+        .to_string();
     let starts_at = time(&when["date_from"], "event date_from")?
         .ok_or_else(|| ImportError::Setup("the pretix event has no start date".into()))?;
     let start_ms = parse_rfc3339(&starts_at).expect("just formatted");
@@ -668,13 +690,19 @@ fn build(
     for it in &input.items {
         let Some(id) = it["id"].as_i64() else { continue };
         let tier = item_tier(id);
+        let price = minor(&it["default_price"], &currency).map_err(|why| {
+            ImportError::Setup(format!(
+                "pretix product {id} ({}) has no price the box can read: {why}",
+                text(&it["name"])
+            ))
+        })?;
         tiers.insert(
             id,
             Tier {
                 capacity: per_item.get(&tier).copied().unwrap_or(0),
                 id: tier,
                 name: text(&it["name"]),
-                price_minor: minor(&it["default_price"], &currency),
+                price_minor: price,
                 checkin_note: note(it),
             },
         );
@@ -962,7 +990,11 @@ mod tests {
         i.wanted = Some(vec![9]);
         let e = build(&i, staff, None).unwrap_err().to_string();
         assert!(e.contains("no check-in list 9") && e.contains("1 (Main)"), "{e}");
-        assert_eq!(minor(&json!("12.3"), "EUR"), 1230);
-        assert_eq!(minor(&json!("1200"), "JPY"), 1200);
+        assert_eq!(minor(&json!("12.3"), "EUR"), Ok(1230));
+        assert_eq!(minor(&json!("1200"), "JPY"), Ok(1200));
+        assert_eq!(minor(&json!("25.00"), "EUR"), Ok(2500));
+        for bad in [json!("twelve"), json!("-5.00"), json!("1.005"), json!(null), json!(".5")] {
+            assert!(minor(&bad, "EUR").is_err(), "{bad} is no price");
+        }
     }
 }

@@ -222,4 +222,3 @@ pub(crate) fn replay(
         replayed: true,
     }))
 }
-

@@ -19,8 +19,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub use super::orders::{OrderKind, OrderView};
 use super::orders::{event, next_id, record_order, replay, request_digest, NewOrder};
+pub use super::orders::{OrderKind, OrderView};
 
 pub struct WalkupRequest {
     pub tier: TierId,
