@@ -511,7 +511,7 @@ async fn scanner_tests(
         let deadline = tokio::time::Instant::now() + wait;
         let read = loop {
             match tokio::time::timeout_at(deadline, feed.recv()).await {
-                Ok(Ok(v)) if v["source"] == id.as_str() => break Some(v),
+                Ok(Ok(v)) if v.source == id.as_str() => break Some(v),
                 Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
                 Ok(Err(_)) | Err(_) => break None,
             }
@@ -520,9 +520,7 @@ async fn scanner_tests(
             "scanner",
             match read {
                 Some(v) => {
-                    let gate = v["gate"].as_str().unwrap_or("?");
-                    let verdict = v["verdict"].as_str().unwrap_or("?");
-                    let message = v["message"].as_str().unwrap_or("");
+                    let (gate, verdict, message) = (v.gate, v.verdict.as_str(), v.message);
                     tell(&format!("  read: gate {gate}, {verdict}: {message}"));
                     Ok(format!("{label}: read the test code, gate {gate} said {verdict} ({message}), lights signalled"))
                 }

@@ -75,7 +75,9 @@ pub async fn feed(
     let rx = st.devices.pipeline.subscribe();
     let events = stream::unfold(rx, |mut rx| async move {
         let ev = match rx.recv().await {
-            Ok(v) => Event::default().event("scan").data(v.to_string()),
+            Ok(v) => Event::default()
+                .event("scan")
+                .data(serde_json::to_string(&v).expect("a feed item serialises")),
             // A slow listener is told how much it missed, then carries on.
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                 Event::default().event("lagged").data(format!("{{\"missed\":{n}}}"))

@@ -7,7 +7,8 @@
 use super::signals::Signaller;
 use crate::clock::Clock;
 use crate::domain::checkin::Direction;
-use crate::domain::ids::GateId;
+use crate::domain::checkin::Reason;
+use crate::domain::ids::{GateId, ScanId, TicketId, TierId};
 use crate::store::scans::{ScanRecord, ScanRequest, Verdict};
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
@@ -15,6 +16,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
+
+/// One verdict on the staff feed (`GET /api/v1/scans/feed`, `event: scan`):
+/// every scan, from a USB scanner or a phone, as the door sees it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FeedItem {
+    /// What staff say to the guest.
+    pub message: String,
+    /// `usb-scanner-1`, or `staff NAME` for a phone.
+    pub source: String,
+    pub scan_id: ScanId,
+    pub verdict: Verdict,
+    pub reason: Option<Reason>,
+    pub gate: GateId,
+    pub direction: Direction,
+    pub ticket: Option<TicketId>,
+    pub tier: Option<TierId>,
+    pub holder: Option<String>,
+    pub at: String,
+    pub attention: bool,
+    pub checkin_texts: Vec<String>,
+}
 
 /// Repeats of one code by one scanner within this time are one scan.
 pub const DOUBLE_READ: Duration = Duration::from_secs(1);
@@ -34,7 +56,7 @@ pub struct ScanPipeline {
     signaller: Signaller,
     /// Verdicts for dashboards (`GET /api/v1/scans/feed`), from scanners
     /// and from the HTTP API alike; slow listeners miss old ones.
-    feed: broadcast::Sender<serde_json::Value>,
+    feed: broadcast::Sender<FeedItem>,
     /// Last code and time per scanner, for double-read suppression.
     recent: Mutex<HashMap<String, (String, Instant)>>,
     /// Makes scanner nonces unique across restarts of the box.
@@ -60,7 +82,7 @@ impl ScanPipeline {
         &self.signaller
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<serde_json::Value> {
+    pub fn subscribe(&self) -> broadcast::Receiver<FeedItem> {
         self.feed.subscribe()
     }
 
@@ -72,12 +94,21 @@ impl ScanPipeline {
             (Some(e), Some(t)) => e.checkin_note(Some(t), r.tier.as_ref()),
             _ => (false, Vec::new()),
         };
-        let _ = self.feed.send(serde_json::json!({
-            "message": r.message(gate_name), "source": source, "scan_id": r.id, "verdict": r.verdict, "reason": r.reason, "gate": r.gate,
-            "direction": r.direction, "ticket": r.ticket, "tier": r.tier, "holder": r.holder,
-            "at": crate::domain::time::format_rfc3339(r.recorded_at),
-            "attention": attention, "checkin_texts": texts,
-        }));
+        let _ = self.feed.send(FeedItem {
+            message: r.message(gate_name),
+            source: source.to_string(),
+            scan_id: r.id,
+            verdict: r.verdict,
+            reason: r.reason,
+            gate: r.gate.clone(),
+            direction: r.direction,
+            ticket: r.ticket.clone(),
+            tier: r.tier.clone(),
+            holder: r.holder.clone(),
+            at: crate::domain::time::format_rfc3339(r.recorded_at),
+            attention,
+            checkin_texts: texts,
+        });
     }
 
     /// Checks a scanned code in at the scanner's gate and signals the

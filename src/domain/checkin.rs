@@ -335,6 +335,16 @@ pub enum Verdict {
     Reject,
 }
 
+impl Verdict {
+    /// As the API and the feed say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Admit => "admit",
+            Verdict::Reject => "reject",
+        }
+    }
+}
+
 /// One row of the scan log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanRecord {
