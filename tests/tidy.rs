@@ -144,13 +144,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("throttle", &[]),
     ("clock", &["domain"]),
     ("metrics", &["domain"]),
-    ("net", &["secrets"]),
+    ("net", &["domain", "secrets"]),
     ("organiser", &["domain", "secrets"]),
     ("store", &["domain", "metrics", "secrets"]),
     ("media", &["clock", "domain", "secrets", "store", "throttle"]),
     ("sync", &["clock", "domain", "media", "secrets", "store", "throttle"]),
     ("pretix", &["clock", "domain", "organiser", "secrets", "store"]),
-    ("devices", &["clock", "domain", "net", "secrets", "store"]),
+    ("devices", &["clock", "domain", "secrets", "store"]),
     (
         "api",
         &[

@@ -60,7 +60,7 @@ pub fn pairing_slip(slip: &crate::store::printing::PairingSlip, width: usize) ->
     }
     if let Some(fp) = &slip.fingerprint {
         p.line("").line("CA fingerprint (SHA-256):");
-        let grouped = crate::net::tls::fingerprint_colons(fp);
+        let grouped = crate::domain::keys::fingerprint_colons(fp);
         // 16 bytes a line: "AB:CD:..." is 47 characters; narrower paper gets 8.
         let per_line = if width >= 48 { 16 } else { 8 };
         for chunk in grouped.split(':').collect::<Vec<_>>().chunks(per_line) {

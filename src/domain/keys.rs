@@ -82,6 +82,16 @@ pub fn signature_from_base64(text: &str) -> Result<Signature, String> {
     Ok(Signature::from_bytes(&arr))
 }
 
+/// `AB:CD:…` groups of a hex fingerprint (the box CA's), as phones show
+/// certificate details.
+pub fn fingerprint_colons(hex: &str) -> String {
+    hex.as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).to_uppercase())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

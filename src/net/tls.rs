@@ -80,14 +80,7 @@ pub fn fingerprint(der: &[u8]) -> String {
     crate::secrets::hex(&Sha256::digest(der))
 }
 
-/// `AB:CD:…` groups of the fingerprint, as phones show certificate details.
-pub fn fingerprint_colons(hex: &str) -> String {
-    hex.as_bytes()
-        .chunks(2)
-        .map(|c| String::from_utf8_lossy(c).to_uppercase())
-        .collect::<Vec<_>>()
-        .join(":")
-}
+pub use crate::domain::keys::fingerprint_colons;
 
 /// The CA's parameters: the same every time for one box, so a stored CA
 /// key can sign again without parsing the stored certificate.
