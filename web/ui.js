@@ -53,6 +53,12 @@ export function onReconnect(fn) {
   return () => link.listeners.delete(fn);
 }
 
+/** "Not reached since 21:14:05: what this screen shows is 12 s old." */
+function ageLine() {
+  const since = timeOfDay(new Date(link.since).toISOString(), true);
+  return t.linkAge(since, Math.round((Date.now() - link.lastOk) / 1000));
+}
+
 function renderLink() {
   if (link.up) {
     linkBar.hidden = true;
@@ -60,11 +66,9 @@ function renderLink() {
     clearInterval(tickTimer);
     return;
   }
-  const age = Math.round((Date.now() - link.lastOk) / 1000);
-  const since = new Date(link.since).toLocaleTimeString(t.locale, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   linkBar.replaceChildren(
     el("p", {}, t.unreachable),
-    el("p", { id: "link-age" }, t.linkAge(since, age)),
+    el("p", { id: "link-age" }, ageLine()),
     el("button", { type: "button", id: "link-retry", onclick: () => probe() }, t.retry));
   linkBar.hidden = false;
 }
@@ -84,7 +88,7 @@ function markDown() {
   link.since = Date.now();
   renderLink();
   clearInterval(tickTimer);
-  tickTimer = setInterval(() => { if (!link.up) document.getElementById("link-age").textContent = t.linkAge(new Date(link.since).toLocaleTimeString(t.locale), Math.round((Date.now() - link.lastOk) / 1000)); }, 1000);
+  tickTimer = setInterval(() => { if (!link.up) document.getElementById("link-age").textContent = ageLine(); }, 1000);
   probeTimer = setTimeout(probe, 2000);
 }
 
