@@ -35,7 +35,7 @@
 //!   whole, readable by the box only.
 //! - [`throttle`] — a token bucket (capture uploads, tus while the door is busy).
 //!
-//! Which module may import which is a table in `tests/tidy.rs` (`LAYERS`),
+//! Which module may import which is a table in `tests/it/tidy.rs` (`LAYERS`),
 //! checked on the source and itself acyclic.
 //!
 //! See ARCHITECTURE.md for the invariants that hold across them.

@@ -3,7 +3,7 @@
 //! module's tests serialise a full example of its type through this, so a
 //! field added, renamed or dropped in the code, or in the document, fails
 //! until the two agree again. (Schemathesis checks the running binary's
-//! answers against the same document in `tests/lan_safety.rs`.)
+//! answers against the same document in `tests/schemathesis.rs`.)
 
 use serde::Serialize;
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! certificate served and reloaded, and the plain-HTTP pairing listener
 //! that serves the pairing page and the CA and nothing else.
 
-mod common;
+use crate::common;
 
 use common::binary::{pairing_code, serve_lan};
 use serde_json::{json, Value};

@@ -3,7 +3,7 @@
 //! file, which beats the defaults; secrets in URLs are masked; a setting
 //! that does not exist is refused by name.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -4,7 +4,7 @@
 //! keeps that offset (a `clock.set` event, applied again after a restart).
 //! The real HTTP server; the system clock is a fixed one the test moves.
 
-mod common;
+use crate::common;
 
 use common::TestBox;
 use serde_json::{json, Value};

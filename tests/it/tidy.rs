@@ -225,7 +225,7 @@ fn modules_import_only_what_lies_below_them() {
             }
         }
     }
-    assert!(wrong.is_empty(), "imports outside the layers (tests/tidy.rs LAYERS): {wrong:#?}");
+    assert!(wrong.is_empty(), "imports outside the layers (tests/it/tidy.rs LAYERS): {wrong:#?}");
 }
 
 #[test]

@@ -2,9 +2,9 @@
 //! SIGKILL, restarted on the same data directory, and must still hold every
 //! check-in it acknowledged — and admit no ticket twice.
 
+use crate::common;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-mod common;
 
 use common::binary;
 use std::path::Path;

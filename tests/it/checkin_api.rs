@@ -1,7 +1,7 @@
 //! Door check-in end to end: the real server on 127.0.0.1:0, a real HTTP
 //! client, the real SQLite file.
 
-mod common;
+use crate::common;
 
 use common::{nonce, TestBox, DOOR_PIN, EVENT};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! holds, limits, reserves, cycling, refunds and receipts — through the
 //! real server with real concurrent HTTP clients, on a controlled clock.
 
-mod common;
+use crate::common;
 
 use common::{decode_qr_png, nonce, TestBox, SUPERVISOR_PIN};
 use serde_json::{json, Value};

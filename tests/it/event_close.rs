@@ -4,7 +4,7 @@
 //! ticket code anywhere in the database file (checked on its bytes) while
 //! the figures stay; and the box then refuses to serve the closed event.
 
-mod common;
+use crate::common;
 
 use common::binary::call;
 use reqwest::Method;

@@ -3,7 +3,7 @@
 //! expiry, termination, defer-length, creation-with-upload, dedupe, type
 //! refusal, quota and the disk floor, and the dashboard data they feed.
 
-mod common;
+use crate::common;
 
 use common::{jpeg, sha256_hex, tus_metadata, TestBox};
 use reqwest::{Method, Response};

@@ -13,7 +13,7 @@
 //! examples use the README's fixed ports (8080, 8443, 8081, 9000) on
 //! loopback, as a newcomer would.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

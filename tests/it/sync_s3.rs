@@ -6,7 +6,7 @@
 //! lose nothing, a quiet box catches up when the link returns, manifests
 //! come down, and payout statements can be recomputed from `events/`.
 
-mod common;
+use crate::common;
 
 use common::s3::{bucket_behind_proxy, landed_events, sync_config, Moto, PREFIX};
 use common::{jpeg, nonce, sha256_hex, tus_metadata, TestBox, EVENT};

@@ -4,7 +4,7 @@
 //! once it listens, WATCHDOG=1 while the store's writer answers, none once
 //! the writer is stuck (the hidden fault switch), STOPPING=1 on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;

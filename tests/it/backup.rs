@@ -4,7 +4,7 @@
 //! it ended), readable only by its owner, with the box identity. The real
 //! binary, a door client in this process.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! object a line with `--log-format json`. The real binary, its stderr a
 //! file.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;

@@ -3,7 +3,7 @@
 //! and the box's peak memory stays within 64 MiB of idle while it is
 //! received, probed and (not) thumbnailed.
 
-mod common;
+use crate::common;
 
 use common::binary::{memory_kib, reset_peak, serve, token};
 use serde_json::Value;

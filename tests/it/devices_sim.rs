@@ -4,7 +4,7 @@
 //! fake printer, wait while it is out of paper and print when it is fixed;
 //! every verdict reaches the staff feed.
 
-mod common;
+use crate::common;
 
 use common::{nonce, TestBox};
 use serde_json::{json, Value};

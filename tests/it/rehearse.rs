@@ -5,7 +5,7 @@
 //! (no USB here) and an unreachable bucket, the report names each and the
 //! exit status is 1.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::path::Path;

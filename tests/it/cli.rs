@@ -3,7 +3,7 @@
 //! images decode to their codes, get a token, scan at the running box, and
 //! load a newer manifest from a second process while the box runs.
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use std::path::Path;
