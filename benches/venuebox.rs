@@ -73,6 +73,12 @@
 #[path = "../tests/common/browser.rs"]
 mod browser;
 
+#[path = "../tests/common/apt.rs"]
+mod apt;
+
+#[path = "../tests/common/cache.rs"]
+mod cache;
+
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

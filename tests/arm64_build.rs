@@ -1,6 +1,7 @@
 //! The arm64 build (Raspberry Pi OS 64-bit): cross-built by
-//! `deploy/cross-arm64` with Debian's toolchain (dev profile here; the
-//! package uses --release), linked for Debian 12's C library, packaged by
+//! `deploy/cross-arm64` with Debian's toolchain (the lean `arm64-test`
+//! profile here, into a target directory cached beside the toolchain root
+//! so a fresh clone does not start cold; the package uses --release), linked for Debian 12's C library, packaged by
 //! cargo-deb as arm64, and run under qemu-user against Debian 12's arm64
 //! libraries: it starts, opens (creates and migrates) its store, serves
 //! /healthz, stops cleanly on SIGTERM, and the database it wrote opens on
@@ -17,9 +18,12 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+const PROFILE: &str = "arm64-test";
+
 fn cross(args: &[&str]) -> String {
     let out = Command::new(root().join("deploy/cross-arm64"))
         .args(args)
+        .env("VENUEBOX_CROSS_TARGET", "cache")
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
@@ -29,8 +33,7 @@ fn cross(args: &[&str]) -> String {
 
 fn qemu_aarch64() -> &'static str {
     if Command::new("qemu-aarch64").arg("--version").output().is_err() {
-        let out = Command::new("apt-get").args(["install", "-y", "-q", "qemu-user"]).output();
-        assert!(out.is_ok_and(|o| o.status.success()), "apt-get install qemu-user");
+        common::apt::install(&["qemu-user"]);
     }
     "qemu-aarch64"
 }
@@ -44,9 +47,10 @@ fn arm64(bin: &Path, sysroot: &str) -> Command {
 
 #[tokio::test]
 async fn the_arm64_binary_starts_and_opens_its_store_under_qemu_user() {
-    cross(&["build", "--locked"]);
+    cross(&["build", "--locked", "--profile", PROFILE]);
     let sysroot = cross(&["--sysroot"]).trim().to_string();
-    let bin = root().join(format!("target/cross-arm64/{TRIPLE}/debug/venuebox"));
+    let target = PathBuf::from(cross(&["--target-dir"]).trim());
+    let bin = target.join(format!("{TRIPLE}/{PROFILE}/venuebox"));
     let elf = std::fs::read(&bin).unwrap();
     assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 183, "an AArch64 ELF (e_machine 183)");
 
@@ -93,7 +97,7 @@ async fn the_arm64_binary_starts_and_opens_its_store_under_qemu_user() {
             "--no-build",
             "--no-strip",
             "--profile",
-            "dev",
+            PROFILE,
             "--fast",
             "--variant",
             "arm64",
@@ -101,7 +105,7 @@ async fn the_arm64_binary_starts_and_opens_its_store_under_qemu_user() {
         .args(["--target", TRIPLE])
         .arg("-o")
         .arg(&deb)
-        .env("CARGO_TARGET_DIR", root().join("target/cross-arm64"))
+        .env("CARGO_TARGET_DIR", &target)
         .current_dir(root())
         .output()
         .unwrap();

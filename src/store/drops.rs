@@ -9,6 +9,7 @@
 
 use super::orders::{
     event, next_id, record_order, replay, request_digest, NewOrder, OrderKind, OrderView,
+    RequestDigest,
 };
 use super::scans::listed_ticket;
 use super::{audit, outbox, Store, StoreError, WriteCtx};
@@ -357,7 +358,7 @@ fn checkout_in(
     hold: &str,
     tender: Option<Tender>,
     nonce: &str,
-    request: &str,
+    request: &RequestDigest,
     staff: &Actor,
     now: Millis,
 ) -> Result<OrderView, StoreError> {

@@ -55,20 +55,51 @@ pub(crate) fn event(ctx: &WriteCtx<'_>) -> Result<Arc<EventSnapshot>, StoreError
     ctx.event.clone().ok_or(StoreError::NoEvent)
 }
 
-/// Tickets of a tier the box knows of that still count against capacity.
-/// Everything an order row needs.
-/// SHA-256 (hex) of an order request's parameters, as `replay` compares
-/// them.
-pub(crate) fn request_digest(parameters: impl std::fmt::Debug) -> String {
+/// What an order request asked for, as `replay` compares it: SHA-256 of
+/// the parameters' JSON (field names and values as serde writes them, an
+/// encoding that changes only when the wire format does), stored as
+/// `j1:HEX`. Rows written before it hold SHA-256 of Rust's `Debug` text
+/// (no prefix), which a compiler upgrade may change: a replay of such an
+/// order is compared with that too, so a retry across the upgrade is
+/// still recognised.
+pub(crate) struct RequestDigest {
+    stable: String,
+    legacy: String,
+}
+
+const DIGEST_PREFIX: &str = "j1:";
+
+pub(crate) fn request_digest<P: serde::Serialize + std::fmt::Debug>(
+    parameters: P,
+) -> RequestDigest {
     use sha2::Digest;
-    crate::secrets::hex(&sha2::Sha256::digest(format!("{parameters:?}").as_bytes()))
+    let json = serde_json::to_vec(&parameters).expect("order parameters serialise");
+    RequestDigest {
+        stable: format!("{DIGEST_PREFIX}{}", crate::secrets::hex(&sha2::Sha256::digest(&json))),
+        legacy: crate::secrets::hex(&sha2::Sha256::digest(format!("{parameters:?}").as_bytes())),
+    }
+}
+
+impl RequestDigest {
+    /// What a new order row stores.
+    pub fn as_str(&self) -> &str {
+        &self.stable
+    }
+
+    /// Whether a stored digest is of this same request.
+    pub fn matches(&self, stored: &str) -> bool {
+        match stored.strip_prefix(DIGEST_PREFIX) {
+            Some(_) => stored == self.stable,
+            None => stored == self.legacy,
+        }
+    }
 }
 
 pub(crate) struct NewOrder<'a> {
     pub id: String,
     pub nonce: &'a str,
     /// [`request_digest`] of the request, for replays.
-    pub request: &'a str,
+    pub request: &'a RequestDigest,
     pub kind: OrderKind,
     pub staff: &'a Actor,
     pub creator: Option<&'a CreatorId>,
@@ -162,7 +193,7 @@ pub(crate) fn record_order(
             receipt.tender.kind(),
             change,
             receipt_json,
-            o.request,
+            o.request.as_str(),
         ])?;
     let created = OrderCreated {
         order: OrderId(o.id.clone()),
@@ -192,7 +223,7 @@ pub(crate) fn replay(
     ctx: &WriteCtx<'_>,
     nonce: &str,
     kind: OrderKind,
-    request: &str,
+    request: &RequestDigest,
 ) -> Result<Option<OrderView>, StoreError> {
     type Row = (String, String, String, String, Option<String>);
     let row: Option<Row> = ctx
@@ -205,7 +236,7 @@ pub(crate) fn replay(
     let Some((id, k, status, receipt, asked)) = row else {
         return Ok(None);
     };
-    if k != kind.as_str() || asked.is_some_and(|a| a != request) {
+    if k != kind.as_str() || asked.is_some_and(|a| !request.matches(&a)) {
         return Err(StoreError::NonceConflict(nonce.to_string()));
     }
     ctx.metrics.replayed();
@@ -221,4 +252,35 @@ pub(crate) fn replay(
         tickets_scan_elsewhere: scan_elsewhere,
         replayed: true,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::money::Tender;
+    use sha2::Digest;
+
+    fn sha(bytes: &[u8]) -> String {
+        crate::secrets::hex(&sha2::Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn the_digest_is_of_the_parameters_json_and_rows_from_before_still_match() {
+        let params =
+            ("sale", "drop-1", vec![("TEE-M", 2u32)], Some(Tender::Cash { given_minor: 2000 }));
+        let d = request_digest(params.clone());
+        // The encoding, pinned: a change to it would make every retry of an
+        // order sold before the change a conflict.
+        let json = r#"["sale","drop-1",[["TEE-M",2]],{"kind":"cash","given_minor":2000}]"#;
+        assert_eq!(d.as_str(), format!("j1:{}", sha(json.as_bytes())));
+        assert!(d.matches(d.as_str()));
+        // A row an earlier version wrote: the Debug text's hash, no prefix.
+        let before = sha(format!("{params:?}").as_bytes());
+        assert!(d.matches(&before), "a retry across the upgrade is the same request");
+        assert!(!d.matches(&format!("j1:{before}")));
+        // Another request, either way: a conflict.
+        let other = request_digest(("sale", "drop-1", vec![("TEE-M", 3u32)], None::<Tender>));
+        assert!(!other.matches(d.as_str()));
+        assert!(!other.matches(&before));
+    }
 }

@@ -15,30 +15,17 @@ pub fn chromium() {
     if Path::new("/usr/bin/chromium").exists() {
         return;
     }
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "chromium"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output()
-            .expect("apt-get is needed to install chromium for the browser tests")
-    };
-    let mut out = install();
-    if !out.status.success() {
-        // Package lists may be stale on a fresh machine.
-        let _ = Command::new("apt-get").args(["update", "-q"]).output();
-        out = install();
-    }
+    super::apt::install(&["chromium"]);
     assert!(
-        out.status.success() && Path::new("/usr/bin/chromium").exists(),
-        "cannot install chromium (run `apt-get install chromium` as root): {}",
-        String::from_utf8_lossy(&out.stderr)
+        Path::new("/usr/bin/chromium").exists(),
+        "apt installed chromium, but not as /usr/bin/chromium"
     );
 }
 
 /// A directory with playwright-core and axe-core in node_modules
-/// (installed once).
+/// (installed once, into the tools cache).
 pub fn playwright() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("node-web");
+    let dir = super::cache::dir("node-web", &[PLAYWRIGHT, AXE]);
     if !dir.join("node_modules/playwright-core/package.json").exists()
         || !dir.join("node_modules/axe-core/axe.min.js").exists()
     {

@@ -1,5 +1,5 @@
 //! The Debian package as `deploy/build-deb` makes it (cargo-deb, the
-//! version that script pins, installed into target/tools on first use),
+//! version that script pins, installed into the tools cache on first use),
 //! here around this test build's binary.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ pub fn cargo_deb() -> PathBuf {
         .lines()
         .find_map(|l| l.strip_prefix("CARGO_DEB_VERSION="))
         .expect("deploy/build-deb pins cargo-deb");
-    let tools = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../tools");
+    let tools = super::cache::dir("cargo-deb", &[version]);
     let bin = tools.join("bin/cargo-deb");
     let have = Command::new(&bin).arg("--version").output().ok();
     if !have.is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains(version)) {

@@ -4,8 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod apt;
 pub mod binary;
 pub mod browser;
+pub mod cache;
 pub mod deb;
 pub mod pretix;
 pub mod s3;

@@ -1,8 +1,9 @@
 //! A real pretix for the pretix tests: the version below, installed from
 //! PyPI into a virtual environment cached outside the clone
 //! (`$VENUEBOX_PRETIX_CACHE`, default /var/tmp/venuebox-pretix), on SQLite
-//! in a temporary directory (in /dev/shm when there is one: pretix's
-//! migrations are many small transactions), served by Django's server on a
+//! in a temporary directory (in /dev/shm when there is one), started from
+//! a copy of a database migrated once per pretix version and kept beside
+//! the environment (pretix's migrations take over a minute), served by Django's server on a
 //! loopback port, killed with the test binary (PDEATHSIG). The organizer
 //! `venue`, a team allowed everything and its API token are made through
 //! Django by `tests/interop/pretix_setup.py`, as an operator would in
@@ -26,14 +27,44 @@ pub struct Pretix {
     _dir: tempfile::TempDir,
 }
 
-/// The virtual environment's python, installing pretix on first use.
-fn python() -> PathBuf {
+/// pretix's configuration for a database and data in `dir`, served at `base`.
+fn write_config(dir: &Path, base: &str, secret: &str) -> PathBuf {
+    let config = dir.join("pretix.cfg");
+    let data = dir.display().to_string();
+    std::fs::write(
+        &config,
+        format!(
+            "[pretix]\ninstance_name=venuebox test\nurl={base}\ncurrency=EUR\ndatadir={data}\n\n\
+             [database]\nbackend=sqlite3\nname={data}/db.sqlite3\n\n\
+             [django]\ndebug=off\nsecret=test-only-{secret}\n\n\
+             [mail]\nfrom=test@example.org\nhost=127.0.0.1\nport=9\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Where the scratch directories go: /dev/shm when there is one (pretix's
+/// migrations are many small transactions).
+fn scratch() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// The virtual environment's python, installing pretix on first use, and a
+/// database migrated by this pretix (made on first use).
+fn python() -> (PathBuf, PathBuf) {
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let cache = std::env::var_os("VENUEBOX_PRETIX_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/tmp/venuebox-pretix"));
     let venv = cache.join(PRETIX.replace("==", "-"));
+    let migrated = cache.join(format!("{}-migrated.sqlite3", PRETIX.replace("==", "-")));
     let python = venv.join("bin/python");
     let ready = |p: &Path| {
         Command::new(p)
@@ -63,8 +94,27 @@ fn python() -> PathBuf {
             PRETIX,
         ]));
         assert!(ready(&python), "{PRETIX} installed but does not import");
+        let _ = std::fs::remove_file(&migrated);
     }
-    python
+    if !migrated.exists() {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("venuebox-pretix-{}-migrate-", std::process::id()))
+            .tempdir_in(scratch())
+            .unwrap();
+        let config = write_config(dir.path(), "http://127.0.0.1:9", "migrate");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/pretix_setup.py");
+        let out = Command::new(&python)
+            .arg(script)
+            .arg("migrate")
+            .env("PRETIX_CONFIG_FILE", &config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pretix migrate: {}", String::from_utf8_lossy(&out.stderr));
+        let tmp = migrated.with_extension("tmp");
+        std::fs::copy(dir.path().join("db.sqlite3"), &tmp).unwrap();
+        std::fs::rename(&tmp, &migrated).unwrap();
+    }
+    (python, migrated)
 }
 
 impl Pretix {
@@ -77,9 +127,8 @@ impl Pretix {
 
     /// A fresh pretix (its own database), ready for API calls.
     pub fn start() -> Pretix {
-        let python = python();
-        let shm = Path::new("/dev/shm");
-        let parent = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+        let (python, migrated) = python();
+        let parent = scratch();
         // The shared pretix's directory outlives its test binary (statics
         // are never dropped): sweep those of binaries that are gone.
         for e in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
@@ -98,18 +147,8 @@ impl Pretix {
             .unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let base = format!("http://127.0.0.1:{port}");
-        let config = dir.path().join("pretix.cfg");
-        let data = dir.path().display().to_string();
-        std::fs::write(
-            &config,
-            format!(
-                "[pretix]\ninstance_name=venuebox test\nurl={base}\ncurrency=EUR\ndatadir={data}\n\n\
-                 [database]\nbackend=sqlite3\nname={data}/db.sqlite3\n\n\
-                 [django]\ndebug=off\nsecret=test-only-{port}\n\n\
-                 [mail]\nfrom=test@example.org\nhost=127.0.0.1\nport=9\n"
-            ),
-        )
-        .unwrap();
+        let config = write_config(dir.path(), &base, &port.to_string());
+        std::fs::copy(&migrated, dir.path().join("db.sqlite3")).unwrap();
         let mut pretix = Pretix {
             base,
             token: String::new(),

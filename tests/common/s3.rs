@@ -1,5 +1,5 @@
 //! A real S3-compatible server for sync tests (moto's server mode,
-//! installed by the test itself from PyPI into target/ on first use), a
+//! installed by the test itself from PyPI on first use, cached outside the clone), a
 //! fault proxy that cuts connections mid-body and takes the link down, and
 //! a sync configuration with test-sized timings.
 
@@ -39,11 +39,20 @@ pub fn spawn_tied(mut cmd: std::process::Command, what: &'static str) {
 }
 
 /// A Python path where `import_check` works, installing `specs` from
-/// PyPI into target/ once if it does not.
+/// PyPI once if it does not: into a directory cached outside the clone
+/// (`$VENUEBOX_PYDEPS_CACHE`, default /var/tmp/venuebox-pydeps), named by
+/// `name` and a hash of `specs`, so a fresh clone finds them and a change
+/// of version installs anew.
 pub fn python_deps(name: &str, import_check: &str, specs: &[&str]) -> PathBuf {
+    use sha2::Digest;
     static INSTALL: Mutex<()> = Mutex::new(());
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let cache = std::env::var_os("VENUEBOX_PYDEPS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/venuebox-pydeps"));
+    let key = sha2::Sha256::digest(specs.join("\n").as_bytes());
+    let dir =
+        cache.join(format!("{name}-{:02x}{:02x}{:02x}{:02x}", key[0], key[1], key[2], key[3]));
     let ok = |dir: &PathBuf| {
         // Quiet: a missing module is expected before the first install.
         Command::new("python3")
@@ -55,9 +64,13 @@ pub fn python_deps(name: &str, import_check: &str, specs: &[&str]) -> PathBuf {
             .is_ok_and(|s| s.success())
     };
     if !ok(&dir) {
+        // Installed beside, then renamed: another test binary (or an
+        // interrupted run) never sees half an installation.
+        let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
         let out = Command::new("python3")
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-            .arg(&dir)
+            .arg(&tmp)
             .args(specs)
             .output()
             .expect("python3 is needed for this test");
@@ -66,6 +79,10 @@ pub fn python_deps(name: &str, import_check: &str, specs: &[&str]) -> PathBuf {
             "cannot install {specs:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let _ = std::fs::remove_dir_all(&dir);
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
         assert!(ok(&dir), "{specs:?} installed but `{import_check}` fails");
     }
     dir

@@ -250,3 +250,52 @@ fn the_layers_have_no_cycle() {
     assert!(found["server"].iter().any(|(to, _)| to == "api"), "{found:?}");
     assert!(found["store"].iter().any(|(to, _)| to == "domain"), "{found:?}");
 }
+
+/// Every file the project runs apt from (its scripts, the VM image builder,
+/// the tests' helpers) waits for another apt or dpkg to let go of its lock
+/// instead of failing: a fresh-clone run of the suite once failed in
+/// `arm64_build` because another apt-get held it.
+#[test]
+fn every_apt_get_waits_for_the_dpkg_lock() {
+    let mut files: Vec<PathBuf> = rust_files("tests");
+    for dir in ["deploy", "scripts", "tests/vm"] {
+        for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() && !path.extension().is_some_and(|e| e == "md" || e == "toml") {
+                files.push(path);
+            }
+        }
+    }
+    let mut calls = 0;
+    let mut wrong = Vec::new();
+    for path in &files {
+        let Ok(text) = std::fs::read_to_string(path) else { continue };
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            let l = line.trim_start();
+            if l.starts_with('#') || l.starts_with("//") {
+                continue;
+            }
+            // A call: `apt-get -o …`/`apt-get install …` in a script, or
+            // `Command::new("apt-get")` in Rust (messages naming the
+            // command for a person are neither).
+            let shell = l.split(['|', '{', '(', ';']).any(|part| {
+                let part = part.trim_start();
+                part.starts_with("apt-get ") || part.starts_with("apt ")
+            });
+            if shell
+                || l.contains("Command::new(\"apt-get\")")
+                || l.contains("Command::new(\"apt\")")
+            {
+                calls += 1;
+                // The call with its next line (rustfmt puts `.args` there).
+                let call = lines[n..lines.len().min(n + 2)].concat();
+                if !call.contains("DPkg::Lock::Timeout") {
+                    wrong.push(format!("{}:{}: {l}", relative(path), n + 1));
+                }
+            }
+        }
+    }
+    assert!(calls >= 5, "the scan finds the project's apt calls (found {calls})");
+    assert!(wrong.is_empty(), "apt-get without -o DPkg::Lock::Timeout=300: {wrong:#?}");
+}
