@@ -74,7 +74,7 @@ pub const CLOCK_SLACK_MS: Millis = 60_000;
 
 /// What the box says about its own clock (`/healthz`, the dashboard, the
 /// log at start).
-#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct ClockReport {
     /// The box's time now.
     pub now: String,

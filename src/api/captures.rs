@@ -33,12 +33,21 @@ pub struct PageQuery {
     limit: Option<usize>,
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct CapturePage {
+    count: u64,
+    bytes: u64,
+    latest: Option<String>,
+    items: Vec<CaptureView>,
+    next_before: Option<i64>,
+}
+
 pub async fn by_creator(
     State(st): State<AppState>,
     p: Principal,
     Path(creator): Path<String>,
     Query(q): Query<PageQuery>,
-) -> Result<Json<impl Serialize>, ApiError> {
+) -> Result<Json<CapturePage>, ApiError> {
     p.require(Role::Capture)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -46,14 +55,6 @@ pub async fn by_creator(
     }
     let (items, totals) = st.store.creator_captures(CreatorId(creator), q.before, limit).await?;
     let next = if items.len() == limit { items.last().map(|c| c.id) } else { None };
-    #[derive(Serialize)]
-    struct CapturePage {
-        count: u64,
-        bytes: u64,
-        latest: Option<String>,
-        items: Vec<CaptureView>,
-        next_before: Option<i64>,
-    }
     let (count, bytes, latest) = (totals.count, totals.bytes, totals.latest);
     Ok(Json(CapturePage { count, bytes, latest, items, next_before: next }))
 }
@@ -64,10 +65,7 @@ pub async fn summary(
     Path(creator): Path<String>,
 ) -> Result<Json<impl Serialize>, ApiError> {
     p.require_any(&[Role::Capture, Role::Merch])?;
-    Ok(Json(
-        serde_json::to_value(st.store.creator_summary(CreatorId(creator)).await?)
-            .map_err(|_| ApiError::internal())?,
-    ))
+    Ok(Json(st.store.creator_summary(CreatorId(creator)).await?))
 }
 
 pub async fn thumbnail(
@@ -116,12 +114,18 @@ pub struct CheckBody {
     sha256: Vec<String>,
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Present {
+    present: Vec<String>,
+    missing: Vec<String>,
+}
+
 /// Which of a phone's files the box already has, so it skips them.
 pub async fn check(
     State(st): State<AppState>,
     p: Principal,
     Json(b): Json<CheckBody>,
-) -> Result<Json<impl Serialize>, ApiError> {
+) -> Result<Json<Present>, ApiError> {
     p.require(Role::Capture)?;
     if b.sha256.len() > 5000 {
         return Err(ApiError::bad_request("at most 5000 hashes per check"));
@@ -133,11 +137,6 @@ pub async fn check(
     let present = st.store.captures_present(hashes.clone()).await?;
     let (have, missing): (Vec<String>, Vec<String>) =
         hashes.into_iter().partition(|h| present.contains(h));
-    #[derive(Serialize)]
-    struct Present {
-        present: Vec<String>,
-        missing: Vec<String>,
-    }
     Ok(Json(Present { present: have, missing }))
 }
 
@@ -161,7 +160,7 @@ pub async fn hide(
     check_hash(&sha)?;
     let c =
         st.store.hide_capture(sha, b.reason, b.consent_withdrawn, p.actor, st.clock.now()).await?;
-    Ok(Json(serde_json::to_value(c).map_err(|_| ApiError::internal())?))
+    Ok(Json(c))
 }
 
 #[derive(Deserialize)]
@@ -175,8 +174,8 @@ pub struct LinkBody {
 /// An upload link for a creator's crew: a token that can only upload
 /// captures for that creator.
 /// A creator's upload link: a token for the crew, bound to that creator.
-#[derive(Serialize)]
-struct UploadLink {
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct UploadLink {
     creator: CreatorId,
     token: String,
     upload_url: &'static str,

@@ -48,7 +48,7 @@ pub struct CheckinRequest {
 }
 
 /// The answer the door shows (`CheckinAnswer` in the OpenAPI document).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct CheckinAnswer {
     scan_id: ScanId,
     verdict: Verdict,
@@ -74,7 +74,7 @@ pub struct CheckinAnswer {
     questions: Vec<crate::domain::checkin_questions::CheckinQuestion>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct TicketSummary {
     id: TicketId,
     tier: Option<TierId>,
@@ -82,7 +82,7 @@ struct TicketSummary {
     holder: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct PreviousAdmission {
     at: String,
     gate: GateId,
@@ -90,7 +90,7 @@ struct PreviousAdmission {
 }
 
 /// One row of the scan list: the answer and who scanned what, when.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct ScanListItem {
     #[serde(flatten)]
     answer: CheckinAnswer,
@@ -103,7 +103,7 @@ struct ScanListItem {
     undone_by: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct ScanPage {
     items: Vec<ScanListItem>,
     next_before: Option<ScanId>,

@@ -41,13 +41,25 @@ fn check(doc: &Value, schema: &Value, value: &Value, path: &str, problems: &mut 
     }
     for alt in ["anyOf", "oneOf"] {
         if let Some(options) = schema.get(alt).and_then(Value::as_array) {
-            // The alternative that documents an object (or items) is the one to compare.
+            // Of the alternatives that document an object (or items), the
+            // value must fit one (a tagged enum is one per variant); if none
+            // fits, the closest one's disagreements are reported.
+            let mut closest: Option<Vec<String>> = None;
             for o in options {
                 let o = resolve(doc, o);
-                if o.get("properties").is_some() || o.get("items").is_some() {
-                    check(doc, o, value, path, problems);
+                if o.get("properties").is_none() && o.get("items").is_none() {
+                    continue;
+                }
+                let mut found = Vec::new();
+                check(doc, o, value, path, &mut found);
+                if found.is_empty() {
+                    return;
+                }
+                if closest.as_ref().is_none_or(|c| found.len() < c.len()) {
+                    closest = Some(found);
                 }
             }
+            problems.extend(closest.unwrap_or_default());
             return;
         }
     }

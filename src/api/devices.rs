@@ -24,7 +24,7 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 /// The box's devices and the receipts waiting for a printer.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct DeviceList {
     /// `hardware` or `simulate`.
     mode: String,
@@ -33,14 +33,14 @@ pub struct DeviceList {
 }
 
 /// What an injected scan did: its verdict, or nothing (a double read).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Injected {
     double_read: bool,
     #[serde(flatten)]
     scan: Option<InjectedScan>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct InjectedScan {
     scan_id: ScanId,
     verdict: Verdict,
@@ -49,7 +49,7 @@ struct InjectedScan {
     ticket: Option<TicketId>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Job {
     job: i64,
 }
@@ -138,19 +138,20 @@ pub async fn inject(
     }))
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct SelfTest {
+    signals: &'static str,
+    test_page_job: i64,
+}
+
 /// Blinks, beeps and pulses every output once and queues a test page.
 pub async fn self_test(
     State(st): State<AppState>,
     p: Principal,
-) -> Result<Json<impl Serialize>, ApiError> {
+) -> Result<Json<SelfTest>, ApiError> {
     p.require(Role::Supervisor)?;
     st.devices.pipeline.signaller().self_test();
     let job = st.store.queue_print(None, DEFAULT_STATION.into(), st.clock.now()).await?;
-    #[derive(Serialize)]
-    struct SelfTest {
-        signals: &'static str,
-        test_page_job: i64,
-    }
     Ok(Json(SelfTest { signals: "green, red, buzzer and relay switched once", test_page_job: job }))
 }
 
@@ -182,16 +183,17 @@ pub struct JobsQuery {
     pending: bool,
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Jobs {
+    jobs: Vec<PrintJobView>,
+}
+
 pub async fn print_jobs(
     State(st): State<AppState>,
     p: Principal,
     Query(q): Query<JobsQuery>,
-) -> Result<Json<impl Serialize>, ApiError> {
+) -> Result<Json<Jobs>, ApiError> {
     p.require(Role::Merch)?;
-    #[derive(Serialize)]
-    struct Jobs {
-        jobs: Vec<PrintJobView>,
-    }
     let mut jobs = st.store.print_jobs(q.pending, 200).await?;
     // Order ids lead to the orders' tickets: only for those who may see them.
     for j in &mut jobs {

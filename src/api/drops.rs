@@ -23,13 +23,13 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 /// Every drop with its live stock (also each event of the drop feed).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Drops {
     drops: Vec<DropView>,
 }
 
 /// Stock on hand per product and the ledger rows that explain it.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Ledger {
     on_hand: BTreeMap<String, i64>,
     ledger: Vec<LedgerRow>,
@@ -46,10 +46,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Merch)?;
-    Ok(Json(
-        serde_json::to_value(st.store.drop_detail(DropId(id), st.clock.now()).await?)
-            .map_err(|_| ApiError::internal())?,
-    ))
+    Ok(Json(st.store.drop_detail(DropId(id), st.clock.now()).await?))
 }
 
 /// Server-sent events: the drops' state now, then again whenever it
@@ -153,7 +150,7 @@ pub async fn hold(
         ));
     }
     let hold = st.store.create_hold(req).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(hold).map_err(|_| ApiError::internal())?)))
+    Ok((StatusCode::CREATED, Json(hold)))
 }
 
 pub async fn sell(
@@ -209,7 +206,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     p.require(Role::Admin)?;
     let d = st.store.create_drop(spec, p.actor, st.clock.now()).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?)))
+    Ok((StatusCode::CREATED, Json(d)))
 }
 
 pub async fn update(
@@ -225,10 +222,7 @@ pub async fn update(
             spec.id
         )));
     }
-    Ok(Json(
-        serde_json::to_value(st.store.update_drop(spec, p.actor, st.clock.now()).await?)
-            .map_err(|_| ApiError::internal())?,
-    ))
+    Ok(Json(st.store.update_drop(spec, p.actor, st.clock.now()).await?))
 }
 
 #[derive(Deserialize)]
@@ -255,7 +249,7 @@ pub async fn restock(
         .store
         .restock(DropId(id), Sku(b.sku), b.quantity, b.reason, b.from_pool, p.actor, st.clock.now())
         .await?;
-    Ok(Json(serde_json::to_value(d).map_err(|_| ApiError::internal())?))
+    Ok(Json(d))
 }
 
 pub async fn ledger(

@@ -13,14 +13,14 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct CreatorRef<'a> {
     id: &'a str,
     name: &'a str,
 }
 
 /// The loaded event as staff devices need it.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct EventSummary<'a> {
     event: &'a Event,
     manifest_version: u64,

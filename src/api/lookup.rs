@@ -64,13 +64,13 @@ pub struct LookupQuery {
     q: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct Found {
     items: Vec<FoundTicket>,
 }
 
-#[derive(Serialize)]
-struct FoundTicket {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct FoundTicket {
     id: TicketId,
     holder: Option<String>,
     tier: TierId,
@@ -81,7 +81,7 @@ struct FoundTicket {
     admitted: Option<Admitted>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct Admitted {
     at: String,
     gate: GateId,

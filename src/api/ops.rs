@@ -19,7 +19,7 @@ use axum::Json;
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// What `/healthz` answers: the box, its key, its event, its version.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct Health {
     status: &'static str,
     box_id: String,

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 /// How long a pairing code works.
 /// A new pairing code, with where a phone uses it.
-#[derive(Serialize)]
-struct NewCode {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct NewCode {
     code: String,
     /// Names the code in the device list once a device took it.
     code_id: String,
@@ -33,30 +33,31 @@ struct NewCode {
     how: &'static str,
 }
 
-#[derive(Serialize)]
-struct SlipQueued {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct SlipQueued {
     job: i64,
     station: String,
     expires_at: String,
 }
 
 /// A paired device's credential: shown once, kept by the device.
-#[derive(Serialize)]
-struct Paired {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Paired {
     device: String,
     name: String,
     credential: String,
     paired_by: String,
 }
 
-#[derive(Serialize)]
-struct Devices {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Devices {
     devices: Vec<DeviceView>,
 }
 
 /// A paired device as supervisors see it: with the wrong PINs sent from
 /// it, so a device that keeps guessing stands out.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "PairedDevice")]
 pub(super) struct DeviceView {
     #[serde(flatten)]
     pub device: PairedDevice,
@@ -70,8 +71,8 @@ impl DeviceView {
     }
 }
 
-#[derive(Serialize)]
-struct Revoked {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct Revoked {
     device: DeviceView,
     sessions_ended: usize,
 }

@@ -86,7 +86,8 @@ pub(super) async fn tender(
 }
 
 /// What a sale answers (`OrderAnswer` in the OpenAPI document).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Order")]
 pub struct OrderAnswer {
     order_id: OrderId,
     kind: String,
@@ -102,8 +103,8 @@ pub struct OrderAnswer {
 }
 
 /// A ticket the sale minted, with where its QR image is.
-#[derive(Serialize)]
-struct NewTicket {
+#[derive(Serialize, schemars::JsonSchema)]
+pub(super) struct NewTicket {
     id: String,
     tier: String,
     code: String,
@@ -246,15 +247,16 @@ pub async fn claim(
     Ok(order_response(order))
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Programs {
+    programs: Vec<ProgramReport>,
+}
+
 pub async fn scholarships(
     State(st): State<AppState>,
     p: Principal,
-) -> Result<Json<impl Serialize>, ApiError> {
+) -> Result<Json<Programs>, ApiError> {
     p.require_any(&[Role::Door, Role::Merch])?;
-    #[derive(Serialize)]
-    struct Programs {
-        programs: Vec<ProgramReport>,
-    }
     Ok(Json(Programs { programs: st.store.scholarship_report().await? }))
 }
 
@@ -387,21 +389,22 @@ pub struct VerifyQuery {
     proof: String,
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Verified {
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claim: Option<ProofClaim>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'static str>,
+}
+
 /// Checks a receipt's proof code (from its QR) against this box's keys.
 pub async fn verify_receipt(
     State(st): State<AppState>,
     p: Principal,
     Query(q): Query<VerifyQuery>,
-) -> Result<Json<impl Serialize>, ApiError> {
+) -> Result<Json<Verified>, ApiError> {
     p.require(Role::Merch)?;
-    #[derive(Serialize)]
-    struct Verified {
-        valid: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        claim: Option<ProofClaim>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        message: Option<&'static str>,
-    }
     let claim = st.store.verify_receipt_proof(&q.proof);
     let message = claim
         .is_none()

@@ -144,8 +144,9 @@ pub(super) async fn slow_refusal<T>(
 }
 
 /// A signed-in staff member's token, on this paired device, until when.
-#[derive(Serialize)]
-struct SignedIn {
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Session")]
+pub(super) struct SignedIn {
     token: String,
     name: String,
     role: crate::domain::role::Role,
@@ -228,16 +229,14 @@ pub async fn sign_out(State(st): State<AppState>, p: Principal) -> Result<Status
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Sessions {
+    sessions: Vec<crate::store::sessions::SessionView>,
+}
+
 /// `GET /api/v1/sessions`: who is signed in, on which device, until when.
-pub async fn list(
-    State(st): State<AppState>,
-    p: Principal,
-) -> Result<Json<impl Serialize>, ApiError> {
+pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Sessions>, ApiError> {
     p.require(crate::domain::role::Role::Supervisor)?;
-    #[derive(Serialize)]
-    struct Sessions {
-        sessions: Vec<crate::store::sessions::SessionView>,
-    }
     Ok(Json(Sessions { sessions: st.store.sessions(st.clock.now()).await? }))
 }
 

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 /// The sync status and the disk it drains: captures wait on the box's
 /// disk until they are in the bucket.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "SyncStatus")]
 pub struct StatusAnswer {
     #[serde(flatten)]
     status: SyncStatus,
@@ -25,7 +26,7 @@ pub struct StatusAnswer {
 }
 
 /// What waits to go back to pretix, and how the last tries went.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct PretixAnswer {
     url: String,
     organizer: String,
@@ -58,7 +59,7 @@ pub struct PretixAnswer {
 }
 
 /// One scan pretix declined, or one annulment it refused.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct RefusalAnswer {
     scan_id: i64,
     /// "check-in" or "annulment".

@@ -480,7 +480,7 @@ pub async fn clear_owner(
 }
 
 /// How many uploads an admin's clearing ended.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct Cleared {
     cleared: usize,
 }
@@ -499,7 +499,7 @@ pub async fn list_open(
 }
 
 /// Uploads in progress, what they received and what they still promise.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, schemars::JsonSchema)]
 pub struct OpenUploads {
     uploads: Vec<crate::store::captures::OpenUpload>,
     received_bytes: u64,

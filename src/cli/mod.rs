@@ -86,6 +86,9 @@ enum Command {
     Payouts(sync::PayoutsCommand),
     /// USB scanners and printers attached to this machine, and what they would do.
     Devices(devices::DevicesArgs),
+    /// Print the API's OpenAPI document (the answers' schemas derived from
+    /// this build's types; what `GET /api/v1/openapi.json` serves).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -173,6 +176,11 @@ pub fn main() -> Result<()> {
             Command::Staff(c) => staff::staff(c),
             Command::Payouts(c) => sync::payouts(c).await,
             Command::Devices(a) => devices::run(a).await,
+            Command::Openapi => {
+                let doc = venuebox::api::schemas::document();
+                println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+                Ok(())
+            }
         }
     })
 }

@@ -13,7 +13,7 @@ use super::pretix;
 use super::time::Millis;
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Entry,
@@ -38,7 +38,7 @@ impl Direction {
 
 /// Why a scan was rejected. The set is fixed: dashboards, the cloud and
 /// the door lights all key on these names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     UnknownTicket,
@@ -144,7 +144,7 @@ pub struct TicketFacts {
 }
 
 /// The ticket's latest admitted (and not undone) scan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PriorScan {
     pub direction: Direction,
     pub gate: GateId,
@@ -328,7 +328,7 @@ pub fn must_confirm_unpaid(facts: &TicketFacts, gate: &Gate, asks: bool) -> bool
     asks && gate.admit_unpaid && facts.ticket.status == TicketStatus::Unpaid
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Admit,
@@ -346,7 +346,7 @@ impl Verdict {
 }
 
 /// One row of the scan log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScanRecord {
     pub id: ScanId,
     pub nonce: String,

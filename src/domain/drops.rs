@@ -6,7 +6,7 @@ use super::error_code::ErrorCode;
 use super::time::Millis;
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Upcoming,
@@ -30,7 +30,7 @@ pub fn phase(opens: Millis, closes: Millis, now: Millis, available: i64) -> Phas
 }
 
 /// Stock of one product of one drop, as the store counts it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Stock {
     /// Sum of the inventory ledger.
     pub on_hand: i64,

@@ -141,7 +141,7 @@ pub struct ScholarshipProgram {
     pub codes: Vec<ClaimCode>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Funder {
     pub kind: FunderKind,
     /// The creator's id when `kind` is `creator`.
@@ -150,7 +150,7 @@ pub struct Funder {
     pub name: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FunderKind {
     Creator,
@@ -183,7 +183,7 @@ fn one() -> u32 {
 }
 
 /// A timed release of limited products by a creator.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DropSpec {
     pub id: DropId,
     pub name: String,
@@ -201,7 +201,7 @@ pub struct DropSpec {
     pub on_close: OnClose,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Product {
     pub sku: Sku,
     pub name: String,
@@ -216,7 +216,7 @@ pub struct Product {
 }
 
 /// Units of each product held back for given tiers or members until a time.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Reserve {
     /// Units per product.
     pub quantity: u32,
@@ -228,7 +228,9 @@ pub struct Reserve {
     pub release_at: String,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OnClose {
     /// To the next drop (by opening time) that sells the same SKU, else the pool.
@@ -238,7 +240,7 @@ pub enum OnClose {
     Pool,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     pub id: EventId,
     pub name: String,
@@ -265,7 +267,7 @@ pub struct KeyEntry {
     pub label: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Tier {
     pub id: TierId,
     pub name: String,
@@ -280,7 +282,7 @@ pub struct Tier {
 /// What door staff must notice when a ticket is scanned: a flag that
 /// makes the verdict stand out (a wristband to hand over, an ID to check)
 /// and a text saying what to do.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckinNote {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -295,7 +297,7 @@ impl CheckinNote {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Gate {
     pub id: GateId,
     pub name: String,
@@ -332,7 +334,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TicketStatus {
     Paid,
@@ -582,6 +584,65 @@ fn unique<'a, T: Eq + std::hash::Hash + std::fmt::Display + 'a>(
 }
 
 fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
+    let times = check_event(&m)?;
+    if m.organiser_keys.is_empty() {
+        return Err(invalid(
+            "organiser_keys is empty: list at least the key that signs this manifest",
+        ));
+    }
+    let verifying = public_keys("organiser_keys", m.organiser_keys.iter().map(|k| &k.public_key))?;
+    let tier_index = check_tiers(&m)?;
+    let (gate_index, gate_rules) = check_gates(&m, &tier_index)?;
+    check_tickets(&m, &tier_index)?;
+    let box_keys = public_keys("box_keys", m.box_keys.iter().map(|k| &k.public_key))?;
+    let (creator_index, referral_index) = check_creators(&m)?;
+    check_scholarships(&m, &tier_index, &creator_index)?;
+    unique("drop", m.drops.iter().map(|d| &d.id))?;
+    for d in &m.drops {
+        validate_drop(d, |t| tier_index.contains_key(t))?;
+        known_creator(&creator_index, &d.creator, &format!("drop '{}'", d.id))?;
+    }
+    check_staff(&m)?;
+    let pretix_keys = check_pretix(&m, &gate_index)?;
+    let tag = EventTag::of(&m.event.id);
+    let key_ids = verifying.iter().map(KeyId::of).collect();
+    Ok(EventSnapshot {
+        tag,
+        ticket_keys: TrustedKeys::new(verifying.iter().copied().chain(box_keys)),
+        pretix_keys,
+        keys: TrustedKeys::new(verifying),
+        creator_index,
+        referral_index,
+        key_ids,
+        starts_at: times.starts_at,
+        ends_at: times.ends_at,
+        doors_at: times.doors_at,
+        signed_at: times.signed_at,
+        revoked_codes: m.revoked_codes.iter().cloned().collect(),
+        blocked: m.blocked_tickets.iter().cloned().collect(),
+        tier_index,
+        gate_index,
+        gate_rules,
+        ticket_notes: m
+            .tickets
+            .iter()
+            .filter(|t| !t.checkin_note.is_empty())
+            .map(|t| (t.id.clone(), t.checkin_note.clone()))
+            .collect(),
+        manifest: m,
+    })
+}
+
+/// The event's times, parsed.
+struct EventTimes {
+    starts_at: Millis,
+    ends_at: Millis,
+    doors_at: Millis,
+    signed_at: Option<Millis>,
+}
+
+/// The event section: its id, currency, tax rate and times.
+fn check_event(m: &Manifest) -> Result<EventTimes, ManifestError> {
     if m.event.id.as_str().is_empty() {
         return Err(invalid("event.id is empty"));
     }
@@ -591,28 +652,35 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             m.event.currency
         )));
     }
-    let starts_at = time("event.starts_at", &m.event.starts_at)?;
-    let ends_at = time("event.ends_at", &m.event.ends_at)?;
-    let doors_at = time("event.doors_at", &m.event.doors_at)?;
-    let signed_at = m.signed_at.as_deref().map(|t| time("signed_at", t)).transpose()?;
-    if ends_at <= starts_at {
-        return Err(invalid("event.ends_at must be after event.starts_at"));
-    }
-    if m.organiser_keys.is_empty() {
-        return Err(invalid(
-            "organiser_keys is empty: list at least the key that signs this manifest",
-        ));
-    }
-    let mut verifying = Vec::new();
-    for (i, k) in m.organiser_keys.iter().enumerate() {
-        verifying.push(
-            keys::public_key_from_base64(&k.public_key)
-                .map_err(|e| invalid(format!("organiser_keys[{i}]: {e}")))?,
-        );
-    }
     if m.event.tax_rate_bp > MAX_TAX_RATE_BP {
         return Err(invalid(format!("event.tax_rate_bp must be 0 to {MAX_TAX_RATE_BP} (100 %)")));
     }
+    let times = EventTimes {
+        starts_at: time("event.starts_at", &m.event.starts_at)?,
+        ends_at: time("event.ends_at", &m.event.ends_at)?,
+        doors_at: time("event.doors_at", &m.event.doors_at)?,
+        signed_at: m.signed_at.as_deref().map(|t| time("signed_at", t)).transpose()?,
+    };
+    if times.ends_at <= times.starts_at {
+        return Err(invalid("event.ends_at must be after event.starts_at"));
+    }
+    Ok(times)
+}
+
+/// Ed25519 public keys (base64) of a key list, named by `field[i]` when one is wrong.
+fn public_keys<'a>(
+    field: &str,
+    keys: impl Iterator<Item = &'a String>,
+) -> Result<Vec<ed25519_dalek::VerifyingKey>, ManifestError> {
+    keys.enumerate()
+        .map(|(i, k)| {
+            keys::public_key_from_base64(k).map_err(|e| invalid(format!("{field}[{i}]: {e}")))
+        })
+        .collect()
+}
+
+/// Tiers: ids and prices in range, each id once.
+fn check_tiers(m: &Manifest) -> Result<HashMap<TierId, usize>, ManifestError> {
     for t in &m.tiers {
         if t.id.as_str().is_empty() || t.id.as_str().len() > MAX_TIER {
             return Err(invalid(format!("tier id '{}' must be 1 to {MAX_TIER} bytes", t.id)));
@@ -624,18 +692,28 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             )));
         }
     }
-    let tier_index: HashMap<TierId, usize> = unique("tier", m.tiers.iter().map(|t| &t.id))?
+    Ok(unique("tier", m.tiers.iter().map(|t| &t.id))?
         .into_iter()
         .map(|(k, v)| (k.clone(), v))
-        .collect();
+        .collect())
+}
+
+type GateRules = HashMap<GateId, super::checkin_rules::CompiledRules>;
+
+/// Gates: at least one, each id once, known tiers, a direction, their
+/// check-in rules compiled.
+fn check_gates(
+    m: &Manifest,
+    tier_index: &HashMap<TierId, usize>,
+) -> Result<(HashMap<GateId, usize>, GateRules), ManifestError> {
     if m.gates.is_empty() {
         return Err(invalid("gates is empty: the door needs at least one gate"));
     }
-    let mut gate_rules = HashMap::new();
     let gate_index: HashMap<GateId, usize> = unique("gate", m.gates.iter().map(|g| &g.id))?
         .into_iter()
         .map(|(k, v)| (k.clone(), v))
         .collect();
+    let mut gate_rules = HashMap::new();
     for g in &m.gates {
         if let Some(t) = g.tiers.iter().find(|t| !tier_index.contains_key(*t)) {
             return Err(invalid(format!(
@@ -652,6 +730,12 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             gate_rules.insert(g.id.clone(), compiled);
         }
     }
+    Ok((gate_index, gate_rules))
+}
+
+/// Tickets: each id once and in range, a known tier, secrets well formed
+/// and never shared, times that parse, no tier over its capacity.
+fn check_tickets(m: &Manifest, tier_index: &HashMap<TierId, usize>) -> Result<(), ManifestError> {
     unique("ticket", m.tickets.iter().map(|t| &t.id))?;
     let mut per_tier: HashMap<&TierId, u32> = HashMap::new();
     let mut secrets = HashSet::new();
@@ -697,13 +781,13 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             )));
         }
     }
-    let mut box_keys = Vec::new();
-    for (i, k) in m.box_keys.iter().enumerate() {
-        box_keys.push(
-            keys::public_key_from_base64(&k.public_key)
-                .map_err(|e| invalid(format!("box_keys[{i}]: {e}")))?,
-        );
-    }
+    Ok(())
+}
+
+/// Creators: each id once, referral codes unique, payout shares in range.
+fn check_creators(
+    m: &Manifest,
+) -> Result<(HashMap<CreatorId, usize>, HashMap<String, usize>), ManifestError> {
     let creator_index: HashMap<CreatorId, usize> =
         unique("creator", m.creators.iter().map(|c| &c.id))?
             .into_iter()
@@ -723,13 +807,28 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             )));
         }
     }
-    let known_creator = |id: &CreatorId, what: &str| {
-        if creator_index.contains_key(id) {
-            Ok(())
-        } else {
-            Err(invalid(format!("{what} names creator '{id}', who is not in creators")))
-        }
-    };
+    Ok((creator_index, referral_index))
+}
+
+fn known_creator(
+    index: &HashMap<CreatorId, usize>,
+    id: &CreatorId,
+    what: &str,
+) -> Result<(), ManifestError> {
+    if index.contains_key(id) {
+        Ok(())
+    } else {
+        Err(invalid(format!("{what} names creator '{id}', who is not in creators")))
+    }
+}
+
+/// Scholarship programs: each id once, a known tier and funder, discounts
+/// and times in range, claim codes unique.
+fn check_scholarships(
+    m: &Manifest,
+    tier_index: &HashMap<TierId, usize>,
+    creator_index: &HashMap<CreatorId, usize>,
+) -> Result<(), ManifestError> {
     unique("scholarship program", m.scholarships.iter().map(|p| &p.id))?;
     let mut claim_codes = HashSet::new();
     for p in &m.scholarships {
@@ -738,7 +837,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             return Err(invalid(format!("{what} is for tier '{}', which is not in tiers", p.tier)));
         }
         match (&p.funder.kind, &p.funder.creator) {
-            (FunderKind::Creator, Some(c)) => known_creator(c, &what)?,
+            (FunderKind::Creator, Some(c)) => known_creator(creator_index, c, &what)?,
             (FunderKind::Creator, None) => {
                 return Err(invalid(format!("{what}: a creator funder needs funder.creator")))
             }
@@ -761,7 +860,7 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             }
         }
         for c in &p.codes {
-            known_creator(&c.creator, &format!("{what} code '{}'", c.code))?;
+            known_creator(creator_index, &c.creator, &format!("{what} code '{}'", c.code))?;
             if c.code.trim().is_empty() || c.cap == 0 || !claim_codes.insert(c.code.as_str()) {
                 return Err(invalid(format!(
                     "{what}: claim code '{}' is empty, has cap 0, or is used twice",
@@ -770,11 +869,11 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
             }
         }
     }
-    unique("drop", m.drops.iter().map(|d| &d.id))?;
-    for d in &m.drops {
-        validate_drop(d, |t| tier_index.contains_key(t))?;
-        known_creator(&d.creator, &format!("drop '{}'", d.id))?;
-    }
+    Ok(())
+}
+
+/// Staff: PIN lengths in range, each name once, PIN hashes in PHC form.
+fn check_staff(m: &Manifest) -> Result<(), ManifestError> {
     if let Some((role, n)) = m.pin_length.iter().find(|(_, n)| !(4..=12).contains(*n)) {
         return Err(invalid(format!("pin_length for {role} is {n}: a PIN has 4 to 12 digits")));
     }
@@ -786,50 +885,30 @@ fn validate(m: Manifest) -> Result<EventSnapshot, ManifestError> {
         argon2::PasswordHash::new(&s.pin_hash)
             .map_err(|e| invalid(format!("staff '{}' pin_hash is not a PHC string ({e}): make it with `venuebox staff hash-pin`", s.name)))?;
     }
-    let mut pretix_keys = Vec::new();
-    if let Some(px) = &m.pretix {
-        for (i, k) in px.sig1_keys.iter().enumerate() {
-            pretix_keys.push(
-                super::pretix::sig1_key(k)
-                    .map_err(|e| invalid(format!("pretix.sig1_keys[{i}]: {e}")))?,
-            );
-        }
-        for l in &px.lists {
-            if !gate_index.contains_key(&l.gate) {
-                return Err(invalid(format!(
-                    "pretix list {} is for gate '{}', which is not in gates",
-                    l.id, l.gate
-                )));
-            }
+    Ok(())
+}
+
+/// The pretix section: its signing keys, lists for known gates.
+fn check_pretix(
+    m: &Manifest,
+    gate_index: &HashMap<GateId, usize>,
+) -> Result<Vec<ed25519_dalek::VerifyingKey>, ManifestError> {
+    let Some(px) = &m.pretix else { return Ok(Vec::new()) };
+    for l in &px.lists {
+        if !gate_index.contains_key(&l.gate) {
+            return Err(invalid(format!(
+                "pretix list {} is for gate '{}', which is not in gates",
+                l.id, l.gate
+            )));
         }
     }
-    let tag = EventTag::of(&m.event.id);
-    let key_ids = verifying.iter().map(KeyId::of).collect();
-    Ok(EventSnapshot {
-        tag,
-        ticket_keys: TrustedKeys::new(verifying.iter().copied().chain(box_keys)),
-        pretix_keys,
-        keys: TrustedKeys::new(verifying),
-        creator_index,
-        referral_index,
-        key_ids,
-        starts_at,
-        ends_at,
-        doors_at,
-        signed_at,
-        revoked_codes: m.revoked_codes.iter().cloned().collect(),
-        blocked: m.blocked_tickets.iter().cloned().collect(),
-        tier_index,
-        gate_index,
-        gate_rules,
-        ticket_notes: m
-            .tickets
-            .iter()
-            .filter(|t| !t.checkin_note.is_empty())
-            .map(|t| (t.id.clone(), t.checkin_note.clone()))
-            .collect(),
-        manifest: m,
-    })
+    px.sig1_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            super::pretix::sig1_key(k).map_err(|e| invalid(format!("pretix.sig1_keys[{i}]: {e}")))
+        })
+        .collect()
 }
 
 /// Checks one drop on its own: times, products, reserve. Used for

@@ -25,7 +25,7 @@ pub enum MoneyError {
 }
 
 /// One thing being sold, before totals.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Line {
     /// `ticket:<tier>` or `<drop>/<sku>`: what the line is, for the ledger.
     pub item: String,
@@ -42,7 +42,7 @@ pub struct Line {
 }
 
 /// A line with its amounts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PricedLine {
     #[serde(flatten)]
     pub line: Line,
@@ -50,7 +50,7 @@ pub struct PricedLine {
     pub gross_minor: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaxLine {
     pub rate_bp: u32,
     /// The amount the tax applies to.
@@ -58,7 +58,7 @@ pub struct TaxLine {
     pub tax_minor: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Totals {
     pub lines: Vec<PricedLine>,
     pub net_minor: i64,
@@ -137,8 +137,9 @@ pub fn totals(lines: &[Line], prices_include_tax: bool) -> Result<Totals, MoneyE
 }
 
 /// How an order was paid.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[schemars(rename = "ReceiptTender")]
 pub enum Tender {
     /// Cash handed over; the change is computed.
     Cash { given_minor: i64 },

@@ -7,7 +7,7 @@ use super::manifest::PayoutRules;
 use serde::Serialize;
 
 /// Sums for one side of the business (tickets or drops).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Sales {
     pub orders: u64,
     pub gross_minor: i64,
@@ -40,7 +40,7 @@ impl Sales {
 
 /// One creator's figures and the share their rules give: what a statement
 /// states, and what a recomputation from the event log must match.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Totals {
     /// Walk-up tickets sold with the creator's referral code.
     pub referral_tickets: Sales,

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 /// One line of the report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Check {
     pub check: &'static str,
     pub ready: bool,
@@ -14,7 +14,8 @@ pub struct Check {
 }
 
 /// The readiness report: ready when every check is.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "RehearsalReport")]
 pub struct Report {
     pub ready: bool,
     pub checks: Vec<Check>,

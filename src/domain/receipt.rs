@@ -17,20 +17,20 @@ use serde::{Deserialize, Serialize};
 pub const PROOF_PREFIX: &str = "VBP1:";
 const CONTEXT: &[u8] = b"VBR1";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attribution {
     pub creator_id: String,
     pub creator_name: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IssuedTicket {
     pub id: String,
     pub tier: String,
     pub code: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Receipt {
     pub order_id: String,
     pub event_name: String,
@@ -54,7 +54,7 @@ pub struct Receipt {
 }
 
 /// What a proof code asserts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ProofClaim {
     pub order_id: String,
     pub total_minor: i64,
@@ -204,7 +204,7 @@ pub fn render_text(r: &Receipt, width: usize, zone: &str) -> String {
 }
 
 /// What an order sold: a walk-up ticket, a scholarship seat or a drop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OrderKind {
     Walkup,

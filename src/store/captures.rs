@@ -145,7 +145,7 @@ pub struct QuotaUse {
 }
 
 /// An upload in progress, as an admin sees it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct OpenUpload {
     pub id: String,
     pub creator: String,
@@ -159,7 +159,7 @@ pub struct OpenUpload {
 }
 
 /// One capture as the dashboard shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct CaptureView {
     pub id: i64,
     pub sha256: String,
@@ -176,7 +176,7 @@ pub struct CaptureView {
     pub thumbnail: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct CaptureTotals {
     pub count: u64,
     pub bytes: u64,
@@ -184,7 +184,7 @@ pub struct CaptureTotals {
 }
 
 /// What the box knows a creator brought in.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct CreatorSummary {
     pub creator: String,
     pub name: String,

@@ -228,7 +228,7 @@ pub struct HoldRequest {
     pub ttl_ms: Millis,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct HoldView {
     pub id: HoldId,
     pub drop: DropId,
@@ -531,7 +531,7 @@ pub(crate) fn import_manifest_drops(
     Ok(())
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct ProductView {
     pub sku: Sku,
     pub name: String,
@@ -543,7 +543,7 @@ pub struct ProductView {
     pub available: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct DropView {
     pub id: DropId,
     pub name: String,
@@ -611,7 +611,7 @@ fn drop_view(
     })
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct LedgerRow {
     pub id: i64,
     pub at: String,

@@ -16,7 +16,7 @@ const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// 12 characters: 60 bits, shown as `XXXX-XXXX-XXXX`.
 const CODE_LEN: usize = 12;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PairedDevice {
     pub id: String,
     pub name: String,

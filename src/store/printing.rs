@@ -59,7 +59,7 @@ pub struct PairingSlip {
     pub test_code: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct PrintJobView {
     pub id: i64,
     pub order_id: Option<String>,

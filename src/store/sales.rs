@@ -49,7 +49,7 @@ pub enum CloseKind {
 }
 
 /// Seats used per scholarship program.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct ProgramReport {
     pub program: String,
     pub name: String,

@@ -364,7 +364,7 @@ pub struct ScanFilter {
     pub limit: usize,
 }
 
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct GateCounts {
     pub entries: u64,
     pub exits: u64,
@@ -372,7 +372,7 @@ pub struct GateCounts {
     pub undone: u64,
 }
 
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Counts {
     /// Tickets whose latest admitted scan is an entry.
     pub inside: u64,
@@ -386,7 +386,7 @@ pub struct Counts {
 }
 
 /// Entries admitted in the quarter hour starting at `start`.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Arrivals {
     pub start: String,
     pub entries: u64,

@@ -20,7 +20,7 @@ pub struct Session {
 }
 
 /// A session as a supervisor sees it: no token, an id that names it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct SessionView {
     /// The first 16 hex characters of the token's SHA-256.
     pub id: String,

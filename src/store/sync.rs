@@ -14,7 +14,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 /// A stream's row: `events`, `captures`, `manifest` or `payouts`.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct StreamRow {
     pub stream: String,
     pub cursor: i64,
@@ -27,7 +27,7 @@ pub struct StreamRow {
     pub requested_at: Option<Millis>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PendingSegment {
     pub first: i64,
     pub last: i64,

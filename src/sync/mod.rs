@@ -85,7 +85,7 @@ pub struct SyncHandle {
 /// How old the sync figures in `/metrics` may be.
 pub const METRICS_STATUS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct Live {
     pub events: LaneState,
     pub captures: LaneState,
@@ -98,7 +98,7 @@ pub struct Live {
 }
 
 /// Where one lane of the loop is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LaneStatus {
     /// Not run yet (the box just started).
@@ -125,7 +125,7 @@ impl LaneStatus {
 }
 
 /// One lane of the loop.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct LaneState {
     pub state: LaneStatus,
     pub consecutive_failures: u32,
@@ -149,7 +149,7 @@ impl SyncHandle {
 }
 
 /// One status for `venuebox sync status`, the API and the dashboard.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct SyncStatus {
     pub enabled: bool,
     pub target: Option<String>,
