@@ -2,8 +2,9 @@
 //! creation, creation-with-upload, creation-defer-length, expiration,
 //! checksum (sha1, sha256) and termination — so any tus client works.
 //!
-//! Bytes stream to the upload's part file through a bounded buffer; the
-//! SHA-256 of the whole file is computed while streaming. The offset a
+//! Bytes stream to the upload's part file through a bounded buffer
+//! (`media::append`; this module maps headers to it and its stops to
+//! statuses); the SHA-256 of the whole file is computed while streaming. The offset a
 //! HEAD reports is only what has been fsynced: a long PATCH checkpoints
 //! every few MiB, and a PATCH cut off mid-body keeps what arrived (unless
 //! it carried a checksum, which covers the whole body). One request at a
@@ -16,7 +17,8 @@ use crate::domain::capture::{capture_meta, parse_metadata};
 use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::domain::time::Millis;
-use crate::media::uploads::{rehash, FinishError, Lifecycle, Slot, DOOR_BUSY_WINDOW};
+use crate::media::append::{disk_has_room, AppendError, Appender, Checksum};
+use crate::media::uploads::{FinishError, Lifecycle, Slot, DOOR_BUSY_WINDOW};
 use crate::media::MediaError;
 use crate::secrets::{hex, random_bytes};
 use crate::store::captures::{NewUpload, UploadRow, UploadStatus};
@@ -27,18 +29,14 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use futures_util::StreamExt;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use std::io::Write;
 
 pub const VERSION: &str = "1.0.0";
 pub const EXTENSIONS: &str =
     "creation,creation-with-upload,creation-defer-length,expiration,checksum,termination";
 pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
-/// Bytes gathered before one write to the part file.
-const WRITE_BUFFER: usize = 1 << 20;
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -136,11 +134,11 @@ fn parse_u64(h: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
 }
 
 fn check_disk(st: &AppState, needed: u64) -> Result<(), ApiError> {
-    let free = st.media.free_bytes().map_err(|e| {
+    let room = disk_has_room(&st.media, &st.config.captures, needed).map_err(|e| {
         tracing::error!(error = %e, "cannot read free disk space");
         ApiError::internal()
     })?;
-    if free < st.config.captures.disk_floor_bytes.saturating_add(needed) {
+    if !room {
         return Err(tus_error(
             StatusCode::INSUFFICIENT_STORAGE,
             ErrorCode::DiskFull,
@@ -529,12 +527,7 @@ pub async fn clear_open(
     Ok(StatusCode::NO_CONTENT)
 }
 
-enum Check {
-    Sha1(Sha1, Vec<u8>),
-    Sha256(Sha256, Vec<u8>),
-}
-
-fn parse_checksum(h: &HeaderMap) -> Result<Option<Check>, ApiError> {
+fn parse_checksum(h: &HeaderMap) -> Result<Option<Checksum>, ApiError> {
     let Some(v) = header(h, "upload-checksum") else {
         return Ok(None);
     };
@@ -545,8 +538,8 @@ fn parse_checksum(h: &HeaderMap) -> Result<Option<Check>, ApiError> {
         .decode(b64.trim())
         .map_err(|_| ApiError::bad_request("Upload-Checksum digest is not base64"))?;
     match alg {
-        "sha1" => Ok(Some(Check::Sha1(Sha1::new(), want))),
-        "sha256" => Ok(Some(Check::Sha256(Sha256::new(), want))),
+        "sha1" => Ok(Some(Checksum::Sha1(Sha1::new(), want))),
+        "sha256" => Ok(Some(Checksum::Sha256(Sha256::new(), want))),
         other => Err(ApiError::bad_request(format!("checksum algorithm '{other}' is not supported: use sha1 or sha256 (Tus-Checksum-Algorithm)"))),
     }
 }
@@ -556,15 +549,25 @@ fn media_error(e: MediaError) -> ApiError {
     ApiError::internal()
 }
 
-/// Why an append stopped early.
-enum Stop {
-    TooLarge,
-    DiskFull,
-    Interrupted,
+/// The upload's length after this PATCH: an `Upload-Length` it sends (for
+/// a deferred length) may set it once, between the offset and the limit.
+fn new_length(h: &HeaderMap, row: &UploadRow, max: u64) -> Result<Option<u64>, ApiError> {
+    let Some(l) = parse_u64(h, "upload-length")? else { return Ok(row.length) };
+    match row.length {
+        Some(known) if known != l => {
+            Err(ApiError::bad_request("Upload-Length cannot change once set"))
+        }
+        _ if l < row.offset || l > max => Err(tus_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::TooLarge,
+            format!("Upload-Length must be between the offset and {max}"),
+        )),
+        _ => Ok(Some(l)),
+    }
 }
 
-/// Appends a request body at the upload's offset; returns the new durable
-/// offset. Finishes the capture when the last byte arrives.
+/// Appends a request body at the upload's offset (`media::append`);
+/// returns the new durable offset.
 async fn append(
     st: &AppState,
     row: &UploadRow,
@@ -573,211 +576,42 @@ async fn append(
     body: Body,
 ) -> Result<u64, ApiError> {
     let cfg = &st.config.captures;
-    let start = row.offset;
-    let mut length = row.length;
-    if let Some(l) = parse_u64(h, "upload-length")? {
-        match length {
-            Some(known) if known != l => {
-                return Err(ApiError::bad_request("Upload-Length cannot change once set"))
-            }
-            _ if l < start || l > cfg.max_upload_bytes => {
-                return Err(tus_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    ErrorCode::TooLarge,
-                    format!(
-                        "Upload-Length must be between the offset and {}",
-                        cfg.max_upload_bytes
-                    ),
-                ))
-            }
-            _ => length = Some(l),
-        }
-    }
+    let length = new_length(h, row, cfg.max_upload_bytes)?;
     let check = parse_checksum(h)?;
-    let has_check = check.is_some();
-    check_disk(st, 0)?;
-    let hasher = match slot.hasher.take() {
-        Some((hasher, at)) if at == start => hasher,
-        _ => rehash(&st.media, &row.id, start).await.map_err(media_error)?,
-    };
-    // The hash state before this request, to go back to if it is discarded.
-    let before = hasher.clone();
-    let media = st.media.clone();
-    let id = row.id.clone();
-    let file = tokio::task::spawn_blocking(move || media.open_part_at(&id, start))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(media_error)?;
-    let mut sink = Some(Sink { file, hasher, check });
-    let limit = length.unwrap_or(cfg.max_upload_bytes);
-    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUFFER);
-    let mut written = 0u64; // appended by this request, buffered or not
-    let mut durable = start;
-    let mut stop = None;
-    let mut stream = body.into_data_stream();
-    while let Some(frame) = stream.next().await {
-        let bytes = match frame {
-            Ok(b) => b,
-            Err(_) => {
-                stop = Some(Stop::Interrupted);
-                break;
-            }
-        };
-        if start + written + bytes.len() as u64 > limit {
-            stop = Some(Stop::TooLarge);
-            break;
-        }
-        buf.extend_from_slice(&bytes);
-        written += bytes.len() as u64;
-        if buf.len() >= WRITE_BUFFER {
-            let sync = !has_check && start + written - durable >= cfg.checkpoint_bytes;
-            buf = write_out(st, &mut sink, buf, sync).await?;
-            if sync {
-                durable = start + written;
-                let now = st.clock.now();
-                st.store
-                    .upload_progress(
-                        row.id.clone(),
-                        durable,
-                        length,
-                        now,
-                        now + cfg.upload_expiry_ms,
-                    )
-                    .await?;
-                if check_disk(st, 0).is_err() {
-                    stop = Some(Stop::DiskFull);
-                    break;
-                }
-            }
-        }
-    }
-    let discard = matches!(stop, Some(Stop::TooLarge)) || (has_check && stop.is_some());
-    if discard {
-        drop(sink.take());
-        cut_back(st, &row.id, start).await?;
-        slot.hasher = Some((before, start));
-        return Err(match stop {
-            Some(Stop::TooLarge) => tus_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::TooLarge,
-                format!("the body goes past the upload's length ({limit} bytes)"),
-            ),
-            _ => tus_error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::Interrupted,
-                "the body was cut off before its checksum could be checked: resume from the offset",
-            ),
-        });
-    }
-    write_out(st, &mut sink, buf, true).await?;
-    let end = start + written;
-    let Sink { file, hasher, check } = sink.take().expect("the sink is put back after every write");
-    drop(file);
-    if let Some(c) = check {
-        let (got, want) = match c {
-            Check::Sha1(c, w) => (c.finalize().to_vec(), w),
-            Check::Sha256(c, w) => (c.finalize().to_vec(), w),
-        };
-        if got != want {
-            cut_back(st, &row.id, start).await?;
-            slot.hasher = Some((before, start));
-            return Err(tus_error(
-                StatusCode::from_u16(460).expect("460 is a valid status"),
-                ErrorCode::ChecksumMismatch,
-                "the chunk's checksum does not match: it was discarded, send it again",
-            ));
-        }
-    }
-    let now = st.clock.now();
-    if end != durable || length != row.length {
-        st.store
-            .upload_progress(row.id.clone(), end, length, now, now + cfg.upload_expiry_ms)
-            .await?;
-    }
-    match stop {
-        Some(Stop::DiskFull) => {
-            slot.hasher = Some((hasher, end));
-            return Err(tus_error(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::DiskFull, "the box's disk is nearly full: what arrived is kept; resume after captures have synced"));
-        }
-        Some(Stop::Interrupted) => {
-            slot.hasher = Some((hasher, end));
-            return Err(tus_error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::Interrupted,
-                "the connection dropped: what arrived is kept, resume from the offset",
-            ));
-        }
-        _ => {}
-    }
-    if Some(end) == length {
-        let sha = hex(&hasher.finalize());
-        lifecycle(st).finish(&row.id, sha, end).await.map_err(finish_error)?;
-        st.uploads.forget(&row.id);
-    } else {
-        slot.hasher = Some((hasher, end));
-    }
-    Ok(end)
+    let door_busy = || st.metrics.door_busy_within(DOOR_BUSY_WINDOW);
+    let appender = Appender { life: lifecycle(st), config: cfg, door_busy: &door_busy };
+    appender.append(row, slot, length, check, body.into_data_stream()).await.map_err(append_error)
 }
 
-/// Keeps nothing of a discarded request: the part file is cut back to
-/// where the request started, durably.
-async fn cut_back(st: &AppState, id: &str, start: u64) -> Result<(), ApiError> {
-    let media = st.media.clone();
-    let id = id.to_string();
-    tokio::task::spawn_blocking(move || {
-        media
-            .open_part_at(&id, start)
-            .and_then(|f| f.sync_all().map_err(|e| MediaError::Io(e.to_string())))
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(media_error)
-}
-
-/// Where a PATCH body goes: the part file, and the digests that must see
-/// every byte (the whole file's SHA-256, the request's tus checksum).
-struct Sink {
-    file: std::fs::File,
-    hasher: Sha256,
-    check: Option<Check>,
-}
-
-/// Hashes and writes the buffer (and fsyncs when asked) on a blocking
-/// thread below the door's priority, handing back an empty buffer of the
-/// same capacity. Without an fsync, writeback of what was written starts at
-/// once: dirty upload data never piles up for a check-in's commit to wait
-/// behind.
-async fn write_out(
-    st: &AppState,
-    sink: &mut Option<Sink>,
-    mut buf: Vec<u8>,
-    sync: bool,
-) -> Result<Vec<u8>, ApiError> {
-    if st.metrics.door_busy_within(DOOR_BUSY_WINDOW) {
-        st.uploads.door_busy_pace.take(buf.len() as u64).await;
+/// What a stopped append means in tus: the status, and whether what
+/// arrived is kept.
+fn append_error(e: AppendError) -> ApiError {
+    match e {
+        AppendError::TooLarge { limit } => tus_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::TooLarge,
+            format!("the body goes past the upload's length ({limit} bytes)"),
+        ),
+        AppendError::CutBeforeChecksum => tus_error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Interrupted,
+            "the body was cut off before its checksum could be checked: resume from the offset",
+        ),
+        AppendError::ChecksumMismatch => tus_error(
+            StatusCode::from_u16(460).expect("460 is a valid status"),
+            ErrorCode::ChecksumMismatch,
+            "the chunk's checksum does not match: it was discarded, send it again",
+        ),
+        AppendError::DiskFull => tus_error(StatusCode::INSUFFICIENT_STORAGE, ErrorCode::DiskFull, "the box's disk is nearly full, so uploads are paused (what arrived is kept): resume after the captures have synced, or tell a supervisor"),
+        AppendError::Interrupted => tus_error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::Interrupted,
+            "the connection dropped: what arrived is kept, resume from the offset",
+        ),
+        AppendError::Finish(e) => finish_error(e),
+        AppendError::Media(e) => media_error(e),
+        AppendError::Store(e) => e.into(),
     }
-    let mut s = sink.take().expect("the sink is put back after every write");
-    let (s, buf) = crate::media::below_the_door(move || -> std::io::Result<(Sink, Vec<u8>)> {
-        s.hasher.update(&buf);
-        match &mut s.check {
-            Some(Check::Sha1(c, _)) => c.update(&buf),
-            Some(Check::Sha256(c, _)) => c.update(&buf),
-            None => {}
-        }
-        s.file.write_all(&buf)?;
-        if sync {
-            s.file.sync_data()?;
-        } else {
-            crate::media::start_writeback(&s.file);
-        }
-        buf.clear();
-        Ok((s, buf))
-    })
-    .await
-    .map_err(|_| ApiError::internal())?
-    .map_err(|e| media_error(MediaError::Io(e.to_string())))?;
-    *sink = Some(s);
-    Ok(buf)
 }
 
 /// The upload life cycle over this box's store, files and slots.

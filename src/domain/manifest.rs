@@ -784,10 +784,11 @@ fn check_tickets(m: &Manifest, tier_index: &HashMap<TierId, usize>) -> Result<()
     Ok(())
 }
 
+/// Creators by id, and referral codes to their creator's position.
+type CreatorIndexes = (HashMap<CreatorId, usize>, HashMap<String, usize>);
+
 /// Creators: each id once, referral codes unique, payout shares in range.
-fn check_creators(
-    m: &Manifest,
-) -> Result<(HashMap<CreatorId, usize>, HashMap<String, usize>), ManifestError> {
+fn check_creators(m: &Manifest) -> Result<CreatorIndexes, ManifestError> {
     let creator_index: HashMap<CreatorId, usize> =
         unique("creator", m.creators.iter().map(|c| &c.id))?
             .into_iter()

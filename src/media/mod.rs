@@ -2,11 +2,13 @@
 //! (`captures/ab/cdef…`, named by SHA-256), thumbnails, free-disk checks,
 //! and reading what a finished file is (type, dimensions, capture time).
 //!
-//! Only this module touches capture files, and `uploads` is the upload
-//! life cycle (limits, slots, finishing into a capture, recovery). It knows
+//! Only this module touches capture files: `uploads` is the upload life
+//! cycle (limits, slots, finishing into a capture, recovery), `append` one
+//! request body streamed, hashed and made durable into a part file. It knows
 //! nothing of HTTP (the tus protocol is in `api::tus`) or SQL (upload and
 //! capture rows go through `Store`).
 
+pub mod append;
 pub mod files;
 pub mod probe;
 pub mod thumbnail;
