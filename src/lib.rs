@@ -48,6 +48,7 @@ pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod organiser;
+pub mod parts;
 pub mod pretix;
 pub mod rehearsal;
 pub mod secrets;

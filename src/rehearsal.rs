@@ -13,11 +13,11 @@
 //! Free disk is compared with the expected capture volume and the clock is
 //! checked. Every line says what to fix.
 
-use crate::api::AppState;
 use crate::clock::Clock;
 use crate::devices::config::DevicesConfig;
 use crate::devices::{Devices, Mode};
 use crate::domain::role::{Actor, Role};
+use crate::parts::Venuebox;
 use crate::server::{self, Config};
 use crate::store::printing::{PairingSlip, PrintJobView, DEFAULT_STATION};
 use crate::sync::config::SyncConfig;
@@ -68,7 +68,7 @@ pub struct FromRunningBox;
 impl crate::api::Rehearse for FromRunningBox {
     fn rehearse(
         &self,
-        st: AppState,
+        st: Venuebox,
         expected_capture_gb: u64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Report> + Send>> {
         Box::pin(async move {
@@ -85,7 +85,7 @@ impl crate::api::Rehearse for FromRunningBox {
 
 /// Runs every check against the box whose state is `real` and whose data
 /// directory is `data_dir`.
-pub async fn run(real: &AppState, data_dir: &Path, options: Options) -> Report {
+pub async fn run(real: &Venuebox, data_dir: &Path, options: Options) -> Report {
     let Options { expected_capture_gb, bucket, devices } = options;
     let mut report = Report::default();
     report.add(
@@ -378,7 +378,7 @@ fn device_checks(devices: &Devices, config: &DevicesConfig, report: &mut Report)
 
 /// The sale's receipt printed, when a printer is there to print it.
 async fn receipt_check(
-    state: &AppState,
+    state: &Venuebox,
     order: Option<&str>,
     report: &mut Report,
 ) -> Result<(), crate::store::StoreError> {
@@ -404,7 +404,7 @@ async fn receipt_check(
 
 /// Waits up to 10 s for the print queue to satisfy `done`.
 async fn wait_for_jobs(
-    state: &AppState,
+    state: &Venuebox,
     done: impl Fn(&[PrintJobView]) -> bool,
 ) -> Result<bool, crate::store::StoreError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -421,7 +421,7 @@ async fn wait_for_jobs(
 
 /// A test slip on every station that has a printer plugged in.
 async fn printer_tests(
-    state: &AppState,
+    state: &Venuebox,
     slip: PairingSlip,
     report: &mut Report,
 ) -> Result<(), crate::store::StoreError> {
@@ -459,7 +459,7 @@ async fn printer_tests(
 
 /// Asks each scanner to read the test code and shows the verdict it led to.
 async fn scanner_tests(
-    state: &AppState,
+    state: &Venuebox,
     config: &DevicesConfig,
     code: &str,
     wait: Duration,

@@ -13,6 +13,7 @@ use crate::devices::usb::UsbManager;
 use crate::devices::{self, Devices};
 use crate::media::MediaFiles;
 use crate::metrics::Metrics;
+use crate::parts::Venuebox;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::sync::{SyncHandle, Syncer};
 use std::future::Future;
@@ -139,12 +140,10 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
         Some(c) => SyncHandle::enabled(c.clone(), config.data_dir.clone()),
         None => SyncHandle::default(),
     });
-    Ok(AppState {
+    let parts = Venuebox {
         store,
         metrics,
         clock,
-        config: Arc::new(config.api.clone()),
-        auth: Default::default(),
         media,
         uploads: Default::default(),
         devices,
@@ -153,13 +152,9 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
             setup: config.pretix.clone(),
             ..Default::default()
         }),
-        conn: Arc::new(config.conn.clone()),
-        conns: Default::default(),
-        feeds: Default::default(),
-        lookups: Default::default(),
-        rehearse: None,
         lan,
-    })
+    };
+    Ok(AppState::new(parts, config.api.clone(), config.conn.clone()))
 }
 
 /// Raises this process's open-file limit to its hard limit: the
@@ -184,7 +179,7 @@ pub fn raise_file_limit() -> u64 {
 }
 
 /// Applies the offset an admin gave the box's clock, if any.
-async fn load_clock_offset(state: &AppState) -> Result<Option<i64>, crate::store::StoreError> {
+async fn load_clock_offset(state: &Venuebox) -> Result<Option<i64>, crate::store::StoreError> {
     use crate::store::sync::CLOCK_OFFSET_SETTING;
     let offset = state.store.setting(CLOCK_OFFSET_SETTING).await?.and_then(|o| o.parse().ok());
     if let Some(ms) = offset {
@@ -247,14 +242,14 @@ pub async fn serve_on(
     if let Err(e) = apply_clock(&state).await {
         tracing::warn!(error = %e, "cannot check the box's clock");
     }
-    api::tus::lifecycle(&state).recover().await;
+    state.uploads_lifecycle().recover().await;
     if let Err(e) = state.auth.load_devices(&state.store).await {
         tracing::warn!(error = %e, "cannot load the paired devices yet; the first sign-in will try again");
     }
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
-    tasks.spawn(housekeeping(state.clone(), stop.clone()));
-    tasks.spawn(thumbnails(state.clone(), stop.clone()));
+    tasks.spawn(housekeeping(state.parts.clone(), stop.clone()));
+    tasks.spawn(thumbnails(state.parts.clone(), stop.clone()));
     let d = state.devices.clone();
     match d.mode {
         devices::Mode::Hardware => {
@@ -283,7 +278,7 @@ pub async fn serve_on(
         }
         devices::Mode::Off => {}
     }
-    let _sync_lock = start_sync(&state, &tasks, &stop);
+    let _sync_lock = start_sync(&state, state.config.pinned_keys.clone(), &tasks, &stop);
     if state.pretix.setup.is_some() {
         tasks.spawn(crate::pretix::run(
             state.pretix.clone(),
@@ -305,7 +300,7 @@ pub async fn serve_on(
     };
     // One token ends every listener; the caller's future cancels it.
     let quit = CancellationToken::new();
-    tasks.spawn(tell_systemd(state.clone(), quit.clone()));
+    tasks.spawn(tell_systemd(state.parts.clone(), quit.clone()));
     tasks.close();
     let q = quit.clone();
     tokio::spawn(async move {
@@ -355,7 +350,7 @@ pub async fn serve_on(
 /// the clock against the newest record, saying so loudly when it cannot
 /// be right. `serve` does this at start, `rehearse` to report it.
 pub async fn apply_clock(
-    state: &AppState,
+    state: &Venuebox,
 ) -> Result<crate::clock::ClockReport, crate::store::StoreError> {
     if let Some(ms) = load_clock_offset(state).await? {
         tracing::info!(offset_ms = ms, "the box's clock runs at the time an admin gave it");
@@ -372,7 +367,7 @@ pub async fn apply_clock(
 /// a WATCHDOG=1 — only if the store's writer thread answered in that time,
 /// so a stuck writer gets the box restarted — and a STATUS= line; on
 /// shutdown STOPPING=1.
-async fn tell_systemd(state: AppState, quit: CancellationToken) {
+async fn tell_systemd(state: Venuebox, quit: CancellationToken) {
     let systemd = crate::systemd::Notifier::from_env();
     if !systemd.enabled() {
         return;
@@ -400,7 +395,7 @@ async fn tell_systemd(state: AppState, quit: CancellationToken) {
 }
 
 /// What `systemctl status venuebox` shows: the event, people inside, sync.
-async fn status_line(state: &AppState) -> String {
+async fn status_line(state: &Venuebox) -> String {
     let event = state
         .store
         .event()
@@ -425,7 +420,7 @@ async fn status_line(state: &AppState) -> String {
 /// Keeps the certificate true to the box's addresses and, unless turned
 /// off, announces the HTTPS port on mDNS (re-announcing on changes).
 fn start_lan(
-    state: &AppState,
+    state: &Venuebox,
     lan: &Arc<crate::net::Lan>,
     https_port: u16,
     tasks: &TaskTracker,
@@ -468,7 +463,8 @@ fn start_lan(
 /// Starts the sync loop when configured and no other process syncs this
 /// data directory; returns the lock, held while serving.
 fn start_sync(
-    state: &AppState,
+    state: &Venuebox,
+    pinned_keys: crate::domain::keys::TrustedKeys,
     tasks: &TaskTracker,
     stop: &CancellationToken,
 ) -> Option<std::fs::File> {
@@ -493,7 +489,7 @@ fn start_sync(
         state.clock.clone(),
         config,
         state.sync.clone(),
-        state.config.pinned_keys.clone(),
+        pinned_keys,
         data_dir,
     );
     match syncer {
@@ -511,7 +507,7 @@ fn start_sync(
 /// Every second: expire cart holds, cycle the stock of closed drops, and
 /// expire abandoned uploads (removing their partial files), so nothing
 /// waits for the next request to happen.
-async fn housekeeping(state: AppState, stop: CancellationToken) {
+async fn housekeeping(state: Venuebox, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -542,7 +538,7 @@ async fn housekeeping(state: AppState, stop: CancellationToken) {
 /// Makes dashboard thumbnails for new photo captures, one at a time on a
 /// lowest-priority thread (see `media::thumbnail`), off the upload path,
 /// and picks up where it left off after a restart.
-async fn thumbnails(state: AppState, stop: CancellationToken) {
+async fn thumbnails(state: Venuebox, stop: CancellationToken) {
     let worker = crate::media::thumbnail::Worker::default();
     loop {
         let pending = state.store.thumbnails_pending(16).await.unwrap_or_default();

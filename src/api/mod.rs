@@ -30,12 +30,9 @@ mod sync;
 pub mod tus;
 pub mod web;
 
-use crate::clock::Clock;
 use crate::domain::keys::TrustedKeys;
 use crate::domain::time::Millis;
-use crate::media::MediaFiles;
-use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::parts::Venuebox;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use std::sync::Arc;
@@ -80,25 +77,19 @@ impl Default for ApiConfig {
 pub trait Rehearse: Send + Sync {
     fn rehearse(
         &self,
-        st: AppState,
+        parts: Venuebox,
         expected_capture_gb: u64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::domain::readiness::Report> + Send>>;
 }
 
-/// Cheap handles shared by every request.
+/// Cheap handles shared by every request: the box's parts, and what only
+/// the HTTP layer needs. The parts are reached through it as its own
+/// fields (`st.store`), by `Deref`.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Store,
-    pub metrics: Arc<Metrics>,
-    pub clock: Clock,
+    pub parts: Venuebox,
     pub config: Arc<ApiConfig>,
     pub auth: Arc<auth::AuthState>,
-    pub media: MediaFiles,
-    pub uploads: Arc<crate::media::uploads::UploadSlots>,
-    pub devices: Arc<crate::devices::Devices>,
-    pub sync: Arc<crate::sync::SyncHandle>,
-    /// The pretix lane's settings and status.
-    pub pretix: Arc<crate::pretix::PretixHandle>,
     /// The listener's caps and timeouts (read by `serve`).
     pub conn: Arc<conn::ConnLimits>,
     /// Connections open per class, and the addresses staff use (marked
@@ -111,8 +102,29 @@ pub struct AppState {
     /// What runs `POST /api/v1/rehearsal`, handed in by the binary (none:
     /// the endpoint says to rehearse on the box's console).
     pub rehearse: Option<Arc<dyn Rehearse>>,
-    /// Certificates, names and fingerprint of the LAN side, when it is on.
-    pub lan: Option<Arc<crate::net::Lan>>,
+}
+
+impl AppState {
+    /// The HTTP layer over `parts`, with fresh sessions and budgets.
+    pub fn new(parts: Venuebox, config: ApiConfig, conn: conn::ConnLimits) -> AppState {
+        AppState {
+            parts,
+            config: Arc::new(config),
+            auth: Default::default(),
+            conn: Arc::new(conn),
+            conns: Default::default(),
+            feeds: Default::default(),
+            lookups: Default::default(),
+            rehearse: None,
+        }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Venuebox;
+    fn deref(&self) -> &Venuebox {
+        &self.parts
+    }
 }
 
 /// Declares a set of routes once, as both the router and the list of
@@ -324,7 +336,8 @@ mod tests {
     use tower::ServiceExt;
 
     fn state(dir: &std::path::Path) -> AppState {
-        crate::server::open(&crate::server::Config::new(dir), Clock::system()).unwrap()
+        crate::server::open(&crate::server::Config::new(dir), crate::clock::Clock::system())
+            .unwrap()
     }
 
     async fn call(app: Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {

@@ -151,7 +151,7 @@ pub async fn rehearse(
             "a rehearsal is already running: wait for its report",
         ));
     };
-    let report = rehearsal.rehearse(st.clone(), expected_capture_gb).await;
+    let report = rehearsal.rehearse(st.parts.clone(), expected_capture_gb).await;
     tracing::info!(by = %p.actor.name, ready = report.ready, "rehearsal from the admin screen");
     Ok(Json(report))
 }

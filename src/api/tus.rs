@@ -18,7 +18,7 @@ use crate::domain::error_code::ErrorCode;
 use crate::domain::role::Role;
 use crate::domain::time::Millis;
 use crate::media::append::{disk_has_room, AppendError, Appender, Checksum};
-use crate::media::uploads::{FinishError, Lifecycle, Slot, DOOR_BUSY_WINDOW};
+use crate::media::uploads::{FinishError, Slot, DOOR_BUSY_WINDOW};
 use crate::media::MediaError;
 use crate::secrets::{hex, random_bytes};
 use crate::store::captures::{NewUpload, UploadRow, UploadStatus};
@@ -579,7 +579,7 @@ async fn append(
     let length = new_length(h, row, cfg.max_upload_bytes)?;
     let check = parse_checksum(h)?;
     let door_busy = || st.metrics.door_busy_within(DOOR_BUSY_WINDOW);
-    let appender = Appender { life: lifecycle(st), config: cfg, door_busy: &door_busy };
+    let appender = Appender { life: st.uploads_lifecycle(), config: cfg, door_busy: &door_busy };
     appender.append(row, slot, length, check, body.into_data_stream()).await.map_err(append_error)
 }
 
@@ -612,11 +612,6 @@ fn append_error(e: AppendError) -> ApiError {
         AppendError::Media(e) => media_error(e),
         AppendError::Store(e) => e.into(),
     }
-}
-
-/// The upload life cycle over this box's store, files and slots.
-pub fn lifecycle(st: &AppState) -> Lifecycle<'_> {
-    Lifecycle { store: &st.store, media: &st.media, slots: &st.uploads, clock: &st.clock }
 }
 
 fn finish_error(e: FinishError) -> ApiError {

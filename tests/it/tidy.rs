@@ -151,6 +151,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("sync", &["clock", "domain", "media", "secrets", "store", "throttle"]),
     ("pretix", &["clock", "domain", "organiser", "secrets", "store"]),
     ("devices", &["clock", "domain", "secrets", "store"]),
+    ("parts", &["clock", "devices", "media", "metrics", "net", "pretix", "store", "sync"]),
     (
         "api",
         &[
@@ -161,6 +162,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "metrics",
             "net",
             "organiser",
+            "parts",
             "pretix",
             "secrets",
             "store",
@@ -170,13 +172,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "server",
         &[
-            "api", "clock", "devices", "media", "metrics", "net", "pretix", "store", "sync",
-            "systemd",
+            "api", "clock", "devices", "domain", "media", "metrics", "net", "parts", "pretix",
+            "store", "sync", "systemd",
         ],
     ),
     (
         "rehearsal",
-        &["api", "clock", "devices", "domain", "net", "secrets", "server", "store", "sync"],
+        &[
+            "api", "clock", "devices", "domain", "net", "parts", "secrets", "server", "store",
+            "sync",
+        ],
     ),
 ];
 
