@@ -16,6 +16,7 @@
 use crate::clock::Clock;
 use crate::devices::config::DevicesConfig;
 use crate::devices::{Devices, Mode};
+use crate::domain::manifest::{Gate, Tier};
 use crate::domain::role::{Actor, Role};
 use crate::parts::Venuebox;
 use crate::server::{self, Config};
@@ -159,7 +160,6 @@ async fn flows(scratch: &Path, devices: DeviceCheck, report: &mut Report) -> Res
         config.device_config = own.config.clone();
     }
     let state = server::open(&config, Clock::system()).map_err(|e| e.to_string())?;
-    let ev = state.store.event().ok_or("the scratch copy has no event")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let base = format!("http://{}", listener.local_addr().map_err(|e| e.to_string())?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -169,49 +169,11 @@ async fn flows(scratch: &Path, devices: DeviceCheck, report: &mut Report) -> Res
     // Whatever happens below, the scratch server stops before the scratch
     // copy is removed (a running box rehearses many times).
     let outcome = async {
-        let token = |role: Role| {
-            let store = state.store.clone();
-            let now = state.clock.now();
-            async move {
-                let actor = Actor { name: format!("rehearsal ({role})"), role };
-                store.create_session(actor, now, 3_600_000).await.map(|t| t.0)
-            }
-        };
-        let (merch, door, capture) =
-            (token(Role::Merch).await, token(Role::Door).await, token(Role::Capture).await);
-        let (merch, door, capture) = (
-            merch.map_err(|e| e.to_string())?,
-            door.map_err(|e| e.to_string())?,
-            capture.map_err(|e| e.to_string())?,
-        );
-        let http = reqwest::Client::new();
-        let post = |path: String, tok: &str, body: Value| {
-            http.post(format!("{base}{path}"))
-                .bearer_auth(tok)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-        };
-        let said = |r: reqwest::Response| async move {
-            let status = r.status();
-            let v: Value =
-                serde_json::from_slice(&r.bytes().await.unwrap_or_default()).unwrap_or_default();
-            if status.is_success() {
-                Ok(v)
-            } else {
-                Err(format!("{status}: {}", v["error"]["message"].as_str().unwrap_or("?")))
-            }
-        };
-
-        // A walk-up ticket for cash, then that ticket at the first gate.
+        let staff = Staff::sign_in(&state, base).await?;
+        let ev = state.store.event().ok_or("the scratch copy has no event")?;
         let tier = ev.manifest.tiers.first().ok_or("the manifest has no tier")?;
-        let walk_up = |nonce: &'static str, holder: &'static str| {
-            let body = json!({"tier": tier.id, "nonce": nonce, "holder": holder,
-                "tender": {"kind": "cash", "given_minor": tier.price_minor}});
-            let sent = post("/api/v1/walkups".into(), &merch, body);
-            async move { said(sent.await.map_err(|e| e.to_string())?).await }
-        };
-        let sale = walk_up("rehearsal-sale", "Rehearsal").await;
+        // A walk-up ticket for cash, then that ticket at the first gate.
+        let sale = staff.walk_up(tier, "rehearsal-sale", "Rehearsal").await;
         let code =
             sale.as_ref().ok().and_then(|v| v["tickets"][0]["code"].as_str().map(str::to_string));
         let order = sale.as_ref().ok().and_then(|v| v["order_id"].as_str().map(str::to_string));
@@ -226,80 +188,159 @@ async fn flows(scratch: &Path, devices: DeviceCheck, report: &mut Report) -> Res
             "check-in",
             match code {
                 None => Err("no ticket to check in (the sale failed)".into()),
-                Some(code) => {
-                    async {
-                        let r = post(
-                            "/api/v1/checkins".into(),
-                            &door,
-                            json!({"code": code, "gate": gate.id, "nonce": "rehearsal-scan"}),
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?;
-                        let v = said(r).await?;
-                        if v["verdict"] == "admit" {
-                            Ok(format!("admitted at {}", gate.name))
-                        } else {
-                            Err(format!("refused at {}: {}", gate.name, v["message"]))
-                        }
-                    }
-                    .await
-                }
+                Some(code) => staff.check_in(&code, gate).await,
             },
         );
         // A scholarship seat, with the first code of the first programme.
         if let Some((program, claim)) =
             ev.manifest.scholarships.iter().find_map(|p| p.codes.first().map(|c| (p, c)))
         {
-            let tender = json!({"kind": "cash", "given_minor": tier.price_minor});
-            let outcome = async {
-                let mut r = said(post("/api/v1/scholarships/claims".into(), &merch, json!({"code": claim.code, "nonce": "rehearsal-claim"})).await.map_err(|e| e.to_string())?).await;
-                if r.is_err() {
-                    r = said(post("/api/v1/scholarships/claims".into(), &merch, json!({"code": claim.code, "nonce": "rehearsal-claim-paid", "tender": tender})).await.map_err(|e| e.to_string())?).await;
-                }
-                r.map(|_| format!("a seat of {} claimed", program.name))
-            }.await;
-            report.add("scholarship", outcome);
+            let claimed = staff.claim(&claim.code, tier).await;
+            report
+                .add("scholarship", claimed.map(|_| format!("a seat of {} claimed", program.name)));
         }
         // A photo through tus.
         report.add(
             "capture",
             match ev.manifest.creators.first() {
                 None => Ok("no creators in the manifest: nothing to upload".into()),
-                Some(creator) => upload_photo(&http, &base, &capture, creator.id.as_str()).await,
+                Some(creator) => {
+                    upload_photo(&staff.http, &staff.base, &staff.capture, creator.id.as_str())
+                        .await
+                }
             },
         );
-        match devices {
-            DeviceCheck::Own(own) => {
-                let OwnDevices { config: device_config, slip, scan_wait, tell, .. } = *own;
-                // The scanner test code: one more walk-up ticket, scanned only
-                // by the scanners under test.
-                let test_code = walk_up("rehearsal-scanner-test", "Scanner test")
-                    .await
-                    .ok()
-                    .and_then(|v| v["tickets"][0]["code"].as_str().map(str::to_string));
-                state.devices.pipeline.signaller().self_test();
-                // USB devices announce themselves as the device task finds them.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                device_checks(&state.devices, &device_config, report);
-                receipt_check(&state, order.as_deref(), report).await.map_err(|e| e.to_string())?;
-                if let Some(code) = test_code {
-                    let slip = PairingSlip { test_code: Some(code.clone()), ..slip };
-                    printer_tests(&state, slip, report).await.map_err(|e| e.to_string())?;
-                    scanner_tests(&state, &device_config, &code, scan_wait, &tell, report).await;
-                }
-            }
-            DeviceCheck::Running(live) => {
-                device_checks(&live, &live.config, report);
-                report.add("devices", Ok("listed as the running box holds them; for test slips and scanner reads, rehearse with the box stopped (venuebox rehearse)".into()));
-            }
-            DeviceCheck::Held => report.add("devices", Err("the box is running: stop it (systemctl stop venuebox) to test its scanners, printers and lights, or rehearse from the admin screen".into())),
-        }
-        Ok::<(), String>(())
+        device_flows(&state, &staff, tier, devices, order.as_deref(), report).await
     }
     .await;
     let _ = stop.send(());
     let _ = server.await;
     outcome
+}
+
+/// The rehearsal's staff on the scratch box: a session per role it acts
+/// in, and an HTTP client to the scratch box's API.
+struct Staff {
+    http: reqwest::Client,
+    base: String,
+    merch: String,
+    door: String,
+    capture: String,
+}
+
+impl Staff {
+    async fn sign_in(state: &Venuebox, base: String) -> Result<Staff, String> {
+        let token = |role: Role| {
+            let store = state.store.clone();
+            let now = state.clock.now();
+            async move {
+                let actor = Actor { name: format!("rehearsal ({role})"), role };
+                store
+                    .create_session(actor, now, 3_600_000)
+                    .await
+                    .map(|t| t.0)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        Ok(Staff {
+            http: reqwest::Client::new(),
+            base,
+            merch: token(Role::Merch).await?,
+            door: token(Role::Door).await?,
+            capture: token(Role::Capture).await?,
+        })
+    }
+
+    /// POSTs `body` as `token`: the answer, or its status and message.
+    async fn post(&self, path: &str, token: &str, body: Value) -> Result<Value, String> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let v: Value =
+            serde_json::from_slice(&r.bytes().await.unwrap_or_default()).unwrap_or_default();
+        if status.is_success() {
+            Ok(v)
+        } else {
+            Err(format!("{status}: {}", v["error"]["message"].as_str().unwrap_or("?")))
+        }
+    }
+
+    async fn walk_up(&self, tier: &Tier, nonce: &str, holder: &str) -> Result<Value, String> {
+        let body = json!({"tier": tier.id, "nonce": nonce, "holder": holder,
+            "tender": {"kind": "cash", "given_minor": tier.price_minor}});
+        self.post("/api/v1/walkups", &self.merch, body).await
+    }
+
+    async fn check_in(&self, code: &str, gate: &Gate) -> Result<String, String> {
+        let body = json!({"code": code, "gate": gate.id, "nonce": "rehearsal-scan"});
+        let v = self.post("/api/v1/checkins", &self.door, body).await?;
+        if v["verdict"] == "admit" {
+            Ok(format!("admitted at {}", gate.name))
+        } else {
+            Err(format!("refused at {}: {}", gate.name, v["message"]))
+        }
+    }
+
+    /// A scholarship seat: free first, else paid in cash as the seat asks.
+    async fn claim(&self, code: &str, tier: &Tier) -> Result<Value, String> {
+        let free = json!({"code": code, "nonce": "rehearsal-claim"});
+        match self.post("/api/v1/scholarships/claims", &self.merch, free).await {
+            Ok(v) => Ok(v),
+            Err(_) => {
+                let tender = json!({"kind": "cash", "given_minor": tier.price_minor});
+                let paid = json!({"code": code, "nonce": "rehearsal-claim-paid", "tender": tender});
+                self.post("/api/v1/scholarships/claims", &self.merch, paid).await
+            }
+        }
+    }
+}
+
+/// The devices part: with devices of its own, lights, a test slip per
+/// printer (with the receipt of the rehearsal's sale) and a test read per
+/// scanner; a running box's devices listed as it holds them.
+async fn device_flows(
+    state: &Venuebox,
+    staff: &Staff,
+    tier: &Tier,
+    devices: DeviceCheck,
+    order: Option<&str>,
+    report: &mut Report,
+) -> Result<(), String> {
+    match devices {
+        DeviceCheck::Own(own) => {
+            let OwnDevices { config: device_config, slip, scan_wait, tell, .. } = *own;
+            // The scanner test code: one more walk-up ticket, scanned only
+            // by the scanners under test.
+            let test_code = staff
+                .walk_up(tier, "rehearsal-scanner-test", "Scanner test")
+                .await
+                .ok()
+                .and_then(|v| v["tickets"][0]["code"].as_str().map(str::to_string));
+            state.devices.pipeline.signaller().self_test();
+            // USB devices announce themselves as the device task finds them.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            device_checks(&state.devices, &device_config, report);
+            receipt_check(state, order, report).await.map_err(|e| e.to_string())?;
+            if let Some(code) = test_code {
+                let slip = PairingSlip { test_code: Some(code.clone()), ..slip };
+                printer_tests(state, slip, report).await.map_err(|e| e.to_string())?;
+                scanner_tests(state, &device_config, &code, scan_wait, &tell, report).await;
+            }
+        }
+        DeviceCheck::Running(live) => {
+            device_checks(&live, &live.config, report);
+            report.add("devices", Ok("listed as the running box holds them; for test slips and scanner reads, rehearse with the box stopped (venuebox rehearse)".into()));
+        }
+        DeviceCheck::Held => report.add("devices", Err("the box is running: stop it (systemctl stop venuebox) to test its scanners, printers and lights, or rehearse from the admin screen".into())),
+    }
+    Ok(())
 }
 
 async fn upload_photo(

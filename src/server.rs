@@ -250,34 +250,7 @@ pub async fn serve_on(
     let tasks = TaskTracker::new();
     tasks.spawn(housekeeping(state.parts.clone(), stop.clone()));
     tasks.spawn(thumbnails(state.parts.clone(), stop.clone()));
-    let d = state.devices.clone();
-    match d.mode {
-        devices::Mode::Hardware => {
-            let usb = Arc::new(UsbManager {
-                config: d.config.clone(),
-                pipeline: d.pipeline.clone(),
-                registry: d.registry.clone(),
-                store: state.store.clone(),
-                clock: state.clock.clone(),
-            });
-            tasks.spawn(usb.run(stop.clone()));
-        }
-        devices::Mode::Simulate => {
-            if let Some(p) = d.fake_printer.clone() {
-                let station = crate::store::printing::DEFAULT_STATION.to_string();
-                tasks.spawn(devices::printing::run(
-                    p,
-                    station,
-                    42,
-                    state.store.clone(),
-                    state.clock.clone(),
-                    d.registry.clone(),
-                    stop.clone(),
-                ));
-            }
-        }
-        devices::Mode::Off => {}
-    }
+    start_devices(&state, &tasks, &stop);
     let _sync_lock = start_sync(&state, state.config.pinned_keys.clone(), &tasks, &stop);
     if state.pretix.setup.is_some() {
         tasks.spawn(crate::pretix::run(
@@ -307,6 +280,56 @@ pub async fn serve_on(
         shutdown.await;
         q.cancel();
     });
+    let result = serve_listeners(&state, listeners, https_port, &quit).await;
+    if let Some(a) = announcer {
+        let _ = tokio::task::spawn_blocking(move || a.goodbye()).await;
+    }
+    stop.cancel();
+    tasks.wait().await;
+    result
+}
+
+/// The device tasks the mode asks for: USB scanners and printers in
+/// hardware mode, the file printer when simulating.
+fn start_devices(state: &Venuebox, tasks: &TaskTracker, stop: &CancellationToken) {
+    let d = state.devices.clone();
+    match d.mode {
+        devices::Mode::Hardware => {
+            let usb = Arc::new(UsbManager {
+                config: d.config.clone(),
+                pipeline: d.pipeline.clone(),
+                registry: d.registry.clone(),
+                store: state.store.clone(),
+                clock: state.clock.clone(),
+            });
+            tasks.spawn(usb.run(stop.clone()));
+        }
+        devices::Mode::Simulate => {
+            if let Some(p) = d.fake_printer.clone() {
+                let station = crate::store::printing::DEFAULT_STATION.to_string();
+                tasks.spawn(devices::printing::run(
+                    p,
+                    station,
+                    42,
+                    state.store.clone(),
+                    state.clock.clone(),
+                    d.registry.clone(),
+                    stop.clone(),
+                ));
+            }
+        }
+        devices::Mode::Off => {}
+    }
+}
+
+/// Serves the API on each listener given (HTTPS and the pairing listener
+/// need the LAN side) until `quit`; the first listener's error, if any.
+async fn serve_listeners(
+    state: &AppState,
+    listeners: Listeners,
+    https_port: Option<u16>,
+    quit: &CancellationToken,
+) -> std::io::Result<()> {
     let limits = (*state.conn).clone();
     let app = api::router(state.clone());
     let mut servers = tokio::task::JoinSet::new();
@@ -338,11 +361,6 @@ pub async fn serve_on(
             result = Err(e);
         }
     }
-    if let Some(a) = announcer {
-        let _ = tokio::task::spawn_blocking(move || a.goodbye()).await;
-    }
-    stop.cancel();
-    tasks.wait().await;
     result
 }
 

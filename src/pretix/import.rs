@@ -140,52 +140,16 @@ pub async fn run(
             )));
         }
     }
-    let cursor = if same_event { store.pretix_value(CURSOR).await? } else { None };
-    // Pages sorted by order code, which no edit changes: an order changed
-    // while the pages are read stays where it was (sorted by last change,
-    // it would jump to the end and shift a later order onto a page already
-    // read, never to be seen again).
-    let mut query = vec![("include_canceled_positions", "true"), ("ordering", "code")];
-    if let Some(c) = cursor.as_deref() {
-        query.push(("modified_since", c));
-    }
-    let orders = client.get_all("event:orders/", &query, "read the event's orders").await?;
     let revoked =
         client.get_all("event:revokedsecrets/", &[], "read the event's revoked secrets").await?;
     let blocked =
         client.get_all("event:blockedsecrets/", &[], "read the event's blocked secrets").await?;
-
     let keys = sig1_keys(&event)?;
     let verifying: Vec<VerifyingKey> =
         keys.iter().map(|k| pretix::sig1_key(k)).collect::<Result<_, _>>().map_err(|e| {
             ImportError::Setup(format!("pretix lists a signing key the box cannot read: {e}"))
         })?;
-    // One row per order code: an order read twice (pages shift forward
-    // when an order is created meanwhile) keeps its newer reading.
-    let mut by_code: BTreeMap<String, StoredOrder> = BTreeMap::new();
-    for o in &orders {
-        let stored = order_tickets(o, &verifying)?;
-        match by_code.get(&stored.code) {
-            Some(seen) if seen.modified > stored.modified => {}
-            _ => {
-                by_code.insert(stored.code.clone(), stored);
-            }
-        }
-    }
-    let changed_orders: Vec<StoredOrder> = by_code.into_values().collect();
-    let values = match next_cursor(pretix_now) {
-        Some(c) => vec![(CURSOR, c)],
-        None => {
-            tracing::warn!(
-                "pretix sent no Date header: the next import reads the same orders again"
-            );
-            Vec::new()
-        }
-    };
-    let orders_fetched = changed_orders.len();
-    // A first import starts clean: nothing of an earlier, failed attempt
-    // at another event may end up in this one.
-    store.pretix_save(!same_event, changed_orders, values).await?;
+    let orders_fetched = read_orders(store, client, same_event, &verifying, pretix_now).await?;
     let all_orders = store.pretix_orders().await?;
 
     let carried = current.as_ref().filter(|_| same_event).map(|c| c.manifest.clone());
@@ -241,14 +205,76 @@ pub async fn run(
         }
         m.version = cur.version + 1;
     }
+    sign_and_import(store, key, &mut m, now).await?;
+    Ok(report(&m, true))
+}
+
+/// Signs the manifest with the box's key (trusted for it alone) and
+/// imports it, as any signed manifest is.
+async fn sign_and_import(
+    store: &Store,
+    key: &SigningKey,
+    m: &mut Manifest,
+    now: Millis,
+) -> Result<(), ImportError> {
     m.signed_at = Some(format_rfc3339(now));
-    let bytes = serde_json::to_vec_pretty(&m).expect("a manifest serialises");
+    let bytes = serde_json::to_vec_pretty(&*m).expect("a manifest serialises");
     let signature = crate::domain::keys::sign_detached(key, &bytes);
     let actor = Actor { name: "pretix-import".into(), role: crate::domain::role::Role::Admin };
     let pinned = crate::domain::keys::TrustedKeys::new([key.verifying_key()]);
     match store.import_manifest(bytes, Some(signature), pinned, actor, now).await? {
-        ImportOutcome::Imported { .. } | ImportOutcome::Unchanged { .. } => Ok(report(&m, true)),
+        ImportOutcome::Imported { .. } | ImportOutcome::Unchanged { .. } => Ok(()),
     }
+}
+
+/// Reads the orders changed since the last import (all of them the
+/// first time), keeps them in the store, and moves the cursor; how many
+/// orders were read.
+async fn read_orders(
+    store: &Store,
+    client: &Client,
+    same_event: bool,
+    verifying: &[VerifyingKey],
+    pretix_now: Option<Millis>,
+) -> Result<usize, ImportError> {
+    let cursor = if same_event { store.pretix_value(CURSOR).await? } else { None };
+    // Pages sorted by order code, which no edit changes: an order changed
+    // while the pages are read stays where it was (sorted by last change,
+    // it would jump to the end and shift a later order onto a page already
+    // read, never to be seen again).
+    let mut query = vec![("include_canceled_positions", "true"), ("ordering", "code")];
+    if let Some(c) = cursor.as_deref() {
+        query.push(("modified_since", c));
+    }
+    let orders = client.get_all("event:orders/", &query, "read the event's orders").await?;
+
+    // One row per order code: an order read twice (pages shift forward
+    // when an order is created meanwhile) keeps its newer reading.
+    let mut by_code: BTreeMap<String, StoredOrder> = BTreeMap::new();
+    for o in &orders {
+        let stored = order_tickets(o, verifying)?;
+        match by_code.get(&stored.code) {
+            Some(seen) if seen.modified > stored.modified => {}
+            _ => {
+                by_code.insert(stored.code.clone(), stored);
+            }
+        }
+    }
+    let changed_orders: Vec<StoredOrder> = by_code.into_values().collect();
+    let values = match next_cursor(pretix_now) {
+        Some(c) => vec![(CURSOR, c)],
+        None => {
+            tracing::warn!(
+                "pretix sent no Date header: the next import reads the same orders again"
+            );
+            Vec::new()
+        }
+    };
+    let orders_fetched = changed_orders.len();
+    // A first import starts clean: nothing of an earlier, failed attempt
+    // at another event may end up in this one.
+    store.pretix_save(!same_event, changed_orders, values).await?;
+    Ok(orders_fetched)
 }
 
 /// How far before pretix's clock at the start of an import the next one
@@ -619,8 +645,62 @@ fn build(
     staff: Vec<StaffEntry>,
     carried: Option<&Manifest>,
 ) -> Result<Manifest, ImportError> {
-    let ev = &input.event;
     let date_id = input.subevent.as_ref().and_then(|d| d["id"].as_i64());
+    let event = event_section(input, date_id, carried)?;
+    let questions = checkin_questions(&input.questions);
+    let positions = positions(input, date_id, &questions)?;
+    let tiers = tiers(input, &positions.tickets, &event.currency)?;
+    let tier_ids: HashSet<TierId> = tiers.iter().map(|t| t.id.clone()).collect();
+    let gates = gates(input, &tier_ids, date_id)?;
+    let links = gates.iter().map(|(id, g)| PretixList { id: *id, gate: g.id.clone() }).collect();
+    let (blocked, revoked) = blocked_and_revoked(input, &positions.tickets, positions.blocked);
+    let m = Manifest {
+        schema: manifest::SCHEMA,
+        version: 1,
+        signed_at: None,
+        event,
+        organiser_keys: vec![KeyEntry {
+            public_key: input.organiser_key.clone(),
+            label: Some("this box (pretix import)".into()),
+        }],
+        tiers,
+        gates: gates.into_iter().map(|(_, g)| g).collect(),
+        tickets: positions.tickets,
+        revoked_codes: revoked,
+        blocked_tickets: blocked,
+        staff,
+        pin_length: carried.map(|m| m.pin_length.clone()).unwrap_or_default(),
+        box_keys: carried.map(|m| m.box_keys.clone()).unwrap_or_default(),
+        creators: carried.map(|m| m.creators.clone()).unwrap_or_default(),
+        scholarships: carried.map(|m| m.scholarships.clone()).unwrap_or_default(),
+        drops: carried.map(|m| m.drops.clone()).unwrap_or_default(),
+        pretix: Some(PretixLink {
+            url: input.base_url.clone(),
+            organizer: input.organizer.clone(),
+            event: input.event_slug.clone(),
+            sig1_keys: input.keys.clone(),
+            lists: links,
+            subevent: date_id,
+            variations: positions.variations,
+            questions,
+            answered: positions.answered,
+        }),
+    };
+    // The same checks every manifest passes, before anything is signed.
+    let bytes = serde_json::to_vec(&m).expect("a manifest serialises");
+    manifest::parse(&bytes)
+        .map_err(|e| ImportError::Setup(format!("pretix's data makes no valid event: {e}")))?;
+    Ok(m)
+}
+
+/// The manifest's event: pretix's event (or series date) with its
+/// currency and times; tax settings carried from the box's manifest.
+fn event_section(
+    input: &Input,
+    date_id: Option<i64>,
+    carried: Option<&Manifest>,
+) -> Result<Event, ImportError> {
+    let ev = &input.event;
     // A series date has its own times.
     let when = input.subevent.as_ref().unwrap_or(ev);
     let currency = ev["currency"]
@@ -639,6 +719,43 @@ fn build(
     let doors_at =
         time(&when["date_admission"], "event date_admission")?.unwrap_or_else(|| starts_at.clone());
 
+    let (tax_rate_bp, prices_include_tax) =
+        carried.map_or((0, true), |m| (m.event.tax_rate_bp, m.event.prices_include_tax));
+    Ok(Event {
+        id: crate::domain::ids::EventId(match date_id {
+            Some(d) => format!("pretix-{}-{}-{d}", input.organizer, input.event_slug),
+            None => format!("pretix-{}-{}", input.organizer, input.event_slug),
+        }),
+        name: match &input.subevent {
+            Some(d) => format!("{} ({})", text(&d["name"]), &starts_at[..10]),
+            None => text(&ev["name"]),
+        },
+        timezone: ev["timezone"].as_str().unwrap_or("UTC").to_string(),
+        currency,
+        starts_at,
+        ends_at,
+        doors_at,
+        tax_rate_bp,
+        prices_include_tax,
+    })
+}
+
+/// The tickets of the stored orders (of this date, for a series), with
+/// what the manifest keeps beside them.
+struct Positions {
+    tickets: Vec<TicketEntry>,
+    /// Tickets pretix blocks, by position.
+    blocked: Vec<TicketId>,
+    variations: BTreeMap<TicketId, i64>,
+    /// The check-in questions each ticket has answered.
+    answered: BTreeMap<TicketId, Vec<i64>>,
+}
+
+fn positions(
+    input: &Input,
+    date_id: Option<i64>,
+    questions: &[CheckinQuestion],
+) -> Result<Positions, ImportError> {
     let variation_notes: HashMap<i64, CheckinNote> = input
         .items
         .iter()
@@ -647,7 +764,6 @@ fn build(
         .filter(|(_, n)| !n.is_empty())
         .collect();
     let mut variations = BTreeMap::new();
-    let questions = checkin_questions(&input.questions);
     let asked_ids: HashSet<i64> = questions.iter().map(|q| q.id).collect();
     let mut answered = BTreeMap::new();
     // Tickets first: a tier's capacity is what it has listed.
@@ -682,6 +798,12 @@ fn build(
             tickets.push(p.ticket);
         }
     }
+    Ok(Positions { tickets, blocked, variations, answered })
+}
+
+/// One tier per pretix product, its capacity what it has listed; every
+/// ticket's product among them.
+fn tiers(input: &Input, tickets: &[TicketEntry], currency: &str) -> Result<Vec<Tier>, ImportError> {
     let mut per_item: HashMap<TierId, u32> = HashMap::new();
     for t in tickets.iter().filter(|t| t.status != TicketStatus::Cancelled) {
         *per_item.entry(t.tier.clone()).or_default() += 1;
@@ -690,7 +812,7 @@ fn build(
     for it in &input.items {
         let Some(id) = it["id"].as_i64() else { continue };
         let tier = item_tier(id);
-        let price = minor(&it["default_price"], &currency).map_err(|why| {
+        let price = minor(&it["default_price"], currency).map_err(|why| {
             ImportError::Setup(format!(
                 "pretix product {id} ({}) has no price the box can read: {why}",
                 text(&it["name"])
@@ -714,9 +836,17 @@ fn build(
             t.tier
         )));
     }
+    Ok(tiers.into_values().collect())
+}
 
+/// A gate per check-in list: the lists asked for, else every list (of
+/// this date); at least one.
+fn gates(
+    input: &Input,
+    tier_ids: &HashSet<TierId>,
+    date_id: Option<i64>,
+) -> Result<Vec<(i64, Gate)>, ImportError> {
     let mut gates = Vec::new();
-    let mut links = Vec::new();
     let known: Vec<String> = input
         .lists
         .iter()
@@ -734,12 +864,12 @@ fn build(
                         ))
                     },
                 )?;
-                gates.push(list_gate(l, &tier_ids, date_id)?);
+                gates.push(list_gate(l, tier_ids, date_id)?);
             }
         }
         None => {
             for l in input.lists.iter().filter(|l| for_date(l, date_id)) {
-                gates.push(list_gate(l, &tier_ids, date_id)?);
+                gates.push(list_gate(l, tier_ids, date_id)?);
             }
         }
     }
@@ -749,10 +879,16 @@ fn build(
             input.event_slug
         )));
     }
-    for (id, g) in &gates {
-        links.push(PretixList { id: *id, gate: g.id.clone() });
-    }
+    Ok(gates)
+}
 
+/// Blocked tickets (by position, and by secret from pretix's blocklist)
+/// and revoked secrets, each sorted and once.
+fn blocked_and_revoked(
+    input: &Input,
+    tickets: &[TicketEntry],
+    mut blocked: Vec<TicketId>,
+) -> (Vec<TicketId>, Vec<String>) {
     let secret_ids: HashMap<&str, &TicketId> =
         tickets.iter().filter_map(|t| t.secret.as_deref().map(|s| (s, &t.id))).collect();
     for b in &input.blocked {
@@ -775,62 +911,7 @@ fn build(
         input.revoked.iter().filter_map(|r| r["secret"].as_str().map(str::to_string)).collect();
     revoked.sort();
     revoked.dedup();
-
-    let (tax_rate_bp, prices_include_tax) =
-        carried.map_or((0, true), |m| (m.event.tax_rate_bp, m.event.prices_include_tax));
-    let m = Manifest {
-        schema: manifest::SCHEMA,
-        version: 1,
-        signed_at: None,
-        event: Event {
-            id: crate::domain::ids::EventId(match date_id {
-                Some(d) => format!("pretix-{}-{}-{d}", input.organizer, input.event_slug),
-                None => format!("pretix-{}-{}", input.organizer, input.event_slug),
-            }),
-            name: match &input.subevent {
-                Some(d) => format!("{} ({})", text(&d["name"]), &starts_at[..10]),
-                None => text(&ev["name"]),
-            },
-            timezone: ev["timezone"].as_str().unwrap_or("UTC").to_string(),
-            currency,
-            starts_at,
-            ends_at,
-            doors_at,
-            tax_rate_bp,
-            prices_include_tax,
-        },
-        organiser_keys: vec![KeyEntry {
-            public_key: input.organiser_key.clone(),
-            label: Some("this box (pretix import)".into()),
-        }],
-        tiers: tiers.into_values().collect(),
-        gates: gates.into_iter().map(|(_, g)| g).collect(),
-        tickets,
-        revoked_codes: revoked,
-        blocked_tickets: blocked,
-        staff,
-        pin_length: carried.map(|m| m.pin_length.clone()).unwrap_or_default(),
-        box_keys: carried.map(|m| m.box_keys.clone()).unwrap_or_default(),
-        creators: carried.map(|m| m.creators.clone()).unwrap_or_default(),
-        scholarships: carried.map(|m| m.scholarships.clone()).unwrap_or_default(),
-        drops: carried.map(|m| m.drops.clone()).unwrap_or_default(),
-        pretix: Some(PretixLink {
-            url: input.base_url.clone(),
-            organizer: input.organizer.clone(),
-            event: input.event_slug.clone(),
-            sig1_keys: input.keys.clone(),
-            lists: links,
-            subevent: date_id,
-            variations,
-            questions,
-            answered,
-        }),
-    };
-    // The same checks every manifest passes, before anything is signed.
-    let bytes = serde_json::to_vec(&m).expect("a manifest serialises");
-    manifest::parse(&bytes)
-        .map_err(|e| ImportError::Setup(format!("pretix's data makes no valid event: {e}")))?;
-    Ok(m)
+    (blocked, revoked)
 }
 
 #[cfg(test)]
