@@ -79,6 +79,9 @@ mod apt;
 #[path = "../tests/common/cache.rs"]
 mod cache;
 
+#[path = "../tests/common/photos.rs"]
+mod photos;
+
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -1460,22 +1463,7 @@ fn with_exif(jpeg: &[u8], thumb: Option<&[u8]>, i: usize) -> Vec<u8> {
             value: exif::Value::Short(vec![1]),
         },
     ];
-    let mut w = exif::experimental::Writer::new();
-    for f in &fields {
-        w.push_field(f);
-    }
-    if let Some(t) = thumb {
-        w.set_jpeg(t, exif::In::THUMBNAIL);
-    }
-    let mut tiff = std::io::Cursor::new(Vec::new());
-    w.write(&mut tiff, false).unwrap();
-    let tiff = tiff.into_inner();
-    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
-    out.extend_from_slice(&((tiff.len() + 8) as u16).to_be_bytes());
-    out.extend_from_slice(b"Exif\0\0");
-    out.extend_from_slice(&tiff);
-    out.extend_from_slice(&jpeg[2..]);
-    out
+    photos::with_exif(jpeg, &fields, thumb)
 }
 
 /// CPU seconds (user + system) a process has used.

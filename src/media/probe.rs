@@ -264,6 +264,11 @@ fn heic_dimensions(f: &mut File) -> Option<(u32, u32)> {
     Some((u32::from_be_bytes(b[..4].try_into().ok()?), u32::from_be_bytes(b[4..].try_into().ok()?)))
 }
 
+/// The EXIF-JPEG builder the benchmark uses too.
+#[cfg(test)]
+#[path = "../../tests/common/photos.rs"]
+mod photos;
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -330,22 +335,7 @@ pub(crate) mod tests {
     fn exif_jpeg(img: &image::RgbImage, fields: &[exif::Field], thumb: Option<&[u8]>) -> Vec<u8> {
         let mut jpeg = Vec::new();
         image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(img).unwrap();
-        let mut w = exif::experimental::Writer::new();
-        for f in fields {
-            w.push_field(f);
-        }
-        if let Some(t) = thumb {
-            w.set_jpeg(t, exif::In::THUMBNAIL);
-        }
-        let mut tiff = std::io::Cursor::new(Vec::new());
-        w.write(&mut tiff, false).unwrap();
-        let tiff = tiff.into_inner();
-        let mut out = vec![0xFF, 0xD8, 0xFF, 0xE1];
-        out.extend_from_slice(&((tiff.len() + 8) as u16).to_be_bytes());
-        out.extend_from_slice(b"Exif\0\0");
-        out.extend_from_slice(&tiff);
-        out.extend_from_slice(&jpeg[2..]);
-        out
+        super::photos::with_exif(&jpeg, fields, thumb)
     }
 
     #[test]
