@@ -890,17 +890,8 @@ fn main() {
 
 /// VmHWM and VmRSS of another process, in MiB.
 fn memory_of(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| -> f64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmHWM:"), field("VmRSS:"))
+    let (peak, now) = binary::memory_kib(pid);
+    (peak as f64 / 1024.0, now as f64 / 1024.0)
 }
 
 /// The release binary serving the demo event in its own process, killed
@@ -927,38 +918,20 @@ impl DemoBox {
         DemoBox::start_with(tickets, false)
     }
 
-    /// With `https`, its HTTPS listener too (on 127.0.0.1:0).
+    /// With `https`, its HTTPS listener (and the pairing listener) too,
+    /// on 127.0.0.1:0.
     fn start_with(tickets: u32, https: bool) -> DemoBox {
-        use std::io::BufRead;
         let bin = env!("CARGO_BIN_EXE_venuebox");
         let dir = tempfile::tempdir().unwrap();
-        let lan: &[&str] = if https {
-            &["--https-listen", "127.0.0.1:0", "--pair-listen", "off", "--no-mdns"]
+        let quiet = [("RUST_LOG", "error")];
+        let (child, addr, tls) = if https {
+            let (child, at) =
+                binary::serve_lan_with(dir.path(), "127.0.0.1:0", &["--demo"], &quiet);
+            (child, at.plain, Some(format!("https://{}", at.https)))
         } else {
-            &["--https-listen", "off"]
+            let (child, addr) = binary::serve(dir.path(), &["--demo"], &quiet);
+            (child, addr, None)
         };
-        let mut child = std::process::Command::new(bin)
-            .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-            .args(lan)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("RUST_LOG", "error")
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut addr, mut tls) = (None, None);
-        while addr.is_none() || (https && tls.is_none()) {
-            let line = lines.next().unwrap().unwrap();
-            let first = |rest: &str| Some(rest.split_whitespace().next().unwrap().to_string());
-            if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
-                addr = first(rest);
-            } else if let Some(rest) = line.strip_prefix("venuebox listening on https://") {
-                tls = first(rest).map(|a| format!("https://{a}"));
-            }
-        }
-        let addr = addr.unwrap();
-        std::thread::spawn(move || for _ in lines {});
         let out = dir.path().join("door-tickets");
         let st = std::process::Command::new(bin)
             .args([
@@ -988,12 +961,7 @@ impl DemoBox {
     }
 
     fn token(&self, role: &str) -> String {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_venuebox"))
-            .args(["token", "--role", role, "--data-dir"])
-            .arg(self.dir.path())
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        binary::token(self.dir.path(), role)
     }
 }
 

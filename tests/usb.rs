@@ -85,8 +85,7 @@ async fn device(b: &TestBox, token: &str, kind: &str, status: &str) -> Value {
 async fn start() -> TestBox {
     TestBox::start_devices(Clock::system(), ApiConfig::default(), Mode::Hardware, |m| {
         m["creators"] = json!([{"id": "cr", "name": "Cr"}]);
-        m["drops"] = json!([{"id": "d", "name": "D", "creator": "cr", "opens_at": "2000-01-01T00:00:00Z", "closes_at": "2100-01-01T00:00:00Z",
-            "products": [{"sku": "TEE", "name": "Tee", "price_minor": 2000, "quantity": 50}]}]);
+        m["drops"] = common::open_drop("cr", 50);
     })
     .await
 }

@@ -43,14 +43,15 @@ pub fn listening(child: &mut Child) -> String {
     addr
 }
 
-/// `venuebox serve --listen 127.0.0.1:0 --data-dir DIR ARGS`, stdout piped.
+/// `venuebox serve --listen 127.0.0.1:0 --data-dir DIR ARGS`, stdout piped
+/// (logs at warn unless `env` says otherwise).
 fn spawn_serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(args)
-        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -117,9 +118,19 @@ pub fn serve_lan(dir: &Path, args: &[&str]) -> (Child, LanAddrs) {
 /// `serve_lan` with the HTTPS side on `https` (a box started again on the
 /// address its phones know).
 pub fn serve_lan_at(dir: &Path, https: &str, args: &[&str]) -> (Child, LanAddrs) {
+    serve_lan_with(dir, https, args, &[])
+}
+
+/// `serve_lan_at` with `env` added (the benchmark's boxes log errors only).
+pub fn serve_lan_with(
+    dir: &Path,
+    https: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, LanAddrs) {
     let mdns: &[&str] = if args.contains(&"--mdns-name") { &[] } else { &["--no-mdns"] };
     let lan: &[&str] = &["--https-listen", https, "--pair-listen", "127.0.0.1:0"];
-    let mut child = spawn_serve(dir, &[lan, mdns, args].concat(), &[]);
+    let mut child = spawn_serve(dir, &[lan, mdns, args].concat(), env);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut plain, mut https, mut pair, mut banner) = (None, None, None, String::new());
     while plain.is_none() || https.is_none() || pair.is_none() {

@@ -37,6 +37,14 @@ pub struct TestBox {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// A manifest's `drops`: one drop `d` by `creator`, open from 2000 to
+/// 2100, with `quantity` tees (`TEE`, 20.00).
+pub fn open_drop(creator: &str, quantity: u32) -> Value {
+    json!([{"id": "d", "name": "D", "creator": creator,
+        "opens_at": "2000-01-01T00:00:00Z", "closes_at": "2100-01-01T00:00:00Z",
+        "products": [{"sku": "TEE", "name": "Tee", "price_minor": 2000, "quantity": quantity}]}])
+}
+
 /// The test event: tiers ga and vip, gate `main` (everyone, entry and exit
 /// with re-entry) and gate `vip` (vip only, entry only), a few listed
 /// tickets, one staff member per role.

@@ -19,8 +19,7 @@ use venuebox::domain::role::Role;
 async fn start() -> TestBox {
     TestBox::start_devices(Clock::system(), ApiConfig::default(), Mode::Simulate, |m| {
         m["creators"] = json!([{"id": "cr", "name": "Cr"}]);
-        m["drops"] = json!([{"id": "d", "name": "D", "creator": "cr", "opens_at": "2000-01-01T00:00:00Z", "closes_at": "2100-01-01T00:00:00Z",
-            "products": [{"sku": "TEE", "name": "Tee", "price_minor": 2000, "quantity": 9}]}]);
+        m["drops"] = common::open_drop("cr", 9);
     })
     .await
 }

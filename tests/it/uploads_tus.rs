@@ -720,8 +720,7 @@ async fn who_may_upload_links_hiding_and_the_creator_summary() {
 async fn the_creator_summary_counts_attributed_tickets_checkins_and_drop_sales() {
     let b = TestBox::start_full(Clock::system(), Default::default(), |m| {
         m["creators"] = json!([{"id": "cr-a", "name": "Alice", "referral_codes": ["ALICE"]}]);
-        m["drops"] = json!([{"id": "d", "name": "D", "creator": "cr-a", "opens_at": "2000-01-01T00:00:00Z", "closes_at": "2100-01-01T00:00:00Z",
-            "products": [{"sku": "TEE", "name": "Tee", "price_minor": 2000, "quantity": 9}]}]);
+        m["drops"] = common::open_drop("cr-a", 9);
     })
     .await;
     let merch = b.token(Role::Merch).await;
