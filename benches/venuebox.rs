@@ -70,6 +70,7 @@
 //!
 //! Each phase is bounded by a request count and a time limit.
 
+#[expect(dead_code)]
 #[path = "../tests/common/browser.rs"]
 mod browser;
 

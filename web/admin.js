@@ -1,8 +1,10 @@
+// @ts-check
 // The admin's screen: rehearse before doors, pair another phone, creators' upload links, the
 // event manifest (import a signed file, freeze cloud updates), drops
 // (create, edit, restock) and the staff sessions (revoke one).
 import { t } from "./strings.js";
-import { ApiError, announce, api, el, errorBox, minor, money, screen, show, state, table, timeOfDay } from "./ui.js";
+import { announce, el, errorBox, minor, money, screen, show, state, table, timeOfDay } from "./ui.js";
+import * as api from "./api.js";
 
 /** A form whose submit runs `action` and shows its result or error in `out`. */
 function form(id, title, fields, button, action) {
@@ -15,7 +17,7 @@ function form(id, title, fields, button, action) {
         out.replaceChildren(...[].concat(await action()));
       } catch (e) {
         if (e.status === 401) return screen.signIn(t.sessionExpired);
-        out.replaceChildren(e instanceof ApiError ? errorBox(e) : el("p", { class: "error", role: "alert" }, e.message));
+        out.replaceChildren(e instanceof api.ApiError ? errorBox(e) : el("p", { class: "error", role: "alert" }, e.message));
       }
     },
   }, title ? el("h3", {}, title) : "", ...fields, el("button", { type: "submit", class: "primary" }, button), out);
@@ -32,13 +34,13 @@ function watchCode(codeId, expiresAt, out) {
   const until = Date.parse(expiresAt);
   const look = async () => {
     if (!out.isConnected || Date.now() > until) return;
-    const { devices } = await api("GET", "/api/v1/paired-devices").catch(() => ({ devices: [] }));
+    const { devices } = await api.pairedDevices().catch(() => ({ devices: [] }));
     const d = devices.find((x) => x.code_id === codeId);
     if (!d) return setTimeout(look, 2000);
     const at = timeOfDay(d.paired_at, true);
     const revoke = el("button", { type: "button", class: "danger", onclick: async () => {
       try {
-        await api("DELETE", `/api/v1/paired-devices/${encodeURIComponent(d.id)}`);
+        await api.unpair(d.id);
         out.replaceChildren(el("p", { role: "status" }, t.deviceRevoked(d.name)));
       } catch (e) {
         out.append(errorBox(e));
@@ -51,7 +53,7 @@ function watchCode(codeId, expiresAt, out) {
 
 function pairing() {
   return form("pair-device", t.pairAnother, [el("p", {}, t.pairAnotherHelp)], t.newPairingCode, async () => {
-    const c = await api("POST", "/api/v1/pairing-codes");
+    const c = await api.pairingCode();
     const taken = el("div", { id: "code-status" }, el("p", {}, t.codeWaiting));
     watchCode(c.code_id, c.expires_at, taken);
     return [el("p", { class: "big", id: "new-pairing-code" }, c.code), el("p", {}, t.until(c.expires_at)),
@@ -65,7 +67,7 @@ function uploadLinks() {
   creator.append(...creators.map((c) => el("option", { value: c.id }, c.name)));
   const [hl, hours] = field("link-hours", t.linkHours, { type: "number", min: 1, max: 336, value: 24 });
   return form("upload-link", t.uploadLinkTitle, [cl, creator, hl, hours], t.makeLink, async () => {
-    const l = await api("POST", "/api/v1/upload-links", { creator: creator.value, hours: Number(hours.value) });
+    const l = await api.uploadLink(creator.value, Number(hours.value));
     const name = creator.selectedOptions[0].textContent;
     const url = `${location.origin}/#link=${encodeURIComponent(l.token)}&creator=${encodeURIComponent(l.creator)}&name=${encodeURIComponent(name)}`;
     const copy = el("button", { type: "button", onclick: () => navigator.clipboard?.writeText(url) }, t.copyLink);
@@ -78,15 +80,15 @@ function manifest(frozen) {
   const [sl, sig] = field("manifest-sig", t.manifestSig, { type: "file", accept: ".sig" });
   const importForm = form("manifest-import", t.manifestTitle, [ml, file, sl, sig], t.importManifest, async () => {
     if (!file.files[0] || !sig.files[0]) throw new Error(t.manifestBoth);
-    const r = await api("POST", "/api/v1/manifest", { manifest: await file.files[0].text(), signature: (await sig.files[0].text()).trim() });
-    state.event = await api("GET", "/api/v1/event").catch(() => state.event);
+    const r = await api.importManifest(await file.files[0].text(), (await sig.files[0].text()).trim());
+    state.event = await api.event().catch(() => state.event);
     return el("p", { id: "manifest-done" }, t.manifestDone(r.outcome, r.event_id, r.version));
   });
   const freeze = el("input", { id: "freeze", type: "checkbox", checked: frozen });
   const said = el("span", { role: "status" });
   freeze.addEventListener("change", async () => {
     try {
-      await api("PUT", "/api/v1/sync/manifest-freeze", { frozen: freeze.checked });
+      await api.freezeManifest(freeze.checked);
       said.textContent = freeze.checked ? t.frozen : t.unfrozen;
     } catch (e) {
       freeze.checked = !freeze.checked;
@@ -135,8 +137,8 @@ function dropForm(list, existing) {
       });
       const body = { id: id.value.trim(), name: name.value.trim(), creator: creator.value, opens_at: utc(opens.value), closes_at: utc(closes.value), products };
       if (limit.value) body.per_attendee_limit = Number(limit.value);
-      if (existing) await api("PUT", `/api/v1/drops/${encodeURIComponent(body.id)}`, { ...body, on_close: d.on_close, reserve: d.reserve || undefined });
-      else await api("POST", "/api/v1/drops", body);
+      if (existing) await api.updateDrop(body.id, { ...body, on_close: d.on_close, reserve: d.reserve || undefined });
+      else await api.createDrop(body);
       await list();
       return el("p", { id: "drop-saved" }, t.dropSaved(body.name));
     });
@@ -149,7 +151,7 @@ function restockForm(d, list) {
   const [rl, reason] = field(`restock-reason-${d.id}`, t.restockReason, { required: true });
   const pool = el("input", { id: `restock-pool-${d.id}`, type: "checkbox" });
   return form(`restock-${d.id}`, "", [sl, sku, ql, qty, rl, reason, el("label", { class: "check" }, pool, " ", t.fromPool)], t.restockButton, async () => {
-    await api("POST", `/api/v1/drops/${encodeURIComponent(d.id)}/restock`, { sku: sku.value, quantity: Number(qty.value), reason: reason.value, from_pool: pool.checked });
+    await api.restock(d.id, { sku: sku.value, quantity: Number(qty.value), reason: reason.value, from_pool: pool.checked });
     // The list is drawn again (this form with it): say it in the status line.
     await list();
     announce(t.restocked);
@@ -161,7 +163,7 @@ function drops() {
   const box = el("div", { id: "admin-drops" });
   const editor = el("div");
   const list = async () => {
-    const { drops: all } = await api("GET", "/api/v1/drops");
+    const { drops: all } = await api.drops();
     box.replaceChildren(el("h3", {}, t.drops), ...all.map((d) => el("div", { class: "drop" },
       el("h4", {}, `${d.name} · ${d.phase}`),
       table([t.product, t.price, t.onHand, t.available], d.products.map((p) => [p.variant ? `${p.name} (${p.variant})` : p.name, money(p.price_minor, d.currency), p.on_hand, p.available])),
@@ -177,13 +179,13 @@ function drops() {
 function sessions() {
   const box = el("div", { id: "admin-sessions" });
   const load = async () => {
-    const { sessions: all } = await api("GET", "/api/v1/sessions");
+    const { sessions: all } = await api.sessions();
     box.replaceChildren(el("h3", {}, t.sessions), el("ul", {}, ...all.map((s) => el("li", {},
       `${s.staff} (${s.role})${s.device ? ` · ${s.device}` : ""} · ${t.until(timeOfDay(s.expires_at))} `,
       el("button", {
         type: "button", "aria-label": t.revokeWho(s.staff),
         onclick: async () => {
-          await api("DELETE", `/api/v1/sessions/${s.id}`).catch((e) => box.append(errorBox(e)));
+          await api.endSession(s.id).catch((e) => box.append(errorBox(e)));
           load().catch(() => {});
         },
       }, t.revoke)))));
@@ -198,11 +200,11 @@ function sessions() {
 function devices() {
   const box = el("div", { id: "admin-devices" });
   const load = async () => {
-    const { devices: all } = await api("GET", "/api/v1/paired-devices");
+    const { devices: all } = await api.pairedDevices();
     const live = all.filter((d) => !d.revoked_at);
     const unlock = el("button", { type: "button", id: "clear-pin-locks", onclick: async () => {
       try {
-        await api("DELETE", "/api/v1/sign-in-locks");
+        await api.clearSignInLocks();
         announce(t.locksCleared);
       } catch (e) {
         box.append(errorBox(e));
@@ -213,7 +215,7 @@ function devices() {
       el("button", {
         type: "button", "aria-label": t.unpairDevice(d.name),
         onclick: async () => {
-          await api("DELETE", `/api/v1/paired-devices/${encodeURIComponent(d.id)}`).catch((e) => box.append(errorBox(e)));
+          await api.unpair(d.id).catch((e) => box.append(errorBox(e)));
           load().catch(() => {});
         },
       }, t.unpair)))), unlock);
@@ -227,11 +229,11 @@ function clock() {
   return form("set-clock", t.clockTitle, [el("p", {}, t.clockHelp)], t.setClock, async () => {
     let r;
     try {
-      r = await api("PUT", "/api/v1/clock", { now: new Date().toISOString() });
+      r = await api.setClock(new Date().toISOString(), false);
     } catch (e) {
       // A jump of hours: the box asks for a second "yes".
       if (e.code !== "confirm_clock_jump" || !window.confirm(e.message)) throw e;
-      r = await api("PUT", "/api/v1/clock", { now: new Date().toISOString(), confirm: true });
+      r = await api.setClock(new Date().toISOString(), true);
     }
     return el("p", { id: "clock-set" }, t.clockSet(r.now.slice(0, 19).replace("T", " ")));
   });
@@ -240,7 +242,7 @@ function clock() {
 /** Before doors: the box's readiness report, each line saying what to fix. */
 function rehearsal() {
   return form("rehearse", t.rehearseTitle, [el("p", {}, t.rehearseHelp)], t.rehearse, async () => {
-    const r = await api("POST", "/api/v1/rehearsal", {});
+    const r = await api.rehearse();
     return [el("p", { id: "rehearsal-verdict", class: r.ready ? "ok" : "error" }, r.ready ? t.rehearsalReady : t.rehearsalNotReady),
       el("ul", { id: "rehearsal-checks" }, ...r.checks.map((c) =>
         el("li", { class: c.ready ? "ok" : "error" }, `${c.ready ? t.ok : t.fix} ${c.check}: ${c.said}`)))];
@@ -248,7 +250,7 @@ function rehearsal() {
 }
 
 export async function adminScreen() {
-  const sync = await api("GET", "/api/v1/sync").catch(() => null);
+  const sync = await api.syncStatus().catch(() => null);
   show(el("section", {}, el("h2", {}, t.adminTitle),
     rehearsal(), pairing(), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), devices(), sessions(), clock()));
 }

@@ -1,9 +1,11 @@
+// @ts-check
 // The staff app: pairing, PIN sign-in and the screens each role sees.
 // Served by the box (embedded in the binary), talking only to the box's own
 // API. Every text a guest could have chosen (holder names) is set with
 // textContent, never as HTML.
 import { t } from "./strings.js";
-import { DEVICE_KEY, TOKEN_KEY, announce, api, el, errorBox, main, onReconnect, screen, show, state } from "./ui.js";
+import { DEVICE_KEY, TOKEN_KEY, announce, el, errorBox, main, may, onReconnect, screen, show, state } from "./ui.js";
+import * as api from "./api.js";
 import { doorScreen, unlockSound } from "./door.js";
 import { merchScreen } from "./merch.js";
 import { captureScreen } from "./capture.js";
@@ -21,7 +23,7 @@ function pairScreen(message) {
     onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        const r = await api("POST", "/api/v1/paired-devices", { code: code.value.trim(), name: name.value.trim() });
+        const r = await api.pair(code.value.trim(), name.value.trim());
         state.device = r.credential;
         localStorage.setItem(DEVICE_KEY, r.credential);
         history.replaceState(null, "", location.pathname);
@@ -53,7 +55,7 @@ function signInScreen(message) {
     // The tap that signs in also allows the door's sound for the shift.
     unlockSound();
     try {
-      const r = await api("POST", "/api/v1/session", { pin, device: state.device });
+      const r = await api.signIn(pin, state.device);
       state.token = r.token;
       sessionStorage.setItem(TOKEN_KEY, r.token);
       state.who = { name: r.name, role: r.role };
@@ -82,14 +84,12 @@ function signInScreen(message) {
 screen.signIn = (message) => signInScreen(message);
 
 function nav() {
-  const role = state.who.role;
-  const boss = role === "supervisor" || role === "admin";
   const screens = [];
-  if (role === "door" || boss) screens.push(["door", t.navDoor, doorScreen]);
-  if (role === "merch" || boss) screens.push(["merch", t.navMerch, merchScreen]);
-  if (role === "capture" || boss) screens.push(["capture", t.navCapture, captureScreen]);
-  if (boss) screens.push(["dashboard", t.navDashboard, dashboardScreen]);
-  if (role === "admin") screens.push(["admin", t.navAdmin, adminScreen]);
+  if (may("door")) screens.push(["door", t.navDoor, doorScreen]);
+  if (may("merch")) screens.push(["merch", t.navMerch, merchScreen]);
+  if (may("capture")) screens.push(["capture", t.navCapture, captureScreen]);
+  if (may("dashboard")) screens.push(["dashboard", t.navDashboard, dashboardScreen]);
+  if (may("admin")) screens.push(["admin", t.navAdmin, adminScreen]);
   if (screens.length < 2) return null;
   return el("nav", { "aria-label": "Screens" }, ...screens.map(([id, label, open]) =>
     el("button", { type: "button", id: `nav-${id}`, onclick: () => { screen.leave(); screen.leave = () => {}; open(); } }, label)));
@@ -98,12 +98,12 @@ function nav() {
 async function home() {
   const who = document.getElementById("who");
   const out = document.getElementById("sign-out");
-  if (!state.who) state.who = await api("GET", "/api/v1/session");
+  if (!state.who) state.who = await api.whoAmI();
   who.textContent = t.signedInAs(state.who.name, t.roles[state.who.role] || state.who.role);
   out.hidden = false;
   out.textContent = t.signOut;
   out.onclick = async () => {
-    await api("DELETE", "/api/v1/session").catch(() => {});
+    await api.signOut().catch(() => {});
     state.token = null;
     state.who = null;
     sessionStorage.removeItem(TOKEN_KEY);
@@ -113,7 +113,7 @@ async function home() {
     document.getElementById("nav")?.remove();
     signInScreen();
   };
-  state.event = await api("GET", "/api/v1/event").catch(() => null);
+  state.event = await api.event().catch(() => null);
   document.getElementById("nav")?.remove();
   const screens = nav();
   if (screens) {
@@ -149,7 +149,7 @@ async function boot() {
   try {
     if (!state.token) {
       // Is the box there at all? Say so before asking for a PIN.
-      await api("GET", "/healthz");
+      await api.health();
       return signInScreen();
     }
     await home();

@@ -1,3 +1,4 @@
+// @ts-check
 // The phone's camera as a QR reader, for the door and for the merch
 // stand's buyer's ticket: the back camera in a <video>, and codes read
 // continuously off the page's thread, inside the aiming frame.

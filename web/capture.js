@@ -1,3 +1,4 @@
+// @ts-check
 // Capture: photos and videos for a creator, hashed on the phone (in slices,
 // so a long video fits) for the duplicate check, sent with resumable tus
 // uploads that survive a Wi-Fi drop and a reload. Files picked while the
@@ -6,7 +7,8 @@
 // shows that creator's captures and the figures attributed to them.
 import { t } from "./strings.js";
 import { sha256File } from "./sha256.js";
-import { announce, api, el, errorBox, loadScript, money, screen, show, state } from "./ui.js";
+import { announce, el, errorBox, loadScript, money, screen, show, state } from "./ui.js";
+import * as api from "./api.js";
 
 // --- the waiting room: files picked while the box was unreachable ----------
 
@@ -55,7 +57,7 @@ async function send(file, meta, r) {
   r.note.textContent = t.hashing;
   const sha = await sha256File(file, (done, total) => (r.progress.value = Math.floor((done / total) * 10)));
   r.li.dataset.sha256 = sha;
-  const { present } = await api("POST", "/api/v1/captures/check", { sha256: [sha] });
+  const { present } = await api.capturesPresent([sha]);
   if (present.includes(sha)) {
     r.progress.value = 100;
     r.note.textContent = t.alreadyOnBox;
@@ -192,14 +194,13 @@ export async function captureScreen(fixed) {
 /** A creator's own page (from their upload link): what the box holds of
  * theirs and what is attributed to them. */
 async function refreshLinkFigures(creator, box) {
-  const id = encodeURIComponent(creator.id);
   const [s, page] = await Promise.all([
-    api("GET", `/api/v1/creators/${id}/summary`),
-    api("GET", `/api/v1/creators/${id}/captures?limit=50`),
+    api.creatorSummary(creator.id),
+    api.creatorCaptures(creator.id, 50),
   ]);
   const thumbs = await Promise.all(page.items.map(async (c) => {
     if (!c.thumbnail) return el("li", {}, `${c.media_type} · ${c.captured_at.slice(0, 16).replace("T", " ")}`);
-    const blob = await fetch(c.thumbnail, { headers: { authorization: `Bearer ${state.token}` } }).then((r) => r.blob());
+    const blob = await api.thumbnail(c.thumbnail);
     return el("li", {}, el("img", { src: URL.createObjectURL(blob), alt: t.captureAt(c.captured_at.slice(0, 16).replace("T", " ")), width: 96 }));
   }));
   box.replaceChildren(

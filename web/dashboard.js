@@ -1,8 +1,10 @@
+// @ts-check
 // The supervisor's dashboard: live figures from the box. The door's
 // figures follow every verdict (the scans feed; one request at a time,
 // however fast the door scans); the rest is refreshed every few seconds.
 import { t } from "./strings.js";
-import { api, el, errorBox, events, money, screen, show, state, table, timeOfDay } from "./ui.js";
+import { el, errorBox, money, screen, show, state, table, timeOfDay } from "./ui.js";
+import * as api from "./api.js";
 
 const figure = (id, label, n) => el("div", { class: "figure" }, el("span", { class: "n", id }, String(n)), el("span", {}, label));
 
@@ -48,13 +50,13 @@ function doorFigures(stats) {
 async function restFigures() {
   const creators = (state.event && state.event.creators) || [];
   const [drops, devices, sync, seats, summaries, clock] = await Promise.all([
-    api("GET", "/api/v1/drops").catch(() => ({ drops: [] })),
-    api("GET", "/api/v1/devices").catch(() => ({ devices: [], print_jobs_pending: 0 })),
-    api("GET", "/api/v1/sync").catch(() => null),
-    api("GET", "/api/v1/scholarships").catch(() => ({ programs: [] })),
-    Promise.all(creators.map((c) => api("GET", `/api/v1/creators/${encodeURIComponent(c.id)}/summary`).catch(() => null))),
+    api.drops().catch(() => ({ drops: [] })),
+    api.devices().catch(() => ({ devices: [], print_jobs_pending: 0 })),
+    api.syncStatus().catch(() => null),
+    api.scholarships().catch(() => ({ programs: [] })),
+    Promise.all(creators.map((c) => api.creatorSummary(c.id).catch(() => null))),
     // The box's own clock, and whether it can be right.
-    fetch("/healthz").then((r) => r.json()).then((h) => h.clock).catch(() => null),
+    api.health().then((h) => h.clock).catch(() => null),
   ]);
   const gib = (b) => `${(b / 2 ** 30).toFixed(1)} GiB`;
   return [
@@ -103,7 +105,7 @@ export async function dashboardScreen() {
     try {
       do {
         again = false;
-        door.replaceChildren(...doorFigures(await api("GET", "/api/v1/stats")));
+        door.replaceChildren(...doorFigures(await api.stats()));
       } while (again);
     } finally {
       busy = false;
@@ -112,7 +114,7 @@ export async function dashboardScreen() {
   // Every verdict, from any phone or scanner, refreshes the door's figures;
   // listening starts first, and the figures are read again once it is
   // open, so a verdict between the two is never missed.
-  events("/api/v1/scans/feed", stop.signal, (name) => {
+  api.scansFeed(stop.signal, (name) => {
     if (name === "scan") refreshDoor().catch(() => {});
   }, () => refreshDoor().catch(() => {})).catch(() => {});
   try {

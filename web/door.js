@@ -1,3 +1,4 @@
+// @ts-check
 // The door, scan-first: the camera opens by itself for door staff and
 // reads codes continuously (decoded off the page's thread, inside the
 // aiming frame); each verdict fills the screen, ADMIT clears itself after
@@ -6,7 +7,8 @@
 // supervisor may undo an admission; the gate's USB scanners' verdicts show
 // below (the scans feed).
 import { t } from "./strings.js";
-import { announce, api, el, errorBox, events, nonce, screen, show, state, timeOfDay } from "./ui.js";
+import { announce, el, errorBox, may, nonce, screen, show, state, timeOfDay } from "./ui.js";
+import * as api from "./api.js";
 import { openCamera, qrReader } from "./camera.js";
 
 /** How long an ADMIT stays on screen (ms; 0: until tapped), per device. */
@@ -116,7 +118,7 @@ function verdictView(answer, actions) {
     dl.append(el("dt", {}, t.tier), el("dd", {}, answer.ticket.tier_name || answer.ticket.tier || ""));
     box.append(dl);
   }
-  const boss = state.who && (state.who.role === "supervisor" || state.who.role === "admin");
+  const boss = may("supervise");
   if (admit && boss) {
     // A supervisor takes back a mistaken admission (within the box's window).
     interactive = true;
@@ -124,7 +126,7 @@ function verdictView(answer, actions) {
       type: "button", id: "undo",
       onclick: async () => {
         try {
-          await api("POST", `/api/v1/checkins/${answer.scan_id}/undo`, {});
+          await api.undoCheckIn(answer.scan_id);
           undo.replaceWith(el("p", { id: "undone" }, t.undone));
           announce(t.undone);
         } catch (e) {
@@ -203,7 +205,7 @@ export async function doorScreen() {
       const body = { ...what, gate: gate.value, direction: direction.value, nonce: nonce() };
       if (confirmUnpaid) body.confirm_unpaid = true;
       if (answers) body.answers = answers;
-      const answer = await api("POST", "/api/v1/checkins", body);
+      const answer = await api.checkIn(body);
       if (what.code) {
         state.draft = "";
         code.value = "";
@@ -279,7 +281,7 @@ export async function doorScreen() {
   const search = el("form", { id: "find-guest", onsubmit: async (ev) => {
     ev.preventDefault();
     try {
-      const r = await api("GET", `/api/v1/tickets?q=${encodeURIComponent(query.value.trim())}`);
+      const r = await api.findTickets(query.value.trim());
       found.replaceChildren(guestList(r.items, (id) => send({ ticket: id })));
     } catch (e) {
       if (e.status === 401) return screen.signIn(t.sessionExpired);
@@ -306,7 +308,7 @@ export async function doorScreen() {
     el("h3", {}, t.scannerVerdicts), scanners));
   const feed = new AbortController();
   screen.leave = () => { stop(); dismiss(); feed.abort(); };
-  events("/api/v1/scans/feed", feed.signal, (name, data) => {
+  api.scansFeed(feed.signal, (name, data) => {
     if (name !== "scan") return;
     const v = JSON.parse(data);
     if (v.source.startsWith("staff ") || v.gate !== gate.value) return;

@@ -1,3 +1,4 @@
+// @ts-check
 // The merch stand, in three tabs: a sale from the live drops (the buyer's
 // ticket scanned with the camera for drops with a limit per guest, a held
 // cart, quick cash buttons, the change large, the receipt and its print
@@ -5,13 +6,14 @@
 // and refund. Money in the event's currency, formatted for the staff
 // member's language.
 import { t } from "./strings.js";
-import { announce, api, digits, el, errorBox, events, minor, money, nonce, screen, show, state } from "./ui.js";
+import { announce, digits, el, errorBox, may, minor, money, nonce, screen, show, state } from "./ui.js";
+import * as api from "./api.js";
 import { openCamera, qrReader } from "./camera.js";
 
 /** The change and the new ticket's QR code (fetched with the token). */
 async function ticketView(order, prefix) {
   const ticket = order.tickets[0];
-  const png = await fetch(ticket.qr, { headers: { authorization: `Bearer ${state.token}` } }).then((r) => r.blob());
+  const png = await api.ticketQr(ticket.qr);
   const change = t.change(money(order.change_minor, order.currency));
   announce(change);
   return [
@@ -100,7 +102,7 @@ export async function merchScreen() {
   const list = el("div", { id: "products" });
   const cartBox = el("div", { id: "cart" });
   const out = el("div", { id: "merch-out" });
-  const boss = state.who.role === "supervisor" || state.who.role === "admin";
+  const boss = may("supervise");
 
   const renderCart = () => {
     if (!cart.size) return cartBox.replaceChildren(el("p", {}, t.cartEmpty));
@@ -110,7 +112,7 @@ export async function merchScreen() {
     cartBox.replaceChildren(el("ul", {}, ...rows), hold ? "" : holdButton, hold ? "" : clear);
   };
   const renderDrops = async () => {
-    const { drops } = await api("GET", "/api/v1/drops");
+    const { drops } = await api.drops();
     list.replaceChildren(...drops.filter((d) => d.phase === "live").map((d) =>
       el("div", { class: "drop" }, el("h3", {}, d.name), ...d.products.map((p) => {
         const name = p.variant ? `${p.name} (${p.variant})` : p.name;
@@ -142,7 +144,7 @@ export async function merchScreen() {
       const items = [...cart.entries()].map(([sku, c]) => ({ sku, qty: c.qty }));
       const body = { items, nonce: nonce() };
       if (buyer.value.trim()) body.attendee_code = buyer.value.trim();
-      hold = await api("POST", `/api/v1/drops/${drop}/holds`, body);
+      hold = await api.hold(drop, body);
       renderCart();
       renderDrops().catch(() => {});
       const total = money(hold.totals.total_minor, hold.currency);
@@ -159,9 +161,9 @@ export async function merchScreen() {
       const approver = el("input", { id: "approver-pin", type: "password", inputmode: "numeric", autocomplete: "off" });
       const pay = async (tender) => {
         try {
-          const order = await api("POST", `/api/v1/holds/${hold.id}/checkout`, { nonce: nonce(), tender });
+          const order = await api.checkout(hold.id, nonce(), tender);
           saleDone();
-          const text = await fetch(order.receipt_text, { headers: { authorization: `Bearer ${state.token}` } }).then((r) => r.text());
+          const text = await api.receiptText(order.receipt_text);
           const change = t.change(money(order.change_minor, order.currency));
           announce(change);
           const receipt = el("section", { class: "receipt" },
@@ -225,7 +227,7 @@ export async function merchScreen() {
   const referral = el("input", { id: "referral", autocomplete: "off" });
   const holderName = el("input", { id: "holder-name", autocomplete: "off" });
   const walkCash = el("input", { id: "walkup-cash", inputmode: "decimal", autocomplete: "off" });
-  const walkup = el("section", {}, ticketForm("walkup", "/api/v1/walkups", t.walkupTitle, [
+  const walkup = el("section", {}, ticketForm("walkup", api.walkup, t.walkupTitle, [
     el("label", { for: "tier" }, t.tier), tier,
     el("label", { for: "referral" }, t.referral), referral,
     el("label", { for: "holder-name" }, t.holderName), holderName,
@@ -240,7 +242,7 @@ export async function merchScreen() {
   const claimCode = el("input", { id: "claim-code", autocomplete: "off", autocapitalize: "characters" });
   const claimHolder = el("input", { id: "claim-holder", autocomplete: "off" });
   const claimCash = el("input", { id: "claim-cash", inputmode: "decimal", autocomplete: "off" });
-  const claim = el("section", {}, ticketForm("claim", "/api/v1/scholarships/claims", t.claimTitle, [
+  const claim = el("section", {}, ticketForm("claim", api.claimScholarship, t.claimTitle, [
     el("label", { for: "claim-code" }, t.claimCode), claimCode,
     el("label", { for: "claim-holder" }, t.claimHolder), claimHolder,
     el("label", { for: "claim-cash" }, t.claimCash), claimCash,
@@ -259,20 +261,20 @@ export async function merchScreen() {
     out.replaceChildren(errorBox(e));
   }
   // Live stock: the drop feed (every change, from any till).
-  events("/api/v1/drops/feed", stop.signal, (name) => {
+  api.dropsFeed(stop.signal, (name) => {
     if (name === "drops") renderDrops().catch(() => {});
   }).catch(() => {});
 }
 
 /** A form that sells or claims a ticket (POST `path` with `body()`), then
  * shows the change and the new ticket's QR code under it. */
-function ticketForm(prefix, path, title, fields, body) {
+function ticketForm(prefix, send, title, fields, body) {
   const out = el("div", { id: `${prefix}-out` });
   return el("form", {
     onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        const order = await api("POST", path, body());
+        const order = await send(body());
         out.replaceChildren(...(await ticketView(order, prefix)));
       } catch (e) {
         if (e.status === 401) return screen.signIn(t.sessionExpired);
@@ -290,7 +292,7 @@ function printStatus(orderId, signal) {
     type: "button", id: "reprint",
     onclick: async () => {
       try {
-        await api("POST", `/api/v1/orders/${orderId}/print`);
+        await api.reprint(orderId);
         follow();
       } catch (e) {
         line.replaceChildren(errorBox(e));
@@ -302,8 +304,8 @@ function printStatus(orderId, signal) {
     clearTimeout(timer);
     const poll = async () => {
       const [{ jobs }, { devices }] = await Promise.all([
-        api("GET", "/api/v1/print-jobs"),
-        api("GET", "/api/v1/devices"),
+        api.printJobs(),
+        api.devices(),
       ]);
       const job = jobs.find((j) => j.order_id === orderId);
       const printers = devices.filter((d) => d.kind === "printer");
@@ -328,7 +330,7 @@ function closeOrderForm(orderId, onDone) {
   const done = el("div");
   const close = async (kind, admitted_confirmed = false) => {
     try {
-      await api("POST", `/api/v1/orders/${orderId}/${kind}`, { reason: reason.value, admitted_confirmed });
+      await api.closeOrder(orderId, kind, { reason: reason.value, admitted_confirmed });
       done.replaceChildren(el("p", { id: kind === "void" ? "voided" : "refunded", role: "status" }, kind === "void" ? t.voided : t.refunded));
       onDone();
     } catch (e) {
@@ -351,7 +353,7 @@ function findOrderForm(onDone) {
     onsubmit: async (ev) => {
       ev.preventDefault();
       try {
-        const o = await api("GET", `/api/v1/orders/${encodeURIComponent(number.value.trim())}`);
+        const o = await api.order(number.value.trim());
         found.replaceChildren(
           el("p", {}, t.orderLine(o.order_id, money(o.total_minor, o.currency), o.status)),
           o.status === "paid" ? closeOrderForm(o.order_id, onDone) : "");

@@ -1,3 +1,4 @@
+// @ts-check
 // Reads QR codes off the page's thread: the door sends the part of each
 // camera frame inside its aiming frame, already cropped and scaled down
 // (an ImageBitmap), and gets back the code's text or null. The browser's

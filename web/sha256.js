@@ -1,3 +1,4 @@
+// @ts-check
 // SHA-256 of a file of any size, read in slices: crypto.subtle.digest
 // needs the whole file in memory, which a phone cannot hold for a long
 // video. Small files still go through crypto.subtle (faster); both give
@@ -85,6 +86,7 @@ const SLICE = 4 * 1024 * 1024;
 
 /** The hex SHA-256 of a File or Blob, never holding more than a slice of
  * a large one; onProgress(done, total) after each slice. */
+/** @param {Blob} file @param {(done: number, total: number) => void} [onProgress] */
 export async function sha256File(file, onProgress = () => {}) {
   if (file.size <= WHOLE && crypto.subtle) {
     const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());

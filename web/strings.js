@@ -1,3 +1,4 @@
+// @ts-check
 // Every word the staff app shows, in one place: English and German, the
 // one the browser prefers (else English). Add a language by adding a table
 // with the same keys (a test holds every table to English's keys).

@@ -1,13 +1,17 @@
+// @ts-check
 // What every screen of the staff app shares: the app's state, building
-// elements, talking to the box (JSON calls and event streams), and the
-// hooks a screen uses to hand over to sign-in or to stop what it started.
+// elements, whether the box can be reached, what the staff member's role
+// may use, and the hooks a screen uses to hand over to sign-in or to stop
+// what it started. Calls to the box are api.js.
 import { t } from "./strings.js";
+import { health } from "./api.js";
 
 export const DEVICE_KEY = "venuebox.device";
 export const TOKEN_KEY = "venuebox.token";
 export const main = document.getElementById("main");
 const status = document.getElementById("status");
 
+/** @type {{device: string | null, token: string | null, who: {name: string, role: string} | null, event: any, draft: string}} */
 export const state = {
   device: localStorage.getItem(DEVICE_KEY),
   token: sessionStorage.getItem(TOKEN_KEY),
@@ -82,7 +86,7 @@ export function markUp() {
   for (const fn of [...link.listeners]) fn();
 }
 
-function markDown() {
+export function markDown() {
   if (!link.up) return;
   link.up = false;
   link.since = Date.now();
@@ -96,48 +100,10 @@ function markDown() {
 async function probe() {
   clearTimeout(probeTimer);
   try {
-    await fetch("/healthz", { cache: "no-store" });
-    markUp();
-  } catch {
-    markDown();
-    probeTimer = setTimeout(probe, 3000);
+    await health();
+  } catch (e) {
+    if (e.status === 0) probeTimer = setTimeout(probe, 3000);
   }
-}
-
-export class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-/** Calls the box; a 401 on a signed-in call returns to sign-in. */
-export async function api(method, path, body) {
-  const headers = { accept: "application/json" };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const sent = state.token;
-  if (sent) headers.authorization = `Bearer ${sent}`;
-  let r;
-  try {
-    r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  } catch {
-    markDown();
-    throw new ApiError(0, "unreachable", t.unreachable);
-  }
-  markUp();
-  const data = r.status === 204 ? null : await r.json().catch(() => null);
-  if (!r.ok) {
-    const e = data && data.error ? data.error : { code: "http_" + r.status, message: r.statusText };
-    // Only the session this call used has ended: a late answer to a call
-    // made before a new sign-in must not end the new one.
-    if (r.status === 401 && sent && state.token === sent) {
-      state.token = null;
-      sessionStorage.removeItem(TOKEN_KEY);
-    }
-    throw new ApiError(r.status, e.code, e.message);
-  }
-  return data;
 }
 
 /** What went wrong, in the staff member's language, with the box's own
@@ -154,55 +120,6 @@ export function nonce() {
   const b = new Uint8Array(12);
   crypto.getRandomValues(b);
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-/** Reads one server-sent event stream until it ends. */
-async function readStream(path, signal, onEvent, onOpen) {
-  let r;
-  try {
-    r = await fetch(path, { headers: { authorization: `Bearer ${state.token}` }, signal });
-  } catch (e) {
-    if (!signal.aborted) markDown();
-    throw e;
-  }
-  markUp();
-  if (!r.ok || !r.body) throw new ApiError(r.status, "feed", r.statusText);
-  onOpen();
-  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += value;
-    link.lastOk = Date.now();
-    let end;
-    while ((end = buf.indexOf("\n\n")) >= 0) {
-      const block = buf.slice(0, end);
-      buf = buf.slice(end + 2);
-      let name = "message", data = "";
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event:")) name = line.slice(6).trim();
-        else if (line.startsWith("data:")) data += line.slice(5).trim();
-      }
-      onEvent(name, data);
-    }
-  }
-}
-
-/** Follows a server-sent event stream with the staff token (EventSource
- * cannot send one), calling onEvent(name, data) until signal aborts, and
- * onOpen() each time the box has answered (what happened before is not
- * sent, so a screen reads its figures again). A stream cut by the Wi-Fi
- * or a restart of the box is opened again; a sign-in that ended stops it. */
-export async function events(path, signal, onEvent, onOpen = () => {}) {
-  while (!signal.aborted) {
-    try {
-      await readStream(path, signal, onEvent, onOpen);
-    } catch (e) {
-      if (signal.aborted || e.status === 401 || e.status === 403) return;
-    }
-    await new Promise((ok) => setTimeout(ok, 2000));
-  }
 }
 
 export function table(headers, rows) {
@@ -238,6 +155,7 @@ export function money(minor, currency) {
 /** A time as staff read it: "21:14" in the event's time zone. */
 export function timeOfDay(iso, seconds = false) {
   const zone = state.event && state.event.event && state.event.event.timezone;
+  /** @type {Intl.DateTimeFormatOptions} */
   const opts = { hour: "2-digit", minute: "2-digit", ...(seconds ? { second: "2-digit" } : {}) };
   try {
     return new Intl.DateTimeFormat(t.locale, { ...opts, timeZone: zone || undefined }).format(new Date(iso));
@@ -257,6 +175,24 @@ export function loadScript(src, global) {
   });
 }
 
+/**
+ * Whether the signed-in staff member's role may use `what` (the box
+ * decides every call by the role; this only chooses what the app shows):
+ * a screen ("door", "merch", "capture", "dashboard", "admin") or
+ * "supervise" (undo, voids, refunds, comps without a second PIN).
+ * @param {"door" | "merch" | "capture" | "dashboard" | "admin" | "supervise"} what
+ */
+export function may(what) {
+  const role = state.who ? state.who.role : "";
+  const boss = role === "supervisor" || role === "admin";
+  switch (what) {
+    case "door": case "merch": case "capture": return role === what || boss;
+    case "dashboard": case "supervise": return boss;
+    case "admin": return role === "admin";
+  }
+}
+
 /** What to stop when the screen changes (a feed, a timer, the camera),
  * and how a screen returns to sign-in when the box says the sign-in ended. */
+/** @type {{leave: () => void, signIn: (message?: string) => void}} */
 export const screen = { leave: () => {}, signIn: () => {} };

@@ -1,6 +1,7 @@
 //! The staff web app: the files under `web/`, embedded in the binary when
 //! it is built (no Node.js or build step at run time), served at `/` and
-//! `/app/…` (the service worker at `/sw.js`). They are public (they hold no data; every call they make to
+//! `/app/…` (the service worker at `/sw.js`, the list of files it keeps
+//! offline at `/app/shell.json`). They are public (they hold no data; every call they make to
 //! the API carries the staff member's token), answered with a strict
 //! content security policy (this origin only, no inline script) and an
 //! ETag, so a phone revalidates instead of downloading again.
@@ -56,6 +57,7 @@ static ASSETS: &[Asset] = &[
     asset!("app.js", "text/javascript; charset=utf-8"),
     asset!("strings.js", "text/javascript; charset=utf-8"),
     asset!("ui.js", "text/javascript; charset=utf-8"),
+    asset!("api.js", "text/javascript; charset=utf-8"),
     asset!("door.js", "text/javascript; charset=utf-8"),
     asset!("merch.js", "text/javascript; charset=utf-8"),
     asset!("capture.js", "text/javascript; charset=utf-8"),
@@ -125,7 +127,30 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(index))
         .route("/sw.js", get(worker))
         .route("/favicon.ico", get(favicon))
+        .route("/app/shell.json", get(shell))
         .route("/app/{*file}", get(file))
+}
+
+/// What the service worker keeps for the app to open offline: the page and
+/// every file built into the box but the worker itself and the licences.
+fn shell_files() -> Vec<String> {
+    std::iter::once("/".to_string())
+        .chain(
+            ASSETS
+                .iter()
+                .filter(|a| a.name != "sw.js" && !a.name.ends_with(".LICENSE"))
+                .map(|a| format!("/app/{}", a.name)),
+        )
+        .collect()
+}
+
+/// The offline shell's file list (what `sw.js` caches when installed).
+async fn shell() -> Response {
+    let mut r = axum::Json(serde_json::json!({ "files": shell_files() })).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    r
 }
 
 /// The service worker lives at the root so that it may serve `/`.
@@ -213,6 +238,62 @@ mod tests {
             }
         }
         langs
+    }
+
+    /// Every file under `web/`, relative (`vendor/jsQR.js`).
+    fn web_files() -> Vec<String> {
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        let mut out = Vec::new();
+        walk(&root, &root, &mut out);
+        out.sort();
+        out
+    }
+
+    /// A file added to `web/` is built into the box (and so kept offline by
+    /// the service worker), or the app would load it from nowhere.
+    #[test]
+    fn every_file_of_the_app_is_served_and_kept_offline() {
+        let served: BTreeSet<&str> = ASSETS.iter().map(|a| a.name).collect();
+        let files = web_files();
+        // The vendored files' checksums are for people checking them, not the app.
+        let missing: Vec<&String> = files
+            .iter()
+            .filter(|f| !served.contains(f.as_str()) && f.as_str() != "vendor/SHA256SUMS")
+            .collect();
+        assert!(missing.is_empty(), "web/ files not in ASSETS: {missing:?}");
+        let shell = shell_files();
+        for f in files.iter().filter(|f| f.ends_with(".js") && f.as_str() != "sw.js") {
+            assert!(shell.contains(&format!("/app/{f}")), "{f} is not kept offline");
+        }
+        assert!(shell.contains(&"/".to_string()));
+    }
+
+    /// The app's own modules are type-checked (the browser test runs tsc
+    /// over them); a module without `// @ts-check` would be skipped.
+    #[test]
+    fn every_module_of_the_app_is_type_checked() {
+        let unchecked: Vec<String> = web_files()
+            .into_iter()
+            .filter(|f| f.ends_with(".js") && !f.starts_with("vendor/"))
+            .filter(|f| {
+                let text = std::fs::read_to_string(
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web").join(f),
+                )
+                .unwrap();
+                !text.starts_with("// @ts-check\n")
+            })
+            .collect();
+        assert!(unchecked.is_empty(), "modules without // @ts-check: {unchecked:?}");
     }
 
     #[test]

@@ -577,8 +577,11 @@ try {
   // The offline shell is in place before the box goes away.
   const shell = await page.evaluate(async () => {
     const reg = await navigator.serviceWorker.ready;
-    const cache = await caches.open("venuebox-shell-v3");
-    return { active: !!reg.active, cached: (await cache.keys()).length };
+    // Every file the box lists for the shell (built into it) is kept.
+    const listed = (await (await fetch("/app/shell.json")).json()).files;
+    const cache = await caches.open("venuebox-shell");
+    const kept = (await cache.keys()).map((r) => new URL(r.url).pathname);
+    return { active: !!reg.active, cached: kept.length, missing: listed.filter((f) => !kept.includes(f)), listed: listed.length };
   });
   console.log(JSON.stringify({
     pairPage, small, shell, dashboard, sale, card, comp, walkup, claim, scanner, admin, linkPage, unlabelled, first, second, xss, injected, expired, kept, after, door,

@@ -8,6 +8,8 @@ use std::process::Command;
 const PLAYWRIGHT: &str = "playwright-core@1.64.1";
 /// The accessibility checker the browser test runs on every screen.
 const AXE: &str = "axe-core@4.14.1";
+/// The type checker the browser test runs over the app's modules.
+const TYPESCRIPT: &str = "typescript@5.9.3";
 
 /// Debian's chromium, installed with apt when missing (the test machines
 /// run as root and reach Debian's mirrors).
@@ -43,6 +45,27 @@ pub fn playwright() -> PathBuf {
         );
     }
     dir
+}
+
+/// `tsc` (TypeScript's compiler, from npm into the tools cache once).
+pub fn tsc() -> PathBuf {
+    let dir = super::cache::dir("node-tsc", &[TYPESCRIPT]);
+    let tsc = dir.join("node_modules/.bin/tsc");
+    if !tsc.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&dir)
+            .arg(TYPESCRIPT)
+            .output()
+            .expect("node and npm are needed for the browser tests");
+        assert!(
+            out.status.success(),
+            "npm install {TYPESCRIPT}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    tsc
 }
 
 /// A y4m video (what Chromium's fake camera plays, looped) of QR code
