@@ -341,7 +341,11 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     assert_eq!(c["sha256"], common::sha256_hex(&photo), "{c}");
     let cached = r["shell"]["cached"].as_u64().unwrap_or(0);
     assert!(r["shell"]["active"] == true && cached >= 20, "the shell is cached: {}", r["shell"]);
-    assert_eq!(r["shell"]["missing"], serde_json::json!([]), "every file the box lists is kept offline");
+    assert_eq!(
+        r["shell"]["missing"],
+        serde_json::json!([]),
+        "every file the box lists is kept offline"
+    );
     let stdout = String::from_utf8_lossy(&scan.stdout);
     assert!(scan.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&scan.stderr));
     let c: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
