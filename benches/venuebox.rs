@@ -127,6 +127,23 @@ fn manifest(key: &KeyFile) -> Vec<u8> {
     .unwrap()
 }
 
+/// The box opened in this process on `config` with the bench's manifest
+/// signed by `key`, and a door session's token.
+async fn bench_box(config: &Config, key: &KeyFile) -> (venuebox::api::AppState, String) {
+    let state = server::open(config, Clock::system()).unwrap();
+    let bytes = manifest(key);
+    let sig = sign_detached(&key.signing_key(), &bytes);
+    let admin = Actor { name: "bench".into(), role: Role::Admin };
+    state
+        .store
+        .import_manifest(bytes, Some(sig), TrustedKeys::default(), admin, state.clock.now())
+        .await
+        .unwrap();
+    let door = Actor { name: "bench".into(), role: Role::Door };
+    let token = state.store.create_session(door, state.clock.now(), 3_600_000).await.unwrap().0;
+    (state, token)
+}
+
 fn codes(key: &KeyFile, prefix: &str, n: usize) -> Vec<String> {
     let ids = (0..n).map(|i| TicketId(format!("{prefix}{i}")));
     mint(&key.signing_key(), &EventId::from(EVENT), &TierId::from("ga"), ids, (None, None))
@@ -795,31 +812,7 @@ fn main() {
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let config = Config::new(dir.path());
-        let state = server::open(&config, Clock::system()).unwrap();
-        let bytes = manifest(&key);
-        let sig = sign_detached(&key.signing_key(), &bytes);
-        let admin = Actor { name: "bench".into(), role: Role::Admin };
-        state
-            .store
-            .import_manifest(
-                bytes,
-                Some(sig),
-                TrustedKeys::default(),
-                admin.clone(),
-                state.clock.now(),
-            )
-            .await
-            .unwrap();
-        let token = state
-            .store
-            .create_session(
-                Actor { name: "bench".into(), role: Role::Door },
-                state.clock.now(),
-                3_600_000,
-            )
-            .await
-            .unwrap()
-            .0;
+        let (state, token) = bench_box(&config, &key).await;
 
         if run("checkin") {
             store_alone(&state, codes(&key, "S-", 5_000), 8).await;
@@ -1272,25 +1265,7 @@ async fn https_phase(key: &KeyFile) {
         check_every: Duration::from_secs(3600),
         addresses: venuebox::net::system_addresses(),
     });
-    let state = server::open(&config, Clock::system()).unwrap();
-    let bytes = manifest(key);
-    let sig = sign_detached(&key.signing_key(), &bytes);
-    let admin = Actor { name: "bench".into(), role: Role::Admin };
-    state
-        .store
-        .import_manifest(bytes, Some(sig), TrustedKeys::default(), admin, state.clock.now())
-        .await
-        .unwrap();
-    let token = state
-        .store
-        .create_session(
-            Actor { name: "bench".into(), role: Role::Door },
-            state.clock.now(),
-            3_600_000,
-        )
-        .await
-        .unwrap()
-        .0;
+    let (state, token) = bench_box(&config, key).await;
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let https = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (plain_addr, https_addr) = (plain.local_addr().unwrap(), https.local_addr().unwrap());
