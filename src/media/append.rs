@@ -58,7 +58,8 @@ pub enum AppendError {
     /// The body's checksum does not match: nothing of it is kept.
     #[error("the body's checksum does not match")]
     ChecksumMismatch,
-    /// The disk reached its floor: what arrived is kept, up to `offset`.
+    /// The disk reached its floor: what arrived is kept (up to the last
+    /// durable offset, which HEAD reports).
     #[error("the disk is nearly full")]
     DiskFull,
     /// The connection dropped: what arrived is kept.
@@ -105,6 +106,12 @@ enum Stop {
     Interrupted,
 }
 
+/// Whether nothing of the body may be kept: it went past the length, or
+/// it stopped early while a checksum had to see all of it.
+fn discards(stop: &Option<Stop>, has_check: bool) -> bool {
+    matches!(stop, Some(Stop::TooLarge)) || (has_check && stop.is_some())
+}
+
 impl Appender<'_> {
     /// Appends `body` at the upload's offset, its length now `length`
     /// (checked by the caller against the row and the limits); returns the
@@ -137,8 +144,7 @@ impl Appender<'_> {
         let limit = length.unwrap_or(self.config.max_upload_bytes);
         let (written, durable, stop) =
             self.stream_in(row, length, limit, has_check, &mut sink, body).await?;
-        let discard = matches!(stop, Some(Stop::TooLarge)) || (has_check && stop.is_some());
-        if discard {
+        if discards(&stop, has_check) {
             drop(sink.take());
             self.cut_back(&row.id, start).await?;
             slot.hasher = Some((before, start));
@@ -231,8 +237,7 @@ impl Appender<'_> {
                 }
             }
         }
-        let discard = matches!(stop, Some(Stop::TooLarge)) || (has_check && stop.is_some());
-        if !discard {
+        if !discards(&stop, has_check) {
             self.write_out(sink, buf, true).await?;
         }
         Ok((written, durable, stop))
