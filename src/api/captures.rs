@@ -108,9 +108,11 @@ pub async fn exists(
     Ok(if st.store.capture(sha).await?.is_some() { StatusCode::OK } else { StatusCode::NOT_FOUND })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckBody {
+    /// The hex SHA-256 of each file the uploader may send.
+    #[schemars(inner(length(max = 64)))]
     sha256: Vec<String>,
 }
 
@@ -140,9 +142,10 @@ pub async fn check(
     Ok(Json(Present { present: have, missing }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HideBody {
+    #[schemars(length(max = 500))]
     reason: String,
     /// The person in it withdrew consent: the capture also loses its
     /// consent flag and its bytes stay off the cloud if not sent yet.
@@ -163,11 +166,14 @@ pub async fn hide(
     Ok(Json(c))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkBody {
+    #[schemars(length(max = 64))]
     creator: String,
+    /// How long the link works, in hours: 1 to 336 (default 24).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 336))]
     hours: Option<i64>,
 }
 

@@ -19,31 +19,49 @@ const MAX_NONCE: usize = 128;
 /// Questions answered with one scan at most.
 const MAX_ANSWERS: usize = 50;
 
-#[derive(Deserialize)]
+/// Exactly one of `code` (what was scanned or typed) and `ticket` (a
+/// ticket found with `GET /api/v1/tickets`).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckinRequest {
     /// The scanned or typed text; or `ticket` instead.
     #[serde(default)]
+    #[schemars(length(max = MAX_CODE))]
     code: Option<String>,
     /// A ticket found with `GET /api/v1/tickets` (a guest whose phone is
     /// dead): decided as a scan of its code.
     #[serde(default)]
+    #[schemars(length(max = MAX_CODE))]
     ticket: Option<String>,
+    #[schemars(length(max = 64))]
     gate: String,
+    #[schemars(length(max = MAX_NONCE))]
     nonce: String,
+    /// `entry` (the default) or `exit`.
     #[serde(default)]
+    #[schemars(with = "Option<crate::domain::checkin::Direction>")]
     direction: Option<String>,
+    /// When the device scanned it, if it queued the scan while the box was
+    /// out of reach.
     #[serde(default)]
+    #[schemars(extend("format" = "date-time"))]
     scanned_at: Option<String>,
     #[serde(default)]
+    #[schemars(length(max = 128))]
     device: Option<String>,
     /// Staff answered "let in anyway" to an unpaid ticket the gate admits
     /// after asking (the answer's `ask` was `unpaid`).
     #[serde(default)]
     confirm_unpaid: bool,
     /// Answers to the questions asked at check-in (the answer's
-    /// `questions`): question id → answer.
+    /// `questions`): question id → answer. Choices by option id (several
+    /// comma-separated), yes/no as true/false, dates as YYYY-MM-DD, times
+    /// as HH:MM.
     #[serde(default)]
+    #[schemars(extend(
+        "maxProperties" = MAX_ANSWERS,
+        "additionalProperties" = {"type": "string", "maxLength": crate::domain::checkin_questions::MAX_ANSWER},
+    ))]
     answers: std::collections::BTreeMap<String, String>,
 }
 

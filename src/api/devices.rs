@@ -94,13 +94,17 @@ pub async fn feed(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InjectBody {
+    /// The text a scanner would have typed.
+    #[schemars(length(max = 1024))]
     code: String,
     #[serde(default)]
+    #[schemars(length(max = 128))]
     scanner: Option<String>,
     #[serde(default)]
+    #[schemars(length(max = 64))]
     gate: Option<String>,
     #[serde(default)]
     direction: Option<Direction>,

@@ -85,23 +85,28 @@ pub async fn feed(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "HoldItem")]
 pub struct Item {
+    #[schemars(length(max = 64))]
     sku: String,
+    #[schemars(range(min = 1))]
     qty: u32,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldBody {
     items: Vec<Item>,
+    #[schemars(length(max = 128))]
     nonce: String,
-    /// The buyer's scanned ticket (needed by drops with a per-attendee
-    /// limit; gives access to a reserve).
+    /// The buyer's scanned ticket code (needed by drops with a
+    /// per-attendee limit; gives access to a reserve).
     #[serde(default)]
+    #[schemars(length(max = 1024))]
     attendee_code: Option<String>,
-    /// Only for one-step sales.
+    /// How the buyer pays: only for one-step sales.
     #[serde(default)]
     tender: Option<TenderInput>,
 }
@@ -176,10 +181,12 @@ pub async fn release(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutBody {
+    #[schemars(length(max = 128))]
     nonce: String,
+    /// How the buyer pays.
     #[serde(default)]
     tender: Option<TenderInput>,
 }
@@ -225,12 +232,16 @@ pub async fn update(
     Ok(Json(st.store.update_drop(spec, p.actor, st.clock.now()).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestockBody {
+    #[schemars(length(max = 64))]
     sku: String,
+    #[schemars(range(min = 1))]
     quantity: u32,
+    #[schemars(length(max = 500))]
     reason: String,
+    /// Take the units from the event's pool of unassigned stock.
     #[serde(default)]
     from_pool: bool,
 }

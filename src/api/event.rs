@@ -61,12 +61,14 @@ pub async fn show(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
-    /// The manifest's exact text, as signed.
+    /// The manifest's exact JSON text, as signed.
+    #[schemars(length(max = 33_554_432))]
     manifest: String,
     /// Base64 Ed25519 signature over that text (the `.sig` file).
+    #[schemars(length(max = 512))]
     signature: String,
 }
 

@@ -44,12 +44,14 @@ pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
     })
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetClock {
-    /// The time on the admin's phone, RFC 3339.
+    /// The time on the admin's phone, RFC 3339; not before 2020.
+    #[schemars(extend("format" = "date-time"))]
     now: String,
-    /// The admin's second "yes" for a jump of more than a few hours.
+    /// The admin's second "yes": needed when the time moves by more than
+    /// 3 hours (409 `confirm_clock_jump` otherwise).
     #[serde(default)]
     confirm: bool,
 }
@@ -114,11 +116,13 @@ pub async fn set_clock(
 /// One rehearsal at a time: each copies the database.
 static REHEARSING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RehearseBody {
-    /// Captures expected tonight, in GiB (default 20).
+    /// Captures expected tonight, in GiB: free disk must hold them
+    /// (default 20).
     #[serde(default)]
+    #[schemars(range(max = 1_048_576))]
     expected_capture_gb: Option<u64>,
 }
 

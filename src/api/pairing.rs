@@ -116,10 +116,12 @@ fn slip(st: &AppState, code: &str, expires_at: i64) -> Option<PairingSlip> {
     })
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrintBody {
+    /// The printer station to print the slip on (default: the box's own).
     #[serde(default)]
+    #[schemars(length(max = 64))]
     station: Option<String>,
 }
 
@@ -146,11 +148,14 @@ pub async fn print(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PairBody {
+    /// The pairing code from the slip or the supervisor's screen.
+    #[schemars(length(max = 32))]
     code: String,
     /// What staff call the device ("door phone 2").
+    #[schemars(length(max = 64))]
     name: String,
 }
 

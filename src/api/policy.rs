@@ -273,7 +273,8 @@ mod tests {
             }
             let is_string = s["type"] == "string"
                 || s["type"].as_array().is_some_and(|t| t.iter().any(|x| x == "string"));
-            if is_string && s.get("enum").is_none() && s["format"] != "date-time" {
+            let closed = s.get("enum").is_some() || s.get("const").is_some();
+            if is_string && !closed && s["format"] != "date-time" {
                 out.push((at.clone(), s["maxLength"].as_u64()));
             }
             for (k, v) in s["properties"].as_object().into_iter().flatten() {

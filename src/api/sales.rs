@@ -18,21 +18,26 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 /// How the buyer pays, as a staff device sends it.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TenderInput {
     Cash {
         given_minor: i64,
     },
     Card {
+        /// The external card terminal's slip reference.
+        #[schemars(length(max = 128))]
         reference: String,
     },
     /// Comp needs a supervisor: either the caller is one, or a supervisor
     /// types their PIN on the seller's device.
     Comp {
+        /// A supervisor's PIN, unless the caller is a supervisor.
         #[serde(default)]
+        #[schemars(length(max = 64))]
         approver_pin: Option<String>,
         #[serde(default)]
+        #[schemars(length(max = 128))]
         approver_name: Option<String>,
     },
 }
@@ -168,16 +173,23 @@ pub(super) fn check_nonce(nonce: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WalkupBody {
+    #[schemars(length(max = 64))]
     tier: String,
+    #[schemars(length(max = 128))]
     nonce: String,
+    /// How the buyer pays; leave out when nothing is due (a free
+    /// scholarship seat).
     #[serde(default)]
     tender: Option<TenderInput>,
     #[serde(default)]
+    #[schemars(length(max = 64))]
     referral_code: Option<String>,
+    /// The name printed on the ticket.
     #[serde(default)]
+    #[schemars(length(max = 128))]
     holder: Option<String>,
 }
 
@@ -205,16 +217,23 @@ pub async fn walkup(
     Ok(order_response(order))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimBody {
+    /// The scholarship code, scanned or typed.
+    #[schemars(length(max = 1024))]
     code: String,
+    #[schemars(length(max = 128))]
     nonce: String,
     #[serde(default)]
+    #[schemars(length(max = 64))]
     tier: Option<String>,
+    /// How the buyer pays; leave out when nothing is due (a free
+    /// scholarship seat).
     #[serde(default)]
     tender: Option<TenderInput>,
     #[serde(default)]
+    #[schemars(length(max = 128))]
     holder: Option<String>,
 }
 
@@ -323,12 +342,13 @@ pub async fn receipt_text(
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseBody {
+    #[schemars(length(max = 500))]
     reason: String,
     /// The supervisor's explicit yes when a ticket of the order was
-    /// already admitted at the door.
+    /// already admitted at the door (409 `ticket_admitted` otherwise).
     #[serde(default)]
     admitted_confirmed: bool,
 }

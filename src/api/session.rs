@@ -16,16 +16,20 @@ use axum::http::{Extensions, StatusCode};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
+    #[schemars(length(max = 64))]
     pin: String,
     /// Optional: narrows the check to one staff member (faster, and needed
     /// when two staff happen to share a PIN).
     #[serde(default)]
+    #[schemars(length(max = 128))]
     name: Option<String>,
-    /// The credential this device got when a supervisor paired it.
+    /// The credential from `POST /api/v1/paired-devices`; without a paired
+    /// device a PIN cannot sign in (401 `device_not_paired`).
     #[serde(default)]
+    #[schemars(length(max = 128))]
     device: Option<String>,
 }
 

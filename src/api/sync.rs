@@ -138,7 +138,7 @@ pub async fn now(
     Ok((StatusCode::ACCEPTED, answer(&st).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FreezeRequest {
     pub frozen: bool,

@@ -185,10 +185,17 @@ fn one() -> u32 {
 /// A timed release of limited products by a creator.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DropSpec {
+    // Ids as plain strings here: schemars drops a length given beside a
+    // `$ref`, and the request must state (and so enforce) its limits.
+    #[schemars(with = "String", length(max = 64))]
     pub id: DropId,
+    #[schemars(length(max = 128))]
     pub name: String,
+    #[schemars(with = "String", length(max = 64))]
     pub creator: CreatorId,
+    #[schemars(extend("format" = "date-time"))]
     pub opens_at: String,
+    #[schemars(extend("format" = "date-time"))]
     pub closes_at: String,
     pub products: Vec<Product>,
     /// Most units of this drop one attendee (ticket) may buy.
@@ -203,9 +210,12 @@ pub struct DropSpec {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Product {
+    #[schemars(with = "String", length(max = 64))]
     pub sku: Sku,
+    #[schemars(length(max = 128))]
     pub name: String,
     #[serde(default)]
+    #[schemars(length(max = 128))]
     pub variant: Option<String>,
     pub price_minor: i64,
     /// Initial stock, applied once when the drop first reaches the box.
@@ -221,10 +231,13 @@ pub struct Reserve {
     /// Units per product.
     pub quantity: u32,
     #[serde(default)]
+    #[schemars(with = "Vec<String>", inner(length(max = 64)))]
     pub tiers: Vec<TierId>,
     /// Ticket ids of members.
     #[serde(default)]
+    #[schemars(with = "Vec<String>", inner(length(max = 128)))]
     pub members: Vec<TicketId>,
+    #[schemars(extend("format" = "date-time"))]
     pub release_at: String,
 }
 
