@@ -77,6 +77,9 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Refused { code, message } => ApiError::new(S::CONFLICT, code, message),
             StoreError::Invalid { code, message } => ApiError::new(S::BAD_REQUEST, code, message),
+            StoreError::NotPrimary => {
+                ApiError::new(S::SERVICE_UNAVAILABLE, ErrorCode::NotPrimary, e.to_string())
+            }
             StoreError::Closed => ApiError::new(
                 S::SERVICE_UNAVAILABLE,
                 ErrorCode::ShuttingDown,

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "upload_owners", include_str!("migrations/0012_upload_owners.sql")),
     (13, "pretix_link", include_str!("migrations/0013_pretix_link.sql")),
     (14, "ticket_lookup", include_str!("migrations/0014_ticket_lookup.sql")),
+    (15, "replication", include_str!("migrations/0015_replication.sql")),
 ];
 
 pub fn latest() -> i64 {

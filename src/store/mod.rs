@@ -9,6 +9,7 @@
 mod audit;
 pub mod backup;
 pub mod captures;
+mod changeset;
 pub mod closing;
 pub mod drops;
 pub mod identity;
@@ -21,6 +22,7 @@ pub mod payouts;
 pub mod pretix;
 pub mod printing;
 mod readers;
+pub mod replica;
 pub mod sales;
 pub mod scans;
 pub mod sessions;
@@ -64,6 +66,10 @@ pub enum StoreError {
     Commit(String),
     #[error("the store is shutting down")]
     Closed,
+    /// A write on a box that is not the primary (the standby, or an old
+    /// primary a newer epoch fenced).
+    #[error("this box is the standby and takes no writes: use the primary box")]
+    NotPrimary,
     #[error("internal store error: {0}")]
     Internal(String),
     #[error("no event is loaded on this box: import the event manifest first (venuebox manifest import FILE)")]
@@ -125,6 +131,7 @@ pub struct Store {
     event: EventCell,
     identity: Arc<BoxIdentity>,
     path: Arc<PathBuf>,
+    replica: Arc<replica::Shared>,
 }
 
 /// Settings every connection gets. `synchronous=FULL` in WAL mode makes
@@ -166,9 +173,16 @@ impl Store {
         migrate::apply(&mut conn)?;
         let event: EventCell = Arc::new(RwLock::new(manifests::load_current(&conn, &identity)?));
         let readers = Arc::new(ReadPool::open(path.clone(), opts.read_connections)?);
-        let (jobs, _thread) =
-            writer::spawn(conn, identity.clone(), event.clone(), metrics, opts.write_queue);
-        Ok(Store { jobs, readers, event, identity, path: Arc::new(path) })
+        let replica = Arc::new(replica::Shared::load(&conn)?);
+        let (jobs, _thread) = writer::spawn(
+            conn,
+            identity.clone(),
+            event.clone(),
+            metrics,
+            replica.clone(),
+            opts.write_queue,
+        );
+        Ok(Store { jobs, readers, event, identity, path: Arc::new(path), replica })
     }
 
     pub fn box_id(&self) -> &str {
@@ -194,7 +208,19 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let (job, rx) = writer::job(f);
+        let (job, rx) = writer::job(f, false);
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The same for the writes a standby takes: the primary's changes and
+    /// its own role and position (`replica`).
+    pub(crate) async fn write_replicated<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, rx) = writer::job(f, true);
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }

@@ -5,6 +5,7 @@
 //! and only then answers each caller. One fsync serves the whole batch;
 //! nobody hears "done" before the disk has it.
 
+use super::replica::{self, Role};
 use super::{manifests, BoxIdentity, StoreError};
 use crate::domain::manifest::EventSnapshot;
 use crate::metrics::Metrics;
@@ -34,19 +35,24 @@ pub struct WriteCtx<'a> {
 /// Shared, read-mostly view of the current event for request handlers.
 pub type EventCell = Arc<RwLock<Option<Arc<EventSnapshot>>>>;
 
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+pub(super) type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// One caller's unit of work and the way to answer it.
 pub(crate) trait Job: Send {
     /// Runs inside the batch transaction; the reply is sent after COMMIT.
     fn run(self: Box<Self>, ctx: &mut WriteCtx<'_>) -> Reply;
-    /// Answers without running, when no transaction could be started.
-    fn fail(self: Box<Self>, msg: String);
+    /// Answers without running (no transaction could be started, or the
+    /// box may not take this write).
+    fn fail(self: Box<Self>, e: StoreError);
+    /// A primary's change applied on the standby (or the standby's own
+    /// bookkeeping): the only writes a standby takes.
+    fn replicated(&self) -> bool;
 }
 
 struct FnJob<F, T> {
     f: F,
     tx: oneshot::Sender<Result<T, StoreError>>,
+    replicated: bool,
 }
 
 impl<T, F> Job for FnJob<F, T>
@@ -55,7 +61,7 @@ where
     F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
 {
     fn run(self: Box<Self>, ctx: &mut WriteCtx<'_>) -> Reply {
-        let FnJob { f, tx } = *self;
+        let FnJob { f, tx, .. } = *self;
         let result = in_savepoint(ctx, f);
         Box::new(move |commit: Result<(), String>| {
             let _ = tx.send(match commit {
@@ -65,18 +71,25 @@ where
         })
     }
 
-    fn fail(self: Box<Self>, msg: String) {
-        let _ = self.tx.send(Err(StoreError::Commit(msg)));
+    fn fail(self: Box<Self>, e: StoreError) {
+        let _ = self.tx.send(Err(e));
+    }
+
+    fn replicated(&self) -> bool {
+        self.replicated
     }
 }
 
-pub(crate) fn job<T, F>(f: F) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>)
+pub(crate) fn job<T, F>(
+    f: F,
+    replicated: bool,
+) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,
     F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    (Box::new(FnJob { f, tx }), rx)
+    (Box::new(FnJob { f, tx, replicated }), rx)
 }
 
 fn in_savepoint<T>(
@@ -105,12 +118,13 @@ pub(crate) fn spawn(
     identity: Arc<BoxIdentity>,
     event: EventCell,
     metrics: Arc<Metrics>,
+    replica: Arc<replica::Shared>,
     capacity: usize,
 ) -> (mpsc::Sender<Box<dyn Job>>, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity);
     let handle = std::thread::Builder::new()
         .name("venuebox-writer".into())
-        .spawn(move || run(conn, identity, event, metrics, rx))
+        .spawn(move || run(conn, identity, event, metrics, replica, rx))
         .expect("cannot start the writer thread");
     (tx, handle)
 }
@@ -120,6 +134,7 @@ fn run(
     identity: Arc<BoxIdentity>,
     cell: EventCell,
     metrics: Arc<Metrics>,
+    replica: Arc<replica::Shared>,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
 ) {
     let mut event = cell.read().expect("event lock").clone();
@@ -142,9 +157,26 @@ fn run(
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let msg = format!("cannot start a write transaction: {e}");
             tracing::error!("{msg}");
-            batch.drain(..).for_each(|j| j.fail(msg.clone()));
+            batch.drain(..).for_each(|j| j.fail(StoreError::Commit(msg.clone())));
             continue;
         }
+        // While a standby is enrolled, the batch's changes are recorded
+        // and logged in this transaction for it (store/replica.rs).
+        let (capture, epoch) = (replica.capturing(), replica.epoch());
+        let mut session = if capture {
+            match replica.start_session(&conn) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let msg = format!("cannot record the batch for the standby: {e}");
+                    tracing::error!("{msg}");
+                    let _ = conn.execute_batch("ROLLBACK");
+                    batch.drain(..).for_each(|j| j.fail(StoreError::Commit(msg.clone())));
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         let dv = data_version_of(&conn);
         if dv != data_version {
             data_version = dv;
@@ -156,6 +188,10 @@ fn run(
             }
         }
         for j in batch.drain(..) {
+            if replica.role() != Role::Primary && !j.replicated() {
+                j.fail(StoreError::NotPrimary);
+                continue;
+            }
             let mut ctx = WriteCtx {
                 conn: &conn,
                 box_id: &identity.box_id,
@@ -165,7 +201,15 @@ fn run(
             };
             replies.push(j.run(&mut ctx));
         }
-        let outcome = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let logged = match session.as_mut().map(|s| replica::log_batch(&conn, s, epoch)) {
+            None => Ok(None),
+            Some(r) => r.map_err(|e| format!("cannot log the batch for the standby: {e}")),
+        };
+        drop(session);
+        let (outcome, logged) = match logged {
+            Ok(seq) => (conn.execute_batch("COMMIT").map_err(|e| e.to_string()), seq),
+            Err(e) => (Err(e), None),
+        };
         metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
         match &outcome {
             Ok(()) => {
@@ -184,7 +228,12 @@ fn run(
                 event = manifests::load_current(&conn, &identity).unwrap_or(before);
             }
         }
-        for r in replies.drain(..) {
+        let replies = match &outcome {
+            // Held until the standby has the batch, unless it is not in sync.
+            Ok(()) => replica.after_commit(logged, std::mem::take(&mut replies)),
+            Err(_) => std::mem::take(&mut replies),
+        };
+        for r in replies {
             r(outcome.clone());
         }
     }

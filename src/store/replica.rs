@@ -1,0 +1,598 @@
+//! The store's side of the standby (ARCHITECTURE.md, "Two boxes"): the
+//! box's role and epoch, the changeset each write batch leaves in
+//! `repl_log` while a standby is enrolled, applying a primary's changesets
+//! on the standby, and the gate that holds a batch's answers until the
+//! standby has it (or the bound has passed).
+//!
+//! The link between the boxes is `replication`'s; this module only reads
+//! and writes rows and hands out what the link needs.
+
+use super::changeset::{self, Session};
+use super::writer::Reply;
+use super::{Store, StoreError};
+use crate::domain::error_code::ErrorCode;
+use rusqlite::{Connection, OptionalExtension};
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// What a box is in a pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Takes writes (a box on its own is a primary without a standby).
+    Primary,
+    /// Applies the primary's changesets and refuses every other write.
+    Standby,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Standby => "standby",
+        }
+    }
+}
+
+/// Tables the session does not record: the replication bookkeeping (each
+/// box its own) and SQLite's and the migrations' own.
+fn replicated_table(name: &str) -> bool {
+    !(name.starts_with("repl_") || name.starts_with("sqlite_") || name == "schema_migrations")
+}
+
+/// The tables a standby gets, by name.
+fn replicated_tables(conn: &Connection) -> Result<Vec<CString>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(names
+        .into_iter()
+        .filter(|n| replicated_table(n))
+        .map(|n| CString::new(n).expect("table names have no NUL"))
+        .collect())
+}
+
+/// Writes the batch's changeset as the next log row (inside the batch's
+/// transaction); `None` when the batch changed nothing.
+pub(super) fn log_batch(
+    conn: &Connection,
+    session: &mut Session<'_>,
+    epoch: i64,
+) -> Result<Option<i64>, StoreError> {
+    let Some(bytes) = session.changeset().map_err(StoreError::Internal)? else {
+        return Ok(None);
+    };
+    let seq: i64 =
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM repl_log", [], |r| r.get(0))?;
+    conn.execute(
+        "INSERT INTO repl_log (seq, epoch, changeset) VALUES (?1, ?2, ?3)",
+        rusqlite::params![seq, epoch, bytes],
+    )?;
+    Ok(Some(seq))
+}
+
+/// One log row as it travels to the standby.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRow {
+    pub seq: i64,
+    pub epoch: i64,
+    pub changeset: Vec<u8>,
+}
+
+/// Held answers of committed batches, waiting for the standby.
+#[derive(Default)]
+struct Gate {
+    /// Whether answers wait for the standby at all (it is connected and
+    /// in sync); otherwise they go out at commit.
+    waiting: bool,
+    pending: VecDeque<(i64, Instant, Vec<Reply>)>,
+}
+
+/// The box's replication state, shared by the writer and the link.
+pub struct Shared {
+    role: AtomicU8,
+    epoch: AtomicI64,
+    /// Record each batch's changeset (a standby is enrolled).
+    capture: AtomicBool,
+    gate: Mutex<Gate>,
+    /// The newest log seq committed here (the shipper wakes on it).
+    committed: watch::Sender<i64>,
+    tables: Vec<CString>,
+}
+
+impl Shared {
+    pub(super) fn load(conn: &Connection) -> Result<Shared, StoreError> {
+        let get = |key: &str| -> Result<Option<String>, StoreError> {
+            Ok(conn
+                .query_row("SELECT value FROM repl_state WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?)
+        };
+        let role = match get("role")?.as_deref() {
+            Some("standby") => Role::Standby,
+            _ => Role::Primary,
+        };
+        let epoch = get("epoch")?.and_then(|e| e.parse().ok()).unwrap_or(1);
+        let capture = get("capture")?.as_deref() == Some("on");
+        let last: i64 =
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM repl_log", [], |r| r.get(0))?;
+        Ok(Shared {
+            role: AtomicU8::new(role as u8),
+            epoch: AtomicI64::new(epoch),
+            capture: AtomicBool::new(capture),
+            gate: Mutex::new(Gate::default()),
+            committed: watch::channel(last).0,
+            tables: replicated_tables(conn)?,
+        })
+    }
+
+    /// Starts recording a batch's changes to every replicated table.
+    pub(super) fn start_session<'c>(&self, conn: &'c Connection) -> Result<Session<'c>, String> {
+        Session::start(conn, &self.tables)
+    }
+
+    pub fn role(&self) -> Role {
+        if self.role.load(Ordering::Acquire) == Role::Standby as u8 {
+            Role::Standby
+        } else {
+            Role::Primary
+        }
+    }
+
+    pub fn epoch(&self) -> i64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether the writer records changesets now (a primary with a standby).
+    pub(super) fn capturing(&self) -> bool {
+        self.role() == Role::Primary && self.capture.load(Ordering::Acquire)
+    }
+
+    /// The newest committed log seq, and changes to it.
+    pub fn committed(&self) -> watch::Receiver<i64> {
+        self.committed.subscribe()
+    }
+
+    /// After a batch committed: its answers go out now, or wait for the
+    /// standby's acknowledgement of `seq` (returned empty then).
+    pub(super) fn after_commit(&self, seq: Option<i64>, replies: Vec<Reply>) -> Vec<Reply> {
+        let Some(seq) = seq else { return replies };
+        self.committed.send_replace(seq);
+        let mut gate = self.gate.lock().expect("replication gate");
+        if !gate.waiting || replies.is_empty() {
+            return replies;
+        }
+        gate.pending.push_back((seq, Instant::now(), replies));
+        Vec::new()
+    }
+
+    /// From now on answers wait for the standby (it is in sync).
+    pub fn wait_for_standby(&self) {
+        self.gate.lock().expect("replication gate").waiting = true;
+    }
+
+    /// The standby has applied everything up to `seq`: those answers go out.
+    pub fn acknowledged(&self, seq: i64) {
+        let ready: Vec<Reply> = {
+            let mut gate = self.gate.lock().expect("replication gate");
+            let mut out = Vec::new();
+            while gate.pending.front().is_some_and(|(s, _, _)| *s <= seq) {
+                out.extend(gate.pending.pop_front().expect("front").2);
+            }
+            out
+        };
+        ready.into_iter().for_each(|r| r(Ok(())));
+    }
+
+    /// When the oldest held answer started waiting, if one does.
+    pub fn oldest_wait(&self) -> Option<Instant> {
+        self.gate.lock().expect("replication gate").pending.front().map(|p| p.1)
+    }
+
+    /// The standby is gone or too slow: every held answer goes out and
+    /// answers stop waiting until [`Shared::wait_for_standby`] again.
+    pub fn go_on_alone(&self) {
+        let ready: Vec<Reply> = {
+            let mut gate = self.gate.lock().expect("replication gate");
+            gate.waiting = false;
+            gate.pending.drain(..).flat_map(|p| p.2).collect()
+        };
+        ready.into_iter().for_each(|r| r(Ok(())));
+    }
+
+    /// Whether answers wait for the standby now.
+    pub fn in_sync(&self) -> bool {
+        self.gate.lock().expect("replication gate").waiting
+    }
+}
+
+fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO repl_state (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
+}
+
+fn get_state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT value FROM repl_state WHERE key = ?1", [key], |r| r.get(0)).optional()
+}
+
+/// Where a box stands in its pair (for the dashboard and the link).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+pub struct ReplicaState {
+    pub role: Role,
+    pub epoch: i64,
+    /// The newest log seq here (written as primary, or applied as standby).
+    pub seq: i64,
+    /// The seq this box's epoch started at (its promotion), if it was promoted.
+    pub epoch_start: Option<i64>,
+    /// Whether write batches are recorded for a standby.
+    pub capture: bool,
+}
+
+impl Store {
+    pub fn replica(&self) -> &Shared {
+        &self.replica
+    }
+
+    /// Role, epoch and log position, as stored.
+    pub async fn replica_state(&self) -> Result<ReplicaState, StoreError> {
+        let (role, epoch) = (self.replica.role(), self.replica.epoch());
+        self.read(move |c| {
+            let seq =
+                c.query_row("SELECT COALESCE(MAX(seq), 0) FROM repl_log", [], |r| r.get(0))?;
+            let epoch_start = get_state(c, "epoch_start")?.and_then(|s| s.parse().ok());
+            let capture = get_state(c, "capture")?.as_deref() == Some("on");
+            Ok(ReplicaState { role, epoch, seq, epoch_start, capture })
+        })
+        .await
+    }
+
+    /// A standby joined: from the next batch on, every batch's changeset
+    /// is logged for it.
+    pub async fn start_capture(&self) -> Result<(), StoreError> {
+        self.write(|ctx| Ok(set_state(ctx.conn, "capture", "on")?)).await?;
+        self.replica.capture.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Log rows after `after`, oldest first, at most `limit` of them and
+    /// about `max_bytes` (always at least one). `Err(Trimmed)` when
+    /// the row after `after` is no longer kept.
+    pub async fn log_after(
+        &self,
+        after: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<LogRow>, StoreError> {
+        self.read(move |c| {
+            let first: Option<i64> =
+                c.query_row("SELECT MIN(seq) FROM repl_log", [], |r| r.get(0))?;
+            if first.is_some_and(|f| f > after + 1) {
+                return Err(StoreError::refused(
+                    ErrorCode::StandbyBehind,
+                    format!(
+                        "the log no longer holds seq {}: the standby needs a snapshot",
+                        after + 1
+                    ),
+                ));
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, epoch, changeset FROM repl_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(rusqlite::params![after, limit as i64])?;
+            let (mut out, mut bytes) = (Vec::new(), 0usize);
+            while let Some(r) = rows.next()? {
+                let row = LogRow { seq: r.get(0)?, epoch: r.get(1)?, changeset: r.get(2)? };
+                bytes += row.changeset.len();
+                out.push(row);
+                if bytes >= max_bytes {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Forgets log rows up to `upto` (the standby has them, and a margin
+    /// is kept by the caller). The newest row always stays: the next seq
+    /// follows it, so a seq is never given twice.
+    pub async fn trim_log(&self, upto: i64) -> Result<(), StoreError> {
+        self.write_replicated(move |ctx| {
+            ctx.conn.execute(
+                "DELETE FROM repl_log WHERE seq <= ?1 AND seq < (SELECT MAX(seq) FROM repl_log)",
+                [upto],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// On the standby: applies the primary's rows in order, each in the
+    /// same transaction as the log row and the new position. Rows it has
+    /// already applied are skipped; a gap or a row that does not fit the
+    /// data is an error (the standby then needs a snapshot). Returns the
+    /// last seq applied.
+    pub async fn apply_log(&self, rows: Vec<LogRow>) -> Result<i64, StoreError> {
+        self.write_replicated(move |ctx| {
+            let mut last: i64 =
+                ctx.conn
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM repl_log", [], |r| r.get(0))?;
+            let manifest = |c: &Connection| -> rusqlite::Result<i64> {
+                c.query_row("SELECT COALESCE(MAX(id), 0) FROM manifests", [], |r| r.get(0))
+            };
+            let manifest_before = manifest(ctx.conn)?;
+            for row in rows {
+                if row.seq <= last {
+                    continue;
+                }
+                if row.seq != last + 1 {
+                    return Err(StoreError::refused(
+                        ErrorCode::StandbyBehind,
+                        format!("got seq {} after {last}: the standby needs a snapshot", row.seq),
+                    ));
+                }
+                apply_changeset(ctx.conn, &row.changeset)?;
+                ctx.conn.execute(
+                    "INSERT INTO repl_log (seq, epoch, changeset) VALUES (?1, ?2, ?3)",
+                    rusqlite::params![row.seq, row.epoch, row.changeset],
+                )?;
+                last = row.seq;
+            }
+            // A new event manifest arrived: the standby serves it too.
+            if manifest(ctx.conn)? != manifest_before {
+                *ctx.event = super::manifests::load_current(ctx.conn, ctx.identity)?;
+            }
+            Ok(last)
+        })
+        .await
+    }
+
+    /// Makes this box the standby of a primary at `epoch` (after a snapshot
+    /// from it was installed, or when a higher epoch fenced it).
+    pub async fn become_standby(&self, epoch: i64) -> Result<(), StoreError> {
+        self.write_replicated(move |ctx| {
+            set_state(ctx.conn, "role", Role::Standby.as_str())?;
+            set_state(ctx.conn, "epoch", &epoch.to_string())?;
+            set_state(ctx.conn, "capture", "off")?;
+            Ok(())
+        })
+        .await?;
+        self.replica.role.store(Role::Standby as u8, Ordering::Release);
+        self.replica.epoch.store(epoch, Ordering::Release);
+        self.replica.capture.store(false, Ordering::Release);
+        self.replica.go_on_alone();
+        Ok(())
+    }
+
+    /// A higher epoch was seen: this box stops taking writes at once (the
+    /// role in memory first, then on disk), whatever it was doing.
+    pub async fn fence(&self, epoch: i64) -> Result<(), StoreError> {
+        if epoch <= self.replica.epoch() {
+            return Ok(());
+        }
+        self.replica.role.store(Role::Standby as u8, Ordering::Release);
+        tracing::warn!(epoch, "a newer primary exists: this box takes no more writes");
+        self.become_standby(epoch).await
+    }
+
+    /// Makes this standby the primary at the next epoch, starting at the
+    /// seq it has applied; from the next batch on, its batches are logged
+    /// (for the old primary, once it comes back as standby).
+    pub async fn promote(&self) -> Result<ReplicaState, StoreError> {
+        if self.replica.role() == Role::Primary {
+            return Err(StoreError::Conflict("this box is already the primary".into()));
+        }
+        let epoch = self.replica.epoch() + 1;
+        self.write_replicated(move |ctx| {
+            let seq: i64 =
+                ctx.conn
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM repl_log", [], |r| r.get(0))?;
+            set_state(ctx.conn, "role", Role::Primary.as_str())?;
+            set_state(ctx.conn, "epoch", &epoch.to_string())?;
+            set_state(ctx.conn, "epoch_start", &seq.to_string())?;
+            set_state(ctx.conn, "capture", "on")?;
+            Ok(())
+        })
+        .await?;
+        self.replica.epoch.store(epoch, Ordering::Release);
+        self.replica.capture.store(true, Ordering::Release);
+        self.replica.role.store(Role::Primary as u8, Ordering::Release);
+        tracing::warn!(epoch, "promoted: this box is the primary now");
+        self.replica_state().await
+    }
+}
+
+/// Applies one changeset. The standby is an exact copy, so every change
+/// must fit: a conflict means it is not, and the whole batch is refused.
+fn apply_changeset(conn: &Connection, bytes: &[u8]) -> Result<(), StoreError> {
+    changeset::apply(conn, bytes).map_err(|e| match e {
+        changeset::ApplyError::Conflict(kind) => StoreError::refused(
+            ErrorCode::StandbyBehind,
+            format!("a replicated change does not fit this copy (conflict {kind}): the standby needs a snapshot"),
+        ),
+        changeset::ApplyError::Sql(msg) => StoreError::Internal(msg),
+    })
+}
+
+impl Store {
+    /// SHA-256 over every replicated row, table by table in key order: two
+    /// boxes with the same digest hold the same data.
+    pub async fn replicated_digest(&self) -> Result<String, StoreError> {
+        let tables = self.replica.tables.clone();
+        self.read(move |c| {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            for t in &tables {
+                let name = t.to_str().expect("ASCII table names");
+                let mut keys: Vec<(i64, String)> = Vec::new();
+                let mut info = c.prepare(&format!("PRAGMA table_info(\"{name}\")"))?;
+                let mut rows = info.query([])?;
+                while let Some(r) = rows.next()? {
+                    let pk: i64 = r.get(5)?;
+                    if pk > 0 {
+                        keys.push((pk, r.get(1)?));
+                    }
+                }
+                keys.sort();
+                let order: Vec<String> =
+                    keys.into_iter().map(|(_, k)| format!("\"{k}\"")).collect();
+                let mut stmt =
+                    c.prepare(&format!("SELECT * FROM \"{name}\" ORDER BY {}", order.join(", ")))?;
+                let n = stmt.column_count();
+                h.update(name.as_bytes());
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    for i in 0..n {
+                        let v: rusqlite::types::Value = r.get(i)?;
+                        h.update(format!("{v:?}\u{1f}").as_bytes());
+                    }
+                    h.update(b"\x1e");
+                }
+            }
+            Ok(crate::secrets::hex(&h.finalize()))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::store::StoreOptions;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn open(dir: &std::path::Path) -> Store {
+        Store::open(dir, Arc::new(Metrics::default()), StoreOptions::default()).unwrap()
+    }
+
+    async fn audit(store: &Store, n: i64, fail: bool) -> Result<(), StoreError> {
+        store
+            .write(move |ctx| {
+                ctx.conn.execute(
+                    "INSERT INTO audit (at, actor, role, action, detail) VALUES (?1, 't', 'admin', 'x', '')",
+                    [n],
+                )?;
+                if fail {
+                    return Err(StoreError::Conflict("refused".into()));
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// A standby made from the primary's snapshot (as `join` makes it).
+    async fn standby_of(primary: &Store, dir: &std::path::Path) -> Store {
+        std::fs::create_dir_all(dir).unwrap();
+        primary.backup(dir.join(crate::store::DB_FILE)).await.unwrap();
+        let standby = open(dir);
+        standby.become_standby(primary.replica().epoch()).await.unwrap();
+        standby
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_standby_applies_the_primarys_batches_to_the_same_rows_and_takes_no_writes() {
+        let dirs = tempfile::tempdir().unwrap();
+        let primary = open(&dirs.path().join("a"));
+        audit(&primary, 1, false).await.unwrap();
+        primary.start_capture().await.unwrap();
+        let standby = standby_of(&primary, &dirs.path().join("b")).await;
+        // Batches with a failing job in them: only what committed travels.
+        let mut tasks = Vec::new();
+        for i in 2..60 {
+            let p = primary.clone();
+            tasks.push(tokio::spawn(async move { audit(&p, i, i % 7 == 0).await }));
+        }
+        for t in tasks {
+            let _ = t.await.unwrap();
+        }
+        let rows = primary.log_after(0, 1000, 1 << 20).await.unwrap();
+        assert!(!rows.is_empty());
+        let last = standby.apply_log(rows.clone()).await.unwrap();
+        assert_eq!(last, rows.last().unwrap().seq);
+        assert_eq!(
+            primary.replicated_digest().await.unwrap(),
+            standby.replicated_digest().await.unwrap()
+        );
+        // Applying the same rows again changes nothing (already applied).
+        assert_eq!(standby.apply_log(rows).await.unwrap(), last);
+        // The standby refuses the writes a primary takes.
+        assert!(matches!(audit(&standby, 99, false).await, Err(StoreError::NotPrimary)));
+        // A gap is refused: it needs a snapshot.
+        let gap = LogRow { seq: last + 2, epoch: 1, changeset: vec![] };
+        assert!(standby.apply_log(vec![gap]).await.is_err());
+        // Trimmed rows: the log says so.
+        // (The concurrent writes above may have shared one batch, so two
+        // more, one batch each, give rows to trim.)
+        audit(&primary, 100, false).await.unwrap();
+        audit(&primary, 101, false).await.unwrap();
+        primary.trim_log(last + 1).await.unwrap();
+        assert!(primary.log_after(0, 10, 1 << 20).await.is_err());
+        assert!(primary.log_after(last, 10, 1 << 20).await.is_err());
+        assert_eq!(primary.log_after(last + 1, 10, 1 << 20).await.unwrap().len(), 1);
+        // The newest row always stays, so the next seq follows it.
+        primary.trim_log(i64::MAX).await.unwrap();
+        audit(&primary, 102, false).await.unwrap();
+        let tail = primary.log_after(last + 2, 10, 1 << 20).await.unwrap();
+        assert_eq!(tail.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![last + 3]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_wait_for_the_standby_only_while_it_is_in_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let primary = open(dir.path());
+        primary.start_capture().await.unwrap();
+        primary.replica().wait_for_standby();
+        let p = primary.clone();
+        let mut write = tokio::spawn(async move { audit(&p, 1, false).await });
+        // Committed, but not answered until the standby acknowledges it.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!write.is_finished());
+        let seq = *primary.replica().committed().borrow();
+        assert!(primary.replica().oldest_wait().is_some());
+        primary.replica().acknowledged(seq);
+        (&mut write).await.unwrap().unwrap();
+        // Held again; the standby is declared gone: answered at once.
+        let p = primary.clone();
+        let write = tokio::spawn(async move { audit(&p, 2, false).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        primary.replica().go_on_alone();
+        write.await.unwrap().unwrap();
+        assert!(!primary.replica().in_sync());
+        audit(&primary, 3, false).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn promotion_raises_the_epoch_and_a_higher_epoch_fences_the_old_primary() {
+        let dirs = tempfile::tempdir().unwrap();
+        let primary = open(&dirs.path().join("a"));
+        primary.start_capture().await.unwrap();
+        let standby = standby_of(&primary, &dirs.path().join("b")).await;
+        audit(&primary, 1, false).await.unwrap();
+        standby.apply_log(primary.log_after(0, 10, 1 << 20).await.unwrap()).await.unwrap();
+        let promoted = standby.promote().await.unwrap();
+        assert_eq!(
+            (promoted.role, promoted.epoch, promoted.epoch_start),
+            (Role::Primary, 2, Some(1))
+        );
+        audit(&standby, 2, false).await.unwrap();
+        let next = standby.log_after(1, 10, 1 << 20).await.unwrap();
+        assert_eq!((next[0].seq, next[0].epoch), (2, 2), "the log goes on, in the new epoch");
+        primary.fence(promoted.epoch).await.unwrap();
+        assert!(matches!(audit(&primary, 3, false).await, Err(StoreError::NotPrimary)));
+        // Reopened, it is still fenced.
+        drop(primary);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let reopened = open(&dirs.path().join("a"));
+        assert_eq!(reopened.replica().role(), Role::Standby);
+        assert_eq!(reopened.replica().epoch(), 2);
+    }
+}
