@@ -1271,7 +1271,7 @@ async fn https_phase(key: &KeyFile) {
     let (plain_addr, https_addr) = (plain.local_addr().unwrap(), https.local_addr().unwrap());
     tokio::spawn(server::serve_on(
         state.clone(),
-        server::Listeners { plain: Some(plain), https: Some(https), pair: None },
+        server::Listeners { plain: Some(plain), https: Some(https), pair: None, link: None },
         std::future::pending(),
     ));
     let ca = std::fs::read(dir.path().join("tls/ca.pem")).unwrap();

@@ -21,6 +21,9 @@
 //! - [`sync`] — cloud sync: event log, captures, payouts and manifests to and from S3.
 //! - [`pretix`] — the pretix link: import, the door's pretix rules, the
 //!   send-back lane.
+//! - [`replication`] — the standby: the mutually authenticated link
+//!   between the two boxes of a pair, shipping the store's changesets,
+//!   snapshots, joining, and the report of what a fenced primary took alone.
 //! - [`server`] — wires store and API together and runs them until shutdown.
 //! - [`rehearsal`] — "ready for doors?": the real flows on a scratch copy,
 //!   above the server (the API runs it through `api::Rehearse`).
@@ -51,6 +54,7 @@ pub mod organiser;
 pub mod parts;
 pub mod pretix;
 pub mod rehearsal;
+pub mod replication;
 pub mod secrets;
 pub mod server;
 pub mod store;

@@ -30,6 +30,8 @@ pub struct Venuebox {
     pub pretix: Arc<PretixHandle>,
     /// Certificates, names and fingerprint of the LAN side, when it is on.
     pub lan: Option<Arc<crate::net::Lan>>,
+    /// The standby link's settings and status.
+    pub replication: Arc<crate::replication::Replication>,
 }
 
 impl Venuebox {

@@ -43,12 +43,14 @@ pub struct Config {
     /// bytes holding just the capture files (the real disk is shared with
     /// other tests).
     pub pretend_disk_bytes: Option<u64>,
+    /// The standby link (`--standby-ack-ms` and friends).
+    pub replication: crate::replication::ReplicationConfig,
 }
 
 impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Config {
+        let data_dir: PathBuf = data_dir.into();
         Config {
-            data_dir: data_dir.into(),
             api: ApiConfig::default(),
             read_connections: 4,
             devices: devices::Mode::Off,
@@ -58,6 +60,8 @@ impl Config {
             lan: None,
             pretix: None,
             pretend_disk_bytes: None,
+            replication: crate::replication::ReplicationConfig::new(data_dir.clone()),
+            data_dir,
         }
     }
 }
@@ -143,7 +147,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
     let parts = Venuebox {
         store,
         metrics,
-        clock,
+        clock: clock.clone(),
         media,
         uploads: Default::default(),
         devices,
@@ -153,6 +157,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
             ..Default::default()
         }),
         lan,
+        replication: crate::replication::Replication::new(config.replication.clone(), clock),
     };
     Ok(AppState::new(parts, config.api.clone(), config.conn.clone()))
 }
@@ -218,6 +223,8 @@ pub struct Listeners {
     /// Plain HTTP on the LAN: only the pairing page and the CA
     /// certificate; everything else is redirected to HTTPS.
     pub pair: Option<TcpListener>,
+    /// The standby link (mutual TLS between the two boxes of a pair).
+    pub link: Option<TcpListener>,
 }
 
 /// Serves the API on `listener` (plain HTTP) until `shutdown` resolves,
@@ -260,6 +267,8 @@ pub async fn serve_on(
             stop.clone(),
         ));
     }
+    let mut listeners = listeners;
+    start_replication(&state, listeners.link.take(), &tasks, &stop).await;
     let https_port = listeners.https.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
     if let Some(lan) = &state.lan {
         lan.set_ports(
@@ -287,6 +296,45 @@ pub async fn serve_on(
     stop.cancel();
     tasks.wait().await;
     result
+}
+
+/// The standby link, when this box listens for one or is in a pair.
+async fn start_replication(
+    state: &Venuebox,
+    listener: Option<TcpListener>,
+    tasks: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    let paired = state.store.peer_address().await.ok().flatten().is_some();
+    if listener.is_none() && !paired {
+        return;
+    }
+    let port = listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
+    state.replication.update_listen(port);
+    let node = match state.store.node_name().await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "the standby link is off: cannot name this box");
+            return;
+        }
+    };
+    let tls = crate::net::tls::load_or_create_ca(
+        &state.replication.config.data_dir,
+        state.store.box_id(),
+    )
+    .and_then(|ca| crate::replication::link::LinkTls::new(&ca, &node));
+    match tls {
+        Ok(tls) => {
+            tasks.spawn(crate::replication::run(
+                state.store.clone(),
+                tls,
+                state.replication.clone(),
+                listener,
+                stop.clone(),
+            ));
+        }
+        Err(e) => tracing::error!(error = %e, "the standby link is off: no link certificate"),
+    }
 }
 
 /// The device tasks the mode asks for: USB scanners and printers in
@@ -533,6 +581,10 @@ async fn housekeeping(state: Venuebox, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        // A standby's rows are the primary's: it expires nothing itself.
+        if state.store.replica().role() != crate::store::replica::Role::Primary {
+            continue;
+        }
         match state.store.housekeeping(state.clock.now()).await {
             Ok(done) if done.holds_expired > 0 || !done.drops_cycled.is_empty() => {
                 tracing::debug!(?done, "housekeeping")
@@ -559,7 +611,11 @@ async fn housekeeping(state: Venuebox, stop: CancellationToken) {
 async fn thumbnails(state: Venuebox, stop: CancellationToken) {
     let worker = crate::media::thumbnail::Worker::default();
     loop {
-        let pending = state.store.thumbnails_pending(16).await.unwrap_or_default();
+        let pending = if state.store.replica().role() == crate::store::replica::Role::Primary {
+            state.store.thumbnails_pending(16).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         if pending.is_empty() {
             // A stored capture wakes this at once; the timer only catches
             // what another process (a restart's recovery) left.

@@ -26,6 +26,7 @@ mod sales;
 pub mod schemas;
 mod session;
 pub mod signin;
+mod standby;
 mod sync;
 pub mod tus;
 pub mod web;
@@ -202,6 +203,10 @@ routes! { ROUTES, api_routes;
     "/api/v1/sync" => get sync::status;
     "/api/v1/sync/now" => post sync::now;
     "/api/v1/sync/manifest-freeze" => put sync::freeze;
+    "/api/v1/standby" => get standby::status;
+    "/api/v1/standby/codes" => post standby::create_code;
+    "/api/v1/standby/join" => post standby::join;
+    "/api/v1/standby/promote" => post standby::promote;
 }
 
 // tus answers carry Tus-Resumable on every response, errors included.

@@ -29,6 +29,10 @@ pub struct Health {
     version: &'static str,
     /// Whether the box's clock can be right (a Pi has no battery clock).
     clock: Option<ClockReport>,
+    /// This box in its pair: the primary takes writes, a standby refuses
+    /// them; the higher epoch is the newer primary.
+    role: crate::store::replica::Role,
+    epoch: i64,
 }
 
 pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
@@ -41,6 +45,8 @@ pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
         manifest_version: ev.as_ref().map(|e| e.manifest.version),
         version: env!("CARGO_PKG_VERSION"),
         clock: st.store.clock_floor().await.ok().map(|f| ClockReport::judge(&st.clock, f)),
+        role: st.store.replica().role(),
+        epoch: st.store.replica().epoch(),
     })
 }
 

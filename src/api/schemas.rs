@@ -54,6 +54,7 @@ pub const REQUESTS: &[Request] = &[
     request::<super::session::SignIn>("post", "/api/v1/session"),
     request::<super::pairing::PrintBody>("post", "/api/v1/pairing/print"),
     request::<super::pairing::PairBody>("post", "/api/v1/paired-devices"),
+    request::<crate::replication::join::JoinRequest>("post", "/api/v1/standby/join"),
     request::<super::event::ImportRequest>("post", "/api/v1/manifest"),
     request::<super::checkins::CheckinRequest>("post", "/api/v1/checkins"),
     request::<super::sales::WalkupBody>("post", "/api/v1/walkups"),
@@ -78,6 +79,10 @@ pub const REQUESTS: &[Request] = &[
 /// specification rather than a type.)
 pub const ANSWERS: &[Answer] = &[
     answer::<super::ops::Health>("get", "/healthz", "200"),
+    answer::<super::standby::PairView>("get", "/api/v1/standby", "200"),
+    answer::<crate::replication::join::JoinCode>("post", "/api/v1/standby/codes", "201"),
+    answer::<crate::replication::join::JoinBundle>("post", "/api/v1/standby/join", "200"),
+    answer::<crate::store::replica::ReplicaState>("post", "/api/v1/standby/promote", "200"),
     answer::<crate::domain::role::Actor>("get", "/api/v1/session", "200"),
     answer::<super::event::EventSummary>("get", "/api/v1/event", "200"),
     answer::<crate::store::ImportOutcome>("post", "/api/v1/manifest", "200"),

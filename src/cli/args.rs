@@ -182,6 +182,10 @@ pub struct LanArgs {
     /// Plain HTTP on the LAN serving only the pairing page and the CA certificate; everything else redirects to HTTPS ("off": none).
     #[arg(long, env = "VENUEBOX_PAIR_LISTEN", default_value_t = format!("0.0.0.0:{}", net::PAIR_PORT))]
     pub pair_listen: String,
+    /// The standby link: where this box listens for the other box of its pair (mutual TLS with
+    /// the pair's CA; "off": none). See `venuebox join`.
+    #[arg(long, env = "VENUEBOX_LINK_LISTEN", default_value_t = format!("0.0.0.0:{}", net::LINK_PORT))]
+    pub link_listen: String,
     /// Serve this PEM certificate chain instead of the box's own (reloaded when it changes).
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

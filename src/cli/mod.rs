@@ -13,6 +13,7 @@ mod pretix;
 mod rehearse;
 mod serve;
 mod staff;
+mod standby;
 mod sync;
 
 use anyhow::{Context, Result};
@@ -86,6 +87,14 @@ enum Command {
     Payouts(sync::PayoutsCommand),
     /// USB scanners and printers attached to this machine, and what they would do.
     Devices(devices::DevicesArgs),
+    /// Enrol this box as the standby of a running primary (an empty data
+    /// directory, a one-time code and the primary's CA fingerprint).
+    Join(standby::JoinArgs),
+    /// Make this standby the primary (the old primary is gone): phones follow.
+    Promote(standby::PromoteArgs),
+    /// The pair of boxes: where this box stands.
+    #[command(subcommand)]
+    Standby(standby::StandbyCommand),
     /// Print the API's OpenAPI document (the answers' schemas derived from
     /// this build's types; what `GET /api/v1/openapi.json` serves).
     Openapi,
@@ -168,6 +177,9 @@ pub fn main() -> Result<()> {
             Command::Sync(c) => sync::sync(c).await,
             Command::Token(a) => staff::token(a).await,
             Command::Pair(a) => staff::pair(a).await,
+            Command::Join(a) => standby::join(a).await,
+            Command::Promote(a) => standby::promote(a).await,
+            Command::Standby(c) => standby::run(c).await,
             Command::Discover(a) => staff::discover(a).await,
             Command::Manifest(c) => organiser::manifest(c).await,
             Command::Pretix(c) => pretix::run(c).await,

@@ -59,6 +59,10 @@ pub struct ServeArgs {
     pub conn: ConnArgs,
     #[command(flatten)]
     pub lan: LanArgs,
+    /// With a standby connected, the longest an answer waits for it to
+    /// have the write; past it the box goes on alone (and says so).
+    #[arg(long, default_value_t = 1000)]
+    pub standby_ack_ms: u64,
 }
 
 /// The server's configuration from the flags (and the configuration file
@@ -87,6 +91,10 @@ pub fn server_config(args: &ServeArgs) -> Result<Config> {
         lan: (args.lan.https_listen != "off").then(|| args.lan.config()),
         pretix: args.pretix.config(&data_dir)?,
         pretend_disk_bytes: None,
+        replication: venuebox::replication::ReplicationConfig {
+            ack_bound: std::time::Duration::from_millis(args.standby_ack_ms.max(1)),
+            ..venuebox::replication::ReplicationConfig::new(data_dir.clone())
+        },
         data_dir,
     })
 }
@@ -105,13 +113,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     // Ports first: a port in use is said before anything is opened.
     let plain = bind("--listen", &listen).await?;
-    let (https, pair) = if config.lan.is_some() {
+    let (https, pair, link) = if config.lan.is_some() {
         (
             bind("--https-listen", &lan.https_listen).await?,
             bind("--pair-listen", &lan.pair_listen).await?,
+            bind("--link-listen", &lan.link_listen).await?,
         )
     } else {
-        (None, None)
+        (None, None, None)
     };
     let mut state = server::open(&config, Clock::system())
         .with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
@@ -151,6 +160,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         println!("venuebox listening on http://{addr} (box {})", state.store.box_id());
         tracing::info!(%addr, box_id = state.store.box_id(), "listening");
     }
+    if let Some(l) = &link {
+        let st = state.store.replica_state().await?;
+        println!(
+            "standby link on {} ({} at epoch {}; venuebox pair --standby enrols a standby)",
+            l.local_addr()?,
+            if st.role == venuebox::store::replica::Role::Primary { "primary" } else { "standby" },
+            st.epoch
+        );
+    }
     if let Some(l) = &https {
         println!(
             "venuebox listening on https://{} (CA certificate: {})",
@@ -170,7 +188,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     } else if let Some(code) = &code {
         println!("pair a staff device with code {code} (one device, 10 minutes; `venuebox pair` makes more)");
     }
-    server::serve_on(state, server::Listeners { plain, https, pair }, shutdown_signal()).await?;
+    server::serve_on(state, server::Listeners { plain, https, pair, link }, shutdown_signal())
+        .await?;
     Ok(())
 }
 

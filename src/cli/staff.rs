@@ -54,12 +54,43 @@ pub struct PairArgs {
     /// The printer station for --print.
     #[arg(long, default_value = "default")]
     pub station: String,
+    /// A code that enrols a standby box instead (`venuebox join` on the
+    /// new box; prints the command to run there).
+    #[arg(long, conflicts_with_all = ["print"])]
+    pub standby: bool,
 }
 
 /// Makes a pairing code and shows (or prints) how to use it.
 pub async fn pair(args: PairArgs) -> Result<()> {
-    let PairArgs { dir, lan, code_only, print, station } = args;
+    let PairArgs { dir, lan, code_only, print, station, standby } = args;
     let state = server::open_on_box_clock(&Config::new(&dir.data_dir)).await?;
+    if standby {
+        let ttl = venuebox::replication::join::JOIN_CODE_TTL_MS;
+        let (code, _) = state.store.create_join_code(state.clock.now(), ttl).await?;
+        if code_only {
+            println!("{code}");
+            return Ok(());
+        }
+        let ca = venuebox::net::tls::load_or_create_ca(&dir.data_dir, state.store.box_id())?;
+        let (urls, _) = lan.urls(state.store.box_id(), None);
+        println!("standby code: {code} (one box, 10 minutes)");
+        println!(
+            "box CA fingerprint (SHA-256): {}",
+            venuebox::net::tls::fingerprint_colons(&ca.fingerprint())
+        );
+        println!("on the new box run:");
+        for u in urls.iter().filter(|u| u.starts_with("https://")).take(3) {
+            println!(
+                "  {}",
+                venuebox::replication::join::command(
+                    u.trim_end_matches('/'),
+                    &code,
+                    &ca.fingerprint()
+                )
+            );
+        }
+        return Ok(());
+    }
     let actor = Actor { name: "box-cli".into(), role: Role::Admin };
     let ttl = venuebox::api::PAIRING_CODE_TTL_MS;
     let now = state.clock.now();

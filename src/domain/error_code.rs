@@ -57,6 +57,8 @@ error_codes! {
     Internal => "internal",
     Interrupted => "interrupted",
     InvalidDrop => "invalid_drop",
+    JoinCodeInvalid => "join_code_invalid",
+    LinkOff => "link_off",
     ManifestInvalid => "manifest_invalid",
     ManifestNotNewer => "manifest_not_newer",
     ManifestOtherEvent => "manifest_other_event",

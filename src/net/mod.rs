@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 pub const HTTPS_PORT: u16 = 8443;
 /// The plain-HTTP pairing page's port, unless `--pair-listen` says another.
 pub const PAIR_PORT: u16 = 8081;
+/// The standby link between the two boxes of a pair.
+pub const LINK_PORT: u16 = 8445;
 /// How often the box looks at its addresses (and an operator's
 /// certificate files) for a change.
 pub const LAN_CHECK_EVERY: Duration = Duration::from_secs(30);

@@ -181,6 +181,148 @@ pub fn issue_server(
     Ok(Arc::new(CertifiedKey::new(vec![cert.der().clone(), ca.cert_der.clone()], signer)))
 }
 
+/// The name on every replication link certificate: the boxes of a pair
+/// check each other's chain to the shared CA and this name, not an address.
+pub const LINK_NAME: &str = "link.venuebox.internal";
+
+/// A certificate for the replication link between two boxes of one
+/// event, for both ends (server and client authentication), signed by
+/// the shared CA. Made at each start, kept in memory only.
+pub fn issue_link(ca: &BoxCa, node: &str) -> Result<LinkCert, TlsError> {
+    let mut p = CertificateParams::default();
+    p.subject_alt_names = vec![SanType::DnsName(
+        LINK_NAME.try_into().map_err(|e| TlsError::Generate(format!("{e}")))?,
+    )];
+    p.distinguished_name.push(DnType::CommonName, format!("venuebox node {node}"));
+    p.use_authority_key_identifier_extension = true;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages =
+        vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::days(2);
+    p.not_after = now + time::Duration::days(397);
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let cert = p.signed_by(&key, &ca.issuer).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key = PrivateKeyDer::try_from(key.serialize_der())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    Ok(LinkCert { chain: vec![cert.der().clone(), ca.cert_der.clone()], key })
+}
+
+/// A link certificate chain (leaf, CA) and its key.
+pub struct LinkCert {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// The CA's private key (PEM), for a standby that joins: it must issue
+/// the same certificates the phones already trust.
+pub fn ca_key_pem(data_dir: &Path) -> Result<String, TlsError> {
+    let path = tls_dir(data_dir).join("ca.key");
+    std::fs::read_to_string(&path).map_err(io(&path))
+}
+
+/// Installs a joining standby's copy of the pair's CA (certificate and
+/// key) in its data directory, replacing any CA it made itself.
+pub fn install_ca(data_dir: &Path, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
+    KeyPair::from_pem(key_pem)
+        .map_err(|e| TlsError::BadCa(format!("the primary's CA key: {e}")))?;
+    CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|e| TlsError::BadCa(format!("the primary's CA certificate: {e}")))?;
+    let dir = tls_dir(data_dir);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    for stale in ["server.pem", "server.key"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+    write_private(&dir.join("ca.key"), key_pem.as_bytes())?;
+    write_public(&dir.join("ca.pem"), cert_pem.as_bytes())
+}
+
+/// A fingerprint as staff copy it: with or without colons, any case.
+pub fn normalise_fingerprint(fp: &str) -> String {
+    fp.chars().filter(|c| c.is_ascii_hexdigit()).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+/// A TLS client that trusts a box whose chain carries the CA with this
+/// fingerprint (and whose certificate that CA signed for the name asked):
+/// how a joining standby reaches the primary before it has the CA.
+pub fn pinned_client(fingerprint: &str) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            fingerprint: normalise_fingerprint(fingerprint),
+            provider,
+        }))
+        .with_no_client_auth()
+}
+
+#[derive(Debug)]
+struct Pinned {
+    fingerprint: String,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let ca = intermediates.iter().find(|c| fingerprint(c) == self.fingerprint).ok_or_else(|| {
+            rustls::Error::General(
+                "the box's certificate authority does not have the fingerprint given: check it on the primary's screen".into(),
+            )
+        })?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.clone().into_owned())?;
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+        verifier.verify_server_cert(end_entity, &[], server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// An operator's certificate chain and key from PEM files.
 pub fn load_operator(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
     let bad =

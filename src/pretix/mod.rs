@@ -160,6 +160,9 @@ pub async fn run(
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
+        if store.replica().role() != crate::store::replica::Role::Primary {
+            continue; // only the primary of a pair talks to pretix
+        }
         let Some(link) = store.event().and_then(|e| e.manifest.pretix.clone()) else { continue };
         if handle.status().paused.is_some() {
             let env = |k: &str| std::env::var(k).ok();

@@ -66,6 +66,33 @@ impl BoxIdentity {
     }
 }
 
+/// The identity file as it is on disk, for a standby that joins: it
+/// must be the same box (same id, same key) to take over.
+pub fn read_file(dir: &Path) -> Result<String, StoreError> {
+    let path = dir.join(FILE);
+    std::fs::read_to_string(&path)
+        .map_err(StoreError::io(format!("cannot read {}", path.display())))
+}
+
+/// Installs the primary's identity file in a joining standby's data
+/// directory (checked first; the directory must not have one yet).
+pub fn install_file(dir: &Path, contents: &str) -> Result<BoxIdentity, StoreError> {
+    let path = dir.join(FILE);
+    if path.exists() {
+        return Err(StoreError::Identity(format!(
+            "{} exists: this box has an identity of its own; join from an empty data directory",
+            path.display()
+        )));
+    }
+    let f: IdentityFile = serde_json::from_str(contents).map_err(|e| {
+        StoreError::Identity(format!("the primary's identity file is damaged: {e}"))
+    })?;
+    write_private(&path, contents.as_bytes())?;
+    let id = BoxIdentity::load_or_create(dir)?;
+    debug_assert_eq!(id.box_id, f.box_id);
+    Ok(id)
+}
+
 /// Writes a secret file durably: mode 0600 from the first byte, fsynced,
 /// renamed into place, directory fsynced.
 /// An exclusive, non-blocking `flock` on `path` (created if missing):

@@ -27,6 +27,7 @@ pub mod sales;
 pub mod scans;
 pub mod sessions;
 pub mod sync;
+pub mod takeover;
 pub mod tickets;
 mod writer;
 

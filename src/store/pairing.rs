@@ -53,7 +53,7 @@ pub fn code_id(code: &str) -> String {
     token_digest(&normalise_code(code))[..12].to_string()
 }
 
-fn new_code() -> String {
+pub(super) fn new_code() -> String {
     let raw = random_bytes::<CODE_LEN>();
     let s: String = raw.iter().map(|b| CODE_ALPHABET[(b & 31) as usize] as char).collect();
     format!("{}-{}-{}", &s[0..4], &s[4..8], &s[8..12])

@@ -20,8 +20,11 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 /// What a box is in a pair.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "PairRole")]
 pub enum Role {
     /// Takes writes (a box on its own is a primary without a standby).
     Primary,
@@ -398,6 +401,7 @@ impl Store {
             set_state(ctx.conn, "epoch", &epoch.to_string())?;
             set_state(ctx.conn, "epoch_start", &seq.to_string())?;
             set_state(ctx.conn, "capture", "on")?;
+            ctx.conn.execute("DELETE FROM repl_state WHERE key = 'promote'", [])?;
             Ok(())
         })
         .await?;
@@ -406,6 +410,229 @@ impl Store {
         self.replica.role.store(Role::Primary as u8, Ordering::Release);
         tracing::warn!(epoch, "promoted: this box is the primary now");
         self.replica_state().await
+    }
+}
+
+impl Store {
+    /// The database's schema version (both boxes of a pair must agree).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
+                r.get(0)
+            })?)
+        })
+        .await
+    }
+
+    /// This box's name in its pair, made once.
+    pub async fn node_name(&self) -> Result<String, StoreError> {
+        if let Some(n) = self.read(|c| Ok(get_state(c, "node")?)).await? {
+            return Ok(n);
+        }
+        let made = format!("node-{}", crate::secrets::hex(&crate::secrets::random_bytes::<4>()));
+        self.write_replicated(move |ctx| {
+            Ok(match get_state(ctx.conn, "node")? {
+                Some(n) => n,
+                None => {
+                    set_state(ctx.conn, "node", &made)?;
+                    made
+                }
+            })
+        })
+        .await
+    }
+
+    /// Names this box in its pair (a joining standby's name, chosen by it).
+    pub async fn set_node(&self, node: String) -> Result<(), StoreError> {
+        self.write_replicated(move |ctx| Ok(set_state(ctx.conn, "node", &node)?)).await
+    }
+
+    /// Role and epoch as stored (what another process, the running box,
+    /// last wrote), not as this process holds them.
+    pub async fn stored_role(&self) -> Result<(Role, i64), StoreError> {
+        self.read(|c| {
+            let role = match get_state(c, "role")?.as_deref() {
+                Some("standby") => Role::Standby,
+                _ => Role::Primary,
+            };
+            let epoch = get_state(c, "epoch")?.and_then(|e| e.parse().ok()).unwrap_or(1);
+            Ok((role, epoch))
+        })
+        .await
+    }
+
+    /// The peer's replication address (host:port), once the pair is made.
+    pub async fn peer_address(&self) -> Result<Option<String>, StoreError> {
+        self.read(|c| Ok(get_state(c, "peer")?)).await
+    }
+
+    /// Records the pair: the peer's replication address and, on the
+    /// primary, that batches are logged for it from now on.
+    pub async fn set_peer(&self, address: String) -> Result<(), StoreError> {
+        self.write_replicated(move |ctx| Ok(set_state(ctx.conn, "peer", &address)?)).await
+    }
+
+    /// A one-time code (valid `ttl` ms) that enrols one standby; only its
+    /// digest is kept, on this box alone.
+    pub async fn create_join_code(&self, now: i64, ttl: i64) -> Result<(String, i64), StoreError> {
+        let code = super::pairing::new_code();
+        let digest = super::sessions::token_digest(&super::pairing::normalise_code(&code));
+        let expires = now + ttl;
+        self.write_replicated(move |ctx| {
+            set_state(ctx.conn, "join_code", &format!("{digest} {expires}"))?;
+            Ok(())
+        })
+        .await?;
+        Ok((code, expires))
+    }
+
+    /// Takes the join code if it is the current one and not expired: it
+    /// works once.
+    pub async fn take_join_code(&self, code: &str, now: i64) -> Result<bool, StoreError> {
+        let digest = super::sessions::token_digest(&super::pairing::normalise_code(code));
+        self.write_replicated(move |ctx| {
+            let Some(stored) = get_state(ctx.conn, "join_code")? else { return Ok(false) };
+            let (want, expires) = stored.split_once(' ').unwrap_or((&stored, "0"));
+            let valid = want == digest && expires.parse::<i64>().unwrap_or(0) > now;
+            if valid {
+                ctx.conn.execute("DELETE FROM repl_state WHERE key = 'join_code'", [])?;
+            }
+            Ok(valid)
+        })
+        .await
+    }
+
+    /// `venuebox promote` on the console: the running box promotes itself
+    /// when it sees this (the command cannot reach its memory).
+    pub async fn request_promotion(&self) -> Result<(), StoreError> {
+        self.write_replicated(|ctx| Ok(set_state(ctx.conn, "promote", "requested")?)).await
+    }
+
+    pub async fn promotion_requested(&self) -> Result<bool, StoreError> {
+        self.read(|c| Ok(get_state(c, "promote")?.as_deref() == Some("requested"))).await
+    }
+}
+
+/// A copy of the primary's database for a standby that cannot follow the
+/// log: the file and the log seq it holds everything up to.
+pub struct Snapshot {
+    pub path: std::path::PathBuf,
+    pub seq: i64,
+    pub epoch: i64,
+}
+
+impl Store {
+    /// Writes a consistent copy of the database to `dest` (`VACUUM INTO`
+    /// on one read transaction) for a standby, with the seq it covers.
+    pub async fn snapshot(&self, dest: std::path::PathBuf) -> Result<Snapshot, StoreError> {
+        let _ = std::fs::remove_file(&dest);
+        let target = dest.to_string_lossy().into_owned();
+        let epoch = self.replica.epoch();
+        let seq = self
+            .read(move |c| {
+                c.execute("VACUUM INTO ?1", [&target])?;
+                // The seq the copy holds, read from the copy itself.
+                let copy = Connection::open_with_flags(
+                    &target,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )?;
+                Ok(copy.query_row("SELECT COALESCE(MAX(seq), 0) FROM repl_log", [], |r| r.get(0))?)
+            })
+            .await?;
+        Ok(Snapshot { path: dest, seq, epoch })
+    }
+
+    /// On a standby: replaces every replicated row with the snapshot's, in
+    /// one transaction (a crash leaves the old copy whole), and continues
+    /// its log from the snapshot's seq. Refused when the snapshot was made
+    /// by another schema version (the two boxes must run the same package).
+    pub async fn install_snapshot(&self, snapshot: std::path::PathBuf) -> Result<i64, StoreError> {
+        let tables = self.replica.tables.clone();
+        self.write_replicated(move |ctx| {
+            let snap = Connection::open_with_flags(
+                &snapshot,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )?;
+            let version = |c: &Connection| -> rusqlite::Result<i64> {
+                c.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))
+            };
+            let (theirs, ours) = (version(&snap)?, version(ctx.conn)?);
+            if theirs != ours {
+                return Err(StoreError::refused(
+                    ErrorCode::StandbyBehind,
+                    format!("the primary's database is at schema version {theirs}, this box's at {ours}: install the same venuebox package on both boxes"),
+                ));
+            }
+            let check: String = snap.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+            if check != "ok" {
+                return Err(StoreError::Internal(format!("the snapshot fails its check: {check}")));
+            }
+            ctx.conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+            let copy = |table: &str| -> Result<(), StoreError> {
+                ctx.conn.execute(&format!("DELETE FROM main.\"{table}\""), [])?;
+                let mut read = snap.prepare(&format!("SELECT * FROM \"{table}\""))?;
+                let n = read.column_count();
+                let marks = vec!["?"; n].join(", ");
+                let mut write =
+                    ctx.conn.prepare(&format!("INSERT INTO main.\"{table}\" VALUES ({marks})"))?;
+                let mut rows = read.query([])?;
+                while let Some(r) = rows.next()? {
+                    let values = (0..n)
+                        .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    write.execute(rusqlite::params_from_iter(values))?;
+                }
+                Ok(())
+            };
+            for t in &tables {
+                copy(t.to_str().expect("ASCII table names"))?;
+            }
+            // AUTOINCREMENT counters, if a table has one: ids are never
+            // given twice.
+            let has_sequence = |c: &Connection| -> rusqlite::Result<bool> {
+                c.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'sqlite_sequence'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n > 0)
+            };
+            if has_sequence(&snap)? && has_sequence(ctx.conn)? {
+                copy("sqlite_sequence")?;
+            }
+            let newest: Option<(i64, i64, Vec<u8>)> = snap
+                .query_row(
+                    "SELECT seq, epoch, changeset FROM repl_log ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            ctx.conn.execute("DELETE FROM repl_log", [])?;
+            let seq = match newest {
+                Some((seq, epoch, changeset)) => {
+                    ctx.conn.execute(
+                        "INSERT INTO repl_log (seq, epoch, changeset) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![seq, epoch, changeset],
+                    )?;
+                    seq
+                }
+                None => 0,
+            };
+            *ctx.event = super::manifests::load_current(ctx.conn, ctx.identity)?;
+            Ok(seq)
+        })
+        .await
+    }
+
+    /// The epoch of this box's log row at `seq` (`None`: not kept): a
+    /// standby's position is on the primary's history when both logs
+    /// hold the same epoch at that seq.
+    pub async fn log_epoch_at(&self, seq: i64) -> Result<Option<i64>, StoreError> {
+        self.read(move |c| {
+            Ok(c.query_row("SELECT epoch FROM repl_log WHERE seq = ?1", [seq], |r| r.get(0))
+                .optional()?)
+        })
+        .await
     }
 }
 
@@ -543,6 +770,34 @@ mod tests {
         audit(&primary, 102, false).await.unwrap();
         let tail = primary.log_after(last + 2, 10, 1 << 20).await.unwrap();
         assert_eq!(tail.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![last + 3]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_replaces_a_standbys_rows_and_the_log_goes_on_from_it() {
+        let dirs = tempfile::tempdir().unwrap();
+        let primary = open(&dirs.path().join("a"));
+        primary.start_capture().await.unwrap();
+        for i in 0..5 {
+            audit(&primary, i, false).await.unwrap();
+        }
+        // A standby with rows of its own (a fenced old primary's, say).
+        let standby = open(&dirs.path().join("b"));
+        audit(&standby, 77, false).await.unwrap();
+        standby.become_standby(1).await.unwrap();
+        let snap = primary.snapshot(dirs.path().join("snap.db")).await.unwrap();
+        assert_eq!(snap.seq, 5);
+        assert_eq!(standby.install_snapshot(snap.path).await.unwrap(), 5);
+        assert_eq!(
+            primary.replicated_digest().await.unwrap(),
+            standby.replicated_digest().await.unwrap()
+        );
+        assert_eq!(standby.log_epoch_at(5).await.unwrap(), Some(1));
+        audit(&primary, 6, false).await.unwrap();
+        standby.apply_log(primary.log_after(5, 10, 1 << 20).await.unwrap()).await.unwrap();
+        assert_eq!(
+            primary.replicated_digest().await.unwrap(),
+            standby.replicated_digest().await.unwrap()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

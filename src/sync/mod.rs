@@ -483,6 +483,14 @@ impl Syncer {
                 .update(|l| f(if lane == Lane::Events { &mut l.events } else { &mut l.captures }))
         };
         while !stop.is_cancelled() {
+            // Only the primary of a pair sends to the bucket: the outbox and
+            // cursors are replicated, so a new primary goes on where the
+            // old one stopped.
+            if self.store.replica().role() != crate::store::replica::Role::Primary {
+                set(&|l| l.state = LaneStatus::Idle);
+                self.nap(self.config.interval, &stop).await;
+                continue;
+            }
             let requested =
                 self.store.sync_stream("events").await.ok().and_then(|r| r.requested_at);
             if requested != seen_request {

@@ -105,6 +105,8 @@ pub struct LanAddrs {
     pub plain: String,
     pub https: String,
     pub pair: String,
+    /// The standby link's address.
+    pub link: String,
     /// Everything it printed before listening (URLs, fingerprint, QR).
     pub banner: String,
 }
@@ -130,10 +132,13 @@ pub fn serve_lan_with(
 ) -> (Child, LanAddrs) {
     let mdns: &[&str] = if args.contains(&"--mdns-name") { &[] } else { &["--no-mdns"] };
     let lan: &[&str] = &["--https-listen", https, "--pair-listen", "127.0.0.1:0"];
-    let mut child = spawn_serve(dir, &[lan, mdns, args].concat(), env);
+    let link: &[&str] =
+        if args.contains(&"--link-listen") { &[] } else { &["--link-listen", "127.0.0.1:0"] };
+    let mut child = spawn_serve(dir, &[lan, link, mdns, args].concat(), env);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut plain, mut https, mut pair, mut banner) = (None, None, None, String::new());
-    while plain.is_none() || https.is_none() || pair.is_none() {
+    let mut link = None;
+    while plain.is_none() || https.is_none() || pair.is_none() || link.is_none() {
         let line = lines.next().expect("venuebox exited before listening").unwrap();
         let addr = |rest: &str| rest.split_whitespace().next().unwrap().to_string();
         if let Some(rest) = line.strip_prefix("venuebox listening on http://") {
@@ -142,6 +147,8 @@ pub fn serve_lan_with(
             https = Some(addr(rest));
         } else if let Some(rest) = line.strip_prefix("pairing page on http://") {
             pair = Some(addr(rest));
+        } else if let Some(rest) = line.strip_prefix("standby link on ") {
+            link = Some(addr(rest));
         }
         banner.push_str(&line);
         banner.push('\n');
@@ -165,7 +172,8 @@ pub fn serve_lan_with(
             Err(_) => break,
         }
     }
-    (child, LanAddrs { plain: plain.unwrap(), https: https.unwrap(), pair: pair.unwrap(), banner })
+    let (plain, https, pair, link) = (plain.unwrap(), https.unwrap(), pair.unwrap(), link.unwrap());
+    (child, LanAddrs { plain, https, pair, link, banner })
 }
 
 /// A JSON call to the box at `base` (`http://ADDR`) as `token`: the

@@ -23,6 +23,7 @@ mod logs;
 mod readme;
 mod rehearse;
 mod sales_api;
+mod standby;
 mod sync_s3;
 mod systemd_notify;
 mod tidy;

@@ -151,7 +151,11 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("sync", &["clock", "domain", "media", "secrets", "store", "throttle"]),
     ("pretix", &["clock", "domain", "organiser", "secrets", "store"]),
     ("devices", &["clock", "domain", "secrets", "store"]),
-    ("parts", &["clock", "devices", "media", "metrics", "net", "pretix", "store", "sync"]),
+    ("replication", &["clock", "domain", "net", "secrets", "store"]),
+    (
+        "parts",
+        &["clock", "devices", "media", "metrics", "net", "pretix", "replication", "store", "sync"],
+    ),
     (
         "api",
         &[
@@ -164,6 +168,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "organiser",
             "parts",
             "pretix",
+            "replication",
             "secrets",
             "store",
             "sync",
@@ -172,8 +177,19 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "server",
         &[
-            "api", "clock", "devices", "domain", "media", "metrics", "net", "parts", "pretix",
-            "store", "sync", "systemd",
+            "api",
+            "clock",
+            "devices",
+            "domain",
+            "media",
+            "metrics",
+            "net",
+            "parts",
+            "pretix",
+            "replication",
+            "store",
+            "sync",
+            "systemd",
         ],
     ),
     (

@@ -15,3 +15,16 @@ CREATE TABLE repl_state (
     key    TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- What an old primary took alone after a newer primary was promoted
+-- (replicated like any event data, so both boxes show it): each row one
+-- check-in or sale, and what became of it at the merge.
+CREATE TABLE takeover_report (
+    id         INTEGER PRIMARY KEY,
+    found_at   INTEGER NOT NULL,
+    old_epoch  INTEGER NOT NULL,
+    kind       TEXT    NOT NULL,   -- checkin | order
+    ref        TEXT    NOT NULL,   -- the nonce or order id on the old primary
+    outcome    TEXT    NOT NULL,   -- merged | double_admission | conflict
+    detail     TEXT    NOT NULL    -- JSON: the old primary's record (and the new one's)
+);

@@ -1,0 +1,311 @@
+//! The standby (ARCHITECTURE.md, "Two boxes"): the link between the two
+//! boxes of a pair and what runs on it. The store records and applies
+//! changesets (`store::replica`); this module carries them.
+//!
+//! - `frame`: the wire format; `link`: mutual TLS, hellos, the epoch rules;
+//! - `primary`: the leader ships the log (or a snapshot) and releases the
+//!   answers the store holds for the standby, or goes on alone after
+//!   `ack_bound`;
+//! - `standby`: the follower applies and acknowledges;
+//! - `join`: enrolment of a standby with a one-time code;
+//! - `report`: what a fenced old primary took alone, and the merge.
+//!
+//! Each box listens for its peer and dials it; one link at a time.
+
+pub mod frame;
+pub mod join;
+pub mod link;
+mod primary;
+pub mod report;
+mod standby;
+
+use crate::clock::Clock;
+use crate::store::replica::Role;
+use crate::store::Store;
+use frame::Hello;
+use link::{LinkTls, Plan};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The link's settings.
+#[derive(Clone, Debug)]
+pub struct ReplicationConfig {
+    /// The longest an answer waits for the standby before the primary
+    /// goes on alone (`--standby-ack-ms`).
+    pub ack_bound: Duration,
+    /// Log rows kept after the standby has them, so a short cut is caught
+    /// up from the log rather than a snapshot.
+    pub keep_rows: i64,
+    /// The link is dead when nothing arrived for this long.
+    pub silence: Duration,
+    /// Where snapshots are written and received (the data directory).
+    pub data_dir: PathBuf,
+}
+
+impl ReplicationConfig {
+    pub fn new(data_dir: PathBuf) -> ReplicationConfig {
+        ReplicationConfig {
+            ack_bound: Duration::from_millis(1000),
+            keep_rows: 50_000,
+            silence: Duration::from_secs(3),
+            data_dir,
+        }
+    }
+}
+
+/// What the dashboard shows about the pair.
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct LinkStatus {
+    /// The port this box listens on for its peer, if it does.
+    pub listen_port: Option<u16>,
+    /// The peer's replication address, when this box is in a pair.
+    pub peer: Option<String>,
+    /// The peer's node name, once it said hello.
+    pub peer_node: Option<String>,
+    pub connected: bool,
+    /// This box ships its log (it is the primary on the link).
+    pub leading: bool,
+    /// The newest seq the peer holds (acknowledged, or the leader's newest).
+    pub peer_seq: i64,
+    /// Writes the standby has not acknowledged yet (on the leader), or
+    /// has not received yet (on the follower).
+    pub lag_writes: i64,
+    /// How long the oldest answer waiting for the standby has waited.
+    pub lag_ms: i64,
+    /// Answers wait for the standby (it is connected and caught up).
+    pub in_sync: bool,
+    /// Unix ms of the last frame from the peer.
+    pub last_contact_ms: Option<i64>,
+    /// Unix ms since this primary goes on alone (standby gone or behind).
+    pub alone_since_ms: Option<i64>,
+    pub snapshots: u64,
+    pub last_error: Option<String>,
+}
+
+/// The running link's handle: settings and status.
+pub struct Replication {
+    pub config: ReplicationConfig,
+    pub status: Mutex<LinkStatus>,
+    pub clock: Clock,
+}
+
+impl Replication {
+    pub fn new(config: ReplicationConfig, clock: Clock) -> Arc<Replication> {
+        Arc::new(Replication { config, status: Mutex::new(LinkStatus::default()), clock })
+    }
+
+    pub fn status(&self) -> LinkStatus {
+        self.status.lock().expect("link status").clone()
+    }
+
+    pub fn update_listen(&self, port: Option<u16>) {
+        self.update(|s| s.listen_port = port);
+    }
+
+    fn update(&self, f: impl FnOnce(&mut LinkStatus)) {
+        f(&mut self.status.lock().expect("link status"));
+    }
+
+    fn contact(&self) {
+        let now = self.clock.now();
+        self.update(|s| s.last_contact_ms = Some(now));
+    }
+}
+
+/// This box's hello, from the store.
+async fn my_hello(store: &Store, node: &str) -> Result<Hello, crate::store::StoreError> {
+    let st = store.replica_state().await?;
+    Ok(Hello {
+        protocol: frame::PROTOCOL,
+        node: node.to_string(),
+        role: st.role,
+        epoch: st.epoch,
+        seq: st.seq,
+        seq_epoch: store.log_epoch_at(st.seq).await?,
+        epoch_start: st.epoch_start,
+        schema: store.schema_version().await?,
+    })
+}
+
+/// Runs the link until `stop`: accepts the peer on `listener`, dials the
+/// peer this box knows (from `join`), and acts on a standby's promotion
+/// request (`venuebox promote`).
+pub async fn run(
+    store: Store,
+    tls: LinkTls,
+    repl: Arc<Replication>,
+    listener: Option<TcpListener>,
+    stop: CancellationToken,
+) {
+    let busy = Arc::new(tokio::sync::Mutex::new(()));
+    let node = store.node_name().await.unwrap_or_else(|_| "box".into());
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(listener) = listener {
+        let (store, tls, repl, busy, node, stop) =
+            (store.clone(), tls.clone(), repl.clone(), busy.clone(), node.clone(), stop.clone());
+        tasks.spawn(async move {
+            loop {
+                let (tcp, from) = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    a = listener.accept() => match a {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "replication accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                };
+                let (store, tls, repl, busy, node, stop) = (
+                    store.clone(),
+                    tls.clone(),
+                    repl.clone(),
+                    busy.clone(),
+                    node.clone(),
+                    stop.clone(),
+                );
+                tokio::spawn(async move {
+                    let stream = match tls.accept(tcp).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!(%from, error = %e, "refused a replication link: not a box of this pair");
+                            return;
+                        }
+                    };
+                    session(stream, &store, &repl, &node, &busy, &stop).await;
+                });
+            }
+        });
+    }
+    {
+        let (store, repl, busy, node, stop) =
+            (store.clone(), repl.clone(), busy.clone(), node.clone(), stop.clone());
+        tasks.spawn(async move { dial(store, tls, repl, busy, node, stop).await });
+    }
+    tasks.spawn(promotions(store.clone(), stop.clone()));
+    tasks.spawn(primary::trim(store, repl, stop.clone()));
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Dials the peer whenever no link is up.
+async fn dial(
+    store: Store,
+    tls: LinkTls,
+    repl: Arc<Replication>,
+    busy: Arc<tokio::sync::Mutex<()>>,
+    node: String,
+    stop: CancellationToken,
+) {
+    loop {
+        let peer = store.peer_address().await.ok().flatten();
+        repl.update(|s| s.peer = peer.clone());
+        if let Some(addr) = peer.filter(|_| busy.try_lock().is_ok()) {
+            match tls.connect(&addr).await {
+                Ok(stream) => session(stream, &store, &repl, &node, &busy, &stop).await,
+                Err(e) => repl.update(|s| s.last_error = Some(format!("cannot reach {addr}: {e}"))),
+            }
+        }
+        // Jittered, so two boxes dialing each other at once do not collide again.
+        let wait = 300 + u64::from(u16::from_be_bytes(crate::secrets::random_bytes::<2>())) % 500;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+        }
+    }
+}
+
+/// One link from hello to close; one at a time per box.
+async fn session(
+    mut stream: link::Stream,
+    store: &Store,
+    repl: &Arc<Replication>,
+    node: &str,
+    busy: &tokio::sync::Mutex<()>,
+    stop: &CancellationToken,
+) {
+    let Ok(_held) = busy.try_lock() else {
+        let _ = frame::write(&mut stream, &frame::Frame::Bye("a link is already up".into())).await;
+        return;
+    };
+    let outcome = async {
+        let me = my_hello(store, node).await?;
+        let peer = link::hello(&mut stream, &me).await?;
+        repl.update(|s| {
+            s.peer_node = Some(peer.node.clone());
+            s.connected = true;
+        });
+        repl.contact();
+        let plan = match link::plan(&me, &peer) {
+            Plan::Fence(epoch) => {
+                store.fence(epoch).await?;
+                Plan::Follow
+            }
+            p => p,
+        };
+        tracing::info!(peer = %peer.node, ?plan, epoch = me.epoch, peer_epoch = peer.epoch, "replication link up");
+        match plan {
+            Plan::Lead => primary::lead(&mut stream, store, repl, &peer, stop).await,
+            Plan::Follow => standby::follow(&mut stream, store, repl, &peer, &me, stop).await,
+            Plan::Close(why) => {
+                let _ = frame::write(&mut stream, &frame::Frame::Bye(why.clone())).await;
+                Err(LinkError::Refused(why))
+            }
+            Plan::Fence(_) => unreachable!("fencing was handled above"),
+        }
+    }
+    .await;
+    store.replica().go_on_alone();
+    let now = repl.clock.now();
+    repl.update(|s| {
+        s.connected = false;
+        s.leading = false;
+        s.in_sync = false;
+        if store.replica().role() == Role::Primary && s.alone_since_ms.is_none() {
+            s.alone_since_ms = Some(now);
+        }
+        if let Err(e) = &outcome {
+            s.last_error = Some(e.to_string());
+        }
+    });
+    match outcome {
+        Ok(()) => tracing::info!("replication link closed"),
+        Err(e) => tracing::warn!(error = %e, "replication link closed"),
+    }
+}
+
+/// `venuebox promote` asks the running standby through its store.
+async fn promotions(store: Store, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        if store.replica().role() == Role::Standby
+            && store.promotion_requested().await.unwrap_or(false)
+        {
+            match store.promote().await {
+                Ok(st) => {
+                    tracing::warn!(epoch = st.epoch, "promoted on request: this box is the primary")
+                }
+                Err(e) => tracing::error!(error = %e, "cannot promote"),
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Frame(#[from] frame::FrameError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("the peer was silent for {0:?}")]
+    Silent(Duration),
+    #[error("this box's role changed")]
+    RoleChanged,
+}

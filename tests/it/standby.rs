@@ -1,0 +1,337 @@
+//! Two boxes on loopback, as an operator pairs them: the first box prints a
+//! standby code (`venuebox pair --standby`), the second joins with it
+//! (`venuebox join`, pinned to the printed CA fingerprint) and follows.
+//! Under check-in load from this process the primary is killed with
+//! SIGKILL, the standby promoted with `venuebox promote`, and the door
+//! goes on there: every acknowledged check-in is on the new primary, no
+//! ticket admitted twice. The old primary, restarted, fences itself.
+//! A frozen standby (SIGSTOP) holds no answer longer than the bound.
+
+use crate::common;
+use common::binary::{self, Running};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn tickets(dir: &Path) -> Vec<(String, String)> {
+    let csv = std::fs::read_to_string(dir.join("demo/tickets.csv")).unwrap();
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(3, ',').collect();
+            (f[0].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+/// A free loopback port for the standby's link (the primary must know it
+/// before the standby runs).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The primary's printed standby code and CA fingerprint.
+fn standby_code(dir: &Path) -> (String, String) {
+    let out = Command::new(binary::BIN)
+        .args(["pair", "--standby", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {text}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    (field("standby code: "), field("box CA fingerprint (SHA-256): "))
+}
+
+fn join(
+    dir: &Path,
+    https: &str,
+    code: &str,
+    fingerprint: &str,
+    link_port: u16,
+) -> std::process::Output {
+    Command::new(binary::BIN)
+        .args(["join", &format!("https://{https}"), code, "--fingerprint", fingerprint])
+        .args(["--link-port", &link_port.to_string(), "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+async fn get(base: &str, path: &str, token: &str) -> Value {
+    binary::call(reqwest::Method::GET, base, path, token, None).await.1
+}
+
+/// Waits until `f` holds of the primary's pair view.
+async fn wait_for(base: &str, token: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = get(base, "/api/v1/standby", token).await;
+        if f(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Pair {
+    _dirs: tempfile::TempDir,
+    a_dir: std::path::PathBuf,
+    b_dir: std::path::PathBuf,
+    a: Running,
+    a_base: String,
+    b: Running,
+    b_base: String,
+    b_link: u16,
+    admin: String,
+}
+
+/// A primary with the demo event and a standby joined to it, in sync.
+async fn pair() -> Pair {
+    let dirs = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dirs.path().join("a"), dirs.path().join("b"));
+    let (a, a_addrs) = binary::serve_lan(&a_dir, &["--demo"]);
+    let (code, fingerprint) = standby_code(&a_dir);
+    // A wrong fingerprint: the new box talks to nothing.
+    let wrong = join(&b_dir, &a_addrs.https, &code, &"ab".repeat(32), 1);
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("fingerprint"), "{wrong:?}");
+    let b_link = free_port();
+    let out = join(&b_dir, &a_addrs.https, &code, &fingerprint, b_link);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The code worked once.
+    let again = join(&dirs.path().join("c"), &a_addrs.https, &code, &fingerprint, 1);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("unknown, used or expired"),
+        "{again:?}"
+    );
+    let link = format!("127.0.0.1:{b_link}");
+    let (b, b_addrs) = binary::serve_lan(&b_dir, &["--link-listen", &link]);
+    let admin = binary::token(&a_dir, "admin");
+    let a_base = format!("http://{}", a_addrs.plain);
+    wait_for(&a_base, &admin, "the standby never came in sync", |v| v["link"]["in_sync"] == true)
+        .await;
+    Pair {
+        _dirs: dirs,
+        a_dir,
+        b_dir,
+        a: Running(a),
+        a_base,
+        b: Running(b),
+        b_base: format!("http://{}", b_addrs.plain),
+        b_link,
+        admin,
+    }
+}
+
+/// A door token made on the primary's console (`venuebox token`), once
+/// the standby has it too (a command's write reaches the link within
+/// the shipper's 100 ms look at the log).
+async fn door_token(p: &Pair) -> String {
+    let door = binary::token(&p.a_dir, "door");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while binary::call(reqwest::Method::GET, &p.b_base, "/api/v1/session", &door, None).await.0
+        != 200
+    {
+        assert!(Instant::now() < deadline, "the standby never had the token");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    door
+}
+
+#[derive(Clone, Debug)]
+struct Acked {
+    nonce: String,
+    ticket: String,
+    verdict: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_the_primary_under_load_promote_the_standby_and_nothing_acknowledged_is_lost() {
+    let mut p = pair().await;
+    let door = door_token(&p).await;
+    let all = tickets(&p.a_dir);
+    // The standby has the event and the token: it answers reads for it.
+    let health: Value =
+        reqwest::get(format!("{}/healthz", p.b_base)).await.unwrap().json().await.unwrap();
+    assert_eq!((health["role"].as_str(), health["epoch"].as_i64()), (Some("standby"), Some(1)));
+    assert!(health["event"].is_string(), "{health}");
+    let (status, refused) = binary::call(
+        reqwest::Method::POST,
+        &p.b_base,
+        "/api/v1/checkins",
+        &door,
+        Some(json!({"code": all[0].1, "gate": "main", "nonce": "on-standby"})),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (503, Some("not_primary")),
+        "{refused}"
+    );
+
+    // Load on the primary: 8 clients, each ticket scanned twice.
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let base = Arc::new(Mutex::new(p.a_base.clone()));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
+    let first: Vec<_> = all[..600].to_vec();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (http, acked, door, base) = (http.clone(), acked.clone(), door.clone(), base.clone());
+        let mine: Vec<_> = first.iter().skip(w).step_by(8).cloned().collect();
+        tasks.push(tokio::spawn(async move {
+            for (ticket, code) in mine {
+                for attempt in 0..2 {
+                    let nonce = format!("{ticket}-{attempt}");
+                    let body = json!({"code": code, "gate": "main", "nonce": nonce});
+                    // A box that does not answer is retried with the same
+                    // nonce at whatever box is current (the phone's way).
+                    loop {
+                        let url = format!("{}/api/v1/checkins", base.lock().unwrap());
+                        let sent = http.post(&url).bearer_auth(&door).json(&body).send().await;
+                        let Ok(resp) = sent else {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        };
+                        if resp.status().is_server_error() {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                        let v: Value = resp.json().await.unwrap();
+                        let verdict =
+                            v["verdict"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
+                        acked.lock().unwrap().push(Acked {
+                            nonce: nonce.clone(),
+                            ticket: ticket.clone(),
+                            verdict,
+                        });
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    // Kill the primary mid-load.
+    while acked.lock().unwrap().len() < 300 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    p.a.0.kill().unwrap();
+    let _ = p.a.0.wait();
+    let before_kill = acked.lock().unwrap().len();
+    let killed = Instant::now();
+    let out =
+        Command::new(binary::BIN).args(["promote", "--data-dir"]).arg(&p.b_dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    *base.lock().unwrap() = p.b_base.clone();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    eprintln!(
+        "killed after {before_kill} answers; promoted and all answered {:?} later",
+        killed.elapsed()
+    );
+
+    // The checker: every acknowledged answer is on the new primary (the
+    // same nonce gives the same verdict), no ticket admitted twice.
+    let acked = acked.lock().unwrap().clone();
+    let mut admitted: HashMap<String, usize> = HashMap::new();
+    for a in &acked {
+        if a.verdict == "admit" {
+            *admitted.entry(a.ticket.clone()).or_default() += 1;
+        }
+    }
+    assert!(admitted.values().all(|&n| n == 1), "a ticket admitted twice");
+    assert_eq!(admitted.len(), first.len(), "every ticket admitted once");
+    let by_code: HashMap<_, _> = first.iter().cloned().collect();
+    for a in acked.iter().filter(|a| a.verdict == "admit") {
+        let body = json!({"code": by_code[&a.ticket], "gate": "main", "nonce": a.nonce});
+        let (status, v) =
+            binary::call(reqwest::Method::POST, &p.b_base, "/api/v1/checkins", &door, Some(body))
+                .await;
+        assert_eq!((status, v["verdict"].as_str()), (200, Some("admit")), "{} lost: {v}", a.nonce);
+    }
+    let stats = get(&p.b_base, "/api/v1/stats", &door).await;
+    assert_eq!(stats["admitted"].as_u64(), Some(first.len() as u64), "{stats}");
+
+    // The old primary comes back on its address: it meets the newer epoch
+    // and fences itself, then follows the new primary.
+    let a_link_port = {
+        let st = Command::new(binary::BIN)
+            .args(["standby", "status", "--data-dir"])
+            .arg(&p.a_dir)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&st.stdout).unwrap();
+        assert_eq!(v["role"], "primary", "{v}");
+        v["peer"].as_str().unwrap().to_string()
+    };
+    assert_eq!(a_link_port, format!("127.0.0.1:{}", p.b_link));
+    let (a, a_addrs) = binary::serve_lan(&p.a_dir, &[]);
+    let _a = Running(a);
+    let a_base = format!("http://{}", a_addrs.plain);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h: Value =
+            reqwest::get(format!("{a_base}/healthz")).await.unwrap().json().await.unwrap();
+        if h["role"] == "standby" && h["epoch"] == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old primary was not fenced: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, v) = binary::call(
+        reqwest::Method::POST,
+        &a_base,
+        "/api/v1/checkins",
+        &door,
+        Some(json!({"code": all[900].1, "gate": "main", "nonce": "old-primary"})),
+    )
+    .await;
+    assert_eq!((status, v["error"]["code"].as_str()), (503, Some("not_primary")), "{v}");
+    let admin_b = p.admin.clone();
+    wait_for(&p.b_base, &admin_b, "the old primary never followed", |v| {
+        v["link"]["in_sync"] == true
+    })
+    .await;
+    let stats_a = get(&a_base, "/api/v1/stats", &door).await;
+    assert_eq!(
+        stats_a["admitted"], stats["admitted"],
+        "the old primary holds the new primary's rows"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_standby_holds_no_answer_past_the_bound_and_catches_up_when_it_thaws() {
+    let p = pair().await;
+    let door = door_token(&p).await;
+    let all = tickets(&p.a_dir);
+    let pid = p.b.0.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    // Answers still come (after at most the bound), and the box says it is alone.
+    for (i, (_, code)) in all[..20].iter().enumerate() {
+        let body = json!({"code": code, "gate": "main", "nonce": format!("frozen-{i}")});
+        let (status, v) =
+            binary::call(reqwest::Method::POST, &p.a_base, "/api/v1/checkins", &door, Some(body))
+                .await;
+        assert_eq!((status, v["verdict"].as_str()), (200, Some("admit")), "{v}");
+    }
+    let v = wait_for(&p.a_base, &p.admin, "not alone", |v| v["link"]["in_sync"] == false).await;
+    assert!(v["link"]["alone_since_ms"].is_i64(), "{v}");
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    wait_for(&p.a_base, &p.admin, "the standby never caught up", |v| v["link"]["in_sync"] == true)
+        .await;
+    let stats = get(&p.b_base, "/api/v1/stats", &door).await;
+    assert_eq!(stats["admitted"].as_u64(), Some(20), "{stats}");
+}
