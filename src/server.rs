@@ -144,6 +144,7 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
         Some(c) => SyncHandle::enabled(c.clone(), config.data_dir.clone()),
         None => SyncHandle::default(),
     });
+    let (media_for_link, metrics_for_link) = (media.clone(), metrics.clone());
     let parts = Venuebox {
         store,
         metrics,
@@ -157,7 +158,12 @@ pub fn open(config: &Config, clock: Clock) -> Result<AppState, OpenError> {
             ..Default::default()
         }),
         lan,
-        replication: crate::replication::Replication::new(config.replication.clone(), clock),
+        replication: crate::replication::Replication::new(
+            config.replication.clone(),
+            clock,
+            media_for_link,
+            metrics_for_link,
+        ),
     };
     Ok(AppState::new(parts, config.api.clone(), config.conn.clone()))
 }

@@ -106,6 +106,16 @@ impl MediaFiles {
         Ok(true)
     }
 
+    /// Moves a complete, fsynced file made elsewhere on this disk (a
+    /// standby's copy of the primary's capture or thumbnail, already
+    /// checked) into place under `dest`, durably.
+    pub fn adopt(&self, from: &Path, dest: &Path) -> Result<(), MediaError> {
+        let dir = dest.parent().expect("two-level layout");
+        std::fs::create_dir_all(dir).map_err(io_err(dir.display()))?;
+        std::fs::rename(from, dest).map_err(io_err(dest.display()))?;
+        sync_dir(dir)
+    }
+
     pub fn write_thumbnail(&self, sha256: &str, jpeg: &[u8]) -> Result<(), MediaError> {
         let dest = self.thumbnail(sha256);
         let dir = dest.parent().expect("two-level layout");

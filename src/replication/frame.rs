@@ -29,6 +29,41 @@ pub struct Hello {
     pub epoch_start: Option<i64>,
     /// The database's schema version: both must run the same package.
     pub schema: i64,
+    /// What the connection is for: the log, or copying capture files (a
+    /// second connection, so a long file never holds up an ack).
+    #[serde(default)]
+    pub purpose: Purpose,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    #[default]
+    Log,
+    Files,
+}
+
+/// Which file of a capture the follower wants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    Capture,
+    Thumbnail,
+}
+
+/// The follower asks for one file, from `offset` on (a resumed copy).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileWant {
+    pub kind: FileKind,
+    pub sha256: String,
+    pub offset: u64,
+}
+
+/// The leader's answer: the file's whole length, then its bytes from the
+/// offset in chunks; `None` when it does not hold that file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHead {
+    pub bytes: Option<u64>,
 }
 
 /// A snapshot follows in chunks: what it covers and how to check it.
@@ -53,7 +88,10 @@ pub enum Frame {
     /// Nothing to ship: the leader's newest seq, so the follower knows its lag.
     Ping(i64),
     SnapshotHead(SnapshotHead),
-    SnapshotChunk(Vec<u8>),
+    /// Part of a snapshot or a file.
+    Chunk(Vec<u8>),
+    FileWant(FileWant),
+    FileHead(FileHead),
     /// What a fenced old primary took alone (JSON, `replication::report`).
     Report(Vec<u8>),
     /// The sender closes the link, and why.
@@ -77,9 +115,11 @@ fn kind(f: &Frame) -> u8 {
         Frame::Ack(_) => 3,
         Frame::Ping(_) => 4,
         Frame::SnapshotHead(_) => 5,
-        Frame::SnapshotChunk(_) => 6,
+        Frame::Chunk(_) => 6,
         Frame::Report(_) => 7,
         Frame::Bye(_) => 8,
+        Frame::FileWant(_) => 9,
+        Frame::FileHead(_) => 10,
     }
 }
 
@@ -89,6 +129,8 @@ pub fn encode(f: &Frame) -> Vec<u8> {
     match f {
         Frame::Hello(h) => body = serde_json::to_vec(h).expect("a hello serializes"),
         Frame::SnapshotHead(h) => body = serde_json::to_vec(h).expect("a head serializes"),
+        Frame::FileWant(w) => body = serde_json::to_vec(w).expect("a want serializes"),
+        Frame::FileHead(h) => body = serde_json::to_vec(h).expect("a head serializes"),
         Frame::Rows(rows) => {
             for r in rows {
                 body.extend_from_slice(&r.seq.to_be_bytes());
@@ -98,7 +140,7 @@ pub fn encode(f: &Frame) -> Vec<u8> {
             }
         }
         Frame::Ack(seq) | Frame::Ping(seq) => body.extend_from_slice(&seq.to_be_bytes()),
-        Frame::SnapshotChunk(b) | Frame::Report(b) => body.extend_from_slice(b),
+        Frame::Chunk(b) | Frame::Report(b) => body.extend_from_slice(b),
         Frame::Bye(why) => body.extend_from_slice(why.as_bytes()),
     }
     let mut out = Vec::with_capacity(5 + body.len());
@@ -123,6 +165,8 @@ pub fn decode(kind: u8, body: Vec<u8>) -> Result<Frame, FrameError> {
     Ok(match kind {
         1 => Frame::Hello(serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?),
         5 => Frame::SnapshotHead(serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?),
+        9 => Frame::FileWant(serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?),
+        10 => Frame::FileHead(serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?),
         2 => {
             let mut rows = Vec::new();
             let mut at = 0;
@@ -143,7 +187,7 @@ pub fn decode(kind: u8, body: Vec<u8>) -> Result<Frame, FrameError> {
         }
         3 => Frame::Ack(i64_at(&body, 0)?),
         4 => Frame::Ping(i64_at(&body, 0)?),
-        6 => Frame::SnapshotChunk(body),
+        6 => Frame::Chunk(body),
         7 => Frame::Report(body),
         8 => Frame::Bye(String::from_utf8_lossy(&body).into_owned()),
         k => return Err(bad(format!("unknown frame kind {k}"))),
@@ -186,6 +230,7 @@ mod tests {
                 seq_epoch: Some(2),
                 epoch_start: None,
                 schema: 15,
+                purpose: Purpose::Files,
             }),
             Frame::Rows(vec![
                 LogRow { seq: 1, epoch: 1, changeset: vec![1, 2, 3] },
@@ -200,8 +245,10 @@ mod tests {
                 sha256: "ab".into(),
                 diverged: true,
             }),
-            Frame::SnapshotChunk(vec![9; 100]),
+            Frame::Chunk(vec![9; 100]),
             Frame::Report(b"{}".to_vec()),
+            Frame::FileWant(FileWant { kind: FileKind::Capture, sha256: "cd".into(), offset: 5 }),
+            Frame::FileHead(FileHead { bytes: None }),
             Frame::Bye("done".into()),
         ];
         let mut wire = Vec::new();

@@ -148,6 +148,7 @@ mod tests {
             seq_epoch: None,
             epoch_start: None,
             schema: 15,
+            purpose: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 //!
 //! Each box listens for its peer and dials it; one link at a time.
 
+mod files;
 pub mod frame;
 pub mod join;
 pub mod link;
@@ -20,8 +21,11 @@ pub mod report;
 mod standby;
 
 use crate::clock::Clock;
+use crate::media::MediaFiles;
+use crate::metrics::Metrics;
 use crate::store::replica::Role;
 use crate::store::Store;
+use crate::throttle::Throttle;
 use frame::Hello;
 use link::{LinkTls, Plan};
 use std::path::PathBuf;
@@ -43,6 +47,10 @@ pub struct ReplicationConfig {
     pub silence: Duration,
     /// Where snapshots are written and received (the data directory).
     pub data_dir: PathBuf,
+    /// Bytes per second the primary sends capture files at (the door's
+    /// writes never wait for them: they go on a link of their own, and
+    /// pause while the door is busy).
+    pub copy_rate: u64,
 }
 
 impl ReplicationConfig {
@@ -52,6 +60,7 @@ impl ReplicationConfig {
             keep_rows: 50_000,
             silence: Duration::from_secs(3),
             data_dir,
+            copy_rate: 4 << 20,
         }
     }
 }
@@ -82,6 +91,11 @@ pub struct LinkStatus {
     /// Unix ms since this primary goes on alone (standby gone or behind).
     pub alone_since_ms: Option<i64>,
     pub snapshots: u64,
+    /// On a standby: captures copied (each checked by its SHA-256), files
+    /// still to copy, bytes copied.
+    pub files_copied: u64,
+    pub files_left: u64,
+    pub file_bytes_copied: u64,
     pub last_error: Option<String>,
 }
 
@@ -90,11 +104,27 @@ pub struct Replication {
     pub config: ReplicationConfig,
     pub status: Mutex<LinkStatus>,
     pub clock: Clock,
+    media: MediaFiles,
+    metrics: Arc<Metrics>,
+    copy_throttle: Throttle,
 }
 
 impl Replication {
-    pub fn new(config: ReplicationConfig, clock: Clock) -> Arc<Replication> {
-        Arc::new(Replication { config, status: Mutex::new(LinkStatus::default()), clock })
+    pub fn new(
+        config: ReplicationConfig,
+        clock: Clock,
+        media: MediaFiles,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Replication> {
+        let copy_throttle = Throttle::new(config.copy_rate);
+        Arc::new(Replication {
+            config,
+            status: Mutex::new(LinkStatus::default()),
+            clock,
+            media,
+            metrics,
+            copy_throttle,
+        })
     }
 
     pub fn status(&self) -> LinkStatus {
@@ -127,6 +157,7 @@ async fn my_hello(store: &Store, node: &str) -> Result<Hello, crate::store::Stor
         seq_epoch: store.log_epoch_at(st.seq).await?,
         epoch_start: st.epoch_start,
         schema: store.schema_version().await?,
+        purpose: frame::Purpose::Log,
     })
 }
 
@@ -181,10 +212,17 @@ pub async fn run(
         });
     }
     {
-        let (store, repl, busy, node, stop) =
-            (store.clone(), repl.clone(), busy.clone(), node.clone(), stop.clone());
+        let (store, tls, repl, busy, node, stop) =
+            (store.clone(), tls.clone(), repl.clone(), busy.clone(), node.clone(), stop.clone());
         tasks.spawn(async move { dial(store, tls, repl, busy, node, stop).await });
     }
+    tasks.spawn(files::copier(
+        store.clone(),
+        tls.clone(),
+        repl.clone(),
+        node.clone(),
+        stop.clone(),
+    ));
     tasks.spawn(promotions(store.clone(), stop.clone()));
     tasks.spawn(primary::trim(store, repl, stop.clone()));
     while tasks.join_next().await.is_some() {}
@@ -226,13 +264,31 @@ async fn session(
     busy: &tokio::sync::Mutex<()>,
     stop: &CancellationToken,
 ) {
+    let me = match my_hello(store, node).await {
+        Ok(me) => me,
+        Err(e) => return tracing::warn!(error = %e, "cannot start a replication link"),
+    };
+    let peer = match link::hello(&mut stream, &me).await {
+        Ok(p) => p,
+        Err(e) => return tracing::info!(error = %e, "a replication link closed before its hello"),
+    };
+    if peer.purpose == frame::Purpose::Files {
+        if me.role != Role::Primary {
+            let _ =
+                frame::write(&mut stream, &frame::Frame::Bye("this box is not the primary".into()))
+                    .await;
+            return;
+        }
+        if let Err(e) = files::serve(&mut stream, repl, stop).await {
+            tracing::info!(error = %e, "the standby's file link closed");
+        }
+        return;
+    }
     let Ok(_held) = busy.try_lock() else {
         let _ = frame::write(&mut stream, &frame::Frame::Bye("a link is already up".into())).await;
         return;
     };
     let outcome = async {
-        let me = my_hello(store, node).await?;
-        let peer = link::hello(&mut stream, &me).await?;
         repl.update(|s| {
             s.peer_node = Some(peer.node.clone());
             s.connected = true;

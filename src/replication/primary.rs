@@ -207,7 +207,7 @@ async fn send_snapshot<W: tokio::io::AsyncWrite + Unpin>(
         if n == 0 {
             break;
         }
-        frame::write(writer, &Frame::SnapshotChunk(buf[..n].to_vec())).await?;
+        frame::write(writer, &Frame::Chunk(buf[..n].to_vec())).await?;
     }
     let _ = std::fs::remove_file(&path);
     repl.update(|s| s.snapshots += 1);

@@ -89,7 +89,7 @@ async fn receive_snapshot(
     while got < head.bytes {
         let chunk = match tokio::time::timeout(repl.config.silence, frame::read(stream)).await {
             Err(_) => return Err(LinkError::Silent(repl.config.silence)),
-            Ok(Ok(Frame::SnapshotChunk(c))) => c,
+            Ok(Ok(Frame::Chunk(c))) => c,
             Ok(Ok(other)) => {
                 return Err(LinkError::Refused(format!("expected a snapshot chunk, got {other:?}")))
             }

@@ -461,6 +461,20 @@ impl Store {
         .await
     }
 
+    /// Every capture's SHA-256, size and whether it has a thumbnail, oldest
+    /// first: what a standby copies.
+    pub async fn capture_files(&self) -> Result<Vec<(String, u64, bool)>, StoreError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare("SELECT sha256, bytes, thumbnail = 'ready' FROM captures ORDER BY id")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     /// The peer's replication address (host:port), once the pair is made.
     pub async fn peer_address(&self) -> Result<Option<String>, StoreError> {
         self.read(|c| Ok(get_state(c, "peer")?)).await

@@ -151,7 +151,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("sync", &["clock", "domain", "media", "secrets", "store", "throttle"]),
     ("pretix", &["clock", "domain", "organiser", "secrets", "store"]),
     ("devices", &["clock", "domain", "secrets", "store"]),
-    ("replication", &["clock", "domain", "net", "secrets", "store"]),
+    (
+        "replication",
+        &["clock", "domain", "media", "metrics", "net", "secrets", "store", "throttle"],
+    ),
     (
         "parts",
         &["clock", "devices", "media", "metrics", "net", "pretix", "replication", "store", "sync"],
