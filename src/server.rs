@@ -274,8 +274,8 @@ pub async fn serve_on(
         ));
     }
     let mut listeners = listeners;
-    start_replication(&state, listeners.link.take(), &tasks, &stop).await;
     let https_port = listeners.https.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
+    start_replication(&state, listeners.link.take(), https_port, &tasks, &stop).await;
     if let Some(lan) = &state.lan {
         lan.set_ports(
             https_port,
@@ -308,6 +308,7 @@ pub async fn serve_on(
 async fn start_replication(
     state: &Venuebox,
     listener: Option<TcpListener>,
+    web_port: Option<u16>,
     tasks: &TaskTracker,
     stop: &CancellationToken,
 ) {
@@ -316,7 +317,7 @@ async fn start_replication(
         return;
     }
     let port = listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
-    state.replication.update_listen(port);
+    state.replication.update_listen(port, web_port);
     let node = match state.store.node_name().await {
         Ok(n) => n,
         Err(e) => {

@@ -427,3 +427,94 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
         assert!(shots.join(format!("{shot}.png")).exists(), "screenshot {shot}");
     }
 }
+
+/// Two boxes: a phone paired and signed in at the primary follows the
+/// standby's takeover (`tests/browser/takeover.mjs`) by itself, with no
+/// pairing and no PIN, and admits there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_staff_app_follows_a_takeover_with_no_pairing_or_sign_in() {
+    use common::binary::{call, serve_lan, token, Running};
+    use common::standby::{free_port, join, promote, standby_code};
+    chromium();
+    let node = playwright();
+    let dirs = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dirs.path().join("a"), dirs.path().join("b"));
+    let (a, a_addrs) = serve_lan(&a_dir, &["--demo", "--no-mdns", "--mdns-name", "door-box"]);
+    let mut a = Running(a);
+    let (code, fingerprint) = standby_code(&a_dir);
+    let b_link = free_port();
+    let out = join(&b_dir, &a_addrs.https, &code, &fingerprint, b_link);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let link = format!("127.0.0.1:{b_link}");
+    let (b, b_addrs) = serve_lan(&b_dir, &["--link-listen", &link, "--no-mdns"]);
+    let _b = Running(b);
+    let admin = token(&a_dir, "admin");
+    let a_plain = format!("http://{}", a_addrs.plain);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, v) = call(reqwest::Method::GET, &a_plain, "/api/v1/standby", &admin, None).await;
+        if v["link"]["in_sync"] == true && v["link"]["peer_web"].is_string() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never in sync: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let https_port = a_addrs.https.rsplit(':').next().unwrap().to_string();
+    let (pair_url, _) = printed_pairing_link(&a_dir, &https_port, &a_addrs.pair);
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = node.join("takeover.mjs");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/takeover.mjs"), &script)
+        .unwrap();
+    let ready = dirs.path().join("ready");
+    let standby = format!("https://{}", b_addrs.https);
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .current_dir(&node)
+        .env("APP", format!("https://door-box.local:{https_port}"))
+        .env("APP_HOST", "door-box.local")
+        .env("PAIR_URL", &pair_url)
+        .env("CA_PEM", a_dir.join("tls/ca.pem"))
+        .env("FIRST_CODE", demo_ticket(&a_dir, 1).1)
+        .env("SECOND_CODE", demo_ticket(&a_dir, 2).1)
+        .env("STANDBY", &standby)
+        .env("READY", &ready)
+        .env("SHOTS", &shots)
+        .env("PROFILE", dirs.path().join("chromium-profile"));
+    let run = tokio::task::spawn_blocking(move || cmd.output().unwrap());
+    while !ready.exists() && !run.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The primary dies; a supervisor promotes the standby on its console.
+    let _ = a.0.kill();
+    let _ = a.0.wait();
+    promote(&b_dir);
+    let out = run.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    eprintln!("takeover in the browser: {r}");
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    assert_eq!(r["first"], "ADMIT", "{r}");
+    assert_eq!(r["after"]["origin"], standby.as_str(), "{r}");
+    assert_eq!(r["after"]["hash"], "", "the carried sign-in left the address: {r}");
+    assert_eq!(r["after"]["token"], r["before"]["token"], "the same sign-in: {r}");
+    assert_eq!(r["after"]["known"]["epoch"], 2, "{r}");
+    assert_eq!(r["asked"], serde_json::json!([]), "no pairing or sign-in on the new box: {r}");
+    assert_eq!(r["second"], "ADMIT", "{r}");
+    assert_eq!(r["again"], "STOP", "the first admission is on the new primary: {r}");
+    let door = token(&b_dir, "door");
+    let (_, stats) = call(
+        reqwest::Method::GET,
+        &format!("http://{}", b_addrs.plain),
+        "/api/v1/stats",
+        &door,
+        None,
+    )
+    .await;
+    assert_eq!(stats["admitted"], 2, "{stats}");
+}

@@ -5,6 +5,7 @@
 // session the call used. Nothing else in the app calls fetch for the API.
 import { t } from "./strings.js";
 import { TOKEN_KEY, markDown, markUp, state } from "./ui.js";
+import { epochProof, lookForPrimary, remember } from "./takeover.js";
 
 export class ApiError extends Error {
   /** @param {number} status @param {string} code @param {string} message */
@@ -29,6 +30,8 @@ async function call(method, path, body, as = "json") {
   if (body !== undefined) headers["content-type"] = "application/json";
   const sent = state.token;
   if (sent) headers.authorization = `Bearer ${sent}`;
+  const proof = epochProof();
+  if (proof) headers["x-venuebox-epoch"] = proof;
   let r;
   try {
     r = await fetch(path, { method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body) });
@@ -46,6 +49,9 @@ async function call(method, path, body, as = "json") {
       state.token = null;
       sessionStorage.removeItem(TOKEN_KEY);
     }
+    // This box is the standby (or has just been fenced): the other one
+    // should be the primary.
+    if (r.status === 503 && e.code === "not_primary") lookForPrimary();
     throw new ApiError(r.status, e.code, e.message);
   }
   if (as === "blob") return r.blob();
@@ -57,7 +63,7 @@ async function call(method, path, body, as = "json") {
 const enc = (s) => encodeURIComponent(s);
 
 // --- the box and the staff member ------------------------------------------
-export const health = () => call("GET", "/healthz");
+export const health = () => call("GET", "/healthz").then((h) => { remember(h); return h; });
 export const event = () => call("GET", "/api/v1/event");
 /** @param {string} code @param {string} name */
 export const pair = (code, name) => call("POST", "/api/v1/paired-devices", { code, name });

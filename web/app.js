@@ -6,6 +6,7 @@
 import { t } from "./strings.js";
 import { DEVICE_KEY, TOKEN_KEY, announce, el, errorBox, main, may, onReconnect, screen, show, state } from "./ui.js";
 import * as api from "./api.js";
+import { arrive, watchPeer } from "./takeover.js";
 import { doorScreen, unlockSound } from "./door.js";
 import { merchScreen } from "./merch.js";
 import { captureScreen } from "./capture.js";
@@ -145,6 +146,9 @@ async function boot() {
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
   const params = new URLSearchParams(location.hash.slice(1));
   if (params.get("link")) return linkPage(params);
+  // Moved here from the other box of a pair: same pairing, same sign-in.
+  arrive();
+  watchPeer();
   if (!state.device || new URLSearchParams(location.hash.slice(1)).get("pair")) return pairScreen();
   try {
     if (!state.token) {

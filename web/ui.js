@@ -5,6 +5,7 @@
 // what it started. Calls to the box are api.js.
 import { t } from "./strings.js";
 import { health } from "./api.js";
+import { lookForPrimary } from "./takeover.js";
 
 export const DEVICE_KEY = "venuebox.device";
 export const TOKEN_KEY = "venuebox.token";
@@ -102,7 +103,11 @@ async function probe() {
   try {
     await health();
   } catch (e) {
-    if (e.status === 0) probeTimer = setTimeout(probe, 3000);
+    if (e.status === 0) {
+      probeTimer = setTimeout(probe, 3000);
+      // Gone: the other box of a pair may have taken over.
+      lookForPrimary();
+    }
   }
 }
 

@@ -314,6 +314,7 @@ fn cors(st: AppState) -> tower_http::cors::CorsLayer {
             "upload-concat",
             "x-http-method-override",
             "x-requested-with",
+            "x-venuebox-epoch",
         ]))
         .expose_headers(h(&[
             "location",

@@ -33,21 +33,40 @@ pub struct Health {
     /// them; the higher epoch is the newer primary.
     role: crate::store::replica::Role,
     epoch: i64,
+    /// `EPOCH.SIGNATURE` (the box key): phones keep the newest they have
+    /// seen and send it as `X-Venuebox-Epoch`; an old primary that meets a
+    /// newer one fences itself.
+    epoch_proof: String,
+    /// The other box of the pair (`https://host:port`), where phones go
+    /// when it is the primary and this box is not.
+    peer: Option<String>,
 }
 
-pub async fn healthz(State(st): State<AppState>) -> Json<Health> {
+/// Any page may read it (`Access-Control-Allow-Origin: *`): it holds
+/// nothing a guest on the LAN could not ask for directly, and the app at
+/// the other box of a pair (whatever name the phone used for it) asks
+/// this box whether it is the primary now.
+pub async fn healthz(
+    State(st): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], Json<Health>) {
     let ev = st.store.event();
-    Json(Health {
-        status: "ok",
-        box_id: st.store.box_id().to_string(),
-        box_public_key: st.store.box_public_key(),
-        event: ev.as_ref().map(|e| e.event_id().to_string()),
-        manifest_version: ev.as_ref().map(|e| e.manifest.version),
-        version: env!("CARGO_PKG_VERSION"),
-        clock: st.store.clock_floor().await.ok().map(|f| ClockReport::judge(&st.clock, f)),
-        role: st.store.replica().role(),
-        epoch: st.store.replica().epoch(),
-    })
+    let open = [(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")];
+    (
+        open,
+        Json(Health {
+            status: "ok",
+            box_id: st.store.box_id().to_string(),
+            box_public_key: st.store.box_public_key(),
+            event: ev.as_ref().map(|e| e.event_id().to_string()),
+            manifest_version: ev.as_ref().map(|e| e.manifest.version),
+            version: env!("CARGO_PKG_VERSION"),
+            clock: st.store.clock_floor().await.ok().map(|f| ClockReport::judge(&st.clock, f)),
+            role: st.store.replica().role(),
+            epoch: st.store.replica().epoch(),
+            epoch_proof: st.store.epoch_proof(),
+            peer: st.replication.peer_web(),
+        }),
+    )
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]

@@ -204,9 +204,35 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
+/// A phone that has seen a newer primary says so (`X-Venuebox-Epoch`,
+/// signed by the pair's box key): a primary still at an older epoch is the
+/// old one, and stops taking writes before it answers this request (with
+/// 503 `not_primary`, which sends the phone on to the new one).
+async fn fence_on_newer_epoch(st: &AppState, headers: &axum::http::HeaderMap) {
+    let Some(claim) = headers.get("x-venuebox-epoch").and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let mine = st.store.replica().epoch();
+    // Only a claim above this box's epoch is worth a signature check.
+    let above =
+        claim.split_once('.').and_then(|(e, _)| e.parse::<i64>().ok()).is_some_and(|e| e > mine);
+    if !above {
+        return;
+    }
+    let Some(epoch) = st.store.verify_epoch_proof(claim) else { return };
+    tracing::warn!(
+        epoch,
+        "a phone has seen a newer primary: this box stops taking writes and follows it"
+    );
+    if let Err(e) = st.store.fence(epoch).await {
+        tracing::error!(error = %e, "cannot fence this box");
+    }
+}
+
 /// The middleware: authenticate, check the role, check the declared body
 /// size; only then does the handler (and its body extractor) run.
 pub async fn authorize(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    fence_on_newer_epoch(&st, req.headers()).await;
     let Some(matched) = req.extensions().get::<MatchedPath>().cloned() else {
         return next.run(req).await;
     };

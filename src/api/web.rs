@@ -7,7 +7,7 @@
 //! ETag, so a phone revalidates instead of downloading again.
 
 use super::AppState;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,11 +16,33 @@ use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 
 /// Only this origin's scripts, styles, API and camera frames; nothing
-/// inline, nothing framed.
+/// inline, nothing framed. The one exception: the app may ask the other
+/// box of a pair whether it is the primary now (`connect-src`).
 const CSP: &str =
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
 media-src 'self' blob:; connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; \
 form-action 'self'; frame-ancestors 'none'";
+
+/// A response's policy, with the pair's other box added.
+fn own_csp(st: &AppState, mut r: Response) -> Response {
+    r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp(st));
+    r
+}
+
+/// The policy with the pair's other box added to `connect-src`.
+fn csp(st: &AppState) -> HeaderValue {
+    let peer = st.replication.peer_web().filter(|u| {
+        u.starts_with("https://")
+            && u[8..].bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    });
+    match peer {
+        Some(url) => HeaderValue::from_str(
+            &CSP.replace("connect-src 'self'", &format!("connect-src 'self' {url}")),
+        )
+        .unwrap_or(HeaderValue::from_static(CSP)),
+        None => HeaderValue::from_static(CSP),
+    }
+}
 
 struct Asset {
     name: &'static str,
@@ -68,6 +90,7 @@ static ASSETS: &[Asset] = &[
     asset!("sw.js", "text/javascript; charset=utf-8"),
     asset!("qr-worker.js", "text/javascript; charset=utf-8"),
     asset!("camera.js", "text/javascript; charset=utf-8"),
+    asset!("takeover.js", "text/javascript; charset=utf-8"),
     asset!("manifest.webmanifest", "application/manifest+json"),
     asset!("vendor/jsQR.js", "text/javascript; charset=utf-8"),
     asset!("vendor/jsQR.LICENSE", "text/plain; charset=utf-8"),
@@ -145,30 +168,34 @@ fn shell_files() -> Vec<String> {
 }
 
 /// The offline shell's file list (what `sw.js` caches when installed).
-async fn shell() -> Response {
+async fn shell(State(st): State<AppState>) -> Response {
     let mut r = axum::Json(serde_json::json!({ "files": shell_files() })).into_response();
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::CONTENT_SECURITY_POLICY, csp(&st));
     r
 }
 
 /// The service worker lives at the root so that it may serve `/`.
-async fn worker(headers: HeaderMap) -> Response {
-    serve("sw.js", &headers)
+async fn worker(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    own_csp(&st, serve("sw.js", &headers))
 }
 
 /// Browsers ask for it on their own; a PNG is what they all read.
-async fn favicon(headers: HeaderMap) -> Response {
-    serve("icons/icon-32.png", &headers)
+async fn favicon(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    own_csp(&st, serve("icons/icon-32.png", &headers))
 }
 
-async fn index(headers: HeaderMap) -> Response {
-    serve("index.html", &headers)
+async fn index(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    own_csp(&st, serve("index.html", &headers))
 }
 
-async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    serve(&name, &headers)
+async fn file(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    own_csp(&st, serve(&name, &headers))
 }
 
 fn serve(name: &str, headers: &HeaderMap) -> Response {

@@ -98,12 +98,29 @@ pub async fn copier(
             }
         };
         repl.update(|s| s.files_left = wanted.len() as u64);
+        sweep_parts(&repl, &wanted).await;
         if wanted.is_empty() {
             continue;
         }
-        let Ok(hello) = super::my_hello(&store, &node).await else { continue };
+        let Ok(hello) = super::my_hello(&store, &repl, &node).await else { continue };
         if let Err(e) = copy_from(&peer, &tls, &repl, &hello, wanted, &stop).await {
             tracing::info!(error = %e, "copying capture files stopped; trying again shortly");
+        }
+    }
+}
+
+/// Removes partial copies of files the standby no longer lacks (one left
+/// by an interrupted attempt whose file came another way), so the
+/// directory holds at most one part per wanted file.
+async fn sweep_parts(repl: &Replication, wanted: &[(FileKind, String, Option<u64>)]) {
+    let dir = repl.config.data_dir.join("replication").join("files");
+    let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { return };
+    let keep: std::collections::HashSet<String> =
+        wanted.iter().map(|(kind, sha, _)| format!("{sha}.{kind:?}.part")).collect();
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !keep.contains(&name) {
+            let _ = tokio::fs::remove_file(entry.path()).await;
         }
     }
 }

@@ -33,6 +33,10 @@ pub struct Hello {
     /// second connection, so a long file never holds up an ack).
     #[serde(default)]
     pub purpose: Purpose,
+    /// The port this box serves the staff app on (HTTPS), so the peer can
+    /// tell phones where to go when this box takes over.
+    #[serde(default)]
+    pub web_port: Option<u16>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +235,7 @@ mod tests {
                 epoch_start: None,
                 schema: 15,
                 purpose: Purpose::Files,
+                web_port: Some(8443),
             }),
             Frame::Rows(vec![
                 LogRow { seq: 1, epoch: 1, changeset: vec![1, 2, 3] },

@@ -149,6 +149,7 @@ mod tests {
             epoch_start: None,
             schema: 15,
             purpose: Default::default(),
+            web_port: None,
         }
     }
 

@@ -97,6 +97,11 @@ pub struct LinkStatus {
     pub files_left: u64,
     pub file_bytes_copied: u64,
     pub last_error: Option<String>,
+    /// The staff app's HTTPS port on this box, and the peer's app
+    /// (`https://host:port`, from its hello): where phones go when the
+    /// peer is the primary.
+    pub web_port: Option<u16>,
+    pub peer_web: Option<String>,
 }
 
 /// The running link's handle: settings and status.
@@ -131,8 +136,33 @@ impl Replication {
         self.status.lock().expect("link status").clone()
     }
 
-    pub fn update_listen(&self, port: Option<u16>) {
-        self.update(|s| s.listen_port = port);
+    pub fn update_listen(&self, port: Option<u16>, web_port: Option<u16>) {
+        self.update(|s| {
+            s.listen_port = port;
+            s.web_port = web_port;
+        });
+    }
+
+    /// The peer's staff-app address, when known.
+    pub fn peer_web(&self) -> Option<String> {
+        self.status.lock().expect("link status").peer_web.clone()
+    }
+
+    /// Takes the peer's app address from its hello (and the address the
+    /// link reached it at), kept across restarts.
+    async fn learn_peer_web(&self, store: &Store, ip: std::net::IpAddr, hello: &Hello) {
+        let Some(port) = hello.web_port else { return };
+        let url = match ip {
+            std::net::IpAddr::V6(v6) => format!("https://[{v6}]:{port}"),
+            std::net::IpAddr::V4(v4) => format!("https://{v4}:{port}"),
+        };
+        if self.peer_web().as_deref() == Some(url.as_str()) {
+            return;
+        }
+        self.update(|s| s.peer_web = Some(url.clone()));
+        if let Err(e) = store.set_peer_web(url).await {
+            tracing::warn!(error = %e, "cannot keep the peer's app address");
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut LinkStatus)) {
@@ -146,7 +176,11 @@ impl Replication {
 }
 
 /// This box's hello, from the store.
-async fn my_hello(store: &Store, node: &str) -> Result<Hello, crate::store::StoreError> {
+async fn my_hello(
+    store: &Store,
+    repl: &Replication,
+    node: &str,
+) -> Result<Hello, crate::store::StoreError> {
     let st = store.replica_state().await?;
     Ok(Hello {
         protocol: frame::PROTOCOL,
@@ -158,6 +192,7 @@ async fn my_hello(store: &Store, node: &str) -> Result<Hello, crate::store::Stor
         epoch_start: st.epoch_start,
         schema: store.schema_version().await?,
         purpose: frame::Purpose::Log,
+        web_port: repl.status.lock().expect("link status").web_port,
     })
 }
 
@@ -173,6 +208,9 @@ pub async fn run(
 ) {
     let busy = Arc::new(tokio::sync::Mutex::new(()));
     let node = store.node_name().await.unwrap_or_else(|_| "box".into());
+    if let Ok(Some(url)) = store.peer_web().await {
+        repl.update(|s| s.peer_web = s.peer_web.take().or(Some(url)));
+    }
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(listener) = listener {
         let (store, tls, repl, busy, node, stop) =
@@ -264,7 +302,7 @@ async fn session(
     busy: &tokio::sync::Mutex<()>,
     stop: &CancellationToken,
 ) {
-    let me = match my_hello(store, node).await {
+    let me = match my_hello(store, repl, node).await {
         Ok(me) => me,
         Err(e) => return tracing::warn!(error = %e, "cannot start a replication link"),
     };
@@ -272,6 +310,9 @@ async fn session(
         Ok(p) => p,
         Err(e) => return tracing::info!(error = %e, "a replication link closed before its hello"),
     };
+    if let Ok(addr) = stream.get_ref().0.peer_addr() {
+        repl.learn_peer_web(store, addr.ip(), &peer).await;
+    }
     if peer.purpose == frame::Purpose::Files {
         if me.role != Role::Primary {
             let _ =

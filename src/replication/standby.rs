@@ -58,7 +58,9 @@ pub async fn follow(
                 frame::write(stream, &Frame::Ack(last)).await?;
             }
             Frame::SnapshotHead(head) => {
-                last = receive_snapshot(stream, store, repl, &head, me.epoch).await?;
+                last =
+                    receive_snapshot(stream, store, repl, &head, me.seq_epoch.unwrap_or(me.epoch))
+                        .await?;
                 repl.update(|s| s.snapshots += 1);
                 frame::write(stream, &Frame::Ack(last)).await?;
             }
@@ -70,7 +72,9 @@ pub async fn follow(
 
 /// Receives the snapshot's chunks into a file, checks its length and
 /// SHA-256, reports what this box took alone (when told it diverged),
-/// and installs it. Returns the seq it covers.
+/// and installs it. Returns the seq it covers. `my_epoch` is the epoch
+/// of this box's own newest write (the one it took them under, even when
+/// a phone has fenced it to the newer epoch since).
 async fn receive_snapshot(
     stream: &mut Stream,
     store: &Store,

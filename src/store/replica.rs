@@ -480,6 +480,16 @@ impl Store {
         self.read(|c| Ok(get_state(c, "peer")?)).await
     }
 
+    /// The peer's staff-app address (`https://host:port`), as its last
+    /// hello said: where phones go when the peer is the primary.
+    pub async fn peer_web(&self) -> Result<Option<String>, StoreError> {
+        self.read(|c| Ok(get_state(c, "peer_web")?)).await
+    }
+
+    pub async fn set_peer_web(&self, url: String) -> Result<(), StoreError> {
+        self.write_replicated(move |ctx| Ok(set_state(ctx.conn, "peer_web", &url)?)).await
+    }
+
     /// Records the pair: the peer's replication address and, on the
     /// primary, that batches are logged for it from now on.
     pub async fn set_peer(&self, address: String) -> Result<(), StoreError> {
@@ -703,6 +713,43 @@ impl Store {
     }
 }
 
+/// What an epoch proof signs: this box (both boxes of a pair share its id
+/// and key) was promoted to `epoch`.
+fn epoch_claim(box_id: &str, epoch: i64) -> Vec<u8> {
+    format!("venuebox-epoch\0{box_id}\0{epoch}").into_bytes()
+}
+
+impl Store {
+    /// `EPOCH.SIGNATURE`: shown on `/healthz` and carried by phones in
+    /// `X-Venuebox-Epoch`, so an old primary that meets a phone which
+    /// has seen the new one fences itself. Only a box of the pair can make
+    /// one (the box key), so a guest cannot fence the door with a number.
+    pub fn epoch_proof(&self) -> String {
+        use base64::Engine;
+        use ed25519_dalek::Signer;
+        let epoch = self.replica.epoch();
+        let sig = self.identity.key.sign(&epoch_claim(&self.identity.box_id, epoch));
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes());
+        format!("{epoch}.{b64}")
+    }
+
+    /// The epoch a phone's `X-Venuebox-Epoch` proves, if its signature is
+    /// this pair's.
+    pub fn verify_epoch_proof(&self, proof: &str) -> Option<i64> {
+        use base64::Engine;
+        let (epoch, b64) = proof.split_once('.')?;
+        let epoch: i64 = epoch.parse().ok()?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64).ok()?;
+        let sig = ed25519_dalek::Signature::from_slice(&bytes).ok()?;
+        self.identity
+            .key
+            .verifying_key()
+            .verify_strict(&epoch_claim(&self.identity.box_id, epoch), &sig)
+            .ok()
+            .map(|_| epoch)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -863,5 +910,19 @@ mod tests {
         let reopened = open(&dirs.path().join("a"));
         assert_eq!(reopened.replica().role(), Role::Standby);
         assert_eq!(reopened.replica().epoch(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_epoch_proof_holds_only_with_the_box_key_and_its_own_number() {
+        let dirs = tempfile::tempdir().unwrap();
+        let store = open(&dirs.path().join("a"));
+        let proof = store.epoch_proof();
+        assert_eq!(store.verify_epoch_proof(&proof), Some(store.replica().epoch()));
+        let (_, sig) = proof.split_once('.').unwrap();
+        assert_eq!(store.verify_epoch_proof(&format!("99.{sig}")), None, "another number");
+        assert_eq!(store.verify_epoch_proof("2.AAAA"), None);
+        assert_eq!(store.verify_epoch_proof("nonsense"), None);
+        let other = open(&dirs.path().join("b"));
+        assert_eq!(other.verify_epoch_proof(&proof), None, "another box's key");
     }
 }

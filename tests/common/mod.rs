@@ -11,6 +11,7 @@ pub mod cache;
 pub mod deb;
 pub mod pretix;
 pub mod s3;
+pub mod standby;
 
 use serde_json::{json, Value};
 use std::net::SocketAddr;

@@ -9,6 +9,7 @@
 
 use crate::common;
 use common::binary::{self, Running};
+use common::standby::{free_port, join, promote, standby_code};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,48 +26,6 @@ fn tickets(dir: &Path) -> Vec<(String, String)> {
             (f[0].to_string(), f[2].to_string())
         })
         .collect()
-}
-
-/// A free loopback port for the standby's link (the primary must know it
-/// before the standby runs).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The primary's printed standby code and CA fingerprint.
-fn standby_code(dir: &Path) -> (String, String) {
-    let out = Command::new(binary::BIN)
-        .args(["pair", "--standby", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let field = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_else(|| panic!("no {prefix:?} in {text}"))
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    (field("standby code: "), field("box CA fingerprint (SHA-256): "))
-}
-
-fn join(
-    dir: &Path,
-    https: &str,
-    code: &str,
-    fingerprint: &str,
-    link_port: u16,
-) -> std::process::Output {
-    Command::new(binary::BIN)
-        .args(["join", &format!("https://{https}"), code, "--fingerprint", fingerprint])
-        .args(["--link-port", &link_port.to_string(), "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap()
 }
 
 async fn get(base: &str, path: &str, token: &str) -> Value {
@@ -231,9 +190,7 @@ async fn kill_9_the_primary_under_load_promote_the_standby_and_nothing_acknowled
     let _ = p.a.0.wait();
     let before_kill = acked.lock().unwrap().len();
     let killed = Instant::now();
-    let out =
-        Command::new(binary::BIN).args(["promote", "--data-dir"]).arg(&p.b_dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    promote(&p.b_dir);
     *base.lock().unwrap() = p.b_base.clone();
     for t in tasks {
         t.await.unwrap();
@@ -376,16 +333,18 @@ async fn captures_uploaded_to_the_primary_are_copied_to_the_standby_and_checked(
     let p = pair().await;
     let capture = binary::token(&p.a_dir, "capture");
     let photos: Vec<Vec<u8>> = (1..=3).map(|s| common::jpeg(1600, 1200, s)).collect();
-    for photo in &photos {
-        upload_photo(&p.a_base, &capture, photo).await;
-    }
     // A partial copy left by an earlier, interrupted attempt is resumed
     // only if it is right: here it is garbage, and the SHA-256 check
-    // throws it away and copies again.
+    // throws it away and copies again. A stale part of a file nobody
+    // wants is swept away.
     let first = common::sha256_hex(&photos[0]);
     let parts = p.b_dir.join("replication/files");
     std::fs::create_dir_all(&parts).unwrap();
     std::fs::write(parts.join(format!("{first}.Capture.part")), b"not the photo").unwrap();
+    std::fs::write(parts.join(format!("{}.Capture.part", "0".repeat(64))), b"stale").unwrap();
+    for photo in &photos {
+        upload_photo(&p.a_base, &capture, photo).await;
+    }
 
     let v = wait_for(&p.b_base, &p.admin, "the captures were not copied", |v| {
         v["link"]["files_copied"].as_u64() >= Some(3) && v["link"]["files_left"] == 0
@@ -402,4 +361,107 @@ async fn captures_uploaded_to_the_primary_are_copied_to_the_standby_and_checked(
         assert!(thumb.exists(), "thumbnail of {sha} not copied");
     }
     assert_eq!(std::fs::read_dir(&parts).unwrap().count(), 0, "part files left behind");
+}
+
+fn signal(r: &Running, sig: &str) {
+    let pid = r.0.id().to_string();
+    assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+}
+
+async fn health(base: &str, epoch_header: Option<&str>) -> Value {
+    let mut req = reqwest::Client::new().get(format!("{base}/healthz"));
+    if let Some(h) = epoch_header {
+        req = req.header("x-venuebox-epoch", h);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
+async fn check_in(base: &str, door: &str, code: &str, nonce: &str) -> (u16, Value) {
+    let body = json!({"code": code, "gate": "main", "nonce": nonce});
+    binary::call(reqwest::Method::POST, base, "/api/v1/checkins", door, Some(body)).await
+}
+
+/// Two primaries: the standby is promoted while the primary is cut off
+/// (frozen), the primary then comes back while the new one is out of its
+/// reach and admits alone. The first phone that has seen the new primary
+/// (its signed epoch in `X-Venuebox-Epoch`) fences it; a number without
+/// the pair's signature does not. When the boxes meet, the old primary
+/// reports what it took alone: a ticket nobody else admitted is merged, a
+/// ticket admitted on both sides is listed with both records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promoted_during_a_cut_the_old_primary_is_fenced_by_the_first_phone_and_reports() {
+    let p = pair().await;
+    let door = door_token(&p).await;
+    let all = tickets(&p.a_dir);
+    assert_eq!(check_in(&p.a_base, &door, &all[0].1, "joined-0").await.1["verdict"], "admit");
+
+    signal(&p.a, "-STOP");
+    promote(&p.b_dir);
+    assert_eq!(check_in(&p.b_base, &door, &all[1].1, "b-1").await.1["verdict"], "admit");
+    assert_eq!(check_in(&p.b_base, &door, &all[2].1, "b-2").await.1["verdict"], "admit");
+    let b_health = health(&p.b_base, None).await;
+    assert_eq!((b_health["role"].as_str(), b_health["epoch"].as_i64()), (Some("primary"), Some(2)));
+    let proof = b_health["epoch_proof"].as_str().unwrap().to_string();
+
+    // The cut: the new primary is out of reach, the old one wakes up.
+    signal(&p.b, "-STOP");
+    signal(&p.a, "-CONT");
+    let (status, v) = check_in(&p.a_base, &door, &all[2].1, "a-2").await;
+    assert_eq!((status, v["verdict"].as_str()), (200, Some("admit")), "alone, it admits: {v}");
+    assert_eq!(check_in(&p.a_base, &door, &all[3].1, "a-3").await.1["verdict"], "admit");
+
+    // A guest's numbers fence nothing.
+    let sig = proof.split_once('.').unwrap().1;
+    for forged in [format!("3.{sig}"), "9.AAAA".to_string(), "nonsense".into()] {
+        let h = health(&p.a_base, Some(&forged)).await;
+        assert_eq!(
+            (h["role"].as_str(), h["epoch"].as_i64()),
+            (Some("primary"), Some(1)),
+            "{forged}"
+        );
+    }
+    // A phone that has seen the new primary: the old one stops at once.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/checkins", p.a_base))
+        .bearer_auth(&door)
+        .header("x-venuebox-epoch", &proof)
+        .json(&json!({"code": all[4].1, "gate": "main", "nonce": "a-4"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "not_primary", "{v}");
+    let h = health(&p.a_base, None).await;
+    assert_eq!((h["role"].as_str(), h["epoch"].as_i64()), (Some("standby"), Some(2)), "{h}");
+    assert_eq!(check_in(&p.a_base, &door, &all[5].1, "a-5").await.0, 503, "fenced stays fenced");
+
+    // Healed: the old primary reports and follows.
+    signal(&p.b, "-CONT");
+    let v = wait_for(&p.b_base, &p.admin, "the old primary never reported", |v| {
+        v["takeover_report"].as_array().is_some_and(|r| r.len() >= 2)
+    })
+    .await;
+    let report = v["takeover_report"].as_array().unwrap();
+    let outcome = |nonce: &str| {
+        report
+            .iter()
+            .find(|e| e["reference"] == nonce)
+            .map(|e| {
+                assert_eq!(e["old_epoch"], 1, "taken under the old epoch: {e}");
+                e["outcome"].as_str().unwrap().to_string()
+            })
+            .unwrap_or_else(|| panic!("{nonce} not in the report: {v}"))
+    };
+    assert_eq!(outcome("a-3"), "merged");
+    assert_eq!(outcome("a-2"), "double_admission");
+    assert!(report.iter().all(|e| e["reference"] != "a-4" && e["reference"] != "a-5"), "{v}");
+    let stats = get(&p.b_base, "/api/v1/stats", &door).await;
+    assert_eq!(stats["admitted"].as_u64(), Some(4), "tickets 0 to 3, once each: {stats}");
+    wait_for(&p.b_base, &p.admin, "the old primary never followed", |v| {
+        v["link"]["in_sync"] == true
+    })
+    .await;
+    let stats_a = get(&p.a_base, "/api/v1/stats", &door).await;
+    assert_eq!(stats_a["admitted"], stats["admitted"], "{stats_a}");
 }

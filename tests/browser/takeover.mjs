@@ -1,0 +1,89 @@
+// The staff app follows a takeover. A phone pairs with the primary from
+// the printed link, signs in and admits a ticket; READY is then written
+// and the test kills the primary and promotes the standby. With nothing
+// touched, the app finds the primary gone, asks the other box, moves
+// there carrying its pairing and sign-in, and the next ticket is admitted
+// on the new primary: no pairing page, no PIN. Run by tests/web_app.rs.
+import { chromium } from "playwright-core";
+import { createHash, X509Certificate } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+
+const { CA_PEM, PAIR_URL, APP, APP_HOST, FIRST_CODE, SECOND_CODE, STANDBY, READY, SHOTS, PROFILE } = process.env;
+const ca = new X509Certificate(readFileSync(CA_PEM));
+const spki = createHash("sha256").update(ca.publicKey.export({ type: "spki", format: "der" })).digest("base64");
+const context = await chromium.launchPersistentContext(PROFILE, {
+  executablePath: "/usr/bin/chromium",
+  viewport: { width: 390, height: 844 },
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    `--ignore-certificate-errors-spki-list=${spki}`,
+    `--host-resolver-rules=MAP ${APP_HOST} 127.0.0.1`,
+  ],
+});
+// Whether a pairing or sign-in screen ever shows, in any document.
+await context.addInitScript(() => {
+  window.__asked = [];
+  new MutationObserver(() => {
+    for (const h of document.querySelectorAll("h2")) {
+      if (/pair|sign in/i.test(h.textContent || "") && !window.__asked.includes(h.textContent)) window.__asked.push(h.textContent);
+    }
+  }).observe(document, { childList: true, subtree: true });
+});
+const errors = [];
+try {
+  await context.grantPermissions(["camera"], { origin: APP });
+  await context.grantPermissions(["camera"], { origin: STANDBY });
+  const page = context.pages()[0] || (await context.newPage());
+  page.on("pageerror", (e) => errors.push(String(e)));
+  const consoleLines = [];
+  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  await page.goto(PAIR_URL);
+  await page.getByRole("link", { name: new RegExp(`^https://${APP_HOST}:`) }).click();
+  await page.waitForURL(`${APP}/**`);
+  await page.getByRole("button", { name: "Pair" }).click();
+  await page.getByRole("button", { name: "Sign in" }).waitFor();
+  for (const d of "1111") await page.getByRole("button", { name: d, exact: true }).click();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const manual = page.getByRole("button", { name: "Type a code or find a guest" });
+  await manual.waitFor();
+  const verdict = page.locator(".verdict");
+  const scan = async (code) => {
+    if (await page.locator("#manual").isHidden()) await manual.click();
+    await page.getByLabel("Ticket code").fill(code);
+    await page.getByRole("button", { name: "Check in", exact: true }).click();
+    await verdict.waitFor();
+    const big = await verdict.locator(".big").textContent();
+    await page.getByRole("button", { name: "Next guest" }).click({ timeout: 3000 }).catch(() => {});
+    await verdict.waitFor({ state: "detached", timeout: 5000 }).catch(() => {});
+    return big;
+  };
+  const first = await scan(FIRST_CODE);
+  const before = { origin: await page.evaluate(() => location.origin), token: await page.evaluate(() => sessionStorage.getItem("venuebox.token")) };
+  await page.screenshot({ path: `${SHOTS}/takeover-1-primary.png` });
+  const askedBefore = await page.evaluate(() => window.__asked.slice());
+  writeFileSync(READY, "ready");
+  // The test kills the primary and promotes the standby now; the app is
+  // left alone until it has moved.
+  const started = Date.now();
+  await page.waitForURL((u) => u.origin === STANDBY, { timeout: 60000 }).catch(async (e) => {
+    const known = await page.evaluate(() => localStorage.getItem("venuebox.pair")).catch(() => "?");
+    throw new Error(`${e.message}\nthe app never moved; it knew ${known}; url ${page.url()}\nconsole:\n${consoleLines.join("\n")}`);
+  });
+  await manual.waitFor({ timeout: 30000 });
+  const movedMs = Date.now() - started;
+  await page.screenshot({ path: `${SHOTS}/takeover-2-standby.png` });
+  const after = {
+    origin: await page.evaluate(() => location.origin),
+    hash: await page.evaluate(() => location.hash),
+    token: await page.evaluate(() => sessionStorage.getItem("venuebox.token")),
+    known: await page.evaluate(() => JSON.parse(localStorage.getItem("venuebox.pair") || "null")),
+  };
+  const second = await scan(SECOND_CODE);
+  const again = await scan(FIRST_CODE);
+  const asked = await page.evaluate(() => window.__asked.slice());
+  console.log(JSON.stringify({ first, second, again, before, after, movedMs, askedBefore, asked, errors, readyExists: existsSync(READY) }));
+} finally {
+  await context.close();
+}
