@@ -507,6 +507,8 @@ fn start_lan(
             box_id: state.store.box_id().to_string(),
             event_id: state.store.event().map(|e| e.event_id().to_string()).unwrap_or_default(),
             fingerprint: lan.fingerprint().unwrap_or_default(),
+            role: state.store.replica().role().as_str().to_string(),
+            epoch: state.store.replica().epoch(),
         };
         let addrs: Vec<_> = lan.names().ips.into_iter().filter(|ip| !ip.is_loopback()).collect();
         match Announcer::start(what, &addrs) {
@@ -519,6 +521,21 @@ fn start_lan(
     } else {
         None
     };
+    if let Some(a) = announcer.clone() {
+        // A promotion or a fence is announced within half a second.
+        let (store, stop) = (state.store.clone(), stop.clone());
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                }
+                let r = store.replica();
+                // Only a change re-registers (a message to mdns-sd's thread).
+                a.set_role(r.role().as_str(), r.epoch());
+            }
+        });
+    }
     let a = announcer.clone();
     tasks.spawn(lan.clone().watch(
         move |names| {

@@ -150,6 +150,8 @@ fn the_box_is_found_by_mdns_sd_and_by_zeroconf_and_says_goodbye() {
         format!("fp={fp}"),
         "event=evt-demo".into(),
         "path=/".into(),
+        "role=primary".into(),
+        "epoch=1".into(),
         format!("v={}", env!("CARGO_PKG_VERSION")),
     ] {
         assert!(text.contains(&kv), "{kv} in {text}");

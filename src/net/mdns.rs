@@ -33,11 +33,17 @@ pub struct Announcement {
     pub event_id: String,
     /// Hex SHA-256 of the CA certificate (DER); empty with an operator's certificate.
     pub fingerprint: String,
+    /// `primary` or `standby`, and the epoch: both boxes of a pair
+    /// announce the same `box`; the primary at the highest epoch serves.
+    pub role: String,
+    pub epoch: i64,
 }
 
 impl Announcement {
-    fn txt(&self) -> [(&'static str, String); 5] {
+    fn txt(&self) -> [(&'static str, String); 7] {
         [
+            ("role", self.role.clone()),
+            ("epoch", self.epoch.to_string()),
             ("box", self.box_id.clone()),
             ("event", self.event_id.clone()),
             ("v", env!("CARGO_PKG_VERSION").to_string()),
@@ -54,12 +60,19 @@ pub struct Announcer {
     /// The current announcement, re-registered when addresses change.
     what: Mutex<Announcement>,
     fullname: Mutex<String>,
+    /// The addresses last announced.
+    addrs: Mutex<Vec<IpAddr>>,
 }
 
 impl Announcer {
     pub fn start(what: Announcement, addrs: &[IpAddr]) -> Result<Announcer, MdnsError> {
         let daemon = ServiceDaemon::new().map_err(err)?;
-        let a = Announcer { daemon, what: Mutex::new(what), fullname: Mutex::new(String::new()) };
+        let a = Announcer {
+            daemon,
+            what: Mutex::new(what),
+            fullname: Mutex::new(String::new()),
+            addrs: Mutex::new(addrs.to_vec()),
+        };
         a.register(addrs)?;
         Ok(a)
     }
@@ -80,9 +93,24 @@ impl Announcer {
 
     /// Announces again, e.g. after the box's addresses changed.
     pub fn reannounce(&self, addrs: &[IpAddr]) {
+        *self.addrs.lock().expect("addresses") = addrs.to_vec();
         if let Err(e) = self.register(addrs) {
             tracing::warn!(error = %e, "mDNS re-announcement failed");
         }
+    }
+
+    /// Announces a new role or epoch (a promotion, a fence), at once.
+    pub fn set_role(&self, role: &str, epoch: i64) {
+        {
+            let mut what = self.what.lock().expect("announcement");
+            if what.role == role && what.epoch == epoch {
+                return;
+            }
+            what.role = role.to_string();
+            what.epoch = epoch;
+        }
+        let addrs = self.addrs.lock().expect("addresses").clone();
+        self.reannounce(&addrs);
     }
 
     /// Sends goodbye packets (TTL 0) and stops the daemon.

@@ -33,7 +33,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Role::Primary => "primary",
             Role::Standby => "standby",

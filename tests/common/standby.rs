@@ -51,3 +51,218 @@ pub fn promote(dir: &Path) {
     let out = Command::new(BIN).args(["promote", "--data-dir"]).arg(dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The demo event's tickets: (ticket id, code).
+pub fn tickets(dir: &Path) -> Vec<(String, String)> {
+    let csv = std::fs::read_to_string(dir.join("demo/tickets.csv")).unwrap();
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(3, ',').collect();
+            (f[0].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+/// General-admission ticket codes (the demo drop sells to their holders).
+pub fn buyers(dir: &Path) -> Vec<String> {
+    let csv = std::fs::read_to_string(dir.join("demo/tickets.csv")).unwrap();
+    csv.lines()
+        .skip(1)
+        .filter(|l| l.contains(",ga,"))
+        .map(|l| l.splitn(3, ',').nth(2).unwrap().to_string())
+        .collect()
+}
+
+/// The demo drop and its SKUs.
+pub const DROP: &str = "drop-live";
+pub const SKUS: [&str; 3] = ["TEE-BLK-M", "TEE-BLK-L", "POSTER"];
+
+/// One acknowledged answer in the clients' own log: a check-in (`key`
+/// is the ticket, `answer` the verdict), a sale (`key` the order) or a
+/// hold (`key` the hold). `body` is what was sent, to send again.
+#[derive(Clone, Debug)]
+pub struct Acked {
+    pub kind: &'static str,
+    pub nonce: String,
+    pub key: String,
+    pub answer: String,
+    pub body: Value,
+}
+
+/// Door and merch clients, each retrying a request that got no answer
+/// (or a 5xx) with the same nonce at whatever box is current, as phones
+/// do; every answer they got is logged.
+pub struct Load {
+    pub acked: Arc<Mutex<Vec<Acked>>>,
+    /// `http://ADDR` of the box the clients talk to; the test moves it.
+    pub base: Arc<Mutex<String>>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn new(base: &str) -> Load {
+        Load { acked: Arc::default(), base: Arc::new(Mutex::new(base.to_string())), tasks: vec![] }
+    }
+
+    pub fn answered(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    pub fn point_at(&self, base: &str) {
+        *self.base.lock().unwrap() = base.to_string();
+    }
+
+    pub async fn finish(self) -> Vec<Acked> {
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        self.acked.lock().unwrap().clone()
+    }
+
+    /// `workers` door clients; each ticket scanned twice.
+    pub fn door(&mut self, door: &str, tickets: &[(String, String)], workers: usize) {
+        for w in 0..workers {
+            let mine: Vec<_> = tickets.iter().skip(w).step_by(workers).cloned().collect();
+            let (acked, base, door) = (self.acked.clone(), self.base.clone(), door.to_string());
+            self.tasks.push(tokio::spawn(async move {
+                let http = client();
+                for (ticket, code) in mine {
+                    for attempt in 0..2 {
+                        let nonce = format!("{ticket}-{attempt}");
+                        let body = json!({"code": code, "gate": "main", "nonce": nonce});
+                        let (_, v) =
+                            until_answered(&http, &base, "/api/v1/checkins", &door, &body).await;
+                        let answer = v["verdict"].as_str().unwrap_or_else(|| panic!("{v}")).into();
+                        let key = ticket.clone();
+                        acked.lock().unwrap().push(Acked {
+                            kind: "checkin",
+                            nonce,
+                            key,
+                            answer,
+                            body,
+                        });
+                    }
+                }
+            }));
+        }
+    }
+
+    /// `workers` merch clients selling one unit to each buyer (every
+    /// fourth only holds), until the drop is sold out.
+    pub fn merch(&mut self, merch: &str, buyers: &[String], workers: usize) {
+        for w in 0..workers {
+            let mine: Vec<_> = buyers.iter().skip(w).step_by(workers).cloned().collect();
+            let (acked, base, merch) = (self.acked.clone(), self.base.clone(), merch.to_string());
+            self.tasks.push(tokio::spawn(async move {
+                let http = client();
+                for (i, buyer) in mine.into_iter().enumerate() {
+                    let nonce = format!("sale-{w}-{i}");
+                    let items = json!([{"sku": SKUS[i % 3], "qty": 1}]);
+                    let (kind, path, body) = if i % 4 == 0 {
+                        ("hold", "holds", json!({"items": items, "attendee_code": buyer, "nonce": nonce}))
+                    } else {
+                        ("sale", "sales", json!({"items": items, "attendee_code": buyer, "nonce": nonce, "tender": {"kind": "card", "reference": "T"}}))
+                    };
+                    let url = format!("/api/v1/drops/{DROP}/{path}");
+                    let (status, v) = until_answered(&http, &base, &url, &merch, &body).await;
+                    let key = match (kind, status) {
+                        ("sale", 200) => v["order_id"].as_str().unwrap().to_string(),
+                        ("hold", 201) => v["id"].as_str().unwrap_or_else(|| panic!("{v}")).to_string(),
+                        (_, 409) => continue, // sold out, and nothing was sold
+                        _ => panic!("{path} answered {status}: {v}"),
+                    };
+                    acked.lock().unwrap().push(Acked { kind, nonce, key, answer: status.to_string(), body });
+                }
+            }));
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap()
+}
+
+/// Sends `body` until a box answers with something other than a 5xx.
+async fn until_answered(
+    http: &reqwest::Client,
+    base: &Mutex<String>,
+    path: &str,
+    token: &str,
+    body: &Value,
+) -> (u16, Value) {
+    loop {
+        let url = format!("{}{path}", base.lock().unwrap());
+        match http.post(&url).bearer_auth(token).json(body).send().await {
+            Ok(r) if !r.status().is_server_error() => {
+                let status = r.status().as_u16();
+                return (status, r.json().await.unwrap_or(Value::Null));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// The checker, on the box at `base`: every acknowledged check-in, sale
+/// and hold is there (the same nonce answers the same way; a hold can
+/// still be paid), no ticket admitted twice, no unit oversold.
+pub async fn check(base: &str, door: &str, merch: &str, acked: &[Acked]) {
+    let http = client();
+    let mut admitted = std::collections::HashMap::<&str, usize>::new();
+    for a in acked.iter().filter(|a| a.kind == "checkin" && a.answer == "admit") {
+        *admitted.entry(&a.key).or_default() += 1;
+    }
+    assert!(admitted.values().all(|&n| n == 1), "a ticket admitted twice");
+    let post = |path: String, token: &str, body: &Value| {
+        http.post(format!("{base}{path}")).bearer_auth(token).json(body).send()
+    };
+    for a in acked {
+        let (path, token) = match a.kind {
+            "checkin" => ("/api/v1/checkins".to_string(), door),
+            "sale" => (format!("/api/v1/drops/{DROP}/sales"), merch),
+            _ => (format!("/api/v1/holds/{}/checkout", a.key), merch),
+        };
+        let body = if a.kind == "hold" {
+            json!({"nonce": format!("{}-paid", a.nonce), "tender": {"kind": "card", "reference": "T"}})
+        } else {
+            a.body.clone()
+        };
+        let r = post(path, token, &body).await.unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        match a.kind {
+            "checkin" if a.answer == "admit" => {
+                assert_eq!(v["verdict"], "admit", "check-in {} lost: {v}", a.nonce)
+            }
+            "sale" => assert_eq!(v["order_id"], a.key.as_str(), "sale {} lost: {v}", a.nonce),
+            "hold" => assert_eq!(status, 200, "hold {} lost: {v}", a.key),
+            _ => {}
+        }
+    }
+    // Stock: never below zero, and the ledger explains what is on hand.
+    let l: Value = http
+        .get(format!("{base}/api/v1/drops/{DROP}/ledger"))
+        .bearer_auth(merch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for sku in SKUS {
+        let on_hand = l["on_hand"][sku].as_i64().unwrap_or_else(|| panic!("{sku} in {l}"));
+        assert!(on_hand >= 0, "{sku} oversold: {l}");
+        let moved: i64 = l["ledger"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["sku"] == sku)
+            .map(|r| r["delta"].as_i64().unwrap())
+            .sum();
+        assert_eq!(moved, on_hand, "{sku}: the ledger does not explain the stock");
+    }
+}

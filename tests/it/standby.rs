@@ -9,24 +9,11 @@
 
 use crate::common;
 use common::binary::{self, Running};
-use common::standby::{free_port, join, promote, standby_code};
+use common::standby::{buyers, check, free_port, join, promote, standby_code, tickets, Load};
 use serde_json::{json, Value};
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::HashSet;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn tickets(dir: &Path) -> Vec<(String, String)> {
-    let csv = std::fs::read_to_string(dir.join("demo/tickets.csv")).unwrap();
-    csv.lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.splitn(3, ',').collect();
-            (f[0].to_string(), f[2].to_string())
-        })
-        .collect()
-}
 
 async fn get(base: &str, path: &str, token: &str) -> Value {
     binary::call(reqwest::Method::GET, base, path, token, None).await.1
@@ -110,13 +97,6 @@ async fn door_token(p: &Pair) -> String {
     door
 }
 
-#[derive(Clone, Debug)]
-struct Acked {
-    nonce: String,
-    ticket: String,
-    verdict: String,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_the_primary_under_load_promote_the_standby_and_nothing_acknowledged_is_lost() {
     let mut p = pair().await;
@@ -141,84 +121,39 @@ async fn kill_9_the_primary_under_load_promote_the_standby_and_nothing_acknowled
         "{refused}"
     );
 
-    // Load on the primary: 8 clients, each ticket scanned twice.
-    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
-    let base = Arc::new(Mutex::new(p.a_base.clone()));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
+    // Load on the primary: 8 door clients, each ticket scanned twice, and
+    // 4 merch clients selling and holding until the drop is sold out.
+    let merch = binary::token(&p.a_dir, "merch");
     let first: Vec<_> = all[..600].to_vec();
-    let mut tasks = Vec::new();
-    for w in 0..8 {
-        let (http, acked, door, base) = (http.clone(), acked.clone(), door.clone(), base.clone());
-        let mine: Vec<_> = first.iter().skip(w).step_by(8).cloned().collect();
-        tasks.push(tokio::spawn(async move {
-            for (ticket, code) in mine {
-                for attempt in 0..2 {
-                    let nonce = format!("{ticket}-{attempt}");
-                    let body = json!({"code": code, "gate": "main", "nonce": nonce});
-                    // A box that does not answer is retried with the same
-                    // nonce at whatever box is current (the phone's way).
-                    loop {
-                        let url = format!("{}/api/v1/checkins", base.lock().unwrap());
-                        let sent = http.post(&url).bearer_auth(&door).json(&body).send().await;
-                        let Ok(resp) = sent else {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        };
-                        if resp.status().is_server_error() {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                        let v: Value = resp.json().await.unwrap();
-                        let verdict =
-                            v["verdict"].as_str().unwrap_or_else(|| panic!("{v}")).to_string();
-                        acked.lock().unwrap().push(Acked {
-                            nonce: nonce.clone(),
-                            ticket: ticket.clone(),
-                            verdict,
-                        });
-                        break;
-                    }
-                }
-            }
-        }));
-    }
+    let mut load = Load::new(&p.a_base);
+    load.door(&door, &first, 8);
+    load.merch(&merch, &buyers(&p.a_dir), 4);
     // Kill the primary mid-load.
-    while acked.lock().unwrap().len() < 300 {
+    while load.answered() < 300 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     p.a.0.kill().unwrap();
     let _ = p.a.0.wait();
-    let before_kill = acked.lock().unwrap().len();
+    let before_kill = load.answered();
     let killed = Instant::now();
     promote(&p.b_dir);
-    *base.lock().unwrap() = p.b_base.clone();
-    for t in tasks {
-        t.await.unwrap();
-    }
+    load.point_at(&p.b_base);
+    let acked = load.finish().await;
     eprintln!(
         "killed after {before_kill} answers; promoted and all answered {:?} later",
         killed.elapsed()
     );
+    assert!(acked.iter().any(|a| a.kind == "sale") && acked.iter().any(|a| a.kind == "hold"));
 
-    // The checker: every acknowledged answer is on the new primary (the
-    // same nonce gives the same verdict), no ticket admitted twice.
-    let acked = acked.lock().unwrap().clone();
-    let mut admitted: HashMap<String, usize> = HashMap::new();
-    for a in &acked {
-        if a.verdict == "admit" {
-            *admitted.entry(a.ticket.clone()).or_default() += 1;
-        }
-    }
-    assert!(admitted.values().all(|&n| n == 1), "a ticket admitted twice");
+    // The checker: every acknowledged answer is on the new primary, no
+    // ticket admitted twice, no unit oversold, no hold lost.
+    check(&p.b_base, &door, &merch, &acked).await;
+    let admitted: HashSet<_> = acked
+        .iter()
+        .filter(|a| a.kind == "checkin" && a.answer == "admit")
+        .map(|a| &a.key)
+        .collect();
     assert_eq!(admitted.len(), first.len(), "every ticket admitted once");
-    let by_code: HashMap<_, _> = first.iter().cloned().collect();
-    for a in acked.iter().filter(|a| a.verdict == "admit") {
-        let body = json!({"code": by_code[&a.ticket], "gate": "main", "nonce": a.nonce});
-        let (status, v) =
-            binary::call(reqwest::Method::POST, &p.b_base, "/api/v1/checkins", &door, Some(body))
-                .await;
-        assert_eq!((status, v["verdict"].as_str()), (200, Some("admit")), "{} lost: {v}", a.nonce);
-    }
     let stats = get(&p.b_base, "/api/v1/stats", &door).await;
     assert_eq!(stats["admitted"].as_u64(), Some(first.len() as u64), "{stats}");
 
