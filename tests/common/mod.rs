@@ -9,6 +9,7 @@ pub mod binary;
 pub mod browser;
 pub mod cache;
 pub mod deb;
+pub mod netns;
 pub mod pretix;
 pub mod s3;
 pub mod standby;

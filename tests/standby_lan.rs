@@ -1,0 +1,208 @@
+//! Two boxes and the door's clients on a venue LAN made of network
+//! namespaces and a bridge (`common::netns`): the primary, its standby
+//! and the clients each in a namespace of their own, the link between
+//! the boxes a veth pair through the bridge. The test pairs them as an
+//! operator does, then cuts the standby's cable, puts `tc netem` loss and
+//! delay on it, and finally kills the primary with SIGKILL under door and
+//! merch load from the clients' namespace and promotes the standby. The
+//! checker reads the clients' own log of acknowledged answers. mDNS says
+//! which box is primary, at which epoch. Needs root, as CI has.
+
+mod common;
+
+use common::binary::{call, Running};
+use common::netns::Venue;
+use common::standby::{buyers, check, standby_code, tickets, Load};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
+
+/// `venuebox serve` in `node`'s namespace on its own address (plain
+/// HTTP :8080 for the test's clients, HTTPS :8443, pairing :8081, the
+/// standby link :7000), once it listens.
+fn serve(venue: &Venue, node: &str, dir: &Path, extra: &[&str]) -> Running {
+    let ip = venue.addr(node);
+    let at = |port: u16| format!("{ip}:{port}");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &venue.ns(node), BIN, "serve", "--data-dir"])
+        .arg(dir)
+        .args(["--listen", &at(8080), "--https-listen", &at(8443), "--pair-listen", &at(8081)])
+        .args(["--link-listen", &at(7000), "--mdns-name", &format!("door-{node}")])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("the box exited before listening").unwrap();
+        if line.starts_with("standby link on ") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Running(child)
+}
+
+/// `venuebox discover` from the clients' namespace: instance → TXT line.
+fn discover(venue: &Venue) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &venue.ns("c"), BIN, "discover", "--wait-secs", "3"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+fn announced(lines: &[String], name: &str, role: &str, epoch: i64) -> bool {
+    lines.iter().any(|l| {
+        l.starts_with(&format!("door-{name} "))
+            && l.contains(&format!("role={role}"))
+            && l.contains(&format!("epoch={epoch}"))
+    })
+}
+
+async fn pair_view(base: &str, admin: &str) -> Value {
+    call(reqwest::Method::GET, base, "/api/v1/standby", admin, None).await.1
+}
+
+async fn wait_for(base: &str, admin: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = pair_view(base, admin).await;
+        if f(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Scans `codes` one after another at `base`; all must be admitted.
+/// Returns the slowest answer.
+async fn scan_all(base: &str, door: &str, codes: &[(String, String)], tag: &str) -> Duration {
+    let mut slowest = Duration::ZERO;
+    for (ticket, code) in codes {
+        let t = Instant::now();
+        let body = json!({"code": code, "gate": "main", "nonce": format!("{tag}-{ticket}")});
+        let (status, v) =
+            call(reqwest::Method::POST, base, "/api/v1/checkins", door, Some(body)).await;
+        slowest = slowest.max(t.elapsed());
+        assert_eq!((status, v["verdict"].as_str()), (200, Some("admit")), "{tag}: {v}");
+    }
+    slowest
+}
+
+async fn admitted(base: &str, door: &str) -> Value {
+    call(reqwest::Method::GET, base, "/api/v1/stats", door, None).await.1["admitted"].clone()
+}
+
+#[test]
+fn on_a_venue_lan_the_door_goes_on_through_cuts_loss_and_a_killed_primary() {
+    Venue::tools();
+    let venue = Venue::new(&["a", "b", "c"]);
+    let dirs = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dirs.path().join("a"), dirs.path().join("b"));
+    let mut a = serve(&venue, "a", &a_dir, &["--demo"]);
+    let (code, fingerprint) = standby_code(&a_dir);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &venue.ns("b"), BIN, "join"])
+        .arg(format!("https://{}:8443", venue.addr("a")))
+        .args([&code, "--fingerprint", &fingerprint, "--link-port", "7000", "--data-dir"])
+        .arg(&b_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "join: {}", String::from_utf8_lossy(&out.stderr));
+    let _b = serve(&venue, "b", &b_dir, &[]);
+    let (admin, door, merch) = (
+        common::binary::token(&a_dir, "admin"),
+        common::binary::token(&a_dir, "door"),
+        common::binary::token(&a_dir, "merch"),
+    );
+    let all = tickets(&a_dir);
+    let shoppers = buyers(&a_dir);
+    let (a_base, b_base) =
+        (format!("http://{}:8080", venue.addr("a")), format!("http://{}:8080", venue.addr("b")));
+
+    // Everything from here on runs in the clients' namespace.
+    let (venue, a_base2, b_base2) = (std::sync::Arc::new(venue), a_base.clone(), b_base.clone());
+    let v2 = venue.clone();
+    let b_dir2 = b_dir.clone();
+    let report = venue.run_in("c", move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (venue, a_base, b_base) = (v2, a_base2, b_base2);
+            wait_for(&a_base, &admin, "never in sync", |v| v["link"]["in_sync"] == true).await;
+            let seen = tokio::task::spawn_blocking({
+                let venue = venue.clone();
+                move || discover(&venue)
+            })
+            .await
+            .unwrap();
+            assert!(announced(&seen, "a", "primary", 1), "{seen:?}");
+            assert!(announced(&seen, "b", "standby", 1), "{seen:?}");
+
+            // The standby's cable out: the primary goes on alone within
+            // the bound, and says so.
+            venue.cable("b", false);
+            let cut = scan_all(&a_base, &door, &all[..20], "cut").await;
+            let v = wait_for(&a_base, &admin, "not alone", |v| v["link"]["in_sync"] == false).await;
+            assert!(v["link"]["alone_since_ms"].is_i64(), "{v}");
+            scan_all(&a_base, &door, &all[20..40], "alone").await;
+            venue.cable("b", true);
+            wait_for(&a_base, &admin, "never caught up", |v| v["link"]["in_sync"] == true).await;
+            assert_eq!(admitted(&b_base, &door).await, json!(40));
+
+            // A bad line on the standby's side: 20 % loss, 30 ms delay.
+            let line = {
+                let venue = venue.clone();
+                tokio::task::spawn_blocking(move || venue.bad_line("b", 20, 30)).await.unwrap()
+            };
+            let lossy = scan_all(&a_base, &door, &all[40..80], "lossy").await;
+            venue.clean_line("b");
+            wait_for(&a_base, &admin, "never caught up after the loss", |v| {
+                v["link"]["in_sync"] == true && v["link"]["lag_writes"] == 0
+            })
+            .await;
+            assert_eq!(admitted(&b_base, &door).await, json!(80));
+
+            // Load from this namespace; the primary is killed mid-load and
+            // the standby promoted on its console.
+            let mut load = Load::new(&a_base);
+            load.door(&door, &all[100..700], 8);
+            load.merch(&merch, &shoppers, 4);
+            while load.answered() < 300 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = a.0.kill();
+            let _ = a.0.wait();
+            let killed = Instant::now();
+            let promote = tokio::task::spawn_blocking(move || {
+                common::standby::promote(&b_dir2);
+            });
+            promote.await.unwrap();
+            load.point_at(&b_base);
+            let acked = load.finish().await;
+            let all_answered = killed.elapsed();
+            check(&b_base, &door, &merch, &acked).await;
+            assert_eq!(admitted(&b_base, &door).await, json!(80 + 600));
+            let seen = tokio::task::spawn_blocking({
+                let venue = venue.clone();
+                move || discover(&venue)
+            })
+            .await
+            .unwrap();
+            assert!(announced(&seen, "b", "primary", 2), "{seen:?}");
+            format!(
+                "slowest answer with the cable out {cut:?}, on the lossy line ({line}) {lossy:?}; \
+                 {} answers acknowledged; all answered {all_answered:?} after the kill",
+                acked.len()
+            )
+        })
+    });
+    eprintln!("{report}");
+}
