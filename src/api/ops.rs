@@ -190,6 +190,11 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Ok(s) = crate::sync::scraped_status(&st.store, &st.sync, st.clock.now()).await {
         text += &crate::sync::render_metrics(&s);
     }
+    let replica = st.store.replica();
+    text += &st
+        .replication
+        .status()
+        .render_metrics(replica.role() == crate::store::replica::Role::Primary, replica.epoch());
     if st.store.event().is_some_and(|e| e.manifest.pretix.is_some()) {
         if let Ok(counts) = st.store.pretix_counts(0).await {
             text += &crate::pretix::render_metrics(&st.pretix.status(), &counts);

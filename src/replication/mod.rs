@@ -104,6 +104,50 @@ pub struct LinkStatus {
     pub peer_web: Option<String>,
 }
 
+impl LinkStatus {
+    /// The pair's gauges for `/metrics`: role and epoch, whether answers
+    /// wait for the standby, how far behind it is, captures left to copy.
+    /// Nothing when the box is not in a pair.
+    pub fn render_metrics(&self, primary: bool, epoch: i64) -> String {
+        use std::fmt::Write;
+        if self.peer.is_none() {
+            return String::new();
+        }
+        let mut out = String::new();
+        let mut gauge = |name: &str, help: &str, value: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        };
+        gauge("venuebox_pair_primary", "1 when this box is the pair's primary.", primary.into());
+        gauge("venuebox_pair_epoch", "The pair's epoch as this box knows it.", epoch);
+        gauge(
+            "venuebox_pair_connected",
+            "1 while the link to the other box is up.",
+            self.connected.into(),
+        );
+        gauge(
+            "venuebox_pair_in_sync",
+            "1 while answers wait for the standby (0: the primary goes on alone).",
+            self.in_sync.into(),
+        );
+        gauge(
+            "venuebox_pair_lag_writes",
+            "Writes the standby has not acknowledged or received.",
+            self.lag_writes,
+        );
+        gauge(
+            "venuebox_pair_lag_ms",
+            "Age of the oldest answer waiting for the standby.",
+            self.lag_ms,
+        );
+        gauge(
+            "venuebox_pair_files_left",
+            "Capture files the standby has still to copy.",
+            self.files_left as i64,
+        );
+        out
+    }
+}
+
 /// The running link's handle: settings and status.
 pub struct Replication {
     pub config: ReplicationConfig,

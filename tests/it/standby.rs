@@ -221,6 +221,11 @@ async fn a_frozen_standby_holds_no_answer_past_the_bound_and_catches_up_when_it_
     }
     let v = wait_for(&p.a_base, &p.admin, "not alone", |v| v["link"]["in_sync"] == false).await;
     assert!(v["link"]["alone_since_ms"].is_i64(), "{v}");
+    let metrics =
+        reqwest::get(format!("{}/metrics", p.a_base)).await.unwrap().text().await.unwrap();
+    for line in ["venuebox_pair_primary 1", "venuebox_pair_epoch 1", "venuebox_pair_in_sync 0"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
     assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
     wait_for(&p.a_base, &p.admin, "the standby never caught up", |v| v["link"]["in_sync"] == true)
         .await;
