@@ -428,13 +428,14 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     }
 }
 
-/// Two boxes: a phone paired and signed in at the primary follows the
-/// standby's takeover (`tests/browser/takeover.mjs`) by itself, with no
-/// pairing and no PIN, and admits there.
+/// Two boxes: the primary dies; the admin's tab offers the standby, the
+/// admin promotes it on its admin screen, and a door phone paired and
+/// signed in at the primary follows by itself, with no pairing and no
+/// PIN, and admits there (`tests/browser/takeover.mjs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_staff_app_follows_a_takeover_with_no_pairing_or_sign_in() {
     use common::binary::{call, serve_lan, token, Running};
-    use common::standby::{free_port, join, promote, standby_code};
+    use common::standby::{free_port, join, standby_code};
     chromium();
     let node = playwright();
     let dirs = tempfile::tempdir().unwrap();
@@ -485,10 +486,9 @@ async fn the_staff_app_follows_a_takeover_with_no_pairing_or_sign_in() {
     while !ready.exists() && !run.is_finished() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    // The primary dies; a supervisor promotes the standby on its console.
+    // The primary dies; the admin promotes the standby from the app.
     let _ = a.0.kill();
     let _ = a.0.wait();
-    promote(&b_dir);
     let out = run.await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -507,6 +507,8 @@ async fn the_staff_app_follows_a_takeover_with_no_pairing_or_sign_in() {
     assert_eq!(r["asked"], serde_json::json!([]), "no pairing or sign-in on the new box: {r}");
     assert_eq!(r["second"], "ADMIT", "{r}");
     assert_eq!(r["again"], "STOP", "the first admission is on the new primary: {r}");
+    assert_eq!(r["pairRole"], "This box: primary, epoch 2", "{r}");
+    assert!(r["pairLink"].as_str().unwrap().starts_with("The other box is not connected"), "{r}");
     let door = token(&b_dir, "door");
     let (_, stats) = call(
         reqwest::Method::GET,

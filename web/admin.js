@@ -249,8 +249,19 @@ function rehearsal() {
   });
 }
 
+/** On a standby: promote it, when the primary is gone. */
+function promotion(pair) {
+  if (!pair || pair.role !== "standby") return "";
+  return form("promote", t.promoteTitle, [el("p", {}, t.promoteHelp)], t.promote, async () => {
+    const now = await api.pairStatus();
+    if (now.link.connected && !window.confirm(t.promoteConnected)) return [];
+    const r = await api.promote();
+    return el("p", { id: "promoted", role: "status" }, t.promoted(r.epoch));
+  });
+}
+
 export async function adminScreen() {
-  const sync = await api.syncStatus().catch(() => null);
+  const [sync, pair] = await Promise.all([api.syncStatus().catch(() => null), api.pairStatus().catch(() => null)]);
   show(el("section", {}, el("h2", {}, t.adminTitle),
-    rehearsal(), pairing(), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), devices(), sessions(), clock()));
+    promotion(pair), rehearsal(), pairing(), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), devices(), sessions(), clock()));
 }

@@ -117,6 +117,9 @@ export const thumbnail = (path) => call("GET", path, undefined, "blob");
 // --- supervisors and admins ------------------------------------------------
 export const devices = () => call("GET", "/api/v1/devices");
 export const syncStatus = () => call("GET", "/api/v1/sync");
+// --- two boxes --------------------------------------------------------------
+export const pairStatus = () => call("GET", "/api/v1/standby");
+export const promote = () => call("POST", "/api/v1/standby/promote", {});
 export const pairedDevices = () => call("GET", "/api/v1/paired-devices");
 /** @param {string} id */
 export const unpair = (id) => call("DELETE", `/api/v1/paired-devices/${enc(id)}`);

@@ -47,9 +47,26 @@ function doorFigures(stats) {
   ];
 }
 
+/** Two boxes: which is primary, the epoch, the link, captures copied,
+ * and what an old primary took alone. Nothing for a box on its own. */
+function pairFigures(pair) {
+  if (!pair || !pair.link.peer) return [];
+  const l = pair.link;
+  const report = pair.takeover_report || [];
+  return [
+    el("h3", {}, t.boxesTitle),
+    el("p", { id: "pair-role" }, t.pairRole(pair.role, pair.epoch)),
+    el("p", { id: "pair-link", class: l.connected && l.in_sync ? "ok" : "error" }, t.pairLink(l)),
+    el("p", { id: "pair-files" }, t.pairFiles(l.files_copied, l.files_left)),
+    l.last_contact_ms ? el("p", {}, t.pairContact(new Date(l.last_contact_ms).toLocaleTimeString())) : "",
+    report.length ? el("p", { class: "error", role: "alert" }, t.pairReport(report.length)) : "",
+    report.length ? table(["", "", ""], report.map((r) => [r.kind, r.outcome, r.reference])) : "",
+  ];
+}
+
 async function restFigures() {
   const creators = (state.event && state.event.creators) || [];
-  const [drops, devices, sync, seats, summaries, clock] = await Promise.all([
+  const [drops, devices, sync, seats, summaries, clock, pair] = await Promise.all([
     api.drops().catch(() => ({ drops: [] })),
     api.devices().catch(() => ({ devices: [], print_jobs_pending: 0 })),
     api.syncStatus().catch(() => null),
@@ -57,6 +74,7 @@ async function restFigures() {
     Promise.all(creators.map((c) => api.creatorSummary(c.id).catch(() => null))),
     // The box's own clock, and whether it can be right.
     api.health().then((h) => h.clock).catch(() => null),
+    api.pairStatus().catch(() => null),
   ]);
   const gib = (b) => `${(b / 2 ** 30).toFixed(1)} GiB`;
   return [
@@ -72,6 +90,7 @@ async function restFigures() {
     el("h3", {}, t.devices),
     table(["", "", ""], devices.devices.map((d) => [d.name, d.status, d.detail || ""])),
     el("p", { id: "print-queue" }, t.printQueue(devices.print_jobs_pending)),
+    ...pairFigures(pair),
     el("h3", {}, t.sync),
     el("p", { id: "sync-state" }, sync && sync.enabled ? t.syncLast(sync.state, sync.last_success_at && timeOfDay(sync.last_success_at, true)) : t.syncOff),
     sync ? el("p", {}, t.syncBacklog(sync.events_pending, sync.captures_pending, gib(sync.capture_bytes_pending))) : "",

@@ -7,7 +7,8 @@
 // box; if that one is the primary, the app moves there carrying its
 // pairing and sign-in in the address's fragment (which no server sees):
 // no pairing again, no PIN. Both boxes hold the same devices and sessions.
-import { DEVICE_KEY, TOKEN_KEY, state } from "./ui.js";
+import { t } from "./strings.js";
+import { DEVICE_KEY, TOKEN_KEY, el, markDown, state } from "./ui.js";
 
 const KEY = "venuebox.pair";
 const PARAM = "takeover";
@@ -55,14 +56,28 @@ export async function lookForPrimary(onlyNewer = false) {
   try {
     const r = await fetch(`${k.peer}/healthz`, { cache: "no-store", mode: "cors", signal: AbortSignal.timeout(3000) });
     const h = await r.json();
+    if (h.role === "standby" && !onlyNewer) return offerStandby(k.peer, h);
     if (h.role !== "primary" || h.epoch < k.epoch || (onlyNewer && h.epoch === k.epoch)) return;
-    const carry = { device: state.device, token: state.token, proof: h.epoch_proof, epoch: h.epoch, peer: location.origin };
-    location.assign(`${k.peer}/#${PARAM}=${encodeURIComponent(btoa(JSON.stringify(carry)))}`);
+    move(k.peer, h);
   } catch {
     // The other box is not there either: this box's own probe goes on.
   } finally {
     looking = false;
   }
+}
+
+/** Moves the app to `peer`, carrying its pairing and sign-in. */
+function move(peer, h) {
+  const carry = { device: state.device, token: state.token, proof: h.epoch_proof, epoch: h.epoch, peer: location.origin };
+  location.assign(`${peer}/#${PARAM}=${encodeURIComponent(btoa(JSON.stringify(carry)))}`);
+}
+
+/** This box is gone and the other is a standby: an admin may go there
+ * to promote it (its admin screen), with one tap in the link bar. */
+function offerStandby(peer, h) {
+  const bar = document.getElementById("link");
+  if (!bar || bar.hidden || !state.who || state.who.role !== "admin" || document.getElementById("open-standby")) return;
+  bar.append(el("button", { type: "button", id: "open-standby", class: "primary", onclick: () => move(peer, h) }, t.openStandby));
 }
 
 /** On arrival from the other box: takes the pairing and sign-in it
@@ -100,7 +115,10 @@ export function watchPeer() {
       const r = await fetch("/healthz", { cache: "no-store", signal: AbortSignal.timeout(3000) });
       remember(await r.json());
     } catch {
+      // Gone, even with nothing touched: say so now (the link bar and
+      // its probe), not at the next scan.
       here = false;
+      if (state.token) markDown();
     }
     if (state.token) lookForPrimary(here);
   };

@@ -1,9 +1,12 @@
 // The staff app follows a takeover. A phone pairs with the primary from
-// the printed link, signs in and admits a ticket; READY is then written
-// and the test kills the primary and promotes the standby. With nothing
-// touched, the app finds the primary gone, asks the other box, moves
-// there carrying its pairing and sign-in, and the next ticket is admitted
-// on the new primary: no pairing page, no PIN. Run by tests/web_app.rs.
+// the printed link, signs in at the door and admits a ticket; the admin
+// signs in on a second tab. READY is then written and the test kills the
+// primary. The admin's tab finds the box gone and offers the standby; the
+// admin opens it and promotes it on its admin screen. With nothing
+// touched, the door tab finds the primary gone, asks the other box, moves
+// there carrying its pairing and sign-in once it is the primary, and the
+// next ticket is admitted on the new primary: no pairing page, no PIN.
+// Run by tests/web_app.rs.
 import { chromium } from "playwright-core";
 import { createHash, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -60,13 +63,28 @@ try {
     return big;
   };
   const first = await scan(FIRST_CODE);
+  // The admin, on a second tab of the same phone: already paired.
+  const admin = await context.newPage();
+  admin.on("pageerror", (e) => errors.push(`admin: ${e}`));
+  await admin.goto(`${APP}/`);
+  await admin.getByRole("button", { name: "Sign in" }).waitFor();
+  for (const d of "5555") await admin.getByRole("button", { name: d, exact: true }).click();
+  await admin.getByRole("button", { name: "Sign in" }).click();
+  await admin.locator("#nav-admin").waitFor();
   const before = { origin: await page.evaluate(() => location.origin), token: await page.evaluate(() => sessionStorage.getItem("venuebox.token")) };
   await page.screenshot({ path: `${SHOTS}/takeover-1-primary.png` });
   const askedBefore = await page.evaluate(() => window.__asked.slice());
   writeFileSync(READY, "ready");
-  // The test kills the primary and promotes the standby now; the app is
-  // left alone until it has moved.
+  // The test kills the primary now. The admin opens the standby from the
+  // link bar and promotes it; the door tab is left alone until it moves.
   const started = Date.now();
+  await admin.locator("#open-standby").click({ timeout: 30000 });
+  await admin.waitForURL((u) => u.origin === STANDBY, { timeout: 15000 });
+  await admin.locator("#nav-admin").click();
+  await admin.getByRole("button", { name: "Promote this box" }).click();
+  await admin.locator("#promoted").waitFor();
+  const promotedMs = Date.now() - started;
+  await admin.screenshot({ path: `${SHOTS}/takeover-0-promoted.png` });
   await page.waitForURL((u) => u.origin === STANDBY, { timeout: 60000 }).catch(async (e) => {
     const known = await page.evaluate(() => localStorage.getItem("venuebox.pair")).catch(() => "?");
     throw new Error(`${e.message}\nthe app never moved; it knew ${known}; url ${page.url()}\nconsole:\n${consoleLines.join("\n")}`);
@@ -83,7 +101,12 @@ try {
   const second = await scan(SECOND_CODE);
   const again = await scan(FIRST_CODE);
   const asked = await page.evaluate(() => window.__asked.slice());
-  console.log(JSON.stringify({ first, second, again, before, after, movedMs, askedBefore, asked, errors, readyExists: existsSync(READY) }));
+  // The new primary's dashboard shows the pair.
+  await admin.locator("#nav-dashboard").click();
+  const pairRole = await admin.locator("#pair-role").textContent({ timeout: 15000 });
+  const pairLink = await admin.locator("#pair-link").textContent();
+  await admin.screenshot({ path: `${SHOTS}/takeover-3-dashboard.png`, fullPage: true });
+  console.log(JSON.stringify({ first, second, again, before, after, movedMs, promotedMs, pairRole, pairLink, askedBefore, asked, errors, readyExists: existsSync(READY) }));
 } finally {
   await context.close();
 }
