@@ -68,6 +68,8 @@
 //!     and door latency for tickets sold after the import (admitted by
 //!     signature) while the lane sends.
 //!
+//! 13. Two boxes (`-- standby`): see `venuebox/standby.rs`.
+//!
 //! Each phase is bounded by a request count and a time limit.
 
 #[expect(dead_code)]
@@ -105,6 +107,19 @@ mod s3;
 #[expect(dead_code)]
 #[path = "../tests/common/binary.rs"]
 mod binary;
+
+#[expect(dead_code)]
+#[path = "../tests/common/netns.rs"]
+mod netns;
+
+#[path = "venuebox/standby.rs"]
+mod standby;
+
+/// What `tests/common/standby.rs` gives the tests: pairing as an operator does.
+#[expect(dead_code)]
+#[path = "../tests/common/standby.rs"]
+mod pairing;
+use pairing::{promote, standby_code};
 
 #[expect(dead_code)]
 #[path = "../tests/common/pretix.rs"]
@@ -878,6 +893,9 @@ fn main() {
         }
         if run("pretix") {
             pretix_phase().await;
+        }
+        if run("standby") {
+            tokio::task::block_in_place(standby::standby_phase);
         }
     });
 }

@@ -14,40 +14,10 @@ use common::binary::{call, Running};
 use common::netns::Venue;
 use common::standby::{buyers, check, standby_code, tickets, Load};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
-
-/// `venuebox serve` in `node`'s namespace on its own address (plain
-/// HTTP :8080 for the test's clients, HTTPS :8443, pairing :8081, the
-/// standby link :7000), once it listens.
-fn serve(venue: &Venue, node: &str, dir: &Path, extra: &[&str]) -> Running {
-    let ip = venue.addr(node);
-    let at = |port: u16| format!("{ip}:{port}");
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &venue.ns(node), BIN, "serve", "--data-dir"])
-        .arg(dir)
-        .args(["--listen", &at(8080), "--https-listen", &at(8443), "--pair-listen", &at(8081)])
-        .args(["--link-listen", &at(7000), "--mdns-name", &format!("door-{node}")])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("the box exited before listening").unwrap();
-        if line.starts_with("standby link on ") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Running(child)
-}
 
 /// `venuebox discover` from the clients' namespace: instance → TXT line.
 fn discover(venue: &Venue) -> Vec<String> {
@@ -107,17 +77,10 @@ fn on_a_venue_lan_the_door_goes_on_through_cuts_loss_and_a_killed_primary() {
     let venue = Venue::new(&["a", "b", "c"]);
     let dirs = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dirs.path().join("a"), dirs.path().join("b"));
-    let mut a = serve(&venue, "a", &a_dir, &["--demo"]);
+    let mut a = Running(venue.serve("a", &a_dir, &["--demo"], "warn"));
     let (code, fingerprint) = standby_code(&a_dir);
-    let out = Command::new("ip")
-        .args(["netns", "exec", &venue.ns("b"), BIN, "join"])
-        .arg(format!("https://{}:8443", venue.addr("a")))
-        .args([&code, "--fingerprint", &fingerprint, "--link-port", "7000", "--data-dir"])
-        .arg(&b_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "join: {}", String::from_utf8_lossy(&out.stderr));
-    let _b = serve(&venue, "b", &b_dir, &[]);
+    venue.join("b", &b_dir, "a", &code, &fingerprint);
+    let _b = Running(venue.serve("b", &b_dir, &[], "warn"));
     let (admin, door, merch) = (
         common::binary::token(&a_dir, "admin"),
         common::binary::token(&a_dir, "door"),

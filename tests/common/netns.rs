@@ -3,8 +3,10 @@
 //! 10.80.ID.N/24. Made and removed by the test; nothing leaves the
 //! machine. Needs root (`ip netns`), as CI has.
 
+use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 pub fn ip(args: &[&str]) {
     let out =
@@ -141,6 +143,47 @@ impl Venue {
         let _ = Command::new("ip")
             .args(["netns", "exec", &ns, "nft", "delete table inet badline"])
             .output();
+    }
+
+    /// `venuebox serve` in `node`'s namespace on its own address (plain
+    /// HTTP :8080 for the test's clients, HTTPS :8443, pairing :8081, the
+    /// standby link :7000, mDNS as `door-NODE`), once it listens; logging
+    /// at `log` (`RUST_LOG`).
+    pub fn serve(&self, node: &str, dir: &Path, extra: &[&str], log: &str) -> Child {
+        let ip = self.addr(node);
+        let at = |port: u16| format!("{ip}:{port}");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node), super::binary::BIN, "serve", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", &at(8080), "--https-listen", &at(8443), "--pair-listen", &at(8081)])
+            .args(["--link-listen", &at(7000), "--mdns-name", &format!("door-{node}")])
+            .args(extra)
+            .env("RUST_LOG", log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("the box exited before listening").unwrap();
+            if line.starts_with("standby link on ") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        child
+    }
+
+    /// `venuebox join` run in `node`'s namespace, to the primary on `primary`.
+    pub fn join(&self, node: &str, dir: &Path, primary: &str, code: &str, fingerprint: &str) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node), super::binary::BIN, "join"])
+            .arg(format!("https://{}:8443", self.addr(primary)))
+            .args([code, "--fingerprint", fingerprint, "--link-port", "7000", "--data-dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "join: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// Runs `f` on a thread inside `node`'s namespace: every socket it
