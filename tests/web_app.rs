@@ -508,6 +508,11 @@ async fn the_staff_app_follows_a_takeover_with_no_pairing_or_sign_in() {
     assert_eq!(r["second"], "ADMIT", "{r}");
     assert_eq!(r["again"], "STOP", "the first admission is on the new primary: {r}");
     assert_eq!(r["pairRole"], "This box: primary, epoch 2", "{r}");
+    let command = r["joinCommand"].as_str().unwrap();
+    assert!(
+        command.starts_with("venuebox join https://") && command.contains("--fingerprint"),
+        "{r}"
+    );
     assert!(r["pairLink"].as_str().unwrap().starts_with("The other box is not connected"), "{r}");
     let door = token(&b_dir, "door");
     let (_, stats) = call(

@@ -249,6 +249,17 @@ function rehearsal() {
   });
 }
 
+/** On the primary: a one-time code and the command that makes a second
+ * box its standby. */
+function addStandby(pair) {
+  if (!pair || pair.role !== "primary") return "";
+  return form("add-standby", t.addStandbyTitle, [el("p", {}, t.addStandbyHelp)], t.newStandbyCode, async () => {
+    const c = await api.standbyCode();
+    return [el("p", { class: "big", id: "standby-code" }, c.code), el("p", {}, t.until(c.expires_at)),
+      c.command ? el("pre", { id: "join-command" }, c.command) : el("p", {}, t.standbyFingerprint(c.fingerprint))];
+  });
+}
+
 /** On a standby: promote it, when the primary is gone. */
 function promotion(pair) {
   if (!pair || pair.role !== "standby") return "";
@@ -263,5 +274,5 @@ function promotion(pair) {
 export async function adminScreen() {
   const [sync, pair] = await Promise.all([api.syncStatus().catch(() => null), api.pairStatus().catch(() => null)]);
   show(el("section", {}, el("h2", {}, t.adminTitle),
-    promotion(pair), rehearsal(), pairing(), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), devices(), sessions(), clock()));
+    promotion(pair), rehearsal(), pairing(), addStandby(pair), uploadLinks(), manifest(!!(sync && sync.manifest_updates_frozen)), drops(), devices(), sessions(), clock()));
 }

@@ -120,6 +120,7 @@ export const syncStatus = () => call("GET", "/api/v1/sync");
 // --- two boxes --------------------------------------------------------------
 export const pairStatus = () => call("GET", "/api/v1/standby");
 export const promote = () => call("POST", "/api/v1/standby/promote", {});
+export const standbyCode = () => call("POST", "/api/v1/standby/codes", {});
 export const pairedDevices = () => call("GET", "/api/v1/paired-devices");
 /** @param {string} id */
 export const unpair = (id) => call("DELETE", `/api/v1/paired-devices/${enc(id)}`);

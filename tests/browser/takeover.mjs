@@ -70,7 +70,10 @@ try {
   await admin.getByRole("button", { name: "Sign in" }).waitFor();
   for (const d of "5555") await admin.getByRole("button", { name: d, exact: true }).click();
   await admin.getByRole("button", { name: "Sign in" }).click();
-  await admin.locator("#nav-admin").waitFor();
+  await admin.locator("#nav-admin").click();
+  // The primary's admin screen makes standby codes (the command to run).
+  await admin.getByRole("button", { name: "New standby code" }).click();
+  const joinCommand = await admin.locator("#join-command").textContent();
   const before = { origin: await page.evaluate(() => location.origin), token: await page.evaluate(() => sessionStorage.getItem("venuebox.token")) };
   await page.screenshot({ path: `${SHOTS}/takeover-1-primary.png` });
   const askedBefore = await page.evaluate(() => window.__asked.slice());
@@ -106,7 +109,7 @@ try {
   const pairRole = await admin.locator("#pair-role").textContent({ timeout: 15000 });
   const pairLink = await admin.locator("#pair-link").textContent();
   await admin.screenshot({ path: `${SHOTS}/takeover-3-dashboard.png`, fullPage: true });
-  console.log(JSON.stringify({ first, second, again, before, after, movedMs, promotedMs, pairRole, pairLink, askedBefore, asked, errors, readyExists: existsSync(READY) }));
+  console.log(JSON.stringify({ first, second, again, before, after, movedMs, promotedMs, pairRole, pairLink, joinCommand, askedBefore, asked, errors, readyExists: existsSync(READY) }));
 } finally {
   await context.close();
 }
