@@ -925,6 +925,28 @@ impl Drop for DemoBox {
     }
 }
 
+/// `n` distinct signed tickets for the demo event (B-50001 on), minted
+/// with the demo organiser's key in `dir`: their codes.
+fn mint_tickets(dir: &std::path::Path, n: u32) -> Vec<String> {
+    let out = dir.join("door-tickets");
+    let st = std::process::Command::new(binary::BIN)
+        .args(["tickets", "issue", "--event", "evt-demo", "--tier", "ga", "--first", "50001"])
+        .args(["--prefix", "B-", "--count", &n.to_string(), "--key"])
+        .arg(dir.join("demo/organiser.key"))
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::read_to_string(out.join("tickets.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().to_string())
+        .collect()
+}
+
 impl DemoBox {
     fn start(tickets: u32) -> DemoBox {
         DemoBox::start_with(tickets, false)
@@ -933,7 +955,6 @@ impl DemoBox {
     /// With `https`, its HTTPS listener (and the pairing listener) too,
     /// on 127.0.0.1:0.
     fn start_with(tickets: u32, https: bool) -> DemoBox {
-        let bin = env!("CARGO_BIN_EXE_venuebox");
         let dir = tempfile::tempdir().unwrap();
         let quiet = [("RUST_LOG", "error")];
         let (child, addr, tls) = if https {
@@ -944,27 +965,7 @@ impl DemoBox {
             let (child, addr) = binary::serve(dir.path(), &["--demo"], &quiet);
             (child, addr, None)
         };
-        let out = dir.path().join("door-tickets");
-        let st = std::process::Command::new(bin)
-            .args([
-                "tickets", "issue", "--event", "evt-demo", "--tier", "ga", "--first", "50001",
-                "--prefix", "B-", "--count",
-            ])
-            .arg(tickets.to_string())
-            .arg("--key")
-            .arg(dir.path().join("demo/organiser.key"))
-            .arg("--out")
-            .arg(&out)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let codes = std::fs::read_to_string(out.join("tickets.csv"))
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(2).unwrap().to_string())
-            .collect();
+        let codes = mint_tickets(dir.path(), tickets);
         DemoBox { child, dir, base: format!("http://{addr}"), https: tls, codes }
     }
 

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::netns::ip;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,16 +18,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
 struct Lan {
     a: String,
     b: String,
-}
-
-fn ip(args: &[&str]) {
-    let out =
-        Command::new("ip").args(args).output().expect("iproute2's `ip` is needed for this test");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {} (this test needs root for network namespaces)",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Lan {

@@ -186,13 +186,7 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     let (child, _) = common::binary::serve_lan_at(dir.path(), &addrs.https, &args);
     let _back = common::binary::Running(child);
     let offline = offline.await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let r = browser_result(&out);
     assert_eq!(r["errors"], serde_json::json!([]), "no script errors on the page: {r}");
     assert_eq!(
         (r["pairPage"]["code"].as_str(), r["pairPage"]["fieldValue"].as_str()),
@@ -428,6 +422,18 @@ async fn door_staff_pair_sign_in_and_check_tickets_in_by_hand_and_by_camera() {
     }
 }
 
+/// What a browser script printed last (its JSON result), once it
+/// succeeded.
+fn browser_result(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
 /// Two boxes: the primary dies; the admin's tab offers the standby, the
 /// admin promotes it on its admin screen, and a door phone paired and
 /// signed in at the primary follows by itself, with no pairing and no
@@ -490,13 +496,7 @@ async fn the_staff_app_follows_a_takeover_with_no_pairing_or_sign_in() {
     let _ = a.0.kill();
     let _ = a.0.wait();
     let out = run.await.unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let r = browser_result(&out);
     eprintln!("takeover in the browser: {r}");
     assert_eq!(r["errors"], serde_json::json!([]), "{r}");
     assert_eq!(r["first"], "ADMIT", "{r}");

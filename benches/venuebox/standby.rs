@@ -9,7 +9,9 @@
 //!     on the standby after `venuebox promote`.
 
 use super::netns::Venue;
-use super::{binary, checkin_run, phone_photo, report, tus_create_for, tus_patch, with_exif};
+use super::{
+    binary, checkin_run, mint_tickets, phone_photo, report, tus_create_for, tus_patch, with_exif,
+};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,27 +30,6 @@ impl Drop for Boxes {
             let _ = c.wait();
         }
     }
-}
-
-/// `n` distinct signed tickets for the demo event, minted into `dir`.
-fn mint(dir: &std::path::Path, n: u32) -> Vec<String> {
-    let out = dir.join("bench-tickets");
-    let st = std::process::Command::new(binary::BIN)
-        .args(["tickets", "issue", "--event", "evt-demo", "--tier", "ga", "--first", "50001"])
-        .args(["--prefix", "B-", "--count", &n.to_string(), "--key"])
-        .arg(dir.join("demo/organiser.key"))
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::read_to_string(out.join("tickets.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(2).unwrap().to_string())
-        .collect()
 }
 
 async fn pair_view(http: &reqwest::Client, base: &str, admin: &str) -> Value {
@@ -89,7 +70,7 @@ pub fn standby_phase() {
     let (a_dir, b_dir) = (dirs.path().join("a"), dirs.path().join("b"));
     let a = venue.serve("a", &a_dir, &["--demo"], "error");
     let mut boxes = Boxes { a, b: None };
-    let codes = mint(&a_dir, 40_000);
+    let codes = mint_tickets(&a_dir, 40_000);
     let (door, admin, capture) = (
         binary::token(&a_dir, "door"),
         binary::token(&a_dir, "admin"),
