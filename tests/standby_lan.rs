@@ -2,11 +2,14 @@
 //! namespaces and a bridge (`common::netns`): the primary, its standby
 //! and the clients each in a namespace of their own, the link between
 //! the boxes a veth pair through the bridge. The test pairs them as an
-//! operator does, then cuts the standby's cable, puts `tc netem` loss and
-//! delay on it, and finally kills the primary with SIGKILL under door and
-//! merch load from the clients' namespace and promotes the standby. The
-//! checker reads the clients' own log of acknowledged answers. mDNS says
-//! which box is primary, at which epoch. Needs root, as CI has.
+//! operator does, then cuts the standby's cable, puts a lossy slow line
+//! on it (`tc netem`, or nftables and `tc tbf` on a kernel without netem),
+//! cuts only the path between the boxes and promotes the standby (two
+//! primaries, each admitting; the old one fenced and reporting when the
+//! path heals), and finally kills the new primary with SIGKILL under door
+//! and merch load from the clients' namespace and promotes the old one.
+//! The checker reads the clients' own log of acknowledged answers. mDNS
+//! says which box is primary, at which epoch. Needs root, as CI has.
 
 mod common;
 
@@ -77,10 +80,10 @@ fn on_a_venue_lan_the_door_goes_on_through_cuts_loss_and_a_killed_primary() {
     let venue = Venue::new(&["a", "b", "c"]);
     let dirs = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dirs.path().join("a"), dirs.path().join("b"));
-    let mut a = Running(venue.serve("a", &a_dir, &["--demo"], "warn"));
+    let _a = Running(venue.serve("a", &a_dir, &["--demo"], "warn"));
     let (code, fingerprint) = standby_code(&a_dir);
     venue.join("b", &b_dir, "a", &code, &fingerprint);
-    let _b = Running(venue.serve("b", &b_dir, &[], "warn"));
+    let mut b = Running(venue.serve("b", &b_dir, &[], "warn"));
     let (admin, door, merch) = (
         common::binary::token(&a_dir, "admin"),
         common::binary::token(&a_dir, "door"),
@@ -94,7 +97,7 @@ fn on_a_venue_lan_the_door_goes_on_through_cuts_loss_and_a_killed_primary() {
     // Everything from here on runs in the clients' namespace.
     let (venue, a_base2, b_base2) = (std::sync::Arc::new(venue), a_base.clone(), b_base.clone());
     let v2 = venue.clone();
-    let b_dir2 = b_dir.clone();
+    let (a_dir2, b_dir2) = (a_dir.clone(), b_dir.clone());
     let report = venue.run_in("c", move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
@@ -133,33 +136,81 @@ fn on_a_venue_lan_the_door_goes_on_through_cuts_loss_and_a_killed_primary() {
             .await;
             assert_eq!(admitted(&b_base, &door).await, json!(80));
 
-            // Load from this namespace; the primary is killed mid-load and
-            // the standby promoted on its console.
-            let mut load = Load::new(&a_base);
-            load.door(&door, &all[100..700], 8);
-            load.merch(&merch, &shoppers, 4);
-            while load.answered() < 300 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            let _ = a.0.kill();
-            let _ = a.0.wait();
-            let killed = Instant::now();
-            let promote = tokio::task::spawn_blocking(move || {
-                common::standby::promote(&b_dir2);
-            });
-            promote.await.unwrap();
-            load.point_at(&b_base);
-            let acked = load.finish().await;
-            let all_answered = killed.elapsed();
-            check(&b_base, &door, &merch, &acked).await;
-            assert_eq!(admitted(&b_base, &door).await, json!(80 + 600));
+            // The path between the boxes fails while each keeps its phones,
+            // and the standby is promoted: two primaries. Each admits alone,
+            // one ticket on both sides. At their first contact after the
+            // cut, the old primary is fenced and reports what it took alone.
+            venue.cut_between("b", "a", true);
+            wait_for(&a_base, &admin, "not alone in the cut", |v| v["link"]["in_sync"] == false)
+                .await;
+            let dir = b_dir2.clone();
+            tokio::task::spawn_blocking(move || common::standby::promote(&dir)).await.unwrap();
+            scan_all(&a_base, &door, &all[80..82], "cut-a").await;
+            scan_all(&b_base, &door, &[all[80].clone(), all[82].clone()], "cut-b").await;
             let seen = tokio::task::spawn_blocking({
                 let venue = venue.clone();
                 move || discover(&venue)
             })
             .await
             .unwrap();
-            assert!(announced(&seen, "b", "primary", 2), "{seen:?}");
+            assert!(
+                announced(&seen, "a", "primary", 1) && announced(&seen, "b", "primary", 2),
+                "{seen:?}"
+            );
+            venue.cut_between("b", "a", false);
+            let v = wait_for(&b_base, &admin, "the old primary never reported", |v| {
+                v["takeover_report"].as_array().is_some_and(|r| r.len() >= 2)
+            })
+            .await;
+            let outcome = |nonce: String| {
+                v["takeover_report"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|e| e["reference"] == nonce.as_str())
+                    .map(|e| e["outcome"].as_str().unwrap().to_string())
+                    .unwrap_or_else(|| panic!("{nonce} not reported: {v}"))
+            };
+            assert_eq!(outcome(format!("cut-a-{}", all[80].0)), "double_admission");
+            assert_eq!(outcome(format!("cut-a-{}", all[81].0)), "merged");
+            let h: Value =
+                reqwest::get(format!("{a_base}/healthz")).await.unwrap().json().await.unwrap();
+            assert_eq!(
+                (h["role"].as_str(), h["epoch"].as_i64()),
+                (Some("standby"), Some(2)),
+                "{h}"
+            );
+            assert_eq!(admitted(&b_base, &door).await, json!(83));
+            wait_for(&b_base, &admin, "the old primary never followed", |v| {
+                v["link"]["in_sync"] == true
+            })
+            .await;
+
+            // Load from this namespace at the new primary, which is killed
+            // mid-load; the old one, its standby now, is promoted.
+            let mut load = Load::new(&b_base);
+            load.door(&door, &all[100..700], 8);
+            load.merch(&merch, &shoppers, 4);
+            while load.answered() < 300 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = b.0.kill();
+            let _ = b.0.wait();
+            let killed = Instant::now();
+            let dir = a_dir2.clone();
+            tokio::task::spawn_blocking(move || common::standby::promote(&dir)).await.unwrap();
+            load.point_at(&a_base);
+            let acked = load.finish().await;
+            let all_answered = killed.elapsed();
+            check(&a_base, &door, &merch, &acked).await;
+            assert_eq!(admitted(&a_base, &door).await, json!(83 + 600));
+            let seen = tokio::task::spawn_blocking({
+                let venue = venue.clone();
+                move || discover(&venue)
+            })
+            .await
+            .unwrap();
+            assert!(announced(&seen, "a", "primary", 3), "{seen:?}");
             format!(
                 "slowest answer with the cable out {cut:?}, on the lossy line ({line}) {lossy:?}; \
                  {} answers acknowledged; all answered {all_answered:?} after the kill",

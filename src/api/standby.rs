@@ -147,6 +147,13 @@ async fn join_checked(
         link_port: link,
         primary_node: st.store.node_name().await?,
         epoch: st.store.replica().epoch(),
+        files: join::CARRIED_FILES
+            .iter()
+            .filter_map(|name| {
+                let text = std::fs::read_to_string(data_dir.join(name)).ok()?;
+                Some((name.to_string(), text))
+            })
+            .collect(),
     }))
 }
 
@@ -158,4 +165,14 @@ pub async fn promote(
     let state = st.store.promote().await?;
     tracing::warn!(by = %p.actor.name, epoch = state.epoch, "promoted from the admin screen");
     Ok(Json(state))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_standby_receives_the_pretix_token_and_the_bucket_keys() {
+        let carried = crate::replication::join::CARRIED_FILES;
+        assert!(carried.contains(&crate::pretix::TOKEN_FILE));
+        assert!(carried.contains(&crate::sync::config::CREDENTIALS_FILE));
+    }
 }

@@ -71,6 +71,23 @@ pub async fn join(args: JoinArgs) -> Result<()> {
     std::fs::create_dir_all(&data_dir)?;
     venuebox::store::identity::install_file(&data_dir, &bundle.identity)?;
     venuebox::net::tls::install_ca(&data_dir, &bundle.ca_pem, &bundle.ca_key_pem)?;
+    for (name, text) in &bundle.files {
+        if !venuebox::replication::join::CARRIED_FILES.contains(&name.as_str()) {
+            continue;
+        }
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = data_dir.join(name);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
     let state = server::open(&Config::new(&data_dir), venuebox::clock::Clock::system())?;
     state.store.set_node(node.clone()).await?;
     state.store.become_standby(bundle.epoch).await?;

@@ -39,7 +39,16 @@ pub struct JoinBundle {
     pub link_port: u16,
     pub primary_node: String,
     pub epoch: i64,
+    /// The primary's secret files in its data directory that the standby
+    /// needs to serve alike (the pretix token, the bucket's keys), by
+    /// name: only names in [`CARRIED_FILES`] are sent or taken.
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, String>,
 }
+
+/// The data-directory files a standby receives when present on the
+/// primary (each 0600 on both boxes): `pretix-token`, `sync-credentials`.
+pub const CARRIED_FILES: [&str; 2] = ["pretix-token", "sync-credentials"];
 
 /// What an admin gets to enrol a standby: the code, and the command to
 /// run on the new box (with the CA fingerprint it pins).

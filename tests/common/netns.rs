@@ -79,6 +79,35 @@ impl Venue {
         ip(&["-n", &self.switch, "link", "set", &port, if up { "up" } else { "down" }]);
     }
 
+    /// Cuts (`cut: true`) or heals the path between `node` and `other`
+    /// only, on `node`'s side (nftables; see [`Venue::tools`]): both
+    /// still reach everyone else, as when a switch between the two boxes
+    /// fails while each keeps its own phones.
+    pub fn cut_between(&self, node: &str, other: &str, cut: bool) {
+        let ns = self.ns(node);
+        let nft = |rule: &str| {
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "nft", rule])
+                .output()
+                .expect("nft (Debian's nftables)")
+        };
+        if !cut {
+            let _ = nft("delete table inet cut");
+            return;
+        }
+        let peer = self.addr(other);
+        for rule in [
+            "add table inet cut".to_string(),
+            "add chain inet cut input { type filter hook input priority 0 ; }".into(),
+            "add chain inet cut output { type filter hook output priority 0 ; }".into(),
+            format!("add rule inet cut input ip saddr {peer} drop"),
+            format!("add rule inet cut output ip daddr {peer} drop"),
+        ] {
+            let out = nft(&rule);
+            assert!(out.status.success(), "nft {rule}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
     /// A bad line on `node`'s side of its cable: `loss` percent of its
     /// packets lost each way and `delay_ms` added to what it sends, with
     /// `tc netem` where the kernel has it. Where it does not (these

@@ -61,9 +61,25 @@ async fn pair_with(args: &[&str], env: &[(&str, &str)]) -> Pair {
     let wrong = join(&b_dir, &a_addrs.https, &code, &"ab".repeat(32), 1);
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("fingerprint"), "{wrong:?}");
+    // The primary's pretix token (a 0600 file in its data directory)
+    // travels with the identity.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(a_dir.join("pretix-token"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"pretix-token-of-the-primary\n").unwrap();
+    }
     let b_link = free_port();
     let out = join(&b_dir, &a_addrs.https, &code, &fingerprint, b_link);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = b_dir.join("pretix-token");
+    assert_eq!(std::fs::read_to_string(&token).unwrap(), "pretix-token-of-the-primary\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&token).unwrap().permissions().mode() & 0o777, 0o600);
     // The code worked once.
     let again = join(&dirs.path().join("c"), &a_addrs.https, &code, &fingerprint, 1);
     assert!(
@@ -308,9 +324,14 @@ async fn captures_uploaded_to_the_primary_are_copied_to_the_standby_and_checked(
         let copied = std::fs::read(p.b_dir.join("captures").join(&sha[..2]).join(&sha[2..]))
             .unwrap_or_else(|e| panic!("capture {sha} not on the standby: {e}"));
         assert_eq!(&copied, photo, "capture {sha} differs");
-        // The primary made a thumbnail; the standby has it too.
+        // The primary makes a thumbnail (after the upload, in the
+        // background); the standby gets it too, at a later round.
         let thumb = p.b_dir.join("thumbs").join(&sha[..2]).join(format!("{}.jpg", &sha[2..]));
-        assert!(thumb.exists(), "thumbnail of {sha} not copied");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !thumb.exists() {
+            assert!(Instant::now() < deadline, "thumbnail of {sha} not copied");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     assert_eq!(std::fs::read_dir(&parts).unwrap().count(), 0, "part files left behind");
 }
