@@ -65,18 +65,23 @@ pub(super) fn log_batch(
     conn: &Connection,
     session: &mut Session<'_>,
     epoch: i64,
-) -> Result<Option<i64>, StoreError> {
-    let Some(bytes) = session.changeset().map_err(StoreError::Internal)? else {
+) -> Result<Option<LogRow>, StoreError> {
+    let Some(changeset) = session.changeset().map_err(StoreError::Internal)? else {
         return Ok(None);
     };
     let seq: i64 =
         conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM repl_log", [], |r| r.get(0))?;
     conn.execute(
         "INSERT INTO repl_log (seq, epoch, changeset) VALUES (?1, ?2, ?3)",
-        rusqlite::params![seq, epoch, bytes],
+        rusqlite::params![seq, epoch, changeset],
     )?;
-    Ok(Some(seq))
+    Ok(Some(LogRow { seq, epoch, changeset }))
 }
+
+/// The newest committed log rows, kept in memory so the shipper sends a
+/// batch without reading back what the writer has just written.
+const RECENT_ROWS: usize = 512;
+const RECENT_BYTES: usize = 4 << 20;
 
 /// One log row as it travels to the standby.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +109,8 @@ pub struct Shared {
     gate: Mutex<Gate>,
     /// The newest log seq committed here (the shipper wakes on it).
     committed: watch::Sender<i64>,
+    /// The newest committed log rows (see [`RECENT_ROWS`]).
+    recent: Mutex<VecDeque<LogRow>>,
     tables: Vec<CString>,
 }
 
@@ -128,6 +135,7 @@ impl Shared {
             capture: AtomicBool::new(capture),
             gate: Mutex::new(Gate::default()),
             committed: watch::channel(last).0,
+            recent: Mutex::new(VecDeque::new()),
             tables: replicated_tables(conn)?,
         })
     }
@@ -161,8 +169,20 @@ impl Shared {
 
     /// After a batch committed: its answers go out now, or wait for the
     /// standby's acknowledgement of `seq` (returned empty then).
-    pub(super) fn after_commit(&self, seq: Option<i64>, replies: Vec<Reply>) -> Vec<Reply> {
-        let Some(seq) = seq else { return replies };
+    pub(super) fn after_commit(&self, row: Option<LogRow>, replies: Vec<Reply>) -> Vec<Reply> {
+        let Some(row) = row else { return replies };
+        let seq = row.seq;
+        {
+            let mut recent = self.recent.lock().expect("recent log rows");
+            if recent.back().is_some_and(|r: &LogRow| r.seq + 1 != seq || r.epoch != row.epoch) {
+                recent.clear();
+            }
+            recent.push_back(row);
+            let mut bytes: usize = recent.iter().map(|r| r.changeset.len()).sum();
+            while recent.len() > RECENT_ROWS || (bytes > RECENT_BYTES && recent.len() > 1) {
+                bytes -= recent.pop_front().map_or(0, |r| r.changeset.len());
+            }
+        }
         self.committed.send_replace(seq);
         let mut gate = self.gate.lock().expect("replication gate");
         if !gate.waiting || replies.is_empty() {
@@ -204,6 +224,41 @@ impl Shared {
             gate.pending.drain(..).flat_map(|p| p.2).collect()
         };
         ready.into_iter().for_each(|r| r(Ok(())));
+    }
+
+    /// A new role (promotion, fence): the rows in memory may be another
+    /// history's, so they are forgotten first.
+    fn set_role(&self, role: Role) {
+        self.recent.lock().expect("recent log rows").clear();
+        self.role.store(role as u8, Ordering::Release);
+    }
+
+    /// The rows after `after` from memory, when memory holds `after + 1`
+    /// (a caught-up standby); `None`: read the log. Memory holds only this
+    /// process's commits, contiguous: a gap (another process's commit)
+    /// empties it.
+    fn recent_after(&self, after: i64, limit: usize, max_bytes: usize) -> Option<Vec<LogRow>> {
+        let recent = self.recent.lock().expect("recent log rows");
+        let first = recent.front()?.seq;
+        if first > after + 1 {
+            return None;
+        }
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        for row in recent.iter().skip_while(|r| r.seq <= after).take(limit) {
+            bytes += row.changeset.len();
+            out.push(row.clone());
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        // Nothing here after `after`: another process (a CLI command) may
+        // have committed the next seq, which only the log holds.
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// The log was trimmed up to `upto`: memory forgets those rows too.
+    fn forget_upto(&self, upto: i64) {
+        self.recent.lock().expect("recent log rows").retain(|r| r.seq > upto);
     }
 
     /// Whether answers wait for the standby now.
@@ -273,6 +328,9 @@ impl Store {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Vec<LogRow>, StoreError> {
+        if let Some(rows) = self.replica.recent_after(after, limit, max_bytes) {
+            return Ok(rows);
+        }
         self.read(move |c| {
             let first: Option<i64> =
                 c.query_row("SELECT MIN(seq) FROM repl_log", [], |r| r.get(0))?;
@@ -307,6 +365,7 @@ impl Store {
     /// is kept by the caller). The newest row always stays: the next seq
     /// follows it, so a seq is never given twice.
     pub async fn trim_log(&self, upto: i64) -> Result<(), StoreError> {
+        self.replica.forget_upto(upto);
         self.write_replicated(move |ctx| {
             ctx.conn.execute(
                 "DELETE FROM repl_log WHERE seq <= ?1 AND seq < (SELECT MAX(seq) FROM repl_log)",
@@ -367,7 +426,7 @@ impl Store {
             Ok(())
         })
         .await?;
-        self.replica.role.store(Role::Standby as u8, Ordering::Release);
+        self.replica.set_role(Role::Standby);
         self.replica.epoch.store(epoch, Ordering::Release);
         self.replica.capture.store(false, Ordering::Release);
         self.replica.go_on_alone();
@@ -380,7 +439,7 @@ impl Store {
         if epoch <= self.replica.epoch() {
             return Ok(());
         }
-        self.replica.role.store(Role::Standby as u8, Ordering::Release);
+        self.replica.set_role(Role::Standby);
         tracing::warn!(epoch, "a newer primary exists: this box takes no more writes");
         self.become_standby(epoch).await
     }
@@ -407,7 +466,7 @@ impl Store {
         .await?;
         self.replica.epoch.store(epoch, Ordering::Release);
         self.replica.capture.store(true, Ordering::Release);
-        self.replica.role.store(Role::Primary as u8, Ordering::Release);
+        self.replica.set_role(Role::Primary);
         tracing::warn!(epoch, "promoted: this box is the primary now");
         self.replica_state().await
     }
