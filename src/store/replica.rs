@@ -83,6 +83,37 @@ pub(super) fn log_batch(
 const RECENT_ROWS: usize = 512;
 const RECENT_BYTES: usize = 4 << 20;
 
+/// The rows in memory, contiguous, and their changesets' total size.
+#[derive(Default)]
+struct Recent {
+    rows: VecDeque<LogRow>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.bytes = 0;
+    }
+
+    fn push(&mut self, row: LogRow) {
+        if self.rows.back().is_some_and(|r| r.seq + 1 != row.seq || r.epoch != row.epoch) {
+            self.clear();
+        }
+        self.bytes += row.changeset.len();
+        self.rows.push_back(row);
+        while self.rows.len() > RECENT_ROWS || (self.bytes > RECENT_BYTES && self.rows.len() > 1) {
+            self.pop_front();
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(r) = self.rows.pop_front() {
+            self.bytes -= r.changeset.len();
+        }
+    }
+}
+
 /// One log row as it travels to the standby.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogRow {
@@ -110,7 +141,9 @@ pub struct Shared {
     /// The newest log seq committed here (the shipper wakes on it).
     committed: watch::Sender<i64>,
     /// The newest committed log rows (see [`RECENT_ROWS`]).
-    recent: Mutex<VecDeque<LogRow>>,
+    recent: Mutex<Recent>,
+    /// The epoch proof for the current epoch, made once per epoch.
+    proof: Mutex<Option<(i64, String)>>,
     tables: Vec<CString>,
 }
 
@@ -135,7 +168,8 @@ impl Shared {
             capture: AtomicBool::new(capture),
             gate: Mutex::new(Gate::default()),
             committed: watch::channel(last).0,
-            recent: Mutex::new(VecDeque::new()),
+            recent: Mutex::new(Recent::default()),
+            proof: Mutex::new(None),
             tables: replicated_tables(conn)?,
         })
     }
@@ -172,17 +206,7 @@ impl Shared {
     pub(super) fn after_commit(&self, row: Option<LogRow>, replies: Vec<Reply>) -> Vec<Reply> {
         let Some(row) = row else { return replies };
         let seq = row.seq;
-        {
-            let mut recent = self.recent.lock().expect("recent log rows");
-            if recent.back().is_some_and(|r: &LogRow| r.seq + 1 != seq || r.epoch != row.epoch) {
-                recent.clear();
-            }
-            recent.push_back(row);
-            let mut bytes: usize = recent.iter().map(|r| r.changeset.len()).sum();
-            while recent.len() > RECENT_ROWS || (bytes > RECENT_BYTES && recent.len() > 1) {
-                bytes -= recent.pop_front().map_or(0, |r| r.changeset.len());
-            }
-        }
+        self.recent.lock().expect("recent log rows").push(row);
         self.committed.send_replace(seq);
         let mut gate = self.gate.lock().expect("replication gate");
         if !gate.waiting || replies.is_empty() {
@@ -239,12 +263,13 @@ impl Shared {
     /// empties it.
     fn recent_after(&self, after: i64, limit: usize, max_bytes: usize) -> Option<Vec<LogRow>> {
         let recent = self.recent.lock().expect("recent log rows");
-        let first = recent.front()?.seq;
+        let first = recent.rows.front()?.seq;
         if first > after + 1 {
             return None;
         }
         let (mut out, mut bytes) = (Vec::new(), 0usize);
-        for row in recent.iter().skip_while(|r| r.seq <= after).take(limit) {
+        let from = usize::try_from(after + 1 - first).unwrap_or(0);
+        for row in recent.rows.iter().skip(from).take(limit) {
             bytes += row.changeset.len();
             out.push(row.clone());
             if bytes >= max_bytes {
@@ -258,7 +283,10 @@ impl Shared {
 
     /// The log was trimmed up to `upto`: memory forgets those rows too.
     fn forget_upto(&self, upto: i64) {
-        self.recent.lock().expect("recent log rows").retain(|r| r.seq > upto);
+        let mut recent = self.recent.lock().expect("recent log rows");
+        while recent.rows.front().is_some_and(|r| r.seq <= upto) {
+            recent.pop_front();
+        }
     }
 
     /// Whether answers wait for the standby now.
@@ -783,13 +811,20 @@ impl Store {
     /// `X-Venuebox-Epoch`, so an old primary that meets a phone which
     /// has seen the new one fences itself. Only a box of the pair can make
     /// one (the box key), so a guest cannot fence the door with a number.
+    /// Signed once per epoch: `/healthz` is asked often.
     pub fn epoch_proof(&self) -> String {
         use base64::Engine;
         use ed25519_dalek::Signer;
         let epoch = self.replica.epoch();
+        let mut cached = self.replica.proof.lock().expect("epoch proof");
+        if let Some((_, proof)) = cached.as_ref().filter(|(e, _)| *e == epoch) {
+            return proof.clone();
+        }
         let sig = self.identity.key.sign(&epoch_claim(&self.identity.box_id, epoch));
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes());
-        format!("{epoch}.{b64}")
+        let proof = format!("{epoch}.{b64}");
+        *cached = Some((epoch, proof.clone()));
+        proof
     }
 
     /// The epoch a phone's `X-Venuebox-Epoch` proves, if its signature is
@@ -983,5 +1018,25 @@ mod tests {
         assert_eq!(store.verify_epoch_proof("nonsense"), None);
         let other = open(&dirs.path().join("b"));
         assert_eq!(other.verify_epoch_proof(&proof), None, "another box's key");
+    }
+
+    #[test]
+    fn memory_serves_only_contiguous_rows_and_falls_back_on_a_gap() {
+        let row = |seq, epoch| LogRow { seq, epoch, changeset: vec![0; 10] };
+        let mut r = Recent::default();
+        for seq in 1..=3 {
+            r.push(row(seq, 1));
+        }
+        assert_eq!((r.rows.len(), r.bytes), (3, 30));
+        // Another process committed seq 4: a gap empties memory.
+        r.push(row(5, 1));
+        assert_eq!((r.rows.len(), r.bytes), (1, 10));
+        // A new epoch starts over too.
+        r.push(row(6, 2));
+        assert_eq!(r.rows.front().map(|x| x.seq), Some(6));
+        for seq in 7..(7 + RECENT_ROWS as i64) {
+            r.push(row(seq, 2));
+        }
+        assert_eq!((r.rows.len(), r.bytes), (RECENT_ROWS, RECENT_ROWS * 10));
     }
 }
