@@ -75,18 +75,9 @@ pub async fn join(args: JoinArgs) -> Result<()> {
         if !venuebox::replication::join::CARRIED_FILES.contains(&name.as_str()) {
             continue;
         }
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = data_dir.join(name);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
+        venuebox::secrets::write_private(&path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
     }
     let state = server::open(&Config::new(&data_dir), venuebox::clock::Clock::system())?;
     state.store.set_node(node.clone()).await?;
