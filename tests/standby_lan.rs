@@ -22,12 +22,11 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_venuebox");
 
-/// `venuebox discover` from the clients' namespace: instance → TXT line.
-fn discover(venue: &Venue) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &venue.ns("c"), BIN, "discover", "--wait-secs", "3"])
-        .output()
-        .unwrap();
+/// `venuebox discover` from the clients' namespace: one line a box.
+async fn discover(venue: &Venue) -> Vec<String> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &venue.ns("c"), BIN, "discover", "--wait-secs", "3"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
 
@@ -103,12 +102,7 @@ fn on_a_venue_lan_the_door_goes_on_through_cuts_loss_and_a_killed_primary() {
         rt.block_on(async move {
             let (venue, a_base, b_base) = (v2, a_base2, b_base2);
             wait_for(&a_base, &admin, "never in sync", |v| v["link"]["in_sync"] == true).await;
-            let seen = tokio::task::spawn_blocking({
-                let venue = venue.clone();
-                move || discover(&venue)
-            })
-            .await
-            .unwrap();
+            let seen = discover(&venue).await;
             assert!(announced(&seen, "a", "primary", 1), "{seen:?}");
             assert!(announced(&seen, "b", "standby", 1), "{seen:?}");
 
@@ -147,12 +141,7 @@ fn on_a_venue_lan_the_door_goes_on_through_cuts_loss_and_a_killed_primary() {
             tokio::task::spawn_blocking(move || common::standby::promote(&dir)).await.unwrap();
             scan_all(&a_base, &door, &all[80..82], "cut-a").await;
             scan_all(&b_base, &door, &[all[80].clone(), all[82].clone()], "cut-b").await;
-            let seen = tokio::task::spawn_blocking({
-                let venue = venue.clone();
-                move || discover(&venue)
-            })
-            .await
-            .unwrap();
+            let seen = discover(&venue).await;
             assert!(
                 announced(&seen, "a", "primary", 1) && announced(&seen, "b", "primary", 2),
                 "{seen:?}"
@@ -204,12 +193,7 @@ fn on_a_venue_lan_the_door_goes_on_through_cuts_loss_and_a_killed_primary() {
             let all_answered = killed.elapsed();
             check(&a_base, &door, &merch, &acked).await;
             assert_eq!(admitted(&a_base, &door).await, json!(83 + 600));
-            let seen = tokio::task::spawn_blocking({
-                let venue = venue.clone();
-                move || discover(&venue)
-            })
-            .await
-            .unwrap();
+            let seen = discover(&venue).await;
             assert!(announced(&seen, "a", "primary", 3), "{seen:?}");
             format!(
                 "slowest answer with the cable out {cut:?}, on the lossy line ({line}) {lossy:?}; \

@@ -244,15 +244,8 @@ pub async fn check(base: &str, door: &str, merch: &str, acked: &[Acked]) {
         }
     }
     // Stock: never below zero, and the ledger explains what is on hand.
-    let l: Value = http
-        .get(format!("{base}/api/v1/drops/{DROP}/ledger"))
-        .bearer_auth(merch)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let path = format!("/api/v1/drops/{DROP}/ledger");
+    let (_, l) = super::binary::call(reqwest::Method::GET, base, &path, merch, None).await;
     for sku in SKUS {
         let on_hand = l["on_hand"][sku].as_i64().unwrap_or_else(|| panic!("{sku} in {l}"));
         assert!(on_hand >= 0, "{sku} oversold: {l}");
