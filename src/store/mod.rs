@@ -1,6 +1,7 @@
 //! Persistence: one SQLite file in the data directory, WAL mode with
 //! `synchronous=FULL`, embedded migrations, a single writer thread with
-//! group commit, a pool of read-only connections, and the outbox.
+//! group commit, a checkpoint thread (`checkpoint.rs`), a pool of read-only
+//! connections, and the outbox.
 //!
 //! Only this module speaks SQL. Callers get typed methods; every mutation
 //! that the cloud must learn about appends its outbox row inside the same
@@ -10,6 +11,7 @@ mod audit;
 pub mod backup;
 pub mod captures;
 mod changeset;
+mod checkpoint;
 pub mod closing;
 pub mod drops;
 pub mod identity;
@@ -133,6 +135,8 @@ pub struct Store {
     identity: Arc<BoxIdentity>,
     path: Arc<PathBuf>,
     replica: Arc<replica::Shared>,
+    /// Checkpoints the WAL off the writer's path until the last handle goes.
+    _checkpoint: Arc<checkpoint::Checkpointer>,
 }
 
 /// Settings every connection gets. `synchronous=FULL` in WAL mode makes
@@ -175,6 +179,7 @@ impl Store {
         let event: EventCell = Arc::new(RwLock::new(manifests::load_current(&conn, &identity)?));
         let readers = Arc::new(ReadPool::open(path.clone(), opts.read_connections)?);
         let replica = Arc::new(replica::Shared::load(&conn)?);
+        let checkpoint = Arc::new(checkpoint::spawn(&conn, &path)?);
         let (jobs, _thread) = writer::spawn(
             conn,
             identity.clone(),
@@ -183,7 +188,15 @@ impl Store {
             replica.clone(),
             opts.write_queue,
         );
-        Ok(Store { jobs, readers, event, identity, path: Arc::new(path), replica })
+        Ok(Store {
+            jobs,
+            readers,
+            event,
+            identity,
+            path: Arc::new(path),
+            replica,
+            _checkpoint: checkpoint,
+        })
     }
 
     pub fn box_id(&self) -> &str {
