@@ -17,6 +17,11 @@ struct RawSession {
 }
 
 #[repr(C)]
+struct RawGroup {
+    _opaque: [u8; 0],
+}
+
+#[repr(C)]
 struct RawIter {
     _opaque: [u8; 0],
 }
@@ -38,17 +43,32 @@ extern "C" {
         len: *mut c_int,
         out: *mut *mut c_void,
     ) -> c_int;
-    fn sqlite3changeset_apply(
+    #[allow(clippy::too_many_arguments)]
+    fn sqlite3changeset_apply_v2(
         db: *mut ffi::sqlite3,
         len: c_int,
         changeset: *mut c_void,
         filter: Option<FilterFn>,
         conflict: Option<ConflictFn>,
         ctx: *mut c_void,
+        rebase: *mut *mut c_void,
+        rebase_len: *mut c_int,
+        flags: c_int,
     ) -> c_int;
+    fn sqlite3changegroup_new(out: *mut *mut RawGroup) -> c_int;
+    fn sqlite3changegroup_add(group: *mut RawGroup, len: c_int, data: *mut c_void) -> c_int;
+    fn sqlite3changegroup_output(
+        group: *mut RawGroup,
+        len: *mut c_int,
+        out: *mut *mut c_void,
+    ) -> c_int;
+    fn sqlite3changegroup_delete(group: *mut RawGroup);
 }
 
 const SQLITE_CHANGESET_ABORT: c_int = 2;
+/// The caller's transaction (the writer job's savepoint) is the unit of
+/// all-or-nothing; SQLite need not open a savepoint of its own.
+const SQLITE_CHANGESETAPPLY_NOSAVEPOINT: c_int = 1;
 
 fn check(conn: &Connection, rc: c_int, what: &str) -> Result<(), String> {
     if rc == ffi::SQLITE_OK {
@@ -143,22 +163,77 @@ unsafe extern "C" fn abort_on_conflict(ctx: *mut c_void, kind: c_int, _: *mut Ra
     SQLITE_CHANGESET_ABORT
 }
 
-/// Applies a changeset through `conn`, all of it or (on any conflict)
-/// none of it.
+fn len_of(bytes: &[u8]) -> Result<c_int, String> {
+    c_int::try_from(bytes.len()).map_err(|_| "the changeset is over 2 GiB".to_string())
+}
+
+/// Several changesets, in order, as one: what applying them one after the
+/// other would do (a row inserted then updated is one insert). Applying
+/// one changeset prepares statements for every table it touches, so a
+/// standby with several batches waiting applies them as one.
+pub fn combine(changesets: &[&[u8]]) -> Result<Vec<u8>, String> {
+    let mut raw: *mut RawGroup = std::ptr::null_mut();
+    // SAFETY: an out-pointer to a local; on success SQLite gives a group
+    // that `Group` deletes on every path below.
+    if unsafe { sqlite3changegroup_new(&mut raw) } != ffi::SQLITE_OK || raw.is_null() {
+        return Err("cannot combine changesets: out of memory".into());
+    }
+    struct Group(*mut RawGroup);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            // SAFETY: the group made above, deleted once.
+            unsafe { sqlite3changegroup_delete(self.0) }
+        }
+    }
+    let group = Group(raw);
+    for c in changesets {
+        let len = len_of(c)?;
+        // SAFETY: SQLite only reads the buffer (and copies what it keeps).
+        let rc = unsafe { sqlite3changegroup_add(group.0, len, c.as_ptr() as *mut c_void) };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!("cannot combine changesets: SQLite error {rc}"));
+        }
+    }
+    let (mut len, mut buf): (c_int, *mut c_void) = (0, std::ptr::null_mut());
+    // SAFETY: out-pointers to locals; SQLite allocates `buf` (len bytes),
+    // copied and freed with sqlite3_free below.
+    let rc = unsafe { sqlite3changegroup_output(group.0, &mut len, &mut buf) };
+    if rc != ffi::SQLITE_OK {
+        return Err(format!("cannot combine changesets: SQLite error {rc}"));
+    }
+    if buf.is_null() || len <= 0 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: `buf` holds `len` bytes that SQLite wrote.
+    let out = unsafe { std::slice::from_raw_parts(buf as *const u8, len as usize).to_vec() };
+    // SAFETY: `buf` came from SQLite's allocator and is not used again.
+    unsafe { ffi::sqlite3_free(buf) };
+    Ok(out)
+}
+
+/// Applies a changeset through `conn` inside the caller's transaction or
+/// savepoint, which the caller rolls back on an error: on a conflict the
+/// changes already made are not undone here.
 pub fn apply(conn: &Connection, changeset: &[u8]) -> Result<(), ApplyError> {
-    let len = c_int::try_from(changeset.len())
-        .map_err(|_| ApplyError::Sql("the changeset is over 2 GiB".into()))?;
+    if changeset.is_empty() {
+        return Ok(());
+    }
+    let len = len_of(changeset).map_err(ApplyError::Sql)?;
     let mut conflict: c_int = 0;
     // SAFETY: SQLite only reads the changeset buffer (the API takes a
-    // non-const pointer); the callback and its context live for the call.
+    // non-const pointer); the callback and its context live for the call;
+    // no rebase buffer is asked for.
     let rc = unsafe {
-        sqlite3changeset_apply(
+        sqlite3changeset_apply_v2(
             conn.handle(),
             len,
             changeset.as_ptr() as *mut c_void,
             None,
             Some(abort_on_conflict),
             &mut conflict as *mut c_int as *mut c_void,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            SQLITE_CHANGESETAPPLY_NOSAVEPOINT,
         )
     };
     if conflict != 0 {
@@ -217,9 +292,47 @@ mod tests {
         assert_eq!(dump(&b), vec!["2=two", "x=2"]);
         let own: i64 = b.query_row("SELECT COUNT(*) FROM own", [], |r| r.get(0)).unwrap();
         assert_eq!(own, 0, "a table not attached is not recorded");
-        // The same changeset again does not fit: all or nothing.
+        // The same changeset again does not fit; the caller's savepoint
+        // undoes what it did change.
+        b.execute_batch("SAVEPOINT job").unwrap();
         assert!(matches!(apply(&b, &cs), Err(ApplyError::Conflict(_))));
+        b.execute_batch("ROLLBACK TO job; RELEASE job").unwrap();
         assert_eq!(dump(&b), vec!["2=two", "x=2"]);
+    }
+
+    /// Records one transaction of `sql` on `a` and returns its changeset.
+    fn record(a: &Connection, sql: &str) -> Vec<u8> {
+        let tables = [CString::new("t").unwrap(), CString::new("k").unwrap()];
+        a.execute_batch("BEGIN").unwrap();
+        let mut s = Session::start(a, &tables).unwrap();
+        a.execute_batch(sql).unwrap();
+        let cs = s.changeset().unwrap().unwrap();
+        drop(s);
+        a.execute_batch("COMMIT").unwrap();
+        cs
+    }
+
+    #[test]
+    fn batches_combined_apply_as_they_would_one_after_the_other() {
+        let (a, one_by_one, combined) = (db(), db(), db());
+        let batches = [
+            record(&a, "INSERT INTO t VALUES (1, 'one'); INSERT INTO k VALUES ('x', 1)"),
+            record(&a, "UPDATE t SET v = 'uno' WHERE id = 1; INSERT INTO t VALUES (2, 'two')"),
+            record(&a, "DELETE FROM t WHERE id = 2; UPDATE k SET n = n + 5"),
+            record(&a, "INSERT INTO t VALUES (2, 'again')"),
+        ];
+        for b in &batches {
+            apply(&one_by_one, b).unwrap();
+        }
+        let all: Vec<&[u8]> = batches.iter().map(Vec::as_slice).collect();
+        apply(&combined, &combine(&all).unwrap()).unwrap();
+        assert_eq!(dump(&one_by_one), dump(&a));
+        assert_eq!(dump(&combined), dump(&a));
+        assert_eq!(dump(&a), vec!["1=uno", "2=again", "x=6"]);
+        // Combined, a copy that does not fit is still refused.
+        let stale = db();
+        stale.execute_batch("INSERT INTO t VALUES (1, 'other')").unwrap();
+        assert!(matches!(apply(&stale, &combine(&all).unwrap()), Err(ApplyError::Conflict(_))));
     }
 
     #[test]

@@ -69,12 +69,11 @@ pub(super) fn log_batch(
     let Some(changeset) = session.changeset().map_err(StoreError::Internal)? else {
         return Ok(None);
     };
-    let seq: i64 =
-        conn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM repl_log", [], |r| r.get(0))?;
-    conn.execute(
-        "INSERT INTO repl_log (seq, epoch, changeset) VALUES (?1, ?2, ?3)",
-        rusqlite::params![seq, epoch, changeset],
-    )?;
+    let seq: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM repl_log")?
+        .query_row([], |r| r.get(0))?;
+    conn.prepare_cached("INSERT INTO repl_log (seq, epoch, changeset) VALUES (?1, ?2, ?3)")?
+        .execute(rusqlite::params![seq, epoch, changeset])?;
     Ok(Some(LogRow { seq, epoch, changeset }))
 }
 
@@ -404,20 +403,23 @@ impl Store {
         .await
     }
 
-    /// On the standby: applies the primary's rows in order, each in the
-    /// same transaction as the log row and the new position. Rows it has
+    /// On the standby: applies the primary's rows in order, all in one
+    /// transaction with their log rows and the new position. Rows it has
     /// already applied are skipped; a gap or a row that does not fit the
     /// data is an error (the standby then needs a snapshot). Returns the
     /// last seq applied.
     pub async fn apply_log(&self, rows: Vec<LogRow>) -> Result<i64, StoreError> {
         self.write_replicated(move |ctx| {
-            let mut last: i64 =
-                ctx.conn
-                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM repl_log", [], |r| r.get(0))?;
+            let mut last: i64 = ctx
+                .conn
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM repl_log")?
+                .query_row([], |r| r.get(0))?;
             let manifest = |c: &Connection| -> rusqlite::Result<i64> {
-                c.query_row("SELECT COALESCE(MAX(id), 0) FROM manifests", [], |r| r.get(0))
+                c.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM manifests")?
+                    .query_row([], |r| r.get(0))
             };
             let manifest_before = manifest(ctx.conn)?;
+            let mut fresh = Vec::with_capacity(rows.len());
             for row in rows {
                 if row.seq <= last {
                     continue;
@@ -428,12 +430,25 @@ impl Store {
                         format!("got seq {} after {last}: the standby needs a snapshot", row.seq),
                     ));
                 }
-                apply_changeset(ctx.conn, &row.changeset)?;
-                ctx.conn.execute(
-                    "INSERT INTO repl_log (seq, epoch, changeset) VALUES (?1, ?2, ?3)",
-                    rusqlite::params![row.seq, row.epoch, row.changeset],
-                )?;
                 last = row.seq;
+                fresh.push(row);
+            }
+            // Several batches waiting apply as one changeset: SQLite then
+            // prepares its statements once per table, not once per batch.
+            match fresh.as_slice() {
+                [] => {}
+                [one] => apply_changeset(ctx.conn, &one.changeset)?,
+                many => {
+                    let all: Vec<&[u8]> = many.iter().map(|r| r.changeset.as_slice()).collect();
+                    let combined = changeset::combine(&all).map_err(StoreError::Internal)?;
+                    apply_changeset(ctx.conn, &combined)?;
+                }
+            }
+            let mut insert = ctx.conn.prepare_cached(
+                "INSERT INTO repl_log (seq, epoch, changeset) VALUES (?1, ?2, ?3)",
+            )?;
+            for row in &fresh {
+                insert.execute(rusqlite::params![row.seq, row.epoch, row.changeset])?;
             }
             // A new event manifest arrived: the standby serves it too.
             if manifest(ctx.conn)? != manifest_before {

@@ -15,6 +15,7 @@ use crate::domain::{checkin_questions, checkin_rules};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One scan as the door asked for it.
 #[derive(Clone, Debug)]
@@ -180,10 +181,15 @@ fn by_nonce(conn: &Connection, nonce: &str) -> Result<Option<ScanRecord>, StoreE
 }
 
 /// Decides a scan against the event and the ticket's history.
+///
+/// `pre` is the code already resolved (its signature checked) against an
+/// event before the job reached the writer; it is used if that event is
+/// still the current one.
 fn decide(
     ctx: &WriteCtx<'_>,
-    event: &EventSnapshot,
+    event: &Arc<EventSnapshot>,
     req: &ScanRequest,
+    pre: Option<(Arc<EventSnapshot>, Resolution)>,
 ) -> Result<(ScanRecord, BTreeMap<String, String>), StoreError> {
     let gate = event.gate(&req.gate).ok_or_else(|| StoreError::UnknownGate {
         gate: req.gate.to_string(),
@@ -214,7 +220,10 @@ fn decide(
             claim: None,
             unlisted: Reason::UnknownTicket,
         },
-        None => checkin::resolve(&req.code, event),
+        None => match pre {
+            Some((at, r)) if Arc::ptr_eq(&at, event) => r,
+            _ => checkin::resolve(&req.code, event),
+        },
     };
     let facts = match resolution {
         Resolution::Rejected(reason) => Err(reason),
@@ -400,6 +409,15 @@ impl Store {
     /// Decides and records one scan durably; a nonce seen before returns
     /// the stored answer and changes nothing.
     pub async fn record_scan(&self, mut req: ScanRequest) -> Result<ScanOutcome, StoreError> {
+        // The signature is checked here, on the caller's thread, so the
+        // single writer (every door's queue) does not spend its time on it.
+        let pre = match (&req.ticket, self.event()) {
+            (None, Some(event)) => {
+                let r = checkin::resolve(&req.code, &event);
+                Some((event, r))
+            }
+            _ => None,
+        };
         self.write(move |ctx| {
             if let Some(id) = &req.ticket {
                 req.code = looked_up_code(ctx.conn, id)?;
@@ -412,7 +430,7 @@ impl Store {
                 return Ok(ScanOutcome::Replayed(prev));
             }
             let event = ctx.event.clone().ok_or(StoreError::NoEvent)?;
-            let (mut rec, answers) = decide(ctx, &event, &req)?;
+            let (mut rec, answers) = decide(ctx, &event, &req, pre)?;
             insert(ctx, &mut rec)?;
             if rec.verdict == Verdict::Admit && !answers.is_empty() {
                 ctx.conn
