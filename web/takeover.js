@@ -113,7 +113,10 @@ export function watchPeer() {
     let here = true;
     try {
       const r = await fetch("/healthz", { cache: "no-store", signal: AbortSignal.timeout(3000) });
-      remember(await r.json());
+      const h = await r.json();
+      // A satellite is an entrance of its own: its phones stay with it.
+      if (h && h.role === "satellite") return;
+      remember(h);
     } catch {
       // Gone, even with nothing touched: say so now (the link bar and
       // its probe), not at the next scan.

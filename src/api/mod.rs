@@ -16,6 +16,7 @@ mod drops;
 pub mod error;
 mod event;
 pub mod feeds;
+mod forward;
 mod json;
 pub mod lan;
 pub mod lookup;
@@ -103,6 +104,8 @@ pub struct AppState {
     /// What runs `POST /api/v1/rehearsal`, handed in by the binary (none:
     /// the endpoint says to rehearse on the box's console).
     pub rehearse: Option<Arc<dyn Rehearse>>,
+    /// On a satellite: the client its staff's calls go to the primary with.
+    pub forward: Arc<forward::Forwarder>,
 }
 
 impl AppState {
@@ -117,6 +120,7 @@ impl AppState {
             feeds: Default::default(),
             lookups: Default::default(),
             rehearse: None,
+            forward: Default::default(),
         }
     }
 }
@@ -230,6 +234,7 @@ pub fn router(state: AppState) -> Router {
         .merge(uploads)
         .merge(web::routes())
         .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forward::satellite))
         .layer(cors(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), tus::options_beside_cors))
         .layer(axum::middleware::map_response(security_headers))

@@ -64,7 +64,11 @@ pub async fn healthz(
             role: st.store.replica().role(),
             epoch: st.store.replica().epoch(),
             epoch_proof: st.store.epoch_proof(),
-            peer: st.replication.peer_web(),
+            // Phones at a satellite stay there: it names no box to move to.
+            peer: match st.store.replica().role() {
+                crate::store::replica::Role::Satellite => None,
+                _ => st.replication.peer_web(),
+            },
         }),
     )
 }

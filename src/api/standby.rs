@@ -137,9 +137,15 @@ async fn join_checked(
             ))
         }
     };
-    st.store.set_peer(peer.clone()).await?;
-    st.store.start_capture().await?;
-    tracing::warn!(node = %b.node, %peer, "a standby joined: every write is logged for it from now on");
+    if b.satellite {
+        // A satellite dials this box; the pair's peer stays the standby.
+        st.store.start_capture().await?;
+        tracing::warn!(node = %b.node, from = %peer, "a satellite joined: every write is logged for it from now on");
+    } else {
+        st.store.set_peer(peer.clone()).await?;
+        st.store.start_capture().await?;
+        tracing::warn!(node = %b.node, %peer, "a standby joined: every write is logged for it from now on");
+    }
     Ok(Json(JoinBundle {
         identity,
         ca_pem: ca.cert_pem.clone(),

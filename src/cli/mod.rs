@@ -87,8 +87,9 @@ enum Command {
     Payouts(sync::PayoutsCommand),
     /// USB scanners and printers attached to this machine, and what they would do.
     Devices(devices::DevicesArgs),
-    /// Enrol this box as the standby of a running primary (an empty data
-    /// directory, a one-time code and the primary's CA fingerprint).
+    /// Enrol this box as the standby (or, with --satellite, a satellite)
+    /// of a running primary (an empty data directory, a one-time code and
+    /// the primary's CA fingerprint).
     Join(standby::JoinArgs),
     /// Make this standby the primary (the old primary is gone): phones follow.
     Promote(standby::PromoteArgs),

@@ -1,5 +1,5 @@
 //! The pair of boxes from the console: `venuebox join` enrols this box as
-//! the standby of a running primary, `venuebox promote` makes a standby
+//! the standby (or a satellite) of a running primary, `venuebox promote` makes a standby
 //! the primary, `venuebox standby status` says where this box stands.
 
 use super::args::DataDir;
@@ -26,11 +26,16 @@ pub struct JoinArgs {
     /// so the primary can reach it after a takeover.
     #[arg(long, default_value_t = venuebox::net::LINK_PORT)]
     pub link_port: u16,
+    /// Join as a satellite: a second entrance with its own phones,
+    /// scanners and printer, forwarding to the primary while it reaches
+    /// it (not the standby).
+    #[arg(long)]
+    pub satellite: bool,
 }
 
 /// Enrols this (empty) data directory as the standby of the primary.
 pub async fn join(args: JoinArgs) -> Result<()> {
-    let JoinArgs { dir, url, code, fingerprint, link_port } = args;
+    let JoinArgs { dir, url, code, fingerprint, link_port, satellite } = args;
     let data_dir = dir.data_dir;
     let _serving = server::lock_data_dir(&data_dir)?;
     if data_dir.join(venuebox::store::DB_FILE).exists() {
@@ -51,7 +56,7 @@ pub async fn join(args: JoinArgs) -> Result<()> {
     let answer = client
         .post(parsed.join("/api/v1/standby/join")?)
         .header("content-type", "application/json")
-        .body(serde_json::to_vec(&JoinRequest { code, node: node.clone(), link_port })?)
+        .body(serde_json::to_vec(&JoinRequest { code, node: node.clone(), link_port, satellite })?)
         .send()
         .await
         .with_context(|| {
@@ -81,7 +86,11 @@ pub async fn join(args: JoinArgs) -> Result<()> {
     }
     let state = server::open(&Config::new(&data_dir), venuebox::clock::Clock::system())?;
     state.store.set_node(node.clone()).await?;
-    state.store.become_standby(bundle.epoch).await?;
+    if satellite {
+        state.store.become_satellite(bundle.epoch).await?;
+    } else {
+        state.store.become_standby(bundle.epoch).await?;
+    }
     let peer = if host.contains(':') {
         format!("[{host}]:{}", bundle.link_port)
     } else {
@@ -89,7 +98,8 @@ pub async fn join(args: JoinArgs) -> Result<()> {
     };
     state.store.set_peer(peer.clone()).await?;
     println!(
-        "joined: this box ({node}) is the standby of {} at {peer}, epoch {}; box {}",
+        "joined: this box ({node}) is the {} of {} at {peer}, epoch {}; box {}",
+        if satellite { "satellite" } else { "standby" },
         bundle.primary_node,
         bundle.epoch,
         state.store.box_id()

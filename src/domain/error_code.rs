@@ -76,6 +76,7 @@ error_codes! {
     PairingCodeInvalid => "pairing_code_invalid",
     PinsLocked => "pins_locked",
     PoolShort => "pool_short",
+    PrimaryUnreachable => "primary_unreachable",
     ProgramFull => "program_full",
     QuotaReached => "quota_reached",
     ReasonRequired => "reason_required",

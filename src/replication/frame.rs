@@ -45,6 +45,9 @@ pub enum Purpose {
     #[default]
     Log,
     Files,
+    /// A satellite following the primary's log (several may, beside the
+    /// standby).
+    Satellite,
 }
 
 /// Which file of a capture the follower wants.

@@ -1,4 +1,4 @@
-//! Enrolling a standby: the primary makes a one-time code (admin screen
+//! Enrolling a standby or a satellite: the primary makes a one-time code (admin screen
 //! or `venuebox pair --standby`); the new box presents it over HTTPS,
 //! pinned to the CA fingerprint the primary printed, and receives what it
 //! needs to be the same box: the box identity, the CA (so phones trust it
@@ -25,6 +25,10 @@ pub struct JoinRequest {
     /// reach it (at the address the request came from) after a takeover.
     #[schemars(range(min = 1))]
     pub link_port: u16,
+    /// The new box joins as a satellite (an entrance of its own that
+    /// forwards to the primary), not as the standby.
+    #[serde(default)]
+    pub satellite: bool,
 }
 
 /// What the primary answers: secrets, sent only over the pinned HTTPS.

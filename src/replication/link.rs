@@ -123,13 +123,16 @@ pub fn plan(me: &Hello, peer: &Hello) -> Plan {
             me.epoch
         )),
         (Role::Primary, _) => Plan::Lead,
-        (Role::Standby, Role::Primary) if peer.epoch >= me.epoch => Plan::Follow,
-        (Role::Standby, Role::Primary) => Plan::Close(format!(
+        (Role::Standby | Role::Satellite, Role::Primary) if peer.epoch >= me.epoch => Plan::Follow,
+        (Role::Standby | Role::Satellite, Role::Primary) => Plan::Close(format!(
             "the peer is a primary of epoch {}, older than this box's {}: it fences itself",
             peer.epoch, me.epoch
         )),
         (Role::Standby, Role::Standby) => {
             Plan::Close("both boxes are standbys: promote one".into())
+        }
+        (Role::Standby | Role::Satellite, Role::Satellite | Role::Standby) => {
+            Plan::Close("a standby or a satellite follows only a primary".into())
         }
     }
 }
@@ -165,6 +168,15 @@ mod tests {
         assert!(matches!(plan(&h(P, 2), &h(P, 2)), Plan::Close(_)));
         assert!(matches!(plan(&h(S, 3), &h(P, 2)), Plan::Close(_)));
         assert!(matches!(plan(&h(S, 1), &h(S, 1)), Plan::Close(_)));
+        // A satellite follows the primary and is led like a standby; it
+        // never leads, and a primary meeting a satellite of a newer epoch
+        // (it has followed a promoted box) fences itself.
+        use Role::Satellite as T;
+        assert_eq!(plan(&h(P, 1), &h(T, 1)), Plan::Lead);
+        assert_eq!(plan(&h(T, 1), &h(P, 2)), Plan::Follow);
+        assert_eq!(plan(&h(P, 1), &h(T, 2)), Plan::Fence(2));
+        assert!(matches!(plan(&h(T, 1), &h(S, 1)), Plan::Close(_)));
+        assert!(matches!(plan(&h(T, 2), &h(P, 1)), Plan::Close(_)));
         let mut other = h(S, 1);
         other.schema = 14;
         assert!(matches!(plan(&h(P, 1), &other), Plan::Close(_)));

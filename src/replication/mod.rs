@@ -102,6 +102,24 @@ pub struct LinkStatus {
     /// peer is the primary.
     pub web_port: Option<u16>,
     pub peer_web: Option<String>,
+    /// On the primary: the satellites that have followed it since it
+    /// started, by node name.
+    #[serde(default)]
+    pub satellites: Vec<SatelliteStatus>,
+}
+
+/// One satellite as the primary sees it.
+#[derive(Clone, Debug, Default, serde::Serialize, schemars::JsonSchema)]
+pub struct SatelliteStatus {
+    pub node: String,
+    /// Its link is up (it follows the log).
+    pub connected: bool,
+    /// The newest seq it has applied.
+    pub seq: i64,
+    /// Unix ms of its last acknowledgement.
+    pub last_contact_ms: Option<i64>,
+    /// Unix ms since its link is down (it may be apart).
+    pub apart_since_ms: Option<i64>,
 }
 
 impl LinkStatus {
@@ -213,6 +231,20 @@ impl Replication {
         f(&mut self.status.lock().expect("link status"));
     }
 
+    /// Updates (adding it when new) the primary's line for a satellite.
+    fn satellite(&self, node: &str, f: impl FnOnce(&mut SatelliteStatus)) {
+        self.update(|s| {
+            let i = match s.satellites.iter().position(|x| x.node == node) {
+                Some(i) => i,
+                None => {
+                    s.satellites.push(SatelliteStatus { node: node.into(), ..Default::default() });
+                    s.satellites.len() - 1
+                }
+            };
+            f(&mut s.satellites[i]);
+        });
+    }
+
     fn contact(&self) {
         let now = self.clock.now();
         self.update(|s| s.last_contact_ms = Some(now));
@@ -235,7 +267,11 @@ async fn my_hello(
         seq_epoch: store.log_epoch_at(st.seq).await?,
         epoch_start: st.epoch_start,
         schema: store.schema_version().await?,
-        purpose: frame::Purpose::Log,
+        purpose: if st.role == Role::Satellite {
+            frame::Purpose::Satellite
+        } else {
+            frame::Purpose::Log
+        },
         web_port: repl.status.lock().expect("link status").web_port,
     })
 }
@@ -354,7 +390,10 @@ async fn session(
         Ok(p) => p,
         Err(e) => return tracing::info!(error = %e, "a replication link closed before its hello"),
     };
-    if let Ok(addr) = stream.get_ref().0.peer_addr() {
+    // The pair's other box (a satellite is not where phones go).
+    if let (Ok(addr), false) =
+        (stream.get_ref().0.peer_addr(), peer.purpose == frame::Purpose::Satellite)
+    {
         repl.learn_peer_web(store, addr.ip(), &peer).await;
     }
     if peer.purpose == frame::Purpose::Files {
@@ -368,6 +407,9 @@ async fn session(
             tracing::info!(error = %e, "the standby's file link closed");
         }
         return;
+    }
+    if peer.purpose == frame::Purpose::Satellite && me.role == Role::Primary {
+        return lead_satellite(stream, store, repl, &me, &peer, stop).await;
     }
     let Ok(_held) = busy.try_lock() else {
         let _ = frame::write(&mut stream, &frame::Frame::Bye("a link is already up".into())).await;
@@ -388,7 +430,10 @@ async fn session(
         };
         tracing::info!(peer = %peer.node, ?plan, epoch = me.epoch, peer_epoch = peer.epoch, "replication link up");
         match plan {
-            Plan::Lead => primary::lead(&mut stream, store, repl, &peer, stop).await,
+            Plan::Lead => {
+                primary::lead(&mut stream, store, repl, &peer, primary::Follower::Standby, stop)
+                    .await
+            }
             Plan::Follow => standby::follow(&mut stream, store, repl, &peer, &me, stop).await,
             Plan::Close(why) => {
                 let _ = frame::write(&mut stream, &frame::Frame::Bye(why.clone())).await;
@@ -417,6 +462,44 @@ async fn session(
     }
 }
 
+/// A satellite's link, on the primary: several at once, beside the
+/// standby's, none of them holding an answer.
+async fn lead_satellite(
+    mut stream: link::Stream,
+    store: &Store,
+    repl: &Arc<Replication>,
+    me: &Hello,
+    peer: &Hello,
+    stop: &CancellationToken,
+) {
+    let outcome = match link::plan(me, peer) {
+        Plan::Lead => {
+            let now = repl.clock.now();
+            repl.satellite(&peer.node, |s| {
+                s.connected = true;
+                s.apart_since_ms = None;
+                s.last_contact_ms = Some(now);
+            });
+            tracing::info!(satellite = %peer.node, "a satellite follows this box");
+            primary::lead(&mut stream, store, repl, peer, primary::Follower::Satellite, stop).await
+        }
+        Plan::Fence(epoch) => store.fence(epoch).await.map_err(LinkError::from),
+        Plan::Follow | Plan::Close(_) => Err(LinkError::Refused(format!(
+            "{} cannot lead satellite {} (roles {:?}/{:?}, epochs {}/{})",
+            me.node, peer.node, me.role, peer.role, me.epoch, peer.epoch
+        ))),
+    };
+    let now = repl.clock.now();
+    repl.satellite(&peer.node, |s| {
+        s.connected = false;
+        s.apart_since_ms = Some(now);
+    });
+    match outcome {
+        Ok(()) => tracing::info!(satellite = %peer.node, "a satellite's link closed"),
+        Err(e) => tracing::warn!(satellite = %peer.node, error = %e, "a satellite's link closed"),
+    }
+}
+
 /// `venuebox promote` asks the running standby through its store.
 async fn promotions(store: Store, stop: CancellationToken) {
     loop {
@@ -424,9 +507,7 @@ async fn promotions(store: Store, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
-        if store.replica().role() == Role::Standby
-            && store.promotion_requested().await.unwrap_or(false)
-        {
+        if store.replica().role().follows() && store.promotion_requested().await.unwrap_or(false) {
             match store.promote().await {
                 Ok(st) => {
                     tracing::warn!(epoch = st.epoch, "promoted on request: this box is the primary")

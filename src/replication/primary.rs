@@ -38,29 +38,54 @@ async fn start_from(store: &Store, peer: &Hello) -> Result<(bool, bool), LinkErr
     Ok((on_history, diverged))
 }
 
+/// Who is led: the standby (its acknowledgements release the answers the
+/// store holds, and it is the pair's status), or a satellite (never waited
+/// for; its own line in the status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Follower {
+    Standby,
+    Satellite,
+}
+
 /// Leads the link until it fails, the box stops leading, or `stop`.
 pub async fn lead(
     stream: &mut Stream,
     store: &Store,
     repl: &Arc<Replication>,
     peer: &Hello,
+    follower: Follower,
     stop: &CancellationToken,
 ) -> Result<(), LinkError> {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let acked = Arc::new(AtomicI64::new(0));
     let last_heard = Arc::new(std::sync::Mutex::new(Instant::now()));
-    repl.update(|s| {
-        s.leading = true;
-        s.peer_seq = peer.seq;
-    });
+    let standby = follower == Follower::Standby;
+    if standby {
+        repl.update(|s| {
+            s.leading = true;
+            s.peer_seq = peer.seq;
+        });
+    } else {
+        repl.satellite(&peer.node, |s| s.seq = peer.seq);
+    }
     let (on_history, diverged) = start_from(store, peer).await?;
     // The reader: acknowledgements and reports.
     let read_side = {
         let (store, repl, acked, last_heard) =
             (store.clone(), repl.clone(), acked.clone(), last_heard.clone());
+        let node = peer.node.clone();
         async move {
             loop {
                 match frame::read(&mut reader).await? {
+                    Frame::Ack(seq) if !standby => {
+                        *last_heard.lock().expect("clock") = Instant::now();
+                        acked.fetch_max(seq, Ordering::AcqRel);
+                        let now = repl.clock.now();
+                        repl.satellite(&node, |s| {
+                            s.seq = seq;
+                            s.last_contact_ms = Some(now);
+                        });
+                    }
                     Frame::Ack(seq) => {
                         *last_heard.lock().expect("clock") = Instant::now();
                         repl.contact();
@@ -99,6 +124,16 @@ pub async fn lead(
         async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(20)).await;
+                if !standby {
+                    let silent = last_heard.lock().expect("clock").elapsed();
+                    if silent > repl.config.silence {
+                        return Err::<(), _>(LinkError::Silent(silent));
+                    }
+                    if store.replica().role() != Role::Primary {
+                        return Err(LinkError::RoleChanged);
+                    }
+                    continue;
+                }
                 let waited = store.replica().oldest_wait().map(|t| t.elapsed());
                 if waited.is_some_and(|w| w > repl.config.ack_bound) {
                     store.replica().go_on_alone();
@@ -124,7 +159,11 @@ pub async fn lead(
         let mut sent = if on_history {
             peer.seq
         } else {
-            send_snapshot(&mut writer, store, repl, diverged).await?
+            let seq = send_snapshot(&mut writer, store, repl, diverged, &peer.node).await?;
+            if standby {
+                repl.update(|s| s.snapshots += 1);
+            }
+            seq
         };
         let mut committed = store.replica().committed();
         let mut last_send = Instant::now();
@@ -173,12 +212,17 @@ async fn send_snapshot<W: tokio::io::AsyncWrite + Unpin>(
     store: &Store,
     repl: &Replication,
     diverged: bool,
+    follower: &str,
 ) -> Result<i64, LinkError> {
     use sha2::{Digest, Sha256};
     let dir = repl.config.data_dir.join("replication");
     std::fs::create_dir_all(&dir)
         .map_err(|e| LinkError::Refused(format!("{}: {e}", dir.display())))?;
-    let path = dir.join("outgoing.db");
+    // One file per follower: a satellite's snapshot and the standby's may
+    // be made at once.
+    let safe: String =
+        follower.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(64).collect();
+    let path = dir.join(format!("outgoing-{safe}.db"));
     let snap = store.snapshot(path.clone()).await?;
     let io = |e: std::io::Error| LinkError::Refused(format!("snapshot {}: {e}", path.display()));
     let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
@@ -210,7 +254,6 @@ async fn send_snapshot<W: tokio::io::AsyncWrite + Unpin>(
         frame::write(writer, &Frame::Chunk(buf[..n].to_vec())).await?;
     }
     let _ = std::fs::remove_file(&path);
-    repl.update(|s| s.snapshots += 1);
     Ok(snap.seq)
 }
 

@@ -40,8 +40,13 @@ pub async fn follow(
     me: &Hello,
     stop: &CancellationToken,
 ) -> Result<(), LinkError> {
-    if leader.epoch > store.replica().epoch() || store.replica().role() != Role::Standby {
-        store.become_standby(leader.epoch).await?;
+    match store.replica().role() {
+        Role::Satellite if leader.epoch > store.replica().epoch() => {
+            store.become_satellite(leader.epoch).await?
+        }
+        Role::Satellite => {}
+        Role::Standby if leader.epoch <= store.replica().epoch() => {}
+        _ => store.become_standby(leader.epoch).await?,
     }
     let (mut rd, wr) = tokio::io::split(stream);
     let wr = tokio::sync::Mutex::new(wr);
@@ -59,7 +64,7 @@ pub async fn follow(
             let Ok(f) = next else {
                 return Err(LinkError::Silent(repl.config.silence));
             };
-            if store.replica().role() != Role::Standby {
+            if !store.replica().role().follows() {
                 let bye = Frame::Bye("this box was promoted".into());
                 let _ = frame::write(&mut *wr.lock().await, &bye).await;
                 return Err(LinkError::RoleChanged);

@@ -30,6 +30,10 @@ pub enum Role {
     Primary,
     /// Applies the primary's changesets and refuses every other write.
     Standby,
+    /// Follows the primary like a standby, refuses writes of its own like
+    /// a standby, and serves an entrance of its own, forwarding its staff's
+    /// calls to the primary (ARCHITECTURE.md, "Satellites").
+    Satellite,
 }
 
 impl Role {
@@ -37,7 +41,30 @@ impl Role {
         match self {
             Role::Primary => "primary",
             Role::Standby => "standby",
+            Role::Satellite => "satellite",
         }
+    }
+
+    /// The role stored as text; a box with none stored is a primary.
+    fn parse(s: Option<&str>) -> Role {
+        match s {
+            Some("standby") => Role::Standby,
+            Some("satellite") => Role::Satellite,
+            _ => Role::Primary,
+        }
+    }
+
+    fn from_u8(n: u8) -> Role {
+        match n {
+            x if x == Role::Standby as u8 => Role::Standby,
+            x if x == Role::Satellite as u8 => Role::Satellite,
+            _ => Role::Primary,
+        }
+    }
+
+    /// Applies a primary's log (a standby or a satellite).
+    pub fn follows(self) -> bool {
+        self != Role::Primary
     }
 }
 
@@ -153,10 +180,7 @@ impl Shared {
                 .query_row("SELECT value FROM repl_state WHERE key = ?1", [key], |r| r.get(0))
                 .optional()?)
         };
-        let role = match get("role")?.as_deref() {
-            Some("standby") => Role::Standby,
-            _ => Role::Primary,
-        };
+        let role = Role::parse(get("role")?.as_deref());
         let epoch = get("epoch")?.and_then(|e| e.parse().ok()).unwrap_or(1);
         let capture = get("capture")?.as_deref() == Some("on");
         let last: i64 =
@@ -179,11 +203,7 @@ impl Shared {
     }
 
     pub fn role(&self) -> Role {
-        if self.role.load(Ordering::Acquire) == Role::Standby as u8 {
-            Role::Standby
-        } else {
-            Role::Primary
-        }
+        Role::from_u8(self.role.load(Ordering::Acquire))
     }
 
     pub fn epoch(&self) -> i64 {
@@ -462,14 +482,24 @@ impl Store {
     /// Makes this box the standby of a primary at `epoch` (after a snapshot
     /// from it was installed, or when a higher epoch fenced it).
     pub async fn become_standby(&self, epoch: i64) -> Result<(), StoreError> {
+        self.become_follower(Role::Standby, epoch).await
+    }
+
+    /// Makes this box a satellite of the primary at `epoch` (`join
+    /// --satellite`).
+    pub async fn become_satellite(&self, epoch: i64) -> Result<(), StoreError> {
+        self.become_follower(Role::Satellite, epoch).await
+    }
+
+    async fn become_follower(&self, role: Role, epoch: i64) -> Result<(), StoreError> {
         self.write_replicated(move |ctx| {
-            set_state(ctx.conn, "role", Role::Standby.as_str())?;
+            set_state(ctx.conn, "role", role.as_str())?;
             set_state(ctx.conn, "epoch", &epoch.to_string())?;
             set_state(ctx.conn, "capture", "off")?;
             Ok(())
         })
         .await?;
-        self.replica.set_role(Role::Standby);
+        self.replica.set_role(role);
         self.replica.epoch.store(epoch, Ordering::Release);
         self.replica.capture.store(false, Ordering::Release);
         self.replica.go_on_alone();
@@ -482,9 +512,14 @@ impl Store {
         if epoch <= self.replica.epoch() {
             return Ok(());
         }
-        self.replica.set_role(Role::Standby);
+        // A satellite stays one: it only learns the newer epoch.
+        let role = match self.replica.role() {
+            Role::Satellite => Role::Satellite,
+            _ => Role::Standby,
+        };
+        self.replica.set_role(role);
         tracing::warn!(epoch, "a newer primary exists: this box takes no more writes");
-        self.become_standby(epoch).await
+        self.become_follower(role, epoch).await
     }
 
     /// Makes this standby the primary at the next epoch, starting at the
@@ -553,10 +588,7 @@ impl Store {
     /// last wrote), not as this process holds them.
     pub async fn stored_role(&self) -> Result<(Role, i64), StoreError> {
         self.read(|c| {
-            let role = match get_state(c, "role")?.as_deref() {
-                Some("standby") => Role::Standby,
-                _ => Role::Primary,
-            };
+            let role = Role::parse(get_state(c, "role")?.as_deref());
             let epoch = get_state(c, "epoch")?.and_then(|e| e.parse().ok()).unwrap_or(1);
             Ok((role, epoch))
         })

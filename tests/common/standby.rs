@@ -38,9 +38,23 @@ pub fn join(
     fingerprint: &str,
     link_port: u16,
 ) -> std::process::Output {
+    join_as(dir, https, code, fingerprint, link_port, &[])
+}
+
+/// `join` with more arguments (`--satellite`).
+pub fn join_as(
+    dir: &Path,
+    https: &str,
+    code: &str,
+    fingerprint: &str,
+    link_port: u16,
+    more: &[&str],
+) -> std::process::Output {
     Command::new(BIN)
         .args(["join", &format!("https://{https}"), code, "--fingerprint", fingerprint])
-        .args(["--link-port", &link_port.to_string(), "--data-dir"])
+        .args(["--link-port", &link_port.to_string()])
+        .args(more)
+        .arg("--data-dir")
         .arg(dir)
         .output()
         .unwrap()

@@ -23,6 +23,7 @@ mod logs;
 mod readme;
 mod rehearse;
 mod sales_api;
+mod satellite;
 mod standby;
 mod sync_s3;
 mod systemd_notify;

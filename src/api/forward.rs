@@ -1,0 +1,150 @@
+//! A satellite's staff calls go to the primary (ARCHITECTURE.md,
+//! "Satellites"): every `/api/v1/` request except this box's own pair
+//! status is sent on, streamed both ways, to the primary's staff API over
+//! HTTPS pinned to the pair's CA, with the caller's own credential (devices
+//! and sessions are replicated, so the primary knows them). The primary's
+//! answer goes back unchanged: one authority for verdicts, nonces and
+//! receipts. When the primary cannot be reached: `503 primary_unreachable`.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::error_code::ErrorCode;
+use crate::store::replica::Role;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// How long the primary has to accept the connection, and to start its
+/// answer (the door's calls take milliseconds; a live feed's body then
+/// streams for as long as it lasts).
+const CONNECT: Duration = Duration::from_secs(1);
+const ANSWER: Duration = Duration::from_secs(10);
+
+/// The client to the primary, made at the first forwarded call.
+#[derive(Default)]
+pub struct Forwarder {
+    client: OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl Forwarder {
+    fn client(&self, st: &AppState) -> Result<&reqwest::Client, String> {
+        self.client
+            .get_or_init(|| {
+                let ca = crate::net::tls::load_or_create_ca(
+                    &st.replication.config.data_dir,
+                    st.store.box_id(),
+                )
+                .map_err(|e| format!("no certificate authority: {e}"))?;
+                reqwest::Client::builder()
+                    .use_preconfigured_tls(crate::net::tls::pinned_client(&ca.fingerprint()))
+                    .connect_timeout(CONNECT)
+                    .tcp_nodelay(true)
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// Calls this box answers itself even as a satellite: its own pair status
+/// and promotion (`/api/v1/standby…`).
+fn local(path: &str) -> bool {
+    !path.starts_with("/api/v1/")
+        || path == "/api/v1/standby"
+        || path.starts_with("/api/v1/standby/")
+}
+
+/// Connection-level headers, which each hop sets for itself.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+    )
+}
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if !hop_by_hop(name) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// The middleware: on a satellite, `/api/v1/` goes to the primary.
+pub async fn satellite(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if st.store.replica().role() != Role::Satellite || local(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match send(&st, req).await {
+        Ok(r) => r,
+        Err(why) => {
+            tracing::warn!(error = %why, "a call could not be forwarded to the primary");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::PrimaryUnreachable,
+                format!("this box is a satellite and cannot reach the primary ({why}): check the link between the boxes, or use the main entrance"),
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn send(st: &AppState, req: Request) -> Result<Response, String> {
+    let base = st
+        .replication
+        .peer_web()
+        .ok_or("the primary's address is not known yet (the link has not come up)")?;
+    let client = st.forward.client(st)?;
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let (parts, body) = req.into_parts();
+    let mut headers = HeaderMap::new();
+    copy_headers(&parts.headers, &mut headers);
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let forwarded = client
+        .request(parts.method, format!("{base}{path}"))
+        .headers(headers)
+        .body(reqwest::Body::wrap_stream(stream));
+    let answer = tokio::time::timeout(ANSWER, forwarded.send())
+        .await
+        .map_err(|_| format!("no answer from {base} within {ANSWER:?}"))?
+        .map_err(|e| format!("{base}: {e}"))?;
+    let mut out = Response::builder().status(answer.status());
+    if let Some(h) = out.headers_mut() {
+        copy_headers(answer.headers(), h);
+    }
+    out.body(Body::from_stream(answer.bytes_stream())).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pair_status_stays_on_the_satellite_and_everything_else_goes() {
+        assert!(local("/api/v1/standby"));
+        assert!(local("/api/v1/standby/promote"));
+        assert!(local("/healthz"));
+        assert!(local("/metrics"));
+        assert!(local("/"));
+        assert!(!local("/api/v1/checkins"));
+        assert!(!local("/api/v1/sessions"));
+        assert!(!local("/api/v1/standbyx"));
+        assert!(!local("/api/v1/uploads/abc"));
+    }
+}
