@@ -104,6 +104,18 @@ export function arrive() {
   return true;
 }
 
+/** The bar saying this entrance is cut off from the main box. @param {boolean} apart */
+function showApart(apart) {
+  let bar = document.getElementById("apart");
+  if (!apart) {
+    if (bar) bar.remove();
+    return;
+  }
+  if (bar) return;
+  bar = el("div", { id: "apart", class: "link-down", role: "status" }, t.apart);
+  document.body.prepend(bar);
+}
+
 /** Looks at this box now and then (keeping its epoch and the other box's
  * address, from pairing on), and at the other box when this one is gone
  * or answers at an older epoch: a takeover, or two primaries after a
@@ -114,8 +126,9 @@ export function watchPeer() {
     try {
       const r = await fetch("/healthz", { cache: "no-store", signal: AbortSignal.timeout(3000) });
       const h = await r.json();
-      // A satellite is an entrance of its own: its phones stay with it.
-      if (h && h.role === "satellite") return;
+      // A satellite is an entrance of its own: its phones stay with it,
+      // and say when it decides alone, cut off from the main box.
+      if (h && h.role === "satellite") return showApart(h.apart === true);
       remember(h);
     } catch {
       // Gone, even with nothing touched: say so now (the link bar and

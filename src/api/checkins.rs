@@ -232,27 +232,34 @@ fn validate(req: &CheckinRequest) -> Result<Direction, ApiError> {
 pub async fn create(
     State(st): State<AppState>,
     p: Principal,
+    apart: Option<axum::Extension<super::forward::Apart>>,
     Json(req): Json<CheckinRequest>,
 ) -> Result<Response, ApiError> {
     p.require(Role::Door)?;
     let direction = validate(&req)?;
-    let outcome = st
-        .store
-        .record_scan(ScanRequest {
-            code: req.code.unwrap_or_default(),
-            ticket: req.ticket.map(TicketId),
-            gate: GateId(req.gate),
-            direction,
-            nonce: req.nonce,
-            scanned_at: req.scanned_at,
-            staff: p.actor.name,
-            device: req.device,
-            now: st.clock.now(),
-            confirm_unpaid: req.confirm_unpaid,
-            answers: req.answers,
-        })
-        .await?;
+    let scan = ScanRequest {
+        code: req.code.unwrap_or_default(),
+        ticket: req.ticket.map(TicketId),
+        gate: GateId(req.gate),
+        direction,
+        nonce: req.nonce,
+        scanned_at: req.scanned_at,
+        staff: p.actor.name,
+        device: req.device,
+        now: st.clock.now(),
+        confirm_unpaid: req.confirm_unpaid,
+        answers: req.answers,
+    };
+    // At a satellite cut off from the primary (`forward`): decided here.
+    let outcome = match apart {
+        Some(_) => st.store.record_scan_apart(scan).await?,
+        None => st.store.record_scan(scan).await?,
+    };
     let mut resp = axum::Json(answer(&st, outcome.record())).into_response();
+    if apart.is_some() {
+        resp.headers_mut()
+            .insert(HeaderName::from_static("x-venuebox-apart"), HeaderValue::from_static("true"));
+    }
     if let ScanOutcome::New(r) = &outcome {
         st.devices.pipeline.publish(&format!("staff {}", r.staff), r);
     }

@@ -12,7 +12,7 @@ use crate::domain::error_code::ErrorCode;
 use crate::store::replica::Role;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
@@ -86,40 +86,86 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
+/// Marks a request the satellite decides itself: the primary cannot be
+/// reached, and the call has an apart mode (a check-in).
+#[derive(Clone, Copy, Debug)]
+pub struct Apart;
+
+/// Calls a satellite decides itself when the primary cannot be reached.
+fn has_apart_mode(method: &Method, path: &str) -> bool {
+    method == Method::POST && path == "/api/v1/checkins"
+}
+
 /// The middleware: on a satellite, `/api/v1/` goes to the primary.
 pub async fn satellite(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if st.store.replica().role() != Role::Satellite || local(req.uri().path()) {
         return next.run(req).await;
     }
-    match send(&st, req).await {
-        Ok(r) => r,
-        Err(why) => {
-            tracing::warn!(error = %why, "a call could not be forwarded to the primary");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::PrimaryUnreachable,
-                format!("this box is a satellite and cannot reach the primary ({why}): check the link between the boxes, or use the main entrance"),
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    if !has_apart_mode(req.method(), req.uri().path()) {
+        let (parts, body) = req.into_parts();
+        let stream = body.into_data_stream().map_err(std::io::Error::other);
+        let body = reqwest::Body::wrap_stream(stream);
+        return match send(&st, parts.method, &path, &parts.headers, body).await {
+            Ok(r) => r,
+            Err(why) => unreachable_answer(why),
+        };
+    }
+    // Small JSON, kept until the primary has answered: if it cannot, the
+    // satellite decides the same call itself.
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, super::policy::JSON_BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BadRequest,
+                "the request body is too large for a check-in",
             )
             .into_response()
         }
+    };
+    // While the link is down the primary is not asked at all: the door
+    // does not wait a connect timeout per scan.
+    if st.replication.connected() {
+        let body = reqwest::Body::from(bytes.clone());
+        match send(&st, parts.method.clone(), &path, &parts.headers, body).await {
+            Ok(r) => return r,
+            Err(why) => {
+                tracing::warn!(error = %why, "the primary did not answer: deciding here, apart")
+            }
+        }
     }
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(Apart);
+    next.run(req).await
 }
 
-async fn send(st: &AppState, req: Request) -> Result<Response, String> {
+fn unreachable_answer(why: String) -> Response {
+    tracing::warn!(error = %why, "a call could not be forwarded to the primary");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::PrimaryUnreachable,
+        format!("this box is a satellite and cannot reach the primary ({why}): check the link between the boxes, or use the main entrance"),
+    )
+    .into_response()
+}
+
+async fn send(
+    st: &AppState,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: reqwest::Body,
+) -> Result<Response, String> {
     let base = st
         .replication
         .peer_web()
         .ok_or("the primary's address is not known yet (the link has not come up)")?;
     let client = st.forward.client(st)?;
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let (parts, body) = req.into_parts();
-    let mut headers = HeaderMap::new();
-    copy_headers(&parts.headers, &mut headers);
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let forwarded = client
-        .request(parts.method, format!("{base}{path}"))
-        .headers(headers)
-        .body(reqwest::Body::wrap_stream(stream));
+    let mut out_headers = HeaderMap::new();
+    copy_headers(headers, &mut out_headers);
+    let forwarded = client.request(method, format!("{base}{path}")).headers(out_headers).body(body);
     let answer = tokio::time::timeout(ANSWER, forwarded.send())
         .await
         .map_err(|_| format!("no answer from {base} within {ANSWER:?}"))?

@@ -40,6 +40,9 @@ pub struct Health {
     /// The other box of the pair (`https://host:port`), where phones go
     /// when it is the primary and this box is not.
     peer: Option<String>,
+    /// A satellite cut off from the primary: it decides check-ins itself
+    /// under the gates' offline rules, to be merged when the link returns.
+    apart: bool,
 }
 
 /// Any page may read it (`Access-Control-Allow-Origin: *`): it holds
@@ -64,6 +67,8 @@ pub async fn healthz(
             role: st.store.replica().role(),
             epoch: st.store.replica().epoch(),
             epoch_proof: st.store.epoch_proof(),
+            apart: st.store.replica().role() == crate::store::replica::Role::Satellite
+                && !st.replication.connected(),
             // Phones at a satellite stay there: it names no box to move to.
             peer: match st.store.replica().role() {
                 crate::store::replica::Role::Satellite => None,

@@ -409,6 +409,7 @@ mod tests {
             multiple_entries: false,
             admit_unpaid: false,
             rules: None,
+            refuse_offline: false,
         }
     }
 

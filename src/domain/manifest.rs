@@ -337,6 +337,11 @@ pub struct Gate {
     /// decided offline (`domain::checkin_rules`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules: Option<serde_json::Value>,
+    /// At a satellite cut off from the primary: refuse every scan here
+    /// (a strict event) instead of deciding against the satellite's copy,
+    /// which is exact up to the cut (ARCHITECTURE.md, "Satellites").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub refuse_offline: bool,
 }
 
 fn is_false(b: &bool) -> bool {

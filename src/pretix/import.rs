@@ -635,6 +635,7 @@ fn list_gate(
             multiple_entries: flag("allow_multiple_entries", false),
             admit_unpaid: flag("include_pending", false),
             rules,
+            refuse_offline: false,
         },
     ))
 }

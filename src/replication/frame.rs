@@ -37,6 +37,10 @@ pub struct Hello {
     /// tell phones where to go when this box takes over.
     #[serde(default)]
     pub web_port: Option<u16>,
+    /// A satellite holds decisions it took cut off from the primary: it
+    /// reports them (and gets a snapshot) before following again.
+    #[serde(default)]
+    pub apart: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,6 +243,7 @@ mod tests {
                 schema: 15,
                 purpose: Purpose::Files,
                 web_port: Some(8443),
+                apart: false,
             }),
             Frame::Rows(vec![
                 LogRow { seq: 1, epoch: 1, changeset: vec![1, 2, 3] },

@@ -153,6 +153,7 @@ mod tests {
             schema: 15,
             purpose: Default::default(),
             web_port: None,
+            apart: false,
         }
     }
 

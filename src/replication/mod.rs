@@ -205,6 +205,11 @@ impl Replication {
         });
     }
 
+    /// Whether the link to the peer (a satellite's to its primary) is up.
+    pub fn connected(&self) -> bool {
+        self.status.lock().expect("link status").connected
+    }
+
     /// The peer's staff-app address, when known.
     pub fn peer_web(&self) -> Option<String> {
         self.status.lock().expect("link status").peer_web.clone()
@@ -273,6 +278,7 @@ async fn my_hello(
             frame::Purpose::Log
         },
         web_port: repl.status.lock().expect("link status").web_port,
+        apart: st.apart_since.is_some(),
     })
 }
 

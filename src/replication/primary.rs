@@ -27,6 +27,11 @@ const IN_FLIGHT: i64 = 4096;
 /// Whether the follower's position is on this box's history, and if not,
 /// whether it holds writes this box never saw (a fenced old primary's).
 async fn start_from(store: &Store, peer: &Hello) -> Result<(bool, bool), LinkError> {
+    // A satellite's decisions apart are not in any log: it reports them
+    // against a fresh snapshot, like a fenced old primary.
+    if peer.apart {
+        return Ok((false, true));
+    }
     let st = store.replica_state().await?;
     let diverged = peer.seq > st.seq
         || (st.epoch_start.is_some_and(|s| peer.seq > s) && peer.seq_epoch < Some(st.epoch))

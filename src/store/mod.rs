@@ -222,7 +222,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let (job, rx) = writer::job(f, false);
+        let (job, rx) = writer::job(f, writer::Kind::Own);
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -234,7 +234,19 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let (job, rx) = writer::job(f, true);
+        let (job, rx) = writer::job(f, writer::Kind::Replicated);
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The same for what a satellite decides while cut off from the
+    /// primary (a primary takes these too; a standby does not).
+    pub(crate) async fn write_apart<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (job, rx) = writer::job(f, writer::Kind::Apart);
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }

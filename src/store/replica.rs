@@ -323,6 +323,17 @@ fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> 
     Ok(())
 }
 
+/// A satellite decided something cut off from the primary: from now on
+/// (across restarts) it reports its decisions before it follows the
+/// primary again, which clears this when its snapshot is installed.
+pub(super) fn mark_apart(conn: &Connection, now: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO repl_state (key, value) VALUES ('apart', ?1) ON CONFLICT (key) DO NOTHING",
+        [now.to_string()],
+    )?;
+    Ok(())
+}
+
 fn get_state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT value FROM repl_state WHERE key = ?1", [key], |r| r.get(0)).optional()
 }
@@ -338,6 +349,10 @@ pub struct ReplicaState {
     pub epoch_start: Option<i64>,
     /// Whether write batches are recorded for a standby.
     pub capture: bool,
+    /// Unix ms of the first decision a satellite took cut off from the
+    /// primary that the primary has not merged yet (ARCHITECTURE.md,
+    /// "Satellites").
+    pub apart_since: Option<i64>,
 }
 
 impl Store {
@@ -353,7 +368,8 @@ impl Store {
                 c.query_row("SELECT COALESCE(MAX(seq), 0) FROM repl_log", [], |r| r.get(0))?;
             let epoch_start = get_state(c, "epoch_start")?.and_then(|s| s.parse().ok());
             let capture = get_state(c, "capture")?.as_deref() == Some("on");
-            Ok(ReplicaState { role, epoch, seq, epoch_start, capture })
+            let apart_since = get_state(c, "apart")?.and_then(|s| s.parse().ok());
+            Ok(ReplicaState { role, epoch, seq, epoch_start, capture, apart_since })
         })
         .await
     }
@@ -766,6 +782,9 @@ impl Store {
                 )
                 .optional()?;
             ctx.conn.execute("DELETE FROM repl_log", [])?;
+            // What a satellite decided apart was reported before this
+            // snapshot (its decisions are in it now).
+            ctx.conn.execute("DELETE FROM repl_state WHERE key = 'apart'", [])?;
             let seq = match newest {
                 Some((seq, epoch, changeset)) => {
                     ctx.conn.execute(

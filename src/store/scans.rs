@@ -6,6 +6,7 @@ use super::{audit, outbox, Store, StoreError, WriteCtx};
 use crate::domain::checkin::{
     self, Direction, ListedTicket, Lookup, PriorScan, Reason, Resolution,
 };
+use crate::domain::error_code::ErrorCode;
 use crate::domain::events::{CheckinUndone, Event};
 use crate::domain::ids::{GateId, ScanId, TicketId, TierId};
 use crate::domain::manifest::{EventSnapshot, TicketStatus};
@@ -318,6 +319,54 @@ fn decide(
     Ok((rec, answers))
 }
 
+/// The check-in itself, in the writer's transaction.
+fn scan_job(
+    ctx: &mut WriteCtx<'_>,
+    mut req: ScanRequest,
+    pre: Option<(Arc<EventSnapshot>, Resolution)>,
+    apart: bool,
+) -> Result<ScanOutcome, StoreError> {
+    if let Some(id) = &req.ticket {
+        req.code = looked_up_code(ctx.conn, id)?;
+    }
+    if let Some(prev) = by_nonce(ctx.conn, &req.nonce)? {
+        if prev.code != req.code || prev.gate != req.gate || prev.direction != req.direction {
+            return Err(StoreError::NonceConflict(req.nonce));
+        }
+        ctx.metrics.replayed();
+        return Ok(ScanOutcome::Replayed(prev));
+    }
+    let event = ctx.event.clone().ok_or(StoreError::NoEvent)?;
+    if apart {
+        if event.gate(&req.gate).is_some_and(|g| g.refuse_offline) {
+            return Err(StoreError::refused(
+                ErrorCode::PrimaryUnreachable,
+                format!("this entrance cannot reach the primary and gate {} refuses scans offline: send guests to the main entrance, or check the link between the boxes", req.gate),
+            ));
+        }
+        super::replica::mark_apart(ctx.conn, req.now)?;
+    }
+    let (mut rec, answers) = decide(ctx, &event, &req, pre)?;
+    insert(ctx, &mut rec)?;
+    if rec.verdict == Verdict::Admit && !answers.is_empty() {
+        ctx.conn
+            .prepare_cached("INSERT INTO scan_answers (scan_id, answers) VALUES (?1, ?2)")?
+            .execute(params![
+                rec.id.0,
+                serde_json::to_string(&answers).expect("a map serialises")
+            ])?;
+    }
+    let event = if rec.verdict == Verdict::Admit {
+        Event::CheckinAdmitted(rec.clone())
+    } else {
+        Event::CheckinRejected(rec.clone())
+    };
+    outbox::append(ctx, &event, req.now)?;
+    ctx.metrics.checkin(rec.reason);
+    tracing::debug!(scan = rec.id.0, gate = %rec.gate, verdict = ?rec.verdict, reason = ?rec.reason.map(Reason::as_str), ticket = ?rec.ticket.as_ref().map(|t| t.as_str()), apart, "scan");
+    Ok(ScanOutcome::New(rec))
+}
+
 /// The check-in questions a ticket answered at the door (admitted scans
 /// not undone).
 fn answered_at_door(conn: &Connection, ticket: &TicketId) -> Result<Vec<i64>, StoreError> {
@@ -408,42 +457,30 @@ const QUARTER_HOUR_MS: Millis = 15 * 60_000;
 impl Store {
     /// Decides and records one scan durably; a nonce seen before returns
     /// the stored answer and changes nothing.
-    pub async fn record_scan(&self, mut req: ScanRequest) -> Result<ScanOutcome, StoreError> {
-        // The signature is checked here, on the caller's thread, so the
-        // single writer (every door's queue) does not spend its time on it.
-        let pre = match (&req.ticket, self.event()) {
+    pub async fn record_scan(&self, req: ScanRequest) -> Result<ScanOutcome, StoreError> {
+        let pre = self.pre_resolve(&req);
+        self.write(move |ctx| scan_job(ctx, req, pre, false)).await
+    }
+
+    /// A scan at a satellite cut off from the primary (ARCHITECTURE.md,
+    /// "Satellites"): decided the same way against the satellite's copy,
+    /// exact up to the cut, unless the gate refuses scans offline; kept
+    /// for the merge when the link returns.
+    pub async fn record_scan_apart(&self, req: ScanRequest) -> Result<ScanOutcome, StoreError> {
+        let pre = self.pre_resolve(&req);
+        self.write_apart(move |ctx| scan_job(ctx, req, pre, true)).await
+    }
+
+    /// The signature is checked here, on the caller's thread, so the
+    /// single writer (every door's queue) does not spend its time on it.
+    fn pre_resolve(&self, req: &ScanRequest) -> Option<(Arc<EventSnapshot>, Resolution)> {
+        match (&req.ticket, self.event()) {
             (None, Some(event)) => {
                 let r = checkin::resolve(&req.code, &event);
                 Some((event, r))
             }
             _ => None,
-        };
-        self.write(move |ctx| {
-            if let Some(id) = &req.ticket {
-                req.code = looked_up_code(ctx.conn, id)?;
-            }
-            if let Some(prev) = by_nonce(ctx.conn, &req.nonce)? {
-                if prev.code != req.code || prev.gate != req.gate || prev.direction != req.direction {
-                    return Err(StoreError::NonceConflict(req.nonce));
-                }
-                ctx.metrics.replayed();
-                return Ok(ScanOutcome::Replayed(prev));
-            }
-            let event = ctx.event.clone().ok_or(StoreError::NoEvent)?;
-            let (mut rec, answers) = decide(ctx, &event, &req, pre)?;
-            insert(ctx, &mut rec)?;
-            if rec.verdict == Verdict::Admit && !answers.is_empty() {
-                ctx.conn
-                    .prepare_cached("INSERT INTO scan_answers (scan_id, answers) VALUES (?1, ?2)")?
-                    .execute(params![rec.id.0, serde_json::to_string(&answers).expect("a map serialises")])?;
-            }
-            let event = if rec.verdict == Verdict::Admit { Event::CheckinAdmitted(rec.clone()) } else { Event::CheckinRejected(rec.clone()) };
-            outbox::append(ctx, &event, req.now)?;
-            ctx.metrics.checkin(rec.reason);
-            tracing::debug!(scan = rec.id.0, gate = %rec.gate, verdict = ?rec.verdict, reason = ?rec.reason.map(Reason::as_str), ticket = ?rec.ticket.as_ref().map(|t| t.as_str()), "scan");
-            Ok(ScanOutcome::New(rec))
-        })
-        .await
+        }
     }
 
     /// Takes back an admitted check-in within `window_ms` of it, if it is

@@ -44,15 +44,37 @@ pub(crate) trait Job: Send {
     /// Answers without running (no transaction could be started, or the
     /// box may not take this write).
     fn fail(self: Box<Self>, e: StoreError);
-    /// A primary's change applied on the standby (or the standby's own
-    /// bookkeeping): the only writes a standby takes.
-    fn replicated(&self) -> bool;
+    /// Whether a box in `role` takes this job.
+    fn allowed(&self, role: Role) -> bool;
+}
+
+/// Which boxes take a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A write of this box's own: the primary's alone.
+    Own,
+    /// A primary's change applied on a follower, or a box's own
+    /// bookkeeping (role, position): every box takes it.
+    Replicated,
+    /// What a satellite decides while cut off from the primary
+    /// (ARCHITECTURE.md, "Satellites"); a primary takes it too.
+    Apart,
+}
+
+impl Kind {
+    fn allowed(self, role: Role) -> bool {
+        match self {
+            Kind::Own => role == Role::Primary,
+            Kind::Replicated => true,
+            Kind::Apart => matches!(role, Role::Primary | Role::Satellite),
+        }
+    }
 }
 
 struct FnJob<F, T> {
     f: F,
     tx: oneshot::Sender<Result<T, StoreError>>,
-    replicated: bool,
+    kind: Kind,
 }
 
 impl<T, F> Job for FnJob<F, T>
@@ -75,21 +97,21 @@ where
         let _ = self.tx.send(Err(e));
     }
 
-    fn replicated(&self) -> bool {
-        self.replicated
+    fn allowed(&self, role: Role) -> bool {
+        self.kind.allowed(role)
     }
 }
 
 pub(crate) fn job<T, F>(
     f: F,
-    replicated: bool,
+    kind: Kind,
 ) -> (Box<dyn Job>, oneshot::Receiver<Result<T, StoreError>>)
 where
     T: Send + 'static,
     F: FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    (Box::new(FnJob { f, tx, replicated }), rx)
+    (Box::new(FnJob { f, tx, kind }), rx)
 }
 
 fn in_savepoint<T>(
@@ -188,7 +210,7 @@ fn run(
             }
         }
         for j in batch.drain(..) {
-            if replica.role() != Role::Primary && !j.replicated() {
+            if !j.allowed(replica.role()) {
                 j.fail(StoreError::NotPrimary);
                 continue;
             }
