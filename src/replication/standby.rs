@@ -128,6 +128,9 @@ async fn apply<W: tokio::io::AsyncWrite + Unpin>(
                 }
                 let newest = rows.last().map_or(last, |r| r.seq);
                 last = store.apply_log(rows).await?;
+                if store.replica().report_pending() && store.settle_report().await? {
+                    tracing::info!("the primary has merged what this box took apart");
+                }
                 repl.update(|s| {
                     s.peer_seq = s.peer_seq.max(newest);
                     s.lag_writes = (s.peer_seq - last).max(0);
@@ -192,8 +195,14 @@ async fn receive_snapshot<R: tokio::io::AsyncRead + Unpin, W: tokio::io::AsyncWr
     if crate::secrets::hex(&hasher.finalize()) != head.sha256 {
         return Err(LinkError::Refused("the snapshot does not match its SHA-256".into()));
     }
+    let mut sent = None;
     if head.diverged {
-        let report = super::report::collect(store, &path, my_epoch).await?;
+        let mut report = super::report::collect(store, &path, my_epoch).await?;
+        // A report sent before and not seen merged yet goes again (its
+        // writes are no longer in this box's rows: a snapshot replaced them).
+        if let Some(before) = store.pending_report().await? {
+            report.absorb(before);
+        }
         tracing::warn!(
             checkins = report.checkins.len(),
             orders = report.orders.len(),
@@ -204,8 +213,9 @@ async fn receive_snapshot<R: tokio::io::AsyncRead + Unpin, W: tokio::io::AsyncWr
             &Frame::Report(serde_json::to_vec(&report).expect("a report serializes")),
         )
         .await?;
+        sent = Some(report);
     }
-    let seq = store.install_snapshot(path.clone()).await?;
+    let seq = store.install_snapshot(path.clone(), sent).await?;
     let _ = std::fs::remove_file(&path);
     tracing::info!(seq, bytes = head.bytes, "installed the primary's snapshot");
     Ok(seq)

@@ -171,6 +171,9 @@ pub struct Shared {
     /// The epoch proof for the current epoch, made once per epoch.
     proof: Mutex<Option<(i64, String)>>,
     tables: Vec<CString>,
+    /// A report of writes taken apart was sent and not yet seen merged
+    /// (`Store::settle_report`).
+    report_pending: AtomicBool,
 }
 
 impl Shared {
@@ -194,6 +197,7 @@ impl Shared {
             recent: Mutex::new(Recent::default()),
             proof: Mutex::new(None),
             tables: replicated_tables(conn)?,
+            report_pending: AtomicBool::new(get("apart_report")?.is_some()),
         })
     }
 
@@ -208,6 +212,11 @@ impl Shared {
 
     pub fn epoch(&self) -> i64 {
         self.epoch.load(Ordering::Acquire)
+    }
+
+    /// A report of writes taken apart waits to be seen merged.
+    pub fn report_pending(&self) -> bool {
+        self.report_pending.load(Ordering::Acquire)
     }
 
     /// Whether the writer records changesets now (a primary with a standby).
@@ -325,7 +334,8 @@ fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> 
 
 /// A satellite decided something cut off from the primary: from now on
 /// (across restarts) it reports its decisions before it follows the
-/// primary again, which clears this when its snapshot is installed.
+/// primary again; cleared when the primary's log shows the report merged
+/// (`Store::settle_report`).
 pub(super) fn mark_apart(conn: &Connection, now: i64) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO repl_state (key, value) VALUES ('apart', ?1) ON CONFLICT (key) DO NOTHING",
@@ -720,8 +730,29 @@ impl Store {
     /// one transaction (a crash leaves the old copy whole), and continues
     /// its log from the snapshot's seq. Refused when the snapshot was made
     /// by another schema version (the two boxes must run the same package).
-    pub async fn install_snapshot(&self, snapshot: std::path::PathBuf) -> Result<i64, StoreError> {
+    ///
+    /// `report`: what this box took apart (or alone, as a fenced old
+    /// primary) and has just reported; kept here, outside the replicated
+    /// rows, until the primary's log shows it merged (`settle_report`), and
+    /// sent again with the next report if the link drops before.
+    pub async fn install_snapshot(
+        &self,
+        snapshot: std::path::PathBuf,
+        report: Option<super::takeover::TakeoverReport>,
+    ) -> Result<i64, StoreError> {
         let tables = self.replica.tables.clone();
+        let report = report.filter(|r| !r.checkins.is_empty() || !r.orders.is_empty());
+        let pending = report.is_some();
+        let report = report.map(|r| {
+            let since = r
+                .checkins
+                .iter()
+                .map(|c| c.recorded_at)
+                .chain(r.orders.iter().map(|o| o.created_at))
+                .min()
+                .unwrap_or(0);
+            (serde_json::to_string(&r).expect("a report serializes"), since)
+        });
         self.write_replicated(move |ctx| {
             let snap = Connection::open_with_flags(
                 &snapshot,
@@ -782,9 +813,12 @@ impl Store {
                 )
                 .optional()?;
             ctx.conn.execute("DELETE FROM repl_log", [])?;
-            // What a satellite decided apart was reported before this
-            // snapshot (its decisions are in it now).
-            ctx.conn.execute("DELETE FROM repl_state WHERE key = 'apart'", [])?;
+            if let Some((json, since)) = &report {
+                set_state(ctx.conn, "apart_report", json)?;
+                // Until it is settled the box says so in its hello, and
+                // reports again at the next link.
+                mark_apart(ctx.conn, *since)?;
+            }
             let seq = match newest {
                 Some((seq, epoch, changeset)) => {
                     ctx.conn.execute(
@@ -799,6 +833,56 @@ impl Store {
             Ok(seq)
         })
         .await
+        .inspect(|_| {
+            if pending {
+                self.replica.report_pending.store(true, Ordering::Release);
+            }
+        })
+    }
+
+    /// The report kept since the last snapshot, if it is not settled.
+    pub async fn pending_report(
+        &self,
+    ) -> Result<Option<super::takeover::TakeoverReport>, StoreError> {
+        self.read(|c| Ok(get_state(c, "apart_report")?.and_then(|j| serde_json::from_str(&j).ok())))
+            .await
+    }
+
+    /// Clears the kept report once the primary's log has brought every
+    /// item of it here: a check-in's or a sale's nonce among the rows, or
+    /// listed in the takeover report. Returns whether it is settled now.
+    pub async fn settle_report(&self) -> Result<bool, StoreError> {
+        let settled = self
+            .write_replicated(|ctx| {
+                let Some(json) = get_state(ctx.conn, "apart_report")? else { return Ok(true) };
+                let report: super::takeover::TakeoverReport =
+                    serde_json::from_str(&json).unwrap_or_default();
+                let seen = |table: &str, nonce: &str| -> rusqlite::Result<bool> {
+                    let sql = format!(
+                        "SELECT EXISTS (SELECT 1 FROM {table} WHERE nonce = ?1)
+                             OR EXISTS (SELECT 1 FROM takeover_report WHERE ref = ?1)"
+                    );
+                    ctx.conn.prepare_cached(&sql)?.query_row([nonce], |r| r.get(0))
+                };
+                for c in &report.checkins {
+                    if !seen("scans", &c.nonce)? {
+                        return Ok(false);
+                    }
+                }
+                for o in &report.orders {
+                    if !seen("orders", &o.nonce)? {
+                        return Ok(false);
+                    }
+                }
+                ctx.conn
+                    .execute("DELETE FROM repl_state WHERE key IN ('apart', 'apart_report')", [])?;
+                Ok(true)
+            })
+            .await?;
+        if settled {
+            self.replica.report_pending.store(false, Ordering::Release);
+        }
+        Ok(settled)
     }
 
     /// The epoch of this box's log row at `seq` (`None`: not kept): a
@@ -1007,7 +1091,7 @@ mod tests {
         standby.become_standby(1).await.unwrap();
         let snap = primary.snapshot(dirs.path().join("snap.db")).await.unwrap();
         assert_eq!(snap.seq, 5);
-        assert_eq!(standby.install_snapshot(snap.path).await.unwrap(), 5);
+        assert_eq!(standby.install_snapshot(snap.path, None).await.unwrap(), 5);
         assert_eq!(
             primary.replicated_digest().await.unwrap(),
             standby.replicated_digest().await.unwrap()
@@ -1019,6 +1103,54 @@ mod tests {
             primary.replicated_digest().await.unwrap(),
             standby.replicated_digest().await.unwrap()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_is_kept_past_the_snapshot_until_the_primarys_log_shows_it_merged() {
+        use crate::store::takeover::{LoneOrder, TakeoverReport};
+        let dirs = tempfile::tempdir().unwrap();
+        let primary = open(&dirs.path().join("a"));
+        primary.start_capture().await.unwrap();
+        audit(&primary, 1, false).await.unwrap();
+        let satellite = open(&dirs.path().join("b"));
+        satellite.become_satellite(1).await.unwrap();
+        let report = TakeoverReport {
+            old_epoch: 1,
+            checkins: vec![],
+            orders: vec![LoneOrder {
+                id: "O-1".into(),
+                nonce: "apart-sale-1".into(),
+                kind: "merch".into(),
+                status: "paid".into(),
+                created_at: 1_700_000_000_000,
+                staff: "Jo".into(),
+                currency: "EUR".into(),
+                total_minor: 2500,
+                items: vec![("d".into(), "tee".into(), 1)],
+            }],
+        };
+        // Reported, then the snapshot replaced the rows that held it: the
+        // report itself stays, and the box still says it was apart.
+        let snap = primary.snapshot(dirs.path().join("snap.db")).await.unwrap();
+        let seq = satellite.install_snapshot(snap.path, Some(report.clone())).await.unwrap();
+        assert!(satellite.replica().report_pending());
+        assert_eq!(satellite.pending_report().await.unwrap(), Some(report.clone()));
+        assert!(!satellite.settle_report().await.unwrap(), "not merged yet");
+        let st = satellite.replica_state().await.unwrap();
+        assert_eq!(st.apart_since, Some(1_700_000_000_000));
+        // Someone else's write arrives first: still not settled.
+        audit(&primary, 2, false).await.unwrap();
+        satellite.apply_log(primary.log_after(seq, 10, 1 << 20).await.unwrap()).await.unwrap();
+        assert!(!satellite.settle_report().await.unwrap());
+        // The primary merges it (the sale is listed): settled when the
+        // listing arrives, and the box is no longer apart.
+        let before = primary.replica_state().await.unwrap().seq;
+        assert_eq!(primary.merge_takeover(report, 5).await.unwrap(), 1);
+        satellite.apply_log(primary.log_after(before, 10, 1 << 20).await.unwrap()).await.unwrap();
+        assert!(satellite.settle_report().await.unwrap());
+        assert!(!satellite.replica().report_pending());
+        assert_eq!(satellite.pending_report().await.unwrap(), None);
+        assert_eq!(satellite.replica_state().await.unwrap().apart_since, None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,17 @@ pub struct TakeoverReport {
     pub orders: Vec<LoneOrder>,
 }
 
+impl TakeoverReport {
+    /// Adds what `older` holds that this one does not (by nonce).
+    pub fn absorb(&mut self, older: TakeoverReport) {
+        let have: HashSet<String> = self.checkins.iter().map(|c| c.nonce.clone()).collect();
+        self.checkins.extend(older.checkins.into_iter().filter(|c| !have.contains(&c.nonce)));
+        let have: HashSet<String> = self.orders.iter().map(|o| o.nonce.clone()).collect();
+        self.orders.extend(older.orders.into_iter().filter(|o| !have.contains(&o.nonce)));
+        self.old_epoch = self.old_epoch.min(older.old_epoch);
+    }
+}
+
 /// One row of the report, as the dashboard lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TakeoverEntry {
