@@ -205,10 +205,25 @@ impl Venue {
 
     /// `venuebox join` run in `node`'s namespace, to the primary on `primary`.
     pub fn join(&self, node: &str, dir: &Path, primary: &str, code: &str, fingerprint: &str) {
+        self.join_as(node, dir, primary, code, fingerprint, &[]);
+    }
+
+    /// `join` with more arguments (`--satellite`).
+    pub fn join_as(
+        &self,
+        node: &str,
+        dir: &Path,
+        primary: &str,
+        code: &str,
+        fingerprint: &str,
+        more: &[&str],
+    ) {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.ns(node), super::binary::BIN, "join"])
             .arg(format!("https://{}:8443", self.addr(primary)))
-            .args([code, "--fingerprint", fingerprint, "--link-port", "7000", "--data-dir"])
+            .args([code, "--fingerprint", fingerprint, "--link-port", "7000"])
+            .args(more)
+            .arg("--data-dir")
             .arg(dir)
             .output()
             .unwrap();
