@@ -70,6 +70,8 @@
 //!
 //! 13. Two boxes (`-- standby`): see `venuebox/standby.rs`.
 //!
+//! 14. A second entrance (`-- satellite`): see `venuebox/satellite.rs`.
+//!
 //! Each phase is bounded by a request count and a time limit.
 
 #[expect(dead_code)]
@@ -114,6 +116,9 @@ mod netns;
 
 #[path = "venuebox/standby.rs"]
 mod standby;
+
+#[path = "venuebox/satellite.rs"]
+mod satellite;
 
 /// What `tests/common/standby.rs` gives the tests: pairing as an operator does.
 #[expect(dead_code)]
@@ -896,6 +901,9 @@ fn main() {
         }
         if run("standby") {
             tokio::task::block_in_place(standby::standby_phase);
+        }
+        if run("satellite") {
+            tokio::task::block_in_place(satellite::satellite_phase);
         }
     });
 }

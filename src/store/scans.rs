@@ -320,7 +320,7 @@ fn decide(
 }
 
 /// The check-in itself, in the writer's transaction.
-fn scan_job(
+pub(super) fn scan_job(
     ctx: &mut WriteCtx<'_>,
     mut req: ScanRequest,
     pre: Option<(Arc<EventSnapshot>, Resolution)>,

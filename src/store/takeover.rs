@@ -6,7 +6,7 @@
 //! listed in `takeover_report` for a supervisor, with both records.
 
 use super::scans::{ScanOutcome, ScanRequest};
-use super::{Store, StoreError};
+use super::{Store, StoreError, WriteCtx};
 use crate::domain::checkin::{Direction, Verdict};
 use crate::domain::ids::GateId;
 use crate::domain::time::Millis;
@@ -81,6 +81,119 @@ fn column_set(conn: &Connection, sql: &str) -> rusqlite::Result<HashSet<String>>
     let mut stmt = conn.prepare(sql)?;
     let out = stmt.query_map([], |r| r.get::<_, String>(0))?.collect();
     out
+}
+
+/// Report items merged per transaction.
+const MERGE_CHUNK: usize = 256;
+
+fn listed_already(conn: &Connection, reference: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM takeover_report WHERE ref = ?1")?
+        .query_row([reference], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The nonce and record of a ticket's admission here, if it is inside.
+fn admitted_scan_of(
+    conn: &Connection,
+    ticket: &str,
+) -> rusqlite::Result<Option<(String, serde_json::Value)>> {
+    conn.prepare_cached(
+        "SELECT nonce, gate_id, recorded_at, staff FROM scans
+         WHERE ticket_id = ?1 AND verdict = 'admit' AND undone_at IS NULL
+         ORDER BY id DESC LIMIT 1",
+    )?
+    .query_row([ticket], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            serde_json::json!({
+                "nonce": r.get::<_, String>(0)?,
+                "gate": r.get::<_, String>(1)?,
+                "recorded_at": r.get::<_, i64>(2)?,
+                "staff": r.get::<_, String>(3)?,
+            }),
+        ))
+    })
+    .optional()
+}
+
+fn list(
+    conn: &Connection,
+    old_epoch: i64,
+    kind: &str,
+    reference: &str,
+    outcome: &str,
+    detail: &serde_json::Value,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO takeover_report (found_at, old_epoch, kind, ref, outcome, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(rusqlite::params![
+        now,
+        old_epoch,
+        kind,
+        reference,
+        outcome,
+        detail.to_string()
+    ])?;
+    Ok(())
+}
+
+/// One reported check-in, in the merge's transaction: decided again here
+/// (in a savepoint of its own) unless its ticket is already inside; listed.
+/// False when it was merged before.
+fn merge_checkin(
+    ctx: &mut WriteCtx<'_>,
+    c: LoneCheckin,
+    old_epoch: i64,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    if listed_already(ctx.conn, &c.nonce)? {
+        return Ok(false);
+    }
+    let here = match &c.ticket {
+        Some(t) => admitted_scan_of(ctx.conn, t)?,
+        None => None,
+    };
+    let (outcome, new) = match here {
+        Some(new) if new.0 != c.nonce => ("double_admission", Some(new.1)),
+        Some(_) => return Ok(false),
+        None => {
+            let req = ScanRequest {
+                code: c.code.clone(),
+                gate: GateId::from(c.gate.as_str()),
+                direction: Direction::parse(&c.direction).unwrap_or(Direction::Entry),
+                nonce: c.nonce.clone(),
+                scanned_at: None,
+                staff: c.staff.clone(),
+                device: c.device.clone(),
+                now: c.recorded_at,
+                confirm_unpaid: true,
+                answers: Default::default(),
+                ticket: None,
+            };
+            match super::writer::in_savepoint(ctx, |ctx| {
+                super::scans::scan_job(ctx, req, None, false)
+            }) {
+                Ok(ScanOutcome::New(r) | ScanOutcome::Replayed(r))
+                    if r.verdict == Verdict::Admit =>
+                {
+                    ("merged", None)
+                }
+                Ok(o) => (
+                    "conflict",
+                    Some(serde_json::json!({ "decided_here": format!("{:?}", o.record().reason) })),
+                ),
+                Err(e) => ("conflict", Some(serde_json::json!({ "error": e.to_string() }))),
+            }
+        }
+    };
+    let detail = serde_json::json!({ "old_primary": c, "new_primary": new });
+    list(ctx.conn, old_epoch, "checkin", &c.nonce, outcome, &detail, now)?;
+    Ok(true)
 }
 
 impl Store {
@@ -163,122 +276,39 @@ impl Store {
         report: TakeoverReport,
         now: Millis,
     ) -> Result<usize, StoreError> {
+        let old_epoch = report.old_epoch;
         let mut listed = 0;
-        for c in report.checkins {
-            if self.takeover_listed(c.nonce.clone()).await? {
-                continue;
-            }
-            let here = match &c.ticket {
-                Some(t) => self.admitted_scan_of(t.clone()).await?,
-                None => None,
-            };
-            let (outcome, new) = match here {
-                Some(new) if new.0 != c.nonce => ("double_admission", Some(new.1)),
-                Some(_) => continue,
-                None => {
-                    let req = ScanRequest {
-                        code: c.code.clone(),
-                        gate: GateId::from(c.gate.as_str()),
-                        direction: Direction::parse(&c.direction).unwrap_or(Direction::Entry),
-                        nonce: c.nonce.clone(),
-                        scanned_at: None,
-                        staff: c.staff.clone(),
-                        device: c.device.clone(),
-                        now: c.recorded_at,
-                        confirm_unpaid: true,
-                        answers: Default::default(),
-                        ticket: None,
-                    };
-                    match self.record_scan(req).await {
-                        Ok(ScanOutcome::New(r) | ScanOutcome::Replayed(r))
-                            if r.verdict == Verdict::Admit =>
-                        {
-                            ("merged", None)
-                        }
-                        Ok(o) => (
-                            "conflict",
-                            Some(
-                                serde_json::json!({ "decided_here": format!("{:?}", o.record().reason) }),
-                            ),
-                        ),
-                        Err(e) => ("conflict", Some(serde_json::json!({ "error": e.to_string() }))),
+        // In chunks, each one transaction (one fsync), so a report of
+        // thousands merges in seconds and the door's scans go in between.
+        let mut checkins = report.checkins.into_iter().peekable();
+        while checkins.peek().is_some() {
+            let chunk: Vec<LoneCheckin> = checkins.by_ref().take(MERGE_CHUNK).collect();
+            listed += self
+                .write(move |ctx| {
+                    let mut n = 0;
+                    for c in chunk {
+                        n += usize::from(merge_checkin(ctx, c, old_epoch, now)?);
                     }
+                    Ok(n)
+                })
+                .await?;
+        }
+        let orders = report.orders;
+        listed += self
+            .write(move |ctx| {
+                let mut n = 0;
+                for o in orders {
+                    if listed_already(ctx.conn, &o.nonce)? {
+                        continue;
+                    }
+                    let detail = serde_json::json!({ "old_primary": o });
+                    list(ctx.conn, old_epoch, "order", &o.nonce, "conflict", &detail, now)?;
+                    n += 1;
                 }
-            };
-            let detail = serde_json::json!({ "old_primary": c, "new_primary": new });
-            self.list_takeover(report.old_epoch, "checkin", c.nonce, outcome, detail, now).await?;
-            listed += 1;
-        }
-        for o in report.orders {
-            if self.takeover_listed(o.nonce.clone()).await? {
-                continue;
-            }
-            let detail = serde_json::json!({ "old_primary": o });
-            self.list_takeover(report.old_epoch, "order", o.nonce, "conflict", detail, now).await?;
-            listed += 1;
-        }
+                Ok(n)
+            })
+            .await?;
         Ok(listed)
-    }
-
-    async fn takeover_listed(&self, reference: String) -> Result<bool, StoreError> {
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT 1 FROM takeover_report WHERE ref = ?1",
-                [&reference],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-        })
-        .await
-    }
-
-    /// The nonce and record of a ticket's admission here, if it is inside.
-    async fn admitted_scan_of(
-        &self,
-        ticket: String,
-    ) -> Result<Option<(String, serde_json::Value)>, StoreError> {
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT nonce, gate_id, recorded_at, staff FROM scans
-                 WHERE ticket_id = ?1 AND verdict = 'admit' AND undone_at IS NULL
-                 ORDER BY id DESC LIMIT 1",
-                [&ticket],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        serde_json::json!({
-                            "nonce": r.get::<_, String>(0)?,
-                            "gate": r.get::<_, String>(1)?,
-                            "recorded_at": r.get::<_, i64>(2)?,
-                            "staff": r.get::<_, String>(3)?,
-                        }),
-                    ))
-                },
-            )
-            .optional()?)
-        })
-        .await
-    }
-
-    async fn list_takeover(
-        &self,
-        old_epoch: i64,
-        kind: &'static str,
-        reference: String,
-        outcome: &'static str,
-        detail: serde_json::Value,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        self.write(move |ctx| {
-            ctx.conn.execute(
-                "INSERT INTO takeover_report (found_at, old_epoch, kind, ref, outcome, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![now, old_epoch, kind, reference, outcome, detail.to_string()],
-            )?;
-            Ok(())
-        })
-        .await
     }
 
     /// The report, newest first, for the dashboard.

@@ -114,7 +114,7 @@ where
     (Box::new(FnJob { f, tx, kind }), rx)
 }
 
-fn in_savepoint<T>(
+pub(super) fn in_savepoint<T>(
     ctx: &mut WriteCtx<'_>,
     f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
