@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 const GATES: &[&str] = &["main"];
 /// Check-ins each side takes while apart.
-const APART: usize = 2_500;
+const APART: usize = 5_000;
 
 struct Boxes(Vec<std::process::Child>);
 

@@ -4,7 +4,9 @@
 //! HTTPS pinned to the pair's CA, with the caller's own credential (devices
 //! and sessions are replicated, so the primary knows them). The primary's
 //! answer goes back unchanged: one authority for verdicts, nonces and
-//! receipts. When the primary cannot be reached: `503 primary_unreachable`.
+//! receipts. While the link to the primary is down, reads are answered
+//! from the satellite's copy and check-ins decided by it (`Apart`); other
+//! writes get `503 primary_unreachable`.
 
 use super::error::ApiError;
 use super::AppState;
@@ -102,6 +104,12 @@ pub async fn satellite(State(st): State<AppState>, req: Request, next: Next) -> 
         return next.run(req).await;
     }
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_string();
+    // Apart, reads come from the copy (the app loads its event, its
+    // session, the lists): exact up to the cut.
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    if read && !st.replication.connected() {
+        return next.run(req).await;
+    }
     if !has_apart_mode(req.method(), req.uri().path()) {
         let (parts, body) = req.into_parts();
         let stream = body.into_data_stream().map_err(std::io::Error::other);

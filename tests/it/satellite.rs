@@ -172,6 +172,26 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     let health: Value =
         reqwest::get(format!("{b_base}/healthz")).await.unwrap().json().await.unwrap();
     assert_eq!(health["apart"], true, "{health}");
+    // The app's reads come from the satellite's copy meanwhile.
+    let me: Value = phone
+        .get(format!("{sat}/api/v1/session"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(me["name"].is_string(), "{me}");
+    // A write with no apart mode: refused, saying why.
+    let r = phone
+        .post(format!("{sat}/api/v1/pairing-codes"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
 
     // Apart, the satellite decides against its copy (exact up to the cut)
     // and says so on every answer.
