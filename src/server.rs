@@ -263,6 +263,7 @@ pub async fn serve_on(
     let tasks = TaskTracker::new();
     tasks.spawn(housekeeping(state.parts.clone(), stop.clone()));
     tasks.spawn(thumbnails(state.parts.clone(), stop.clone()));
+    crate::api::forward::attach_scanners(&state);
     start_devices(&state, &tasks, &stop);
     let _sync_lock = start_sync(&state, state.config.pinned_keys.clone(), &tasks, &stop);
     if state.pretix.setup.is_some() {

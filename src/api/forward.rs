@@ -56,11 +56,12 @@ impl Forwarder {
 }
 
 /// Calls this box answers itself even as a satellite: its own pair status
-/// and promotion (`/api/v1/standby…`).
+/// and promotion (`/api/v1/standby…`), its own USB devices
+/// (`/api/v1/devices…`: a scan there goes to the primary by the scanner's
+/// path).
 fn local(path: &str) -> bool {
-    !path.starts_with("/api/v1/")
-        || path == "/api/v1/standby"
-        || path.starts_with("/api/v1/standby/")
+    let own = |p: &str| path == p || path.starts_with(&format!("{p}/"));
+    !path.starts_with("/api/v1/") || own("/api/v1/standby") || own("/api/v1/devices")
 }
 
 /// Connection-level headers, which each hop sets for itself.
@@ -185,6 +186,133 @@ async fn send(
     out.body(Body::from_stream(answer.bytes_stream())).map_err(|e| e.to_string())
 }
 
+/// The file a satellite keeps its scanners' door credential in (made by
+/// the primary at `join --satellite`, 0600).
+pub const SCANNER_TOKEN_FILE: &str = "satellite-scanner-token";
+
+/// A satellite's USB scanners, joined: each scan is a check-in at the
+/// primary (`POST /api/v1/checkins`) as the satellite's own door
+/// credential, with the scanner as the device. Not reachable (the link
+/// down, no answer): `None`, and the pipeline decides apart.
+struct ScannerUpstream {
+    client: reqwest::Client,
+    replication: std::sync::Arc<crate::replication::Replication>,
+    token: String,
+}
+
+/// On a satellite, sends its scanners' scans to the primary while joined.
+pub fn attach_scanners(st: &AppState) {
+    if st.store.replica().role() != Role::Satellite {
+        return;
+    }
+    let path = st.replication.config.data_dir.join(SCANNER_TOKEN_FILE);
+    let token = match std::fs::read_to_string(&path) {
+        Ok(t) => t.trim().to_string(),
+        Err(e) => {
+            return tracing::warn!(file = %path.display(), error = %e, "no scanner credential: this satellite's scanners decide on their own (join it again to get one)");
+        }
+    };
+    match st.forward.client(st) {
+        Ok(client) => st.devices.pipeline.set_upstream(std::sync::Arc::new(ScannerUpstream {
+            client: client.clone(),
+            replication: st.replication.clone(),
+            token,
+        })),
+        Err(e) => tracing::warn!(error = %e, "this satellite's scanners cannot reach the primary"),
+    }
+}
+
+impl crate::devices::pipeline::Upstream for ScannerUpstream {
+    fn check_in<'a>(
+        &'a self,
+        req: &'a crate::store::scans::ScanRequest,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Option<Result<crate::store::scans::ScanRecord, crate::store::StoreError>>,
+    > {
+        Box::pin(async move {
+            if !self.replication.connected() {
+                return None;
+            }
+            let base = self.replication.peer_web()?;
+            let body = serde_json::json!({
+                "code": req.code,
+                "gate": req.gate,
+                "direction": req.direction.as_str(),
+                "nonce": req.nonce,
+                "device": req.device,
+            });
+            let sent = self
+                .client
+                .post(format!("{base}/api/v1/checkins"))
+                .bearer_auth(&self.token)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send();
+            let answer = match tokio::time::timeout(ANSWER, sent).await {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the primary did not take a scanner's scan: deciding here, apart");
+                    return None;
+                }
+                Err(_) => return None,
+            };
+            let status = answer.status();
+            let bytes = answer.bytes().await.unwrap_or_default();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            if !status.is_success() {
+                let why = json["error"]["message"].as_str().unwrap_or("no reason given");
+                return Some(Err(crate::store::StoreError::Internal(format!(
+                    "the primary refused the scan ({status}): {why}"
+                ))));
+            }
+            Some(record_of(req, &json))
+        })
+    }
+}
+
+/// The primary's check-in answer as the scan record the pipeline signals
+/// and publishes.
+fn record_of(
+    req: &crate::store::scans::ScanRequest,
+    a: &serde_json::Value,
+) -> Result<crate::store::scans::ScanRecord, crate::store::StoreError> {
+    use crate::domain::checkin::Reason;
+    use crate::domain::ids::{ScanId, TicketId, TierId};
+    use crate::store::scans::{ScanRecord, Verdict};
+    let bad = || {
+        crate::store::StoreError::Internal(format!("the primary's answer is not a check-in: {a}"))
+    };
+    let verdict = match a["verdict"].as_str() {
+        Some("admit") => Verdict::Admit,
+        Some("reject") => Verdict::Reject,
+        _ => return Err(bad()),
+    };
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    Ok(ScanRecord {
+        id: ScanId(a["scan_id"].as_i64().ok_or_else(bad)?),
+        nonce: req.nonce.clone(),
+        code: req.code.clone(),
+        gate: req.gate.clone(),
+        direction: req.direction,
+        verdict,
+        reason: a["reason"].as_str().and_then(Reason::parse),
+        ticket: text(&a["ticket"]["id"]).map(TicketId),
+        tier: text(&a["ticket"]["tier"]).map(TierId),
+        holder: text(&a["ticket"]["holder"]),
+        prior: None,
+        scanned_at: None,
+        recorded_at: a["recorded_at"]
+            .as_str()
+            .and_then(|t| crate::domain::time::parse_rfc3339(t).ok())
+            .unwrap_or(req.now),
+        staff: req.staff.clone(),
+        device: req.device.clone(),
+        undone_at: None,
+        undone_by: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +328,7 @@ mod tests {
         assert!(!local("/api/v1/sessions"));
         assert!(!local("/api/v1/standbyx"));
         assert!(!local("/api/v1/uploads/abc"));
+        assert!(local("/api/v1/devices"));
+        assert!(local("/api/v1/devices/scan"));
     }
 }

@@ -16,7 +16,7 @@ mod drops;
 pub mod error;
 mod event;
 pub mod feeds;
-mod forward;
+pub mod forward;
 mod json;
 pub mod lan;
 pub mod lookup;

@@ -137,9 +137,17 @@ async fn join_checked(
             ))
         }
     };
+    let mut scanner_token = None;
     if b.satellite {
         // A satellite dials this box; the pair's peer stays the standby.
         st.store.start_capture().await?;
+        let actor = crate::domain::role::Actor {
+            name: format!("satellite {} scanners", b.node),
+            role: Role::Door,
+        };
+        let (token, _) =
+            st.store.create_session(actor, st.clock.now(), join::SCANNER_TOKEN_TTL_MS).await?;
+        scanner_token = Some(token);
         tracing::warn!(node = %b.node, from = %peer, "a satellite joined: every write is logged for it from now on");
     } else {
         st.store.set_peer(peer.clone()).await?;
@@ -160,6 +168,7 @@ async fn join_checked(
                 Some((name.to_string(), text))
             })
             .collect(),
+        scanner_token,
     }))
 }
 

@@ -84,6 +84,11 @@ pub async fn join(args: JoinArgs) -> Result<()> {
         venuebox::secrets::write_private(&path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if let Some(token) = bundle.scanner_token.as_deref().filter(|_| satellite) {
+        let path = data_dir.join(venuebox::api::forward::SCANNER_TOKEN_FILE);
+        venuebox::secrets::write_private(&path, token.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let state = server::open(&Config::new(&data_dir), venuebox::clock::Clock::system())?;
     state.store.set_node(node.clone()).await?;
     if satellite {

@@ -50,8 +50,21 @@ pub struct Binding {
     pub direction: Direction,
 }
 
+/// Where a scanner's scan is decided when this box does not decide it: at
+/// a satellite, the primary (ARCHITECTURE.md, "Satellites").
+pub trait Upstream: Send + Sync {
+    /// The primary's decision; `None` when it cannot be reached (the
+    /// satellite then decides apart).
+    fn check_in<'a>(
+        &'a self,
+        req: &'a ScanRequest,
+    ) -> futures_util::future::BoxFuture<'a, Option<Result<ScanRecord, StoreError>>>;
+}
+
 pub struct ScanPipeline {
     store: Store,
+    /// Set on a satellite.
+    upstream: std::sync::OnceLock<std::sync::Arc<dyn Upstream>>,
     clock: Clock,
     signaller: Signaller,
     /// Verdicts for dashboards (`GET /api/v1/scans/feed`), from scanners
@@ -69,6 +82,7 @@ impl ScanPipeline {
         let run_id = crate::secrets::hex(&crate::secrets::random_bytes::<6>());
         ScanPipeline {
             store,
+            upstream: std::sync::OnceLock::new(),
             clock,
             signaller,
             feed: broadcast::channel(256).0,
@@ -111,6 +125,25 @@ impl ScanPipeline {
         });
     }
 
+    /// On a satellite: scans go to the primary through `upstream`.
+    pub fn set_upstream(&self, upstream: std::sync::Arc<dyn Upstream>) {
+        let _ = self.upstream.set(upstream);
+    }
+
+    /// The decision: here, at the primary (a satellite's, joined), or here
+    /// apart (a satellite that cannot reach it).
+    async fn decide(&self, req: ScanRequest) -> Result<ScanRecord, StoreError> {
+        if self.store.replica().role() != crate::store::replica::Role::Satellite {
+            return Ok(self.store.record_scan(req).await?.record().clone());
+        }
+        if let Some(up) = self.upstream.get() {
+            if let Some(answer) = up.check_in(&req).await {
+                return answer;
+            }
+        }
+        Ok(self.store.record_scan_apart(req).await?.record().clone())
+    }
+
     /// Checks a scanned code in at the scanner's gate and signals the
     /// verdict. `Ok(None)`: a double read, ignored.
     pub async fn scan(
@@ -139,8 +172,7 @@ impl ScanPipeline {
         };
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let outcome = self
-            .store
-            .record_scan(ScanRequest {
+            .decide(ScanRequest {
                 code: code.to_string(),
                 gate,
                 direction: b.direction,
@@ -157,7 +189,7 @@ impl ScanPipeline {
             })
             .await;
         let rec = match outcome {
-            Ok(o) => o.record().clone(),
+            Ok(r) => r,
             Err(e) => {
                 // Unknown gate, no event, a full disk: the door must not see green.
                 self.signaller.verdict(false);

@@ -48,7 +48,15 @@ pub struct JoinBundle {
     /// name: only names in [`CARRIED_FILES`] are sent or taken.
     #[serde(default)]
     pub files: std::collections::BTreeMap<String, String>,
+    /// For a satellite: the door credential its USB scanners check in at
+    /// the primary with (a session of role door, named after the box,
+    /// revocable like any other).
+    #[serde(default)]
+    pub scanner_token: Option<String>,
 }
+
+/// How long a satellite's scanner credential lasts.
+pub const SCANNER_TOKEN_TTL_MS: i64 = 14 * 24 * 3_600_000;
 
 /// The data-directory files a standby receives when present on the
 /// primary (each 0600 on both boxes): `pretix-token`, `sync-credentials`.

@@ -53,7 +53,7 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     let out = join_as(&b_dir, &a_addrs.https, &code, &fingerprint, free_port(), &["--satellite"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("is the satellite of"), "{out:?}");
-    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &[], &[]);
+    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &["--simulate"], &[]);
     let b_pid = b.id();
     let _b = Running(b);
     let admin = binary::token(&a_dir, "admin");
@@ -134,6 +134,48 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     // And a second scan of it at the satellite says the same.
     let (_, _, again) = scan(sat.clone(), "sat-2", token.clone()).await;
     assert_eq!(again["reason"], "already_checked_in", "{again}");
+
+    // The satellite's own USB scanner (simulated): joined, its scans are
+    // the primary's check-ins too, as the satellite's scanner credential.
+    let inject = |code: String| {
+        let (phone, sat, token) = (phone.clone(), sat.clone(), token.clone());
+        async move {
+            let r = phone
+                .post(format!("{sat}/api/v1/devices/scan"))
+                .bearer_auth(token)
+                .json(&json!({"code": code, "scanner": "usb-1"}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, usb) = inject(all[4].1.clone()).await;
+    assert_eq!((status, usb["verdict"].as_str()), (200, Some("admit")), "{usb}");
+    let (_, main4) = binary::call(
+        reqwest::Method::POST,
+        &a_base,
+        "/api/v1/checkins",
+        &door,
+        Some(json!({"code": all[4].1, "gate": "main", "nonce": "main-4"})),
+    )
+    .await;
+    assert_eq!(main4["reason"], "already_checked_in", "the primary decided it: {main4}");
+    let (_, scans) = binary::call(
+        reqwest::Method::GET,
+        &a_base,
+        &format!("/api/v1/checkins?ticket={}", all[4].0),
+        &admin,
+        None,
+    )
+    .await;
+    let admitted = scans["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["verdict"] == "admit"))
+        .unwrap_or_else(|| panic!("{scans}"));
+    assert!(admitted["staff"].as_str().unwrap_or("").starts_with("satellite "), "{scans}");
+    assert_eq!(admitted["device"], "usb-1", "{scans}");
 
     // The satellite's copy follows the primary's log to its end.
     let (_, st) =
@@ -222,10 +264,13 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     // Admitted at the main door after the cut: the satellite cannot know.
     let (_, _, a3) = apart("apart-3", c3).await;
     assert_eq!(a3["verdict"], "admit", "{a3}");
+    // Its USB scanner goes on too, decided here.
+    let (status, usb5) = inject(all[5].1.clone()).await;
+    assert_eq!((status, usb5["verdict"].as_str()), (200, Some("admit")), "{usb5}");
 
     // kill -9 of the satellite during the cut: what it acknowledged stays.
     drop(_b);
-    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &[], &[]);
+    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &["--simulate"], &[]);
     let _b = Running(b);
     let port = b_addrs.https.rsplit(':').next().unwrap();
     let sat = format!("https://localhost:{port}");
@@ -270,7 +315,7 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     .await;
     let view =
         until(&a_base, "/api/v1/standby", &admin, "the primary never listed the merge", |v| {
-            v["takeover_report"].as_array().is_some_and(|r| r.len() >= 2)
+            v["takeover_report"].as_array().is_some_and(|r| r.len() >= 3)
         })
         .await;
     let entry = |nonce: &str| -> Value {
@@ -287,7 +332,14 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     assert_eq!(double["outcome"], "double_admission", "{view}");
     assert_eq!(double["detail"]["new_primary"]["nonce"], "main-3", "{double}");
     assert_eq!(double["detail"]["old_primary"]["ticket"], t3.as_str(), "{double}");
-    assert_eq!(view["takeover_report"].as_array().unwrap().len(), 2, "only admissions: {view}");
+    // The scanner's admission apart is merged too; nothing else is listed.
+    let report = view["takeover_report"].as_array().unwrap();
+    assert_eq!(report.len(), 3, "only admissions: {view}");
+    assert!(
+        report.iter().any(|e| e["outcome"] == "merged"
+            && e["detail"]["old_primary"]["ticket"] == all[5].0.as_str()),
+        "{view}"
+    );
     // The ticket admitted apart is inside at the main door too.
     let door = binary::token(&a_dir, "door");
     let (_, main2) = binary::call(
