@@ -50,15 +50,23 @@ function doorFigures(stats) {
 /** Two boxes: which is primary, the epoch, the link, captures copied,
  * and what an old primary took alone. Nothing for a box on its own. */
 function pairFigures(pair) {
-  if (!pair || !pair.link.peer) return [];
+  const satellites = (pair && pair.link.satellites) || [];
+  if (!pair || (!pair.link.peer && !satellites.length)) return [];
   const l = pair.link;
   const report = pair.takeover_report || [];
+  const time = (/** @type {number | null} */ ms) => ms ? new Date(ms).toLocaleTimeString() : "";
+  const satellite = pair.role === "satellite";
   return [
     el("h3", {}, t.boxesTitle),
     el("p", { id: "pair-role" }, t.pairRole(pair.role, pair.epoch)),
-    el("p", { id: "pair-link", class: l.connected && l.in_sync ? "ok" : "error" }, t.pairLink(l)),
-    el("p", { id: "pair-files" }, t.pairFiles(l.files_copied, l.files_left)),
-    l.last_contact_ms ? el("p", {}, t.pairContact(new Date(l.last_contact_ms).toLocaleTimeString())) : "",
+    l.peer ? el("p", { id: "pair-link", class: l.connected && (l.in_sync || satellite) ? "ok" : "error" }, t.pairLink(l)) : "",
+    l.peer && !satellite ? el("p", { id: "pair-files" }, t.pairFiles(l.files_copied, l.files_left)) : "",
+    pair.apart_since ? el("p", { id: "pair-apart", class: "error", role: "alert" }, t.pairApart(time(pair.apart_since))) : "",
+    l.last_contact_ms ? el("p", {}, t.pairContact(time(l.last_contact_ms))) : "",
+    satellites.length ? el("h3", {}, t.satellitesTitle) : "",
+    satellites.length ? table(["", "", ""], satellites.map((s) => [
+      s.node, s.connected ? t.satelliteJoined : t.satelliteApart(time(s.apart_since_ms)), String(s.seq),
+    ])) : "",
     report.length ? el("p", { class: "error", role: "alert" }, t.pairReport(report.length)) : "",
     report.length ? table(["", "", ""], report.map((r) => [r.kind, r.outcome, r.reference])) : "",
   ];

@@ -206,7 +206,11 @@ export const STRINGS = {
     navAdmin: "Admin",
     adminTitle: "Admin",
     boxesTitle: "Two boxes",
-    pairRole: (role, epoch) => `This box: ${role === "primary" ? "primary" : "standby"}, epoch ${epoch}`,
+    pairRole: (role, epoch) => `This box: ${role === "primary" ? "primary" : role === "satellite" ? "satellite (a second entrance)" : "standby"}, epoch ${epoch}`,
+    pairApart: (since) => `Apart from the main box since ${since}: what this entrance decided waits to be merged`,
+    satellitesTitle: "Satellites (other entrances)",
+    satelliteJoined: "joined",
+    satelliteApart: (since) => since ? `apart since ${since}` : "apart",
     pairLink: (l) => !l.connected
       ? `The other box is not connected${l.alone_since_ms ? ` (alone since ${new Date(l.alone_since_ms).toLocaleTimeString()})` : ""}${l.last_error ? `: ${l.last_error}` : ""}`
       : l.in_sync ? `In step with the other box (lag ${l.lag_writes} writes, ${l.lag_ms} ms)` : `Connected, catching up: ${l.lag_writes} writes behind`,
@@ -594,7 +598,11 @@ export const STRINGS = {
     navAdmin: "Verwaltung",
     adminTitle: "Verwaltung",
     boxesTitle: "Zwei Boxen",
-    pairRole: (role, epoch) => `Diese Box: ${role === "primary" ? "primär" : "Reserve"}, Epoche ${epoch}`,
+    pairRole: (role, epoch) => `Diese Box: ${role === "primary" ? "primär" : role === "satellite" ? "Satellit (ein zweiter Eingang)" : "Reserve"}, Epoche ${epoch}`,
+    pairApart: (since) => `Getrennt von der Hauptbox seit ${since}: was dieser Eingang entschieden hat, wartet auf die Zusammenführung`,
+    satellitesTitle: "Satelliten (weitere Eingänge)",
+    satelliteJoined: "verbunden",
+    satelliteApart: (since) => since ? `getrennt seit ${since}` : "getrennt",
     pairLink: (l) => !l.connected
       ? `Die andere Box ist nicht verbunden${l.alone_since_ms ? ` (allein seit ${new Date(l.alone_since_ms).toLocaleTimeString()})` : ""}${l.last_error ? `: ${l.last_error}` : ""}`
       : l.in_sync ? `Im Gleichschritt mit der anderen Box (Rückstand ${l.lag_writes} Schreibvorgänge, ${l.lag_ms} ms)` : `Verbunden, holt auf: ${l.lag_writes} Schreibvorgänge zurück`,
