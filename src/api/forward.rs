@@ -13,7 +13,7 @@ use super::AppState;
 use crate::domain::error_code::ErrorCode;
 use crate::store::replica::Role;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -115,7 +115,8 @@ pub async fn satellite(State(st): State<AppState>, req: Request, next: Next) -> 
         let (parts, body) = req.into_parts();
         let stream = body.into_data_stream().map_err(std::io::Error::other);
         let body = reqwest::Body::wrap_stream(stream);
-        return match send(&st, parts.method, &path, &parts.headers, body).await {
+        let client = peer_ip(&parts.extensions);
+        return match send(&st, parts.method, &path, &parts.headers, client, body).await {
             Ok(r) => r,
             Err(why) => unreachable_answer(why),
         };
@@ -138,7 +139,8 @@ pub async fn satellite(State(st): State<AppState>, req: Request, next: Next) -> 
     // does not wait a connect timeout per scan.
     if st.replication.connected() {
         let body = reqwest::Body::from(bytes.clone());
-        match send(&st, parts.method.clone(), &path, &parts.headers, body).await {
+        let client = peer_ip(&parts.extensions);
+        match send(&st, parts.method.clone(), &path, &parts.headers, client, body).await {
             Ok(r) => return r,
             Err(why) => {
                 tracing::warn!(error = %why, "the primary did not answer: deciding here, apart")
@@ -165,6 +167,7 @@ async fn send(
     method: Method,
     path: &str,
     headers: &HeaderMap,
+    caller: Option<std::net::IpAddr>,
     body: reqwest::Body,
 ) -> Result<Response, String> {
     let base = st
@@ -174,6 +177,14 @@ async fn send(
     let client = st.forward.client(st)?;
     let mut out_headers = HeaderMap::new();
     copy_headers(headers, &mut out_headers);
+    // Who called, signed with the box key, so the primary's budgets count
+    // each phone (a guest's bad PINs lock that guest, not the satellite).
+    if let Some(ip) = caller {
+        let claim = client_claim(&st.store.identity().key, ip, st.clock.now());
+        if let Ok(v) = axum::http::HeaderValue::from_str(&claim) {
+            out_headers.insert(CLIENT_HEADER, v);
+        }
+    }
     let forwarded = client.request(method, format!("{base}{path}")).headers(out_headers).body(body);
     let answer = tokio::time::timeout(ANSWER, forwarded.send())
         .await
@@ -184,6 +195,64 @@ async fn send(
         copy_headers(answer.headers(), h);
     }
     out.body(Body::from_stream(answer.bytes_stream())).map_err(|e| e.to_string())
+}
+
+/// The caller's address as a satellite tells the primary: `IP UNIX_MS
+/// SIGNATURE` (the box key over both; every box of the event holds it).
+const CLIENT_HEADER: &str = "x-venuebox-client";
+/// How old a signed caller address may be.
+const CLIENT_CLAIM_MS: i64 = 60_000;
+
+fn peer_ip(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    ext.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+}
+
+fn client_message(ip: std::net::IpAddr, at: i64) -> Vec<u8> {
+    format!("venuebox forwarded caller\n{ip}\n{at}").into_bytes()
+}
+
+fn client_claim(key: &ed25519_dalek::SigningKey, ip: std::net::IpAddr, at: i64) -> String {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let sig = key.sign(&client_message(ip, at));
+    format!("{ip} {at} {}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+}
+
+/// The caller's address a satellite vouched for, if the claim is fresh
+/// and signed with this box's key.
+fn verify_claim(
+    key: &ed25519_dalek::VerifyingKey,
+    claim: &str,
+    now: i64,
+) -> Option<std::net::IpAddr> {
+    use base64::Engine;
+    let mut parts = claim.split(' ');
+    let (ip, at, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    let (ip, at): (std::net::IpAddr, i64) = (ip.parse().ok()?, at.parse().ok()?);
+    if parts.next().is_some() || (now - at).abs() > CLIENT_CLAIM_MS {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).ok()?;
+    let sig = ed25519_dalek::Signature::from_slice(&bytes).ok()?;
+    key.verify_strict(&client_message(ip, at), &sig).ok().map(|_| ip)
+}
+
+/// On every box: a request a satellite forwarded counts as its caller's
+/// (the signed `x-venuebox-client`), and the satellite's own address as
+/// staff's; the header is taken off either way, so nobody else can claim
+/// an address.
+pub async fn trust_satellite(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    if let Some(v) = req.headers_mut().remove(CLIENT_HEADER) {
+        let key = st.store.identity().key.verifying_key();
+        let claimed = v.to_str().ok().and_then(|c| verify_claim(&key, c, st.clock.now()));
+        if let Some(ip) = claimed {
+            if let Some(tcp) = peer_ip(req.extensions()) {
+                st.conns.mark_known(tcp);
+            }
+            req.extensions_mut().insert(ConnectInfo(std::net::SocketAddr::new(ip, 0)));
+        }
+    }
+    next.run(req).await
 }
 
 /// The file a satellite keeps its scanners' door credential in (made by
@@ -330,5 +399,21 @@ mod tests {
         assert!(!local("/api/v1/uploads/abc"));
         assert!(local("/api/v1/devices"));
         assert!(local("/api/v1/devices/scan"));
+    }
+
+    #[test]
+    fn only_a_fresh_caller_address_signed_with_the_box_key_is_taken() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
+        let ip: std::net::IpAddr = "10.0.0.23".parse().unwrap();
+        let claim = client_claim(&key, ip, 1_000_000);
+        let mine = key.verifying_key();
+        assert_eq!(verify_claim(&mine, &claim, 1_000_000 + 30_000), Some(ip));
+        assert_eq!(verify_claim(&mine, &claim, 1_000_000 + CLIENT_CLAIM_MS + 1), None, "stale");
+        assert_eq!(verify_claim(&other.verifying_key(), &claim, 1_000_000), None, "another key");
+        let forged = claim.replacen("10.0.0.23", "10.0.0.24", 1);
+        assert_eq!(verify_claim(&mine, &forged, 1_000_000), None, "another address");
+        assert_eq!(verify_claim(&mine, "10.0.0.23 1000000", 1_000_000), None);
+        assert_eq!(verify_claim(&mine, &format!("{claim} x"), 1_000_000), None);
     }
 }

@@ -235,6 +235,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::routes())
         .fallback(ops::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), forward::satellite))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), forward::trust_satellite))
         .layer(cors(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), tus::options_beside_cors))
         .layer(axum::middleware::map_response(security_headers))
