@@ -525,3 +525,78 @@ async fn the_staff_app_follows_a_takeover_with_no_pairing_or_sign_in() {
     .await;
     assert_eq!(stats["admitted"], 2, "{stats}");
 }
+
+/// A second entrance: the staff app paired at a satellite from the
+/// printed link admits through the primary, then, the primary gone, says
+/// it is apart and goes on admitting from the satellite's copy
+/// (`tests/browser/satellite.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_staff_app_at_a_satellite_admits_apart_and_says_so() {
+    use common::binary::{call, serve_lan, token, Running};
+    use common::standby::{free_port, join_as, standby_code};
+    chromium();
+    let node = playwright();
+    let dirs = tempfile::tempdir().unwrap();
+    let (a_dir, s_dir) = (dirs.path().join("a"), dirs.path().join("s"));
+    let (a, a_addrs) = serve_lan(&a_dir, &["--demo", "--no-mdns"]);
+    let mut a = Running(a);
+    let (code, fingerprint) = standby_code(&a_dir);
+    let out = join_as(&s_dir, &a_addrs.https, &code, &fingerprint, free_port(), &["--satellite"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (s, s_addrs) = serve_lan(&s_dir, &["--no-mdns", "--mdns-name", "door-box"]);
+    let _s = Running(s);
+    let admin = token(&a_dir, "admin");
+    let a_plain = format!("http://{}", a_addrs.plain);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, v) = call(reqwest::Method::GET, &a_plain, "/api/v1/standby", &admin, None).await;
+        if v["link"]["satellites"][0]["connected"] == true {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the satellite never followed: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The operator prints the link on the primary's console, for the
+    // satellite's address (its ports, its name): the code is the primary's.
+    let https_port = s_addrs.https.rsplit(':').next().unwrap().to_string();
+    let (pair_url, _) = printed_pairing_link(&a_dir, &https_port, &s_addrs.pair);
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = node.join("satellite.mjs");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/satellite.mjs"), &script)
+        .unwrap();
+    let ready = dirs.path().join("ready");
+    let app = format!("https://door-box.local:{https_port}");
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .current_dir(&node)
+        .env("APP", &app)
+        .env("APP_HOST", "door-box.local")
+        .env("PAIR_URL", &pair_url)
+        .env("CA_PEM", s_dir.join("tls/ca.pem"))
+        .env("FIRST_CODE", demo_ticket(&a_dir, 1).1)
+        .env("SECOND_CODE", demo_ticket(&a_dir, 2).1)
+        .env("READY", &ready)
+        .env("SHOTS", &shots)
+        .env("PROFILE", dirs.path().join("chromium-profile"));
+    let run = tokio::task::spawn_blocking(move || cmd.output().unwrap());
+    while !ready.exists() && !run.is_finished() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The first admission was the primary's.
+    let door = token(&a_dir, "door");
+    let (_, stats) = call(reqwest::Method::GET, &a_plain, "/api/v1/stats", &door, None).await;
+    assert_eq!(stats["admitted"], 1, "{stats}");
+    let _ = a.0.kill();
+    let _ = a.0.wait();
+    let out = run.await.unwrap();
+    let r = browser_result(&out);
+    eprintln!("the app at a satellite, apart: {r}");
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    assert_eq!(r["first"], "ADMIT", "{r}");
+    assert_eq!(r["apartBefore"], 0, "not apart while joined: {r}");
+    assert!(r["apartText"].as_str().unwrap().starts_with("Apart from the main box"), "{r}");
+    assert_eq!(r["second"], "ADMIT", "admitted apart: {r}");
+    assert_eq!(r["again"], "STOP", "the primary's admission is in the copy: {r}");
+    assert_eq!(r["origin"], app.as_str(), "the app stayed at the satellite: {r}");
+}
