@@ -1,11 +1,18 @@
 //! A second entrance, as an operator sets it up: the primary prints a
 //! join code (`venuebox pair --standby`), the second box joins with it as
 //! a satellite (`venuebox join … --satellite`, pinned to the printed CA
-//! fingerprint) and follows the primary's log beside the standby. A phone
-//! pairs at the satellite's own address with a code from the primary's
-//! console and admits there: the primary decides (one authority), the same
-//! ticket at the main door is "already checked in", a replayed nonce gets
-//! the same answer. With the primary gone, the satellite says so.
+//! fingerprint) and follows the primary's log. A phone pairs at the
+//! satellite's own address with a code from the primary's console and
+//! admits there: the primary decides (one authority), the same ticket at
+//! the main door is "already checked in", a replayed nonce gets the same
+//! answer; the satellite's USB scanner (simulated) checks in at the
+//! primary too. Then the satellite misses an admission (it is down), the
+//! primary dies and the satellite comes back apart: it answers reads from
+//! its copy, admits from it (flagged `x-venuebox-apart`), refuses other
+//! writes, keeps what it admitted across a kill -9; the primary back, the
+//! satellite reports, the primary merges by nonce and lists the ticket
+//! admitted at both entrances with both records, and the satellite
+//! forwards again.
 
 use crate::common;
 use common::binary::{self, pairing_code, phone_session, Running};
@@ -54,7 +61,6 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("is the satellite of"), "{out:?}");
     let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &["--simulate"], &[]);
-    let b_pid = b.id();
     let _b = Running(b);
     let admin = binary::token(&a_dir, "admin");
     let a_base = format!("http://{}", a_addrs.plain);
@@ -191,10 +197,10 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     })
     .await;
 
-    // A cut: the satellite misses a ticket the main door admits (frozen
-    // while the primary takes it), then the primary is gone.
+    // A cut: the satellite misses a ticket the main door admits (it is
+    // down meanwhile), then the primary is gone and the satellite back.
     let (t3, c3) = &all[2];
-    sig(b_pid, "STOP");
+    drop(_b);
     let (_, main3) = binary::call(
         reqwest::Method::POST,
         &a_base,
@@ -206,7 +212,25 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     assert_eq!(main3["verdict"], "admit", "{main3}");
     a.0.kill().unwrap();
     a.0.wait().unwrap();
-    sig(b_pid, "CONT");
+    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &["--simulate"], &[]);
+    let _b = Running(b);
+    let b_base = format!("http://{}", b_addrs.plain);
+    let port = b_addrs.https.rsplit(':').next().unwrap();
+    let sat = format!("https://localhost:{port}");
+    let inject = |code: String| {
+        let (phone, sat, token) = (phone.clone(), sat.clone(), token.clone());
+        async move {
+            let r = phone
+                .post(format!("{sat}/api/v1/devices/scan"))
+                .bearer_auth(token)
+                .json(&json!({"code": code, "scanner": "usb-1"}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
     until(&b_base, "/api/v1/standby", &admin, "the satellite never saw the link go", |v| {
         v["link"]["connected"] == false
     })
@@ -354,12 +378,4 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     // And the satellite forwards again.
     let (status, _, flagged, fwd) = apart("sat-4", &all[3].1).await;
     assert_eq!((status, flagged, fwd["verdict"].as_str()), (200, false, Some("admit")), "{fwd}");
-}
-
-fn sig(pid: u32, signal: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }
