@@ -221,3 +221,13 @@ pub async fn phone_session(http: &reqwest::Client, base: &str, code: &str, pin: 
     let s = post_json(http, &format!("{base}/api/v1/session"), None, body).await;
     s["token"].as_str().unwrap_or_else(|| panic!("sign-in: {s}")).to_string()
 }
+
+/// A phone's HTTPS client that trusts only the box CA in `ca_pem`.
+pub fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
+        .https_only(true)
+        .build()
+        .unwrap()
+}

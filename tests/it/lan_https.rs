@@ -6,19 +6,10 @@
 
 use crate::common;
 
-use common::binary::{pairing_code, serve_lan};
+use common::binary::{client_trusting, pairing_code, serve_lan};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::time::Duration;
-
-fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
-        .https_only(true)
-        .build()
-        .unwrap()
-}
 
 use common::binary::Running;
 

@@ -15,19 +15,10 @@
 //! forwards again.
 
 use crate::common;
-use common::binary::{self, pairing_code, phone_session, Running};
+use common::binary::{self, client_trusting, pairing_code, phone_session, Running};
 use common::standby::{free_port, join_as, standby_code, tickets};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
-        .https_only(true)
-        .build()
-        .unwrap()
-}
 
 /// Waits until `f` holds of `GET path` on `base` (as `token`).
 async fn until(
@@ -46,6 +37,48 @@ async fn until(
         assert!(Instant::now() < deadline, "{what}: {v}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// One check-in answer as the phone sees it.
+struct Answer {
+    status: u16,
+    /// `idempotent-replayed`: the stored answer to a nonce seen before.
+    replayed: bool,
+    /// `x-venuebox-apart`: decided by the satellite on its own.
+    apart: bool,
+    body: Value,
+}
+
+/// `POST /api/v1/checkins` at `base` as `token`.
+async fn check_in(
+    phone: &reqwest::Client,
+    base: &str,
+    token: &str,
+    code: &str,
+    nonce: &str,
+) -> Answer {
+    let r = phone
+        .post(format!("{base}/api/v1/checkins"))
+        .bearer_auth(token)
+        .json(&json!({"code": code, "gate": "main", "nonce": nonce}))
+        .send()
+        .await
+        .unwrap();
+    let replayed = r.headers().contains_key("idempotent-replayed");
+    let apart = r.headers().contains_key("x-venuebox-apart");
+    Answer { status: r.status().as_u16(), replayed, apart, body: r.json().await.unwrap() }
+}
+
+/// A scan of `code` by the satellite's (simulated) USB scanner `usb-1`.
+async fn usb_scan(phone: &reqwest::Client, base: &str, token: &str, code: &str) -> (u16, Value) {
+    let r = phone
+        .post(format!("{base}/api/v1/devices/scan"))
+        .bearer_auth(token)
+        .json(&json!({"code": code, "scanner": "usb-1"}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,22 +133,8 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
 
     let all = tickets(&a_dir);
     let (ticket, code) = &all[0];
-    let scan = |base: String, nonce: &'static str, token: String| {
-        let phone = phone.clone();
-        let code = code.clone();
-        async move {
-            let r = phone
-                .post(format!("{base}/api/v1/checkins"))
-                .bearer_auth(token)
-                .json(&json!({"code": code, "gate": "main", "nonce": nonce}))
-                .send()
-                .await
-                .unwrap();
-            let replayed = r.headers().contains_key("idempotent-replayed");
-            (r.status().as_u16(), replayed, r.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, replayed, first) = scan(sat.clone(), "sat-1", token.clone()).await;
+    let Answer { status, replayed, body: first, .. } =
+        check_in(&phone, &sat, &token, code, "sat-1").await;
     assert_eq!(
         (status, replayed, first["verdict"].as_str()),
         (200, false, Some("admit")),
@@ -123,7 +142,8 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     );
     assert_eq!(first["ticket"]["id"], ticket.as_str(), "{first}");
     // The same nonce again at the satellite: the primary's stored answer.
-    let (status, replayed, replay) = scan(sat.clone(), "sat-1", token.clone()).await;
+    let Answer { status, replayed, body: replay, .. } =
+        check_in(&phone, &sat, &token, code, "sat-1").await;
     assert_eq!((status, replayed), (200, true), "{replay}");
     assert_eq!(replay["scan_id"], first["scan_id"], "{replay}");
     // The same ticket at the main door: the primary admitted it already.
@@ -138,26 +158,12 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     .await;
     assert_eq!(main["reason"], "already_checked_in", "{main}");
     // And a second scan of it at the satellite says the same.
-    let (_, _, again) = scan(sat.clone(), "sat-2", token.clone()).await;
+    let again = check_in(&phone, &sat, &token, code, "sat-2").await.body;
     assert_eq!(again["reason"], "already_checked_in", "{again}");
 
     // The satellite's own USB scanner (simulated): joined, its scans are
     // the primary's check-ins too, as the satellite's scanner credential.
-    let inject = |code: String| {
-        let (phone, sat, token) = (phone.clone(), sat.clone(), token.clone());
-        async move {
-            let r = phone
-                .post(format!("{sat}/api/v1/devices/scan"))
-                .bearer_auth(token)
-                .json(&json!({"code": code, "scanner": "usb-1"}))
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, usb) = inject(all[4].1.clone()).await;
+    let (status, usb) = usb_scan(&phone, &sat, &token, &all[4].1).await;
     assert_eq!((status, usb["verdict"].as_str()), (200, Some("admit")), "{usb}");
     let (_, main4) = binary::call(
         reqwest::Method::POST,
@@ -217,20 +223,6 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     let b_base = format!("http://{}", b_addrs.plain);
     let port = b_addrs.https.rsplit(':').next().unwrap();
     let sat = format!("https://localhost:{port}");
-    let inject = |code: String| {
-        let (phone, sat, token) = (phone.clone(), sat.clone(), token.clone());
-        async move {
-            let r = phone
-                .post(format!("{sat}/api/v1/devices/scan"))
-                .bearer_auth(token)
-                .json(&json!({"code": code, "scanner": "usb-1"}))
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            (status, r.json::<Value>().await.unwrap())
-        }
-    };
     until(&b_base, "/api/v1/standby", &admin, "the satellite never saw the link go", |v| {
         v["link"]["connected"] == false
     })
@@ -262,34 +254,20 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     // Apart, the satellite decides against its copy (exact up to the cut)
     // and says so on every answer.
     let (t2, c2) = &all[1];
-    let apart = |nonce: &'static str, code: &str| {
-        let (phone, sat, token, code) =
-            (phone.clone(), sat.clone(), token.clone(), code.to_string());
-        async move {
-            let r = phone
-                .post(format!("{sat}/api/v1/checkins"))
-                .bearer_auth(token)
-                .json(&json!({"code": code, "gate": "main", "nonce": nonce}))
-                .send()
-                .await
-                .unwrap();
-            let flagged = r.headers().get("x-venuebox-apart").is_some();
-            (r.status().as_u16(), flagged, r.json::<Value>().await.unwrap())
-        }
-    };
-    let (status, flagged, a2) = apart("apart-2", c2).await;
-    assert_eq!((status, flagged, a2["verdict"].as_str()), (200, true, Some("admit")), "{a2}");
+    let Answer { status, apart, body: a2, .. } =
+        check_in(&phone, &sat, &token, c2, "apart-2").await;
+    assert_eq!((status, apart, a2["verdict"].as_str()), (200, true, Some("admit")), "{a2}");
     assert_eq!(a2["ticket"]["id"], t2.as_str());
-    let (_, _, again2) = apart("apart-2b", c2).await;
+    let again2 = check_in(&phone, &sat, &token, c2, "apart-2b").await.body;
     assert_eq!(again2["reason"], "already_checked_in", "{again2}");
     // Admitted at the primary before the cut: the copy knows it.
-    let (_, _, again1) = apart("apart-1", code).await;
+    let again1 = check_in(&phone, &sat, &token, code, "apart-1").await.body;
     assert_eq!(again1["reason"], "already_checked_in", "{again1}");
     // Admitted at the main door after the cut: the satellite cannot know.
-    let (_, _, a3) = apart("apart-3", c3).await;
+    let a3 = check_in(&phone, &sat, &token, c3, "apart-3").await.body;
     assert_eq!(a3["verdict"], "admit", "{a3}");
     // Its USB scanner goes on too, decided here.
-    let (status, usb5) = inject(all[5].1.clone()).await;
+    let (status, usb5) = usb_scan(&phone, &sat, &token, &all[5].1).await;
     assert_eq!((status, usb5["verdict"].as_str()), (200, Some("admit")), "{usb5}");
 
     // kill -9 of the satellite during the cut: what it acknowledged stays.
@@ -298,24 +276,9 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     let _b = Running(b);
     let port = b_addrs.https.rsplit(':').next().unwrap();
     let sat = format!("https://localhost:{port}");
-    let apart = |nonce: &'static str, code: &str| {
-        let (phone, sat, token, code) =
-            (phone.clone(), sat.clone(), token.clone(), code.to_string());
-        async move {
-            let r = phone
-                .post(format!("{sat}/api/v1/checkins"))
-                .bearer_auth(token)
-                .json(&json!({"code": code, "gate": "main", "nonce": nonce}))
-                .send()
-                .await
-                .unwrap();
-            let replayed = r.headers().contains_key("idempotent-replayed");
-            let flagged = r.headers().contains_key("x-venuebox-apart");
-            (r.status().as_u16(), replayed, flagged, r.json::<Value>().await.unwrap())
-        }
-    };
-    let (_, replayed, flagged, again) = apart("apart-2", c2).await;
-    assert_eq!((replayed, flagged, &again["scan_id"]), (true, true, &a2["scan_id"]), "{again}");
+    let Answer { replayed, apart, body: again, .. } =
+        check_in(&phone, &sat, &token, c2, "apart-2").await;
+    assert_eq!((replayed, apart, &again["scan_id"]), (true, true, &a2["scan_id"]), "{again}");
     let health: Value = reqwest::get(format!("http://{}/healthz", b_addrs.plain))
         .await
         .unwrap()
@@ -323,7 +286,7 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
         .await
         .unwrap();
     assert_eq!(health["apart"], true, "still apart after the restart: {health}");
-    let (_, _, _, after) = apart("apart-2c", c2).await;
+    let after = check_in(&phone, &sat, &token, c2, "apart-2c").await.body;
     assert_eq!(after["reason"], "already_checked_in", "{after}");
 
     // The link returns: the satellite reports what it decided apart, the
@@ -376,6 +339,7 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     .await;
     assert_eq!(main2["reason"], "already_checked_in", "{main2}");
     // And the satellite forwards again.
-    let (status, _, flagged, fwd) = apart("sat-4", &all[3].1).await;
-    assert_eq!((status, flagged, fwd["verdict"].as_str()), (200, false, Some("admit")), "{fwd}");
+    let Answer { status, apart, body: fwd, .. } =
+        check_in(&phone, &sat, &token, &all[3].1, "sat-4").await;
+    assert_eq!((status, apart, fwd["verdict"].as_str()), (200, false, Some("admit")), "{fwd}");
 }
