@@ -26,6 +26,10 @@ use std::time::Duration;
 /// streams for as long as it lasts).
 const CONNECT: Duration = Duration::from_secs(1);
 const ANSWER: Duration = Duration::from_secs(10);
+/// A USB scanner's guest waits at most this for the primary; then the
+/// satellite decides (the same nonce, if the primary did too, is merged
+/// once).
+const SCANNER_ANSWER: Duration = Duration::from_secs(3);
 
 /// The client to the primary, made at the first forwarded call.
 #[derive(Default)]
@@ -318,7 +322,7 @@ impl crate::devices::pipeline::Upstream for ScannerUpstream {
                 .header("content-type", "application/json")
                 .body(body.to_string())
                 .send();
-            let answer = match tokio::time::timeout(ANSWER, sent).await {
+            let answer = match tokio::time::timeout(SCANNER_ANSWER, sent).await {
                 Ok(Ok(a)) => a,
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "the primary did not take a scanner's scan: deciding here, apart");
