@@ -9,8 +9,10 @@
 //! SIGKILL during the cut and restarted. When the path heals, everything
 //! the satellite admitted apart reaches the primary once (and its standby):
 //! merged by nonce, and each ticket admitted on both sides during the cut
-//! listed as a double admission with both records, no other. mDNS says
-//! what each box is. Needs root, as CI has.
+//! listed as a double admission with both records, no other. Then the
+//! primary dies and the standby is promoted: the satellite finds the new
+//! primary by itself and forwards there. mDNS says what each box is.
+//! Needs root, as CI has.
 
 mod common;
 
@@ -84,7 +86,7 @@ fn a_satellite_admits_through_a_cut_and_everything_merges_once() {
     let dirs = tempfile::tempdir().unwrap();
     let (a_dir, b_dir, s_dir) =
         (dirs.path().join("a"), dirs.path().join("b"), dirs.path().join("s"));
-    let _a = Running(venue.serve("a", &a_dir, &["--demo"], "warn"));
+    let a = Running(venue.serve("a", &a_dir, &["--demo"], "warn"));
     let (code, fingerprint) = standby_code(&a_dir);
     venue.join("b", &b_dir, "a", &code, &fingerprint);
     let _b = Running(venue.serve("b", &b_dir, &[], "warn"));
@@ -98,7 +100,7 @@ fn a_satellite_admits_through_a_cut_and_everything_merges_once() {
     let (a_base, b_base, s_base) = (base("a"), base("b"), base("s"));
     let venue = std::sync::Arc::new(venue);
     let v2 = venue.clone();
-    let s_dir2 = s_dir.clone();
+    let (s_dir2, b_dir2) = (s_dir.clone(), b_dir.clone());
     venue.clone().run_in("c", move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async move {
@@ -199,6 +201,19 @@ fn a_satellite_admits_through_a_cut_and_everything_merges_once() {
             // The satellite forwards again.
             all_admitted(&scan(&s_base, &door, &all[70..75], "rejoined").await, false, "rejoined");
             assert_eq!(admitted(&a_base, &door).await, json!(70));
+
+            // A takeover: the primary dies, the standby is promoted; the
+            // satellite finds the new primary by itself (the standby its
+            // primary named) and forwards there.
+            drop(a);
+            let dir = b_dir2.clone();
+            tokio::task::spawn_blocking(move || common::standby::promote(&dir)).await.unwrap();
+            wait_for(&s_base, &admin, "the satellite never followed the new primary", |v| {
+                v["link"]["connected"] == true && v["epoch"] == 2
+            })
+            .await;
+            all_admitted(&scan(&s_base, &door, &all[75..80], "after").await, false, "new primary");
+            assert_eq!(admitted(&b_base, &door).await, json!(75));
             drop(s);
         });
     });

@@ -41,6 +41,10 @@ pub struct Hello {
     /// reports them (and gets a snapshot) before following again.
     #[serde(default)]
     pub apart: bool,
+    /// A primary's standby (its link address), so a satellite can find
+    /// it when it takes over.
+    #[serde(default)]
+    pub standby_link: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +248,7 @@ mod tests {
                 purpose: Purpose::Files,
                 web_port: Some(8443),
                 apart: false,
+                standby_link: None,
             }),
             Frame::Rows(vec![
                 LogRow { seq: 1, epoch: 1, changeset: vec![1, 2, 3] },

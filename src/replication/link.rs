@@ -154,6 +154,7 @@ mod tests {
             purpose: Default::default(),
             web_port: None,
             apart: false,
+            standby_link: None,
         }
     }
 

@@ -263,6 +263,11 @@ async fn my_hello(
     node: &str,
 ) -> Result<Hello, crate::store::StoreError> {
     let st = store.replica_state().await?;
+    let standby_link = match st.role {
+        Role::Primary => store.peer_address().await?,
+        _ => None,
+    };
+    let web_port = repl.status.lock().expect("link status").web_port;
     Ok(Hello {
         protocol: frame::PROTOCOL,
         node: node.to_string(),
@@ -277,8 +282,9 @@ async fn my_hello(
         } else {
             frame::Purpose::Log
         },
-        web_port: repl.status.lock().expect("link status").web_port,
+        web_port,
         apart: st.apart_since.is_some(),
+        standby_link,
     })
 }
 
@@ -330,7 +336,7 @@ pub async fn run(
                             return;
                         }
                     };
-                    session(stream, &store, &repl, &node, &busy, &stop).await;
+                    session(stream, &store, &repl, &node, &busy, &stop, None).await;
                 });
             }
         });
@@ -364,9 +370,21 @@ async fn dial(
     loop {
         let peer = store.peer_address().await.ok().flatten();
         repl.update(|s| s.peer = peer.clone());
-        if let Some(addr) = peer.filter(|_| busy.try_lock().is_ok()) {
-            match tls.connect(&addr).await {
-                Ok(stream) => session(stream, &store, &repl, &node, &busy, &stop).await,
+        // A satellite tries the pair's other box when its primary does not
+        // answer (after a takeover, that one is the primary).
+        let alt = match store.replica().role() {
+            Role::Satellite => store.alt_peer().await.ok().flatten(),
+            _ => None,
+        };
+        for addr in peer.iter().chain(alt.iter()) {
+            if busy.try_lock().is_err() {
+                break;
+            }
+            match tls.connect(addr).await {
+                Ok(stream) => {
+                    session(stream, &store, &repl, &node, &busy, &stop, Some(addr)).await;
+                    break;
+                }
                 Err(e) => repl.update(|s| s.last_error = Some(format!("cannot reach {addr}: {e}"))),
             }
         }
@@ -387,6 +405,7 @@ async fn session(
     node: &str,
     busy: &tokio::sync::Mutex<()>,
     stop: &CancellationToken,
+    dialed: Option<&str>,
 ) {
     let me = match my_hello(store, repl, node).await {
         Ok(me) => me,
@@ -440,7 +459,12 @@ async fn session(
                 primary::lead(&mut stream, store, repl, &peer, primary::Follower::Standby, stop)
                     .await
             }
-            Plan::Follow => standby::follow(&mut stream, store, repl, &peer, &me, stop).await,
+            Plan::Follow => {
+                if me.role == Role::Satellite {
+                    keep_primary(store, dialed, &peer).await?;
+                }
+                standby::follow(&mut stream, store, repl, &peer, &me, stop).await
+            }
             Plan::Close(why) => {
                 let _ = frame::write(&mut stream, &frame::Frame::Bye(why.clone())).await;
                 Err(LinkError::Refused(why))
@@ -466,6 +490,28 @@ async fn session(
         Ok(()) => tracing::info!("replication link closed"),
         Err(e) => tracing::warn!(error = %e, "replication link closed"),
     }
+}
+
+/// On a satellite following a primary: that box is the one to dial first
+/// from now on (the other one, after a takeover), and the standby it
+/// names the one to try next.
+async fn keep_primary(
+    store: &Store,
+    dialed: Option<&str>,
+    primary: &Hello,
+) -> Result<(), crate::store::StoreError> {
+    let stored = store.peer_address().await?;
+    if let Some(addr) = dialed.filter(|a| stored.as_deref() != Some(*a)) {
+        tracing::warn!(primary = %primary.node, %addr, "the primary is now the box at {addr}: following it");
+        store.set_peer(addr.to_string()).await?;
+    }
+    let next = primary.standby_link.clone().or(stored.filter(|s| Some(s.as_str()) != dialed));
+    if let Some(next) = next.filter(|n| Some(n.as_str()) != dialed) {
+        if store.alt_peer().await?.as_deref() != Some(next.as_str()) {
+            store.set_alt_peer(next).await?;
+        }
+    }
+    Ok(())
 }
 
 /// A satellite's link, on the primary: several at once, beside the

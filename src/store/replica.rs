@@ -646,6 +646,17 @@ impl Store {
         self.read(|c| Ok(get_state(c, "peer_web")?)).await
     }
 
+    /// On a satellite: the pair's other box (the standby its primary
+    /// named), tried when the primary does not answer: after a takeover it
+    /// is the primary.
+    pub async fn alt_peer(&self) -> Result<Option<String>, StoreError> {
+        self.read(|c| Ok(get_state(c, "alt_peer")?)).await
+    }
+
+    pub async fn set_alt_peer(&self, address: String) -> Result<(), StoreError> {
+        self.write_replicated(move |ctx| Ok(set_state(ctx.conn, "alt_peer", &address)?)).await
+    }
+
     pub async fn set_peer_web(&self, url: String) -> Result<(), StoreError> {
         self.write_replicated(move |ctx| Ok(set_state(ctx.conn, "peer_web", &url)?)).await
     }
