@@ -26,10 +26,10 @@ use std::time::Duration;
 /// streams for as long as it lasts).
 const CONNECT: Duration = Duration::from_secs(1);
 const ANSWER: Duration = Duration::from_secs(10);
-/// A USB scanner's guest waits at most this for the primary; then the
-/// satellite decides (the same nonce, if the primary did too, is merged
-/// once).
-const SCANNER_ANSWER: Duration = Duration::from_secs(3);
+/// A guest at the door (a phone's check-in, a USB scanner's) waits at
+/// most this for the primary; then the satellite decides (the same nonce,
+/// if the primary did too, is merged once).
+const DOOR_ANSWER: Duration = Duration::from_secs(3);
 
 /// The client to the primary, made at the first forwarded call.
 #[derive(Default)]
@@ -120,7 +120,7 @@ pub async fn satellite(State(st): State<AppState>, req: Request, next: Next) -> 
         let stream = body.into_data_stream().map_err(std::io::Error::other);
         let body = reqwest::Body::wrap_stream(stream);
         let client = peer_ip(&parts.extensions);
-        return match send(&st, parts.method, &path, &parts.headers, client, body).await {
+        return match send(&st, parts.method, &path, &parts.headers, client, body, ANSWER).await {
             Ok(r) => r,
             Err(why) => unreachable_answer(why),
         };
@@ -144,7 +144,9 @@ pub async fn satellite(State(st): State<AppState>, req: Request, next: Next) -> 
     if st.replication.connected() {
         let body = reqwest::Body::from(bytes.clone());
         let client = peer_ip(&parts.extensions);
-        match send(&st, parts.method.clone(), &path, &parts.headers, client, body).await {
+        match send(&st, parts.method.clone(), &path, &parts.headers, client, body, DOOR_ANSWER)
+            .await
+        {
             Ok(r) => return r,
             Err(why) => {
                 tracing::warn!(error = %why, "the primary did not answer: deciding here, apart")
@@ -173,6 +175,7 @@ async fn send(
     headers: &HeaderMap,
     caller: Option<std::net::IpAddr>,
     body: reqwest::Body,
+    within: Duration,
 ) -> Result<Response, String> {
     let base = st
         .replication
@@ -190,9 +193,9 @@ async fn send(
         }
     }
     let forwarded = client.request(method, format!("{base}{path}")).headers(out_headers).body(body);
-    let answer = tokio::time::timeout(ANSWER, forwarded.send())
+    let answer = tokio::time::timeout(within, forwarded.send())
         .await
-        .map_err(|_| format!("no answer from {base} within {ANSWER:?}"))?
+        .map_err(|_| format!("no answer from {base} within {within:?}"))?
         .map_err(|e| format!("{base}: {e}"))?;
     let mut out = Response::builder().status(answer.status());
     if let Some(h) = out.headers_mut() {
@@ -322,7 +325,7 @@ impl crate::devices::pipeline::Upstream for ScannerUpstream {
                 .header("content-type", "application/json")
                 .body(body.to_string())
                 .send();
-            let answer = match tokio::time::timeout(SCANNER_ANSWER, sent).await {
+            let answer = match tokio::time::timeout(DOOR_ANSWER, sent).await {
                 Ok(Ok(a)) => a,
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "the primary did not take a scanner's scan: deciding here, apart");
