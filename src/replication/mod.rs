@@ -415,10 +415,11 @@ async fn session(
         Ok(p) => p,
         Err(e) => return tracing::info!(error = %e, "a replication link closed before its hello"),
     };
-    // The pair's other box (a satellite is not where phones go).
-    if let (Ok(addr), false) =
-        (stream.get_ref().0.peer_addr(), peer.purpose == frame::Purpose::Satellite)
-    {
+    // The pair's other box (a satellite is not where phones go); on a
+    // satellite, only a primary is where its calls go.
+    let learn = peer.purpose != frame::Purpose::Satellite
+        && (me.role != Role::Satellite || peer.role == Role::Primary);
+    if let (Ok(addr), true) = (stream.get_ref().0.peer_addr(), learn) {
         repl.learn_peer_web(store, addr.ip(), &peer).await;
     }
     if peer.purpose == frame::Purpose::Files {
