@@ -434,6 +434,32 @@ fn browser_result(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
 }
 
+/// Waits until `f` holds of the pair view at `base` (`GET /api/v1/standby`).
+async fn until_pair(base: &str, admin: &str, what: &str, f: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, v) =
+            common::binary::call(reqwest::Method::GET, base, "/api/v1/standby", admin, None).await;
+        if f(&v) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// `node tests/browser/NAME` (copied beside Playwright), with the
+/// screenshots directory in `SHOTS`; the caller adds its own environment.
+fn browser_script(node: &std::path::Path, name: &str) -> Command {
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = node.join(name);
+    std::fs::copy(format!("{}/tests/browser/{name}", env!("CARGO_MANIFEST_DIR")), &script).unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg(&script).current_dir(node).env("SHOTS", &shots);
+    cmd
+}
+
 /// Two boxes: the primary dies; the admin's tab offers the standby, the
 /// admin promotes it on its admin screen, and a door phone paired and
 /// signed in at the primary follows by itself, with no pairing and no
@@ -457,28 +483,16 @@ async fn the_staff_app_follows_a_takeover_with_no_pairing_or_sign_in() {
     let _b = Running(b);
     let admin = token(&a_dir, "admin");
     let a_plain = format!("http://{}", a_addrs.plain);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let (_, v) = call(reqwest::Method::GET, &a_plain, "/api/v1/standby", &admin, None).await;
-        if v["link"]["in_sync"] == true && v["link"]["peer_web"].is_string() {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never in sync: {v}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    until_pair(&a_plain, &admin, "never in sync", |v| {
+        v["link"]["in_sync"] == true && v["link"]["peer_web"].is_string()
+    })
+    .await;
     let https_port = a_addrs.https.rsplit(':').next().unwrap().to_string();
     let (pair_url, _) = printed_pairing_link(&a_dir, &https_port, &a_addrs.pair);
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-shots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let script = node.join("takeover.mjs");
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/takeover.mjs"), &script)
-        .unwrap();
     let ready = dirs.path().join("ready");
     let standby = format!("https://{}", b_addrs.https);
-    let mut cmd = Command::new("node");
-    cmd.arg(&script)
-        .current_dir(&node)
-        .env("APP", format!("https://door-box.local:{https_port}"))
+    let mut cmd = browser_script(&node, "takeover.mjs");
+    cmd.env("APP", format!("https://door-box.local:{https_port}"))
         .env("APP_HOST", "door-box.local")
         .env("PAIR_URL", &pair_url)
         .env("CA_PEM", a_dir.join("tls/ca.pem"))
@@ -486,7 +500,6 @@ async fn the_staff_app_follows_a_takeover_with_no_pairing_or_sign_in() {
         .env("SECOND_CODE", demo_ticket(&a_dir, 2).1)
         .env("STANDBY", &standby)
         .env("READY", &ready)
-        .env("SHOTS", &shots)
         .env("PROFILE", dirs.path().join("chromium-profile"));
     let run = tokio::task::spawn_blocking(move || cmd.output().unwrap());
     while !ready.exists() && !run.is_finished() {
@@ -547,37 +560,24 @@ async fn the_staff_app_at_a_satellite_admits_apart_and_says_so() {
     let _s = Running(s);
     let admin = token(&a_dir, "admin");
     let a_plain = format!("http://{}", a_addrs.plain);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let (_, v) = call(reqwest::Method::GET, &a_plain, "/api/v1/standby", &admin, None).await;
-        if v["link"]["satellites"][0]["connected"] == true {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the satellite never followed: {v}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    until_pair(&a_plain, &admin, "the satellite never followed", |v| {
+        v["link"]["satellites"][0]["connected"] == true
+    })
+    .await;
     // The operator prints the link on the primary's console, for the
     // satellite's address (its ports, its name): the code is the primary's.
     let https_port = s_addrs.https.rsplit(':').next().unwrap().to_string();
     let (pair_url, _) = printed_pairing_link(&a_dir, &https_port, &s_addrs.pair);
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-shots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let script = node.join("satellite.mjs");
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/satellite.mjs"), &script)
-        .unwrap();
     let ready = dirs.path().join("ready");
     let app = format!("https://door-box.local:{https_port}");
-    let mut cmd = Command::new("node");
-    cmd.arg(&script)
-        .current_dir(&node)
-        .env("APP", &app)
+    let mut cmd = browser_script(&node, "satellite.mjs");
+    cmd.env("APP", &app)
         .env("APP_HOST", "door-box.local")
         .env("PAIR_URL", &pair_url)
         .env("CA_PEM", s_dir.join("tls/ca.pem"))
         .env("FIRST_CODE", demo_ticket(&a_dir, 1).1)
         .env("SECOND_CODE", demo_ticket(&a_dir, 2).1)
         .env("READY", &ready)
-        .env("SHOTS", &shots)
         .env("PROFILE", dirs.path().join("chromium-profile"));
     let run = tokio::task::spawn_blocking(move || cmd.output().unwrap());
     while !ready.exists() && !run.is_finished() {
