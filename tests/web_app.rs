@@ -454,7 +454,10 @@ fn browser_script(node: &std::path::Path, name: &str) -> Command {
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../web-shots");
     std::fs::create_dir_all(&shots).unwrap();
     let script = node.join(name);
-    std::fs::copy(format!("{}/tests/browser/{name}", env!("CARGO_MANIFEST_DIR")), &script).unwrap();
+    for file in [name, "phone.mjs"] {
+        let from = format!("{}/tests/browser/{file}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(from, node.join(file)).unwrap();
+    }
     let mut cmd = Command::new("node");
     cmd.arg(&script).current_dir(node).env("SHOTS", &shots);
     cmd
