@@ -26,9 +26,9 @@ pub struct JoinArgs {
     /// so the primary can reach it after a takeover.
     #[arg(long, default_value_t = venuebox::net::LINK_PORT)]
     pub link_port: u16,
-    /// Join as a satellite: a second entrance with its own phones,
-    /// scanners and printer, forwarding to the primary while it reaches
-    /// it (not the standby).
+    /// Join as a satellite: a second entrance with its own phones and
+    /// scanners, forwarding to the primary while it reaches it and
+    /// admitting from its copy while it does not (not the standby).
     #[arg(long)]
     pub satellite: bool,
 }
