@@ -126,15 +126,8 @@ pub fn satellite_phase() {
             })
             .await;
             let took = t.elapsed();
-            let stats: Value = http
-                .get(format!("{a_base}/api/v1/stats"))
-                .bearer_auth(&door)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let stats =
+                binary::call(reqwest::Method::GET, &a_base, "/api/v1/stats", &door, None).await.1;
             println!(
                 "merge after {APART} check-ins apart at the satellite and {APART} at the primary: \
                  merged and following again {:.2} s after the path healed ({:.0} check-ins/s; \
