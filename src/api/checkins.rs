@@ -256,10 +256,6 @@ pub async fn create(
         None => st.store.record_scan(scan).await?,
     };
     let mut resp = axum::Json(answer(&st, outcome.record())).into_response();
-    if apart.is_some() {
-        resp.headers_mut()
-            .insert(HeaderName::from_static("x-venuebox-apart"), HeaderValue::from_static("true"));
-    }
     if let ScanOutcome::New(r) = &outcome {
         st.devices.pipeline.publish(&format!("staff {}", r.staff), r);
     }

@@ -114,6 +114,7 @@ pub struct HoldBody {
 fn hold_request(
     st: &AppState,
     p: &Principal,
+    ext: &Extensions,
     drop: String,
     b: HoldBody,
 ) -> Result<(HoldRequest, Option<TenderInput>), ApiError> {
@@ -136,6 +137,7 @@ fn hold_request(
             staff: p.actor.clone(),
             now: st.clock.now(),
             ttl_ms: st.config.hold_ttl_ms,
+            apart: super::forward::is_apart(ext),
         },
         b.tender,
     ))
@@ -144,11 +146,12 @@ fn hold_request(
 pub async fn hold(
     State(st): State<AppState>,
     p: Principal,
+    ext: Extensions,
     Path(drop): Path<String>,
     Json(b): Json<HoldBody>,
 ) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
     p.require(Role::Merch)?;
-    let (req, tender) = hold_request(&st, &p, drop, b)?;
+    let (req, tender) = hold_request(&st, &p, &ext, drop, b)?;
     if tender.is_some() {
         return Err(ApiError::bad_request(
             "a hold takes no tender: pay at POST /api/v1/holds/{id}/checkout",
@@ -166,7 +169,7 @@ pub async fn sell(
     Json(b): Json<HoldBody>,
 ) -> Result<Response, ApiError> {
     p.require(Role::Merch)?;
-    let (req, t) = hold_request(&st, &p, drop, b)?;
+    let (req, t) = hold_request(&st, &p, &ext, drop, b)?;
     let t = tender(&st, &p, &ext, t).await?;
     Ok(order_response(st.store.sell_drop(req, t).await?))
 }
@@ -202,7 +205,9 @@ pub async fn checkout(
     check_nonce(&b.nonce)?;
     let t = tender(&st, &p, &ext, b.tender).await?;
     Ok(order_response(
-        st.store.checkout_hold(HoldId(id), t, b.nonce, p.actor, st.clock.now()).await?,
+        st.store
+            .checkout_hold(HoldId(id), t, b.nonce, p.actor, st.clock.now(), super::forward::is_apart(&ext))
+            .await?,
     ))
 }
 

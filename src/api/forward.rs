@@ -94,13 +94,40 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
 }
 
 /// Marks a request the satellite decides itself: the primary cannot be
-/// reached, and the call has an apart mode (a check-in).
+/// reached, and the call has an apart mode (a check-in, or a sale out of
+/// the satellite's escrow).
 #[derive(Clone, Copy, Debug)]
 pub struct Apart;
 
-/// Calls a satellite decides itself when the primary cannot be reached.
-fn has_apart_mode(method: &Method, path: &str) -> bool {
-    method == Method::POST && path == "/api/v1/checkins"
+/// Whether this request is decided here, apart from the primary.
+pub fn is_apart(ext: &axum::http::Extensions) -> bool {
+    ext.get::<Apart>().is_some()
+}
+
+/// What a satellite decides itself when the primary cannot be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ApartMode {
+    /// Forwarded to the primary and, when it does not answer in time,
+    /// decided here (a guest at the door does not wait).
+    Checkin,
+    /// Decided here only while the link is down: a sale the primary may
+    /// have made could not be undone, so one that got no answer is not
+    /// sold a second time here.
+    Sale,
+}
+
+fn apart_mode(method: &Method, path: &str) -> Option<ApartMode> {
+    if method != Method::POST {
+        return None;
+    }
+    let seg: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+    match seg.as_slice() {
+        ["checkins"] => Some(ApartMode::Checkin),
+        ["walkups"] | ["drops", _, "holds"] | ["drops", _, "sales"] | ["holds", _, "checkout"] => {
+            Some(ApartMode::Sale)
+        }
+        _ => None,
+    }
 }
 
 /// The middleware: on a satellite, `/api/v1/` goes to the primary.
@@ -115,7 +142,8 @@ pub async fn satellite(State(st): State<AppState>, req: Request, next: Next) -> 
     if read && !st.replication.connected() {
         return next.run(req).await;
     }
-    if !has_apart_mode(req.method(), req.uri().path()) {
+    let mode = apart_mode(req.method(), req.uri().path());
+    if mode.is_none() || (mode == Some(ApartMode::Sale) && st.replication.connected()) {
         let (parts, body) = req.into_parts();
         let stream = body.into_data_stream().map_err(std::io::Error::other);
         let body = reqwest::Body::wrap_stream(stream);
@@ -134,7 +162,7 @@ pub async fn satellite(State(st): State<AppState>, req: Request, next: Next) -> 
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::BadRequest,
-                "the request body is too large for a check-in",
+                "the request body is too large for a check-in or a sale",
             )
             .into_response()
         }
@@ -155,7 +183,12 @@ pub async fn satellite(State(st): State<AppState>, req: Request, next: Next) -> 
     }
     let mut req = Request::from_parts(parts, Body::from(bytes));
     req.extensions_mut().insert(Apart);
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        HeaderName::from_static("x-venuebox-apart"),
+        axum::http::HeaderValue::from_static("true"),
+    );
+    resp
 }
 
 fn unreachable_answer(why: String) -> Response {

@@ -212,6 +212,7 @@ pub async fn walkup(
             nonce: b.nonce,
             staff: p.actor,
             now: st.clock.now(),
+            apart: super::forward::is_apart(&ext),
         })
         .await?;
     Ok(order_response(order))

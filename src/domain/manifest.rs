@@ -11,6 +11,7 @@ use super::code::{EventTag, MAX_TICKET_ID, MAX_TIER, SIGNED_PREFIX};
 use super::ids::{CreatorId, DropId, EventId, GateId, ProgramId, Sku, TicketId, TierId};
 use super::keys::{self, KeyId, TrustedKeys};
 use super::money::{MAX_STOCK, MAX_TAX_RATE_BP, MAX_UNIT_MINOR};
+use super::escrow::EscrowRule;
 use super::role::Role;
 use super::time::{parse_rfc3339, Millis};
 use serde::{Deserialize, Serialize};
@@ -206,6 +207,10 @@ pub struct DropSpec {
     /// Where unsold stock goes when the drop closes.
     #[serde(default)]
     pub on_close: OnClose,
+    /// Units of each product a satellite holds to sell while cut off
+    /// from the primary (none without a rule: apart, it sells nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<EscrowRule>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -290,6 +295,10 @@ pub struct Tier {
     /// product's check-in attention flag and text).
     #[serde(default, skip_serializing_if = "CheckinNote::is_empty")]
     pub checkin_note: CheckinNote,
+    /// Seats of this tier a satellite holds to sell walk-up while cut off
+    /// from the primary (none without a rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<EscrowRule>,
 }
 
 /// What door staff must notice when a ticket is scanned: a flag that
@@ -791,6 +800,9 @@ fn check_tickets(m: &Manifest, tier_index: &HashMap<TierId, usize>) -> Result<()
         }
     }
     for tier in &m.tiers {
+        if let Some(problem) = tier.escrow.as_ref().and_then(EscrowRule::problem) {
+            return Err(invalid(format!("tier '{}': {problem}", tier.id)));
+        }
         let n = per_tier.get(&tier.id).copied().unwrap_or(0);
         if n > tier.capacity {
             return Err(invalid(format!(
@@ -968,6 +980,9 @@ pub fn validate_drop(
                 p.sku
             )));
         }
+    }
+    if let Some(problem) = d.escrow.as_ref().and_then(EscrowRule::problem) {
+        return Err(invalid(format!("{what}: {problem}")));
     }
     if d.per_attendee_limit == Some(0) {
         return Err(invalid(format!(

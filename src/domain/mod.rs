@@ -12,6 +12,7 @@ pub mod checkin_questions;
 pub mod checkin_rules;
 pub mod code;
 pub mod drops;
+pub mod escrow;
 pub mod error_code;
 pub mod events;
 pub mod ids;

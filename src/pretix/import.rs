@@ -827,6 +827,7 @@ fn tiers(input: &Input, tickets: &[TicketEntry], currency: &str) -> Result<Vec<T
                 name: text(&it["name"]),
                 price_minor: price,
                 checkin_note: note(it),
+                escrow: None,
             },
         );
     }

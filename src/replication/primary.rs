@@ -10,7 +10,7 @@ use super::link::Stream;
 use super::{LinkError, Replication};
 use crate::store::replica::Role;
 use crate::store::Store;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
@@ -74,10 +74,14 @@ pub async fn lead(
         repl.satellite(&peer.node, |s| s.seq = peer.seq);
     }
     let (on_history, diverged) = start_from(store, peer).await?;
+    // A satellite back from apart has sold out of its escrow: nothing it
+    // was lent comes home before its report is merged.
+    let report_merged = Arc::new(AtomicBool::new(!peer.apart));
     // The reader: acknowledgements and reports.
     let read_side = {
         let (store, repl, acked, last_heard) =
             (store.clone(), repl.clone(), acked.clone(), last_heard.clone());
+        let report_merged = report_merged.clone();
         let node = peer.node.clone();
         async move {
             loop {
@@ -116,6 +120,7 @@ pub async fn lead(
                     Frame::Report(body) => {
                         *last_heard.lock().expect("clock") = Instant::now();
                         super::report::merge(&store, &repl.clock, &body).await?;
+                        report_merged.store(true, Ordering::Release);
                     }
                     Frame::Bye(why) => return Err(LinkError::Refused(why)),
                     other => return Err(LinkError::Refused(format!("unexpected frame {other:?}"))),
@@ -204,10 +209,49 @@ pub async fn lead(
             }
         }
     };
+    let keeper = async {
+        if standby {
+            return std::future::pending().await;
+        }
+        keep_escrow(store, repl, &peer.node, &acked, &report_merged).await
+    };
     tokio::select! {
         r = read_side => r,
         r = watchdog => r,
         r = ship => r,
+        r = keeper => r,
+    }
+}
+
+/// How often the keeper looks at a satellite's escrow.
+const KEEPER_EVERY: Duration = Duration::from_millis(200);
+
+/// The escrow keeper for one satellite on its link (ARCHITECTURE.md,
+/// "Satellites: escrow"): lends by the rules, and brings units taken back
+/// home only once the satellite has acknowledged a position at or after
+/// the commit that took them (until then it might sell them, cut off).
+async fn keep_escrow(
+    store: &Store,
+    repl: &Replication,
+    node: &str,
+    acked: &AtomicI64,
+    report_merged: &AtomicBool,
+) -> Result<(), LinkError> {
+    // The log position the units now on their way back were taken at.
+    let mut taken_at: Option<i64> = None;
+    loop {
+        let seen = acked.load(Ordering::Acquire);
+        let home = report_merged.load(Ordering::Acquire) && taken_at.is_some_and(|t| seen >= t);
+        let step = store.keep_escrow(node.to_string(), home, repl.clock.now()).await?;
+        let head = *store.replica().committed().borrow();
+        taken_at = match (step.returning, step.reclaimed, taken_at) {
+            (false, _, _) => None,
+            (true, true, _) | (true, false, None) => Some(head),
+            (true, false, Some(t)) => Some(if home { head } else { t }),
+        };
+        // One run per interval, whatever the door commits: a read, and a
+        // write only when a loan changes.
+        tokio::time::sleep(KEEPER_EVERY).await;
     }
 }
 

@@ -72,7 +72,7 @@ fn refuse(r: HoldRefusal) -> StoreError {
 /// Appends one ledger row, keeps the stock table equal to the ledger, and
 /// tells the cloud, all in the caller's transaction.
 #[expect(clippy::too_many_arguments)]
-fn move_stock(
+pub(super) fn move_stock(
     ctx: &WriteCtx<'_>,
     drop: &str,
     sku: &str,
@@ -130,7 +130,7 @@ fn held(
         .prepare_cached(
             "SELECT COALESCE(SUM(hi.qty), 0) FROM holds h JOIN hold_items hi ON hi.hold_id = h.id
              WHERE h.drop_id = ?1 AND h.status = 'active' AND h.expires_at > ?2 AND hi.sku = ?3
-               AND (?4 = 0 OR h.reserve_eligible = 1)",
+               AND (?4 = 0 OR h.reserve_eligible = 1) AND h.escrow_of IS NULL",
         )?
         .query_row(params![drop, now, sku, eligible_only], |r| r.get(0))?)
 }
@@ -151,6 +151,13 @@ fn stock_of(
         }
     };
     Ok(Stock { on_hand, held: held_all, reserved_left })
+}
+
+/// Units of a product nobody holds and no reserve keeps back: what the
+/// primary may lend a satellite.
+pub(super) fn pool_free(conn: &Connection, drop: &str, sku: &str, now: Millis) -> Result<i64, StoreError> {
+    let d = drop_or_404(conn, drop)?;
+    Ok(stock_of(conn, &d, sku, now)?.available(false))
 }
 
 /// Units an attendee holds or bought in a drop.
@@ -226,6 +233,8 @@ pub struct HoldRequest {
     pub staff: Actor,
     pub now: Millis,
     pub ttl_ms: Millis,
+    /// At a satellite cut off from the primary: out of its escrow.
+    pub apart: bool,
 }
 
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
@@ -320,9 +329,17 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
         (Some(r), Some((id, tier))) => r.tiers.contains(tier) || r.members.contains(id),
         _ => false,
     };
+    let escrow_of = if req.apart { Some(super::escrow::apart_node(ctx, req.now)?) } else { None };
     for (&sku, &qty) in &items {
         line_for(&ev, &d.spec, sku, qty)?;
-        let available = stock_of(ctx.conn, &d, sku, req.now)?.available(eligible);
+        let available = match &escrow_of {
+            None => stock_of(ctx.conn, &d, sku, req.now)?.available(eligible),
+            Some(node) => {
+                let it = super::escrow::Item::sku(req.drop.as_str(), sku);
+                let (units, _) = super::escrow::loan(ctx.conn, node, &it)?;
+                units - super::escrow::held_apart(ctx.conn, node, req.drop.as_str(), sku, req.now)?
+            }
+        };
         if (qty as i64) > available {
             return Err(refuse(HoldRefusal::NotEnoughStock { sku: sku.into(), available }));
         }
@@ -339,10 +356,10 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
     let id = next_id(ctx, "H")?;
     ctx.conn
         .prepare_cached(
-            "INSERT INTO holds (id, nonce, drop_id, attendee_ticket_id, reserve_eligible, created_at, expires_at, staff, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active')",
+            "INSERT INTO holds (id, nonce, drop_id, attendee_ticket_id, reserve_eligible, created_at, expires_at, staff, status, escrow_of)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', ?9)",
         )?
-        .execute(params![id, req.nonce, req.drop.as_str(), buyer.as_ref().map(|b| b.0.as_str()), eligible, req.now, req.now + req.ttl_ms, req.staff.name])?;
+        .execute(params![id, req.nonce, req.drop.as_str(), buyer.as_ref().map(|b| b.0.as_str()), eligible, req.now, req.now + req.ttl_ms, req.staff.name, escrow_of])?;
     for (sku, qty) in &items {
         ctx.conn
             .prepare_cached("INSERT INTO hold_items (hold_id, sku, qty) VALUES (?1, ?2, ?3)")?
@@ -361,11 +378,31 @@ fn checkout_in(
     request: &RequestDigest,
     staff: &Actor,
     now: Millis,
+    apart: bool,
 ) -> Result<OrderView, StoreError> {
     if let Some(v) = replay(ctx, nonce, OrderKind::Drop, request)? {
         return Ok(v);
     }
     let ev = event(ctx)?;
+    let row: Option<Option<String>> = ctx
+        .conn
+        .prepare_cached("SELECT escrow_of FROM holds WHERE id = ?1")?
+        .query_row([hold], |r| r.get(0))
+        .optional()?;
+    let escrow_of = row.clone().flatten();
+    if row.is_some() && apart != escrow_of.is_some() {
+        return Err(StoreError::refused(
+            ErrorCode::HoldNotActive,
+            if apart {
+                format!("hold {hold} was made at the main box, which this entrance cannot reach now: make a new hold here")
+            } else {
+                format!("hold {hold} was made while this entrance was cut off from the main box: make a new hold")
+            },
+        ));
+    }
+    if apart {
+        super::escrow::apart_node(ctx, now)?;
+    }
     let (view, items) =
         read_hold(ctx, &ev, hold)?.ok_or_else(|| StoreError::NotFound(format!("hold {hold}")))?;
     let expires = millis(&view.expires_at)?;
@@ -412,6 +449,15 @@ fn checkout_in(
                 "INSERT INTO order_items (order_id, drop_id, sku, qty) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![id, view.drop.as_str(), sku, qty])?;
+        if let Some(node) = &escrow_of {
+            // Apart, out of this satellite's escrow: the merge on the
+            // primary writes the ledger's rows.
+            let it = super::escrow::Item::sku(view.drop.as_str(), sku);
+            super::escrow::take(ctx.conn, node, &it, *qty as i64).map_err(|left| {
+                refuse(HoldRefusal::NotEnoughStock { sku: sku.clone(), available: left })
+            })?;
+            continue;
+        }
         move_stock(
             ctx,
             view.drop.as_str(),
@@ -648,6 +694,9 @@ fn check_drop_spec(ev: &EventSnapshot, spec: &DropSpec) -> Result<(), StoreError
 
 impl Store {
     pub async fn create_hold(&self, req: HoldRequest) -> Result<HoldView, StoreError> {
+        if req.apart {
+            return self.write_apart(move |ctx| create_hold_in(ctx, &req)).await;
+        }
         self.write(move |ctx| create_hold_in(ctx, &req)).await
     }
 
@@ -689,12 +738,16 @@ impl Store {
         nonce: String,
         staff: Actor,
         now: Millis,
+        apart: bool,
     ) -> Result<OrderView, StoreError> {
-        self.write(move |ctx| {
+        let job = move |ctx: &mut WriteCtx<'_>| {
             let request = request_digest(("checkout", &hold, &tender));
-            checkout_in(ctx, hold.as_str(), tender, &nonce, &request, &staff, now)
-        })
-        .await
+            checkout_in(ctx, hold.as_str(), tender, &nonce, &request, &staff, now, apart)
+        };
+        if apart {
+            return self.write_apart(job).await;
+        }
+        self.write(job).await
     }
 
     /// Hold and checkout in one step, for a sale that needs no cart.
@@ -703,7 +756,8 @@ impl Store {
         req: HoldRequest,
         tender: Option<Tender>,
     ) -> Result<OrderView, StoreError> {
-        self.write(move |ctx| {
+        let apart = req.apart;
+        let job = move |ctx: &mut WriteCtx<'_>| {
             let request =
                 request_digest(("sale", &req.drop, &req.items, &req.attendee_code, &tender));
             if let Some(v) = replay(ctx, &req.nonce, OrderKind::Drop, &request)? {
@@ -713,9 +767,12 @@ impl Store {
             let hold_req = HoldRequest { nonce: format!("sale:{order_nonce}"), ..req };
             let hold = create_hold_in(ctx, &hold_req)?;
             let (staff, now) = (&hold_req.staff, hold_req.now);
-            checkout_in(ctx, hold.id.as_str(), tender, &order_nonce, &request, staff, now)
-        })
-        .await
+            checkout_in(ctx, hold.id.as_str(), tender, &order_nonce, &request, staff, now, apart)
+        };
+        if apart {
+            return self.write_apart(job).await;
+        }
+        self.write(job).await
     }
 
     pub async fn create_drop(

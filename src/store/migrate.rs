@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "pretix_link", include_str!("migrations/0013_pretix_link.sql")),
     (14, "ticket_lookup", include_str!("migrations/0014_ticket_lookup.sql")),
     (15, "replication", include_str!("migrations/0015_replication.sql")),
+    (16, "escrow", include_str!("migrations/0016_escrow.sql")),
 ];
 
 pub fn latest() -> i64 {

@@ -14,6 +14,7 @@ mod changeset;
 mod checkpoint;
 pub mod closing;
 pub mod drops;
+pub mod escrow;
 pub mod identity;
 mod manifests;
 mod migrate;

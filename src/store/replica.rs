@@ -344,6 +344,11 @@ pub(super) fn mark_apart(conn: &Connection, now: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// A value of this box's own replication state (`node`, `apart_report`, …).
+pub(super) fn state_of(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    get_state(conn, key)
+}
+
 fn get_state(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.query_row("SELECT value FROM repl_state WHERE key = ?1", [key], |r| r.get(0)).optional()
 }

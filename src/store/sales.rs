@@ -3,7 +3,7 @@
 //! What every order shares is `orders.rs`; holds and stock live in
 //! `drops.rs`.
 
-use super::{audit, outbox, Store, StoreError, WriteCtx};
+use super::{audit, escrow, outbox, Store, StoreError, WriteCtx};
 use crate::domain::code::{encode_signed, EventTag, TicketClaim};
 use crate::domain::error_code::ErrorCode;
 use crate::domain::events::{Event, OrderClosed, ScholarshipClaimed, TicketIssued};
@@ -30,6 +30,8 @@ pub struct WalkupRequest {
     pub nonce: String,
     pub staff: Actor,
     pub now: Millis,
+    /// At a satellite cut off from the primary: a seat of its escrow.
+    pub apart: bool,
 }
 
 pub struct ClaimRequest {
@@ -62,7 +64,7 @@ pub struct ProgramReport {
     pub by_creator: BTreeMap<String, u32>,
 }
 
-fn tier_sold(conn: &Connection, tier: &TierId) -> Result<u32, StoreError> {
+pub(super) fn tier_sold(conn: &Connection, tier: &TierId) -> Result<u32, StoreError> {
     Ok(conn
         .prepare_cached(
             "SELECT COUNT(*) FROM tickets WHERE tier_id = ?1 AND status != 'cancelled'",
@@ -74,6 +76,8 @@ fn check_capacity(
     ctx: &WriteCtx<'_>,
     ev: &EventSnapshot,
     tier: &TierId,
+    now: Millis,
+    apart: bool,
 ) -> Result<i64, StoreError> {
     let t = ev.tier(tier).ok_or_else(|| {
         let known: Vec<&str> = ev.manifest.tiers.iter().map(|t| t.id.as_str()).collect();
@@ -82,10 +86,24 @@ fn check_capacity(
             format!("unknown tier '{tier}': this event's tiers are {}", known.join(", ")),
         )
     })?;
-    if tier_sold(ctx.conn, tier)? >= t.capacity {
+    let seat = escrow::Item::tier(tier.as_str());
+    if apart {
+        let node = escrow::apart_node(ctx, now)?;
+        escrow::take(ctx.conn, &node, &seat, 1).map_err(|_| {
+            StoreError::refused(
+                ErrorCode::TierSoldOut,
+                format!("no {} seats left at this entrance while it cannot reach the main box (its escrow is used up): sell at the main entrance", t.name),
+            )
+        })?;
+        return Ok(t.price_minor);
+    }
+    // Seats lent to satellites are theirs to sell.
+    let (lent, _) = escrow::lent(ctx.conn, &seat)?;
+    if tier_sold(ctx.conn, tier)? as i64 + lent >= t.capacity as i64 {
+        let lent = if lent > 0 { format!(", {lent} of them at other entrances") } else { String::new() };
         return Err(StoreError::refused(
             ErrorCode::TierSoldOut,
-            format!("{} is sold out ({} of {} seats)", t.name, t.capacity, t.capacity),
+            format!("{} is sold out ({} of {} seats{lent})", t.name, t.capacity, t.capacity),
         ));
     }
     Ok(t.price_minor)
@@ -165,13 +183,14 @@ fn read_order(conn: &Connection, id: &str) -> Result<Option<OrderView>, StoreErr
 impl Store {
     /// Sells one ticket of a tier and mints its signed code on the box.
     pub async fn sell_walkup(&self, req: WalkupRequest) -> Result<OrderView, StoreError> {
-        self.write(move |ctx| {
+        let apart = req.apart;
+        let job = move |ctx: &mut WriteCtx<'_>| {
             let request = request_digest((&req.tier, &req.referral, &req.holder, &req.tender));
             if let Some(v) = replay(ctx, &req.nonce, OrderKind::Walkup, &request)? {
                 return Ok(v);
             }
             let ev = event(ctx)?;
-            let price = check_capacity(ctx, &ev, &req.tier)?;
+            let price = check_capacity(ctx, &ev, &req.tier, req.now, req.apart)?;
             let creator = match req.referral.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
                 None => None,
                 Some(code) => Some(
@@ -200,8 +219,11 @@ impl Store {
                 now: req.now,
             };
             record_order(ctx, &ev, order, vec![ticket])
-        })
-        .await
+        };
+        if apart {
+            return self.write_apart(job).await;
+        }
+        self.write(job).await
     }
 
     /// Claims a scholarship seat with a code and issues its ticket.
@@ -221,7 +243,7 @@ impl Store {
             let program_used = count("SELECT COUNT(*) FROM scholarship_claims WHERE program_id = ?1 AND status = 'active'", program.id.as_str())?;
             let code_used = count("SELECT COUNT(*) FROM scholarship_claims WHERE code = ?1 AND status = 'active'", &code.code)?;
             scholarship::check_claim(program, code, req.tier.as_ref(), req.now, program_used, code_used).map_err(refuse)?;
-            let list_price = check_capacity(ctx, &ev, &program.tier).map_err(|e| match e {
+            let list_price = check_capacity(ctx, &ev, &program.tier, req.now, false).map_err(|e| match e {
                 StoreError::Refused { .. } => refuse(ClaimRefusal::TierSoldOut),
                 other => other,
             })?;

@@ -41,12 +41,82 @@ pub struct LoneOrder {
     pub total_minor: i64,
     /// (drop, sku, qty)
     pub items: Vec<(String, String, i64)>,
+    /// A satellite's sale made apart, out of its escrow: its rows
+    /// (`orders`, `order_items`, `tickets`), which the primary takes in
+    /// as they are (its receipt and tickets are already in hands).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<CopiedRow>,
+}
+
+/// One row of a table, by column name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopiedRow {
+    pub table: String,
+    pub row: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The tables an apart sale's rows may go into, and the column that
+/// names its order in each.
+const ORDER_TABLES: [(&str, &str); 3] =
+    [("orders", "id"), ("order_items", "order_id"), ("tickets", "order_id")];
+
+fn copy_rows(conn: &Connection, order: &str) -> rusqlite::Result<Vec<CopiedRow>> {
+    use rusqlite::types::ValueRef;
+    let mut out = Vec::new();
+    for (table, key) in ORDER_TABLES {
+        let mut stmt = conn.prepare_cached(&format!("SELECT * FROM {table} WHERE {key} = ?1"))?;
+        let names: Vec<String> = stmt.column_names().iter().map(|n| n.to_string()).collect();
+        let mut rows = stmt.query([order])?;
+        while let Some(r) = rows.next()? {
+            let mut row = serde_json::Map::new();
+            for (i, name) in names.iter().enumerate() {
+                let v = match r.get_ref(i)? {
+                    ValueRef::Null => serde_json::Value::Null,
+                    ValueRef::Integer(n) => n.into(),
+                    ValueRef::Real(f) => f.into(),
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+                    ValueRef::Blob(_) => continue,
+                };
+                row.insert(name.clone(), v);
+            }
+            out.push(CopiedRow { table: table.into(), row });
+        }
+    }
+    Ok(out)
+}
+
+fn insert_row(conn: &Connection, r: &CopiedRow) -> Result<(), StoreError> {
+    use rusqlite::types::Value;
+    if !ORDER_TABLES.iter().any(|(t, _)| *t == r.table)
+        || r.row.keys().any(|k| !k.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()))
+    {
+        return Err(StoreError::Internal(format!("a reported row of table '{}' is not one a sale has", r.table)));
+    }
+    let cols: Vec<&str> = r.row.keys().map(String::as_str).collect();
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let values: Vec<Value> = r
+        .row
+        .values()
+        .map(|v| match v {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Number(n) => n.as_i64().map_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0)), Value::Integer),
+            serde_json::Value::String(s) => Value::Text(s.clone()),
+            other => Value::Text(other.to_string()),
+        })
+        .collect();
+    conn.prepare_cached(&format!("INSERT INTO {} ({}) VALUES ({})", r.table, cols.join(", "), marks.join(", ")))?
+        .execute(rusqlite::params_from_iter(values))?;
+    Ok(())
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TakeoverReport {
     /// The epoch the old primary took them under.
     pub old_epoch: i64,
+    /// The node name of the satellite that sent it (its sales came out of
+    /// its escrow); `None` from a fenced old primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satellite: Option<String>,
     pub checkins: Vec<LoneCheckin>,
     pub orders: Vec<LoneOrder>,
 }
@@ -59,6 +129,9 @@ impl TakeoverReport {
         let have: HashSet<String> = self.orders.iter().map(|o| o.nonce.clone()).collect();
         self.orders.extend(older.orders.into_iter().filter(|o| !have.contains(&o.nonce)));
         self.old_epoch = self.old_epoch.min(older.old_epoch);
+        if self.satellite.is_none() {
+            self.satellite = older.satellite;
+        }
     }
 }
 
@@ -196,6 +269,91 @@ fn merge_checkin(
     Ok(true)
 }
 
+/// A satellite's sale made apart, in the merge's transaction: its rows
+/// taken in as they are, its units off the satellite's escrow (and through
+/// the ledger: back in, then sold), its outbox rows written here; listed.
+/// A nonce the primary already has is listed as a conflict, not sold twice.
+fn merge_apart_order(
+    ctx: &mut WriteCtx<'_>,
+    node: &str,
+    o: LoneOrder,
+    old_epoch: i64,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    if listed_already(ctx.conn, &o.nonce)? {
+        return Ok(false);
+    }
+    let here: Option<String> = ctx
+        .conn
+        .prepare_cached("SELECT id FROM orders WHERE nonce = ?1")?
+        .query_row([&o.nonce], |r| r.get(0))
+        .optional()?;
+    let merged = match here {
+        Some(id) if id == o.id => return Ok(false),
+        Some(id) => Err(format!("the primary sold this request too, as order {id}")),
+        None => super::writer::in_savepoint(ctx, |ctx| take_in_apart_order(ctx, node, &o))
+            .map_err(|e| e.to_string()),
+    };
+    let (outcome, extra) = match merged {
+        Ok(()) => ("merged", serde_json::Value::Null),
+        Err(why) => ("conflict", serde_json::json!({ "error": why })),
+    };
+    let mut summary = o.clone();
+    summary.rows.clear();
+    let detail = serde_json::json!({ "satellite": node, "old_primary": summary, "new_primary": extra });
+    list(ctx.conn, old_epoch, "order", &o.nonce, outcome, &detail, now)?;
+    Ok(true)
+}
+
+fn take_in_apart_order(ctx: &mut WriteCtx<'_>, node: &str, o: &LoneOrder) -> Result<(), StoreError> {
+    use super::escrow::{take_merged, Item};
+    use crate::domain::events::{Event, OrderCreated, TicketIssued};
+    use crate::domain::ids::{CreatorId, DropId, OrderId, TicketId, TierId};
+    let text = |r: &CopiedRow, k: &str| r.row.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    for r in &o.rows {
+        insert_row(ctx.conn, r)?;
+    }
+    for r in o.rows.iter().filter(|r| r.table == "tickets") {
+        let tier = text(r, "tier_id").unwrap_or_default();
+        take_merged(ctx.conn, node, &Item::tier(&tier), 1)?;
+        let issued = TicketIssued {
+            ticket: TicketId(text(r, "id").unwrap_or_default()),
+            tier: TierId(tier),
+            order: OrderId(o.id.clone()),
+            code: text(r, "code").unwrap_or_default(),
+            holder: text(r, "holder"),
+        };
+        super::outbox::append(ctx, &Event::TicketIssued(issued), o.created_at)?;
+    }
+    for r in o.rows.iter().filter(|r| r.table == "order_items") {
+        let (drop, sku) = (text(r, "drop_id").unwrap_or_default(), text(r, "sku").unwrap_or_default());
+        let qty = r.row.get("qty").and_then(|v| v.as_i64()).unwrap_or(0);
+        take_merged(ctx.conn, node, &Item::sku(&drop, &sku), qty)?;
+        let mv = |delta: i64, reason: &str, reference: &str| {
+            super::drops::move_stock(ctx, &drop, &sku, delta, reason, Some(reference), &o.staff, None, o.created_at)
+        };
+        mv(qty, "transfer_in", node)?;
+        mv(-qty, "sale", &o.id)?;
+    }
+    let order = o.rows.iter().find(|r| r.table == "orders").ok_or_else(|| {
+        StoreError::Internal(format!("the report of order {} has no order row", o.id))
+    })?;
+    let receipt = text(order, "receipt")
+        .and_then(|j| serde_json::from_str(&j).ok())
+        .ok_or_else(|| StoreError::Internal(format!("order {} has no receipt", o.id)))?;
+    let created = OrderCreated {
+        order: OrderId(o.id.clone()),
+        kind: serde_json::from_value(serde_json::Value::String(o.kind.clone()))
+            .map_err(|e| StoreError::Internal(format!("order {}: {e}", o.id)))?,
+        creator: text(order, "creator_id").map(CreatorId),
+        drop: text(order, "drop_id").map(DropId),
+        attendee: text(order, "attendee_ticket_id").map(TicketId),
+        receipt,
+    };
+    super::outbox::append(ctx, &Event::OrderCreated(created), o.created_at)?;
+    Ok(())
+}
+
 impl Store {
     /// On a fenced old primary, before it installs the new primary's
     /// snapshot: the admissions and sales it holds that the snapshot does
@@ -205,12 +363,14 @@ impl Store {
         snapshot: PathBuf,
         old_epoch: i64,
     ) -> Result<TakeoverReport, StoreError> {
+        let satellite = self.replica().role() == super::replica::Role::Satellite;
         self.read(move |c| {
             let snap =
                 Connection::open_with_flags(&snapshot, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
             let scans = column_set(&snap, "SELECT nonce FROM scans")?;
             let orders = column_set(&snap, "SELECT nonce FROM orders")?;
-            let mut report = TakeoverReport { old_epoch, ..Default::default() };
+            let satellite = if satellite { super::replica::state_of(c, "node")? } else { None };
+            let mut report = TakeoverReport { old_epoch, satellite, ..Default::default() };
             let mut stmt = c.prepare(
                 "SELECT nonce, code, gate_id, direction, ticket_id, recorded_at, staff, device
                  FROM scans WHERE verdict = 'admit' AND undone_at IS NULL ORDER BY id",
@@ -248,7 +408,9 @@ impl Store {
                 let lines = items
                     .query_map([&id], |i| Ok((i.get(0)?, i.get(1)?, i.get(2)?)))?
                     .collect::<Result<Vec<_>, _>>()?;
+                let rows = if report.satellite.is_some() { copy_rows(c, &id)? } else { Vec::new() };
                 report.orders.push(LoneOrder {
+                    rows,
                     id,
                     nonce,
                     kind: r.get(2)?,
@@ -293,7 +455,26 @@ impl Store {
                 })
                 .await?;
         }
-        let orders = report.orders;
+        let (orders, satellite) = (report.orders, report.satellite);
+        if let Some(node) = satellite {
+            let mut orders = orders.into_iter().peekable();
+            while orders.peek().is_some() {
+                let chunk: Vec<LoneOrder> = orders.by_ref().take(MERGE_CHUNK).collect();
+                let node = node.clone();
+                listed += self
+                    .write(move |ctx| {
+                        let mut n = 0;
+                        for o in chunk {
+                            n += usize::from(merge_apart_order(ctx, &node, o, old_epoch, now)?);
+                        }
+                        Ok(n)
+                    })
+                    .await?;
+            }
+            // What it did not sell goes back (home once it has seen that).
+            self.write(move |ctx| Ok(super::escrow::recall(ctx.conn, &node)?)).await?;
+            return Ok(listed);
+        }
         listed += self
             .write(move |ctx| {
                 let mut n = 0;
