@@ -206,7 +206,14 @@ pub async fn checkout(
     let t = tender(&st, &p, &ext, b.tender).await?;
     Ok(order_response(
         st.store
-            .checkout_hold(HoldId(id), t, b.nonce, p.actor, st.clock.now(), super::forward::is_apart(&ext))
+            .checkout_hold(
+                HoldId(id),
+                t,
+                b.nonce,
+                p.actor,
+                st.clock.now(),
+                super::forward::is_apart(&ext),
+            )
             .await?,
     ))
 }

@@ -15,6 +15,7 @@ use crate::domain::time::format_rfc3339;
 use crate::metrics::SignInFailure;
 use crate::replication::join::{self, JoinBundle, JoinCode, JoinRequest};
 use crate::replication::LinkStatus;
+use crate::store::escrow::EscrowLine;
 use crate::store::replica::ReplicaState;
 use crate::store::takeover::TakeoverEntry;
 use axum::extract::State;
@@ -28,6 +29,8 @@ pub(super) struct PairView {
     link: LinkStatus,
     /// What an old primary took alone, newest first.
     takeover_report: Vec<TakeoverEntry>,
+    /// Units and seats lent to satellites, to sell while apart.
+    escrow: Vec<EscrowLine>,
 }
 
 pub async fn status(
@@ -39,6 +42,7 @@ pub async fn status(
         state: st.store.replica_state().await?,
         link: st.replication.status(),
         takeover_report: st.store.takeover_report().await?,
+        escrow: st.store.escrow().await?,
     }))
 }
 

@@ -8,10 +8,10 @@
 //! the store's job.
 
 use super::code::{EventTag, MAX_TICKET_ID, MAX_TIER, SIGNED_PREFIX};
+use super::escrow::EscrowRule;
 use super::ids::{CreatorId, DropId, EventId, GateId, ProgramId, Sku, TicketId, TierId};
 use super::keys::{self, KeyId, TrustedKeys};
 use super::money::{MAX_STOCK, MAX_TAX_RATE_BP, MAX_UNIT_MINOR};
-use super::escrow::EscrowRule;
 use super::role::Role;
 use super::time::{parse_rfc3339, Millis};
 use serde::{Deserialize, Serialize};

@@ -105,6 +105,7 @@ pub fn create(data_dir: &Path, now: Millis, box_key: Option<&str>) -> Result<Dem
             {"id": "drop-live", "name": "Mara's tour merch", "creator": "cr-mara",
              "opens_at": at(-10 * minute), "closes_at": at(3 * hour),
              "per_attendee_limit": 4, "on_close": "next_drop",
+             "escrow": {"share_percent": 20, "min": 2, "max": 10},
              "reserve": {"quantity": 5, "tiers": ["vip"], "release_at": at(30 * minute)},
              "products": [
                 {"sku": "TEE-BLK-M", "name": "Tour tee", "variant": "black M", "price_minor": 2500, "quantity": 30},
@@ -120,7 +121,8 @@ pub fn create(data_dir: &Path, now: Millis, box_key: Option<&str>) -> Result<Dem
         ],
         "organiser_keys": [{"public_key": key.public_key, "label": "demo organiser"}],
         "tiers": [
-            {"id": "ga", "name": "General admission", "price_minor": 2500, "capacity": 900},
+            {"id": "ga", "name": "General admission", "price_minor": 2500, "capacity": 900,
+             "escrow": {"share_percent": 5, "min": 5, "max": 40}},
             {"id": "vip", "name": "VIP", "price_minor": 9000, "capacity": 150},
             {"id": "crew", "name": "Creator crew", "price_minor": 0, "capacity": 50},
         ],

@@ -244,7 +244,7 @@ async fn keep_escrow(
         let home = report_merged.load(Ordering::Acquire) && taken_at.is_some_and(|t| seen >= t);
         let step = store.keep_escrow(node.to_string(), home, repl.clock.now()).await?;
         let head = *store.replica().committed().borrow();
-        taken_at = match (step.returning, step.reclaimed, taken_at) {
+        taken_at = match (step.recalled, step.reclaimed, taken_at) {
             (false, _, _) => None,
             (true, true, _) | (true, false, None) => Some(head),
             (true, false, Some(t)) => Some(if home { head } else { t }),

@@ -155,9 +155,19 @@ fn stock_of(
 
 /// Units of a product nobody holds and no reserve keeps back: what the
 /// primary may lend a satellite.
-pub(super) fn pool_free(conn: &Connection, drop: &str, sku: &str, now: Millis) -> Result<i64, StoreError> {
+pub(super) fn pool_free(
+    conn: &Connection,
+    drop: &str,
+    sku: &str,
+    now: Millis,
+) -> Result<i64, StoreError> {
     let d = drop_or_404(conn, drop)?;
     Ok(stock_of(conn, &d, sku, now)?.available(false))
+}
+
+/// On a satellite: the name its escrow is under.
+fn own_escrow(conn: &Connection, satellite: bool) -> Result<Option<String>, StoreError> {
+    Ok(if satellite { super::replica::state_of(conn, "node")? } else { None })
 }
 
 /// Units an attendee holds or bought in a drop.
@@ -368,8 +378,29 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
     Ok(read_hold(ctx, &ev, &id)?.expect("just inserted").0)
 }
 
+/// Where a checkout is decided: joined (the primary's stock), or at a
+/// satellite apart (its escrow), where a one-step sale has already marked
+/// the decision when it made its hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Joined,
+    Apart,
+    ApartMarked,
+}
+
+impl Side {
+    fn of(apart: bool) -> Side {
+        if apart {
+            Side::Apart
+        } else {
+            Side::Joined
+        }
+    }
+}
+
 /// `request`: the digest of what the caller asked (a checkout of this
 /// hold, or a one-step sale), compared on a replay.
+#[expect(clippy::too_many_arguments)]
 fn checkout_in(
     ctx: &WriteCtx<'_>,
     hold: &str,
@@ -378,8 +409,9 @@ fn checkout_in(
     request: &RequestDigest,
     staff: &Actor,
     now: Millis,
-    apart: bool,
+    side: Side,
 ) -> Result<OrderView, StoreError> {
+    let apart = side != Side::Joined;
     if let Some(v) = replay(ctx, nonce, OrderKind::Drop, request)? {
         return Ok(v);
     }
@@ -400,7 +432,7 @@ fn checkout_in(
             },
         ));
     }
-    if apart {
+    if side == Side::Apart {
         super::escrow::apart_node(ctx, now)?;
     }
     let (view, items) =
@@ -617,7 +649,13 @@ fn saved(
 ) -> Result<DropView, StoreError> {
     save_drop(ctx, spec, source, &actor.name, now)?;
     audit::record(ctx, actor, action, spec, now)?;
-    drop_view(ctx.conn, &drop_or_404(ctx.conn, spec.id.as_str())?, now, &ev.manifest.event.currency)
+    drop_view(
+        ctx.conn,
+        &drop_or_404(ctx.conn, spec.id.as_str())?,
+        now,
+        &ev.manifest.event.currency,
+        None,
+    )
 }
 
 fn drop_view(
@@ -625,18 +663,32 @@ fn drop_view(
     d: &StoredDrop,
     now: Millis,
     currency: &str,
+    escrow_of: Option<&str>,
 ) -> Result<DropView, StoreError> {
     let mut products = Vec::new();
     let mut left_for_anyone = 0;
     for p in &d.spec.products {
         let stock = stock_of(conn, d, p.sku.as_str(), now)?;
-        left_for_anyone += stock.available(true);
+        // A satellite (its reads are its own only while apart) sells out
+        // of its escrow.
+        let (anyone, available) = match escrow_of {
+            None => (stock.available(true), stock.available(false)),
+            Some(node) => {
+                let it = super::escrow::Item::sku(d.spec.id.as_str(), p.sku.as_str());
+                let (units, _) = super::escrow::loan(conn, node, &it)?;
+                let held =
+                    super::escrow::held_apart(conn, node, d.spec.id.as_str(), p.sku.as_str(), now)?;
+                let left = (units - held).max(0);
+                (left, left)
+            }
+        };
+        left_for_anyone += anyone;
         products.push(ProductView {
             sku: p.sku.clone(),
             name: p.name.clone(),
             variant: p.variant.clone(),
             price_minor: p.price_minor,
-            available: stock.available(false),
+            available,
             stock,
         });
     }
@@ -742,7 +794,7 @@ impl Store {
     ) -> Result<OrderView, StoreError> {
         let job = move |ctx: &mut WriteCtx<'_>| {
             let request = request_digest(("checkout", &hold, &tender));
-            checkout_in(ctx, hold.as_str(), tender, &nonce, &request, &staff, now, apart)
+            checkout_in(ctx, hold.as_str(), tender, &nonce, &request, &staff, now, Side::of(apart))
         };
         if apart {
             return self.write_apart(job).await;
@@ -767,7 +819,8 @@ impl Store {
             let hold_req = HoldRequest { nonce: format!("sale:{order_nonce}"), ..req };
             let hold = create_hold_in(ctx, &hold_req)?;
             let (staff, now) = (&hold_req.staff, hold_req.now);
-            checkout_in(ctx, hold.id.as_str(), tender, &order_nonce, &request, staff, now, apart)
+            let side = if apart { Side::ApartMarked } else { Side::Joined };
+            checkout_in(ctx, hold.id.as_str(), tender, &order_nonce, &request, staff, now, side)
         };
         if apart {
             return self.write_apart(job).await;
@@ -863,7 +916,7 @@ impl Store {
                 move_stock(ctx, drop.as_str(), sku.as_str(), quantity as i64, "restock", None, &actor.name, Some(&reason), now)?;
             }
             audit::record(ctx, &actor, "drop.restock", &serde_json::json!({"drop": drop, "sku": sku, "quantity": quantity, "from_pool": from_pool}), now)?;
-            drop_view(ctx.conn, &d, now, &ev.manifest.event.currency)
+            drop_view(ctx.conn, &d, now, &ev.manifest.event.currency, None)
         })
         .await
     }
@@ -904,20 +957,28 @@ impl Store {
 
     pub async fn drops(&self, now: Millis) -> Result<Vec<DropView>, StoreError> {
         let currency = self.event().map(|e| e.manifest.event.currency.clone()).unwrap_or_default();
+        let satellite = self.replica().role() == super::replica::Role::Satellite;
         self.read(move |conn| {
+            let node = own_escrow(conn, satellite)?;
             let ids: Vec<String> = conn
                 .prepare_cached("SELECT id FROM drops ORDER BY opens_at, id")?
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
-            ids.iter().map(|id| drop_view(conn, &drop_or_404(conn, id)?, now, &currency)).collect()
+            ids.iter()
+                .map(|id| drop_view(conn, &drop_or_404(conn, id)?, now, &currency, node.as_deref()))
+                .collect()
         })
         .await
     }
 
     pub async fn drop_detail(&self, id: DropId, now: Millis) -> Result<DropView, StoreError> {
         let currency = self.event().map(|e| e.manifest.event.currency.clone()).unwrap_or_default();
-        self.read(move |conn| drop_view(conn, &drop_or_404(conn, id.as_str())?, now, &currency))
-            .await
+        let satellite = self.replica().role() == super::replica::Role::Satellite;
+        self.read(move |conn| {
+            let node = own_escrow(conn, satellite)?;
+            drop_view(conn, &drop_or_404(conn, id.as_str())?, now, &currency, node.as_deref())
+        })
+        .await
     }
 
     /// The ledger of one drop, or of the pool with `""`, oldest first,

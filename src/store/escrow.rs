@@ -51,14 +51,14 @@ pub struct EscrowLine {
     /// What the satellite may sell while apart.
     pub units: i64,
     /// Taken back, home once the satellite has acknowledged it.
-    pub returning: i64,
+    pub recalled: i64,
 }
 
-/// (units, returning) of one satellite's loan.
+/// (units, recalled) of one satellite's loan.
 pub(crate) fn loan(conn: &Connection, node: &str, it: &Item) -> rusqlite::Result<(i64, i64)> {
     Ok(conn
         .prepare_cached(
-            "SELECT units, returning FROM escrow WHERE satellite = ?1 AND kind = ?2 AND scope = ?3 AND item = ?4",
+            "SELECT units, recalled FROM escrow WHERE satellite = ?1 AND kind = ?2 AND scope = ?3 AND item = ?4",
         )?
         .query_row(params![node, it.kind, it.scope, it.item], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
@@ -70,23 +70,25 @@ fn set_loan(
     node: &str,
     it: &Item,
     units: i64,
-    returning: i64,
+    recalled: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO escrow (satellite, kind, scope, item, units, returning) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (satellite, kind, scope, item) DO UPDATE SET units = excluded.units, returning = excluded.returning",
+        "INSERT INTO escrow (satellite, kind, scope, item, units, recalled) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (satellite, kind, scope, item) DO UPDATE SET units = excluded.units, recalled = excluded.recalled",
     )?
-    .execute(params![node, it.kind, it.scope, it.item, units, returning])?;
+    .execute(params![node, it.kind, it.scope, it.item, units, recalled])?;
     Ok(())
 }
 
-/// Units of an item out on loan, to every satellite (returning included).
+/// Units of an item out on loan, to every satellite (recalled included).
 pub(crate) fn lent(conn: &Connection, it: &Item) -> rusqlite::Result<(i64, usize)> {
     conn.prepare_cached(
-        "SELECT COALESCE(SUM(units + returning), 0), COUNT(*) FROM escrow
-         WHERE kind = ?1 AND scope = ?2 AND item = ?3 AND units + returning > 0",
+        "SELECT COALESCE(SUM(units + recalled), 0), COUNT(*) FROM escrow
+         WHERE kind = ?1 AND scope = ?2 AND item = ?3 AND units + recalled > 0",
     )?
-    .query_row(params![it.kind, it.scope, it.item], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))
+    .query_row(params![it.kind, it.scope, it.item], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? as usize))
+    })
 }
 
 /// On a satellite deciding a sale apart: its node name (its loans are
@@ -101,8 +103,9 @@ pub(crate) fn apart_node(ctx: &WriteCtx<'_>, now: Millis) -> Result<String, Stor
             "this entrance is still handing the main box what it sold while apart: sales here resume once the main box has merged them (or sell at the main entrance)",
         ));
     }
-    let node = super::replica::state_of(ctx.conn, "node")?
-        .ok_or_else(|| StoreError::Internal("this satellite has no node name: join it again".into()))?;
+    let node = super::replica::state_of(ctx.conn, "node")?.ok_or_else(|| {
+        StoreError::Internal("this satellite has no node name: join it again".into())
+    })?;
     super::replica::mark_apart(ctx.conn, now)?;
     Ok(node)
 }
@@ -110,29 +113,34 @@ pub(crate) fn apart_node(ctx: &WriteCtx<'_>, now: Millis) -> Result<String, Stor
 /// On a satellite apart: takes `qty` off its own loan, or says how many
 /// it has left.
 pub(crate) fn take(conn: &Connection, node: &str, it: &Item, qty: i64) -> Result<(), i64> {
-    let (units, returning) = loan(conn, node, it).map_err(|_| 0)?;
+    let (units, recalled) = loan(conn, node, it).map_err(|_| 0)?;
     if units < qty {
         return Err(units);
     }
-    set_loan(conn, node, it, units - qty, returning).map_err(|_| units)
+    set_loan(conn, node, it, units - qty, recalled).map_err(|_| units)
 }
 
 /// On the primary, merging a satellite's sale made apart: off its loan,
 /// first what it still had, then what was on its way back (it may have
 /// sold those before it learnt they were taken back). `Err` when the loan
 /// cannot cover it: the satellite sold what it was never lent.
-pub(crate) fn take_merged(conn: &Connection, node: &str, it: &Item, qty: i64) -> Result<(), StoreError> {
-    let (units, returning) = loan(conn, node, it)?;
-    if units + returning < qty {
+pub(crate) fn take_merged(
+    conn: &Connection,
+    node: &str,
+    it: &Item,
+    qty: i64,
+) -> Result<(), StoreError> {
+    let (units, recalled) = loan(conn, node, it)?;
+    if units + recalled < qty {
         return Err(StoreError::Internal(format!(
             "{node} sold {qty} of {} {} apart but was lent {}",
             it.scope,
             it.item,
-            units + returning
+            units + recalled
         )));
     }
     let from_units = qty.min(units);
-    set_loan(conn, node, it, units - from_units, returning - (qty - from_units))?;
+    set_loan(conn, node, it, units - from_units, recalled - (qty - from_units))?;
     Ok(())
 }
 
@@ -140,7 +148,7 @@ pub(crate) fn take_merged(conn: &Connection, node: &str, it: &Item, qty: i64) ->
 /// taken back (home once it acknowledges); the keeper lends again.
 pub(crate) fn recall(conn: &Connection, node: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "UPDATE escrow SET returning = returning + units, units = 0 WHERE satellite = ?1 AND units > 0",
+        "UPDATE escrow SET recalled = recalled + units, units = 0 WHERE satellite = ?1 AND units > 0",
     )?
     .execute([node])?;
     Ok(())
@@ -226,13 +234,13 @@ fn plan(
 ) -> Result<Vec<(Lendable, Adjust)>, StoreError> {
     let mut steps = Vec::new();
     for l in lendables(conn, ev, node, now)? {
-        let (units, returning) = loan(conn, node, &l.item)?;
+        let (units, recalled) = loan(conn, node, &l.item)?;
         // Satellites holding a loan of it, this one counted once.
         let (_, holders) = lent(conn, &l.item)?;
-        let holders = holders + usize::from(units + returning == 0);
+        let holders = holders + usize::from(units + recalled == 0);
         let target = l.rule.map_or(0, |r| r.target(l.left, holders));
         match adjust(units, target) {
-            Some(Adjust::Grant(_)) if returning == 0 && l.free == 0 => {}
+            Some(Adjust::Grant(_)) if recalled == 0 && l.free == 0 => {}
             Some(step) => steps.push((l, step)),
             None => {}
         }
@@ -247,27 +255,43 @@ pub struct KeeperStep {
     /// position at or after this run's commit.
     pub reclaimed: bool,
     /// Units are on their way back (from this run or an earlier one).
-    pub returning: bool,
+    pub recalled: bool,
 }
 
-fn apply_step(ctx: &WriteCtx<'_>, node: &str, l: &Lendable, step: Adjust, now: Millis) -> Result<bool, StoreError> {
-    let (units, returning) = loan(ctx.conn, node, &l.item)?;
+fn apply_step(
+    ctx: &WriteCtx<'_>,
+    node: &str,
+    l: &Lendable,
+    step: Adjust,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    let (units, recalled) = loan(ctx.conn, node, &l.item)?;
     match step {
         Adjust::Grant(n) => {
             // Units on their way back are lent again first: no ledger rows.
-            let again = n.min(returning);
+            let again = n.min(recalled);
             let fresh = (n - again).min(l.free);
             if again + fresh == 0 {
                 return Ok(false);
             }
-            set_loan(ctx.conn, node, &l.item, units + again + fresh, returning - again)?;
+            set_loan(ctx.conn, node, &l.item, units + again + fresh, recalled - again)?;
             if fresh > 0 && l.item.kind == "sku" {
-                move_stock(ctx, &l.item.scope, &l.item.item, -fresh, "transfer_out", Some(node), "escrow", None, now)?;
+                move_stock(
+                    ctx,
+                    &l.item.scope,
+                    &l.item.item,
+                    -fresh,
+                    "transfer_out",
+                    Some(node),
+                    "escrow",
+                    None,
+                    now,
+                )?;
             }
             Ok(false)
         }
         Adjust::Reclaim(n) => {
-            set_loan(ctx.conn, node, &l.item, units - n, returning + n)?;
+            set_loan(ctx.conn, node, &l.item, units - n, recalled + n)?;
             Ok(true)
         }
     }
@@ -277,7 +301,9 @@ fn apply_step(ctx: &WriteCtx<'_>, node: &str, l: &Lendable, step: Adjust, now: M
 fn bring_home(ctx: &WriteCtx<'_>, node: &str, now: Millis) -> Result<(), StoreError> {
     let rows: Vec<(String, String, String, i64)> = ctx
         .conn
-        .prepare_cached("SELECT kind, scope, item, returning FROM escrow WHERE satellite = ?1 AND returning > 0")?
+        .prepare_cached(
+            "SELECT kind, scope, item, recalled FROM escrow WHERE satellite = ?1 AND recalled > 0",
+        )?
         .query_map([node], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
     for (kind, scope, item, n) in rows {
@@ -285,15 +311,17 @@ fn bring_home(ctx: &WriteCtx<'_>, node: &str, now: Millis) -> Result<(), StoreEr
             move_stock(ctx, &scope, &item, n, "transfer_in", Some(node), "escrow", None, now)?;
         }
         ctx.conn
-            .prepare_cached("UPDATE escrow SET returning = 0 WHERE satellite = ?1 AND kind = ?2 AND scope = ?3 AND item = ?4")?
+            .prepare_cached("UPDATE escrow SET recalled = 0 WHERE satellite = ?1 AND kind = ?2 AND scope = ?3 AND item = ?4")?
             .execute(params![node, kind, scope, item])?;
     }
     Ok(())
 }
 
-fn any_returning(conn: &Connection, node: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM escrow WHERE satellite = ?1 AND returning > 0)")?
-        .query_row([node], |r| r.get(0))
+fn any_recalled(conn: &Connection, node: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM escrow WHERE satellite = ?1 AND recalled > 0)",
+    )?
+    .query_row([node], |r| r.get(0))
 }
 
 impl Store {
@@ -301,14 +329,20 @@ impl Store {
     /// units by the rules; with `home`, units taken back come home (the
     /// caller knows the satellite has acknowledged them). Writes only when
     /// something changes.
-    pub async fn keep_escrow(&self, node: String, home: bool, now: Millis) -> Result<KeeperStep, StoreError> {
+    pub async fn keep_escrow(
+        &self,
+        node: String,
+        home: bool,
+        now: Millis,
+    ) -> Result<KeeperStep, StoreError> {
         let Some(ev) = self.event() else { return Ok(KeeperStep::default()) };
-        let (busy, returning) = {
+        let (busy, recalled) = {
             let (ev, node) = (ev.clone(), node.clone());
-            self.read(move |c| Ok((!plan(c, &ev, &node, now)?.is_empty(), any_returning(c, &node)?))).await?
+            self.read(move |c| Ok((!plan(c, &ev, &node, now)?.is_empty(), any_recalled(c, &node)?)))
+                .await?
         };
-        if !busy && !(home && returning) {
-            return Ok(KeeperStep { reclaimed: false, returning });
+        if !(busy || home && recalled) {
+            return Ok(KeeperStep { reclaimed: false, recalled });
         }
         self.write(move |ctx| {
             if home {
@@ -318,7 +352,7 @@ impl Store {
             for (l, step) in plan(ctx.conn, &ev, &node, now)? {
                 reclaimed |= apply_step(ctx, &node, &l, step, now)?;
             }
-            Ok(KeeperStep { reclaimed, returning: any_returning(ctx.conn, &node)? })
+            Ok(KeeperStep { reclaimed, recalled: any_recalled(ctx.conn, &node)? })
         })
         .await
     }
@@ -327,8 +361,8 @@ impl Store {
     pub async fn escrow(&self) -> Result<Vec<EscrowLine>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare(
-                "SELECT satellite, kind, scope, item, units, returning FROM escrow
-                 WHERE units + returning > 0 ORDER BY satellite, kind, scope, item",
+                "SELECT satellite, kind, scope, item, units, recalled FROM escrow
+                 WHERE units + recalled > 0 ORDER BY satellite, kind, scope, item",
             )?;
             let rows = stmt
                 .query_map([], |r| {
@@ -338,7 +372,7 @@ impl Store {
                         scope: r.get(2)?,
                         item: r.get(3)?,
                         units: r.get(4)?,
-                        returning: r.get(5)?,
+                        recalled: r.get(5)?,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -337,10 +337,15 @@ fn set_state(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> 
 /// primary again; cleared when the primary's log shows the report merged
 /// (`Store::settle_report`).
 pub(super) fn mark_apart(conn: &Connection, now: i64) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO repl_state (key, value) VALUES ('apart', ?1) ON CONFLICT (key) DO NOTHING",
-        [now.to_string()],
-    )?;
+    )?
+    .execute([now.to_string()])?;
+    conn.prepare_cached(
+        "INSERT INTO repl_state (key, value) VALUES ('apart_count', '1')
+         ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+    )?
+    .execute([])?;
     Ok(())
 }
 
@@ -368,6 +373,9 @@ pub struct ReplicaState {
     /// primary that the primary has not merged yet (ARCHITECTURE.md,
     /// "Satellites").
     pub apart_since: Option<i64>,
+    /// Check-ins and sales this satellite decided apart that wait to be
+    /// merged on the primary.
+    pub apart_decisions: i64,
 }
 
 impl Store {
@@ -384,7 +392,20 @@ impl Store {
             let epoch_start = get_state(c, "epoch_start")?.and_then(|s| s.parse().ok());
             let capture = get_state(c, "capture")?.as_deref() == Some("on");
             let apart_since = get_state(c, "apart")?.and_then(|s| s.parse().ok());
-            Ok(ReplicaState { role, epoch, seq, epoch_start, capture, apart_since })
+            let apart_decisions = if apart_since.is_some() {
+                get_state(c, "apart_count")?.and_then(|s| s.parse().ok()).unwrap_or(0)
+            } else {
+                0
+            };
+            Ok(ReplicaState {
+                role,
+                epoch,
+                seq,
+                epoch_start,
+                capture,
+                apart_since,
+                apart_decisions,
+            })
         })
         .await
     }
@@ -890,8 +911,10 @@ impl Store {
                         return Ok(false);
                     }
                 }
-                ctx.conn
-                    .execute("DELETE FROM repl_state WHERE key IN ('apart', 'apart_report')", [])?;
+                ctx.conn.execute(
+                    "DELETE FROM repl_state WHERE key IN ('apart', 'apart_report', 'apart_count')",
+                    [],
+                )?;
                 Ok(true)
             })
             .await?;
@@ -1132,6 +1155,7 @@ mod tests {
         satellite.become_satellite(1).await.unwrap();
         let report = TakeoverReport {
             old_epoch: 1,
+            satellite: Some("node-b".into()),
             checkins: vec![],
             orders: vec![LoneOrder {
                 id: "O-1".into(),
@@ -1143,6 +1167,7 @@ mod tests {
                 currency: "EUR".into(),
                 total_minor: 2500,
                 items: vec![("d".into(), "tee".into(), 1)],
+                rows: vec![],
             }],
         };
         // Reported, then the snapshot replaced the rows that held it: the

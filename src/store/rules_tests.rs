@@ -81,6 +81,7 @@ fn walkup(tier: &str, nonce: &str) -> WalkupRequest {
         nonce: nonce.into(),
         staff: actor(Role::Merch),
         now: t0(),
+        apart: false,
     }
 }
 
@@ -177,6 +178,7 @@ fn hold(qty: u32, nonce: &str, now: Millis) -> HoldRequest {
         staff: actor(Role::Merch),
         now,
         ttl_ms: 2 * MIN,
+        apart: false,
     }
 }
 

@@ -100,7 +100,8 @@ fn check_capacity(
     // Seats lent to satellites are theirs to sell.
     let (lent, _) = escrow::lent(ctx.conn, &seat)?;
     if tier_sold(ctx.conn, tier)? as i64 + lent >= t.capacity as i64 {
-        let lent = if lent > 0 { format!(", {lent} of them at other entrances") } else { String::new() };
+        let lent =
+            if lent > 0 { format!(", {lent} of them at other entrances") } else { String::new() };
         return Err(StoreError::refused(
             ErrorCode::TierSoldOut,
             format!("{} is sold out ({} of {} seats{lent})", t.name, t.capacity, t.capacity),
@@ -201,7 +202,8 @@ impl Store {
                 ),
             };
             let id = next_id(ctx, "O")?;
-            let ticket = mint_ticket(ctx, &ev, &req.tier, "W", &id, req.holder.as_deref(), req.now)?;
+            let ticket =
+                mint_ticket(ctx, &ev, &req.tier, "W", &id, req.holder.as_deref(), req.now)?;
             let lines = vec![ticket_line(&ev, &req.tier, price, None)];
             let order = NewOrder {
                 id,

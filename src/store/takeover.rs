@@ -88,9 +88,14 @@ fn copy_rows(conn: &Connection, order: &str) -> rusqlite::Result<Vec<CopiedRow>>
 fn insert_row(conn: &Connection, r: &CopiedRow) -> Result<(), StoreError> {
     use rusqlite::types::Value;
     if !ORDER_TABLES.iter().any(|(t, _)| *t == r.table)
-        || r.row.keys().any(|k| !k.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()))
+        || r.row
+            .keys()
+            .any(|k| !k.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()))
     {
-        return Err(StoreError::Internal(format!("a reported row of table '{}' is not one a sale has", r.table)));
+        return Err(StoreError::Internal(format!(
+            "a reported row of table '{}' is not one a sale has",
+            r.table
+        )));
     }
     let cols: Vec<&str> = r.row.keys().map(String::as_str).collect();
     let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
@@ -99,13 +104,20 @@ fn insert_row(conn: &Connection, r: &CopiedRow) -> Result<(), StoreError> {
         .values()
         .map(|v| match v {
             serde_json::Value::Null => Value::Null,
-            serde_json::Value::Number(n) => n.as_i64().map_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0)), Value::Integer),
+            serde_json::Value::Number(n) => {
+                n.as_i64().map_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0)), Value::Integer)
+            }
             serde_json::Value::String(s) => Value::Text(s.clone()),
             other => Value::Text(other.to_string()),
         })
         .collect();
-    conn.prepare_cached(&format!("INSERT INTO {} ({}) VALUES ({})", r.table, cols.join(", "), marks.join(", ")))?
-        .execute(rusqlite::params_from_iter(values))?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        r.table,
+        cols.join(", "),
+        marks.join(", ")
+    ))?
+    .execute(rusqlite::params_from_iter(values))?;
     Ok(())
 }
 
@@ -300,12 +312,17 @@ fn merge_apart_order(
     };
     let mut summary = o.clone();
     summary.rows.clear();
-    let detail = serde_json::json!({ "satellite": node, "old_primary": summary, "new_primary": extra });
+    let detail =
+        serde_json::json!({ "satellite": node, "old_primary": summary, "new_primary": extra });
     list(ctx.conn, old_epoch, "order", &o.nonce, outcome, &detail, now)?;
     Ok(true)
 }
 
-fn take_in_apart_order(ctx: &mut WriteCtx<'_>, node: &str, o: &LoneOrder) -> Result<(), StoreError> {
+fn take_in_apart_order(
+    ctx: &mut WriteCtx<'_>,
+    node: &str,
+    o: &LoneOrder,
+) -> Result<(), StoreError> {
     use super::escrow::{take_merged, Item};
     use crate::domain::events::{Event, OrderCreated, TicketIssued};
     use crate::domain::ids::{CreatorId, DropId, OrderId, TicketId, TierId};
@@ -326,11 +343,22 @@ fn take_in_apart_order(ctx: &mut WriteCtx<'_>, node: &str, o: &LoneOrder) -> Res
         super::outbox::append(ctx, &Event::TicketIssued(issued), o.created_at)?;
     }
     for r in o.rows.iter().filter(|r| r.table == "order_items") {
-        let (drop, sku) = (text(r, "drop_id").unwrap_or_default(), text(r, "sku").unwrap_or_default());
+        let (drop, sku) =
+            (text(r, "drop_id").unwrap_or_default(), text(r, "sku").unwrap_or_default());
         let qty = r.row.get("qty").and_then(|v| v.as_i64()).unwrap_or(0);
         take_merged(ctx.conn, node, &Item::sku(&drop, &sku), qty)?;
         let mv = |delta: i64, reason: &str, reference: &str| {
-            super::drops::move_stock(ctx, &drop, &sku, delta, reason, Some(reference), &o.staff, None, o.created_at)
+            super::drops::move_stock(
+                ctx,
+                &drop,
+                &sku,
+                delta,
+                reason,
+                Some(reference),
+                &o.staff,
+                None,
+                o.created_at,
+            )
         };
         mv(qty, "transfer_in", node)?;
         mv(-qty, "sale", &o.id)?;

@@ -15,6 +15,7 @@ mod clock;
 mod config_file;
 mod crash;
 mod devices_sim;
+mod escrow;
 mod event_close;
 mod events_golden;
 mod lan_https;

@@ -3,7 +3,7 @@
 -- it is cut off. Replicated like the stock it comes out of: a satellite
 -- knows its own escrow from its copy.
 --   units:     what the satellite may sell apart;
---   returning: taken back by the primary, and not yet back in its stock:
+--   recalled: taken back by the primary, and not yet back in its stock:
 --              the satellite has not yet acknowledged the change, so it
 --              might still sell them apart.
 -- A product's lent units left its stock with a `transfer_out` ledger row
@@ -15,7 +15,7 @@ CREATE TABLE escrow (
     scope      TEXT    NOT NULL,   -- the drop (kind sku), '' (kind tier)
     item       TEXT    NOT NULL,   -- the SKU, or the tier
     units      INTEGER NOT NULL DEFAULT 0 CHECK (units >= 0),
-    returning  INTEGER NOT NULL DEFAULT 0 CHECK (returning >= 0),
+    recalled  INTEGER NOT NULL DEFAULT 0 CHECK (recalled >= 0),
     PRIMARY KEY (satellite, kind, scope, item)
 ) WITHOUT ROWID;
 
