@@ -9,7 +9,11 @@
 //! SIGKILL during the cut and restarted. When the path heals, everything
 //! the satellite admitted apart reaches the primary once (and its standby):
 //! merged by nonce, and each ticket admitted on both sides during the cut
-//! listed as a double admission with both records, no other. Then the
+//! listed as a double admission with both records, no other. A sale race
+//! across the same cut (buyers at both entrances, more than the stock):
+//! the satellite sells exactly its escrow, the main door the rest, and
+//! after the merge the ledger equals its movements and nothing is sold
+//! past the stock. Then the
 //! primary dies and the standby is promoted: the satellite finds the new
 //! primary by itself and forwards there. mDNS says what each box is.
 //! Needs root, as CI has.
@@ -18,7 +22,7 @@ mod common;
 
 use common::binary::{call, Running};
 use common::netns::Venue;
-use common::standby::{standby_code, tickets};
+use common::standby::{buyers, standby_code, tickets};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::process::Command;
@@ -72,6 +76,58 @@ async fn admitted(base: &str, door: &str) -> Value {
     call(reqwest::Method::GET, base, "/api/v1/stats", door, None).await.1["admitted"].clone()
 }
 
+/// One-step sales of one poster each to `buyers` at `base` until the box
+/// says sold out; returns (sold, every answer flagged apart).
+async fn sell_until_out(base: &str, merch: &str, buyers: &[String], tag: &str) -> (i64, bool) {
+    let http = reqwest::Client::new();
+    let (mut sold, mut apart) = (0, true);
+    for (i, buyer) in buyers.iter().enumerate() {
+        let body = json!({"items": [{"sku": "POSTER", "qty": 1}], "attendee_code": buyer,
+                          "nonce": format!("{tag}-sale-{i}"), "tender": {"kind": "cash", "given_minor": 2000}});
+        let r = http
+            .post(format!("{base}/api/v1/drops/drop-live/sales"))
+            .bearer_auth(merch)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        apart &= r.headers().contains_key("x-venuebox-apart");
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        if status != 200 {
+            assert_eq!(
+                (status, v["error"]["code"].as_str()),
+                (409, Some("sold_out")),
+                "{tag}: {v}"
+            );
+            return (sold, apart);
+        }
+        sold += 1;
+    }
+    panic!("{tag}: more buyers than the stock, and never sold out");
+}
+
+/// Posters sold by the ledger, the ledger's sum and stock on hand.
+async fn posters(base: &str, admin: &str) -> (i64, i64, i64) {
+    let l = call(reqwest::Method::GET, base, "/api/v1/drops/drop-live/ledger", admin, None).await.1;
+    let rows: Vec<&Value> =
+        l["ledger"].as_array().unwrap().iter().filter(|r| r["sku"] == "POSTER").collect();
+    let sold =
+        rows.iter().filter(|r| r["reason"] == "sale").map(|r| -r["delta"].as_i64().unwrap()).sum();
+    let sum = rows.iter().map(|r| r["delta"].as_i64().unwrap()).sum();
+    (sold, sum, l["on_hand"]["POSTER"].as_i64().unwrap())
+}
+
+fn lent(view: &Value, sku: &str) -> i64 {
+    view["escrow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["item"] == sku)
+        .map(|e| e["units"].as_i64().unwrap() + e["recalled"].as_i64().unwrap())
+        .sum()
+}
+
 async fn discover(venue: &Venue) -> Vec<String> {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &venue.ns("c"), BIN, "discover", "--wait-secs", "3"]);
@@ -95,7 +151,9 @@ fn a_satellite_admits_through_a_cut_and_everything_merges_once() {
     let s = Running(venue.serve("s", &s_dir, &[], "warn"));
     let (admin, door) =
         (common::binary::token(&a_dir, "admin"), common::binary::token(&a_dir, "door"));
+    let merch = common::binary::token(&a_dir, "merch");
     let all = tickets(&a_dir);
+    let buyers = buyers(&a_dir);
     let base = |n: &str| format!("http://{}:8080", venue.addr(n));
     let (a_base, b_base, s_base) = (base("a"), base("b"), base("s"));
     let venue = std::sync::Arc::new(venue);
@@ -142,6 +200,16 @@ fn a_satellite_admits_through_a_cut_and_everything_merges_once() {
             for (v, _) in scan(&s_base, &door, &all[..5], "again").await {
                 assert_eq!(v["reason"], "already_checked_in", "{v}");
             }
+            // A sale race: buyers at both entrances at once, more than the
+            // stock. The satellite sells exactly its loan of posters.
+            let loan = lent(&view(&a_base, &admin).await, "POSTER");
+            assert!(loan > 0, "the satellite holds posters to sell apart");
+            let ((main_sold, main_apart), (apart_sold, all_apart)) = tokio::join!(
+                sell_until_out(&a_base, &merch, &buyers[100..160], "main"),
+                sell_until_out(&s_base, &merch, &buyers[200..260], "apart"),
+            );
+            assert!(!main_apart && all_apart);
+            assert_eq!(apart_sold, loan, "apart, exactly its escrow");
 
             // kill -9 of the satellite during the cut; restarted, it is
             // still apart and remembers what it admitted.
@@ -164,11 +232,25 @@ fn a_satellite_admits_through_a_cut_and_everything_merges_once() {
             })
             .await;
             let v = wait_for(&a_base, &admin, "the merge never showed", |v| {
-                v["takeover_report"].as_array().is_some_and(|r| r.len() >= 35)
+                v["takeover_report"].as_array().is_some_and(|r| r.len() as i64 >= 35 + apart_sold)
             })
             .await;
-            let report = v["takeover_report"].as_array().unwrap();
+            let (orders, report): (Vec<Value>, Vec<Value>) = v["takeover_report"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned()
+                .partition(|e| e["kind"] == "order");
             assert_eq!(report.len(), 35, "{v}");
+            assert_eq!(orders.len() as i64, apart_sold, "{v}");
+            assert!(orders.iter().all(|e| e["outcome"] == "merged"), "{v}");
+            // The stock: every sale once, the ledger its movements, nothing
+            // sold past what there was (50, the reserve's 5 kept back).
+            let (sold, sum, on_hand) = posters(&a_base, &admin).await;
+            assert_eq!(sold, main_sold + apart_sold);
+            assert_eq!(on_hand, sum, "stock is the ledger's sum");
+            assert_eq!(on_hand + sold + lent(&v, "POSTER"), 50, "{v}");
+            assert!(on_hand >= 5, "the reserve was not sold: {on_hand}");
             let with = |outcome: &str| -> HashSet<String> {
                 report
                     .iter()

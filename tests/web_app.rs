@@ -544,8 +544,8 @@ async fn the_staff_app_follows_a_takeover_with_no_pairing_or_sign_in() {
 
 /// A second entrance: the staff app paired at a satellite from the
 /// printed link admits through the primary, then, the primary gone, says
-/// it is apart and goes on admitting from the satellite's copy
-/// (`tests/browser/satellite.mjs`).
+/// it is apart, goes on admitting from the satellite's copy and sells a
+/// walk-up ticket from its escrow (`tests/browser/satellite.mjs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_staff_app_at_a_satellite_admits_apart_and_says_so() {
     use common::binary::{call, serve_lan, token, Running};
@@ -601,5 +601,7 @@ async fn the_staff_app_at_a_satellite_admits_apart_and_says_so() {
     assert!(r["apartText"].as_str().unwrap().starts_with("Apart from the main box"), "{r}");
     assert_eq!(r["second"], "ADMIT", "admitted apart: {r}");
     assert_eq!(r["again"], "STOP", "the primary's admission is in the copy: {r}");
+    assert!(r["walkup"]["change"].as_str().is_some_and(|c| c.contains('5')), "sold apart: {r}");
+    assert_eq!(r["walkup"]["apart"], true, "and says it is apart: {r}");
     assert_eq!(r["origin"], app.as_str(), "the app stayed at the satellite: {r}");
 }

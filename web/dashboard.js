@@ -51,7 +51,8 @@ function doorFigures(stats) {
  * and what an old primary took alone. Nothing for a box on its own. */
 function pairFigures(pair) {
   const satellites = (pair && pair.link.satellites) || [];
-  if (!pair || (!pair.link.peer && !satellites.length)) return [];
+  const escrow = (pair && pair.escrow) || [];
+  if (!pair || (!pair.link.peer && !satellites.length && !escrow.length)) return [];
   const l = pair.link;
   const report = pair.takeover_report || [];
   const time = (/** @type {number | null} */ ms) => ms ? new Date(ms).toLocaleTimeString() : "";
@@ -62,10 +63,15 @@ function pairFigures(pair) {
     l.peer ? el("p", { id: "pair-link", class: l.connected && (l.in_sync || satellite) ? "ok" : "error" }, t.pairLink(l)) : "",
     l.peer && !satellite ? el("p", { id: "pair-files" }, t.pairFiles(l.files_copied, l.files_left)) : "",
     pair.apart_since ? el("p", { id: "pair-apart", class: "error", role: "alert" }, t.pairApart(time(pair.apart_since))) : "",
+    pair.apart_decisions ? el("p", { id: "pair-waiting" }, t.pairWaiting(pair.apart_decisions)) : "",
     l.last_contact_ms ? el("p", {}, t.pairContact(time(l.last_contact_ms))) : "",
     satellites.length ? el("h3", {}, t.satellitesTitle) : "",
     satellites.length ? table(["", "", ""], satellites.map((s) => [
       s.node, s.connected ? t.satelliteJoined : t.satelliteApart(time(s.apart_since_ms)), String(s.seq),
+    ])) : "",
+    escrow.length ? el("h3", {}, t.escrowTitle) : "",
+    escrow.length ? table(["", "", t.escrowUnits, t.escrowRecalled], escrow.map((e) => [
+      e.satellite, e.kind === "tier" ? t.escrowSeats(e.item) : `${e.scope} ${e.item}`, e.units, e.recalled,
     ])) : "",
     report.length ? el("p", { class: "error", role: "alert" }, t.pairReport(report.length)) : "",
     report.length ? table(["", "", ""], report.map((r) => [r.kind, r.outcome, r.reference])) : "",

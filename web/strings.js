@@ -211,6 +211,11 @@ export const STRINGS = {
     satellitesTitle: "Satellites (other entrances)",
     satelliteJoined: "joined",
     satelliteApart: (since) => since ? `apart since ${since}` : "apart",
+    pairWaiting: (n) => `${n} check-ins and sales made apart wait to be merged on the main box`,
+    escrowTitle: "Lent to satellites (to sell while apart)",
+    escrowUnits: "Units",
+    escrowRecalled: "Coming back",
+    escrowSeats: (tier) => `${tier} seats`,
     pairLink: (l) => !l.connected
       ? `The other box is not connected${l.alone_since_ms ? ` (alone since ${new Date(l.alone_since_ms).toLocaleTimeString()})` : ""}${l.last_error ? `: ${l.last_error}` : ""}`
       : l.in_sync ? `In step with the other box (lag ${l.lag_writes} writes, ${l.lag_ms} ms)` : `Connected, catching up: ${l.lag_writes} writes behind`,
@@ -603,6 +608,11 @@ export const STRINGS = {
     satellitesTitle: "Satelliten (weitere Eingänge)",
     satelliteJoined: "verbunden",
     satelliteApart: (since) => since ? `getrennt seit ${since}` : "getrennt",
+    pairWaiting: (n) => `${n} getrennt erfasste Check-ins und Verkäufe warten auf die Übernahme durch die Hauptbox`,
+    escrowTitle: "An Satelliten verliehen (für den Verkauf bei Trennung)",
+    escrowUnits: "Stück",
+    escrowRecalled: "Kommt zurück",
+    escrowSeats: (tier) => `Plätze ${tier}`,
     pairLink: (l) => !l.connected
       ? `Die andere Box ist nicht verbunden${l.alone_since_ms ? ` (allein seit ${new Date(l.alone_since_ms).toLocaleTimeString()})` : ""}${l.last_error ? `: ${l.last_error}` : ""}`
       : l.in_sync ? `Im Gleichschritt mit der anderen Box (Rückstand ${l.lag_writes} Schreibvorgänge, ${l.lag_ms} ms)` : `Verbunden, holt auf: ${l.lag_writes} Schreibvorgänge zurück`,

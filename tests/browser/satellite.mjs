@@ -2,7 +2,8 @@
 // own address from the printed link (the code made on the primary), signs
 // in and admits a ticket: the primary decides. READY is written and the
 // test kills the primary. With nothing touched, the app says it is apart
-// from the main box, and goes on admitting from the satellite's copy.
+// from the main box, goes on admitting from the satellite's copy, and
+// sells a walk-up ticket out of the satellite's escrow of seats.
 // Run by tests/web_app.rs.
 import { writeFileSync } from "node:fs";
 import { launchPhone, pairAndSignIn } from "./phone.mjs";
@@ -14,7 +15,7 @@ try {
   await context.grantPermissions(["camera"], { origin: APP });
   const page = context.pages()[0] || (await context.newPage());
   page.on("pageerror", (e) => errors.push(String(e)));
-  const { scan } = await pairAndSignIn(page, PAIR_URL, APP, APP_HOST, "1111");
+  const { scan } = await pairAndSignIn(page, PAIR_URL, APP, APP_HOST, "4444");
   const first = await scan(FIRST_CODE);
   const apartBefore = await page.locator("#apart").count();
   writeFileSync(READY, "ready");
@@ -26,8 +27,19 @@ try {
   const second = await scan(SECOND_CODE);
   const again = await scan(FIRST_CODE);
   await page.screenshot({ path: `${SHOTS}/satellite-apart.png` });
+  // The merch table sells a walk-up ticket apart: a seat of its escrow.
+  await page.getByRole("button", { name: "Merch" }).click();
+  await page.getByRole("tab", { name: "Walk-up ticket" }).click();
+  await page.getByLabel("Cash given for the ticket").fill("30");
+  await page.getByRole("button", { name: "Sell ticket for cash" }).click();
+  await page.locator("#walkup-qr").waitFor({ timeout: 15000 });
+  const walkup = {
+    change: await page.locator("#walkup-change").textContent(),
+    apart: await page.locator("#apart").isVisible(),
+  };
+  await page.screenshot({ path: `${SHOTS}/satellite-apart-walkup.png`, fullPage: true });
   const origin = await page.evaluate(() => location.origin);
-  console.log(JSON.stringify({ first, apartBefore, apartMs, apartText, second, again, origin, errors }));
+  console.log(JSON.stringify({ first, apartBefore, apartMs, apartText, second, again, walkup, origin, errors }));
 } finally {
   await context.close();
 }
