@@ -6,7 +6,11 @@
 //!     the primary over HTTPS); then the path between the boxes cut while
 //!     both entrances admit (the satellite apart, from its copy), healed:
 //!     the time until everything the satellite took apart is merged on the
-//!     primary and the satellite follows again.
+//!     primary and the satellite follows again. Escrow: how long a restock
+//!     at the primary takes to show as a larger loan in the satellite's
+//!     copy (the refill latency); apart, the satellite also sells its whole
+//!     loan (walk-up seats, tees, posters), merged with the check-ins; and
+//!     how long after the merge its loans stand again.
 
 use super::netns::Venue;
 use super::{binary, checkin_run, mint_tickets, report};
@@ -46,14 +50,107 @@ async fn until(http: &reqwest::Client, base: &str, admin: &str, f: impl Fn(&Valu
     }
 }
 
+/// Units of `item` lent to the satellite, as `base`'s copy shows them.
+async fn loan(http: &reqwest::Client, base: &str, admin: &str, item: &str) -> (i64, i64) {
+    let v = view(http, base, admin).await;
+    v["escrow"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["item"] == item)
+        .fold((0, 0), |(u, r), e| {
+            (u + e["units"].as_i64().unwrap_or(0), r + e["recalled"].as_i64().unwrap_or(0))
+        })
+}
+
+/// Restocks the tees at the primary, 5 units at a time, and times each
+/// until the satellite's copy shows a larger loan. Milliseconds.
+async fn refill_latency(
+    http: &reqwest::Client,
+    a_base: &str,
+    s_base: &str,
+    admin: &str,
+) -> Vec<f64> {
+    let mut out = Vec::new();
+    for sku in ["TEE-BLK-L", "TEE-BLK-M"] {
+        for _ in 0..5 {
+            let before = loan(http, s_base, admin, sku).await.0;
+            let t = Instant::now();
+            let body = serde_json::json!({"sku": sku, "quantity": 5, "reason": "bench: refill"});
+            let r = http
+                .post(format!("{a_base}/api/v1/drops/drop-live/restock"))
+                .bearer_auth(admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{:?}", r.text().await);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while loan(http, s_base, admin, sku).await.0 <= before {
+                assert!(Instant::now() < deadline, "{sku}: the loan never grew past {before}");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            out.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    out
+}
+
+/// Apart, sells everything the satellite was lent: walk-up seats, then
+/// tees and posters one at a time to distinct buyers, each until it is
+/// refused. Returns the sales made.
+async fn sell_the_loan(
+    http: &reqwest::Client,
+    s_base: &str,
+    merch: &str,
+    buyers: &[String],
+) -> usize {
+    let mut sold = 0;
+    let mut buyers = buyers.iter();
+    let cash = serde_json::json!({"kind": "cash", "given_minor": 10000});
+    loop {
+        let body = serde_json::json!({"tier": "ga", "nonce": format!("bench-walkup-{sold}"), "tender": cash});
+        let r = http
+            .post(format!("{s_base}/api/v1/walkups"))
+            .bearer_auth(merch)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if !r.status().is_success() {
+            break;
+        }
+        sold += 1;
+    }
+    for sku in ["TEE-BLK-L", "TEE-BLK-M", "POSTER"] {
+        loop {
+            let body = serde_json::json!({"items": [{"sku": sku, "qty": 1}], "attendee_code": buyers.next().unwrap(),
+                                          "nonce": format!("bench-sale-{sold}"), "tender": cash});
+            let r = http
+                .post(format!("{s_base}/api/v1/drops/drop-live/sales"))
+                .bearer_auth(merch)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            if !r.status().is_success() {
+                break;
+            }
+            sold += 1;
+        }
+    }
+    sold
+}
+
 pub fn satellite_phase() {
     Venue::tools();
     let venue = Arc::new(Venue::new(&["a", "s", "c"]));
     let dirs = tempfile::tempdir().unwrap();
     let (a_dir, s_dir) = (dirs.path().join("a"), dirs.path().join("s"));
     let mut boxes = Boxes(vec![venue.serve("a", &a_dir, &["--demo"], "error")]);
-    let codes = mint_tickets(&a_dir, (2 * (1_000 + 5_000) + 2 * APART) as u32);
+    let codes = mint_tickets(&a_dir, (2 * (1_000 + 5_000) + 2 * APART + 200) as u32);
     let (door, admin) = (binary::token(&a_dir, "door"), binary::token(&a_dir, "admin"));
+    let merch = binary::token(&a_dir, "merch");
     let (code, fingerprint) = super::standby_code(&a_dir);
     venue.join_as("s", &s_dir, "a", &code, &fingerprint, &["--satellite"]);
     boxes.0.push(venue.serve("s", &s_dir, &[], "error"));
@@ -92,9 +189,28 @@ pub fn satellite_phase() {
                     report(&format!("over veth, at the {name}, concurrency {c}"), lat, wall);
                 }
             }
-            // Apart: the path between the boxes cut, both entrances admit.
+            // Escrow refills: a restock at the primary, seen as a larger
+            // loan in the satellite's copy.
+            let mut ms = refill_latency(&http, &a_base, &s_base, &admin).await;
+            ms.sort_by(f64::total_cmp);
+            println!(
+                "escrow refill latency (a restock at the primary until the satellite's copy shows the larger loan), {} samples: min {:.0} ms, median {:.0} ms, max {:.0} ms",
+                ms.len(),
+                ms[0],
+                ms[ms.len() / 2],
+                ms[ms.len() - 1]
+            );
+            // Apart: the path between the boxes cut, both entrances admit,
+            // and the satellite sells its whole loan.
             venue2.cut_between("s", "a", true);
             until(&http, &s_base, &admin, |v| v["link"]["connected"] == false).await;
+            let buyers = take(200);
+            let t = Instant::now();
+            let sales = sell_the_loan(&http, &s_base, &merch, &buyers).await;
+            println!(
+                "at the satellite apart: sold its whole loan, {sales} sales, in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
             let (main, apart) = (take(APART), take(APART));
             let (lat, wall) = checkin_run(
                 &s_base,
@@ -129,12 +245,25 @@ pub fn satellite_phase() {
             let stats =
                 binary::call(reqwest::Method::GET, &a_base, "/api/v1/stats", &door, None).await.1;
             println!(
-                "merge after {APART} check-ins apart at the satellite and {APART} at the primary: \
-                 merged and following again {:.2} s after the path healed ({:.0} check-ins/s; \
+                "merge after {APART} check-ins and {sales} sales apart at the satellite and {APART} check-ins at the primary: \
+                 merged and following again {:.2} s after the path healed ({:.0} actions/s; \
                  the primary now counts {} admitted)",
                 took.as_secs_f64(),
-                APART as f64 / took.as_secs_f64(),
+                (APART + sales) as f64 / took.as_secs_f64(),
                 stats["admitted"]
+            );
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (units, recalled) = loan(&http, &s_base, &admin, "ga").await;
+                if units > 0 && recalled == 0 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the seats were never lent again");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            println!(
+                "escrow lent again after the merge: the satellite's copy shows its seats {:.0} ms after it followed again",
+                (t.elapsed() - took).as_secs_f64() * 1000.0
             );
         })
     });
