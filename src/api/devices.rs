@@ -169,6 +169,7 @@ pub struct ReprintQuery {
 pub async fn reprint(
     State(st): State<AppState>,
     p: Principal,
+    ext: axum::http::Extensions,
     Path(id): Path<String>,
     Query(q): Query<ReprintQuery>,
 ) -> Result<(StatusCode, Json<impl Serialize>), ApiError> {
@@ -176,6 +177,11 @@ pub async fn reprint(
     let order = OrderId(id);
     super::sales::check_seller(&st, &p, &order).await?;
     let station = q.station.unwrap_or_else(|| DEFAULT_STATION.into());
+    // Asked at a satellite: its own printer at that station.
+    let station = match super::forward::counter(&ext).satellite {
+        Some(node) => crate::store::printing::satellite_station(&node, &station),
+        None => station,
+    };
     let job = st.store.queue_print(Some(order), station, st.clock.now()).await?;
     Ok((StatusCode::ACCEPTED, Json(Job { job })))
 }

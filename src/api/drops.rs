@@ -138,6 +138,7 @@ fn hold_request(
             now: st.clock.now(),
             ttl_ms: st.config.hold_ttl_ms,
             apart: super::forward::is_apart(ext),
+            satellite: super::forward::counter(ext).satellite,
         },
         b.tender,
     ))
@@ -212,7 +213,7 @@ pub async fn checkout(
                 b.nonce,
                 p.actor,
                 st.clock.now(),
-                super::forward::is_apart(&ext),
+                super::forward::counter(&ext),
             )
             .await?,
     ))

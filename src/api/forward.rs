@@ -35,6 +35,8 @@ const DOOR_ANSWER: Duration = Duration::from_secs(3);
 #[derive(Default)]
 pub struct Forwarder {
     client: OnceLock<Result<reqwest::Client, String>>,
+    /// This satellite's node name, told with each forwarded call.
+    node: tokio::sync::OnceCell<String>,
 }
 
 impl Forwarder {
@@ -102,6 +104,20 @@ pub struct Apart;
 /// Whether this request is decided here, apart from the primary.
 pub fn is_apart(ext: &axum::http::Extensions) -> bool {
     ext.get::<Apart>().is_some()
+}
+
+/// On the primary: the satellite that forwarded this request (its node
+/// name, signed with the box key with the caller's address).
+#[derive(Clone, Debug)]
+pub struct ForwardedBy(pub String);
+
+/// Where a sale is made, for the store: apart here, or forwarded by a
+/// satellite (whose printer prints its receipt).
+pub fn counter(ext: &axum::http::Extensions) -> crate::store::drops::Counter {
+    crate::store::drops::Counter {
+        apart: is_apart(ext),
+        satellite: ext.get::<ForwardedBy>().map(|f| f.0.clone()),
+    }
 }
 
 /// What a satellite decides itself when the primary cannot be reached.
@@ -220,7 +236,13 @@ async fn send(
     // Who called, signed with the box key, so the primary's budgets count
     // each phone (a guest's bad PINs lock that guest, not the satellite).
     if let Some(ip) = caller {
-        let claim = client_claim(&st.store.identity().key, ip, st.clock.now());
+        let node = st
+            .forward
+            .node
+            .get_or_try_init(|| st.store.node_name())
+            .await
+            .map_err(|e| e.to_string())?;
+        let claim = client_claim(&st.store.identity().key, ip, node, st.clock.now());
         if let Ok(v) = axum::http::HeaderValue::from_str(&claim) {
             out_headers.insert(CLIENT_HEADER, v);
         }
@@ -238,7 +260,8 @@ async fn send(
 }
 
 /// The caller's address as a satellite tells the primary: `IP UNIX_MS
-/// SIGNATURE` (the box key over both; every box of the event holds it).
+/// NODE SIGNATURE` (the box key over the three; every box of the event
+/// holds it), NODE the satellite's own name.
 const CLIENT_HEADER: &str = "x-venuebox-client";
 /// How old a signed caller address may be.
 const CLIENT_CLAIM_MS: i64 = 60_000;
@@ -247,15 +270,21 @@ fn peer_ip(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     ext.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
 }
 
-fn client_message(ip: std::net::IpAddr, at: i64) -> Vec<u8> {
-    format!("venuebox forwarded caller\n{ip}\n{at}").into_bytes()
+fn client_message(ip: std::net::IpAddr, at: i64, node: &str) -> Vec<u8> {
+    format!("venuebox forwarded caller\n{ip}\n{at}\n{node}").into_bytes()
 }
 
-fn client_claim(key: &ed25519_dalek::SigningKey, ip: std::net::IpAddr, at: i64) -> String {
+fn client_claim(
+    key: &ed25519_dalek::SigningKey,
+    ip: std::net::IpAddr,
+    node: &str,
+    at: i64,
+) -> String {
     use base64::Engine;
     use ed25519_dalek::Signer;
-    let sig = key.sign(&client_message(ip, at));
-    format!("{ip} {at} {}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+    let sig = key.sign(&client_message(ip, at, node));
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes());
+    format!("{ip} {at} {node} {sig}")
 }
 
 /// The caller's address a satellite vouched for, if the claim is fresh
@@ -264,17 +293,17 @@ fn verify_claim(
     key: &ed25519_dalek::VerifyingKey,
     claim: &str,
     now: i64,
-) -> Option<std::net::IpAddr> {
+) -> Option<(std::net::IpAddr, String)> {
     use base64::Engine;
     let mut parts = claim.split(' ');
-    let (ip, at, sig) = (parts.next()?, parts.next()?, parts.next()?);
+    let (ip, at, node, sig) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let (ip, at): (std::net::IpAddr, i64) = (ip.parse().ok()?, at.parse().ok()?);
     if parts.next().is_some() || (now - at).abs() > CLIENT_CLAIM_MS {
         return None;
     }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig).ok()?;
     let sig = ed25519_dalek::Signature::from_slice(&bytes).ok()?;
-    key.verify_strict(&client_message(ip, at), &sig).ok().map(|_| ip)
+    key.verify_strict(&client_message(ip, at, node), &sig).ok().map(|_| (ip, node.to_string()))
 }
 
 /// On every box: a request a satellite forwarded counts as its caller's
@@ -285,11 +314,12 @@ pub async fn trust_satellite(State(st): State<AppState>, mut req: Request, next:
     if let Some(v) = req.headers_mut().remove(CLIENT_HEADER) {
         let key = st.store.identity().key.verifying_key();
         let claimed = v.to_str().ok().and_then(|c| verify_claim(&key, c, st.clock.now()));
-        if let Some(ip) = claimed {
+        if let Some((ip, node)) = claimed {
             if let Some(tcp) = peer_ip(req.extensions()) {
                 st.conns.mark_known(tcp);
             }
             req.extensions_mut().insert(ConnectInfo(std::net::SocketAddr::new(ip, 0)));
+            req.extensions_mut().insert(ForwardedBy(node));
         }
     }
     next.run(req).await
@@ -446,13 +476,15 @@ mod tests {
         let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
         let other = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
         let ip: std::net::IpAddr = "10.0.0.23".parse().unwrap();
-        let claim = client_claim(&key, ip, 1_000_000);
+        let claim = client_claim(&key, ip, "node-s1", 1_000_000);
         let mine = key.verifying_key();
-        assert_eq!(verify_claim(&mine, &claim, 1_000_000 + 30_000), Some(ip));
+        assert_eq!(verify_claim(&mine, &claim, 1_000_000 + 30_000), Some((ip, "node-s1".into())));
         assert_eq!(verify_claim(&mine, &claim, 1_000_000 + CLIENT_CLAIM_MS + 1), None, "stale");
         assert_eq!(verify_claim(&other.verifying_key(), &claim, 1_000_000), None, "another key");
         let forged = claim.replacen("10.0.0.23", "10.0.0.24", 1);
         assert_eq!(verify_claim(&mine, &forged, 1_000_000), None, "another address");
+        let elsewhere = claim.replacen("node-s1", "node-s2", 1);
+        assert_eq!(verify_claim(&mine, &elsewhere, 1_000_000), None, "another satellite's printer");
         assert_eq!(verify_claim(&mine, "10.0.0.23 1000000", 1_000_000), None);
         assert_eq!(verify_claim(&mine, &format!("{claim} x"), 1_000_000), None);
     }

@@ -213,6 +213,7 @@ pub async fn walkup(
             staff: p.actor,
             now: st.clock.now(),
             apart: super::forward::is_apart(&ext),
+            satellite: super::forward::counter(&ext).satellite,
         })
         .await?;
     Ok(order_response(order))
@@ -262,6 +263,7 @@ pub async fn claim(
             nonce: b.nonce,
             staff: p.actor,
             now: st.clock.now(),
+            satellite: super::forward::counter(&ext).satellite,
         })
         .await?;
     Ok(order_response(order))

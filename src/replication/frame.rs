@@ -111,6 +111,9 @@ pub enum Frame {
     Report(Vec<u8>),
     /// The sender closes the link, and why.
     Bye(String),
+    /// A satellite's receipts printed at its own printers (JSON,
+    /// `store::printing::PrintedHere`), for the primary to mark done.
+    Printed(Vec<u8>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +138,7 @@ fn kind(f: &Frame) -> u8 {
         Frame::Bye(_) => 8,
         Frame::FileWant(_) => 9,
         Frame::FileHead(_) => 10,
+        Frame::Printed(_) => 11,
     }
 }
 
@@ -155,7 +159,7 @@ pub fn encode(f: &Frame) -> Vec<u8> {
             }
         }
         Frame::Ack(seq) | Frame::Ping(seq) => body.extend_from_slice(&seq.to_be_bytes()),
-        Frame::Chunk(b) | Frame::Report(b) => body.extend_from_slice(b),
+        Frame::Chunk(b) | Frame::Report(b) | Frame::Printed(b) => body.extend_from_slice(b),
         Frame::Bye(why) => body.extend_from_slice(why.as_bytes()),
     }
     let mut out = Vec::with_capacity(5 + body.len());
@@ -204,6 +208,7 @@ pub fn decode(kind: u8, body: Vec<u8>) -> Result<Frame, FrameError> {
         4 => Frame::Ping(i64_at(&body, 0)?),
         6 => Frame::Chunk(body),
         7 => Frame::Report(body),
+        11 => Frame::Printed(body),
         8 => Frame::Bye(String::from_utf8_lossy(&body).into_owned()),
         k => return Err(bad(format!("unknown frame kind {k}"))),
     })

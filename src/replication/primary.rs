@@ -122,6 +122,12 @@ pub async fn lead(
                         super::report::merge(&store, &repl.clock, &body).await?;
                         report_merged.store(true, Ordering::Release);
                     }
+                    Frame::Printed(body) if !standby => {
+                        let printed = serde_json::from_slice(&body).map_err(|e| {
+                            LinkError::Refused(format!("a malformed list of printed receipts: {e}"))
+                        })?;
+                        store.printed_at_satellite(printed).await?;
+                    }
                     Frame::Bye(why) => return Err(LinkError::Refused(why)),
                     other => return Err(LinkError::Refused(format!("unexpected frame {other:?}"))),
                 }

@@ -107,6 +107,7 @@ async fn apply<W: tokio::io::AsyncWrite + Unpin>(
     mut last: i64,
 ) -> Result<(), LinkError> {
     let mut held: Option<Work> = None;
+    let mut receipts = Receipts::default();
     loop {
         let work = match held.take() {
             Some(w) => w,
@@ -149,6 +150,43 @@ async fn apply<W: tokio::io::AsyncWrite + Unpin>(
             Work::Reset(seq) => last = seq,
         }
         frame::write(&mut *wr.lock().await, &Frame::Ack(last)).await?;
+        receipts.tell(wr, store).await?;
+    }
+}
+
+/// A satellite's printed receipts, told to the primary (which marks them
+/// done in its log) at most twice a second; each told once per link.
+#[derive(Default)]
+struct Receipts {
+    told: std::collections::HashSet<(i64, i64)>,
+    last: Option<std::time::Instant>,
+}
+
+impl Receipts {
+    async fn tell<W: tokio::io::AsyncWrite + Unpin>(
+        &mut self,
+        wr: &tokio::sync::Mutex<W>,
+        store: &Store,
+    ) -> Result<(), LinkError> {
+        use crate::store::replica::Role;
+        let due = self.last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(500));
+        if store.replica().role() != Role::Satellite || !due {
+            return Ok(());
+        }
+        self.last = Some(std::time::Instant::now());
+        store.forget_printed().await?;
+        let printed: Vec<_> = store
+            .printed_here()
+            .await?
+            .into_iter()
+            .filter(|p| self.told.insert((p.job_id, p.created_at)))
+            .collect();
+        if printed.is_empty() {
+            return Ok(());
+        }
+        let body = serde_json::to_vec(&printed).expect("printed receipts serialize");
+        frame::write(&mut *wr.lock().await, &Frame::Printed(body)).await?;
+        Ok(())
     }
 }
 

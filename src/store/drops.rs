@@ -245,6 +245,8 @@ pub struct HoldRequest {
     pub ttl_ms: Millis,
     /// At a satellite cut off from the primary: out of its escrow.
     pub apart: bool,
+    /// The satellite that forwarded the sale: its receipt prints there.
+    pub satellite: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
@@ -378,6 +380,14 @@ fn create_hold_in(ctx: &WriteCtx<'_>, req: &HoldRequest) -> Result<HoldView, Sto
     Ok(read_hold(ctx, &ev, &id)?.expect("just inserted").0)
 }
 
+/// Where a sale is made: at a satellite apart (out of its escrow), or
+/// forwarded by a satellite (`satellite`: its receipt prints there).
+#[derive(Clone, Debug, Default)]
+pub struct Counter {
+    pub apart: bool,
+    pub satellite: Option<String>,
+}
+
 /// Where a checkout is decided: joined (the primary's stock), or at a
 /// satellite apart (its escrow), where a one-step sale has already marked
 /// the decision when it made its hold.
@@ -410,6 +420,7 @@ fn checkout_in(
     staff: &Actor,
     now: Millis,
     side: Side,
+    satellite: Option<&str>,
 ) -> Result<OrderView, StoreError> {
     let apart = side != Side::Joined;
     if let Some(v) = replay(ctx, nonce, OrderKind::Drop, request)? {
@@ -472,6 +483,7 @@ fn checkout_in(
             tender,
             sponsored_by: None,
             now,
+            station: super::printing::receipt_station(ctx, apart, satellite)?,
         },
         vec![],
     )?;
@@ -790,11 +802,23 @@ impl Store {
         nonce: String,
         staff: Actor,
         now: Millis,
-        apart: bool,
+        at: Counter,
     ) -> Result<OrderView, StoreError> {
+        let apart = at.apart;
         let job = move |ctx: &mut WriteCtx<'_>| {
             let request = request_digest(("checkout", &hold, &tender));
-            checkout_in(ctx, hold.as_str(), tender, &nonce, &request, &staff, now, Side::of(apart))
+            let side = Side::of(at.apart);
+            checkout_in(
+                ctx,
+                hold.as_str(),
+                tender,
+                &nonce,
+                &request,
+                &staff,
+                now,
+                side,
+                at.satellite.as_deref(),
+            )
         };
         if apart {
             return self.write_apart(job).await;
@@ -820,7 +844,18 @@ impl Store {
             let hold = create_hold_in(ctx, &hold_req)?;
             let (staff, now) = (&hold_req.staff, hold_req.now);
             let side = if apart { Side::ApartMarked } else { Side::Joined };
-            checkout_in(ctx, hold.id.as_str(), tender, &order_nonce, &request, staff, now, side)
+            let satellite = hold_req.satellite.as_deref();
+            checkout_in(
+                ctx,
+                hold.id.as_str(),
+                tender,
+                &order_nonce,
+                &request,
+                staff,
+                now,
+                side,
+                satellite,
+            )
         };
         if apart {
             return self.write_apart(job).await;

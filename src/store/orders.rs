@@ -110,6 +110,8 @@ pub(crate) struct NewOrder<'a> {
     pub tender: Option<Tender>,
     pub sponsored_by: Option<String>,
     pub now: Millis,
+    /// Where its receipt prints (`printing::receipt_station`).
+    pub station: String,
 }
 
 /// Totals, tender, receipt and the order row, with its outbox row. The
@@ -204,7 +206,7 @@ pub(crate) fn record_order(
         receipt: receipt.clone(),
     };
     outbox::append(ctx, &Event::OrderCreated(created), o.now)?;
-    super::printing::enqueue(ctx, Some(&o.id), "receipt", super::printing::DEFAULT_STATION, o.now)?;
+    super::printing::enqueue(ctx, Some(&o.id), "receipt", &o.station, o.now)?;
     Ok(OrderView {
         id: OrderId(o.id),
         kind: o.kind.as_str().into(),

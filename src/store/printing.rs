@@ -11,6 +11,38 @@ use serde::Serialize;
 
 /// Where receipts print unless the device configuration says otherwise.
 pub const DEFAULT_STATION: &str = "default";
+
+/// The station a satellite's printer configured for `station` serves on
+/// the primary's queue: the satellite's sales (forwarded, or apart) print
+/// there, at the satellite's own counter.
+pub fn satellite_station(node: &str, station: &str) -> String {
+    format!("{node}:{station}")
+}
+
+/// Where an order's receipt prints: at the satellite it was sold at
+/// (forwarded from it, `satellite`, or sold here apart), else at the
+/// default station.
+pub(crate) fn receipt_station(
+    ctx: &WriteCtx<'_>,
+    apart: bool,
+    satellite: Option<&str>,
+) -> Result<String, StoreError> {
+    let node = if apart {
+        super::replica::state_of(ctx.conn, "node")?
+    } else {
+        satellite.map(str::to_string)
+    };
+    Ok(node.map_or_else(|| DEFAULT_STATION.to_string(), |n| satellite_station(&n, DEFAULT_STATION)))
+}
+
+/// A receipt a satellite printed from its copy, as it tells the primary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PrintedHere {
+    pub job_id: i64,
+    pub created_at: Millis,
+    pub printer: String,
+    pub printed_at: Millis,
+}
 /// A receipt not printed within this time is not printed on its own any
 /// more (a printer plugged in hours later should not spew old receipts);
 /// it can still be reprinted on request.
@@ -77,13 +109,106 @@ pub struct PrintJobView {
     pub seller: Option<String>,
 }
 
+fn job_of(
+    id: i64,
+    kind: String,
+    receipt: Option<String>,
+    payload: Option<String>,
+) -> Result<PrintJob, StoreError> {
+    let internal = |e: serde_json::Error| StoreError::Internal(e.to_string());
+    let receipt = receipt.map(|r| serde_json::from_str(&r)).transpose().map_err(internal)?;
+    let slip = payload.map(|p| serde_json::from_str(&p)).transpose().map_err(internal)?;
+    Ok(PrintJob { id, kind, receipt, slip })
+}
+
 impl Store {
+    fn is_satellite(&self) -> bool {
+        self.replica().role() == super::replica::Role::Satellite
+    }
+
+    /// On a satellite: the oldest job of its own station (`satellite_station`)
+    /// in its copy that it has not printed yet. It takes no write of its own:
+    /// what it printed is kept beside the copy (`repl_printed`).
+    async fn next_print_job_here(
+        &self,
+        station: String,
+        now: Millis,
+    ) -> Result<Option<PrintJob>, StoreError> {
+        self.read(move |c| {
+            let node = super::replica::state_of(c, "node")?.unwrap_or_default();
+            let row: Option<(i64, String, Option<String>, Option<String>)> = c
+                .prepare_cached(
+                    "SELECT j.id, j.kind, o.receipt, j.payload FROM print_jobs j LEFT JOIN orders o ON o.id = j.order_id
+                     WHERE j.station = ?1 AND j.status = 'pending' AND j.created_at >= ?2
+                       AND NOT EXISTS (SELECT 1 FROM repl_printed p WHERE p.job_id = j.id AND p.created_at = j.created_at)
+                     ORDER BY j.id LIMIT 1",
+                )?
+                .query_row(params![satellite_station(&node, &station), now - STALE_AFTER_MS], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            row.map(|(id, kind, receipt, payload)| job_of(id, kind, receipt, payload)).transpose()
+        })
+        .await
+    }
+
+    /// On a satellite: what its printers printed that the primary's log
+    /// does not show done yet.
+    pub async fn printed_here(&self) -> Result<Vec<PrintedHere>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT p.job_id, p.created_at, p.printer, p.printed_at FROM repl_printed p
+                 WHERE EXISTS (SELECT 1 FROM print_jobs j WHERE j.id = p.job_id AND j.created_at = p.created_at AND j.status = 'pending')",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(PrintedHere { job_id: r.get(0)?, created_at: r.get(1)?, printer: r.get(2)?, printed_at: r.get(3)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// On a satellite: forgets what the primary's log shows done (or no
+    /// longer has: a job made apart, replaced by a snapshot).
+    pub async fn forget_printed(&self) -> Result<(), StoreError> {
+        self.write_replicated(|ctx| {
+            ctx.conn.execute(
+                "DELETE FROM repl_printed WHERE NOT EXISTS (SELECT 1 FROM print_jobs j
+                   WHERE j.id = repl_printed.job_id AND j.created_at = repl_printed.created_at AND j.status = 'pending')",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// On the primary: the receipts a satellite printed, done.
+    pub async fn printed_at_satellite(&self, printed: Vec<PrintedHere>) -> Result<(), StoreError> {
+        self.write(move |ctx| {
+            for p in printed {
+                ctx.conn
+                    .prepare_cached(
+                        "UPDATE print_jobs SET status = 'done', printed_at = ?1, printer = ?2, attempts = attempts + 1
+                         WHERE id = ?3 AND created_at = ?4 AND status = 'pending'",
+                    )?
+                    .execute(params![p.printed_at, p.printer, p.job_id, p.created_at])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// The oldest pending job for `station`; stale ones are skipped first.
     pub async fn next_print_job(
         &self,
         station: String,
         now: Millis,
     ) -> Result<Option<PrintJob>, StoreError> {
+        if self.is_satellite() {
+            return self.next_print_job_here(station, now).await;
+        }
         self.write(move |ctx| {
             ctx.conn
                 .prepare_cached("UPDATE print_jobs SET status = 'skipped' WHERE station = ?1 AND status = 'pending' AND created_at < ?2")?
@@ -96,13 +221,7 @@ impl Store {
                 )?
                 .query_row([&station], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .optional()?;
-            row.map(|(id, kind, receipt, payload)| {
-                let internal = |e: serde_json::Error| StoreError::Internal(e.to_string());
-                let receipt = receipt.map(|r| serde_json::from_str(&r)).transpose().map_err(internal)?;
-                let slip = payload.map(|p| serde_json::from_str(&p)).transpose().map_err(internal)?;
-                Ok(PrintJob { id, kind, receipt, slip })
-            })
-            .transpose()
+            row.map(|(id, kind, receipt, payload)| job_of(id, kind, receipt, payload)).transpose()
         })
         .await
     }
@@ -113,6 +232,19 @@ impl Store {
         printer: String,
         now: Millis,
     ) -> Result<(), StoreError> {
+        if self.is_satellite() {
+            return self
+                .write_replicated(move |ctx| {
+                    ctx.conn
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO repl_printed (job_id, created_at, printer, printed_at)
+                             SELECT id, created_at, ?2, ?3 FROM print_jobs WHERE id = ?1",
+                        )?
+                        .execute(params![id, printer, now])?;
+                    Ok(())
+                })
+                .await;
+        }
         self.write(move |ctx| {
             ctx.conn
                 .prepare_cached("UPDATE print_jobs SET status = 'done', printed_at = ?1, printer = ?2, attempts = attempts + 1 WHERE id = ?3")?
@@ -123,6 +255,11 @@ impl Store {
     }
 
     pub async fn print_job_failed(&self, id: i64, error: String) -> Result<(), StoreError> {
+        if self.is_satellite() {
+            // Tried again at the next look; the primary keeps the count.
+            tracing::warn!(job = id, error = %error, "a receipt did not print at this satellite");
+            return Ok(());
+        }
         self.write(move |ctx| {
             ctx.conn
                 .prepare_cached(

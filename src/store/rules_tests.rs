@@ -82,6 +82,7 @@ fn walkup(tier: &str, nonce: &str) -> WalkupRequest {
         staff: actor(Role::Merch),
         now: t0(),
         apart: false,
+        satellite: None,
     }
 }
 
@@ -179,6 +180,7 @@ fn hold(qty: u32, nonce: &str, now: Millis) -> HoldRequest {
         now,
         ttl_ms: 2 * MIN,
         apart: false,
+        satellite: None,
     }
 }
 

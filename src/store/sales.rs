@@ -32,6 +32,8 @@ pub struct WalkupRequest {
     pub now: Millis,
     /// At a satellite cut off from the primary: a seat of its escrow.
     pub apart: bool,
+    /// The satellite that forwarded the sale: its receipt prints there.
+    pub satellite: Option<String>,
 }
 
 pub struct ClaimRequest {
@@ -42,6 +44,8 @@ pub struct ClaimRequest {
     pub nonce: String,
     pub staff: Actor,
     pub now: Millis,
+    /// The satellite that forwarded the claim: its receipt prints there.
+    pub satellite: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,6 +223,11 @@ impl Store {
                 tender: req.tender,
                 sponsored_by: None,
                 now: req.now,
+                station: super::printing::receipt_station(
+                    ctx,
+                    req.apart,
+                    req.satellite.as_deref(),
+                )?,
             };
             record_order(ctx, &ev, order, vec![ticket])
         };
@@ -285,6 +294,7 @@ impl Store {
                 tender: req.tender,
                 sponsored_by: Some(format!("{} ({})", funder, program.name)),
                 now: req.now,
+                station: super::printing::receipt_station(ctx, false, req.satellite.as_deref())?,
             };
             record_order(ctx, &ev, order, vec![ticket])
         })

@@ -9,6 +9,9 @@
 //! The primary back, the satellite's sales are merged once: the ledger
 //! equals its movements, nothing is sold past the stock, the walk-up
 //! ticket sold apart admits at the main door, and the loan is lent again.
+//! Receipts of the satellite's sales, forwarded or apart, print at the
+//! satellite's own (simulated) printer, and the primary's queue shows them
+//! done.
 
 use crate::common;
 use common::binary::{self, client_trusting, Running};
@@ -62,6 +65,24 @@ async fn post(phone: &reqwest::Client, base: &str, token: &str, path: &str, body
     Answer { status: r.status().as_u16(), apart, replayed, body: r.json().await.unwrap() }
 }
 
+/// Waits until the satellite's simulated printer has printed a receipt
+/// naming `order`.
+async fn printed_at(dir: &std::path::Path, order: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found =
+            std::fs::read_dir(dir.join("printed")).into_iter().flatten().flatten().any(|e| {
+                e.path().extension().is_some_and(|x| x == "txt")
+                    && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(order))
+            });
+        if found {
+            return;
+        }
+        assert!(Instant::now() < deadline, "order {order} never printed at the satellite");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn cash() -> Value {
     json!({"kind": "cash", "given_minor": 10000})
 }
@@ -107,7 +128,7 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     let (code, fingerprint) = standby_code(&a_dir);
     let out = join_as(&b_dir, &a_addrs.https, &code, &fingerprint, free_port(), &["--satellite"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &[], &[]);
+    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &["--simulate"], &[]);
     let b = Running(b);
     let (admin, merch) = (binary::token(&a_dir, "admin"), binary::token(&a_dir, "merch"));
     let a_base = format!("http://{}", a_addrs.plain);
@@ -182,7 +203,7 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
 
     // Apart, the satellite sells its loan and not one unit more: a cart
     // held and paid, then one-step sales until it refuses.
-    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &[], &[]);
+    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &["--simulate"], &[]);
     let _b = Running(b);
     let b_base = format!("http://{}", b_addrs.plain);
     let sat = https(&b_addrs);
@@ -239,6 +260,7 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     let w = post(&phone, &sat, &merch, "/api/v1/walkups", walkup.clone()).await;
     assert_eq!((w.status, w.apart), (200, true), "{}", w.body);
     let ticket_code = w.body["tickets"][0]["code"].as_str().unwrap().to_string();
+    printed_at(&b_dir, w.body["order_id"].as_str().unwrap()).await;
     // Another write with no apart mode is refused, saying why.
     let void =
         post(&phone, &sat, &merch, &format!("/api/v1/orders/{id}/void"), json!({"reason": "x"}))
@@ -252,7 +274,7 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
 
     // kill -9 during the cut: what it answered stays.
     drop(_b);
-    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &[], &[]);
+    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &["--simulate"], &[]);
     let _b = Running(b);
     let sat = https(&b_addrs);
     let again = post(&phone, &sat, &merch, "/api/v1/walkups", walkup).await;

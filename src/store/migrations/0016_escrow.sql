@@ -22,3 +22,16 @@ CREATE TABLE escrow (
 -- A cart a satellite held while cut off comes out of its escrow, not out
 -- of the stock it shares with the primary.
 ALTER TABLE holds ADD COLUMN escrow_of TEXT;
+
+-- On a satellite (each box its own: `repl_` tables are not replicated):
+-- the receipts its printers printed from its copy (its sales, forwarded or
+-- apart, print at its own station), until the primary's log shows them
+-- done. A job is known by its id and time (ids of jobs made apart are
+-- the satellite's own, and may meet the primary's after a snapshot).
+CREATE TABLE repl_printed (
+    job_id      INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    printer     TEXT    NOT NULL,
+    printed_at  INTEGER NOT NULL,
+    PRIMARY KEY (job_id, created_at)
+) WITHOUT ROWID;
