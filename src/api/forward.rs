@@ -139,9 +139,11 @@ fn apart_mode(method: &Method, path: &str) -> Option<ApartMode> {
     let seg: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
     match seg.as_slice() {
         ["checkins"] => Some(ApartMode::Checkin),
-        ["walkups"] | ["drops", _, "holds"] | ["drops", _, "sales"] | ["holds", _, "checkout"] => {
-            Some(ApartMode::Sale)
-        }
+        ["walkups"]
+        | ["drops", _, "holds"]
+        | ["drops", _, "sales"]
+        | ["holds", _, "checkout"]
+        | ["orders", _, "void" | "refund"] => Some(ApartMode::Sale),
         _ => None,
     }
 }

@@ -359,6 +359,7 @@ pub struct CloseBody {
 async fn close(
     st: AppState,
     p: Principal,
+    ext: Extensions,
     id: String,
     kind: CloseKind,
     b: CloseBody,
@@ -366,27 +367,33 @@ async fn close(
     p.require(Role::Supervisor)?;
     let now = st.clock.now();
     let order = OrderId(id);
+    // At a satellite apart: its units and seats go back to its escrow.
+    let apart = super::forward::is_apart(&ext);
     Ok(order_response(
-        st.store.close_order(order, kind, b.reason, b.admitted_confirmed, p.actor, now).await?,
+        st.store
+            .close_order(order, kind, b.reason, b.admitted_confirmed, p.actor, now, apart)
+            .await?,
     ))
 }
 
 pub async fn void(
     State(st): State<AppState>,
     p: Principal,
+    ext: Extensions,
     Path(id): Path<String>,
     Json(b): Json<CloseBody>,
 ) -> Result<Response, ApiError> {
-    close(st, p, id, CloseKind::Void, b).await
+    close(st, p, ext, id, CloseKind::Void, b).await
 }
 
 pub async fn refund(
     State(st): State<AppState>,
     p: Principal,
+    ext: Extensions,
     Path(id): Path<String>,
     Json(b): Json<CloseBody>,
 ) -> Result<Response, ApiError> {
-    close(st, p, id, CloseKind::Refund, b).await
+    close(st, p, ext, id, CloseKind::Refund, b).await
 }
 
 /// A ticket minted on this box, as a QR code PNG to show or print.

@@ -557,6 +557,36 @@ pub(crate) fn return_order_stock(
     Ok(())
 }
 
+/// A voided or refunded drop order's units into a satellite's loan: at
+/// the satellite apart, only the loan (its copy's stock is the primary's);
+/// on the primary merging that close (`merged`), back into the stock by
+/// the ledger and out again to the loan.
+#[expect(clippy::too_many_arguments)]
+pub(crate) fn return_to_loan(
+    ctx: &WriteCtx<'_>,
+    drop: &str,
+    order: &str,
+    reason: &str,
+    actor: &Actor,
+    now: Millis,
+    node: &str,
+    merged: bool,
+) -> Result<(), StoreError> {
+    let items: Vec<(String, i64)> = ctx
+        .conn
+        .prepare_cached("SELECT sku, qty FROM order_items WHERE order_id = ?1")?
+        .query_map([order], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (sku, qty) in items {
+        if merged {
+            move_stock(ctx, drop, &sku, qty, reason, Some(order), &actor.name, None, now)?;
+            move_stock(ctx, drop, &sku, -qty, "transfer_out", Some(node), &actor.name, None, now)?;
+        }
+        super::escrow::give(ctx.conn, node, &super::escrow::Item::sku(drop, &sku), qty)?;
+    }
+    Ok(())
+}
+
 /// Inserts or updates a drop; new products get their initial stock once.
 fn save_drop(
     ctx: &WriteCtx<'_>,

@@ -120,6 +120,12 @@ pub(crate) fn take(conn: &Connection, node: &str, it: &Item, qty: i64) -> Result
     set_loan(conn, node, it, units - qty, recalled).map_err(|_| units)
 }
 
+/// Adds `qty` to a satellite's loan (a refund it made apart returns there).
+pub(crate) fn give(conn: &Connection, node: &str, it: &Item, qty: i64) -> rusqlite::Result<()> {
+    let (units, recalled) = loan(conn, node, it)?;
+    set_loan(conn, node, it, units + qty, recalled)
+}
+
 /// On the primary, merging a satellite's sale made apart: off its loan,
 /// first what it still had, then what was on its way back (it may have
 /// sold those before it learnt they were taken back). `Err` when the loan

@@ -911,6 +911,18 @@ impl Store {
                         return Ok(false);
                     }
                 }
+                for c in &report.closes {
+                    let closed: bool = ctx
+                        .conn
+                        .prepare_cached(
+                            "SELECT EXISTS (SELECT 1 FROM orders WHERE id = ?1 AND status != 'paid')
+                                 OR EXISTS (SELECT 1 FROM takeover_report WHERE ref = 'close:' || ?1)",
+                        )?
+                        .query_row([&c.order], |r| r.get(0))?;
+                    if !closed {
+                        return Ok(false);
+                    }
+                }
                 ctx.conn.execute(
                     "DELETE FROM repl_state WHERE key IN ('apart', 'apart_report', 'apart_count')",
                     [],
@@ -1169,6 +1181,7 @@ mod tests {
                 items: vec![("d".into(), "tee".into(), 1)],
                 rows: vec![],
             }],
+            closes: vec![],
         };
         // Reported, then the snapshot replaced the rows that held it: the
         // report itself stays, and the box still says it was apart.

@@ -147,11 +147,14 @@ async fn walkups_stop_at_the_tier_capacity_and_a_void_gives_the_seat_back() {
     let sup = actor(Role::Supervisor);
     let why = "wrong tier".to_string();
     f.store
-        .close_order(a.id.clone(), CloseKind::Void, why.clone(), false, sup.clone(), t0())
+        .close_order(a.id.clone(), CloseKind::Void, why.clone(), false, sup.clone(), t0(), false)
         .await
         .unwrap();
-    let again =
-        f.store.close_order(a.id, CloseKind::Refund, why, false, sup, t0()).await.unwrap_err();
+    let again = f
+        .store
+        .close_order(a.id, CloseKind::Refund, why, false, sup, t0(), false)
+        .await
+        .unwrap_err();
     assert!(matches!(again, StoreError::Conflict(_)), "closed once: {again}");
     f.store.sell_walkup(walkup("vip", "w4")).await.expect("the voided seat is free again");
 }
@@ -309,7 +312,7 @@ async fn statements_count_referred_sales_and_leave_out_voided_ones() {
     let voided = f.store.sell_walkup(walkup("ga", "r2")).await.unwrap();
     let sup = actor(Role::Supervisor);
     f.store
-        .close_order(voided.id, CloseKind::Void, "mistake".into(), false, sup, t0())
+        .close_order(voided.id, CloseKind::Void, "mistake".into(), false, sup, t0(), false)
         .await
         .unwrap();
     let statements = f.store.payout_statements(t0()).await.unwrap();

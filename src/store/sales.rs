@@ -185,6 +185,140 @@ fn read_order(conn: &Connection, id: &str) -> Result<Option<OrderView>, StoreErr
     .transpose()
 }
 
+/// Where a closed order's units and seats go.
+pub(crate) enum Returns {
+    /// Back to the drop's stock (or the pool), the seat to the tier.
+    Stock,
+    /// At a satellite apart: into its own loan (it may sell them again).
+    LoanApart(String),
+    /// On the primary, merging a satellite's close made apart: back to the
+    /// stock by the ledger, then lent to the satellite (it may have sold
+    /// them again apart).
+    LoanMerged(String),
+}
+
+/// Voids or refunds a paid order in the caller's transaction.
+#[expect(clippy::too_many_arguments)]
+pub(crate) fn close_in(
+    ctx: &WriteCtx<'_>,
+    id: &OrderId,
+    kind: CloseKind,
+    reason: &str,
+    admitted_confirmed: bool,
+    actor: &Actor,
+    now: Millis,
+    returns: &Returns,
+) -> Result<OrderView, StoreError> {
+    let status: Option<(String, String, Option<String>)> = ctx
+        .conn
+        .prepare_cached("SELECT status, kind, drop_id FROM orders WHERE id = ?1")?
+        .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let (status, order_kind, drop) =
+        status.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
+    if status != "paid" {
+        return Err(StoreError::Conflict(format!("order {id} is already {status}")));
+    }
+    if reason.trim().is_empty() {
+        return Err(StoreError::invalid(
+            ErrorCode::ReasonRequired,
+            "say why (reason), for the record",
+        ));
+    }
+    let admitted: Option<(String, Millis)> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT s.ticket_id, s.recorded_at FROM scans s JOIN tickets t ON t.id = s.ticket_id
+     WHERE t.order_id = ?1 AND s.verdict = 'admit' AND s.direction = 'entry' AND s.undone_at IS NULL
+     ORDER BY s.id LIMIT 1",
+        )?
+        .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let (Some((ticket, at)), false) = (&admitted, admitted_confirmed) {
+        return Err(StoreError::refused(
+    ErrorCode::TicketAdmitted,
+    format!(
+"ticket {ticket} of this order was admitted at the door at {}: its holder is (or was) inside. If that is known and it should still be closed, send it again with \"admitted_confirmed\": true",
+crate::domain::time::format_rfc3339(*at)
+    ),
+));
+    }
+    let (new_status, ledger_reason) = match kind {
+        CloseKind::Void => ("voided", "void"),
+        CloseKind::Refund => ("refunded", "refund"),
+    };
+    ctx.conn
+.prepare_cached("UPDATE orders SET status = ?1, closed_at = ?2, closed_by = ?3, close_reason = ?4 WHERE id = ?5")?
+.execute(params![new_status, now, actor.name, reason, id.as_str()])?;
+    // The seats of its live tickets, for a loan (a cancelled one was
+    // counted off before).
+    let seats: Vec<String> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT tier_id FROM tickets WHERE order_id = ?1 AND status != 'cancelled'",
+        )?
+        .query_map([id.as_str()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    ctx.conn
+        .prepare_cached("UPDATE tickets SET status = 'cancelled' WHERE order_id = ?1")?
+        .execute([id.as_str()])?;
+    ctx.conn
+        .prepare_cached("UPDATE scholarship_claims SET status = 'released' WHERE order_id = ?1")?
+        .execute([id.as_str()])?;
+    let drop = drop.filter(|_| order_kind == "drop");
+    match returns {
+        Returns::Stock => {
+            if let Some(drop) = &drop {
+                super::drops::return_order_stock(
+                    ctx,
+                    drop,
+                    id.as_str(),
+                    ledger_reason,
+                    actor,
+                    now,
+                )?;
+            }
+        }
+        Returns::LoanApart(node) | Returns::LoanMerged(node) => {
+            let merged = matches!(returns, Returns::LoanMerged(_));
+            if let Some(drop) = &drop {
+                super::drops::return_to_loan(
+                    ctx,
+                    drop,
+                    id.as_str(),
+                    ledger_reason,
+                    actor,
+                    now,
+                    node,
+                    merged,
+                )?;
+            }
+            for tier in &seats {
+                escrow::give(ctx.conn, node, &escrow::Item::tier(tier), 1)?;
+            }
+        }
+    }
+    audit::record(
+        ctx,
+        actor,
+        &format!("order.{ledger_reason}"),
+        &serde_json::json!({"order": id, "reason": reason, "admitted": admitted.as_ref().map(|(t, _)| t)}),
+        now,
+    )?;
+    let closed = OrderClosed {
+        order: id.clone(),
+        reason: reason.to_string(),
+        by: actor.name.clone(),
+        at: now,
+    };
+    let event = match kind {
+        CloseKind::Void => Event::OrderVoided(closed),
+        CloseKind::Refund => Event::OrderRefunded(closed),
+    };
+    outbox::append(ctx, &event, now)?;
+    read_order(ctx.conn, id.as_str())?.ok_or_else(|| StoreError::Internal("order vanished".into()))
+}
+
 impl Store {
     /// Sells one ticket of a tier and mints its signed code on the box.
     pub async fn sell_walkup(&self, req: WalkupRequest) -> Result<OrderView, StoreError> {
@@ -306,6 +440,7 @@ impl Store {
     /// Voids or refunds an order. One whose ticket was admitted at the door
     /// (and not undone) closes only with `admitted_confirmed`: the person
     /// is, or was, inside.
+    #[expect(clippy::too_many_arguments)]
     pub async fn close_order(
         &self,
         id: OrderId,
@@ -314,60 +449,20 @@ impl Store {
         admitted_confirmed: bool,
         actor: Actor,
         now: Millis,
+        apart: bool,
     ) -> Result<OrderView, StoreError> {
-        self.write(move |ctx| {
-            let status: Option<(String, String, Option<String>)> = ctx
-                .conn
-                .prepare_cached("SELECT status, kind, drop_id FROM orders WHERE id = ?1")?
-                .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            let (status, order_kind, drop) = status.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
-            if status != "paid" {
-                return Err(StoreError::Conflict(format!("order {id} is already {status}")));
-            }
-            if reason.trim().is_empty() {
-                return Err(StoreError::invalid(ErrorCode::ReasonRequired, "say why (reason), for the record"));
-            }
-            let admitted: Option<(String, Millis)> = ctx
-                .conn
-                .prepare_cached(
-                    "SELECT s.ticket_id, s.recorded_at FROM scans s JOIN tickets t ON t.id = s.ticket_id
-                     WHERE t.order_id = ?1 AND s.verdict = 'admit' AND s.direction = 'entry' AND s.undone_at IS NULL
-                     ORDER BY s.id LIMIT 1",
-                )?
-                .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            if let (Some((ticket, at)), false) = (&admitted, admitted_confirmed) {
-                return Err(StoreError::refused(
-                    ErrorCode::TicketAdmitted,
-                    format!(
-                        "ticket {ticket} of this order was admitted at the door at {}: its holder is (or was) inside. If that is known and it should still be closed, send it again with \"admitted_confirmed\": true",
-                        crate::domain::time::format_rfc3339(*at)
-                    ),
-                ));
-            }
-            let (new_status, ledger_reason) = match kind {
-                CloseKind::Void => ("voided", "void"),
-                CloseKind::Refund => ("refunded", "refund"),
+        let job = move |ctx: &mut WriteCtx<'_>| {
+            let returns = if apart {
+                Returns::LoanApart(escrow::apart_node(ctx, now)?)
+            } else {
+                Returns::Stock
             };
-            ctx.conn
-                .prepare_cached("UPDATE orders SET status = ?1, closed_at = ?2, closed_by = ?3, close_reason = ?4 WHERE id = ?5")?
-                .execute(params![new_status, now, actor.name, reason, id.as_str()])?;
-            ctx.conn.prepare_cached("UPDATE tickets SET status = 'cancelled' WHERE order_id = ?1")?.execute([id.as_str()])?;
-            ctx.conn.prepare_cached("UPDATE scholarship_claims SET status = 'released' WHERE order_id = ?1")?.execute([id.as_str()])?;
-            if let (Some(drop), "drop") = (drop, order_kind.as_str()) {
-                super::drops::return_order_stock(ctx, &drop, id.as_str(), ledger_reason, &actor, now)?;
-            }
-            audit::record(ctx, &actor, &format!("order.{ledger_reason}"), &serde_json::json!({"order": id, "reason": reason, "admitted": admitted.as_ref().map(|(t, _)| t)}), now)?;
-            let closed = OrderClosed { order: id.clone(), reason: reason.clone(), by: actor.name.clone(), at: now };
-            let event = match kind {
-                CloseKind::Void => Event::OrderVoided(closed),
-                CloseKind::Refund => Event::OrderRefunded(closed),
-            };
-            outbox::append(ctx, &event, now)?;
-            read_order(ctx.conn, id.as_str())?.ok_or_else(|| StoreError::Internal("order vanished".into()))
-        })
-        .await
+            close_in(ctx, &id, kind, &reason, admitted_confirmed, &actor, now, &returns)
+        };
+        if apart {
+            return self.write_apart(job).await;
+        }
+        self.write(job).await
     }
 
     pub async fn order(&self, id: OrderId) -> Result<OrderView, StoreError> {

@@ -121,6 +121,18 @@ fn insert_row(conn: &Connection, r: &CopiedRow) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A void or refund a satellite made apart of an order the primary has
+/// (sold before the cut): its units and seats went into its loan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoneClose {
+    pub order: String,
+    /// `voided` or `refunded`.
+    pub status: String,
+    pub reason: String,
+    pub by: String,
+    pub at: Millis,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TakeoverReport {
     /// The epoch the old primary took them under.
@@ -131,6 +143,8 @@ pub struct TakeoverReport {
     pub satellite: Option<String>,
     pub checkins: Vec<LoneCheckin>,
     pub orders: Vec<LoneOrder>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closes: Vec<LoneClose>,
 }
 
 impl TakeoverReport {
@@ -140,6 +154,8 @@ impl TakeoverReport {
         self.checkins.extend(older.checkins.into_iter().filter(|c| !have.contains(&c.nonce)));
         let have: HashSet<String> = self.orders.iter().map(|o| o.nonce.clone()).collect();
         self.orders.extend(older.orders.into_iter().filter(|o| !have.contains(&o.nonce)));
+        let have: HashSet<String> = self.closes.iter().map(|c| c.order.clone()).collect();
+        self.closes.extend(older.closes.into_iter().filter(|c| !have.contains(&c.order)));
         self.old_epoch = self.old_epoch.min(older.old_epoch);
         if self.satellite.is_none() {
             self.satellite = older.satellite;
@@ -318,6 +334,40 @@ fn merge_apart_order(
     Ok(true)
 }
 
+/// A close a satellite made apart, in the merge's transaction: the order
+/// closed here too, its units and seats into the satellite's loan; listed
+/// (as `close:ORDER`).
+fn merge_apart_close(
+    ctx: &mut WriteCtx<'_>,
+    node: &str,
+    c: LoneClose,
+    old_epoch: i64,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    use super::sales::{close_in, CloseKind, Returns};
+    let reference = format!("close:{}", c.order);
+    if listed_already(ctx.conn, &reference)? {
+        return Ok(false);
+    }
+    let kind = if c.status == "voided" { CloseKind::Void } else { CloseKind::Refund };
+    let actor = crate::domain::role::Actor {
+        name: c.by.clone(),
+        role: crate::domain::role::Role::Supervisor,
+    };
+    let id = crate::domain::ids::OrderId(c.order.clone());
+    let returns = Returns::LoanMerged(node.to_string());
+    let merged = super::writer::in_savepoint(ctx, |ctx| {
+        close_in(ctx, &id, kind, &c.reason, true, &actor, c.at, &returns)
+    });
+    let (outcome, extra) = match merged {
+        Ok(_) => ("merged", serde_json::Value::Null),
+        Err(e) => ("conflict", serde_json::json!({ "error": e.to_string() })),
+    };
+    let detail = serde_json::json!({ "satellite": node, "old_primary": c, "new_primary": extra });
+    list(ctx.conn, old_epoch, "close", &reference, outcome, &detail, now)?;
+    Ok(true)
+}
+
 fn take_in_apart_order(
     ctx: &mut WriteCtx<'_>,
     node: &str,
@@ -330,9 +380,14 @@ fn take_in_apart_order(
     for r in &o.rows {
         insert_row(ctx.conn, r)?;
     }
+    // Sold and closed again apart: out of the loan and back in, nothing
+    // to take off it.
+    let paid = o.status == "paid";
     for r in o.rows.iter().filter(|r| r.table == "tickets") {
         let tier = text(r, "tier_id").unwrap_or_default();
-        take_merged(ctx.conn, node, &Item::tier(&tier), 1)?;
+        if paid {
+            take_merged(ctx.conn, node, &Item::tier(&tier), 1)?;
+        }
         let issued = TicketIssued {
             ticket: TicketId(text(r, "id").unwrap_or_default()),
             tier: TierId(tier),
@@ -346,6 +401,9 @@ fn take_in_apart_order(
         let (drop, sku) =
             (text(r, "drop_id").unwrap_or_default(), text(r, "sku").unwrap_or_default());
         let qty = r.row.get("qty").and_then(|v| v.as_i64()).unwrap_or(0);
+        if !paid {
+            continue;
+        }
         take_merged(ctx.conn, node, &Item::sku(&drop, &sku), qty)?;
         let mv = |delta: i64, reason: &str, reference: &str| {
             super::drops::move_stock(
@@ -379,6 +437,20 @@ fn take_in_apart_order(
         receipt,
     };
     super::outbox::append(ctx, &Event::OrderCreated(created), o.created_at)?;
+    if !paid {
+        let closed = crate::domain::events::OrderClosed {
+            order: OrderId(o.id.clone()),
+            reason: text(order, "close_reason").unwrap_or_default(),
+            by: text(order, "closed_by").unwrap_or_default(),
+            at: order.row.get("closed_at").and_then(|v| v.as_i64()).unwrap_or(o.created_at),
+        };
+        let event = if o.status == "voided" {
+            Event::OrderVoided(closed)
+        } else {
+            Event::OrderRefunded(closed)
+        };
+        super::outbox::append(ctx, &event, o.created_at)?;
+    }
     Ok(())
 }
 
@@ -450,6 +522,28 @@ impl Store {
                     items: lines,
                 });
             }
+            if report.satellite.is_some() {
+                let mut closed = c.prepare(
+                    "SELECT id, status, close_reason, closed_by, closed_at FROM orders
+                     WHERE status IN ('voided', 'refunded') ORDER BY closed_at, id",
+                )?;
+                let mut was = snap.prepare("SELECT status FROM orders WHERE id = ?1")?;
+                let mut rows = closed.query([])?;
+                while let Some(r) = rows.next()? {
+                    let order: String = r.get(0)?;
+                    let before: Option<String> =
+                        was.query_row([&order], |r| r.get(0)).optional()?;
+                    if before.as_deref() == Some("paid") {
+                        report.closes.push(LoneClose {
+                            order,
+                            status: r.get(1)?,
+                            reason: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                            by: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                            at: r.get::<_, Option<i64>>(4)?.unwrap_or_default(),
+                        });
+                    }
+                }
+            }
             Ok(report)
         })
         .await
@@ -483,8 +577,20 @@ impl Store {
                 })
                 .await?;
         }
-        let (orders, satellite) = (report.orders, report.satellite);
+        let (orders, satellite, closes) = (report.orders, report.satellite, report.closes);
         if let Some(node) = satellite {
+            // Closes first: they only add to the loan the apart sales take
+            // from (a refunded unit may have been sold again apart).
+            let n2 = node.clone();
+            listed += self
+                .write(move |ctx| {
+                    let mut n = 0;
+                    for c in closes {
+                        n += usize::from(merge_apart_close(ctx, &n2, c, old_epoch, now)?);
+                    }
+                    Ok(n)
+                })
+                .await?;
             let mut orders = orders.into_iter().peekable();
             while orders.peek().is_some() {
                 let chunk: Vec<LoneOrder> = orders.by_ref().take(MERGE_CHUNK).collect();

@@ -99,7 +99,8 @@ async fn sell_tee(
     post(phone, base, token, &format!("/api/v1/drops/{DROP}/sales"), body).await
 }
 
-/// Units of the tee sold, by the ledger, and what the ledger sums to.
+/// Units of the tee sold (less those refunded), by the ledger, and what
+/// the ledger sums to.
 async fn ledger(base: &str, admin: &str) -> (i64, i64, i64) {
     let (_, l) = binary::call(
         reqwest::Method::GET,
@@ -111,8 +112,12 @@ async fn ledger(base: &str, admin: &str) -> (i64, i64, i64) {
     .await;
     let rows: Vec<&Value> =
         l["ledger"].as_array().unwrap().iter().filter(|r| r["sku"] == SKU).collect();
-    let sold: i64 =
-        rows.iter().filter(|r| r["reason"] == "sale").map(|r| -r["delta"].as_i64().unwrap()).sum();
+    // Refunds count back.
+    let sold: i64 = rows
+        .iter()
+        .filter(|r| r["reason"] == "sale" || r["reason"] == "refund")
+        .map(|r| -r["delta"].as_i64().unwrap())
+        .sum();
     let sum: i64 = rows.iter().map(|r| r["delta"].as_i64().unwrap()).sum();
     (sold, sum, l["on_hand"][SKU].as_i64().unwrap_or_else(|| panic!("{l}")))
 }
@@ -131,6 +136,7 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &["--simulate"], &[]);
     let b = Running(b);
     let (admin, merch) = (binary::token(&a_dir, "admin"), binary::token(&a_dir, "merch"));
+    let supervisor = binary::token(&a_dir, "supervisor");
     let a_base = format!("http://{}", a_addrs.plain);
     let phone = client_trusting(&std::fs::read(a_dir.join("tls/ca.pem")).unwrap());
     let https = |addrs: &binary::LanAddrs| {
@@ -237,6 +243,22 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     )
     .await;
     assert_eq!((paid.status, paid.apart), (200, true), "{}", paid.body);
+    // A refund apart of the tee sold through the primary before the cut:
+    // the unit goes back into the satellite's loan, to sell again.
+    let refund = post(
+        &phone,
+        &sat,
+        &supervisor,
+        &format!("/api/v1/orders/{id}/refund"),
+        json!({"reason": "wrong size"}),
+    )
+    .await;
+    assert_eq!(
+        (refund.status, refund.apart, refund.body["status"].as_str()),
+        (200, true, Some("refunded")),
+        "{}",
+        refund.body
+    );
     let mut apart_sold = 1;
     loop {
         let s = sell_tee(&phone, &sat, &merch, &buyer(), &format!("apart-{apart_sold}")).await;
@@ -251,9 +273,9 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
             break;
         }
         apart_sold += 1;
-        assert!(apart_sold <= lent1, "sold past its loan of {lent1}");
+        assert!(apart_sold <= lent1 + 1, "sold past its loan of {lent1} and the refunded unit");
     }
-    assert_eq!(apart_sold, lent1, "it sells exactly what it was lent");
+    assert_eq!(apart_sold, lent1 + 1, "it sells exactly what it was lent, and the refunded unit");
     // A walk-up ticket out of its seats, signed with the event's box key.
     let walkup =
         json!({"tier": "ga", "nonce": "apart-walkup", "tender": cash(), "holder": "Apart Guest"});
@@ -261,16 +283,11 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     assert_eq!((w.status, w.apart), (200, true), "{}", w.body);
     let ticket_code = w.body["tickets"][0]["code"].as_str().unwrap().to_string();
     printed_at(&b_dir, w.body["order_id"].as_str().unwrap()).await;
-    // Another write with no apart mode is refused, saying why.
-    let void =
-        post(&phone, &sat, &merch, &format!("/api/v1/orders/{id}/void"), json!({"reason": "x"}))
-            .await;
-    assert_eq!(
-        (void.status, void.body["error"]["code"].as_str()),
-        (503, Some("primary_unreachable")),
-        "{}",
-        void.body
-    );
+    // A write with no apart mode is refused, saying why.
+    let code = json!({"code": "NOT-A-CODE", "nonce": "apart-claim"});
+    let claim = post(&phone, &sat, &supervisor, "/api/v1/scholarships/claims", code).await;
+    let refused = (claim.status, claim.body["error"]["code"].as_str());
+    assert_eq!(refused, (503, Some("primary_unreachable")), "{}", claim.body);
 
     // kill -9 during the cut: what it answered stays.
     drop(_b);
@@ -288,7 +305,11 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
         None,
     )
     .await;
-    assert_eq!(st["apart_decisions"], apart_sold + 2, "its sales and its cart wait to merge: {st}");
+    assert_eq!(
+        st["apart_decisions"],
+        apart_sold + 3,
+        "its sales, its cart and its refund wait to merge: {st}"
+    );
 
     // The primary back: the satellite's sales are merged once.
     let (a, a_addrs) = binary::serve_lan_with(&a_dir, "127.0.0.1:0", &a_args, &[]);
@@ -309,8 +330,15 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
         .collect();
     assert_eq!(merged.len() as i64, apart_sold + 1, "{view}");
     assert!(merged.iter().all(|e| e["outcome"] == "merged"), "{view}");
+    let close =
+        view["takeover_report"].as_array().unwrap().iter().find(|e| e["kind"] == "close").cloned();
+    assert_eq!(close.as_ref().map(|c| c["outcome"].clone()), Some(json!("merged")), "{view}");
+    let (_, o) =
+        binary::call(reqwest::Method::GET, &a_base, &format!("/api/v1/orders/{id}"), &admin, None)
+            .await;
+    assert_eq!(o["status"], "refunded", "{o}");
     let (sold, sum, on_hand) = ledger(&a_base, &admin).await;
-    assert_eq!(sold, 13 + main_sold + apart_sold, "every sale once");
+    assert_eq!(sold, 13 + main_sold + apart_sold - 1, "every sale once, the refund once");
     assert_eq!(on_hand, sum, "stock is the ledger's sum");
     assert!(on_hand >= 0);
     let lent_now = {
