@@ -71,7 +71,7 @@ function pairFigures(pair) {
     ])) : "",
     escrow.length ? el("h3", {}, t.escrowTitle) : "",
     escrow.length ? table(["", "", t.escrowUnits, t.escrowRecalled], escrow.map((e) => [
-      e.satellite, e.kind === "tier" ? t.escrowSeats(e.item) : `${e.scope} ${e.item}`, e.units, e.recalled,
+      e.satellite, e.kind === "tier" ? t.escrowSeats(e.item) : e.kind === "program" ? t.escrowProgram(e.item) : `${e.scope} ${e.item}`, e.units, e.recalled,
     ])) : "",
     report.length ? el("p", { class: "error", role: "alert" }, t.pairReport(report.length)) : "",
     report.length ? table(["", "", ""], report.map((r) => [r.kind, r.outcome, r.reference])) : "",

@@ -216,6 +216,7 @@ export const STRINGS = {
     escrowUnits: "Units",
     escrowRecalled: "Coming back",
     escrowSeats: (tier) => `${tier} seats`,
+    escrowProgram: (program) => `scholarship seats of ${program}`,
     pairLink: (l) => !l.connected
       ? `The other box is not connected${l.alone_since_ms ? ` (alone since ${new Date(l.alone_since_ms).toLocaleTimeString()})` : ""}${l.last_error ? `: ${l.last_error}` : ""}`
       : l.in_sync ? `In step with the other box (lag ${l.lag_writes} writes, ${l.lag_ms} ms)` : `Connected, catching up: ${l.lag_writes} writes behind`,
@@ -613,6 +614,7 @@ export const STRINGS = {
     escrowUnits: "Stück",
     escrowRecalled: "Kommt zurück",
     escrowSeats: (tier) => `Plätze ${tier}`,
+    escrowProgram: (program) => `Stipendienplätze von ${program}`,
     pairLink: (l) => !l.connected
       ? `Die andere Box ist nicht verbunden${l.alone_since_ms ? ` (allein seit ${new Date(l.alone_since_ms).toLocaleTimeString()})` : ""}${l.last_error ? `: ${l.last_error}` : ""}`
       : l.in_sync ? `Im Gleichschritt mit der anderen Box (Rückstand ${l.lag_writes} Schreibvorgänge, ${l.lag_ms} ms)` : `Verbunden, holt auf: ${l.lag_writes} Schreibvorgänge zurück`,

@@ -140,6 +140,7 @@ fn apart_mode(method: &Method, path: &str) -> Option<ApartMode> {
     match seg.as_slice() {
         ["checkins"] => Some(ApartMode::Checkin),
         ["walkups"]
+        | ["scholarships", "claims"]
         | ["drops", _, "holds"]
         | ["drops", _, "sales"]
         | ["holds", _, "checkout"]

@@ -264,6 +264,7 @@ pub async fn claim(
             staff: p.actor,
             now: st.clock.now(),
             satellite: super::forward::counter(&ext).satellite,
+            apart: super::forward::is_apart(&ext),
         })
         .await?;
     Ok(order_response(order))

@@ -140,6 +140,10 @@ pub struct ScholarshipProgram {
     #[serde(default)]
     pub valid_until: Option<String>,
     pub codes: Vec<ClaimCode>,
+    /// Seats of this program a satellite holds to give out while cut off
+    /// from the primary (none without a rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<EscrowRule>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
@@ -864,6 +868,9 @@ fn check_scholarships(
     let mut claim_codes = HashSet::new();
     for p in &m.scholarships {
         let what = format!("scholarship '{}'", p.id);
+        if let Some(problem) = p.escrow.as_ref().and_then(EscrowRule::problem) {
+            return Err(invalid(format!("{what}: {problem}")));
+        }
         if !tier_index.contains_key(&p.tier) {
             return Err(invalid(format!("{what} is for tier '{}', which is not in tiers", p.tier)));
         }

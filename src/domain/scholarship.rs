@@ -95,6 +95,7 @@ mod tests {
             valid_from: Some("2026-11-27T10:00:00Z".into()),
             valid_until: Some("2026-11-27T20:00:00Z".into()),
             codes: vec![],
+            escrow: None,
         }
     }
 

@@ -96,7 +96,8 @@ pub fn create(data_dir: &Path, now: Millis, box_key: Option<&str>) -> Result<Dem
         ],
         "scholarships": [
             {"id": "sch-mara", "name": "Mara's community seats", "funder": {"kind": "creator", "creator": "cr-mara", "name": "Mara Lux"},
-             "tier": "ga", "seats": 20, "discount": {"kind": "full"}, "codes": scholarship_codes},
+             "tier": "ga", "seats": 20, "discount": {"kind": "full"}, "codes": scholarship_codes,
+             "escrow": {"share_percent": 20, "min": 1, "max": 4}},
             {"id": "sch-acme", "name": "Acme Audio half-price seats", "funder": {"kind": "sponsor", "name": "Acme Audio"},
              "tier": "ga", "seats": 10, "discount": {"kind": "percent", "percent": 50},
              "codes": (1..=5).map(|n| json!({"code": format!("ACME-{n}"), "creator": "cr-jules", "cap": 2})).collect::<Vec<_>>()},

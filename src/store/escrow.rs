@@ -37,6 +37,20 @@ impl Item {
     pub fn tier(tier: &str) -> Item {
         Item { kind: "tier", scope: String::new(), item: tier.into() }
     }
+    /// Seats of a scholarship program (of `tier`).
+    pub fn program(tier: &str, program: &str) -> Item {
+        Item { kind: "program", scope: tier.into(), item: program.into() }
+    }
+}
+
+/// Seats of a tier out on loan, to every satellite: walk-up seats and
+/// scholarship seats of its programs.
+pub(crate) fn lent_on_tier(conn: &Connection, tier: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM(units + recalled), 0) FROM escrow
+         WHERE (kind = 'tier' AND item = ?1) OR (kind = 'program' AND scope = ?1)",
+    )?
+    .query_row([tier], |r| r.get(0))
 }
 
 /// One loan, as the dashboard shows it.
@@ -197,8 +211,23 @@ fn lendables(
         let it = Item::tier(t.id.as_str());
         let sold = super::sales::tier_sold(conn, &t.id)? as i64;
         let (lent_all, _) = lent(conn, &it)?;
-        let left = (t.capacity as i64 - sold).max(0);
+        // Seats lent as scholarship seats are not the tier's to lend.
+        let programs = lent_on_tier(conn, t.id.as_str())? - lent_all;
+        let left = (t.capacity as i64 - sold - programs).max(0);
         out.push(Lendable { item: it, rule: t.escrow, left, free: (left - lent_all).max(0) });
+    }
+    for p in &ev.manifest.scholarships {
+        let Some(t) = ev.tier(&p.tier) else { continue };
+        let it = Item::program(p.tier.as_str(), p.id.as_str());
+        let used: i64 = conn
+            .prepare_cached("SELECT COUNT(*) FROM scholarship_claims WHERE program_id = ?1 AND status = 'active'")?
+            .query_row([p.id.as_str()], |r| r.get(0))?;
+        let (lent_all, _) = lent(conn, &it)?;
+        let sold = super::sales::tier_sold(conn, &p.tier)? as i64;
+        let tier_free = t.capacity as i64 - sold - lent_on_tier(conn, p.tier.as_str())?;
+        let left = (p.seats as i64 - used).min(tier_free + lent_all).max(0);
+        let free = (p.seats as i64 - used - lent_all).min(tier_free).max(0);
+        out.push(Lendable { item: it, rule: p.escrow, left, free });
     }
     let drops: Vec<(String, String, Millis, Option<Millis>)> = conn
         .prepare_cached("SELECT id, spec, closes_at, cycled_at FROM drops ORDER BY id")?
@@ -222,7 +251,11 @@ fn lendables(
         .query_map([node], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
     for (kind, scope, item) in rows {
-        let it = if kind == "tier" { Item::tier(&item) } else { Item::sku(&scope, &item) };
+        let it = match kind.as_str() {
+            "tier" => Item::tier(&item),
+            "program" => Item::program(&scope, &item),
+            _ => Item::sku(&scope, &item),
+        };
         if !out.iter().any(|l| l.item == it) {
             out.push(Lendable { item: it, rule: None, left: 0, free: 0 });
         }

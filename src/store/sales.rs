@@ -46,6 +46,8 @@ pub struct ClaimRequest {
     pub now: Millis,
     /// The satellite that forwarded the claim: its receipt prints there.
     pub satellite: Option<String>,
+    /// At a satellite cut off from the primary: a seat of its escrow.
+    pub apart: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,8 +103,8 @@ fn check_capacity(
         })?;
         return Ok(t.price_minor);
     }
-    // Seats lent to satellites are theirs to sell.
-    let (lent, _) = escrow::lent(ctx.conn, &seat)?;
+    // Seats lent to satellites (walk-up and scholarship seats) are theirs.
+    let lent = escrow::lent_on_tier(ctx.conn, tier.as_str())?;
     if tier_sold(ctx.conn, tier)? as i64 + lent >= t.capacity as i64 {
         let lent =
             if lent > 0 { format!(", {lent} of them at other entrances") } else { String::new() };
@@ -229,35 +231,43 @@ pub(crate) fn close_in(
         .conn
         .prepare_cached(
             "SELECT s.ticket_id, s.recorded_at FROM scans s JOIN tickets t ON t.id = s.ticket_id
-     WHERE t.order_id = ?1 AND s.verdict = 'admit' AND s.direction = 'entry' AND s.undone_at IS NULL
-     ORDER BY s.id LIMIT 1",
+             WHERE t.order_id = ?1 AND s.verdict = 'admit' AND s.direction = 'entry' AND s.undone_at IS NULL
+             ORDER BY s.id LIMIT 1",
         )?
         .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     if let (Some((ticket, at)), false) = (&admitted, admitted_confirmed) {
         return Err(StoreError::refused(
-    ErrorCode::TicketAdmitted,
-    format!(
-"ticket {ticket} of this order was admitted at the door at {}: its holder is (or was) inside. If that is known and it should still be closed, send it again with \"admitted_confirmed\": true",
-crate::domain::time::format_rfc3339(*at)
-    ),
-));
+            ErrorCode::TicketAdmitted,
+            format!(
+                "ticket {ticket} of this order was admitted at the door at {}: its holder is (or was) inside. If that is known and it should still be closed, send it again with \"admitted_confirmed\": true",
+                crate::domain::time::format_rfc3339(*at)
+            ),
+        ));
     }
     let (new_status, ledger_reason) = match kind {
         CloseKind::Void => ("voided", "void"),
         CloseKind::Refund => ("refunded", "refund"),
     };
     ctx.conn
-.prepare_cached("UPDATE orders SET status = ?1, closed_at = ?2, closed_by = ?3, close_reason = ?4 WHERE id = ?5")?
-.execute(params![new_status, now, actor.name, reason, id.as_str()])?;
+        .prepare_cached("UPDATE orders SET status = ?1, closed_at = ?2, closed_by = ?3, close_reason = ?4 WHERE id = ?5")?
+        .execute(params![new_status, now, actor.name, reason, id.as_str()])?;
     // The seats of its live tickets, for a loan (a cancelled one was
     // counted off before).
-    let seats: Vec<String> = ctx
+    let seats: Vec<escrow::Item> = ctx
         .conn
         .prepare_cached(
-            "SELECT tier_id FROM tickets WHERE order_id = ?1 AND status != 'cancelled'",
+            "SELECT t.tier_id, c.program_id FROM tickets t
+             LEFT JOIN scholarship_claims c ON c.ticket_id = t.id AND c.status = 'active'
+             WHERE t.order_id = ?1 AND t.status != 'cancelled'",
         )?
-        .query_map([id.as_str()], |r| r.get(0))?
+        .query_map([id.as_str()], |r| {
+            let (tier, program): (String, Option<String>) = (r.get(0)?, r.get(1)?);
+            Ok(match program {
+                Some(p) => escrow::Item::program(&tier, &p),
+                None => escrow::Item::tier(&tier),
+            })
+        })?
         .collect::<Result<_, _>>()?;
     ctx.conn
         .prepare_cached("UPDATE tickets SET status = 'cancelled' WHERE order_id = ?1")?
@@ -293,8 +303,8 @@ crate::domain::time::format_rfc3339(*at)
                     merged,
                 )?;
             }
-            for tier in &seats {
-                escrow::give(ctx.conn, node, &escrow::Item::tier(tier), 1)?;
+            for seat in &seats {
+                escrow::give(ctx.conn, node, seat, 1)?;
             }
         }
     }
@@ -373,7 +383,8 @@ impl Store {
 
     /// Claims a scholarship seat with a code and issues its ticket.
     pub async fn claim_scholarship(&self, req: ClaimRequest) -> Result<OrderView, StoreError> {
-        self.write(move |ctx| {
+        let apart = req.apart;
+        let job = move |ctx: &mut WriteCtx<'_>| {
             let request = request_digest((&req.code, &req.tier, &req.holder, &req.tender));
             if let Some(v) = replay(ctx, &req.nonce, OrderKind::Scholarship, &request)? {
                 return Ok(v);
@@ -381,20 +392,39 @@ impl Store {
             let ev = event(ctx)?;
             let code_text = req.code.trim();
             let refuse = |r: ClaimRefusal| StoreError::refused(r.code(), r.to_string());
-            let (program, code) = ev.claim_code(code_text).ok_or_else(|| refuse(ClaimRefusal::UnknownCode))?;
+            let (program, code) =
+                ev.claim_code(code_text).ok_or_else(|| refuse(ClaimRefusal::UnknownCode))?;
             let count = |sql: &str, arg: &str| -> Result<u32, StoreError> {
                 Ok(ctx.conn.prepare_cached(sql)?.query_row([arg], |r| r.get(0))?)
             };
             let program_used = count("SELECT COUNT(*) FROM scholarship_claims WHERE program_id = ?1 AND status = 'active'", program.id.as_str())?;
-            let code_used = count("SELECT COUNT(*) FROM scholarship_claims WHERE code = ?1 AND status = 'active'", &code.code)?;
-            scholarship::check_claim(program, code, req.tier.as_ref(), req.now, program_used, code_used).map_err(refuse)?;
-            let list_price = check_capacity(ctx, &ev, &program.tier, req.now, false).map_err(|e| match e {
-                StoreError::Refused { .. } => refuse(ClaimRefusal::TierSoldOut),
-                other => other,
-            })?;
+            let code_used = count(
+                "SELECT COUNT(*) FROM scholarship_claims WHERE code = ?1 AND status = 'active'",
+                &code.code,
+            )?;
+            let seats = escrow::Item::program(program.tier.as_str(), program.id.as_str());
+            // Seats lent to satellites are theirs to give out; apart, a
+            // satellite gives out only its own (its code caps count what
+            // its copy and it know).
+            let (lent, _) = escrow::lent(ctx.conn, &seats)?;
+            let used = if req.apart { 0 } else { program_used + lent as u32 };
+            scholarship::check_claim(program, code, req.tier.as_ref(), req.now, used, code_used)
+                .map_err(refuse)?;
+            let list_price = if req.apart {
+                let node = escrow::apart_node(ctx, req.now)?;
+                escrow::take(ctx.conn, &node, &seats, 1)
+                    .map_err(|_| refuse(ClaimRefusal::ProgramFull))?;
+                ev.tier(&program.tier).map_or(0, |t| t.price_minor)
+            } else {
+                check_capacity(ctx, &ev, &program.tier, req.now, false).map_err(|e| match e {
+                    StoreError::Refused { .. } => refuse(ClaimRefusal::TierSoldOut),
+                    other => other,
+                })?
+            };
             let price = scholarship::discounted(list_price, program.discount);
             let id = next_id(ctx, "O")?;
-            let ticket = mint_ticket(ctx, &ev, &program.tier, "Z", &id, req.holder.as_deref(), req.now)?;
+            let ticket =
+                mint_ticket(ctx, &ev, &program.tier, "Z", &id, req.holder.as_deref(), req.now)?;
             let funder = program.funder.name.clone();
             ctx.conn
                 .prepare_cached(
@@ -413,7 +443,12 @@ impl Store {
                 paid_minor: price,
             };
             outbox::append(ctx, &Event::ScholarshipClaimed(claimed), req.now)?;
-            let lines = vec![ticket_line(&ev, &program.tier, price, (price != list_price).then_some(list_price))];
+            let lines = vec![ticket_line(
+                &ev,
+                &program.tier,
+                price,
+                (price != list_price).then_some(list_price),
+            )];
             let order = NewOrder {
                 id,
                 nonce: &req.nonce,
@@ -428,11 +463,18 @@ impl Store {
                 tender: req.tender,
                 sponsored_by: Some(format!("{} ({})", funder, program.name)),
                 now: req.now,
-                station: super::printing::receipt_station(ctx, false, req.satellite.as_deref())?,
+                station: super::printing::receipt_station(
+                    ctx,
+                    req.apart,
+                    req.satellite.as_deref(),
+                )?,
             };
             record_order(ctx, &ev, order, vec![ticket])
-        })
-        .await
+        };
+        if apart {
+            return self.write_apart(job).await;
+        }
+        self.write(job).await
     }
 
     /// Voids or refunds a paid order: its tickets are cancelled (the seat

@@ -57,8 +57,12 @@ pub struct CopiedRow {
 
 /// The tables an apart sale's rows may go into, and the column that
 /// names its order in each.
-const ORDER_TABLES: [(&str, &str); 3] =
-    [("orders", "id"), ("order_items", "order_id"), ("tickets", "order_id")];
+const ORDER_TABLES: [(&str, &str); 4] = [
+    ("orders", "id"),
+    ("order_items", "order_id"),
+    ("tickets", "order_id"),
+    ("scholarship_claims", "order_id"),
+];
 
 fn copy_rows(conn: &Connection, order: &str) -> rusqlite::Result<Vec<CopiedRow>> {
     use rusqlite::types::ValueRef;
@@ -70,6 +74,10 @@ fn copy_rows(conn: &Connection, order: &str) -> rusqlite::Result<Vec<CopiedRow>>
         while let Some(r) = rows.next()? {
             let mut row = serde_json::Map::new();
             for (i, name) in names.iter().enumerate() {
+                // A claim's rowid is this box's own: the primary numbers it.
+                if table == "scholarship_claims" && name == "id" {
+                    continue;
+                }
                 let v = match r.get_ref(i)? {
                     ValueRef::Null => serde_json::Value::Null,
                     ValueRef::Integer(n) => n.into(),
@@ -368,6 +376,36 @@ fn merge_apart_close(
     Ok(true)
 }
 
+/// The outbox row of a scholarship claim made apart.
+fn claimed_event(
+    ctx: &WriteCtx<'_>,
+    c: &CopiedRow,
+    o: &LoneOrder,
+    tier: &str,
+) -> Result<(), StoreError> {
+    use crate::domain::events::{Event, ScholarshipClaimed};
+    use crate::domain::ids::{CreatorId, OrderId, ProgramId, TicketId};
+    let text = |k: &str| c.row.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let ev = super::orders::event(ctx)?;
+    let program = ProgramId::from(text("program_id").as_str());
+    let p = ev.program(&program).ok_or_else(|| {
+        StoreError::Internal(format!("scholarship program {program} is not in the event"))
+    })?;
+    let list_minor = ev.tier(&crate::domain::ids::TierId::from(tier)).map_or(0, |t| t.price_minor);
+    let claimed = ScholarshipClaimed {
+        program,
+        code: text("code"),
+        creator: CreatorId::from(text("creator_id").as_str()),
+        funder: p.funder.clone(),
+        order: OrderId(o.id.clone()),
+        ticket: TicketId(text("ticket_id")),
+        list_minor,
+        paid_minor: o.total_minor,
+    };
+    super::outbox::append(ctx, &Event::ScholarshipClaimed(claimed), o.created_at)?;
+    Ok(())
+}
+
 fn take_in_apart_order(
     ctx: &mut WriteCtx<'_>,
     node: &str,
@@ -385,8 +423,20 @@ fn take_in_apart_order(
     let paid = o.status == "paid";
     for r in o.rows.iter().filter(|r| r.table == "tickets") {
         let tier = text(r, "tier_id").unwrap_or_default();
+        let ticket = text(r, "id").unwrap_or_default();
+        // A scholarship seat came out of the program's loan.
+        let claim = o.rows.iter().find(|c| {
+            c.table == "scholarship_claims" && text(c, "ticket_id") == Some(ticket.clone())
+        });
+        let seat = match claim.and_then(|c| text(c, "program_id")) {
+            Some(p) => Item::program(&tier, &p),
+            None => Item::tier(&tier),
+        };
         if paid {
-            take_merged(ctx.conn, node, &Item::tier(&tier), 1)?;
+            take_merged(ctx.conn, node, &seat, 1)?;
+        }
+        if let Some(c) = claim {
+            claimed_event(ctx, c, o, &tier)?;
         }
         let issued = TicketIssued {
             ticket: TicketId(text(r, "id").unwrap_or_default()),

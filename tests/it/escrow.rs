@@ -283,11 +283,19 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     assert_eq!((w.status, w.apart), (200, true), "{}", w.body);
     let ticket_code = w.body["tickets"][0]["code"].as_str().unwrap().to_string();
     printed_at(&b_dir, w.body["order_id"].as_str().unwrap()).await;
-    // A write with no apart mode is refused, saying why.
-    let code = json!({"code": "NOT-A-CODE", "nonce": "apart-claim"});
+    // A scholarship seat out of the program's loan.
+    let code = json!({"code": "MARA-FRIEND-03", "nonce": "apart-claim", "holder": "Apart Friend"});
     let claim = post(&phone, &sat, &supervisor, "/api/v1/scholarships/claims", code).await;
-    let refused = (claim.status, claim.body["error"]["code"].as_str());
-    assert_eq!(refused, (503, Some("primary_unreachable")), "{}", claim.body);
+    assert_eq!((claim.status, claim.apart), (200, true), "{}", claim.body);
+    // A write with no apart mode is refused, saying why.
+    let r = phone
+        .post(format!("{sat}/api/v1/pairing-codes"))
+        .bearer_auth(&admin)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "pairing needs the primary");
 
     // kill -9 during the cut: what it answered stays.
     drop(_b);
@@ -307,8 +315,8 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     .await;
     assert_eq!(
         st["apart_decisions"],
-        apart_sold + 3,
-        "its sales, its cart and its refund wait to merge: {st}"
+        apart_sold + 4,
+        "its sales, its cart, its claim and its refund wait to merge: {st}"
     );
 
     // The primary back: the satellite's sales are merged once.
@@ -328,7 +336,7 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
         .iter()
         .filter(|e| e["kind"] == "order")
         .collect();
-    assert_eq!(merged.len() as i64, apart_sold + 1, "{view}");
+    assert_eq!(merged.len() as i64, apart_sold + 2, "{view}");
     assert!(merged.iter().all(|e| e["outcome"] == "merged"), "{view}");
     let close =
         view["takeover_report"].as_array().unwrap().iter().find(|e| e["kind"] == "close").cloned();
@@ -346,6 +354,17 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
         units + recalled
     };
     assert_eq!(on_hand + sold + lent_now, INITIAL, "nothing sold past the stock");
+    // The scholarship seat given apart counts on the primary.
+    let (_, programs) =
+        binary::call(reqwest::Method::GET, &a_base, "/api/v1/scholarships", &admin, None).await;
+    let mara = programs["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["program"] == "sch-mara")
+        .cloned()
+        .unwrap();
+    assert_eq!(mara["used"], 1, "{mara}");
     // The walk-up ticket sold apart admits at the main door, once.
     let door = binary::token(&a_dir, "door");
     let body = json!({"code": ticket_code, "gate": "main", "nonce": "main-walkup"});

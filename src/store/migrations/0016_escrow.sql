@@ -1,19 +1,20 @@
 -- Escrow (ARCHITECTURE.md, "Satellites: escrow"): units of a drop's
--- product, or seats of a tier, the primary lends a satellite to sell while
--- it is cut off. Replicated like the stock it comes out of: a satellite
+-- product, seats of a tier or of a scholarship program the primary lends
+-- a satellite to sell while it is cut off. Replicated like the stock it comes out of: a satellite
 -- knows its own escrow from its copy.
 --   units:     what the satellite may sell apart;
 --   recalled: taken back by the primary, and not yet back in its stock:
 --              the satellite has not yet acknowledged the change, so it
 --              might still sell them apart.
 -- A product's lent units left its stock with a `transfer_out` ledger row
--- and come back with `transfer_in`; a tier's seats count against its
--- capacity while lent.
+-- and come back with `transfer_in`; a tier's seats, and a program's
+-- (which are seats of its tier), count against the tier's capacity while
+-- lent, a program's also against its seats.
 CREATE TABLE escrow (
     satellite  TEXT    NOT NULL,
-    kind       TEXT    NOT NULL CHECK (kind IN ('sku', 'tier')),
-    scope      TEXT    NOT NULL,   -- the drop (kind sku), '' (kind tier)
-    item       TEXT    NOT NULL,   -- the SKU, or the tier
+    kind       TEXT    NOT NULL CHECK (kind IN ('sku', 'tier', 'program')),
+    scope      TEXT    NOT NULL,   -- the drop (kind sku), the program's tier (kind program), '' (kind tier)
+    item       TEXT    NOT NULL,   -- the SKU, the tier, or the program
     units      INTEGER NOT NULL DEFAULT 0 CHECK (units >= 0),
     recalled  INTEGER NOT NULL DEFAULT 0 CHECK (recalled >= 0),
     PRIMARY KEY (satellite, kind, scope, item)
