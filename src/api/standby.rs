@@ -181,7 +181,7 @@ pub async fn promote(
     p: Principal,
 ) -> Result<Json<impl Serialize>, ApiError> {
     p.require(Role::Admin)?;
-    let state = st.store.promote().await?;
+    let state = st.store.promote(st.clock.now()).await?;
     tracing::warn!(by = %p.actor.name, epoch = state.epoch, "promoted from the admin screen");
     Ok(Json(state))
 }

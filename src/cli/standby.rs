@@ -132,7 +132,7 @@ pub async fn promote(args: PromoteArgs) -> Result<()> {
         bail!("this box is already the primary (epoch {})", state.store.replica().epoch());
     }
     if !running {
-        let st = state.store.promote().await?;
+        let st = state.store.promote(state.clock.now()).await?;
         println!(
             "promoted: this box is the primary at epoch {} (start it: venuebox serve)",
             st.epoch

@@ -353,7 +353,7 @@ pub async fn run(
         node.clone(),
         stop.clone(),
     ));
-    tasks.spawn(promotions(store.clone(), stop.clone()));
+    tasks.spawn(promotions(store.clone(), repl.clock.clone(), stop.clone()));
     tasks.spawn(primary::trim(store, repl, stop.clone()));
     while tasks.join_next().await.is_some() {}
 }
@@ -554,14 +554,14 @@ async fn lead_satellite(
 }
 
 /// `venuebox promote` asks the running standby through its store.
-async fn promotions(store: Store, stop: CancellationToken) {
+async fn promotions(store: Store, clock: crate::clock::Clock, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
         if store.replica().role().follows() && store.promotion_requested().await.unwrap_or(false) {
-            match store.promote().await {
+            match store.promote(clock.now()).await {
                 Ok(st) => {
                     tracing::warn!(epoch = st.epoch, "promoted on request: this box is the primary")
                 }

@@ -337,7 +337,7 @@ fn apply_step(
 }
 
 /// Units taken back that the satellite has acknowledged: home.
-fn bring_home(ctx: &WriteCtx<'_>, node: &str, now: Millis) -> Result<(), StoreError> {
+pub(crate) fn bring_home(ctx: &WriteCtx<'_>, node: &str, now: Millis) -> Result<(), StoreError> {
     let rows: Vec<(String, String, String, i64)> = ctx
         .conn
         .prepare_cached(

@@ -577,12 +577,18 @@ impl Store {
     /// Makes this standby the primary at the next epoch, starting at the
     /// seq it has applied; from the next batch on, its batches are logged
     /// (for the old primary, once it comes back as standby).
-    pub async fn promote(&self) -> Result<ReplicaState, StoreError> {
+    pub async fn promote(&self, now: i64) -> Result<ReplicaState, StoreError> {
         if self.replica.role() == Role::Primary {
             return Err(StoreError::Conflict("this box is already the primary".into()));
         }
+        let was_satellite = self.replica.role() == Role::Satellite;
         let epoch = self.replica.epoch() + 1;
         self.write_replicated(move |ctx| {
+            // A satellite taking over: what it was lent is its own stock now.
+            if let (true, Some(node)) = (was_satellite, get_state(ctx.conn, "node")?) {
+                super::escrow::recall(ctx.conn, &node)?;
+                super::escrow::bring_home(ctx, &node, now)?;
+            }
             let seq: i64 =
                 ctx.conn
                     .query_row("SELECT COALESCE(MAX(seq), 0) FROM repl_log", [], |r| r.get(0))?;
@@ -1240,7 +1246,7 @@ mod tests {
         let standby = standby_of(&primary, &dirs.path().join("b")).await;
         audit(&primary, 1, false).await.unwrap();
         standby.apply_log(primary.log_after(0, 10, 1 << 20).await.unwrap()).await.unwrap();
-        let promoted = standby.promote().await.unwrap();
+        let promoted = standby.promote(1_700_000_000_000).await.unwrap();
         assert_eq!(
             (promoted.role, promoted.epoch, promoted.epoch_start),
             (Role::Primary, 2, Some(1))

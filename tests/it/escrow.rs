@@ -380,4 +380,21 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     // Joined again, a sale at the satellite is the primary's.
     let joined = sell_tee(&phone, &https(&b_addrs), &merch, &buyer(), "sat-joined-2").await;
     assert!(!joined.apart, "{}", joined.body);
+
+    // The main box is lost for good and the satellite takes over: what it
+    // was lent is its own stock again, by the ledger.
+    until(&b_base, "/api/v1/standby", &admin, "the satellite never had the loans", |v| {
+        loan(v, "sku", SKU).0 > 0 || loan(v, "tier", "ga").0 > 0
+    })
+    .await;
+    drop(_a);
+    let dir = b_dir.clone();
+    tokio::task::spawn_blocking(move || common::standby::promote(&dir)).await.unwrap();
+    let view =
+        until(&b_base, "/api/v1/standby", &admin, "never promoted", |v| v["role"] == "primary")
+            .await;
+    assert_eq!(view["escrow"], json!([]), "nothing is lent by the new primary to itself: {view}");
+    let (sold, sum, on_hand) = ledger(&b_base, &admin).await;
+    assert_eq!(on_hand, sum, "stock is the ledger's sum");
+    assert_eq!(on_hand + sold, INITIAL, "every unit is on hand or sold");
 }
