@@ -96,6 +96,24 @@ async fn refill_latency(
     out
 }
 
+/// Posts `body(i)` to `url` for i = 0, 1, … until the box refuses one;
+/// returns how many it took.
+async fn until_refused(
+    http: &reqwest::Client,
+    url: &str,
+    merch: &str,
+    mut body: impl FnMut(usize) -> serde_json::Value,
+) -> usize {
+    let mut n = 0;
+    loop {
+        let r = http.post(url).bearer_auth(merch).json(&body(n)).send().await.unwrap();
+        if !r.status().is_success() {
+            return n;
+        }
+        n += 1;
+    }
+}
+
 /// Apart, sells everything the satellite was lent: walk-up seats, then
 /// tees and posters one at a time to distinct buyers, each until it is
 /// refused. Returns the sales made.
@@ -105,39 +123,23 @@ async fn sell_the_loan(
     merch: &str,
     buyers: &[String],
 ) -> usize {
-    let mut sold = 0;
-    let mut buyers = buyers.iter();
     let cash = serde_json::json!({"kind": "cash", "given_minor": 10000});
-    loop {
-        let body = serde_json::json!({"tier": "ga", "nonce": format!("bench-walkup-{sold}"), "tender": cash});
-        let r = http
-            .post(format!("{s_base}/api/v1/walkups"))
-            .bearer_auth(merch)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        if !r.status().is_success() {
-            break;
-        }
-        sold += 1;
-    }
+    let walkups = format!("{s_base}/api/v1/walkups");
+    let mut sold = until_refused(
+        http,
+        &walkups,
+        merch,
+        |i| serde_json::json!({"tier": "ga", "nonce": format!("bench-walkup-{i}"), "tender": cash}),
+    )
+    .await;
+    let mut buyers = buyers.iter();
+    let sales = format!("{s_base}/api/v1/drops/drop-live/sales");
     for sku in ["TEE-BLK-L", "TEE-BLK-M", "POSTER"] {
-        loop {
-            let body = serde_json::json!({"items": [{"sku": sku, "qty": 1}], "attendee_code": buyers.next().unwrap(),
-                                          "nonce": format!("bench-sale-{sold}"), "tender": cash});
-            let r = http
-                .post(format!("{s_base}/api/v1/drops/drop-live/sales"))
-                .bearer_auth(merch)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            if !r.status().is_success() {
-                break;
-            }
-            sold += 1;
-        }
+        sold += until_refused(http, &sales, merch, |i| {
+            serde_json::json!({"items": [{"sku": sku, "qty": 1}], "attendee_code": buyers.next().unwrap(),
+                               "nonce": format!("bench-sale-{sku}-{i}"), "tender": cash})
+        })
+        .await;
     }
     sold
 }

@@ -525,8 +525,19 @@ fn checkout_in(
     Ok(order)
 }
 
+fn order_items(conn: &Connection, order: &str) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT sku, qty FROM order_items WHERE order_id = ?1")?
+        .query_map([order], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?)
+}
+
 /// Puts a voided or refunded drop order's units back: into its drop while
-/// that drop has not been cycled, else into the pool.
+/// that drop has not been cycled, else into the pool. With `loan` (a
+/// satellite's node, and whether this is the primary merging its close),
+/// into the satellite's loan instead: at the satellite apart only the loan
+/// (its copy's stock is the primary's); on the primary, back into the
+/// stock by the ledger and out again to the loan.
 pub(crate) fn return_order_stock(
     ctx: &WriteCtx<'_>,
     drop: &str,
@@ -534,17 +545,34 @@ pub(crate) fn return_order_stock(
     reason: &str,
     actor: &Actor,
     now: Millis,
+    loan: Option<(&str, bool)>,
 ) -> Result<(), StoreError> {
+    let items = order_items(ctx.conn, order)?;
+    if let Some((node, merged)) = loan {
+        for (sku, qty) in items {
+            if merged {
+                move_stock(ctx, drop, &sku, qty, reason, Some(order), &actor.name, None, now)?;
+                move_stock(
+                    ctx,
+                    drop,
+                    &sku,
+                    -qty,
+                    "transfer_out",
+                    Some(node),
+                    &actor.name,
+                    None,
+                    now,
+                )?;
+            }
+            super::escrow::give(ctx.conn, node, &super::escrow::Item::sku(drop, &sku), qty)?;
+        }
+        return Ok(());
+    }
     let d = drop_or_404(ctx.conn, drop)?;
     let eligible: bool = ctx
         .conn
         .prepare_cached("SELECT reserve_eligible FROM orders WHERE id = ?1")?
         .query_row([order], |r| r.get(0))?;
-    let items: Vec<(String, i64)> = ctx
-        .conn
-        .prepare_cached("SELECT sku, qty FROM order_items WHERE order_id = ?1")?
-        .query_map([order], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
     let target = if d.cycled_at.is_some() { POOL } else { drop };
     for (sku, qty) in items {
         move_stock(ctx, target, &sku, qty, reason, Some(order), &actor.name, None, now)?;
@@ -553,36 +581,6 @@ pub(crate) fn return_order_stock(
                 .prepare_cached("UPDATE stock SET eligible_sold = MAX(0, eligible_sold - ?1) WHERE drop_id = ?2 AND sku = ?3")?
                 .execute(params![qty, drop, sku])?;
         }
-    }
-    Ok(())
-}
-
-/// A voided or refunded drop order's units into a satellite's loan: at
-/// the satellite apart, only the loan (its copy's stock is the primary's);
-/// on the primary merging that close (`merged`), back into the stock by
-/// the ledger and out again to the loan.
-#[expect(clippy::too_many_arguments)]
-pub(crate) fn return_to_loan(
-    ctx: &WriteCtx<'_>,
-    drop: &str,
-    order: &str,
-    reason: &str,
-    actor: &Actor,
-    now: Millis,
-    node: &str,
-    merged: bool,
-) -> Result<(), StoreError> {
-    let items: Vec<(String, i64)> = ctx
-        .conn
-        .prepare_cached("SELECT sku, qty FROM order_items WHERE order_id = ?1")?
-        .query_map([order], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (sku, qty) in items {
-        if merged {
-            move_stock(ctx, drop, &sku, qty, reason, Some(order), &actor.name, None, now)?;
-            move_stock(ctx, drop, &sku, -qty, "transfer_out", Some(node), &actor.name, None, now)?;
-        }
-        super::escrow::give(ctx.conn, node, &super::escrow::Item::sku(drop, &sku), qty)?;
     }
     Ok(())
 }

@@ -276,36 +276,17 @@ pub(crate) fn close_in(
         .prepare_cached("UPDATE scholarship_claims SET status = 'released' WHERE order_id = ?1")?
         .execute([id.as_str()])?;
     let drop = drop.filter(|_| order_kind == "drop");
-    match returns {
-        Returns::Stock => {
-            if let Some(drop) = &drop {
-                super::drops::return_order_stock(
-                    ctx,
-                    drop,
-                    id.as_str(),
-                    ledger_reason,
-                    actor,
-                    now,
-                )?;
-            }
-        }
-        Returns::LoanApart(node) | Returns::LoanMerged(node) => {
-            let merged = matches!(returns, Returns::LoanMerged(_));
-            if let Some(drop) = &drop {
-                super::drops::return_to_loan(
-                    ctx,
-                    drop,
-                    id.as_str(),
-                    ledger_reason,
-                    actor,
-                    now,
-                    node,
-                    merged,
-                )?;
-            }
-            for seat in &seats {
-                escrow::give(ctx.conn, node, seat, 1)?;
-            }
+    let loan = match returns {
+        Returns::Stock => None,
+        Returns::LoanApart(node) => Some((node.as_str(), false)),
+        Returns::LoanMerged(node) => Some((node.as_str(), true)),
+    };
+    if let Some(drop) = &drop {
+        super::drops::return_order_stock(ctx, drop, id.as_str(), ledger_reason, actor, now, loan)?;
+    }
+    if let Some((node, _)) = loan {
+        for seat in &seats {
+            escrow::give(ctx.conn, node, seat, 1)?;
         }
     }
     audit::record(

@@ -176,6 +176,26 @@ pub fn serve_lan_with(
     (child, LanAddrs { plain, https, pair, link, banner })
 }
 
+/// Waits (at most 30 s) until `f` holds of `GET path` on `base` as
+/// `token`, and returns that answer; fails saying `what` did not happen.
+pub async fn until(
+    base: &str,
+    path: &str,
+    token: &str,
+    what: &str,
+    f: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, v) = call(reqwest::Method::GET, base, path, token, None).await;
+        if f(&v) {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A JSON call to the box at `base` (`http://ADDR`) as `token`: the
 /// status and the answer (`null` when it is not JSON).
 pub async fn call(

@@ -66,6 +66,33 @@ pub fn promote(dir: &Path) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A primary and a satellite at a second entrance, as an operator sets
+/// them up: the primary serves the demo event with its link on a fixed
+/// port (`a_link`, so it can come back at the same place), the satellite
+/// joins with a printed code (`join --satellite`) and serves with
+/// simulated devices.
+pub struct TwoEntrances {
+    pub a: super::binary::Running,
+    pub a_addrs: super::binary::LanAddrs,
+    pub a_link: String,
+    pub b: super::binary::Running,
+    pub b_addrs: super::binary::LanAddrs,
+}
+
+pub fn two_entrances(a_dir: &Path, b_dir: &Path) -> TwoEntrances {
+    use super::binary::{serve_lan_with, Running};
+    let a_link = format!("127.0.0.1:{}", free_port());
+    let (a, a_addrs) =
+        serve_lan_with(a_dir, "127.0.0.1:0", &["--demo", "--link-listen", a_link.as_str()], &[]);
+    let a = Running(a);
+    let (code, fingerprint) = standby_code(a_dir);
+    let out = join_as(b_dir, &a_addrs.https, &code, &fingerprint, free_port(), &["--satellite"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is the satellite of"), "{out:?}");
+    let (b, b_addrs) = serve_lan_with(b_dir, "127.0.0.1:0", &["--simulate"], &[]);
+    TwoEntrances { a, a_addrs, a_link, b: Running(b), b_addrs }
+}
+
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -14,32 +14,14 @@
 //! done.
 
 use crate::common;
-use common::binary::{self, client_trusting, Running};
-use common::standby::{buyers, free_port, join_as, standby_code};
+use common::binary::{self, client_trusting, until, Running};
+use common::standby::{buyers, two_entrances};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 const DROP: &str = "drop-live";
 const SKU: &str = "TEE-BLK-M";
 const INITIAL: i64 = 30;
-
-async fn until(
-    base: &str,
-    path: &str,
-    token: &str,
-    what: &str,
-    f: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, v) = binary::call(reqwest::Method::GET, base, path, token, None).await;
-        if f(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// (units, recalled) the primary's pair view lists for an item.
 fn loan(view: &Value, kind: &str, item: &str) -> (i64, i64) {
@@ -81,6 +63,17 @@ async fn printed_at(dir: &std::path::Path, order: &str) {
         assert!(Instant::now() < deadline, "order {order} never printed at the satellite");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether a sale was refused as sold out (anything else but a sale
+/// fails the test).
+fn sold_out(s: &Answer) -> bool {
+    if s.status == 200 {
+        return false;
+    }
+    let code = s.body["error"]["code"].as_str();
+    assert_eq!((s.status, code), (409, Some("sold_out")), "{}", s.body);
+    true
 }
 
 fn cash() -> Value {
@@ -126,15 +119,9 @@ async fn ledger(base: &str, admin: &str) -> (i64, i64, i64) {
 async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in_once() {
     let dirs = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dirs.path().join("a"), dirs.path().join("b"));
-    let a_link = format!("127.0.0.1:{}", free_port());
-    let a_args = ["--demo", "--link-listen", a_link.as_str()];
-    let (a, a_addrs) = binary::serve_lan_with(&a_dir, "127.0.0.1:0", &a_args, &[]);
-    let mut a = Running(a);
-    let (code, fingerprint) = standby_code(&a_dir);
-    let out = join_as(&b_dir, &a_addrs.https, &code, &fingerprint, free_port(), &["--satellite"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &["--simulate"], &[]);
-    let b = Running(b);
+    let t = two_entrances(&a_dir, &b_dir);
+    let (mut a, a_addrs, b, b_addrs) = (t.a, t.a_addrs, t.b, t.b_addrs);
+    let a_args = ["--demo", "--link-listen", t.a_link.as_str()];
     let (admin, merch) = (binary::token(&a_dir, "admin"), binary::token(&a_dir, "merch"));
     let supervisor = binary::token(&a_dir, "supervisor");
     let a_base = format!("http://{}", a_addrs.plain);
@@ -192,13 +179,7 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     let mut main_sold = 0;
     for i in 0..INITIAL {
         let s = sell_tee(&phone, &https(&a_addrs), &merch, &buyer(), &format!("cut-{i}")).await;
-        if s.status != 200 {
-            assert_eq!(
-                (s.status, s.body["error"]["code"].as_str()),
-                (409, Some("sold_out")),
-                "{}",
-                s.body
-            );
+        if sold_out(&s) {
             break;
         }
         main_sold += 1;
@@ -263,13 +244,7 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     loop {
         let s = sell_tee(&phone, &sat, &merch, &buyer(), &format!("apart-{apart_sold}")).await;
         assert!(s.apart, "{}", s.body);
-        if s.status != 200 {
-            assert_eq!(
-                (s.status, s.body["error"]["code"].as_str()),
-                (409, Some("sold_out")),
-                "{}",
-                s.body
-            );
+        if sold_out(&s) {
             break;
         }
         apart_sold += 1;

@@ -15,29 +15,10 @@
 //! forwards again.
 
 use crate::common;
-use common::binary::{self, client_trusting, pairing_code, phone_session, Running};
-use common::standby::{free_port, join_as, standby_code, tickets};
+use common::binary::{self, client_trusting, pairing_code, phone_session, until, Running};
+use common::standby::{tickets, two_entrances};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-/// Waits until `f` holds of `GET path` on `base` (as `token`).
-async fn until(
-    base: &str,
-    path: &str,
-    token: &str,
-    what: &str,
-    f: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, v) = binary::call(reqwest::Method::GET, base, path, token, None).await;
-        if f(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// One check-in answer as the phone sees it.
 struct Answer {
@@ -85,16 +66,9 @@ async fn usb_scan(phone: &reqwest::Client, base: &str, token: &str, code: &str) 
 async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission() {
     let dirs = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (dirs.path().join("a"), dirs.path().join("b"));
-    let a_link = format!("127.0.0.1:{}", free_port());
-    let a_args = ["--demo", "--link-listen", a_link.as_str()];
-    let (a, a_addrs) = binary::serve_lan_with(&a_dir, "127.0.0.1:0", &a_args, &[]);
-    let mut a = Running(a);
-    let (code, fingerprint) = standby_code(&a_dir);
-    let out = join_as(&b_dir, &a_addrs.https, &code, &fingerprint, free_port(), &["--satellite"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("is the satellite of"), "{out:?}");
-    let (b, b_addrs) = binary::serve_lan_with(&b_dir, "127.0.0.1:0", &["--simulate"], &[]);
-    let _b = Running(b);
+    let t = two_entrances(&a_dir, &b_dir);
+    let (mut a, a_addrs, _b, b_addrs) = (t.a, t.a_addrs, t.b, t.b_addrs);
+    let a_args = ["--demo", "--link-listen", t.a_link.as_str()];
     let admin = binary::token(&a_dir, "admin");
     let a_base = format!("http://{}", a_addrs.plain);
     let b_base = format!("http://{}", b_addrs.plain);
