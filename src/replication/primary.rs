@@ -248,7 +248,16 @@ async fn keep_escrow(
     loop {
         let seen = acked.load(Ordering::Acquire);
         let home = report_merged.load(Ordering::Acquire) && taken_at.is_some_and(|t| seen >= t);
-        let step = store.keep_escrow(node.to_string(), home, repl.clock.now()).await?;
+        // A keeper that cannot do its work says so and tries again: the
+        // link (and the log the satellite follows) does not depend on it.
+        let step = match store.keep_escrow(node.to_string(), home, repl.clock.now()).await {
+            Ok(step) => step,
+            Err(e) => {
+                tracing::warn!(satellite = node, error = %e, "cannot keep the satellite's escrow");
+                tokio::time::sleep(KEEPER_EVERY).await;
+                continue;
+            }
+        };
         let head = *store.replica().committed().borrow();
         taken_at = match (step.recalled, step.reclaimed, taken_at) {
             (false, _, _) => None,

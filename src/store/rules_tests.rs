@@ -382,3 +382,51 @@ async fn the_same_bytes_twice_are_one_capture_and_a_reservation_is_capped_per_se
     let again = f.store.hide_capture(sha, "asked".into(), true, sup, t0()).await.unwrap_err();
     assert!(matches!(again, StoreError::Conflict(_)), "{again}");
 }
+
+// --- escrow.rs ------------------------------------------------------------
+
+async fn on_hand(store: &Store) -> i64 {
+    store.ledger("d-now".into()).await.unwrap().0["TEE"]
+}
+
+#[tokio::test]
+async fn a_loan_leaves_the_stock_at_once_and_comes_home_only_once_the_satellite_has_seen_it_taken_back(
+) {
+    let f = fixture().await;
+    let spec = serde_json::from_value(json!({"id": "d-now", "name": "Now", "creator": "cr-a",
+        "opens_at": format_rfc3339(t0() - MIN), "closes_at": format_rfc3339(t0() + 60 * MIN),
+        "products": [{"sku": "TEE", "name": "Tee", "price_minor": 2000, "quantity": 3}],
+        "escrow": {"share_percent": 100, "min": 1, "max": 10}}))
+    .unwrap();
+    f.store.update_drop(spec, actor(Role::Admin), t0()).await.unwrap();
+    let card = || Some(Tender::Card { reference: "slip".into() });
+    // Three tees, one satellite: it holds an even split at most, one.
+    let step = f.store.keep_escrow("node-s".into(), false, t0()).await.unwrap();
+    assert!(!step.reclaimed && !step.recalled);
+    assert_eq!(on_hand(&f.store).await, 2, "the lent tee left the stock at once");
+    let lent = f.store.escrow().await.unwrap();
+    assert_eq!((lent[0].units, lent[0].recalled), (1, 0));
+    // The main door sells the other two: the last unit is not lent any
+    // more, but it is not the primary's to sell until the satellite has
+    // seen it taken back.
+    f.store.sell_drop(hold(1, "s1", t0()), card()).await.unwrap();
+    f.store.sell_drop(hold(1, "s2", t0()), card()).await.unwrap();
+    let step = f.store.keep_escrow("node-s".into(), false, t0()).await.unwrap();
+    assert!(step.reclaimed && step.recalled);
+    assert_eq!(on_hand(&f.store).await, 0);
+    let refused = f.store.sell_drop(hold(1, "s3", t0()), card()).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Refused { .. }), "{refused:?}");
+    let step = f.store.keep_escrow("node-s".into(), false, t0()).await.unwrap();
+    assert!(!step.reclaimed && step.recalled, "nothing comes home unacknowledged");
+    assert_eq!(on_hand(&f.store).await, 0);
+    // Acknowledged: home, and sold at the main door.
+    let step = f.store.keep_escrow("node-s".into(), true, t0()).await.unwrap();
+    assert!(!step.recalled);
+    assert_eq!(on_hand(&f.store).await, 1);
+    f.store.sell_drop(hold(1, "s4", t0()), card()).await.unwrap();
+    let (stock, ledger) = f.store.ledger("d-now".into()).await.unwrap();
+    let sum: i64 = ledger.iter().filter(|r| r.sku == "TEE").map(|r| r.delta).sum();
+    assert_eq!((stock["TEE"], sum), (0, 0), "the ledger is the stock");
+    let reasons: Vec<&str> = ledger.iter().map(|r| r.reason.as_str()).collect();
+    assert!(reasons.contains(&"transfer_out") && reasons.contains(&"transfer_in"), "{reasons:?}");
+}

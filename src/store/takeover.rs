@@ -1,9 +1,12 @@
-//! What an old primary took alone after a newer one was promoted
-//! (ARCHITECTURE.md, "Two boxes"): found by comparing its rows with the
-//! new primary's snapshot, sent over the link, and merged on the new
-//! primary — a check-in by its nonce through the normal decision, a
-//! ticket admitted on both boxes or a sale the new primary never saw
-//! listed in `takeover_report` for a supervisor, with both records.
+//! What an old primary took alone after a newer one was promoted, or a
+//! satellite decided apart (ARCHITECTURE.md, "Two boxes" and "Satellites"):
+//! found by comparing its rows with the primary's snapshot, sent over the
+//! link, and merged on the primary. A check-in by its nonce through the
+//! normal decision (a ticket admitted on both sides listed with both
+//! records); a satellite's sale made apart taken in with its rows, off its
+//! escrow and through the ledger, and its voids and refunds into its
+//! escrow; an old primary's sale the new one never saw listed in
+//! `takeover_report` for a supervisor.
 
 use super::scans::{ScanOutcome, ScanRequest};
 use super::{Store, StoreError, WriteCtx};
