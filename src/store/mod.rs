@@ -72,7 +72,7 @@ pub enum StoreError {
     Closed,
     /// A write on a box that is not the primary (the standby, or an old
     /// primary a newer epoch fenced).
-    #[error("this box is the standby and takes no writes: use the primary box")]
+    #[error("this box follows the primary (it is its standby or a satellite) and takes no writes of its own: do this on the primary box (a pairing code made there works at every box)")]
     NotPrimary,
     #[error("internal store error: {0}")]
     Internal(String),
