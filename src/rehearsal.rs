@@ -105,6 +105,18 @@ pub async fn run(real: &Venuebox, data_dir: &Path, options: Options) -> Report {
         Ok(free) => Err(format!("only {} GiB free for {expected_capture_gb} GiB of captures expected: free space on {} or sync captures away first", free >> 30, data_dir.display())),
         Err(e) => Err(format!("cannot read free space: {e}")),
     });
+    // Previews are not the door's: a missing decoder is said, not a FIX.
+    let missing = crate::media::preview::Tools::find().missing();
+    report.add(
+        "previews",
+        Ok(if missing.is_empty() {
+            "every capture type (JPEG, PNG, WebP, HEIC, video) by the sandboxed decoders".into()
+        } else {
+            let lines: Vec<String> =
+                missing.iter().map(|m| format!("{} (install {})", m.what, m.package)).collect();
+            format!("no previews of: {}", lines.join("; "))
+        }),
+    );
     match real.store.event() {
         None => report.add(
             "event",

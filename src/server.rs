@@ -634,7 +634,11 @@ async fn housekeeping(state: Venuebox, stop: CancellationToken) {
 /// lowest-priority thread (see `media::thumbnail`), off the upload path,
 /// and picks up where it left off after a restart.
 async fn thumbnails(state: Venuebox, stop: CancellationToken) {
-    let worker = crate::media::thumbnail::Worker::default();
+    let tools = crate::media::preview::Tools::find();
+    for m in tools.missing() {
+        tracing::warn!(what = %m.what, package = %m.package, "this box cannot make previews of these: install the package");
+    }
+    let worker = crate::media::thumbnail::Worker::new(tools);
     loop {
         let pending = if state.store.replica().role() == crate::store::replica::Role::Primary {
             state.store.thumbnails_pending(16).await.unwrap_or_default()
@@ -650,35 +654,36 @@ async fn thumbnails(state: Venuebox, stop: CancellationToken) {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
             }
         }
-        for (sha, media) in pending {
+        for (sha, _media) in pending {
             if stop.is_cancelled() {
                 return;
             }
-            let made = if media.can_thumbnail() {
-                match worker.make(state.media.capture(&sha)).await {
-                    Ok(jpeg) => {
-                        let files = state.media.clone();
-                        let hash = sha.clone();
-                        tokio::task::spawn_blocking(move || files.write_thumbnail(&hash, &jpeg))
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(crate::media::MediaError::Io("thumbnail writer stopped".into()))
-                            })
-                    }
-                    Err(e) => Err(e),
+            let made = match worker.make(state.media.capture(&sha)).await {
+                Ok(preview) => {
+                    let files = state.media.clone();
+                    let hash = sha.clone();
+                    let duration = preview.duration_ms;
+                    tokio::task::spawn_blocking(move || files.write_thumbnail(&hash, &preview.jpeg))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(crate::media::MediaError::Io("thumbnail writer stopped".into()))
+                        })
+                        .map(|()| duration)
                 }
-            } else {
-                Err(crate::media::MediaError::Unsupported)
+                Err(e) => Err(e),
             };
             use crate::store::captures::ThumbnailState;
-            let status = match made {
-                Ok(()) => ThumbnailState::Ready,
+            let (status, duration) = match made {
+                Ok(duration) => (ThumbnailState::Ready, duration),
+                // A type this box has no decoder for: no thumbnail, and
+                // `rehearse` and the dashboard say which package would help.
+                Err(crate::media::MediaError::Unsupported) => (ThumbnailState::None, None),
                 Err(e) => {
                     tracing::warn!(sha256 = %sha, error = %e, "no thumbnail for this capture");
-                    ThumbnailState::Failed
+                    (ThumbnailState::Failed, None)
                 }
             };
-            if let Err(e) = state.store.set_thumbnail(sha, status).await {
+            if let Err(e) = state.store.set_thumbnail(sha, status, duration).await {
                 tracing::warn!(error = %e, "cannot record thumbnail state");
             }
             state.metrics.thumbnail(status == ThumbnailState::Ready);

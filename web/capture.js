@@ -201,7 +201,10 @@ async function refreshLinkFigures(creator, box) {
   const thumbs = await Promise.all(page.items.map(async (c) => {
     if (!c.thumbnail) return el("li", {}, `${c.media_type} · ${c.captured_at.slice(0, 16).replace("T", " ")}`);
     const blob = await api.thumbnail(c.thumbnail);
-    return el("li", {}, el("img", { src: URL.createObjectURL(blob), alt: t.captureAt(c.captured_at.slice(0, 16).replace("T", " ")), width: 96 }));
+    const img = el("img", { src: URL.createObjectURL(blob), alt: t.captureAt(c.captured_at.slice(0, 16).replace("T", " ")), width: 96 });
+    // A video: its poster frame, with its length.
+    return c.duration_ms == null ? el("li", {}, img)
+      : el("li", { class: "video" }, img, el("span", { class: "duration" }, t.videoLength(Math.round(c.duration_ms / 1000))));
   }));
   box.replaceChildren(
     el("h3", {}, t.yourFigures),

@@ -104,6 +104,8 @@ async function restFigures() {
     el("h3", {}, t.devices),
     table(["", "", ""], devices.devices.map((d) => [d.name, d.status, d.detail || ""])),
     el("p", { id: "print-queue" }, t.printQueue(devices.print_jobs_pending)),
+    (devices.previews_missing || []).length ? el("p", { id: "previews-missing" },
+      t.previewsMissing((devices.previews_missing || []).map((m) => t.previewMissing(t.previewKinds[m.kind] || m.what, m.package)).join("; "))) : "",
     ...pairFigures(pair),
     el("h3", {}, t.sync),
     el("p", { id: "sync-state" }, sync && sync.enabled ? t.syncLast(sync.state, sync.last_success_at && timeOfDay(sync.last_success_at, true)) : t.syncOff),

@@ -217,6 +217,10 @@ export const STRINGS = {
     escrowRecalled: "Coming back",
     escrowSeats: (tier) => `${tier} seats`,
     escrowProgram: (program) => `scholarship seats of ${program}`,
+    previewsMissing: (list) => `No previews on this box of: ${list}`,
+    videoLength: (secs) => `video ${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`,
+    previewMissing: (what, pkg) => `${what} (install ${pkg})`,
+    previewKinds: { jpeg: "JPEG photos without an embedded preview (made slowly instead)", heif: "HEIC/HEIF photos", video: "videos (poster frame and duration)" },
     pairLink: (l) => !l.connected
       ? `The other box is not connected${l.alone_since_ms ? ` (alone since ${new Date(l.alone_since_ms).toLocaleTimeString()})` : ""}${l.last_error ? `: ${l.last_error}` : ""}`
       : l.in_sync ? `In step with the other box (lag ${l.lag_writes} writes, ${l.lag_ms} ms)` : `Connected, catching up: ${l.lag_writes} writes behind`,
@@ -615,6 +619,10 @@ export const STRINGS = {
     escrowRecalled: "Kommt zurück",
     escrowSeats: (tier) => `Plätze ${tier}`,
     escrowProgram: (program) => `Stipendienplätze von ${program}`,
+    previewsMissing: (list) => `Keine Vorschauen auf dieser Box für: ${list}`,
+    videoLength: (secs) => `Video ${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`,
+    previewMissing: (what, pkg) => `${what} (Paket ${pkg} installieren)`,
+    previewKinds: { jpeg: "JPEG-Fotos ohne eingebettete Vorschau (langsamer erstellt)", heif: "HEIC/HEIF-Fotos", video: "Videos (Standbild und Dauer)" },
     pairLink: (l) => !l.connected
       ? `Die andere Box ist nicht verbunden${l.alone_since_ms ? ` (allein seit ${new Date(l.alone_since_ms).toLocaleTimeString()})` : ""}${l.last_error ? `: ${l.last_error}` : ""}`
       : l.in_sync ? `Im Gleichschritt mit der anderen Box (Rückstand ${l.lag_writes} Schreibvorgänge, ${l.lag_ms} ms)` : `Verbunden, holt auf: ${l.lag_writes} Schreibvorgänge zurück`,

@@ -30,6 +30,8 @@ pub struct DeviceList {
     mode: String,
     devices: Vec<DeviceState>,
     print_jobs_pending: usize,
+    /// Capture types this box cannot preview, and the package for each.
+    previews_missing: Vec<crate::media::preview::MissingPreview>,
 }
 
 /// What an injected scan did: its verdict, or nothing (a double read).
@@ -61,6 +63,7 @@ pub async fn list(State(st): State<AppState>, p: Principal) -> Result<Json<Devic
         mode: format!("{:?}", st.devices.mode).to_lowercase(),
         devices: st.devices.registry.list(),
         print_jobs_pending,
+        previews_missing: crate::media::preview::Tools::find().missing(),
     }))
 }
 

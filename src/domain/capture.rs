@@ -47,11 +47,6 @@ impl MediaType {
         matches!(self, MediaType::Mp4 | MediaType::Mov)
     }
 
-    /// Whether the box makes thumbnails of this type.
-    pub fn can_thumbnail(self) -> bool {
-        matches!(self, MediaType::Jpeg | MediaType::Png | MediaType::Webp)
-    }
-
     pub fn parse_mime(s: &str) -> Option<MediaType> {
         [
             MediaType::Jpeg,

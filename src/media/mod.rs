@@ -10,7 +10,9 @@
 
 pub mod append;
 pub mod files;
+pub mod preview;
 pub mod probe;
+pub mod sandbox;
 pub mod thumbnail;
 pub mod uploads;
 

@@ -12,10 +12,17 @@
 //! - WebP is decoded whole, so only up to [`MAX_WEBP_PIXELS`].
 //! - EXIF orientation is applied, so a portrait photo stands up.
 //!
-//! HEIC and videos get no thumbnail (no pure-Rust HEVC decoder; the
-//! dashboard shows a placeholder). [`Worker`] runs the work on one
-//! low-priority thread, so check-ins and sales never wait behind it.
+//! - Where the field's C decoders are installed (`preview.rs`, run in the
+//!   sandbox of `sandbox.rs`): a JPEG without a usable embedded preview is
+//!   decoded by libjpeg-turbo's `djpeg` at reduced scale, a HEIC/HEIF by
+//!   libheif (its own thumbnail item when it has one), a video's poster
+//!   frame and duration by `ffmpeg`/`ffprobe`. Without them, a JPEG is
+//!   decoded in-process (slower) and HEIC and videos get no thumbnail.
+//!
+//! [`Worker`] runs the work on one low-priority thread, so check-ins and
+//! sales never wait behind it.
 
+use super::preview::{self, Tools};
 use super::probe::{exif_orientation, read_prefix, PROBE_BYTES};
 use super::MediaError;
 use crate::domain::capture::{sniff, MediaType, SNIFF_LEN};
@@ -41,25 +48,57 @@ fn fail(e: impl std::fmt::Display) -> MediaError {
     MediaError::Thumbnail(e.to_string())
 }
 
-/// A thumbnail of the photo at `path`, as JPEG bytes.
+/// A capture's preview: a JPEG thumbnail, and a video's duration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preview {
+    pub jpeg: Vec<u8>,
+    pub duration_ms: Option<i64>,
+}
+
+/// A thumbnail of the photo at `path`, as JPEG bytes, by the in-process
+/// decoders only.
 pub fn make(path: &Path) -> Result<Vec<u8>, MediaError> {
+    Ok(make_with(path, &Tools::none())?.jpeg)
+}
+
+/// A preview of the capture at `path`, using the C decoders in `tools`
+/// (in the sandbox) where they are installed.
+pub fn make_with(path: &Path, tools: &Tools) -> Result<Preview, MediaError> {
     let head = read_prefix(path, PROBE_BYTES)?;
     let media = sniff(&head[..head.len().min(SNIFF_LEN)]).ok_or(MediaError::Unsupported)?;
-    let small = match media {
-        MediaType::Jpeg => match embedded(&head) {
-            Some(img) => img,
-            None => jpeg_scaled(path)?,
+    let mut duration_ms = None;
+    let (small, orientation) = match media {
+        MediaType::Jpeg => {
+            let dims = super::probe::image_dimensions(media, &head);
+            let img = match (embedded(&head), &tools.djpeg, dims) {
+                (Some(img), _, _) => img,
+                (None, Some(djpeg), Some(dims)) => preview::jpeg(djpeg, path, dims, MAX_SIDE)?,
+                (None, _, _) => jpeg_scaled(path)?,
+            };
+            (img, exif_orientation(&head))
+        }
+        MediaType::Png => (png_scaled(path)?, exif_orientation(&head)),
+        MediaType::Webp => (webp_bounded(path, &head)?, exif_orientation(&head)),
+        // libheif and ffmpeg turn the picture as the file says.
+        MediaType::Heic => match &tools.heif {
+            Some(heif) => (preview::heif(heif, path, MAX_SIDE)?, 1),
+            None => return Err(MediaError::Unsupported),
         },
-        MediaType::Png => png_scaled(path)?,
-        MediaType::Webp => webp_bounded(path, &head)?,
-        _ => return Err(MediaError::Unsupported),
+        MediaType::Mp4 | MediaType::Mov => match (&tools.ffprobe, &tools.ffmpeg) {
+            (Some(probe), Some(ffmpeg)) => {
+                let (img, duration) = preview::video(probe, ffmpeg, path, MAX_SIDE)?;
+                duration_ms = duration;
+                (img, 1)
+            }
+            _ => return Err(MediaError::Unsupported),
+        },
     };
-    let oriented = orient(fit(small), exif_orientation(&head));
+    let oriented = orient(fit(small), orientation);
     let mut out = Vec::with_capacity(16 * 1024);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 75)
         .encode_image(&oriented)
         .map_err(fail)?;
-    Ok(out)
+    Ok(Preview { jpeg: out, duration_ms })
 }
 
 /// The camera's own thumbnail from EXIF, when it is big enough to stand in.
@@ -229,8 +268,8 @@ fn webp_bounded(path: &Path, head: &[u8]) -> Result<RgbImage, MediaError> {
     Ok(reader.decode().map_err(fail)?.to_rgb8())
 }
 
-/// A file to make a thumbnail of, and where to send the JPEG.
-type Job = (PathBuf, tokio::sync::oneshot::Sender<Result<Vec<u8>, MediaError>>);
+/// A file to make a preview of, and where to send it.
+type Job = (PathBuf, tokio::sync::oneshot::Sender<Result<Preview, MediaError>>);
 
 /// One thread, at the lowest CPU priority, making thumbnails one at a time
 /// (a decode is CPU-bound; the door's requests must always come first).
@@ -239,8 +278,9 @@ pub struct Worker {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
-impl Default for Worker {
-    fn default() -> Self {
+impl Worker {
+    /// A worker using the decoders in `tools`.
+    pub fn new(tools: Tools) -> Self {
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("thumbnails".into())
@@ -250,16 +290,14 @@ impl Default for Worker {
                     libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
                 }
                 for (path, reply) in rx {
-                    let _ = reply.send(make(&path));
+                    let _ = reply.send(make_with(&path, &tools));
                 }
             })
             .expect("spawn the thumbnail thread");
         Worker { jobs }
     }
-}
 
-impl Worker {
-    pub async fn make(&self, path: PathBuf) -> Result<Vec<u8>, MediaError> {
+    pub async fn make(&self, path: PathBuf) -> Result<Preview, MediaError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs.send((path, tx)).map_err(|_| fail("the thumbnail thread stopped"))?;
         rx.await.map_err(|_| fail("the thumbnail thread stopped"))?

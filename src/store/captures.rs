@@ -62,6 +62,8 @@ impl rusqlite::types::FromSql for UploadStatus {
 pub enum ThumbnailState {
     Ready,
     Failed,
+    /// No decoder on this box for its type.
+    None,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -174,6 +176,11 @@ pub struct CaptureView {
     pub consent: bool,
     pub hidden: bool,
     pub thumbnail: Option<String>,
+    /// Where its preview stands: `pending`, `ready`, `none` (no decoder
+    /// for its type on this box) or `failed` (the file could not be read).
+    pub preview: String,
+    /// A video's length, read with its poster frame.
+    pub duration_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, schemars::JsonSchema)]
@@ -216,12 +223,14 @@ fn capture_view(r: &Row<'_>) -> rusqlite::Result<CaptureView> {
         consent: r.get(10)?,
         hidden: r.get::<_, Option<i64>>(11)?.is_some(),
         thumbnail: (thumb == "ready").then(|| format!("/api/v1/captures/{sha}/thumbnail")),
+        preview: thumb,
+        duration_ms: r.get(13)?,
         sha256: sha,
     })
 }
 
 const CAPTURE_COLUMNS: &str =
-    "id, sha256, bytes, media_type, width, height, captured_at, captured_at_source, creator_id, uploader, consent, hidden_at, thumbnail";
+    "id, sha256, bytes, media_type, width, height, captured_at, captured_at_source, creator_id, uploader, consent, hidden_at, thumbnail, duration_ms";
 
 impl Store {
     pub async fn create_upload(&self, u: NewUpload) -> Result<UploadRow, StoreError> {
@@ -337,7 +346,9 @@ impl Store {
                     (None, Some(t)) => (t, "client"),
                     (None, None) => (now, "upload"),
                 };
-                let thumb = if probe.media.can_thumbnail() { "pending" } else { "none" };
+                // Every type gets a try: the worker knows which decoders
+                // this box has.
+                let thumb = "pending";
                 ctx.conn
                     .prepare_cached(
                         "INSERT INTO captures (sha256, bytes, media_type, width, height, captured_at, captured_at_source, creator_id,
@@ -606,15 +617,19 @@ impl Store {
         &self,
         sha256: String,
         state: ThumbnailState,
+        duration_ms: Option<i64>,
     ) -> Result<(), StoreError> {
         let state = match state {
             ThumbnailState::Ready => "ready",
             ThumbnailState::Failed => "failed",
+            ThumbnailState::None => "none",
         };
         self.write(move |ctx| {
             ctx.conn
-                .prepare_cached("UPDATE captures SET thumbnail = ?1 WHERE sha256 = ?2")?
-                .execute([state, &sha256])?;
+                .prepare_cached(
+                    "UPDATE captures SET thumbnail = ?1, duration_ms = ?2 WHERE sha256 = ?3",
+                )?
+                .execute(params![state, duration_ms, sha256])?;
             Ok(())
         })
         .await

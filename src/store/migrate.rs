@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "ticket_lookup", include_str!("migrations/0014_ticket_lookup.sql")),
     (15, "replication", include_str!("migrations/0015_replication.sql")),
     (16, "escrow", include_str!("migrations/0016_escrow.sql")),
+    (17, "previews", include_str!("migrations/0017_previews.sql")),
 ];
 
 pub fn latest() -> i64 {

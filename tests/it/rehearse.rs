@@ -130,6 +130,7 @@ async fn a_ready_box_rehearses_on_a_scratch_copy() {
         "scanner",
         "sync",
         "manifest",
+        "previews",
     ] {
         assert!(checks.contains(&c), "{c} checked: {checks:?}");
     }
