@@ -87,6 +87,9 @@ mod cache;
 #[path = "../tests/common/photos.rs"]
 mod photos;
 
+#[path = "venuebox/previews.rs"]
+mod previews;
+
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -816,7 +819,9 @@ fn main() {
         return;
     }
     // `cargo bench --bench venuebox -- NAME` runs only the phases whose
-    // name contains NAME: decision, checkin, sales, ingest, signal, sync.
+    // name contains NAME: decision, checkin, sales, ingest, signal, sync,
+    // attack, https, photos, previews, camera, shell, pretix, standby,
+    // satellite.
     let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let run = |phase: &str| only.as_deref().is_none_or(|o| phase.contains(o));
     let key = KeyFile::generate();
@@ -888,7 +893,12 @@ fn main() {
             https_phase(&key).await;
         }
         if run("photos") {
-            photos_phase().await;
+            photos_phase(true).await;
+        }
+        if run("previews") {
+            let photo = with_exif(&phone_photo(0).0, None, 0);
+            tokio::task::block_in_place(|| previews::previews_phase(&photo));
+            photos_phase(false).await;
         }
         if run("camera") {
             camera_phase();
@@ -1453,12 +1463,19 @@ fn thread_cpu() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
-async fn photos_phase() {
+/// `embedded`: the photos carry a 512×384 EXIF preview (most phones), or
+/// none (an iPhone's JPEG transcoded from HEIC by Safari).
+async fn photos_phase(embedded: bool) {
     let bases: Vec<(Vec<u8>, Vec<u8>)> = (0..4).map(phone_photo).collect();
-    let photos: Vec<Vec<u8>> =
-        (0..200).map(|i| with_exif(&bases[i % 4].0, Some(&bases[i % 4].1), i)).collect();
+    let photos: Vec<Vec<u8>> = (0..200)
+        .map(|i| with_exif(&bases[i % 4].0, embedded.then_some(&bases[i % 4].1[..]), i))
+        .collect();
     let avg = photos.iter().map(|p| p.len()).sum::<usize>() / photos.len();
-    println!("phone photos: 200 distinct 4000×3000 JPEGs with EXIF and a 512×384 preview, {:.2} MB on average", avg as f64 / 1e6);
+    let preview = if embedded { "and a 512×384 preview" } else { "and no embedded preview" };
+    println!(
+        "phone photos: 200 distinct 4000×3000 JPEGs with EXIF {preview}, {:.2} MB on average",
+        avg as f64 / 1e6
+    );
 
     // The thumbnail of one, on this thread: from the embedded preview, by
     // scaled decoding when there is none, and the full decode it replaced.

@@ -198,8 +198,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "rehearsal",
         &[
-            "api", "clock", "devices", "domain", "net", "parts", "secrets", "server", "store",
-            "sync",
+            "api", "clock", "devices", "domain", "media", "net", "parts", "secrets", "server",
+            "store", "sync",
         ],
     ),
 ];
