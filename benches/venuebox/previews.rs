@@ -24,16 +24,6 @@ fn cpu() -> (Duration, Duration) {
     (super::thread_cpu(), children)
 }
 
-/// The largest resident set of any child waited for so far, MiB.
-fn child_peak_mib() -> f64 {
-    // SAFETY: as above.
-    unsafe {
-        let mut r: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut r);
-        r.ru_maxrss as f64 / 1024.0
-    }
-}
-
 /// (this thread's, the children's) CPU per run of `f`, over `n` runs.
 fn per_run(n: u32, mut f: impl FnMut()) -> (f64, f64) {
     let (t0, c0) = cpu();
@@ -61,6 +51,7 @@ pub fn previews_phase(photo_without_preview: &[u8]) {
 
     // Warm the page cache and the dynamic loader once.
     make_with(&jpg, &tools).unwrap();
+    venuebox::media::preview::take_spent();
     let (box_ms, child_ms) = per_run(30, || {
         make_with(&jpg, &tools).unwrap();
     });
@@ -71,9 +62,11 @@ pub fn previews_phase(photo_without_preview: &[u8]) {
     let (inproc_ms, _) = per_run(5, || {
         make_with(&jpg, &Tools::none()).unwrap();
     });
+    let (_, jpeg_peak) = venuebox::media::preview::take_spent();
     let ours = box_ms + child_ms;
     println!(
-        "preview of a 12 MP JPEG without an embedded one, CPU: {ours:.1} ms ({box_ms:.1} ms the box: read, scale to 320, encode; {child_ms:.1} ms djpeg in the sandbox); djpeg -scale 1/8 alone: {djpeg_ms:.1} ms ({:.2}x); in-process decoder: {inproc_ms:.1} ms",
+        "preview of a 12 MP JPEG without an embedded one, CPU: {ours:.1} ms ({box_ms:.1} ms the box: read, scale to 320, encode; {child_ms:.1} ms djpeg in the sandbox, peak {:.1} MiB); djpeg -scale 1/8 alone: {djpeg_ms:.1} ms ({:.2}x); in-process decoder: {inproc_ms:.1} ms",
+        jpeg_peak as f64 / 1024.0,
         ours / djpeg_ms
     );
 
@@ -82,15 +75,16 @@ pub fn previews_phase(photo_without_preview: &[u8]) {
     run("heif-enc", &["-q", "55", &s(&p("photo.png")), "-o", &s(&p("photo.heic"))]);
     let heic = p("photo.heic");
     make_with(&heic, &tools).unwrap();
+    venuebox::media::preview::take_spent();
     let t = Instant::now();
     let (box_ms, child_ms) = per_run(5, || {
         make_with(&heic, &tools).unwrap();
     });
     println!(
-        "preview of a 12 MP HEIC ({:.1} MB): {:.0} ms each, CPU {box_ms:.1} ms the box + {child_ms:.1} ms heif-thumbnailer; the decoder's peak memory so far {:.0} MiB",
+        "preview of a 12 MP HEIC with no thumbnail item ({:.1} MB): {:.0} ms each, CPU {box_ms:.1} ms the box + {child_ms:.1} ms heif-thumbnailer, its peak memory {:.0} MiB",
         std::fs::metadata(&heic).unwrap().len() as f64 / 1e6,
         t.elapsed().as_secs_f64() * 1e3 / 5.0,
-        child_peak_mib()
+        venuebox::media::preview::take_spent().1 as f64 / 1024.0
     );
 
     // A 30 s 1080p H.264 video, as a phone records it (with audio).
@@ -102,15 +96,16 @@ pub fn previews_phase(photo_without_preview: &[u8]) {
         clip_args.split_whitespace().chain(std::iter::once(clip_out.as_str())).collect();
     run("ffmpeg", &args);
     let clip = p("clip.mp4");
+    venuebox::media::preview::take_spent();
     let t = Instant::now();
     let (box_ms, child_ms) = per_run(5, || {
         let preview = make_with(&clip, &tools).unwrap();
         assert!(preview.duration_ms.is_some_and(|d| (29_900..=30_100).contains(&d)));
     });
     println!(
-        "poster frame and duration of a 30 s 1080p video ({:.0} MB): {:.0} ms each, CPU {box_ms:.1} ms the box + {child_ms:.1} ms ffprobe and ffmpeg; the decoders' peak memory so far {:.0} MiB",
+        "poster frame and duration of a 30 s 1080p video ({:.0} MB): {:.0} ms each, CPU {box_ms:.1} ms the box + {child_ms:.1} ms ffprobe and ffmpeg, their peak memory {:.0} MiB",
         std::fs::metadata(&clip).unwrap().len() as f64 / 1e6,
         t.elapsed().as_secs_f64() * 1e3 / 5.0,
-        child_peak_mib()
+        venuebox::media::preview::take_spent().1 as f64 / 1024.0
     );
 }

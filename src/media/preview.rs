@@ -90,6 +90,24 @@ fn limits(output: usize, file: u64) -> Limits {
     Limits { memory: 768 << 20, cpu_secs: 10, wall: Duration::from_secs(20), output, file }
 }
 
+thread_local! {
+    /// What the decoders this thread ran cost, for the log and benchmarks.
+    static SPENT: std::cell::Cell<(Duration, u64)> = const { std::cell::Cell::new((Duration::ZERO, 0)) };
+}
+
+fn cost(ran: &sandbox::Ran) {
+    SPENT.with(|s| {
+        let (cpu, peak) = s.get();
+        s.set((cpu + ran.cpu, peak.max(ran.peak_kib)));
+    });
+}
+
+/// The decoders' CPU time this thread has spent, and the largest peak
+/// memory (KiB) one of them had, since the last call.
+pub fn take_spent() -> (Duration, u64) {
+    SPENT.with(|s| s.replace((Duration::ZERO, 0)))
+}
+
 fn failed(e: sandbox::SandboxError) -> MediaError {
     MediaError::Thumbnail(e.to_string())
 }
@@ -163,9 +181,10 @@ pub fn jpeg(tool: &Path, path: &Path, dims: (u32, u32), side: u32) -> Result<Rgb
     }
     let file = std::fs::File::open(path).map_err(|e| MediaError::Io(e.to_string()))?;
     let args: Vec<OsString> = vec!["-scale".into(), format!("1/{scale}").into(), "-pnm".into()];
-    let out = sandbox::run(tool, &args, Some(file), &limits((w * h * 3 + 64) as usize, 0))
+    let ran = sandbox::run(tool, &args, Some(file), &limits((w * h * 3 + 64) as usize, 0))
         .map_err(failed)?;
-    parse_pnm(&out, w * h)
+    cost(&ran);
+    parse_pnm(&ran.stdout, w * h)
 }
 
 /// A private directory (0700) for one decoder's output file, removed
@@ -205,7 +224,7 @@ pub fn heif(tool: &Path, path: &Path, side: u32) -> Result<RgbImage, MediaError>
         vec!["-s".into(), side.to_string().into(), path.into(), png.clone().into()];
     // The PNG it may write: at most a few bytes a pixel.
     let file_limit = u64::from(side) * u64::from(side) * 4 + (64 << 10);
-    sandbox::run(tool, &args, None, &limits(64 << 10, file_limit)).map_err(failed)?;
+    cost(&sandbox::run(tool, &args, None, &limits(64 << 10, file_limit)).map_err(failed)?);
     let img = image::ImageReader::open(&png)
         .map_err(|e| MediaError::Io(e.to_string()))?
         .with_guessed_format()
@@ -237,7 +256,8 @@ pub fn video(
     ];
     let duration = sandbox::run(ffprobe, &probe, None, &limits(4096, 0))
         .ok()
-        .and_then(|out| String::from_utf8_lossy(&out).trim().parse::<f64>().ok())
+        .inspect(cost)
+        .and_then(|ran| String::from_utf8_lossy(&ran.stdout).trim().parse::<f64>().ok())
         .filter(|d| d.is_finite() && *d >= 0.0)
         .map(|d| (d * 1000.0).round() as i64);
     let at = duration.map_or(0.0, |ms| (ms as f64 / 2000.0).min(1.0));
@@ -263,9 +283,10 @@ pub fn video(
         "-".into(),
     ];
     let px = u64::from(side) * u64::from(side);
-    let out =
+    let ran =
         sandbox::run(ffmpeg, &args, None, &limits((px * 3 + 64) as usize, 0)).map_err(failed)?;
-    Ok((parse_pnm(&out, px)?, duration))
+    cost(&ran);
+    Ok((parse_pnm(&ran.stdout, px)?, duration))
 }
 
 #[cfg(test)]

@@ -114,6 +114,30 @@ fn confine(limits: &Limits, filter: &[libc::sock_filter]) -> std::io::Result<()>
     Ok(())
 }
 
+/// What a child answered and what it cost.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ran {
+    pub stdout: Vec<u8>,
+    /// Its CPU time, user and system.
+    pub cpu: Duration,
+    /// Its peak resident memory, KiB.
+    pub peak_kib: u64,
+}
+
+/// How a reaped child ended, from its `wait4` status.
+fn ended(status: libc::c_int) -> Result<(), String> {
+    if libc::WIFEXITED(status) {
+        match libc::WEXITSTATUS(status) {
+            0 => Ok(()),
+            code => Err(format!("exit status {code}")),
+        }
+    } else if libc::WIFSIGNALED(status) {
+        Err(format!("killed by signal {}", libc::WTERMSIG(status)))
+    } else {
+        Err(format!("wait status {status}"))
+    }
+}
+
 /// Runs `program` with `args`, `stdin` as its input (a file opened
 /// read-only, or nothing), and returns its standard output.
 pub fn run(
@@ -121,7 +145,7 @@ pub fn run(
     args: &[OsString],
     stdin: Option<std::fs::File>,
     limits: &Limits,
-) -> Result<Vec<u8>, SandboxError> {
+) -> Result<Ran, SandboxError> {
     let name = program
         .file_name()
         .map_or_else(|| program.display().to_string(), |n| n.to_string_lossy().into_owned());
@@ -159,15 +183,24 @@ pub fn run(
         String::from_utf8_lossy(&buf).trim().to_string()
     });
     let deadline = Instant::now() + limits.wall;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() >= deadline => break None,
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-            Err(_) => break None,
+    // Reaped with wait4, for its own CPU time and peak memory; `child` is
+    // not touched again once reaped (its pid may be reused).
+    let pid = child.id() as libc::pid_t;
+    let reaped = loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: an all-zero rusage is valid; wait4 fills both.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child with pointers to our locals.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break Some((status, usage));
         }
+        if r < 0 || Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     };
-    let Some(status) = status else {
+    let Some((status, usage)) = reaped else {
         let _ = child.kill();
         let _ = child.wait();
         let _ = reader.join();
@@ -179,10 +212,15 @@ pub fn run(
     if out.len() > cap {
         return Err(SandboxError::TooLarge { program: name });
     }
-    if !status.success() {
-        return Err(SandboxError::Failed { program: name, status: status.to_string(), stderr });
+    if let Err(status) = ended(status) {
+        return Err(SandboxError::Failed { program: name, status, stderr });
     }
-    Ok(out)
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(Ran {
+        stdout: out,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_kib: usage.ru_maxrss as u64,
+    })
 }
 
 #[cfg(test)]
@@ -190,12 +228,22 @@ mod tests {
     use super::*;
 
     fn sh(script: &str, limits: &Limits) -> Result<Vec<u8>, SandboxError> {
-        run(Path::new("/bin/sh"), &["-c".into(), script.into()], None, limits)
+        run(Path::new("/bin/sh"), &["-c".into(), script.into()], None, limits).map(|r| r.stdout)
     }
 
     #[test]
-    fn a_child_answers_with_its_output() {
+    fn a_child_answers_with_its_output_and_what_it_cost() {
         assert_eq!(sh("printf hello", &Limits::default()).unwrap(), b"hello");
+        let script = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done";
+        let ran =
+            run(Path::new("/bin/sh"), &["-c".into(), script.into()], None, &Limits::default())
+                .unwrap();
+        assert!(ran.cpu > Duration::from_millis(5) && ran.peak_kib > 100, "{ran:?}");
+        let e = sh("exit 3", &Limits::default()).unwrap_err();
+        assert!(
+            matches!(&e, SandboxError::Failed { status, .. } if status == "exit status 3"),
+            "{e:?}"
+        );
     }
 
     #[test]

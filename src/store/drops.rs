@@ -497,7 +497,7 @@ fn checkout_in(
             // Apart, out of this satellite's escrow: the merge on the
             // primary writes the ledger's rows.
             let it = super::escrow::Item::sku(view.drop.as_str(), sku);
-            super::escrow::take(ctx.conn, node, &it, *qty as i64).map_err(|left| {
+            super::escrow::take(ctx.conn, node, &it, *qty as i64, |left| {
                 refuse(HoldRefusal::NotEnoughStock { sku: sku.clone(), available: left })
             })?;
             continue;

@@ -124,14 +124,20 @@ pub(crate) fn apart_node(ctx: &WriteCtx<'_>, now: Millis) -> Result<String, Stor
     Ok(node)
 }
 
-/// On a satellite apart: takes `qty` off its own loan, or says how many
-/// it has left.
-pub(crate) fn take(conn: &Connection, node: &str, it: &Item, qty: i64) -> Result<(), i64> {
-    let (units, recalled) = loan(conn, node, it).map_err(|_| 0)?;
+/// On a satellite apart: takes `qty` off its own loan, or refuses with
+/// `short` (given what it has left).
+pub(crate) fn take(
+    conn: &Connection,
+    node: &str,
+    it: &Item,
+    qty: i64,
+    short: impl FnOnce(i64) -> StoreError,
+) -> Result<(), StoreError> {
+    let (units, recalled) = loan(conn, node, it)?;
     if units < qty {
-        return Err(units);
+        return Err(short(units));
     }
-    set_loan(conn, node, it, units - qty, recalled).map_err(|_| units)
+    Ok(set_loan(conn, node, it, units - qty, recalled)?)
 }
 
 /// Adds `qty` to a satellite's loan (a refund it made apart returns there).

@@ -95,7 +95,7 @@ fn check_capacity(
     let seat = escrow::Item::tier(tier.as_str());
     if apart {
         let node = escrow::apart_node(ctx, now)?;
-        escrow::take(ctx.conn, &node, &seat, 1).map_err(|_| {
+        escrow::take(ctx.conn, &node, &seat, 1, |_| {
             StoreError::refused(
                 ErrorCode::TierSoldOut,
                 format!("no {} seats left at this entrance while it cannot reach the main box (its escrow is used up): sell at the main entrance", t.name),
@@ -393,8 +393,7 @@ impl Store {
                 .map_err(refuse)?;
             let list_price = if req.apart {
                 let node = escrow::apart_node(ctx, req.now)?;
-                escrow::take(ctx.conn, &node, &seats, 1)
-                    .map_err(|_| refuse(ClaimRefusal::ProgramFull))?;
+                escrow::take(ctx.conn, &node, &seats, 1, |_| refuse(ClaimRefusal::ProgramFull))?;
                 ev.tier(&program.tier).map_or(0, |t| t.price_minor)
             } else {
                 check_capacity(ctx, &ev, &program.tier, req.now, false).map_err(|e| match e {
