@@ -62,54 +62,6 @@ fn noise(n: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
-/// Uploads `bytes` over tus (create, then 4 MiB chunks); the final
-/// status (204 stored, or the refusal).
-async fn upload(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    name: &str,
-    mime: &str,
-    bytes: &[u8],
-) -> u16 {
-    let meta = common::tus_metadata(&[
-        ("filename", name),
-        ("filetype", mime),
-        ("creator", "cr-mara"),
-        ("uploader", "Cam"),
-        ("consent", "true"),
-    ]);
-    let r = http
-        .post(format!("{base}/api/v1/uploads/"))
-        .bearer_auth(token)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", bytes.len().to_string())
-        .header("upload-metadata", meta)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{name}: {}", r.text().await.unwrap());
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let mut status = 0;
-    for (i, chunk) in bytes.chunks(4 << 20).enumerate() {
-        let r = http
-            .patch(format!("{base}{loc}"))
-            .bearer_auth(token)
-            .header("tus-resumable", "1.0.0")
-            .header("upload-offset", (i * (4 << 20)).to_string())
-            .header("content-type", "application/offset+octet-stream")
-            .body(chunk.to_vec())
-            .send()
-            .await
-            .unwrap();
-        status = r.status().as_u16();
-        if status != 204 {
-            break;
-        }
-    }
-    status
-}
-
 async fn captures(base: &str, admin: &str) -> Vec<Value> {
     let (_, v) =
         binary::call(reqwest::Method::GET, base, "/api/v1/creators/cr-mara/captures", admin, None)
@@ -196,7 +148,11 @@ async fn every_capture_type_gets_a_preview_and_hostile_files_get_none() {
         ("IMG_0002.heic", "image/heic", &heic),
         ("clip.mp4", "video/mp4", &mp4),
     ] {
-        assert_eq!(upload(&http, &base, &capture, name, mime, bytes).await, 204, "{name}");
+        assert_eq!(
+            common::tus_upload(&http, &base, &capture, name, mime, bytes).await,
+            204,
+            "{name}"
+        );
     }
     let all = settled(&base, &admin, 3).await;
     for (what, bytes) in [("jpeg", &jpg), ("heic", &heic), ("video", &mp4)] {
@@ -239,7 +195,7 @@ async fn every_capture_type_gets_a_preview_and_hostile_files_get_none() {
     let (_, before) = binary::memory_kib(pid);
     let mut stored = Vec::new();
     for (name, mime, bytes) in &hostile {
-        let status = upload(&http, &base, &capture, name, mime, bytes).await;
+        let status = common::tus_upload(&http, &base, &capture, name, mime, bytes).await;
         assert!(status == 204 || status == 415, "{name}: answered {status}");
         if status == 204 {
             stored.push((name, bytes));

@@ -93,6 +93,26 @@ pub fn two_entrances(a_dir: &Path, b_dir: &Path) -> TwoEntrances {
     TwoEntrances { a, a_addrs, a_link, b: Running(b), b_addrs }
 }
 
+/// The primary of `two_entrances` started again at its place (its link
+/// port), returned once the satellite has reported what it did apart and
+/// follows it again; with its plain base URL.
+pub async fn primary_back(
+    a_dir: &Path,
+    a_link: &str,
+    b_addrs: &super::binary::LanAddrs,
+    admin: &str,
+) -> (super::binary::Running, String) {
+    use super::binary::{serve_lan_with, until, Running};
+    let (a, a_addrs) =
+        serve_lan_with(a_dir, "127.0.0.1:0", &["--demo", "--link-listen", a_link], &[]);
+    let b_base = format!("http://{}", b_addrs.plain);
+    until(&b_base, "/api/v1/standby", admin, "the satellite never merged and followed", |v| {
+        v["link"]["connected"] == true && v["apart_since"].is_null()
+    })
+    .await;
+    (Running(a), format!("http://{}", a_addrs.plain))
+}
+
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -15,7 +15,7 @@
 
 use crate::common;
 use common::binary::{self, client_trusting, until, Running};
-use common::standby::{buyers, two_entrances};
+use common::standby::{buyers, primary_back, two_entrances};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -121,7 +121,7 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     let (a_dir, b_dir) = (dirs.path().join("a"), dirs.path().join("b"));
     let t = two_entrances(&a_dir, &b_dir);
     let (mut a, a_addrs, b, b_addrs) = (t.a, t.a_addrs, t.b, t.b_addrs);
-    let a_args = ["--demo", "--link-listen", t.a_link.as_str()];
+    let a_link = t.a_link.clone();
     let (admin, merch) = (binary::token(&a_dir, "admin"), binary::token(&a_dir, "merch"));
     let supervisor = binary::token(&a_dir, "supervisor");
     let a_base = format!("http://{}", a_addrs.plain);
@@ -295,14 +295,8 @@ async fn a_satellite_sells_apart_only_what_it_was_lent_and_the_merge_takes_it_in
     );
 
     // The primary back: the satellite's sales are merged once.
-    let (a, a_addrs) = binary::serve_lan_with(&a_dir, "127.0.0.1:0", &a_args, &[]);
-    let _a = Running(a);
-    let a_base = format!("http://{}", a_addrs.plain);
+    let (_a, a_base) = primary_back(&a_dir, &a_link, &b_addrs, &admin).await;
     let b_base = format!("http://{}", b_addrs.plain);
-    until(&b_base, "/api/v1/standby", &admin, "the satellite never merged and followed", |v| {
-        v["link"]["connected"] == true && v["apart_since"].is_null()
-    })
-    .await;
     let (_, view) =
         binary::call(reqwest::Method::GET, &a_base, "/api/v1/standby", &admin, None).await;
     let merged: Vec<&Value> = view["takeover_report"]

@@ -16,7 +16,7 @@
 
 use crate::common;
 use common::binary::{self, client_trusting, pairing_code, phone_session, until, Running};
-use common::standby::{tickets, two_entrances};
+use common::standby::{primary_back, tickets, two_entrances};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,7 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     let (a_dir, b_dir) = (dirs.path().join("a"), dirs.path().join("b"));
     let t = two_entrances(&a_dir, &b_dir);
     let (mut a, a_addrs, _b, b_addrs) = (t.a, t.a_addrs, t.b, t.b_addrs);
-    let a_args = ["--demo", "--link-listen", t.a_link.as_str()];
+    let a_link = t.a_link.clone();
     let admin = binary::token(&a_dir, "admin");
     let a_base = format!("http://{}", a_addrs.plain);
     let b_base = format!("http://{}", b_addrs.plain);
@@ -266,14 +266,7 @@ async fn a_satellite_forwards_its_door_to_the_primary_one_ticket_one_admission()
     // The link returns: the satellite reports what it decided apart, the
     // primary merges it by nonce and lists the ticket admitted on both
     // sides with both records; the satellite follows again.
-    let (a, a_addrs) = binary::serve_lan_with(&a_dir, "127.0.0.1:0", &a_args, &[]);
-    let _a = Running(a);
-    let a_base = format!("http://{}", a_addrs.plain);
-    let b_base = format!("http://{}", b_addrs.plain);
-    until(&b_base, "/api/v1/standby", &admin, "the satellite never merged and followed", |v| {
-        v["link"]["connected"] == true && v["apart_since"].is_null()
-    })
-    .await;
+    let (_a, a_base) = primary_back(&a_dir, &a_link, &b_addrs, &admin).await;
     let view =
         until(&a_base, "/api/v1/standby", &admin, "the primary never listed the merge", |v| {
             v["takeover_report"].as_array().is_some_and(|r| r.len() >= 3)

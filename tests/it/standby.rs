@@ -264,36 +264,8 @@ async fn a_frozen_standby_holds_no_answer_past_the_bound_and_catches_up_when_it_
 /// A tus upload to the primary, as a creator's phone makes it.
 async fn upload_photo(base: &str, token: &str, photo: &[u8]) {
     let http = reqwest::Client::new();
-    let meta = common::tus_metadata(&[
-        ("filename", "IMG_0001.jpg"),
-        ("filetype", "image/jpeg"),
-        ("creator", "cr-mara"),
-        ("uploader", "Cam"),
-        ("consent", "true"),
-    ]);
-    let r = http
-        .post(format!("{base}/api/v1/uploads/"))
-        .bearer_auth(token)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", photo.len().to_string())
-        .header("upload-metadata", meta)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    let url = if loc.starts_with("http") { loc } else { format!("{base}{loc}") };
-    let r = http
-        .patch(url)
-        .bearer_auth(token)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-offset", "0")
-        .header("content-type", "application/offset+octet-stream")
-        .body(photo.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let status = common::tus_upload(&http, base, token, "IMG_0001.jpg", "image/jpeg", photo).await;
+    assert_eq!(status, 204);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
