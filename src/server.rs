@@ -630,15 +630,22 @@ async fn housekeeping(state: Venuebox, stop: CancellationToken) {
     }
 }
 
-/// Makes dashboard thumbnails for new photo captures, one at a time on a
-/// lowest-priority thread (see `media::thumbnail`), off the upload path,
-/// and picks up where it left off after a restart.
+/// Previews made at once: one per core, at most two (each on a
+/// lowest-priority thread, its decoder a lowest-priority child).
+fn preview_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
+/// Makes previews of new captures on lowest-priority threads (see
+/// `media::thumbnail`), off the upload path, and picks up where it left
+/// off after a restart.
 async fn thumbnails(state: Venuebox, stop: CancellationToken) {
     let tools = crate::media::preview::Tools::find();
     for m in tools.missing() {
         tracing::warn!(what = %m.what, package = %m.package, "this box cannot make previews of these: install the package");
     }
-    let worker = crate::media::thumbnail::Worker::new(tools);
+    let threads = preview_threads();
+    let worker = Arc::new(crate::media::thumbnail::Worker::new(tools, threads));
     loop {
         let pending = if state.store.replica().role() == crate::store::replica::Role::Primary {
             state.store.thumbnails_pending(16).await.unwrap_or_default()
@@ -654,41 +661,51 @@ async fn thumbnails(state: Venuebox, stop: CancellationToken) {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
             }
         }
+        let mut running = tokio::task::JoinSet::new();
         for (sha, _media) in pending {
             if stop.is_cancelled() {
                 return;
             }
-            let made = match worker.make(state.media.capture(&sha)).await {
-                Ok(preview) => {
-                    let files = state.media.clone();
-                    let hash = sha.clone();
-                    let duration = preview.duration_ms;
-                    tokio::task::spawn_blocking(move || files.write_thumbnail(&hash, &preview.jpeg))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(crate::media::MediaError::Io("thumbnail writer stopped".into()))
-                        })
-                        .map(|()| duration)
-                }
-                Err(e) => Err(e),
-            };
-            use crate::store::captures::ThumbnailState;
-            let (status, duration) = match made {
-                Ok(duration) => (ThumbnailState::Ready, duration),
-                // A type this box has no decoder for: no thumbnail, and
-                // `rehearse` and the dashboard say which package would help.
-                Err(crate::media::MediaError::Unsupported) => (ThumbnailState::None, None),
-                Err(e) => {
-                    tracing::warn!(sha256 = %sha, error = %e, "no thumbnail for this capture");
-                    (ThumbnailState::Failed, None)
-                }
-            };
-            if let Err(e) = state.store.set_thumbnail(sha, status, duration).await {
-                tracing::warn!(error = %e, "cannot record thumbnail state");
+            if running.len() >= threads {
+                running.join_next().await;
             }
-            state.metrics.thumbnail(status == ThumbnailState::Ready);
+            running.spawn(preview_one(state.clone(), worker.clone(), sha));
         }
+        while running.join_next().await.is_some() {}
     }
+}
+
+/// One capture's preview, made, stored and recorded.
+async fn preview_one(state: Venuebox, worker: Arc<crate::media::thumbnail::Worker>, sha: String) {
+    let made = match worker.make(state.media.capture(&sha)).await {
+        Ok(preview) => {
+            let files = state.media.clone();
+            let hash = sha.clone();
+            let duration = preview.duration_ms;
+            tokio::task::spawn_blocking(move || files.write_thumbnail(&hash, &preview.jpeg))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::media::MediaError::Io("thumbnail writer stopped".into()))
+                })
+                .map(|()| duration)
+        }
+        Err(e) => Err(e),
+    };
+    use crate::store::captures::ThumbnailState;
+    let (status, duration) = match made {
+        Ok(duration) => (ThumbnailState::Ready, duration),
+        // A type this box has no decoder for: no thumbnail, and
+        // `rehearse` and the dashboard say which package would help.
+        Err(crate::media::MediaError::Unsupported) => (ThumbnailState::None, None),
+        Err(e) => {
+            tracing::warn!(sha256 = %sha, error = %e, "no thumbnail for this capture");
+            (ThumbnailState::Failed, None)
+        }
+    };
+    if let Err(e) = state.store.set_thumbnail(sha, status, duration).await {
+        tracing::warn!(error = %e, "cannot record thumbnail state");
+    }
+    state.metrics.thumbnail(status == ThumbnailState::Ready);
 }
 
 /// Why the box could not open: each part with its cause.

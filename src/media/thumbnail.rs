@@ -271,29 +271,36 @@ fn webp_bounded(path: &Path, head: &[u8]) -> Result<RgbImage, MediaError> {
 /// A file to make a preview of, and where to send it.
 type Job = (PathBuf, tokio::sync::oneshot::Sender<Result<Preview, MediaError>>);
 
-/// One thread, at the lowest CPU priority, making thumbnails one at a time
-/// (a decode is CPU-bound; the door's requests must always come first).
+/// Threads at the lowest CPU priority, each making one preview at a time
+/// (a decode is CPU-bound; the door's requests must always come first,
+/// and the kernel gives a nice-19 thread next to nothing while they run).
 pub struct Worker {
-    /// Jobs for the thread; it ends when this is dropped.
+    /// Jobs for the threads; they end when this is dropped.
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Worker {
-    /// A worker using the decoders in `tools`.
-    pub fn new(tools: Tools) -> Self {
+    /// `threads` workers using the decoders in `tools`.
+    pub fn new(tools: Tools, threads: usize) -> Self {
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("thumbnails".into())
-            .spawn(move || {
-                // SAFETY: a plain syscall on this thread's own id.
-                unsafe {
-                    libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
-                }
-                for (path, reply) in rx {
-                    let _ = reply.send(make_with(&path, &tools));
-                }
-            })
-            .expect("spawn the thumbnail thread");
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for n in 0..threads.max(1) {
+            let (rx, tools) = (rx.clone(), tools.clone());
+            std::thread::Builder::new()
+                .name(format!("thumbnails-{n}"))
+                .spawn(move || {
+                    // SAFETY: a plain syscall on this thread's own id.
+                    unsafe {
+                        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+                    }
+                    loop {
+                        let job = rx.lock().expect("the preview queue").recv();
+                        let Ok((path, reply)) = job else { return };
+                        let _ = reply.send(make_with(&path, &tools));
+                    }
+                })
+                .expect("spawn a thumbnail thread");
+        }
         Worker { jobs }
     }
 
