@@ -219,6 +219,29 @@ pub fn lock_data_dir(data_dir: &std::path::Path) -> Result<std::fs::File, LockEr
         .ok_or_else(|| LockError::Busy(data_dir.to_path_buf()))
 }
 
+/// How long `serve` waits for a data directory another process holds.
+/// A box killed a moment ago can leave a child (a decoder between `fork`
+/// and `exec`, at the lowest priority) holding the lock for a few
+/// milliseconds more; a supervisor's restart must not fail on that.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// [`lock_data_dir`], trying again for up to `patience` while the
+/// directory is busy.
+pub fn lock_data_dir_within(
+    data_dir: &std::path::Path,
+    patience: std::time::Duration,
+) -> Result<std::fs::File, LockError> {
+    let until = std::time::Instant::now() + patience;
+    loop {
+        match lock_data_dir(data_dir) {
+            Err(LockError::Busy(_)) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Where the box listens.
 #[derive(Default)]
 pub struct Listeners {

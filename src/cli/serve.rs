@@ -103,7 +103,7 @@ pub fn server_config(args: &ServeArgs) -> Result<Config> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let config = server_config(&args)?;
     let ServeArgs { dir, listen, demo, fault_stall_writer_after, lan, .. } = args;
-    let _serving = server::lock_data_dir(&dir.data_dir)?;
+    let _serving = server::lock_data_dir_within(&dir.data_dir, server::LOCK_PATIENCE)?;
     let files = server::raise_file_limit();
     if files < 2048 {
         tracing::warn!(

@@ -86,7 +86,7 @@ fn no_sockets() -> Vec<libc::sock_filter> {
 }
 
 /// In the child, between fork and exec: only async-signal-safe calls.
-fn confine(limits: &Limits, filter: &[libc::sock_filter]) -> std::io::Result<()> {
+fn confine(limits: &Limits, filter: &[libc::sock_filter], parent: u32) -> std::io::Result<()> {
     let set = |resource, value: u64| {
         let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
         // SAFETY: setrlimit on this process with a valid struct.
@@ -102,6 +102,14 @@ fn confine(limits: &Limits, filter: &[libc::sock_filter]) -> std::io::Result<()>
     set(libc::RLIMIT_CORE, 0)?;
     // SAFETY: plain syscalls on this process; the filter outlives the call.
     unsafe {
+        // A child dies with the box: a decoder orphaned by a crash would
+        // run on to its CPU limit with no one to kill it at the wall clock.
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::getppid() as u32 != parent {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
         libc::setpriority(libc::PRIO_PROCESS, 0, 19);
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return Err(std::io::Error::last_os_error());
@@ -159,10 +167,11 @@ pub fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: `confine` makes only async-signal-safe calls (setrlimit,
-    // setpriority, prctl) and touches no lock or allocation.
+    // setpriority, prctl, getppid) and touches no lock or allocation.
     unsafe {
         use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || confine(&lim, &filter));
+        let parent = std::process::id();
+        cmd.pre_exec(move || confine(&lim, &filter, parent));
     }
     let mut child = cmd.spawn().map_err(|e| SandboxError::Spawn(format!("{name}: {e}")))?;
     let mut out = child.stdout.take().expect("piped");
