@@ -84,11 +84,15 @@ pub trait Rehearse: Send + Sync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::domain::readiness::Report> + Send>>;
 }
 
-/// Cheap handles shared by every request: the box's parts, and what only
-/// the HTTP layer needs. The parts are reached through it as its own
-/// fields (`st.store`), by `Deref`.
+/// What every request shares: the box's parts, and what only the HTTP
+/// layer needs, behind one `Arc` (axum clones the state for each request
+/// and layer: one count, not two dozen). The parts are reached through it
+/// as its own fields (`st.store`), by `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub parts: Venuebox,
     pub config: Arc<ApiConfig>,
     pub auth: Arc<auth::AuthState>,
@@ -101,9 +105,9 @@ pub struct AppState {
     pub feeds: Arc<feeds::FeedSlots>,
     /// Guest searches per staff member per minute.
     pub lookups: Arc<lookup::LookupBudget>,
-    /// What runs `POST /api/v1/rehearsal`, handed in by the binary (none:
-    /// the endpoint says to rehearse on the box's console).
-    pub rehearse: Option<Arc<dyn Rehearse>>,
+    /// What runs `POST /api/v1/rehearsal`, handed in by the binary once
+    /// (unset: the endpoint says to rehearse on the box's console).
+    pub rehearse: std::sync::OnceLock<Arc<dyn Rehearse>>,
     /// On a satellite: the client its staff's calls go to the primary with.
     pub forward: Arc<forward::Forwarder>,
 }
@@ -111,7 +115,7 @@ pub struct AppState {
 impl AppState {
     /// The HTTP layer over `parts`, with fresh sessions and budgets.
     pub fn new(parts: Venuebox, config: ApiConfig, conn: conn::ConnLimits) -> AppState {
-        AppState {
+        AppState(Arc::new(Shared {
             parts,
             config: Arc::new(config),
             auth: Default::default(),
@@ -119,13 +123,20 @@ impl AppState {
             conns: Default::default(),
             feeds: Default::default(),
             lookups: Default::default(),
-            rehearse: None,
+            rehearse: Default::default(),
             forward: Default::default(),
-        }
+        }))
     }
 }
 
 impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Shared {
     type Target = Venuebox;
     fn deref(&self) -> &Venuebox {
         &self.parts

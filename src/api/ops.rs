@@ -175,7 +175,7 @@ pub async fn rehearse(
             "expected_capture_gb is in GiB: give tonight's expected captures, at most 1048576",
         ));
     }
-    let Some(rehearsal) = st.rehearse.clone() else {
+    let Some(rehearsal) = st.rehearse.get().cloned() else {
         return Err(ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::RehearsalUnavailable,

@@ -122,10 +122,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     } else {
         (None, None, None)
     };
-    let mut state = server::open(&config, Clock::system())
+    let state = server::open(&config, Clock::system())
         .with_context(|| format!("cannot open {}", dir.data_dir.display()))?;
     // The admin screen's rehearsal: above the server, so handed in here.
-    state.rehearse = Some(std::sync::Arc::new(venuebox::rehearsal::FromRunningBox));
+    let _ = state.rehearse.set(std::sync::Arc::new(venuebox::rehearsal::FromRunningBox));
     if let (Some(ev), Some(closed)) = (state.store.event(), state.store.closed_event().await?) {
         if ev.event_id().to_string() == closed {
             anyhow::bail!("event {closed} was closed on this box (venuebox event close): import the next event's manifest (venuebox manifest import FILE) to serve again");

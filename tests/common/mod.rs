@@ -161,9 +161,9 @@ impl TestBox {
         let key = KeyFile::generate();
         let mut config = Config::new(dir.path());
         configure(&mut config);
-        let mut state = server::open(&config, clock).unwrap();
+        let state = server::open(&config, clock).unwrap();
         // As `venuebox serve` composes it: the admin's rehearsal is handed in.
-        state.rehearse = Some(std::sync::Arc::new(venuebox::rehearsal::FromRunningBox));
+        let _ = state.rehearse.set(std::sync::Arc::new(venuebox::rehearsal::FromRunningBox));
         let bytes = manifest(&key, 1, extra);
         let sig = sign_detached(&key.signing_key(), &bytes);
         let admin = Actor { name: "setup".into(), role: Role::Admin };
