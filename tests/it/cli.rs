@@ -180,6 +180,26 @@ fn a_second_serve_on_the_same_data_directory_is_refused() {
     assert!(err.contains("already serving") && err.contains("--data-dir"), "{err}");
 }
 
+/// A lock another process lets go of within moments (a killed box's
+/// decoder between fork and exec) does not stop a restart: `serve` waits
+/// for it, briefly.
+#[test]
+fn serve_waits_a_moment_for_a_lock_about_to_be_released() {
+    use std::os::fd::AsRawFd;
+    let tmp = tempfile::tempdir().unwrap();
+    let held = std::fs::File::create(tmp.path().join("serve.lock")).unwrap();
+    // SAFETY: flock on a file this test owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        drop(held);
+    });
+    let (mut child, _addr) = common::binary::serve(tmp.path(), &[], &[]);
+    release.join().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A port in use is said before anything is opened, naming the flag and
 /// the likely cause.
 #[test]
