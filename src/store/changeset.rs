@@ -7,6 +7,7 @@
 //!
 //! Only `replica` uses this; every `unsafe` block is here.
 
+use rusqlite::types::Value;
 use rusqlite::{ffi, Connection};
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::marker::PhantomData;
@@ -26,9 +27,6 @@ struct RawIter {
     _opaque: [u8; 0],
 }
 
-type ConflictFn = unsafe extern "C" fn(*mut c_void, c_int, *mut RawIter) -> c_int;
-type FilterFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
-
 extern "C" {
     fn sqlite3session_create(
         db: *mut ffi::sqlite3,
@@ -43,18 +41,27 @@ extern "C" {
         len: *mut c_int,
         out: *mut *mut c_void,
     ) -> c_int;
-    #[allow(clippy::too_many_arguments)]
-    fn sqlite3changeset_apply_v2(
-        db: *mut ffi::sqlite3,
-        len: c_int,
-        changeset: *mut c_void,
-        filter: Option<FilterFn>,
-        conflict: Option<ConflictFn>,
-        ctx: *mut c_void,
-        rebase: *mut *mut c_void,
-        rebase_len: *mut c_int,
-        flags: c_int,
+    fn sqlite3changeset_start(out: *mut *mut RawIter, len: c_int, changeset: *mut c_void) -> c_int;
+    fn sqlite3changeset_next(iter: *mut RawIter) -> c_int;
+    fn sqlite3changeset_op(
+        iter: *mut RawIter,
+        table: *mut *const c_char,
+        columns: *mut c_int,
+        op: *mut c_int,
+        indirect: *mut c_int,
     ) -> c_int;
+    fn sqlite3changeset_pk(iter: *mut RawIter, pk: *mut *mut u8, columns: *mut c_int) -> c_int;
+    fn sqlite3changeset_old(
+        iter: *mut RawIter,
+        column: c_int,
+        out: *mut *mut ffi::sqlite3_value,
+    ) -> c_int;
+    fn sqlite3changeset_new(
+        iter: *mut RawIter,
+        column: c_int,
+        out: *mut *mut ffi::sqlite3_value,
+    ) -> c_int;
+    fn sqlite3changeset_finalize(iter: *mut RawIter) -> c_int;
     fn sqlite3changegroup_new(out: *mut *mut RawGroup) -> c_int;
     fn sqlite3changegroup_add(group: *mut RawGroup, len: c_int, data: *mut c_void) -> c_int;
     fn sqlite3changegroup_output(
@@ -64,11 +71,6 @@ extern "C" {
     ) -> c_int;
     fn sqlite3changegroup_delete(group: *mut RawGroup);
 }
-
-const SQLITE_CHANGESET_ABORT: c_int = 2;
-/// The caller's transaction (the writer job's savepoint) is the unit of
-/// all-or-nothing; SQLite need not open a savepoint of its own.
-const SQLITE_CHANGESETAPPLY_NOSAVEPOINT: c_int = 1;
 
 fn check(conn: &Connection, rc: c_int, what: &str) -> Result<(), String> {
     if rc == ffi::SQLITE_OK {
@@ -144,29 +146,6 @@ impl Drop for Session<'_> {
     }
 }
 
-/// Why a changeset did not apply.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ApplyError {
-    /// A change did not fit the rows here (SQLite's conflict type: 1 the
-    /// old values differ, 2 the row is missing, 3 the row exists, 4 a
-    /// constraint, 5 a foreign key).
-    Conflict(i32),
-    Sql(String),
-}
-
-unsafe extern "C" fn abort_on_conflict(ctx: *mut c_void, kind: c_int, _: *mut RawIter) -> c_int {
-    // SAFETY: `ctx` is the `c_int` that `apply` lends for the call.
-    let seen = unsafe { &mut *(ctx as *mut c_int) };
-    if *seen == 0 {
-        *seen = kind;
-    }
-    SQLITE_CHANGESET_ABORT
-}
-
-fn len_of(bytes: &[u8]) -> Result<c_int, String> {
-    c_int::try_from(bytes.len()).map_err(|_| "the changeset is over 2 GiB".to_string())
-}
-
 /// Several changesets, in order, as one: what applying them one after the
 /// other would do (a row inserted then updated is one insert). Applying
 /// one changeset prepares statements for every table it touches, so a
@@ -211,35 +190,360 @@ pub fn combine(changesets: &[&[u8]]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+fn len_of(bytes: &[u8]) -> Result<c_int, String> {
+    c_int::try_from(bytes.len()).map_err(|_| "the changeset is over 2 GiB".to_string())
+}
+
+/// What a change does to its row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One change of a changeset, copied out of SQLite: a column's value is
+/// `None` where the changeset does not carry it (an update's unchanged
+/// columns).
+#[derive(Debug)]
+struct Change {
+    table: std::rc::Rc<str>,
+    op: Op,
+    pk: std::rc::Rc<[bool]>,
+    old: Vec<Option<Value>>,
+    new: Vec<Option<Value>>,
+}
+
+/// Copies a value out of SQLite; `None` for a column the change does not
+/// carry (a null pointer).
+///
+/// # Safety
+/// `v` is null or a value valid until the iterator moves on.
+unsafe fn owned(v: *mut ffi::sqlite3_value) -> Result<Option<Value>, String> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: `v` is a live value (the caller's contract); text and blob
+    // pointers are read before the length, as SQLite asks, and copied.
+    unsafe {
+        Ok(Some(match ffi::sqlite3_value_type(v) {
+            ffi::SQLITE_INTEGER => Value::Integer(ffi::sqlite3_value_int64(v)),
+            ffi::SQLITE_FLOAT => Value::Real(ffi::sqlite3_value_double(v)),
+            ffi::SQLITE_TEXT => {
+                let p = ffi::sqlite3_value_text(v);
+                let n = ffi::sqlite3_value_bytes(v).max(0) as usize;
+                let bytes = if p.is_null() { &[][..] } else { std::slice::from_raw_parts(p, n) };
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| "a replicated text value is not UTF-8".to_string())?;
+                Value::Text(text)
+            }
+            ffi::SQLITE_BLOB => {
+                let p = ffi::sqlite3_value_blob(v) as *const u8;
+                let n = ffi::sqlite3_value_bytes(v).max(0) as usize;
+                Value::Blob(if p.is_null() {
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(p, n).to_vec()
+                })
+            }
+            _ => Value::Null,
+        }))
+    }
+}
+
+/// Every change of a changeset, in its order.
+fn changes(changeset: &[u8]) -> Result<Vec<Change>, String> {
+    let len = len_of(changeset)?;
+    let mut raw: *mut RawIter = std::ptr::null_mut();
+    // SAFETY: SQLite only reads the buffer, which outlives the iterator
+    // (finalized below on every path).
+    let rc = unsafe { sqlite3changeset_start(&mut raw, len, changeset.as_ptr() as *mut c_void) };
+    if rc != ffi::SQLITE_OK || raw.is_null() {
+        return Err(format!("cannot read the changeset: SQLite error {rc}"));
+    }
+    struct Iter(*mut RawIter);
+    impl Drop for Iter {
+        fn drop(&mut self) {
+            // SAFETY: the iterator made above, finalized once.
+            unsafe { sqlite3changeset_finalize(self.0) };
+        }
+    }
+    let iter = Iter(raw);
+    let mut out = Vec::new();
+    let (mut table, mut pk): (std::rc::Rc<str>, std::rc::Rc<[bool]>) =
+        ("".into(), Vec::new().into());
+    loop {
+        // SAFETY: the live iterator; every pointer it hands out is read
+        // before the next call moves it on.
+        let rc = unsafe { sqlite3changeset_next(iter.0) };
+        if rc == ffi::SQLITE_DONE {
+            return Ok(out);
+        }
+        if rc != ffi::SQLITE_ROW {
+            return Err(format!("cannot read the changeset: SQLite error {rc}"));
+        }
+        let (mut name, mut n, mut op, mut indirect) = (std::ptr::null(), 0, 0, 0);
+        let mut flags: *mut u8 = std::ptr::null_mut();
+        // SAFETY: out-pointers to locals; the name and the key flags are
+        // SQLite's until the next step, copied (or compared) at once.
+        let (name, flags) = unsafe {
+            let rc = sqlite3changeset_op(iter.0, &mut name, &mut n, &mut op, &mut indirect);
+            if rc != ffi::SQLITE_OK || name.is_null() {
+                return Err(format!("cannot read the changeset: SQLite error {rc}"));
+            }
+            if sqlite3changeset_pk(iter.0, &mut flags, &mut n) != ffi::SQLITE_OK || flags.is_null()
+            {
+                return Err("cannot read the changeset's keys".into());
+            }
+            (std::ffi::CStr::from_ptr(name), std::slice::from_raw_parts(flags, n.max(0) as usize))
+        };
+        if table.as_bytes() != name.to_bytes() {
+            table = name.to_str().map_err(|_| "a table name is not UTF-8".to_string())?.into();
+            pk = flags.iter().map(|f| *f != 0).collect::<Vec<_>>().into();
+        }
+        let op = match op {
+            ffi::SQLITE_INSERT => Op::Insert,
+            ffi::SQLITE_UPDATE => Op::Update,
+            ffi::SQLITE_DELETE => Op::Delete,
+            other => return Err(format!("an unknown change {other} in the changeset")),
+        };
+        let column = |i: c_int, new: bool| -> Result<Option<Value>, String> {
+            let mut v: *mut ffi::sqlite3_value = std::ptr::null_mut();
+            // SAFETY: `i` is below the change's column count; the value is
+            // copied before the iterator moves.
+            unsafe {
+                let rc = if new {
+                    sqlite3changeset_new(iter.0, i, &mut v)
+                } else {
+                    sqlite3changeset_old(iter.0, i, &mut v)
+                };
+                if rc != ffi::SQLITE_OK {
+                    return Err(format!("cannot read a changed value: SQLite error {rc}"));
+                }
+                owned(v)
+            }
+        };
+        let (mut old, mut new) = (Vec::new(), Vec::new());
+        if op != Op::Insert {
+            old = (0..n).map(|i| column(i, false)).collect::<Result<_, _>>()?;
+        }
+        if op != Op::Delete {
+            new = (0..n).map(|i| column(i, true)).collect::<Result<_, _>>()?;
+        }
+        out.push(Change { table: table.clone(), op, pk: pk.clone(), old, new });
+    }
+}
+
+/// Why a changeset did not apply.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ApplyError {
+    /// A change did not fit the rows here (SQLite's conflict types: 1 the
+    /// old values differ, 2 the row is missing, 3 the row exists, 4 a
+    /// constraint, 5 a foreign key).
+    Conflict(i32),
+    Sql(String),
+}
+
+/// How one change went.
+enum Failed {
+    /// A constraint other than the key: tried again once the rest of the
+    /// changeset is in (a unique value moving from one row to another).
+    Constraint,
+    Refused(ApplyError),
+}
+
+impl From<rusqlite::Error> for Failed {
+    fn from(e: rusqlite::Error) -> Failed {
+        Failed::Refused(ApplyError::Sql(e.to_string()))
+    }
+}
+
 /// Applies a changeset through `conn` inside the caller's transaction or
 /// savepoint, which the caller rolls back on an error: on a conflict the
 /// changes already made are not undone here.
+///
+/// The changes run as cached statements: SQLite's own apply prepares its
+/// statements on every call and sets `defer_foreign_keys`, which expires
+/// every prepared statement of the connection; on a standby's writer that
+/// was most of its work. Foreign keys are deferred here only when a changed
+/// table has any; the rules are SQLite's: an update or a delete must find
+/// the row with the old values it carries, an insert must not find it,
+/// and a change refused by another constraint is tried again at the end.
 pub fn apply(conn: &Connection, changeset: &[u8]) -> Result<(), ApplyError> {
     if changeset.is_empty() {
         return Ok(());
     }
-    let len = len_of(changeset).map_err(ApplyError::Sql)?;
-    let mut conflict: c_int = 0;
-    // SAFETY: SQLite only reads the changeset buffer (the API takes a
-    // non-const pointer); the callback and its context live for the call;
-    // no rebase buffer is asked for.
-    let rc = unsafe {
-        sqlite3changeset_apply_v2(
-            conn.handle(),
-            len,
-            changeset.as_ptr() as *mut c_void,
-            None,
-            Some(abort_on_conflict),
-            &mut conflict as *mut c_int as *mut c_void,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            SQLITE_CHANGESETAPPLY_NOSAVEPOINT,
-        )
-    };
-    if conflict != 0 {
-        return Err(ApplyError::Conflict(conflict));
+    let changes = changes(changeset).map_err(ApplyError::Sql)?;
+    let sql = |e: rusqlite::Error| ApplyError::Sql(e.to_string());
+    let mut columns: Vec<(std::rc::Rc<str>, Vec<String>)> = Vec::new();
+    let mut defer = false;
+    for c in &changes {
+        if columns.iter().any(|(t, _)| *t == c.table) {
+            continue;
+        }
+        let mut info = conn
+            .prepare_cached("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+            .map_err(sql)?;
+        let names = info
+            .query_map([&*c.table], |r| r.get::<_, String>(0))
+            .map_err(sql)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql)?;
+        if names.len() != c.pk.len() {
+            return Err(ApplyError::Sql(format!(
+                "table {} has {} columns here and {} in the changeset: install the same venuebox package on both boxes",
+                c.table,
+                names.len(),
+                c.pk.len()
+            )));
+        }
+        defer |= conn
+            .prepare_cached("SELECT COUNT(*) > 0 FROM pragma_foreign_key_list(?1)")
+            .and_then(|mut s| s.query_row([&*c.table], |r| r.get::<_, bool>(0)))
+            .map_err(sql)?;
+        columns.push((c.table.clone(), names));
     }
-    check(conn, rc, "cannot apply the changeset").map_err(ApplyError::Sql)
+    if defer {
+        conn.execute_batch("PRAGMA defer_foreign_keys = ON").map_err(sql)?;
+    }
+    let names = |c: &Change| -> &[String] {
+        &columns.iter().find(|(t, _)| *t == c.table).expect("looked up above").1
+    };
+    let mut again = Vec::new();
+    for c in changes {
+        match apply_one(conn, names(&c), &c) {
+            Ok(()) => {}
+            Err(Failed::Constraint) => again.push(c),
+            Err(Failed::Refused(e)) => return Err(e),
+        }
+    }
+    while !again.is_empty() {
+        let before = again.len();
+        let mut left = Vec::new();
+        for c in again {
+            match apply_one(conn, names(&c), &c) {
+                Ok(()) => {}
+                Err(Failed::Constraint) => left.push(c),
+                Err(Failed::Refused(e)) => return Err(e),
+            }
+        }
+        if left.len() == before {
+            return Err(ApplyError::Conflict(4));
+        }
+        again = left;
+    }
+    if defer {
+        let (mut now, mut high) = (0, 0);
+        // SAFETY: the connection's live handle and out-pointers to locals.
+        let rc = unsafe {
+            ffi::sqlite3_db_status(
+                conn.handle(),
+                ffi::SQLITE_DBSTATUS_DEFERRED_FKS,
+                &mut now,
+                &mut high,
+                0,
+            )
+        };
+        if rc == ffi::SQLITE_OK && now > 0 {
+            return Err(ApplyError::Conflict(5));
+        }
+    }
+    Ok(())
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `"a" = ?1 AND "b" IS ?2 ...` over the columns that carry a value (keys
+/// compared with `=`, which finds them by their index), and those values;
+/// parameters are numbered from `first`.
+fn matching<'v>(
+    names: &[String],
+    pk: &[bool],
+    values: &'v [Option<Value>],
+    first: usize,
+) -> (String, Vec<&'v Value>) {
+    let mut clause = String::new();
+    let mut bound = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let Some(v) = v else { continue };
+        if !clause.is_empty() {
+            clause.push_str(" AND ");
+        }
+        let how = if pk[i] { "=" } else { "IS" };
+        clause.push_str(&format!("{} {how} ?{}", quoted(&names[i]), first + bound.len()));
+        bound.push(v);
+    }
+    (clause, bound)
+}
+
+fn apply_one(conn: &Connection, names: &[String], c: &Change) -> Result<(), Failed> {
+    let table = format!("main.{}", quoted(&c.table));
+    let done = match c.op {
+        Op::Insert => {
+            let marks: Vec<String> = (1..=c.new.len()).map(|i| format!("?{i}")).collect();
+            let mut s =
+                conn.prepare_cached(&format!("INSERT INTO {table} VALUES ({})", marks.join(", ")))?;
+            let values = c.new.iter().map(|v| v.as_ref().unwrap_or(&Value::Null));
+            match s.execute(rusqlite::params_from_iter(values)) {
+                Ok(n) => n,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    let key = [ffi::SQLITE_CONSTRAINT_PRIMARYKEY, ffi::SQLITE_CONSTRAINT_ROWID];
+                    return Err(if key.contains(&e.extended_code) {
+                        Failed::Refused(ApplyError::Conflict(3))
+                    } else {
+                        Failed::Constraint
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Op::Delete => {
+            let (clause, bound) = matching(names, &c.pk, &c.old, 1);
+            let mut s = conn.prepare_cached(&format!("DELETE FROM {table} WHERE {clause}"))?;
+            s.execute(rusqlite::params_from_iter(bound))?
+        }
+        Op::Update => {
+            let mut set = Vec::new();
+            let mut bound = Vec::new();
+            for (i, v) in c.new.iter().enumerate() {
+                if let Some(v) = v {
+                    set.push(format!("{} = ?{}", quoted(&names[i]), bound.len() + 1));
+                    bound.push(v);
+                }
+            }
+            if set.is_empty() {
+                return Ok(());
+            }
+            let (clause, old) = matching(names, &c.pk, &c.old, bound.len() + 1);
+            bound.extend(old);
+            let mut s = conn
+                .prepare_cached(&format!("UPDATE {table} SET {} WHERE {clause}", set.join(", ")))?;
+            match s.execute(rusqlite::params_from_iter(bound)) {
+                Ok(n) => n,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(Failed::Constraint)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if done == 1 {
+        return Ok(());
+    }
+    // Not found with its old values: the row differs (1) or is missing (2).
+    let keys: Vec<Option<Value>> =
+        c.old.iter().zip(c.pk.iter()).map(|(v, k)| if *k { v.clone() } else { None }).collect();
+    let (clause, bound) = matching(names, &c.pk, &keys, 1);
+    let found: bool = conn
+        .prepare_cached(&format!("SELECT COUNT(*) > 0 FROM {table} WHERE {clause}"))?
+        .query_row(rusqlite::params_from_iter(bound), |r| r.get(0))?;
+    Err(Failed::Refused(ApplyError::Conflict(if found { 1 } else { 2 })))
 }
 
 #[cfg(test)]
@@ -341,5 +645,97 @@ mod tests {
         let mut s = Session::start(&a, &[CString::new("t").unwrap()]).unwrap();
         a.execute_batch("INSERT INTO own VALUES (1)").unwrap();
         assert_eq!(s.changeset().unwrap(), None);
+    }
+
+    fn db2() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "PRAGMA foreign_keys = ON;
+             CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER NOT NULL REFERENCES parent (id));
+             CREATE TABLE parent (id INTEGER PRIMARY KEY, badge TEXT UNIQUE, r REAL, b BLOB, n);",
+        )
+        .unwrap();
+        c
+    }
+
+    fn record2(a: &Connection, sql: &str) -> Vec<u8> {
+        let tables = [CString::new("child").unwrap(), CString::new("parent").unwrap()];
+        a.execute_batch("BEGIN").unwrap();
+        let mut s = Session::start(a, &tables).unwrap();
+        a.execute_batch(sql).unwrap();
+        let cs = s.changeset().unwrap().unwrap();
+        drop(s);
+        a.execute_batch("COMMIT").unwrap();
+        cs
+    }
+
+    fn dump2(c: &Connection) -> Vec<String> {
+        let mut s = c
+            .prepare(
+                "SELECT 'p' || id || ':' || quote(badge) || ':' || quote(r) || ':' || quote(b) || ':' || quote(n) FROM parent
+                 UNION ALL SELECT 'c' || id || ':' || parent FROM child ORDER BY 1",
+            )
+            .unwrap();
+        s.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn a_unique_value_moving_between_rows_and_a_child_before_its_parent_apply() {
+        let (a, b) = (db2(), db2());
+        let setup = "INSERT INTO parent VALUES (1, 'gold', 1.5, x'00ff', NULL);
+                     INSERT INTO parent VALUES (2, 'silver', -0.25, x'', 'it''s');";
+        a.execute_batch(setup).unwrap();
+        b.execute_batch(setup).unwrap();
+        // The child table is recorded first, so its row comes before its
+        // parent's; the badge moves from row 1 to row 2.
+        let cs = record2(
+            &a,
+            "PRAGMA defer_foreign_keys = ON;
+             INSERT INTO child VALUES (10, 3); INSERT INTO parent VALUES (3, NULL, 2.0, NULL, 7);
+             UPDATE parent SET badge = NULL WHERE id = 1; UPDATE parent SET badge = 'gold' WHERE id = 2;",
+        );
+        b.execute_batch("BEGIN").unwrap();
+        apply(&b, &cs).unwrap();
+        b.execute_batch("COMMIT").unwrap();
+        assert_eq!(dump2(&a), dump2(&b));
+        assert!(dump2(&b).contains(&"p2:'gold':-0.25:X'':'it''s'".to_string()), "{:?}", dump2(&b));
+        apply(&b, &record2(&a, "UPDATE parent SET n = 8 WHERE id = 3")).unwrap();
+        assert_eq!(dump2(&a), dump2(&b));
+        // And back: one of the two directions meets the value still held.
+        let back = "UPDATE parent SET badge = NULL WHERE id = 2; UPDATE parent SET badge = 'gold' WHERE id = 1";
+        apply(&b, &record2(&a, back)).unwrap();
+        assert_eq!(dump2(&a), dump2(&b));
+    }
+
+    #[test]
+    fn a_change_that_does_not_fit_is_refused_with_its_kind() {
+        let (a, b) = (db2(), db2());
+        a.execute_batch("INSERT INTO parent VALUES (1, 'gold', 1.5, NULL, NULL)").unwrap();
+        let insert = record2(&a, "INSERT INTO parent VALUES (2, 'silver', 0, NULL, NULL)");
+        let update = record2(&a, "UPDATE parent SET r = 9 WHERE id = 1");
+        let orphan = record2(&a, "INSERT INTO child VALUES (1, 1)");
+        let check = |c: &Connection, cs: &[u8]| {
+            c.execute_batch("SAVEPOINT job").unwrap();
+            let r = apply(c, cs);
+            c.execute_batch("ROLLBACK TO job; RELEASE job").unwrap();
+            r
+        };
+        // The row is missing here.
+        assert_eq!(check(&b, &update), Err(ApplyError::Conflict(2)));
+        // The row is here with other values.
+        b.execute_batch("INSERT INTO parent VALUES (1, 'gold', 2.5, NULL, NULL)").unwrap();
+        assert_eq!(check(&b, &update), Err(ApplyError::Conflict(1)));
+        // The row is already here.
+        b.execute_batch("INSERT INTO parent VALUES (2, 'other', 0, NULL, NULL)").unwrap();
+        assert_eq!(check(&b, &insert), Err(ApplyError::Conflict(3)));
+        // Another row holds its unique value, whatever else applies.
+        b.execute_batch("DELETE FROM parent WHERE id = 2; INSERT INTO parent VALUES (5, 'silver', 0, NULL, NULL)").unwrap();
+        assert_eq!(check(&b, &insert), Err(ApplyError::Conflict(4)));
+        // A child whose parent is not here.
+        b.execute_batch("DELETE FROM parent WHERE id = 1").unwrap();
+        b.execute_batch("BEGIN").unwrap();
+        assert_eq!(check(&b, &orphan), Err(ApplyError::Conflict(5)));
+        b.execute_batch("COMMIT").unwrap();
+        assert_eq!(dump2(&b), vec!["p5:'silver':0.0:NULL:NULL"]);
     }
 }

@@ -147,6 +147,10 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // The writer's jobs and a standby's applied changes (one statement per
+    // table and change shape) together use more than rusqlite's default
+    // 16; a statement pushed out is parsed again on its next use.
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(())
 }
 
