@@ -49,6 +49,23 @@ async fn until(http: &reqwest::Client, base: &str, admin: &str, f: impl Fn(&Valu
     }
 }
 
+/// The primary's write transactions so far (`/metrics`, as the admin).
+async fn batches(http: &reqwest::Client, base: &str, admin: &str) -> f64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("venuebox_store_write_batch_size_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
 /// Runs `f` with a runtime of its own on a thread in the clients' namespace.
 fn in_c<T: Send + 'static>(
     venue: &Venue,
@@ -82,7 +99,9 @@ pub fn standby_phase() {
 
     // The primary alone (no standby joined yet).
     {
-        let (a_base, door, s) = (a_base.clone(), door.clone(), slices.clone());
+        let (a_base, door, admin, s) =
+            (a_base.clone(), door.clone(), admin.clone(), slices.clone());
+        let a_pid = boxes.a.id();
         in_c(&venue, move |rt| {
             rt.block_on(async {
                 let (lat, wall) = checkin_run(
@@ -96,6 +115,9 @@ pub fn standby_phase() {
                 )
                 .await;
                 report("over veth, alone, concurrency 1", lat, wall);
+                let cpu0 = super::cpu_secs(a_pid);
+                let http = reqwest::Client::new();
+                let b0 = batches(&http, &a_base, &admin).await;
                 let (lat, wall) = checkin_run(
                     &a_base,
                     &door,
@@ -107,6 +129,12 @@ pub fn standby_phase() {
                 )
                 .await;
                 report("over veth, alone, concurrency 8", lat, wall);
+                println!(
+                    "  CPU in that run: primary {:.2} s over {:.2} s of wall time; {} transactions",
+                    super::cpu_secs(a_pid) - cpu0,
+                    wall.as_secs_f64(),
+                    batches(&http, &a_base, &admin).await - b0 - 1.0
+                );
             })
         });
     }
@@ -143,15 +171,17 @@ pub fn standby_phase() {
                     })
                 };
                 let cpu0 = (super::cpu_secs(pids.0), super::cpu_secs(pids.1));
+                let b0 = batches(&http, &a_base, &admin).await;
                 let (lat, wall) =
                     checkin_run(&a_base, &door, &s[3], GATES, 8, Duration::from_secs(20), Duration::ZERO).await;
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
                 report("over veth, with standby, concurrency 8", lat, wall);
                 println!(
-                    "  CPU in that run: primary {:.2} s, standby {:.2} s, over {:.2} s of wall time (2 cores, shared with this client)",
+                    "  CPU in that run: primary {:.2} s, standby {:.2} s, over {:.2} s of wall time (2 cores, shared with this client); {} transactions at the primary",
                     super::cpu_secs(pids.0) - cpu0.0,
                     super::cpu_secs(pids.1) - cpu0.1,
-                    wall.as_secs_f64()
+                    wall.as_secs_f64(),
+                    batches(&http, &a_base, &admin).await - b0
                 );
                 let (mut writes, mut ms, out) = sampler.await.unwrap();
                 writes.sort();
