@@ -1,6 +1,7 @@
 //! SQLite's session extension, called directly: record what a transaction
 //! changes as a *changeset* (each row's primary key, old and new values),
-//! and apply a changeset to another copy of the database. The bundled
+//! combine changesets, and apply one to another copy of the database
+//! (read with SQLite's iterator, written with cached statements). The bundled
 //! SQLite is compiled with it (`.cargo/config.toml`: `LIBSQLITE3_FLAGS`);
 //! rusqlite's own wrapper would need libclang on every build machine for
 //! its bindings, so the few functions used are declared here.

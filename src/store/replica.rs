@@ -262,6 +262,11 @@ impl Shared {
         ready.into_iter().for_each(|r| r(Ok(())));
     }
 
+    /// Whether answers are held for the standby now.
+    pub(super) fn answers_held(&self) -> bool {
+        !self.gate.lock().expect("replication gate").pending.is_empty()
+    }
+
     /// When the oldest held answer started waiting, if one does.
     pub fn oldest_wait(&self) -> Option<Instant> {
         self.gate.lock().expect("replication gate").pending.front().map(|p| p.1)

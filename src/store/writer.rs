@@ -19,6 +19,11 @@ use tokio::sync::{mpsc, oneshot};
 /// even when a burst queues thousands of scans.
 const MAX_BATCH: usize = 256;
 
+/// How long a small batch waits for more jobs while answers are held for
+/// the standby, and below what size it does.
+const GATHER: std::time::Duration = std::time::Duration::from_micros(100);
+const GATHER_BELOW: usize = 4;
+
 /// What a job sees: the open transaction and the state the writer owns.
 pub struct WriteCtx<'a> {
     pub conn: &'a Connection,
@@ -167,11 +172,16 @@ fn run(
     let mut data_version = data_version_of(&conn);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
+        drain(&mut rx, &mut batch);
+        // Answers already wait for the standby: others are in flight, and
+        // each comes back to this queue the moment its answer goes out. A
+        // moment's wait lets those on their way join this batch (one
+        // commit, one fsync and one changeset for several), as
+        // PostgreSQL's commit_delay does when other transactions are
+        // active. A lone door (nothing held) never waits.
+        if batch.len() < GATHER_BELOW && replica.capturing() && replica.answers_held() {
+            std::thread::sleep(GATHER);
+            drain(&mut rx, &mut batch);
         }
         metrics.write_batch_size.observe(batch.len() as f64);
         let started = Instant::now();
@@ -260,6 +270,16 @@ fn run(
         }
     }
     tracing::debug!("writer stopped: every store handle is gone");
+}
+
+/// Takes every job already waiting, up to [`MAX_BATCH`].
+fn drain(rx: &mut mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn Job>>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(j) => batch.push(j),
+            Err(_) => break,
+        }
+    }
 }
 
 fn data_version_of(conn: &Connection) -> i64 {
