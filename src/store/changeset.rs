@@ -607,7 +607,11 @@ mod tests {
 
     /// Records one transaction of `sql` on `a` and returns its changeset.
     fn record(a: &Connection, sql: &str) -> Vec<u8> {
-        let tables = [CString::new("t").unwrap(), CString::new("k").unwrap()];
+        record_on(a, &["t", "k"], sql)
+    }
+
+    fn record_on(a: &Connection, tables: &[&str], sql: &str) -> Vec<u8> {
+        let tables: Vec<CString> = tables.iter().map(|t| CString::new(*t).unwrap()).collect();
         a.execute_batch("BEGIN").unwrap();
         let mut s = Session::start(a, &tables).unwrap();
         a.execute_batch(sql).unwrap();
@@ -660,14 +664,7 @@ mod tests {
     }
 
     fn record2(a: &Connection, sql: &str) -> Vec<u8> {
-        let tables = [CString::new("child").unwrap(), CString::new("parent").unwrap()];
-        a.execute_batch("BEGIN").unwrap();
-        let mut s = Session::start(a, &tables).unwrap();
-        a.execute_batch(sql).unwrap();
-        let cs = s.changeset().unwrap().unwrap();
-        drop(s);
-        a.execute_batch("COMMIT").unwrap();
-        cs
+        record_on(a, &["child", "parent"], sql)
     }
 
     fn dump2(c: &Connection) -> Vec<String> {
