@@ -196,7 +196,7 @@ fn len_of(bytes: &[u8]) -> Result<c_int, String> {
 }
 
 /// What a change does to its row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Op {
     Insert,
     Update,
@@ -407,12 +407,15 @@ pub fn apply(conn: &Connection, changeset: &[u8]) -> Result<(), ApplyError> {
     if defer {
         conn.execute_batch("PRAGMA defer_foreign_keys = ON").map_err(sql)?;
     }
-    let names = |c: &Change| -> &[String] {
-        &columns.iter().find(|(t, _)| *t == c.table).expect("looked up above").1
+    // A table's place in `columns` and its column names.
+    let names = |c: &Change| -> (usize, &[String]) {
+        let i = columns.iter().position(|(t, _)| *t == c.table).expect("looked up above");
+        (i, &columns[i].1)
     };
+    let mut texts = Texts::new();
     let mut again = Vec::new();
     for c in changes {
-        match apply_one(conn, names(&c), &c) {
+        match apply_one(conn, names(&c), &mut texts, &c) {
             Ok(()) => {}
             Err(Failed::Constraint) => again.push(c),
             Err(Failed::Refused(e)) => return Err(e),
@@ -422,7 +425,7 @@ pub fn apply(conn: &Connection, changeset: &[u8]) -> Result<(), ApplyError> {
         let before = again.len();
         let mut left = Vec::new();
         for c in again {
-            match apply_one(conn, names(&c), &c) {
+            match apply_one(conn, names(&c), &mut texts, &c) {
                 Ok(()) => {}
                 Err(Failed::Constraint) => left.push(c),
                 Err(Failed::Refused(e)) => return Err(e),
@@ -457,82 +460,98 @@ fn quoted(name: &str) -> String {
 }
 
 /// `"a" = ?1 AND "b" IS ?2 ...` over the columns that carry a value (keys
-/// compared with `=`, which finds them by their index), and those values;
-/// parameters are numbered from `first`.
-fn matching<'v>(
-    names: &[String],
-    pk: &[bool],
-    values: &'v [Option<Value>],
-    first: usize,
-) -> (String, Vec<&'v Value>) {
-    let mut clause = String::new();
-    let mut bound = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        let Some(v) = v else { continue };
-        if !clause.is_empty() {
-            clause.push_str(" AND ");
+/// compared with `=`, which finds them by their index); parameters are
+/// numbered from `first`, in column order.
+fn clause(names: &[String], pk: &[bool], values: &[Option<Value>], first: usize) -> String {
+    let mut out = String::new();
+    for (n, i) in (0..values.len()).filter(|i| values[*i].is_some()).enumerate() {
+        if !out.is_empty() {
+            out.push_str(" AND ");
         }
         let how = if pk[i] { "=" } else { "IS" };
-        clause.push_str(&format!("{} {how} ?{}", quoted(&names[i]), first + bound.len()));
-        bound.push(v);
+        out.push_str(&format!("{} {how} ?{}", quoted(&names[i]), first + n));
     }
-    (clause, bound)
+    out
 }
 
-fn apply_one(conn: &Connection, names: &[String], c: &Change) -> Result<(), Failed> {
+/// The statement text of each change shape (table, operation, columns
+/// carried), made once per apply: a catch-up applies thousands of
+/// changes of a few shapes.
+type Texts = std::collections::HashMap<(usize, Op, u64, u64), String>;
+
+/// Which columns carry a value, as bits (`None` past 64 columns).
+fn carried(values: &[Option<Value>]) -> Option<u64> {
+    (values.len() <= 64).then(|| {
+        values.iter().enumerate().filter(|(_, v)| v.is_some()).fold(0, |m, (i, _)| m | 1 << i)
+    })
+}
+
+/// The statement for a change of `c`'s shape; its parameters are the
+/// new values carried, then the old ones, in column order (an insert:
+/// every new value).
+fn text(names: &[String], c: &Change) -> String {
     let table = format!("main.{}", quoted(&c.table));
-    let done = match c.op {
+    match c.op {
         Op::Insert => {
             let marks: Vec<String> = (1..=c.new.len()).map(|i| format!("?{i}")).collect();
-            let mut s =
-                conn.prepare_cached(&format!("INSERT INTO {table} VALUES ({})", marks.join(", ")))?;
-            let values = c.new.iter().map(|v| v.as_ref().unwrap_or(&Value::Null));
-            match s.execute(rusqlite::params_from_iter(values)) {
-                Ok(n) => n,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    let key = [ffi::SQLITE_CONSTRAINT_PRIMARYKEY, ffi::SQLITE_CONSTRAINT_ROWID];
-                    return Err(if key.contains(&e.extended_code) {
-                        Failed::Refused(ApplyError::Conflict(3))
-                    } else {
-                        Failed::Constraint
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            }
+            format!("INSERT INTO {table} VALUES ({})", marks.join(", "))
         }
-        Op::Delete => {
-            let (clause, bound) = matching(names, &c.pk, &c.old, 1);
-            let mut s = conn.prepare_cached(&format!("DELETE FROM {table} WHERE {clause}"))?;
-            s.execute(rusqlite::params_from_iter(bound))?
-        }
+        Op::Delete => format!("DELETE FROM {table} WHERE {}", clause(names, &c.pk, &c.old, 1)),
         Op::Update => {
-            let mut set = Vec::new();
-            let mut bound = Vec::new();
-            for (i, v) in c.new.iter().enumerate() {
-                if let Some(v) = v {
-                    set.push(format!("{} = ?{}", quoted(&names[i]), bound.len() + 1));
-                    bound.push(v);
-                }
-            }
-            if set.is_empty() {
-                return Ok(());
-            }
-            let (clause, old) = matching(names, &c.pk, &c.old, bound.len() + 1);
-            bound.extend(old);
-            let mut s = conn
-                .prepare_cached(&format!("UPDATE {table} SET {} WHERE {clause}", set.join(", ")))?;
-            match s.execute(rusqlite::params_from_iter(bound)) {
-                Ok(n) => n,
-                Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    return Err(Failed::Constraint)
-                }
-                Err(e) => return Err(e.into()),
-            }
+            let set: Vec<String> = (0..c.new.len())
+                .filter(|i| c.new[*i].is_some())
+                .enumerate()
+                .map(|(n, i)| format!("{} = ?{}", quoted(&names[i]), n + 1))
+                .collect();
+            let old = clause(names, &c.pk, &c.old, set.len() + 1);
+            format!("UPDATE {table} SET {} WHERE {old}", set.join(", "))
         }
+    }
+}
+
+fn apply_one(
+    conn: &Connection,
+    (table, names): (usize, &[String]),
+    texts: &mut Texts,
+    c: &Change,
+) -> Result<(), Failed> {
+    if c.op == Op::Update && c.new.iter().all(Option::is_none) {
+        return Ok(());
+    }
+    let made;
+    let sql: &str = match (carried(&c.new), carried(&c.old)) {
+        (Some(new), Some(old)) => {
+            let key = (table, c.op, new, old);
+            texts.entry(key).or_insert_with(|| text(names, c))
+        }
+        _ => {
+            made = text(names, c);
+            &made
+        }
+    };
+    let mut s = conn.prepare_cached(sql)?;
+    let outcome = match c.op {
+        Op::Insert => s.execute(rusqlite::params_from_iter(
+            c.new.iter().map(|v| v.as_ref().unwrap_or(&Value::Null)),
+        )),
+        Op::Delete | Op::Update => {
+            s.execute(rusqlite::params_from_iter(c.new.iter().chain(c.old.iter()).flatten()))
+        }
+    };
+    let done = match outcome {
+        Ok(n) => n,
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            // An insert whose key is taken: the row is already here.
+            let key = [ffi::SQLITE_CONSTRAINT_PRIMARYKEY, ffi::SQLITE_CONSTRAINT_ROWID];
+            return Err(if c.op == Op::Insert && key.contains(&e.extended_code) {
+                Failed::Refused(ApplyError::Conflict(3))
+            } else {
+                Failed::Constraint
+            });
+        }
+        Err(e) => return Err(e.into()),
     };
     if done == 1 {
         return Ok(());
@@ -540,10 +559,13 @@ fn apply_one(conn: &Connection, names: &[String], c: &Change) -> Result<(), Fail
     // Not found with its old values: the row differs (1) or is missing (2).
     let keys: Vec<Option<Value>> =
         c.old.iter().zip(c.pk.iter()).map(|(v, k)| if *k { v.clone() } else { None }).collect();
-    let (clause, bound) = matching(names, &c.pk, &keys, 1);
     let found: bool = conn
-        .prepare_cached(&format!("SELECT COUNT(*) > 0 FROM {table} WHERE {clause}"))?
-        .query_row(rusqlite::params_from_iter(bound), |r| r.get(0))?;
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) > 0 FROM main.{} WHERE {}",
+            quoted(&c.table),
+            clause(names, &c.pk, &keys, 1)
+        ))?
+        .query_row(rusqlite::params_from_iter(keys.iter().flatten()), |r| r.get(0))?;
     Err(Failed::Refused(ApplyError::Conflict(if found { 1 } else { 2 })))
 }
 
