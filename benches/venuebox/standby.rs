@@ -133,7 +133,7 @@ pub fn standby_phase() {
                     "  CPU in that run: primary {:.2} s over {:.2} s of wall time; {} transactions",
                     super::cpu_secs(a_pid) - cpu0,
                     wall.as_secs_f64(),
-                    batches(&http, &a_base, &admin).await - b0 - 1.0
+                    batches(&http, &a_base, &admin).await - b0
                 );
             })
         });

@@ -413,18 +413,13 @@ pub fn apply(conn: &Connection, changeset: &[u8]) -> Result<(), ApplyError> {
         (i, &columns[i].1)
     };
     let mut texts = Texts::new();
-    let mut again = Vec::new();
-    for c in changes {
-        match apply_one(conn, names(&c), &mut texts, &c) {
-            Ok(()) => {}
-            Err(Failed::Constraint) => again.push(c),
-            Err(Failed::Refused(e)) => return Err(e),
-        }
-    }
-    while !again.is_empty() {
-        let before = again.len();
+    // Passes until every change is in; one that made no progress means
+    // the constraint is real.
+    let mut pending = changes;
+    while !pending.is_empty() {
+        let before = pending.len();
         let mut left = Vec::new();
-        for c in again {
+        for c in pending {
             match apply_one(conn, names(&c), &mut texts, &c) {
                 Ok(()) => {}
                 Err(Failed::Constraint) => left.push(c),
@@ -434,7 +429,7 @@ pub fn apply(conn: &Connection, changeset: &[u8]) -> Result<(), ApplyError> {
         if left.len() == before {
             return Err(ApplyError::Conflict(4));
         }
-        again = left;
+        pending = left;
     }
     if defer {
         let (mut now, mut high) = (0, 0);
