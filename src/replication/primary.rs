@@ -183,6 +183,10 @@ pub async fn lead(
         };
         let mut committed = store.replica().committed();
         let mut last_send = Instant::now();
+        // Commits of this process are in memory before they are announced;
+        // another process's (a CLI command's) only in the log, looked at
+        // when the periodic wake-up fires.
+        let mut from_log = true;
         loop {
             if stop.is_cancelled() {
                 let _ =
@@ -190,11 +194,13 @@ pub async fn lead(
                 return Ok(());
             }
             if sent - acked.load(Ordering::Acquire) < IN_FLIGHT {
-                let rows = match store.log_after(sent, ROWS_PER_FRAME, BYTES_PER_FRAME).await {
-                    Ok(rows) => rows,
-                    // Trimmed under us (the standby fell far behind): start over.
-                    Err(e) => return Err(LinkError::Store(e)),
-                };
+                let rows =
+                    match store.log_after(sent, ROWS_PER_FRAME, BYTES_PER_FRAME, from_log).await {
+                        Ok(rows) => rows,
+                        // Trimmed under us (the standby fell far behind): start over.
+                        Err(e) => return Err(LinkError::Store(e)),
+                    };
+                from_log = false;
                 if let Some(last) = rows.last() {
                     sent = last.seq;
                     frame::write(&mut writer, &Frame::Rows(rows)).await?;
@@ -210,7 +216,7 @@ pub async fn lead(
             // process (a CLI command) committed.
             tokio::select! {
                 _ = committed.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => from_log = true,
                 _ = stop.cancelled() => {}
             }
         }

@@ -291,13 +291,16 @@ impl Shared {
     }
 
     /// The rows after `after` from memory, when memory holds `after + 1`
-    /// (a caught-up standby); `None`: read the log. Memory holds only this
-    /// process's commits, contiguous: a gap (another process's commit)
-    /// empties it.
+    /// (a caught-up standby), or none when memory ends at `after` (every
+    /// commit of this process is in memory before it is announced);
+    /// `None`: read the log. Memory holds only this process's commits,
+    /// contiguous: a gap (another process's commit) empties it, and such a
+    /// commit right after memory's last row is found by the caller's
+    /// periodic look into the log.
     fn recent_after(&self, after: i64, limit: usize, max_bytes: usize) -> Option<Vec<LogRow>> {
         let recent = self.recent.lock().expect("recent log rows");
-        let first = recent.rows.front()?.seq;
-        if first > after + 1 {
+        let (first, last) = (recent.rows.front()?.seq, recent.rows.back()?.seq);
+        if first > after + 1 || after > last {
             return None;
         }
         let (mut out, mut bytes) = (Vec::new(), 0usize);
@@ -309,9 +312,7 @@ impl Shared {
                 break;
             }
         }
-        // Nothing here after `after`: another process (a CLI command) may
-        // have committed the next seq, which only the log holds.
-        (!out.is_empty()).then_some(out)
+        Some(out)
     }
 
     /// The log was trimmed up to `upto`: memory forgets those rows too.
@@ -426,13 +427,18 @@ impl Store {
     /// Log rows after `after`, oldest first, at most `limit` of them and
     /// about `max_bytes` (always at least one). `Err(Trimmed)` when
     /// the row after `after` is no longer kept.
+    ///
+    /// `from_log` reads the log even when memory is at `after`: it also
+    /// finds a commit another process (a CLI command) made since.
     pub async fn log_after(
         &self,
         after: i64,
         limit: usize,
         max_bytes: usize,
+        from_log: bool,
     ) -> Result<Vec<LogRow>, StoreError> {
-        if let Some(rows) = self.replica.recent_after(after, limit, max_bytes) {
+        let memory = self.replica.recent_after(after, limit, max_bytes);
+        if let Some(rows) = memory.filter(|rows| !(rows.is_empty() && from_log)) {
             return Ok(rows);
         }
         self.read(move |c| {
@@ -1108,7 +1114,7 @@ mod tests {
         for t in tasks {
             let _ = t.await.unwrap();
         }
-        let rows = primary.log_after(0, 1000, 1 << 20).await.unwrap();
+        let rows = primary.log_after(0, 1000, 1 << 20, true).await.unwrap();
         assert!(!rows.is_empty());
         let last = standby.apply_log(rows.clone()).await.unwrap();
         assert_eq!(last, rows.last().unwrap().seq);
@@ -1129,14 +1135,41 @@ mod tests {
         audit(&primary, 100, false).await.unwrap();
         audit(&primary, 101, false).await.unwrap();
         primary.trim_log(last + 1).await.unwrap();
-        assert!(primary.log_after(0, 10, 1 << 20).await.is_err());
-        assert!(primary.log_after(last, 10, 1 << 20).await.is_err());
-        assert_eq!(primary.log_after(last + 1, 10, 1 << 20).await.unwrap().len(), 1);
+        assert!(primary.log_after(0, 10, 1 << 20, true).await.is_err());
+        assert!(primary.log_after(last, 10, 1 << 20, true).await.is_err());
+        assert_eq!(primary.log_after(last + 1, 10, 1 << 20, true).await.unwrap().len(), 1);
         // The newest row always stays, so the next seq follows it.
         primary.trim_log(i64::MAX).await.unwrap();
         audit(&primary, 102, false).await.unwrap();
-        let tail = primary.log_after(last + 2, 10, 1 << 20).await.unwrap();
+        let tail = primary.log_after(last + 2, 10, 1 << 20, true).await.unwrap();
         assert_eq!(tail.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![last + 3]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_shipper_reads_its_own_commits_from_memory_and_another_processs_from_the_log() {
+        let dirs = tempfile::tempdir().unwrap();
+        let primary = open(dirs.path());
+        primary.start_capture().await.unwrap();
+        audit(&primary, 1, false).await.unwrap();
+        let mine = primary.log_after(0, 10, 1 << 20, true).await.unwrap();
+        let n = mine.last().unwrap().seq;
+        // Nothing newer: memory says so without a read of the log.
+        assert!(primary.log_after(n, 10, 1 << 20, false).await.unwrap().is_empty());
+        // A CLI command in another process commits the next seq.
+        let cli = open(dirs.path());
+        audit(&cli, 2, false).await.unwrap();
+        drop(cli);
+        // Only the log knows it: the shipper's periodic look finds it.
+        assert!(primary.log_after(n, 10, 1 << 20, false).await.unwrap().is_empty());
+        let seqs = |rows: Vec<LogRow>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(primary.log_after(n, 10, 1 << 20, true).await.unwrap()), vec![n + 1]);
+        // This process's next commit leaves a gap in memory: the log again.
+        audit(&primary, 3, false).await.unwrap();
+        assert_eq!(
+            seqs(primary.log_after(n, 10, 1 << 20, false).await.unwrap()),
+            vec![n + 1, n + 2]
+        );
+        assert_eq!(seqs(primary.log_after(n + 1, 10, 1 << 20, false).await.unwrap()), vec![n + 2]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1160,7 +1193,7 @@ mod tests {
         );
         assert_eq!(standby.log_epoch_at(5).await.unwrap(), Some(1));
         audit(&primary, 6, false).await.unwrap();
-        standby.apply_log(primary.log_after(5, 10, 1 << 20).await.unwrap()).await.unwrap();
+        standby.apply_log(primary.log_after(5, 10, 1 << 20, true).await.unwrap()).await.unwrap();
         assert_eq!(
             primary.replicated_digest().await.unwrap(),
             standby.replicated_digest().await.unwrap()
@@ -1205,13 +1238,19 @@ mod tests {
         assert_eq!(st.apart_since, Some(1_700_000_000_000));
         // Someone else's write arrives first: still not settled.
         audit(&primary, 2, false).await.unwrap();
-        satellite.apply_log(primary.log_after(seq, 10, 1 << 20).await.unwrap()).await.unwrap();
+        satellite
+            .apply_log(primary.log_after(seq, 10, 1 << 20, true).await.unwrap())
+            .await
+            .unwrap();
         assert!(!satellite.settle_report().await.unwrap());
         // The primary merges it (the sale is listed): settled when the
         // listing arrives, and the box is no longer apart.
         let before = primary.replica_state().await.unwrap().seq;
         assert_eq!(primary.merge_takeover(report, 5).await.unwrap(), 1);
-        satellite.apply_log(primary.log_after(before, 10, 1 << 20).await.unwrap()).await.unwrap();
+        satellite
+            .apply_log(primary.log_after(before, 10, 1 << 20, true).await.unwrap())
+            .await
+            .unwrap();
         assert!(satellite.settle_report().await.unwrap());
         assert!(!satellite.replica().report_pending());
         assert_eq!(satellite.pending_report().await.unwrap(), None);
@@ -1250,14 +1289,14 @@ mod tests {
         primary.start_capture().await.unwrap();
         let standby = standby_of(&primary, &dirs.path().join("b")).await;
         audit(&primary, 1, false).await.unwrap();
-        standby.apply_log(primary.log_after(0, 10, 1 << 20).await.unwrap()).await.unwrap();
+        standby.apply_log(primary.log_after(0, 10, 1 << 20, true).await.unwrap()).await.unwrap();
         let promoted = standby.promote(1_700_000_000_000).await.unwrap();
         assert_eq!(
             (promoted.role, promoted.epoch, promoted.epoch_start),
             (Role::Primary, 2, Some(1))
         );
         audit(&standby, 2, false).await.unwrap();
-        let next = standby.log_after(1, 10, 1 << 20).await.unwrap();
+        let next = standby.log_after(1, 10, 1 << 20, true).await.unwrap();
         assert_eq!((next[0].seq, next[0].epoch), (2, 2), "the log goes on, in the new epoch");
         primary.fence(promoted.epoch).await.unwrap();
         assert!(matches!(audit(&primary, 3, false).await, Err(StoreError::NotPrimary)));
