@@ -359,6 +359,49 @@ impl From<rusqlite::Error> for Failed {
     }
 }
 
+/// What [`apply`] needs to know of the tables it writes, read from the
+/// schema once and kept while the schema stays the same (its version is
+/// read on every apply; a migration changes it).
+#[derive(Default)]
+pub struct Schema {
+    version: Option<i64>,
+    tables: std::collections::HashMap<String, std::sync::Arc<Table>>,
+}
+
+/// A table's column names in order, and whether it has foreign keys.
+pub struct Table {
+    names: Vec<String>,
+    foreign_keys: bool,
+}
+
+impl Schema {
+    fn check(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let version: i64 =
+            conn.prepare_cached("PRAGMA schema_version")?.query_row([], |r| r.get(0))?;
+        if self.version != Some(version) {
+            self.tables.clear();
+            self.version = Some(version);
+        }
+        Ok(())
+    }
+
+    fn table(&mut self, conn: &Connection, name: &str) -> rusqlite::Result<std::sync::Arc<Table>> {
+        if let Some(t) = self.tables.get(name) {
+            return Ok(t.clone());
+        }
+        let names = conn
+            .prepare_cached("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?
+            .query_map([name], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let foreign_keys = conn
+            .prepare_cached("SELECT COUNT(*) > 0 FROM pragma_foreign_key_list(?1)")?
+            .query_row([name], |r| r.get::<_, bool>(0))?;
+        let table = std::sync::Arc::new(Table { names, foreign_keys });
+        self.tables.insert(name.to_string(), table.clone());
+        Ok(table)
+    }
+}
+
 /// Applies a changeset through `conn` inside the caller's transaction or
 /// savepoint, which the caller rolls back on an error: on a conflict the
 /// changes already made are not undone here.
@@ -370,39 +413,30 @@ impl From<rusqlite::Error> for Failed {
 /// table has any; the rules are SQLite's: an update or a delete must find
 /// the row with the old values it carries, an insert must not find it,
 /// and a change refused by another constraint is tried again at the end.
-pub fn apply(conn: &Connection, changeset: &[u8]) -> Result<(), ApplyError> {
+pub fn apply(conn: &Connection, changeset: &[u8], schema: &mut Schema) -> Result<(), ApplyError> {
     if changeset.is_empty() {
         return Ok(());
     }
     let changes = changes(changeset).map_err(ApplyError::Sql)?;
     let sql = |e: rusqlite::Error| ApplyError::Sql(e.to_string());
-    let mut columns: Vec<(std::rc::Rc<str>, Vec<String>)> = Vec::new();
+    schema.check(conn).map_err(sql)?;
+    let mut columns: Vec<(std::rc::Rc<str>, std::sync::Arc<Table>)> = Vec::new();
     let mut defer = false;
     for c in &changes {
         if columns.iter().any(|(t, _)| *t == c.table) {
             continue;
         }
-        let mut info = conn
-            .prepare_cached("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
-            .map_err(sql)?;
-        let names = info
-            .query_map([&*c.table], |r| r.get::<_, String>(0))
-            .map_err(sql)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql)?;
-        if names.len() != c.pk.len() {
+        let table = schema.table(conn, &c.table).map_err(sql)?;
+        if table.names.len() != c.pk.len() {
             return Err(ApplyError::Sql(format!(
                 "table {} has {} columns here and {} in the changeset: install the same venuebox package on both boxes",
                 c.table,
-                names.len(),
+                table.names.len(),
                 c.pk.len()
             )));
         }
-        defer |= conn
-            .prepare_cached("SELECT COUNT(*) > 0 FROM pragma_foreign_key_list(?1)")
-            .and_then(|mut s| s.query_row([&*c.table], |r| r.get::<_, bool>(0)))
-            .map_err(sql)?;
-        columns.push((c.table.clone(), names));
+        defer |= table.foreign_keys;
+        columns.push((c.table.clone(), table));
     }
     if defer {
         conn.execute_batch("PRAGMA defer_foreign_keys = ON").map_err(sql)?;
@@ -410,7 +444,7 @@ pub fn apply(conn: &Connection, changeset: &[u8]) -> Result<(), ApplyError> {
     // A table's place in `columns` and its column names.
     let names = |c: &Change| -> (usize, &[String]) {
         let i = columns.iter().position(|(t, _)| *t == c.table).expect("looked up above");
-        (i, &columns[i].1)
+        (i, &columns[i].1.names)
     };
     let mut texts = Texts::new();
     // Passes until every change is in; one that made no progress means
@@ -609,7 +643,7 @@ mod tests {
         let cs = s.changeset().unwrap().unwrap();
         drop(s);
         a.execute_batch("COMMIT").unwrap();
-        apply(&b, &cs).unwrap();
+        apply(&b, &cs, &mut Schema::default()).unwrap();
         assert_eq!(dump(&a), dump(&b));
         assert_eq!(dump(&b), vec!["2=two", "x=2"]);
         let own: i64 = b.query_row("SELECT COUNT(*) FROM own", [], |r| r.get(0)).unwrap();
@@ -617,7 +651,7 @@ mod tests {
         // The same changeset again does not fit; the caller's savepoint
         // undoes what it did change.
         b.execute_batch("SAVEPOINT job").unwrap();
-        assert!(matches!(apply(&b, &cs), Err(ApplyError::Conflict(_))));
+        assert!(matches!(apply(&b, &cs, &mut Schema::default()), Err(ApplyError::Conflict(_))));
         b.execute_batch("ROLLBACK TO job; RELEASE job").unwrap();
         assert_eq!(dump(&b), vec!["2=two", "x=2"]);
     }
@@ -639,6 +673,21 @@ mod tests {
     }
 
     #[test]
+    fn what_the_apply_knows_of_a_table_is_read_again_after_a_migration() {
+        let (a, b) = (db(), db());
+        let mut schema = Schema::default();
+        apply(&b, &record(&a, "INSERT INTO t VALUES (1, 'one')"), &mut schema).unwrap();
+        // Both boxes migrate (the same package): a new column.
+        for c in [&a, &b] {
+            c.execute_batch("ALTER TABLE t ADD COLUMN w INTEGER").unwrap();
+        }
+        apply(&b, &record(&a, "INSERT INTO t VALUES (2, 'two', 5)"), &mut schema).unwrap();
+        let w: i64 = b.query_row("SELECT w FROM t WHERE id = 2", [], |r| r.get(0)).unwrap();
+        assert_eq!(w, 5);
+        assert_eq!(dump(&a), dump(&b));
+    }
+
+    #[test]
     fn batches_combined_apply_as_they_would_one_after_the_other() {
         let (a, one_by_one, combined) = (db(), db(), db());
         let batches = [
@@ -648,17 +697,20 @@ mod tests {
             record(&a, "INSERT INTO t VALUES (2, 'again')"),
         ];
         for b in &batches {
-            apply(&one_by_one, b).unwrap();
+            apply(&one_by_one, b, &mut Schema::default()).unwrap();
         }
         let all: Vec<&[u8]> = batches.iter().map(Vec::as_slice).collect();
-        apply(&combined, &combine(&all).unwrap()).unwrap();
+        apply(&combined, &combine(&all).unwrap(), &mut Schema::default()).unwrap();
         assert_eq!(dump(&one_by_one), dump(&a));
         assert_eq!(dump(&combined), dump(&a));
         assert_eq!(dump(&a), vec!["1=uno", "2=again", "x=6"]);
         // Combined, a copy that does not fit is still refused.
         let stale = db();
         stale.execute_batch("INSERT INTO t VALUES (1, 'other')").unwrap();
-        assert!(matches!(apply(&stale, &combine(&all).unwrap()), Err(ApplyError::Conflict(_))));
+        assert!(matches!(
+            apply(&stale, &combine(&all).unwrap(), &mut Schema::default()),
+            Err(ApplyError::Conflict(_))
+        ));
     }
 
     #[test]
@@ -710,15 +762,16 @@ mod tests {
              UPDATE parent SET badge = NULL WHERE id = 1; UPDATE parent SET badge = 'gold' WHERE id = 2;",
         );
         b.execute_batch("BEGIN").unwrap();
-        apply(&b, &cs).unwrap();
+        apply(&b, &cs, &mut Schema::default()).unwrap();
         b.execute_batch("COMMIT").unwrap();
         assert_eq!(dump2(&a), dump2(&b));
         assert!(dump2(&b).contains(&"p2:'gold':-0.25:X'':'it''s'".to_string()), "{:?}", dump2(&b));
-        apply(&b, &record2(&a, "UPDATE parent SET n = 8 WHERE id = 3")).unwrap();
+        apply(&b, &record2(&a, "UPDATE parent SET n = 8 WHERE id = 3"), &mut Schema::default())
+            .unwrap();
         assert_eq!(dump2(&a), dump2(&b));
         // And back: one of the two directions meets the value still held.
         let back = "UPDATE parent SET badge = NULL WHERE id = 2; UPDATE parent SET badge = 'gold' WHERE id = 1";
-        apply(&b, &record2(&a, back)).unwrap();
+        apply(&b, &record2(&a, back), &mut Schema::default()).unwrap();
         assert_eq!(dump2(&a), dump2(&b));
     }
 
@@ -731,7 +784,7 @@ mod tests {
         let orphan = record2(&a, "INSERT INTO child VALUES (1, 1)");
         let check = |c: &Connection, cs: &[u8]| {
             c.execute_batch("SAVEPOINT job").unwrap();
-            let r = apply(c, cs);
+            let r = apply(c, cs, &mut Schema::default());
             c.execute_batch("ROLLBACK TO job; RELEASE job").unwrap();
             r
         };

@@ -171,6 +171,8 @@ pub struct Shared {
     /// The epoch proof for the current epoch, made once per epoch.
     proof: Mutex<Option<(i64, String)>>,
     tables: Vec<CString>,
+    /// What the standby's apply knows of the schema (kept between batches).
+    schema: Mutex<changeset::Schema>,
     /// A report of writes taken apart was sent and not yet seen merged
     /// (`Store::settle_report`).
     report_pending: AtomicBool,
@@ -197,6 +199,7 @@ impl Shared {
             recent: Mutex::new(Recent::default()),
             proof: Mutex::new(None),
             tables: replicated_tables(conn)?,
+            schema: Mutex::new(changeset::Schema::default()),
             report_pending: AtomicBool::new(get("apart_report")?.is_some()),
         })
     }
@@ -492,7 +495,9 @@ impl Store {
     /// data is an error (the standby then needs a snapshot). Returns the
     /// last seq applied.
     pub async fn apply_log(&self, rows: Vec<LogRow>) -> Result<i64, StoreError> {
+        let replica = self.replica.clone();
         self.write_replicated(move |ctx| {
+            let mut schema = replica.schema.lock().expect("schema cache");
             let mut last: i64 = ctx
                 .conn
                 .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM repl_log")?
@@ -520,11 +525,11 @@ impl Store {
             // prepares its statements once per table, not once per batch.
             match fresh.as_slice() {
                 [] => {}
-                [one] => apply_changeset(ctx.conn, &one.changeset)?,
+                [one] => apply_changeset(ctx.conn, &one.changeset, &mut schema)?,
                 many => {
                     let all: Vec<&[u8]> = many.iter().map(|r| r.changeset.as_slice()).collect();
                     let combined = changeset::combine(&all).map_err(StoreError::Internal)?;
-                    apply_changeset(ctx.conn, &combined)?;
+                    apply_changeset(ctx.conn, &combined, &mut schema)?;
                 }
             }
             let mut insert = ctx.conn.prepare_cached(
@@ -967,8 +972,12 @@ impl Store {
 
 /// Applies one changeset. The standby is an exact copy, so every change
 /// must fit: a conflict means it is not, and the whole batch is refused.
-fn apply_changeset(conn: &Connection, bytes: &[u8]) -> Result<(), StoreError> {
-    changeset::apply(conn, bytes).map_err(|e| match e {
+fn apply_changeset(
+    conn: &Connection,
+    bytes: &[u8],
+    schema: &mut changeset::Schema,
+) -> Result<(), StoreError> {
+    changeset::apply(conn, bytes, schema).map_err(|e| match e {
         changeset::ApplyError::Conflict(kind) => StoreError::refused(
             ErrorCode::StandbyBehind,
             format!("a replicated change does not fit this copy (conflict {kind}): the standby needs a snapshot"),
