@@ -428,8 +428,9 @@ impl Store {
     }
 
     /// Log rows after `after`, oldest first, at most `limit` of them and
-    /// about `max_bytes` (always at least one). `Err(Trimmed)` when
-    /// the row after `after` is no longer kept.
+    /// about `max_bytes` (at least one when there is one; none when
+    /// nothing is newer). `Err(Trimmed)` when the row after `after` is no
+    /// longer kept.
     ///
     /// `from_log` reads the log even when memory is at `after`: it also
     /// finds a commit another process (a CLI command) made since.
